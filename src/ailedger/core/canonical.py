@@ -1,0 +1,162 @@
+"""RFC 8785 JSON Canonicalization Scheme (JCS).
+
+One function, :func:`canonical_json`, produces the bytes that every signature in
+ailedger covers.  Keys are sorted by UTF-16 code units, strings use the minimal
+JSON escapes, numbers use the ECMAScript ``Number.prototype.toString`` form.
+
+The fast path hands structures with no floats and only BMP keys to the C
+encoder of :mod:`json`, whose output coincides with JCS for them; anything else
+takes the exact (slower) path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ailedger.core.errors import BadInputError
+
+__all__ = ["canonical_json", "parse_json"]
+
+_fast_encoder = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+)
+
+
+def _needs_slow_path(obj: Any) -> bool:
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        t = type(o)
+        if t is dict:
+            for k, v in o.items():
+                if type(k) is not str:
+                    raise BadInputError(f"JSON object keys must be strings, got {type(k).__name__}")
+                # keys outside the BMP or in the surrogate/private range sort differently in UTF-16
+                if any(ord(c) >= 0xD800 for c in k):
+                    return True
+                stack.append(v)
+        elif t is list or t is tuple:
+            stack.extend(o)
+        elif t is float:
+            return True
+        elif t is str or t is int or t is bool or o is None:
+            continue
+        else:
+            raise BadInputError(f"value of type {t.__name__} cannot be canonicalised as JSON")
+    return False
+
+
+def _number(x: float) -> str:
+    if math.isnan(x) or math.isinf(x):
+        raise BadInputError("NaN and Infinity have no JSON form")
+    if x == 0:
+        return "0"
+    if x.is_integer() and abs(x) < 1e21:
+        return str(int(x))
+    r = repr(x)  # shortest round-trip digits
+    mantissa, _, exp_s = r.partition("e")
+    neg = mantissa.startswith("-")
+    if neg:
+        mantissa = mantissa[1:]
+    exp = int(exp_s) if exp_s else 0
+    intpart, _, frac = mantissa.partition(".")
+    digits = (intpart + frac).lstrip("0")
+    # decimal exponent n such that value = 0.d1d2... * 10^n
+    if intpart.strip("0"):
+        n = len(intpart.lstrip("0")) + exp
+    else:
+        n = exp - (len(frac) - len(frac.lstrip("0")))
+    digits = digits.rstrip("0") or "0"
+    k = len(digits)
+    if k <= n <= 21:
+        s = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        s = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        s = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        sign = "+" if e >= 0 else "-"
+        s = digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + sign + str(abs(e))
+    return ("-" if neg else "") + s
+
+
+def _string(s: str) -> str:
+    return json.dumps(s, ensure_ascii=False)
+
+
+def _slow(o: Any, out: list[str]) -> None:
+    t = type(o)
+    if o is None:
+        out.append("null")
+    elif o is True:
+        out.append("true")
+    elif o is False:
+        out.append("false")
+    elif t is int:
+        out.append(str(o))
+    elif t is float:
+        out.append(_number(o))
+    elif t is str:
+        out.append(_string(o))
+    elif t is list or t is tuple:
+        out.append("[")
+        for i, v in enumerate(o):
+            if i:
+                out.append(",")
+            _slow(v, out)
+        out.append("]")
+    elif t is dict:
+        out.append("{")
+        keys = sorted(o.keys(), key=lambda k: k.encode("utf-16-be"))
+        for i, k in enumerate(keys):
+            if i:
+                out.append(",")
+            out.append(_string(k))
+            out.append(":")
+            _slow(o[k], out)
+        out.append("}")
+    else:
+        raise BadInputError(f"value of type {t.__name__} cannot be canonicalised as JSON")
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Return the RFC 8785 canonical UTF-8 bytes of a JSON value."""
+    if not _needs_slow_path(obj):
+        try:
+            return _fast_encoder.encode(obj).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadInputError("string contains a lone surrogate, which has no UTF-8 form") from exc
+    out: list[str] = []
+    _slow(obj, out)
+    try:
+        return "".join(out).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadInputError("string contains a lone surrogate, which has no UTF-8 form") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise BadInputError(f"{name} is not valid JSON")
+
+
+def _no_dup_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in d:
+            raise BadInputError(f"duplicate JSON key {k!r}", field=k)
+        d[k] = v
+    return d
+
+
+def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
+    """Strict JSON parse: no NaN/Infinity, no duplicate keys; errors name the position."""
+    try:
+        if isinstance(data, bytes):
+            data = data.decode("utf-8")
+        return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_no_dup_pairs)
+    except UnicodeDecodeError as exc:
+        raise BadInputError(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{what} does not parse: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
