@@ -1,0 +1,431 @@
+"""Witnesses (C2SP tlog-witness) and the log's side of collecting their cosignatures.
+
+Witness side
+    A witness directory holds ``witness.key`` (Ed25519 PKCS#8 PEM, mode 0600), ``witness.json``
+    (its name and the logs it accepts: origin -> list of log vkeys) and ``state.db`` (SQLite: the
+    latest cosigned checkpoint per origin, and an ``evidence`` table of refused checkpoints that
+    are signed by the log but conflict with what the witness cosigned before -- split views).
+    :meth:`Witness.add_checkpoint` is the whole add-checkpoint algorithm; the HTTP server in
+    :mod:`ailedger.services.witness_http` only maps its errors to status codes.
+
+Log side
+    :func:`collect_cosignatures` sends the ledger's current checkpoint, with a consistency proof
+    from the size each witness last cosigned, to each witness URL, and returns the checkpoint
+    carrying the log signature plus every cosignature it got.  What each witness last cosigned is
+    remembered in ``<ledger>/witnesses.db`` (so the next request sends the right ``old`` size; a
+    409 answer re-syncs it), together with the latest cosigned checkpoint of each size, which
+    :func:`cosigned_checkpoint` and :func:`attach_cosignatures` hand out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ailedger.core.checkpoint import Checkpoint, parse_checkpoint_text
+from ailedger.core.cosignature import add_cosignatures, cosign, verify_cosignature
+from ailedger.core.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NetworkError,
+    NotFoundError,
+    ProofError,
+)
+from ailedger.core.merkle import verify_consistency
+from ailedger.core.note import ALG_COSIGNATURE_V1, ALG_ED25519, Signer, Verifier, parse_note, parse_vkey
+from ailedger.core.proofbundle import parse_proof_bundle, ProofBundle
+from ailedger.services.identities import read_private_key, write_private_key
+
+__all__ = [
+    "WitnessError",
+    "Witness",
+    "parse_add_checkpoint_body",
+    "format_add_checkpoint_body",
+    "WitnessClient",
+    "collect_cosignatures",
+    "cosigned_checkpoint",
+    "attach_cosignatures",
+]
+
+KEY_FILE = "witness.key"
+CONFIG_FILE = "witness.json"
+STATE_DB = "state.db"
+MAX_PROOF_LINES = 63
+SIZE_CONTENT_TYPE = "text/x.tlog.size"
+
+
+class WitnessError(AiledgerError):
+    """An add-checkpoint request the witness refuses, with the HTTP status the protocol gives it."""
+
+    code = "witness_refused"
+
+    def __init__(self, status: int, message: str, *, body: bytes | None = None,
+                 content_type: str = "text/plain; charset=utf-8", **details: Any) -> None:
+        super().__init__(message, status=status, **details)
+        self.status = status
+        self.body = body if body is not None else (message + "\n").encode()
+        self.content_type = content_type
+
+
+def parse_add_checkpoint_body(body: bytes) -> tuple[int, list[bytes], bytes]:
+    """Split an add-checkpoint request body into (old size, consistency proof, checkpoint note)."""
+    head, sep, note = body.partition(b"\n\n")
+    if not sep or not head:
+        raise WitnessError(400, "body must be an old size line, proof lines, a blank line and a checkpoint")
+    lines = head.split(b"\n")
+    first = lines[0]
+    if not first.startswith(b"old "):
+        raise WitnessError(400, "first line must be 'old <size>'")
+    num = first[4:]
+    if not num.isdigit() or (num != b"0" and num.startswith(b"0")):
+        raise WitnessError(400, "old size must be a decimal number with no leading zeroes")
+    if len(lines) - 1 > MAX_PROOF_LINES:
+        raise WitnessError(400, f"more than {MAX_PROOF_LINES} consistency proof lines")
+    proof: list[bytes] = []
+    for ln in lines[1:]:
+        try:
+            h = base64.b64decode(ln, validate=True)
+        except binascii.Error:
+            raise WitnessError(400, "a consistency proof line is not base64") from None
+        if len(h) != 32:
+            raise WitnessError(400, "a consistency proof line is not a 32-byte hash")
+        proof.append(h)
+    return int(num), proof, note
+
+
+def format_add_checkpoint_body(old_size: int, proof: Sequence[bytes], note: bytes) -> bytes:
+    head = [f"old {old_size}"] + [base64.b64encode(h).decode() for h in proof]
+    return ("\n".join(head) + "\n\n").encode() + note
+
+
+# --------------------------------------------------------------------------- witness side
+
+
+class Witness:
+    """A C2SP tlog-witness: cosigns checkpoints that are consistent with what it cosigned before."""
+
+    def __init__(self, path: Path, name: str, key: Ed25519PrivateKey, logs: dict[str, list[str]]) -> None:
+        self.path = path
+        self.name = name
+        self.signer = Signer(name, key, alg=ALG_COSIGNATURE_V1)
+        self.logs = {origin: [parse_vkey(v) for v in vkeys] for origin, vkeys in logs.items()}
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path / STATE_DB, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS heads (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+            " root BLOB NOT NULL, note BLOB NOT NULL, cosigned_at INTEGER NOT NULL)"
+        )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS evidence (id INTEGER PRIMARY KEY, origin TEXT NOT NULL, at INTEGER NOT NULL,"
+            " reason TEXT NOT NULL, cosigned_note BLOB NOT NULL, offered_note BLOB NOT NULL, old_size INTEGER,"
+            " proof TEXT NOT NULL)"
+        )
+
+    # -- lifecycle
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], name: str) -> "Witness":
+        p = Path(path)
+        Signer(name, Ed25519PrivateKey.generate())  # validates the name
+        if (p / CONFIG_FILE).exists():
+            raise ConflictError(f"{p} already holds a witness", field="path")
+        p.mkdir(parents=True, exist_ok=True)
+        write_private_key(p / KEY_FILE, Ed25519PrivateKey.generate())
+        _write_json(p / CONFIG_FILE, {"format": "ailedger-witness/v1", "name": name, "logs": {}})
+        return cls.open(p)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> "Witness":
+        p = Path(path)
+        if not (p / CONFIG_FILE).exists():
+            raise NotFoundError(f"no witness at {p} (create one with: ailedger witness init {p} --name NAME)",
+                                field="witness")
+        cfg = json.loads((p / CONFIG_FILE).read_text())
+        key = read_private_key(p / KEY_FILE, os.environ.get("AILEDGER_WITNESS_PASSPHRASE"))
+        return cls(p, cfg["name"], key, cfg.get("logs", {}))
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def vkey(self) -> str:
+        return self.signer.vkey
+
+    def add_log(self, vkey: str, origin: str | None = None) -> str:
+        """Accept checkpoints of the log with this Ed25519 vkey (origin defaults to the key name)."""
+        v = parse_vkey(vkey)
+        if v.alg != ALG_ED25519:
+            raise BadInputError("a log key must be an Ed25519 (0x01) signed-note vkey", field="vkey")
+        origin = origin or v.name
+        cfg = json.loads((self.path / CONFIG_FILE).read_text())
+        keys = cfg.setdefault("logs", {}).setdefault(origin, [])
+        if v.vkey not in keys:
+            keys.append(v.vkey)
+        _write_json(self.path / CONFIG_FILE, cfg)
+        self.logs.setdefault(origin, [])
+        if all(x.vkey != v.vkey for x in self.logs[origin]):
+            self.logs[origin].append(v)
+        return origin
+
+    # -- state
+    def head(self, origin: str) -> tuple[int, bytes, bytes] | None:
+        row = self._db.execute("SELECT size, root, note FROM heads WHERE origin = ?", (origin,)).fetchone()
+        return (int(row[0]), bytes(row[1]), bytes(row[2])) if row else None
+
+    def evidence(self, origin: str | None = None) -> list[dict[str, Any]]:
+        q = "SELECT id, origin, at, reason, cosigned_note, offered_note, old_size, proof FROM evidence"
+        rows = self._db.execute(q + (" WHERE origin = ?" if origin else "") + " ORDER BY id",
+                                (origin,) if origin else ()).fetchall()
+        return [
+            {"id": r[0], "origin": r[1], "at": r[2], "reason": r[3], "cosigned_checkpoint": bytes(r[4]).decode(),
+             "offered_checkpoint": bytes(r[5]).decode(), "old_size": r[6], "proof": json.loads(r[7])}
+            for r in rows
+        ]
+
+    # -- the protocol
+    def add_checkpoint(self, body: bytes, now: int | None = None) -> bytes:
+        """Handle one add-checkpoint request body; return the cosignature line(s) or raise WitnessError."""
+        old_size, proof, note_bytes = parse_add_checkpoint_body(body)
+        try:
+            note = parse_note(note_bytes)
+            cp = parse_checkpoint_text(note.text)
+        except BadInputError as exc:
+            raise WitnessError(400, f"malformed checkpoint: {exc.message}") from None
+        keys = self.logs.get(cp.origin)
+        if not keys:
+            raise WitnessError(404, f"unknown log origin {cp.origin!r}")
+        if not _log_signed(note_bytes, note, keys):
+            raise WitnessError(403, "no signature on the checkpoint verifies under a known key of this log")
+        if old_size > cp.size:
+            raise WitnessError(400, f"old size {old_size} is larger than the checkpoint size {cp.size}")
+        if old_size == 0 and proof:
+            raise WitnessError(400, "the consistency proof must be empty when the old size is 0")
+        ts = int(time.time()) if now is None else now
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                line = self._check_and_cosign(cp, note.text, note_bytes, old_size, proof, ts)
+            except BaseException:
+                self._db.execute("COMMIT")  # evidence rows (if any) are kept; the head is unchanged
+                raise
+            self._db.execute("COMMIT")
+        return line
+
+    def _check_and_cosign(self, cp: Checkpoint, text: str, note_bytes: bytes, old_size: int,
+                          proof: list[bytes], ts: int) -> bytes:
+        head = self.head(cp.origin)
+        cur_size = head[0] if head else 0
+        if old_size != cur_size:
+            raise WitnessError(409, f"old size {old_size} does not match the latest cosigned size {cur_size}",
+                               body=f"{cur_size}\n".encode(), content_type=SIZE_CONTENT_TYPE)
+        if head is not None:
+            _, cur_root, cur_note = head
+            if cp.size == cur_size:
+                if cp.root != cur_root:
+                    self._keep_evidence(cp.origin, ts, "same size, different root (split view)", cur_note,
+                                        note_bytes, old_size, proof)
+                    raise WitnessError(409, "checkpoint has the cosigned size but a different root: split view",
+                                       body=f"{cur_size}\n".encode(), content_type=SIZE_CONTENT_TYPE)
+                if proof:
+                    raise WitnessError(422, "consistency proof between equal sizes must be empty")
+            else:
+                try:
+                    verify_consistency(cur_size, cp.size, cur_root, cp.root, proof)
+                except ProofError as exc:
+                    self._keep_evidence(cp.origin, ts, f"inconsistent with the cosigned checkpoint: {exc.message}",
+                                        cur_note, note_bytes, old_size, proof)
+                    raise WitnessError(422, f"consistency proof does not verify: {exc.message}") from None
+        sig = cosign(text, self.signer, ts)
+        self._db.execute(
+            "INSERT OR REPLACE INTO heads (origin, size, root, note, cosigned_at) VALUES (?, ?, ?, ?, ?)",
+            (cp.origin, cp.size, cp.root, note_bytes, ts),
+        )
+        return sig.line().encode()
+
+    def _keep_evidence(self, origin: str, at: int, reason: str, cosigned: bytes, offered: bytes, old_size: int,
+                       proof: list[bytes]) -> None:
+        self._db.execute(
+            "INSERT INTO evidence (origin, at, reason, cosigned_note, offered_note, old_size, proof)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (origin, at, reason, cosigned, offered, old_size,
+             json.dumps([base64.b64encode(h).decode() for h in proof])),
+        )
+
+
+def _log_signed(note_bytes: bytes, note: Any, keys: list[Verifier]) -> bool:
+    for k in keys:
+        for s in note.signatures:
+            if s.name == k.name and s.key_id == k.key_id and k.verify(note.text.encode(), s.sig):
+                return True
+    return False
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- log side
+
+
+class _LedgerLike(Protocol):
+    path: Path
+
+    def checkpoint(self) -> bytes: ...
+
+
+@dataclass
+class WitnessReply:
+    url: str
+    ok: bool
+    status: int
+    lines: bytes = b""
+    error: str = ""
+    seconds: float = 0.0
+
+
+class WitnessClient:
+    """HTTP client for one witness URL (the submission prefix), with a keep-alive-free simple POST."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def add_checkpoint(self, body: bytes) -> tuple[int, str, bytes]:
+        req = urllib.request.Request(self.url + "/add-checkpoint", data=body, method="POST",
+                                     headers={"Content-Type": "text/plain; charset=utf-8"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers.get("Content-Type", "") if exc.headers else "", exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            raise NetworkError(f"witness {self.url} unreachable: {exc}", url=self.url) from None
+
+
+def _client_db(ledger_path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(ledger_path / "witnesses.db", isolation_level=None, timeout=30)
+    db.execute("CREATE TABLE IF NOT EXISTS witness_sizes (url TEXT PRIMARY KEY, size INTEGER NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS cosigned (size INTEGER PRIMARY KEY, note BLOB NOT NULL)")
+    return db
+
+
+def request_cosignature(ledger: Any, url: str, note: bytes, cp: Checkpoint, db: sqlite3.Connection,
+                        timeout: float = 10.0) -> WitnessReply:
+    """One witness: send the checkpoint with a proof from the size it last cosigned (re-sync on 409)."""
+    client = WitnessClient(url, timeout)
+    row = db.execute("SELECT size FROM witness_sizes WHERE url = ?", (url,)).fetchone()
+    old = int(row[0]) if row else 0
+    t0 = time.perf_counter()
+    for _attempt in range(2):
+        if old > cp.size:
+            return WitnessReply(url, False, 409, error=f"witness has cosigned size {old}, larger than ours {cp.size}")
+        proof = ledger.log.consistency_proof(old, cp.size) if 0 < old < cp.size else []
+        status, ctype, body = client.add_checkpoint(format_add_checkpoint_body(old, proof, note))
+        if status == 200:
+            db.execute("INSERT OR REPLACE INTO witness_sizes (url, size) VALUES (?, ?)", (url, cp.size))
+            return WitnessReply(url, True, 200, body, seconds=time.perf_counter() - t0)
+        if status == 409 and ctype.startswith(SIZE_CONTENT_TYPE):
+            try:
+                new_old = int(body.strip())
+            except ValueError:
+                break
+            if new_old == old:  # same size, different root: a split view, do not retry
+                return WitnessReply(url, False, 409, error=body.decode(errors="replace").strip() or "conflict",
+                                    seconds=time.perf_counter() - t0)
+            old = new_old
+            continue
+        return WitnessReply(url, False, status, error=body.decode(errors="replace").strip(),
+                            seconds=time.perf_counter() - t0)
+    return WitnessReply(url, False, 409, error="witness size kept changing", seconds=time.perf_counter() - t0)
+
+
+def collect_cosignatures(ledger: Any, urls: Sequence[str], *, timeout: float = 10.0,
+                         witness_vkeys: Sequence[str] = (),
+                         on_reply: Callable[[WitnessReply], None] | None = None) -> bytes:
+    """The ledger's current checkpoint carrying the cosignatures of the witnesses at ``urls``.
+
+    Witnesses that fail (unreachable, refusing) are skipped, and ``on_reply`` is told about each.
+    If ``witness_vkeys`` are given, only cosignatures verifying under them are kept.  The result is
+    also remembered in ``<ledger>/witnesses.db`` (see :func:`cosigned_checkpoint`)."""
+    note = ledger.checkpoint()
+    cp = parse_checkpoint_text(parse_note(note).text)
+    db = _client_db(Path(ledger.path))
+    try:
+        known = [parse_vkey(v) for v in witness_vkeys]
+        row = db.execute("SELECT note FROM cosigned WHERE size = ?", (cp.size,)).fetchone()
+        out = note
+        if row and parse_note(bytes(row[0])).text == parse_note(note).text:
+            out = add_cosignatures(note, parse_note(bytes(row[0])).signatures)
+        for url in urls:
+            try:
+                reply = request_cosignature(ledger, url, note, cp, db, timeout)
+            except NetworkError as exc:
+                reply = WitnessReply(url, False, 0, error=exc.message)
+            if reply.ok:
+                try:
+                    sigs = parse_note(b"x\n\n" + reply.lines).signatures
+                except BadInputError as exc:
+                    reply = WitnessReply(url, False, reply.status, error=f"bad response: {exc.message}")
+                    sigs = ()
+                if known:
+                    good = []
+                    for s in sigs:
+                        for v in known:
+                            try:
+                                verify_cosignature(cp.text(), s, v)
+                                good.append(s)
+                            except AiledgerError:
+                                pass
+                    sigs = tuple(good)
+                out = add_cosignatures(out, sigs)
+            if on_reply:
+                on_reply(reply)
+        db.execute("INSERT OR REPLACE INTO cosigned (size, note) VALUES (?, ?)", (cp.size, out))
+        return out
+    finally:
+        db.close()
+
+
+def cosigned_checkpoint(ledger: Any, size: int | None = None) -> bytes | None:
+    """The cosigned checkpoint of ``size`` (default: the largest) collected earlier, if any."""
+    p = Path(ledger.path) / "witnesses.db"
+    if not p.exists():
+        return None
+    db = _client_db(Path(ledger.path))
+    try:
+        if size is None:
+            row = db.execute("SELECT note FROM cosigned ORDER BY size DESC LIMIT 1").fetchone()
+        else:
+            row = db.execute("SELECT note FROM cosigned WHERE size = ?", (size,)).fetchone()
+        return bytes(row[0]) if row else None
+    finally:
+        db.close()
+
+
+def attach_cosignatures(ledger: Any, bundle_bytes: bytes) -> bytes:
+    """Return the proof bundle with its checkpoint replaced by the cosigned copy of the same
+    checkpoint (same body), if cosignatures were collected for it; else the bundle unchanged."""
+    b = parse_proof_bundle(bundle_bytes)
+    text = parse_note(b.checkpoint).text
+    size = parse_checkpoint_text(text).size
+    cos = cosigned_checkpoint(ledger, size)
+    if cos is None or parse_note(cos).text != text:
+        return bundle_bytes
+    merged = add_cosignatures(b.checkpoint, parse_note(cos).signatures)
+    return ProofBundle(b.index, b.proof, merged, b.extra).to_bytes()

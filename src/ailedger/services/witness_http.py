@@ -1,0 +1,88 @@
+"""HTTP front of a witness: C2SP tlog-witness ``POST /add-checkpoint`` on a stdlib threading server.
+
+Also serves ``GET /vkey`` (the witness's cosignature vkey) and ``GET /evidence`` (JSON list of the
+split-view evidence it has kept), which are ailedger additions outside the C2SP protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ailedger.services.witness import Witness, WitnessError
+
+__all__ = ["WitnessServer", "make_server"]
+
+MAX_BODY = 64 * 1024
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the protocol recommends
+    server: "WitnessServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    def _send(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        if self.path.rstrip("/") != "/add-checkpoint":
+            self._send(404, b"not found\n")
+            return
+        try:
+            n = int(self.headers.get("Content-Length", "-1"))
+        except ValueError:
+            n = -1
+        if n < 0 or n > MAX_BODY:
+            self._send(400 if n < 0 else 413, b"a Content-Length up to 64 KiB is required\n")
+            self.close_connection = True
+            return
+        body = self.rfile.read(n)
+        try:
+            lines = self.server.witness.add_checkpoint(body)
+        except WitnessError as exc:
+            self._send(exc.status, exc.body, exc.content_type)
+            return
+        except Exception as exc:  # pragma: no cover - never leak a traceback to a peer
+            self._send(500, f"internal error: {type(exc).__name__}\n".encode())
+            return
+        self._send(200, lines)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path == "/vkey":
+            self._send(200, (self.server.witness.vkey + "\n").encode())
+        elif self.path == "/evidence":
+            self._send(200, json.dumps(self.server.witness.evidence(), indent=1).encode(), "application/json")
+        else:
+            self._send(404, b"not found\n")
+
+
+class WitnessServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> None:
+        self.witness = witness
+        self.verbose = verbose
+        super().__init__((host, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start_background(self) -> threading.Thread:
+        t = threading.Thread(target=self.serve_forever, name="witness-http", daemon=True)
+        t.start()
+        return t
+
+
+def make_server(witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> WitnessServer:
+    return WitnessServer(witness, host, port, verbose)

@@ -1,0 +1,195 @@
+"""Witness protocol (C2SP tlog-witness) over real HTTP on loopback, and the log's collection side."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import urllib.request
+
+import pytest
+
+from ailedger.core.checkpoint import parse_checkpoint_text
+from ailedger.core.cosignature import verify_cosigned_checkpoint
+from ailedger.core.errors import VerificationError
+from ailedger.core.note import parse_note
+from ailedger.core.proofbundle import parse_proof_bundle
+from ailedger.services.ledger import Ledger
+from ailedger.services.witness import (
+    Witness,
+    WitnessClient,
+    attach_cosignatures,
+    collect_cosignatures,
+    format_add_checkpoint_body,
+    parse_add_checkpoint_body,
+)
+from ailedger.services.witness_http import make_server
+
+ORIGIN = "test.example/witnessed-log"
+
+
+def grow(ledger: Ledger, n: int, tag: str = "a") -> None:
+    start = ledger.size
+    ledger.log.append_data([f"{tag}-{start + i}".encode() for i in range(n)])
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    lg = Ledger.init(tmp_path / "ledger", origin=ORIGIN)
+    grow(lg, 5)
+    yield lg
+    lg.close()
+
+
+@pytest.fixture
+def witnesses(tmp_path, ledger):
+    out = []
+    for i in range(3):
+        w = Witness.init(tmp_path / f"w{i}", name=f"witness.test/w{i}")
+        w.add_log(ledger.vkey)
+        srv = make_server(w)
+        srv.start_background()
+        out.append((w, srv))
+    yield out
+    for w, srv in out:
+        srv.shutdown()
+        srv.server_close()
+        w.close()
+
+
+def post(url: str, body: bytes) -> tuple[int, str, bytes]:
+    return WitnessClient(url).add_checkpoint(body)
+
+
+def test_body_codec_roundtrip():
+    h = [bytes([i]) * 32 for i in range(3)]
+    body = format_add_checkpoint_body(7, h, b"o\n1\nAA==\n\n- x\n")
+    assert parse_add_checkpoint_body(body) == (7, h, b"o\n1\nAA==\n\n- x\n")
+
+
+def test_cosigns_first_and_consistent_growth(ledger, witnesses):
+    w, srv = witnesses[0]
+    note = ledger.checkpoint()
+    status, _, lines = post(srv.url, format_add_checkpoint_body(0, [], note))
+    assert status == 200 and lines.startswith("\u2014 witness.test/w0 ".encode())
+    cos = note + lines
+    verify_cosigned_checkpoint(cos, ledger.vkey, [w.vkey], 1)
+    grow(ledger, 6)
+    note2 = ledger.checkpoint()
+    proof = ledger.log.consistency_proof(5, 11)
+    status, _, lines2 = post(srv.url, format_add_checkpoint_body(5, proof, note2))
+    assert status == 200
+    res = verify_cosigned_checkpoint(note2 + lines2, ledger.vkey, [w.vkey], 1)
+    assert res.checkpoint.size == 11
+    assert w.head(ORIGIN)[0] == 11
+    # the same checkpoint again (old == size, same root) is cosigned again
+    assert post(srv.url, format_add_checkpoint_body(11, [], note2))[0] == 200
+
+
+def test_status_codes(ledger, witnesses, tmp_path):
+    w, srv = witnesses[0]
+    note = ledger.checkpoint()
+    assert post(srv.url, format_add_checkpoint_body(0, [], note))[0] == 200
+    grow(ledger, 3)
+    note2 = ledger.checkpoint()
+    # wrong old size -> 409 with the size the witness has
+    status, ctype, body = post(srv.url, format_add_checkpoint_body(0, [], note2))
+    assert (status, ctype, body) == (409, "text/x.tlog.size", b"5\n")
+    # old size larger than the checkpoint -> 400
+    assert post(srv.url, format_add_checkpoint_body(9, [], note2))[0] == 400
+    # bad proof -> 422
+    assert post(srv.url, format_add_checkpoint_body(5, [b"\x00" * 32], note2))[0] == 422
+    # proof with old size 0 -> 400
+    assert post(srv.url, format_add_checkpoint_body(0, [b"\x00" * 32], note2))[0] == 400
+    # unknown origin -> 404
+    other = Ledger.init(tmp_path / "other", origin="other.example/log")
+    other.log.append_data([b"x"])
+    assert post(srv.url, format_add_checkpoint_body(0, [], other.checkpoint()))[0] == 404
+    # known origin, signed by the wrong key -> 403
+    impostor = Ledger.init(tmp_path / "impostor", origin=ORIGIN)
+    impostor.log.append_data([b"x"])
+    assert post(srv.url, format_add_checkpoint_body(0, [], impostor.checkpoint()))[0] == 403
+    # malformed body -> 400; unknown path -> 404
+    assert post(srv.url, b"nonsense")[0] == 400
+    req = urllib.request.Request(srv.url + "/vkey")
+    assert urllib.request.urlopen(req).read().decode().strip() == w.vkey
+    assert w.head(ORIGIN)[0] == 5  # nothing above changed the state
+    other.close()
+    impostor.close()
+
+
+def test_fork_is_refused_and_kept_as_evidence(ledger, witnesses, tmp_path):
+    w, srv = witnesses[0]
+    honest_note = ledger.checkpoint()
+    assert post(srv.url, format_add_checkpoint_body(0, [], honest_note))[0] == 200
+    # a fork: same log key, same first 5 entries, then different entries
+    shutil.copytree(ledger.path, tmp_path / "fork")
+    fork = Ledger.open(tmp_path / "fork")
+    grow(ledger, 4, tag="honest")
+    grow(fork, 4, tag="evil")
+    honest = ledger.checkpoint()
+    evil = fork.checkpoint()
+    assert parse_note(honest).text != parse_note(evil).text
+    assert post(srv.url, format_add_checkpoint_body(5, ledger.log.consistency_proof(5, 9), honest))[0] == 200
+    # the fork's own (valid for the fork) consistency proof from 5 cannot match the witness's size-9 head
+    assert post(srv.url, format_add_checkpoint_body(5, fork.log.consistency_proof(5, 9), evil))[0] == 409
+    status, ctype, body = post(srv.url, format_add_checkpoint_body(9, [], evil))
+    assert (status, body) == (409, b"9\n")
+    ev = w.evidence(ORIGIN)
+    assert len(ev) == 1 and "split view" in ev[0]["reason"]
+    assert ev[0]["cosigned_checkpoint"].encode() == honest
+    assert ev[0]["offered_checkpoint"].encode() == evil
+    # a witness that saw the fork first refuses the honest log's growth with 422
+    w1, srv1 = witnesses[1]
+    assert post(srv1.url, format_add_checkpoint_body(0, [], honest_note))[0] == 200
+    assert post(srv1.url, format_add_checkpoint_body(5, fork.log.consistency_proof(5, 9), evil))[0] == 200
+    grow(ledger, 2, tag="honest")
+    honest11 = ledger.checkpoint()
+    status, _, _ = post(srv1.url, format_add_checkpoint_body(9, ledger.log.consistency_proof(9, 11), honest11))
+    assert status == 422
+    assert len(w1.evidence()) == 1 and "inconsistent" in w1.evidence()[0]["reason"]
+    fork.close()
+
+
+def test_collect_two_of_three_with_one_witness_down(ledger, witnesses):
+    vkeys = [w.vkey for w, _ in witnesses]
+    down = witnesses[2][1]
+    down.shutdown()
+    down.server_close()
+    urls = [srv.url for _, srv in witnesses]
+    replies = []
+    out = collect_cosignatures(ledger, urls, on_reply=replies.append)
+    assert [r.ok for r in replies] == [True, True, False]
+    res = verify_cosigned_checkpoint(out, ledger.vkey, vkeys, 2)
+    assert [n for n, _ in res.cosigners] == ["witness.test/w0", "witness.test/w1"]
+    with pytest.raises(VerificationError):
+        verify_cosigned_checkpoint(out, ledger.vkey, vkeys, 3)
+    # the client remembers each witness's size: growing works without a 409 round trip
+    grow(ledger, 10)
+    out2 = collect_cosignatures(ledger, urls[:2])
+    assert parse_checkpoint_text(parse_note(out2).text).size == 15
+    verify_cosigned_checkpoint(out2, ledger.vkey, vkeys[:2], 2)
+    # proofs against that checkpoint can carry the cosignatures
+    bundle = attach_cosignatures(ledger, ledger.prove(3))
+    verify_cosigned_checkpoint(parse_proof_bundle(bundle).checkpoint, ledger.vkey, vkeys[:2], 2)
+
+
+def test_client_resyncs_after_losing_its_state(ledger, witnesses):
+    w, srv = witnesses[0]
+    collect_cosignatures(ledger, [srv.url])
+    (ledger.path / "witnesses.db").unlink()
+    grow(ledger, 2)
+    out = collect_cosignatures(ledger, [srv.url])  # sends old 0, gets 409 "5", retries with a proof
+    verify_cosigned_checkpoint(out, ledger.vkey, [w.vkey], 1)
+
+
+def test_witness_state_survives_restart(ledger, tmp_path):
+    w = Witness.init(tmp_path / "wr", name="witness.test/restart")
+    w.add_log(ledger.vkey)
+    note = ledger.checkpoint()
+    w.add_checkpoint(format_add_checkpoint_body(0, [], note), now=100)
+    vk = w.vkey
+    w.close()
+    w2 = Witness.open(tmp_path / "wr")
+    assert w2.vkey == vk and w2.head(ORIGIN)[0] == 5
+    assert base64.b64encode(w2.head(ORIGIN)[1]).decode() == parse_note(note).text.split("\n")[2]
+    w2.close()
