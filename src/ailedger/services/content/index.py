@@ -160,6 +160,10 @@ class FingerprintStore:
                 " UNIQUE(kind, code, entry))")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS watermark (wm_id INTEGER PRIMARY KEY, entry INTEGER NOT NULL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS geometry (entry INTEGER NOT NULL, width INTEGER NOT NULL,"
+                " height INTEGER NOT NULL, chip INTEGER NOT NULL, UNIQUE(entry, width, height))")
+            self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)")
             self._db.commit()
         except sqlite3.Error as e:
             raise StorageError(f"cannot open fingerprint index {self.path}: {e}") from e
@@ -175,9 +179,24 @@ class FingerprintStore:
         self._db.commit()
         self._indexes.pop(kind, None)
 
+    def mark_synced(self, entry: int) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('synced', ?)", (entry,))
+        self._db.commit()
+
     def add_watermark(self, wm_id: int, entry: int) -> None:
         self._db.execute("INSERT OR REPLACE INTO watermark VALUES (?, ?)", (wm_id, entry))
         self._db.commit()
+
+    def add_geometry(self, entry: int, width: int, height: int, chip: int) -> None:
+        self._db.execute("INSERT OR IGNORE INTO geometry VALUES (?, ?, ?, ?)", (entry, width, height, chip))
+        self._db.commit()
+
+    def geometries(self, limit: int = 64) -> list[tuple[int, int, int]]:
+        """The most common registered (width, height, chip) of watermarked images."""
+        rows = self._db.execute(
+            "SELECT width, height, chip FROM geometry GROUP BY width, height, chip"
+            " ORDER BY COUNT(*) DESC LIMIT ?", (limit,)).fetchall()
+        return [(int(a), int(b), int(c)) for a, b, c in rows]
 
     def watermark_entry(self, wm_id: int) -> int | None:
         row = self._db.execute("SELECT entry FROM watermark WHERE wm_id = ?", (wm_id,)).fetchone()
@@ -185,7 +204,8 @@ class FingerprintStore:
 
     def max_entry(self) -> int:
         row = self._db.execute(
-            "SELECT MAX(e) FROM (SELECT MAX(entry) e FROM fingerprint UNION ALL SELECT MAX(entry) FROM watermark)"
+            "SELECT MAX(e) FROM (SELECT MAX(entry) e FROM fingerprint UNION ALL SELECT MAX(entry) FROM watermark"
+            " UNION ALL SELECT value FROM meta WHERE key = 'synced')"
         ).fetchone()
         return -1 if row is None or row[0] is None else int(row[0])
 
