@@ -1,0 +1,147 @@
+"""Anchoring on the in-process EVM (web3 EthereumTesterProvider with py-evm)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from eth_account import Account
+from web3 import EthereumTesterProvider, Web3
+
+from ailedger.core.errors import NotFoundError
+from ailedger.core.note import parse_note
+from ailedger.services.anchoring import (
+    AnchorChain,
+    AnchorService,
+    anchor_evidence,
+    check_anchored,
+    log_id,
+)
+from ailedger.services.ledger import Ledger
+
+ORIGIN = "test.example/anchored-log"
+
+
+def grow(ledger, n, tag="e"):
+    s = ledger.size
+    ledger.log.append_data([f"{tag}-{s + i}".encode() for i in range(n)])
+
+
+@pytest.fixture(scope="module")
+def w3():
+    return Web3(EthereumTesterProvider())
+
+
+@pytest.fixture
+def account(w3):
+    acct = Account.create()
+    w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": acct.address, "value": 10**18})
+    return acct
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    lg = Ledger.init(tmp_path / "ledger", origin=ORIGIN)
+    grow(lg, 10)
+    yield lg
+    lg.close()
+
+
+@pytest.fixture
+def service(ledger, w3, account):
+    svc = AnchorService(ledger, w3, account)
+    svc.deploy()
+    yield svc
+    svc.close()
+
+
+def test_contract_grows_only_and_emits_events(service, w3, account, ledger):
+    chain = service.chain
+    lid = log_id(ORIGIN)
+    r1 = bytes(range(32))
+    for size, ok in ((5, True), (5, False), (4, False), (6, True)):
+        nonce = chain.nonce("pending")
+        txh, raw = chain.build_anchor(lid, size, r1, nonce, gas=200_000)
+        w3.eth.send_raw_transaction(raw)
+        assert w3.eth.wait_for_transaction_receipt(txh)["status"] == (1 if ok else 0)
+    assert chain.latest(account.address, lid)[:2] == (6, r1)
+    evs = chain.events(lid)
+    assert [e["tree_size"] for e in evs] == [5, 6]
+    # heads are per submitter: another account's anchors do not block or overwrite ours
+    assert chain.latest(w3.eth.accounts[0], lid)[0] == 0
+
+
+def test_anchor_now_and_check(service, ledger, w3):
+    rec = service.anchor_now(timeout=30, poll=0)
+    assert rec.tree_size == 10 and rec.status == "confirmed" and rec.block_number > 0
+    assert 30_000 < rec.gas_used < 80_000
+    note = ledger.checkpoint()
+    res = check_anchored(note, w3, service.chain.address, log_vkey=ledger.vkey)
+    assert res["anchored"] and res["how"] == "direct" and res["tx_hash"] == rec.tx_hash
+    assert res["block_number"] == rec.block_number and res["block_time"] == rec.block_time
+    # nothing new to anchor: the same size is not queued again
+    assert service.enqueue() is None
+
+
+def test_later_anchor_covers_earlier_checkpoint_by_consistency(service, ledger, w3):
+    early = ledger.checkpoint()
+    grow(ledger, 7)
+    service.anchor_now(timeout=30, poll=0)
+    addr = service.chain.address
+    res = check_anchored(early, w3, addr)
+    assert not res["anchored"] and "consistency" in res["reason"]
+    res = check_anchored(early, w3, addr, consistency_proof=ledger.log.consistency_proof)
+    assert res["anchored"] and res["how"] == "consistency" and res["anchored_size"] == 17
+    # the same through the sidecar evidence, as a third party would get it with a proof bundle
+    ev = anchor_evidence(ledger, ledger.prove(2) if False else early)
+    assert list(ev["consistency"]) == ["17"]
+    res = check_anchored(early, w3, addr, evidence=ev)
+    assert res["anchored"] and res["tx_hash"] == ev["tx_hash"]
+
+
+def test_fork_shows_as_conflict(service, ledger, w3, tmp_path):
+    import shutil
+
+    shutil.copytree(ledger.path, tmp_path / "fork")
+    fork = Ledger.open(tmp_path / "fork")
+    (fork.path / "anchors.db").unlink()
+    grow(ledger, 3, "honest")
+    grow(fork, 3, "evil")
+    service.anchor_now(timeout=30, poll=0)
+    res = check_anchored(fork.checkpoint(), w3, service.chain.address)
+    assert not res["anchored"] and "fork" in res["reason"] and res["conflict"][0]["tree_size"] == 13
+    # the forked tree's earlier sizes are not provable against the honest anchor either
+    res = check_anchored(parse_note(fork.checkpoint()).text, w3, service.chain.address,
+                         consistency_proof=fork.log.consistency_proof)
+    assert not res["anchored"]
+    fork.close()
+
+
+def test_queue_supersedes_older_checkpoints_and_survives_restart(ledger, w3, account, service):
+    addr = service.chain.address
+    service.enqueue()
+    grow(ledger, 5)
+    service.enqueue()
+    service.close()
+    svc2 = AnchorService(ledger, w3, account)  # contract address comes from anchors.db
+    svc2.step()
+    svc2.step()
+    rows = svc2.queue.rows()
+    assert [(r["tree_size"], r["status"]) for r in rows] == [(10, "superseded"), (15, "confirmed")]
+    assert svc2.chain.address == addr
+    assert [e["tree_size"] for e in svc2.chain.events(log_id(ORIGIN))] == [15]
+    svc2.close()
+
+
+def test_evidence_needs_a_confirmed_anchor(ledger):
+    with pytest.raises(NotFoundError):
+        anchor_evidence(ledger, ledger.checkpoint())
+
+
+def test_gas_per_anchor_is_flat(service, ledger, w3):
+    gas = []
+    for n in (1, 100, 1000):
+        grow(ledger, n)
+        gas.append(service.anchor_now(timeout=30, poll=0).gas_used)
+    assert max(gas[1:]) - min(gas[1:]) < 200  # the same gas whatever the number of records covered
+    assert gas[1] < 45_000
