@@ -1,0 +1,259 @@
+"""`ailedger model ...`: register, verify, prove and verify parts, lineage, OpenSSF model signing."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ailedger.core.canonical import parse_json
+from ailedger.core.errors import BadInputError
+
+
+def open_ledger(path: str | None) -> Any:
+    from ailedger.services.ledger import Ledger
+
+    return Ledger.open(path)
+
+
+def load_identity(ledger: Any, name: str) -> Any:
+    return ledger.identities.load(name, os.environ.get("AILEDGER_PASSPHRASE"))
+
+
+def show_progress(as_json: bool) -> bool:
+    return not as_json and sys.stderr.isatty()
+
+
+def emit(obj: Any, as_json: bool, text: str) -> None:
+    if as_json:
+        click.echo(json.dumps(obj, indent=1, sort_keys=True))
+    else:
+        click.echo(text)
+
+
+def parse_kv(items: tuple[str, ...], what: str) -> dict[str, Any]:
+    """KEY=VALUE pairs; integers become ints, everything else stays a string (no floats in records)."""
+    out: dict[str, Any] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k:
+            raise BadInputError(f"{what} must look like KEY=VALUE, got {it!r}", field=what)
+        out[k] = int(v) if v.lstrip("-").isdigit() and len(v) < 18 else v
+    return out
+
+
+def read_json_file(path: str | None, what: str) -> dict[str, Any]:
+    if not path:
+        return {}
+    obj = parse_json(Path(path).read_bytes(), what=path)
+    if not isinstance(obj, dict):
+        raise BadInputError(f"{what} file {path} must hold a JSON object", field=what)
+    return obj
+
+
+ledger_option = click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None,
+                             help="Ledger directory (default $AILEDGER_LEDGER).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _status_lines(st: dict[str, Any]) -> list[str]:
+    who = st["signer"] + (f" ({st['signer_name']})" if st.get("signer_name") else "")
+    cp = st["checkpoint"]
+    return [
+        f"record:     #{st['index']} ({st['type']})",
+        f"signed by:  {who}, signature valid",
+        f"logged at:  {st['time']}",
+        f"checkpoint: {cp['origin']} size {cp['size']} root {cp['root'][:16]}... (inclusion verified)",
+    ]
+
+
+def register(main: click.Group) -> None:
+    @main.group("model")
+    def model() -> None:
+        """Model provenance: Merkle manifests of files, chunks and tensors, with lineage."""
+
+    @model.command("register")
+    @click.argument("directory", type=click.Path(file_okay=False))
+    @click.option("--name", required=True, help="Model name.")
+    @click.option("--as", "identity", required=True, help="Identity that signs the record.")
+    @click.option("--dataset", "datasets", multiple=True, help="Dataset it was trained on (name or #INDEX).")
+    @click.option("--base", default=None, help="Base model it was fine-tuned from (name or #INDEX).")
+    @click.option("--code-repo", default=None, help="Training code repository.")
+    @click.option("--code-commit", default=None, help="Training code git commit.")
+    @click.option("--hp", "hps", multiple=True, help="Hyper-parameter KEY=VALUE (repeatable).")
+    @click.option("--hyperparameters", "hp_file", default=None, help="JSON file of hyper-parameters.")
+    @click.option("--meta", "metas", multiple=True, help="Free metadata KEY=VALUE (repeatable).")
+    @click.option("--metadata", "meta_file", default=None, help="JSON file of free metadata.")
+    @click.option("--chunk-size", type=int, default=None, help="Chunk size in bytes (default 4 MiB).")
+    @click.option("--workers", type=int, default=None, help="Hashing threads (default: all cores).")
+    @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that leave the folder.")
+    @click.option("--ignore", "ignores", multiple=True, help="Relative path to leave out (repeatable).")
+    @ledger_option
+    @json_option
+    def model_register(directory: str, name: str, identity: str, datasets: tuple[str, ...], base: str | None,
+                       code_repo: str | None, code_commit: str | None, hps: tuple[str, ...], hp_file: str | None,
+                       metas: tuple[str, ...], meta_file: str | None, chunk_size: int | None, workers: int | None,
+                       follow_symlinks: bool, ignores: tuple[str, ...], ledger_path: str | None,
+                       as_json: bool) -> None:
+        """Hash DIRECTORY, sign its manifest and log it with its lineage."""
+        from ailedger.core.manifest import DEFAULT_CHUNK_SIZE
+        from ailedger.services.artifacts import HashStats, register_model
+
+        hp = {**read_json_file(hp_file, "hyperparameters"), **parse_kv(hps, "hp")}
+        meta = {**read_json_file(meta_file, "metadata"), **parse_kv(metas, "meta")}
+        with open_ledger(ledger_path) as ledger:
+            ident = load_identity(ledger, identity)
+            stats = HashStats()
+            res = register_model(ledger, directory, name, ident, datasets=datasets, base=base, code_repo=code_repo,
+                                 code_commit=code_commit, hyperparameters=hp, metadata=meta,
+                                 chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, workers=workers,
+                                 progress=show_progress(as_json), follow_external_symlinks=follow_symlinks,
+                                 ignore=ignores, stats=stats)
+        res["hashing"] = stats.to_dict()
+        emit(res, as_json,
+             f"registered model {name} as entry #{res['index']}\n"
+             f"manifest root {res['manifest_root']} ({res['files']} files, {res['bytes']} bytes; "
+             f"hashed {stats.bytes_hashed} bytes in {stats.seconds:.2f}s, rest from cache)")
+
+    @model.command("verify")
+    @click.argument("directory", type=click.Path(file_okay=False))
+    @click.option("--name", default=None, help="Compare with this model (name or #INDEX).")
+    @click.option("--oms", "oms_sig", default=None, help="Also/only verify an OpenSSF model signing signature file.")
+    @click.option("--public-key", "public_key", default=None, help="PEM public key for --oms.")
+    @click.option("--workers", type=int, default=None)
+    @click.option("--follow-symlinks", is_flag=True)
+    @click.option("--ignore", "ignores", multiple=True)
+    @ledger_option
+    @json_option
+    def model_verify(directory: str, name: str | None, oms_sig: str | None, public_key: str | None,
+                     workers: int | None, follow_symlinks: bool, ignores: tuple[str, ...],
+                     ledger_path: str | None, as_json: bool) -> None:
+        """Re-hash DIRECTORY and say which record it matches, or exactly what changed."""
+        if oms_sig:
+            from ailedger.services.artifacts import oms_verify
+
+            if not public_key:
+                raise BadInputError("--oms needs --public-key PUB.pem", field="public_key")
+            rep = oms_verify(directory, oms_sig, public_key, progress=show_progress(as_json))
+            lines = [f"OpenSSF model signature {oms_sig}: " + ("VALID" if rep["ok"] else "DOES NOT MATCH"),
+                     f"model name {rep['model_name']}, {rep['resources']} resources, "
+                     f"method {rep['serialization']['method']}, key {rep['key_curve']}"]
+            lines += ["  " + d["detail"] for d in rep["differences"]]
+            emit(rep, as_json, "\n".join(lines))
+            if not rep["ok"]:
+                sys.exit(1)
+            return
+        from ailedger.services.artifacts import verify_model
+
+        with open_ledger(ledger_path) as ledger:
+            rep = verify_model(ledger, directory, name=name, workers=workers, progress=show_progress(as_json),
+                               follow_external_symlinks=follow_symlinks, ignore=ignores)
+        if rep["ok"]:
+            lines = [f"OK: {directory} is exactly model {rep['name']} (manifest {rep['manifest_root'][:16]}..., "
+                     f"{rep['files']} files, {rep['bytes']} bytes)"]
+        else:
+            lines = [f"MISMATCH: {directory} differs from model {rep['name']} "
+                     f"(expected manifest {rep['expected_root'][:16]}..., found {rep['manifest_root'][:16]}...)"]
+        lines += _status_lines(rep["record"])
+        for d in rep["differences"]:
+            lines.append("  changed: " + d["detail"])
+        emit(rep, as_json, "\n".join(lines))
+        if not rep["ok"]:
+            sys.exit(1)
+
+    @model.command("prove")
+    @click.argument("model_ref")
+    @click.argument("file_path")
+    @click.option("--chunk", type=int, default=None, help="Prove one chunk (index) instead of the whole file.")
+    @click.option("-o", "--output", required=True, help="Proof file to write.")
+    @ledger_option
+    @json_option
+    def model_prove(model_ref: str, file_path: str, chunk: int | None, output: str, ledger_path: str | None,
+                    as_json: bool) -> None:
+        """Write an O(log n) proof for one FILE_PATH (or one chunk of it) of a registered model."""
+        from ailedger.services.artifacts import prove_model_part
+
+        with open_ledger(ledger_path) as ledger:
+            data = prove_model_part(ledger, model_ref, file_path, chunk)
+        Path(output).write_bytes(data)
+        emit({"output": output, "bytes": len(data)}, as_json, f"wrote {output} ({len(data)} bytes)")
+
+    @model.command("verify-part")
+    @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
+    @click.argument("content", type=click.Path(dir_okay=False, exists=True))
+    @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")
+    @ledger_option
+    @json_option
+    def model_verify_part(proof_file: str, content: str, vkey: str | None, ledger_path: str | None,
+                          as_json: bool) -> None:
+        """Verify CONTENT (one chunk, or the whole file, streamed) against a part proof, offline."""
+        from ailedger.core.errors import VerificationError
+        from ailedger.services.artifacts import verify_model_part
+
+        if vkey is None:
+            with open_ledger(ledger_path) as ledger:
+                vkey = ledger.vkey
+        try:
+            rep = verify_model_part(Path(proof_file).read_bytes(), content, vkey)
+        except VerificationError as e:
+            emit({"ok": False, "error": e.to_dict()}, as_json, f"FAILED: {e.message}")
+            sys.exit(1)
+        what = f"chunk {rep['chunk']} of {rep['file']}" if "chunk" in rep else f"file {rep['file']}"
+        emit(rep, as_json, f"OK: {what} belongs to model {rep['model']} (entry #{rep['index']}, signed by "
+                           f"{rep['signer']} at {rep['time']}, checkpoint size {rep['checkpoint']['size']})")
+
+    @model.command("lineage")
+    @click.argument("model_ref")
+    @click.option("--svg", "svg_out", default=None, help="Write the lineage picture as SVG.")
+    @click.option("--png", "png_out", default=None, help="Write the lineage picture as PNG (matplotlib).")
+    @ledger_option
+    @json_option
+    def model_lineage(model_ref: str, svg_out: str | None, png_out: str | None, ledger_path: str | None,
+                      as_json: bool) -> None:
+        """Show the chain dataset -> model -> fine-tune around MODEL_REF, as text and a picture."""
+        from ailedger.services.artifacts import lineage_graph, lineage_png, lineage_svg, lineage_text
+
+        with open_ledger(ledger_path) as ledger:
+            g = lineage_graph(ledger, model_ref)
+        if svg_out:
+            Path(svg_out).write_text(lineage_svg(g))
+        if png_out:
+            lineage_png(g, png_out)
+        emit(g, as_json, lineage_text(g))
+
+    @model.command("sign")
+    @click.argument("directory", type=click.Path(file_okay=False))
+    @click.option("--format", "fmt", type=click.Choice(["oms"]), default="oms", help="Signature format.")
+    @click.option("--key", "key_pem", required=True, help="EC private key PEM (P-256, P-384 or P-521).")
+    @click.option("-o", "--output", required=True, help="Signature file (e.g. model.sig).")
+    @click.option("--method", type=click.Choice(["files", "shards"]), default="files",
+                  help="OMS serialization: whole files (default) or fixed shards.")
+    @click.option("--shard-size", type=int, default=None, help="Shard size for --method shards.")
+    @click.option("--workers", type=int, default=None)
+    @ledger_option
+    @json_option
+    def model_sign(directory: str, fmt: str, key_pem: str, output: str, method: str, shard_size: int | None,
+                   workers: int | None, ledger_path: str | None, as_json: bool) -> None:
+        """Write an OpenSSF Model Signing (v1.0 predicate, DSSE in a Sigstore bundle) signature."""
+        from ailedger.services.artifacts import oms_sign
+
+        cache = None
+        try:
+            from ailedger.services.artifacts import cache_for
+
+            ledger = open_ledger(ledger_path) if (ledger_path or os.environ.get("AILEDGER_LEDGER")) else None
+            if ledger is not None:
+                cache = cache_for(ledger)
+                ledger.close()
+        except Exception:  # noqa: BLE001 - the cache is optional here
+            cache = None
+        rep = oms_sign(directory, key_pem, output, method=method, shard_size=shard_size, workers=workers,
+                       cache=cache, progress=show_progress(as_json))
+        if cache is not None:
+            cache.close()
+        emit(rep, as_json, f"wrote OpenSSF model signature {output} ({rep['resources']} resources, "
+                           f"method {method}, root {rep['root'][:16]}...)")

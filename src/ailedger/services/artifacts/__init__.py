@@ -1,0 +1,50 @@
+"""Artifacts: model and dataset provenance.
+
+Record types: ``model.register`` (a model's Merkle manifest root, its lineage and metadata) and
+``dataset.commit`` (a dataset's sparse-Merkle root over its records, with per-source licence and
+consent metadata).  See docs/provenance.md.
+"""
+
+from ailedger.services.artifacts.hashing import HashCache, HashStats, hash_files_whole, hash_model_dir, scan_dir
+from ailedger.services.artifacts.lineage import lineage_graph, lineage_png, lineage_svg, lineage_text
+from ailedger.services.artifacts.models import (
+    DATASET_RECORD,
+    MODEL_PART_PROOF,
+    MODEL_RECORD,
+    cache_for,
+    entry_status,
+    find_dataset,
+    find_model,
+    load_manifest,
+    prove_model_part,
+    register_model,
+    verify_model,
+    verify_model_part,
+)
+from ailedger.services.artifacts.oms import oms_sign, oms_verify
+
+__all__ = [
+    "DATASET_RECORD",
+    "MODEL_RECORD",
+    "MODEL_PART_PROOF",
+    "HashCache",
+    "HashStats",
+    "cache_for",
+    "entry_status",
+    "find_dataset",
+    "find_model",
+    "hash_files_whole",
+    "hash_model_dir",
+    "lineage_graph",
+    "lineage_png",
+    "lineage_svg",
+    "lineage_text",
+    "load_manifest",
+    "oms_sign",
+    "oms_verify",
+    "prove_model_part",
+    "register_model",
+    "scan_dir",
+    "verify_model",
+    "verify_model_part",
+]

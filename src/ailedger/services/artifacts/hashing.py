@@ -1,0 +1,396 @@
+"""Fast, parallel, cached hashing of model directories into :class:`Manifest` objects.
+
+Chunks of every file are read with ``os.preadv`` into a per-thread reused buffer and hashed with
+hashlib, which releases the GIL for large buffers, so a thread per core keeps every core busy
+on SHA-256 (one big file is spread across cores too, chunk by chunk).  A file is re-stat'ed after
+its last chunk: if size, mtime, inode or ctime moved while it was read, hashing fails naming it.
+
+The cache (SQLite, under the ledger directory) maps (path, size, mtime_ns, inode, chunk size) to
+the file's chunk digests, so re-registering a model where one file changed reads only that file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import stat as statmod
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ailedger.core.errors import BadInputError
+from ailedger.core.manifest import (
+    DEFAULT_CHUNK_SIZE,
+    Chunk,
+    FileEntry,
+    Manifest,
+    Tensor,
+    parse_safetensors_header,
+    plan_chunks,
+)
+
+__all__ = [
+    "DEFAULT_IGNORED",
+    "ScannedFile",
+    "HashCache",
+    "HashStats",
+    "scan_dir",
+    "hash_model_dir",
+    "hash_files_whole",
+    "cpu_workers",
+]
+
+# the same names OpenSSF model_signing leaves out by default
+DEFAULT_IGNORED = frozenset({".git", ".gitattributes", ".github", ".gitignore"})
+
+
+def cpu_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ScannedFile:
+    rel: str  # POSIX path relative to the model root
+    path: str  # absolute path (through any symlink)
+    st: os.stat_result
+
+
+def _inside(real: str, root_real: str) -> bool:
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def scan_dir(root: str | os.PathLike[str], *, follow_external_symlinks: bool = False,
+             ignore: Iterable[str] = ()) -> list[ScannedFile]:
+    """List the regular files of a model directory, sorted by relative path.
+
+    Symlinks are followed only while they stay inside the folder, unless
+    ``follow_external_symlinks``; loops, special files and dangling links are errors."""
+    rootp = Path(root)
+    if not rootp.exists():
+        raise BadInputError(f"{root} does not exist", field="path")
+    if not rootp.is_dir():
+        raise BadInputError(f"{root} is not a directory", field="path")
+    root_real = os.path.realpath(rootp)
+    ignored = set(DEFAULT_IGNORED) | {str(i).strip("/") for i in ignore}
+    out: list[ScannedFile] = []
+    seen_dirs = {root_real}
+
+    def err(e: OSError) -> None:
+        raise BadInputError(f"cannot read {e.filename}: {e.strerror}", field="path")
+
+    for dirpath, dirnames, filenames in os.walk(rootp, followlinks=True, onerror=err):
+        reldir = os.path.relpath(dirpath, rootp)
+        reldir = "" if reldir == "." else Path(reldir).as_posix() + "/"
+        keep = []
+        for d in sorted(dirnames):
+            rel = reldir + d
+            if d in ignored or rel in ignored:
+                continue
+            full = os.path.join(dirpath, d)
+            real = os.path.realpath(full)
+            if os.path.islink(full):
+                if not _inside(real, root_real) and not follow_external_symlinks:
+                    raise BadInputError(f"{rel} is a symlink leaving the model folder (to {real}); "
+                                        "refused unless --follow-symlinks", field="path")
+            if real in seen_dirs:
+                raise BadInputError(f"{rel} is a symlink loop (to {real})", field="path")
+            seen_dirs.add(real)
+            keep.append(d)
+        dirnames[:] = keep
+        for f in filenames:
+            rel = reldir + f
+            if f in ignored or rel in ignored:
+                continue
+            full = os.path.join(dirpath, f)
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if not os.path.exists(real):
+                    raise BadInputError(f"cannot read {rel}: dangling symlink to {real}", field="path")
+                if not _inside(real, root_real) and not follow_external_symlinks:
+                    raise BadInputError(f"{rel} is a symlink leaving the model folder (to {real}); "
+                                        "refused unless --follow-symlinks", field="path")
+            try:
+                st = os.stat(full)
+            except OSError as e:
+                raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
+            if not statmod.S_ISREG(st.st_mode):
+                raise BadInputError(f"{rel} is not a regular file (a pipe, socket or device?)", field="path")
+            if not os.access(full, os.R_OK):
+                raise BadInputError(f"cannot read {rel}: permission denied", field="path")
+            out.append(ScannedFile(rel, os.path.abspath(full), st))
+    if not out:
+        raise BadInputError(f"{root} contains no files to hash", field="path")
+    out.sort(key=lambda s: s.rel)
+    return out
+
+
+class HashCache:
+    """(path, size, mtime_ns, inode, chunk size) -> file entry; SQLite, one file."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT, size INTEGER, mtime_ns INTEGER, ino INTEGER, "
+            "chunk_size INTEGER, entry TEXT, sha256 TEXT, PRIMARY KEY (path, chunk_size))")
+        self._db.commit()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, f: ScannedFile, chunk_size: int) -> tuple[dict[str, Any] | None, str | None]:
+        row = self._db.execute(
+            "SELECT entry, sha256 FROM files WHERE path=? AND chunk_size=? AND size=? AND mtime_ns=? AND ino=?",
+            (f.path, chunk_size, f.st.st_size, f.st.st_mtime_ns, f.st.st_ino)).fetchone()
+        if row is None:
+            return None, None
+        return (json.loads(row[0]) if row[0] else None), row[1]
+
+    def put(self, f: ScannedFile, chunk_size: int, entry: dict[str, Any] | None, sha256: str | None = None) -> None:
+        old_entry, old_sha = self.get(f, chunk_size)
+        self._db.execute(
+            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
+            (f.path, f.st.st_size, f.st.st_mtime_ns, f.st.st_ino, chunk_size,
+             json.dumps(entry if entry is not None else old_entry) if (entry or old_entry) else None,
+             sha256 or old_sha))
+
+    def commit(self) -> None:
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.commit()
+        self._db.close()
+
+
+@dataclass
+class HashStats:
+    files: int = 0
+    files_hashed: int = 0
+    bytes_total: int = 0
+    bytes_hashed: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["mib_per_s"] = round(self.bytes_hashed / (1 << 20) / self.seconds, 1) if self.seconds else None
+        return d
+
+
+_tls = threading.local()
+
+
+def _buffer(size: int) -> memoryview:
+    buf = getattr(_tls, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = memoryview(bytearray(size))
+        _tls.buf = buf
+    return buf
+
+
+def _read_range(path: str, rel: str, offset: int, length: int, algo: str = "sha256") -> bytes:
+    mv = _buffer(length)[:length]
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
+    try:
+        got = 0
+        while got < length:
+            n = os.preadv(fd, [mv[got:]], offset + got)
+            if n <= 0:
+                raise BadInputError(f"{rel} changed while it was being hashed (it got shorter)", field="path")
+            got += n
+    except OSError as e:
+        raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
+    finally:
+        os.close(fd)
+    return hashlib.new(algo, mv).digest()
+
+
+def _safetensors_plan(f: ScannedFile, chunk_size: int) -> tuple[list[tuple[int, int]], list[Tensor] | None]:
+    size = f.st.st_size
+    if not f.rel.endswith(".safetensors"):
+        return plan_chunks(size, chunk_size), None
+    try:
+        with open(f.path, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            header = fh.read(n) if 8 + n <= size and n <= 100 << 20 else b""
+    except OSError as e:
+        raise BadInputError(f"cannot read {f.rel}: {e.strerror}", field="path") from e
+    hdr = parse_safetensors_header(head, header, size, what=f.rel)
+    cuts = [hdr.data_start]
+    for t in hdr.tensors:
+        cuts += [t.begin, t.end]
+    plan = plan_chunks(size, chunk_size, cuts)
+    starts = {off: i for i, (off, _) in enumerate(plan)}
+    tensors = []
+    for t in hdr.tensors:
+        if t.begin == t.end:
+            tensors.append(Tensor(t.name, t.dtype, t.shape, t.begin, t.end, starts.get(t.begin, len(plan)), 0))
+            continue
+        first = starts[t.begin]
+        last = starts[t.end] if t.end in starts else len(plan)
+        tensors.append(Tensor(t.name, t.dtype, t.shape, t.begin, t.end, first, last - first))
+    return plan, tensors
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ino, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ino, b.st_ctime_ns)
+
+
+def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   workers: int | None = None, cache: HashCache | None = None, progress: bool = False,
+                   follow_external_symlinks: bool = False, ignore: Iterable[str] = (),
+                   on_chunk: Callable[[str, int, int], None] | None = None,
+                   stats: HashStats | None = None) -> Manifest:
+    """Hash every file of ``root`` into a manifest (files, chunks, safetensors tensors)."""
+    t0 = time.perf_counter()
+    files = scan_dir(root, follow_external_symlinks=follow_external_symlinks, ignore=ignore)
+    workers = workers or cpu_workers()
+    st = stats if stats is not None else HashStats()
+    st.workers = workers
+    st.files = len(files)
+    st.bytes_total = sum(f.st.st_size for f in files)
+    entries: dict[str, FileEntry] = {}
+    todo: list[tuple[ScannedFile, list[tuple[int, int]], list[Tensor] | None]] = []
+    for f in files:
+        if cache is not None:
+            hit, _ = cache.get(f, chunk_size)
+            if hit is not None:
+                hit["path"] = f.rel
+                entries[f.rel] = FileEntry.from_dict(hit)
+                cache.hits += 1
+                continue
+            cache.misses += 1
+        plan, tensors = _safetensors_plan(f, chunk_size)
+        todo.append((f, plan, tensors))
+    total = sum(f.st.st_size for f, _, _ in todo)
+    st.bytes_hashed = total
+    st.files_hashed = len(todo)
+    digests: dict[str, list[bytes | None]] = {f.rel: [None] * len(plan) for f, plan, _ in todo}
+    remaining = {f.rel: len(plan) for f, plan, _ in todo}
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+               disable=not progress, desc="hashing", leave=False)
+    changed: list[str] = []
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futs = {}
+            for f, plan, _ in todo:
+                if not plan:
+                    continue
+                for i, (off, ln) in enumerate(plan):
+                    futs[pool.submit(_read_range, f.path, f.rel, off, ln)] = (f, i, ln)
+            try:
+                for fut in as_completed(futs):
+                    f, i, ln = futs[fut]
+                    digests[f.rel][i] = fut.result()
+                    bar.update(ln)
+                    if on_chunk is not None:
+                        on_chunk(f.rel, i, ln)
+                    remaining[f.rel] -= 1
+                    if remaining[f.rel] == 0:
+                        try:
+                            now = os.stat(f.path)
+                        except OSError:
+                            now = None
+                        if now is None or not _same_file(now, f.st):
+                            changed.append(f.rel)
+            except BaseException:
+                for x in futs:
+                    x.cancel()
+                raise
+    finally:
+        bar.close()
+    for f, plan, _ in todo:  # empty files: re-check too
+        if not plan:
+            try:
+                now = os.stat(f.path)
+            except OSError:
+                now = None
+            if now is None or not _same_file(now, f.st):
+                changed.append(f.rel)
+    if changed:
+        raise BadInputError(f"{sorted(changed)[0]} changed while it was being hashed; nothing was recorded",
+                            field="path", files=sorted(changed))
+    for f, plan, tensors in todo:
+        ds = digests[f.rel]
+        fe = FileEntry(f.rel, f.st.st_size,
+                       tuple(Chunk(off, ln, d) for (off, ln), d in zip(plan, ds) if d is not None),
+                       tuple(tensors) if tensors is not None else None)
+        entries[f.rel] = fe
+        if cache is not None:
+            d = fe.to_dict()
+            del d["path"]
+            cache.put(f, chunk_size, d)
+    if cache is not None:
+        cache.commit()
+    st.seconds = time.perf_counter() - t0
+    return Manifest.build(entries.values(), chunk_size)
+
+
+def _whole_file(path: str, rel: str, algo: str, bufsize: int = 4 << 20) -> str:
+    h = hashlib.new(algo)
+    mv = _buffer(bufsize)
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            while True:
+                n = fh.readinto(mv)
+                if not n:
+                    break
+                h.update(mv[:n])
+    except OSError as e:
+        raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
+    return h.hexdigest()
+
+
+def hash_files_whole(files: list[ScannedFile], *, algo: str = "sha256", workers: int | None = None,
+                     cache: HashCache | None = None, progress: bool = False) -> dict[str, str]:
+    """Plain whole-file digests (for OpenSSF model signing's ``files`` serialization), one file per
+    thread; the cache keeps SHA-256 ones."""
+    out: dict[str, str] = {}
+    todo = []
+    for f in files:
+        if cache is not None and algo == "sha256":
+            _, sha = cache.get(f, 0)
+            if sha:
+                out[f.rel] = sha
+                continue
+        todo.append(f)
+    from tqdm import tqdm
+
+    bar = tqdm(total=sum(f.st.st_size for f in todo), unit="B", unit_scale=True, unit_divisor=1024,
+               file=sys.stderr, disable=not progress, desc="hashing", leave=False)
+    try:
+        with ThreadPoolExecutor(max_workers=workers or cpu_workers()) as pool:
+            futs = {pool.submit(_whole_file, f.path, f.rel, algo): f for f in todo}
+            for fut in as_completed(futs):
+                f = futs[fut]
+                out[f.rel] = fut.result()
+                bar.update(f.st.st_size)
+                now = os.stat(f.path)
+                if not _same_file(now, f.st):
+                    raise BadInputError(f"{f.rel} changed while it was being hashed", field="path")
+                if cache is not None and algo == "sha256":
+                    cache.put(f, 0, None, out[f.rel])
+    finally:
+        bar.close()
+    if cache is not None:
+        cache.commit()
+    return out
+
+

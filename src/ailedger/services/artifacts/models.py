@@ -1,0 +1,337 @@
+"""Model registration ("model.register" records), verification, part proofs and lineage."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ailedger.core.canonical import canonical_json, parse_json
+from ailedger.core.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.core.manifest import (
+    DEFAULT_CHUNK_SIZE,
+    MANIFEST_FORMAT,
+    Manifest,
+    diff_manifests,
+    verify_chunk_list,
+    verify_chunk_proof,
+)
+from ailedger.core.note import parse_vkey
+from ailedger.core.proofbundle import verify_proof_bundle
+from ailedger.core.records import parse_entry
+from ailedger.services.artifacts.hashing import HashCache, HashStats, hash_model_dir
+
+__all__ = [
+    "MODEL_RECORD",
+    "DATASET_RECORD",
+    "MODEL_PART_PROOF",
+    "cache_for",
+    "manifest_store",
+    "register_model",
+    "verify_model",
+    "find_model",
+    "find_dataset",
+    "prove_model_part",
+    "verify_model_part",
+    "entry_status",
+]
+
+MODEL_RECORD = "model.register"
+DATASET_RECORD = "dataset.commit"
+MODEL_PART_PROOF = "ailedger-model-part-proof/v1"
+MAX_FILES_IN_BODY = 200
+
+
+def artifacts_dir(ledger: Any) -> Path:
+    p = Path(ledger.path) / "artifacts"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def cache_for(ledger: Any) -> HashCache:
+    return HashCache(artifacts_dir(ledger) / "hashcache.sqlite")
+
+
+def manifest_store(ledger: Any) -> Path:
+    p = artifacts_dir(ledger) / "manifests"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def save_manifest(ledger: Any, m: Manifest) -> tuple[Path, str]:
+    data = m.to_bytes()
+    p = manifest_store(ledger) / f"{m.root.hex()}.json"
+    if not p.exists():
+        tmp = p.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, p)
+    return p, hashlib.sha256(data).hexdigest()
+
+
+def load_manifest(ledger: Any, root_hex: str) -> Manifest | None:
+    p = manifest_store(ledger) / f"{root_hex}.json"
+    if not p.exists():
+        return None
+    m = Manifest.from_bytes(p.read_bytes())
+    if m.root.hex() != root_hex:
+        raise ProofError(f"stored manifest {p} does not hash to its name", expected=root_hex, found=m.root.hex())
+    return m
+
+
+def _latest(ledger: Any, type_: str, term: str) -> tuple[int, Any] | None:
+    last = None
+    for idx, e in ledger.find(type=type_, term=term):
+        last = (idx, e)
+    return last
+
+
+def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
+    """A model by name (latest registration), ``#INDEX`` or manifest root hex."""
+    if ref.startswith("#") and ref[1:].isdigit():
+        idx = int(ref[1:])
+        if idx >= ledger.size:
+            raise NotFoundError(f"no entry {ref}", field="model")
+        e = ledger.entry(idx)
+        if e.type != MODEL_RECORD:
+            raise NotFoundError(f"entry {ref} is a {e.type}, not a {MODEL_RECORD}", field="model")
+        return idx, e
+    hit = _latest(ledger, MODEL_RECORD, f"model:{ref}") or _latest(ledger, MODEL_RECORD, f"manifest:{ref}")
+    if hit is None:
+        raise NotFoundError(f"no registered model named {ref!r}", field="model")
+    return hit
+
+
+def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
+    if ref.startswith("#") and ref[1:].isdigit():
+        idx = int(ref[1:])
+        if idx >= ledger.size:
+            raise NotFoundError(f"no entry {ref}", field="dataset")
+        e = ledger.entry(idx)
+        if e.type != DATASET_RECORD:
+            raise NotFoundError(f"entry {ref} is a {e.type}, not a {DATASET_RECORD}", field="dataset")
+        return idx, e
+    hit = _latest(ledger, DATASET_RECORD, f"dataset:{ref}")
+    if hit is None:
+        raise NotFoundError(f"no committed dataset named {ref!r}", field="dataset")
+    return hit
+
+
+def _name_ok(name: str, what: str) -> None:
+    if not name or len(name) > 200 or any(c.isspace() for c in name) or name.startswith("#"):
+        raise BadInputError(f"{what} name must be a non-empty word without spaces", field="name")
+
+
+def register_model(ledger: Any, path: str | os.PathLike[str], name: str, identity: Any, *,
+                   datasets: Iterable[str] = (), base: str | None = None, code_repo: str | None = None,
+                   code_commit: str | None = None, hyperparameters: dict[str, Any] | None = None,
+                   metadata: dict[str, Any] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   workers: int | None = None, progress: bool = False, follow_external_symlinks: bool = False,
+                   ignore: Iterable[str] = (), stats: HashStats | None = None) -> dict[str, Any]:
+    """Hash, sign and log a model with its lineage. Any error leaves the log unchanged."""
+    _name_ok(name, "model")
+    ds_refs = []
+    for d in datasets:
+        idx, e = find_dataset(ledger, d)
+        ds_refs.append({"name": e.body.get("name"), "index": idx, "root": e.body.get("root")})
+    base_ref = None
+    if base:
+        idx, e = find_model(ledger, base)
+        base_ref = {"name": e.body.get("name"), "index": idx, "manifest_root": e.body["manifest"]["root"]}
+    cache = cache_for(ledger)
+    try:
+        m = hash_model_dir(path, chunk_size=chunk_size, workers=workers, cache=cache, progress=progress,
+                           follow_external_symlinks=follow_external_symlinks, ignore=ignore, stats=stats)
+    finally:
+        cache.close()
+    _, doc_sha = save_manifest(ledger, m)
+    code: dict[str, Any] = {}
+    if code_repo:
+        code["repo"] = code_repo
+    if code_commit:
+        code["commit"] = code_commit
+    body: dict[str, Any] = {
+        "name": name,
+        "manifest": {"format": MANIFEST_FORMAT, "root": m.root.hex(), "chunk_size": m.chunk_size,
+                     "files": len(m.files), "bytes": m.total_bytes, "doc_sha256": doc_sha},
+        "lineage": {"datasets": ds_refs, "base_model": base_ref, "code": code or None,
+                    "hyperparameters": hyperparameters or {}},
+        "metadata": metadata or {},
+    }
+    if len(m.files) <= MAX_FILES_IN_BODY:
+        body["files"] = [{"path": f.path, "size": f.size, "root": f.root.hex()} for f in m.files]
+    canonical_json(body)  # raises BadInputError on non-JSON metadata before anything is logged
+    terms = [f"model:{name}", f"manifest:{m.root.hex()}"]
+    terms += [f"trained-on:{r['name']}" for r in ds_refs]
+    if base_ref:
+        terms.append(f"base:{base_ref['name']}")
+    res = ledger.append_record(MODEL_RECORD, body, identity, terms=terms)
+    return {"index": res.index, "duplicate": res.duplicate, "name": name, "manifest_root": m.root.hex(),
+            "files": len(m.files), "bytes": m.total_bytes, "signer": identity.did}
+
+
+def _identity_names(ledger: Any) -> dict[str, str]:
+    out = {}
+    try:
+        for n in ledger.identities.names():
+            did = ledger.identities.did_of(n)
+            if did:
+                out[did] = n
+    except Exception:  # noqa: BLE001 - names are a nicety
+        pass
+    return out
+
+
+def entry_status(ledger: Any, index: int) -> dict[str, Any]:
+    """Who signed entry ``index``, when it entered the log, and the checkpoint that covers it
+    (inclusion is actually verified against the signed checkpoint)."""
+    data = ledger.entry_bytes(index)
+    e = parse_entry(data, verify=True)
+    bundle = ledger.prove(index)
+    _, cp = verify_proof_bundle(bundle, ledger.verifier, entry=data)
+    return {
+        "index": index,
+        "type": e.type,
+        "signer": e.signer,
+        "signer_name": _identity_names(ledger).get(e.signer),
+        "time": e.time,
+        "signature": "valid",
+        "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "inclusion": "verified"},
+    }
+
+
+def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None = None,
+                 chunk_size: int | None = None, workers: int | None = None, progress: bool = False,
+                 follow_external_symlinks: bool = False, ignore: Iterable[str] = ()) -> dict[str, Any]:
+    """Re-hash ``path`` and find the record it matches; else the closest record and what differs."""
+    candidates: list[tuple[int, Any]] = []
+    if name:
+        candidates = [find_model(ledger, name)]
+    else:
+        candidates = list(ledger.find(type=MODEL_RECORD))
+        if not candidates:
+            raise NotFoundError("no model is registered in this ledger", field="model")
+    sizes = sorted({e.body["manifest"]["chunk_size"] for _, e in candidates}, key=lambda c: c != DEFAULT_CHUNK_SIZE)
+    if chunk_size:
+        sizes = [chunk_size]
+    cache = cache_for(ledger)
+    manifests = {}
+    try:
+        for cs in sizes[:3]:
+            manifests[cs] = hash_model_dir(path, chunk_size=cs, workers=workers, cache=cache, progress=progress,
+                                           follow_external_symlinks=follow_external_symlinks, ignore=ignore)
+    finally:
+        cache.close()
+    # exact match?
+    for cs, m in manifests.items():
+        hits = [(i, e) for i, e in ledger.find(type=MODEL_RECORD, term=f"manifest:{m.root.hex()}")
+                if name is None or e.body.get("name") == name or name.startswith("#")]
+        if hits:
+            idx, e = hits[-1]
+            st = entry_status(ledger, idx)
+            return {"ok": True, "name": e.body.get("name"), "manifest_root": m.root.hex(), "record": st,
+                    "files": len(m.files), "bytes": m.total_bytes, "differences": [],
+                    "lineage": e.body.get("lineage")}
+    # closest record: most files with equal roots
+    best = None
+    for idx, e in candidates:
+        cs = e.body["manifest"]["chunk_size"]
+        if cs not in manifests:
+            continue
+        m = manifests[cs]
+        mine = {f.path: f.root.hex() for f in m.files}
+        theirs = {f["path"]: f["root"] for f in e.body.get("files", [])}
+        exp = load_manifest(ledger, e.body["manifest"]["root"])
+        if exp is not None:
+            theirs = {f.path: f.root.hex() for f in exp.files}
+        score = sum(1 for p, r in theirs.items() if mine.get(p) == r) + 0.5 * len(theirs.keys() & mine.keys())
+        if best is None or score > best[0] or (score == best[0] and idx > best[1]):
+            best = (score, idx, e, exp, m)
+    if best is None:
+        raise NotFoundError("no registered model matches this directory", field="model")
+    _, idx, e, exp, m = best
+    if exp is not None:
+        diffs = [d.to_dict() for d in diff_manifests(exp, m)]
+    else:
+        diffs = []
+        theirs = {f["path"]: f for f in e.body.get("files", [])}
+        mine = {f.path: f for f in m.files}
+        for p in sorted(theirs.keys() - mine.keys()):
+            diffs.append({"kind": "missing", "path": p, "detail": f"{p} is in the registered model but missing here"})
+        for p in sorted(mine.keys() - theirs.keys()):
+            diffs.append({"kind": "extra", "path": p, "detail": f"{p} is here but not in the registered model"})
+        for p in sorted(mine.keys() & theirs.keys()):
+            if mine[p].root.hex() != theirs[p]["root"]:
+                diffs.append({"kind": "file", "path": p, "detail": f"{p} changed (the manifest with chunk "
+                              "digests is not in this ledger, so the chunk is not known)"})
+    st = entry_status(ledger, idx)
+    return {"ok": False, "name": e.body.get("name"), "manifest_root": m.root.hex(),
+            "expected_root": e.body["manifest"]["root"], "record": st, "files": len(m.files),
+            "bytes": m.total_bytes, "differences": diffs, "lineage": e.body.get("lineage")}
+
+
+# -- part proofs: one file or one chunk, O(log n) ---------------------------------------------
+
+
+def prove_model_part(ledger: Any, ref: str, file_path: str, chunk: int | None = None) -> bytes:
+    idx, e = find_model(ledger, ref)
+    m = load_manifest(ledger, e.body["manifest"]["root"])
+    if m is None:
+        raise NotFoundError("the manifest of this model is not stored in this ledger", field="model")
+    proof = m.chunk_proof(file_path, chunk) if chunk is not None else m.file_proof(file_path)
+    doc = {"type": MODEL_PART_PROOF, "model": e.body.get("name"), "index": idx,
+           "entry": base64.b64encode(ledger.entry_bytes(idx)).decode(),
+           "tlog_proof": ledger.prove(idx).decode(), **proof}
+    return (MODEL_PART_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
+
+
+def _open_part_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], Any, Any]:
+    if not data.startswith((MODEL_PART_PROOF + "\n").encode()):
+        raise BadInputError(f"not an {MODEL_PART_PROOF} file", field="proof")
+    doc = parse_json(data[len(MODEL_PART_PROOF) + 1:], what="model part proof")
+    entry_bytes = base64.b64decode(doc["entry"])
+    e = parse_entry(entry_bytes, verify=True)
+    _, cp = verify_proof_bundle(doc["tlog_proof"].encode(), parse_vkey(vkey), entry=entry_bytes)
+    if e.type != MODEL_RECORD:
+        raise ProofError(f"the logged entry is a {e.type}, not a {MODEL_RECORD}")
+    if e.body["manifest"]["root"] != doc["manifest_root"]:
+        raise ProofError("the proof's manifest root is not the logged one", expected=e.body["manifest"]["root"],
+                         found=doc["manifest_root"])
+    return doc, e, cp
+
+
+def verify_model_part(data: bytes, content_path: str | os.PathLike[str], vkey: str) -> dict[str, Any]:
+    """Verify one chunk (content = the chunk's bytes, or the whole file) or one whole file
+    (streamed chunk by chunk, stopping at the first chunk that differs)."""
+    doc, e, cp = _open_part_proof(data, vkey)
+    root = bytes.fromhex(doc["manifest_root"])
+    out = {"model": e.body.get("name"), "index": doc["index"], "signer": e.signer, "time": e.time,
+           "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()},
+           "file": doc["file"]["path"]}
+    p = Path(content_path)
+    if "chunk" in doc:
+        c = doc["chunk"]
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            if size != c["length"]:
+                fh.seek(c["offset"])
+            blob = fh.read(c["length"])
+        verify_chunk_proof(doc, blob, root)
+        out.update({"ok": True, "chunk": c["index"], "bytes": len(blob)})
+        return out
+    digests = verify_chunk_list(doc, root)
+    offsets = doc["chunk_offsets"] + [doc["file"]["size"]]
+    if p.stat().st_size != doc["file"]["size"]:
+        raise VerificationError(f"{doc['file']['path']} has the wrong size", expected=doc["file"]["size"],
+                                found=p.stat().st_size)
+    with open(p, "rb") as fh:
+        for i, d in enumerate(digests):
+            blob = fh.read(offsets[i + 1] - offsets[i])
+            got = hashlib.sha256(blob).digest()
+            if got != d:
+                raise VerificationError(f"{doc['file']['path']} chunk {i} (bytes {offsets[i]}..{offsets[i + 1]}) "
+                                        "differs", expected=d.hex(), found=got.hex(), chunk=i)
+    out.update({"ok": True, "chunks": len(digests), "bytes": doc["file"]["size"]})
+    return out
