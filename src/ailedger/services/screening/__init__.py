@@ -1,0 +1,26 @@
+"""Screening of labelled training data before it is committed to the ledger.
+
+"You can verify the hash of poisoned data perfectly": a dataset commitment proves *which* records were
+used, not that they are sound.  This package looks for label errors (confident learning), exact and near
+duplicates, outliers, class balance by source, backdoor signs, and gives a verdict per source, so a bad
+source can be cut out with a provable change of root.  See docs/screening.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .engine import SCHEMA, check_screenable, screen
+from .loaders import Dataset, load_dataset
+
+
+def screen_path(path: str, *, label_column: str | None = None, source_column: str | None = None,
+                text_column: str | None = None, image_column: str | None = None, modality: str = "auto",
+                seed: int = 0, loo: bool = True) -> dict[str, Any]:
+    """Load and screen ``path``; raises BadInputError for anything that cannot be screened."""
+    ds = load_dataset(path, label_column=label_column, source_column=source_column, text_column=text_column,
+                      image_column=image_column, modality=modality)
+    return screen(ds, seed=seed, loo=loo)
+
+
+__all__ = ["SCHEMA", "Dataset", "check_screenable", "load_dataset", "screen", "screen_path"]
