@@ -73,6 +73,7 @@ __all__ = [
 ARTIFACT_ENV = "AILEDGER_ANCHOR_ARTIFACT"
 DB_FILE = "anchors.db"
 DEFAULT_CONFIRMATIONS = 1
+MAX_REBROADCASTS = 3
 GWEI = 10**9
 
 
@@ -528,7 +529,16 @@ class AnchorService:
             self.log(f"anchor of size {a['tree_size']}: nonce {t['nonce']} taken by another transaction")
             return
         if not self.chain.knows_tx(t["tx_hash"]):
+            tries = int(t["note"] or 0)
+            if tries >= MAX_REBROADCASTS:
+                # the node keeps discarding it (e.g. fees or gas no longer acceptable): sign a new one.
+                # Its nonce will be this same unused nonce, so at most one of the two can ever be mined.
+                self.queue.db.execute("UPDATE txs SET state = 'abandoned' WHERE tx_hash = ?", (t["tx_hash"],))
+                self.queue.update(a["id"], status="queued", attempts=a["attempts"] + 1,
+                                  last_error=f"transaction {t['tx_hash']} discarded {tries} times; re-signed")
+                return
             self.log(f"anchor of size {a['tree_size']}: transaction {t['tx_hash']} dropped; re-broadcasting it")
+            self.queue.db.execute("UPDATE txs SET note = ? WHERE tx_hash = ?", (str(tries + 1), t["tx_hash"]))
             self._broadcast(a, t["tx_hash"], bytes(t["raw"]))
 
     def _send_next(self) -> None:
