@@ -5,6 +5,14 @@ Record types: ``model.register`` (a model's Merkle manifest root, its lineage an
 consent metadata).  See docs/provenance.md.
 """
 
+from ailedger.services.artifacts.datasets import (
+    DATASET_PROOF,
+    commit_dataset,
+    normalise_candidate,
+    prove_dataset,
+    record_key,
+    verify_dataset_proof_file,
+)
 from ailedger.services.artifacts.hashing import HashCache, HashStats, hash_files_whole, hash_model_dir, scan_dir
 from ailedger.services.artifacts.lineage import lineage_graph, lineage_png, lineage_svg, lineage_text
 from ailedger.services.artifacts.models import (
@@ -24,6 +32,12 @@ from ailedger.services.artifacts.models import (
 from ailedger.services.artifacts.oms import oms_sign, oms_verify
 
 __all__ = [
+    "DATASET_PROOF",
+    "commit_dataset",
+    "normalise_candidate",
+    "prove_dataset",
+    "record_key",
+    "verify_dataset_proof_file",
     "DATASET_RECORD",
     "MODEL_RECORD",
     "MODEL_PART_PROOF",

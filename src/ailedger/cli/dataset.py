@@ -1,0 +1,130 @@
+"""`ailedger dataset ...`: commit a dataset's records as a sparse Merkle root, prove membership
+or absence of a candidate record, and verify such proofs offline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ailedger.cli.model import emit, json_option, ledger_option, load_identity, open_ledger, show_progress
+from ailedger.core.canonical import parse_json
+from ailedger.core.errors import BadInputError, VerificationError
+
+
+def _sources(path: str | None, license_: str | None, url: str | None, consent: str | None,
+             cite: str | None, collection: str | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if path:
+        obj = parse_json(Path(path).read_bytes(), what=path)
+        out = obj if isinstance(obj, list) else [obj]
+        if not all(isinstance(o, dict) for o in out):
+            raise BadInputError(f"{path} must hold a JSON object or a list of objects", field="sources")
+    common = {k: v for k, v in (("license", license_), ("url", url), ("consent", consent), ("citeAs", cite),
+                                ("rai:dataCollection", collection)) if v}
+    if common:
+        out = [{**o, **common} for o in out] if out else [common]
+    return out
+
+
+def _describe(rep: dict[str, Any]) -> str:
+    verdict = "IS in" if rep["result"] == "member" else "is NOT in"
+    cp = rep["checkpoint"]
+    lines = [f"OK: the candidate {verdict} dataset {rep['dataset']} ({rep['records']} records, root "
+             f"{rep['root'][:16]}...)",
+             f"record:     #{rep['index']} (dataset.commit) signed by {rep['signer']} at {rep['time']}",
+             f"checkpoint: {cp['origin']} size {cp['size']} root {cp['root'][:16]}... (signature and inclusion "
+             "verified)",
+             f"proof:      {rep['smt_proof_bytes']} bytes, depth {rep['depth']}, leaf key {rep['key'][:16]}... "
+             f"({rep['normalisation']} normalisation)"]
+    if rep.get("note"):
+        lines.append("note:       " + rep["note"])
+    return "\n".join(lines)
+
+
+def verify_proof_command(proof_file: str, candidate: str, vkey: str | None, as_json: bool) -> None:
+    """Shared by `dataset verify` and (through verify_dataset_proof_file) the lead's `verify`."""
+    from ailedger.services.artifacts import verify_dataset_proof_file
+
+    try:
+        rep = verify_dataset_proof_file(Path(proof_file).read_bytes(), Path(candidate).read_bytes(), vkey)
+    except VerificationError as e:
+        emit({"ok": False, "error": e.to_dict()}, as_json, f"FAILED: {e.message}")
+        sys.exit(1)
+    emit(rep, as_json, _describe(rep))
+
+
+def register(main: click.Group) -> None:
+    @main.group("dataset")
+    def dataset() -> None:
+        """Dataset commitments: was this record in the training set? (membership and absence proofs)"""
+
+    @dataset.command("commit")
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("--name", required=True, help="Dataset name.")
+    @click.option("--as", "identity", required=True, help="Identity that signs the commitment.")
+    @click.option("--description", default=None)
+    @click.option("--license", "license_", default=None, help="Licence of the source(s) (SPDX id or URL).")
+    @click.option("--source-url", default=None, help="Where the source came from.")
+    @click.option("--consent", default=None, help="Consent basis for the source(s).")
+    @click.option("--cite-as", default=None)
+    @click.option("--data-collection", default=None, help="Croissant rai:dataCollection text.")
+    @click.option("--sources", "sources_file", default=None,
+                  help="JSON file: one object per PATH with Croissant field names (license, url, consent, ...).")
+    @click.option("--private", is_flag=True, help="Salt leaves with a curator secret (HMAC): only the curator can "
+                  "answer queries.")
+    @click.option("--workers", type=int, default=None, help="Hashing processes (default: all cores).")
+    @click.option("--follow-symlinks", is_flag=True)
+    @ledger_option
+    @json_option
+    def dataset_commit(paths: tuple[str, ...], name: str, identity: str, description: str | None,
+                       license_: str | None, source_url: str | None, consent: str | None, cite_as: str | None,
+                       data_collection: str | None, sources_file: str | None, private: bool, workers: int | None,
+                       follow_symlinks: bool, ledger_path: str | None, as_json: bool) -> None:
+        """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root."""
+        from ailedger.services.artifacts import commit_dataset
+
+        meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
+        with open_ledger(ledger_path) as ledger:
+            ident = load_identity(ledger, identity)
+            res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta, description=description,
+                                 private=private, workers=workers, progress=show_progress(as_json),
+                                 follow_symlinks=follow_symlinks)
+        emit(res, as_json,
+             f"committed dataset {name} as entry #{res['index']}: {res['records']} records "
+             f"({res['duplicates']} duplicates), root {res['root']}\n"
+             f"hashed {res['records_in']} records in {res['seconds_hash']:.2f}s, built the index in "
+             f"{res['seconds_build']:.2f}s")
+
+    @dataset.command("prove")
+    @click.argument("dataset_ref")
+    @click.argument("candidate", type=click.Path(dir_okay=False, exists=True))
+    @click.option("-o", "--output", required=True, help="Proof file to write.")
+    @click.option("--normalisation", type=click.Choice(["bytes", "json"]), default=None,
+                  help="How to read the candidate (default: JSON if it parses and the set has JSON records).")
+    @ledger_option
+    @json_option
+    def dataset_prove(dataset_ref: str, candidate: str, output: str, normalisation: str | None,
+                      ledger_path: str | None, as_json: bool) -> None:
+        """Prove CANDIDATE is in DATASET_REF, or that it is not (whichever holds)."""
+        from ailedger.services.artifacts import prove_dataset
+
+        with open_ledger(ledger_path) as ledger:
+            data, info = prove_dataset(ledger, dataset_ref, Path(candidate).read_bytes(),
+                                       normalisation=normalisation)
+        Path(output).write_bytes(data)
+        info["output"] = output
+        what = "membership" if info["result"] == "member" else "absence"
+        emit(info, as_json, f"wrote {what} proof {output} ({info['file_bytes']} bytes; sparse Merkle proof "
+                            f"{info['smt_proof_bytes']} bytes, made in {info['prove_ms']} ms)")
+
+    @dataset.command("verify")
+    @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
+    @click.option("--candidate", required=True, type=click.Path(dir_okay=False, exists=True))
+    @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")
+    @json_option
+    def dataset_verify(proof_file: str, candidate: str, vkey: str | None, as_json: bool) -> None:
+        """Check a dataset proof offline, holding only the candidate, the proof and the log's key."""
+        verify_proof_command(proof_file, candidate, vkey, as_json)

@@ -1,0 +1,715 @@
+"""Dataset commitments ("dataset.commit"): a sparse Merkle root over the dataset's records, and
+membership / absence proofs a third party checks offline holding only the candidate record.
+
+Pipeline, memory bounded whatever the dataset size:
+
+1. *hash*: the inputs are cut into work units (byte ranges of JSONL files cut at line ends, CSV
+   files, Parquet row groups, slices of a folder's files); worker processes turn each record into
+   its 32-byte key and append it to one of 2^P partition files chosen by the key's first P bits
+   (the keys of one partition are exactly one subtree of the sparse Merkle tree);
+2. *build*: each partition is sorted and de-duplicated alone (in parallel), its subtree hashed
+   bottom-up, and its part of every stored level written in place into ``levels.bin``; the 2^P
+   partition roots combine into the root in the top P levels;
+3. the sorted keys (``keys.bin``) and the node hashes of depths 0..D (``levels.bin``) stay on
+   disk under the ledger directory as the proof index: a proof reads D stored siblings and
+   recomputes the rest from one bucket of a few keys.
+
+Units could equally be hashed on other machines: their partition files are all that step 2 needs.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import glob
+import hashlib
+import hmac
+import io
+import json
+import mmap
+import os
+import re
+import secrets
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ailedger.core import smt
+from ailedger.core.canonical import canonical_json, parse_json
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError
+from ailedger.core.note import parse_vkey
+from ailedger.core.proofbundle import verify_proof_bundle
+from ailedger.core.records import parse_entry
+from ailedger.services.artifacts.hashing import cpu_workers, scan_dir
+from ailedger.services.artifacts.models import DATASET_RECORD, artifacts_dir, entry_status, find_dataset
+
+__all__ = [
+    "DATASET_PROOF",
+    "SMT_FORMAT",
+    "commit_dataset",
+    "prove_dataset",
+    "verify_dataset_proof_file",
+    "record_key",
+    "normalise_candidate",
+    "DatasetIndex",
+]
+
+DATASET_PROOF = "ailedger-dataset-proof/v1"
+SMT_FORMAT = "ailedger-smt/v1"
+UNIT_BYTES = 32 << 20
+PARTITION_TARGET = 16 << 20  # bytes of keys per partition (bounds the memory of one sort)
+_FLOATISH = re.compile(rb"[0-9][.eE]")
+_ENCODING = {"jsonl": "application/jsonlines", "csv": "text/csv", "parquet": "application/x-parquet",
+             "files": "application/octet-stream"}
+
+
+# -- leaves ------------------------------------------------------------------------------------
+
+def record_key(normalised: bytes, secret: bytes | None = None) -> bytes:
+    """The record's 256-bit key: SHA-256 of its normalised bytes, or HMAC-SHA256 under the
+    curator's secret in private mode."""
+    if secret is not None:
+        return hmac.digest(secret, normalised, "sha256")
+    return hashlib.sha256(normalised).digest()
+
+
+def _json_value(v: Any) -> Any:
+    """Parquet cell -> JSON value (documented in docs/provenance.md)."""
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    if isinstance(v, float):
+        return v
+    if isinstance(v, (bytes, bytearray)):
+        return base64.b64encode(bytes(v)).decode()
+    if isinstance(v, dict):
+        return {str(k): _json_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def normalise_candidate(candidate: bytes, normalisation: str) -> bytes:
+    """The bytes a rights holder hashes: raw bytes for file records; for JSON records the RFC 8785
+    form of the candidate JSON value (a JSON line, or a CSV header line plus one row)."""
+    if normalisation == "bytes":
+        return candidate
+    if normalisation != "json":
+        raise BadInputError(f"unknown normalisation {normalisation!r}", field="normalisation")
+    text = candidate.strip()
+    try:
+        return canonical_json(parse_json(text, what="candidate"))
+    except BadInputError:
+        rows = list(csv.reader(io.StringIO(text.decode("utf-8", "replace"))))
+        if len(rows) == 2 and len(rows[0]) == len(rows[1]) and len(set(rows[0])) == len(rows[0]):
+            return canonical_json(dict(zip(rows[0], rows[1])))
+        raise
+
+
+# -- work units --------------------------------------------------------------------------------
+
+def _kind_of(p: Path) -> str:
+    if p.is_dir():
+        return "files"
+    s = p.name.lower()
+    if s.endswith((".jsonl", ".ndjson", ".jsonl.txt")):
+        return "jsonl"
+    if s.endswith(".csv"):
+        return "csv"
+    if s.endswith(".parquet"):
+        return "parquet"
+    raise BadInputError(f"{p}: unknown record format (use a folder, .jsonl, .csv or .parquet)", field="path")
+
+
+def _plan_units(paths: Sequence[str], follow_symlinks: bool) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], int]:
+    units: list[tuple[Any, ...]] = []
+    sources: list[dict[str, Any]] = []
+    total = 0
+    for si, ps in enumerate(paths):
+        p = Path(ps)
+        if not p.exists():
+            raise BadInputError(f"{ps} does not exist", field="path")
+        kind = _kind_of(p)
+        sources.append({"name": p.name or str(p), "kind": kind})
+        if kind == "files":
+            files = scan_dir(p, follow_external_symlinks=follow_symlinks, ignore=())
+            batch: list[tuple[str, str]] = []
+            size = 0
+            for f in files:
+                batch.append((f.path, f.rel))
+                size += f.st.st_size
+                total += f.st.st_size
+                if size >= UNIT_BYTES or len(batch) >= 20000:
+                    units.append(("files", si, batch, size))
+                    batch, size = [], 0
+            if batch:
+                units.append(("files", si, batch, size))
+        elif kind == "jsonl":
+            n = p.stat().st_size
+            total += n
+            with open(p, "rb") as fh:
+                start = 0
+                while start < n:
+                    end = min(n, start + UNIT_BYTES)
+                    if end < n:
+                        fh.seek(end)
+                        rest = fh.readline()
+                        end += len(rest)
+                    units.append(("jsonl", si, str(p), start, end))
+                    start = end
+        elif kind == "csv":
+            n = p.stat().st_size
+            total += n
+            units.append(("csv", si, str(p), n))
+        else:
+            import pyarrow.parquet as pq
+
+            try:
+                md = pq.ParquetFile(p).metadata
+            except Exception as e:  # noqa: BLE001 - any pyarrow failure means a bad file
+                raise BadInputError(f"{ps}: not a readable Parquet file ({e})", field="path") from e
+            total += p.stat().st_size
+            for rg in range(md.num_row_groups):
+                units.append(("parquet", si, str(p), rg, md.row_group(rg).total_byte_size))
+    return units, sources, total
+
+
+# -- worker side ---------------------------------------------------------------------------------
+
+class _Sink:
+    """Collects keys and spills them into partition files by their first P bits."""
+
+    def __init__(self, tmp: str, P: int, tag: str) -> None:
+        self.tmp, self.P, self.tag = tmp, P, tag
+        self.buf = bytearray()
+        self.n = 0
+
+    def add(self, k: bytes) -> None:
+        self.buf += k
+        self.n += 1
+        if len(self.buf) >= 8 << 20:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buf:
+            return
+        import numpy as np
+
+        arr = np.frombuffer(bytes(self.buf), dtype=np.uint8).reshape(-1, 32)
+        part = (arr[:, 0].astype(np.uint32) << 8 | arr[:, 1]) >> (16 - self.P) if self.P else np.zeros(len(arr), np.uint32)
+        order = np.argsort(part, kind="stable")
+        arr, part = arr[order], part[order]
+        bounds = np.searchsorted(part, np.arange((1 << self.P) + 1))
+        for p in range(1 << self.P):
+            a, b = int(bounds[p]), int(bounds[p + 1])
+            if b > a:
+                with open(os.path.join(self.tmp, f"part-{p:05d}-{self.tag}.bin"), "ab") as fh:
+                    fh.write(arr[a:b].tobytes())
+        self.buf = bytearray()
+
+
+def _encode_fast() -> Any:
+    from json.encoder import c_make_encoder  # type: ignore[attr-defined]
+
+    if c_make_encoder is None:  # pragma: no cover
+        return None
+    from json.encoder import encode_basestring
+
+    return c_make_encoder(None, None, encode_basestring, None, ":", ",", True, False, False)
+
+
+def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, tag: str) -> dict[str, Any]:
+    """Hash one work unit into partition files. Returns counts, or the first error (file, line)."""
+    sink = _Sink(tmp, P, tag)
+    kind, si = unit[0], unit[1]
+    sha = hashlib.sha256
+    try:
+        if kind == "files":
+            for path, rel in unit[2]:
+                try:
+                    with open(path, "rb") as fh:
+                        if secret is None:
+                            h = hashlib.file_digest(fh, "sha256").digest()
+                        else:
+                            h = hmac.digest(secret, fh.read(), "sha256")
+                except OSError as e:
+                    return {"error": f"cannot read {rel}: {e.strerror}", "where": rel}
+                sink.add(h)
+        elif kind == "jsonl":
+            path, start, end = unit[2], unit[3], unit[4]
+            with open(path, "rb") as fh:
+                fh.seek(start)
+                block = fh.read(end - start)
+            enc = _encode_fast()
+            loads = json.loads
+            floatish = _FLOATISH.search
+            add_buf = sink.buf
+            n_here = 0
+            pos = 0
+            for line in block.split(b"\n"):
+                here = pos
+                pos += len(line) + 1
+                if not line.strip():
+                    continue
+                try:
+                    obj = loads(line)
+                    if enc is not None and line.isascii() and b"\\u" not in line and not floatish(line):
+                        s = "".join(enc(obj, 0)).encode()
+                    else:
+                        s = canonical_json(obj)
+                except (ValueError, AiledgerError) as e:
+                    msg = getattr(e, "message", None) or str(e)
+                    return {"error": "bad_json", "path": path, "offset": start + here, "reason": msg[:200]}
+                if secret is None:
+                    add_buf += sha(s).digest()
+                else:
+                    add_buf += hmac.digest(secret, s, "sha256")
+                n_here += 1
+                if len(add_buf) >= 8 << 20:
+                    sink.n += n_here
+                    n_here = 0
+                    sink.flush()
+                    add_buf = sink.buf
+            sink.n += n_here
+        elif kind == "csv":
+            path = unit[2]
+            with open(path, newline="", encoding="utf-8") as fh:
+                rd = csv.reader(fh)
+                try:
+                    header = next(rd)
+                except StopIteration:
+                    return {"error": f"{path}: empty CSV file (no header line)", "where": path}
+                except (csv.Error, UnicodeDecodeError) as e:
+                    return {"error": f"{path} line 1: {e}", "where": path}
+                if len(set(header)) != len(header):
+                    return {"error": f"{path} line 1: duplicate column names in the header", "where": path}
+                while True:
+                    try:
+                        row = next(rd)
+                    except StopIteration:
+                        break
+                    except (csv.Error, UnicodeDecodeError) as e:
+                        return {"error": f"{path} line {rd.line_num}: does not parse ({e})", "where": path}
+                    if not row:
+                        continue
+                    if len(row) != len(header):
+                        return {"error": f"{path} line {rd.line_num}: {len(row)} fields, the header has "
+                                         f"{len(header)}", "where": path}
+                    sink.add(record_key(canonical_json(dict(zip(header, row))), secret))
+        elif kind == "parquet":
+            import pyarrow.parquet as pq
+
+            path, rg = unit[2], unit[3]
+            try:
+                table = pq.ParquetFile(path).read_row_group(rg)
+            except Exception as e:  # noqa: BLE001
+                return {"error": f"{path} row group {rg}: does not parse ({e})", "where": path}
+            for row in table.to_pylist():
+                try:
+                    sink.add(record_key(canonical_json(_json_value(row)), secret))
+                except AiledgerError as e:
+                    return {"error": f"{path} row group {rg}: {e.message}", "where": path}
+        sink.flush()
+    except OSError as e:
+        return {"error": f"cannot read {e.filename}: {e.strerror}", "where": str(e.filename)}
+    return {"n": sink.n, "source": si}
+
+
+def _worker_init() -> None:
+    pass
+
+
+def _hash_unit_star(args: tuple[Any, ...]) -> dict[str, Any]:
+    return _hash_unit(*args)
+
+
+def _build_partition(args: tuple[str, int, int, int, str]) -> dict[str, Any]:
+    """Sort, de-duplicate and hash one partition; write its keys and its part of levels P..D."""
+    import numpy as np
+
+    tmp, p, P, D, levels_path = args
+    parts = sorted(glob.glob(os.path.join(tmp, f"part-{p:05d}-*.bin")))
+    chunks = [np.fromfile(f, dtype=np.uint8) for f in parts]
+    raw = np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
+    for f in parts:
+        os.unlink(f)
+    arr = raw.reshape(-1, 32)
+    n_in = len(arr)
+    if n_in:
+        cols = arr.view(">u8").reshape(-1, 4)
+        order = np.lexsort((cols[:, 3], cols[:, 2], cols[:, 1], cols[:, 0]))
+        arr = arr[order]
+        if len(arr) > 1:
+            keep = np.ones(len(arr), bool)
+            keep[1:] = np.any(arr[1:] != arr[:-1], axis=1)
+            arr = arr[keep]
+    data = arr.tobytes()
+    with open(os.path.join(tmp, f"keys-{p:05d}.bin"), "wb") as fh:
+        fh.write(data)
+    m = len(arr)
+    keys = [data[i:i + 32] for i in range(0, len(data), 32)]
+    width = D - P
+    nb = 1 << width
+    if m:
+        top = arr[:, :8].copy().view(">u8").reshape(-1).astype(np.uint64)
+        bucket = (top >> np.uint64(64 - D)).astype(np.int64) if D else np.zeros(m, np.int64)
+        bounds = np.searchsorted(bucket, np.arange(p << width, (p << width) + nb + 1)).tolist()
+    else:
+        bounds = [0] * (nb + 1)
+    level = bytearray()
+    counts = bytearray()
+    sub = smt.subtree_root
+    leaf = smt.leaf_node
+    Z = smt.Z
+    for b in range(nb):
+        lo, hi = bounds[b], bounds[b + 1]
+        c = hi - lo
+        if c == 0:
+            level += Z
+        elif c == 1:
+            level += leaf(keys[lo])
+        else:
+            level += sub(keys, D, lo, hi)
+        counts.append(min(c, 2))
+    fd = os.open(levels_path, os.O_WRONLY)
+    try:
+        lv, ct = bytes(level), bytes(counts)
+        for d in range(D, P - 1, -1):
+            os.pwrite(fd, lv, ((1 << d) - 1 + (p << (d - P))) * 32)
+            if d > P:
+                lv, ct = smt.parent_level(lv, ct)
+    finally:
+        os.close(fd)
+    return {"p": p, "n_in": n_in, "n": m, "root": lv, "count": ct[0] if ct else 0}
+
+
+# -- index ---------------------------------------------------------------------------------------
+
+class _KeyFile(Sequence[bytes]):
+    def __init__(self, mm: Any, n: int) -> None:
+        self.mm, self.n = mm, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            raise TypeError("no slices")
+        return self.mm[i * 32:i * 32 + 32]
+
+
+class DatasetIndex:
+    """The on-disk proof index of one committed dataset: sorted keys and stored levels 0..D."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.meta = json.loads((path / "meta.json").read_text())
+        self.D = self.meta["D"]
+        self.n = self.meta["records"]
+        self._fk = open(path / "keys.bin", "rb")
+        self._fl = open(path / "levels.bin", "rb")
+        self._mk = mmap.mmap(self._fk.fileno(), 0, access=mmap.ACCESS_READ) if self.n else b""
+        self._ml = mmap.mmap(self._fl.fileno(), 0, access=mmap.ACCESS_READ)
+        self.keys = _KeyFile(self._mk, self.n)
+        self.secret = (path / "secret").read_bytes() if (path / "secret").exists() else None
+
+    def node_at(self, d: int, prefix: int) -> bytes:
+        o = ((1 << d) - 1 + prefix) * 32
+        return bytes(self._ml[o:o + 32])
+
+    @property
+    def root(self) -> bytes:
+        return self.node_at(0, 0)
+
+    def prove(self, key: bytes) -> smt.SmtProof:
+        return smt.prove_with_levels(key, self.D, self.node_at, self.keys)
+
+    def close(self) -> None:
+        for x in (self._mk, self._ml):
+            if isinstance(x, mmap.mmap):
+                x.close()
+        self._fk.close()
+        self._fl.close()
+
+
+def _datasets_dir(ledger: Any) -> Path:
+    p = artifacts_dir(ledger) / "datasets"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _line_of(path: str, offset: int) -> int:
+    n = 1
+    with open(path, "rb") as fh:
+        left = offset
+        while left > 0:
+            b = fh.read(min(left, 1 << 20))
+            if not b:
+                break
+            n += b.count(b"\n")
+            left -= len(b)
+    return n
+
+
+def build_index(paths: Sequence[str], out_dir: Path, *, private: bool = False, workers: int | None = None,
+                progress: bool = False, follow_symlinks: bool = False,
+                partitions_log2: int | None = None) -> dict[str, Any]:
+    """Hash the records of ``paths`` and build the proof index in ``out_dir`` (which must not exist).
+    Raises BadInputError naming the file and line of the first bad record; then nothing is kept."""
+    t0 = time.perf_counter()
+    units, sources, total = _plan_units(paths, follow_symlinks)
+    workers = workers or cpu_workers()
+    est = max(1, total // 24)
+    P = partitions_log2 if partitions_log2 is not None else max(1, min(12, (est * 32 // PARTITION_TARGET).bit_length()))
+    tmp = Path(str(out_dir) + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    secret = secrets.token_bytes(32) if private else None
+    from tqdm import tqdm
+
+    ok = False
+    try:
+        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=not progress,
+                   desc="hashing records", leave=False)
+        jobs = [(u, str(tmp), P, secret, f"{i:06d}") for i, u in enumerate(units)]
+        counts = [0] * len(sources)
+        pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
+        try:
+            results = pool.map(_hash_unit_star, jobs) if pool else map(_hash_unit_star, jobs)
+            for u, r in zip(units, results):
+                bar.update(u[-1] if u[0] != "jsonl" else u[4] - u[3])
+                if "error" in r:
+                    if r["error"] == "bad_json":
+                        line = _line_of(r["path"], r["offset"])
+                        raise BadInputError(f"{r['path']} line {line}: record does not parse ({r['reason']}); "
+                                            "nothing was logged", field="record", file=r["path"], line=line)
+                    raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
+                counts[r["source"]] += r["n"]
+        finally:
+            bar.close()
+            if pool:
+                pool.shutdown(cancel_futures=True)
+        t_hash = time.perf_counter() - t0
+        n_in = sum(counts)
+        if n_in == 0:
+            raise BadInputError("the dataset holds no records; nothing was logged", field="path")
+        D = max(P, min(28, max(0, (n_in // 8).bit_length())))
+        levels_path = tmp / "levels.bin"
+        with open(levels_path, "wb") as fh:
+            fh.truncate(((1 << (D + 1)) - 1) * 32)
+        t1 = time.perf_counter()
+        bjobs = [(str(tmp), p, P, D, str(levels_path)) for p in range(1 << P)]
+        if workers > 1 and len(bjobs) > 1:
+            with ProcessPoolExecutor(workers) as bpool:
+                parts = list(bpool.map(_build_partition, bjobs))
+        else:
+            parts = [_build_partition(j) for j in bjobs]
+        n = sum(x["n"] for x in parts)
+        with open(tmp / "keys.bin", "wb") as out:
+            for p in range(1 << P):
+                kp = tmp / f"keys-{p:05d}.bin"
+                with open(kp, "rb") as fh:
+                    shutil.copyfileobj(fh, out, 8 << 20)
+                kp.unlink()
+        level = b"".join(x["root"] for x in parts)
+        cts = bytes(x["count"] for x in parts)
+        fd = os.open(levels_path, os.O_WRONLY)
+        try:
+            for d in range(P, 0, -1):
+                level, cts = smt.parent_level(level, cts)
+                os.pwrite(fd, level, ((1 << (d - 1)) - 1) * 32)
+        finally:
+            os.close(fd)
+        root = level if P == 0 else level[:32]
+        if P == 0:
+            root = parts[0]["root"]
+        t_build = time.perf_counter() - t1
+        for s, c in zip(sources, counts):
+            s["records"] = c
+        meta = {"format": SMT_FORMAT, "root": root.hex(), "records": n, "records_in": n_in,
+                "duplicates": n_in - n, "P": P, "D": D, "leaf": "hmac-sha256" if private else "sha256",
+                "sources": sources}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if secret is not None:
+            fd2 = os.open(tmp / "secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(fd2, secret)
+            os.close(fd2)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+        ok = True
+        return {**meta, "seconds_hash": t_hash, "seconds_build": t_build, "seconds": time.perf_counter() - t0,
+                "bytes": total, "units": len(units), "workers": workers}
+    finally:
+        if not ok and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+CROISSANT_FIELDS = ("name", "description", "license", "url", "citeAs", "creator", "datePublished", "version",
+                    "sameAs", "consent", "rai:dataCollection", "rai:personalSensitiveInformation",
+                    "rai:dataUseCases")
+
+
+def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, *,
+                   source_meta: Sequence[dict[str, Any]] | None = None, description: str | None = None,
+                   private: bool = False, workers: int | None = None, progress: bool = False,
+                   follow_symlinks: bool = False, partitions_log2: int | None = None) -> dict[str, Any]:
+    """Commit a dataset: build its index, then sign and log its root with per-source metadata."""
+    if not name or any(c.isspace() for c in name) or name.startswith("#"):
+        raise BadInputError("dataset name must be a non-empty word without spaces", field="name")
+    if not paths:
+        raise BadInputError("give at least one PATH of records", field="path")
+    source_meta = list(source_meta or [])
+    if len(source_meta) > 1 and len(source_meta) != len(paths):
+        raise BadInputError("give one metadata object per PATH (or one for all)", field="sources")
+    for sm in source_meta:
+        for k in sm:
+            if k not in CROISSANT_FIELDS:
+                raise BadInputError(f"unknown source metadata field {k!r} (use Croissant names: "
+                                    f"{', '.join(CROISSANT_FIELDS)})", field=k)
+    staging = _datasets_dir(ledger) / f"staging-{secrets.token_hex(6)}"
+    info = build_index(paths, staging, private=private, workers=workers, progress=progress,
+                       follow_symlinks=follow_symlinks, partitions_log2=partitions_log2)
+    try:
+        sources = []
+        for i, s in enumerate(info["sources"]):
+            meta = source_meta[i] if len(source_meta) > 1 else (source_meta[0] if source_meta else {})
+            sources.append({"name": s["name"], "encodingFormat": _ENCODING[s["kind"]], "records": s["records"],
+                            **{k: v for k, v in meta.items() if k != "name"}})
+        body: dict[str, Any] = {
+            "name": name,
+            "root": info["root"],
+            "records": info["records"],
+            "duplicates": info["duplicates"],
+            "smt": SMT_FORMAT,
+            "leaf": info["leaf"],
+            "normalisation": {"files": "bytes", "jsonl": "json", "csv": "json", "parquet": "json"},
+            "sources": sources,
+        }
+        if description:
+            body["description"] = description
+        canonical_json(body)
+        res = ledger.append_record(DATASET_RECORD, body, identity,
+                                   terms=[f"dataset:{name}", f"dataset-root:{info['root']}"])
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    final = _datasets_dir(ledger) / info["root"]
+    if final.exists():
+        if private:  # a new secret: keep both indexes apart
+            final = _datasets_dir(ledger) / f"{info['root']}-{res.index}"
+        else:
+            shutil.rmtree(final)
+    os.replace(staging, final)
+    (final / "entry").write_text(str(res.index))
+    return {"index": res.index, "name": name, **{k: info[k] for k in (
+        "root", "records", "records_in", "duplicates", "P", "D", "leaf", "seconds", "seconds_hash", "seconds_build",
+        "bytes", "units", "workers")}, "index_dir": str(final)}
+
+
+def open_index(ledger: Any, idx: int, body: dict[str, Any]) -> DatasetIndex:
+    base = _datasets_dir(ledger)
+    for cand in (base / f"{body['root']}-{idx}", base / body["root"]):
+        if (cand / "meta.json").exists():
+            return DatasetIndex(cand)
+    raise NotFoundError(f"the proof index of dataset {body.get('name')} is not in this ledger "
+                        "(only the curator who committed it can answer queries)", field="dataset")
+
+
+def prove_dataset(ledger: Any, ref: str, candidate: bytes, *, normalisation: str | None = None) -> tuple[bytes, dict[str, Any]]:
+    """The curator's side: a self-describing proof file that ``candidate`` is, or is not, in the set."""
+    idx, e = find_dataset(ledger, ref)
+    ix = open_index(ledger, idx, e.body)
+    try:
+        if ix.root.hex() != e.body["root"]:
+            raise ProofError("the local index does not match the logged root", expected=e.body["root"],
+                             found=ix.root.hex())
+        kinds = {s.get("encodingFormat") for s in e.body.get("sources", [])}
+        if normalisation is None:
+            json_kinds = kinds & {_ENCODING["jsonl"], _ENCODING["csv"], _ENCODING["parquet"]}
+            normalisation = "bytes"
+            if json_kinds:
+                try:
+                    normalise_candidate(candidate, "json")
+                    normalisation = "json"
+                except BadInputError:
+                    if _ENCODING["files"] not in kinds:
+                        raise
+        key = record_key(normalise_candidate(candidate, normalisation), ix.secret)
+        t0 = time.perf_counter()
+        p = ix.prove(key)
+        t_prove = time.perf_counter() - t0
+        member = smt.verify_proof(ix.root, key, p)
+    finally:
+        ix.close()
+    enc = smt.encode_proof(p)
+    doc = {"type": DATASET_PROOF, "dataset": e.body["name"], "index": idx,
+           "entry": base64.b64encode(ledger.entry_bytes(idx)).decode(), "tlog_proof": ledger.prove(idx).decode(),
+           "normalisation": normalisation, "leaf": e.body["leaf"], "result": "member" if member else "absent",
+           "smt_proof": base64.b64encode(enc).decode()}
+    if e.body["leaf"] != "sha256":
+        doc["key"] = key.hex()
+    data = (DATASET_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
+    return data, {"result": doc["result"], "dataset": doc["dataset"], "index": idx, "smt_proof_bytes": len(enc),
+                  "file_bytes": len(data), "prove_ms": round(t_prove * 1000, 3), "depth": p.depth}
+
+
+def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: str | None) -> dict[str, Any]:
+    """Third party's check, offline: the log's signature on the checkpoint, the dataset.commit
+    entry's inclusion and signature, and the sparse Merkle proof for the candidate's key.
+    Raises VerificationError (or subclasses) if anything does not hold."""
+    head = (DATASET_PROOF + "\n").encode()
+    if not data.startswith(head):
+        raise BadInputError(f"not an {DATASET_PROOF} file", field="proof")
+    if vkey is None:
+        from ailedger.services.ledger import Ledger
+
+        try:
+            with Ledger.open(None, read_only=True) as lg:
+                vkey = lg.vkey
+        except AiledgerError as exc:
+            raise BadInputError("the log's verifier key is needed (--vkey)", field="vkey") from exc
+    doc = parse_json(data[len(head):], what="dataset proof")
+    if not isinstance(doc, dict) or doc.get("type") != DATASET_PROOF:
+        raise BadInputError("dataset proof body is malformed", field="proof")
+    try:
+        entry_bytes = base64.b64decode(doc["entry"], validate=True)
+        enc = base64.b64decode(doc["smt_proof"], validate=True)
+    except (KeyError, ValueError) as exc:
+        raise BadInputError("dataset proof lacks its entry or proof", field="proof") from exc
+    e = parse_entry(entry_bytes, verify=True)
+    _, cp = verify_proof_bundle(doc["tlog_proof"].encode(), parse_vkey(vkey), entry=entry_bytes)
+    if e.type != DATASET_RECORD:
+        raise ProofError(f"the logged entry is a {e.type}, not a {DATASET_RECORD}")
+    root = bytes.fromhex(e.body["root"])
+    norm = doc.get("normalisation", "bytes")
+    private = e.body.get("leaf") != "sha256"
+    if private:
+        key = bytes.fromhex(doc["key"])
+    else:
+        key = record_key(normalise_candidate(candidate, norm))
+    p = smt.decode_proof(enc)
+    member = smt.verify_proof(root, key, p)
+    result = "member" if member else "absent"
+    if result != doc.get("result"):
+        raise ProofError("the proof shows the opposite of what the file claims", expected=doc.get("result"),
+                         found=result)
+    out = {"ok": True, "result": result, "dataset": e.body.get("name"), "index": doc.get("index"),
+           "records": e.body.get("records"), "root": e.body["root"], "signer": e.signer, "time": e.time,
+           "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()},
+           "key": key.hex(), "normalisation": norm, "smt_proof_bytes": len(enc), "depth": p.depth}
+    if private:
+        out["note"] = ("private dataset: the key is an HMAC under the curator's secret, so that it belongs to "
+                       "this candidate rests on the curator's word; the proof for that key is checked")
+    return out
+
+
+def dataset_status(ledger: Any, ref: str) -> dict[str, Any]:
+    idx, e = find_dataset(ledger, ref)
+    return {"body": e.body, "record": entry_status(ledger, idx)}
