@@ -1,0 +1,172 @@
+"""`ailedger witness ...`: run a C2SP tlog-witness, and collect/verify cosigned checkpoints."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+LEDGER_OPT = click.option("--ledger", "ledger_dir", envvar="AILEDGER_LEDGER", type=click.Path(),
+                          help="ledger directory (default: $AILEDGER_LEDGER)")
+WITNESS_OPT = click.option("--witness", "witness_dir", envvar="AILEDGER_WITNESS", required=True,
+                           type=click.Path(file_okay=False), help="witness directory (default: $AILEDGER_WITNESS)")
+JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
+
+
+def _emit(obj: Any, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(obj, indent=1, sort_keys=True))
+    else:
+        for ln in lines:
+            click.echo(ln)
+
+
+def register(main: click.Group) -> None:
+    @main.group("witness")
+    def witness() -> None:
+        """Witnesses: cosign checkpoints that are consistent with what they saw (C2SP tlog-witness)."""
+
+    @witness.command("init")
+    @click.argument("directory", type=click.Path(file_okay=False))
+    @click.option("--name", required=True, help="witness name, e.g. witness.example.org/w1")
+    @JSON_OPT
+    def init_cmd(directory: str, name: str, as_json: bool) -> None:
+        """Create a witness in DIRECTORY with a new Ed25519 key."""
+        from ailedger.services.witness import Witness
+
+        w = Witness.init(directory, name)
+        try:
+            _emit({"witness": directory, "name": name, "vkey": w.vkey}, as_json,
+                  [f"witness {name} created in {directory}", f"vkey: {w.vkey}",
+                   f"next: ailedger witness add-log --witness {directory} --vkey LOG_VKEY"])
+        finally:
+            w.close()
+
+    @witness.command("vkey")
+    @WITNESS_OPT
+    @JSON_OPT
+    def vkey_cmd(witness_dir: str, as_json: bool) -> None:
+        """Print the witness's cosignature verifier key (type 0x04)."""
+        from ailedger.services.witness import Witness
+
+        w = Witness.open(witness_dir)
+        try:
+            _emit({"name": w.name, "vkey": w.vkey}, as_json, [w.vkey])
+        finally:
+            w.close()
+
+    @witness.command("add-log")
+    @WITNESS_OPT
+    @click.option("--vkey", required=True, help="the log's Ed25519 signed-note verifier key (`ailedger vkey`)")
+    @click.option("--origin", help="checkpoint origin (default: the key name)")
+    @JSON_OPT
+    def add_log_cmd(witness_dir: str, vkey: str, origin: str | None, as_json: bool) -> None:
+        """Accept checkpoints of a log (kept in the witness's witness.json; restart `serve` to apply)."""
+        from ailedger.services.witness import Witness
+
+        w = Witness.open(witness_dir)
+        try:
+            o = w.add_log(vkey, origin)
+            _emit({"origin": o, "vkey": vkey, "logs": sorted(w.logs)}, as_json, [f"accepting log {o}"])
+        finally:
+            w.close()
+
+    @witness.command("serve")
+    @WITNESS_OPT
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=7380, show_default=True, help="0 picks a free port")
+    @click.option("--verbose", is_flag=True, help="log each request to stderr")
+    def serve_cmd(witness_dir: str, host: str, port: int, verbose: bool) -> None:
+        """Serve POST /add-checkpoint (C2SP tlog-witness) until interrupted."""
+        from ailedger.services.witness import Witness
+        from ailedger.services.witness_http import make_server
+
+        w = Witness.open(witness_dir)
+        srv = make_server(w, host, port, verbose)
+
+        def _stop(*_a: Any) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, _stop)
+        click.echo(f"witness {w.name} listening on {srv.url} (logs: {', '.join(sorted(w.logs)) or 'none'})")
+        sys.stdout.flush()
+        try:
+            srv.serve_forever(poll_interval=0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            srv.server_close()
+            w.close()
+
+    @witness.command("evidence")
+    @WITNESS_OPT
+    @click.option("--origin", help="only this log")
+    def evidence_cmd(witness_dir: str, origin: str | None) -> None:
+        """Print (JSON) the conflicting checkpoints this witness refused: evidence of split views."""
+        from ailedger.services.witness import Witness
+
+        w = Witness.open(witness_dir)
+        try:
+            click.echo(json.dumps(w.evidence(origin), indent=1))
+        finally:
+            w.close()
+
+    @witness.command("cosign")
+    @click.option("--url", "urls", multiple=True, required=True, help="witness URL (repeat)")
+    @click.option("--witness-vkey", "vkeys", multiple=True, help="keep only cosignatures by these keys")
+    @click.option("--timeout", type=float, default=10.0, show_default=True)
+    @click.option("-o", "--output", type=click.Path(dir_okay=False), help="also write the checkpoint here")
+    @LEDGER_OPT
+    @JSON_OPT
+    def cosign_cmd(urls: tuple[str, ...], vkeys: tuple[str, ...], timeout: float, output: str | None,
+                   ledger_dir: str | None, as_json: bool) -> None:
+        """Print the ledger's checkpoint carrying the cosignatures of the witnesses at --url."""
+        from ailedger.services.ledger import Ledger
+        from ailedger.services.witness import collect_cosignatures
+
+        replies: list[Any] = []
+        with Ledger.open(ledger_dir) as ledger:
+            note = collect_cosignatures(ledger, list(urls), timeout=timeout, witness_vkeys=vkeys,
+                                        on_reply=replies.append)
+        if output:
+            Path(output).write_bytes(note)
+        for r in replies:
+            if not r.ok:
+                click.echo(f"warning: witness {r.url}: {r.status or 'unreachable'} {r.error}", err=True)
+        if as_json:
+            click.echo(json.dumps({"checkpoint": note.decode(), "witnesses": [
+                {"url": r.url, "ok": r.ok, "status": r.status, "error": r.error, "seconds": round(r.seconds, 4)}
+                for r in replies]}, indent=1))
+        else:
+            click.echo(note.decode(), nl=False)
+
+    @witness.command("verify")
+    @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--log-vkey", required=True, help="the log's verifier key")
+    @click.option("--witness-vkey", "vkeys", multiple=True, help="a trusted witness key (repeat)")
+    @click.option("--witness-threshold", "threshold", type=int, help="how many must cosign (default: all)")
+    @JSON_OPT
+    def verify_cmd(checkpoint: str, log_vkey: str, vkeys: tuple[str, ...], threshold: int | None,
+                   as_json: bool) -> None:
+        """Check a cosigned checkpoint (or the checkpoint in a .tlog-proof) against a witness policy."""
+        from ailedger.core.cosignature import WitnessPolicy, evaluate_cosigned_checkpoint
+        from ailedger.core.errors import VerificationError
+        from ailedger.core.proofbundle import parse_proof_bundle
+
+        data = Path(checkpoint).read_bytes()
+        if data.startswith(b"c2sp.org/tlog-proof@v1\n"):
+            data = parse_proof_bundle(data).checkpoint
+        policy = WitnessPolicy.from_vkeys(log_vkey, list(vkeys), threshold)
+        res = evaluate_cosigned_checkpoint(data, policy)
+        lines = [f"checkpoint {res.checkpoint.origin} size {res.checkpoint.size}: "
+                 f"log signature {'ok' if res.log_signature_ok else 'BAD'}, "
+                 f"{len(res.cosigners)} of {len(policy.witnesses)} witnesses cosigned (need {policy.threshold})"]
+        lines += [f"  cosigned by {n} at {t}" for n, t in res.cosigners]
+        lines += [f"  {n}: {r}" for n, r in res.failures]
+        _emit(res.to_dict(), as_json, lines)
+        if not res.ok:
+            raise VerificationError("witness policy not met", expected=policy.threshold, found=len(res.cosigners))
