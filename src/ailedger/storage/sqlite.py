@@ -1,0 +1,213 @@
+"""SQLite LogStore: WAL, synchronous=FULL (a returned commit survives power loss),
+one writer at a time across processes (BEGIN IMMEDIATE), readers never block."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ailedger.core.errors import ConflictError, StorageError
+from ailedger.storage.base import LeafRow, node_key
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, data BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS leaves_hash ON leaves(hash);
+CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class _Txn:
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+        self._size: int | None = None
+
+    def size(self) -> int:
+        if self._size is None:
+            row = self.con.execute("SELECT max(idx) FROM leaves").fetchone()
+            self._size = 0 if row[0] is None else row[0] + 1
+        return self._size
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _node_hashes(self.con, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return _indices_of(self.con, hashes)
+
+    def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
+        if start != self.size():
+            raise ConflictError(f"append at {start} but the log has {self.size()} entries")
+        self.con.executemany(
+            "INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)",
+            [(start + i, r.hash, r.data) for i, r in enumerate(rows)],
+        )
+        terms = [(t, start + i) for i, r in enumerate(rows) for t in r.terms]
+        if terms:
+            self.con.executemany("INSERT OR IGNORE INTO terms (term, idx) VALUES (?, ?)", terms)
+        self._size = start + len(rows)
+
+    def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        self.con.executemany(
+            "INSERT INTO nodes (id, hash) VALUES (?, ?)",
+            [(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0],
+        )
+
+    def put_checkpoint(self, size: int, note: bytes) -> None:
+        self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
+
+
+def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    out: dict[tuple[int, int], bytes] = {}
+    leaf_ids = [i for lv, i in ids if lv == 0]
+    inner = [node_key(lv, i) for lv, i in ids if lv > 0]
+    for chunk in _chunks(leaf_ids, 500):
+        q = f"SELECT idx, hash FROM leaves WHERE idx IN ({','.join('?' * len(chunk))})"
+        for idx, h in con.execute(q, chunk):
+            out[(0, idx)] = h
+    for chunk in _chunks(inner, 500):
+        q = f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(chunk))})"
+        for key, h in con.execute(q, chunk):
+            out[(key >> 56, key & ((1 << 56) - 1))] = h
+    return out
+
+
+def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
+    out: dict[bytes, int] = {}
+    for chunk in _chunks(list(hashes), 500):
+        q = f"SELECT hash, idx FROM leaves WHERE hash IN ({','.join('?' * len(chunk))})"
+        for h, idx in con.execute(q, chunk):
+            out[h] = idx
+    return out
+
+
+def _chunks(xs: list, n: int) -> Iterator[list]:  # type: ignore[type-arg]
+    for i in range(0, len(xs), n):
+        yield xs[i : i + n]
+
+
+class SQLiteStore:
+    """A LogStore in one SQLite file. Safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StorageError(f"no ledger database at {self.path}")
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        con = self._connect()
+        with con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA busy_timeout=60000")
+            con.execute("PRAGMA cache_size=-65536")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open ledger database {self.path}: {exc}") from exc
+        return con
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connect()
+        return con
+
+    # -- writes -------------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator[_Txn]:
+        with self._write_lock:
+            con = self._con
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot start a write transaction: {exc}") from exc
+            try:
+                yield _Txn(con)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            try:
+                con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                con.execute("ROLLBACK")
+                raise StorageError(f"commit failed: {exc}") from exc
+
+    # -- reads --------------------------------------------------------------
+    def size(self) -> int:
+        row = self._con.execute("SELECT max(idx) FROM leaves").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _node_hashes(self._con, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return _indices_of(self._con, hashes)
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        rows = self._con.execute("SELECT data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        return [r[0] for r in rows]
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        rows = self._con.execute("SELECT hash FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        return [r[0] for r in rows]
+
+    def iter_leaves(self, start: int, end: int, batch: int = 10000) -> Iterator[tuple[int, bytes, bytes]]:
+        pos = start
+        while pos < end:
+            rows = self._con.execute(
+                "SELECT idx, hash, data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
+                (pos, end, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            pos = rows[-1][0] + 1
+
+    def iter_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        for key, h in self._con.execute("SELECT id, hash FROM nodes ORDER BY id"):
+            yield key >> 56, key & ((1 << 56) - 1), h
+
+    def latest_checkpoint(self) -> bytes | None:
+        row = self._con.execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        row = self._con.execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoints(self) -> list[tuple[int, bytes]]:
+        return [(s, bytes(n)) for s, n in self._con.execute("SELECT size, note FROM checkpoints ORDER BY size")]
+
+    def find(self, term: str, after: int = -1, limit: int = 1000) -> list[int]:
+        rows = self._con.execute(
+            "SELECT idx FROM terms WHERE term = ? AND idx > ? ORDER BY idx LIMIT ?", (term, after, limit)
+        )
+        return [r[0] for r in rows]
+
+    def index_row_count(self) -> int:
+        return int(self._con.execute("SELECT count(*) FROM leaves").fetchone()[0])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write_lock:
+            self._con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None
