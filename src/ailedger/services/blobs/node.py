@@ -85,7 +85,7 @@ class StorageNode:
         return sum(p.stat().st_size for p in self.dir.iterdir() if len(p.name) == 64)
 
     def start(self) -> "StorageNode":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name=f"storage-node-{self.port}",
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name=f"storage-node-{self.port}",
                                         daemon=True)
         self._thread.start()
         return self
@@ -253,9 +253,9 @@ class _Handler(BaseHTTPRequestHandler):
                         buf = self.rfile.read(min(_IO, left))
                         if not buf:
                             break
+                        left -= len(buf)
                         hasher.update(buf)
                         f.write(buf)
-                        left -= len(buf)
                     f.flush()
                     os.fsync(f.fileno())
             except OSError as e:

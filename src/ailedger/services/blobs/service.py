@@ -505,24 +505,26 @@ class BlobService:
                 if sha.hex() != st.shards[i].sha256:
                     raise VerificationError(f"rebuilt shard {i} differs from the ledger",
                                             expected=st.shards[i].sha256, found=sha.hex())
-            alive = []
+            alive: list[str] = []
+            errors: list[str] = []
             for u in pool:
                 try:
                     self._client(u).health()
                     alive.append(u)
-                except AiledgerError:
-                    pass
+                except AiledgerError as e:
+                    errors.append(e.message)
             for i in broken:
                 while True:
                     if not alive:
-                        raise StorageError(f"no healthy spare node left to hold rebuilt shard {i}; give more --nodes",
-                                           shard=i)
+                        raise StorageError(f"no healthy spare node left to hold rebuilt shard {i}; give more --nodes "
+                                           f"({'; '.join(errors[-3:])})", shard=i)
                     u = alive.pop(0)
                     try:
                         self._client(u).put_shard(st.shards[i].sha256, spool / f"new-{i}")
                         rebuilt[i] = u
                         break
-                    except AiledgerError:
+                    except AiledgerError as e:
+                        errors.append(e.message)
                         continue
         finally:
             shutil.rmtree(spool, ignore_errors=True)

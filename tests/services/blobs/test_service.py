@@ -1,0 +1,144 @@
+import os
+
+import pytest
+
+from ailedger.core.errors import BadInputError, NetworkError, NotFoundError, StorageError
+from ailedger.core.unixfs import file_cid
+from ailedger.services.blobs.service import BlobService
+
+
+@pytest.fixture
+def svc(ledger, tmp_path):
+    return BlobService(ledger, timeout=10, spool=tmp_path / "spool")
+
+
+def src(tmp_path, size, name="in.bin"):
+    p = tmp_path / name
+    p.write_bytes(os.urandom(size))
+    return p
+
+
+def test_put_get_roundtrip_and_ledger_record(svc, people, make_nodes, tmp_path, ledger):
+    nodes = make_nodes(6)
+    for size in (0, 5, 300_000):
+        f = src(tmp_path, size)
+        r = svc.put(f, [n.url for n in nodes], people["alice"], k=3, n=6, readers=["bob"], unit=4096)
+        e = ledger.entry(r.index)
+        assert e.type == "blob.put" and e.body["cid"] == r.cid and e.signer == people["alice"].did
+        assert e.body["coding"]["k"] == 3 and len(e.body["shards"]) == 6
+        assert {x["reader"] for x in e.body["readers"]} == {people["alice"].did, people["bob"].did}
+        # the public record does not reveal the plaintext CID
+        assert str(file_cid(f.read_bytes())) not in str(e.body)
+        out = tmp_path / "out.bin"
+        g = svc.get(r.cid, out, people["bob"])
+        assert out.read_bytes() == f.read_bytes()
+        assert g.plaintext_cid == str(file_cid(f.read_bytes()))
+    # no node holds plaintext: no shard file contains a 64-byte window of the input
+    probe = f.read_bytes()[1000:1064]
+    for n in nodes:
+        for p in n.dir.iterdir():
+            assert probe not in p.read_bytes()
+
+
+def test_placement_needs_distinct_nodes(svc, people, make_nodes, tmp_path):
+    nodes = make_nodes(3)
+    with pytest.raises(BadInputError):
+        svc.put(src(tmp_path, 10), [n.url for n in nodes] * 2, people["alice"], k=2, n=4)
+
+
+def test_corrupt_and_vanishing_nodes_are_routed_around(svc, people, make_nodes, tmp_path):
+    good = make_nodes(4)
+    bad = make_nodes(1, fault="corrupt") + make_nodes(1, fault="vanish")
+    f = src(tmp_path, 400_000)
+    r = svc.put(f, [n.url for n in good + bad], people["alice"], k=3, n=6, unit=8192)
+    for attempt in range(3):  # whichever shards the faulty nodes hold, the bytes come out right
+        out = tmp_path / f"out{attempt}"
+        g = svc.get(r.cid, out, people["alice"])
+        assert out.read_bytes() == f.read_bytes()
+        assert not set(g.shards_used) & {i for i, u in r.placement.items() if u in {b.url for b in bad}}
+
+
+def test_shard_rotting_on_disk_is_detected(svc, people, make_nodes, tmp_path):
+    nodes = make_nodes(5)
+    f = src(tmp_path, 200_000)
+    r = svc.put(f, [n.url for n in nodes], people["alice"], k=2, n=5, unit=4096)
+    # corrupt every shard file on three of the nodes: only two intact shards are left
+    for n in nodes[:3]:
+        for p in n.dir.iterdir():
+            if len(p.name) == 64:
+                b = bytearray(p.read_bytes())
+                b[len(b) // 2] ^= 0xFF
+                p.write_bytes(bytes(b))
+    out = tmp_path / "out"
+    g = svc.get(r.cid, out, people["alice"])
+    assert out.read_bytes() == f.read_bytes() and len(g.failures) >= 1
+    audit = svc.audit(r.cid, challenges=200)
+    assert sum(not a["ok"] for a in audit.values()) >= 1
+    # a fourth rotten node: fewer than k intact shards -> refused, and no output file is left behind
+    for p in nodes[3].dir.iterdir():
+        if len(p.name) == 64:
+            p.write_bytes(os.urandom(p.stat().st_size))
+    out2 = tmp_path / "out2"
+    with pytest.raises(NetworkError) as ei:
+        svc.get(r.cid, out2, people["alice"])
+    assert "intact" in str(ei.value)
+    assert not out2.exists() and not (tmp_path / "out2.part").exists()
+
+
+def test_full_node_is_replaced_by_a_spare(svc, people, make_nodes, tmp_path):
+    nodes = make_nodes(4) + make_nodes(1, capacity=10)
+    f = src(tmp_path, 100_000)
+    r = svc.put(f, [n.url for n in nodes], people["alice"], k=2, n=4, unit=4096)
+    assert nodes[4].url not in r.placement.values() or not r.retried
+    # no spare at all: a clear error, nothing recorded
+    with pytest.raises(StorageError) as ei:
+        svc.put(f, [n.url for n in nodes], people["alice"], k=2, n=5, unit=4096)
+    assert "full" in str(ei.value)
+
+
+def test_revoked_reader_is_refused(svc, people, make_nodes, tmp_path, ledger):
+    nodes = make_nodes(3)
+    f = src(tmp_path, 10_000)
+    r = svc.put(f, [n.url for n in nodes], people["alice"], k=2, n=3, readers=["bob", "carol"])
+    svc.get(r.cid, tmp_path / "b1", people["bob"])
+    idx, readers = svc.set_readers(r.cid, people["alice"], remove_=["bob"])
+    assert people["bob"].did not in readers and people["carol"].did in readers
+    assert ledger.entry(idx).type == "blob.readers"
+    with pytest.raises(BadInputError) as ei:
+        svc.get(r.cid, tmp_path / "b2", people["bob"])
+    assert "not a reader" in str(ei.value)
+    assert not (tmp_path / "b2").exists()
+    svc.get(r.cid, tmp_path / "c1", people["carol"])  # the others still read (re-wrapped key)
+    with pytest.raises(BadInputError):
+        svc.set_readers(r.cid, people["carol"], add=["bob"])  # only the owner changes readers
+    svc.set_readers(r.cid, people["alice"], add=["bob"])
+    svc.get(r.cid, tmp_path / "b3", people["bob"])
+    assert (tmp_path / "b3").read_bytes() == f.read_bytes()
+
+
+def test_repair_after_nodes_disappear(svc, people, make_nodes, tmp_path, ledger):
+    nodes = make_nodes(8)
+    f = src(tmp_path, 250_000)
+    r = svc.put(f, [n.url for n in nodes], people["alice"], k=3, n=8, unit=4096)
+    for n in nodes[:4]:
+        n.stop()
+    spares = make_nodes(4, prefix="spare")
+    rep = svc.repair(r.cid, people["bob"], [n.url for n in spares])  # a repairer needs no key
+    assert len(rep.rebuilt) == 4 and set(rep.rebuilt.values()) == {n.url for n in spares}
+    assert ledger.entry(rep.index).type == "blob.repair"
+    assert all(a["ok"] for a in svc.audit(r.cid).values())
+    for n in nodes[4:7]:
+        n.stop()  # only one original left; the rebuilt shards carry the object
+    out = tmp_path / "out"
+    svc.get(r.cid, out, people["alice"])
+    assert out.read_bytes() == f.read_bytes()
+    with pytest.raises(StorageError) as ei:  # three shards lost again and no spare node offered
+        svc.repair(r.cid, people["alice"])
+    assert "give more --nodes" in str(ei.value)
+
+
+def test_unknown_cid(svc, people):
+    with pytest.raises(NotFoundError):
+        svc.state("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+    with pytest.raises(BadInputError):
+        svc.state("not-a-cid")
