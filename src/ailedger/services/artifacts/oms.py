@@ -92,7 +92,7 @@ def _digests(directory: str, method: str, algo_name: str, shard_size: int | None
         raise BadInputError("shards serialization needs a positive shard_size", field="shard_size")
     jobs = []
     for f in files:
-        plan = plan_chunks(f.st.st_size, shard_size) or [(0, 0)]
+        plan = plan_chunks(f.st.st_size, shard_size)  # an empty file has no shard (as model_signing does)
         for off, ln in plan:
             jobs.append((f"{f.rel}:{off}:{off + ln}", f.path, f.rel, off, off + ln))
     with ThreadPoolExecutor(max_workers=workers or cpu_workers()) as pool:
@@ -117,7 +117,8 @@ def oms_sign(directory: str, key_pem: str, output: str, *, method: str = "files"
     if method == "shards" and shard_size is None:
         shard_size = 1_000_000_000
     digests = _digests(directory, method, "sha256", shard_size, ignore, workers, cache, progress)
-    resources = [{"name": n, "algorithm": "sha256", "digest": digests[n]} for n in sorted(digests)]
+    algorithm = "sha256" if method == "files" else f"sha256-sharded-{shard_size}"
+    resources = [{"name": n, "algorithm": algorithm, "digest": digests[n]} for n in sorted(digests)]
     root = hashlib.sha256(b"".join(bytes.fromhex(r["digest"]) for r in resources)).hexdigest()
     ser: dict[str, Any] = {"method": method, "hash_type": "sha256", "allow_symlinks": False}
     if method == "shards":

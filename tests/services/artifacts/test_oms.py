@@ -1,0 +1,104 @@
+"""Interop with OpenSSF Model Signing: its own CLI (model-signing 1.1 from PyPI) run for real."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ailedger.core.errors import SignatureError
+from ailedger.services.artifacts import oms_sign, oms_verify
+
+TOOL = Path(sys.executable).parent / "model_signing"
+pytestmark = pytest.mark.skipif(not TOOL.exists(), reason="model-signing is not installed")
+
+
+def _keys(tmp_path, curve):
+    k = ec.generate_private_key(curve)
+    priv = tmp_path / f"key-{curve.name}.pem"
+    pub = tmp_path / f"pub-{curve.name}.pem"
+    priv.write_bytes(k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    pub.write_bytes(k.public_key().public_bytes(serialization.Encoding.PEM,
+                                                serialization.PublicFormat.SubjectPublicKeyInfo))
+    return priv, pub
+
+
+def _tool(*args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGSTORE", "OTEL"))}
+    env["NO_PROXY"] = "*"
+    return subprocess.run([str(TOOL), *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()])
+def test_our_signature_verifies_with_model_signing(tmp_path, model_dir, curve):
+    priv, pub = _keys(tmp_path, curve)
+    sig = tmp_path / "model.sig"
+    rep = oms_sign(str(model_dir), str(priv), str(sig))
+    assert rep["resources"] == 4
+    r = _tool("verify", "key", str(model_dir), "--signature", str(sig), "--public_key", str(pub))
+    assert r.returncode == 0, r.stdout + r.stderr
+    # tamper: their tool must now refuse
+    (model_dir / "config.json").write_text("{}")
+    r = _tool("verify", "key", str(model_dir), "--signature", str(sig), "--public_key", str(pub))
+    assert r.returncode != 0
+
+
+def test_shards_method_and_signature_inside_folder(tmp_path, model_dir):
+    priv, pub = _keys(tmp_path, ec.SECP256R1())
+    sig = model_dir / "model.sig"
+    oms_sign(str(model_dir), str(priv), str(sig), method="shards", shard_size=5000)
+    # model_signing 1.1's CLI always re-hashes by files; its Python API takes the method from the signature
+    code = ("import model_signing, sys\n"
+            "model_signing.verifying.Config().use_elliptic_key_verifier(public_key=sys.argv[3])"
+            ".set_ignore_unsigned_files(False).verify(sys.argv[1], sys.argv[2])\n")
+    r = subprocess.run([sys.executable, "-c", code, str(model_dir), str(sig), str(pub)], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert oms_verify(str(model_dir), str(sig), str(pub))["ok"]
+
+
+def test_we_verify_their_signature(tmp_path, model_dir):
+    priv, pub = _keys(tmp_path, ec.SECP256R1())
+    sig = tmp_path / "theirs.sig"
+    r = _tool("sign", "key", str(model_dir), "--signature", str(sig), "--private_key", str(priv))
+    assert r.returncode == 0, r.stdout + r.stderr
+    rep = oms_verify(str(model_dir), str(sig), str(pub))
+    assert rep["ok"] and rep["serialization"]["method"] == "files" and rep["resources"] == 4
+    # a changed file is named
+    with open(model_dir / "sub" / "tokenizer.txt", "ab") as f:
+        f.write(b"!")
+    rep = oms_verify(str(model_dir), str(sig), str(pub))
+    assert not rep["ok"] and rep["differences"][0]["path"] == "sub/tokenizer.txt"
+    # another key: refused as a signature failure
+    _, pub2 = _keys(tmp_path / "", ec.SECP384R1())
+    with pytest.raises(SignatureError):
+        oms_verify(str(model_dir), str(sig), str(pub2))
+
+
+def test_cli_sign_and_verify(tmp_path, model_dir):
+    from click.testing import CliRunner
+    import click
+    from ailedger.cli import model as model_cli
+
+    @click.group()
+    def main():
+        pass
+
+    model_cli.register(main)
+    priv, pub = _keys(tmp_path, ec.SECP256R1())
+    sig = tmp_path / "m.sig"
+    r = CliRunner().invoke(main, ["model", "sign", str(model_dir), "--format", "oms", "--key", str(priv), "-o",
+                                  str(sig), "--json"], env={"AILEDGER_LEDGER": ""})
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["model", "verify", str(model_dir), "--oms", str(sig), "--public-key", str(pub),
+                                  "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["ok"]
+    (model_dir / "config.json").write_text("{}")
+    r = CliRunner().invoke(main, ["model", "verify", str(model_dir), "--oms", str(sig), "--public-key", str(pub)])
+    assert r.exit_code == 1 and "config.json" in r.output
