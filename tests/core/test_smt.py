@@ -1,12 +1,11 @@
 import hashlib
-import os
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ailedger.core.errors import ProofError
 from ailedger.core import smt
+from ailedger.core.errors import ProofError
 
 
 def _keys(n, seed=b""):

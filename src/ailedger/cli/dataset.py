@@ -9,7 +9,15 @@ from typing import Any
 
 import click
 
-from ailedger.cli.model import emit, json_option, ledger_option, load_identity, open_ledger, show_progress
+from ailedger.cli.model import (
+    emit,
+    json_option,
+    ledger_option,
+    load_identity,
+    open_ledger,
+    show_progress,
+    vkey_text,
+)
 from ailedger.core.canonical import parse_json
 from ailedger.core.errors import BadInputError, VerificationError
 
@@ -29,31 +37,17 @@ def _sources(path: str | None, license_: str | None, url: str | None, consent: s
     return out
 
 
-def _describe(rep: dict[str, Any]) -> str:
-    verdict = "IS in" if rep["result"] == "member" else "is NOT in"
-    cp = rep["checkpoint"]
-    lines = [f"OK: the candidate {verdict} dataset {rep['dataset']} ({rep['records']} records, root "
-             f"{rep['root'][:16]}...)",
-             f"record:     #{rep['index']} (dataset.commit) signed by {rep['signer']} at {rep['time']}",
-             f"checkpoint: {cp['origin']} size {cp['size']} root {cp['root'][:16]}... (signature and inclusion "
-             "verified)",
-             f"proof:      {rep['smt_proof_bytes']} bytes, depth {rep['depth']}, leaf key {rep['key'][:16]}... "
-             f"({rep['normalisation']} normalisation)"]
-    if rep.get("note"):
-        lines.append("note:       " + rep["note"])
-    return "\n".join(lines)
-
-
 def verify_proof_command(proof_file: str, candidate: str, vkey: str | None, as_json: bool) -> None:
     """Shared by `dataset verify` and (through verify_dataset_proof_file) the lead's `verify`."""
     from ailedger.services.artifacts import verify_dataset_proof_file
 
     try:
-        rep = verify_dataset_proof_file(Path(proof_file).read_bytes(), Path(candidate).read_bytes(), vkey)
+        rep = verify_dataset_proof_file(Path(proof_file).read_bytes(), Path(candidate).read_bytes(),
+                                        vkey_text(vkey))
     except VerificationError as e:
         emit({"ok": False, "error": e.to_dict()}, as_json, f"FAILED: {e.message}")
         sys.exit(1)
-    emit(rep, as_json, _describe(rep))
+    emit(rep, as_json, rep["summary"])
 
 
 def register(main: click.Group) -> None:

@@ -24,6 +24,16 @@ def load_identity(ledger: Any, name: str) -> Any:
     return ledger.identities.load(name, os.environ.get("AILEDGER_PASSPHRASE"))
 
 
+def vkey_text(value: str | None) -> str | None:
+    """A verifier key given inline or as a file holding one."""
+    if value and "+" not in value or (value and Path(value).exists()):
+        p = Path(value)
+        if not p.exists():
+            raise BadInputError(f"verifier key file {value} does not exist", field="vkey")
+        return p.read_text().strip()
+    return value
+
+
 def show_progress(as_json: bool) -> bool:
     return not as_json and sys.stderr.isatty()
 
@@ -194,6 +204,7 @@ def register(main: click.Group) -> None:
         from ailedger.core.errors import VerificationError
         from ailedger.services.artifacts import verify_model_part
 
+        vkey = vkey_text(vkey)
         if vkey is None:
             with open_ledger(ledger_path) as ledger:
                 vkey = ledger.vkey

@@ -34,20 +34,20 @@ from ailedger.core.merkle import (
 )
 
 __all__ = [
-    "MANIFEST_FORMAT",
     "DEFAULT_CHUNK_SIZE",
+    "MANIFEST_FORMAT",
     "Chunk",
-    "Tensor",
+    "Difference",
     "FileEntry",
     "Manifest",
-    "Difference",
     "SafetensorsHeader",
+    "Tensor",
+    "diff_manifests",
+    "file_leaf_bytes",
+    "inclusion_proof",
     "parse_safetensors_header",
     "plan_chunks",
-    "inclusion_proof",
-    "diff_manifests",
     "verify_chunk_proof",
-    "file_leaf_bytes",
 ]
 
 MANIFEST_FORMAT = "ailedger-manifest/v1"
@@ -195,7 +195,7 @@ class FileEntry:
         return d
 
     @staticmethod
-    def from_dict(d: Any) -> "FileEntry":
+    def from_dict(d: Any) -> FileEntry:
         if not isinstance(d, dict) or not isinstance(d.get("path"), str) or type(d.get("size")) is not int:
             raise BadInputError("manifest file entry needs path and size", field="files")
         chunks = []
@@ -230,7 +230,7 @@ class Manifest:
     _root: list[bytes] = field(default_factory=list, compare=False, repr=False)
 
     @staticmethod
-    def build(files: Iterable[FileEntry], chunk_size: int) -> "Manifest":
+    def build(files: Iterable[FileEntry], chunk_size: int) -> Manifest:
         fs = tuple(sorted(files, key=lambda f: f.path))
         for a, b in zip(fs, fs[1:]):
             if a.path == b.path:
@@ -268,7 +268,7 @@ class Manifest:
         return canonical_json(self.to_dict())
 
     @staticmethod
-    def from_dict(d: Any) -> "Manifest":
+    def from_dict(d: Any) -> Manifest:
         if not isinstance(d, dict) or d.get("format") != MANIFEST_FORMAT:
             raise BadInputError(f"not an {MANIFEST_FORMAT} document", field="format")
         m = Manifest.build((FileEntry.from_dict(f) for f in d.get("files", [])), int(d["chunk_size"]))
@@ -277,7 +277,7 @@ class Manifest:
         return m
 
     @staticmethod
-    def from_bytes(data: bytes) -> "Manifest":
+    def from_bytes(data: bytes) -> Manifest:
         return Manifest.from_dict(parse_json(data, what="manifest"))
 
     # -- proofs -------------------------------------------------------------------

@@ -32,22 +32,22 @@ from dataclasses import dataclass
 from ailedger.core.errors import BadInputError, ProofError
 
 __all__ = [
+    "EMPTY",
     "KEY_SIZE",
-    "Z",
+    "MEMBER",
+    "OTHER",
     "SmtProof",
+    "Z",
+    "bit",
+    "decode_proof",
+    "encode_proof",
     "leaf_node",
     "node",
-    "bit",
-    "subtree_root",
     "parent_level",
     "prove_in_sorted",
     "prove_with_levels",
+    "subtree_root",
     "verify_proof",
-    "encode_proof",
-    "decode_proof",
-    "MEMBER",
-    "EMPTY",
-    "OTHER",
 ]
 
 KEY_SIZE = 32

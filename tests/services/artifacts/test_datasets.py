@@ -21,8 +21,7 @@ from ailedger.services.artifacts.datasets import DatasetIndex, build_index
 def jsonl(tmp_path):
     p = tmp_path / "books.jsonl"
     with open(p, "w") as f:
-        for i in range(300):
-            f.write(json.dumps({"title": f"Book {i}", "id": i, "tags": ["a", "b"], "score": i / 4}) + "\n")
+        f.writelines(json.dumps({"title": f"Book {i}", "id": i, "tags": ["a", "b"], "score": i / 4}) + "\n" for i in range(300))
     return p
 
 

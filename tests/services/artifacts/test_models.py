@@ -108,8 +108,9 @@ def test_part_proofs_chunk_and_stream(ledger, alice, model_dir, tmp_path):
     assert verify_model_part(prove_model_part(ledger, "tiny", "model.safetensors", chunk=k + 1), bad,
                              ledger.vkey)["ok"]
     # a proof checked under another log's key fails
-    from ailedger.core.note import Signer
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ailedger.core.note import Signer
     other = Signer("test.example/ledger", Ed25519PrivateKey.generate()).vkey
     with pytest.raises(VerificationError):
         verify_model_part(proof, model_dir / "model.safetensors", other)

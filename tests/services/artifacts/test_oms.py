@@ -1,7 +1,6 @@
 """Interop with OpenSSF Model Signing: its own CLI (model-signing 1.1 from PyPI) run for real."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -81,8 +80,9 @@ def test_we_verify_their_signature(tmp_path, model_dir):
 
 
 def test_cli_sign_and_verify(tmp_path, model_dir):
-    from click.testing import CliRunner
     import click
+    from click.testing import CliRunner
+
     from ailedger.cli import model as model_cli
 
     @click.group()

@@ -13,7 +13,13 @@ from ailedger.services.artifacts.datasets import (
     record_key,
     verify_dataset_proof_file,
 )
-from ailedger.services.artifacts.hashing import HashCache, HashStats, hash_files_whole, hash_model_dir, scan_dir
+from ailedger.services.artifacts.hashing import (
+    HashCache,
+    HashStats,
+    hash_files_whole,
+    hash_model_dir,
+    scan_dir,
+)
 from ailedger.services.artifacts.lineage import lineage_graph, lineage_png, lineage_svg, lineage_text
 from ailedger.services.artifacts.models import (
     DATASET_RECORD,
@@ -33,17 +39,13 @@ from ailedger.services.artifacts.oms import oms_sign, oms_verify
 
 __all__ = [
     "DATASET_PROOF",
-    "commit_dataset",
-    "normalise_candidate",
-    "prove_dataset",
-    "record_key",
-    "verify_dataset_proof_file",
     "DATASET_RECORD",
-    "MODEL_RECORD",
     "MODEL_PART_PROOF",
+    "MODEL_RECORD",
     "HashCache",
     "HashStats",
     "cache_for",
+    "commit_dataset",
     "entry_status",
     "find_dataset",
     "find_model",
@@ -54,11 +56,15 @@ __all__ = [
     "lineage_svg",
     "lineage_text",
     "load_manifest",
+    "normalise_candidate",
     "oms_sign",
     "oms_verify",
+    "prove_dataset",
     "prove_model_part",
+    "record_key",
     "register_model",
     "scan_dir",
+    "verify_dataset_proof_file",
     "verify_model",
     "verify_model_part",
 ]

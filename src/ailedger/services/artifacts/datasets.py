@@ -50,12 +50,12 @@ from ailedger.services.artifacts.models import DATASET_RECORD, artifacts_dir, en
 __all__ = [
     "DATASET_PROOF",
     "SMT_FORMAT",
-    "commit_dataset",
-    "prove_dataset",
-    "verify_dataset_proof_file",
-    "record_key",
-    "normalise_candidate",
     "DatasetIndex",
+    "commit_dataset",
+    "normalise_candidate",
+    "prove_dataset",
+    "record_key",
+    "verify_dataset_proof_file",
 ]
 
 DATASET_PROOF = "ailedger-dataset-proof/v1"
@@ -171,7 +171,7 @@ def _plan_units(paths: Sequence[str], follow_symlinks: bool) -> tuple[list[tuple
 
             try:
                 md = pq.ParquetFile(p).metadata
-            except Exception as e:  # noqa: BLE001 - any pyarrow failure means a bad file
+            except Exception as e:
                 raise BadInputError(f"{ps}: not a readable Parquet file ({e})", field="path") from e
             total += p.stat().st_size
             for rg in range(md.num_row_groups):
@@ -660,10 +660,11 @@ def prove_dataset(ledger: Any, ref: str, candidate: bytes, *, normalisation: str
                   "file_bytes": len(data), "prove_ms": round(t_prove * 1000, 3), "depth": p.depth}
 
 
-def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: str | None) -> dict[str, Any]:
+def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: Any) -> dict[str, Any]:
     """Third party's check, offline: the log's signature on the checkpoint, the dataset.commit
     entry's inclusion and signature, and the sparse Merkle proof for the candidate's key.
-    Raises VerificationError (or subclasses) if anything does not hold."""
+    Raises VerificationError (or subclasses) if anything does not hold.  ``vkey`` is the log's
+    verifier key text, a parsed ``Verifier``, or None for the local ledger's."""
     head = (DATASET_PROOF + "\n").encode()
     if not data.startswith(head):
         raise BadInputError(f"not an {DATASET_PROOF} file", field="proof")
@@ -684,7 +685,8 @@ def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: str | None) -
     except (KeyError, ValueError) as exc:
         raise BadInputError("dataset proof lacks its entry or proof", field="proof") from exc
     e = parse_entry(entry_bytes, verify=True)
-    _, cp = verify_proof_bundle(doc["tlog_proof"].encode(), parse_vkey(vkey), entry=entry_bytes)
+    verifier = parse_vkey(vkey) if isinstance(vkey, str) else vkey
+    _, cp = verify_proof_bundle(doc["tlog_proof"].encode(), verifier, entry=entry_bytes)
     if e.type != DATASET_RECORD:
         raise ProofError(f"the logged entry is a {e.type}, not a {DATASET_RECORD}")
     root = bytes.fromhex(e.body["root"])
@@ -707,7 +709,23 @@ def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: str | None) -
     if private:
         out["note"] = ("private dataset: the key is an HMAC under the curator's secret, so that it belongs to "
                        "this candidate rests on the curator's word; the proof for that key is checked")
+    out["summary"] = describe_dataset_result(out)
     return out
+
+
+def describe_dataset_result(rep: dict[str, Any]) -> str:
+    verdict = "IS in" if rep["result"] == "member" else "is NOT in"
+    cp = rep["checkpoint"]
+    lines = [f"OK: the candidate {verdict} dataset {rep['dataset']} ({rep['records']} records, root "
+             f"{rep['root'][:16]}...)",
+             f"record:     #{rep['index']} (dataset.commit) signed by {rep['signer']} at {rep['time']}",
+             f"checkpoint: {cp['origin']} size {cp['size']} root {cp['root'][:16]}... (signature and inclusion "
+             "verified)",
+             f"proof:      {rep['smt_proof_bytes']} bytes, depth {rep['depth']}, leaf key {rep['key'][:16]}... "
+             f"({rep['normalisation']} normalisation)"]
+    if rep.get("note"):
+        lines.append("note:       " + rep["note"])
+    return "\n".join(lines)
 
 
 def dataset_status(ledger: Any, ref: str) -> dict[str, Any]:

@@ -38,13 +38,13 @@ from ailedger.core.manifest import (
 
 __all__ = [
     "DEFAULT_IGNORED",
-    "ScannedFile",
     "HashCache",
     "HashStats",
-    "scan_dir",
-    "hash_model_dir",
-    "hash_files_whole",
+    "ScannedFile",
     "cpu_workers",
+    "hash_files_whole",
+    "hash_model_dir",
+    "scan_dir",
 ]
 
 # the same names OpenSSF model_signing leaves out by default

@@ -7,7 +7,7 @@ from typing import Any
 
 from ailedger.services.artifacts.models import DATASET_RECORD, MODEL_RECORD, find_model
 
-__all__ = ["lineage_graph", "lineage_text", "lineage_svg", "lineage_png"]
+__all__ = ["lineage_graph", "lineage_png", "lineage_svg", "lineage_text"]
 
 
 def _node(idx: int, e: Any) -> dict[str, Any]:

@@ -25,18 +25,18 @@ from ailedger.core.records import parse_entry
 from ailedger.services.artifacts.hashing import HashCache, HashStats, hash_model_dir
 
 __all__ = [
-    "MODEL_RECORD",
     "DATASET_RECORD",
     "MODEL_PART_PROOF",
+    "MODEL_RECORD",
     "cache_for",
+    "entry_status",
+    "find_dataset",
+    "find_model",
     "manifest_store",
+    "prove_model_part",
     "register_model",
     "verify_model",
-    "find_model",
-    "find_dataset",
-    "prove_model_part",
     "verify_model_part",
-    "entry_status",
 ]
 
 MODEL_RECORD = "model.register"

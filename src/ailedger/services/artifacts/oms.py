@@ -29,7 +29,7 @@ from ailedger.core.errors import BadInputError, SignatureError, VerificationErro
 from ailedger.core.manifest import plan_chunks
 from ailedger.services.artifacts.hashing import HashCache, cpu_workers, hash_files_whole, scan_dir
 
-__all__ = ["oms_sign", "oms_verify", "BUNDLE_MEDIA_TYPE", "PREDICATE_TYPE"]
+__all__ = ["BUNDLE_MEDIA_TYPE", "PREDICATE_TYPE", "oms_sign", "oms_verify"]
 
 BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
