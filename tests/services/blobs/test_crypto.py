@@ -2,7 +2,8 @@ import os
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ailedger.core.errors import VerificationError
 from ailedger.core.identity import did_from_public_key

@@ -80,7 +80,7 @@ def _tmpfs(path, size):
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     path.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=False, capture_output=True)
     return r.returncode == 0
 
 

@@ -1,0 +1,291 @@
+"""`ailedger blob ...`: IPFS content ids and CAR files; encrypted, erasure-coded storage on nodes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ailedger.core.errors import BadInputError, VerificationError
+
+PROFILE_OPT = click.option("--profile", type=click.Choice(["unixfs-v1-2025", "kubo-v1-legacy"]),
+                           default="unixfs-v1-2025", show_default=True,
+                           help="UnixFS import profile (IPIP-499 unixfs-v1-2025, or kubo's legacy CIDv1 layout)")
+JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
+LEDGER_OPT = click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None,
+                          help="ledger directory (default: $AILEDGER_LEDGER)")
+_IO = 4 << 20
+
+
+def _emit(obj: Any, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        click.echo(json.dumps(obj, indent=1, sort_keys=True))
+    else:
+        for ln in lines:
+            click.echo(ln)
+
+
+def _open_ledger(path: str | None) -> Any:
+    from ailedger.services.ledger import Ledger
+
+    return Ledger.open(path)
+
+
+def _identity(ledger: Any, name: str) -> Any:
+    return ledger.identities.load(name, os.environ.get("AILEDGER_PASSPHRASE"))
+
+
+def _split(s: str | None) -> list[str]:
+    return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+
+def import_file(path: str, profile: str, on_block: Any = None) -> Any:
+    """Stream a file through the UnixFS importer; returns (root CID, size)."""
+    from ailedger.core.unixfs import FileImporter
+
+    imp = FileImporter(profile)
+    with open(path, "rb") as f:
+        while buf := f.read(_IO):
+            blocks = imp.update(buf)
+            if on_block:
+                for b in blocks:
+                    on_block(b)
+    root, rest = imp.finish()
+    if on_block:
+        for b in rest:
+            on_block(b)
+    return root, imp.size
+
+
+def write_car(path: str, out: str, profile: str) -> tuple[Any, int, int]:
+    """Two passes: the root CID first (CAR v1 puts it in the header), then the blocks."""
+    from ailedger.core.car import encode_header, encode_section
+
+    root, size = import_file(path, profile)
+    count = 0
+    tmp = Path(out + ".part")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(encode_header([root]))
+
+            def put(b: Any) -> None:
+                nonlocal count
+                f.write(encode_section(b))
+                count += 1
+
+            again, _ = import_file(path, profile, put)
+        if again != root:
+            raise BadInputError(f"{path} changed while it was being read", field="file")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return root, size, count
+
+
+def import_car(car: str, out: str | None) -> dict[str, Any]:
+    """Read a CAR v1 file checking every block against its CID; optionally extract the root file."""
+    from ailedger.core.car import decode_header, iter_sections
+    from ailedger.core.unixfs import read_file
+
+    index: dict[Any, tuple[int, int]] = {}
+    with open(car, "rb") as f:
+        roots = decode_header(f.read)
+        count = 0
+        for block in iter_sections(f.read):
+            end = f.tell()
+            index[block.cid] = (end - len(block.data), len(block.data))
+            count += 1
+    result: dict[str, Any] = {"car": car, "roots": [str(r) for r in roots], "blocks": count, "verified": count}
+    missing = [str(r) for r in roots if r not in index]
+    if missing:
+        raise VerificationError(f"CAR root block(s) missing: {', '.join(missing)}", expected="root blocks present",
+                                found="missing")
+    if out:
+        if len(roots) != 1:
+            raise BadInputError("extracting needs a CAR with exactly one root", field="car")
+        tmp = Path(out + ".part")
+        size = 0
+        try:
+            with open(car, "rb") as f, open(tmp, "wb") as w:
+                def get(cid: Any) -> bytes:
+                    if cid not in index:
+                        raise VerificationError(f"block {cid} is linked from the DAG but not in the CAR",
+                                                expected=str(cid), found="missing")
+                    off, n = index[cid]
+                    f.seek(off)
+                    return f.read(n)
+
+                for piece in read_file(roots[0], get):
+                    w.write(piece)
+                    size += len(piece)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        result.update({"output": out, "size": size})
+    return result
+
+
+def register(main: click.Group) -> None:
+    @main.group("blob")
+    def blob() -> None:
+        """Content ids (IPFS CIDv1), CAR files, and encrypted erasure-coded storage on nodes."""
+
+    @blob.command("cid")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @PROFILE_OPT
+    @JSON_OPT
+    def cid_cmd(file: str, profile: str, as_json: bool) -> None:
+        """Print the CID an IPFS importer gives FILE (UnixFS, raw leaves, balanced DAG)."""
+        root, size = import_file(file, profile)
+        _emit({"cid": str(root), "size": size, "profile": profile}, as_json, [str(root)])
+
+    @blob.command("car")
+    @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
+    @click.option("-o", "--output", help="CAR file to write (with FILE); file to extract to (with --import)")
+    @click.option("--import", "car_in", type=click.Path(exists=True, dir_okay=False),
+                  help="read this CAR file back, checking every block")
+    @PROFILE_OPT
+    @JSON_OPT
+    def car_cmd(file: str | None, output: str | None, car_in: str | None, profile: str, as_json: bool) -> None:
+        """Write FILE's UnixFS DAG as a CAR v1 file (-o X.car), or check and read one (--import X.car)."""
+        if car_in:
+            if file:
+                raise BadInputError("give either FILE -o X.car or --import X.car, not both", field="file")
+            r = import_car(car_in, output)
+            lines = [f"{r['car']}: {r['blocks']} blocks, every block matches its CID",
+                     *(f"root {x}" for x in r["roots"])]
+            if output:
+                lines.append(f"extracted {r['size']} bytes to {output}")
+            _emit(r, as_json, lines)
+            return
+        if not file or not output:
+            raise BadInputError("usage: ailedger blob car FILE -o X.car  |  ailedger blob car --import X.car",
+                                field="file")
+        root, size, count = write_car(file, output, profile)
+        _emit({"cid": str(root), "car": output, "blocks": count, "size": size, "profile": profile}, as_json,
+              [f"{root}", f"wrote {output}: {count} blocks"])
+
+    @blob.command("put")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--nodes", required=True, help="comma-separated storage node URLs (http://HOST:PORT)")
+    @click.option("--k", "k", type=int, default=10, show_default=True, help="shards needed to read back")
+    @click.option("--n", "n", type=int, default=30, show_default=True, help="shards stored (distinct nodes)")
+    @click.option("--readers", default="", help="comma-separated identities or did:keys allowed to read")
+    @click.option("--as", "who", required=True, help="identity that owns and signs the record")
+    @PROFILE_OPT
+    @LEDGER_OPT
+    @JSON_OPT
+    def put_cmd(file: str, nodes: str, k: int, n: int, readers: str, who: str, profile: str,
+                ledger_path: str | None, as_json: bool) -> None:
+        """Encrypt FILE, erasure-code it k-of-n across nodes, record it; prints its CID and ledger index."""
+        from ailedger.services.blobs.service import BlobService
+
+        with _open_ledger(ledger_path) as ledger:
+            r = BlobService(ledger).put(file, _split(nodes), _identity(ledger, who), k=k, n=n,
+                                        readers=_split(readers), profile=profile)
+        _emit(r.to_dict(), as_json, [r.cid, f"ledger index {r.index}",
+                                     f"{r.k}-of-{r.n}, {r.cipher_size} encrypted bytes",
+                                     *(f"retried {x}" for x in r.retried)])
+
+    @blob.command("get")
+    @click.argument("cid")
+    @click.option("-o", "--output", required=True, help="where to write the decrypted file")
+    @click.option("--as", "who", required=True, help="a reader identity")
+    @click.option("--timeout", type=float, default=30.0, show_default=True, help="per-node timeout (s)")
+    @LEDGER_OPT
+    @JSON_OPT
+    def get_cmd(cid: str, output: str, who: str, timeout: float, ledger_path: str | None, as_json: bool) -> None:
+        """Fetch the first k good shards, decode, decrypt and check every byte; write FILE only if all hold."""
+        from ailedger.services.blobs.service import BlobService
+
+        with _open_ledger(ledger_path) as ledger:
+            r = BlobService(ledger, timeout=timeout).get(cid, output, _identity(ledger, who))
+        for f in r.failures:
+            click.echo(f"note: {f}", err=True)
+        _emit(r.to_dict(), as_json, [f"{output}: {r.size} bytes, verified",
+                                     f"plaintext cid {r.plaintext_cid}", f"shards used {r.shards_used}"])
+
+    @blob.command("status")
+    @click.argument("cid")
+    @LEDGER_OPT
+    @JSON_OPT
+    def status_cmd(cid: str, ledger_path: str | None, as_json: bool) -> None:
+        """What the ledger says about CID: coding, placement, readers."""
+        from ailedger.services.blobs.service import BlobService
+
+        with _open_ledger(ledger_path) as ledger:
+            st = BlobService(ledger).state(cid)
+        d = st.to_dict()
+        _emit(d, as_json, [f"{st.cid}  owner {st.owner}",
+                           f"{st.coding.k}-of-{st.coding.n}, {st.plain_size} bytes, records {st.history}",
+                           *(f"reader {r}" for r in st.reader_dids),
+                           *(f"shard {s['i']}: {s['node']}" for s in d["shards"])])
+
+    @blob.command("audit")
+    @click.argument("cid")
+    @click.option("--challenges", type=int, default=3, show_default=True, help="random segments per shard")
+    @LEDGER_OPT
+    @JSON_OPT
+    def audit_cmd(cid: str, challenges: int, ledger_path: str | None, as_json: bool) -> None:
+        """Proof of storage: challenge every node for random segments, check Merkle proofs (exit 1 if any fail)."""
+        from ailedger.services.blobs.service import BlobService
+
+        with _open_ledger(ledger_path) as ledger:
+            rep = BlobService(ledger, timeout=10).audit(cid, challenges)
+        bad = sorted(i for i, r in rep.items() if not r["ok"])
+        _emit({"cid": cid, "shards": {str(i): r for i, r in sorted(rep.items())}, "failed": bad}, as_json,
+              [f"shard {i}: {'ok' if r['ok'] else 'FAILED ' + r['error']} ({r['node']})" for i, r in sorted(rep.items())])
+        if bad:
+            raise VerificationError(f"{len(bad)} of {len(rep)} shards failed their storage challenge",
+                                    expected="all shards prove", found=bad)
+
+    @blob.command("repair")
+    @click.argument("cid")
+    @click.option("--nodes", default="", help="extra storage nodes to place rebuilt shards on")
+    @click.option("--as", "who", required=True, help="identity that signs the repair record (no key needed)")
+    @LEDGER_OPT
+    @JSON_OPT
+    def repair_cmd(cid: str, nodes: str, who: str, ledger_path: str | None, as_json: bool) -> None:
+        """Find shards whose nodes vanished or fail challenges, rebuild them from k others, re-place them."""
+        from ailedger.services.blobs.service import BlobService
+
+        with _open_ledger(ledger_path) as ledger:
+            r = BlobService(ledger).repair(cid, _identity(ledger, who), _split(nodes))
+        lines = [f"{len(r.healthy)} shards healthy"]
+        lines += [f"rebuilt shard {i} on {u}" for i, u in sorted(r.rebuilt.items())] or ["nothing to repair"]
+        if r.index is not None:
+            lines.append(f"ledger index {r.index}")
+        _emit(r.to_dict(), as_json, lines)
+
+    def _readers(cid: str, who: str, ledger_path: str | None, as_json: bool, add: list[str],
+                 rm: list[str]) -> None:
+        from ailedger.services.blobs.service import BlobService
+
+        with _open_ledger(ledger_path) as ledger:
+            idx, readers = BlobService(ledger).set_readers(cid, _identity(ledger, who), add=add, remove_=rm)
+        _emit({"cid": cid, "index": idx, "readers": readers}, as_json,
+              [f"ledger index {idx}", *(f"reader {r}" for r in readers)])
+
+    @blob.command("revoke")
+    @click.argument("cid")
+    @click.argument("readers", nargs=-1, required=True)
+    @click.option("--as", "who", required=True, help="the blob's owner")
+    @LEDGER_OPT
+    @JSON_OPT
+    def revoke_cmd(cid: str, readers: tuple[str, ...], who: str, ledger_path: str | None, as_json: bool) -> None:
+        """Remove readers: the object key is re-wrapped for the remaining ones (see docs/storage.md)."""
+        _readers(cid, who, ledger_path, as_json, [], list(readers))
+
+    @blob.command("grant")
+    @click.argument("cid")
+    @click.argument("readers", nargs=-1, required=True)
+    @click.option("--as", "who", required=True, help="the blob's owner")
+    @LEDGER_OPT
+    @JSON_OPT
+    def grant_cmd(cid: str, readers: tuple[str, ...], who: str, ledger_path: str | None, as_json: bool) -> None:
+        """Add readers (identity names or did:keys)."""
+        _readers(cid, who, ledger_path, as_json, list(readers), [])
+
