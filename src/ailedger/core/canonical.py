@@ -53,7 +53,7 @@ def _number(x: float) -> str:
         raise BadInputError("NaN and Infinity have no JSON form")
     if x == 0:
         return "0"
-    if x.is_integer() and abs(x) < 1e21:
+    if x.is_integer() and abs(x) < 2**53:
         return str(int(x))
     r = repr(x)  # shortest round-trip digits
     mantissa, _, exp_s = r.partition("e")

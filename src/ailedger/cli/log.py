@@ -1,0 +1,397 @@
+"""Core ledger commands: init, identity, append, checkpoint, vkey, entry, prove, verify,
+consistency, audit, tiles export."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ailedger.cli._common import emit, json_option, ledger_option, open_ledger, progress, read_input_file, read_vkey
+from ailedger.core.canonical import parse_json
+from ailedger.core.checkpoint import open_checkpoint, parse_checkpoint_text
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError
+from ailedger.core.merkle import leaf_hash, verify_consistency
+from ailedger.core.note import parse_note
+from ailedger.core.records import parse_entry
+
+
+def _passphrase(prompt: bool) -> str | None:
+    if prompt:
+        return click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
+    return os.environ.get("AILEDGER_PASSPHRASE") or None
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--origin", required=True, help="Log origin, e.g. example.org/ai-ledger (also the key name).")
+@json_option
+def init(path: Path, origin: str, as_json: bool) -> None:
+    """Create a new ledger (SQLite store and log signing key) in PATH."""
+    from ailedger.services.ledger import Ledger
+
+    with Ledger.init(path, origin) as led:
+        emit(as_json, {"ledger": str(path), "origin": origin, "vkey": led.vkey},
+             f"created ledger {path}\norigin {origin}\nverifier key {led.vkey}\n"
+             f"tip: export AILEDGER_LEDGER={path}")
+
+
+@click.group()
+def identity() -> None:
+    """Ed25519 identities (did:key), kept in the ledger directory with file mode 0600."""
+
+
+@identity.command("new")
+@click.argument("name")
+@click.option("--passphrase", "ask", is_flag=True, help="Protect the key with a passphrase (asked for).")
+@ledger_option
+@json_option
+def identity_new(name: str, ask: bool, ledger_dir: Path | None, as_json: bool) -> None:
+    """Create identity NAME and log its self-signed registration."""
+    with open_ledger(ledger_dir) as led:
+        ident, res = led.new_identity(name, _passphrase(ask))
+        emit(as_json, {"name": name, "did": ident.did, "index": res.index},
+             f"{name} {ident.did}\nregistered at index {res.index}")
+
+
+@identity.command("list")
+@ledger_option
+@json_option
+def identity_list(ledger_dir: Path | None, as_json: bool) -> None:
+    """List the identities whose keys this ledger directory holds."""
+    with open_ledger(ledger_dir) as led:
+        rows = [{"name": n, "did": led.identities.did_of(n)} for n in led.identities.names()]
+        emit(as_json, {"identities": rows}, lambda: "\n".join(f"{r['name']} {r['did']}" for r in rows) or "(none)")
+
+
+@identity.command("rotate")
+@click.argument("name")
+@ledger_option
+@json_option
+def identity_rotate(name: str, ledger_dir: Path | None, as_json: bool) -> None:
+    """Replace NAME's key; the old key signs the hand-over record."""
+    with open_ledger(ledger_dir) as led:
+        new, res = led.rotate_identity(name)
+        emit(as_json, {"name": name, "did": new.did, "index": res.index},
+             f"{name} now {new.did} (rotation logged at index {res.index})")
+
+
+@identity.command("revoke")
+@click.argument("name")
+@click.option("--reason", default="", help="Why (logged).")
+@ledger_option
+@json_option
+def identity_revoke(name: str, reason: str, ledger_dir: Path | None, as_json: bool) -> None:
+    """Revoke NAME: the ledger refuses its entries from now on."""
+    with open_ledger(ledger_dir) as led:
+        res = led.revoke_identity(name, reason=reason)
+        emit(as_json, {"name": name, "index": res.index}, f"{name} revoked at index {res.index}")
+
+
+def _load_record(data: bytes, type_opt: str | None) -> tuple[str, dict[str, Any], int]:
+    obj = parse_json(data, what="record")
+    if not isinstance(obj, dict):
+        raise BadInputError("record must be a JSON object")
+    if "body" in obj and "type" in obj:
+        extra = set(obj) - {"type", "body", "v"}
+        if extra:
+            raise BadInputError(f"record has unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+        if not isinstance(obj["body"], dict):
+            raise BadInputError("record body must be a JSON object", field="body")
+        return str(obj["type"]), obj["body"], int(obj.get("v", 1))
+    return type_opt or "record", obj, 1
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--as", "as_name", help="Identity that signs (omit to append entries that are already signed).")
+@click.option("--type", "type_opt", help="Record type when FILE is a bare JSON body (default: record).")
+@click.option("--jsonl", is_flag=True, help="Each FILE holds one record or signed entry per line (batched).")
+@ledger_option
+@json_option
+def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, jsonl: bool,
+           ledger_dir: Path | None, as_json: bool) -> None:
+    """Sign (with --as) and append records; print index and leaf hash.
+
+    A record file is {"type": T, "body": {...}} or a bare JSON object (type "record").
+    Without --as each file must be an entry already signed by its "signer"."""
+    with open_ledger(ledger_dir) as led:
+        ident = led.identities.load(as_name) if as_name else None
+        blobs: list[bytes] = []
+        for f in files:
+            data = read_input_file(f, "record")
+            if jsonl:
+                blobs.extend(line for line in data.splitlines() if line.strip())
+            else:
+                blobs.append(data)
+        # check everything before writing anything
+        entries = []
+        for n, data in enumerate(blobs):
+            try:
+                if ident is not None:
+                    t, body, v = _load_record(data, type_opt)
+                    if "sig" in body and "signer" in body:
+                        raise BadInputError("this looks like a signed entry; append it without --as")
+                    entries.append(led.make_entry(t, body, ident, v=v))
+                else:
+                    e = parse_entry(data, verify=True)
+                    led.check_signer_allowed(e)
+                    entries.append(e)
+            except AiledgerError as exc:
+                where = f"{files[0]} line {n + 1}" if jsonl else str(files[n])
+                raise type(exc)(f"{where}: {exc.message}") from None
+        if ident is not None:
+            for e in entries:
+                led.check_signer_allowed(e)
+        from ailedger.core.merkle import leaf_hash as lh
+        from ailedger.services.ledger import entry_terms
+        from ailedger.storage import LeafRow
+
+        rows = [LeafRow(e.leaf_bytes, lh(e.leaf_bytes), entry_terms(e)) for e in entries]
+        results = led.log.append(rows)
+        out = [{"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate} for r in results]
+        emit(as_json, {"entries": out} if len(out) > 1 else out[0],
+             lambda: "\n".join(f"index {o['index']} leaf {o['leaf_hash']}" + (" (already logged)" if o["duplicate"]
+                                                                               else "") for o in out))
+
+
+@click.command()
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the checkpoint to this file.")
+@click.option("--cosign-with", "cosign", multiple=True, metavar="URL", help="Witness URL to collect a cosignature from.")
+@ledger_option
+@json_option
+def checkpoint(output: Path | None, cosign: tuple[str, ...], ledger_dir: Path | None, as_json: bool) -> None:
+    """Print the latest signed checkpoint (C2SP signed note), signing a new one if the log grew."""
+    with open_ledger(ledger_dir) as led:
+        note = led.checkpoint()
+        if cosign:
+            try:
+                from ailedger.services.witness import collect_cosignatures
+            except ImportError:
+                raise BadInputError("witness support is not installed in this build") from None
+            note = collect_cosignatures(led, list(cosign))
+        if output:
+            output.write_bytes(note)
+        cp = parse_checkpoint_text(parse_note(note).text)
+        emit(as_json, {"origin": cp.origin, "size": cp.size, "root": base64.b64encode(cp.root).decode(),
+                       "checkpoint": note.decode()}, lambda: note.decode().rstrip("\n"))
+
+
+@click.command()
+@ledger_option
+@json_option
+def vkey(ledger_dir: Path | None, as_json: bool) -> None:
+    """Print the log's verifier key (signed-note vkey form)."""
+    with open_ledger(ledger_dir, read_only=True) as led:
+        emit(as_json, {"vkey": led.vkey}, led.vkey)
+
+
+@click.command()
+@click.argument("index", type=int)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the exact leaf bytes here.")
+@ledger_option
+@json_option
+def entry(index: int, output: Path | None, ledger_dir: Path | None, as_json: bool) -> None:
+    """Show entry INDEX, or write its exact leaf bytes with -o."""
+    with open_ledger(ledger_dir, read_only=True) as led:
+        data = led.entry_bytes(index)
+        if output:
+            output.write_bytes(data)
+        e = parse_entry(data, verify=False)
+        info = {"index": index, "leaf_hash": leaf_hash(data).hex(), "entry": e.to_dict()}
+        if output:
+            emit(as_json, info, f"wrote entry {index} ({len(data)} bytes) to {output}")
+        else:
+            emit(as_json, info, lambda: json.dumps(e.to_dict(), indent=2, ensure_ascii=False))
+
+
+@click.command()
+@click.argument("index", type=int)
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the .tlog-proof here.")
+@ledger_option
+@json_option
+def prove(index: int, output: Path | None, ledger_dir: Path | None, as_json: bool) -> None:
+    """Make an offline proof bundle (C2SP tlog-proof) for entry INDEX."""
+    with open_ledger(ledger_dir) as led:
+        bundle = led.prove(index)
+        if output:
+            output.write_bytes(bundle)
+        emit(as_json, {"index": index, "proof": bundle.decode(), "output": str(output) if output else None},
+             (f"wrote proof for entry {index} to {output}" if output else bundle.decode().rstrip("\n")))
+
+
+@click.command()
+@click.argument("proof_file", type=click.Path(path_type=Path))
+@click.option("--vkey", "vkey_opt", help="Log verifier key, inline or a file (default: the ledger's).")
+@click.option("--entry", "entry_file", type=click.Path(path_type=Path), help="The entry's exact leaf bytes.")
+@click.option("--leaf-hash", help="The entry's RFC 6962 leaf hash (hex), instead of --entry.")
+@click.option("--candidate", type=click.Path(path_type=Path), help="For dataset proofs: the record to check.")
+@click.option("--witness-vkey", multiple=True, help="Witness verifier key (inline or file); repeat.")
+@click.option("--witness-threshold", type=int, default=0, help="How many of the witnesses must have cosigned.")
+@click.option("--rpc", help="Ethereum RPC URL: also check the checkpoint is anchored.")
+@click.option("--contract", help="Anchor contract address (with --rpc).")
+@ledger_option
+@json_option
+def verify(proof_file: Path, vkey_opt: str | None, entry_file: Path | None, leaf_hash: str | None,
+           candidate: Path | None, witness_vkey: tuple[str, ...], witness_threshold: int, rpc: str | None,
+           contract: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+    """Verify a proof file offline: its checkpoint signature and the entry's inclusion."""
+    from ailedger.services.verify import verify_file
+
+    data = read_input_file(proof_file, "proof")
+    if vkey_opt:
+        verifier = read_vkey(vkey_opt)
+    else:
+        try:
+            with open_ledger(ledger_dir, read_only=True) as led:
+                verifier = led.verifier
+        except NotFoundError:
+            raise BadInputError("no verifier key: pass --vkey (file or name+id+key) or --ledger") from None
+    result = verify_file(
+        data, verifier,
+        entry=read_input_file(entry_file, "entry") if entry_file else None,
+        leaf_hash_hex=leaf_hash,
+        candidate=read_input_file(candidate, "candidate") if candidate else None,
+        witness_vkeys=[read_vkey(w) for w in witness_vkey], witness_threshold=witness_threshold,
+        rpc=rpc, contract=contract,
+    )
+    emit(as_json, result, lambda: result.get("summary", "OK"))
+
+
+@click.command()
+@click.argument("sizes", nargs=-1, type=int)
+@click.option("--old", "old_file", type=click.Path(path_type=Path), help="Older signed checkpoint file.")
+@click.option("--new", "new_file", type=click.Path(path_type=Path), help="Newer signed checkpoint file.")
+@click.option("--proof", "proof_file", type=click.Path(path_type=Path),
+              help="Consistency proof file (one base64 hash a line): verify offline, no ledger needed.")
+@click.option("--vkey", "vkey_opt", help="Log verifier key (default: the ledger's).")
+@ledger_option
+@json_option
+def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | None, proof_file: Path | None,
+                vkey_opt: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+    """Prove the log only grew: between two checkpoint files, or print the proof between two sizes."""
+    if sizes:
+        if len(sizes) != 2 or old_file or new_file:
+            raise BadInputError("give two tree sizes, or --old and --new checkpoint files")
+        with open_ledger(ledger_dir, read_only=True) as led:
+            old, new = sizes
+            if old == 0:
+                raise BadInputError("a consistency proof from the empty tree proves nothing; use an old size >= 1")
+            proof = led.log.consistency_proof(old, new)
+            lines = [base64.b64encode(h).decode() for h in proof]
+            emit(as_json, {"old_size": old, "new_size": new, "proof": lines,
+                           "old_root": base64.b64encode(led.log.root_at(old)).decode(),
+                           "new_root": base64.b64encode(led.log.root_at(new)).decode()},
+                 lambda: "\n".join(lines) if lines else "(empty proof: the sizes are equal)")
+        return
+    if not (old_file and new_file):
+        raise BadInputError("give --old and --new checkpoint files (or two tree sizes)")
+    old_note = read_input_file(old_file, "old checkpoint")
+    new_note = read_input_file(new_file, "new checkpoint")
+    led = None
+    if vkey_opt:
+        verifier = read_vkey(vkey_opt)
+    else:
+        led = open_ledger(ledger_dir, read_only=True)
+        verifier = led.verifier
+    try:
+        old_cp = open_checkpoint(old_note, verifier)
+        new_cp = open_checkpoint(new_note, verifier)
+        if proof_file:
+            lines = read_input_file(proof_file, "proof").decode(errors="replace").split()
+            try:
+                proof = [base64.b64decode(x, validate=True) for x in lines]
+            except Exception:
+                raise BadInputError(f"{proof_file} is not one base64 hash a line") from None
+        else:
+            if led is None:
+                led = open_ledger(ledger_dir, read_only=True)
+            if old_cp.size == 0:
+                raise ProofError("the old checkpoint is of the empty tree, which every log extends")
+            if new_cp.size < old_cp.size:
+                raise ProofError(f"the new checkpoint (size {new_cp.size}) is older than the old one "
+                                 f"(size {old_cp.size})", expected=f">= {old_cp.size}", found=new_cp.size)
+            proof = led.log.consistency_proof(old_cp.size, new_cp.size)
+        verify_consistency(old_cp.size, new_cp.size, old_cp.root, new_cp.root, proof)
+    finally:
+        if led is not None:
+            led.close()
+    emit(as_json, {"ok": True, "old_size": old_cp.size, "new_size": new_cp.size,
+                   "proof": [base64.b64encode(h).decode() for h in proof]},
+         f"OK: the log at size {new_cp.size} extends the log at size {old_cp.size} "
+         f"(consistency proof of {len(proof)} hashes verified)")
+
+
+@click.command()
+@click.option("--no-signatures", is_flag=True, help="Skip re-checking every entry's signature (hashes only).")
+@ledger_option
+@json_option
+def audit(no_signatures: bool, ledger_dir: Path | None, as_json: bool) -> None:
+    """Recompute every hash, node, checkpoint root and signature; exit 1 on any tampering."""
+    with open_ledger(ledger_dir, read_only=True) as led:
+        with progress(led.size, "audit", not as_json) as bar:
+            rep = led.audit(signatures=not no_signatures, progress=bar.update)
+        d = rep.to_dict()
+
+        def text() -> str:
+            lines = [f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
+                     f"{rep.checkpoints_checked} checkpoints, {rep.signatures_checked} signatures"]
+            if rep.ok:
+                lines.append("OK: everything recomputes")
+            for p in rep.problems:
+                s = f"PROBLEM {p.kind}" + (f" at index {p.index}" if p.index is not None else "") + f": {p.message}"
+                if p.expected is not None:
+                    s += f" (expected {p.expected}, found {p.found})"
+                lines.append(s)
+            return "\n".join(lines)
+
+        emit(as_json, d, text)
+        if not rep.ok:
+            sys.exit(1)
+
+
+@click.group()
+def tiles() -> None:
+    """Static C2SP tlog-tiles."""
+
+
+@tiles.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@ledger_option
+@json_option
+def tiles_export(directory: Path, ledger_dir: Path | None, as_json: bool) -> None:
+    """Write checkpoint, tile/<L>/<N> and tile/entries/<N> files, servable from any web host."""
+    from ailedger.services.tiles import export_tiles
+
+    with open_ledger(ledger_dir) as led:
+        with progress(led.size, "tiles", not as_json) as bar:
+            stats = export_tiles(led, directory, progress=bar.update)
+        emit(as_json, stats, f"wrote {stats['tiles']} hash tiles and {stats['entry_bundles']} entry bundles "
+                             f"for size {stats['size']} to {directory}")
+
+
+@click.command()
+@click.option("--type", "type_", help="Record type.")
+@click.option("--signer", help="Signer did:key or identity name.")
+@click.option("--term", help="Index term, e.g. subject:sha256:...")
+@click.option("--limit", type=int, default=100)
+@ledger_option
+@json_option
+def find(type_: str | None, signer: str | None, term: str | None, limit: int, ledger_dir: Path | None,
+         as_json: bool) -> None:
+    """List entries by type, signer or term."""
+    with open_ledger(ledger_dir, read_only=True) as led:
+        did = led.did_for(signer) if signer else None
+        rows = [{"index": i, **e.to_dict()} for i, e in led.find(type=type_, signer=did, term=term, limit=limit)]
+        emit(as_json, {"entries": rows}, lambda: "\n".join(
+            f"{r['index']:>8} {r['time']} {r['type']:<24} {r['signer'][:32]}..." for r in rows) or "(none)")
+
+
+def register(main: click.Group) -> None:
+    for cmd in (init, identity, append, checkpoint, vkey, entry, prove, verify, consistency, audit, tiles, find):
+        main.add_command(cmd)

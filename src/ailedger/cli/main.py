@@ -1,0 +1,60 @@
+"""The ``ailedger`` command: a click group; every module in ``ailedger.cli`` adds its commands."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import sys
+from typing import Any
+
+import click
+
+from ailedger import __version__
+from ailedger.core.errors import AiledgerError, VerificationError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AiledgerError as exc:
+            as_json = "--json" in sys.argv
+            if as_json:
+                click.echo(json.dumps({"ok": False, "error": exc.to_dict()}, default=str))
+            click.echo(f"error: {exc.message}", err=True)
+            if os.environ.get("AILEDGER_DEBUG"):
+                raise
+            ctx.exit(1 if isinstance(exc, VerificationError) else 2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="ailedger")
+def main() -> None:
+    """ailedger: a verifiable, append-only ledger for AI artifacts and decisions.
+
+    Every command finds its ledger by --ledger DIR or $AILEDGER_LEDGER and takes --json.
+    """
+
+
+def _load_commands() -> None:
+    import ailedger.cli as pkg
+
+    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: (m.name != "log", m.name)):
+        if mod.name.startswith("_") or mod.name == "main":
+            continue
+        try:
+            module = importlib.import_module(f"ailedger.cli.{mod.name}")
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not take the CLI down
+            click.echo(f"warning: command module {mod.name} failed to load: {exc}", err=True)
+            continue
+        reg = getattr(module, "register", None)
+        if reg is not None:
+            reg(main)
+
+
+_load_commands()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Offline verification of proof files, dispatched on the file's first line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ailedger.core.errors import AiledgerError, BadInputError, ProofError
+from ailedger.core.merkle import leaf_hash
+from ailedger.core.note import Verifier
+from ailedger.core.proofbundle import HEADER, verify_proof_bundle
+from ailedger.core.records import parse_entry
+
+__all__ = ["verify_file", "verify_tlog_proof"]
+
+
+def verify_tlog_proof(data: bytes, verifier: Verifier, *, entry: bytes | None = None,
+                      leaf_hash_hex: str | None = None) -> dict[str, Any]:
+    lh = None
+    if leaf_hash_hex:
+        try:
+            lh = bytes.fromhex(leaf_hash_hex)
+        except ValueError:
+            raise BadInputError("--leaf-hash must be hex", field="leaf_hash") from None
+        if len(lh) != 32:
+            raise BadInputError("--leaf-hash must be 32 bytes of hex", field="leaf_hash")
+    if entry is None and lh is None:
+        raise BadInputError("give the entry (--entry FILE with its exact bytes) or --leaf-hash")
+    bundle, cp = verify_proof_bundle(data, verifier, entry=entry, entry_hash=lh)
+    out: dict[str, Any] = {
+        "ok": True,
+        "index": bundle.index,
+        "tree_size": cp.size,
+        "origin": cp.origin,
+        "leaf_hash": (leaf_hash(entry) if entry is not None else lh).hex(),  # type: ignore[union-attr]
+    }
+    summary = f"OK: entry {bundle.index} is in {cp.origin} at tree size {cp.size}"
+    if entry is not None:
+        try:
+            e = parse_entry(entry, verify=False)
+        except AiledgerError:
+            e = None
+        if e is not None:
+            e.verify()  # an entry that parses as ours must carry a valid signature
+            out.update({"type": e.type, "signer": e.signer, "time": e.time, "signature": "valid"})
+            summary += f"\n  {e.type} signed by {e.signer} at {e.time} (signature valid)"
+    out["summary"] = summary
+    return out
+
+
+def verify_file(data: bytes, verifier: Verifier, *, entry: bytes | None = None, leaf_hash_hex: str | None = None,
+                candidate: bytes | None = None, witness_vkeys: list[Verifier] | None = None,
+                witness_threshold: int = 0, rpc: str | None = None, contract: str | None = None) -> dict[str, Any]:
+    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+    if first == HEADER:
+        result = verify_tlog_proof(data, verifier, entry=entry, leaf_hash_hex=leaf_hash_hex)
+        note = data.split(b"\n\n", 1)[1]
+    elif first.startswith("ailedger-dataset-proof") or first.startswith('{"format":"ailedger-dataset-proof'):
+        if candidate is None:
+            raise BadInputError("a dataset proof is checked against a record: pass --candidate FILE")
+        from ailedger.services import artifacts
+
+        result = artifacts.verify_dataset_proof_file(data, candidate, verifier.vkey)
+        note = None
+    else:
+        raise BadInputError(f"unknown proof file format (first line {first[:60]!r})")
+    if witness_vkeys or witness_threshold:
+        if note is None:
+            raise BadInputError("witness policy applies to tlog-proof files")
+        if witness_threshold > len(witness_vkeys or []):
+            raise BadInputError("--witness-threshold is larger than the number of --witness-vkey given")
+        from ailedger.core.cosignature import verify_cosigned_checkpoint
+
+        wres = verify_cosigned_checkpoint(note, verifier.vkey, [w.vkey for w in witness_vkeys or []],
+                                          witness_threshold)
+        result["witnesses"] = wres
+        result["summary"] = result.get("summary", "OK") + f"\n  cosigned by {witness_threshold}+ of the witnesses"
+    if rpc:
+        if note is None:
+            raise BadInputError("--rpc applies to tlog-proof files")
+        if not contract:
+            raise BadInputError("--rpc needs --contract ADDRESS")
+        from ailedger.services.anchoring import check_anchored
+
+        a = check_anchored(note, rpc, contract)
+        result["anchor"] = a
+        result["summary"] = result.get("summary", "OK") + f"\n  anchored on chain: {a}"
+    if not result.get("ok", True):
+        raise ProofError(result.get("summary", "verification failed"))
+    return result
