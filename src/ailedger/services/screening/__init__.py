@@ -11,7 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from .engine import SCHEMA, check_screenable, screen
+from .ledger_log import SCREENING_RECORD, log_screening, screening_body, store_report
 from .loaders import Dataset, load_dataset
+from .policy import POLICIES, Decision, ScreeningRefused, decide
+from .removal import REMOVAL_PROOF, REMOVAL_RECORD, remove_sources, verify_removal_proof
+from .report import render_html, report_bytes, report_sha256
 
 
 def screen_path(path: str, *, label_column: str | None = None, source_column: str | None = None,
@@ -23,4 +27,26 @@ def screen_path(path: str, *, label_column: str | None = None, source_column: st
     return screen(ds, seed=seed, loo=loo)
 
 
-__all__ = ["SCHEMA", "Dataset", "check_screenable", "load_dataset", "screen", "screen_path"]
+__all__ = [
+    "POLICIES",
+    "REMOVAL_PROOF",
+    "REMOVAL_RECORD",
+    "SCHEMA",
+    "SCREENING_RECORD",
+    "Dataset",
+    "Decision",
+    "ScreeningRefused",
+    "check_screenable",
+    "decide",
+    "load_dataset",
+    "log_screening",
+    "remove_sources",
+    "render_html",
+    "report_bytes",
+    "report_sha256",
+    "screen",
+    "screen_path",
+    "screening_body",
+    "store_report",
+    "verify_removal_proof",
+]
