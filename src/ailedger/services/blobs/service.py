@@ -29,15 +29,21 @@ from typing import Any, BinaryIO
 
 from ailedger.core.cid import CID
 from ailedger.core.errors import (
-    AiledgerError, BadInputError, NetworkError, NotFoundError, ProofError, StorageError, VerificationError,
+    AiledgerError,
+    BadInputError,
+    NetworkError,
+    NotFoundError,
+    ProofError,
+    StorageError,
+    VerificationError,
 )
-from ailedger.core.shardproof import challenge_indices, segment_count, verify_segment
+from ailedger.core.shardproof import ShardHasher, challenge_indices, segment_count, verify_segment
 from ailedger.core.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.services.blobs import crypto
 from ailedger.services.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
 from ailedger.services.blobs.erasure import Coding, StripeDecoder, StripeEncoder
 
-__all__ = ["BlobService", "BlobState", "PutResult", "GetResult", "RepairResult", "ENCRYPTION"]
+__all__ = ["ENCRYPTION", "BlobService", "BlobState", "GetResult", "PutResult", "RepairResult"]
 
 ENCRYPTION = "aes-256-gcm-stream"
 _IO = 1 << 20
@@ -227,7 +233,8 @@ class BlobService:
         plain_imp, cipher_imp = FileImporter(prof), FileImporter(prof)
         enc = crypto.Encryptor(key)
         senc = StripeEncoder(coding)
-        files = [open(spool / f"shard-{i}", "wb") for i in range(coding.n)]
+        files = [open(spool / f"shard-{i}", "wb") for i in range(coding.n)]  # noqa: SIM115
+        hashers = [ShardHasher() for _ in range(coding.n)]
         stripe = bytearray()
         written = 0
 
@@ -236,7 +243,8 @@ class BlobService:
             while len(stripe) >= coding.stripe or (final and (stripe or written == 0)):
                 piece_src = bytes(stripe[: coding.stripe])
                 del stripe[: coding.stripe]
-                for f, piece in zip(files, senc.encode(piece_src)):
+                for f, h, piece in zip(files, hashers, senc.encode(piece_src)):
+                    h.update(piece)
                     f.write(piece)
                 written += 1
 
@@ -259,10 +267,10 @@ class BlobService:
         if written != coding.stripes:
             raise StorageError("internal: stripe count mismatch", expected=coding.stripes, found=written)
         infos = []
-        for i in range(coding.n):
-            sha, root, size = hash_file(spool / f"shard-{i}")
-            if size != coding.shard_size:
-                raise StorageError("internal: shard size mismatch", expected=coding.shard_size, found=size)
+        for h in hashers:
+            if h.size != coding.shard_size:
+                raise StorageError("internal: shard size mismatch", expected=coding.shard_size, found=h.size)
+            sha, root = h.finish()
             infos.append((sha.hex(), root.hex()))
         return plain_imp.finish()[0], cipher_imp.finish()[0], infos
 
