@@ -231,3 +231,23 @@ def test_unreadable_file_as_other_user():
         assert "locked.bin" in msg and "permission" in msg
     finally:
         shutil.rmtree(d)
+
+
+def test_mmap_and_pread_readers_agree(tmp_path, monkeypatch):
+    """Large unaligned chunks take the mmap reader; it must give the copying reader's digests."""
+    import random
+
+    import ailedger.services.artifacts.hashing as hashing
+    from tests.services.artifacts.conftest import write_safetensors
+
+    rng = random.Random(1)
+    d = tmp_path / "m"
+    d.mkdir()
+    write_safetensors(d / "w.safetensors", {f"t{i}": ("U8", (n,), rng.randbytes(n))
+                                            for i, n in enumerate((70001, 200003, 65536, 131071))}, pad_to=1)
+    monkeypatch.setattr(hashing, "READ_MODE", "mmap")
+    a = hash_model_dir(d, chunk_size=1 << 16)
+    monkeypatch.setattr(hashing, "READ_MODE", "pread")
+    b = hash_model_dir(d, chunk_size=1 << 16)
+    assert a.root == b.root
+    assert any(c.offset % 4096 and c.length >= 1 << 16 for c in a.files[0].chunks)
