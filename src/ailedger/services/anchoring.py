@@ -74,6 +74,7 @@ ARTIFACT_ENV = "AILEDGER_ANCHOR_ARTIFACT"
 DB_FILE = "anchors.db"
 DEFAULT_CONFIRMATIONS = 1
 MAX_REBROADCASTS = 3
+IN_FLIGHT_POLL = 0.2
 GWEI = 10**9
 
 
@@ -645,7 +646,10 @@ class AnchorService:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
-            stop.wait(poll)
+            # while a transaction is in flight, look again sooner (a block may already hold it)
+            in_flight = self.queue.db.execute(
+                "SELECT count(*) FROM anchors WHERE status IN ('sent', 'mined')").fetchone()[0]
+            stop.wait(min(poll, IN_FLIGHT_POLL) if in_flight else poll)
 
 
 # ----------------------------------------------------------------------------- verification

@@ -56,6 +56,7 @@ __all__ = [
     "parse_add_checkpoint_body",
     "format_add_checkpoint_body",
     "WitnessClient",
+    "WitnessReply",
     "collect_cosignatures",
     "cosigned_checkpoint",
     "attach_cosignatures",
@@ -325,34 +326,20 @@ def _client_db(ledger_path: Path) -> sqlite3.Connection:
     return db
 
 
-def request_cosignature(ledger: Any, url: str, note: bytes, cp: Checkpoint, db: sqlite3.Connection,
-                        timeout: float = 10.0) -> WitnessReply:
-    """One witness: send the checkpoint with a proof from the size it last cosigned (re-sync on 409)."""
-    client = WitnessClient(url, timeout)
-    row = db.execute("SELECT size FROM witness_sizes WHERE url = ?", (url,)).fetchone()
-    old = int(row[0]) if row else 0
-    t0 = time.perf_counter()
-    for _attempt in range(2):
-        if old > cp.size:
-            return WitnessReply(url, False, 409, error=f"witness has cosigned size {old}, larger than ours {cp.size}")
+def _ask(ledger: Any, client: WitnessClient, old: int, note: bytes, cp: Checkpoint,
+         proofs: dict[int, list[bytes]] | None = None) -> tuple[int, str, bytes, float]:
+    if old > cp.size:
+        return 409, "", f"witness has cosigned size {old}, larger than ours {cp.size}".encode(), 0.0
+    if proofs is not None and old in proofs:
+        proof = proofs[old]
+    else:
         proof = ledger.log.consistency_proof(old, cp.size) if 0 < old < cp.size else []
+    t0 = time.perf_counter()
+    try:
         status, ctype, body = client.add_checkpoint(format_add_checkpoint_body(old, proof, note))
-        if status == 200:
-            db.execute("INSERT OR REPLACE INTO witness_sizes (url, size) VALUES (?, ?)", (url, cp.size))
-            return WitnessReply(url, True, 200, body, seconds=time.perf_counter() - t0)
-        if status == 409 and ctype.startswith(SIZE_CONTENT_TYPE):
-            try:
-                new_old = int(body.strip())
-            except ValueError:
-                break
-            if new_old == old:  # same size, different root: a split view, do not retry
-                return WitnessReply(url, False, 409, error=body.decode(errors="replace").strip() or "conflict",
-                                    seconds=time.perf_counter() - t0)
-            old = new_old
-            continue
-        return WitnessReply(url, False, status, error=body.decode(errors="replace").strip(),
-                            seconds=time.perf_counter() - t0)
-    return WitnessReply(url, False, 409, error="witness size kept changing", seconds=time.perf_counter() - t0)
+    except NetworkError as exc:
+        return 0, "", exc.message.encode(), time.perf_counter() - t0
+    return status, ctype, body, time.perf_counter() - t0
 
 
 def collect_cosignatures(ledger: Any, urls: Sequence[str], *, timeout: float = 10.0,
@@ -360,46 +347,72 @@ def collect_cosignatures(ledger: Any, urls: Sequence[str], *, timeout: float = 1
                          on_reply: Callable[[WitnessReply], None] | None = None) -> bytes:
     """The ledger's current checkpoint carrying the cosignatures of the witnesses at ``urls``.
 
-    Witnesses that fail (unreachable, refusing) are skipped, and ``on_reply`` is told about each.
-    If ``witness_vkeys`` are given, only cosignatures verifying under them are kept.  The result is
-    also remembered in ``<ledger>/witnesses.db`` (see :func:`cosigned_checkpoint`)."""
+    All witnesses are asked at once (one thread each), each with a consistency proof from the size
+    it last cosigned (remembered in ``<ledger>/witnesses.db``; a 409 answer re-syncs it and the
+    request is sent once more).  Witnesses that fail (unreachable, refusing) are skipped and
+    ``on_reply`` is told about each.  If ``witness_vkeys`` are given, only cosignatures verifying
+    under them are kept.  The result is also remembered (see :func:`cosigned_checkpoint`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     note = ledger.checkpoint()
     cp = parse_checkpoint_text(parse_note(note).text)
     db = _client_db(Path(ledger.path))
     try:
         known = [parse_vkey(v) for v in witness_vkeys]
-        row = db.execute("SELECT note FROM cosigned WHERE size = ?", (cp.size,)).fetchone()
+        olds = {}
+        for url in urls:
+            row = db.execute("SELECT size FROM witness_sizes WHERE url = ?", (url,)).fetchone()
+            olds[url] = int(row[0]) if row else 0
+        # proofs are read here, in this thread (the store's connection belongs to it)
+        proofs = {o: ledger.log.consistency_proof(o, cp.size) for o in set(olds.values()) if 0 < o < cp.size}
+        clients = {u: WitnessClient(u, timeout) for u in urls}
+        with ThreadPoolExecutor(max_workers=max(1, min(16, len(urls)))) as ex:
+            firsts = list(ex.map(lambda u: _ask(ledger, clients[u], olds[u], note, cp, proofs), urls))
         out = note
+        row = db.execute("SELECT note FROM cosigned WHERE size = ?", (cp.size,)).fetchone()
         if row and parse_note(bytes(row[0])).text == parse_note(note).text:
             out = add_cosignatures(note, parse_note(bytes(row[0])).signatures)
-        for url in urls:
-            try:
-                reply = request_cosignature(ledger, url, note, cp, db, timeout)
-            except NetworkError as exc:
-                reply = WitnessReply(url, False, 0, error=exc.message)
+        updates: list[tuple[str, int]] = []
+        for url, (status, ctype, body, secs) in zip(urls, firsts):
+            if status == 409 and ctype.startswith(SIZE_CONTENT_TYPE):
+                try:
+                    new_old = int(body.strip())
+                except ValueError:
+                    new_old = olds[url]
+                if new_old != olds[url]:  # out of sync: once more from the size the witness holds
+                    status, ctype, body, secs2 = _ask(ledger, clients[url], new_old, note, cp)
+                    secs += secs2
+            reply = WitnessReply(url, status == 200, status, body if status == 200 else b"",
+                                 "" if status == 200 else (body.decode(errors="replace").strip() or "unreachable"),
+                                 secs)
             if reply.ok:
                 try:
                     sigs = parse_note(b"x\n\n" + reply.lines).signatures
                 except BadInputError as exc:
-                    reply = WitnessReply(url, False, reply.status, error=f"bad response: {exc.message}")
+                    reply = WitnessReply(url, False, status, error=f"bad response: {exc.message}", seconds=secs)
                     sigs = ()
                 if known:
-                    good = []
-                    for s in sigs:
-                        for v in known:
-                            try:
-                                verify_cosignature(cp.text(), s, v)
-                                good.append(s)
-                            except AiledgerError:
-                                pass
-                    sigs = tuple(good)
+                    sigs = tuple(s for s in sigs if any(_cosig_ok(cp, s, v) for v in known))
+                if reply.ok:
+                    updates.append((url, cp.size))
                 out = add_cosignatures(out, sigs)
             if on_reply:
                 on_reply(reply)
+        db.execute("BEGIN")
+        db.executemany("INSERT OR REPLACE INTO witness_sizes (url, size) VALUES (?, ?)", updates)
         db.execute("INSERT OR REPLACE INTO cosigned (size, note) VALUES (?, ?)", (cp.size, out))
+        db.execute("COMMIT")
         return out
     finally:
         db.close()
+
+
+def _cosig_ok(cp: Checkpoint, s: Any, v: Verifier) -> bool:
+    try:
+        verify_cosignature(cp.text(), s, v)
+        return True
+    except AiledgerError:
+        return False
 
 
 def cosigned_checkpoint(ledger: Any, size: int | None = None) -> bytes | None:

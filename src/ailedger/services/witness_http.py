@@ -20,6 +20,7 @@ MAX_BODY = 64 * 1024
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the protocol recommends
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no Nagle/delayed-ACK stall
     server: "WitnessServer"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
