@@ -92,3 +92,12 @@ def test_read_file_detects_tampering():
     store[leaf] = b"X" * 8
     with pytest.raises(VerificationError):
         b"".join(read_file(root, store.__getitem__))
+
+
+def test_keep_leaves_false_gives_same_root():
+    data = os.urandom(8 * 7 + 3)
+    imp = FileImporter(SMALL, keep_leaves=False)
+    out = imp.update(data[:20]) + imp.update(data[20:])
+    root, rest = imp.finish()
+    assert out == [] and root == import_all(data, SMALL)[0]
+    assert all(b.cid.codec != RAW for b in rest)

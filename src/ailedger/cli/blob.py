@@ -46,7 +46,7 @@ def import_file(path: str, profile: str, on_block: Any = None) -> Any:
     """Stream a file through the UnixFS importer; returns (root CID, size)."""
     from ailedger.core.unixfs import FileImporter
 
-    imp = FileImporter(profile)
+    imp = FileImporter(profile, keep_leaves=on_block is not None)
     with open(path, "rb") as f:
         while buf := f.read(_IO):
             blocks = imp.update(buf)

@@ -224,8 +224,11 @@ class FileImporter:
     ``finish`` returns the root CID and the remaining blocks (last leaf, then interior nodes
     bottom-up). Keep every block returned to get the complete DAG (e.g. for a CAR file)."""
 
-    def __init__(self, profile: Profile | str = DEFAULT_PROFILE) -> None:
+    def __init__(self, profile: Profile | str = DEFAULT_PROFILE, *, keep_leaves: bool = True) -> None:
+        """``keep_leaves=False``: only the CID is wanted, so leaf blocks are hashed in place and not
+        returned (interior nodes still are; they are small)."""
         self.profile = get_profile(profile) if isinstance(profile, str) else profile
+        self._keep = keep_leaves
         self._buf = bytearray()
         self._leaves: list[_Entry] = []
         self._size = 0
@@ -235,10 +238,11 @@ class FileImporter:
     def size(self) -> int:
         return self._size
 
-    def _leaf(self, chunk: bytes) -> Block:
+    def _leaf(self, chunk: bytes | memoryview, out: list[Block]) -> None:
         cid = CID(1, RAW, SHA2_256, hashlib.sha256(chunk).digest())
         self._leaves.append(_Entry(cid, len(chunk), len(chunk)))
-        return Block(cid, chunk)
+        if self._keep:
+            out.append(Block(cid, bytes(chunk)))
 
     def update(self, data: bytes | bytearray | memoryview) -> list[Block]:
         if self._done:
@@ -253,10 +257,10 @@ class FileImporter:
             mv = mv[need:]
             if len(self._buf) < cs:
                 return out
-            out.append(self._leaf(bytes(self._buf)))
+            self._leaf(bytes(self._buf), out)
             self._buf = bytearray()
         while len(mv) >= cs:
-            out.append(self._leaf(bytes(mv[:cs])))
+            self._leaf(mv[:cs], out)
             mv = mv[cs:]
         if len(mv):
             self._buf += mv
@@ -276,7 +280,7 @@ class FileImporter:
         self._done = True
         out: list[Block] = []
         if self._buf or not self._leaves:
-            out.append(self._leaf(bytes(self._buf)))
+            self._leaf(bytes(self._buf), out)
             self._buf = bytearray()
         if len(self._leaves) == 1:
             return self._leaves[0].cid, out

@@ -230,7 +230,7 @@ class BlobService:
 
     def _encode_to_spool(self, src: Path, key: bytes, coding: Coding, prof: Any, spool: Path
                          ) -> tuple[CID, CID, list[tuple[str, str]]]:
-        plain_imp, cipher_imp = FileImporter(prof), FileImporter(prof)
+        plain_imp, cipher_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
         enc = crypto.Encryptor(key)
         senc = StripeEncoder(coding)
         files = [open(spool / f"shard-{i}", "wb") for i in range(coding.n)]  # noqa: SIM115
@@ -413,7 +413,7 @@ class BlobService:
         try:
             used, failures = self._swarm(st, spool, st.coding.k)
             prof = get_profile(st.profile)
-            cipher_imp, plain_imp = FileImporter(prof), FileImporter(prof)
+            cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
             with open(part, "wb") as fout:
                 def sink(ct: bytes) -> None:
