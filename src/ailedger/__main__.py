@@ -1,0 +1,3 @@
+from ailedger.cli.main import main
+
+main(prog_name="ailedger")

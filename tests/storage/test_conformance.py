@@ -1,0 +1,93 @@
+"""The one conformance suite every LogStore must pass."""
+
+import pytest
+
+from ailedger.core.errors import ConflictError
+from ailedger.core.merkle import CompactRange, leaf_hash
+from ailedger.storage import LeafRow
+
+
+def rows(a, b, terms=()):
+    return [LeafRow(f"entry-{i}".encode(), leaf_hash(f"entry-{i}".encode()), tuple(terms)) for i in range(a, b)]
+
+
+def test_empty_store(store_factory):
+    s = store_factory()
+    assert s.size() == 0
+    assert s.leaves(0, 10) == []
+    assert s.latest_checkpoint() is None
+    assert s.node_hashes([(0, 0), (3, 0)]) == {}
+
+
+def test_append_and_read_back(store_factory):
+    s = store_factory()
+    with s.writer() as w:
+        assert w.size() == 0
+        w.add_leaves(0, rows(0, 5, ["type:x"]))
+        w.add_nodes([(1, 0, b"n" * 32), (1, 1, b"m" * 32), (2, 0, b"o" * 32)])
+        assert w.size() == 5
+    assert s.size() == 5
+    assert [bytes(x) for x in s.leaves(1, 3)] == [b"entry-1", b"entry-2"]
+    assert [bytes(h) for h in s.leaf_hashes(0, 2)] == [leaf_hash(b"entry-0"), leaf_hash(b"entry-1")]
+    got = s.node_hashes([(0, 4), (1, 1), (2, 0), (5, 0)])
+    assert bytes(got[(0, 4)]) == leaf_hash(b"entry-4") and bytes(got[(2, 0)]) == b"o" * 32
+    assert (5, 0) not in got
+    assert s.indices_of([leaf_hash(b"entry-3"), b"\0" * 32]) == {leaf_hash(b"entry-3"): 3}
+    assert s.find("type:x") == [0, 1, 2, 3, 4]
+    assert s.find("type:x", after=2, limit=1) == [3]
+    assert [i for i, _, _ in s.iter_leaves(0, 5, batch=2)] == [0, 1, 2, 3, 4]
+    assert {(lv, ix) for lv, ix, _ in s.iter_nodes()} == {(1, 0), (1, 1), (2, 0)}
+
+
+def test_append_at_wrong_position_conflicts_and_writes_nothing(store_factory):
+    s = store_factory()
+    with s.writer() as w:
+        w.add_leaves(0, rows(0, 2))
+    with pytest.raises(ConflictError):
+        with s.writer() as w:
+            w.add_leaves(5, rows(5, 6))
+    assert s.size() == 2
+
+
+def test_failed_transaction_rolls_back(store_factory):
+    s = store_factory()
+    with pytest.raises(RuntimeError):
+        with s.writer() as w:
+            w.add_leaves(0, rows(0, 3))
+            w.add_nodes([(1, 0, b"x" * 32)])
+            raise RuntimeError("boom")
+    assert s.size() == 0
+    assert s.node_hashes([(1, 0)]) == {}
+
+
+def test_checkpoints(store_factory):
+    s = store_factory()
+    with s.writer() as w:
+        w.put_checkpoint(0, b"cp0")
+        w.put_checkpoint(7, b"cp7")
+        w.put_checkpoint(3, b"cp3")
+    assert s.latest_checkpoint() == b"cp7"
+    assert s.checkpoint_at(3) == b"cp3" and s.checkpoint_at(4) is None
+    assert [x for x, _ in s.checkpoints()] == [0, 3, 7]
+
+
+def test_meta(store_factory):
+    s = store_factory()
+    assert s.get_meta("k") is None
+    s.set_meta("k", "v")
+    assert s.get_meta("k") == "v"
+
+
+def test_large_batch_and_reopen_consistency(store_factory):
+    s = store_factory()
+    cr = CompactRange()
+    nodes = []
+    rs = rows(0, 3000)
+    cr.extend([r.hash for r in rs], nodes)
+    with s.writer() as w:
+        w.add_leaves(0, rs)
+        w.add_nodes(nodes)
+    ids = CompactRange.border_nodes(3000)
+    got = s.node_hashes(ids)
+    assert CompactRange(3000, [bytes(got[i]) for i in ids]).root() == cr.root()
+    assert s.index_row_count() == 3000
