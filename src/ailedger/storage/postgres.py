@@ -1,0 +1,329 @@
+"""PostgreSQL LogStore (psycopg 3).
+
+Write path: ``writer()`` opens a transaction on a per-thread *writer* connection and takes a
+transaction-level advisory lock (``pg_advisory_xact_lock``) keyed by the schema, so any number of
+processes appending to one schema are sequenced one at a time and each sees the size it extends:
+no gap, no duplicate index (``leaves.idx`` is also the primary key, a second line of defence).
+The lock is released by COMMIT/ROLLBACK, also when a client dies.
+
+Read path: plain autocommit statements on separate per-thread *reader* connections; they never
+take the advisory lock, so tile and checkpoint reads scale independently of the writer.
+
+A connection that fails (server restarted, backend terminated) is discarded and the error is
+raised as :class:`StorageError`; the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from ailedger.core.errors import ConflictError, StorageError
+from ailedger.storage.base import LeafRow, node_key
+
+__all__ = ["PostgresStore"]
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS leaves (idx BIGINT PRIMARY KEY, hash BYTEA NOT NULL, data BYTEA NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS leaves_hash ON leaves(hash);
+CREATE TABLE IF NOT EXISTS nodes (id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx BIGINT NOT NULL, PRIMARY KEY (term, idx));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _lock_key(schema: str) -> int:
+    return int.from_bytes(hashlib.sha256(b"ailedger-sequencer:" + schema.encode()).digest()[:8], "big", signed=True)
+
+
+def _is_conn_error(exc: BaseException) -> bool:
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+class _Txn:
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self.cur = cur
+        self._size: int | None = None
+
+    def size(self) -> int:
+        if self._size is None:
+            self.cur.execute("SELECT max(idx) FROM leaves")
+            row = self.cur.fetchone()
+            self._size = 0 if row is None or row[0] is None else int(row[0]) + 1
+        return self._size
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _node_hashes(self.cur, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return _indices_of(self.cur, hashes)
+
+    def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
+        if start != self.size():
+            raise ConflictError(f"append at {start} but the log has {self.size()} entries")
+        if not rows:
+            return
+        with self.cur.copy("COPY leaves (idx, hash, data) FROM STDIN") as cp:
+            for i, r in enumerate(rows):
+                cp.write_row((start + i, bytes(r.hash), bytes(r.data)))
+        terms = {(t, start + i) for i, r in enumerate(rows) for t in r.terms}
+        if terms:
+            with self.cur.copy("COPY terms (term, idx) FROM STDIN") as cp:
+                for t in terms:
+                    cp.write_row(t)
+        self._size = start + len(rows)
+
+    def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        items = [(node_key(lv, ix), bytes(h)) for lv, ix, h in nodes if lv > 0]
+        if not items:
+            return
+        with self.cur.copy("COPY nodes (id, hash) FROM STDIN") as cp:
+            for it in items:
+                cp.write_row(it)
+
+    def put_checkpoint(self, size: int, note: bytes) -> None:
+        self.cur.execute(
+            "INSERT INTO checkpoints (size, note) VALUES (%s, %s) ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
+            (size, note),
+        )
+
+
+def _node_hashes(cur: psycopg.Cursor[Any], ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    out: dict[tuple[int, int], bytes] = {}
+    leaf_ids = [i for lv, i in ids if lv == 0]
+    inner = [node_key(lv, i) for lv, i in ids if lv > 0]
+    if leaf_ids:
+        cur.execute("SELECT idx, hash FROM leaves WHERE idx = ANY(%s)", (leaf_ids,))
+        for idx, h in cur.fetchall():
+            out[(0, int(idx))] = bytes(h)
+    if inner:
+        cur.execute("SELECT id, hash FROM nodes WHERE id = ANY(%s)", (inner,))
+        for key, h in cur.fetchall():
+            key = int(key)
+            out[(key >> 56, key & ((1 << 56) - 1))] = bytes(h)
+    return out
+
+
+def _indices_of(cur: psycopg.Cursor[Any], hashes: Sequence[bytes]) -> dict[bytes, int]:
+    if not hashes:
+        return {}
+    cur.execute("SELECT hash, idx FROM leaves WHERE hash = ANY(%s)", ([bytes(h) for h in hashes],))
+    return {bytes(h): int(i) for h, i in cur.fetchall()}
+
+
+class PostgresStore:
+    """A LogStore in one PostgreSQL schema. Safe to share between threads and processes."""
+
+    def __init__(self, dsn: str, *, schema: str | None = None, create: bool = False,
+                 connect_timeout: int = 5) -> None:
+        self.dsn = dsn
+        self.schema = schema or "ailedger"
+        if not _SCHEMA_RE.match(self.schema):
+            raise StorageError(f"bad PostgreSQL schema name {self.schema!r} (lowercase letters, digits, _)")
+        self.connect_timeout = connect_timeout
+        self._lock_key = _lock_key(self.schema)
+        self._local = threading.local()
+        self._all: list[psycopg.Connection[Any]] = []
+        self._all_lock = threading.Lock()
+        con = self._connect()
+        try:
+            with con.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+                exists = cur.fetchone() is not None
+                if not exists and not create:
+                    raise StorageError(f"no ledger schema {self.schema!r} in the PostgreSQL database")
+                if create:
+                    # creating the same schema from two processes at once: serialise on the lock too
+                    with con.transaction():
+                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                        cur.execute(f'SET LOCAL search_path TO "{self.schema}"')
+                        cur.execute(_DDL)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot prepare PostgreSQL schema {self.schema!r}: {exc}") from exc
+
+    # -- connections ------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            con = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout,
+                                  options=f"-c search_path={self.schema}", application_name="ailedger")
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+        with self._all_lock:
+            self._all.append(con)
+        return con
+
+    def _conn(self, which: str) -> psycopg.Connection[Any]:
+        con = getattr(self._local, which, None)
+        if con is None or con.closed:
+            con = self._connect()
+            setattr(self._local, which, con)
+        return con
+
+    def _drop(self, which: str) -> None:
+        con = getattr(self._local, which, None)
+        setattr(self._local, which, None)
+        if con is not None:
+            try:
+                con.close()
+            except Exception:  # noqa: BLE001 - it is already broken
+                pass
+
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Cursor[Any]]:
+        con = self._conn("reader")
+        try:
+            with con.cursor() as cur:
+                yield cur
+        except psycopg.Error as exc:
+            if _is_conn_error(exc) or con.closed or con.broken:
+                self._drop("reader")
+            raise StorageError(f"PostgreSQL read failed: {str(exc).strip()}") from exc
+
+    # -- writes -------------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator[_Txn]:
+        con = self._conn("writer")
+        try:
+            cur = con.cursor()
+            cur.execute("BEGIN")
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+        except psycopg.Error as exc:
+            self._drop("writer")
+            raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
+        try:
+            yield _Txn(cur)
+        except BaseException as exc:
+            try:
+                cur.execute("ROLLBACK")
+            except psycopg.Error:
+                self._drop("writer")
+            if isinstance(exc, psycopg.Error):
+                if _is_conn_error(exc):
+                    self._drop("writer")
+                raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
+            raise
+        try:
+            cur.execute("COMMIT")
+        except psycopg.Error as exc:
+            self._drop("writer")
+            raise StorageError(f"commit failed (nothing was written): {str(exc).strip()}") from exc
+        finally:
+            cur.close()
+
+    # -- reads --------------------------------------------------------------
+    def size(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT max(idx) FROM leaves")
+            row = cur.fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        with self._read() as cur:
+            return _node_hashes(cur, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        with self._read() as cur:
+            return _indices_of(cur, hashes)
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        with self._read() as cur:
+            cur.execute("SELECT data FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end))
+            return [bytes(r[0]) for r in cur.fetchall()]
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        with self._read() as cur:
+            cur.execute("SELECT hash FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end))
+            return [bytes(r[0]) for r in cur.fetchall()]
+
+    def iter_leaves(self, start: int, end: int, batch: int = 10000) -> Iterator[tuple[int, bytes, bytes]]:
+        pos = start
+        while pos < end:
+            with self._read() as cur:
+                cur.execute(
+                    "SELECT idx, hash, data FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
+                    (pos, end, batch),
+                )
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for idx, h, d in rows:
+                yield int(idx), bytes(h), bytes(d)
+            pos = int(rows[-1][0]) + 1
+
+    def iter_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        after = -1
+        while True:
+            with self._read() as cur:
+                cur.execute("SELECT id, hash FROM nodes WHERE id > %s ORDER BY id LIMIT 10000", (after,))
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for key, h in rows:
+                key = int(key)
+                yield key >> 56, key & ((1 << 56) - 1), bytes(h)
+            after = int(rows[-1][0])
+
+    def latest_checkpoint(self) -> bytes | None:
+        with self._read() as cur:
+            cur.execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            row = cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        with self._read() as cur:
+            cur.execute("SELECT note FROM checkpoints WHERE size = %s", (size,))
+            row = cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoints(self) -> list[tuple[int, bytes]]:
+        with self._read() as cur:
+            cur.execute("SELECT size, note FROM checkpoints ORDER BY size")
+            return [(int(s), bytes(n)) for s, n in cur.fetchall()]
+
+    def find(self, term: str, after: int = -1, limit: int = 1000) -> list[int]:
+        with self._read() as cur:
+            cur.execute("SELECT idx FROM terms WHERE term = %s AND idx > %s ORDER BY idx LIMIT %s",
+                        (term, after, limit))
+            return [int(r[0]) for r in cur.fetchall()]
+
+    def index_row_count(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT count(*) FROM leaves")
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def get_meta(self, key: str) -> str | None:
+        with self._read() as cur:
+            cur.execute("SELECT value FROM meta WHERE key = %s", (key,))
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._read() as cur:
+            cur.execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
+                        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value))
+
+    def drop_schema(self) -> None:
+        """Delete the whole schema (tests, tear-down). Irreversible."""
+        with self._read() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def close(self) -> None:
+        with self._all_lock:
+            cons, self._all = self._all, []
+        for con in cons:
+            try:
+                con.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._local = threading.local()
