@@ -1,0 +1,166 @@
+"""`ailedger dataset screen`, `dataset commit --screen`, `remove-source`, `verify-removal` through the real
+CLI entry point (click's runner on ailedger.cli.main)."""
+
+import base64
+import csv
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sklearn.datasets import load_digits
+
+
+@pytest.fixture(scope="module")
+def main():
+    from ailedger.cli.main import main as m
+
+    return m
+
+
+@pytest.fixture
+def env(tmp_path):
+    from ailedger.services.ledger import Ledger
+
+    lg = Ledger.init(tmp_path / "ledger", origin="test.example/ledger")
+    lg.identities.create("alice")
+    vkey = lg.vkey
+    lg.close()
+    return {"AILEDGER_LEDGER": str(tmp_path / "ledger")}, vkey
+
+
+def run(main, env, *args):
+    return CliRunner().invoke(main, list(args), env=env[0], catch_exceptions=False)
+
+
+def ledger_size(env):
+    from ailedger.services.ledger import Ledger
+
+    with Ledger.open(env[0]["AILEDGER_LEDGER"]) as lg:
+        return lg.size
+
+
+@pytest.fixture(scope="module")
+def poisoned_csv(tmp_path_factory):
+    """450 digits in 5 sources; 35% of labels flipped in source v2 only."""
+    X, y = load_digits(return_X_y=True)
+    r = np.random.default_rng(7)
+    idx = np.sort(r.choice(len(y), 450, replace=False))
+    X, y = X[idx], y[idx].copy()
+    src = r.permutation(np.arange(len(y)) % 5)
+    bad = np.flatnonzero(src == 2)
+    for i in r.choice(bad, int(0.35 * len(bad)), replace=False):
+        y[i] = (y[i] + 1 + r.integers(9)) % 10
+    p = tmp_path_factory.mktemp("data") / "digits.csv"
+    with open(p, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([f"p{j}" for j in range(64)] + ["label", "source"])
+        for i in range(len(y)):
+            w.writerow([int(v) for v in X[i]] + [int(y[i]), f"v{src[i]}"])
+    return p
+
+
+def test_screen_json_schema(main, env, poisoned_csv, tmp_path):
+    html = tmp_path / "r.html"
+    r = run(main, env, "dataset", "screen", str(poisoned_csv), "--json", "--html", str(html), "--no-loo")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["verdict"] == "fail"
+    assert all(set(f) >= {"record", "reasons", "score"} for f in rep["flagged"])
+    assert {s["source"]: s["verdict"] for s in rep["sources"]}["v2"] == "remove"
+    assert "<svg" in html.read_text()
+    r = run(main, env, "dataset", "screen", str(poisoned_csv), "--no-loo", "--fail-on", "fail")
+    assert r.exit_code == 1 and "FAIL" in r.output and "remove v2" in r.output.replace("  ", " ")
+
+
+def test_screen_bad_input_exit_2(main, env, tmp_path):
+    p = tmp_path / "x.csv"
+    p.write_text("a,b\n" + "".join(f"{i},{i % 2}\n" for i in range(30)))
+    r = CliRunner().invoke(main, ["dataset", "screen", str(p)], env=env[0])
+    assert r.exit_code == 2
+    assert "error: cannot screen this: no label column" in r.output
+    r = CliRunner().invoke(main, ["dataset", "screen", str(p), "--label-column", "b", "--json"], env=env[0])
+    assert r.exit_code == 0  # b is a valid binary label
+
+
+def test_commit_screen_refuses_then_warn_policy_logs(main, env, poisoned_csv):
+    r = CliRunner().invoke(main, ["dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice",
+                                  "--screen"], env=env[0])
+    assert r.exit_code == 2
+    assert "refuses to commit" in r.output and "nothing was logged" in r.output
+    assert ledger_size(env) == 0
+    r = run(main, env, "dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice", "--screen",
+            "--screen-policy", "warn")
+    assert r.exit_code == 0, r.output
+    assert "warning: screening" in r.output and "logged as entry #1" in r.output
+    from ailedger.services.ledger import Ledger
+
+    with Ledger.open(env[0]["AILEDGER_LEDGER"]) as lg:
+        e = lg.entry(1)
+        assert e.type == "dataset.screening"
+        assert e.body["dataset_index"] == 0 and e.body["dataset_root"] == lg.entry(0).body["root"]
+        assert e.body["verdict"] == "fail" and e.body["decision"] == "warn"
+        assert {s["source"]: s["verdict"] for s in e.body["sources"]}["v2"] == "remove"
+        stored = (lg.path / "screening" / f"{e.body['report_sha256']}.json").read_bytes()
+        import hashlib
+
+        assert hashlib.sha256(stored).hexdigest() == e.body["report_sha256"]
+
+
+def test_screen_log_standalone(main, env, poisoned_csv):
+    r = run(main, env, "dataset", "screen", str(poisoned_csv), "--no-loo", "--log", "--as", "alice",
+            "--dataset", "digits", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["logged"]["index"] == 0
+    r = CliRunner().invoke(main, ["dataset", "screen", str(poisoned_csv), "--log"], env=env[0])
+    assert r.exit_code == 2 and "--log needs --as" in r.output
+
+
+def test_remove_source_and_verify(main, env, poisoned_csv, tmp_path):
+    r = run(main, env, "dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "clean.csv"
+    proof = tmp_path / "rm.proof"
+    r = run(main, env, "dataset", "remove-source", "digits", str(poisoned_csv), "--source-column", "source",
+            "--source", "v2", "--name", "digits-clean", "--as", "alice", "--output-data", str(out), "-o", str(proof),
+            "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["removed_rows"] == 90 and info["removed_keys"] == 90
+    assert info["old_records"] - info["new_records"] == 90 and info["old_root"] != info["new_root"]
+    assert sum(1 for _ in open(out)) == 1 + 360
+    r = run(main, env, "dataset", "verify-removal", str(proof), "--vkey", env[1], "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["removed_keys"] == 90
+    # tamper: drop one key from the list -> digest no longer matches the logged one
+    head, body = proof.read_bytes().split(b"\n", 1)
+    doc = json.loads(body)
+    doc["keys"] = doc["keys"][1:]
+    bad = tmp_path / "bad.proof"
+    bad.write_bytes(head + b"\n" + json.dumps(doc).encode())
+    r = CliRunner().invoke(main, ["dataset", "verify-removal", str(bad), "--vkey", env[1]], env=env[0])
+    assert r.exit_code == 1 and "FAILED" in r.output
+    # tamper: swap a membership proof for another key's -> sparse Merkle proof fails
+    doc = json.loads(body)
+    doc["member_proofs"][0], doc["member_proofs"][1] = doc["member_proofs"][1], doc["member_proofs"][0]
+    bad.write_bytes(head + b"\n" + json.dumps(doc).encode())
+    r = CliRunner().invoke(main, ["dataset", "verify-removal", str(bad), "--vkey", env[1]], env=env[0])
+    assert r.exit_code == 1 and "FAILED" in r.output
+    # tamper: a forged removal entry (signature no longer valid)
+    doc = json.loads(body)
+    eb = bytearray(base64.b64decode(doc["removal"]["entry"]))
+    eb[eb.index(b'"removed_rows":90') + len('"removed_rows":')] = ord("8")
+    doc["removal"]["entry"] = base64.b64encode(bytes(eb)).decode()
+    bad.write_bytes(head + b"\n" + json.dumps(doc).encode())
+    r = CliRunner().invoke(main, ["dataset", "verify-removal", str(bad), "--vkey", env[1]], env=env[0])
+    assert r.exit_code in (1, 2) and ("FAILED" in r.output or "error" in r.output)
+
+
+def test_remove_source_unknown_source(main, env, poisoned_csv, tmp_path):
+    run(main, env, "dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice")
+    r = CliRunner().invoke(main, ["dataset", "remove-source", "digits", str(poisoned_csv), "--source-column",
+                                  "source", "--source", "nope", "--name", "x", "--as", "alice", "--output-data",
+                                  str(tmp_path / "o.csv"), "-o", str(tmp_path / "p")], env=env[0])
+    assert r.exit_code == 2 and "not in the data" in r.output
+    assert ledger_size(env) == 1
