@@ -26,6 +26,7 @@ def anvil():
         yield node
 
 
+@pytest.mark.slow
 def test_deploy_anchor_evidence_verify(anvil, tmp_path, monkeypatch):
     lg = Ledger.init(tmp_path / "ledger", origin=ORIGIN)
     lg.log.append_data([f"r{i}".encode() for i in range(20)])

@@ -8,7 +8,7 @@ import pytest
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
-from ailedger.core.errors import NotFoundError
+from ailedger.core.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.core.note import parse_note
 from ailedger.services.anchoring import (
     AnchorChain,
@@ -16,6 +16,7 @@ from ailedger.services.anchoring import (
     anchor_evidence,
     check_anchored,
     log_id,
+    require_anchored,
 )
 from ailedger.services.ledger import Ledger
 
@@ -136,6 +137,24 @@ def test_queue_supersedes_older_checkpoints_and_survives_restart(ledger, w3, acc
 def test_evidence_needs_a_confirmed_anchor(ledger):
     with pytest.raises(NotFoundError):
         anchor_evidence(ledger, ledger.checkpoint())
+
+
+def test_require_anchored_gate_and_bad_inputs(service, ledger, w3, tmp_path):
+    note = ledger.checkpoint()
+    with pytest.raises(VerificationError):
+        require_anchored(note, w3, service.chain.address)
+    service.anchor_now(timeout=30, poll=0)
+    assert require_anchored(note, w3, service.chain.address)["anchored"]
+    with pytest.raises(BadInputError):
+        check_anchored(note, w3, "0x1234")
+    with pytest.raises(BadInputError):
+        check_anchored(note, "ftp://x", service.chain.address)
+    empty = Ledger.init(tmp_path / "empty", origin="test.example/empty")
+    svc = AnchorService(empty, w3, service.account, service.chain.address)
+    with pytest.raises(BadInputError):
+        svc.anchor_now(timeout=1)
+    svc.close()
+    empty.close()
 
 
 def test_gas_per_anchor_is_flat(service, ledger, w3):

@@ -66,6 +66,7 @@ __all__ = [
     "connect",
     "load_key",
     "check_anchored",
+    "require_anchored",
     "anchor_evidence",
     "sidecar_path",
 ]
@@ -145,7 +146,10 @@ class AnchorChain:
         art = load_artifact()
         self.abi = art["abi"]
         self.bytecode = art["bytecode"]
-        self.address = w3.to_checksum_address(address) if address else None
+        try:
+            self.address = w3.to_checksum_address(address) if address else None
+        except ValueError:
+            raise BadInputError(f"{address!r} is not an Ethereum address", field="contract") from None
         self.contract = w3.eth.contract(address=self.address, abi=self.abi) if self.address else None
         self._chain_id: int | None = None
 
@@ -597,6 +601,8 @@ class AnchorService:
     # -- driving it
     def anchor_now(self, timeout: float = 120.0, poll: float = 0.5) -> AnchorReceipt:
         """Queue the current checkpoint and step until it (or a newer one) is confirmed."""
+        if self.ledger.size == 0:
+            raise BadInputError("nothing to anchor: the log is empty")
         row = self.enqueue()
         target = row["tree_size"] if row else self.ledger.size
         deadline = time.monotonic() + timeout
@@ -753,6 +759,16 @@ def check_anchored(checkpoint_text: bytes | str, rpc_url: Any, contract_address:
     if conflicts:
         out["conflict"] = [{"tree_size": c["tree_size"], "tx_hash": c["tx_hash"]} for c in conflicts]
     return out
+
+
+def require_anchored(checkpoint_text: bytes | str, rpc_url: Any, contract_address: str,
+                     **kw: Any) -> dict[str, Any]:
+    """:func:`check_anchored` as a gate: the result dict, or VerificationError saying why not."""
+    res = check_anchored(checkpoint_text, rpc_url, contract_address, **kw)
+    if not res["anchored"]:
+        raise VerificationError(f"checkpoint is not anchored: {res['reason']}", expected="an anchor on chain",
+                                found=res["reason"])
+    return res
 
 
 def anchor_evidence(ledger: Any, bundle_or_checkpoint: bytes) -> dict[str, Any]:
