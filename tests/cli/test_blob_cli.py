@@ -118,3 +118,29 @@ def test_put_get_revoke_repair(tmp_path, node_procs, monkeypatch):
     run("blob", "audit", cid)
     run("blob", "get", cid, "-o", tmp_path / "out3", "--as", "alice")
     assert (tmp_path / "out3").read_bytes() == f.read_bytes()
+
+
+def test_model_and_dataset_push_pull_commands(tmp_path, node_procs, monkeypatch):
+    from ailedger.services.artifacts import commit_dataset, register_model
+
+    led = Ledger.init(tmp_path / "ledger", origin="test.example/blob-cli")
+    alice, _ = led.new_identity("alice")
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "w.bin").write_bytes(os.urandom(50_000))
+    register_model(led, m, "tiny", alice)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"a": 1}\n{"a": 2}\n')
+    commit_dataset(led, [str(rows)], "rows", alice, workers=1)
+    led.close()
+    monkeypatch.setenv("AILEDGER_LEDGER", str(tmp_path / "ledger"))
+    urls, _ = node_procs(3)
+    nodes = ",".join(urls)
+    run("model", "push", "tiny", m, "--nodes", nodes, "--k", 2, "--n", 3, "--as", "alice")
+    run("model", "pull", "tiny", "-o", tmp_path / "m2", "--as", "alice")
+    assert (tmp_path / "m2" / "w.bin").read_bytes() == (m / "w.bin").read_bytes()
+    run("dataset", "push", "rows", rows, "--nodes", nodes, "--k", 2, "--n", 3, "--as", "alice")
+    r = json.loads(run("dataset", "pull", "rows", "-o", tmp_path / "d2", "--as", "alice", "--json").output)
+    assert r["verified"] and (tmp_path / "d2" / "rows.jsonl").read_bytes() == rows.read_bytes()
+    r = CliRunner().invoke(main, ["model", "pull", "tiny", "-o", str(tmp_path / "m2"), "--as", "alice"])
+    assert r.exit_code == 2 and "already exists" in r.output

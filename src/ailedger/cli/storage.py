@@ -1,4 +1,6 @@
-"""`ailedger storage ...`: run and inspect storage nodes (see docs/storage.md)."""
+"""`ailedger storage ...`: run and inspect storage nodes; and `model push/pull`, `dataset push/pull`
+(see docs/storage.md). This module's name sorts after model.py and dataset.py, so their groups exist
+when ``register`` runs and the push/pull commands are attached to them."""
 
 from __future__ import annotations
 
@@ -64,3 +66,102 @@ def register(main: click.Group) -> None:
 
         h = NodeClient(check_url(url), 5).health()
         _emit(h, as_json, [f"{url}: ok, {h['shards']} shards, {h['used']} bytes used"])
+
+    _attach_artifact_commands(main)
+
+
+def _split(s: str | None) -> list[str]:
+    return [x.strip() for x in (s or "").split(",") if x.strip()]
+
+
+def _put_options(f: Any) -> Any:
+    for opt in reversed([
+        click.option("--nodes", required=True, help="comma-separated storage node URLs"),
+        click.option("--k", "k", type=int, default=10, show_default=True),
+        click.option("--n", "n", type=int, default=30, show_default=True),
+        click.option("--readers", default="", help="comma-separated identities or did:keys allowed to read"),
+        click.option("--as", "who", required=True, help="identity that owns the stored copy"),
+        click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None),
+        click.option("--json", "as_json", is_flag=True),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _ledger(path: str | None) -> Any:
+    from ailedger.services.ledger import Ledger
+
+    return Ledger.open(path)
+
+
+def _ident(ledger: Any, who: str) -> Any:
+    import os
+
+    return ledger.identities.load(who, os.environ.get("AILEDGER_PASSPHRASE"))
+
+
+def _attach_artifact_commands(main: click.Group) -> None:
+    model = main.commands.get("model")
+    dataset = main.commands.get("dataset")
+
+    if isinstance(model, click.Group):
+        @model.command("push")
+        @click.argument("model_ref")
+        @click.argument("directory", type=click.Path(exists=True, file_okay=False))
+        @_put_options
+        def model_push(model_ref: str, directory: str, nodes: str, k: int, n: int, readers: str, who: str,
+                       ledger_path: str | None, as_json: bool) -> None:
+            """Check DIRECTORY against the registered MODEL_REF, then store it encrypted on nodes."""
+            from ailedger.services.blobs.artifacts import push_model
+
+            with _ledger(ledger_path) as ledger:
+                r = push_model(ledger, model_ref, directory, _split(nodes), _ident(ledger, who), k=k, n=n,
+                               readers=_split(readers))
+            _emit(r, as_json, [r["cid"], f"model {r['model']} (entry #{r['record']}) stored; "
+                               f"blob.put #{r['put_index']}, blob.attach #{r['attach_index']}"])
+
+        @model.command("pull")
+        @click.argument("model_ref")
+        @click.option("-o", "--output", required=True, help="folder to create")
+        @click.option("--as", "who", required=True, help="a reader identity")
+        @click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None)
+        @click.option("--json", "as_json", is_flag=True)
+        def model_pull(model_ref: str, output: str, who: str, ledger_path: str | None, as_json: bool) -> None:
+            """Fetch the stored copy of MODEL_REF, check it against its manifest, write it to OUTPUT."""
+            from ailedger.services.blobs.artifacts import pull_model
+
+            with _ledger(ledger_path) as ledger:
+                r = pull_model(ledger, model_ref, output, _ident(ledger, who))
+            _emit(r, as_json, [f"{output}: model {r['model']} (entry #{r['record']}), manifest "
+                               f"{r['manifest_root'][:16]}... verified"])
+
+    if isinstance(dataset, click.Group):
+        @dataset.command("push")
+        @click.argument("dataset_ref")
+        @click.argument("paths", nargs=-1, required=True)
+        @_put_options
+        def dataset_push(dataset_ref: str, paths: tuple[str, ...], nodes: str, k: int, n: int, readers: str,
+                         who: str, ledger_path: str | None, as_json: bool) -> None:
+            """Check PATHS against the committed DATASET_REF root, then store them encrypted on nodes."""
+            from ailedger.services.blobs.artifacts import push_dataset
+
+            with _ledger(ledger_path) as ledger:
+                r = push_dataset(ledger, dataset_ref, list(paths), _split(nodes), _ident(ledger, who), k=k, n=n,
+                                 readers=_split(readers))
+            _emit(r, as_json, [r["cid"], f"dataset {r['dataset']} (entry #{r['record']}) stored; "
+                               f"blob.put #{r['put_index']}, blob.attach #{r['attach_index']}"])
+
+        @dataset.command("pull")
+        @click.argument("dataset_ref")
+        @click.option("-o", "--output", required=True, help="folder to create (one entry per source)")
+        @click.option("--as", "who", required=True, help="a reader identity")
+        @click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None)
+        @click.option("--json", "as_json", is_flag=True)
+        def dataset_pull(dataset_ref: str, output: str, who: str, ledger_path: str | None, as_json: bool) -> None:
+            """Fetch the stored copy of DATASET_REF, re-hash its records against the root, write it."""
+            from ailedger.services.blobs.artifacts import pull_dataset
+
+            with _ledger(ledger_path) as ledger:
+                r = pull_dataset(ledger, dataset_ref, output, _ident(ledger, who))
+            _emit(r, as_json, [f"{output}: dataset {r['dataset']} (entry #{r['record']}), root "
+                               f"{r['root'][:16]}... verified"])
