@@ -50,6 +50,12 @@ class ConflictError(BadInputError):
     code = "conflict"
 
 
+class DuplicateLeafError(ConflictError):
+    """A store refused a leaf whose hash it already holds (the log then deduplicates)."""
+
+    code = "duplicate"
+
+
 class VerificationError(AiledgerError):
     """Something that should hold cryptographically does not."""
 
@@ -101,6 +107,7 @@ __all__ = [
     "BadInputError",
     "NotFoundError",
     "ConflictError",
+    "DuplicateLeafError",
     "VerificationError",
     "SignatureError",
     "ProofError",

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ailedger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
-from ailedger.core.errors import BadInputError, NotFoundError, StorageError
+from ailedger.core.errors import BadInputError, DuplicateLeafError, NotFoundError, StorageError
 from ailedger.core.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -29,8 +29,7 @@ from ailedger.storage.base import LeafRow, LogStore, ReadView
 __all__ = ["TransparencyLog", "AppendResult", "AuditReport", "AuditProblem"]
 
 
-@dataclass(frozen=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     index: int
     leaf_hash: bytes
     duplicate: bool
@@ -90,10 +89,28 @@ class TransparencyLog:
 
     # -- write path ---------------------------------------------------------
     def append(self, rows: Sequence[LeafRow]) -> list[AppendResult]:
-        """Append a batch atomically; an entry already in the log returns its first index."""
+        """Append a batch atomically; an entry already in the log returns its first index.
+
+        The fast path assumes no duplicates and lets the store's uniqueness check catch
+        one; only then is the batch redone with an explicit lookup."""
         if not rows:
             return []
-        results: list[AppendResult | None] = [None] * len(rows)
+        try:
+            with self.store.writer() as w:
+                size = w.size()
+                cr = _border(w, size)
+                nodes: list[tuple[int, int, bytes]] = []
+                append = cr.append
+                for r in rows:
+                    append(r.hash, nodes)
+                w.add_leaves(size, rows)
+                w.add_nodes(nodes)
+            return [AppendResult(size + i, r.hash, False) for i, r in enumerate(rows)]
+        except DuplicateLeafError:
+            return self._append_dedup(rows)
+
+    def _append_dedup(self, rows: Sequence[LeafRow]) -> list[AppendResult]:
+        results: list[AppendResult] = []
         with self.store.writer() as w:
             existing = w.indices_of([r.hash for r in rows])
             size = w.size()
@@ -101,22 +118,22 @@ class TransparencyLog:
             new_rows: list[LeafRow] = []
             pending: dict[bytes, int] = {}
             nodes: list[tuple[int, int, bytes]] = []
-            for i, r in enumerate(rows):
+            for r in rows:
                 idx = existing.get(r.hash)
                 if idx is None:
                     idx = pending.get(r.hash)
                 if idx is not None:
-                    results[i] = AppendResult(idx, r.hash, True)
+                    results.append(AppendResult(idx, r.hash, True))
                     continue
                 idx = size + len(new_rows)
                 pending[r.hash] = idx
                 new_rows.append(r)
                 cr.append(r.hash, nodes)
-                results[i] = AppendResult(idx, r.hash, False)
+                results.append(AppendResult(idx, r.hash, False))
             if new_rows:
                 w.add_leaves(size, new_rows)
                 w.add_nodes(nodes)
-        return [r for r in results if r is not None]
+        return results
 
     def append_data(self, datas: Sequence[bytes], terms: Sequence[Sequence[str]] | None = None) -> list[AppendResult]:
         rows = [LeafRow(d, leaf_hash(d), tuple(terms[i]) if terms else ()) for i, d in enumerate(datas)]

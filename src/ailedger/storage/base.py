@@ -35,7 +35,9 @@ class ReadView(Protocol):
 
 
 class WriteTxn(ReadView, Protocol):
-    def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None: ...
+    def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
+        """Store rows at start..; raise ConflictError if start != size and DuplicateLeafError
+        (leaving the transaction to be rolled back) if a leaf hash is already stored."""
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None: ...
     def put_checkpoint(self, size: int, note: bytes) -> None: ...
 

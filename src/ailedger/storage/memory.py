@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from ailedger.core.errors import ConflictError
+from ailedger.core.errors import ConflictError, DuplicateLeafError
 from ailedger.storage.base import LeafRow
 
 __all__ = ["MemoryStore"]
@@ -47,6 +47,11 @@ class _MemTxn:
     def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
         if start != self.size():
             raise ConflictError(f"append at {start} but the log has {self.size()} entries")
+        seen = {r.hash for r in self.leaves}
+        for r in rows:
+            if r.hash in self.s._by_hash or r.hash in seen:
+                raise DuplicateLeafError("a leaf in this batch is already stored")
+            seen.add(r.hash)
         self.leaves.extend(rows)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:

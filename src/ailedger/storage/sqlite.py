@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from ailedger.core.errors import ConflictError, StorageError
+from ailedger.core.errors import ConflictError, DuplicateLeafError, StorageError
 from ailedger.storage.base import LeafRow, node_key
 
 __all__ = ["SQLiteStore"]
@@ -44,10 +44,13 @@ class _Txn:
     def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
         if start != self.size():
             raise ConflictError(f"append at {start} but the log has {self.size()} entries")
-        self.con.executemany(
-            "INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)",
-            [(start + i, r.hash, r.data) for i, r in enumerate(rows)],
-        )
+        try:
+            self.con.executemany(
+                "INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)",
+                [(start + i, r.hash, r.data) for i, r in enumerate(rows)],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
         terms = [(t, start + i) for i, r in enumerate(rows) for t in r.terms]
         if terms:
             self.con.executemany("INSERT OR IGNORE INTO terms (term, idx) VALUES (?, ?)", terms)

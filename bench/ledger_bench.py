@@ -1,0 +1,214 @@
+"""Issue 2 figures: raw append, signed-entry acceptance, proofs, audit (see bench/RESULTS.md).
+
+Usage: .venv/bin/python bench/ledger_bench.py [--n 1000000] [--signed 100000]
+Every figure is printed beside a reference measured in the same run; the last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ailedger.core.identity import did_from_public_key
+from ailedger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
+from ailedger.core.records import build_entry
+from ailedger.services.ledger import Ledger
+from ailedger.storage import LeafRow
+
+
+def _make_entries(args):
+    seed, start, count = args
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.to_bytes(4, "big")).digest())
+    did = did_from_public_key(key.public_key().public_bytes_raw())
+    out = []
+    for i in range(start, start + count):
+        e = build_entry("model.eval", {"model": "bench-net", "run": i, "score_bp": i % 10000,
+                                       "dataset": "sha256:" + hashlib.sha256(str(i).encode()).hexdigest()},
+                        did, "2026-11-22T00:00:00.000Z", key.sign)
+        out.append(e.leaf_bytes)
+    return out
+
+
+def make_entries(n: int, procs: int) -> list[bytes]:
+    step = 20000
+    jobs = [(k % 16, s, min(step, n - s)) for k, s in enumerate(range(0, n, step))]
+    with mp.get_context("fork").Pool(procs) as pool:
+        return [e for part in pool.imap(_make_entries, jobs) for e in part]
+
+
+def _verify_only(items):
+    import base64
+    import json as _json
+
+    from ailedger.core.canonical import canonical_json
+    n = 0
+    for pk, sig, msg in items:
+        Ed25519PublicKey.from_public_bytes(pk).verify(sig, msg)
+        n += 1
+    return n
+
+
+def verify_reference(entries: list[bytes], procs: int) -> float:
+    """This machine's raw Ed25519 verification rate on all cores (key load + verify, nothing else)."""
+    import base64
+
+    from ailedger.core.identity import public_key_from_did
+    from ailedger.core.records import parse_entry, unsigned_bytes
+    triples = []
+    for d in entries:
+        e = parse_entry(d, verify=False)
+        triples.append((public_key_from_did(e.signer), e.sig, unsigned_bytes(e.to_dict())))
+    chunks = [triples[i : i + 2000] for i in range(0, len(triples), 2000)]
+    with mp.get_context("fork").Pool(procs) as pool:
+        pool.map(_verify_only, chunks[:2])  # warm up
+        t = time.perf_counter()
+        done = sum(pool.map(_verify_only, chunks))
+        return done / (time.perf_counter() - t)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1_000_000, help="entries for append/proof/audit figures")
+    ap.add_argument("--signed", type=int, default=100_000, help="entries for the signed-acceptance figure")
+    ap.add_argument("--batch", type=int, default=10_000)
+    a = ap.parse_args()
+    procs = os.cpu_count() or 2
+    tmp = Path(tempfile.mkdtemp(prefix="ailedger-bench-"))
+    res: dict = {"n": a.n, "cores": procs}
+    try:
+        print(f"making {a.n:,} signed entries on {procs} cores ...", flush=True)
+        t = time.perf_counter()
+        entries = make_entries(a.n, procs)
+        print(f"  made in {time.perf_counter() - t:.1f}s, mean {sum(map(len, entries[:1000])) / 1000:.0f} bytes")
+
+        # 1. raw append (leaves already checked), durable per batch; reference: the bare hashing floor
+        t = time.perf_counter()
+        for d in entries:
+            h = leaf_hash(d)
+        hashes_only = time.perf_counter() - t
+        led = Ledger.init(tmp / "l1", "bench.example/log")
+        rows = [LeafRow(d, leaf_hash(d), ("type:model.eval",)) for d in entries]
+        t = time.perf_counter()
+        for i in range(0, len(rows), a.batch):
+            led.log.append(rows[i : i + a.batch])
+        dt = time.perf_counter() - t
+        # the floor: the same leaf hashes plus the same number of node hashes with bare hashlib
+        t = time.perf_counter()
+        hs = [hashlib.sha256(b"\x00" + d).digest() for d in entries]
+        for i in range(len(hs) - 1):
+            hashlib.sha256(b"\x01" + hs[i] + hs[i + 1]).digest()
+        floor = time.perf_counter() - t
+        res["raw_append_per_s"] = a.n / dt
+        res["raw_append_hash_floor_per_s"] = a.n / floor
+        res["raw_append_vs_floor"] = floor / dt
+        print(f"raw append: {a.n / dt:,.0f} entries/s durable (batches of {a.batch:,}); "
+              f"bare hashing floor {a.n / floor:,.0f}/s; ratio {floor / dt:.2f} (target >= 50,000/s)")
+
+        # 3. proofs from the store at n entries
+        led.checkpoint()
+        import random
+        rng = random.Random(1)
+        size = led.size
+        root = led.log.root_at(size)
+        lat, vlat, clat, cvlat = [], [], [], []
+        for _ in range(2000):
+            i = rng.randrange(size)
+            t0 = time.perf_counter()
+            p = led.log.inclusion_proof(i, size)
+            t1 = time.perf_counter()
+            verify_inclusion(i, size, leaf_hash(entries[i]), p, root)
+            t2 = time.perf_counter()
+            lat.append(t1 - t0)
+            vlat.append(t2 - t1)
+        roots = {}
+        for _ in range(500):
+            m = rng.randrange(1, size)
+            t0 = time.perf_counter()
+            p = led.log.consistency_proof(m, size)
+            t1 = time.perf_counter()
+            if m not in roots:
+                roots[m] = led.log.root_at(m)
+            t2 = time.perf_counter()
+            verify_consistency(m, size, roots[m], root, p)
+            t3 = time.perf_counter()
+            clat.append(t1 - t0)
+            cvlat.append(t3 - t2)
+        t = time.perf_counter()
+        for _ in range(2000):
+            hashlib.sha256(b"x" * 65).digest()
+        sha_us = (time.perf_counter() - t) / 2000 * 1e6
+        res.update({"inclusion_proof_p50_ms": statistics.median(lat) * 1e3,
+                    "inclusion_proof_p99_ms": pct(lat, 0.99) * 1e3,
+                    "inclusion_verify_p50_us": statistics.median(vlat) * 1e6,
+                    "consistency_proof_p50_ms": statistics.median(clat) * 1e3,
+                    "consistency_verify_p50_us": statistics.median(cvlat) * 1e6,
+                    "sha256_one_node_us": sha_us})
+        print(f"inclusion proof from store: p50 {res['inclusion_proof_p50_ms']:.3f} ms, "
+              f"p99 {res['inclusion_proof_p99_ms']:.3f} ms (target p50 < 1 ms)")
+        print(f"verify inclusion: p50 {res['inclusion_verify_p50_us']:.1f} us (target < 50 us; "
+              f"one bare SHA-256 node: {sha_us:.2f} us, a proof here has ~{len(p)}-20 of them)")
+        print(f"consistency proof: p50 {res['consistency_proof_p50_ms']:.3f} ms; "
+              f"verify p50 {res['consistency_verify_p50_us']:.1f} us")
+
+        # 4. audit
+        t = time.perf_counter()
+        rep = led.audit(signatures=False)
+        dt = time.perf_counter() - t
+        assert rep.ok, rep.problems[:3]
+        res["audit_hashes_s"] = dt
+        res["audit_hashes_vs_floor"] = floor / dt
+        print(f"audit (hashes, nodes, checkpoints) of {a.n:,}: {dt:.1f} s (target < 30 s; "
+              f"bare hashing floor {floor:.1f} s)")
+
+        ref_rate = verify_reference(entries[: max(a.signed, 20000)], procs)
+        res["ed25519_verify_all_cores_per_s"] = ref_rate
+        print(f"reference: raw Ed25519 verification on {procs} cores: {ref_rate:,.0f}/s")
+
+        t = time.perf_counter()
+        rep = led.audit(signatures=True)
+        dt = time.perf_counter() - t
+        assert rep.ok and rep.signatures_checked == a.n
+        res["audit_signatures_per_s"] = a.n / dt
+        res["audit_signatures_vs_verify"] = (a.n / dt) / ref_rate
+        print(f"audit with every signature: {dt:.1f} s = {a.n / dt:,.0f} entries/s = "
+              f"{res['audit_signatures_vs_verify']:.2f} of the verification rate (target >= 0.80)")
+        led.close()
+
+        # 2. signed entries accepted (parse, canonical check, signature, append)
+        led2 = Ledger.init(tmp / "l2", "bench.example/log2")
+        sub = entries[: a.signed]
+        led2.append_entries(entries[-4000:], parallel=True)  # warm the pool
+        t = time.perf_counter()
+        out = led2.append_entries(sub, parallel=True)
+        dt = time.perf_counter() - t
+        assert not any(isinstance(r, str) for r in out)
+        ref2 = verify_reference(sub, procs)
+        res["signed_accept_per_s"] = a.signed / dt
+        res["signed_accept_reference_verify_per_s"] = ref2
+        res["signed_accept_vs_verify"] = (a.signed / dt) / ref2
+        print(f"signed entries accepted: {a.signed / dt:,.0f}/s; raw verification {ref2:,.0f}/s; "
+              f"ratio {res['signed_accept_vs_verify']:.2f} (target >= 0.80)")
+        led2.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()}))
+
+
+if __name__ == "__main__":
+    main()
