@@ -1,0 +1,84 @@
+"""``ailedger serve`` (HTTP API + explorer) and ``ailedger init-postgres`` (a PostgreSQL-backed ledger)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from ailedger.cli._common import emit, json_option, ledger_option
+
+__all__ = ["register"]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Worker processes serving the same store (the store sequences writers).")
+@click.option("--max-body", type=int, default=32 * 1024 * 1024, show_default=True, help="Largest request body (bytes).")
+@click.option("--max-batch", type=int, default=10000, show_default=True, help="Most entries in one batch.")
+@click.option("--time-window", type=float, default=600.0, show_default=True,
+              help="New entries' time must be within this many seconds of the server clock.")
+@click.option("--rate", type=float, default=20000.0, show_default=True,
+              help="Entries per second per identity, per worker process.")
+@click.option("--burst", type=float, default=100000.0, show_default=True, help="Token-bucket size per identity.")
+@click.option("--max-inflight", type=int, default=512, show_default=True,
+              help="Requests in flight per worker before answering 503.")
+@click.option("--max-writes", type=int, default=32, show_default=True,
+              help="Write requests in flight per worker before answering 503.")
+@click.option("--allow-unregistered", is_flag=True, help="Accept entries whose signer never registered.")
+@click.option("--no-web", is_flag=True, help="Serve the API only, without the explorer pages.")
+@ledger_option
+@json_option
+def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, time_window: float, rate: float,
+          burst: float, max_inflight: int, max_writes: int, allow_unregistered: bool, no_web: bool,
+          ledger_dir: Path | None, as_json: bool) -> None:
+    """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer."""
+    import uvicorn
+
+    from ailedger.api.app import ENV_CONFIG, ServeConfig
+    from ailedger.services.ledger import Ledger, resolve_ledger_dir
+
+    path = resolve_ledger_dir(ledger_dir).resolve()
+    with Ledger.open(path) as led:  # fail early (and clearly) if there is no ledger
+        origin, size = led.origin, led.size
+    cfg = ServeConfig(max_body=max_body, max_batch=max_batch, time_window=time_window,
+                      require_registered=not allow_unregistered, rate=rate, burst=burst,
+                      max_inflight=max_inflight, max_writes=max_writes, web=not no_web)
+    os.environ["AILEDGER_LEDGER"] = str(path)
+    os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))
+    emit(as_json, {"url": f"http://{host}:{port}/", "origin": origin, "size": size, "workers": workers},
+         f"serving {origin} ({size} entries) on http://{host}:{port}/ with {workers} worker(s)")
+    uvicorn.run("ailedger.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=30,
+                timeout_graceful_shutdown=5)
+
+
+@click.command("init-postgres")
+@click.argument("path", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--origin", required=True, help="Log origin, e.g. example.org/ai-ledger.")
+@click.option("--dsn", required=True, help="PostgreSQL connection string, e.g. 'host=127.0.0.1 dbname=ledger'.")
+@click.option("--schema", default=None, help="PostgreSQL schema (default: ailedger).")
+@json_option
+def init_postgres(path: Path, origin: str, dsn: str, schema: str | None, as_json: bool) -> None:
+    """Create a ledger directory (keys, config) whose log lives in PostgreSQL."""
+    from ailedger.services.ledger import Ledger
+
+    store: dict[str, str] = {"store": "postgres", "dsn": dsn}
+    if schema:
+        store["schema"] = schema
+    with Ledger.init(path, origin, store=store) as led:
+        emit(as_json, {"path": str(path), "origin": origin, "vkey": led.vkey, "store": "postgres",
+                       "schema": schema or "ailedger"},
+             f"created ledger {origin} at {path} (PostgreSQL schema {schema or 'ailedger'})\nvkey {led.vkey}")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(serve)
+    main.add_command(init_postgres)
+
+

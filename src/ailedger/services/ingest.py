@@ -1,0 +1,238 @@
+"""Write policy of a public ledger service: what the HTTP API checks before anything is stored.
+
+Every submitted entry is checked, in this order, and a batch is all-or-nothing (if any entry
+fails, nothing of the batch is stored and every failure is reported):
+
+1. schema and size (``ailedger.core.records.parse_entry``: fields, types, 65535-byte limit);
+2. the signer's Ed25519 signature over the RFC 8785 bytes;
+3. replay: an entry already in the log (same canonical bytes, hence same leaf hash) is *not*
+   appended again; the answer is its first index with ``duplicate: true`` (the log's dedup);
+4. freshness (new entries only): ``time`` must lie within ``time_window`` seconds of the
+   server's clock (default 600 s either way), so an old signed entry cannot be introduced late;
+5. identity policy (new entries only): the signer must have registered itself in this log with a
+   self-signed ``identity.register`` entry (body ``{"name", "did"}`` with ``did == signer``), which
+   may come earlier in the same batch, and must not be revoked (``identity.revoke``).
+
+Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import threading
+import time as _time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ailedger.core.errors import AiledgerError, BadInputError
+from ailedger.core.merkle import leaf_hash
+from ailedger.core.records import SignedEntry, parse_entry
+from ailedger.log import AppendResult
+from ailedger.services.ledger import Ledger, entry_terms
+from ailedger.storage import LeafRow
+
+__all__ = [
+    "IDENTITY_REGISTER",
+    "BatchRejectedError",
+    "IngestPolicy",
+    "Ingestor",
+    "RateLimitedError",
+    "RevokedIdentityError",
+    "StaleEntryError",
+    "UnknownIdentityError",
+]
+
+IDENTITY_REGISTER = "identity.register"
+
+
+class StaleEntryError(BadInputError):
+    """The entry's time is too far from the server's clock."""
+
+    code = "stale_time"
+
+
+class UnknownIdentityError(BadInputError):
+    """The signer never registered in this log."""
+
+    code = "unknown_identity"
+
+
+class RevokedIdentityError(BadInputError):
+    code = "revoked_identity"
+
+
+class BatchRejectedError(BadInputError):
+    """At least one entry of a batch failed; nothing of the batch was stored."""
+
+    code = "batch_rejected"
+
+
+class RateLimitedError(AiledgerError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
+        super().__init__(message, retry_after=round(retry_after, 3), **details)
+        self.retry_after = retry_after
+
+
+@dataclass
+class IngestPolicy:
+    time_window: float = 600.0  # seconds either side of the server clock
+    require_registered: bool = True
+    rate: float = 20000.0  # entries per second per identity (per server process)
+    burst: float = 100000.0
+    max_batch: int = 10000
+
+
+def _parse_time(s: str) -> float:
+    # format already checked by parse_entry: YYYY-MM-DDTHH:MM:SS[.fff]Z
+    base, _, frac = s[:-1].partition(".")
+    t = _dt.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc).timestamp()
+    return t + (float("0." + frac) if frac else 0.0)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+@dataclass
+class Ingestor:
+    ledger: Ledger
+    policy: IngestPolicy = field(default_factory=IngestPolicy)
+    clock: Any = _time.time
+
+    def __post_init__(self) -> None:
+        self._known: set[str] = set()
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    # -- identity policy ----------------------------------------------------------
+    def is_registered(self, did: str) -> bool:
+        if did in self._known:
+            return True
+        store = self.ledger.store
+        hit = bool(store.find(f"identity:{did}", -1, 1))
+        if not hit:  # registered through the CLI (Ledger.new_identity): subjects=[did]
+            for idx in store.find(f"subject:{did}", -1, 200):
+                e = self.ledger.entry(idx)
+                if e.type == IDENTITY_REGISTER and e.signer == did:
+                    hit = True
+                    break
+        if hit:
+            self._known.add(did)
+        return hit
+
+    def is_revoked(self, did: str) -> bool:
+        return bool(self.ledger.store.find(f"revoked:{did}", -1, 1))
+
+    # -- rate limit ----------------------------------------------------------------
+    def charge(self, counts: dict[str, int]) -> None:
+        p = self.policy
+        now = self.clock()
+        with self._lock:
+            wait = 0.0
+            for did, n in counts.items():
+                b = self._buckets.get(did)
+                if b is None:
+                    b = self._buckets[did] = _Bucket(p.burst, now)
+                b.tokens = min(p.burst, b.tokens + (now - b.at) * p.rate)
+                b.at = now
+                if n > b.tokens:
+                    wait = max(wait, (n - b.tokens) / p.rate if n <= p.burst else float("inf"))
+            if wait:
+                if wait == float("inf"):
+                    raise BadInputError(f"batch larger than the per-identity burst of {int(p.burst)} entries",
+                                        field="entries")
+                raise RateLimitedError(f"rate limit of {p.rate:g} entries/s per identity exceeded",
+                                       retry_after=max(wait, 0.001))
+            for did, n in counts.items():
+                self._buckets[did].tokens -= n
+
+    # -- the write path -----------------------------------------------------------------
+    def submit(self, objs: Sequence[Any], *, registration: bool = False) -> list[AppendResult]:
+        """Check and append entries (JSON values). All-or-nothing; see the module docstring."""
+        p = self.policy
+        if not objs:
+            raise BadInputError("no entries given", field="entries")
+        if len(objs) > p.max_batch:
+            raise BadInputError(f"{len(objs)} entries in one batch; the limit is {p.max_batch}", field="entries")
+        single = len(objs) == 1
+        errors: list[dict[str, Any]] = []
+        parsed: list[SignedEntry] = []
+
+        def fail(i: int, exc: AiledgerError) -> None:
+            if single:
+                raise exc
+            if len(errors) < 100:
+                errors.append({"entry": i, **exc.to_dict()})
+            else:
+                errors.append({"entry": i, "code": exc.code})
+
+        for i, obj in enumerate(objs):
+            try:
+                e = parse_entry(obj, verify=True)
+                if registration or e.type == IDENTITY_REGISTER:
+                    _check_registration(e)
+                parsed.append(e)
+            except AiledgerError as exc:
+                fail(i, exc)
+            except RecursionError:
+                fail(i, BadInputError("entry is nested too deeply"))
+        if errors:
+            raise BatchRejectedError(f"{len(errors)} of {len(objs)} entries were rejected; nothing was stored",
+                                     errors=errors[:100], rejected=len(errors))
+        hashes = [leaf_hash(e.leaf_bytes) for e in parsed]
+        existing = self.ledger.store.indices_of(hashes)
+        now = self.clock()
+        new_signers: dict[str, int] = {}
+        registered_here: set[str] = set()
+        for i, (e, h) in enumerate(zip(parsed, hashes)):
+            if h in existing:
+                continue
+            try:
+                t = _parse_time(e.time)
+                if abs(t - now) > p.time_window:
+                    raise StaleEntryError(
+                        f"entry time {e.time} is more than {p.time_window:g} s from the server's clock",
+                        field="time")
+                if e.type == IDENTITY_REGISTER:
+                    registered_here.add(e.signer)
+                elif p.require_registered and e.signer not in registered_here and not self.is_registered(e.signer):
+                    raise UnknownIdentityError(
+                        f"signer {e.signer} has not registered in this log (POST /v1/identities first)",
+                        field="signer")
+                if e.signer not in new_signers and self.is_revoked(e.signer):
+                    raise RevokedIdentityError(f"identity {e.signer} was revoked in this log", field="signer")
+                new_signers[e.signer] = new_signers.get(e.signer, 0) + 1
+            except AiledgerError as exc:
+                fail(i, exc)
+        if errors:
+            raise BatchRejectedError(f"{len(errors)} of {len(objs)} entries were rejected; nothing was stored",
+                                     errors=errors[:100], rejected=len(errors))
+        if new_signers:
+            self.charge(new_signers)
+        rows = []
+        for e, h in zip(parsed, hashes):
+            extra = (f"identity:{e.signer}",) if e.type == IDENTITY_REGISTER else ()
+            rows.append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
+        results = self.ledger.log.append(rows)
+        for e in parsed:
+            if e.type == IDENTITY_REGISTER:
+                self._known.add(e.signer)
+        if any(not r.duplicate for r in results):
+            self.ledger.checkpoint()
+        return results
+
+
+def _check_registration(e: SignedEntry) -> None:
+    if e.type != IDENTITY_REGISTER:
+        raise BadInputError(f"an identity registration must be an {IDENTITY_REGISTER} entry", field="type",
+                            found=e.type)
+    if e.body.get("did") != e.signer:
+        raise BadInputError("identity.register must be self-signed: body.did must equal signer", field="body.did")
+    name = e.body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+        raise BadInputError("identity.register body.name must be a string of 1..200 characters", field="body.name")

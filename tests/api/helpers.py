@@ -1,0 +1,80 @@
+"""Shared helpers for the HTTP API tests: a real `ailedger serve` process and signed entries."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ailedger.core.identity import did_from_public_key
+from ailedger.core.records import build_entry
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def now_str(offset: float = 0.0) -> str:
+    t = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=offset)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+class Key:
+    def __init__(self, name: str = "alice") -> None:
+        self.name = name
+        self.key = Ed25519PrivateKey.generate()
+        pub = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.did = did_from_public_key(pub)
+
+    def entry(self, type_: str, body: dict, time_offset: float = 0.0, time: str | None = None) -> dict:
+        return build_entry(type_, body, self.did, time or now_str(time_offset), self.key.sign).to_dict()
+
+    def registration(self) -> dict:
+        return self.entry("identity.register", {"name": self.name, "did": self.did, "subjects": [self.did]})
+
+
+class Server:
+    def __init__(self, ledger: Path, *args: str, workers: int = 1, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(ledger.parent / f"serve-{self.port}.log", "wb")
+        cmd = [sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger", str(ledger),
+               "--port", str(self.port), "--workers", str(workers), *args]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **(env or {})}, cwd=ROOT)
+        deadline = time.time() + 30
+        while True:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                raise RuntimeError("server did not start: " + (ledger.parent / f"serve-{self.port}.log").read_text())
+            time.sleep(0.1)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
