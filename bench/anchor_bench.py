@@ -137,7 +137,7 @@ def latency(url: str, tmp: Path, samples: int, name: str) -> dict:
     th.join(10)
     svc.close()
     lg.close()
-    f = lambda xs: {"p50_s": round(pct(xs, 50), 3), "p99_s": round(pct(xs, 99), 3),  # noqa: E731
+    f = lambda xs: {"p50_s": round(pct(xs, 50), 3), "p99_s": round(pct(xs, 99), 3),
                     "mean_s": round(statistics.mean(xs), 3), "n": len(xs)}
     return {"one_shot": f(one_shot), "service_entries_1_poll_1s": f(service)}
 

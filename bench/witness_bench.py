@@ -75,7 +75,7 @@ def main() -> None:
                 p.terminate()
                 p.wait(10)
             lg.close()
-    ms = lambda x: round(x * 1000, 2)  # noqa: E731
+    ms = lambda x: round(x * 1000, 2)
     print(f"{args.rounds} checkpoints, 3 witness processes on 127.0.0.1, log of {1000 + args.rounds} entries")
     print(f"one add-checkpoint round trip (proof check + Ed25519 cosignature + fsync'd SQLite update): "
           f"p50 {ms(pct(single, 50))} ms, p99 {ms(pct(single, 99))} ms (n={len(single)})")

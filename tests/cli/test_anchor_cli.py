@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from clirun import run  # tests/cli/clirun.py
 
 from ailedger.services.devchain import ANVIL_KEYS, AnvilNode, find_anvil
 from ailedger.services.ledger import Ledger
-
-from clirun import run  # tests/cli/clirun.py
 
 pytestmark = pytest.mark.anvil
 

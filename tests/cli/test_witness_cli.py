@@ -6,14 +6,13 @@ import json
 import shutil
 
 import pytest
+from clirun import run, spawn  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 
 from ailedger.core.checkpoint import parse_checkpoint_text
 from ailedger.core.cosignature import verify_cosigned_checkpoint
 from ailedger.core.errors import VerificationError
 from ailedger.core.note import parse_note, parse_vkey, verify_note
 from ailedger.services.ledger import Ledger
-
-from clirun import run, spawn  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 
 ORIGIN = "test.example/cli-log"
 

@@ -11,13 +11,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ailedger.core.checkpoint import Checkpoint, sign_checkpoint
 from ailedger.core.cosignature import (
+    WitnessPolicy,
     add_cosignatures,
     cosign,
     cosignature_message,
     evaluate_cosigned_checkpoint,
     verify_cosignature,
     verify_cosigned_checkpoint,
-    WitnessPolicy,
 )
 from ailedger.core.errors import BadInputError, SignatureError, VerificationError
 from ailedger.core.note import ALG_COSIGNATURE_V1, Signer, format_note, parse_note

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
@@ -11,7 +9,6 @@ from web3 import EthereumTesterProvider, Web3
 from ailedger.core.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.core.note import parse_note
 from ailedger.services.anchoring import (
-    AnchorChain,
     AnchorService,
     anchor_evidence,
     check_anchored,

@@ -8,7 +8,6 @@ import threading
 
 import pytest
 from eth_account import Account
-from web3 import Web3
 
 from ailedger.core.errors import NetworkError
 from ailedger.services.anchoring import AnchorService, check_anchored, connect, log_id

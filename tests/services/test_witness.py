@@ -132,7 +132,7 @@ def test_fork_is_refused_and_kept_as_evidence(ledger, witnesses, tmp_path):
     assert post(srv.url, format_add_checkpoint_body(5, ledger.log.consistency_proof(5, 9), honest))[0] == 200
     # the fork's own (valid for the fork) consistency proof from 5 cannot match the witness's size-9 head
     assert post(srv.url, format_add_checkpoint_body(5, fork.log.consistency_proof(5, 9), evil))[0] == 409
-    status, ctype, body = post(srv.url, format_add_checkpoint_body(9, [], evil))
+    status, _ctype, body = post(srv.url, format_add_checkpoint_body(9, [], evil))
     assert (status, body) == (409, b"9\n")
     ev = w.evidence(ORIGIN)
     assert len(ev) == 1 and "split view" in ev[0]["reason"]

@@ -39,14 +39,14 @@ from ailedger.core.note import (
 __all__ = [
     "COSIGNATURE_HEADER",
     "MAX_TIMESTAMP",
-    "cosignature_message",
-    "cosign",
-    "cosignature_timestamp",
-    "verify_cosignature",
-    "add_cosignatures",
-    "WitnessPolicy",
     "CosignedCheckpoint",
+    "WitnessPolicy",
+    "add_cosignatures",
+    "cosign",
+    "cosignature_message",
+    "cosignature_timestamp",
     "evaluate_cosigned_checkpoint",
+    "verify_cosignature",
     "verify_cosigned_checkpoint",
 ]
 
@@ -126,7 +126,7 @@ class WitnessPolicy:
 
     @staticmethod
     def from_vkeys(log_vkey: str | Verifier, witness_vkeys: Sequence[str | Verifier] = (),
-                   threshold: int | None = None) -> "WitnessPolicy":
+                   threshold: int | None = None) -> WitnessPolicy:
         log = parse_vkey(log_vkey) if isinstance(log_vkey, str) else log_vkey
         if log.alg != ALG_ED25519:
             raise BadInputError("the log key must be an Ed25519 (0x01) signed-note key", field="log_vkey")

@@ -57,17 +57,17 @@ from ailedger.core.proofbundle import parse_proof_bundle
 
 __all__ = [
     "ARTIFACT_ENV",
-    "load_artifact",
-    "log_id",
     "AnchorChain",
     "AnchorQueue",
-    "AnchorService",
     "AnchorReceipt",
-    "connect",
-    "load_key",
-    "check_anchored",
-    "require_anchored",
+    "AnchorService",
     "anchor_evidence",
+    "check_anchored",
+    "connect",
+    "load_artifact",
+    "load_key",
+    "log_id",
+    "require_anchored",
     "sidecar_path",
 ]
 
@@ -132,7 +132,7 @@ def load_key(key: str) -> Any:
         key = Path(key).read_text().strip()
     try:
         return Account.from_key(key.strip())
-    except Exception:  # eth_account raises assorted ValueErrors/binascii errors
+    except Exception:  # noqa: BLE001 - eth_account raises assorted ValueErrors/binascii errors
         raise BadInputError("key must be a 32-byte hex private key, a file holding one, or env:VAR",
                             field="key") from None
 
@@ -209,7 +209,7 @@ class AnchorChain:
             tip = int(self._rpc(lambda: self.w3.eth.max_priority_fee, "reading the priority fee"))
         except NetworkError:
             raise
-        except Exception:
+        except Exception:  # noqa: BLE001 - node without eth_maxPriorityFeePerGas
             tip = GWEI
         tip = max(tip, 1)
         return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
@@ -263,7 +263,7 @@ class AnchorChain:
             if self.address and lg["address"].lower() == self.address.lower():
                 try:
                     out.append(_event_dict(self.contract.events.Anchored().process_log(lg)))
-                except Exception:  # other events (none today) are skipped
+                except Exception:  # noqa: BLE001, S112 - other events (none today) are skipped
                     continue
         return out
 
@@ -591,7 +591,7 @@ class AnchorService:
             self.chain.send_raw(raw)
         except NetworkError:
             raise
-        except Exception as exc:  # the node refused it (e.g. already known, nonce too low)
+        except Exception as exc:  # noqa: BLE001 - the node refused it (e.g. already known, nonce too low)
             msg = str(exc)
             if "already known" in msg.lower() or "known transaction" in msg.lower():
                 return

@@ -17,7 +17,7 @@ from typing import Any
 
 from ailedger.core.errors import NetworkError, NotFoundError
 
-__all__ = ["ANVIL_KEYS", "find_anvil", "free_port", "AnvilNode"]
+__all__ = ["ANVIL_KEYS", "AnvilNode", "find_anvil", "free_port"]
 
 # anvil's well-known dev accounts (mnemonic "test test ... junk"); public test keys, never real funds
 ANVIL_KEYS = [
@@ -62,7 +62,7 @@ class AnvilNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> "AnvilNode":
+    def start(self, timeout: float = 20.0) -> AnvilNode:
         args = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
                 "--silent", "--accounts", "3", *self.extra_args]
         if self.block_time:
@@ -100,7 +100,7 @@ class AnvilNode:
                 self.proc.wait(5)
         self.proc = None
 
-    def __enter__(self) -> "AnvilNode":
+    def __enter__(self) -> AnvilNode:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -47,19 +47,19 @@ from ailedger.core.errors import (
 )
 from ailedger.core.merkle import verify_consistency
 from ailedger.core.note import ALG_COSIGNATURE_V1, ALG_ED25519, Signer, Verifier, parse_note, parse_vkey
-from ailedger.core.proofbundle import parse_proof_bundle, ProofBundle
+from ailedger.core.proofbundle import ProofBundle, parse_proof_bundle
 from ailedger.services.identities import read_private_key, write_private_key
 
 __all__ = [
-    "WitnessError",
     "Witness",
-    "parse_add_checkpoint_body",
-    "format_add_checkpoint_body",
     "WitnessClient",
+    "WitnessError",
     "WitnessReply",
+    "attach_cosignatures",
     "collect_cosignatures",
     "cosigned_checkpoint",
-    "attach_cosignatures",
+    "format_add_checkpoint_body",
+    "parse_add_checkpoint_body",
 ]
 
 KEY_FILE = "witness.key"
@@ -139,7 +139,7 @@ class Witness:
 
     # -- lifecycle
     @classmethod
-    def init(cls, path: str | os.PathLike[str], name: str) -> "Witness":
+    def init(cls, path: str | os.PathLike[str], name: str) -> Witness:
         p = Path(path)
         Signer(name, Ed25519PrivateKey.generate())  # validates the name
         if (p / CONFIG_FILE).exists():
@@ -150,7 +150,7 @@ class Witness:
         return cls.open(p)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str]) -> "Witness":
+    def open(cls, path: str | os.PathLike[str]) -> Witness:
         p = Path(path)
         if not (p / CONFIG_FILE).exists():
             raise NotFoundError(f"no witness at {p} (create one with: ailedger witness init {p} --name NAME)",
@@ -282,12 +282,6 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 # --------------------------------------------------------------------------- log side
-
-
-class _LedgerLike(Protocol):
-    path: Path
-
-    def checkpoint(self) -> bytes: ...
 
 
 @dataclass

@@ -21,9 +21,9 @@ MAX_BODY = 64 * 1024
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the protocol recommends
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no Nagle/delayed-ACK stall
-    server: "WitnessServer"
+    server: WitnessServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
             super().log_message(format, *args)
 
@@ -34,7 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         if self.path.rstrip("/") != "/add-checkpoint":
             self._send(404, b"not found\n")
             return
@@ -52,12 +52,12 @@ class _Handler(BaseHTTPRequestHandler):
         except WitnessError as exc:
             self._send(exc.status, exc.body, exc.content_type)
             return
-        except Exception as exc:  # pragma: no cover - never leak a traceback to a peer
+        except Exception as exc:  # noqa: BLE001 # pragma: no cover - never leak a traceback to a peer
             self._send(500, f"internal error: {type(exc).__name__}\n".encode())
             return
         self._send(200, lines)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/vkey":
             self._send(200, (self.server.witness.vkey + "\n").encode())
         elif self.path == "/evidence":
