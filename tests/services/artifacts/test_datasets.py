@@ -148,3 +148,26 @@ def test_sharded_build_equals_single(tmp_path, jsonl):
         ix.close()
     keys = sorted({record_key(canonical_json(json.loads(l))) for l in jsonl.read_text().splitlines()})
     assert roots == {smt.subtree_root(keys).hex()}
+
+
+def test_fast_path_equals_canonical_json(tmp_path):
+    """The orjson fast path and the exact path give the same leaves, line by line."""
+    lines = [
+        '{"b": 1, "a": [true, false, null], "c": {"z": "x", "y": -0}}',
+        '{"t": "tab\\tnewline\\nquote\\"slash\\/bs\\\\"}',
+        '{"u": "caf\u00e9 \u2028 \u00ff", "k\u00e9y": 2}',
+        '{"big": 123456789012345678901234567890, "neg": -9223372036854775809}',
+        '{"f": 1.0, "g": 1e21, "h": 0.1, "i": 5e-7}',
+        '{"esc": "\\u0001\\u001f\\ud83d\\ude00", "\\u00e9": 1}',
+        '{"emoji": "\U0001F600", "\U0001F600": "key"}',
+        '  {"space": "around"}  ',
+        '{"crlf": 1}\r',
+        '[1, 2, "three"]',
+        '"just a string"',
+        '42',
+    ]
+    p = tmp_path / "t.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    info = build_index([str(p)], tmp_path / "ix", workers=1)
+    expected = sorted({record_key(canonical_json(json.loads(l))) for l in lines})
+    assert info["root"] == smt.subtree_root(expected).hex()

@@ -62,7 +62,19 @@ DATASET_PROOF = "ailedger-dataset-proof/v1"
 SMT_FORMAT = "ailedger-smt/v1"
 UNIT_BYTES = 32 << 20
 PARTITION_TARGET = 16 << 20  # bytes of keys per partition (bounds the memory of one sort)
-_FLOATISH = re.compile(rb"[0-9][.eE]")
+_FLOATISH = re.compile(r"[0-9][.eE]")
+_HIGH = re.compile("[\ud800-\U0010ffff]")
+_FLOATISH_B = re.compile(rb"[0-9][.eE]")
+_HIGH_B = re.compile(rb"[\xed-\xf4]")  # UTF-8 lead bytes of U+D000 and up (a superset of U+D800 and up)
+
+
+
+def _orjson() -> tuple[Any, Any, int]:
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - optional speed-up
+        return None, None, 0
+    return orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
 _ENCODING = {"jsonl": "application/jsonlines", "csv": "text/csv", "parquet": "application/x-parquet",
              "files": "application/octet-stream"}
 
@@ -223,6 +235,75 @@ def _encode_fast() -> Any:
     return c_make_encoder(None, None, encode_basestring, None, ":", ",", True, False, False)
 
 
+def _flag_lines(block: bytes) -> tuple[set[int], Any]:
+    """Indexes of the lines that need the exact canonicalisation path (a digit followed by . e E,
+    a run of 19+ digits, a \\u escape, or a UTF-8 lead byte of U+D000 and up), found with numpy in one pass; and the
+    positions of the newlines."""
+    import numpy as np
+
+    arr = np.frombuffer(block, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if len(arr) < 2:
+        return ({0} if len(arr) and arr[0] >= 0xED else set()), nl
+    cur, nxt = arr[:-1], arr[1:]
+    digit = (cur - 48) < 10
+    mark = (digit & ((nxt == 46) | (nxt == 101) | (nxt == 69))) | ((cur == 92) & (nxt == 117)) | (cur >= 0xED)
+    pos = np.flatnonzero(mark)
+    # runs of 19+ digits: orjson would turn integers beyond 64 bits into floats
+    edges = np.diff(np.concatenate(([0], ((arr - 48) < 10).astype(np.int8), [0])))
+    run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    long_runs = run_starts[(run_ends - run_starts) >= 19]
+    if len(long_runs):
+        pos = np.concatenate((pos, long_runs))
+    if arr[-1] >= 0xED:
+        pos = np.append(pos, len(arr) - 1)
+    return set(np.searchsorted(nl, pos, side="left").tolist()), nl
+
+
+def _jsonl_block(block: bytes, start: int, path: str, secret: bytes | None, sink: _Sink) -> dict[str, Any] | None:
+    """Keys of the JSON lines of ``block`` into ``sink``; or the first bad line as an error dict.
+
+    Fast lines (see _flag_lines) are parsed and dumped compact with sorted keys by orjson, in one
+    comprehension: for them that output is exactly RFC 8785 (tested against canonical_json).  Every
+    other line, and every line of a block where anything failed, takes canonical_json."""
+    sha = hashlib.sha256
+    lines = block.split(b"\n")
+    oj_loads, oj_dumps, opt = _orjson()
+    careful: Any = range(len(lines))
+    flagged, nl = _flag_lines(block)
+    if oj_loads is not None:
+        try:
+            if secret is None:
+                if flagged:
+                    keys = [sha(oj_dumps(oj_loads(ln), option=opt)).digest()
+                            for i, ln in enumerate(lines) if ln and i not in flagged]
+                else:
+                    keys = [sha(oj_dumps(oj_loads(ln), option=opt)).digest() for ln in lines if ln]
+            else:
+                keys = [hmac.digest(secret, oj_dumps(oj_loads(ln), option=opt), "sha256")
+                        for i, ln in enumerate(lines) if ln and i not in flagged]
+            sink.buf += b"".join(keys)
+            sink.n += len(keys)
+            careful = sorted(flagged)
+        except Exception:  # noqa: BLE001 - a bad or unusual line: the careful loop says which
+            careful = range(len(lines))
+    for i in careful:
+        if i >= len(lines):
+            continue
+        ln = lines[i]
+        if not ln or ln.isspace():
+            continue
+        try:
+            s = canonical_json(json.loads(ln.decode("utf-8")))
+        except (ValueError, UnicodeDecodeError, AiledgerError) as e:
+            msg = getattr(e, "message", None) or str(e)
+            return {"error": "bad_json", "path": path, "offset": start + (int(nl[i - 1]) + 1 if i else 0),
+                    "reason": msg[:200]}
+        sink.add(record_key(s, secret))
+    sink.flush()
+    return None
+
+
 def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, tag: str) -> dict[str, Any]:
     """Hash one work unit into partition files. Returns counts, or the first error (file, line)."""
     sink = _Sink(tmp, P, tag)
@@ -245,37 +326,9 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
             with open(path, "rb") as fh:
                 fh.seek(start)
                 block = fh.read(end - start)
-            enc = _encode_fast()
-            loads = json.loads
-            floatish = _FLOATISH.search
-            add_buf = sink.buf
-            n_here = 0
-            pos = 0
-            for line in block.split(b"\n"):
-                here = pos
-                pos += len(line) + 1
-                if not line.strip():
-                    continue
-                try:
-                    obj = loads(line)
-                    if enc is not None and line.isascii() and b"\\u" not in line and not floatish(line):
-                        s = "".join(enc(obj, 0)).encode()
-                    else:
-                        s = canonical_json(obj)
-                except (ValueError, AiledgerError) as e:
-                    msg = getattr(e, "message", None) or str(e)
-                    return {"error": "bad_json", "path": path, "offset": start + here, "reason": msg[:200]}
-                if secret is None:
-                    add_buf += sha(s).digest()
-                else:
-                    add_buf += hmac.digest(secret, s, "sha256")
-                n_here += 1
-                if len(add_buf) >= 8 << 20:
-                    sink.n += n_here
-                    n_here = 0
-                    sink.flush()
-                    add_buf = sink.buf
-            sink.n += n_here
+            err = _jsonl_block(block, start, path, secret, sink)
+            if err is not None:
+                return err
         elif kind == "csv":
             path = unit[2]
             with open(path, newline="", encoding="utf-8") as fh:
