@@ -1,0 +1,133 @@
+"""Replay: list the recorded decisions of a model in a time window, with proofs; HTML report."""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+from typing import Any
+
+from ailedger.core.errors import BadInputError
+from ailedger.core.merkle import leaf_hash
+from ailedger.services.inference.payloads import inference_dir
+from ailedger.services.inference.receipts import batch_inclusion_path
+from ailedger.services.inference.store import RecordStore
+
+__all__ = ["list_records", "parse_time", "render_html"]
+
+
+def parse_time(value: str | None, field: str) -> int | None:
+    """RFC 3339 / ISO 8601 (date or date-time; UTC if no offset) -> microseconds since the epoch."""
+    if value is None or value == "":
+        return None
+    v = value.strip()
+    try:
+        if v.endswith("Z"):
+            v = v[:-1] + "+00:00"
+        d = _dt.datetime.fromisoformat(v)
+    except ValueError:
+        raise BadInputError(f"{field} must be a date or RFC 3339 time like 2026-01-02T03:04:05Z",
+                            field=field, found=value) from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return int(d.timestamp() * 1_000_000)
+
+
+def list_records(ledger: Any, model: str | None = None, t_from: str | None = None, t_to: str | None = None, *,
+                 proofs: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+    """Records in time order. With ``proofs`` each carries its batch path and batch tlog-proof."""
+    f, t = parse_time(t_from, "from"), parse_time(t_to, "to")
+    if f is not None and t is not None and t < f:
+        raise BadInputError("--to is before --from", field="to")
+    rs = RecordStore(inference_dir(ledger.path))
+    out: list[dict[str, Any]] = []
+    try:
+        batch_cache: dict[int, tuple[list[bytes], dict[str, Any]]] = {}
+        tlog_cache: dict[int, str] = {}
+        import json
+
+        for rid, bid, pos, _t, data, log_index in rs.query(model, f, t, limit):
+            rec = json.loads(data)
+            item: dict[str, Any] = {"receipt": rid, "record": rec, "batch_index": log_index, "position": pos}
+            if proofs and log_index is not None:
+                if bid not in batch_cache:
+                    batch_cache[bid] = ([leaf_hash(d) for d in rs.batch_records(bid)], rs.batch(bid))
+                leaves, b = batch_cache[bid]
+                if log_index not in tlog_cache:
+                    tlog_cache[log_index] = ledger.prove(log_index).decode()
+                item.update({"count": len(leaves), "batch_root": b["root"].hex(),
+                             "batch_path": [h.hex() for h in batch_inclusion_path(leaves, pos)],
+                             "batch_entry": b["entry"].decode(), "tlog_proof": tlog_cache[log_index],
+                             "format": "ailedger-inference-receipt/v1", "record_text": data.decode()})
+            out.append(item)
+    finally:
+        rs.close()
+    return out
+
+
+def _chart_png(items: list[dict[str, Any]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    per_model: dict[str, list[_dt.datetime]] = {}
+    for it in items:
+        r = it["record"]
+        per_model.setdefault(r["model"], []).append(
+            _dt.datetime.fromisoformat(r["time"].replace("Z", "+00:00")))
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    if per_model:
+        lo = min(min(v) for v in per_model.values())
+        hi = max(max(v) for v in per_model.values())
+        span = max((hi - lo).total_seconds(), 1.0)
+        bins = 40
+        width = span / bins
+        for name, times in sorted(per_model.items()):
+            counts = [0] * bins
+            for tm in times:
+                counts[min(int((tm - lo).total_seconds() / width), bins - 1)] += 1
+            xs = [lo + _dt.timedelta(seconds=width * (i + 0.5)) for i in range(bins)]
+            ax.plot(xs, counts, marker=".", label=name)
+        ax.legend(loc="upper right")
+        ax.set_ylabel(f"decisions per {width:.3g} s")
+    ax.set_title("Decisions over time per model")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def render_html(items: list[dict[str, Any]], *, title: str, vkey: str) -> str:
+    png = base64.b64encode(_chart_png(items)).decode()
+    models: dict[str, int] = {}
+    status: dict[str, int] = {}
+    for it in items:
+        models[it["record"]["model"]] = models.get(it["record"]["model"], 0) + 1
+        status[it["record"]["status"]] = status.get(it["record"]["status"], 0) + 1
+    rows = []
+    for it in items[:2000]:
+        r = it["record"]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(x))}</td>" for x in (
+            r["time"], r["model"], r["caller"], r["status"], it["receipt"], it["batch_index"], it["position"],
+            (r.get("in") or "")[:16] + "…")) + "</tr>")
+    esc = html.escape
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:2px 6px}}code{{font-size:11px}}</style></head><body>
+<h1>{esc(title)}</h1>
+<p>{len(items)} decisions; per model: {esc(", ".join(f"{k}: {v}" for k, v in sorted(models.items())))};
+per status: {esc(", ".join(f"{k}: {v}" for k, v in sorted(status.items())))}.</p>
+<img alt="decisions over time per model" src="data:image/png;base64,{png}">
+<p>Every row is a record committed in a signed <code>inference.batch</code> entry of the log
+(verifier key <code>{esc(vkey)}</code>); inputs and outputs appear only as salted SHA-256 commitments.
+Check one with <code>ailedger inference receipt ID --out r.json</code> and
+<code>ailedger inference verify r.json</code>.</p>
+<table><tr><th>time (UTC)</th><th>model</th><th>caller</th><th>status</th><th>receipt</th><th>batch entry</th>
+<th>position</th><th>input commitment</th></tr>
+{"".join(rows)}</table>{"<p>(first 2000 rows shown)</p>" if len(items) > 2000 else ""}
+</body></html>
+"""
