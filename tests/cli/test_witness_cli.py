@@ -86,7 +86,11 @@ def test_forked_log_is_caught(setup):
 def test_verify_command_policy(setup):
     ledger, urls, vkeys, tmp = setup
     f = tmp / "cp.note"
-    run("witness", "cosign", "--ledger", str(ledger.path), "--url", urls[0], "--url", urls[1], "-o", str(f))
+    led = ["--ledger", str(ledger.path)]
+    run("witness", "configure", "--url", urls[0], "--vkey", vkeys[0], *led)
+    conf = json.loads(run("witness", "configure", "--url", urls[1], "--vkey", vkeys[1], *led, "--json").stdout)
+    assert [c["url"] for c in conf] == urls[:2]
+    run("witness", "cosign", *led, "-o", str(f))  # the configured witnesses
     args = ["witness", "verify", str(f), "--log-vkey", ledger.vkey, *sum((["--witness-vkey", v] for v in vkeys), [])]
     ok = run(*args, "--witness-threshold", "2", "--json")
     assert json.loads(ok.stdout)["ok"] is True

@@ -10,7 +10,7 @@ import pytest
 
 from ailedger.core.checkpoint import parse_checkpoint_text
 from ailedger.core.cosignature import verify_cosigned_checkpoint
-from ailedger.core.errors import VerificationError
+from ailedger.core.errors import BadInputError, VerificationError
 from ailedger.core.note import parse_note
 from ailedger.core.proofbundle import parse_proof_bundle
 from ailedger.services.ledger import Ledger
@@ -19,6 +19,9 @@ from ailedger.services.witness import (
     WitnessClient,
     attach_cosignatures,
     collect_cosignatures,
+    configure_witness,
+    configured_witnesses,
+    remove_witness,
     format_add_checkpoint_body,
     parse_add_checkpoint_body,
 )
@@ -193,3 +196,18 @@ def test_witness_state_survives_restart(ledger, tmp_path):
     assert w2.vkey == vk and w2.head(ORIGIN)[0] == 5
     assert base64.b64encode(w2.head(ORIGIN)[1]).decode() == parse_note(note).text.split("\n")[2]
     w2.close()
+
+
+def test_configured_witnesses_are_used_by_default(ledger, witnesses):
+    with pytest.raises(BadInputError):
+        collect_cosignatures(ledger)
+    (w0, s0), (w1, s1), (w2, _) = witnesses
+    configure_witness(ledger, s0.url, w0.vkey)
+    configure_witness(ledger, s1.url + "/", w2.vkey)  # wrong key for that URL: its cosignature is dropped
+    assert [u for u, _ in configured_witnesses(ledger)] == [s0.url, s1.url]
+    out = collect_cosignatures(ledger)
+    names = [s.name for s in parse_note(out).signatures]
+    assert names == [ORIGIN, "witness.test/w0"]
+    assert remove_witness(ledger, s1.url)
+    with pytest.raises(BadInputError):
+        configure_witness(ledger, s1.url, ledger.vkey)  # a log key is not a witness key

@@ -115,8 +115,29 @@ def register(main: click.Group) -> None:
         finally:
             w.close()
 
+    @witness.command("configure")
+    @click.option("--url", required=True, help="witness URL (its submission prefix)")
+    @click.option("--vkey", help="the witness's vkey: keep only cosignatures that verify under it")
+    @click.option("--remove", is_flag=True, help="stop using this witness")
+    @LEDGER_OPT
+    @JSON_OPT
+    def configure_cmd(url: str, vkey: str | None, remove: bool, ledger_dir: str | None, as_json: bool) -> None:
+        """Set the witnesses this log asks for cosignatures by default (kept in LEDGER/witnesses.db)."""
+        from ailedger.services.ledger import Ledger
+        from ailedger.services.witness import configure_witness, configured_witnesses, remove_witness
+
+        with Ledger.open(ledger_dir, read_only=True) as ledger:
+            if remove:
+                remove_witness(ledger, url)
+            else:
+                configure_witness(ledger, url, vkey)
+            conf = configured_witnesses(ledger)
+        _emit([{"url": u, "vkey": v} for u, v in conf], as_json,
+              [f"{u}" + (f"  {v}" if v else "  (no vkey: any cosignature kept)") for u, v in conf]
+              or ["no witnesses configured"])
+
     @witness.command("cosign")
-    @click.option("--url", "urls", multiple=True, required=True, help="witness URL (repeat)")
+    @click.option("--url", "urls", multiple=True, help="witness URL (repeat; default: the configured ones)")
     @click.option("--witness-vkey", "vkeys", multiple=True, help="keep only cosignatures by these keys")
     @click.option("--timeout", type=float, default=10.0, show_default=True)
     @click.option("-o", "--output", type=click.Path(dir_okay=False), help="also write the checkpoint here")

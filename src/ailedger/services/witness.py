@@ -57,6 +57,9 @@ __all__ = [
     "WitnessReply",
     "attach_cosignatures",
     "collect_cosignatures",
+    "configure_witness",
+    "configured_witnesses",
+    "remove_witness",
     "cosigned_checkpoint",
     "format_add_checkpoint_body",
     "parse_add_checkpoint_body",
@@ -317,7 +320,41 @@ def _client_db(ledger_path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(ledger_path / "witnesses.db", isolation_level=None, timeout=30)
     db.execute("CREATE TABLE IF NOT EXISTS witness_sizes (url TEXT PRIMARY KEY, size INTEGER NOT NULL)")
     db.execute("CREATE TABLE IF NOT EXISTS cosigned (size INTEGER PRIMARY KEY, note BLOB NOT NULL)")
+    db.execute("CREATE TABLE IF NOT EXISTS configured (url TEXT PRIMARY KEY, vkey TEXT)")
     return db
+
+
+def configure_witness(ledger: Any, url: str, vkey: str | None = None) -> None:
+    """Add (or update) a witness the log asks for cosignatures by default; with its vkey, only
+    cosignatures verifying under it are kept."""
+    if not url.startswith(("http://", "https://")):
+        raise BadInputError("witness URL must be http:// or https://", field="url", found=url)
+    if vkey is not None and parse_vkey(vkey).alg != ALG_COSIGNATURE_V1:
+        raise BadInputError("a witness vkey must be a cosignature/v1 (0x04) key", field="vkey")
+    db = _client_db(Path(ledger.path))
+    try:
+        db.execute("INSERT OR REPLACE INTO configured (url, vkey) VALUES (?, ?)", (url.rstrip("/"), vkey))
+    finally:
+        db.close()
+
+
+def remove_witness(ledger: Any, url: str) -> bool:
+    db = _client_db(Path(ledger.path))
+    try:
+        return db.execute("DELETE FROM configured WHERE url = ?", (url.rstrip("/"),)).rowcount > 0
+    finally:
+        db.close()
+
+
+def configured_witnesses(ledger: Any) -> list[tuple[str, str | None]]:
+    """The log's configured witnesses: (url, vkey or None), in the order they were added."""
+    if not (Path(ledger.path) / "witnesses.db").exists():
+        return []
+    db = _client_db(Path(ledger.path))
+    try:
+        return [(str(u), v) for u, v in db.execute("SELECT url, vkey FROM configured ORDER BY rowid")]
+    finally:
+        db.close()
 
 
 def _ask(ledger: Any, client: WitnessClient, old: int, note: bytes, cp: Checkpoint,
@@ -336,7 +373,7 @@ def _ask(ledger: Any, client: WitnessClient, old: int, note: bytes, cp: Checkpoi
     return status, ctype, body, time.perf_counter() - t0
 
 
-def collect_cosignatures(ledger: Any, urls: Sequence[str], *, timeout: float = 10.0,
+def collect_cosignatures(ledger: Any, urls: Sequence[str] | None = None, *, timeout: float = 10.0,
                          witness_vkeys: Sequence[str] = (),
                          on_reply: Callable[[WitnessReply], None] | None = None) -> bytes:
     """The ledger's current checkpoint carrying the cosignatures of the witnesses at ``urls``.
@@ -345,9 +382,21 @@ def collect_cosignatures(ledger: Any, urls: Sequence[str], *, timeout: float = 1
     it last cosigned (remembered in ``<ledger>/witnesses.db``; a 409 answer re-syncs it and the
     request is sent once more).  Witnesses that fail (unreachable, refusing) are skipped and
     ``on_reply`` is told about each.  If ``witness_vkeys`` are given, only cosignatures verifying
-    under them are kept.  The result is also remembered (see :func:`cosigned_checkpoint`)."""
+    under them are kept.  The result is also remembered (see :func:`cosigned_checkpoint`).
+
+    With no ``urls``, the log's configured witnesses are asked (:func:`configure_witness`), and
+    those configured with a vkey contribute only cosignatures that verify under it."""
     from concurrent.futures import ThreadPoolExecutor
 
+    if not urls:
+        conf = configured_witnesses(ledger)
+        if not conf:
+            raise BadInputError("no witness URL given and none configured "
+                                "(ailedger witness configure --url URL --vkey VKEY)", field="url")
+        urls = [u for u, _ in conf]
+        if not witness_vkeys and all(v for _, v in conf):
+            witness_vkeys = [v for _, v in conf if v]
+    urls = [u.rstrip("/") for u in urls]
     note = ledger.checkpoint()
     cp = parse_checkpoint_text(parse_note(note).text)
     db = _client_db(Path(ledger.path))
