@@ -1,0 +1,115 @@
+"""`ailedger stake ...`: stake reputation on claims about content or data; bonded disputes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ailedger.cli._common import emit, json_option, ledger_option, open_ledger
+from ailedger.cli.gov import as_option, load_identity, time_option
+
+
+def claim_text(c: dict[str, Any]) -> str:
+    lines = [f"claim {c['claim_id']}: {c['subject']} is {c['claim']!r} - {c['stake']} reputation staked by "
+             f"{c['staker']}", f"  status: {c['status']} (challenge window ends {c['challenge_window_ends']})"]
+    d = c.get("dispute")
+    if d:
+        t = d["tally"]
+        lines.append(f"  dispute {d['id']} by {d['challenger']} (bond {d['bond']}): {d['reason']}")
+        lines.append(f"  votes: claim {t['claim']}, challenger {t['challenger']} ({d['voters']} voters"
+                     + (f", jury of {len(d['jury'])}" if d.get("jury") else "") + f"); voting ends {d['voting_ends']}"
+                     + (f"; winner: {d['winner']}" if d.get("winner") else ""))
+    return "\n".join(lines)
+
+
+def register(main: click.Group) -> None:
+    from ailedger.services import staking
+
+    @main.group("stake")
+    def stake_group() -> None:
+        """Reputation staking on claims ("authentic", "human-made", "licensed") and disputes."""
+
+    @stake_group.command("claim")
+    @click.argument("subject")
+    @click.argument("claim", type=click.Choice(["authentic", "human-made", "licensed", "consented", "accurate"]))
+    @click.argument("amount", type=int)
+    @click.option("--note", default="")
+    @as_option
+    @time_option
+    @ledger_option
+    @json_option
+    def stake_claim(subject: str, claim: str, amount: int, note: str, who: str, at: str | None,
+                    ledger_dir: Path | None, as_json: bool) -> None:
+        """Stake AMOUNT reputation that SUBJECT (e.g. entry:12, sha256:...) is CLAIM."""
+        with open_ledger(ledger_dir) as led:
+            c = staking.stake_claim(led, load_identity(led, who), subject, claim, amount, note=note, time=at)
+        emit(as_json, c, claim_text(c))
+
+    @stake_group.command("dispute")
+    @click.argument("claim_id", type=int)
+    @click.argument("bond", type=int)
+    @click.option("--reason", required=True)
+    @as_option
+    @time_option
+    @ledger_option
+    @json_option
+    def stake_dispute(claim_id: int, bond: int, reason: str, who: str, at: str | None, ledger_dir: Path | None,
+                      as_json: bool) -> None:
+        """Dispute claim CLAIM_ID, bonding BOND reputation."""
+        with open_ledger(ledger_dir) as led:
+            c = staking.dispute(led, load_identity(led, who), claim_id, bond, reason, time=at)
+        emit(as_json, c, claim_text(c))
+
+    @stake_group.command("vote")
+    @click.argument("dispute_id", type=int)
+    @click.argument("side", type=click.Choice(["claim", "challenger"]))
+    @as_option
+    @time_option
+    @ledger_option
+    @json_option
+    def stake_vote(dispute_id: int, side: str, who: str, at: str | None, ledger_dir: Path | None,
+                   as_json: bool) -> None:
+        """Vote on a dispute (reputation holders, or the drawn jury)."""
+        with open_ledger(ledger_dir) as led:
+            r = staking.vote_dispute(led, load_identity(led, who), dispute_id, side, time=at)
+        emit(as_json, r, f"voted {side} with weight {r['weight']} at entry {r['index']}; tally {r['tally']}")
+
+    def _step(name: str, fn: Any, arg: str, doc: str) -> None:
+        @stake_group.command(name, help=doc)
+        @click.argument(arg, type=int)
+        @as_option
+        @time_option
+        @ledger_option
+        @json_option
+        def cmd(who: str, at: str | None, ledger_dir: Path | None, as_json: bool, **kw: int) -> None:
+            with open_ledger(ledger_dir) as led:
+                c = fn(led, load_identity(led, who), kw[arg], time=at)
+            emit(as_json, c, claim_text(c))
+
+    _step("resolve", staking.resolve, "dispute_id", "Close a dispute's vote and fix the winner.")
+    _step("slash", staking.slash, "dispute_id", "Slash the loser of a resolved dispute and reward the winner.")
+    _step("release", staking.release, "claim_id", "Unlock an unchallenged stake after its window.")
+
+    @stake_group.command("show")
+    @click.argument("subject")
+    @time_option
+    @ledger_option
+    @json_option
+    def stake_show(subject: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+        """Every staked claim about SUBJECT with its dispute status."""
+        with open_ledger(ledger_dir, read_only=True) as led:
+            cs = staking.claims_for(led, subject, at=at)
+        emit(as_json, {"subject": subject, "claims": cs},
+             "\n".join(claim_text(c) for c in cs) if cs else f"no staked claims about {subject}")
+
+    @stake_group.command("reputation")
+    @click.argument("who")
+    @ledger_option
+    @json_option
+    def stake_reputation(who: str, ledger_dir: Path | None, as_json: bool) -> None:
+        """Reputation of WHO (name or did): total, locked in stakes, free."""
+        with open_ledger(ledger_dir, read_only=True) as led:
+            r = staking.reputation(led, led.did_for(who))
+        emit(as_json, r, f"{who}: reputation {r['reputation']} ({r['locked']} locked, {r['free']} free)")
