@@ -24,7 +24,12 @@ _fast_encoder = json.JSONEncoder(
 )
 
 
+_SCALARS = (str, int, bool, type(None))
+
+
 def _needs_slow_path(obj: Any) -> bool:
+    """True when the C encoder's output could differ from JCS (floats; keys that sort
+    differently in UTF-16); raises on values JSON cannot hold."""
     stack = [obj]
     while stack:
         o = stack.pop()
@@ -33,17 +38,27 @@ def _needs_slow_path(obj: Any) -> bool:
             for k, v in o.items():
                 if type(k) is not str:
                     raise BadInputError(f"JSON object keys must be strings, got {type(k).__name__}")
-                # keys outside the BMP or in the surrogate/private range sort differently in UTF-16
-                if any(ord(c) >= 0xD800 for c in k):
+                if not k.isascii() and max(k) >= "\ud800":
                     return True
-                stack.append(v)
+                tv = type(v)
+                if tv is dict or tv is list or tv is tuple:
+                    stack.append(v)
+                elif tv is float:
+                    return True
+                elif tv not in _SCALARS:
+                    raise BadInputError(f"value of type {tv.__name__} cannot be canonicalised as JSON")
         elif t is list or t is tuple:
-            stack.extend(o)
+            for v in o:
+                tv = type(v)
+                if tv is dict or tv is list or tv is tuple:
+                    stack.append(v)
+                elif tv is float:
+                    return True
+                elif tv not in _SCALARS:
+                    raise BadInputError(f"value of type {tv.__name__} cannot be canonicalised as JSON")
         elif t is float:
             return True
-        elif t is str or t is int or t is bool or o is None:
-            continue
-        else:
+        elif t not in _SCALARS:
             raise BadInputError(f"value of type {t.__name__} cannot be canonicalised as JSON")
     return False
 
