@@ -3,7 +3,7 @@
 The log grows by one entry per round and asks each witness for a cosignature over its new
 checkpoint (a consistency proof from the witness's last size, C2SP tlog-witness add-checkpoint).
 Measured: one add-checkpoint round trip (p50/p99), and a whole collect_cosignatures call over
-three witnesses (sequential), which is what a log pays per checkpoint.
+three witnesses (asked in parallel), which is what a log pays per checkpoint.
 
 Prints human lines, then one JSON object as the last line.
 Usage: .venv/bin/python bench/witness_bench.py [--rounds 300]
@@ -79,7 +79,7 @@ def main() -> None:
     print(f"{args.rounds} checkpoints, 3 witness processes on 127.0.0.1, log of {1000 + args.rounds} entries")
     print(f"one add-checkpoint round trip (proof check + Ed25519 cosignature + fsync'd SQLite update): "
           f"p50 {ms(pct(single, 50))} ms, p99 {ms(pct(single, 99))} ms (n={len(single)})")
-    print(f"collect_cosignatures over 3 witnesses (sequential, incl. signing the checkpoint): "
+    print(f"collect_cosignatures over 3 witnesses (in parallel; incl. signing the checkpoint and the fsync'd client state): "
           f"p50 {ms(pct(whole, 50))} ms, p99 {ms(pct(whole, 99))} ms")
     print(json.dumps({
         "bench": "witness", "rounds": args.rounds, "witnesses": 3,
