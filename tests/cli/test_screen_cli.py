@@ -129,21 +129,21 @@ def test_remove_source_and_verify(main, env, poisoned_csv, tmp_path):
     info = json.loads(r.output)
     assert info["removed_rows"] == 90 and info["removed_keys"] == 90
     assert info["old_records"] - info["new_records"] == 90 and info["old_root"] != info["new_root"]
-    assert sum(1 for _ in open(out)) == 1 + 360
+    assert len(out.read_text().splitlines()) == 1 + 360
     r = run(main, env, "dataset", "verify-removal", str(proof), "--vkey", env[1], "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["removed_keys"] == 90
-    # tamper: drop one key from the list -> digest no longer matches the logged one
+    # tamper: drop one deletion step -> keys no longer match the logged digest
     head, body = proof.read_bytes().split(b"\n", 1)
     doc = json.loads(body)
-    doc["keys"] = doc["keys"][1:]
+    doc["steps"] = doc["steps"][1:]
     bad = tmp_path / "bad.proof"
     bad.write_bytes(head + b"\n" + json.dumps(doc).encode())
     r = CliRunner().invoke(main, ["dataset", "verify-removal", str(bad), "--vkey", env[1]], env=env[0])
     assert r.exit_code == 1 and "FAILED" in r.output
-    # tamper: swap a membership proof for another key's -> sparse Merkle proof fails
+    # tamper: swap two steps' proofs -> a membership proof does not hold
     doc = json.loads(body)
-    doc["member_proofs"][0], doc["member_proofs"][1] = doc["member_proofs"][1], doc["member_proofs"][0]
+    doc["steps"][0]["proof"], doc["steps"][1]["proof"] = doc["steps"][1]["proof"], doc["steps"][0]["proof"]
     bad.write_bytes(head + b"\n" + json.dumps(doc).encode())
     r = CliRunner().invoke(main, ["dataset", "verify-removal", str(bad), "--vkey", env[1]], env=env[0])
     assert r.exit_code == 1 and "FAILED" in r.output
@@ -164,3 +164,31 @@ def test_remove_source_unknown_source(main, env, poisoned_csv, tmp_path):
                                   str(tmp_path / "o.csv"), "-o", str(tmp_path / "p")], env=env[0])
     assert r.exit_code == 2 and "not in the data" in r.output
     assert ledger_size(env) == 1
+
+
+def test_remove_source_swap_is_caught(main, env, poisoned_csv, tmp_path):
+    """A curator who drops v2 but also swaps one kept record for a new one cannot prove the removal."""
+    from ailedger.core.errors import ProofError
+    from ailedger.services.ledger import Ledger
+    from ailedger.services.screening import remove_sources
+    import ailedger.services.screening.removal as removal
+
+    run(main, env, "dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice")
+    real = removal._write_filtered
+
+    def cheat(kind, rows, keep, header, dest):
+        real(kind, rows, keep, header, dest)
+        lines = dest.read_text().splitlines()
+        lines[1] = lines[1].replace(",v", ",w", 1)  # change one kept record
+        dest.write_text("\n".join(lines) + "\n")
+
+    removal._write_filtered = cheat
+    try:
+        with Ledger.open(env[0]["AILEDGER_LEDGER"]) as lg:
+            ident = lg.identities.load("alice")
+            with pytest.raises(ProofError, match="not the old set minus"):
+                remove_sources(lg, ident, "digits", str(poisoned_csv), source_column="source", sources=["v2"],
+                               new_name="d2", output_data=str(tmp_path / "o.csv"))
+            assert lg.size == 1  # nothing was logged
+    finally:
+        removal._write_filtered = real

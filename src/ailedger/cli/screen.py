@@ -104,7 +104,13 @@ def _wrap_commit(group: click.Group) -> None:
         source_col = kw.pop("screen_source_column", None)
         if not do:
             return orig(**kw)
-        from ailedger.services.screening import ScreeningRefused, decide, log_screening, screen_path, store_report
+        from ailedger.services.screening import (
+            ScreeningRefused,
+            decide,
+            log_screening,
+            screen_path,
+            store_report,
+        )
 
         reports = [screen_path(p, label_column=label_col, source_column=source_col) for p in kw["paths"]]
         decisions = [decide(r, policy) for r in reports]
@@ -222,7 +228,7 @@ def register(main: click.Group) -> None:
             ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
             from ailedger.services.artifacts import find_dataset
 
-            old_idx, old_e = find_dataset(lg, dataset_ref)
+            _, old_e = find_dataset(lg, dataset_ref)
             scr = _latest(lg, SCREENING_RECORD, f"dataset:{old_e.body['name']}")
             data, info = remove_sources(lg, ident, dataset_ref, data_path, source_column=source_column,
                                         sources=list(sources), new_name=new_name, output_data=output_data,

@@ -135,13 +135,18 @@ def phash_pairs(hashes: np.ndarray) -> list[tuple[int, int, int]]:
     return out
 
 
-def distance_pairs(Z: np.ndarray) -> list[tuple[int, int, float]]:
+def knn_graph(Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distances, indices) of each record's k nearest neighbours, itself first (shared by screeners)."""
     from sklearn.neighbors import NearestNeighbors
 
+    k = min(k + 1, Z.shape[0])
+    return NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z)
+
+
+def distance_pairs(Z: np.ndarray, knn: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, int, float]]:
     n = Z.shape[0]
-    k = min(6, n)
-    nn = NearestNeighbors(n_neighbors=k).fit(Z)
-    dist, idx = nn.kneighbors(Z)
+    dist, idx = knn if knn is not None else knn_graph(Z, 5)
+    dist, idx = dist[:, :6], idx[:, :6]
     positive = dist[:, 1:][dist[:, 1:] > 0]
     if positive.size == 0:
         return []
@@ -158,7 +163,8 @@ def distance_pairs(Z: np.ndarray) -> list[tuple[int, int, float]]:
 
 
 def find_duplicates(content_keys: list[bytes], labels: np.ndarray, *, texts: list[str] | None = None,
-                    images: np.ndarray | None = None, dense: np.ndarray | None = None) -> DuplicateResult:
+                    images: np.ndarray | None = None, dense: np.ndarray | None = None,
+                    knn: tuple[np.ndarray, np.ndarray] | None = None) -> DuplicateResult:
     n = len(content_keys)
     uf = _UnionFind(n)
     exact_uf = _UnionFind(n)
@@ -175,7 +181,7 @@ def find_duplicates(content_keys: list[bytes], labels: np.ndarray, *, texts: lis
     elif images is not None and min(images.shape[1:]) >= 16:
         pairs = [(i, j) for i, j, _ in phash_pairs(phash(images))]
     elif dense is not None:
-        pairs = [(i, j) for i, j, _ in distance_pairs(dense)]
+        pairs = [(i, j) for i, j, _ in distance_pairs(dense, knn)]
     for i, j in pairs:
         uf.union(i, j)
     groups_map: dict[int, list[int]] = {}

@@ -10,10 +10,10 @@ import numpy as np
 from ailedger.core.errors import BadInputError
 
 from .backdoor import screen_backdoor
-from .duplicates import find_duplicates
+from .duplicates import find_duplicates, knn_graph
 from .labels import choose_folds, screen_labels
 from .loaders import Dataset
-from .outliers import find_outliers
+from .outliers import K_NEIGHBOURS, find_outliers
 from .sources import leave_one_source_out, source_verdicts
 
 SCHEMA = "ailedger.dataset.screening/v1"
@@ -101,12 +101,15 @@ def _screen(ds: Dataset, *, seed: int, loo: bool) -> dict[str, Any]:
     lab = screen_labels(Xm, ds.labels, k, text=ds.modality == "text", folds=folds, seed=seed)
     timings["labels"] = time.perf_counter() - t
     t = time.perf_counter()
+    knn = knn_graph(Z, K_NEIGHBOURS)
+    timings["knn_graph"] = time.perf_counter() - t
+    t = time.perf_counter()
     dense_for_dups = Z if ds.modality != "text" else None
     dup = find_duplicates(ds.content_keys, ds.labels, texts=ds.texts,
-                          images=ds.images if ds.modality == "image" else None, dense=dense_for_dups)
+                          images=ds.images if ds.modality == "image" else None, dense=dense_for_dups, knn=knn)
     timings["duplicates"] = time.perf_counter() - t
     t = time.perf_counter()
-    out = find_outliers(Z)
+    out = find_outliers(Z, knn)
     timings["outliers"] = time.perf_counter() - t
     t = time.perf_counter()
     bd = screen_backdoor(Z, ds.labels, raw, binary_raw=binary, seed=seed)

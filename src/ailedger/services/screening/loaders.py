@@ -109,7 +109,7 @@ def _read_table(path: Path) -> tuple[list[str], dict[str, list[Any]]]:
         raise _bad(f"{path.name} is not UTF-8 text", "path") from None
     except csv.Error as exc:
         raise _bad(f"{path.name} does not parse as CSV ({exc})", "path") from None
-    except Exception as exc:  # pyarrow raises many types for a broken file
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many types for a broken file
         raise _bad(f"{path.name} does not parse ({type(exc).__name__}: {exc})", "path") from None
     raise _bad(f"unsupported file type {suffix!r} (use .csv, .jsonl or .parquet, or a folder)", "path")
 

@@ -22,12 +22,13 @@ class OutlierResult:
     fence: float
 
 
-def find_outliers(Z: np.ndarray) -> OutlierResult:
-    from sklearn.neighbors import NearestNeighbors
+def find_outliers(Z: np.ndarray, knn: tuple[np.ndarray, np.ndarray] | None = None) -> OutlierResult:
+    """``knn``: precomputed (distances, indices) with the record itself first and >= 10 neighbours."""
+    from .duplicates import knn_graph
 
     n = Z.shape[0]
-    k = min(K_NEIGHBOURS + 1, n)
-    dist, _ = NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z)
+    dist, _ = knn if knn is not None else knn_graph(Z, K_NEIGHBOURS)
+    dist = dist[:, :K_NEIGHBOURS + 1]
     mean = dist[:, 1:].mean(1)
     logd = np.log(mean + 1e-12)
     q1, q3 = np.quantile(logd, [0.25, 0.75])

@@ -1,18 +1,14 @@
-"""Cut flagged sources out of a committed data set: a new root, and a proof of which records left.
+"""Cut flagged sources out of a committed data set: a new root, and a proof of exactly which records left.
 
 ``remove_sources`` filters the rows whose source column holds one of the given values out of the data
 file, commits the rest as a new ``dataset.commit`` (the artifacts service builds the sparse Merkle root),
 and logs a ``dataset.source-removal`` record tying the old and new commitments together.  The proof file
-(``ailedger-removal-proof/v1``) holds, for every key that left (SHA-256 of a removed record's RFC 8785
-form, as the dataset commitment defines it), a sparse Merkle membership proof against the old root and an
-absence proof against the new root, plus the three signed entries with their tlog inclusion proofs.
-
-The verifier checks offline: signatures and inclusion of the three entries, that the removal record names
-exactly the old and new commitments, that the listed keys hash to the logged digest, each key's
-membership in the old root and absence from the new one, and that the record counts differ by exactly the
-number of keys.  Together these show those records left and, by the count, that no other record left
-*unless one was also added in exchange*; excluding such a swap needs the kept key list (see
-docs/screening.md, "Blind spots").
+(``ailedger-removal-proof/v1``) holds the keys that left (SHA-256 of a removed record's RFC 8785 form, as
+the dataset commitment defines leaves) and, for each, a deletion step (``ailedger.core.smt_removal``): a
+membership proof under the current root plus a witness that lets the verifier recompute the root without
+that key.  Applied in order from the old root they must end exactly on the new root, so the new set is
+the old set minus exactly those keys: nothing else left and nothing was added.  The verifier also checks
+the three signed entries and their tlog inclusion proofs.
 """
 
 from __future__ import annotations
@@ -20,14 +16,15 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import json
+from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
 from ailedger.core import smt
 from ailedger.core.canonical import canonical_json, parse_json
 from ailedger.core.errors import BadInputError, ProofError
+from ailedger.core.smt_removal import DeletionStep, delete_all, deletion_step
 
 REMOVAL_RECORD = "dataset.source-removal"
 REMOVAL_PROOF = "ailedger-removal-proof/v1"
@@ -74,6 +71,22 @@ def _rows_with_keys(path: Path, source_column: str) -> tuple[str, list[tuple[str
     raise BadInputError("source removal reads .csv, .jsonl or .parquet files", field="path")
 
 
+def _step_json(st: DeletionStep) -> dict[str, Any]:
+    out: dict[str, Any] = {"key": st.key.hex(), "proof": base64.b64encode(smt.encode_proof(st.proof)).decode()}
+    if st.leaf_key is not None:
+        out["leaf_key"] = st.leaf_key.hex()
+    if st.chain:
+        out["chain"] = [[a.hex(), b_.hex()] for a, b_ in st.chain]
+    return out
+
+
+def _step_from_json(o: dict[str, Any]) -> DeletionStep:
+    lk = o.get("leaf_key")
+    return DeletionStep(key=bytes.fromhex(o["key"]), proof=smt.decode_proof(base64.b64decode(o["proof"], validate=True)),
+                        leaf_key=bytes.fromhex(lk) if lk is not None else None,
+                        chain=tuple((bytes.fromhex(a), bytes.fromhex(b_)) for a, b_ in o.get("chain", [])))
+
+
 def _write_filtered(kind: str, rows: list[tuple[str, bytes, Any]], keep: list[bool], header: Any, dest: Path) -> None:
     if kind == "csv":
         with open(dest, "w", newline="", encoding="utf-8") as fh:
@@ -98,7 +111,6 @@ def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str,
                    sources: list[str], new_name: str, output_data: str, screening_index: int | None = None,
                    workers: int | None = None) -> tuple[bytes, dict[str, Any]]:
     from ailedger.services.artifacts import commit_dataset, find_dataset
-    from ailedger.services.artifacts.datasets import open_index
 
     if not sources:
         raise BadInputError("name at least one source to remove", field="source")
@@ -117,37 +129,31 @@ def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str,
     removed_rows = [i for i, k in enumerate(keep) if not k]
     gone = sorted({rows[i][1] for i in removed_rows} - kept_keys)
     stayed = [i for i in removed_rows if rows[i][1] in kept_keys]
-    old_ix = open_index(ledger, old_idx, old_e.body)
-    try:
-        if old_ix.root.hex() != old_e.body["root"]:
-            raise ProofError("the local index does not match the logged root", expected=old_e.body["root"],
-                             found=old_ix.root.hex())
-        all_keys = {r[1] for r in rows}
-        if len(all_keys) != int(old_e.body["records"]):
-            raise BadInputError(f"{p.name} holds {len(all_keys)} distinct records, the commitment "
-                                f"{old_e.body['records']}: not the committed data", field="path")
-        member = [old_ix.prove(k) for k in gone]
-        for k, pr in zip(gone, member):
-            if not smt.verify_proof(old_ix.root, k, pr):
-                raise BadInputError(f"{p.name} is not the committed data (record key {k.hex()[:16]}... is not in "
-                                    "the old root)", field="path")
-    finally:
-        old_ix.close()
+    all_keys = sorted({r[1] for r in rows})
+    if smt.subtree_root(all_keys).hex() != old_e.body["root"]:
+        raise BadInputError(f"{p.name} is not the data committed as {old_e.body['name']} (its records give another "
+                            "root)", field="path")
+    keys_now = list(all_keys)
+    steps = []
+    for k in gone:
+        steps.append(deletion_step(keys_now, k))
+        keys_now.pop(bisect_left(keys_now, k))
+    expected_new = smt.subtree_root(keys_now)
     dest = Path(output_data)
     _write_filtered(kind, rows, keep, header, dest)
+    _, new_rows, _ = _rows_with_keys(dest, source_column)
+    written = smt.subtree_root(sorted({r[1] for r in new_rows}))
+    if written != expected_new:  # checked before anything is logged
+        raise ProofError("the new commitment is not the old set minus the removed records",
+                         expected=expected_new.hex(), found=written.hex())
     res = commit_dataset(ledger, [str(dest)], new_name, identity, workers=workers,
                          description=f"{old_e.body['name']} without source(s) {', '.join(sources)} "
                                      f"(column {source_column})")
     new_idx = res["index"]
     new_e = ledger.entry(new_idx)
-    new_ix = open_index(ledger, new_idx, new_e.body)
-    try:
-        absent = [new_ix.prove(k) for k in gone]
-        for k, pr in zip(gone, absent):
-            if smt.verify_proof(new_ix.root, k, pr):
-                raise ProofError("a removed record is still in the new root", expected="absent", found="member")
-    finally:
-        new_ix.close()
+    if new_e.body["root"] != expected_new.hex():
+        raise ProofError("the new commitment is not the old set minus the removed records",
+                         expected=expected_new.hex(), found=new_e.body["root"])
     keys_digest = hashlib.sha256(b"".join(gone)).hexdigest()
     body: dict[str, Any] = {
         "dataset": old_e.body["name"], "dataset_index": old_idx, "old_root": old_e.body["root"],
@@ -171,10 +177,8 @@ def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str,
                 "tlog_proof": ledger.prove(new_idx).decode()},
         "removal": {"index": rec.index, "entry": base64.b64encode(ledger.entry_bytes(rec.index)).decode(),
                     "tlog_proof": ledger.prove(rec.index).decode()},
-        "keys": [k.hex() for k in gone],
         "removed_rows": removed_rows,
-        "member_proofs": [base64.b64encode(smt.encode_proof(x)).decode() for x in member],
-        "absence_proofs": [base64.b64encode(smt.encode_proof(x)).decode() for x in absent],
+        "steps": [_step_json(x) for x in steps],
     }
     data = (REMOVAL_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
     info = {"removal_index": rec.index, "old_index": old_idx, "old_root": body["old_root"], "new_index": new_idx,
@@ -219,19 +223,20 @@ def verify_removal_proof(data: bytes, vkey: str) -> dict[str, Any]:
         if b.get(k) != v:
             raise ProofError(f"the removal record's {k} does not match the committed entry", expected=v,
                              found=b.get(k))
-    keys = [bytes.fromhex(k) for k in doc["keys"]]
+    try:
+        steps = [_step_from_json(x) for x in doc["steps"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError("removal proof steps are malformed", field="proof") from exc
+    keys = [st.key for st in steps]
     digest = hashlib.sha256(b"".join(keys)).hexdigest()
     if digest != b["removed_keys_sha256"] or len(keys) != b["removed_keys"]:
-        raise ProofError("the listed keys are not the ones the removal record commits to",
+        raise ProofError("the deleted keys are not the ones the removal record commits to",
                          expected=b["removed_keys_sha256"], found=digest)
-    if len(doc["member_proofs"]) != len(keys) or len(doc["absence_proofs"]) != len(keys):
-        raise BadInputError("one membership and one absence proof per key are needed", field="proof")
     old_root, new_root = bytes.fromhex(old.body["root"]), bytes.fromhex(new.body["root"])
-    for k, mp, ap in zip(keys, doc["member_proofs"], doc["absence_proofs"]):
-        if not smt.verify_proof(old_root, k, smt.decode_proof(base64.b64decode(mp))):
-            raise ProofError(f"key {k.hex()[:16]}... is not in the old root", expected="member", found="absent")
-        if smt.verify_proof(new_root, k, smt.decode_proof(base64.b64decode(ap))):
-            raise ProofError(f"key {k.hex()[:16]}... is still in the new root", expected="absent", found="member")
+    calc = delete_all(old_root, steps)
+    if calc != new_root:
+        raise ProofError("deleting the listed keys from the old root does not give the new root",
+                         expected=new_root.hex(), found=calc.hex())
     if int(old.body["records"]) - int(new.body["records"]) != len(keys):
         raise ProofError("record counts do not differ by the number of removed keys",
                          expected=int(old.body["records"]) - len(keys), found=int(new.body["records"]))

@@ -10,6 +10,7 @@ import hashlib
 import html
 import io
 import json
+import math
 from typing import Any
 
 from ailedger.core.canonical import canonical_json
@@ -18,7 +19,7 @@ from ailedger.core.canonical import canonical_json
 def _jsonable(obj: Any) -> Any:
     """Floats in the report are kept, but as JSON numbers RFC 8785 can serialise (no NaN/inf)."""
     if isinstance(obj, float):
-        if obj != obj or obj in (float("inf"), float("-inf")):
+        if not math.isfinite(obj):
             return None
         return obj
     if isinstance(obj, dict):
