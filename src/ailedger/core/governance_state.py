@@ -387,6 +387,7 @@ class GovState:
         self.used_statements: set[str] = set()
         self.rejected: list[tuple[int, str]] = []
         self.burned_rep = 0
+        self._days: dict[str, int] = {}
 
     # -- reading ------------------------------------------------------------------------------------
     def votes_now(self, did: str) -> int:
@@ -462,7 +463,7 @@ class GovState:
             raise BadInputError("body must be an object", field="body")
         if self.dao is None and e.type != "gov.init":
             raise BadInputError("no DAO in this ledger yet (gov.init must come first)", field="type")
-        now = max(self.clock, time_ms(e.time))
+        now = max(self.clock, self._ms(e.time))
         handler(self, index, e, now)
         self.clock = now
         self.applied += 1
@@ -476,6 +477,23 @@ class GovState:
         except AiledgerError as exc:
             self.rejected.append((index, exc.message))
             return exc.message
+
+    def _ms(self, t: str) -> int:
+        """time_ms with the day part memoised per state (replays read many times of the same day)."""
+        if type(t) is not str or len(t) < 20 or t[10] != "T" or t[-1] != "Z":
+            return time_ms(t)
+        day = self._days.get(t[:10])
+        if day is None:
+            day = time_ms(t[:10] + "T00:00:00Z")
+            if len(self._days) > 10000:
+                self._days.clear()
+            self._days[t[:10]] = day
+        try:
+            frac = t[20:-1] if t[19] == "." else ""
+            return (day + (int(t[11:13]) * 3600 + int(t[14:16]) * 60 + int(t[17:19])) * 1000
+                    + (int((frac + "000")[:3]) if frac else 0))
+        except ValueError:
+            return time_ms(t)
 
     # -- token bookkeeping (called only after all checks passed) ---------------------------------------
     def _move_votes(self, index: int, src: str | None, dst: str | None, amount: int) -> None:

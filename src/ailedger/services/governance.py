@@ -75,6 +75,11 @@ __all__ = [
     "vote",
 ]
 
+try:
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a dependency; json is the slow fallback
+    _loads = json.loads
+
 _TYPE_MARKS = (b'"type":"gov.', b'"type":"stake.')
 _ALL_TYPES = frozenset(GOV_TYPES + STAKE_TYPES)
 
@@ -85,7 +90,7 @@ class LightEntry:
     __slots__ = ("body", "leaf_bytes", "signer", "time", "type")
 
     def __init__(self, leaf: bytes) -> None:
-        o = json.loads(leaf)
+        o = _loads(leaf)
         self.type = o["type"]
         self.body = o["body"]
         self.signer = o["signer"]
@@ -158,7 +163,7 @@ def fold(st: GovState, items: Iterable[tuple[int, bytes]], bad: set[int] | None 
     for idx, leaf in items:
         try:
             e = LightEntry(leaf)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):  # orjson.JSONDecodeError is a ValueError
             continue
         if e.type not in _ALL_TYPES:
             continue
