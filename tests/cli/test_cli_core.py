@@ -122,3 +122,22 @@ def test_audit_exit_code_on_tamper(ledger):
     con.commit()
     p = run(["audit"], cwd, env, ok=False)
     assert p.returncode == 1 and "index 4" in p.stdout
+
+
+def test_init_postgres_store_when_available(tmp_path):
+    psycopg = pytest.importorskip("psycopg")
+    try:
+        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}")
+    dsn = "postgresql://postgres@127.0.0.1:5432/test"
+    for name in ("a", "b"):
+        run(["init", name, "--origin", f"example.org/{name}", "--store", "postgres", "--dsn", dsn], tmp_path)
+    run(["identity", "new", "x"], tmp_path, {"AILEDGER_LEDGER": str(tmp_path / "a")})
+    run(["identity", "new", "y"], tmp_path, {"AILEDGER_LEDGER": str(tmp_path / "a")})
+    run(["identity", "new", "z"], tmp_path, {"AILEDGER_LEDGER": str(tmp_path / "b")})
+    sizes = [int(run(["checkpoint"], tmp_path, {"AILEDGER_LEDGER": str(tmp_path / n)}).stdout.split("\n")[1])
+             for n in ("a", "b")]
+    assert sizes == [2, 1]  # separate schemas: two ledgers in one database do not mix
+    p = run(["init", "c", "--origin", "example.org/c", "--store", "postgres"], tmp_path, ok=False)
+    assert p.returncode == 2 and "--dsn" in p.stderr

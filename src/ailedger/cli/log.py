@@ -30,12 +30,26 @@ def _passphrase(prompt: bool) -> str | None:
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--origin", required=True, help="Log origin, e.g. example.org/ai-ledger (also the key name).")
+@click.option("--store", "store_kind", type=click.Choice(["sqlite", "postgres"]), default="sqlite",
+              show_default=True, help="Where entries live.")
+@click.option("--dsn", help="PostgreSQL connection string (with --store postgres).")
 @json_option
-def init(path: Path, origin: str, as_json: bool) -> None:
-    """Create a new ledger (SQLite store and log signing key) in PATH."""
+def init(path: Path, origin: str, store_kind: str, dsn: str | None, as_json: bool) -> None:
+    """Create a new ledger (SQLite store by default, and the log signing key) in PATH."""
     from ailedger.services.ledger import Ledger
 
-    with Ledger.init(path, origin) as led:
+    store: dict[str, Any] = {"store": "sqlite"}
+    if store_kind == "postgres":
+        if not dsn:
+            raise BadInputError("--store postgres needs --dsn, e.g. postgresql://postgres@127.0.0.1:5432/test",
+                                field="dsn")
+        import secrets
+
+        # each ledger gets its own schema, so several ledgers can share one database
+        store = {"store": "postgres", "dsn": dsn, "schema": "ailedger_" + secrets.token_hex(6)}
+    elif dsn:
+        raise BadInputError("--dsn applies to --store postgres", field="dsn")
+    with Ledger.init(path, origin, store=store) as led:
         emit(as_json, {"ledger": str(path), "origin": origin, "vkey": led.vkey},
              f"created ledger {path}\norigin {origin}\nverifier key {led.vkey}\n"
              f"tip: export AILEDGER_LEDGER={path}")
