@@ -58,7 +58,7 @@ __all__ = [
 DEFAULT_OPERATOR = "inference"
 MODES = ("fast", "durable")
 _NOTHING = object()
-REVOCATION_TYPES = ("model.revoke", "model.suspend", "gov.execute")
+REVOCATION_TYPES = ("model.revoke", "model.suspend")
 
 
 class ModelRevokedError(ConflictError):
@@ -79,41 +79,34 @@ def _names_model(body: dict[str, Any], name: str) -> bool:
 
 
 def is_model_revoked(ledger: Any, name: str) -> str | None:
-    """The reason a model is revoked, or None.
+    """The reason calls to model ``name`` are refused, or None.
 
-    Interim rule until governance lands: any ``model.revoke`` / ``model.suspend`` entry, or a
-    ``gov.execute`` entry whose action revokes or suspends, naming the model after its latest
-    registration; a later ``model.unrevoke``/``model.reinstate`` lifts it."""
+    The governance kill switch decides (``governance.model_status``: a model ``revoked`` by a
+    DAO proposal or ``suspended`` by the guardians is refused).  Plain ``model.revoke`` /
+    ``model.suspend`` entries naming the model are honoured too, unless a later
+    ``model.unrevoke`` / ``model.reinstate`` entry lifts them."""
     try:
-        from ailedger.services import governance  # type: ignore[attr-defined]
-
-        fn = getattr(governance, "is_model_revoked", None) or getattr(governance, "model_revocation", None)
-        if fn is not None:
-            got = fn(ledger, name)
-            if got is None or isinstance(got, str):
-                return got
-            return str(got.get("reason") or "revoked") if isinstance(got, dict) else "revoked"
-    except ImportError:
-        pass
+        from ailedger.services.governance import model_status
+    except ImportError:  # pragma: no cover - governance ships in this tree
+        model_status = None
+    if model_status is not None:
+        st = model_status(ledger, name)
+        if st is not None and st.get("state") in ("revoked", "suspended"):
+            why = st.get("reason")
+            return f"{st['state']} by {st.get('by', 'governance')}" + (f" ({why})" if why else "")
     state: tuple[int, str] | None = None
     lifted = -1
     for t in REVOCATION_TYPES:
         for idx, e in ledger.find(type=t):
-            body = e.body
-            if t == "gov.execute":
-                act = body.get("action")
-                kind = act.get("type") if isinstance(act, dict) else body.get("kind")
-                if kind not in ("model.revoke", "model.suspend", "revoke", "suspend"):
-                    continue
-            if _names_model(body, name) and (state is None or idx > state[0]):
-                state = (idx, str(body.get("reason") or t))
+            if _names_model(e.body, name) and (state is None or idx > state[0]):
+                state = (idx, str(e.body.get("reason") or t))
+    if state is None:
+        return None
     for t in ("model.unrevoke", "model.reinstate"):
         for idx, e in ledger.find(type=t):
             if _names_model(e.body, name):
                 lifted = max(lifted, idx)
-    if state is None or lifted > state[0]:
-        return None
-    return state[1]
+    return None if lifted > state[0] else state[1]
 
 
 def resolve_model(ledger: Any, name: str) -> tuple[str, int, str]:

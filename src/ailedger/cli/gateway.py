@@ -1,0 +1,93 @@
+"""``ailedger gateway``: API keys and the audited HTTP proxy in front of a model server."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ailedger.cli._common import emit, json_option, ledger_option, open_ledger
+
+
+def register(main: click.Group) -> None:
+    @main.group("gateway")
+    def gateway() -> None:
+        """Guarded, audited access to a model server."""
+
+    @gateway.group("key")
+    def key() -> None:
+        """API keys bound to identities."""
+
+    @key.command("new")
+    @click.option("--as", "identity", required=True, help="Identity the key is bound to.")
+    @click.option("--rate", default=None, help="Rate limit like 5/s, 120/m, 1000/h.")
+    @click.option("--daily", type=int, default=None, help="Daily quota (UTC days).")
+    @ledger_option
+    @json_option
+    def key_new(identity: str, rate: str | None, daily: int | None, ledger_dir: Path | None, as_json: bool) -> None:
+        """Make an API key and print it (it is stored only as a hash)."""
+        from ailedger.services.gateway import GatewayKeys, parse_rate
+
+        r = parse_rate(rate)
+        with open_ledger(ledger_dir) as ledger:
+            keys = GatewayKeys(ledger.path)
+            try:
+                info = keys.new_key(identity, rate=r, daily=daily)
+            finally:
+                keys.close()
+        emit(as_json, {"ok": True, **info}, info["key"])
+
+    @key.command("list")
+    @ledger_option
+    @json_option
+    def key_list(ledger_dir: Path | None, as_json: bool) -> None:
+        """List keys (ids and identities; never the keys)."""
+        from ailedger.services.gateway import GatewayKeys
+
+        with open_ledger(ledger_dir) as ledger:
+            keys = GatewayKeys(ledger.path)
+            rows = keys.list()
+            keys.close()
+        emit(as_json, {"ok": True, "keys": rows}, lambda: "\n".join(
+            f"{k['key_id']}  {k['identity']}  rate={k['rate_per_s']}/s daily={k['daily']}"
+            f"{'  REVOKED' if k['revoked'] else ''}" for k in rows) or "no keys")
+
+    @key.command("revoke")
+    @click.argument("key_id")
+    @ledger_option
+    @json_option
+    def key_revoke(key_id: str, ledger_dir: Path | None, as_json: bool) -> None:
+        """Revoke a key by its id (takes effect within 5 s in a running gateway)."""
+        from ailedger.core.errors import NotFoundError
+        from ailedger.services.gateway import GatewayKeys
+
+        with open_ledger(ledger_dir) as ledger:
+            keys = GatewayKeys(ledger.path)
+            n = keys.revoke(key_id)
+            keys.close()
+        if not n:
+            raise NotFoundError(f"no API key with id {key_id}", field="key_id")
+        emit(as_json, {"ok": True, "key_id": key_id}, f"revoked {key_id}")
+
+    @gateway.command("serve")
+    @click.option("--upstream", required=True, help="Model server base URL, e.g. http://127.0.0.1:9000")
+    @click.option("--model", required=True, help="Registered model name the upstream serves.")
+    @click.option("--host", default="127.0.0.1", show_default=True)
+    @click.option("--port", type=int, default=8080, show_default=True)
+    @click.option("--mode", type=click.Choice(["fast", "durable"]), default="fast", show_default=True,
+                  help="durable: answer only after the record is committed.")
+    @ledger_option
+    @json_option
+    def serve_cmd(upstream: str, model: str, host: str, port: int, mode: str, ledger_dir: Path | None,
+                  as_json: bool) -> None:
+        """Serve the audited proxy until SIGINT/SIGTERM."""
+        from ailedger.services.gateway import serve
+
+        def ready(h: str, p: int) -> None:
+            emit(as_json, {"ok": True, "listening": f"http://{h}:{p}", "model": model, "upstream": upstream,
+                           "mode": mode}, f"gateway for {model} on http://{h}:{p} -> {upstream} ({mode} mode)")
+            sys.stdout.flush()
+
+        with open_ledger(ledger_dir) as ledger:
+            serve(ledger, upstream, model, host=host, port=port, mode=mode, ready=ready)

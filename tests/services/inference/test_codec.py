@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ailedger.core.canonical import canonical_json
+from ailedger.services.inference.codec import canonical_payload, record_bytes
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda kids: st.lists(kids, max_size=5) | st.dictionaries(st.text(max_size=8), kids, max_size=5),
+    max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_fast_canonical_payload_is_rfc8785(v):
+    assert canonical_payload(v) == canonical_json(v)
+
+
+def test_tricky_numbers_and_keys():
+    for v in [1.0, -0.0, 1e-7, 1e21, 1e20, 5e-324, [0.1, 1.5, 2.0], {"\ue000": 1, "\U0001f600": 2},
+              {"a.0": "x.0", "e": "1e5"}, "1.0", math.pi]:
+        assert canonical_payload(v) == canonical_json(v), v
+
+
+def test_numpy_and_bytes_payloads():
+    import numpy as np
+
+    assert canonical_payload(np.array([[1.0, 2.5]])) == b"[[1,2.5]]"
+    assert canonical_payload(np.float32(0.5)) == b"0.5"
+    assert canonical_payload(b"\x00\x01") == b'{"$base64":"AAE="}'
+
+
+def test_record_bytes_are_canonical():
+    got = record_bytes("0123456789ab-1", "iris", 3, "caller \u00e9\"x", "2026-01-02T03:04:05.000006Z",
+                       "aa" * 32, None, "ok", canonical_payload({"b": 1.0, "a": [1e-7]}))
+    import json
+
+    obj = json.loads(got)
+    assert canonical_json(obj) == got
+    assert obj["out"] is None and obj["meta"] == {"a": [1e-7], "b": 1}

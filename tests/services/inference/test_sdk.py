@@ -1,0 +1,223 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ailedger.core.canonical import canonical_json
+from ailedger.core.errors import BadInputError, NotFoundError, ProofError, SignatureError, VerificationError
+from ailedger.services.inference import (
+    ErasedError,
+    InferenceTrail,
+    ModelRevokedError,
+    disclose,
+    erase_subject,
+    is_model_revoked,
+    list_records,
+    receipt_proof,
+    verify_disclosure,
+    verify_receipt_proof,
+)
+from ailedger.services.inference.codec import ERASURE_TYPE
+
+from .conftest import grep_tree
+
+
+def _suspend(led, model="iris", reason="leaks PII"):
+    """The real governance kill switch: a one-guardian DAO suspends the model."""
+    from ailedger.services import governance as gov
+
+    admin = led.identities.create("admin")
+    g1 = led.identities.create("g1")
+    gov.init_dao(led, admin, "dao", params={"guardians": [g1.did], "guardian_threshold": 1},
+                 allocations={admin.did: 10})
+    s1 = gov.guardian_cosign(led, g1, model, reason, "n1")
+    gov.guardian_suspend(led, g1, model, reason, "n1", [s1])
+
+
+def test_decorator_records_and_receipt_proves(ledger):
+    from sklearn.datasets import load_iris
+    import pickle
+
+    clf = pickle.loads((ledger.path.parent / "model" / "model.pkl").read_bytes())
+    X = load_iris().data
+    with InferenceTrail(ledger, "iris", caller="svc-a") as trail:
+        @trail.wrap(subject=lambda row: f"patient-{int(row[0] * 10)}", meta=lambda y: {"class": int(y)})
+        def predict(row):
+            return clf.predict([row])[0]
+
+        ys = [predict(list(X[i])) for i in range(30)]
+        receipts = []
+        for i in range(3):
+            predict(list(X[i]))
+            receipts.append(trail.last_receipt)
+        doc = receipts[-1].proof()
+    assert len(ys) == 30
+    res = verify_receipt_proof(json.loads(json.dumps(doc)), ledger.verifier)
+    rec = res["record"]
+    assert rec["model"] == "iris" and rec["caller"] == "svc-a" and rec["status"] == "ok"
+    assert rec["meta"] == {"class": int(ys[2])}
+    assert res["operator"] == ledger.identities.load("inference").did
+    # a batch entry in the log, signed by the operator, holding the root over the records
+    e = ledger.entry(res["batch_index"])
+    assert e.type == "inference.batch" and e.body["count"] == doc["count"] == 33
+    # disclosure of that one call matches; its input is the row
+    d = disclose(ledger, receipts[-1].id)
+    assert json.loads(d["input"]) == list(X[2])
+    assert verify_disclosure(doc, d, ledger.verifier)["disclosure"] == "matches"
+
+
+def test_tampering_is_detected(ledger):
+    with InferenceTrail(ledger, "iris") as trail:
+        r = trail.record({"x": [1, 2]}, {"y": "a"}, subject="s1")
+        trail.record({"x": [3, 4]}, {"y": "b"}, subject="s1")
+    doc = receipt_proof(ledger, r.id)
+    d = disclose(ledger, r.id)
+    # a changed record no longer hashes into the signed batch root
+    bad = dict(doc, record=doc["record"].replace('"status":"ok"', '"status":"ko"'))
+    with pytest.raises(ProofError):
+        verify_receipt_proof(bad, ledger.verifier)
+    # a wrong position
+    with pytest.raises(ProofError):
+        verify_receipt_proof(dict(doc, position=1 - doc["position"]), ledger.verifier)
+    # a forged batch entry (root changed) breaks the operator signature
+    forged = doc["batch_entry"].replace(json.loads(doc["batch_entry"])["body"]["root"], "00" * 32)
+    with pytest.raises(SignatureError):
+        verify_receipt_proof(dict(doc, batch_entry=forged), ledger.verifier)
+    # a disclosure with another payload or salt fails, naming what was expected
+    with pytest.raises(VerificationError) as ei:
+        verify_disclosure(doc, dict(d, input='{"x":[1,3]}'), ledger.verifier)
+    assert ei.value.expected == json.loads(doc["record"])["in"]
+    with pytest.raises(VerificationError):
+        verify_disclosure(doc, dict(d, salt="00" * 16), ledger.verifier)
+    # the disclosure of another receipt is refused
+    with pytest.raises(VerificationError):
+        verify_disclosure(doc, dict(d, receipt="0123456789ab-9"), ledger.verifier)
+
+
+def test_erasure_keeps_records_verifiable_and_removes_payloads(ledger):
+    secret_in = "Jane Q. Example, born 1970-01-01, diagnosis ZX-4411"
+    secret_out = "approve-loan-7731-for-Jane"
+    with InferenceTrail(ledger, "iris", mode="durable") as trail:
+        r1 = trail.record({"note": secret_in}, {"decision": secret_out}, subject="jane")
+        r2 = trail.record({"note": "other person"}, {"decision": "deny"}, subject="joe")
+    doc1 = receipt_proof(ledger, r1.id)
+    # payload text never appears in clear anywhere under the ledger directory
+    for needle in (secret_in, secret_out, "other person"):
+        assert grep_tree(ledger.path, needle.encode()) == []
+    assert disclose(ledger, r1.id)["input"] == canonical_json({"note": secret_in}).decode()
+    rep = erase_subject(ledger, "jane")
+    assert rep["records"] == 1 and rep["receipts"] == [r1.id] and rep["key_destroyed"] is True
+    e = ledger.entry(rep["log_index"])
+    assert e.type == ERASURE_TYPE and e.body["records"] == 1 and "jane" not in json.dumps(e.body)
+    with pytest.raises(NotFoundError):
+        disclose(ledger, r1.id)
+    # the record and its proof still verify; the other subject is untouched
+    assert verify_receipt_proof(doc1, ledger.verifier)["ok"]
+    assert disclose(ledger, r2.id)["output"] == '{"decision":"deny"}'
+    # erasing again finds nothing more but is still logged
+    again = erase_subject(ledger, "jane")
+    assert again["records"] == 0 and again["key_destroyed"] is False
+    for f in ("keys.db", "payloads.db"):
+        assert b"jane" not in (ledger.path / "inference" / f).read_bytes()
+
+
+def test_erased_error_when_key_gone_but_ciphertext_left(ledger):
+    with InferenceTrail(ledger, "iris", mode="durable") as trail:
+        r = trail.record([1], [2], subject="ann")
+    from ailedger.services.inference.payloads import PayloadStore
+
+    ps = PayloadStore(ledger.path)
+    ps.keys.execute("DELETE FROM subject_keys")  # key destroyed, ciphertext left behind
+    ps.close()
+    with pytest.raises(ErasedError):
+        disclose(ledger, r.id)
+
+
+def test_unknown_and_revoked_models_are_refused(ledger):
+    size = ledger.size
+    with pytest.raises(NotFoundError, match="no registered model"):
+        InferenceTrail(ledger, "nope")
+    with pytest.raises(BadInputError):
+        InferenceTrail(ledger, "iris", mode="sometimes")
+    trail = InferenceTrail(ledger, "iris", revocation_check=0.05)
+    ok = trail.wrap(lambda x: x * 2)
+    assert ok(2) == 4
+    trail.flush()
+    assert is_model_revoked(ledger, "iris") is None
+    _suspend(ledger)
+    reason = is_model_revoked(ledger, "iris")
+    assert reason and "suspended" in reason
+    import time
+
+    deadline = time.time() + 5
+    while trail._revoked is None and time.time() < deadline:
+        trail.flush()
+        time.sleep(0.05)
+    calls = []
+    f = trail.wrap(lambda x: calls.append(x) or x)
+    with pytest.raises(ModelRevokedError):
+        f(1)
+    assert calls == []  # the model was not called, and no record claims it was
+    trail.close()
+    assert [it["record"]["status"] for it in list_records(ledger, "iris")] == ["ok"]
+    with pytest.raises(ModelRevokedError):
+        InferenceTrail(ledger, "iris")
+    assert ledger.size > size
+
+
+def test_failed_call_is_recorded_as_error_and_context_manager(ledger):
+    with InferenceTrail(ledger, "iris") as trail:
+        @trail.wrap
+        def boom(x):
+            raise ValueError("secret detail")
+
+        with pytest.raises(ValueError):
+            boom(1)
+        with trail.call([5.1, 3.5, 1.4, 0.2], subject="s") as c:
+            c.output = "setosa"
+            c.meta = {"score": 0.97}
+        with pytest.raises(BadInputError):
+            with trail.call([1]) as c2:
+                pass
+    recs = {it["receipt"]: it["record"] for it in list_records(ledger, "iris")}
+    assert len(recs) == 2
+    err = [r for r in recs.values() if r["status"] == "error"][0]
+    assert err["out"] is None and err["meta"] == {"error": "ValueError"}
+    assert "secret detail" not in json.dumps(err)
+    assert recs[c.receipt.id]["meta"] == {"score": 0.97}
+
+
+def test_show_filters_by_time_and_proofs(ledger):
+    with InferenceTrail(ledger, "iris") as trail:
+        for i in range(5):
+            trail.record(i, i + 1)
+    items = list_records(ledger, "iris", proofs=True)
+    assert len(items) == 5 and all("tlog_proof" in it for it in items)
+    t2 = items[2]["record"]["time"]
+    later = list_records(ledger, "iris", t_from=t2)
+    assert [it["receipt"] for it in later] == [it["receipt"] for it in items if it["record"]["time"] >= t2]
+    assert list_records(ledger, "iris", t_to="2000-01-01") == []
+    assert list_records(ledger, "other") == []
+    with pytest.raises(BadInputError):
+        list_records(ledger, "iris", t_from="yesterday")
+    from ailedger.services.inference import render_html
+
+    html = render_html(items, title="t", vkey=ledger.vkey)
+    assert "data:image/png;base64," in html and items[0]["receipt"] in html
+
+
+def test_snapshot_mode_freezes_mutable_inputs(ledger):
+    with InferenceTrail(ledger, "iris", snapshot=True) as trail:
+        x = [1, 2, 3]
+        r = trail.record(x, {"y": 1})
+        x.append(4)
+    assert disclose(ledger, r.id)["input"] == "[1,2,3]"
+
+
+def test_audit_and_signatures_still_pass(ledger):
+    with InferenceTrail(ledger, "iris") as trail:
+        for i in range(100):
+            trail.record({"i": i}, i)
+    rep = ledger.audit(signatures=True)
+    assert rep.ok, rep.problems
