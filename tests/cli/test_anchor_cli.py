@@ -51,6 +51,12 @@ def test_deploy_anchor_evidence_verify(anvil, tmp_path, monkeypatch):
     res = json.loads(ok.stdout)
     assert res["anchored"] and res["how"] == "consistency" and res["anchored_size"] == 25
     assert res["block_number"] == rec["block_number"] and res["block_time"] == rec["block_time"]
+    # the same evidence embedded in the proof's extra line instead of a sidecar
+    emb = tmp_path / "e3-embedded.tlog-proof"
+    run("anchor", "evidence", str(proof), "--embed", "-o", str(emb), *env_led)
+    res2 = json.loads(run("anchor", "verify", str(emb), "--rpc", anvil.url, "--contract", dep["contract"],
+                          "--json").stdout)
+    assert res2["anchored"] and res2["how"] == "consistency"
 
 
 def test_service_mode_with_entries(anvil, tmp_path, monkeypatch):

@@ -12,6 +12,8 @@ from ailedger.services.anchoring import (
     AnchorService,
     anchor_evidence,
     check_anchored,
+    embed_evidence,
+    evidence_from_bundle,
     log_id,
     require_anchored,
 )
@@ -91,10 +93,19 @@ def test_later_anchor_covers_earlier_checkpoint_by_consistency(service, ledger, 
     res = check_anchored(early, w3, addr, consistency_proof=ledger.log.consistency_proof)
     assert res["anchored"] and res["how"] == "consistency" and res["anchored_size"] == 17
     # the same through the sidecar evidence, as a third party would get it with a proof bundle
-    ev = anchor_evidence(ledger, ledger.prove(2) if False else early)
+    ev = anchor_evidence(ledger, early)
     assert list(ev["consistency"]) == ["17"]
     res = check_anchored(early, w3, addr, evidence=ev)
     assert res["anchored"] and res["tx_hash"] == ev["tx_hash"]
+    # embedded in a proof bundle's extra line (for a proof made against the early checkpoint)
+    from ailedger.core.proofbundle import ProofBundle, parse_proof_bundle
+
+    bundle = ProofBundle(2, tuple(ledger.log.inclusion_proof(2, 10)), early).to_bytes()
+    emb = embed_evidence(bundle, anchor_evidence(ledger, bundle))
+    assert parse_proof_bundle(emb).checkpoint == early
+    assert evidence_from_bundle(emb) == ev and evidence_from_bundle(bundle) is None
+    res = check_anchored(early, w3, addr, evidence=evidence_from_bundle(emb))
+    assert res["anchored"] and res["how"] == "consistency"
 
 
 def test_fork_shows_as_conflict(service, ledger, w3, tmp_path):

@@ -131,18 +131,31 @@ def register(main: click.Group) -> None:
 
     @anchor.command("evidence")
     @click.argument("proof", type=click.Path(exists=True, dir_okay=False))
-    @click.option("-o", "--output", type=click.Path(dir_okay=False), help="default: PROOF.anchor.json")
+    @click.option("-o", "--output", type=click.Path(dir_okay=False),
+                  help="default: PROOF.anchor.json (with --embed: required, the new .tlog-proof)")
+    @click.option("--embed", is_flag=True, help="put the evidence in the proof's tlog-proof `extra` line instead")
     @LEDGER_OPT
-    def evidence_cmd(proof: str, output: str | None, ledger_dir: str | None) -> None:
-        """Write the anchor evidence sidecar of a .tlog-proof (receipt + consistency proof)."""
-        from ailedger.services.anchoring import anchor_evidence, sidecar_path
+    @JSON_OPT
+    def evidence_cmd(proof: str, output: str | None, embed: bool, ledger_dir: str | None, as_json: bool) -> None:
+        """Write the anchor evidence of a .tlog-proof (receipt + consistency proof): a sidecar file
+        PROOF.anchor.json by default, or embedded in the proof's extra line with --embed."""
+        from ailedger.core.errors import BadInputError
+        from ailedger.services.anchoring import anchor_evidence, embed_evidence, sidecar_path
         from ailedger.services.ledger import Ledger
 
+        data = Path(proof).read_bytes()
         with Ledger.open(ledger_dir, read_only=True) as ledger:
-            ev = anchor_evidence(ledger, Path(proof).read_bytes())
-        out = Path(output) if output else sidecar_path(proof)
-        out.write_text(json.dumps(ev, indent=1, sort_keys=True) + "\n")
-        click.echo(f"wrote {out} (anchor of size {ev['tree_size']} in block {ev['block_number']})")
+            ev = anchor_evidence(ledger, data)
+        if embed:
+            if not output:
+                raise BadInputError("--embed needs -o OUT.tlog-proof", field="output")
+            out = Path(output)
+            out.write_bytes(embed_evidence(data, ev))
+        else:
+            out = Path(output) if output else sidecar_path(proof)
+            out.write_text(json.dumps(ev, indent=1, sort_keys=True) + "\n")
+        _emit({"output": str(out), **ev}, as_json,
+              [f"wrote {out} (anchor of size {ev['tree_size']} in block {ev['block_number']})"])
 
     @anchor.command("verify")
     @click.argument("proof", type=click.Path(exists=True, dir_okay=False))
@@ -150,7 +163,8 @@ def register(main: click.Group) -> None:
     @click.option("--contract", required=True, help="CheckpointAnchor address")
     @click.option("--vkey", "log_vkey", help="the log's verifier key (checks the checkpoint's signature)")
     @click.option("--evidence", type=click.Path(exists=True, dir_okay=False),
-                  help="anchor evidence sidecar (default: PROOF.anchor.json if present)")
+                  help="anchor evidence sidecar (default: PROOF.anchor.json if present, else the proof's "
+                       "extra line)")
     @click.option("--submitter", help="only count anchors sent by this address")
     @click.option("--confirmations", type=int, default=1, show_default=True)
     @JSON_OPT
@@ -159,13 +173,15 @@ def register(main: click.Group) -> None:
         """Check that the checkpoint of PROOF (a .tlog-proof or a checkpoint) is anchored on chain."""
         from ailedger.core.errors import VerificationError
         from ailedger.core.proofbundle import parse_proof_bundle
-        from ailedger.services.anchoring import check_anchored, sidecar_path
+        from ailedger.services.anchoring import check_anchored, evidence_from_bundle, sidecar_path
 
         data = Path(proof).read_bytes()
-        if data.startswith(b"c2sp.org/tlog-proof@v1\n"):
-            data = parse_proof_bundle(data).checkpoint
         ev_path = Path(evidence) if evidence else sidecar_path(proof)
         ev = json.loads(ev_path.read_text()) if ev_path.exists() else None
+        if data.startswith(b"c2sp.org/tlog-proof@v1\n"):
+            if ev is None:
+                ev = evidence_from_bundle(data)
+            data = parse_proof_bundle(data).checkpoint
         res = check_anchored(data, rpc, contract, log_vkey=log_vkey, evidence=ev, submitter=submitter,
                              confirmations=confirmations)
         if res["anchored"]:

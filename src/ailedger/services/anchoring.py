@@ -30,6 +30,7 @@ one, with a consistency proof) is anchored, and reports the block and its time.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -37,7 +38,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,8 @@ __all__ = [
     "log_id",
     "require_anchored",
     "sidecar_path",
+    "embed_evidence",
+    "evidence_from_bundle",
 ]
 
 ARTIFACT_ENV = "AILEDGER_ANCHOR_ARTIFACT"
@@ -399,6 +402,20 @@ def _receipt(r: dict[str, Any]) -> AnchorReceipt:
 # ----------------------------------------------------------------------------- the service
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Exclusive lock across processes: two services on one ledger never work the queue at once
+    (which could send two transactions for one anchor)."""
+    import fcntl
+
+    with open(path, "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
 class AnchorService:
     """Anchors a ledger's checkpoints through one account; see the module docstring."""
 
@@ -468,7 +485,7 @@ class AnchorService:
         """Look at the chain once and move every unfinished anchor along. Raises NetworkError if the
         RPC endpoint is unreachable (nothing is changed then)."""
         self.contract_address()
-        with self.queue.lock:
+        with self.queue.lock, _file_lock(self.queue.path.with_suffix(".lock")):
             head = self.chain.block_number()
             for a in self.queue.rows("status = 'mined' AND chain_id = ?", (self.chain.chain_id,)):
                 self._track_mined(a, head)
@@ -788,7 +805,7 @@ def anchor_evidence(ledger: Any, bundle_or_checkpoint: bytes) -> dict[str, Any]:
         raise NotFoundError(f"no confirmed anchor covers tree size {cp.size} yet", field="anchor")
     r = min(rows, key=lambda x: (x["tree_size"], x["id"]))
     rec = _receipt(r).to_dict()
-    rec["format"] = "ailedger-anchor-evidence/v1"
+    rec["format"] = EVIDENCE_FORMAT
     rec["consistency"] = {}
     if r["tree_size"] > cp.size:
         proof = ledger.log.consistency_proof(cp.size, r["tree_size"])
@@ -802,3 +819,32 @@ def anchor_evidence(ledger: Any, bundle_or_checkpoint: bytes) -> dict[str, Any]:
 
 def sidecar_path(proof_path: str | os.PathLike[str]) -> Path:
     return Path(str(proof_path) + ".anchor.json")
+
+
+EVIDENCE_FORMAT = "ailedger-anchor-evidence/v1"
+
+
+def embed_evidence(bundle_bytes: bytes, evidence: dict[str, Any]) -> bytes:
+    """The proof bundle with the anchor evidence as its tlog-proof ``extra`` data (JSON). The
+    extra line is unauthenticated by design, and nothing in the evidence is trusted: it only says
+    where to look on chain and carries a consistency proof that is re-checked."""
+    from ailedger.core.proofbundle import ProofBundle
+
+    b = parse_proof_bundle(bundle_bytes)
+    if b.extra is not None and evidence_from_bundle(bundle_bytes) is None:
+        raise BadInputError("the proof bundle's extra line already carries other data; use the sidecar file",
+                            field="extra")
+    data = json.dumps(evidence, sort_keys=True, separators=(",", ":")).encode()
+    return ProofBundle(b.index, b.proof, b.checkpoint, data).to_bytes()
+
+
+def evidence_from_bundle(bundle_bytes: bytes) -> dict[str, Any] | None:
+    """Anchor evidence carried in a proof bundle's ``extra`` line, if that is what it holds."""
+    b = parse_proof_bundle(bundle_bytes)
+    if not b.extra:
+        return None
+    try:
+        obj = json.loads(b.extra)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) and obj.get("format") == EVIDENCE_FORMAT else None

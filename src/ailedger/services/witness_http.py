@@ -20,6 +20,7 @@ MAX_BODY = 64 * 1024
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the protocol recommends
+    timeout = 30  # seconds a peer may idle on a connection (slow clients cannot pin threads forever)
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no Nagle/delayed-ACK stall
     server: WitnessServer
 
