@@ -71,19 +71,23 @@ def verify_file(data: bytes, verifier: Verifier, *, entry: bytes | None = None, 
         from ailedger.core.cosignature import verify_cosigned_checkpoint
 
         wres = verify_cosigned_checkpoint(note, verifier.vkey, [w.vkey for w in witness_vkeys or []],
-                                          witness_threshold)
-        result["witnesses"] = wres
-        result["summary"] = result.get("summary", "OK") + f"\n  cosigned by {witness_threshold}+ of the witnesses"
+                                          witness_threshold or None)
+        result["witnesses"] = wres.to_dict()
+        names = ", ".join(n for n, _ in wres.cosigners)
+        result["summary"] = (result.get("summary", "OK") + f"\n  cosigned by {len(wres.cosigners)} of "
+                             f"{len(witness_vkeys or [])} trusted witnesses ({names}); policy needs {wres.threshold}")
     if rpc:
         if note is None:
             raise BadInputError("--rpc applies to tlog-proof files")
         if not contract:
             raise BadInputError("--rpc needs --contract ADDRESS")
-        from ailedger.services.anchoring import check_anchored
+        from ailedger.services.anchoring import evidence_from_bundle, require_anchored
 
-        a = check_anchored(note, rpc, contract)
+        ev = evidence_from_bundle(data) if first == HEADER else None
+        a = require_anchored(note, rpc, contract, log_vkey=verifier.vkey, evidence=ev)
         result["anchor"] = a
-        result["summary"] = result.get("summary", "OK") + f"\n  anchored on chain: {a}"
+        where = ", ".join(f"{k} {a[k]}" for k in ("block_number", "block_time_iso", "tx_hash") if k in a)
+        result["summary"] = result.get("summary", "OK") + f"\n  anchored on chain ({where or a})"
     if not result.get("ok", True):
         raise ProofError(result.get("summary", "verification failed"))
     return result
