@@ -256,3 +256,35 @@ def test_serve_anchors_every_m_entries(anvil, ledger):
     t.join(5)
     assert [r.tree_size for r in svc.queue.receipts()] == [8, 14]
     svc.close()
+
+
+def test_two_services_on_one_ledger_send_one_transaction(anvil, ledger):
+    a = make_service(ledger, anvil.url)
+    a.deploy()
+    b = make_service(ledger, anvil.url)  # e.g. a second `ailedger anchor --every` started by mistake
+    anvil.rpc("evm_setAutomine", [False])
+    a.enqueue()
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def go(svc):
+        barrier.wait()
+        try:
+            svc.step()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    ts = [threading.Thread(target=go, args=(s,)) for s in (a, b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert errors == []  # the queue lock serialises them: the second sees the first's tx in flight
+    rows = a.queue.rows()
+    assert len(rows) == 1 and len(a.queue.txs(rows[0]["id"])) == 1
+    assert int(anvil.rpc("eth_getTransactionCount", [a.account.address, "pending"]), 16) == 2  # deploy + anchor
+    anvil.rpc("evm_mine")
+    b.step()
+    assert [r["status"] for r in b.queue.rows()] == ["confirmed"]
+    a.close()
+    b.close()
