@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# npm tools pinned by lockfiles: solc (contracts/), anvil (tools/anvil/), IPFS reference importer (tests/interop/ipfs/)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+if ! command -v npm >/dev/null 2>&1; then
+  echo "setup: npm not found; the Ethereum and IPFS interop tests will skip" >&2
+  exit 0
+fi
+for d in contracts tools/anvil tests/interop/ipfs; do
+  [ -f "$d/package-lock.json" ] || continue
+  if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then
+    echo "setup: npm ci in $d"
+    (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$d/node_modules"
+  fi
+done
