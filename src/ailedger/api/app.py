@@ -150,7 +150,7 @@ def _guard(fn: Any) -> Any:
 def _int_param(request: Request, name: str, default: int | None = None, lo: int = 0,
                hi: int = MAX_INDEX) -> int:
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         if default is None:
             raise BadInputError(f"query parameter {name} is required", field=name)
         return default
@@ -227,7 +227,7 @@ class Api:
             raise BadInputError('a batch is a JSON object {"entries": [entry, ...]}', field="entries")
         if set(obj) - {"entries"}:
             raise BadInputError(f"unknown field {sorted(set(obj) - {'entries'})[0]!r} in batch", field="entries")
-        results = await run_in_threadpool(self.ingest.submit, obj["entries"])
+        results = await run_in_threadpool(lambda: self.ingest.submit(obj["entries"], batch=True))
         new = sum(1 for r in results if not r.duplicate)
         return json_response({"results": self._results(results), "appended": new,
                               "duplicates": len(results) - new}, 201 if new else 200)
@@ -277,8 +277,9 @@ class Api:
     # -- entries and proofs ----------------------------------------------------------------------
     async def _entry_bytes(self, request: Request) -> tuple[int, bytes]:
         index = int(request.path_params["index"])
-        if index > MAX_INDEX:
-            raise NotFoundError(f"no entry {index}", field="index")
+        size = await run_in_threadpool(self.ledger.store.size)
+        if index >= size:
+            raise NotFoundError(f"no entry {index}: the log has {size} entries", field="index")
         data = await run_in_threadpool(self.ledger.store.leaves, index, index + 1)
         if not data:
             raise NotFoundError(f"no entry {index}", field="index")
@@ -347,7 +348,7 @@ class Api:
                 terms.append(prefix + v)
         if not terms:
             raise BadInputError("search needs at least one of subject, signer, type, term", field="term")
-        after = _int_param(request, "after", 0, 0) - 1 if q.get("after") else -1
+        after = _int_param(request, "after", 0, 0) - 1
         limit = _int_param(request, "limit", 100, 1, 1000)
         hits = await run_in_threadpool(_search, self.ledger, terms, after, limit)
         out = []
@@ -401,7 +402,10 @@ def _search(ledger: Ledger, terms: list[str], after: int, limit: int) -> list[tu
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 405:
-        return error_response(MethodNotAllowedError(f"method {request.method} is not allowed on this path"))
+        resp = error_response(MethodNotAllowedError(f"method {request.method} is not allowed on this path"))
+        if exc.headers and "Allow" in exc.headers:
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
     if exc.status_code == 404:
         return error_response(NotFoundError(f"no such path: {request.url.path}"))
     return json_response({"code": "http_error", "message": str(exc.detail)}, exc.status_code)

@@ -37,11 +37,11 @@ def openapi_spec(origin: str = "ailedger") -> dict[str, Any]:
         "required": ["type", "v", "body", "signer", "time", "sig"],
         "additionalProperties": False,
         "properties": {
-            "type": {"type": "string", "example": "model.register"},
+            "type": {"type": "string", "pattern": "^[a-z][a-z0-9_-]*(\\.[a-z][a-z0-9_-]*)*$", "maxLength": 64},
             "v": {"type": "integer", "minimum": 1, "maximum": 1000},
             "body": {"type": "object"},
-            "signer": {"type": "string", "example": "did:key:z6Mk..."},
-            "time": {"type": "string", "example": "2026-01-02T03:04:05.678Z"},
+            "signer": {"type": "string", "pattern": "^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$"},
+            "time": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?Z$"},
             "sig": {"type": "string", "description": "base64 Ed25519 signature"},
         },
     }

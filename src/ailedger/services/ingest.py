@@ -152,14 +152,16 @@ class Ingestor:
                 self._buckets[did].tokens -= n
 
     # -- the write path -----------------------------------------------------------------
-    def submit(self, objs: Sequence[Any], *, registration: bool = False) -> list[AppendResult]:
-        """Check and append entries (JSON values). All-or-nothing; see the module docstring."""
+    def submit(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> list[AppendResult]:
+        """Check and append entries (JSON values). All-or-nothing; see the module docstring.
+
+        One entry (``batch=False``) fails with its own error; a batch fails with BatchRejectedError."""
         p = self.policy
         if not objs:
             raise BadInputError("no entries given", field="entries")
         if len(objs) > p.max_batch:
             raise BadInputError(f"{len(objs)} entries in one batch; the limit is {p.max_batch}", field="entries")
-        single = len(objs) == 1
+        single = not batch and len(objs) == 1
         errors: list[dict[str, Any]] = []
         parsed: list[SignedEntry] = []
 
@@ -173,7 +175,7 @@ class Ingestor:
 
         for i, obj in enumerate(objs):
             try:
-                e = parse_entry(obj, verify=True)
+                e = _parse(obj)
                 if registration or e.type == IDENTITY_REGISTER:
                     _check_registration(e)
                 parsed.append(e)
@@ -225,6 +227,19 @@ class Ingestor:
         if any(not r.duplicate for r in results):
             self.ledger.checkpoint()
         return results
+
+
+def _parse(obj: Any) -> SignedEntry:
+    """parse_entry, with the JSON types of the fields checked first (so any malformed value is bad input)."""
+    if not isinstance(obj, dict):
+        raise BadInputError("entry must be a JSON object")
+    for k in ("type", "signer", "time", "sig"):
+        if k in obj and not isinstance(obj[k], str):
+            raise BadInputError(f"entry field {k} must be a string", field=k)
+    try:
+        return parse_entry(obj, verify=True)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise BadInputError(f"entry is malformed: {exc}") from None
 
 
 def _check_registration(e: SignedEntry) -> None:
