@@ -34,7 +34,7 @@ def register(main: click.Group) -> None:
     @click.option("--port", type=int, default=0, show_default=True, help="TCP port (0: any free port)")
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--capacity", type=int, default=None, help="refuse uploads past this many bytes (HTTP 507)")
-    @click.option("--fault", type=click.Choice(["corrupt", "vanish", "slow"]), default=None, hidden=True,
+    @click.option("--fault", type=click.Choice(["corrupt", "vanish", "slow", "hang"]), default=None, hidden=True,
                   help="misbehave on purpose (fault-injection tests)")
     @click.option("--json", "as_json", is_flag=True, help="print the start line as JSON")
     def serve_cmd(directory: str, port: int, host: str, capacity: int | None, fault: str | None,

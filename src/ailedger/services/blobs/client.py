@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 from ailedger.core.errors import BadInputError, NetworkError, VerificationError
 from ailedger.core.shardproof import ShardHasher
 
-__all__ = ["NodeClient", "Cancelled", "check_url"]
+__all__ = ["Cancelled", "NodeClient", "check_url"]
 
 _IO = 1 << 20
 
@@ -87,9 +87,13 @@ class NodeClient:
             raise NetworkError(f"storage node {self.url} refused shard {name[:16]}: HTTP {r.status} {msg}",
                                node=self.url, status=r.status)
 
-    def get_shard(self, name: str, size: int, out: BinaryIO, cancel: threading.Event | None = None) -> None:
-        """Stream a shard into ``out``; checks length and SHA-256 against the committed ``name``."""
+    def get_shard(self, name: str, size: int, out: BinaryIO, cancel: threading.Event | None = None,
+                  register: Any = None) -> None:
+        """Stream a shard into ``out``; checks length and SHA-256 against the committed ``name``.
+        ``register(conn)`` lets a caller keep the connection so it can cut a stalled transfer short."""
         conn = self._conn()
+        if register is not None:
+            register(conn)
         sha = hashlib.sha256()
         got = 0
         try:
@@ -111,7 +115,9 @@ class NodeClient:
                                             expected=size, found=got, node=self.url)
                 sha.update(buf)
                 out.write(buf)
-        except (OSError, http.client.HTTPException) as e:
+        except (OSError, http.client.HTTPException, AttributeError) as e:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled() from None
             raise self._fail(f"transfer of shard {name[:16]} broke after {got} bytes", e) from None
         finally:
             conn.close()

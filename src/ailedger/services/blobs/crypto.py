@@ -32,8 +32,19 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from ailedger.core.errors import BadInputError, VerificationError
 from ailedger.core.identity import public_key_from_did
 
-__all__ = ["SEGMENT", "TAG", "new_key", "ciphertext_size", "Encryptor", "Decryptor", "plaintext_commitment",
-           "x25519_public_from_ed25519", "wrap_key", "unwrap_key", "WrappedKey"]
+__all__ = [
+    "SEGMENT",
+    "TAG",
+    "Decryptor",
+    "Encryptor",
+    "WrappedKey",
+    "ciphertext_size",
+    "new_key",
+    "plaintext_commitment",
+    "unwrap_key",
+    "wrap_key",
+    "x25519_public_from_ed25519",
+]
 
 SEGMENT = 1 << 20
 TAG = 16
@@ -163,7 +174,7 @@ class WrappedKey:
         return {"reader": self.reader, "epk": self.epk, "wrapped": self.wrapped}
 
     @staticmethod
-    def from_dict(d: dict[str, str]) -> "WrappedKey":
+    def from_dict(d: dict[str, str]) -> WrappedKey:
         try:
             return WrappedKey(str(d["reader"]), str(d["epk"]), str(d["wrapped"]))
         except (KeyError, TypeError):

@@ -17,7 +17,7 @@ API (all under ``/v1``):
 
 ``fault`` makes the node misbehave on purpose, for fault-injection tests and demos:
 ``corrupt`` flips a bit in every shard it serves, ``vanish`` sends half a shard and drops the
-connection, ``slow`` waits 0.2 s per MiB.
+connection, ``slow`` waits 0.2 s per MiB, ``hang`` sends half a shard and then stalls (60 s).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ __all__ = ["StorageNode", "serve"]
 
 _NAME = re.compile(r"^/v1/shards/([0-9a-f]{64})(/proof)?$")
 _IO = 1 << 20
-FAULTS = ("corrupt", "vanish", "slow")
+FAULTS = ("corrupt", "vanish", "slow", "hang")
 
 
 class _NoSpace(Exception):
@@ -84,7 +84,7 @@ class StorageNode:
     def used(self) -> int:
         return sum(p.stat().st_size for p in self.dir.iterdir() if len(p.name) == 64)
 
-    def start(self) -> "StorageNode":
+    def start(self) -> StorageNode:
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name=f"storage-node-{self.port}",
                                         daemon=True)
         self._thread.start()
@@ -96,7 +96,7 @@ class StorageNode:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "StorageNode":
+    def __enter__(self) -> StorageNode:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -144,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.node.dir / m.group(1), bool(m.group(2))
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if urlparse(self.path).path == "/v1/health":
             n = self.node
             names = [p for p in n.dir.iterdir() if len(p.name) == 64]
@@ -164,7 +164,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(path)
 
-    def do_HEAD(self) -> None:  # noqa: N802
+    def do_HEAD(self) -> None:
         found = self._path()
         if found is None or found[1] or not found[0].exists():
             self.send_response(404)
@@ -190,6 +190,12 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 if fault == "corrupt" and sent == 0:
                     buf = bytes([buf[0] ^ 0x01]) + buf[1:]
+                if fault == "hang" and sent + len(buf) >= size // 2:
+                    self.wfile.write(buf[: max(0, size // 2 - sent)])
+                    self.wfile.flush()
+                    time.sleep(60)
+                    self.close_connection = True
+                    return
                 if fault == "vanish" and sent + len(buf) >= size // 2:
                     self.wfile.write(buf[: max(0, size // 2 - sent)])
                     self.wfile.flush()
@@ -222,7 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                          "segment": base64.b64encode(seg).decode(),
                          "proof": [h.hex() for h in inclusion_proof(leaves, index)]})
 
-    def do_PUT(self) -> None:  # noqa: N802
+    def do_PUT(self) -> None:
         found = self._path()
         if found is None or found[1]:
             self._error(404, "no such endpoint")
@@ -296,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             n -= len(buf)
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         found = self._path()
         if found is None or found[1]:
             self._error(404, "no such endpoint")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable, Iterable
@@ -123,6 +124,15 @@ class RepairResult:
     def to_dict(self) -> dict[str, Any]:
         return {"cid": self.cid, "healthy": self.healthy,
                 "rebuilt": {str(i): u for i, u in self.rebuilt.items()}, "index": self.index}
+
+
+def _cut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def _term(cid: str) -> str:
@@ -339,6 +349,13 @@ class BlobService:
         good: list[int] = []
         failures: list[str] = []
         lock = threading.Lock()
+        conns: list[Any] = []
+
+        def register(conn: Any) -> None:
+            with lock:
+                conns.append(conn)
+            if cancel.is_set():
+                _cut(conn)
 
         def fetch(i: int) -> int:
             s = st.shards[i]
@@ -348,7 +365,7 @@ class BlobService:
                 p = spool / f"get-{i}"
                 try:
                     with open(p, "wb") as f:
-                        self._client(url).get_shard(s.sha256, coding.shard_size, f, cancel)
+                        self._client(url).get_shard(s.sha256, coding.shard_size, f, cancel, register)
                     return i
                 except Cancelled:
                     remove(p)
@@ -358,6 +375,11 @@ class BlobService:
                     last = e
                     with lock:
                         failures.append(f"shard {i} from {url}: {e.message}")
+                except Exception as e:  # noqa: BLE001 - a local failure (spool disk, bug) must be reported too
+                    remove(p)
+                    last = StorageError(f"shard {i} from {url}: {type(e).__name__}: {e}")
+                    with lock:
+                        failures.append(last.message)
             raise last or NetworkError(f"shard {i} has no location", shard=i)
 
         parallel = min(len(queue), need + max(2, need // 4), 64)
@@ -379,6 +401,9 @@ class BlobService:
                         j = queue.pop(0)
                         running[ex.submit(fetch, j)] = j
             cancel.set()
+            with lock:  # unblock transfers still waiting on slow or stalled nodes
+                for conn in conns:
+                    _cut(conn)
         for fut, i in running.items():
             if fut.done() and fut.exception() is None and len(good) < need:
                 good.append(i)
@@ -395,7 +420,7 @@ class BlobService:
         try:
             left = coding.size
             for _ in range(coding.stripes):
-                pieces = {i: f.read(coding.unit) for i, f in files.items()}
+                pieces = {i: f.read(coding.piece) for i, f in files.items()}
                 data = dec.decode(pieces)
                 take = min(left, len(data))
                 sink(data[:take])
