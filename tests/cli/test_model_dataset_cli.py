@@ -111,3 +111,22 @@ def test_bad_record_cli_error(main, env, tmp_path):
     r = run(main, env, "dataset", "commit", str(data), "--name", "d", "--as", "alice")
     assert r.exit_code != 0
     assert isinstance(r.exception, BadInputError) and "bad.jsonl line 2" in r.exception.message
+
+
+def test_dataset_shards_cli(main, env, tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(30)))
+    b.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(30, 60)))
+    sec = tmp_path / "secret"
+    for src, out in ((a, "sa"), (b, "sb")):
+        r = run(main, env, "dataset", "hash-shard", str(src), "-o", str(tmp_path / out), "--partitions-log2", "2",
+                "--secret-file", str(sec), "--json")
+        assert r.exit_code == 0, r.output
+    r = run(main, env, "dataset", "commit", "--from-shard", str(tmp_path / "sa"), "--from-shard",
+            str(tmp_path / "sb"), "--secret-file", str(sec), "--name", "priv", "--as", "alice", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["records"] == 60 and json.loads(r.output)["leaf"] == "hmac-sha256"
+    c = tmp_path / "c.json"
+    c.write_text('{"i": 44}')
+    r = run(main, env, "dataset", "prove", "priv", str(c), "-o", str(tmp_path / "p"), "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["result"] == "member", r.output

@@ -37,6 +37,23 @@ def _sources(path: str | None, license_: str | None, url: str | None, consent: s
     return out
 
 
+def _secret(path: str, create: bool) -> bytes:
+    import os
+    import secrets
+
+    p = Path(path)
+    if not p.exists():
+        if not create:
+            raise BadInputError(f"secret file {path} does not exist", field="secret")
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, secrets.token_bytes(32))
+        os.close(fd)
+    data = p.read_bytes()
+    if len(data) < 16:
+        raise BadInputError(f"secret file {path} holds fewer than 16 bytes", field="secret")
+    return data
+
+
 def verify_proof_command(proof_file: str, candidate: str, vkey: str | None, as_json: bool) -> None:
     """Shared by `dataset verify` and (through verify_dataset_proof_file) the lead's `verify`."""
     from ailedger.services.artifacts import verify_dataset_proof_file
@@ -56,7 +73,7 @@ def register(main: click.Group) -> None:
         """Dataset commitments: was this record in the training set? (membership and absence proofs)"""
 
     @dataset.command("commit")
-    @click.argument("paths", nargs=-1, required=True)
+    @click.argument("paths", nargs=-1, required=False)
     @click.option("--name", required=True, help="Dataset name.")
     @click.option("--as", "identity", required=True, help="Identity that signs the commitment.")
     @click.option("--description", default=None)
@@ -69,28 +86,53 @@ def register(main: click.Group) -> None:
                   help="JSON file: one object per PATH with Croissant field names (license, url, consent, ...).")
     @click.option("--private", is_flag=True, help="Salt leaves with a curator secret (HMAC): only the curator can "
                   "answer queries.")
+    @click.option("--from-shard", "shards", multiple=True, help="Shard made by `dataset hash-shard` (repeatable), "
+                  "instead of PATHS.")
+    @click.option("--secret-file", default=None, help="Curator secret for --private (made if missing, mode 0600).")
     @click.option("--workers", type=int, default=None, help="Hashing processes (default: all cores).")
     @click.option("--follow-symlinks", is_flag=True)
     @ledger_option
     @json_option
     def dataset_commit(paths: tuple[str, ...], name: str, identity: str, description: str | None,
                        license_: str | None, source_url: str | None, consent: str | None, cite_as: str | None,
-                       data_collection: str | None, sources_file: str | None, private: bool, workers: int | None,
+                       data_collection: str | None, sources_file: str | None, private: bool,
+                       shards: tuple[str, ...], secret_file: str | None, workers: int | None,
                        follow_symlinks: bool, ledger_path: str | None, as_json: bool) -> None:
         """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root."""
         from ailedger.services.artifacts import commit_dataset
 
         meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
+        secret = _secret(secret_file, create=private and not shards) if secret_file else None
         with open_ledger(ledger_path) as ledger:
             ident = load_identity(ledger, identity)
             res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta, description=description,
                                  private=private, workers=workers, progress=show_progress(as_json),
-                                 follow_symlinks=follow_symlinks)
+                                 follow_symlinks=follow_symlinks, shards=list(shards), secret=secret)
         emit(res, as_json,
              f"committed dataset {name} as entry #{res['index']}: {res['records']} records "
              f"({res['duplicates']} duplicates), root {res['root']}\n"
              f"hashed {res['records_in']} records in {res['seconds_hash']:.2f}s, built the index in "
              f"{res['seconds_build']:.2f}s")
+
+    @dataset.command("hash-shard")
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("-o", "--output", required=True, help="New shard directory.")
+    @click.option("--partitions-log2", type=int, required=True,
+                  help="log2 of the partition count; every shard of one dataset must use the same.")
+    @click.option("--secret-file", default=None, help="Curator secret for a private dataset (made if missing).")
+    @click.option("--workers", type=int, default=None)
+    @click.option("--follow-symlinks", is_flag=True)
+    @json_option
+    def dataset_hash_shard(paths: tuple[str, ...], output: str, partitions_log2: int, secret_file: str | None,
+                           workers: int | None, follow_symlinks: bool, as_json: bool) -> None:
+        """Hash part of a dataset here (no ledger needed); commit the shards elsewhere with --from-shard."""
+        from ailedger.services.artifacts.datasets import hash_shard
+
+        secret = _secret(secret_file, create=True) if secret_file else None
+        res = hash_shard(list(paths), Path(output), partitions_log2=partitions_log2, secret=secret,
+                         workers=workers, progress=show_progress(as_json), follow_symlinks=follow_symlinks)
+        emit(res, as_json, f"hashed {res['records_in']} records into shard {output} "
+                           f"({1 << res['P']} partitions, {res['seconds']:.2f}s)")
 
     @dataset.command("prove")
     @click.argument("dataset_ref")

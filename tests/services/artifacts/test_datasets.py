@@ -171,3 +171,25 @@ def test_fast_path_equals_canonical_json(tmp_path):
     info = build_index([str(p)], tmp_path / "ix", workers=1)
     expected = sorted({record_key(canonical_json(json.loads(l))) for l in lines})
     assert info["root"] == smt.subtree_root(expected).hex()
+
+
+def test_shards_hashed_apart_combine(ledger, alice, tmp_path):
+    """Two shards hashed separately (as on two machines) commit to the root of the whole set."""
+    from ailedger.services.artifacts.datasets import hash_shard
+
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(0, 120)))
+    b.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(100, 200)))  # 20 shared records
+    hash_shard([str(a)], tmp_path / "sa", partitions_log2=2, workers=1)
+    hash_shard([str(b)], tmp_path / "sb", partitions_log2=2, workers=1)
+    res = commit_dataset(ledger, [], "sharded", alice, shards=[tmp_path / "sa", tmp_path / "sb"])
+    whole = build_index([str(a), str(b)], tmp_path / "whole", partitions_log2=2, workers=1)
+    assert res["root"] == whole["root"] and res["records"] == 200 and res["duplicates"] == 20
+    data, info = prove_dataset(ledger, "sharded", b'{"i": 150}')
+    assert info["result"] == "member" and verify_dataset_proof_file(data, b'{"i": 150}', ledger.vkey)["ok"]
+    # shards with different partition counts are refused, nothing logged
+    hash_shard([str(a)], tmp_path / "sc", partitions_log2=3, workers=1)
+    n = ledger.size
+    with pytest.raises(BadInputError, match="partition"):
+        commit_dataset(ledger, [], "bad", alice, shards=[tmp_path / "sa", tmp_path / "sc"])
+    assert ledger.size == n

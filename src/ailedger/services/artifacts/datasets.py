@@ -381,16 +381,18 @@ def _hash_unit_star(args: tuple[Any, ...]) -> dict[str, Any]:
     return _hash_unit(*args)
 
 
-def _build_partition(args: tuple[str, int, int, int, str]) -> dict[str, Any]:
+def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> dict[str, Any]:
     """Sort, de-duplicate and hash one partition; write its keys and its part of levels P..D."""
     import numpy as np
 
-    tmp, p, P, D, levels_path = args
-    parts = sorted(glob.glob(os.path.join(tmp, f"part-{p:05d}-*.bin")))
+    dirs, tmp, p, P, D, levels_path, consume = args
+    parts = sorted(f for d in dirs for f in glob.glob(os.path.join(d, f"part-{p:05d}-*.bin")))
     chunks = [np.fromfile(f, dtype=np.uint8) for f in parts]
     raw = np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
-    for f in parts:
-        os.unlink(f)
+    del chunks
+    if consume:
+        for f in parts:
+            os.unlink(f)
     arr = raw.reshape(-1, 32)
     n_in = len(arr)
     if n_in:
@@ -518,100 +520,191 @@ def _cpu_seconds() -> float:
     return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
 
 
-def build_index(paths: Sequence[str], out_dir: Path, *, private: bool = False, workers: int | None = None,
-                progress: bool = False, follow_symlinks: bool = False,
-                partitions_log2: int | None = None) -> dict[str, Any]:
-    """Hash the records of ``paths`` and build the proof index in ``out_dir`` (which must not exist).
-    Raises BadInputError naming the file and line of the first bad record; then nothing is kept."""
+SHARD_FORMAT = "ailedger-dataset-shard/v1"
+
+
+def choose_partitions(total_bytes: int) -> int:
+    """log2 of the partition count: about PARTITION_TARGET bytes of keys per partition, assuming
+    records of at least 24 bytes."""
+    est = max(1, total_bytes // 24)
+    return max(1, min(12, (est * 32 // PARTITION_TARGET).bit_length()))
+
+
+def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | None = None,
+               secret: bytes | None = None, workers: int | None = None, progress: bool = False,
+               follow_symlinks: bool = False) -> dict[str, Any]:
+    """Phase 1 alone: hash the records of ``paths`` into partition files in ``shard_dir`` (new).
+
+    Shards hashed anywhere (other processes, other machines) with the same partition count and
+    leaf mode combine into one commitment: see :func:`build_index_from_shards`."""
     t0 = time.perf_counter()
     c0 = _cpu_seconds()
     units, sources, total = _plan_units(paths, follow_symlinks)
     workers = workers or cpu_workers()
-    est = max(1, total // 24)
-    P = partitions_log2 if partitions_log2 is not None else max(1, min(12, (est * 32 // PARTITION_TARGET).bit_length()))
+    P = partitions_log2 if partitions_log2 is not None else choose_partitions(total)
+    if not 0 <= P <= 16:
+        raise BadInputError("partitions_log2 must be 0..16", field="partitions")
+    shard_dir.mkdir(parents=True, exist_ok=False)
+    tag = secrets.token_hex(4)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=not progress,
+               desc="hashing records", leave=False)
+    jobs = [(u, str(shard_dir), P, secret, f"{tag}-{i:06d}") for i, u in enumerate(units)]
+    counts = [0] * len(sources)
+    pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
+    try:
+        results = pool.map(_hash_unit_star, jobs) if pool else map(_hash_unit_star, jobs)
+        for u, r in zip(units, results):
+            bar.update(u[-1] if u[0] != "jsonl" else u[4] - u[3])
+            if "error" in r:
+                if r["error"] == "bad_json":
+                    line = _line_of(r["path"], r["offset"])
+                    raise BadInputError(f"{r['path']} line {line}: record does not parse ({r['reason']}); "
+                                        "nothing was logged", field="record", file=r["path"], line=line)
+                raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
+            counts[r["source"]] += r["n"]
+    finally:
+        bar.close()
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    for src, c in zip(sources, counts):
+        src["records"] = c
+    meta = {"format": SHARD_FORMAT, "P": P, "leaf": "hmac-sha256" if secret is not None else "sha256",
+            "secret_id": hashlib.sha256(b"ailedger-secret-id" + secret).hexdigest() if secret is not None else None,
+            "records_in": sum(counts), "bytes": total, "units": len(units), "sources": sources}
+    (shard_dir / "shard.json").write_text(json.dumps(meta, indent=1))
+    return {**meta, "seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_seconds() - c0, "workers": workers}
+
+
+def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: int, consume: bool) -> dict[str, Any]:
+    """Phase 2: sort, dedup and hash every partition; keys.bin and levels.bin into ``tmp``."""
+    D = max(P, min(28, max(0, (n_in // 8).bit_length())))
+    levels_path = tmp / "levels.bin"
+    with open(levels_path, "wb") as fh:
+        fh.truncate(((1 << (D + 1)) - 1) * 32)
+    dirs = [str(d) for d in shard_dirs]
+    bjobs = [(dirs, str(tmp), p, P, D, str(levels_path), consume) for p in range(1 << P)]
+    if workers > 1 and len(bjobs) > 1:
+        with ProcessPoolExecutor(workers) as bpool:
+            parts = list(bpool.map(_build_partition, bjobs))
+    else:
+        parts = [_build_partition(j) for j in bjobs]
+    with open(tmp / "keys.bin", "wb") as out:
+        for p in range(1 << P):
+            kp = tmp / f"keys-{p:05d}.bin"
+            with open(kp, "rb") as fh:
+                shutil.copyfileobj(fh, out, 8 << 20)
+            kp.unlink()
+    level = b"".join(x["root"] for x in parts)
+    cts = bytes(x["count"] for x in parts)
+    fd = os.open(levels_path, os.O_WRONLY)
+    try:
+        for d in range(P, 0, -1):
+            level, cts = smt.parent_level(level, cts)
+            os.pwrite(fd, level, ((1 << (d - 1)) - 1) * 32)
+    finally:
+        os.close(fd)
+    return {"root": level[:32], "n": sum(x["n"] for x in parts), "D": D}
+
+
+def _finish(tmp: Path, out_dir: Path, meta: dict[str, Any], secret: bytes | None) -> None:
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+    if secret is not None:
+        fd2 = os.open(tmp / "secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd2, secret)
+        os.close(fd2)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
+
+
+def build_index(paths: Sequence[str], out_dir: Path, *, private: bool = False, workers: int | None = None,
+                progress: bool = False, follow_symlinks: bool = False,
+                partitions_log2: int | None = None, secret: bytes | None = None) -> dict[str, Any]:
+    """Hash the records of ``paths`` and build the proof index in ``out_dir``.
+    Raises BadInputError naming the file and line of the first bad record; then nothing is kept."""
+    t0 = time.perf_counter()
+    c0 = _cpu_seconds()
+    workers = workers or cpu_workers()
+    tmp = Path(str(out_dir) + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    if private and secret is None:
+        secret = secrets.token_bytes(32)
+    ok = False
+    try:
+        sh = hash_shard(paths, tmp, partitions_log2=partitions_log2, secret=secret, workers=workers,
+                        progress=progress, follow_symlinks=follow_symlinks)
+        t_hash = time.perf_counter() - t0
+        cpu_hash = _cpu_seconds() - c0
+        if sh["records_in"] == 0:
+            raise BadInputError("the dataset holds no records; nothing was logged", field="path")
+        t1 = time.perf_counter()
+        b = _build([tmp], tmp, sh["P"], sh["records_in"], workers, consume=True)
+        (tmp / "shard.json").unlink()
+        t_build = time.perf_counter() - t1
+        cpu_build = _cpu_seconds() - c0 - cpu_hash
+        meta = {"format": SMT_FORMAT, "root": b["root"].hex(), "records": b["n"], "records_in": sh["records_in"],
+                "duplicates": sh["records_in"] - b["n"], "P": sh["P"], "D": b["D"], "leaf": sh["leaf"],
+                "sources": sh["sources"]}
+        _finish(tmp, out_dir, meta, secret)
+        ok = True
+        return {**meta, "seconds_hash": t_hash, "seconds_build": t_build, "seconds": time.perf_counter() - t0,
+                "cpu_seconds_hash": cpu_hash, "cpu_seconds_build": cpu_build,
+                "bytes": sh["bytes"], "units": sh["units"], "workers": workers}
+    finally:
+        if not ok and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build_index_from_shards(shard_dirs: Sequence[Path], out_dir: Path, *, secret: bytes | None = None,
+                            workers: int | None = None) -> dict[str, Any]:
+    """Phase 2 over shards hashed elsewhere (their partition files are read, not changed)."""
+    t0 = time.perf_counter()
+    c0 = _cpu_seconds()
+    workers = workers or cpu_workers()
+    metas = []
+    for d in shard_dirs:
+        f = Path(d) / "shard.json"
+        if not f.exists():
+            raise BadInputError(f"{d} is not a dataset shard (no shard.json)", field="shard")
+        m = json.loads(f.read_text())
+        if m.get("format") != SHARD_FORMAT:
+            raise BadInputError(f"{d}: not an {SHARD_FORMAT} shard", field="shard")
+        metas.append(m)
+    if not metas:
+        raise BadInputError("give at least one shard", field="shard")
+    if len({m["P"] for m in metas}) != 1 or len({m["leaf"] for m in metas}) != 1 or len(
+            {m.get("secret_id") for m in metas}) != 1:
+        raise BadInputError("shards differ in partition count or leaf mode (or secret); hash them alike",
+                            field="shard")
+    leaf = metas[0]["leaf"]
+    if leaf != "sha256":
+        if secret is None:
+            raise BadInputError("private shards need the curator secret", field="secret")
+        if hashlib.sha256(b"ailedger-secret-id" + secret).hexdigest() != metas[0]["secret_id"]:
+            raise BadInputError("this secret is not the one the shards were hashed with", field="secret")
+    n_in = sum(m["records_in"] for m in metas)
+    if n_in == 0:
+        raise BadInputError("the shards hold no records; nothing was logged", field="shard")
     tmp = Path(str(out_dir) + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    secret = secrets.token_bytes(32) if private else None
-    from tqdm import tqdm
-
     ok = False
     try:
-        bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=not progress,
-                   desc="hashing records", leave=False)
-        jobs = [(u, str(tmp), P, secret, f"{i:06d}") for i, u in enumerate(units)]
-        counts = [0] * len(sources)
-        pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
-        try:
-            results = pool.map(_hash_unit_star, jobs) if pool else map(_hash_unit_star, jobs)
-            for u, r in zip(units, results):
-                bar.update(u[-1] if u[0] != "jsonl" else u[4] - u[3])
-                if "error" in r:
-                    if r["error"] == "bad_json":
-                        line = _line_of(r["path"], r["offset"])
-                        raise BadInputError(f"{r['path']} line {line}: record does not parse ({r['reason']}); "
-                                            "nothing was logged", field="record", file=r["path"], line=line)
-                    raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
-                counts[r["source"]] += r["n"]
-        finally:
-            bar.close()
-            if pool:
-                pool.shutdown(cancel_futures=True)
-        t_hash = time.perf_counter() - t0
-        cpu_hash = _cpu_seconds() - c0
-        n_in = sum(counts)
-        if n_in == 0:
-            raise BadInputError("the dataset holds no records; nothing was logged", field="path")
-        D = max(P, min(28, max(0, (n_in // 8).bit_length())))
-        levels_path = tmp / "levels.bin"
-        with open(levels_path, "wb") as fh:
-            fh.truncate(((1 << (D + 1)) - 1) * 32)
-        t1 = time.perf_counter()
-        bjobs = [(str(tmp), p, P, D, str(levels_path)) for p in range(1 << P)]
-        if workers > 1 and len(bjobs) > 1:
-            with ProcessPoolExecutor(workers) as bpool:
-                parts = list(bpool.map(_build_partition, bjobs))
-        else:
-            parts = [_build_partition(j) for j in bjobs]
-        n = sum(x["n"] for x in parts)
-        with open(tmp / "keys.bin", "wb") as out:
-            for p in range(1 << P):
-                kp = tmp / f"keys-{p:05d}.bin"
-                with open(kp, "rb") as fh:
-                    shutil.copyfileobj(fh, out, 8 << 20)
-                kp.unlink()
-        level = b"".join(x["root"] for x in parts)
-        cts = bytes(x["count"] for x in parts)
-        fd = os.open(levels_path, os.O_WRONLY)
-        try:
-            for d in range(P, 0, -1):
-                level, cts = smt.parent_level(level, cts)
-                os.pwrite(fd, level, ((1 << (d - 1)) - 1) * 32)
-        finally:
-            os.close(fd)
-        root = level if P == 0 else level[:32]
-        if P == 0:
-            root = parts[0]["root"]
-        t_build = time.perf_counter() - t1
-        cpu_build = _cpu_seconds() - c0 - cpu_hash
-        for s, c in zip(sources, counts):
-            s["records"] = c
-        meta = {"format": SMT_FORMAT, "root": root.hex(), "records": n, "records_in": n_in,
-                "duplicates": n_in - n, "P": P, "D": D, "leaf": "hmac-sha256" if private else "sha256",
-                "sources": sources}
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if secret is not None:
-            fd2 = os.open(tmp / "secret", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd2, secret)
-            os.close(fd2)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        P = metas[0]["P"]
+        b = _build([Path(d) for d in shard_dirs], tmp, P, n_in, workers, consume=False)
+        sources = [s for m in metas for s in m["sources"]]
+        meta = {"format": SMT_FORMAT, "root": b["root"].hex(), "records": b["n"], "records_in": n_in,
+                "duplicates": n_in - b["n"], "P": P, "D": b["D"], "leaf": leaf, "sources": sources}
+        _finish(tmp, out_dir, meta, secret if leaf != "sha256" else None)
         ok = True
-        return {**meta, "seconds_hash": t_hash, "seconds_build": t_build, "seconds": time.perf_counter() - t0,
-                "cpu_seconds_hash": cpu_hash, "cpu_seconds_build": cpu_build,
-                "bytes": total, "units": len(units), "workers": workers}
+        return {**meta, "seconds_hash": 0.0, "seconds_build": time.perf_counter() - t0,
+                "seconds": time.perf_counter() - t0, "cpu_seconds_hash": 0.0,
+                "cpu_seconds_build": _cpu_seconds() - c0, "bytes": sum(m["bytes"] for m in metas),
+                "units": sum(m["units"] for m in metas), "workers": workers}
     finally:
         if not ok and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -625,14 +718,18 @@ CROISSANT_FIELDS = ("name", "description", "license", "url", "citeAs", "creator"
 def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, *,
                    source_meta: Sequence[dict[str, Any]] | None = None, description: str | None = None,
                    private: bool = False, workers: int | None = None, progress: bool = False,
-                   follow_symlinks: bool = False, partitions_log2: int | None = None) -> dict[str, Any]:
-    """Commit a dataset: build its index, then sign and log its root with per-source metadata."""
+                   follow_symlinks: bool = False, partitions_log2: int | None = None,
+                   shards: Sequence[str | os.PathLike[str]] = (), secret: bytes | None = None) -> dict[str, Any]:
+    """Commit a dataset: build its index (from PATHS, or from shards hashed elsewhere with
+    :func:`hash_shard`), then sign and log its root with per-source metadata."""
     if not name or any(c.isspace() for c in name) or name.startswith("#"):
         raise BadInputError("dataset name must be a non-empty word without spaces", field="name")
-    if not paths:
-        raise BadInputError("give at least one PATH of records", field="path")
+    if not paths and not shards:
+        raise BadInputError("give at least one PATH of records (or shards)", field="path")
+    if paths and shards:
+        raise BadInputError("give PATHS or shards, not both", field="path")
     source_meta = list(source_meta or [])
-    if len(source_meta) > 1 and len(source_meta) != len(paths):
+    if len(source_meta) > 1 and paths and len(source_meta) != len(paths):
         raise BadInputError("give one metadata object per PATH (or one for all)", field="sources")
     for sm in source_meta:
         for k in sm:
@@ -640,8 +737,15 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
                 raise BadInputError(f"unknown source metadata field {k!r} (use Croissant names: "
                                     f"{', '.join(CROISSANT_FIELDS)})", field=k)
     staging = _datasets_dir(ledger) / f"staging-{secrets.token_hex(6)}"
-    info = build_index(paths, staging, private=private, workers=workers, progress=progress,
-                       follow_symlinks=follow_symlinks, partitions_log2=partitions_log2)
+    if shards:
+        info = build_index_from_shards([Path(x) for x in shards], staging, secret=secret, workers=workers)
+        private = info["leaf"] != "sha256"
+    else:
+        info = build_index(paths, staging, private=private, workers=workers, progress=progress,
+                           follow_symlinks=follow_symlinks, partitions_log2=partitions_log2, secret=secret)
+    if len(source_meta) > 1 and len(source_meta) != len(info["sources"]):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BadInputError("give one metadata object per source (or one for all)", field="sources")
     try:
         sources = []
         for i, s in enumerate(info["sources"]):
