@@ -251,3 +251,14 @@ def test_mmap_and_pread_readers_agree(tmp_path, monkeypatch):
     b = hash_model_dir(d, chunk_size=1 << 16)
     assert a.root == b.root
     assert any(c.offset % 4096 and c.length >= 1 << 16 for c in a.files[0].chunks)
+
+
+def test_unrelated_directory_is_not_matched(ledger, alice, model_dir, tmp_path):
+    register_model(ledger, model_dir, "tiny", alice, chunk_size=CS)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.bin").write_bytes(b"unrelated")
+    with pytest.raises(NotFoundError, match="no registered model matches"):
+        verify_model(ledger, other)
+    rep = verify_model(ledger, other, name="tiny")
+    assert not rep["ok"] and {d["kind"] for d in rep["differences"]} >= {"missing", "extra"}

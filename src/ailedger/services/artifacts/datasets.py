@@ -577,7 +577,8 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     return {**meta, "seconds": time.perf_counter() - t0, "cpu_seconds": _cpu_seconds() - c0, "workers": workers}
 
 
-def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: int, consume: bool) -> dict[str, Any]:
+def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: int, consume: bool,
+           progress: bool = False) -> dict[str, Any]:
     """Phase 2: sort, dedup and hash every partition; keys.bin and levels.bin into ``tmp``."""
     D = max(P, min(28, max(0, (n_in // 8).bit_length())))
     levels_path = tmp / "levels.bin"
@@ -585,11 +586,21 @@ def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: in
         fh.truncate(((1 << (D + 1)) - 1) * 32)
     dirs = [str(d) for d in shard_dirs]
     bjobs = [(dirs, str(tmp), p, P, D, str(levels_path), consume) for p in range(1 << P)]
-    if workers > 1 and len(bjobs) > 1:
-        with ProcessPoolExecutor(workers) as bpool:
-            parts = list(bpool.map(_build_partition, bjobs))
-    else:
-        parts = [_build_partition(j) for j in bjobs]
+    from tqdm import tqdm
+
+    with tqdm(total=len(bjobs), unit="partition", file=sys.stderr, disable=not progress, desc="building tree",
+              leave=False) as bar:
+        if workers > 1 and len(bjobs) > 1:
+            with ProcessPoolExecutor(workers) as bpool:
+                parts = []
+                for x in bpool.map(_build_partition, bjobs):
+                    parts.append(x)
+                    bar.update(1)
+        else:
+            parts = []
+            for j in bjobs:
+                parts.append(_build_partition(j))
+                bar.update(1)
     with open(tmp / "keys.bin", "wb") as out:
         for p in range(1 << P):
             kp = tmp / f"keys-{p:05d}.bin"
@@ -641,7 +652,7 @@ def build_index(paths: Sequence[str], out_dir: Path, *, private: bool = False, w
         if sh["records_in"] == 0:
             raise BadInputError("the dataset holds no records; nothing was logged", field="path")
         t1 = time.perf_counter()
-        b = _build([tmp], tmp, sh["P"], sh["records_in"], workers, consume=True)
+        b = _build([tmp], tmp, sh["P"], sh["records_in"], workers, consume=True, progress=progress)
         (tmp / "shard.json").unlink()
         t_build = time.perf_counter() - t1
         cpu_build = _cpu_seconds() - c0 - cpu_hash

@@ -249,8 +249,10 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
         score = sum(1 for p, r in theirs.items() if mine.get(p) == r) + 0.5 * len(theirs.keys() & mine.keys())
         if best is None or score > best[0] or (score == best[0] and idx > best[1]):
             best = (score, idx, e, exp, m)
-    if best is None:
-        raise NotFoundError("no registered model matches this directory", field="model")
+    if best is None or (best[0] == 0 and not name):
+        root = next(iter(manifests.values())).root.hex()
+        raise NotFoundError(f"no registered model matches {path} (manifest root {root}) and none shares a file "
+                            "with it; pass --name to compare with a given model", field="model")
     _, idx, e, exp, m = best
     if exp is not None:
         diffs = [d.to_dict() for d in diff_manifests(exp, m)]
