@@ -122,11 +122,15 @@ class HammingIndex:
         masks = _masks_within(sub)
         found: list[npt.NDArray[np.int64]] = []
         for j, (keys, rows) in enumerate(tables):
-            probes = np.unique(qch[j] ^ masks)
+            probes = qch[j] ^ masks  # distinct by construction
             lo = np.searchsorted(keys, probes, side="left")
             hi = np.searchsorted(keys, probes, side="right")
-            for a, b in zip(lo[hi > lo], hi[hi > lo]):
-                found.append(rows[a:b])
+            n = hi - lo
+            total = int(n.sum())
+            if total:
+                # gather all ranges [lo, hi) at once: position = lo[range] + offset within range
+                starts = np.repeat(lo - np.cumsum(n) + n, n)
+                found.append(rows[starts + np.arange(total)])
         if not found:
             return []
         cand = np.unique(np.concatenate(found))
@@ -136,7 +140,7 @@ class HammingIndex:
                       key=lambda h: (h.distance, h.row))
 
 
-KIND_BITS = {"phash64": 64, "dct256": 256, "simhash64": 64, "audio_phash64": 64, "frame_phash64": 64}
+KIND_BITS = {"phash64": 64, "crop_phash64": 64, "dct256": 256, "simhash64": 64, "audio_phash64": 64, "frame_phash64": 64}
 
 
 @dataclass(frozen=True)

@@ -167,7 +167,12 @@ def fingerprints(m: Media) -> dict[str, Any]:
     """Fingerprints as JSON-ready values (hex strings, int lists)."""
     if m.kind == "image":
         assert m.image is not None
-        return {"phash64": hex_code(fp.phash64(m.image), 64), "dct256": hex_code(fp.dct256(m.image), 256)}
+        grid = fp.crop_grid(m.image)
+        return {"phash64": hex_code(fp.phash64(m.image), 64), "dct256": hex_code(fp.dct256(m.image), 256),
+                "crop_grid": {"scales_percent": [int(round(100 * s)) for s in fp.CROP_SCALES],
+                              "steps": fp.CROP_STEPS,
+                              "phash64": [hex_code(a, 64) for a, _ in grid],
+                              "dct256": [hex_code(b, 256) for _, b in grid]}}
     if m.kind == "text":
         assert m.text is not None
         return {"text_sha256": fp.text_sha256(m.text), "simhash64": hex_code(fp.simhash64(m.text), 64),

@@ -18,7 +18,7 @@ import numpy as np
 
 from ailedger.core.content import fingerprint as fp
 from ailedger.core.content import watermark as wm
-from ailedger.core.errors import BadInputError, NotFoundError
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
 from ailedger.services.content import c2pa_io
 from ailedger.services.content.index import KIND_BITS, FingerprintStore
 from ailedger.services.content.media import Media, decode_image_bytes, fingerprints, load_media
@@ -31,23 +31,43 @@ WM_KEY_FILE = "watermark.key"
 IMAGE_PHASH_MATCH = 10      # of 64 bits, and dct256 must agree too
 IMAGE_DCT256_MATCH = 64     # of 256 bits
 IMAGE_PHASH_SEARCH = 12
+CROP_PHASH_MATCH = 8        # suspect's global phash64 vs a registered crop-grid window ...
+CROP_DCT256_MATCH = 72      # ... confirmed by the same window's dct256
 TEXT_SIMHASH_MATCH = 10     # of 64 bits, confirmed by MinHash Jaccard >= 0.5
 AUDIO_PHASH_MATCH = 10
 FRAME_PHASH_MATCH = 10
 
 
-def find_disputes(ledger: Any, entry_index: int) -> list[dict[str, Any]]:
-    """Hook for the staking/dispute feature (a later issue).
+def find_disputes(ledger: Any, entry_index: int) -> dict[str, Any]:
+    """The stake/dispute hook: what the ledger says against (or for) registration ``entry_index``.
 
-    Returns every ``stake.*`` / ``dispute.*`` record that names this entry as a subject
-    (body ``"subjects": ["entry:<index>"]``, which the ledger indexes as the term
-    ``subject:entry:<index>``).  Today no such records exist, so this reports none.
+    Subject convention shared with the staking feature: ``entry:<index>``.  Two sources:
+    ``ailedger.services.staking.claims_for`` (the folded staking state, when that feature is
+    present) and, as a floor, every raw ``stake.*`` / ``dispute.*`` record naming the subject.
+    Returns {"claims": [...], "records": [...], "disputed": bool}.
     """
-    out: list[dict[str, Any]] = []
-    for idx, e in ledger.find(term=f"subject:entry:{entry_index}"):
+    subject = f"entry:{entry_index}"
+    records: list[dict[str, Any]] = []
+    for idx, e in ledger.find(term=f"subject:{subject}"):
         if e.type.startswith(("stake.", "dispute.")):
-            out.append({"entry": idx, "type": e.type, "signer": e.signer, "time": e.time,
-                        "outcome": e.body.get("outcome") or e.body.get("status")})
+            records.append({"entry": idx, "type": e.type, "signer": e.signer, "time": e.time})
+    claims: list[dict[str, Any]] = []
+    note = None
+    if records:
+        try:
+            from ailedger.services.staking import claims_for
+        except ImportError:  # pragma: no cover - staking ships with ailedger
+            claims_for = None
+        if claims_for is not None:
+            try:
+                claims = claims_for(ledger, subject)
+            except AiledgerError as exc:
+                note = f"staking state could not be evaluated: {exc.message}"
+    disputed = any(c.get("dispute") for c in claims) or any(
+        r["type"].startswith("stake.dispute") or r["type"].startswith("dispute.") for r in records)
+    out: dict[str, Any] = {"claims": claims, "records": records, "disputed": disputed}
+    if note:
+        out["note"] = note
     return out
 
 
@@ -88,6 +108,8 @@ class ContentService:
                     continue
                 for v in (val if isinstance(val, list) else [val]):
                     self.store.add(kind, _hex_to_int(v), idx)
+            for v in (fps.get("crop_grid") or {}).get("phash64", []):
+                self.store.add("crop_phash64", _hex_to_int(v), idx)
         if mark.get("id"):
             self.store.add_watermark(int(mark["id"], 16), idx)
             dims = body.get("dims") or {}
@@ -99,12 +121,17 @@ class ContentService:
         last = self.store.max_entry()
         n = 0
         top = last
-        for idx, e in self.ledger.find(type=RECORD_TYPE):
-            if idx <= last:
-                continue
-            self._index_entry(idx, e.body)
-            top = max(top, idx)
-            n += 1
+        after = last
+        while True:
+            # the store's term index lets us start after the last indexed entry (no full scan)
+            idxs = self.ledger.store.find(f"type:{RECORD_TYPE}", after, 1000)
+            if not idxs:
+                break
+            for idx in idxs:
+                self._index_entry(idx, self.ledger.entry(idx).body)
+                top = max(top, idx)
+                n += 1
+            after = idxs[-1]
         if top > last:
             self.store.mark_synced(top)
         return n
@@ -201,8 +228,8 @@ class ContentService:
             "name": body.get("name"),
             "kind": body.get("kind"),
             "generator": body.get("generator"),
-            "disputes": disputes,
-            "disputed": bool(disputes),
+            "stakes": disputes,
+            "disputed": disputes["disputed"],
         }
 
     def verify(self, path: str | Path | None, *, data: bytes | None = None, name: str | None = None,
@@ -260,6 +287,17 @@ class ContentService:
                     if h.distance <= IMAGE_PHASH_MATCH and d256 <= IMAGE_DCT256_MATCH:
                         add(h.entry, "near-duplicate", fingerprint="phash64+dct256", distance=h.distance,
                             bits=64, dct256_distance=d256)
+                for h in self.store.search("crop_phash64", ph, CROP_PHASH_MATCH):
+                    if h.entry in evidence:
+                        continue
+                    grid = (self.ledger.entry(h.entry).body.get("fingerprints") or {}).get("crop_grid") or {}
+                    pairs = [(fp.hamming(ph, _hex_to_int(a)), fp.hamming(dc, _hex_to_int(b)))
+                             for a, b in zip(grid.get("phash64", []), grid.get("dct256", []))]
+                    ok = [p for p in pairs if p[0] <= CROP_PHASH_MATCH and p[1] <= CROP_DCT256_MATCH]
+                    if ok:
+                        best = min(ok)
+                        add(h.entry, "near-duplicate", fingerprint="crop-window phash64+dct256",
+                            distance=best[0], bits=64, dct256_distance=best[1])
             out["watermark"] = self._check_watermark(m, add)
         matches = [dict(self._describe(idx), evidence=ev) for idx, ev in evidence.items()]
         rank = {"exact": 0, "normalised-text": 1, "watermark": 2, "near-duplicate": 3}
@@ -387,10 +425,13 @@ def summarize(res: dict[str, Any]) -> list[str]:
                 " (no model.register record found)"
         lines.append(f"  entry #{mt['entry']} ({', '.join(ev)}): registered by {who.get('name') or '?'} "
                      f"[{who['did']}] at {mt['time']}{gtxt}.")
+        st = mt["stakes"]
         if mt["disputed"]:
-            lines.append(f"    DISPUTED: {len(mt['disputes'])} dispute/stake record(s).")
+            lines.append(f"    DISPUTED: {len(st['records'])} stake/dispute record(s) name this registration.")
+        elif st["records"]:
+            lines.append(f"    {len(st['claims'])} staked claim(s), none disputed.")
         else:
-            lines.append("    No dispute recorded against this registration.")
+            lines.append("    No stake or dispute recorded against this registration.")
     wmr = res.get("watermark")
     if wmr is not None:
         if not wmr.get("checked"):
