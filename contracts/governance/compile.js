@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Compiles contracts/governance/*.sol (importing the pinned @openzeppelin/contracts from this folder's
+// node_modules) with the solc pinned in contracts/package.json (../node_modules/solc) and the same settings
+// as contracts/compile.js, into contracts/governance/build/<Name>.json.  Only contracts defined in this
+// folder's own files get an artifact.
+// Usage: node contracts/governance/compile.js [outdir]
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const here = __dirname;
+const solc = require(path.join(here, '..', 'node_modules', 'solc'));
+
+const EVM_VERSION = 'cancun';
+const outDir = path.resolve(process.argv[2] || path.join(here, 'build'));
+const sources = {};
+for (const f of fs.readdirSync(here).sort()) {
+  if (f.endsWith('.sol')) sources[f] = { content: fs.readFileSync(path.join(here, f), 'utf8') };
+}
+function findImports(p) {
+  const full = path.join(here, 'node_modules', p);
+  if (!full.startsWith(path.join(here, 'node_modules') + path.sep) || !fs.existsSync(full)) {
+    return { error: 'not found: ' + p };
+  }
+  return { contents: fs.readFileSync(full, 'utf8') };
+}
+const input = {
+  language: 'Solidity',
+  sources,
+  settings: {
+    evmVersion: EVM_VERSION,
+    optimizer: { enabled: true, runs: 200 },
+    metadata: { bytecodeHash: 'none' },
+    outputSelection: { '*': { '*': ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+  },
+};
+const out = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
+let failed = false;
+for (const e of out.errors || []) {
+  process.stderr.write(e.formattedMessage + '\n');
+  if (e.severity === 'error') failed = true;
+}
+if (failed) process.exit(1);
+const ozVersion = JSON.parse(fs.readFileSync(path.join(here, 'node_modules', '@openzeppelin', 'contracts', 'package.json'))).version;
+fs.mkdirSync(outDir, { recursive: true });
+for (const file of Object.keys(sources)) {
+  for (const name of Object.keys(out.contracts[file] || {}).sort()) {
+    const c = out.contracts[file][name];
+    const artifact = {
+      contractName: name,
+      sourceName: file,
+      compiler: { name: 'solc', version: solc.version(), evmVersion: EVM_VERSION, optimizerRuns: 200 },
+      openzeppelin: ozVersion,
+      abi: c.abi,
+      bytecode: '0x' + c.evm.bytecode.object,
+      deployedBytecode: '0x' + c.evm.deployedBytecode.object,
+    };
+    fs.writeFileSync(path.join(outDir, name + '.json'), JSON.stringify(artifact, null, 2) + '\n');
+    process.stdout.write(`compiled ${file}:${name} (${c.evm.deployedBytecode.object.length / 2} bytes runtime)\n`);
+  }
+}
