@@ -78,3 +78,60 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(5)
         self.log.close()
+
+
+def run_writers(urls: list[str], keys: list[Key], seconds: float, n_writers: int = 50,
+                batch_every: int = 5) -> dict:
+    """n_writers threads append for `seconds` (single entries, every `batch_every`-th request a batch of 20),
+    round-robin over `urls`. Returns acknowledged entries and every status seen."""
+    import threading
+
+    acked: list[tuple[int, str, bool]] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    stop = time.time() + seconds
+
+    def writer(w: int) -> None:
+        key = keys[w % len(keys)]
+        with httpx.Client(timeout=60) as c:
+            n = 0
+            while time.time() < stop:
+                url = urls[(w + n) % len(urls)]
+                try:
+                    if n % batch_every == batch_every - 1:
+                        es = [key.entry("load.event", {"w": w, "n": n, "j": j}) for j in range(20)]
+                        r = c.post(url + "/v1/entries/batch", json={"entries": es})
+                        res = r.json().get("results", []) if r.status_code in (200, 201) else []
+                    else:
+                        r = c.post(url + "/v1/entries", json=key.entry("load.event", {"w": w, "n": n}))
+                        res = [r.json()] if r.status_code in (200, 201) else []
+                except httpx.HTTPError:
+                    with lock:
+                        statuses[0] = statuses.get(0, 0) + 1
+                    n += 1
+                    continue
+                with lock:
+                    statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                    acked.extend((x["index"], x["leaf_hash"], x["duplicate"]) for x in res)
+                n += 1
+
+    ts = [threading.Thread(target=writer, args=(w,)) for w in range(n_writers)]
+    t0 = time.time()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return {"acked": acked, "statuses": statuses, "seconds": time.time() - t0}
+
+
+def check_no_loss_no_dup(acked: list[tuple[int, str, bool]], ledger) -> None:
+    """Every acknowledged entry is in the log at its index; indices are dense and unique."""
+    from ailedger.core.merkle import leaf_hash
+
+    new = [(i, h) for i, h, dup in acked if not dup]
+    idxs = [i for i, _ in new]
+    assert len(idxs) == len(set(idxs)), "an index was handed out twice"
+    size = ledger.size
+    assert sorted(idxs) == list(range(size - len(idxs), size)), "gap or extra entries"
+    for i, h in new:
+        assert leaf_hash(ledger.entry_bytes(i)).hex() == h

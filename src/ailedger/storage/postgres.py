@@ -155,7 +155,7 @@ class PostgresStore:
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             con = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout,
-                                  options=f"-c search_path={self.schema}", application_name="ailedger")
+                                  options=f"-c search_path={self.schema}", application_name=f"ailedger:{self.schema}"[:63])
         except psycopg.Error as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
         with self._all_lock:
