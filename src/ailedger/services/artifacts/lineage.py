@@ -75,6 +75,11 @@ def _layers(g: dict[str, Any]) -> dict[str, int]:
                 changed = True
         if not changed:
             break
+    # a dataset sits just before the first model trained on it
+    for n in g["nodes"]:
+        outs = [depth[e["to"]] for e in g["edges"] if e["from"] == n["id"]]
+        if n["kind"] == "dataset" and outs:
+            depth[n["id"]] = max(0, min(outs) - 1)
     return depth
 
 
