@@ -36,7 +36,7 @@ __all__ = ["RECEIPT_HEADER", "SUBJECT_HEADER", "Budgets", "Gateway", "GatewayKey
 
 RECEIPT_HEADER = "AIledger-Receipt"
 SUBJECT_HEADER = "AIledger-Subject"
-OPENAI_PATHS = ("/v1/chat/completions", "/v1/completions", "/chat/completions", "/completions")
+OPENAI_SUFFIXES = ("/chat/completions", "/completions")
 _HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
         "transfer-encoding", "upgrade", "host", "content-length", "authorization"}
 
@@ -241,7 +241,7 @@ class Gateway:
         except ValueError:
             return _error(400, "bad_input", "request body is not JSON")
         path = request.path
-        if isinstance(req_json, dict) and req_json.get("stream") is True and path in OPENAI_PATHS:
+        if isinstance(req_json, dict) and req_json.get("stream") is True and path.endswith(OPENAI_SUFFIXES):
             return _error(400, "bad_input", "streaming responses are not supported by the gateway; send stream: false")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP
                    and k.lower() != SUBJECT_HEADER.lower()}
@@ -265,7 +265,8 @@ class Gateway:
                           else f"upstream answered {status}")
         if status >= 400:  # the upstream refused the request: no decision was made, nothing to record
             return web.Response(body=out, status=status, content_type="application/json")
-        if path in OPENAI_PATHS and not (isinstance(out_json, dict) and isinstance(out_json.get("choices"), list)):
+        if path.endswith(OPENAI_SUFFIXES) and not (
+                isinstance(out_json, dict) and isinstance(out_json.get("choices"), list)):
             self.stats["upstream_errors"] += 1
             return _error(502, "bad_upstream_response", "upstream answer has no 'choices' list (OpenAI shape)")
         subject = request.headers.get(SUBJECT_HEADER) or info.identity

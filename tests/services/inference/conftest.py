@@ -10,19 +10,8 @@ import pytest
 HERE = Path(__file__).parent
 
 
-def make_ledger_with_model(root: Path, name: str = "iris"):
-    """A ledger with a publisher identity and a scikit-learn model (trained now) registered as ``name``."""
-    sys.path.insert(0, str(HERE))
-    from model_server import train
-
-    from ailedger.services.artifacts.models import register_model
-    from ailedger.services.ledger import Ledger
-
-    led = Ledger.init(root / "ledger", origin="test.example/inference")
-    pub, _ = led.new_identity("publisher")
-    train(str(root / "model"))
-    register_model(led, root / "model", name, pub)
-    return led
+sys.path.insert(0, str(HERE))
+from model_server import make_ledger_with_model  # noqa: E402
 
 
 @pytest.fixture

@@ -35,6 +35,21 @@ def train(path: str | None = None) -> LogisticRegression:
 NAMES = load_iris().target_names.tolist()
 
 
+def make_ledger_with_model(root, name: str = "iris"):
+    """A ledger with a publisher identity and this classifier (trained now) registered as ``name``."""
+    from pathlib import Path
+
+    from ailedger.services.artifacts.models import register_model
+    from ailedger.services.ledger import Ledger
+
+    root = Path(root)
+    led = Ledger.init(root / "ledger", origin="test.example/inference")
+    pub, _ = led.new_identity("publisher")
+    train(str(root / "model"))
+    register_model(led, root / "model", name, pub)
+    return led
+
+
 def main() -> None:
     model_dir = sys.argv[1] if len(sys.argv) > 1 else None
     if model_dir and os.path.exists(os.path.join(model_dir, "model.pkl")):
