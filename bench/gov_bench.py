@@ -78,49 +78,63 @@ def main() -> None:
     ap.add_argument("--proposals", type=int, default=10)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--reuse", action="store_true", help="Reuse the ledger in --workdir if it has the same shape.")
     a = ap.parse_args()
     cores = os.cpu_count() or 1
     work = Path(a.workdir or tempfile.mkdtemp(prefix="govbench-"))
-    if (work / "ledger").exists():
+    shape = {"voters": a.voters, "proposals": a.proposals}
+    reuse = a.reuse and (work / "shape.json").exists() and json.loads((work / "shape.json").read_text()) == shape
+    if (work / "ledger").exists() and not reuse:
         shutil.rmtree(work / "ledger")
     ctx = multiprocessing.get_context("forkserver")
     n_votes = a.voters * a.proposals
-    print(f"machine: {cores} cores; {a.voters} voters x {a.proposals} proposals = {n_votes} signed votes", flush=True)
+    load0 = os.getloadavg()[0]
+    print(f"machine: {cores} cores, load average {load0:.1f}; {a.voters} voters x {a.proposals} proposals = "
+          f"{n_votes} signed votes", flush=True)
 
-    t = time.perf_counter()
-    step = max(1, a.voters // (4 * a.workers))
-    ranges = [(i, min(a.voters, i + step)) for i in range(0, a.voters, step)]
-    with ctx.Pool(a.workers) as pool:
-        dids = [d for part in pool.map(_make_keys, ranges) for d in part]
-    led = Ledger.init(work / "ledger", origin="bench.example/gov")
-    admin = led.identities.create("admin")
-    gov.init_dao(led, admin, "bench", params={"voting_delay": 0, "voting_period": 30 * 86400, "quorum_bps": 100},
-                 time=iso(T0))
-    chunk = 700
-    for i in range(0, len(dids), chunk):
-        gov.mint(led, admin, {d: 1 + (j * 7919) % 1000 for j, d in enumerate(dids[i:i + chunk], i)}, time=iso(T0 + 1))
-    props = []
-    # the proposer needs voting power: the admin mints itself a token, then proposes
-    gov.mint(led, admin, {admin.did: 1}, time=iso(T0 + 2))
-    for n in range(a.proposals):
-        p = gov.propose(led, admin, [{"kind": "model.revoke", "model": f"m{n}"}], f"revoke m{n}",
-                        time=iso(T0 + 100 + n))
-        props.append((p["id"], p["proposal_hash"]))
-    with ctx.Pool(a.workers) as pool:
-        jobs = [(lo, hi, props) for lo, hi in ranges]
-        votes = [v for part in pool.map(_make_votes, jobs) for v in part]
-    gen_s = time.perf_counter() - t
-    t = time.perf_counter()
-    batch = 20000
-    for i in range(0, len(votes), batch):
-        part = votes[i:i + batch]
-        terms = [("type:gov.vote", "signer:" + json.loads(v)["signer"]) for v in part]
-        led.log.append_data(part, terms)
-    led.checkpoint()
-    load_s = time.perf_counter() - t
-    size = led.size
-    print(f"setup: keys+votes signed in {gen_s:.1f} s, logged {len(votes)} votes in {load_s:.1f} s (log size {size})",
-          flush=True)
+    if reuse:
+        led = Ledger.open(work / "ledger")
+        size = led.size
+        props = [(p.id, p.leaf_hash) for p in gov.replay(led).proposals.values()]
+        votes = [bytes(d) for _i, _h, d in led.store.iter_leaves(size - min(size, 4000), size)]
+        gen_s = load_s = 0.0
+        print(f"setup: reusing {work / 'ledger'} (log size {size})", flush=True)
+    else:
+        t = time.perf_counter()
+        step = max(1, a.voters // (4 * a.workers))
+        ranges = [(i, min(a.voters, i + step)) for i in range(0, a.voters, step)]
+        with ctx.Pool(a.workers) as pool:
+            dids = [d for part in pool.map(_make_keys, ranges) for d in part]
+        led = Ledger.init(work / "ledger", origin="bench.example/gov")
+        admin = led.identities.create("admin")
+        gov.init_dao(led, admin, "bench", params={"voting_delay": 0, "voting_period": 30 * 86400, "quorum_bps": 100},
+                     time=iso(T0))
+        chunk = 700
+        for i in range(0, len(dids), chunk):
+            gov.mint(led, admin, {d: 1 + (j * 7919) % 1000 for j, d in enumerate(dids[i:i + chunk], i)}, time=iso(T0 + 1))
+        props = []
+        # the proposer needs voting power: the admin mints itself a token, then proposes
+        gov.mint(led, admin, {admin.did: 1}, time=iso(T0 + 2))
+        for n in range(a.proposals):
+            p = gov.propose(led, admin, [{"kind": "model.revoke", "model": f"m{n}"}], f"revoke m{n}",
+                            time=iso(T0 + 100 + n))
+            props.append((p["id"], p["proposal_hash"]))
+        with ctx.Pool(a.workers) as pool:
+            jobs = [(lo, hi, props) for lo, hi in ranges]
+            votes = [v for part in pool.map(_make_votes, jobs) for v in part]
+        gen_s = time.perf_counter() - t
+        t = time.perf_counter()
+        batch = 20000
+        for i in range(0, len(votes), batch):
+            part = votes[i:i + batch]
+            terms = [("type:gov.vote", "signer:" + json.loads(v)["signer"]) for v in part]
+            led.log.append_data(part, terms)
+        led.checkpoint()
+        load_s = time.perf_counter() - t
+        size = led.size
+        print(f"setup: keys+votes signed in {gen_s:.1f} s, logged {len(votes)} votes in {load_s:.1f} s (log size {size})",
+              flush=True)
+        (work / "shape.json").write_text(json.dumps(shape))
     gov._cache.clear()
 
     # reference: raw Ed25519 verify, one core and every core
@@ -168,7 +182,7 @@ def main() -> None:
           flush=True)
     led.close()
     out = {
-        "bench": "gov", "cores": cores, "workers": a.workers, "votes": n_votes, "voters": a.voters,
+        "bench": "gov", "cores": cores, "load_avg_start": round(load0, 1), "load_avg_end": round(os.getloadavg()[0], 1), "workers": a.workers, "votes": n_votes, "voters": a.voters,
         "proposals": a.proposals, "governance_entries": st.applied,
         "recount_signed_votes_s": round(recount_s, 2), "recount_votes_per_s": round(n_votes / recount_s),
         "replay_s": round(replay_s, 2), "replay_entries_per_s": round(st.applied / replay_s),
