@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from ailedger.core.proofbundle import parse_proof_bundle, verify_proof_bundle
 from ailedger.core.records import parse_entry
 
 __all__ = ["web_routes"]
+
+log = logging.getLogger("ailedger.web")
 
 _env = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "templates")),
                    autoescape=select_autoescape(["html"]))
@@ -72,10 +75,10 @@ class Pages:
         self.api = api
         self.ledger = api.ledger
 
-    def render(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def render(self, template_name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         ctx.setdefault("origin", self.ledger.origin)
-        ctx.setdefault("title", name)
-        return HTMLResponse(_env.get_template(name + ".html").render(**ctx), status_code=status)
+        ctx.setdefault("title", template_name)
+        return HTMLResponse(_env.get_template(template_name + ".html").render(**ctx), status_code=status)
 
     def error(self, exc: AiledgerError) -> HTMLResponse:
         from ailedger.api.errors import status_of
@@ -90,6 +93,10 @@ class Pages:
                 return await fn(request)
             except AiledgerError as exc:
                 return self.error(exc)
+            except Exception:  # noqa: BLE001 - the server keeps serving
+                log.exception("internal error on %s", request.url.path)
+                return self.render("error", 500, title="error", heading="Error", code="internal",
+                                   message="internal server error")
         wrapper.__name__ = fn.__name__
         return wrapper
 

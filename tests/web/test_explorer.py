@@ -1,0 +1,110 @@
+"""The web explorer end to end in headless Chromium (Playwright), with screenshots in test-artifacts/."""
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ailedger.services.ledger import Ledger
+from tests.api.helpers import Server
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed at /usr/bin/chromium (apt-get install -y chromium)")
+    pw_mod = pytest.importorskip("playwright.sync_api")
+    tmp = tmp_path_factory.mktemp("web")
+    d = tmp / "ledger"
+    led = Ledger.init(d, origin="test.example/web")
+    alice, _ = led.new_identity("alice")
+    (tmp / "data.jsonl").write_text("".join(f'{{"id": {i}, "text": "record {i}"}}\n' for i in range(50)))
+    from ailedger.services.artifacts.datasets import commit_dataset
+    from ailedger.services.artifacts.models import register_model
+
+    commit_dataset(led, [str(tmp / "data.jsonl")], "corpus-a", alice, workers=1)
+    for name, base in (("base-net", None), ("tuned-net", "base-net")):
+        m = tmp / name
+        m.mkdir()
+        (m / "weights.bin").write_bytes(name.encode() * 1000)
+        (m / "config.json").write_text('{"layers": 2}')
+        register_model(led, m, name, alice, datasets=["corpus-a"], base=base, workers=1)
+    for i in range(5):
+        led.append_record("decision.log", {"i": i, "subjects": [f"sha256:{i:064x}"]}, alice)
+    led.checkpoint()
+    size = led.size
+    led.close()
+    s = Server(d)
+    pw = pw_mod.sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield {"url": s.url, "page": page, "dir": d, "did": alice.did, "size": size}
+    browser.close()
+    pw.stop()
+    s.stop()
+
+
+def test_home_shows_health(site):
+    p = site["page"]
+    p.goto(site["url"] + "/")
+    assert p.locator("#size").inner_text() == str(site["size"])
+    assert "none configured" in p.locator("#witnesses").inner_text()
+    assert "none configured" in p.locator("#anchors").inner_text()
+    assert p.locator("table.entries tr").count() == site["size"] + 1
+    p.screenshot(path=str(ARTIFACTS / "web-home.png"), full_page=True)
+
+
+def test_entry_verdict_green_in_browser(site):
+    p = site["page"]
+    p.goto(site["url"] + "/entry/3")
+    p.wait_for_selector("#verdict[data-state=ok]", timeout=10000)
+    assert "VERIFIED" in p.locator("#verdict").inner_text()
+    assert "c2sp.org/tlog-proof@v1" in p.locator("#proof").inner_text()
+    p.screenshot(path=str(ARTIFACTS / "web-entry-verified.png"), full_page=True)
+
+
+def test_model_lineage_dataset_identity_search(site):
+    p = site["page"]
+    p.goto(site["url"] + "/model/tuned-net")
+    svg = p.locator("#lineage svg")
+    assert svg.count() == 1
+    text = svg.inner_html()
+    assert "base-net" in text and "tuned-net" in text and "corpus-a" in text
+    p.screenshot(path=str(ARTIFACTS / "web-model-lineage.png"), full_page=True)
+    p.goto(site["url"] + "/dataset/corpus-a")
+    assert "Models trained on it" in p.content() and p.locator("table.entries tr").count() == 3
+    p.goto(site["url"] + "/identity/" + site["did"])
+    assert "yes, as “alice”" in p.locator("#registered").inner_text()
+    assert p.locator("table.entries tr").count() == site["size"] + 1
+    p.goto(site["url"] + "/")
+    p.fill("input[name=q]", f"sha256:{2:064x}")
+    p.press("input[name=q]", "Enter")
+    p.wait_for_load_state()
+    assert p.locator("table.entries tr").count() == 2 and "decision.log" in p.content()
+    p.goto(site["url"] + "/search?q=<script>alert(1)</script>")
+    assert "nothing found" in p.content() and p.locator("script:text('alert(1)')").count() == 0
+    p.goto(site["url"] + "/entry/99999")
+    assert p.locator("#error").get_attribute("data-code") == "not_found"
+
+
+def test_tampered_entry_shows_red(site):
+    # change the stored bytes of entry 5 behind the log's back (the leaf hash stays the old one)
+    con = sqlite3.connect(site["dir"] / "ledger.db")
+    data = con.execute("SELECT data FROM leaves WHERE idx = 5").fetchone()[0]
+    con.execute("UPDATE leaves SET data = ? WHERE idx = 5", (bytes(data).replace(b'"i":1', b'"i":9'),))
+    con.commit()
+    con.close()
+    p = site["page"]
+    p.goto(site["url"] + "/entry/5")
+    p.wait_for_selector("#verdict[data-state=bad]", timeout=10000)
+    assert "NOT VERIFIED" in p.locator("#verdict").inner_text()
+    p.screenshot(path=str(ARTIFACTS / "web-entry-tampered.png"), full_page=True)
+    assert httpx.get(site["url"] + "/healthz").status_code == 200
