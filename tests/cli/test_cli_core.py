@@ -141,3 +141,15 @@ def test_init_postgres_store_when_available(tmp_path):
     assert sizes == [2, 1]  # separate schemas: two ledgers in one database do not mix
     p = run(["init", "c", "--origin", "example.org/c", "--store", "postgres"], tmp_path, ok=False)
     assert p.returncode == 2 and "--dsn" in p.stderr
+
+
+def test_checkpoint_and_proof_print_exact_bytes(ledger):
+    cwd, env = ledger
+    run(["checkpoint", "-o", "cp"], cwd, env)
+    out = subprocess.run([sys.executable, "-m", "ailedger", "checkpoint"], cwd=cwd, env={**os.environ, **env},
+                         capture_output=True).stdout
+    assert out == (cwd / "cp").read_bytes() and out.endswith(b"\n")
+    run(["prove", "2", "-o", "p"], cwd, env)
+    out = subprocess.run([sys.executable, "-m", "ailedger", "prove", "2"], cwd=cwd, env={**os.environ, **env},
+                         capture_output=True).stdout
+    assert out == (cwd / "p").read_bytes()

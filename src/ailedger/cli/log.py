@@ -21,6 +21,13 @@ from ailedger.core.note import parse_note
 from ailedger.core.records import parse_entry
 
 
+def _write_exact(data: bytes) -> None:
+    """Print bytes exactly as signed (no added or stripped newline)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def _passphrase(prompt: bool) -> str | None:
     if prompt:
         return click.prompt("passphrase", hide_input=True, confirmation_prompt=True)
@@ -192,8 +199,11 @@ def checkpoint(output: Path | None, cosign: tuple[str, ...], ledger_dir: Path | 
         if output:
             output.write_bytes(note)
         cp = parse_checkpoint_text(parse_note(note).text)
-        emit(as_json, {"origin": cp.origin, "size": cp.size, "root": base64.b64encode(cp.root).decode(),
-                       "checkpoint": note.decode()}, lambda: note.decode().rstrip("\n"))
+        if as_json:
+            emit(True, {"origin": cp.origin, "size": cp.size, "root": base64.b64encode(cp.root).decode(),
+                        "checkpoint": note.decode()}, "")
+        else:
+            _write_exact(note)
 
 
 @click.command()
@@ -235,8 +245,11 @@ def prove(index: int, output: Path | None, ledger_dir: Path | None, as_json: boo
         bundle = led.prove(index)
         if output:
             output.write_bytes(bundle)
-        emit(as_json, {"index": index, "proof": bundle.decode(), "output": str(output) if output else None},
-             (f"wrote proof for entry {index} to {output}" if output else bundle.decode().rstrip("\n")))
+        if output or as_json:
+            emit(as_json, {"index": index, "proof": bundle.decode(), "output": str(output) if output else None},
+                 f"wrote proof for entry {index} to {output}")
+        else:
+            _write_exact(bundle)
 
 
 @click.command()
