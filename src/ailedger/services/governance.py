@@ -472,7 +472,7 @@ def simulate_chart(result: dict[str, Any], path: str | os.PathLike[str]) -> str:
     ax.bar([x - 0.2 for x in xs], dec, width=0.4, label="top 3 decide the outcome (% of votes)")
     ax.bar([x + 0.2 for x in xs], share, width=0.4, label="top 3 share of voting weight (%)")
     ax.set_xticks(list(xs), names)
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 118)
     ax.set_ylabel("%")
     ax.set_title(f"Whale influence: {result['holders']} holders, Pareto a={result['pareto_alpha']}, "
                  f"turnout {int(result['turnout'] * 100)}%", fontsize=9)
