@@ -60,6 +60,7 @@ def main() -> None:
 
     class H(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # as production servers do (TCP_NODELAY)
 
         def log_message(self, *a):  # quiet
             pass

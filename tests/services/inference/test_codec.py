@@ -43,3 +43,14 @@ def test_record_bytes_are_canonical():
     obj = json.loads(got)
     assert canonical_json(obj) == got
     assert obj["out"] is None and obj["meta"] == {"a": [1e-7], "b": 1}
+
+
+def test_level_wise_root_matches_rfc6962():
+    import hashlib
+
+    from ailedger.core.merkle import root_from_leaf_hashes
+    from ailedger.services.inference.sdk import merkle_root
+
+    for n in list(range(0, 40)) + [255, 256, 257, 1000]:
+        leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(n)]
+        assert merkle_root(leaves) == root_from_leaf_hashes(leaves), n

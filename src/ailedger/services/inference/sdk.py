@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, StorageError
-from ailedger.core.merkle import root_from_leaf_hashes
+from ailedger.core.merkle import EMPTY_ROOT
 from ailedger.services.inference.codec import (
     BATCH_TYPE,
     canonical_payload,
@@ -139,6 +139,21 @@ def _load_or_create_operator(ledger: Any, name: str, passphrase: str | None) -> 
             return ledger.identities.load(name, passphrase)
     except AiledgerError:
         raise
+
+
+def merkle_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962 tree head of leaf hashes, level by level (an unpaired last node moves up as is,
+    which gives the same root as the recursive split at the largest power of two)."""
+    if not leaves:
+        return EMPTY_ROOT
+    sha = hashlib.sha256
+    level = leaves
+    while len(level) > 1:
+        nxt = [sha(b"\x01" + a + b).digest() for a, b in zip(level[0::2], level[1::2])]
+        if len(level) & 1:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
 
 
 class _Frozen(bytes):
@@ -429,7 +444,7 @@ class InferenceTrail:
                 if g is None:
                     g = groups[ref] = []
                 g.append((rid, salt, ib, ob))
-        root = root_from_leaf_hashes(leaves)
+        root = merkle_root(leaves)
         self._seq += 1
         body = {"v": 1, "stream": self.stream, "seq": self._seq, "count": n, "root": root.hex(),
                 "models": [{"name": model, "index": model_index}],
