@@ -25,6 +25,8 @@ from ailedger.core.errors import BadInputError
 TEXT_EXT = {".txt", ".md", ".markdown", ".html", ".htm", ".json", ".csv", ".rst", ".xml"}
 AUDIO_EXT = {".wav", ".wave"}
 VIDEO_EXT = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+IMAGE_EXT = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".bmp"}
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*", b"BM")
 MAX_VIDEO_FRAMES = 16
 
 
@@ -149,6 +151,8 @@ def load_media(path: str | Path | None = None, data: bytes | None = None, name: 
     except BadInputError as img_err:
         if "not a supported image format" not in img_err.message:
             raise
+        if ext in IMAGE_EXT or any(data.startswith(sig) for sig in IMAGE_MAGIC):
+            raise BadInputError(f"{what}: image is truncated or corrupt (cannot decode it)", field="file") from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -163,10 +167,14 @@ def hex_code(code: int, bits: int) -> str:
     return f"{code:0{bits // 4}x}"
 
 
-def fingerprints(m: Media) -> dict[str, Any]:
-    """Fingerprints as JSON-ready values (hex strings, int lists)."""
+def fingerprints(m: Media, registering: bool = True) -> dict[str, Any]:
+    """Fingerprints as JSON-ready values (hex strings, int lists).
+
+    The crop-window grid is only computed when registering (a lookup needs the global hashes)."""
     if m.kind == "image":
         assert m.image is not None
+        if not registering:
+            return {"phash64": hex_code(fp.phash64(m.image), 64), "dct256": hex_code(fp.dct256(m.image), 256)}
         grid = fp.crop_grid(m.image)
         return {"phash64": hex_code(fp.phash64(m.image), 64), "dct256": hex_code(fp.dct256(m.image), 256),
                 "crop_grid": {"scales_percent": [int(round(100 * s)) for s in fp.CROP_SCALES],

@@ -33,7 +33,7 @@ IMAGE_DCT256_MATCH = 64     # of 256 bits
 IMAGE_PHASH_SEARCH = 12
 CROP_PHASH_MATCH = 8        # suspect's global phash64 vs a registered crop-grid window ...
 CROP_DCT256_MATCH = 72      # ... confirmed by the same window's dct256
-TEXT_SIMHASH_MATCH = 10     # of 64 bits, confirmed by MinHash Jaccard >= 0.5
+TEXT_SIMHASH_MATCH = 18     # of 64 bits (candidate search), confirmed by MinHash Jaccard >= 0.5
 AUDIO_PHASH_MATCH = 10
 FRAME_PHASH_MATCH = 10
 
@@ -247,7 +247,7 @@ class ContentService:
                 add(idx, "exact", detail="identical bytes (sha256)")
         notes: list[str] = []
         try:
-            fps = fingerprints(m)
+            fps = fingerprints(m, registering=False)
         except BadInputError as exc:
             fps = {}
             notes.append(f"cannot fingerprint: {exc.message}")
