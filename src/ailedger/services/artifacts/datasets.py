@@ -60,7 +60,7 @@ __all__ = [
 
 DATASET_PROOF = "ailedger-dataset-proof/v1"
 SMT_FORMAT = "ailedger-smt/v1"
-UNIT_BYTES = 32 << 20
+UNIT_BYTES = 8 << 20  # per work unit: bounds a hashing worker's memory (~10x this at peak)
 PARTITION_TARGET = 16 << 20  # bytes of keys per partition (bounds the memory of one sort)
 _FLOATISH = re.compile(r"[0-9][.eE]")
 _HIGH = re.compile("[\ud800-\U0010ffff]")
@@ -235,28 +235,40 @@ def _encode_fast() -> Any:
     return c_make_encoder(None, None, encode_basestring, None, ":", ",", True, False, False)
 
 
+_LUT: Any = None
+
+
 def _flag_lines(block: bytes) -> tuple[set[int], Any]:
     """Indexes of the lines that need the exact canonicalisation path (a digit followed by . e E,
-    a run of 19+ digits, a \\u escape, or a UTF-8 lead byte of U+D000 and up), found with numpy in one pass; and the
-    positions of the newlines."""
+    a run of 19+ digits, a \\u escape, or a UTF-8 lead byte of U+D000 and up), found with numpy
+    through one byte-class lookup; and the positions of the newlines."""
     import numpy as np
 
+    global _LUT
+    if _LUT is None:
+        lut = np.zeros(256, np.uint8)
+        lut[48:58] = 1  # digit
+        lut[[46, 101, 69]] = 2  # . e E
+        lut[92] = 4  # backslash
+        lut[117] |= 8  # u
+        lut[0xED:0x100] = 16  # lead bytes of U+D000.. (and invalid bytes): exact path
+        lut[10] = 32  # newline
+        _LUT = lut
     arr = np.frombuffer(block, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
+    cls = _LUT[arr]
+    nl = np.flatnonzero(cls == 32)
     if len(arr) < 2:
-        return ({0} if len(arr) and arr[0] >= 0xED else set()), nl
-    cur, nxt = arr[:-1], arr[1:]
-    digit = (cur - 48) < 10
-    mark = (digit & ((nxt == 46) | (nxt == 101) | (nxt == 69))) | ((cur == 92) & (nxt == 117)) | (cur >= 0xED)
-    pos = np.flatnonzero(mark)
+        return ({0} if len(arr) and cls[0] & 16 else set()), nl
+    # bit 0: digit then . e E; bit 2: backslash then u
+    pos = np.flatnonzero((cls[:-1] & (cls[1:] >> 1)) & 5)
+    if not block.isascii():
+        pos = np.concatenate((pos, np.flatnonzero(cls & 16)))
     # runs of 19+ digits: orjson would turn integers beyond 64 bits into floats
-    edges = np.diff(np.concatenate(([0], ((arr - 48) < 10).astype(np.int8), [0])))
+    edges = np.diff((cls & 1).view(np.int8), prepend=np.int8(0), append=np.int8(0))
     run_starts, run_ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
     long_runs = run_starts[(run_ends - run_starts) >= 19]
     if len(long_runs):
         pos = np.concatenate((pos, long_runs))
-    if arr[-1] >= 0xED:
-        pos = np.append(pos, len(arr) - 1)
     return set(np.searchsorted(nl, pos, side="left").tolist()), nl
 
 
