@@ -1,12 +1,12 @@
 """PostgreSQL LogStore (psycopg 3).
 
-Write path: ``writer()`` opens a transaction on a per-thread *writer* connection and takes a
+Write path: ``writer()`` opens a transaction on a *writer* connection (a pool of 2) and takes a
 transaction-level advisory lock (``pg_advisory_xact_lock``) keyed by the schema, so any number of
 processes appending to one schema are sequenced one at a time and each sees the size it extends:
 no gap, no duplicate index (``leaves.idx`` is also the primary key, a second line of defence).
 The lock is released by COMMIT/ROLLBACK, also when a client dies.
 
-Read path: plain autocommit statements on separate per-thread *reader* connections; they never
+Read path: plain autocommit statements on separate *reader* connections (a pool of 8); they never
 take the advisory lock, so tile and checkpoint reads scale independently of the writer.
 
 A connection that fails (server restarted, backend terminated) is discarded and the error is
@@ -124,16 +124,15 @@ class PostgresStore:
     """A LogStore in one PostgreSQL schema. Safe to share between threads and processes."""
 
     def __init__(self, dsn: str, *, schema: str | None = None, create: bool = False,
-                 connect_timeout: int = 5) -> None:
+                 connect_timeout: int = 5, readers: int = 8, writers: int = 2) -> None:
         self.dsn = dsn
         self.schema = schema or "ailedger"
         if not _SCHEMA_RE.match(self.schema):
             raise StorageError(f"bad PostgreSQL schema name {self.schema!r} (lowercase letters, digits, _)")
         self.connect_timeout = connect_timeout
         self._lock_key = _lock_key(self.schema)
-        self._local = threading.local()
-        self._all: list[psycopg.Connection[Any]] = []
-        self._all_lock = threading.Lock()
+        self._readers = _Pool(readers)
+        self._writers = _Pool(writers)
         con = self._connect()
         try:
             with con.cursor() as cur:
@@ -150,75 +149,73 @@ class PostgresStore:
                         cur.execute(_DDL)
         except psycopg.Error as exc:
             raise StorageError(f"cannot prepare PostgreSQL schema {self.schema!r}: {exc}") from exc
+        finally:
+            con.close()
 
     # -- connections ------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
         try:
-            con = psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout,
-                                  options=f"-c search_path={self.schema}", application_name=f"ailedger:{self.schema}"[:63])
+            return psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout,
+                                   options=f"-c search_path={self.schema}",
+                                   application_name=f"ailedger:{self.schema}"[:63])
         except psycopg.Error as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
-        with self._all_lock:
-            self._all.append(con)
-        return con
 
-    def _conn(self, which: str) -> psycopg.Connection[Any]:
-        con = getattr(self._local, which, None)
-        if con is None or con.closed:
-            con = self._connect()
-            setattr(self._local, which, con)
-        return con
-
-    def _drop(self, which: str) -> None:
-        con = getattr(self._local, which, None)
-        setattr(self._local, which, None)
-        if con is not None:
-            try:
-                con.close()
-            except Exception:  # noqa: BLE001 - it is already broken
-                pass
+    @contextmanager
+    def _borrow(self, pool: "_Pool") -> Iterator[psycopg.Connection[Any]]:
+        con = pool.get(self._connect)
+        broken = False
+        try:
+            yield con
+        except psycopg.Error as exc:
+            broken = _is_conn_error(exc) or con.closed or con.broken
+            raise
+        finally:
+            pool.put(con, broken or con.closed or con.broken)
 
     @contextmanager
     def _read(self) -> Iterator[psycopg.Cursor[Any]]:
-        con = self._conn("reader")
         try:
-            with con.cursor() as cur:
+            with self._borrow(self._readers) as con, con.cursor() as cur:
                 yield cur
         except psycopg.Error as exc:
-            if _is_conn_error(exc) or con.closed or con.broken:
-                self._drop("reader")
             raise StorageError(f"PostgreSQL read failed: {str(exc).strip()}") from exc
 
     # -- writes -------------------------------------------------------------
     @contextmanager
     def writer(self) -> Iterator[_Txn]:
-        con = self._conn("writer")
+        con = self._writers.get(self._connect)
         try:
             cur = con.cursor()
             cur.execute("BEGIN")
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
         except psycopg.Error as exc:
-            self._drop("writer")
+            self._writers.put(con, True)
             raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
+        broken = False
         try:
-            yield _Txn(cur)
-        except BaseException as exc:
             try:
-                cur.execute("ROLLBACK")
-            except psycopg.Error:
-                self._drop("writer")
-            if isinstance(exc, psycopg.Error):
-                if _is_conn_error(exc):
-                    self._drop("writer")
-                raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
-            raise
-        try:
-            cur.execute("COMMIT")
-        except psycopg.Error as exc:
-            self._drop("writer")
-            raise StorageError(f"commit failed (nothing was written): {str(exc).strip()}") from exc
+                yield _Txn(cur)
+            except BaseException as exc:
+                try:
+                    cur.execute("ROLLBACK")
+                except psycopg.Error:
+                    broken = True
+                if isinstance(exc, psycopg.Error):
+                    broken = broken or _is_conn_error(exc)
+                    raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
+                raise
+            try:
+                cur.execute("COMMIT")
+            except psycopg.Error as exc:
+                broken = True
+                raise StorageError(f"commit failed: {str(exc).strip()}") from exc
         finally:
-            cur.close()
+            try:
+                cur.close()
+            except psycopg.Error:
+                broken = True
+            self._writers.put(con, broken or con.closed or con.broken)
 
     # -- reads --------------------------------------------------------------
     def size(self) -> int:
@@ -319,11 +316,64 @@ class PostgresStore:
             cur.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
 
     def close(self) -> None:
-        with self._all_lock:
-            cons, self._all = self._all, []
+        self._readers.close()
+        self._writers.close()
+
+
+class _Pool:
+    """At most ``size`` connections, shared by threads; a broken one is closed and replaced lazily.
+
+    Bounded so that many threads (a web server's thread pool) x many processes stay well below the
+    server's max_connections."""
+
+    def __init__(self, size: int, wait: float = 30.0) -> None:
+        self.size = size
+        self.wait = wait
+        self.idle: list[psycopg.Connection[Any]] = []
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def get(self, connect: Any) -> psycopg.Connection[Any]:
+        with self.cond:
+            deadline = None
+            while not self.idle and self.count >= self.size:
+                import time as _t
+
+                deadline = deadline or _t.monotonic() + self.wait
+                left = deadline - _t.monotonic()
+                if left <= 0:
+                    raise StorageError("no PostgreSQL connection free (pool exhausted)")
+                self.cond.wait(left)
+            if self.idle:
+                return self.idle.pop()
+            self.count += 1
+        try:
+            return connect()  # type: ignore[no-any-return]
+        except BaseException:
+            with self.cond:
+                self.count -= 1
+                self.cond.notify()
+            raise
+
+    def put(self, con: psycopg.Connection[Any], broken: bool) -> None:
+        if broken:
+            try:
+                con.close()
+            except Exception:  # noqa: BLE001 - it is already broken
+                pass
+        with self.cond:
+            if broken:
+                self.count -= 1
+            else:
+                self.idle.append(con)
+            self.cond.notify()
+
+    def close(self) -> None:
+        with self.cond:
+            cons, self.idle = self.idle, []
+            self.count -= len(cons)
         for con in cons:
             try:
                 con.close()
             except Exception:  # noqa: BLE001
                 pass
-        self._local = threading.local()

@@ -1,0 +1,317 @@
+"""HTTP service benchmark: batched appends (SQLite, PostgreSQL), checkpoint/tile read latency, a load test.
+
+    .venv/bin/python bench/http_bench.py [--quick] [--pg-dsn DSN] [--load-seconds 60] [--workers 2]
+
+Everything runs on 127.0.0.1: real `ailedger serve` processes, an aiohttp client in this process.
+Figures:
+  append_eps_sqlite / append_eps_postgres: entries/s of pre-signed entries posted in batches of 1000 by
+      4 concurrent clients (signing is done before the clock starts; the server checks every signature).
+  read_*: latency of GET /checkpoint and tile paths with 200 concurrent readers, (a) closed loop (each reader
+      sends its next request as soon as the last answer arrives: measures saturation) and (b) paced
+      (each reader sends one request every 100 ms = 2000 req/s offered).
+  load_*: 50 concurrent writers for --load-seconds (single entries and batches of 20, signed on the fly),
+      then the log is checked: every acknowledged entry at its index, indices dense and unique, audit clean.
+Prints human lines, then one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+
+from ailedger.core.identity import did_from_public_key  # noqa: E402
+from ailedger.core.merkle import leaf_hash  # noqa: E402
+from ailedger.core.records import build_entry  # noqa: E402
+from ailedger.services.ledger import Ledger, utc_now  # noqa: E402
+
+
+class Key:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.key = Ed25519PrivateKey.generate()
+        pub = self.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        self.did = did_from_public_key(pub)
+
+    def entry(self, t: str, body: dict) -> dict:
+        return build_entry(t, body, self.did, utc_now(), self.key.sign).to_dict()
+
+    def registration(self) -> dict:
+        return self.entry("identity.register", {"name": self.name, "did": self.did, "subjects": [self.did]})
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, ledger: Path, workers: int) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.logf = open(ledger.parent / f"serve-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger", str(ledger),
+             "--port", str(self.port), "--workers", str(workers), "--max-writes", "256", "--max-inflight", "4096"],
+            stdout=self.logf, stderr=subprocess.STDOUT, cwd=ROOT)
+        import urllib.request
+
+        t0 = time.time()
+        while time.time() - t0 < 60:
+            try:
+                urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("server did not start")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.logf.close()
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
+
+
+async def bench_append(url: str, n_batches: int, batch: int, clients: int) -> dict:
+    keys = [Key(f"bench{i}") for i in range(clients)]
+    async with aiohttp.ClientSession() as s:
+        for k in keys:
+            async with s.post(url + "/v1/identities", json=k.registration()) as r:
+                assert r.status in (200, 201), await r.text()
+    print(f"  signing {n_batches * batch} entries ...", flush=True)
+    bodies = []
+    for b in range(n_batches):
+        k = keys[b % clients]
+        es = [k.entry("bench.event", {"b": b, "i": i, "subjects": [f"sha256:{(b * batch + i):064x}"]})
+              for i in range(batch)]
+        bodies.append(json.dumps({"entries": es}).encode())
+    queue = list(enumerate(bodies))
+    lat: list[float] = []
+    appended = 0
+
+    async def client() -> None:
+        nonlocal appended
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as s:
+            while queue:
+                _, body = queue.pop()
+                t = time.perf_counter()
+                async with s.post(url + "/v1/entries/batch", data=body,
+                                  headers={"content-type": "application/json"}) as r:
+                    js = await r.json()
+                    assert r.status == 201, js
+                lat.append(time.perf_counter() - t)
+                appended += js["appended"]
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[client() for _ in range(clients)])
+    dt = time.perf_counter() - t0
+    return {"entries": appended, "seconds": round(dt, 2), "entries_per_s": round(appended / dt),
+            "batch_p50_ms": round(pct(lat, 50) * 1000, 1), "batch_p99_ms": round(pct(lat, 99) * 1000, 1)}
+
+
+async def bench_reads(url: str, size: int, readers: int, seconds: float, pace: float | None) -> dict:
+    full_tiles = max(1, size // 256)
+    paths = ["/checkpoint"] + [f"/tile/0/{n:03d}" if n < 1000 else None for n in range(min(full_tiles, 999))]
+    paths = [p for p in paths if p]
+    tile1 = f"/tile/1/000.p/{min(255, size >> 8)}" if size >= 256 else "/checkpoint"
+    lat: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+
+    async def reader(s: aiohttp.ClientSession, r: random.Random) -> None:
+        nonlocal errors
+        nxt = time.perf_counter() + r.random() * (pace or 0)
+        while True:
+            if pace:
+                await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+                nxt += pace
+            now = time.perf_counter()
+            if now > stop:
+                return
+            x = r.random()
+            p = "/checkpoint" if x < 0.5 else (tile1 if x < 0.6 else r.choice(paths))
+            try:
+                async with s.get(url + p) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+            lat.append(time.perf_counter() - now)
+
+    conn = aiohttp.TCPConnector(limit=readers + 10)
+    async with aiohttp.ClientSession(connector=conn) as s:
+        await asyncio.gather(*[reader(s, random.Random(i)) for i in range(readers)])
+    return {"requests": len(lat), "rps": round(len(lat) / seconds), "errors": errors,
+            "p50_ms": round(pct(lat, 50) * 1000, 2), "p99_ms": round(pct(lat, 99) * 1000, 2),
+            "mean_ms": round(statistics.fmean(lat) * 1000, 2) if lat else None}
+
+
+async def load_test(url: str, writers: int, seconds: float) -> dict:
+    keys = [Key(f"load{i}") for i in range(8)]
+    acked: list[tuple[int, str, bool]] = []
+    statuses: dict[int, int] = {}
+    async with aiohttp.ClientSession() as s:
+        for k in keys:
+            async with s.post(url + "/v1/identities", json=k.registration()) as r:
+                assert r.status in (200, 201)
+                js = await r.json()
+                acked.append((js["index"], js["leaf_hash"], js["duplicate"]))
+    stop = time.perf_counter() + seconds
+
+    async def writer(w: int) -> None:
+        k = keys[w % len(keys)]
+        n = 0
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as s:
+            while time.perf_counter() < stop:
+                if n % 5 == 4:
+                    es = [k.entry("load.event", {"w": w, "n": n, "j": j}) for j in range(20)]
+                    path, body = "/v1/entries/batch", {"entries": es}
+                else:
+                    path, body = "/v1/entries", k.entry("load.event", {"w": w, "n": n})
+                try:
+                    async with s.post(url + path, json=body) as r:
+                        js = await r.json()
+                        statuses[r.status] = statuses.get(r.status, 0) + 1
+                        if r.status in (200, 201):
+                            res = js["results"] if "results" in js else [js]
+                            acked.extend((x["index"], x["leaf_hash"], x["duplicate"]) for x in res)
+                except aiohttp.ClientError:
+                    statuses[0] = statuses.get(0, 0) + 1
+                n += 1
+                await asyncio.sleep(0)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[writer(w) for w in range(writers)])
+    return {"acked": acked, "statuses": statuses, "seconds": time.perf_counter() - t0}
+
+
+def check_log(ledger_dir: Path, acked: list[tuple[int, str, bool]], base: int) -> dict:
+    with Ledger.open(ledger_dir) as led:
+        new = [(i, h) for i, h, d in acked if not d]
+        idxs = [i for i, _ in new]
+        dup = len(idxs) - len(set(idxs))
+        size = led.size
+        expected = set(range(base, size))
+        lost = len(expected - set(idxs))
+        extra = len(set(idxs) - expected)
+        wrong = sum(1 for i, h in new if leaf_hash(led.entry_bytes(i)).hex() != h)
+        rep = led.audit(signatures=True)
+    return {"size": size, "acknowledged_new": len(new), "duplicated_indices": dup, "unacknowledged_in_log": lost,
+            "acknowledged_missing": extra, "wrong_content": wrong, "audit_ok": rep.ok,
+            "audit_problems": len(rep.problems)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 dbname=test user=postgres password=root")
+    ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--load-seconds", type=float, default=60.0)
+    ap.add_argument("--load-writers", type=int, default=50)
+    ap.add_argument("--readers", type=int, default=200)
+    ap.add_argument("--read-seconds", type=float, default=10.0)
+    args = ap.parse_args()
+    n_batches = 8 if args.quick else 60
+    load_s = 5.0 if args.quick else args.load_seconds
+    work = Path(tempfile.mkdtemp(prefix="httpbench-"))
+    out: dict = {"bench": "http", "cpus": os.cpu_count(), "workers": args.workers,
+                 "loadavg_start": os.getloadavg()[0]}
+    print(f"http bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.workers} workers")
+    try:
+        # --- SQLite ---------------------------------------------------------------------
+        d = work / "sqlite"
+        Ledger.init(d, origin="bench.example/sqlite").close()
+        srv = Server(d, args.workers)
+        try:
+            a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
+            out["append_sqlite"] = a
+            print(f"append over HTTP, SQLite: {a['entries_per_s']} entries/s ({a['entries']} in {a['seconds']} s, "
+                  f"batch p50 {a['batch_p50_ms']} ms)")
+            size = a["entries"] + 4
+            for mode, pace in (("closed", None), ("paced_100ms", 0.1)):
+                r = asyncio.run(bench_reads(srv.url, size, args.readers, args.read_seconds, pace))
+                out[f"read_{mode}"] = r
+                print(f"reads, {args.readers} readers, {mode}: {r['rps']} req/s, p50 {r['p50_ms']} ms, "
+                      f"p99 {r['p99_ms']} ms, errors {r['errors']}")
+            base = size
+            lt = asyncio.run(load_test(srv.url, args.load_writers, load_s))
+        finally:
+            srv.stop()
+        chk = check_log(d, lt["acked"], base)
+        out["load_sqlite"] = {"seconds": round(lt["seconds"], 1), "writers": args.load_writers,
+                              "statuses": lt["statuses"], **chk,
+                              "entries_per_s": round(chk["acknowledged_new"] / lt["seconds"])}
+        print(f"load test SQLite: {args.load_writers} writers x {lt['seconds']:.0f} s: {chk['acknowledged_new']} "
+              f"entries acknowledged, statuses {lt['statuses']}, duplicated {chk['duplicated_indices']}, "
+              f"lost {chk['acknowledged_missing']}, audit ok {chk['audit_ok']}")
+        # --- PostgreSQL -----------------------------------------------------------------
+        if not args.no_pg:
+            schema = "bench_" + uuid.uuid4().hex[:12]
+            d = work / "pg"
+            try:
+                Ledger.init(d, origin="bench.example/pg",
+                            store={"store": "postgres", "dsn": args.pg_dsn, "schema": schema}).close()
+            except Exception as exc:  # noqa: BLE001
+                print(f"PostgreSQL unavailable, skipped: {exc}")
+                out["append_postgres"] = None
+            else:
+                srv = Server(d, args.workers)
+                try:
+                    a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
+                    out["append_postgres"] = a
+                    print(f"append over HTTP, PostgreSQL: {a['entries_per_s']} entries/s ({a['entries']} in "
+                          f"{a['seconds']} s, batch p50 {a['batch_p50_ms']} ms)")
+                    base = a["entries"] + 4
+                    lt = asyncio.run(load_test(srv.url, args.load_writers, load_s))
+                finally:
+                    srv.stop()
+                chk = check_log(d, lt["acked"], base)
+                out["load_postgres"] = {"seconds": round(lt["seconds"], 1), "writers": args.load_writers,
+                                        "statuses": lt["statuses"], **chk,
+                                        "entries_per_s": round(chk["acknowledged_new"] / lt["seconds"])}
+                print(f"load test PostgreSQL: {args.load_writers} writers x {lt['seconds']:.0f} s: "
+                      f"{chk['acknowledged_new']} entries acknowledged, statuses {lt['statuses']}, duplicated "
+                      f"{chk['duplicated_indices']}, lost {chk['acknowledged_missing']}, audit ok {chk['audit_ok']}")
+                try:
+                    import psycopg
+
+                    with psycopg.connect(args.pg_dsn, autocommit=True) as con:
+                        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+                except Exception:  # noqa: BLE001
+                    pass
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out["loadavg_end"] = os.getloadavg()[0]
+    out["targets"] = {"append_eps": 5000, "read_p99_ms": 5, "readers": 200}
+    print(json.dumps(out, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
