@@ -362,6 +362,7 @@ class InferenceTrail:
                     return
                 continue
             while q:
+                self._maybe_check_revocation()
                 n = min(len(q), self.max_batch)
                 items = [q.popleft() for _ in range(n)]
                 try:
