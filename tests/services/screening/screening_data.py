@@ -2,7 +2,6 @@ import csv
 import hashlib
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from ailedger.services.screening.loaders import Dataset
 

@@ -1,13 +1,12 @@
 """The screeners on small made data and on digits subsets (fast: < 60 s together)."""
 
 import numpy as np
+from screening_data import digits_dataset, flip_labels
 
 from ailedger.services.screening import screen
 from ailedger.services.screening.duplicates import find_duplicates, minhash_pairs, minhash_signatures, phash
 from ailedger.services.screening.labels import find_label_errors
 from ailedger.services.screening.outliers import find_outliers
-
-from screening_data import digits_dataset, flip_labels
 
 
 def test_label_errors_digits_flips(digits_small):
@@ -61,7 +60,7 @@ def test_phash_near_duplicate_images():
     imgs = r.random((3, 32, 32)).astype(np.float32)
     imgs[1] = np.clip(imgs[0] + r.normal(0, 0.01, (32, 32)), 0, 1)  # re-encoded copy of 0
     h = phash(imgs)
-    dist = lambda a, b: bin(int(a) ^ int(b)).count("1")  # noqa: E731
+    dist = lambda a, b: bin(int(a) ^ int(b)).count("1")
     assert dist(h[0], h[1]) <= 4
     assert dist(h[0], h[2]) > 10
     res = find_duplicates([b"x", b"y", b"z"], np.array([0, 1, 0]), images=imgs)
@@ -114,3 +113,26 @@ def test_poisoned_source_found(digits_small):
     assert [k for k, v in verdicts.items() if v == "remove"] == ["s3"]
     s3 = next(s for s in rep["sources"] if s["source"] == "s3")
     assert s3["loo_delta_accuracy"] is not None and s3["flag_rate_p"] < 1e-3
+
+
+def test_large_n_paths(monkeypatch, digits_small):
+    """The >20 000-record code paths, exercised on small data by lowering the thresholds."""
+    import ailedger.services.screening.duplicates as dup
+    from ailedger.services.screening.labels import _dense_models, cross_val_probs
+
+    X, y = digits_small
+    Z = X / 16.0
+    exact_d, exact_i = dup.knn_graph(Z, 10)
+    monkeypatch.setattr(dup, "LARGE_N_GRAPH", 100)
+    d, i = dup.knn_graph(Z, 10)
+    assert d.shape == exact_d.shape and (i[:, 0] == np.arange(len(y))).mean() > 0.99
+    # distances are true full-space distances, sorted, never below the exact k-th neighbour
+    assert np.allclose(d, np.sqrt(((Z[i] - Z[:, None, :]) ** 2).sum(-1)))
+    assert (np.diff(d, axis=1) >= -1e-12).all() and (d[:, -1] >= exact_d[:, -1] - 1e-9).all()
+    overlap = np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(i[:, 1:], exact_i[:, 1:])])
+    assert overlap > 0.8
+    models = _dense_models(30_000, 0)
+    assert [m for m, _ in models] == ["pca24_knn10", "logreg"]
+    probs, names = cross_val_probs(Z, y, 10, text=False, folds=5, models=models)
+    assert probs.shape == (len(y), 10) and np.allclose(probs.sum(1), 1)
+    assert (probs.argmax(1) == y).mean() > 0.9

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from screening_data import flip_labels, write_csv
 
 from ailedger.core.errors import BadInputError
 from ailedger.services.screening import (
@@ -16,7 +17,6 @@ from ailedger.services.screening import (
     screen_path,
     screening_body,
 )
-from screening_data import flip_labels, write_csv
 
 
 def test_csv_digits_detected_as_image_and_schema(tmp_path, digits_small):

@@ -135,12 +135,27 @@ def phash_pairs(hashes: np.ndarray) -> list[tuple[int, int, int]]:
     return out
 
 
+LARGE_N_GRAPH = 20_000
+GRAPH_DIMS = 24
+
+
 def knn_graph(Z: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(distances, indices) of each record's k nearest neighbours, itself first (shared by screeners)."""
+    """(distances, indices) of each record's k nearest neighbours, itself first (shared by screeners).
+
+    Exact (brute force) up to 20 000 records; above, neighbours are searched with a k-d tree in the first
+    24 principal components (brute force is quadratic), and distances are then recomputed in full space."""
     from sklearn.neighbors import NearestNeighbors
 
     k = min(k + 1, Z.shape[0])
-    return NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z)
+    if Z.shape[0] <= LARGE_N_GRAPH or Z.shape[1] <= GRAPH_DIMS:
+        return NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z)
+    from sklearn.decomposition import PCA
+
+    Zs = PCA(n_components=GRAPH_DIMS, random_state=0).fit_transform(Z)
+    _, idx = NearestNeighbors(n_neighbors=k, algorithm="kd_tree").fit(Zs).kneighbors(Zs)
+    dist = np.sqrt(((Z[idx] - Z[:, None, :]) ** 2).sum(-1))
+    order = np.argsort(dist, axis=1, kind="stable")
+    return np.take_along_axis(dist, order, 1), np.take_along_axis(idx, order, 1)
 
 
 def distance_pairs(Z: np.ndarray, knn: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, int, float]]:
