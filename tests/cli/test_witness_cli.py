@@ -13,6 +13,7 @@ from ailedger.core.cosignature import verify_cosigned_checkpoint
 from ailedger.core.errors import VerificationError
 from ailedger.core.note import parse_note, parse_vkey, verify_note
 from ailedger.services.ledger import Ledger
+from ailedger.services.witness import Witness
 
 ORIGIN = "test.example/cli-log"
 
@@ -25,10 +26,16 @@ def setup(tmp_path):
     try:
         for i in range(3):
             d = str(tmp_path / f"w{i}")
-            out = json.loads(run("witness", "init", d, "--name", f"witness.test/w{i}", "--json").stdout)
-            assert run("witness", "vkey", "--witness", d).stdout.strip() == out["vkey"]
-            vkeys.append(out["vkey"])
-            run("witness", "add-log", "--witness", d, "--vkey", ledger.vkey)
+            if i == 0:  # the CLI way (each call is a Python start-up, so the other two use the API)
+                out = json.loads(run("witness", "init", d, "--name", f"witness.test/w{i}", "--json").stdout)
+                assert run("witness", "vkey", "--witness", d).stdout.strip() == out["vkey"]
+                vkeys.append(out["vkey"])
+                run("witness", "add-log", "--witness", d, "--vkey", ledger.vkey)
+            else:
+                w = Witness.init(d, f"witness.test/w{i}")
+                w.add_log(ledger.vkey)
+                vkeys.append(w.vkey)
+                w.close()
             p = spawn("witness", "serve", "--witness", d, "--port", "0")
             procs.append(p)
             line = p.stdout.readline()
