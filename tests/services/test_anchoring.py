@@ -172,3 +172,31 @@ def test_gas_per_anchor_is_flat(service, ledger, w3):
         gas.append(service.anchor_now(timeout=30, poll=0).gas_used)
     assert max(gas[1:]) - min(gas[1:]) < 200  # the same gas whatever the number of records covered
     assert gas[1] < 45_000
+
+
+def _anchor_directly(service, w3, size, root):
+    c = service.chain
+    txh, raw = c.build_anchor(log_id(ORIGIN), size, root, c.nonce("pending"), gas=200_000)
+    w3.eth.send_raw_transaction(raw)
+    assert w3.eth.wait_for_transaction_receipt(txh)["status"] == 1
+
+
+def test_chain_head_from_our_key_is_checked_against_the_log(service, ledger, w3):
+    # someone with our key anchored a root this log never had: flagged, not silently "superseded"
+    _anchor_directly(service, w3, 10, b"\x01" * 32)
+    service.enqueue()
+    service.step()
+    (row,) = service.queue.rows()
+    assert row["status"] == "failed" and row["last_error"].startswith("CONFLICT: the chain holds a different root")
+
+
+def test_larger_matching_head_supersedes(service, ledger, w3):
+    note10 = ledger.checkpoint()
+    grow(ledger, 5)
+    _anchor_directly(service, w3, 15, ledger.log.root_at(15))  # e.g. sent by a previous install
+    service.enqueue(note10)
+    service.step()
+    (row,) = service.queue.rows()
+    assert row["status"] == "superseded"
+    res = check_anchored(note10, w3, service.chain.address, consistency_proof=ledger.log.consistency_proof)
+    assert res["anchored"] and res["anchored_size"] == 15

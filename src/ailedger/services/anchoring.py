@@ -541,6 +541,8 @@ class AnchorService:
             return
         t = txs[-1]
         mined_nonce = self.chain.nonce("latest")
+        if mined_nonce > t["nonce"] and any(self.chain.receipt(x["tx_hash"]) is not None for x in txs):
+            return  # mined between the two reads: the next step records it
         if mined_nonce > t["nonce"]:
             # the nonce is used, and none of our transactions has a receipt: another transaction
             # from this account took it. Ours can never be mined now, so a fresh one is safe.
@@ -586,6 +588,11 @@ class AnchorService:
                                       gas_used=int(rcpt["gasUsed"]) if rcpt else 0,
                                       last_error="found already anchored on chain")
                     return
+            problem = self._conflict_with_log(size, root)
+            if problem:
+                self.log(f"CONFLICT: {problem}")
+                self.queue.update(newest["id"], status="failed", last_error=f"CONFLICT: {problem}")
+                return
             self.queue.update(newest["id"], status="superseded",
                               last_error=f"the chain already holds an anchor of size {size}")
             return
@@ -602,6 +609,19 @@ class AnchorService:
         self.queue.db.execute("COMMIT")
         self.log(f"anchoring size {newest['tree_size']} with nonce {nonce}: {txh}")
         self._broadcast(newest, txh, raw)
+
+    def _conflict_with_log(self, size: int, root: bytes) -> str:
+        """Why an on-chain head (sent with our key) does not match our log, or "" if it does."""
+        try:
+            mine = self.ledger.log.root_at(size)
+        except AiledgerError:
+            return f"the chain holds an anchor of size {size} from this key, beyond this log's size {self.ledger.size}"
+        except AttributeError:  # a ledger-like object without a log: cannot check
+            return ""
+        if mine != root:
+            return (f"the chain holds a different root for size {size} from this key "
+                    f"({base64.b64encode(root).decode()} vs the log's {base64.b64encode(mine).decode()})")
+        return ""
 
     def _broadcast(self, a: dict[str, Any], txh: str, raw: bytes) -> None:
         try:
