@@ -65,13 +65,13 @@ __all__ = [
     "anchor_evidence",
     "check_anchored",
     "connect",
+    "embed_evidence",
+    "evidence_from_bundle",
     "load_artifact",
     "load_key",
     "log_id",
     "require_anchored",
     "sidecar_path",
-    "embed_evidence",
-    "evidence_from_bundle",
 ]
 
 ARTIFACT_ENV = "AILEDGER_ANCHOR_ARTIFACT"
