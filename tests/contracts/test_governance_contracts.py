@@ -84,8 +84,15 @@ def test_kill_switch_on_in_process_evm():
 
 def test_capped_votes_on_in_process_evm():
     w3 = Web3(EthereumTesterProvider())
-    w_alice, dao = scenario(w3, cap_bps=5000)
-    assert w_alice == 500 * E18       # 600 capped at 50 % of the 1000 supply
+    dep, alice, bob = accounts(w3, 3)
+    dao = ChainDAO.deploy(w3, dep, {alice.address: 600 * E18, bob.address: 400 * E18}, [dep.address], 1,
+                          voting_delay=1, voting_period=5, quorum_percent=4, timelock_delay=60, cap_bps=5000)
+    for a in (alice, bob):
+        send(w3, dao.token.functions.delegate(a.address), a)
+    p = dao.propose(alice, "model.approve", "m7", "approve m7")
+    advance(w3, blocks=2)
+    assert dao.vote(alice, p["id"], "for") == 500 * E18      # 600 capped at 50 % of the 1000 supply
+    assert dao.vote(bob, p["id"], "against") == 400 * E18
     assert dao.governor.functions.capBps().call() == 5000
 
 

@@ -10,6 +10,7 @@ Functions other features call:
 * ``model_status(ledger, name) -> dict | None`` -- ``{"state": "revoked", "by": "proposal 3", ...}``,
   ``{"state": "suspended", "by": "guardians (2 of 3)", ...}``, ``approved`` / ``active``; None when
   governance never ruled on the model.
+* ``require_model_usable(ledger, name)`` -- raises VerificationError "model m1 was revoked by proposal 3".
 * ``dataset_status(ledger, name) -> dict | None``.
 
 Every write takes ``time=`` (RFC 3339 UTC) so tests and replays control the governance clock.
@@ -31,7 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, SignatureError
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, SignatureError, VerificationError
 from ailedger.core.governance_state import (
     ACTION_KINDS,
     GOV_TYPES,
@@ -385,6 +386,17 @@ def model_status(ledger: Any, name: str) -> dict[str, Any] | None:
     ``state`` (approved / revoked / suspended / active) and ``by`` ("proposal N" or "guardians (k of n)")."""
     rec = state(ledger).models.get(name)
     return None if rec is None else _public(rec)
+
+
+def require_model_usable(ledger: Any, name: str) -> dict[str, Any] | None:
+    """Raise :class:`VerificationError` ("model m1 was revoked by proposal 17 (reason)") when governance
+    revoked or suspended the model; else return its status (None if governance never ruled on it)."""
+    st = model_status(ledger, name)
+    if st is not None and st["state"] in ("revoked", "suspended"):
+        why = f" ({st['reason']})" if st.get("reason") else ""
+        raise VerificationError(f"model {name} was {st['state']} by {st['by']}{why}", expected="not revoked",
+                                found=f"{st['state']} by {st['by']}", model=name, status=st)
+    return st
 
 
 def dataset_status(ledger: Any, name: str) -> dict[str, Any] | None:
