@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from clirun import run, spawn  # noqa: E402
+from clirun import run, spawn
 
 INF = Path(__file__).resolve().parents[1] / "services" / "inference"
 sys.path.insert(0, str(INF))
-from model_server import make_ledger_with_model  # noqa: E402
+from model_server import make_ledger_with_model
 
 MARKERS = [b"MARKER-note-Zebra-4471", b"MARKER-user-Quokka-9", b"setosa", b"versicolor", b"virginica"]
 

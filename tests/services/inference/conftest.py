@@ -11,12 +11,31 @@ HERE = Path(__file__).parent
 
 
 sys.path.insert(0, str(HERE))
-from model_server import make_ledger_with_model  # noqa: E402
+from model_server import make_ledger_with_model
+
+
+@pytest.fixture(scope="session")
+def ledger_template(tmp_path_factory):
+    """One ledger with the model registered, built once; tests get copies (same keys, fresh state)."""
+    root = tmp_path_factory.mktemp("inference-template")
+    make_ledger_with_model(root).close()
+    return root
 
 
 @pytest.fixture
-def ledger(tmp_path):
-    led = make_ledger_with_model(tmp_path)
+def ledger_dir(ledger_template, tmp_path):
+    import shutil
+
+    shutil.copytree(ledger_template / "ledger", tmp_path / "ledger")
+    shutil.copytree(ledger_template / "model", tmp_path / "model")
+    return tmp_path / "ledger"
+
+
+@pytest.fixture
+def ledger(ledger_dir):
+    from ailedger.services.ledger import Ledger
+
+    led = Ledger.open(ledger_dir)
     yield led
     led.close()
 

@@ -15,7 +15,7 @@ json_values = st.recursive(
     max_leaves=20)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(json_values)
 def test_fast_canonical_payload_is_rfc8785(v):
     assert canonical_payload(v) == canonical_json(v)
@@ -51,6 +51,6 @@ def test_level_wise_root_matches_rfc6962():
     from ailedger.core.merkle import root_from_leaf_hashes
     from ailedger.services.inference.sdk import merkle_root
 
-    for n in list(range(0, 40)) + [255, 256, 257, 1000]:
+    for n in list(range(40)) + [255, 256, 257, 1000]:
         leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(n)]
         assert merkle_root(leaves) == root_from_leaf_hashes(leaves), n

@@ -17,8 +17,6 @@ from ailedger.services.inference.sdk import recover_pending
 from ailedger.services.inference.store import RecordStore
 from ailedger.services.ledger import Ledger
 
-from .conftest import make_ledger_with_model
-
 CHILD = r"""
 import sys, time
 from ailedger.services.ledger import Ledger
@@ -55,9 +53,7 @@ def _run_and_kill(led_dir, mode, min_calls):
 
 
 @pytest.mark.parametrize("mode", ["durable", "fast"])
-def test_sigkill(tmp_path, mode):
-    led = make_ledger_with_model(tmp_path)
-    led.close()
+def test_sigkill(tmp_path, ledger_dir, mode):
     calls, kill_time = _run_and_kill(tmp_path / "ledger", mode, 25 if mode == "durable" else 1500)
     assert len(calls) >= (25 if mode == "durable" else 1500)
     led = Ledger.open(tmp_path / "ledger")

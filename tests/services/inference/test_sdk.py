@@ -36,8 +36,9 @@ def _suspend(led, model="iris", reason="leaks PII"):
 
 
 def test_decorator_records_and_receipt_proves(ledger):
-    from sklearn.datasets import load_iris
     import pickle
+
+    from sklearn.datasets import load_iris
 
     clf = pickle.loads((ledger.path.parent / "model" / "model.pkl").read_bytes())
     X = load_iris().data
@@ -179,9 +180,8 @@ def test_failed_call_is_recorded_as_error_and_context_manager(ledger):
         with trail.call([5.1, 3.5, 1.4, 0.2], subject="s") as c:
             c.output = "setosa"
             c.meta = {"score": 0.97}
-        with pytest.raises(BadInputError):
-            with trail.call([1]) as c2:
-                pass
+        with pytest.raises(BadInputError), trail.call([1]) as c2:
+            pass
     recs = {it["receipt"]: it["record"] for it in list_records(ledger, "iris")}
     assert len(recs) == 2
     err = [r for r in recs.values() if r["status"] == "error"][0]

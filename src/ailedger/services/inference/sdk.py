@@ -518,11 +518,12 @@ class _Call:
     def __enter__(self) -> _Call:
         return self
 
-    def __exit__(self, et: Any, ev: Any, tb: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
+        et, ev = exc[0], exc[1]
         if et is not None:
             if isinstance(ev, Exception):
                 rid = self._trail._submit(self.input, _NOTHING, self.subject, self.caller,
-                                          {"error": et.__name__}, "error")
+                                          {"error": type(ev).__name__}, "error")
                 self.receipt = Receipt(rid, self._trail)
             return
         if self.output is _NOTHING:
