@@ -137,7 +137,7 @@ def test_fresh_compile_matches_committed_artifacts(tmp_path):
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
     out = subprocess.run(["bash", str(ROOT / "scripts" / "compile-governance-contracts.sh"), str(tmp_path)],
-                         capture_output=True, text=True, timeout=600)
+                         check=False, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     build = ROOT / "contracts" / "governance" / "build"
     assert sorted(p.name for p in build.glob("*.json")) == sorted(p.name for p in tmp_path.glob("*.json"))

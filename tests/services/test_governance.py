@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 from govhelp import DAY, T, dao, make_ledger, people
 
-from ailedger.core.errors import BadInputError, ConflictError, NotFoundError, SignatureError, VerificationError
+from ailedger.core.errors import (
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+    SignatureError,
+    VerificationError,
+)
 from ailedger.core.governance_state import GovState
 from ailedger.core.records import build_entry
 from ailedger.services import governance as gov
@@ -306,7 +312,7 @@ def test_entries_that_bypass_the_service_are_skipped_in_replay(env):
 def test_fold_rejects_entries_before_init_and_out_of_order():
     st = GovState()
 
-    class E:  # noqa: D106
+    class E:
         type = "gov.vote"
         body = {"proposal": 0, "support": "for"}  # noqa: RUF012
         signer = "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK"

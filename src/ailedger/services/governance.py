@@ -32,7 +32,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, SignatureError, VerificationError
+from ailedger.core.errors import (
+    AiledgerError,
+    BadInputError,
+    NotFoundError,
+    SignatureError,
+    VerificationError,
+)
 from ailedger.core.governance_state import (
     ACTION_KINDS,
     GOV_TYPES,
