@@ -63,7 +63,7 @@ class ServeConfig:
     burst: float = 100000.0
     max_inflight: int = 512  # requests in flight per process before 503
     max_writes: int = 32  # write requests in flight per process before 503
-    checkpoint_ttl: float = 0.0  # seconds a process may reuse the checkpoint it read (0: always read)
+    checkpoint_ttl: float = 0.5  # seconds a process may reuse the checkpoint it read (0: always read)
     tile_cache_bytes: int = 64 * 1024 * 1024
     web: bool = True
 
@@ -100,6 +100,34 @@ class _LRU:
             while self.used > self.max:
                 _, old = self.d.popitem(last=False)
                 self.used -= len(old)
+
+
+class _FastReads:
+    """Pure ASGI front for the hottest reads: the cached checkpoint and cached immutable tiles are answered
+    without routing or a thread hop; everything else (and every cache miss) goes to the app."""
+
+    def __init__(self, app: ASGIApp, api: "Api") -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path = scope["path"]
+            body: bytes | None = None
+            if path == "/checkpoint":
+                body = self.api.cached_checkpoint()
+                ctype, cache = b"text/plain; charset=utf-8", b"public, max-age=1"
+            elif path.startswith("/tile/"):
+                body = self.api.tiles.get(path[1:])
+                ctype = b"application/octet-stream"
+                cache = b"public, max-age=31536000, immutable" if ".p/" not in path else b"public, max-age=60"
+            if body is not None:
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                    (b"cache-control", cache)]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
 
 
 class _Limits:
@@ -200,6 +228,12 @@ class Api:
         except RecursionError:
             raise MalformedJSONError("request body is nested too deeply") from None
 
+    def cached_checkpoint(self) -> bytes | None:
+        ttl = self.cfg.checkpoint_ttl
+        if ttl > 0 and self._cp is not None and time.monotonic() - self._cp[0] < ttl:
+            return self._cp[1]
+        return None
+
     async def checkpoint_bytes(self) -> bytes:
         ttl = self.cfg.checkpoint_ttl
         now = time.monotonic()
@@ -219,6 +253,7 @@ class Api:
     async def post_entry(self, request: Request) -> Response:
         obj = await self.read_json(request, MAX_ENTRY_BYTES * 2 + 1024)
         res = (await run_in_threadpool(self.ingest.submit, [obj]))[0]
+        self._cp = None
         return json_response(self._results([res])[0], 200 if res.duplicate else 201)
 
     async def post_batch(self, request: Request) -> Response:
@@ -228,6 +263,7 @@ class Api:
         if set(obj) - {"entries"}:
             raise BadInputError(f"unknown field {sorted(set(obj) - {'entries'})[0]!r} in batch", field="entries")
         results = await run_in_threadpool(lambda: self.ingest.submit(obj["entries"], batch=True))
+        self._cp = None
         new = sum(1 for r in results if not r.duplicate)
         return json_response({"results": self._results(results), "appended": new,
                               "duplicates": len(results) - new}, 201 if new else 200)
@@ -235,6 +271,7 @@ class Api:
     async def post_identity(self, request: Request) -> Response:
         obj = await self.read_json(request, MAX_ENTRY_BYTES * 2 + 1024)
         res = (await run_in_threadpool(self.ingest.submit, [obj], registration=True))[0]
+        self._cp = None
         return json_response(self._results([res])[0], 200 if res.duplicate else 201)
 
     # -- tlog-tiles reads -------------------------------------------------------------------
@@ -444,7 +481,7 @@ def create_app(ledger: Ledger | str | os.PathLike[str] | None, cfg: ServeConfig 
         routes.extend(web_routes(api))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.api = api
-    return _Limits(app, cfg)
+    return _Limits(_FastReads(app, api), cfg)
 
 
 def app_from_env() -> ASGIApp:

@@ -88,7 +88,10 @@ class IngestPolicy:
 def _parse_time(s: str) -> float:
     # format already checked by parse_entry: YYYY-MM-DDTHH:MM:SS[.fff]Z
     base, _, frac = s[:-1].partition(".")
-    t = _dt.datetime.strptime(base, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=_dt.timezone.utc).timestamp()
+    try:
+        t = _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc).timestamp()
+    except ValueError as exc:
+        raise BadInputError(f"entry time {s!r} is not a valid date", field="time") from exc
     return t + (float("0." + frac) if frac else 0.0)
 
 
