@@ -117,8 +117,8 @@ def _attach_artifact_commands(main: click.Group) -> None:
             with _ledger(ledger_path) as ledger:
                 r = push_model(ledger, model_ref, directory, _split(nodes), _ident(ledger, who), k=k, n=n,
                                readers=_split(readers))
-            _emit(r, as_json, [r["cid"], f"model {r['model']} (entry #{r['record']}) stored; "
-                               f"blob.put #{r['put_index']}, blob.attach #{r['attach_index']}"])
+            _emit(r, as_json, [r["cid"], (f"model {r['model']} (entry #{r['record']}) stored; "
+                                          f"blob.put #{r['put_index']}, blob.attach #{r['attach_index']}")])
 
         @model.command("pull")
         @click.argument("model_ref")
@@ -132,8 +132,8 @@ def _attach_artifact_commands(main: click.Group) -> None:
 
             with _ledger(ledger_path) as ledger:
                 r = pull_model(ledger, model_ref, output, _ident(ledger, who))
-            _emit(r, as_json, [f"{output}: model {r['model']} (entry #{r['record']}), manifest "
-                               f"{r['manifest_root'][:16]}... verified"])
+            _emit(r, as_json, [(f"{output}: model {r['model']} (entry #{r['record']}), manifest "
+                                f"{r['manifest_root'][:16]}... verified")])
 
     if isinstance(dataset, click.Group):
         @dataset.command("push")
@@ -148,8 +148,8 @@ def _attach_artifact_commands(main: click.Group) -> None:
             with _ledger(ledger_path) as ledger:
                 r = push_dataset(ledger, dataset_ref, list(paths), _split(nodes), _ident(ledger, who), k=k, n=n,
                                  readers=_split(readers))
-            _emit(r, as_json, [r["cid"], f"dataset {r['dataset']} (entry #{r['record']}) stored; "
-                               f"blob.put #{r['put_index']}, blob.attach #{r['attach_index']}"])
+            _emit(r, as_json, [r["cid"], (f"dataset {r['dataset']} (entry #{r['record']}) stored; "
+                                          f"blob.put #{r['put_index']}, blob.attach #{r['attach_index']}")])
 
         @dataset.command("pull")
         @click.argument("dataset_ref")
@@ -163,5 +163,5 @@ def _attach_artifact_commands(main: click.Group) -> None:
 
             with _ledger(ledger_path) as ledger:
                 r = pull_dataset(ledger, dataset_ref, output, _ident(ledger, who))
-            _emit(r, as_json, [f"{output}: dataset {r['dataset']} (entry #{r['record']}), root "
-                               f"{r['root'][:16]}... verified"])
+            _emit(r, as_json, [(f"{output}: dataset {r['dataset']} (entry #{r['record']}), root "
+                                f"{r['root'][:16]}... verified")])

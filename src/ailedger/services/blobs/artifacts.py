@@ -22,7 +22,7 @@ from typing import Any
 from ailedger.core.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.services.blobs.service import BlobService
 
-__all__ = ["push_model", "pull_model", "push_dataset", "pull_dataset", "pack_tree", "attached_blob"]
+__all__ = ["attached_blob", "pack_tree", "pull_dataset", "pull_model", "push_dataset", "push_model"]
 
 ATTACH = "blob.attach"
 

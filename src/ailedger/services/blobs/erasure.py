@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import zfec
+import zfec  # type: ignore[import-untyped]
 
 from ailedger.core.errors import BadInputError, StorageError
 

@@ -79,7 +79,8 @@ class StorageNode:
 
     @property
     def url(self) -> str:
-        return f"http://{self.httpd.server_address[0]}:{self.port}"
+        host = self.httpd.server_address[0]
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{self.port}"
 
     def used(self) -> int:
         return sum(p.stat().st_size for p in self.dir.iterdir() if len(p.name) == 64)
