@@ -71,10 +71,14 @@ def receipt_proof(ledger: Any, rid: str, *, records: RecordStore | None = None) 
         data, bid, pos = got
         b = rs.batch(bid)
         if b["log_index"] is None:
-            from ailedger.services.inference.sdk import recover_pending
+            got = ledger.store.indices_of([leaf_hash(b["entry"])])
+            if got:  # in the log; the writer has not noted the index yet
+                b["log_index"] = next(iter(got.values()))
+            else:  # stored but never appended (a crash between the two writes): append it now
+                from ailedger.services.inference.sdk import recover_pending
 
-            recover_pending(ledger, rs)
-            b = rs.batch(bid)
+                recover_pending(ledger, rs)
+                b = rs.batch(bid)
         leaves = [leaf_hash(d) for d in rs.batch_records(bid)]
     finally:
         if own:

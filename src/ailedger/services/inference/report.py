@@ -47,7 +47,13 @@ def list_records(ledger: Any, model: str | None = None, t_from: str | None = Non
         tlog_cache: dict[int, str] = {}
         import json
 
+        index_of: dict[int, int | None] = {}
         for rid, bid, pos, _t, data, log_index in rs.query(model, f, t, limit):
+            if log_index is None:  # written, index not noted yet (or a crash before the log append)
+                if bid not in index_of:
+                    got = ledger.store.indices_of([leaf_hash(rs.batch(bid)["entry"])])
+                    index_of[bid] = next(iter(got.values())) if got else None
+                log_index = index_of[bid]
             rec = json.loads(data)
             item: dict[str, Any] = {"receipt": rid, "record": rec, "batch_index": log_index, "position": pos}
             if proofs and log_index is not None:

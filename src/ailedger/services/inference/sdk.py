@@ -366,7 +366,7 @@ class InferenceTrail:
                 n = min(len(q), self.max_batch)
                 items = [q.popleft() for _ in range(n)]
                 try:
-                    self._write(items)
+                    bid, index = self._write(items)
                 except BaseException as exc:
                     self._error = exc
                     for it in items:
@@ -377,9 +377,13 @@ class InferenceTrail:
                         raise
                     continue
                 self._written += n
-                for it in items:
+                for it in items:  # committed: payload, record and log entry are durable
                     if it[8] is not None:
                         it[8].event.set()
+                try:  # bookkeeping only: a missing index is found again from the entry's leaf hash
+                    self.records.set_log_index(bid, index)
+                except Exception:  # noqa: BLE001
+                    pass
             with self._idle:
                 self._idle.notify_all()
 
@@ -404,7 +408,7 @@ class InferenceTrail:
             ref = self._refs[subject] = self.payloads.subject_ref(subject)
         return ref
 
-    def _write(self, items: list[tuple[Any, ...]]) -> None:
+    def _write(self, items: list[tuple[Any, ...]]) -> tuple[int, int]:
         t0 = time.perf_counter()
         n = len(items)
         salts = os.urandom(16 * n)
@@ -457,10 +461,10 @@ class InferenceTrail:
         bid = self.records.add_batch(self.stream, self._seq, root, entry.leaf_bytes, model, rids, times, datas)
         res = self.ledger.append_entry(entry, terms=[f"inference-model:{model}",
                                                      f"inference-stream:{self.stream}"])
-        self.records.set_log_index(bid, res.index)
         self.stats["batches"] += 1
         self.stats["records"] += n
         self.stats["write_seconds"] += time.perf_counter() - t0
+        return bid, res.index
 
     # -- lifecycle -------------------------------------------------------------------
     def flush(self, timeout: float = 60.0) -> None:
@@ -534,10 +538,15 @@ class _Call:
 
 def recover_pending(ledger: Any, records: RecordStore) -> int:
     """Append batch entries stored but not yet in the log (a crash between the two writes)."""
+    from ailedger.core.merkle import leaf_hash
     from ailedger.core.records import parse_entry
 
     n = 0
     for bid, entry_bytes in records.pending_batches():
+        got = ledger.store.indices_of([leaf_hash(entry_bytes)])
+        if got:  # already in the log; only the bookkeeping was missing
+            records.set_log_index(bid, next(iter(got.values())))
+            continue
         e = parse_entry(entry_bytes, verify=True)
         model = e.body.get("models", [{}])[0].get("name", "")
         res = ledger.append_entry(e, terms=[f"inference-model:{model}", f"inference-stream:{e.body.get('stream')}"])
