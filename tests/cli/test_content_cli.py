@@ -2,12 +2,11 @@ import io
 import json
 
 import numpy as np
+from clirun import run  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 from PIL import Image
 from skimage import data
 
 from ailedger.services.ledger import Ledger
-
-from clirun import run  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 
 
 def _setup(tmp_path):

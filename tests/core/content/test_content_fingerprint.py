@@ -34,7 +34,7 @@ def test_crop_grid_finds_a_cropped_copy():
     grid = fp.crop_grid(a)
     assert len(grid) == 2 * 25
     c = a[30:30 + 461, 20:20 + 461]  # 90% x 90% at an off-grid offset
-    ph, dc = fp.phash64(c), fp.dct256(c)
+    ph, _dc = fp.phash64(c), fp.dct256(c)
     assert min(fp.hamming(ph, g) for g, _ in grid) <= 8
     assert fp.hamming(ph, fp.phash64(a)) > min(fp.hamming(ph, g) for g, _ in grid)
 

@@ -1,5 +1,6 @@
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -191,7 +192,7 @@ def test_index_rebuilds_from_the_log(registered, ledger):
 # ------------------------------------------------------------------------------------ C2PA
 
 def test_c2pa_sidecar_leaves_asset_identical_and_reads_back(registered, svc, test_ca, tmp_path):
-    src, _, res = registered
+    src, _, _res = registered
     before = src.read_bytes()
     jpg = tmp_path / "coffee.jpg"  # C2PA hard-binds to the asset bytes; register the JPEG too
     jpg.write_bytes(jpeg_bytes(data.coffee(), 90))
@@ -224,7 +225,7 @@ def test_c2pa_bad_signature_is_never_valid(registered, svc, test_ca, tmp_path):
     jpg.write_bytes(jpeg_bytes(data.coffee(), 90))
     r = svc.register(jpg, svc.ledger.identities.load("alice"))
     out = svc.c2pa_sign(jpg, r["entry"], C2paSigningKey(test_ca["chain"], test_ca["key"]))
-    good = open(out["sidecar"], "rb").read()
+    good = Path(out["sidecar"]).read_bytes()
     # a signed claim byte changed (claim_generator_info name, CBOR text "ailedger") -> signature mismatch
     assert good.count(b"\x68ailedger") == 1
     bad_sig = good.replace(b"\x68ailedger", b"\x68biledger")
@@ -243,7 +244,7 @@ def test_c2pa_bad_signature_is_never_valid(registered, svc, test_ca, tmp_path):
     assert s["signature_valid"] is False
     # the manifest of one asset does not validate another
     other = jpeg_bytes(data.astronaut(), 90)
-    s2 = read_manifest(other, "image/jpeg", open(out["sidecar"], "rb").read(), test_ca["ca"])
+    s2 = read_manifest(other, "image/jpeg", Path(out["sidecar"]).read_bytes(), test_ca["ca"])
     assert s2["signature_valid"] is False
 
 
@@ -251,11 +252,11 @@ def test_c2pa_self_signed_leaf_is_refused(registered, svc, test_ca, tmp_path):
     jpg = tmp_path / "s.jpg"
     jpg.write_bytes(jpeg_bytes(data.coffee(), 90))
     r = svc.register(jpg, svc.ledger.identities.load("alice"))
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
     import datetime
+
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
 
     k = ec.generate_private_key(ec.SECP256R1())

@@ -8,7 +8,7 @@ numpy arrays; no I/O.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -46,7 +46,7 @@ def bits_to_bytes(bits: Sequence[int]) -> bytes:
 
 
 def _parity(x: int) -> int:
-    return bin(x).count("1") & 1
+    return (x).bit_count() & 1
 
 
 # Precomputed trellis: for state s (last K-1 input bits, newest in bit K-2) and input u.

@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from scipy import fft as sfft
+from scipy import fft as sfft  # type: ignore[import-untyped]
 
 from ailedger.core.errors import BadInputError
 
@@ -103,10 +104,10 @@ def crop_grid(image: npt.ArrayLike, scales: Sequence[float] = CROP_SCALES,
     h, w = g.shape
     out: list[tuple[int, int]] = []
     for s in scales:
-        ch, cw = int(round(h * s)), int(round(w * s))
+        ch, cw = round(h * s), round(w * s)
         for fy in np.linspace(0.0, 1.0, steps):
             for fx in np.linspace(0.0, 1.0, steps):
-                y, x = int(round((h - ch) * fy)), int(round((w - cw) * fx))
+                y, x = round((h - ch) * fy), round((w - cw) * fx)
                 win = g[y : y + ch, x : x + cw]
                 out.append((phash64(win), dct256(win)))
     return out
@@ -179,7 +180,7 @@ def audio_phash64(samples: npt.ArrayLike, rate: int) -> int:
     if rate <= 0 or len(x) < rate // 4 or len(x) < 2048:
         raise BadInputError("audio too short to fingerprint (need at least 0.25 s)", field="samples")
     # fixed analysis in seconds so the fingerprint does not depend on the sample rate
-    win = max(256, int(round(rate * 0.064)))
+    win = max(256, round(rate * 0.064))
     hop = win // 2
     n = 1 + (len(x) - win) // hop
     frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop][:n] * np.hanning(win)
@@ -188,6 +189,6 @@ def audio_phash64(samples: npt.ArrayLike, rate: int) -> int:
     # 33 log-spaced bands 100 Hz - 4 kHz (telephone-safe range, survives lossy codecs)
     edges = np.geomspace(100.0, min(4000.0, rate / 2 * 0.95), 34)
     bands = np.stack(
-        [spec[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
+        [spec[:, (freqs >= lo) & (freqs < hi)].sum(axis=1) for lo, hi in itertools.pairwise(edges)], axis=1)
     logspec = np.log1p(bands / (bands.mean() + 1e-12) * 100.0)
     return phash64(logspec.T if logspec.shape[0] >= 8 else np.repeat(logspec.T, 8, axis=1))

@@ -24,12 +24,12 @@ Everything here works on numpy arrays; decoding/encoding files is the service's 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
+from scipy import ndimage  # type: ignore[import-untyped]
 
 from ailedger.core.content import ecc
 from ailedger.core.errors import BadInputError
@@ -56,7 +56,7 @@ class WatermarkKey:
         h = hashlib.sha256(b"ailedger-wm1/" + label.encode() + b"/" + self.seed).digest()
         return np.random.default_rng(int.from_bytes(h[:16], "big"))
 
-    def layout(self) -> "_Layout":
+    def layout(self) -> _Layout:
         return _Layout.from_key(self)
 
 
@@ -68,7 +68,7 @@ class _Layout:
     data_sign: FloatArray  # (32, 32) +-1 spreading sign on data chips, 0 elsewhere
 
     @staticmethod
-    def from_key(key: WatermarkKey) -> "_Layout":
+    def from_key(key: WatermarkKey) -> _Layout:
         n = TILE_CHIPS * TILE_CHIPS
         rng = key._rng("layout")
         perm = rng.permutation(n)
@@ -157,7 +157,8 @@ def _render(chips: FloatArray, chip_px: float, out_shape: tuple[int, int],
     b = chips[np.ix_(y0m, x1m)]
     c = chips[np.ix_(y1m, x0m)]
     d = chips[np.ix_(y1m, x1m)]
-    return (a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + c * fy * (1 - fx) + d * fy * fx)
+    out: FloatArray = a * (1 - fy) * (1 - fx) + b * (1 - fy) * fx + c * fy * (1 - fx) + d * fy * fx
+    return out
 
 
 def luminance(rgb: FloatArray) -> FloatArray:
@@ -172,7 +173,8 @@ def _mask(y: FloatArray, chip: int) -> FloatArray:
     mu = ndimage.gaussian_filter(y, sigma)
     var = ndimage.gaussian_filter((y - mu) ** 2, sigma * 2)
     act = np.sqrt(np.maximum(var, 0.0))
-    return np.clip(0.35 + act / 12.0, 0.35, 1.6)
+    out: FloatArray = np.clip(0.35 + act / 12.0, 0.35, 1.6)
+    return out
 
 
 def embed(image: npt.ArrayLike, payload_id: int, key: WatermarkKey, strength: float = 3.2) -> tuple[
@@ -209,7 +211,8 @@ def _residual(y: FloatArray) -> FloatArray:
     # high-pass (sigma 1.5 measured best for surviving a half-size resize + JPEG)
     r = y - ndimage.gaussian_filter(y, 1.5)
     env = np.sqrt(ndimage.gaussian_filter(r * r, 6.0)) + 1.0
-    return np.clip(r / env, -3.0, 3.0)
+    out: FloatArray = np.clip(r / env, -3.0, 3.0)
+    return out
 
 
 def _period_candidates(r: FloatArray, max_candidates: int = 4) -> list[float]:

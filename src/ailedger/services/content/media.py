@@ -177,7 +177,7 @@ def fingerprints(m: Media, registering: bool = True) -> dict[str, Any]:
             return {"phash64": hex_code(fp.phash64(m.image), 64), "dct256": hex_code(fp.dct256(m.image), 256)}
         grid = fp.crop_grid(m.image)
         return {"phash64": hex_code(fp.phash64(m.image), 64), "dct256": hex_code(fp.dct256(m.image), 256),
-                "crop_grid": {"scales_percent": [int(round(100 * s)) for s in fp.CROP_SCALES],
+                "crop_grid": {"scales_percent": [round(100 * s) for s in fp.CROP_SCALES],
                               "steps": fp.CROP_STEPS,
                               "phash64": [hex_code(a, 64) for a, _ in grid],
                               "dct256": [hex_code(b, 256) for _, b in grid]}}

@@ -198,8 +198,8 @@ class ContentService:
             det = wm.Detector(key).detect(marr, period_hints=[32.0 * params.chip])
             body["watermark"] = {
                 "scheme": wm.SCHEME, "id": f"{wm_id:08x}", "chip": params.chip,
-                "strength_milli": int(round(params.strength * 1000)),
-                "psnr_centi_db": int(round(params.psnr_db * 100)),
+                "strength_milli": round(params.strength * 1000),
+                "psnr_centi_db": round(params.psnr_db * 100),
                 "selfcheck": det.payload_id == wm_id,
                 "marked_sha256": hashlib.sha256(marked_bytes).hexdigest(),
                 "marked_media_type": mmime,
@@ -207,7 +207,7 @@ class ContentService:
                                         "dct256": f"{fp.dct256(marr):064x}"},
             }
             terms += [f"wm:{wm_id:08x}", f"sha256:{body['watermark']['marked_sha256']}"]
-        body["subjects"] = sorted(set(t for t in terms if t.startswith("sha256:")))
+        body["subjects"] = sorted({t for t in terms if t.startswith("sha256:")})
         res = self.ledger.append_record(RECORD_TYPE, body, identity, terms=terms)
         if marked_out is not None and marked_bytes is not None:
             Path(marked_out).write_bytes(marked_bytes)
@@ -260,7 +260,7 @@ class ContentService:
                 jac = fp.minhash_jaccard(fps["minhash"], (body.get("fingerprints") or {}).get("minhash", []))
                 if jac >= 0.5:
                     add(h.entry, "near-duplicate", fingerprint="simhash64", distance=h.distance, bits=64,
-                        jaccard_percent=int(round(jac * 100)))
+                        jaccard_percent=round(jac * 100))
         if m.kind == "audio" and fps:
             for h in self.store.search("audio_phash64", _hex_to_int(fps["audio_phash64"]), AUDIO_PHASH_MATCH):
                 add(h.entry, "near-duplicate", fingerprint="audio_phash64", distance=h.distance, bits=64)
@@ -332,10 +332,10 @@ class ContentService:
             for s in (w / gw, h / gh):
                 if 0.2 < s <= 1.0 + 1e-9:
                     hints.append(period * s)
-        hints = sorted(set(round(x, 2) for x in hints))[:24]
+        hints = sorted({round(x, 2) for x in hints})[:24]
         det = wm.Detector(key).detect(m.image, period_hints=hints)
         res: dict[str, Any] = {"checked": True, "found": det.found,
-                               "sync_z_centi": int(round(det.sync_z * 100))}
+                               "sync_z_centi": round(det.sync_z * 100)}
         if det.payload_id is not None:
             wid = f"{det.payload_id:08x}"
             res["id"] = wid
