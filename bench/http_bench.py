@@ -92,6 +92,32 @@ class Server:
         self.logf.close()
 
 
+def proc_cpu(root_pid: int) -> float:
+    """CPU seconds (user+system) used so far by a process and all its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                parts = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(d)] = int(parts[1])
+        cpu[int(d)] = (int(parts[11]) + int(parts[12])) / tick
+    tree = {root_pid}
+    changed = True
+    while changed:
+        changed = False
+        for pid, pp in parents.items():
+            if pp in tree and pid not in tree:
+                tree.add(pid)
+                changed = True
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
@@ -211,6 +237,35 @@ async def load_test(url: str, writers: int, seconds: float) -> dict:
     return {"acked": acked, "statuses": statuses, "seconds": time.perf_counter() - t0}
 
 
+def wrk_reads(url: str, size: int, conns: int, seconds: int) -> dict | None:
+    """Closed-loop read load with wrk (C; far cheaper than a Python client), random checkpoint/tile paths."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        return None
+    full = max(1, min(999, size // 256))
+    paths = ["/checkpoint"] * full + [f"/tile/0/{n:03d}" for n in range(full)]
+    if size >= 256:
+        paths.append(f"/tile/1/000.p/{min(255, size >> 8)}")
+    lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    lua.write_text("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+                   "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n")
+    r = subprocess.run([exe, "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+                       capture_output=True, text=True)
+    lua.unlink()
+    out: dict = {"tool": "wrk", "connections": conns}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("50%", "90%", "99%"):
+            v = parts[1]
+            ms = float(v[:-2]) if v.endswith("ms") else float(v[:-2]) / 1000 if v.endswith("us") else float(v[:-1]) * 1000
+            out[f"p{parts[0][:-1]}_ms"] = round(ms, 2)
+        elif line.startswith("Requests/sec:"):
+            out["rps"] = round(float(parts[1]))
+        elif "Non-2xx" in line or "Socket errors" in line:
+            out.setdefault("errors", []).append(line.strip())
+    return out
+
+
 def check_log(ledger_dir: Path, acked: list[tuple[int, str, bool]], base: int) -> dict:
     with Ledger.open(ledger_dir) as led:
         new = [(i, h) for i, h, d in acked if not d]
@@ -250,13 +305,26 @@ def main() -> None:
         Ledger.init(d, origin="bench.example/sqlite").close()
         srv = Server(d, args.workers)
         try:
+            c0 = proc_cpu(srv.proc.pid)
             a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
+            a["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
+            a["entries_per_server_cpu_s"] = round(a["entries"] / max(a["server_cpu_s"], 1e-9))
             out["append_sqlite"] = a
             print(f"append over HTTP, SQLite: {a['entries_per_s']} entries/s ({a['entries']} in {a['seconds']} s, "
-                  f"batch p50 {a['batch_p50_ms']} ms)")
+                  f"batch p50 {a['batch_p50_ms']} ms); server used {a['server_cpu_s']} CPU-s = "
+                  f"{a['entries_per_server_cpu_s']} entries per server CPU-second")
             size = a["entries"] + 4
-            for mode, pace in (("closed", None), ("paced_100ms", 0.1)):
+            c0 = proc_cpu(srv.proc.pid)
+            w = wrk_reads(srv.url, size, args.readers, int(args.read_seconds))
+            if w is not None:
+                w["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
+                out["read_wrk_closed"] = w
+                print(f"reads with wrk, {args.readers} connections, closed loop: {w.get('rps')} req/s, "
+                      f"p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms")
+            for mode, pace in (("closed", None), ("paced_100ms", 0.1), ("paced_1s", 1.0)):
+                c0 = proc_cpu(srv.proc.pid)
                 r = asyncio.run(bench_reads(srv.url, size, args.readers, args.read_seconds, pace))
+                r["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
                 out[f"read_{mode}"] = r
                 print(f"reads, {args.readers} readers, {mode}: {r['rps']} req/s, p50 {r['p50_ms']} ms, "
                       f"p99 {r['p99_ms']} ms, errors {r['errors']}")
@@ -284,10 +352,14 @@ def main() -> None:
             else:
                 srv = Server(d, args.workers)
                 try:
+                    c0 = proc_cpu(srv.proc.pid)
                     a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
+                    a["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
+                    a["entries_per_server_cpu_s"] = round(a["entries"] / max(a["server_cpu_s"], 1e-9))
                     out["append_postgres"] = a
                     print(f"append over HTTP, PostgreSQL: {a['entries_per_s']} entries/s ({a['entries']} in "
-                          f"{a['seconds']} s, batch p50 {a['batch_p50_ms']} ms)")
+                          f"{a['seconds']} s, batch p50 {a['batch_p50_ms']} ms); server used {a['server_cpu_s']} "
+                          f"CPU-s = {a['entries_per_server_cpu_s']} entries per server CPU-second")
                     base = a["entries"] + 4
                     lt = asyncio.run(load_test(srv.url, args.load_writers, load_s))
                 finally:
