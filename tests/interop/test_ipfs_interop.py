@@ -95,3 +95,20 @@ def test_we_read_js_car(ref, tmp_path):
     assert [str(r) for r in roots] == [root]
     store = {b.cid: b.data for b in blocks}
     assert b"".join(read_file(roots[0], store.__getitem__)) == f.read_bytes()
+
+
+def test_multilevel_car_both_ways(ref, tmp_path):
+    p = PROFILES["kubo-v1-legacy"]
+    f = write(tmp_path, "f", p.chunk_size * p.max_links + 2 * p.chunk_size + 7)  # two levels, ~44 MiB
+    root, blocks = ours(f, "kubo-v1-legacy")
+    car = tmp_path / "ours.car"
+    with open(car, "wb") as out:
+        out.write(encode_header([root]))
+        for b in blocks:
+            out.write(encode_section(b))
+    assert json.loads(ref("readcar", car)) == {"roots": [str(root)], "blocks": len(blocks), "verified": len(blocks)}
+    js_car = tmp_path / "js.car"
+    assert ref("writecar", f, "kubo-v1-legacy", js_car) == str(root)
+    roots, got = read_car_bytes(js_car.read_bytes())
+    store = {b.cid: b.data for b in got}
+    assert roots == [root] and b"".join(read_file(root, store.__getitem__)) == f.read_bytes()
