@@ -59,7 +59,7 @@ def sizes(profile):
     c, m = p.chunk_size, p.max_links
     out = [0, 1, 1000, c - 1, c, c + 1, 3 * c + 17]
     if profile == "kubo-v1-legacy":
-        out += [c * m, c * m + 1, c * m + c * 6 + 5]  # one full node, then a two-level tree (~45 MiB)
+        out += [c * m, c * m + 1]  # one full node (43.5 MiB), then the smallest two-level tree
     return out
 
 
