@@ -48,7 +48,7 @@ def node_procs(tmp_path):
                 try:
                     NodeClient(u, 1).health()
                     break
-                except Exception:
+                except Exception:  # noqa: BLE001 - still starting
                     time.sleep(0.05)
             else:
                 raise RuntimeError(f"node {u} did not start")
@@ -118,6 +118,15 @@ def test_put_get_revoke_repair(tmp_path, node_procs, monkeypatch):
     run("blob", "audit", cid)
     run("blob", "get", cid, "-o", tmp_path / "out3", "--as", "alice")
     assert (tmp_path / "out3").read_bytes() == f.read_bytes()
+    # rotate: new key, new CID, old shards deleted; the old CID now points to the new one
+    run("blob", "grant", cid, "bob", "--as", "alice")
+    r = json.loads(run("blob", "revoke", cid, "bob", "--rotate", "--nodes", ",".join(urls[2:] + spare),
+                       "--as", "alice", "--json").output)
+    assert r["new"] != cid and r["deleted"] >= 6
+    r2 = CliRunner().invoke(main, ["blob", "get", cid, "-o", str(tmp_path / "out4"), "--as", "alice"])
+    assert r2.exit_code == 2 and r["new"] in r2.output
+    run("blob", "get", r["new"], "-o", tmp_path / "out4", "--as", "alice")
+    assert (tmp_path / "out4").read_bytes() == f.read_bytes()
 
 
 def test_model_and_dataset_push_pull_commands(tmp_path, node_procs, monkeypatch):

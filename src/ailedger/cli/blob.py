@@ -273,11 +273,25 @@ def register(main: click.Group) -> None:
     @click.argument("cid")
     @click.argument("readers", nargs=-1, required=True)
     @click.option("--as", "who", required=True, help="the blob's owner")
+    @click.option("--rotate", is_flag=True,
+                  help="also re-encrypt under a fresh key as a new blob and delete the old shards")
+    @click.option("--nodes", default="", help="with --rotate: nodes for the new blob (default: the old ones)")
     @LEDGER_OPT
     @JSON_OPT
-    def revoke_cmd(cid: str, readers: tuple[str, ...], who: str, ledger_path: str | None, as_json: bool) -> None:
-        """Remove readers: the object key is re-wrapped for the remaining ones (see docs/storage.md)."""
-        _readers(cid, who, ledger_path, as_json, [], list(readers))
+    def revoke_cmd(cid: str, readers: tuple[str, ...], who: str, rotate: bool, nodes: str,
+                   ledger_path: str | None, as_json: bool) -> None:
+        """Remove readers: the object key is re-wrapped for the remaining ones; with --rotate the object is
+        re-encrypted under a new key (new CID) and the old shards are deleted (see docs/storage.md)."""
+        if not rotate:
+            _readers(cid, who, ledger_path, as_json, [], list(readers))
+            return
+        from ailedger.services.blobs.service import BlobService
+
+        with _open_ledger(ledger_path) as ledger:
+            r = BlobService(ledger).rotate(cid, _identity(ledger, who), remove_=list(readers), nodes=_split(nodes))
+        _emit(r, as_json, [r["new"],
+                           f"re-encrypted {r['old']} as {r['new']} (ledger index {r['index']})",
+                           f"{r['deleted']} old shards deleted", *(f"not deleted: {x}" for x in r["not_deleted"])])
 
     @blob.command("grant")
     @click.argument("cid")

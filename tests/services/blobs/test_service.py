@@ -158,3 +158,23 @@ def test_stalled_node_does_not_hold_up_a_get(svc, people, make_nodes, tmp_path):
     svc.get(r.cid, out, people["alice"])
     assert out.read_bytes() == f.read_bytes()
     assert time.monotonic() - t0 < 8  # the stalled transfers are cut once k good shards are in (timeout is 10 s)
+
+
+def test_rotate_retires_the_old_key_and_shards(svc, people, make_nodes, tmp_path, ledger):
+    nodes = make_nodes(4)
+    f = src(tmp_path, 120_000)
+    r = svc.put(f, [n.url for n in nodes], people["alice"], k=2, n=4, readers=["bob", "carol"], unit=8192)
+    old_names = {p.name for n in nodes for p in n.dir.iterdir() if len(p.name) == 64}
+    rot = svc.rotate(r.cid, people["alice"], remove_=["bob"])
+    assert rot["new"] != r.cid and rot["deleted"] == 4 and not rot["not_deleted"]
+    assert ledger.entry(rot["index"]).type == "blob.supersede"
+    held = {p.name for n in nodes for p in n.dir.iterdir() if len(p.name) == 64}
+    assert not held & old_names  # the old ciphertext is gone from every node
+    with pytest.raises(NotFoundError) as ei:
+        svc.get(r.cid, tmp_path / "x", people["carol"])
+    assert rot["new"] in str(ei.value)
+    with pytest.raises(BadInputError):
+        svc.get(rot["new"], tmp_path / "b", people["bob"])
+    svc.get(rot["new"], tmp_path / "c", people["carol"])
+    assert (tmp_path / "c").read_bytes() == f.read_bytes()
+    assert svc.state(r.cid).superseded_by == rot["new"]

@@ -71,6 +71,7 @@ class BlobState:
     shards: list[ShardInfo]
     readers: list[crypto.WrappedKey]
     history: list[int] = field(default_factory=list)
+    superseded_by: str | None = None
 
     @property
     def reader_dids(self) -> list[str]:
@@ -81,7 +82,7 @@ class BlobState:
                 "plain_size": self.plain_size, "coding": self.coding.to_dict(), "readers": self.reader_dids,
                 "shards": [{"i": s.index, "node": s.locations[0] if s.locations else None, "sha256": s.sha256}
                            for s in self.shards],
-                "records": self.history}
+                "records": self.history, "superseded_by": self.superseded_by}
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,9 @@ class BlobService:
                             if s["node"] in locs:
                                 locs.remove(s["node"])
                             locs.insert(0, s["node"])
+                    st.history.append(index)
+                elif e.type == "blob.supersede" and e.signer == st.owner:
+                    st.superseded_by = b.get("superseded_by")
                     st.history.append(index)
                 elif e.type == "blob.readers" and e.signer == st.owner:
                     st.readers = [crypto.WrappedKey.from_dict(r) for r in b["readers"]]
@@ -331,6 +335,7 @@ class BlobService:
         for r in st.readers:
             if r.reader == ident.did:
                 return crypto.unwrap_key(r, ident.private_key, self._binding(st.cid))
+
         raise BadInputError(
             f"identity {ident.did} is not a reader of blob {st.cid} (readers: {len(st.readers)}; "
             "access may have been revoked)", field="as", cid=st.cid)
@@ -416,7 +421,7 @@ class BlobService:
     def _decode(self, st: BlobState, spool: Path, used: list[int], sink: Callable[[bytes], None]) -> None:
         coding = st.coding
         dec = StripeDecoder(coding)
-        files: dict[int, BinaryIO] = {i: open(spool / f"get-{i}", "rb") for i in used}
+        files: dict[int, BinaryIO] = {i: open(spool / f"get-{i}", "rb") for i in used}  # noqa: SIM115
         try:
             left = coding.size
             for _ in range(coding.stripes):
@@ -431,6 +436,10 @@ class BlobService:
 
     def get(self, cid: str, out: str | os.PathLike[str], ident: Any) -> GetResult:
         st = self.state(cid)
+        if st.superseded_by:
+            raise NotFoundError(f"blob {st.cid} was re-encrypted under a new key as {st.superseded_by} and its "
+                                "shards deleted; fetch the new CID (if you are still a reader)", field="cid",
+                                superseded_by=st.superseded_by)
         key = self.open_key(st, ident)
         dest = Path(out)
         spool = self._spool()
@@ -515,7 +524,7 @@ class BlobService:
             locs = {i: [report[i]["node"]] for i in healthy}
             used, _ = self._swarm(st, spool, st.coding.k, candidates=healthy, locations=locs)
             enc = StripeEncoder(st.coding)
-            outs = {i: open(spool / f"new-{i}", "wb") for i in broken}
+            outs = {i: open(spool / f"new-{i}", "wb") for i in broken}  # noqa: SIM115
             try:
                 def sink(data: bytes) -> None:
                     sink.buf += data  # type: ignore[attr-defined]
@@ -588,3 +597,44 @@ class BlobService:
                 "removed": sorted(gone)}
         res = self.ledger.append_record("blob.readers", body, owner, terms=[_term(st.cid)])
         return res.index, new
+
+    # -- rotation (revocation that also retires the old key) ------------------------------------------
+    def rotate(self, cid: str, owner: Any, *, remove_: Iterable[str] = (), nodes: Iterable[str] = (),
+               k: int | None = None, n: int | None = None) -> dict[str, Any]:
+        """Re-encrypt the object under a fresh key for the remaining readers, store it as a new blob,
+        record ``blob.supersede`` (old -> new) and delete the old shards from their nodes.
+
+        A revoked reader who kept the old key can then no longer decrypt anything fetched from our
+        nodes (the old ciphertext is gone from them; copies kept elsewhere are out of reach)."""
+        st = self.state(cid)
+        if owner.did != st.owner:
+            raise BadInputError(f"only the blob's owner {st.owner} may rotate it", field="as")
+        gone = {self._reader_did(r) for r in remove_}
+        if owner.did in gone:
+            raise BadInputError("the owner cannot revoke itself", field="revoke")
+        missing = gone - set(st.reader_dids)
+        if missing:
+            raise NotFoundError(f"not a reader of {st.cid}: {', '.join(sorted(missing))}", field="revoke")
+        keep = [d for d in st.reader_dids if d not in gone and d != owner.did]
+        pool = [check_url(u) for u in nodes] or list(dict.fromkeys(s.locations[0] for s in st.shards))
+        spool = self._spool()
+        try:
+            plain = spool / "plain"
+            self.get(st.cid, plain, owner)
+            new = self.put(plain, pool, owner, k=k or st.coding.k, n=n or st.coding.n, readers=keep,
+                           profile=st.profile)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        body = {"cid": st.cid, "put": st.put_index, "superseded_by": new.cid, "new_put": new.index,
+                "removed": sorted(gone)}
+        res = self.ledger.append_record("blob.supersede", body, owner, terms=[_term(st.cid), _term(new.cid)])
+        deleted, kept = 0, []
+        for s in st.shards:
+            for url in s.locations:
+                try:
+                    self._client(url).delete_shard(s.sha256)
+                    deleted += 1
+                except AiledgerError as e:
+                    kept.append(f"shard {s.index} on {url}: {e.message}")
+        return {"old": st.cid, "new": new.cid, "put_index": new.index, "index": res.index,
+                "readers": [owner.did, *keep], "deleted": deleted, "not_deleted": kept}
