@@ -32,6 +32,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from ailedger.core.errors import (
     AiledgerError,
     BadInputError,
@@ -117,9 +120,6 @@ _pk_cache: dict[str, Any] = {}
 def _verify_one(leaf: bytes) -> bool:
     """Ed25519 check of one canonical leaf.  The signed bytes are the leaf without its top-level ``sig``
     member (RFC 8785 orders it after ``body``; the last ``,"sig":"`` is the top-level one)."""
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     i = leaf.rfind(b',"sig":"')
     if i < 0:
         return False
