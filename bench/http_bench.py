@@ -35,13 +35,13 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.core.identity import did_from_public_key  # noqa: E402
-from ailedger.core.merkle import leaf_hash  # noqa: E402
-from ailedger.core.records import build_entry  # noqa: E402
-from ailedger.services.ledger import Ledger, utc_now  # noqa: E402
+from ailedger.core.identity import did_from_public_key
+from ailedger.core.merkle import leaf_hash
+from ailedger.core.records import build_entry
+from ailedger.services.ledger import Ledger, utc_now
 
 
 class Key:

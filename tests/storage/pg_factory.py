@@ -41,7 +41,7 @@ def fresh_schema() -> str:
     return name
 
 
-def postgres_factory(tmp_path):  # noqa: ARG001 - same signature as the other factories
+def postgres_factory(tmp_path):
     require_pg()
     from ailedger.storage.postgres import PostgresStore
 

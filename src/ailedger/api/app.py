@@ -106,7 +106,7 @@ class _FastReads:
     """Pure ASGI front for the hottest reads: the cached checkpoint and cached immutable tiles are answered
     without routing or a thread hop; everything else (and every cache miss) goes to the app."""
 
-    def __init__(self, app: ASGIApp, api: "Api") -> None:
+    def __init__(self, app: ASGIApp, api: Api) -> None:
         self.app = app
         self.api = api
 
@@ -261,7 +261,7 @@ class Api:
         if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
             raise BadInputError('a batch is a JSON object {"entries": [entry, ...]}', field="entries")
         if set(obj) - {"entries"}:
-            raise BadInputError(f"unknown field {sorted(set(obj) - {'entries'})[0]!r} in batch", field="entries")
+            raise BadInputError(f"unknown field {min(set(obj) - {'entries'})!r} in batch", field="entries")
         results = await run_in_threadpool(lambda: self.ingest.submit(obj["entries"], batch=True))
         self._cp = None
         new = sum(1 for r in results if not r.duplicate)
@@ -375,7 +375,7 @@ class Api:
         allowed = {"subject", "signer", "type", "term", "after", "limit"}
         unknown = set(q.keys()) - allowed
         if unknown:
-            raise BadInputError(f"unknown query parameter {sorted(unknown)[0]!r}", field=sorted(unknown)[0])
+            raise BadInputError(f"unknown query parameter {min(unknown)!r}", field=min(unknown))
         terms = []
         for key, prefix in (("type", "type:"), ("signer", "signer:"), ("subject", "subject:"), ("term", "")):
             v = q.get(key)

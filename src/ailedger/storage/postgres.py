@@ -162,7 +162,7 @@ class PostgresStore:
             raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
 
     @contextmanager
-    def _borrow(self, pool: "_Pool") -> Iterator[psycopg.Connection[Any]]:
+    def _borrow(self, pool: _Pool) -> Iterator[psycopg.Connection[Any]]:
         con = pool.get(self._connect)
         broken = False
         try:

@@ -93,7 +93,7 @@ class Pages:
                 return await fn(request)
             except AiledgerError as exc:
                 return self.error(exc)
-            except Exception:  # noqa: BLE001 - the server keeps serving
+            except Exception:
                 log.exception("internal error on %s", request.url.path)
                 return self.render("error", 500, title="error", heading="Error", code="internal",
                                    message="internal server error")
@@ -285,8 +285,8 @@ def _lineage_svg(led: Any, idx: int, e: Any) -> str:
     if isinstance(lin.get("base_model"), dict):
         parents.append(("model", lin["base_model"].get("name")))
     h = 40 + 50 * max(1, len(parents))
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="620" height="{h}" font-family="sans-serif" '
-           'font-size="12">']
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="620" height="{h}" font-family="sans-serif" '
+            'font-size="12">')]
     for i, (k, n) in enumerate(parents):
         out.append(f'<rect x="10" y="{20 + 50 * i}" width="220" height="36" fill="#e8f1fb" stroke="#555"/>'
                    f'<text x="20" y="{42 + 50 * i}">{escape(k)}: {escape(str(n))}</text>'
