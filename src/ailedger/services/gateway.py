@@ -230,6 +230,8 @@ class Gateway:
         if revoked is not None:
             self.stats["refused"] += 1
             return _error(403, "model_revoked", f"model {self.model} is revoked: {revoked}")
+        if self.trail._error is not None:  # fail closed: never call the model when the call cannot be logged
+            return _error(503, "audit_unavailable", f"the audit trail is unavailable: {self.trail._error}")
         ok, retry, which = self.budgets.take(info)
         if not ok:
             self.stats["refused"] += 1

@@ -223,3 +223,39 @@ def test_audit_and_signatures_still_pass(ledger):
             trail.record({"i": i}, i)
     rep = ledger.audit(signatures=True)
     assert rep.ok, rep.problems
+
+
+def test_writer_failure_fails_closed(ledger):
+    """The operator key is revoked in the ledger: the batch cannot be logged, and from then on the
+    trail refuses calls before the model runs (no unlogged decisions)."""
+    import time
+
+    from ailedger.core.errors import StorageError
+
+    trail = InferenceTrail(ledger, "iris", flush_interval=0.02)
+    calls = []
+    f = trail.wrap(lambda x: calls.append(x) or x)
+    f(1)
+    trail.flush()
+    ledger.revoke_identity("inference", reason="key leaked")
+    f(2)
+    with pytest.raises(StorageError):
+        trail.flush()
+    deadline = time.time() + 5
+    while trail._error is None and time.time() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(StorageError, match="refused"):
+        f(3)
+    assert calls == [1, 2] and trail.stats["failed_records"] == 1
+    trail._stop = True
+    # the revoked operator cannot be used again; another operator can, and its records are proven
+    with pytest.raises(BadInputError, match="revoked"):
+        InferenceTrail(ledger, "iris")
+    with InferenceTrail(ledger, "iris", operator="inference-2") as t2:
+        r = t2.record(4, 8)
+    assert verify_receipt_proof(receipt_proof(ledger, r.id), ledger.verifier)["ok"]
+    # the batch signed by the revoked key never reaches the log; resolving its receipts says why
+    rid2 = [it["receipt"] for it in list_records(ledger, "iris") if it["batch_index"] is None]
+    assert len(rid2) == 1
+    with pytest.raises(BadInputError, match="revoked"):
+        receipt_proof(ledger, rid2[0])

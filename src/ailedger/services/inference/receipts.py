@@ -77,7 +77,7 @@ def receipt_proof(ledger: Any, rid: str, *, records: RecordStore | None = None) 
             else:  # stored but never appended (a crash between the two writes): append it now
                 from ailedger.services.inference.sdk import recover_pending
 
-                recover_pending(ledger, rs)
+                recover_pending(ledger, rs, strict=True)
                 b = rs.batch(bid)
         leaves = [leaf_hash(d) for d in rs.batch_records(bid)]
     finally:

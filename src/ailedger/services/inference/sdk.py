@@ -227,6 +227,9 @@ class InferenceTrail:
             raise ModelRevokedError(f"model {self.model} is revoked: {reason}", field="model")
         self._revoked: str | None = None
         self.operator = _load_or_create_operator(ledger, operator, passphrase)
+        if ledger.store.find(f"revoked:{self.operator.did}", -1, 1):
+            raise BadInputError(f"operator identity {operator!r} is revoked in this ledger; use another operator",
+                                field="operator")
         self.caller = check_plain_name(caller or f"local:{getpass.getuser()}", "caller")
         self.flush_interval = flush_interval
         self.max_batch = max_batch
@@ -292,8 +295,9 @@ class InferenceTrail:
             raise ModelRevokedError(f"model {self.model} is revoked: {self._revoked}", field="model")
         if self._stop:
             raise ConflictError("this inference trail is closed")
-        if self._error is not None and self.mode == "fast":
-            raise StorageError(f"the inference writer failed: {self._error}")
+        if self._error is not None:
+            raise StorageError(f"the inference audit trail failed ({self.stats.get('failed_records', 0)} records "
+                               f"not logged): {self._error}; calls are refused until it is reopened")
 
     @property
     def last_receipt(self) -> Receipt | None:
@@ -323,7 +327,7 @@ class InferenceTrail:
 
             @functools.wraps(f)
             def inner(*args: Any, **kwargs: Any) -> Any:
-                if self._revoked is not None or self._stop:
+                if self._revoked is not None or self._stop or self._error is not None:
                     check()
                 inp = args[0] if len(args) == 1 and not kwargs else {"args": list(args), "kwargs": kwargs}
                 s = subj_fn(*args, **kwargs) if subj_fn is not None else subj
@@ -368,7 +372,10 @@ class InferenceTrail:
                 try:
                     bid, index = self._write(items)
                 except BaseException as exc:
+                    # fail closed: from now on calls are refused before the model runs
                     self._error = exc
+                    self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
+                    self._written += n
                     for it in items:
                         if it[8] is not None:
                             it[8].error = exc
@@ -536,7 +543,7 @@ class _Call:
         self.receipt = Receipt(rid, self._trail)
 
 
-def recover_pending(ledger: Any, records: RecordStore) -> int:
+def recover_pending(ledger: Any, records: RecordStore, *, strict: bool = False) -> int:
     """Append batch entries stored but not yet in the log (a crash between the two writes)."""
     from ailedger.core.merkle import leaf_hash
     from ailedger.core.records import parse_entry
@@ -549,7 +556,13 @@ def recover_pending(ledger: Any, records: RecordStore) -> int:
             continue
         e = parse_entry(entry_bytes, verify=True)
         model = e.body.get("models", [{}])[0].get("name", "")
-        res = ledger.append_entry(e, terms=[f"inference-model:{model}", f"inference-stream:{e.body.get('stream')}"])
+        try:
+            res = ledger.append_entry(e, terms=[f"inference-model:{model}",
+                                                f"inference-stream:{e.body.get('stream')}"])
+        except AiledgerError:
+            if strict:
+                raise
+            continue  # e.g. its operator key was revoked since: it stays pending, reported by `counts()`
         records.set_log_index(bid, res.index)
         n += 1
     return n
