@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ailedger.core.errors import ProofError
+from ailedger.core.errors import BadInputError, ProofError
 from ailedger.core.smt import Z, leaf_node, subtree_root
 from ailedger.core.smt_removal import DeletionStep, delete_all, deletion_step, root_after_deletion
 
@@ -66,7 +66,7 @@ def test_forged_witnesses_fail():
         root_after_deletion(root, DeletionStep(k, good.proof))
     # deleting a key that is not there
     other = hashlib.sha256(b"absent").digest()
-    with pytest.raises(Exception):
+    with pytest.raises(BadInputError):
         deletion_step(keys, other)
     with pytest.raises(ProofError):
         root_after_deletion(root, DeletionStep(other, good.proof, leaf_key=good.leaf_key, chain=good.chain))
