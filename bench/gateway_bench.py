@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "services" / "inference"))
-from model_server import make_ledger_with_model  # noqa: E402
+from model_server import make_ledger_with_model
 
 
 def pct(xs, p):

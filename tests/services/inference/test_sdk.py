@@ -180,11 +180,11 @@ def test_failed_call_is_recorded_as_error_and_context_manager(ledger):
         with trail.call([5.1, 3.5, 1.4, 0.2], subject="s") as c:
             c.output = "setosa"
             c.meta = {"score": 0.97}
-        with pytest.raises(BadInputError), trail.call([1]) as c2:
+        with pytest.raises(BadInputError), trail.call([1]):
             pass
     recs = {it["receipt"]: it["record"] for it in list_records(ledger, "iris")}
     assert len(recs) == 2
-    err = [r for r in recs.values() if r["status"] == "error"][0]
+    err = next(r for r in recs.values() if r["status"] == "error")
     assert err["out"] is None and err["meta"] == {"error": "ValueError"}
     assert "secret detail" not in json.dumps(err)
     assert recs[c.receipt.id]["meta"] == {"score": 0.97}

@@ -80,9 +80,9 @@ def canonical_payload(obj: Any) -> bytes:
             s = _enc.encode(obj)
     except (ValueError, RecursionError) as exc:  # NaN / Infinity / circular
         raise BadInputError(f"payload cannot be encoded as JSON: {exc}", field="payload") from exc
-    if (".0" not in s and "e" not in s and "E" not in s) or _SUSPECT_NUM.search(s) is None:
-        if s.isascii() or _HIGH.search(s) is None:
-            return s.encode()
+    if ((".0" not in s and "e" not in s and "E" not in s) or _SUSPECT_NUM.search(s) is None) and (
+            s.isascii() or _HIGH.search(s) is None):
+        return s.encode()
     return canonical_json(_plain(obj))
 
 

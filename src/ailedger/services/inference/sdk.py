@@ -23,6 +23,7 @@ objects when the writer gets to them (within ``flush_interval``).
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
 import getpass
 import hashlib
@@ -387,10 +388,8 @@ class InferenceTrail:
                 for it in items:  # committed: payload, record and log entry are durable
                     if it[8] is not None:
                         it[8].event.set()
-                try:  # bookkeeping only: a missing index is found again from the entry's leaf hash
+                with contextlib.suppress(Exception):  # bookkeeping: the index is found again from the leaf hash
                     self.records.set_log_index(bid, index)
-                except Exception:  # noqa: BLE001
-                    pass
             with self._idle:
                 self._idle.notify_all()
 
@@ -509,7 +508,7 @@ class InferenceTrail:
             self.records.close()
             self.payloads.close()
 
-    def __enter__(self) -> InferenceTrail:
+    def __enter__(self) -> InferenceTrail:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -526,7 +525,7 @@ class _Call:
         self.meta: dict[str, Any] | None = None
         self.receipt: Receipt | None = None
 
-    def __enter__(self) -> _Call:
+    def __enter__(self) -> _Call:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
