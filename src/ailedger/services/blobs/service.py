@@ -38,7 +38,7 @@ from ailedger.core.errors import (
     StorageError,
     VerificationError,
 )
-from ailedger.core.shardproof import ShardHasher, challenge_indices, segment_count, verify_segment
+from ailedger.core.shardproof import SEGMENT, ShardHasher, challenge_indices, segment_count, verify_segment
 from ailedger.core.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.services.blobs import crypto
 from ailedger.services.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
@@ -72,6 +72,7 @@ class BlobState:
     readers: list[crypto.WrappedKey]
     history: list[int] = field(default_factory=list)
     superseded_by: str | None = None
+    proof_segment: int = SEGMENT
 
     @property
     def reader_dids(self) -> list[str]:
@@ -181,6 +182,7 @@ class BlobService:
                         coding=Coding.from_dict(b["coding"]), segment=int(b["encryption"]["segment"]),
                         shards=[ShardInfo(int(s["i"]), s["sha256"], s["root"], [s["node"]]) for s in b["shards"]],
                         readers=[crypto.WrappedKey.from_dict(r) for r in b["readers"]], history=[index],
+                        proof_segment=int(b.get("proof", {}).get("segment", SEGMENT)),
                     )
                 except (KeyError, TypeError, ValueError) as exc:
                     raise StorageError(f"ledger entry {index} is not a valid blob.put: {exc}", index=index) from None
@@ -232,6 +234,7 @@ class BlobService:
                 "plain": {"size": plain_size,
                           "commitment": crypto.plaintext_commitment(key, plain_cid.bytes).hex()},
                 "encryption": {"algorithm": ENCRYPTION, "segment": crypto.SEGMENT},
+                "proof": {"segment": SEGMENT, "tree": "rfc6962-sha256"},
                 "coding": coding.to_dict(),
                 "shards": [{"i": i, "node": placement[i], "sha256": infos[i][0], "root": infos[i][1]}
                            for i in range(n)],
@@ -486,6 +489,9 @@ class BlobService:
         against the roots in the ledger."""
         st = self.state(cid)
         size = st.coding.shard_size
+        if st.proof_segment != SEGMENT:
+            raise BadInputError(f"blob {st.cid} commits to {st.proof_segment}-byte proof segments; this version "
+                                f"of the storage node answers {SEGMENT}-byte ones", field="proof")
         segs = segment_count(size)
 
         def one(s: ShardInfo) -> tuple[int, dict[str, Any]]:
