@@ -129,6 +129,18 @@ def test_bad_records_name_file_and_line_and_log_nothing(ledger, alice, tmp_path)
     z.write_text("\n\n")
     with pytest.raises(BadInputError, match="no records"):
         commit_dataset(ledger, [str(z)], "bad", alice)
+    bp = tmp_path / "broken.parquet"
+    bp.write_bytes(b"PAR1 not really parquet")
+    with pytest.raises(BadInputError, match="broken.parquet"):
+        commit_dataset(ledger, [str(bp)], "bad", alice)
+    nu = tmp_path / "latin1.jsonl"
+    nu.write_bytes(b'{"a": 1}\n{"a": "caf\xe9"}\n')
+    with pytest.raises(BadInputError, match=r"latin1.jsonl line 2"):
+        commit_dataset(ledger, [str(nu)], "bad", alice)
+    nan = tmp_path / "nan.jsonl"
+    nan.write_text('{"a": 1}\n{"a": NaN}\n')
+    with pytest.raises(BadInputError, match=r"nan.jsonl line 2"):
+        commit_dataset(ledger, [str(nan)], "bad", alice)
     t = tmp_path / "notes.txt"
     t.write_text("x")
     with pytest.raises(BadInputError, match="unknown record format"):
