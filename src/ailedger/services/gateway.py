@@ -30,7 +30,12 @@ from typing import Any
 from ailedger.core.errors import AiledgerError, BadInputError
 from ailedger.services.inference.codec import check_plain_name
 from ailedger.services.inference.payloads import inference_dir
-from ailedger.services.inference.sdk import InferenceTrail, ModelRevokedError, is_model_revoked
+from ailedger.services.inference.sdk import (
+    DEFAULT_OPERATOR,
+    InferenceTrail,
+    ModelRevokedError,
+    is_model_revoked,
+)
 
 __all__ = ["RECEIPT_HEADER", "SUBJECT_HEADER", "Budgets", "Gateway", "GatewayKeys", "KeyInfo", "parse_rate"]
 
@@ -181,8 +186,8 @@ class Gateway:
         self.upstream = upstream.rstrip("/")
         self.model = model
         self.timeout = timeout
-        kw = {"operator": operator} if operator else {}
-        self.trail = InferenceTrail(ledger, model, mode=mode, flush_interval=flush_interval, **kw)
+        self.trail = InferenceTrail(ledger, model, mode=mode, flush_interval=flush_interval,
+                                    operator=operator or DEFAULT_OPERATOR)
         self.keys = GatewayKeys(ledger.path)
         self.budgets = Budgets(self.keys)
         self._key_cache: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -344,7 +349,7 @@ def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", po
     import signal
 
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop
 
         uvloop.install()
     except ImportError:

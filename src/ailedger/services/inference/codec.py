@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 import re
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from json.encoder import encode_basestring
 from typing import Any
 
 from ailedger.core.canonical import canonical_json, parse_json

@@ -159,7 +159,11 @@ class PayloadStore:
     def put(self, groups: dict[str, list[tuple[str, bytes, bytes | None, bytes | None]]]) -> None:
         """Store each subject's items (keyed by subject reference) as one ciphertext, atomically."""
         with self._lock:
-            keys = {ref: self._key(ref, create=True) for ref in groups}
+            keys: dict[str, bytes] = {}
+            for ref in groups:
+                k = self._key(ref, create=True)
+                assert k is not None
+                keys[ref] = k
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
