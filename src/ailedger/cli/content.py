@@ -67,7 +67,9 @@ def register(main: click.Group) -> None:
                                                          " (no model.register record found)"))
         if rec.get("watermark"):
             w = rec["watermark"]
-            lines.append(f"  watermarked copy: {marked} (id {w['id']}, PSNR {w['psnr_centi_db'] / 100:.1f} dB, "
+            q = (f"PSNR {w['psnr_centi_db'] / 100:.1f} dB" if "psnr_centi_db" in w
+                 else f"SNR {w['snr_centi_db'] / 100:.1f} dB")
+            lines.append(f"  watermarked copy: {marked} (id {w['id']}, {q}, "
                          f"self-check {'ok' if w['selfcheck'] else 'FAILED'})")
         if rec.get("c2pa"):
             lines.append(f"  C2PA manifest read: {rec['c2pa'].get('state')}")

@@ -172,7 +172,7 @@ def test_too_small_to_watermark(tmp_path, svc, alice):
 def test_watermark_only_for_images(tmp_path, svc, alice):
     p = tmp_path / "t.txt"
     p.write_text("hello there this is text that cannot carry an image watermark at all")
-    with pytest.raises(BadInputError, match="images only"):
+    with pytest.raises(BadInputError, match="images and audio only"):
         svc.register(p, alice, marked_out=tmp_path / "t.marked.png")
 
 
@@ -283,3 +283,28 @@ def test_c2pa_sign_checks_entry_and_file(registered, svc, test_ca, tmp_path):
     other.write_bytes(png_bytes(data.chelsea()))
     with pytest.raises(BadInputError, match="sha256 differs"):
         svc.c2pa_sign(other, res["entry"], key)
+
+
+def test_audio_watermark_register_and_find(tmp_path, svc, alice):
+    from scipy import signal
+
+    rate = 22050
+    t = np.arange(rate * 8) / rate
+    x = sum(np.sin(2 * np.pi * f * t + i) * (0.5 + 0.5 * np.sin(2 * np.pi * (0.2 + 0.15 * i) * t))
+            for i, f in enumerate([196, 247, 294, 392, 523, 784]))
+    x = x / np.abs(x).max() * 0.6
+    p = tmp_path / "song.wav"
+    p.write_bytes(wav_bytes(x, rate))
+    out = tmp_path / "song.marked.wav"
+    r = svc.register(p, alice, marked_out=out)
+    w = r["record"]["watermark"]
+    assert w["scheme"] == "ailedger-awm1" and w["selfcheck"] and w["snr_centi_db"] > 2800
+    from ailedger.services.content.media import load_media
+
+    y = load_media(out).samples
+    clip = signal.resample_poly(y[rate:rate * 7], 320, 441) * 0.5  # 6 s excerpt, 16 kHz, quieter
+    v = svc.verify(None, data=wav_bytes(clip, 16000), name="clip.wav")
+    assert v["watermark"]["found"] and v["matches"][0]["entry"] == r["entry"]
+    assert any(e["how"] == "watermark" for e in v["matches"][0]["evidence"])
+    short = svc.verify(None, data=wav_bytes(y[: rate * 2], rate), name="short.wav")
+    assert short["watermark"]["checked"] is False

@@ -307,7 +307,8 @@ class Detector:
         rgb = arr[..., :3] if arr.ndim == 3 else arr
         r = _residual(luminance(rgb.astype(np.float64)))
         periods: list[float] = []
-        for p in list(period_hints) + _period_candidates(r):
+        # the residual's own autocorrelation first; caller hints (e.g. registered sizes) after
+        for p in _period_candidates(r) + list(period_hints):
             if 24 <= p <= max(h, w) and all(abs(p - q) > 0.25 for q in periods):
                 periods.append(float(p))
         best: Detection | None = None

@@ -163,6 +163,17 @@ def load_media(path: str | Path | None = None, data: bytes | None = None, name: 
         return Media("text", "text/plain", data, text=text)
 
 
+def encode_wav(samples: npt.NDArray[np.float64], rate: int) -> bytes:
+    """16-bit PCM mono WAV."""
+    b = io.BytesIO()
+    with wave.open(b, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return b.getvalue()
+
+
 def hex_code(code: int, bits: int) -> str:
     return f"{code:0{bits // 4}x}"
 

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ailedger.core.content import audio_watermark as awm
 from ailedger.core.content import fingerprint as fp
 from ailedger.core.content import watermark as wm
 from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
 from ailedger.services.content import c2pa_io
 from ailedger.services.content.index import KIND_BITS, FingerprintStore
-from ailedger.services.content.media import Media, decode_image_bytes, fingerprints, load_media
+from ailedger.services.content.media import Media, decode_image_bytes, encode_wav, fingerprints, load_media
 
 RECORD_TYPE = "content.register"
 WM_KEY_FILE = "watermark.key"
@@ -185,9 +186,12 @@ class ContentService:
         if summary is not None:
             body["c2pa"] = summary
         marked_bytes: bytes | None = None
-        if marked_out is not None:
+        if marked_out is not None and m.kind == "audio":
+            marked_bytes = self._mark_audio(m, Path(marked_out), body, terms)
+        elif marked_out is not None:
             if m.kind != "image":
-                raise BadInputError(f"watermarking is supported for images only, not {m.kind}", field="-o")
+                raise BadInputError(f"watermarking is supported for images and audio only, not {m.kind}",
+                                    field="-o")
             assert m.image is not None
             key = self.watermark_key(create=True)
             assert key is not None
@@ -215,6 +219,47 @@ class ContentService:
         self.store.mark_synced(max(res.index, self.store.max_entry()))
         return {"entry": res.index, "duplicate": res.duplicate, "signer": identity.did, "record": body,
                 "marked": str(marked_out) if marked_out else None}
+
+    def _mark_audio(self, m: Media, dest: Path, body: dict[str, Any], terms: list[str]) -> bytes:
+        assert m.samples is not None
+        if dest.suffix.lower() not in (".wav", ".wave"):
+            raise BadInputError("a watermarked audio copy is written as .wav", field="-o")
+        key = self.watermark_key(create=True)
+        assert key is not None
+        wm_id = self._new_watermark_id()
+        marked, snr = awm.embed(m.samples, m.rate, wm_id, awm.AudioKey(key.seed))
+        data = encode_wav(marked, m.rate)
+        mm = load_media(data=data, name=dest.name)
+        assert mm.samples is not None
+        det = awm.AudioDetector(awm.AudioKey(key.seed)).detect(mm.samples, mm.rate)
+        body["watermark"] = {
+            "scheme": awm.SCHEME, "id": f"{wm_id:08x}", "strength_milli": 30,
+            "snr_centi_db": round(snr * 100), "selfcheck": det.payload_id == wm_id,
+            "marked_sha256": hashlib.sha256(data).hexdigest(), "marked_media_type": "audio/wav",
+            "marked_fingerprints": {"audio_phash64": f"{fp.audio_phash64(mm.samples, mm.rate):016x}"},
+        }
+        terms += [f"wm:{wm_id:08x}", f"sha256:{body['watermark']['marked_sha256']}"]
+        return data
+
+    def _check_audio_watermark(self, m: Media, add: Any) -> dict[str, Any]:
+        key = self.watermark_key()
+        assert m.samples is not None
+        if key is None:
+            return {"checked": False, "reason": "this ledger has no watermark key (nothing was watermarked)"}
+        if len(m.samples) < awm.MIN_SECONDS * m.rate or m.rate < 4000:
+            return {"checked": False, "reason": f"audio shorter than {awm.MIN_SECONDS:.1f} s cannot carry the mark"}
+        det = awm.AudioDetector(awm.AudioKey(key.seed)).detect(m.samples, m.rate)
+        res: dict[str, Any] = {"checked": True, "found": det.found, "sync_z_centi": round(det.sync_z * 100)}
+        if det.payload_id is not None:
+            wid = f"{det.payload_id:08x}"
+            res["id"] = wid
+            idx = self.store.watermark_entry(det.payload_id)
+            if idx is None:
+                res["note"] = "watermark read, but no record of this ledger carries this id"
+            else:
+                res["entry"] = idx
+                add(idx, "watermark", watermark_id=wid)
+        return res
 
     # -- verify ---------------------------------------------------------------------------------
     def _describe(self, idx: int) -> dict[str, Any]:
@@ -261,9 +306,11 @@ class ContentService:
                 if jac >= 0.5:
                     add(h.entry, "near-duplicate", fingerprint="simhash64", distance=h.distance, bits=64,
                         jaccard_percent=round(jac * 100))
-        if m.kind == "audio" and fps:
-            for h in self.store.search("audio_phash64", _hex_to_int(fps["audio_phash64"]), AUDIO_PHASH_MATCH):
-                add(h.entry, "near-duplicate", fingerprint="audio_phash64", distance=h.distance, bits=64)
+        if m.kind == "audio":
+            if fps:
+                for h in self.store.search("audio_phash64", _hex_to_int(fps["audio_phash64"]), AUDIO_PHASH_MATCH):
+                    add(h.entry, "near-duplicate", fingerprint="audio_phash64", distance=h.distance, bits=64)
+            out["watermark"] = self._check_audio_watermark(m, add)
         if m.kind == "video" and fps:
             hits: dict[int, list[int]] = {}
             for f in fps["frame_phash64"]:
@@ -332,7 +379,7 @@ class ContentService:
             for s in (w / gw, h / gh):
                 if 0.2 < s <= 1.0 + 1e-9:
                     hints.append(period * s)
-        hints = sorted({round(x, 2) for x in hints})[:24]
+        hints = sorted({round(x, 2) for x in hints})[:8]  # bounded work per lookup
         det = wm.Detector(key).detect(m.image, period_hints=hints)
         res: dict[str, Any] = {"checked": True, "found": det.found,
                                "sync_z_centi": round(det.sync_z * 100)}
