@@ -91,11 +91,16 @@ def test_full_node_is_replaced_by_a_spare(svc, people, make_nodes, tmp_path):
     nodes = make_nodes(4) + make_nodes(1, capacity=10)
     f = src(tmp_path, 100_000)
     r = svc.put(f, [n.url for n in nodes], people["alice"], k=2, n=4, unit=4096)
-    assert nodes[4].url not in r.placement.values() or not r.retried
-    # no spare at all: a clear error, nothing recorded
+    assert nodes[4].url not in r.placement.values()  # the full node never ends up holding a shard
+    assert all("full" in x for x in r.retried)
+    # no spare at all: a clear error, nothing recorded, the shards already placed are deleted again
+    before = svc.ledger.size
+    held = {n.url: {p.name for p in n.dir.iterdir()} for n in nodes}
     with pytest.raises(StorageError) as ei:
         svc.put(f, [n.url for n in nodes], people["alice"], k=2, n=5, unit=4096)
     assert "full" in str(ei.value)
+    assert svc.ledger.size == before
+    assert {n.url: {p.name for p in n.dir.iterdir()} for n in nodes} == held
 
 
 def test_revoked_reader_is_refused(svc, people, make_nodes, tmp_path, ledger):
