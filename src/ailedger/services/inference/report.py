@@ -11,7 +11,7 @@ from typing import Any
 from ailedger.core.errors import BadInputError
 from ailedger.core.merkle import leaf_hash
 from ailedger.services.inference.payloads import inference_dir
-from ailedger.services.inference.receipts import batch_inclusion_path
+from ailedger.services.inference.receipts import RECEIPT_FORMAT, batch_inclusion_path
 from ailedger.services.inference.store import RecordStore
 
 __all__ = ["list_records", "parse_time", "render_html"]
@@ -36,7 +36,7 @@ def parse_time(value: str | None, field: str) -> int | None:
 
 def list_records(ledger: Any, model: str | None = None, t_from: str | None = None, t_to: str | None = None, *,
                  proofs: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
-    """Records in time order. With ``proofs`` each carries its batch path and batch tlog-proof."""
+    """Records in time order. With ``proofs`` each carries ``proof``: its receipt proof document."""
     f, t = parse_time(t_from, "from"), parse_time(t_to, "to")
     if f is not None and t is not None and t < f:
         raise BadInputError("--to is before --from", field="to")
@@ -62,10 +62,11 @@ def list_records(ledger: Any, model: str | None = None, t_from: str | None = Non
                 leaves, b = batch_cache[bid]
                 if log_index not in tlog_cache:
                     tlog_cache[log_index] = ledger.prove(log_index).decode()
-                item.update({"count": len(leaves), "batch_root": b["root"].hex(),
-                             "batch_path": [h.hex() for h in batch_inclusion_path(leaves, pos)],
-                             "batch_entry": b["entry"].decode(), "tlog_proof": tlog_cache[log_index],
-                             "format": "ailedger-inference-receipt/v1", "record_text": data.decode()})
+                item["proof"] = {"format": RECEIPT_FORMAT, "receipt": rid, "record": data.decode(), "position": pos,
+                                 "count": len(leaves), "batch_root": b["root"].hex(),
+                                 "batch_path": [h.hex() for h in batch_inclusion_path(leaves, pos)],
+                                 "batch_index": log_index, "batch_entry": b["entry"].decode(),
+                                 "tlog_proof": tlog_cache[log_index]}
             out.append(item)
     finally:
         rs.close()
