@@ -133,3 +133,17 @@ def test_simulate_writes_charts(main, env, tmp_path):
            "--svg", str(tmp_path / "w.svg"))
     assert r["strategies"]["token"]["top3_decide_rate"] > r["strategies"]["reputation"]["top3_decide_rate"]
     assert (tmp_path / "w.png").stat().st_size > 1000 and (tmp_path / "w.svg").read_text().count("<svg") == 1
+
+
+def test_real_cli_process_discovers_gov_and_stake(env):
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-c", "from ailedger.cli.main import main; main()"]
+    out = subprocess.run([*argv, "gov", "status", "--json"], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, **env}, check=False)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["name"] == ""
+    out = subprocess.run([*argv, "stake", "slash", "3", "--as", "alice"], capture_output=True, text=True,
+                         timeout=120, env={**__import__("os").environ, **env}, check=False)
+    assert out.returncode == 2 and "error: no DAO in this ledger yet" in out.stderr
