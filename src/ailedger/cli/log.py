@@ -243,6 +243,12 @@ def prove(index: int, output: Path | None, ledger_dir: Path | None, as_json: boo
     """Make an offline proof bundle (C2SP tlog-proof) for entry INDEX."""
     with open_ledger(ledger_dir) as led:
         bundle = led.prove(index)
+        try:  # carry the witnesses' cosignatures collected for this checkpoint, if any
+            from ailedger.services.witness import attach_cosignatures
+        except ImportError:
+            pass
+        else:
+            bundle = attach_cosignatures(led, bundle)
         if output:
             output.write_bytes(bundle)
         if output or as_json:
@@ -285,9 +291,20 @@ def verify(proof_file: Path, vkey_opt: str | None, entry_file: Path | None, leaf
         leaf_hash_hex=leaf_hash,
         candidate=read_input_file(candidate, "candidate") if candidate else None,
         witness_vkeys=[read_vkey(w) for w in witness_vkey], witness_threshold=witness_threshold,
-        rpc=rpc, contract=contract,
+        rpc=rpc, contract=contract, anchor_evidence=_sidecar_evidence(proof_file) if rpc else None,
     )
     emit(as_json, result, lambda: result.get("summary", "OK"))
+
+
+def _sidecar_evidence(proof_file: Path) -> dict[str, Any] | None:
+    """Anchor evidence written beside a proof by `ailedger anchor evidence` (PROOF.anchor.json)."""
+    side = proof_file.with_name(proof_file.name + ".anchor.json")
+    if not side.exists():
+        return None
+    obj = parse_json(side.read_bytes(), what=str(side))
+    if not isinstance(obj, dict):
+        raise BadInputError(f"{side} is not a JSON object")
+    return obj
 
 
 @click.command()

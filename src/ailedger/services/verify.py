@@ -49,7 +49,8 @@ def verify_tlog_proof(data: bytes, verifier: Verifier, *, entry: bytes | None = 
 
 def verify_file(data: bytes, verifier: Verifier, *, entry: bytes | None = None, leaf_hash_hex: str | None = None,
                 candidate: bytes | None = None, witness_vkeys: list[Verifier] | None = None,
-                witness_threshold: int = 0, rpc: str | None = None, contract: str | None = None) -> dict[str, Any]:
+                witness_threshold: int = 0, rpc: Any = None, contract: str | None = None,
+                anchor_evidence: dict[str, Any] | None = None) -> dict[str, Any]:
     first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
     if first == HEADER:
         result = verify_tlog_proof(data, verifier, entry=entry, leaf_hash_hex=leaf_hash_hex)
@@ -83,7 +84,7 @@ def verify_file(data: bytes, verifier: Verifier, *, entry: bytes | None = None, 
             raise BadInputError("--rpc needs --contract ADDRESS")
         from ailedger.services.anchoring import evidence_from_bundle, require_anchored
 
-        ev = evidence_from_bundle(data) if first == HEADER else None
+        ev = anchor_evidence or (evidence_from_bundle(data) if first == HEADER else None)
         a = require_anchored(note, rpc, contract, log_vkey=verifier.vkey, evidence=ev)
         result["anchor"] = a
         where = ", ".join(f"{k} {a[k]}" for k in ("block_number", "block_time_iso", "tx_hash") if k in a)
