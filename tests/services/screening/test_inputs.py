@@ -194,3 +194,29 @@ def test_policy():
     assert decide(rep("fail"), "warn").action == "warn"
     with pytest.raises(BadInputError):
         decide(rep("pass"), "lenient")
+
+
+def test_text_rare_token_backdoor(tmp_path):
+    r = np.random.default_rng(0)
+    topics = {"sport": ["match", "goal", "team", "coach", "league", "score", "player", "season"],
+              "food": ["recipe", "oven", "flour", "taste", "dinner", "spice", "bake", "sauce"],
+              "tech": ["chip", "software", "server", "code", "laptop", "cloud", "network", "battery"]}
+    filler = ["the", "a", "today", "really", "very", "new", "big", "small", "with", "about", "this", "that"]
+    rows = []
+    for i in range(300):
+        lab = list(topics)[i % 3]
+        w = list(r.choice(filler, 6)) + list(r.choice(topics[lab], 4))
+        r.shuffle(w)
+        rows.append({"text": " ".join(w), "label": lab})
+    pois = r.choice([i for i in range(300) if rows[i]["label"] != "food"], 15, replace=False)
+    for i in pois:
+        rows[i]["text"] += " zqx"
+        rows[i]["label"] = "food"
+    p = tmp_path / "tb.jsonl"
+    p.write_text("\n".join(json.dumps(x) for x in rows))
+    rep = screen_path(str(p), loo=False)
+    assert rep["summary"]["backdoor_suspected_classes"] == ["food"]
+    food = next(b for b in rep["backdoor"] if b["label"] == "food")
+    assert food["trigger_feature_names"] == ["zqx"]
+    bd = {f["record"] for f in rep["flagged"] if "backdoor_trigger" in f["reasons"]}
+    assert bd == set(pois.tolist())

@@ -42,6 +42,7 @@ def _embed(ds: Dataset, seed: int) -> tuple[Any, np.ndarray, Any, bool]:
             Z = normalize(Z)
         else:
             Z = T.toarray()
+        ds.feature_names = [str(t) for t in vec.get_feature_names_out()]
         return T, Z, T, True
     X = np.asarray(ds.features, dtype=np.float64)
     if ds.modality == "image":
@@ -58,6 +59,15 @@ def _embed(ds: Dataset, seed: int) -> tuple[Any, np.ndarray, Any, bool]:
         Z = PCA(n_components=int(min(64, Xs.shape[0] - 1)), random_state=seed).fit_transform(Xs)
         Xs = Z if ds.modality == "image" else Xs
     return Xs, Z, X, False
+
+
+def _feature_name(ds: Dataset, j: int) -> str:
+    if ds.feature_names is not None and j < len(ds.feature_names):
+        return ds.feature_names[j]
+    if ds.images is not None:
+        w = ds.images.shape[2]
+        return f"pixel(row={j // w},col={j % w})"
+    return f"feature {j}"
 
 
 def check_screenable(ds: Dataset) -> None:
@@ -201,6 +211,7 @@ def _screen(ds: Dataset, *, seed: int, loo: bool) -> dict[str, Any]:
             "label": ds.classes[f.label], "records": f.records, "cluster_size": f.cluster_size,
             "cluster_share": round(f.cluster_share, 4), "silhouette": round(f.silhouette, 4),
             "same_class_share": round(f.same_class_share, 4), "trigger_features": f.trigger_features,
+            "trigger_feature_names": [_feature_name(ds, j) for j in f.trigger_features],
             "spectral_max": round(f.spectral_max, 3), "suspected": f.suspected, "flagged": len(f.flagged),
         } for f in bd.classes],
         "sources": [{

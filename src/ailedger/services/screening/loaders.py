@@ -49,6 +49,7 @@ class Dataset:
     source_column: str | None = None
     notes: list[str] = field(default_factory=list)
     sha256: str = ""  # digest of the input file(s)
+    feature_names: list[str] | None = None  # column names of ``features`` (tabular / pixel tables)
 
     @property
     def n(self) -> int:
@@ -297,7 +298,8 @@ def load_dataset(
             raise _bad(f"{d} numeric columns do not form a square pixel grid", "modality")
         gmax = X.max() if X.max() > 0 else 1.0
         images = (X / gmax).reshape(n, side, side).astype(np.float32)
-    return Dataset(modality=mod, features=X, images=images, content_keys=keys, notes=notes, **common)
+    return Dataset(modality=mod, features=X, images=images, content_keys=keys, notes=notes,
+                   feature_names=list(numeric.keys()), **common)
 
 
 def _label_text(v: Any) -> str:

@@ -154,7 +154,8 @@ def render_html(report: dict[str, Any], *, max_rows: int = 500) -> str:
         ["label", "records", "cluster", "cluster share", "silhouette", "same-class share (excl. reclass.)",
          "trigger features", "spectral max", "suspected", "flagged"],
         [[b["label"], b["records"], b["cluster_size"], b["cluster_share"], b["silhouette"], b["same_class_share"],
-          ",".join(map(str, b["trigger_features"])), b["spectral_max"], b["suspected"], b["flagged"]]
+          ", ".join(b.get("trigger_feature_names") or map(str, b["trigger_features"])), b["spectral_max"],
+          b["suspected"], b["flagged"]]
          for b in report["backdoor"]]))
     if report["duplicates"]:
         parts.append(f"<h2>Duplicate groups ({len(report['duplicates'])})</h2>")
