@@ -28,7 +28,7 @@ def test_schemathesis_finds_no_server_error(ledger_dir, tmp_path):
             k.entry("model.register", {"name": f"m{i}", "subjects": [f"sha256:{i:064x}"]}) for i in range(300)]})
         cmd = [str(ST if ST.exists() else shutil.which("schemathesis")), "run", s.url + "/openapi.json",
                "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-               "--max-examples", "15", "--max-time", "25", "--seed", "7", "--request-timeout", "10",
+               "--max-examples", "15", "--max-time", "20", "--seed", "7", "--request-timeout", "10",
                "--continue-on-failure", "--report", "junit", "--report-dir", str(tmp_path / "st")]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-2000:]
