@@ -55,10 +55,12 @@ def test_sigkill_loses_no_acknowledged_entry(tmp_path):
     for round_ in range(12):
         p = subprocess.Popen([sys.executable, "-c", WRITER, str(path), f"r{round_}", "100000", "50"],
                              stdout=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.4, 1.2))
+        first = p.stdout.readline()  # wait until it is really appending (start-up is slow on a busy machine)
+        assert first.startswith("ack"), first
+        time.sleep(rng.uniform(0.0, 0.8))
         p.send_signal(signal.SIGKILL)
         out, _ = p.communicate()
-        for line in out.splitlines():
+        for line in [first] + out.splitlines():
             _, who, i, idx = line.split()
             acked.add((who, int(i)))
     seen, rep, size = _present(path)
