@@ -164,3 +164,5 @@ def test_gateway_end_to_end(setup):
     assert run("inference", "disclose", receipts[0], env=env).returncode == 0
     run("inference", "report", "--model", "iris", "--out", str(tmp / "report.html"), env=env)
     assert b"data:image/png;base64," in (tmp / "report.html").read_bytes()
+    run("inference", "report", "--model", "iris", "--out", str(tmp / "report.pdf"), env=env)
+    assert (tmp / "report.pdf").read_bytes().startswith(b"%PDF")

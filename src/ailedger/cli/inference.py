@@ -135,18 +135,22 @@ def register(main: click.Group) -> None:
     @click.option("--model", default=None)
     @click.option("--from", "t_from", default=None)
     @click.option("--to", "t_to", default=None)
-    @click.option("--out", required=True, help="Output file (.html).")
+    @click.option("--out", required=True, help="Output file (.html or .pdf).")
     @ledger_option
     @json_option
     def report(model: str | None, t_from: str | None, t_to: str | None, out: str, ledger_dir: Path | None,
                as_json: bool) -> None:
-        """An HTML report with a chart of decisions over time per model."""
+        """An HTML or PDF report with a chart of decisions over time per model."""
         from ailedger.services.inference import list_records, render_html
+        from ailedger.services.inference.report import render_pdf
 
-        if not out.endswith((".html", ".htm")):
-            raise BadInputError("--out must be an .html file", field="out")
+        if not out.endswith((".html", ".htm", ".pdf")):
+            raise BadInputError("--out must be an .html or .pdf file", field="out")
         with open_ledger(ledger_dir) as ledger:
             items = list_records(ledger, model, t_from, t_to)
             title = f"Inference decisions{' of ' + model if model else ''}"
-            Path(out).write_text(render_html(items, title=title, vkey=ledger.vkey))
+            if out.endswith(".pdf"):
+                render_pdf(items, out, title=title, vkey=ledger.vkey)
+            else:
+                Path(out).write_text(render_html(items, title=title, vkey=ledger.vkey))
         emit(as_json, {"ok": True, "out": out, "count": len(items)}, f"{len(items)} decisions -> {out}")

@@ -209,6 +209,11 @@ def test_show_filters_by_time_and_proofs(ledger):
 
     html = render_html(items, title="t", vkey=ledger.vkey)
     assert "data:image/png;base64," in html and items[0]["receipt"] in html
+    from ailedger.services.inference.report import render_pdf
+
+    pdf = ledger.path.parent / "r.pdf"
+    render_pdf(items, str(pdf), title="t", vkey=ledger.vkey)
+    assert pdf.read_bytes().startswith(b"%PDF") and pdf.stat().st_size > 5000
 
 
 def test_snapshot_mode_freezes_mutable_inputs(ledger):

@@ -74,6 +74,16 @@ def list_records(ledger: Any, model: str | None = None, t_from: str | None = Non
 
 
 def _chart_png(items: list[dict[str, Any]]) -> bytes:
+    import matplotlib.pyplot as plt
+
+    fig = _chart_figure(items)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _chart_figure(items: list[dict[str, Any]]) -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -102,10 +112,37 @@ def _chart_png(items: list[dict[str, Any]]) -> bytes:
     ax.set_title("Decisions over time per model")
     ax.grid(alpha=0.3)
     fig.autofmt_xdate()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
+
+
+def render_pdf(items: list[dict[str, Any]], path: str, *, title: str, vkey: str, max_rows: int = 500) -> None:
+    """A PDF: the chart and a summary on page one, then the records (first ``max_rows``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    models: dict[str, int] = {}
+    for it in items:
+        models[it["record"]["model"]] = models.get(it["record"]["model"], 0) + 1
+    with PdfPages(path) as pdf:
+        fig = _chart_figure(items)
+        fig.set_size_inches(8.27, 5.0)
+        fig.suptitle(f"{title}: {len(items)} decisions; "
+                     + ", ".join(f"{k}: {v}" for k, v in sorted(models.items())), fontsize=9)
+        fig.text(0.01, 0.005, f"log verifier key: {vkey}", fontsize=6)
+        pdf.savefig(fig, bbox_inches="tight")
+        plt.close(fig)
+        rows = [f"{it['record']['time']}  {it['record']['model']}  {it['record']['status']:<5}  "
+                f"{it['record']['caller'][:24]:<24}  {it['receipt']}  #{it['batch_index']}[{it['position']}]"
+                for it in items[:max_rows]]
+        for start in range(0, len(rows), 60):
+            fig = plt.figure(figsize=(8.27, 11.69))
+            fig.text(0.03, 0.97, "\n".join(rows[start : start + 60]), family="monospace", fontsize=6.5,
+                     va="top")
+            pdf.savefig(fig)
+            plt.close(fig)
 
 
 def render_html(items: list[dict[str, Any]], *, title: str, vkey: str) -> str:
