@@ -111,3 +111,24 @@ def test_entry_field_validation(field, value):
 def test_entry_size_limit():
     with pytest.raises(BadInputError):
         _entry(body={"x": "a" * 70000})
+
+
+GOLDEN_DID = "did:key:z6MkehRgf7yJbgaGfYsdoAsKdBPE3dj2CYhowQdcjqSJgvVd"
+GOLDEN_LEAF = (
+    b'{"body":{"count":3,"licence":"CC-BY-4.0","name":"books-2026","root":"sha256:00ff"},'
+    b'"sig":"gk+KNhdnr8iATDhqy/fgOYhlAH8P21RkGjOliggizbpOSnfm1moawi4cnb+Nrq53ghJtfduTZ5ZTUJgtY2Y1Ag==",'
+    b'"signer":"did:key:z6MkehRgf7yJbgaGfYsdoAsKdBPE3dj2CYhowQdcjqSJgvVd","time":"2026-11-22T00:00:00.000Z",'
+    b'"type":"dataset.commit","v":1}'
+)
+
+
+def test_golden_entry_bytes():
+    """Schema v1 golden bytes: Ed25519 is deterministic, so a fixed key, time and body give fixed bytes."""
+    k = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    assert did_from_public_key(k.public_key().public_bytes_raw()) == GOLDEN_DID
+    e = build_entry("dataset.commit", {"name": "books-2026", "root": "sha256:00ff", "count": 3,
+                                       "licence": "CC-BY-4.0"}, GOLDEN_DID, "2026-11-22T00:00:00.000Z", k.sign)
+    assert e.leaf_bytes == GOLDEN_LEAF
+    assert parse_entry(GOLDEN_LEAF).body["count"] == 3
+    with pytest.raises(SignatureError):
+        parse_entry(GOLDEN_LEAF.replace(b'"count":3', b'"count":4'))
