@@ -77,3 +77,17 @@ def test_sigkill(tmp_path, ledger_dir, mode):
     rep = led.audit(signatures=True)
     assert rep.ok, rep.problems
     led.close()
+
+
+def test_normal_exit_without_close_writes_the_queue(tmp_path, ledger_dir):
+    code = ("import sys; from ailedger.services.ledger import Ledger; from ailedger.services.inference import"
+            " InferenceTrail; t = InferenceTrail(Ledger.open(sys.argv[1]), 'iris', flush_interval=30);"
+            " [print(t.record(i, i).id) for i in range(500)]")
+    p = subprocess.run([sys.executable, "-c", code, str(ledger_dir)], capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert p.returncode == 0, p.stderr
+    rids = p.stdout.split()
+    assert len(rids) == 500
+    rs = RecordStore(inference_dir(ledger_dir))
+    assert all(rs.record(r) is not None for r in rids)
+    rs.close()

@@ -22,6 +22,7 @@ objects when the writer gets to them (within ``flush_interval``).
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import functools
@@ -31,6 +32,7 @@ import itertools
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -262,6 +264,10 @@ class InferenceTrail:
         self.stats = {"batches": 0, "records": 0, "write_seconds": 0.0}
         self._thread = threading.Thread(target=self._run, name=f"ailedger-inference-{self.stream}", daemon=True)
         self._thread.start()
+        # a normal interpreter exit writes what is queued (fast mode), even without close()
+        ref = weakref.ref(self)
+        self._atexit = lambda: (t := ref()) is not None and t._close_quietly()
+        atexit.register(self._atexit)
 
     # -- hot path -----------------------------------------------------------------
     def _submit(self, inp: Any, out: Any, subject: str | None, caller: str | None, meta: Any,
@@ -496,9 +502,14 @@ class InferenceTrail:
         # itertools.count has no read; the repr holds the next value
         return int(repr(self._counter)[6:-1]) - 1
 
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
     def close(self) -> None:
         if self._stop:
             return
+        atexit.unregister(self._atexit)
         try:
             self.flush()
         finally:
