@@ -57,3 +57,24 @@ def test_bad_input_errors(tmp_path):
     assert p.returncode == 2 and "too small" in p.stderr
     p = run("content", "register", str(tiny), "--as", "nobody", "--ledger", L, check=False)
     assert p.returncode == 2
+
+
+def test_c2pa_sign_sidecar_cli(tmp_path):
+    from tests.services.content.conftest import test_ca as make_ca
+
+    ca = make_ca.__wrapped__()
+    L, did = _setup(tmp_path)
+    src = tmp_path / "c.jpg"
+    Image.fromarray(data.coffee()).save(src, quality=90)
+    before = src.read_bytes()
+    entry = json.loads(run("content", "register", str(src), "--as", "alice", "--ledger", L, "--json").stdout)["entry"]
+    (tmp_path / "chain.pem").write_bytes(ca["chain"])
+    (tmp_path / "key.pem").write_bytes(ca["key"])
+    (tmp_path / "ca.pem").write_text(ca["ca"])
+    out = json.loads(run("content", "c2pa-sign", str(src), "--entry", str(entry), "--cert", str(tmp_path / "chain.pem"),
+                         "--key", str(tmp_path / "key.pem"), "--ledger", L, "--json").stdout)
+    assert out["sidecar"] == str(tmp_path / "c.c2pa") and src.read_bytes() == before
+    v = json.loads(run("content", "verify", str(src), "--trust-anchors", str(tmp_path / "ca.pem"), "--ledger", L,
+                       "--json").stdout)
+    assert v["c2pa"]["state"] == "Trusted" and v["c2pa"]["ailedger_record"]["index"] == entry
+    assert v["matches"][0]["registered_by"]["did"] == did

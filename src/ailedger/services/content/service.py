@@ -409,8 +409,8 @@ class ContentService:
             raise BadInputError(f"{path} is not the file registered in entry {entry_index} (sha256 differs)",
                                 field="file")
         ref = {"origin": self.ledger.origin, "index": entry_index,
-               "leaf_hash": hashlib.sha256(b"\x00" + e.leaf_bytes).hexdigest(),
-               "signer": e.signer, "sha256": m.sha256}
+               "leaf_hash": hashlib.sha256(b"\x00" + e.leaf_bytes).hexdigest(), "sha256": m.sha256}
+        # no signer did here on purpose: verify names an identity only for a ledger match
         manifest, embedded = c2pa_io.write_manifest(
             m.data, m.mime, ref, key, title=Path(path).name, ai_generated=bool(body.get("generator")),
             embed=embed_out is not None)
