@@ -76,11 +76,17 @@ def overhead(led: Ledger, calls: int, snapshot: bool) -> dict:
     return res
 
 
-def throughput(led: Ledger, records: int, store_payloads: bool) -> dict:
+CHAT_IN = {"model": "m", "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                                      {"role": "user", "content": "Summarise my last three invoices."}]}
+CHAT_OUT = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Three invoices: 120 EUR"
+                                                 " (paid), 75 EUR (paid), 210 EUR (due 3 Dec)."}}]}
+
+
+def throughput(led: Ledger, records: int, store_payloads: bool, chat: bool = False) -> dict:
     trail = InferenceTrail(led, "bench-model", store_payloads=store_payloads, max_batch=8192, max_pending=65536)
     rec = trail.record
-    x = [5.1, 3.5, 1.4, 0.2]
-    y = {"label": "a", "score": 0.93}
+    x = [5.1, 3.5, 1.4, 0.2] if not chat else CHAT_IN
+    y = {"label": "a", "score": 0.93} if not chat else CHAT_OUT
     c0 = time.process_time()
     t0 = time.perf_counter()
     for i in range(records):
@@ -91,7 +97,8 @@ def throughput(led: Ledger, records: int, store_payloads: bool) -> dict:
     cpu = time.process_time() - c0
     stats = dict(trail.stats)
     trail.close()
-    return {"records": records, "store_payloads": store_payloads, "seconds": round(el, 3),
+    return {"records": records, "store_payloads": store_payloads, "payload": "chat" if chat else "floats",
+            "seconds": round(el, 3),
             "records_per_s": round(records / el), "submit_seconds": round(t_sub, 3),
             "process_cpu_s": round(cpu, 3), "records_per_cpu_s": round(records / cpu),
             "batches": stats["batches"], "writer_busy_s": round(stats["write_seconds"], 3)}
@@ -144,6 +151,9 @@ def main() -> None:
               f"{th['records_per_cpu_s']} records per CPU-second of this process")
         th2 = throughput(led, a.records, False)
         print(f"sustained, commitments only: {th2['records_per_s']} records/s")
+        th3 = throughput(led, a.records, True, chat=True)
+        print(f"sustained, chat-shaped string payloads (~300 bytes) with encrypted payloads: "
+              f"{th3['records_per_s']} records/s; {th3['records_per_cpu_s']} per CPU-second")
         du1 = durable(led, 1, 200)
         du8 = durable(led, 8, 100)
         print(f"durable: 1 thread p50 {du1['p50_ms']:.2f} ms ({du1['records_per_s']} rec/s); 8 threads p50 "
@@ -154,7 +164,7 @@ def main() -> None:
         led.close()
         print(json.dumps({"bench": "inference", "load_avg_start": round(load, 1), "load_avg_end": round(load2, 1),
                           "cpus": os.cpu_count(), "overhead": ov, "overhead_snapshot": ovs,
-                          "throughput_payloads": th, "throughput_commitments_only": th2,
+                          "throughput_payloads": th, "throughput_commitments_only": th2, "throughput_chat": th3,
                           "durable_1": du1, "durable_8": du8,
                           "targets": {"overhead_p50_us": 20, "records_per_s": 20000},
                           "ratios": {"overhead_p50_vs_target": round(ov["overhead_p50_us"] / 20, 3),

@@ -23,7 +23,9 @@ def test_fast_canonical_payload_is_rfc8785(v):
 
 def test_tricky_numbers_and_keys():
     for v in [1.0, -0.0, 1e-7, 1e21, 1e20, 5e-324, [0.1, 1.5, 2.0], {"\ue000": 1, "\U0001f600": 2},
-              {"a.0": "x.0", "e": "1e5"}, "1.0", math.pi]:
+              {"a.0": "x.0", "e": "1e5"}, "1.0", math.pi, 1e-5, 1e-6, 1e16, 1e21, 1e22, 123456789012345678.0,
+              0.1 + 0.2, 1.7976931348623157e308, -1e-7, [0.05, 1.01, 10.0], {"k": "e-mail e+ 3e-5 text"},
+              {"t": "caf\u00e9 \u65e5\u672c"}, 2**60, -(2**60)]:
         assert canonical_payload(v) == canonical_json(v), v
 
 

@@ -35,8 +35,9 @@ BATCH_TYPE = "inference.batch"
 ERASURE_TYPE = "inference.erasure"
 
 # a float rendered by repr() that RFC 8785 renders differently, or a character that sorts differently
-_SUSPECT_NUM = re.compile(r"[0-9][eE]|\.0(?![0-9])")
-_HIGH = re.compile("[\ue000-\U0010ffff]")
+_DOT0 = re.compile(r"\.0(?![0-9])")        # 1.0, -0.0: JCS writes 1, 0
+_EXP = re.compile(r"[0-9]e[-+]")            # repr() exponents (1e-05, 1e+16) JCS writes differently
+_HIGH = re.compile("[\ue000-\U0010ffff]")  # keys here sort differently in UTF-16
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -80,10 +81,11 @@ def canonical_payload(obj: Any) -> bytes:
             s = _enc.encode(obj)
     except (ValueError, RecursionError) as exc:  # NaN / Infinity / circular
         raise BadInputError(f"payload cannot be encoded as JSON: {exc}", field="payload") from exc
-    if ((".0" not in s and "e" not in s and "E" not in s) or _SUSPECT_NUM.search(s) is None) and (
-            s.isascii() or _HIGH.search(s) is None):
-        return s.encode()
-    return canonical_json(_plain(obj))
+    # cheap substring tests first; the regular expressions only confirm a suspicion
+    if (".0" in s and _DOT0.search(s)) or (("e-" in s or "e+" in s) and _EXP.search(s)) or (
+            not s.isascii() and _HIGH.search(s)):
+        return canonical_json(_plain(obj))
+    return s.encode()
 
 
 def commit(salt: bytes, payload: bytes) -> str:
