@@ -200,7 +200,7 @@ def _buffer(size: int) -> memoryview:
     return buf
 
 
-READ_MODE = os.environ.get("AILEDGER_HASH_READ", "mmap")  # "mmap" (zero-copy) or "pread" (copying, SIGBUS-proof)
+READ_MODE = os.environ.get("AILEDGER_HASH_READ", "mmap")  # "mmap" (fast) or "pread" (copying, SIGBUS-proof)
 _PAGE = mmap.ALLOCATIONGRANULARITY
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
@@ -243,58 +243,6 @@ def _read_range(path: str, rel: str, offset: int, length: int, algo: str = "sha2
         raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
     finally:
         os.close(fd)
-
-
-class _Maps:
-    """One read-only mapping per file, shared by the threads hashing its chunks (mapping and
-    unmapping per chunk costs page-table work and TLB shootdowns across threads)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.maps: dict[str, tuple[int, mmap.mmap]] = {}
-
-    def get(self, path: str, rel: str, size: int) -> mmap.mmap:
-        with self.lock:
-            hit = self.maps.get(path)
-            if hit is not None:
-                return hit[1]
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError as e:
-                raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
-            try:
-                if os.fstat(fd).st_size < size:
-                    raise BadInputError(f"{rel} changed while it was being hashed (it got shorter)", field="path")
-                mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
-            except BaseException:
-                os.close(fd)
-                raise
-            self.maps[path] = (fd, mm)
-            return mm
-
-    def close(self, path: str) -> None:
-        with self.lock:
-            hit = self.maps.pop(path, None)
-        if hit is not None:
-            try:
-                hit[1].close()
-            except BufferError:  # pragma: no cover - a view still alive; the GC unmaps it later
-                pass
-            os.close(hit[0])
-
-    def close_all(self) -> None:
-        for p in list(self.maps):
-            self.close(p)
-
-
-def _hash_mapped(maps: _Maps, path: str, rel: str, size: int, offset: int, length: int) -> bytes:
-    mm = maps.get(path, rel, size)
-    with memoryview(mm) as mv:
-        part = mv[offset:offset + length]
-        try:
-            return hashlib.sha256(part).digest()
-        finally:
-            part.release()
 
 
 def _safetensors_plan(f: ScannedFile, chunk_size: int) -> tuple[list[tuple[int, int]], list[Tensor] | None]:
@@ -365,7 +313,6 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
     bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
                disable=not progress, desc="hashing", leave=False)
     changed: list[str] = []
-    maps = _Maps()
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futs = {}
@@ -373,11 +320,7 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                 if not plan:
                     continue
                 for i, (off, ln) in enumerate(plan):
-                    if READ_MODE == "mmap" and f.st.st_size >= 1 << 16:
-                        fut = pool.submit(_hash_mapped, maps, f.path, f.rel, f.st.st_size, off, ln)
-                    else:
-                        fut = pool.submit(_read_range, f.path, f.rel, off, ln)
-                    futs[fut] = (f, i, ln)
+                    futs[pool.submit(_read_range, f.path, f.rel, off, ln)] = (f, i, ln)
             try:
                 for fut in as_completed(futs):
                     f, i, ln = futs[fut]
@@ -387,7 +330,6 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                         on_chunk(f.rel, i, ln)
                     remaining[f.rel] -= 1
                     if remaining[f.rel] == 0:
-                        maps.close(f.path)
                         try:
                             now = os.stat(f.path)
                         except OSError:
@@ -400,7 +342,6 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                 raise
     finally:
         bar.close()
-        maps.close_all()
     for f, plan, _ in todo:  # empty files: re-check too
         if not plan:
             try:
