@@ -336,3 +336,22 @@ def test_simulate_reports_whales(tmp_path):
     assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"<svg" in Path(svg).read_bytes()
     assert gov.simulate(holders=400, trials=100, seed=1) == r
+
+
+def test_live_state_reads_sparse_governance_through_the_type_index(env, monkeypatch):
+    led, p = env
+    dao(led, p)
+    led.log.append_data([b"filler-%d" % i for i in range(3000)])        # a log mostly of other records
+    pid = revoke(led, p, t=100)["id"]
+    gov.vote(led, p["alice"], pid, "for", time=T(200))
+    led.log.append_data([b"more-%d" % i for i in range(3000)])
+    monkeypatch.setattr(gov, "SPARSE_SCAN_FROM", 100)
+    gov._invalidate(led)
+    scanned = []
+    real = gov._gov_leaves
+    monkeypatch.setattr(gov, "_gov_leaves", lambda *a, **k: scanned.append(a) or real(*a, **k))
+    st = gov.state(led)
+    assert scanned == []                     # found through the index, no full scan
+    assert st.proposals[pid].tally["for"] == 600
+    monkeypatch.setattr(gov, "_gov_leaves", real)
+    assert gov.replay(led).digest() == st.digest()

@@ -165,6 +165,37 @@ def _gov_leaves(ledger: Any, start: int, end: int, batch: int = 20000) -> Iterat
             yield idx, data
 
 
+SPARSE_SCAN_FROM = 20000
+
+
+def _indexed_gov_leaves(ledger: Any, start: int, end: int) -> list[tuple[int, bytes]] | None:
+    """Governance leaves in [start, end) found through the log's type index (every entry logged through the
+    Ledger is indexed by ``type:<type>``); None when they are not sparse, so scanning is cheaper."""
+    idxs: list[int] = []
+    budget = max(1000, (end - start) // 8)
+    for t in sorted(_ALL_TYPES):
+        after = start - 1
+        while True:
+            got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
+            idxs.extend(got)
+            if len(idxs) > budget:
+                return None
+            if len(got) < 2000:
+                break
+            after = got[-1]
+    idxs.sort()
+    out: list[tuple[int, bytes]] = []
+    i = 0
+    while i < len(idxs):  # fetch contiguous runs in one read
+        j = i
+        while j + 1 < len(idxs) and idxs[j + 1] == idxs[j] + 1:
+            j += 1
+        for k, data in enumerate(ledger.store.leaves(idxs[i], idxs[j] + 1)):
+            out.append((idxs[i] + k, bytes(data)))
+        i = j + 1
+    return out
+
+
 def fold(st: GovState, items: Iterable[tuple[int, bytes]], bad: set[int] | None = None) -> GovState:
     """Apply governance leaves in order; entries that are not governance records are skipped."""
     for idx, leaf in items:
@@ -224,7 +255,11 @@ def _key(ledger: Any) -> str:
 
 
 def state(ledger: Any) -> GovState:
-    """The current state (cached per ledger; only entries appended since the last call are folded)."""
+    """The current state (cached per ledger; only entries appended since the last call are folded).
+
+    Large gaps are read through the log's ``type:`` index when governance entries are sparse in them (a
+    log full of inference records); ``replay`` always scans every leaf, and ``gov replay`` reports whether
+    the two agree."""
     with _cache_lock:
         key = _key(ledger)
         st, done = _cache.get(key, (None, 0))
@@ -232,7 +267,8 @@ def state(ledger: Any) -> GovState:
         if st is None or done > size:
             st, done = GovState(), 0
         if size > done:
-            fold(st, _gov_leaves(ledger, done, size))
+            found = _indexed_gov_leaves(ledger, done, size) if size - done >= SPARSE_SCAN_FROM else None
+            fold(st, found if found is not None else _gov_leaves(ledger, done, size))
             done = size
         _cache[key] = (st, done)
         return st
