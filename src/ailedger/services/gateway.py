@@ -250,8 +250,12 @@ class Gateway:
         path = request.path
         if isinstance(req_json, dict) and req_json.get("stream") is True and path.endswith(OPENAI_SUFFIXES):
             return _error(400, "bad_input", "streaming responses are not supported by the gateway; send stream: false")
+        subject = request.headers.get(SUBJECT_HEADER) or info.identity
+        if len(subject) > 512:
+            return _error(400, "bad_input", f"{SUBJECT_HEADER} is longer than 512 characters")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP
                    and k.lower() != SUBJECT_HEADER.lower()}
+        t_up = time.perf_counter()
         try:
             async with self.session.request(request.method, self.upstream + request.path_qs, data=body,
                                             headers=headers) as resp:
@@ -276,8 +280,7 @@ class Gateway:
                 isinstance(out_json, dict) and isinstance(out_json.get("choices"), list)):
             self.stats["upstream_errors"] += 1
             return _error(502, "bad_upstream_response", "upstream answer has no 'choices' list (OpenAI shape)")
-        subject = request.headers.get(SUBJECT_HEADER) or info.identity
-        meta = {"path": path, "http_status": status}
+        meta = {"path": path, "http_status": status, "upstream_us": int((time.perf_counter() - t_up) * 1e6)}
         try:
             if self.trail.mode == "durable":
                 loop = asyncio.get_running_loop()

@@ -266,3 +266,40 @@ def test_writer_failure_fails_closed(ledger):
     assert len(rid2) == 1
     with pytest.raises(BadInputError, match="revoked"):
         receipt_proof(ledger, rid2[0])
+
+
+def test_concurrent_callers_every_receipt_resolves(ledger):
+    import threading
+
+    from ailedger.services.inference.payloads import inference_dir
+    from ailedger.services.inference.store import RecordStore
+
+    out: list[str] = []
+    lock = threading.Lock()
+    with InferenceTrail(ledger, "iris", flush_interval=0.005, max_batch=64, max_pending=256) as trail:
+        f = trail.wrap(lambda x: x + 1, subject=lambda x: f"s{x % 5}")
+
+        def worker(k):
+            mine = []
+            for i in range(300):
+                f(k * 1000 + i)
+                mine.append(trail.last_receipt.id)
+            with lock:
+                out.extend(mine)
+
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    assert len(set(out)) == 1800
+    rs = RecordStore(inference_dir(ledger.path))
+    try:
+        for rid in out:
+            got = rs.record(rid)
+            assert got is not None and json.loads(got[0])["id"] == rid
+    finally:
+        rs.close()
+    for rid in out[::300]:
+        assert verify_receipt_proof(receipt_proof(ledger, rid), ledger.verifier)["ok"]
+        assert disclose(ledger, rid)["receipt"] == rid
