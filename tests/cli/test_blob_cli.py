@@ -99,6 +99,10 @@ def test_put_get_revoke_repair(tmp_path, node_procs, monkeypatch):
     assert r["index"] >= 0 and len(r["placement"]) == 6
     run("blob", "get", cid, "-o", tmp_path / "out", "--as", "bob")
     assert (tmp_path / "out").read_bytes() == f.read_bytes()
+    # the encrypted object itself: no key needed, and its IPFS CID is the blob's id
+    run("blob", "get", cid, "-o", tmp_path / "enc", "--ciphertext")
+    assert run("blob", "cid", tmp_path / "enc").output.strip() == cid
+    assert f.read_bytes()[:64] not in (tmp_path / "enc").read_bytes()
     st = json.loads(run("blob", "status", cid, "--json").output)
     assert st["coding"]["k"] == 3 and len(st["readers"]) == 2
     # the corrupt node fails its storage challenge: audit exits 1

@@ -193,18 +193,31 @@ def register(main: click.Group) -> None:
     @blob.command("get")
     @click.argument("cid")
     @click.option("-o", "--output", required=True, help="where to write the decrypted file")
-    @click.option("--as", "who", required=True, help="a reader identity")
+    @click.option("--as", "who", default=None, help="a reader identity (not needed with --ciphertext)")
+    @click.option("--ciphertext", is_flag=True,
+                  help="write the encrypted object itself (no key needed; checked against CID), e.g. for IPFS")
     @click.option("--timeout", type=float, default=30.0, show_default=True, help="per-node timeout (s)")
     @LEDGER_OPT
     @JSON_OPT
-    def get_cmd(cid: str, output: str, who: str, timeout: float, ledger_path: str | None, as_json: bool) -> None:
+    def get_cmd(cid: str, output: str, who: str | None, ciphertext: bool, timeout: float, ledger_path: str | None,
+                as_json: bool) -> None:
         """Fetch the first k good shards, decode, decrypt and check every byte; write FILE only if all hold."""
         from ailedger.services.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            r = BlobService(ledger, timeout=timeout).get(cid, output, _identity(ledger, who))
+            svc = BlobService(ledger, timeout=timeout)
+            if ciphertext:
+                r = svc.get_ciphertext(cid, output)
+            elif not who:
+                raise BadInputError("give --as READER (or --ciphertext for the encrypted bytes)", field="as")
+            else:
+                r = svc.get(cid, output, _identity(ledger, who))
         for f in r.failures:
             click.echo(f"note: {f}", err=True)
+        if ciphertext:
+            _emit(r.to_dict(), as_json, [f"{output}: {r.size} encrypted bytes, CID {r.cid} verified",
+                                         f"shards used {r.shards_used}"])
+            return
         _emit(r.to_dict(), as_json, [f"{output}: {r.size} bytes, verified",
                                      f"plaintext cid {r.plaintext_cid}", f"shards used {r.shards_used}"])
 

@@ -483,6 +483,34 @@ class BlobService:
             shutil.rmtree(spool, ignore_errors=True)
         return GetResult(st.cid, str(plain_cid), st.plain_size, used, failures)
 
+    def get_ciphertext(self, cid: str, out: str | os.PathLike[str]) -> GetResult:
+        """Fetch and reassemble the encrypted object without any key (e.g. to pin it on IPFS or pack it
+        for Filecoin: ``blob car`` of the result gives the same CID). Checked against the CID."""
+        st = self.state(cid)
+        dest = Path(out)
+        spool = self._spool()
+        part = dest.with_name(dest.name + ".part")
+        try:
+            used, failures = self._swarm(st, spool, st.coding.k)
+            imp = FileImporter(get_profile(st.profile), keep_leaves=False)
+            with open(part, "wb") as fout:
+                def sink(ct: bytes) -> None:
+                    imp.update(ct)
+                    fout.write(ct)
+
+                self._decode(st, spool, used, sink)
+            got_cid = str(imp.finish()[0])
+            if got_cid != st.cid:
+                raise VerificationError("reassembled ciphertext does not match the blob's CID",
+                                        expected=st.cid, found=got_cid)
+            os.replace(part, dest)
+        except BaseException:
+            remove(part)
+            raise
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        return GetResult(st.cid, "", st.coding.size, used, failures)
+
     # -- audit (proofs of storage) ---------------------------------------------------------------
     def audit(self, cid: str, challenges: int = 3) -> dict[int, dict[str, Any]]:
         """Challenge every shard's current location with random segments; verify the Merkle proofs
