@@ -183,3 +183,11 @@ def test_rotate_retires_the_old_key_and_shards(svc, people, make_nodes, tmp_path
     svc.get(rot["new"], tmp_path / "c", people["carol"])
     assert (tmp_path / "c").read_bytes() == f.read_bytes()
     assert svc.state(r.cid).superseded_by == rot["new"]
+
+
+def test_put_by_a_revoked_identity_leaves_no_shards(svc, people, make_nodes, tmp_path, ledger):
+    nodes = make_nodes(3)
+    ledger.revoke_identity("carol")
+    with pytest.raises(BadInputError):
+        svc.put(src(tmp_path, 5000), [n.url for n in nodes], people["carol"], k=2, n=3)
+    assert [p for n in nodes for p in n.dir.iterdir()] == []

@@ -240,7 +240,11 @@ class BlobService:
                            for i in range(n)],
                 "readers": [crypto.wrap_key(key, d, binding).to_dict() for d in reader_dids],
             }
-            res = self.ledger.append_record("blob.put", body, signer, terms=[_term(cid)])
+            try:
+                res = self.ledger.append_record("blob.put", body, signer, terms=[_term(cid)])
+            except BaseException:
+                self._delete_placed(placement, infos)  # unrecorded shards would be orphans
+                raise
         finally:
             shutil.rmtree(spool, ignore_errors=True)
         return PutResult(cid, res.index, plain_size, coding.size, k, n, placement, retried)
@@ -325,13 +329,17 @@ class BlobService:
             futs = [ex.submit(one, i, order[i]) for i in range(n)]
             failed = [f.exception() for f in futs if f.exception() is not None]
         if failed:
-            for i, url in placement.items():  # best effort: do not leave orphans behind
-                try:
-                    self._client(url).delete_shard(infos[i][0])
-                except AiledgerError:
-                    pass
+            self._delete_placed(placement, infos)
             raise failed[0]  # type: ignore[misc]
         return placement, retried
+
+    def _delete_placed(self, placement: dict[int, str], infos: list[tuple[str, str]]) -> None:
+        """Best effort: take back shards of a put that will not be recorded."""
+        for i, url in placement.items():
+            try:
+                self._client(url).delete_shard(infos[i][0])
+            except AiledgerError:
+                pass
 
     # -- get --------------------------------------------------------------------------------------
     def open_key(self, st: BlobState, ident: Any) -> bytes:
