@@ -2,6 +2,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from clirun import run  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 from PIL import Image
 from skimage import data
@@ -16,6 +17,7 @@ def _setup(tmp_path):
     return str(tmp_path / "ledger"), ident.did
 
 
+@pytest.mark.slow  # several CLI subprocesses (each imports every command module)
 def test_register_verify_roundtrip(tmp_path):
     L, did = _setup(tmp_path)
     src = tmp_path / "coffee.png"
@@ -59,6 +61,7 @@ def test_bad_input_errors(tmp_path):
     assert p.returncode == 2
 
 
+@pytest.mark.slow
 def test_c2pa_sign_sidecar_cli(tmp_path):
     from tests.services.content.conftest import test_ca as make_ca
 
