@@ -9,7 +9,6 @@ noise floor.  Treat the figures as a sanity check of the design, not as a real-m
 Last line: one JSON object with the figures.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
 
 import os

@@ -12,7 +12,6 @@ images) are looked up to count false matches.  Finally lookup latency among 10^6
 Last line: one JSON object with the figures.
 """
 
-# ruff: noqa: E402
 from __future__ import annotations
 
 import os
@@ -34,8 +33,13 @@ from PIL import Image
 from ailedger.core.content import fingerprint as fp
 from ailedger.core.content import watermark as wm
 from ailedger.services.content.index import HammingIndex
-from ailedger.services.content.service import (CROP_DCT256_MATCH, CROP_PHASH_MATCH, IMAGE_DCT256_MATCH,
-                                               IMAGE_PHASH_MATCH, ContentService)
+from ailedger.services.content.service import (
+    CROP_DCT256_MATCH,
+    CROP_PHASH_MATCH,
+    IMAGE_DCT256_MATCH,
+    IMAGE_PHASH_MATCH,
+    ContentService,
+)
 from ailedger.services.ledger import Ledger
 
 # files inside the scikit-image / scikit-learn wheels, read directly (no pooch, no download)
@@ -49,8 +53,8 @@ UNRELATED = ["brick.png", "grass.png", "gravel.png", "coins.png", "page.png", "t
 
 
 def load(name: str) -> np.ndarray:
-    import sklearn.datasets
     import skimage.data
+    import sklearn.datasets
 
     sk = Path(sklearn.datasets.__file__).parent / "images" / name
     path = sk if sk.exists() else Path(skimage.data.__file__).parent / name
@@ -86,7 +90,7 @@ def t_half(a: np.ndarray, rng: np.random.Generator) -> bytes:
 def t_crop(a: np.ndarray, rng: np.random.Generator) -> bytes:
     """Cut 10% off each dimension (keeps 90% x 90% = 81% of the area) at a random offset."""
     h, w = a.shape[:2]
-    ch, cw = int(round(h * 0.9)), int(round(w * 0.9))
+    ch, cw = round(h * 0.9), round(w * 0.9)
     y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
     return enc(a[y:y + ch, x:x + cw], "PNG")
 
