@@ -38,7 +38,8 @@ def register(main: click.Group) -> None:
     @click.option("--model", default=None, help="Model name (default: every model).")
     @click.option("--from", "t_from", default=None, help="From this time (RFC 3339 or date, UTC).")
     @click.option("--to", "t_to", default=None, help="Up to this time (exclusive).")
-    @click.option("--proofs", is_flag=True, help="Include each record's batch path and tlog-proof.")
+    @click.option("--proofs/--no-proofs", default=True, show_default=True,
+                  help="Include each record's receipt proof (batch path, batch entry, tlog-proof).")
     @click.option("--limit", type=int, default=None)
     @ledger_option
     @json_option

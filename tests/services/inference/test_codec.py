@@ -56,3 +56,18 @@ def test_level_wise_root_matches_rfc6962():
     for n in list(range(40)) + [255, 256, 257, 1000]:
         leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(n)]
         assert merkle_root(leaves) == root_from_leaf_hashes(leaves), n
+
+
+def test_batch_paths_match_core_plan_and_verify():
+    import hashlib
+
+    from ailedger.core.merkle import root_from_leaf_hashes, verify_inclusion
+    from ailedger.services.inference.receipts import _reference_path, batch_inclusion_path
+
+    for n in [1, 2, 3, 5, 8, 13, 64, 100]:
+        leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(n)]
+        root = root_from_leaf_hashes(leaves)
+        for pos in range(n):
+            p = batch_inclusion_path(leaves, pos)
+            assert p == _reference_path(leaves, pos)
+            verify_inclusion(pos, n, leaves[pos], p, root)

@@ -50,7 +50,39 @@ RECEIPT_FORMAT = "ailedger-inference-receipt/v1"
 DISCLOSURE_FORMAT = "ailedger-inference-disclosure/v1"
 
 
+def batch_levels(leaves: list[bytes]) -> list[list[bytes]]:
+    """All levels of the batch tree, built level by level; an unpaired last node moves up as is, so
+    node i of level l is the RFC 6962 hash of leaves [i*2^l, min((i+1)*2^l, n))."""
+    levels = [list(leaves)]
+    sha = hashlib.sha256
+    while len(levels[-1]) > 1:
+        cur = levels[-1]
+        nxt = [sha(b"\x01" + a + b).digest() for a, b in zip(cur[0::2], cur[1::2])]
+        if len(cur) & 1:
+            nxt.append(cur[-1])
+        levels.append(nxt)
+    return levels
+
+
+def path_from_levels(levels: list[list[bytes]], pos: int) -> list[bytes]:
+    """RFC 6962 inclusion path (leaf to root) of leaf ``pos``."""
+    path = []
+    for level in levels[:-1]:
+        sib = pos ^ 1
+        if sib < len(level):
+            path.append(level[sib])
+        pos >>= 1
+    return path
+
+
 def batch_inclusion_path(leaves: list[bytes], pos: int) -> list[bytes]:
+    if not 0 <= pos < len(leaves):
+        raise BadInputError(f"position {pos} is outside the batch of {len(leaves)}", field="position")
+    return path_from_levels(batch_levels(leaves), pos)
+
+
+def _reference_path(leaves: list[bytes], pos: int) -> list[bytes]:
+    """The same path through core's plan -> fetch -> rehash (slow; used by the tests as the reference)."""
     plan = inclusion_plan(pos, len(leaves))
 
     def node(nid: tuple[int, int]) -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 from ailedger.core.errors import BadInputError
 from ailedger.core.merkle import leaf_hash
 from ailedger.services.inference.payloads import inference_dir
-from ailedger.services.inference.receipts import RECEIPT_FORMAT, batch_inclusion_path
+from ailedger.services.inference.receipts import RECEIPT_FORMAT, batch_levels, path_from_levels
 from ailedger.services.inference.store import RecordStore
 
 __all__ = ["list_records", "parse_time", "render_html"]
@@ -43,7 +43,7 @@ def list_records(ledger: Any, model: str | None = None, t_from: str | None = Non
     rs = RecordStore(inference_dir(ledger.path))
     out: list[dict[str, Any]] = []
     try:
-        batch_cache: dict[int, tuple[list[bytes], dict[str, Any]]] = {}
+        batch_cache: dict[int, tuple[list[list[bytes]], dict[str, Any]]] = {}
         tlog_cache: dict[int, str] = {}
         import json
 
@@ -58,13 +58,15 @@ def list_records(ledger: Any, model: str | None = None, t_from: str | None = Non
             item: dict[str, Any] = {"receipt": rid, "record": rec, "batch_index": log_index, "position": pos}
             if proofs and log_index is not None:
                 if bid not in batch_cache:
-                    batch_cache[bid] = ([leaf_hash(d) for d in rs.batch_records(bid)], rs.batch(bid))
-                leaves, b = batch_cache[bid]
+                    if len(batch_cache) > 64:
+                        batch_cache.clear()
+                    batch_cache[bid] = (batch_levels([leaf_hash(d) for d in rs.batch_records(bid)]), rs.batch(bid))
+                levels, b = batch_cache[bid]
                 if log_index not in tlog_cache:
                     tlog_cache[log_index] = ledger.prove(log_index).decode()
                 item["proof"] = {"format": RECEIPT_FORMAT, "receipt": rid, "record": data.decode(), "position": pos,
-                                 "count": len(leaves), "batch_root": b["root"].hex(),
-                                 "batch_path": [h.hex() for h in batch_inclusion_path(leaves, pos)],
+                                 "count": len(levels[0]), "batch_root": b["root"].hex(),
+                                 "batch_path": [h.hex() for h in path_from_levels(levels, pos)],
                                  "batch_index": log_index, "batch_entry": b["entry"].decode(),
                                  "tlog_proof": tlog_cache[log_index]}
             out.append(item)
