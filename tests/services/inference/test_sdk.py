@@ -303,3 +303,23 @@ def test_concurrent_callers_every_receipt_resolves(ledger):
     for rid in out[::300]:
         assert verify_receipt_proof(receipt_proof(ledger, rid), ledger.verifier)["ok"]
         assert disclose(ledger, rid)["receipt"] == rid
+
+
+def test_erasure_overwrites_key_and_ciphertext_bytes(ledger):
+    from ailedger.services.inference.payloads import PayloadStore
+
+    with InferenceTrail(ledger, "iris", mode="durable") as trail:
+        for i in range(20):
+            trail.record({"i": i}, {"o": i}, subject="zoe")
+        trail.record({"i": -1}, {"o": -1}, subject="yan")
+    ps = PayloadStore(ledger.path)
+    ref = ps.subject_ref("zoe")
+    key = bytes(ps.keys.execute("SELECT key FROM subject_keys WHERE ref=?", (ref,)).fetchone()[0])
+    cts = [bytes(c) for (c,) in ps.db.execute("SELECT ct FROM groups WHERE ref=?", (ref,))]
+    ps.close()
+    assert cts
+    erase_subject(ledger, "zoe")
+    d = ledger.path / "inference"
+    blobs = b"".join(p.read_bytes() for p in d.iterdir() if p.is_file())
+    assert key not in blobs and ref.encode() not in (d / "payloads.db").read_bytes()
+    assert not any(ct[:64] in blobs for ct in cts)
