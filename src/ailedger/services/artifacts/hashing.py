@@ -200,7 +200,8 @@ def _buffer(size: int) -> memoryview:
     return buf
 
 
-READ_MODE = os.environ.get("AILEDGER_HASH_READ", "mmap")  # "mmap" (fast) or "pread" (copying, SIGBUS-proof)
+READ_MODE = os.environ.get("AILEDGER_HASH_READ", "pread")  # "pread" (default) or "mmap"
+PIECE = 256 << 10  # pread piece: stays in L2 between the copy and the hash
 _PAGE = mmap.ALLOCATIONGRANULARITY
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
@@ -208,11 +209,10 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 def _read_range(path: str, rel: str, offset: int, length: int, algo: str = "sha256") -> bytes:
     """Digest of bytes [offset, offset + length) of a file.
 
-    Default: map just this range (MAP_POPULATE faults it in at once) and hash straight from the page
-    cache, with no copy: about 10% less CPU per byte than reading into a buffer.  The file's size
-    is checked first; a file *truncated* during the few milliseconds the range is hashed would
-    raise SIGBUS, so AILEDGER_HASH_READ=pread selects the copying reader for files that may shrink
-    under us (appends and in-place writes are caught either way by the re-stat after hashing)."""
+    Default: ``preadv`` 256 KiB pieces into a per-thread buffer that stays in the CPU cache and feed
+    them to one hash object.  Measured on this machine this costs as little CPU per byte as mapping
+    the range (``AILEDGER_HASH_READ=mmap``: no copy, but page faults and unmap TLB shootdowns), and
+    a file truncated under us is a clean error instead of SIGBUS."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
@@ -225,20 +225,24 @@ def _read_range(path: str, rel: str, offset: int, length: int, algo: str = "sha2
             mm = mmap.mmap(fd, length + offset - base, flags=mmap.MAP_SHARED | _POPULATE, prot=mmap.PROT_READ,
                            offset=base)
             try:
-                if base == offset:
-                    return hashlib.new(algo, mm).digest()
                 with memoryview(mm) as mv:
-                    return hashlib.new(algo, mv[offset - base:]).digest()
+                    part = mv[offset - base:]
+                    try:
+                        return hashlib.new(algo, part).digest()
+                    finally:
+                        part.release()
             finally:
                 mm.close()
-        mv = _buffer(length)[:length]
-        got = 0
-        while got < length:
-            n = os.preadv(fd, [mv[got:]], offset + got)
+        buf = _buffer(PIECE)
+        h = hashlib.new(algo)
+        pos, end = offset, offset + length
+        while pos < end:
+            n = os.preadv(fd, [buf[:min(PIECE, end - pos)]], pos)
             if n <= 0:
                 raise BadInputError(f"{rel} changed while it was being hashed (it got shorter)", field="path")
-            got += n
-        return hashlib.new(algo, mv).digest()
+            h.update(buf[:n])
+            pos += n
+        return h.digest()
     except OSError as e:
         raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
     finally:
