@@ -251,6 +251,7 @@ class InferenceTrail:
         self._seq = 0
         self._q: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wake = threading.Event()
+        self._drained = threading.Event()
         self._idle = threading.Condition()
         self._submitted = 0
         self._written = 0
@@ -294,8 +295,14 @@ class InferenceTrail:
         if self._error is not None:
             raise StorageError(f"the inference writer failed: {self._error}")
         self._wake.set()
-        while len(self._q) >= self.max_pending // 2 and self._thread.is_alive():
-            time.sleep(0.001)
+        # block (GIL released, no polling) until the writer has drained to half; a polling loop
+        # would hand the GIL back and forth and stall the writer on a busy machine
+        low = self.max_pending // 2
+        while len(self._q) >= low and self._thread.is_alive() and self._error is None:
+            self._drained.clear()
+            if len(self._q) < low:
+                break
+            self._drained.wait(0.5)
 
     def _check(self) -> None:
         if self._revoked is not None:
@@ -383,6 +390,7 @@ class InferenceTrail:
                     self._error = exc
                     self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
                     self._written += n
+                    self._drained.set()
                     for it in items:
                         if it[8] is not None:
                             it[8].error = exc
@@ -391,6 +399,7 @@ class InferenceTrail:
                         raise
                     continue
                 self._written += n
+                self._drained.set()
                 for it in items:  # committed: payload, record and log entry are durable
                     if it[8] is not None:
                         it[8].event.set()
