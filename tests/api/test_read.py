@@ -41,7 +41,10 @@ def test_checkpoint_and_tiles(filled):
     assert cp.size == N
     full = c.get("/tile/0/000")
     assert full.status_code == 200 and len(full.content) == 256 * 32
-    assert "immutable" in full.headers["cache-control"]
+    assert "immutable" in full.headers["cache-control"] and full.headers["access-control-allow-origin"] == "*"
+    again = c.get("/tile/0/000")  # second time from the in-memory fast path: same bytes and headers
+    assert again.content == full.content and again.headers["cache-control"] == full.headers["cache-control"]
+    assert again.headers["access-control-allow-origin"] == "*"
     part = c.get(f"/tile/0/002.p/{N - 512}")
     assert part.status_code == 200 and len(part.content) == (N - 512) * 32
     assert "immutable" not in part.headers["cache-control"]

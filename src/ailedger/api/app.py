@@ -124,7 +124,7 @@ class _FastReads:
             if body is not None:
                 await send({"type": "http.response.start", "status": 200, "headers": [
                     (b"content-type", ctype), (b"content-length", str(len(body)).encode()),
-                    (b"cache-control", cache)]})
+                    (b"cache-control", cache), (b"access-control-allow-origin", b"*")]})
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -278,7 +278,7 @@ class Api:
     async def get_checkpoint(self, request: Request) -> Response:
         note = await self.checkpoint_bytes()
         return Response(note, media_type="text/plain; charset=utf-8",
-                        headers={"Cache-Control": "public, max-age=1"})
+                        headers={"Cache-Control": "public, max-age=1", "Access-Control-Allow-Origin": "*"})
 
     async def get_tile(self, request: Request) -> Response:
         rel = "tile/" + request.path_params["rest"]
@@ -286,7 +286,8 @@ class Api:
             raise BadInputError("tile path must not contain '..', '//' or backslashes", field="path")
         level, n, width = parse_tile_path(rel)
         full = width == TILE_WIDTH
-        headers = {"Cache-Control": "public, max-age=31536000, immutable" if full else "public, max-age=60"}
+        headers = {"Cache-Control": "public, max-age=31536000, immutable" if full else "public, max-age=60",
+                   "Access-Control-Allow-Origin": "*"}
         cached = self.tiles.get(rel)
         if cached is not None:
             return Response(cached, media_type="application/octet-stream", headers=headers)
