@@ -88,6 +88,17 @@ def test_unknown_identity_refused(shared, alice):
     assert size(server) == n0 + 2
 
 
+def test_self_revocation_over_http_bars_later_entries(shared):
+    server = shared
+    eve = Key("eve")
+    registered(server, eve)
+    assert httpx.post(server.url + "/v1/entries", json=eve.entry("x.y", {"ok": 1})).status_code == 201
+    rev = eve.entry("identity.revoke", {"name": "eve", "did": eve.did, "reason": "key lost", "subjects": [eve.did]})
+    assert httpx.post(server.url + "/v1/entries", json=rev).status_code == 201
+    r = httpx.post(server.url + "/v1/entries", json=eve.entry("x.y", {"ok": 2}))
+    assert r.status_code == 403 and r.json()["code"] == "revoked_identity", r.text
+
+
 def test_stale_time_refused(shared, alice):
     server = shared
     registered(server, alice)

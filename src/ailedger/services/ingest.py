@@ -11,7 +11,8 @@ fails, nothing of the batch is stored and every failure is reported):
    server's clock (default 600 s either way), so an old signed entry cannot be introduced late;
 5. identity policy (new entries only): the signer must have registered itself in this log with a
    self-signed ``identity.register`` entry (body ``{"name", "did"}`` with ``did == signer``), which
-   may come earlier in the same batch, and must not be revoked (``identity.revoke``).
+   may come earlier in the same batch, and must not be revoked: a self-signed ``identity.revoke``
+   (body ``did == signer``, as ``Ledger.revoke_identity`` writes) bars every later entry by that key.
 
 Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
 """
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 IDENTITY_REGISTER = "identity.register"
+IDENTITY_REVOKE = "identity.revoke"
 
 
 class StaleEntryError(BadInputError):
@@ -221,7 +223,11 @@ class Ingestor:
             self.charge(new_signers)
         rows = []
         for e, h in zip(parsed, hashes):
-            extra = (f"identity:{e.signer}",) if e.type == IDENTITY_REGISTER else ()
+            extra: tuple[str, ...] = ()
+            if e.type == IDENTITY_REGISTER:
+                extra = (f"identity:{e.signer}",)
+            elif e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
+                extra = (f"revoked:{e.signer}",)  # as Ledger.revoke_identity: a self-revocation takes effect
             rows.append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
         results = self.ledger.log.append(rows)
         for e in parsed:
