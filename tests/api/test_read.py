@@ -87,7 +87,8 @@ def test_entries_and_proofs(filled):
     for p, code in [("/v1/entries/999999", 404), ("/v1/entries/9223372036854775807/proof", 404),
                     ("/v1/entries/5/inclusion?tree_size=3", 400), ("/v1/entries/5/inclusion?tree_size=x", 400),
                     ("/v1/consistency?old=10&new=5", 400), ("/v1/consistency", 400),
-                    ("/v1/consistency?old=1&new=999999", 400), ("/nope", 404)]:
+                    ("/v1/consistency?old=1&new=999999", 400), ("/nope", 404),
+                    ("/v1/entries/5/inclusion?tree_size=%C2%B2", 400), ("/v1/search?type=x&limit=%D9%A3", 400)]:
         r = c.get(p)
         assert r.status_code == code and set(r.json()) >= {"code", "message"}, p
     r = c.delete("/v1/entries/5")

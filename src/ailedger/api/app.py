@@ -182,7 +182,7 @@ def _int_param(request: Request, name: str, default: int | None = None, lo: int 
         if default is None:
             raise BadInputError(f"query parameter {name} is required", field=name)
         return default
-    if not raw.isdigit() or len(raw) > 19:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise BadInputError(f"query parameter {name} must be a non-negative integer", field=name)
     v = int(raw)
     if not lo <= v <= hi:
