@@ -4,11 +4,10 @@ governance and staking state through model_status() and claims_for()."""
 from __future__ import annotations
 
 import pytest
+from govhelp import DAY, T, dao, make_ledger, people
 
 from ailedger.services import governance as gov
 from ailedger.services import staking
-
-from govhelp import DAY, T, dao, make_ledger, people
 
 
 @pytest.fixture
