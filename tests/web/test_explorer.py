@@ -93,6 +93,10 @@ def test_model_lineage_dataset_identity_search(site):
     assert "nothing found" in p.content() and p.locator("script:text('alert(1)')").count() == 0
     p.goto(site["url"] + "/entry/99999")
     assert p.locator("#error").get_attribute("data-code") == "not_found"
+    for path in ("/entry/99999999999999999999999", "/search?q=%C2%B2", "/model/%23%C2%B2", "/dataset/nope",
+                 "/identity/did:key:zzz", "/model/%2e%2e%2f%2e%2e%2flog.key"):
+        r = httpx.get(site["url"] + path)
+        assert r.status_code in (200, 404), (path, r.status_code)
 
 
 def test_tampered_entry_shows_red(site):

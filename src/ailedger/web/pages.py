@@ -118,7 +118,7 @@ class Pages:
     # -- entry ------------------------------------------------------------------------
     def _entry_ctx(self, index: int) -> dict[str, Any]:
         led = self.ledger
-        got = led.store.leaves(index, index + 1)
+        got = led.store.leaves(index, index + 1) if index < led.store.size() else []
         if not got:
             raise NotFoundError(f"no entry {index}: the log has {led.store.size()} entries", field="index")
         data = bytes(got[0])
@@ -231,7 +231,7 @@ class Pages:
             idxs = _find(led, term, 100)
             if idxs:
                 groups.append({"title": f"{title} = {q}", "rows": _rows(led, idxs)})
-        if q.isdigit() and int(q) < led.store.size():
+        if q.isascii() and q.isdigit() and int(q) < led.store.size():
             groups.insert(0, {"title": f"entry {q}", "rows": _rows(led, [int(q)])})
         return {"groups": groups, "message": "" if groups else f"nothing found for {q!r}"}
 
@@ -257,7 +257,7 @@ def _q(s: str) -> str:
 
 
 def _resolve(led: Any, rtype: str, ref: str) -> int:
-    if ref.startswith("#") and ref[1:].isdigit():
+    if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
         idx = int(ref[1:])
         if idx >= led.store.size() or led.entry(idx).type != rtype:
             raise NotFoundError(f"entry {ref} is not a {rtype}", field="ref")
