@@ -244,6 +244,8 @@ def main() -> int:
         w = res.get("watermark") or {}
         zmax = max(zmax, w.get("sync_z_centi", 0) / 100)
         wm_reads += int(bool(w.get("found")))
+        if (i + 1) % 200 == 0:
+            print(f"  ... {i + 1} looked up, {fm} false matches so far", flush=True)
     print(f"  false matches {fm}/{len(negs)}; watermark payloads read from unrelated images {wm_reads}; "
           f"max sync z {zmax:.2f} (threshold {wm.SYNC_Z_THRESHOLD})", flush=True)
 
