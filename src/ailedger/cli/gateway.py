@@ -77,11 +77,16 @@ def register(main: click.Group) -> None:
     @click.option("--port", type=int, default=8080, show_default=True)
     @click.option("--mode", type=click.Choice(["fast", "durable"]), default="fast", show_default=True,
                   help="durable: answer only after the record is committed.")
+    @click.option("--operator", default="inference", show_default=True,
+                  help="Ledger identity that signs the inference batches ($AILEDGER_PASSPHRASE if protected).")
+    @click.option("--timeout", type=float, default=30.0, show_default=True, help="Upstream timeout, seconds.")
     @ledger_option
     @json_option
-    def serve_cmd(upstream: str, model: str, host: str, port: int, mode: str, ledger_dir: Path | None,
-                  as_json: bool) -> None:
+    def serve_cmd(upstream: str, model: str, host: str, port: int, mode: str, operator: str, timeout: float,
+                  ledger_dir: Path | None, as_json: bool) -> None:
         """Serve the audited proxy until SIGINT/SIGTERM."""
+        import os
+
         from ailedger.services.gateway import serve
 
         def ready(h: str, p: int) -> None:
@@ -90,4 +95,5 @@ def register(main: click.Group) -> None:
             sys.stdout.flush()
 
         with open_ledger(ledger_dir) as ledger:
-            serve(ledger, upstream, model, host=host, port=port, mode=mode, ready=ready)
+            serve(ledger, upstream, model, host=host, port=port, mode=mode, operator=operator,
+                  passphrase=os.environ.get("AILEDGER_PASSPHRASE"), timeout=timeout, ready=ready)

@@ -121,10 +121,12 @@ def register(main: click.Group) -> None:
     @json_option
     def erase(subject: str, operator: str, out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Destroy a subject's payload key (crypto-shredding); records stay verifiable."""
+        import os
+
         from ailedger.services.inference import erase_subject
 
         with open_ledger(ledger_dir) as ledger:
-            rep = erase_subject(ledger, subject, operator=operator)
+            rep = erase_subject(ledger, subject, operator=operator, passphrase=os.environ.get("AILEDGER_PASSPHRASE"))
         if out:
             Path(out).write_text(json.dumps(rep, indent=1) + "\n")
         emit(as_json, {"ok": True, **rep},

@@ -179,7 +179,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 class Gateway:
     def __init__(self, ledger: Any, upstream: str, model: str, *, mode: str = "fast", timeout: float = 30.0,
-                 flush_interval: float = 0.05, operator: str | None = None) -> None:
+                 flush_interval: float = 0.05, operator: str | None = None, passphrase: str | None = None) -> None:
         if not upstream.startswith(("http://", "https://")):
             raise BadInputError("upstream must be an http:// or https:// URL", field="upstream", found=upstream)
         self.ledger = ledger
@@ -187,7 +187,7 @@ class Gateway:
         self.model = model
         self.timeout = timeout
         self.trail = InferenceTrail(ledger, model, mode=mode, flush_interval=flush_interval,
-                                    operator=operator or DEFAULT_OPERATOR)
+                                    operator=operator or DEFAULT_OPERATOR, passphrase=passphrase)
         self.keys = GatewayKeys(ledger.path)
         self.budgets = Budgets(self.keys)
         self._key_cache: dict[str, tuple[KeyInfo | None, float]] = {}
@@ -347,7 +347,8 @@ _NOT_JSON = object()
 
 
 def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", port: int = 8080,
-          mode: str = "fast", ready: Any = None) -> None:
+          mode: str = "fast", operator: str | None = None, passphrase: str | None = None,
+          timeout: float = 30.0, ready: Any = None) -> None:
     """Run the gateway until SIGINT/SIGTERM. ``ready(host, port)`` is called once listening."""
     import signal
 
@@ -359,7 +360,7 @@ def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", po
         pass
 
     async def main() -> None:
-        gw = Gateway(ledger, upstream, model, mode=mode)
+        gw = Gateway(ledger, upstream, model, mode=mode, operator=operator, passphrase=passphrase, timeout=timeout)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
