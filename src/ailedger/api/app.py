@@ -203,7 +203,7 @@ class Api:
                                                     rate=cfg.rate, burst=cfg.burst, max_batch=cfg.max_batch))
         self.tiles = _LRU(cfg.tile_cache_bytes)
         self._cp: tuple[float, bytes] | None = None
-        self._spec = json.dumps(openapi_spec(ledger.origin), separators=(",", ":")).encode()
+        self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()
 
     # -- helpers ---------------------------------------------------------------------
     async def read_json(self, request: Request, limit: int) -> Any:

@@ -29,7 +29,33 @@ def _json(schema: dict[str, Any], desc: str = "OK") -> dict[str, Any]:
     return {"description": desc, "content": {"application/json": {"schema": schema}}}
 
 
-def openapi_spec(origin: str = "ailedger") -> dict[str, Any]:
+def _html(desc: str) -> dict[str, Any]:
+    return {"description": desc, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
+def _web_paths() -> dict[str, Any]:
+    """The explorer's pages (HTML; errors are HTML pages too)."""
+    nf = _html("not found page (or a JSON error when the path does not match the page's pattern at all)")
+    nf["content"]["application/json"] = {"schema": _ERR}
+    page = {"200": _html("page"), "404": nf, "503": _html("store unavailable page")}
+    ref = {"in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/": {"get": {"summary": "Explorer: log health", "responses": page}},
+        "/entry/{index}": {"get": {"summary": "Explorer: an entry with its proof and verdict",
+                                   "parameters": [_INDEX_PARAM], "responses": page}},
+        "/model/{ref}": {"get": {"summary": "Explorer: a model (name or #index) and its lineage",
+                                 "parameters": [{"name": "ref", **ref}], "responses": page}},
+        "/dataset/{ref}": {"get": {"summary": "Explorer: a dataset (name or #index)",
+                                   "parameters": [{"name": "ref", **ref}], "responses": page}},
+        "/identity/{did}": {"get": {"summary": "Explorer: an identity and everything it signed",
+                                    "parameters": [{"name": "did", **ref}], "responses": page}},
+        "/search": {"get": {"summary": "Explorer: search", "parameters": [
+            {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}}],
+            "responses": {"200": _html("results page"), "503": _html("store unavailable page")}}},
+    }
+
+
+def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
     entry_schema = {
         "type": "object",
         "description": "A signed entry (see ailedger.core.records): Ed25519 by the signer did:key over the "
@@ -150,6 +176,7 @@ def openapi_spec(origin: str = "ailedger") -> dict[str, Any]:
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                 "responses": {"200": _json({"type": "object", "required": ["results", "next_after"]}),
                               "400": _err("no filter or bad parameter"), **_COMMON}}},
+            **(_web_paths() if web else {}),
         },
         "components": {"schemas": {"Error": {
             "type": "object", "required": ["code", "message"],
