@@ -13,6 +13,7 @@ import collections
 import json
 import logging
 import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -37,7 +38,7 @@ from ailedger.api.errors import (
 from ailedger.api.openapi import openapi_spec
 from ailedger.core.canonical import parse_json
 from ailedger.core.checkpoint import parse_checkpoint_text
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, StorageError
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import parse_note
 from ailedger.core.records import MAX_ENTRY_BYTES
@@ -157,6 +158,13 @@ class _Limits:
             self.writes -= is_write
 
 
+def _is_db_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        return True
+    mod = type(exc).__module__
+    return mod.startswith("psycopg")
+
+
 def _guard(fn: Any) -> Any:
     """Turn every failure of an endpoint into a JSON error answer."""
 
@@ -167,7 +175,10 @@ def _guard(fn: Any) -> Any:
             return error_response(exc)
         except RecursionError:
             return error_response(MalformedJSONError("JSON is nested too deeply"))
-        except Exception:
+        except Exception as exc:
+            if _is_db_error(exc):  # a driver error a store let through (disk full, I/O error, lost server)
+                log.warning("storage error on %s %s: %s", request.method, request.url.path, exc)
+                return error_response(StorageError(f"the store failed: {str(exc).strip()[:200]}"))
             log.exception("internal error on %s %s", request.method, request.url.path)
             return json_response({"code": "internal", "message": "internal server error"}, 500)
 

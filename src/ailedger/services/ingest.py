@@ -20,6 +20,7 @@ Per-identity rate limits are a token bucket per signer (entries/second, burst), 
 from __future__ import annotations
 
 import datetime as _dt
+import sqlite3
 import threading
 import time as _time
 from collections.abc import Sequence
@@ -236,7 +237,7 @@ class Ingestor:
         if any(not r.duplicate for r in results):
             try:
                 self.ledger.checkpoint()
-            except StorageError:
+            except (StorageError, OSError, sqlite3.Error):
                 # the entries are durably appended; the next write (or a read that finds no covering
                 # checkpoint) signs one. Failing the request now would make the client think nothing was stored.
                 pass

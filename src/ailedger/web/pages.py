@@ -21,7 +21,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ailedger.core.checkpoint import parse_checkpoint_text
-from ailedger.core.errors import AiledgerError, NotFoundError, TamperError
+from ailedger.core.errors import AiledgerError, NotFoundError, StorageError, TamperError
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import parse_note
 from ailedger.core.proofbundle import parse_proof_bundle, verify_proof_bundle
@@ -93,7 +93,11 @@ class Pages:
                 return await fn(request)
             except AiledgerError as exc:
                 return self.error(exc)
-            except Exception:
+            except Exception as exc:
+                from ailedger.api.app import _is_db_error
+
+                if _is_db_error(exc):
+                    return self.error(StorageError(f"the store failed: {str(exc).strip()[:200]}"))
                 log.exception("internal error on %s", request.url.path)
                 return self.render("error", 500, title="error", heading="Error", code="internal",
                                    message="internal server error")
