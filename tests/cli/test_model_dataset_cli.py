@@ -130,3 +130,27 @@ def test_dataset_shards_cli(main, env, tmp_path):
     c.write_text('{"i": 44}')
     r = run(main, env, "dataset", "prove", "priv", str(c), "-o", str(tmp_path / "p"), "--json")
     assert r.exit_code == 0 and json.loads(r.output)["result"] == "member", r.output
+
+
+def test_generic_verify_dispatches_dataset_proofs(env, tmp_path):
+    """`ailedger verify FILE --candidate C` (the log's generic verifier) checks our proof files."""
+    pytest.importorskip("ailedger.services.verify")
+    from ailedger.cli.main import main as real_main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"t": "a"}\n{"t": "b"}\n')
+    r = CliRunner().invoke(real_main, ["dataset", "commit", str(data), "--name", "d", "--as", "alice"], env=env[0])
+    assert r.exit_code == 0, r.output
+    cand = tmp_path / "c.json"
+    cand.write_text('{"t":"b"}')
+    pf = tmp_path / "c.proof"
+    assert CliRunner().invoke(real_main, ["dataset", "prove", "d", str(cand), "-o", str(pf)],
+                              env=env[0]).exit_code == 0
+    vk = tmp_path / "vkey"
+    vk.write_text(env[1] + "\n")
+    r = CliRunner().invoke(real_main, ["verify", str(pf), "--candidate", str(cand), "--vkey", str(vk), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["result"] == "member"
+    cand.write_text('{"t":"zz"}')
+    r = CliRunner().invoke(real_main, ["verify", str(pf), "--candidate", str(cand), "--vkey", str(vk)])
+    assert r.exit_code == 1
