@@ -192,3 +192,32 @@ def test_remove_source_swap_is_caught(main, env, poisoned_csv, tmp_path):
             assert lg.size == 1  # nothing was logged
     finally:
         removal._write_filtered = real
+
+
+def test_remove_path_multi_source_commit(main, env, tmp_path):
+    """A dataset committed from three PATHs (a JSONL, a CSV, a folder); one PATH is cut; a record that
+    the cut PATH shares with a kept one stays."""
+    a = tmp_path / "a.jsonl"
+    a.write_text("".join(json.dumps({"t": f"alpha {i}", "label": i % 2}) + "\n" for i in range(30)))
+    b = tmp_path / "b.jsonl"
+    b.write_text("".join(json.dumps({"t": f"beta {i}", "label": i % 2}) + "\n" for i in range(20))
+                 + json.dumps({"t": "alpha 3", "label": 1}) + "\n")  # same record as a.jsonl line 3
+    c = tmp_path / "imgs"
+    c.mkdir()
+    for i in range(5):
+        (c / f"{i}.bin").write_bytes(bytes([i]) * 100)
+    r = run(main, env, "dataset", "commit", str(a), str(b), str(c), "--name", "mix", "--as", "alice")
+    assert r.exit_code == 0, r.output
+    proof = tmp_path / "p.proof"
+    r = run(main, env, "dataset", "remove-path", "mix", str(a), str(b), str(c), "--drop", str(b), "--name",
+            "mix2", "--as", "alice", "-o", str(proof), "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["removed_keys"] == 20 and info["rows_still_present_as_duplicates"] == 1
+    assert info["old_records"] == 55 and info["new_records"] == 35
+    r = run(main, env, "dataset", "verify-removal", str(proof), "--vkey", env[1], "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["removed_sources"] == ["b.jsonl"]
+    # wrong PATH list (not the committed data): refused, nothing logged
+    r = CliRunner().invoke(main, ["dataset", "remove-path", "mix", str(a), str(c), "--drop", str(c), "--name", "x",
+                                  "--as", "alice", "-o", str(tmp_path / "q")], env=env[0])
+    assert r.exit_code == 2 and "not the data committed" in r.output

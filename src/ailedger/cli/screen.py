@@ -242,6 +242,39 @@ def register(main: click.Group) -> None:
              f"new root {info['new_root']} (#{info['new_index']}, {info['new_records']} records)\n"
              f"removal record #{info['removal_index']}; proof {output} ({info['proof_bytes']} bytes)")
 
+    @group.command("remove-path")
+    @click.argument("dataset_ref")
+    @click.argument("paths", nargs=-1, required=True)
+    @click.option("--drop", "drop", multiple=True, required=True, help="A committed PATH to cut (repeatable).")
+    @click.option("--name", "new_name", required=True, help="Name of the new dataset commitment.")
+    @click.option("--as", "identity", required=True)
+    @click.option("-o", "--output", required=True, help="Removal proof file to write.")
+    @click.option("--follow-symlinks", is_flag=True)
+    @ledger_option
+    @json_option
+    def dataset_remove_path(dataset_ref: str, paths: tuple[str, ...], drop: tuple[str, ...], new_name: str,
+                            identity: str, output: str, follow_symlinks: bool, ledger_dir: Path | None,
+                            as_json: bool) -> None:
+        """Cut whole source PATHs out of DATASET_REF (committed from PATHS): commit the rest as a new root and
+        write a proof of exactly which records left."""
+        from ailedger.services.artifacts import find_dataset
+        from ailedger.services.screening import SCREENING_RECORD, remove_paths
+
+        with open_ledger(ledger_dir) as lg:
+            ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
+            _, old_e = find_dataset(lg, dataset_ref)
+            scr = _latest(lg, SCREENING_RECORD, f"dataset:{old_e.body['name']}")
+            data, info = remove_paths(lg, ident, dataset_ref, list(paths), list(drop), new_name=new_name,
+                                      screening_index=scr[0] if scr else None, follow_symlinks=follow_symlinks)
+        Path(output).write_bytes(data)
+        info["output"] = output
+        emit(as_json, info,
+             f"removed {', '.join(drop)}: {info['removed_keys']} distinct records left "
+             f"({info['rows_still_present_as_duplicates']} stay as duplicates of kept records)\n"
+             f"old root {info['old_root']} (#{info['old_index']}, {info['old_records']} records)\n"
+             f"new root {info['new_root']} (#{info['new_index']}, {info['new_records']} records)\n"
+             f"removal record #{info['removal_index']}; proof {output} ({info['proof_bytes']} bytes)")
+
     @group.command("verify-removal")
     @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
     @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")

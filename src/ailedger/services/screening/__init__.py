@@ -14,7 +14,7 @@ from .engine import SCHEMA, check_screenable, screen
 from .ledger_log import SCREENING_RECORD, log_screening, screening_body, store_report
 from .loaders import Dataset, load_dataset
 from .policy import POLICIES, Decision, ScreeningRefused, decide
-from .removal import REMOVAL_PROOF, REMOVAL_RECORD, remove_sources, verify_removal_proof
+from .removal import REMOVAL_PROOF, REMOVAL_RECORD, remove_paths, remove_sources, verify_removal_proof
 from .report import render_html, report_bytes, report_sha256
 
 
@@ -40,6 +40,7 @@ __all__ = [
     "decide",
     "load_dataset",
     "log_screening",
+    "remove_paths",
     "remove_sources",
     "render_html",
     "report_bytes",

@@ -87,6 +87,117 @@ def _step_from_json(o: dict[str, Any]) -> DeletionStep:
                         chain=tuple((bytes.fromhex(a), bytes.fromhex(b_)) for a, b_ in o.get("chain", [])))
 
 
+def path_keys(path: Path, *, follow_symlinks: bool = False) -> list[bytes]:
+    """Record keys of one committed PATH, as ``dataset commit`` computes them (files: SHA-256 of the
+    bytes; JSONL / CSV / Parquet: SHA-256 of each record's RFC 8785 form)."""
+    from ailedger.services.artifacts import scan_dir
+    from ailedger.services.artifacts.datasets import _json_value, record_key
+
+    if path.is_dir():
+        out = []
+        for f in scan_dir(path, follow_external_symlinks=follow_symlinks, ignore=()):
+            with open(f.path, "rb") as fh:
+                out.append(hashlib.file_digest(fh, "sha256").digest())
+        return out
+    s = path.name.lower()
+    if s.endswith(".csv"):
+        with open(path, newline="", encoding="utf-8") as fh:
+            rd = csv.reader(fh)
+            header = next(rd)
+            return [record_key(canonical_json(dict(zip(header, row)))) for row in rd if row]
+    if s.endswith((".jsonl", ".ndjson", ".jsonl.txt")):
+        with open(path, "rb") as fh:
+            return [record_key(canonical_json(json.loads(line))) for line in fh if line.strip()]
+    if s.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return [record_key(canonical_json(_json_value(r))) for r in pq.read_table(path).to_pylist()]
+    raise BadInputError(f"{path}: unknown record format", field="path")
+
+
+def _deletion_steps(all_keys: list[bytes], gone: list[bytes]) -> tuple[list[DeletionStep], bytes]:
+    keys_now = list(all_keys)
+    steps = []
+    for k in gone:
+        steps.append(deletion_step(keys_now, k))
+        keys_now.pop(bisect_left(keys_now, k))
+    return steps, smt.subtree_root(keys_now)
+
+
+def _proof_file(ledger: Any, old_idx: int, new_idx: int, rem_idx: int, steps: list[DeletionStep],
+                removed_rows: list[int] | None) -> bytes:
+    def part(i: int) -> dict[str, Any]:
+        return {"index": i, "entry": base64.b64encode(ledger.entry_bytes(i)).decode(),
+                "tlog_proof": ledger.prove(i).decode()}
+
+    doc: dict[str, Any] = {"type": REMOVAL_PROOF, "old": part(old_idx), "new": part(new_idx),
+                           "removal": part(rem_idx), "steps": [_step_json(x) for x in steps]}
+    if removed_rows is not None:
+        doc["removed_rows"] = removed_rows
+    return (REMOVAL_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
+
+
+def remove_paths(ledger: Any, identity: Any, dataset_ref: str, paths: list[str], drop: list[str], *,
+                 new_name: str, screening_index: int | None = None, workers: int | None = None,
+                 follow_symlinks: bool = False) -> tuple[bytes, dict[str, Any]]:
+    """Cut whole PATHs (the sources of a multi-PATH ``dataset commit``) out: ``paths`` are all the committed
+    PATHs, ``drop`` those to cut.  Commits the rest as NEW_NAME and returns the removal proof."""
+    from ailedger.services.artifacts import commit_dataset, find_dataset
+    from ailedger.services.artifacts.datasets import CROISSANT_FIELDS
+
+    old_idx, old_e = find_dataset(ledger, dataset_ref)
+    if old_e.body.get("leaf") != "sha256":
+        raise BadInputError("removal proofs need a public (sha256-leaf) dataset", field="dataset")
+    unknown = [d for d in drop if d not in paths]
+    if unknown or not drop:
+        raise BadInputError(f"--drop must name some of the PATHs given (not {', '.join(unknown) or 'nothing'})",
+                            field="drop")
+    kept = [p for p in paths if p not in drop]
+    if not kept:
+        raise BadInputError("cannot cut every PATH: nothing would be left", field="drop")
+    keys = {p: path_keys(Path(p), follow_symlinks=follow_symlinks) for p in paths}
+    all_keys = sorted({k for ks in keys.values() for k in ks})
+    if smt.subtree_root(all_keys).hex() != old_e.body["root"]:
+        raise BadInputError(f"these PATHs are not the data committed as {old_e.body['name']} (their records give "
+                            "another root)", field="path")
+    kept_keys = {k for p in kept for k in keys[p]}
+    gone = sorted({k for p in drop for k in keys[p]} - kept_keys)
+    steps, expected_new = _deletion_steps(all_keys, gone)
+    by_name = {s.get("name"): s for s in old_e.body.get("sources", [])}
+    meta = [{k: v for k, v in by_name.get(Path(p).name or p, {}).items() if k in CROISSANT_FIELDS and k != "name"}
+            for p in kept]
+    res = commit_dataset(ledger, kept, new_name, identity, workers=workers, follow_symlinks=follow_symlinks,
+                         source_meta=meta if any(meta) else None,
+                         description=f"{old_e.body['name']} without {', '.join(Path(d).name for d in drop)}")
+    new_idx = res["index"]
+    new_e = ledger.entry(new_idx)
+    if new_e.body["root"] != expected_new.hex():
+        raise ProofError("the new commitment is not the old set minus the removed records",
+                         expected=expected_new.hex(), found=new_e.body["root"])
+    rows = sum(len(keys[p]) for p in drop)
+    body: dict[str, Any] = {
+        "dataset": old_e.body["name"], "dataset_index": old_idx, "old_root": old_e.body["root"],
+        "old_records": int(old_e.body["records"]),
+        "new_dataset": new_name, "new_index": new_idx, "new_root": new_e.body["root"],
+        "new_records": int(new_e.body["records"]),
+        "source_kind": "path", "removed_sources": sorted(Path(d).name or d for d in drop),
+        "removed_rows": rows, "removed_keys": len(gone),
+        "rows_still_present_as_duplicates": rows - len({k for p in drop for k in keys[p]} - kept_keys),
+        "removed_keys_sha256": hashlib.sha256(b"".join(gone)).hexdigest(),
+    }
+    if screening_index is not None:
+        body["screening_index"] = int(screening_index)
+    rec = ledger.append_record(REMOVAL_RECORD, body, identity,
+                               terms=[f"dataset:{old_e.body['name']}", f"dataset:{new_name}",
+                                      f"dataset-root:{new_e.body['root']}"])
+    data = _proof_file(ledger, old_idx, new_idx, rec.index, steps, None)
+    info = {"removal_index": rec.index, "old_index": old_idx, "old_root": body["old_root"], "new_index": new_idx,
+            "new_root": body["new_root"], "removed_rows": rows, "removed_keys": len(gone),
+            "rows_still_present_as_duplicates": body["rows_still_present_as_duplicates"],
+            "old_records": body["old_records"], "new_records": body["new_records"], "proof_bytes": len(data)}
+    return data, info
+
+
 def _write_filtered(kind: str, rows: list[tuple[str, bytes, Any]], keep: list[bool], header: Any, dest: Path) -> None:
     if kind == "csv":
         with open(dest, "w", newline="", encoding="utf-8") as fh:
@@ -160,7 +271,7 @@ def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str,
         "old_records": int(old_e.body["records"]),
         "new_dataset": new_name, "new_index": new_idx, "new_root": new_e.body["root"],
         "new_records": int(new_e.body["records"]),
-        "source_column": source_column, "removed_sources": sorted(sources),
+        "source_kind": "column", "source_column": source_column, "removed_sources": sorted(sources),
         "removed_rows": len(removed_rows), "removed_keys": len(gone), "rows_still_present_as_duplicates": len(stayed),
         "removed_keys_sha256": keys_digest,
     }
