@@ -21,6 +21,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from ailedger.core.canonical import canonical_json, parse_json
@@ -126,7 +127,7 @@ def parse_safetensors_header(prefix8: bytes, header: bytes, file_size: int, *, w
         base = 8 + n
         tensors.append(Tensor(name, info["dtype"], tuple(shape), base + offs[0], base + offs[1]))
     tensors.sort(key=lambda t: (t.begin, t.end))
-    for a, b in zip(tensors, tensors[1:]):
+    for a, b in pairwise(tensors):
         if b.begin < a.end:
             raise BadInputError(f"{what}: tensors {a.name!r} and {b.name!r} overlap", field="file")
     return SafetensorsHeader(n, tuple(tensors), meta if isinstance(meta, dict) else None)
@@ -138,7 +139,7 @@ def plan_chunks(size: int, chunk_size: int, cuts: Iterable[int] = ()) -> list[tu
         raise BadInputError("chunk size must be positive", field="chunk_size")
     points = sorted({c for c in cuts if 0 < c < size} | {0, size})
     out: list[tuple[int, int]] = []
-    for a, b in zip(points, points[1:]):
+    for a, b in pairwise(points):
         off = a
         while off < b:
             ln = min(chunk_size, b - off)
@@ -232,7 +233,7 @@ class Manifest:
     @staticmethod
     def build(files: Iterable[FileEntry], chunk_size: int) -> Manifest:
         fs = tuple(sorted(files, key=lambda f: f.path))
-        for a, b in zip(fs, fs[1:]):
+        for a, b in pairwise(fs):
             if a.path == b.path:
                 raise BadInputError(f"duplicate path {a.path!r} in manifest", field="files")
         return Manifest(fs, chunk_size)

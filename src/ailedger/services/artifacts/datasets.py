@@ -320,7 +320,6 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
     """Hash one work unit into partition files. Returns counts, or the first error (file, line)."""
     sink = _Sink(tmp, P, tag)
     kind, si = unit[0], unit[1]
-    sha = hashlib.sha256
     try:
         if kind == "files":
             for path, rel in unit[2]:

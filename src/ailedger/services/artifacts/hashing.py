@@ -99,10 +99,9 @@ def scan_dir(root: str | os.PathLike[str], *, follow_external_symlinks: bool = F
                 continue
             full = os.path.join(dirpath, d)
             real = os.path.realpath(full)
-            if os.path.islink(full):
-                if not _inside(real, root_real) and not follow_external_symlinks:
-                    raise BadInputError(f"{rel} is a symlink leaving the model folder (to {real}); "
-                                        "refused unless --follow-symlinks", field="path")
+            if os.path.islink(full) and not _inside(real, root_real) and not follow_external_symlinks:
+                raise BadInputError(f"{rel} is a symlink leaving the model folder (to {real}); "
+                                    "refused unless --follow-symlinks", field="path")
             if real in seen_dirs:
                 raise BadInputError(f"{rel} is a symlink loop (to {real})", field="path")
             seen_dirs.add(real)
@@ -355,7 +354,7 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
             if now is None or not _same_file(now, f.st):
                 changed.append(f.rel)
     if changed:
-        raise BadInputError(f"{sorted(changed)[0]} changed while it was being hashed; nothing was recorded",
+        raise BadInputError(f"{min(changed)} changed while it was being hashed; nothing was recorded",
                             field="path", files=sorted(changed))
     for f, plan, tensors in todo:
         ds = digests[f.rel]
