@@ -4,6 +4,7 @@ CLI entry point (click's runner on ailedger.cli.main)."""
 import base64
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,23 @@ def test_commit_screen_refuses_then_warn_policy_logs(main, env, poisoned_csv):
         import hashlib
 
         assert hashlib.sha256(stored).hexdigest() == e.body["report_sha256"]
+    proof = Path(env[0]["AILEDGER_LEDGER"]).parent / "s.proof"
+    r = run(main, env, "dataset", "screening-proof", "digits", "-o", str(proof))
+    assert r.exit_code == 0, r.output
+    html = proof.with_suffix(".html")
+    r = run(main, env, "dataset", "verify-screening", str(proof), "--vkey", env[1], "--json", "--html", str(html))
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["verdict"] == "fail" and rep["dataset_index"] == 0 and "<svg" in html.read_text()
+    # a report changed after logging is caught
+    head, body = proof.read_bytes().split(b"\n", 1)
+    doc = json.loads(body)
+    rj = json.loads(base64.b64decode(doc["report"]))
+    rj["verdict"] = "pass"
+    doc["report"] = base64.b64encode(json.dumps(rj).encode()).decode()
+    proof.write_bytes(head + b"\n" + json.dumps(doc).encode())
+    r = CliRunner().invoke(main, ["dataset", "verify-screening", str(proof), "--vkey", env[1]], env=env[0])
+    assert r.exit_code == 1 and "not the one the screening record commits to" in r.output
 
 
 def test_screen_log_standalone(main, env, poisoned_csv):

@@ -275,6 +275,52 @@ def register(main: click.Group) -> None:
              f"new root {info['new_root']} (#{info['new_index']}, {info['new_records']} records)\n"
              f"removal record #{info['removal_index']}; proof {output} ({info['proof_bytes']} bytes)")
 
+    @group.command("screening-proof")
+    @click.argument("ref")
+    @click.option("-o", "--output", required=True, help="Proof file to write.")
+    @ledger_option
+    @json_option
+    def dataset_screening_proof(ref: str, output: str, ledger_dir: Path | None, as_json: bool) -> None:
+        """Bundle the latest screening of dataset REF (or entry #N) with its report and inclusion proofs."""
+        from ailedger.services.screening import screening_proof
+
+        with open_ledger(ledger_dir) as lg:
+            data, info = screening_proof(lg, ref)
+        Path(output).write_bytes(data)
+        info["output"] = output
+        emit(as_json, info, f"wrote {output} ({info['bytes']} bytes): screening #{info['index']} of dataset "
+                            f"{info['dataset']}, verdict {info['verdict']}")
+
+    @group.command("verify-screening")
+    @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
+    @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")
+    @click.option("--report", "report_out", default=None, help="Also write the verified JSON report here.")
+    @click.option("--html", "html_out", default=None, help="Also render the verified report as HTML here.")
+    @ledger_option
+    @json_option
+    def dataset_verify_screening(proof_file: str, vkey: str | None, report_out: str | None, html_out: str | None,
+                                 ledger_dir: Path | None, as_json: bool) -> None:
+        """Check offline that a screening report was logged unchanged (and beside which dataset root)."""
+        from ailedger.services.screening import render_html, report_bytes, verify_screening_proof
+
+        if vkey is None:
+            with open_ledger(ledger_dir) as lg:
+                vkey = lg.vkey
+        try:
+            rep, report = verify_screening_proof(Path(proof_file).read_bytes(), vkey)
+        except VerificationError as e:
+            emit(as_json, {"ok": False, "error": e.to_dict()}, f"FAILED: {e.message}")
+            sys.exit(1)
+        if report_out:
+            Path(report_out).write_bytes(report_bytes(report))
+        if html_out:
+            Path(html_out).write_text(render_html(report), encoding="utf-8")
+        root = f", beside dataset root {rep['dataset_root'][:16]}... (#{rep['dataset_index']})" \
+            if "dataset_root" in rep else ""
+        emit(as_json, rep, f"OK: screening #{rep['screening_index']} of dataset {rep['dataset']}: verdict "
+                           f"{rep['verdict']}, {rep['flagged']} flagged, report sha256 {rep['report_sha256'][:16]}..."
+                           f"{root}; signed by {rep['signer']} at {rep['time']}")
+
     @group.command("verify-removal")
     @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
     @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")

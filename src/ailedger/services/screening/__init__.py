@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from .engine import SCHEMA, check_screenable, screen
-from .ledger_log import SCREENING_RECORD, log_screening, screening_body, store_report
+from .ledger_log import (
+    SCREENING_PROOF,
+    SCREENING_RECORD,
+    log_screening,
+    screening_body,
+    screening_proof,
+    store_report,
+    verify_screening_proof,
+)
 from .loaders import Dataset, load_dataset
 from .policy import POLICIES, Decision, ScreeningRefused, decide
 from .removal import REMOVAL_PROOF, REMOVAL_RECORD, remove_paths, remove_sources, verify_removal_proof
@@ -32,6 +40,7 @@ __all__ = [
     "REMOVAL_PROOF",
     "REMOVAL_RECORD",
     "SCHEMA",
+    "SCREENING_PROOF",
     "SCREENING_RECORD",
     "Dataset",
     "Decision",
@@ -48,6 +57,8 @@ __all__ = [
     "screen",
     "screen_path",
     "screening_body",
+    "screening_proof",
     "store_report",
     "verify_removal_proof",
+    "verify_screening_proof",
 ]

@@ -68,3 +68,104 @@ def log_screening(ledger: Any, identity: Any, report: dict[str, Any], *, dataset
     res = ledger.append_record(SCREENING_RECORD, body, identity, terms=terms)
     return {"index": res.index, "report_sha256": sha, "report_json": str(jp), "report_html": str(hp),
             "body": body}
+
+
+SCREENING_PROOF = "ailedger-screening-proof/v1"
+
+
+def _find_screening(ledger: Any, ref: str) -> tuple[int, Any]:
+    from ailedger.core.errors import NotFoundError
+
+    if ref.startswith("#") and ref[1:].isdigit():
+        idx = int(ref[1:])
+        if idx >= ledger.size or ledger.entry(idx).type != SCREENING_RECORD:
+            raise NotFoundError(f"entry {ref} is not a {SCREENING_RECORD}", field="screening")
+        return idx, ledger.entry(idx)
+    hit = None
+    for idx, e in ledger.find(type=SCREENING_RECORD, term=f"dataset:{ref}"):
+        hit = (idx, e)
+    if hit is None:
+        raise NotFoundError(f"no screening logged for dataset {ref!r}", field="dataset")
+    return hit
+
+
+def screening_proof(ledger: Any, ref: str) -> tuple[bytes, dict[str, Any]]:
+    """A self-contained file: the screening entry, its inclusion proof, the JSON report it commits to, and
+    (when linked) the dataset.commit entry with its inclusion proof."""
+    import base64
+
+    from ailedger.core.canonical import canonical_json
+    from ailedger.core.errors import NotFoundError
+
+    idx, e = _find_screening(ledger, ref)
+    rp = Path(ledger.path) / "screening" / f"{e.body['report_sha256']}.json"
+    if not rp.exists():
+        raise NotFoundError(f"the report of screening #{idx} is not stored in this ledger", field="report")
+
+    def part(i: int) -> dict[str, Any]:
+        return {"index": i, "entry": base64.b64encode(ledger.entry_bytes(i)).decode(),
+                "tlog_proof": ledger.prove(i).decode()}
+
+    doc: dict[str, Any] = {"type": SCREENING_PROOF, "screening": part(idx),
+                           "report": base64.b64encode(rp.read_bytes()).decode()}
+    if "dataset_index" in e.body:
+        doc["dataset_commit"] = part(int(e.body["dataset_index"]))
+    data = (SCREENING_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
+    return data, {"index": idx, "dataset": e.body["dataset"], "verdict": e.body["verdict"], "bytes": len(data)}
+
+
+def verify_screening_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Offline: (summary, report). Raises VerificationError subclasses when the entry, its inclusion, the
+    report's hash, or the link to the dataset commitment does not hold."""
+    import base64
+    import hashlib
+
+    from ailedger.core.canonical import parse_json
+    from ailedger.core.errors import BadInputError, ProofError
+    from ailedger.core.note import parse_vkey
+    from ailedger.core.proofbundle import verify_proof_bundle
+    from ailedger.core.records import parse_entry
+
+    head = (SCREENING_PROOF + "\n").encode()
+    if not data.startswith(head):
+        raise BadInputError(f"not an {SCREENING_PROOF} file", field="proof")
+    doc = parse_json(data[len(head):], what="screening proof")
+    if not isinstance(doc, dict) or doc.get("type") != SCREENING_PROOF:
+        raise BadInputError("screening proof body is malformed", field="proof")
+    key = parse_vkey(vkey)
+
+    def check(part: dict[str, Any]) -> Any:
+        try:
+            eb = base64.b64decode(part["entry"], validate=True)
+            bundle = part["tlog_proof"].encode()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadInputError("screening proof lacks an entry", field="proof") from exc
+        e = parse_entry(eb, verify=True)
+        verify_proof_bundle(bundle, key, entry=eb)
+        return e
+
+    e = check(doc["screening"])
+    if e.type != SCREENING_RECORD:
+        raise ProofError(f"the entry is a {e.type}, not a {SCREENING_RECORD}", expected=SCREENING_RECORD, found=e.type)
+    report_bytes_ = base64.b64decode(doc.get("report", ""), validate=True)
+    sha = hashlib.sha256(report_bytes_).hexdigest()
+    if sha != e.body["report_sha256"]:
+        raise ProofError("the report is not the one the screening record commits to",
+                         expected=e.body["report_sha256"], found=sha)
+    report = parse_json(report_bytes_, what="screening report")
+    if report.get("verdict") != e.body["verdict"] or report["dataset"]["sha256"] != e.body["data_sha256"]:
+        raise ProofError("the report disagrees with the screening record", expected=e.body["verdict"],
+                         found=report.get("verdict"))
+    out: dict[str, Any] = {"ok": True, "dataset": e.body["dataset"], "screening_index": doc["screening"]["index"],
+                           "verdict": e.body["verdict"], "decision": e.body.get("decision"),
+                           "report_sha256": sha, "signer": e.signer, "time": e.time,
+                           "sources": e.body["sources"], "flagged": e.body["flagged"]}
+    if "dataset_commit" in doc:
+        c = check(doc["dataset_commit"])
+        if c.type != "dataset.commit" or doc["dataset_commit"]["index"] != e.body.get("dataset_index") \
+                or c.body.get("root") != e.body.get("dataset_root"):
+            raise ProofError("the linked dataset commitment is not the one the screening names",
+                             expected=e.body.get("dataset_root"), found=c.body.get("root"))
+        out.update({"dataset_index": doc["dataset_commit"]["index"], "dataset_root": c.body["root"],
+                    "dataset_records": c.body.get("records")})
+    return out, report
