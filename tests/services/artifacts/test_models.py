@@ -263,3 +263,28 @@ def test_unrelated_directory_is_not_matched(ledger, alice, model_dir, tmp_path):
         verify_model(ledger, other)
     rep = verify_model(ledger, other, name="tiny")
     assert not rep["ok"] and {d["kind"] for d in rep["differences"]} >= {"missing", "extra"}
+
+
+def test_record_body_golden(ledger, alice, tmp_path):
+    """The model.register body is a stable function of the files and the options (schema v1)."""
+    import hashlib
+
+    from ailedger.core.canonical import canonical_json
+    from tests.services.artifacts.conftest import write_safetensors
+
+    d = tmp_path / "golden"
+    d.mkdir()
+    write_safetensors(d / "m.safetensors", {"w": ("U8", (6000,), bytes(range(250)) * 24),
+                                            "b": ("U8", (10,), b"0123456789")})
+    (d / "config.json").write_text('{"hidden": 32}\n')
+    res = register_model(ledger, d, "tiny", alice, chunk_size=CS, hyperparameters={"epochs": 2},
+                         code_repo="https://example.org/t.git", code_commit="c" * 40, metadata={"card": "x"})
+    e = ledger.entry(res["index"])
+    assert e.type == "model.register" and e.v == 1
+    assert sorted(e.body) == ["files", "lineage", "manifest", "metadata", "name"]
+    assert e.body["manifest"]["format"] == "ailedger-manifest/v1"
+    got = hashlib.sha256(canonical_json(e.body)).hexdigest()
+    assert got == GOLDEN_BODY_SHA256
+
+
+GOLDEN_BODY_SHA256 = "36bf357e25e235598fc963b76be16e6b36461373a79581f1a02a5579060f217b"
