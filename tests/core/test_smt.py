@@ -108,3 +108,22 @@ def test_proof_size_at_scale_is_small():
     k = keys[123]
     p = smt.SmtProof(*_flat(smt.prove_in_sorted(keys, k)))
     assert len(smt.encode_proof(p)) < 1024
+
+
+def test_hand_computed_roots():
+    """The hashing rules written out with hashlib alone."""
+    H = lambda b: hashlib.sha256(b).digest()  # noqa: E731
+    k1 = bytes([0x10]) + bytes(31)   # 0001...
+    k2 = bytes([0x20]) + bytes(31)   # 0010...
+    k3 = bytes([0x90]) + bytes(31)   # 1001...
+    leaf = lambda k: H(b"\x00" + k)  # noqa: E731
+    node = lambda a, b: H(b"\x01" + a + b)  # noqa: E731
+    Z = bytes(32)
+    assert smt.subtree_root([k1]) == leaf(k1)
+    # k1, k2 share "00", split at bit 2: chain of two one-sided nodes above their parent
+    assert smt.subtree_root([k1, k2]) == node(node(node(leaf(k1), leaf(k2)), Z), Z)
+    assert smt.subtree_root([k1, k2, k3]) == node(node(node(leaf(k1), leaf(k2)), Z), leaf(k3))
+    # absence of 0x30... (bits 0011): the walk ends at depth 3 on the lone leaf k2 (bits 0010), another key
+    k4 = bytes([0x30]) + bytes(31)
+    sibs, d, kind, other = smt.prove_in_sorted([k1, k2, k3], k4)
+    assert (d, kind) == (3, smt.OTHER) and other == k2 and sibs == [leaf(k3), Z, leaf(k1)]
