@@ -188,8 +188,7 @@ def test_remove_source_swap_is_caught(main, env, poisoned_csv, tmp_path):
     """A curator who drops v2 but also swaps one kept record for a new one cannot prove the removal."""
     from ailedger.core.errors import ProofError
     from ailedger.services.ledger import Ledger
-    from ailedger.services.screening import remove_sources
-    import ailedger.services.screening.removal as removal
+    from ailedger.services.screening import removal, remove_sources
 
     run(main, env, "dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice")
     real = removal._write_filtered
