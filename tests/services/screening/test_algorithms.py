@@ -136,3 +136,24 @@ def test_large_n_paths(monkeypatch, digits_small):
     probs, names = cross_val_probs(Z, y, 10, text=False, folds=5, models=models)
     assert probs.shape == (len(y), 10) and np.allclose(probs.sum(1), 1)
     assert (probs.argmax(1) == y).mean() > 0.9
+
+
+def test_near_and_exact_duplicates_in_pixel_grid(digits):
+    X, y = digits
+    X, y = X[:600], y[:600]
+    r = np.random.default_rng(0)
+    src = r.choice(600, 20, replace=False)
+    near = X[src].copy()
+    for k in range(20):
+        j = int(np.flatnonzero(near[k] < 15)[r.integers((near[k] < 15).sum())])
+        near[k, j] += 1 + (k % 2)  # one pixel, one or two grey levels
+    X2 = np.vstack([X, near, X[src[:5]]])
+    y2 = np.concatenate([y, y[src], y[src[:5]]])
+    y2[600] = (y2[600] + 1) % 10  # a near copy with another label
+    rep = screen(digits_dataset(X2, y2), seed=0, loo=False)
+    by = {f["record"]: f for f in rep["flagged"]}
+    assert all("near_duplicate" in by[600 + k]["reasons"] for k in range(20))
+    assert all(by[600 + k]["duplicate_of"] == int(src[k]) for k in range(20))
+    assert all("exact_duplicate" in by[620 + k]["reasons"] for k in range(5))
+    assert "duplicate_label_conflict" in by[600]["reasons"] and "duplicate_label_conflict" in by[int(src[0])]["reasons"]
+    assert rep["summary"]["by_reason"]["near_duplicate"] == 20

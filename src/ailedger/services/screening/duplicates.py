@@ -7,7 +7,8 @@
 * near, images: 64-bit perceptual hash (pHash: 32x32 grayscale, 2-D DCT-II, top-left 8x8 block without
   the DC term compared with its median), pairs at Hamming distance <= 4 (images of at least 16x16 pixels);
   tiny pixel grids (< 16x16, e.g. 8x8 digits) carry too little detail for a perceptual hash, so there
-  near duplicates are pairs whose Euclidean distance is below 5% of the median nearest-neighbour distance;
+  near duplicates are pairs whose Euclidean distance is below 20% of the median nearest-neighbour distance
+  (on digits no two distinct originals are closer than 33% of it);
 * near, tabular: the same distance rule on standardized features.
 
 The first record of a group (in file order) is the original; later ones are flagged, and every member of
@@ -28,7 +29,7 @@ BANDS, ROWS = 32, 4
 SHINGLE = 5
 JACCARD_MIN = 0.8
 PHASH_MAX_HAMMING = 4
-NEAR_DIST_FRACTION = 0.05
+NEAR_DIST_FRACTION = 0.2
 
 
 @dataclass
