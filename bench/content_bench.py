@@ -164,6 +164,53 @@ def unrelated_images(n: int, rng: np.random.Generator, photos: dict[str, np.ndar
     return out
 
 
+def index_bench(n: int) -> dict:
+    """Lookup latency among n random fingerprints: MIH vs the brute-force numpy scan."""
+    # ---- index latency among 10^6 fingerprints
+    print(f"index: {n} random fingerprints ...", flush=True)
+    r2 = np.random.default_rng(3)
+    idx64 = HammingIndex(64)
+    idx64.add_many(r2.integers(0, 2**63, size=(n, 1), dtype=np.uint64) * np.uint64(2)
+                   + r2.integers(0, 2, size=(n, 1), dtype=np.uint64))
+    t1 = time.perf_counter()
+    idx64.build()
+    build_s = time.perf_counter() - t1
+    idx256 = HammingIndex(256)
+    idx256.add_many(r2.integers(0, 2**63, size=(n, 4), dtype=np.uint64) * np.uint64(2))
+    planted = [int(idx64.codes[i, 0]) for i in r2.integers(0, n, 50)]
+    lat: dict[str, list[float]] = {"mih64": [], "brute64": [], "brute256": [], "mih256": []}
+    idx256.build()
+    planted256 = [idx256.codes[i] for i in r2.integers(0, n, 20)]
+    for i, code in enumerate(planted):
+        q = code ^ sum(1 << int(b) for b in r2.choice(64, 6, replace=False))
+        for name, f in (("mih64", lambda q=q: idx64.search(q, 10)), ("brute64", lambda q=q: idx64.brute(q, 10))):
+            t1 = time.perf_counter()
+            hits = f()
+            lat[name].append(time.perf_counter() - t1)
+            assert any(h.distance == 6 for h in hits)
+        if i < 20:
+            q256 = 0
+            for w in planted256[i]:
+                q256 = (q256 << 64) | int(w)
+            q256 ^= sum(1 << int(b) for b in r2.choice(256, 20, replace=False))
+            t1 = time.perf_counter()
+            b256 = idx256.brute(q256, 32)
+            lat["brute256"].append(time.perf_counter() - t1)
+            t1 = time.perf_counter()
+            m256 = idx256.search(q256, 32)
+            lat["mih256"].append(time.perf_counter() - t1)
+            assert m256 == b256 and any(h.distance == 20 for h in m256)
+    p50 = {k: round(1000 * float(np.median(v)), 3) for k, v in lat.items()}
+    p99 = {k: round(1000 * float(np.percentile(v, 99)), 3) for k, v in lat.items()}
+    print(f"  p50 ms: MIH-64 r=10 {p50['mih64']}, brute numpy scan 64-bit {p50['brute64']}; "
+          f"MIH-256 r=32 {p50['mih256']}, brute 256-bit {p50['brute256']} (MIH-64 build {build_s:.2f} s)",
+          flush=True)
+    return {"index": {"size": n, "p50_ms": p50, "p99_ms": p99, "mih_build_s": round(build_s, 2),
+                      "reference": "brute64 / brute256 (numpy XOR + bitwise_count over all rows)",
+                      "ratio_brute64_over_mih64": round(p50["brute64"] / max(p50["mih64"], 1e-9), 2),
+                      "ratio_brute256_over_mih256": round(p50["brute256"] / max(p50["mih256"], 1e-9), 2)}}
+
+
 def pct(x: float) -> float:
     return round(100.0 * x, 2)
 
@@ -174,7 +221,12 @@ def main() -> int:
     ap.add_argument("--fp-negatives", type=int, default=20000, help="unrelated images, fingerprints only")
     ap.add_argument("--crops", type=int, default=5, help="random crop offsets per image")
     ap.add_argument("--index-size", type=int, default=1_000_000)
+    ap.add_argument("--only-index", action="store_true", help="run only the index latency part")
     args = ap.parse_args()
+    if args.only_index:
+        res = index_bench(args.index_size)
+        print(json.dumps({"bench": "content_index", **res}))
+        return 0
     rng = np.random.default_rng(20261122)
     tmp = Path(tempfile.mkdtemp(prefix="content-bench-"))
     ledger = Ledger.init(tmp / "ledger", origin="bench.example/ai-ledger")
@@ -274,36 +326,8 @@ def main() -> int:
     print(f"  global-hash false matches {fp_fm}/{comparisons} image pairs; crop-window false matches "
           f"{crop_fm}/{comparisons}; closest unrelated phash64 distance {dmin_ph}", flush=True)
 
-    # ---- index latency among 10^6 fingerprints
-    n = args.index_size
-    print(f"index: {n} random fingerprints ...", flush=True)
-    r2 = np.random.default_rng(3)
-    idx64 = HammingIndex(64)
-    idx64.add_many(r2.integers(0, 2**63, size=(n, 1), dtype=np.uint64) * np.uint64(2)
-                   + r2.integers(0, 2, size=(n, 1), dtype=np.uint64))
-    t1 = time.perf_counter()
-    idx64.build()
-    build_s = time.perf_counter() - t1
-    idx256 = HammingIndex(256)
-    idx256.add_many(r2.integers(0, 2**63, size=(n, 4), dtype=np.uint64) * np.uint64(2))
-    planted = [int(idx64.codes[i, 0]) for i in r2.integers(0, n, 50)]
-    lat: dict[str, list[float]] = {"mih64": [], "brute64": [], "brute256": []}
-    for i, code in enumerate(planted):
-        q = code ^ sum(1 << int(b) for b in r2.choice(64, 6, replace=False))
-        for name, f in (("mih64", lambda q=q: idx64.search(q, 10)), ("brute64", lambda q=q: idx64.brute(q, 10))):
-            t1 = time.perf_counter()
-            hits = f()
-            lat[name].append(time.perf_counter() - t1)
-            assert any(h.distance == 6 for h in hits)
-        if i < 20:
-            q256 = int(r2.integers(0, 2**63))
-            t1 = time.perf_counter()
-            idx256.brute(q256, 64)
-            lat["brute256"].append(time.perf_counter() - t1)
-    p50 = {k: round(1000 * float(np.median(v)), 3) for k, v in lat.items()}
-    p99 = {k: round(1000 * float(np.percentile(v, 99)), 3) for k, v in lat.items()}
-    print(f"  p50 ms: MIH-64 r=10 {p50['mih64']}, brute numpy scan 64-bit {p50['brute64']}, "
-          f"brute 256-bit {p50['brute256']} (MIH build {build_s:.2f} s)", flush=True)
+    idx_res = index_bench(args.index_size)
+    p50 = idx_res["index"]["p50_ms"]
 
     svc.close()
     ledger.close()
@@ -323,9 +347,7 @@ def main() -> int:
                                     "thresholds": {"phash64": IMAGE_PHASH_MATCH, "dct256": IMAGE_DCT256_MATCH,
                                                    "crop_phash64": CROP_PHASH_MATCH,
                                                    "crop_dct256": CROP_DCT256_MATCH}},
-        "index": {"size": n, "p50_ms": p50, "p99_ms": p99, "mih_build_s": round(build_s, 2),
-                  "reference": "brute64 (numpy XOR + bitwise_count over all rows)",
-                  "ratio_brute64_over_mih64": round(p50["brute64"] / max(p50["mih64"], 1e-9), 2)},
+        **idx_res,
         "register_s_per_image": round(reg_s, 3),
         "verify_s_p50": round(float(np.median(verify_times)), 3),
         "targets_met": ok and fm / max(1, len(negs)) <= 0.001 and p50["mih64"] < 20,

@@ -15,6 +15,7 @@ under ``<ledger>/content/index.sqlite`` and loads each kind into an in-memory in
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sqlite3
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ def int_to_words(code: int, bits: int) -> npt.NDArray[np.uint64]:
     return np.array([(code >> (64 * (words - 1 - i))) & ((1 << 64) - 1) for i in range(words)], dtype=np.uint64)
 
 
+@functools.lru_cache(maxsize=8)
 def _masks_within(radius: int) -> npt.NDArray[np.uint64]:
     """All 16-bit XOR masks with popcount <= radius."""
     out = [0]
@@ -123,8 +125,8 @@ class HammingIndex:
         found: list[npt.NDArray[np.int64]] = []
         for j, (keys, rows) in enumerate(tables):
             probes = qch[j] ^ masks  # distinct by construction
-            lo = np.searchsorted(keys, probes, side="left")
-            hi = np.searchsorted(keys, probes, side="right")
+            bounds = np.searchsorted(keys, np.concatenate([probes, probes + np.uint64(1)]), side="left")
+            lo, hi = bounds[: len(probes)], bounds[len(probes):]
             n = hi - lo
             total = int(n.sum())
             if total:
@@ -133,11 +135,11 @@ class HammingIndex:
                 found.append(rows[starts + np.arange(total)])
         if not found:
             return []
-        cand = np.unique(np.concatenate(found))
+        cand = np.concatenate(found)  # may repeat a row; verify first, deduplicate the few survivors
         d = np.bitwise_count(self.codes[cand] ^ q[None, :]).sum(axis=1, dtype=np.int64)
         keep = d <= radius
-        return sorted((Hit(int(r), int(x)) for r, x in zip(cand[keep], d[keep])),
-                      key=lambda h: (h.distance, h.row))
+        hits = {int(r): int(x) for r, x in zip(cand[keep], d[keep])}
+        return sorted((Hit(r, x) for r, x in hits.items()), key=lambda h: (h.distance, h.row))
 
 
 KIND_BITS = {"phash64": 64, "crop_phash64": 64, "dct256": 256, "simhash64": 64, "audio_phash64": 64, "frame_phash64": 64}
