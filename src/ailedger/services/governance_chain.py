@@ -15,7 +15,7 @@ from typing import Any
 
 from ailedger.core.errors import BadInputError, NotFoundError, VerificationError
 
-__all__ = ["ChainDAO", "load_artifact", "send", "deploy", "advance", "STATES", "REGISTRY_STATES"]
+__all__ = ["REGISTRY_STATES", "STATES", "ChainDAO", "advance", "deploy", "load_artifact", "send"]
 
 BUILD = Path(__file__).resolve().parents[3] / "contracts" / "governance" / "build"
 # IGovernor.ProposalState order
@@ -138,7 +138,7 @@ class ChainDAO:
     @classmethod
     def deploy(cls, w3: Any, deployer: Any, holders: dict[str, int], guardians: list[str], threshold: int, *,
                voting_delay: int = 1, voting_period: int = 10, quorum_percent: int = 4, timelock_delay: int = 3600,
-               cap_bps: int = 0) -> "ChainDAO":
+               cap_bps: int = 0) -> ChainDAO:
         addrs = list(holders)
         token = deploy(w3, deployer, "AiGovToken", "ailedger DAO", "AIL", addrs, [holders[a] for a in addrs])
         zero = "0x" + "00" * 20
