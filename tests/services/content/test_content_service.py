@@ -308,3 +308,18 @@ def test_audio_watermark_register_and_find(tmp_path, svc, alice):
     assert any(e["how"] == "watermark" for e in v["matches"][0]["evidence"])
     short = svc.verify(None, data=wav_bytes(y[: rate * 2], rate), name="short.wav")
     assert short["watermark"]["checked"] is False
+
+
+def test_record_schema_golden(svc, alice):
+    """content.register v1: the body of a fixed text input has fixed canonical (RFC 8785) bytes."""
+    import hashlib
+
+    from ailedger.core.canonical import canonical_json
+
+    r = svc.register(None, alice, data=b"Golden vector text for the content.register record, schema version one.",
+                     name="golden.txt", generator="gen-x")
+    body = r["record"]
+    assert svc.ledger.entry(r["entry"]).v == 1
+    assert body["subjects"] == ["sha256:" + body["sha256"]]
+    assert hashlib.sha256(canonical_json(body)).hexdigest() == \
+        "971bfa81be00b79e060d5723b10a0881ed8a57b103074ac3781408cceee4c6fc"
