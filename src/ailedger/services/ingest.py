@@ -172,7 +172,7 @@ class Ingestor:
         parsed: list[SignedEntry] = []
 
         def fail(i: int, exc: AiledgerError) -> None:
-            if single:
+            if single or isinstance(exc, StorageError):  # the store failing is not the entry's fault
                 raise exc
             if len(errors) < 100:
                 errors.append({"entry": i, **exc.to_dict()})

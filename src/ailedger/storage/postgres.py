@@ -356,17 +356,21 @@ class _Pool:
             raise
 
     def put(self, con: psycopg.Connection[Any], broken: bool) -> None:
-        if broken:
-            try:
-                con.close()
-            except Exception:  # noqa: BLE001 - it is already broken
-                pass
+        stale: list[psycopg.Connection[Any]] = []
         with self.cond:
             if broken:
-                self.count -= 1
+                # a lost connection usually means the server restarted or killed them all:
+                # drop the idle ones too rather than fail once per pooled connection
+                stale, self.idle = [con, *self.idle], []
+                self.count -= len(stale)
             else:
                 self.idle.append(con)
-            self.cond.notify()
+            self.cond.notify_all()
+        for c in stale:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - it is already broken
+                pass
 
     def close(self) -> None:
         with self.cond:
