@@ -79,6 +79,9 @@ def test_model_lineage_dataset_identity_search(site):
     text = svg.inner_html()
     assert "base-net" in text and "tuned-net" in text and "corpus-a" in text
     p.screenshot(path=str(ARTIFACTS / "web-model-lineage.png"), full_page=True)
+    p.click("#lineage-links a:has-text('model base-net')")
+    p.wait_for_load_state()
+    assert p.locator("h1").inner_text() == "model base-net" and "Fine-tunes" in p.content()
     p.goto(site["url"] + "/dataset/corpus-a")
     assert "Models trained on it" in p.content() and p.locator("table.entries tr").count() == 3
     p.goto(site["url"] + "/identity/" + site["did"])

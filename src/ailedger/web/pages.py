@@ -181,14 +181,17 @@ class Pages:
         e = led.entry(idx)
         svg = None
         related: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
         if kind == "model":
             svg = _lineage_svg(led, idx, e)
+            nodes = _lineage_nodes(led, idx)
             related = _rows(led, _find(led, f"base:{e.body.get('name')}"))
             title = "Fine-tunes"
         else:
             related = _rows(led, _find(led, f"trained-on:{e.body.get('name')}"))
             title = "Models trained on it"
         return {"kind": kind, "name": str(e.body.get("name", f"#{idx}")), "index": idx, "e": e, "svg": svg,
+                "nodes": nodes,
                 "related": related, "related_title": title,
                 "pretty": json.dumps(e.to_dict(), indent=2, ensure_ascii=False)}
 
@@ -272,6 +275,19 @@ def _resolve(led: Any, rtype: str, ref: str) -> int:
     if not hits:
         raise NotFoundError(f"no {kind} named {ref!r}", field="ref")
     return hits[-1]
+
+
+def _lineage_nodes(led: Any, idx: int) -> list[dict[str, Any]]:
+    """Links to every node of the lineage graph (the SVG itself has none)."""
+    try:
+        from ailedger.services.artifacts.lineage import lineage_graph
+    except ImportError:
+        return []
+    out = []
+    for n in lineage_graph(led, f"#{idx}")["nodes"]:
+        kind = "dataset" if n.get("kind") == "dataset" else "model"
+        out.append({"href": f"/{kind}/%23{int(n['index'])}", "text": f"{kind} {n.get('name')} (entry {n['index']})"})
+    return out
 
 
 def _lineage_svg(led: Any, idx: int, e: Any) -> str:
