@@ -104,6 +104,7 @@ def _wrap_commit(group: click.Group) -> None:
         source_col = kw.pop("screen_source_column", None)
         if not do:
             return orig(**kw)
+        from ailedger.core.errors import BadInputError
         from ailedger.services.screening import (
             ScreeningRefused,
             decide,
@@ -111,6 +112,10 @@ def _wrap_commit(group: click.Group) -> None:
             screen_path,
             store_report,
         )
+
+        if not {"paths", "name", "identity"} <= set(kw):
+            raise BadInputError("--screen cannot read this version of `dataset commit`'s arguments; run "
+                                "`ailedger dataset screen PATH --log` beside the commit instead", field="screen")
 
         reports = [screen_path(p, label_column=label_col, source_column=source_col) for p in kw["paths"]]
         decisions = [decide(r, policy) for r in reports]
