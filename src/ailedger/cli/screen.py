@@ -69,6 +69,8 @@ def _screen_options(f: Any) -> Any:
                      show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--no-loo", is_flag=True, help="Skip the leave-one-source-out retraining."),
+        click.option("--ignore-column", "ignore_columns", multiple=True,
+                     help="Column not to use as a feature, e.g. a record id (repeatable)."),
     ]):
         f = opt(f)
     return f
@@ -175,7 +177,8 @@ def register(main: click.Group) -> None:
     @ledger_option
     @json_option
     def dataset_screen(path: str, label_column: str | None, source_column: str | None, text_column: str | None,
-                       image_column: str | None, modality: str, seed: int, no_loo: bool, html_out: str | None,
+                       image_column: str | None, modality: str, seed: int, no_loo: bool,
+                       ignore_columns: tuple[str, ...], html_out: str | None,
                        json_out: str | None, fail_on: str, do_log: bool, dataset_name: str | None,
                        commit_name: str | None, identity: str | None, ledger_dir: Path | None,
                        as_json: bool) -> None:
@@ -188,7 +191,8 @@ def register(main: click.Group) -> None:
         if do_log and (not identity or not dataset_name):
             raise BadInputError("--log needs --as IDENTITY and --dataset NAME", field="log")
         rep = screen_path(path, label_column=label_column, source_column=source_column, text_column=text_column,
-                          image_column=image_column, modality=modality, seed=seed, loo=not no_loo)
+                          image_column=image_column, modality=modality, seed=seed, loo=not no_loo,
+                          ignore_columns=ignore_columns)
         _write_outputs(rep, html_out, json_out)
         logged = None
         if do_log:

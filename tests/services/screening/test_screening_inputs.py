@@ -220,3 +220,13 @@ def test_text_rare_token_backdoor(tmp_path):
     assert food["trigger_feature_names"] == ["zqx"]
     bd = {f["record"] for f in rep["flagged"] if "backdoor_trigger" in f["reasons"]}
     assert bd == set(pois.tolist())
+
+
+def test_ignore_column(tmp_path):
+    r = np.random.default_rng(0)
+    lines = ["id,x,y,label"] + [f"{i},{r.normal() + 3 * (i % 2)},{r.normal()},{i % 2}" for i in range(60)]
+    p = _csv(tmp_path, "\n".join(lines) + "\n")
+    ds = load_dataset(p, ignore_columns=["id"])
+    assert ds.feature_names == ["x", "y"] and ds.modality == "tabular"
+    with pytest.raises(BadInputError, match="to ignore not found: 'nope'"):
+        load_dataset(p, ignore_columns=["nope"])

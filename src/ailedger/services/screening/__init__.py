@@ -28,10 +28,10 @@ from .report import render_html, report_bytes, report_sha256
 
 def screen_path(path: str, *, label_column: str | None = None, source_column: str | None = None,
                 text_column: str | None = None, image_column: str | None = None, modality: str = "auto",
-                seed: int = 0, loo: bool = True) -> dict[str, Any]:
+                seed: int = 0, loo: bool = True, ignore_columns: tuple[str, ...] = ()) -> dict[str, Any]:
     """Load and screen ``path``; raises BadInputError for anything that cannot be screened."""
     ds = load_dataset(path, label_column=label_column, source_column=source_column, text_column=text_column,
-                      image_column=image_column, modality=modality)
+                      image_column=image_column, modality=modality, ignore_columns=ignore_columns)
     return screen(ds, seed=seed, loo=loo)
 
 

@@ -174,8 +174,10 @@ def load_dataset(
     text_column: str | None = None,
     image_column: str | None = None,
     modality: str = "auto",
+    ignore_columns: tuple[str, ...] | list[str] = (),
 ) -> Dataset:
-    """Load ``path`` for screening; every problem is a :class:`BadInputError` that names it."""
+    """Load ``path`` for screening; every problem is a :class:`BadInputError` that names it.
+    ``ignore_columns`` (e.g. record ids) are not used as features."""
     if modality not in MODALITIES:
         raise BadInputError(f"modality must be one of {', '.join(MODALITIES)}", field="modality")
     p = Path(path)
@@ -208,7 +210,10 @@ def load_dataset(
         sources, source_names = _codes([("" if v is None else str(v)) for v in data[source_column]])
     else:
         sources, source_names = np.zeros(n, dtype=np.int64), ["(all)"]
-    feat_cols = [c for c in cols if c not in (label_column, source_column)]
+    unknown = [c for c in ignore_columns if c not in cols]
+    if unknown:
+        raise _bad(f"column(s) to ignore not found: {', '.join(map(repr, unknown))}", "ignore_column")
+    feat_cols = [c for c in cols if c not in (label_column, source_column) and c not in ignore_columns]
     if not feat_cols:
         raise _bad("no feature columns besides the label and source", "path")
     notes: list[str] = []
