@@ -132,3 +132,12 @@ def test_golden_entry_bytes():
     assert parse_entry(GOLDEN_LEAF).body["count"] == 3
     with pytest.raises(SignatureError):
         parse_entry(GOLDEN_LEAF.replace(b'"count":3', b'"count":4'))
+
+
+@pytest.mark.parametrize("signer", [{}, [], 5, None])
+def test_non_string_signer_is_bad_input(signer):
+    key, e = _entry()
+    d = e.to_dict()
+    d["signer"] = signer
+    with pytest.raises(BadInputError):
+        parse_entry(d)

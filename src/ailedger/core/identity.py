@@ -45,6 +45,8 @@ _did_cache: dict[str, bytes] = {}
 
 
 def public_key_from_did(did: str) -> bytes:
+    if not isinstance(did, str):
+        raise BadInputError("signer must be an Ed25519 did:key string", field="signer")
     pk = _did_cache.get(did)
     if pk is not None:
         return pk

@@ -137,6 +137,9 @@ class SQLiteStore:
                 raise StorageError(f"cannot start a write transaction: {exc}") from exc
             try:
                 yield _Txn(con)
+            except sqlite3.Error as exc:
+                con.execute("ROLLBACK")
+                raise StorageError(f"ledger database write failed: {exc}") from exc
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
