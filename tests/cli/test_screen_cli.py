@@ -69,7 +69,7 @@ def test_screen_json_schema(main, env, poisoned_csv, tmp_path):
     assert rep["verdict"] == "fail"
     assert all(set(f) >= {"record", "reasons", "score"} for f in rep["flagged"])
     assert {s["source"]: s["verdict"] for s in rep["sources"]}["v2"] == "remove"
-    assert "<svg" in html.read_text()
+    assert "<svg" in html.read_text() and html.read_text().count("data:image/png") == min(60, len(rep["flagged"]))
     r = run(main, env, "dataset", "screen", str(poisoned_csv), "--no-loo", "--fail-on", "fail")
     assert r.exit_code == 1 and "FAIL" in r.output and "remove v2" in r.output.replace("  ", " ")
 

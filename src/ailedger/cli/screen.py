@@ -50,11 +50,11 @@ def _summary_text(rep: dict[str, Any], max_flagged: int = 20) -> str:
     return "\n".join(lines)
 
 
-def _write_outputs(rep: dict[str, Any], html_out: str | None, json_out: str | None) -> None:
+def _write_outputs(rep: dict[str, Any], html_out: str | None, json_out: str | None, images: Any = None) -> None:
     from ailedger.services.screening import render_html, report_bytes
 
     if html_out:
-        Path(html_out).write_text(render_html(rep), encoding="utf-8")
+        Path(html_out).write_text(render_html(rep, images=images), encoding="utf-8")
     if json_out:
         Path(json_out).write_bytes(report_bytes(rep))
 
@@ -110,8 +110,10 @@ def _wrap_commit(group: click.Group) -> None:
         from ailedger.services.screening import (
             ScreeningRefused,
             decide,
+            load_dataset,
             log_screening,
-            screen_path,
+            render_html,
+            screen,
             store_report,
         )
 
@@ -119,14 +121,16 @@ def _wrap_commit(group: click.Group) -> None:
             raise BadInputError("--screen cannot read this version of `dataset commit`'s arguments; run "
                                 "`ailedger dataset screen PATH --log` beside the commit instead", field="screen")
 
-        reports = [screen_path(p, label_column=label_col, source_column=source_col) for p in kw["paths"]]
+        datasets = [load_dataset(p, label_column=label_col, source_column=source_col) for p in kw["paths"]]
+        reports = [screen(ds) for ds in datasets]
+        htmls = [render_html(r, images=ds.images) for r, ds in zip(reports, datasets)]
         decisions = [decide(r, policy) for r in reports]
         ledger_dir = kw.get("ledger_path", kw.get("ledger_dir"))
-        refused = [(p, r, d) for p, r, d in zip(kw["paths"], reports, decisions) if d.action == "refuse"]
+        refused = [(p, r, d, h) for p, r, d, h in zip(kw["paths"], reports, decisions, htmls) if d.action == "refuse"]
         if refused:
             with open_ledger(ledger_dir) as lg:
-                where = [str(store_report(lg, r)[2]) for _, r, _ in refused]
-            p, r, d = refused[0]
+                where = [str(store_report(lg, r, h)[2]) for _, r, _, h in refused]
+            p, r, d, _ = refused[0]
             raise ScreeningRefused(
                 f"screening policy {policy!r} refuses to commit {p}: verdict {r['verdict'].upper()} - "
                 + "; ".join(d.reasons) + f"; nothing was logged; report: {where[0]}", field="screen",
@@ -139,10 +143,10 @@ def _wrap_commit(group: click.Group) -> None:
         with open_ledger(ledger_dir) as lg:
             hit = _latest(lg, "dataset.commit", f"dataset:{kw['name']}")
             ident = lg.identities.load(kw["identity"], os.environ.get("AILEDGER_PASSPHRASE"))
-            for p, r, d in zip(kw["paths"], reports, decisions):
+            for p, r, d, h in zip(kw["paths"], reports, decisions, htmls):
                 res = log_screening(lg, ident, r, dataset=kw["name"], decision=d,
                                     dataset_index=hit[0] if hit else None,
-                                    dataset_root=hit[1].body.get("root") if hit else None)
+                                    dataset_root=hit[1].body.get("root") if hit else None, html=h)
                 click.echo(f"screening of {p} logged as entry #{res['index']} ({r['verdict']}, report sha256 "
                            f"{res['report_sha256'][:16]}..., HTML {res['report_html']})", err=True)
         return out
@@ -185,22 +189,23 @@ def register(main: click.Group) -> None:
         """Screen the labelled data at PATH (CSV, JSONL, Parquet, or a folder of class sub-folders of images)
         for label errors, duplicates, outliers, class balance by source and backdoor signs."""
         from ailedger.core.errors import BadInputError
-        from ailedger.services.screening import log_screening, screen_path
+        from ailedger.services.screening import load_dataset, log_screening, render_html, screen
 
         dataset_name = dataset_name or commit_name
         if do_log and (not identity or not dataset_name):
             raise BadInputError("--log needs --as IDENTITY and --dataset NAME", field="log")
-        rep = screen_path(path, label_column=label_column, source_column=source_column, text_column=text_column,
-                          image_column=image_column, modality=modality, seed=seed, loo=not no_loo,
-                          ignore_columns=ignore_columns)
-        _write_outputs(rep, html_out, json_out)
+        ds = load_dataset(path, label_column=label_column, source_column=source_column, text_column=text_column,
+                          image_column=image_column, modality=modality, ignore_columns=ignore_columns)
+        rep = screen(ds, seed=seed, loo=not no_loo)
+        _write_outputs(rep, html_out, json_out, ds.images)
         logged = None
         if do_log:
             with open_ledger(ledger_dir) as lg:
                 ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
                 hit = _latest(lg, "dataset.commit", f"dataset:{dataset_name}")
                 logged = log_screening(lg, ident, rep, dataset=dataset_name, dataset_index=hit[0] if hit else None,
-                                       dataset_root=hit[1].body.get("root") if hit else None)
+                                       dataset_root=hit[1].body.get("root") if hit else None,
+                                       html=render_html(rep, images=ds.images))
             rep_out = {**rep, "logged": {k: v for k, v in logged.items() if k != "body"}}
         else:
             rep_out = rep

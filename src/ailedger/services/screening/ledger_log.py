@@ -58,8 +58,9 @@ def screening_body(report: dict[str, Any], *, dataset: str, decision: Any | None
 
 
 def log_screening(ledger: Any, identity: Any, report: dict[str, Any], *, dataset: str, decision: Any | None = None,
-                  dataset_index: int | None = None, dataset_root: str | None = None) -> dict[str, Any]:
-    sha, jp, hp = store_report(ledger, report)
+                  dataset_index: int | None = None, dataset_root: str | None = None,
+                  html: str | None = None) -> dict[str, Any]:
+    sha, jp, hp = store_report(ledger, report, html)
     body = screening_body(report, dataset=dataset, decision=decision, dataset_index=dataset_index,
                           dataset_root=dataset_root)
     terms = [f"dataset:{dataset}", f"sha256:{sha}", f"screening:{report['verdict']}"]

@@ -118,7 +118,31 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{h}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(report: dict[str, Any], *, max_rows: int = 500) -> str:
+def _thumbnails(report: dict[str, Any], images: Any, limit: int = 60) -> str:
+    """PNG thumbnails (data URIs) of the highest-scoring flagged records, for image data."""
+    import base64
+
+    import numpy as np
+    from PIL import Image
+
+    cells = []
+    for f in sorted(report["flagged"], key=lambda f: -f["score"])[:limit]:
+        img = np.clip(np.asarray(images[f["record"]], dtype=np.float32), 0, 1)
+        im = Image.fromarray((img * 255).astype(np.uint8)).resize((64, 64), Image.Resampling.NEAREST)
+        buf = io.BytesIO()
+        im.save(buf, format="PNG")
+        uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+        sugg = f" &rarr; {html.escape(str(f['suggested_label']))}" if "suggested_label" in f else ""
+        cells.append(f"<figure style='display:inline-block;margin:4px;text-align:center;font-size:11px'>"
+                     f"<img src='{uri}' width='64' height='64' style='image-rendering:pixelated;border:1px solid #999'>"
+                     f"<figcaption>#{f['record']} {html.escape(str(f['label']))}{sugg}<br>"
+                     f"{html.escape(', '.join(f['reasons']))}</figcaption></figure>")
+    return "".join(cells)
+
+
+def render_html(report: dict[str, Any], *, max_rows: int = 500, images: Any = None) -> str:
+    """``images``: optional (n, h, w) grayscale array in [0, 1] of the screened data, to show thumbnails of
+    flagged records (they are not in the JSON report, so a re-rendered report has none)."""
     ds = report["dataset"]
     sm = report["summary"]
     e = html.escape
@@ -161,6 +185,9 @@ def render_html(report: dict[str, Any], *, max_rows: int = 500) -> str:
         parts.append(f"<h2>Duplicate groups ({len(report['duplicates'])})</h2>")
         parts.append(_table(["kind", "records"], [[d["kind"], ", ".join(map(str, d["records"][:20]))]
                                                    for d in report["duplicates"][:max_rows]]))
+    if images is not None and report["flagged"]:
+        parts.append("<h2>Flagged images (highest scores first)</h2>")
+        parts.append(_thumbnails(report, images))
     parts.append(f"<h2>Flagged records ({sm['flagged']}; first {min(max_rows, sm['flagged'])} shown)</h2>")
     parts.append(_table(["record", "reasons", "score", "label", "suggested", "source", "duplicate of"],
                         [[f["record"], ", ".join(f["reasons"]), f"{f['score']:.3f}", f["label"],
