@@ -114,7 +114,7 @@ class SQLiteStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=FULL")
             con.execute("PRAGMA busy_timeout=60000")
-            con.execute("PRAGMA cache_size=-65536")
+            con.execute("PRAGMA cache_size=-262144")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open ledger database {self.path}: {exc}") from exc
         return con
