@@ -16,7 +16,9 @@ __all__ = ["SQLiteStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, data BLOB NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS leaves_hash ON leaves(hash);
+-- dedup: the first 8 bytes of each leaf hash as an integer key (a small index, so random inserts touch
+-- few pages); the full hash is always re-checked against the leaves table
+CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
@@ -46,11 +48,15 @@ class _Txn:
             raise ConflictError(f"append at {start} but the log has {self.size()} entries")
         try:
             self.con.executemany(
-                "INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)",
-                [(start + i, r.hash, r.data) for i, r in enumerate(rows)],
+                "INSERT INTO dedup (k, idx) VALUES (?, ?)",
+                [(_key(r.hash), start + i) for i, r in enumerate(rows)],
             )
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
+        self.con.executemany(
+            "INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)",
+            [(start + i, r.hash, r.data) for i, r in enumerate(rows)],
+        )
         terms = [(t, start + i) for i, r in enumerate(rows) for t in r.terms]
         if terms:
             self.con.executemany("INSERT OR IGNORE INTO terms (term, idx) VALUES (?, ?)", terms)
@@ -81,12 +87,19 @@ def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dic
     return out
 
 
+def _key(h: bytes) -> int:
+    return int.from_bytes(h[:8], "big", signed=True)
+
+
 def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
     out: dict[bytes, int] = {}
-    for chunk in _chunks(list(hashes), 500):
-        q = f"SELECT hash, idx FROM leaves WHERE hash IN ({','.join('?' * len(chunk))})"
-        for h, idx in con.execute(q, chunk):
-            out[h] = idx
+    by_key = {_key(h): h for h in hashes}
+    for chunk in _chunks(list(by_key), 500):
+        q = ("SELECT d.k, l.idx, l.hash FROM dedup d JOIN leaves l ON l.idx = d.idx "
+             f"WHERE d.k IN ({','.join('?' * len(chunk))})")
+        for k, idx, h in con.execute(q, chunk):
+            if bytes(h) == by_key[k]:  # a full-hash match, not just a shared prefix
+                out[by_key[k]] = idx
     return out
 
 
