@@ -9,13 +9,11 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import json_option, ledger_option
 from ailedger.core.errors import BadInputError
 
-LEDGER_OPT = click.option("--ledger", "ledger_dir", envvar="AILEDGER_LEDGER", type=click.Path(),
-                          help="ledger directory (default: $AILEDGER_LEDGER)")
 
-
-def _open(ledger_dir: str | None) -> Any:
+def _open(ledger_dir: Path | None) -> Any:
     from ailedger.services.content.service import ContentService
     from ailedger.services.ledger import Ledger
 
@@ -44,10 +42,10 @@ def register(main: click.Group) -> None:
                   help="write a watermarked copy here (.png/.jpg/.webp); publish that copy")
     @click.option("--c2pa-manifest", type=click.Path(exists=True, dir_okay=False),
                   help="sidecar C2PA manifest of FILE to read into the record")
-    @LEDGER_OPT
-    @click.option("--json", "as_json", is_flag=True)
+    @ledger_option
+    @json_option
     def register_cmd(file: str, identity: str, generator: str | None, marked: str | None,
-                     c2pa_manifest: str | None, ledger_dir: str | None, as_json: bool) -> None:
+                     c2pa_manifest: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Register FILE (image, text, audio, video) under identity ID."""
         ledger, svc = _open(ledger_dir)
         try:
@@ -81,11 +79,11 @@ def register(main: click.Group) -> None:
                   help="sidecar C2PA manifest (default: FILE with suffix .c2pa, if present)")
     @click.option("--trust-anchors", type=click.Path(exists=True, dir_okay=False),
                   help="PEM file of C2PA trust anchors")
-    @LEDGER_OPT
-    @click.option("--json", "as_json", is_flag=True)
+    @ledger_option
+    @json_option
     @click.pass_context
     def verify_cmd(ctx: click.Context, file: str, c2pa_manifest: str | None, trust_anchors: str | None,
-                   ledger_dir: str | None, as_json: bool) -> None:
+                   ledger_dir: Path | None, as_json: bool) -> None:
         """Look FILE up: exact, watermark or near-duplicate; who registered it, when, with which model."""
         side = Path(c2pa_manifest) if c2pa_manifest else Path(file).with_suffix(".c2pa")
         sidecar = side.read_bytes() if side.is_file() and side != Path(file) else None
@@ -110,10 +108,10 @@ def register(main: click.Group) -> None:
     @click.option("--embed", "embed_out", type=click.Path(dir_okay=False),
                   help="write a copy with the manifest embedded here (default: sidecar FILE.c2pa)")
     @click.option("--sidecar", "sidecar_out", type=click.Path(dir_okay=False), help="sidecar path")
-    @LEDGER_OPT
-    @click.option("--json", "as_json", is_flag=True)
+    @ledger_option
+    @json_option
     def c2pa_sign_cmd(file: str, entry: int, cert: str, key: str, alg: str, embed_out: str | None,
-                      sidecar_out: str | None, ledger_dir: str | None, as_json: bool) -> None:
+                      sidecar_out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Write a C2PA manifest for FILE that points at ledger entry ENTRY."""
         from ailedger.services.content.c2pa_io import C2paSigningKey
 
