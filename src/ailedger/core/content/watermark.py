@@ -222,7 +222,7 @@ def _period_candidates(r: FloatArray, max_candidates: int = 4) -> list[float]:
     ac = np.fft.irfft2(np.abs(f) ** 2, s=(2 * h, 2 * w))
     ac /= ac[0, 0] + 1e-12
     lo = 24
-    hi = min(h, w) // 2 + 1
+    hi = int(min(h, w) * 0.6) + 2  # a tile may be half the image: keep its lag inside the range
     if hi <= lo + 2:
         return []
     lags = np.arange(lo, hi)
