@@ -72,3 +72,10 @@ def test_bad_inputs():
         wm.embed(np.zeros((200, 200, 3), np.float32), 1, KEY)
     with pytest.raises(BadInputError):
         wm.payload_bits(2**32)
+
+
+def test_smallest_watermarkable_image_decodes_blind():
+    a = np.asarray(Image.fromarray(data.coffee()).resize((192, 128)))
+    m, params = wm.embed(a, 77, KEY)
+    assert params.chip == 2
+    assert wm.Detector(KEY).detect(_jpeg(m)).payload_id == 77
