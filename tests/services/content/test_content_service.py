@@ -207,6 +207,13 @@ def test_c2pa_sidecar_leaves_asset_identical_and_reads_back(registered, svc, tes
     assert summary["ailedger_record"]["origin"] == "test.example/content"
     v = svc.verify(jpg, sidecar=side.read_bytes(), trust_anchors_pem=test_ca["ca"])
     assert v["c2pa"]["trusted"] and v["verdict"] == "exact match"
+    assert v["c2pa"]["ledger_check"] == f"consistent with entry {r['entry']}"
+    # the same (valid) sidecar presented with different bytes: C2PA says invalid, and the pointer disagrees
+    other = tmp_path / "other.jpg"
+    other.write_bytes(jpeg_bytes(data.astronaut(), 90))
+    v2 = svc.verify(other, sidecar=side.read_bytes(), trust_anchors_pem=test_ca["ca"])
+    assert v2["c2pa"]["signature_valid"] is False
+    assert v2["c2pa"]["ledger_check"] == f"points at entry {r['entry']}, which registered different bytes"
 
 
 def test_c2pa_embedded_manifest_read_into_record(svc, alice, test_ca, tmp_path):

@@ -362,6 +362,8 @@ class ContentService:
         if notes:
             out["notes"] = notes
         out["c2pa"] = c2pa_io.read_manifest(m.data, m.mime, sidecar, trust_anchors_pem)
+        if out["c2pa"] and isinstance(out["c2pa"].get("ailedger_record"), dict):
+            out["c2pa"]["ledger_check"] = self._check_c2pa_pointer(out["c2pa"]["ailedger_record"], m.sha256)
         out["summary"] = summarize(out)
         return out
 
@@ -393,6 +395,22 @@ class ContentService:
                 res["entry"] = idx
                 add(idx, "watermark", watermark_id=wid)
         return res
+
+    def _check_c2pa_pointer(self, ref: dict[str, Any], sha256: str) -> str:
+        """Does the manifest's org.ailedger.record point at a record of this ledger for this file?"""
+        if ref.get("origin") != self.ledger.origin:
+            return f"points at another ledger ({ref.get('origin')}); not checked here"
+        idx = ref.get("index")
+        if not isinstance(idx, int) or idx < 0 or idx >= self.ledger.size:
+            return "points at an entry this ledger does not have"
+        e = self.ledger.entry(idx)
+        if e.type != RECORD_TYPE:
+            return f"points at entry {idx}, which is not a content registration"
+        if hashlib.sha256(b"\x00" + e.leaf_bytes).hexdigest() != ref.get("leaf_hash"):
+            return f"points at entry {idx} but the leaf hash differs"
+        if sha256 not in (e.body.get("sha256"), (e.body.get("watermark") or {}).get("marked_sha256")):
+            return f"points at entry {idx}, which registered different bytes"
+        return f"consistent with entry {idx}"
 
     # -- C2PA -------------------------------------------------------------------------------------
     def c2pa_sign(self, path: str | Path, entry_index: int, key: c2pa_io.C2paSigningKey, *,
@@ -491,7 +509,8 @@ def summarize(res: dict[str, Any]) -> list[str]:
     if c:
         if c.get("signature_valid"):
             lines.append(f"C2PA: manifest present, signature {c['state'].lower()}"
-                         f" (signer {c['signer'].get('common_name')}).")
+                         f" (signer {c['signer'].get('common_name')})"
+                         + (f"; its ledger pointer is {c['ledger_check']}." if c.get("ledger_check") else "."))
         else:
             lines.append(f"C2PA: manifest present but NOT valid ({c.get('state')}: "
                          f"{', '.join(c.get('failures') or [c.get('error', '')])}); do not trust its claims.")
