@@ -61,10 +61,21 @@ def public_key_from_did(did: str) -> bytes:
     return raw[2:]
 
 
+_key_cache: dict[str, Ed25519PublicKey] = {}
+
+
 def verify_did_signature(did: str, message: bytes, signature: bytes) -> None:
-    """Raise :class:`SignatureError` unless ``signature`` is did's Ed25519 signature on ``message``."""
-    pk = public_key_from_did(did)
+    """Raise :class:`SignatureError` unless ``signature`` is did's Ed25519 signature on ``message``.
+
+    Decoded public keys are kept (a bounded cache): a busy log sees the same signers again and again,
+    and decoding the key point is a noticeable part of one verification."""
+    key = _key_cache.get(did)
+    if key is None:
+        key = Ed25519PublicKey.from_public_bytes(public_key_from_did(did))
+        if len(_key_cache) > 50_000:
+            _key_cache.clear()
+        _key_cache[did] = key
     try:
-        Ed25519PublicKey.from_public_bytes(pk).verify(signature, message)
+        key.verify(signature, message)
     except InvalidSignature:
         raise SignatureError(f"signature does not verify for {did}", expected=did, found="invalid signature") from None

@@ -55,7 +55,9 @@ def verify_entry_batch(datas: Sequence[bytes]) -> list[tuple[bool, Any]]:
     for d in datas:
         try:
             e = parse_entry(d, verify=True)
-            out.append((True, (e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e))))
+            # the caller holds the input: send the leaf back only when it is not the input itself
+            out.append((True, (None if e.leaf_bytes == d else e.leaf_bytes, leaf_hash(e.leaf_bytes),
+                               entry_terms(e))))
         except AiledgerError as exc:
             out.append((False, exc.message))
     return out
@@ -177,6 +179,7 @@ class Ledger:
             raise BadInputError(f"identity {entry.signer} was revoked in this ledger", field="signer")
 
     def append_entries(self, datas: Sequence[bytes], *, parallel: bool = True, batch: int = 2000,
+                       commit_every: int = 20000,
                        on_batch: Callable[[int], None] | None = None) -> list[AppendResult | str]:
         """Check and append many serialized entries; each result is an AppendResult or an error message.
 
@@ -188,20 +191,34 @@ class Ledger:
             checked: Iterable[list[tuple[bool, Any]]] = self._get_pool().imap(verify_entry_batch, chunks)
         else:
             checked = map(verify_entry_batch, chunks)
+        rows: list[LeafRow] = []
+        where: list[int] = []
+
+        def flush() -> None:
+            for pos, r in zip(where, self.log.append(rows)):
+                results[pos] = r
+            rows.clear()
+            where.clear()
+
+        pos = 0
         for res in checked:
-            rows: list[LeafRow] = []
-            where: list[int] = []
             for ok, val in res:
+                data = datas[pos]
+                pos += 1
                 if ok:
                     where.append(len(results))
                     results.append("")
-                    rows.append(LeafRow(*val))
+                    leaf, h, terms = val
+                    rows.append(LeafRow(bytes(data) if leaf is None else leaf, h, terms))
                 else:
                     results.append(str(val))
-            for pos, r in zip(where, self.log.append(rows)):
-                results[pos] = r
+            # fewer, larger durable commits: the checking pool keeps working meanwhile
+            if len(rows) >= commit_every:
+                flush()
             if on_batch:
                 on_batch(len(res))
+        if rows:
+            flush()
         return results
 
     def _get_pool(self) -> Any:
