@@ -43,3 +43,23 @@ def test_content_dispute_hook_sees_stakes(env):
     out = service.find_disputes(led, 3)
     assert out["disputed"] and out["claims"][0]["claim_id"] == cid and out["claims"][0]["stake"] == 10
     assert {r["type"] for r in out["records"]} == {"stake.claim", "stake.dispute"}
+
+
+def test_model_verify_fails_for_a_model_revoked_by_proposal(env, tmp_path):
+    from ailedger.core.errors import VerificationError
+    from ailedger.services.artifacts import models
+
+    led, p = env
+    d = tmp_path / "m1dir"
+    d.mkdir()
+    (d / "weights.bin").write_bytes(b"\x01\x02" * 5000)
+    models.register_model(led, d, name="m1", identity=p["alice"])
+    assert models.verify_model(led, d)["ok"]
+    dao(led, p, guardians=("g1", "g2"), k=2)
+    pid = gov.propose(led, p["alice"], [{"kind": "model.revoke", "model": "m1", "reason": "unsafe"}], "kill m1",
+                      time=T(100))["id"]
+    gov.vote(led, p["alice"], pid, "for", time=T(200))
+    gov.queue(led, p["bob"], pid, time=T(100 + 60 + 3 * DAY))
+    gov.execute(led, p["bob"], pid, time=T(100 + 60 + 5 * DAY))
+    with pytest.raises(VerificationError, match=f"revoked by proposal {pid}"):
+        models.verify_model(led, d)

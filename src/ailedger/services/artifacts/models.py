@@ -227,9 +227,14 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
     # exact match?
     for cs, m in manifests.items():
         hits = [(i, e) for i, e in ledger.find(type=MODEL_RECORD, term=f"manifest:{m.root.hex()}")
-                if name is None or e.body.get("name") == name or name.startswith("#")]
+                if name is None or e.body.get("name") == name
+                or (name.startswith("#") and name[1:].isdigit() and i == int(name[1:]))]
         if hits:
             idx, e = hits[-1]
+            # the DAO's kill switch: a revoked or suspended model does not verify
+            from ailedger.services.governance import require_model_usable
+
+            require_model_usable(ledger, str(e.body.get("name")))
             st = entry_status(ledger, idx)
             return {"ok": True, "name": e.body.get("name"), "manifest_root": m.root.hex(), "record": st,
                     "files": len(m.files), "bytes": m.total_bytes, "differences": [],
