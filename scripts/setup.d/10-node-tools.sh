@@ -6,7 +6,7 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "setup: npm not found; the Ethereum and IPFS interop tests will skip" >&2
   exit 0
 fi
-for d in contracts tools/anvil tests/interop/ipfs; do
+for d in contracts contracts/governance tools/anvil tests/interop/ipfs; do
   [ -f "$d/package-lock.json" ] || continue
   if [ ! -d "$d/node_modules" ] || [ "$d/package-lock.json" -nt "$d/node_modules" ]; then
     echo "setup: npm ci in $d"
