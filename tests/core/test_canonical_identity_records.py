@@ -141,3 +141,27 @@ def test_non_string_signer_is_bad_input(signer):
     d["signer"] = signer
     with pytest.raises(BadInputError):
         parse_entry(d)
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+_keys = st.text(alphabet=st.characters(max_codepoint=0xD7FF), max_size=6)
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                     st.text(max_size=10).filter(lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)))
+_json = st.recursive(_scalars, lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(_keys, c, max_size=4)),
+                     max_leaves=20)
+
+
+def _reference_jcs(o):
+    """The slow, literal RFC 8785 path, as the reference for the fast encoders."""
+    from ailedger.core.canonical import _slow
+    out = []
+    _slow(o, out)
+    return "".join(out).encode()
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_json)
+def test_fast_encoders_equal_the_literal_jcs_path(o):
+    assert canonical_json(o) == _reference_jcs(o)

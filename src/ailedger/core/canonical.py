@@ -15,6 +15,11 @@ import json
 import math
 from typing import Any
 
+try:  # a faster encoder whose output equals JCS on the fast path (property-tested in tests/core)
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    _orjson = None  # type: ignore[assignment]
+
 from ailedger.core.errors import BadInputError
 
 __all__ = ["canonical_json", "parse_json"]
@@ -140,6 +145,11 @@ def _slow(o: Any, out: list[str]) -> None:
 def canonical_json(obj: Any) -> bytes:
     """Return the RFC 8785 canonical UTF-8 bytes of a JSON value."""
     if not _needs_slow_path(obj):
+        if _orjson is not None:
+            try:
+                return _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS)
+            except (TypeError, _orjson.JSONEncodeError):
+                pass  # e.g. an integer beyond 64 bits: the standard encoder handles it
         try:
             return _fast_encoder.encode(obj).encode("utf-8")
         except UnicodeEncodeError as exc:

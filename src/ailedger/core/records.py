@@ -98,11 +98,17 @@ def build_entry(
     return SignedEntry(type, v, body, signer_did, time, sig, leaf)
 
 
+try:
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
+
+
 def _fast_parse(data: bytes) -> tuple[dict[str, Any], bytes] | None:
     """Entries that arrive already canonical (our clients send them so) skip the strict parser:
     if the C parser's result re-encodes to exactly the input, the input had no duplicate keys."""
     try:
-        obj = json.loads(data)
+        obj = _loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
     if type(obj) is not dict:
