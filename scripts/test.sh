@@ -12,7 +12,7 @@ for s in scripts/setup.d/*.sh; do
 done
 mkdir -p test-artifacts
 set +e
-.venv/bin/python -m pytest -q -m "not slow" -p no:cacheprovider "$@"
+.venv/bin/python -m pytest -m "not slow" -p no:cacheprovider "$@"
 rc=$?
 set -e
 if [ $rc -eq 5 ]; then echo "no tests were collected"; exit 1; fi
