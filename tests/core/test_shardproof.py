@@ -35,7 +35,7 @@ def test_wrong_segment_fails():
     _, root = h.finish()
     proof = inclusion_proof(h.leaf_hashes, 3)
     with pytest.raises(ProofError):
-        verify_segment(root, len(data), 3, data[3000:3999] + b"x", proof, 1000)
+        verify_segment(root, len(data), 3, data[3000:3999] + bytes([data[3999] ^ 1]), proof, 1000)
     with pytest.raises(ProofError):
         verify_segment(root, len(data), 4, data[3000:4000], proof, 1000)
     with pytest.raises(ProofError):
