@@ -15,7 +15,7 @@ from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["ledger_option", "json_option", "emit", "open_ledger", "progress", "read_input_file", "read_vkey"]
+__all__ = ["ledger_option", "json_option", "emit", "emit_lines", "open_ledger", "progress", "read_input_file", "read_vkey"]
 
 
 def ledger_option(f: F) -> F:
@@ -40,6 +40,15 @@ def emit(as_json: bool, data: dict[str, Any], text: str | Callable[[], str]) -> 
         click.echo(json.dumps(data, indent=None, sort_keys=True, default=str))
     else:
         click.echo(text() if callable(text) else text)
+
+
+def emit_lines(obj: Any, as_json: bool, lines: list[str]) -> None:
+    """JSON (indented, sorted) for scripts, or the given lines for people."""
+    if as_json:
+        click.echo(json.dumps(obj, indent=1, sort_keys=True))
+    else:
+        for ln in lines:
+            click.echo(ln)
 
 
 def progress(total: int | None, desc: str, enabled: bool = True) -> Any:

@@ -17,12 +17,7 @@ KEY_HELP = ("Ethereum private key: hex, a file holding it, or env:VAR "
             "(default: $AILEDGER_ANCHOR_KEY); prefer a file or env: over the command line")
 
 
-def _emit(obj: Any, as_json: bool, lines: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(obj, indent=1, sort_keys=True))
-    else:
-        for ln in lines:
-            click.echo(ln)
+from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def _service(ledger: Any, rpc: str, key: str, contract: str | None, confirmations: int,

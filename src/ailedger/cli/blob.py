@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,7 @@ LEDGER_OPT = click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", d
 _IO = 4 << 20
 
 
-def _emit(obj: Any, as_json: bool, lines: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(obj, indent=1, sort_keys=True))
-    else:
-        for ln in lines:
-            click.echo(ln)
+from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def _open_ledger(path: str | None) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,12 +20,7 @@ def _open(ledger_dir: Path | None) -> Any:
     return ledger, ContentService(ledger)
 
 
-def _emit(obj: Any, as_json: bool, lines: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(obj, indent=1, sort_keys=True))
-    else:
-        for ln in lines:
-            click.echo(ln)
+from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def register(main: click.Group) -> None:

@@ -4,19 +4,13 @@ when ``register`` runs and the push/pull commands are attached to them."""
 
 from __future__ import annotations
 
-import json
 import signal
 from typing import Any
 
 import click
 
 
-def _emit(obj: Any, as_json: bool, lines: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(obj, indent=1, sort_keys=True))
-    else:
-        for ln in lines:
-            click.echo(ln)
+from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def register(main: click.Group) -> None:

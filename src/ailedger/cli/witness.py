@@ -17,12 +17,7 @@ WITNESS_OPT = click.option("--witness", "witness_dir", envvar="AILEDGER_WITNESS"
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
-def _emit(obj: Any, as_json: bool, lines: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(obj, indent=1, sort_keys=True))
-    else:
-        for ln in lines:
-            click.echo(ln)
+from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def register(main: click.Group) -> None:

@@ -15,6 +15,8 @@ import base64
 import hashlib
 from dataclasses import dataclass
 
+from ailedger.core.identity import b58decode as _b58decode
+from ailedger.core.identity import b58encode as _b58encode
 from ailedger.core.errors import BadInputError, VerificationError
 
 __all__ = [
@@ -94,29 +96,15 @@ def b32decode(s: str) -> bytes:
         raise BadInputError(f"not valid base32: {e}", field="cid") from None
 
 
-_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58)}
-
-
 def b58encode(data: bytes) -> str:
-    n = int.from_bytes(data, "big")
-    out = []
-    while n:
-        n, r = divmod(n, 58)
-        out.append(_B58[r])
-    pad = len(data) - len(data.lstrip(b"\0"))
-    return "1" * pad + "".join(reversed(out))
+    return _b58encode(data)
 
 
 def b58decode(s: str) -> bytes:
-    n = 0
-    for c in s:
-        if c not in _B58_INDEX:
-            raise BadInputError(f"not valid base58btc: character {c!r}", field="cid")
-        n = n * 58 + _B58_INDEX[c]
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b""
-    pad = len(s) - len(s.lstrip("1"))
-    return b"\0" * pad + body
+    try:
+        return _b58decode(s)
+    except BadInputError as exc:
+        raise BadInputError(f"not valid base58btc: {exc.message}", field="cid") from None
 
 
 @dataclass(frozen=True)
