@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from ailedger.core import ed25519
 from ailedger.core.errors import BadInputError, SignatureError
 
 __all__ = ["did_from_public_key", "public_key_from_did", "verify_did_signature", "b58encode", "b58decode"]
@@ -61,21 +59,8 @@ def public_key_from_did(did: str) -> bytes:
     return raw[2:]
 
 
-_key_cache: dict[str, Ed25519PublicKey] = {}
-
-
 def verify_did_signature(did: str, message: bytes, signature: bytes) -> None:
-    """Raise :class:`SignatureError` unless ``signature`` is did's Ed25519 signature on ``message``.
-
-    Decoded public keys are kept (a bounded cache): a busy log sees the same signers again and again,
-    and decoding the key point is a noticeable part of one verification."""
-    key = _key_cache.get(did)
-    if key is None:
-        key = Ed25519PublicKey.from_public_bytes(public_key_from_did(did))
-        if len(_key_cache) > 50_000:
-            _key_cache.clear()
-        _key_cache[did] = key
-    try:
-        key.verify(signature, message)
-    except InvalidSignature:
+    """Raise :class:`SignatureError` unless ``signature`` is did's Ed25519 signature on ``message``
+    (strict RFC 8032 rules, see :mod:`ailedger.core.ed25519`)."""
+    if not ed25519.verify(public_key_from_did(did), message, signature):
         raise SignatureError(f"signature does not verify for {did}", expected=did, found="invalid signature") from None

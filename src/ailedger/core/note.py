@@ -14,9 +14,9 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ailedger.core import ed25519
 from ailedger.core.errors import BadInputError, SignatureError
 
 __all__ = [
@@ -82,11 +82,7 @@ class Verifier:
         return make_vkey(self.name, self.public_key, self.alg)
 
     def verify(self, msg: bytes, sig: bytes) -> bool:
-        try:
-            Ed25519PublicKey.from_public_bytes(self.public_key).verify(sig, msg)
-            return True
-        except InvalidSignature:
-            return False
+        return ed25519.verify(self.public_key, msg, sig)
 
 
 class Signer:

@@ -32,9 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
+from ailedger.core import ed25519
 from ailedger.core.errors import (
     AiledgerError,
     BadInputError,
@@ -114,9 +112,6 @@ def is_gov_leaf(leaf: bytes) -> bool:
 
 # -- signature checks on many leaves (process pool) ------------------------------------------------------
 
-_pk_cache: dict[str, Any] = {}
-
-
 def _verify_one(leaf: bytes) -> bool:
     """Ed25519 check of one canonical leaf.  The signed bytes are the leaf without its top-level ``sig``
     member (RFC 8785 orders it after ``body``; the last ``,"sig":"`` is the top-level one)."""
@@ -128,16 +123,11 @@ def _verify_one(leaf: bytes) -> bool:
     unsigned = leaf[:i] + leaf[j + 1 :]
     k = leaf.find(b'"signer":"', j)
     did = leaf[k + 10 : leaf.find(b'"', k + 10)].decode()
-    pk = _pk_cache.get(did)
-    if pk is None:
-        if len(_pk_cache) > 200_000:
-            _pk_cache.clear()
-        pk = _pk_cache[did] = Ed25519PublicKey.from_public_bytes(public_key_from_did(did))
     try:
-        pk.verify(sig, unsigned)
-        return True
-    except InvalidSignature:
+        pk = public_key_from_did(did)
+    except BadInputError:
         return False
+    return ed25519.verify(pk, unsigned, sig)
 
 
 def verify_leaves(items: Sequence[tuple[int, bytes]]) -> list[int]:
