@@ -1,8 +1,10 @@
 """Fast, parallel, cached hashing of model directories into :class:`Manifest` objects.
 
-Chunks of every file are read with ``os.preadv`` into a per-thread reused buffer and hashed with
-hashlib, which releases the GIL for large buffers, so a thread per core keeps every core busy
-on SHA-256 (one big file is spread across cores too, chunk by chunk).  A file is re-stat'ed after
+Big files (64 MiB and up) are mapped once, under a kernel read lease, and their chunks hashed
+straight from the page cache; smaller files (and any file no lease can be had for) are read with
+``os.preadv`` into a per-thread reused buffer.  hashlib releases the GIL for large buffers, so a
+thread per core keeps every core busy on SHA-256 (one big file is spread across cores too, chunk
+by chunk).  A file is re-stat'ed after
 its last chunk: if size, mtime, inode or ctime moved while it was read, hashing fails naming it.
 
 The cache (SQLite, under the ledger directory) maps (path, size, mtime_ns, inode, chunk size) to
@@ -15,6 +17,7 @@ import hashlib
 import json
 import mmap
 import os
+import signal
 import sqlite3
 import stat as statmod
 import sys
@@ -199,19 +202,130 @@ def _buffer(size: int) -> memoryview:
     return buf
 
 
-READ_MODE = os.environ.get("AILEDGER_HASH_READ", "pread")  # "pread" (default) or "mmap"
+READ_MODE = os.environ.get("AILEDGER_HASH_READ", "auto")  # "auto" (default), "pread" or "mmap"
 PIECE = 256 << 10  # pread piece: stays in L2 between the copy and the hash
 _PAGE = mmap.ALLOCATIONGRANULARITY
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+MAP_MIN = 64 << 20  # files at least this big are mapped whole under a read lease (READ_MODE "auto")
+
+# Linux fcntl commands (fcntl.h); Python's fcntl module does not name all of them
+_F_SETSIG, _F_SETLEASE, _F_GETLEASE = 10, 1024, 1025
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+
+
+class _LeasedMap:
+    """A whole file mapped once, shared by every thread hashing its chunks, under a read lease.
+
+    Hashing straight from the page cache through one long-lived mapping costs no copy (a ``pread``
+    copy costs ~14% extra CPU per byte here, see bench/RESULTS.md), but a mapped file that shrinks
+    under us would raise SIGBUS.  The kernel's read lease (``F_SETLEASE``) closes that hole: it is
+    only granted when nobody has the file open for writing, and any later open for writing or
+    truncate blocks (up to ``/proc/sys/fs/lease-break-time``) until we let go.  A pending break is
+    seen with ``F_GETLEASE`` before every chunk; hashing then stops with a clear error and releases
+    the file.  The break notice is sent as SIGURG, whose default action is to be ignored."""
+
+    def __init__(self, path: str, rel: str, size: int, chunks: int) -> None:
+        self.rel = rel
+        self.left = chunks
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            import fcntl
+
+            fcntl.fcntl(self.fd, _F_SETSIG, signal.SIGURG)
+            fcntl.fcntl(self.fd, _F_SETLEASE, fcntl.F_RDLCK)
+            self._fcntl = fcntl
+            if os.fstat(self.fd).st_size != size:
+                raise BadInputError(f"{rel} changed while it was being hashed (its size moved)", field="path")
+            self.mm = mmap.mmap(self.fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+            try:
+                self.mm.madvise(mmap.MADV_SEQUENTIAL)
+            except (AttributeError, OSError):  # pragma: no cover
+                pass
+            self.mv = memoryview(self.mm)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def digest(self, offset: int, length: int, algo: str) -> bytes:
+        if self._fcntl.fcntl(self.fd, _F_GETLEASE) != self._fcntl.F_RDLCK:
+            raise BadInputError(f"{self.rel} was opened for writing while it was being hashed; nothing was recorded",
+                                field="path")
+        part = self.mv[offset:offset + length]
+        try:
+            return hashlib.new(algo, part).digest()
+        finally:
+            part.release()
+            # drop the hashed pages from this process's page tables (they stay in the page cache), so
+            # resident memory stays bounded by the chunks in flight, not the file's size
+            lo, hi = -(-offset // _PAGE) * _PAGE, (offset + length) // _PAGE * _PAGE
+            if hi > lo and _DONTNEED is not None:
+                self.mm.madvise(_DONTNEED, lo, hi - lo)
+
+    def close(self) -> None:
+        self.mv.release()
+        self.mm.close()
+        os.close(self.fd)
+
+
+def _lease_usable() -> bool:
+    return (sys.platform.startswith("linux") and READ_MODE == "auto"
+            and signal.getsignal(signal.SIGURG) in (signal.SIG_DFL, signal.SIG_IGN, None))
+
+
+class _Maps:
+    """The leased mappings of one hashing run: opened by the first chunk of a file, closed by its last."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.maps: dict[str, _LeasedMap | None] = {}
+
+    def get(self, path: str, rel: str, size: int, chunks: int) -> _LeasedMap | None:
+        with self.lock:
+            if path in self.maps:
+                return self.maps[path]
+            try:
+                m: _LeasedMap | None = _LeasedMap(path, rel, size, chunks)
+            except OSError:  # no lease here (open for writing elsewhere, not our file, no support): pread
+                m = None
+            self.maps[path] = m
+            return m
+
+    def done(self, path: str) -> None:
+        with self.lock:
+            m = self.maps.get(path)
+            if m is not None:
+                m.left -= 1
+                if m.left == 0:
+                    m.close()
+                    self.maps[path] = None
+
+    def close(self) -> None:
+        with self.lock:
+            for m in self.maps.values():
+                if m is not None:
+                    m.close()
+            self.maps.clear()
+
+
+def _hash_chunk(maps: _Maps | None, f: ScannedFile, chunks: int, offset: int, length: int,
+                algo: str = "sha256") -> bytes:
+    if maps is None or f.st.st_size < MAP_MIN:
+        return _read_range(f.path, f.rel, offset, length, algo)
+    m = maps.get(f.path, f.rel, f.st.st_size, chunks)
+    if m is None:
+        return _read_range(f.path, f.rel, offset, length, algo)
+    try:
+        return m.digest(offset, length, algo)
+    finally:
+        maps.done(f.path)
 
 
 def _read_range(path: str, rel: str, offset: int, length: int, algo: str = "sha256") -> bytes:
     """Digest of bytes [offset, offset + length) of a file.
 
-    Default: ``preadv`` 256 KiB pieces into a per-thread buffer that stays in the CPU cache and feed
-    them to one hash object.  Measured on this machine this costs as little CPU per byte as mapping
-    the range (``AILEDGER_HASH_READ=mmap``: no copy, but page faults and unmap TLB shootdowns), and
-    a file truncated under us is a clean error instead of SIGBUS."""
+    ``preadv`` 256 KiB pieces into a per-thread buffer that stays in the CPU cache and feed them to
+    one hash object (a file truncated under us is a clean error, not SIGBUS).  Used for small files
+    and wherever a read lease cannot be had; ``AILEDGER_HASH_READ=mmap`` maps each chunk instead."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
@@ -316,6 +430,7 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
     bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
                disable=not progress, desc="hashing", leave=False)
     changed: list[str] = []
+    maps = _Maps() if _lease_usable() else None
     try:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             futs = {}
@@ -323,7 +438,7 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                 if not plan:
                     continue
                 for i, (off, ln) in enumerate(plan):
-                    futs[pool.submit(_read_range, f.path, f.rel, off, ln)] = (f, i, ln)
+                    futs[pool.submit(_hash_chunk, maps, f, len(plan), off, ln)] = (f, i, ln)
             try:
                 for fut in as_completed(futs):
                     f, i, ln = futs[fut]
@@ -345,6 +460,8 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                 raise
     finally:
         bar.close()
+        if maps is not None:
+            maps.close()
     for f, plan, _ in todo:  # empty files: re-check too
         if not plan:
             try:
