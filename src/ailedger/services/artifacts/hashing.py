@@ -211,6 +211,7 @@ MAP_MIN = 64 << 20  # files at least this big are mapped whole under a read leas
 # Linux fcntl commands (fcntl.h); Python's fcntl module does not name all of them
 _F_SETSIG, _F_SETLEASE, _F_GETLEASE = 10, 1024, 1025
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+_DROP_EVERY, _DROP_MARGIN = 64 << 20, 16 << 20
 
 
 class _LeasedMap:
@@ -227,6 +228,8 @@ class _LeasedMap:
     def __init__(self, path: str, rel: str, size: int, chunks: int) -> None:
         self.rel = rel
         self.left = chunks
+        self.dropped = 0
+        self.lock = threading.Lock()
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
             import fcntl
@@ -252,14 +255,18 @@ class _LeasedMap:
                                 field="path")
         part = self.mv[offset:offset + length]
         try:
-            return hashlib.new(algo, part).digest()
+            d = hashlib.new(algo, part).digest()
         finally:
             part.release()
-            # drop the hashed pages from this process's page tables (they stay in the page cache), so
-            # resident memory stays bounded by the chunks in flight, not the file's size
-            lo, hi = -(-offset // _PAGE) * _PAGE, (offset + length) // _PAGE * _PAGE
-            if hi > lo and _DONTNEED is not None:
-                self.mm.madvise(_DONTNEED, lo, hi - lo)
+        # every 64 MiB, drop the pages hashed so far from this process's page tables (they stay in the
+        # page cache): resident memory stays bounded, and one TLB flush covers many chunks
+        if _DONTNEED is not None and offset - self.dropped >= _DROP_EVERY:
+            with self.lock:
+                hi = (offset - _DROP_MARGIN) // _PAGE * _PAGE
+                if hi > self.dropped:
+                    self.mm.madvise(_DONTNEED, self.dropped, hi - self.dropped)
+                    self.dropped = hi
+        return d
 
     def close(self) -> None:
         self.mv.release()
