@@ -406,17 +406,68 @@ def tiles() -> None:
 
 @tiles.command("export")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--watch", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS",
+              help="Keep the mirror current: export again every SECONDS until interrupted.")
+@click.option("--full", is_flag=True, help="Rewrite every tile, not only new ones.")
+@click.option("--prune-after", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="SECONDS",
+              help="With --watch: remove partial tiles this old once their full tile exists.")
 @ledger_option
 @json_option
-def tiles_export(directory: Path, ledger_dir: Path | None, as_json: bool) -> None:
-    """Write checkpoint, tile/<L>/<N> and tile/entries/<N> files, servable from any web host."""
-    from ailedger.services.tiles import export_tiles
+def tiles_export(directory: Path, watch: float | None, full: bool, prune_after: float, ledger_dir: Path | None,
+                 as_json: bool) -> None:
+    """Write checkpoint, tile/<L>/<N> and tile/entries/<N> files, servable from any web host.
+
+    Full tiles never change, so a second export writes only new tiles, the partial right edge and
+    then the checkpoint (last, so readers never see a checkpoint ahead of its tiles)."""
+    import time
+
+    from ailedger.services.tiles import export_tiles, prune_partial_tiles
 
     with open_ledger(ledger_dir) as led:
-        with progress(led.size, "tiles", not as_json) as bar:
-            stats = export_tiles(led, directory, progress=bar.update)
+        with progress(led.size, "tiles", not as_json and watch is None) as bar:
+            stats = export_tiles(led, directory, progress=bar.update, incremental=not full)
         emit(as_json, stats, f"wrote {stats['tiles']} hash tiles and {stats['entry_bundles']} entry bundles "
-                             f"for size {stats['size']} to {directory}")
+                             f"for size {stats['size']} to {directory} (kept {stats['kept']} unchanged)")
+        if watch is None:
+            return
+        last = stats["size"]
+        try:
+            while True:
+                time.sleep(watch)
+                stats = export_tiles(led, directory)
+                stats["pruned"] = prune_partial_tiles(directory, prune_after)
+                if stats["size"] != last:
+                    last = stats["size"]
+                    emit(as_json, stats, f"size {stats['size']}: wrote {stats['tiles']} hash tiles, "
+                                         f"{stats['entry_bundles']} entry bundles")
+        except KeyboardInterrupt:
+            return
+
+
+@tiles.command("nginx-conf")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--listen", default="127.0.0.1:8080", show_default=True, help="host:port nginx listens on.")
+@click.option("--prefix", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for nginx's pid file, log and temp files (default: DIRECTORY/../nginx).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--user", default=None, help="User nginx's workers run as (only when started as root).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the configuration here (default: print it).")
+def tiles_nginx_conf(directory: Path, listen: str, prefix: Path | None, workers: int, user: str | None,
+                     output: Path | None) -> None:
+    """An nginx configuration serving the static tile mirror DIRECTORY (run: nginx -c FILE).
+
+    Full tiles are sent as immutable, partial tiles for a minute, the checkpoint uncached."""
+    from ailedger.services.tiles import nginx_conf
+
+    prefix = prefix or directory.resolve().parent / "nginx"
+    text = nginx_conf(directory, listen, prefix, workers=workers, user=user)
+    prefix.mkdir(parents=True, exist_ok=True)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        click.echo(f"wrote {output}; start with: nginx -c {output.resolve()}", err=True)
 
 
 @click.command()

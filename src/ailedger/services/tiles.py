@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ailedger.core.checkpoint import parse_checkpoint_text
+from ailedger.core.errors import BadInputError
 from ailedger.core.note import parse_note
 from ailedger.core.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, tile_path
 
-__all__ = ["export_tiles", "tile_bytes", "entry_bundle_bytes"]
+__all__ = ["entry_bundle_bytes", "export_tiles", "nginx_conf", "prune_partial_tiles", "tile_bytes"]
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -44,30 +47,133 @@ def entry_bundle_bytes(store: Any, n: int, size: int) -> bytes | None:
     return entry_bundle([bytes(x) for x in store.leaves(first, first + width)])
 
 
-def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None = None, *,
+                 incremental: bool = True) -> dict[str, Any]:
+    """Write the log's checkpoint, hash tiles and entry bundles under ``out`` (C2SP tlog-tiles).
+
+    Full tiles and full entry bundles never change, so with ``incremental`` (the default) those
+    already present are kept and only new ones, the right-edge partial tiles and the checkpoint are
+    written.  Every file is written to a temporary name and renamed, and the checkpoint goes last,
+    so a reader of the directory never sees a checkpoint whose tiles are not there yet."""
     note = ledger.checkpoint()
     cp = parse_checkpoint_text(parse_note(note).text)
     size = cp.size
     store = ledger.store
-    n_tiles = n_bundles = 0
+    n_tiles = n_bundles = kept = 0
     level = 0
     while (size >> (level * TILE_HEIGHT)) > 0:
         complete = size >> (level * TILE_HEIGHT)
         for n in range((complete + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, complete - n * TILE_WIDTH)
+            path = out / tile_path(level, n, width)
+            if incremental and width == TILE_WIDTH and _have(path, 32 * TILE_WIDTH):
+                kept += 1
+                continue
             data = tile_bytes(store, level, n, size)
             if data is None:
                 continue
-            _write(out / tile_path(level, n, len(data) // 32), data)
+            _write(path, data)
             n_tiles += 1
         level += 1
     for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+        width = min(TILE_WIDTH, size - n * TILE_WIDTH)
+        path = out / tile_path("entries", n, width)
+        if incremental and width == TILE_WIDTH and _have(path, None):
+            kept += 1
+            if progress:
+                progress(width)
+            continue
         data = entry_bundle_bytes(store, n, size)
         if data is None:
             continue
-        width = min(TILE_WIDTH, size - n * TILE_WIDTH)
-        _write(out / tile_path("entries", n, width), data)
+        _write(path, data)
         n_bundles += 1
         if progress:
             progress(width)
     _write(out / "checkpoint", note)
-    return {"size": size, "tiles": n_tiles, "entry_bundles": n_bundles, "directory": str(out)}
+    return {"size": size, "tiles": n_tiles, "entry_bundles": n_bundles, "kept": kept, "directory": str(out)}
+
+
+def _have(path: Path, size: int | None) -> bool:
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    return st.st_size == size if size is not None else st.st_size > 0
+
+
+def prune_partial_tiles(out: Path, grace_seconds: float = 600.0) -> int:
+    """Remove right-edge partial tiles (``<N>.p/<W>``) whose full tile now exists and that are older
+    than ``grace_seconds`` (readers holding an older checkpoint may still ask for them a little
+    while).  Returns how many files went."""
+    now = time.time()
+    gone = 0
+    for pdir in out.glob("tile/**/*.p"):
+        full = pdir.with_name(pdir.name[:-2])
+        if not full.is_file():
+            continue
+        for f in pdir.iterdir():
+            try:
+                if now - f.stat().st_mtime >= grace_seconds:
+                    f.unlink()
+                    gone += 1
+            except OSError:
+                continue
+        try:
+            pdir.rmdir()
+        except OSError:
+            pass
+    return gone
+
+
+NGINX_CONF = """# nginx serving an ailedger static tile mirror (C2SP tlog-tiles), written by `ailedger tiles nginx-conf`.
+# Keep the directory current with `ailedger tiles export {root} --watch 1`.
+{user}worker_processes {workers};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 4096; multi_accept on; }}
+http {{
+    access_log off;
+    sendfile on; tcp_nopush on; tcp_nodelay on;
+    keepalive_requests 1000000; keepalive_timeout 120s;
+    open_file_cache max=20000 inactive=60s; open_file_cache_valid 1s;
+    client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy; fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi; scgi_temp_path {prefix}/scgi;
+    types {{ }}
+    default_type application/octet-stream;
+    server {{
+        listen {listen} reuseport;
+        root {root};
+        add_header Access-Control-Allow-Origin "*";
+        location = /checkpoint {{
+            default_type "text/plain; charset=utf-8";
+            open_file_cache off;
+            add_header Cache-Control "no-cache";
+            add_header Access-Control-Allow-Origin "*";
+        }}
+        location ~ "^/tile/(entries|[0-9]+)/(x[0-9]{{3}}/)*[0-9]{{3}}\\.p/[0-9]+$" {{
+            add_header Cache-Control "public, max-age=60";
+            add_header Access-Control-Allow-Origin "*";
+        }}
+        location ~ "^/tile/(entries|[0-9]+)/(x[0-9]{{3}}/)*[0-9]{{3}}$" {{
+            add_header Cache-Control "public, max-age=31536000, immutable";
+            add_header Access-Control-Allow-Origin "*";
+        }}
+        location / {{ return 404; }}
+    }}
+}}
+"""
+
+
+def nginx_conf(root: Path, listen: str, prefix: Path, workers: int = 1, user: str | None = None) -> str:
+    """An nginx configuration serving the tile mirror ``root`` on ``listen`` (e.g. ``127.0.0.1:8080``);
+    ``prefix`` holds nginx's pid file, error log and temp directories."""
+    if not re.fullmatch(r"[A-Za-z0-9.:\[\]*_-]+", listen):
+        raise BadInputError(f"listen address {listen!r} is not host:port", field="listen")
+    if workers < 1:
+        raise BadInputError("workers must be at least 1", field="workers")
+    for what, p in (("directory", root), ("prefix", prefix)):
+        if any(c in str(p) for c in ";{}\"'\n"):
+            raise BadInputError(f"{what} {str(p)!r} has characters nginx configuration cannot hold", field=what)
+    return NGINX_CONF.format(root=Path(root).resolve(), listen=listen, prefix=Path(prefix).resolve(),
+                             workers=workers, user=f"user {user};\n" if user else "")
