@@ -22,6 +22,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -237,7 +238,7 @@ async def load_test(url: str, writers: int, seconds: float) -> dict:
     return {"acked": acked, "statuses": statuses, "seconds": time.perf_counter() - t0}
 
 
-def wrk_reads(url: str, size: int, conns: int, seconds: int) -> dict | None:
+def wrk_reads(url: str, size: int, conns: int, seconds: int, threads: int = 2) -> dict | None:
     """Closed-loop read load with wrk (C; far cheaper than a Python client), random checkpoint/tile paths."""
     exe = shutil.which("wrk")
     if exe is None:
@@ -249,7 +250,7 @@ def wrk_reads(url: str, size: int, conns: int, seconds: int) -> dict | None:
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     lua.write_text("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
                    "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n")
-    r = subprocess.run([exe, "-t2", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+    r = subprocess.run([exe, f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
                        capture_output=True, text=True)
     lua.unlink()
     out: dict = {"tool": "wrk", "connections": conns}
@@ -264,6 +265,50 @@ def wrk_reads(url: str, size: int, conns: int, seconds: int) -> dict | None:
         elif "Non-2xx" in line or "Socket errors" in line:
             out.setdefault("errors", []).append(line.strip())
     return out
+
+
+def static_mirror_reads(ledger_dir: Path, work: Path, conns: int, seconds: int) -> dict | None:
+    """The read path off the server entirely: `ailedger tiles export` into a directory, served by nginx
+    (one worker, the configuration `ailedger tiles nginx-conf` writes), read by wrk (one thread)."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None or shutil.which("wrk") is None:
+        return None
+    from ailedger.services.tiles import export_tiles, nginx_conf
+
+    site = work / "site"
+    t = time.perf_counter()
+    with Ledger.open(ledger_dir) as led:
+        st = export_tiles(led, site)
+    export_s = time.perf_counter() - t
+    port = free_port()
+    conf = work / "nginx.conf"
+    user = None
+    if os.geteuid() == 0:
+        import getpass
+
+        user = getpass.getuser()
+    conf.write_text(nginx_conf(site, f"127.0.0.1:{port}", work / "ngx", workers=1, user=user))
+    (work / "ngx").mkdir(exist_ok=True)
+    proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"])
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        c0 = proc_cpu(proc.pid)
+        w = wrk_reads(url, st["size"], conns, seconds, threads=1)
+        if w is not None:
+            w["server_cpu_s"] = round(proc_cpu(proc.pid) - c0, 2)
+            w["export_s"] = round(export_s, 2)
+            w["size"] = st["size"]
+            w["nginx_workers"] = 1
+        return w
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def check_log(ledger_dir: Path, acked: list[tuple[int, str, bool]], base: int) -> dict:
@@ -333,6 +378,11 @@ def main() -> None:
         finally:
             srv.stop()
         chk = check_log(d, lt["acked"], base)
+        sm = static_mirror_reads(d, work, args.readers, int(args.read_seconds))
+        if sm is not None:
+            out["read_static_nginx"] = sm
+            print(f"reads from the static tile mirror (nginx, 1 worker; wrk 1 thread, {args.readers} connections, "
+                  f"closed loop): {sm.get('rps')} req/s, p50 {sm.get('p50_ms')} ms, p99 {sm.get('p99_ms')} ms")
         out["load_sqlite"] = {"seconds": round(lt["seconds"], 1), "writers": args.load_writers,
                               "statuses": lt["statuses"], **chk,
                               "entries_per_s": round(chk["acknowledged_new"] / lt["seconds"])}
@@ -382,6 +432,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     out["loadavg_end"] = os.getloadavg()[0]
     out["targets"] = {"append_eps": 5000, "read_p99_ms": 5, "readers": 200}
+    ratios = {}
+    for k in ("append_sqlite", "append_postgres"):
+        if out.get(k):
+            ratios[f"{k}_vs_target"] = round(out[k]["entries_per_s"] / 5000, 2)
+    for k in ("read_static_nginx", "read_wrk_closed", "read_paced_100ms", "read_paced_1s"):
+        if out.get(k) and out[k].get("p99_ms"):
+            ratios[f"{k}_p99_vs_target"] = round(out[k]["p99_ms"] / 5, 2)
+    out["ratios"] = ratios
     print(json.dumps(out, separators=(",", ":")))
 
 

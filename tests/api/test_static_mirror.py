@@ -164,8 +164,13 @@ def test_mirror_served_by_nginx_reads_back_per_spec(tmp_path):
         # the mirror follows the log: append, export again, nginx serves the new checkpoint
         _append(led, a, 700, 100)
         export_tiles(led, site)
-        status, _, body = _get(base + "/checkpoint")
-        assert int(body.decode().split("\n")[1]) == led.size
+        deadline = time.monotonic() + 5  # nginx re-validates its open-file cache every second
+        while True:
+            status, _, body = _get(base + "/checkpoint")
+            if int(body.decode().split("\n")[1]) == led.size or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert status == 200 and int(body.decode().split("\n")[1]) == led.size
     finally:
         proc.terminate()
         proc.wait(10)

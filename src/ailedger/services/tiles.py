@@ -128,6 +128,7 @@ def prune_partial_tiles(out: Path, grace_seconds: float = 600.0) -> int:
 
 NGINX_CONF = """# nginx serving an ailedger static tile mirror (C2SP tlog-tiles), written by `ailedger tiles nginx-conf`.
 # Keep the directory current with `ailedger tiles export {root} --watch 1`.
+# nginx re-checks open files every second, so the checkpoint it serves lags the exported one by <= 1 s.
 {user}worker_processes {workers};
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -147,7 +148,6 @@ http {{
         add_header Access-Control-Allow-Origin "*";
         location = /checkpoint {{
             default_type "text/plain; charset=utf-8";
-            open_file_cache off;
             add_header Cache-Control "no-cache";
             add_header Access-Control-Allow-Origin "*";
         }}

@@ -213,7 +213,9 @@ class _Sink:
         import numpy as np
 
         arr = np.frombuffer(bytes(self.buf), dtype=np.uint8).reshape(-1, 32)
-        part = (arr[:, 0].astype(np.uint32) << 8 | arr[:, 1]) >> (16 - self.P) if self.P else np.zeros(len(arr), np.uint32)
+        # partition = the key's first P bits (P <= 16); uint16 so the stable argsort is a radix sort
+        part = ((arr[:, 0].astype(np.uint16) << 8 | arr[:, 1]) >> (16 - self.P)).astype(np.uint16) if self.P \
+            else np.zeros(len(arr), np.uint16)
         order = np.argsort(part, kind="stable")
         arr, part = arr[order], part[order]
         bounds = np.searchsorted(part, np.arange((1 << self.P) + 1))
@@ -238,10 +240,35 @@ def _encode_fast() -> Any:
 _LUT: Any = None
 
 
+def _flag_table() -> bytes:
+    t = bytearray(b" " * 256)
+    for c in b"0123456789":
+        t[c] = ord("0")
+    for c in b".eE":
+        t[c] = ord(".")
+    t[ord("\\")] = ord("\\")
+    t[ord("u")] = ord("u")
+    t[10] = 10
+    for c in range(0xED, 0x100):
+        t[c] = ord("!")
+    return bytes(t)
+
+
+_FLAG_TABLE = _flag_table()
+_FLOAT_T = re.compile(rb"0\.")  # in the folded text: a digit followed by . e or E
+
+
 def _flag_lines(block: bytes) -> tuple[set[int], Any]:
     """Indexes of the lines that need the exact canonicalisation path (a digit followed by . e E,
-    a run of 19+ digits, a \\u escape, or a UTF-8 lead byte of U+D000 and up), found with numpy
-    through one byte-class lookup; and the positions of the newlines."""
+    a run of 19+ digits, a \\u escape, or a UTF-8 lead byte of U+D000 and up); and the positions
+    of the newlines (None when no line is flagged: computed only when needed).
+
+    A quick pass first: one ``bytes.translate`` folds every byte into its class and four searches
+    on that say whether any line is flagged at all (the common case: none); only then are the
+    exact positions found, with numpy through one byte-class lookup."""
+    t = block.translate(_FLAG_TABLE)
+    if not (_FLOAT_T.search(t) or b"!" in t or b"\\u" in t or b"0000000000000000000" in t):
+        return set(), None
     import numpy as np
 
     global _LUT
@@ -270,6 +297,12 @@ def _flag_lines(block: bytes) -> tuple[set[int], Any]:
     if len(long_runs):
         pos = np.concatenate((pos, long_runs))
     return set(np.searchsorted(nl, pos, side="left").tolist()), nl
+
+
+def _newlines(block: bytes) -> Any:
+    import numpy as np
+
+    return np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
 
 
 def _jsonl_block(block: bytes, start: int, path: str, secret: bytes | None, sink: _Sink) -> dict[str, Any] | None:
@@ -309,6 +342,8 @@ def _jsonl_block(block: bytes, start: int, path: str, secret: bytes | None, sink
             s = canonical_json(json.loads(ln.decode("utf-8")))
         except (ValueError, UnicodeDecodeError, AiledgerError) as e:
             msg = getattr(e, "message", None) or str(e)
+            if nl is None:
+                nl = _newlines(block)
             return {"error": "bad_json", "path": path, "offset": start + (int(nl[i - 1]) + 1 if i else 0),
                     "reason": msg[:200]}
         sink.add(record_key(s, secret))
