@@ -205,3 +205,17 @@ def test_shards_hashed_apart_combine(ledger, alice, tmp_path):
     with pytest.raises(BadInputError, match="partition"):
         commit_dataset(ledger, [], "bad", alice, shards=[tmp_path / "sa", tmp_path / "sc"])
     assert ledger.size == n
+
+
+def test_fast_path_failure_after_many_lines_counts_every_record_once(tmp_path):
+    """A line the fast path refuses (whitespace only) far into a block, after several batch-hash slices:
+    the block is redone on the exact path and no record is counted twice."""
+    n = 5000
+    recs = [json.dumps({"i": i, "s": "x" * (i % 7)}) for i in range(n)]
+    with_blank = recs[:4321] + ["   "] + recs[4321:]
+    p = tmp_path / "blank.jsonl"
+    p.write_text("\n".join(with_blank) + "\n")
+    info = build_index([str(p)], tmp_path / "ix", workers=1)
+    assert info["records_in"] == n
+    expected = sorted({record_key(canonical_json(json.loads(r))) for r in recs})
+    assert info["root"] == smt.subtree_root(expected).hex()
