@@ -224,3 +224,39 @@ def test_nothing_half_written_audit_clean(server, alice, ledger_dir):
         rep = led.audit(signatures=True)
         assert rep.ok, rep.to_dict()
         assert led.size == 301
+
+
+def test_rate_limit_is_shared_by_the_workers(ledger_dir, alice):
+    """--workers 2: the per-identity bucket is one table for both processes (not one each), so the
+    burst cannot be doubled by landing on the other worker."""
+    s = Server(ledger_dir, "--rate", "1", "--burst", "30", workers=2)
+    try:
+        registered(s, alice)
+        statuses = []
+        for k in range(12):  # a new connection each time: the kernel spreads them over both workers
+            with httpx.Client() as c:
+                r = c.post(s.url + "/v1/entries/batch",
+                           json={"entries": [alice.entry("x.y", {"k": k, "i": i}) for i in range(6)]})
+                statuses.append(r.status_code)
+        # 30 tokens: 5 batches of 6 at most, whichever worker answered
+        assert statuses.count(201) <= 5 and 429 in statuses, statuses
+        assert httpx.get(s.url + "/healthz").json()["size"] == 1 + 6 * statuses.count(201)
+    finally:
+        s.stop()
+
+
+def test_shared_buckets_table(tmp_path):
+    from ailedger.services.ingest import SharedBuckets
+
+    a = SharedBuckets(tmp_path / "rl.bin")
+    b = SharedBuckets(tmp_path / "rl.bin")  # a second process's view of the same file
+    assert a.charge({"did:key:zA": 8}, rate=1.0, burst=10.0, now=100.0) == 0.0
+    assert b.charge({"did:key:zA": 3}, rate=1.0, burst=10.0, now=100.0) == pytest.approx(1.0)  # 2 left
+    assert b.charge({"did:key:zB": 10}, rate=1.0, burst=10.0, now=100.0) == 0.0  # another identity
+    assert a.charge({"did:key:zA": 3}, rate=1.0, burst=10.0, now=101.0) == 0.0  # refilled by 1/s
+    assert a.charge({"did:key:zA": 11}, rate=1.0, burst=10.0, now=500.0) == float("inf")
+    # all or nothing: a refused charge takes nothing from the other signer in the same batch
+    assert a.charge({"did:key:zC": 5, "did:key:zA": 20}, rate=1.0, burst=10.0, now=500.0) == float("inf")
+    assert a.charge({"did:key:zC": 10}, rate=1.0, burst=10.0, now=500.0) == 0.0
+    a.close()
+    b.close()

@@ -17,6 +17,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -43,7 +44,7 @@ from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import parse_note
 from ailedger.core.records import MAX_ENTRY_BYTES
 from ailedger.core.tiles import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
-from ailedger.services.ingest import Ingestor, IngestPolicy
+from ailedger.services.ingest import Ingestor, IngestPolicy, SharedBuckets
 from ailedger.services.ledger import Ledger
 from ailedger.services.tiles import entry_bundle_bytes, tile_bytes
 
@@ -60,8 +61,9 @@ class ServeConfig:
     max_batch: int = 10000  # entries in one batch
     time_window: float = 600.0  # seconds either side of the server clock
     require_registered: bool = True
-    rate: float = 20000.0  # entries/s per identity per process
+    rate: float = 20000.0  # entries/s per identity
     burst: float = 100000.0
+    rate_table: str | None = None  # file shared by the processes on this host (None: per process)
     max_inflight: int = 512  # requests in flight per process before 503
     max_writes: int = 32  # write requests in flight per process before 503
     checkpoint_ttl: float = 0.5  # seconds a process may reuse the checkpoint it read (0: always read)
@@ -209,9 +211,16 @@ class Api:
     def __init__(self, ledger: Ledger, cfg: ServeConfig) -> None:
         self.ledger = ledger
         self.cfg = cfg
+        shared = None
+        if cfg.rate_table:
+            try:
+                shared = SharedBuckets(Path(cfg.rate_table))
+            except OSError as exc:
+                log.warning("rate limits per process: cannot open %s (%s)", cfg.rate_table, exc.strerror)
         self.ingest = Ingestor(ledger, IngestPolicy(time_window=cfg.time_window,
                                                     require_registered=cfg.require_registered,
-                                                    rate=cfg.rate, burst=cfg.burst, max_batch=cfg.max_batch))
+                                                    rate=cfg.rate, burst=cfg.burst, max_batch=cfg.max_batch),
+                               shared_buckets=shared)
         self.tiles = _LRU(cfg.tile_cache_bytes)
         self._cp: tuple[float, bytes] | None = None
         self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()

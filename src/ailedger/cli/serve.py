@@ -24,7 +24,7 @@ __all__ = ["register"]
 @click.option("--time-window", type=float, default=600.0, show_default=True,
               help="New entries' time must be within this many seconds of the server clock.")
 @click.option("--rate", type=float, default=20000.0, show_default=True,
-              help="Entries per second per identity, per worker process.")
+              help="Entries per second per identity, shared by every worker on this host.")
 @click.option("--burst", type=float, default=100000.0, show_default=True, help="Token-bucket size per identity.")
 @click.option("--max-inflight", type=int, default=512, show_default=True,
               help="Requests in flight per worker before answering 503.")
@@ -48,7 +48,8 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
         origin, size = led.origin, led.size
     cfg = ServeConfig(max_body=max_body, max_batch=max_batch, time_window=time_window,
                       require_registered=not allow_unregistered, rate=rate, burst=burst,
-                      max_inflight=max_inflight, max_writes=max_writes, web=not no_web)
+                      max_inflight=max_inflight, max_writes=max_writes, web=not no_web,
+                      rate_table=str(path / "run" / "ratelimit.bin"))
     os.environ["AILEDGER_LEDGER"] = str(path)
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))
     emit(as_json, {"url": f"http://{host}:{port}/", "origin": origin, "size": size, "workers": workers},

@@ -20,11 +20,15 @@ Per-identity rate limits are a token bucket per signer (entries/second, burst), 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import os
 import sqlite3
+import struct
 import threading
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ailedger.core.errors import AiledgerError, BadInputError, StorageError
@@ -83,7 +87,7 @@ class RateLimitedError(AiledgerError):
 class IngestPolicy:
     time_window: float = 600.0  # seconds either side of the server clock
     require_registered: bool = True
-    rate: float = 20000.0  # entries per second per identity (per server process)
+    rate: float = 20000.0  # entries per second per identity (shared by the server's processes on a host)
     burst: float = 100000.0
     max_batch: int = 10000
 
@@ -104,11 +108,77 @@ class _Bucket:
     at: float
 
 
+class SharedBuckets:
+    """Token buckets shared by every server process on one host: a small memory-mapped table (one
+    slot per signer: 8 bytes of SHA-256(did), tokens, last update; open addressing) updated under an
+    exclusive ``fcntl`` lock, so ``--workers N`` enforce one limit per identity, not N.
+
+    The table holds 2^16 slots; a full probe run evicts its least recently used slot (a bucket idle
+    for burst/rate seconds is full anyway, so nothing is lost then)."""
+
+    SLOTS = 1 << 16
+    PROBE = 16
+    _REC = struct.Struct("<8sdd")
+
+    def __init__(self, path: Path) -> None:
+        import mmap
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = self.SLOTS * self._REC.size
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        if os.fstat(self._fd).st_size < size:
+            os.ftruncate(self._fd, size)
+        self._mm = mmap.mmap(self._fd, size)
+
+    def charge(self, counts: dict[str, int], rate: float, burst: float, now: float) -> float:
+        """Take ``counts`` tokens per signer, all or none. Returns 0.0, or the seconds to wait
+        (``inf`` when a count exceeds the burst)."""
+        import fcntl
+
+        rec, mm = self._REC, self._mm
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            slots: list[tuple[int, float]] = []
+            wait = 0.0
+            for did, n in counts.items():
+                tag = hashlib.sha256(did.encode()).digest()[:8]
+                home = int.from_bytes(tag[:4], "little") % self.SLOTS
+                chosen, tokens, oldest = -1, burst, None
+                for j in range(self.PROBE):
+                    i = (home + j) % self.SLOTS
+                    t, tok, at = rec.unpack_from(mm, i * rec.size)
+                    if t == tag:
+                        chosen, tokens = i, min(burst, tok + max(0.0, now - at) * rate)
+                        break
+                    if t == b"\0" * 8:
+                        chosen = i
+                        break
+                    if oldest is None or at < oldest[1]:
+                        oldest = (i, at)
+                if chosen < 0 and oldest is not None:
+                    chosen = oldest[0]  # evict the least recently used slot of the run
+                if n > tokens:
+                    wait = max(wait, (n - tokens) / rate if n <= burst else float("inf"))
+                slots.append((chosen, tokens - n))
+                rec.pack_into(mm, chosen * rec.size, tag, tokens, now)
+            if not wait:
+                for (i, left), did in zip(slots, counts):
+                    rec.pack_into(mm, i * rec.size, hashlib.sha256(did.encode()).digest()[:8], left, now)
+            return wait
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._mm.close()
+        os.close(self._fd)
+
+
 @dataclass
 class Ingestor:
     ledger: Ledger
     policy: IngestPolicy = field(default_factory=IngestPolicy)
     clock: Any = _time.time
+    shared_buckets: SharedBuckets | None = None  # None: buckets in this process only
 
     def __post_init__(self) -> None:
         self._known: set[str] = set()
@@ -139,6 +209,10 @@ class Ingestor:
         p = self.policy
         now = self.clock()
         with self._lock:
+            if self.shared_buckets is not None:
+                wait = self.shared_buckets.charge(counts, p.rate, p.burst, now)
+                self._raise_if_over(wait)
+                return
             wait = 0.0
             for did, n in counts.items():
                 b = self._buckets.get(did)
@@ -148,14 +222,18 @@ class Ingestor:
                 b.at = now
                 if n > b.tokens:
                     wait = max(wait, (n - b.tokens) / p.rate if n <= p.burst else float("inf"))
-            if wait:
-                if wait == float("inf"):
-                    raise BadInputError(f"batch larger than the per-identity burst of {int(p.burst)} entries",
-                                        field="entries")
-                raise RateLimitedError(f"rate limit of {p.rate:g} entries/s per identity exceeded",
-                                       retry_after=max(wait, 0.001))
+            self._raise_if_over(wait)
             for did, n in counts.items():
                 self._buckets[did].tokens -= n
+
+    def _raise_if_over(self, wait: float) -> None:
+        p = self.policy
+        if wait == float("inf"):
+            raise BadInputError(f"batch larger than the per-identity burst of {int(p.burst)} entries",
+                                field="entries")
+        if wait:
+            raise RateLimitedError(f"rate limit of {p.rate:g} entries/s per identity exceeded",
+                                   retry_after=max(wait, 0.001))
 
     # -- the write path -----------------------------------------------------------------
     def submit(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> list[AppendResult]:
