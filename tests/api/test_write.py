@@ -99,6 +99,23 @@ def test_self_revocation_over_http_bars_later_entries(shared):
     assert r.status_code == 403 and r.json()["code"] == "revoked_identity", r.text
 
 
+def test_entries_after_a_revocation_in_the_same_batch_are_refused(shared):
+    server = shared
+    mal = Key("mal")
+    registered(server, mal)
+    n0 = size(server)
+    rev = mal.entry("identity.revoke", {"name": "mal", "did": mal.did, "reason": "stolen", "subjects": [mal.did]})
+    before = mal.entry("x.y", {"signed": "before"})
+    after = mal.entry("x.y", {"signed": "after"})
+    r = httpx.post(server.url + "/v1/entries/batch", json={"entries": [before, rev, after]})
+    assert r.status_code in (400, 403, 422), r.text
+    body = r.json()
+    assert [e["entry"] for e in body["errors"]] == [2] and "earlier in this batch" in body["errors"][0]["message"]
+    assert size(server) == n0  # all or nothing
+    r = httpx.post(server.url + "/v1/entries/batch", json={"entries": [before, rev]})
+    assert r.status_code == 201 and size(server) == n0 + 2
+
+
 def test_stale_time_refused(shared, alice):
     server = shared
     registered(server, alice)

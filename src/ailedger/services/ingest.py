@@ -275,6 +275,7 @@ class Ingestor:
         now = self.clock()
         new_signers: dict[str, int] = {}
         registered_here: set[str] = set()
+        revoked_here: set[str] = set()
         for i, (e, h) in enumerate(zip(parsed, hashes)):
             if h in existing:
                 continue
@@ -290,9 +291,14 @@ class Ingestor:
                     raise UnknownIdentityError(
                         f"signer {e.signer} has not registered in this log (POST /v1/identities first)",
                         field="signer")
+                if e.signer in revoked_here:
+                    raise RevokedIdentityError(f"identity {e.signer} revoked itself earlier in this batch",
+                                               field="signer")
                 if e.signer not in new_signers and self.is_revoked(e.signer):
                     raise RevokedIdentityError(f"identity {e.signer} was revoked in this log", field="signer")
                 new_signers[e.signer] = new_signers.get(e.signer, 0) + 1
+                if e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
+                    revoked_here.add(e.signer)
             except AiledgerError as exc:
                 fail(i, exc)
         if errors:
