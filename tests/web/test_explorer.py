@@ -115,3 +115,62 @@ def test_tampered_entry_shows_red(site):
     assert "NOT VERIFIED" in p.locator("#verdict").inner_text()
     p.screenshot(path=str(ARTIFACTS / "web-entry-tampered.png"), full_page=True)
     assert httpx.get(site["url"] + "/healthz").status_code == 200
+
+
+def _tampered_page(site, index, mutate):
+    """Load entry ``index`` with the page's embedded proof data changed by ``mutate`` on the way in (as a
+    lying server or a man in the middle would): the browser's own checks must turn the verdict red."""
+    import json as _json
+
+    p = site["page"]
+
+    def handle(route):
+        resp = route.fetch()
+        html = resp.text()
+        a = html.index('<script type="application/json" id="proof-data">') + len('<script type="application/json" id="proof-data">')
+        b = html.index("</script>", a)
+        d = _json.loads(html[a:b])
+        mutate(d)
+        route.fulfill(response=resp, body=html[:a] + _json.dumps(d) + html[b:])
+
+    p.route(f"**/entry/{index}", handle)
+    try:
+        p.goto(site["url"] + f"/entry/{index}")
+        p.wait_for_selector("#verdict:not([data-state=pending])", timeout=10000)
+        return p.locator("#verdict").get_attribute("data-state"), p.locator("#verdict").inner_text()
+    finally:
+        p.unroute(f"**/entry/{index}")
+
+
+def test_browser_checks_the_signatures_itself(site):
+    import base64 as _b64
+
+    p = site["page"]
+    p.goto(site["url"] + "/entry/3")
+    p.wait_for_selector("#verdict[data-state=ok]", timeout=10000)
+    assert "signatures and inclusion re-checked in your browser" in p.locator("#verdict").inner_text()
+    assert p.locator("#logvkey").inner_text().startswith("test.example/web+")
+
+    def bad_checkpoint_sig(d):
+        s = bytearray(_b64.b64decode(d["checkpoint_sig"]))
+        s[10] ^= 1
+        d["checkpoint_sig"] = _b64.b64encode(bytes(s)).decode()
+
+    state, text = _tampered_page(site, 3, bad_checkpoint_sig)
+    assert state == "bad" and "checkpoint does not verify" in text
+
+    def bad_entry_sig(d):
+        leaf = _b64.b64decode(d["leaf"])
+        i = leaf.rindex(b',"sig":"') + 8
+        c = leaf[i + 5:i + 6]
+        leaf = leaf[:i + 5] + (b"B" if c != b"B" else b"C") + leaf[i + 6:]
+        d["leaf"] = _b64.b64encode(leaf).decode()
+
+    state, text = _tampered_page(site, 3, bad_entry_sig)
+    assert state == "bad" and "signer's Ed25519 signature does not verify" in text
+
+    def other_root(d):
+        d["root"] = _b64.b64encode(b"\x00" * 32).decode()
+
+    state, text = _tampered_page(site, 3, other_root)
+    assert state == "bad" and "not the signed checkpoint's" in text

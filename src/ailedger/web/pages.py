@@ -147,8 +147,19 @@ class Pages:
         pb = parse_proof_bundle(bundle) if bundle else None
         cp = parse_checkpoint_text(parse_note(pb.checkpoint).text) if pb else None
         obj = json.loads(data) if e is None else e.to_dict()
+        # what the browser needs to check the two Ed25519 signatures itself: the checkpoint text and the
+        # log's signature on it (matched to the log key by name and key id), and the log's public key
+        cp_text, cp_sig = "", ""
+        if pb:
+            v = led.verifier
+            note = parse_note(pb.checkpoint)
+            cp_text = note.text
+            cp_sig = next((base64.b64encode(x.sig).decode() for x in note.signatures
+                           if x.name == v.name and x.key_id == v.key_id), "")
         data_json = json.dumps({
             "server_ok": server_ok, "server_error": server_error, "index": index,
+            "checkpoint_text": base64.b64encode(cp_text.encode()).decode(), "checkpoint_sig": cp_sig,
+            "log_key": base64.b64encode(led.verifier.public_key).decode(), "log_vkey": led.verifier.vkey,
             "leaf": base64.b64encode(data).decode(), "leaf_hash": leaf_hash(data).hex(),
             "size": cp.size if cp else 0, "root": base64.b64encode(cp.root).decode() if cp else "",
             "proof": [base64.b64encode(h).decode() for h in pb.proof] if pb else [],
@@ -165,7 +176,7 @@ class Pages:
                 links.append({"href": "/search?q=" + _q(s), "text": s[:40]})
         return {"index": index, "e": _Obj(obj), "pretty": json.dumps(obj, indent=2, ensure_ascii=False),
                 "bundle": bundle.decode(errors="replace"), "leaf_hash": leaf_hash(data).hex(),
-                "data_json": data_json, "links": links,
+                "data_json": data_json, "links": links, "log_vkey": led.verifier.vkey,
                 "server_verdict": "passed" if server_ok else "FAILED: " + server_error}
 
     async def entry(self, request: Request) -> Response:
