@@ -134,8 +134,10 @@ pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 4096; multi_accept on; }}
 http {{
-    access_log off;
-    sendfile on; tcp_nopush on; tcp_nodelay on;
+    access_log off; log_not_found off; server_tokens off;
+    # tiles are immutable or short-lived and small: no revalidation, plain reads beat sendfile here
+    etag off; if_modified_since off;
+    sendfile off; tcp_nodelay on;
     keepalive_requests 1000000; keepalive_timeout 120s;
     open_file_cache max=20000 inactive=60s; open_file_cache_valid 1s;
     client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy; fastcgi_temp_path {prefix}/fastcgi;
