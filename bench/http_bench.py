@@ -161,11 +161,18 @@ async def bench_append(url: str, n_batches: int, batch: int, clients: int) -> di
             "batch_p50_ms": round(pct(lat, 50) * 1000, 1), "batch_p99_ms": round(pct(lat, 99) * 1000, 1)}
 
 
+def _tile1(size: int) -> str:
+    """The first level-1 tile as it stands at ``size``: full from 65,536 entries on, else partial."""
+    if size < 256:
+        return "/checkpoint"
+    return "/tile/1/000" if size >> 8 >= 256 else f"/tile/1/000.p/{size >> 8}"
+
+
 async def bench_reads(url: str, size: int, readers: int, seconds: float, pace: float | None) -> dict:
     full_tiles = max(1, size // 256)
     paths = ["/checkpoint"] + [f"/tile/0/{n:03d}" if n < 1000 else None for n in range(min(full_tiles, 999))]
     paths = [p for p in paths if p]
-    tile1 = f"/tile/1/000.p/{min(255, size >> 8)}" if size >= 256 else "/checkpoint"
+    tile1 = _tile1(size)
     lat: list[float] = []
     errors = 0
     stop = time.perf_counter() + seconds
@@ -246,7 +253,7 @@ def wrk_reads(url: str, size: int, conns: int, seconds: int, threads: int = 2) -
     full = max(1, min(999, size // 256))
     paths = ["/checkpoint"] * full + [f"/tile/0/{n:03d}" for n in range(full)]
     if size >= 256:
-        paths.append(f"/tile/1/000.p/{min(255, size >> 8)}")
+        paths.append(_tile1(size))
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
     lua.write_text("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
                    "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n")
