@@ -175,3 +175,64 @@ def test_mirror_served_by_nginx_reads_back_per_spec(tmp_path):
         proc.terminate()
         proc.wait(10)
         led.close()
+
+
+def test_bad_mirror_input_is_refused_cleanly(tmp_path):
+    led = Ledger.init(tmp_path / "l", "example.org/mirror")
+    led.close()
+    (tmp_path / "afile").write_text("x")
+    run = CliRunner().invoke
+    r = run(main, ["tiles", "export", str(tmp_path / "afile" / "site"), "--ledger", str(tmp_path / "l")])
+    assert r.exit_code == 2 and "cannot write" in r.output
+    r = run(main, ["tiles", "export", str(tmp_path / "site"), "--ledger", str(tmp_path / "l"), "--watch", "0"])
+    assert r.exit_code == 2 and "--watch" in r.output and not (tmp_path / "site").exists()
+    r = run(main, ["tiles", "nginx-conf", str(tmp_path / "site"), "--workers", "0"])
+    assert r.exit_code == 2 and "--workers" in r.output
+    r = run(main, ["tiles", "nginx-conf", str(tmp_path / "site"), "--prefix", str(tmp_path / "afile" / "ngx")])
+    assert r.exit_code == 2 and "cannot write" in r.output
+
+
+def test_watch_keeps_the_mirror_current(tmp_path):
+    import signal
+    import sys
+
+    led = Ledger.init(tmp_path / "l", "example.org/mirror")
+    a = led.identities.create("a")
+    _append(led, a, 0, 300)
+    site = tmp_path / "site"
+    proc = subprocess.Popen([sys.executable, "-c", "from ailedger.cli.main import main; main()", "tiles", "export",
+                             str(site), "--ledger", str(tmp_path / "l"), "--watch", "0.1", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        def mirrored_size() -> int:
+            try:
+                return int((site / "checkpoint").read_text().split("\n")[1])
+            except (OSError, IndexError, ValueError):
+                return -1
+
+        deadline = time.monotonic() + 30
+        while mirrored_size() != 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mirrored_size() == 300
+        _append(led, a, 300, 250)
+        led.checkpoint()
+        while mirrored_size() != 550 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert mirrored_size() == 550
+        assert (site / "tile/0/001").stat().st_size == 8192 and (site / "tile/0/002.p/38").is_file()
+        # a failing round (here: the checkpoint cannot be written) is reported and retried, not fatal
+        (site / "checkpoint.tmp").mkdir()
+        _append(led, a, 550, 10)
+        time.sleep(1.0)
+        assert mirrored_size() == 550 and proc.poll() is None
+        (site / "checkpoint.tmp").rmdir()
+        while mirrored_size() != 560 and time.monotonic() < deadline + 30:
+            time.sleep(0.05)
+        assert mirrored_size() == 560
+    finally:
+        proc.send_signal(signal.SIGTERM)  # as a service manager stops it: a clean exit
+        out, err = proc.communicate(timeout=20)
+        led.close()
+    assert proc.returncode == 0, err.decode()
+    assert b'"size": 550' in out and b'"size": 560' in out
+    assert err.decode().count("warning: cannot write") == 1  # once, not every round

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -430,12 +431,22 @@ def tiles_export(directory: Path, watch: float | None, full: bool, prune_after: 
                              f"for size {stats['size']} to {directory} (kept {stats['kept']} unchanged)")
         if watch is None:
             return
-        last = stats["size"]
+        # a long-running mirror: SIGTERM (a service manager stopping it) and Ctrl-C both end it cleanly;
+        # a failing round (the store busy, the disk full) is reported once and retried the next round
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        last, failing = stats["size"], ""
         try:
             while True:
                 time.sleep(watch)
-                stats = export_tiles(led, directory)
-                stats["pruned"] = prune_partial_tiles(directory, prune_after)
+                try:
+                    stats = export_tiles(led, directory)
+                    stats["pruned"] = prune_partial_tiles(directory, prune_after)
+                except AiledgerError as exc:
+                    if exc.message != failing:
+                        click.echo(f"warning: {exc.message}; retrying every {watch:g} s", err=True)
+                    failing = exc.message
+                    continue
+                failing = ""
                 if stats["size"] != last:
                     last = stats["size"]
                     emit(as_json, stats, f"size {stats['size']}: wrote {stats['tiles']} hash tiles, "
@@ -462,11 +473,15 @@ def tiles_nginx_conf(directory: Path, listen: str, prefix: Path | None, workers:
 
     prefix = prefix or directory.resolve().parent / "nginx"
     text = nginx_conf(directory, listen, prefix, workers=workers, user=user)
-    prefix.mkdir(parents=True, exist_ok=True)
+    try:
+        prefix.mkdir(parents=True, exist_ok=True)
+        if output is not None:
+            output.write_text(text)
+    except OSError as e:
+        raise BadInputError(f"cannot write {e.filename}: {e.strerror}", field="output") from e
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text)
         click.echo(f"wrote {output}; start with: nginx -c {output.resolve()}", err=True)
 
 

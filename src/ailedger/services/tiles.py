@@ -18,10 +18,13 @@ __all__ = ["entry_bundle_bytes", "export_tiles", "nginx_conf", "prune_partial_ti
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise BadInputError(f"cannot write {path}: {e.strerror}", field="directory") from e
 
 
 def tile_bytes(store: Any, level: int, n: int, size: int) -> bytes | None:
