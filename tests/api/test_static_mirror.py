@@ -177,6 +177,26 @@ def test_mirror_served_by_nginx_reads_back_per_spec(tmp_path):
         led.close()
 
 
+def test_mirror_reuses_the_stored_checkpoint_and_skips_known_tiles(tmp_path):
+    led = Ledger.init(tmp_path / "l", "example.org/mirror")
+    a = led.identities.create("a")
+    _append(led, a, 0, 600)
+    site = tmp_path / "site"
+    export_tiles(led, site)
+    n_cps = len(led.store.checkpoints())
+    again = export_tiles(led, site)  # nothing new: no new checkpoint signed, the stored one is served
+    assert len(led.store.checkpoints()) == n_cps and again["size"] == 600
+    (site / "tile/0/000").unlink()
+    export_tiles(led, site, known_size=600)  # below the known size: taken as present, not looked at
+    assert not (site / "tile/0/000").exists()
+    export_tiles(led, site)  # without it, the missing tile is found and written again
+    assert (site / "tile/0/000").stat().st_size == 8192
+    _append(led, a, 600, 10)
+    grown = export_tiles(led, site, known_size=600)
+    assert grown["size"] == 610 and len(led.store.checkpoints()) == n_cps + 1
+    led.close()
+
+
 def test_bad_mirror_input_is_refused_cleanly(tmp_path):
     led = Ledger.init(tmp_path / "l", "example.org/mirror")
     led.close()

@@ -439,7 +439,7 @@ def tiles_export(directory: Path, watch: float | None, full: bool, prune_after: 
             while True:
                 time.sleep(watch)
                 try:
-                    stats = export_tiles(led, directory)
+                    stats = export_tiles(led, directory, known_size=last)
                     stats["pruned"] = prune_partial_tiles(directory, prune_after)
                 except AiledgerError as exc:
                     if exc.message != failing:

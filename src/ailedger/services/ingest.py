@@ -138,7 +138,7 @@ class SharedBuckets:
         rec, mm = self._REC, self._mm
         fcntl.lockf(self._fd, fcntl.LOCK_EX)
         try:
-            slots: list[tuple[int, float]] = []
+            slots: list[tuple[int, bytes, float]] = []
             wait = 0.0
             for did, n in counts.items():
                 tag = hashlib.sha256(did.encode()).digest()[:8]
@@ -159,11 +159,11 @@ class SharedBuckets:
                     chosen = oldest[0]  # evict the least recently used slot of the run
                 if n > tokens:
                     wait = max(wait, (n - tokens) / rate if n <= burst else float("inf"))
-                slots.append((chosen, tokens - n))
+                slots.append((chosen, tag, tokens - n))
                 rec.pack_into(mm, chosen * rec.size, tag, tokens, now)
             if not wait:
-                for (i, left), did in zip(slots, counts):
-                    rec.pack_into(mm, i * rec.size, hashlib.sha256(did.encode()).digest()[:8], left, now)
+                for i, tag, left in slots:
+                    rec.pack_into(mm, i * rec.size, tag, left, now)
             return wait
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)

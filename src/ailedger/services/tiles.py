@@ -51,17 +51,25 @@ def entry_bundle_bytes(store: Any, n: int, size: int) -> bytes | None:
 
 
 def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None = None, *,
-                 incremental: bool = True) -> dict[str, Any]:
+                 incremental: bool = True, known_size: int = 0) -> dict[str, Any]:
     """Write the log's checkpoint, hash tiles and entry bundles under ``out`` (C2SP tlog-tiles).
 
     Full tiles and full entry bundles never change, so with ``incremental`` (the default) those
     already present are kept and only new ones, the right-edge partial tiles and the checkpoint are
     written.  Every file is written to a temporary name and renamed, and the checkpoint goes last,
-    so a reader of the directory never sees a checkpoint whose tiles are not there yet."""
-    note = ledger.checkpoint()
+    so a reader of the directory never sees a checkpoint whose tiles are not there yet.
+    ``known_size``: a size this directory was already exported at (``--watch`` passes its last one);
+    full tiles below it are taken as present without looking.
+
+    The latest stored checkpoint is used when it covers the whole log (a mirror beside a running
+    server is then a pure reader); a new one is signed only when the log grew past it."""
+    store = ledger.store
+    note = store.latest_checkpoint()
+    if note is None or parse_checkpoint_text(parse_note(note).text).size < store.size():
+        note = ledger.checkpoint()
     cp = parse_checkpoint_text(parse_note(note).text)
     size = cp.size
-    store = ledger.store
+    known_size = known_size if incremental else 0
     n_tiles = n_bundles = kept = 0
     level = 0
     while (size >> (level * TILE_HEIGHT)) > 0:
@@ -69,7 +77,8 @@ def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None 
         for n in range((complete + TILE_WIDTH - 1) // TILE_WIDTH):
             width = min(TILE_WIDTH, complete - n * TILE_WIDTH)
             path = out / tile_path(level, n, width)
-            if incremental and width == TILE_WIDTH and _have(path, 32 * TILE_WIDTH):
+            if incremental and width == TILE_WIDTH and (
+                    (n + 1) * TILE_WIDTH <= known_size >> (level * TILE_HEIGHT) or _have(path, 32 * TILE_WIDTH)):
                 kept += 1
                 continue
             data = tile_bytes(store, level, n, size)
@@ -81,7 +90,7 @@ def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None 
     for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
         width = min(TILE_WIDTH, size - n * TILE_WIDTH)
         path = out / tile_path("entries", n, width)
-        if incremental and width == TILE_WIDTH and _have(path, None):
+        if incremental and width == TILE_WIDTH and ((n + 1) * TILE_WIDTH <= known_size or _have(path, None)):
             kept += 1
             if progress:
                 progress(width)

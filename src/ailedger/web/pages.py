@@ -145,14 +145,14 @@ class Pages:
             except AiledgerError:
                 bundle = b""
         pb = parse_proof_bundle(bundle) if bundle else None
-        cp = parse_checkpoint_text(parse_note(pb.checkpoint).text) if pb else None
+        note = parse_note(pb.checkpoint) if pb else None
+        cp = parse_checkpoint_text(note.text) if note else None
         obj = json.loads(data) if e is None else e.to_dict()
         # what the browser needs to check the two Ed25519 signatures itself: the checkpoint text and the
         # log's signature on it (matched to the log key by name and key id), and the log's public key
         cp_text, cp_sig = "", ""
-        if pb:
+        if note:
             v = led.verifier
-            note = parse_note(pb.checkpoint)
             cp_text = note.text
             cp_sig = next((base64.b64encode(x.sig).decode() for x in note.signatures
                            if x.name == v.name and x.key_id == v.key_id), "")
