@@ -274,6 +274,18 @@ def wrk_reads(url: str, size: int, conns: int, seconds: int, threads: int = 2) -
     return out
 
 
+def timed_append(srv: Server, n_batches: int, label: str) -> dict:
+    """Batched appends (batches of 1,000, 4 clients) with the server's own CPU time."""
+    c0 = proc_cpu(srv.proc.pid)
+    a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
+    a["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
+    a["entries_per_server_cpu_s"] = round(a["entries"] / max(a["server_cpu_s"], 1e-9))
+    print(f"append over HTTP, {label}: {a['entries_per_s']} entries/s ({a['entries']} in {a['seconds']} s, "
+          f"batch p50 {a['batch_p50_ms']} ms); server used {a['server_cpu_s']} CPU-s = "
+          f"{a['entries_per_server_cpu_s']} entries per server CPU-second")
+    return a
+
+
 def static_mirror_reads(ledger_dir: Path, work: Path, conns: int, seconds: int) -> dict | None:
     """The read path off the server entirely: `ailedger tiles export` into a directory, served by nginx
     (one worker, the configuration `ailedger tiles nginx-conf` writes), read by wrk (one thread)."""
@@ -358,14 +370,7 @@ def main() -> None:
         Ledger.init(d, origin="bench.example/sqlite").close()
         srv = Server(d, args.workers)
         try:
-            c0 = proc_cpu(srv.proc.pid)
-            a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
-            a["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
-            a["entries_per_server_cpu_s"] = round(a["entries"] / max(a["server_cpu_s"], 1e-9))
-            out["append_sqlite"] = a
-            print(f"append over HTTP, SQLite: {a['entries_per_s']} entries/s ({a['entries']} in {a['seconds']} s, "
-                  f"batch p50 {a['batch_p50_ms']} ms); server used {a['server_cpu_s']} CPU-s = "
-                  f"{a['entries_per_server_cpu_s']} entries per server CPU-second")
+            a = out["append_sqlite"] = timed_append(srv, n_batches, "SQLite")
             size = a["entries"] + 4
             c0 = proc_cpu(srv.proc.pid)
             w = wrk_reads(srv.url, size, args.readers, int(args.read_seconds))
@@ -411,14 +416,7 @@ def main() -> None:
             else:
                 srv = Server(d, args.workers)
                 try:
-                    c0 = proc_cpu(srv.proc.pid)
-                    a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
-                    a["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
-                    a["entries_per_server_cpu_s"] = round(a["entries"] / max(a["server_cpu_s"], 1e-9))
-                    out["append_postgres"] = a
-                    print(f"append over HTTP, PostgreSQL: {a['entries_per_s']} entries/s ({a['entries']} in "
-                          f"{a['seconds']} s, batch p50 {a['batch_p50_ms']} ms); server used {a['server_cpu_s']} "
-                          f"CPU-s = {a['entries_per_server_cpu_s']} entries per server CPU-second")
+                    a = out["append_postgres"] = timed_append(srv, n_batches, "PostgreSQL")
                     base = a["entries"] + 4
                     lt = asyncio.run(load_test(srv.url, args.load_writers, load_s))
                 finally:
