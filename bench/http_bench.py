@@ -255,8 +255,11 @@ def wrk_reads(url: str, size: int, conns: int, seconds: int, threads: int = 2) -
     if size >= 256:
         paths.append(_tile1(size))
     lua = Path(tempfile.mkstemp(suffix=".lua")[1])
+    # requests are formatted once, up front: wrk's own cost per request stays small
     lua.write_text("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
-                   "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n")
+                   "reqs = {}\n"
+                   "init = function(args) for i, p in ipairs(paths) do reqs[i] = wrk.format('GET', p) end end\n"
+                   "request = function() return reqs[math.random(#reqs)] end\n")
     r = subprocess.run([exe, f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
                        capture_output=True, text=True)
     lua.unlink()

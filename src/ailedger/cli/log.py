@@ -485,6 +485,47 @@ def tiles_nginx_conf(directory: Path, listen: str, prefix: Path | None, workers:
         click.echo(f"wrote {output}; start with: nginx -c {output.resolve()}", err=True)
 
 
+@tiles.command("serve")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--listen", default="127.0.0.1:8080", show_default=True,
+              help="host:port to listen on (port 0: any free port, printed when ready).")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes sharing the listening socket.")
+@click.option("--refresh", type=click.FloatRange(min=0.001), default=1.0, show_default=True, metavar="SECONDS",
+              help="Re-read the checkpoint at least this often (inotify makes it immediate where it works).")
+@click.option("--cache-mb", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Memory for tiles held as ready answers, per worker.")
+@click.option("--idle-timeout", type=click.FloatRange(min=0.001), default=60.0, show_default=True,
+              metavar="SECONDS", help="Close keep-alive connections idle this long.")
+@click.option("--max-conns", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Open connections per worker; more are answered 503 with Retry-After.")
+@json_option
+def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cache_mb: int, idle_timeout: float,
+                max_conns: int, as_json: bool) -> None:
+    """Serve the static tile mirror DIRECTORY over HTTP (read-only, C2SP tlog-tiles paths only).
+
+    Keep DIRECTORY current with `ailedger tiles export DIRECTORY --watch 1`.  Tiles never change, so
+    each is read once and answered from memory; the checkpoint follows the directory.  Stops
+    cleanly on SIGTERM or Ctrl-C and prints its counters."""
+    from ailedger.services.tileserver import serve_mirror
+
+    def ready(info: dict) -> None:
+        emit(as_json, {"event": "ready", **info},
+             f"serving the tile mirror {info['directory']} at {info['url']} ({info['workers']} worker"
+             f"{'s' if info['workers'] > 1 else ''}); stop with Ctrl-C or SIGTERM")
+        sys.stdout.flush()
+
+    if not (directory / "checkpoint").is_file() and directory.is_dir():
+        click.echo(f"warning: {directory} has no checkpoint yet; /checkpoint answers 404 until "
+                   f"`ailedger tiles export {directory}` writes one", err=True)
+    stats = serve_mirror(directory, listen, workers=workers, refresh=refresh, cache_mb=cache_mb,
+                         idle_timeout=idle_timeout, max_conns=max_conns, ready=ready)
+    emit(as_json, {"event": "stopped", **stats},
+         f"stopped: {stats.get('requests', 0)} requests, {stats.get('ok', 0)} answered 200, "
+         f"{stats.get('not_found', 0)} not found, {stats.get('bad_requests', 0)} refused as malformed, "
+         f"{stats.get('refused_503', 0)} connections refused with 503")
+
+
 @click.command()
 @click.option("--type", "type_", help="Record type.")
 @click.option("--signer", help="Signer did:key or identity name.")
