@@ -289,49 +289,108 @@ def timed_append(srv: Server, n_batches: int, label: str) -> dict:
     return a
 
 
-def static_mirror_reads(ledger_dir: Path, work: Path, conns: int, seconds: int) -> dict | None:
-    """The read path off the server entirely: `ailedger tiles export` into a directory, served by nginx
-    (one worker, the configuration `ailedger tiles nginx-conf` writes), read by wrk (one thread)."""
+def _wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+def _summary(runs: list[dict]) -> dict:
+    ok = [r for r in runs if r.get("p99_ms") is not None]
+    return {"runs": runs,
+            "p99_ms_median": round(statistics.median(r["p99_ms"] for r in ok), 2) if ok else None,
+            "p99_ms_worst": max(r["p99_ms"] for r in ok) if ok else None,
+            "p50_ms_median": round(statistics.median(r["p50_ms"] for r in ok), 2) if ok else None,
+            "rps_median": round(statistics.median(r["rps"] for r in ok)) if ok else None}
+
+
+def static_mirror_reads(ledger_dir: Path, work: Path, conns: int, seconds: int, rounds: int = 3) -> dict | None:
+    """The read path off the write server: `ailedger tiles export` into a directory, served by
+    `ailedger tiles serve` (the C mirror server, 1 worker) and, as the reference, by nginx (1 worker,
+    the configuration `ailedger tiles nginx-conf` writes); wrk (1 thread, 200 connections that never
+    pause) reads each in turn, alternating, ``rounds`` times."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-    if nginx is None or shutil.which("wrk") is None:
+    if shutil.which("wrk") is None:
         return None
     from ailedger.services.tiles import export_tiles, nginx_conf
+    from ailedger.services.tileserver import available
 
     site = work / "site"
     t = time.perf_counter()
     with Ledger.open(ledger_dir) as led:
         st = export_tiles(led, site)
     export_s = time.perf_counter() - t
-    port = free_port()
-    conf = work / "nginx.conf"
-    user = None
-    if os.geteuid() == 0:
-        import getpass
-
-        user = getpass.getuser()
-    conf.write_text(nginx_conf(site, f"127.0.0.1:{port}", work / "ngx", workers=1, user=user))
-    (work / "ngx").mkdir(exist_ok=True)
-    proc = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"])
+    procs: dict[str, tuple[subprocess.Popen, str]] = {}
     try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.05)
-        c0 = proc_cpu(proc.pid)
-        w = wrk_reads(url, st["size"], conns, seconds, threads=1)
-        if w is not None:
-            w["server_cpu_s"] = round(proc_cpu(proc.pid) - c0, 2)
-            w["export_s"] = round(export_s, 2)
-            w["size"] = st["size"]
-            w["nginx_workers"] = 1
-            w["paced_50ms"] = asyncio.run(bench_reads(url, st["size"], conns, float(seconds), 0.05))
-        return w
+        if available():
+            port = free_port()
+            p = subprocess.Popen([sys.executable, "-c", "from ailedger.cli.main import main; main()", "tiles",
+                                  "serve", str(site), "--listen", f"127.0.0.1:{port}", "--json"],
+                                 stdout=subprocess.DEVNULL, cwd=ROOT)
+            procs["tiled"] = (p, f"http://127.0.0.1:{port}")
+            _wait_port(port)
+        if nginx is not None:
+            port = free_port()
+            conf = work / "nginx.conf"
+            user = None
+            if os.geteuid() == 0:
+                import getpass
+
+                user = getpass.getuser()
+            conf.write_text(nginx_conf(site, f"127.0.0.1:{port}", work / "ngx", workers=1, user=user))
+            (work / "ngx").mkdir(exist_ok=True)
+            p = subprocess.Popen([nginx, "-c", str(conf), "-g", "daemon off;"])
+            procs["nginx"] = (p, f"http://127.0.0.1:{port}")
+            _wait_port(port)
+        runs: dict[str, list[dict]] = {k: [] for k in procs}
+        for r in range(rounds):
+            order = list(procs) if r % 2 == 0 else list(reversed(procs))
+            for name in order:
+                p, url = procs[name]
+                c0 = proc_cpu(p.pid)
+                w = wrk_reads(url, st["size"], conns, seconds, threads=1)
+                if w is None:
+                    continue
+                w["server_cpu_s"] = round(proc_cpu(p.pid) - c0, 2)
+                w["loadavg"] = round(os.getloadavg()[0], 2)
+                runs[name].append(w)
+                print(f"  round {r + 1}, {name}: {w.get('rps')} req/s, p50 {w.get('p50_ms')} ms, "
+                      f"p99 {w.get('p99_ms')} ms, server CPU {w['server_cpu_s']} s", flush=True)
+        out: dict = {"size": st["size"], "export_s": round(export_s, 2), "connections": conns,
+                     "seconds_per_run": seconds, "wrk_threads": 1}
+        for name, rs in runs.items():
+            out[name] = _summary(rs)
+        if runs.get("tiled") and runs.get("nginx"):
+            pairs = list(zip(runs["tiled"], runs["nginx"]))
+            out["ratio_rps_tiled_vs_nginx"] = round(statistics.median(a["rps"] / b["rps"] for a, b in pairs), 2)
+            out["ratio_p99_tiled_vs_nginx"] = round(
+                statistics.median(a["p99_ms"] / b["p99_ms"] for a, b in pairs), 2)
+        if "tiled" in procs:
+            out["tiled"]["paced_50ms"] = asyncio.run(bench_reads(procs["tiled"][1], st["size"], conns,
+                                                                 float(seconds), 0.05))
+        return out
     finally:
-        proc.terminate()
-        proc.wait(10)
+        for p, _ in procs.values():
+            p.terminate()
+            p.wait(10)
+
+
+def make_ledger(d: Path, n: int) -> int:
+    """A ledger of n signed entries, appended directly (for --reads-only)."""
+    Ledger.init(d, origin="bench.example/reads").close()
+    k = Key("reader-bench")
+    datas = [json.dumps(k.registration()).encode()]
+    datas += [json.dumps(k.entry("bench.event", {"i": i, "subjects": [f"sha256:{i:064x}"]})).encode()
+              for i in range(n - 1)]
+    with Ledger.open(d) as led:
+        bad = [r for r in led.append_entries(datas) if isinstance(r, str)]
+        assert not bad, bad[:3]
+        led.checkpoint()
+        return led.size
 
 
 def check_log(ledger_dir: Path, acked: list[tuple[int, str, bool]], base: int) -> dict:
@@ -360,6 +419,11 @@ def main() -> None:
     ap.add_argument("--load-writers", type=int, default=50)
     ap.add_argument("--readers", type=int, default=200)
     ap.add_argument("--read-seconds", type=float, default=10.0)
+    ap.add_argument("--read-rounds", type=int, default=3,
+                    help="saturation rounds per mirror server (tiles serve and nginx, alternating)")
+    ap.add_argument("--reads-only", action="store_true",
+                    help="only the read figures, on a ledger of --reads-size entries made directly")
+    ap.add_argument("--reads-size", type=int, default=60004)
     args = ap.parse_args()
     n_batches = 8 if args.quick else 60
     load_s = 5.0 if args.quick else args.load_seconds
@@ -368,6 +432,18 @@ def main() -> None:
                  "loadavg_start": os.getloadavg()[0]}
     print(f"http bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.workers} workers")
     try:
+        if args.reads_only:
+            d = work / "reads"
+            t = time.perf_counter()
+            size = make_ledger(d, args.reads_size)
+            print(f"ledger of {size} entries made in {time.perf_counter() - t:.1f} s")
+            srv = Server(d, args.workers)
+            try:
+                closed_reads_from_serve(srv, size, args, out)
+            finally:
+                srv.stop()
+            mirror_reads(d, work, args, out)
+            return
         # --- SQLite ---------------------------------------------------------------------
         d = work / "sqlite"
         Ledger.init(d, origin="bench.example/sqlite").close()
@@ -375,13 +451,7 @@ def main() -> None:
         try:
             a = out["append_sqlite"] = timed_append(srv, n_batches, "SQLite")
             size = a["entries"] + 4
-            c0 = proc_cpu(srv.proc.pid)
-            w = wrk_reads(srv.url, size, args.readers, int(args.read_seconds))
-            if w is not None:
-                w["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
-                out["read_wrk_closed"] = w
-                print(f"reads with wrk, {args.readers} connections, closed loop: {w.get('rps')} req/s, "
-                      f"p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms")
+            closed_reads_from_serve(srv, size, args, out)
             for mode, pace in (("closed", None), ("paced_50ms", 0.05), ("paced_100ms", 0.1), ("paced_1s", 1.0)):
                 c0 = proc_cpu(srv.proc.pid)
                 r = asyncio.run(bench_reads(srv.url, size, args.readers, args.read_seconds, pace))
@@ -394,12 +464,7 @@ def main() -> None:
         finally:
             srv.stop()
         chk = check_log(d, lt["acked"], base)
-        sm = static_mirror_reads(d, work, args.readers, int(args.read_seconds))
-        if sm is not None:
-            out["read_static_nginx"] = sm
-            print(f"reads from the static tile mirror (nginx, 1 worker; wrk 1 thread, {args.readers} connections, "
-                  f"closed loop): {sm.get('rps')} req/s, p50 {sm.get('p50_ms')} ms, p99 {sm.get('p99_ms')} ms; "
-                  f"{args.readers} readers every 50 ms: p99 {sm['paced_50ms']['p99_ms']} ms")
+        mirror_reads(d, work, args, out)
         out["load_sqlite"] = {"seconds": round(lt["seconds"], 1), "writers": args.load_writers,
                               "statuses": lt["statuses"], **chk,
                               "entries_per_s": round(chk["acknowledged_new"] / lt["seconds"])}
@@ -440,15 +505,57 @@ def main() -> None:
                     pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        finish(out)
+
+
+def closed_reads_from_serve(srv: Server, size: int, args: argparse.Namespace, out: dict) -> None:
+    c0 = proc_cpu(srv.proc.pid)
+    w = wrk_reads(srv.url, size, args.readers, int(args.read_seconds))
+    if w is not None:
+        w["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
+        out["read_wrk_closed"] = w
+        print(f"reads from `ailedger serve` with wrk, {args.readers} connections, closed loop: {w.get('rps')} "
+              f"req/s, p50 {w.get('p50_ms')} ms, p99 {w.get('p99_ms')} ms")
+
+
+def mirror_reads(d: Path, work: Path, args: argparse.Namespace, out: dict) -> None:
+    print(f"reads from the static tile mirror: wrk 1 thread, {args.readers} connections that never pause, "
+          f"{args.read_rounds} x {int(args.read_seconds)} s per server")
+    sm = static_mirror_reads(d, work, args.readers, int(args.read_seconds), args.read_rounds)
+    if sm is None:
+        print("  wrk is not installed (scripts/setup.d/25-nginx.sh installs it): skipped")
+        return
+    out["read_static_mirror"] = sm
+    for name, label in (("tiled", "ailedger tiles serve"), ("nginx", "nginx (reference)")):
+        if sm.get(name):
+            m = sm[name]
+            print(f"{label}: p99 median {m['p99_ms_median']} ms, worst {m['p99_ms_worst']} ms; p50 median "
+                  f"{m['p50_ms_median']} ms; {m['rps_median']} req/s median")
+    if "ratio_rps_tiled_vs_nginx" in sm:
+        print(f"tiles serve vs nginx, same run: {sm['ratio_rps_tiled_vs_nginx']}x the requests/s, "
+              f"{sm['ratio_p99_tiled_vs_nginx']}x the p99")
+    if sm.get("tiled", {}).get("paced_50ms"):
+        print(f"tiles serve, {args.readers} readers every 50 ms: p99 {sm['tiled']['paced_50ms']['p99_ms']} ms")
+
+
+def finish(out: dict) -> None:
     out["loadavg_end"] = os.getloadavg()[0]
     out["targets"] = {"append_eps": 5000, "read_p99_ms": 5, "readers": 200}
     ratios = {}
     for k in ("append_sqlite", "append_postgres"):
         if out.get(k):
             ratios[f"{k}_vs_target"] = round(out[k]["entries_per_s"] / 5000, 2)
-    for k in ("read_static_nginx", "read_wrk_closed", "read_paced_50ms", "read_paced_100ms", "read_paced_1s"):
+    for k in ("read_wrk_closed", "read_paced_50ms", "read_paced_100ms", "read_paced_1s"):
         if out.get(k) and out[k].get("p99_ms"):
             ratios[f"{k}_p99_vs_target"] = round(out[k]["p99_ms"] / 5, 2)
+    sm = out.get("read_static_mirror") or {}
+    for name in ("tiled", "nginx"):
+        if sm.get(name) and sm[name].get("p99_ms_median") is not None:
+            ratios[f"mirror_{name}_p99_median_vs_target"] = round(sm[name]["p99_ms_median"] / 5, 2)
+            ratios[f"mirror_{name}_p99_worst_vs_target"] = round(sm[name]["p99_ms_worst"] / 5, 2)
+    for k in ("ratio_rps_tiled_vs_nginx", "ratio_p99_tiled_vs_nginx"):
+        if k in sm:
+            ratios[k] = sm[k]
     out["ratios"] = ratios
     print(json.dumps(out, separators=(",", ":")))
 
