@@ -346,3 +346,60 @@ def test_without_the_c_module_the_error_names_the_way_out(tmp_path, monkeypatch)
     monkeypatch.setattr(tileserver, "_tiled", None)
     with pytest.raises(AiledgerError, match="nginx-conf"):
         tileserver.serve_mirror(tmp_path, "127.0.0.1:0")
+
+
+def test_serve_with_a_tiles_port_keeps_a_mirror_beside_the_api(tmp_path):
+    import httpx
+
+    from tests.api.helpers import Key, Server
+
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/tiles-port").close()
+    tiles_port = _free_port()
+    srv = Server(d, "--tiles-port", str(tiles_port), "--tiles-every", "0.1")
+    tiles = f"http://127.0.0.1:{tiles_port}"
+    try:
+        k = Key("writer")
+        assert httpx.post(srv.url + "/v1/identities", json=k.registration()).status_code == 201
+        r = httpx.post(srv.url + "/v1/entries/batch",
+                       json={"entries": [k.entry("note", {"i": i}) for i in range(300)]})
+        assert r.status_code == 201, r.text
+        size = int(httpx.get(srv.url + "/checkpoint").text.split("\n")[1])
+        assert size == 301
+        deadline = time.monotonic() + 20
+        while True:  # the mirror follows the server within a few export rounds
+            st, _, body = get(tiles + "/checkpoint")
+            if st == 200 and int(body.split(b"\n")[1]) == size:
+                break
+            assert time.monotonic() < deadline, (st, body)
+            time.sleep(0.05)
+        got_size, root, entries = read_back(tiles)
+        assert got_size == size and entries[300] == httpx.get(srv.url + "/v1/entries/300/raw").content
+        assert get(tiles + "/v1/entries/0")[0] == 404  # the mirror is read-only tiles, nothing else
+        kids = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout.split()
+    finally:
+        srv.stop()
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()
+              for p in kids):
+        assert time.monotonic() < deadline, "mirror processes outlived the server"
+        time.sleep(0.1)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", tiles_port), timeout=1).close()
+
+
+def test_serve_refuses_a_tiles_port_in_use(tmp_path):
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/tiles-port").close()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        r = subprocess.run([*CLI, "serve", "--ledger", str(d), "--port", str(_free_port()), "--tiles-port",
+                            str(taken.getsockname()[1])], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "cannot listen" in r.stderr + r.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

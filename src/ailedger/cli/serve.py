@@ -32,12 +32,23 @@ __all__ = ["register"]
               help="Write requests in flight per worker before answering 503.")
 @click.option("--allow-unregistered", is_flag=True, help="Accept entries whose signer never registered.")
 @click.option("--no-web", is_flag=True, help="Serve the API only, without the explorer pages.")
+@click.option("--tiles-port", type=click.IntRange(0, 65535), default=None,
+              help="Also serve the tiles from a static mirror on this port (a read-only C server, off the write "
+                   "path): `tiles export --watch` into --tiles-dir plus `tiles serve`.")
+@click.option("--tiles-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory of that mirror (default: LEDGER/mirror).")
+@click.option("--tiles-every", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
+              help="How often the mirror exports new entries.")
 @ledger_option
 @json_option
 def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, time_window: float, rate: float,
           burst: float, max_inflight: int, max_writes: int, allow_unregistered: bool, no_web: bool,
+          tiles_port: int | None, tiles_dir: Path | None, tiles_every: float,
           ledger_dir: Path | None, as_json: bool) -> None:
-    """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer."""
+    """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer.
+
+    With --tiles-port, a static tile mirror kept current beside it serves the same tiles (the
+    monitoring prefix for heavy read traffic) from a separate read-only process."""
     import uvicorn
 
     from ailedger.api.app import ENV_CONFIG, ServeConfig
@@ -52,11 +63,26 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
                       rate_table=str(path / "run" / "ratelimit.bin"))
     os.environ["AILEDGER_LEDGER"] = str(path)
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))
-    emit(as_json, {"url": f"http://{host}:{port}/", "origin": origin, "size": size, "workers": workers},
-         f"serving {origin} ({size} entries) on http://{host}:{port}/ with {workers} worker(s)")
-    uvicorn.run("ailedger.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=30,
-                timeout_graceful_shutdown=5)
+    mirror = None
+    if tiles_port is not None:
+        from ailedger.services.tileserver import MirrorProcesses
+
+        mirror = MirrorProcesses(path, (tiles_dir or path / "mirror").resolve(), f"{host}:{tiles_port}",
+                                 every=tiles_every)
+    try:
+        info = {"url": f"http://{host}:{port}/", "origin": origin, "size": size, "workers": workers}
+        text = f"serving {origin} ({size} entries) on http://{host}:{port}/ with {workers} worker(s)"
+        if mirror is not None:
+            info["tiles_url"] = mirror.url
+            info["tiles_dir"] = str(mirror.directory)
+            text += f"; the tile mirror {mirror.directory} on {mirror.url}"
+        emit(as_json, info, text)
+        uvicorn.run("ailedger.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=30,
+                    timeout_graceful_shutdown=5)
+    finally:
+        if mirror is not None:
+            mirror.stop()
 
 
 @click.command("init-postgres")

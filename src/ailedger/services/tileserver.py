@@ -16,13 +16,16 @@ import re
 import resource
 import signal
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ailedger.core.errors import AiledgerError, BadInputError
 
-__all__ = ["available", "bind", "parse_listen", "serve_mirror"]
+__all__ = ["MirrorProcesses", "available", "bind", "parse_listen", "serve_mirror"]
 
 try:
     from ailedger import _tiled
@@ -203,3 +206,67 @@ def _run_workers(sock: socket.socket, directory: Path, kw: dict[str, int], worke
     finally:
         signal.signal(signal.SIGTERM, old_term)
         signal.signal(signal.SIGINT, old_int)
+
+
+def _die_with_parent() -> None:
+    """In a child before exec: get SIGTERM when the parent dies (Linux), so no mirror outlives its server."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class MirrorProcesses:
+    """The static mirror beside `ailedger serve --tiles-port`: `ailedger tiles export DIR --watch` and
+    `ailedger tiles serve DIR` as child processes; the tile server is listening when this returns."""
+
+    def __init__(self, ledger: Path, directory: Path, listen: str, *, every: float = 0.5,
+                 start_timeout: float = 60.0) -> None:
+        if _tiled is None:
+            raise AiledgerError("--tiles-port needs the C module ailedger._tiled (Linux, built by "
+                                "`pip install -e .` with a C compiler); serve a mirror with nginx instead: "
+                                "`ailedger tiles export` and `ailedger tiles nginx-conf`")
+        parse_listen(listen)
+        self.directory = Path(directory)
+        cli = [sys.executable, "-c", "from ailedger.cli.main import main; main()"]
+        self.procs: list[subprocess.Popen] = []
+        try:
+            first = subprocess.run([*cli, "tiles", "export", str(directory), "--ledger", str(ledger), "--json"],
+                                   capture_output=True, text=True)
+            if first.returncode != 0:
+                raise AiledgerError(f"the tile mirror could not be written: {first.stderr.strip() or first.stdout}")
+            self.procs.append(subprocess.Popen(
+                [*cli, "tiles", "export", str(directory), "--ledger", str(ledger), "--watch", str(every), "--json"],
+                stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent))
+            tiles = subprocess.Popen([*cli, "tiles", "serve", str(directory), "--listen", listen, "--json"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=_die_with_parent)
+            self.procs.append(tiles)
+            assert tiles.stdout is not None and tiles.stderr is not None
+            line = tiles.stdout.readline()  # the ready line; or an error (JSON) or nothing when it failed
+            try:
+                said = json.loads(line) if line else {}
+            except ValueError:
+                said = {"message": line.strip()}
+            if "url" not in said:
+                tiles.wait(start_timeout)
+                msg = said.get("message") or tiles.stderr.read().strip().removeprefix("error: ")
+                raise BadInputError(msg or "the tile server did not start", field="tiles_port")
+            self.url = said["url"]
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + 10
+        for p in self.procs:
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
