@@ -22,8 +22,8 @@ from ailedger.services.ledger import Ledger
 from ailedger.services.tiles import export_tiles
 from tests.api.tlog_client import get, read_back
 
-pytestmark = pytest.mark.skipif(not tileserver.available(),
-                                reason="ailedger._tiled is not built (needs Linux and a C compiler)")
+needs_tiled = pytest.mark.skipif(not tileserver.available(),
+                                 reason="ailedger._tiled is not built (needs Linux and a C compiler)")
 
 CLI = [sys.executable, "-c", "from ailedger.cli.main import main; main()"]
 
@@ -112,6 +112,7 @@ def _body(resp: bytes) -> bytes:
     return resp.split(b"\r\n\r\n", 1)[1]
 
 
+@needs_tiled
 def test_serves_the_mirror_per_spec_and_follows_the_log(mirror):
     led, a, site = mirror
     srv = Served(site, "--refresh", "3600")  # a checkpoint update can only arrive through inotify
@@ -140,6 +141,7 @@ def test_serves_the_mirror_per_spec_and_follows_the_log(mirror):
     assert stats["ok"] >= 20 and stats["server_errors"] == 0 and stats["cached_tiles"] >= 8
 
 
+@needs_tiled
 def test_only_tile_paths_are_served(mirror):
     _, _, site = mirror
     (site / "secret.txt").write_text("not for readers")
@@ -162,6 +164,7 @@ def test_only_tile_paths_are_served(mirror):
         srv.stop()
 
 
+@needs_tiled
 @pytest.mark.parametrize("request_bytes, status, closes", [
     (b"GARBAGE\r\n\r\n", 400, True),
     (b"GET /checkpoint\r\n\r\n", 400, True),
@@ -209,6 +212,7 @@ def test_bad_requests_get_a_clear_error_and_the_server_keeps_serving(mirror, req
     assert stats["requests"] >= 2
 
 
+@needs_tiled
 def test_keep_alive_pipelining_head_and_http10(mirror):
     _, _, site = mirror
     srv = Served(site)
@@ -247,6 +251,7 @@ def test_keep_alive_pipelining_head_and_http10(mirror):
         srv.stop()
 
 
+@needs_tiled
 def test_a_damaged_mirror_file_is_an_error_not_a_cached_answer(mirror):
     _, _, site = mirror
     good = (site / "tile/0/001").read_bytes()
@@ -265,6 +270,7 @@ def test_a_damaged_mirror_file_is_an_error_not_a_cached_answer(mirror):
     assert stats["server_errors"] == 1
 
 
+@needs_tiled
 def test_connection_limit_answers_503_and_idle_connections_are_closed(mirror):
     _, _, site = mirror
     srv = Served(site, "--max-conns", "2", "--idle-timeout", "1")
@@ -287,6 +293,7 @@ def test_connection_limit_answers_503_and_idle_connections_are_closed(mirror):
     assert stats["refused_503"] == 1 and stats["closed_idle"] == 2
 
 
+@needs_tiled
 def test_a_small_cache_is_reset_and_answers_stay_right(mirror, tmp_path):
     led, _, site = mirror
     script = ("import json, signal, socket, sys\n"
@@ -310,6 +317,7 @@ def test_a_small_cache_is_reset_and_answers_stay_right(mirror, tmp_path):
     assert stats["cache_resets"] >= 2 and stats["server_errors"] == 0, (stats, err)
 
 
+@needs_tiled
 def test_workers_share_the_socket_and_stop_together(mirror):
     led, _, site = mirror
     srv = Served(site, "--workers", "2")
@@ -326,6 +334,7 @@ def test_workers_share_the_socket_and_stop_together(mirror):
         assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
 
 
+@needs_tiled
 def test_bad_cli_input_is_refused(tmp_path):
     run = CliRunner().invoke
     r = run(main, ["tiles", "serve", str(tmp_path / "nothing")])
@@ -348,6 +357,7 @@ def test_without_the_c_module_the_error_names_the_way_out(tmp_path, monkeypatch)
         tileserver.serve_mirror(tmp_path, "127.0.0.1:0")
 
 
+@needs_tiled
 def test_serve_with_a_tiles_port_keeps_a_mirror_beside_the_api(tmp_path):
     import httpx
 
@@ -388,6 +398,7 @@ def test_serve_with_a_tiles_port_keeps_a_mirror_beside_the_api(tmp_path):
         socket.create_connection(("127.0.0.1", tiles_port), timeout=1).close()
 
 
+@needs_tiled
 def test_serve_refuses_a_tiles_port_in_use(tmp_path):
     d = tmp_path / "ledger"
     Ledger.init(d, origin="test.example/tiles-port").close()
@@ -403,3 +414,12 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the tile server is Linux-only (epoll, inotify)")
+def test_the_tile_server_module_is_built_here():
+    """CI builds ailedger._tiled (scripts/setup.sh installs a compiler); without this check every test
+    above would skip silently on an install that lost it."""
+    from ailedger import _tiled
+
+    assert callable(_tiled.serve) and callable(_tiled.stats)
