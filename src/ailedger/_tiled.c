@@ -563,6 +563,8 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
     if (ml == 4 && memcmp(p, "HEAD", 4) == 0)
         head = c->head_req = 1;
     else if (!(ml == 3 && memcmp(p, "GET", 3) == 0)) {
+        if (ml == 0)
+            return send_error(c, 400, "bad_request", "malformed request line", 1, more);
         for (size_t i = 0; i < ml; i++)
             if (p[i] < 'A' || p[i] > 'Z')
                 return send_error(c, 400, "bad_request", "malformed request line", 1, more);

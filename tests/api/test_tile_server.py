@@ -168,6 +168,7 @@ def test_only_tile_paths_are_served(mirror):
 @pytest.mark.parametrize("request_bytes, status, closes", [
     (b"GARBAGE\r\n\r\n", 400, True),
     (b"GET /checkpoint\r\n\r\n", 400, True),
+    (b" /checkpoint HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
     (b"GET  /checkpoint HTTP/1.1\r\nHost: x\r\n\r\n", 400, True),
     (b"GET /checkpoint HTTP/1.1\r\n\r\n", 400, True),  # HTTP/1.1 without Host
     (b"GET /checkpoint HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, True),
