@@ -702,6 +702,21 @@ static int flush_out(conn_t *c)
     return 0;
 }
 
+/* After a flush (r from flush_out): close, begin a lingering close, or go on.  1 = the connection
+ * stays in use and nothing is queued; 0 = it is closing, gone, or waiting to write. */
+static int settle(conn_t *c, int r)
+{
+    if (r < 0) {
+        conn_close(c);
+        return 0;
+    }
+    if (r == 0 && c->closing) {
+        begin_close(c);
+        return 0;
+    }
+    return r == 0;
+}
+
 /* Answer every complete request in the read buffer (stopping while output is queued). */
 static void process(conn_t *c)
 {
@@ -749,17 +764,11 @@ static void process(conn_t *c)
             c->rlen -= pos;
         }
         int r = flush_out(c);
-        if (r < 0) {
-            conn_close(c);
-            return;
-        }
-        if (r == 0 && c->closing) {
-            begin_close(c);
-            return;
-        }
-        if (r == 0 && paused)
+        int idle = settle(c, r);
+        if (idle && paused)
             continue;
-        set_interest(c, r == 1);
+        if (idle || r == 1)
+            set_interest(c, r == 1);
         return;
     }
 }
@@ -792,16 +801,7 @@ static void on_readable(conn_t *c)
 static void on_writable(conn_t *c)
 {
     c->last_ms = now_ms;
-    int r = flush_out(c);
-    if (r < 0) {
-        conn_close(c);
-        return;
-    }
-    if (r == 0 && c->closing) {
-        begin_close(c);
-        return;
-    }
-    if (r == 0) {
+    if (settle(c, flush_out(c))) {
         set_interest(c, 0);
         if (c->rlen)
             process(c); /* requests that waited behind the queue */

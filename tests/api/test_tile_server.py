@@ -20,6 +20,7 @@ from ailedger.core.errors import AiledgerError
 from ailedger.services import tileserver
 from ailedger.services.ledger import Ledger
 from ailedger.services.tiles import export_tiles
+from tests.api.helpers import free_port
 from tests.api.tlog_client import get, read_back
 
 needs_tiled = pytest.mark.skipif(not tileserver.available(),
@@ -366,7 +367,7 @@ def test_serve_with_a_tiles_port_keeps_a_mirror_beside_the_api(tmp_path):
 
     d = tmp_path / "ledger"
     Ledger.init(d, origin="test.example/tiles-port").close()
-    tiles_port = _free_port()
+    tiles_port = free_port()
     srv = Server(d, "--tiles-port", str(tiles_port), "--tiles-every", "0.1")
     tiles = f"http://127.0.0.1:{tiles_port}"
     try:
@@ -406,15 +407,10 @@ def test_serve_refuses_a_tiles_port_in_use(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
-        r = subprocess.run([*CLI, "serve", "--ledger", str(d), "--port", str(_free_port()), "--tiles-port",
+        r = subprocess.run([*CLI, "serve", "--ledger", str(d), "--port", str(free_port()), "--tiles-port",
                             str(taken.getsockname()[1])], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "cannot listen" in r.stderr + r.stdout
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the tile server is Linux-only (epoll, inotify)")
