@@ -52,6 +52,7 @@ typedef struct {
     char *out;
     size_t olen, ooff, ocap;
     int64_t last_ms;
+    int64_t head_ms; /* when the request head now in rbuf began arriving (slow-client limit) */
     int closing;
     int want_out;
     int head_req; /* the request being answered is a HEAD: no body, errors included */
@@ -76,7 +77,7 @@ static size_t n_conns;
 
 static int root_fd = -1, ep = -1, lfd = -1, ifd = -1;
 static size_t cache_cap_bytes;
-static int64_t refresh_ms, idle_ms;
+static int64_t refresh_ms, idle_ms, head_ms_limit;
 static size_t max_conns;
 
 static int64_t now_ms;
@@ -85,7 +86,7 @@ static char date_now[40];
 
 static struct {
     unsigned long long requests, ok, not_found, bad, refused, accepted, closed_idle, cache_resets,
-        checkpoint_reloads, bytes_out, errors;
+        checkpoint_reloads, bytes_out, errors, slow_heads;
     size_t cached_tiles, cached_bytes;
     int inotify;
 } st;
@@ -469,6 +470,7 @@ static int send_error(conn_t *c, int status, const char *code, const char *msg, 
     case 400: reason = "Bad Request"; break;
     case 404: reason = "Not Found"; break;
     case 405: reason = "Method Not Allowed"; extra = "Allow: GET, HEAD\r\n"; break;
+    case 408: reason = "Request Timeout"; break;
     case 431: reason = "Request Header Fields Too Large"; break;
     case 503: reason = "Service Unavailable"; extra = "Retry-After: 1\r\n"; st.refused++; break;
     case 505: reason = "HTTP Version Not Supported"; break;
@@ -793,9 +795,16 @@ static void on_readable(conn_t *c)
     }
     if (r < 0)
         return;
+    size_t before = c->rlen;
+    int fd = c->fd;
+    if (before == 0)
+        c->head_ms = now_ms;
     c->rlen += (size_t)r;
     c->last_ms = now_ms;
     process(c);
+    /* requests were answered and a new head is half here: time that one from now */
+    if (conns[fd] == c && c->rlen && c->rlen < before + (size_t)r)
+        c->head_ms = now_ms;
 }
 
 static void on_writable(conn_t *c)
@@ -844,6 +853,7 @@ static void on_accept(void)
         }
         c->fd = fd;
         c->rlen = c->olen = c->ooff = c->ocap = 0;
+        c->head_ms = now_ms;
         c->out = NULL;
         c->last_ms = now_ms;
         c->closing = c->want_out = c->head_req = c->lingering = 0;
@@ -884,6 +894,15 @@ static void sweep_idle(void)
         if (c && c->lingering) {
             if (now_ms - c->last_ms > LINGER_MS)
                 conn_close(c);
+        } else if (c && c->rlen && !c->want_out && now_ms - c->head_ms > head_ms_limit) {
+            /* a request head trickling in (slowloris): answer 408 and close */
+            c->head_req = 0;
+            st.slow_heads++;
+            if (send_error(c, 408, "request_timeout", "the request head took too long to arrive", 1, 0) != 0 ||
+                flush_out(c) < 0)
+                conn_close(c);
+            else
+                begin_close(c);
         } else if (c && now_ms - c->last_ms > idle_ms) {
             st.closed_idle++;
             conn_close(c);
@@ -926,7 +945,8 @@ static PyObject *stats_dict(void)
         st.cached_bytes = cache.bytes;
     }
     return Py_BuildValue(
-        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:N}", "requests", st.requests, "ok", st.ok,
+        "{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:N}", "requests", st.requests, "ok", st.ok,
+        "request_timeouts", st.slow_heads,
         "not_found", st.not_found, "bad_requests", st.bad, "server_errors", st.errors, "refused_503", st.refused,
         "connections_accepted", st.accepted, "closed_idle", st.closed_idle, "cache_resets", st.cache_resets,
         "checkpoint_reloads", st.checkpoint_reloads, "bytes_out", st.bytes_out, "cached_tiles",
@@ -957,6 +977,7 @@ static PyObject *py_serve(PyObject *self, PyObject *args, PyObject *kw)
     memset(&st, 0, sizeof st);
     refresh_ms = refresh;
     idle_ms = idle;
+    head_ms_limit = idle < 10000 ? idle : 10000;
     cache_cap_bytes = (size_t)cbytes;
     max_conns = (size_t)maxc;
     lfd = fd;

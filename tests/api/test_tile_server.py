@@ -296,6 +296,50 @@ def test_connection_limit_answers_503_and_idle_connections_are_closed(mirror):
 
 
 @needs_tiled
+def test_a_trickling_request_head_gets_408(mirror):
+    """A client sending its head a byte at a time (slowloris) keeps the idle timer alive, but not the
+    head timer: the head must arrive within min(idle timeout, 10 s)."""
+    _, _, site = mirror
+    srv = Served(site, "--idle-timeout", "1")
+    try:
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
+            s.sendall(b"GET /checkpoint HTTP/1.1\r\nHost: x\r\n\r\n")  # a full request first: answered
+            r, rest = _read_response(s)
+            assert _status(r) == 200
+            t = time.monotonic()
+            got = b""
+            for b in b"GET /checkpoint HTTP/1.1\r\nX-Slow: " + b"a" * 40:
+                try:
+                    s.sendall(bytes([b]))
+                except OSError:
+                    break
+                time.sleep(0.1)
+                s.setblocking(False)
+                try:
+                    got += s.recv(4096)
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    break
+                finally:
+                    s.setblocking(True)
+                if got:
+                    break
+            s.settimeout(5)
+            while b"\r\n\r\n" not in got:
+                more = s.recv(4096)
+                if not more:
+                    break
+                got += more
+            assert _status(got) == 408 and json.loads(_body(got))["code"] == "request_timeout"
+            assert 0.8 < time.monotonic() - t < 4
+        assert get(srv.url + "/checkpoint")[0] == 200
+    finally:
+        stats = srv.stop()
+    assert stats["request_timeouts"] == 1
+
+
+@needs_tiled
 def test_a_small_cache_is_reset_and_answers_stay_right(mirror, tmp_path):
     led, _, site = mirror
     script = ("import json, signal, socket, sys\n"
