@@ -66,11 +66,13 @@ def test_database_goes_away_mid_request(pg_ledger):
         acked: list[tuple[int, str, bool]] = []
         unacked_batches: list[set[str]] = []
 
-        def write() -> None:
+        def write(w: int) -> None:
             n = 0
             with httpx.Client(timeout=30) as c:
                 while time.time() < stop:
-                    es = [k.entry("x.y", {"n": n, "j": j}) for j in range(200)]
+                    # w keeps the writers' batches apart: without it two writers building batch n in the same
+                    # millisecond sign identical entries, and one writer's batch then shares entries with another's
+                    es = [k.entry("x.y", {"w": w, "n": n, "j": j}) for j in range(200)]
                     r = c.post(s.url + "/v1/entries/batch", json={"entries": es})
                     statuses.append(r.status_code)
                     if r.status_code == 201:
@@ -82,7 +84,7 @@ def test_database_goes_away_mid_request(pg_ledger):
                         unacked_batches.append({leaf_hash(canonical_json(e)).hex() for e in es})
                     n += 1
 
-        ts = [threading.Thread(target=write) for _ in range(4)]
+        ts = [threading.Thread(target=write, args=(w,)) for w in range(4)]
         [t.start() for t in ts]
         killed = 0
         while time.time() < stop - 1:
