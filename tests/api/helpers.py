@@ -135,3 +135,20 @@ def check_no_loss_no_dup(acked: list[tuple[int, str, bool]], ledger) -> None:
     assert sorted(idxs) == list(range(size - len(idxs), size)), "gap or extra entries"
     for i, h in new:
         assert leaf_hash(ledger.entry_bytes(i)).hex() == h
+
+
+def append_notes(led, who, start: int, n: int) -> list[bytes]:
+    """Append n signed `note` records {"i": start..start+n-1} by identity ``who``; returns their leaves."""
+    datas = [led.make_entry("note", {"i": i}, who).leaf_bytes for i in range(start, start + n)]
+    led.append_entries(datas, parallel=False)
+    return datas
+
+
+def ledger_with_notes(path: Path, origin: str, n: int):
+    """A new ledger at ``path`` with one identity and n note records; returns (ledger, identity)."""
+    from ailedger.services.ledger import Ledger
+
+    led = Ledger.init(path, origin)
+    who = led.identities.create("a")
+    append_notes(led, who, 0, n)
+    return led, who

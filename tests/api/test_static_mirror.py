@@ -18,28 +18,23 @@ from ailedger.cli.main import main
 from ailedger.core.errors import BadInputError
 from ailedger.services.ledger import Ledger
 from ailedger.services.tiles import export_tiles, nginx_conf, prune_partial_tiles
+from tests.api.helpers import append_notes, ledger_with_notes
 from tests.api.tlog_client import get, index_path, read_back
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 
 
-def _append(led: Ledger, who, start: int, n: int) -> list[bytes]:
-    datas = [led.make_entry("note", {"i": i}, who).leaf_bytes for i in range(start, start + n)]
-    led.append_entries(datas, parallel=False)
-    return datas
 
 
 def test_incremental_export_writes_new_tiles_only(tmp_path):
-    led = Ledger.init(tmp_path / "l", "example.org/mirror")
-    a = led.identities.create("a")
-    _append(led, a, 0, 600)
+    led, a = ledger_with_notes(tmp_path / "l", "example.org/mirror", 600)
     site = tmp_path / "site"
     first = export_tiles(led, site)
     assert first["size"] == led.size == 600
     full0 = site / "tile/0/000"
     m0 = full0.stat().st_mtime_ns
     time.sleep(0.01)
-    _append(led, a, 600, 300)
+    append_notes(led, a, 600, 300)
     second = export_tiles(led, site)
     assert second["kept"] >= 2  # tile/0/000, tile/0/001 and the full bundles were not rewritten
     assert full0.stat().st_mtime_ns == m0
@@ -56,7 +51,7 @@ def test_incremental_export_writes_new_tiles_only(tmp_path):
     old_partial = site / "tile/0/002.p/88"
     assert old_partial.is_file()  # written at size 600 + registration entries
     assert prune_partial_tiles(site, grace_seconds=3600) == 0
-    _append(led, a, 900, 300)
+    append_notes(led, a, 900, 300)
     export_tiles(led, site)
     gone = prune_partial_tiles(site, grace_seconds=0)
     assert gone >= 1 and not old_partial.exists()
@@ -82,9 +77,7 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(NGINX is None, reason="nginx is not installed (scripts/setup.d/25-nginx.sh installs it with apt)")
 def test_mirror_served_by_nginx_reads_back_per_spec(tmp_path):
-    led = Ledger.init(tmp_path / "l", "example.org/mirror")
-    a = led.identities.create("a")
-    _append(led, a, 0, 700)
+    led, a = ledger_with_notes(tmp_path / "l", "example.org/mirror", 700)
     site = tmp_path / "site"
     r = CliRunner().invoke(main, ["tiles", "export", str(site), "--ledger", str(tmp_path / "l"), "--json"])
     assert r.exit_code == 0, r.output
@@ -114,7 +107,7 @@ def test_mirror_served_by_nginx_reads_back_per_spec(tmp_path):
         for bad in ("/tile/../nginx.conf", "/tile/0/abc", "/etc/passwd", "/tile/0/000.p/999x", "/"):
             assert get(base + bad)[0] in (400, 404), bad
         # the mirror follows the log: append, export again, nginx serves the new checkpoint
-        _append(led, a, 700, 100)
+        append_notes(led, a, 700, 100)
         export_tiles(led, site)
         deadline = time.monotonic() + 5  # nginx re-validates its open-file cache every second
         while True:
@@ -130,9 +123,7 @@ def test_mirror_served_by_nginx_reads_back_per_spec(tmp_path):
 
 
 def test_mirror_reuses_the_stored_checkpoint_and_skips_known_tiles(tmp_path):
-    led = Ledger.init(tmp_path / "l", "example.org/mirror")
-    a = led.identities.create("a")
-    _append(led, a, 0, 600)
+    led, a = ledger_with_notes(tmp_path / "l", "example.org/mirror", 600)
     site = tmp_path / "site"
     export_tiles(led, site)
     n_cps = len(led.store.checkpoints())
@@ -143,7 +134,7 @@ def test_mirror_reuses_the_stored_checkpoint_and_skips_known_tiles(tmp_path):
     assert not (site / "tile/0/000").exists()
     export_tiles(led, site)  # without it, the missing tile is found and written again
     assert (site / "tile/0/000").stat().st_size == 8192
-    _append(led, a, 600, 10)
+    append_notes(led, a, 600, 10)
     grown = export_tiles(led, site, known_size=600)
     assert grown["size"] == 610 and len(led.store.checkpoints()) == n_cps + 1
     led.close()
@@ -168,9 +159,7 @@ def test_watch_keeps_the_mirror_current(tmp_path):
     import signal
     import sys
 
-    led = Ledger.init(tmp_path / "l", "example.org/mirror")
-    a = led.identities.create("a")
-    _append(led, a, 0, 300)
+    led, a = ledger_with_notes(tmp_path / "l", "example.org/mirror", 300)
     site = tmp_path / "site"
     proc = subprocess.Popen([sys.executable, "-c", "from ailedger.cli.main import main; main()", "tiles", "export",
                              str(site), "--ledger", str(tmp_path / "l"), "--watch", "0.1", "--json"],
@@ -186,7 +175,7 @@ def test_watch_keeps_the_mirror_current(tmp_path):
         while mirrored_size() != 300 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert mirrored_size() == 300
-        _append(led, a, 300, 250)
+        append_notes(led, a, 300, 250)
         led.checkpoint()
         while mirrored_size() != 550 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -194,7 +183,7 @@ def test_watch_keeps_the_mirror_current(tmp_path):
         assert (site / "tile/0/001").stat().st_size == 8192 and (site / "tile/0/002.p/38").is_file()
         # a failing round (here: the checkpoint cannot be written) is reported and retried, not fatal
         (site / "checkpoint.tmp").mkdir()
-        _append(led, a, 550, 10)
+        append_notes(led, a, 550, 10)
         time.sleep(1.0)
         assert mirrored_size() == 550 and proc.poll() is None
         (site / "checkpoint.tmp").rmdir()

@@ -20,7 +20,7 @@ from ailedger.core.errors import AiledgerError
 from ailedger.services import tileserver
 from ailedger.services.ledger import Ledger
 from ailedger.services.tiles import export_tiles
-from tests.api.helpers import free_port
+from tests.api.helpers import append_notes, free_port, ledger_with_notes
 from tests.api.tlog_client import get, read_back
 
 needs_tiled = pytest.mark.skipif(not tileserver.available(),
@@ -29,9 +29,6 @@ needs_tiled = pytest.mark.skipif(not tileserver.available(),
 CLI = [sys.executable, "-c", "from ailedger.cli.main import main; main()"]
 
 
-def _append(led: Ledger, who, start: int, n: int) -> None:
-    led.append_entries([led.make_entry("note", {"i": i}, who).leaf_bytes for i in range(start, start + n)],
-                       parallel=False)
 
 
 class Served:
@@ -55,9 +52,7 @@ class Served:
 
 @pytest.fixture
 def mirror(tmp_path):
-    led = Ledger.init(tmp_path / "l", "example.org/tiled")
-    a = led.identities.create("a")
-    _append(led, a, 0, 700)
+    led, a = ledger_with_notes(tmp_path / "l", "example.org/tiled", 700)
     site = tmp_path / "site"
     export_tiles(led, site)
     yield led, a, site
@@ -128,7 +123,7 @@ def test_serves_the_mirror_per_spec_and_follows_the_log(mirror):
         st, hd2, nobody = get(srv.url + "/checkpoint", method="HEAD")
         assert st == 200 and nobody == b"" and hd2["Content-Length"] == str(len(body))
         # the log grows; the exporter renames a new checkpoint into place; the server follows at once
-        _append(led, a, 700, 300)
+        append_notes(led, a, 700, 300)
         export_tiles(led, site)
         deadline = time.monotonic() + 5
         while int(get(srv.url + "/checkpoint")[2].split(b"\n")[1]) != led.size:
@@ -393,8 +388,9 @@ def test_bad_cli_input_is_refused(tmp_path):
         taken.listen(1)
         r = run(main, ["tiles", "serve", str(tmp_path), "--listen", f"127.0.0.1:{taken.getsockname()[1]}"])
         assert r.exit_code == 2 and "cannot listen" in r.output
-    r = run(main, ["tiles", "serve", str(tmp_path), "--workers", "0"])
-    assert r.exit_code == 2 and "--workers" in r.output
+    for opt in ("--workers", "--refresh", "--cache-mb", "--idle-timeout", "--max-conns"):
+        r = run(main, ["tiles", "serve", str(tmp_path), opt, "0"])
+        assert r.exit_code == 2 and opt in r.output, opt
 
 
 def test_without_the_c_module_the_error_names_the_way_out(tmp_path, monkeypatch):
@@ -442,6 +438,18 @@ def test_serve_with_a_tiles_port_keeps_a_mirror_beside_the_api(tmp_path):
         time.sleep(0.1)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", tiles_port), timeout=1).close()
+
+
+@needs_tiled
+def test_serve_refuses_an_unwritable_tiles_dir(tmp_path):
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/tiles-port").close()
+    (tmp_path / "afile").write_text("x")
+    r = subprocess.run([*CLI, "serve", "--ledger", str(d), "--port", str(free_port()), "--tiles-port", "0",
+                        "--tiles-dir", str(tmp_path / "afile" / "mirror")], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "the tile mirror could not be written: cannot write" in r.stderr, r.stderr
+    assert (tmp_path / "afile").read_text() == "x"
 
 
 @needs_tiled

@@ -10,14 +10,13 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import emit_lines as _emit
+
 LEDGER_OPT = click.option("--ledger", "ledger_dir", envvar="AILEDGER_LEDGER", type=click.Path(),
                           help="ledger directory (default: $AILEDGER_LEDGER)")
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
 KEY_HELP = ("Ethereum private key: hex, a file holding it, or env:VAR "
             "(default: $AILEDGER_ANCHOR_KEY); prefer a file or env: over the command line")
-
-
-from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def _service(ledger: Any, rpc: str, key: str, contract: str | None, confirmations: int,

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import emit_lines as _emit
 from ailedger.core.errors import BadInputError, VerificationError
 
 PROFILE_OPT = click.option("--profile", type=click.Choice(["unixfs-v1-2025", "kubo-v1-legacy"]),
@@ -17,9 +18,6 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
 LEDGER_OPT = click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None,
                           help="ledger directory (default: $AILEDGER_LEDGER)")
 _IO = 4 << 20
-
-
-from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def _open_ledger(path: str | None) -> Any:

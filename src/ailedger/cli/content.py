@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import emit_lines as _emit
 from ailedger.cli._common import json_option, ledger_option
 from ailedger.core.errors import BadInputError
 
@@ -18,9 +19,6 @@ def _open(ledger_dir: Path | None) -> Any:
 
     ledger = Ledger.open(ledger_dir)
     return ledger, ContentService(ledger)
-
-
-from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def register(main: click.Group) -> None:

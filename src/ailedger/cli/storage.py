@@ -9,8 +9,7 @@ from typing import Any
 
 import click
 
-
-from ailedger.cli._common import emit_lines as _emit  # noqa: E402
+from ailedger.cli._common import emit_lines as _emit
 
 
 def register(main: click.Group) -> None:

@@ -10,14 +10,13 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import emit_lines as _emit
+
 LEDGER_OPT = click.option("--ledger", "ledger_dir", envvar="AILEDGER_LEDGER", type=click.Path(),
                           help="ledger directory (default: $AILEDGER_LEDGER)")
 WITNESS_OPT = click.option("--witness", "witness_dir", envvar="AILEDGER_WITNESS", required=True,
                            type=click.Path(file_okay=False), help="witness directory (default: $AILEDGER_WITNESS)")
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
-
-
-from ailedger.cli._common import emit_lines as _emit  # noqa: E402
 
 
 def register(main: click.Group) -> None:

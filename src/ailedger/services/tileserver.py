@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -105,8 +106,7 @@ def _run_loop(sock: socket.socket, directory: Path, kw: dict[str, int]) -> dict[
 
 def serve_mirror(directory: Path, listen: str = "127.0.0.1:8080", *, workers: int = 1, refresh: float = 1.0,
                  cache_mb: int = 256, idle_timeout: float = 60.0, max_conns: int = 10000,
-                 ready: Callable[[dict[str, Any]], None] | None = None,
-                 sock: socket.socket | None = None) -> dict[str, Any]:
+                 ready: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Serve the tile mirror ``directory`` on ``listen`` until SIGTERM or SIGINT; returns counters.
 
     ``workers`` processes share the listening socket.  ``ready`` is called once the socket listens,
@@ -125,8 +125,7 @@ def serve_mirror(directory: Path, listen: str = "127.0.0.1:8080", *, workers: in
     kw = {"refresh_ms": max(1, int(refresh * 1000)), "cache_bytes": cache_mb << 20,
           "idle_ms": max(1, int(idle_timeout * 1000)), "max_conns": max_conns}
     _raise_fd_limit(max_conns + 64)
-    own = sock is None
-    sock = sock or bind(listen)
+    sock = bind(listen)
     try:
         host, port = sock.getsockname()[:2]
         info = {"directory": str(directory.resolve()), "url": f"http://{host if ':' not in host else f'[{host}]'}"
@@ -137,8 +136,7 @@ def serve_mirror(directory: Path, listen: str = "127.0.0.1:8080", *, workers: in
             return _run_loop(sock, directory, kw)
         return _run_workers(sock, directory, kw, workers, ready, info)
     finally:
-        if own:
-            sock.close()
+        sock.close()
 
 
 def _run_workers(sock: socket.socket, directory: Path, kw: dict[str, int], workers: int,
@@ -220,44 +218,47 @@ def _die_with_parent() -> None:
 
 class MirrorProcesses:
     """The static mirror beside `ailedger serve --tiles-port`: `ailedger tiles export DIR --watch` and
-    `ailedger tiles serve DIR` as child processes; the tile server is listening when this returns."""
+    `ailedger tiles serve DIR` as child processes (their warnings go to this process's stderr); the
+    mirror holds the whole log and the tile server listens when this returns."""
 
-    def __init__(self, ledger: Path, directory: Path, listen: str, *, every: float = 0.5,
-                 start_timeout: float = 60.0) -> None:
+    def __init__(self, ledger: Path, directory: Path, listen: str, *, every: float = 0.5) -> None:
         if _tiled is None:
             raise AiledgerError("--tiles-port needs the C module ailedger._tiled (Linux, built by "
                                 "`pip install -e .` with a C compiler); serve a mirror with nginx instead: "
                                 "`ailedger tiles export` and `ailedger tiles nginx-conf`")
         parse_listen(listen)
         self.directory = Path(directory)
-        cli = [sys.executable, "-c", "from ailedger.cli.main import main; main()"]
         self.procs: list[subprocess.Popen] = []
         try:
-            first = subprocess.run([*cli, "tiles", "export", str(directory), "--ledger", str(ledger), "--json"],
-                                   capture_output=True, text=True)
-            if first.returncode != 0:
-                raise AiledgerError(f"the tile mirror could not be written: {first.stderr.strip() or first.stdout}")
-            self.procs.append(subprocess.Popen(
-                [*cli, "tiles", "export", str(directory), "--ledger", str(ledger), "--watch", str(every), "--json"],
-                stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent))
-            tiles = subprocess.Popen([*cli, "tiles", "serve", str(directory), "--listen", listen, "--json"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     preexec_fn=_die_with_parent)
-            self.procs.append(tiles)
-            assert tiles.stdout is not None and tiles.stderr is not None
-            line = tiles.stdout.readline()  # the ready line; or an error (JSON) or nothing when it failed
-            try:
-                said = json.loads(line) if line else {}
-            except ValueError:
-                said = {"message": line.strip()}
-            if "url" not in said:
-                tiles.wait(start_timeout)
-                msg = said.get("message") or tiles.stderr.read().strip().removeprefix("error: ")
-                raise BadInputError(msg or "the tile server did not start", field="tiles_port")
-            self.url = said["url"]
+            # the watcher's first line is its first (whole) export, so the mirror is complete before it is served
+            self._start(["tiles", "export", str(directory), "--ledger", str(ledger), "--watch", str(every)],
+                        "size", "the tile mirror could not be written", "tiles_dir")
+            self.url = self._start(["tiles", "serve", str(directory), "--listen", listen], "url",
+                                   "the tile server did not start", "tiles_port")["url"]
         except BaseException:
             self.stop()
             raise
+        for p in self.procs:
+            threading.Thread(target=p.stdout.read, daemon=True).start()  # type: ignore[union-attr]
+
+    def _start(self, args: list[str], key: str, failed: str, field: str) -> dict[str, Any]:
+        """Start `ailedger ARGS --json`; its first line must carry ``key`` (else its error is raised).
+        The rest of its output is read and dropped (a thread per child, started once both run: no thread
+        is alive while preexec_fn runs), so it never blocks on a full pipe."""
+        p = subprocess.Popen([sys.executable, "-c", "from ailedger.cli.main import main; main()", *args, "--json"],
+                             stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+        self.procs.append(p)
+        assert p.stdout is not None
+        line = p.stdout.readline()
+        try:
+            said = json.loads(line) if line else {}
+        except ValueError:
+            said = {}
+        if key not in said:
+            code = p.wait()
+            msg = (said.get("error") or {}).get("message") or f"exit code {code}"
+            raise BadInputError(f"{failed}: {msg}", field=field)
+        return said
 
     def stop(self) -> None:
         for p in self.procs:
