@@ -9,9 +9,8 @@ import pytest
 from ailedger.core.errors import ProofError
 from ailedger.core.merkle import verify_consistency, verify_inclusion
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "rfc6962-merkle"
-if not VECTORS.exists():  # CI layout: shared/ beside the clone
-    VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962-merkle"
+# vendored in the repository (source and licence: tests/vectors/rfc6962-merkle/README.md, LICENSE)
+VECTORS = Path(__file__).resolve().parents[1] / "vectors" / "rfc6962-merkle"
 
 
 def _b64(s):
