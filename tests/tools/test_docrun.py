@@ -1,0 +1,84 @@
+"""The docs runner (tools/docrun.py): which blocks it runs, which lines it skips, and that a failing
+command fails the page."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("docrun", REPO / "tools" / "docrun.py")
+docrun = importlib.util.module_from_spec(spec)
+sys.modules["docrun"] = docrun
+spec.loader.exec_module(docrun)
+
+PAGE = """# Tool
+
+## Quick start
+
+```
+bash scripts/demo.sh
+```
+
+## Use
+
+```
+echo one > a.txt
+cat a.txt \\
+  | tr a-z A-Z > b.txt
+ailedger blob get <CID> -o x.bin
+```
+
+```json
+{"not": "run"}
+```
+
+```python
+print(open("b.txt").read().strip())
+```
+
+### Quick start again, deeper
+
+```sh
+exit 3
+```
+
+## Back at level 2
+
+```bash
+test -s b.txt
+```
+"""
+
+
+def test_blocks_skip_quick_start_and_non_shell_fences():
+    bs = docrun.blocks(PAGE)
+    assert [(b.lang, b.line) for b in bs] == [("sh", 11), ("python", 22), ("sh", 34)]
+    assert "demo.sh" not in "".join(b.text for b in bs)
+    assert "exit 3" not in "".join(b.text for b in bs)
+
+
+def test_placeholders_and_continuations():
+    lines = docrun.shell_lines(docrun.blocks(PAGE)[0].text)
+    assert lines == ["echo one > a.txt", "cat a.txt    | tr a-z A-Z > b.txt"]
+
+
+def test_page_runs_in_order_and_a_failure_fails_it(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(PAGE)
+    p = docrun.run_page(page, repo=REPO, timeout=60)
+    assert p.returncode == 0, p.stdout
+    assert "ONE" in p.stdout
+    page.write_text(PAGE.replace("test -s b.txt", "test -s missing.txt"))
+    p = docrun.run_page(page, repo=REPO, timeout=60)
+    assert p.returncode != 0
+    assert "missing.txt" in p.stdout
+
+
+def test_background_jobs_are_stopped_and_timeouts_reported(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```\nsleep 300 &\necho started\n```\n")
+    p = docrun.run_page(page, repo=REPO, timeout=30)
+    assert p.returncode == 0 and "started" in p.stdout
+    page.write_text("```\nsleep 300\n```\n")
+    p = docrun.run_page(page, repo=REPO, timeout=2)
+    assert p.returncode != 0 and "timed out" in p.stdout

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Run the command blocks of a Markdown page as written, in order, in a fresh folder.
+
+Docs that run: every shell block (a fence with no language, or ``sh``/``bash``/``shell``) and every
+``python`` block of README.md and docs/*.md is run, top to bottom, as one script per page, in a new
+temporary folder with no ledger in the environment. Rules a page follows so that it runs:
+
+- Lines holding a placeholder the user must fill, written ``<LIKE_THIS>``, are skipped (with the lines
+  continued from them by a trailing backslash).
+- The blocks under a "Quick start" heading are skipped: they are the set-up commands, tried from a
+  fresh clone by scripts/fresh-clone-check-like tools, not from inside a running test.
+- A server started in a block is started in the background (``... &``); every background job is
+  stopped when the page ends. ``text``, ``json`` and other fences are not run.
+- ``python`` blocks run with the same interpreter and environment, in the same folder.
+
+Usage: ``python tools/docrun.py README.md [docs/api.md ...] [--keep] [--timeout S]``.
+Exit 0 when every page ran; otherwise the failing command, its output and exit code are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SHELL_LANGS = {"", "sh", "bash", "shell", "console"}
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
+FENCE = re.compile(r"^(\s*)(```+|~~~+)\s*([\w+-]*)\s*$")
+HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One runnable fenced block: its language, its text and the line it starts on."""
+
+    lang: str
+    text: str
+    line: int
+
+
+def blocks(markdown: str) -> list[Block]:
+    """The runnable blocks of a page, in order (quick-start blocks and non-shell/python fences left out)."""
+    out: list[Block] = []
+    in_fence: str | None = None
+    lang = ""
+    start = 0
+    body: list[str] = []
+    skip_section_level = 0
+    for n, line in enumerate(markdown.splitlines(), 1):
+        if in_fence is None:
+            h = HEADING.match(line)
+            if h:
+                level = len(h.group(1))
+                if skip_section_level and level <= skip_section_level:
+                    skip_section_level = 0
+                if re.search(r"quick ?start", h.group(2), re.I):
+                    skip_section_level = level
+                continue
+            m = FENCE.match(line)
+            if m:
+                in_fence, lang, start, body = m.group(2), m.group(3).lower(), n, []
+            continue
+        if line.strip() == in_fence:
+            if not skip_section_level and (lang in SHELL_LANGS or lang == "python"):
+                out.append(Block("python" if lang == "python" else "sh", "\n".join(body), start))
+            in_fence = None
+            continue
+        body.append(line)
+    return out
+
+
+def shell_lines(text: str) -> list[str]:
+    """Logical lines (backslash continuations joined), placeholders dropped."""
+    logical: list[str] = []
+    cur = ""
+    for raw in text.splitlines():
+        if raw.endswith("\\"):
+            cur += raw[:-1] + " "
+            continue
+        cur += raw
+        logical.append(cur)
+        cur = ""
+    if cur:
+        logical.append(cur)
+    return [ln for ln in logical if ln.strip() and not PLACEHOLDER.search(ln)]
+
+
+def script_for(page: Path, work: Path) -> str:
+    """One bash script running every block of ``page`` in order, echoing each command first."""
+    parts = ["exec 2>&1", "set -eo pipefail",
+             "trap 'rc=$?; j=$(jobs -p); [ -z \"$j\" ] || kill $j 2>/dev/null; exit $rc' EXIT",
+             f"cd {shlex.quote(str(work))}"]
+    for k, b in enumerate(blocks(page.read_text())):
+        if b.lang == "python":
+            src = work / f".docrun-{k}.py"
+            src.write_text(b.text + "\n")
+            parts.append(f"echo {shlex.quote(f'>>> [{page.name}:{b.line}] python block')}")
+            parts.append(f"python {shlex.quote(str(src))}")
+            continue
+        for ln in shell_lines(b.text):
+            parts.append(f"echo {shlex.quote(f'$ [{page.name}:{b.line}] {ln.strip()}')}")
+            parts.append(ln)
+    return "\n".join(parts) + "\n"
+
+
+def run_page(page: Path, *, repo: Path, keep: bool = False, timeout: float = 900,
+             env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one page in a fresh folder; the completed process carries the transcript."""
+    work = Path(tempfile.mkdtemp(prefix=f"docrun-{page.stem}-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AILEDGER_")}
+    venv_bin = Path(sys.executable).parent
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+    env["AILEDGER_DOCRUN_REPO"] = str(repo)
+    env.update(env_extra or {})
+    script = script_for(page, work)
+    proc = subprocess.Popen(["bash", "-c", script], cwd=work, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            out += f"\n[docrun] timed out after {timeout:.0f} s\n"
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # anything a page left running in the background
+        except ProcessLookupError:
+            pass
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("pages", nargs="+", type=Path)
+    ap.add_argument("--keep", action="store_true", help="keep the work folders")
+    ap.add_argument("--timeout", type=float, default=900)
+    args = ap.parse_args(argv)
+    repo = Path(__file__).resolve().parents[1]
+    rc = 0
+    for page in args.pages:
+        p = run_page(page, repo=repo, keep=args.keep, timeout=args.timeout)
+        status = "ok" if p.returncode == 0 else f"FAILED (exit {p.returncode})"
+        print(f"== {page}: {status}")
+        if p.returncode != 0:
+            rc = 1
+            print("\n".join(p.stdout.splitlines()[-40:]))
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
