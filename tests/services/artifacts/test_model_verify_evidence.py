@@ -15,10 +15,9 @@ import time
 import click
 import pytest
 from click.testing import CliRunner
-
-from ailedger.services.artifacts import HashStats, register_model, verify_model
-from ailedger.services.artifacts import hashing
 from tests.services.artifacts.conftest import write_safetensors
+
+from ailedger.services.artifacts import HashStats, hashing, register_model, verify_model
 
 CS = 4096
 
@@ -39,8 +38,8 @@ def _flip_in_place_keep_mtime(path, offset):
         f.seek(offset)
         f.write(bytes([b[0] ^ 0x01]))
     subprocess.run(["touch", "-r", ref, str(path)], check=True)
+    assert os.stat(path).st_mtime_ns == os.stat(ref).st_mtime_ns
     os.unlink(ref)
-    assert os.stat(path).st_mtime_ns == os.stat(path).st_mtime_ns
 
 
 def _cli():
@@ -120,7 +119,7 @@ def test_truncated_safetensors_is_a_mismatch_naming_lost_tensors(ledger, alice, 
                                            f"({len(data) - cut} bytes shorter)"
     beyond = {d["tensor"]: d["detail"] for d in by_kind["tensor"] if d.get("change") == "beyond-end"}
     assert set(beyond) == {"embed.weight", "layer.0.bias", "layer.0.weight"}
-    assert "partly beyond the end" in beyond["embed.weight"] and "(now %d bytes)" % cut in beyond["layer.0.bias"]
+    assert "partly beyond the end" in beyond["embed.weight"] and f"(now {cut} bytes)" in beyond["layer.0.bias"]
     # the cut-off chunks are one line, not one per chunk
     assert any("lie beyond the end of the file" in d["detail"] for d in by_kind["chunk"])
     assert len(by_kind["chunk"]) <= 2
