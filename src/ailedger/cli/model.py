@@ -137,12 +137,16 @@ def register(main: click.Group) -> None:
     @click.option("--workers", type=int, default=None)
     @click.option("--follow-symlinks", is_flag=True)
     @click.option("--ignore", "ignores", multiple=True)
+    @click.option("--trust-cache", is_flag=True,
+                  help="Take digests of files unchanged since they were last hashed here (same path, size, "
+                       "mtime, ctime, inode) from the ledger's hash cache instead of re-reading them. The "
+                       "answer then says how much came from the cache. Default: every byte is re-read.")
     @ledger_option
     @json_option
     def model_verify(directory: str, name: str | None, oms_sig: str | None, public_key: str | None,
-                     workers: int | None, follow_symlinks: bool, ignores: tuple[str, ...],
+                     workers: int | None, follow_symlinks: bool, ignores: tuple[str, ...], trust_cache: bool,
                      ledger_path: str | None, as_json: bool) -> None:
-        """Re-hash DIRECTORY and say which record it matches, or exactly what changed."""
+        """Re-hash every byte of DIRECTORY and say which record it matches, or exactly what changed."""
         if oms_sig:
             from ailedger.services.artifacts import oms_verify
 
@@ -161,7 +165,7 @@ def register(main: click.Group) -> None:
 
         with open_ledger(ledger_path) as ledger:
             rep = verify_model(ledger, directory, name=name, workers=workers, progress=show_progress(as_json),
-                               follow_external_symlinks=follow_symlinks, ignore=ignores)
+                               follow_external_symlinks=follow_symlinks, ignore=ignores, trust_cache=trust_cache)
         if rep["ok"]:
             lines = [f"OK: {directory} is exactly model {rep['name']} (manifest {rep['manifest_root'][:16]}..., "
                      f"{rep['files']} files, {rep['bytes']} bytes)"]
@@ -169,6 +173,11 @@ def register(main: click.Group) -> None:
             lines = [f"MISMATCH: {directory} differs from model {rep['name']} "
                      f"(expected manifest {rep['expected_root'][:16]}..., found {rep['manifest_root'][:16]}...)"]
         lines += _status_lines(rep["record"])
+        fc = rep["hashing"].get("from_cache")
+        if fc is not None:
+            lines.append(f"from cache: {fc['files']} of {rep['files']} files ({fc['bytes']} bytes) were NOT re-read: "
+                         "their digests came from the hash cache (--trust-cache)" if fc["files"] else
+                         "from cache: nothing (every file was re-read)")
         for d in rep["differences"]:
             lines.append("  changed: " + d["detail"])
         emit(rep, as_json, "\n".join(lines))
@@ -242,7 +251,9 @@ def register(main: click.Group) -> None:
     @click.option("--key", "key_pem", required=True, help="EC private key PEM (P-256, P-384 or P-521).")
     @click.option("-o", "--output", required=True, help="Signature file (e.g. model.sig).")
     @click.option("--method", type=click.Choice(["files", "shards"]), default="files",
-                  help="OMS serialization: whole files (default) or fixed shards.")
+                  help="OMS serialization: whole files (default: the form the model_signing 1.1 CLI verifies) "
+                       "or fixed shards (verifies with model_signing's Python API and `model verify --oms`, "
+                       "not with its 1.1 CLI).")
     @click.option("--shard-size", type=int, default=None, help="Shard size for --method shards.")
     @click.option("--workers", type=int, default=None)
     @ledger_option
@@ -266,5 +277,10 @@ def register(main: click.Group) -> None:
                        cache=cache, progress=show_progress(as_json))
         if cache is not None:
             cache.close()
-        emit(rep, as_json, f"wrote OpenSSF model signature {output} ({rep['resources']} resources, "
-                           f"method {method}, root {rep['root'][:16]}...)")
+        text = (f"wrote OpenSSF model signature {output} ({rep['resources']} resources, "
+                f"method {method}, root {rep['root'][:16]}...)")
+        if method == "shards":
+            rep["note"] = ("a shards signature verifies with model_signing's Python API and `ailedger model verify "
+                           "--oms`; the model_signing 1.1 CLI re-hashes by files and refuses it")
+            text += "\nnote: " + rep["note"]
+        emit(rep, as_json, text)

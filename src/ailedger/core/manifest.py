@@ -54,6 +54,7 @@ __all__ = [
 MANIFEST_FORMAT = "ailedger-manifest/v1"
 DEFAULT_CHUNK_SIZE = 4 << 20
 MAX_SAFETENSORS_HEADER = 100 << 20
+MAX_SAFETENSORS_OFFSET = 1 << 53  # larger "offsets" in a damaged header are refused, not planned
 
 
 def _hex32(s: Any, what: str) -> bytes:
@@ -98,10 +99,15 @@ class SafetensorsHeader:
         return 8 + self.header_len
 
 
-def parse_safetensors_header(prefix8: bytes, header: bytes, file_size: int, *, what: str = "file") -> SafetensorsHeader:
+def parse_safetensors_header(prefix8: bytes, header: bytes, file_size: int, *, what: str = "file",
+                             truncated_ok: bool = False) -> SafetensorsHeader:
     """Parse a safetensors header: u64 little-endian N, then N bytes of JSON
     ``{name: {"dtype", "shape", "data_offsets": [b, e]}, "__metadata__": {...}}`` (offsets relative
-    to the data section). Raises BadInputError naming ``what`` on anything malformed."""
+    to the data section). Raises BadInputError naming ``what`` on anything malformed.
+
+    ``truncated_ok``: tensors may end past the end of the file (a file cut short whose header is
+    intact); they are returned with the offsets the header states, so a verifier can say which
+    tensors the file lost.  Registering never allows it."""
     if len(prefix8) != 8:
         raise BadInputError(f"{what}: safetensors file shorter than 8 bytes", field="file")
     (n,) = struct.unpack("<Q", prefix8)
@@ -120,7 +126,8 @@ def parse_safetensors_header(prefix8: bytes, header: bytes, file_size: int, *, w
             raise BadInputError(f"{what}: tensor {name!r} has no data_offsets", field="file")
         offs = info["data_offsets"]
         shape = info.get("shape")
-        if (len(offs) != 2 or not all(type(o) is int for o in offs) or not 0 <= offs[0] <= offs[1] <= data_len
+        if (len(offs) != 2 or not all(type(o) is int for o in offs) or not 0 <= offs[0] <= offs[1]
+                or (offs[1] > data_len and not truncated_ok) or offs[1] > MAX_SAFETENSORS_OFFSET
                 or not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape)
                 or not isinstance(info.get("dtype"), str)):
             raise BadInputError(f"{what}: tensor {name!r} has bad dtype, shape or data_offsets", field="file")
@@ -342,11 +349,12 @@ def verify_chunk_list(proof: dict[str, Any], manifest_root: bytes) -> list[bytes
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str  # missing | extra | size | chunk | tensor
+    kind: str  # missing | extra | size | chunk | tensor | header
     path: str
     detail: str
     chunk: int | None = None
     tensor: str | None = None
+    change: str | None = None  # header: dtype/shape/offsets/removed/added/layout/unreadable; tensor: changed/beyond-end
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind, "path": self.path, "detail": self.detail}
@@ -354,11 +362,57 @@ class Difference:
             d["chunk"] = self.chunk
         if self.tensor is not None:
             d["tensor"] = self.tensor
+        if self.change is not None:
+            d["change"] = self.change
         return d
 
 
+def _describe(t: Tensor) -> str:
+    return f"{t.dtype} {list(t.shape)}"
+
+
+def _header_changes(p: str, e: FileEntry, a: FileEntry) -> list[Difference]:
+    """Which tensor entries of a safetensors header changed, and how (the header is its own chunk,
+    so without this a dtype or shape edit shows only as "chunk 0 changed")."""
+    assert e.tensors is not None
+    if a.tensors is None:
+        return [Difference("header", p, f"{p}: its safetensors header can no longer be read (registered with "
+                                        f"{len(e.tensors)} tensors)", change="unreadable")]
+    et, at = {t.name: t for t in e.tensors}, {t.name: t for t in a.tensors}
+    out: list[Difference] = []
+    for n in sorted(et.keys() - at.keys()):
+        out.append(Difference("header", p, f"{p}: tensor {n!r} ({_describe(et[n])}) is no longer in the header",
+                              tensor=n, change="removed"))
+    for n in sorted(at.keys() - et.keys()):
+        out.append(Difference("header", p, f"{p}: the header has a new tensor {n!r} ({_describe(at[n])})",
+                              tensor=n, change="added"))
+    common = sorted(et.keys() & at.keys())
+    # a header that grew or shrank moves every tensor by the same amount: say that once
+    shifts = {at[n].begin - et[n].begin for n in common}
+    shift = shifts.pop() if len(shifts) == 1 and common else 0
+    if shift and all(at[n].end - at[n].begin == et[n].end - et[n].begin for n in common):
+        out.append(Difference("header", p, f"{p}: the header is {abs(shift)} bytes {'longer' if shift > 0 else 'shorter'}"
+                                           f", so every tensor's data moved by {shift:+d} bytes", change="layout"))
+    else:
+        shift = 0
+    for n in common:
+        x, y = et[n], at[n]
+        if x.dtype != y.dtype:
+            out.append(Difference("header", p, f"{p}: header entry of tensor {n!r} changed: dtype {x.dtype} -> "
+                                               f"{y.dtype}", tensor=n, change="dtype"))
+        if x.shape != y.shape:
+            out.append(Difference("header", p, f"{p}: header entry of tensor {n!r} changed: shape {list(x.shape)} -> "
+                                               f"{list(y.shape)}", tensor=n, change="shape"))
+        if (x.begin + shift, x.end + shift) != (y.begin, y.end):
+            out.append(Difference("header", p, f"{p}: header entry of tensor {n!r} changed: bytes {x.begin}..{x.end} "
+                                               f"-> {y.begin}..{y.end}", tensor=n, change="offsets"))
+    return out
+
+
 def diff_manifests(expected: Manifest, actual: Manifest) -> list[Difference]:
-    """Say exactly what differs: files missing or extra, size changes, changed chunks and tensors."""
+    """Say exactly what differs: files missing or extra, size changes, changed chunks, changed
+    safetensors header entries (by tensor: dtype, shape, offsets), changed tensors, and for a
+    file cut short the chunks and tensors that now lie beyond its end."""
     out: list[Difference] = []
     exp = {f.path: f for f in expected.files}
     act = {f.path: f for f in actual.files}
@@ -371,19 +425,40 @@ def diff_manifests(expected: Manifest, actual: Manifest) -> list[Difference]:
         if e.root == a.root and e.size == a.size:
             continue
         if e.size != a.size:
-            out.append(Difference("size", p, f"{p} was {e.size} bytes, is {a.size} bytes"))
+            how = "shorter" if a.size < e.size else "longer"
+            out.append(Difference("size", p, f"{p} was {e.size} bytes, is {a.size} bytes "
+                                             f"({abs(e.size - a.size)} bytes {how})"))
         by_off = {c.offset: c for c in a.chunks}
         changed: list[Chunk] = []
+        cut: list[int] = []  # chunks that end past the end of the (shorter) file
         for i, c in enumerate(e.chunks):
+            if c.offset + c.length > a.size:
+                cut.append(i)
+                continue
             ac = by_off.get(c.offset)
             if ac is None or ac.length != c.length or ac.digest != c.digest:
                 changed.append(c)
                 out.append(Difference("chunk", p, f"{p} chunk {i} (bytes {c.offset}..{c.offset + c.length}) changed",
                                       chunk=i))
-        if e.tensors:
+        if cut:
+            c0 = e.chunks[cut[0]]
+            which = f"chunk {cut[0]}" if len(cut) == 1 else f"chunks {cut[0]}..{cut[-1]}"
+            out.append(Difference("chunk", p, f"{p} {which} (bytes {c0.offset}..{e.size}) lie beyond the end of the "
+                                              f"file, which now ends at byte {a.size}", chunk=cut[0]))
+        if e.tensors is not None:
+            first_data = min((t.begin for t in e.tensors), default=e.size)
+            hdr = _header_changes(p, e, a)
+            if not hdr and any(c.offset < first_data for c in changed):
+                hdr = [Difference("header", p, f"{p}: the safetensors header changed outside the tensor entries "
+                                               "(__metadata__ or padding)", change="metadata")]
+            out += hdr
             for t in e.tensors:
-                if any(c.offset < t.end and t.begin < c.offset + c.length for c in changed) or (
-                        t.begin == t.end and e.size != a.size):
-                    out.append(Difference("tensor", p, f"{p} tensor {t.name!r} ({t.dtype} {list(t.shape)}) changed",
-                                          tensor=t.name))
+                if t.end > a.size:
+                    part = "" if t.begin >= a.size else "partly "
+                    out.append(Difference("tensor", p, f"{p} tensor {t.name!r} ({_describe(t)}, bytes {t.begin}.."
+                                                       f"{t.end}) lies {part}beyond the end of the file (now "
+                                                       f"{a.size} bytes)", tensor=t.name, change="beyond-end"))
+                elif any(c.offset < t.end and t.begin < c.offset + c.length for c in changed):
+                    out.append(Difference("tensor", p, f"{p} tensor {t.name!r} ({_describe(t)}) changed",
+                                          tensor=t.name, change="changed"))
     return out

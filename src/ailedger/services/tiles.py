@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.checkpoint import parse_checkpoint_text
-from ailedger.core.errors import BadInputError
+from ailedger.core.checkpoint import open_checkpoint, parse_checkpoint_text
+from ailedger.core.errors import AiledgerError, BadInputError
 from ailedger.core.note import parse_note
 from ailedger.core.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, tile_path
 
@@ -56,7 +56,13 @@ def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None 
 
     Full tiles and full entry bundles never change, so with ``incremental`` (the default) those
     already present are kept and only new ones, the right-edge partial tiles and the checkpoint are
-    written.  Every file is written to a temporary name and renamed, and the checkpoint goes last,
+    written.  Files are only kept below the size of the checkpoint the directory already holds, and
+    only if that checkpoint is this log's (signed by its key, same origin) and this log's tree at
+    its size has its root; otherwise (another log's or a forked copy's mirror, an unsigned or
+    unreadable checkpoint, tiles left by an export that stopped before its checkpoint) every file is
+    written again.  Kept files are not re-read: the mirror is not trusted by its readers, who check
+    every tile against the signed checkpoint, so a damaged file can make a proof fail but never
+    make a wrong one verify; ``incremental=False`` (``--full``) rewrites them all.  Every file is written to a temporary name and renamed, and the checkpoint goes last,
     so a reader of the directory never sees a checkpoint whose tiles are not there yet.
     ``known_size``: a size this directory was already exported at (``--watch`` passes its last one);
     full tiles below it are taken as present without looking.
@@ -70,6 +76,7 @@ def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None 
     cp = parse_checkpoint_text(parse_note(note).text)
     size = cp.size
     known_size = known_size if incremental else 0
+    trusted, why = _mirrored_size(ledger, out, size) if incremental else (0, "full export asked for")
     n_tiles = n_bundles = kept = 0
     level = 0
     while (size >> (level * TILE_HEIGHT)) > 0:
@@ -78,7 +85,8 @@ def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None 
             width = min(TILE_WIDTH, complete - n * TILE_WIDTH)
             path = out / tile_path(level, n, width)
             if incremental and width == TILE_WIDTH and (
-                    (n + 1) * TILE_WIDTH <= known_size >> (level * TILE_HEIGHT) or _have(path, 32 * TILE_WIDTH)):
+                    (n + 1) * TILE_WIDTH <= known_size >> (level * TILE_HEIGHT)
+                    or ((n + 1) * TILE_WIDTH <= trusted >> (level * TILE_HEIGHT) and _have(path, 32 * TILE_WIDTH))):
                 kept += 1
                 continue
             data = tile_bytes(store, level, n, size)
@@ -90,7 +98,8 @@ def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None 
     for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
         width = min(TILE_WIDTH, size - n * TILE_WIDTH)
         path = out / tile_path("entries", n, width)
-        if incremental and width == TILE_WIDTH and ((n + 1) * TILE_WIDTH <= known_size or _have(path, None)):
+        if incremental and width == TILE_WIDTH and ((n + 1) * TILE_WIDTH <= known_size or (
+                (n + 1) * TILE_WIDTH <= trusted and _have(path, None))):
             kept += 1
             if progress:
                 progress(width)
@@ -103,7 +112,32 @@ def export_tiles(ledger: Any, out: Path, progress: Callable[[int], None] | None 
         if progress:
             progress(width)
     _write(out / "checkpoint", note)
-    return {"size": size, "tiles": n_tiles, "entry_bundles": n_bundles, "kept": kept, "directory": str(out)}
+    res = {"size": size, "tiles": n_tiles, "entry_bundles": n_bundles, "kept": kept, "directory": str(out)}
+    if why:
+        res["rewritten_because"] = why
+    return res
+
+
+def _mirrored_size(ledger: Any, out: Path, size: int) -> tuple[int, str | None]:
+    """Below which size may files already in ``out`` be kept?  The size of the checkpoint there, if it
+    is this log's: signed by its key for its origin, not ahead of it, and with the root this log's
+    tree has at that size (a log restored from an older backup that then grew differently fails
+    this).  (0, reason) otherwise."""
+    try:
+        data = (out / "checkpoint").read_bytes()
+    except FileNotFoundError:
+        return 0, None
+    except OSError as e:
+        return 0, f"the directory's checkpoint cannot be read ({e.strerror})"
+    try:
+        old = open_checkpoint(data, ledger.verifier, ledger.origin)
+    except AiledgerError as e:
+        return 0, f"the directory's checkpoint is not this log's ({e.message})"
+    if old.size > size:
+        return 0, f"the directory's checkpoint is ahead of this log ({old.size} > {size})"
+    if ledger.log.root_at(old.size) != old.root:
+        return 0, f"this log's tree at size {old.size} does not have the root of the directory's checkpoint"
+    return old.size, None
 
 
 def _have(path: Path, size: int | None) -> bool:

@@ -62,6 +62,11 @@ def test_missing_and_extra_files(ledger, alice, model_dir):
 
 
 def test_incremental_rehash_only_changed_file(ledger, alice, model_dir):
+    import time
+
+    from ailedger.services.artifacts.hashing import RACY_NS
+
+    time.sleep(2 * RACY_NS / 1e9)  # files written within a timestamp tick of hashing are never cached
     s1 = HashStats()
     register_model(ledger, model_dir, "tiny", alice, chunk_size=CS, stats=s1)
     assert s1.files_hashed == 4
@@ -69,6 +74,10 @@ def test_incremental_rehash_only_changed_file(ledger, alice, model_dir):
     s2 = HashStats()
     register_model(ledger, model_dir, "tiny", alice, chunk_size=CS, stats=s2)
     assert s2.files_hashed == 1 and s2.bytes_hashed == len('{"hidden": 33}\n')
+    # config.json was hashed right after it was written ("racy"): not cached, so read again
+    s3 = HashStats()
+    register_model(ledger, model_dir, "tiny", alice, chunk_size=CS, stats=s3)
+    assert s3.files_hashed == 1 and s3.bytes_hashed == len('{"hidden": 33}\n')
 
 
 def test_tensor_roots_and_manifest_roundtrip(model_dir):

@@ -105,3 +105,76 @@ def test_cli_sign_and_verify(tmp_path, model_dir):
     (model_dir / "config.json").write_text("{}")
     r = CliRunner().invoke(main, ["model", "verify", str(model_dir), "--oms", str(sig), "--public-key", str(pub)])
     assert r.exit_code == 1 and "config.json" in r.output
+
+
+def test_cli_default_form_verifies_with_the_model_signing_cli(tmp_path, model_dir):
+    """`ailedger model sign --format oms` with no --method writes what model_signing 1.1's own CLI
+    verifies (files); a shards signature is refused by that CLI (it re-hashes by files), which is
+    why it is not the default and why the docs and the command's output say so."""
+    import click
+    from click.testing import CliRunner
+
+    from ailedger.cli import model as model_cli
+
+    @click.group()
+    def main():
+        pass
+
+    model_cli.register(main)
+    priv, pub = _keys(tmp_path, ec.SECP256R1())
+    sig = tmp_path / "default.sig"
+    r = CliRunner().invoke(main, ["model", "sign", str(model_dir), "--format", "oms", "--key", str(priv), "-o",
+                                  str(sig), "--json"], env={"AILEDGER_LEDGER": ""})
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["method"] == "files"
+    r = _tool("verify", "key", str(model_dir), "--signature", str(sig), "--public_key", str(pub))
+    assert r.returncode == 0, r.stdout + r.stderr
+    shards = tmp_path / "shards.sig"
+    r = CliRunner().invoke(main, ["model", "sign", str(model_dir), "--format", "oms", "--key", str(priv), "-o",
+                                  str(shards), "--method", "shards", "--shard-size", "5000"],
+                           env={"AILEDGER_LEDGER": ""})
+    assert r.exit_code == 0 and "model_signing 1.1 CLI" in r.output, r.output
+    r = _tool("verify", "key", str(model_dir), "--signature", str(shards), "--public_key", str(pub))
+    assert r.returncode != 0  # if this starts passing, model_signing's CLI learnt shards: update the docs
+    assert oms_verify(str(model_dir), str(shards), str(pub))["ok"]
+
+
+def test_sign_with_a_ledger_cache_signs_the_bytes_on_disk(tmp_path, model_dir):
+    """`model sign` takes whole-file digests from the ledger's hash cache; a file changed in place
+    with its mtime put back must be re-read (the cache is keyed on ctime), or the signature would
+    cover bytes that are no longer there."""
+    import shutil
+    import subprocess as sp
+    import time
+
+    import click
+    from click.testing import CliRunner
+
+    from ailedger.cli import model as model_cli
+    from ailedger.services.ledger import Ledger
+
+    Ledger.init(tmp_path / "ledger", origin="test.example/ledger").close()
+
+    @click.group()
+    def main():
+        pass
+
+    model_cli.register(main)
+    priv, pub = _keys(tmp_path, ec.SECP256R1())
+    time.sleep(0.1)  # past the "racy" window, so the first signing fills the cache
+    env = {"AILEDGER_LEDGER": str(tmp_path / "ledger")}
+    r = CliRunner().invoke(main, ["model", "sign", str(model_dir), "--format", "oms", "--key", str(priv), "-o",
+                                  str(tmp_path / "one.sig")], env=env)
+    assert r.exit_code == 0, r.output
+    p = model_dir / "sub" / "tokenizer.txt"
+    shutil.copy2(p, tmp_path / "ref")
+    with open(p, "r+b") as f:
+        b = f.read(1)
+        f.seek(0)
+        f.write(bytes([b[0] ^ 1]))
+    sp.run(["touch", "-r", str(tmp_path / "ref"), str(p)], check=True)
+    r = CliRunner().invoke(main, ["model", "sign", str(model_dir), "--format", "oms", "--key", str(priv), "-o",
+                                  str(tmp_path / "two.sig")], env=env)
+    assert r.exit_code == 0, r.output
+    rep = oms_verify(str(model_dir), str(tmp_path / "two.sig"), str(pub))
+    assert rep["ok"], rep["differences"]

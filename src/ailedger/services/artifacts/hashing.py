@@ -7,8 +7,14 @@ thread per core keeps every core busy on SHA-256 (one big file is spread across 
 by chunk).  A file is re-stat'ed after
 its last chunk: if size, mtime, inode or ctime moved while it was read, hashing fails naming it.
 
-The cache (SQLite, under the ledger directory) maps (path, size, mtime_ns, inode, chunk size) to
-the file's chunk digests, so re-registering a model where one file changed reads only that file.
+The cache (SQLite, under the ledger directory) maps (path, size, mtime_ns, ctime_ns, inode, device,
+chunk size) to the file's chunk digests, so re-registering a model where one file changed reads only
+that file.  It is a speed-up for *producing* a manifest of a tree the user owns (``model register``,
+``model sign``), never evidence that a tree is unchanged: ``model verify`` re-reads every byte unless
+``--trust-cache`` is given.  ctime is in the key because no unprivileged user can set it back
+(``touch -r`` restores mtime, not ctime); files owned by someone else are never taken from the
+cache, and a file whose timestamps are too close to the moment it was hashed is not stored (a
+second write within the same timestamp tick would be invisible: the "racy clean" case git knows).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ class ScannedFile:
     rel: str  # POSIX path relative to the model root
     path: str  # absolute path (through any symlink)
     st: os.stat_result
+    seen_ns: int = 0  # wall clock just before the stat (0: unknown, so never cached)
 
 
 def _inside(real: str, root_real: str) -> bool:
@@ -123,6 +130,7 @@ def scan_dir(root: str | os.PathLike[str], *, follow_external_symlinks: bool = F
                     raise BadInputError(f"{rel} is a symlink leaving the model folder (to {real}); "
                                         "refused unless --follow-symlinks", field="path")
             try:
+                seen = time.time_ns()
                 st = os.stat(full)
             except OSError as e:
                 raise BadInputError(f"cannot read {rel}: {e.strerror}", field="path") from e
@@ -130,41 +138,71 @@ def scan_dir(root: str | os.PathLike[str], *, follow_external_symlinks: bool = F
                 raise BadInputError(f"{rel} is not a regular file (a pipe, socket or device?)", field="path")
             if not os.access(full, os.R_OK):
                 raise BadInputError(f"cannot read {rel}: permission denied", field="path")
-            out.append(ScannedFile(rel, os.path.abspath(full), st))
+            out.append(ScannedFile(rel, os.path.abspath(full), st, seen))
     if not out:
         raise BadInputError(f"{root} contains no files to hash", field="path")
     out.sort(key=lambda s: s.rel)
     return out
 
 
+# a file whose newest timestamp is this close to the moment it was stat'ed may still be written within
+# the same timestamp tick (kernel timestamps come from a clock that ticks every 1-10 ms): not cached
+RACY_NS = 50_000_000
+RACY_NS_WHOLE_SECONDS = 2_000_000_000  # file systems that keep whole seconds (ext3, FAT: 2 s)
+
+
+def _cacheable(f: ScannedFile) -> bool:
+    """May ``f``'s digests be stored in or taken from the cache?  Only a file this user owns, whose
+    timestamps are old enough that a later write must give it a new ctime."""
+    st = f.st
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return False
+    newest = max(st.st_mtime_ns, st.st_ctime_ns)
+    whole = st.st_mtime_ns % 1_000_000_000 == 0 and st.st_ctime_ns % 1_000_000_000 == 0
+    return f.seen_ns - newest > (RACY_NS_WHOLE_SECONDS if whole else RACY_NS)
+
+
 class HashCache:
-    """(path, size, mtime_ns, inode, chunk size) -> file entry; SQLite, one file."""
+    """(path, size, mtime_ns, ctime_ns, inode, device, chunk size) -> file entry; SQLite, one file.
+
+    A speed-up for producing a manifest of the user's own files (register, sign), never evidence
+    for a verifier: ``model verify`` opens it only with ``--trust-cache``."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("DROP TABLE IF EXISTS files")  # v1: keyed without ctime, so `touch -r` fooled it
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS files (path TEXT, size INTEGER, mtime_ns INTEGER, ino INTEGER, "
-            "chunk_size INTEGER, entry TEXT, sha256 TEXT, PRIMARY KEY (path, chunk_size))")
+            "CREATE TABLE IF NOT EXISTS files_v2 (path TEXT, chunk_size INTEGER, size INTEGER, mtime_ns INTEGER, "
+            "ctime_ns INTEGER, ino INTEGER, dev INTEGER, entry TEXT, sha256 TEXT, PRIMARY KEY (path, chunk_size))")
         self._db.commit()
         self.hits = 0
         self.misses = 0
 
+    @staticmethod
+    def _key(f: ScannedFile, chunk_size: int) -> tuple[Any, ...]:
+        st = f.st
+        return (f.path, chunk_size, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+
     def get(self, f: ScannedFile, chunk_size: int) -> tuple[dict[str, Any] | None, str | None]:
+        if not _cacheable(f):
+            return None, None
         row = self._db.execute(
-            "SELECT entry, sha256 FROM files WHERE path=? AND chunk_size=? AND size=? AND mtime_ns=? AND ino=?",
-            (f.path, chunk_size, f.st.st_size, f.st.st_mtime_ns, f.st.st_ino)).fetchone()
+            "SELECT entry, sha256 FROM files_v2 WHERE path=? AND chunk_size=? AND size=? AND mtime_ns=? AND "
+            "ctime_ns=? AND ino=? AND dev=?", self._key(f, chunk_size)).fetchone()
         if row is None:
             return None, None
         return (json.loads(row[0]) if row[0] else None), row[1]
 
     def put(self, f: ScannedFile, chunk_size: int, entry: dict[str, Any] | None, sha256: str | None = None) -> None:
+        if not _cacheable(f):
+            return
         old_entry, old_sha = self.get(f, chunk_size)
         self._db.execute(
-            "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?)",
-            (f.path, f.st.st_size, f.st.st_mtime_ns, f.st.st_ino, chunk_size,
+            "INSERT OR REPLACE INTO files_v2 VALUES (?,?,?,?,?,?,?,?,?)",
+            (*self._key(f, chunk_size),
              json.dumps(entry if entry is not None else old_entry) if (entry or old_entry) else None,
              sha256 or old_sha))
 
@@ -179,11 +217,19 @@ class HashCache:
 @dataclass
 class HashStats:
     files: int = 0
-    files_hashed: int = 0
+    files_hashed: int = 0  # files read and hashed in this run; the rest came from the cache
     bytes_total: int = 0
     bytes_hashed: int = 0
     seconds: float = 0.0
     workers: int = 1
+
+    @property
+    def files_from_cache(self) -> int:
+        return self.files - self.files_hashed
+
+    @property
+    def bytes_from_cache(self) -> int:
+        return self.bytes_total - self.bytes_hashed
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -369,7 +415,14 @@ def _read_range(path: str, rel: str, offset: int, length: int, algo: str = "sha2
         os.close(fd)
 
 
-def _safetensors_plan(f: ScannedFile, chunk_size: int) -> tuple[list[tuple[int, int]], list[Tensor] | None]:
+def _safetensors_plan(f: ScannedFile, chunk_size: int, strict: bool = True
+                      ) -> tuple[list[tuple[int, int]], list[Tensor] | None]:
+    """Chunk plan of one file: cut at the safetensors header and at both ends of every tensor.
+
+    ``strict`` (registering): a malformed header is bad input.  Otherwise (verifying a copy) the
+    file is hashed as it is: a file cut short keeps the cuts its intact header states (its tensors
+    past the end are kept with their stated offsets, so the diff can name them), and one whose
+    header cannot be read at all is cut into plain chunks."""
     size = f.st.st_size
     if not f.rel.endswith(".safetensors"):
         return plan_chunks(size, chunk_size), None
@@ -380,7 +433,12 @@ def _safetensors_plan(f: ScannedFile, chunk_size: int) -> tuple[list[tuple[int, 
             header = fh.read(n) if 8 + n <= size and n <= 100 << 20 else b""
     except OSError as e:
         raise BadInputError(f"cannot read {f.rel}: {e.strerror}", field="path") from e
-    hdr = parse_safetensors_header(head, header, size, what=f.rel)
+    try:
+        hdr = parse_safetensors_header(head, header, size, what=f.rel, truncated_ok=not strict)
+    except BadInputError:
+        if strict:
+            raise
+        return plan_chunks(size, chunk_size), None
     cuts = [hdr.data_start]
     for t in hdr.tensors:
         cuts += [t.begin, t.end]
@@ -391,7 +449,7 @@ def _safetensors_plan(f: ScannedFile, chunk_size: int) -> tuple[list[tuple[int, 
         if t.begin == t.end:
             tensors.append(Tensor(t.name, t.dtype, t.shape, t.begin, t.end, starts.get(t.begin, len(plan)), 0))
             continue
-        first = starts[t.begin]
+        first = starts.get(t.begin, len(plan))  # not a chunk start only when past the end of a cut-short file
         last = starts[t.end] if t.end in starts else len(plan)
         tensors.append(Tensor(t.name, t.dtype, t.shape, t.begin, t.end, first, last - first))
     return plan, tensors
@@ -405,8 +463,12 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                    workers: int | None = None, cache: HashCache | None = None, progress: bool = False,
                    follow_external_symlinks: bool = False, ignore: Iterable[str] = (),
                    on_chunk: Callable[[str, int, int], None] | None = None,
-                   stats: HashStats | None = None) -> Manifest:
-    """Hash every file of ``root`` into a manifest (files, chunks, safetensors tensors)."""
+                   stats: HashStats | None = None, strict: bool = True) -> Manifest:
+    """Hash every file of ``root`` into a manifest (files, chunks, safetensors tensors).
+
+    ``cache``: take unchanged files' digests from it and store new ones (for registering the
+    user's own tree; a verifier passes none).  ``strict=False``: a damaged safetensors file is
+    hashed as it is instead of refused (see ``_safetensors_plan``)."""
     t0 = time.perf_counter()
     files = scan_dir(root, follow_external_symlinks=follow_external_symlinks, ignore=ignore)
     workers = workers or cpu_workers()
@@ -425,7 +487,7 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                 cache.hits += 1
                 continue
             cache.misses += 1
-        plan, tensors = _safetensors_plan(f, chunk_size)
+        plan, tensors = _safetensors_plan(f, chunk_size, strict)
         todo.append((f, plan, tensors))
     total = sum(f.st.st_size for f, _, _ in todo)
     st.bytes_hashed = total

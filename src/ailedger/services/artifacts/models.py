@@ -81,11 +81,19 @@ def load_manifest(ledger: Any, root_hex: str) -> Manifest | None:
     return m
 
 
-def _latest(ledger: Any, type_: str, term: str) -> tuple[int, Any] | None:
+def _latest(ledger: Any, type_: str, term: str, holds: Any = None) -> tuple[int, Any] | None:
+    """The last entry the term index lists for ``term`` whose own body says so (``holds(body)``):
+    the index is a lookup aid kept beside the log, not part of any signed entry."""
     last = None
     for idx, e in ledger.find(type=type_, term=term):
-        last = (idx, e)
+        if holds is None or holds(e.body):
+            last = (idx, e)
     return last
+
+
+def _manifest_root(body: Any) -> Any:
+    m = body.get("manifest") if isinstance(body, dict) else None
+    return m.get("root") if isinstance(m, dict) else None
 
 
 def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
@@ -98,7 +106,8 @@ def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
         if e.type != MODEL_RECORD:
             raise NotFoundError(f"entry {ref} is a {e.type}, not a {MODEL_RECORD}", field="model")
         return idx, e
-    hit = _latest(ledger, MODEL_RECORD, f"model:{ref}") or _latest(ledger, MODEL_RECORD, f"manifest:{ref}")
+    hit = (_latest(ledger, MODEL_RECORD, f"model:{ref}", lambda b: b.get("name") == ref)
+           or _latest(ledger, MODEL_RECORD, f"manifest:{ref}", lambda b: _manifest_root(b) == ref))
     if hit is None:
         raise NotFoundError(f"no registered model named {ref!r}", field="model")
     return hit
@@ -113,7 +122,7 @@ def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
         if e.type != DATASET_RECORD:
             raise NotFoundError(f"entry {ref} is a {e.type}, not a {DATASET_RECORD}", field="dataset")
         return idx, e
-    hit = _latest(ledger, DATASET_RECORD, f"dataset:{ref}")
+    hit = _latest(ledger, DATASET_RECORD, f"dataset:{ref}", lambda b: b.get("name") == ref)
     if hit is None:
         raise NotFoundError(f"no committed dataset named {ref!r}", field="dataset")
     return hit
@@ -204,8 +213,15 @@ def entry_status(ledger: Any, index: int) -> dict[str, Any]:
 
 def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None = None,
                  chunk_size: int | None = None, workers: int | None = None, progress: bool = False,
-                 follow_external_symlinks: bool = False, ignore: Iterable[str] = ()) -> dict[str, Any]:
-    """Re-hash ``path`` and find the record it matches; else the closest record and what differs."""
+                 follow_external_symlinks: bool = False, ignore: Iterable[str] = (),
+                 trust_cache: bool = False) -> dict[str, Any]:
+    """Re-hash every byte of ``path`` and find the record it matches; else the closest record and
+    what differs.  A damaged copy (a safetensors file cut short or with an unreadable header) is a
+    mismatch to report, not bad input.
+
+    ``trust_cache``: take the digests of files whose (path, size, mtime, ctime, inode) are in the
+    hash cache from there instead of reading them; the answer then says how much came from the
+    cache (``from_cache``), since it is only as good as that cache."""
     candidates: list[tuple[int, Any]] = []
     if name:
         candidates = [find_model(ledger, name)]
@@ -216,19 +232,33 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
     sizes = sorted({e.body["manifest"]["chunk_size"] for _, e in candidates}, key=lambda c: c != DEFAULT_CHUNK_SIZE)
     if chunk_size:
         sizes = [chunk_size]
-    cache = cache_for(ledger)
+    cache = cache_for(ledger) if trust_cache else None
     manifests = {}
+    hstats: dict[int, HashStats] = {}
     try:
         for cs in sizes[:3]:
+            hstats[cs] = HashStats()
             manifests[cs] = hash_model_dir(path, chunk_size=cs, workers=workers, cache=cache, progress=progress,
-                                           follow_external_symlinks=follow_external_symlinks, ignore=ignore)
+                                           follow_external_symlinks=follow_external_symlinks, ignore=ignore,
+                                           stats=hstats[cs], strict=False)
     finally:
-        cache.close()
-    # exact match?
+        if cache is not None:
+            cache.close()
+
+    def hashing(cs: int) -> dict[str, Any]:
+        h = hstats[cs]
+        out: dict[str, Any] = {"files_read": h.files_hashed, "bytes_read": h.bytes_hashed,
+                               "seconds": round(h.seconds, 3)}
+        if trust_cache:
+            out["from_cache"] = {"files": h.files_from_cache, "bytes": h.bytes_from_cache}
+        return out
+
+    # exact match? (the term index only finds candidates: the signed body must name this root)
     for cs, m in manifests.items():
         hits = [(i, e) for i, e in ledger.find(type=MODEL_RECORD, term=f"manifest:{m.root.hex()}")
-                if name is None or e.body.get("name") == name
-                or (name.startswith("#") and name[1:].isdigit() and i == int(name[1:]))]
+                if _manifest_root(e.body) == m.root.hex() and e.body["manifest"].get("chunk_size") == cs
+                and (name is None or e.body.get("name") == name
+                     or (name.startswith("#") and name[1:].isdigit() and i == int(name[1:])))]
         if hits:
             idx, e = hits[-1]
             # the DAO's kill switch: a revoked or suspended model does not verify
@@ -238,7 +268,7 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
             st = entry_status(ledger, idx)
             return {"ok": True, "name": e.body.get("name"), "manifest_root": m.root.hex(), "record": st,
                     "files": len(m.files), "bytes": m.total_bytes, "differences": [],
-                    "lineage": e.body.get("lineage")}
+                    "lineage": e.body.get("lineage"), "hashing": hashing(cs)}
     # closest record: most files with equal roots
     best = None
     for idx, e in candidates:
@@ -270,13 +300,22 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
         for p in sorted(mine.keys() - theirs.keys()):
             diffs.append({"kind": "extra", "path": p, "detail": f"{p} is here but not in the registered model"})
         for p in sorted(mine.keys() & theirs.keys()):
+            if mine[p].size != theirs[p].get("size"):
+                diffs.append({"kind": "size", "path": p,
+                              "detail": f"{p} was {theirs[p].get('size')} bytes, is {mine[p].size} bytes"})
             if mine[p].root.hex() != theirs[p]["root"]:
                 diffs.append({"kind": "file", "path": p, "detail": f"{p} changed (the manifest with chunk "
                               "digests is not in this ledger, so the chunk is not known)"})
+            for t in mine[p].tensors or ():
+                if t.end > mine[p].size:  # its own header says so
+                    diffs.append({"kind": "tensor", "path": p, "tensor": t.name, "change": "beyond-end",
+                                  "detail": f"{p} tensor {t.name!r} (bytes {t.begin}..{t.end}) lies beyond the "
+                                            f"end of the file (now {mine[p].size} bytes)"})
     st = entry_status(ledger, idx)
     return {"ok": False, "name": e.body.get("name"), "manifest_root": m.root.hex(),
             "expected_root": e.body["manifest"]["root"], "record": st, "files": len(m.files),
-            "bytes": m.total_bytes, "differences": diffs, "lineage": e.body.get("lineage")}
+            "bytes": m.total_bytes, "differences": diffs, "lineage": e.body.get("lineage"),
+            "hashing": hashing(e.body["manifest"]["chunk_size"])}
 
 
 # -- part proofs: one file or one chunk, O(log n) ---------------------------------------------

@@ -240,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._error(411, "Content-Length required")
             return
-        if path.exists():
+        if path.exists() and _holds(path):
             self._drain(length)
             self._json(200, {"stored": path.name, "size": path.stat().st_size, "existing": True})
             return
@@ -324,6 +324,20 @@ def serve(directory: str, host: str, port: int, capacity: int | None = None, fau
         node.httpd.serve_forever()
     finally:
         node.httpd.server_close()
+
+
+def _holds(path: Path) -> bool:
+    """Does the file still hash to its name?  A second upload of a shard is answered "existing" only
+    then: a copy that rotted on disk is replaced by the upload instead of being vouched for (a
+    repair placing a rebuilt shard back on this node relies on it)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while buf := f.read(_IO):
+                h.update(buf)
+    except OSError:
+        return False
+    return h.hexdigest() == path.name
 
 
 def shard_name(data: bytes) -> str:

@@ -20,8 +20,9 @@ from ailedger.core.content import audio_watermark as awm
 from ailedger.core.content import fingerprint as fp
 from ailedger.core.content import watermark as wm
 from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
+from ailedger.core.records import parse_entry
 from ailedger.services.content import c2pa_io
-from ailedger.services.content.index import KIND_BITS, FingerprintStore
+from ailedger.services.content.index import KIND_BITS, FingerprintStore, StoreHit
 from ailedger.services.content.media import Media, decode_image_bytes, encode_wav, fingerprints, load_media
 
 RECORD_TYPE = "content.register"
@@ -74,6 +75,24 @@ def find_disputes(ledger: Any, entry_index: int) -> dict[str, Any]:
 
 def _hex_to_int(h: str) -> int:
     return int(h, 16)
+
+
+def _registered_sha256(body: dict[str, Any]) -> set[str]:
+    """The byte digests a content.register body vouches for: the file and its watermarked copy."""
+    mark = body.get("watermark") or {}
+    return {d for d in (body.get("sha256"), mark.get("marked_sha256")) if isinstance(d, str)}
+
+
+def _body_codes(body: dict[str, Any], kind: str) -> list[int]:
+    """The ``kind`` codes a content.register body holds (as ``_index_entry`` indexes them)."""
+    out: list[int] = []
+    for fps in (body.get("fingerprints") or {}, (body.get("watermark") or {}).get("marked_fingerprints") or {}):
+        val = fps.get(kind)
+        vals = list(val) if isinstance(val, list) else [val] if isinstance(val, str) else []
+        if kind == "crop_phash64":
+            vals += list((fps.get("crop_grid") or {}).get("phash64", []))
+        out += [_hex_to_int(v) for v in vals if isinstance(v, str)]
+    return out
 
 
 class ContentService:
@@ -136,6 +155,27 @@ class ContentService:
         if top > last:
             self.store.mark_synced(top)
         return n
+
+    # -- index lookups, confirmed by the entries themselves ----------------------------------
+    # The index is derived state kept beside the log, outside every signature: a stale, foreign
+    # or edited row must never become a match.  Each hit is re-checked against the entry's body.
+    def _search(self, kind: str, code: int, radius: int) -> list[StoreHit]:
+        out = []
+        for h in self.store.search(kind, code, radius):
+            e = self.ledger.entry(h.entry)
+            d = min((fp.hamming(code, c) for c in _body_codes(e.body, kind)), default=None) \
+                if e.type == RECORD_TYPE else None
+            if d is not None and d <= radius:
+                out.append(StoreHit(kind, h.entry, d))
+        return sorted(out, key=lambda h: (h.distance, h.entry))
+
+    def _watermark_entry(self, wm_id: int) -> int | None:
+        idx = self.store.watermark_entry(wm_id)
+        if idx is None or idx >= self.ledger.size:
+            return None
+        e = self.ledger.entry(idx)
+        ok = e.type == RECORD_TYPE and (e.body.get("watermark") or {}).get("id") == f"{wm_id:08x}"
+        return idx if ok else None
 
     # -- helpers --------------------------------------------------------------------------
     def _model_record(self, name: str) -> int | None:
@@ -253,7 +293,7 @@ class ContentService:
         if det.payload_id is not None:
             wid = f"{det.payload_id:08x}"
             res["id"] = wid
-            idx = self.store.watermark_entry(det.payload_id)
+            idx = self._watermark_entry(det.payload_id)
             if idx is None:
                 res["note"] = "watermark read, but no record of this ledger carries this id"
             else:
@@ -263,7 +303,7 @@ class ContentService:
 
     # -- verify ---------------------------------------------------------------------------------
     def _describe(self, idx: int) -> dict[str, Any]:
-        e = self.ledger.entry(idx)
+        e = parse_entry(self.ledger.entry_bytes(idx), verify=True)  # who registered it: the signature says
         body = e.body
         disputes = find_disputes(self.ledger, idx)
         return {
@@ -288,7 +328,7 @@ class ContentService:
             evidence.setdefault(idx, []).append({"how": how, **kw})
 
         for idx, e in self.ledger.find(term=f"sha256:{m.sha256}"):
-            if e.type == RECORD_TYPE:
+            if e.type == RECORD_TYPE and m.sha256 in _registered_sha256(e.body):
                 add(idx, "exact", detail="identical bytes (sha256)")
         notes: list[str] = []
         try:
@@ -298,9 +338,10 @@ class ContentService:
             notes.append(f"cannot fingerprint: {exc.message}")
         if m.kind == "text" and fps:
             for idx, e in self.ledger.find(term=f"textnorm:{fps['text_sha256']}"):
-                if e.type == RECORD_TYPE and idx not in evidence:
+                if (e.type == RECORD_TYPE and idx not in evidence
+                        and (e.body.get("fingerprints") or {}).get("text_sha256") == fps["text_sha256"]):
                     add(idx, "normalised-text", detail="same text after normalisation")
-            for h in self.store.search("simhash64", _hex_to_int(fps["simhash64"]), TEXT_SIMHASH_MATCH):
+            for h in self._search("simhash64", _hex_to_int(fps["simhash64"]), TEXT_SIMHASH_MATCH):
                 body = self.ledger.entry(h.entry).body
                 jac = fp.minhash_jaccard(fps["minhash"], (body.get("fingerprints") or {}).get("minhash", []))
                 if jac >= 0.5:
@@ -308,13 +349,13 @@ class ContentService:
                         jaccard_percent=round(jac * 100))
         if m.kind == "audio":
             if fps:
-                for h in self.store.search("audio_phash64", _hex_to_int(fps["audio_phash64"]), AUDIO_PHASH_MATCH):
+                for h in self._search("audio_phash64", _hex_to_int(fps["audio_phash64"]), AUDIO_PHASH_MATCH):
                     add(h.entry, "near-duplicate", fingerprint="audio_phash64", distance=h.distance, bits=64)
             out["watermark"] = self._check_audio_watermark(m, add)
         if m.kind == "video" and fps:
             hits: dict[int, list[int]] = {}
             for f in fps["frame_phash64"]:
-                for h in self.store.search("frame_phash64", _hex_to_int(f), FRAME_PHASH_MATCH):
+                for h in self._search("frame_phash64", _hex_to_int(f), FRAME_PHASH_MATCH):
                     hits.setdefault(h.entry, []).append(h.distance)
             need = max(1, len(fps["frame_phash64"]) // 2)
             for idx, ds in hits.items():
@@ -325,7 +366,7 @@ class ContentService:
             assert m.image is not None
             if fps:
                 ph, dc = _hex_to_int(fps["phash64"]), _hex_to_int(fps["dct256"])
-                for h in self.store.search("phash64", ph, IMAGE_PHASH_SEARCH):
+                for h in self._search("phash64", ph, IMAGE_PHASH_SEARCH):
                     body = self.ledger.entry(h.entry).body
                     refs = [body.get("fingerprints") or {}, (body.get("watermark") or {}).get("marked_fingerprints")
                             or {}]
@@ -334,7 +375,7 @@ class ContentService:
                     if h.distance <= IMAGE_PHASH_MATCH and d256 <= IMAGE_DCT256_MATCH:
                         add(h.entry, "near-duplicate", fingerprint="phash64+dct256", distance=h.distance,
                             bits=64, dct256_distance=d256)
-                for h in self.store.search("crop_phash64", ph, CROP_PHASH_MATCH):
+                for h in self._search("crop_phash64", ph, CROP_PHASH_MATCH):
                     if h.entry in evidence:
                         continue
                     grid = (self.ledger.entry(h.entry).body.get("fingerprints") or {}).get("crop_grid") or {}
@@ -388,7 +429,7 @@ class ContentService:
         if det.payload_id is not None:
             wid = f"{det.payload_id:08x}"
             res["id"] = wid
-            idx = self.store.watermark_entry(det.payload_id)
+            idx = self._watermark_entry(det.payload_id)
             if idx is None:
                 res["note"] = "watermark read, but no record of this ledger carries this id"
             else:
