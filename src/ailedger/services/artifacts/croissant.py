@@ -93,7 +93,7 @@ def croissant_metadata(ledger: Any, ref: str, *, url: str | None = None,
         sid = s["name"]
         if s.get("form") == "bytes-v1" or s.get("encodingFormat") == "application/octet-stream":
             dist.append({"@type": "cr:FileSet", "@id": sid, "name": sid, "encodingFormat": s["encodingFormat"],
-                         "includes": f"{sid}/**", "description": f"{s.get('records')} files (records) of {name}"})
+                         "includes": f"{sid}/**", "description": f"{s.get('records')} distinct files of {name} (one record each)"})
             continue
         if "sha256" not in s:
             raise BadInputError(f"entry #{idx} of dataset {name} predates source digests (no sha256 for {sid}); "
@@ -130,6 +130,9 @@ def croissant_metadata(ledger: Any, ref: str, *, url: str | None = None,
         val = _common(sources, k)
         if val is not None:
             doc[k] = val
+    if "citeAs" not in doc:  # the commitment itself is the citation: BibTeX, as Croissant recommends
+        doc["citeAs"] = (f"@misc{{{name}, title = {{{name}}}, note = {{dataset commitment: ailedger log {origin}, "
+                         f"entry {idx}, root {b['root']}}}}}")
     if record_sets:
         doc["recordSet"] = record_sets
     doc["ailedger:commitment"] = {
