@@ -192,6 +192,7 @@ def _edits(doc, ledger):
     yield "index", dict(doc, index=doc["index"] + 1)
     yield "index (another real entry)", dict(doc, index=other_idx)
     yield "index (string)", dict(doc, index=str(doc["index"]))
+    yield "index (boolean)", dict(doc, index=True)  # the entry is #1, and True == 1 in Python
     yield "dataset", dict(doc, dataset="something-else")
     yield "result", dict(doc, result="absent" if doc["result"] == "member" else "member")
     e0 = doc["proofs"][0]
@@ -242,7 +243,7 @@ def test_every_displayed_field_is_verified(ledger, alice, tmp_path, which):
                                       "--vkey", str(tmp_path / "vk")])
         assert r.exit_code == 1, (what, r.output)
         n += 1
-    assert n == 16
+    assert n == 17
 
 
 def test_summary_shows_only_verified_values(ledger, alice, tmp_path):

@@ -1158,7 +1158,7 @@ def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: Any) -> dict[
                          found=sorted(extra))
     verifier = parse_vkey(vkey) if isinstance(vkey, str) else vkey
     idx, e, cp = _checked_entry(doc, verifier, "dataset.commit")
-    if doc.get("index") != idx:
+    if type(doc.get("index")) is not int or doc.get("index") != idx:
         raise ProofError("the proof file's record index is not the index its inclusion proof shows",
                          expected=idx, found=doc.get("index"))
     name = e.body.get("name")
@@ -1176,7 +1176,10 @@ def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: Any) -> dict[
     claims = _v1_claims(doc, candidate, reads) if version == _V1 else doc.get("proofs")
     if not isinstance(claims, list) or not claims:
         raise BadInputError("dataset proof lists no proofs", field="proof")
-    root = bytes.fromhex(e.body["root"])
+    root_hex = e.body.get("root")
+    if not isinstance(root_hex, str) or not re.fullmatch(r"[0-9a-f]{64}", root_hex):
+        raise ProofError("the dataset.commit entry states no valid root", expected="64 hex digits", found=root_hex)
+    root = bytes.fromhex(root_hex)
     private = rule.key != "sha256"
     checked: dict[int, dict[str, Any]] = {}
     sizes, depth = 0, 0
