@@ -151,3 +151,20 @@ def test_docs_worked_examples_are_what_the_code_computes():
     computed = {hashlib.sha256(n).hexdigest() for _, _, n in _docs_examples()}
     assert set(re.findall(r"\b[0-9a-f]{64}\b", section)) == computed
     assert canonical_json(json.loads(b'{"b": 1, "a": 2}')) == b'{"a":2,"b":1}'
+
+
+def test_shards_from_an_older_version_are_refused(ledger, alice, tmp_path):
+    """A shard without the CSV header / file digest the signed rule and Croissant need: hash it again."""
+    from ailedger.services.artifacts.datasets import hash_shard
+
+    p = tmp_path / "people.csv"
+    p.write_text(PEOPLE)
+    hash_shard([str(p)], tmp_path / "s", partitions_log2=1, workers=1)
+    meta = json.loads((tmp_path / "s" / "shard.json").read_text())
+    assert meta["sources"][0]["header"] == ["name", "age", "city"]
+    del meta["sources"][0]["header"]
+    (tmp_path / "s" / "shard.json").write_text(json.dumps(meta))
+    n = ledger.size
+    with pytest.raises(BadInputError, match="older version"):
+        commit_dataset(ledger, [], "people", alice, shards=[tmp_path / "s"])
+    assert ledger.size == n

@@ -817,6 +817,11 @@ def build_index_from_shards(shard_dirs: Sequence[Path], out_dir: Path, *, secret
         m = json.loads(f.read_text())
         if m.get("format") != SHARD_FORMAT:
             raise BadInputError(f"{d}: not an {SHARD_FORMAT} shard", field="shard")
+        for src in m.get("sources", []):  # what the signed rule and the Croissant digests need
+            if (src.get("kind") == "csv" and not src.get("header")) or (src.get("kind") != "files"
+                                                                         and not src.get("sha256")):
+                raise BadInputError(f"{d}: shard made by an older version (source {src.get('name')} has no header "
+                                    "or digest); hash it again", field="shard")
         metas.append(m)
     if not metas:
         raise BadInputError("give at least one shard", field="shard")
