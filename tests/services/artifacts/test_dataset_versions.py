@@ -78,8 +78,23 @@ def test_a_substitute_entry_is_not_a_version(ledger, alice, two_files):
     assert find_dataset(ledger, "corpus")[0] == v1["index"]
     with pytest.raises(ConflictError, match="not a version"):
         prove_dataset(ledger, f"#{sub}", b'{"i": 1}')
-    # the model lineage resolves the name to the real version too
     assert _dv().dataset_owner(ledger, "corpus") == alice.did
+
+
+def test_model_lineage_names_the_real_version_not_a_substitute(ledger, alice, two_files, tmp_path):
+    from ailedger.services.artifacts import register_model
+
+    a, _ = two_files
+    bob = ledger.identities.create("bob")
+    v1 = commit_dataset(ledger, [str(a)], "corpus", alice)
+    body = dict(ledger.entry(v1["index"]).body, root="00" * 32)
+    ledger.append_record("dataset.commit", body, bob, terms=["dataset:corpus"])
+    m = tmp_path / "m"
+    m.mkdir()
+    (m / "w.bin").write_bytes(b"w" * 100)
+    res = register_model(ledger, m, "m", alice, datasets=["corpus"])
+    (ref,) = ledger.entry(res["index"]).body["lineage"]["datasets"]
+    assert ref == {"name": "corpus", "index": v1["index"], "root": v1["root"]}
 
 
 def test_version_chain_rule():
