@@ -691,14 +691,19 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
             if "header" in r:
                 sources[r["source"]]["header"] = r["header"]
         for si, fut in digests.items():
-            sha, size, st0 = fut.result()
-            if _stat_sig(os.stat(paths[si])) != st0:
+            try:
+                sha, size, st0 = fut.result()
+                changed = _stat_sig(os.stat(paths[si])) != st0
+            except OSError as e:
+                raise BadInputError(f"cannot read {paths[si]}: {e.strerror}; nothing was logged", field="path",
+                                    file=str(paths[si])) from e
+            if changed:
                 raise BadInputError(f"{paths[si]} changed while it was being hashed; nothing was logged",
                                     field="path", file=str(paths[si]))
             sources[si]["sha256"], sources[si]["size"] = sha, size
     finally:
         bar.close()
-        digester.shutdown(cancel_futures=True)
+        digester.shutdown(wait=False, cancel_futures=True)
         if pool:
             pool.shutdown(cancel_futures=True)
         _close_part_fds(str(shard_dir))
