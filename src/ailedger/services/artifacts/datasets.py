@@ -1263,7 +1263,8 @@ def _v1_claims(doc: dict[str, Any], candidate: bytes, reads: list[Reading]) -> l
     try:
         normal = normalise_candidate(candidate, norm)
     except BadInputError as exc:
-        raise ProofError("the proof file's normalisation does not apply to the candidate", found=norm) from exc
+        raise ProofError("the proof file's normalisation does not apply to the candidate",
+                         expected=[list(r.forms) for r in reads], found=norm) from exc
     hit = [i for i, r in enumerate(reads) if r.normal == normal]
     if not hit:
         raise ProofError("the proof file was made under a normalisation the signed commitment does not state for this "
