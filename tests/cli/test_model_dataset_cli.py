@@ -92,7 +92,7 @@ def test_dataset_prove_verify_cli(main, env, tmp_path):
     r = run(main, env, "dataset", "prove", "d", str(cand), "-o", str(pf), "--json")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["result"] == "member"
-    assert pf.read_bytes().startswith(b"ailedger-dataset-proof/v1\n")
+    assert pf.read_bytes().startswith(b"ailedger-dataset-proof/v2\n")
     r = run(main, env, "dataset", "verify", str(pf), "--candidate", str(cand), "--vkey", env[1])
     assert r.exit_code == 0, r.output
     assert "IS in dataset d" in r.output

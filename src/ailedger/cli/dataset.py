@@ -54,13 +54,23 @@ def _secret(path: str, create: bool) -> bytes:
     return data
 
 
-def verify_proof_command(proof_file: str, candidate: str, vkey: str | None, as_json: bool) -> None:
+def candidate_bytes(candidate: str | None, record: str | None) -> bytes:
+    """The candidate record: a file's bytes, or ``--record TEXT`` (a CSV line, a JSON text) as UTF-8."""
+    if (candidate is None) == (record is None):
+        raise BadInputError("give the candidate as a FILE or as --record TEXT (one of them)", field="candidate")
+    if record is not None:
+        return record.encode("utf-8")
+    return Path(str(candidate)).read_bytes()
+
+
+def verify_proof_command(proof_file: str, candidate: str | None, vkey: str | None, as_json: bool,
+                         record: str | None = None) -> None:
     """Shared by `dataset verify` and (through verify_dataset_proof_file) the lead's `verify`."""
     from ailedger.services.artifacts import verify_dataset_proof_file
 
+    cand = candidate_bytes(candidate, record)
     try:
-        rep = verify_dataset_proof_file(Path(proof_file).read_bytes(), Path(candidate).read_bytes(),
-                                        vkey_text(vkey))
+        rep = verify_dataset_proof_file(Path(proof_file).read_bytes(), cand, vkey_text(vkey))
     except VerificationError as e:
         emit({"ok": False, "error": e.to_dict()}, as_json, f"FAILED: {e.message}")
         sys.exit(1)
@@ -91,14 +101,20 @@ def register(main: click.Group) -> None:
     @click.option("--secret-file", default=None, help="Curator secret for --private (made if missing, mode 0600).")
     @click.option("--workers", type=int, default=None, help="Hashing processes (default: all cores).")
     @click.option("--follow-symlinks", is_flag=True)
+    @click.option("--supersedes", default=None, metavar="REF",
+                  help="Commit a new version of an existing dataset: REF is its name (or #INDEX / root of its "
+                       "current version). Only the identity that signed the original commit may do this.")
     @ledger_option
     @json_option
     def dataset_commit(paths: tuple[str, ...], name: str, identity: str, description: str | None,
                        license_: str | None, source_url: str | None, consent: str | None, cite_as: str | None,
                        data_collection: str | None, sources_file: str | None, private: bool,
                        shards: tuple[str, ...], secret_file: str | None, workers: int | None,
-                       follow_symlinks: bool, ledger_path: str | None, as_json: bool) -> None:
-        """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root."""
+                       follow_symlinks: bool, supersedes: str | None, ledger_path: str | None,
+                       as_json: bool) -> None:
+        """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root.
+
+        A name already committed is refused unless --supersedes names its current version."""
         from ailedger.services.artifacts import commit_dataset
 
         meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
@@ -107,10 +123,14 @@ def register(main: click.Group) -> None:
             ident = load_identity(ledger, identity)
             res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta, description=description,
                                  private=private, workers=workers, progress=show_progress(as_json),
-                                 follow_symlinks=follow_symlinks, shards=list(shards), secret=secret)
+                                 follow_symlinks=follow_symlinks, shards=list(shards), secret=secret,
+                                 supersedes=supersedes)
+        sup = res.get("supersedes")
         emit(res, as_json,
              f"committed dataset {name} as entry #{res['index']}: {res['records']} records "
              f"({res['duplicates']} duplicates), root {res['root']}\n"
+             + (f"new version: supersedes #{sup['index']} (root {sup['root']})\n" if sup else "")
+             + f"normal forms: {', '.join(res['forms'])}\n"
              f"hashed {res['records_in']} records in {res['seconds_hash']:.2f}s, built the index in "
              f"{res['seconds_build']:.2f}s")
 
@@ -136,31 +156,106 @@ def register(main: click.Group) -> None:
 
     @dataset.command("prove")
     @click.argument("dataset_ref")
-    @click.argument("candidate", type=click.Path(dir_okay=False, exists=True))
+    @click.argument("candidate", required=False, type=click.Path(dir_okay=False, exists=True))
+    @click.option("--record", default=None, metavar="TEXT",
+                  help="The candidate as text instead of a FILE: a CSV line (under the committed header) or a JSON "
+                       "object / line.")
     @click.option("-o", "--output", required=True, help="Proof file to write.")
-    @click.option("--normalisation", type=click.Choice(["bytes", "json"]), default=None,
-                  help="How to read the candidate (default: JSON if it parses and the set has JSON records).")
     @ledger_option
     @json_option
-    def dataset_prove(dataset_ref: str, candidate: str, output: str, normalisation: str | None,
+    def dataset_prove(dataset_ref: str, candidate: str | None, record: str | None, output: str,
                       ledger_path: str | None, as_json: bool) -> None:
-        """Prove CANDIDATE is in DATASET_REF, or that it is not (whichever holds)."""
+        """Prove CANDIDATE is in DATASET_REF, or that it is not (whichever holds).
+
+        The candidate is read under every normal form the commitment states (see docs/provenance.md):
+        membership needs one reading in the set, absence is proved for every reading."""
         from ailedger.services.artifacts import prove_dataset
 
+        cand = candidate_bytes(candidate, record)
         with open_ledger(ledger_path) as ledger:
-            data, info = prove_dataset(ledger, dataset_ref, Path(candidate).read_bytes(),
-                                       normalisation=normalisation)
-        Path(output).write_bytes(data)
+            data, info = prove_dataset(ledger, dataset_ref, cand)
+        out = Path(output)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(out)
         info["output"] = output
         what = "membership" if info["result"] == "member" else "absence"
-        emit(info, as_json, f"wrote {what} proof {output} ({info['file_bytes']} bytes; sparse Merkle proof "
-                            f"{info['smt_proof_bytes']} bytes, made in {info['prove_ms']} ms)")
+        lines = [(f"wrote {what} proof {output} ({info['file_bytes']} bytes; sparse Merkle proof "
+                  f"{info['smt_proof_bytes']} bytes, made in {info['prove_ms']} ms)")]
+        for r in info["readings"]:
+            lines.append(f"{r['result']} under normal form {', '.join(r['forms'])} (key = {r['key']})")
+        if info.get("superseded_by") is not None:
+            lines.append(f"note: entry #{info['index']} was superseded by #{info['superseded_by']}; the current "
+                         f"version is #{info['current_version']}")
+        emit(info, as_json, "\n".join(lines))
 
     @dataset.command("verify")
     @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
-    @click.option("--candidate", required=True, type=click.Path(dir_okay=False, exists=True))
+    @click.option("--candidate", default=None, type=click.Path(dir_okay=False, exists=True),
+                  help="The candidate record (a file).")
+    @click.option("--record", default=None, metavar="TEXT", help="The candidate as text (a CSV line, a JSON text).")
     @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")
     @json_option
-    def dataset_verify(proof_file: str, candidate: str, vkey: str | None, as_json: bool) -> None:
+    def dataset_verify(proof_file: str, candidate: str | None, record: str | None, vkey: str | None,
+                       as_json: bool) -> None:
         """Check a dataset proof offline, holding only the candidate, the proof and the log's key."""
-        verify_proof_command(proof_file, candidate, vkey, as_json)
+        verify_proof_command(proof_file, candidate, vkey, as_json, record=record)
+
+    @dataset.command("show")
+    @click.argument("dataset_ref")
+    @ledger_option
+    @json_option
+    def dataset_show(dataset_ref: str, ledger_path: str | None, as_json: bool) -> None:
+        """A dataset's commitment: root, sources, rule, owner, and every version of its name."""
+        from ailedger.services.artifacts.datasets import dataset_status
+
+        with open_ledger(ledger_path) as ledger:
+            st = dataset_status(ledger, dataset_ref)
+        b, rec = st["body"], st["record"]
+        lines = [f"dataset {b['name']}: entry #{rec['index']}, {b.get('records')} records, root {b.get('root')}",
+                 (f"signed by {rec['signer']} at {rec['time']} (signature valid, inclusion verified at "
+                  f"checkpoint size {rec['checkpoint']['size']})"),
+                 f"owner: {st['owner']} (signed the original commit #{st['versions'][0]['index']})"]
+        rule = b.get("rule")
+        lines.append("rule: " + (f"key {rule['key']}, forms {', '.join(rule['forms'])}" if rule else
+                                 "not recorded (entry made before rules were): implied by its sources"))
+        for s in b.get("sources", []):
+            extra = "".join(f", {k} {s[k]}" for k in ("form", "sha256") if k in s)
+            lines.append(f"  source {s.get('name')}: {s.get('records')} records, {s.get('encodingFormat')}{extra}")
+        for n, ver in enumerate(st["versions"], 1):
+            mark = " <- this entry" if ver["index"] == rec["index"] else ""
+            sup = f", supersedes #{ver['supersedes']['index']}" if ver.get("supersedes") else ""
+            lines.append(f"version {n}: #{ver['index']} root {ver['root']} at {ver['time']}{sup}{mark}")
+        if not st["current"]:
+            cur = st["versions"][-1]
+            lines.append(f"WARNING: entry #{rec['index']} is not the current version of {b['name']}: "
+                         f"#{cur['index']} (root {cur['root']}) supersedes it")
+        for r in st["rejected"]:
+            lines.append(f"not a version: #{r['index']}: {r['reason']}")
+        emit(st, as_json, "\n".join(lines))
+
+    @dataset.command("croissant")
+    @click.argument("dataset_ref")
+    @click.option("-o", "--output", required=True, help="JSON-LD file to write.")
+    @click.option("--url", default=None, help="The dataset's landing page (default: the sources' url).")
+    @click.option("--base-url", default=None, help="Prefix of each file's contentUrl (default: its bare name).")
+    @ledger_option
+    @json_option
+    def dataset_croissant(dataset_ref: str, output: str, url: str | None, base_url: str | None,
+                          ledger_path: str | None, as_json: bool) -> None:
+        """Write Croissant 1.0 (MLCommons) JSON-LD metadata for a committed dataset."""
+        import json
+
+        from ailedger.services.artifacts.croissant import croissant_metadata
+
+        with open_ledger(ledger_path) as ledger:
+            doc = croissant_metadata(ledger, dataset_ref, url=url, base_url=base_url)
+        out = Path(output)
+        tmp = out.with_name(out.name + ".part")
+        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        c = doc["ailedger:commitment"]
+        emit({"output": output, "name": doc["name"], "distribution": len(doc["distribution"]),
+              "root": c["ailedger:root"], "index": c["ailedger:entryIndex"]}, as_json,
+             f"wrote Croissant metadata {output} for dataset {doc['name']} (entry #{c['ailedger:entryIndex']}, "
+             f"root {c['ailedger:root']}; {len(doc['distribution'])} distribution entries)")

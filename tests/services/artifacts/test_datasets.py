@@ -58,10 +58,12 @@ def test_dishonest_curator_cannot_flip_a_member_to_absent(ledger, alice, jsonl, 
     data, _ = prove_dataset(ledger, "books", cand)
     head, body = data.split(b"\n", 1)
     doc = json.loads(body)
-    p = smt.decode_proof(base64.b64decode(doc["smt_proof"]))
+    (entry,) = doc["proofs"]
+    p = smt.decode_proof(base64.b64decode(entry["smt_proof"]))
     for fake in (smt.SmtProof(smt.EMPTY, p.depth, p.siblings),
                  smt.SmtProof(smt.OTHER, p.depth, p.siblings, hashlib.sha256(b"x").digest())):
-        doc2 = dict(doc, result="absent", smt_proof=base64.b64encode(smt.encode_proof(fake)).decode())
+        fake_entry = dict(entry, result="absent", smt_proof=base64.b64encode(smt.encode_proof(fake)).decode())
+        doc2 = dict(doc, result="absent", proofs=[fake_entry])
         forged = head + b"\n" + canonical_json(doc2)
         with pytest.raises(VerificationError):
             verify_dataset_proof_file(forged, cand, ledger.vkey)

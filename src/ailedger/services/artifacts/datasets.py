@@ -33,18 +33,30 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ailedger.core import smt
 from ailedger.core.canonical import canonical_json, parse_json
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError
+from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, ProofError
 from ailedger.core.fasthash import sha256_many
 from ailedger.core.note import parse_vkey
 from ailedger.core.proofbundle import verify_proof_bundle
 from ailedger.core.records import parse_entry
+from ailedger.services.artifacts.dataset_rule import (
+    FORM_BYTES,
+    FORM_CSV,
+    FORM_JSON,
+    FORM_OF_KIND,
+    FORM_PARQUET,
+    Reading,
+    Rule,
+    readings,
+    rule_body,
+    rule_of,
+)
 from ailedger.services.artifacts.hashing import cpu_workers, scan_dir
 from ailedger.services.artifacts.models import DATASET_RECORD, artifacts_dir, entry_status, find_dataset
 
@@ -53,13 +65,17 @@ __all__ = [
     "SMT_FORMAT",
     "DatasetIndex",
     "commit_dataset",
+    "current_dataset",
+    "dataset_owner",
+    "dataset_versions",
     "normalise_candidate",
     "prove_dataset",
     "record_key",
     "verify_dataset_proof_file",
+    "version_chain",
 ]
 
-DATASET_PROOF = "ailedger-dataset-proof/v1"
+DATASET_PROOF = "ailedger-dataset-proof/v2"
 SMT_FORMAT = "ailedger-smt/v1"
 UNIT_BYTES = 8 << 20  # per work unit: bounds a hashing worker's memory (~10x this at peak)
 PARTITION_TARGET = 16 << 20  # bytes of keys per partition (bounds the memory of one sort)
@@ -108,8 +124,9 @@ def _json_value(v: Any) -> Any:
 
 
 def normalise_candidate(candidate: bytes, normalisation: str) -> bytes:
-    """The bytes a rights holder hashes: raw bytes for file records; for JSON records the RFC 8785
-    form of the candidate JSON value (a JSON line, or a CSV header line plus one row)."""
+    """The v1 proof files' reading of a candidate (``normalisation`` "bytes" or "json": the RFC 8785
+    form of a JSON value, or of a CSV header line plus one row).  Kept to check v1 files against the
+    readings of :mod:`dataset_rule`; new code uses :func:`dataset_rule.readings`."""
     if normalisation == "bytes":
         return candidate
     if normalisation != "json":
@@ -291,7 +308,9 @@ def _flag_lines(block: bytes) -> tuple[set[int], Any]:
     on that say whether any line is flagged at all (the common case: none); only then are the
     exact positions found, with numpy through one byte-class lookup."""
     t = block.translate(_FLAG_TABLE)
-    if not (_FLOAT_T.search(t) or b"!" in t or b"\\u" in t or b"0000000000000000000" in t):
+    # (a backslash is rare and one memchr finds that; isascii() is one pass: both spare a slower search of t)
+    if not (_FLOAT_T.search(t) or (not block.isascii() and b"!" in t) or (b"\\" in block and b"\\u" in block)
+            or b"0000000000000000000" in t):
         return set(), None
     import numpy as np
 
@@ -431,6 +450,8 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
                         return {"error": f"{path} line {rd.line_num}: {len(row)} fields, the header has "
                                          f"{len(header)}", "where": path}
                     sink.add(record_key(canonical_json(dict(zip(header, row))), secret))
+            sink.flush()
+            return {"n": sink.n, "source": si, "header": header}
         elif kind == "parquet":
             import pyarrow.parquet as pq
 
@@ -600,6 +621,25 @@ def _cpu_seconds() -> float:
 SHARD_FORMAT = "ailedger-dataset-shard/v1"
 
 
+def _stat_sig(st: os.stat_result) -> tuple[int, int, int, int]:
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
+
+
+def _file_sha256(path: str) -> tuple[str, int, tuple[int, int, int, int]]:
+    """SHA-256 and size of a file's bytes, with its stat before reading (compared after hashing)."""
+    with open(path, "rb") as fh:
+        st0 = _stat_sig(os.fstat(fh.fileno()))
+        h = hashlib.sha256()
+        size = 0
+        while True:
+            b = fh.read(1 << 20)
+            if not b:
+                break
+            h.update(b)
+            size += len(b)
+    return h.hexdigest(), size, st0
+
+
 def choose_partitions(total_bytes: int) -> int:
     """log2 of the partition count: about PARTITION_TARGET bytes of keys per partition, assuming
     records of at least 24 bytes."""
@@ -629,6 +669,13 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
                desc="hashing records", leave=False)
     jobs = [(u, str(shard_dir), P, secret, tag) for u in units]
     counts = [0] * len(sources)
+    # a file source's SHA-256 (its Croissant digest, signed with the commitment) is taken from the same
+    # bytes the keys are: read alongside the workers, and the file's stat must not change meanwhile
+    from concurrent.futures import ThreadPoolExecutor
+
+    digester = ThreadPoolExecutor(1)
+    digests = {si: digester.submit(_file_sha256, str(paths[si])) for si, s in enumerate(sources)
+               if s["kind"] != "files"}
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
     try:
         results = pool.map(_hash_unit_star, jobs) if pool else map(_hash_unit_star, jobs)
@@ -641,8 +688,22 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
                                         "nothing was logged", field="record", file=r["path"], line=line)
                 raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
             counts[r["source"]] += r["n"]
+            if "header" in r:
+                sources[r["source"]]["header"] = r["header"]
+        for si, fut in digests.items():
+            try:
+                sha, size, st0 = fut.result()
+                changed = _stat_sig(os.stat(paths[si])) != st0
+            except OSError as e:
+                raise BadInputError(f"cannot read {paths[si]}: {e.strerror}; nothing was logged", field="path",
+                                    file=str(paths[si])) from e
+            if changed:
+                raise BadInputError(f"{paths[si]} changed while it was being hashed; nothing was logged",
+                                    field="path", file=str(paths[si]))
+            sources[si]["sha256"], sources[si]["size"] = sha, size
     finally:
         bar.close()
+        digester.shutdown(wait=False, cancel_futures=True)
         if pool:
             pool.shutdown(cancel_futures=True)
         _close_part_fds(str(shard_dir))
@@ -761,6 +822,11 @@ def build_index_from_shards(shard_dirs: Sequence[Path], out_dir: Path, *, secret
         m = json.loads(f.read_text())
         if m.get("format") != SHARD_FORMAT:
             raise BadInputError(f"{d}: not an {SHARD_FORMAT} shard", field="shard")
+        for src in m.get("sources", []):  # what the signed rule and the Croissant digests need
+            if (src.get("kind") == "csv" and not src.get("header")) or (src.get("kind") != "files"
+                                                                         and not src.get("sha256")):
+                raise BadInputError(f"{d}: shard made by an older version (source {src.get('name')} has no header "
+                                    "or digest); hash it again", field="shard")
         metas.append(m)
     if not metas:
         raise BadInputError("give at least one shard", field="shard")
@@ -808,10 +874,15 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
                    source_meta: Sequence[dict[str, Any]] | None = None, description: str | None = None,
                    private: bool = False, workers: int | None = None, progress: bool = False,
                    follow_symlinks: bool = False, partitions_log2: int | None = None,
-                   shards: Sequence[str | os.PathLike[str]] = (), secret: bytes | None = None) -> dict[str, Any]:
+                   shards: Sequence[str | os.PathLike[str]] = (), secret: bytes | None = None,
+                   supersedes: str | None = None) -> dict[str, Any]:
     """Commit a dataset: build its index (from PATHS, or from shards hashed elsewhere with
-    :func:`hash_shard`), then sign and log its root with per-source metadata."""
-    if not name or any(c.isspace() for c in name) or name.startswith("#"):
+    :func:`hash_shard`), then sign and log its root with per-source metadata and the leaf rule.
+
+    A name already committed is refused (ConflictError) unless ``supersedes`` names its current
+    version (the name, ``#INDEX`` or the root): the new entry then records which commitment it
+    supersedes, and only :func:`dataset_owner` of the name may do that."""
+    if not name or len(name) > 200 or any(c.isspace() for c in name) or name.startswith("#"):
         raise BadInputError("dataset name must be a non-empty word without spaces", field="name")
     if not paths and not shards:
         raise BadInputError("give at least one PATH of records (or shards)", field="path")
@@ -825,6 +896,7 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
             if k not in CROISSANT_FIELDS:
                 raise BadInputError(f"unknown source metadata field {k!r} (use Croissant names: "
                                     f"{', '.join(CROISSANT_FIELDS)})", field=k)
+    _version_claim(ledger, name, identity.did, supersedes)  # refuse early, before hours of hashing
     staging = _datasets_dir(ledger) / f"staging-{secrets.token_hex(6)}"
     if shards:
         info = build_index_from_shards([Path(x) for x in shards], staging, secret=secret, workers=workers)
@@ -839,8 +911,13 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
         sources = []
         for i, s in enumerate(info["sources"]):
             meta = source_meta[i] if len(source_meta) > 1 else (source_meta[0] if source_meta else {})
-            sources.append({"name": s["name"], "encodingFormat": _ENCODING[s["kind"]], "records": s["records"],
-                            **{k: v for k, v in meta.items() if k != "name"}})
+            src: dict[str, Any] = {k: v for k, v in meta.items() if k != "name"}
+            src.update({"name": s["name"], "encodingFormat": _ENCODING[s["kind"]], "records": s["records"],
+                        "form": FORM_OF_KIND[s["kind"]]})
+            for k in ("header", "sha256", "size"):
+                if k in s:
+                    src[k] = s[k]
+            sources.append(src)
         body: dict[str, Any] = {
             "name": name,
             "root": info["root"],
@@ -848,11 +925,15 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
             "duplicates": info["duplicates"],
             "smt": SMT_FORMAT,
             "leaf": info["leaf"],
-            "normalisation": {"files": "bytes", "jsonl": "json", "csv": "json", "parquet": "json"},
+            "rule": rule_body([s["kind"] for s in info["sources"]], info["leaf"]),
             "sources": sources,
         }
         if description:
             body["description"] = description
+        sup = _version_claim(ledger, name, identity.did, supersedes)  # again: someone may have committed meanwhile
+        if sup is not None:
+            body["supersedes"] = sup
+        rule_of(body)  # the rule we sign must be one a verifier can read
         canonical_json(body)
         res = ledger.append_record(DATASET_RECORD, body, identity,
                                    terms=[f"dataset:{name}", f"dataset-root:{info['root']}"])
@@ -869,7 +950,100 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
     (final / "entry").write_text(str(res.index))
     return {"index": res.index, "name": name, **{k: info[k] for k in (
         "root", "records", "records_in", "duplicates", "P", "D", "leaf", "seconds", "seconds_hash", "seconds_build",
-        "bytes", "units", "workers")}, "index_dir": str(final)}
+        "bytes", "units", "workers")}, "index_dir": str(final), "supersedes": body.get("supersedes"),
+        "forms": body["rule"]["forms"]}
+
+
+# -- names and versions ----------------------------------------------------------------------------
+
+def version_chain(commits: Iterable[tuple[int, str, dict[str, Any]]]) -> dict[str, Any]:
+    """Pure: the versions of one dataset name from its ``dataset.commit`` entries ``(index, signer,
+    body)`` in log order.  The first entry is the original and its signer the owner; a later entry is
+    the next version only if the owner signed it and its ``supersedes`` names the current version
+    (index and root); an entry made before versions were recorded (no ``rule``) by the owner counts
+    as a new version, as it did then.  Every other entry is rejected, with the reason."""
+    owner: str | None = None
+    chain: list[int] = []
+    roots: dict[int, Any] = {}
+    rejected: list[dict[str, Any]] = []
+    for idx, signer, body in commits:
+        roots[idx] = body.get("root")
+        if owner is None:
+            owner = signer
+            chain.append(idx)
+            continue
+        if signer != owner:
+            rejected.append({"index": idx, "signer": signer,
+                             "reason": f"signed by {signer}, not by the owner {owner} (who signed #{chain[0]})"})
+            continue
+        sup = body.get("supersedes")
+        cur = chain[-1]
+        if (sup is None and "rule" not in body) or sup == {"index": cur, "root": roots[cur]}:
+            chain.append(idx)
+        else:
+            rejected.append({"index": idx, "signer": signer,
+                             "reason": f"does not supersede the current version #{cur} (it names {sup})"})
+    return {"owner": owner, "versions": chain, "rejected": rejected}
+
+
+def _commits_named(ledger: Any, name: str) -> list[tuple[int, Any]]:
+    # the term index only finds candidates: each entry's own signed body must carry the name
+    return [(i, e) for i, e in ledger.find(type=DATASET_RECORD, term=f"dataset:{name}") if e.body.get("name") == name]
+
+
+def dataset_versions(ledger: Any, name: str) -> dict[str, Any]:
+    """``{name, owner, versions: [index...], rejected: [...], entries: {index: entry}}`` for ``name``."""
+    commits = _commits_named(ledger, name)
+    out = version_chain((i, e.signer, e.body) for i, e in commits)
+    return {"name": name, **out, "entries": dict(commits)}
+
+
+def dataset_owner(ledger: Any, name: str) -> str | None:
+    """THE rule for who controls a dataset name: the DID that signed the first ``dataset.commit``
+    entry named ``name`` in the log.  Only that identity may commit a new version (``supersedes``) of
+    the name; None when the name was never committed.  (docs/provenance.md, "Names and versions".)"""
+    owner: str | None = dataset_versions(ledger, name)["owner"]
+    return owner
+
+
+def current_dataset(ledger: Any, name: str) -> tuple[int, Any] | None:
+    """The current version of dataset ``name`` (the end of its version chain), or None."""
+    v = dataset_versions(ledger, name)
+    if not v["versions"]:
+        return None
+    idx = v["versions"][-1]
+    return idx, v["entries"][idx]
+
+
+def _version_claim(ledger: Any, name: str, did: str, supersedes: str | None) -> dict[str, Any] | None:
+    """Refuse a commit under a name already taken unless it supersedes the current version and is
+    signed by the owner; return the ``supersedes`` object to record."""
+    v = dataset_versions(ledger, name)
+    if not v["versions"]:
+        if supersedes is not None:
+            raise NotFoundError(f"no dataset named {name!r} to supersede; nothing was logged", field="supersedes")
+        return None
+    cur = v["versions"][-1]
+    root = v["entries"][cur].body.get("root")
+    if supersedes is None:
+        raise ConflictError(f"dataset {name} is already committed (current version: entry #{cur}, root {root}, "
+                            f"owner {v['owner']}); to commit a new version, name the one it replaces: "
+                            f"--supersedes {name}; nothing was logged", field="name", current_index=cur)
+    ref = supersedes
+    if ref.startswith("#") and ref[1:].isdigit():
+        want = int(ref[1:])
+    elif ref in (name, root):
+        want = cur
+    else:
+        raise BadInputError(f"--supersedes must name dataset {name} (its name, #INDEX or root), not {ref!r}",
+                            field="supersedes")
+    if want != cur:
+        raise ConflictError(f"#{want} is not the current version of dataset {name} (#{cur} is); nothing was logged",
+                            field="supersedes", current_index=cur)
+    if did != v["owner"]:
+        raise ConflictError(f"only {v['owner']}, who signed the original commit #{v['versions'][0]}, may commit a "
+                            f"new version of dataset {name} (not {did}); nothing was logged", field="identity")
+    return {"index": cur, "root": root}
 
 
 def open_index(ledger: Any, idx: int, body: dict[str, Any]) -> DatasetIndex:
@@ -881,52 +1055,102 @@ def open_index(ledger: Any, idx: int, body: dict[str, Any]) -> DatasetIndex:
                         "(only the curator who committed it can answer queries)", field="dataset")
 
 
-def prove_dataset(ledger: Any, ref: str, candidate: bytes, *, normalisation: str | None = None) -> tuple[bytes, dict[str, Any]]:
-    """The curator's side: a self-describing proof file that ``candidate`` is, or is not, in the set."""
+def _part(ledger: Any, idx: int) -> dict[str, str]:
+    return {"entry": base64.b64encode(ledger.entry_bytes(idx)).decode(), "tlog_proof": ledger.prove(idx).decode()}
+
+
+def prove_dataset(ledger: Any, ref: str, candidate: bytes) -> tuple[bytes, dict[str, Any]]:
+    """The curator's side: a self-describing proof file that ``candidate`` is, or is not, in the set.
+
+    The candidate is read under every normal form the commitment states (:func:`readings`): one
+    reading in the set makes a membership proof; otherwise the file proves every reading absent."""
     idx, e = find_dataset(ledger, ref)
+    name = e.body.get("name")
+    v = dataset_versions(ledger, name)
+    if idx not in v["versions"]:
+        why = next((r["reason"] for r in v["rejected"] if r["index"] == idx), "not in the version chain")
+        raise ConflictError(f"entry #{idx} is not a version of dataset {name}: {why}", field="dataset")
+    rule = rule_of(e.body)
+    reads = readings(candidate, rule)
+    if not reads:
+        raise BadInputError(f"the candidate is not a record under any normal form dataset {name} states "
+                            f"({', '.join(rule.forms)}): " + _no_reading_hint(rule), field="candidate")
     ix = open_index(ledger, idx, e.body)
     try:
         if ix.root.hex() != e.body["root"]:
             raise ProofError("the local index does not match the logged root", expected=e.body["root"],
                              found=ix.root.hex())
-        kinds = {s.get("encodingFormat") for s in e.body.get("sources", [])}
-        if normalisation is None:
-            json_kinds = kinds & {_ENCODING["jsonl"], _ENCODING["csv"], _ENCODING["parquet"]}
-            normalisation = "bytes"
-            if json_kinds:
-                try:
-                    normalise_candidate(candidate, "json")
-                    normalisation = "json"
-                except BadInputError:
-                    if _ENCODING["files"] not in kinds:
-                        raise
-        key = record_key(normalise_candidate(candidate, normalisation), ix.secret)
         t0 = time.perf_counter()
-        p = ix.prove(key)
+        done = []
+        for i, r in enumerate(reads):
+            key = record_key(r.normal, ix.secret)
+            p = ix.prove(key)
+            done.append((i, r, key, p, smt.verify_proof(ix.root, key, p)))
         t_prove = time.perf_counter() - t0
-        member = smt.verify_proof(ix.root, key, p)
     finally:
         ix.close()
-    enc = smt.encode_proof(p)
-    doc = {"type": DATASET_PROOF, "dataset": e.body["name"], "index": idx,
-           "entry": base64.b64encode(ledger.entry_bytes(idx)).decode(), "tlog_proof": ledger.prove(idx).decode(),
-           "normalisation": normalisation, "leaf": e.body["leaf"], "result": "member" if member else "absent",
-           "smt_proof": base64.b64encode(enc).decode()}
-    if e.body["leaf"] != "sha256":
-        doc["key"] = key.hex()
+    members = [x for x in done if x[4]]
+    chosen = members[:1] or done
+    proofs: list[dict[str, Any]] = [
+        {"reading": i, "forms": list(r.forms), "key": key.hex(), "result": "member" if m else "absent",
+         "smt_proof": base64.b64encode(smt.encode_proof(p)).decode()} for i, r, key, p, m in chosen]
+    doc: dict[str, Any] = {"type": DATASET_PROOF, "dataset": name, "index": idx, **_part(ledger, idx),
+                           "result": "member" if members else "absent", "proofs": proofs}
+    if len(v["versions"]) > 1:
+        doc["versions"] = [_part(ledger, j) for j in v["versions"] if j != idx]
     data = (DATASET_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
-    return data, {"result": doc["result"], "dataset": doc["dataset"], "index": idx, "smt_proof_bytes": len(enc),
-                  "file_bytes": len(data), "prove_ms": round(t_prove * 1000, 3), "depth": p.depth}
+    enc_bytes = sum(len(base64.b64decode(x["smt_proof"])) for x in proofs)
+    later = [j for j in v["versions"] if j > idx]
+    return data, {"result": doc["result"], "dataset": name, "index": idx, "smt_proof_bytes": enc_bytes,
+                  "file_bytes": len(data), "prove_ms": round(t_prove * 1000, 3),
+                  "depth": max(x[3].depth for x in chosen),
+                  "readings": [{"forms": x["forms"], "key": x["key"], "result": x["result"]} for x in proofs],
+                  "superseded_by": later[0] if later else None, "current_version": v["versions"][-1]}
+
+
+def _no_reading_hint(rule: Rule) -> str:
+    hints = {FORM_BYTES: "any file", FORM_JSON: "a JSON text", FORM_PARQUET: "a JSON object (one row)",
+             FORM_CSV: "a CSV line (under the committed header" + ("" if rule.csv_headers else ": give the header "
+                                                                   "line first") + "), or a JSON object of its cells"}
+    return "give " + "; or ".join(hints[f] for f in rule.forms)
+
+
+_V1 = "ailedger-dataset-proof/v1"
+_V1_FIELDS = {"type", "dataset", "index", "entry", "tlog_proof", "normalisation", "leaf", "result", "smt_proof", "key"}
+_V2_FIELDS = {"type", "dataset", "index", "entry", "tlog_proof", "result", "proofs", "versions"}
+_PROOF_FIELDS = {"reading", "forms", "key", "result", "smt_proof"}
+
+
+def _b64(doc: dict[str, Any], k: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(doc[k], validate=True)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError(f"dataset proof lacks a valid {what}", field="proof") from exc
+
+
+def _checked_entry(part: dict[str, Any], verifier: Any, what: str) -> tuple[int, Any, Any]:
+    """(log index, entry, checkpoint) of an embedded entry: its signature and its inclusion verified."""
+    if not isinstance(part, dict) or not isinstance(part.get("tlog_proof"), str):
+        raise BadInputError(f"dataset proof lacks the {what}'s tlog proof", field="proof")
+    eb = _b64(part, "entry", f"{what} entry")
+    e = parse_entry(eb, verify=True)
+    bundle, cp = verify_proof_bundle(part["tlog_proof"].encode(), verifier, entry=eb)
+    if e.type != DATASET_RECORD:
+        raise ProofError(f"the logged {what} entry is a {e.type}, not a {DATASET_RECORD}", expected=DATASET_RECORD,
+                         found=e.type)
+    return bundle.index, e, cp
 
 
 def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: Any) -> dict[str, Any]:
     """Third party's check, offline: the log's signature on the checkpoint, the dataset.commit
-    entry's inclusion and signature, and the sparse Merkle proof for the candidate's key.
+    entry's inclusion and signature, the leaf rule that entry states, every reading of the candidate
+    under that rule, and the sparse Merkle proof(s) for them.  Every field shown is one of these.
     Raises VerificationError (or subclasses) if anything does not hold.  ``vkey`` is the log's
     verifier key text, a parsed ``Verifier``, or None for the local ledger's."""
-    head = (DATASET_PROOF + "\n").encode()
-    if not data.startswith(head):
+    first = data.split(b"\n", 1)[0]
+    if first not in (DATASET_PROOF.encode(), _V1.encode()):
         raise BadInputError(f"not an {DATASET_PROOF} file", field="proof")
+    version = first.decode()
     if vkey is None:
         from ailedger.services.ledger import Ledger
 
@@ -935,53 +1159,184 @@ def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: Any) -> dict[
                 vkey = lg.vkey
         except AiledgerError as exc:
             raise BadInputError("the log's verifier key is needed (--vkey)", field="vkey") from exc
-    doc = parse_json(data[len(head):], what="dataset proof")
-    if not isinstance(doc, dict) or doc.get("type") != DATASET_PROOF:
+    doc = parse_json(data[len(first) + 1:], what="dataset proof")
+    if not isinstance(doc, dict) or doc.get("type") != version:
         raise BadInputError("dataset proof body is malformed", field="proof")
-    try:
-        entry_bytes = base64.b64decode(doc["entry"], validate=True)
-        enc = base64.b64decode(doc["smt_proof"], validate=True)
-    except (KeyError, ValueError) as exc:
-        raise BadInputError("dataset proof lacks its entry or proof", field="proof") from exc
-    e = parse_entry(entry_bytes, verify=True)
+    extra = set(doc) - (_V1_FIELDS if version == _V1 else _V2_FIELDS)
+    if extra:
+        raise ProofError("the proof file carries fields this verifier does not check", expected=[],
+                         found=sorted(extra))
     verifier = parse_vkey(vkey) if isinstance(vkey, str) else vkey
-    _, cp = verify_proof_bundle(doc["tlog_proof"].encode(), verifier, entry=entry_bytes)
-    if e.type != DATASET_RECORD:
-        raise ProofError(f"the logged entry is a {e.type}, not a {DATASET_RECORD}")
-    root = bytes.fromhex(e.body["root"])
-    norm = doc.get("normalisation", "bytes")
-    private = e.body.get("leaf") != "sha256"
-    if private:
-        key = bytes.fromhex(doc["key"])
-    else:
-        key = record_key(normalise_candidate(candidate, norm))
-    p = smt.decode_proof(enc)
-    member = smt.verify_proof(root, key, p)
-    result = "member" if member else "absent"
+    idx, e, cp = _checked_entry(doc, verifier, "dataset.commit")
+    if type(doc.get("index")) is not int or doc.get("index") != idx:
+        raise ProofError("the proof file's record index is not the index its inclusion proof shows",
+                         expected=idx, found=doc.get("index"))
+    name = e.body.get("name")
+    if doc.get("dataset") != name:
+        raise ProofError("the proof file's dataset name is not the one the signed entry states", expected=name,
+                         found=doc.get("dataset"))
+    rule = rule_of(e.body)
+    if version == _V1 and doc.get("leaf") != e.body.get("leaf"):
+        raise ProofError("the proof file's leaf mode is not the one the signed entry states",
+                         expected=e.body.get("leaf"), found=doc.get("leaf"))
+    reads = readings(candidate, rule)
+    if not reads:
+        raise ProofError("the candidate cannot be read under any normal form the signed commitment states, so no "
+                         "proof can be about it", expected=list(rule.forms), found="no reading applies")
+    claims = _v1_claims(doc, candidate, reads) if version == _V1 else doc.get("proofs")
+    if not isinstance(claims, list) or not claims:
+        raise BadInputError("dataset proof lists no proofs", field="proof")
+    root_hex = e.body.get("root")
+    if not isinstance(root_hex, str) or not re.fullmatch(r"[0-9a-f]{64}", root_hex):
+        raise ProofError("the dataset.commit entry states no valid root", expected="64 hex digits", found=root_hex)
+    root = bytes.fromhex(root_hex)
+    private = rule.key != "sha256"
+    checked: dict[int, dict[str, Any]] = {}
+    sizes, depth = 0, 0
+    for c in claims:
+        if not isinstance(c, dict) or set(c) - _PROOF_FIELDS:
+            raise ProofError("a proof entry carries fields this verifier does not check", expected=sorted(_PROOF_FIELDS),
+                             found=sorted(c) if isinstance(c, dict) else c)
+        i = c.get("reading")
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(reads) or i in checked:
+            raise ProofError("a proof entry names no reading of this candidate (or one twice)",
+                             expected=f"0..{len(reads) - 1}, each once", found=i)
+        r = reads[i]
+        if c.get("forms") != list(r.forms):
+            raise ProofError(f"proof entry {i} was made under another rule than the signed commitment states for this "
+                             "reading of the candidate", expected=list(r.forms), found=c.get("forms"))
+        if private:
+            try:
+                key = bytes.fromhex(c["key"])
+            except (KeyError, TypeError, ValueError):
+                key = b""
+            if len(key) != 32:
+                raise BadInputError("private-mode proof entries must state their 32-byte key", field="proof")
+        else:
+            key = record_key(r.normal)
+            if c.get("key") is not None and c.get("key") != key.hex():
+                raise ProofError(f"proof entry {i} states another key than this candidate's", expected=key.hex(),
+                                 found=c.get("key"))
+        enc = _b64(c, "smt_proof", "sparse Merkle proof")
+        p = smt.decode_proof(enc)
+        member = smt.verify_proof(root, key, p)
+        res = "member" if member else "absent"
+        if c.get("result") != res:
+            raise ProofError(f"proof entry {i} shows the opposite of what it claims", expected=c.get("result"),
+                             found=res)
+        sizes += len(enc)
+        depth = max(depth, p.depth)
+        checked[i] = {"reading": i, "forms": list(r.forms), "key": key.hex(), "result": res, "how": list(r.how),
+                      "normal_bytes": len(r.normal)}
+    members = [x for x in checked.values() if x["result"] == "member"]
+    result = "member" if members else "absent"
     if result != doc.get("result"):
         raise ProofError("the proof shows the opposite of what the file claims", expected=doc.get("result"),
                          found=result)
-    out = {"ok": True, "result": result, "dataset": e.body.get("name"), "index": doc.get("index"),
-           "records": e.body.get("records"), "root": e.body["root"], "signer": e.signer, "time": e.time,
-           "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()},
-           "key": key.hex(), "normalisation": norm, "smt_proof_bytes": len(enc), "depth": p.depth}
+    if result == "absent":
+        missing = [i for i in range(len(reads)) if i not in checked]
+        if missing:
+            raise ProofError("absence is not shown for every reading of the candidate under the signed rule",
+                             expected=[list(reads[i].forms) for i in range(len(reads))],
+                             found=[list(reads[i].forms) for i in sorted(checked)])
+    shown = members[:1] if members else [checked[i] for i in sorted(checked)]
+    out: dict[str, Any] = {
+        "ok": True, "result": result, "dataset": name, "index": idx, "records": e.body.get("records"),
+        "root": e.body["root"], "signer": e.signer, "time": e.time,
+        "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()},
+        "rule": rule.to_dict(), "readings": shown, "key": shown[0]["key"], "forms": shown[0]["forms"],
+        "readings_of_candidate": len(reads), "smt_proof_bytes": sizes, "depth": depth,
+        "version": _check_versions(doc.get("versions"), idx, e, verifier),
+    }
     if private:
-        out["note"] = ("private dataset: the key is an HMAC under the curator's secret, so that it belongs to "
-                       "this candidate rests on the curator's word; the proof for that key is checked")
+        out["note"] = ("private dataset: each key is an HMAC under the curator's secret, so that it belongs to this "
+                       "candidate rests on the curator's word; the proof for that key is checked")
     out["summary"] = describe_dataset_result(out)
     return out
 
 
+def _v1_claims(doc: dict[str, Any], candidate: bytes, reads: list[Reading]) -> list[dict[str, Any]]:
+    """A v1 file (one normalisation named by the file) as one proof entry: it must be one of the
+    readings the signed rule gives this candidate, so an absence answer from it stands only when the
+    candidate has no other reading."""
+    norm = doc.get("normalisation", "bytes")
+    try:
+        normal = normalise_candidate(candidate, norm)
+    except BadInputError as exc:
+        raise ProofError("the proof file's normalisation does not apply to the candidate",
+                         expected=[list(r.forms) for r in reads], found=norm) from exc
+    hit = [i for i, r in enumerate(reads) if r.normal == normal]
+    if not hit:
+        raise ProofError("the proof file was made under a normalisation the signed commitment does not state for this "
+                         "candidate", expected=[list(r.forms) for r in reads], found=norm)
+    return [{"reading": hit[0], "forms": list(reads[hit[0]].forms), "key": doc.get("key"), "result": doc.get("result"),
+             "smt_proof": doc.get("smt_proof")}]
+
+
+def _check_versions(parts: Any, idx: int, e: Any, verifier: Any) -> dict[str, Any]:
+    """The version chain the proof carries (every other version of the name, each signed and
+    included): it must link up under the :func:`version_chain` rule with the proven entry in it."""
+    own = e.body.get("supersedes")
+    info: dict[str, Any] = {"supersedes": own if isinstance(own, dict) else None, "superseded_by": None,
+                            "chain": None}
+    if parts is None:
+        return info
+    if not isinstance(parts, list) or not parts:
+        raise BadInputError("dataset proof's versions must be a non-empty list", field="proof")
+    entries = {idx: e}
+    for k, part in enumerate(parts):
+        j, ej, _ = _checked_entry(part, verifier, f"version {k}")
+        if j in entries or ej.body.get("name") != e.body.get("name"):
+            raise ProofError("the proof's versions are not other entries of the same dataset name",
+                             expected=e.body.get("name"), found={"index": j, "name": ej.body.get("name")})
+        entries[j] = ej
+    order = sorted(entries)
+    ch = version_chain((j, entries[j].signer, entries[j].body) for j in order)
+    if ch["rejected"]:
+        raise ProofError("the proof's versions do not form one version chain", found=ch["rejected"])
+    pos = order.index(idx)
+    later = order[pos + 1:]
+    info["chain"] = [{"index": j, "root": entries[j].body.get("root"), "time": entries[j].time} for j in order]
+    info["number"], info["of"] = pos + 1, len(order)
+    if later:
+        n = later[0]
+        info["superseded_by"] = {"index": n, "root": entries[n].body.get("root"), "time": entries[n].time}
+        info["current"] = {"index": order[-1], "root": entries[order[-1]].body.get("root")}
+    return info
+
+
 def describe_dataset_result(rep: dict[str, Any]) -> str:
-    verdict = "IS in" if rep["result"] == "member" else "is NOT in"
     cp = rep["checkpoint"]
-    lines = [f"OK: the candidate {verdict} dataset {rep['dataset']} ({rep['records']} records, root "
-             f"{rep['root'][:16]}...)",
+    if rep["result"] == "member":
+        head = f"OK: the candidate IS in dataset {rep['dataset']}"
+    else:
+        head = (f"OK: the candidate is NOT in dataset {rep['dataset']} under any of its {rep['readings_of_candidate']} "
+                "reading(s) below")
+    lines = [f"{head} ({rep['records']} records, root {rep['root']})",
              f"record:     #{rep['index']} (dataset.commit) signed by {rep['signer']} at {rep['time']}",
-             f"checkpoint: {cp['origin']} size {cp['size']} root {cp['root'][:16]}... (signature and inclusion "
-             "verified)",
-             f"proof:      {rep['smt_proof_bytes']} bytes, depth {rep['depth']}, leaf key {rep['key'][:16]}... "
-             f"({rep['normalisation']} normalisation)"]
+             f"checkpoint: {cp['origin']} size {cp['size']} root {cp['root'][:16]}... (signature and inclusion verified)"]
+    for r in rep["readings"]:
+        word = "member" if r["result"] == "member" else "absent"
+        forms = ", ".join(r["forms"])
+        lines.append(f"{word} under normal form {forms} (key = {r['key']})")
+        for h in r["how"]:
+            lines.append(f"            read as {h}")
+    rule = rep["rule"]
+    lines.append(f"rule:       key {rule['key']}, forms {', '.join(rule['forms'])} ({rule['version']})")
+    lines.append(f"proof:      {rep['smt_proof_bytes']} bytes of sparse Merkle proof, depth {rep['depth']}")
+    v = rep.get("version") or {}
+    if v.get("supersedes"):
+        lines.append(f"version:    supersedes #{v['supersedes'].get('index')} (root {v['supersedes'].get('root')})")
+    if v.get("chain"):
+        lines.append(f"version:    {v['number']} of {v['of']} of dataset {rep['dataset']} (original: #"
+                     f"{v['chain'][0]['index']})")
+    if v.get("superseded_by"):
+        s = v["superseded_by"]
+        lines.append(f"WARNING:    this version was superseded by #{s['index']} (root {s['root']}) at {s['time']}; "
+                     f"the current version is #{v['current']['index']} (root {v['current']['root']})")
+    if rep["result"] != "member":
+        lines.append("note:       absence holds for exactly these readings: a copy typed differently (other cell "
+                     "text, other JSON numbers, other bytes) has another key and is not covered")
     if rep.get("note"):
         lines.append("note:       " + rep["note"])
     return "\n".join(lines)
@@ -989,4 +1344,9 @@ def describe_dataset_result(rep: dict[str, Any]) -> str:
 
 def dataset_status(ledger: Any, ref: str) -> dict[str, Any]:
     idx, e = find_dataset(ledger, ref)
-    return {"body": e.body, "record": entry_status(ledger, idx)}
+    v = dataset_versions(ledger, e.body.get("name"))
+    return {"body": e.body, "record": entry_status(ledger, idx),
+            "versions": [{"index": j, "root": v["entries"][j].body.get("root"), "time": v["entries"][j].time,
+                          "supersedes": v["entries"][j].body.get("supersedes")} for j in v["versions"]],
+            "owner": v["owner"], "rejected": v["rejected"],
+            "current": idx == (v["versions"][-1] if v["versions"] else None)}

@@ -122,7 +122,9 @@ def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
         if e.type != DATASET_RECORD:
             raise NotFoundError(f"entry {ref} is a {e.type}, not a {DATASET_RECORD}", field="dataset")
         return idx, e
-    hit = _latest(ledger, DATASET_RECORD, f"dataset:{ref}", lambda b: b.get("name") == ref)
+    from ailedger.services.artifacts.datasets import current_dataset  # its version rule (datasets imports us)
+
+    hit = current_dataset(ledger, ref)  # the end of the name's version chain, not merely the latest entry
     if hit is None:
         raise NotFoundError(f"no committed dataset named {ref!r}", field="dataset")
     return hit
