@@ -276,6 +276,7 @@ class ModelBook:
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
         self.models: dict[str, _Model] = {}
+        self.registrations: dict[int, str] = {}   # index of every effective model.register -> its name
 
     def owner_of(self, name: str) -> str | None:
         m = self.models.get(name)
@@ -310,6 +311,7 @@ class ModelBook:
             m = self.models[name] = _Model(name, self.keys.principal(e.signer), e.signer, index)
         if e.type == "model.register":
             m.versions.append(index)
+            self.registrations[index] = name
         elif e.type in _RULING:
             reason = e.body.get("reason")
             m.ruling = {"state": _RULING[e.type], "by": f"owner {e.signer}", "authority": "owner",

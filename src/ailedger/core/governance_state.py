@@ -829,7 +829,8 @@ def _h_claim(s: GovState, index: int, e: EntryLike, now: int) -> None:
         raise BadInputError(f"stake {amt} is below the minimum {s.params['min_stake']}", field="stake")
     free = s.rep_free(e.signer)
     if s.rep_now(e.signer) <= 0:
-        raise NotAuthorisedError(f"{e.signer} holds no reputation; a stake needs reputation", field="signer")
+        raise NotAuthorisedError(f"{e.signer} holds no reputation (0 free reputation); a stake needs reputation",
+                                 field="signer")
     if free < amt:
         raise BadInputError(f"{e.signer} has {free} free reputation; the stake is {amt}", field="stake",
                             expected=amt, found=free)

@@ -34,7 +34,14 @@ from ailedger.core.authority import (
     model_status as _combine,
     operator_did,
 )
-from ailedger.core.errors import AiledgerError, BadInputError, NotAuthorisedError, NotFoundError, VerificationError
+from ailedger.core.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NotAuthorisedError,
+    NotFoundError,
+    VerificationError,
+)
 
 __all__ = [
     "admit",
@@ -166,11 +173,7 @@ def model_owner(ledger: Any, name: str) -> str | None:
 
 def is_effective_registration(ledger: Any, index: int) -> bool:
     """Is the ``model.register`` at ``index`` one the rules honour (not a stranger's claim on an owned name)?"""
-    st = state(ledger)
-    for m in st.models.models.values():
-        if index in m.versions:
-            return True
-    return False
+    return index in state(ledger).models.registrations
 
 
 def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
@@ -330,6 +333,10 @@ def write_genesis(ledger: Any, founders: Sequence[str], *, note: str = "") -> in
     from ailedger.services.ledger import operator_identity
 
     op = operator_identity(ledger)
+    st = state(ledger)
+    if st.config.genesis is not None:
+        raise ConflictError(f"this log already has its genesis (entry {st.config.genesis}): "
+                            f"{st.config.founding_rule()}", field="founders")
     fs = list(dict.fromkeys(founders))
     body: dict[str, Any] = {"operator": op.did, "founders": fs, "time_skew_seconds": TIME_SKEW_SECONDS,
                             "subjects": [op.did, *fs]}
