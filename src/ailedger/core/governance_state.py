@@ -482,7 +482,7 @@ class GovState:
             raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: the key revoked itself at entry "
                                      f"{self.revoked[e.signer]}", field="signer")
         if self.dao is None and e.type != "gov.init":
-            raise BadInputError("no DAO in this ledger yet (gov.init must come first)", field="type")
+            raise NotAuthorisedError("no DAO in this ledger yet (gov.init must come first)", field="type")
         now = max(self.clock, self._ms(e.time))
         handler(self, index, e, now)
         self.clock = now
