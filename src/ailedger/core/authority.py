@@ -370,11 +370,16 @@ class ModelStatus:
     def usable(self) -> bool:
         return self.state not in ("revoked", "suspended")
 
+    def ruling_text(self) -> str:
+        """``revoked by proposal 3 (unsafe)`` / ``suspended by guardians (2 of 3) (reason)`` / ``active``."""
+        if self.by is None:
+            return self.state
+        return f"{self.state} by {self.by}" + (f" ({self.reason})" if self.reason else "")
+
     def describe(self) -> str:
         if self.usable:
-            return f"model {self.name} is {self.state}"
-        why = f" ({self.reason})" if self.reason else ""
-        return f"model {self.name} was {self.state} by {self.by}{why} at entry {self.entry}"
+            return f"model {self.name} is {self.ruling_text()}"
+        return f"model {self.name} was {self.ruling_text()} at entry {self.entry}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "state": self.state, "usable": self.usable, "by": self.by,

@@ -691,6 +691,14 @@ def _h_vote(s: GovState, index: int, e: EntryLike, now: int) -> None:
     support = b.get("support")
     if support not in SUPPORT:
         raise BadInputError("support must be for, against or abstain", field="support", found=support)
+    # who may vote first (weight at the snapshot), then when
+    votes = s.votes_at(e.signer, p.id) if p.strategy != "reputation" else 0
+    rep = s.rep_at(e.signer, p.id) if p.strategy == "reputation" else 0
+    w = vote_weight(p.strategy, votes, rep, p.cap)
+    if w <= 0:
+        what = "reputation" if p.strategy == "reputation" else "delegated token votes"
+        raise NotAuthorisedError(f"{e.signer} had no {what} at proposal {p.id}'s snapshot (log index {p.id})",
+                                 field="signer")
     st = p.state(now)
     if st != "active":
         when = f"opens {iso(p.start)}" if st == "pending" else f"closed {iso(p.end)}"
@@ -698,13 +706,6 @@ def _h_vote(s: GovState, index: int, e: EntryLike, now: int) -> None:
     prev = p.voters.get(e.signer)
     if prev is not None:
         raise ConflictError(f"{e.signer} already voted on proposal {p.id} (entry {prev[2]})", field="signer")
-    votes = s.votes_at(e.signer, p.id) if p.strategy != "reputation" else 0
-    rep = s.rep_at(e.signer, p.id) if p.strategy == "reputation" else 0
-    w = vote_weight(p.strategy, votes, rep, p.cap)
-    if w <= 0:
-        what = "reputation" if p.strategy == "reputation" else "delegated token votes"
-        raise NotAuthorisedError(f"{e.signer} had no {what} at proposal {p.id}'s snapshot (log index {p.id})",
-                            field="signer")
     p.voters[e.signer] = (support, w, index)
     p.tally[support] += w
 
@@ -847,14 +848,14 @@ def _claim_ref(s: GovState, b: dict[str, Any]) -> Claim:
 def _h_dispute(s: GovState, index: int, e: EntryLike, now: int) -> None:
     b = e.body
     c = _claim_ref(s, b)
-    if c.dispute is not None:
-        raise ConflictError(f"claim {c.id} is already disputed (dispute {c.dispute.id})", field="claim")
-    if c.released_at is not None or now >= c.window_ends:
-        raise BadInputError(f"the challenge window of claim {c.id} closed {iso(c.window_ends)}", field="claim")
     if e.signer == c.staker:
         raise NotAuthorisedError("a staker cannot dispute their own claim", field="signer")
     if s.rep_now(e.signer) <= 0:
         raise NotAuthorisedError(f"{e.signer} holds no reputation; a dispute bond needs reputation", field="signer")
+    if c.dispute is not None:
+        raise ConflictError(f"claim {c.id} is already disputed (dispute {c.dispute.id})", field="claim")
+    if c.released_at is not None or now >= c.window_ends:
+        raise BadInputError(f"the challenge window of claim {c.id} closed {iso(c.window_ends)}", field="claim")
     bond = _amount(b, "bond")
     need = -(-c.stake * s.params["bond_bps"] // 10000)
     if bond < need:
@@ -903,13 +904,9 @@ def _h_stake_vote(s: GovState, index: int, e: EntryLike, now: int) -> None:
     side = b.get("side")
     if side not in ("claim", "challenger"):
         raise BadInputError("side must be claim or challenger", field="side", found=side)
-    if now >= d.ends or d.winner is not None:
-        raise BadInputError(f"voting on dispute {d.id} closed {iso(d.ends)}", field="dispute")
     c = s.claims[d.claim]
     if e.signer in (c.staker, d.challenger):
         raise NotAuthorisedError("the parties of a dispute cannot vote on it", field="signer")
-    if e.signer in d.votes:
-        raise ConflictError(f"{e.signer} already voted on dispute {d.id}", field="signer")
     if d.jury is not None:
         if e.signer not in d.jury:
             raise NotAuthorisedError(f"{e.signer} is not on the jury drawn for dispute {d.id}", field="signer")
@@ -918,6 +915,10 @@ def _h_stake_vote(s: GovState, index: int, e: EntryLike, now: int) -> None:
         w = s.rep_at(e.signer, d.id)
         if w <= 0:
             raise NotAuthorisedError(f"{e.signer} had no reputation when dispute {d.id} opened", field="signer")
+    if now >= d.ends or d.winner is not None:
+        raise BadInputError(f"voting on dispute {d.id} closed {iso(d.ends)}", field="dispute")
+    if e.signer in d.votes:
+        raise ConflictError(f"{e.signer} already voted on dispute {d.id}", field="signer")
     d.votes[e.signer] = (side, w)
     d.tally[side] += w
 

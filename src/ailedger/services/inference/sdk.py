@@ -78,7 +78,7 @@ def is_model_revoked(ledger: Any, name: str) -> str | None:
     from ailedger.services.authority import model_status
 
     st = model_status(ledger, name)
-    return None if st.usable else st.describe()
+    return None if st.usable else st.ruling_text()
 
 
 def resolve_model(ledger: Any, name: str) -> tuple[str, int, str]:
