@@ -181,7 +181,9 @@ def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
     entry, if it is an effective registration) or a manifest root (the latest effective registration with
     it).  NotFoundError otherwise, saying when a registration exists but is ignored and why."""
     st = state(ledger)
-    if ref.startswith("#") and ref[1:].isdigit():
+    if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
+        if len(ref) > 20:
+            raise NotFoundError(f"no entry {ref[:24]}...", field="model")
         idx = int(ref[1:])
         if idx >= ledger.size:
             raise NotFoundError(f"no entry {ref}", field="model")
