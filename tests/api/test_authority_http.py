@@ -129,7 +129,7 @@ def test_stranger_cannot_revoke_reinstate_or_take_over_a_model(setup):
         assert is_model_revoked(led, "m") is None
         from ailedger.services.artifacts import find_model
 
-        idx, e = find_model(led, "m")
+        _, e = find_model(led, "m")
         assert e.signer != mallory.did
     page = httpx.get(s.url + "/model/m")  # the explorer shows the owner's registration and its status
     assert page.status_code == 200 and "Status: <strong>active</strong>" in page.text

@@ -27,10 +27,10 @@ from ailedger.storage import LeafRow
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "core"))
-from test_authority_props import EARLY, OPS, build  # noqa: E402
+from test_authority_props import EARLY, OPS, build
 
 sys.path.insert(0, str(ROOT / "tests" / "services" / "artifacts"))
-from conftest import write_safetensors  # noqa: E402
+from conftest import write_safetensors
 
 
 def raw(led, e):
@@ -168,7 +168,7 @@ def test_genesis_fixes_who_founds_the_dao(tmp_path):
 
 
 def test_no_writer_takes_an_entry_outside_the_skew(env):
-    led, p, tmp = env
+    led, p, _ = env
     T(1000)
     future = iso(time_ms(T(1000)) + 601_000)
     n = led.size
@@ -220,8 +220,9 @@ def test_ingest_refuses_exactly_the_entries_the_folds_ignore_for_strangers(tmp_p
     """Random sequences written through a real ledger: admission (what ingest calls) refuses every stranger
     entry with not_authorised and admits the others' ; written anyway, the cached folds ignore them and the
     model status is the one the pure fold gives."""
-    from ailedger.services.ledger import operator_identity
     from test_authority_props import fold
+
+    from ailedger.services.ledger import operator_identity
 
     d = tmp_path_factory.mktemp("seq") / "l"
     with Ledger.init(d, origin="test.example/seq") as led:

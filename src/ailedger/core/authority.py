@@ -22,7 +22,7 @@ Pure: no I/O, no clock, no globals.  The folds take entries in log order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ailedger.core.errors import BadInputError, ConflictError, NotAuthorisedError
@@ -77,10 +77,10 @@ RULES: dict[str, tuple[str, str]] = {
                     "names the founding key set (who may sign gov.init)"),
     "identity.register": ("the key itself (body.did == signer)", "makes the key a registered identity"),
     "identity.rotate": ("the current key of the principal (body.old == signer), to a fresh key",
-                        "the new key takes over everything the principal owns; the old key loses it"),
+                        "the new key takes over the principal's model names; the old key loses them"),
     "identity.revoke": ("the key itself (body.did == signer)", "the key loses all standing; later entries refused"),
-    "model.register": ("anyone for a new name; for an existing name only its owner (first registrant, or "
-                       "the key it rotated to)", "creates the name (owner = signer) or adds a version"),
+    "model.register": (("anyone for a new name; for an existing name only its owner (first registrant, or "
+                        "the key it rotated to)"), "creates the name (owner = signer) or adds a version"),
     "model.revoke": ("the model's owner", "model revoked by its owner (only the owner lifts it)"),
     "model.suspend": ("the model's owner", "model suspended by its owner (only the owner lifts it)"),
     "model.reinstate": ("the model's owner", "lifts the owner's own revocation or suspension"),
@@ -105,8 +105,8 @@ RULES: dict[str, tuple[str, str]] = {
     "stake.resolve": ("anyone (a keeper), after the dispute period", "fixes the dispute's winner"),
     "stake.slash": ("anyone (a keeper), after resolution", "moves the loser's stake"),
     "stake.release": ("anyone (a keeper), after an undisputed window", "unlocks the stake"),
-    "dataset.commit": ("anyone for a new name; for an existing name only its original committer (see "
-                       "dataset_owner)", "creates the name or a new version"),
+    "dataset.commit": (("anyone for a new name; for an existing name only its original committer (see "
+                        "dataset_owner)"), "creates the name or a new version"),
     "dataset.source-removal": ("the dataset's original committer (see dataset_owner)",
                                "links a commitment to its successor without a source"),
     "dataset.screening": ("anyone (an attestation by its signer)", "nothing shared: a report shown with its signer"),
@@ -404,19 +404,19 @@ def model_status(book: ModelBook, name: str, dao: dict[str, Any] | None) -> Mode
             rulings.append(Ruling(st, "guardians" if by.startswith("guardians") else "dao", by,
                                   int(dao.get("entry", -1)), str(dao.get("reason", ""))))
         approved = st == "approved"
-    common = {"name": name, "owner": m.owner if m else None,
-              "registration": m.versions[-1] if m and m.versions else None,
-              "versions": tuple(m.versions) if m else (), "rulings": tuple(rulings),
-              "ignored": tuple(m.ignored) if m else ()}
+    base = ModelStatus(name=name, state="active" if m and m.versions else "unregistered",
+                       owner=m.owner if m else None, registration=m.versions[-1] if m and m.versions else None,
+                       versions=tuple(m.versions) if m else (), rulings=tuple(rulings),
+                       ignored=tuple(m.ignored) if m else ())
     if rulings:
         top = max(rulings, key=lambda r: (_SEVERITY[r.state], r.entry))
-        return ModelStatus(state=top.state, by=top.by, authority=top.authority, entry=top.entry,
-                           reason=top.reason, **common)
-    if approved:
-        assert dao is not None
-        return ModelStatus(state="approved", by=str(dao.get("by")), authority="dao", entry=dao.get("entry"),
-                           reason=str(dao.get("reason", "")), **common)
-    return ModelStatus(state="active" if m and m.versions else "unregistered", **common)
+        return replace(base, state=top.state, by=top.by, authority=top.authority, entry=top.entry,
+                       reason=top.reason)
+    if approved and dao is not None:
+        entry = dao.get("entry")
+        return replace(base, state="approved", by=str(dao.get("by")), authority="dao",
+                       entry=entry if isinstance(entry, int) else None, reason=str(dao.get("reason", "")))
+    return base
 
 
 # -- everything above in one fold ------------------------------------------------------------------------

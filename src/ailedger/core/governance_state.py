@@ -41,7 +41,13 @@ from typing import Any, Protocol
 
 from ailedger.core.authority import LogConfig
 from ailedger.core.canonical import canonical_json
-from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotAuthorisedError, NotFoundError
+from ailedger.core.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NotAuthorisedError,
+    NotFoundError,
+)
 from ailedger.core.identity import public_key_from_did, verify_did_signature
 
 __all__ = [

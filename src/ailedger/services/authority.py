@@ -27,12 +27,13 @@ from typing import Any
 
 from ailedger.core.authority import (
     GENESIS,
-    MODEL_TYPES,
     TIME_SKEW_SECONDS,
     AuthorityState,
     ModelStatus,
-    model_status as _combine,
     operator_did,
+)
+from ailedger.core.authority import (
+    model_status as _combine,
 )
 from ailedger.core.errors import (
     AiledgerError,
@@ -118,7 +119,7 @@ def fold(st: AuthorityState, items: Any) -> AuthorityState:
 
 
 _cache: dict[str, tuple[AuthorityState, int]] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # held while folding and while admission reads the shared state
 
 
 def _key(ledger: Any) -> str:
@@ -282,13 +283,22 @@ def admit(ledger: Any, entries: Sequence[Any], *, governance_checked: bool = Fal
     if not guarded:
         return out
     gov_types = _gov_types()
-    a_st = state(ledger)
-    a_sim = copy.deepcopy(a_st) if sum(1 for i in guarded if AuthorityState.handles(entries[i].type)) > 1 else None
     g_sim = None
     if not governance_checked and any(entries[i].type in gov_types for i in guarded):
         from ailedger.services import governance as gov
 
-        g_sim = copy.deepcopy(gov.state(ledger))
+        g_st = gov.state(ledger)
+        with gov._cache_lock:  # not while another thread folds into it
+            g_sim = copy.deepcopy(g_st)
+    with _lock:
+        _admit(ledger, entries, guarded, gov_types, g_sim, out)
+    return out
+
+
+def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: frozenset[str], g_sim: Any,
+           out: list[AiledgerError | None]) -> None:
+    a_st = state(ledger)
+    a_sim = copy.deepcopy(a_st) if sum(1 for i in guarded if AuthorityState.handles(entries[i].type)) > 1 else None
     base = ledger.size
     for i in guarded:
         e = entries[i]
@@ -317,9 +327,7 @@ def admit(ledger: Any, entries: Sequence[Any], *, governance_checked: bool = Fal
         except NotAuthorisedError as exc:
             out[i] = exc
         except BadInputError:
-            if e.type in MODEL_TYPES and e.type != "model.register":
-                out[i] = None  # malformed: names no model, so it can change nothing; stored as before
-    return out
+            pass  # malformed or conflicting, not a question of standing: the fold ignores it, as before
 
 
 def raise_first(errors: Sequence[AiledgerError | None]) -> None:
