@@ -28,9 +28,7 @@ from ailedger.storage import LeafRow
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "core"))
 from test_authority_props import EARLY, OPS, build
-
-sys.path.insert(0, str(ROOT / "tests" / "services" / "artifacts"))
-from conftest import write_safetensors
+from tests.services.artifacts.conftest import write_safetensors
 
 
 def raw(led, e):
