@@ -17,12 +17,34 @@ BASE = time_ms("2030-01-01T00:00:00.000Z")
 DAY = 86400
 
 
+class Clock:
+    """The clock the CLI's ledger reads in these tests (``services.ledger.system_clock``), moved by T()."""
+
+    ms = BASE
+
+    def __call__(self) -> float:
+        return self.ms / 1000
+
+
+CLOCK = Clock()
+
+
 def T(s: float) -> str:
-    return iso(BASE + int(s * 1000))
+    """Move the test clock to s seconds after the epoch and return that time (for --at)."""
+    CLOCK.ms = BASE + int(s * 1000)
+    return iso(CLOCK.ms)
 
 
-@pytest.fixture
-def main():
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    from ailedger.services import ledger as ledger_mod
+
+    T(0)
+    monkeypatch.setattr(ledger_mod, "system_clock", CLOCK)
+    return CLOCK
+
+
+def main_for_founders():
     from ailedger.cli.main import _Group
 
     @click.group(cls=_Group)
@@ -35,11 +57,17 @@ def main():
 
 
 @pytest.fixture
+def main():
+    return main_for_founders()
+
+
+@pytest.fixture
 def env(tmp_path):
     led = Ledger.init(tmp_path / "ledger", origin="test.example/gov-cli")
     for n in ("admin", "alice", "bob", "carol", "g1", "g2"):
         led.identities.create(n)
     led.close()
+    run(main_for_founders(), {"AILEDGER_LEDGER": str(tmp_path / "ledger")}, "gov", "founders", "admin")
     return {"AILEDGER_LEDGER": str(tmp_path / "ledger")}
 
 
@@ -147,3 +175,32 @@ def test_real_cli_process_discovers_gov_and_stake(env):
     out = subprocess.run([*argv, "stake", "slash", "3", "--as", "alice"], capture_output=True, text=True,
                          timeout=120, env={**__import__("os").environ, **env}, check=False)
     assert out.returncode == 2 and "error: no DAO in this ledger yet" in out.stderr
+
+
+def test_only_the_operator_or_a_named_founder_founds_the_dao(main, tmp_path):
+    led = Ledger.init(tmp_path / "l2", origin="test.example/gov-cli2")
+    for n in ("alice", "bob"):
+        led.identities.create(n)
+    led.close()
+    env = {"AILEDGER_LEDGER": str(tmp_path / "l2")}
+    r = run(main, env, "gov", "init", "--name", "d", "--as", "alice", "--alloc", "alice=10", code=2)
+    assert "has no effect" in r.output and "only the log operator" in r.output
+    assert "ailedger gov founders alice" in r.output
+    g = js(main, env, "gov", "founders", "alice")
+    assert g["index"] == 0 and len(g["founders"]) == 1
+    r = run(main, env, "gov", "founders", "bob", code=2)   # once per log
+    assert "already has its genesis" in r.output
+    r = run(main, env, "gov", "init", "--name", "d", "--as", "bob", "--alloc", "bob=10", code=2)
+    assert "has no effect" in r.output
+    assert js(main, env, "gov", "init", "--name", "d", "--as", "alice", "--alloc", "alice=10")["index"] == 1
+
+
+def test_at_beyond_the_skew_is_refused(main, env):
+    """--at cannot move the governance clock: a time more than 600 s from the machine's clock is refused."""
+    js(main, env, "gov", "init", "--name", "d", "--as", "admin", "--alloc", "alice=600", "--param", "voting_delay=0",
+       "--at", T(0))
+    p = js(main, env, "gov", "propose", "-m", "x", "--revoke-model", "m1", "--as", "alice", "--at", T(10))
+    far = iso(BASE + (10 + 4 * DAY) * 1000)          # the clock stays at T(10)
+    r = run(main, env, "gov", "transfer", "bob", "1", "--as", "alice", "--at", far, code=2)
+    assert "more than 600 s" in r.output
+    assert js(main, env, "gov", "show", str(p["id"]), "--at", T(20))["state"] == "active"

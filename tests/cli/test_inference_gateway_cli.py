@@ -116,6 +116,7 @@ def test_gateway_end_to_end(setup):
 
         with Ledger.open(tmp / "ledger") as led:
             admin, g1 = led.identities.create("admin"), led.identities.create("g1")
+            gov.name_founders(led, [admin.did])   # the operator names the DAO's founder (log.genesis)
             gov.init_dao(led, admin, "dao", params={"guardians": [g1.did], "guardian_threshold": 1},
                          allocations={admin.did: 10})
             gov.guardian_suspend(led, g1, "iris", "unsafe", "n1", [gov.guardian_cosign(led, g1, "iris", "unsafe", "n1")])

@@ -5,16 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from govhelp import DAY, T, dao, make_ledger, people
+from govhelp import BASE, DAY, T, dao, make_ledger, people
 
 from ailedger.core.errors import (
     BadInputError,
     ConflictError,
+    NotAuthorisedError,
     NotFoundError,
     SignatureError,
     VerificationError,
 )
-from ailedger.core.governance_state import GovState
+from ailedger.core.governance_state import GovState, iso
 from ailedger.core.records import build_entry
 from ailedger.services import governance as gov
 
@@ -109,9 +110,13 @@ def test_votes_refused_non_holder_double_window_and_replay(env, tmp_path):
     assert "already voted" in e.message
     # a vote after the window closes, even back-dated, is evaluated at the governance clock
     end = 100 + 60 + 3 * DAY
-    gov.transfer(led, p["alice"], p["dave"].did, 1, time=T(end + 5))   # moves the clock past the end
-    e = unchanged(led, lambda: gov.vote(led, p["alice"], pid, "for", time=T(250)))
+    gov.transfer(led, p["alice"], p["dave"].did, 1, time=T(end + 300))   # moves the clock past the end
+    back = iso(BASE + (end - 200) * 1000)   # 500 s before the clock: within the writer's skew, inside the window
+    e = unchanged(led, lambda: gov.vote(led, p["alice"], pid, "for", time=back))
     assert "closed" in e.message
+    # dated beyond the skew (either way) it is refused before the fold sees it
+    e = unchanged(led, lambda: gov.vote(led, p["alice"], pid, "for", time=iso(BASE + (end + 300 - 700) * 1000)))
+    assert e.code == "stale_time"
     # unknown proposal, bad support, forged signature
     unchanged(led, lambda: gov.vote(led, p["alice"], 99999, "for", time=T(end + 6)))
     bad = build_entry("gov.vote", {"proposal": pid, "support": "yes"}, p["alice"].did, T(end + 6), p["alice"].sign)
@@ -127,6 +132,7 @@ def test_vote_replayed_from_another_ledger_is_refused(env, tmp_path):
     pid = revoke(led, p)["id"]
     other = make_ledger(tmp_path, "other")
     try:
+        gov.name_founders(other, [p["admin"].did])
         gov.init_dao(other, p["admin"], "other", allocations={p["bob"].did: 5}, time=T(0))
         # pad the other log so that its proposal gets the same index
         while other.size < pid:
@@ -292,13 +298,27 @@ def test_guardians_suspend_then_dao_lifts_or_confirms(env):
     assert gov.replay(led).digest() == gov.state(led).digest()
 
 
+def _write_raw(led, entry):
+    """Put an entry in the store as another writer (an older tool, another program) would: no checks."""
+    from ailedger.core.merkle import leaf_hash
+    from ailedger.services.ledger import entry_terms
+    from ailedger.storage import LeafRow
+
+    return led.log.append([LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry))])[0]
+
+
 def test_entries_that_bypass_the_service_are_skipped_in_replay(env):
     led, p = env
     dao(led, p)
     pid = revoke(led, p)["id"]
-    # logged straight through the Ledger (no governance checks): a non-holder vote and an early execute
-    led.append_record("gov.vote", {"proposal": pid, "support": "for"}, p["dave"], time=T(200))
-    led.append_record("gov.execute", {"proposal": pid}, p["dave"], time=T(201))
+    # the Ledger API refuses a non-holder's vote (no standing: not authorised) and stores nothing
+    size = led.size
+    with pytest.raises(NotAuthorisedError, match="no delegated token votes"):
+        led.append_record("gov.vote", {"proposal": pid, "support": "for"}, p["dave"], time=T(200))
+    assert led.size == size
+    # written straight into the store (another writer): a non-holder vote and an early execute
+    _write_raw(led, led.make_entry("gov.vote", {"proposal": pid, "support": "for"}, p["dave"], time=T(200)))
+    _write_raw(led, led.make_entry("gov.execute", {"proposal": pid}, p["dave"], time=T(201)))
     st = gov.replay(led)
     assert st.rejected[0][1].startswith(f"{p['dave'].did} had no delegated")
     assert "only a queued proposal" in st.rejected[1][1]

@@ -417,6 +417,16 @@ class Api:
         nxt = out[-1]["index"] + 1 if len(out) == limit else None
         return json_response({"results": out, "next_after": nxt})
 
+    async def model_status(self, request: Request) -> Response:
+        """Whether a model may be used, on whose word (services.authority.model_status: the one rule set)."""
+        from ailedger.services.authority import model_status
+
+        name = request.path_params["name"]
+        if not name or len(name) > 200 or name.startswith("#") or any(c.isspace() for c in name):
+            raise BadInputError("a model name is 1..200 characters, no spaces, not starting with #", field="name")
+        st = await run_in_threadpool(model_status, self.ledger, name)
+        return json_response(st.to_dict())
+
     # -- misc ------------------------------------------------------------------------------------
     async def log_info(self, request: Request) -> Response:
         note = await self.checkpoint_bytes()
@@ -495,6 +505,7 @@ def create_app(ledger: Ledger | str | os.PathLike[str] | None, cfg: ServeConfig 
         Route("/v1/entries/{index:int}/inclusion", g(api.get_inclusion), methods=["GET"]),
         Route("/v1/consistency", g(api.get_consistency), methods=["GET"]),
         Route("/v1/search", g(api.search), methods=["GET"]),
+        Route("/v1/models/{name:path}", g(api.model_status), methods=["GET"]),
     ]
     if cfg.web:
         from ailedger.web.pages import web_routes

@@ -11,6 +11,7 @@ from ailedger.core.errors import (
     AiledgerError,
     BadInputError,
     ConflictError,
+    NotAuthorisedError,
     NotFoundError,
     StorageError,
     VerificationError,
@@ -39,7 +40,7 @@ class MethodNotAllowedError(BadInputError):
 def status_of(exc: AiledgerError) -> int:
     if isinstance(exc, TooLargeError):
         return 413
-    if isinstance(exc, (UnknownIdentityError, RevokedIdentityError)):
+    if isinstance(exc, (UnknownIdentityError, RevokedIdentityError, NotAuthorisedError)):
         return 403
     if isinstance(exc, NotFoundError):
         return 404

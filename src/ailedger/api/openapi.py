@@ -76,7 +76,8 @@ def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
                              "duplicate": {"type": "boolean"}}}
     write_errors = {
         "400": _err("malformed JSON, bad schema, bad signature, stale time, or a rejected batch"),
-        "403": _err("unknown (unregistered) or revoked identity"),
+        "403": _err("unknown (unregistered) or revoked identity, or a signer without authority for the entry "
+                    "type (not_authorised; docs/authority.md)"),
         "413": _err("request body too large"),
         "429": _retry("per-identity rate limit exceeded"),
         **_COMMON,
@@ -176,6 +177,25 @@ def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}],
                 "responses": {"200": _json({"type": "object", "required": ["results", "next_after"]}),
                               "400": _err("no filter or bad parameter"), **_COMMON}}},
+            "/v1/models/{name}": {"get": {
+                "summary": "A model's status: usable or revoked/suspended, on whose word (docs/authority.md)",
+                "parameters": [{"name": "name", "in": "path", "required": True,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
+                "responses": {"200": _json({
+                    "type": "object", "required": ["name", "state", "usable", "rulings"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "state": {"type": "string", "enum": ["unregistered", "active", "approved", "suspended",
+                                                             "revoked"]},
+                        "usable": {"type": "boolean"}, "by": {"type": "string", "nullable": True},
+                        "authority": {"type": "string", "nullable": True},
+                        "entry": {"type": "integer", "nullable": True}, "reason": {"type": "string"},
+                        "owner": {"type": "string", "nullable": True},
+                        "registration": {"type": "integer", "nullable": True},
+                        "versions": {"type": "array", "items": {"type": "integer"}},
+                        "rulings": {"type": "array", "items": {"type": "object"}},
+                        "ignored": {"type": "array", "items": {"type": "object"}}}}),
+                              "400": _err("not a model name"), **_COMMON}}},
             **(_web_paths() if web else {}),
         },
         "components": {"schemas": {"Error": {

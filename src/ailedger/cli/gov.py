@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from ailedger.cli._common import emit, json_option, ledger_option, open_ledger
-from ailedger.core.errors import BadInputError, VerificationError
+from ailedger.core.errors import BadInputError, NotAuthorisedError, VerificationError
 
 time_option = click.option("--at", "at", default=None, metavar="TIME",
-                           help="Entry time (RFC 3339 UTC, e.g. 2030-01-01T00:00:00.000Z); default now.")
+                           help="Entry time (RFC 3339 UTC, e.g. 2030-01-01T00:00:00.000Z); default now. Must lie "
+                                "within 600 s of this machine's clock: no entry moves the governance clock ahead.")
 as_option = click.option("--as", "who", required=True, help="Identity that signs the entry.")
 
 
@@ -95,11 +96,26 @@ def register(main: click.Group) -> None:
                 pr["guardians"] = [led.did_for(g) for g in guardians]
             if guardian_threshold is not None:
                 pr["guardian_threshold"] = guardian_threshold
-            r = gov.init_dao(led, load_identity(led, who), name, params=pr,
-                             allocations=parse_amounts(led, allocs, "alloc"), reputation=parse_amounts(led, reps, "rep"),
-                             time=at)
+            try:
+                r = gov.init_dao(led, load_identity(led, who), name, params=pr,
+                                 allocations=parse_amounts(led, allocs, "alloc"),
+                                 reputation=parse_amounts(led, reps, "rep"), time=at)
+            except NotAuthorisedError as exc:
+                raise NotAuthorisedError(exc.message + f"; the operator names founders once with: ailedger gov "
+                                         f"founders {who}", **exc.details) from None
         emit(as_json, r, f"DAO {name} created at entry {r['index']} (id {r['dao'][:16]}...), strategy "
                          f"{r['params']['strategy']}, supply {r['supply']}")
+
+    @gov_group.command("founders")
+    @click.argument("names", nargs=-1, required=True)
+    @click.option("--note", default="", help="A note stored in the genesis entry.")
+    @ledger_option
+    @json_option
+    def gov_founders(names: tuple[str, ...], note: str, ledger_dir: Path | None, as_json: bool) -> None:
+        """The log operator names who may found the DAO (a log.genesis entry signed with the log key; once)."""
+        with open_ledger(ledger_dir) as led:
+            r = gov.name_founders(led, [led.did_for(n) for n in names], note=note)
+        emit(as_json, r, f"log.genesis at entry {r['index']}: {r['founding_rule']}")
 
     @gov_group.command("mint")
     @click.argument("allocs", nargs=-1, required=True)
@@ -250,10 +266,13 @@ def register(main: click.Group) -> None:
         """The DAO's parameters, supply and the status of governed models and datasets."""
         with open_ledger(ledger_dir, read_only=True) as led:
             if model:
-                st = gov.model_status(led, model)
-                emit(as_json, {"model": model, "status": st},
-                     f"model {model}: " + (f"{st['state']} by {st['by']}" + (f" ({st['reason']})" if st.get("reason")
-                                           else "") if st else "no governance decision"))
+                from ailedger.services.authority import model_status
+
+                ms = model_status(led, model)
+                emit(as_json, {"model": model, "status": ms.to_dict()},
+                     f"model {model}: {ms.state}" + (f" by {ms.by}" if ms.by else "")
+                     + (f" ({ms.reason})" if ms.reason else "") + (f" at entry {ms.entry}" if ms.entry is not None
+                                                                    else ""))
                 return
             s = gov.state(led).summary()
         lines = [f"DAO {s['name'] or '(none)'}: strategy {s['params']['strategy']}, supply {s['supply']}, "

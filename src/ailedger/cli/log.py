@@ -41,9 +41,15 @@ def _passphrase(prompt: bool) -> str | None:
 @click.option("--store", "store_kind", type=click.Choice(["sqlite", "postgres"]), default="sqlite",
               show_default=True, help="Where entries live.")
 @click.option("--dsn", help="PostgreSQL connection string (with --store postgres).")
+@click.option("--founder", "founders", multiple=True, metavar="DID",
+              help="A key (did:key) that may found the DAO besides the operator; stated in a log.genesis entry.")
 @json_option
-def init(path: Path, origin: str, store_kind: str, dsn: str | None, as_json: bool) -> None:
-    """Create a new ledger (SQLite store by default, and the log signing key) in PATH."""
+def init(path: Path, origin: str, store_kind: str, dsn: str | None, founders: tuple[str, ...],
+         as_json: bool) -> None:
+    """Create a new ledger (SQLite store by default, and the log signing key) in PATH.
+
+    The log key is the operator's key: only it, or a founder it names (--founder, or later once with
+    `ailedger gov founders`), may found the ledger's DAO (docs/authority.md)."""
     from ailedger.services.ledger import Ledger
 
     store: dict[str, Any] = {"store": "sqlite"}
@@ -57,7 +63,7 @@ def init(path: Path, origin: str, store_kind: str, dsn: str | None, as_json: boo
         store = {"store": "postgres", "dsn": dsn, "schema": "ailedger_" + secrets.token_hex(6)}
     elif dsn:
         raise BadInputError("--dsn applies to --store postgres", field="dsn")
-    with Ledger.init(path, origin, store=store) as led:
+    with Ledger.init(path, origin, store=store, founders=list(founders) or None) as led:
         emit(as_json, {"ledger": str(path), "origin": origin, "vkey": led.vkey},
              f"created ledger {path}\norigin {origin}\nverifier key {led.vkey}\n"
              f"tip: export AILEDGER_LEDGER={path}")
@@ -175,6 +181,12 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
         from ailedger.storage import LeafRow
 
         rows = [LeafRow(e.leaf_bytes, lh(e.leaf_bytes), entry_terms(e)) for e in entries]
+        # the checks every write path makes: time within the skew, the signer's authority (docs/authority.md)
+        logged = led.store.indices_of([r.hash for r in rows])
+        for n, err in enumerate(led.admit(entries)):
+            if err is not None and rows[n].hash not in logged:
+                where = f"{files[0]} line {n + 1}" if jsonl else str(files[min(n, len(files) - 1)])
+                raise type(err)(f"{where}: {err.message}", **err.details) from None
         results = led.log.append(rows)
         out = [{"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate} for r in results]
         emit(as_json, {"entries": out} if len(out) > 1 else out[0],

@@ -56,6 +56,13 @@ class DuplicateLeafError(ConflictError):
     code = "duplicate"
 
 
+class NotAuthorisedError(BadInputError):
+    """The signer may not sign this entry type with effect (see docs/authority.md): refused at ingest
+    (HTTP 403 ``not_authorised``) and ignored by every fold that meets it in the log."""
+
+    code = "not_authorised"
+
+
 class VerificationError(AiledgerError):
     """Something that should hold cryptographically does not."""
 
@@ -108,6 +115,7 @@ __all__ = [
     "NotFoundError",
     "ConflictError",
     "DuplicateLeafError",
+    "NotAuthorisedError",
     "VerificationError",
     "SignatureError",
     "ProofError",

@@ -10,6 +10,12 @@ Every ``apply`` either changes the state completely or raises an :class:`Ailedge
 and leaves the state untouched (checks first, then mutations).  During replay a refused entry (one that
 reached the log without going through the service) is recorded in ``rejected`` and skipped.
 
+Who may sign each type with effect is the authority table (docs/authority.md, ``core.authority.RULES``);
+a signer without standing gets :class:`NotAuthorisedError` (refused at ingest with 403, ignored in replay).
+The fold also reads two kinds of context entries, which change no governance state themselves and do not
+move the clock: ``log.genesis`` (the operator's founding key set: only the log operator, or a founder it
+named, may sign ``gov.init``) and self-signed ``identity.revoke`` (a revoked key loses all standing).
+
 Model of the DAO (one per ledger, created by ``gov.init``):
 
 * tokens: balances, transfers, mints by the minter (the ``gov.init`` signer); ERC20Votes-like delegation
@@ -33,13 +39,21 @@ from dataclasses import dataclass, field
 from math import isqrt
 from typing import Any, Protocol
 
+from ailedger.core.authority import LogConfig
 from ailedger.core.canonical import canonical_json
-from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
+from ailedger.core.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NotAuthorisedError,
+    NotFoundError,
+)
 from ailedger.core.identity import public_key_from_did, verify_did_signature
 
 __all__ = [
     "ACTION_KINDS",
     "CLAIM_KINDS",
+    "CONTEXT_TYPES",
     "DEFAULT_PARAMS",
     "GOV_TYPES",
     "STAKE_TYPES",
@@ -56,6 +70,7 @@ __all__ = [
     "vote_weight",
 ]
 
+CONTEXT_TYPES = ("log.genesis", "identity.revoke")
 GOV_TYPES = ("gov.init", "gov.mint", "gov.transfer", "gov.delegate", "gov.reputation", "gov.propose",
              "gov.vote", "gov.queue", "gov.execute", "gov.cancel", "gov.guardian.suspend")
 STAKE_TYPES = ("stake.claim", "stake.dispute", "stake.vote", "stake.resolve", "stake.slash", "stake.release")
@@ -364,7 +379,9 @@ class Claim:
 class GovState:
     """The whole governance + staking state.  ``apply(index, entry)`` is the only way it changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, operator: str | None = None) -> None:
+        self.config = LogConfig(operator)     # who may found the DAO (the log operator, fixed at creation)
+        self.revoked: dict[str, int] = {}     # keys that revoked themselves -> index
         self.dao: str | None = None          # leaf hash of gov.init: names this DAO in signed statements
         self.name = ""
         self.minter: str | None = None
@@ -428,6 +445,8 @@ class GovState:
 
     def summary(self) -> dict[str, Any]:
         return {"dao": self.dao, "name": self.name, "minter": self.minter, "params": dict(self.params),
+                "operator": self.config.operator, "genesis": self.config.genesis,
+                "founders": list(self.config.founders), "revoked_keys": len(self.revoked),
                 "clock": iso(self.clock) if self.clock else None, "entries_applied": self.applied,
                 "last_index": self.last_index, "rejected": len(self.rejected),
                 "supply": self.supply.now(), "holders": sum(1 for v in self.balances.values() if v),
@@ -456,18 +475,34 @@ class GovState:
         if index <= self.last_index:
             raise ConflictError(f"entry {index} is not after the last applied entry {self.last_index}",
                                 field="index")
+        if not isinstance(e.body, dict):
+            raise BadInputError("body must be an object", field="body")
+        if e.type in CONTEXT_TYPES:
+            self._context(index, e)
+            self.last_index = index
+            return
         handler = _HANDLERS.get(e.type)
         if handler is None:
             raise BadInputError(f"{e.type} is not a governance or staking record", field="type")
-        if not isinstance(e.body, dict):
-            raise BadInputError("body must be an object", field="body")
+        if e.signer in self.revoked:
+            raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: the key revoked itself at entry "
+                                     f"{self.revoked[e.signer]}", field="signer")
         if self.dao is None and e.type != "gov.init":
-            raise BadInputError("no DAO in this ledger yet (gov.init must come first)", field="type")
+            raise NotAuthorisedError("no DAO in this ledger yet (gov.init must come first)", field="type")
         now = max(self.clock, self._ms(e.time))
         handler(self, index, e, now)
         self.clock = now
         self.applied += 1
         self.last_index = index
+
+    def _context(self, index: int, e: EntryLike) -> None:
+        if e.type == "log.genesis":
+            self.config.apply(index, e)
+        elif e.body.get("did") == e.signer:  # identity.revoke: only a self-revocation counts
+            self.revoked.setdefault(e.signer, index)
+        else:
+            raise NotAuthorisedError(f"identity.revoke by {e.signer} has no effect: only a key may revoke itself",
+                                     field="signer")
 
     def replay_apply(self, index: int, e: EntryLike) -> str | None:
         """Apply, or record the refusal; returns the reason when refused."""
@@ -533,6 +568,9 @@ def _grants(body: dict[str, Any], key: str) -> list[tuple[str, int]]:
 
 
 def _h_init(s: GovState, index: int, e: EntryLike, now: int) -> None:
+    if not s.config.may_found(e.signer):
+        raise NotAuthorisedError(f"gov.init by {e.signer} has no effect: who may found the DAO was fixed when "
+                                 f"the ledger was created: {s.config.founding_rule()}", field="signer")
     if s.dao is not None:
         raise ConflictError("this ledger already has a DAO (gov.init was applied before)", field="type")
     b = e.body
@@ -561,7 +599,7 @@ def _h_init(s: GovState, index: int, e: EntryLike, now: int) -> None:
 
 def _only_minter(s: GovState, e: EntryLike) -> None:
     if e.signer != s.minter:
-        raise BadInputError(f"only the DAO minter {s.minter} may mint tokens or grant reputation", field="signer")
+        raise NotAuthorisedError(f"only the DAO minter {s.minter} may mint tokens or grant reputation", field="signer")
 
 
 def _h_mint(s: GovState, index: int, e: EntryLike, now: int) -> None:
@@ -582,6 +620,8 @@ def _h_transfer(s: GovState, index: int, e: EntryLike, now: int) -> None:
     to = _did(b.get("to"), "to")
     amt = _amount(b, "amount")
     have = s.balances.get(e.signer, 0)
+    if have == 0:
+        raise NotAuthorisedError(f"{e.signer} holds no tokens; a transfer needs a balance", field="signer")
     if have < amt:
         raise BadInputError(f"balance {have} is less than the transfer amount {amt}", field="amount",
                             expected=amt, found=have)
@@ -622,7 +662,7 @@ def _h_propose(s: GovState, index: int, e: EntryLike, now: int) -> None:
     p = s.params
     power = s.power_now(e.signer)
     if power < p["proposal_threshold"]:
-        raise BadInputError(f"proposer has voting power {power}, below the proposal threshold "
+        raise NotAuthorisedError(f"proposer has voting power {power}, below the proposal threshold "
                             f"{p['proposal_threshold']}", field="signer", expected=p["proposal_threshold"], found=power)
     strategy = p["strategy"]
     supply = s.supply.now()
@@ -657,6 +697,14 @@ def _h_vote(s: GovState, index: int, e: EntryLike, now: int) -> None:
     support = b.get("support")
     if support not in SUPPORT:
         raise BadInputError("support must be for, against or abstain", field="support", found=support)
+    # who may vote first (weight at the snapshot), then when
+    votes = s.votes_at(e.signer, p.id) if p.strategy != "reputation" else 0
+    rep = s.rep_at(e.signer, p.id) if p.strategy == "reputation" else 0
+    w = vote_weight(p.strategy, votes, rep, p.cap)
+    if w <= 0:
+        what = "reputation" if p.strategy == "reputation" else "delegated token votes"
+        raise NotAuthorisedError(f"{e.signer} had no {what} at proposal {p.id}'s snapshot (log index {p.id})",
+                                 field="signer")
     st = p.state(now)
     if st != "active":
         when = f"opens {iso(p.start)}" if st == "pending" else f"closed {iso(p.end)}"
@@ -664,13 +712,6 @@ def _h_vote(s: GovState, index: int, e: EntryLike, now: int) -> None:
     prev = p.voters.get(e.signer)
     if prev is not None:
         raise ConflictError(f"{e.signer} already voted on proposal {p.id} (entry {prev[2]})", field="signer")
-    votes = s.votes_at(e.signer, p.id) if p.strategy != "reputation" else 0
-    rep = s.rep_at(e.signer, p.id) if p.strategy == "reputation" else 0
-    w = vote_weight(p.strategy, votes, rep, p.cap)
-    if w <= 0:
-        what = "reputation" if p.strategy == "reputation" else "delegated token votes"
-        raise BadInputError(f"{e.signer} had no {what} at proposal {p.id}'s snapshot (log index {p.id})",
-                            field="signer")
     p.voters[e.signer] = (support, w, index)
     p.tally[support] += w
 
@@ -689,7 +730,7 @@ def _h_cancel(s: GovState, index: int, e: EntryLike, now: int) -> None:
     p = _proposal_ref(s, e.body)
     st = p.state(now)
     if e.signer != p.proposer:
-        raise BadInputError(f"only the proposer {p.proposer} may cancel proposal {p.id}", field="signer")
+        raise NotAuthorisedError(f"only the proposer {p.proposer} may cancel proposal {p.id}", field="signer")
     if st != "pending":
         raise BadInputError(f"proposal {p.id} is {st}; a proposal can be canceled only while pending",
                             field="proposal", found=st)
@@ -748,7 +789,7 @@ def _h_guardian_suspend(s: GovState, index: int, e: EntryLike, now: int) -> None
     nonce = _str(b, "nonce", max_len=100)
     guardians = s.params["guardians"]
     if not guardians:
-        raise BadInputError("this DAO has no guardians", field="signer")
+        raise NotAuthorisedError("this DAO has no guardians", field="signer")
     assert s.dao is not None
     stmt = guardian_statement(s.dao, model, reason, nonce)
     sh = hashlib.sha256(stmt).hexdigest()
@@ -762,7 +803,7 @@ def _h_guardian_suspend(s: GovState, index: int, e: EntryLike, now: int) -> None
         if not isinstance(c, dict) or not isinstance(c.get("signer"), str) or not isinstance(c.get("sig"), str):
             raise BadInputError("each cosig is {signer: did, sig: base64}", field="cosigs")
         if c["signer"] not in guardians:
-            raise BadInputError(f"{c['signer']} is not a guardian", field="cosigs")
+            raise NotAuthorisedError(f"{c['signer']} is not a guardian", field="cosigs")
         try:
             sig = base64.b64decode(c["sig"], validate=True)
         except binascii.Error:
@@ -771,7 +812,7 @@ def _h_guardian_suspend(s: GovState, index: int, e: EntryLike, now: int) -> None
         ok.add(c["signer"])
     k = s.params["guardian_threshold"]
     if len(ok) < k:
-        raise BadInputError(f"{len(ok)} guardian signature(s); {k} of {len(guardians)} needed", field="cosigs",
+        raise NotAuthorisedError(f"{len(ok)} guardian signature(s); {k} of {len(guardians)} needed", field="cosigs",
                             expected=k, found=len(ok))
     cur = s.models.get(model)
     if cur is not None and cur["state"] in ("suspended", "revoked"):
@@ -794,6 +835,9 @@ def _h_claim(s: GovState, index: int, e: EntryLike, now: int) -> None:
     if amt < s.params["min_stake"]:
         raise BadInputError(f"stake {amt} is below the minimum {s.params['min_stake']}", field="stake")
     free = s.rep_free(e.signer)
+    if s.rep_now(e.signer) <= 0:
+        raise NotAuthorisedError(f"{e.signer} holds no reputation (0 free reputation); a stake needs reputation",
+                                 field="signer")
     if free < amt:
         raise BadInputError(f"{e.signer} has {free} free reputation; the stake is {amt}", field="stake",
                             expected=amt, found=free)
@@ -810,12 +854,14 @@ def _claim_ref(s: GovState, b: dict[str, Any]) -> Claim:
 def _h_dispute(s: GovState, index: int, e: EntryLike, now: int) -> None:
     b = e.body
     c = _claim_ref(s, b)
+    if e.signer == c.staker:
+        raise NotAuthorisedError("a staker cannot dispute their own claim", field="signer")
+    if s.rep_now(e.signer) <= 0:
+        raise NotAuthorisedError(f"{e.signer} holds no reputation; a dispute bond needs reputation", field="signer")
     if c.dispute is not None:
         raise ConflictError(f"claim {c.id} is already disputed (dispute {c.dispute.id})", field="claim")
     if c.released_at is not None or now >= c.window_ends:
         raise BadInputError(f"the challenge window of claim {c.id} closed {iso(c.window_ends)}", field="claim")
-    if e.signer == c.staker:
-        raise BadInputError("a staker cannot dispute their own claim", field="signer")
     bond = _amount(b, "bond")
     need = -(-c.stake * s.params["bond_bps"] // 10000)
     if bond < need:
@@ -864,21 +910,21 @@ def _h_stake_vote(s: GovState, index: int, e: EntryLike, now: int) -> None:
     side = b.get("side")
     if side not in ("claim", "challenger"):
         raise BadInputError("side must be claim or challenger", field="side", found=side)
-    if now >= d.ends or d.winner is not None:
-        raise BadInputError(f"voting on dispute {d.id} closed {iso(d.ends)}", field="dispute")
     c = s.claims[d.claim]
     if e.signer in (c.staker, d.challenger):
-        raise BadInputError("the parties of a dispute cannot vote on it", field="signer")
-    if e.signer in d.votes:
-        raise ConflictError(f"{e.signer} already voted on dispute {d.id}", field="signer")
+        raise NotAuthorisedError("the parties of a dispute cannot vote on it", field="signer")
     if d.jury is not None:
         if e.signer not in d.jury:
-            raise BadInputError(f"{e.signer} is not on the jury drawn for dispute {d.id}", field="signer")
+            raise NotAuthorisedError(f"{e.signer} is not on the jury drawn for dispute {d.id}", field="signer")
         w = 1
     else:
         w = s.rep_at(e.signer, d.id)
         if w <= 0:
-            raise BadInputError(f"{e.signer} had no reputation when dispute {d.id} opened", field="signer")
+            raise NotAuthorisedError(f"{e.signer} had no reputation when dispute {d.id} opened", field="signer")
+    if now >= d.ends or d.winner is not None:
+        raise BadInputError(f"voting on dispute {d.id} closed {iso(d.ends)}", field="dispute")
+    if e.signer in d.votes:
+        raise ConflictError(f"{e.signer} already voted on dispute {d.id}", field="signer")
     d.votes[e.signer] = (side, w)
     d.tally[side] += w
 

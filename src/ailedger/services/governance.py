@@ -7,13 +7,18 @@ answers questions (``model_status``, ``proposal_info``, ``recount``).
 
 Functions other features call:
 
-* ``model_status(ledger, name) -> dict | None`` -- ``{"state": "revoked", "by": "proposal 3", ...}``,
-  ``{"state": "suspended", "by": "guardians (2 of 3)", ...}``, ``approved`` / ``active``; None when
-  governance never ruled on the model.
-* ``require_model_usable(ledger, name)`` -- raises VerificationError "model m1 was revoked by proposal 3".
+* ``model_status(ledger, name) -> dict | None`` -- the DAO's own ruling on a model (``{"state": "revoked",
+  "by": "proposal 3", ...}``, ``{"state": "suspended", "by": "guardians (2 of 3)", ...}``, ``approved`` /
+  ``active``; None when governance never ruled on it).  It is one input of
+  ``services.authority.model_status``, the one answer to "may this model be used?" (which also weighs the
+  owner's own revocation): call that one to decide.
+* ``require_model_usable(ledger, name)`` -- raises VerificationError "model m1 was revoked by proposal 3"
+  (through ``services.authority``).
 * ``dataset_status(ledger, name) -> dict | None``.
 
-Every write takes ``time=`` (RFC 3339 UTC) so tests and replays control the governance clock.
+Entries are dated by the ledger's clock (``ledger.now()``); ``time=`` must lie within the stated skew of it
+(600 s, as on HTTP), so no signer can move the governance clock ahead.  Tests control the clock by setting
+``ledger.clock``.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from ailedger.core.errors import (
 )
 from ailedger.core.governance_state import (
     ACTION_KINDS,
+    CONTEXT_TYPES,
     GOV_TYPES,
     STAKE_TYPES,
     STRATEGIES,
@@ -88,8 +94,9 @@ try:
 except ImportError:  # pragma: no cover - orjson is a dependency; json is the slow fallback
     _loads = json.loads
 
-_TYPE_MARKS = (b'"type":"gov.', b'"type":"stake.')
-_ALL_TYPES = frozenset(GOV_TYPES + STAKE_TYPES)
+_TYPE_MARKS = (b'"type":"gov.', b'"type":"stake.', b'"type":"log.genesis"', b'"type":"identity.revoke"')
+_ALL_TYPES = frozenset(GOV_TYPES + STAKE_TYPES + CONTEXT_TYPES)
+_VERIFY_IN_LIVE_FOLD = frozenset(CONTEXT_TYPES + ("gov.init",))
 
 
 class LightEntry:
@@ -107,7 +114,7 @@ class LightEntry:
 
 
 def is_gov_leaf(leaf: bytes) -> bool:
-    return _TYPE_MARKS[0] in leaf or _TYPE_MARKS[1] in leaf
+    return any(m in leaf for m in _TYPE_MARKS)
 
 
 # -- signature checks on many leaves (process pool) ------------------------------------------------------
@@ -163,7 +170,7 @@ def _indexed_gov_leaves(ledger: Any, start: int, end: int) -> list[tuple[int, by
     Ledger is indexed by ``type:<type>``); None when they are not sparse, so scanning is cheaper."""
     idxs: list[int] = []
     budget = max(1000, (end - start) // 8)
-    for t in sorted(_ALL_TYPES):
+    for t in sorted(_ALL_TYPES - {"identity.revoke"}) + ["identity.revoke"]:
         after = start - 1
         while True:
             got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
@@ -186,6 +193,19 @@ def _indexed_gov_leaves(ledger: Any, start: int, end: int) -> list[tuple[int, by
     return out
 
 
+def _sig_ok(leaf: bytes) -> bool:
+    try:
+        return _verify_one(leaf)
+    except Exception:  # noqa: BLE001 - malformed: not a valid signature
+        return False
+
+
+def _operator(ledger: Any) -> str:
+    from ailedger.services.authority import operator_of
+
+    return operator_of(ledger)
+
+
 def fold(st: GovState, items: Iterable[tuple[int, bytes]], bad: set[int] | None = None) -> GovState:
     """Apply governance leaves in order; entries that are not governance records are skipped."""
     for idx, leaf in items:
@@ -198,6 +218,10 @@ def fold(st: GovState, items: Iterable[tuple[int, bytes]], bad: set[int] | None 
         if bad and idx in bad:
             st.rejected.append((idx, "signature does not verify"))
             continue
+        if bad is None and e.type in _VERIFY_IN_LIVE_FOLD and not _sig_ok(leaf):
+            # the few entries that decide who founds the DAO are checked even in the live fold
+            st.rejected.append((idx, "signature does not verify"))
+            continue
         st.replay_apply(idx, e)
     return st
 
@@ -206,7 +230,7 @@ def replay(ledger: Any, *, upto: int | None = None, verify_signatures: bool = Fa
            progress: Any = None) -> GovState:
     """Recompute the governance state from the log alone (a fresh fold from entry 0)."""
     end = ledger.size if upto is None else min(upto, ledger.size)
-    st = GovState()
+    st = GovState(_operator(ledger))
     if not verify_signatures:
         for idx, leaf in _gov_leaves(ledger, 0, end):
             fold(st, [(idx, leaf)])
@@ -220,7 +244,7 @@ def replay(ledger: Any, *, upto: int | None = None, verify_signatures: bool = Fa
     with ctx.Pool(n) as pool:
         def drain_one() -> None:
             items, res = window.popleft()
-            fold(st, items, set(res.get()))
+            fold(st, items, set(res.get()) | {-1})
         batch: list[tuple[int, bytes]] = []
         for item in _gov_leaves(ledger, 0, end):
             batch.append(item)
@@ -255,7 +279,7 @@ def state(ledger: Any) -> GovState:
         st, done = _cache.get(key, (None, 0))
         size = ledger.size
         if st is None or done > size:
-            st, done = GovState(), 0
+            st, done = GovState(_operator(ledger)), 0
         if size > done:
             found = _indexed_gov_leaves(ledger, done, size) if size - done >= SPARSE_SCAN_FROM else None
             fold(st, found if found is not None else _gov_leaves(ledger, done, size))
@@ -279,31 +303,32 @@ def _locked(ledger: Any) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _now() -> str:
-    from ailedger.services.ledger import utc_now
-
-    return utc_now()
+def _now(ledger: Any) -> str:
+    return str(ledger.now())
 
 
 def submit(ledger: Any, record_type: str, body: dict[str, Any], ident: Any, *, time: str | None = None,
            terms: Iterable[str] = ()) -> tuple[int, GovState]:
     """Sign, check against the replayed state, then log one governance/staking entry.
 
-    A refused entry raises with the reason and nothing is logged."""
-    entry = build_entry(record_type, body, ident.did, time or _now(), ident.sign)
+    ``time`` defaults to the ledger's clock and must lie within its skew.  A refused entry raises with the
+    reason and nothing is logged."""
+    entry = build_entry(record_type, body, ident.did, time or _now(ledger), ident.sign)
     return submit_entry(ledger, entry, terms=terms)
 
 
 def submit_entry(ledger: Any, entry: SignedEntry, *, terms: Iterable[str] = ()) -> tuple[int, GovState]:
-    if entry.type not in _ALL_TYPES:
+    if entry.type not in GOV_TYPES + STAKE_TYPES:
         raise BadInputError(f"{entry.type} is not a governance or staking record", field="type")
     entry.verify()
+    ledger.check_signer_allowed(entry)
+    ledger.check_time(entry.time)  # before the fold sees it: no entry moves the governance clock ahead
     with _locked(ledger):
         st = state(ledger)
         expected = ledger.size
         st.apply(expected, entry)  # raises and changes nothing when the rules refuse it
         try:
-            res = ledger.append_entry(entry, terms=terms)
+            res = ledger.append_entry(entry, terms=terms, governance_checked=True)
         except BaseException:
             _invalidate(ledger)
             raise
@@ -317,6 +342,17 @@ def submit_entry(ledger: Any, entry: SignedEntry, *, terms: Iterable[str] = ()) 
 
 
 # -- writes ---------------------------------------------------------------------------------------------
+
+def name_founders(ledger: Any, founders: Sequence[str], *, note: str = "") -> dict[str, Any]:
+    """The operator names who may found the DAO (``log.genesis``, signed with the log key; once per log)."""
+    from ailedger.services.authority import genesis_info, write_genesis
+
+    for d in founders:
+        verify_did(d)
+    idx = write_genesis(ledger, founders, note=note)
+    _invalidate(ledger)
+    return {"index": idx, **genesis_info(ledger)}
+
 
 def init_dao(ledger: Any, ident: Any, name: str, *, params: dict[str, Any] | None = None,
              allocations: dict[str, int] | None = None, reputation: dict[str, int] | None = None,
@@ -414,21 +450,24 @@ def _public(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def model_status(ledger: Any, name: str) -> dict[str, Any] | None:
-    """Governance status of model ``name``: None if governance never ruled on it, else a dict with
-    ``state`` (approved / revoked / suspended / active) and ``by`` ("proposal N" or "guardians (k of n)")."""
+    """The DAO's own ruling on model ``name``: None if governance never ruled on it, else a dict with
+    ``state`` (approved / revoked / suspended / active) and ``by`` ("proposal N" or "guardians (k of n)").
+
+    Whether the model may be used is ``services.authority.model_status`` (this ruling and the owner's)."""
     rec = state(ledger).models.get(name)
     return None if rec is None else _public(rec)
 
 
+dao_ruling = model_status
+
+
 def require_model_usable(ledger: Any, name: str) -> dict[str, Any] | None:
-    """Raise :class:`VerificationError` ("model m1 was revoked by proposal 17 (reason)") when governance
-    revoked or suspended the model; else return its status (None if governance never ruled on it)."""
-    st = model_status(ledger, name)
-    if st is not None and st["state"] in ("revoked", "suspended"):
-        why = f" ({st['reason']})" if st.get("reason") else ""
-        raise VerificationError(f"model {name} was {st['state']} by {st['by']}{why}", expected="not revoked",
-                                found=f"{st['state']} by {st['by']}", model=name, status=st)
-    return st
+    """Raise :class:`VerificationError` ("model m1 was revoked by proposal 17 (reason) at entry 20") unless
+    the model may be used (``services.authority.require_model_usable``); else return the DAO's ruling."""
+    from ailedger.services.authority import require_model_usable as _require
+
+    _require(ledger, name)
+    return model_status(ledger, name)
 
 
 def dataset_status(ledger: Any, name: str) -> dict[str, Any] | None:
@@ -438,7 +477,7 @@ def dataset_status(ledger: Any, name: str) -> dict[str, Any] | None:
 
 def proposal_info(ledger: Any, pid: int, *, at: str | None = None) -> dict[str, Any]:
     st = state(ledger)
-    now = max(st.clock, time_ms(at or _now()))
+    now = max(st.clock, time_ms(at or _now(ledger)))
     return st.proposal(pid).to_dict(now)
 
 
@@ -536,4 +575,4 @@ def verify_did(did: str) -> str:
     return did
 
 
-_ = (SignatureError, iso)
+_ = (SignatureError, iso, VerificationError)

@@ -12,7 +12,10 @@ fails, nothing of the batch is stored and every failure is reported):
 5. identity policy (new entries only): the signer must have registered itself in this log with a
    self-signed ``identity.register`` entry (body ``{"name", "did"}`` with ``did == signer``), which
    may come earlier in the same batch, and must not be revoked: a self-signed ``identity.revoke``
-   (body ``did == signer``, as ``Ledger.revoke_identity`` writes) bars every later entry by that key.
+   (body ``did == signer``, as ``Ledger.revoke_identity`` writes) bars every later entry by that key;
+6. authority (new entries only): the signer may sign this type with effect (docs/authority.md), judged by
+   ``services.authority.admit``, the same rules every fold applies; otherwise 403 ``not_authorised``
+   (a batch whose only failures are of this kind is refused with 403 too).
 
 Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
 """
@@ -31,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import AiledgerError, BadInputError, StorageError
+from ailedger.core.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.records import SignedEntry, parse_entry
 from ailedger.log import AppendResult
@@ -301,6 +304,17 @@ class Ingestor:
                     revoked_here.add(e.signer)
             except AiledgerError as exc:
                 fail(i, exc)
+        if not errors:  # 6. authority: one rule set (services.authority), the one every fold applies
+            from ailedger.services.authority import admit
+
+            fresh = [i for i, h in enumerate(hashes) if h not in existing]
+            for i, err in zip(fresh, admit(self.ledger, [parsed[i] for i in fresh])):
+                if err is not None:
+                    fail(i, err)
+            if errors:
+                raise NotAuthorisedError(f"{len(errors)} of {len(objs)} entries were signed by a key that may not "
+                                         "sign them with effect; nothing was stored", errors=errors[:100],
+                                         rejected=len(errors))
         if errors:
             raise BatchRejectedError(f"{len(errors)} of {len(objs)} entries were rejected; nothing was stored",
                                      errors=errors[:100], rejected=len(errors))

@@ -11,14 +11,17 @@ import datetime as _dt
 import json
 import multiprocessing
 import os
+import time as _time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ailedger.core.authority import TIME_SKEW_SECONDS, operator_did
 from ailedger.core.canonical import parse_json
 from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
+from ailedger.core.governance_state import time_ms
 from ailedger.core.identity import public_key_from_did
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import Signer, Verifier, parse_vkey
@@ -27,16 +30,57 @@ from ailedger.log import AppendResult, AuditReport, TransparencyLog
 from ailedger.services.identities import Identity, KeyStore, read_private_key, write_private_key
 from ailedger.storage import LeafRow, LogStore, open_store
 
-__all__ = ["Ledger", "utc_now", "entry_terms", "verify_entry_batch"]
+__all__ = ["Ledger", "OperatorIdentity", "StaleEntryError", "entry_terms", "operator_identity", "system_clock",
+           "utc_now", "verify_entry_batch"]
 
 CONFIG = "config.json"
 LOG_KEY = "log.key"
 LOG_VKEY = "log.vkey"
 
 
-def utc_now() -> str:
-    now = _dt.datetime.now(_dt.timezone.utc)
+def system_clock() -> float:
+    """Seconds since the epoch: the clock every Ledger reads unless given another (tests give their own)."""
+    return _time.time()
+
+
+def _iso(t: float) -> str:
+    now = _dt.datetime.fromtimestamp(t, _dt.timezone.utc)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def utc_now() -> str:
+    return _iso(system_clock())
+
+
+class StaleEntryError(BadInputError):
+    """The entry's signed time is further than the stated skew from the writer's clock."""
+
+    code = "stale_time"
+
+
+class OperatorIdentity:
+    """The log operator as a signer of ledger entries: the log's own Ed25519 key as a did:key.
+
+    Entries are RFC 8785 JSON on one line and checkpoints are C2SP signed-note text of three or more lines
+    starting with the origin, so one key signing both cannot be made to sign one as the other."""
+
+    name = "operator"
+
+    def __init__(self, signer: Signer) -> None:
+        self._signer = signer
+        self.public_key = signer.public_key
+        self.did = operator_did(signer.public_key)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._signer.sign(data)
+
+
+def operator_identity(ledger: "Ledger") -> OperatorIdentity:
+    signer = ledger.log.signer
+    if signer is None:
+        raise BadInputError("this process does not hold the log key (opened read-only or without its passphrase); "
+                            "only the log operator may sign this", field="ledger")
+    return OperatorIdentity(signer)
 
 
 def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -49,15 +93,27 @@ def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
     return tuple(dict.fromkeys(terms))
 
 
+class _Seen:
+    """What the admission checks read of an entry checked in a worker process."""
+
+    __slots__ = ("body", "signer", "time", "type")
+
+    def __init__(self, type: str, body: dict[str, Any], signer: str, time: str) -> None:
+        self.type, self.body, self.signer, self.time = type, body, signer, time
+
+
 def verify_entry_batch(datas: Sequence[bytes]) -> list[tuple[bool, Any]]:
-    """Worker function: parse and verify entries; (True, (leaf, hash, terms)) or (False, message)."""
+    """Worker function: parse and verify entries; (True, (leaf, hash, terms, seen)) or (False, message)."""
+    from ailedger.services.authority import _guarded
+
     out: list[tuple[bool, Any]] = []
     for d in datas:
         try:
             e = parse_entry(d, verify=True)
             # the caller holds the input: send the leaf back only when it is not the input itself
+            seen = _Seen(e.type, e.body if _guarded(e.type) else {}, e.signer, e.time)
             out.append((True, (None if e.leaf_bytes == d else e.leaf_bytes, leaf_hash(e.leaf_bytes),
-                               entry_terms(e))))
+                               entry_terms(e), seen)))
         except AiledgerError as exc:
             out.append((False, exc.message))
     return out
@@ -93,11 +149,16 @@ class Ledger:
         self.verifier = verifier
         self.identities = KeyStore(path / "identities")
         self._pool: Any = None
+        self.clock: Callable[[], float] = system_clock  # seconds since the epoch; tests set their own
+        self.time_skew: float = float(TIME_SKEW_SECONDS)
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike[str], origin: str, *, store: dict[str, Any] | None = None,
-             passphrase: str | None = None) -> "Ledger":
+             passphrase: str | None = None, founders: Sequence[str] | None = None) -> "Ledger":
+        """Create a ledger.  ``founders`` (did:keys): the keys besides the operator's own that may found the
+        DAO, stated in the log by a ``log.genesis`` entry at index 0 signed with the log key.  Without it no
+        genesis is written and only the operator may found the DAO (or name founders later, once)."""
         p = Path(path)
         if not origin or any(c.isspace() for c in origin) or "+" in origin:
             raise BadInputError("origin must be one word like example.org/ai-ledger (no spaces or '+')",
@@ -116,7 +177,14 @@ class Ledger:
         tmp = p / (CONFIG + ".tmp")
         tmp.write_text(json.dumps(config, indent=1) + "\n")
         os.replace(tmp, p / CONFIG)  # the config appears last: a half-made ledger is never "open-able"
-        return cls.open(p)
+        led = cls.open(p, passphrase=passphrase)
+        if founders:
+            from ailedger.services.authority import write_genesis
+
+            for d in founders:
+                public_key_from_did(d)
+            write_genesis(led, list(founders))
+        return led
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, passphrase: str | None = None,
@@ -156,21 +224,67 @@ class Ledger:
     def vkey(self) -> str:
         return self.verifier.vkey
 
+    # -- time ---------------------------------------------------------------------
+    def now(self) -> str:
+        """The ledger's clock as an entry time (RFC 3339 UTC, milliseconds)."""
+        return _iso(self.clock())
+
+    def check_time(self, entry_time: str, *, late_ok: bool = False) -> None:
+        """Refuse an entry dated further than ``time_skew`` (600 s) from this writer's clock: governance time
+        is the signed entry time, so a future-dated entry would move the governance clock for everyone.
+        ``late_ok`` admits an older time (never a future one): re-logging a batch this ledger signed before
+        a crash."""
+        try:
+            t = time_ms(entry_time) / 1000.0
+        except BadInputError:
+            raise BadInputError(f"entry time {entry_time!r} is not a valid date", field="time") from None
+        now = self.clock()
+        if t - now > self.time_skew or (not late_ok and now - t > self.time_skew):
+            raise StaleEntryError(f"entry time {entry_time} is more than {self.time_skew:g} s from this writer's "
+                                  f"clock ({_iso(now)}); entries are dated when they are signed", field="time",
+                                  expected=_iso(now), found=entry_time)
+
+    def admit(self, entries: Sequence[Any], *, governance_checked: bool = False,
+              late_ok: bool = False) -> list[AiledgerError | None]:
+        """The checks every write path makes before appending (nothing is changed): time within the skew and
+        the signer's authority (services.authority.admit).  One result per entry: None or the error."""
+        from ailedger.services.authority import admit as authority_admit
+
+        out: list[AiledgerError | None] = []
+        for e in entries:
+            try:
+                self.check_time(e.time, late_ok=late_ok)
+                out.append(None)
+            except AiledgerError as exc:
+                out.append(exc)
+        ok = [i for i, x in enumerate(out) if x is None]
+        if ok:
+            res = authority_admit(self, [entries[i] for i in ok], governance_checked=governance_checked)
+            for i, r in zip(ok, res):
+                out[i] = r
+        return out
+
     # -- writing ----------------------------------------------------------------
     def make_entry(self, record_type: str, body: dict[str, Any], signer: Identity, *, v: int = 1,
                    time: str | None = None) -> SignedEntry:
-        return build_entry(record_type, body, signer.did, time or utc_now(), signer.sign, v=v)
+        return build_entry(record_type, body, signer.did, time or self.now(), signer.sign, v=v)
 
     def append_record(self, record_type: str, body: dict[str, Any], signer: Identity, *,
                       terms: Iterable[str] = (), v: int = 1, time: str | None = None) -> AppendResult:
         e = self.make_entry(record_type, body, signer, v=v, time=time)
         return self.append_entry(e, terms=terms)
 
-    def append_entry(self, entry: SignedEntry, *, terms: Iterable[str] = ()) -> AppendResult:
-        """Append one already-signed entry (its signature is checked first)."""
+    def append_entry(self, entry: SignedEntry, *, terms: Iterable[str] = (), governance_checked: bool = False,
+                     late_ok: bool = False) -> AppendResult:
+        """Append one already-signed entry: its signature, its signer (not revoked), its time (within the skew)
+        and its signer's authority (docs/authority.md) are checked first; a refusal stores nothing."""
         entry.verify()
         self.check_signer_allowed(entry)
-        row = LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry, terms))
+        h = leaf_hash(entry.leaf_bytes)
+        for err in self.admit([entry], governance_checked=governance_checked, late_ok=late_ok):
+            if err is not None and not self.store.indices_of([h]):  # a copy already logged is a duplicate
+                raise err
+        row = LeafRow(entry.leaf_bytes, h, entry_terms(entry, terms))
         return self.log.append([row])[0]
 
     def check_signer_allowed(self, entry: SignedEntry) -> None:
@@ -200,18 +314,31 @@ class Ledger:
             rows.clear()
             where.clear()
 
+        from ailedger.services.authority import _guarded
+
         pos = 0
         for res in checked:
+            good = [(pos + k, val) for k, (ok, val) in enumerate(res) if ok]
+            if rows and any(_guarded(v[3].type) for _, v in good):
+                flush()  # the authority of what follows may depend on what is pending
+            verdicts = self.admit([v[3] for _, v in good])
+            refused = {p: err for (p, _), err in zip(good, verdicts) if err is not None}
+            if refused:  # an entry already in the log is a duplicate, not a refusal
+                hashes = {p: v[1] for p, v in good if p in refused}
+                present = self.store.indices_of(list(hashes.values()))
+                refused = {p: err for p, err in refused.items() if hashes[p] not in present}
             for ok, val in res:
                 data = datas[pos]
-                pos += 1
-                if ok:
+                if ok and pos not in refused:
                     where.append(len(results))
                     results.append("")
-                    leaf, h, terms = val
+                    leaf, h, terms, _seen = val
                     rows.append(LeafRow(bytes(data) if leaf is None else leaf, h, terms))
+                elif ok:
+                    results.append(refused[pos].message)
                 else:
                     results.append(str(val))
+                pos += 1
             # fewer, larger durable commits: the checking pool keeps working meanwhile
             if len(rows) >= commit_every:
                 flush()

@@ -88,11 +88,14 @@ def release(ledger: Any, ident: Any, claim_id: int, *, time: str | None = None) 
     return {"index": idx, **st.claims[claim_id].to_dict(st.clock)}
 
 
-def _now_ms(st: GovState, at: str | None) -> int:
+def _now_ms(st: GovState, at: str | None, ledger: Any = None) -> int:
     if at is None:
-        from ailedger.services.ledger import utc_now
+        if ledger is not None:
+            at = ledger.now()
+        else:
+            from ailedger.services.ledger import utc_now
 
-        at = utc_now()
+            at = utc_now()
     return max(st.clock, time_ms(at))
 
 
@@ -105,13 +108,13 @@ def claims_for(ledger: Any, subject: str, *, at: str | None = None) -> list[dict
     st = gov.state(ledger)
     if st.dao is None:
         return []
-    now = _now_ms(st, at)
+    now = _now_ms(st, at, ledger)
     return [c.to_dict(now) for _, c in sorted(st.claims.items()) if c.subject == subject]
 
 
 def claim_info(ledger: Any, claim_id: int, *, at: str | None = None) -> dict[str, Any]:
     st = gov.state(ledger)
-    return st.claim(claim_id).to_dict(_now_ms(st, at))
+    return st.claim(claim_id).to_dict(_now_ms(st, at, ledger))
 
 
 def reputation(ledger: Any, did: str) -> dict[str, Any]:

@@ -193,16 +193,25 @@ class Pages:
         svg = None
         related: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
+        status: dict[str, Any] | None = None
+        ignored: str | None = None
         if kind == "model":
-            svg = _lineage_svg(led, idx, e)
-            nodes = _lineage_nodes(led, idx)
+            from ailedger.core.authority import model_name_of
+            from ailedger.services.authority import is_effective_registration, model_status, state
+
+            if is_effective_registration(led, idx):
+                status = model_status(led, str(model_name_of(e))).to_dict()
+            else:
+                ignored = next((r for i, r in state(led).ignored if i == idx), "it names no model")
+            svg = None if ignored else _lineage_svg(led, idx, e)
+            nodes = [] if ignored else _lineage_nodes(led, idx)
             related = _rows(led, _find(led, f"base:{e.body.get('name')}"))
             title = "Fine-tunes"
         else:
             related = _rows(led, _find(led, f"trained-on:{e.body.get('name')}"))
             title = "Models trained on it"
         return {"kind": kind, "name": str(e.body.get("name", f"#{idx}")), "index": idx, "e": e, "svg": svg,
-                "nodes": nodes,
+                "nodes": nodes, "mstatus": status, "ignored": ignored,
                 "related": related, "related_title": title,
                 "pretty": json.dumps(e.to_dict(), indent=2, ensure_ascii=False)}
 
@@ -281,6 +290,10 @@ def _resolve(led: Any, rtype: str, ref: str) -> int:
             raise NotFoundError(f"entry {ref} is not a {rtype}", field="ref")
         return idx
     kind = "model" if rtype == MODEL else "dataset"
+    if rtype == MODEL:  # the effective registration (its owner's latest version): services.authority
+        from ailedger.services.authority import model_registration
+
+        return int(model_registration(led, ref)[0])
     hits = _find(led, f"{kind}:{ref}", 100000)
     hits = [i for i in hits if led.entry(i).type == rtype]
     if not hits:

@@ -97,3 +97,46 @@ def test_key_revocation_and_budget_units(ledger):
             parse_rate(bad)
     with pytest.raises(BadInputError):
         Gateway(ledger, "ftp://x", "iris")
+
+
+def test_gateway_honours_the_owners_revocation_not_a_strangers(ledger, model_server):
+    """Issue 18 point 1: a stranger's model.revoke (here written straight into the store, as if an older
+    writer had taken it) leaves the model served; the owner's own revoke and reinstate are honoured."""
+    from ailedger.core.merkle import leaf_hash
+    from ailedger.services.ledger import entry_terms
+    from ailedger.storage import LeafRow
+
+    keys = GatewayKeys(ledger.path)
+    k = keys.new_key("carol")["key"]
+    keys.close()
+    stranger, _ = ledger.new_identity("stranger")
+    e = ledger.make_entry("model.revoke", {"name": "iris", "reason": "says who"}, stranger)
+    ledger.log.append([LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e))])
+    run = Running(Gateway(ledger, model_server, "iris"))
+    try:
+        assert run.gw.revoked is None
+        st, _, _ = post(run.port, "/predict", {"features": [[5, 3, 1, 0]]}, key=k)
+        assert st == 200
+        publisher = ledger.identities.load("publisher")
+        ledger.append_record("model.revoke", {"name": "iris", "reason": "recalled"}, publisher)
+        run.gw.revoked = None
+        import time
+
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            st, _, body = post(run.port, "/predict", {"features": [[5, 3, 1, 0]]}, key=k)
+            if st == 403:
+                break
+            time.sleep(0.2)
+        assert st == 403 and json.loads(body)["error"]["code"] == "model_revoked"
+        assert "revoked by owner" in json.loads(body)["error"]["message"]
+        ledger.append_record("model.reinstate", {"name": "iris"}, publisher)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            st, _, _ = post(run.port, "/predict", {"features": [[5, 3, 1, 0]]}, key=k)
+            if st == 200:
+                break
+            time.sleep(0.2)
+        assert st == 200
+    finally:
+        run.stop()

@@ -29,6 +29,7 @@ def _suspend(led, model="iris", reason="leaks PII"):
 
     admin = led.identities.create("admin")
     g1 = led.identities.create("g1")
+    gov.name_founders(led, [admin.did])   # the operator names who may found the DAO (log.genesis)
     gov.init_dao(led, admin, "dao", params={"guardians": [g1.did], "guardian_threshold": 1},
                  allocations={admin.did: 10})
     s1 = gov.guardian_cosign(led, g1, model, reason, "n1")

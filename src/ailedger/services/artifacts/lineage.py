@@ -49,6 +49,8 @@ def lineage_graph(ledger: Any, ref: str, max_nodes: int = 200) -> dict[str, Any]
                 add_model(b["index"], be)
                 add_edge(f"#{b['index']}", nid, "fine-tuned from")
 
+    from ailedger.services.authority import is_effective_registration
+
     add_model(idx0, e0)
     # descendants: models whose base is one of ours
     frontier = [n for n in list(nodes.values()) if n["kind"] == "model"]
@@ -57,8 +59,8 @@ def lineage_graph(ledger: Any, ref: str, max_nodes: int = 200) -> dict[str, Any]
         for n in frontier:
             for ci, ce in ledger.find(type=MODEL_RECORD, term=f"base:{n['name']}"):
                 b = (ce.body.get("lineage") or {}).get("base_model") or {}
-                if b.get("index") != n["index"] or f"#{ci}" in nodes:
-                    continue
+                if b.get("index") != n["index"] or f"#{ci}" in nodes or not is_effective_registration(ledger, ci):
+                    continue  # a model.register the authority rules ignore is no descendant
                 add_model(ci, ce)
                 nxt.append(nodes[f"#{ci}"])
         frontier = nxt

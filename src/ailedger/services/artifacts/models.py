@@ -97,20 +97,11 @@ def _manifest_root(body: Any) -> Any:
 
 
 def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
-    """A model by name (latest registration), ``#INDEX`` or manifest root hex."""
-    if ref.startswith("#") and ref[1:].isdigit():
-        idx = int(ref[1:])
-        if idx >= ledger.size:
-            raise NotFoundError(f"no entry {ref}", field="model")
-        e = ledger.entry(idx)
-        if e.type != MODEL_RECORD:
-            raise NotFoundError(f"entry {ref} is a {e.type}, not a {MODEL_RECORD}", field="model")
-        return idx, e
-    hit = (_latest(ledger, MODEL_RECORD, f"model:{ref}", lambda b: b.get("name") == ref)
-           or _latest(ledger, MODEL_RECORD, f"manifest:{ref}", lambda b: _manifest_root(b) == ref))
-    if hit is None:
-        raise NotFoundError(f"no registered model named {ref!r}", field="model")
-    return hit
+    """A model by name (its owner's latest version), ``#INDEX`` or manifest root hex: the effective
+    registration by the authority rules (a stranger's registration of an owned name is never found)."""
+    from ailedger.services.authority import model_registration
+
+    return model_registration(ledger, ref)
 
 
 def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
@@ -224,11 +215,13 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
     ``trust_cache``: take the digests of files whose (path, size, mtime, ctime, inode) are in the
     hash cache from there instead of reading them; the answer then says how much came from the
     cache (``from_cache``), since it is only as good as that cache."""
+    from ailedger.services.authority import is_effective_registration, require_model_usable
+
     candidates: list[tuple[int, Any]] = []
     if name:
         candidates = [find_model(ledger, name)]
     else:
-        candidates = list(ledger.find(type=MODEL_RECORD))
+        candidates = [(i, e) for i, e in ledger.find(type=MODEL_RECORD) if is_effective_registration(ledger, i)]
         if not candidates:
             raise NotFoundError("no model is registered in this ledger", field="model")
     sizes = sorted({e.body["manifest"]["chunk_size"] for _, e in candidates}, key=lambda c: c != DEFAULT_CHUNK_SIZE)
@@ -260,12 +253,11 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
         hits = [(i, e) for i, e in ledger.find(type=MODEL_RECORD, term=f"manifest:{m.root.hex()}")
                 if _manifest_root(e.body) == m.root.hex() and e.body["manifest"].get("chunk_size") == cs
                 and (name is None or e.body.get("name") == name
-                     or (name.startswith("#") and name[1:].isdigit() and i == int(name[1:])))]
+                     or (name.startswith("#") and name[1:].isdigit() and i == int(name[1:])))
+                and is_effective_registration(ledger, i)]  # a stranger's claim on an owned name is no match
         if hits:
             idx, e = hits[-1]
-            # the DAO's kill switch: a revoked or suspended model does not verify
-            from ailedger.services.governance import require_model_usable
-
+            # revoked or suspended (by its owner, the DAO or its guardians: services.authority): does not verify
             require_model_usable(ledger, str(e.body.get("name")))
             st = entry_status(ledger, idx)
             return {"ok": True, "name": e.body.get("name"), "manifest_root": m.root.hex(), "record": st,

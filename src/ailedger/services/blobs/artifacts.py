@@ -73,9 +73,12 @@ def _attach(ledger: Any, kind: str, name: str, record_index: int, cid: str, put_
 
 
 def attached_blob(ledger: Any, kind: str, record_index: int) -> tuple[int, dict[str, Any]]:
+    from ailedger.services.authority import attach_allowed
+
     last = None
     for idx, e in ledger.find(type=ATTACH, term=f"attach:{kind}:{record_index}"):
-        if e.body.get("record") == record_index and e.body.get("artifact") == kind:
+        if e.body.get("record") == record_index and e.body.get("artifact") == kind \
+                and attach_allowed(ledger, e) is None:  # only the record's owner attaches (docs/authority.md)
             last = (idx, dict(e.body))
     if last is None:
         raise NotFoundError(f"no stored copy of {kind} record #{record_index} (push it first)", field=kind)

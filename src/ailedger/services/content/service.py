@@ -179,15 +179,13 @@ class ContentService:
 
     # -- helpers --------------------------------------------------------------------------
     def _model_record(self, name: str) -> int | None:
-        for term in (f"model:{name}", f"subject:model:{name}"):
-            found = [i for i, e in self.ledger.find(term=term) if e.type == "model.register"]
-            if found:
-                return found[-1]
-        last = None
-        for i, e in self.ledger.find(type="model.register"):
-            if e.body.get("name") == name or e.body.get("model") == name:
-                last = i
-        return last
+        """The model's effective registration (its owner's latest version; services.authority)."""
+        from ailedger.services.authority import model_registration
+
+        try:
+            return model_registration(self.ledger, name)[0]
+        except NotFoundError:
+            return None
 
     def _new_watermark_id(self) -> int:
         for _ in range(100):

@@ -61,7 +61,6 @@ __all__ = [
 DEFAULT_OPERATOR = "inference"
 MODES = ("fast", "durable")
 _NOTHING = object()
-REVOCATION_TYPES = ("model.revoke", "model.suspend")
 
 
 class ModelRevokedError(ConflictError):
@@ -70,63 +69,25 @@ class ModelRevokedError(ConflictError):
     code = "model_revoked"
 
 
-def _names_model(body: dict[str, Any], name: str) -> bool:
-    for k in ("name", "model", "model_name", "target"):
-        v = body.get(k)
-        if v == name or (isinstance(v, dict) and v.get("name") == name):
-            return True
-    action = body.get("action")
-    if isinstance(action, dict):
-        return _names_model(action, name)
-    return False
-
-
 def is_model_revoked(ledger: Any, name: str) -> str | None:
-    """The reason calls to model ``name`` are refused, or None.
+    """Why calls to model ``name`` are refused (it is revoked or suspended), or None.
 
-    The governance kill switch decides (``governance.model_status``: a model ``revoked`` by a
-    DAO proposal or ``suspended`` by the guardians is refused).  Plain ``model.revoke`` /
-    ``model.suspend`` entries naming the model are honoured too, unless a later
-    ``model.unrevoke`` / ``model.reinstate`` entry lifts them."""
-    try:
-        from ailedger.services.governance import model_status
-    except ImportError:  # pragma: no cover - governance ships in this tree
-        model_status = None
-    if model_status is not None:
-        st = model_status(ledger, name)
-        if st is not None and st.get("state") in ("revoked", "suspended"):
-            why = st.get("reason")
-            return f"{st['state']} by {st.get('by', 'governance')}" + (f" ({why})" if why else "")
-    state: tuple[int, str] | None = None
-    lifted = -1
-    for t in REVOCATION_TYPES:
-        for idx, e in ledger.find(type=t):
-            if _names_model(e.body, name) and (state is None or idx > state[0]):
-                state = (idx, str(e.body.get("reason") or t))
-    if state is None:
-        return None
-    for t in ("model.unrevoke", "model.reinstate"):
-        for idx, e in ledger.find(type=t):
-            if _names_model(e.body, name):
-                lifted = max(lifted, idx)
-    return None if lifted > state[0] else state[1]
+    One rule set for every reader: ``services.authority.model_status`` (the model's owner may revoke and
+    reinstate its own model; the DAO revokes by an executed proposal and its guardians suspend k-of-n;
+    anyone else's ``model.revoke`` / ``model.reinstate`` has no effect).  See docs/authority.md."""
+    from ailedger.services.authority import model_status
+
+    st = model_status(ledger, name)
+    return None if st.usable else st.ruling_text()
 
 
 def resolve_model(ledger: Any, name: str) -> tuple[str, int, str]:
-    """(name, entry index, manifest root) of the latest registration; NotFoundError if none."""
+    """(name, entry index, manifest root) of the model's effective registration (its owner's latest
+    version: ``services.authority.model_registration``); NotFoundError if none."""
     check_plain_name(name, "model")
-    try:
-        from ailedger.services.artifacts.models import find_model
+    from ailedger.services.authority import model_registration
 
-        idx, e = find_model(ledger, name)
-    except ImportError:  # pragma: no cover - artifacts always present in this tree
-        hit = None
-        for idx, e in ledger.find(type="model.register"):
-            if e.body.get("name") == name:
-                hit = (idx, e)
-        if hit is None:
-            raise NotFoundError(f"no registered model named {name!r}", field="model") from None
-        idx, e = hit
+    idx, e = model_registration(ledger, name)
     root = e.body.get("manifest", {}).get("root", "") if isinstance(e.body.get("manifest"), dict) else ""
     return str(e.body.get("name", name)), idx, root
 
@@ -577,7 +538,8 @@ def recover_pending(ledger: Any, records: RecordStore, *, strict: bool = False) 
         model = e.body.get("models", [{}])[0].get("name", "")
         try:
             res = ledger.append_entry(e, terms=[f"inference-model:{model}",
-                                                f"inference-stream:{e.body.get('stream')}"])
+                                                f"inference-stream:{e.body.get('stream')}"],
+                                      late_ok=True)  # signed before a crash: its log index says when it landed
         except AiledgerError:
             if strict:
                 raise

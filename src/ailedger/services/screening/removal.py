@@ -327,6 +327,9 @@ def verify_removal_proof(data: bytes, vkey: str) -> dict[str, Any]:
     if old.type != DATASET_RECORD or new.type != DATASET_RECORD or rem.type != REMOVAL_RECORD:
         raise ProofError("the entries are not dataset.commit, dataset.commit, dataset.source-removal",
                          expected=[DATASET_RECORD, DATASET_RECORD, REMOVAL_RECORD], found=[old.type, new.type, rem.type])
+    if not old.signer == new.signer == rem.signer:  # who may: the dataset's committer (docs/authority.md)
+        raise ProofError("a source removal counts only when the dataset's committer signs the removal and the new "
+                         "commitment", expected=old.signer, found=sorted({new.signer, rem.signer} - {old.signer}))
     b = rem.body
     checks = {"dataset_index": doc["old"]["index"], "new_index": doc["new"]["index"], "old_root": old.body["root"],
               "new_root": new.body["root"], "old_records": old.body["records"], "new_records": new.body["records"]}
