@@ -33,8 +33,16 @@ from typing import Any
 from ailedger.core.errors import BadInputError, NotFoundError
 from ailedger.core.httpsig import ForbiddenError, UnauthenticatedError, sign_request, verify_request
 
-__all__ = ["Credential", "ForbiddenError", "KeyList", "TokenFile", "UnauthenticatedError", "WWW_AUTHENTICATE", "WriteAuth",
-           "signed_headers"]
+__all__ = [
+    "WWW_AUTHENTICATE",
+    "Credential",
+    "ForbiddenError",
+    "KeyList",
+    "TokenFile",
+    "UnauthenticatedError",
+    "WriteAuth",
+    "signed_headers",
+]
 
 WWW_AUTHENTICATE = 'Bearer realm="ailedger", Signature'
 TOKEN_PREFIX = "ailw_"
