@@ -674,7 +674,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     if exc.status_code == 404:
-        return error_response(NotFoundError(f"no such path: {request.url.path}"))
+        path = request.url.path
+        return error_response(NotFoundError(f"no such path: {path[:200]}{'...' if len(path) > 200 else ''}"))
     return json_response({"code": "http_error", "message": str(exc.detail)}, exc.status_code)
 
 

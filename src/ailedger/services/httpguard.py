@@ -23,12 +23,12 @@ import json
 import socket
 import time
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from ailedger.core.errors import BadInputError
 
-__all__ = ["Deadlines", "GuardedHandler", "content_length"]
+__all__ = ["Deadlines", "GuardedHandler", "GuardedServer", "content_length"]
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,15 @@ class GuardedHandler(BaseHTTPRequestHandler):
         except (ConnectionError, BrokenPipeError):
             self.close_connection = True
             return
-        if self._io.expired == "head":  # the request line itself timed out (the stdlib caught it)
+        if self._io.expired in ("head", "body"):  # the stdlib catches read timeouts itself and closes
             self.close_connection = True
             self._timeout_answer()
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        super().log_request(code, size)
+
+class GuardedServer(ThreadingHTTPServer):
+    """A thread per connection, with a listen backlog that takes a burst of connections (the
+    socketserver default of 5 makes the kernel drop SYNs, so a burst of slow clients would delay
+    everyone by TCP retransmissions)."""
+
+    daemon_threads = True
+    request_queue_size = 1024

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 from ailedger.core.errors import BadInputError
-from ailedger.services.httpguard import Deadlines, GuardedHandler, content_length
+from ailedger.services.httpguard import Deadlines, GuardedHandler, GuardedServer, content_length
 from ailedger.services.witness import Witness, WitnessError
 
 __all__ = ["WitnessServer", "make_server"]
@@ -80,8 +79,7 @@ class _Handler(GuardedHandler):
             self._send(404, b"not found\n")
 
 
-class WitnessServer(ThreadingHTTPServer):
-    daemon_threads = True
+class WitnessServer(GuardedServer):
 
     def __init__(self, witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
                  deadlines: Deadlines | None = None) -> None:

@@ -37,7 +37,6 @@ import re
 import socket
 import threading
 import time
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -46,7 +45,7 @@ from ailedger.core.errors import BadInputError
 from ailedger.core.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.core.shardproof import SEGMENT, ShardHasher, inclusion_proof
 from ailedger.services.httpauth import WWW_AUTHENTICATE, Credential, KeyList, TokenFile, WriteAuth
-from ailedger.services.httpguard import Deadlines, GuardedHandler, content_length
+from ailedger.services.httpguard import Deadlines, GuardedHandler, GuardedServer, content_length
 
 __all__ = ["StorageNode", "serve"]
 
@@ -88,8 +87,7 @@ class StorageNode:
 
         Handler.node = node
         Handler.deadlines = deadlines or Deadlines()
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = GuardedServer((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -166,18 +164,21 @@ class _Handler(GuardedHandler):
         try:
             return self.node.auth.check(self.command, path, query, headers)
         except (UnauthenticatedError, ForbiddenError) as exc:
-            self.close_connection = True
-            status = 401 if isinstance(exc, UnauthenticatedError) else 403
-            body = json.dumps({"error": exc.message, "code": exc.code}).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if status == 401:
-                self.send_header("WWW-Authenticate", WWW_AUTHENTICATE)
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
+            self._deny(exc)
             return None
+
+    def _deny(self, exc: UnauthenticatedError | ForbiddenError) -> None:
+        self.close_connection = True
+        status = 401 if isinstance(exc, UnauthenticatedError) else 403
+        body = json.dumps({"error": exc.message, "code": exc.code}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", WWW_AUTHENTICATE)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     def _path(self) -> tuple[Path, bool] | None:
         m = _NAME.match(urlparse(self.path).path)
@@ -287,9 +288,8 @@ class _Handler(GuardedHandler):
         if cred is None:
             return
         if cred.body_sha256 is not None and cred.body_sha256.hex() != path.name:
-            self.close_connection = True
-            self._error(401, "the signed Content-Digest is not the shard's name: a shard is stored under its SHA-256",
-                        "unauthenticated")
+            self._deny(UnauthenticatedError("the signed Content-Digest is not the shard's name: a shard is stored "
+                                            "under its SHA-256", field="content-digest"))
             return
         if path.exists():
             self._drain(length)
@@ -364,8 +364,7 @@ class _Handler(GuardedHandler):
         if cred is None:
             return
         if cred.body_sha256 is not None and cred.body_sha256 != hashlib.sha256(b"").digest():
-            self.close_connection = True
-            self._error(401, "a signed DELETE covers an empty body", "unauthenticated")
+            self._deny(UnauthenticatedError("a signed DELETE covers an empty body", field="content-digest"))
             return
         existed = path.exists()
         path.unlink(missing_ok=True)
