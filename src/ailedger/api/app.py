@@ -637,7 +637,11 @@ class Api:
                                          "require_registered": self.cfg.require_registered,
                                          "rate_per_identity": self.cfg.rate, "burst": self.cfg.burst,
                                          "max_batch": self.cfg.max_batch, "max_body": self.cfg.max_body,
-                                         "max_entry_bytes": MAX_ENTRY_BYTES}})
+                                         "max_entry_bytes": MAX_ENTRY_BYTES,
+                                         "open_registration": self.cfg.open_registration,
+                                         "head_timeout_seconds": self.cfg.head_timeout,
+                                         "body_timeout_seconds": self.cfg.body_timeout,
+                                         "min_body_rate": self.cfg.min_body_rate}})
 
     async def healthz(self, request: Request) -> Response:
         size = await run_in_threadpool(self.ledger.store.size)
