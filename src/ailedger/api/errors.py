@@ -18,7 +18,12 @@ from ailedger.core.errors import (
 )
 from ailedger.core.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.services.httpauth import WWW_AUTHENTICATE
-from ailedger.services.ingest import BatchRejectedError, RateLimitedError, RevokedIdentityError, UnknownIdentityError
+from ailedger.services.ingest import (
+    BatchRejectedError,
+    RateLimitedError,
+    RevokedIdentityError,
+    UnknownIdentityError,
+)
 
 __all__ = ["MalformedJSONError", "OverloadedError", "RequestTimeoutError", "TooLargeError", "error_response",
            "json_response", "status_of"]

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ailedger.services.httpguard import Deadlines
 
-__all__ = ["DeadlineProtocol", "PROTOCOL", "deadlines_from_env"]
+__all__ = ["PROTOCOL", "DeadlineProtocol", "deadlines_from_env"]
 
 PROTOCOL = "ailedger.api.server:DeadlineProtocol"
 _BACKSTOP = 2.0

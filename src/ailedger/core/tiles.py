@@ -6,8 +6,16 @@ import re
 
 from ailedger.core.errors import BadInputError
 
-__all__ = ["TILE_HEIGHT", "TILE_WIDTH", "encode_index", "tile_path", "parse_tile_path", "entry_bundle",
-           "split_entry_bundle", "MAX_INDEX_GROUPS"]
+__all__ = [
+    "MAX_INDEX_GROUPS",
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "encode_index",
+    "entry_bundle",
+    "parse_tile_path",
+    "split_entry_bundle",
+    "tile_path",
+]
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 256
@@ -37,8 +45,8 @@ def tile_path(level: int | str, n: int, width: int = TILE_WIDTH) -> str:
 # Unicode digit). The index is at most MAX_INDEX_GROUPS groups: a log has fewer than 2^63 entries, so
 # a tile index has at most 19 digits, and a longer one names nothing (and never reaches int()).
 MAX_INDEX_GROUPS = 7
-_TILE_RE = re.compile(r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/){0,%d})([0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?"
-                      % (MAX_INDEX_GROUPS - 1))
+_TILE_RE = re.compile(r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/){0,"
+                      + str(MAX_INDEX_GROUPS - 1) + r"})([0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
 
 
 def parse_tile_path(path: str) -> tuple[str | int, int, int]:
@@ -47,7 +55,7 @@ def parse_tile_path(path: str) -> tuple[str | int, int, int]:
     Only the one canonical spelling of each tile is accepted (C2SP tlog-tiles): no leading zeroes
     in L or W, N in its shortest 3-digit-group form, W 1..255, L 0..63, ASCII digits only; anything
     else is a BadInputError naming the rule (a server answers it as "no such tile")."""
-    m = _TILE_RE.fullmatch(path[1:] if path.startswith("/") else path)
+    m = _TILE_RE.fullmatch(path.removeprefix("/"))
     if not m:
         raise BadInputError(f"not a tile path in the C2SP tlog-tiles form: {path[:200]!r}", field="path")
     level_s, prefix, last, w = m.groups()

@@ -10,12 +10,12 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.services.blobs.client import NodeClient
 from ailedger.services.httpauth import TokenFile, signed_headers
 from ailedger.services.httpguard import Deadlines
 from ailedger.services.identities import Identity
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 DATA = os.urandom(20_000)
 NAME = hashlib.sha256(DATA).hexdigest()
@@ -103,7 +103,7 @@ def test_malformed_content_length_is_refused(guarded, writer, cl):
             head += f"{k}: {v}\r\n"
         s.sendall(head.encode() + b"\r\n" + DATA[:10])
         got = s.recv(4096)
-    assert got.startswith(b"HTTP/1.1 400") or got.startswith(b"HTTP/1.1 411"), got[:80]
+    assert got.startswith((b"HTTP/1.1 400", b"HTTP/1.1 411")), got[:80]
     assert shards(node) == []
 
 
