@@ -46,12 +46,17 @@ class Key:
 
 
 class Server:
-    def __init__(self, ledger: Path, *args: str, workers: int = 1, env: dict | None = None) -> None:
+    """A real `ailedger serve` process. ``open_registration`` (the default here, so tests can register
+    identities freely) passes --open-registration; tests of registration control pass False."""
+
+    def __init__(self, ledger: Path, *args: str, workers: int = 1, env: dict | None = None,
+                 open_registration: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(ledger.parent / f"serve-{self.port}.log", "wb")
         cmd = [sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger", str(ledger),
-               "--port", str(self.port), "--workers", str(workers), *args]
+               "--port", str(self.port), "--workers", str(workers),
+               *(["--open-registration"] if open_registration else []), *args]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})}, cwd=ROOT)
         deadline = time.time() + 30

@@ -60,7 +60,7 @@ def test_bad_and_missing_signature(shared, alice):
     e = alice.entry("x.y", {"a": 1})
     bad = dict(e, body={"a": 2})  # signature no longer covers the body
     r = httpx.post(server.url + "/v1/entries", json=bad)
-    assert r.status_code == 400 and r.json()["code"] == "bad_signature", r.text
+    assert r.status_code == 403 and r.json()["code"] == "bad_signature", r.text
     nosig = {k: v for k, v in e.items() if k != "sig"}
     r = httpx.post(server.url + "/v1/entries", json=nosig)
     assert r.status_code == 400 and r.json()["code"] == "bad_input" and r.json()["field"] == "sig"
@@ -154,7 +154,7 @@ def test_batch_is_all_or_nothing(shared, alice):
     good = [alice.entry("x.y", {"i": i}) for i in range(50)]
     bad = dict(good[10], body={"i": -1})
     r = httpx.post(server.url + "/v1/entries/batch", json={"entries": good[:20] + [bad] + good[20:]})
-    assert r.status_code == 400 and r.json()["code"] == "batch_rejected"
+    assert r.status_code == 403 and r.json()["code"] == "batch_rejected"  # every refusal is about the signature
     assert r.json()["errors"][0]["entry"] == 20 and r.json()["errors"][0]["code"] == "bad_signature"
     assert size(server) == n0
     r = httpx.post(server.url + "/v1/entries/batch", json={"entries": good})

@@ -32,7 +32,11 @@ def free_port():
 
 @pytest.fixture
 def node_procs(tmp_path):
+    """Start `ailedger storage node serve` processes; they take writes from the did:keys in
+    tmp_path/node-writers (``--allow-file``), which the tests fill with their identities."""
     procs = []
+    writers = tmp_path / "node-writers"
+    writers.touch()
 
     def start(count, *extra):
         urls = []
@@ -40,7 +44,7 @@ def node_procs(tmp_path):
             port = free_port()
             d = tmp_path / f"node{len(procs)}"
             p = subprocess.Popen(AILEDGER + ["storage", "node", "serve", "--dir", str(d), "--port", str(port),
-                                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                             "--allow-file", str(writers), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             procs.append(p)
             urls.append(f"http://127.0.0.1:{port}")
         for u in urls:
@@ -62,6 +66,11 @@ def node_procs(tmp_path):
                 p.wait(5)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+def admit(tmp_path, did):
+    with open(tmp_path / "node-writers", "a") as f:
+        f.write(did + "\n")
 
 
 def test_cid_and_car(tmp_path):
@@ -86,7 +95,7 @@ def test_cid_and_car(tmp_path):
 def test_put_get_revoke_repair(tmp_path, node_procs, monkeypatch):
     led = Ledger.init(tmp_path / "ledger", origin="test.example/blob-cli")
     for name in ("alice", "bob"):
-        led.new_identity(name)
+        admit(tmp_path, led.new_identity(name)[0].did)
     led.close()
     monkeypatch.setenv("AILEDGER_LEDGER", str(tmp_path / "ledger"))
     urls, procs = node_procs(5)
@@ -138,6 +147,7 @@ def test_model_and_dataset_push_pull_commands(tmp_path, node_procs, monkeypatch)
 
     led = Ledger.init(tmp_path / "ledger", origin="test.example/blob-cli")
     alice, _ = led.new_identity("alice")
+    admit(tmp_path, alice.did)
     m = tmp_path / "m"
     m.mkdir()
     (m / "w.bin").write_bytes(os.urandom(50_000))

@@ -69,6 +69,7 @@ def test_checkpoints(store_factory):
     assert s.latest_checkpoint() == b"cp7"
     assert s.checkpoint_at(3) == b"cp3" and s.checkpoint_at(4) is None
     assert [x for x, _ in s.checkpoints()] == [0, 3, 7]
+    assert [s.checkpoint_size_at_least(x) for x in (0, 1, 3, 4, 7, 8)] == [0, 3, 3, 7, 7, None]
 
 
 def test_meta(store_factory):

@@ -4,12 +4,19 @@ One process opens one :class:`~ailedger.services.ledger.Ledger`; several process
 workers, or several machines on one PostgreSQL) may serve the same ledger: the store sequences the
 writers. Blocking store calls run in the thread pool; immutable full tiles are cached in memory.
 See docs/api.md.
+
+Hostile clients: a request body is read whole, within its deadline, before the request takes a
+write slot (so stalled bodies cannot starve writes); any bytes give a 4xx, never a 500; a client
+that disconnects is not a server error; identity registrations need an operator token or a
+signature by a registered identity unless the operator opened registration.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
+import hashlib
 import json
 import logging
 import os
@@ -22,8 +29,9 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,6 +40,7 @@ from ailedger.api.errors import (
     MalformedJSONError,
     MethodNotAllowedError,
     OverloadedError,
+    RequestTimeoutError,
     TooLargeError,
     error_response,
     json_response,
@@ -44,7 +53,9 @@ from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import parse_note
 from ailedger.core.records import MAX_ENTRY_BYTES
 from ailedger.core.tiles import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
-from ailedger.services.ingest import Ingestor, IngestPolicy, SharedBuckets
+from ailedger.services.httpauth import TokenFile, WriteAuth
+from ailedger.services.httpguard import Deadlines, content_length
+from ailedger.services.ingest import IDENTITY_REGISTER, Ingestor, IngestPolicy, SharedBuckets
 from ailedger.services.ledger import Ledger
 from ailedger.services.tiles import entry_bundle_bytes, tile_bytes
 
@@ -69,20 +80,51 @@ class ServeConfig:
     checkpoint_ttl: float = 0.5  # seconds a process may reuse the checkpoint it read (0: always read)
     tile_cache_bytes: int = 64 * 1024 * 1024
     web: bool = True
+    head_timeout: float = 10.0  # seconds for a request head, from its first byte (api/server.py)
+    body_timeout: float = 10.0  # seconds for a body after its head, plus 1 s per min_body_rate bytes
+    min_body_rate: int = 65536  # bytes/s
+    max_buffered: int = 256 * 1024 * 1024  # bytes of request bodies being received at once, per process
+    open_registration: bool = False  # anyone may register an identity (a public log); else token or sponsor
+    token_file: str | None = None  # operator write tokens (ailedger write-token); admit registrations
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+    def deadlines(self) -> Deadlines:
+        return Deadlines(head=self.head_timeout, body=self.body_timeout, min_rate=self.min_body_rate)
+
+
+class _IndexConvertor(Convertor[int]):
+    """A path index: ASCII digits, at most 19 of them (a log holds fewer than 2^63 entries). Anything
+    longer does not match the route, so it is a 404, never an int() of thousands of digits."""
+
+    regex = "[0-9]{1,19}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("index", _IndexConvertor())
+
 
 class _LRU:
-    """Bytes cache for immutable tiles, bounded by total size."""
+    """Bytes cache for tiles: immutable full tiles bounded by total size, and right-edge partial
+    tiles for a short time (a partial tile is dropped once its full tile exists, so it is never
+    cached for long)."""
+
+    PARTIAL_SECONDS = 1.0
+    PARTIAL_MAX = 4096
 
     def __init__(self, max_bytes: int) -> None:
         self.max = max_bytes
         self.used = 0
         self.d: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self.partial: dict[str, tuple[float, bytes]] = {}
         self.lock = threading.Lock()
 
     def get(self, k: str) -> bytes | None:
@@ -90,7 +132,13 @@ class _LRU:
             v = self.d.get(k)
             if v is not None:
                 self.d.move_to_end(k)
-            return v
+                return v
+            p = self.partial.get(k)
+            if p is not None:
+                if time.monotonic() < p[0]:
+                    return p[1]
+                del self.partial[k]
+            return None
 
     def put(self, k: str, v: bytes) -> None:
         if len(v) > self.max // 4:
@@ -104,10 +152,20 @@ class _LRU:
                 _, old = self.d.popitem(last=False)
                 self.used -= len(old)
 
+    def put_partial(self, k: str, v: bytes) -> None:
+        with self.lock:
+            if len(self.partial) >= self.PARTIAL_MAX:
+                self.partial.clear()
+            self.partial[k] = (time.monotonic() + self.PARTIAL_SECONDS, v)
+
 
 class _FastReads:
-    """Pure ASGI front for the hottest reads: the cached checkpoint and cached immutable tiles are answered
-    without routing or a thread hop; everything else (and every cache miss) goes to the app."""
+    """Pure ASGI front for the hottest reads: the cached checkpoint and cached tiles are answered
+    without routing or a thread hop; everything else (and every cache miss) goes to the app.
+
+    Tiles are looked up by the path exactly as sent (``raw_path``): only canonical tile paths are
+    ever cached, so a percent-encoded or otherwise non-canonical spelling always misses and is
+    refused by the app, as the static mirror refuses it."""
 
     def __init__(self, app: ASGIApp, api: Api) -> None:
         self.app = app
@@ -121,7 +179,9 @@ class _FastReads:
                 body = self.api.cached_checkpoint()
                 ctype, cache = b"text/plain; charset=utf-8", b"public, max-age=1"
             elif path.startswith("/tile/"):
-                body = self.api.tiles.get(path[1:])
+                raw = scope.get("raw_path")
+                if raw is None or raw == path.encode("utf-8", "surrogateescape"):
+                    body = self.api.tiles.get(path[1:])
                 ctype = b"application/octet-stream"
                 cache = b"public, max-age=31536000, immutable" if ".p/" not in path else b"public, max-age=60"
             if body is not None:
@@ -133,31 +193,120 @@ class _FastReads:
         await self.app(scope, receive, send)
 
 
+class _Disconnected(Exception):
+    pass
+
+
 class _Limits:
-    """Pure ASGI middleware: at most N requests (and M writes) in flight, else 503 + Retry-After."""
+    """Pure ASGI middleware: deadlines and limits before a request reaches the app.
+
+    A POST body is read whole first, within its deadline (``Deadlines.body_deadline``), up to
+    ``max_body`` bytes, and counted against ``max_buffered`` bytes of bodies in flight; only then does
+    the request take one of ``max_inflight`` request slots and ``max_writes`` write slots (else 503
+    + Retry-After). A stalled body therefore holds a connection and the bytes it sent, never a write
+    slot: 100 connections trickling bodies do not stop anyone else's writes. A late body is answered
+    408 and its connection closed; a client that disconnects mid-body is dropped without an answer
+    (it is not a server error)."""
 
     def __init__(self, app: ASGIApp, cfg: ServeConfig) -> None:
         self.app = app
         self.cfg = cfg
+        self.deadlines = cfg.deadlines()
         self.inflight = 0
         self.writes = 0
+        self.buffered = 0
+
+    async def _refuse(self, exc: AiledgerError, scope: Scope, receive: Receive, send: Send, close: bool) -> None:
+        resp = error_response(exc)
+        if close:
+            resp.headers["Connection"] = "close"
+        await resp(scope, receive, send)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, int]:
+        """(body, bytes counted in self.buffered). Raises TooLargeError, OverloadedError,
+        RequestTimeoutError, BadInputError (Content-Length), or _Disconnected."""
+        cfg = self.cfg
+        declared = None
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length":
+                declared = content_length(v.decode("latin-1"))
+        if declared is not None and declared > cfg.max_body:
+            raise TooLargeError(f"request body of {declared} bytes exceeds the limit of {cfg.max_body} bytes",
+                                limit=cfg.max_body)
+        loop = asyncio.get_running_loop()
+        started, got, counted, chunks = loop.time(), 0, 0, []
+        try:
+            while True:
+                left = self.deadlines.body_deadline(started, got) - loop.time()
+                if left <= 0:
+                    raise RequestTimeoutError(f"the request body did not arrive within its deadline ({got} bytes "
+                                              "received)", received=got)
+                try:
+                    msg = await asyncio.wait_for(receive(), left)
+                except asyncio.TimeoutError:
+                    continue  # the loop head answers with the precise deadline
+                if msg["type"] == "http.disconnect":
+                    raise _Disconnected()
+                chunk = msg.get("body", b"")
+                if chunk:
+                    got += len(chunk)
+                    if got > cfg.max_body:
+                        raise TooLargeError(f"request body exceeds the limit of {cfg.max_body} bytes",
+                                            limit=cfg.max_body)
+                    if self.buffered + len(chunk) > cfg.max_buffered:
+                        raise OverloadedError("the server is receiving too many request bodies; retry after a moment")
+                    self.buffered += len(chunk)
+                    counted += len(chunk)
+                    chunks.append(chunk)
+                if not msg.get("more_body", False):
+                    return b"".join(chunks), counted
+        except BaseException:
+            self.buffered -= counted
+            raise
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         is_write = scope.get("method") == "POST"
-        if self.inflight >= self.cfg.max_inflight or (is_write and self.writes >= self.cfg.max_writes):
-            resp = error_response(OverloadedError("the server is busy; retry after a moment"))
-            await resp(scope, receive, send)
-            return
-        self.inflight += 1
-        self.writes += is_write
+        held = 0
+        if is_write:
+            try:
+                body, held = await self._read_body(scope, receive)
+            except _Disconnected:
+                return
+            except (TooLargeError, RequestTimeoutError, OverloadedError, BadInputError) as exc:
+                await self._refuse(exc, scope, receive, send, close=True)
+                return
+            receive = _replay(body, receive)
         try:
-            await self.app(scope, receive, send)
+            if self.inflight >= self.cfg.max_inflight or (is_write and self.writes >= self.cfg.max_writes):
+                await self._refuse(OverloadedError("the server is busy; retry after a moment"), scope, receive, send,
+                                   close=False)
+                return
+            self.inflight += 1
+            self.writes += is_write
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.inflight -= 1
+                self.writes -= is_write
         finally:
-            self.inflight -= 1
-            self.writes -= is_write
+            self.buffered -= held
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive() that hands the app the body already read, then waits for the disconnect."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _is_db_error(exc: BaseException) -> bool:
@@ -175,6 +324,9 @@ def _guard(fn: Any) -> Any:
             return await fn(request)
         except AiledgerError as exc:
             return error_response(exc)
+        except ClientDisconnect:  # the client went away mid-request: nobody to answer, nothing went wrong
+            log.debug("client disconnected during %s %s", request.method, request.url.path)
+            return Response(status_code=400)
         except RecursionError:
             return error_response(MalformedJSONError("JSON is nested too deeply"))
         except Exception as exc:
@@ -222,15 +374,18 @@ class Api:
                                                     rate=cfg.rate, burst=cfg.burst, max_batch=cfg.max_batch),
                                shared_buckets=shared)
         self.tiles = _LRU(cfg.tile_cache_bytes)
+        self.auth = WriteAuth(tokens=TokenFile(cfg.token_file) if cfg.token_file else None,
+                              admit=self._may_sponsor, what="this log's identity registration")
         self._cp: tuple[float, bytes] | None = None
         self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()
 
+    def _may_sponsor(self, did: str) -> bool:
+        """A registered identity, not revoked, may vouch for a new one by signing its registration request."""
+        return self.ingest.is_registered(did) and not self.ingest.is_revoked(did)
+
     # -- helpers ---------------------------------------------------------------------
-    async def read_json(self, request: Request, limit: int) -> Any:
-        cl = request.headers.get("content-length")
-        if cl is not None and cl.isdigit() and int(cl) > limit:
-            raise TooLargeError(f"request body of {cl} bytes exceeds the limit of {limit} bytes",
-                                limit=limit)
+    async def read_body(self, request: Request, limit: int) -> bytes:
+        """The request body (already read whole, within its deadline, by _Limits), at most ``limit`` bytes."""
         chunks: list[bytes] = []
         n = 0
         async for c in request.stream():
@@ -238,7 +393,11 @@ class Api:
             if n > limit:
                 raise TooLargeError(f"request body exceeds the limit of {limit} bytes", limit=limit)
             chunks.append(c)
-        data = b"".join(chunks)
+        return b"".join(chunks)
+
+    async def read_json(self, request: Request, limit: int, data: bytes | None = None) -> Any:
+        if data is None:
+            data = await self.read_body(request, limit)
         if not data:
             raise MalformedJSONError("request body is empty; send a JSON document")
         try:
@@ -270,18 +429,38 @@ class Api:
         return [{"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate} for r in results]
 
     # -- writes ------------------------------------------------------------------------
+    async def _admit_registrations(self, request: Request, objs: list[Any], data: bytes) -> None:
+        """Entries are authenticated by their own signatures (and the signer's registration, in
+        ingest); an ``identity.register`` entry is signed by a key nobody admitted yet, so a request
+        that carries one must also carry a credential: an operator token or an RFC 9421 signature by
+        a registered identity (a sponsor). ``open_registration`` (a public log) waives this."""
+        if self.cfg.open_registration:
+            return
+        if not any(isinstance(o, dict) and o.get("type") == IDENTITY_REGISTER for o in objs):
+            return
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw.decode("latin-1")
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        cred = await run_in_threadpool(self.auth.check, request.method, path, query, headers)
+        cred.check_body(hashlib.sha256(data).digest())
+
     async def post_entry(self, request: Request) -> Response:
-        obj = await self.read_json(request, MAX_ENTRY_BYTES * 2 + 1024)
+        data = await self.read_body(request, MAX_ENTRY_BYTES * 2 + 1024)
+        obj = await self.read_json(request, 0, data)
+        await self._admit_registrations(request, [obj], data)
         res = (await run_in_threadpool(self.ingest.submit, [obj]))[0]
         self._cp = None
         return json_response(self._results([res])[0], 200 if res.duplicate else 201)
 
     async def post_batch(self, request: Request) -> Response:
-        obj = await self.read_json(request, self.cfg.max_body)
+        data = await self.read_body(request, self.cfg.max_body)
+        obj = await self.read_json(request, 0, data)
         if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
             raise BadInputError('a batch is a JSON object {"entries": [entry, ...]}', field="entries")
         if set(obj) - {"entries"}:
             raise BadInputError(f"unknown field {min(set(obj) - {'entries'})!r} in batch", field="entries")
+        await self._admit_registrations(request, obj["entries"], data)
         results = await run_in_threadpool(lambda: self.ingest.submit(obj["entries"], batch=True))
         self._cp = None
         new = sum(1 for r in results if not r.duplicate)
@@ -289,7 +468,10 @@ class Api:
                               "duplicates": len(results) - new}, 201 if new else 200)
 
     async def post_identity(self, request: Request) -> Response:
-        obj = await self.read_json(request, MAX_ENTRY_BYTES * 2 + 1024)
+        data = await self.read_body(request, MAX_ENTRY_BYTES * 2 + 1024)
+        obj = await self.read_json(request, 0, data)
+        if isinstance(obj, dict) and obj.get("type") == IDENTITY_REGISTER:
+            await self._admit_registrations(request, [obj], data)
         res = (await run_in_threadpool(self.ingest.submit, [obj], registration=True))[0]
         self._cp = None
         return json_response(self._results([res])[0], 200 if res.duplicate else 201)
@@ -301,10 +483,20 @@ class Api:
                         headers={"Cache-Control": "public, max-age=1", "Access-Control-Allow-Origin": "*"})
 
     async def get_tile(self, request: Request) -> Response:
-        rel = "tile/" + request.path_params["rest"]
-        if ".." in rel or "//" in rel or "\\" in rel:
-            raise BadInputError("tile path must not contain '..', '//' or backslashes", field="path")
-        level, n, width = parse_tile_path(rel)
+        """A tile or entry bundle, exactly as the static mirror (`ailedger tiles serve`) serves them,
+        following C2SP tlog-tiles: only the canonical path of each tile (the path as sent: no
+        percent-encoding, no leading zeroes, the shortest index form) names it, anything else is 404;
+        a partial tile is served while it is the right edge of the tree (its full tile does not exist
+        yet) and only at a width some checkpoint of this log needs ("logs MUST serve partial tiles
+        corresponding to tree sizes for which a checkpoint was produced, but MAY delete any partial
+        tile once the corresponding full tile is available")."""
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1") if raw is not None else request.url.path
+        try:
+            level, n, width = parse_tile_path(path)
+        except BadInputError as exc:
+            raise NotFoundError(f"no tile at this path: {exc.message}", field="path") from None
+        rel = path[1:]
         full = width == TILE_WIDTH
         headers = {"Cache-Control": "public, max-age=31536000, immutable" if full else "public, max-age=60",
                    "Access-Control-Allow-Origin": "*"}
@@ -313,24 +505,41 @@ class Api:
             return Response(cached, media_type="application/octet-stream", headers=headers)
         store = self.ledger.store
         size = await run_in_threadpool(store.size)
+        shift = 0 if level == "entries" else int(level) * TILE_HEIGHT
+        complete = size >> shift if shift < 64 else 0  # complete entries (level 0) or subtrees at this level
+        end = n * TILE_WIDTH + width
+        if end > complete:
+            raise NotFoundError(f"{rel} is beyond the log's {size} entries")
+        if not full:
+            if (n + 1) * TILE_WIDTH <= complete:
+                raise NotFoundError(f"{rel} is a partial tile of a tile that is now full: fetch "
+                                    f"{rel.split('.p/')[0]}")
+            if not await run_in_threadpool(self._checkpointed, end << shift, (end + 1) << shift):
+                raise NotFoundError(f"{rel}: no checkpoint of this log has a size that needs this partial tile")
         if level == "entries":
-            need = n * TILE_WIDTH + width
-            if need > size:
-                raise NotFoundError(f"entry bundle {rel} is beyond the log's {size} entries")
-            first = n * TILE_WIDTH
-            data = await run_in_threadpool(entry_bundle_bytes, store, n, need)
-            if data is None or first >= need:
+            data = await run_in_threadpool(entry_bundle_bytes, store, n, end)
+            if data is None:
                 raise NotFoundError(f"no entry bundle {rel}")
         else:
-            assert isinstance(level, int)
-            shift = level * TILE_HEIGHT
-            if shift >= 63 or ((n * TILE_WIDTH + width) << shift) > size:
-                raise NotFoundError(f"tile {rel} is beyond the log's {size} entries")
-            data = await run_in_threadpool(tile_bytes, store, level, n, (n * TILE_WIDTH + width) << shift)
+            data = await run_in_threadpool(tile_bytes, store, int(level), n, end << shift)
             if data is None or len(data) != 32 * width:
                 raise NotFoundError(f"no tile {rel}")
-        self.tiles.put(rel, data)
+        if full:
+            self.tiles.put(rel, data)
+        else:
+            self.tiles.put_partial(rel, data)
         return Response(data, media_type="application/octet-stream", headers=headers)
+
+    def _checkpointed(self, lo: int, hi: int) -> bool:
+        """Is there a stored checkpoint whose size is in [lo, hi)?"""
+        store = self.ledger.store
+        if hi - lo == 1:
+            return store.checkpoint_at(lo) is not None
+        at_least = getattr(store, "checkpoint_size_at_least", None)
+        if at_least is not None:
+            found = at_least(lo)
+            return found is not None and found < hi
+        return any(lo <= sz < hi for sz, _ in store.checkpoints())
 
     # -- entries and proofs ----------------------------------------------------------------------
     async def _entry_bytes(self, request: Request) -> tuple[int, bytes]:
@@ -438,7 +647,11 @@ class Api:
                                          "require_registered": self.cfg.require_registered,
                                          "rate_per_identity": self.cfg.rate, "burst": self.cfg.burst,
                                          "max_batch": self.cfg.max_batch, "max_body": self.cfg.max_body,
-                                         "max_entry_bytes": MAX_ENTRY_BYTES}})
+                                         "max_entry_bytes": MAX_ENTRY_BYTES,
+                                         "open_registration": self.cfg.open_registration,
+                                         "head_timeout_seconds": self.cfg.head_timeout,
+                                         "body_timeout_seconds": self.cfg.body_timeout,
+                                         "min_body_rate": self.cfg.min_body_rate}})
 
     async def healthz(self, request: Request) -> Response:
         size = await run_in_threadpool(self.ledger.store.size)
@@ -475,7 +688,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     if exc.status_code == 404:
-        return error_response(NotFoundError(f"no such path: {request.url.path}"))
+        path = request.url.path
+        return error_response(NotFoundError(f"no such path: {path[:200]}{'...' if len(path) > 200 else ''}"))
     return json_response({"code": "http_error", "message": str(exc.detail)}, exc.status_code)
 
 
@@ -499,10 +713,10 @@ def create_app(ledger: Ledger | str | os.PathLike[str] | None, cfg: ServeConfig 
         Route("/v1/entries", g(api.post_entry), methods=["POST"]),
         Route("/v1/entries/batch", g(api.post_batch), methods=["POST"]),
         Route("/v1/identities", g(api.post_identity), methods=["POST"]),
-        Route("/v1/entries/{index:int}", g(api.get_entry), methods=["GET"]),
-        Route("/v1/entries/{index:int}/raw", g(api.get_entry_raw), methods=["GET"]),
-        Route("/v1/entries/{index:int}/proof", g(api.get_proof), methods=["GET"]),
-        Route("/v1/entries/{index:int}/inclusion", g(api.get_inclusion), methods=["GET"]),
+        Route("/v1/entries/{index:index}", g(api.get_entry), methods=["GET"]),
+        Route("/v1/entries/{index:index}/raw", g(api.get_entry_raw), methods=["GET"]),
+        Route("/v1/entries/{index:index}/proof", g(api.get_proof), methods=["GET"]),
+        Route("/v1/entries/{index:index}/inclusion", g(api.get_inclusion), methods=["GET"]),
         Route("/v1/consistency", g(api.get_consistency), methods=["GET"]),
         Route("/v1/search", g(api.search), methods=["GET"]),
         Route("/v1/models/{name:path}", g(api.model_status), methods=["GET"]),

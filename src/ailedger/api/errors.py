@@ -13,12 +13,26 @@ from ailedger.core.errors import (
     ConflictError,
     NotAuthorisedError,
     NotFoundError,
+    SignatureError,
     StorageError,
     VerificationError,
 )
-from ailedger.services.ingest import RateLimitedError, RevokedIdentityError, UnknownIdentityError
+from ailedger.core.httpsig import ForbiddenError, UnauthenticatedError
+from ailedger.services.httpauth import WWW_AUTHENTICATE
+from ailedger.services.ingest import (
+    BatchRejectedError,
+    RateLimitedError,
+    RevokedIdentityError,
+    UnknownIdentityError,
+)
 
-__all__ = ["MalformedJSONError", "OverloadedError", "TooLargeError", "error_response", "json_response", "status_of"]
+__all__ = ["MalformedJSONError", "OverloadedError", "RequestTimeoutError", "TooLargeError", "error_response",
+           "json_response", "status_of"]
+
+# entry-level refusals that are about who signed, not about the bytes: 403 (a batch whose every
+# refused entry failed for one of these is 403 too; any malformed entry makes it 400)
+AUTH_CODES = frozenset({SignatureError.code, UnknownIdentityError.code, RevokedIdentityError.code,
+                        ForbiddenError.code, UnauthenticatedError.code, NotAuthorisedError.code})
 
 
 class TooLargeError(BadInputError):
@@ -37,11 +51,25 @@ class MethodNotAllowedError(BadInputError):
     code = "method_not_allowed"
 
 
+class RequestTimeoutError(BadInputError):
+    """The request (head or body) did not arrive within its deadline."""
+
+    code = "request_timeout"
+
+
 def status_of(exc: AiledgerError) -> int:
     if isinstance(exc, TooLargeError):
         return 413
-    if isinstance(exc, (UnknownIdentityError, RevokedIdentityError, NotAuthorisedError)):
+    if isinstance(exc, UnauthenticatedError):
+        return 401
+    if isinstance(exc, (UnknownIdentityError, RevokedIdentityError, ForbiddenError, SignatureError,
+                        NotAuthorisedError)):
         return 403
+    if isinstance(exc, BatchRejectedError):
+        codes = {e.get("code") for e in exc.details.get("errors", []) if isinstance(e, dict)}
+        return 403 if codes and codes <= AUTH_CODES else 400
+    if isinstance(exc, RequestTimeoutError):
+        return 408
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, MethodNotAllowedError):
@@ -69,4 +97,8 @@ def error_response(exc: AiledgerError) -> Response:
         headers["Retry-After"] = str(max(1, int(getattr(exc, "retry_after", 1) + 0.999)))
     elif status == 503:
         headers["Retry-After"] = "1"
+    elif status == 401:
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    elif status == 408:
+        headers["Connection"] = "close"
     return json_response(exc.to_dict(), status, headers)

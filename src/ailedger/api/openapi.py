@@ -75,18 +75,24 @@ def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
               "properties": {"index": {"type": "integer", "minimum": 0}, "leaf_hash": _HEX32,
                              "duplicate": {"type": "boolean"}}}
     write_errors = {
-        "400": _err("malformed JSON, bad schema, bad signature, stale time, or a rejected batch"),
-        "403": _err("unknown (unregistered) or revoked identity, or a signer without authority for the entry "
-                    "type (not_authorised; docs/authority.md)"),
+        "400": _err("malformed JSON, bad schema, stale time, or a rejected batch"),
+        "401": _err("an identity registration without a valid credential (operator token or a registered "
+                    "sponsor's RFC 9421 signature); see docs/api.md Authentication"),
+        "403": _err("an entry signature that does not verify, an unknown (unregistered) or revoked identity, "
+                    "a registration signed by a key that is not a registered identity, or a signer without authority "
+                    "for the entry type (not_authorised; docs/authority.md)"),
+        "408": _err("the request body did not arrive within its deadline"),
         "413": _err("request body too large"),
         "429": _retry("per-identity rate limit exceeded"),
         **_COMMON,
     }
     octet = {"description": "tile bytes", "content": {"application/octet-stream": {
         "schema": {"type": "string", "format": "binary"}}}}
-    tile_errors = {"400": _err("not a tile path"), "404": _err("tile beyond the tree"), **_COMMON}
+    tile_errors = {"404": _err("no tile at this path: beyond the tree, not the canonical C2SP path, or a "
+                               "partial tile no checkpoint needs or whose full tile exists"), **_COMMON}
     tile_note = ("C2SP tlog-tiles. <N> is the index in 3-digit groups, all but the last prefixed by x "
-                 "(e.g. x001/234); a partial tile adds .p/<W>. Full tiles are immutable.")
+                 "(e.g. x001/234); a partial tile adds .p/<W> (W 1-255, no leading zeroes). Only the "
+                 "canonical path of a tile is served, as on the static mirror. Full tiles are immutable.")
     return {
         "openapi": "3.0.3",
         "info": {"title": f"ailedger log {origin}", "version": "1",
@@ -102,14 +108,14 @@ def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
                     {"name": "level", "in": "path", "required": True,
                      "schema": {"type": "integer", "minimum": 0, "maximum": 63}},
                     {"name": "index", "in": "path", "required": True,
-                     "schema": {"type": "string", "pattern": r"^(x[0-9]{3}/)*[0-9]{3}(\.p/[0-9]{1,3})?$"}},
+                     "schema": {"type": "string", "pattern": r"^(x[0-9]{3}/)*[0-9]{3}(\.p/[1-9][0-9]{0,2})?$"}},
                 ],
                 "responses": {"200": octet, **tile_errors}}},
             "/tile/entries/{index}": {"get": {
                 "summary": "Entry bundle (16-bit big-endian length prefix per entry)", "description": tile_note,
                 "parameters": [
                     {"name": "index", "in": "path", "required": True,
-                     "schema": {"type": "string", "pattern": r"^(x[0-9]{3}/)*[0-9]{3}(\.p/[0-9]{1,3})?$"}}],
+                     "schema": {"type": "string", "pattern": r"^(x[0-9]{3}/)*[0-9]{3}(\.p/[1-9][0-9]{0,2})?$"}}],
                 "responses": {"200": octet, **tile_errors}}},
             "/v1/log": {"get": {"summary": "Log facts and write policy", "responses": {
                 "200": _json({"type": "object", "required": ["origin", "size", "vkey", "checkpoint"]}),

@@ -91,3 +91,19 @@ def handle_errors(f: F) -> F:
         except AiledgerError:
             raise
     return wrapper  # type: ignore[return-value]
+
+
+def deadline_options(f: F) -> F:
+    """--head-timeout / --body-timeout / --min-body-rate for every HTTP server command
+    (ailedger.services.httpguard.Deadlines; docs/api.md "Deadlines")."""
+    for opt in reversed([
+        click.option("--head-timeout", type=click.FloatRange(min=0.01, max=86400), default=10.0, show_default=True,
+                     metavar="SECONDS", help="A request head must arrive whole within this time of its first byte."),
+        click.option("--body-timeout", type=click.FloatRange(min=0.01, max=86400), default=10.0, show_default=True,
+                     metavar="SECONDS", help="A request body must arrive within this time after its head, plus "
+                                             "1 s per --min-body-rate bytes received."),
+        click.option("--min-body-rate", type=click.IntRange(min=1), default=65536, show_default=True,
+                     metavar="BYTES/S", help="Slowest average rate a request body may arrive at."),
+    ]):
+        f = opt(f)
+    return f

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger
+from ailedger.cli._common import deadline_options, emit, json_option, ledger_option, open_ledger
 
 
 def register(main: click.Group) -> None:
@@ -80,14 +80,17 @@ def register(main: click.Group) -> None:
     @click.option("--operator", default="inference", show_default=True,
                   help="Ledger identity that signs the inference batches ($AILEDGER_PASSPHRASE if protected).")
     @click.option("--timeout", type=float, default=30.0, show_default=True, help="Upstream timeout, seconds.")
+    @deadline_options
     @ledger_option
     @json_option
     def serve_cmd(upstream: str, model: str, host: str, port: int, mode: str, operator: str, timeout: float,
+                  head_timeout: float, body_timeout: float, min_body_rate: int,
                   ledger_dir: Path | None, as_json: bool) -> None:
         """Serve the audited proxy until SIGINT/SIGTERM."""
         import os
 
         from ailedger.services.gateway import serve
+        from ailedger.services.httpguard import Deadlines
 
         def ready(h: str, p: int) -> None:
             emit(as_json, {"ok": True, "listening": f"http://{h}:{p}", "model": model, "upstream": upstream,
@@ -96,4 +99,5 @@ def register(main: click.Group) -> None:
 
         with open_ledger(ledger_dir) as ledger:
             serve(ledger, upstream, model, host=host, port=port, mode=mode, operator=operator,
-                  passphrase=os.environ.get("AILEDGER_PASSPHRASE"), timeout=timeout, ready=ready)
+                  passphrase=os.environ.get("AILEDGER_PASSPHRASE"), timeout=timeout, ready=ready,
+                  deadlines=Deadlines(head=head_timeout, body=body_timeout, min_rate=min_body_rate))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option
+from ailedger.cli._common import deadline_options, emit, json_option, ledger_option
 
 __all__ = ["register"]
 
@@ -30,7 +30,15 @@ __all__ = ["register"]
               help="Requests in flight per worker before answering 503.")
 @click.option("--max-writes", type=int, default=32, show_default=True,
               help="Write requests in flight per worker before answering 503.")
-@click.option("--allow-unregistered", is_flag=True, help="Accept entries whose signer never registered.")
+@click.option("--allow-unregistered", is_flag=True,
+              help="Accept entries whose signer never registered (an open log: anyone with a key may write).")
+@click.option("--open-registration", is_flag=True,
+              help="Anyone may register an identity (a public log). Default: a registration needs an operator "
+                   "write token or a signature by a registered identity.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Operator write tokens that admit registrations (default: LEDGER/write-tokens; "
+                   "`ailedger write-token new NAME`).")
+@deadline_options
 @click.option("--no-web", is_flag=True, help="Serve the API only, without the explorer pages.")
 @click.option("--tiles-port", type=click.IntRange(0, 65535), default=None,
               help="Also serve the tiles from a static mirror on this port (a read-only C server, off the write "
@@ -42,7 +50,8 @@ __all__ = ["register"]
 @ledger_option
 @json_option
 def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, time_window: float, rate: float,
-          burst: float, max_inflight: int, max_writes: int, allow_unregistered: bool, no_web: bool,
+          burst: float, max_inflight: int, max_writes: int, allow_unregistered: bool, open_registration: bool,
+          token_file: Path | None, head_timeout: float, body_timeout: float, min_body_rate: int, no_web: bool,
           tiles_port: int | None, tiles_dir: Path | None, tiles_every: float,
           ledger_dir: Path | None, as_json: bool) -> None:
     """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer.
@@ -52,6 +61,8 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
     import uvicorn
 
     from ailedger.api.app import ENV_CONFIG, ServeConfig
+    from ailedger.api.server import PROTOCOL
+    from ailedger.services.httpauth import TokenFile
     from ailedger.services.ledger import Ledger, resolve_ledger_dir
 
     path = resolve_ledger_dir(ledger_dir).resolve()
@@ -60,7 +71,10 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
     cfg = ServeConfig(max_body=max_body, max_batch=max_batch, time_window=time_window,
                       require_registered=not allow_unregistered, rate=rate, burst=burst,
                       max_inflight=max_inflight, max_writes=max_writes, web=not no_web,
-                      rate_table=str(path / "run" / "ratelimit.bin"))
+                      rate_table=str(path / "run" / "ratelimit.bin"), open_registration=open_registration,
+                      token_file=str((token_file or path / "write-tokens").resolve()),
+                      head_timeout=head_timeout, body_timeout=body_timeout, min_body_rate=min_body_rate)
+    TokenFile(cfg.token_file).check_file()  # a token file others can read or change stops the start, exit 2
     os.environ["AILEDGER_LEDGER"] = str(path)
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))
     mirror = None
@@ -79,7 +93,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
         emit(as_json, info, text)
         uvicorn.run("ailedger.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=30,
-                    timeout_graceful_shutdown=5)
+                    timeout_graceful_shutdown=5, http=PROTOCOL)
     finally:
         if mirror is not None:
             mirror.stop()

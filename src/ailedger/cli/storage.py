@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import deadline_options
 from ailedger.cli._common import emit_lines as _emit
 
 
@@ -29,13 +30,32 @@ def register(main: click.Group) -> None:
     @click.option("--capacity", type=int, default=None, help="refuse uploads past this many bytes (HTTP 507)")
     @click.option("--fault", type=click.Choice(["corrupt", "vanish", "slow", "hang"]), default=None, hidden=True,
                   help="misbehave on purpose (fault-injection tests)")
+    @click.option("--allow", "allow", multiple=True, metavar="DID",
+                  help="a did:key whose signed requests may store and delete shards (repeat)")
+    @click.option("--allow-file", type=click.Path(dir_okay=False), default=None,
+                  help="file of did:keys that may write, one per line (re-read when it changes)")
+    @click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+                  help="operator write tokens (ailedger write-token new NAME --file FILE), mode 0600")
+    @deadline_options
     @click.option("--json", "as_json", is_flag=True, help="print the start line as JSON")
     def serve_cmd(directory: str, port: int, host: str, capacity: int | None, fault: str | None,
-                  as_json: bool) -> None:
-        """Serve shards over HTTP until interrupted (SIGINT/SIGTERM)."""
-        from ailedger.services.blobs.node import StorageNode
+                  allow: tuple[str, ...], allow_file: str | None, token_file: str | None, head_timeout: float,
+                  body_timeout: float, min_body_rate: int, as_json: bool) -> None:
+        """Serve shards over HTTP until interrupted (SIGINT/SIGTERM).
 
-        n = StorageNode(directory, host, port, capacity=capacity, fault=fault)
+        Writes (store, delete) are taken only from the identities named with --allow/--allow-file
+        (RFC 9421 signed requests; `blob put` signs with its --as identity) or from holders of a
+        token in --token-file; reads are open (shards are ciphertext named by their hash)."""
+        from ailedger.core.errors import BadInputError
+        from ailedger.services.blobs.node import StorageNode
+        from ailedger.services.httpguard import Deadlines
+
+        if not (allow or allow_file or token_file):
+            raise BadInputError("a storage node takes writes only from writers its operator names: give --allow DID, "
+                                "--allow-file FILE or --token-file FILE", field="allow")
+        n = StorageNode(directory, host, port, capacity=capacity, fault=fault, allow=allow, allow_file=allow_file,
+                        token_file=token_file,
+                        deadlines=Deadlines(head=head_timeout, body=body_timeout, min_rate=min_body_rate))
 
         def stop(*_: Any) -> None:
             raise KeyboardInterrupt

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import deadline_options
 from ailedger.cli._common import emit_lines as _emit
 
 LEDGER_OPT = click.option("--ledger", "ledger_dir", envvar="AILEDGER_LEDGER", type=click.Path(),
@@ -74,19 +75,30 @@ def register(main: click.Group) -> None:
     @click.option("--host", default="127.0.0.1", show_default=True)
     @click.option("--port", type=int, default=7380, show_default=True, help="0 picks a free port")
     @click.option("--verbose", is_flag=True, help="log each request to stderr")
-    def serve_cmd(witness_dir: str, host: str, port: int, verbose: bool) -> None:
-        """Serve POST /add-checkpoint (C2SP tlog-witness) until interrupted."""
+    @deadline_options
+    @JSON_OPT
+    def serve_cmd(witness_dir: str, host: str, port: int, verbose: bool, head_timeout: float, body_timeout: float,
+                  min_body_rate: int, as_json: bool) -> None:
+        """Serve POST /add-checkpoint (C2SP tlog-witness) until interrupted.
+
+        A checkpoint is taken only if a configured key of its log signed it (403 otherwise, 404 for
+        an unknown origin): that signature is the protocol's authentication."""
+        from ailedger.services.httpguard import Deadlines
         from ailedger.services.witness import Witness
         from ailedger.services.witness_http import make_server
 
         w = Witness.open(witness_dir)
-        srv = make_server(w, host, port, verbose)
+        srv = make_server(w, host, port, verbose,
+                          Deadlines(head=head_timeout, body=body_timeout, min_rate=min_body_rate))
 
         def _stop(*_a: Any) -> None:
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, _stop)
-        click.echo(f"witness {w.name} listening on {srv.url} (logs: {', '.join(sorted(w.logs)) or 'none'})")
+        if as_json:
+            click.echo(json.dumps({"name": w.name, "url": srv.url, "logs": sorted(w.logs)}))
+        else:
+            click.echo(f"witness {w.name} listening on {srv.url} (logs: {', '.join(sorted(w.logs)) or 'none'})")
         sys.stdout.flush()
         try:
             srv.serve_forever(poll_interval=0.2)

@@ -175,13 +175,28 @@ def _no_dup_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return d
 
 
+def _finite_float(s: str) -> float:
+    x = float(s)
+    if math.isinf(x):
+        raise BadInputError(f"JSON number {s[:40]}{'...' if len(s) > 40 else ''} is out of range")
+    return x
+
+
 def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
-    """Strict JSON parse: no NaN/Infinity, no duplicate keys; errors name the position."""
+    """Strict JSON parse: no NaN/Infinity (nor numbers that overflow to them), no duplicate keys;
+    errors name the position. Any input gives a value or a BadInputError: integers longer than
+    Python's int-string limit (4300 digits) and nesting deeper than the interpreter's recursion
+    limit are bad input, not crashes."""
     try:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
-        return json.loads(data, parse_constant=_reject_constant, object_pairs_hook=_no_dup_pairs)
+        return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float,
+                          object_pairs_hook=_no_dup_pairs)
     except UnicodeDecodeError as exc:
         raise BadInputError(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise BadInputError(f"{what} does not parse: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError:
+        raise BadInputError(f"{what} is nested too deeply") from None
+    except ValueError as exc:  # an integer beyond sys.get_int_max_str_digits()
+        raise BadInputError(f"{what} has a number too long to read: {str(exc)[:120]}") from None

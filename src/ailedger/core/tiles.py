@@ -6,8 +6,16 @@ import re
 
 from ailedger.core.errors import BadInputError
 
-__all__ = ["TILE_HEIGHT", "TILE_WIDTH", "encode_index", "tile_path", "parse_tile_path", "entry_bundle",
-           "split_entry_bundle"]
+__all__ = [
+    "MAX_INDEX_GROUPS",
+    "TILE_HEIGHT",
+    "TILE_WIDTH",
+    "encode_index",
+    "entry_bundle",
+    "parse_tile_path",
+    "split_entry_bundle",
+    "tile_path",
+]
 
 TILE_HEIGHT = 8
 TILE_WIDTH = 256
@@ -32,25 +40,34 @@ def tile_path(level: int | str, n: int, width: int = TILE_WIDTH) -> str:
     return p
 
 
-_TILE_RE = re.compile(r"^tile/(entries|\d{1,2})/((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?$")
+# C2SP tlog-tiles: <L> 0..63 and <W> 1..255 in decimal ASCII with no leading zeroes; <N> in 3-digit
+# groups, all but the last prefixed by "x". Only ASCII digits ([0-9], never \d, which takes any
+# Unicode digit). The index is at most MAX_INDEX_GROUPS groups: a log has fewer than 2^63 entries, so
+# a tile index has at most 19 digits, and a longer one names nothing (and never reaches int()).
+MAX_INDEX_GROUPS = 7
+_TILE_RE = re.compile(r"tile/(entries|0|[1-9][0-9]?)/((?:x[0-9]{3}/){0,"
+                      + str(MAX_INDEX_GROUPS - 1) + r"})([0-9]{3})(?:\.p/([1-9][0-9]{0,2}))?")
 
 
 def parse_tile_path(path: str) -> tuple[str | int, int, int]:
-    """Parse ``tile/<L>/<N>[.p/<W>]`` (L may be ``entries``) -> (level, index, width)."""
-    m = _TILE_RE.match(path.lstrip("/"))
+    """Parse ``tile/<L>/<N>[.p/<W>]`` (L may be ``entries``) -> (level, index, width).
+
+    Only the one canonical spelling of each tile is accepted (C2SP tlog-tiles): no leading zeroes
+    in L or W, N in its shortest 3-digit-group form, W 1..255, L 0..63, ASCII digits only; anything
+    else is a BadInputError naming the rule (a server answers it as "no such tile")."""
+    m = _TILE_RE.fullmatch(path.removeprefix("/"))
     if not m:
-        raise BadInputError(f"not a tile path: {path!r}", field="path")
+        raise BadInputError(f"not a tile path in the C2SP tlog-tiles form: {path[:200]!r}", field="path")
     level_s, prefix, last, w = m.groups()
     level: str | int = level_s if level_s == "entries" else int(level_s)
     if isinstance(level, int) and level > 63:
-        raise BadInputError("tile level out of range", field="path")
-    digits = prefix.replace("x", "").replace("/", "") + last
+        raise BadInputError("tile level must be 0..63", field="path")
     width = int(w) if w is not None else TILE_WIDTH
-    if not 1 <= width < TILE_WIDTH and w is not None:
+    if w is not None and width >= TILE_WIDTH:
         raise BadInputError("partial tile width must be 1..255", field="path")
-    n = int(digits)
+    n = int(prefix.replace("x", "").replace("/", "") + last)
     if encode_index(n) != prefix + last:
-        raise BadInputError(f"tile index is not in canonical form: {path!r}", field="path")
+        raise BadInputError(f"tile index is not in canonical form: {path[:200]!r}", field="path")
     return level, n, width
 
 

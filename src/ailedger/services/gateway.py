@@ -10,6 +10,13 @@ A record is written only when the upstream answered with a well-formed JSON body
 OpenAI-compatible ``/v1/chat/completions`` and ``/v1/completions`` paths: an object with a
 ``choices`` list).  Refused calls (no key, bad key, revoked model, exhausted budget, bad JSON),
 unreachable upstreams and malformed upstream answers get a JSON error and no record.
+
+Every request that reaches the model (and so writes a record) carries an API key; the gateway has
+no HTTP administration: keys are issued and revoked with ``ailedger gateway key`` on the ledger's
+own files. Deadlines (:mod:`ailedger.services.httpguard`): a connection must deliver its request
+head within ``--head-timeout`` of opening (or of the previous answer), and its body within
+``--body-timeout`` plus 1 s per ``--min-body-rate`` bytes, else 408; the caller's budget is charged
+only once the body is in. Bodies must be strict JSON (``parse_json``): any other bytes are a 400.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import datetime as _dt
 import hashlib
-import json
 import math
 import os
 import secrets
@@ -27,7 +33,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from ailedger.core.canonical import parse_json
 from ailedger.core.errors import AiledgerError, BadInputError
+from ailedger.services.httpguard import Deadlines
 from ailedger.services.inference.codec import check_plain_name
 from ailedger.services.inference.payloads import inference_dir
 from ailedger.services.inference.sdk import (
@@ -179,7 +187,9 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 
 class Gateway:
     def __init__(self, ledger: Any, upstream: str, model: str, *, mode: str = "fast", timeout: float = 30.0,
-                 flush_interval: float = 0.05, operator: str | None = None, passphrase: str | None = None) -> None:
+                 flush_interval: float = 0.05, operator: str | None = None, passphrase: str | None = None,
+                 deadlines: Deadlines | None = None) -> None:
+        self.deadlines = deadlines or Deadlines()
         if not upstream.startswith(("http://", "https://")):
             raise BadInputError("upstream must be an http:// or https:// URL", field="upstream", found=upstream)
         self.ledger = ledger
@@ -223,6 +233,8 @@ class Gateway:
     # -- the handler -----------------------------------------------------------------
     async def handle(self, request: Any) -> Any:
         from aiohttp import ClientError, web
+        from aiohttp.http_exceptions import HttpProcessingError as PayloadError
+        from aiohttp.streams import EofStream
 
         self.stats["requests"] += 1
         info = self._auth(request.headers.get("Authorization"))
@@ -237,16 +249,27 @@ class Gateway:
             return _error(403, "model_revoked", f"model {self.model} is revoked: {revoked}")
         if self.trail._error is not None:  # fail closed: never call the model when the call cannot be logged
             return _error(503, "audit_unavailable", f"the audit trail is unavailable: {self.trail._error}")
-        ok, retry, which = self.budgets.take(info)
+        try:
+            body = await self._read_body(request)
+        except _BodyTimeout:
+            resp = _error(408, "request_timeout", "the request body did not arrive in time")
+            resp.force_close()
+            return resp
+        except _BodyTooLarge:
+            resp = _error(413, "too_large", f"request body exceeds {MAX_BODY} bytes")
+            resp.force_close()
+            return resp
+        except (ConnectionError, ClientError, asyncio.IncompleteReadError, EofStream, PayloadError):
+            raise _Gone() from None  # the caller went away mid-body: no answer, no record, no traceback
+        ok, retry, which = self.budgets.take(info)  # charged only once the whole body is in
         if not ok:
             self.stats["refused"] += 1
             return _error(429, "budget_exhausted", f"{which} budget of {info.identity} is exhausted; retry in "
                           f"{math.ceil(retry)} s", {"Retry-After": str(max(1, math.ceil(retry)))})
-        body = await request.read()
         try:
-            req_json = json.loads(body) if body else None
-        except ValueError:
-            return _error(400, "bad_input", "request body is not JSON")
+            req_json = parse_json(body, what="request body") if body else None
+        except BadInputError as exc:
+            return _error(400, "bad_input", f"request body is not JSON: {exc.message}")
         path = request.path
         if isinstance(req_json, dict) and req_json.get("stream") is True and path.endswith(OPENAI_SUFFIXES):
             return _error(400, "bad_input", "streaming responses are not supported by the gateway; send stream: false")
@@ -266,8 +289,8 @@ class Gateway:
             self.stats["upstream_errors"] += 1
             return _error(502, "upstream_unreachable", f"upstream {self.upstream} failed: {type(exc).__name__}")
         try:
-            out_json = json.loads(out)
-        except ValueError:
+            out_json = parse_json(out, what="upstream answer")
+        except BadInputError:
             out_json = _NOT_JSON
         if status >= 500 or out_json is _NOT_JSON:
             self.stats["upstream_errors"] += 1
@@ -296,6 +319,31 @@ class Gateway:
         return web.Response(body=out, status=status, content_type=ctype.split(";")[0],
                             headers={RECEIPT_HEADER: rec.id})
 
+    async def _read_body(self, request: Any) -> bytes:
+        """The whole body within the body deadline (httpguard.Deadlines), at most MAX_BODY bytes."""
+        loop = asyncio.get_running_loop()
+        started, got, chunks = loop.time(), 0, []
+        declared = request.content_length
+        if declared is not None and declared > MAX_BODY:
+            raise _BodyTooLarge()
+        while True:
+            left = self.deadlines.body_deadline(started, got) - loop.time()
+            if left <= 0:
+                raise _BodyTimeout()
+            try:
+                chunk = await asyncio.wait_for(request.content.readany(), left)
+            except asyncio.TimeoutError:
+                raise _BodyTimeout() from None
+            if not chunk:
+                break
+            got += len(chunk)
+            if got > MAX_BODY:
+                raise _BodyTooLarge()
+            chunks.append(chunk)
+        if declared is not None and got != declared:
+            raise ConnectionResetError("body shorter than its Content-Length")
+        return b"".join(chunks)
+
     async def health(self, request: Any) -> Any:
         from aiohttp import web
 
@@ -305,7 +353,7 @@ class Gateway:
     def make_app(self) -> Any:
         from aiohttp import web
 
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[_gone_quietly])
         app.router.add_get("/_ailedger/health", self.health)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
@@ -319,7 +367,10 @@ class Gateway:
             timeout=aiohttp.ClientTimeout(total=self.timeout), auto_decompress=False)
         self.revoked = is_model_revoked(self.ledger, self.model)
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
-        runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False)
+        # aiohttp's keep-alive timer runs from the connection's start (and from each answer) and is not
+        # reset by a partial head: with it at the head deadline, a head must arrive in that time
+        runner = web.AppRunner(self.make_app(), access_log=None, handle_signals=False,
+                               keepalive_timeout=self.deadlines.head)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
@@ -344,11 +395,39 @@ class Gateway:
 
 
 _NOT_JSON = object()
+MAX_BODY = 16 * 1024 * 1024
+
+
+class _BodyTimeout(Exception):
+    pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _Gone(Exception):
+    """The client disconnected mid-request."""
+
+
+async def _gone_quietly(request: Any, handler: Any) -> Any:
+    """Middleware: a client that went away mid-request is dropped, not logged as a server error."""
+    from aiohttp import web
+
+    try:
+        return await handler(request)
+    except _Gone:
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response(status=400)  # never reaches anyone: the connection is gone
+
+
+_gone_quietly.__middleware_version__ = 1  # type: ignore[attr-defined]  # what @web.middleware sets
 
 
 def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", port: int = 8080,
           mode: str = "fast", operator: str | None = None, passphrase: str | None = None,
-          timeout: float = 30.0, ready: Any = None) -> None:
+          timeout: float = 30.0, ready: Any = None, deadlines: Deadlines | None = None) -> None:
     """Run the gateway until SIGINT/SIGTERM. ``ready(host, port)`` is called once listening."""
     import signal
 
@@ -360,7 +439,8 @@ def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", po
         pass
 
     async def main() -> None:
-        gw = Gateway(ledger, upstream, model, mode=mode, operator=operator, passphrase=passphrase, timeout=timeout)
+        gw = Gateway(ledger, upstream, model, mode=mode, operator=operator, passphrase=passphrase, timeout=timeout,
+                     deadlines=deadlines)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -2,15 +2,24 @@
 
 Also serves ``GET /vkey`` (the witness's cosignature vkey) and ``GET /evidence`` (JSON list of the
 split-view evidence it has kept), which are ailedger additions outside the C2SP protocol.
+
+Authentication: ``add-checkpoint`` is the only request that changes the witness's state, and C2SP
+tlog-witness authenticates it by the log's signature on the submitted checkpoint ("there is no
+authentication of requests beyond the validation of the signature on the checkpoint"): a checkpoint
+from an unknown origin is 404, one whose signatures do not verify under a configured key of that
+log is 403, and neither changes anything. The witness has no configuration endpoint (logs are added
+with ``ailedger witness add-log`` on the witness's own files). Request heads and bodies have
+deadlines (:mod:`ailedger.services.httpguard`).
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from ailedger.core.errors import BadInputError
+from ailedger.services.httpguard import Deadlines, GuardedHandler, GuardedServer, content_length
 from ailedger.services.witness import Witness, WitnessError
 
 __all__ = ["WitnessServer", "make_server"]
@@ -18,9 +27,8 @@ __all__ = ["WitnessServer", "make_server"]
 MAX_BODY = 64 * 1024
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the protocol recommends
-    timeout = 30  # seconds a peer may idle on a connection (slow clients cannot pin threads forever)
     disable_nagle_algorithm = True  # headers and body go out in separate writes: no Nagle/delayed-ACK stall
     server: WitnessServer
 
@@ -37,17 +45,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if self.path.rstrip("/") != "/add-checkpoint":
+            self.close_connection = True  # its body is not read
             self._send(404, b"not found\n")
             return
         try:
-            n = int(self.headers.get("Content-Length", "-1"))
-        except ValueError:
-            n = -1
-        if n < 0 or n > MAX_BODY:
-            self._send(400 if n < 0 else 413, b"a Content-Length up to 64 KiB is required\n")
+            n = content_length(self.headers.get("Content-Length"))
+        except BadInputError:
+            n = None
+        if n is None or n > MAX_BODY or "Transfer-Encoding" in self.headers:
             self.close_connection = True
+            self._send(413 if n is not None and n > MAX_BODY else 400, b"a Content-Length up to 64 KiB is required\n")
             return
         body = self.rfile.read(n)
+        if len(body) != n:  # the client went away mid-body: nothing to answer
+            self.close_connection = True
+            return
         try:
             lines = self.server.witness.add_checkpoint(body)
         except WitnessError as exc:
@@ -67,13 +79,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"not found\n")
 
 
-class WitnessServer(ThreadingHTTPServer):
-    daemon_threads = True
+class WitnessServer(GuardedServer):
 
-    def __init__(self, witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> None:
+    def __init__(self, witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+                 deadlines: Deadlines | None = None) -> None:
         self.witness = witness
         self.verbose = verbose
-        super().__init__((host, port), _Handler)
+
+        class Handler(_Handler):
+            pass
+
+        Handler.deadlines = deadlines or Deadlines()
+        super().__init__((host, port), Handler)
 
     @property
     def url(self) -> str:
@@ -86,5 +103,6 @@ class WitnessServer(ThreadingHTTPServer):
         return t
 
 
-def make_server(witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> WitnessServer:
-    return WitnessServer(witness, host, port, verbose)
+def make_server(witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
+                deadlines: Deadlines | None = None) -> WitnessServer:
+    return WitnessServer(witness, host, port, verbose, deadlines)

@@ -119,6 +119,9 @@ class MemoryStore:
     def checkpoint_at(self, size: int) -> bytes | None:
         return self._cps.get(size)
 
+    def checkpoint_size_at_least(self, size: int) -> int | None:
+        return min((s for s in self._cps if s >= size), default=None)
+
     def checkpoints(self) -> list[tuple[int, bytes]]:
         return sorted(self._cps.items())
 

@@ -282,6 +282,12 @@ class PostgresStore:
             row = cur.fetchone()
         return None if row is None else bytes(row[0])
 
+    def checkpoint_size_at_least(self, size: int) -> int | None:
+        with self._read() as cur:
+            cur.execute("SELECT min(size) FROM checkpoints WHERE size >= %s", (size,))
+            row = cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def checkpoints(self) -> list[tuple[int, bytes]]:
         with self._read() as cur:
             cur.execute("SELECT size, note FROM checkpoints ORDER BY size")

@@ -205,6 +205,10 @@ class SQLiteStore:
         row = self._con.execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    def checkpoint_size_at_least(self, size: int) -> int | None:
+        row = self._con.execute("SELECT min(size) FROM checkpoints WHERE size >= ?", (size,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
     def checkpoints(self) -> list[tuple[int, bytes]]:
         return [(s, bytes(n)) for s, n in self._con.execute("SELECT size, note FROM checkpoints ORDER BY size")]
 

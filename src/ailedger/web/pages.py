@@ -285,6 +285,8 @@ def _q(s: str) -> str:
 
 def _resolve(led: Any, rtype: str, ref: str) -> int:
     if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
+        if len(ref) > 20:  # more than 19 digits: beyond any log (and never an int() of thousands of digits)
+            raise NotFoundError(f"entry {ref[:24]}... is beyond the log", field="ref")
         idx = int(ref[1:])
         if idx >= led.store.size() or led.entry(idx).type != rtype:
             raise NotFoundError(f"entry {ref} is not a {rtype}", field="ref")
@@ -381,7 +383,7 @@ def web_routes(api: Any) -> list[Route]:
     g = p.guard
     return [
         Route("/", g(p.home), methods=["GET"]),
-        Route("/entry/{index:int}", g(p.entry), methods=["GET"]),
+        Route("/entry/{index:index}", g(p.entry), methods=["GET"]),  # api.app's bounded index convertor
         Route("/model/{ref:path}", g(p.model), methods=["GET"]),
         Route("/dataset/{ref:path}", g(p.dataset), methods=["GET"]),
         Route("/identity/{did:path}", g(p.identity), methods=["GET"]),

@@ -12,6 +12,7 @@ from ailedger.core.errors import NetworkError, VerificationError
 from ailedger.core.shardproof import ShardHasher, verify_segment
 from ailedger.services.blobs.client import NodeClient
 from ailedger.services.blobs.node import StorageNode
+from ailedger.services.httpauth import signed_headers
 
 
 def put(client, data, tmp_path, name=None):
@@ -20,9 +21,9 @@ def put(client, data, tmp_path, name=None):
     client.put_shard(name or hashlib.sha256(data).hexdigest(), p)
 
 
-def test_put_get_head_delete_and_proofs(make_nodes, tmp_path):
+def test_put_get_head_delete_and_proofs(make_nodes, writer, tmp_path):
     (node,) = make_nodes(1)
-    c = NodeClient(node.url)
+    c = NodeClient(node.url, signer=writer)
     data = os.urandom(50_000)
     name = hashlib.sha256(data).hexdigest()
     put(c, data, tmp_path)
@@ -44,21 +45,23 @@ def test_put_get_head_delete_and_proofs(make_nodes, tmp_path):
         c.get_shard(name, len(data), io.BytesIO())
 
 
-def test_node_refuses_bytes_that_do_not_match_the_name(make_nodes, tmp_path):
+def test_node_refuses_bytes_that_do_not_match_the_name(make_nodes, writer, tmp_path):
     (node,) = make_nodes(1)
-    c = NodeClient(node.url)
+    c = NodeClient(node.url, signer=writer)
     with pytest.raises(NetworkError) as ei:
         put(c, b"hello", tmp_path, name="00" * 32)
     assert ei.value.details["status"] == 400
     assert list(node.dir.iterdir()) == []
 
 
-def test_short_body_is_refused(make_nodes):
+def test_short_body_is_refused(make_nodes, writer):
     (node,) = make_nodes(1)
     u = urlparse(node.url)
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
     conn.putrequest("PUT", "/v1/shards/" + "ab" * 32)
     conn.putheader("Content-Length", "100")
+    for k, v in signed_headers("PUT", "/v1/shards/" + "ab" * 32, bytes.fromhex("ab" * 32), writer).items():
+        conn.putheader(k, v)
     conn.endheaders()
     conn.send(b"x" * 10)
     conn.sock.shutdown(1)  # half-close: the node sees end of body early
@@ -67,9 +70,9 @@ def test_short_body_is_refused(make_nodes):
     assert [p for p in node.dir.iterdir() if not p.name.startswith(".")] == []
 
 
-def test_capacity_full_answers_507(make_nodes, tmp_path):
+def test_capacity_full_answers_507(make_nodes, writer, tmp_path):
     (node,) = make_nodes(1, capacity=1000)
-    c = NodeClient(node.url)
+    c = NodeClient(node.url, signer=writer)
     put(c, os.urandom(900), tmp_path)
     with pytest.raises(NetworkError) as ei:
         put(c, os.urandom(200), tmp_path)
@@ -84,14 +87,14 @@ def _tmpfs(path, size):
     return r.returncode == 0
 
 
-def test_real_disk_full_answers_507(tmp_path, make_nodes):
+def test_real_disk_full_answers_507(tmp_path, make_nodes, writer, allow_file):
     d = tmp_path / "small"
     if not _tmpfs(d, "256k"):
         pytest.skip("cannot mount a small tmpfs here (needs root): disk-full is covered by the capacity test")
     try:
-        node = StorageNode(d).start()
+        node = StorageNode(d, allow_file=allow_file).start()
         try:
-            c = NodeClient(node.url)
+            c = NodeClient(node.url, signer=writer)
             with pytest.raises(NetworkError) as ei:
                 put(c, os.urandom(400_000), tmp_path)
             assert ei.value.details["status"] == 507
@@ -102,12 +105,12 @@ def test_real_disk_full_answers_507(tmp_path, make_nodes):
         subprocess.run(["umount", str(d)], check=False)
 
 
-def test_faulty_nodes_are_detected(make_nodes, tmp_path):
+def test_faulty_nodes_are_detected(make_nodes, writer, tmp_path):
     corrupt, vanish = make_nodes(1, fault="corrupt")[0], make_nodes(1, fault="vanish")[0]
     data = os.urandom(3 << 20)
     name = hashlib.sha256(data).hexdigest()
     for node in (corrupt, vanish):
-        put(NodeClient(node.url), data, tmp_path)
+        put(NodeClient(node.url, signer=writer), data, tmp_path)
     with pytest.raises(VerificationError):
         NodeClient(corrupt.url).get_shard(name, len(data), io.BytesIO())
     with pytest.raises(NetworkError):

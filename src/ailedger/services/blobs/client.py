@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from ailedger.core.errors import BadInputError, NetworkError, VerificationError
 from ailedger.core.shardproof import ShardHasher
+from ailedger.services.httpauth import signed_headers
 
 __all__ = ["Cancelled", "NodeClient", "check_url"]
 
@@ -33,10 +34,25 @@ def check_url(url: str) -> str:
     return f"http://{u.hostname}:{u.port}"
 
 
+_EMPTY_SHA256 = hashlib.sha256(b"").digest()
+
+
 @dataclass(frozen=True)
 class NodeClient:
+    """One storage node. Reads are open; writes (upload, delete) carry a credential: an RFC 9421
+    signature by ``signer`` (an identity with ``did`` and ``sign``) or the operator's ``token``."""
+
     url: str
     timeout: float = 30.0
+    signer: Any = None
+    token: str | None = None
+
+    def _auth(self, method: str, target: str, body_sha256: bytes) -> dict[str, str]:
+        if self.token is not None:
+            return {"Authorization": f"Bearer {self.token}"}
+        if self.signer is not None:
+            return signed_headers(method, target, body_sha256, self.signer)
+        return {}
 
     def _conn(self) -> http.client.HTTPConnection:
         u = urlparse(self.url)
@@ -68,9 +84,13 @@ class NodeClient:
         conn = self._conn()
         try:
             with open(path, "rb") as f:
-                conn.putrequest("PUT", f"/v1/shards/{name}")
+                target = f"/v1/shards/{name}"
+                conn.putrequest("PUT", target)
                 conn.putheader("Content-Length", str(size))
                 conn.putheader("Content-Type", "application/octet-stream")
+                # the shard's name is its SHA-256: the signature binds the body without reading it twice
+                for k, v in self._auth("PUT", target, bytes.fromhex(name)).items():
+                    conn.putheader(k, v)
                 conn.endheaders()
                 while buf := f.read(_IO):
                     conn.send(buf)
@@ -133,7 +153,12 @@ class NodeClient:
         return status == 200
 
     def delete_shard(self, name: str) -> None:
-        self._request("DELETE", f"/v1/shards/{name}")
+        target = f"/v1/shards/{name}"
+        status, body = self._request("DELETE", target, headers=self._auth("DELETE", target, _EMPTY_SHA256))
+        if status != 200:
+            msg = body.decode("utf-8", "replace")[:200]
+            raise NetworkError(f"storage node {self.url} refused to delete shard {name[:16]}: HTTP {status} {msg}",
+                               node=self.url, status=status)
 
     def challenge(self, name: str, index: int) -> tuple[bytes, list[bytes], int]:
         status, body = self._request("GET", f"/v1/shards/{name}/proof?index={index}")

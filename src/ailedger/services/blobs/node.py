@@ -5,6 +5,12 @@ accepted only if its bytes hash to the name it is stored under. On upload it als
 segment leaf hashes (``core.shardproof``) in a sidecar file so a challenge is answered without
 rehashing the shard.
 
+Writes (PUT and DELETE) need a credential (docs/storage.md): an RFC 9421 signature by a did:key the
+operator admitted (``--allow`` / ``--allow-file``) or an operator-issued bearer token
+(``--token-file``); without one the answer is 401 (403 for a key not admitted), before any byte of
+the body is read, and nothing is stored. Reads are open: shards are ciphertext, named by their hash.
+Request heads and bodies have deadlines (:mod:`ailedger.services.httpguard`).
+
 API (all under ``/v1``):
   GET    /v1/health                      -> {"ok": true, "shards": N, "used": bytes, "capacity": ...}
   PUT    /v1/shards/<sha256-hex>         body = shard bytes (Content-Length required)
@@ -31,13 +37,15 @@ import re
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from ailedger.core.errors import BadInputError
+from ailedger.core.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.core.shardproof import SEGMENT, ShardHasher, inclusion_proof
+from ailedger.services.httpauth import WWW_AUTHENTICATE, Credential, KeyList, TokenFile, WriteAuth
+from ailedger.services.httpguard import Deadlines, GuardedHandler, GuardedServer, content_length
 
 __all__ = ["StorageNode", "serve"]
 
@@ -52,9 +60,18 @@ class _NoSpace(Exception):
 
 class StorageNode:
     def __init__(self, directory: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 0,
-                 capacity: int | None = None, fault: str | None = None) -> None:
+                 capacity: int | None = None, fault: str | None = None, *, allow: Any = (),
+                 allow_file: str | os.PathLike[str] | None = None, token_file: str | os.PathLike[str] | None = None,
+                 deadlines: Deadlines | None = None) -> None:
+        """``allow``/``allow_file``: did:keys whose signed requests may write; ``token_file``: the
+        operator's write tokens (``ailedger write-token new --file``). With none of them the node
+        takes no writes at all."""
         if fault is not None and fault not in FAULTS:
             raise BadInputError(f"unknown fault {fault!r} (one of {', '.join(FAULTS)})", field="fault")
+        tokens = TokenFile(token_file) if token_file is not None else None
+        if tokens is not None:
+            tokens.check_file()
+        self.auth = WriteAuth(tokens=tokens, admit=KeyList(allow, allow_file), what="this storage node")
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         for stale in self.dir.glob(".tmp-*"):
@@ -69,8 +86,8 @@ class StorageNode:
             pass
 
         Handler.node = node
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        Handler.deadlines = deadlines or Deadlines()
+        self.httpd = GuardedServer((host, port), Handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -119,7 +136,7 @@ class StorageNode:
             self._reserved -= n
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(GuardedHandler):
     node: StorageNode
     protocol_version = "HTTP/1.1"
     server_version = "ailedger-storage/1"
@@ -136,8 +153,32 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _error(self, status: int, message: str) -> None:
-        self._json(status, {"error": message})
+    def _error(self, status: int, message: str, code: str | None = None) -> None:
+        self._json(status, {"error": message, **({"code": code} if code else {})})
+
+    def _authorise(self) -> Credential | None:
+        """The write credential, or None after answering 401/403 (the body is not read; the
+        connection is closed so its bytes are never taken as a next request)."""
+        path, _, query = self.path.partition("?")
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            return self.node.auth.check(self.command, path, query, headers)
+        except (UnauthenticatedError, ForbiddenError) as exc:
+            self._deny(exc)
+            return None
+
+    def _deny(self, exc: UnauthenticatedError | ForbiddenError) -> None:
+        self.close_connection = True
+        status = 401 if isinstance(exc, UnauthenticatedError) else 403
+        body = json.dumps({"error": exc.message, "code": exc.code}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if status == 401:
+            self.send_header("WWW-Authenticate", WWW_AUTHENTICATE)
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
 
     def _path(self) -> tuple[Path, bool] | None:
         m = _NAME.match(urlparse(self.path).path)
@@ -210,10 +251,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _proof(self, path: Path) -> None:
         q = parse_qs(urlparse(self.path).query)
-        try:
-            index = int(q.get("index", ["-1"])[0])
-        except ValueError:
-            index = -1
+        raw = q.get("index", [""])[0]
+        index = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else -1
         leaves_path = path.with_name(path.name + ".leaves")
         raw = leaves_path.read_bytes() if leaves_path.exists() else b""
         leaves = [raw[i : i + 32] for i in range(0, len(raw), 32)]
@@ -236,9 +275,21 @@ class _Handler(BaseHTTPRequestHandler):
             return
         path, _ = found
         try:
-            length = int(self.headers.get("Content-Length", ""))
-        except ValueError:
-            self._error(411, "Content-Length required")
+            length = content_length(self.headers.get("Content-Length"))
+        except BadInputError as exc:
+            self.close_connection = True
+            self._error(400, exc.message)
+            return
+        if length is None or "Transfer-Encoding" in self.headers:
+            self.close_connection = True
+            self._error(411, "Content-Length required (no chunked uploads)")
+            return
+        cred = self._authorise()
+        if cred is None:
+            return
+        if cred.body_sha256 is not None and cred.body_sha256.hex() != path.name:
+            self._deny(UnauthenticatedError("the signed Content-Digest is not the shard's name: a shard is stored "
+                                            "under its SHA-256", field="content-digest"))
             return
         if path.exists() and _holds(path):
             self._drain(length)
@@ -309,6 +360,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "no such endpoint")
             return
         path, _ = found
+        cred = self._authorise()
+        if cred is None:
+            return
+        if cred.body_sha256 is not None and cred.body_sha256 != hashlib.sha256(b"").digest():
+            self._deny(UnauthenticatedError("a signed DELETE covers an empty body", field="content-digest"))
+            return
         existed = path.exists()
         path.unlink(missing_ok=True)
         path.with_name(path.name + ".leaves").unlink(missing_ok=True)
@@ -316,8 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def serve(directory: str, host: str, port: int, capacity: int | None = None, fault: str | None = None,
-          ready: Any = None) -> None:
-    node = StorageNode(directory, host, port, capacity=capacity, fault=fault)
+          ready: Any = None, **auth: Any) -> None:
+    node = StorageNode(directory, host, port, capacity=capacity, fault=fault, **auth)
     if ready is not None:
         ready(node)
     try:

@@ -150,8 +150,10 @@ class BlobService:
         self.spool_root = Path(spool) if spool else None
 
     # -- helpers ------------------------------------------------------------------------------
-    def _client(self, url: str) -> NodeClient:
-        return NodeClient(url, self.timeout)
+    def _client(self, url: str, signer: Any = None) -> NodeClient:
+        """A node client; with ``signer``, writes (shard uploads and deletes) are signed by that identity
+        (RFC 9421, docs/storage.md): a node takes writes only from identities its operator admitted."""
+        return NodeClient(url, self.timeout, signer=signer)
 
     def _spool(self) -> Path:
         if self.spool_root is not None:
@@ -225,7 +227,7 @@ class BlobService:
         try:
             plain_cid, cipher_cid, infos = self._encode_to_spool(src, key, coding, prof, spool)
             cid = str(cipher_cid)
-            placement, retried = self._upload(spool, infos, urls, progress)
+            placement, retried = self._upload(spool, infos, urls, progress, signer)
             binding = self._binding(cid)
             body = {
                 "cid": cid,
@@ -243,7 +245,7 @@ class BlobService:
             try:
                 res = self.ledger.append_record("blob.put", body, signer, terms=[_term(cid)])
             except BaseException:
-                self._delete_placed(placement, infos)  # unrecorded shards would be orphans
+                self._delete_placed(placement, infos, signer)  # unrecorded shards would be orphans
                 raise
         finally:
             shutil.rmtree(spool, ignore_errors=True)
@@ -296,7 +298,7 @@ class BlobService:
         return plain_imp.finish()[0], cipher_imp.finish()[0], infos
 
     def _upload(self, spool: Path, infos: list[tuple[str, str]], urls: list[str],
-                progress: Callable[[str], None] | None) -> tuple[dict[int, str], list[str]]:
+                progress: Callable[[str], None] | None, signer: Any) -> tuple[dict[int, str], list[str]]:
         n = len(infos)
         order = urls[:]
         random.shuffle(order)  # spread objects over the pool
@@ -309,7 +311,7 @@ class BlobService:
         def one(i: int, url: str) -> None:
             while True:
                 try:
-                    self._client(url).put_shard(infos[i][0], spool / f"shard-{i}")
+                    self._client(url, signer).put_shard(infos[i][0], spool / f"shard-{i}")
                     with lock:
                         placement[i] = url
                     if progress:
@@ -329,15 +331,15 @@ class BlobService:
             futs = [ex.submit(one, i, order[i]) for i in range(n)]
             failed = [f.exception() for f in futs if f.exception() is not None]
         if failed:
-            self._delete_placed(placement, infos)
+            self._delete_placed(placement, infos, signer)
             raise failed[0]  # type: ignore[misc]
         return placement, retried
 
-    def _delete_placed(self, placement: dict[int, str], infos: list[tuple[str, str]]) -> None:
+    def _delete_placed(self, placement: dict[int, str], infos: list[tuple[str, str]], signer: Any) -> None:
         """Best effort: take back shards of a put that will not be recorded."""
         for i, url in placement.items():
             try:
-                self._client(url).delete_shard(infos[i][0])
+                self._client(url, signer).delete_shard(infos[i][0])
             except AiledgerError:
                 pass
 
@@ -604,7 +606,7 @@ class BlobService:
                                            f"({'; '.join(errors[-3:])})", shard=i)
                     u = alive.pop(0)
                     try:
-                        self._client(u).put_shard(st.shards[i].sha256, spool / f"new-{i}")
+                        self._client(u, signer).put_shard(st.shards[i].sha256, spool / f"new-{i}")
                         rebuilt[i] = u
                         break
                     except AiledgerError as e:
@@ -674,7 +676,7 @@ class BlobService:
         for s in st.shards:
             for url in s.locations:
                 try:
-                    self._client(url).delete_shard(s.sha256)
+                    self._client(url, owner).delete_shard(s.sha256)
                     deleted += 1
                 except AiledgerError as e:
                     kept.append(f"shard {s.index} on {url}: {e.message}")
