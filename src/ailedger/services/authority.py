@@ -200,7 +200,9 @@ def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
         return m.versions[-1], ledger.entry(m.versions[-1])
     best = None
     for idx, e in ledger.find(type="model.register", term=f"manifest:{ref}"):
-        if is_effective_registration(ledger, idx):
+        m = e.body.get("manifest") if isinstance(e.body, dict) else None
+        # the term index only finds candidates: the signed body must name this root
+        if isinstance(m, dict) and m.get("root") == ref and is_effective_registration(ledger, idx):
             best = (idx, e)
     if best is None:
         raise NotFoundError(f"no registered model named {ref!r}", field="model")

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from ailedger.core.canonical import canonical_json
-from ailedger.core.errors import ConflictError, NotFoundError, VerificationError
+from ailedger.core.errors import ConflictError, NotAuthorisedError, NotFoundError, VerificationError
 from ailedger.services.artifacts import commit_dataset, find_dataset, prove_dataset, verify_dataset_proof_file
 
 
@@ -25,6 +25,16 @@ def _dv():
     from ailedger.services.artifacts import datasets
 
     return datasets
+
+
+def _raw_record(ledger, type_, body, ident, terms):
+    """Into the store as another writer (an older log, another program) would put it: no ingest checks."""
+    from ailedger.core.merkle import leaf_hash
+    from ailedger.services.ledger import entry_terms
+    from ailedger.storage import LeafRow
+
+    e = ledger.make_entry(type_, body, ident)
+    return ledger.log.append([LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e, terms))])[0].index
 
 
 def _leftovers(ledger):
@@ -70,7 +80,9 @@ def test_a_substitute_entry_is_not_a_version(ledger, alice, two_files):
     bob = ledger.identities.create("bob")
     v1 = commit_dataset(ledger, [str(a)], "corpus", alice)
     body = dict(ledger.entry(v1["index"]).body, root="00" * 32)
-    sub = ledger.append_record("dataset.commit", body, bob, terms=["dataset:corpus"]).index
+    with pytest.raises(NotAuthorisedError):  # refused at ingest (docs/authority.md) ...
+        ledger.append_record("dataset.commit", body, bob, terms=["dataset:corpus"])
+    sub = _raw_record(ledger, "dataset.commit", body, bob, ["dataset:corpus"])  # ... and ignored if it got in
     body2 = dict(ledger.entry(v1["index"]).body, supersedes={"index": 99, "root": "11" * 32})
     stray = ledger.append_record("dataset.commit", body2, alice, terms=["dataset:corpus"]).index
     v = _dv().dataset_versions(ledger, "corpus")
@@ -88,7 +100,7 @@ def test_model_lineage_names_the_real_version_not_a_substitute(ledger, alice, tw
     bob = ledger.identities.create("bob")
     v1 = commit_dataset(ledger, [str(a)], "corpus", alice)
     body = dict(ledger.entry(v1["index"]).body, root="00" * 32)
-    ledger.append_record("dataset.commit", body, bob, terms=["dataset:corpus"])
+    _raw_record(ledger, "dataset.commit", body, bob, ["dataset:corpus"])
     m = tmp_path / "m"
     m.mkdir()
     (m / "w.bin").write_bytes(b"w" * 100)
