@@ -36,7 +36,7 @@ def test_push_refuses_a_copy_changed_in_place_with_its_mtime_put_back(ledger, pe
     assert ledger.size == n0  # no blob.put, no blob.attach
 
 
-def test_a_second_upload_replaces_a_copy_that_rotted_on_the_node(make_nodes, tmp_path):
+def test_a_second_upload_replaces_a_copy_that_rotted_on_the_node(make_nodes, writer, tmp_path):
     """A node answers an upload of a shard it already has with "existing" only if its copy still
     hashes to the shard's name; otherwise (bit rot, a damaged disk) the upload replaces it.  Before,
     the file's presence stood in for its bytes, so re-placing a rebuilt shard (repair) on the node
@@ -47,7 +47,7 @@ def test_a_second_upload_replaces_a_copy_that_rotted_on_the_node(make_nodes, tmp
     from ailedger.services.blobs.client import NodeClient
 
     (node,) = make_nodes(1)
-    c = NodeClient(node.url)
+    c = NodeClient(node.url, signer=writer)
     data = os.urandom(40_000)
     name = hashlib.sha256(data).hexdigest()
     up = tmp_path / "up"
