@@ -40,6 +40,7 @@ from ailedger.core.cosignature import (
     verify_cosigned_checkpoint,
 )
 from ailedger.core.errors import AiledgerError
+from ailedger.core.identity import did_from_public_key
 from ailedger.core.manifest import inclusion_proof, parse_safetensors_header
 from ailedger.core.merkle import leaf_hash, root_from_leaf_hashes
 from ailedger.core.note import ALG_COSIGNATURE_V1, Signer, parse_note, parse_vkey, verify_note
@@ -48,7 +49,6 @@ from ailedger.core.records import build_entry, parse_entry
 from ailedger.core.smt import decode_proof
 from ailedger.core.tiles import entry_bundle, parse_tile_path, split_entry_bundle
 from ailedger.core.unixfs import Block, FileImporter, Profile, decode_pbnode, decode_unixfs, read_file
-from ailedger.core.identity import did_from_public_key
 
 __all__ = ["ALLOWED", "SEEDS", "TARGETS", "run_plain", "run_target", "seeds_for", "strategy_for"]
 
@@ -148,7 +148,7 @@ def t_vkey(data: bytes) -> None:
 def t_cosignature(data: bytes) -> None:
     _each(lambda: evaluate_cosigned_checkpoint(data, POLICY, now=2_000_000_000),
           lambda: verify_cosigned_checkpoint(data, LOG.vkey, [w.vkey for w in WITNESSES], 1),
-          lambda: add_cosignatures(NOTE, data[len(NOTE):] if data.startswith(NOTE) else data))
+          lambda: add_cosignatures(NOTE, data.removeprefix(NOTE)))
 
 
 def t_proofbundle(data: bytes) -> None:

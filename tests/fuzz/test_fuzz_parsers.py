@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 SHORT_EXAMPLES = 150
 LONG_EXAMPLES = int(os.environ.get("AILEDGER_FUZZ_EXAMPLES", "20000"))
-_COMMON = dict(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+_COMMON = {"deadline": None, "database": None, "suppress_health_check": list(HealthCheck)}
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))

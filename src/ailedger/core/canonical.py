@@ -185,3 +185,7 @@ def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
         raise BadInputError(f"{what} is not UTF-8: {exc.reason} at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise BadInputError(f"{what} does not parse: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadInputError(f"{what} does not parse: {exc}") from exc
+    except RecursionError:
+        raise BadInputError(f"{what} is nested too deeply") from None

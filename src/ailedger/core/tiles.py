@@ -32,7 +32,7 @@ def tile_path(level: int | str, n: int, width: int = TILE_WIDTH) -> str:
     return p
 
 
-_TILE_RE = re.compile(r"^tile/(entries|\d{1,2})/((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?$")
+_TILE_RE = re.compile(r"^tile/(entries|\d{1,2})/((?:x\d{3}/)*)(\d{3})(?:\.p/(\d{1,3}))?$", re.ASCII)
 
 
 def parse_tile_path(path: str) -> tuple[str | int, int, int]:
@@ -45,6 +45,8 @@ def parse_tile_path(path: str) -> tuple[str | int, int, int]:
     if isinstance(level, int) and level > 63:
         raise BadInputError("tile level out of range", field="path")
     digits = prefix.replace("x", "").replace("/", "") + last
+    if len(digits) > 21:  # a tile index is below 2^64; int() of 4,300+ digits would raise ValueError
+        raise BadInputError("tile index out of range", field="path")
     width = int(w) if w is not None else TILE_WIDTH
     if not 1 <= width < TILE_WIDTH and w is not None:
         raise BadInputError("partial tile width must be 1..255", field="path")

@@ -20,7 +20,6 @@ Log side
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 import sqlite3
@@ -35,7 +34,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.core.checkpoint import Checkpoint, parse_checkpoint_text
+from ailedger.core.checkpoint import Checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.core.cosignature import add_cosignatures, cosign, verify_cosignature
 from ailedger.core.errors import (
     AiledgerError,
@@ -94,21 +93,22 @@ def parse_add_checkpoint_body(body: bytes) -> tuple[int, list[bytes], bytes]:
     first = lines[0]
     if not first.startswith(b"old "):
         raise WitnessError(400, "first line must be 'old <size>'")
-    num = first[4:]
-    if not num.isdigit() or (num != b"0" and num.startswith(b"0")):
-        raise WitnessError(400, "old size must be a decimal number with no leading zeroes")
+    try:
+        old = parse_u64(first[4:], "old size", "old")
+    except BadInputError as exc:
+        raise WitnessError(400, exc.message) from None
     if len(lines) - 1 > MAX_PROOF_LINES:
         raise WitnessError(400, f"more than {MAX_PROOF_LINES} consistency proof lines")
     proof: list[bytes] = []
     for ln in lines[1:]:
         try:
             h = base64.b64decode(ln, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error is a ValueError
             raise WitnessError(400, "a consistency proof line is not base64") from None
         if len(h) != 32:
             raise WitnessError(400, "a consistency proof line is not a 32-byte hash")
         proof.append(h)
-    return int(num), proof, note
+    return old, proof, note
 
 
 def format_add_checkpoint_body(old_size: int, proof: Sequence[bytes], note: bytes) -> bytes:

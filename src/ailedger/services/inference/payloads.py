@@ -86,22 +86,26 @@ def _pack(items: Sequence[tuple[str, bytes, bytes | None, bytes | None]]) -> byt
 
 
 def _unpack(data: bytes) -> list[PayloadItem]:
-    items, pos = [], 0
-    while pos < len(data):
-        n = data[pos]
-        rid = data[pos + 1 : pos + 1 + n].decode()
-        pos += 1 + n
-        salt = data[pos : pos + 16]
-        pos += 16
+    """Inverse of :func:`_pack`; damaged bytes (every length is checked) raise TamperError."""
+    items, pos, end = [], 0, len(data)
+
+    def take(n: int) -> bytes:
+        nonlocal pos
+        if n > end - pos:
+            raise TamperError("stored payload group is truncated or damaged", expected=n, found=end - pos)
+        pos += n
+        return data[pos - n : pos]
+
+    while pos < end:
+        try:
+            rid = take(take(1)[0]).decode("ascii")
+        except UnicodeDecodeError:
+            raise TamperError("stored payload group has a damaged receipt id") from None
+        salt = take(16)
         parts: list[bytes | None] = []
         for _ in range(2):
-            (ln,) = struct.unpack_from(">I", data, pos)
-            pos += 4
-            if ln == _NONE:
-                parts.append(None)
-            else:
-                parts.append(data[pos : pos + ln])
-                pos += ln
+            (ln,) = struct.unpack(">I", take(4))
+            parts.append(None if ln == _NONE else take(ln))
         items.append(PayloadItem(rid, salt, parts[0], parts[1]))
     return items
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import BadInputError, StorageError
+from ailedger.core.errors import BadInputError, StorageError, TamperError
 
 __all__ = ["RecordStore", "pack_records", "split_rid", "unpack_records"]
 
@@ -47,9 +47,15 @@ def pack_records(datas: Sequence[bytes]) -> bytes:
 
 
 def unpack_records(blob: bytes) -> list[bytes]:
+    """Inverse of :func:`pack_records`; a damaged blob (a length running past its end) raises
+    TamperError instead of yielding a short record."""
     out, pos, n = [], 0, len(blob)
     while pos < n:
+        if n - pos < 4:
+            raise TamperError("stored inference batch is truncated", expected=4, found=n - pos)
         (ln,) = struct.unpack_from(">I", blob, pos)
+        if ln > n - pos - 4:
+            raise TamperError("stored inference batch is truncated", expected=ln, found=n - pos - 4)
         out.append(blob[pos + 4 : pos + 4 + ln])
         pos += 4 + ln
     return out
