@@ -48,6 +48,7 @@ from ailedger.core.merkle import verify_consistency
 from ailedger.core.note import ALG_COSIGNATURE_V1, ALG_ED25519, Signer, Verifier, parse_note, parse_vkey
 from ailedger.core.proofbundle import ProofBundle, parse_proof_bundle
 from ailedger.services.identities import read_private_key, write_private_key
+from ailedger.storage.private import PRIVATE_DIR_MODE, connect_private, private_dir, write_private
 
 __all__ = [
     "Witness",
@@ -128,7 +129,7 @@ class Witness:
         self.signer = Signer(name, key, alg=ALG_COSIGNATURE_V1)
         self.logs = {origin: [parse_vkey(v) for v in vkeys] for origin, vkeys in logs.items()}
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path / STATE_DB, check_same_thread=False, isolation_level=None)
+        self._db = connect_private(path / STATE_DB, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS heads (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,"
@@ -147,7 +148,9 @@ class Witness:
         Signer(name, Ed25519PrivateKey.generate())  # validates the name
         if (p / CONFIG_FILE).exists():
             raise ConflictError(f"{p} already holds a witness", field="path")
-        p.mkdir(parents=True, exist_ok=True)
+        if p.is_dir() and not any(p.iterdir()):
+            os.chmod(p, PRIVATE_DIR_MODE)  # an empty folder made for it: private before the key is written
+        private_dir(p)
         write_private_key(p / KEY_FILE, Ed25519PrivateKey.generate())
         _write_json(p / CONFIG_FILE, {"format": "ailedger-witness/v1", "name": name, "logs": {}})
         return cls.open(p)
@@ -279,9 +282,7 @@ def _log_signed(note_bytes: bytes, note: Any, keys: list[Verifier]) -> bool:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", durable=True)
 
 
 # --------------------------------------------------------------------------- log side
@@ -317,7 +318,7 @@ class WitnessClient:
 
 
 def _client_db(ledger_path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(ledger_path / "witnesses.db", isolation_level=None, timeout=30)
+    db = connect_private(ledger_path / "witnesses.db", isolation_level=None, timeout=30)
     db.execute("CREATE TABLE IF NOT EXISTS witness_sizes (url TEXT PRIMARY KEY, size INTEGER NOT NULL)")
     db.execute("CREATE TABLE IF NOT EXISTS cosigned (size INTEGER PRIMARY KEY, note BLOB NOT NULL)")
     db.execute("CREATE TABLE IF NOT EXISTS configured (url TEXT PRIMARY KEY, vkey TEXT)")

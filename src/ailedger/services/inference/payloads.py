@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ailedger.core.errors import NotFoundError, StorageError, TamperError
+from ailedger.storage.private import connect_private, private_dir
 
 __all__ = ["ErasedError", "PayloadItem", "PayloadStore", "inference_dir"]
 
@@ -53,14 +54,13 @@ class PayloadItem:
 
 
 def inference_dir(ledger_path: str | os.PathLike[str]) -> Path:
-    p = Path(ledger_path) / "inference"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    """``<ledger>/inference``, created 0700: it holds subject keys, payloads and API key hashes."""
+    return private_dir(Path(ledger_path) / "inference")
 
 
 def _connect(path: Path, durable: bool) -> sqlite3.Connection:
     try:
-        con = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        con = connect_private(path, timeout=60, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         con.execute("PRAGMA secure_delete=ON")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.core.errors import BadInputError, StorageError, TamperError
+from ailedger.storage.private import connect_private
 
 __all__ = ["RecordStore", "pack_records", "split_rid", "unpack_records"]
 
@@ -65,7 +66,7 @@ class RecordStore:
     def __init__(self, dir: Path, *, durable: bool = True) -> None:
         self.path = dir / "records.db"
         try:
-            self.con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self.con = connect_private(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             self.con.execute("PRAGMA journal_mode=WAL")
             self.con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.con.execute("PRAGMA busy_timeout=60000")
