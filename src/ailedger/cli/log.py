@@ -13,7 +13,16 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger, progress, read_input_file, read_vkey
+from ailedger.cli._common import (
+    emit,
+    json_option,
+    ledger_option,
+    open_ledger,
+    progress,
+    read_input_file,
+    read_vkey,
+)
+from ailedger.cli.witness import collect_for_cli, cosign_options
 from ailedger.core.canonical import parse_json
 from ailedger.core.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError
@@ -184,25 +193,36 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
 
 @click.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the checkpoint to this file.")
-@click.option("--cosign-with", "cosign", multiple=True, metavar="URL", help="Witness URL to collect a cosignature from.")
+@click.option("--cosign-with", "cosign", multiple=True, metavar="URL",
+              help="Witness URL to collect a cosignature from (repeat).")
+@cosign_options
 @ledger_option
 @json_option
-def checkpoint(output: Path | None, cosign: tuple[str, ...], ledger_dir: Path | None, as_json: bool) -> None:
-    """Print the latest signed checkpoint (C2SP signed note), signing a new one if the log grew."""
+def checkpoint(output: Path | None, cosign: tuple[str, ...], witness_vkeys: tuple[str, ...],
+               witness_threshold: int | None, allow_missing: bool, witness_timeout: float, ledger_dir: Path | None,
+               as_json: bool) -> None:
+    """Print the latest signed checkpoint (C2SP signed note), signing a new one if the log grew.
+
+    With --cosign-with, the witnesses' cosignatures are attached: only those verifying under a
+    trusted witness key (--witness-vkey, `witness trust`, configured witnesses); a witness that
+    refuses, cannot be reached or answers with an unknown key is named with the reason, and the
+    command exits 2 unless --witness-threshold is met or --allow-missing-cosignatures is given."""
+    if not cosign and (witness_vkeys or witness_threshold is not None or allow_missing):
+        raise BadInputError("--witness-vkey, --witness-threshold and --allow-missing-cosignatures go with "
+                            "--cosign-with URL", field="cosign_with")
     with open_ledger(ledger_dir) as led:
         note = led.checkpoint()
+        res = None
         if cosign:
-            try:
-                from ailedger.services.witness import collect_cosignatures
-            except ImportError:
-                raise BadInputError("witness support is not installed in this build") from None
-            note = collect_cosignatures(led, list(cosign))
+            res = collect_for_cli(led, list(cosign), witness_vkeys, witness_threshold, allow_missing,
+                                  witness_timeout, as_json)
+            note = res.checkpoint
         if output:
             output.write_bytes(note)
         cp = parse_checkpoint_text(parse_note(note).text)
         if as_json:
             emit(True, {"origin": cp.origin, "size": cp.size, "root": base64.b64encode(cp.root).decode(),
-                        "checkpoint": note.decode()}, "")
+                        "checkpoint": note.decode(), **(res.to_dict() if res is not None else {})}, "")
         else:
             _write_exact(note)
 
