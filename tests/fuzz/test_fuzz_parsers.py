@@ -15,8 +15,8 @@ from fuzzlib import TARGETS, run_target, strategy_for  # tests/fuzz/fuzzlib.py (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-SHORT_EXAMPLES = 150
-LONG_EXAMPLES = int(os.environ.get("AILEDGER_FUZZ_EXAMPLES", "20000"))
+SHORT_EXAMPLES = 200
+LONG_EXAMPLES = int(os.environ.get("AILEDGER_FUZZ_EXAMPLES", "5000"))
 _COMMON = {"deadline": None, "database": None, "suppress_health_check": list(HealthCheck)}
 
 
