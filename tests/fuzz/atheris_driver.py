@@ -24,6 +24,7 @@ with atheris.instrument_imports(include=["ailedger"]):
     import fuzzlib  # noqa: E402  (imports every parser under ailedger.core)
     import ailedger.services.inference.payloads  # noqa: E402,F401
     import ailedger.services.inference.store  # noqa: E402,F401
+    import ailedger.services.anchoring  # noqa: E402,F401
     import ailedger.services.witness  # noqa: E402,F401
 
 NAMES = sorted(fuzzlib.TARGETS)

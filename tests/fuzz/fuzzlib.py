@@ -230,6 +230,16 @@ def t_smt_proof(data: bytes) -> None:
     decode_proof(data)
 
 
+def t_anchor_evidence(data: bytes) -> None:
+    """Anchor evidence, as `verify --rpc` reads it from a sidecar file or a bundle's extra line
+    (the parsing that happens before any RPC call)."""
+    from ailedger.core.canonical import parse_json
+    from ailedger.services.anchoring import evidence_from_bundle, parse_evidence
+
+    _each(lambda: parse_evidence(parse_json(data)),
+          lambda: evidence_from_bundle(ProofBundle(0, (), NOTE, data).to_bytes()))
+
+
 def t_inference_blobs(data: bytes) -> None:
     from ailedger.services.inference.payloads import _unpack
     from ailedger.services.inference.store import unpack_records
@@ -253,6 +263,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "witness_request": t_witness_request,
     "smt_proof": t_smt_proof,
     "inference_blobs": t_inference_blobs,
+    "anchor_evidence": t_anchor_evidence,
 }
 
 
@@ -287,6 +298,9 @@ SEEDS: dict[str, list[bytes]] = {
     "smt_proof": [bytes([1, 0]) + (256).to_bytes(2, "big") + bytes(32),
                   bytes([1, 2, 0, 9, 0x80, 0]) + b"\x11" * 32 + b"\x22" * 32],
     "inference_blobs": [],  # filled lazily (services import) by seeds_for()
+    "anchor_evidence": [json.dumps({"format": "ailedger-anchor-evidence/v1", "tx_hash": "0x" + "ab" * 32,
+                                    "consistency": {"7": [base64.b64encode(bytes(32)).decode()] * 3,
+                                                    "9": []}}).encode()],
 }
 
 

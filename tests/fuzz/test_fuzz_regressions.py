@@ -268,3 +268,29 @@ def test_damaged_record_batch(blob):
     # was: struct.error, or a short record returned as if whole
     with pytest.raises(TamperError):
         unpack_records(blob)
+
+
+# --- anchor evidence (a sidecar file or a bundle's extra line, read by `verify --rpc`) ---------------
+
+
+@pytest.mark.parametrize("evidence", [
+    {"consistency": {"x": []}},  # was: ValueError from int()
+    {"consistency": {"7": ["\u00e9"]}},  # was: ValueError from base64
+    {"consistency": {"7": [123]}},  # was: TypeError
+    {"consistency": ["7"]},  # was: AttributeError
+    {"tx_hash": 5},  # was: handed to web3 as is
+    {"consistency": {"7": ["AAAA"]}},  # a 3-byte "hash"
+])
+def test_malformed_anchor_evidence(evidence):
+    from ailedger.services.anchoring import parse_evidence
+
+    with pytest.raises(BadInputError, match="evidence"):
+        parse_evidence(evidence)
+
+
+def test_bundle_extra_nested_too_deep_is_not_evidence():
+    from ailedger.core.proofbundle import ProofBundle
+    from ailedger.services.anchoring import evidence_from_bundle
+
+    # was: RecursionError from json.loads
+    assert evidence_from_bundle(ProofBundle(0, (), NOTE, b"[" * 100_000).to_bytes()) is None
