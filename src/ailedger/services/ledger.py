@@ -114,11 +114,11 @@ class Ledger:
         key = Ed25519PrivateKey.generate()
         write_private_key(p / LOG_KEY, key, passphrase)
         signer = Signer(origin, key)
-        (p / LOG_VKEY).write_text(signer.vkey + "\n")  # public: meant to be handed out
+        (p / LOG_VKEY).write_text(signer.vkey + "\n")
         open_store(config, p, create=True).close()
-        # the config (a PostgreSQL DSN may hold a password) appears last, created 0600: a half-made
-        # ledger is never "open-able"
-        write_private(p / CONFIG, json.dumps(config, indent=1) + "\n", durable=True)
+        tmp = p / (CONFIG + ".tmp")
+        write_private(tmp, json.dumps(config, indent=1) + "\n", durable=True)  # 0600: a DSN may hold a password
+        os.replace(tmp, p / CONFIG)  # the config appears last: a half-made ledger is never "open-able"
         return cls.open(p)
 
     @classmethod
