@@ -294,3 +294,31 @@ def test_bundle_extra_nested_too_deep_is_not_evidence():
 
     # was: RecursionError from json.loads
     assert evidence_from_bundle(ProofBundle(0, (), NOTE, b"[" * 100_000).to_bytes()) is None
+
+
+# --- governance fold (one entry in the log must never stop every reader's replay) -------------------
+
+
+def test_guardian_cosig_with_non_ascii_sig_is_refused_not_a_crash():
+    from dataclasses import dataclass
+
+    from ailedger.core.governance_state import GovState
+    from ailedger.core.identity import did_from_public_key
+
+    @dataclass
+    class E:
+        type: str
+        body: dict
+        signer: str
+        time: str
+        leaf_bytes: bytes
+
+    guardian = did_from_public_key(bytes(range(32)))
+    s = GovState()
+    assert s.replay_apply(0, E("gov.init", {"name": "dao", "params": {"guardians": [guardian], "guardian_threshold": 1}},
+                              guardian, "2026-01-01T00:00:00.000Z", b"init")) is None
+    stranger = did_from_public_key(bytes(32))
+    body = {"model": "m", "reason": "r", "nonce": "n", "cosigs": [{"signer": guardian, "sig": "\u00e9" * 88}]}
+    # was: ValueError from base64 out of replay_apply, which stops the fold for everyone
+    reason = s.replay_apply(1, E("gov.guardian.suspend", body, stranger, "2026-01-01T00:00:01.000Z", b"x"))
+    assert reason is not None and "base64" in reason
