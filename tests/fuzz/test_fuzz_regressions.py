@@ -322,3 +322,12 @@ def test_guardian_cosig_with_non_ascii_sig_is_refused_not_a_crash():
     # was: ValueError from base64 out of replay_apply, which stops the fold for everyone
     reason = s.replay_apply(1, E("gov.guardian.suspend", body, stranger, "2026-01-01T00:00:01.000Z", b"x"))
     assert reason is not None and "base64" in reason
+
+
+@pytest.mark.parametrize("rid", ["0123456789ab-\u00b2", "0123456789ab-\u0663", "0123456789ab-" + "9" * 5000])
+def test_receipt_id_counter_in_odd_digits(rid):
+    from ailedger.services.inference.store import split_rid
+
+    # was: ValueError from int() ("\u00b2", 5,000 digits) or "\u0663" read as 3
+    with pytest.raises(BadInputError, match="receipt id"):
+        split_rid(rid)

@@ -34,7 +34,7 @@ CREATE INDEX IF NOT EXISTS batches_model_t ON batches(model, t_first);
 
 def split_rid(rid: str) -> tuple[str, int]:
     stream, sep, n = rid.partition("-")
-    if not sep or len(stream) != 12 or not n.isdigit():
+    if not sep or len(stream) != 12 or not (n.isascii() and n.isdigit()) or len(n) > 19:
         raise BadInputError(f"{rid!r} is not a receipt id (like 0123456789ab-42)", field="receipt")
     try:
         int(stream, 16)
