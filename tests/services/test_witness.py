@@ -241,6 +241,7 @@ def test_one_key_counts_once_and_cosignatures_are_for_this_checkpoint(ledger, wi
     assert res.cosigners == ["witness.test/w0"] and res.ok
     res = cosign_checkpoint(ledger, [s0.url, s0.url.replace("127.0.0.1", "localhost")], witness_vkeys=[w0.vkey])
     assert res.cosigners == ["witness.test/w0"] and not res.ok  # 2 asked, 1 distinct key
+    assert [s.name for s in parse_note(res.checkpoint).signatures] == [ORIGIN, "witness.test/w0"]
     # a hostile witness answering with a valid cosignature by a trusted key, but of *another*
     # checkpoint (an older one it holds), is not kept
     import threading

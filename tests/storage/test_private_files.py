@@ -165,7 +165,7 @@ def test_check_and_fix(tmp_path, umask022):
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "AILEDGER_LEDGER"}
     return subprocess.run([sys.executable, "-m", "ailedger", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
 
 
 def test_doctor_and_audit_warn_about_an_older_ledger(tmp_path, umask022):

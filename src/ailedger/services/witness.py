@@ -645,10 +645,9 @@ def cosign_checkpoint(ledger: Any, urls: Sequence[str] | None = None, *, timeout
             if status == 200:
                 updates.append((url, cp.size))  # the witness's view of the log moved, whoever's key it is
             for s in parse_note(b"x\n\n" + reply.lines).signatures if reply.lines else ():
-                if s not in kept:
-                    kept.append(s)
-                if (s.name, s.key_id) not in counted:  # one key counts once, whichever URL it came from
+                if (s.name, s.key_id) not in counted:  # one key counts (and is kept) once, whichever URL
                     counted.add((s.name, s.key_id))
+                    kept.append(s)
                     cosigners.append(s.name)
             replies.append(reply)
             if on_reply:
