@@ -331,3 +331,27 @@ def test_receipt_id_counter_in_odd_digits(rid):
     # was: ValueError from int() ("\u00b2", 5,000 digits) or "\u0663" read as 3
     with pytest.raises(BadInputError, match="receipt id"):
         split_rid(rid)
+
+
+def test_deep_json_is_refused_even_with_a_raised_recursion_limit():
+    """py_ecc (imported with web3, e.g. by anchoring) sets the recursion limit to 100,000; json.loads
+    then recursed until the C stack overflowed: a segmentation fault, not an error (found when the
+    regression above ran after the anchoring tests in one session). Run in a child process."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.setrecursionlimit(100_000)\n"
+            "from ailedger.core.canonical import parse_json\n"
+            "from ailedger.core.errors import BadInputError\n"
+            "try:\n    parse_json(b'[' * 300_000)\nexcept BadInputError as e:\n    print('refused:', e.message)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-500:]}"
+    assert "nested more than" in p.stdout
+
+
+def test_wide_and_shallow_json_is_still_read():
+    from ailedger.core.canonical import MAX_JSON_DEPTH, parse_json
+
+    assert len(parse_json(b"[" + b"[[1]]," * 5000 + b"1]")) == 5001
+    assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is not None
+    assert parse_json('{"s": "' + "[" * 10_000 + '"}') == {"s": "[" * 10_000}  # brackets in strings do not count
