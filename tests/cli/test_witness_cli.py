@@ -51,8 +51,9 @@ def setup(tmp_path):
 
 def test_forked_log_is_caught(setup):
     ledger, urls, vkeys, tmp = setup
+    trust = sum((["--witness-vkey", v] for v in vkeys), [])
     # all three witnesses cosign the log at size 5
-    out = run("witness", "cosign", "--ledger", str(ledger.path), *sum((["--url", u] for u in urls), []))
+    out = run("witness", "cosign", "--ledger", str(ledger.path), *sum((["--url", u] for u in urls), []), *trust)
     verify_cosigned_checkpoint(out.stdout.encode(), ledger.vkey, vkeys, 3)
 
     # the operator forks the log: same key, same first 5 entries, then two different histories
@@ -62,8 +63,8 @@ def test_forked_log_is_caught(setup):
     fork.log.append_data([b"evil-5", b"evil-6"])
 
     # the honest view reaches witnesses 0 and 1; the forked view is shown to witness 2
-    honest = run("witness", "cosign", "--ledger", str(ledger.path), "--url", urls[0], "--url", urls[1]).stdout
-    evil = run("witness", "cosign", "--ledger", str(fork.path), "--url", urls[2]).stdout
+    honest = run("witness", "cosign", "--ledger", str(ledger.path), "--url", urls[0], "--url", urls[1], *trust).stdout
+    evil = run("witness", "cosign", "--ledger", str(fork.path), "--url", urls[2], *trust).stdout
     policy = (ledger.vkey, vkeys, 2)
     res = verify_cosigned_checkpoint(honest.encode(), *policy)
     assert res.checkpoint.size == 7
@@ -71,7 +72,8 @@ def test_forked_log_is_caught(setup):
         verify_cosigned_checkpoint(evil.encode(), *policy)  # only 1 of the 2 cosignatures the policy needs
 
     # the fork now tries witness 0, which has cosigned the honest size-7 tree: refused, kept as evidence
-    p = run("witness", "cosign", "--ledger", str(fork.path), "--url", urls[0], "--json")
+    p = run("witness", "cosign", "--ledger", str(fork.path), "--url", urls[0], "--json", *trust,
+            "--allow-missing-cosignatures")
     reply = json.loads(p.stdout)
     assert reply["witnesses"][0]["ok"] is False and reply["witnesses"][0]["status"] == 409
     ev = json.loads(run("witness", "evidence", "--witness", str(tmp / "w0")).stdout)
@@ -84,8 +86,9 @@ def test_forked_log_is_caught(setup):
     assert ca.size == cb.size == 7 and ca.root != cb.root
 
     # and witness 2, shown the honest log after the fork, refuses it (422: not consistent with the fork)
-    p = run("witness", "cosign", "--ledger", str(ledger.path), "--url", urls[2], "--json")
-    assert json.loads(p.stdout)["witnesses"][0]["status"] in (409, 422)
+    p = run("witness", "cosign", "--ledger", str(ledger.path), "--url", urls[2], "--json", *trust, check=False)
+    assert p.returncode == 2  # refused, and no --allow-missing-cosignatures: an error naming the witness
+    assert json.loads(p.stdout)["error"]["witnesses"][0]["status"] in (409, 422)
     assert len(json.loads(run("witness", "evidence", "--witness", str(tmp / "w2")).stdout)) == 1
     fork.close()
 

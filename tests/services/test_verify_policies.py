@@ -30,7 +30,7 @@ def test_witness_policy(tmp_path, ledger):
         ws.append((w, srv))
     try:
         urls = [srv.url for _, srv in ws[:2]]  # only two of the three cosign
-        note = collect_cosignatures(ledger, urls)
+        note = collect_cosignatures(ledger, urls, witness_vkeys=[w.vkey for w, _ in ws])
         b = parse_proof_bundle(ledger.prove(4))
         data = ProofBundle(4, b.proof, note).to_bytes()
         vkeys = [parse_vkey(w.vkey) for w, _ in ws]

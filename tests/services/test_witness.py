@@ -21,9 +21,9 @@ from ailedger.services.witness import (
     collect_cosignatures,
     configure_witness,
     configured_witnesses,
-    remove_witness,
     format_add_checkpoint_body,
     parse_add_checkpoint_body,
+    remove_witness,
 )
 from ailedger.services.witness_http import make_server
 
@@ -160,7 +160,7 @@ def test_collect_two_of_three_with_one_witness_down(ledger, witnesses):
     down.server_close()
     urls = [srv.url for _, srv in witnesses]
     replies = []
-    out = collect_cosignatures(ledger, urls, on_reply=replies.append)
+    out = collect_cosignatures(ledger, urls, witness_vkeys=vkeys, threshold=2, on_reply=replies.append)
     assert [r.ok for r in replies] == [True, True, False]
     res = verify_cosigned_checkpoint(out, ledger.vkey, vkeys, 2)
     assert [n for n, _ in res.cosigners] == ["witness.test/w0", "witness.test/w1"]
@@ -168,7 +168,7 @@ def test_collect_two_of_three_with_one_witness_down(ledger, witnesses):
         verify_cosigned_checkpoint(out, ledger.vkey, vkeys, 3)
     # the client remembers each witness's size: growing works without a 409 round trip
     grow(ledger, 10)
-    out2 = collect_cosignatures(ledger, urls[:2])
+    out2 = collect_cosignatures(ledger, urls[:2], witness_vkeys=vkeys)
     assert parse_checkpoint_text(parse_note(out2).text).size == 15
     verify_cosigned_checkpoint(out2, ledger.vkey, vkeys[:2], 2)
     # proofs against that checkpoint can carry the cosignatures
@@ -178,10 +178,10 @@ def test_collect_two_of_three_with_one_witness_down(ledger, witnesses):
 
 def test_client_resyncs_after_losing_its_state(ledger, witnesses):
     w, srv = witnesses[0]
-    collect_cosignatures(ledger, [srv.url])
+    collect_cosignatures(ledger, [srv.url], witness_vkeys=[w.vkey])
     (ledger.path / "witnesses.db").unlink()
     grow(ledger, 2)
-    out = collect_cosignatures(ledger, [srv.url])  # sends old 0, gets 409 "5", retries with a proof
+    out = collect_cosignatures(ledger, [srv.url], witness_vkeys=[w.vkey])  # old 0 -> 409 "5" -> with a proof
     verify_cosigned_checkpoint(out, ledger.vkey, [w.vkey], 1)
 
 
@@ -205,9 +205,111 @@ def test_configured_witnesses_are_used_by_default(ledger, witnesses):
     configure_witness(ledger, s0.url, w0.vkey)
     configure_witness(ledger, s1.url + "/", w2.vkey)  # wrong key for that URL: its cosignature is dropped
     assert [u for u, _ in configured_witnesses(ledger)] == [s0.url, s1.url]
-    out = collect_cosignatures(ledger)
+    out = collect_cosignatures(ledger, allow_missing=True)
     names = [s.name for s in parse_note(out).signatures]
     assert names == [ORIGIN, "witness.test/w0"]
     assert remove_witness(ledger, s1.url)
     with pytest.raises(BadInputError):
         configure_witness(ledger, s1.url, ledger.vkey)  # a log key is not a witness key
+
+
+def test_connections_are_kept_alive_across_requests_and_rounds(ledger, witnesses):
+    from ailedger.services.witness import _POOL, cosign_checkpoint
+
+    _POOL.close()
+    vkeys = [w.vkey for w, _ in witnesses]
+    urls = [srv.url for _, srv in witnesses]
+    opened = _POOL.opened
+    assert cosign_checkpoint(ledger, urls, witness_vkeys=vkeys).ok
+    assert _POOL.opened - opened == 3  # one connection per witness
+    grow(ledger, 3)
+    (ledger.path / "witnesses.db").unlink()  # forgotten sizes: each witness answers 409, then is asked again
+    res = cosign_checkpoint(ledger, urls, witness_vkeys=vkeys)
+    assert res.ok and len(res.cosigners) == 3
+    assert _POOL.opened - opened == 3  # the next round and the 409 re-sync reused them
+
+
+def test_one_key_counts_once_and_cosignatures_are_for_this_checkpoint(ledger, witnesses):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ailedger.core.note import Signer
+    from ailedger.services.witness import cosign_checkpoint
+
+    w0, s0 = witnesses[0]
+    # the same witness asked at two URL spellings gives one cosigner, not two
+    res = cosign_checkpoint(ledger, [s0.url, s0.url + "/"], witness_vkeys=[w0.vkey])
+    assert res.cosigners == ["witness.test/w0"] and res.ok
+    res = cosign_checkpoint(ledger, [s0.url, s0.url.replace("127.0.0.1", "localhost")], witness_vkeys=[w0.vkey])
+    assert res.cosigners == ["witness.test/w0"] and not res.ok  # 2 asked, 1 distinct key
+    assert [s.name for s in parse_note(res.checkpoint).signatures] == [ORIGIN, "witness.test/w0"]
+    # a hostile witness answering with a valid cosignature by a trusted key, but of *another*
+    # checkpoint (an older one it holds), is not kept
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from ailedger.core.checkpoint import Checkpoint
+    from ailedger.core.cosignature import cosign
+    from ailedger.core.note import ALG_COSIGNATURE_V1
+
+    key = Ed25519PrivateKey.generate()
+    hostile = Signer("witness.test/hostile", key, alg=ALG_COSIGNATURE_V1)
+    cp = parse_checkpoint_text(parse_note(ledger.checkpoint()).text)
+    stale = cosign(Checkpoint(cp.origin, cp.size - 1, cp.root).text(), hostile, 1).line().encode()
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(stale)))
+            self.end_headers()
+            self.wfile.write(stale)
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        res = cosign_checkpoint(ledger, [f"http://127.0.0.1:{srv.server_address[1]}"], witness_vkeys=[hostile.vkey])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert not res.ok and res.cosigners == []
+    assert "do not verify under a trusted key" in res.replies[0].error
+    assert len(parse_note(res.checkpoint).signatures) == 1
+
+
+def test_cosignatures_stored_before_this_rule_are_filtered(ledger, witnesses):
+    import sqlite3
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ailedger.core.cosignature import add_cosignatures, cosign
+    from ailedger.core.note import ALG_COSIGNATURE_V1, Signer
+
+    note = ledger.checkpoint()
+    text = parse_note(note).text
+    stranger = Signer("stranger.example/w", Ed25519PrivateKey.generate(), alg=ALG_COSIGNATURE_V1)
+    db = sqlite3.connect(ledger.path / "witnesses.db")  # as an older version left it: user_version 0
+    db.execute("CREATE TABLE cosigned (size INTEGER PRIMARY KEY, note BLOB NOT NULL)")
+    db.execute("INSERT INTO cosigned VALUES (?, ?)",
+               (parse_checkpoint_text(text).size, add_cosignatures(note, [cosign(text, stranger, 1)])))
+    db.commit()
+    db.close()
+    from ailedger.services.witness import cosigned_checkpoint
+
+    assert cosigned_checkpoint(ledger) is None  # the stranger's line went, and with it the row
+    assert attach_cosignatures(ledger, ledger.prove(1)) == ledger.prove(1)
+
+
+def test_a_later_round_keeps_one_line_per_witness_key(ledger, witnesses):
+    import time
+
+    from ailedger.services.witness import cosign_checkpoint, cosigned_checkpoint
+
+    w0, s0 = witnesses[0]
+    cosign_checkpoint(ledger, [s0.url], witness_vkeys=[w0.vkey])
+    time.sleep(1.05)  # the witness's next cosignature carries another timestamp
+    res = cosign_checkpoint(ledger, [s0.url], witness_vkeys=[w0.vkey])
+    assert [s.name for s in parse_note(res.checkpoint).signatures] == [ORIGIN, "witness.test/w0"]
+    assert cosigned_checkpoint(ledger) == res.checkpoint

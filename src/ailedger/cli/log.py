@@ -13,7 +13,16 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger, progress, read_input_file, read_vkey
+from ailedger.cli._common import (
+    emit,
+    json_option,
+    ledger_option,
+    open_ledger,
+    progress,
+    read_input_file,
+    read_vkey,
+)
+from ailedger.cli.witness import collect_for_cli, cosign_options
 from ailedger.core.canonical import parse_json
 from ailedger.core.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError
@@ -196,25 +205,36 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
 
 @click.command()
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Also write the checkpoint to this file.")
-@click.option("--cosign-with", "cosign", multiple=True, metavar="URL", help="Witness URL to collect a cosignature from.")
+@click.option("--cosign-with", "cosign", multiple=True, metavar="URL",
+              help="Witness URL to collect a cosignature from (repeat).")
+@cosign_options
 @ledger_option
 @json_option
-def checkpoint(output: Path | None, cosign: tuple[str, ...], ledger_dir: Path | None, as_json: bool) -> None:
-    """Print the latest signed checkpoint (C2SP signed note), signing a new one if the log grew."""
+def checkpoint(output: Path | None, cosign: tuple[str, ...], witness_vkeys: tuple[str, ...],
+               witness_threshold: int | None, allow_missing: bool, witness_timeout: float, ledger_dir: Path | None,
+               as_json: bool) -> None:
+    """Print the latest signed checkpoint (C2SP signed note), signing a new one if the log grew.
+
+    With --cosign-with, the witnesses' cosignatures are attached: only those verifying under a
+    trusted witness key (--witness-vkey, `witness trust`, configured witnesses); a witness that
+    refuses, cannot be reached or answers with an unknown key is named with the reason, and the
+    command exits 2 unless --witness-threshold is met or --allow-missing-cosignatures is given."""
+    if not cosign and (witness_vkeys or witness_threshold is not None or allow_missing):
+        raise BadInputError("--witness-vkey, --witness-threshold and --allow-missing-cosignatures go with "
+                            "--cosign-with URL", field="cosign_with")
     with open_ledger(ledger_dir) as led:
         note = led.checkpoint()
+        res = None
         if cosign:
-            try:
-                from ailedger.services.witness import collect_cosignatures
-            except ImportError:
-                raise BadInputError("witness support is not installed in this build") from None
-            note = collect_cosignatures(led, list(cosign))
+            res = collect_for_cli(led, list(cosign), witness_vkeys, witness_threshold, allow_missing,
+                                  witness_timeout, as_json)
+            note = res.checkpoint
         if output:
             output.write_bytes(note)
         cp = parse_checkpoint_text(parse_note(note).text)
         if as_json:
             emit(True, {"origin": cp.origin, "size": cp.size, "root": base64.b64encode(cp.root).decode(),
-                        "checkpoint": note.decode()}, "")
+                        "checkpoint": note.decode(), **(res.to_dict() if res is not None else {})}, "")
         else:
             _write_exact(note)
 
@@ -390,10 +410,19 @@ def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | 
 @json_option
 def audit(no_signatures: bool, ledger_dir: Path | None, as_json: bool) -> None:
     """Recompute every hash, node, checkpoint root and signature; exit 1 on any tampering."""
+    from ailedger.storage.private import check_private
+
     with open_ledger(ledger_dir, read_only=True) as led:
         with progress(led.size, "audit", not as_json) as bar:
             rep = led.audit(signatures=not no_signatures, progress=bar.update)
         d = rep.to_dict()
+        perms = check_private(led.path)
+        d["permissions"] = [p.to_dict() for p in perms]
+        for p in perms:  # not tampering (the exit code is unchanged) but a leak: say it, and how to fix it
+            click.echo(f"warning: {p.message}", err=True)
+        if perms:
+            click.echo(f"warning: secrets in {led.path} are readable by other local users; "
+                       f"fix them all with: ailedger doctor --ledger {led.path} --fix", err=True)
 
         def text() -> str:
             lines = [f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
@@ -410,6 +439,51 @@ def audit(no_signatures: bool, ledger_dir: Path | None, as_json: bool) -> None:
         emit(as_json, d, text)
         if not rep.ok:
             sys.exit(1)
+
+
+@click.command()
+@click.option("--witness", "witness_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also check this witness folder.")
+@click.option("--fix", is_flag=True, help="Take the group and other permissions away (chmod 700 / 600).")
+@ledger_option
+@json_option
+def doctor(witness_dir: Path | None, fix: bool, ledger_dir: Path | None, as_json: bool) -> None:
+    """Check that a ledger (and a witness) folder keeps its secrets private; exit 1 if not.
+
+    The folder must be 0700 and every secret-bearing file (log and identity keys, subject keys,
+    payloads, API key hashes, witness state, dataset salts, the config) 0600. With --fix the
+    wider permissions are removed."""
+    from ailedger.services.ledger import CONFIG, resolve_ledger_dir
+    from ailedger.storage.private import check_private, fix_private
+
+    roots: list[Path] = []
+    if ledger_dir is not None or witness_dir is None:
+        led_path = resolve_ledger_dir(ledger_dir)
+        if not (led_path / CONFIG).exists():
+            raise NotFoundError(f"no ledger at {led_path}", field="ledger")
+        roots.append(led_path)
+    if witness_dir is not None:
+        if not (witness_dir / "witness.json").exists():
+            raise NotFoundError(f"no witness at {witness_dir}", field="witness")
+        roots.append(witness_dir)
+    problems = [p for r in roots for p in check_private(r)]
+    fixed = fix_private(problems) if fix else 0
+    remaining = [] if fix else problems
+    out = {"ok": not remaining, "checked": [str(r) for r in roots], "problems": [p.to_dict() for p in problems],
+           "fixed": fixed}
+
+    def text() -> str:
+        lines = [("fixed: " if fix else "PROBLEM ") + p.message for p in problems]
+        if not problems:
+            lines.append(f"OK: {', '.join(map(str, roots))}: private (folders 0700, secret files 0600)")
+        elif not fix:
+            lines.append("fix them all with: ailedger doctor --fix" + (f" --ledger {roots[0]}" if ledger_dir else "")
+                         + (f" --witness {witness_dir}" if witness_dir else ""))
+        return "\n".join(lines)
+
+    emit(as_json, out, text)
+    if remaining:
+        sys.exit(1)
 
 
 @click.group()
@@ -556,5 +630,6 @@ def find(type_: str | None, signer: str | None, term: str | None, limit: int, le
 
 
 def register(main: click.Group) -> None:
-    for cmd in (init, identity, append, checkpoint, vkey, entry, prove, verify, consistency, audit, tiles, find):
+    for cmd in (init, identity, append, checkpoint, vkey, entry, prove, verify, consistency, audit, doctor, tiles,
+                find):
         main.add_command(cmd)

@@ -20,6 +20,44 @@ WITNESS_OPT = click.option("--witness", "witness_dir", envvar="AILEDGER_WITNESS"
 JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
 
 
+def cosign_options(f: Any) -> Any:
+    """The options of every command that collects cosignatures (`checkpoint --cosign-with`, `witness cosign`)."""
+    for opt in reversed([
+        click.option("--witness-vkey", "witness_vkeys", multiple=True, metavar="VKEY",
+                     help="a witness key whose cosignatures are kept (inline or a file; repeat); also kept: "
+                          "keys added with `witness trust` and configured witnesses' keys"),
+        click.option("--witness-threshold", "witness_threshold", type=click.IntRange(min=0), default=None,
+                     help="how many witnesses must cosign (default: every one asked)"),
+        click.option("--allow-missing-cosignatures", "allow_missing", is_flag=True,
+                     help="exit 0 even when witnesses refuse or cannot be reached (they are still reported)"),
+        click.option("--timeout", "witness_timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+                     help="seconds to wait for each witness"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def collect_for_cli(ledger: Any, urls: list[str], witness_vkeys: tuple[str, ...], witness_threshold: int | None,
+                    allow_missing: bool, witness_timeout: float, as_json: bool) -> Any:
+    """Collect cosignatures; report each witness on stderr (text mode); raise when too few cosigned."""
+    from ailedger.cli._common import read_vkey
+    from ailedger.services.witness import cosign_checkpoint, missing_error
+
+    keys = [read_vkey(v) for v in witness_vkeys]
+    res = cosign_checkpoint(ledger, urls, timeout=witness_timeout, witness_vkeys=keys, threshold=witness_threshold)
+    if not as_json:
+        for r in res.replies:
+            if r.ok:
+                click.echo(f"cosigned by witness {r.label}" + (f" (ignored cosignatures by untrusted keys: "
+                                                                f"{', '.join(r.dropped)})" if r.dropped else ""),
+                           err=True)
+            else:
+                click.echo(f"warning: witness {r.label}: {r.error}", err=True)
+    if not res.ok and not allow_missing:
+        raise missing_error(res)
+    return res
+
+
 def register(main: click.Group) -> None:
     @main.group("witness")
     def witness() -> None:
@@ -121,9 +159,29 @@ def register(main: click.Group) -> None:
         finally:
             w.close()
 
+    @witness.command("trust")
+    @click.argument("vkeys", nargs=-1)
+    @click.option("--remove", is_flag=True, help="stop trusting these keys")
+    @LEDGER_OPT
+    @JSON_OPT
+    def trust_cmd(vkeys: tuple[str, ...], remove: bool, ledger_dir: str | None, as_json: bool) -> None:
+        """Trust witness keys (their `ailedger witness vkey`): only cosignatures verifying under a trusted
+        key are kept with the log's checkpoints. No VKEY: list the trusted keys."""
+        from ailedger.cli._common import read_vkey
+        from ailedger.services.ledger import Ledger
+        from ailedger.services.witness import trust_witness_key, trusted_witness_keys
+
+        with Ledger.open(ledger_dir, read_only=True) as ledger:
+            for v in vkeys:
+                trust_witness_key(ledger, read_vkey(v).vkey, remove=remove)
+            keys = trusted_witness_keys(ledger)
+        none = ("no witness keys trusted (cosignatures are kept only from keys named with --witness-vkey or "
+                "configured witnesses)")
+        _emit({"trusted": keys}, as_json, keys or [none])
+
     @witness.command("configure")
     @click.option("--url", required=True, help="witness URL (its submission prefix)")
-    @click.option("--vkey", help="the witness's vkey: keep only cosignatures that verify under it")
+    @click.option("--vkey", help="the witness's vkey: for this URL, keep only cosignatures that verify under it")
     @click.option("--remove", is_flag=True, help="stop using this witness")
     @LEDGER_OPT
     @JSON_OPT
@@ -139,37 +197,33 @@ def register(main: click.Group) -> None:
                 configure_witness(ledger, url, vkey)
             conf = configured_witnesses(ledger)
         _emit([{"url": u, "vkey": v} for u, v in conf], as_json,
-              [f"{u}" + (f"  {v}" if v else "  (no vkey: any cosignature kept)") for u, v in conf]
+              [f"{u}" + (f"  {v}" if v else "  (no vkey: cosignatures by trusted keys only)") for u, v in conf]
               or ["no witnesses configured"])
 
     @witness.command("cosign")
     @click.option("--url", "urls", multiple=True, help="witness URL (repeat; default: the configured ones)")
-    @click.option("--witness-vkey", "vkeys", multiple=True, help="keep only cosignatures by these keys")
-    @click.option("--timeout", type=float, default=10.0, show_default=True)
+    @cosign_options
     @click.option("-o", "--output", type=click.Path(dir_okay=False), help="also write the checkpoint here")
     @LEDGER_OPT
     @JSON_OPT
-    def cosign_cmd(urls: tuple[str, ...], vkeys: tuple[str, ...], timeout: float, output: str | None,
-                   ledger_dir: str | None, as_json: bool) -> None:
-        """Print the ledger's checkpoint carrying the cosignatures of the witnesses at --url."""
-        from ailedger.services.ledger import Ledger
-        from ailedger.services.witness import collect_cosignatures
+    def cosign_cmd(urls: tuple[str, ...], witness_vkeys: tuple[str, ...], witness_threshold: int | None,
+                   allow_missing: bool, witness_timeout: float, output: str | None, ledger_dir: str | None,
+                   as_json: bool) -> None:
+        """Print the ledger's checkpoint carrying the witnesses' cosignatures (trusted keys only).
 
-        replies: list[Any] = []
+        Exits 2 naming each witness that refused, could not be reached or answered with an unknown
+        key, unless --witness-threshold is met or --allow-missing-cosignatures is given."""
+        from ailedger.services.ledger import Ledger
+
         with Ledger.open(ledger_dir) as ledger:
-            note = collect_cosignatures(ledger, list(urls), timeout=timeout, witness_vkeys=vkeys,
-                                        on_reply=replies.append)
+            res = collect_for_cli(ledger, list(urls), witness_vkeys, witness_threshold, allow_missing,
+                                  witness_timeout, as_json)
         if output:
-            Path(output).write_bytes(note)
-        for r in replies:
-            if not r.ok:
-                click.echo(f"warning: witness {r.url}: {r.status or 'unreachable'} {r.error}", err=True)
+            Path(output).write_bytes(res.checkpoint)
         if as_json:
-            click.echo(json.dumps({"checkpoint": note.decode(), "witnesses": [
-                {"url": r.url, "ok": r.ok, "status": r.status, "error": r.error, "seconds": round(r.seconds, 4)}
-                for r in replies]}, indent=1))
+            click.echo(json.dumps({"checkpoint": res.checkpoint.decode(), **res.to_dict()}, indent=1))
         else:
-            click.echo(note.decode(), nl=False)
+            click.echo(res.checkpoint.decode(), nl=False)
 
     @witness.command("verify")
     @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))

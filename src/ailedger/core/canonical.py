@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 try:  # a faster encoder whose output equals JCS on the fast path (property-tested in tests/core)
@@ -22,7 +23,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
 from ailedger.core.errors import BadInputError
 
-__all__ = ["canonical_json", "parse_json"]
+__all__ = ["MAX_JSON_DEPTH", "canonical_json", "parse_json"]
 
 _fast_encoder = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
@@ -182,14 +183,44 @@ def _finite_float(s: str) -> float:
     return x
 
 
+MAX_JSON_DEPTH = 500
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET_RUNS = re.compile(r"\[+|\]+")
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+_TO_BRACKETS = str.maketrans("{}", "[]")
+
+
+def _check_depth(text: str, what: str) -> None:
+    """Refuse nesting deeper than MAX_JSON_DEPTH before ``json.loads`` recurses into it.
+
+    ``json.loads`` recurses on the C stack once per level, bounded only by the interpreter's
+    recursion limit: a library that raises that limit (py_ecc, imported with web3, sets 100,000)
+    turns a deeply nested document into a segmentation fault instead of a RecursionError. A
+    document with fewer opening brackets than the limit cannot be deeper and is not scanned."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text)).translate(_TO_BRACKETS)
+    rest = brackets
+    for _ in range(8):  # usual documents are shallow: peeling the innermost pairs empties them quickly
+        rest = rest.replace("[]", "")
+        if not rest:
+            return
+    depth = 0
+    for run in _BRACKET_RUNS.finditer(brackets):
+        n = run.end() - run.start()
+        depth += n if brackets[run.start()] == "[" else -n
+        if depth > MAX_JSON_DEPTH:
+            raise BadInputError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep")
+
+
 def parse_json(data: bytes | str, *, what: str = "JSON") -> Any:
-    """Strict JSON parse: no NaN/Infinity (nor numbers that overflow to them), no duplicate keys;
-    errors name the position. Any input gives a value or a BadInputError: integers longer than
-    Python's int-string limit (4300 digits) and nesting deeper than the interpreter's recursion
-    limit are bad input, not crashes."""
+    """Strict JSON parse: no NaN/Infinity (nor numbers that overflow to them), no duplicate keys, at most
+    MAX_JSON_DEPTH levels; errors name the position. Any input gives a value or a BadInputError:
+    integers longer than Python's int-string limit (4300 digits) are bad input, not crashes."""
     try:
         if isinstance(data, bytes):
             data = data.decode("utf-8")
+        _check_depth(data, what)
         return json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float,
                           object_pairs_hook=_no_dup_pairs)
     except UnicodeDecodeError as exc:

@@ -88,7 +88,12 @@ def _cbor_decode(buf: bytes, i: int = 0, depth: int = 0) -> tuple[Any, int]:
         if i + n > len(buf):
             raise BadInputError("truncated CBOR string", field="car header")
         raw = bytes(buf[i : i + n])
-        return (raw if major == 2 else raw.decode("utf-8")), i + n
+        if major == 2:
+            return raw, i + n
+        try:
+            return raw.decode("utf-8"), i + n
+        except UnicodeDecodeError:
+            raise BadInputError("CBOR text string is not UTF-8", field="car header") from None
     if major == 4:
         items = []
         for _ in range(n):
@@ -99,6 +104,10 @@ def _cbor_decode(buf: bytes, i: int = 0, depth: int = 0) -> tuple[Any, int]:
         d: dict[Any, Any] = {}
         for _ in range(n):
             k, i = _cbor_decode(buf, i, depth + 1)
+            if not isinstance(k, str):  # dag-cbor: map keys are text strings
+                raise BadInputError("CBOR map key is not a text string", field="car header")
+            if k in d:
+                raise BadInputError(f"CBOR map repeats the key {k[:40]!r}", field="car header")
             v, i = _cbor_decode(buf, i, depth + 1)
             d[k] = v
         return d, i

@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 
 from ailedger.core.errors import BadInputError
 from ailedger.core.note import Signer, Verifier, sign_note, verify_note
 
-__all__ = ["Checkpoint", "parse_checkpoint_text", "sign_checkpoint", "open_checkpoint"]
+__all__ = ["Checkpoint", "MAX_U64", "parse_checkpoint_text", "parse_u64", "sign_checkpoint", "open_checkpoint"]
+
+MAX_U64 = 2**64 - 1
+_U64_DIGITS = len(str(MAX_U64))
+
+
+def parse_u64(s: str | bytes, what: str, field: str | None = None) -> int:
+    """A C2SP decimal: ASCII digits only, no sign, no leading zero, at most 2^64 - 1.
+
+    ``str.isdigit`` alone would take "\u0663" (an Arabic-Indic three, which ``int`` reads as 3)
+    and "\u00b2" (a superscript two, which ``int`` refuses with a ValueError); and ``int`` of more
+    than 4,300 digits raises ValueError: the length is checked before anything is converted."""
+    if isinstance(s, (bytes, bytearray)):
+        try:
+            s = bytes(s).decode("ascii")
+        except UnicodeDecodeError:
+            raise BadInputError(f"{what} is not a decimal number", field=field) from None
+    shown = s[:30] + ("..." if len(s) > 30 else "")
+    if not s or not s.isascii() or not s.isdigit() or (s != "0" and s[0] == "0"):
+        raise BadInputError(f"{what} {shown!r} is not a decimal number without leading zeros", field=field)
+    if len(s) > _U64_DIGITS or int(s) > MAX_U64:
+        raise BadInputError(f"{what} {shown!r} is larger than 2^64 - 1", field=field, found=shown)
+    return int(s)
 
 
 @dataclass(frozen=True)
@@ -33,17 +54,16 @@ def parse_checkpoint_text(text: str) -> Checkpoint:
     origin, size_s, root_s, *ext = lines[:-1]
     if not origin:
         raise BadInputError("checkpoint origin is empty", field="origin")
-    if not size_s.isdigit() or (size_s != "0" and size_s.startswith("0")):
-        raise BadInputError(f"checkpoint tree size {size_s!r} is not a decimal number", field="size")
-    try:
+    size = parse_u64(size_s, "checkpoint tree size", "size")
+    try:  # non-ASCII text raises a plain ValueError, bad base64 binascii.Error (a ValueError)
         root = base64.b64decode(root_s, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:
         raise BadInputError("checkpoint root is not base64", field="root") from exc
     if len(root) != 32:
         raise BadInputError(f"checkpoint root is {len(root)} bytes, not 32", field="root")
     if any(not e for e in ext):
         raise BadInputError("checkpoint has an empty extension line")
-    return Checkpoint(origin, int(size_s), root, tuple(ext))
+    return Checkpoint(origin, size, root, tuple(ext))
 
 
 def sign_checkpoint(cp: Checkpoint, signer: Signer) -> bytes:

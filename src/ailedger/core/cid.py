@@ -46,6 +46,7 @@ _Buf = bytes | bytearray | memoryview
 
 _CODEC_NAMES = {RAW: "raw", DAG_PB: "dag-pb", DAG_CBOR: "dag-cbor"}
 _MAX_VARINT_BYTES = 9  # multiformats caps unsigned varints at 63 bits
+MAX_CID_TEXT = 512  # a CIDv1 with a 64-byte digest is about 115 characters
 
 
 def encode_varint(n: int) -> bytes:
@@ -172,6 +173,9 @@ class CID:
         """Parse a CID string (``Qm...`` v0, ``b...`` base32 v1, ``z...`` base58btc v1)."""
         if not isinstance(s, str) or not s:
             raise BadInputError("empty CID", field="cid")
+        if len(s) > MAX_CID_TEXT:  # base58 decoding is quadratic in the length: refuse absurd ones first
+            raise BadInputError(f"CID text of {len(s)} characters is too long (at most {MAX_CID_TEXT})",
+                                field="cid")
         if len(s) == 46 and s.startswith("Qm"):
             raw = b58decode(s)
         elif s[0] in "bB":

@@ -806,7 +806,7 @@ def _h_guardian_suspend(s: GovState, index: int, e: EntryLike, now: int) -> None
             raise NotAuthorisedError(f"{c['signer']} is not a guardian", field="cosigs")
         try:
             sig = base64.b64decode(c["sig"], validate=True)
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # non-ASCII text raises a plain ValueError: refused, not a crash
             raise BadInputError("cosig sig is not base64", field="cosigs") from None
         verify_did_signature(c["signer"], stmt, sig)
         ok.add(c["signer"])

@@ -9,7 +9,6 @@ string ``<name>+<hex key id>+<base64(0x01 || public key)>``.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,11 +32,15 @@ __all__ = [
     "verify_note",
     "make_vkey",
     "parse_vkey",
+    "MAX_SIGNATURES",
 ]
 
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE_V1 = 0x04
 _DASH = "\u2014 "
+# golang.org/x/mod/sumdb/note (the reference implementation of C2SP signed-note) refuses notes
+# with more than 100 signatures; so do we, which also bounds every loop over the signature lines
+MAX_SIGNATURES = 100
 
 
 def key_id(name: str, alg: int, public_key: bytes) -> bytes:
@@ -121,10 +124,11 @@ def parse_vkey(vkey: str) -> Verifier:
     if len(parts) != 3:
         raise BadInputError("verifier key must be name+keyid+key", field="vkey", found=vkey)
     name, hexid, b64 = parts
+    _check_name(name)
     try:
         kid = bytes.fromhex(hexid)
         raw = base64.b64decode(b64, validate=True)
-    except (ValueError, binascii.Error) as exc:
+    except ValueError as exc:  # binascii.Error is a ValueError
         raise BadInputError(f"verifier key is not well formed: {exc}", field="vkey") from exc
     if len(kid) != 4 or len(raw) != 33:
         raise BadInputError("verifier key has a wrong key id or key length", field="vkey")
@@ -155,19 +159,22 @@ def parse_note(data: bytes) -> Note:
     if not sigpart:
         raise BadInputError("signed note carries no signature")
     sigs: list[Signature] = []
-    for line in sigpart[:-1].split("\n"):
+    lines = sigpart[:-1].split("\n", MAX_SIGNATURES)
+    if len(lines) > MAX_SIGNATURES:
+        raise BadInputError(f"signed note carries more than {MAX_SIGNATURES} signatures", field="signatures")
+    for line in lines:
         if not line.startswith(_DASH):
-            raise BadInputError(f"malformed signature line {line!r}")
+            raise BadInputError(f"malformed signature line {line[:100]!r}")
         rest = line[len(_DASH) :]
         name, sp, b64 = rest.rpartition(" ")
-        if not sp or not name:
-            raise BadInputError(f"malformed signature line {line!r}")
-        try:
+        if not sp or not name or any(c.isspace() for c in name) or "+" in name:
+            raise BadInputError(f"malformed signature line {line[:100]!r}")
+        try:  # a str with non-ASCII characters raises ValueError (binascii.Error is one too)
             raw = base64.b64decode(b64, validate=True)
-        except binascii.Error as exc:
-            raise BadInputError(f"signature line has bad base64: {line!r}") from exc
+        except ValueError as exc:
+            raise BadInputError(f"signature line has bad base64: {line[:100]!r}") from exc
         if len(raw) < 5:
-            raise BadInputError(f"signature too short in line {line!r}")
+            raise BadInputError(f"signature too short in line {line[:100]!r}")
         sigs.append(Signature(name, raw[:4], raw[4:]))
     return Note(text, tuple(sigs))
 

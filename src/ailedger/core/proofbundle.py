@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 
-from ailedger.core.checkpoint import Checkpoint, open_checkpoint
+from ailedger.core.checkpoint import Checkpoint, open_checkpoint, parse_u64
 from ailedger.core.errors import BadInputError, ProofError
 from ailedger.core.merkle import leaf_hash, verify_inclusion
 from ailedger.core.note import Verifier
@@ -14,6 +13,8 @@ from ailedger.core.note import Verifier
 __all__ = ["ProofBundle", "HEADER", "parse_proof_bundle", "verify_proof_bundle"]
 
 HEADER = "c2sp.org/tlog-proof@v1"
+# an inclusion proof in a tree of at most 2^64 leaves has at most 64 hashes
+MAX_PROOF_HASHES = 64
 
 
 @dataclass(frozen=True)
@@ -46,26 +47,27 @@ def parse_proof_bundle(data: bytes) -> ProofBundle:
     pos = 1
     extra = None
     if pos < len(lines) and lines[pos].startswith("extra "):
-        try:
+        try:  # ValueError: bad base64, or non-ASCII text
             extra = base64.b64decode(lines[pos][6:], validate=True)
-        except binascii.Error as exc:
-            raise BadInputError("proof bundle extra line is not base64") from exc
+        except ValueError as exc:
+            raise BadInputError("proof bundle extra line is not base64", field="extra") from exc
         pos += 1
     if pos >= len(lines) or not lines[pos].startswith("index "):
         raise BadInputError("proof bundle has no index line")
-    idx_s = lines[pos][6:]
-    if not idx_s.isdigit() or (idx_s != "0" and idx_s.startswith("0")):
-        raise BadInputError(f"proof bundle index {idx_s!r} is not a decimal number")
+    index = parse_u64(lines[pos][6:], "proof bundle index", "index")
+    if len(lines) - pos - 1 > MAX_PROOF_HASHES:
+        raise BadInputError(f"proof bundle has {len(lines) - pos - 1} proof lines; at most {MAX_PROOF_HASHES}",
+                            field="proof")
     proof: list[bytes] = []
     for ln in lines[pos + 1 :]:
         try:
             h = base64.b64decode(ln, validate=True)
-        except binascii.Error as exc:
-            raise BadInputError(f"proof line {ln!r} is not base64") from exc
+        except ValueError as exc:
+            raise BadInputError(f"proof line {ln[:60]!r} is not base64", field="proof") from exc
         if len(h) != 32:
-            raise BadInputError(f"proof line {ln!r} is not a 32-byte hash")
+            raise BadInputError(f"proof line {ln[:60]!r} is not a 32-byte hash", field="proof")
         proof.append(h)
-    return ProofBundle(int(idx_s), tuple(proof), checkpoint.encode(), extra)
+    return ProofBundle(index, tuple(proof), checkpoint.encode(), extra)
 
 
 def verify_proof_bundle(data: bytes, verifier: Verifier, entry: bytes | None = None,

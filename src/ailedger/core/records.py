@@ -10,7 +10,6 @@ Anyone holding a leaf can therefore re-check who signed it, offline.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Callable
@@ -138,7 +137,7 @@ def parse_entry(data: bytes | dict[str, Any], *, verify: bool = True) -> SignedE
     _validate_fields(obj)
     try:
         sig = base64.b64decode(obj["sig"], validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # bad base64, or a plain ValueError for non-ASCII text
         raise BadInputError("entry sig is not base64", field="sig") from exc
     if len(sig) != 64:
         raise BadInputError("entry sig must be a 64-byte Ed25519 signature", field="sig")

@@ -30,6 +30,7 @@ from ailedger.core.errors import BadInputError, VerificationError
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "MAX_DAG_DEPTH",
     "PROFILES",
     "Block",
     "FileImporter",
@@ -147,7 +148,10 @@ def decode_pbnode(buf: bytes) -> PBNode:
                     if end != len(lv):
                         raise BadInputError("dag-pb: trailing bytes in link hash", field="dag-pb")
                 elif ln == 2 and lwt == 2 and isinstance(lv, bytes):
-                    name = lv.decode("utf-8")
+                    try:
+                        name = lv.decode("utf-8")
+                    except UnicodeDecodeError:
+                        raise BadInputError("dag-pb: link name is not UTF-8", field="dag-pb") from None
                 elif ln == 3 and lwt == 0 and isinstance(lv, int):
                     tsize = lv
                 else:
@@ -304,11 +308,18 @@ def file_cid(data: bytes, profile: Profile | str = DEFAULT_PROFILE) -> CID:
     return imp.finish()[0]
 
 
+MAX_DAG_DEPTH = 64  # balanced and trickle DAGs of any real file are far shallower
+
+
 def read_file(root: CID, get_block: Callable[[CID], bytes]) -> Iterator[bytes]:
     """Walk a UnixFS file DAG in order, yielding its bytes. Every block fetched through
-    ``get_block`` is checked against its CID and every node's sizes against its links."""
+    ``get_block`` is checked against its CID and every node's sizes against its links.
+    A DAG deeper than ``MAX_DAG_DEPTH`` is refused (a chain of one-link nodes would otherwise
+    exhaust the interpreter's stack)."""
 
-    def walk(cid: CID, expect_size: int | None) -> Iterator[bytes]:
+    def walk(cid: CID, expect_size: int | None, depth: int = 0) -> Iterator[bytes]:
+        if depth > MAX_DAG_DEPTH:
+            raise BadInputError(f"UnixFS DAG is deeper than {MAX_DAG_DEPTH} levels at block {cid}", field="unixfs")
         data = get_block(cid)
         verify_block(cid, data)
         if cid.codec == RAW:
@@ -339,6 +350,6 @@ def read_file(root: CID, get_block: Callable[[CID], bytes]) -> Iterator[bytes]:
         if u.data:
             yield u.data
         for link, size in zip(node.links, u.blocksizes):
-            yield from walk(link.hash, size)
+            yield from walk(link.hash, size, depth + 1)
 
     yield from walk(root, None)

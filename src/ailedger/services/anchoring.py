@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text
+from ailedger.core.canonical import parse_json
+from ailedger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.core.errors import (
     AiledgerError,
     BadInputError,
@@ -704,7 +705,42 @@ def _parse_cp(checkpoint: bytes | str, log_vkey: str | None) -> Checkpoint:
         return open_checkpoint(data, parse_vkey(log_vkey))
     if b"\n\n" in data:
         return parse_checkpoint_text(parse_note(data).text)
-    return parse_checkpoint_text(data.decode())
+    try:
+        return parse_checkpoint_text(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadInputError("checkpoint is not UTF-8 text", field="checkpoint") from None
+
+
+def parse_evidence(evidence: Any) -> tuple[str | None, dict[int, list[bytes]]]:
+    """The parts of anchor evidence (a sidecar file or a bundle's extra line: input from whoever
+    handed over the proof) that the check uses: the transaction hash and the consistency proofs by
+    anchored size. Anything malformed is a BadInputError, before any RPC call."""
+    if evidence is None:
+        return None, {}
+    if not isinstance(evidence, dict):
+        raise BadInputError("anchor evidence must be a JSON object", field="evidence")
+    tx = evidence.get("tx_hash")
+    if tx is not None and not (isinstance(tx, str) and len(tx) == 66 and tx.startswith("0x")
+                               and all(c in "0123456789abcdefABCDEF" for c in tx[2:])):
+        raise BadInputError("anchor evidence tx_hash must be 0x and 64 hex digits", field="evidence")
+    cons = evidence.get("consistency") or {}
+    if not isinstance(cons, dict):
+        raise BadInputError("anchor evidence consistency must map sizes to proofs", field="evidence")
+    proofs: dict[int, list[bytes]] = {}
+    for k, v in cons.items():
+        size = parse_u64(k, "anchor evidence size", "evidence")
+        if not isinstance(v, list) or len(v) > 128 or not all(isinstance(h, str) for h in v):
+            raise BadInputError(f"anchor evidence proof for size {size} must be a list of base64 hashes",
+                                field="evidence")
+        try:
+            hashes = [base64.b64decode(h, validate=True) for h in v]
+        except ValueError:
+            raise BadInputError(f"anchor evidence proof for size {size} is not base64", field="evidence") from None
+        if any(len(h) != 32 for h in hashes):
+            raise BadInputError(f"anchor evidence proof for size {size} holds a hash that is not 32 bytes",
+                                field="evidence")
+        proofs[size] = hashes
+    return tx, proofs
 
 
 def check_anchored(checkpoint_text: bytes | str, rpc_url: Any, contract_address: str, *,
@@ -728,12 +764,13 @@ def check_anchored(checkpoint_text: bytes | str, rpc_url: Any, contract_address:
     Raises NetworkError if the endpoint is unreachable, SignatureError for a bad log signature.
     """
     cp = _parse_cp(checkpoint_text, log_vkey)
+    tx_hash, proofs = parse_evidence(evidence)
     w3 = connect(rpc_url)
     chain = AnchorChain(w3, contract_address)
     lid = log_id(cp.origin)
     events: list[dict[str, Any]] = []
-    if evidence and evidence.get("tx_hash"):
-        rcpt = chain.receipt(evidence["tx_hash"])
+    if tx_hash:
+        rcpt = chain.receipt(tx_hash)
         if rcpt is not None and rcpt["status"] == 1:
             events = [e for e in chain.events_in_receipt(rcpt) if e["log_id"] == "0x" + lid.hex()]
     if not events:
@@ -744,10 +781,6 @@ def check_anchored(checkpoint_text: bytes | str, rpc_url: Any, contract_address:
     base = {"chain_id": chain.chain_id, "contract": chain.address, "origin": cp.origin, "log_id": "0x" + lid.hex(),
             "checkpoint_size": cp.size, "checkpoint_root": base64.b64encode(cp.root).decode()}
     conflicts = [e for e in events if e["tree_size"] == cp.size and e["root"] != cp.root]
-    proofs: dict[int, list[bytes]] = {}
-    if evidence:
-        for k, v in (evidence.get("consistency") or {}).items():
-            proofs[int(k)] = [base64.b64decode(h) for h in v]
     found: tuple[dict[str, Any], str] | None = None
     for e in events:
         if e["tree_size"] == cp.size and e["root"] == cp.root:
@@ -864,7 +897,7 @@ def evidence_from_bundle(bundle_bytes: bytes) -> dict[str, Any] | None:
     if not b.extra:
         return None
     try:
-        obj = json.loads(b.extra)
-    except ValueError:
+        obj = parse_json(b.extra, what="proof bundle extra line")
+    except BadInputError:  # not JSON (or nested absurdly deep): not evidence
         return None
     return obj if isinstance(obj, dict) and obj.get("format") == EVIDENCE_FORMAT else None

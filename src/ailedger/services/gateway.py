@@ -27,7 +27,6 @@ import hashlib
 import math
 import os
 import secrets
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from ailedger.core.errors import AiledgerError, BadInputError
 from ailedger.services.httpguard import Deadlines
 from ailedger.services.inference.codec import check_plain_name
 from ailedger.services.inference.payloads import inference_dir
+from ailedger.storage.private import connect_private
 from ailedger.services.inference.sdk import (
     DEFAULT_OPERATOR,
     InferenceTrail,
@@ -82,7 +82,7 @@ class GatewayKeys:
 
     def __init__(self, ledger_path: str | os.PathLike[str]) -> None:
         self.path = inference_dir(ledger_path) / "gateway.db"
-        self.con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+        self.con = connect_private(self.path, timeout=60, isolation_level=None, check_same_thread=False)
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.executescript(
             "CREATE TABLE IF NOT EXISTS api_keys (hash TEXT PRIMARY KEY, key_id TEXT NOT NULL, identity TEXT NOT NULL,"

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.core.errors import BadInputError, ConflictError, NotFoundError
 from ailedger.core.identity import did_from_public_key
+from ailedger.storage.private import private_dir, write_private
 
 __all__ = ["Identity", "KeyStore", "write_private_key", "read_private_key"]
 
@@ -85,12 +86,12 @@ class KeyStore:
         p = self.path(name)
         if p.exists():
             raise ConflictError(f"identity {name!r} already exists", field="name")
-        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.root)
         key = Ed25519PrivateKey.generate()
         write_private_key(p, key, passphrase)
         ident = Identity(name, key)
         meta = {"name": name, "did": ident.did}
-        (self.root / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
+        write_private(self.root / f"{name}.json", json.dumps(meta, indent=1) + "\n")
         return ident
 
     def load(self, name: str, passphrase: str | None = None) -> Identity:

@@ -29,6 +29,7 @@ from ailedger.core.records import SignedEntry, build_entry, parse_entry
 from ailedger.log import AppendResult, AuditReport, TransparencyLog
 from ailedger.services.identities import Identity, KeyStore, read_private_key, write_private_key
 from ailedger.storage import LeafRow, LogStore, open_store
+from ailedger.storage.private import PRIVATE_DIR_MODE, private_dir, write_private
 
 __all__ = ["Ledger", "OperatorIdentity", "StaleEntryError", "entry_terms", "operator_identity", "system_clock",
            "utc_now", "verify_entry_batch"]
@@ -167,7 +168,9 @@ class Ledger:
             raise ConflictError(f"{p} already holds a ledger", field="path")
         if p.exists() and not p.is_dir():
             raise BadInputError(f"{p} exists and is not a directory", field="path")
-        p.mkdir(parents=True, exist_ok=True)
+        if p.is_dir() and not any(p.iterdir()):
+            os.chmod(p, PRIVATE_DIR_MODE)  # an empty folder made for it: private before any secret is written
+        private_dir(p)  # 0700 when created here; a non-empty existing folder is left as is (`ailedger doctor`)
         config: dict[str, Any] = {"format": "ailedger/v1", "origin": origin, **(store or {"store": "sqlite"})}
         key = Ed25519PrivateKey.generate()
         write_private_key(p / LOG_KEY, key, passphrase)
@@ -175,7 +178,7 @@ class Ledger:
         (p / LOG_VKEY).write_text(signer.vkey + "\n")
         open_store(config, p, create=True).close()
         tmp = p / (CONFIG + ".tmp")
-        tmp.write_text(json.dumps(config, indent=1) + "\n")
+        write_private(tmp, json.dumps(config, indent=1) + "\n", durable=True)  # 0600: a DSN may hold a password
         os.replace(tmp, p / CONFIG)  # the config appears last: a half-made ledger is never "open-able"
         led = cls.open(p, passphrase=passphrase)
         if founders:

@@ -9,25 +9,29 @@ Witness side
     :mod:`ailedger.services.witness_http` only maps its errors to status codes.
 
 Log side
-    :func:`collect_cosignatures` sends the ledger's current checkpoint, with a consistency proof
-    from the size each witness last cosigned, to each witness URL, and returns the checkpoint
-    carrying the log signature plus every cosignature it got.  What each witness last cosigned is
-    remembered in ``<ledger>/witnesses.db`` (so the next request sends the right ``old`` size; a
-    409 answer re-syncs it), together with the latest cosigned checkpoint of each size, which
-    :func:`cosigned_checkpoint` and :func:`attach_cosignatures` hand out.
+    :func:`cosign_checkpoint` sends the ledger's current checkpoint, with a consistency proof
+    from the size each witness last cosigned, to each witness URL, and keeps only the
+    cosignatures that verify under a witness key the log trusts (named on the command line,
+    ``witness trust``, or a configured witness's key): C2SP tlog-witness says a client MUST ignore
+    cosignatures from keys it does not know. A witness that refuses, cannot be reached or answers
+    with an unknown key is reported by name with the reason; :func:`collect_cosignatures` raises
+    :class:`MissingCosignaturesError` unless the threshold is met or missing ones are allowed.
+    What each witness last cosigned is remembered in ``<ledger>/witnesses.db`` (so the next request
+    sends the right ``old`` size; a 409 answer re-syncs it), with the trusted keys and the latest
+    checkpoint of each size that carries a trusted cosignature, which :func:`cosigned_checkpoint`
+    and :func:`attach_cosignatures` hand out. Connections are kept alive and reused.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
+import http.client
 import json
 import os
 import sqlite3
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +39,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.core.checkpoint import Checkpoint, parse_checkpoint_text
+from ailedger.core.checkpoint import Checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.core.cosignature import add_cosignatures, cosign, verify_cosignature
 from ailedger.core.errors import (
     AiledgerError,
@@ -46,11 +50,23 @@ from ailedger.core.errors import (
     ProofError,
 )
 from ailedger.core.merkle import verify_consistency
-from ailedger.core.note import ALG_COSIGNATURE_V1, ALG_ED25519, Signer, Verifier, parse_note, parse_vkey
+from ailedger.core.note import (
+    ALG_COSIGNATURE_V1,
+    ALG_ED25519,
+    Signature,
+    Signer,
+    Verifier,
+    format_note,
+    parse_note,
+    parse_vkey,
+)
 from ailedger.core.proofbundle import ProofBundle, parse_proof_bundle
 from ailedger.services.identities import read_private_key, write_private_key
+from ailedger.storage.private import PRIVATE_DIR_MODE, connect_private, private_dir, write_private
 
 __all__ = [
+    "CosignResult",
+    "MissingCosignaturesError",
     "Witness",
     "WitnessClient",
     "WitnessError",
@@ -59,10 +75,14 @@ __all__ = [
     "collect_cosignatures",
     "configure_witness",
     "configured_witnesses",
-    "remove_witness",
+    "cosign_checkpoint",
     "cosigned_checkpoint",
     "format_add_checkpoint_body",
+    "missing_error",
     "parse_add_checkpoint_body",
+    "remove_witness",
+    "trust_witness_key",
+    "trusted_witness_keys",
 ]
 
 KEY_FILE = "witness.key"
@@ -94,21 +114,22 @@ def parse_add_checkpoint_body(body: bytes) -> tuple[int, list[bytes], bytes]:
     first = lines[0]
     if not first.startswith(b"old "):
         raise WitnessError(400, "first line must be 'old <size>'")
-    num = first[4:]
-    if not num.isdigit() or (num != b"0" and num.startswith(b"0")):
-        raise WitnessError(400, "old size must be a decimal number with no leading zeroes")
+    try:
+        old = parse_u64(first[4:], "old size", "old")
+    except BadInputError as exc:
+        raise WitnessError(400, exc.message) from None
     if len(lines) - 1 > MAX_PROOF_LINES:
         raise WitnessError(400, f"more than {MAX_PROOF_LINES} consistency proof lines")
     proof: list[bytes] = []
     for ln in lines[1:]:
         try:
             h = base64.b64decode(ln, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error is a ValueError
             raise WitnessError(400, "a consistency proof line is not base64") from None
         if len(h) != 32:
             raise WitnessError(400, "a consistency proof line is not a 32-byte hash")
         proof.append(h)
-    return int(num), proof, note
+    return old, proof, note
 
 
 def format_add_checkpoint_body(old_size: int, proof: Sequence[bytes], note: bytes) -> bytes:
@@ -128,7 +149,7 @@ class Witness:
         self.signer = Signer(name, key, alg=ALG_COSIGNATURE_V1)
         self.logs = {origin: [parse_vkey(v) for v in vkeys] for origin, vkeys in logs.items()}
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path / STATE_DB, check_same_thread=False, isolation_level=None)
+        self._db = connect_private(path / STATE_DB, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS heads (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,"
@@ -147,7 +168,9 @@ class Witness:
         Signer(name, Ed25519PrivateKey.generate())  # validates the name
         if (p / CONFIG_FILE).exists():
             raise ConflictError(f"{p} already holds a witness", field="path")
-        p.mkdir(parents=True, exist_ok=True)
+        if p.is_dir() and not any(p.iterdir()):
+            os.chmod(p, PRIVATE_DIR_MODE)  # an empty folder made for it: private before the key is written
+        private_dir(p)
         write_private_key(p / KEY_FILE, Ed25519PrivateKey.generate())
         _write_json(p / CONFIG_FILE, {"format": "ailedger-witness/v1", "name": name, "logs": {}})
         return cls.open(p)
@@ -279,58 +302,209 @@ def _log_signed(note_bytes: bytes, note: Any, keys: list[Verifier]) -> bool:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_private(path, json.dumps(obj, indent=1, sort_keys=True) + "\n", durable=True)
 
 
 # --------------------------------------------------------------------------- log side
 
 
+class MissingCosignaturesError(NetworkError):
+    """Fewer witnesses cosigned than were asked for (or than the threshold); says which and why."""
+
+    code = "cosignatures_missing"
+
+
 @dataclass
 class WitnessReply:
     url: str
-    ok: bool
-    status: int
-    lines: bytes = b""
+    ok: bool  # a cosignature verifying under a trusted key was received
+    status: int  # HTTP status, 0 when the witness could not be reached
+    lines: bytes = b""  # the trusted cosignature lines kept
     error: str = ""
     seconds: float = 0.0
+    name: str = ""  # the witness's key name when known (its trusted cosignature, or its configured key)
+    dropped: tuple[str, ...] = ()  # "name/keyid" of cosignatures ignored: keys nobody trusts
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.url})" if self.name else self.url
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"url": self.url, "name": self.name or None, "ok": self.ok, "status": self.status,
+                "error": self.error, "dropped": list(self.dropped), "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class CosignResult:
+    """What collecting cosignatures gave: the checkpoint with the trusted cosignatures, each
+    witness's answer, and whether the policy (``needed`` distinct trusted keys) was met."""
+
+    checkpoint: bytes
+    replies: list[WitnessReply]
+    cosigners: list[str]  # key names whose cosignature of this checkpoint was received now
+    needed: int
+
+    @property
+    def ok(self) -> bool:
+        return len(self.cosigners) >= self.needed
+
+    def failures(self) -> list[WitnessReply]:
+        return [r for r in self.replies if not r.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "cosigned_by": self.cosigners, "needed": self.needed,
+                "witnesses": [r.to_dict() for r in self.replies]}
+
+
+class _ConnectionPool:
+    """Idle keep-alive HTTP connections by (scheme, host, port), shared by every WitnessClient of
+    the process: asking several witnesses on one host, a 409 re-sync and the next round reuse them."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, int, float], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self.opened = 0  # connections made (for tests and stats)
+
+    def get(self, scheme: str, host: str, port: int, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
+        key = (scheme, host, port, timeout)
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                return idle.pop(), True
+            self.opened += 1
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        return cls(host, port, timeout=timeout), False
+
+    def put(self, scheme: str, host: str, port: int, timeout: float, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault((scheme, host, port, timeout), [])
+            if len(idle) < 8:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns = [c for cs in self._idle.values() for c in cs]
+            self._idle.clear()
+        for c in conns:
+            c.close()
+
+
+_POOL = _ConnectionPool()
 
 
 class WitnessClient:
-    """HTTP client for one witness URL (the submission prefix), with a keep-alive-free simple POST."""
+    """HTTP client for one witness URL (the submission prefix); connections are kept alive and
+    reused (HTTP/1.1) through a process-wide pool."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, pool: _ConnectionPool | None = None) -> None:
+        u = urllib.parse.urlsplit(url.rstrip("/"))
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise BadInputError("witness URL must be http:// or https://", field="url", found=url)
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self._scheme = u.scheme
+        self._host = u.hostname
+        try:
+            self._port = u.port or (443 if u.scheme == "https" else 80)
+        except ValueError:
+            raise BadInputError(f"witness URL {url!r} has a bad port", field="url") from None
+        self._path = (u.path or "") + "/add-checkpoint"
+        self._pool = pool or _POOL
 
     def add_checkpoint(self, body: bytes) -> tuple[int, str, bytes]:
-        req = urllib.request.Request(self.url + "/add-checkpoint", data=body, method="POST",
-                                     headers={"Content-Type": "text/plain; charset=utf-8"})
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                return resp.status, resp.headers.get("Content-Type", ""), resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.headers.get("Content-Type", "") if exc.headers else "", exc.read()
-        except (urllib.error.URLError, OSError) as exc:
-            raise NetworkError(f"witness {self.url} unreachable: {exc}", url=self.url) from None
+        where = (self._scheme, self._host, self._port, self.timeout)
+        for attempt in range(2):
+            conn, reused = self._pool.get(*where)
+            try:
+                conn.request("POST", self._path, body=body,
+                             headers={"Content-Type": "text/plain; charset=utf-8", "Connection": "keep-alive"})
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                if reused and attempt == 0:  # the witness closed an idle connection: once more on a new one
+                    continue
+                raise NetworkError(f"witness {self.url} unreachable: {exc}", url=self.url) from None
+            if resp.will_close:
+                conn.close()
+            else:
+                self._pool.put(*where, conn)
+            return resp.status, resp.getheader("Content-Type", ""), data
+        raise NetworkError(f"witness {self.url} unreachable", url=self.url)  # pragma: no cover
 
 
 def _client_db(ledger_path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(ledger_path / "witnesses.db", isolation_level=None, timeout=30)
+    db = connect_private(ledger_path / "witnesses.db", isolation_level=None, timeout=30)
     db.execute("CREATE TABLE IF NOT EXISTS witness_sizes (url TEXT PRIMARY KEY, size INTEGER NOT NULL)")
     db.execute("CREATE TABLE IF NOT EXISTS cosigned (size INTEGER PRIMARY KEY, note BLOB NOT NULL)")
     db.execute("CREATE TABLE IF NOT EXISTS configured (url TEXT PRIMARY KEY, vkey TEXT)")
+    db.execute("CREATE TABLE IF NOT EXISTS trusted (vkey TEXT PRIMARY KEY)")
+    if db.execute("PRAGMA user_version").fetchone()[0] < 1:
+        _drop_untrusted_rows(db, ledger_path)
+        db.execute("PRAGMA user_version = 1")
     return db
 
 
+def _drop_untrusted_rows(db: sqlite3.Connection, ledger_path: Path) -> None:
+    """Ledgers written before cosignatures were checked may hold lines from keys nobody trusted:
+    keep only those verifying under a trusted or configured key (a row left without any goes)."""
+    keys = _known_keys(db)
+    try:
+        log: Verifier | None = parse_vkey((ledger_path / "log.vkey").read_text())
+    except (OSError, BadInputError):
+        log = None
+    for size, note in db.execute("SELECT size, note FROM cosigned").fetchall():
+        kept = _trusted_only(bytes(note), keys, log)
+        if kept is None:
+            db.execute("DELETE FROM cosigned WHERE size = ?", (size,))
+        elif kept != bytes(note):
+            db.execute("UPDATE cosigned SET note = ? WHERE size = ?", (kept, size))
+
+
+def _witness_key(vkey: str | Verifier) -> Verifier:
+    v = parse_vkey(vkey) if isinstance(vkey, str) else vkey
+    if v.alg != ALG_COSIGNATURE_V1:
+        raise BadInputError(f"witness key {v.name} is not a cosignature/v1 (0x04) key (the witness's "
+                            "`ailedger witness vkey`)", field="witness_vkey")
+    return v
+
+
+def _known_keys(db: sqlite3.Connection) -> list[Verifier]:
+    out: dict[str, Verifier] = {}
+    rows = db.execute("SELECT vkey FROM trusted UNION ALL SELECT vkey FROM configured WHERE vkey IS NOT NULL")
+    for (v,) in rows:
+        try:
+            w = _witness_key(v)
+        except BadInputError:
+            continue
+        out[w.vkey] = w
+    return list(out.values())
+
+
+def _trusted_only(note_bytes: bytes, keys: Sequence[Verifier], log: Verifier | None) -> bytes | None:
+    """The note with only the log's signature and the cosignatures verifying under ``keys``;
+    None when no such cosignature is left. (``log`` None: keep the Ed25519 signature lines, which
+    in a stored checkpoint are the log's.)"""
+    note = parse_note(note_bytes)
+    text = note.text
+    good = [s for s in note.signatures if any(_cosig_ok(text, s, k) for k in keys)]
+    if not good:
+        return None
+    if log is not None:
+        head = [s for s in note.signatures if (s.name, s.key_id) == (log.name, log.key_id)]
+    else:
+        head = [s for s in note.signatures if len(s.sig) == 64 and s not in good]
+    return format_note(text, [*head, *good])
+
+
 def configure_witness(ledger: Any, url: str, vkey: str | None = None) -> None:
-    """Add (or update) a witness the log asks for cosignatures by default; with its vkey, only
-    cosignatures verifying under it are kept."""
-    if not url.startswith(("http://", "https://")):
-        raise BadInputError("witness URL must be http:// or https://", field="url", found=url)
-    if vkey is not None and parse_vkey(vkey).alg != ALG_COSIGNATURE_V1:
-        raise BadInputError("a witness vkey must be a cosignature/v1 (0x04) key", field="vkey")
+    """Add (or update) a witness the log asks for cosignatures by default. With its vkey, only
+    cosignatures verifying under that key count for that URL; without, those by trusted keys."""
+    WitnessClient(url)  # validates the URL
+    if vkey is not None:
+        vkey = _witness_key(vkey).vkey
     db = _client_db(Path(ledger.path))
     try:
         db.execute("INSERT OR REPLACE INTO configured (url, vkey) VALUES (?, ?)", (url.rstrip("/"), vkey))
@@ -357,6 +531,30 @@ def configured_witnesses(ledger: Any) -> list[tuple[str, str | None]]:
         db.close()
 
 
+def trust_witness_key(ledger: Any, vkey: str, *, remove: bool = False) -> bool:
+    """Add (or with ``remove``, drop) a witness key whose cosignatures this log keeps, whichever
+    URL they come from; returns whether the list changed."""
+    v = _witness_key(vkey)
+    db = _client_db(Path(ledger.path))
+    try:
+        if remove:
+            return db.execute("DELETE FROM trusted WHERE vkey = ?", (v.vkey,)).rowcount > 0
+        return db.execute("INSERT OR IGNORE INTO trusted (vkey) VALUES (?)", (v.vkey,)).rowcount > 0
+    finally:
+        db.close()
+
+
+def trusted_witness_keys(ledger: Any) -> list[str]:
+    """Witness vkeys this log trusts (`witness trust`), in the order they were added."""
+    if not (Path(ledger.path) / "witnesses.db").exists():
+        return []
+    db = _client_db(Path(ledger.path))
+    try:
+        return [str(v) for (v,) in db.execute("SELECT vkey FROM trusted ORDER BY rowid")]
+    finally:
+        db.close()
+
+
 def _ask(ledger: Any, client: WitnessClient, old: int, note: bytes, cp: Checkpoint,
          proofs: dict[int, list[bytes]] | None = None) -> tuple[int, str, bytes, float]:
     if old > cp.size:
@@ -373,86 +571,161 @@ def _ask(ledger: Any, client: WitnessClient, old: int, note: bytes, cp: Checkpoi
     return status, ctype, body, time.perf_counter() - t0
 
 
-def collect_cosignatures(ledger: Any, urls: Sequence[str] | None = None, *, timeout: float = 10.0,
-                         witness_vkeys: Sequence[str] = (),
-                         on_reply: Callable[[WitnessReply], None] | None = None) -> bytes:
-    """The ledger's current checkpoint carrying the cosignatures of the witnesses at ``urls``.
+CLOCK_SKEW_S = 600  # a cosignature dated more than this in the future is not kept
 
-    All witnesses are asked at once (one thread each), each with a consistency proof from the size
-    it last cosigned (remembered in ``<ledger>/witnesses.db``; a 409 answer re-syncs it and the
-    request is sent once more).  Witnesses that fail (unreachable, refusing) are skipped and
-    ``on_reply`` is told about each.  If ``witness_vkeys`` are given, only cosignatures verifying
-    under them are kept.  The result is also remembered (see :func:`cosigned_checkpoint`).
 
-    With no ``urls``, the log's configured witnesses are asked (:func:`configure_witness`), and
-    those configured with a vkey contribute only cosignatures that verify under it."""
+def cosign_checkpoint(ledger: Any, urls: Sequence[str] | None = None, *, timeout: float = 10.0,
+                      witness_vkeys: Sequence[str | Verifier] = (), threshold: int | None = None,
+                      on_reply: Callable[[WitnessReply], None] | None = None) -> CosignResult:
+    """Ask the witnesses at ``urls`` (default: the configured ones) to cosign the ledger's current
+    checkpoint and keep only what a client may keep (C2SP tlog-witness: cosignatures from keys it
+    does not know are ignored).
+
+    A cosignature counts when it verifies, for this very checkpoint, under a trusted key: one of
+    ``witness_vkeys``, the ledger's trusted keys (:func:`trust_witness_key`) or the keys of the
+    configured witnesses; for a URL configured with a key, only that key. Every witness is asked at
+    once (one thread each, keep-alive connections), each with a consistency proof from the size it
+    last cosigned (remembered in ``<ledger>/witnesses.db``; a 409 answer re-syncs it and the request
+    is sent once more). ``threshold`` (default: every witness asked) is how many distinct trusted
+    keys must have cosigned for :attr:`CosignResult.ok`. The checkpoint is stored (for
+    :func:`cosigned_checkpoint` and proof bundles) only when it carries a trusted cosignature."""
     from concurrent.futures import ThreadPoolExecutor
 
+    given = [_witness_key(v) for v in witness_vkeys]
+    conf = configured_witnesses(ledger)
     if not urls:
-        conf = configured_witnesses(ledger)
         if not conf:
             raise BadInputError("no witness URL given and none configured "
                                 "(ailedger witness configure --url URL --vkey VKEY)", field="url")
         urls = [u for u, _ in conf]
-        if not witness_vkeys and all(v for _, v in conf):
-            witness_vkeys = [v for _, v in conf if v]
-    urls = [u.rstrip("/") for u in urls]
-    note = ledger.checkpoint()
-    cp = parse_checkpoint_text(parse_note(note).text)
+    urls = list(dict.fromkeys(u.rstrip("/") for u in urls))
+    clients = {u: WitnessClient(u, timeout) for u in urls}  # validates every URL first
+    bound = {u: _witness_key(v) for u, v in conf if v}
     db = _client_db(Path(ledger.path))
     try:
-        known = [parse_vkey(v) for v in witness_vkeys]
+        known = {v.vkey: v for v in [*given, *_known_keys(db)]}
+        accept: dict[str, list[Verifier]] = {u: [bound[u]] if u in bound else list(known.values()) for u in urls}
+        unkeyed = [u for u in urls if not accept[u]]
+        if unkeyed:
+            raise BadInputError(
+                "no trusted witness key for " + ", ".join(unkeyed) + ": pass --witness-vkey VKEY (the witness's "
+                "`ailedger witness vkey`) or trust it once with `ailedger witness trust VKEY`; a client ignores "
+                "cosignatures from keys it does not know (C2SP tlog-witness)", field="witness_vkey")
+        needed = len(urls) if threshold is None else threshold
+        if not 0 <= needed <= len(urls):
+            raise BadInputError(f"witness threshold {needed} must be between 0 and the number of witnesses "
+                                f"asked ({len(urls)})", field="witness_threshold")
+        note = ledger.checkpoint()
+        text = parse_note(note).text
+        cp = parse_checkpoint_text(text)
         olds = {}
         for url in urls:
             row = db.execute("SELECT size FROM witness_sizes WHERE url = ?", (url,)).fetchone()
             olds[url] = int(row[0]) if row else 0
         # proofs are read here, in this thread (the store's connection belongs to it)
         proofs = {o: ledger.log.consistency_proof(o, cp.size) for o in set(olds.values()) if 0 < o < cp.size}
-        clients = {u: WitnessClient(u, timeout) for u in urls}
         with ThreadPoolExecutor(max_workers=max(1, min(16, len(urls)))) as ex:
             firsts = list(ex.map(lambda u: _ask(ledger, clients[u], olds[u], note, cp, proofs), urls))
-        out = note
-        row = db.execute("SELECT note FROM cosigned WHERE size = ?", (cp.size,)).fetchone()
-        if row and parse_note(bytes(row[0])).text == parse_note(note).text:
-            out = add_cosignatures(note, parse_note(bytes(row[0])).signatures)
+        now = int(time.time()) + CLOCK_SKEW_S
+        replies: list[WitnessReply] = []
+        kept: list[Signature] = []
+        cosigners: list[str] = []
+        counted: set[tuple[str, bytes]] = set()
         updates: list[tuple[str, int]] = []
         for url, (status, ctype, body, secs) in zip(urls, firsts):
             if status == 409 and ctype.startswith(SIZE_CONTENT_TYPE):
                 try:
-                    new_old = int(body.strip())
-                except ValueError:
+                    new_old = parse_u64(body.strip(), "witness size")
+                except BadInputError:
                     new_old = olds[url]
                 if new_old != olds[url]:  # out of sync: once more from the size the witness holds
                     status, ctype, body, secs2 = _ask(ledger, clients[url], new_old, note, cp)
                     secs += secs2
-            reply = WitnessReply(url, status == 200, status, body if status == 200 else b"",
-                                 "" if status == 200 else (body.decode(errors="replace").strip() or "unreachable"),
-                                 secs)
-            if reply.ok:
-                try:
-                    sigs = parse_note(b"x\n\n" + reply.lines).signatures
-                except BadInputError as exc:
-                    reply = WitnessReply(url, False, status, error=f"bad response: {exc.message}", seconds=secs)
-                    sigs = ()
-                if known:
-                    sigs = tuple(s for s in sigs if any(_cosig_ok(cp, s, v) for v in known))
-                if reply.ok:
-                    updates.append((url, cp.size))
-                out = add_cosignatures(out, sigs)
+            reply = _judge(url, status, body, secs, text, accept[url], bound.get(url), now)
+            if status == 200:
+                updates.append((url, cp.size))  # the witness's view of the log moved, whoever's key it is
+            for s in parse_note(b"x\n\n" + reply.lines).signatures if reply.lines else ():
+                if (s.name, s.key_id) not in counted:  # one key counts (and is kept) once, whichever URL
+                    counted.add((s.name, s.key_id))
+                    kept.append(s)
+                    cosigners.append(s.name)
+            replies.append(reply)
             if on_reply:
                 on_reply(reply)
+        out = add_cosignatures(note, kept) if kept else note
+        row = db.execute("SELECT note FROM cosigned WHERE size = ?", (cp.size,)).fetchone()
+        if row and parse_note(bytes(row[0])).text == text:  # cosignatures of this checkpoint from earlier rounds
+            earlier = _trusted_only(bytes(row[0]), [*known.values(), *bound.values()], ledger.verifier)
+            if earlier is not None:  # one line per key: this round's (a newer timestamp) wins
+                have = {(s.name, s.key_id) for s in parse_note(out).signatures}
+                out = add_cosignatures(out, [s for s in parse_note(earlier).signatures
+                                             if (s.name, s.key_id) not in have])
         db.execute("BEGIN")
         db.executemany("INSERT OR REPLACE INTO witness_sizes (url, size) VALUES (?, ?)", updates)
-        db.execute("INSERT OR REPLACE INTO cosigned (size, note) VALUES (?, ?)", (cp.size, out))
+        if len(parse_note(out).signatures) > len(parse_note(note).signatures):
+            db.execute("INSERT OR REPLACE INTO cosigned (size, note) VALUES (?, ?)", (cp.size, out))
         db.execute("COMMIT")
-        return out
+        return CosignResult(out, replies, cosigners, needed)
     finally:
         db.close()
 
 
-def _cosig_ok(cp: Checkpoint, s: Any, v: Verifier) -> bool:
+def _judge(url: str, status: int, body: bytes, secs: float, text: str, accept: Sequence[Verifier],
+           bound: Verifier | None, now: int) -> WitnessReply:
+    """One witness's answer -> the cosignature lines kept (trusted key, this checkpoint) and why not."""
+    name = bound.name if bound else ""
+    if status != 200:
+        msg = body.decode(errors="replace").strip()[:300]
+        if status == 0:
+            return WitnessReply(url, False, 0, error=f"unreachable: {msg}", seconds=secs, name=name)
+        return WitnessReply(url, False, status, error=f"refused ({status}): {msg or 'no reason given'}",
+                            seconds=secs, name=name)
     try:
-        verify_cosignature(cp.text(), s, v)
+        sigs = parse_note(b"x\n\n" + body).signatures if body else ()
+    except BadInputError as exc:
+        return WitnessReply(url, False, status, error=f"bad response: {exc.message}", seconds=secs, name=name)
+    good: list[Signature] = []
+    dropped: list[str] = []
+    for s in sigs:
+        if any(_cosig_ok(text, s, k, now) for k in accept):
+            good.append(s)
+        else:
+            dropped.append(f"{s.name}/{s.key_id.hex()}")
+    if not good:
+        why = ("answered with no cosignature" if not sigs else
+               "answered only with cosignatures that do not verify under a trusted key (ignored: "
+               + ", ".join(dropped) + ")")
+        return WitnessReply(url, False, status, error=why, seconds=secs, name=name or (sigs[0].name if sigs else ""),
+                            dropped=tuple(dropped))
+    lines = b"".join(s.line().encode() for s in good)
+    return WitnessReply(url, True, status, lines, seconds=secs, name=good[0].name, dropped=tuple(dropped))
+
+
+def collect_cosignatures(ledger: Any, urls: Sequence[str] | None = None, *, timeout: float = 10.0,
+                         witness_vkeys: Sequence[str | Verifier] = (), threshold: int | None = None,
+                         allow_missing: bool = False,
+                         on_reply: Callable[[WitnessReply], None] | None = None) -> bytes:
+    """:func:`cosign_checkpoint`, returning the cosigned checkpoint; unless ``allow_missing``, raise
+    :class:`MissingCosignaturesError` naming each witness that did not cosign, and why, when fewer
+    than ``threshold`` (default: all) trusted keys cosigned."""
+    res = cosign_checkpoint(ledger, urls, timeout=timeout, witness_vkeys=witness_vkeys, threshold=threshold,
+                            on_reply=on_reply)
+    if not res.ok and not allow_missing:
+        raise missing_error(res)
+    return res.checkpoint
+
+
+def missing_error(res: CosignResult) -> MissingCosignaturesError:
+    why = "; ".join(f"witness {r.label}: {r.error}" for r in res.failures())
+    return MissingCosignaturesError(
+        f"{len(res.cosigners)} of {len(res.replies)} witnesses cosigned, {res.needed} needed ({why}); "
+        "pass --allow-missing-cosignatures or a lower --witness-threshold to accept fewer",
+        expected=res.needed, found=len(res.cosigners), witnesses=[r.to_dict() for r in res.replies])
+
+
+def _cosig_ok(text: str, s: Signature, v: Verifier, now: int | None = None) -> bool:
+    try:
+        verify_cosignature(text, s, v, now)
         return True
     except AiledgerError:
         return False

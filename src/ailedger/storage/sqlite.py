@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ailedger.core.errors import ConflictError, DuplicateLeafError, StorageError
 from ailedger.storage.base import LeafRow, node_key
+from ailedger.storage.private import create_private_file
 
 __all__ = ["SQLiteStore"]
 
@@ -115,6 +116,8 @@ class SQLiteStore:
         self.path = Path(path)
         if not create and not self.path.exists():
             raise StorageError(f"no ledger database at {self.path}")
+        if create:
+            create_private_file(self.path)  # 0600 from the start; SQLite's -wal/-shm copy its mode
         self._local = threading.local()
         self._write_lock = threading.Lock()
         con = self._connect()

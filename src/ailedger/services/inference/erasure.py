@@ -10,6 +10,7 @@ from ailedger.core.errors import BadInputError
 from ailedger.services.inference.codec import ERASURE_TYPE
 from ailedger.services.inference.payloads import PayloadStore, inference_dir
 from ailedger.services.inference.sdk import DEFAULT_OPERATOR, _load_or_create_operator
+from ailedger.storage.private import private_dir, write_private
 
 __all__ = ["erase_subject"]
 
@@ -40,7 +41,6 @@ def erase_subject(ledger: Any, subject: str, *, operator: str = DEFAULT_OPERATOR
               "receipts_sha256": digest,
               "files": ["inference/keys.db", "inference/payloads.db"],
               "note": "records and their proofs stay verifiable; the payloads and salts are unrecoverable"}
-    out = inference_dir(ledger.path) / "erasures"
-    out.mkdir(exist_ok=True)
-    (out / f"{res.index:012d}.json").write_text(json.dumps(report, indent=1) + "\n")
+    out = private_dir(inference_dir(ledger.path) / "erasures")  # the report lists the subject's receipts
+    write_private(out / f"{res.index:012d}.json", json.dumps(report, indent=1) + "\n")
     return report

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ailedger.core.errors import NotFoundError, StorageError, TamperError
+from ailedger.storage.private import connect_private, private_dir
 
 __all__ = ["ErasedError", "PayloadItem", "PayloadStore", "inference_dir"]
 
@@ -53,14 +54,13 @@ class PayloadItem:
 
 
 def inference_dir(ledger_path: str | os.PathLike[str]) -> Path:
-    p = Path(ledger_path) / "inference"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
+    """``<ledger>/inference``, created 0700: it holds subject keys, payloads and API key hashes."""
+    return private_dir(Path(ledger_path) / "inference")
 
 
 def _connect(path: Path, durable: bool) -> sqlite3.Connection:
     try:
-        con = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        con = connect_private(path, timeout=60, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA journal_mode=WAL")
         con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         con.execute("PRAGMA secure_delete=ON")
@@ -86,22 +86,26 @@ def _pack(items: Sequence[tuple[str, bytes, bytes | None, bytes | None]]) -> byt
 
 
 def _unpack(data: bytes) -> list[PayloadItem]:
-    items, pos = [], 0
-    while pos < len(data):
-        n = data[pos]
-        rid = data[pos + 1 : pos + 1 + n].decode()
-        pos += 1 + n
-        salt = data[pos : pos + 16]
-        pos += 16
+    """Inverse of :func:`_pack`; damaged bytes (every length is checked) raise TamperError."""
+    items, pos, end = [], 0, len(data)
+
+    def take(n: int) -> bytes:
+        nonlocal pos
+        if n > end - pos:
+            raise TamperError("stored payload group is truncated or damaged", expected=n, found=end - pos)
+        pos += n
+        return data[pos - n : pos]
+
+    while pos < end:
+        try:
+            rid = take(take(1)[0]).decode("ascii")
+        except UnicodeDecodeError:
+            raise TamperError("stored payload group has a damaged receipt id") from None
+        salt = take(16)
         parts: list[bytes | None] = []
         for _ in range(2):
-            (ln,) = struct.unpack_from(">I", data, pos)
-            pos += 4
-            if ln == _NONE:
-                parts.append(None)
-            else:
-                parts.append(data[pos : pos + ln])
-                pos += ln
+            (ln,) = struct.unpack(">I", take(4))
+            parts.append(None if ln == _NONE else take(ln))
         items.append(PayloadItem(rid, salt, parts[0], parts[1]))
     return items
 

@@ -16,7 +16,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import BadInputError, StorageError
+from ailedger.core.errors import BadInputError, StorageError, TamperError
+from ailedger.storage.private import connect_private
 
 __all__ = ["RecordStore", "pack_records", "split_rid", "unpack_records"]
 
@@ -33,7 +34,7 @@ CREATE INDEX IF NOT EXISTS batches_model_t ON batches(model, t_first);
 
 def split_rid(rid: str) -> tuple[str, int]:
     stream, sep, n = rid.partition("-")
-    if not sep or len(stream) != 12 or not n.isdigit():
+    if not sep or len(stream) != 12 or not (n.isascii() and n.isdigit()) or len(n) > 19:
         raise BadInputError(f"{rid!r} is not a receipt id (like 0123456789ab-42)", field="receipt")
     try:
         int(stream, 16)
@@ -47,9 +48,15 @@ def pack_records(datas: Sequence[bytes]) -> bytes:
 
 
 def unpack_records(blob: bytes) -> list[bytes]:
+    """Inverse of :func:`pack_records`; a damaged blob (a length running past its end) raises
+    TamperError instead of yielding a short record."""
     out, pos, n = [], 0, len(blob)
     while pos < n:
+        if n - pos < 4:
+            raise TamperError("stored inference batch is truncated", expected=4, found=n - pos)
         (ln,) = struct.unpack_from(">I", blob, pos)
+        if ln > n - pos - 4:
+            raise TamperError("stored inference batch is truncated", expected=ln, found=n - pos - 4)
         out.append(blob[pos + 4 : pos + 4 + ln])
         pos += 4 + ln
     return out
@@ -59,7 +66,7 @@ class RecordStore:
     def __init__(self, dir: Path, *, durable: bool = True) -> None:
         self.path = dir / "records.db"
         try:
-            self.con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            self.con = connect_private(self.path, timeout=60, isolation_level=None, check_same_thread=False)
             self.con.execute("PRAGMA journal_mode=WAL")
             self.con.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self.con.execute("PRAGMA busy_timeout=60000")
