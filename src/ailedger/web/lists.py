@@ -282,13 +282,14 @@ def build(led: Any, kind: str, pg: int, etype: str | None = None) -> dict[str, A
             "columns": cols, "rows": rows, "p": p, "etype": etype}
 
 
-def counts(led: Any) -> list[dict[str, Any]]:
+def counts(led: Any, ws: list[Any], ans: list[Any]) -> list[dict[str, Any]]:
     """How many of each kind this log holds (the home page's table of contents)."""
     from ailedger.services import governance as gov
     from ailedger.services.authority import state
 
     n = {"models": len(state(led).models.models), "proposals": len(gov.state(led).proposals),
-         "checkpoints": led.store.checkpoint_count(), "entries": led.store.size()}
+         "checkpoints": led.store.checkpoint_count(), "witnesses": len(ws), "anchors": len(ans),
+         "entries": led.store.size()}
     for k, t in _TYPE_OF.items():
         n[k] = led.store.count(f"type:{t}")
     return [{"kind": k, "label": KINDS[k][0], "what": KINDS[k][1], "count": n[k]} for k in KINDS if k in n]

@@ -109,7 +109,7 @@ class Pages:
         size = led.store.size()
         rows = _rows(led, list(range(size - 1, max(-1, size - 21), -1)))
         return {"size": size, "vkey": led.vkey, "rows": rows, "witnesses": _witnesses(led),
-                "anchors": _anchors(led), "counts": lists.counts(led),
+                "anchors": _anchors(led), "counts": lists.counts(led, _witnesses(led), _anchors(led)),
                 "cp": {"size": cp.size, "root": cp.root.hex(), "note": note.decode(errors="replace")}}
 
     async def home(self, request: Request) -> Response:
@@ -388,38 +388,18 @@ def _lineage(led: Any, idx: int, e: Any) -> tuple[str, list[dict[str, Any]]]:
 
 def _witnesses(led: Any) -> list[dict[str, Any]]:
     try:
-        from ailedger.services.witness import cosigned_checkpoint
-    except ImportError:
+        return lists.witnesses(led)
+    except Exception:
+        log.exception("cannot read the witness state")
         return []
-    try:
-        note = cosigned_checkpoint(led)
-    except Exception:  # noqa: BLE001 - the page shows what exists
-        return []
-    if not note:
-        return []
-    n = parse_note(note)
-    cp = parse_checkpoint_text(n.text)
-    return [{"name": s.name, "size": cp.size} for s in n.signatures if s.name != led.origin]
 
 
 def _anchors(led: Any) -> list[dict[str, Any]]:
-    p = Path(led.path) / "anchors.db"
-    if not p.exists():
-        return []
     try:
-        from ailedger.services.anchoring import AnchorQueue
-    except ImportError:
+        return lists.anchors(led)[:20]
+    except Exception:
+        log.exception("cannot read the anchor queue")
         return []
-    try:
-        q = AnchorQueue(led.path)
-        try:
-            rs = q.receipts(statuses=("confirmed", "mined", "sent", "pending"))
-        finally:
-            q.close()
-    except Exception:  # noqa: BLE001
-        return []
-    return [{"tree_size": r.tree_size, "chain_id": r.chain_id, "block_number": r.block_number,
-             "tx_hash": r.tx_hash, "status": r.status} for r in rs[-20:]]
 
 
 def web_routes(api: Any) -> list[Route]:

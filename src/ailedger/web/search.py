@@ -48,8 +48,16 @@ def _short(s: str, n: int = 80) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def entry_hit(led: Any, idx: int, matched: str) -> Hit:
-    """The hit for entry ``idx``, typed by the entry it is (a model registration leads to the model's page)."""
+def entry_hit(led: Any, idx: int, matched: str, direct: bool = False) -> Hit:
+    """The hit for entry ``idx``, typed by the entry it is.  It leads to the record's page (a model registration
+    to the model's page), or with ``direct`` (the query named the entry itself) to the entry's page."""
+    h = _typed_hit(led, idx, matched)
+    if direct:
+        h.href = f"/entry/{idx}"
+    return h
+
+
+def _typed_hit(led: Any, idx: int, matched: str) -> Hit:
     from ailedger.services.authority import is_effective_registration, state
 
     e = led.entry(idx)
@@ -105,7 +113,7 @@ def search(led: Any, q: str) -> list[Hit]:
     hits: list[Hit] = []
     m = _ENTRY_ID.fullmatch(q)
     if m and int(m.group(1)) < size:
-        hits.append(entry_hit(led, int(m.group(1)), "entry id"))
+        hits.append(entry_hit(led, int(m.group(1)), "entry id", direct=True))
     if q.startswith("did:key:"):
         from ailedger.core.identity import public_key_from_did
 
@@ -119,7 +127,7 @@ def search(led: Any, q: str) -> list[Hit]:
     if m:
         h = m.group(1).lower()
         for idx in led.store.indices_of([bytes.fromhex(h)]).values():
-            hits.append(entry_hit(led, int(idx), "leaf hash"))
+            hits.append(entry_hit(led, int(idx), "leaf hash", direct=True))
         _from_terms(led, [(f"hash:{h}", "root / SHA-256"), (f"manifest:{h}", "manifest root"),
                           (f"dataset-root:{h}", "dataset root"), (f"subject:sha256:{h}", "subject SHA-256"),
                           (f"sha256:{h}", "content SHA-256")], hits, lambda e: _body_names_hash(e, h))
