@@ -91,8 +91,8 @@ def count_of(html: str) -> int:
 
 
 def table_rows(html: str, table_id: str) -> list[str]:
-    body = re.search(rf'<table class="list" id="{table_id}">.*?<tbody>(.*?)</tbody>', html, re.S).group(1)
-    return re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    body = re.search(rf'<table class="list" id="{table_id}">.*?<tbody>(.*?)</tbody>', html, re.DOTALL).group(1)
+    return re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.DOTALL)
 
 
 def test_every_page_has_the_menu_to_every_kind(site):
@@ -101,7 +101,7 @@ def test_every_page_has_the_menu_to_every_kind(site):
              "/search?q=nothing-is-called-this", "/entry/999999"]
     for path in pages:
         r = site["c"].get(path)
-        nav = re.search(r'<nav class="menu" aria-label="records">(.*?)</nav>', r.text, re.S)
+        nav = re.search(r'<nav class="menu" aria-label="records">(.*?)</nav>', r.text, re.DOTALL)
         assert nav, path
         assert [h for h in links(nav.group(1))] == ["/"] + [f"/{k}" for k in KINDS], path
         assert '<form action="/search" method="get" role="search">' in r.text, path
@@ -112,7 +112,7 @@ def test_every_page_has_the_menu_to_every_kind(site):
 def test_home_counts_every_kind_and_links_its_list(site):
     led = site["led"]
     html = get(site, "/").text
-    table = re.search(r'<table id="kinds">(.*?)</table>', html, re.S).group(1)
+    table = re.search(r'<table id="kinds">(.*?)</table>', html, re.DOTALL).group(1)
     got = dict(re.findall(r'<a href="/([a-z]+)">[^<]+</a></td><td>(\d+)</td>', table))
     assert got == {"models": "4", "datasets": "2", "identities": str(led.store.count("type:identity.register")),
                    "content": "1", "proposals": "1", "inference": "1", "checkpoints": str(led.store.checkpoint_count()),

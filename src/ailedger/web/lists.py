@@ -96,7 +96,7 @@ def _entries(led: Any, term: str | None, pg: int) -> tuple[dict[str, Any], list[
 
 def summary(e: dict[str, Any]) -> str:
     """One line saying what an entry is about (its name, title, subject or decision)."""
-    b = e.get("body") if isinstance(e.get("body"), dict) else {}
+    b: dict[str, Any] = e["body"] if isinstance(e.get("body"), dict) else {}
     for k in ("name", "title", "subject", "decision", "description"):
         if isinstance(b.get(k), str):
             return f"{k}: {b[k][:80]}"
@@ -130,7 +130,7 @@ def _row_content(i: int, e: Any) -> list[dict[str, Any]]:
 
 def _row_inference(i: int, e: Any) -> list[dict[str, Any]]:
     b = _body(e)
-    models = [m.get("name") for m in b.get("models") or [] if isinstance(m, dict) and isinstance(m.get("name"), str)]
+    models = [str(m["name"]) for m in b.get("models") or [] if isinstance(m, dict) and isinstance(m.get("name"), str)]
     model = _c(models[0], f"/model/{_q(models[0])}") if len(models) == 1 else _c(", ".join(models))
     return [_c(i, f"/entry/{i}"), _c(b.get("stream"), None, True), _c(b.get("seq")), _c(b.get("count")), model,
             _c(f"{_str(b.get('from'), 40)} – {_str(b.get('to'), 40)}"), _hex(b.get("root"))]

@@ -230,11 +230,11 @@ class Pages:
         else:
             related = _rows(led, _find(led, f"trained-on:{e.body.get('name')}"))
             title = "Models trained on it"
-        v = self._verdict_ctx(idx)
+        verdict = self._verdict_ctx(idx)
         return {"kind": kind, "name": str(e.body.get("name", f"#{idx}")), "index": idx, "e": e, "svg": svg,
                 "nodes": nodes, "mstatus": status, "ignored": ignored, "versions": versions,
-                "related": related, "related_title": title, "data_json": v["data_json"],
-                "server_verdict": v["server_verdict"], "log_vkey": v["log_vkey"],
+                "related": related, "related_title": title, "data_json": verdict["data_json"],
+                "server_verdict": verdict["server_verdict"], "log_vkey": verdict["log_vkey"],
                 "pretty": json.dumps(e.to_dict(), indent=2, ensure_ascii=False)}
 
     async def model(self, request: Request) -> Response:

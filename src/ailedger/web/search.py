@@ -97,8 +97,8 @@ def _from_terms(led: Any, terms: list[tuple[str, str]], out: list[Hit], check: A
 
 def _body_names_hash(e: Any, h: str) -> bool:
     b = e.body if isinstance(e.body, dict) else {}
-    man = b.get("manifest") if isinstance(b.get("manifest"), dict) else {}
-    subj = b.get("subjects") if isinstance(b.get("subjects"), list) else []
+    man: dict[str, Any] = b["manifest"] if isinstance(b.get("manifest"), dict) else {}
+    subj: list[Any] = b["subjects"] if isinstance(b.get("subjects"), list) else []
     return h in (b.get("root"), b.get("sha256"), man.get("root")) or f"sha256:{h}" in subj
 
 
