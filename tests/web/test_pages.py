@@ -6,11 +6,14 @@ its versions, lineage and verdict; and 400/404 pages, never a 500, for bad input
 from __future__ import annotations
 
 import re
+import string
 import time
 from html import unescape
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from ailedger.api.app import create_app
@@ -295,3 +298,19 @@ def test_pages_stay_fast(site):
     for path in ("/", "/models", "/entries", "/entries?type=decision.log&page=2", "/inference", "/search?q=twin"):
         get(site, path)
     assert time.perf_counter() - t0 < 5.0
+
+
+_JUNK = st.text(alphabet=string.printable + "\u0660\u0663\u00b2\ud7ff\u2028%#", max_size=80)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from(["/search?q=", "/search?q=did:key:", "/search?q=sha256:", "/search?q=%23",
+                               "/entries?page=", "/entries?type=", "/models?page=", "/identity/",
+                               "/identity/did:key:z6Mk", "/proposals/", "/checkpoints/", "/model/", "/dataset/",
+                               "/datasets?page=", "/search?q=0123456789ab-"]),
+       seg=st.one_of(_JUNK, st.integers(0, 10**30).map(str), st.just("9" * 5000)))
+def test_arbitrary_explorer_input_is_never_a_server_error(site, prefix, seg):
+    from urllib.parse import quote
+
+    r = site["c"].get(prefix + quote(seg, safe="%/#&=+"), follow_redirects=False)
+    assert r.status_code in (200, 303, 307, 400, 404), (prefix, seg[:40], r.status_code, r.text[-300:])

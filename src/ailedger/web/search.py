@@ -192,7 +192,10 @@ def _receipt(led: Any, rid: str) -> list[Hit]:
     from ailedger.services.inference.store import split_rid, unpack_records
 
     stream, n = split_rid(rid)
-    con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10)
+    try:
+        con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=10)
+    except sqlite3.Error:
+        return []
     try:
         for rids, entry, blob in con.execute(
                 "SELECT rids, entry, records FROM batches WHERE stream=? AND n_min<=? AND n_max>=? ORDER BY id",
