@@ -57,6 +57,8 @@ def site(tmp_path_factory):
     (tmp / "twin.jsonl").write_text('{"id": 1}\n')
     commit_dataset(led, [str(tmp / "twin.jsonl")], "twin", bob, workers=1)
     register_model(led, _model_dir(tmp, "twin", b"twin"), "twin", bob, workers=1)
+    (tmp / "data.jsonl").write_text("".join(f'{{"id": {i}}}\n' for i in range(30)))  # corpus-a, version 2
+    ds2 = commit_dataset(led, [str(tmp / "data.jsonl")], "corpus-a", alice, workers=1, supersedes="corpus-a")
     poem = ContentService(led).register(None, alice, data=b"a short poem about ledgers\n", name="poem.txt")
     gov.init_dao(led, operator_identity(led), "dao", allocations={alice.did: 600, bob.did: 400})
     pid = gov.propose(led, alice, [{"kind": "model.revoke", "model": "base-net", "reason": "unsafe"}],
@@ -73,7 +75,7 @@ def site(tmp_path_factory):
     led.checkpoint()
     app = create_app(led)
     with TestClient(app) as c:
-        yield {"c": c, "led": led, "alice": alice, "bob": bob, "ds": ds, "v1": v1, "v2": v2, "old": old,
+        yield {"c": c, "led": led, "alice": alice, "bob": bob, "ds": ds, "ds2": ds2, "v1": v1, "v2": v2, "old": old,
                "poem": poem, "pid": pid, "cid": cid, "blob": blob, "rid": rid}
     led.close()
 
@@ -117,7 +119,7 @@ def test_home_counts_every_kind_and_links_its_list(site):
     html = get(site, "/").text
     table = re.search(r'<table id="kinds">(.*?)</table>', html, re.DOTALL).group(1)
     got = dict(re.findall(r'<a href="/([a-z]+)">[^<]+</a></td><td>(\d+)</td>', table))
-    assert got == {"models": "4", "datasets": "2", "identities": str(led.store.count("type:identity.register")),
+    assert got == {"models": "4", "datasets": "3", "identities": str(led.store.count("type:identity.register")),
                    "content": "1", "proposals": "1", "inference": "1", "checkpoints": str(led.store.checkpoint_count()),
                    "witnesses": "0", "anchors": "0", "entries": str(led.size)}
 
@@ -149,7 +151,9 @@ def test_lists_hold_what_the_log_holds(site):
         assert f"<td>{model_status(led, name).state}</td>" in row  # services.authority.model_status
         assert f"<td>{len(model_status(led, name).versions)}</td>" in row
     html = get(site, "/datasets").text
-    assert re.findall(r'<a href="/dataset/%23(\d+)">([^<]+)</a>', html)[1] == (str(site["ds"]["index"]), "corpus-a")
+    assert re.findall(r'<a href="/dataset/%23(\d+)">([^<]+)</a>', html) == [
+        (str(site["ds2"]["index"]), "corpus-a"), (str(site["ds2"]["index"] - 2), "twin"),
+        (str(site["ds"]["index"]), "corpus-a")]
     html = get(site, "/proposals").text
     row = table_rows(html, "list-proposals")[0]
     assert f'href="/proposals/{site["pid"]}"' in row and "<td>active</td>" in row and "against 400" in row
@@ -191,6 +195,7 @@ def test_paging_is_newest_first_and_bounded(site):
     ("/search?q=" + "x" * 600, 400), ("/identity/did:key:zzz", 400), ("/identity/" + "%00" * 3, 400),
     ("/proposals/3", 404), ("/proposals/99999999999999999999999", 404), ("/checkpoints/12345678", 404),
     ("/checkpoints/-1", 404), ("/model/nope", 404), ("/dataset/nope", 404), ("/entry/99999", 404),
+    ("/model/%23%C2%B2", 404), ("/dataset/%23%C2%B2", 404), ("/dataset/%23" + "9" * 30, 404),
     ("/identity/did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK?page=9", 404),
 ])
 def test_bad_input_is_a_4xx_page_never_a_500(site, path, status):
@@ -230,8 +235,9 @@ def test_search_goes_straight_to_an_exact_hit(site):
         v2["manifest_root"]: "/model/tuned-net",                            # a manifest root
         "sha256:" + v2["manifest_root"].upper(): "/model/tuned-net",
         site["v1"]["manifest_root"]: f"/model/%23{site['v1']['index']}",   # an older version's root
-        site["ds"]["root"]: f"/dataset/%23{site['ds']['index']}",          # a dataset root
-        "corpus-a": f"/dataset/%23{site['ds']['index']}",                  # a dataset name
+        site["ds"]["root"]: f"/dataset/%23{site['ds']['index']}",          # an earlier dataset version's root
+        site["ds2"]["root"]: f"/dataset/%23{site['ds2']['index']}",        # a dataset root
+        "corpus-a": "/dataset/corpus-a",                                   # a dataset name
         site["poem"]["record"]["sha256"]: f"/entry/{site['poem']['entry']}",  # a content hash
         "poem.txt": f"/entry/{site['poem']['entry']}",                     # a content name
         site["alice"].did: f"/identity/{site['alice'].did}",               # a did:key
@@ -258,6 +264,16 @@ def test_search_results_say_what_each_hit_is(site):
     assert "<script>alert(1)" not in r.text and "&lt;script&gt;alert(1)" in r.text
     r = get(site, "/search?q=")
     assert "did:key" in r.text and 'id="hits"' not in r.text
+
+
+def test_dataset_page_shows_its_versions(site):
+    ds, ds2 = site["ds"]["index"], site["ds2"]["index"]
+    html = get(site, "/dataset/corpus-a").text  # the name: its current version (the service's version rule)
+    vers = table_rows(html, "versions")
+    assert [int(re.search(r"/dataset/%23(\d+)", r).group(1)) for r in vers] == [ds2, ds]
+    assert "latest, shown here" in vers[0] and "<td>30</td>" in vers[0] and "<td>20</td>" in vers[1]
+    old = get(site, f"/dataset/%23{ds}").text
+    assert f'the current version of corpus-a is <a href="/dataset/%23{ds2}">' in old
 
 
 def test_proposal_and_checkpoint_pages(site):

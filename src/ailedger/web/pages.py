@@ -228,7 +228,16 @@ class Pages:
             related = _rows(led, _find(led, f"base:{e.body.get('name')}"))
             title = "Fine-tunes"
         else:
-            related = _rows(led, _find(led, f"trained-on:{e.body.get('name')}"))
+            from ailedger.services.artifacts.datasets import dataset_versions
+
+            name = e.body.get("name")
+            chain = dataset_versions(led, name)["versions"] if isinstance(name, str) else []  # its version rule
+            for v in reversed(chain if idx in chain else []):
+                ve = led.entry(v)
+                versions.append({"index": v, "time": ve.time, "root": str(ve.body.get("root", "")),
+                                 "files": ve.body.get("records"), "bytes": None, "shown": v == idx,
+                                 "latest": v == chain[-1]})
+            related = _rows(led, _find(led, f"trained-on:{name}"))
             title = "Models trained on it"
         verdict = self._verdict_ctx(idx)
         return {"kind": kind, "name": str(e.body.get("name", f"#{idx}")), "index": idx, "e": e, "svg": svg,
@@ -355,23 +364,25 @@ def _q(s: str) -> str:
 
 
 def _resolve(led: Any, rtype: str, ref: str) -> int:
-    if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
-        if len(ref) > 20:  # more than 19 digits: beyond any log (and never an int() of thousands of digits)
-            raise NotFoundError(f"entry {ref[:24]}... is beyond the log", field="ref")
-        idx = int(ref[1:])
+    """The entry a model / dataset page shows: ``#INDEX`` (that entry, if it is one), or a name resolved by
+    the service's own rule (services.authority.model_registration: the owner's latest version;
+    services.artifacts.find_dataset: the end of the name's version chain)."""
+    kind = "model" if rtype == MODEL else "dataset"
+    if ref.startswith("#"):
+        digits = ref[1:]
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+            raise NotFoundError(f"{ref[:24]!r} is not an entry number (#12) or a {kind} name", field="ref")
+        idx = int(digits)
         if idx >= led.store.size() or led.entry(idx).type != rtype:
             raise NotFoundError(f"entry {ref} is not a {rtype}", field="ref")
         return idx
-    kind = "model" if rtype == MODEL else "dataset"
-    if rtype == MODEL:  # the effective registration (its owner's latest version): services.authority
+    if rtype == MODEL:
         from ailedger.services.authority import model_registration
 
         return int(model_registration(led, ref)[0])
-    hits = _find(led, f"{kind}:{ref}", 100000)
-    hits = [i for i in hits if led.entry(i).type == rtype]
-    if not hits:
-        raise NotFoundError(f"no {kind} named {ref!r}", field="ref")
-    return hits[-1]
+    from ailedger.services.artifacts.models import find_dataset
+
+    return int(find_dataset(led, ref)[0])
 
 
 def _lineage(led: Any, idx: int, e: Any) -> tuple[str, list[dict[str, Any]]]:

@@ -38,6 +38,7 @@ class Hit:
     matched: str     # what matched the query
     index: int | None = None
     detail: str = ""
+    name: str | None = None  # the model / dataset name an entry hit is a version of
 
 
 def _q(s: str) -> str:
@@ -68,9 +69,10 @@ def _typed_hit(led: Any, idx: int, matched: str) -> Hit:
         m = state(led).models.models.get(name)
         latest = bool(m and m.versions and m.versions[-1] == idx)
         href = f"/model/{_q(name)}" if latest else f"/model/%23{idx}"
-        return Hit("model", name if latest else f"{name} (version at entry {idx})", href, matched, idx, detail)
+        return Hit("model", name if latest else f"{name} (version at entry {idx})", href, matched, idx, detail,
+                   name)
     if e.type == "dataset.commit":
-        return Hit("dataset", name or f"#{idx}", f"/dataset/%23{idx}", matched, idx, detail)
+        return Hit("dataset", name or f"#{idx}", f"/dataset/%23{idx}", matched, idx, detail, name)
     if e.type == "identity.register" and isinstance(b.get("did"), str) and b["did"] == e.signer:
         return Hit("identity", f"{name or '?'} ({e.signer[:24]}…)", f"/identity/{e.signer}", matched, idx, detail)
     if e.type == "gov.propose":
@@ -145,7 +147,16 @@ def search(led: Any, q: str) -> list[Hit]:
     if q in state(led).models.models:
         st = model_status(led, q)
         hits.append(Hit("model", q, f"/model/{_q(q)}", "model name", st.registration,
-                        f"{st.state}, {len(st.versions)} version(s)"))
+                        f"{st.state}, {len(st.versions)} version(s)", q))
+    if not q.startswith("#"):
+        from ailedger.services.artifacts.models import find_dataset
+
+        try:
+            di, de = find_dataset(led, q)  # the current version of the name (the service's version rule)
+            hits.append(Hit("dataset", q, f"/dataset/{_q(q)}", "dataset name", di,
+                            f"current version: entry {di} by {de.signer[:24]}… at {de.time}", q))
+        except AiledgerError:
+            pass
     _from_terms(led, [(f"name:{q}", "name"), (f"dataset:{q}", "dataset name")], hits,
                 lambda e: isinstance(e.body, dict) and e.body.get("name") == q)
     # index terms as typed (type:..., subject:..., signer:..., a raw term)
@@ -155,13 +166,13 @@ def search(led: Any, q: str) -> list[Hit]:
                         f"{led.store.count(f'type:{q}')} entries"))
     out: list[Hit] = []
     seen: set[str] = set()
-    models = {h.label for h in hits if h.kind == "model" and h.matched == "model name"}
+    named = {(h.kind, h.name) for h in hits if h.matched in ("model name", "dataset name") and h.index is not None
+             and h.href.startswith(("/model/", "/dataset/")) and "%23" not in h.href}
     for h in hits:
         if h.href in seen:
             continue
-        if h.kind == "model" and h.matched == "name" and h.href.startswith("/model/%23") and \
-                h.label.split(" (version")[0] in models:
-            continue  # an older version of a model found by its name: on the model's page
+        if h.matched in ("name", "dataset name") and "%23" in h.href and (h.kind, h.name) in named:
+            continue  # another version of a model or dataset found by its name: listed on its page
         seen.add(h.href)
         out.append(h)
         if len(out) >= MAX_HITS:
