@@ -183,6 +183,7 @@ def test_paging_is_newest_first_and_bounded(site):
     t2 = get(site, "/entries?type=decision.log&page=2").text
     assert len(re.findall(r'<tr><td><a href="/entry/', t2)) == DECISIONS - 50
     assert "page 2 of 2" in t2
+    assert count_of(get(site, "/entries?type=&page=1").text) == size  # an empty filter is no filter
     get(site, f"/entries?page={pages + 1}", 404)
     get(site, "/entries?type=decision.log&page=3", 404)
     get(site, "/models?page=2", 404)

@@ -287,7 +287,7 @@ class Pages:
     def list_page(self, kind: str) -> Any:
         async def handler(request: Request) -> Response:
             pg = lists.page_number(request.query_params.get("page"))
-            etype = request.query_params.get("type") if kind == "entries" else None
+            etype = (request.query_params.get("type") or None) if kind == "entries" else None
             if etype is not None:
                 lists.check_type(etype)
             ctx = await run_in_threadpool(lists.build, self.ledger, kind, pg, etype)
