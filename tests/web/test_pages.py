@@ -64,6 +64,9 @@ def site(tmp_path_factory):
     pid = gov.propose(led, alice, [{"kind": "model.revoke", "model": "base-net", "reason": "unsafe"}],
                       "revoke base-net")["id"]
     gov.vote(led, bob, pid, "against")
+    # an entry appended as HTTP ingest and `ailedger append` do: no service adds terms; entry_terms indexes it
+    raw = led.append_record("content.register", {"name": "raw-notes.txt", "sha256": "ab" * 32, "kind": "text"},
+                            bob).index
     cid = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
     blob = led.append_record("blob.put", {"cid": cid, "size": 3}, alice).index
     with InferenceTrail(led, "tuned-net") as trail:
@@ -76,7 +79,7 @@ def site(tmp_path_factory):
     app = create_app(led)
     with TestClient(app) as c:
         yield {"c": c, "led": led, "alice": alice, "bob": bob, "ds": ds, "ds2": ds2, "v1": v1, "v2": v2, "old": old,
-               "poem": poem, "pid": pid, "cid": cid, "blob": blob, "rid": rid}
+               "poem": poem, "pid": pid, "cid": cid, "blob": blob, "rid": rid, "raw": raw}
     led.close()
 
 
@@ -120,7 +123,7 @@ def test_home_counts_every_kind_and_links_its_list(site):
     table = re.search(r'<table id="kinds">(.*?)</table>', html, re.DOTALL).group(1)
     got = dict(re.findall(r'<a href="/([a-z]+)">[^<]+</a></td><td>(\d+)</td>', table))
     assert got == {"models": "4", "datasets": "3", "identities": str(led.store.count("type:identity.register")),
-                   "content": "1", "proposals": "1", "inference": "1", "checkpoints": str(led.store.checkpoint_count()),
+                   "content": "2", "proposals": "1", "inference": "1", "checkpoints": str(led.store.checkpoint_count()),
                    "witnesses": "0", "anchors": "0", "entries": str(led.size)}
 
 
@@ -245,6 +248,8 @@ def test_search_goes_straight_to_an_exact_hit(site):
         "alice": f"/identity/{site['alice'].did}",                         # an identity name
         site["cid"]: f"/entry/{site['blob']}",                             # a CID
         "decision.log": "/entries?type=decision.log",                      # an entry type
+        "raw-notes.txt": f"/entry/{site['raw']}",                          # written with no service terms
+        "AB" * 32: f"/entry/{site['raw']}",
     }
     for q, where in cases.items():
         r = site["c"].get("/search", params={"q": q}, follow_redirects=False)
