@@ -336,3 +336,15 @@ def test_arbitrary_explorer_input_is_never_a_server_error(site, prefix, seg):
 
     r = site["c"].get(prefix + quote(seg, safe="%/#&=+"), follow_redirects=False)
     assert r.status_code in (200, 303, 307, 400, 404), (prefix, seg[:40], r.status_code, r.text[-300:])
+
+
+def test_pages_are_plain_accessible_html(site):
+    for path in ["/", "/entries", "/models", "/model/tuned-net", "/dataset/corpus-a", "/entry/3",
+                 f"/identity/{site['bob'].did}", f"/proposals/{site['pid']}", "/search?q=twin", "/checkpoints"]:
+        html = get(site, path).text
+        ids = re.findall(r'\sid="([^"]+)"', html)
+        assert len(ids) == len(set(ids)), (path, sorted(i for i in ids if ids.count(i) > 1))
+        assert '<html lang="en">' in html and '<main id="main">' in html and html.count("<h1>") == 1
+        assert '<label for="q"' in html and 'href="#main"' in html
+        for table in re.findall(r"<table[^>]*>(.*?)</table>", html, re.DOTALL):
+            assert "<th" in table, path
