@@ -85,11 +85,25 @@ def operator_identity(ledger: "Ledger") -> OperatorIdentity:
 
 
 def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
-    """Index terms of an entry: its type, its signer and any ``subjects`` the body names."""
+    """Index terms of an entry: its type, its signer, any ``subjects`` the body names, and what a reader looks
+    it up by whatever path wrote it (the explorer's search): ``name:`` its body's name, ``hash:`` each root or
+    digest it commits to (``root``, ``manifest.root``, ``sha256``: 64 lower-case hex), ``cid:`` its content id.
+    Terms only find candidates: readers check the signed body."""
     terms = [f"type:{e.type}", f"signer:{e.signer}"]
-    subj = e.body.get("subjects")
+    b = e.body
+    subj = b.get("subjects")
     if isinstance(subj, list):
         terms.extend(f"subject:{s}" for s in subj if isinstance(s, str) and len(s) < 300)
+    name = b.get("name")
+    if isinstance(name, str) and 0 < len(name) < 300:
+        terms.append(f"name:{name}")
+    man = b.get("manifest")
+    for h in (b.get("root"), b.get("sha256"), man.get("root") if isinstance(man, dict) else None):
+        if isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h):
+            terms.append(f"hash:{h}")
+    cid = b.get("cid")
+    if isinstance(cid, str) and 0 < len(cid) < 300:
+        terms.append(f"cid:{cid}")
     terms.extend(extra)
     return tuple(dict.fromkeys(terms))
 

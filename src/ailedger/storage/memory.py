@@ -128,6 +128,20 @@ class MemoryStore:
     def find(self, term: str, after: int = -1, limit: int = 1000) -> list[int]:
         return [i for i in self._terms.get(term, []) if i > after][:limit]
 
+    def find_newest(self, term: str, offset: int = 0, limit: int = 50) -> list[int]:
+        got = self._terms.get(term, [])
+        end = len(got) - offset
+        return got[max(0, end - limit):max(0, end)][::-1]
+
+    def count(self, term: str) -> int:
+        return len(self._terms.get(term, []))
+
+    def checkpoint_count(self) -> int:
+        return len(self._cps)
+
+    def checkpoints_newest(self, offset: int = 0, limit: int = 50) -> list[tuple[int, bytes]]:
+        return sorted(self._cps.items(), reverse=True)[offset:offset + limit]
+
     def index_row_count(self) -> int:
         return len(self._data)
 

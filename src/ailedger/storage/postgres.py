@@ -299,6 +299,29 @@ class PostgresStore:
                         (term, after, limit))
             return [int(r[0]) for r in cur.fetchall()]
 
+    def find_newest(self, term: str, offset: int = 0, limit: int = 50) -> list[int]:
+        with self._read() as cur:
+            cur.execute("SELECT idx FROM terms WHERE term = %s ORDER BY idx DESC LIMIT %s OFFSET %s",
+                        (term, limit, offset))
+            return [int(r[0]) for r in cur.fetchall()]
+
+    def count(self, term: str) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT count(*) FROM terms WHERE term = %s", (term,))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoint_count(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT count(*) FROM checkpoints")
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoints_newest(self, offset: int = 0, limit: int = 50) -> list[tuple[int, bytes]]:
+        with self._read() as cur:
+            cur.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT %s OFFSET %s", (limit, offset))
+            return [(int(s), bytes(n)) for s, n in cur.fetchall()]
+
     def index_row_count(self) -> int:
         with self._read() as cur:
             cur.execute("SELECT count(*) FROM leaves")

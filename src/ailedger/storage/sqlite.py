@@ -221,6 +221,22 @@ class SQLiteStore:
         )
         return [r[0] for r in rows]
 
+    def find_newest(self, term: str, offset: int = 0, limit: int = 50) -> list[int]:
+        rows = self._con.execute("SELECT idx FROM terms WHERE term = ? ORDER BY idx DESC LIMIT ? OFFSET ?",
+                                 (term, limit, offset))
+        return [r[0] for r in rows]
+
+    def count(self, term: str) -> int:
+        return int(self._con.execute("SELECT count(*) FROM terms WHERE term = ?", (term,)).fetchone()[0])
+
+    def checkpoint_count(self) -> int:
+        return int(self._con.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+
+    def checkpoints_newest(self, offset: int = 0, limit: int = 50) -> list[tuple[int, bytes]]:
+        rows = self._con.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT ? OFFSET ?",
+                                 (limit, offset))
+        return [(int(s), bytes(n)) for s, n in rows]
+
     def index_row_count(self) -> int:
         return int(self._con.execute("SELECT count(*) FROM leaves").fetchone()[0])
 

@@ -1,4 +1,6 @@
-"""Explorer pages: log health, entry with proof and verdict, model (lineage), dataset, identity, search.
+"""Explorer pages: log health, a menu to a list page per kind of record (web.lists), each record's page
+(entry with proof and verdict, model with status, versions and lineage, dataset, identity, proposal,
+checkpoint) and one search box (web.search).
 
 Rendering is server-side (Jinja2, autoescape on). An entry's verdict is computed by the server
 (entry signature, checkpoint signature, inclusion proof) and then re-checked in the browser:
@@ -17,15 +19,19 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ailedger.core.checkpoint import parse_checkpoint_text
-from ailedger.core.errors import AiledgerError, NotFoundError, StorageError, TamperError
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, StorageError, TamperError
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import parse_note
 from ailedger.core.proofbundle import parse_proof_bundle, verify_proof_bundle
 from ailedger.core.records import parse_entry
+from ailedger.web import lists
+from ailedger.web.lists import summary
+from ailedger.web.search import MAX_QUERY
+from ailedger.web.search import search as run_search
 
 __all__ = ["web_routes"]
 
@@ -37,24 +43,13 @@ MODEL = "model.register"
 DATASET = "dataset.commit"
 
 
-def _summary(e: dict[str, Any]) -> str:
-    b = e.get("body") if isinstance(e.get("body"), dict) else {}
-    for k in ("name", "title", "subject", "decision"):
-        if isinstance(b.get(k), str):
-            return f"{k}: {b[k][:80]}"
-    subj = b.get("subjects")
-    if isinstance(subj, list) and subj:
-        return f"subject: {str(subj[0])[:80]}"
-    return ""
-
-
 def _row(idx: int, data: bytes) -> dict[str, Any]:
     try:
         e = json.loads(data)
     except ValueError:
         e = {}
     return {"index": idx, "type": str(e.get("type", "?")), "signer": str(e.get("signer", "?")),
-            "time": str(e.get("time", "?")), "summary": _summary(e)}
+            "time": str(e.get("time", "?")), "summary": summary(e)}
 
 
 def _rows(ledger: Any, idxs: list[int]) -> list[dict[str, Any]]:
@@ -78,6 +73,8 @@ class Pages:
     def render(self, template_name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         ctx.setdefault("origin", self.ledger.origin)
         ctx.setdefault("title", template_name)
+        ctx.setdefault("menu", [{"href": "/" + k, "label": v[0], "kind": k} for k, v in lists.KINDS.items()])
+        ctx.setdefault("active", "")
         return HTMLResponse(_env.get_template(template_name + ".html").render(**ctx), status_code=status)
 
     def error(self, exc: AiledgerError) -> HTMLResponse:
@@ -112,15 +109,17 @@ class Pages:
         size = led.store.size()
         rows = _rows(led, list(range(size - 1, max(-1, size - 21), -1)))
         return {"size": size, "vkey": led.vkey, "rows": rows, "witnesses": _witnesses(led),
-                "anchors": _anchors(led),
+                "anchors": _anchors(led), "counts": lists.counts(led, _witnesses(led), _anchors(led)),
                 "cp": {"size": cp.size, "root": cp.root.hex(), "note": note.decode(errors="replace")}}
 
     async def home(self, request: Request) -> Response:
         ctx = await run_in_threadpool(self._home_ctx)
-        return self.render("home", title="log health", **ctx)
+        return self.render("home", title="log health", active="home", **ctx)
 
     # -- entry ------------------------------------------------------------------------
-    def _entry_ctx(self, index: int) -> dict[str, Any]:
+    def _verdict_ctx(self, index: int) -> dict[str, Any]:
+        """Entry ``index`` checked by the server (signature, stored leaf hash, inclusion proof to the signed
+        checkpoint) and the data the page's script needs to check it again in the browser."""
         led = self.ledger
         got = led.store.leaves(index, index + 1) if index < led.store.size() else []
         if not got:
@@ -147,7 +146,12 @@ class Pages:
         pb = parse_proof_bundle(bundle) if bundle else None
         note = parse_note(pb.checkpoint) if pb else None
         cp = parse_checkpoint_text(note.text) if note else None
-        obj = json.loads(data) if e is None else e.to_dict()
+        try:
+            obj = json.loads(data) if e is None else e.to_dict()
+        except ValueError:
+            obj = {}
+        if not isinstance(obj, dict):
+            obj = {}
         # what the browser needs to check the two Ed25519 signatures itself: the checkpoint text and the
         # log's signature on it (matched to the log key by name and key id), and the log's public key
         cp_text, cp_sig = "", ""
@@ -164,20 +168,28 @@ class Pages:
             "size": cp.size if cp else 0, "root": base64.b64encode(cp.root).decode() if cp else "",
             "proof": [base64.b64encode(h).decode() for h in pb.proof] if pb else [],
         }).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+        return {"index": index, "obj": obj, "bundle": bundle.decode(errors="replace"),
+                "leaf_hash": leaf_hash(data).hex(), "data_json": data_json, "log_vkey": led.verifier.vkey,
+                "server_verdict": "passed" if server_ok else "FAILED: " + server_error}
+
+    def _entry_ctx(self, index: int) -> dict[str, Any]:
+        v = self._verdict_ctx(index)
+        obj = v.pop("obj")
         links = []
         etype = obj.get("type")
         body = obj.get("body") if isinstance(obj.get("body"), dict) else {}
         if etype == MODEL:
-            links.append({"href": f"/model/%23{index}", "text": "model page (lineage)"})
+            links.append({"href": f"/model/%23{index}", "text": "model page (status, versions, lineage)"})
         if etype == DATASET:
             links.append({"href": f"/dataset/%23{index}", "text": "dataset page"})
+        if etype == "gov.propose":
+            links.append({"href": f"/proposals/{index}", "text": "proposal page (state, votes)"})
+        if isinstance(etype, str):
+            links.append({"href": "/entries?type=" + _q(etype), "text": f"every {etype} entry"})
         for s in (body.get("subjects") or [])[:10] if isinstance(body.get("subjects"), list) else []:
             if isinstance(s, str):
                 links.append({"href": "/search?q=" + _q(s), "text": s[:40]})
-        return {"index": index, "e": _Obj(obj), "pretty": json.dumps(obj, indent=2, ensure_ascii=False),
-                "bundle": bundle.decode(errors="replace"), "leaf_hash": leaf_hash(data).hex(),
-                "data_json": data_json, "links": links, "log_vkey": led.verifier.vkey,
-                "server_verdict": "passed" if server_ok else "FAILED: " + server_error}
+        return {**v, "e": _Obj(obj), "pretty": json.dumps(obj, indent=2, ensure_ascii=False), "links": links}
 
     async def entry(self, request: Request) -> Response:
         index = int(request.path_params["index"])
@@ -193,6 +205,7 @@ class Pages:
         svg = None
         related: list[dict[str, Any]] = []
         nodes: list[dict[str, Any]] = []
+        versions: list[dict[str, Any]] = []
         status: dict[str, Any] | None = None
         ignored: str | None = None
         if kind == "model":
@@ -200,33 +213,60 @@ class Pages:
             from ailedger.services.authority import is_effective_registration, model_status, state
 
             if is_effective_registration(led, idx):
-                status = model_status(led, str(model_name_of(e))).to_dict()
+                st = model_status(led, str(model_name_of(e)))  # the one rule set (docs/authority.md)
+                status = st.to_dict()
+                for v in reversed(st.versions):
+                    ve = led.entry(v)
+                    man = ve.body.get("manifest") if isinstance(ve.body.get("manifest"), dict) else {}
+                    versions.append({"index": v, "time": ve.time, "root": str(man.get("root", "")),
+                                     "files": man.get("files"), "bytes": man.get("bytes"), "shown": v == idx,
+                                     "latest": v == st.versions[-1]})
             else:
                 ignored = next((r for i, r in state(led).ignored if i == idx), "it names no model")
-            svg = None if ignored else _lineage_svg(led, idx, e)
-            nodes = [] if ignored else _lineage_nodes(led, idx)
+            if not ignored:
+                svg, nodes = _lineage(led, idx, e)
             related = _rows(led, _find(led, f"base:{e.body.get('name')}"))
             title = "Fine-tunes"
         else:
-            related = _rows(led, _find(led, f"trained-on:{e.body.get('name')}"))
+            from ailedger.services.artifacts.datasets import dataset_versions
+
+            name = e.body.get("name")
+            chain = dataset_versions(led, name)["versions"] if isinstance(name, str) else []  # its version rule
+            for v in reversed(chain if idx in chain else []):
+                ve = led.entry(v)
+                versions.append({"index": v, "time": ve.time, "root": str(ve.body.get("root", "")),
+                                 "files": ve.body.get("records"), "bytes": None, "shown": v == idx,
+                                 "latest": v == chain[-1]})
+            related = _rows(led, _find(led, f"trained-on:{name}"))
             title = "Models trained on it"
+        verdict = self._verdict_ctx(idx)
         return {"kind": kind, "name": str(e.body.get("name", f"#{idx}")), "index": idx, "e": e, "svg": svg,
-                "nodes": nodes, "mstatus": status, "ignored": ignored,
-                "related": related, "related_title": title,
+                "nodes": nodes, "mstatus": status, "ignored": ignored, "versions": versions,
+                "related": related, "related_title": title, "data_json": verdict["data_json"],
+                "server_verdict": verdict["server_verdict"], "log_vkey": verdict["log_vkey"],
                 "pretty": json.dumps(e.to_dict(), indent=2, ensure_ascii=False)}
 
     async def model(self, request: Request) -> Response:
         ctx = await run_in_threadpool(self._artifact_ctx, "model", request.path_params["ref"])
-        return self.render("artifact", title=f"model {ctx['name']}", **ctx)
+        return self.render("artifact", title=f"model {ctx['name']}", active="models", **ctx)
 
     async def dataset(self, request: Request) -> Response:
         ctx = await run_in_threadpool(self._artifact_ctx, "dataset", request.path_params["ref"])
-        return self.render("artifact", title=f"dataset {ctx['name']}", **ctx)
+        return self.render("artifact", title=f"dataset {ctx['name']}", active="datasets", **ctx)
 
     # -- identity -----------------------------------------------------------------------
-    def _identity_ctx(self, did: str) -> dict[str, Any]:
+    def _identity_ctx(self, did: str, pg: int) -> dict[str, Any]:
+        from ailedger.core.identity import public_key_from_did
+
         led = self.ledger
-        idxs = led.store.find(f"signer:{did}", -1, 501)
+        total = led.store.count(f"signer:{did}")
+        if not total:
+            try:
+                public_key_from_did(did)
+            except AiledgerError:
+                raise BadInputError(f"{did[:80]!r} is not an Ed25519 did:key (did:key:z6Mk...)",
+                                    field="did") from None
+        p = lists.paging(pg, total)
         reg = None
         for i in led.store.find(f"subject:{did}", -1, 200) + led.store.find(f"identity:{did}", -1, 1):
             e = led.entry(i)
@@ -234,40 +274,80 @@ class Pages:
                 reg = {"index": i, "name": str(e.body.get("name", ""))}
                 break
         rev = led.store.find(f"revoked:{did}", -1, 1)
-        return {"did": did, "rows": _rows(led, idxs[:500]), "more": len(idxs) > 500, "reg": reg,
-                "revoked": rev[0] if rev else None}
+        return {"did": did, "rows": _rows(led, led.store.find_newest(f"signer:{did}", p["offset"], lists.PER_PAGE)),
+                "p": p, "reg": reg, "revoked": rev[0] if rev else None, "base": f"/identity/{did}?"}
 
     async def identity(self, request: Request) -> Response:
         did = request.path_params["did"]
-        ctx = await run_in_threadpool(self._identity_ctx, did)
-        return self.render("identity", title="identity", **ctx)
+        pg = lists.page_number(request.query_params.get("page"))
+        ctx = await run_in_threadpool(self._identity_ctx, did, pg)
+        return self.render("identity", title="identity", active="identities", **ctx)
+
+    # -- lists ---------------------------------------------------------------------------
+    def list_page(self, kind: str) -> Any:
+        async def handler(request: Request) -> Response:
+            pg = lists.page_number(request.query_params.get("page"))
+            etype = (request.query_params.get("type") or None) if kind == "entries" else None
+            if etype is not None:
+                lists.check_type(etype)
+            ctx = await run_in_threadpool(lists.build, self.ledger, kind, pg, etype)
+            base = f"/{kind}?" + (f"type={_q(etype)}&" if etype else "")
+            return self.render("list", title=ctx["label"].lower(), active=kind, base=base, **ctx)
+        handler.__name__ = f"list_{kind}"
+        return handler
+
+    # -- proposal ------------------------------------------------------------------------
+    def _proposal_ctx(self, pid: int) -> dict[str, Any]:
+        from ailedger.services import governance as gov
+
+        led = self.ledger
+        st = gov.state(led)
+        prop = st.proposals.get(pid)
+        if prop is None:
+            raise NotFoundError(f"no proposal {pid}: proposals are numbered by the entry of their gov.propose "
+                                f"({len(st.proposals)} in this log)", field="id")
+        info = gov.proposal_info(led, pid)
+        votes = [{"did": d, "support": sup, "weight": w, "index": i}
+                 for d, (sup, w, i) in sorted(prop.voters.items(), key=lambda kv: kv[1][2])]
+        return {"pid": pid, "info": info, "votes": votes,
+                "actions": json.dumps(info["actions"], indent=2, ensure_ascii=False)}
+
+    async def proposal(self, request: Request) -> Response:
+        pid = int(request.path_params["pid"])
+        ctx = await run_in_threadpool(self._proposal_ctx, pid)
+        return self.render("proposal", title=f"proposal {pid}", active="proposals", **ctx)
+
+    # -- checkpoint ----------------------------------------------------------------------
+    def _checkpoint_ctx(self, size: int) -> dict[str, Any]:
+        led = self.ledger
+        note = led.store.checkpoint_at(size)
+        if note is None:
+            raise NotFoundError(f"no stored checkpoint at size {size}", field="size")
+        f = lists.checkpoint_fields(note)
+        cosigners: list[str] = []
+        from ailedger.services.witness import cosigned_checkpoint
+
+        cn = cosigned_checkpoint(led, size)
+        if cn:
+            cosigners = [x.name for x in parse_note(cn).signatures if x.name != led.origin]
+        anchored = [a for a in lists.anchors(led) if a["tree_size"] == size]
+        return {"size": size, "root": f["root"], "signers": f["signers"], "note": bytes(note).decode(errors="replace"),
+                "cosigners": cosigners, "anchored": anchored, "last": size - 1}
+
+    async def checkpoint(self, request: Request) -> Response:
+        size = int(request.path_params["size"])
+        ctx = await run_in_threadpool(self._checkpoint_ctx, size)
+        return self.render("checkpoint", title=f"checkpoint {size}", active="checkpoints", **ctx)
 
     # -- search --------------------------------------------------------------------------
-    def _search_ctx(self, q: str) -> dict[str, Any]:
-        led = self.ledger
-        groups = []
-        if len(q) > 512:
-            return {"groups": [], "message": "query too long"}
-        probes = [("subject", f"subject:{q}"), ("signed by", f"signer:{q}"), ("type", f"type:{q}"),
-                  ("model", f"model:{q}"), ("dataset", f"dataset:{q}"), ("index term", q)]
-        seen: set[str] = set()
-        for title, term in probes:
-            if term in seen:
-                continue
-            seen.add(term)
-            idxs = _find(led, term, 100)
-            if idxs:
-                groups.append({"title": f"{title} = {q}", "rows": _rows(led, idxs)})
-        if q.isascii() and q.isdigit() and int(q) < led.store.size():
-            groups.insert(0, {"title": f"entry {q}", "rows": _rows(led, [int(q)])})
-        return {"groups": groups, "message": "" if groups else f"nothing found for {q!r}"}
-
     async def search(self, request: Request) -> Response:
         q = request.query_params.get("q", "").strip()
         if not q:
-            return self.render("search", title="search", groups=[], message="type a query", q=q)
-        ctx = await run_in_threadpool(self._search_ctx, q)
-        return self.render("search", title="search", q=q, **ctx)
+            return self.render("search", title="search", hits=[], q=q, max_query=MAX_QUERY)
+        hits = await run_in_threadpool(run_search, self.ledger, q)
+        if len(hits) == 1 and hits[0].href:  # an exact hit: straight to its page
+            return RedirectResponse(hits[0].href, status_code=303)
+        return self.render("search", title="search", q=q, hits=hits, max_query=MAX_QUERY)
 
 
 class _Obj(dict):  # type: ignore[type-arg]
@@ -284,98 +364,53 @@ def _q(s: str) -> str:
 
 
 def _resolve(led: Any, rtype: str, ref: str) -> int:
-    if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
-        if len(ref) > 20:  # more than 19 digits: beyond any log (and never an int() of thousands of digits)
-            raise NotFoundError(f"entry {ref[:24]}... is beyond the log", field="ref")
-        idx = int(ref[1:])
+    """The entry a model / dataset page shows: ``#INDEX`` (that entry, if it is one), or a name resolved by
+    the service's own rule (services.authority.model_registration: the owner's latest version;
+    services.artifacts.find_dataset: the end of the name's version chain)."""
+    kind = "model" if rtype == MODEL else "dataset"
+    if ref.startswith("#"):
+        digits = ref[1:]
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+            raise NotFoundError(f"{ref[:24]!r} is not an entry number (#12) or a {kind} name", field="ref")
+        idx = int(digits)
         if idx >= led.store.size() or led.entry(idx).type != rtype:
             raise NotFoundError(f"entry {ref} is not a {rtype}", field="ref")
         return idx
-    kind = "model" if rtype == MODEL else "dataset"
-    if rtype == MODEL:  # the effective registration (its owner's latest version): services.authority
+    if rtype == MODEL:
         from ailedger.services.authority import model_registration
 
         return int(model_registration(led, ref)[0])
-    hits = _find(led, f"{kind}:{ref}", 100000)
-    hits = [i for i in hits if led.entry(i).type == rtype]
-    if not hits:
-        raise NotFoundError(f"no {kind} named {ref!r}", field="ref")
-    return hits[-1]
+    from ailedger.services.artifacts.models import find_dataset
+
+    return int(find_dataset(led, ref)[0])
 
 
-def _lineage_nodes(led: Any, idx: int) -> list[dict[str, Any]]:
-    """Links to every node of the lineage graph (the SVG itself has none)."""
-    try:
-        from ailedger.services.artifacts.lineage import lineage_graph
-    except ImportError:
-        return []
+def _lineage(led: Any, idx: int, e: Any) -> tuple[str, list[dict[str, Any]]]:
+    """The lineage graph of model entry ``idx`` as SVG, and a link to every node (the SVG itself has none)."""
+    from ailedger.services.artifacts.lineage import lineage_graph, lineage_svg
+
+    g = lineage_graph(led, f"#{idx}")
     out = []
-    for n in lineage_graph(led, f"#{idx}")["nodes"]:
+    for n in g["nodes"]:
         kind = "dataset" if n.get("kind") == "dataset" else "model"
         out.append({"href": f"/{kind}/%23{int(n['index'])}", "text": f"{kind} {n.get('name')} (entry {n['index']})"})
-    return out
-
-
-def _lineage_svg(led: Any, idx: int, e: Any) -> str:
-    try:
-        from ailedger.services.artifacts.lineage import lineage_graph, lineage_svg
-
-        return lineage_svg(lineage_graph(led, f"#{idx}"))
-    except ImportError:
-        pass
-    # fallback: the record's own lineage fields as a one-level SVG
-    from html import escape
-
-    lin = e.body.get("lineage") or {}
-    parents = [("dataset", d.get("name")) for d in lin.get("datasets") or [] if isinstance(d, dict)]
-    if isinstance(lin.get("base_model"), dict):
-        parents.append(("model", lin["base_model"].get("name")))
-    h = 40 + 50 * max(1, len(parents))
-    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="620" height="{h}" font-family="sans-serif" '
-            'font-size="12">')]
-    for i, (k, n) in enumerate(parents):
-        out.append(f'<rect x="10" y="{20 + 50 * i}" width="220" height="36" fill="#e8f1fb" stroke="#555"/>'
-                   f'<text x="20" y="{42 + 50 * i}">{escape(k)}: {escape(str(n))}</text>'
-                   f'<line x1="230" y1="{38 + 50 * i}" x2="380" y2="{h / 2}" stroke="#444"/>')
-    out.append(f'<rect x="380" y="{h / 2 - 18}" width="220" height="36" fill="#eaf7e8" stroke="#c0392b"/>'
-               f'<text x="390" y="{h / 2 + 4}">model: {escape(str(e.body.get("name")))}</text></svg>')
-    return "".join(out)
+    return lineage_svg(g), out
 
 
 def _witnesses(led: Any) -> list[dict[str, Any]]:
     try:
-        from ailedger.services.witness import cosigned_checkpoint
-    except ImportError:
+        return lists.witnesses(led)
+    except Exception:
+        log.exception("cannot read the witness state")
         return []
-    try:
-        note = cosigned_checkpoint(led)
-    except Exception:  # noqa: BLE001 - the page shows what exists
-        return []
-    if not note:
-        return []
-    n = parse_note(note)
-    cp = parse_checkpoint_text(n.text)
-    return [{"name": s.name, "size": cp.size} for s in n.signatures if s.name != led.origin]
 
 
 def _anchors(led: Any) -> list[dict[str, Any]]:
-    p = Path(led.path) / "anchors.db"
-    if not p.exists():
-        return []
     try:
-        from ailedger.services.anchoring import AnchorQueue
-    except ImportError:
+        return lists.anchors(led)[:20]
+    except Exception:
+        log.exception("cannot read the anchor queue")
         return []
-    try:
-        q = AnchorQueue(led.path)
-        try:
-            rs = q.receipts(statuses=("confirmed", "mined", "sent", "pending"))
-        finally:
-            q.close()
-    except Exception:  # noqa: BLE001
-        return []
-    return [{"tree_size": r.tree_size, "chain_id": r.chain_id, "block_number": r.block_number,
-             "tx_hash": r.tx_hash, "status": r.status} for r in rs[-20:]]
 
 
 def web_routes(api: Any) -> list[Route]:
@@ -388,4 +423,6 @@ def web_routes(api: Any) -> list[Route]:
         Route("/dataset/{ref:path}", g(p.dataset), methods=["GET"]),
         Route("/identity/{did:path}", g(p.identity), methods=["GET"]),
         Route("/search", g(p.search), methods=["GET"]),
-    ]
+        Route("/proposals/{pid:index}", g(p.proposal), methods=["GET"]),
+        Route("/checkpoints/{size:index}", g(p.checkpoint), methods=["GET"]),
+    ] + [Route(f"/{kind}", g(p.list_page(kind)), methods=["GET"]) for kind in lists.KINDS]
