@@ -213,10 +213,9 @@ def register(main: click.Group) -> None:
         from ailedger.core.errors import VerificationError
         from ailedger.services.artifacts import verify_model_part
 
-        vkey = vkey_text(vkey)
-        if vkey is None:
-            with open_ledger(ledger_path) as ledger:
-                vkey = ledger.vkey
+        from ailedger.cli._common import log_verifier
+
+        vkey = log_verifier(vkey, ledger_path).vkey  # --vkey KEY|FILE, else the ledger's; else "no --vkey given"
         try:
             rep = verify_model_part(Path(proof_file).read_bytes(), content, vkey)
         except VerificationError as e:
