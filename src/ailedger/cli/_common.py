@@ -17,8 +17,22 @@ from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["GlobalOption", "INDEX", "VKEY", "emit", "emit_lines", "json_option", "ledger_option", "log_verifier",
-           "open_ledger", "out_option", "progress", "read_input_file", "read_vkey", "with_hint"]
+__all__ = [
+    "INDEX",
+    "VKEY",
+    "GlobalOption",
+    "emit",
+    "emit_lines",
+    "json_option",
+    "ledger_option",
+    "log_verifier",
+    "open_ledger",
+    "out_option",
+    "progress",
+    "read_input_file",
+    "read_vkey",
+    "with_hint",
+]
 
 
 class GlobalOption(click.Option):
@@ -118,7 +132,7 @@ class _IndexType(click.ParamType):
         if isinstance(value, int):
             return value
         s = str(value).strip()
-        digits = s[1:] if s.startswith("#") else s
+        digits = s.removeprefix("#")
         if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
             self.fail(f"{value!r} is not an entry index (N or #N)", param, ctx)
         return int(digits)

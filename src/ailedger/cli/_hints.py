@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from ailedger.core.errors import AiledgerError, NotFoundError
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
 
 __all__ = ["RULES", "hint_for"]
 
@@ -30,7 +30,15 @@ def _not_found(what: str, find: str, make: str) -> str:
     return f"`ailedger find --type {find}` lists the {what} in this ledger; make one with `{make}`"
 
 
+def _coding(exc: AiledgerError) -> str | None:
+    k, n = exc.details.get("suggest_k"), exc.details.get("suggest_n")
+    if k is None or n is None:
+        return None
+    return f"pass --k {k} --n {n} (or leave both out: one shard per node, docs/storage.md)"
+
+
 RULES: tuple[Rule, ...] = (
+    Rule(BadInputError, None, "", _coding),
     Rule(NotFoundError, "identity", "", "`ailedger identity list` shows the identities held here; make one with "
                                         "`ailedger identity new NAME`, or give a did:key"),
     Rule(NotFoundError, "model", "", _not_found("models", "model.register",
@@ -59,5 +67,7 @@ def hint_for(exc: AiledgerError, ctx: click.Context) -> str | None:
     for r in RULES:
         if isinstance(exc, r.error) and (r.field is None or r.field == field) and \
                 (command + " ").startswith(r.command + " " if r.command else ""):
-            return r.hint(exc) if callable(r.hint) else r.hint
+            hint = r.hint(exc) if callable(r.hint) else r.hint
+            if hint:
+                return hint
     return None

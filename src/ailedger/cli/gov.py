@@ -189,9 +189,8 @@ def register(main: click.Group) -> None:
     @json_option
     def gov_mint(allocs: tuple[str, ...], who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Mint tokens: NAME=AMOUNT ... (minter only)."""
-        with open_ledger(ledger_dir) as led:
-            with hinted(led, who=who):
-                r = gov.mint(led, load_identity(led, who), parse_amounts(led, allocs, "alloc"), time=at)
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
+            r = gov.mint(led, load_identity(led, who), parse_amounts(led, allocs, "alloc"), time=at)
         emit(as_json, r, f"minted at entry {r['index']}; supply {r['supply']}")
 
     @gov_group.command("transfer")
@@ -203,9 +202,8 @@ def register(main: click.Group) -> None:
     @json_option
     def gov_transfer(to: str, amount: int, who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Transfer AMOUNT tokens to TO (name or did)."""
-        with open_ledger(ledger_dir) as led:
-            with hinted(led, who=who):
-                r = gov.transfer(led, load_identity(led, who), led.did_for(to), amount, time=at)
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
+            r = gov.transfer(led, load_identity(led, who), led.did_for(to), amount, time=at)
         emit(as_json, r, f"transferred {amount} at entry {r['index']}; balance now {r['balance']}")
 
     @gov_group.command("delegate")
@@ -216,9 +214,8 @@ def register(main: click.Group) -> None:
     @json_option
     def gov_delegate(to: str, who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Delegate your token votes to TO (name or did; yourself to take them back)."""
-        with open_ledger(ledger_dir) as led:
-            with hinted(led, who=who):
-                r = gov.delegate(led, load_identity(led, who), led.did_for(to), time=at)
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
+            r = gov.delegate(led, load_identity(led, who), led.did_for(to), time=at)
         emit(as_json, r, f"delegated at entry {r['index']}; the delegate now has {r['votes_of_delegate']} votes")
 
     @gov_group.command("reputation")
@@ -231,10 +228,9 @@ def register(main: click.Group) -> None:
     def gov_reputation(grants: tuple[str, ...], reason: str, who: str, at: str | None, ledger_dir: Path | None,
                        as_json: bool) -> None:
         """Grant reputation points: NAME=POINTS ... (minter only)."""
-        with open_ledger(ledger_dir) as led:
-            with hinted(led, who=who):
-                r = gov.grant_reputation(led, load_identity(led, who), parse_amounts(led, grants, "grant"),
-                                         reason=reason, time=at)
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
+            r = gov.grant_reputation(led, load_identity(led, who), parse_amounts(led, grants, "grant"),
+                                     reason=reason, time=at)
         emit(as_json, r, f"reputation granted at entry {r['index']}")
 
     @gov_group.command("propose")
@@ -278,9 +274,8 @@ def register(main: click.Group) -> None:
         if not actions:
             raise BadInputError("a proposal needs at least one action (--revoke-model, --set, --action, ...)",
                                 field="actions")
-        with open_ledger(ledger_dir) as led:
-            with hinted(led, who=who):
-                p = gov.propose(led, load_identity(led, who), actions, description, time=at)
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
+            p = gov.propose(led, load_identity(led, who), actions, description, time=at)
         emit(as_json, p, _proposal_text(p))
 
     @gov_group.command("vote")
@@ -294,9 +289,8 @@ def register(main: click.Group) -> None:
     def gov_vote(proposal: int, support: str, reason: str, who: str, at: str | None, ledger_dir: Path | None,
                  as_json: bool) -> None:
         """Cast a signed vote on PROPOSAL."""
-        with open_ledger(ledger_dir) as led:
-            with hinted(led, who=who, proposal=proposal, step="vote"):
-                r = gov.vote(led, load_identity(led, who), proposal, support, reason=reason, time=at)
+        with open_ledger(ledger_dir) as led, hinted(led, who=who, proposal=proposal, step="vote"):
+            r = gov.vote(led, load_identity(led, who), proposal, support, reason=reason, time=at)
         t = r["tally"]
         emit(as_json, r, f"vote {support} with weight {r['weight']} logged at entry {r['index']}; tally for "
                          f"{t['for']}, against {t['against']}, abstain {t['abstain']}")
@@ -324,9 +318,8 @@ def register(main: click.Group) -> None:
     @json_option
     def gov_show(proposal: int, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """A proposal's state, tally and timetable."""
-        with open_ledger(ledger_dir, read_only=True) as led:
-            with hinted(led):
-                p = gov.proposal_info(led, proposal, at=at)
+        with open_ledger(ledger_dir, read_only=True) as led, hinted(led):
+            p = gov.proposal_info(led, proposal, at=at)
         emit(as_json, p, _proposal_text(p))
 
     @gov_group.command("status")
@@ -377,9 +370,8 @@ def register(main: click.Group) -> None:
                    as_json: bool) -> None:
         """A guardian's signature on a suspension statement: JSON (printed, or written with -o) to pass to
         `gov suspend --cosig`. The output is JSON with or without --json."""
-        with open_ledger(ledger_dir) as led:
-            with hinted(led, who=who):
-                c = gov.guardian_cosign(led, load_identity(led, who), model, reason, nonce)
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
+            c = gov.guardian_cosign(led, load_identity(led, who), model, reason, nonce)
         if output:
             Path(output).write_text(json.dumps(c, sort_keys=True) + "\n")
             emit(as_json, {"output": output, **c}, f"wrote the cosignature of {who} to {output}")

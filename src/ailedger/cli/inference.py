@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, log_verifier, open_ledger, out_option, read_input_file
+from ailedger.cli._common import (
+    emit,
+    json_option,
+    ledger_option,
+    log_verifier,
+    open_ledger,
+    out_option,
+    read_input_file,
+)
 from ailedger.core.canonical import parse_json
 from ailedger.core.errors import BadInputError
 
