@@ -25,6 +25,7 @@ __all__ = ["OutOption", "apply", "walk"]
 OUT_SPELLINGS = ("-o", "--out", "--output")
 VKEY_OPTIONS = {"--vkey", "--log-vkey", "--witness-vkey"}
 HIDDEN_ALIASES = {"--output", "--log-vkey"}
+LEDGER_HELP = "Ledger directory (default: $AILEDGER_LEDGER); also accepted before the command."
 
 
 def walk(group: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
@@ -64,6 +65,9 @@ def apply(root: click.Group) -> click.Group:
             names = set(p.opts) | set(p.secondary_opts)
             if "--ledger" in names or "--json" in names:
                 _upgrade(p, GlobalOption)
+                if "--ledger" in names and cmd is not root:
+                    p.metavar = "DIR"
+                    p.help = LEDGER_HELP
             elif names & set(OUT_SPELLINGS):
                 p.opts = [*OUT_SPELLINGS, *(o for o in p.opts if o not in OUT_SPELLINGS)]
                 _upgrade(p, OutOption)

@@ -53,6 +53,8 @@ RULES: tuple[Rule, ...] = (
                                      "index `stake claim` printed"),
     Rule(NotFoundError, "dispute", "", "`ailedger find --type stake.dispute` lists the disputes; a dispute's id is the "
                                        "entry index `stake dispute` printed"),
+    Rule(BadInputError, "entry", "verify", "`ailedger entry N -o FILE` writes entry N's exact bytes where the ledger "
+                                           "is (N: the index the proof is for, as given to `prove`)"),
     Rule(NotFoundError, "cid", "blob", "blob commands take the CID `blob put` printed (the encrypted object's) or "
                                        "its entry #N; the CID `blob cid FILE` prints is the plaintext's, which the "
                                        "ledger does not record (docs/cli.md, ids)"),
