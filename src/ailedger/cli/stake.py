@@ -30,7 +30,7 @@ def reputation_hint(led: Any, exc: AiledgerError, who: str, amount: int | None) 
     from ailedger.services import governance as gov
     from ailedger.services import staking
 
-    if "hint" in exc.details or exc.details.get("field") not in ("signer", "stake", "bond", None):
+    if "hint" in exc.details:
         return exc
     try:
         st = gov.state(led)
@@ -39,6 +39,8 @@ def reputation_hint(led: Any, exc: AiledgerError, who: str, amount: int | None) 
         return exc
     if st.dao is None:
         return dao_hint(led, exc, who=who)
+    if exc.details.get("field") not in ("signer", "stake", "bond"):
+        return exc
     if rep["reputation"] <= 0:
         return with_hint(exc, f"no reputation: run `ailedger gov reputation {who}=POINTS --as "
                               f"{name_of(led, st.minter)}` (the DAO's minter grants it), or stake after earning some "

@@ -53,7 +53,7 @@ def coding_for_nodes(nodes: int, k: int | None = None, n: int | None = None) -> 
         raise BadInputError("no storage nodes given", field="nodes")
     fit = min(nodes, MAX_N)
     if n is None:
-        n = fit if k is None or k <= fit else k
+        n = fit
     if n < 1 or n > MAX_N:
         raise BadInputError(f"n = {n} shards: n must be between 1 and {MAX_N}", field="n",
                             suggest_k=default_k(fit), suggest_n=fit)
