@@ -24,7 +24,7 @@ IDS = [" ".join(p) for p, _ in COMMANDS]
 # outputs that are not the command's main output file: named for what they hold (docs/cli.md)
 SECONDARY_OUTPUTS = {"--html", "--report", "--svg", "--png", "--output-data", "--embed", "--sidecar"}
 OUTPUT_HELP = re.compile(r"\bwrite\b.*\b(here|to this file)\b|\b(file|folder) to (write|create)\b|\bwhere to write\b"
-                         r"|^output file\b|\bproof file to write\b", re.I)
+                         r"|^output file\b|\bproof file to write\b", re.IGNORECASE)
 INDEX_ARGS = {"index", "proposal", "claim_id", "dispute_id"}
 
 
@@ -73,7 +73,7 @@ def test_every_command_takes_json_and_a_global_ledger(helps: dict, i: int) -> No
 def test_output_files_are_o_out(helps: dict, i: int) -> None:
     path, cmd = COMMANDS[i]
     lines = _option_lines(helps[path])
-    for first, line in lines.items():
+    for line in lines.values():
         if re.search(r"(^|[\s,])(-o|--out|--output)([\s,]|$)", line.split("  ")[1] if "  " in line else line):
             assert line.strip().startswith("-o, --out "), f"{' '.join(path)}: {line.strip()}"
     mains = 0
@@ -116,7 +116,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 def cli(*args: str, cwd: Path, env: dict[str, str] | None = None, code: int = 0) -> subprocess.CompletedProcess:
     p = subprocess.run([sys.executable, "-m", "ailedger", *args], cwd=cwd, env=env or _env(), capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, check=False)
     assert p.returncode == code, (args, p.returncode, p.stdout, p.stderr)
     return p
 
@@ -187,7 +187,7 @@ def test_vkey_is_a_key_or_a_file_and_without_it_the_error_says_so(ledger: Path) 
     assert "neither a verifier key" in p.stderr
     p = cli("verify", "e1.tlog-proof", "--vkey", "r.json", cwd=d, code=2)
     assert "does not hold a verifier key" in p.stderr
-    name, kid, key = vk.split("+", 2)
+    name, _, key = vk.split("+", 2)
     p = cli("verify", "e1.tlog-proof", "--vkey", f"{name}+00000000+{key}", cwd=d, code=2)
     assert "not a verifier key" in p.stderr
     # no --vkey and no ledger
