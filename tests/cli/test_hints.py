@@ -116,3 +116,18 @@ def test_model_push_and_dataset_push_check_k_and_n_against_the_nodes(ledger: Pat
     out = run(ledger, "dataset", "push", "d1", tmp_path / "data.jsonl", "--nodes", nodes, "--k", "10", "--as",
               "alice", code=2)
     assert "k = 10 shards to read back out of n = 2" in out and "pass --k 1 --n 2" in out
+
+
+def test_everyday_mistakes_name_their_fix(ledger: Path, tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["init", str(ledger), "--origin", "x.org/again"])
+    assert r.exit_code == 2 and "use it with `--ledger PATH`" in r.output
+    out = run(ledger, "identity", "new", "alice", code=2)
+    assert "`ailedger identity list` shows it" in out
+    rec = tmp_path / "r.json"
+    rec.write_text('{"a": 1}')
+    out = run(ledger, "append", rec, code=2)
+    assert "append it with `--as NAME`" in out
+    out = run(ledger, "find", code=2)
+    assert "e.g. `ailedger find --type model.register`" in out
+    out = run(ledger, "inference", "receipt", "abc", code=2)
+    assert "`ailedger inference show` lists the receipt ids" in out

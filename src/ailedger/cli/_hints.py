@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
+from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
 
 __all__ = ["RULES", "hint_for"]
 
@@ -37,6 +37,13 @@ def _coding(exc: AiledgerError) -> str | None:
     return f"pass --k {k} --n {n} (or leave both out: one shard per node, docs/storage.md)"
 
 
+def _receipt(exc: AiledgerError) -> str | None:
+    """A malformed or unknown receipt id (not an erased payload: that has no fix)."""
+    if type(exc) is BadInputError or (type(exc) is NotFoundError and "no inference record" in exc.message):
+        return "`ailedger inference show` lists the receipt ids (receipt=...)"
+    return None
+
+
 RULES: tuple[Rule, ...] = (
     Rule(BadInputError, None, "", _coding),
     Rule(NotFoundError, "identity", "", "`ailedger identity list` shows the identities held here; make one with "
@@ -53,6 +60,11 @@ RULES: tuple[Rule, ...] = (
                                      "index `stake claim` printed"),
     Rule(NotFoundError, "dispute", "", "`ailedger find --type stake.dispute` lists the disputes; a dispute's id is the "
                                        "entry index `stake dispute` printed"),
+    Rule(ConflictError, "path", "init", "use it with `--ledger PATH` (or `export AILEDGER_LEDGER=PATH`), or give "
+                                        "init a new PATH"),
+    Rule(ConflictError, "name", "identity new", "`ailedger identity list` shows it; pick another name, or give it "
+                                                "a new key with `ailedger identity rotate NAME`"),
+    Rule(BadInputError, "receipt", "inference", _receipt),
     Rule(BadInputError, "entry", "verify", "`ailedger entry N -o FILE` writes entry N's exact bytes where the ledger "
                                            "is (N: the index the proof is for, as given to `prove`)"),
     Rule(NotFoundError, "cid", "blob", "blob commands take the CID `blob put` printed (the encrypted object's) or "

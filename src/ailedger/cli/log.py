@@ -23,10 +23,11 @@ from ailedger.cli._common import (
     progress,
     read_input_file,
     read_vkey,
+    with_hint,
 )
 from ailedger.core.canonical import parse_json
 from ailedger.core.checkpoint import open_checkpoint, parse_checkpoint_text
-from ailedger.core.errors import AiledgerError, BadInputError, ProofError
+from ailedger.core.errors import AiledgerError, BadInputError, ProofError, VerificationError
 from ailedger.core.merkle import leaf_hash, verify_consistency
 from ailedger.core.note import parse_note
 from ailedger.core.records import parse_entry
@@ -182,7 +183,11 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
                     entries.append(e)
             except AiledgerError as exc:
                 where = f"{files[0]} line {n + 1}" if jsonl else str(files[n])
-                raise type(exc)(f"{where}: {exc.message}") from None
+                err = type(exc)(f"{where}: {exc.message}")
+                if ident is None and not isinstance(exc, VerificationError):
+                    with_hint(err, "to sign a record, append it with `--as NAME`; without --as each file must "
+                                   "be an entry already signed by its signer")
+                raise err from None
         if ident is not None:
             for e in entries:
                 led.check_signer_allowed(e)
@@ -556,6 +561,9 @@ def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cach
 def find(type_: str | None, signer: str | None, term: str | None, limit: int, ledger_dir: Path | None,
          as_json: bool) -> None:
     """List entries by type, signer or term."""
+    if not (type_ or signer or term):
+        raise with_hint(BadInputError("find needs --type, --signer or --term", field="type"),
+                        "e.g. `ailedger find --type model.register`, `--signer alice`, `--term dataset:NAME`")
     with open_ledger(ledger_dir, read_only=True) as led:
         did = led.did_for(signer) if signer else None
         rows = [{"index": i, **e.to_dict()} for i, e in led.find(type=type_, signer=did, term=term, limit=limit)]
