@@ -196,7 +196,8 @@ def test_vkey_is_a_key_or_a_file_and_without_it_the_error_says_so(ledger: Path) 
     cli("checkpoint", "--ledger", "a", "-o", "cp1", cwd=d)
     cli("--ledger", "a", "append", "--as", "alice", "r.json", "--type", "other", cwd=d)
     cli("checkpoint", "--ledger", "a", "-o", "cp2", cwd=d)
-    proof = cli("--ledger", "a", "consistency", "2", "3", cwd=d).stdout
+    old, new = ((d / f).read_text().split("\n")[1] for f in ("cp1", "cp2"))
+    proof = cli("--ledger", "a", "consistency", old, new, cwd=d).stdout
     (d / "c.proof").write_text(proof)
     assert "extends" in cli("consistency", "--old", "cp1", "--new", "cp2", "--proof", "c.proof", "--vkey", "a.vkey",
                             cwd=d).stdout
