@@ -166,6 +166,10 @@ def test_entry_indexes_take_n_or_hash_n(ledger: Path) -> None:
     assert (d / "p.tlog-proof").read_bytes() == (d / "p2.tlog-proof").read_bytes() == (d / "p3.tlog-proof").read_bytes()
     p = cli("--ledger", "a", "entry", "#x", cwd=d, code=2)
     assert "is not an entry index (N or #N)" in p.stderr
+    # a usage error is bad input: JSON too with --json, before or after the command
+    for args in (("--json", "entry", "#x"), ("entry", "#x", "--json")):
+        err = json.loads(cli("--ledger", "a", *args, cwd=d, code=2).stdout)["error"]
+        assert err["code"] == "bad_input" and "not an entry index" in err["message"]
 
 
 def test_vkey_is_a_key_or_a_file_and_without_it_the_error_says_so(ledger: Path) -> None:

@@ -20,8 +20,14 @@ from ailedger.core.errors import AiledgerError, VerificationError
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]  # the command line after the global options
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            # a usage error (unknown option, a value of the wrong form) is bad input too: JSON with --json
+            if ctx.meta.get("ailedger.json") or "--json" in rest:
+                click.echo(json.dumps({"ok": False, "error": {"code": "bad_input", "message": exc.format_message()}}))
+            raise
         except AiledgerError as exc:
             from ailedger.cli._hints import hint_for
 
