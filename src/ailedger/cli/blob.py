@@ -201,8 +201,9 @@ def register(main: click.Group) -> None:
         with _open_ledger(ledger_path) as ledger:
             r = BlobService(ledger).put(file, _split(nodes), _identity(ledger, who), k=k, n=n,
                                         readers=_split(readers), profile=profile)
-        _emit(r.to_dict(), as_json, [r.cid, f"entry #{r.index} (blob.put): {r.k}-of-{r.n} on "
-                                             f"{len(set(r.placement.values()))} nodes, {r.cipher_size} encrypted bytes",
+        where = (f"entry #{r.index} (blob.put): {r.k}-of-{r.n} on {len(set(r.placement.values()))} nodes, "
+                 f"{r.cipher_size} encrypted bytes")
+        _emit(r.to_dict(), as_json, [r.cid, where,
                                      f"read it back with: ailedger blob get {r.cid} -o FILE --as READER",
                                      *(f"retried {x}" for x in r.retried)])
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit_lines as _emit
 from ailedger.cli._common import INDEX, json_option, ledger_option
+from ailedger.cli._common import emit_lines as _emit
 from ailedger.core.errors import BadInputError
 
 

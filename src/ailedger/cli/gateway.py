@@ -60,10 +60,10 @@ def register(main: click.Group) -> None:
     def key_revoke(key_id: str, ledger_dir: Path | None, as_json: bool) -> None:
         """Revoke a key by its id (`key list`) or by the key itself (`key new`); takes effect within 5 s in a
         running gateway."""
+        import hashlib
+
         from ailedger.core.errors import NotFoundError
         from ailedger.services.gateway import GatewayKeys
-
-        import hashlib
 
         if key_id.startswith("ailk_"):  # the key itself, as `key new` printed it: revoke it by its id
             key_id = hashlib.sha256(key_id.encode()).hexdigest()[:12]
