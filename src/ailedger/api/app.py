@@ -78,7 +78,6 @@ class ServeConfig:
     max_inflight: int = 512  # requests in flight per process before 503
     max_writes: int = 32  # write requests in flight per process before 503
     checkpoint_ttl: float = 0.5  # seconds a process may reuse the checkpoint it read (0: always read)
-    checkpoint_refresh: float = 1.0  # a read signs one covering entries others appended, at most this often
     tile_cache_bytes: int = 64 * 1024 * 1024
     web: bool = True
     head_timeout: float = 10.0  # seconds for a request head, from its first byte (api/server.py)
@@ -87,6 +86,7 @@ class ServeConfig:
     max_buffered: int = 256 * 1024 * 1024  # bytes of request bodies being received at once, per process
     open_registration: bool = False  # anyone may register an identity (a public log); else token or sponsor
     token_file: str | None = None  # operator write tokens (ailedger write-token); admit registrations
+    checkpoint_refresh: float = 1.0  # a read signs one covering entries others appended, at most this often
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:
