@@ -167,3 +167,34 @@ def test_model_and_dataset_push_pull_commands(tmp_path, node_procs, monkeypatch)
     assert r["verified"] and (tmp_path / "d2" / "rows.jsonl").read_bytes() == rows.read_bytes()
     r = CliRunner().invoke(main, ["model", "pull", "tiny", "-o", str(tmp_path / "m2"), "--as", "alice"])
     assert r.exit_code == 2 and "already exists" in r.output
+
+
+def test_put_defaults_to_the_nodes_given_and_ids_flow_to_get(tmp_path, node_procs, monkeypatch):
+    """`blob put` with three nodes and no --k/--n stores 2-of-3 (it used to ask for 30 nodes); what it
+    prints (the CID, or its entry #N) is what `blob get` takes; `blob cid`'s plaintext CID is explained."""
+    led = Ledger.init(tmp_path / "ledger", origin="test.example/blob-defaults")
+    admit(tmp_path, led.new_identity("alice")[0].did)
+    led.close()
+    monkeypatch.setenv("AILEDGER_LEDGER", str(tmp_path / "ledger"))
+    urls, _ = node_procs(3)
+    f = tmp_path / "in.bin"
+    f.write_bytes(os.urandom(50_000))
+    out = run("blob", "put", f, "--nodes", ",".join(urls), "--as", "alice").output.splitlines()
+    cid, line = out[0], out[1]
+    assert line.startswith("entry #") and "2-of-3 on 3 nodes" in line
+    index = int(line.split("#", 1)[1].split(" ", 1)[0])
+    st = json.loads(run("blob", "status", f"#{index}", "--json").output)
+    assert st["cid"] == cid and (st["coding"]["k"], st["coding"]["n"]) == (2, 3)
+    run("blob", "get", f"#{index}", "-o", tmp_path / "a", "--as", "alice")
+    got = run("blob", "get", cid, "--out", tmp_path / "b", "--as", "alice").output
+    assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes() == f.read_bytes()
+    plain = run("blob", "cid", f).output.strip()
+    assert f"plaintext cid {plain}" in got  # what `blob get` prints after decrypting is what `blob cid` gives
+    r = CliRunner().invoke(main, ["blob", "get", plain, "-o", str(tmp_path / "c"), "--as", "alice"])
+    assert r.exit_code == 2 and "the CID `blob cid FILE` prints is the plaintext's" in r.output
+    assert not (tmp_path / "c").exists()
+    # one node given, the old default: refused before any upload, naming the fix
+    r = CliRunner().invoke(main, ["blob", "put", str(f), "--nodes", urls[0], "--k", "10", "--n", "30",
+                                  "--as", "alice"])
+    assert r.exit_code == 2 and "1 storage node given, n = 30 shards need 30" in r.output
+    assert "pass --k 1 --n 1" in r.output

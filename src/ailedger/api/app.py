@@ -86,6 +86,7 @@ class ServeConfig:
     max_buffered: int = 256 * 1024 * 1024  # bytes of request bodies being received at once, per process
     open_registration: bool = False  # anyone may register an identity (a public log); else token or sponsor
     token_file: str | None = None  # operator write tokens (ailedger write-token); admit registrations
+    checkpoint_refresh: float = 1.0  # a read signs one covering entries others appended, at most this often
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:
@@ -377,6 +378,7 @@ class Api:
         self.auth = WriteAuth(tokens=TokenFile(cfg.token_file) if cfg.token_file else None,
                               admit=self._may_sponsor, what="this log's identity registration")
         self._cp: tuple[float, bytes] | None = None
+        self._signed_at = -float("inf")  # when a read last signed a checkpoint (time.monotonic)
         self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()
 
     def _may_sponsor(self, did: str) -> bool:
@@ -418,11 +420,26 @@ class Api:
         now = time.monotonic()
         if ttl > 0 and self._cp is not None and now - self._cp[0] < ttl:
             return self._cp[1]
-        note = await run_in_threadpool(self.ledger.store.latest_checkpoint)
-        if note is None:
-            note = await run_in_threadpool(self.ledger.checkpoint)
+        note = await run_in_threadpool(self._checkpoint_covering_store, now)
         self._cp = (now, note)
         return note
+
+    def _checkpoint_covering_store(self, now: float) -> bytes:
+        """The latest stored checkpoint, or, when the store has grown past it (entries appended by another
+        process: `ailedger append`, another server on the same store) and this server holds the log key,
+        a new one signed at the store's size, at most once per ``checkpoint_refresh`` seconds. So a read
+        of /checkpoint covers an entry appended elsewhere within checkpoint_refresh + checkpoint_ttl
+        seconds (docs/api.md), not only after this server's next write."""
+        note = self.ledger.store.latest_checkpoint()
+        if self.ledger.log.signer is None:
+            return note if note is not None else self.ledger.checkpoint()  # no key: says so if there is none
+        if note is not None:
+            if now - self._signed_at < self.cfg.checkpoint_refresh:
+                return note
+            if parse_checkpoint_text(parse_note(note).text).size >= self.ledger.store.size():
+                return note
+        self._signed_at = now
+        return self.ledger.checkpoint()
 
     @staticmethod
     def _results(results: list[Any]) -> list[dict[str, Any]]:
@@ -515,7 +532,10 @@ class Api:
                 raise NotFoundError(f"{rel} is a partial tile of a tile that is now full: fetch "
                                     f"{rel.split('.p/')[0]}")
             if not await run_in_threadpool(self._checkpointed, end << shift, (end + 1) << shift):
-                raise NotFoundError(f"{rel}: no checkpoint of this log has a size that needs this partial tile")
+                # entries appended by another process may not be checkpointed yet: the read path signs one
+                await run_in_threadpool(self._checkpoint_covering_store, time.monotonic())
+                if not await run_in_threadpool(self._checkpointed, end << shift, (end + 1) << shift):
+                    raise NotFoundError(f"{rel}: no checkpoint of this log has a size that needs this partial tile")
         if level == "entries":
             data = await run_in_threadpool(entry_bundle_bytes, store, n, end)
             if data is None:

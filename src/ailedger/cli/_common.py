@@ -1,4 +1,5 @@
-"""Shared plumbing for CLI modules: options, output, progress bars, errors."""
+"""Shared plumbing for CLI modules: the grammar's options and value types (docs/cli.md), output,
+progress bars, errors."""
 
 from __future__ import annotations
 
@@ -10,23 +11,156 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-__all__ = ["ledger_option", "json_option", "emit", "emit_lines", "open_ledger", "progress", "read_input_file", "read_vkey"]
+__all__ = [
+    "INDEX",
+    "VKEY",
+    "GlobalOption",
+    "emit",
+    "emit_lines",
+    "json_option",
+    "ledger_option",
+    "log_verifier",
+    "open_ledger",
+    "out_option",
+    "progress",
+    "read_input_file",
+    "read_vkey",
+    "with_hint",
+]
+
+
+class GlobalOption(click.Option):
+    """``--ledger`` and ``--json``: accepted after the subcommand (its own option) or before it (an option of
+    a group above it, ``ailedger --ledger DIR checkpoint``).  The value given nearest the command wins: the
+    command's own, then the nearest group's, then the environment (``$AILEDGER_LEDGER``), then the default.
+    cli/_grammar.py makes every ``--ledger`` and ``--json`` option of the tree one of these."""
+
+    def global_key(self) -> str:
+        return "--ledger" if "--ledger" in self.opts else "--json"
+
+    def consume_value(self, ctx: click.Context, opts: Any) -> tuple[Any, ParameterSource]:
+        value, source = super().consume_value(ctx, opts)
+        if source == ParameterSource.COMMANDLINE:
+            return value, source
+        key = self.global_key()
+        parent = ctx.parent
+        while parent is not None:
+            for p in parent.command.params:
+                if isinstance(p, GlobalOption) and p.global_key() == key and p.name in parent.params \
+                        and parent.get_parameter_source(p.name) == ParameterSource.COMMANDLINE:
+                    return parent.params[p.name], ParameterSource.COMMANDLINE
+            parent = parent.parent
+        return value, source
+
+    def process_value(self, ctx: click.Context, value: Any) -> Any:
+        value = super().process_value(ctx, value)
+        if self.global_key() == "--json":
+            # what the error handler of cli/main.py needs once the command's context is gone
+            ctx.meta["ailedger.command"] = ctx.command_path
+            if value:
+                ctx.meta["ailedger.json"] = True
+        return value
 
 
 def ledger_option(f: F) -> F:
     return click.option(
-        "--ledger", "ledger_dir", envvar="AILEDGER_LEDGER", type=click.Path(file_okay=False, path_type=Path),
-        help="Ledger directory (default: $AILEDGER_LEDGER).",
+        "--ledger", "ledger_dir", cls=GlobalOption, envvar="AILEDGER_LEDGER", metavar="DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Ledger directory (default: $AILEDGER_LEDGER); also accepted before the command.",
     )(f)
 
 
 def json_option(f: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(f)
+    return click.option("--json", "as_json", cls=GlobalOption, is_flag=True,
+                        help="Print machine-readable JSON; also accepted before the command.")(f)
+
+
+def out_option(help: str, *, required: bool = False, name: str = "output", **kw: Any) -> Callable[[F], F]:
+    """The command's output file: ``-o/--out FILE`` (``--output`` is kept as an alias)."""
+    kw.setdefault("metavar", "FILE")
+    return click.option("-o", "--out", "--output", name, required=required, help=help, **kw)
+
+
+class _VkeyType(click.ParamType):
+    """A signed-note verifier key given inline (``name+keyid+key``, what `ailedger vkey` prints) or as a
+    file holding one; the value is the key text, checked (its key id must match its name and key)."""
+
+    name = "KEY|FILE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ailedger.core.note import parse_vkey
+
+        if not isinstance(value, str):
+            return value  # type: ignore[no-any-return]
+        text = value
+        p = Path(value)
+        try:
+            is_file = p.is_file()
+        except OSError:
+            is_file = False
+        if is_file:
+            try:
+                text = p.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                self.fail(f"cannot read verifier key file {value}: {exc}", param, ctx)
+            what = f"file {value} does not hold a verifier key"
+        elif "+" not in value:
+            self.fail(f"{value!r} is neither a verifier key (name+keyid+key) nor an existing file", param, ctx)
+        else:
+            what = f"{value!r} is not a verifier key"
+        try:
+            return parse_vkey(text).vkey
+        except BadInputError as exc:
+            self.fail(f"{what}: {exc.message}", param, ctx)
+
+
+VKEY = _VkeyType()
+
+
+class _IndexType(click.ParamType):
+    """A log entry index as the CLI prints it (``#12``) or bare (``12``)."""
+
+    name = "INDEX"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        s = str(value).strip()
+        digits = s.removeprefix("#")
+        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+            self.fail(f"{value!r} is not an entry index (N or #N)", param, ctx)
+        return int(digits)
+
+
+INDEX = _IndexType()
+
+
+def with_hint(exc: AiledgerError, hint: str) -> AiledgerError:
+    """``exc`` carrying the fix (printed after its message; ``hint`` in its JSON)."""
+    exc.details["hint"] = hint
+    return exc
+
+
+def log_verifier(vkey: str | None, ledger_dir: Path | str | None) -> Any:
+    """The log verifier an offline check uses: ``--vkey`` (key or file), else the ledger's own key."""
+    import os
+
+    from ailedger.services.ledger import Ledger
+
+    if vkey:
+        return read_vkey(vkey)
+
+    if ledger_dir is None and not os.environ.get("AILEDGER_LEDGER"):
+        raise with_hint(BadInputError("no --vkey given: this check needs the log's verifier key", field="vkey"),
+                        "pass --vkey KEY|FILE (what `ailedger vkey` prints where the ledger is), or --ledger DIR")
+    with Ledger.open(ledger_dir, read_only=True) as led:
+        return led.verifier
 
 
 def open_ledger(ledger_dir: Path | None, **kw: Any) -> Any:

@@ -30,6 +30,23 @@ def _identity(ledger: Any, name: str) -> Any:
     return ledger.identities.load(name, os.environ.get("AILEDGER_PASSPHRASE"))
 
 
+def blob_cid(ledger: Any, ref: str) -> str:
+    """What a blob command is given: the CID `blob put` printed (the encrypted object's), or the index of
+    its ``blob.put`` entry (``#N`` or ``N``, also printed by `blob put`)."""
+    from ailedger.core.errors import NotFoundError
+
+    digits = ref.removeprefix("#")
+    if not (digits.isascii() and digits.isdigit()):
+        return ref
+    idx = int(digits)
+    if len(digits) > 19 or idx >= ledger.size:
+        raise NotFoundError(f"no entry #{digits} in this ledger ({ledger.size} entries)", field="cid")
+    e = ledger.entry(idx)
+    if e.type != "blob.put" or not isinstance(e.body.get("cid"), str):
+        raise NotFoundError(f"entry #{idx} is a {e.type}, not a blob.put", field="cid")
+    return str(e.body["cid"])
+
+
 def _split(s: str | None) -> list[str]:
     return [x.strip() for x in (s or "").split(",") if x.strip()]
 
@@ -163,23 +180,31 @@ def register(main: click.Group) -> None:
     @blob.command("put")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
     @click.option("--nodes", required=True, help="comma-separated storage node URLs (http://HOST:PORT)")
-    @click.option("--k", "k", type=int, default=10, show_default=True, help="shards needed to read back")
-    @click.option("--n", "n", type=int, default=30, show_default=True, help="shards stored (distinct nodes)")
+    @click.option("--k", "k", type=int, default=None,
+                  help="shards needed to read back (default: from n, so that a third of the nodes, at least one, "
+                       "may be lost: 3 nodes -> 2, 30 -> 20)")
+    @click.option("--n", "n", type=int, default=None,
+                  help="shards stored, one per distinct node (default: the number of --nodes)")
     @click.option("--readers", default="", help="comma-separated identities or did:keys allowed to read")
     @click.option("--as", "who", required=True, help="identity that owns and signs the record")
     @PROFILE_OPT
     @LEDGER_OPT
     @JSON_OPT
-    def put_cmd(file: str, nodes: str, k: int, n: int, readers: str, who: str, profile: str,
+    def put_cmd(file: str, nodes: str, k: int | None, n: int | None, readers: str, who: str, profile: str,
                 ledger_path: str | None, as_json: bool) -> None:
-        """Encrypt FILE, erasure-code it k-of-n across nodes, record it; prints its CID and ledger index."""
+        """Encrypt FILE, erasure-code it k-of-n across nodes, record it; print the blob's CID and entry #N.
+
+        The CID is the encrypted object's (what `blob get`, `status`, `audit`, `grant` take, as does the
+        entry #N); `blob cid FILE` prints the plaintext's CID, which the ledger does not record."""
         from ailedger.services.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             r = BlobService(ledger).put(file, _split(nodes), _identity(ledger, who), k=k, n=n,
                                         readers=_split(readers), profile=profile)
-        _emit(r.to_dict(), as_json, [r.cid, f"ledger index {r.index}",
-                                     f"{r.k}-of-{r.n}, {r.cipher_size} encrypted bytes",
+        where = (f"entry #{r.index} (blob.put): {r.k}-of-{r.n} on {len(set(r.placement.values()))} nodes, "
+                 f"{r.cipher_size} encrypted bytes")
+        _emit(r.to_dict(), as_json, [r.cid, where,
+                                     f"read it back with: ailedger blob get {r.cid} -o FILE --as READER",
                                      *(f"retried {x}" for x in r.retried)])
 
     @blob.command("get")
@@ -198,6 +223,7 @@ def register(main: click.Group) -> None:
 
         with _open_ledger(ledger_path) as ledger:
             svc = BlobService(ledger, timeout=timeout)
+            cid = blob_cid(ledger, cid)
             if ciphertext:
                 r = svc.get_ciphertext(cid, output)
             elif not who:
@@ -222,7 +248,7 @@ def register(main: click.Group) -> None:
         from ailedger.services.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            st = BlobService(ledger).state(cid)
+            st = BlobService(ledger).state(blob_cid(ledger, cid))
         d = st.to_dict()
         _emit(d, as_json, [f"{st.cid}  owner {st.owner}",
                            f"{st.coding.k}-of-{st.coding.n}, {st.plain_size} bytes, records {st.history}",
@@ -239,6 +265,7 @@ def register(main: click.Group) -> None:
         from ailedger.services.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
+            cid = blob_cid(ledger, cid)
             rep = BlobService(ledger, timeout=10).audit(cid, challenges)
         bad = sorted(i for i, r in rep.items() if not r["ok"])
         _emit({"cid": cid, "shards": {str(i): r for i, r in sorted(rep.items())}, "failed": bad}, as_json,
@@ -258,11 +285,11 @@ def register(main: click.Group) -> None:
         from ailedger.services.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            r = BlobService(ledger).repair(cid, _identity(ledger, who), _split(nodes))
+            r = BlobService(ledger).repair(blob_cid(ledger, cid), _identity(ledger, who), _split(nodes))
         lines = [f"{len(r.healthy)} shards healthy"]
         lines += [f"rebuilt shard {i} on {u}" for i, u in sorted(r.rebuilt.items())] or ["nothing to repair"]
         if r.index is not None:
-            lines.append(f"ledger index {r.index}")
+            lines.append(f"entry #{r.index} (blob.repair)")
         _emit(r.to_dict(), as_json, lines)
 
     def _readers(cid: str, who: str, ledger_path: str | None, as_json: bool, add: list[str],
@@ -270,9 +297,10 @@ def register(main: click.Group) -> None:
         from ailedger.services.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
+            cid = blob_cid(ledger, cid)
             idx, readers = BlobService(ledger).set_readers(cid, _identity(ledger, who), add=add, remove_=rm)
         _emit({"cid": cid, "index": idx, "readers": readers}, as_json,
-              [f"ledger index {idx}", *(f"reader {r}" for r in readers)])
+              [f"entry #{idx} (blob.readers)", *(f"reader {r}" for r in readers)])
 
     @blob.command("revoke")
     @click.argument("cid")
@@ -293,9 +321,10 @@ def register(main: click.Group) -> None:
         from ailedger.services.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            r = BlobService(ledger).rotate(cid, _identity(ledger, who), remove_=list(readers), nodes=_split(nodes))
+            r = BlobService(ledger).rotate(blob_cid(ledger, cid), _identity(ledger, who), remove_=list(readers),
+                                           nodes=_split(nodes))
         _emit(r, as_json, [r["new"],
-                           f"re-encrypted {r['old']} as {r['new']} (ledger index {r['index']})",
+                           f"re-encrypted {r['old']} as {r['new']} (entry #{r['index']})",
                            f"{r['deleted']} old shards deleted", *(f"not deleted: {x}" for x in r["not_deleted"])])
 
     @blob.command("grant")

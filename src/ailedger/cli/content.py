@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import INDEX, json_option, ledger_option
 from ailedger.cli._common import emit_lines as _emit
-from ailedger.cli._common import json_option, ledger_option
 from ailedger.core.errors import BadInputError
 
 
@@ -92,7 +92,7 @@ def register(main: click.Group) -> None:
 
     @content.command("c2pa-sign")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--entry", type=int, required=True, help="the content.register entry to point at")
+    @click.option("--entry", type=INDEX, required=True, help="the content.register entry to point at (N or #N)")
     @click.option("--cert", type=click.Path(exists=True, dir_okay=False), required=True,
                   help="PEM certificate chain, leaf first")
     @click.option("--key", type=click.Path(exists=True, dir_okay=False), required=True, help="PEM private key")

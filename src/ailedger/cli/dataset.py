@@ -194,12 +194,15 @@ def register(main: click.Group) -> None:
     @click.option("--candidate", default=None, type=click.Path(dir_okay=False, exists=True),
                   help="The candidate record (a file).")
     @click.option("--record", default=None, metavar="TEXT", help="The candidate as text (a CSV line, a JSON text).")
-    @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")
+    @click.option("--vkey", default=None, help="Log verifier key, inline or a file (default: the ledger's).")
+    @ledger_option
     @json_option
     def dataset_verify(proof_file: str, candidate: str | None, record: str | None, vkey: str | None,
-                       as_json: bool) -> None:
+                       ledger_path: str | None, as_json: bool) -> None:
         """Check a dataset proof offline, holding only the candidate, the proof and the log's key."""
-        verify_proof_command(proof_file, candidate, vkey, as_json, record=record)
+        from ailedger.cli._common import log_verifier
+
+        verify_proof_command(proof_file, candidate, log_verifier(vkey, ledger_path).vkey, as_json, record=record)
 
     @dataset.command("show")
     @click.argument("dataset_ref")

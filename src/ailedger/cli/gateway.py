@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ailedger.cli._common import deadline_options, emit, json_option, ledger_option, open_ledger
+from ailedger.cli._common import deadline_options, emit, json_option, ledger_option, open_ledger, with_hint
 
 
 def register(main: click.Group) -> None:
@@ -58,16 +58,22 @@ def register(main: click.Group) -> None:
     @ledger_option
     @json_option
     def key_revoke(key_id: str, ledger_dir: Path | None, as_json: bool) -> None:
-        """Revoke a key by its id (takes effect within 5 s in a running gateway)."""
+        """Revoke a key by its id (`key list`) or by the key itself (`key new`); takes effect within 5 s in a
+        running gateway."""
+        import hashlib
+
         from ailedger.core.errors import NotFoundError
         from ailedger.services.gateway import GatewayKeys
 
+        if key_id.startswith("ailk_"):  # the key itself, as `key new` printed it: revoke it by its id
+            key_id = hashlib.sha256(key_id.encode()).hexdigest()[:12]
         with open_ledger(ledger_dir) as ledger:
             keys = GatewayKeys(ledger.path)
             n = keys.revoke(key_id)
             keys.close()
         if not n:
-            raise NotFoundError(f"no API key with id {key_id}", field="key_id")
+            raise with_hint(NotFoundError(f"no API key with id {key_id}", field="key_id"),
+                            "`ailedger gateway key list` shows the key ids")
         emit(as_json, {"ok": True, "key_id": key_id}, f"revoked {key_id}")
 
     @gateway.command("serve")

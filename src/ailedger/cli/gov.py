@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger
-from ailedger.core.errors import BadInputError, NotAuthorisedError, VerificationError
+from ailedger.cli._common import INDEX, emit, json_option, ledger_option, open_ledger, out_option, with_hint
+from ailedger.core.errors import AiledgerError, BadInputError, NotAuthorisedError, VerificationError
 
 time_option = click.option("--at", "at", default=None, metavar="TIME",
                            help="Entry time (RFC 3339 UTC, e.g. 2030-01-01T00:00:00.000Z); default now. Must lie "
@@ -36,6 +38,68 @@ def parse_amounts(ledger: Any, items: tuple[str, ...], what: str) -> dict[str, i
             raise BadInputError(f"{what} amount {amt!r} is not an integer", field=what) from None
         out[ledger.did_for(who)] = out.get(ledger.did_for(who), 0) + n
     return out
+
+
+def name_of(ledger: Any, did: str | None) -> str:
+    """The local identity name of ``did`` (for a command line the user can paste), else the did."""
+    if did is None:
+        return "NAME"
+    for n in ledger.identities.names():
+        try:
+            if ledger.identities.did_of(n) == did:
+                return str(n)
+        except AiledgerError:
+            continue
+    return did
+
+
+def dao_hint(ledger: Any, exc: AiledgerError, *, proposal: int | None = None, who: str | None = None,
+             step: str | None = None) -> AiledgerError:
+    """``exc`` with the command that fixes it, found by looking at the governance state (not at the message)."""
+    from ailedger.services import governance as gov
+
+    if "hint" in exc.details:
+        return exc
+    try:
+        st = gov.state(ledger)
+    except AiledgerError:
+        return exc
+    me = who or "NAME"
+    if st.dao is None:
+        return with_hint(exc, f"this ledger has no DAO yet: run `ailedger gov init --name NAME --as {me}` "
+                              f"(its signer becomes the minter)")
+    if proposal is None or exc.details.get("field") != "proposal" or proposal not in st.proposals:
+        return exc
+    p = gov.proposal_info(ledger, proposal)
+    state, ends, eta = p["state"], p["voting_ends"], p.get("eta")
+    short = ("; to try governance end to end in minutes, make a DAO with `ailedger gov init ... "
+             "--param voting_period=60 --param timelock=0`")
+    if state == "pending":
+        return with_hint(exc, f"voting on proposal {proposal} opens at {p['voting_starts']}: vote then")
+    if state == "active" and step in ("queue", "execute"):
+        then = (f"then `ailedger gov queue {proposal} --as {me}`" if step == "queue" else
+                f"then `ailedger gov queue {proposal} --as {me}` and, after the timelock, "
+                f"`ailedger gov execute {proposal} --as {me}`")
+        return with_hint(exc, f"voting on proposal {proposal} ends at {ends}: {then}" + short)
+    if state == "succeeded" and step == "execute":
+        return with_hint(exc, f"queue it first: `ailedger gov queue {proposal} --as {me}`, then execute it once its "
+                              f"timelock has passed")
+    if state == "queued" and step == "execute" and eta:
+        return with_hint(exc, f"proposal {proposal} may be executed from {eta}: run `ailedger gov execute "
+                              f"{proposal} --as {me}` then" + short)
+    if state in ("defeated", "expired", "canceled", "executed"):
+        return with_hint(exc, f"proposal {proposal} is {state}; `ailedger gov show {proposal}` shows its tally and "
+                              f"timetable")
+    return exc
+
+
+@contextmanager
+def hinted(ledger: Any, **kw: Any) -> Iterator[None]:
+    """Errors raised inside carry the fix ``dao_hint`` finds for them."""
+    try:
+        yield
+    except AiledgerError as exc:
+        raise dao_hint(ledger, exc, **kw) from None
 
 
 def parse_value(v: str) -> Any:
@@ -125,7 +189,7 @@ def register(main: click.Group) -> None:
     @json_option
     def gov_mint(allocs: tuple[str, ...], who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Mint tokens: NAME=AMOUNT ... (minter only)."""
-        with open_ledger(ledger_dir) as led:
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
             r = gov.mint(led, load_identity(led, who), parse_amounts(led, allocs, "alloc"), time=at)
         emit(as_json, r, f"minted at entry {r['index']}; supply {r['supply']}")
 
@@ -138,7 +202,7 @@ def register(main: click.Group) -> None:
     @json_option
     def gov_transfer(to: str, amount: int, who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Transfer AMOUNT tokens to TO (name or did)."""
-        with open_ledger(ledger_dir) as led:
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
             r = gov.transfer(led, load_identity(led, who), led.did_for(to), amount, time=at)
         emit(as_json, r, f"transferred {amount} at entry {r['index']}; balance now {r['balance']}")
 
@@ -150,7 +214,7 @@ def register(main: click.Group) -> None:
     @json_option
     def gov_delegate(to: str, who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Delegate your token votes to TO (name or did; yourself to take them back)."""
-        with open_ledger(ledger_dir) as led:
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
             r = gov.delegate(led, load_identity(led, who), led.did_for(to), time=at)
         emit(as_json, r, f"delegated at entry {r['index']}; the delegate now has {r['votes_of_delegate']} votes")
 
@@ -164,7 +228,7 @@ def register(main: click.Group) -> None:
     def gov_reputation(grants: tuple[str, ...], reason: str, who: str, at: str | None, ledger_dir: Path | None,
                        as_json: bool) -> None:
         """Grant reputation points: NAME=POINTS ... (minter only)."""
-        with open_ledger(ledger_dir) as led:
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
             r = gov.grant_reputation(led, load_identity(led, who), parse_amounts(led, grants, "grant"),
                                      reason=reason, time=at)
         emit(as_json, r, f"reputation granted at entry {r['index']}")
@@ -210,12 +274,12 @@ def register(main: click.Group) -> None:
         if not actions:
             raise BadInputError("a proposal needs at least one action (--revoke-model, --set, --action, ...)",
                                 field="actions")
-        with open_ledger(ledger_dir) as led:
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
             p = gov.propose(led, load_identity(led, who), actions, description, time=at)
         emit(as_json, p, _proposal_text(p))
 
     @gov_group.command("vote")
-    @click.argument("proposal", type=int)
+    @click.argument("proposal", type=INDEX)
     @click.argument("support", type=click.Choice(["for", "against", "abstain"]))
     @click.option("--reason", default="")
     @as_option
@@ -225,7 +289,7 @@ def register(main: click.Group) -> None:
     def gov_vote(proposal: int, support: str, reason: str, who: str, at: str | None, ledger_dir: Path | None,
                  as_json: bool) -> None:
         """Cast a signed vote on PROPOSAL."""
-        with open_ledger(ledger_dir) as led:
+        with open_ledger(ledger_dir) as led, hinted(led, who=who, proposal=proposal, step="vote"):
             r = gov.vote(led, load_identity(led, who), proposal, support, reason=reason, time=at)
         t = r["tally"]
         emit(as_json, r, f"vote {support} with weight {r['weight']} logged at entry {r['index']}; tally for "
@@ -233,13 +297,13 @@ def register(main: click.Group) -> None:
 
     def _step(name: str, fn: Any, doc: str) -> None:
         @gov_group.command(name, help=doc)
-        @click.argument("proposal", type=int)
+        @click.argument("proposal", type=INDEX)
         @as_option
         @time_option
         @ledger_option
         @json_option
         def cmd(proposal: int, who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
-            with open_ledger(ledger_dir) as led:
+            with open_ledger(ledger_dir) as led, hinted(led, who=who, proposal=proposal, step=name):
                 r = fn(led, load_identity(led, who), proposal, time=at)
             emit(as_json, r, _proposal_text(r))
 
@@ -248,13 +312,13 @@ def register(main: click.Group) -> None:
     _step("cancel", gov.cancel, "Cancel your proposal while it is pending.")
 
     @gov_group.command("show")
-    @click.argument("proposal", type=int)
+    @click.argument("proposal", type=INDEX)
     @time_option
     @ledger_option
     @json_option
     def gov_show(proposal: int, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """A proposal's state, tally and timetable."""
-        with open_ledger(ledger_dir, read_only=True) as led:
+        with open_ledger(ledger_dir, read_only=True) as led, hinted(led):
             p = gov.proposal_info(led, proposal, at=at)
         emit(as_json, p, _proposal_text(p))
 
@@ -299,13 +363,20 @@ def register(main: click.Group) -> None:
     @click.option("--reason", required=True)
     @click.option("--nonce", required=True, help="Fresh value; a statement can be used once.")
     @as_option
+    @out_option("Write the cosignature here (pass the file to `gov suspend --cosig`); default: print it.")
     @ledger_option
     @json_option
-    def gov_cosign(model: str, reason: str, nonce: str, who: str, ledger_dir: Path | None, as_json: bool) -> None:
-        """A guardian's signature on a suspension statement (prints JSON to pass to `gov suspend --cosig`)."""
-        with open_ledger(ledger_dir) as led:
+    def gov_cosign(model: str, reason: str, nonce: str, who: str, output: str | None, ledger_dir: Path | None,
+                   as_json: bool) -> None:
+        """A guardian's signature on a suspension statement: JSON (printed, or written with -o) to pass to
+        `gov suspend --cosig`. The output is JSON with or without --json."""
+        with open_ledger(ledger_dir) as led, hinted(led, who=who):
             c = gov.guardian_cosign(led, load_identity(led, who), model, reason, nonce)
-        click.echo(json.dumps(c, sort_keys=True))
+        if output:
+            Path(output).write_text(json.dumps(c, sort_keys=True) + "\n")
+            emit(as_json, {"output": output, **c}, f"wrote the cosignature of {who} to {output}")
+        else:
+            click.echo(json.dumps(c, sort_keys=True))
 
     @gov_group.command("suspend")
     @click.option("--model", required=True)
@@ -330,7 +401,8 @@ def register(main: click.Group) -> None:
         with open_ledger(ledger_dir) as led:
             for g in local:
                 sigs.append(gov.guardian_cosign(led, load_identity(led, g), model, reason, nonce))
-            r = gov.guardian_suspend(led, load_identity(led, who), model, reason, nonce, sigs, time=at)
+            with hinted(led, who=who):
+                r = gov.guardian_suspend(led, load_identity(led, who), model, reason, nonce, sigs, time=at)
         emit(as_json, r, f"model {model} SUSPENDED by {r['by']} at entry {r['index']}")
 
     @gov_group.command("replay")
@@ -363,7 +435,7 @@ def register(main: click.Group) -> None:
             raise VerificationError(f"{len(seeds)} dispute(s) cite a jury seed that is not this log's root")
 
     @gov_group.command("recount")
-    @click.argument("proposal", type=int)
+    @click.argument("proposal", type=INDEX)
     @click.option("--no-verify", is_flag=True, help="Skip the signature checks.")
     @click.option("--workers", type=int, default=None)
     @ledger_option

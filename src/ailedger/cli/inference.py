@@ -8,7 +8,15 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger, read_input_file, read_vkey
+from ailedger.cli._common import (
+    emit,
+    json_option,
+    ledger_option,
+    log_verifier,
+    open_ledger,
+    out_option,
+    read_input_file,
+)
 from ailedger.core.canonical import parse_json
 from ailedger.core.errors import BadInputError
 
@@ -63,7 +71,7 @@ def register(main: click.Group) -> None:
 
     @inference.command("receipt")
     @click.argument("receipt_id")
-    @click.option("--out", default=None, help="Write the receipt proof to this file.")
+    @out_option("Write the receipt proof to this file (default: print it).", name="out")
     @ledger_option
     @json_option
     def receipt(receipt_id: str, out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
@@ -76,7 +84,7 @@ def register(main: click.Group) -> None:
 
     @inference.command("disclose")
     @click.argument("receipt_id")
-    @click.option("--out", default=None, help="Write the disclosure to this file.")
+    @out_option("Write the disclosure to this file (default: print it).", name="out")
     @ledger_option
     @json_option
     def disclose_cmd(receipt_id: str, out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
@@ -98,11 +106,7 @@ def register(main: click.Group) -> None:
         """Check a receipt proof offline (and optionally a disclosure)."""
         from ailedger.services.inference import verify_disclosure, verify_receipt_proof
 
-        if vkey:
-            verifier = read_vkey(vkey)
-        else:
-            with open_ledger(ledger_dir, read_only=True) as ledger:
-                verifier = ledger.verifier
+        verifier = log_verifier(vkey, ledger_dir)
         doc = _load_doc(proof_file, "receipt proof")
         if disclosure:
             res = verify_disclosure(doc, _load_doc(disclosure, "disclosure"), verifier)
@@ -116,7 +120,7 @@ def register(main: click.Group) -> None:
     @inference.command("erase")
     @click.option("--subject", required=True, help="The data subject whose payloads are destroyed.")
     @click.option("--operator", default="inference", help="Identity that signs the erasure record.")
-    @click.option("--out", default=None, help="Also write the erasure report here.")
+    @out_option("Also write the erasure report here.", name="out")
     @ledger_option
     @json_option
     def erase(subject: str, operator: str, out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
@@ -138,7 +142,7 @@ def register(main: click.Group) -> None:
     @click.option("--model", default=None)
     @click.option("--from", "t_from", default=None)
     @click.option("--to", "t_to", default=None)
-    @click.option("--out", required=True, help="Output file (.html or .pdf).")
+    @out_option("Output file (.html or .pdf).", name="out", required=True)
     @ledger_option
     @json_option
     def report(model: str | None, t_from: str | None, t_to: str | None, out: str, ledger_dir: Path | None,
@@ -148,7 +152,7 @@ def register(main: click.Group) -> None:
         from ailedger.services.inference.report import render_pdf
 
         if not out.endswith((".html", ".htm", ".pdf")):
-            raise BadInputError("--out must be an .html or .pdf file", field="out")
+            raise BadInputError(f"--out {out} must be an .html or .pdf file", field="out")
         with open_ledger(ledger_dir) as ledger:
             items = list_records(ledger, model, t_from, t_to)
             title = f"Inference decisions{' of ' + model if model else ''}"

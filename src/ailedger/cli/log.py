@@ -14,18 +14,21 @@ from typing import Any
 import click
 
 from ailedger.cli._common import (
+    INDEX,
     emit,
     json_option,
     ledger_option,
+    log_verifier,
     open_ledger,
     progress,
     read_input_file,
     read_vkey,
+    with_hint,
 )
 from ailedger.cli.witness import collect_for_cli, cosign_options
 from ailedger.core.canonical import parse_json
 from ailedger.core.checkpoint import open_checkpoint, parse_checkpoint_text
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError
+from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError, VerificationError
 from ailedger.core.merkle import leaf_hash, verify_consistency
 from ailedger.core.note import parse_note
 from ailedger.core.records import parse_entry
@@ -181,7 +184,11 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
                     entries.append(e)
             except AiledgerError as exc:
                 where = f"{files[0]} line {n + 1}" if jsonl else str(files[n])
-                raise type(exc)(f"{where}: {exc.message}") from None
+                err = type(exc)(f"{where}: {exc.message}")
+                if ident is None and not isinstance(exc, VerificationError):
+                    with_hint(err, "to sign a record, append it with `--as NAME`; without --as each file must "
+                                   "be an entry already signed by its signer")
+                raise err from None
         if ident is not None:
             for e in entries:
                 led.check_signer_allowed(e)
@@ -249,8 +256,9 @@ def vkey(ledger_dir: Path | None, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("index", type=int)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the exact leaf bytes here.")
+@click.argument("index", type=INDEX)
+@click.option("-o", "--out", "--output", "output", type=click.Path(path_type=Path),
+              help="Write the exact leaf bytes here.")
 @ledger_option
 @json_option
 def entry(index: int, output: Path | None, ledger_dir: Path | None, as_json: bool) -> None:
@@ -268,8 +276,8 @@ def entry(index: int, output: Path | None, ledger_dir: Path | None, as_json: boo
 
 
 @click.command()
-@click.argument("index", type=int)
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the .tlog-proof here.")
+@click.argument("index", type=INDEX)
+@click.option("-o", "--out", "--output", "output", type=click.Path(path_type=Path), help="Write the .tlog-proof here.")
 @ledger_option
 @json_option
 def prove(index: int, output: Path | None, ledger_dir: Path | None, as_json: bool) -> None:
@@ -310,14 +318,7 @@ def verify(proof_file: Path, vkey_opt: str | None, entry_file: Path | None, leaf
     from ailedger.services.verify import verify_file
 
     data = read_input_file(proof_file, "proof")
-    if vkey_opt:
-        verifier = read_vkey(vkey_opt)
-    else:
-        try:
-            with open_ledger(ledger_dir, read_only=True) as led:
-                verifier = led.verifier
-        except NotFoundError:
-            raise BadInputError("no verifier key: pass --vkey (file or name+id+key) or --ledger") from None
+    verifier = log_verifier(vkey_opt, ledger_dir)
     result = verify_file(
         data, verifier,
         entry=read_input_file(entry_file, "entry") if entry_file else None,
@@ -346,7 +347,7 @@ def _sidecar_evidence(proof_file: Path) -> dict[str, Any] | None:
 @click.option("--new", "new_file", type=click.Path(path_type=Path), help="Newer signed checkpoint file.")
 @click.option("--proof", "proof_file", type=click.Path(path_type=Path),
               help="Consistency proof file (one base64 hash a line): verify offline, no ledger needed.")
-@click.option("--vkey", "vkey_opt", help="Log verifier key (default: the ledger's).")
+@click.option("--vkey", "vkey_opt", help="Log verifier key, inline or a file (default: the ledger's).")
 @ledger_option
 @json_option
 def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | None, proof_file: Path | None,
@@ -371,8 +372,8 @@ def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | 
     old_note = read_input_file(old_file, "old checkpoint")
     new_note = read_input_file(new_file, "new checkpoint")
     led = None
-    if vkey_opt:
-        verifier = read_vkey(vkey_opt)
+    if vkey_opt or proof_file:  # offline: only the key is needed
+        verifier = log_verifier(vkey_opt, ledger_dir)
     else:
         led = open_ledger(ledger_dir, read_only=True)
         verifier = led.verifier
@@ -548,10 +549,11 @@ def tiles_export(directory: Path, watch: float | None, full: bool, prune_after: 
               help="Directory for nginx's pid file, log and temp files (default: DIRECTORY/../nginx).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--user", default=None, help="User nginx's workers run as (only when started as root).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("-o", "--out", "--output", "output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the configuration here (default: print it).")
+@json_option
 def tiles_nginx_conf(directory: Path, listen: str, prefix: Path | None, workers: int, user: str | None,
-                     output: Path | None) -> None:
+                     output: Path | None, as_json: bool) -> None:
     """An nginx configuration serving the static tile mirror DIRECTORY (run: nginx -c FILE).
 
     Full tiles are sent as immutable, partial tiles for a minute, the checkpoint uncached."""
@@ -565,7 +567,10 @@ def tiles_nginx_conf(directory: Path, listen: str, prefix: Path | None, workers:
             output.write_text(text)
     except OSError as e:
         raise BadInputError(f"cannot write {e.filename}: {e.strerror}", field="output") from e
-    if output is None:
+    if as_json:
+        emit(True, {"output": str(output) if output else None, "config": text,
+                    "start": f"nginx -c {output.resolve()}" if output else None}, "")
+    elif output is None:
         click.echo(text, nl=False)
     else:
         click.echo(f"wrote {output}; start with: nginx -c {output.resolve()}", err=True)
@@ -622,6 +627,9 @@ def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cach
 def find(type_: str | None, signer: str | None, term: str | None, limit: int, ledger_dir: Path | None,
          as_json: bool) -> None:
     """List entries by type, signer or term."""
+    if not (type_ or signer or term):
+        raise with_hint(BadInputError("find needs --type, --signer or --term", field="type"),
+                        "e.g. `ailedger find --type model.register`, `--signer alice`, `--term dataset:NAME`")
     with open_ledger(ledger_dir, read_only=True) as led:
         did = led.did_for(signer) if signer else None
         rows = [{"index": i, **e.to_dict()} for i, e in led.find(type=type_, signer=did, term=term, limit=limit)]

@@ -7,23 +7,37 @@ import json
 import os
 import pkgutil
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from ailedger import __version__
+from ailedger.cli._common import GlobalOption
+from ailedger.cli._grammar import apply as apply_grammar
 from ailedger.core.errors import AiledgerError, VerificationError
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]  # the command line after the global options
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            # a usage error (unknown option, a value of the wrong form) is bad input too: JSON with --json
+            if ctx.meta.get("ailedger.json") or "--json" in rest:
+                click.echo(json.dumps({"ok": False, "error": {"code": "bad_input", "message": exc.format_message()}}))
+            raise
         except AiledgerError as exc:
-            as_json = "--json" in sys.argv
+            from ailedger.cli._hints import hint_for
+
+            hint = exc.details.get("hint") or hint_for(exc, ctx)
+            if hint:
+                exc.details["hint"] = hint
+            as_json = bool(ctx.meta.get("ailedger.json")) or "--json" in sys.argv
             if as_json:
                 click.echo(json.dumps({"ok": False, "error": exc.to_dict()}, default=str))
-            click.echo(f"error: {exc.message}", err=True)
+            click.echo(f"error: {exc.message}" + (f"; {hint}" if hint else ""), err=True)
             if os.environ.get("AILEDGER_DEBUG"):
                 raise
             ctx.exit(1 if isinstance(exc, VerificationError) else 2)
@@ -31,10 +45,16 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="ailedger")
-def main() -> None:
+@click.option("--ledger", "ledger_dir", cls=GlobalOption, metavar="DIR",
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Ledger directory for the command (default: $AILEDGER_LEDGER); also accepted after it.")
+@click.option("--json", "as_json", cls=GlobalOption, is_flag=True,
+              help="Machine-readable JSON output; also accepted after the command.")
+def main(ledger_dir: Path | None, as_json: bool) -> None:
     """ailedger: a verifiable, append-only ledger for AI artifacts and decisions.
 
-    Every command finds its ledger by --ledger DIR or $AILEDGER_LEDGER and takes --json.
+    Every command finds its ledger by --ledger DIR or $AILEDGER_LEDGER and takes --json; both may
+    come before or after the command. The grammar every command follows is docs/cli.md.
     """
 
 
@@ -55,6 +75,7 @@ def _load_commands() -> None:
 
 
 _load_commands()
+apply_grammar(main)
 
 if __name__ == "__main__":
     main()

@@ -210,13 +210,11 @@ def register(main: click.Group) -> None:
     def model_verify_part(proof_file: str, content: str, vkey: str | None, ledger_path: str | None,
                           as_json: bool) -> None:
         """Verify CONTENT (one chunk, or the whole file, streamed) against a part proof, offline."""
+        from ailedger.cli._common import log_verifier
         from ailedger.core.errors import VerificationError
         from ailedger.services.artifacts import verify_model_part
 
-        vkey = vkey_text(vkey)
-        if vkey is None:
-            with open_ledger(ledger_path) as ledger:
-                vkey = ledger.vkey
+        vkey = log_verifier(vkey, ledger_path).vkey  # --vkey KEY|FILE, else the ledger's; else "no --vkey given"
         try:
             rep = verify_model_part(Path(proof_file).read_bytes(), content, vkey)
         except VerificationError as e:

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger
+from ailedger.cli._common import emit, json_option, ledger_option, log_verifier, open_ledger
 from ailedger.core.errors import VerificationError
 
 
@@ -307,7 +307,7 @@ def register(main: click.Group) -> None:
 
     @group.command("verify-screening")
     @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
-    @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")
+    @click.option("--vkey", default=None, help="Log verifier key, inline or a file (default: the ledger's).")
     @click.option("--report", "report_out", default=None, help="Also write the verified JSON report here.")
     @click.option("--html", "html_out", default=None, help="Also render the verified report as HTML here.")
     @ledger_option
@@ -317,9 +317,7 @@ def register(main: click.Group) -> None:
         """Check offline that a screening report was logged unchanged (and beside which dataset root)."""
         from ailedger.services.screening import render_html, report_bytes, verify_screening_proof
 
-        if vkey is None:
-            with open_ledger(ledger_dir) as lg:
-                vkey = lg.vkey
+        vkey = log_verifier(vkey, ledger_dir).vkey
         try:
             rep, report = verify_screening_proof(Path(proof_file).read_bytes(), vkey)
         except VerificationError as e:
@@ -337,16 +335,14 @@ def register(main: click.Group) -> None:
 
     @group.command("verify-removal")
     @click.argument("proof_file", type=click.Path(dir_okay=False, exists=True))
-    @click.option("--vkey", default=None, help="Log verifier key (default: the local ledger's).")
+    @click.option("--vkey", default=None, help="Log verifier key, inline or a file (default: the ledger's).")
     @ledger_option
     @json_option
     def dataset_verify_removal(proof_file: str, vkey: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Check a removal proof offline: which records left between the old and the new root."""
         from ailedger.services.screening import verify_removal_proof
 
-        if vkey is None:
-            with open_ledger(ledger_dir) as lg:
-                vkey = lg.vkey
+        vkey = log_verifier(vkey, ledger_dir).vkey
         try:
             rep = verify_removal_proof(Path(proof_file).read_bytes(), vkey)
         except VerificationError as e:

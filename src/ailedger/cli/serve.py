@@ -38,6 +38,10 @@ __all__ = ["register"]
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Operator write tokens that admit registrations (default: LEDGER/write-tokens; "
                    "`ailedger write-token new NAME`).")
+@click.option("--checkpoint-refresh", type=click.FloatRange(min=0, max=3600), default=1.0, show_default=True,
+              metavar="SECONDS",
+              help="When entries were appended by another process (`ailedger append`, another server), a read of "
+                   "/checkpoint signs one covering them, at most this often.")
 @deadline_options
 @click.option("--no-web", is_flag=True, help="Serve the API only, without the explorer pages.")
 @click.option("--tiles-port", type=click.IntRange(0, 65535), default=None,
@@ -51,7 +55,7 @@ __all__ = ["register"]
 @json_option
 def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, time_window: float, rate: float,
           burst: float, max_inflight: int, max_writes: int, allow_unregistered: bool, open_registration: bool,
-          token_file: Path | None, head_timeout: float, body_timeout: float, min_body_rate: int, no_web: bool,
+          token_file: Path | None, checkpoint_refresh: float, head_timeout: float, body_timeout: float, min_body_rate: int, no_web: bool,
           tiles_port: int | None, tiles_dir: Path | None, tiles_every: float,
           ledger_dir: Path | None, as_json: bool) -> None:
     """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer.
@@ -73,7 +77,8 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
                       max_inflight=max_inflight, max_writes=max_writes, web=not no_web,
                       rate_table=str(path / "run" / "ratelimit.bin"), open_registration=open_registration,
                       token_file=str((token_file or path / "write-tokens").resolve()),
-                      head_timeout=head_timeout, body_timeout=body_timeout, min_body_rate=min_body_rate)
+                      head_timeout=head_timeout, body_timeout=body_timeout, min_body_rate=min_body_rate,
+                      checkpoint_refresh=checkpoint_refresh)
     TokenFile(cfg.token_file).check_file()  # a token file others can read or change stops the start, exit 2
     os.environ["AILEDGER_LEDGER"] = str(path)
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))

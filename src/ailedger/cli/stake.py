@@ -7,8 +7,9 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger
-from ailedger.cli.gov import as_option, load_identity, time_option
+from ailedger.cli._common import INDEX, emit, json_option, ledger_option, open_ledger, with_hint
+from ailedger.cli.gov import as_option, dao_hint, load_identity, name_of, time_option
+from ailedger.core.errors import AiledgerError
 
 
 def claim_text(c: dict[str, Any]) -> str:
@@ -22,6 +23,32 @@ def claim_text(c: dict[str, Any]) -> str:
                      + (f", jury of {len(d['jury'])}" if d.get("jury") else "") + f"); voting ends {d['voting_ends']}"
                      + (f"; winner: {d['winner']}" if d.get("winner") else ""))
     return "\n".join(lines)
+
+
+def reputation_hint(led: Any, exc: AiledgerError, who: str, amount: int | None) -> AiledgerError:
+    """A stake or bond refused for want of reputation: say where reputation comes from, or how much is free."""
+    from ailedger.services import governance as gov
+    from ailedger.services import staking
+
+    if "hint" in exc.details:
+        return exc
+    try:
+        st = gov.state(led)
+        rep = staking.reputation(led, led.did_for(who))
+    except AiledgerError:
+        return exc
+    if st.dao is None:
+        return dao_hint(led, exc, who=who)
+    if exc.details.get("field") not in ("signer", "stake", "bond"):
+        return exc
+    if rep["reputation"] <= 0:
+        return with_hint(exc, f"no reputation: run `ailedger gov reputation {who}=POINTS --as "
+                              f"{name_of(led, st.minter)}` (the DAO's minter grants it), or stake after earning some "
+                              f"(winning a dispute)")
+    if amount is not None and rep["free"] < amount:
+        return with_hint(exc, f"stake at most {rep['free']} (`ailedger stake reputation {who}` shows what is free "
+                              f"and locked), or wait for a stake to be released")
+    return dao_hint(led, exc, who=who)
 
 
 def register(main: click.Group) -> None:
@@ -44,11 +71,14 @@ def register(main: click.Group) -> None:
                     ledger_dir: Path | None, as_json: bool) -> None:
         """Stake AMOUNT reputation that SUBJECT (e.g. entry:12, sha256:...) is CLAIM."""
         with open_ledger(ledger_dir) as led:
-            c = staking.stake_claim(led, load_identity(led, who), subject, claim, amount, note=note, time=at)
+            try:
+                c = staking.stake_claim(led, load_identity(led, who), subject, claim, amount, note=note, time=at)
+            except AiledgerError as exc:
+                raise reputation_hint(led, exc, who, amount) from None
         emit(as_json, c, claim_text(c))
 
     @stake_group.command("dispute")
-    @click.argument("claim_id", type=int)
+    @click.argument("claim_id", type=INDEX)
     @click.argument("bond", type=int)
     @click.option("--reason", required=True)
     @as_option
@@ -59,11 +89,14 @@ def register(main: click.Group) -> None:
                       as_json: bool) -> None:
         """Dispute claim CLAIM_ID, bonding BOND reputation."""
         with open_ledger(ledger_dir) as led:
-            c = staking.dispute(led, load_identity(led, who), claim_id, bond, reason, time=at)
+            try:
+                c = staking.dispute(led, load_identity(led, who), claim_id, bond, reason, time=at)
+            except AiledgerError as exc:
+                raise reputation_hint(led, exc, who, bond) from None
         emit(as_json, c, claim_text(c))
 
     @stake_group.command("vote")
-    @click.argument("dispute_id", type=int)
+    @click.argument("dispute_id", type=INDEX)
     @click.argument("side", type=click.Choice(["claim", "challenger"]))
     @as_option
     @time_option
@@ -73,19 +106,25 @@ def register(main: click.Group) -> None:
                    as_json: bool) -> None:
         """Vote on a dispute (reputation holders, or the drawn jury)."""
         with open_ledger(ledger_dir) as led:
-            r = staking.vote_dispute(led, load_identity(led, who), dispute_id, side, time=at)
+            try:
+                r = staking.vote_dispute(led, load_identity(led, who), dispute_id, side, time=at)
+            except AiledgerError as exc:
+                raise dao_hint(led, exc, who=who) from None
         emit(as_json, r, f"voted {side} with weight {r['weight']} at entry {r['index']}; tally {r['tally']}")
 
     def _step(name: str, fn: Any, arg: str, doc: str) -> None:
         @stake_group.command(name, help=doc)
-        @click.argument(arg, type=int)
+        @click.argument(arg, type=INDEX)
         @as_option
         @time_option
         @ledger_option
         @json_option
         def cmd(who: str, at: str | None, ledger_dir: Path | None, as_json: bool, **kw: int) -> None:
             with open_ledger(ledger_dir) as led:
-                c = fn(led, load_identity(led, who), kw[arg], time=at)
+                try:
+                    c = fn(led, load_identity(led, who), kw[arg], time=at)
+                except AiledgerError as exc:
+                    raise dao_hint(led, exc, who=who) from None
             emit(as_json, c, claim_text(c))
 
     _step("resolve", staking.resolve, "dispute_id", "Close a dispute's vote and fix the winner.")

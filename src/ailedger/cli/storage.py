@@ -90,8 +90,11 @@ def _split(s: str | None) -> list[str]:
 def _put_options(f: Any) -> Any:
     for opt in reversed([
         click.option("--nodes", required=True, help="comma-separated storage node URLs"),
-        click.option("--k", "k", type=int, default=10, show_default=True),
-        click.option("--n", "n", type=int, default=30, show_default=True),
+        click.option("--k", "k", type=int, default=None,
+                     help="shards needed to read back (default: from n, so that a third of the nodes, at least one, "
+                          "may be lost: 3 nodes -> 2, 30 -> 20)"),
+        click.option("--n", "n", type=int, default=None,
+                     help="shards stored, one per distinct node (default: the number of --nodes)"),
         click.option("--readers", default="", help="comma-separated identities or did:keys allowed to read"),
         click.option("--as", "who", required=True, help="identity that owns the stored copy"),
         click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None),
@@ -122,7 +125,8 @@ def _attach_artifact_commands(main: click.Group) -> None:
         @click.argument("model_ref")
         @click.argument("directory", type=click.Path(exists=True, file_okay=False))
         @_put_options
-        def model_push(model_ref: str, directory: str, nodes: str, k: int, n: int, readers: str, who: str,
+        def model_push(model_ref: str, directory: str, nodes: str, k: int | None, n: int | None, readers: str,
+                       who: str,
                        ledger_path: str | None, as_json: bool) -> None:
             """Check DIRECTORY against the registered MODEL_REF, then store it encrypted on nodes."""
             from ailedger.services.blobs.artifacts import push_model
@@ -153,7 +157,8 @@ def _attach_artifact_commands(main: click.Group) -> None:
         @click.argument("dataset_ref")
         @click.argument("paths", nargs=-1, required=True)
         @_put_options
-        def dataset_push(dataset_ref: str, paths: tuple[str, ...], nodes: str, k: int, n: int, readers: str,
+        def dataset_push(dataset_ref: str, paths: tuple[str, ...], nodes: str, k: int | None, n: int | None,
+                         readers: str,
                          who: str, ledger_path: str | None, as_json: bool) -> None:
             """Check PATHS against the committed DATASET_REF root, then store them encrypted on nodes."""
             from ailedger.services.blobs.artifacts import push_dataset

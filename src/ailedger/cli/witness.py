@@ -149,8 +149,10 @@ def register(main: click.Group) -> None:
     @witness.command("evidence")
     @WITNESS_OPT
     @click.option("--origin", help="only this log")
-    def evidence_cmd(witness_dir: str, origin: str | None) -> None:
-        """Print (JSON) the conflicting checkpoints this witness refused: evidence of split views."""
+    @JSON_OPT
+    def evidence_cmd(witness_dir: str, origin: str | None, as_json: bool) -> None:
+        """Print the conflicting checkpoints this witness refused: evidence of split views. The evidence is
+        documents to hand on, so it is printed as JSON with or without --json."""
         from ailedger.services.witness import Witness
 
         w = Witness.open(witness_dir)
@@ -227,7 +229,8 @@ def register(main: click.Group) -> None:
 
     @witness.command("verify")
     @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--log-vkey", required=True, help="the log's verifier key")
+    @click.option("--vkey", "--log-vkey", "log_vkey", required=True,
+                  help="the log's verifier key, inline or a file (--log-vkey: the older spelling)")
     @click.option("--witness-vkey", "vkeys", multiple=True, help="a trusted witness key (repeat)")
     @click.option("--witness-threshold", "threshold", type=int, help="how many must cosign (default: all)")
     @JSON_OPT

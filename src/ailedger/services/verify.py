@@ -24,7 +24,7 @@ def verify_tlog_proof(data: bytes, verifier: Verifier, *, entry: bytes | None = 
         if len(lh) != 32:
             raise BadInputError("--leaf-hash must be 32 bytes of hex", field="leaf_hash")
     if entry is None and lh is None:
-        raise BadInputError("give the entry (--entry FILE with its exact bytes) or --leaf-hash")
+        raise BadInputError("give the entry (--entry FILE with its exact bytes) or --leaf-hash", field="entry")
     bundle, cp = verify_proof_bundle(data, verifier, entry=entry, entry_hash=lh)
     out: dict[str, Any] = {
         "ok": True,

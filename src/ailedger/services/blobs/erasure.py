@@ -26,7 +26,8 @@ import zfec  # type: ignore[import-untyped]
 
 from ailedger.core.errors import BadInputError, StorageError
 
-__all__ = ["DEFAULT_K", "DEFAULT_N", "DEFAULT_UNIT", "ISAL", "ZFEC", "Coding", "StripeDecoder", "StripeEncoder"]
+__all__ = ["DEFAULT_K", "DEFAULT_N", "DEFAULT_UNIT", "ISAL", "ZFEC", "Coding", "StripeDecoder", "StripeEncoder",
+           "coding_for_nodes", "default_k"]
 
 DEFAULT_K = 10
 DEFAULT_N = 30
@@ -34,6 +35,37 @@ DEFAULT_UNIT = 1 << 20
 ZFEC = "rs-vandermonde-gf256-zfec"
 ISAL = "rs-cauchy-gf256-isal"
 ISAL_HEADER = 80  # liberasurecode fragment header
+
+MAX_N = 256
+
+
+def default_k(n: int) -> int:
+    """Shards needed to read back when ``n`` are stored: losing a third of them (at least one, when there
+    are two or more) still reads back. 1 -> 1, 2 -> 1, 3 -> 2, 4 -> 3, 6 -> 4, 30 -> 20."""
+    return max(1, n - max(1, n // 3)) if n > 1 else 1
+
+
+def coding_for_nodes(nodes: int, k: int | None = None, n: int | None = None) -> tuple[int, int]:
+    """The (k, n) a put uses with ``nodes`` distinct storage nodes: by default one shard per node
+    (n = nodes, at most 256) and k = ``default_k(n)``; a given k or n is checked against the nodes.
+    A refusal carries ``suggest_k`` / ``suggest_n``: the values that would work."""
+    if nodes < 1:
+        raise BadInputError("no storage nodes given", field="nodes")
+    fit = min(nodes, MAX_N)
+    if n is None:
+        n = fit
+    if n < 1 or n > MAX_N:
+        raise BadInputError(f"n = {n} shards: n must be between 1 and {MAX_N}", field="n",
+                            suggest_k=default_k(fit), suggest_n=fit)
+    if n > nodes:
+        raise BadInputError(f"{nodes} storage node{'s' if nodes != 1 else ''} given, n = {n} shards need {n} "
+                            f"distinct nodes", field="n", suggest_k=default_k(fit), suggest_n=fit)
+    if k is None:
+        k = default_k(n)
+    if k < 1 or k > n:
+        raise BadInputError(f"k = {k} shards to read back out of n = {n} stored: k must be between 1 and n",
+                            field="k", suggest_k=default_k(n), suggest_n=n)
+    return k, n
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from ailedger.core.shardproof import SEGMENT, ShardHasher, challenge_indices, se
 from ailedger.core.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.services.blobs import crypto
 from ailedger.services.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
-from ailedger.services.blobs.erasure import Coding, StripeDecoder, StripeEncoder
+from ailedger.services.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
 
 __all__ = ["ENCRYPTION", "BlobService", "BlobState", "GetResult", "PutResult", "RepairResult"]
 
@@ -209,7 +209,8 @@ class BlobService:
         return st
 
     # -- put ------------------------------------------------------------------------------------
-    def put(self, path: str | os.PathLike[str], nodes: list[str], signer: Any, *, k: int = 10, n: int = 30,
+    def put(self, path: str | os.PathLike[str], nodes: list[str], signer: Any, *, k: int | None = None,
+            n: int | None = None,
             readers: Iterable[str] = (), profile: str = DEFAULT_PROFILE, unit: int = 1 << 20,
             progress: Callable[[str], None] | None = None) -> PutResult:
         prof = get_profile(profile)
@@ -217,8 +218,7 @@ class BlobService:
         if not src.is_file():
             raise NotFoundError(f"no file {src}", field="file")
         urls = list(dict.fromkeys(check_url(u) for u in nodes))
-        if len(urls) < n:
-            raise BadInputError(f"{n} shards need {n} distinct storage nodes, {len(urls)} given", field="nodes")
+        k, n = coding_for_nodes(len(urls), k, n)  # default: one shard per node (docs/storage.md)
         reader_dids = list(dict.fromkeys([signer.did, *(self._reader_did(r) for r in readers)]))
         plain_size = src.stat().st_size
         coding = Coding.for_size(crypto.ciphertext_size(plain_size), k, n, unit)
