@@ -37,9 +37,23 @@ def _web_paths() -> dict[str, Any]:
     """The explorer's pages (HTML; errors are HTML pages too)."""
     nf = _html("not found page (or a JSON error when the path does not match the page's pattern at all)")
     nf["content"]["application/json"] = {"schema": _ERR}
-    page = {"200": _html("page"), "404": nf, "503": _html("store unavailable page")}
+    page = {"200": _html("page"), "400": _html("bad request page (a malformed reference, page number or type)"),
+            "404": nf, "503": _html("store unavailable page")}
     ref = {"in": "path", "required": True, "schema": {"type": "string"}}
+    from ailedger.web.lists import KINDS  # the explorer's list pages (the menu)
+
+    page_q = {"name": "page", "in": "query", "required": False, "schema": {"type": "string"}}
+    type_q = {"name": "type", "in": "query", "required": False, "schema": {"type": "string"}}
+    lists = {f"/{kind}": {"get": {"summary": f"Explorer: {what}",
+                                  "parameters": [page_q] + ([type_q] if kind == "entries" else []),
+                                  "responses": page}}
+             for kind, (_, what) in KINDS.items()}
     return {
+        **lists,
+        "/proposals/{pid}": {"get": {"summary": "Explorer: a governance proposal (state, tally, votes)",
+                                     "parameters": [{**_INDEX_PARAM, "name": "pid"}], "responses": page}},
+        "/checkpoints/{size}": {"get": {"summary": "Explorer: a stored checkpoint (note, cosignatures, anchors)",
+                                        "parameters": [{**_INDEX_PARAM, "name": "size"}], "responses": page}},
         "/": {"get": {"summary": "Explorer: log health", "responses": page}},
         "/entry/{index}": {"get": {"summary": "Explorer: an entry with its proof and verdict",
                                    "parameters": [_INDEX_PARAM], "responses": page}},
@@ -51,7 +65,8 @@ def _web_paths() -> dict[str, Any]:
                                     "parameters": [{"name": "did", **ref}], "responses": page}},
         "/search": {"get": {"summary": "Explorer: search", "parameters": [
             {"name": "q", "in": "query", "required": False, "schema": {"type": "string"}}],
-            "responses": {"200": _html("results page"), "503": _html("store unavailable page")}}},
+            "responses": {"200": _html("results page"), "303": {"description": "a single exact hit: its page"},
+                          "400": _html("bad request page"), "503": _html("store unavailable page")}}},
     }
 
 
@@ -201,7 +216,8 @@ def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
                         "versions": {"type": "array", "items": {"type": "integer"}},
                         "rulings": {"type": "array", "items": {"type": "object"}},
                         "ignored": {"type": "array", "items": {"type": "object"}}}}),
-                              "400": _err("not a model name"), **_COMMON}}},
+                              "400": _err("not a model name"),
+                              "404": _err("a path the route does not take (e.g. control characters)"), **_COMMON}}},
             **(_web_paths() if web else {}),
         },
         "components": {"schemas": {"Error": {

@@ -76,6 +76,8 @@ def apply(root: click.Group) -> click.Group:
             elif names & VKEY_OPTIONS:
                 if isinstance(p.type, click.types.StringParamType):
                     p.type = VKEY
+                if p.type is VKEY:
+                    p.metavar = None  # one spelling in every --help: the type's KEY|FILE
                 _upgrade(p, _VkeyOption)
     return root
 

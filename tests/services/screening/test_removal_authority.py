@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ailedger.core.errors import ProofError
+from ailedger.core.errors import NotAuthorisedError, ProofError
 from ailedger.services.artifacts import commit_dataset
 from ailedger.services.ledger import Ledger
 from ailedger.services.screening.removal import remove_paths, verify_removal_proof
@@ -32,8 +32,19 @@ def test_the_committers_removal_verifies(setup):
     assert verify_removal_proof(proof, led.vkey)["ok"] and info["removed_keys"] == 2
 
 
-def test_a_strangers_removal_does_not_verify(setup):
+def test_a_strangers_removal_is_refused_at_ingest(setup):
     led, a, b, alice, mallory = setup
+    size = led.size
+    with pytest.raises(NotAuthorisedError, match="original committer"):
+        remove_paths(led, mallory, "books", [str(a), str(b)], [str(b)], new_name="books-v2", workers=1)
+    assert led.size == size
+
+
+def test_a_strangers_removal_does_not_verify(setup, monkeypatch):
+    """Had it reached the log another way (an older log, another writer: ingest checks switched off
+    here), the proof built on it still fails."""
+    led, a, b, alice, mallory = setup
+    monkeypatch.setattr(led, "admit", lambda entries, **kw: [None] * len(entries))
     proof, _ = remove_paths(led, mallory, "books", [str(a), str(b)], [str(b)], new_name="books-v2", workers=1)
     with pytest.raises(ProofError, match="committer") as ei:
         verify_removal_proof(proof, led.vkey)

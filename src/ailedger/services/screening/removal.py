@@ -137,6 +137,14 @@ def _proof_file(ledger: Any, old_idx: int, new_idx: int, rem_idx: int, steps: li
     return (REMOVAL_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
 
 
+def _require_removal_authority(ledger: Any, identity: Any, dataset_name: str) -> None:
+    """Refuse before anything is written (not after the new commitment): only the dataset's committer may
+    log its source removal (docs/authority.md)."""
+    from ailedger.services.authority import raise_first
+
+    raise_first(ledger.admit([ledger.make_entry(REMOVAL_RECORD, {"dataset": dataset_name}, identity)]))
+
+
 def remove_paths(ledger: Any, identity: Any, dataset_ref: str, paths: list[str], drop: list[str], *,
                  new_name: str, screening_index: int | None = None, workers: int | None = None,
                  follow_symlinks: bool = False) -> tuple[bytes, dict[str, Any]]:
@@ -146,6 +154,7 @@ def remove_paths(ledger: Any, identity: Any, dataset_ref: str, paths: list[str],
     from ailedger.services.artifacts.datasets import CROISSANT_FIELDS
 
     old_idx, old_e = find_dataset(ledger, dataset_ref)
+    _require_removal_authority(ledger, identity, old_e.body["name"])
     if old_e.body.get("leaf") != "sha256":
         raise BadInputError("removal proofs need a public (sha256-leaf) dataset", field="dataset")
     unknown = [d for d in drop if d not in paths]
@@ -226,6 +235,7 @@ def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str,
     if not sources:
         raise BadInputError("name at least one source to remove", field="source")
     old_idx, old_e = find_dataset(ledger, dataset_ref)
+    _require_removal_authority(ledger, identity, old_e.body["name"])
     if old_e.body.get("leaf") != "sha256":
         raise BadInputError("source removal proofs need a public (sha256-leaf) dataset", field="dataset")
     p = Path(data_path)
