@@ -70,6 +70,9 @@ def test_checkpoints(store_factory):
     assert s.checkpoint_at(3) == b"cp3" and s.checkpoint_at(4) is None
     assert [x for x, _ in s.checkpoints()] == [0, 3, 7]
     assert [s.checkpoint_size_at_least(x) for x in (0, 1, 3, 4, 7, 8)] == [0, 3, 3, 7, 7, None]
+    # sizes beyond a signed 64-bit integer name nothing (a path index may have 19 digits): no overflow error
+    assert s.checkpoint_at(2**63) is None and s.checkpoint_at(10**19 - 1) is None and s.checkpoint_at(-1) is None
+    assert s.checkpoint_size_at_least(2**63) is None
 
 
 def test_meta(store_factory):

@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 
 from ailedger.core.errors import ConflictError, StorageError
-from ailedger.storage.base import LeafRow, node_key
+from ailedger.storage.base import INT64_MAX, LeafRow, node_key
 
 __all__ = ["PostgresStore"]
 
@@ -277,12 +277,16 @@ class PostgresStore:
         return None if row is None else bytes(row[0])
 
     def checkpoint_at(self, size: int) -> bytes | None:
+        if not 0 <= size <= INT64_MAX:  # no such size; the database's integer would overflow
+            return None
         with self._read() as cur:
             cur.execute("SELECT note FROM checkpoints WHERE size = %s", (size,))
             row = cur.fetchone()
         return None if row is None else bytes(row[0])
 
     def checkpoint_size_at_least(self, size: int) -> int | None:
+        if size > INT64_MAX:
+            return None
         with self._read() as cur:
             cur.execute("SELECT min(size) FROM checkpoints WHERE size >= %s", (size,))
             row = cur.fetchone()

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ailedger.core.errors import ConflictError, DuplicateLeafError, StorageError
-from ailedger.storage.base import LeafRow, node_key
+from ailedger.storage.base import INT64_MAX, LeafRow, node_key
 from ailedger.storage.private import create_private_file
 
 __all__ = ["SQLiteStore"]
@@ -205,10 +205,14 @@ class SQLiteStore:
         return None if row is None else bytes(row[0])
 
     def checkpoint_at(self, size: int) -> bytes | None:
+        if not 0 <= size <= INT64_MAX:  # no such size; the database's integer would overflow
+            return None
         row = self._con.execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def checkpoint_size_at_least(self, size: int) -> int | None:
+        if size > INT64_MAX:
+            return None
         row = self._con.execute("SELECT min(size) FROM checkpoints WHERE size >= ?", (size,)).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
