@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import Signer, Verifier, parse_vkey
 from ailedger.core.records import SignedEntry, build_entry, parse_entry
 from ailedger.log import AppendResult, AuditReport, TransparencyLog
+from ailedger.log.groupcommit import DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW, AppendRequest, GroupView, LogCommitter
 from ailedger.services.identities import Identity, KeyStore, read_private_key, write_private_key
 from ailedger.storage import LeafRow, LogStore, open_store
 
@@ -93,6 +95,10 @@ class Ledger:
         self.verifier = verifier
         self.identities = KeyStore(path / "identities")
         self._pool: Any = None
+        self._committer: LogCommitter | None = None
+        self._committer_lock = threading.Lock()
+        self.commit_window = DEFAULT_WINDOW
+        self.commit_max_entries = DEFAULT_MAX_ENTRIES
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -136,6 +142,9 @@ class Ledger:
         return cls(p, config, store, signer, verifier)
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+            self._committer = None
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
@@ -166,12 +175,50 @@ class Ledger:
         e = self.make_entry(record_type, body, signer, v=v, time=time)
         return self.append_entry(e, terms=terms)
 
+    # -- group commit --------------------------------------------------------------------
+    @property
+    def committer(self) -> LogCommitter:
+        """This process's group committer for the log: every append of this Ledger (and of the
+        HTTP API and the inference SDK on it) goes through it, so concurrent writers share one
+        durable transaction per group (see ailedger.log.groupcommit)."""
+        c = self._committer
+        if c is None:
+            with self._committer_lock:
+                c = self._committer
+                if c is None:
+                    c = self._committer = LogCommitter(self.log, window=self.commit_window,
+                                                       max_entries=self.commit_max_entries)
+        return c
+
+    def set_group_commit(self, *, window: float | None = None, max_entries: int | None = None) -> None:
+        """Tune group commit: ``window`` seconds a group waits for writers known to be on their way
+        (latency a busy writer may pay for throughput), ``max_entries`` per transaction."""
+        if window is not None:
+            if not 0 <= window <= 1:
+                raise BadInputError("the group-commit window must be between 0 and 1 second", field="window")
+            self.commit_window = window
+        if max_entries is not None:
+            if max_entries < 1:
+                raise BadInputError("group-commit max_entries must be at least 1", field="max_entries")
+            self.commit_max_entries = max_entries
+        c = self._committer
+        if c is not None:
+            c.window, c.max_weight = self.commit_window, self.commit_max_entries
+
     def append_entry(self, entry: SignedEntry, *, terms: Iterable[str] = ()) -> AppendResult:
-        """Append one already-signed entry (its signature is checked first)."""
-        entry.verify()
-        self.check_signer_allowed(entry)
-        row = LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry, terms))
-        return self.log.append([row])[0]
+        """Append one already-signed entry (its signature is checked first), in the next group."""
+        c = self.committer
+        with c.expecting():
+            entry.verify()
+            row = LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry, terms))
+            fut = c.submit(AppendRequest([row], self._signer_allowed(entry.signer)))
+        return fut.result()[0]
+
+    def _signer_allowed(self, signer: str) -> Any:
+        def check(view: GroupView) -> None:
+            if view.has_term(f"revoked:{signer}") or signer in view.notes.get("revoked", ()):
+                raise BadInputError(f"identity {signer} was revoked in this ledger", field="signer")
+        return check
 
     def check_signer_allowed(self, entry: SignedEntry) -> None:
         """Refuse entries by identities revoked in this ledger (identity.revoke records)."""
@@ -184,7 +231,8 @@ class Ledger:
         """Check and append many serialized entries; each result is an AppendResult or an error message.
 
         Signatures are checked on every core (a process pool); a bad entry is reported and skipped,
-        the good ones are appended in durable batches."""
+        the good ones are appended in durable batches (through the group committer, one batch
+        committing while the next is checked)."""
         results: list[AppendResult | str] = []
         chunks = [datas[i : i + batch] for i in range(0, len(datas), batch)]
         if parallel and len(datas) >= 2 * batch and (os.cpu_count() or 1) > 1:
@@ -193,12 +241,20 @@ class Ledger:
             checked = map(verify_entry_batch, chunks)
         rows: list[LeafRow] = []
         where: list[int] = []
+        inflight: list[tuple[list[int], Any]] = []
+        committer = self.committer
+
+        def settle(keep: int) -> None:
+            while len(inflight) > keep:
+                w, fut = inflight.pop(0)
+                for pos, r in zip(w, fut.result()):
+                    results[pos] = r
 
         def flush() -> None:
-            for pos, r in zip(where, self.log.append(rows)):
-                results[pos] = r
-            rows.clear()
-            where.clear()
+            nonlocal rows, where
+            inflight.append((where, committer.submit(AppendRequest(rows), urgent=True)))
+            rows, where = [], []
+            settle(1)
 
         pos = 0
         for res in checked:
@@ -219,6 +275,7 @@ class Ledger:
                 on_batch(len(res))
         if rows:
             flush()
+        settle(0)
         return results
 
     def _get_pool(self) -> Any:
@@ -283,7 +340,12 @@ class Ledger:
         e = self.make_entry("identity.revoke", body, ident)
         e.verify()
         row = LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e, [f"revoked:{ident.did}"]))
-        return self.log.append([row])[0]
+        did = ident.did
+
+        def note_revoked(view: GroupView) -> None:  # later requests of the same group by this key are refused
+            view.notes.setdefault("revoked", set()).add(did)
+
+        return self.committer.append([row], note_revoked)[0]
 
     def did_for(self, name_or_did: str) -> str:
         if name_or_did.startswith("did:key:"):

@@ -1,0 +1,311 @@
+"""Group commit: many small writers share one durable transaction.
+
+A durable commit costs about the same for one entry as for a thousand (an fsync or a PostgreSQL
+COMMIT, the compact-range read, a checkpoint signature), so a service whose clients log one
+decision at a time would spend nearly all its time committing.  As in PostgreSQL's
+``commit_delay``, MySQL's binary-log group commit and the batched sequencing of Trillian and
+Tessera, the requests that arrive while a commit is under way, or within a short window after
+the first of them, are committed together:
+
+* :class:`GroupCommitter` is the mechanism, generic in what a group is: submitters on any thread
+  (or asyncio task) hand it an item and get a :class:`concurrent.futures.Future`; one thread
+  takes the queued items as a group and hands them to a ``commit`` function, which returns one
+  result (or exception) per item.  A group closes when ``window`` seconds have passed since its
+  first item arrived, when ``max_weight`` (entries) is reached, or at once when nobody else is
+  expected (see :meth:`GroupCommitter.expecting`): a lone writer never waits for the window.
+* :class:`LogCommitter` is the committer of a :class:`TransparencyLog`: each item is an
+  :class:`AppendRequest` (the leaf rows of one request, all-or-nothing, and an optional policy
+  ``check``); a group is one ``TransparencyLog.append`` (one durable transaction that also signs
+  the checkpoint covering it), and each request gets its own results only once that transaction
+  is durable.
+
+Failure isolation: a request whose ``check`` raises fails alone; a store failure (disk full, lost
+database) fails every request of the group, none of which was stored; anything else the append
+refuses (e.g. a leaf-key collision) makes the group retry request by request, so only the
+offending one fails.  A request is never withdrawn once its group started: a submitter that gives
+up (a client disconnecting) either finds its entries in the log or was never told they were.
+
+The HTTP write handlers (``services.ingest``), ``Ledger.append_*`` and the inference SDK's
+durable mode all go through this module; see docs/ledger.md, "Group commit".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from ailedger.core.errors import AiledgerError, ConflictError, StorageError
+from ailedger.log.transparency_log import AppendResult, TransparencyLog
+from ailedger.storage.base import LeafRow
+
+__all__ = ["AppendRequest", "GroupCommitter", "GroupView", "LogCommitter", "DEFAULT_WINDOW", "DEFAULT_MAX_ENTRIES"]
+
+DEFAULT_WINDOW = 0.002  # seconds a group stays open for writers known to be on their way
+DEFAULT_MAX_ENTRIES = 20000  # entries per group (one transaction)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class GroupCommitter(Generic[T, R]):
+    """Collect items from many threads into groups; commit each group on one thread.
+
+    ``commit(items)`` returns a list with one result or exception per item (an exception it
+    raises fails every item of the group).  ``weight(item)`` counts toward ``max_weight``."""
+
+    def __init__(self, commit: Callable[[list[T]], Sequence[R | BaseException]], *,
+                 window: float = DEFAULT_WINDOW, max_weight: int = DEFAULT_MAX_ENTRIES,
+                 weight: Callable[[T], int] | None = None, name: str = "ailedger-group-commit") -> None:
+        if not 0 <= window <= 1:
+            raise ValueError("window must be between 0 and 1 second")
+        if max_weight < 1:
+            raise ValueError("max_weight must be at least 1")
+        self._commit = commit
+        self.window = window
+        self.max_weight = max_weight
+        self._weight = weight or (lambda _item: 1)
+        self.name = name
+        self.stats = {"groups": 0, "items": 0, "weight": 0, "largest_group": 0, "failed_groups": 0}
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[T, Future[R], int, float]] = deque()
+        self._queued_weight = 0
+        self._expected = 0
+        self._urgent = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # -- submitting -----------------------------------------------------------------
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[None]:
+        """Announce an item that is being prepared (parsed, its signatures checked).
+
+        While announced items are on their way, an open group waits for them (at most
+        ``window`` after its first item); with none announced it is committed at once."""
+        self._check_fork()
+        with self._cond:
+            self._expected += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._expected -= 1
+                if self._expected == 0:
+                    self._cond.notify()
+
+    def submit(self, item: T, *, urgent: bool = False) -> Future[R]:
+        """Queue ``item``; the future holds its result once its group is committed.
+
+        ``urgent`` closes the open group now (for an item that is itself a group, e.g. from
+        another committer, which must not wait a second window)."""
+        self._check_fork()
+        fut: Future[R] = Future()
+        w = self._weight(item)
+        with self._cond:
+            if self._closed:
+                raise ConflictError(f"{self.name} is closed")
+            self._queue.append((item, fut, w, time.monotonic()))
+            self._queued_weight += w
+            self._urgent = self._urgent or urgent
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return fut
+
+    def call(self, item: T, *, urgent: bool = False) -> R:
+        """Submit and wait (from a thread). On the committer's own thread (a commit function that
+        appends again) the item is committed at once as a group of its own."""
+        if threading.current_thread() is self._thread:
+            res = self._commit([item])[0]
+            if isinstance(res, BaseException):
+                raise res
+            return res
+        return self.submit(item, urgent=urgent).result()
+
+    async def acall(self, item: T) -> R:
+        """Submit and await (from asyncio); the event loop is never blocked."""
+        return await asyncio.wrap_future(self.submit(item))
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Commit what is queued, then stop the thread. Later submissions raise ConflictError."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            t = self._thread
+        if t is not None and t is not threading.current_thread() and self._pid == os.getpid():
+            t.join(timeout)
+
+    def _check_fork(self) -> None:
+        if self._pid != os.getpid():  # a forked child has the queue but not the thread
+            self._reset()
+
+    # -- the committing thread ------------------------------------------------------------
+    def _take(self) -> list[tuple[T, Future[R], int, float]] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            deadline = self._queue[0][3] + self.window
+            while (self._expected > 0 and not self._urgent and not self._closed
+                   and self._queued_weight < self.max_weight):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            group = []
+            weight = 0
+            while self._queue and (not group or weight + self._queue[0][2] <= self.max_weight):
+                it = self._queue.popleft()
+                group.append(it)
+                weight += it[2]
+            self._queued_weight -= weight
+            if not self._queue:
+                self._urgent = False
+            return group
+
+    def _run(self) -> None:
+        while True:
+            group = self._take()
+            if group is None:
+                return
+            # a future cancelled before its group started (its submitter gave up) is left out:
+            # it was never stored and never acknowledged; one that started is no longer cancellable
+            live = [(item, fut, w) for item, fut, w, _ in group if fut.set_running_or_notify_cancel()]
+            if not live:
+                continue
+            try:
+                results: Sequence[R | BaseException] = self._commit([item for item, _, _ in live])
+                if len(results) != len(live):
+                    raise RuntimeError(f"commit returned {len(results)} results for {len(live)} items")
+            except BaseException as exc:  # noqa: BLE001 - delivered to every submitter of the group
+                results = [exc] * len(live)
+                self.stats["failed_groups"] += 1
+            st = self.stats
+            st["groups"] += 1
+            st["items"] += len(live)
+            w = sum(x[2] for x in live)
+            st["weight"] += w
+            st["largest_group"] = max(st["largest_group"], w)
+            for (_, fut, _), res in zip(live, results):
+                if isinstance(res, BaseException):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+
+
+# -- the log's committer ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class AppendRequest:
+    """The leaf rows of one request (appended all-or-nothing) and its policy check.
+
+    ``check(view)`` runs on the committer thread just before the group's transaction, with the
+    log's state as the group found it; raising fails this request only."""
+
+    rows: Sequence[LeafRow]
+    check: Callable[[GroupView], None] | None = None
+
+
+class GroupView:
+    """What the checks of one group share, read from the store once for the whole group:
+    which of its leaves are already logged, and memoised index-term lookups. ``notes`` carries
+    state from one request's check to the next ones of the same group (e.g. an identity
+    registered by an earlier request of the group)."""
+
+    def __init__(self, log: TransparencyLog, hashes: Sequence[bytes]) -> None:
+        self.log = log
+        self._hashes = hashes
+        self._existing: dict[bytes, int] | None = None
+        self._terms: dict[str, bool] = {}
+        self.notes: dict[str, Any] = {}
+
+    @property
+    def existing(self) -> dict[bytes, int]:
+        """Leaf hash -> first index, for the group's leaves already in the log (one query)."""
+        if self._existing is None:
+            hs = list(dict.fromkeys(self._hashes))
+            self._existing = self.log.store.indices_of(hs) if hs else {}
+        return self._existing
+
+    def index_of(self, h: bytes) -> int | None:
+        return self.existing.get(h)
+
+    def has_term(self, term: str) -> bool:
+        hit = self._terms.get(term)
+        if hit is None:
+            hit = self._terms[term] = bool(self.log.store.find(term, -1, 1))
+        return hit
+
+
+def _is_storage_failure(exc: BaseException) -> bool:
+    return isinstance(exc, (StorageError, OSError, sqlite3.Error, MemoryError)) or \
+        type(exc).__module__.startswith("psycopg")
+
+
+def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list[list[AppendResult] | BaseException]:
+    """Check each request of a group, then append all that passed in one durable transaction."""
+    view = GroupView(log, [r.hash for q in reqs for r in q.rows])
+    out: list[list[AppendResult] | BaseException | None] = [None] * len(reqs)
+    ok: list[int] = []
+    for i, q in enumerate(reqs):
+        if q.check is not None:
+            try:
+                q.check(view)
+            except Exception as exc:  # noqa: BLE001 - this request's own failure
+                out[i] = exc
+                continue
+        ok.append(i)
+    rows = [r for i in ok for r in reqs[i].rows]
+    if rows:
+        try:
+            results = log.append(rows, lookup=bool(view._existing))
+        except Exception as exc:  # noqa: BLE001
+            if _is_storage_failure(exc) or not isinstance(exc, AiledgerError) or len(ok) == 1:
+                raise  # the whole group fails: none of it was stored
+            # something in one request made the store refuse the transaction: commit them one by
+            # one, so only that request fails
+            for i in ok:
+                try:
+                    out[i] = log.append(reqs[i].rows, lookup=True)
+                except Exception as one:  # noqa: BLE001
+                    if _is_storage_failure(one):
+                        raise
+                    out[i] = one
+            return out  # type: ignore[return-value]
+        pos = 0
+        for i in ok:
+            n = len(reqs[i].rows)
+            out[i] = results[pos : pos + n]
+            pos += n
+    else:
+        for i in ok:
+            out[i] = []
+    return out  # type: ignore[return-value]
+
+
+class LogCommitter(GroupCommitter[AppendRequest, list[AppendResult]]):
+    """The group committer of one log (one per process and log; ``Ledger.committer``)."""
+
+    def __init__(self, log: TransparencyLog, *, window: float = DEFAULT_WINDOW,
+                 max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+        super().__init__(lambda reqs: commit_append_group(log, reqs), window=window, max_weight=max_entries,
+                         weight=lambda q: max(1, len(q.rows)), name="ailedger-log-commit")
+        self.log = log
+
+    def append(self, rows: Sequence[LeafRow], check: Callable[[GroupView], None] | None = None, *,
+               urgent: bool = False) -> list[AppendResult]:
+        """Append ``rows`` (all-or-nothing) in the next group; returns once that group is durable."""
+        return self.call(AppendRequest(rows, check), urgent=urgent)
