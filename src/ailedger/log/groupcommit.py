@@ -39,7 +39,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -55,16 +55,27 @@ DEFAULT_MAX_ENTRIES = 20000  # entries per group (one transaction)
 T = TypeVar("T")
 R = TypeVar("R")
 
+# a submitter waiting for its result: a concurrent Future (threads) or (loop, asyncio future)
+_Waiter = Any
+
 
 class GroupCommitter(Generic[T, R]):
-    """Collect items from many threads into groups; commit each group on one thread.
+    """Collect items from many threads and asyncio tasks into groups; commit each group on one thread.
 
     ``commit(items)`` returns a list with one result or exception per item (an exception it
-    raises fails every item of the group).  ``weight(item)`` counts toward ``max_weight``."""
+    raises fails every item of the group).  ``weight(item)`` counts toward ``max_weight``.
+
+    Items may be submitted ready (:meth:`submit`) or as a function that makes them
+    (:meth:`submit_lazy`, :meth:`acall` with ``make=``): those are made (parsed, their signatures
+    checked) by ``prepare_threads`` worker threads, several at a time, off the caller's thread
+    and the event loop; libsodium releases the GIL, so the checks of one process use every core.
+    Results for asyncio submitters are handed back one event-loop callback per group, not one
+    thread hop per request."""
 
     def __init__(self, commit: Callable[[list[T]], Sequence[R | BaseException]], *,
                  window: float = DEFAULT_WINDOW, max_weight: int = DEFAULT_MAX_ENTRIES,
-                 weight: Callable[[T], int] | None = None, name: str = "ailedger-group-commit") -> None:
+                 weight: Callable[[T], int] | None = None, name: str = "ailedger-group-commit",
+                 prepare_threads: int | None = None) -> None:
         if not 0 <= window <= 1:
             raise ValueError("window must be between 0 and 1 second")
         if max_weight < 1:
@@ -74,23 +85,29 @@ class GroupCommitter(Generic[T, R]):
         self.max_weight = max_weight
         self._weight = weight or (lambda _item: 1)
         self.name = name
+        self.prepare_threads = max(1, prepare_threads or os.cpu_count() or 1)
         self.stats = {"groups": 0, "items": 0, "weight": 0, "largest_group": 0, "failed_groups": 0}
         self._reset()
 
     def _reset(self) -> None:
         self._pid = os.getpid()
-        self._cond = threading.Condition()
-        self._queue: deque[tuple[T, Future[R], int, float]] = deque()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the commit queue
+        self._raw_cond = threading.Condition(lock)  # the queue of items still to be made
+        self._queue: deque[tuple[T, _Waiter, int, float]] = deque()
+        self._raw: deque[tuple[Callable[[], T], _Waiter, float]] = deque()
         self._queued_weight = 0
-        self._expected = 0
+        self._expected = 0  # items announced (expecting()) or being made: an open group waits for them
         self._urgent = False
         self._closed = False
+        self._idle = False  # the committing thread waits for a first item
         self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
 
     # -- submitting -----------------------------------------------------------------
     @contextlib.contextmanager
     def expecting(self) -> Iterator[None]:
-        """Announce an item that is being prepared (parsed, its signatures checked).
+        """Announce an item that the caller is preparing itself (parsing, checking signatures).
 
         While announced items are on their way, an open group waits for them (at most
         ``window`` after its first item); with none announced it is committed at once."""
@@ -102,8 +119,41 @@ class GroupCommitter(Generic[T, R]):
         finally:
             with self._cond:
                 self._expected -= 1
-                if self._expected == 0:
-                    self._cond.notify()
+                self._wake()
+
+    def _enqueue(self, item: T, waiter: _Waiter, urgent: bool) -> None:
+        w = self._weight(item)
+        with self._cond:
+            if self._closed:
+                raise ConflictError(f"{self.name} is closed")
+            self._queue.append((item, waiter, w, time.monotonic()))
+            self._queued_weight += w
+            self._urgent = self._urgent or urgent
+            self._start()
+            self._wake()
+
+    def _enqueue_lazy(self, make: Callable[[], T], waiter: _Waiter) -> None:
+        with self._cond:
+            if self._closed:
+                raise ConflictError(f"{self.name} is closed")
+            self._raw.append((make, waiter, time.monotonic()))
+            self._expected += 1
+            if len(self._workers) < self.prepare_threads and len(self._workers) < len(self._raw):
+                t = threading.Thread(target=self._prepare_run, name=f"{self.name}-prepare", daemon=True)
+                self._workers.append(t)
+                t.start()
+            self._raw_cond.notify()
+
+    def _wake(self) -> None:  # with the lock held
+        # the committing thread needs waking only for a first item, or to close an open group
+        # early (nobody else expected, the size cap, urgent): each needless wake is a thread switch
+        if self._idle or self._expected == 0 or self._urgent or self._queued_weight >= self.max_weight:
+            self._cond.notify()
+
+    def _start(self) -> None:  # with the lock held
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            self._thread.start()
 
     def submit(self, item: T, *, urgent: bool = False) -> Future[R]:
         """Queue ``item``; the future holds its result once its group is committed.
@@ -112,17 +162,15 @@ class GroupCommitter(Generic[T, R]):
         another committer, which must not wait a second window)."""
         self._check_fork()
         fut: Future[R] = Future()
-        w = self._weight(item)
-        with self._cond:
-            if self._closed:
-                raise ConflictError(f"{self.name} is closed")
-            self._queue.append((item, fut, w, time.monotonic()))
-            self._queued_weight += w
-            self._urgent = self._urgent or urgent
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-            self._cond.notify()
+        self._enqueue(item, fut, urgent)
+        return fut
+
+    def submit_lazy(self, make: Callable[[], T]) -> Future[R]:
+        """Queue an item that a worker thread makes first (``make()``; if it raises, only this
+        submission fails with that error)."""
+        self._check_fork()
+        fut: Future[R] = Future()
+        self._enqueue_lazy(make, fut)
         return fut
 
     def call(self, item: T, *, urgent: bool = False) -> R:
@@ -135,30 +183,73 @@ class GroupCommitter(Generic[T, R]):
             return res
         return self.submit(item, urgent=urgent).result()
 
-    async def acall(self, item: T) -> R:
-        """Submit and await (from asyncio); the event loop is never blocked."""
-        return await asyncio.wrap_future(self.submit(item))
+    async def acall(self, item: T | None = None, *, make: Callable[[], T] | None = None) -> R:
+        """Submit and await (from asyncio), ready (``item``) or made on a worker thread (``make``).
+        The event loop is never blocked."""
+        self._check_fork()
+        loop = asyncio.get_running_loop()
+        afut: asyncio.Future[R] = loop.create_future()
+        if make is not None:
+            self._enqueue_lazy(make, (loop, afut))
+        else:
+            self._enqueue(item, (loop, afut), False)  # type: ignore[arg-type]
+        return await afut
 
     def close(self, timeout: float = 60.0) -> None:
-        """Commit what is queued, then stop the thread. Later submissions raise ConflictError."""
+        """Commit what is queued, then stop the threads. Later submissions raise ConflictError."""
         with self._cond:
             self._closed = True
-            self._cond.notify()
-            t = self._thread
-        if t is not None and t is not threading.current_thread() and self._pid == os.getpid():
-            t.join(timeout)
+            self._cond.notify_all()
+            self._raw_cond.notify_all()
+            threads = [t for t in (self._thread, *self._workers) if t is not None]
+        if self._pid == os.getpid():
+            for t in threads:
+                if t is not threading.current_thread():
+                    t.join(timeout)
 
     def _check_fork(self) -> None:
-        if self._pid != os.getpid():  # a forked child has the queue but not the thread
+        if self._pid != os.getpid():  # a forked child has the queues but not the threads
             self._reset()
 
+    # -- making items ------------------------------------------------------------------------
+    def _prepare_run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._raw:
+                    if self._closed:
+                        return
+                    self._raw_cond.wait()
+                # a share of what waits, so the other workers get some too
+                n = min(64, max(1, -(-len(self._raw) // self.prepare_threads)))
+                batch = [self._raw.popleft() for _ in range(n)]
+            made: list[tuple[T, _Waiter, int, float]] = []
+            failed: list[tuple[_Waiter, BaseException]] = []
+            for make, waiter, t in batch:
+                try:
+                    item = make()
+                    made.append((item, waiter, self._weight(item), t))
+                except Exception as exc:  # noqa: BLE001 - this submission's own failure
+                    failed.append((waiter, exc))
+            with self._cond:
+                for it in made:
+                    self._queue.append(it)
+                    self._queued_weight += it[2]
+                self._expected -= len(batch)
+                if made:
+                    self._start()
+                self._wake()
+            if failed:
+                _deliver(failed)
+
     # -- the committing thread ------------------------------------------------------------
-    def _take(self) -> list[tuple[T, Future[R], int, float]] | None:
+    def _take(self) -> list[tuple[T, _Waiter, int, float]] | None:
         with self._cond:
             while not self._queue:
-                if self._closed:
+                if self._closed and self._expected == 0 and not self._raw:
                     return None
-                self._cond.wait()
+                self._idle = True
+                self._cond.wait(0.5 if self._closed else None)
+                self._idle = False
             deadline = self._queue[0][3] + self.window
             while (self._expected > 0 and not self._urgent and not self._closed
                    and self._queued_weight < self.max_weight):
@@ -182,9 +273,9 @@ class GroupCommitter(Generic[T, R]):
             group = self._take()
             if group is None:
                 return
-            # a future cancelled before its group started (its submitter gave up) is left out:
-            # it was never stored and never acknowledged; one that started is no longer cancellable
-            live = [(item, fut, w) for item, fut, w, _ in group if fut.set_running_or_notify_cancel()]
+            # a submission cancelled before its group started (its submitter gave up) is left out:
+            # never stored, never acknowledged; once its group started it is no longer withdrawn
+            live = [(item, waiter, w) for item, waiter, w, _ in group if _start_waiter(waiter)]
             if not live:
                 continue
             try:
@@ -200,11 +291,40 @@ class GroupCommitter(Generic[T, R]):
             w = sum(x[2] for x in live)
             st["weight"] += w
             st["largest_group"] = max(st["largest_group"], w)
-            for (_, fut, _), res in zip(live, results):
+            _deliver([(waiter, res) for (_, waiter, _), res in zip(live, results)])
+
+
+def _start_waiter(waiter: _Waiter) -> bool:
+    if isinstance(waiter, Future):
+        return waiter.set_running_or_notify_cancel()
+    return not waiter[1].cancelled()
+
+
+def _deliver(pairs: Sequence[tuple[_Waiter, Any]]) -> None:
+    """Hand results to their submitters: futures directly, asyncio ones one loop callback per loop."""
+    by_loop: dict[Any, list[tuple[Any, Any]]] = {}
+    for waiter, res in pairs:
+        if isinstance(waiter, Future):
+            with contextlib.suppress(InvalidStateError):  # cancelled while it was still being made
                 if isinstance(res, BaseException):
-                    fut.set_exception(res)
+                    waiter.set_exception(res)
                 else:
-                    fut.set_result(res)
+                    waiter.set_result(res)
+        else:
+            by_loop.setdefault(waiter[0], []).append((waiter[1], res))
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop was closed: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, items)
+
+
+def _settle(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for afut, res in items:
+        if afut.done():
+            continue
+        if isinstance(res, BaseException):
+            afut.set_exception(res)
+        else:
+            afut.set_result(res)
 
 
 # -- the log's committer ---------------------------------------------------------------------

@@ -252,23 +252,28 @@ class Ingestor:
 
     async def submit_async(self, objs: Sequence[Any], *, registration: bool = False,
                            batch: bool = False) -> list[AppendResult]:
-        """:meth:`submit` for an asyncio server: parsing and signature checks run on worker threads
-        (libsodium releases the GIL, so they use every core; a big batch is split across threads),
-        the event loop only awaits the group's commit."""
+        """:meth:`submit` for an asyncio server: parsing and signature checks run on the group
+        committer's worker threads (libsodium releases the GIL, so they use every core; a big
+        batch is split across threads), the event loop only awaits the group's commit."""
         c = self.ledger.committer
+        n = len(objs) if isinstance(objs, (list, tuple)) else 0
+        if n < 2 * _PREPARE_CHUNK:
+            made: list[_Prepared] = []
+
+            def make() -> AppendRequest:
+                prep = self.prepare(objs, registration=registration, batch=batch)
+                made.append(prep)
+                return AppendRequest(prep.rows, self._policy(prep))
+
+            results = await c.acall(make=make)
+            return self._done(made[0], results)
         loop = asyncio.get_running_loop()
         with c.expecting():
-            n = len(objs) if isinstance(objs, (list, tuple)) else 0
-            parts = _PREPARE_THREADS if n >= 2 * _PREPARE_CHUNK else 1
-            if parts == 1:
-                prep = await loop.run_in_executor(None, functools.partial(
-                    self.prepare, objs, registration=registration, batch=batch))
-            else:
-                self._check_count(objs)
-                step = -(-n // parts)
-                pieces = await asyncio.gather(*[loop.run_in_executor(None, functools.partial(
-                    self._prepare_part, objs[a : a + step], a, registration)) for a in range(0, n, step)])
-                prep = self._merge(pieces, n)
+            self._check_count(objs)
+            step = -(-n // _PREPARE_THREADS)
+            pieces = await asyncio.gather(*[loop.run_in_executor(None, functools.partial(
+                self._prepare_part, objs[a : a + step], a, registration)) for a in range(0, n, step)])
+            prep = self._merge(pieces, n)
             fut = c.submit(AppendRequest(prep.rows, self._policy(prep)))
         return self._done(prep, await asyncio.wrap_future(fut))
 
