@@ -108,6 +108,17 @@ def _chunks(xs: list, n: int) -> Iterator[list]:  # type: ignore[type-arg]
         yield xs[i : i + n]
 
 
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction. SQLite has already rolled it back itself
+    after some errors (SQLITE_FULL, SQLITE_IOERR, ...): a second ROLLBACK would raise a raw driver
+    error ("no transaction is active") in place of the StorageError that says what happened."""
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
 class SQLiteStore:
     """A LogStore in one SQLite file. Safe to share between threads and processes."""
 
@@ -151,15 +162,15 @@ class SQLiteStore:
             try:
                 yield _Txn(con)
             except sqlite3.Error as exc:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise StorageError(f"ledger database write failed: {exc}") from exc
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
             try:
                 con.execute("COMMIT")
             except sqlite3.Error as exc:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise StorageError(f"commit failed: {exc}") from exc
 
     # -- reads --------------------------------------------------------------
