@@ -75,7 +75,7 @@ class GroupCommitter(Generic[T, R]):
     def __init__(self, commit: Callable[[list[T]], Sequence[R | BaseException]], *,
                  window: float = DEFAULT_WINDOW, max_weight: int = DEFAULT_MAX_ENTRIES,
                  weight: Callable[[T], int] | None = None, name: str = "ailedger-group-commit",
-                 prepare_threads: int | None = None) -> None:
+                 prepare_threads: int | None = None, linger: bool = False) -> None:
         if not 0 <= window <= 1:
             raise ValueError("window must be between 0 and 1 second")
         if max_weight < 1:
@@ -86,6 +86,10 @@ class GroupCommitter(Generic[T, R]):
         self._weight = weight or (lambda _item: 1)
         self.name = name
         self.prepare_threads = max(1, prepare_threads or os.cpu_count() or 1)
+        # linger: also wait (at most the window) until as many items as the last group had are
+        # queued, for submitters that cannot announce themselves (closed-loop callers that will
+        # be back as soon as they are answered), as PostgreSQL's commit_siblings does
+        self.linger = linger
         self.stats = {"groups": 0, "items": 0, "weight": 0, "largest_group": 0, "failed_groups": 0}
         self._reset()
 
@@ -103,6 +107,11 @@ class GroupCommitter(Generic[T, R]):
         self._idle = False  # the committing thread waits for a first item
         self._thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
+        self._inside = 0  # threads inside call(), waiting for their group
+        self._last_size = 0  # items in the last group (more than one: writers are concurrent, none commits alone)
+        self._peak = 0  # the most of them at once since the last group was taken (linger's target)
+        self._commit_lock = threading.Lock()  # held while a group is committed, by whichever thread
+        self._owner: int | None = None  # the thread holding it
 
     # -- submitting -----------------------------------------------------------------
     @contextlib.contextmanager
@@ -147,7 +156,8 @@ class GroupCommitter(Generic[T, R]):
     def _wake(self) -> None:  # with the lock held
         # the committing thread needs waking only for a first item, or to close an open group
         # early (nobody else expected, the size cap, urgent): each needless wake is a thread switch
-        if self._idle or self._expected == 0 or self._urgent or self._queued_weight >= self.max_weight:
+        if (self._idle or (self._expected == 0 and (not self.linger or len(self._queue) >= self._peak))
+                or self._urgent or self._queued_weight >= self.max_weight):
             self._cond.notify()
 
     def _start(self) -> None:  # with the lock held
@@ -176,12 +186,42 @@ class GroupCommitter(Generic[T, R]):
     def call(self, item: T, *, urgent: bool = False) -> R:
         """Submit and wait (from a thread). On the committer's own thread (a commit function that
         appends again) the item is committed at once as a group of its own."""
-        if threading.current_thread() is self._thread:
-            res = self._commit([item])[0]
-            if isinstance(res, BaseException):
-                raise res
-            return res
-        return self.submit(item, urgent=urgent).result()
+        if threading.get_ident() == self._owner:  # a commit function that appends again
+            return self._inline(item)
+        self._check_fork()
+        # nothing queued, nobody expected and no group being committed: commit on this thread, saving
+        # two thread switches (a lone writer); writers that come meanwhile queue for the next group
+        with self._cond:
+            idle = (not self._queue and not self._raw and self._expected == 0 and self._inside == 0
+                    and self._last_size <= 1 and not self.linger and not self._closed)
+            if idle and not self._commit_lock.acquire(blocking=False):
+                idle = False
+            if not idle:
+                self._inside += 1
+                self._peak = max(self._peak, self._inside)
+        if idle:
+            self._owner = threading.get_ident()
+            try:
+                return self._inline(item)
+            finally:
+                self._owner = None
+                self._commit_lock.release()
+        try:
+            return self.submit(item, urgent=urgent).result()
+        finally:
+            with self._cond:
+                self._inside -= 1
+
+    def _inline(self, item: T) -> R:
+        res = self._commit([item])[0]
+        self._last_size = 1
+        st = self.stats
+        st["groups"] += 1
+        st["items"] += 1
+        st["weight"] += self._weight(item)
+        if isinstance(res, BaseException):
+            raise res
+        return res
 
     async def acall(self, item: T | None = None, *, make: Callable[[], T] | None = None) -> R:
         """Submit and await (from asyncio), ready (``item``) or made on a worker thread (``make``).
@@ -250,9 +290,12 @@ class GroupCommitter(Generic[T, R]):
                 self._idle = True
                 self._cond.wait(0.5 if self._closed else None)
                 self._idle = False
-            deadline = self._queue[0][3] + self.window
-            while (self._expected > 0 and not self._urgent and not self._closed
-                   and self._queued_weight < self.max_weight):
+            # a group waits at most `window` after its first item; lingering for closed-loop callers,
+            # at most `window` from now (the items that waited out the last commit wait a little more,
+            # so that the callers that commit answered can join them)
+            deadline = (time.monotonic() if self.linger else self._queue[0][3]) + self.window
+            while ((self._expected > 0 or (self.linger and len(self._queue) < self._peak))
+                   and not self._urgent and not self._closed and self._queued_weight < self.max_weight):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -266,6 +309,7 @@ class GroupCommitter(Generic[T, R]):
             self._queued_weight -= weight
             if not self._queue:
                 self._urgent = False
+            self._peak = self._inside
             return group
 
     def _run(self) -> None:
@@ -279,12 +323,18 @@ class GroupCommitter(Generic[T, R]):
             if not live:
                 continue
             try:
-                results: Sequence[R | BaseException] = self._commit([item for item, _, _ in live])
+                with self._commit_lock:
+                    self._owner = threading.get_ident()
+                    try:
+                        results: Sequence[R | BaseException] = self._commit([item for item, _, _ in live])
+                    finally:
+                        self._owner = None
                 if len(results) != len(live):
                     raise RuntimeError(f"commit returned {len(results)} results for {len(live)} items")
             except BaseException as exc:  # noqa: BLE001 - delivered to every submitter of the group
                 results = [exc] * len(live)
                 self.stats["failed_groups"] += 1
+            self._last_size = len(live)
             st = self.stats
             st["groups"] += 1
             st["items"] += len(live)

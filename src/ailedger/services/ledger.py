@@ -207,12 +207,9 @@ class Ledger:
 
     def append_entry(self, entry: SignedEntry, *, terms: Iterable[str] = ()) -> AppendResult:
         """Append one already-signed entry (its signature is checked first), in the next group."""
-        c = self.committer
-        with c.expecting():
-            entry.verify()
-            row = LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry, terms))
-            fut = c.submit(AppendRequest([row], self._signer_allowed(entry.signer)))
-        return fut.result()[0]
+        entry.verify()
+        row = LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry, terms))
+        return self.committer.call(AppendRequest([row], self._signer_allowed(entry.signer)))[0]
 
     def _signer_allowed(self, signer: str) -> Any:
         def check(view: GroupView) -> None:
