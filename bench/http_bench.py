@@ -36,6 +36,9 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from limits import sodium_verify_per_s  # the machine's limits (bench/limits.py)
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -452,38 +455,6 @@ def bench_key(seed: int) -> Key:
     return k
 
 
-def _sodium_chunk(items: list[tuple[bytes, bytes]]) -> int:
-    from nacl.bindings import crypto_sign_open
-
-    for sm, pk in items:
-        crypto_sign_open(sm, pk)
-    return len(items)
-
-
-def sodium_limit(entries: list[bytes], procs: int) -> float:
-    """The signature-checking limit of this machine: libsodium's crypto_sign_open (what the ledger uses) of the
-    same entries' signatures, on every core (a process pool; nothing else: no parsing, no JSON)."""
-    import multiprocessing as mp
-
-    from ailedger.core.identity import public_key_from_did
-    from ailedger.core.records import parse_entry
-
-    items = []
-    pks: dict[str, bytes] = {}
-    for d in entries:
-        e = parse_entry(d, verify=False)
-        i = d.rfind(b',"sig":"')
-        j = d.index(b'"', i + 8)
-        pk = pks.get(e.signer) or pks.setdefault(e.signer, public_key_from_did(e.signer))
-        items.append((e.sig + d[:i] + d[j + 1 :], pk))
-    chunks = [items[i : i + 2000] for i in range(0, len(items), 2000)]
-    with mp.get_context("fork").Pool(procs) as pool:
-        pool.map(_sodium_chunk, chunks[:procs])  # warm up
-        t = time.perf_counter()
-        done = sum(pool.map(_sodium_chunk, chunks))
-        return done / (time.perf_counter() - t)
-
-
 async def lean_posts(url: str, path: str, bodies_per_conn: list[list[bytes]]) -> dict:
     """One keep-alive HTTP/1.1 connection per list of bodies, each posting its bodies one after the other
     (the next when the last is answered). A minimal client (asyncio streams, no per-request objects) so the
@@ -566,7 +537,7 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
                       "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
     acked += r["acked"]
     # (3) the limit, same run, same entries
-    out["sodium_verify_all_cores_per_s"] = round(sodium_limit(batch_entries + single_entries, procs))
+    out["sodium_verify_all_cores_per_s"] = round(sodium_verify_per_s(batch_entries + single_entries, procs))
     b, s_ = out["batched"]["entries_per_s"], out["singles"]["entries_per_s"]
     out["ratio_singles_vs_batched"] = round(s_ / b, 3)
     out["ratio_batched_vs_sodium_limit"] = round(b / out["sodium_verify_all_cores_per_s"], 3)
@@ -591,7 +562,7 @@ def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
             except Exception as exc:  # noqa: BLE001
                 print(f"{label} unavailable, skipped: {exc}")
                 continue
-            extra = [f"--commit-window-ms", str(args.commit_window_ms)] if args.commit_window_ms is not None else []
+            extra = ["--commit-window-ms", str(args.commit_window_ms)] if args.commit_window_ms is not None else []
             srv = Server(d, args.workers, extra)
             try:
                 res = writers_phase(srv, d, label, args, procs, offset=1000 * rnd + (0 if label == "sqlite" else 500))
