@@ -15,6 +15,11 @@ fails, nothing of the batch is stored and every failure is reported):
    (body ``did == signer``, as ``Ledger.revoke_identity`` writes) bars every later entry by that key.
 
 Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
+
+Steps 1-2 run per request (:meth:`Ingestor.prepare`, on the group committer's worker threads for the
+HTTP API); steps 3-5 and the rate limit run for a whole group of requests just before the group's one
+durable transaction (:meth:`Ingestor._policy`, see ``ailedger.log.groupcommit``), and a request that
+fails them fails alone.
 """
 
 from __future__ import annotations
