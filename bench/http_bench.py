@@ -544,6 +544,18 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
                       "p50_ms": round(pct(r["lat"], 50) * 1000, 2), "p99_ms": round(pct(r["lat"], 99) * 1000, 2),
                       "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
     acked += r["acked"]
+    # (2b) the HTTP floor: the same 50 connections posting a body the server refuses after reading and parsing it
+    # (400, no signature check, no write): what one request costs before any of the write path
+    per = [[b"{}"] * (n_single // w // 2) for _ in range(w)]
+    c0 = proc_cpu(srv.proc.pid)
+    r = asyncio.run(lean_posts(url, "/v1/entries/batch", per))
+    cpu = proc_cpu(srv.proc.pid) - c0
+    n_floor = sum(r["statuses"].values())
+    out["http_floor"] = {"requests": n_floor, "requests_per_s": round(n_floor / r["seconds"]),
+                         "server_cpu_us_per_request": round(cpu / n_floor * 1e6, 1),
+                         "p50_ms": round(pct(r["lat"], 50) * 1000, 2), "statuses": r["statuses"]}
+    out["batched"]["server_cpu_us_per_entry"] = round(out["batched"]["server_cpu_s"] / out["batched"]["entries"] * 1e6, 1)
+    out["singles"]["server_cpu_us_per_entry"] = round(out["singles"]["server_cpu_s"] / out["singles"]["entries"] * 1e6, 1)
     # (3) the limit, same run, same entries
     out["sodium_verify_all_cores_per_s"] = round(sodium_verify_per_s(batch_entries + single_entries, procs))
     b, s_ = out["batched"]["entries_per_s"], out["singles"]["entries_per_s"]
@@ -553,7 +565,10 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     print(f"{label}: pre-batched {b} entries/s (batch p50 {out['batched']['batch_p50_ms']} ms); {w} writers of single "
           f"entries {s_} entries/s, p50 {out['singles']['p50_ms']} ms, p99 {out['singles']['p99_ms']} ms; libsodium "
           f"verify on {procs} cores {out['sodium_verify_all_cores_per_s']}/s -> singles/batched "
-          f"{out['ratio_singles_vs_batched']}, batched/limit {out['ratio_batched_vs_sodium_limit']}", flush=True)
+          f"{out['ratio_singles_vs_batched']}, batched/limit {out['ratio_batched_vs_sodium_limit']}; server CPU per entry: "
+          f"batched {out['batched']['server_cpu_us_per_entry']} us, single {out['singles']['server_cpu_us_per_entry']} us, "
+          f"HTTP floor (a request refused after parsing) {out['http_floor']['server_cpu_us_per_request']} us "
+          f"({out['http_floor']['requests_per_s']} req/s)", flush=True)
     return out
 
 
