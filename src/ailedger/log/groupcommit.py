@@ -86,9 +86,9 @@ class GroupCommitter(Generic[T, R]):
         self._weight = weight or (lambda _item: 1)
         self.name = name
         self.prepare_threads = max(1, prepare_threads or os.cpu_count() or 1)
-        # linger: also wait (at most the window) until as many items as the last group had are
-        # queued, for submitters that cannot announce themselves (closed-loop callers that will
-        # be back as soon as they are answered), as PostgreSQL's commit_siblings does
+        # linger: also wait (at most the window) until as many items are queued as there were
+        # threads waiting in call() at once, for submitters that cannot announce themselves
+        # (closed-loop callers, back as soon as they are answered), as PostgreSQL's commit_siblings does
         self.linger = linger
         self.stats = {"groups": 0, "items": 0, "weight": 0, "largest_group": 0, "failed_groups": 0}
         self._reset()
@@ -268,7 +268,7 @@ class GroupCommitter(Generic[T, R]):
                 try:
                     item = make()
                     made.append((item, waiter, self._weight(item), t))
-                except Exception as exc:  # noqa: BLE001 - this submission's own failure
+                except BaseException as exc:  # noqa: BLE001 - this submission's own failure, whatever it is
                     failed.append((waiter, exc))
             with self._cond:
                 for it in made:
@@ -322,25 +322,24 @@ class GroupCommitter(Generic[T, R]):
             live = [(item, waiter, w) for item, waiter, w, _ in group if _start_waiter(waiter)]
             if not live:
                 continue
-            try:
-                with self._commit_lock:
-                    self._owner = threading.get_ident()
-                    try:
-                        results: Sequence[R | BaseException] = self._commit([item for item, _, _ in live])
-                    finally:
-                        self._owner = None
-                if len(results) != len(live):
-                    raise RuntimeError(f"commit returned {len(results)} results for {len(live)} items")
-            except BaseException as exc:  # noqa: BLE001 - delivered to every submitter of the group
-                results = [exc] * len(live)
-                self.stats["failed_groups"] += 1
-            self._last_size = len(live)
-            st = self.stats
-            st["groups"] += 1
-            st["items"] += len(live)
-            w = sum(x[2] for x in live)
-            st["weight"] += w
-            st["largest_group"] = max(st["largest_group"], w)
+            with self._commit_lock:
+                self._owner = threading.get_ident()
+                try:
+                    results: Sequence[R | BaseException] = self._commit([item for item, _, _ in live])
+                    if len(results) != len(live):
+                        raise RuntimeError(f"commit returned {len(results)} results for {len(live)} items")
+                except BaseException as exc:  # noqa: BLE001 - delivered to every submitter of the group
+                    results = [exc] * len(live)
+                    self.stats["failed_groups"] += 1
+                finally:
+                    self._owner = None
+                self._last_size = len(live)
+                st = self.stats
+                st["groups"] += 1
+                st["items"] += len(live)
+                w = sum(x[2] for x in live)
+                st["weight"] += w
+                st["largest_group"] = max(st["largest_group"], w)
             _deliver([(waiter, res) for (_, waiter, _), res in zip(live, results)])
 
 
