@@ -120,3 +120,13 @@ def test_log_dedup_on_every_store(store_factory):
     assert [(r.index, r.duplicate) for r in mixed] == [(3, False), (2, True), (4, False), (3, True)]
     assert [r.index for r in first] == [0, 1, 2] and log.size == 5
     assert log.audit().ok
+
+
+def test_terms_present(store_factory):
+    s = store_factory()
+    with s.writer() as w:
+        w.add_leaves(0, rows(0, 2, ["type:x", "revoked:did:key:a"]) + rows(2, 3, ["type:y"]))
+    assert s.terms_present(["type:x", "type:z", "revoked:did:key:a", "type:x", "revoked:did:key:b"]) == \
+        {"type:x", "revoked:did:key:a"}
+    assert s.terms_present([]) == set()
+    assert s.terms_present([f"t{i}" for i in range(1200)] + ["type:y"]) == {"type:y"}

@@ -386,6 +386,7 @@ class AppendRequest:
 
     rows: Sequence[LeafRow]
     check: Callable[[GroupView], None] | None = None
+    lookups: Sequence[str] = ()  # index terms the check will ask about (fetched once for the group)
 
 
 class GroupView:
@@ -412,6 +413,13 @@ class GroupView:
     def index_of(self, h: bytes) -> int | None:
         return self.existing.get(h)
 
+    def prefetch(self, terms: Sequence[str]) -> None:
+        """Look ``terms`` up in one query (the lookups every request of the group announced)."""
+        want = [t for t in dict.fromkeys(terms) if t not in self._terms]
+        if want:
+            present = self.log.store.terms_present(want)
+            self._terms.update((t, t in present) for t in want)
+
     def has_term(self, term: str) -> bool:
         hit = self._terms.get(term)
         if hit is None:
@@ -427,6 +435,9 @@ def _is_storage_failure(exc: BaseException) -> bool:
 def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list[list[AppendResult] | BaseException]:
     """Check each request of a group, then append all that passed in one durable transaction."""
     view = GroupView(log, [r.hash for q in reqs for r in q.rows])
+    lookups = [t for q in reqs for t in q.lookups]
+    if lookups:
+        view.prefetch(lookups)
     out: list[list[AppendResult] | BaseException | None] = [None] * len(reqs)
     ok: list[int] = []
     for i, q in enumerate(reqs):

@@ -252,7 +252,7 @@ class Ingestor:
         c = self.ledger.committer
         with c.expecting():
             prep = self.prepare(objs, registration=registration, batch=batch)
-            fut = c.submit(AppendRequest(prep.rows, self._policy(prep)))
+            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
         return self._done(prep, fut.result())
 
     async def submit_async(self, objs: Sequence[Any], *, registration: bool = False,
@@ -268,7 +268,7 @@ class Ingestor:
             def make() -> AppendRequest:
                 prep = self.prepare(objs, registration=registration, batch=batch)
                 made.append(prep)
-                return AppendRequest(prep.rows, self._policy(prep))
+                return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
 
             results = await c.acall(make=make)
             return self._done(made[0], results)
@@ -279,7 +279,7 @@ class Ingestor:
             pieces = await asyncio.gather(*[loop.run_in_executor(None, functools.partial(
                 self._prepare_part, objs[a : a + step], a, registration)) for a in range(0, n, step)])
             prep = self._merge(pieces, n)
-            fut = c.submit(AppendRequest(prep.rows, self._policy(prep)))
+            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
         return self._done(prep, await asyncio.wrap_future(fut))
 
     def _done(self, prep: _Prepared, results: list[AppendResult]) -> list[AppendResult]:
@@ -406,6 +406,11 @@ class _Prepared:
     rows: list[LeafRow]
     single: bool
     n: int
+
+
+def _lookups(prep: _Prepared) -> tuple[str, ...]:
+    """The index terms the policy check of these entries asks about (fetched once per group)."""
+    return tuple(f"revoked:{s}" for s in dict.fromkeys(e.signer for e in prep.parsed))
 
 
 def _reject(errors: list[tuple[int, AiledgerError]], n: int) -> None:

@@ -209,7 +209,8 @@ class Ledger:
         """Append one already-signed entry (its signature is checked first), in the next group."""
         entry.verify()
         row = LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry, terms))
-        return self.committer.call(AppendRequest([row], self._signer_allowed(entry.signer)))[0]
+        return self.committer.call(AppendRequest([row], self._signer_allowed(entry.signer),
+                                                 (f"revoked:{entry.signer}",)))[0]
 
     def _signer_allowed(self, signer: str) -> Any:
         def check(view: GroupView) -> None:

@@ -125,6 +125,9 @@ class MemoryStore:
     def find(self, term: str, after: int = -1, limit: int = 1000) -> list[int]:
         return [i for i in self._terms.get(term, []) if i > after][:limit]
 
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        return {t for t in terms if self._terms.get(t)}
+
     def index_row_count(self) -> int:
         return len(self._data)
 

@@ -301,6 +301,13 @@ class PostgresStore:
                         (term, after, limit))
             return [int(r[0]) for r in cur.fetchall()]
 
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        if not terms:
+            return set()
+        with self._read() as cur:
+            cur.execute("SELECT DISTINCT term FROM terms WHERE term = ANY(%s)", (list(dict.fromkeys(terms)),))
+            return {str(r[0]) for r in cur.fetchall()}
+
     def index_row_count(self) -> int:
         with self._read() as cur:
             cur.execute("SELECT count(*) FROM leaves")

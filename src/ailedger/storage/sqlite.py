@@ -225,6 +225,13 @@ class SQLiteStore:
         )
         return [r[0] for r in rows]
 
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(terms)), 500):
+            q = f"SELECT DISTINCT term FROM terms WHERE term IN ({','.join('?' * len(chunk))})"
+            out.update(r[0] for r in self._con.execute(q, chunk))
+        return out
+
     def index_row_count(self) -> int:
         return int(self._con.execute("SELECT count(*) FROM leaves").fetchone()[0])
 
