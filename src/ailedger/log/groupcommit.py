@@ -109,6 +109,7 @@ class GroupCommitter(Generic[T, R]):
         self._workers: list[threading.Thread] = []
         self._inside = 0  # threads inside call(), waiting for their group
         self._last_size = 0  # items in the last group (more than one: writers are concurrent, none commits alone)
+        self._last_commit_s = 0.0  # how long the last group's commit took
         self._peak = 0  # the most of them at once since the last group was taken (linger's target)
         self._commit_lock = threading.Lock()  # held while a group is committed, by whichever thread
         self._owner: int | None = None  # the thread holding it
@@ -291,9 +292,12 @@ class GroupCommitter(Generic[T, R]):
                 self._cond.wait(0.5 if self._closed else None)
                 self._idle = False
             # a group waits at most `window` after its first item; lingering for closed-loop callers,
-            # at most `window` from now (the items that waited out the last commit wait a little more,
-            # so that the callers that commit answered can join them)
-            deadline = (time.monotonic() if self.linger else self._queue[0][3]) + self.window
+            # at most `window` from now and half of what the last commit took (the items that waited
+            # out the last commit wait a little more, so that the callers it answered can join them)
+            if self.linger:  # worth waiting only a fraction of what one commit costs
+                deadline = time.monotonic() + min(self.window, self._last_commit_s / 2)
+            else:
+                deadline = self._queue[0][3] + self.window
             while ((self._expected > 0 or (self.linger and len(self._queue) < self._peak))
                    and not self._urgent and not self._closed and self._queued_weight < self.max_weight):
                 left = deadline - time.monotonic()
@@ -324,6 +328,7 @@ class GroupCommitter(Generic[T, R]):
                 continue
             with self._commit_lock:
                 self._owner = threading.get_ident()
+                t0 = time.monotonic()
                 try:
                     results: Sequence[R | BaseException] = self._commit([item for item, _, _ in live])
                     if len(results) != len(live):
@@ -333,6 +338,7 @@ class GroupCommitter(Generic[T, R]):
                     self.stats["failed_groups"] += 1
                 finally:
                     self._owner = None
+                    self._last_commit_s = time.monotonic() - t0
                 self._last_size = len(live)
                 st = self.stats
                 st["groups"] += 1
