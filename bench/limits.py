@@ -129,8 +129,12 @@ def sha256_many_per_s(items: Sequence[bytes], procs: int | None = None) -> tuple
 
 
 def sha256_bulk_mib_s(data: bytes | memoryview, threads: int | None = None, chunk: int = 4 << 20) -> float:
-    """MiB/s of SHA-256 over ``data`` in ``chunk``-sized pieces, one thread per core (the best of three)."""
-    threads = threads or cores()
+    """MiB/s of SHA-256 over ``data`` in ``chunk``-sized pieces, one thread per core, or one thread if that is
+    faster at the moment (a loaded machine may not give the process more than one core): the best of three
+    of each."""
+    if threads is None and cores() > 1:
+        return max(sha256_bulk_mib_s(data, cores(), chunk), sha256_bulk_mib_s(data, 1, chunk))
+    threads = threads or 1
     mv = memoryview(data)
     pieces = [mv[i : i + chunk] for i in range(0, len(mv), chunk)]
     best = float("inf")
