@@ -26,8 +26,17 @@ import threading
 import time
 from collections.abc import Sequence
 
-__all__ = ["aesgcm_mib_s", "cores", "fsync_s", "sodium_cpu_us_per_verify", "tree_cpu_s", "sha256_bulk_mib_s", "sha256_many_per_s", "signed_messages",
-           "sodium_verify_per_s"]
+__all__ = [
+    "aesgcm_mib_s",
+    "cores",
+    "fsync_s",
+    "sha256_bulk_mib_s",
+    "sha256_many_per_s",
+    "signed_messages",
+    "sodium_cpu_us_per_verify",
+    "sodium_verify_per_s",
+    "tree_cpu_s",
+]
 
 
 def cores() -> int:

@@ -1,5 +1,13 @@
+from ailedger.log.groupcommit import AppendRequest, GroupCommitter, GroupView, LogCommitter
 from ailedger.log.transparency_log import AppendResult, AuditProblem, AuditReport, TransparencyLog
-from ailedger.log.groupcommit import AppendRequest, GroupCommitter, GroupView, LogCommitter  # noqa: E402
 
-__all__ = ["TransparencyLog", "AppendResult", "AuditReport", "AuditProblem", "AppendRequest", "GroupCommitter",
-           "GroupView", "LogCommitter"]
+__all__ = [
+           "AppendRequest",
+           "AppendResult",
+           "AuditProblem",
+           "AuditReport",
+           "GroupCommitter",
+           "GroupView",
+           "LogCommitter",
+           "TransparencyLog",
+]

@@ -47,7 +47,7 @@ from ailedger.core.errors import AiledgerError, ConflictError, StorageError
 from ailedger.log.transparency_log import AppendResult, TransparencyLog
 from ailedger.storage.base import LeafRow
 
-__all__ = ["AppendRequest", "GroupCommitter", "GroupView", "LogCommitter", "DEFAULT_WINDOW", "DEFAULT_MAX_ENTRIES"]
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_WINDOW", "AppendRequest", "GroupCommitter", "GroupView", "LogCommitter"]
 
 DEFAULT_WINDOW = 0.002  # seconds a group stays open for writers known to be on their way
 DEFAULT_MAX_ENTRIES = 20000  # entries per group (one transaction)
@@ -458,7 +458,7 @@ def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list
     if rows:
         try:
             results = log.append(rows, lookup=bool(view._existing))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if _is_storage_failure(exc) or not isinstance(exc, AiledgerError) or len(ok) == 1:
                 raise  # the whole group fails: none of it was stored
             # something in one request made the store refuse the transaction: commit them one by
@@ -466,7 +466,7 @@ def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list
             for i in ok:
                 try:
                     out[i] = log.append(reqs[i].rows, lookup=True)
-                except Exception as one:  # noqa: BLE001
+                except Exception as one:
                     if _is_storage_failure(one):
                         raise
                     out[i] = one

@@ -283,7 +283,7 @@ class InferenceTrail:
         if self._durable is not None:
             try:
                 self._durable.call((rid, time.time_ns(), inp, out, subject, caller, meta, status, None))
-            except Exception as exc:  # noqa: BLE001 - whatever failed, this call's record is not written
+            except Exception as exc:  # whatever failed, this call's record is not written
                 raise StorageError(f"the inference record of this call was not written: {exc}") from exc
         else:
             self._q.append((rid, time.time_ns(), inp, out, subject, caller, meta, status, None))
