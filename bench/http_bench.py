@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -35,14 +36,25 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from limits import sodium_cpu_us_per_verify, sodium_verify_per_s  # the machine's limits (bench/limits.py)
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from ailedger.core.canonical import canonical_json
 from ailedger.core.identity import did_from_public_key
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.records import build_entry
 from ailedger.services.ledger import Ledger, utc_now
+
+try:  # a faster event loop for the bench's own clients (the client shares the 2 cores with the server)
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+except ImportError:  # pragma: no cover
+    pass
 
 
 class Key:
@@ -68,13 +80,14 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, ledger: Path, workers: int) -> None:
+    def __init__(self, ledger: Path, workers: int, extra: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logf = open(ledger.parent / f"serve-{self.port}.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger", str(ledger),
-             "--port", str(self.port), "--workers", str(workers), "--max-writes", "256", "--max-inflight", "4096"],
+             "--port", str(self.port), "--workers", str(workers), "--max-writes", "256", "--max-inflight", "4096",
+             *(extra or [])],
             stdout=self.logf, stderr=subprocess.STDOUT, cwd=ROOT)
         import urllib.request
 
@@ -132,11 +145,13 @@ async def bench_append(url: str, n_batches: int, batch: int, clients: int) -> di
                 assert r.status in (200, 201), await r.text()
     print(f"  signing {n_batches * batch} entries ...", flush=True)
     bodies = []
+    leaves: list[bytes] = []
     for b in range(n_batches):
         k = keys[b % clients]
         es = [k.entry("bench.event", {"b": b, "i": i, "subjects": [f"sha256:{(b * batch + i):064x}"]})
               for i in range(batch)]
         bodies.append(json.dumps({"entries": es}).encode())
+        leaves.extend(canonical_json(e) for e in es)
     queue = list(enumerate(bodies))
     lat: list[float] = []
     appended = 0
@@ -158,7 +173,8 @@ async def bench_append(url: str, n_batches: int, batch: int, clients: int) -> di
     await asyncio.gather(*[client() for _ in range(clients)])
     dt = time.perf_counter() - t0
     return {"entries": appended, "seconds": round(dt, 2), "entries_per_s": round(appended / dt),
-            "batch_p50_ms": round(pct(lat, 50) * 1000, 1), "batch_p99_ms": round(pct(lat, 99) * 1000, 1)}
+            "batch_p50_ms": round(pct(lat, 50) * 1000, 1), "batch_p99_ms": round(pct(lat, 99) * 1000, 1),
+            "_leaves": leaves}
 
 
 def _tile1(size: int) -> str:
@@ -283,9 +299,13 @@ def timed_append(srv: Server, n_batches: int, label: str) -> dict:
     a = asyncio.run(bench_append(srv.url, n_batches, 1000, 4))
     a["server_cpu_s"] = round(proc_cpu(srv.proc.pid) - c0, 2)
     a["entries_per_server_cpu_s"] = round(a["entries"] / max(a["server_cpu_s"], 1e-9))
+    # the limit for the same work (issue 21): libsodium verifying the same signatures on every core
+    a["sodium_verify_all_cores_per_s"] = round(sodium_verify_per_s(a.pop("_leaves")))
+    a["ratio_vs_sodium_limit"] = round(a["entries_per_s"] / a["sodium_verify_all_cores_per_s"], 3)
     print(f"append over HTTP, {label}: {a['entries_per_s']} entries/s ({a['entries']} in {a['seconds']} s, "
           f"batch p50 {a['batch_p50_ms']} ms); server used {a['server_cpu_s']} CPU-s = "
-          f"{a['entries_per_server_cpu_s']} entries per server CPU-second")
+          f"{a['entries_per_server_cpu_s']} entries per server CPU-second; libsodium on every core "
+          f"{a['sodium_verify_all_cores_per_s']}/s -> ratio {a['ratio_vs_sodium_limit']}")
     return a
 
 
@@ -409,6 +429,193 @@ def check_log(ledger_dir: Path, acked: list[tuple[int, str, bool]], base: int) -
             "audit_problems": len(rep.problems)}
 
 
+# -- --writers-only: many small writers against pre-batched appends and the signature limit ---------------------
+
+def _presign(job: tuple[int, int, int, str]) -> list[bytes]:
+    """Worker: ``count`` signed bench.event entries (canonical bytes) by key ``seed``."""
+    seed, start, count, when = job
+    from ailedger.core.records import build_entry as _build
+
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"http-bench-%d" % seed).digest())
+    did = did_from_public_key(key.public_key().public_bytes(serialization.Encoding.Raw,
+                                                              serialization.PublicFormat.Raw))
+    return [_build("bench.event", {"i": i, "k": seed, "subjects": [f"sha256:{i:064x}"]}, did, when, key.sign).leaf_bytes
+            for i in range(start, start + count)]
+
+
+def presign(n: int, keys: int, procs: int, offset: int = 0) -> list[bytes]:
+    """n entries signed by `keys` identities (round-robin blocks), signed on every core before any clock starts."""
+    import multiprocessing as mp
+
+    when = utc_now()
+    step = 2000
+    jobs = [(offset + (k % keys), offset * 10_000_000 + s, min(step, n - s), when)
+            for k, s in enumerate(range(0, n, step))]
+    with mp.get_context("fork").Pool(procs) as pool:
+        return [e for part in pool.imap(_presign, jobs) for e in part]
+
+
+def bench_key(seed: int) -> Key:
+    k = Key(f"bench{seed}")
+    k.key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"http-bench-%d" % seed).digest())
+    pub = k.key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    k.did = did_from_public_key(pub)
+    return k
+
+
+async def lean_posts(url: str, path: str, bodies_per_conn: list[list[bytes]]) -> dict:
+    """One keep-alive HTTP/1.1 connection per list of bodies, each posting its bodies one after the other
+    (the next when the last is answered). A minimal client (asyncio streams, no per-request objects) so the
+    client's share of the 2 cores stays small. Returns latencies, statuses and the acknowledged results."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    host, port = u.hostname, u.port
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            "Content-Length: ").encode()
+    lat: list[float] = []
+    statuses: dict[int, int] = {}
+    acked: list[tuple[int, str, bool]] = []
+
+    async def conn(bodies: list[bytes]) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        pc = time.perf_counter
+        try:
+            for body in bodies:
+                t = pc()
+                writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+                hdr = await reader.readuntil(b"\r\n\r\n")
+                status = int(hdr[9:12])
+                k = hdr.lower().find(b"content-length:")
+                n = int(hdr[k + 15 : hdr.index(b"\r\n", k)])
+                data = await reader.readexactly(n)
+                lat.append(pc() - t)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status in (200, 201):
+                    js = json.loads(data)
+                    for x in js.get("results", [js]):
+                        acked.append((x["index"], x["leaf_hash"], x["duplicate"]))
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[conn(b) for b in bodies_per_conn])
+    return {"seconds": time.perf_counter() - t0, "lat": lat, "statuses": statuses, "acked": acked}
+
+
+def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Namespace, procs: int,
+                  offset: int) -> dict:
+    """On one store: (1) pre-batched appends, batches of 1,000 from 4 connections; (2) 50 writers each posting
+    single entries; (3) libsodium on all cores over the same entries. All entries signed before the clocks start."""
+    n_batch = args.writer_entries
+    n_single = args.writer_entries
+    url = srv.url
+    keys_b = [bench_key(offset + k) for k in range(4)]
+    keys_s = [bench_key(offset + 100 + k) for k in range(8)]
+    import httpx
+
+    for k in keys_b + keys_s:
+        r = httpx.post(url + "/v1/identities", json=k.registration(), timeout=30)
+        assert r.status_code in (200, 201), r.text
+    batch_entries = presign(n_batch, 4, procs, offset)
+    single_entries = presign(n_single, 8, procs, offset + 100)
+    out: dict = {"store": label}
+    # (1) pre-batched
+    bodies = [b'{"entries":[' + b",".join(batch_entries[i : i + 1000]) + b"]}" for i in range(0, n_batch, 1000)]
+    per = [bodies[c::4] for c in range(4)]
+    c0 = proc_cpu(srv.proc.pid)
+    r = asyncio.run(lean_posts(url, "/v1/entries/batch", per))
+    cpu = proc_cpu(srv.proc.pid) - c0
+    assert set(r["statuses"]) == {201}, r["statuses"]
+    out["batched"] = {"entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
+                      "entries_per_s": round(len(r["acked"]) / r["seconds"]),
+                      "batch_p50_ms": round(pct(r["lat"], 50) * 1000, 1), "batch_p99_ms": round(pct(r["lat"], 99) * 1000, 1),
+                      "server_cpu_s": round(cpu, 2)}
+    acked = list(r["acked"])
+    # (2) 50 writers, single entries
+    w = args.load_writers
+    per = [[single_entries[i] for i in range(c, n_single, w)] for c in range(w)]
+    c0 = proc_cpu(srv.proc.pid)
+    r = asyncio.run(lean_posts(url, "/v1/entries", per))
+    cpu = proc_cpu(srv.proc.pid) - c0
+    assert set(r["statuses"]) <= {200, 201}, r["statuses"]
+    out["singles"] = {"writers": w, "entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
+                      "entries_per_s": round(len(r["acked"]) / r["seconds"]),
+                      "p50_ms": round(pct(r["lat"], 50) * 1000, 2), "p99_ms": round(pct(r["lat"], 99) * 1000, 2),
+                      "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
+    acked += r["acked"]
+    # (2b) the HTTP floor: the same 50 connections posting a body the server refuses after reading and parsing it
+    # (400, no signature check, no write): what one request costs before any of the write path
+    per = [[b"{}"] * (n_single // w // 2) for _ in range(w)]
+    c0 = proc_cpu(srv.proc.pid)
+    r = asyncio.run(lean_posts(url, "/v1/entries/batch", per))
+    cpu = proc_cpu(srv.proc.pid) - c0
+    n_floor = sum(r["statuses"].values())
+    out["http_floor"] = {"requests": n_floor, "requests_per_s": round(n_floor / r["seconds"]),
+                         "server_cpu_us_per_request": round(cpu / n_floor * 1e6, 1),
+                         "p50_ms": round(pct(r["lat"], 50) * 1000, 2), "statuses": r["statuses"]}
+    out["batched"]["server_cpu_us_per_entry"] = round(out["batched"]["server_cpu_s"] / out["batched"]["entries"] * 1e6, 1)
+    out["singles"]["server_cpu_us_per_entry"] = round(out["singles"]["server_cpu_s"] / out["singles"]["entries"] * 1e6, 1)
+    # (3) the limit, same run, same entries
+    out["sodium_verify_all_cores_per_s"] = round(sodium_verify_per_s(batch_entries + single_entries, procs))
+    # the same limit in CPU terms (load-independent): CPU-us of one libsodium verify against server CPU-us per entry
+    out["sodium_cpu_us_per_verify"] = round(sodium_cpu_us_per_verify(batch_entries), 1)
+    out["cpu_ratio_batched_vs_sodium"] = round(out["sodium_cpu_us_per_verify"] / out["batched"]["server_cpu_us_per_entry"], 3)
+    out["cpu_ratio_singles_vs_batched"] = round(out["batched"]["server_cpu_us_per_entry"]
+                                                / out["singles"]["server_cpu_us_per_entry"], 3)
+    b, s_ = out["batched"]["entries_per_s"], out["singles"]["entries_per_s"]
+    out["ratio_singles_vs_batched"] = round(s_ / b, 3)
+    out["ratio_batched_vs_sodium_limit"] = round(b / out["sodium_verify_all_cores_per_s"], 3)
+    out["acked"] = acked
+    print(f"{label}: pre-batched {b} entries/s (batch p50 {out['batched']['batch_p50_ms']} ms); {w} writers of single "
+          f"entries {s_} entries/s, p50 {out['singles']['p50_ms']} ms, p99 {out['singles']['p99_ms']} ms; libsodium "
+          f"verify on {procs} cores {out['sodium_verify_all_cores_per_s']}/s -> singles/batched "
+          f"{out['ratio_singles_vs_batched']}, batched/limit {out['ratio_batched_vs_sodium_limit']}; server CPU per entry: "
+          f"batched {out['batched']['server_cpu_us_per_entry']} us, single {out['singles']['server_cpu_us_per_entry']} us, "
+          f"HTTP floor (a request refused after parsing) {out['http_floor']['server_cpu_us_per_request']} us "
+          f"({out['http_floor']['requests_per_s']} req/s); libsodium {out['sodium_cpu_us_per_verify']} CPU-us per verify "
+          f"-> CPU ratios: batched/limit {out['cpu_ratio_batched_vs_sodium']}, singles/batched (server) "
+          f"{out['cpu_ratio_singles_vs_batched']}", flush=True)
+    return out
+
+
+def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
+    procs = os.cpu_count() or 2
+    stores: list[tuple[str, dict | None]] = [("sqlite", None)]
+    if not args.no_pg:
+        stores.append(("postgres", {"store": "postgres", "dsn": args.pg_dsn, "schema": "bench_" + uuid.uuid4().hex[:12]}))
+    for rnd in range(args.rounds):
+        for label, store in stores:
+            d = work / f"{label}-{rnd}"
+            try:
+                Ledger.init(d, origin=f"bench.example/{label}", store=store).close()
+            except Exception as exc:  # noqa: BLE001
+                print(f"{label} unavailable, skipped: {exc}")
+                continue
+            extra = ["--commit-window-ms", str(args.commit_window_ms)] if args.commit_window_ms is not None else []
+            srv = Server(d, args.workers, extra)
+            try:
+                res = writers_phase(srv, d, label, args, procs, offset=1000 * rnd + (0 if label == "sqlite" else 500))
+            finally:
+                srv.stop()
+            acked = res.pop("acked")
+            chk = check_log(d, acked, 12)
+            res["check"] = chk
+            print(f"  log after: {chk['acknowledged_new']} acknowledged, duplicated {chk['duplicated_indices']}, "
+                  f"lost {chk['acknowledged_missing']}, audit ok {chk['audit_ok']}", flush=True)
+            out.setdefault(f"writers_{label}", []).append(res)
+            if store is not None:
+                try:
+                    import psycopg
+
+                    with psycopg.connect(args.pg_dsn, autocommit=True) as con:
+                        con.execute(f'DROP SCHEMA IF EXISTS "{store["schema"]}" CASCADE')
+                except Exception:  # noqa: BLE001
+                    pass
+                store["schema"] = "bench_" + uuid.uuid4().hex[:12]
+
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
@@ -424,6 +631,12 @@ def main() -> None:
     ap.add_argument("--reads-only", action="store_true",
                     help="only the read figures, on a ledger of --reads-size entries made directly")
     ap.add_argument("--reads-size", type=int, default=60004)
+    ap.add_argument("--writers-only", action="store_true",
+                    help="only the write figures: pre-batched appends, --load-writers writers of single entries and "
+                         "the libsodium verify limit on all cores, per store, --rounds times")
+    ap.add_argument("--writer-entries", type=int, default=30000, help="entries per write figure (--writers-only)")
+    ap.add_argument("--rounds", type=int, default=1, help="repetitions of the --writers-only figures")
+    ap.add_argument("--commit-window-ms", type=float, default=None, help="serve --commit-window-ms (default: serve's)")
     args = ap.parse_args()
     n_batches = 8 if args.quick else 60
     load_s = 5.0 if args.quick else args.load_seconds
@@ -432,6 +645,9 @@ def main() -> None:
                  "loadavg_start": os.getloadavg()[0]}
     print(f"http bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.workers} workers")
     try:
+        if args.writers_only:
+            writers_only(args, work, out)
+            return
         if args.reads_only:
             d = work / "reads"
             t = time.perf_counter()
@@ -556,6 +772,15 @@ def finish(out: dict) -> None:
     for k in ("ratio_rps_tiled_vs_nginx", "ratio_p99_tiled_vs_nginx"):
         if k in sm:
             ratios[k] = sm[k]
+    for label in ("sqlite", "postgres"):
+        runs = out.get(f"writers_{label}")
+        if runs:  # --writers-only: one value per round (targets: both >= 0.8)
+            ratios[f"singles_vs_batched_{label}"] = [r["ratio_singles_vs_batched"] for r in runs]
+            ratios[f"batched_vs_sodium_limit_{label}"] = [r["ratio_batched_vs_sodium_limit"] for r in runs]
+            ratios[f"singles_p99_ms_{label}"] = [r["singles"]["p99_ms"] for r in runs]
+            ratios[f"cpu_batched_vs_sodium_{label}"] = [r["cpu_ratio_batched_vs_sodium"] for r in runs]
+            ratios[f"cpu_singles_vs_batched_{label}"] = [r["cpu_ratio_singles_vs_batched"] for r in runs]
+            out["targets"].update({"singles_vs_batched": 0.8, "batched_vs_sodium_limit": 0.8, "singles_p99_ms": 50})
     out["ratios"] = ratios
     print(json.dumps(out, separators=(",", ":")))
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ailedger.core.errors import ConflictError
+from ailedger.core.errors import ConflictError, DuplicateLeafError
 from ailedger.core.merkle import CompactRange, leaf_hash
 from ailedger.storage import LeafRow
 
@@ -95,3 +95,42 @@ def test_large_batch_and_reopen_consistency(store_factory):
     got = s.node_hashes(ids)
     assert CompactRange(3000, [bytes(got[i]) for i in ids]).root() == cr.root()
     assert s.index_row_count() == 3000
+
+
+def test_duplicate_leaf_is_refused_as_a_duplicate_and_rolls_back(store_factory):
+    """The store names a duplicate leaf as DuplicateLeafError (not a generic storage failure), so the
+    log's dedup path runs on every backend (issue 21: PostgreSQL answered 503 to a re-sent entry)."""
+    s = store_factory()
+    with s.writer() as w:
+        w.add_leaves(0, rows(0, 3))
+    with pytest.raises(DuplicateLeafError):
+        with s.writer() as w:
+            w.add_leaves(3, rows(3, 5) + rows(1, 2))
+    assert s.size() == 3
+    with s.writer() as w:  # the store is still writable after the refused transaction
+        w.add_leaves(3, rows(3, 4))
+    assert s.size() == 4
+
+
+def test_log_dedup_on_every_store(store_factory):
+    """A re-sent entry gets its first index with duplicate=True, alone or inside a batch of new ones."""
+    from ailedger.log import TransparencyLog
+
+    log = TransparencyLog(store_factory(), "test.example/conformance")
+    first = log.append_data([b"a", b"b", b"c"])
+    again = log.append_data([b"b"])
+    assert [(r.index, r.duplicate) for r in again] == [(1, True)]
+    mixed = log.append_data([b"d", b"c", b"e", b"d"])
+    assert [(r.index, r.duplicate) for r in mixed] == [(3, False), (2, True), (4, False), (3, True)]
+    assert [r.index for r in first] == [0, 1, 2] and log.size == 5
+    assert log.audit().ok
+
+
+def test_terms_present(store_factory):
+    s = store_factory()
+    with s.writer() as w:
+        w.add_leaves(0, rows(0, 2, ["type:x", "revoked:did:key:a"]) + rows(2, 3, ["type:y"]))
+    assert s.terms_present(["type:x", "type:z", "revoked:did:key:a", "type:x", "revoked:did:key:b"]) == \
+        {"type:x", "revoked:did:key:a"}
+    assert s.terms_present([]) == set()
+    assert s.terms_present([f"t{i}" for i in range(1200)] + ["type:y"]) == {"type:y"}

@@ -30,6 +30,11 @@ __all__ = ["register"]
               help="Requests in flight per worker before answering 503.")
 @click.option("--max-writes", type=int, default=32, show_default=True,
               help="Write requests in flight per worker before answering 503.")
+@click.option("--commit-window-ms", type=click.FloatRange(0, 1000), default=2.0, show_default=True,
+              help="Group commit: how long a write group stays open for requests already being checked "
+                   "(latency a busy writer may pay for throughput; a lone writer never waits).")
+@click.option("--commit-max-entries", type=click.IntRange(1, 10_000_000), default=20000, show_default=True,
+              help="Group commit: most entries in one durable transaction.")
 @click.option("--allow-unregistered", is_flag=True,
               help="Accept entries whose signer never registered (an open log: anyone with a key may write).")
 @click.option("--open-registration", is_flag=True,
@@ -54,8 +59,9 @@ __all__ = ["register"]
 @ledger_option
 @json_option
 def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, time_window: float, rate: float,
-          burst: float, max_inflight: int, max_writes: int, allow_unregistered: bool, open_registration: bool,
-          token_file: Path | None, checkpoint_refresh: float, head_timeout: float, body_timeout: float, min_body_rate: int, no_web: bool,
+          burst: float, max_inflight: int, max_writes: int, commit_window_ms: float, commit_max_entries: int,
+          allow_unregistered: bool, open_registration: bool, token_file: Path | None, checkpoint_refresh: float,
+          head_timeout: float, body_timeout: float, min_body_rate: int, no_web: bool,
           tiles_port: int | None, tiles_dir: Path | None, tiles_every: float,
           ledger_dir: Path | None, as_json: bool) -> None:
     """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer.
@@ -78,7 +84,8 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
                       rate_table=str(path / "run" / "ratelimit.bin"), open_registration=open_registration,
                       token_file=str((token_file or path / "write-tokens").resolve()),
                       head_timeout=head_timeout, body_timeout=body_timeout, min_body_rate=min_body_rate,
-                      checkpoint_refresh=checkpoint_refresh)
+                      checkpoint_refresh=checkpoint_refresh,
+                      commit_window=commit_window_ms / 1000, commit_max_entries=commit_max_entries)
     TokenFile(cfg.token_file).check_file()  # a token file others can read or change stops the start, exit 2
     os.environ["AILEDGER_LEDGER"] = str(path)
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))

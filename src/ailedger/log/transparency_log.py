@@ -88,28 +88,41 @@ class TransparencyLog:
         self.verifier = verifier if verifier is not None else (signer.verifier if signer else None)
 
     # -- write path ---------------------------------------------------------
-    def append(self, rows: Sequence[LeafRow]) -> list[AppendResult]:
+    def append(self, rows: Sequence[LeafRow], *, sign: bool | None = None,
+               lookup: bool = False) -> list[AppendResult]:
         """Append a batch atomically; an entry already in the log returns its first index.
 
-        The fast path assumes no duplicates and lets the store's uniqueness check catch
-        one; only then is the batch redone with an explicit lookup."""
+        With a signing key (``sign`` defaults to having one), the checkpoint at the new size is
+        signed and stored *in the same transaction*: leaves and the checkpoint covering them are
+        durable together, so no crash can leave the checkpoint behind what this append stored.
+        An append that adds nothing new still signs one if the latest checkpoint is behind the
+        store (a crash in an older version, or a writer without the key).
+
+        The fast path assumes no duplicates and lets the store's uniqueness check catch one; only
+        then is the batch redone with an explicit lookup (``lookup=True`` starts there, for a
+        caller that already knows some entries are logged)."""
         if not rows:
             return []
-        try:
-            with self.store.writer() as w:
-                size = w.size()
-                cr = _border(w, size)
-                nodes: list[tuple[int, int, bytes]] = []
-                append = cr.append
-                for r in rows:
-                    append(r.hash, nodes)
-                w.add_leaves(size, rows)
-                w.add_nodes(nodes)
-            return [AppendResult(size + i, r.hash, False) for i, r in enumerate(rows)]
-        except DuplicateLeafError:
-            return self._append_dedup(rows)
+        sign = self.signer is not None if sign is None else sign
+        if not lookup:
+            try:
+                with self.store.writer() as w:
+                    size = w.size()
+                    cr = _border(w, size)
+                    nodes: list[tuple[int, int, bytes]] = []
+                    append = cr.append
+                    for r in rows:
+                        append(r.hash, nodes)
+                    w.add_leaves(size, rows)
+                    w.add_nodes(nodes)
+                    if sign:
+                        self._put_checkpoint(w, size + len(rows), cr.root())
+                return [AppendResult(size + i, r.hash, False) for i, r in enumerate(rows)]
+            except DuplicateLeafError:
+                pass
+        return self._append_dedup(rows, sign)
 
-    def _append_dedup(self, rows: Sequence[LeafRow]) -> list[AppendResult]:
+    def _append_dedup(self, rows: Sequence[LeafRow], sign: bool) -> list[AppendResult]:
         results: list[AppendResult] = []
         with self.store.writer() as w:
             existing = w.indices_of([r.hash for r in rows])
@@ -133,7 +146,31 @@ class TransparencyLog:
             if new_rows:
                 w.add_leaves(size, new_rows)
                 w.add_nodes(nodes)
+            if sign and (new_rows or self._checkpoint_size() < size):
+                self._put_checkpoint(w, size + len(new_rows), cr.root() if size + len(new_rows) else EMPTY_ROOT)
         return results
+
+    def _put_checkpoint(self, w: Any, size: int, root: bytes) -> None:
+        assert self.signer is not None
+        w.put_checkpoint(size, sign_checkpoint(Checkpoint(self.origin, size, root), self.signer))
+
+    def _checkpoint_size(self) -> int:
+        """Tree size of the latest stored checkpoint (-1 when there is none)."""
+        note = self.store.latest_checkpoint()
+        return -1 if note is None else parse_checkpoint_text(parse_note(note).text).size
+
+    def sign_if_behind(self) -> bytes | None:
+        """Sign a checkpoint at the store's size when the latest one is behind it (or missing).
+
+        Servers call this at start-up: a crash between an append's commit and its checkpoint in
+        an older version, or entries appended by a process without the log key, would otherwise
+        leave ``/checkpoint`` (and every proof against it) behind the log until the next new entry.
+        Returns the new note, or None when nothing needed signing (or there is no key)."""
+        if self.signer is None:
+            return None
+        if self._checkpoint_size() >= self.store.size():
+            return None
+        return self.checkpoint()
 
     def append_data(self, datas: Sequence[bytes], terms: Sequence[Sequence[str]] | None = None) -> list[AppendResult]:
         rows = [LeafRow(d, leaf_hash(d), tuple(terms[i]) if terms else ()) for i, d in enumerate(datas)]

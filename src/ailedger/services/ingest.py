@@ -18,26 +18,34 @@ fails, nothing of the batch is stored and every failure is reported):
    (a batch whose only failures are of this kind is refused with 403 too).
 
 Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
+
+Steps 1-2 run per request (:meth:`Ingestor.prepare`, on the group committer's worker threads for the
+HTTP API); steps 3-5 and the rate limit run for a whole group of requests just before the group's one
+durable transaction (:meth:`Ingestor._policy`, see ``ailedger.log.groupcommit``), and a request that
+fails them fails alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as _dt
+import functools
 import hashlib
 import os
-import sqlite3
 import struct
 import threading
 import time as _time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
+from ailedger.core.errors import AiledgerError, BadInputError, StorageError
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.records import SignedEntry, parse_entry
 from ailedger.log import AppendResult
+from ailedger.log.groupcommit import AppendRequest, GroupView
+from ailedger.services.authority import _guarded, admit
 from ailedger.services.ledger import Ledger, entry_terms
 from ailedger.storage import LeafRow
 
@@ -242,24 +250,66 @@ class Ingestor:
     def submit(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> list[AppendResult]:
         """Check and append entries (JSON values). All-or-nothing; see the module docstring.
 
-        One entry (``batch=False``) fails with its own error; a batch fails with BatchRejectedError."""
-        p = self.policy
+        One entry (``batch=False``) fails with its own error; a batch fails with BatchRejectedError.
+        The append goes through the ledger's group committer: concurrent submissions share one
+        durable transaction, and this returns once the group holding them is durable."""
+        c = self.ledger.committer
+        with c.expecting():
+            prep = self.prepare(objs, registration=registration, batch=batch)
+            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
+        return self._done(prep, fut.result())
+
+    async def submit_async(self, objs: Sequence[Any], *, registration: bool = False,
+                           batch: bool = False) -> list[AppendResult]:
+        """:meth:`submit` for an asyncio server: parsing and signature checks run on the group
+        committer's worker threads (libsodium releases the GIL, so they use every core; a big
+        batch is split across threads), the event loop only awaits the group's commit."""
+        c = self.ledger.committer
+        n = len(objs) if isinstance(objs, (list, tuple)) else 0
+        if n < 2 * _PREPARE_CHUNK:
+            made: list[_Prepared] = []
+
+            def make() -> AppendRequest:
+                prep = self.prepare(objs, registration=registration, batch=batch)
+                made.append(prep)
+                return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
+
+            results = await c.acall(make=make)
+            return self._done(made[0], results)
+        loop = asyncio.get_running_loop()
+        with c.expecting():
+            self._check_count(objs)
+            step = -(-n // _PREPARE_THREADS)
+            pieces = await asyncio.gather(*[loop.run_in_executor(None, functools.partial(
+                self._prepare_part, objs[a : a + step], a, registration)) for a in range(0, n, step)])
+            prep = self._merge(pieces, n)
+            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
+        return self._done(prep, await asyncio.wrap_future(fut))
+
+    def _done(self, prep: _Prepared, results: list[AppendResult]) -> list[AppendResult]:
+        for e in prep.parsed:
+            if e.type == IDENTITY_REGISTER:
+                self._known.add(e.signer)
+        return results
+
+    def _check_count(self, objs: Sequence[Any]) -> None:
         if not objs:
             raise BadInputError("no entries given", field="entries")
-        if len(objs) > p.max_batch:
-            raise BadInputError(f"{len(objs)} entries in one batch; the limit is {p.max_batch}", field="entries")
+        if len(objs) > self.policy.max_batch:
+            raise BadInputError(f"{len(objs)} entries in one batch; the limit is {self.policy.max_batch}",
+                                field="entries")
+
+    def prepare(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> _Prepared:
+        """Steps 1-2 of the module docstring (schema, size, signature): no store access, any thread."""
+        self._check_count(objs)
         single = not batch and len(objs) == 1
-        errors: list[dict[str, Any]] = []
+        part = self._prepare_part(objs, 0, registration, single=single)
+        return self._merge([part], len(objs), single=single)
+
+    def _prepare_part(self, objs: Sequence[Any], offset: int, registration: bool, *,
+                      single: bool = False) -> tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]:
         parsed: list[SignedEntry] = []
-
-        def fail(i: int, exc: AiledgerError) -> None:
-            if single or isinstance(exc, StorageError):  # the store failing is not the entry's fault
-                raise exc
-            if len(errors) < 100:
-                errors.append({"entry": i, **exc.to_dict()})
-            else:
-                errors.append({"entry": i, "code": exc.code})
-
+        errors: list[tuple[int, AiledgerError]] = []
         for i, obj in enumerate(objs):
             try:
                 e = _parse(obj)
@@ -267,79 +317,126 @@ class Ingestor:
                     _check_registration(e)
                 parsed.append(e)
             except AiledgerError as exc:
-                fail(i, exc)
+                if single:
+                    raise
+                errors.append((offset + i, exc))
             except RecursionError:
-                fail(i, BadInputError("entry is nested too deeply"))
-        if errors:
-            raise BatchRejectedError(f"{len(errors)} of {len(objs)} entries were rejected; nothing was stored",
-                                     errors=errors[:100], rejected=len(errors))
-        hashes = [leaf_hash(e.leaf_bytes) for e in parsed]
-        existing = self.ledger.store.indices_of(hashes)
-        now = self.clock()
-        new_signers: dict[str, int] = {}
-        registered_here: set[str] = set()
-        revoked_here: set[str] = set()
-        for i, (e, h) in enumerate(zip(parsed, hashes)):
-            if h in existing:
-                continue
-            try:
-                t = _parse_time(e.time)
-                if abs(t - now) > p.time_window:
-                    raise StaleEntryError(
-                        f"entry time {e.time} is more than {p.time_window:g} s from the server's clock",
-                        field="time")
-                if e.type == IDENTITY_REGISTER:
-                    registered_here.add(e.signer)
-                elif p.require_registered and e.signer not in registered_here and not self.is_registered(e.signer):
-                    raise UnknownIdentityError(
-                        f"signer {e.signer} has not registered in this log (POST /v1/identities first)",
-                        field="signer")
-                if e.signer in revoked_here:
-                    raise RevokedIdentityError(f"identity {e.signer} revoked itself earlier in this batch",
-                                               field="signer")
-                if e.signer not in new_signers and self.is_revoked(e.signer):
-                    raise RevokedIdentityError(f"identity {e.signer} was revoked in this log", field="signer")
-                new_signers[e.signer] = new_signers.get(e.signer, 0) + 1
-                if e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
-                    revoked_here.add(e.signer)
-            except AiledgerError as exc:
-                fail(i, exc)
-        if not errors:  # 6. authority: one rule set (services.authority), the one every fold applies
-            from ailedger.services.authority import admit
+                if single:
+                    raise BadInputError("entry is nested too deeply") from None
+                errors.append((offset + i, BadInputError("entry is nested too deeply")))
+        return parsed, errors
 
-            fresh = [i for i, h in enumerate(hashes) if h not in existing]
-            for i, err in zip(fresh, admit(self.ledger, [parsed[i] for i in fresh])):
-                if err is not None:
-                    fail(i, err)
-            if errors:
-                raise NotAuthorisedError(f"{len(errors)} of {len(objs)} entries were signed by a key that may not "
-                                         "sign them with effect; nothing was stored", errors=errors[:100],
-                                         rejected=len(errors))
+    def _merge(self, pieces: Sequence[tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]], n: int, *,
+               single: bool = False) -> _Prepared:
+        parsed = [e for p, _ in pieces for e in p]
+        errors = [x for _, errs in pieces for x in errs]
         if errors:
-            raise BatchRejectedError(f"{len(errors)} of {len(objs)} entries were rejected; nothing was stored",
-                                     errors=errors[:100], rejected=len(errors))
-        if new_signers:
-            self.charge(new_signers)
+            _reject(errors, n)
         rows = []
-        for e, h in zip(parsed, hashes):
+        hashes = []
+        for e in parsed:
+            h = leaf_hash(e.leaf_bytes)
             extra: tuple[str, ...] = ()
             if e.type == IDENTITY_REGISTER:
                 extra = (f"identity:{e.signer}",)
             elif e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
                 extra = (f"revoked:{e.signer}",)  # as Ledger.revoke_identity: a self-revocation takes effect
+            hashes.append(h)
             rows.append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
-        results = self.ledger.log.append(rows)
-        for e in parsed:
-            if e.type == IDENTITY_REGISTER:
-                self._known.add(e.signer)
-        if any(not r.duplicate for r in results):
-            try:
-                self.ledger.checkpoint()
-            except (StorageError, OSError, sqlite3.Error):
-                # the entries are durably appended; the next write (or a read that finds no covering
-                # checkpoint) signs one. Failing the request now would make the client think nothing was stored.
-                pass
-        return results
+        return _Prepared(parsed, hashes, rows, single, n)
+
+    def _policy(self, prep: _Prepared) -> Callable[[GroupView], None]:
+        """Steps 3-5 and the rate limit, run by the group committer just before the group's
+        transaction, against the log as the group finds it (shared lookups, one query per group).
+        Identities registered or revoked by earlier requests of the same group count."""
+
+        def check(view: GroupView) -> None:
+            p = self.policy
+            existing = view.existing
+            now = self.clock()
+            group_registered: set[str] = view.notes.setdefault("registered", set())
+            group_revoked: set[str] = view.notes.setdefault("revoked", set())
+            new_signers: dict[str, int] = {}
+            registered_here: set[str] = set()
+            revoked_here: set[str] = set()
+            errors: list[tuple[int, AiledgerError]] = []
+            for i, (e, h) in enumerate(zip(prep.parsed, prep.hashes)):
+                if h in existing:
+                    continue
+                try:
+                    t = _parse_time(e.time)
+                    if abs(t - now) > p.time_window:
+                        raise StaleEntryError(
+                            f"entry time {e.time} is more than {p.time_window:g} s from the server's clock",
+                            field="time")
+                    if e.type == IDENTITY_REGISTER:
+                        registered_here.add(e.signer)
+                    elif (p.require_registered and e.signer not in registered_here
+                          and e.signer not in group_registered and not self.is_registered(e.signer)):
+                        raise UnknownIdentityError(
+                            f"signer {e.signer} has not registered in this log (POST /v1/identities first)",
+                            field="signer")
+                    if e.signer in revoked_here:
+                        raise RevokedIdentityError(f"identity {e.signer} revoked itself earlier in this batch",
+                                                   field="signer")
+                    if e.signer not in new_signers and (e.signer in group_revoked
+                                                        or view.has_term(f"revoked:{e.signer}")):
+                        raise RevokedIdentityError(f"identity {e.signer} was revoked in this log", field="signer")
+                    new_signers[e.signer] = new_signers.get(e.signer, 0) + 1
+                    if e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
+                        revoked_here.add(e.signer)
+                except AiledgerError as exc:
+                    if prep.single or isinstance(exc, StorageError):  # the store failing is not the entry's fault
+                        raise
+                    errors.append((i, exc))
+            if errors:
+                _reject(errors, prep.n)
+            # 6. authority: one rule set (services.authority), the one every fold applies; judged after the
+            # authority-bearing entries earlier requests of this group will append (they are not in the log yet)
+            fresh = [i for i, h in enumerate(prep.hashes) if h not in existing]
+            if fresh:
+                pending: list[SignedEntry] = view.notes.setdefault("guarded", [])
+                verdicts = admit(self.ledger, pending + [prep.parsed[i] for i in fresh])[len(pending):]
+                for i, err in zip(fresh, verdicts):
+                    if err is not None:
+                        if prep.single:
+                            raise err
+                        errors.append((i, err))
+                if errors:
+                    _reject(errors, prep.n)
+                pending.extend(prep.parsed[i] for i in fresh if _guarded(prep.parsed[i].type))
+            if new_signers:
+                self.charge(new_signers)
+            group_registered |= registered_here  # this request will be in the group's transaction
+            group_revoked |= revoked_here
+
+        return check
+
+
+_PREPARE_CHUNK = 256  # entries; a batch of at least twice this is checked by several threads at once
+_PREPARE_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+@dataclass
+class _Prepared:
+    parsed: list[SignedEntry]
+    hashes: list[bytes]
+    rows: list[LeafRow]
+    single: bool
+    n: int
+
+
+def _lookups(prep: _Prepared) -> tuple[str, ...]:
+    """The index terms the policy check of these entries asks about (fetched once per group)."""
+    return tuple(f"revoked:{s}" for s in dict.fromkeys(e.signer for e in prep.parsed))
+
+
+def _reject(errors: list[tuple[int, AiledgerError]], n: int) -> None:
+    out: list[dict[str, Any]] = []
+    for k, (i, exc) in enumerate(errors):
+        out.append({"entry": i, **exc.to_dict()} if k < 100 else {"entry": i, "code": exc.code})
+    raise BatchRejectedError(f"{len(errors)} of {n} entries were rejected; nothing was stored",
+                             errors=out[:100], rejected=len(errors))
 
 
 def _parse(obj: Any) -> SignedEntry:

@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import time as _time
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ailedger.core.merkle import leaf_hash
 from ailedger.core.note import Signer, Verifier, parse_vkey
 from ailedger.core.records import SignedEntry, build_entry, parse_entry
 from ailedger.log import AppendResult, AuditReport, TransparencyLog
+from ailedger.log.groupcommit import DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW, AppendRequest, GroupView, LogCommitter
 from ailedger.services.identities import Identity, KeyStore, read_private_key, write_private_key
 from ailedger.storage import LeafRow, LogStore, open_store
 from ailedger.storage.private import PRIVATE_DIR_MODE, private_dir, write_private
@@ -166,6 +168,10 @@ class Ledger:
         self._pool: Any = None
         self.clock: Callable[[], float] = system_clock  # seconds since the epoch; tests set their own
         self.time_skew: float = float(TIME_SKEW_SECONDS)
+        self._committer: LogCommitter | None = None
+        self._committer_lock = threading.Lock()
+        self.commit_window = DEFAULT_WINDOW
+        self.commit_max_entries = DEFAULT_MAX_ENTRIES
 
     # -- lifecycle ------------------------------------------------------------
     @classmethod
@@ -221,6 +227,9 @@ class Ledger:
         return cls(p, config, store, signer, verifier)
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+            self._committer = None
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
@@ -291,18 +300,55 @@ class Ledger:
         e = self.make_entry(record_type, body, signer, v=v, time=time)
         return self.append_entry(e, terms=terms)
 
+    # -- group commit --------------------------------------------------------------------
+    @property
+    def committer(self) -> LogCommitter:
+        """This process's group committer for the log: every append of this Ledger (and of the
+        HTTP API and the inference SDK on it) goes through it, so concurrent writers share one
+        durable transaction per group (see ailedger.log.groupcommit)."""
+        c = self._committer
+        if c is None:
+            with self._committer_lock:
+                c = self._committer
+                if c is None:
+                    c = self._committer = LogCommitter(self.log, window=self.commit_window,
+                                                       max_entries=self.commit_max_entries)
+        return c
+
+    def set_group_commit(self, *, window: float | None = None, max_entries: int | None = None) -> None:
+        """Tune group commit: ``window`` seconds a group waits for writers known to be on their way
+        (latency a busy writer may pay for throughput), ``max_entries`` per transaction."""
+        if window is not None:
+            if not 0 <= window <= 1:
+                raise BadInputError("the group-commit window must be between 0 and 1 second", field="window")
+            self.commit_window = window
+        if max_entries is not None:
+            if max_entries < 1:
+                raise BadInputError("group-commit max_entries must be at least 1", field="max_entries")
+            self.commit_max_entries = max_entries
+        c = self._committer
+        if c is not None:
+            c.window, c.max_weight = self.commit_window, self.commit_max_entries
+
     def append_entry(self, entry: SignedEntry, *, terms: Iterable[str] = (), governance_checked: bool = False,
                      late_ok: bool = False) -> AppendResult:
-        """Append one already-signed entry: its signature, its signer (not revoked), its time (within the skew)
-        and its signer's authority (docs/authority.md) are checked first; a refusal stores nothing."""
+        """Append one already-signed entry, in the next group: its signature, its time (within the skew) and
+        its signer's authority (docs/authority.md) are checked first, and its signer must not be revoked
+        (checked inside the group); a refusal stores nothing."""
         entry.verify()
-        self.check_signer_allowed(entry)
         h = leaf_hash(entry.leaf_bytes)
         for err in self.admit([entry], governance_checked=governance_checked, late_ok=late_ok):
             if err is not None and not self.store.indices_of([h]):  # a copy already logged is a duplicate
                 raise err
         row = LeafRow(entry.leaf_bytes, h, entry_terms(entry, terms))
-        return self.log.append([row])[0]
+        return self.committer.call(AppendRequest([row], self._signer_allowed(entry.signer),
+                                                 (f"revoked:{entry.signer}",)))[0]
+
+    def _signer_allowed(self, signer: str) -> Any:
+        def check(view: GroupView) -> None:
+            if view.has_term(f"revoked:{signer}") or signer in view.notes.get("revoked", ()):
+                raise BadInputError(f"identity {signer} was revoked in this ledger", field="signer")
+        return check
 
     def check_signer_allowed(self, entry: SignedEntry) -> None:
         """Refuse entries by identities revoked in this ledger (identity.revoke records)."""
@@ -315,7 +361,8 @@ class Ledger:
         """Check and append many serialized entries; each result is an AppendResult or an error message.
 
         Signatures are checked on every core (a process pool); a bad entry is reported and skipped,
-        the good ones are appended in durable batches."""
+        the good ones are appended in durable batches (through the group committer, one batch
+        committing while the next is checked)."""
         results: list[AppendResult | str] = []
         chunks = [datas[i : i + batch] for i in range(0, len(datas), batch)]
         if parallel and len(datas) >= 2 * batch and (os.cpu_count() or 1) > 1:
@@ -324,20 +371,30 @@ class Ledger:
             checked = map(verify_entry_batch, chunks)
         rows: list[LeafRow] = []
         where: list[int] = []
+        inflight: list[tuple[list[int], Any]] = []
+        committer = self.committer
+
+        def settle(keep: int) -> None:
+            while len(inflight) > keep:
+                w, fut = inflight.pop(0)
+                for pos, r in zip(w, fut.result()):
+                    results[pos] = r
 
         def flush() -> None:
-            for pos, r in zip(where, self.log.append(rows)):
-                results[pos] = r
-            rows.clear()
-            where.clear()
+            nonlocal rows, where
+            inflight.append((where, committer.submit(AppendRequest(rows), urgent=True)))
+            rows, where = [], []
+            settle(1)
 
         from ailedger.services.authority import _guarded
 
         pos = 0
         for res in checked:
             good = [(pos + k, val) for k, (ok, val) in enumerate(res) if ok]
-            if rows and any(_guarded(v[3].type) for _, v in good):
-                flush()  # the authority of what follows may depend on what is pending
+            if (rows or inflight) and any(_guarded(v[3].type) for _, v in good):
+                if rows:
+                    flush()
+                settle(0)  # the authority of what follows may depend on what is pending: it must be in the log
             verdicts = self.admit([v[3] for _, v in good])
             refused = {p: err for (p, _), err in zip(good, verdicts) if err is not None}
             if refused:  # an entry already in the log is a duplicate, not a refusal
@@ -363,6 +420,7 @@ class Ledger:
                 on_batch(len(res))
         if rows:
             flush()
+        settle(0)
         return results
 
     def _get_pool(self) -> Any:
@@ -427,7 +485,12 @@ class Ledger:
         e = self.make_entry("identity.revoke", body, ident)
         e.verify()
         row = LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e, [f"revoked:{ident.did}"]))
-        return self.log.append([row])[0]
+        did = ident.did
+
+        def note_revoked(view: GroupView) -> None:  # later requests of the same group by this key are refused
+            view.notes.setdefault("revoked", set()).add(did)
+
+        return self.committer.append([row], note_revoked)[0]
 
     def did_for(self, name_or_did: str) -> str:
         if name_or_did.startswith("did:key:"):

@@ -142,6 +142,9 @@ class MemoryStore:
     def checkpoints_newest(self, offset: int = 0, limit: int = 50) -> list[tuple[int, bytes]]:
         return sorted(self._cps.items(), reverse=True)[offset:offset + limit]
 
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        return {t for t in terms if self._terms.get(t)}
+
     def index_row_count(self) -> int:
         return len(self._data)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from ailedger.core.errors import ConflictError, StorageError
+from ailedger.core.errors import ConflictError, DuplicateLeafError, StorageError
 from ailedger.storage.base import INT64_MAX, LeafRow, node_key
 
 __all__ = ["PostgresStore"]
@@ -72,9 +72,17 @@ class _Txn:
             raise ConflictError(f"append at {start} but the log has {self.size()} entries")
         if not rows:
             return
-        with self.cur.copy("COPY leaves (idx, hash, data) FROM STDIN") as cp:
-            for i, r in enumerate(rows):
-                cp.write_row((start + i, bytes(r.hash), bytes(r.data)))
+        try:
+            with self.cur.copy("COPY leaves (idx, hash, data) FROM STDIN") as cp:
+                for i, r in enumerate(rows):
+                    cp.write_row((start + i, bytes(r.hash), bytes(r.data)))
+        except psycopg.errors.UniqueViolation as exc:
+            # the unique index on the leaf hash refused a leaf already stored: that is the log's
+            # dedup signal (the transaction is rolled back and the batch redone with a lookup), not a
+            # storage failure. A clash on idx would be a sequencing bug: it stays a StorageError.
+            if exc.diag.constraint_name == "leaves_hash":
+                raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc.diag.message_detail}") from None
+            raise
         terms = {(t, start + i) for i, r in enumerate(rows) for t in r.terms}
         if terms:
             with self.cur.copy("COPY terms (term, idx) FROM STDIN") as cp:
@@ -325,6 +333,13 @@ class PostgresStore:
         with self._read() as cur:
             cur.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT %s OFFSET %s", (limit, offset))
             return [(int(s), bytes(n)) for s, n in cur.fetchall()]
+
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        if not terms:
+            return set()
+        with self._read() as cur:
+            cur.execute("SELECT DISTINCT term FROM terms WHERE term = ANY(%s)", (list(dict.fromkeys(terms)),))
+            return {str(r[0]) for r in cur.fetchall()}
 
     def index_row_count(self) -> int:
         with self._read() as cur:

@@ -109,6 +109,17 @@ def _chunks(xs: list, n: int) -> Iterator[list]:  # type: ignore[type-arg]
         yield xs[i : i + n]
 
 
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction. SQLite has already rolled it back itself
+    after some errors (SQLITE_FULL, SQLITE_IOERR, ...): a second ROLLBACK would raise a raw driver
+    error ("no transaction is active") in place of the StorageError that says what happened."""
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
 class SQLiteStore:
     """A LogStore in one SQLite file. Safe to share between threads and processes."""
 
@@ -154,15 +165,15 @@ class SQLiteStore:
             try:
                 yield _Txn(con)
             except sqlite3.Error as exc:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise StorageError(f"ledger database write failed: {exc}") from exc
             except BaseException:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise
             try:
                 con.execute("COMMIT")
             except sqlite3.Error as exc:
-                con.execute("ROLLBACK")
+                _rollback(con)
                 raise StorageError(f"commit failed: {exc}") from exc
 
     # -- reads --------------------------------------------------------------
@@ -240,6 +251,13 @@ class SQLiteStore:
         rows = self._con.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT ? OFFSET ?",
                                  (limit, offset))
         return [(int(s), bytes(n)) for s, n in rows]
+
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(terms)), 500):
+            q = f"SELECT DISTINCT term FROM terms WHERE term IN ({','.join('?' * len(chunk))})"
+            out.update(r[0] for r in self._con.execute(q, chunk))
+        return out
 
     def index_row_count(self) -> int:
         return int(self._con.execute("SELECT count(*) FROM leaves").fetchone()[0])

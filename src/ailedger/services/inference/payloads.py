@@ -183,7 +183,8 @@ class PayloadStore:
                 db.executemany("INSERT INTO groups VALUES (?,?,?,?,?,?,?,?)", rows)
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself after some errors (disk full)
+                    db.execute("ROLLBACK")
                 raise
 
     # -- read -------------------------------------------------------------------

@@ -10,7 +10,9 @@ by the operator identity) and one durable append to the log.
 Modes:
 
 * ``durable``: a call returns only after its record, its payload and the batch entry holding
-  it are committed (SQLite ``synchronous=FULL``); concurrent calls share a commit.
+  it are committed (SQLite ``synchronous=FULL``); concurrent calls share a commit: the calls
+  waiting while one group is written (or arriving within ``commit_window`` of the first) form
+  the next group (``ailedger.log.groupcommit``, the mechanism the HTTP API and the ledger use).
 * ``fast``: a call returns at once; the writer commits every ``flush_interval`` seconds (or
   sooner when ``max_batch`` records wait).  A crash loses at most the calls of the last
   ``flush_interval`` plus the batch being written, never more than ``max_pending`` records.
@@ -38,6 +40,7 @@ from typing import Any
 
 from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, StorageError
 from ailedger.core.merkle import EMPTY_ROOT
+from ailedger.log.groupcommit import GroupCommitter
 from ailedger.services.inference.codec import (
     BATCH_TYPE,
     canonical_payload,
@@ -124,14 +127,6 @@ class _Frozen(bytes):
     """Payload bytes already canonicalised in the caller's thread (snapshot mode)."""
 
 
-class _Wait:
-    __slots__ = ("error", "event")
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.error: BaseException | None = None
-
-
 class Receipt:
     """A handle on one call's record: ``id`` now, the inclusion proof once written."""
 
@@ -176,13 +171,15 @@ class InferenceTrail:
     def __init__(self, ledger: Any, model: str, *, mode: str = "fast", operator: str = DEFAULT_OPERATOR,
                  passphrase: str | None = None, caller: str | None = None, flush_interval: float = 0.05,
                  max_batch: int = 4096, max_pending: int = 200_000, store_payloads: bool = True,
-                 snapshot: bool = False, revocation_check: float = 1.0) -> None:
+                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.002) -> None:
         if mode not in MODES:
             raise BadInputError(f"mode must be one of {', '.join(MODES)}", field="mode", found=mode)
         if not 0 < flush_interval <= 60:
             raise BadInputError("flush_interval must be in (0, 60] seconds", field="flush_interval")
         if not 1 <= max_batch <= 1_000_000 or max_pending < max_batch:
             raise BadInputError("need 1 <= max_batch <= max_pending", field="max_batch")
+        if not 0 <= commit_window <= 1:
+            raise BadInputError("commit_window must be in [0, 1] seconds", field="commit_window")
         self.ledger = ledger
         self.mode = mode
         self.model, self.model_index, self.model_root = resolve_model(ledger, model)
@@ -224,6 +221,12 @@ class InferenceTrail:
         self._last_rev_check = time.monotonic()
         self._last_size = ledger.size
         self.stats = {"batches": 0, "records": 0, "write_seconds": 0.0}
+        # durable mode: the calls share groups; each returns once its group is durable
+        self._durable: GroupCommitter[tuple[Any, ...], None] | None = None
+        self._done_index: list[tuple[int, int]] = []  # (batch, log index) bookkeeping still to store
+        if durable:
+            self._durable = GroupCommitter(self._commit_durable, window=commit_window, max_weight=max_batch,
+                                           name=f"ailedger-inference-durable-{self.stream}", linger=True)
         self._thread = threading.Thread(target=self._run, name=f"ailedger-inference-{self.stream}", daemon=True)
         self._thread.start()
         # a normal interpreter exit writes what is queued (fast mode), even without close()
@@ -238,13 +241,11 @@ class InferenceTrail:
         if self.snapshot:
             inp = inp if inp is _NOTHING else _Frozen(canonical_payload(inp))
             out = out if out is _NOTHING else _Frozen(canonical_payload(out))
-        if self.mode == "durable":
-            w = _Wait()
-            self._q.append((rid, time.time_ns(), inp, out, subject, caller, meta, status, w))
-            self._wake.set()
-            w.event.wait()
-            if w.error is not None:
-                raise StorageError(f"the inference record of this call was not written: {w.error}")
+        if self._durable is not None:
+            try:
+                self._durable.call((rid, time.time_ns(), inp, out, subject, caller, meta, status, None))
+            except Exception as exc:  # whatever failed, this call's record is not written
+                raise StorageError(f"the inference record of this call was not written: {exc}") from exc
         else:
             self._q.append((rid, time.time_ns(), inp, out, subject, caller, meta, status, None))
             if len(self._q) >= self.max_pending:
@@ -352,22 +353,34 @@ class InferenceTrail:
                     self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
                     self._written += n
                     self._drained.set()
-                    for it in items:
-                        if it[8] is not None:
-                            it[8].error = exc
-                            it[8].event.set()
                     if not isinstance(exc, Exception):
                         raise
                     continue
                 self._written += n
                 self._drained.set()
-                for it in items:  # committed: payload, record and log entry are durable
-                    if it[8] is not None:
-                        it[8].event.set()
                 with contextlib.suppress(Exception):  # bookkeeping: the index is found again from the leaf hash
                     self.records.set_log_index(bid, index)
             with self._idle:
                 self._idle.notify_all()
+
+    def _commit_durable(self, items: list[tuple[Any, ...]]) -> list[None]:
+        """One durable group: payloads, records and the signed batch entry, all committed before
+        any call of the group returns. A failure fails every call of the group and closes the trail
+        (calls are refused before the model runs, as in fast mode)."""
+        self._maybe_check_revocation()
+        n = len(items)
+        try:
+            bid, index = self._write(items)
+        except BaseException as exc:
+            self._error = exc
+            self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
+            self._written += n
+            self._drained.set()
+            raise
+        self._written += n
+        self._drained.set()
+        self._done_index.append((bid, index))  # stored with the next group's records (one fsync less)
+        return [None] * n
 
     def _maybe_check_revocation(self) -> None:
         now = time.monotonic()
@@ -440,7 +453,9 @@ class InferenceTrail:
         entry = self.ledger.make_entry(BATCH_TYPE, body, self.operator)
         if groups:
             self.payloads.put(groups)
-        bid = self.records.add_batch(self.stream, self._seq, root, entry.leaf_bytes, model, rids, times, datas)
+        done, self._done_index = self._done_index, []
+        bid = self.records.add_batch(self.stream, self._seq, root, entry.leaf_bytes, model, rids, times, datas,
+                                     log_indices=done)
         res = self.ledger.append_entry(entry, terms=[f"inference-model:{model}",
                                                      f"inference-stream:{self.stream}"])
         self.stats["batches"] += 1
@@ -486,6 +501,11 @@ class InferenceTrail:
             self._stop = True
             self._wake.set()
             self._thread.join(timeout=60)
+            if self._durable is not None:
+                self._durable.close()
+            for bid, index in self._done_index:
+                with contextlib.suppress(Exception):  # bookkeeping: found again from the leaf hash
+                    self.records.set_log_index(bid, index)
             self.records.close()
             self.payloads.close()
 

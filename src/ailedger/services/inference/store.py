@@ -9,6 +9,7 @@ One row per batch keeps the writer's cost per record low.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import struct
 import threading
@@ -79,8 +80,10 @@ class RecordStore:
         self.con.close()
 
     def add_batch(self, stream: str, seq: int, root: bytes, entry: bytes, model: str, rids: Sequence[str],
-                  times_us: Sequence[int], datas: Sequence[bytes]) -> int:
-        """Store a batch (not yet in the log) with its records."""
+                  times_us: Sequence[int], datas: Sequence[bytes],
+                  log_indices: Sequence[tuple[int, int]] = ()) -> int:
+        """Store a batch (not yet in the log) with its records; ``log_indices`` (batch id, log index)
+        of earlier batches are recorded in the same transaction (one commit, one fsync)."""
         ns = [split_rid(r)[1] for r in (rids[0], rids[-1])]
         n_min, n_max = min(ns), max(ns)
         for r in rids:  # threads may interleave counters slightly; keep the true range
@@ -91,12 +94,21 @@ class RecordStore:
                 n_max = n
         with self._lock:
             try:
+                if log_indices:
+                    self.con.execute("BEGIN IMMEDIATE")
+                    self.con.executemany("UPDATE batches SET log_index=? WHERE id=?",
+                                         [(i, b) for b, i in log_indices])
                 cur = self.con.execute(
                     "INSERT INTO batches (stream, seq, count, root, entry, model, t_first, t_last, n_min, n_max,"
                     " records, rids, times) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (stream, seq, len(datas), root, entry, model, min(times_us), max(times_us), n_min, n_max,
                      pack_records(datas), "\n".join(rids), struct.pack(f">{len(times_us)}q", *times_us)))
+                if log_indices:
+                    self.con.execute("COMMIT")
             except sqlite3.Error as exc:
+                if self.con.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.con.execute("ROLLBACK")
                 raise StorageError(f"cannot store an inference batch: {exc}") from exc
             assert cur.lastrowid is not None
             return cur.lastrowid
