@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from ailedger.log import TransparencyLog
 from ailedger.services.ledger import Ledger
 from tests.api.helpers import Server
 
@@ -106,8 +107,10 @@ def test_reads_sign_at_most_once_per_refresh_interval(tmp_path: Path) -> None:
             th.start()
             t0 = time.monotonic()
             n = 0
-            while time.monotonic() - t0 < seconds:  # another process appends all the time
-                led.log.append_data([f"x{n}".encode()])
+            # another writer without the log key (it cannot sign checkpoints) appends all the time
+            keyless = TransparencyLog(led.store, led.origin)
+            while time.monotonic() - t0 < seconds:
+                keyless.append_data([f"x{n}".encode()])
                 n += 1
                 time.sleep(0.005)
             stop.set()

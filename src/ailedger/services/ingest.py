@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import AiledgerError, BadInputError, StorageError
+from ailedger.core.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.core.merkle import leaf_hash
 from ailedger.core.records import SignedEntry, parse_entry
 from ailedger.log import AppendResult
@@ -435,6 +435,9 @@ def _reject(errors: list[tuple[int, AiledgerError]], n: int) -> None:
     out: list[dict[str, Any]] = []
     for k, (i, exc) in enumerate(errors):
         out.append({"entry": i, **exc.to_dict()} if k < 100 else {"entry": i, "code": exc.code})
+    if all(isinstance(exc, NotAuthorisedError) for _, exc in errors):  # 403 not_authorised (docs/authority.md)
+        raise NotAuthorisedError(f"{len(errors)} of {n} entries were signed by a key that may not sign them with "
+                                 "effect; nothing was stored", errors=out[:100], rejected=len(errors))
     raise BatchRejectedError(f"{len(errors)} of {n} entries were rejected; nothing was stored",
                              errors=out[:100], rejected=len(errors))
 
