@@ -34,13 +34,13 @@ def blob_cid(ledger: Any, ref: str) -> str:
     """What a blob command is given: the CID `blob put` printed (the encrypted object's), or the index of
     its ``blob.put`` entry (``#N`` or ``N``, also printed by `blob put`)."""
     from ailedger.core.errors import NotFoundError
+    from ailedger.core.refs import entry_ref
 
-    digits = ref.removeprefix("#")
-    if not (digits.isascii() and digits.isdigit()):
+    idx = entry_ref(ref, "cid", bare=True)
+    if idx is None:
         return ref
-    idx = int(digits)
-    if len(digits) > 19 or idx >= ledger.size:
-        raise NotFoundError(f"no entry #{digits} in this ledger ({ledger.size} entries)", field="cid")
+    if idx >= ledger.size:
+        raise NotFoundError(f"no entry #{idx} in this ledger ({ledger.size} entries)", field="cid")
     e = ledger.entry(idx)
     if e.type != "blob.put" or not isinstance(e.body.get("cid"), str):
         raise NotFoundError(f"entry #{idx} is a {e.type}, not a blob.put", field="cid")

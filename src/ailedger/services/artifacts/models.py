@@ -22,6 +22,7 @@ from ailedger.core.manifest import (
 from ailedger.core.note import parse_vkey
 from ailedger.core.proofbundle import verify_proof_bundle
 from ailedger.core.records import parse_entry
+from ailedger.core.refs import entry_ref
 from ailedger.services.artifacts.hashing import HashCache, HashStats, hash_model_dir
 
 __all__ = [
@@ -81,14 +82,31 @@ def load_manifest(ledger: Any, root_hex: str) -> Manifest | None:
     return m
 
 
-def _latest(ledger: Any, type_: str, term: str, holds: Any = None) -> tuple[int, Any] | None:
-    """The last entry the term index lists for ``term`` whose own body says so (``holds(body)``):
-    the index is a lookup aid kept beside the log, not part of any signed entry."""
-    last = None
-    for idx, e in ledger.find(type=type_, term=term):
-        if holds is None or holds(e.body):
-            last = (idx, e)
-    return last
+def entries_found(ledger: Any, type_: str, terms: Iterable[str], holds: Any) -> list[tuple[int, Any]]:
+    """Every ``type_`` entry listed under any of ``terms`` whose own signed body says so (``holds(body)``),
+    once each, in log order.  The index is a lookup aid kept beside the log, not part of any signed entry:
+    it only proposes candidates.  Give every term a reader may find the entry under: the one every write
+    path indexes (services.ledger.entry_terms) and any older one a ledger indexed before that."""
+    idxs: set[int] = set()
+    for term in dict.fromkeys(terms):
+        after = -1
+        while got := ledger.store.find(term, after, 1000):
+            idxs.update(got)
+            after = got[-1]
+    out = []
+    for idx in sorted(idxs):
+        e = ledger.entry(idx)
+        if e.type == type_ and isinstance(e.body, dict) and holds(e.body):
+            out.append((idx, e))
+    return out
+
+
+def entries_named(ledger: Any, type_: str, name: str, legacy_term: str | None = None) -> list[tuple[int, Any]]:
+    """Every ``type_`` entry whose signed body's ``name`` is ``name``, whichever path logged it: found
+    through the ``name:`` term every write path indexes (and ``legacy_term``, which ledgers indexed before
+    names were carry for the entries the service wrote), confirmed against the body."""
+    terms = [f"name:{name}"] + ([legacy_term] if legacy_term else [])
+    return entries_found(ledger, type_, terms, lambda b: b.get("name") == name)
 
 
 def _manifest_root(body: Any) -> Any:
@@ -105,8 +123,10 @@ def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
 
 
 def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
-    if ref.startswith("#") and ref[1:].isdigit():
-        idx = int(ref[1:])
+    """A dataset by name (the end of its version chain) or ``#INDEX``; BadInputError for a malformed ``#``
+    reference, NotFoundError when there is no such dataset."""
+    idx = entry_ref(ref, "dataset")
+    if idx is not None:
         if idx >= ledger.size:
             raise NotFoundError(f"no entry {ref}", field="dataset")
         e = ledger.entry(idx)
@@ -165,11 +185,8 @@ def register_model(ledger: Any, path: str | os.PathLike[str], name: str, identit
     if len(m.files) <= MAX_FILES_IN_BODY:
         body["files"] = [{"path": f.path, "size": f.size, "root": f.root.hex()} for f in m.files]
     canonical_json(body)  # raises BadInputError on non-JSON metadata before anything is logged
-    terms = [f"model:{name}", f"manifest:{m.root.hex()}"]
-    terms += [f"trained-on:{r['name']}" for r in ds_refs]
-    if base_ref:
-        terms.append(f"base:{base_ref['name']}")
-    res = ledger.append_record(MODEL_RECORD, body, identity, terms=terms)
+    # its lookup terms (model:, manifest:, trained-on:, base:) come from the signed body, on every write path
+    res = ledger.append_record(MODEL_RECORD, body, identity)
     return {"index": res.index, "duplicate": res.duplicate, "name": name, "manifest_root": m.root.hex(),
             "files": len(m.files), "bytes": m.total_bytes, "signer": identity.did}
 
@@ -248,12 +265,15 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
             out["from_cache"] = {"files": h.files_from_cache, "bytes": h.bytes_from_cache}
         return out
 
-    # exact match? (the term index only finds candidates: the signed body must name this root)
+    want = entry_ref(name, "model") if name else None
+    # exact match? (the term index only finds candidates: the signed body must name this root; ``hash:`` is
+    # what every write path indexes, ``manifest:`` what ledgers indexed before that carry)
     for cs, m in manifests.items():
-        hits = [(i, e) for i, e in ledger.find(type=MODEL_RECORD, term=f"manifest:{m.root.hex()}")
-                if _manifest_root(e.body) == m.root.hex() and e.body["manifest"].get("chunk_size") == cs
-                and (name is None or e.body.get("name") == name
-                     or (name.startswith("#") and name[1:].isdigit() and i == int(name[1:])))
+        root = m.root.hex()
+        hits = [(i, e) for i, e in entries_found(ledger, MODEL_RECORD, [f"hash:{root}", f"manifest:{root}"],
+                                                 lambda b, root=root: _manifest_root(b) == root)
+                if e.body["manifest"].get("chunk_size") == cs
+                and (name is None or (i == want if want is not None else e.body.get("name") == name))
                 and is_effective_registration(ledger, i)]  # a stranger's claim on an owned name is no match
         if hits:
             idx, e = hits[-1]
