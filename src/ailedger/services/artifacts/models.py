@@ -15,9 +15,10 @@ from ailedger.core.manifest import (
     DEFAULT_CHUNK_SIZE,
     MANIFEST_FORMAT,
     Manifest,
+    check_part_proof,
     diff_manifests,
+    verify_chunk_digest,
     verify_chunk_list,
-    verify_chunk_proof,
 )
 from ailedger.core.note import parse_vkey
 from ailedger.core.proofbundle import verify_proof_bundle
@@ -347,39 +348,59 @@ def prove_model_part(ledger: Any, ref: str, file_path: str, chunk: int | None = 
     return (MODEL_PART_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
 
 
-def _open_part_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], Any, Any]:
-    if not data.startswith((MODEL_PART_PROOF + "\n").encode()):
+def _open_part_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], Any, Any, int]:
+    """(document, the logged entry, the checkpoint, the index its inclusion was verified at).
+
+    BadInputError (exit 2) for a file that is not a model part proof (wrong header, not JSON, a field
+    missing or of the wrong kind); a VerificationError subclass (exit 1) for one that does not hold."""
+    head = (MODEL_PART_PROOF + "\n").encode()
+    if not data.startswith(head):
         raise BadInputError(f"not an {MODEL_PART_PROOF} file", field="proof")
-    doc = parse_json(data[len(MODEL_PART_PROOF) + 1:], what="model part proof")
-    entry_bytes = base64.b64decode(doc["entry"])
+    doc = parse_json(data[len(head):], what="model part proof")
+    if not isinstance(doc, dict) or doc.get("type", MODEL_PART_PROOF) != MODEL_PART_PROOF:
+        raise BadInputError(f"the {MODEL_PART_PROOF} document is not a JSON object of that type", field="proof")
+    check_part_proof(doc)
+    try:
+        entry_bytes = base64.b64decode(doc["entry"], validate=True)
+        bundle_bytes = doc["tlog_proof"].encode()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadInputError("the model part proof needs its entry (base64) and tlog_proof (text)",
+                            field="proof") from exc
     e = parse_entry(entry_bytes, verify=True)
-    _, cp = verify_proof_bundle(doc["tlog_proof"].encode(), parse_vkey(vkey), entry=entry_bytes)
+    bundle, cp = verify_proof_bundle(bundle_bytes, parse_vkey(vkey), entry=entry_bytes)
     if e.type != MODEL_RECORD:
-        raise ProofError(f"the logged entry is a {e.type}, not a {MODEL_RECORD}")
-    if e.body["manifest"]["root"] != doc["manifest_root"]:
-        raise ProofError("the proof's manifest root is not the logged one", expected=e.body["manifest"]["root"],
+        raise ProofError(f"the logged entry is a {e.type}, not a {MODEL_RECORD}", expected=MODEL_RECORD, found=e.type)
+    logged_root = _manifest_root(e.body)
+    if logged_root != doc["manifest_root"]:
+        raise ProofError("the proof's manifest root is not the logged one", expected=logged_root,
                          found=doc["manifest_root"])
-    return doc, e, cp
+    if "index" in doc and doc["index"] != bundle.index:  # what is shown must be what was verified
+        raise ProofError(f"the proof names entry {doc['index']!r} but its inclusion proof is for entry "
+                         f"{bundle.index}", expected=bundle.index, found=doc["index"])
+    return doc, e, cp, bundle.index
 
 
 def verify_model_part(data: bytes, content_path: str | os.PathLike[str], vkey: str) -> dict[str, Any]:
     """Verify one chunk (content = the chunk's bytes, or the whole file) or one whole file
     (streamed chunk by chunk, stopping at the first chunk that differs)."""
-    doc, e, cp = _open_part_proof(data, vkey)
+    doc, e, cp, index = _open_part_proof(data, vkey)
     root = bytes.fromhex(doc["manifest_root"])
-    out = {"model": e.body.get("name"), "index": doc["index"], "signer": e.signer, "time": e.time,
+    out = {"model": e.body.get("name"), "index": index, "signer": e.signer, "time": e.time,
            "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()},
            "file": doc["file"]["path"]}
     p = Path(content_path)
     if "chunk" in doc:
         c = doc["chunk"]
         size = p.stat().st_size
-        with open(p, "rb") as fh:
+        h, n = hashlib.sha256(), 0
+        with open(p, "rb") as fh:  # streamed: the proof's length is not trusted with memory
             if size != c["length"]:
                 fh.seek(c["offset"])
-            blob = fh.read(c["length"])
-        verify_chunk_proof(doc, blob, root)
-        out.update({"ok": True, "chunk": c["index"], "bytes": len(blob)})
+            while n < c["length"] and (piece := fh.read(min(1 << 22, c["length"] - n))):
+                h.update(piece)
+                n += len(piece)
+        verify_chunk_digest(doc, h.digest(), n, root)
+        out.update({"ok": True, "chunk": c["index"], "bytes": n})
         return out
     digests = verify_chunk_list(doc, root)
     offsets = doc["chunk_offsets"] + [doc["file"]["size"]]
@@ -388,8 +409,11 @@ def verify_model_part(data: bytes, content_path: str | os.PathLike[str], vkey: s
                                 found=p.stat().st_size)
     with open(p, "rb") as fh:
         for i, d in enumerate(digests):
-            blob = fh.read(offsets[i + 1] - offsets[i])
-            got = hashlib.sha256(blob).digest()
+            h, left = hashlib.sha256(), offsets[i + 1] - offsets[i]
+            while left > 0 and (piece := fh.read(min(1 << 22, left))):  # the offsets are the proof's word
+                h.update(piece)
+                left -= len(piece)
+            got = h.digest()
             if got != d:
                 raise VerificationError(f"{doc['file']['path']} chunk {i} (bytes {offsets[i]}..{offsets[i + 1]}) "
                                         "differs", expected=d.hex(), found=got.hex(), chunk=i)
