@@ -88,7 +88,8 @@ def _record_terms(type_: str, b: dict[str, Any]) -> list[str]:
     """The lookup terms of the artifact records, read from the signed body (so an entry POSTed to the API or
     appended by `ailedger append` is found exactly as one the service wrote): ``dataset:`` / ``dataset-root:``
     of a ``dataset.commit`` or ``dataset.screening``; ``model:``, ``manifest:``, ``trained-on:`` (each lineage
-    dataset) and ``base:`` (the lineage base model) of a ``model.register``."""
+    dataset) and ``base:`` (the lineage base model) of a ``model.register``; ``blob:`` (its CID, and the new
+    one a ``blob.supersede`` names) of every ``blob.*`` record and ``attach:KIND:INDEX`` of a ``blob.attach``."""
     out: list[str] = []
 
     def word(prefix: str, v: Any) -> None:
@@ -112,6 +113,14 @@ def _record_terms(type_: str, b: dict[str, Any]) -> list[str]:
         for d in ds if isinstance(ds, list) else ():
             word("trained-on:", field(d, "name"))
         word("base:", field(field(lin, "base_model"), "name"))
+    elif type_.startswith("blob."):  # services.blobs: every record of a blob under its CID
+        word("blob:", b.get("cid"))
+        if type_ == "blob.supersede":
+            word("blob:", b.get("superseded_by"))
+        rec = b.get("record")
+        art = b.get("artifact")
+        if type_ == "blob.attach" and isinstance(art, str) and len(art) < 40 and type(rec) is int and rec >= 0:
+            word(f"attach:{art}:", str(rec))
     return out
 
 
