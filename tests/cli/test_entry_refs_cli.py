@@ -8,9 +8,9 @@ import os
 
 import pytest
 from clirun import run  # tests/cli/clirun.py
+from tests.services.artifacts.conftest import write_safetensors
 
 from ailedger.services.ledger import Ledger
-from tests.services.artifacts.conftest import write_safetensors
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from ailedger.core.canonical import canonical_json
-from ailedger.core.errors import AiledgerError, BadInputError, ProofError, VerificationError
+from ailedger.core.errors import BadInputError, ProofError, VerificationError
 from ailedger.services.artifacts import MODEL_PART_PROOF, prove_model_part, register_model, verify_model_part
 
 CS = 1024
@@ -104,7 +104,7 @@ def test_garbage(ledger, model_dir, data):
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-c", "from ailedger.cli.main import main; main()", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_cli_exit_codes(ledger, model_dir, proofs, tmp_path):

@@ -13,6 +13,8 @@ import os
 
 import httpx
 import pytest
+from tests.api.helpers import Key, Server, now_str
+from tests.services.artifacts.conftest import write_safetensors
 
 from ailedger.core.errors import ConflictError
 from ailedger.core.records import build_entry
@@ -27,8 +29,6 @@ from ailedger.services.artifacts import (
 )
 from ailedger.services.artifacts.datasets import current_dataset, dataset_owner, dataset_versions
 from ailedger.services.ledger import Ledger, entry_terms
-from tests.api.helpers import Key, Server, now_str
-from tests.services.artifacts.conftest import write_safetensors
 
 
 def _signed(ident, type_, body):

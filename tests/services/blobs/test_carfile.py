@@ -15,7 +15,7 @@ import time
 import pytest
 
 from ailedger.core.car import encode_header, encode_section
-from ailedger.core.cid import DAG_PB, SHA2_256, CID, raw_cid
+from ailedger.core.cid import CID, DAG_PB, SHA2_256, raw_cid
 from ailedger.core.unixfs import Block, FileImporter, PBLink, PBNode, encode_pbnode, encode_unixfs_file
 
 LEAF = bytes(range(256)) * 4  # 1 KiB
@@ -45,7 +45,7 @@ def _limit_files():
 
 def cli(*args):
     return subprocess.run([sys.executable, "-c", "from ailedger.cli.main import main; main()", *map(str, args)],
-                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_files)
+                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_files, check=False)
 
 
 def test_a_terabyte_declared_by_a_small_car_is_refused_before_writing(tmp_path):

@@ -45,7 +45,8 @@ def declared_size(root: CID, data: bytes) -> int:
     """The size of the file whose root block is ``data`` (checked against ``root``): a raw leaf's length, or
     a UnixFS file node's inline data plus its children's sizes.  Extraction then checks every node below
     against this figure, so the file written is exactly this long or nothing is written."""
-    from ailedger.core.unixfs import DAG_PB, FILE_TYPE, RAW, RAW_TYPE, decode_pbnode, decode_unixfs
+    from ailedger.core.cid import DAG_PB, RAW
+    from ailedger.core.unixfs import FILE_TYPE, RAW_TYPE, decode_pbnode, decode_unixfs
 
     verify_block(root, data)
     if root.codec == RAW:
