@@ -26,6 +26,7 @@ with atheris.instrument_imports(include=["ailedger"]):
     import ailedger.services.inference.store  # noqa: E402,F401
     import ailedger.services.anchoring  # noqa: E402,F401
     import ailedger.services.witness  # noqa: E402,F401
+    import ailedger.services.artifacts.models  # noqa: E402,F401
 
 NAMES = sorted(fuzzlib.TARGETS)
 

@@ -116,6 +116,42 @@ def _entry() -> bytes:
 
 ENTRY = _entry()
 
+
+def _manifest() -> object:
+    from ailedger.core.manifest import Chunk, FileEntry, Manifest, Tensor
+
+    a = b"0123456789abcdef"
+    ca = (Chunk(0, 8, hashlib.sha256(a[:8]).digest()), Chunk(8, 8, hashlib.sha256(a[8:]).digest()))
+    cb = (Chunk(0, 3, hashlib.sha256(b"xyz").digest()),)
+    return Manifest.build([FileEntry("a.safetensors", 16, ca, (Tensor("w", "F32", (2,), 8, 16, 1, 1),)),
+                           FileEntry("b.txt", 3, cb)], 8)
+
+
+MANIFEST = _manifest()
+PART_CONTENT = {"a.safetensors": b"0123456789abcdef", "b.txt": b"xyz"}
+
+
+def _part_proofs() -> list[bytes]:
+    """Model part proofs (services.artifacts.models) of MANIFEST's files and a chunk, under a log of two
+    entries signed by LOG: the entry a model.register naming MANIFEST's root."""
+    from ailedger.core.canonical import canonical_json
+
+    header = b"ailedger-model-part-proof/v1\n"
+    k = _key(4)
+    did = did_from_public_key(k.public_key().public_bytes_raw())
+    body = {"name": "m", "manifest": {"format": "ailedger-manifest/v1", "root": MANIFEST.root.hex(), "chunk_size": 8}}
+    entry = build_entry("model.register", body, did, "2026-01-02T03:04:05.678Z", k.sign).leaf_bytes
+    hashes = [leaf_hash(entry), leaf_hash(b"other")]
+    note = sign_checkpoint(Checkpoint(LOG.name, 2, root_from_leaf_hashes(hashes)), LOG)
+    bundle = ProofBundle(0, tuple(inclusion_proof(hashes, 0)), note).to_bytes().decode()
+    out = []
+    for proof in (MANIFEST.file_proof("a.safetensors"), MANIFEST.chunk_proof("a.safetensors", 1),
+                  MANIFEST.file_proof("b.txt")):
+        doc = {"type": "ailedger-model-part-proof/v1", "model": "m", "index": 0,
+               "entry": base64.b64encode(entry).decode(), "tlog_proof": bundle, **proof}
+        out.append(header + canonical_json(doc) + b"\n")
+    return out
+
 # --------------------------------------------------------------------------- the targets
 
 
@@ -247,6 +283,32 @@ def t_inference_blobs(data: bytes) -> None:
     _each(lambda: _unpack(data), lambda: unpack_records(data))
 
 
+def t_manifest(data: bytes) -> None:
+    from ailedger.core.manifest import Manifest
+
+    Manifest.from_bytes(data)
+
+
+def t_model_part_proof(data: bytes) -> None:
+    """A model part proof file as `model verify-part` opens it (header, JSON, entry, tlog-proof, manifest
+    root), and its file / chunk proof checked against the seed manifest with the right content."""
+    from ailedger.core.canonical import parse_json
+    from ailedger.core.manifest import check_part_proof, verify_chunk_digest, verify_chunk_list
+    from ailedger.services.artifacts.models import _open_part_proof
+
+    def core() -> None:
+        doc = check_part_proof(parse_json(data.partition(b"\n")[2]))
+        content = PART_CONTENT.get(doc["file"]["path"], b"")
+        if "chunk" in doc:
+            c = doc["chunk"]
+            piece = content[c["offset"]:c["offset"] + c["length"]]
+            verify_chunk_digest(doc, hashlib.sha256(piece).digest(), len(piece), MANIFEST.root)
+        else:
+            verify_chunk_list(doc, MANIFEST.root)
+
+    _each(lambda: _open_part_proof(data, LOG.vkey), core)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "note": t_note,
     "checkpoint": t_checkpoint,
@@ -264,6 +326,8 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "smt_proof": t_smt_proof,
     "inference_blobs": t_inference_blobs,
     "anchor_evidence": t_anchor_evidence,
+    "manifest": t_manifest,
+    "model_part_proof": t_model_part_proof,
 }
 
 
@@ -298,6 +362,8 @@ SEEDS: dict[str, list[bytes]] = {
     "smt_proof": [bytes([1, 0]) + (256).to_bytes(2, "big") + bytes(32),
                   bytes([1, 2, 0, 9, 0x80, 0]) + b"\x11" * 32 + b"\x22" * 32],
     "inference_blobs": [],  # filled lazily (services import) by seeds_for()
+    "manifest": [MANIFEST.to_bytes()],
+    "model_part_proof": _part_proofs(),
     "anchor_evidence": [json.dumps({"format": "ailedger-anchor-evidence/v1", "tx_hash": "0x" + "ab" * 32,
                                     "consistency": {"7": [base64.b64encode(bytes(32)).decode()] * 3,
                                                     "9": []}}).encode()],
@@ -535,6 +601,36 @@ def tile_paths(draw: st.DrawFn) -> bytes:
     return "/".join(["tile", level, *groups, last]).encode() + width.encode()
 
 
+_json_values = st.one_of(_json_scalars, st.just([]), st.just({}), st.lists(_json_scalars, max_size=3),
+                         st.sampled_from(["00" * 32, "zz" * 32, "%%%", -(2**63), 2**64, 10**30]))
+
+
+@st.composite
+def json_edits(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
+    """A seed JSON document (after an optional first header line) with a few structural edits: a member
+    or item dropped, or replaced by a value of another kind or size, at any depth."""
+    seed = draw(st.sampled_from(seeds))
+    head, _, text = seed.partition(b"\n") if not seed.startswith(b"{") else (b"", b"", seed)
+    doc = json.loads(text)
+    for _ in range(draw(st.integers(1, 4))):
+        node, path = doc, []
+        while isinstance(node, (dict, list)) and node and draw(st.integers(0, 2)):
+            key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else list(range(len(node)))))
+            path.append((node, key))
+            node = node[key]
+        if not path:
+            continue
+        parent, key = path[-1]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[key]
+        elif draw(st.booleans()) and isinstance(parent, list):
+            parent.pop(key)
+        else:
+            parent[key] = draw(_json_values)
+    out = json.dumps(doc).encode()
+    return head + b"\n" + out if head else out
+
+
 def _raw(max_size: int = 600) -> st.SearchStrategy[bytes]:
     return st.binary(max_size=max_size)
 
@@ -553,6 +649,8 @@ def strategy_for(name: str) -> st.SearchStrategy[bytes]:
         "tiles": [tile_paths(), tile_paths()],
         "safetensors": [safetensors_files(), safetensors_files()],
         "witness_request": [st.builds(lambda n: b"old 0\n\n" + n, note_texts())],
+        "manifest": [json_edits(seeds), json_edits(seeds), json_edits(seeds)],
+        "model_part_proof": [json_edits(seeds), json_edits(seeds), json_edits(seeds)],
     }.get(name, [])
     return st.one_of(*base, *extra)
 

@@ -358,3 +358,34 @@ def test_wide_and_shallow_json_is_still_read():
     assert len(parse_json(b"[" + b"[[1]]," * 5000 + b"1]")) == 5001
     assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is not None
     assert parse_json('{"s": "' + "[" * 10_000 + '"}') == {"s": "[" * 10_000}  # brackets in strings do not count
+
+
+# --- model manifests and model part proofs --------------------------------------------------------
+
+
+@pytest.mark.parametrize("doc", [
+    {"format": "ailedger-manifest/v1", "files": []},                              # was: KeyError 'chunk_size'
+    {"format": "ailedger-manifest/v1", "chunk_size": "8", "files": []},           # was: accepted a string
+    {"format": "ailedger-manifest/v1", "chunk_size": 8, "files": 5},              # was: TypeError
+    {"format": "ailedger-manifest/v1", "chunk_size": 8,                           # was: KeyError 'name'
+     "files": [{"path": "a", "size": 0, "chunks": [], "tensors": [{"dtype": "F32"}]}]},
+])
+def test_malformed_manifest(doc):
+    run_target("manifest", json.dumps(doc).encode())
+    from ailedger.core.manifest import Manifest
+
+    _quick(Manifest.from_bytes, json.dumps(doc).encode())
+
+
+def test_part_proof_edits():
+    from fuzzlib import _part_proofs
+
+    for seed in _part_proofs():
+        head, _, text = seed.partition(b"\n")
+        doc = json.loads(text)
+        for key in list(doc):  # was: KeyError for each
+            d = dict(doc)
+            del d[key]
+            run_target("model_part_proof", head + b"\n" + json.dumps(d).encode())
+        d = dict(doc, entry="%%%")  # was: binascii.Error
+        run_target("model_part_proof", head + b"\n" + json.dumps(d).encode())

@@ -131,11 +131,15 @@ class _IndexType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        s = str(value).strip()
-        digits = s.removeprefix("#")
-        if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        from ailedger.core.refs import entry_ref
+
+        try:
+            idx = entry_ref(str(value).strip(), "index", bare=True)
+        except BadInputError:
+            idx = None
+        if idx is None:
             self.fail(f"{value!r} is not an entry index (N or #N)", param, ctx)
-        return int(digits)
+        return idx
 
 
 INDEX = _IndexType()

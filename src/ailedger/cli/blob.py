@@ -34,13 +34,13 @@ def blob_cid(ledger: Any, ref: str) -> str:
     """What a blob command is given: the CID `blob put` printed (the encrypted object's), or the index of
     its ``blob.put`` entry (``#N`` or ``N``, also printed by `blob put`)."""
     from ailedger.core.errors import NotFoundError
+    from ailedger.core.refs import entry_ref
 
-    digits = ref.removeprefix("#")
-    if not (digits.isascii() and digits.isdigit()):
+    idx = entry_ref(ref, "cid", bare=True)
+    if idx is None:
         return ref
-    idx = int(digits)
-    if len(digits) > 19 or idx >= ledger.size:
-        raise NotFoundError(f"no entry #{digits} in this ledger ({ledger.size} entries)", field="cid")
+    if idx >= ledger.size:
+        raise NotFoundError(f"no entry #{idx} in this ledger ({ledger.size} entries)", field="cid")
     e = ledger.entry(idx)
     if e.type != "blob.put" or not isinstance(e.body.get("cid"), str):
         raise NotFoundError(f"entry #{idx} is a {e.type}, not a blob.put", field="cid")
@@ -94,49 +94,6 @@ def write_car(path: str, out: str, profile: str) -> tuple[Any, int, int]:
     return root, size, count
 
 
-def import_car(car: str, out: str | None) -> dict[str, Any]:
-    """Read a CAR v1 file checking every block against its CID; optionally extract the root file."""
-    from ailedger.core.car import decode_header, iter_sections
-    from ailedger.core.unixfs import read_file
-
-    index: dict[Any, tuple[int, int]] = {}
-    with open(car, "rb") as f:
-        roots = decode_header(f.read)
-        count = 0
-        for block in iter_sections(f.read):
-            end = f.tell()
-            index[block.cid] = (end - len(block.data), len(block.data))
-            count += 1
-    result: dict[str, Any] = {"car": car, "roots": [str(r) for r in roots], "blocks": count, "verified": count}
-    missing = [str(r) for r in roots if r not in index]
-    if missing:
-        raise VerificationError(f"CAR root block(s) missing: {', '.join(missing)}", expected="root blocks present",
-                                found="missing")
-    if out:
-        if len(roots) != 1:
-            raise BadInputError("extracting needs a CAR with exactly one root", field="car")
-        tmp = Path(out + ".part")
-        size = 0
-        try:
-            with open(car, "rb") as f, open(tmp, "wb") as w:
-                def get(cid: Any) -> bytes:
-                    if cid not in index:
-                        raise VerificationError(f"block {cid} is linked from the DAG but not in the CAR",
-                                                expected=str(cid), found="missing")
-                    off, n = index[cid]
-                    f.seek(off)
-                    return f.read(n)
-
-                for piece in read_file(roots[0], get):
-                    w.write(piece)
-                    size += len(piece)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-        result.update({"output": out, "size": size})
-    return result
-
-
 def register(main: click.Group) -> None:
     @main.group("blob")
     def blob() -> None:
@@ -156,14 +113,20 @@ def register(main: click.Group) -> None:
     @click.option("-o", "--output", help="CAR file to write (with FILE); file to extract to (with --import)")
     @click.option("--import", "car_in", type=click.Path(exists=True, dir_okay=False),
                   help="read this CAR file back, checking every block")
+    @click.option("--max-size", "max_size", default=None, metavar="SIZE",
+                  help="with --import -o: the largest file to extract (bytes, or 512M, 8G, 2T; default 8G, and "
+                       "never more than the free space); a larger one is refused before anything is written")
     @PROFILE_OPT
     @JSON_OPT
-    def car_cmd(file: str | None, output: str | None, car_in: str | None, profile: str, as_json: bool) -> None:
+    def car_cmd(file: str | None, output: str | None, car_in: str | None, max_size: str | None, profile: str,
+                as_json: bool) -> None:
         """Write FILE's UnixFS DAG as a CAR v1 file (-o X.car), or check and read one (--import X.car)."""
+        from ailedger.services.blobs.carfile import import_car, parse_size
+
         if car_in:
             if file:
                 raise BadInputError("give either FILE -o X.car or --import X.car, not both", field="file")
-            r = import_car(car_in, output)
+            r = import_car(car_in, output, max_size=parse_size(max_size) if max_size is not None else None)
             lines = [f"{r['car']}: {r['blocks']} blocks, every block matches its CID",
                      *(f"root {x}" for x in r["roots"])]
             if output:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def parse_kv(items: tuple[str, ...], what: str) -> dict[str, Any]:
         k, sep, v = it.partition("=")
         if not sep or not k:
             raise BadInputError(f"{what} must look like KEY=VALUE, got {it!r}", field=what)
-        out[k] = int(v) if v.lstrip("-").isdigit() and len(v) < 18 else v
+        # an integer is ASCII digits with at most one leading "-" ("²" and "--5" stay strings)
+        out[k] = int(v) if re.fullmatch(r"-?[0-9]{1,17}", v) else v
     return out
 
 

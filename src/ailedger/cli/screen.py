@@ -76,11 +76,11 @@ def _screen_options(f: Any) -> Any:
     return f
 
 
-def _latest(ledger: Any, rtype: str, term: str) -> tuple[int, Any] | None:
-    hit = None
-    for idx, e in ledger.find(type=rtype, term=term):
-        hit = (idx, e)
-    return hit
+def _current_commit(ledger: Any, name: str) -> tuple[int, Any] | None:
+    """The dataset's current version, by the service's rule (whichever path committed it)."""
+    from ailedger.services.artifacts.datasets import current_dataset
+
+    return current_dataset(ledger, name)
 
 
 def _wrap_commit(group: click.Group) -> None:
@@ -141,7 +141,7 @@ def _wrap_commit(group: click.Group) -> None:
                            err=True)
         out = orig(**kw)
         with open_ledger(ledger_dir) as lg:
-            hit = _latest(lg, "dataset.commit", f"dataset:{kw['name']}")
+            hit = _current_commit(lg, kw["name"])
             ident = lg.identities.load(kw["identity"], os.environ.get("AILEDGER_PASSPHRASE"))
             for p, r, d, h in zip(kw["paths"], reports, decisions, htmls):
                 res = log_screening(lg, ident, r, dataset=kw["name"], decision=d,
@@ -202,7 +202,7 @@ def register(main: click.Group) -> None:
         if do_log:
             with open_ledger(ledger_dir) as lg:
                 ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
-                hit = _latest(lg, "dataset.commit", f"dataset:{dataset_name}")
+                hit = _current_commit(lg, dataset_name)
                 logged = log_screening(lg, ident, rep, dataset=dataset_name, dataset_index=hit[0] if hit else None,
                                        dataset_root=hit[1].body.get("root") if hit else None,
                                        html=render_html(rep, images=ds.images))
@@ -236,14 +236,15 @@ def register(main: click.Group) -> None:
                               ledger_dir: Path | None, as_json: bool) -> None:
         """Cut SOURCE(s) out of committed dataset DATASET_REF (whose records are DATA_PATH): commit the rest as
         a new root and write a proof of exactly which records left."""
-        from ailedger.services.screening import SCREENING_RECORD, remove_sources
+        from ailedger.services.screening import remove_sources
+        from ailedger.services.screening.ledger_log import latest_screening
 
         with open_ledger(ledger_dir) as lg:
             ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
             from ailedger.services.artifacts import find_dataset
 
             _, old_e = find_dataset(lg, dataset_ref)
-            scr = _latest(lg, SCREENING_RECORD, f"dataset:{old_e.body['name']}")
+            scr = latest_screening(lg, old_e.body["name"])
             data, info = remove_sources(lg, ident, dataset_ref, data_path, source_column=source_column,
                                         sources=list(sources), new_name=new_name, output_data=output_data,
                                         screening_index=scr[0] if scr else None)
@@ -272,12 +273,13 @@ def register(main: click.Group) -> None:
         """Cut whole source PATHs out of DATASET_REF (committed from PATHS): commit the rest as a new root and
         write a proof of exactly which records left."""
         from ailedger.services.artifacts import find_dataset
-        from ailedger.services.screening import SCREENING_RECORD, remove_paths
+        from ailedger.services.screening import remove_paths
+        from ailedger.services.screening.ledger_log import latest_screening
 
         with open_ledger(ledger_dir) as lg:
             ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
             _, old_e = find_dataset(lg, dataset_ref)
-            scr = _latest(lg, SCREENING_RECORD, f"dataset:{old_e.body['name']}")
+            scr = latest_screening(lg, old_e.body["name"])
             data, info = remove_paths(lg, ident, dataset_ref, list(paths), list(drop), new_name=new_name,
                                       screening_index=scr[0] if scr else None, follow_symlinks=follow_symlinks)
         Path(output).write_bytes(data)

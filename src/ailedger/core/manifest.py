@@ -43,11 +43,13 @@ __all__ = [
     "Manifest",
     "SafetensorsHeader",
     "Tensor",
+    "check_part_proof",
     "diff_manifests",
     "file_leaf_bytes",
     "inclusion_proof",
     "parse_safetensors_header",
     "plan_chunks",
+    "verify_chunk_digest",
     "verify_chunk_proof",
 ]
 
@@ -64,6 +66,35 @@ def _hex32(s: Any, what: str) -> bytes:
         return bytes.fromhex(s)
     except ValueError as exc:
         raise BadInputError(f"{what} is not hex", field=what) from exc
+
+
+def _int(v: Any, what: str, lo: int = 0, hi: int = MAX_SAFETENSORS_OFFSET) -> int:
+    """An integer field of a manifest or proof document (JSON true/false are not integers)."""
+    if type(v) is not int or not lo <= v <= hi:
+        raise BadInputError(f"{what} must be an integer in {lo}..{hi}", field=what)
+    return v
+
+
+def _str(v: Any, what: str, max_len: int = 4096) -> str:
+    if not isinstance(v, str) or len(v) > max_len:
+        raise BadInputError(f"{what} must be a string (at most {max_len} characters)", field=what)
+    return v
+
+
+def _obj(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise BadInputError(f"{what} must be a JSON object", field=what)
+    return v
+
+
+def _list(v: Any, what: str, max_len: int | None = None) -> list[Any]:
+    if not isinstance(v, list) or (max_len is not None and len(v) > max_len):
+        raise BadInputError(f"{what} must be a list" + (f" of at most {max_len} items" if max_len else ""),
+                            field=what)
+    return v
+
+
+MAX_PROOF_PATH = 64  # an RFC 6962 audit path of a tree below 2^64 leaves
 
 
 @dataclass(frozen=True)
@@ -204,29 +235,40 @@ class FileEntry:
 
     @staticmethod
     def from_dict(d: Any) -> FileEntry:
+        """A file entry of a manifest document; BadInputError (naming the field) for anything malformed,
+        ProofError when its stated root is not its chunks'."""
         if not isinstance(d, dict) or not isinstance(d.get("path"), str) or type(d.get("size")) is not int:
             raise BadInputError("manifest file entry needs path and size", field="files")
+        path = _str(d["path"], "files.path")
+        size = _int(d["size"], "files.size")
         chunks = []
         pos = 0
-        for c in d.get("chunks", []):
+        for c in _list(d.get("chunks", []), "files.chunks"):
             if not (isinstance(c, list) and len(c) == 3 and type(c[0]) is int and type(c[1]) is int):
-                raise BadInputError(f"manifest chunk of {d['path']} is malformed", field="chunks")
+                raise BadInputError(f"manifest chunk of {path} is malformed", field="chunks")
             if c[0] != pos or c[1] <= 0:
-                raise BadInputError(f"manifest chunks of {d['path']} do not tile the file", field="chunks")
+                raise BadInputError(f"manifest chunks of {path} do not tile the file", field="chunks")
             chunks.append(Chunk(c[0], c[1], _hex32(c[2], "chunk digest")))
             pos += c[1]
-        if pos != d["size"]:
-            raise BadInputError(f"manifest chunks of {d['path']} do not cover its size", field="chunks")
+        if pos != size:
+            raise BadInputError(f"manifest chunks of {path} do not cover its size", field="chunks")
         tensors = None
         if d.get("tensors") is not None:
-            tensors = tuple(
-                Tensor(t["name"], t["dtype"], tuple(t["shape"]), t["begin"], t["end"], t["first_chunk"],
-                       t["n_chunks"])
-                for t in d["tensors"]
-            )
-        fe = FileEntry(d["path"], d["size"], tuple(chunks), tensors)
+            ts = []
+            for t in _list(d["tensors"], "files.tensors"):
+                t = _obj(t, "files.tensors")
+                shape = _list(t.get("shape"), "tensors.shape", 64)
+                begin, end = _int(t.get("begin"), "tensors.begin"), _int(t.get("end"), "tensors.end")
+                first, n = _int(t.get("first_chunk"), "tensors.first_chunk"), _int(t.get("n_chunks"), "tensors.n_chunks")
+                if not begin <= end <= size or first + n > len(chunks):
+                    raise BadInputError(f"manifest tensor of {path} lies outside the file or its chunks",
+                                        field="tensors")
+                ts.append(Tensor(_str(t.get("name"), "tensors.name"), _str(t.get("dtype"), "tensors.dtype", 64),
+                                 tuple(_int(x, "tensors.shape") for x in shape), begin, end, first, n))
+            tensors = tuple(ts)
+        fe = FileEntry(path, size, tuple(chunks), tensors)
         if "root" in d and d["root"] != fe.root.hex():
-            raise ProofError(f"manifest file root of {d['path']} does not match its chunks",
+            raise ProofError(f"manifest file root of {path} does not match its chunks",
                              expected=d["root"], found=fe.root.hex())
         return fe
 
@@ -279,7 +321,8 @@ class Manifest:
     def from_dict(d: Any) -> Manifest:
         if not isinstance(d, dict) or d.get("format") != MANIFEST_FORMAT:
             raise BadInputError(f"not an {MANIFEST_FORMAT} document", field="format")
-        m = Manifest.build((FileEntry.from_dict(f) for f in d.get("files", [])), int(d["chunk_size"]))
+        chunk_size = _int(d.get("chunk_size"), "chunk_size", 1)
+        m = Manifest.build((FileEntry.from_dict(f) for f in _list(d.get("files", []), "files")), chunk_size)
         if "root" in d and d["root"] != m.root.hex():
             raise ProofError("manifest root does not match its files", expected=d["root"], found=m.root.hex())
         return m
@@ -313,11 +356,49 @@ class Manifest:
         return fp
 
 
+def check_part_proof(proof: Any) -> dict[str, Any]:
+    """The fields of a file or chunk proof (what :meth:`Manifest.file_proof` / :meth:`Manifest.chunk_proof`
+    write), checked for form only: BadInputError naming the first field that is missing or of the wrong kind
+    (a document that is not such a proof at all).  Whether the proof holds is for the verify functions."""
+    p = _obj(proof, "proof")
+    _hex32(p.get("manifest_root"), "manifest_root")
+    _int(p.get("file_index"), "file_index", 0, 2**63)
+    _int(p.get("files"), "files", 0, 2**63)
+    f = _obj(p.get("file"), "file")
+    _str(f.get("path"), "file.path")
+    size = _int(f.get("size"), "file.size")
+    n = _int(f.get("chunks"), "file.chunks", 0, 2**63)
+    _hex32(f.get("root"), "file.root")
+    for h in _list(p.get("file_path"), "file_path", MAX_PROOF_PATH):
+        _hex32(h, "file_path")
+    if "chunk" in p:
+        c = _obj(p["chunk"], "chunk")
+        _int(c.get("index"), "chunk.index", 0, 2**63)
+        _int(c.get("offset"), "chunk.offset")
+        _int(c.get("length"), "chunk.length")
+        _hex32(c.get("digest"), "chunk.digest")
+        for h in _list(p.get("chunk_path"), "chunk_path", MAX_PROOF_PATH):
+            _hex32(h, "chunk_path")
+        return p
+    ds = _list(p.get("chunk_digests"), "chunk_digests")
+    offs = _list(p.get("chunk_offsets"), "chunk_offsets")
+    if len(ds) != n or len(offs) != n:
+        raise BadInputError(f"a file proof lists one digest and one offset per chunk: file.chunks is {n}, "
+                            f"chunk_digests has {len(ds)}, chunk_offsets {len(offs)}", field="chunk_offsets")
+    prev = -1
+    for o in offs:  # the reader cuts the file at these: in order, from 0, inside the file
+        if type(o) is not int or o <= prev or o >= size or (prev < 0 and o != 0):
+            raise BadInputError("chunk_offsets must rise from 0 and stay inside the file", field="chunk_offsets")
+        prev = o
+    return p
+
+
 def verify_file_in_manifest(proof: dict[str, Any], manifest_root: bytes) -> None:
     """Check that proof['file'] is the file leaf at file_index under ``manifest_root``."""
+    check_part_proof(proof)
     f = proof["file"]
     leaf = leaf_hash(file_leaf_bytes(f["path"], f["size"], f["chunks"], _hex32(f["root"], "file root")))
-    verify_inclusion(int(proof["file_index"]), int(proof["files"]), leaf,
+    verify_inclusion(proof["file_index"], proof["files"], leaf,
                      [_hex32(h, "proof hash") for h in proof["file_path"]], manifest_root)
 
 
@@ -325,13 +406,21 @@ def verify_chunk_proof(proof: dict[str, Any], chunk: bytes, manifest_root: bytes
     """Raise ProofError unless ``chunk`` is the proved chunk of the proved file under ``manifest_root``."""
     import hashlib
 
+    verify_chunk_digest(proof, hashlib.sha256(chunk).digest(), len(chunk), manifest_root)
+
+
+def verify_chunk_digest(proof: dict[str, Any], digest: bytes, length: int, manifest_root: bytes) -> None:
+    """:func:`verify_chunk_proof` for a chunk already hashed (``length`` bytes with SHA-256 ``digest``), so a
+    reader can stream it."""
     verify_file_in_manifest(proof, manifest_root)
+    if "chunk" not in proof:
+        raise BadInputError("this is a file proof, not a chunk proof", field="chunk")
     c = proof["chunk"]
-    d = hashlib.sha256(chunk).digest()
-    if len(chunk) != c["length"] or d.hex() != c["digest"]:
+    d = digest
+    if length != c["length"] or d.hex() != c["digest"]:
         raise ProofError(f"chunk {c['index']} of {proof['file']['path']} differs",
                          expected=c["digest"], found=d.hex())
-    verify_inclusion(int(c["index"]), int(proof["file"]["chunks"]), leaf_hash(d),
+    verify_inclusion(c["index"], proof["file"]["chunks"], leaf_hash(d),
                      [_hex32(h, "proof hash") for h in proof["chunk_path"]], _hex32(proof["file"]["root"], "root"))
 
 
@@ -339,6 +428,8 @@ def verify_chunk_list(proof: dict[str, Any], manifest_root: bytes) -> list[bytes
     """Check a file proof's chunk digest list against its file root; return the digests, so a
     streaming reader can compare each chunk as it arrives and stop at the first bad one."""
     verify_file_in_manifest(proof, manifest_root)
+    if "chunk" in proof:
+        raise BadInputError("this is a chunk proof, not a file proof", field="chunk")
     ds = [_hex32(h, "chunk digest") for h in proof["chunk_digests"]]
     r = root_from_leaf_hashes([leaf_hash(d) for d in ds])
     if r.hex() != proof["file"]["root"] or len(ds) != proof["file"]["chunks"]:

@@ -181,11 +181,11 @@ def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
     """The effective registration a reference names: ``NAME`` (the owner's latest version), ``#INDEX`` (that
     entry, if it is an effective registration) or a manifest root (the latest effective registration with
     it).  NotFoundError otherwise, saying when a registration exists but is ignored and why."""
+    from ailedger.core.refs import entry_ref
+
     st = state(ledger)
-    if ref.startswith("#") and ref[1:].isascii() and ref[1:].isdigit():
-        if len(ref) > 20:
-            raise NotFoundError(f"no entry {ref[:24]}...", field="model")
-        idx = int(ref[1:])
+    idx = entry_ref(ref, "model")  # "#N", ASCII digits; a malformed "#..." is BadInputError
+    if idx is not None:
         if idx >= ledger.size:
             raise NotFoundError(f"no entry {ref}", field="model")
         e = ledger.entry(idx)
@@ -199,11 +199,14 @@ def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
     if m is not None and m.versions:
         return m.versions[-1], ledger.entry(m.versions[-1])
     best = None
-    for idx, e in ledger.find(type="model.register", term=f"manifest:{ref}"):
-        m = e.body.get("manifest") if isinstance(e.body, dict) else None
-        # the term index only finds candidates: the signed body must name this root
-        if isinstance(m, dict) and m.get("root") == ref and is_effective_registration(ledger, idx):
-            best = (idx, e)
+    # ``hash:`` is what every write path indexes a manifest root under; ``manifest:`` what older ledgers carry
+    for term in (f"hash:{ref}", f"manifest:{ref}"):
+        for idx, e in ledger.find(type="model.register", term=term):
+            m = e.body.get("manifest") if isinstance(e.body, dict) else None
+            # the term index only finds candidates: the signed body must name this root
+            if isinstance(m, dict) and m.get("root") == ref and is_effective_registration(ledger, idx) \
+                    and (best is None or idx > best[0]):
+                best = (idx, e)
     if best is None:
         raise NotFoundError(f"no registered model named {ref!r}", field="model")
     return best

@@ -86,11 +86,52 @@ def operator_identity(ledger: "Ledger") -> OperatorIdentity:
     return OperatorIdentity(signer)
 
 
+def _record_terms(type_: str, b: dict[str, Any]) -> list[str]:
+    """The lookup terms of the artifact records, read from the signed body (so an entry POSTed to the API or
+    appended by `ailedger append` is found exactly as one the service wrote): ``dataset:`` / ``dataset-root:``
+    of a ``dataset.commit`` or ``dataset.screening``; ``model:``, ``manifest:``, ``trained-on:`` (each lineage
+    dataset) and ``base:`` (the lineage base model) of a ``model.register``; ``blob:`` (its CID, and the new
+    one a ``blob.supersede`` names) of every ``blob.*`` record and ``attach:KIND:INDEX`` of a ``blob.attach``."""
+    out: list[str] = []
+
+    def word(prefix: str, v: Any) -> None:
+        if isinstance(v, str) and 0 < len(v) < 300:
+            out.append(prefix + v)
+
+    def field(d: Any, k: str) -> Any:
+        return d.get(k) if isinstance(d, dict) else None
+
+    if type_ == "dataset.commit":
+        word("dataset:", b.get("name"))
+        word("dataset-root:", b.get("root"))
+    elif type_ == "dataset.screening":
+        word("dataset:", b.get("dataset"))
+        word("dataset-root:", b.get("dataset_root"))
+    elif type_ == "model.register":
+        word("model:", b.get("name"))
+        word("manifest:", field(b.get("manifest"), "root"))
+        lin = b.get("lineage")
+        ds = field(lin, "datasets")
+        for d in ds if isinstance(ds, list) else ():
+            word("trained-on:", field(d, "name"))
+        word("base:", field(field(lin, "base_model"), "name"))
+    elif type_.startswith("blob."):  # services.blobs: every record of a blob under its CID
+        word("blob:", b.get("cid"))
+        if type_ == "blob.supersede":
+            word("blob:", b.get("superseded_by"))
+        rec = b.get("record")
+        art = b.get("artifact")
+        if type_ == "blob.attach" and isinstance(art, str) and len(art) < 40 and type(rec) is int and rec >= 0:
+            word(f"attach:{art}:", str(rec))
+    return out
+
+
 def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
     """Index terms of an entry: its type, its signer, any ``subjects`` the body names, and what a reader looks
     it up by whatever path wrote it (the explorer's search): ``name:`` its body's name, ``hash:`` each root or
-    digest it commits to (``root``, ``manifest.root``, ``sha256``: 64 lower-case hex), ``cid:`` its content id.
-    Terms only find candidates: readers check the signed body."""
+    digest it commits to (``root``, ``manifest.root``, ``sha256``: 64 lower-case hex), ``cid:`` its content id,
+    and the artifact records' own terms (:func:`_record_terms`).  Every write path calls this, so the terms
+    depend on the entry's signed bytes only.  Terms only find candidates: readers check the signed body."""
     terms = [f"type:{e.type}", f"signer:{e.signer}"]
     b = e.body
     subj = b.get("subjects")
@@ -106,6 +147,7 @@ def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
     cid = b.get("cid")
     if isinstance(cid, str) and 0 < len(cid) < 300:
         terms.append(f"cid:{cid}")
+    terms.extend(_record_terms(e.type, b))
     terms.extend(extra)
     return tuple(dict.fromkeys(terms))
 

@@ -45,6 +45,7 @@ from ailedger.core.fasthash import sha256_many
 from ailedger.core.note import parse_vkey
 from ailedger.core.proofbundle import verify_proof_bundle
 from ailedger.core.records import parse_entry
+from ailedger.core.refs import entry_ref
 from ailedger.services.artifacts.dataset_rule import (
     FORM_BYTES,
     FORM_CSV,
@@ -58,7 +59,13 @@ from ailedger.services.artifacts.dataset_rule import (
     rule_of,
 )
 from ailedger.services.artifacts.hashing import cpu_workers, scan_dir
-from ailedger.services.artifacts.models import DATASET_RECORD, artifacts_dir, entry_status, find_dataset
+from ailedger.services.artifacts.models import (
+    DATASET_RECORD,
+    artifacts_dir,
+    entries_named,
+    entry_status,
+    find_dataset,
+)
 
 __all__ = [
     "DATASET_PROOF",
@@ -935,8 +942,7 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
             body["supersedes"] = sup
         rule_of(body)  # the rule we sign must be one a verifier can read
         canonical_json(body)
-        res = ledger.append_record(DATASET_RECORD, body, identity,
-                                   terms=[f"dataset:{name}", f"dataset-root:{info['root']}"])
+        res = ledger.append_record(DATASET_RECORD, body, identity)  # its terms come from the body (entry_terms)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -987,8 +993,10 @@ def version_chain(commits: Iterable[tuple[int, str, dict[str, Any]]]) -> dict[st
 
 
 def _commits_named(ledger: Any, name: str) -> list[tuple[int, Any]]:
-    # the term index only finds candidates: each entry's own signed body must carry the name
-    return [(i, e) for i, e in ledger.find(type=DATASET_RECORD, term=f"dataset:{name}") if e.body.get("name") == name]
+    """Every ``dataset.commit`` whose signed body is named ``name``, whichever path logged it (the service,
+    `POST /v1/entries`, `ailedger append`): the ``name:`` term every write path indexes, and ``dataset:``,
+    which ledgers indexed before names were carry; each candidate confirmed against its body."""
+    return entries_named(ledger, DATASET_RECORD, name, legacy_term=f"dataset:{name}")
 
 
 def dataset_versions(ledger: Any, name: str) -> dict[str, Any]:
@@ -1030,8 +1038,9 @@ def _version_claim(ledger: Any, name: str, did: str, supersedes: str | None) -> 
                             f"owner {v['owner']}); to commit a new version, name the one it replaces: "
                             f"--supersedes {name}; nothing was logged", field="name", current_index=cur)
     ref = supersedes
-    if ref.startswith("#") and ref[1:].isdigit():
-        want = int(ref[1:])
+    idx = entry_ref(ref, "supersedes")
+    if idx is not None:
+        want = idx
     elif ref in (name, root):
         want = cur
     else:

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ailedger.core.errors import BadInputError
+from ailedger.core.errors import AiledgerError, BadInputError
 from ailedger.core.manifest import (
     DEFAULT_CHUNK_SIZE,
     Chunk,
@@ -194,7 +194,11 @@ class HashCache:
             "ctime_ns=? AND ino=? AND dev=?", self._key(f, chunk_size)).fetchone()
         if row is None:
             return None, None
-        return (json.loads(row[0]) if row[0] else None), row[1]
+        try:
+            entry = json.loads(row[0]) if row[0] else None
+        except ValueError:  # a damaged row is a miss
+            entry = None
+        return (entry if isinstance(entry, dict) else None), row[1]
 
     def put(self, f: ScannedFile, chunk_size: int, entry: dict[str, Any] | None, sha256: str | None = None) -> None:
         if not _cacheable(f):
@@ -483,7 +487,11 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
             hit, _ = cache.get(f, chunk_size)
             if hit is not None:
                 hit["path"] = f.rel
-                entries[f.rel] = FileEntry.from_dict(hit)
+                try:
+                    entries[f.rel] = FileEntry.from_dict(hit)
+                except AiledgerError:  # a damaged cache row is a miss: the file is hashed again
+                    hit = None
+            if hit is not None:
                 cache.hits += 1
                 continue
             cache.misses += 1

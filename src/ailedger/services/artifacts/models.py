@@ -15,13 +15,15 @@ from ailedger.core.manifest import (
     DEFAULT_CHUNK_SIZE,
     MANIFEST_FORMAT,
     Manifest,
+    check_part_proof,
     diff_manifests,
+    verify_chunk_digest,
     verify_chunk_list,
-    verify_chunk_proof,
 )
 from ailedger.core.note import parse_vkey
 from ailedger.core.proofbundle import verify_proof_bundle
 from ailedger.core.records import parse_entry
+from ailedger.core.refs import entry_ref
 from ailedger.services.artifacts.hashing import HashCache, HashStats, hash_model_dir
 
 __all__ = [
@@ -81,14 +83,31 @@ def load_manifest(ledger: Any, root_hex: str) -> Manifest | None:
     return m
 
 
-def _latest(ledger: Any, type_: str, term: str, holds: Any = None) -> tuple[int, Any] | None:
-    """The last entry the term index lists for ``term`` whose own body says so (``holds(body)``):
-    the index is a lookup aid kept beside the log, not part of any signed entry."""
-    last = None
-    for idx, e in ledger.find(type=type_, term=term):
-        if holds is None or holds(e.body):
-            last = (idx, e)
-    return last
+def entries_found(ledger: Any, type_: str, terms: Iterable[str], holds: Any) -> list[tuple[int, Any]]:
+    """Every ``type_`` entry listed under any of ``terms`` whose own signed body says so (``holds(body)``),
+    once each, in log order.  The index is a lookup aid kept beside the log, not part of any signed entry:
+    it only proposes candidates.  Give every term a reader may find the entry under: the one every write
+    path indexes (services.ledger.entry_terms) and any older one a ledger indexed before that."""
+    idxs: set[int] = set()
+    for term in dict.fromkeys(terms):
+        after = -1
+        while got := ledger.store.find(term, after, 1000):
+            idxs.update(got)
+            after = got[-1]
+    out = []
+    for idx in sorted(idxs):
+        e = ledger.entry(idx)
+        if e.type == type_ and isinstance(e.body, dict) and holds(e.body):
+            out.append((idx, e))
+    return out
+
+
+def entries_named(ledger: Any, type_: str, name: str, legacy_term: str | None = None) -> list[tuple[int, Any]]:
+    """Every ``type_`` entry whose signed body's ``name`` is ``name``, whichever path logged it: found
+    through the ``name:`` term every write path indexes (and ``legacy_term``, which ledgers indexed before
+    names were carry for the entries the service wrote), confirmed against the body."""
+    terms = [f"name:{name}"] + ([legacy_term] if legacy_term else [])
+    return entries_found(ledger, type_, terms, lambda b: b.get("name") == name)
 
 
 def _manifest_root(body: Any) -> Any:
@@ -105,8 +124,10 @@ def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
 
 
 def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
-    if ref.startswith("#") and ref[1:].isdigit():
-        idx = int(ref[1:])
+    """A dataset by name (the end of its version chain) or ``#INDEX``; BadInputError for a malformed ``#``
+    reference, NotFoundError when there is no such dataset."""
+    idx = entry_ref(ref, "dataset")
+    if idx is not None:
         if idx >= ledger.size:
             raise NotFoundError(f"no entry {ref}", field="dataset")
         e = ledger.entry(idx)
@@ -165,11 +186,8 @@ def register_model(ledger: Any, path: str | os.PathLike[str], name: str, identit
     if len(m.files) <= MAX_FILES_IN_BODY:
         body["files"] = [{"path": f.path, "size": f.size, "root": f.root.hex()} for f in m.files]
     canonical_json(body)  # raises BadInputError on non-JSON metadata before anything is logged
-    terms = [f"model:{name}", f"manifest:{m.root.hex()}"]
-    terms += [f"trained-on:{r['name']}" for r in ds_refs]
-    if base_ref:
-        terms.append(f"base:{base_ref['name']}")
-    res = ledger.append_record(MODEL_RECORD, body, identity, terms=terms)
+    # its lookup terms (model:, manifest:, trained-on:, base:) come from the signed body, on every write path
+    res = ledger.append_record(MODEL_RECORD, body, identity)
     return {"index": res.index, "duplicate": res.duplicate, "name": name, "manifest_root": m.root.hex(),
             "files": len(m.files), "bytes": m.total_bytes, "signer": identity.did}
 
@@ -248,12 +266,15 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
             out["from_cache"] = {"files": h.files_from_cache, "bytes": h.bytes_from_cache}
         return out
 
-    # exact match? (the term index only finds candidates: the signed body must name this root)
+    want = entry_ref(name, "model") if name else None
+    # exact match? (the term index only finds candidates: the signed body must name this root; ``hash:`` is
+    # what every write path indexes, ``manifest:`` what ledgers indexed before that carry)
     for cs, m in manifests.items():
-        hits = [(i, e) for i, e in ledger.find(type=MODEL_RECORD, term=f"manifest:{m.root.hex()}")
-                if _manifest_root(e.body) == m.root.hex() and e.body["manifest"].get("chunk_size") == cs
-                and (name is None or e.body.get("name") == name
-                     or (name.startswith("#") and name[1:].isdigit() and i == int(name[1:])))
+        root = m.root.hex()
+        hits = [(i, e) for i, e in entries_found(ledger, MODEL_RECORD, [f"hash:{root}", f"manifest:{root}"],
+                                                 lambda b, root=root: _manifest_root(b) == root)
+                if e.body["manifest"].get("chunk_size") == cs
+                and (name is None or (i == want if want is not None else e.body.get("name") == name))
                 and is_effective_registration(ledger, i)]  # a stranger's claim on an owned name is no match
         if hits:
             idx, e = hits[-1]
@@ -327,39 +348,59 @@ def prove_model_part(ledger: Any, ref: str, file_path: str, chunk: int | None = 
     return (MODEL_PART_PROOF + "\n").encode() + canonical_json(doc) + b"\n"
 
 
-def _open_part_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], Any, Any]:
-    if not data.startswith((MODEL_PART_PROOF + "\n").encode()):
+def _open_part_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], Any, Any, int]:
+    """(document, the logged entry, the checkpoint, the index its inclusion was verified at).
+
+    BadInputError (exit 2) for a file that is not a model part proof (wrong header, not JSON, a field
+    missing or of the wrong kind); a VerificationError subclass (exit 1) for one that does not hold."""
+    head = (MODEL_PART_PROOF + "\n").encode()
+    if not data.startswith(head):
         raise BadInputError(f"not an {MODEL_PART_PROOF} file", field="proof")
-    doc = parse_json(data[len(MODEL_PART_PROOF) + 1:], what="model part proof")
-    entry_bytes = base64.b64decode(doc["entry"])
+    doc = parse_json(data[len(head):], what="model part proof")
+    if not isinstance(doc, dict) or doc.get("type", MODEL_PART_PROOF) != MODEL_PART_PROOF:
+        raise BadInputError(f"the {MODEL_PART_PROOF} document is not a JSON object of that type", field="proof")
+    check_part_proof(doc)
+    try:
+        entry_bytes = base64.b64decode(doc["entry"], validate=True)
+        bundle_bytes = doc["tlog_proof"].encode()
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadInputError("the model part proof needs its entry (base64) and tlog_proof (text)",
+                            field="proof") from exc
     e = parse_entry(entry_bytes, verify=True)
-    _, cp = verify_proof_bundle(doc["tlog_proof"].encode(), parse_vkey(vkey), entry=entry_bytes)
+    bundle, cp = verify_proof_bundle(bundle_bytes, parse_vkey(vkey), entry=entry_bytes)
     if e.type != MODEL_RECORD:
-        raise ProofError(f"the logged entry is a {e.type}, not a {MODEL_RECORD}")
-    if e.body["manifest"]["root"] != doc["manifest_root"]:
-        raise ProofError("the proof's manifest root is not the logged one", expected=e.body["manifest"]["root"],
+        raise ProofError(f"the logged entry is a {e.type}, not a {MODEL_RECORD}", expected=MODEL_RECORD, found=e.type)
+    logged_root = _manifest_root(e.body)
+    if logged_root != doc["manifest_root"]:
+        raise ProofError("the proof's manifest root is not the logged one", expected=logged_root,
                          found=doc["manifest_root"])
-    return doc, e, cp
+    if "index" in doc and doc["index"] != bundle.index:  # what is shown must be what was verified
+        raise ProofError(f"the proof names entry {doc['index']!r} but its inclusion proof is for entry "
+                         f"{bundle.index}", expected=bundle.index, found=doc["index"])
+    return doc, e, cp, bundle.index
 
 
 def verify_model_part(data: bytes, content_path: str | os.PathLike[str], vkey: str) -> dict[str, Any]:
     """Verify one chunk (content = the chunk's bytes, or the whole file) or one whole file
     (streamed chunk by chunk, stopping at the first chunk that differs)."""
-    doc, e, cp = _open_part_proof(data, vkey)
+    doc, e, cp, index = _open_part_proof(data, vkey)
     root = bytes.fromhex(doc["manifest_root"])
-    out = {"model": e.body.get("name"), "index": doc["index"], "signer": e.signer, "time": e.time,
+    out = {"model": e.body.get("name"), "index": index, "signer": e.signer, "time": e.time,
            "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex()},
            "file": doc["file"]["path"]}
     p = Path(content_path)
     if "chunk" in doc:
         c = doc["chunk"]
         size = p.stat().st_size
-        with open(p, "rb") as fh:
+        h, n = hashlib.sha256(), 0
+        with open(p, "rb") as fh:  # streamed: the proof's length is not trusted with memory
             if size != c["length"]:
                 fh.seek(c["offset"])
-            blob = fh.read(c["length"])
-        verify_chunk_proof(doc, blob, root)
-        out.update({"ok": True, "chunk": c["index"], "bytes": len(blob)})
+            while n < c["length"] and (piece := fh.read(min(1 << 22, c["length"] - n))):
+                h.update(piece)
+                n += len(piece)
+        verify_chunk_digest(doc, h.digest(), n, root)
+        out.update({"ok": True, "chunk": c["index"], "bytes": n})
         return out
     digests = verify_chunk_list(doc, root)
     offsets = doc["chunk_offsets"] + [doc["file"]["size"]]
@@ -368,8 +409,11 @@ def verify_model_part(data: bytes, content_path: str | os.PathLike[str], vkey: s
                                 found=p.stat().st_size)
     with open(p, "rb") as fh:
         for i, d in enumerate(digests):
-            blob = fh.read(offsets[i + 1] - offsets[i])
-            got = hashlib.sha256(blob).digest()
+            h, left = hashlib.sha256(), offsets[i + 1] - offsets[i]
+            while left > 0 and (piece := fh.read(min(1 << 22, left))):  # the offsets are the proof's word
+                h.update(piece)
+                left -= len(piece)
+            got = h.digest()
             if got != d:
                 raise VerificationError(f"{doc['file']['path']} chunk {i} (bytes {offsets[i]}..{offsets[i + 1]}) "
                                         "differs", expected=d.hex(), found=got.hex(), chunk=i)

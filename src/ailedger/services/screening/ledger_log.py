@@ -63,9 +63,8 @@ def log_screening(ledger: Any, identity: Any, report: dict[str, Any], *, dataset
     sha, jp, hp = store_report(ledger, report, html)
     body = screening_body(report, dataset=dataset, decision=decision, dataset_index=dataset_index,
                           dataset_root=dataset_root)
-    terms = [f"dataset:{dataset}", f"sha256:{sha}", f"screening:{report['verdict']}"]
-    if dataset_root:
-        terms.append(f"dataset-root:{dataset_root}")
+    # dataset: and dataset-root: come from the signed body on every write path (services.ledger.entry_terms)
+    terms = [f"sha256:{sha}", f"screening:{report['verdict']}"]
     res = ledger.append_record(SCREENING_RECORD, body, identity, terms=terms)
     return {"index": res.index, "report_sha256": sha, "report_json": str(jp), "report_html": str(hp),
             "body": body}
@@ -74,17 +73,25 @@ def log_screening(ledger: Any, identity: Any, report: dict[str, Any], *, dataset
 SCREENING_PROOF = "ailedger-screening-proof/v1"
 
 
+def latest_screening(ledger: Any, dataset: str) -> tuple[int, Any] | None:
+    """The last screening logged for dataset ``dataset`` (by any write path: the ``dataset:`` term comes from
+    the signed body), confirmed against the body; None when there is none."""
+    from ailedger.services.artifacts.models import entries_found
+
+    hits = entries_found(ledger, SCREENING_RECORD, [f"dataset:{dataset}"], lambda b: b.get("dataset") == dataset)
+    return hits[-1] if hits else None
+
+
 def _find_screening(ledger: Any, ref: str) -> tuple[int, Any]:
     from ailedger.core.errors import NotFoundError
+    from ailedger.core.refs import entry_ref
 
-    if ref.startswith("#") and ref[1:].isdigit():
-        idx = int(ref[1:])
+    idx = entry_ref(ref, "screening")
+    if idx is not None:
         if idx >= ledger.size or ledger.entry(idx).type != SCREENING_RECORD:
             raise NotFoundError(f"entry {ref} is not a {SCREENING_RECORD}", field="screening")
         return idx, ledger.entry(idx)
-    hit = None
-    for idx, e in ledger.find(type=SCREENING_RECORD, term=f"dataset:{ref}"):
-        hit = (idx, e)
+    hit = latest_screening(ledger, ref)
     if hit is None:
         raise NotFoundError(f"no screening logged for dataset {ref!r}", field="dataset")
     return hit
@@ -135,38 +142,55 @@ def verify_screening_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], dict
         raise BadInputError("screening proof body is malformed", field="proof")
     key = parse_vkey(vkey)
 
-    def check(part: dict[str, Any]) -> Any:
+    def check(part: Any, what: str) -> tuple[Any, int]:
+        """The part's entry, checked (signature, inclusion under the signed checkpoint), and the index its
+        inclusion proof was verified at: the one shown, never the file's own ``index`` field."""
         try:
             eb = base64.b64decode(part["entry"], validate=True)
             bundle = part["tlog_proof"].encode()
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadInputError("screening proof lacks an entry", field="proof") from exc
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BadInputError(f"the {what} part of the screening proof lacks an entry or its tlog_proof",
+                                field="proof") from exc
         e = parse_entry(eb, verify=True)
-        verify_proof_bundle(bundle, key, entry=eb)
-        return e
+        b, _ = verify_proof_bundle(bundle, key, entry=eb)
+        if part.get("index") != b.index:
+            raise ProofError(f"the {what} part names entry {part.get('index')!r} but its inclusion proof is for "
+                             f"entry {b.index}", expected=b.index, found=part.get("index"))
+        return e, b.index
 
-    e = check(doc["screening"])
+    def body_str(e: Any, k: str) -> str:
+        v = e.body.get(k)
+        if not isinstance(v, str):
+            raise ProofError(f"the screening record has no {k}", expected=f"{k} (a string)", found=v)
+        return v
+
+    e, s_index = check(doc.get("screening"), "screening")
     if e.type != SCREENING_RECORD:
         raise ProofError(f"the entry is a {e.type}, not a {SCREENING_RECORD}", expected=SCREENING_RECORD, found=e.type)
-    report_bytes_ = base64.b64decode(doc.get("report", ""), validate=True)
+    try:
+        report_bytes_ = base64.b64decode(doc.get("report", ""), validate=True)
+    except (TypeError, ValueError) as exc:
+        raise BadInputError("the screening proof's report is not base64", field="report") from exc
     sha = hashlib.sha256(report_bytes_).hexdigest()
-    if sha != e.body["report_sha256"]:
+    if sha != body_str(e, "report_sha256"):
         raise ProofError("the report is not the one the screening record commits to",
                          expected=e.body["report_sha256"], found=sha)
     report = parse_json(report_bytes_, what="screening report")
-    if report.get("verdict") != e.body["verdict"] or report["dataset"]["sha256"] != e.body["data_sha256"]:
-        raise ProofError("the report disagrees with the screening record", expected=e.body["verdict"],
-                         found=report.get("verdict"))
-    out: dict[str, Any] = {"ok": True, "dataset": e.body["dataset"], "screening_index": doc["screening"]["index"],
-                           "verdict": e.body["verdict"], "decision": e.body.get("decision"),
+    rep_ds = report.get("dataset") if isinstance(report, dict) else None
+    if not isinstance(report, dict) or report.get("verdict") != e.body.get("verdict") \
+            or not isinstance(rep_ds, dict) or rep_ds.get("sha256") != e.body.get("data_sha256"):
+        raise ProofError("the report disagrees with the screening record", expected=e.body.get("verdict"),
+                         found=report.get("verdict") if isinstance(report, dict) else None)
+    out: dict[str, Any] = {"ok": True, "dataset": body_str(e, "dataset"), "screening_index": s_index,
+                           "verdict": e.body.get("verdict"), "decision": e.body.get("decision"),
                            "report_sha256": sha, "signer": e.signer, "time": e.time,
-                           "sources": e.body["sources"], "flagged": e.body["flagged"]}
+                           "sources": e.body.get("sources"), "flagged": e.body.get("flagged")}
     if "dataset_commit" in doc:
-        c = check(doc["dataset_commit"])
-        if c.type != "dataset.commit" or doc["dataset_commit"]["index"] != e.body.get("dataset_index") \
+        c, c_index = check(doc["dataset_commit"], "dataset_commit")
+        if c.type != "dataset.commit" or c_index != e.body.get("dataset_index") \
                 or c.body.get("root") != e.body.get("dataset_root"):
             raise ProofError("the linked dataset commitment is not the one the screening names",
                              expected=e.body.get("dataset_root"), found=c.body.get("root"))
-        out.update({"dataset_index": doc["dataset_commit"]["index"], "dataset_root": c.body["root"],
+        out.update({"dataset_index": c_index, "dataset_root": c.body["root"],
                     "dataset_records": c.body.get("records")})
     return out, report

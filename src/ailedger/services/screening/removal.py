@@ -323,16 +323,19 @@ def verify_removal_proof(data: bytes, vkey: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("type") != REMOVAL_PROOF:
         raise BadInputError("removal proof body is malformed", field="proof")
     key = parse_vkey(vkey)
-    entries = {}
+    entries, index = {}, {}
     for part in ("old", "new", "removal"):
         try:
             eb = base64.b64decode(doc[part]["entry"], validate=True)
             bundle = doc[part]["tlog_proof"].encode()
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise BadInputError(f"removal proof lacks its {part} entry", field="proof") from exc
         e = parse_entry(eb, verify=True)
-        verify_proof_bundle(bundle, key, entry=eb)
-        entries[part] = e
+        bdl, _ = verify_proof_bundle(bundle, key, entry=eb)
+        if doc[part].get("index") != bdl.index:  # what is shown and compared is what was verified
+            raise ProofError(f"the {part} part names entry {doc[part].get('index')!r} but its inclusion proof is for "
+                             f"entry {bdl.index}", expected=bdl.index, found=doc[part].get("index"))
+        entries[part], index[part] = e, bdl.index
     old, new, rem = entries["old"], entries["new"], entries["removal"]
     if old.type != DATASET_RECORD or new.type != DATASET_RECORD or rem.type != REMOVAL_RECORD:
         raise ProofError("the entries are not dataset.commit, dataset.commit, dataset.source-removal",
@@ -340,32 +343,41 @@ def verify_removal_proof(data: bytes, vkey: str) -> dict[str, Any]:
     if not old.signer == new.signer == rem.signer:  # who may: the dataset's committer (docs/authority.md)
         raise ProofError("a source removal counts only when the dataset's committer signs the removal and the new "
                          "commitment", expected=old.signer, found=sorted({new.signer, rem.signer} - {old.signer}))
+
+    def commitment(e: Any, which: str) -> tuple[bytes, int]:
+        root, records = e.body.get("root"), e.body.get("records")
+        if not (isinstance(root, str) and len(root) == 64 and all(c in "0123456789abcdef" for c in root)) \
+                or type(records) is not int:
+            raise ProofError(f"the {which} dataset.commit has no root (64 hex) and record count",
+                             expected="root and records", found={"root": root, "records": records})
+        return bytes.fromhex(root), records
+
+    (old_root, old_n), (new_root, new_n) = commitment(old, "old"), commitment(new, "new")
     b = rem.body
-    checks = {"dataset_index": doc["old"]["index"], "new_index": doc["new"]["index"], "old_root": old.body["root"],
-              "new_root": new.body["root"], "old_records": old.body["records"], "new_records": new.body["records"]}
+    checks = {"dataset_index": index["old"], "new_index": index["new"], "old_root": old_root.hex(),
+              "new_root": new_root.hex(), "old_records": old_n, "new_records": new_n}
     for k, v in checks.items():
         if b.get(k) != v:
             raise ProofError(f"the removal record's {k} does not match the committed entry", expected=v,
                              found=b.get(k))
     try:
         steps = [_step_from_json(x) for x in doc["steps"]]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadInputError("removal proof steps are malformed", field="proof") from exc
     keys = [st.key for st in steps]
     digest = hashlib.sha256(b"".join(keys)).hexdigest()
-    if digest != b["removed_keys_sha256"] or len(keys) != b["removed_keys"]:
+    if digest != b.get("removed_keys_sha256") or len(keys) != b.get("removed_keys"):
         raise ProofError("the deleted keys are not the ones the removal record commits to",
-                         expected=b["removed_keys_sha256"], found=digest)
-    old_root, new_root = bytes.fromhex(old.body["root"]), bytes.fromhex(new.body["root"])
+                         expected=b.get("removed_keys_sha256"), found=digest)
     calc = delete_all(old_root, steps)
     if calc != new_root:
         raise ProofError("deleting the listed keys from the old root does not give the new root",
                          expected=new_root.hex(), found=calc.hex())
-    if int(old.body["records"]) - int(new.body["records"]) != len(keys):
+    if old_n - new_n != len(keys):
         raise ProofError("record counts do not differ by the number of removed keys",
-                         expected=int(old.body["records"]) - len(keys), found=int(new.body["records"]))
-    return {"ok": True, "dataset": old.body["name"], "old_index": doc["old"]["index"], "old_root": old.body["root"],
-            "new_dataset": new.body["name"], "new_index": doc["new"]["index"], "new_root": new.body["root"],
-            "removed_sources": b["removed_sources"], "removed_keys": len(keys), "old_records": old.body["records"],
-            "new_records": new.body["records"], "removal_index": doc["removal"]["index"],
+                         expected=old_n - len(keys), found=new_n)
+    return {"ok": True, "dataset": old.body.get("name"), "old_index": index["old"], "old_root": old_root.hex(),
+            "new_dataset": new.body.get("name"), "new_index": index["new"], "new_root": new_root.hex(),
+            "removed_sources": b.get("removed_sources"), "removed_keys": len(keys), "old_records": old_n,
+            "new_records": new_n, "removal_index": index["removal"],
             "signer": rem.signer, "time": rem.time}
