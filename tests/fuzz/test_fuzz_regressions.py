@@ -389,3 +389,44 @@ def test_part_proof_edits():
             run_target("model_part_proof", head + b"\n" + json.dumps(d).encode())
         d = dict(doc, entry="%%%")  # was: binascii.Error
         run_target("model_part_proof", head + b"\n" + json.dumps(d).encode())
+
+
+def test_entry_time_takes_ascii_digits_only_and_no_trailing_newline():
+    """`\\d` took any Unicode digit and `$` a trailing newline: neither is a valid RFC 3339 entry time."""
+    import pytest as _pytest
+
+    from ailedger.core.errors import BadInputError as _Bad
+    from ailedger.core.records import _validate_fields
+
+    good = {"type": "note", "v": 1, "body": {}, "signer": "did:key:z6Mk" + "a" * 44,
+            "time": "2026-12-06T10:00:00Z", "sig": ""}
+    for t in ("2026-12-06T10:00:00Z\n", "\u0662026-12-06T10:00:00Z", "2026-12-06T10:00:0\u0660Z"):
+        with _pytest.raises(_Bad):
+            _validate_fields({**good, "time": t})
+
+
+def test_a_pulled_copy_must_be_an_uncompressed_tar(tmp_path):
+    """A compressed archive attached by a record's owner could expand without bound: refused, nothing written."""
+    import gzip
+    import io
+    import tarfile
+
+    import pytest as _pytest
+
+    from ailedger.core.errors import VerificationError as _VE
+    from ailedger.services.blobs.artifacts import _unpack
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("zeros.bin")
+        info.size = 1 << 20
+        tar.addfile(info, io.BytesIO(bytes(1 << 20)))
+    bomb = tmp_path / "copy.tar"
+    bomb.write_bytes(gzip.compress(buf.getvalue()))
+    with _pytest.raises(_VE, match="uncompressed"):
+        _unpack(bomb, tmp_path / "out")
+    assert not any((tmp_path / "out").iterdir())
+    plain = tmp_path / "plain.tar"
+    plain.write_bytes(buf.getvalue())
+    _unpack(plain, tmp_path / "out2")
+    assert (tmp_path / "out2" / "zeros.bin").stat().st_size == 1 << 20

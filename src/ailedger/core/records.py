@@ -26,7 +26,7 @@ __all__ = ["SignedEntry", "MAX_ENTRY_BYTES", "unsigned_bytes", "build_entry", "p
 MAX_ENTRY_BYTES = 65535
 ENTRY_SCHEMA_VERSION = 1
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$")
+_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")  # ASCII, fullmatch
 _FIELDS = {"type", "v", "body", "signer", "time", "sig"}
 
 
@@ -76,7 +76,7 @@ def _validate_fields(obj: Any) -> None:
         raise BadInputError("entry schema version v must be a small positive integer", field="v")
     if not isinstance(obj["body"], dict):
         raise BadInputError("entry body must be a JSON object", field="body")
-    if not isinstance(obj["time"], str) or not _TIME_RE.match(obj["time"]):
+    if not isinstance(obj["time"], str) or not _TIME_RE.fullmatch(obj["time"]):
         raise BadInputError("entry time must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z", field="time")
     public_key_from_did(obj["signer"])  # raises BadInputError on a bad did
     if not isinstance(obj["sig"], str):

@@ -58,7 +58,12 @@ def pack_tree(items: list[tuple[Path, str]], out: Path) -> None:
 
 def _unpack(tar_path: Path, dest: Path) -> None:
     dest.mkdir(parents=True)
-    with tarfile.open(tar_path, "r") as tar:
+    try:  # "r:": an uncompressed archive only (what push writes): a compressed one could expand without bound
+        tar_cm = tarfile.open(tar_path, "r:")
+    except tarfile.ReadError as exc:
+        raise VerificationError(f"the stored copy is not an uncompressed tar archive ({exc})",
+                                expected="uncompressed tar", found="something else") from None
+    with tar_cm as tar:
         for m in tar.getmembers():
             if not (m.isfile() or m.isdir()):
                 raise VerificationError(f"archive holds a {m.type!r} entry {m.name!r}; only files and folders "
