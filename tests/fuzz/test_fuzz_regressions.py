@@ -398,11 +398,19 @@ def test_entry_time_takes_ascii_digits_only_and_no_trailing_newline():
     from ailedger.core.errors import BadInputError as _Bad
     from ailedger.core.records import _validate_fields
 
-    good = {"type": "note", "v": 1, "body": {}, "signer": "did:key:z6Mk" + "a" * 44,
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from ailedger.core.identity import did_from_public_key
+
+    pub = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    good = {"type": "note", "v": 1, "body": {}, "signer": did_from_public_key(pub),
             "time": "2026-12-06T10:00:00Z", "sig": ""}
+    _validate_fields(good)
     for t in ("2026-12-06T10:00:00Z\n", "\u0662026-12-06T10:00:00Z", "2026-12-06T10:00:0\u0660Z"):
-        with _pytest.raises(_Bad):
+        with _pytest.raises(_Bad) as ei:
             _validate_fields({**good, "time": t})
+        assert ei.value.field == "time"
 
 
 def test_a_pulled_copy_must_be_an_uncompressed_tar(tmp_path):
