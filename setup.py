@@ -1,15 +1,15 @@
 """Build hook for the optional C parts (everything else is in pyproject.toml).
 
-``ailedger._speedups`` (batch SHA-256 for dataset commitments) and ``ailedger._tiled`` (the tile
+``ailedger.encoding._speedups`` (batch SHA-256 for dataset commitments) and ``ailedger.tlog._tiled`` (the tile
 mirror server behind ``ailedger tiles serve``, Linux) are optional: without a C compiler the install
-goes on; ailedger.core.fasthash then falls back to hashlib and ``tiles serve`` says what is missing."""
+goes on; ailedger.encoding.fasthash then falls back to hashlib and ``tiles serve`` says what is missing."""
 
 import sys
 
 from setuptools import Extension, setup
 
-ext = [Extension("ailedger._speedups", ["src/ailedger/_speedups.c"], optional=True, extra_compile_args=["-O2"])]
+ext = [Extension("ailedger.encoding._speedups", ["src/ailedger/encoding/_speedups.c"], optional=True, extra_compile_args=["-O2"])]
 if sys.platform.startswith("linux"):
-    ext.append(Extension("ailedger._tiled", ["src/ailedger/_tiled.c"], optional=True,
+    ext.append(Extension("ailedger.tlog._tiled", ["src/ailedger/tlog/_tiled.c"], optional=True,
                          extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]))
 setup(ext_modules=ext)

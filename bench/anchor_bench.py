@@ -25,12 +25,16 @@ import threading
 import time
 from pathlib import Path
 
+import sys
+
 from eth_account import Account
 
-from ailedger.core.merkle import CompactRange, leaf_hash
-from ailedger.services.anchoring import AnchorService, connect, log_id
-from ailedger.services.devchain import ANVIL_KEYS, AnvilNode
-from ailedger.services.ledger import Ledger
+from ailedger.anchoring.service import AnchorService, connect, log_id
+from ailedger.tlog.merkle import CompactRange, leaf_hash
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: the test helpers (anvil)
+from tests.devchain import ANVIL_KEYS, AnvilNode  # noqa: E402
+from ailedger.tlog.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 

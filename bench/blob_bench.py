@@ -30,12 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from ailedger.core.unixfs import FileImporter
+from ailedger.blobs.unixfs import FileImporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from limits import sha256_bulk_mib_s  # the machine's limits (bench/limits.py)
-from ailedger.services.blobs.client import NodeClient
-from ailedger.services.blobs.erasure import ISAL, ZFEC, Coding, StripeDecoder, StripeEncoder
+from ailedger.blobs.client import NodeClient
+from ailedger.blobs.erasure import ISAL, ZFEC, Coding, StripeDecoder, StripeEncoder
 
 MiB = 1 << 20
 
@@ -130,8 +130,8 @@ def stop(p: subprocess.Popen[bytes]) -> None:
 
 
 def bench_e2e(size: int, workdir: Path) -> dict[str, float | int | str]:
-    from ailedger.services.blobs.service import BlobService
-    from ailedger.services.ledger import Ledger
+    from ailedger.blobs.service import BlobService
+    from ailedger.tlog.ledger import Ledger
 
     src = workdir / "object.bin"
     with open(src, "wb") as f:

@@ -24,8 +24,8 @@ import time
 import numpy as np
 from scipy import signal
 
-from ailedger.core.content import audio_watermark as awm
-from ailedger.core.content.watermark import bit_accuracy
+from ailedger.content import audio_watermark as awm
+from ailedger.content.watermark import bit_accuracy
 
 
 def song(rng: np.random.Generator, rate: int, seconds: float) -> np.ndarray:

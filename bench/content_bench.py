@@ -30,17 +30,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ailedger.core.content import fingerprint as fp
-from ailedger.core.content import watermark as wm
-from ailedger.services.content.index import HammingIndex
-from ailedger.services.content.service import (
+from ailedger.content import fingerprint as fp
+from ailedger.content import watermark as wm
+from ailedger.content.index import HammingIndex
+from ailedger.content.service import (
     CROP_DCT256_MATCH,
     CROP_PHASH_MATCH,
     IMAGE_DCT256_MATCH,
     IMAGE_PHASH_MATCH,
     ContentService,
 )
-from ailedger.services.ledger import Ledger
+from ailedger.tlog.ledger import Ledger
 
 # files inside the scikit-image / scikit-learn wheels, read directly (no pooch, no download)
 REGISTERED = ["astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "china.jpg", "flower.jpg",

@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from limits import sha256_many_per_s  # noqa: E402 - the machine's limits (bench/limits.py)
 
-from ailedger.core import smt  # noqa: E402
-from ailedger.core.canonical import canonical_json  # noqa: E402
-from ailedger.services.artifacts.datasets import (  # noqa: E402
+from ailedger.provenance import smt  # noqa: E402
+from ailedger.encoding.canonical import canonical_json  # noqa: E402
+from ailedger.provenance.datasets import (  # noqa: E402
     DatasetIndex,
     build_index,
     normalise_candidate,
@@ -127,8 +127,8 @@ def main() -> None:
     # a whole proof file (entry + C2SP tlog-proof + SMT proof) from a small ledger, for its size
     file_bytes = None
     try:
-        from ailedger.services.artifacts import commit_dataset, prove_dataset
-        from ailedger.services.ledger import Ledger
+        from ailedger.provenance import commit_dataset, prove_dataset
+        from ailedger.tlog.ledger import Ledger
 
         tmp = Path(tempfile.mkdtemp())
         small = tmp / "s.jsonl"

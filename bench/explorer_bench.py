@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def build(d: Path, n: int) -> dict:
-    from ailedger.core.merkle import leaf_hash
-    from ailedger.services.ledger import Ledger, entry_terms
-    from ailedger.storage import LeafRow
+    from ailedger.tlog.merkle import leaf_hash
+    from ailedger.tlog.ledger import Ledger, entry_terms
+    from ailedger.tlog.stores import LeafRow
 
     led = Ledger.init(d, origin="bench.example/explorer")
     alice, _ = led.new_identity("alice")
@@ -68,7 +68,7 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=200000)
     ap.add_argument("--repeat", type=int, default=15)
     a = ap.parse_args()
-    from tests.api.helpers import Server
+    from tests.http.helpers import Server
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "ledger"

@@ -3,7 +3,7 @@
 Builds a ledger with a DAO, VOTERS token holders, PROPOSALS proposals and VOTERS x PROPOSALS signed votes
 (10^6 by default), then measures, in the same run:
 
-* reference: raw Ed25519 verify rate of the verifier the ledger uses (``ailedger.core.ed25519``, libsodium)
+* reference: raw Ed25519 verify rate of the verifier the ledger uses (``ailedger.encoding.ed25519``, libsodium)
   on one core and on every core (process pool), and of cryptography/OpenSSL for comparison;
 * ``gov.recount``: a fresh replay of every governance entry with every signature checked (process pool);
 * ``gov.replay``: the same fold without signature checks (state replay of all governance entries);
@@ -29,13 +29,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ailedger.core.governance_state import GovState, iso, time_ms
-from ailedger.core.identity import did_from_public_key
-from ailedger.core.merkle import leaf_hash
-from ailedger.core.records import build_entry
-from ailedger.services import authority
-from ailedger.services import governance as gov
-from ailedger.services.ledger import Ledger
+from ailedger.governance.state import GovState, iso, time_ms
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.encoding.records import build_entry
+from ailedger.authority import service as authority
+from ailedger.governance import service as gov
+from ailedger.tlog.ledger import Ledger
 
 T0 = time_ms("2030-01-01T00:00:00.000Z")
 
@@ -65,7 +65,7 @@ def _make_votes(job: tuple[int, int, list[tuple[int, str]]]) -> list[bytes]:
 
 
 def _raw_verify(items: list[tuple[bytes, bytes, bytes]]) -> int:
-    from ailedger.core.ed25519 import verify
+    from ailedger.encoding.ed25519 import verify
 
     n = 0
     for pk, sig, msg in items:

@@ -43,11 +43,11 @@ from limits import sodium_cpu_us_per_verify, sodium_verify_per_s  # the machine'
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.core.canonical import canonical_json
-from ailedger.core.identity import did_from_public_key
-from ailedger.core.merkle import leaf_hash
-from ailedger.core.records import build_entry
-from ailedger.services.ledger import Ledger, utc_now
+from ailedger.encoding.canonical import canonical_json
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.encoding.records import build_entry
+from ailedger.tlog.ledger import Ledger, utc_now
 
 try:  # a faster event loop for the bench's own clients (the client shares the 2 cores with the server)
     import uvloop
@@ -336,8 +336,8 @@ def static_mirror_reads(ledger_dir: Path, work: Path, conns: int, seconds: int, 
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
     if shutil.which("wrk") is None:
         return None
-    from ailedger.services.tiles import export_tiles, nginx_conf
-    from ailedger.services.tileserver import available
+    from ailedger.tlog.mirror import export_tiles, nginx_conf
+    from ailedger.tlog.tileserver import available
 
     site = work / "site"
     t = time.perf_counter()
@@ -434,7 +434,7 @@ def check_log(ledger_dir: Path, acked: list[tuple[int, str, bool]], base: int) -
 def _presign(job: tuple[int, int, int, str]) -> list[bytes]:
     """Worker: ``count`` signed bench.event entries (canonical bytes) by key ``seed``."""
     seed, start, count, when = job
-    from ailedger.core.records import build_entry as _build
+    from ailedger.encoding.records import build_entry as _build
 
     key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"http-bench-%d" % seed).digest())
     did = did_from_public_key(key.public_key().public_bytes(serialization.Encoding.Raw,

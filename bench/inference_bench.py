@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from limits import aesgcm_mib_s, fsync_s, sha256_many_per_s  # the machine's limits (bench/limits.py)
 
-from ailedger.services.artifacts.models import register_model
-from ailedger.services.inference import InferenceTrail
-from ailedger.services.ledger import Ledger
+from ailedger.provenance.models import register_model
+from ailedger.inference import InferenceTrail
+from ailedger.tlog.ledger import Ledger
 
 
 def pct(xs, p):
@@ -116,7 +116,7 @@ def crypto_limit(records: int, x, y, store_payloads: bool) -> dict:
     SHA-256 (two salted commitments of the canonical input and output, the record's leaf hash) with the SHA
     extensions, and the AES-256-GCM encryption of its payload bytes. Everything else the writer does
     (canonical JSON, record bytes, one signature and one durable commit per batch) comes on top."""
-    from ailedger.services.inference.codec import canonical_payload
+    from ailedger.inference.codec import canonical_payload
 
     ib, ob = canonical_payload(x), canonical_payload(y)
     n = min(records, 200_000)

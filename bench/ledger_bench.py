@@ -24,11 +24,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.core.identity import did_from_public_key
-from ailedger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
-from ailedger.core.records import build_entry
-from ailedger.services.ledger import Ledger
-from ailedger.storage import LeafRow
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
+from ailedger.encoding.records import build_entry
+from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.stores import LeafRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from limits import sha256_many_per_s, sodium_cpu_us_per_verify, sodium_verify_per_s, tree_cpu_s  # the machine's limits (bench/limits.py)
@@ -71,7 +71,7 @@ def hash_reference(entries: list[bytes], procs: int) -> tuple[float, str]:
 def store_insert_reference(tmp: Path, rows: list, batch: int) -> float:
     """The durable-write limit for the same rows: the SQLite store's own batched insert (leaves, dedup keys,
     index terms; one durable transaction per batch, as the log does) with no tree, nodes or checkpoint."""
-    from ailedger.storage import SQLiteStore
+    from ailedger.tlog.stores import SQLiteStore
 
     st = SQLiteStore(tmp / "insert-ref.db", create=True)
     t = time.perf_counter()

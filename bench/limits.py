@@ -5,7 +5,7 @@ as the figure it judges (a ratio above 1 would mean the reference is not the lim
 
 * signatures: libsodium's ``crypto_sign_open`` (what ailedger verifies with) on every core, keys decoded
   beforehand, nothing else (no parsing, no JSON) -- :func:`sodium_verify_per_s`;
-* hashing many short inputs: SHA-256 with the CPU's SHA extensions (``ailedger._speedups``) on every
+* hashing many short inputs: SHA-256 with the CPU's SHA extensions (``ailedger.encoding._speedups``) on every
   core -- :func:`sha256_many_per_s`;
 * hashing large buffers: OpenSSL's SHA-256 (hashlib, SHA extensions when the CPU has them) with one
   thread per core on separate chunks (hashlib releases the GIL) -- :func:`sha256_bulk_mib_s`;
@@ -46,8 +46,8 @@ def cores() -> int:
 def signed_messages(entries: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
     """(signature || message, public key) of ailedger entries (canonical leaf bytes), as crypto_sign_open takes
     them: the message is the leaf without its top-level ``sig`` member (what the signer signed)."""
-    from ailedger.core.identity import public_key_from_did
-    from ailedger.core.records import parse_entry
+    from ailedger.encoding.identity import public_key_from_did
+    from ailedger.encoding.records import parse_entry
 
     out = []
     pks: dict[str, bytes] = {}
@@ -112,7 +112,7 @@ def sodium_verify_per_s(entries: Sequence[bytes], procs: int | None = None) -> f
 
 
 def _sha_many_range(span: tuple[int, int]) -> int:
-    from ailedger.core.fasthash import sha256_many
+    from ailedger.encoding.fasthash import sha256_many
 
     return len(sha256_many(_unpack(span))) // 32
 
@@ -121,7 +121,7 @@ def sha256_many_per_s(items: Sequence[bytes], procs: int | None = None) -> tuple
     """Inputs/s hashed by SHA-256 with the SHA extensions on every core; and the implementation name
     (``c/sha-ni`` when the CPU has them, ``c/portable`` or ``hashlib`` otherwise). The time includes
     taking each input out of a shared buffer (a copy, as reading it from anywhere would)."""
-    from ailedger.core.fasthash import IMPLEMENTATION
+    from ailedger.encoding.fasthash import IMPLEMENTATION
 
     procs = procs or cores()
     _pack(items)

@@ -19,8 +19,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
-from ailedger.services.screening import screen
-from ailedger.services.screening.loaders import Dataset
+from ailedger.screening import screen
+from ailedger.screening.loaders import Dataset
 
 warnings.filterwarnings("ignore")
 

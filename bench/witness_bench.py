@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from ailedger.core.cosignature import verify_cosigned_checkpoint
-from ailedger.services.ledger import Ledger
-from ailedger.services.witness import Witness, collect_cosignatures
+from ailedger.tlog.cosignature import verify_cosigned_checkpoint
+from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.witness import Witness, collect_cosignatures
 
 _BOOT = ("import click; from ailedger.cli import witness, anchor; g = click.Group('ailedger');"
          " witness.register(g); anchor.register(g); g()")
@@ -62,8 +62,8 @@ class WitnessFloor:
         self.samples: list[float] = []
 
     def once(self, lg: Ledger) -> None:
-        from ailedger.core.checkpoint import open_checkpoint
-        from ailedger.core.merkle import verify_consistency
+        from ailedger.tlog.checkpoint import open_checkpoint
+        from ailedger.tlog.merkle import verify_consistency
 
         size = lg.size
         note = lg.store.latest_checkpoint()

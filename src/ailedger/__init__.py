@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from ailedger.core.errors import (  # noqa: E402
+from ailedger.errors import (  # noqa: E402
     AiledgerError,
     BadInputError,
     NetworkError,

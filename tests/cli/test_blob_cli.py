@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from ailedger.cli.main import main
-from ailedger.services.blobs.client import NodeClient
-from ailedger.services.ledger import Ledger
+from ailedger.blobs.client import NodeClient
+from ailedger.tlog.ledger import Ledger
 
 AILEDGER = [sys.executable, "-m", "ailedger.cli.main"]
 
@@ -143,7 +143,7 @@ def test_put_get_revoke_repair(tmp_path, node_procs, monkeypatch):
 
 
 def test_model_and_dataset_push_pull_commands(tmp_path, node_procs, monkeypatch):
-    from ailedger.services.artifacts import commit_dataset, register_model
+    from ailedger.provenance import commit_dataset, register_model
 
     led = Ledger.init(tmp_path / "ledger", origin="test.example/blob-cli")
     alice, _ = led.new_identity("alice")

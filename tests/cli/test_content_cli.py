@@ -7,7 +7,7 @@ from clirun import run  # tests/cli/clirun.py (pytest puts this folder on sys.pa
 from PIL import Image
 from skimage import data
 
-from ailedger.services.ledger import Ledger
+from ailedger.tlog.ledger import Ledger
 
 
 def _setup(tmp_path):
@@ -63,7 +63,7 @@ def test_bad_input_errors(tmp_path):
 
 @pytest.mark.slow
 def test_c2pa_sign_sidecar_cli(tmp_path):
-    from tests.services.content.conftest import test_ca as make_ca
+    from tests.content.conftest import test_ca as make_ca
 
     ca = make_ca.__wrapped__()
     L, did = _setup(tmp_path)

@@ -8,9 +8,9 @@ import os
 
 import pytest
 from clirun import run  # tests/cli/clirun.py
-from tests.services.artifacts.conftest import write_safetensors
+from tests.provenance.conftest import write_safetensors
 
-from ailedger.services.ledger import Ledger
+from ailedger.tlog.ledger import Ledger
 
 
 @pytest.fixture(scope="module")

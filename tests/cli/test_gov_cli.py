@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from ailedger.cli import gov as gov_cli
 from ailedger.cli import stake as stake_cli
-from ailedger.core.governance_state import iso, time_ms
-from ailedger.services.ledger import Ledger
+from ailedger.governance.state import iso, time_ms
+from ailedger.tlog.ledger import Ledger
 
 BASE = time_ms("2030-01-01T00:00:00.000Z")
 DAY = 86400
@@ -37,7 +37,7 @@ def T(s: float) -> str:
 
 @pytest.fixture(autouse=True)
 def clock(monkeypatch):
-    from ailedger.services import ledger as ledger_mod
+    from ailedger.tlog import ledger as ledger_mod
 
     T(0)
     monkeypatch.setattr(ledger_mod, "system_clock", CLOCK)

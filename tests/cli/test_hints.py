@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from ailedger.cli.main import main
-from ailedger.services.ledger import Ledger
+from ailedger.tlog.ledger import Ledger
 
 
 def run(ledger: Path, *args: str, code: int = 0) -> str:

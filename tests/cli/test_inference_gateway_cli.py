@@ -17,9 +17,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clirun import run, spawn
 
-INF = Path(__file__).resolve().parents[1] / "services" / "inference"
-sys.path.insert(0, str(INF))
-from model_server import make_ledger_with_model
+INF = Path(__file__).resolve().parents[1] / "inference"
+from tests.inference.model_server import make_ledger_with_model
 
 MARKERS = [b"MARKER-note-Zebra-4471", b"MARKER-user-Quokka-9", b"setosa", b"versicolor", b"virginica"]
 
@@ -111,8 +110,8 @@ def test_gateway_end_to_end(setup):
         st, h, body = _req(port, "/predict", {"features": [[5, 3, 1, 0]]}, key=bob)
         assert st == 429 and "daily" in json.loads(body)["error"]["message"] and int(h["Retry-After"]) > 1
         # the kill switch: guardians suspend the model; the gateway refuses within a second
-        from ailedger.services import governance as gov
-        from ailedger.services.ledger import Ledger
+        from ailedger.governance import service as gov
+        from ailedger.tlog.ledger import Ledger
 
         with Ledger.open(tmp / "ledger") as led:
             admin, g1 = led.identities.create("admin"), led.identities.create("g1")

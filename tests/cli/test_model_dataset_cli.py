@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from ailedger.cli import dataset as dataset_cli
 from ailedger.cli import model as model_cli
-from ailedger.core.errors import BadInputError
+from ailedger.errors import BadInputError
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def main():
 
 @pytest.fixture
 def env(tmp_path):
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     lg = Ledger.init(tmp_path / "ledger", origin="test.example/ledger")
     lg.identities.create("alice")
@@ -134,7 +134,7 @@ def test_dataset_shards_cli(main, env, tmp_path):
 
 def test_generic_verify_dispatches_dataset_proofs(env, tmp_path):
     """`ailedger verify FILE --candidate C` (the log's generic verifier) checks our proof files."""
-    pytest.importorskip("ailedger.services.verify")
+    pytest.importorskip("ailedger.tlog.verify")
     from ailedger.cli.main import main as real_main
 
     data = tmp_path / "d.jsonl"

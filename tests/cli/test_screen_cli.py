@@ -21,7 +21,7 @@ def main():
 
 @pytest.fixture
 def env(tmp_path):
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     lg = Ledger.init(tmp_path / "ledger", origin="test.example/ledger")
     lg.identities.create("alice")
@@ -35,7 +35,7 @@ def run(main, env, *args):
 
 
 def ledger_size(env):
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     with Ledger.open(env[0]["AILEDGER_LEDGER"]) as lg:
         return lg.size
@@ -94,7 +94,7 @@ def test_commit_screen_refuses_then_warn_policy_logs(main, env, poisoned_csv):
             "--screen-policy", "warn")
     assert r.exit_code == 0, r.output
     assert "warning: screening" in r.output and "logged as entry #1" in r.output
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     with Ledger.open(env[0]["AILEDGER_LEDGER"]) as lg:
         e = lg.entry(1)
@@ -186,9 +186,10 @@ def test_remove_source_unknown_source(main, env, poisoned_csv, tmp_path):
 
 def test_remove_source_swap_is_caught(main, env, poisoned_csv, tmp_path):
     """A curator who drops v2 but also swaps one kept record for a new one cannot prove the removal."""
-    from ailedger.core.errors import ProofError
-    from ailedger.services.ledger import Ledger
-    from ailedger.services.screening import removal, remove_sources
+    from ailedger.errors import ProofError
+    from ailedger.tlog.ledger import Ledger
+    from ailedger.screening import removal
+    from ailedger.screening import remove_sources
 
     run(main, env, "dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice")
     real = removal._write_filtered

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from ailedger.services.ledger import Ledger
+from ailedger.tlog.ledger import Ledger
 
 PG_DSN = "host=127.0.0.1 port=5432 dbname=test user=postgres password=root"
 

@@ -8,12 +8,12 @@ import shutil
 import pytest
 from clirun import run, spawn  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 
-from ailedger.core.checkpoint import parse_checkpoint_text
-from ailedger.core.cosignature import verify_cosigned_checkpoint
-from ailedger.core.errors import VerificationError
-from ailedger.core.note import parse_note, parse_vkey, verify_note
-from ailedger.services.ledger import Ledger
-from ailedger.services.witness import Witness
+from ailedger.tlog.checkpoint import parse_checkpoint_text
+from ailedger.tlog.cosignature import verify_cosigned_checkpoint
+from ailedger.errors import VerificationError
+from ailedger.tlog.note import parse_note, parse_vkey, verify_note
+from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.witness import Witness
 
 ORIGIN = "test.example/cli-log"
 

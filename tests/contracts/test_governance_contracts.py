@@ -12,9 +12,9 @@ import pytest
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
-from ailedger.core.errors import BadInputError
-from ailedger.services.devchain import AnvilNode, find_anvil
-from ailedger.services.governance_chain import ChainDAO, advance, send
+from ailedger.errors import BadInputError
+from tests.devchain import AnvilNode, find_anvil
+from ailedger.governance.chain import ChainDAO, advance, send
 
 ROOT = Path(__file__).resolve().parents[2]
 E18 = 10**18

@@ -22,11 +22,11 @@ import atheris  # noqa: E402
 
 with atheris.instrument_imports(include=["ailedger"]):
     import fuzzlib  # noqa: E402  (imports every parser under ailedger.core)
-    import ailedger.services.inference.payloads  # noqa: E402,F401
-    import ailedger.services.inference.store  # noqa: E402,F401
-    import ailedger.services.anchoring  # noqa: E402,F401
-    import ailedger.services.witness  # noqa: E402,F401
-    import ailedger.services.artifacts.models  # noqa: E402,F401
+    import ailedger.inference.payloads  # noqa: E402,F401
+    import ailedger.inference.store  # noqa: E402,F401
+    import ailedger.anchoring.service  # noqa: E402,F401
+    import ailedger.tlog.witness  # noqa: E402,F401
+    import ailedger.provenance.models  # noqa: E402,F401
 
 NAMES = sorted(fuzzlib.TARGETS)
 

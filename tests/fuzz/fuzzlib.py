@@ -4,7 +4,7 @@ structured mutations (hypothesis strategies) fed to them.
 Every target is a function ``bytes -> None`` that hands the input to one hand-written parser (and
 the verifier behind it where there is one). The contract checked for any input:
 
-* it returns, or raises an :class:`ailedger.core.errors.AiledgerError` (a clear error), never any
+* it returns, or raises an :class:`ailedger.errors.AiledgerError` (a clear error), never any
   other exception type (``ValueError``, ``UnicodeDecodeError``, ``RecursionError``, ...);
 * it does not hang (:func:`run_target` bounds the wall time of one call);
 * it does not allocate without bound (:func:`run_target` bounds the peak traced allocation by a
@@ -29,26 +29,26 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import strategies as st
 
-from ailedger.core.car import encode_header, encode_section, read_car_bytes
-from ailedger.core.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
-from ailedger.core.cid import CID, DAG_PB, SHA2_256, decode_varint, encode_varint
-from ailedger.core.cosignature import (
+from ailedger.blobs.car import encode_header, encode_section, read_car_bytes
+from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
+from ailedger.blobs.cid import CID, DAG_PB, SHA2_256, decode_varint, encode_varint
+from ailedger.tlog.cosignature import (
     WitnessPolicy,
     add_cosignatures,
     cosign,
     evaluate_cosigned_checkpoint,
     verify_cosigned_checkpoint,
 )
-from ailedger.core.errors import AiledgerError
-from ailedger.core.identity import did_from_public_key
-from ailedger.core.manifest import inclusion_proof, parse_safetensors_header
-from ailedger.core.merkle import leaf_hash, root_from_leaf_hashes
-from ailedger.core.note import ALG_COSIGNATURE_V1, Signer, parse_note, parse_vkey, verify_note
-from ailedger.core.proofbundle import ProofBundle, parse_proof_bundle, verify_proof_bundle
-from ailedger.core.records import build_entry, parse_entry
-from ailedger.core.smt import decode_proof
-from ailedger.core.tiles import entry_bundle, parse_tile_path, split_entry_bundle
-from ailedger.core.unixfs import Block, FileImporter, Profile, decode_pbnode, decode_unixfs, read_file
+from ailedger.errors import AiledgerError
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.provenance.manifest import inclusion_proof, parse_safetensors_header
+from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
+from ailedger.tlog.note import ALG_COSIGNATURE_V1, Signer, parse_note, parse_vkey, verify_note
+from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle, verify_proof_bundle
+from ailedger.encoding.records import build_entry, parse_entry
+from ailedger.provenance.smt import decode_proof
+from ailedger.tlog.tiles import entry_bundle, parse_tile_path, split_entry_bundle
+from ailedger.blobs.unixfs import Block, FileImporter, Profile, decode_pbnode, decode_unixfs, read_file
 
 __all__ = ["ALLOWED", "SEEDS", "TARGETS", "run_plain", "run_target", "seeds_for", "strategy_for"]
 
@@ -118,7 +118,7 @@ ENTRY = _entry()
 
 
 def _manifest() -> object:
-    from ailedger.core.manifest import Chunk, FileEntry, Manifest, Tensor
+    from ailedger.provenance.manifest import Chunk, FileEntry, Manifest, Tensor
 
     a = b"0123456789abcdef"
     ca = (Chunk(0, 8, hashlib.sha256(a[:8]).digest()), Chunk(8, 8, hashlib.sha256(a[8:]).digest()))
@@ -134,7 +134,7 @@ PART_CONTENT = {"a.safetensors": b"0123456789abcdef", "b.txt": b"xyz"}
 def _part_proofs() -> list[bytes]:
     """Model part proofs (services.artifacts.models) of MANIFEST's files and a chunk, under a log of two
     entries signed by LOG: the entry a model.register naming MANIFEST's root."""
-    from ailedger.core.canonical import canonical_json
+    from ailedger.encoding.canonical import canonical_json
 
     header = b"ailedger-model-part-proof/v1\n"
     k = _key(4)
@@ -193,7 +193,7 @@ def t_proofbundle(data: bytes) -> None:
 
 def _read_dag(root: CID, blocks: dict[CID, bytes], limit: int = 1 << 18) -> None:
     """Walk a UnixFS DAG from ``root`` (every block checked), stopping after ``limit`` bytes."""
-    from ailedger.core.errors import NotFoundError
+    from ailedger.errors import NotFoundError
 
     def get(cid: CID) -> bytes:
         if cid not in blocks:
@@ -257,7 +257,7 @@ def t_entry(data: bytes) -> None:
 
 
 def t_witness_request(data: bytes) -> None:
-    from ailedger.services.witness import parse_add_checkpoint_body
+    from ailedger.tlog.witness import parse_add_checkpoint_body
 
     parse_add_checkpoint_body(data)
 
@@ -269,22 +269,22 @@ def t_smt_proof(data: bytes) -> None:
 def t_anchor_evidence(data: bytes) -> None:
     """Anchor evidence, as `verify --rpc` reads it from a sidecar file or a bundle's extra line
     (the parsing that happens before any RPC call)."""
-    from ailedger.core.canonical import parse_json
-    from ailedger.services.anchoring import evidence_from_bundle, parse_evidence
+    from ailedger.encoding.canonical import parse_json
+    from ailedger.anchoring.service import evidence_from_bundle, parse_evidence
 
     _each(lambda: parse_evidence(parse_json(data)),
           lambda: evidence_from_bundle(ProofBundle(0, (), NOTE, data).to_bytes()))
 
 
 def t_inference_blobs(data: bytes) -> None:
-    from ailedger.services.inference.payloads import _unpack
-    from ailedger.services.inference.store import unpack_records
+    from ailedger.inference.payloads import _unpack
+    from ailedger.inference.store import unpack_records
 
     _each(lambda: _unpack(data), lambda: unpack_records(data))
 
 
 def t_manifest(data: bytes) -> None:
-    from ailedger.core.manifest import Manifest
+    from ailedger.provenance.manifest import Manifest
 
     Manifest.from_bytes(data)
 
@@ -292,9 +292,9 @@ def t_manifest(data: bytes) -> None:
 def t_model_part_proof(data: bytes) -> None:
     """A model part proof file as `model verify-part` opens it (header, JSON, entry, tlog-proof, manifest
     root), and its file / chunk proof checked against the seed manifest with the right content."""
-    from ailedger.core.canonical import parse_json
-    from ailedger.core.manifest import check_part_proof, verify_chunk_digest, verify_chunk_list
-    from ailedger.services.artifacts.models import _open_part_proof
+    from ailedger.encoding.canonical import parse_json
+    from ailedger.provenance.manifest import check_part_proof, verify_chunk_digest, verify_chunk_list
+    from ailedger.provenance.models import _open_part_proof
 
     def core() -> None:
         doc = check_part_proof(parse_json(data.partition(b"\n")[2]))
@@ -332,13 +332,13 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
 
 
 def _payload_blob() -> bytes:
-    from ailedger.services.inference.payloads import _pack
+    from ailedger.inference.payloads import _pack
 
     return _pack([("0123456789ab-1", b"s" * 16, b'{"q":1}', None), ("0123456789ab-2", b"t" * 16, None, b"[]")])
 
 
 def _records_blob() -> bytes:
-    from ailedger.services.inference.store import pack_records
+    from ailedger.inference.store import pack_records
 
     return pack_records([b'{"a":1}', b"", b"xyz"])
 

@@ -12,17 +12,17 @@ import time
 import pytest
 from fuzzlib import BUNDLE, CP, LOG, NOTE, run_target  # tests/fuzz/fuzzlib.py
 
-from ailedger.core.car import encode_section, read_car_bytes
-from ailedger.core.checkpoint import parse_checkpoint_text
-from ailedger.core.cid import CID, DAG_PB, SHA2_256, encode_varint, raw_cid
-from ailedger.core.cosignature import add_cosignatures
-from ailedger.core.errors import AiledgerError, BadInputError, TamperError
-from ailedger.core.manifest import parse_safetensors_header
-from ailedger.core.note import parse_note, parse_vkey
-from ailedger.core.proofbundle import parse_proof_bundle
-from ailedger.core.records import parse_entry
-from ailedger.core.tiles import parse_tile_path
-from ailedger.core.unixfs import PBLink, PBNode, decode_pbnode, encode_pbnode, encode_unixfs_file, read_file
+from ailedger.blobs.car import encode_section, read_car_bytes
+from ailedger.tlog.checkpoint import parse_checkpoint_text
+from ailedger.blobs.cid import CID, DAG_PB, SHA2_256, encode_varint, raw_cid
+from ailedger.tlog.cosignature import add_cosignatures
+from ailedger.errors import AiledgerError, BadInputError, TamperError
+from ailedger.provenance.manifest import parse_safetensors_header
+from ailedger.tlog.note import parse_note, parse_vkey
+from ailedger.tlog.proofbundle import parse_proof_bundle
+from ailedger.encoding.records import parse_entry
+from ailedger.tlog.tiles import parse_tile_path
+from ailedger.blobs.unixfs import PBLink, PBNode, decode_pbnode, encode_pbnode, encode_unixfs_file, read_file
 
 ROOT_B64 = base64.b64encode(CP.root).decode()
 
@@ -61,7 +61,7 @@ def test_note_signature_name_with_space():
 
 def test_vkey_name_with_space():
     # was: accepted (C2SP signed-note: a key name has no whitespace and no '+')
-    from ailedger.core.note import ALG_ED25519, key_id
+    from ailedger.tlog.note import ALG_ED25519, key_id
 
     kid = key_id("a b", ALG_ED25519, LOG.public_key)
     raw = base64.b64encode(bytes([ALG_ED25519]) + LOG.public_key).decode()
@@ -223,7 +223,7 @@ def _entry(**over) -> bytes:
 
 
 def test_entry_sig_with_non_ascii():
-    from ailedger.core.identity import did_from_public_key
+    from ailedger.encoding.identity import did_from_public_key
 
     did = did_from_public_key(bytes(32))
     # was: ValueError from base64
@@ -241,7 +241,7 @@ def test_entry_with_a_64_kb_did_is_refused_before_decoding():
 
 @pytest.mark.parametrize("old", [b"9" * 5000, str(2**64).encode()])
 def test_witness_old_size(old):
-    from ailedger.services.witness import WitnessError, parse_add_checkpoint_body
+    from ailedger.tlog.witness import WitnessError, parse_add_checkpoint_body
 
     # was: ValueError from int() (a 500 from the witness server) for the 5,000 digits
     with pytest.raises(WitnessError) as ei:
@@ -254,7 +254,7 @@ def test_witness_old_size(old):
 
 @pytest.mark.parametrize("blob", [b"\x05ab", b"\x02ab" + b"s" * 16 + b"\x00\x00", b"\x02\xff\xfe" + b"s" * 16 + b"\0" * 8])
 def test_damaged_payload_group(blob):
-    from ailedger.services.inference.payloads import _unpack
+    from ailedger.inference.payloads import _unpack
 
     # was: IndexError / struct.error / UnicodeDecodeError, or a silently short item
     with pytest.raises(TamperError):
@@ -263,7 +263,7 @@ def test_damaged_payload_group(blob):
 
 @pytest.mark.parametrize("blob", [b"\x00\x00", b"\x00\x00\x00\x09abc"])
 def test_damaged_record_batch(blob):
-    from ailedger.services.inference.store import unpack_records
+    from ailedger.inference.store import unpack_records
 
     # was: struct.error, or a short record returned as if whole
     with pytest.raises(TamperError):
@@ -282,15 +282,15 @@ def test_damaged_record_batch(blob):
     {"consistency": {"7": ["AAAA"]}},  # a 3-byte "hash"
 ])
 def test_malformed_anchor_evidence(evidence):
-    from ailedger.services.anchoring import parse_evidence
+    from ailedger.anchoring.service import parse_evidence
 
     with pytest.raises(BadInputError, match="evidence"):
         parse_evidence(evidence)
 
 
 def test_bundle_extra_nested_too_deep_is_not_evidence():
-    from ailedger.core.proofbundle import ProofBundle
-    from ailedger.services.anchoring import evidence_from_bundle
+    from ailedger.tlog.proofbundle import ProofBundle
+    from ailedger.anchoring.service import evidence_from_bundle
 
     # was: RecursionError from json.loads
     assert evidence_from_bundle(ProofBundle(0, (), NOTE, b"[" * 100_000).to_bytes()) is None
@@ -302,8 +302,8 @@ def test_bundle_extra_nested_too_deep_is_not_evidence():
 def test_guardian_cosig_with_non_ascii_sig_is_refused_not_a_crash():
     from dataclasses import dataclass
 
-    from ailedger.core.governance_state import GovState
-    from ailedger.core.identity import did_from_public_key
+    from ailedger.governance.state import GovState
+    from ailedger.encoding.identity import did_from_public_key
 
     @dataclass
     class E:
@@ -329,7 +329,7 @@ def test_guardian_cosig_with_non_ascii_sig_is_refused_not_a_crash():
 
 @pytest.mark.parametrize("rid", ["0123456789ab-\u00b2", "0123456789ab-\u0663", "0123456789ab-" + "9" * 5000])
 def test_receipt_id_counter_in_odd_digits(rid):
-    from ailedger.services.inference.store import split_rid
+    from ailedger.inference.store import split_rid
 
     # was: ValueError from int() ("\u00b2", 5,000 digits) or "\u0663" read as 3
     with pytest.raises(BadInputError, match="receipt id"):
@@ -344,8 +344,8 @@ def test_deep_json_is_refused_even_with_a_raised_recursion_limit():
     import sys
 
     code = ("import sys; sys.setrecursionlimit(100_000)\n"
-            "from ailedger.core.canonical import parse_json\n"
-            "from ailedger.core.errors import BadInputError\n"
+            "from ailedger.encoding.canonical import parse_json\n"
+            "from ailedger.errors import BadInputError\n"
             "try:\n    parse_json(b'[' * 300_000)\nexcept BadInputError as e:\n    print('refused:', e.message)\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert p.returncode == 0, f"exit {p.returncode}: {p.stderr[-500:]}"
@@ -353,7 +353,7 @@ def test_deep_json_is_refused_even_with_a_raised_recursion_limit():
 
 
 def test_wide_and_shallow_json_is_still_read():
-    from ailedger.core.canonical import MAX_JSON_DEPTH, parse_json
+    from ailedger.encoding.canonical import MAX_JSON_DEPTH, parse_json
 
     assert len(parse_json(b"[" + b"[[1]]," * 5000 + b"1]")) == 5001
     assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is not None
@@ -372,7 +372,7 @@ def test_wide_and_shallow_json_is_still_read():
 ])
 def test_malformed_manifest(doc):
     run_target("manifest", json.dumps(doc).encode())
-    from ailedger.core.manifest import Manifest
+    from ailedger.provenance.manifest import Manifest
 
     _quick(Manifest.from_bytes, json.dumps(doc).encode())
 
@@ -395,13 +395,13 @@ def test_entry_time_takes_ascii_digits_only_and_no_trailing_newline():
     """`\\d` took any Unicode digit and `$` a trailing newline: neither is a valid RFC 3339 entry time."""
     import pytest as _pytest
 
-    from ailedger.core.errors import BadInputError as _Bad
-    from ailedger.core.records import _validate_fields
+    from ailedger.errors import BadInputError as _Bad
+    from ailedger.encoding.records import _validate_fields
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    from ailedger.core.identity import did_from_public_key
+    from ailedger.encoding.identity import did_from_public_key
 
     pub = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     good = {"type": "note", "v": 1, "body": {}, "signer": did_from_public_key(pub),
@@ -421,8 +421,8 @@ def test_a_pulled_copy_must_be_an_uncompressed_tar(tmp_path):
 
     import pytest as _pytest
 
-    from ailedger.core.errors import VerificationError as _VE
-    from ailedger.services.blobs.artifacts import _unpack
+    from ailedger.errors import VerificationError as _VE
+    from ailedger.blobs.artifacts import _unpack
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ailedger.core.car import encode_header, encode_section, read_car_bytes
-from ailedger.core.unixfs import PROFILES, FileImporter, read_file
+from ailedger.blobs.car import encode_header, encode_section, read_car_bytes
+from ailedger.blobs.unixfs import PROFILES, FileImporter, read_file
 
 HERE = Path(__file__).parent / "ipfs"
 NODE = shutil.which("node")

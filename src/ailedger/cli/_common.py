@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +94,7 @@ class _VkeyType(click.ParamType):
     name = "KEY|FILE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from ailedger.core.note import parse_vkey
+        from ailedger.tlog.note import parse_vkey
 
         if not isinstance(value, str):
             return value  # type: ignore[no-any-return]
@@ -131,7 +131,7 @@ class _IndexType(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
-        from ailedger.core.refs import entry_ref
+        from ailedger.encoding.refs import entry_ref
 
         try:
             idx = entry_ref(str(value).strip(), "index", bare=True)
@@ -155,7 +155,7 @@ def log_verifier(vkey: str | None, ledger_dir: Path | str | None) -> Any:
     """The log verifier an offline check uses: ``--vkey`` (key or file), else the ledger's own key."""
     import os
 
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     if vkey:
         return read_vkey(vkey)
@@ -168,7 +168,7 @@ def log_verifier(vkey: str | None, ledger_dir: Path | str | None) -> Any:
 
 
 def open_ledger(ledger_dir: Path | None, **kw: Any) -> Any:
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     return Ledger.open(ledger_dir, **kw)
 
@@ -211,7 +211,7 @@ def read_input_file(path: str | Path, what: str) -> bytes:
 
 def read_vkey(value: str) -> Any:
     """A verifier key given inline (name+id+key) or as a file holding one."""
-    from ailedger.core.note import parse_vkey
+    from ailedger.tlog.note import parse_vkey
 
     p = Path(value)
     if "+" not in value or p.exists():
@@ -233,7 +233,7 @@ def handle_errors(f: F) -> F:
 
 def deadline_options(f: F) -> F:
     """--head-timeout / --body-timeout / --min-body-rate for every HTTP server command
-    (ailedger.services.httpguard.Deadlines; docs/api.md "Deadlines")."""
+    (ailedger.server.guard.Deadlines; docs/api.md "Deadlines")."""
     for opt in reversed([
         click.option("--head-timeout", type=click.FloatRange(min=0.01, max=86400), default=10.0, show_default=True,
                      metavar="SECONDS", help="A request head must arrive whole within this time of its first byte."),

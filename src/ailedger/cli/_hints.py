@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import click
 
-from ailedger.core.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
+from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
 
 __all__ = ["RULES", "hint_for"]
 

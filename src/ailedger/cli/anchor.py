@@ -21,7 +21,7 @@ KEY_HELP = ("Ethereum private key: hex, a file holding it, or env:VAR "
 
 def _service(ledger: Any, rpc: str, key: str, contract: str | None, confirmations: int,
              verbose: bool = True) -> Any:
-    from ailedger.services.anchoring import AnchorService, connect, load_key
+    from ailedger.anchoring.service import AnchorService, connect, load_key
 
     log = (lambda m: click.echo(m, err=True)) if verbose else None
     return AnchorService(ledger, connect(rpc), load_key(key), contract, confirmations=confirmations, log=log)
@@ -58,8 +58,8 @@ def register(main: click.Group) -> None:
         twice; a new run resumes where the last one stopped."""
         if ctx.invoked_subcommand is not None:
             return
-        from ailedger.core.errors import BadInputError
-        from ailedger.services.ledger import Ledger
+        from ailedger.errors import BadInputError
+        from ailedger.tlog.ledger import Ledger
 
         if not rpc or not key:
             raise BadInputError("anchoring needs --rpc URL and --key (or $AILEDGER_RPC, $AILEDGER_ANCHOR_KEY)")
@@ -91,7 +91,7 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def deploy_cmd(rpc: str, key: str, ledger_dir: str | None, as_json: bool) -> None:
         """Deploy the CheckpointAnchor contract and remember its address for this ledger and chain."""
-        from ailedger.services.ledger import Ledger
+        from ailedger.tlog.ledger import Ledger
 
         with Ledger.open(ledger_dir) as ledger:
             svc = _service(ledger, rpc, key, None, 1, verbose=False)
@@ -107,8 +107,8 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def status_cmd(ledger_dir: str | None, as_json: bool) -> None:
         """List the anchor queue: queued, sent, mined, confirmed and superseded anchors."""
-        from ailedger.services.anchoring import AnchorQueue
-        from ailedger.services.ledger import resolve_ledger_dir
+        from ailedger.anchoring.service import AnchorQueue
+        from ailedger.tlog.ledger import resolve_ledger_dir
 
         q = AnchorQueue(resolve_ledger_dir(ledger_dir))
         try:
@@ -133,9 +133,9 @@ def register(main: click.Group) -> None:
     def evidence_cmd(proof: str, output: str | None, embed: bool, ledger_dir: str | None, as_json: bool) -> None:
         """Write the anchor evidence of a .tlog-proof (receipt + consistency proof): a sidecar file
         PROOF.anchor.json by default, or embedded in the proof's extra line with --embed."""
-        from ailedger.core.errors import BadInputError
-        from ailedger.services.anchoring import anchor_evidence, embed_evidence, sidecar_path
-        from ailedger.services.ledger import Ledger
+        from ailedger.errors import BadInputError
+        from ailedger.anchoring.service import anchor_evidence, embed_evidence, sidecar_path
+        from ailedger.tlog.ledger import Ledger
 
         data = Path(proof).read_bytes()
         with Ledger.open(ledger_dir, read_only=True) as ledger:
@@ -165,9 +165,9 @@ def register(main: click.Group) -> None:
     def verify_cmd(proof: str, rpc: str, contract: str, log_vkey: str | None, evidence: str | None,
                    submitter: str | None, confirmations: int, as_json: bool) -> None:
         """Check that the checkpoint of PROOF (a .tlog-proof or a checkpoint) is anchored on chain."""
-        from ailedger.core.errors import VerificationError
-        from ailedger.core.proofbundle import parse_proof_bundle
-        from ailedger.services.anchoring import check_anchored, evidence_from_bundle, sidecar_path
+        from ailedger.errors import VerificationError
+        from ailedger.tlog.proofbundle import parse_proof_bundle
+        from ailedger.anchoring.service import check_anchored, evidence_from_bundle, sidecar_path
 
         data = Path(proof).read_bytes()
         ev_path = Path(evidence) if evidence else sidecar_path(proof)

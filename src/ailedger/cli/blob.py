@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ailedger.cli._common import emit_lines as _emit
-from ailedger.core.errors import BadInputError, VerificationError
+from ailedger.errors import BadInputError, VerificationError
 
 PROFILE_OPT = click.option("--profile", type=click.Choice(["unixfs-v1-2025", "kubo-v1-legacy"]),
                            default="unixfs-v1-2025", show_default=True,
@@ -21,7 +21,7 @@ _IO = 4 << 20
 
 
 def _open_ledger(path: str | None) -> Any:
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     return Ledger.open(path)
 
@@ -33,8 +33,8 @@ def _identity(ledger: Any, name: str) -> Any:
 def blob_cid(ledger: Any, ref: str) -> str:
     """What a blob command is given: the CID `blob put` printed (the encrypted object's), or the index of
     its ``blob.put`` entry (``#N`` or ``N``, also printed by `blob put`)."""
-    from ailedger.core.errors import NotFoundError
-    from ailedger.core.refs import entry_ref
+    from ailedger.errors import NotFoundError
+    from ailedger.encoding.refs import entry_ref
 
     idx = entry_ref(ref, "cid", bare=True)
     if idx is None:
@@ -53,7 +53,7 @@ def _split(s: str | None) -> list[str]:
 
 def import_file(path: str, profile: str, on_block: Any = None) -> Any:
     """Stream a file through the UnixFS importer; returns (root CID, size)."""
-    from ailedger.core.unixfs import FileImporter
+    from ailedger.blobs.unixfs import FileImporter
 
     imp = FileImporter(profile, keep_leaves=on_block is not None)
     with open(path, "rb") as f:
@@ -71,7 +71,7 @@ def import_file(path: str, profile: str, on_block: Any = None) -> Any:
 
 def write_car(path: str, out: str, profile: str) -> tuple[Any, int, int]:
     """Two passes: the root CID first (CAR v1 puts it in the header), then the blocks."""
-    from ailedger.core.car import encode_header, encode_section
+    from ailedger.blobs.car import encode_header, encode_section
 
     root, size = import_file(path, profile)
     count = 0
@@ -121,7 +121,7 @@ def register(main: click.Group) -> None:
     def car_cmd(file: str | None, output: str | None, car_in: str | None, max_size: str | None, profile: str,
                 as_json: bool) -> None:
         """Write FILE's UnixFS DAG as a CAR v1 file (-o X.car), or check and read one (--import X.car)."""
-        from ailedger.services.blobs.carfile import import_car, parse_size
+        from ailedger.blobs.carfile import import_car, parse_size
 
         if car_in:
             if file:
@@ -159,7 +159,7 @@ def register(main: click.Group) -> None:
 
         The CID is the encrypted object's (what `blob get`, `status`, `audit`, `grant` take, as does the
         entry #N); `blob cid FILE` prints the plaintext's CID, which the ledger does not record."""
-        from ailedger.services.blobs.service import BlobService
+        from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             r = BlobService(ledger).put(file, _split(nodes), _identity(ledger, who), k=k, n=n,
@@ -182,7 +182,7 @@ def register(main: click.Group) -> None:
     def get_cmd(cid: str, output: str, who: str | None, ciphertext: bool, timeout: float, ledger_path: str | None,
                 as_json: bool) -> None:
         """Fetch the first k good shards, decode, decrypt and check every byte; write FILE only if all hold."""
-        from ailedger.services.blobs.service import BlobService
+        from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             svc = BlobService(ledger, timeout=timeout)
@@ -208,7 +208,7 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def status_cmd(cid: str, ledger_path: str | None, as_json: bool) -> None:
         """What the ledger says about CID: coding, placement, readers."""
-        from ailedger.services.blobs.service import BlobService
+        from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             st = BlobService(ledger).state(blob_cid(ledger, cid))
@@ -225,7 +225,7 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def audit_cmd(cid: str, challenges: int, ledger_path: str | None, as_json: bool) -> None:
         """Proof of storage: challenge every node for random segments, check Merkle proofs (exit 1 if any fail)."""
-        from ailedger.services.blobs.service import BlobService
+        from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             cid = blob_cid(ledger, cid)
@@ -245,7 +245,7 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def repair_cmd(cid: str, nodes: str, who: str, ledger_path: str | None, as_json: bool) -> None:
         """Find shards whose nodes vanished or fail challenges, rebuild them from k others, re-place them."""
-        from ailedger.services.blobs.service import BlobService
+        from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             r = BlobService(ledger).repair(blob_cid(ledger, cid), _identity(ledger, who), _split(nodes))
@@ -257,7 +257,7 @@ def register(main: click.Group) -> None:
 
     def _readers(cid: str, who: str, ledger_path: str | None, as_json: bool, add: list[str],
                  rm: list[str]) -> None:
-        from ailedger.services.blobs.service import BlobService
+        from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             cid = blob_cid(ledger, cid)
@@ -281,7 +281,7 @@ def register(main: click.Group) -> None:
         if not rotate:
             _readers(cid, who, ledger_path, as_json, [], list(readers))
             return
-        from ailedger.services.blobs.service import BlobService
+        from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             r = BlobService(ledger).rotate(blob_cid(ledger, cid), _identity(ledger, who), remove_=list(readers),

@@ -10,12 +10,12 @@ import click
 
 from ailedger.cli._common import INDEX, json_option, ledger_option
 from ailedger.cli._common import emit_lines as _emit
-from ailedger.core.errors import BadInputError
+from ailedger.errors import BadInputError
 
 
 def _open(ledger_dir: Path | None) -> Any:
-    from ailedger.services.content.service import ContentService
-    from ailedger.services.ledger import Ledger
+    from ailedger.content.service import ContentService
+    from ailedger.tlog.ledger import Ledger
 
     ledger = Ledger.open(ledger_dir)
     return ledger, ContentService(ledger)
@@ -105,7 +105,7 @@ def register(main: click.Group) -> None:
     def c2pa_sign_cmd(file: str, entry: int, cert: str, key: str, alg: str, embed_out: str | None,
                       sidecar_out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Write a C2PA manifest for FILE that points at ledger entry ENTRY."""
-        from ailedger.services.content.c2pa_io import C2paSigningKey
+        from ailedger.content.c2pa_io import C2paSigningKey
 
         if embed_out and sidecar_out:
             raise BadInputError("give --embed or --sidecar, not both", field="--embed")

@@ -18,8 +18,8 @@ from ailedger.cli.model import (
     show_progress,
     vkey_text,
 )
-from ailedger.core.canonical import parse_json
-from ailedger.core.errors import BadInputError, VerificationError
+from ailedger.encoding.canonical import parse_json
+from ailedger.errors import BadInputError, VerificationError
 
 
 def _sources(path: str | None, license_: str | None, url: str | None, consent: str | None,
@@ -66,7 +66,7 @@ def candidate_bytes(candidate: str | None, record: str | None) -> bytes:
 def verify_proof_command(proof_file: str, candidate: str | None, vkey: str | None, as_json: bool,
                          record: str | None = None) -> None:
     """Shared by `dataset verify` and (through verify_dataset_proof_file) the lead's `verify`."""
-    from ailedger.services.artifacts import verify_dataset_proof_file
+    from ailedger.provenance import verify_dataset_proof_file
 
     cand = candidate_bytes(candidate, record)
     try:
@@ -115,7 +115,7 @@ def register(main: click.Group) -> None:
         """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root.
 
         A name already committed is refused unless --supersedes names its current version."""
-        from ailedger.services.artifacts import commit_dataset
+        from ailedger.provenance import commit_dataset
 
         meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
         secret = _secret(secret_file, create=private and not shards) if secret_file else None
@@ -146,7 +146,7 @@ def register(main: click.Group) -> None:
     def dataset_hash_shard(paths: tuple[str, ...], output: str, partitions_log2: int, secret_file: str | None,
                            workers: int | None, follow_symlinks: bool, as_json: bool) -> None:
         """Hash part of a dataset here (no ledger needed); commit the shards elsewhere with --from-shard."""
-        from ailedger.services.artifacts.datasets import hash_shard
+        from ailedger.provenance.datasets import hash_shard
 
         secret = _secret(secret_file, create=True) if secret_file else None
         res = hash_shard(list(paths), Path(output), partitions_log2=partitions_log2, secret=secret,
@@ -169,7 +169,7 @@ def register(main: click.Group) -> None:
 
         The candidate is read under every normal form the commitment states (see docs/provenance.md):
         membership needs one reading in the set, absence is proved for every reading."""
-        from ailedger.services.artifacts import prove_dataset
+        from ailedger.provenance import prove_dataset
 
         cand = candidate_bytes(candidate, record)
         with open_ledger(ledger_path) as ledger:
@@ -210,7 +210,7 @@ def register(main: click.Group) -> None:
     @json_option
     def dataset_show(dataset_ref: str, ledger_path: str | None, as_json: bool) -> None:
         """A dataset's commitment: root, sources, rule, owner, and every version of its name."""
-        from ailedger.services.artifacts.datasets import dataset_status
+        from ailedger.provenance.datasets import dataset_status
 
         with open_ledger(ledger_path) as ledger:
             st = dataset_status(ledger, dataset_ref)
@@ -249,7 +249,7 @@ def register(main: click.Group) -> None:
         """Write Croissant 1.0 (MLCommons) JSON-LD metadata for a committed dataset."""
         import json
 
-        from ailedger.services.artifacts.croissant import croissant_metadata
+        from ailedger.provenance.croissant import croissant_metadata
 
         with open_ledger(ledger_path) as ledger:
             doc = croissant_metadata(ledger, dataset_ref, url=url, base_url=base_url)

@@ -27,7 +27,7 @@ def register(main: click.Group) -> None:
     @json_option
     def key_new(identity: str, rate: str | None, daily: int | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Make an API key and print it (it is stored only as a hash)."""
-        from ailedger.services.gateway import GatewayKeys, parse_rate
+        from ailedger.inference.gateway import GatewayKeys, parse_rate
 
         r = parse_rate(rate)
         with open_ledger(ledger_dir) as ledger:
@@ -43,7 +43,7 @@ def register(main: click.Group) -> None:
     @json_option
     def key_list(ledger_dir: Path | None, as_json: bool) -> None:
         """List keys (ids and identities; never the keys)."""
-        from ailedger.services.gateway import GatewayKeys
+        from ailedger.inference.gateway import GatewayKeys
 
         with open_ledger(ledger_dir) as ledger:
             keys = GatewayKeys(ledger.path)
@@ -62,8 +62,8 @@ def register(main: click.Group) -> None:
         running gateway."""
         import hashlib
 
-        from ailedger.core.errors import NotFoundError
-        from ailedger.services.gateway import GatewayKeys
+        from ailedger.errors import NotFoundError
+        from ailedger.inference.gateway import GatewayKeys
 
         if key_id.startswith("ailk_"):  # the key itself, as `key new` printed it: revoke it by its id
             key_id = hashlib.sha256(key_id.encode()).hexdigest()[:12]
@@ -95,8 +95,8 @@ def register(main: click.Group) -> None:
         """Serve the audited proxy until SIGINT/SIGTERM."""
         import os
 
-        from ailedger.services.gateway import serve
-        from ailedger.services.httpguard import Deadlines
+        from ailedger.inference.gateway import serve
+        from ailedger.server.guard import Deadlines
 
         def ready(h: str, p: int) -> None:
             emit(as_json, {"ok": True, "listening": f"http://{h}:{p}", "model": model, "upstream": upstream,

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from ailedger.cli._common import INDEX, emit, json_option, ledger_option, open_ledger, out_option, with_hint
-from ailedger.core.errors import AiledgerError, BadInputError, NotAuthorisedError, VerificationError
+from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, VerificationError
 
 time_option = click.option("--at", "at", default=None, metavar="TIME",
                            help="Entry time (RFC 3339 UTC, e.g. 2030-01-01T00:00:00.000Z); default now. Must lie "
@@ -56,7 +56,7 @@ def name_of(ledger: Any, did: str | None) -> str:
 def dao_hint(ledger: Any, exc: AiledgerError, *, proposal: int | None = None, who: str | None = None,
              step: str | None = None) -> AiledgerError:
     """``exc`` with the command that fixes it, found by looking at the governance state (not at the message)."""
-    from ailedger.services import governance as gov
+    from ailedger.governance import service as gov
 
     if "hint" in exc.details:
         return exc
@@ -127,7 +127,7 @@ def _proposal_text(p: dict[str, Any]) -> str:
 
 
 def register(main: click.Group) -> None:
-    from ailedger.services import governance as gov
+    from ailedger.governance import service as gov
 
     @main.group("gov")
     def gov_group() -> None:
@@ -330,7 +330,7 @@ def register(main: click.Group) -> None:
         """The DAO's parameters, supply and the status of governed models and datasets."""
         with open_ledger(ledger_dir, read_only=True) as led:
             if model:
-                from ailedger.services.authority import model_status
+                from ailedger.authority.service import model_status
 
                 ms = model_status(led, model)
                 emit(as_json, {"model": model, "status": ms.to_dict()},
@@ -414,7 +414,7 @@ def register(main: click.Group) -> None:
         """Recompute the governance state from the log alone and print its digest."""
         import time
 
-        from ailedger.services.staking import check_jury_seeds
+        from ailedger.governance.staking import check_jury_seeds
 
         with open_ledger(ledger_dir, read_only=True) as led:
             t0 = time.perf_counter()

@@ -17,8 +17,8 @@ from ailedger.cli._common import (
     out_option,
     read_input_file,
 )
-from ailedger.core.canonical import parse_json
-from ailedger.core.errors import BadInputError
+from ailedger.encoding.canonical import parse_json
+from ailedger.errors import BadInputError
 
 
 def _load_doc(path: str, what: str) -> dict[str, Any]:
@@ -54,7 +54,7 @@ def register(main: click.Group) -> None:
     def show(model: str | None, t_from: str | None, t_to: str | None, proofs: bool, limit: int | None,
              ledger_dir: Path | None, as_json: bool) -> None:
         """List recorded decisions (time order) with where they are proven."""
-        from ailedger.services.inference import list_records
+        from ailedger.inference import list_records
 
         with open_ledger(ledger_dir) as ledger:
             items = list_records(ledger, model, t_from, t_to, proofs=proofs, limit=limit)
@@ -76,7 +76,7 @@ def register(main: click.Group) -> None:
     @json_option
     def receipt(receipt_id: str, out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Resolve a receipt id to its proof (record, batch position and path, tlog-proof)."""
-        from ailedger.services.inference import receipt_proof
+        from ailedger.inference import receipt_proof
 
         with open_ledger(ledger_dir) as ledger:
             doc = receipt_proof(ledger, receipt_id)
@@ -89,7 +89,7 @@ def register(main: click.Group) -> None:
     @json_option
     def disclose_cmd(receipt_id: str, out: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Give the salt and payloads of ONE call (for an auditor); nothing else is revealed."""
-        from ailedger.services.inference import disclose
+        from ailedger.inference import disclose
 
         with open_ledger(ledger_dir) as ledger:
             doc = disclose(ledger, receipt_id)
@@ -104,7 +104,7 @@ def register(main: click.Group) -> None:
     def verify(proof_file: str, disclosure: str | None, vkey: str | None, ledger_dir: Path | None,
                as_json: bool) -> None:
         """Check a receipt proof offline (and optionally a disclosure)."""
-        from ailedger.services.inference import verify_disclosure, verify_receipt_proof
+        from ailedger.inference import verify_disclosure, verify_receipt_proof
 
         verifier = log_verifier(vkey, ledger_dir)
         doc = _load_doc(proof_file, "receipt proof")
@@ -127,7 +127,7 @@ def register(main: click.Group) -> None:
         """Destroy a subject's payload key (crypto-shredding); records stay verifiable."""
         import os
 
-        from ailedger.services.inference import erase_subject
+        from ailedger.inference import erase_subject
 
         with open_ledger(ledger_dir) as ledger:
             rep = erase_subject(ledger, subject, operator=operator, passphrase=os.environ.get("AILEDGER_PASSPHRASE"))
@@ -148,8 +148,8 @@ def register(main: click.Group) -> None:
     def report(model: str | None, t_from: str | None, t_to: str | None, out: str, ledger_dir: Path | None,
                as_json: bool) -> None:
         """An HTML or PDF report with a chart of decisions over time per model."""
-        from ailedger.services.inference import list_records, render_html
-        from ailedger.services.inference.report import render_pdf
+        from ailedger.inference import list_records, render_html
+        from ailedger.inference.report import render_pdf
 
         if not out.endswith((".html", ".htm", ".pdf")):
             raise BadInputError(f"--out {out} must be an .html or .pdf file", field="out")

@@ -26,12 +26,12 @@ from ailedger.cli._common import (
     with_hint,
 )
 from ailedger.cli.witness import collect_for_cli, cosign_options
-from ailedger.core.canonical import parse_json
-from ailedger.core.checkpoint import open_checkpoint, parse_checkpoint_text
-from ailedger.core.errors import AiledgerError, BadInputError, NotFoundError, ProofError, VerificationError
-from ailedger.core.merkle import leaf_hash, verify_consistency
-from ailedger.core.note import parse_note
-from ailedger.core.records import parse_entry
+from ailedger.encoding.canonical import parse_json
+from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.tlog.merkle import leaf_hash, verify_consistency
+from ailedger.tlog.note import parse_note
+from ailedger.encoding.records import parse_entry
 
 
 def _write_exact(data: bytes) -> None:
@@ -62,7 +62,7 @@ def init(path: Path, origin: str, store_kind: str, dsn: str | None, founders: tu
 
     The log key is the operator's key: only it, or a founder it names (--founder, or later once with
     `ailedger gov founders`), may found the ledger's DAO (docs/authority.md)."""
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     store: dict[str, Any] = {"store": "sqlite"}
     if store_kind == "postgres":
@@ -192,9 +192,9 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
         if ident is not None:
             for e in entries:
                 led.check_signer_allowed(e)
-        from ailedger.core.merkle import leaf_hash as lh
-        from ailedger.services.ledger import entry_terms
-        from ailedger.storage import LeafRow
+        from ailedger.tlog.merkle import leaf_hash as lh
+        from ailedger.tlog.ledger import entry_terms
+        from ailedger.tlog.stores import LeafRow
 
         rows = [LeafRow(e.leaf_bytes, lh(e.leaf_bytes), entry_terms(e)) for e in entries]
         # the checks every write path makes: time within the skew, the signer's authority (docs/authority.md)
@@ -285,7 +285,7 @@ def prove(index: int, output: Path | None, ledger_dir: Path | None, as_json: boo
     with open_ledger(ledger_dir) as led:
         bundle = led.prove(index)
         try:  # carry the witnesses' cosignatures collected for this checkpoint, if any
-            from ailedger.services.witness import attach_cosignatures
+            from ailedger.tlog.witness import attach_cosignatures
         except ImportError:
             pass
         else:
@@ -315,7 +315,7 @@ def verify(proof_file: Path, vkey_opt: str | None, entry_file: Path | None, leaf
            candidate: Path | None, witness_vkey: tuple[str, ...], witness_threshold: int, rpc: str | None,
            contract: str | None, ledger_dir: Path | None, as_json: bool) -> None:
     """Verify a proof file offline: its checkpoint signature and the entry's inclusion."""
-    from ailedger.services.verify import verify_file
+    from ailedger.tlog.verify import verify_file
 
     data = read_input_file(proof_file, "proof")
     verifier = log_verifier(vkey_opt, ledger_dir)
@@ -411,7 +411,7 @@ def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | 
 @json_option
 def audit(no_signatures: bool, ledger_dir: Path | None, as_json: bool) -> None:
     """Recompute every hash, node, checkpoint root and signature; exit 1 on any tampering."""
-    from ailedger.storage.private import check_private
+    from ailedger.tlog.private import check_private
 
     with open_ledger(ledger_dir, read_only=True) as led:
         with progress(led.size, "audit", not as_json) as bar:
@@ -454,8 +454,8 @@ def doctor(witness_dir: Path | None, fix: bool, ledger_dir: Path | None, as_json
     The folder must be 0700 and every secret-bearing file (log and identity keys, subject keys,
     payloads, API key hashes, witness state, dataset salts, the config) 0600. With --fix the
     wider permissions are removed."""
-    from ailedger.services.ledger import CONFIG, resolve_ledger_dir
-    from ailedger.storage.private import check_private, fix_private
+    from ailedger.tlog.ledger import CONFIG, resolve_ledger_dir
+    from ailedger.tlog.private import check_private, fix_private
 
     roots: list[Path] = []
     if ledger_dir is not None or witness_dir is None:
@@ -509,7 +509,7 @@ def tiles_export(directory: Path, watch: float | None, full: bool, prune_after: 
     then the checkpoint (last, so readers never see a checkpoint ahead of its tiles)."""
     import time
 
-    from ailedger.services.tiles import export_tiles, prune_partial_tiles
+    from ailedger.tlog.mirror import export_tiles, prune_partial_tiles
 
     with open_ledger(ledger_dir) as led:
         with progress(led.size, "tiles", not as_json and watch is None) as bar:
@@ -557,7 +557,7 @@ def tiles_nginx_conf(directory: Path, listen: str, prefix: Path | None, workers:
     """An nginx configuration serving the static tile mirror DIRECTORY (run: nginx -c FILE).
 
     Full tiles are sent as immutable, partial tiles for a minute, the checkpoint uncached."""
-    from ailedger.services.tiles import nginx_conf
+    from ailedger.tlog.mirror import nginx_conf
 
     prefix = prefix or directory.resolve().parent / "nginx"
     text = nginx_conf(directory, listen, prefix, workers=workers, user=user)
@@ -598,7 +598,7 @@ def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cach
     Keep DIRECTORY current with `ailedger tiles export DIRECTORY --watch 1`.  Tiles never change, so
     each is read once and answered from memory; the checkpoint follows the directory.  Stops
     cleanly on SIGTERM or Ctrl-C and prints its counters."""
-    from ailedger.services.tileserver import serve_mirror
+    from ailedger.tlog.tileserver import serve_mirror
 
     def ready(info: dict) -> None:
         emit(as_json, {"event": "ready", **info},

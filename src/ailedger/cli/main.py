@@ -15,7 +15,7 @@ import click
 from ailedger import __version__
 from ailedger.cli._common import GlobalOption
 from ailedger.cli._grammar import apply as apply_grammar
-from ailedger.core.errors import AiledgerError, VerificationError
+from ailedger.errors import AiledgerError, VerificationError
 
 
 class _Group(click.Group):

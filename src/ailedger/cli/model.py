@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from ailedger.core.canonical import parse_json
-from ailedger.core.errors import BadInputError
+from ailedger.encoding.canonical import parse_json
+from ailedger.errors import BadInputError
 
 
 def open_ledger(path: str | None) -> Any:
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     return Ledger.open(path)
 
@@ -112,8 +112,8 @@ def register(main: click.Group) -> None:
                        follow_symlinks: bool, ignores: tuple[str, ...], ledger_path: str | None,
                        as_json: bool) -> None:
         """Hash DIRECTORY, sign its manifest and log it with its lineage."""
-        from ailedger.core.manifest import DEFAULT_CHUNK_SIZE
-        from ailedger.services.artifacts import HashStats, register_model
+        from ailedger.provenance.manifest import DEFAULT_CHUNK_SIZE
+        from ailedger.provenance import HashStats, register_model
 
         hp = {**read_json_file(hp_file, "hyperparameters"), **parse_kv(hps, "hp")}
         meta = {**read_json_file(meta_file, "metadata"), **parse_kv(metas, "meta")}
@@ -150,7 +150,7 @@ def register(main: click.Group) -> None:
                      ledger_path: str | None, as_json: bool) -> None:
         """Re-hash every byte of DIRECTORY and say which record it matches, or exactly what changed."""
         if oms_sig:
-            from ailedger.services.artifacts import oms_verify
+            from ailedger.provenance import oms_verify
 
             if not public_key:
                 raise BadInputError("--oms needs --public-key PUB.pem", field="public_key")
@@ -163,7 +163,7 @@ def register(main: click.Group) -> None:
             if not rep["ok"]:
                 sys.exit(1)
             return
-        from ailedger.services.artifacts import verify_model
+        from ailedger.provenance import verify_model
 
         with open_ledger(ledger_path) as ledger:
             rep = verify_model(ledger, directory, name=name, workers=workers, progress=show_progress(as_json),
@@ -196,7 +196,7 @@ def register(main: click.Group) -> None:
     def model_prove(model_ref: str, file_path: str, chunk: int | None, output: str, ledger_path: str | None,
                     as_json: bool) -> None:
         """Write an O(log n) proof for one FILE_PATH (or one chunk of it) of a registered model."""
-        from ailedger.services.artifacts import prove_model_part
+        from ailedger.provenance import prove_model_part
 
         with open_ledger(ledger_path) as ledger:
             data = prove_model_part(ledger, model_ref, file_path, chunk)
@@ -213,8 +213,8 @@ def register(main: click.Group) -> None:
                           as_json: bool) -> None:
         """Verify CONTENT (one chunk, or the whole file, streamed) against a part proof, offline."""
         from ailedger.cli._common import log_verifier
-        from ailedger.core.errors import VerificationError
-        from ailedger.services.artifacts import verify_model_part
+        from ailedger.errors import VerificationError
+        from ailedger.provenance import verify_model_part
 
         vkey = log_verifier(vkey, ledger_path).vkey  # --vkey KEY|FILE, else the ledger's; else "no --vkey given"
         try:
@@ -235,7 +235,7 @@ def register(main: click.Group) -> None:
     def model_lineage(model_ref: str, svg_out: str | None, png_out: str | None, ledger_path: str | None,
                       as_json: bool) -> None:
         """Show the chain dataset -> model -> fine-tune around MODEL_REF, as text and a picture."""
-        from ailedger.services.artifacts import lineage_graph, lineage_png, lineage_svg, lineage_text
+        from ailedger.provenance import lineage_graph, lineage_png, lineage_svg, lineage_text
 
         with open_ledger(ledger_path) as ledger:
             g = lineage_graph(ledger, model_ref)
@@ -261,11 +261,11 @@ def register(main: click.Group) -> None:
     def model_sign(directory: str, fmt: str, key_pem: str, output: str, method: str, shard_size: int | None,
                    workers: int | None, ledger_path: str | None, as_json: bool) -> None:
         """Write an OpenSSF Model Signing (v1.0 predicate, DSSE in a Sigstore bundle) signature."""
-        from ailedger.services.artifacts import oms_sign
+        from ailedger.provenance import oms_sign
 
         cache = None
         try:
-            from ailedger.services.artifacts import cache_for
+            from ailedger.provenance import cache_for
 
             ledger = open_ledger(ledger_path) if (ledger_path or os.environ.get("AILEDGER_LEDGER")) else None
             if ledger is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ailedger.cli._common import emit, json_option, ledger_option, log_verifier, open_ledger
-from ailedger.core.errors import VerificationError
+from ailedger.errors import VerificationError
 
 
 def _summary_text(rep: dict[str, Any], max_flagged: int = 20) -> str:
@@ -51,7 +51,7 @@ def _summary_text(rep: dict[str, Any], max_flagged: int = 20) -> str:
 
 
 def _write_outputs(rep: dict[str, Any], html_out: str | None, json_out: str | None, images: Any = None) -> None:
-    from ailedger.services.screening import render_html, report_bytes
+    from ailedger.screening import render_html, report_bytes
 
     if html_out:
         Path(html_out).write_text(render_html(rep, images=images), encoding="utf-8")
@@ -78,7 +78,7 @@ def _screen_options(f: Any) -> Any:
 
 def _current_commit(ledger: Any, name: str) -> tuple[int, Any] | None:
     """The dataset's current version, by the service's rule (whichever path committed it)."""
-    from ailedger.services.artifacts.datasets import current_dataset
+    from ailedger.provenance.datasets import current_dataset
 
     return current_dataset(ledger, name)
 
@@ -106,8 +106,8 @@ def _wrap_commit(group: click.Group) -> None:
         source_col = kw.pop("screen_source_column", None)
         if not do:
             return orig(**kw)
-        from ailedger.core.errors import BadInputError
-        from ailedger.services.screening import (
+        from ailedger.errors import BadInputError
+        from ailedger.screening import (
             ScreeningRefused,
             decide,
             load_dataset,
@@ -188,8 +188,8 @@ def register(main: click.Group) -> None:
                        as_json: bool) -> None:
         """Screen the labelled data at PATH (CSV, JSONL, Parquet, or a folder of class sub-folders of images)
         for label errors, duplicates, outliers, class balance by source and backdoor signs."""
-        from ailedger.core.errors import BadInputError
-        from ailedger.services.screening import load_dataset, log_screening, render_html, screen
+        from ailedger.errors import BadInputError
+        from ailedger.screening import load_dataset, log_screening, render_html, screen
 
         dataset_name = dataset_name or commit_name
         if do_log and (not identity or not dataset_name):
@@ -236,12 +236,12 @@ def register(main: click.Group) -> None:
                               ledger_dir: Path | None, as_json: bool) -> None:
         """Cut SOURCE(s) out of committed dataset DATASET_REF (whose records are DATA_PATH): commit the rest as
         a new root and write a proof of exactly which records left."""
-        from ailedger.services.screening import remove_sources
-        from ailedger.services.screening.ledger_log import latest_screening
+        from ailedger.screening import remove_sources
+        from ailedger.screening.ledger_log import latest_screening
 
         with open_ledger(ledger_dir) as lg:
             ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
-            from ailedger.services.artifacts import find_dataset
+            from ailedger.provenance import find_dataset
 
             _, old_e = find_dataset(lg, dataset_ref)
             scr = latest_screening(lg, old_e.body["name"])
@@ -272,9 +272,9 @@ def register(main: click.Group) -> None:
                             as_json: bool) -> None:
         """Cut whole source PATHs out of DATASET_REF (committed from PATHS): commit the rest as a new root and
         write a proof of exactly which records left."""
-        from ailedger.services.artifacts import find_dataset
-        from ailedger.services.screening import remove_paths
-        from ailedger.services.screening.ledger_log import latest_screening
+        from ailedger.provenance import find_dataset
+        from ailedger.screening import remove_paths
+        from ailedger.screening.ledger_log import latest_screening
 
         with open_ledger(ledger_dir) as lg:
             ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
@@ -298,7 +298,7 @@ def register(main: click.Group) -> None:
     @json_option
     def dataset_screening_proof(ref: str, output: str, ledger_dir: Path | None, as_json: bool) -> None:
         """Bundle the latest screening of dataset REF (or entry #N) with its report and inclusion proofs."""
-        from ailedger.services.screening import screening_proof
+        from ailedger.screening import screening_proof
 
         with open_ledger(ledger_dir) as lg:
             data, info = screening_proof(lg, ref)
@@ -317,7 +317,7 @@ def register(main: click.Group) -> None:
     def dataset_verify_screening(proof_file: str, vkey: str | None, report_out: str | None, html_out: str | None,
                                  ledger_dir: Path | None, as_json: bool) -> None:
         """Check offline that a screening report was logged unchanged (and beside which dataset root)."""
-        from ailedger.services.screening import render_html, report_bytes, verify_screening_proof
+        from ailedger.screening import render_html, report_bytes, verify_screening_proof
 
         vkey = log_verifier(vkey, ledger_dir).vkey
         try:
@@ -342,7 +342,7 @@ def register(main: click.Group) -> None:
     @json_option
     def dataset_verify_removal(proof_file: str, vkey: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Check a removal proof offline: which records left between the old and the new root."""
-        from ailedger.services.screening import verify_removal_proof
+        from ailedger.screening import verify_removal_proof
 
         vkey = log_verifier(vkey, ledger_dir).vkey
         try:

@@ -70,10 +70,10 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
     monitoring prefix for heavy read traffic) from a separate read-only process."""
     import uvicorn
 
-    from ailedger.api.app import ENV_CONFIG, ServeConfig
-    from ailedger.api.server import PROTOCOL
-    from ailedger.services.httpauth import TokenFile
-    from ailedger.services.ledger import Ledger, resolve_ledger_dir
+    from ailedger.http.app import ENV_CONFIG, ServeConfig
+    from ailedger.http.server import PROTOCOL
+    from ailedger.server.auth import TokenFile
+    from ailedger.tlog.ledger import Ledger, resolve_ledger_dir
 
     path = resolve_ledger_dir(ledger_dir).resolve()
     with Ledger.open(path) as led:  # fail early (and clearly) if there is no ledger
@@ -91,7 +91,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))
     mirror = None
     if tiles_port is not None:
-        from ailedger.services.tileserver import MirrorProcesses
+        from ailedger.tlog.tileserver import MirrorProcesses
 
         mirror = MirrorProcesses(path, (tiles_dir or path / "mirror").resolve(), f"{host}:{tiles_port}",
                                  every=tiles_every)
@@ -103,7 +103,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
             info["tiles_dir"] = str(mirror.directory)
             text += f"; the tile mirror {mirror.directory} on {mirror.url}"
         emit(as_json, info, text)
-        uvicorn.run("ailedger.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        uvicorn.run("ailedger.http.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level="warning", access_log=False, backlog=4096, timeout_keep_alive=30,
                     timeout_graceful_shutdown=5, http=PROTOCOL)
     finally:
@@ -119,7 +119,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
 @json_option
 def init_postgres(path: Path, origin: str, dsn: str, schema: str | None, as_json: bool) -> None:
     """Create a ledger directory (keys, config) whose log lives in PostgreSQL."""
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     store: dict[str, str] = {"store": "postgres", "dsn": dsn}
     if schema:

@@ -9,7 +9,7 @@ import click
 
 from ailedger.cli._common import INDEX, emit, json_option, ledger_option, open_ledger, with_hint
 from ailedger.cli.gov import as_option, dao_hint, load_identity, name_of, time_option
-from ailedger.core.errors import AiledgerError
+from ailedger.errors import AiledgerError
 
 
 def claim_text(c: dict[str, Any]) -> str:
@@ -27,8 +27,8 @@ def claim_text(c: dict[str, Any]) -> str:
 
 def reputation_hint(led: Any, exc: AiledgerError, who: str, amount: int | None) -> AiledgerError:
     """A stake or bond refused for want of reputation: say where reputation comes from, or how much is free."""
-    from ailedger.services import governance as gov
-    from ailedger.services import staking
+    from ailedger.governance import service as gov
+    from ailedger.governance import staking
 
     if "hint" in exc.details:
         return exc
@@ -52,7 +52,7 @@ def reputation_hint(led: Any, exc: AiledgerError, who: str, amount: int | None) 
 
 
 def register(main: click.Group) -> None:
-    from ailedger.services import staking
+    from ailedger.governance import staking
 
     @main.group("stake")
     def stake_group() -> None:

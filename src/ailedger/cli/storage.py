@@ -46,9 +46,9 @@ def register(main: click.Group) -> None:
         Writes (store, delete) are taken only from the identities named with --allow/--allow-file
         (RFC 9421 signed requests; `blob put` signs with its --as identity) or from holders of a
         token in --token-file; reads are open (shards are ciphertext named by their hash)."""
-        from ailedger.core.errors import BadInputError
-        from ailedger.services.blobs.node import StorageNode
-        from ailedger.services.httpguard import Deadlines
+        from ailedger.errors import BadInputError
+        from ailedger.blobs.node import StorageNode
+        from ailedger.server.guard import Deadlines
 
         if not (allow or allow_file or token_file):
             raise BadInputError("a storage node takes writes only from writers its operator names: give --allow DID, "
@@ -75,7 +75,7 @@ def register(main: click.Group) -> None:
     @click.option("--json", "as_json", is_flag=True)
     def health_cmd(url: str, as_json: bool) -> None:
         """Ask a node how it is (shards held, bytes used)."""
-        from ailedger.services.blobs.client import NodeClient, check_url
+        from ailedger.blobs.client import NodeClient, check_url
 
         h = NodeClient(check_url(url), 5).health()
         _emit(h, as_json, [f"{url}: ok, {h['shards']} shards, {h['used']} bytes used"])
@@ -105,7 +105,7 @@ def _put_options(f: Any) -> Any:
 
 
 def _ledger(path: str | None) -> Any:
-    from ailedger.services.ledger import Ledger
+    from ailedger.tlog.ledger import Ledger
 
     return Ledger.open(path)
 
@@ -129,7 +129,7 @@ def _attach_artifact_commands(main: click.Group) -> None:
                        who: str,
                        ledger_path: str | None, as_json: bool) -> None:
             """Check DIRECTORY against the registered MODEL_REF, then store it encrypted on nodes."""
-            from ailedger.services.blobs.artifacts import push_model
+            from ailedger.blobs.artifacts import push_model
 
             with _ledger(ledger_path) as ledger:
                 r = push_model(ledger, model_ref, directory, _split(nodes), _ident(ledger, who), k=k, n=n,
@@ -145,7 +145,7 @@ def _attach_artifact_commands(main: click.Group) -> None:
         @click.option("--json", "as_json", is_flag=True)
         def model_pull(model_ref: str, output: str, who: str, ledger_path: str | None, as_json: bool) -> None:
             """Fetch the stored copy of MODEL_REF, check it against its manifest, write it to OUTPUT."""
-            from ailedger.services.blobs.artifacts import pull_model
+            from ailedger.blobs.artifacts import pull_model
 
             with _ledger(ledger_path) as ledger:
                 r = pull_model(ledger, model_ref, output, _ident(ledger, who))
@@ -161,7 +161,7 @@ def _attach_artifact_commands(main: click.Group) -> None:
                          readers: str,
                          who: str, ledger_path: str | None, as_json: bool) -> None:
             """Check PATHS against the committed DATASET_REF root, then store them encrypted on nodes."""
-            from ailedger.services.blobs.artifacts import push_dataset
+            from ailedger.blobs.artifacts import push_dataset
 
             with _ledger(ledger_path) as ledger:
                 r = push_dataset(ledger, dataset_ref, list(paths), _split(nodes), _ident(ledger, who), k=k, n=n,
@@ -177,7 +177,7 @@ def _attach_artifact_commands(main: click.Group) -> None:
         @click.option("--json", "as_json", is_flag=True)
         def dataset_pull(dataset_ref: str, output: str, who: str, ledger_path: str | None, as_json: bool) -> None:
             """Fetch the stored copy of DATASET_REF, re-hash its records against the root, write it."""
-            from ailedger.services.blobs.artifacts import pull_dataset
+            from ailedger.blobs.artifacts import pull_dataset
 
             with _ledger(ledger_path) as ledger:
                 r = pull_dataset(ledger, dataset_ref, output, _ident(ledger, who))

@@ -41,7 +41,7 @@ def collect_for_cli(ledger: Any, urls: list[str], witness_vkeys: tuple[str, ...]
                     allow_missing: bool, witness_timeout: float, as_json: bool) -> Any:
     """Collect cosignatures; report each witness on stderr (text mode); raise when too few cosigned."""
     from ailedger.cli._common import read_vkey
-    from ailedger.services.witness import cosign_checkpoint, missing_error
+    from ailedger.tlog.witness import cosign_checkpoint, missing_error
 
     keys = [read_vkey(v) for v in witness_vkeys]
     res = cosign_checkpoint(ledger, urls, timeout=witness_timeout, witness_vkeys=keys, threshold=witness_threshold)
@@ -69,7 +69,7 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def init_cmd(directory: str, name: str, as_json: bool) -> None:
         """Create a witness in DIRECTORY with a new Ed25519 key."""
-        from ailedger.services.witness import Witness
+        from ailedger.tlog.witness import Witness
 
         w = Witness.init(directory, name)
         try:
@@ -84,7 +84,7 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def vkey_cmd(witness_dir: str, as_json: bool) -> None:
         """Print the witness's cosignature verifier key (type 0x04)."""
-        from ailedger.services.witness import Witness
+        from ailedger.tlog.witness import Witness
 
         w = Witness.open(witness_dir)
         try:
@@ -99,7 +99,7 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def add_log_cmd(witness_dir: str, vkey: str, origin: str | None, as_json: bool) -> None:
         """Accept checkpoints of a log (kept in the witness's witness.json; restart `serve` to apply)."""
-        from ailedger.services.witness import Witness
+        from ailedger.tlog.witness import Witness
 
         w = Witness.open(witness_dir)
         try:
@@ -121,9 +121,9 @@ def register(main: click.Group) -> None:
 
         A checkpoint is taken only if a configured key of its log signed it (403 otherwise, 404 for
         an unknown origin): that signature is the protocol's authentication."""
-        from ailedger.services.httpguard import Deadlines
-        from ailedger.services.witness import Witness
-        from ailedger.services.witness_http import make_server
+        from ailedger.server.guard import Deadlines
+        from ailedger.tlog.witness import Witness
+        from ailedger.tlog.witness_http import make_server
 
         w = Witness.open(witness_dir)
         srv = make_server(w, host, port, verbose,
@@ -153,7 +153,7 @@ def register(main: click.Group) -> None:
     def evidence_cmd(witness_dir: str, origin: str | None, as_json: bool) -> None:
         """Print the conflicting checkpoints this witness refused: evidence of split views. The evidence is
         documents to hand on, so it is printed as JSON with or without --json."""
-        from ailedger.services.witness import Witness
+        from ailedger.tlog.witness import Witness
 
         w = Witness.open(witness_dir)
         try:
@@ -170,8 +170,8 @@ def register(main: click.Group) -> None:
         """Trust witness keys (their `ailedger witness vkey`): only cosignatures verifying under a trusted
         key are kept with the log's checkpoints. No VKEY: list the trusted keys."""
         from ailedger.cli._common import read_vkey
-        from ailedger.services.ledger import Ledger
-        from ailedger.services.witness import trust_witness_key, trusted_witness_keys
+        from ailedger.tlog.ledger import Ledger
+        from ailedger.tlog.witness import trust_witness_key, trusted_witness_keys
 
         with Ledger.open(ledger_dir, read_only=True) as ledger:
             for v in vkeys:
@@ -189,8 +189,8 @@ def register(main: click.Group) -> None:
     @JSON_OPT
     def configure_cmd(url: str, vkey: str | None, remove: bool, ledger_dir: str | None, as_json: bool) -> None:
         """Set the witnesses this log asks for cosignatures by default (kept in LEDGER/witnesses.db)."""
-        from ailedger.services.ledger import Ledger
-        from ailedger.services.witness import configure_witness, configured_witnesses, remove_witness
+        from ailedger.tlog.ledger import Ledger
+        from ailedger.tlog.witness import configure_witness, configured_witnesses, remove_witness
 
         with Ledger.open(ledger_dir, read_only=True) as ledger:
             if remove:
@@ -215,7 +215,7 @@ def register(main: click.Group) -> None:
 
         Exits 2 naming each witness that refused, could not be reached or answered with an unknown
         key, unless --witness-threshold is met or --allow-missing-cosignatures is given."""
-        from ailedger.services.ledger import Ledger
+        from ailedger.tlog.ledger import Ledger
 
         with Ledger.open(ledger_dir) as ledger:
             res = collect_for_cli(ledger, list(urls), witness_vkeys, witness_threshold, allow_missing,
@@ -237,9 +237,9 @@ def register(main: click.Group) -> None:
     def verify_cmd(checkpoint: str, log_vkey: str, vkeys: tuple[str, ...], threshold: int | None,
                    as_json: bool) -> None:
         """Check a cosigned checkpoint (or the checkpoint in a .tlog-proof) against a witness policy."""
-        from ailedger.core.cosignature import WitnessPolicy, evaluate_cosigned_checkpoint
-        from ailedger.core.errors import VerificationError
-        from ailedger.core.proofbundle import parse_proof_bundle
+        from ailedger.tlog.cosignature import WitnessPolicy, evaluate_cosigned_checkpoint
+        from ailedger.errors import VerificationError
+        from ailedger.tlog.proofbundle import parse_proof_bundle
 
         data = Path(checkpoint).read_bytes()
         if data.startswith(b"c2sp.org/tlog-proof@v1\n"):

@@ -20,7 +20,7 @@ __all__ = ["register"]
 def _file(token_file: Path | None, ledger_dir: Path | None) -> Path:
     if token_file is not None:
         return token_file
-    from ailedger.services.ledger import resolve_ledger_dir
+    from ailedger.tlog.ledger import resolve_ledger_dir
 
     return resolve_ledger_dir(ledger_dir) / "write-tokens"
 
@@ -41,7 +41,7 @@ def register(main: click.Group) -> None:
     @json_option
     def new_cmd(name: str, token_file: Path | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Issue a token named NAME and print it (only once: the file keeps its SHA-256)."""
-        from ailedger.services.httpauth import TokenFile
+        from ailedger.server.auth import TokenFile
 
         path = _file(token_file, ledger_dir)
         token = TokenFile(path).issue(name)
@@ -55,7 +55,7 @@ def register(main: click.Group) -> None:
     @json_option
     def list_cmd(token_file: Path | None, ledger_dir: Path | None, as_json: bool) -> None:
         """List the issued tokens (names, ids and creation times; never the tokens)."""
-        from ailedger.services.httpauth import TokenFile
+        from ailedger.server.auth import TokenFile
 
         path = _file(token_file, ledger_dir)
         rows = TokenFile(path).entries()
@@ -69,7 +69,7 @@ def register(main: click.Group) -> None:
     @json_option
     def revoke_cmd(name: str, token_file: Path | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Revoke every token named NAME."""
-        from ailedger.services.httpauth import TokenFile
+        from ailedger.server.auth import TokenFile
 
         path = _file(token_file, ledger_dir)
         gone = TokenFile(path).revoke(name)

@@ -1,5 +1,0 @@
-"""HTTP API of a ledger (Starlette app; ``ailedger serve``). See docs/api.md."""
-
-from ailedger.api.app import ServeConfig, app_from_env, create_app
-
-__all__ = ["ServeConfig", "app_from_env", "create_app"]

@@ -1,0 +1,1 @@
+"""ailedger.authority."""

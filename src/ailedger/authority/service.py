@@ -1,0 +1,370 @@
+"""The authority rules applied to a ledger: one function per derived state, and one admission check that
+every write path calls.
+
+* :func:`model_status` -- the one answer to "may model NAME be used, and on whose word?" (a frozen
+  :class:`~ailedger.authority.rules.ModelStatus`).  The gateway, the inference SDK, ``model verify``, the
+  explorer and the HTTP API all call it.
+* :func:`model_registration` -- the effective registration of a model name (the owner's latest version;
+  a stranger's ``model.register`` of an owned name is ignored).  Every reader that looks a model up by
+  name goes through it.
+* :func:`admit` -- before anything is appended (HTTP ``POST /v1/entries`` and ``/batch``, ``ailedger
+  append``, ``Ledger.append_entry`` / ``append_entries``): for each entry, None or the
+  :class:`NotAuthorisedError` saying why its signer may not sign it with effect.
+* :func:`write_genesis` -- the operator's ``log.genesis`` naming who may found the DAO.
+
+The state is a fold over the log (``core.authority.AuthorityState``), cached per ledger in the process;
+only entries appended since the last call are folded.  Every entry the fold applies has its signature
+checked (these entries are few), so an entry forged into the store is ignored too.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from ailedger.authority.rules import (
+    GENESIS,
+    TIME_SKEW_SECONDS,
+    AuthorityState,
+    ModelStatus,
+    operator_did,
+)
+from ailedger.authority.rules import (
+    model_status as _combine,
+)
+from ailedger.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NotAuthorisedError,
+    NotFoundError,
+    VerificationError,
+)
+
+__all__ = [
+    "admit",
+    "is_effective_registration",
+    "model_owner",
+    "model_registration",
+    "model_status",
+    "operator_of",
+    "require_model_usable",
+    "state",
+    "write_genesis",
+]
+
+_MARKS = (b'"type":"model.', b'"type":"log.', b'"type":"identity.', b'"type":"dataset.approve"',
+          b'"type":"dataset.revoke"')
+_INDEXED_TYPES = sorted(AuthorityState.TYPES | {GENESIS})
+SPARSE_SCAN_FROM = 20000
+BLOB_OWNED = ("blob.readers", "blob.supersede")
+DATASET_OWNED = ("dataset.commit", "dataset.source-removal")
+
+
+def operator_of(ledger: Any) -> str:
+    """The log operator's did:key (the log's signing key, fixed when the ledger was created)."""
+    return operator_did(ledger.verifier.public_key)
+
+
+# -- the fold, cached per ledger -----------------------------------------------------------------------------
+
+def _relevant(leaf: bytes) -> bool:
+    return any(m in leaf for m in _MARKS)
+
+
+def _leaves(ledger: Any, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    if end - start >= SPARSE_SCAN_FROM:
+        idxs: list[int] = []
+        budget = max(1000, (end - start) // 8)
+        for t in _INDEXED_TYPES:
+            after = start - 1
+            while len(idxs) <= budget:
+                got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
+                idxs.extend(got)
+                if len(got) < 2000:
+                    break
+                after = got[-1]
+        if len(idxs) <= budget:
+            for i in sorted(set(idxs)):
+                yield i, bytes(ledger.store.leaves(i, i + 1)[0])
+            return
+    for idx, _h, data in ledger.store.iter_leaves(start, end, 20000):
+        data = bytes(data)
+        if _relevant(data):
+            yield idx, data
+
+
+def fold(st: AuthorityState, items: Any) -> AuthorityState:
+    from ailedger.governance.service import LightEntry, _verify_one
+
+    for idx, leaf in items:
+        try:
+            e = LightEntry(leaf)
+        except (ValueError, KeyError, TypeError):
+            continue
+        if not isinstance(e.type, str) or not AuthorityState.handles(e.type) or not isinstance(e.body, dict):
+            continue
+        try:
+            good = _verify_one(leaf)
+        except Exception:  # noqa: BLE001 - a malformed leaf is simply not a valid signature
+            good = False
+        if not good:
+            st.ignored.append((idx, "signature does not verify"))
+            continue
+        st.replay_apply(idx, e)
+    return st
+
+
+_cache: dict[str, tuple[AuthorityState, int]] = {}
+_lock = threading.RLock()  # held while folding and while admission reads the shared state
+
+
+def _key(ledger: Any) -> str:
+    return str(Path(ledger.path).resolve())
+
+
+def state(ledger: Any) -> AuthorityState:
+    """The authority state at the ledger's current size (cached; only new entries are folded)."""
+    with _lock:
+        key = _key(ledger)
+        st, done = _cache.get(key, (None, 0))
+        size = ledger.size
+        if st is None or done > size or st.config.operator != operator_of(ledger):
+            st, done = AuthorityState(operator_of(ledger)), 0
+        if size > done:
+            fold(st, _leaves(ledger, done, size))
+            done = size
+        _cache[key] = (st, done)
+        return st
+
+
+def replay(ledger: Any) -> AuthorityState:
+    """A fresh fold from entry 0 (every leaf scanned)."""
+    return fold(AuthorityState(operator_of(ledger)), (
+        (i, bytes(d)) for i, _h, d in ledger.store.iter_leaves(0, ledger.size, 20000) if _relevant(bytes(d))))
+
+
+# -- models ------------------------------------------------------------------------------------------------
+
+def model_status(ledger: Any, name: str) -> ModelStatus:
+    """Whether model ``name`` may be used and on whose word: the owner's ruling and the DAO's, combined by
+    the rules of docs/authority.md.  ``status.usable`` is False for ``revoked`` and ``suspended``."""
+    from ailedger.governance import service as gov
+
+    st = state(ledger)
+    dao = gov.state(ledger).models.get(name)
+    return _combine(st.models, name, dao)
+
+
+def require_model_usable(ledger: Any, name: str) -> ModelStatus:
+    """Raise :class:`VerificationError` ("model m1 was revoked by proposal 3 ...") unless usable."""
+    s = model_status(ledger, name)
+    if not s.usable:
+        raise VerificationError(s.describe(), expected="a usable model", found=f"{s.state} by {s.by}", model=name,
+                                status=s.to_dict())
+    return s
+
+
+def model_owner(ledger: Any, name: str) -> str | None:
+    return state(ledger).models.owner_of(name)
+
+
+def is_effective_registration(ledger: Any, index: int) -> bool:
+    """Is the ``model.register`` at ``index`` one the rules honour (not a stranger's claim on an owned name)?"""
+    return index in state(ledger).models.registrations
+
+
+def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
+    """The effective registration a reference names: ``NAME`` (the owner's latest version), ``#INDEX`` (that
+    entry, if it is an effective registration) or a manifest root (the latest effective registration with
+    it).  NotFoundError otherwise, saying when a registration exists but is ignored and why."""
+    from ailedger.encoding.refs import entry_ref
+
+    st = state(ledger)
+    idx = entry_ref(ref, "model")  # "#N", ASCII digits; a malformed "#..." is BadInputError
+    if idx is not None:
+        if idx >= ledger.size:
+            raise NotFoundError(f"no entry {ref}", field="model")
+        e = ledger.entry(idx)
+        if e.type != "model.register":
+            raise NotFoundError(f"entry {ref} is a {e.type}, not a model.register", field="model")
+        if not is_effective_registration(ledger, idx):
+            why = next((r for i, r in st.ignored if i == idx), "it names no model")
+            raise NotFoundError(f"entry {ref} is a model.register the rules ignore: {why}", field="model")
+        return idx, e
+    m = st.models.models.get(ref)
+    if m is not None and m.versions:
+        return m.versions[-1], ledger.entry(m.versions[-1])
+    best = None
+    # ``hash:`` is what every write path indexes a manifest root under; ``manifest:`` what older ledgers carry
+    for term in (f"hash:{ref}", f"manifest:{ref}"):
+        for idx, e in ledger.find(type="model.register", term=term):
+            m = e.body.get("manifest") if isinstance(e.body, dict) else None
+            # the term index only finds candidates: the signed body must name this root
+            if isinstance(m, dict) and m.get("root") == ref and is_effective_registration(ledger, idx) \
+                    and (best is None or idx > best[0]):
+                best = (idx, e)
+    if best is None:
+        raise NotFoundError(f"no registered model named {ref!r}", field="model")
+    return best
+
+
+# -- admission: the check every write path makes -------------------------------------------------------------
+
+def _gov_types() -> frozenset[str]:
+    from ailedger.governance.state import CONTEXT_TYPES, GOV_TYPES, STAKE_TYPES
+
+    return frozenset(GOV_TYPES + STAKE_TYPES + CONTEXT_TYPES)
+
+
+def _guarded(t: str) -> bool:
+    return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
+            or t == "blob.attach" or t in DATASET_OWNED)
+
+
+def _blob_owner_check(ledger: Any, st: AuthorityState, e: Any) -> None:
+    put = e.body.get("put")
+    if type(put) is not int or not 0 <= put < ledger.size:
+        raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: body.put names no blob.put entry",
+                                 field="body.put")
+    p = ledger.entry(put)
+    if p.type != "blob.put":
+        raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: entry {put} is a {p.type}, not a blob.put",
+                                 field="body.put")
+    if e.signer != p.signer:  # per key, as the blob fold (BlobService.state): the content key is wrapped to it
+        raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: only the blob's owner {p.signer} (signer "
+                                 f"of entry {put}) may change it", field="signer")
+
+
+def attach_allowed(ledger: Any, index_or_entry: Any) -> str | None:
+    """Why a ``blob.attach`` has no effect (None when it does): its signer must own the artifact record."""
+    e = index_or_entry if not isinstance(index_or_entry, int) else ledger.entry(index_or_entry)
+    st = state(ledger)
+    rec = e.body.get("record")
+    if type(rec) is not int or not 0 <= rec < ledger.size:
+        return "body.record names no entry of this log"
+    r = ledger.entry(rec)
+    if r.type not in ("model.register", "dataset.commit"):
+        return f"entry {rec} is a {r.type}, not a model or dataset record"
+    if not st.keys.acts_for(e.signer, st.keys.principal(r.signer)):
+        return f"only the signer of record {rec} ({r.signer}) may attach a stored copy to it"
+    return None
+
+
+def _dataset_check(ledger: Any, e: Any) -> None:
+    """Dataset name ownership lives with the dataset feature (``datasets.dataset_owner``); used when present."""
+    try:
+        from ailedger.provenance import datasets
+    except ImportError:  # pragma: no cover
+        return
+    owner_fn = getattr(datasets, "dataset_owner", None)
+    name = e.body.get("name") if e.type == "dataset.commit" else e.body.get("dataset")
+    if owner_fn is None or not isinstance(name, str):
+        return
+    try:
+        owner = owner_fn(ledger, name)
+    except NotFoundError:
+        return
+    if owner is None:
+        return
+    owner = owner if isinstance(owner, str) else getattr(owner, "did", None) or getattr(owner, "signer", None)
+    st = state(ledger)
+    if isinstance(owner, str) and not st.keys.acts_for(e.signer, st.keys.principal(owner)):
+        raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: dataset {name} belongs to its original "
+                                 f"committer {owner}", field="signer")
+
+
+def admit(ledger: Any, entries: Sequence[Any], *, governance_checked: bool = False) -> list[AiledgerError | None]:
+    """For each entry (taken in order, as if appended at ``ledger.size`` onwards): None if its signer may
+    sign it with effect, else the :class:`NotAuthorisedError` saying why.  Nothing is changed.
+
+    Only authority is judged here: a malformed governance entry by someone with standing is not refused
+    (the fold ignores it, as before); ``services.governance`` refuses those itself before logging."""
+    out: list[AiledgerError | None] = [None] * len(entries)
+    guarded = [i for i, e in enumerate(entries) if _guarded(e.type)]
+    if not guarded:
+        return out
+    gov_types = _gov_types()
+    g_sim = None
+    if not governance_checked and any(entries[i].type in gov_types for i in guarded):
+        from ailedger.governance import service as gov
+
+        g_st = gov.state(ledger)
+        with gov._cache_lock:  # not while another thread folds into it
+            g_sim = copy.deepcopy(g_st)
+    with _lock:
+        _admit(ledger, entries, guarded, gov_types, g_sim, out)
+    return out
+
+
+def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: frozenset[str], g_sim: Any,
+           out: list[AiledgerError | None]) -> None:
+    a_st = state(ledger)
+    a_sim = copy.deepcopy(a_st) if sum(1 for i in guarded if AuthorityState.handles(entries[i].type)) > 1 else None
+    base = ledger.size
+    for i in guarded:
+        e = entries[i]
+        index = base + i
+        try:
+            if AuthorityState.handles(e.type):
+                if a_sim is not None:
+                    a_sim.apply(index, e)
+                else:
+                    a_st.check(index, e)
+            if g_sim is not None and e.type in gov_types:
+                try:
+                    g_sim.apply(index, e)
+                except NotAuthorisedError:
+                    raise
+                except AiledgerError:
+                    pass  # not a question of authority: the fold will judge (and ignore) it
+            if e.type in BLOB_OWNED:
+                _blob_owner_check(ledger, a_sim or a_st, e)
+            elif e.type == "blob.attach":
+                why = attach_allowed(ledger, e)
+                if why:
+                    raise NotAuthorisedError(f"blob.attach by {e.signer} has no effect: {why}", field="signer")
+            elif e.type in DATASET_OWNED:
+                _dataset_check(ledger, e)
+        except NotAuthorisedError as exc:
+            out[i] = exc
+        except BadInputError:
+            pass  # malformed or conflicting, not a question of standing: the fold ignores it, as before
+
+
+def raise_first(errors: Sequence[AiledgerError | None]) -> None:
+    for err in errors:
+        if err is not None:
+            raise err
+
+
+# -- genesis -------------------------------------------------------------------------------------------------
+
+def write_genesis(ledger: Any, founders: Sequence[str], *, note: str = "") -> int:
+    """Log the operator's ``log.genesis`` (signed with the log key): who may found the DAO.  Once per log."""
+    from ailedger.tlog.ledger import operator_identity
+
+    op = operator_identity(ledger)
+    st = state(ledger)
+    if st.config.genesis is not None:
+        raise ConflictError(f"this log already has its genesis (entry {st.config.genesis}): "
+                            f"{st.config.founding_rule()}", field="founders")
+    fs = list(dict.fromkeys(founders))
+    body: dict[str, Any] = {"operator": op.did, "founders": fs, "time_skew_seconds": TIME_SKEW_SECONDS,
+                            "subjects": [op.did, *fs]}
+    if note:
+        body["note"] = note
+    res = ledger.append_record(GENESIS, body, op)
+    if res.duplicate:
+        raise BadInputError("this genesis entry is already logged", field="founders")
+    return int(res.index)
+
+
+def genesis_info(ledger: Any) -> dict[str, Any]:
+    st = state(ledger)
+    c = st.config
+    return {"operator": c.operator, "genesis": c.genesis, "founders": list(c.founders),
+            "founding_rule": c.founding_rule()}

@@ -1,0 +1,684 @@
+"""The blob service: put, get, repair, audit and reader changes, recorded in the ledger.
+
+Write path (``put``): plaintext -> (UnixFS CID of the plaintext, for the commitment) -> AES-256-GCM
+segments -> (UnixFS CID of the ciphertext = the object's id) -> RS k-of-n stripes -> n shard
+files spooled locally -> uploaded in parallel to n distinct nodes -> ``blob.put`` record.
+
+Read path (``get``): ledger state -> unwrap the key -> fetch shards from all nodes at once, keep
+the first k whose SHA-256 matches the ledger, drop the rest ("swarming") -> decode -> check the
+ciphertext CID -> decrypt (every segment authenticated) -> check the plaintext commitment ->
+only then move the output into place. A byte that does not check out never reaches the output.
+
+State is a replay of the ledger: ``blob.put`` (signed by the owner), ``blob.repair`` (new shard
+locations; any signer, since shard bytes are checked by hash anyway; older locations stay as
+fallbacks) and ``blob.readers`` (owner only: the re-wrapped key for the new reader set).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ailedger.blobs.cid import CID
+from ailedger.errors import (
+    AiledgerError,
+    BadInputError,
+    NetworkError,
+    NotFoundError,
+    ProofError,
+    StorageError,
+    VerificationError,
+)
+from ailedger.provenance.shardproof import SEGMENT, ShardHasher, challenge_indices, segment_count, verify_segment
+from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
+from ailedger.blobs import crypto
+from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
+from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
+
+__all__ = ["ENCRYPTION", "BlobService", "BlobState", "GetResult", "PutResult", "RepairResult"]
+
+ENCRYPTION = "aes-256-gcm-stream"
+_IO = 1 << 20
+
+
+@dataclass
+class ShardInfo:
+    index: int
+    sha256: str
+    root: str
+    locations: list[str]  # newest first
+
+
+@dataclass
+class BlobState:
+    cid: str
+    put_index: int
+    owner: str
+    profile: str
+    plain_size: int
+    commitment: str
+    coding: Coding
+    segment: int
+    shards: list[ShardInfo]
+    readers: list[crypto.WrappedKey]
+    history: list[int] = field(default_factory=list)
+    superseded_by: str | None = None
+    proof_segment: int = SEGMENT
+
+    @property
+    def reader_dids(self) -> list[str]:
+        return [r.reader for r in self.readers]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cid": self.cid, "put_index": self.put_index, "owner": self.owner, "profile": self.profile,
+                "plain_size": self.plain_size, "coding": self.coding.to_dict(), "readers": self.reader_dids,
+                "shards": [{"i": s.index, "node": s.locations[0] if s.locations else None, "sha256": s.sha256}
+                           for s in self.shards],
+                "records": self.history, "superseded_by": self.superseded_by}
+
+
+@dataclass(frozen=True)
+class PutResult:
+    cid: str
+    index: int
+    plain_size: int
+    cipher_size: int
+    k: int
+    n: int
+    placement: dict[int, str]
+    retried: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cid": self.cid, "index": self.index, "plain_size": self.plain_size,
+                "cipher_size": self.cipher_size, "k": self.k, "n": self.n,
+                "placement": {str(i): u for i, u in self.placement.items()}, "retried": self.retried}
+
+
+@dataclass(frozen=True)
+class GetResult:
+    cid: str
+    plaintext_cid: str
+    size: int
+    shards_used: list[int]
+    failures: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cid": self.cid, "plaintext_cid": self.plaintext_cid, "size": self.size,
+                "shards_used": self.shards_used, "failures": self.failures}
+
+
+@dataclass(frozen=True)
+class RepairResult:
+    cid: str
+    healthy: list[int]
+    rebuilt: dict[int, str]
+    index: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cid": self.cid, "healthy": self.healthy,
+                "rebuilt": {str(i): u for i, u in self.rebuilt.items()}, "index": self.index}
+
+
+def _cut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def _term(cid: str) -> str:
+    return f"blob:{cid}"
+
+
+class BlobService:
+    def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
+                 workers: int = 16) -> None:
+        self.ledger = ledger
+        self.timeout = timeout
+        self.workers = workers
+        self.spool_root = Path(spool) if spool else None
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _client(self, url: str, signer: Any = None) -> NodeClient:
+        """A node client; with ``signer``, writes (shard uploads and deletes) are signed by that identity
+        (RFC 9421, docs/storage.md): a node takes writes only from identities its operator admitted."""
+        return NodeClient(url, self.timeout, signer=signer)
+
+    def _spool(self) -> Path:
+        if self.spool_root is not None:
+            self.spool_root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="ailedger-blob-", dir=self.spool_root))
+
+    def _reader_did(self, who: str) -> str:
+        return str(self.ledger.did_for(who))
+
+    @staticmethod
+    def _binding(cid: str) -> bytes:
+        return b"ailedger/blob-reader/v1\0" + CID.decode(cid).bytes
+
+    # -- state ----------------------------------------------------------------------------------
+    def state(self, cid: str) -> BlobState:
+        c = CID.decode(cid)  # validates
+        cid = str(c)
+        st: BlobState | None = None
+        for index, e in self.ledger.find(term=_term(cid)):
+            b = e.body
+            if e.type == "blob.put" and st is None:
+                if b.get("cid") != cid:
+                    continue
+                try:
+                    st = BlobState(
+                        cid=cid, put_index=index, owner=e.signer, profile=b["profile"],
+                        plain_size=int(b["plain"]["size"]), commitment=b["plain"]["commitment"],
+                        coding=Coding.from_dict(b["coding"]), segment=int(b["encryption"]["segment"]),
+                        shards=[ShardInfo(int(s["i"]), s["sha256"], s["root"], [s["node"]]) for s in b["shards"]],
+                        readers=[crypto.WrappedKey.from_dict(r) for r in b["readers"]], history=[index],
+                        proof_segment=int(b.get("proof", {}).get("segment", SEGMENT)),
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise StorageError(f"ledger entry {index} is not a valid blob.put: {exc}", index=index) from None
+            elif st is not None and b.get("put") == st.put_index:
+                if e.type == "blob.repair":
+                    for s in b.get("shards", []):
+                        i = int(s["i"])
+                        if 0 <= i < len(st.shards):
+                            locs = st.shards[i].locations
+                            if s["node"] in locs:
+                                locs.remove(s["node"])
+                            locs.insert(0, s["node"])
+                    st.history.append(index)
+                elif e.type == "blob.supersede" and e.signer == st.owner:
+                    st.superseded_by = b.get("superseded_by")
+                    st.history.append(index)
+                elif e.type == "blob.readers" and e.signer == st.owner:
+                    st.readers = [crypto.WrappedKey.from_dict(r) for r in b["readers"]]
+                    st.history.append(index)
+        if st is None:
+            raise NotFoundError(f"no blob {cid} in this ledger", field="cid")
+        return st
+
+    # -- put ------------------------------------------------------------------------------------
+    def put(self, path: str | os.PathLike[str], nodes: list[str], signer: Any, *, k: int | None = None,
+            n: int | None = None,
+            readers: Iterable[str] = (), profile: str = DEFAULT_PROFILE, unit: int = 1 << 20,
+            progress: Callable[[str], None] | None = None) -> PutResult:
+        prof = get_profile(profile)
+        src = Path(path)
+        if not src.is_file():
+            raise NotFoundError(f"no file {src}", field="file")
+        urls = list(dict.fromkeys(check_url(u) for u in nodes))
+        k, n = coding_for_nodes(len(urls), k, n)  # default: one shard per node (docs/storage.md)
+        reader_dids = list(dict.fromkeys([signer.did, *(self._reader_did(r) for r in readers)]))
+        plain_size = src.stat().st_size
+        coding = Coding.for_size(crypto.ciphertext_size(plain_size), k, n, unit)
+        key = crypto.new_key()
+        spool = self._spool()
+        try:
+            plain_cid, cipher_cid, infos = self._encode_to_spool(src, key, coding, prof, spool)
+            cid = str(cipher_cid)
+            placement, retried = self._upload(spool, infos, urls, progress, signer)
+            binding = self._binding(cid)
+            body = {
+                "cid": cid,
+                "profile": prof.name,
+                "size": coding.size,
+                "plain": {"size": plain_size,
+                          "commitment": crypto.plaintext_commitment(key, plain_cid.bytes).hex()},
+                "encryption": {"algorithm": ENCRYPTION, "segment": crypto.SEGMENT},
+                "proof": {"segment": SEGMENT, "tree": "rfc6962-sha256"},
+                "coding": coding.to_dict(),
+                "shards": [{"i": i, "node": placement[i], "sha256": infos[i][0], "root": infos[i][1]}
+                           for i in range(n)],
+                "readers": [crypto.wrap_key(key, d, binding).to_dict() for d in reader_dids],
+            }
+            try:
+                res = self.ledger.append_record("blob.put", body, signer, terms=[_term(cid)])
+            except BaseException:
+                self._delete_placed(placement, infos, signer)  # unrecorded shards would be orphans
+                raise
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        return PutResult(cid, res.index, plain_size, coding.size, k, n, placement, retried)
+
+    def _encode_to_spool(self, src: Path, key: bytes, coding: Coding, prof: Any, spool: Path
+                         ) -> tuple[CID, CID, list[tuple[str, str]]]:
+        plain_imp, cipher_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
+        enc = crypto.Encryptor(key)
+        senc = StripeEncoder(coding)
+        files = [open(spool / f"shard-{i}", "wb") for i in range(coding.n)]  # noqa: SIM115
+        hashers = [ShardHasher() for _ in range(coding.n)]
+        stripe = bytearray()
+        written = 0
+
+        def emit(final: bool) -> None:
+            nonlocal stripe, written
+            while len(stripe) >= coding.stripe or (final and (stripe or written == 0)):
+                piece_src = bytes(stripe[: coding.stripe])
+                del stripe[: coding.stripe]
+                for f, h, piece in zip(files, hashers, senc.encode(piece_src)):
+                    h.update(piece)
+                    f.write(piece)
+                written += 1
+
+        try:
+            with open(src, "rb") as fin:
+                while buf := fin.read(_IO):
+                    plain_imp.update(buf)
+                    ct = enc.update(buf)
+                    if ct:
+                        cipher_imp.update(ct)
+                        stripe += ct
+                        emit(False)
+            ct = enc.finish()
+            cipher_imp.update(ct)
+            stripe += ct
+            emit(True)
+        finally:
+            for f in files:
+                f.close()
+        if written != coding.stripes:
+            raise StorageError("internal: stripe count mismatch", expected=coding.stripes, found=written)
+        infos = []
+        for h in hashers:
+            if h.size != coding.shard_size:
+                raise StorageError("internal: shard size mismatch", expected=coding.shard_size, found=h.size)
+            sha, root = h.finish()
+            infos.append((sha.hex(), root.hex()))
+        return plain_imp.finish()[0], cipher_imp.finish()[0], infos
+
+    def _upload(self, spool: Path, infos: list[tuple[str, str]], urls: list[str],
+                progress: Callable[[str], None] | None, signer: Any) -> tuple[dict[int, str], list[str]]:
+        n = len(infos)
+        order = urls[:]
+        random.shuffle(order)  # spread objects over the pool
+        lock = threading.Lock()
+        spare = order[n:]
+        placement: dict[int, str] = {}
+        retried: list[str] = []
+        errors: list[str] = []
+
+        def one(i: int, url: str) -> None:
+            while True:
+                try:
+                    self._client(url, signer).put_shard(infos[i][0], spool / f"shard-{i}")
+                    with lock:
+                        placement[i] = url
+                    if progress:
+                        progress(f"shard {i} -> {url}")
+                    return
+                except AiledgerError as e:
+                    with lock:
+                        errors.append(e.message)
+                        retried.append(f"shard {i}: {e.message}")
+                        if not spare:
+                            raise StorageError(
+                                f"could not place shard {i} on a distinct node: {e.message} "
+                                f"(no spare node left; give more --nodes)", shard=i) from None
+                        url = spare.pop(0)
+
+        with ThreadPoolExecutor(min(self.workers, n)) as ex:
+            futs = [ex.submit(one, i, order[i]) for i in range(n)]
+            failed = [f.exception() for f in futs if f.exception() is not None]
+        if failed:
+            self._delete_placed(placement, infos, signer)
+            raise failed[0]  # type: ignore[misc]
+        return placement, retried
+
+    def _delete_placed(self, placement: dict[int, str], infos: list[tuple[str, str]], signer: Any) -> None:
+        """Best effort: take back shards of a put that will not be recorded."""
+        for i, url in placement.items():
+            try:
+                self._client(url, signer).delete_shard(infos[i][0])
+            except AiledgerError:
+                pass
+
+    # -- get --------------------------------------------------------------------------------------
+    def open_key(self, st: BlobState, ident: Any) -> bytes:
+        for r in st.readers:
+            if r.reader == ident.did:
+                return crypto.unwrap_key(r, ident.private_key, self._binding(st.cid))
+
+        raise BadInputError(
+            f"identity {ident.did} is not a reader of blob {st.cid} (readers: {len(st.readers)}; "
+            "access may have been revoked)", field="as", cid=st.cid)
+
+    def _swarm(self, st: BlobState, spool: Path, need: int, candidates: list[int] | None = None,
+               locations: dict[int, list[str]] | None = None) -> tuple[list[int], list[str]]:
+        """Fetch shards in parallel until ``need`` good ones are on disk; returns (indices, failures)."""
+        coding = st.coding
+        idx = candidates if candidates is not None else list(range(coding.n))
+        # primaries first (no decoding needed); the rest in random order so load spreads
+        prim = [i for i in idx if i < coding.k]
+        rest = [i for i in idx if i >= coding.k]
+        random.shuffle(rest)
+        queue = prim + rest
+        cancel = threading.Event()
+        good: list[int] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+        conns: list[Any] = []
+
+        def register(conn: Any) -> None:
+            with lock:
+                conns.append(conn)
+            if cancel.is_set():
+                _cut(conn)
+
+        def fetch(i: int) -> int:
+            s = st.shards[i]
+            locs = (locations or {}).get(i, s.locations)
+            last: AiledgerError | None = None
+            for url in locs:
+                p = spool / f"get-{i}"
+                try:
+                    with open(p, "wb") as f:
+                        self._client(url).get_shard(s.sha256, coding.shard_size, f, cancel, register)
+                    return i
+                except Cancelled:
+                    remove(p)
+                    raise
+                except AiledgerError as e:
+                    remove(p)
+                    last = e
+                    with lock:
+                        failures.append(f"shard {i} from {url}: {e.message}")
+                except Exception as e:  # noqa: BLE001 - a local failure (spool disk, bug) must be reported too
+                    remove(p)
+                    last = StorageError(f"shard {i} from {url}: {type(e).__name__}: {e}")
+                    with lock:
+                        failures.append(last.message)
+            raise last or NetworkError(f"shard {i} has no location", shard=i)
+
+        parallel = min(len(queue), need + max(2, need // 4), 64)
+        with ThreadPoolExecutor(max(1, parallel)) as ex:
+            running: dict[Future[int], int] = {}
+            while queue and len(running) < parallel:
+                i = queue.pop(0)
+                running[ex.submit(fetch, i)] = i
+            while running and len(good) < need:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    i = running.pop(fut)
+                    if fut.exception() is None:
+                        good.append(i)
+                    elif queue:
+                        j = queue.pop(0)
+                        running[ex.submit(fetch, j)] = j
+                    while queue and len(running) + len(good) < need + 2 and len(running) < parallel:
+                        j = queue.pop(0)
+                        running[ex.submit(fetch, j)] = j
+            cancel.set()
+            with lock:  # unblock transfers still waiting on slow or stalled nodes
+                for conn in conns:
+                    _cut(conn)
+        for fut, i in running.items():
+            if fut.done() and fut.exception() is None and len(good) < need:
+                good.append(i)
+        if len(good) < need:
+            raise NetworkError(
+                f"only {len(good)} of the {need} shards needed could be fetched intact for {st.cid}; "
+                f"failures: {'; '.join(failures[-5:])}", cid=st.cid, found=len(good), expected=need)
+        return sorted(good[:need]), failures
+
+    def _decode(self, st: BlobState, spool: Path, used: list[int], sink: Callable[[bytes], None]) -> None:
+        coding = st.coding
+        dec = StripeDecoder(coding)
+        files: dict[int, BinaryIO] = {i: open(spool / f"get-{i}", "rb") for i in used}  # noqa: SIM115
+        try:
+            left = coding.size
+            for _ in range(coding.stripes):
+                pieces = {i: f.read(coding.piece) for i, f in files.items()}
+                data = dec.decode(pieces)
+                take = min(left, len(data))
+                sink(data[:take])
+                left -= take
+        finally:
+            for f in files.values():
+                f.close()
+
+    def get(self, cid: str, out: str | os.PathLike[str], ident: Any) -> GetResult:
+        st = self.state(cid)
+        if st.superseded_by:
+            raise NotFoundError(f"blob {st.cid} was re-encrypted under a new key as {st.superseded_by} and its "
+                                "shards deleted; fetch the new CID (if you are still a reader)", field="cid",
+                                superseded_by=st.superseded_by)
+        key = self.open_key(st, ident)
+        dest = Path(out)
+        spool = self._spool()
+        part = dest.with_name(dest.name + ".part")
+        try:
+            used, failures = self._swarm(st, spool, st.coding.k)
+            prof = get_profile(st.profile)
+            cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
+            decr = crypto.Decryptor(key, st.segment)
+            with open(part, "wb") as fout:
+                def sink(ct: bytes) -> None:
+                    cipher_imp.update(ct)
+                    pt = decr.update(ct)
+                    if pt:
+                        plain_imp.update(pt)
+                        fout.write(pt)
+
+                self._decode(st, spool, used, sink)
+                pt = decr.finish()
+                plain_imp.update(pt)
+                fout.write(pt)
+            got_cid = str(cipher_imp.finish()[0])
+            if got_cid != st.cid:
+                raise VerificationError("reassembled ciphertext does not match the blob's CID",
+                                        expected=st.cid, found=got_cid)
+            plain_cid = plain_imp.finish()[0]
+            if crypto.plaintext_commitment(key, plain_cid.bytes).hex() != st.commitment:
+                raise VerificationError("decrypted bytes do not match the plaintext commitment in the ledger",
+                                        expected=st.commitment, found=str(plain_cid))
+            if plain_imp.size != st.plain_size:
+                raise VerificationError("decrypted size differs from the ledger", expected=st.plain_size,
+                                        found=plain_imp.size)
+            os.replace(part, dest)
+        except BaseException:
+            remove(part)
+            raise
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        return GetResult(st.cid, str(plain_cid), st.plain_size, used, failures)
+
+    def get_ciphertext(self, cid: str, out: str | os.PathLike[str]) -> GetResult:
+        """Fetch and reassemble the encrypted object without any key (e.g. to pin it on IPFS or pack it
+        for Filecoin: ``blob car`` of the result gives the same CID). Checked against the CID."""
+        st = self.state(cid)
+        dest = Path(out)
+        spool = self._spool()
+        part = dest.with_name(dest.name + ".part")
+        try:
+            used, failures = self._swarm(st, spool, st.coding.k)
+            imp = FileImporter(get_profile(st.profile), keep_leaves=False)
+            with open(part, "wb") as fout:
+                def sink(ct: bytes) -> None:
+                    imp.update(ct)
+                    fout.write(ct)
+
+                self._decode(st, spool, used, sink)
+            got_cid = str(imp.finish()[0])
+            if got_cid != st.cid:
+                raise VerificationError("reassembled ciphertext does not match the blob's CID",
+                                        expected=st.cid, found=got_cid)
+            os.replace(part, dest)
+        except BaseException:
+            remove(part)
+            raise
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        return GetResult(st.cid, "", st.coding.size, used, failures)
+
+    # -- audit (proofs of storage) ---------------------------------------------------------------
+    def audit(self, cid: str, challenges: int = 3) -> dict[int, dict[str, Any]]:
+        """Challenge every shard's current location with random segments; verify the Merkle proofs
+        against the roots in the ledger."""
+        st = self.state(cid)
+        size = st.coding.shard_size
+        if st.proof_segment != SEGMENT:
+            raise BadInputError(f"blob {st.cid} commits to {st.proof_segment}-byte proof segments; this version "
+                                f"of the storage node answers {SEGMENT}-byte ones", field="proof")
+        segs = segment_count(size)
+
+        def one(s: ShardInfo) -> tuple[int, dict[str, Any]]:
+            url = s.locations[0]
+            seed = os.urandom(16)
+            try:
+                for j in challenge_indices(seed, challenges, segs):
+                    seg, proof, got_size = self._client(url).challenge(s.sha256, j)
+                    if got_size != size:
+                        raise ProofError("node holds a shard of the wrong size", expected=size, found=got_size)
+                    verify_segment(bytes.fromhex(s.root), size, j, seg, proof)
+                return s.index, {"node": url, "ok": True, "challenges": challenges}
+            except AiledgerError as e:
+                return s.index, {"node": url, "ok": False, "error": e.message}
+
+        with ThreadPoolExecutor(min(self.workers, len(st.shards))) as ex:
+            return dict(ex.map(one, st.shards))
+
+    # -- repair -----------------------------------------------------------------------------------
+    def repair(self, cid: str, signer: Any, nodes: Iterable[str] = ()) -> RepairResult:
+        st = self.state(cid)
+        report = self.audit(cid, challenges=1)
+        healthy = sorted(i for i, r in report.items() if r["ok"])
+        broken = sorted(i for i, r in report.items() if not r["ok"])
+        if not broken:
+            return RepairResult(st.cid, healthy, {}, None)
+        if len(healthy) < st.coding.k:
+            raise StorageError(f"blob {st.cid} is lost: only {len(healthy)} shards answer, {st.coding.k} needed",
+                               found=len(healthy), expected=st.coding.k)
+        used_nodes = {report[i]["node"] for i in healthy}
+        pool = [check_url(u) for u in nodes] + [loc for s in st.shards for loc in s.locations]
+        pool = [u for u in dict.fromkeys(pool) if u not in used_nodes]
+        spool = self._spool()
+        rebuilt: dict[int, str] = {}
+        try:
+            locs = {i: [report[i]["node"]] for i in healthy}
+            used, _ = self._swarm(st, spool, st.coding.k, candidates=healthy, locations=locs)
+            enc = StripeEncoder(st.coding)
+            outs = {i: open(spool / f"new-{i}", "wb") for i in broken}  # noqa: SIM115
+            try:
+                def sink(data: bytes) -> None:
+                    sink.buf += data  # type: ignore[attr-defined]
+                    while len(sink.buf) >= st.coding.stripe:  # type: ignore[attr-defined]
+                        stripe = bytes(sink.buf[: st.coding.stripe])  # type: ignore[attr-defined]
+                        del sink.buf[: st.coding.stripe]  # type: ignore[attr-defined]
+                        for i, piece in zip(broken, enc.encode(stripe, broken)):
+                            outs[i].write(piece)
+
+                sink.buf = bytearray()  # type: ignore[attr-defined]
+                self._decode(st, spool, used, sink)
+                if sink.buf:  # type: ignore[attr-defined]
+                    for i, piece in zip(broken, enc.encode(bytes(sink.buf), broken)):  # type: ignore[attr-defined]
+                        outs[i].write(piece)
+            finally:
+                for f in outs.values():
+                    f.close()
+            for i in broken:
+                sha, _root, _ = hash_file(spool / f"new-{i}")
+                if sha.hex() != st.shards[i].sha256:
+                    raise VerificationError(f"rebuilt shard {i} differs from the ledger",
+                                            expected=st.shards[i].sha256, found=sha.hex())
+            alive: list[str] = []
+            errors: list[str] = []
+            for u in pool:
+                try:
+                    self._client(u).health()
+                    alive.append(u)
+                except AiledgerError as e:
+                    errors.append(e.message)
+            for i in broken:
+                while True:
+                    if not alive:
+                        raise StorageError(f"no healthy spare node left to hold rebuilt shard {i}; give more --nodes "
+                                           f"({'; '.join(errors[-3:])})", shard=i)
+                    u = alive.pop(0)
+                    try:
+                        self._client(u, signer).put_shard(st.shards[i].sha256, spool / f"new-{i}")
+                        rebuilt[i] = u
+                        break
+                    except AiledgerError as e:
+                        errors.append(e.message)
+                        continue
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        body = {"cid": st.cid, "put": st.put_index,
+                "shards": [{"i": i, "node": u} for i, u in sorted(rebuilt.items())],
+                "lost": broken}
+        res = self.ledger.append_record("blob.repair", body, signer, terms=[_term(st.cid)])
+        return RepairResult(st.cid, healthy, rebuilt, res.index)
+
+    # -- readers ----------------------------------------------------------------------------------
+    def set_readers(self, cid: str, owner: Any, *, add: Iterable[str] = (), remove_: Iterable[str] = ()
+                    ) -> tuple[int, list[str]]:
+        """Re-wrap the object key for a new reader set (fresh ephemeral keys for everyone kept)."""
+        st = self.state(cid)
+        if owner.did != st.owner:
+            raise BadInputError(f"only the blob's owner {st.owner} may change its readers", field="as")
+        key = self.open_key(st, owner)
+        gone = {self._reader_did(r) for r in remove_}
+        if owner.did in gone:
+            raise BadInputError("the owner cannot revoke itself", field="revoke")
+        missing = gone - set(st.reader_dids)
+        if missing:
+            raise NotFoundError(f"not a reader of {st.cid}: {', '.join(sorted(missing))}", field="revoke")
+        new = [d for d in st.reader_dids if d not in gone]
+        new += [d for d in (self._reader_did(a) for a in add) if d not in new]
+        binding = self._binding(st.cid)
+        body = {"cid": st.cid, "put": st.put_index, "readers": [crypto.wrap_key(key, d, binding).to_dict() for d in new],
+                "removed": sorted(gone)}
+        res = self.ledger.append_record("blob.readers", body, owner, terms=[_term(st.cid)])
+        return res.index, new
+
+    # -- rotation (revocation that also retires the old key) ------------------------------------------
+    def rotate(self, cid: str, owner: Any, *, remove_: Iterable[str] = (), nodes: Iterable[str] = (),
+               k: int | None = None, n: int | None = None) -> dict[str, Any]:
+        """Re-encrypt the object under a fresh key for the remaining readers, store it as a new blob,
+        record ``blob.supersede`` (old -> new) and delete the old shards from their nodes.
+
+        A revoked reader who kept the old key can then no longer decrypt anything fetched from our
+        nodes (the old ciphertext is gone from them; copies kept elsewhere are out of reach)."""
+        st = self.state(cid)
+        if owner.did != st.owner:
+            raise BadInputError(f"only the blob's owner {st.owner} may rotate it", field="as")
+        gone = {self._reader_did(r) for r in remove_}
+        if owner.did in gone:
+            raise BadInputError("the owner cannot revoke itself", field="revoke")
+        missing = gone - set(st.reader_dids)
+        if missing:
+            raise NotFoundError(f"not a reader of {st.cid}: {', '.join(sorted(missing))}", field="revoke")
+        keep = [d for d in st.reader_dids if d not in gone and d != owner.did]
+        pool = [check_url(u) for u in nodes] or list(dict.fromkeys(s.locations[0] for s in st.shards))
+        spool = self._spool()
+        try:
+            plain = spool / "plain"
+            self.get(st.cid, plain, owner)
+            new = self.put(plain, pool, owner, k=k or st.coding.k, n=n or st.coding.n, readers=keep,
+                           profile=st.profile)
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)
+        body = {"cid": st.cid, "put": st.put_index, "superseded_by": new.cid, "new_put": new.index,
+                "removed": sorted(gone)}
+        res = self.ledger.append_record("blob.supersede", body, owner, terms=[_term(st.cid), _term(new.cid)])
+        deleted, kept = 0, []
+        for s in st.shards:
+            for url in s.locations:
+                try:
+                    self._client(url, owner).delete_shard(s.sha256)
+                    deleted += 1
+                except AiledgerError as e:
+                    kept.append(f"shard {s.index} on {url}: {e.message}")
+        return {"old": st.cid, "new": new.cid, "put_index": new.index, "index": res.index,
+                "readers": [owner.did, *keep], "deleted": deleted, "not_deleted": kept}

@@ -1,0 +1,155 @@
+"""Signed ledger entries.
+
+An entry is a JSON object ``{"type", "v", "body", "signer", "time", "sig"}``.
+The signature is Ed25519 by the ``signer`` did:key over the RFC 8785 canonical
+bytes of the object *without* ``sig``; the leaf bytes logged (whose RFC 6962
+leaf hash is in the tree) are the canonical bytes of the whole object.
+Anyone holding a leaf can therefore re-check who signed it, offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.errors import BadInputError
+from ailedger.encoding.identity import public_key_from_did, verify_did_signature
+
+__all__ = ["SignedEntry", "MAX_ENTRY_BYTES", "unsigned_bytes", "build_entry", "parse_entry", "ENTRY_SCHEMA_VERSION"]
+
+# tlog-tiles entry bundles prefix each entry with a 16-bit length
+MAX_ENTRY_BYTES = 65535
+ENTRY_SCHEMA_VERSION = 1
+_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)*$")
+_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?Z")  # ASCII, fullmatch
+_FIELDS = {"type", "v", "body", "signer", "time", "sig"}
+
+
+@dataclass(frozen=True)
+class SignedEntry:
+    type: str
+    v: int
+    body: dict[str, Any]
+    signer: str
+    time: str
+    sig: bytes
+    leaf_bytes: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "v": self.v,
+            "body": self.body,
+            "signer": self.signer,
+            "time": self.time,
+            "sig": base64.b64encode(self.sig).decode(),
+        }
+
+    def verify(self) -> None:
+        """Raise :class:`SignatureError` unless the signer's signature holds."""
+        verify_did_signature(self.signer, unsigned_bytes(self.to_dict()), self.sig)
+
+
+def unsigned_bytes(obj: dict[str, Any]) -> bytes:
+    return canonical_json({k: v for k, v in obj.items() if k != "sig"})
+
+
+def _validate_fields(obj: Any) -> None:
+    if not isinstance(obj, dict):
+        raise BadInputError("entry must be a JSON object")
+    missing = _FIELDS - obj.keys()
+    if missing:
+        raise BadInputError(f"entry is missing field {sorted(missing)[0]!r}", field=sorted(missing)[0])
+    extra = obj.keys() - _FIELDS
+    if extra:
+        raise BadInputError(f"entry has unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+    t = obj["type"]
+    if not isinstance(t, str) or len(t) > 64 or not _TYPE_RE.match(t):
+        raise BadInputError("entry type must be a dotted lowercase name", field="type", found=str(t)[:80])
+    v = obj["v"]
+    if type(v) is not int or not 1 <= v <= 1000:
+        raise BadInputError("entry schema version v must be a small positive integer", field="v")
+    if not isinstance(obj["body"], dict):
+        raise BadInputError("entry body must be a JSON object", field="body")
+    if not isinstance(obj["time"], str) or not _TIME_RE.fullmatch(obj["time"]):
+        raise BadInputError("entry time must be RFC 3339 UTC like 2026-01-02T03:04:05.678Z", field="time")
+    public_key_from_did(obj["signer"])  # raises BadInputError on a bad did
+    if not isinstance(obj["sig"], str):
+        raise BadInputError("entry sig must be base64 text", field="sig")
+
+
+def build_entry(
+    type: str, body: dict[str, Any], signer_did: str, time: str, sign: Callable[[bytes], bytes], v: int = 1
+) -> SignedEntry:
+    """Make and sign an entry; ``time`` is passed in (core never reads the clock)."""
+    obj: dict[str, Any] = {"type": type, "v": v, "body": body, "signer": signer_did, "time": time, "sig": ""}
+    _validate_fields(obj)
+    sig = sign(unsigned_bytes(obj))
+    obj["sig"] = base64.b64encode(sig).decode()
+    leaf = canonical_json(obj)
+    if len(leaf) > MAX_ENTRY_BYTES:
+        raise BadInputError(f"entry is {len(leaf)} bytes; the limit is {MAX_ENTRY_BYTES}", field="body")
+    return SignedEntry(type, v, body, signer_did, time, sig, leaf)
+
+
+try:
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover
+    _loads = json.loads
+
+
+def _fast_parse(data: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """Entries that arrive already canonical (our clients send them so) skip the strict parser:
+    if the C parser's result re-encodes to exactly the input, the input had no duplicate keys."""
+    try:
+        obj = _loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if type(obj) is not dict:
+        return None
+    try:
+        leaf = canonical_json(obj)
+    except BadInputError:
+        return None
+    return (obj, leaf) if leaf == data else None
+
+
+def parse_entry(data: bytes | dict[str, Any], *, verify: bool = True) -> SignedEntry:
+    """Parse (and by default verify) an entry. The leaf bytes are always the canonical form,
+    so two spellings of the same entry deduplicate to one leaf."""
+    leaf: bytes | None = None
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data)
+        if len(data) > MAX_ENTRY_BYTES:
+            raise BadInputError(f"entry is {len(data)} bytes; the limit is {MAX_ENTRY_BYTES}")
+        fast = _fast_parse(data)
+        if fast is not None:
+            obj, leaf = fast
+        else:
+            obj = parse_json(data, what="entry")
+    else:
+        obj = data
+    _validate_fields(obj)
+    try:
+        sig = base64.b64decode(obj["sig"], validate=True)
+    except ValueError as exc:  # bad base64, or a plain ValueError for non-ASCII text
+        raise BadInputError("entry sig is not base64", field="sig") from exc
+    if len(sig) != 64:
+        raise BadInputError("entry sig must be a 64-byte Ed25519 signature", field="sig")
+    if leaf is None:
+        leaf = canonical_json(obj)
+    entry = SignedEntry(obj["type"], obj["v"], obj["body"], obj["signer"], obj["time"], sig, leaf)
+    if len(leaf) > MAX_ENTRY_BYTES:
+        raise BadInputError(f"entry is {len(leaf)} bytes; the limit is {MAX_ENTRY_BYTES}")
+    if verify:
+        # the unsigned bytes are the leaf without its top-level "sig" member; the keys after it
+        # (signer, time, type, v) are validated and cannot contain that text, so the last match is it
+        i = leaf.rfind(b',"sig":"')
+        j = leaf.index(b'"', i + 8)
+        verify_did_signature(entry.signer, leaf[:i] + leaf[j + 1 :], sig)
+    return entry

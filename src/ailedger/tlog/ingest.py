@@ -1,0 +1,466 @@
+"""Write policy of a public ledger service: what the HTTP API checks before anything is stored.
+
+Every submitted entry is checked, in this order, and a batch is all-or-nothing (if any entry
+fails, nothing of the batch is stored and every failure is reported):
+
+1. schema and size (``ailedger.encoding.records.parse_entry``: fields, types, 65535-byte limit);
+2. the signer's Ed25519 signature over the RFC 8785 bytes;
+3. replay: an entry already in the log (same canonical bytes, hence same leaf hash) is *not*
+   appended again; the answer is its first index with ``duplicate: true`` (the log's dedup);
+4. freshness (new entries only): ``time`` must lie within ``time_window`` seconds of the
+   server's clock (default 600 s either way), so an old signed entry cannot be introduced late;
+5. identity policy (new entries only): the signer must have registered itself in this log with a
+   self-signed ``identity.register`` entry (body ``{"name", "did"}`` with ``did == signer``), which
+   may come earlier in the same batch, and must not be revoked: a self-signed ``identity.revoke``
+   (body ``did == signer``, as ``Ledger.revoke_identity`` writes) bars every later entry by that key;
+6. authority (new entries only): the signer may sign this type with effect (docs/authority.md), judged by
+   ``services.authority.admit``, the same rules every fold applies; otherwise 403 ``not_authorised``
+   (a batch whose only failures are of this kind is refused with 403 too).
+
+Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
+
+Steps 1-2 run per request (:meth:`Ingestor.prepare`, on the group committer's worker threads for the
+HTTP API); steps 3-5 and the rate limit run for a whole group of requests just before the group's one
+durable transaction (:meth:`Ingestor._policy`, see ``ailedger.tlog.groupcommit``), and a request that
+fails them fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import functools
+import hashlib
+import os
+import struct
+import threading
+import time as _time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.encoding.records import SignedEntry, parse_entry
+from ailedger.tlog.log import AppendResult
+from ailedger.tlog.groupcommit import AppendRequest, GroupView
+from ailedger.authority.service import _guarded, admit
+from ailedger.tlog.ledger import Ledger, entry_terms
+from ailedger.tlog.stores import LeafRow
+
+__all__ = [
+    "IDENTITY_REGISTER",
+    "BatchRejectedError",
+    "IngestPolicy",
+    "Ingestor",
+    "RateLimitedError",
+    "RevokedIdentityError",
+    "StaleEntryError",
+    "UnknownIdentityError",
+]
+
+IDENTITY_REGISTER = "identity.register"
+IDENTITY_REVOKE = "identity.revoke"
+
+
+class StaleEntryError(BadInputError):
+    """The entry's time is too far from the server's clock."""
+
+    code = "stale_time"
+
+
+class UnknownIdentityError(BadInputError):
+    """The signer never registered in this log."""
+
+    code = "unknown_identity"
+
+
+class RevokedIdentityError(BadInputError):
+    code = "revoked_identity"
+
+
+class BatchRejectedError(BadInputError):
+    """At least one entry of a batch failed; nothing of the batch was stored."""
+
+    code = "batch_rejected"
+
+
+class RateLimitedError(AiledgerError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
+        super().__init__(message, retry_after=round(retry_after, 3), **details)
+        self.retry_after = retry_after
+
+
+@dataclass
+class IngestPolicy:
+    time_window: float = 600.0  # seconds either side of the server clock
+    require_registered: bool = True
+    rate: float = 20000.0  # entries per second per identity (shared by the server's processes on a host)
+    burst: float = 100000.0
+    max_batch: int = 10000
+
+
+def _parse_time(s: str) -> float:
+    # format already checked by parse_entry: YYYY-MM-DDTHH:MM:SS[.fff]Z
+    base, _, frac = s[:-1].partition(".")
+    try:
+        t = _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc).timestamp()
+    except ValueError as exc:
+        raise BadInputError(f"entry time {s!r} is not a valid date", field="time") from exc
+    return t + (float("0." + frac) if frac else 0.0)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+class SharedBuckets:
+    """Token buckets shared by every server process on one host: a small memory-mapped table (one
+    slot per signer: 8 bytes of SHA-256(did), tokens, last update; open addressing) updated under an
+    exclusive ``fcntl`` lock, so ``--workers N`` enforce one limit per identity, not N.
+
+    The table holds 2^16 slots; a full probe run evicts its least recently used slot (a bucket idle
+    for burst/rate seconds is full anyway, so nothing is lost then)."""
+
+    SLOTS = 1 << 16
+    PROBE = 16
+    _REC = struct.Struct("<8sdd")
+
+    def __init__(self, path: Path) -> None:
+        import mmap
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = self.SLOTS * self._REC.size
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        if os.fstat(self._fd).st_size < size:
+            os.ftruncate(self._fd, size)
+        self._mm = mmap.mmap(self._fd, size)
+
+    def charge(self, counts: dict[str, int], rate: float, burst: float, now: float) -> float:
+        """Take ``counts`` tokens per signer, all or none. Returns 0.0, or the seconds to wait
+        (``inf`` when a count exceeds the burst)."""
+        import fcntl
+
+        rec, mm = self._REC, self._mm
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            slots: list[tuple[int, bytes, float]] = []
+            wait = 0.0
+            for did, n in counts.items():
+                tag = hashlib.sha256(did.encode()).digest()[:8]
+                home = int.from_bytes(tag[:4], "little") % self.SLOTS
+                chosen, tokens, oldest = -1, burst, None
+                for j in range(self.PROBE):
+                    i = (home + j) % self.SLOTS
+                    t, tok, at = rec.unpack_from(mm, i * rec.size)
+                    if t == tag:
+                        chosen, tokens = i, min(burst, tok + max(0.0, now - at) * rate)
+                        break
+                    if t == b"\0" * 8:
+                        chosen = i
+                        break
+                    if oldest is None or at < oldest[1]:
+                        oldest = (i, at)
+                if chosen < 0 and oldest is not None:
+                    chosen = oldest[0]  # evict the least recently used slot of the run
+                if n > tokens:
+                    wait = max(wait, (n - tokens) / rate if n <= burst else float("inf"))
+                slots.append((chosen, tag, tokens - n))
+                rec.pack_into(mm, chosen * rec.size, tag, tokens, now)
+            if not wait:
+                for i, tag, left in slots:
+                    rec.pack_into(mm, i * rec.size, tag, left, now)
+            return wait
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        self._mm.close()
+        os.close(self._fd)
+
+
+@dataclass
+class Ingestor:
+    ledger: Ledger
+    policy: IngestPolicy = field(default_factory=IngestPolicy)
+    clock: Any = _time.time
+    shared_buckets: SharedBuckets | None = None  # None: buckets in this process only
+
+    def __post_init__(self) -> None:
+        self._known: set[str] = set()
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    # -- identity policy ----------------------------------------------------------
+    def is_registered(self, did: str) -> bool:
+        if did in self._known:
+            return True
+        store = self.ledger.store
+        hit = bool(store.find(f"identity:{did}", -1, 1))
+        if not hit:  # registered through the CLI (Ledger.new_identity): subjects=[did]
+            for idx in store.find(f"subject:{did}", -1, 200):
+                e = self.ledger.entry(idx)
+                if e.type == IDENTITY_REGISTER and e.signer == did:
+                    hit = True
+                    break
+        if hit:
+            self._known.add(did)
+        return hit
+
+    def is_revoked(self, did: str) -> bool:
+        return bool(self.ledger.store.find(f"revoked:{did}", -1, 1))
+
+    # -- rate limit ----------------------------------------------------------------
+    def charge(self, counts: dict[str, int]) -> None:
+        p = self.policy
+        now = self.clock()
+        with self._lock:
+            if self.shared_buckets is not None:
+                wait = self.shared_buckets.charge(counts, p.rate, p.burst, now)
+                self._raise_if_over(wait)
+                return
+            wait = 0.0
+            for did, n in counts.items():
+                b = self._buckets.get(did)
+                if b is None:
+                    b = self._buckets[did] = _Bucket(p.burst, now)
+                b.tokens = min(p.burst, b.tokens + (now - b.at) * p.rate)
+                b.at = now
+                if n > b.tokens:
+                    wait = max(wait, (n - b.tokens) / p.rate if n <= p.burst else float("inf"))
+            self._raise_if_over(wait)
+            for did, n in counts.items():
+                self._buckets[did].tokens -= n
+
+    def _raise_if_over(self, wait: float) -> None:
+        p = self.policy
+        if wait == float("inf"):
+            raise BadInputError(f"batch larger than the per-identity burst of {int(p.burst)} entries",
+                                field="entries")
+        if wait:
+            raise RateLimitedError(f"rate limit of {p.rate:g} entries/s per identity exceeded",
+                                   retry_after=max(wait, 0.001))
+
+    # -- the write path -----------------------------------------------------------------
+    def submit(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> list[AppendResult]:
+        """Check and append entries (JSON values). All-or-nothing; see the module docstring.
+
+        One entry (``batch=False``) fails with its own error; a batch fails with BatchRejectedError.
+        The append goes through the ledger's group committer: concurrent submissions share one
+        durable transaction, and this returns once the group holding them is durable."""
+        c = self.ledger.committer
+        with c.expecting():
+            prep = self.prepare(objs, registration=registration, batch=batch)
+            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
+        return self._done(prep, fut.result())
+
+    async def submit_async(self, objs: Sequence[Any], *, registration: bool = False,
+                           batch: bool = False) -> list[AppendResult]:
+        """:meth:`submit` for an asyncio server: parsing and signature checks run on the group
+        committer's worker threads (libsodium releases the GIL, so they use every core; a big
+        batch is split across threads), the event loop only awaits the group's commit."""
+        c = self.ledger.committer
+        n = len(objs) if isinstance(objs, (list, tuple)) else 0
+        if n < 2 * _PREPARE_CHUNK:
+            made: list[_Prepared] = []
+
+            def make() -> AppendRequest:
+                prep = self.prepare(objs, registration=registration, batch=batch)
+                made.append(prep)
+                return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
+
+            results = await c.acall(make=make)
+            return self._done(made[0], results)
+        loop = asyncio.get_running_loop()
+        with c.expecting():
+            self._check_count(objs)
+            step = -(-n // _PREPARE_THREADS)
+            pieces = await asyncio.gather(*[loop.run_in_executor(None, functools.partial(
+                self._prepare_part, objs[a : a + step], a, registration)) for a in range(0, n, step)])
+            prep = self._merge(pieces, n)
+            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
+        return self._done(prep, await asyncio.wrap_future(fut))
+
+    def _done(self, prep: _Prepared, results: list[AppendResult]) -> list[AppendResult]:
+        for e in prep.parsed:
+            if e.type == IDENTITY_REGISTER:
+                self._known.add(e.signer)
+        return results
+
+    def _check_count(self, objs: Sequence[Any]) -> None:
+        if not objs:
+            raise BadInputError("no entries given", field="entries")
+        if len(objs) > self.policy.max_batch:
+            raise BadInputError(f"{len(objs)} entries in one batch; the limit is {self.policy.max_batch}",
+                                field="entries")
+
+    def prepare(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> _Prepared:
+        """Steps 1-2 of the module docstring (schema, size, signature): no store access, any thread."""
+        self._check_count(objs)
+        single = not batch and len(objs) == 1
+        part = self._prepare_part(objs, 0, registration, single=single)
+        return self._merge([part], len(objs), single=single)
+
+    def _prepare_part(self, objs: Sequence[Any], offset: int, registration: bool, *,
+                      single: bool = False) -> tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]:
+        parsed: list[SignedEntry] = []
+        errors: list[tuple[int, AiledgerError]] = []
+        for i, obj in enumerate(objs):
+            try:
+                e = _parse(obj)
+                if registration or e.type == IDENTITY_REGISTER:
+                    _check_registration(e)
+                parsed.append(e)
+            except AiledgerError as exc:
+                if single:
+                    raise
+                errors.append((offset + i, exc))
+            except RecursionError:
+                if single:
+                    raise BadInputError("entry is nested too deeply") from None
+                errors.append((offset + i, BadInputError("entry is nested too deeply")))
+        return parsed, errors
+
+    def _merge(self, pieces: Sequence[tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]], n: int, *,
+               single: bool = False) -> _Prepared:
+        parsed = [e for p, _ in pieces for e in p]
+        errors = [x for _, errs in pieces for x in errs]
+        if errors:
+            _reject(errors, n)
+        rows = []
+        hashes = []
+        for e in parsed:
+            h = leaf_hash(e.leaf_bytes)
+            extra: tuple[str, ...] = ()
+            if e.type == IDENTITY_REGISTER:
+                extra = (f"identity:{e.signer}",)
+            elif e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
+                extra = (f"revoked:{e.signer}",)  # as Ledger.revoke_identity: a self-revocation takes effect
+            hashes.append(h)
+            rows.append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
+        return _Prepared(parsed, hashes, rows, single, n)
+
+    def _policy(self, prep: _Prepared) -> Callable[[GroupView], None]:
+        """Steps 3-5 and the rate limit, run by the group committer just before the group's
+        transaction, against the log as the group finds it (shared lookups, one query per group).
+        Identities registered or revoked by earlier requests of the same group count."""
+
+        def check(view: GroupView) -> None:
+            p = self.policy
+            existing = view.existing
+            now = self.clock()
+            group_registered: set[str] = view.notes.setdefault("registered", set())
+            group_revoked: set[str] = view.notes.setdefault("revoked", set())
+            new_signers: dict[str, int] = {}
+            registered_here: set[str] = set()
+            revoked_here: set[str] = set()
+            errors: list[tuple[int, AiledgerError]] = []
+            for i, (e, h) in enumerate(zip(prep.parsed, prep.hashes)):
+                if h in existing:
+                    continue
+                try:
+                    t = _parse_time(e.time)
+                    if abs(t - now) > p.time_window:
+                        raise StaleEntryError(
+                            f"entry time {e.time} is more than {p.time_window:g} s from the server's clock",
+                            field="time")
+                    if e.type == IDENTITY_REGISTER:
+                        registered_here.add(e.signer)
+                    elif (p.require_registered and e.signer not in registered_here
+                          and e.signer not in group_registered and not self.is_registered(e.signer)):
+                        raise UnknownIdentityError(
+                            f"signer {e.signer} has not registered in this log (POST /v1/identities first)",
+                            field="signer")
+                    if e.signer in revoked_here:
+                        raise RevokedIdentityError(f"identity {e.signer} revoked itself earlier in this batch",
+                                                   field="signer")
+                    if e.signer not in new_signers and (e.signer in group_revoked
+                                                        or view.has_term(f"revoked:{e.signer}")):
+                        raise RevokedIdentityError(f"identity {e.signer} was revoked in this log", field="signer")
+                    new_signers[e.signer] = new_signers.get(e.signer, 0) + 1
+                    if e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
+                        revoked_here.add(e.signer)
+                except AiledgerError as exc:
+                    if prep.single or isinstance(exc, StorageError):  # the store failing is not the entry's fault
+                        raise
+                    errors.append((i, exc))
+            if errors:
+                _reject(errors, prep.n)
+            # 6. authority: one rule set (services.authority), the one every fold applies; judged after the
+            # authority-bearing entries earlier requests of this group will append (they are not in the log yet)
+            fresh = [i for i, h in enumerate(prep.hashes) if h not in existing]
+            if fresh:
+                pending: list[SignedEntry] = view.notes.setdefault("guarded", [])
+                verdicts = admit(self.ledger, pending + [prep.parsed[i] for i in fresh])[len(pending):]
+                for i, err in zip(fresh, verdicts):
+                    if err is not None:
+                        if prep.single:
+                            raise err
+                        errors.append((i, err))
+                if errors:
+                    _reject(errors, prep.n)
+                pending.extend(prep.parsed[i] for i in fresh if _guarded(prep.parsed[i].type))
+            if new_signers:
+                self.charge(new_signers)
+            group_registered |= registered_here  # this request will be in the group's transaction
+            group_revoked |= revoked_here
+
+        return check
+
+
+_PREPARE_CHUNK = 256  # entries; a batch of at least twice this is checked by several threads at once
+_PREPARE_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+@dataclass
+class _Prepared:
+    parsed: list[SignedEntry]
+    hashes: list[bytes]
+    rows: list[LeafRow]
+    single: bool
+    n: int
+
+
+def _lookups(prep: _Prepared) -> tuple[str, ...]:
+    """The index terms the policy check of these entries asks about (fetched once per group)."""
+    return tuple(f"revoked:{s}" for s in dict.fromkeys(e.signer for e in prep.parsed))
+
+
+def _reject(errors: list[tuple[int, AiledgerError]], n: int) -> None:
+    out: list[dict[str, Any]] = []
+    for k, (i, exc) in enumerate(errors):
+        out.append({"entry": i, **exc.to_dict()} if k < 100 else {"entry": i, "code": exc.code})
+    if all(isinstance(exc, NotAuthorisedError) for _, exc in errors):  # 403 not_authorised (docs/authority.md)
+        raise NotAuthorisedError(f"{len(errors)} of {n} entries were signed by a key that may not sign them with "
+                                 "effect; nothing was stored", errors=out[:100], rejected=len(errors))
+    raise BatchRejectedError(f"{len(errors)} of {n} entries were rejected; nothing was stored",
+                             errors=out[:100], rejected=len(errors))
+
+
+def _parse(obj: Any) -> SignedEntry:
+    """parse_entry, with the JSON types of the fields checked first (so any malformed value is bad input)."""
+    if not isinstance(obj, dict):
+        raise BadInputError("entry must be a JSON object")
+    for k in ("type", "signer", "time", "sig"):
+        if k in obj and not isinstance(obj[k], str):
+            raise BadInputError(f"entry field {k} must be a string", field=k)
+    try:
+        return parse_entry(obj, verify=True)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise BadInputError(f"entry is malformed: {exc}") from None
+
+
+def _check_registration(e: SignedEntry) -> None:
+    if e.type != IDENTITY_REGISTER:
+        raise BadInputError(f"an identity registration must be an {IDENTITY_REGISTER} entry", field="type",
+                            found=e.type)
+    if e.body.get("did") != e.signer:
+        raise BadInputError("identity.register must be self-signed: body.did must equal signer", field="body.did")
+    name = e.body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+        raise BadInputError("identity.register body.name must be a string of 1..200 characters", field="body.name")

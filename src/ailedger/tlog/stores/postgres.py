@@ -1,0 +1,431 @@
+"""PostgreSQL LogStore (psycopg 3).
+
+Write path: ``writer()`` opens a transaction on a *writer* connection (a pool of 2) and takes a
+transaction-level advisory lock (``pg_advisory_xact_lock``) keyed by the schema, so any number of
+processes appending to one schema are sequenced one at a time and each sees the size it extends:
+no gap, no duplicate index (``leaves.idx`` is also the primary key, a second line of defence).
+The lock is released by COMMIT/ROLLBACK, also when a client dies.
+
+Read path: plain autocommit statements on separate *reader* connections (a pool of 8); they never
+take the advisory lock, so tile and checkpoint reads scale independently of the writer.
+
+A connection that fails (server restarted, backend terminated) is discarded and the error is
+raised as :class:`StorageError`; the next call reconnects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from ailedger.errors import ConflictError, DuplicateLeafError, StorageError
+from ailedger.tlog.stores.base import INT64_MAX, LeafRow, node_key
+
+__all__ = ["PostgresStore"]
+
+_SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS leaves (idx BIGINT PRIMARY KEY, hash BYTEA NOT NULL, data BYTEA NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS leaves_hash ON leaves(hash);
+CREATE TABLE IF NOT EXISTS nodes (id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx BIGINT NOT NULL, PRIMARY KEY (term, idx));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def _lock_key(schema: str) -> int:
+    return int.from_bytes(hashlib.sha256(b"ailedger-sequencer:" + schema.encode()).digest()[:8], "big", signed=True)
+
+
+def _is_conn_error(exc: BaseException) -> bool:
+    return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+
+
+class _Txn:
+    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+        self.cur = cur
+        self._size: int | None = None
+
+    def size(self) -> int:
+        if self._size is None:
+            self.cur.execute("SELECT max(idx) FROM leaves")
+            row = self.cur.fetchone()
+            self._size = 0 if row is None or row[0] is None else int(row[0]) + 1
+        return self._size
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _node_hashes(self.cur, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return _indices_of(self.cur, hashes)
+
+    def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
+        if start != self.size():
+            raise ConflictError(f"append at {start} but the log has {self.size()} entries")
+        if not rows:
+            return
+        try:
+            with self.cur.copy("COPY leaves (idx, hash, data) FROM STDIN") as cp:
+                for i, r in enumerate(rows):
+                    cp.write_row((start + i, bytes(r.hash), bytes(r.data)))
+        except psycopg.errors.UniqueViolation as exc:
+            # the unique index on the leaf hash refused a leaf already stored: that is the log's
+            # dedup signal (the transaction is rolled back and the batch redone with a lookup), not a
+            # storage failure. A clash on idx would be a sequencing bug: it stays a StorageError.
+            if exc.diag.constraint_name == "leaves_hash":
+                raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc.diag.message_detail}") from None
+            raise
+        terms = {(t, start + i) for i, r in enumerate(rows) for t in r.terms}
+        if terms:
+            with self.cur.copy("COPY terms (term, idx) FROM STDIN") as cp:
+                for t in terms:
+                    cp.write_row(t)
+        self._size = start + len(rows)
+
+    def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        items = [(node_key(lv, ix), bytes(h)) for lv, ix, h in nodes if lv > 0]
+        if not items:
+            return
+        with self.cur.copy("COPY nodes (id, hash) FROM STDIN") as cp:
+            for it in items:
+                cp.write_row(it)
+
+    def put_checkpoint(self, size: int, note: bytes) -> None:
+        self.cur.execute(
+            "INSERT INTO checkpoints (size, note) VALUES (%s, %s) ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
+            (size, note),
+        )
+
+
+def _node_hashes(cur: psycopg.Cursor[Any], ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    out: dict[tuple[int, int], bytes] = {}
+    leaf_ids = [i for lv, i in ids if lv == 0]
+    inner = [node_key(lv, i) for lv, i in ids if lv > 0]
+    if leaf_ids:
+        cur.execute("SELECT idx, hash FROM leaves WHERE idx = ANY(%s)", (leaf_ids,))
+        for idx, h in cur.fetchall():
+            out[(0, int(idx))] = bytes(h)
+    if inner:
+        cur.execute("SELECT id, hash FROM nodes WHERE id = ANY(%s)", (inner,))
+        for key, h in cur.fetchall():
+            key = int(key)
+            out[(key >> 56, key & ((1 << 56) - 1))] = bytes(h)
+    return out
+
+
+def _indices_of(cur: psycopg.Cursor[Any], hashes: Sequence[bytes]) -> dict[bytes, int]:
+    if not hashes:
+        return {}
+    cur.execute("SELECT hash, idx FROM leaves WHERE hash = ANY(%s)", ([bytes(h) for h in hashes],))
+    return {bytes(h): int(i) for h, i in cur.fetchall()}
+
+
+class PostgresStore:
+    """A LogStore in one PostgreSQL schema. Safe to share between threads and processes."""
+
+    def __init__(self, dsn: str, *, schema: str | None = None, create: bool = False,
+                 connect_timeout: int = 5, readers: int = 8, writers: int = 2) -> None:
+        self.dsn = dsn
+        self.schema = schema or "ailedger"
+        if not _SCHEMA_RE.match(self.schema):
+            raise StorageError(f"bad PostgreSQL schema name {self.schema!r} (lowercase letters, digits, _)")
+        self.connect_timeout = connect_timeout
+        self._lock_key = _lock_key(self.schema)
+        self._readers = _Pool(readers)
+        self._writers = _Pool(writers)
+        con = self._connect()
+        try:
+            with con.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,))
+                exists = cur.fetchone() is not None
+                if not exists and not create:
+                    raise StorageError(f"no ledger schema {self.schema!r} in the PostgreSQL database")
+                if create:
+                    # creating the same schema from two processes at once: serialise on the lock too
+                    with con.transaction():
+                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+                        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                        cur.execute(f'SET LOCAL search_path TO "{self.schema}"')
+                        cur.execute(_DDL)
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot prepare PostgreSQL schema {self.schema!r}: {exc}") from exc
+        finally:
+            con.close()
+
+    # -- connections ------------------------------------------------------------
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.connect_timeout,
+                                   options=f"-c search_path={self.schema}",
+                                   application_name=f"ailedger:{self.schema}"[:63])
+        except psycopg.Error as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {str(exc).strip()}") from exc
+
+    @contextmanager
+    def _borrow(self, pool: _Pool) -> Iterator[psycopg.Connection[Any]]:
+        con = pool.get(self._connect)
+        broken = False
+        try:
+            yield con
+        except psycopg.Error as exc:
+            broken = _is_conn_error(exc) or con.closed or con.broken
+            raise
+        finally:
+            pool.put(con, broken or con.closed or con.broken)
+
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Cursor[Any]]:
+        try:
+            with self._borrow(self._readers) as con, con.cursor() as cur:
+                yield cur
+        except psycopg.Error as exc:
+            raise StorageError(f"PostgreSQL read failed: {str(exc).strip()}") from exc
+
+    # -- writes -------------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator[_Txn]:
+        con = self._writers.get(self._connect)
+        try:
+            cur = con.cursor()
+            cur.execute("BEGIN")
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+        except psycopg.Error as exc:
+            self._writers.put(con, True)
+            raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
+        broken = False
+        try:
+            try:
+                yield _Txn(cur)
+            except BaseException as exc:
+                try:
+                    cur.execute("ROLLBACK")
+                except psycopg.Error:
+                    broken = True
+                if isinstance(exc, psycopg.Error):
+                    broken = broken or _is_conn_error(exc)
+                    raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
+                raise
+            try:
+                cur.execute("COMMIT")
+            except psycopg.Error as exc:
+                broken = True
+                raise StorageError(f"commit failed: {str(exc).strip()}") from exc
+        finally:
+            try:
+                cur.close()
+            except psycopg.Error:
+                broken = True
+            self._writers.put(con, broken or con.closed or con.broken)
+
+    # -- reads --------------------------------------------------------------
+    def size(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT max(idx) FROM leaves")
+            row = cur.fetchone()
+        return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        with self._read() as cur:
+            return _node_hashes(cur, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        with self._read() as cur:
+            return _indices_of(cur, hashes)
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        with self._read() as cur:
+            cur.execute("SELECT data FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end))
+            return [bytes(r[0]) for r in cur.fetchall()]
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        with self._read() as cur:
+            cur.execute("SELECT hash FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx", (start, end))
+            return [bytes(r[0]) for r in cur.fetchall()]
+
+    def iter_leaves(self, start: int, end: int, batch: int = 10000) -> Iterator[tuple[int, bytes, bytes]]:
+        pos = start
+        while pos < end:
+            with self._read() as cur:
+                cur.execute(
+                    "SELECT idx, hash, data FROM leaves WHERE idx >= %s AND idx < %s ORDER BY idx LIMIT %s",
+                    (pos, end, batch),
+                )
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for idx, h, d in rows:
+                yield int(idx), bytes(h), bytes(d)
+            pos = int(rows[-1][0]) + 1
+
+    def iter_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        after = -1
+        while True:
+            with self._read() as cur:
+                cur.execute("SELECT id, hash FROM nodes WHERE id > %s ORDER BY id LIMIT 10000", (after,))
+                rows = cur.fetchall()
+            if not rows:
+                return
+            for key, h in rows:
+                key = int(key)
+                yield key >> 56, key & ((1 << 56) - 1), bytes(h)
+            after = int(rows[-1][0])
+
+    def latest_checkpoint(self) -> bytes | None:
+        with self._read() as cur:
+            cur.execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            row = cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        if not 0 <= size <= INT64_MAX:  # no such size; the database's integer would overflow
+            return None
+        with self._read() as cur:
+            cur.execute("SELECT note FROM checkpoints WHERE size = %s", (size,))
+            row = cur.fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_size_at_least(self, size: int) -> int | None:
+        if size > INT64_MAX:
+            return None
+        with self._read() as cur:
+            cur.execute("SELECT min(size) FROM checkpoints WHERE size >= %s", (size,))
+            row = cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def checkpoints(self) -> list[tuple[int, bytes]]:
+        with self._read() as cur:
+            cur.execute("SELECT size, note FROM checkpoints ORDER BY size")
+            return [(int(s), bytes(n)) for s, n in cur.fetchall()]
+
+    def find(self, term: str, after: int = -1, limit: int = 1000) -> list[int]:
+        with self._read() as cur:
+            cur.execute("SELECT idx FROM terms WHERE term = %s AND idx > %s ORDER BY idx LIMIT %s",
+                        (term, after, limit))
+            return [int(r[0]) for r in cur.fetchall()]
+
+    def find_newest(self, term: str, offset: int = 0, limit: int = 50) -> list[int]:
+        with self._read() as cur:
+            cur.execute("SELECT idx FROM terms WHERE term = %s ORDER BY idx DESC LIMIT %s OFFSET %s",
+                        (term, limit, offset))
+            return [int(r[0]) for r in cur.fetchall()]
+
+    def count(self, term: str) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT count(*) FROM terms WHERE term = %s", (term,))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoint_count(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT count(*) FROM checkpoints")
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def checkpoints_newest(self, offset: int = 0, limit: int = 50) -> list[tuple[int, bytes]]:
+        with self._read() as cur:
+            cur.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT %s OFFSET %s", (limit, offset))
+            return [(int(s), bytes(n)) for s, n in cur.fetchall()]
+
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        if not terms:
+            return set()
+        with self._read() as cur:
+            cur.execute("SELECT DISTINCT term FROM terms WHERE term = ANY(%s)", (list(dict.fromkeys(terms)),))
+            return {str(r[0]) for r in cur.fetchall()}
+
+    def index_row_count(self) -> int:
+        with self._read() as cur:
+            cur.execute("SELECT count(*) FROM leaves")
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def get_meta(self, key: str) -> str | None:
+        with self._read() as cur:
+            cur.execute("SELECT value FROM meta WHERE key = %s", (key,))
+            row = cur.fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._read() as cur:
+            cur.execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
+                        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value))
+
+    def drop_schema(self) -> None:
+        """Delete the whole schema (tests, tear-down). Irreversible."""
+        with self._read() as cur:
+            cur.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+
+    def close(self) -> None:
+        self._readers.close()
+        self._writers.close()
+
+
+class _Pool:
+    """At most ``size`` connections, shared by threads; a broken one is closed and replaced lazily.
+
+    Bounded so that many threads (a web server's thread pool) x many processes stay well below the
+    server's max_connections."""
+
+    def __init__(self, size: int, wait: float = 30.0) -> None:
+        self.size = size
+        self.wait = wait
+        self.idle: list[psycopg.Connection[Any]] = []
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def get(self, connect: Any) -> psycopg.Connection[Any]:
+        with self.cond:
+            deadline = None
+            while not self.idle and self.count >= self.size:
+                import time as _t
+
+                deadline = deadline or _t.monotonic() + self.wait
+                left = deadline - _t.monotonic()
+                if left <= 0:
+                    raise StorageError("no PostgreSQL connection free (pool exhausted)")
+                self.cond.wait(left)
+            if self.idle:
+                return self.idle.pop()
+            self.count += 1
+        try:
+            return connect()  # type: ignore[no-any-return]
+        except BaseException:
+            with self.cond:
+                self.count -= 1
+                self.cond.notify()
+            raise
+
+    def put(self, con: psycopg.Connection[Any], broken: bool) -> None:
+        stale: list[psycopg.Connection[Any]] = []
+        with self.cond:
+            if broken:
+                # a lost connection usually means the server restarted or killed them all:
+                # drop the idle ones too rather than fail once per pooled connection
+                stale, self.idle = [con, *self.idle], []
+                self.count -= len(stale)
+            else:
+                self.idle.append(con)
+            self.cond.notify_all()
+        for c in stale:
+            try:
+                c.close()
+            except Exception:  # noqa: BLE001 - it is already broken
+                pass
+
+    def close(self) -> None:
+        with self.cond:
+            cons, self.idle = self.idle, []
+            self.count -= len(cons)
+        for con in cons:
+            try:
+                con.close()
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,277 @@
+"""SQLite LogStore: WAL, synchronous=FULL (a returned commit survives power loss),
+one writer at a time across processes (BEGIN IMMEDIATE), readers never block."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from ailedger.errors import ConflictError, DuplicateLeafError, StorageError
+from ailedger.tlog.stores.base import INT64_MAX, LeafRow, node_key
+from ailedger.tlog.private import create_private_file
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, data BLOB NOT NULL);
+-- dedup: the first 8 bytes of each leaf hash as an integer key (a small index, so random inserts touch
+-- few pages); the full hash is always re-checked against the leaves table
+CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+class _Txn:
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self.con = con
+        self._size: int | None = None
+
+    def size(self) -> int:
+        if self._size is None:
+            row = self.con.execute("SELECT max(idx) FROM leaves").fetchone()
+            self._size = 0 if row[0] is None else row[0] + 1
+        return self._size
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _node_hashes(self.con, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return _indices_of(self.con, hashes)
+
+    def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
+        if start != self.size():
+            raise ConflictError(f"append at {start} but the log has {self.size()} entries")
+        try:
+            self.con.executemany(
+                "INSERT INTO dedup (k, idx) VALUES (?, ?)",
+                [(_key(r.hash), start + i) for i, r in enumerate(rows)],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
+        self.con.executemany(
+            "INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)",
+            [(start + i, r.hash, r.data) for i, r in enumerate(rows)],
+        )
+        terms = [(t, start + i) for i, r in enumerate(rows) for t in r.terms]
+        if terms:
+            self.con.executemany("INSERT OR IGNORE INTO terms (term, idx) VALUES (?, ?)", terms)
+        self._size = start + len(rows)
+
+    def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        self.con.executemany(
+            "INSERT INTO nodes (id, hash) VALUES (?, ?)",
+            [(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0],
+        )
+
+    def put_checkpoint(self, size: int, note: bytes) -> None:
+        self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
+
+
+def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+    out: dict[tuple[int, int], bytes] = {}
+    leaf_ids = [i for lv, i in ids if lv == 0]
+    inner = [node_key(lv, i) for lv, i in ids if lv > 0]
+    for chunk in _chunks(leaf_ids, 500):
+        q = f"SELECT idx, hash FROM leaves WHERE idx IN ({','.join('?' * len(chunk))})"
+        for idx, h in con.execute(q, chunk):
+            out[(0, idx)] = h
+    for chunk in _chunks(inner, 500):
+        q = f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(chunk))})"
+        for key, h in con.execute(q, chunk):
+            out[(key >> 56, key & ((1 << 56) - 1))] = h
+    return out
+
+
+def _key(h: bytes) -> int:
+    return int.from_bytes(h[:8], "big", signed=True)
+
+
+def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
+    out: dict[bytes, int] = {}
+    by_key = {_key(h): h for h in hashes}
+    for chunk in _chunks(list(by_key), 500):
+        q = ("SELECT d.k, l.idx, l.hash FROM dedup d JOIN leaves l ON l.idx = d.idx "
+             f"WHERE d.k IN ({','.join('?' * len(chunk))})")
+        for k, idx, h in con.execute(q, chunk):
+            if bytes(h) == by_key[k]:  # a full-hash match, not just a shared prefix
+                out[by_key[k]] = idx
+    return out
+
+
+def _chunks(xs: list, n: int) -> Iterator[list]:  # type: ignore[type-arg]
+    for i in range(0, len(xs), n):
+        yield xs[i : i + n]
+
+
+def _rollback(con: sqlite3.Connection) -> None:
+    """Roll back what is left of a failed transaction. SQLite has already rolled it back itself
+    after some errors (SQLITE_FULL, SQLITE_IOERR, ...): a second ROLLBACK would raise a raw driver
+    error ("no transaction is active") in place of the StorageError that says what happened."""
+    if con.in_transaction:
+        try:
+            con.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+class SQLiteStore:
+    """A LogStore in one SQLite file. Safe to share between threads and processes."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.exists():
+            raise StorageError(f"no ledger database at {self.path}")
+        if create:
+            create_private_file(self.path)  # 0600 from the start; SQLite's -wal/-shm copy its mode
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        con = self._connect()
+        with con:
+            con.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=FULL")
+            con.execute("PRAGMA busy_timeout=60000")
+            con.execute("PRAGMA cache_size=-262144")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open ledger database {self.path}: {exc}") from exc
+        return con
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = self._local.con = self._connect()
+        return con
+
+    # -- writes -------------------------------------------------------------
+    @contextmanager
+    def writer(self) -> Iterator[_Txn]:
+        with self._write_lock:
+            con = self._con
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot start a write transaction: {exc}") from exc
+            try:
+                yield _Txn(con)
+            except sqlite3.Error as exc:
+                _rollback(con)
+                raise StorageError(f"ledger database write failed: {exc}") from exc
+            except BaseException:
+                _rollback(con)
+                raise
+            try:
+                con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                _rollback(con)
+                raise StorageError(f"commit failed: {exc}") from exc
+
+    # -- reads --------------------------------------------------------------
+    def size(self) -> int:
+        row = self._con.execute("SELECT max(idx) FROM leaves").fetchone()
+        return 0 if row[0] is None else row[0] + 1
+
+    def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        return _node_hashes(self._con, ids)
+
+    def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return _indices_of(self._con, hashes)
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        rows = self._con.execute("SELECT data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        return [r[0] for r in rows]
+
+    def leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        rows = self._con.execute("SELECT hash FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        return [r[0] for r in rows]
+
+    def iter_leaves(self, start: int, end: int, batch: int = 10000) -> Iterator[tuple[int, bytes, bytes]]:
+        pos = start
+        while pos < end:
+            rows = self._con.execute(
+                "SELECT idx, hash, data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx LIMIT ?",
+                (pos, end, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from rows
+            pos = rows[-1][0] + 1
+
+    def iter_nodes(self) -> Iterator[tuple[int, int, bytes]]:
+        for key, h in self._con.execute("SELECT id, hash FROM nodes ORDER BY id"):
+            yield key >> 56, key & ((1 << 56) - 1), h
+
+    def latest_checkpoint(self) -> bytes | None:
+        row = self._con.execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_at(self, size: int) -> bytes | None:
+        if not 0 <= size <= INT64_MAX:  # no such size; the database's integer would overflow
+            return None
+        row = self._con.execute("SELECT note FROM checkpoints WHERE size = ?", (size,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def checkpoint_size_at_least(self, size: int) -> int | None:
+        if size > INT64_MAX:
+            return None
+        row = self._con.execute("SELECT min(size) FROM checkpoints WHERE size >= ?", (size,)).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def checkpoints(self) -> list[tuple[int, bytes]]:
+        return [(s, bytes(n)) for s, n in self._con.execute("SELECT size, note FROM checkpoints ORDER BY size")]
+
+    def find(self, term: str, after: int = -1, limit: int = 1000) -> list[int]:
+        rows = self._con.execute(
+            "SELECT idx FROM terms WHERE term = ? AND idx > ? ORDER BY idx LIMIT ?", (term, after, limit)
+        )
+        return [r[0] for r in rows]
+
+    def find_newest(self, term: str, offset: int = 0, limit: int = 50) -> list[int]:
+        rows = self._con.execute("SELECT idx FROM terms WHERE term = ? ORDER BY idx DESC LIMIT ? OFFSET ?",
+                                 (term, limit, offset))
+        return [r[0] for r in rows]
+
+    def count(self, term: str) -> int:
+        return int(self._con.execute("SELECT count(*) FROM terms WHERE term = ?", (term,)).fetchone()[0])
+
+    def checkpoint_count(self) -> int:
+        return int(self._con.execute("SELECT count(*) FROM checkpoints").fetchone()[0])
+
+    def checkpoints_newest(self, offset: int = 0, limit: int = 50) -> list[tuple[int, bytes]]:
+        rows = self._con.execute("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT ? OFFSET ?",
+                                 (limit, offset))
+        return [(int(s), bytes(n)) for s, n in rows]
+
+    def terms_present(self, terms: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(terms)), 500):
+            q = f"SELECT DISTINCT term FROM terms WHERE term IN ({','.join('?' * len(chunk))})"
+            out.update(r[0] for r in self._con.execute(q, chunk))
+        return out
+
+    def index_row_count(self) -> int:
+        return int(self._con.execute("SELECT count(*) FROM leaves").fetchone()[0])
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write_lock:
+            self._con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def close(self) -> None:
+        con = getattr(self._local, "con", None)
+        if con is not None:
+            con.close()
+            self._local.con = None

@@ -1,1 +1,0 @@
-"""Server-rendered web explorer (Jinja2 templates, autoescaped), mounted by the HTTP API."""
