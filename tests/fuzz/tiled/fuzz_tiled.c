@@ -2,13 +2,15 @@
  * under AddressSanitizer and UndefinedBehaviorSanitizer.
  *
  * The server's own C file is included whole, built without Python (TILED_NO_PYTHON), so what runs
- * is the code `ailedger tiles serve` runs: one connection per input, made by conn_new() on one end
- * of a socketpair, fed the input in chunks through the real read path (on_readable / on_writable /
- * process / handle / the tile cache / the checkpoint reload), with a small send buffer on some
- * inputs so answers queue, a client that stops reading or half-closes, a forward-moving clock so
- * the slow-head (408), linger and idle paths run, and a tiny cache so resets happen.  The mirror it
- * serves is written once at start: a checkpoint, full and partial hash tiles, an entry bundle, a
- * tile of the wrong size and a symlink pointing out of the tree.
+ * is the code `ailedger tiles serve` runs: one connection per input, accepted by on_accept() from a
+ * listening Unix socket (over the connection limit on some inputs: the 503 path), fed the input in
+ * chunks through the real read path (on_readable / on_writable / process / handle / the tile cache /
+ * the checkpoint reload), with a small send buffer on some inputs so answers queue, a client that
+ * stops reading or half-closes, a forward-moving clock so the slow-head (408), linger and idle paths
+ * run, the checkpoint replaced under it (inotify, on_inotify), small starting tables so the
+ * connection table and the cache grow, and small caches so entries are reset or not kept.  The
+ * mirror it serves is written once at start: a checkpoint, full and partial hash tiles, entry
+ * bundles, a tile of the wrong size and a symlink pointing out of the tree.
  *
  * Input layout: byte 0 = flags, byte 1 = chunk-size seed, the rest = bytes the client sends.
  * Oracle: the sanitizers, plus every answer on the wire being a well-formed HTTP/1.1 response
@@ -21,6 +23,10 @@
 
 static char mirror_dir[256];
 static int64_t skew_ms;
+static struct sockaddr_un listen_addr;
+static const char cp_a[] = "example.org/fuzz\n261\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
+                           "\xe2\x80\x94 example.org/fuzz AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n";
+static const char cp_b[] = "example.org/fuzz\n262\nBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=\n\n";
 
 static void put_file(const char *rel, const void *data, size_t n)
 {
@@ -52,8 +58,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(mirror_dir, sizeof mirror_dir, "%s/tiled-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(mirror_dir) == NULL)
         abort();
-    static const char cp_text[] = "example.org/fuzz\n261\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
-                                  "\xe2\x80\x94 example.org/fuzz AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n";
     static unsigned char tile[8192], bundle[4000];
     for (size_t i = 0; i < sizeof tile; i++)
         tile[i] = (unsigned char)(i * 7);
@@ -69,12 +73,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     make_dirs("tile/1/000.p");
     make_dirs("tile/entries");
     make_dirs("tile/entries/001.p");
-    put_file("checkpoint", cp_text, sizeof cp_text - 1);
+    put_file("checkpoint", cp_a, sizeof cp_a - 1);
     put_file("tile/0/000", tile, sizeof tile);
     put_file("tile/0/001.p/5", tile, 160);
     put_file("tile/0/002", tile, 100); /* wrong size: a damaged mirror, answered 500 */
     put_file("tile/0/x001/234", tile, sizeof tile);
-    put_file("tile/1/000.p/1", tile, 32);
+    for (int w = 1; w <= 24; w++) { /* many small answers: the cache table fills and grows */
+        char rel[64];
+        snprintf(rel, sizeof rel, "tile/1/000.p/%d", w);
+        put_file(rel, tile, (size_t)32 * w);
+    }
     put_file("tile/entries/000", bundle, sizeof bundle);
     put_file("tile/entries/001.p/5", bundle, 80);
     char link[512];
@@ -89,14 +97,36 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     max_conns = 10000;
     root_fd = open(mirror_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    cache.cap = 1024;
+    cache.cap = 8; /* small (the server starts at 1024): growing the table is exercised too */
     cache.slots = calloc(cache.cap, sizeof(entry_t));
-    conns_cap = 1024;
+    conns_cap = 4; /* likewise: fds above it grow the connection table */
     conns = calloc(conns_cap, sizeof *conns);
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    listen_addr.sun_family = AF_UNIX;
+    snprintf(listen_addr.sun_path, sizeof listen_addr.sun_path, "%s/s", mirror_dir);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 || listen(lfd, 16) != 0)
+        abort();
+    ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ifd < 0 || inotify_add_watch(ifd, mirror_dir, IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE) < 0)
+        abort();
     if (root_fd < 0 || ep < 0 || cache.slots == NULL || conns == NULL)
         abort();
+    atexit(teardown); /* everything freed: LeakSanitizer then sees only real leaks */
     tick();
     return 0;
+}
+
+/* Replace the checkpoint as the exporter does (write a temporary file, rename it into place). */
+static void replace_checkpoint(int which)
+{
+    const char *text = which ? cp_b : cp_a;
+    size_t n = which ? sizeof cp_b - 1 : sizeof cp_a - 1;
+    put_file("checkpoint.tmp", text, n);
+    char from[512], to[512];
+    snprintf(from, sizeof from, "%s/checkpoint.tmp", mirror_dir);
+    snprintf(to, sizeof to, "%s/checkpoint", mirror_dir);
+    if (rename(from, to) != 0)
+        abort();
 }
 
 /* ---- the client side: what it received must be a sequence of well-formed responses ---------------- */
@@ -200,21 +230,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     seen_overflow = 0;
     unsigned long long idle_before = st.closed_idle;
     tick();
-    cache_cap_bytes = (flags & 3) == 0 ? 12000 : (flags & 3) == 1 ? 40000 : 256u << 20;
-    if (flags & 64)
-        cp_stale = 1; /* as when inotify reports the checkpoint replaced */
+    /* 20000: tiles are cached and the cache is reset; 6000: a full tile is too large to keep */
+    cache_cap_bytes = (flags & 3) == 0 ? 20000 : (flags & 3) == 1 ? 6000 : 256u << 20;
+    max_conns = (flags & 4) ? 0 : 10000; /* 0: this connection is over the limit and gets a 503 */
+    if (flags & 64) { /* the exporter replaces the checkpoint: inotify reports it */
+        replace_checkpoint(seed & 1);
+        on_inotify();
+    }
 
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+    int client = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (client < 0 || connect(client, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0)
+        abort();
+    on_accept();
+    int fd = -1;
+    for (size_t i = 0; i < conns_cap; i++)
+        if (conns[i])
+            fd = (int)i;
+    if (fd < 0 || n_conns != 1)
         abort();
     if (flags & 8) { /* small buffers: answers queue and the loop waits to write */
         int small = 2048;
-        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-        setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
     }
-    int fd = sv[0], client = sv[1];
-    if ((size_t)fd >= conns_cap || conn_new(fd, (flags & 4) != 0) == NULL)
-        abort();
     int reading = !(flags & 16); /* a client that does not read until the end */
     size_t off = 0;
     unsigned s = seed;
