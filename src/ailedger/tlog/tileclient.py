@@ -61,9 +61,11 @@ class _Fetcher:
                                         timeout=self.timeout) as r:
                 data = r.read(limit + 1)
         except urllib.error.HTTPError as e:
-            raise NetworkError(f"the mirror answered {e.code} for {url}"
-                               + (": it lacks a file the checkpoint needs" if e.code == 404 else ""),
-                               url=url, status=e.code) from None
+            if e.code == 404 and path == "checkpoint":
+                why = ": no tile mirror there (`ailedger tiles export DIR` writes one; serve DIR at this URL)"
+            else:
+                why = ": it lacks a file its checkpoint needs" if e.code == 404 else ""
+            raise NetworkError(f"the mirror answered {e.code} for {url}{why}", url=url, status=e.code) from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", None) or e
             raise NetworkError(f"cannot read {url}: {reason}", url=url) from None
