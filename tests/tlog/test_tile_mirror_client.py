@@ -230,3 +230,35 @@ def test_bad_input_names_what_is_wrong(tmp_path):
     assert code == 2
     r = CliRunner().invoke(main, ["tiles", "verify", "http://127.0.0.1:1"])
     assert r.exit_code == 2 and "--vkey" in r.output
+
+
+def test_the_same_client_reads_the_c_server_and_the_write_server(tmp_path):
+    """`tiles verify` is not nginx-specific: the C mirror server and `ailedger serve` (tiles at its site
+    root) answer the same paths, and the same checks pass."""
+    from ailedger.tlog import tileserver
+    from tests.http.helpers import Server
+
+    led, _ = ledger_with_notes(tmp_path / "l", "example.org/any-server", 300)
+    site = tmp_path / "site"
+    export_tiles(led, site)
+    vkey = led.vkey
+    size = led.size
+    led.close()
+    if tileserver.available():
+        import sys
+
+        p = subprocess.Popen([sys.executable, "-c", "from ailedger.cli.main import main; main()", "tiles", "serve",
+                              str(site), "--listen", "127.0.0.1:0", "--json"], stdout=subprocess.PIPE)
+        try:
+            url = json.loads(p.stdout.readline())["url"]
+            code, res = cli("tiles", "verify", url, "--vkey", vkey)
+            assert code == 0 and res["size"] == size, res
+        finally:
+            p.terminate()
+            p.wait(10)
+    srv = Server(tmp_path / "l")
+    try:
+        code, res = cli("tiles", "verify", srv.url, "--vkey", vkey)
+        assert code == 0 and res["size"] >= size, res
+    finally:
+        srv.stop()
