@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -634,7 +635,7 @@ _mirror_options = [
 ]
 
 
-def _with_mirror_options(f):  # type: ignore[no-untyped-def]
+def _with_mirror_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(_mirror_options):
         f = opt(f)
     return f

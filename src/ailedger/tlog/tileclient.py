@@ -73,7 +73,7 @@ class _Fetcher:
             raise VerificationError(f"{url} is larger than {limit} bytes: not a tile mirror file", url=url)
         self.fetched += 1
         self.bytes += len(data)
-        return data
+        return bytes(data)
 
 
 def _hashes(data: bytes, path: str, width: int) -> list[bytes]:

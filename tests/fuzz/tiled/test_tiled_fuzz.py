@@ -30,7 +30,7 @@ pytestmark = pytest.mark.skipif(CLANG is None, reason="clang is not installed (s
 
 def build(source_dir: Path, out: Path) -> Path:
     p = subprocess.run([CLANG, *FLAGS, "-I", str(source_dir), str(HERE / "fuzz_tiled.c"), "-o", str(out)],
-                       capture_output=True, text=True, timeout=300)
+                       check=False, capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, f"the harness did not build:\n{p.stderr[-4000:]}"
     return out
 
@@ -44,7 +44,7 @@ def run(binary: Path, work: Path, *args: str, timeout: float) -> subprocess.Comp
     env = dict(os.environ, TMPDIR=str(work), ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     return subprocess.run([str(binary), f"-artifact_prefix={work}/", "-timeout=10", "-rss_limit_mb=2048", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=work, env=env)
+                          check=False, capture_output=True, text=True, timeout=timeout, cwd=work, env=env)
 
 
 def findings(work: Path) -> list[str]:
