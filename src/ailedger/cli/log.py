@@ -619,7 +619,8 @@ def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cach
 
 
 
-def _read_mirror(url: str, vkey_value: str, origin: str | None, timeout: float, into: Path | None) -> dict:
+def _read_mirror(url: str, vkey_value: str, origin: str | None, timeout: float,
+                 into: Path | None) -> dict[str, Any]:
     from ailedger.tlog.tileclient import read_tile_mirror
 
     verifier = read_vkey(vkey_value)
