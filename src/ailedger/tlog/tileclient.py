@@ -99,7 +99,11 @@ def read_tile_mirror(url: str, verifier: Verifier, *, into: Path | None = None, 
         raise VerificationError(f"the mirror's checkpoint (size {cp.size}) is behind the copy in {into} "
                                 f"(size {old.size}): nothing written", expected=old.size, found=cp.size)
     size = cp.size
-    files: dict[str, bytes] = {}
+    files: dict[str, bytes] = {}  # held for the copy only: written once everything is checked
+
+    def keep(path: str, data: bytes) -> None:
+        if into is not None:
+            files[path] = data
 
     # level 0: the leaf hashes, which must give the signed root
     leaves: list[bytes] = []
@@ -108,7 +112,7 @@ def read_tile_mirror(url: str, verifier: Verifier, *, into: Path | None = None, 
         path = tile_path(0, n, width)
         data = fetch.get(path, 32 * TILE_WIDTH, immutable=width == TILE_WIDTH, size=32 * width)
         leaves += _hashes(data, path, width)
-        files[path] = data
+        keep(path, data)
     if root_from_leaf_hashes(leaves) != cp.root:
         raise VerificationError(f"the hash tiles at {base} do not give the root of its signed checkpoint",
                                 expected=cp.root.hex())
@@ -130,7 +134,7 @@ def read_tile_mirror(url: str, verifier: Verifier, *, into: Path | None = None, 
             data = fetch.get(path, 32 * TILE_WIDTH, immutable=width == TILE_WIDTH, size=32 * width)
             if _hashes(data, path, width) != nodes[n * TILE_WIDTH:n * TILE_WIDTH + width]:
                 raise VerificationError(f"{path} at {base} does not hold the hashes of the level below it", path=path)
-            files[path] = data
+            keep(path, data)
         below = nodes
         level += 1
 
@@ -145,7 +149,7 @@ def read_tile_mirror(url: str, verifier: Verifier, *, into: Path | None = None, 
             raise VerificationError(f"{path} at {base} is not an entry bundle: {e.message}", path=path) from None
         if len(entries) != width or any(leaf_hash(e) != leaves[n * TILE_WIDTH + i] for i, e in enumerate(entries)):
             raise VerificationError(f"{path} at {base} does not hold the entries the hash tiles list", path=path)
-        files[path] = data
+        keep(path, data)
         if progress:
             progress(width)
 
