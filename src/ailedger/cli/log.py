@@ -598,7 +598,8 @@ def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cach
 
     Keep DIRECTORY current with `ailedger tiles export DIRECTORY --watch 1`.  Tiles never change, so
     each is read once and answered from memory; the checkpoint follows the directory.  Stops
-    cleanly on SIGTERM or Ctrl-C and prints its counters."""
+    cleanly on SIGTERM or Ctrl-C and prints its counters.  The default way to serve a mirror is
+    nginx (`ailedger tiles nginx-conf`, docs/mirror.md); this C server is the optional faster one."""
     from ailedger.tlog.tileserver import serve_mirror
 
     def ready(info: dict) -> None:
