@@ -8,11 +8,11 @@ import shutil
 import pytest
 from clirun import run, spawn  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 
+from ailedger.errors import VerificationError
 from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.tlog.cosignature import verify_cosigned_checkpoint
-from ailedger.errors import VerificationError
-from ailedger.tlog.note import parse_note, parse_vkey, verify_note
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.note import parse_note, parse_vkey, verify_note
 from ailedger.tlog.witness import Witness
 
 ORIGIN = "test.example/cli-log"

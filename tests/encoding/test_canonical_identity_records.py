@@ -4,9 +4,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.encoding.canonical import canonical_json, parse_json
-from ailedger.errors import BadInputError, SignatureError
 from ailedger.encoding.identity import b58decode, b58encode, did_from_public_key, public_key_from_did
 from ailedger.encoding.records import build_entry, parse_entry
+from ailedger.errors import BadInputError, SignatureError
 
 # RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical number text
 RFC8785_NUMBERS = [

@@ -50,7 +50,7 @@ def test_fips_examples(impl):
 
 def test_matches_hashlib_at_every_length(impl):
     rnd = random.Random(7)
-    items = [bytes(rnd.getrandbits(8) for _ in range(n)) for n in range(0, 260)]
+    items = [bytes(rnd.getrandbits(8) for _ in range(n)) for n in range(260)]
     items += [os.urandom(n) for n in (1000, 4095, 4096, 65536 + 3)]
     got = impl(items)
     assert got == b"".join(hashlib.sha256(x).digest() for x in items)

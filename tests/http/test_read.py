@@ -6,11 +6,11 @@ import httpx
 import pytest
 
 from ailedger.tlog.checkpoint import open_checkpoint
+from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
 from ailedger.tlog.tiles import split_entry_bundle
-from ailedger.tlog.ledger import Ledger
 from tests.http.helpers import Key, Server
 
 N = 600

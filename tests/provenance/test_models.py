@@ -4,7 +4,6 @@ import struct
 import pytest
 
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
-from ailedger.provenance.manifest import Manifest
 from ailedger.provenance import (
     HashStats,
     hash_model_dir,
@@ -16,6 +15,7 @@ from ailedger.provenance import (
     verify_model,
     verify_model_part,
 )
+from ailedger.provenance.manifest import Manifest
 
 CS = 4096  # small chunks so the test model has many
 
@@ -246,7 +246,7 @@ def test_mmap_and_pread_readers_agree(tmp_path, monkeypatch):
     """The mmap reader (large unaligned chunks) gives the piecewise pread reader's digests."""
     import random
 
-    import ailedger.provenance.hashing as hashing
+    from ailedger.provenance import hashing
     from tests.provenance.conftest import write_safetensors
 
     rng = random.Random(1)

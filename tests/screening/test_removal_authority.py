@@ -7,8 +7,8 @@ import pytest
 
 from ailedger.errors import NotAuthorisedError, ProofError
 from ailedger.provenance import commit_dataset
-from ailedger.tlog.ledger import Ledger
 from ailedger.screening.removal import remove_paths, verify_removal_proof
+from ailedger.tlog.ledger import Ledger
 
 
 @pytest.fixture

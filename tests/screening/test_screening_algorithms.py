@@ -1,12 +1,12 @@
 """The screeners on small made data and on digits subsets (fast: < 60 s together)."""
 
 import numpy as np
-from tests.screening.screening_data import digits_dataset, flip_labels
 
 from ailedger.screening import screen
 from ailedger.screening.duplicates import find_duplicates, minhash_pairs, minhash_signatures, phash
 from ailedger.screening.labels import find_label_errors
 from ailedger.screening.outliers import find_outliers
+from tests.screening.screening_data import digits_dataset, flip_labels
 
 
 def test_label_errors_digits_flips(digits_small):

@@ -1,7 +1,5 @@
 """Real subprocesses: SIGKILL mid-append loses nothing acknowledged; concurrent writers leave no gap."""
 
-import json
-import os
 import random
 import signal
 import subprocess

@@ -8,12 +8,12 @@ import urllib.request
 
 import pytest
 
+from ailedger.errors import BadInputError, VerificationError
 from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.tlog.cosignature import verify_cosigned_checkpoint
-from ailedger.errors import BadInputError, VerificationError
+from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.note import parse_note
 from ailedger.tlog.proofbundle import parse_proof_bundle
-from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.witness import (
     Witness,
     WitnessClient,

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.canonical import parse_json
-from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -53,6 +52,7 @@ from ailedger.errors import (
     ProofError,
     VerificationError,
 )
+from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.tlog.merkle import verify_consistency
 from ailedger.tlog.note import parse_note, parse_vkey
 from ailedger.tlog.proofbundle import parse_proof_bundle

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError
 from ailedger.encoding.identity import did_from_public_key, public_key_from_did
+from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError
 
 __all__ = [
     "GENESIS",

@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ailedger.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.blobs.service import BlobService
+from ailedger.errors import BadInputError, NotFoundError, VerificationError
 
 __all__ = ["attached_blob", "pack_tree", "pull_dataset", "pull_model", "push_dataset", "push_model"]
 

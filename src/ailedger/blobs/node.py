@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from ailedger.errors import BadInputError
 from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
+from ailedger.errors import BadInputError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 from ailedger.server.auth import WWW_AUTHENTICATE, Credential, KeyList, TokenFile, WriteAuth
 from ailedger.server.guard import Deadlines, GuardedHandler, GuardedServer, content_length

@@ -27,11 +27,11 @@ from ailedger.cli._common import (
 )
 from ailedger.cli.witness import collect_for_cli, cosign_options
 from ailedger.encoding.canonical import parse_json
-from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.tlog.merkle import leaf_hash, verify_consistency
 from ailedger.tlog.note import parse_note
-from ailedger.encoding.records import parse_entry
 
 
 def _write_exact(data: bytes) -> None:
@@ -192,8 +192,8 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
         if ident is not None:
             for e in entries:
                 led.check_signer_allowed(e)
-        from ailedger.tlog.merkle import leaf_hash as lh
         from ailedger.tlog.ledger import entry_terms
+        from ailedger.tlog.merkle import leaf_hash as lh
         from ailedger.tlog.stores import LeafRow
 
         rows = [LeafRow(e.leaf_bytes, lh(e.leaf_bytes), entry_terms(e)) for e in entries]

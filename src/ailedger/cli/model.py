@@ -112,8 +112,8 @@ def register(main: click.Group) -> None:
                        follow_symlinks: bool, ignores: tuple[str, ...], ledger_path: str | None,
                        as_json: bool) -> None:
         """Hash DIRECTORY, sign its manifest and log it with its lineage."""
-        from ailedger.provenance.manifest import DEFAULT_CHUNK_SIZE
         from ailedger.provenance import HashStats, register_model
+        from ailedger.provenance.manifest import DEFAULT_CHUNK_SIZE
 
         hp = {**read_json_file(hp_file, "hyperparameters"), **parse_kv(hps, "hp")}
         meta = {**read_json_file(meta_file, "metadata"), **parse_kv(metas, "meta")}

@@ -237,8 +237,8 @@ def register(main: click.Group) -> None:
     def verify_cmd(checkpoint: str, log_vkey: str, vkeys: tuple[str, ...], threshold: int | None,
                    as_json: bool) -> None:
         """Check a cosigned checkpoint (or the checkpoint in a .tlog-proof) against a witness policy."""
-        from ailedger.tlog.cosignature import WitnessPolicy, evaluate_cosigned_checkpoint
         from ailedger.errors import VerificationError
+        from ailedger.tlog.cosignature import WitnessPolicy, evaluate_cosigned_checkpoint
         from ailedger.tlog.proofbundle import parse_proof_bundle
 
         data = Path(checkpoint).read_bytes()

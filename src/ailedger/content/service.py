@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 
 from ailedger.content import audio_watermark as awm
+from ailedger.content import c2pa_io
 from ailedger.content import fingerprint as fp
 from ailedger.content import watermark as wm
-from ailedger.errors import AiledgerError, BadInputError, NotFoundError
-from ailedger.encoding.records import parse_entry
-from ailedger.content import c2pa_io
 from ailedger.content.index import KIND_BITS, FingerprintStore, StoreHit
 from ailedger.content.media import Media, decode_image_bytes, encode_wav, fingerprints, load_media
+from ailedger.encoding.records import parse_entry
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError
 
 RECORD_TYPE = "content.register"
 WM_KEY_FILE = "watermark.key"

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ailedger.encoding.canonical import canonical_json, parse_json
-from ailedger.errors import BadInputError
 from ailedger.encoding.identity import public_key_from_did, verify_did_signature
+from ailedger.errors import BadInputError
 
-__all__ = ["SignedEntry", "MAX_ENTRY_BYTES", "unsigned_bytes", "build_entry", "parse_entry", "ENTRY_SCHEMA_VERSION"]
+__all__ = ["ENTRY_SCHEMA_VERSION", "MAX_ENTRY_BYTES", "SignedEntry", "build_entry", "parse_entry", "unsigned_bytes"]
 
 # tlog-tiles entry bundles prefix each entry with a 16-bit length
 MAX_ENTRY_BYTES = 65535

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding import ed25519
+from ailedger.encoding.identity import public_key_from_did
+from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -58,8 +60,6 @@ from ailedger.governance.state import (
     time_ms,
     vote_weight,
 )
-from ailedger.encoding.identity import public_key_from_did
-from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 
 __all__ = [
     "ACTION_KINDS",

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 
 from ailedger.authority.rules import LogConfig
 from ailedger.encoding.canonical import canonical_json
+from ailedger.encoding.identity import public_key_from_did, verify_did_signature
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -48,7 +49,6 @@ from ailedger.errors import (
     NotAuthorisedError,
     NotFoundError,
 )
-from ailedger.encoding.identity import public_key_from_did, verify_did_signature
 
 __all__ = [
     "ACTION_KINDS",

@@ -9,10 +9,10 @@ import io
 from typing import Any
 
 from ailedger.errors import BadInputError
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.inference.payloads import inference_dir
 from ailedger.inference.receipts import RECEIPT_FORMAT, batch_levels, path_from_levels
 from ailedger.inference.store import RecordStore
+from ailedger.tlog.merkle import leaf_hash
 
 __all__ = ["list_records", "parse_time", "render_html"]
 

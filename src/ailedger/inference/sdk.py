@@ -39,8 +39,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, StorageError
-from ailedger.tlog.merkle import EMPTY_ROOT
-from ailedger.tlog.groupcommit import GroupCommitter
 from ailedger.inference.codec import (
     BATCH_TYPE,
     canonical_payload,
@@ -49,6 +47,8 @@ from ailedger.inference.codec import (
 )
 from ailedger.inference.payloads import PayloadStore, inference_dir
 from ailedger.inference.store import RecordStore
+from ailedger.tlog.groupcommit import GroupCommitter
+from ailedger.tlog.merkle import EMPTY_ROOT
 
 __all__ = [
     "DEFAULT_OPERATOR",
@@ -545,8 +545,8 @@ class _Call:
 
 def recover_pending(ledger: Any, records: RecordStore, *, strict: bool = False) -> int:
     """Append batch entries stored but not yet in the log (a crash between the two writes)."""
-    from ailedger.tlog.merkle import leaf_hash
     from ailedger.encoding.records import parse_entry
+    from ailedger.tlog.merkle import leaf_hash
 
     n = 0
     for bid, entry_bytes in records.pending_batches():

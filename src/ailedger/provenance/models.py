@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.records import parse_entry
+from ailedger.encoding.refs import entry_ref
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
 from ailedger.provenance.manifest import (
     DEFAULT_CHUNK_SIZE,
     MANIFEST_FORMAT,
@@ -22,9 +25,6 @@ from ailedger.provenance.manifest import (
 )
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
-from ailedger.encoding.records import parse_entry
-from ailedger.encoding.refs import entry_ref
-from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
 
 __all__ = [
     "DATASET_RECORD",

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ailedger.errors import BadInputError, SignatureError, VerificationError
-from ailedger.provenance.manifest import plan_chunks
 from ailedger.provenance.hashing import HashCache, cpu_workers, hash_files_whole, scan_dir
+from ailedger.provenance.manifest import plan_chunks
 
 __all__ = ["BUNDLE_MEDIA_TYPE", "PREDICATE_TYPE", "oms_sign", "oms_verify"]
 

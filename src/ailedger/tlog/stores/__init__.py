@@ -10,7 +10,7 @@ from ailedger.tlog.stores.base import LeafRow, LogStore, node_key
 from ailedger.tlog.stores.memory import MemoryStore
 from ailedger.tlog.stores.sqlite import SQLiteStore
 
-__all__ = ["LeafRow", "LogStore", "MemoryStore", "SQLiteStore", "open_store", "node_key"]
+__all__ = ["LeafRow", "LogStore", "MemoryStore", "SQLiteStore", "node_key", "open_store"]
 
 
 def open_store(config: dict[str, Any], ledger_dir: Path, *, create: bool = False) -> LogStore:
