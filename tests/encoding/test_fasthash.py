@@ -32,7 +32,7 @@ def _impls():
 
 @pytest.fixture(params=_impls(), ids=lambda p: p[0])
 def impl(request):
-    name, fn, portable = request.param
+    _name, fn, portable = request.param
     if portable is not None:
         from ailedger.encoding import _speedups
 

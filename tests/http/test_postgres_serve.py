@@ -35,7 +35,7 @@ def _kill_backends(schema: str) -> int:
 
 @pytest.mark.slow
 def test_two_servers_one_postgres_no_gap_no_dup(pg_ledger):
-    d, schema = pg_ledger
+    d, _schema = pg_ledger
     a = Server(d, workers=2)
     b = Server(d)
     try:

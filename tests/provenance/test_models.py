@@ -82,7 +82,7 @@ def test_incremental_rehash_only_changed_file(ledger, alice, model_dir):
 
 def test_tensor_roots_and_manifest_roundtrip(model_dir):
     m = hash_model_dir(model_dir, chunk_size=CS)
-    f = [x for x in m.files if x.path == "model.safetensors"][0]
+    f = next(x for x in m.files if x.path == "model.safetensors")
     assert [t.name for t in f.tensors] == ["embed.weight", "layer.0.bias", "layer.0.weight"]
     # every tensor starts on a chunk boundary and is covered by its chunks exactly
     for t in f.tensors:

@@ -63,7 +63,7 @@ def test_cannot_turn_membership_into_absence():
     keys = _keys(50)
     root = smt.subtree_root(keys)
     k = keys[7]
-    sibs, d, kind, other = smt.prove_in_sorted(keys, k)
+    sibs, d, _kind, _other = smt.prove_in_sorted(keys, k)
     # claim absence with the empty terminal, or with some other key on the path
     with pytest.raises(ProofError):
         smt.verify_proof(root, k, smt.SmtProof(smt.EMPTY, d, tuple(sibs)))
@@ -80,7 +80,7 @@ def test_absent_key_cannot_be_proved_member():
     keys = _keys(50)
     root = smt.subtree_root(keys)
     c = hashlib.sha256(b"not there").digest()
-    sibs, d, kind, other = smt.prove_in_sorted(keys, c)
+    sibs, d, kind, _other = smt.prove_in_sorted(keys, c)
     assert kind != smt.MEMBER
     with pytest.raises(ProofError):
         smt.verify_proof(root, c, smt.SmtProof(smt.MEMBER, d, tuple(sibs)))

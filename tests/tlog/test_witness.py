@@ -201,7 +201,7 @@ def test_witness_state_survives_restart(ledger, tmp_path):
 def test_configured_witnesses_are_used_by_default(ledger, witnesses):
     with pytest.raises(BadInputError):
         collect_cosignatures(ledger)
-    (w0, s0), (w1, s1), (w2, _) = witnesses
+    (w0, s0), (_w1, s1), (w2, _) = witnesses
     configure_witness(ledger, s0.url, w0.vkey)
     configure_witness(ledger, s1.url + "/", w2.vkey)  # wrong key for that URL: its cosignature is dropped
     assert [u for u, _ in configured_witnesses(ledger)] == [s0.url, s1.url]

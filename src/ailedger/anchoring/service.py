@@ -383,7 +383,7 @@ class AnchorQueue:
 
     def receipts(self, chain_id: int | None = None, contract: str | None = None,
                  statuses: Sequence[str] = ("confirmed",)) -> list[AnchorReceipt]:
-        where = "status IN (%s)" % ",".join("?" * len(statuses))
+        where = "status IN ({})".format(",".join("?" * len(statuses)))
         args: list[Any] = list(statuses)
         if chain_id is not None:
             where += " AND chain_id = ?"
@@ -501,7 +501,7 @@ class AnchorService:
             self.log(f"anchor of size {a['tree_size']}: receipt gone (chain reorganisation); tracking again")
             self.queue.db.execute("UPDATE txs SET state = 'pending' WHERE tx_hash = ?", (a["tx_hash"],))
             self.queue.update(a["id"], status="sent", block_number=None, block_hash=None, block_time=None,
-                              last_error="reorganised out of block %s" % a["block_number"])
+                              last_error="reorganised out of block {}".format(a["block_number"]))
             return
         bn, bh = int(rcpt["blockNumber"]), _hex(rcpt["blockHash"])
         if bn != a["block_number"] or bh != a["block_hash"]:

@@ -182,8 +182,8 @@ def register(main: click.Group) -> None:
             lines = [f"anchored: tree size {res['checkpoint_size']} "
                      + ("directly" if res["how"] == "direct" else f"via the anchor of size {res['anchored_size']}"
                         " and a consistency proof"),
-                     f"  block {res['block_number']} at {res['block_time_iso']} ({res['confirmations']} "
-                     f"confirmations), tx {res['tx_hash']}"]
+                     (f"  block {res['block_number']} at {res['block_time_iso']} ({res['confirmations']} "
+                     f"confirmations), tx {res['tx_hash']}")]
         else:
             lines = [f"NOT anchored: {res['reason']}"]
         _emit(res, as_json, lines)

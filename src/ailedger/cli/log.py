@@ -140,7 +140,7 @@ def _load_record(data: bytes, type_opt: str | None) -> tuple[str, dict[str, Any]
     if "body" in obj and "type" in obj:
         extra = set(obj) - {"type", "body", "v"}
         if extra:
-            raise BadInputError(f"record has unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+            raise BadInputError(f"record has unknown field {min(extra)!r}", field=min(extra))
         if not isinstance(obj["body"], dict):
             raise BadInputError("record body must be a JSON object", field="body")
         return str(obj["type"]), obj["body"], int(obj.get("v", 1))
@@ -384,7 +384,7 @@ def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | 
             lines = read_input_file(proof_file, "proof").decode(errors="replace").split()
             try:
                 proof = [base64.b64decode(x, validate=True) for x in lines]
-            except Exception:
+            except ValueError:  # binascii.Error is a ValueError
                 raise BadInputError(f"{proof_file} is not one base64 hash a line") from None
         else:
             if led is None:
@@ -426,8 +426,8 @@ def audit(no_signatures: bool, ledger_dir: Path | None, as_json: bool) -> None:
                        f"fix them all with: ailedger doctor --ledger {led.path} --fix", err=True)
 
         def text() -> str:
-            lines = [f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
-                     f"{rep.checkpoints_checked} checkpoints, {rep.signatures_checked} signatures"]
+            lines = [(f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
+                     f"{rep.checkpoints_checked} checkpoints, {rep.signatures_checked} signatures")]
             if rep.ok:
                 lines.append("OK: everything recomputes")
             for p in rep.problems:

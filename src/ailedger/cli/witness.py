@@ -246,9 +246,9 @@ def register(main: click.Group) -> None:
             data = parse_proof_bundle(data).checkpoint
         policy = WitnessPolicy.from_vkeys(log_vkey, list(vkeys), threshold)
         res = evaluate_cosigned_checkpoint(data, policy)
-        lines = [f"checkpoint {res.checkpoint.origin} size {res.checkpoint.size}: "
+        lines = [(f"checkpoint {res.checkpoint.origin} size {res.checkpoint.size}: "
                  f"log signature {'ok' if res.log_signature_ok else 'BAD'}, "
-                 f"{len(res.cosigners)} of {len(policy.witnesses)} witnesses cosigned (need {policy.threshold})"]
+                 f"{len(res.cosigners)} of {len(policy.witnesses)} witnesses cosigned (need {policy.threshold})")]
         lines += [f"  cosigned by {n} at {t}" for n, t in res.cosigners]
         lines += [f"  {n}: {r}" for n, r in res.failures]
         _emit(res.to_dict(), as_json, lines)

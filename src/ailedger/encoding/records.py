@@ -64,10 +64,10 @@ def _validate_fields(obj: Any) -> None:
         raise BadInputError("entry must be a JSON object")
     missing = _FIELDS - obj.keys()
     if missing:
-        raise BadInputError(f"entry is missing field {sorted(missing)[0]!r}", field=sorted(missing)[0])
+        raise BadInputError(f"entry is missing field {min(missing)!r}", field=min(missing))
     extra = obj.keys() - _FIELDS
     if extra:
-        raise BadInputError(f"entry has unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+        raise BadInputError(f"entry has unknown field {min(extra)!r}", field=min(extra))
     t = obj["type"]
     if not isinstance(t, str) or len(t) > 64 or not _TYPE_RE.match(t):
         raise BadInputError("entry type must be a dotted lowercase name", field="type", found=str(t)[:80])

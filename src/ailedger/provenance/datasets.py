@@ -571,8 +571,8 @@ class DatasetIndex:
         self.meta = json.loads((path / "meta.json").read_text())
         self.D = self.meta["D"]
         self.n = self.meta["records"]
-        self._fk = open(path / "keys.bin", "rb")
-        self._fl = open(path / "levels.bin", "rb")
+        self._fk = open(path / "keys.bin", "rb")  # noqa: SIM115 - kept open for the mmap, closed by close()
+        self._fl = open(path / "levels.bin", "rb")  # noqa: SIM115 - as above
         self._mk = mmap.mmap(self._fk.fileno(), 0, access=mmap.ACCESS_READ) if self.n else b""
         self._ml = mmap.mmap(self._fl.fileno(), 0, access=mmap.ACCESS_READ)
         self.keys = _KeyFile(self._mk, self.n)

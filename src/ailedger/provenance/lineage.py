@@ -128,10 +128,10 @@ def lineage_svg(g: dict[str, Any]) -> str:
         c, r = pos[nid]
         return PAD + c * (BOX_W + GAP_X), PAD + 20 + r * (BOX_H + GAP_Y)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-           'font-family="sans-serif" font-size="12">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#444"/></marker></defs>',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           'font-family="sans-serif" font-size="12">'),
+           ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#444"/></marker></defs>'),
            f'<text x="{PAD}" y="{PAD}" font-size="14" font-weight="bold">ailedger lineage</text>']
     by = {n["id"]: n for n in g["nodes"]}
     for e in g["edges"]:

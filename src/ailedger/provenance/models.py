@@ -199,7 +199,7 @@ def _identity_names(ledger: Any) -> dict[str, str]:
             did = ledger.identities.did_of(n)
             if did:
                 out[did] = n
-    except Exception:  # noqa: BLE001 - names are a nicety
+    except Exception:  # noqa: BLE001, S110 - names are a nicety
         pass
     return out
 

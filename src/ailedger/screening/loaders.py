@@ -246,8 +246,9 @@ def load_dataset(
         if best is not None and (best_len >= 20 or modality == "text" or best == "text"):
             text_column = best
     digest = _file_digest(p)
-    common = dict(path=str(p), labels=labels, classes=classes, sources=sources, source_names=source_names,
-                  label_column=label_column, source_column=source_column, sha256=digest)
+    common = {"path": str(p), "labels": labels, "classes": classes, "sources": sources,
+              "source_names": source_names, "label_column": label_column, "source_column": source_column,
+              "sha256": digest}
     if image_column is not None:
         base = p.parent
         imgs, keys = [], []
@@ -289,7 +290,7 @@ def load_dataset(
         notes.append(f"{int(nan.any(1).sum())} record(s) had missing values (filled with the column median)")
     keys = [hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest() for row in X]
     d = X.shape[1]
-    side = int(round(math.sqrt(d)))
+    side = round(math.sqrt(d))
     images = None
     mod = modality
     if mod == "auto":

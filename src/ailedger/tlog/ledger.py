@@ -15,7 +15,7 @@ import threading
 import time as _time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -38,6 +38,9 @@ from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.note import Signer, Verifier, parse_vkey
 from ailedger.tlog.private import PRIVATE_DIR_MODE, private_dir, write_private
 from ailedger.tlog.stores import LeafRow, LogStore, open_store
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Ledger", "OperatorIdentity", "StaleEntryError", "entry_terms", "operator_identity", "system_clock",
            "utc_now", "verify_entry_batch"]
@@ -283,7 +286,7 @@ class Ledger:
             self._pool = None
         self.store.close()
 
-    def __enter__(self) -> Ledger:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -280,10 +280,10 @@ class CompactRange:
     def __init__(self, size: int = 0, hashes: Iterable[bytes] = ()) -> None:
         self.size = size
         self.hashes: list[bytes] = list(hashes)
-        if len(self.hashes) != bin(size).count("1"):
+        if len(self.hashes) != size.bit_count():
             raise BadInputError(
                 "compact range needs one hash per set bit of the size",
-                expected=bin(size).count("1"),
+                expected=size.bit_count(),
                 found=len(self.hashes),
             )
 
