@@ -180,9 +180,10 @@ class AnchorChain:
                              "reading the account nonce"))
 
     def latest(self, submitter: str, lid: bytes) -> tuple[int, bytes, int]:
-        assert self.contract is not None
+        contract = self.contract
+        assert contract is not None
         size, root, at = self._rpc(
-            lambda: self.contract.functions.latest(self.w3.to_checksum_address(submitter), lid).call(),
+            lambda: contract.functions.latest(self.w3.to_checksum_address(submitter), lid).call(),
             "reading the anchored head")
         return int(size), bytes(root), int(at)
 

@@ -257,8 +257,8 @@ class _Handler(GuardedHandler):
         raw = q.get("index", [""])[0]
         index = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else -1
         leaves_path = path.with_name(path.name + ".leaves")
-        raw = leaves_path.read_bytes() if leaves_path.exists() else b""
-        leaves = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        hashes = leaves_path.read_bytes() if leaves_path.exists() else b""
+        leaves = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
         if not 0 <= index < len(leaves):
             self._error(400, f"segment index must be in [0, {len(leaves)})")
             return

@@ -200,6 +200,7 @@ def register(main: click.Group) -> None:
         _write_outputs(rep, html_out, json_out, ds.images)
         logged = None
         if do_log:
+            assert dataset_name is not None  # checked above
             with open_ledger(ledger_dir) as lg:
                 ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
                 hit = _current_commit(lg, dataset_name)

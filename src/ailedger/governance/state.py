@@ -105,12 +105,17 @@ _DURATIONS = ("voting_delay", "voting_period", "timelock", "grace_period", "chal
 _BPS = ("cap_bps", "quorum_bps", "bond_bps", "reward_bps")
 
 
-class EntryLike(Protocol):
-    type: str
-    body: dict[str, Any]
-    signer: str
-    time: str
-    leaf_bytes: bytes
+class EntryLike(Protocol):  # read-only members: a frozen SignedEntry fits
+    @property
+    def type(self) -> str: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+    @property
+    def signer(self) -> str: ...
+    @property
+    def time(self) -> str: ...
+    @property
+    def leaf_bytes(self) -> bytes: ...
 
 
 def time_ms(t: str) -> int:

@@ -231,7 +231,12 @@ class InferenceTrail:
         self._thread.start()
         # a normal interpreter exit writes what is queued (fast mode), even without close()
         ref = weakref.ref(self)
-        self._atexit = lambda: (t := ref()) is not None and t._close_quietly()
+
+        def _at_exit() -> None:
+            t = ref()
+            if t is not None:
+                t._close_quietly()
+        self._atexit = _at_exit
         atexit.register(self._atexit)
 
     # -- hot path -----------------------------------------------------------------

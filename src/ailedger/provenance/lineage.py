@@ -108,7 +108,7 @@ def _positions(g: dict[str, Any]) -> tuple[dict[str, tuple[float, float]], int, 
     cols: dict[int, list[dict[str, Any]]] = {}
     for n in sorted(g["nodes"], key=lambda n: n["index"]):
         cols.setdefault(depth[n["id"]], []).append(n)
-    pos = {}
+    pos: dict[str, tuple[float, float]] = {}
     for d, ns in cols.items():
         for i, n in enumerate(ns):
             pos[n["id"]] = (d, i)

@@ -30,7 +30,7 @@ __all__ = ["AppendResult", "AuditProblem", "AuditReport", "TransparencyLog"]
 
 
 class AppendResult(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # the field hides tuple.index, on purpose
     leaf_hash: bytes
     duplicate: bool
 

@@ -31,7 +31,7 @@ __all__ = ["MirrorProcesses", "available", "bind", "parse_listen", "serve_mirror
 try:
     from ailedger.tlog import _tiled
 except ImportError:  # not built: no C compiler at install time, or not Linux
-    _tiled = None
+    _tiled = None  # type: ignore[assignment]
 
 
 def available() -> bool:
@@ -228,7 +228,7 @@ class MirrorProcesses:
                                 "`ailedger tiles export` and `ailedger tiles nginx-conf`")
         parse_listen(listen)
         self.directory = Path(directory)
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[str]] = []
         try:
             # the watcher's first line is its first (whole) export, so the mirror is complete before it is served
             self._start(["tiles", "export", str(directory), "--ledger", str(ledger), "--watch", str(every)],

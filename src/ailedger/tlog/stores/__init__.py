@@ -16,11 +16,11 @@ __all__ = ["LeafRow", "LogStore", "MemoryStore", "SQLiteStore", "node_key", "ope
 def open_store(config: dict[str, Any], ledger_dir: Path, *, create: bool = False) -> LogStore:
     kind = config.get("store", "sqlite")
     if kind == "sqlite":
-        return SQLiteStore(ledger_dir / config.get("sqlite_file", "ledger.db"), create=create)  # type: ignore[return-value]
+        return SQLiteStore(ledger_dir / config.get("sqlite_file", "ledger.db"), create=create)
     if kind == "memory":
-        return MemoryStore()  # type: ignore[return-value]
+        return MemoryStore()
     if kind == "postgres":
         from ailedger.tlog.stores.postgres import PostgresStore  # optional backend
 
-        return PostgresStore(config["dsn"], schema=config.get("schema"), create=create)  # type: ignore[return-value]
+        return PostgresStore(config["dsn"], schema=config.get("schema"), create=create)
     raise BadInputError(f"unknown store kind {kind!r} in ledger config", field="store")
