@@ -24,7 +24,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 def _tool(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     r = subprocess.run([sys.executable, "-m", *args], cwd=cwd, check=False, capture_output=True, text=True,
                        timeout=900)
-    assert "No module named" not in r.stderr, f"{args[0]} is not installed: run bash scripts/setup.sh\n{r.stderr}"
+    assert "No module named" not in r.stderr, f"{args[0]} is missing: run bash scripts/setup.sh\n{r.stderr}"
     return r
 
 
@@ -84,8 +84,8 @@ def test_ruff_runs_its_default_rule_set():
     """Passing by switching rules off does not count: pyproject.toml selects and ignores nothing."""
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     ruff = tomllib.loads(PYPROJECT.read_text())["tool"]["ruff"]
-    keys = {"select", "extend-select", "ignore", "extend-ignore", "per-file-ignores", "extend-per-file-ignores",
-            "exclude", "extend-exclude"}
+    keys = {"select", "extend-select", "ignore", "extend-ignore", "per-file-ignores",
+            "extend-per-file-ignores", "exclude", "extend-exclude"}
     assert not keys & set(ruff), sorted(keys & set(ruff))
     assert not keys & set(ruff.get("lint", {})), sorted(keys & set(ruff.get("lint", {})))
     r = _tool("ruff", "check", "--no-cache", "--show-settings", "src")

@@ -100,7 +100,7 @@ def build_entry(
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
-    _loads = json.loads  # type: ignore[assignment]  # same use: bytes or str in, a value out
+    _loads = json.loads  # type: ignore[assignment]  # same use
 
 
 def _fast_parse(data: bytes) -> tuple[dict[str, Any], bytes] | None:

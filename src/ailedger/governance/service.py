@@ -92,7 +92,7 @@ __all__ = [
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson is a dependency; json is the slow fallback
-    _loads = json.loads  # type: ignore[assignment]  # same use: bytes or str in, a value out
+    _loads = json.loads  # type: ignore[assignment]  # same use
 
 _TYPE_MARKS = (b'"type":"gov.', b'"type":"stake.', b'"type":"log.genesis"', b'"type":"identity.revoke"')
 _ALL_TYPES = frozenset(GOV_TYPES + STAKE_TYPES + CONTEXT_TYPES)

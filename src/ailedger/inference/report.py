@@ -108,7 +108,7 @@ def _chart_figure(items: list[dict[str, Any]]) -> Any:
             for tm in times:
                 counts[min(int((tm - lo).total_seconds() / width), bins - 1)] += 1
             xs = [lo + _dt.timedelta(seconds=width * (i + 0.5)) for i in range(bins)]
-            ax.plot(xs, counts, marker=".", label=name)  # type: ignore[arg-type]  # matplotlib converts datetimes
+            ax.plot(xs, counts, marker=".", label=name)  # type: ignore[arg-type]  # dates: matplotlib
         ax.legend(loc="upper right")
         ax.set_ylabel(f"decisions per {width:.3g} s")
     ax.set_title("Decisions over time per model")

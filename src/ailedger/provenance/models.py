@@ -296,7 +296,8 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
         exp = load_manifest(ledger, e.body["manifest"]["root"])
         if exp is not None:
             theirs = {f.path: f.root.hex() for f in exp.files}
-        score = sum(1 for p, r in theirs.items() if my_roots.get(p) == r) + 0.5 * len(theirs.keys() & my_roots.keys())
+        score = (sum(1 for p, r in theirs.items() if my_roots.get(p) == r)
+                 + 0.5 * len(theirs.keys() & my_roots.keys()))
         if best is None or score > best[0] or (score == best[0] and idx > best[1]):
             best = (score, idx, e, exp, m)
     if best is None or (best[0] == 0 and not name):
