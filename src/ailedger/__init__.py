@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from ailedger.errors import (  # noqa: E402
+from ailedger.errors import (
     AiledgerError,
     BadInputError,
     NetworkError,
@@ -14,13 +14,13 @@ from ailedger.errors import (  # noqa: E402
 )
 
 __all__ = [
-    "__version__",
     "AiledgerError",
     "BadInputError",
-    "NotFoundError",
-    "VerificationError",
-    "SignatureError",
-    "ProofError",
-    "StorageError",
     "NetworkError",
+    "NotFoundError",
+    "ProofError",
+    "SignatureError",
+    "StorageError",
+    "VerificationError",
+    "__version__",
 ]

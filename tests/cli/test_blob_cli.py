@@ -11,8 +11,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ailedger.cli.main import main
 from ailedger.blobs.client import NodeClient
+from ailedger.cli.main import main
 from ailedger.tlog.ledger import Ledger
 
 AILEDGER = [sys.executable, "-m", "ailedger.cli.main"]

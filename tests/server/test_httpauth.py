@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.cli.main import main
-from ailedger.errors import BadInputError, NotFoundError
 from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
+from ailedger.errors import BadInputError, NotFoundError
 from ailedger.server.auth import KeyList, TokenFile, WriteAuth, signed_headers
 from ailedger.tlog.identities import Identity
 

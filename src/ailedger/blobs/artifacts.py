@@ -19,8 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ailedger.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.blobs.service import BlobService
+from ailedger.errors import BadInputError, NotFoundError, VerificationError
 
 __all__ = ["attached_blob", "pack_tree", "pull_dataset", "pull_model", "push_dataset", "push_model"]
 
@@ -59,7 +59,7 @@ def pack_tree(items: list[tuple[Path, str]], out: Path) -> None:
 def _unpack(tar_path: Path, dest: Path) -> None:
     dest.mkdir(parents=True)
     try:  # "r:": an uncompressed archive only (what push writes): a compressed one could expand without bound
-        tar_cm = tarfile.open(tar_path, "r:")
+        tar_cm = tarfile.open(tar_path, "r:")  # noqa: SIM115 - entered by the `with` below
     except tarfile.ReadError as exc:
         raise VerificationError(f"the stored copy is not an uncompressed tar archive ({exc})",
                                 expected="uncompressed tar", found="something else") from None

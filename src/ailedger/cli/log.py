@@ -28,11 +28,11 @@ from ailedger.cli._common import (
 )
 from ailedger.cli.witness import collect_for_cli, cosign_options
 from ailedger.encoding.canonical import parse_json
-from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.tlog.merkle import leaf_hash, verify_consistency
 from ailedger.tlog.note import parse_note
-from ailedger.encoding.records import parse_entry
 
 
 def _write_exact(data: bytes) -> None:
@@ -141,7 +141,7 @@ def _load_record(data: bytes, type_opt: str | None) -> tuple[str, dict[str, Any]
     if "body" in obj and "type" in obj:
         extra = set(obj) - {"type", "body", "v"}
         if extra:
-            raise BadInputError(f"record has unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+            raise BadInputError(f"record has unknown field {min(extra)!r}", field=min(extra))
         if not isinstance(obj["body"], dict):
             raise BadInputError("record body must be a JSON object", field="body")
         return str(obj["type"]), obj["body"], int(obj.get("v", 1))
@@ -193,8 +193,8 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
         if ident is not None:
             for e in entries:
                 led.check_signer_allowed(e)
-        from ailedger.tlog.merkle import leaf_hash as lh
         from ailedger.tlog.ledger import entry_terms
+        from ailedger.tlog.merkle import leaf_hash as lh
         from ailedger.tlog.stores import LeafRow
 
         rows = [LeafRow(e.leaf_bytes, lh(e.leaf_bytes), entry_terms(e)) for e in entries]
@@ -385,7 +385,7 @@ def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | 
             lines = read_input_file(proof_file, "proof").decode(errors="replace").split()
             try:
                 proof = [base64.b64decode(x, validate=True) for x in lines]
-            except Exception:
+            except ValueError:  # binascii.Error is a ValueError
                 raise BadInputError(f"{proof_file} is not one base64 hash a line") from None
         else:
             if led is None:
@@ -427,8 +427,8 @@ def audit(no_signatures: bool, ledger_dir: Path | None, as_json: bool) -> None:
                        f"fix them all with: ailedger doctor --ledger {led.path} --fix", err=True)
 
         def text() -> str:
-            lines = [f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
-                     f"{rep.checkpoints_checked} checkpoints, {rep.signatures_checked} signatures"]
+            lines = [(f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
+                     f"{rep.checkpoints_checked} checkpoints, {rep.signatures_checked} signatures")]
             if rep.ok:
                 lines.append("OK: everything recomputes")
             for p in rep.problems:

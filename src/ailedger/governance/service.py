@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding import ed25519
+from ailedger.encoding.identity import public_key_from_did
+from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -58,8 +60,6 @@ from ailedger.governance.state import (
     time_ms,
     vote_weight,
 )
-from ailedger.encoding.identity import public_key_from_did
-from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 
 __all__ = [
     "ACTION_KINDS",
@@ -92,7 +92,7 @@ __all__ = [
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson is a dependency; json is the slow fallback
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]  # same use
 
 _TYPE_MARKS = (b'"type":"gov.', b'"type":"stake.', b'"type":"log.genesis"', b'"type":"identity.revoke"')
 _ALL_TYPES = frozenset(GOV_TYPES + STAKE_TYPES + CONTEXT_TYPES)

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -17,7 +18,6 @@ from ailedger.errors import (
     StorageError,
     VerificationError,
 )
-from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.server.auth import WWW_AUTHENTICATE
 from ailedger.tlog.ingest import (
     BatchRejectedError,

@@ -39,8 +39,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, StorageError
-from ailedger.tlog.merkle import EMPTY_ROOT
-from ailedger.tlog.groupcommit import GroupCommitter
 from ailedger.inference.codec import (
     BATCH_TYPE,
     canonical_payload,
@@ -49,6 +47,8 @@ from ailedger.inference.codec import (
 )
 from ailedger.inference.payloads import PayloadStore, inference_dir
 from ailedger.inference.store import RecordStore
+from ailedger.tlog.groupcommit import GroupCommitter
+from ailedger.tlog.merkle import EMPTY_ROOT
 
 __all__ = [
     "DEFAULT_OPERATOR",
@@ -231,7 +231,12 @@ class InferenceTrail:
         self._thread.start()
         # a normal interpreter exit writes what is queued (fast mode), even without close()
         ref = weakref.ref(self)
-        self._atexit = lambda: (t := ref()) is not None and t._close_quietly()
+
+        def _at_exit() -> None:
+            t = ref()
+            if t is not None:
+                t._close_quietly()
+        self._atexit = _at_exit
         atexit.register(self._atexit)
 
     # -- hot path -----------------------------------------------------------------
@@ -545,8 +550,8 @@ class _Call:
 
 def recover_pending(ledger: Any, records: RecordStore, *, strict: bool = False) -> int:
     """Append batch entries stored but not yet in the log (a crash between the two writes)."""
-    from ailedger.tlog.merkle import leaf_hash
     from ailedger.encoding.records import parse_entry
+    from ailedger.tlog.merkle import leaf_hash
 
     n = 0
     for bid, entry_bytes in records.pending_batches():

@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.records import parse_entry
+from ailedger.encoding.refs import entry_ref
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
 from ailedger.provenance.manifest import (
     DEFAULT_CHUNK_SIZE,
     MANIFEST_FORMAT,
@@ -22,9 +25,6 @@ from ailedger.provenance.manifest import (
 )
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
-from ailedger.encoding.records import parse_entry
-from ailedger.encoding.refs import entry_ref
-from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
 
 __all__ = [
     "DATASET_RECORD",
@@ -199,7 +199,7 @@ def _identity_names(ledger: Any) -> dict[str, str]:
             did = ledger.identities.did_of(n)
             if did:
                 out[did] = n
-    except Exception:  # noqa: BLE001 - names are a nicety
+    except Exception:  # noqa: BLE001, S110 - names are a nicety
         pass
     return out
 
@@ -291,12 +291,13 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
         if cs not in manifests:
             continue
         m = manifests[cs]
-        mine = {f.path: f.root.hex() for f in m.files}
+        my_roots = {f.path: f.root.hex() for f in m.files}
         theirs = {f["path"]: f["root"] for f in e.body.get("files", [])}
         exp = load_manifest(ledger, e.body["manifest"]["root"])
         if exp is not None:
             theirs = {f.path: f.root.hex() for f in exp.files}
-        score = sum(1 for p, r in theirs.items() if mine.get(p) == r) + 0.5 * len(theirs.keys() & mine.keys())
+        score = (sum(1 for p, r in theirs.items() if my_roots.get(p) == r)
+                 + 0.5 * len(theirs.keys() & my_roots.keys()))
         if best is None or score > best[0] or (score == best[0] and idx > best[1]):
             best = (score, idx, e, exp, m)
     if best is None or (best[0] == 0 and not name):

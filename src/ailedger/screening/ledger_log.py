@@ -83,8 +83,8 @@ def latest_screening(ledger: Any, dataset: str) -> tuple[int, Any] | None:
 
 
 def _find_screening(ledger: Any, ref: str) -> tuple[int, Any]:
-    from ailedger.errors import NotFoundError
     from ailedger.encoding.refs import entry_ref
+    from ailedger.errors import NotFoundError
 
     idx = entry_ref(ref, "screening")
     if idx is not None:
@@ -129,10 +129,10 @@ def verify_screening_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], dict
     import hashlib
 
     from ailedger.encoding.canonical import parse_json
+    from ailedger.encoding.records import parse_entry
     from ailedger.errors import BadInputError, ProofError
     from ailedger.tlog.note import parse_vkey
     from ailedger.tlog.proofbundle import verify_proof_bundle
-    from ailedger.encoding.records import parse_entry
 
     head = (SCREENING_PROOF + "\n").encode()
     if not data.startswith(head):

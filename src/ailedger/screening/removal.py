@@ -21,9 +21,9 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
-from ailedger.provenance import smt
 from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.errors import BadInputError, ProofError
+from ailedger.provenance import smt
 from ailedger.provenance.smt_removal import DeletionStep, delete_all, deletion_step
 
 REMOVAL_RECORD = "dataset.source-removal"
@@ -311,10 +311,10 @@ def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str,
 
 def verify_removal_proof(data: bytes, vkey: str) -> dict[str, Any]:
     """Offline check of a removal proof; raises VerificationError subclasses when anything fails."""
-    from ailedger.tlog.note import parse_vkey
-    from ailedger.tlog.proofbundle import verify_proof_bundle
     from ailedger.encoding.records import parse_entry
     from ailedger.provenance import DATASET_RECORD
+    from ailedger.tlog.note import parse_vkey
+    from ailedger.tlog.proofbundle import verify_proof_bundle
 
     head = (REMOVAL_PROOF + "\n").encode()
     if not data.startswith(head):

@@ -32,7 +32,7 @@ __all__ = ["MirrorProcesses", "available", "bind", "parse_listen", "serve_mirror
 try:
     from ailedger.tlog import _tiled
 except ImportError:  # not built: no C compiler at install time, or not Linux
-    _tiled = None
+    _tiled = None  # type: ignore[assignment]
 
 
 def available() -> bool:
@@ -229,7 +229,7 @@ class MirrorProcesses:
                                 "`ailedger tiles export` and `ailedger tiles nginx-conf`")
         parse_listen(listen)
         self.directory = Path(directory)
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[str]] = []
         try:
             # the watcher's first line is its first (whole) export, so the mirror is complete before it is served
             self._start(["tiles", "export", str(directory), "--ledger", str(ledger), "--watch", str(every)],
@@ -247,7 +247,8 @@ class MirrorProcesses:
         The rest of its output is read and dropped (a thread per child, started once both run: no thread
         is alive while preexec_fn runs), so it never blocks on a full pipe."""
         p = subprocess.Popen([sys.executable, "-c", "from ailedger.cli.main import main; main()", *args, "--json"],
-                             stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+                             stdout=subprocess.PIPE, text=True,
+                             preexec_fn=_die_with_parent)  # noqa: PLW1509 - see the docstring
         self.procs.append(p)
         assert p.stdout is not None
         line = p.stdout.readline()

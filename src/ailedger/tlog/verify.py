@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, ProofError
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.note import Verifier
 from ailedger.tlog.proofbundle import HEADER, verify_proof_bundle
-from ailedger.encoding.records import parse_entry
 
 __all__ = ["verify_file", "verify_tlog_proof"]
 
@@ -55,7 +55,7 @@ def verify_file(data: bytes, verifier: Verifier, *, entry: bytes | None = None, 
     if first == HEADER:
         result = verify_tlog_proof(data, verifier, entry=entry, leaf_hash_hex=leaf_hash_hex)
         note = data.split(b"\n\n", 1)[1]
-    elif first.startswith("ailedger-dataset-proof") or first.startswith('{"format":"ailedger-dataset-proof'):
+    elif first.startswith(("ailedger-dataset-proof", '{"format":"ailedger-dataset-proof')):
         if candidate is None:
             raise BadInputError("a dataset proof is checked against a record: pass --candidate FILE")
         from ailedger import provenance as artifacts
