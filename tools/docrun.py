@@ -12,6 +12,10 @@ temporary folder with no ledger in the environment. Rules a page follows so that
 - A server started in a block is started in the background (``... &``); every background job is
   stopped when the page ends. ``text``, ``json`` and other fences are not run.
 - ``python`` blocks run with the same interpreter and environment, in the same folder.
+- The page runs with this interpreter's folder first on ``PATH`` (so ``ailedger`` and ``python`` are the
+  project's), then the pinned anvil binary from ``tools/anvil`` when it is installed; no ``AILEDGER_*``
+  variable leaks in from the caller; ``$AILEDGER_DOCRUN_REPO`` is the repository, for a page that needs a
+  file from it (a contract, a fixture).
 
 Usage: ``python tools/docrun.py README.md [docs/api.md ...] [--keep] [--timeout S]``.
 Exit 0 when every page ran; otherwise the failing command, its output and exit code are printed.
@@ -111,13 +115,26 @@ def script_for(page: Path, work: Path) -> str:
     return "\n".join(parts) + "\n"
 
 
+def anvil_bin(repo: Path) -> Path | None:
+    """The folder holding the pinned anvil binary (``npm ci --prefix tools/anvil``), or one on PATH."""
+    cand = repo / "tools" / "anvil" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin"
+    if (cand / "anvil").exists() and os.access(cand / "anvil", os.X_OK):
+        return cand
+    found = shutil.which("anvil")
+    return Path(found).parent if found else None
+
+
 def run_page(page: Path, *, repo: Path, keep: bool = False, timeout: float = 900,
              env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run one page in a fresh folder; the completed process carries the transcript."""
     work = Path(tempfile.mkdtemp(prefix=f"docrun-{page.stem}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AILEDGER_")}
     venv_bin = Path(sys.executable).parent
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+    path = [str(venv_bin)]
+    anvil = anvil_bin(repo)
+    if anvil is not None:
+        path.append(str(anvil))
+    env["PATH"] = os.pathsep.join([*path, env.get("PATH", "")])
     env["AILEDGER_DOCRUN_REPO"] = str(repo)
     env.update(env_extra or {})
     script = script_for(page, work)
