@@ -128,6 +128,7 @@ def run_page(page: Path, *, repo: Path, keep: bool = False, timeout: float = 900
              env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run one page in a fresh folder; the completed process carries the transcript."""
     work = Path(tempfile.mkdtemp(prefix=f"docrun-{page.stem}-"))
+    work.chmod(0o755)  # like a user's project folder (mkdtemp's 0700 would hide it from nginx's workers)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AILEDGER_")}
     venv_bin = Path(sys.executable).parent
     path = [str(venv_bin)]
