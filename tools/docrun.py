@@ -7,6 +7,7 @@ temporary folder with no ledger in the environment. Rules a page follows so that
 
 - Lines holding a placeholder the user must fill, written ``<LIKE_THIS>``, are skipped (with the lines
   continued from them by a trailing backslash).
+- A here-document (``cat > server.py <<'EOF'`` ... ``EOF``) is one command with its body.
 - The blocks under a "Quick start" heading are skipped: they are the set-up commands, tried from a
   fresh clone by scripts/fresh-clone-check-like tools, not from inside a running test.
 - A server started in a block is started in the background (``... &``); every background job is
@@ -81,15 +82,31 @@ def blocks(markdown: str) -> list[Block]:
     return out
 
 
+HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
 def shell_lines(text: str) -> list[str]:
-    """Logical lines (backslash continuations joined), placeholders dropped."""
+    """Logical lines (backslash continuations joined, a here-document kept whole with its command),
+    placeholders dropped."""
     logical: list[str] = []
     cur = ""
-    for raw in text.splitlines():
+    raws = text.splitlines()
+    i = 0
+    while i < len(raws):
+        raw = raws[i]
+        i += 1
         if raw.endswith("\\"):
             cur += raw[:-1] + " "
             continue
         cur += raw
+        h = HEREDOC.search(cur)
+        if h and not cur.lstrip().startswith("#"):
+            end = h.group(2)
+            while i < len(raws):  # the body and its terminator belong to this command
+                cur += "\n" + raws[i]
+                i += 1
+                if raws[i - 1].strip() == end:
+                    break
         logical.append(cur)
         cur = ""
     if cur:
@@ -110,7 +127,8 @@ def script_for(page: Path, work: Path) -> str:
             parts.append(f"python {shlex.quote(str(src))}")
             continue
         for ln in shell_lines(b.text):
-            parts.append(f"echo {shlex.quote(f'$ [{page.name}:{b.line}] {ln.strip()}')}")
+            shown = ln.strip().splitlines()[0] + (" ..." if "\n" in ln.strip() else "")
+            parts.append(f"echo {shlex.quote(f'$ [{page.name}:{b.line}] {shown}')}")
             parts.append(ln)
     return "\n".join(parts) + "\n"
 
