@@ -6,7 +6,7 @@ Docs that run: every shell block (a fence with no language, or ``sh``/``bash``/`
 temporary folder with no ledger in the environment. Rules a page follows so that it runs:
 
 - Lines holding a placeholder the user must fill, written ``<LIKE_THIS>``, are skipped (with the lines
-  continued from them by a trailing backslash).
+  continued from them by a trailing backslash); one in a trailing ``# comment`` does not count.
 - A here-document (``cat > server.py <<'EOF'`` ... ``EOF``) is one command with its body.
 - The blocks under a "Quick start" heading are skipped: they are the set-up commands, tried from a
   fresh clone by scripts/fresh-clone-check-like tools, not from inside a running test.
@@ -111,7 +111,22 @@ def shell_lines(text: str) -> list[str]:
         cur = ""
     if cur:
         logical.append(cur)
-    return [ln for ln in logical if ln.strip() and not PLACEHOLDER.search(ln)]
+    return [ln for ln in logical if ln.strip() and not PLACEHOLDER.search(_code(ln))]
+
+
+def _code(line: str) -> str:
+    """A logical line without its trailing ``# comment`` (a ``#`` after a blank, outside quotes), so a
+    placeholder named in a comment does not make the line a user's to fill."""
+    quote = ""
+    for k, c in enumerate(line):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (k == 0 or line[k - 1] in " \t"):
+            return line[:k]
+    return line
 
 
 def script_for(page: Path, work: Path) -> str:

@@ -41,6 +41,10 @@ def _anvil_found() -> bool:
     return docrun.anvil_bin(REPO) is not None
 
 
+def _nginx_found() -> bool:
+    return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
+
+
 def _chromium_found() -> bool:
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
@@ -51,6 +55,8 @@ SERVICES = {
                  "PostgreSQL is not listening on 127.0.0.1:5432"),
     "anvil": (re.compile(r"\banvil\b"), _anvil_found,
               "anvil not found: run `npm ci --prefix tools/anvil`"),
+    "nginx": (re.compile(r"^\s*nginx\s", re.M), _nginx_found,
+              "nginx not found: `bash scripts/setup.d/25-nginx.sh` (Debian nginx-light)"),
     "chromium": (re.compile(r"\bchromium\b|playwright"), _chromium_found,
                  "chromium not found: `apt-get install -y chromium`"),
 }

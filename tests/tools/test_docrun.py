@@ -93,3 +93,11 @@ def test_here_documents_are_one_command(tmp_path):
     p = docrun.run_page(page, repo=REPO, timeout=60)
     assert p.returncode == 0, p.stdout
     assert "from heredoc" in p.stdout and "LOUD" in p.stdout
+
+
+def test_a_placeholder_in_a_comment_does_not_skip_the_line():
+    text = ("curl -s http://x/checkpoint   # tiles at /tile/<L>/<N>\n"
+            "ailedger blob get <CID> -o x   # fill the id\n"
+            "ailedger stake claim '#1' <KIND> 10\n"
+            "echo '# <NOT_A_COMMENT>'\n")
+    assert docrun.shell_lines(text) == ["curl -s http://x/checkpoint   # tiles at /tile/<L>/<N>"]
