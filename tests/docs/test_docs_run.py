@@ -26,6 +26,12 @@ sys.modules.setdefault("docrun", docrun)
 spec.loader.exec_module(docrun)
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# Pages that run in seconds run in the suite (CI: `scripts/test.sh`, `-m "not slow"`); the others start
+# servers, train screening models or wait out a vote, and take minutes on a 2-core machine, so they are
+# marked slow (`python -m pytest -m slow tests/docs`, or `python tools/docrun.py PAGE.md`). Measured
+# here: the fast ones below take 0.3-7 s each (about 16 s together); README.md about 5 minutes alone.
+FAST = {"docs/ARCHITECTURE.md", "docs/CONVENTIONS-FOR-CONTRIBUTORS.md", "docs/LEDGER-API.md",
+        "docs/authority.md", "docs/cli.md", "docs/ledger.md"}
 PAGE_TIMEOUT = float(os.environ.get("AILEDGER_DOCRUN_TIMEOUT", "420"))
 
 
@@ -80,7 +86,12 @@ def test_needs_reads_the_runnable_blocks(tmp_path):
     assert needs(page) == ["postgres"]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.relative_to(REPO).as_posix() for p in PAGES])
+def _param(page: Path):
+    rel = page.relative_to(REPO).as_posix()
+    return pytest.param(page, id=rel, marks=() if rel in FAST else (pytest.mark.slow,))
+
+
+@pytest.mark.parametrize("page", [_param(p) for p in PAGES])
 def test_page_runs_as_written(page: Path):
     for name in needs(page):
         _, present, why = SERVICES[name]
