@@ -6,12 +6,17 @@ Docs that run: every shell block (a fence with no language, or ``sh``/``bash``/`
 temporary folder with no ledger in the environment. Rules a page follows so that it runs:
 
 - Lines holding a placeholder the user must fill, written ``<LIKE_THIS>``, are skipped (with the lines
-  continued from them by a trailing backslash).
+  continued from them by a trailing backslash); one in a trailing ``# comment`` does not count.
+- A here-document (``cat > server.py <<'EOF'`` ... ``EOF``) is one command with its body.
 - The blocks under a "Quick start" heading are skipped: they are the set-up commands, tried from a
   fresh clone by scripts/fresh-clone-check-like tools, not from inside a running test.
 - A server started in a block is started in the background (``... &``); every background job is
   stopped when the page ends. ``text``, ``json`` and other fences are not run.
 - ``python`` blocks run with the same interpreter and environment, in the same folder.
+- The page runs with this interpreter's folder first on ``PATH`` (so ``ailedger`` and ``python`` are the
+  project's), then the pinned anvil binary from ``tools/anvil`` when it is installed; no ``AILEDGER_*``
+  variable leaks in from the caller; ``$AILEDGER_DOCRUN_REPO`` is the repository, for a page that needs a
+  file from it (a contract, a fixture).
 
 Usage: ``python tools/docrun.py README.md [docs/api.md ...] [--keep] [--timeout S]``.
 Exit 0 when every page ran; otherwise the failing command, its output and exit code are printed.
@@ -77,20 +82,51 @@ def blocks(markdown: str) -> list[Block]:
     return out
 
 
+HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\1")
+
+
 def shell_lines(text: str) -> list[str]:
-    """Logical lines (backslash continuations joined), placeholders dropped."""
+    """Logical lines (backslash continuations joined, a here-document kept whole with its command),
+    placeholders dropped."""
     logical: list[str] = []
     cur = ""
-    for raw in text.splitlines():
+    raws = text.splitlines()
+    i = 0
+    while i < len(raws):
+        raw = raws[i]
+        i += 1
         if raw.endswith("\\"):
             cur += raw[:-1] + " "
             continue
         cur += raw
+        h = HEREDOC.search(cur)
+        if h and not cur.lstrip().startswith("#"):
+            end = h.group(2)
+            while i < len(raws):  # the body and its terminator belong to this command
+                cur += "\n" + raws[i]
+                i += 1
+                if raws[i - 1].strip() == end:
+                    break
         logical.append(cur)
         cur = ""
     if cur:
         logical.append(cur)
-    return [ln for ln in logical if ln.strip() and not PLACEHOLDER.search(ln)]
+    return [ln for ln in logical if ln.strip() and not PLACEHOLDER.search(_code(ln))]
+
+
+def _code(line: str) -> str:
+    """A logical line without its trailing ``# comment`` (a ``#`` after a blank, outside quotes), so a
+    placeholder named in a comment does not make the line a user's to fill."""
+    quote = ""
+    for k, c in enumerate(line):
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (k == 0 or line[k - 1] in " \t"):
+            return line[:k]
+    return line
 
 
 def script_for(page: Path, work: Path) -> str:
@@ -106,18 +142,33 @@ def script_for(page: Path, work: Path) -> str:
             parts.append(f"python {shlex.quote(str(src))}")
             continue
         for ln in shell_lines(b.text):
-            parts.append(f"echo {shlex.quote(f'$ [{page.name}:{b.line}] {ln.strip()}')}")
+            shown = ln.strip().splitlines()[0] + (" ..." if "\n" in ln.strip() else "")
+            parts.append(f"echo {shlex.quote(f'$ [{page.name}:{b.line}] {shown}')}")
             parts.append(ln)
     return "\n".join(parts) + "\n"
+
+
+def anvil_bin(repo: Path) -> Path | None:
+    """The folder holding the pinned anvil binary (``npm ci --prefix tools/anvil``), or one on PATH."""
+    cand = repo / "tools" / "anvil" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin"
+    if (cand / "anvil").exists() and os.access(cand / "anvil", os.X_OK):
+        return cand
+    found = shutil.which("anvil")
+    return Path(found).parent if found else None
 
 
 def run_page(page: Path, *, repo: Path, keep: bool = False, timeout: float = 900,
              env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run one page in a fresh folder; the completed process carries the transcript."""
     work = Path(tempfile.mkdtemp(prefix=f"docrun-{page.stem}-"))
+    work.chmod(0o755)  # like a user's project folder (mkdtemp's 0700 would hide it from nginx's workers)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AILEDGER_")}
     venv_bin = Path(sys.executable).parent
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+    path = [str(venv_bin)]
+    anvil = anvil_bin(repo)
+    if anvil is not None:
+        path.append(str(anvil))
+    env["PATH"] = os.pathsep.join([*path, env.get("PATH", "")])
     env["AILEDGER_DOCRUN_REPO"] = str(repo)
     env.update(env_extra or {})
     script = script_for(page, work)

@@ -53,6 +53,36 @@ def test_init_postgres_creates_a_working_ledger(tmp_path):
         con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+@pytest.mark.postgres
+def test_init_refuses_a_schema_holding_another_ledgers_log(tmp_path):
+    """A second ledger on a schema that already holds a log (another key's checkpoints) would fail every
+    audit: init refuses it, names the schema and the fix, and writes nothing."""
+    require_pg()
+    schema = fresh_schema()
+    r = run("init-postgres", str(tmp_path / "a"), "--origin", "test.example/a", "--dsn", PG_DSN, "--schema", schema)
+    assert r.returncode == 0, r.stderr
+    with Ledger.open(tmp_path / "a") as led:
+        led.new_identity("alice")
+    r = run("init-postgres", str(tmp_path / "b"), "--origin", "test.example/b", "--dsn", PG_DSN, "--schema", schema)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"schema '{schema}' already holds a ledger's log (1 entries)" in r.stderr and "--schema" in r.stderr
+    assert not (tmp_path / "b" / "config.json").exists() and not (tmp_path / "b" / "log.key").exists()
+    with Ledger.open(tmp_path / "a") as led:
+        assert led.size == 1 and led.audit().ok
+    import psycopg
+
+    with psycopg.connect(PG_DSN, autocommit=True) as con:
+        con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_init_refuses_a_folder_holding_a_log_without_config(tmp_path):
+    with Ledger.init(tmp_path / "l", "test.example/l") as led:
+        led.new_identity("alice")
+    (tmp_path / "l" / "config.json").unlink()
+    r = run("init", str(tmp_path / "l"), "--origin", "test.example/l2")
+    assert r.returncode == 2 and "already holds a log (1 entries)" in r.stderr, r.stderr
+
+
 def test_serve_without_a_ledger_fails_clearly(tmp_path):
     r = run("serve", "--ledger", str(tmp_path / "none"), "--port", "1")
     assert r.returncode == 2 and "no ledger at" in r.stderr

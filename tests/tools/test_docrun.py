@@ -82,3 +82,22 @@ def test_background_jobs_are_stopped_and_timeouts_reported(tmp_path):
     page.write_text("```\nsleep 300\n```\n")
     p = docrun.run_page(page, repo=REPO, timeout=2)
     assert p.returncode != 0 and "timed out" in p.stdout
+
+
+def test_here_documents_are_one_command(tmp_path):
+    text = "cat > s.py <<'EOF'\nprint('from heredoc')\n# not a shell comment here\nEOF\npython s.py\n"
+    assert docrun.shell_lines(text) == ["cat > s.py <<'EOF'\nprint('from heredoc')\n# not a shell comment here\nEOF",
+                                        "python s.py"]
+    page = tmp_path / "page.md"
+    page.write_text("```\n" + text + "cat <<END | tr a-z A-Z\nloud\nEND\n```\n")
+    p = docrun.run_page(page, repo=REPO, timeout=60)
+    assert p.returncode == 0, p.stdout
+    assert "from heredoc" in p.stdout and "LOUD" in p.stdout
+
+
+def test_a_placeholder_in_a_comment_does_not_skip_the_line():
+    text = ("curl -s http://x/checkpoint   # tiles at /tile/<L>/<N>\n"
+            "ailedger blob get <CID> -o x   # fill the id\n"
+            "ailedger stake claim '#1' <KIND> 10\n"
+            "echo '# <NOT_A_COMMENT>'\n")
+    assert docrun.shell_lines(text) == ["curl -s http://x/checkpoint   # tiles at /tile/<L>/<N>"]

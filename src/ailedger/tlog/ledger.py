@@ -206,6 +206,26 @@ def resolve_ledger_dir(path: str | os.PathLike[str] | None) -> Path:
     return Path(path)
 
 
+def _refuse_used_store(config: dict[str, Any], path: Path) -> None:
+    """Create the store of a new ledger, refusing one that already holds a log (entries or checkpoints):
+    another ledger's log, signed by another key, would fail every audit under the new key."""
+    st = open_store(config, path, create=True)
+    try:
+        n, cp = st.size(), st.latest_checkpoint()
+    finally:
+        st.close()
+    if n == 0 and cp is None:
+        return
+    held = f"{n} entries" if n else "a checkpoint"
+    if config.get("store") == "postgres":
+        schema = config.get("schema") or "ailedger"
+        raise ConflictError(f"PostgreSQL schema {schema!r} already holds a ledger's log ({held}); one schema "
+                            f"per ledger: pass --schema <NEW_NAME>, or open the existing ledger's folder",
+                            field="schema")
+    raise ConflictError(f"{path} already holds a log ({held}) but no ledger config; move it away or "
+                        f"init into a new folder", field="path")
+
+
 class Ledger:
     def __init__(self, path: Path, config: dict[str, Any], store: LogStore, signer: Signer | None,
                  verifier: Verifier) -> None:
@@ -243,11 +263,11 @@ class Ledger:
             os.chmod(p, PRIVATE_DIR_MODE)  # an empty folder made for it: private before any secret is written
         private_dir(p)  # 0700 when created here; a non-empty existing folder is left as is (`ailedger doctor`)
         config: dict[str, Any] = {"format": "ailedger/v1", "origin": origin, **(store or {"store": "sqlite"})}
+        _refuse_used_store(config, p)  # before the key: a log signed by another key is never taken over
         key = Ed25519PrivateKey.generate()
         write_private_key(p / LOG_KEY, key, passphrase)
         signer = Signer(origin, key)
         (p / LOG_VKEY).write_text(signer.vkey + "\n")
-        open_store(config, p, create=True).close()
         tmp = p / (CONFIG + ".tmp")
         write_private(tmp, json.dumps(config, indent=1) + "\n", durable=True)  # 0600: a DSN may hold a password
         os.replace(tmp, p / CONFIG)  # the config appears last: a half-made ledger is never "open-able"
