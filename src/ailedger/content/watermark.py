@@ -262,18 +262,24 @@ def _period_candidates(r: FloatArray, max_candidates: int = 4) -> list[float]:
 
 
 def _fold(r: FloatArray, period: float) -> FloatArray:
-    scale = DECODE_TILE_PX / period
-    rs = ndimage.zoom(r, scale, order=1, mode="nearest", grid_mode=True) if abs(scale - 1) > 1e-9 else r
-    h, w = rs.shape
-    t = DECODE_TILE_PX
-    ph, pw = -(-h // t) * t, -(-w // t) * t
-    acc = np.zeros((ph, pw))
-    cnt = np.zeros((ph, pw))
-    acc[:h, :w] = rs
-    cnt[:h, :w] = 1.0
-    acc = acc.reshape(ph // t, t, pw // t, t).sum(axis=(0, 2))
-    cnt = cnt.reshape(ph // t, t, pw // t, t).sum(axis=(0, 2))
-    folded: FloatArray = acc / np.maximum(cnt, 1.0)
+    """Average every tile of the residual into one, at the decode size (128 x 128).
+
+    The fold happens at the image's own resolution (each pixel goes to the bin of its position
+    modulo the period, ``floor(period)`` bins a side), and only the folded tile is resampled:
+    every pixel counts, and the cost no longer grows with the resampled image's size.
+    """
+    h, w = r.shape
+    n = max(8, int(np.floor(period)))
+    by = (np.mod(np.arange(h), period) * (n / period)).astype(np.int64) % n
+    bx = (np.mod(np.arange(w), period) * (n / period)).astype(np.int64) % n
+    idx = (by[:, None] * n + bx[None, :]).ravel()
+    acc = np.bincount(idx, weights=r.ravel(), minlength=n * n)
+    cnt = np.bincount(idx, minlength=n * n)
+    tile = (acc / np.maximum(cnt, 1)).reshape(n, n)
+    if n == DECODE_TILE_PX:
+        return tile
+    # periodic resampling of the folded tile (bin centres sit at (i + 0.5) * period / n)
+    folded: FloatArray = ndimage.zoom(tile, DECODE_TILE_PX / n, order=1, mode="grid-wrap", grid_mode=True)
     return folded
 
 
