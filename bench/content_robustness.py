@@ -25,6 +25,10 @@ lookups with ``geometric=False`` (no flipped/rotated fingerprint search) and the
 
     .venv/bin/python bench/content_robustness.py [--plot docs/img/content-robustness.png]
 
+False matches: ``--negatives N`` unrelated images (bench/content_bench.py's generator: patches of
+other wheel images, faces, noise, gradients, shapes) looked up in the same ledger, with and without
+the flip/rotation search.
+
 Last line: one JSON object with the figures, references and ratios.
 """
 
@@ -159,6 +163,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--plot", help="write the recall-vs-kept-side curve as a PNG here")
     ap.add_argument("--images", type=int, default=0, help="use only the first N held-out images (0 = all)")
+    ap.add_argument("--negatives", type=int, default=100,
+                    help="unrelated images (content_bench's generator) looked up for false matches")
+    ap.add_argument("--no-positives", action="store_true", help="only the false-match part")
     args = ap.parse_args()
     t0 = time.time()
     imgs = held_out_images()
@@ -176,7 +183,29 @@ def main() -> int:
             reg[name] = (r["entry"], dec(out.read_bytes()), r["record"])
             print(f"registered {name} {a.shape[1]}x{a.shape[0]} entry {r['entry']} "
                   f"psnr {r['record']['watermark']['psnr_centi_db'] / 100:.1f} dB", flush=True)
+        neg = {"images": 0, "false_matches": 0, "false_matches_without_search": 0, "by": {}, "max_sync_z": 0.0}
+        if args.negatives:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from content_bench import unrelated_images
+
+            for i, a in enumerate(unrelated_images(args.negatives, np.random.default_rng(99), {})):
+                for geometric in (True, False):
+                    res = svc.verify(None, data=png(a), name=f"neg{i}.png", geometric=geometric)
+                    if res["matches"]:
+                        neg["false_matches" if geometric else "false_matches_without_search"] += 1
+                        for m in res["matches"]:
+                            for e in m["evidence"]:
+                                k = e["how"] + (f" ({e['transform']})" if e.get("transform") else "")
+                                neg["by"][k] = neg["by"].get(k, 0) + 1
+                    if geometric:
+                        neg["max_sync_z"] = max(neg["max_sync_z"], (res.get("watermark") or {}).get("sync_z_centi", 0) / 100)
+                neg["images"] += 1
+            print(f"unrelated images: {neg['images']}, false matches {neg['false_matches']} "
+                  f"(without flip/rotation search {neg['false_matches_without_search']}), max sync z {neg['max_sync_z']}",
+                  flush=True)
         for name, (entry, marked, body) in reg.items():
+            if args.no_positives:
+                break
             for case, arr in cases(marked):
                 if min(arr.shape[:2]) < 16:
                     continue
@@ -206,6 +235,11 @@ def main() -> int:
                       f"z={row['sync_z']:.1f} {row['seconds']:.2f}s", flush=True)
         svc.close()
         led.close()
+
+    if not rows:
+        print(json.dumps({"bench": "content_robustness", "images": sorted(imgs), "false_match": neg,
+                          "seconds": round(time.time() - t0, 1)}))
+        return 0
 
     def agg(sel: list[dict]) -> dict:
         n = len(sel)
@@ -272,7 +306,7 @@ def main() -> int:
                                                      if g["plain_found_pct"] else None) for c, g in geo.items()})
     ratios["verify_p50_with_over_without_search"] = round(p50 / p50_plain, 2) if p50_plain else None
     print(json.dumps({"bench": "content_robustness", "images": sorted(imgs), "crop_curve": curve,
-                      "geometric": geo,
+                      "geometric": geo, "false_match": neg,
                       "references": {"phash_only": "registered global phash64<=10 and dct256<=64 of the marked copy",
                                      "without_search": "verify(geometric=False), same run"},
                       "ratios": ratios, "verify_p50_s": round(p50, 3), "verify_p50_s_without_search": round(p50_plain, 3),
