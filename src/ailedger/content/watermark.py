@@ -13,10 +13,12 @@ classic answer (a crop only shifts the tile's phase; a resize only changes its p
   (stronger in texture, weaker in flat areas).
 * Detection: band-pass the luminance, normalise it locally, estimate the tile period
   from the residual's autocorrelation (plus caller-given hints such as the registered
-  dimensions), resample so a tile is 128 px, fold all tiles into one (sum modulo the
-  period), find the cyclic shift by FFT cross-correlation with the sync pattern, read
-  the soft chip values, Viterbi-decode and check the CRC.  A payload is reported only
-  when the sync peak is significant *and* the CRC holds.
+  periods, as they were for crops and scaled for resizes), fold all tiles into one at the
+  image's own resolution (average modulo the period) and resample that tile to 128 px,
+  find the cyclic shift by FFT cross-correlation with the sync pattern, read the soft chip
+  values, Viterbi-decode and check the CRC.  A payload is reported only when the sync peak
+  is significant *and* the CRC holds; weaker alignments whose CRC holds are handed back as
+  candidates the caller may accept only for an id it registered.
 
 Everything here works on numpy arrays; decoding/encoding files is the service's job.
 """
