@@ -61,7 +61,7 @@ def test_unmarked_gives_no_weak_candidates():
 
 
 def test_mirrored_copy_read_only_when_asked(marked):
-    m, period = marked
+    m, _ = marked
     flipped = np.ascontiguousarray(m[:, ::-1])
     assert wm.Detector(KEY).detect(flipped).payload_id is None
     d = wm.Detector(KEY).detect(flipped, mirrored=True)
@@ -71,7 +71,7 @@ def test_mirrored_copy_read_only_when_asked(marked):
 def test_geometric_variants_are_bounded_and_deterministic():
     a = _host()
     v = fp.geometric_variants(a)
-    assert [lbl for lbl, _, _ in v][0] == "mirrored" and len(v) == 1 + len(fp.LOOKUP_ANGLES)
+    assert v[0][0] == "mirrored" and len(v) == 1 + len(fp.LOOKUP_ANGLES)
     assert v == fp.geometric_variants(a)
     # the mirror image's hashes are those of the mirrored array
     small = np.asarray(Image.fromarray(a).resize((256, 171), Image.BOX))

@@ -121,7 +121,7 @@ LOOKUP_ANGLES = (-10.0, -5.0, -2.5, 2.5, 5.0, 10.0)
 
 def _inscribed(g: FloatArray, deg: float) -> FloatArray:
     """The centre of ``g`` turned by ``deg``: the largest upright rectangle of the same shape inside."""
-    from scipy import ndimage  # type: ignore[import-untyped]
+    from scipy import ndimage
 
     h, w = g.shape
     rot = ndimage.rotate(g, deg, reshape=False, order=1, mode="constant", cval=0.0)
