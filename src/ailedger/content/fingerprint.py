@@ -113,6 +113,50 @@ def crop_grid(image: npt.ArrayLike, scales: Sequence[float] = CROP_SCALES,
     return out
 
 
+# Rotations searched at lookup time (degrees; the suspect is turned back by each).  A copy turned
+# by a few degrees loses its corners (or gets black ones); turned back, the largest upright
+# rectangle inside is close to a centre window of the registered crop grid (90 % or 80 %).
+LOOKUP_ANGLES = (-10.0, -5.0, -2.5, 2.5, 5.0, 10.0)
+
+
+def _inscribed(g: FloatArray, deg: float) -> FloatArray:
+    """The centre of ``g`` turned by ``deg``: the largest upright rectangle of the same shape inside."""
+    from scipy import ndimage
+
+    h, w = g.shape
+    rot = ndimage.rotate(g, deg, reshape=False, order=1, mode="constant", cval=0.0)
+    t = np.radians(abs(deg))
+    k = min(1.0 / (np.cos(t) + np.sin(t) * h / w), 1.0 / (np.cos(t) + np.sin(t) * w / h))
+    ch, cw = max(1, int(h * k)), max(1, int(w * k))
+    y, x = (h - ch) // 2, (w - cw) // 2
+    out: FloatArray = rot[y:y + ch, x:x + cw]
+    return out
+
+
+def geometric_variants(image: npt.ArrayLike, angles: Sequence[float] = LOOKUP_ANGLES) -> list[tuple[str, int, int]]:
+    """(label, phash64, dct256) of the mirror image and of the suspect turned back by each angle.
+
+    Used at lookup time only (nothing new is recorded): a mirrored copy is compared with the
+    registered global hashes, a turned copy's upright centre with the registered crop windows.
+    Work is bounded: the image is first reduced to at most 256 px on its long side.
+    """
+    g = to_gray(image)
+    h, w = g.shape
+    if min(h, w) < 16:
+        raise BadInputError("image too small to fingerprint", field="image")
+    s = min(1.0, 256.0 / max(h, w))
+    if s < 1.0:
+        g = area_resize(g, max(16, round(h * s)), max(16, round(w * s)))
+    out: list[tuple[str, int, int]] = []
+    mirror = g[:, ::-1]
+    out.append(("mirrored", phash64(mirror), dct256(mirror)))
+    for a in angles:
+        v = _inscribed(g, -a)
+        if min(v.shape) >= 16:
+            out.append((f"rotated {a:g} deg", phash64(v), dct256(v)))
+    return out
+
+
 # ---------------------------------------------------------------- text
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)

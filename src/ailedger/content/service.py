@@ -38,6 +38,10 @@ CROP_DCT256_MATCH = 72      # ... confirmed by the same window's dct256
 TEXT_SIMHASH_MATCH = 18     # of 64 bits (candidate search), confirmed by MinHash Jaccard >= 0.5
 AUDIO_PHASH_MATCH = 10
 FRAME_PHASH_MATCH = 10
+# Alignments decoded when the watermark's sync peak is under threshold.  A false accept needs the
+# CRC-16 to hold by chance (2^-16 per read) AND the 32-bit id to be one this ledger registered:
+# at most WEAK_READS * 2^-16 * marks / 2^32 per lookup (about 3e-9 with 10^6 marks).
+WATERMARK_WEAK_READS = 12
 
 
 def find_disputes(ledger: Any, entry_index: int) -> dict[str, Any]:
@@ -316,7 +320,8 @@ class ContentService:
         }
 
     def verify(self, path: str | Path | None, *, data: bytes | None = None, name: str | None = None,
-               sidecar: bytes | None = None, trust_anchors_pem: str | None = None) -> dict[str, Any]:
+               sidecar: bytes | None = None, trust_anchors_pem: str | None = None,
+               geometric: bool = True) -> dict[str, Any]:
         self.sync_index()
         m = load_media(path, data=data, name=name or (Path(path).name if path else ""))
         out: dict[str, Any] = {"file": name or (str(path) if path else ""), "kind": m.kind, "sha256": m.sha256}
@@ -364,27 +369,15 @@ class ContentService:
             assert m.image is not None
             if fps:
                 ph, dc = _hex_to_int(fps["phash64"]), _hex_to_int(fps["dct256"])
-                for h in self._search("phash64", ph, IMAGE_PHASH_SEARCH):
-                    body = self.ledger.entry(h.entry).body
-                    refs = [body.get("fingerprints") or {}, (body.get("watermark") or {}).get("marked_fingerprints")
-                            or {}]
-                    d256 = min((fp.hamming(dc, _hex_to_int(r["dct256"])) for r in refs if r.get("dct256")),
-                               default=256)
-                    if h.distance <= IMAGE_PHASH_MATCH and d256 <= IMAGE_DCT256_MATCH:
-                        add(h.entry, "near-duplicate", fingerprint="phash64+dct256", distance=h.distance,
-                            bits=64, dct256_distance=d256)
-                for h in self._search("crop_phash64", ph, CROP_PHASH_MATCH):
-                    if h.entry in evidence:
-                        continue
-                    grid = (self.ledger.entry(h.entry).body.get("fingerprints") or {}).get("crop_grid") or {}
-                    pairs = [(fp.hamming(ph, _hex_to_int(a)), fp.hamming(dc, _hex_to_int(b)))
-                             for a, b in zip(grid.get("phash64", []), grid.get("dct256", []))]
-                    ok = [p for p in pairs if p[0] <= CROP_PHASH_MATCH and p[1] <= CROP_DCT256_MATCH]
-                    if ok:
-                        best = min(ok)
-                        add(h.entry, "near-duplicate", fingerprint="crop-window phash64+dct256",
-                            distance=best[0], bits=64, dct256_distance=best[1])
-            out["watermark"] = self._check_watermark(m, add)
+                self._image_matches(ph, dc, evidence, add)
+                if geometric and not evidence:
+                    # a mirrored or slightly turned copy: search the suspect's mirror image and
+                    # its upright centre turned back by a few angles (lookup only; records unchanged)
+                    for label, vph, vdc in fp.geometric_variants(m.image):
+                        self._image_matches(vph, vdc, evidence, add, transform=label)
+                        if evidence:
+                            break
+            out["watermark"] = self._check_watermark(m, add, geometric=geometric)
         matches = [dict(self._describe(idx), evidence=ev) for idx, ev in evidence.items()]
         rank = {"exact": 0, "normalised-text": 1, "watermark": 2, "near-duplicate": 3}
         matches.sort(key=lambda x: (min(rank[e["how"]] for e in x["evidence"]),
@@ -406,7 +399,32 @@ class ContentService:
         out["summary"] = summarize(out)
         return out
 
-    def _check_watermark(self, m: Media, add: Any) -> dict[str, Any]:
+    def _image_matches(self, ph: int, dc: int, evidence: dict[int, list[dict[str, Any]]], add: Any,
+                       transform: str | None = None) -> None:
+        """Near-duplicate evidence for an image's (phash64, dct256): global hashes, then crop windows."""
+        extra = {"transform": transform} if transform else {}
+        for h in self._search("phash64", ph, IMAGE_PHASH_SEARCH):
+            body = self.ledger.entry(h.entry).body
+            refs = [body.get("fingerprints") or {}, (body.get("watermark") or {}).get("marked_fingerprints")
+                    or {}]
+            d256 = min((fp.hamming(dc, _hex_to_int(r["dct256"])) for r in refs if r.get("dct256")),
+                       default=256)
+            if h.distance <= IMAGE_PHASH_MATCH and d256 <= IMAGE_DCT256_MATCH:
+                add(h.entry, "near-duplicate", fingerprint="phash64+dct256", distance=h.distance,
+                    bits=64, dct256_distance=d256, **extra)
+        for h in self._search("crop_phash64", ph, CROP_PHASH_MATCH):
+            if h.entry in evidence:
+                continue
+            grid = (self.ledger.entry(h.entry).body.get("fingerprints") or {}).get("crop_grid") or {}
+            pairs = [(fp.hamming(ph, _hex_to_int(a)), fp.hamming(dc, _hex_to_int(b)))
+                     for a, b in zip(grid.get("phash64", []), grid.get("dct256", []))]
+            ok = [p for p in pairs if p[0] <= CROP_PHASH_MATCH and p[1] <= CROP_DCT256_MATCH]
+            if ok:
+                best = min(ok)
+                add(h.entry, "near-duplicate", fingerprint="crop-window phash64+dct256",
+                    distance=best[0], bits=64, dct256_distance=best[1], **extra)
+
+    def _check_watermark(self, m: Media, add: Any, geometric: bool = True) -> dict[str, Any]:
         key = self.watermark_key()
         assert m.image is not None
         if key is None:
@@ -414,25 +432,48 @@ class ContentService:
         h, w = m.image.shape[:2]
         if min(h, w) < 64:
             return {"checked": False, "reason": f"image too small to carry a watermark ({w}x{h})"}
-        hints: list[float] = []
+        # tile periods to try besides the image's own autocorrelation: each registered period as
+        # it was (a crop keeps the scale: the autocorrelation cannot see a tile that fits less
+        # than twice), then scaled to this size (a resized copy)
+        crop_hints: list[float] = []
+        resize_hints: list[float] = []
         for gw, gh, chip in self.store.geometries():
             period = 32.0 * chip
+            crop_hints.append(period)
             for s in (w / gw, h / gh):
                 if 0.2 < s <= 1.0 + 1e-9:
-                    hints.append(period * s)
-        hints = sorted({round(x, 2) for x in hints})[:8]  # bounded work per lookup
-        det = wm.Detector(key).detect(m.image, period_hints=hints)
+                    resize_hints.append(period * s)
+        hints: list[float] = []
+        for x in crop_hints + resize_hints:
+            if all(abs(round(x, 2) - y) > 0.25 for y in hints):
+                hints.append(round(x, 2))
+        hints = hints[:12]  # bounded work per lookup
+        det = wm.Detector(key).detect(m.image, period_hints=hints, weak_reads=WATERMARK_WEAK_READS,
+                                      mirrored=geometric)
         res: dict[str, Any] = {"checked": True, "found": det.found,
                                "sync_z_centi": round(det.sync_z * 100)}
         if det.payload_id is not None:
             wid = f"{det.payload_id:08x}"
             res["id"] = wid
+            if det.mirrored:
+                res["mirrored"] = True
             idx = self._watermark_entry(det.payload_id)
             if idx is None:
                 res["note"] = "watermark read, but no record of this ledger carries this id"
             else:
                 res["entry"] = idx
                 add(idx, "watermark", watermark_id=wid)
+            return res
+        # a weak sync peak (a small crop, a busy host): accepted only when the CRC-16 holds AND the
+        # id is a mark registered in this ledger; an unregistered weak read is never reported
+        for pid, z in det.weak_candidates:
+            idx = self._watermark_entry(pid)
+            if idx is not None:
+                wid = f"{pid:08x}"
+                res.update({"found": True, "id": wid, "entry": idx, "weak_sync": True,
+                            "sync_z_centi": round(z * 100)})
+                add(idx, "watermark", watermark_id=wid, weak_sync=True)
+                break
         return res
 
     def _check_c2pa_pointer(self, ref: dict[str, Any], sha256: str) -> str:
@@ -519,7 +560,8 @@ def summarize(res: dict[str, Any]) -> list[str]:
             elif e["how"] == "watermark":
                 ev.append(f"invisible watermark id {e['watermark_id']}")
             else:
-                ev.append(f"{e['fingerprint']} distance {e['distance']}/{e['bits']}")
+                ev.append(f"{e['fingerprint']} distance {e['distance']}/{e['bits']}"
+                          + (f" ({e['transform']})" if e.get("transform") else ""))
         who = mt["registered_by"]
         gen = mt.get("generator")
         gtxt = ""
@@ -541,7 +583,10 @@ def summarize(res: dict[str, Any]) -> list[str]:
         if not wmr.get("checked"):
             lines.append(f"Watermark: not checked ({wmr.get('reason')}).")
         elif wmr.get("found"):
-            lines.append(f"Watermark: id {wmr['id']} read" + (f" ({wmr['note']})." if wmr.get("note") else "."))
+            how = " from a mirrored copy" if wmr.get("mirrored") else ""
+            how += " (weak sync; accepted because its CRC holds and the id is registered here)" \
+                if wmr.get("weak_sync") else ""
+            lines.append(f"Watermark: id {wmr['id']} read{how}" + (f" ({wmr['note']})." if wmr.get("note") else "."))
         else:
             lines.append("Watermark: none detected.")
     c = res.get("c2pa")

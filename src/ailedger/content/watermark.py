@@ -13,10 +13,12 @@ classic answer (a crop only shifts the tile's phase; a resize only changes its p
   (stronger in texture, weaker in flat areas).
 * Detection: band-pass the luminance, normalise it locally, estimate the tile period
   from the residual's autocorrelation (plus caller-given hints such as the registered
-  dimensions), resample so a tile is 128 px, fold all tiles into one (sum modulo the
-  period), find the cyclic shift by FFT cross-correlation with the sync pattern, read
-  the soft chip values, Viterbi-decode and check the CRC.  A payload is reported only
-  when the sync peak is significant *and* the CRC holds.
+  periods, as they were for crops and scaled for resizes), fold all tiles into one at the
+  image's own resolution (average modulo the period) and resample that tile to 128 px,
+  find the cyclic shift by FFT cross-correlation with the sync pattern, read the soft chip
+  values, Viterbi-decode and check the CRC.  A payload is reported only when the sync peak
+  is significant *and* the CRC holds; weaker alignments whose CRC holds are handed back as
+  candidates the caller may accept only for an id it registered.
 
 Everything here works on numpy arrays; decoding/encoding files is the service's job.
 """
@@ -109,6 +111,9 @@ class Detection:
     shift: tuple[int, int]
     raw_bits: list[int] = field(default_factory=list)  # hard decisions on the 108 coded bits
     coded_soft: list[float] = field(default_factory=list)
+    # (payload id, sync z) of weaker alignments whose CRC holds (see Detector.detect's weak_reads)
+    weak_candidates: list[tuple[int, float]] = field(default_factory=list)
+    mirrored: bool = False  # read from the left-right mirror image
 
     @property
     def found(self) -> bool:
@@ -215,6 +220,17 @@ def _residual(y: FloatArray) -> FloatArray:
     return out
 
 
+def _wiener_residual(y: FloatArray) -> FloatArray:
+    """Residual after a 3x3 local Wiener estimate of the host (keeps more mark in busy texture)."""
+    mu = ndimage.uniform_filter(y, 3)
+    var = ndimage.uniform_filter(y * y, 3) - mu * mu
+    noise = 9.0  # about the mark's own variance (3.2 grey levels RMS)
+    r = y - (mu + np.maximum(var - noise, 0.0) / np.maximum(var, noise) * (y - mu))
+    env = np.sqrt(ndimage.gaussian_filter(r * r, 6.0)) + 1.0
+    out: FloatArray = np.clip(r / env, -3.0, 3.0)
+    return out
+
+
 def _period_candidates(r: FloatArray, max_candidates: int = 4) -> list[float]:
     """Tile period candidates (in pixels) from the residual's autocorrelation."""
     h, w = r.shape
@@ -248,18 +264,24 @@ def _period_candidates(r: FloatArray, max_candidates: int = 4) -> list[float]:
 
 
 def _fold(r: FloatArray, period: float) -> FloatArray:
-    scale = DECODE_TILE_PX / period
-    rs = ndimage.zoom(r, scale, order=1, mode="nearest", grid_mode=True) if abs(scale - 1) > 1e-9 else r
-    h, w = rs.shape
-    t = DECODE_TILE_PX
-    ph, pw = -(-h // t) * t, -(-w // t) * t
-    acc = np.zeros((ph, pw))
-    cnt = np.zeros((ph, pw))
-    acc[:h, :w] = rs
-    cnt[:h, :w] = 1.0
-    acc = acc.reshape(ph // t, t, pw // t, t).sum(axis=(0, 2))
-    cnt = cnt.reshape(ph // t, t, pw // t, t).sum(axis=(0, 2))
-    folded: FloatArray = acc / np.maximum(cnt, 1.0)
+    """Average every tile of the residual into one, at the decode size (128 x 128).
+
+    The fold happens at the image's own resolution (each pixel goes to the bin of its position
+    modulo the period, ``floor(period)`` bins a side), and only the folded tile is resampled:
+    every pixel counts, and the cost no longer grows with the resampled image's size.
+    """
+    h, w = r.shape
+    n = max(8, int(np.floor(period)))
+    by = (np.mod(np.arange(h), period) * (n / period)).astype(np.int64) % n
+    bx = (np.mod(np.arange(w), period) * (n / period)).astype(np.int64) % n
+    idx = (by[:, None] * n + bx[None, :]).ravel()
+    acc = np.bincount(idx, weights=r.ravel(), minlength=n * n)
+    cnt = np.bincount(idx, minlength=n * n)
+    tile = (acc / np.maximum(cnt, 1)).reshape(n, n)
+    if n == DECODE_TILE_PX:
+        return tile
+    # periodic resampling of the folded tile (bin centres sit at (i + 0.5) * period / n)
+    folded: FloatArray = ndimage.zoom(tile, DECODE_TILE_PX / n, order=1, mode="grid-wrap", grid_mode=True)
     return folded
 
 
@@ -273,17 +295,21 @@ class Detector:
         tpl -= tpl.mean()
         self._tpl_f = np.conj(np.fft.fft2(tpl))
 
-    def _try(self, r: FloatArray, period: float) -> Detection:
+    def _correlate(self, r: FloatArray, period: float) -> tuple[FloatArray, FloatArray, float]:
+        """Fold at ``period``; returns (folded tile, sync cross-correlation, its peak z-score)."""
         folded = _fold(r, period)
         folded = folded - folded.mean()
-        cc = np.real(np.fft.ifft2(np.fft.fft2(folded) * self._tpl_f))
+        cc: FloatArray = np.real(np.fft.ifft2(np.fft.fft2(folded) * self._tpl_f))
         flat = cc.ravel()
-        k = int(np.argmax(flat))
         sd = float(flat.std()) + 1e-12
-        z = float((flat[k] - flat.mean()) / sd)
+        return folded, cc, float((flat.max() - flat.mean()) / sd)
+
+    def _read(self, folded: FloatArray, cc: FloatArray, k: int, period: float) -> Detection:
+        """Soft coded bits for the tile aligned at flat cross-correlation index ``k``."""
+        flat = cc.ravel()
+        z = float((flat[k] - flat.mean()) / (float(flat.std()) + 1e-12))
         dy, dx = divmod(k, DECODE_TILE_PX)
         aligned = np.roll(folded, (-dy, -dx), axis=(0, 1))
-        # chip soft values: average the cell (the bilinear rendering peaks at the centre)
         c = DECODE_CHIP_PX
         cells = aligned.reshape(TILE_CHIPS, c, TILE_CHIPS, c)
         # matched filter: the bilinear rendering peaks at offset c/2 within a cell
@@ -297,7 +323,28 @@ class Detector:
         soft /= np.std(soft) + 1e-12
         return Detection(None, z, period, (int(dy), int(dx)), [int(v > 0) for v in soft], soft.tolist())
 
-    def detect(self, image: npt.ArrayLike, period_hints: Iterable[float] = ()) -> Detection:
+    def _try(self, r: FloatArray, period: float) -> Detection:
+        folded, cc, _ = self._correlate(r, period)
+        return self._read(folded, cc, int(np.argmax(cc)), period)
+
+    @staticmethod
+    def _decode(d: Detection) -> int | None:
+        bits = ecc.viterbi_decode(d.coded_soft, PAYLOAD_BITS)
+        raw = ecc.bits_to_bytes(bits)
+        return int.from_bytes(raw[:4], "big") if ecc.crc16_ccitt(raw[:4]) == int.from_bytes(raw[4:], "big") else None
+
+    def detect(self, image: npt.ArrayLike, period_hints: Iterable[float] = (), *,
+               weak_reads: int = 0, mirrored: bool = False) -> Detection:
+        """Find and read the mark.
+
+        ``period_hints``: tile periods to try besides those the autocorrelation suggests (the
+        service passes the registered periods, unscaled for crops and scaled for resizes).
+        ``weak_reads``: when the sync peak stays under the threshold, also decode this many of the
+        strongest (period, shift) alignments and list those whose CRC holds in
+        ``Detection.weak_candidates``: not a finding by themselves (their payload_id stays None);
+        the caller may accept one only when it names a registered mark.  ``mirrored``: also try
+        the left-right mirror image (a flipped copy folds into a mirrored tile).
+        """
         arr = np.asarray(image)
         if arr.ndim not in (2, 3):
             raise BadInputError("expected a grey or RGB image array", field="image")
@@ -307,25 +354,64 @@ class Detector:
         rgb = arr[..., :3] if arr.ndim == 3 else arr
         r = _residual(luminance(rgb.astype(np.float64)))
         periods: list[float] = []
-        # the residual's own autocorrelation first; caller hints (e.g. registered sizes) after
+        # the residual's own autocorrelation first; caller hints (e.g. registered sizes) after.
+        # A crop may hold less than one tile: a period up to 1.6x the long side still leaves
+        # enough of the tile to fold (coverage below ~35 % of the tile is not tried).
         for p in _period_candidates(r) + list(period_hints):
-            if 24 <= p <= max(h, w) and all(abs(p - q) > 0.25 for q in periods):
+            cover = min(1.0, h / p) * min(1.0, w / p) if p > 0 else 0.0
+            if 24 <= p <= 1.6 * max(h, w) and cover >= 0.35 and all(abs(p - q) > 0.25 for q in periods):
                 periods.append(float(p))
+        # second chance for hosts whose texture drowns the Gaussian high-pass (gravel, foliage):
+        # a local Wiener residual, tried only when the first gave no significant peak
+        def residuals() -> Iterable[FloatArray]:
+            yield r
+            r2 = _wiener_residual(luminance(rgb.astype(np.float64)))
+            yield r2
+            if mirrored:
+                yield r[:, ::-1]
+                yield r2[:, ::-1]
+
         best: Detection | None = None
-        for p in periods:
-            for q in (p, p * 0.995, p * 1.005):
-                d = self._try(r, q)
-                if best is None or d.sync_z > best.sync_z:
-                    best = d
-            if best is not None and best.sync_z > 2 * SYNC_Z_THRESHOLD:
+        tried: list[tuple[float, FloatArray, FloatArray, float]] = []  # the strongest folds (z, folded, cc, period)
+        for n_res, res in enumerate(residuals()):
+            top: Detection | None = None
+            for p in periods:
+                for q in (p, p * 0.995, p * 1.005):
+                    folded, cc, z = self._correlate(res, q)
+                    tried.append((z, folded, cc, q))
+                    if len(tried) > 24:
+                        tried = sorted(tried, key=lambda t: -t[0])[:12]
+                    if top is None or z > top.sync_z:
+                        top = self._read(folded, cc, int(np.argmax(cc)), q)
+                if top is not None and top.sync_z > 2 * SYNC_Z_THRESHOLD:
+                    break
+            if top is None:
+                break
+            top.mirrored = n_res >= 2
+            if top.sync_z >= SYNC_Z_THRESHOLD:
+                top.payload_id = self._decode(top)
+            if best is None or (top.payload_id is not None) > (best.payload_id is not None) or (
+                    (top.payload_id is None) == (best.payload_id is None) and top.sync_z > best.sync_z):
+                best = top
+            if best.payload_id is not None:
                 break
         if best is None:
             return Detection(None, 0.0, 0.0, (0, 0))
-        if best.sync_z >= SYNC_Z_THRESHOLD:
-            bits = ecc.viterbi_decode(best.coded_soft, PAYLOAD_BITS)
-            raw = ecc.bits_to_bytes(bits)
-            if ecc.crc16_ccitt(raw[:4]) == int.from_bytes(raw[4:], "big"):
-                best.payload_id = int.from_bytes(raw[:4], "big")
+        if best.payload_id is None and weak_reads > 0:
+            # the strongest alignments: the top folds by sync z, the top peaks of each
+            tried.sort(key=lambda t: -t[0])
+            seen: set[int] = set()
+            budget = weak_reads
+            for _z, folded, cc, q in tried[:max(1, weak_reads // 3)]:
+                for k in np.argsort(cc.ravel())[::-1][:3]:
+                    if budget <= 0:
+                        break
+                    budget -= 1
+                    d = self._read(folded, cc, int(k), q)
+                    pid = self._decode(d)
+                    if pid is not None and pid not in seen:
+                        seen.add(pid)
+                        best.weak_candidates.append((pid, round(d.sync_z, 2)))
         return best
 
 
