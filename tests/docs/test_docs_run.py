@@ -33,7 +33,7 @@ PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # all), docs/api.md 20 s, docs/provenance.md 33 s; README.md 4 min 44 s alone. A page not listed (a new
 # one, or one whose blocks are still being made to run) is slow until measured.
 FAST = {"docs/ARCHITECTURE.md", "docs/CONVENTIONS-FOR-CONTRIBUTORS.md", "docs/LEDGER-API.md",
-        "docs/authority.md", "docs/cli.md", "docs/ledger.md", "docs/api.md", "docs/provenance.md"}
+        "docs/authority.md", "docs/cli.md", "docs/ledger.md", "docs/api.md", "docs/provenance.md", "docs/content.md"}
 PAGE_TIMEOUT = float(os.environ.get("AILEDGER_DOCRUN_TIMEOUT", "420"))
 
 
@@ -63,7 +63,7 @@ SERVICES = {
                  "PostgreSQL is not listening on 127.0.0.1:5432"),
     "anvil": (re.compile(r"\banvil\b"), _anvil_found,
               "anvil not found: run `npm ci --prefix tools/anvil`"),
-    "nginx": (re.compile(r"^\s*nginx\s", re.M), _nginx_found,
+    "nginx": (re.compile(r"^\s*nginx\s", re.MULTILINE), _nginx_found,
               "nginx not found: `bash scripts/setup.d/25-nginx.sh` (Debian nginx-light)"),
     "chromium": (re.compile(r"\bchromium\b|playwright"), _chromium_found,
                  "chromium not found: `apt-get install -y chromium`"),
