@@ -61,23 +61,33 @@ def test_bad_input_errors(tmp_path):
     assert p.returncode == 2
 
 
-@pytest.mark.slow
-def test_c2pa_sign_sidecar_cli(tmp_path):
-    from tests.content.conftest import test_ca as make_ca
-
-    ca = make_ca.__wrapped__()
+def test_c2pa_test_cert_then_sign_and_verify_trusted(tmp_path):
+    """`content c2pa-test-cert` makes a chain that `c2pa-sign` signs with and `verify --trust-anchors` trusts."""
     L, did = _setup(tmp_path)
+    made = json.loads(run("content", "c2pa-test-cert", "-o", str(tmp_path / "c2pa"), "--json").stdout)
+    assert made["throw_away"] and (tmp_path / "c2pa" / "key.pem").stat().st_mode & 0o777 == 0o600
     src = tmp_path / "c.jpg"
     Image.fromarray(data.coffee()).save(src, quality=90)
     before = src.read_bytes()
     entry = json.loads(run("content", "register", str(src), "--as", "alice", "--ledger", L, "--json").stdout)["entry"]
-    (tmp_path / "chain.pem").write_bytes(ca["chain"])
-    (tmp_path / "key.pem").write_bytes(ca["key"])
-    (tmp_path / "ca.pem").write_text(ca["ca"])
-    out = json.loads(run("content", "c2pa-sign", str(src), "--entry", str(entry), "--cert", str(tmp_path / "chain.pem"),
-                         "--key", str(tmp_path / "key.pem"), "--ledger", L, "--json").stdout)
+    out = json.loads(run("content", "c2pa-sign", str(src), "--entry", str(entry), "--cert", made["chain"],
+                         "--key", made["key"], "--ledger", L, "--json").stdout)
     assert out["sidecar"] == str(tmp_path / "c.c2pa") and src.read_bytes() == before
-    v = json.loads(run("content", "verify", str(src), "--trust-anchors", str(tmp_path / "ca.pem"), "--ledger", L,
+    v = json.loads(run("content", "verify", str(src), "--trust-anchors", made["ca"], "--ledger", L,
                        "--json").stdout)
     assert v["c2pa"]["state"] == "Trusted" and v["c2pa"]["ailedger_record"]["index"] == entry
     assert v["matches"][0]["registered_by"]["did"] == did
+    # another chain's CA does not make it trusted
+    other = json.loads(run("content", "c2pa-test-cert", "-o", str(tmp_path / "other"), "--json").stdout)
+    v2 = json.loads(run("content", "verify", str(src), "--trust-anchors", other["ca"], "--ledger", L,
+                        "--json").stdout)
+    assert v2["c2pa"]["state"] != "Trusted"
+
+
+def test_c2pa_test_cert_refuses_to_overwrite_and_bad_days(tmp_path):
+    run("content", "c2pa-test-cert", "-o", str(tmp_path / "c"))
+    key = (tmp_path / "c" / "key.pem").read_bytes()
+    p = run("content", "c2pa-test-cert", "-o", str(tmp_path / "c"), check=False)
+    assert p.returncode == 2 and "already exist" in p.stderr and (tmp_path / "c" / "key.pem").read_bytes() == key
+    p = run("content", "c2pa-test-cert", "-o", str(tmp_path / "d"), "--days", "0", check=False)
+    assert p.returncode == 2 and "--days" in p.stderr and not (tmp_path / "d").exists()

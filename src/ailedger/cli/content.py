@@ -90,6 +90,36 @@ def register(main: click.Group) -> None:
         if not res["matches"]:
             ctx.exit(1)
 
+    @content.command("c2pa-test-cert")
+    @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False), required=True,
+                  help="folder to write chain.pem, key.pem (0600) and ca.pem into (must not hold them yet)")
+    @click.option("--days", type=int, default=30, show_default=True, help="validity of both certificates")
+    @json_option
+    def c2pa_test_cert_cmd(out_dir: str, days: int, as_json: bool) -> None:
+        """Make a throw-away CA and signing certificate to TRY C2PA signing (not for publishing content).
+
+        Use chain.pem and key.pem with `content c2pa-sign --cert --key`, and ca.pem with
+        `content verify --trust-anchors` to see the manifest as trusted. Real content needs a certificate
+        from a C2PA-trusted certification authority.
+        """
+        from ailedger.content.c2pa_io import make_test_chain
+
+        out = Path(out_dir)
+        names = {"chain": out / "chain.pem", "key": out / "key.pem", "ca": out / "ca.pem"}
+        taken = [str(p) for p in names.values() if p.exists()]
+        if taken:
+            raise BadInputError(f"{', '.join(taken)} already exist(s): pick another --out folder", field="--out")
+        c = make_test_chain(days=days)
+        out.mkdir(parents=True, exist_ok=True)
+        names["chain"].write_bytes(c.chain_pem)
+        names["ca"].write_bytes(c.ca_pem)
+        fd = os.open(names["key"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(c.key_pem)
+        res = {k: str(v) for k, v in names.items()} | {"days": days, "throw_away": True}
+        _emit(res, as_json, [f"throw-away C2PA test chain (valid {days} days, for trying only):",
+                             f"  --cert {names['chain']}  --key {names['key']}  --trust-anchors {names['ca']}"])
+
     @content.command("c2pa-sign")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
     @click.option("--entry", type=INDEX, required=True, help="the content.register entry to point at (N or #N)")

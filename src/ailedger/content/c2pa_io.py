@@ -130,3 +130,67 @@ def write_manifest(data: bytes, mime: str, record_ref: dict[str, Any], key: C2pa
     except c2pa.C2paError as e:
         raise BadInputError(f"C2PA signing failed: {e}", field="c2pa") from e
     return bytes(manifest_bytes), (out.getvalue() if embed else None)
+
+
+@dataclass(frozen=True)
+class TestChain:
+    """A throw-away certificate chain for trying C2PA signing: NOT for publishing real content."""
+
+    chain_pem: bytes  # leaf first, then the CA: what ``c2pa-sign --cert`` takes
+    key_pem: bytes  # the leaf's private key (PKCS#8, unencrypted)
+    ca_pem: bytes  # the CA: what ``content verify --trust-anchors`` takes
+    leaf_pem: bytes  # the leaf alone (the library refuses a leaf without its issuer)
+
+
+def make_test_chain(days: int = 30, name: str = "ailedger test") -> TestChain:
+    """A new P-256 CA and a leaf fit for C2PA signing (digitalSignature, emailProtection), valid ``days``.
+
+    The C2PA library refuses self-signed signing certificates, so the leaf is issued by its own CA; give the
+    CA to a verifier as a trust anchor to see the manifest as trusted. Both keys are new on every call.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    if not 1 <= days <= 3650:
+        raise BadInputError(f"--days must be between 1 and 3650, got {days}", field="--days")
+
+    def dn(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.ORGANIZATION_NAME, f"{name} (throw-away)")])
+
+    def usage(cert_sign: bool) -> x509.KeyUsage:
+        return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                             data_encipherment=False, key_agreement=False, key_cert_sign=cert_sign,
+                             crl_sign=cert_sign, encipher_only=False, decipher_only=False)
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now - datetime.timedelta(days=1), now + datetime.timedelta(days=days)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(dn(f"{name} CA")).issuer_name(dn(f"{name} CA"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(usage(True), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf_key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder().subject_name(dn(f"{name} signer")).issuer_name(ca.subject)
+            .public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(end)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage(False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return TestChain(
+        chain_pem=leaf.public_bytes(pem) + ca.public_bytes(pem),
+        key_pem=leaf_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        ca_pem=ca.public_bytes(pem),
+        leaf_pem=leaf.public_bytes(pem),
+    )
