@@ -7,7 +7,7 @@ the modules its distributions install; it must agree with ``[project.optional-de
 pyproject.toml (tests/cli/test_extras.py checks it).
 
 A command tagged with an extra (cli/main.py's ``COMMANDS``) first checks, without importing anything,
-that the extra's modules can be found: if one is missing it stops before doing any work, with
+that every module of the extra can be found: if one is missing it stops before doing any work, with
 ``install ailedger[<extra>]`` and exit code 2.  Any command (tagged or not) that still meets a missing
 module of an extra while it runs (an optional path such as ``verify --rpc``) stops with the same message.
 """
@@ -44,17 +44,11 @@ EXTRAS: dict[str, dict[str, str]] = {
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
 }
 
-# what a tagged command checks before it starts: the modules every command of the extra needs (the
-# others are found missing when a command reaches them, with the same message)
+# what a tagged command checks before it starts: every module of its extra (found, not imported), but
+# the ones a platform marker leaves out of the install
+_CONDITIONAL = {"uvloop"}  # sys_platform != 'win32'
 PROBES: dict[str, tuple[str, ...]] = {
-    "server": ("starlette", "uvicorn", "httptools", "jinja2"),
-    "provenance": (),
-    "content": ("numpy", "scipy", "PIL"),
-    "governance": (),
-    "screening": ("numpy", "scipy", "sklearn"),
-    "blobs": ("zfec",),
-    "anchoring": ("web3",),
-    "inference": (),
+    extra: tuple(dict.fromkeys(m for m in mods.values() if m not in _CONDITIONAL)) for extra, mods in EXTRAS.items()
 }
 
 # a module several extras install is named by the first of them (a command's own extra wins)
@@ -93,8 +87,10 @@ def missing_modules(extra: str) -> list[str]:
 
 
 def _error(extra: str, module: str, command: str) -> MissingExtraError:
+    dist = next((d for d, m in EXTRAS.get(extra, {}).items() if m == module), module)
+    what = dist if dist == module else f"{dist} (module {module})"
     return MissingExtraError(
-        f"`ailedger {command}` needs {module}, which is not installed: install ailedger[{extra}]",
+        f"`ailedger {command}` needs {what}, which is not installed: install ailedger[{extra}]",
         extra=extra, module=module, hint=f"run: pip install 'ailedger[{extra}]' (or 'ailedger[all]')")
 
 
