@@ -222,3 +222,27 @@ def test_a_missing_module_that_is_no_extras_is_not_disguised(ledger: Path):
                "v.verify_file = boom\n")
     p = cli(["verify", "p.tlog-proof", "--vkey", "log.vkey", "--entry", "e1.bin"], ledger, prelude, check=False)
     assert p.returncode != 0 and "not_a_real_module_xyz" in p.stderr and "install ailedger[" not in p.stderr
+
+
+def test_kernel_alone_verifies_dataset_and_model_records(ledger: Path, tmp_path: Path):
+    """The offline checks of provenance records are the kernel's: a dataset proof (`dataset verify`, and the
+    generic `verify`) and a model directory against its record (`model verify`), made by the full install."""
+    import shutil
+
+    shutil.copytree(ledger / "led", tmp_path / "led")
+    (tmp_path / "log.vkey").write_bytes((ledger / "log.vkey").read_bytes())
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "d.jsonl").write_text('{"a":1}\n{"a":2}\n')
+    (tmp_path / "cand.json").write_text('{"a":2}\n')
+    (tmp_path / "md").mkdir()
+    (tmp_path / "md" / "w.bin").write_bytes(b"weights")
+    cli(["--ledger", "led", "dataset", "commit", "ds/d.jsonl", "--name", "d1", "--as", "alice"], tmp_path)
+    cli(["--ledger", "led", "dataset", "prove", "d1", "cand.json", "-o", "dp.json"], tmp_path)
+    cli(["--ledger", "led", "model", "register", "md", "--name", "m1", "--as", "alice"], tmp_path)
+    k = BLOCK_ALL_BUT_KERNEL
+    assert "member" in cli(["dataset", "verify", "dp.json", "--candidate", "cand.json", "--vkey", "log.vkey"],
+                           tmp_path, k).stdout
+    cli(["verify", "dp.json", "--candidate", "cand.json", "--vkey", "log.vkey"], tmp_path, k)
+    cli(["--ledger", "led", "model", "verify", "md", "--name", "m1"], tmp_path, k)
+    (tmp_path / "md" / "w.bin").write_bytes(b"weightz")
+    assert cli(["--ledger", "led", "model", "verify", "md", "--name", "m1"], tmp_path, k, check=False).returncode == 1
