@@ -19,7 +19,7 @@ The reference of each figure is the same figure for the full install, measured i
 is kernel / all.  A bare ``python -c pass`` is printed beside them (the interpreter's own floor).
 
 Prints human lines, then one JSON object as the last line.
-Usage: .venv/bin/python bench/install_bench.py [--runs 21] [--kernel-venv DIR]
+Usage: .venv/bin/python bench/install_bench.py [--runs 21] [--kernel-venv DIR] [--before-rev 2db58f3]
 """
 
 from __future__ import annotations
@@ -132,6 +132,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=21)
     ap.add_argument("--kernel-venv", type=Path, default=None, help="reuse a venv holding `pip install .` (no extra)")
+    ap.add_argument("--before-rev", default=None,
+                    help="also size `pip install ailedger` as of this git revision (before the extras: 2db58f3)")
     ap.add_argument("--all-python", default=str(ROOT / ".venv" / "bin" / "python"),
                     help="python of the full install (default: the project's .venv)")
     args = ap.parse_args()
@@ -155,6 +157,17 @@ def main() -> None:
     asizes = closure(apy, full_requirements(), base)
     asizes["ailedger"] = ksizes["ailedger"]  # the project venv holds an editable link: count the installed package
     ktotal, atotal = sum(ksizes.values()), sum(asizes.values())
+    before_total = None
+    if args.before_rev:
+        import tomllib
+
+        old = subprocess.run(["git", "-C", str(ROOT), "show", f"{args.before_rev}:pyproject.toml"], check=True,
+                             capture_output=True, text=True).stdout
+        bsizes = closure(apy, tomllib.loads(old)["project"]["dependencies"], base)
+        bsizes["ailedger"] = ksizes["ailedger"]
+        before_total = sum(bsizes.values())
+        print(f"install size, `pip install ailedger` at {args.before_rev}: {before_total / 1e6:.1f} MB in "
+              f"{len(bsizes)} distributions; kernel now / then = {ktotal / before_total:.3f}")
     top = sorted(asizes.items(), key=lambda kv: -kv[1])[:8]
     print(f"install size, kernel: {ktotal / 1e6:.1f} MB in {len(ksizes)} distributions "
           f"({', '.join(sorted(ksizes))})")
@@ -189,6 +202,9 @@ def main() -> None:
         "kernel_distributions": len(ksizes), "all_distributions": len(asizes),
         "ratio_install_kernel_vs_all": round(ktotal / atotal, 4),
     }
+    if before_total is not None:
+        out.update({"before_rev": args.before_rev, "before_install_bytes": before_total,
+                    "ratio_install_kernel_vs_before": round(ktotal / before_total, 4)})
     for name, (ks, as_) in times.items():
         for i, what in ((0, "wall"), (1, "cpu")):
             k, a = statistics.median(x[i] for x in ks), statistics.median(x[i] for x in as_)
