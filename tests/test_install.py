@@ -26,7 +26,7 @@ HEAVY = {"web3", "scikit-learn", "torch", "numpy", "scipy", "matplotlib", "clean
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def make_kernel_venv(where: Path) -> Path:

@@ -13,10 +13,10 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from ailedger.cli import _extras
 from ailedger.cli.main import COMMANDS, _leaves, main
@@ -51,7 +51,7 @@ def _env() -> dict[str, str]:
 def cli(args: list[str], cwd: Path, prelude: str = "", check: bool = True) -> subprocess.CompletedProcess[str]:
     code = prelude + "\nfrom ailedger.cli.main import main\nmain(sys.argv[1:], prog_name='ailedger')\n"
     p = subprocess.run([sys.executable, "-c", "import sys\n" + code, *args], cwd=cwd, env=_env(),
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, check=False)
     if check:
         assert p.returncode == 0, (args, p.stdout, p.stderr)
     return p
