@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -214,6 +215,7 @@ def main() -> None:
             out[f"{name}_{what}_kernel_ms"] = round(k * 1000, 1)
             out[f"{name}_{what}_all_ms"] = round(a * 1000, 1)
             out[f"ratio_{name}_{what}_kernel_vs_all"] = round(k / a, 3)
+    shutil.rmtree(work, ignore_errors=True)  # the kernel venv made here, the ledger and the proof
     print(json.dumps(out, separators=(",", ":")))
 
 
