@@ -23,6 +23,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
    || [ src/ailedger/encoding/_speedups.c -nt "$stamp" ] || [ src/ailedger/tlog/_tiled.c -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch must never be pulled unpinned (it would download a CUDA build)
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  # every extra (`pip install ailedger` alone is the light kernel: see pyproject.toml) + the test tools
+  .venv/bin/python -m pip install -q -e ".[all,dev]"
   touch "$stamp"
 fi

@@ -1,11 +1,10 @@
-"""The ``ailedger`` command: a click group; every module in ``ailedger.cli`` adds its commands."""
+"""The ``ailedger`` command: a click group; the modules named in ``COMMANDS`` add their commands."""
 
 from __future__ import annotations
 
 import importlib
 import json
 import os
-import pkgutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import click
 
 from ailedger import __version__
 from ailedger.cli._common import GlobalOption
+from ailedger.cli._extras import guard
 from ailedger.cli._grammar import apply as apply_grammar
 from ailedger.errors import AiledgerError, VerificationError
 
@@ -58,20 +58,49 @@ def main(ledger_dir: Path | None, as_json: bool) -> None:
     """
 
 
-def _load_commands() -> None:
-    import ailedger.cli as pkg
+# Every command module, in the order it registers (``log`` first: the kernel's commands), with the extra
+# its commands need beyond the kernel (None: none) and the commands that differ from it.  A command whose
+# extra is missing says ``install ailedger[<extra>]`` and exits 2 (cli/_extras.py).
+COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
+    ("log", None, {}),
+    ("anchor", "anchoring", {}),
+    ("blob", "blobs", {"blob cid": None, "blob car": None}),
+    ("content", "content", {}),
+    ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
+    ("gateway", "inference", {}),
+    ("gov", "governance", {}),
+    ("inference", None, {"inference report": "inference"}),
+    ("model", "provenance", {"model verify": None, "model verify-part": None}),
+    ("screen", "screening", {}),
+    ("serve", "server", {}),
+    ("stake", "governance", {}),
+    ("storage", "blobs", {}),
+    ("witness", None, {}),
+    ("write_token", None, {}),
+)
 
-    for mod in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda m: (m.name != "log", m.name)):
-        if mod.name.startswith("_") or mod.name == "main":
-            continue
+
+def _leaves(group: click.Command, path: tuple[str, ...] = ()) -> dict[int, tuple[str, click.Command]]:
+    if isinstance(group, click.Group):
+        out: dict[int, tuple[str, click.Command]] = {}
+        for name, cmd in group.commands.items():
+            out.update(_leaves(cmd, (*path, name)))
+        return out
+    return {id(group): (" ".join(path), group)}
+
+
+def _load_commands() -> None:
+    for name, extra, overrides in COMMANDS:
+        before = _leaves(main)
         try:
-            module = importlib.import_module(f"ailedger.cli.{mod.name}")
-        except Exception as exc:  # noqa: BLE001 - one broken plugin must not take the CLI down
-            click.echo(f"warning: command module {mod.name} failed to load: {exc}", err=True)
+            module = importlib.import_module(f"ailedger.cli.{name}")
+        except Exception as exc:  # noqa: BLE001 - one broken module must not take the CLI down
+            click.echo(f"warning: command module {name} failed to load: {exc}", err=True)
             continue
-        reg = getattr(module, "register", None)
-        if reg is not None:
-            reg(main)
+        module.register(main)
+        for key, (path, cmd) in _leaves(main).items():
+            if key not in before:
+                guard(cmd, overrides.get(path, extra), path)
 
 
 _load_commands()
