@@ -17,6 +17,7 @@ from typing import Any
 from ailedger.errors import BadInputError, VerificationError
 from ailedger.governance.state import GovState, iso, time_ms
 from ailedger.governance import service as gov
+from ailedger.tlog.ledger import utc_now
 
 __all__ = [
     "check_jury_seeds",
@@ -93,8 +94,6 @@ def _now_ms(st: GovState, at: str | None, ledger: Any = None) -> int:
         if ledger is not None:
             at = ledger.now()
         else:
-            from ailedger.tlog.ledger import utc_now
-
             at = utc_now()
     return max(st.clock, time_ms(at))
 

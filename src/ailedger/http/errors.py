@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from starlette.responses import Response
@@ -26,7 +27,7 @@ from ailedger.tlog.ingest import (
     UnknownIdentityError,
 )
 
-__all__ = ["MalformedJSONError", "OverloadedError", "RequestTimeoutError", "TooLargeError", "error_response",
+__all__ = ["MalformedJSONError", "is_db_error", "OverloadedError", "RequestTimeoutError", "TooLargeError", "error_response",
            "json_response", "status_of"]
 
 # entry-level refusals that are about who signed, not about the bytes: 403 (a batch whose every
@@ -102,3 +103,11 @@ def error_response(exc: AiledgerError) -> Response:
     elif status == 408:
         headers["Connection"] = "close"
     return json_response(exc.to_dict(), status, headers)
+
+
+def is_db_error(exc: BaseException) -> bool:
+    """Is ``exc`` a database driver's error a store let through (disk full, I/O error, lost server)?  The API
+    and the explorer both answer it as a storage error rather than an internal one."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    return type(exc).__module__.startswith("psycopg")

@@ -66,6 +66,7 @@ from ailedger.provenance.models import (
     entry_status,
     find_dataset,
 )
+from ailedger.tlog.ledger import Ledger
 
 __all__ = [
     "DATASET_PROOF",
@@ -1161,8 +1162,6 @@ def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: Any) -> dict[
         raise BadInputError(f"not an {DATASET_PROOF} file", field="proof")
     version = first.decode()
     if vkey is None:
-        from ailedger.tlog.ledger import Ledger
-
         try:
             with Ledger.open(None, read_only=True) as lg:
                 vkey = lg.vkey

@@ -25,6 +25,8 @@ from ailedger.tlog.proofbundle import verify_proof_bundle
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
 from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
+from ailedger.authority.service import model_registration
+from ailedger.authority.service import is_effective_registration, require_model_usable
 
 __all__ = [
     "DATASET_RECORD",
@@ -118,8 +120,6 @@ def _manifest_root(body: Any) -> Any:
 def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
     """A model by name (its owner's latest version), ``#INDEX`` or manifest root hex: the effective
     registration by the authority rules (a stranger's registration of an owned name is never found)."""
-    from ailedger.authority.service import model_registration
-
     return model_registration(ledger, ref)
 
 
@@ -233,8 +233,6 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
     ``trust_cache``: take the digests of files whose (path, size, mtime, ctime, inode) are in the
     hash cache from there instead of reading them; the answer then says how much came from the
     cache (``from_cache``), since it is only as good as that cache."""
-    from ailedger.authority.service import is_effective_registration, require_model_usable
-
     candidates: list[tuple[int, Any]] = []
     if name:
         candidates = [find_model(ledger, name)]
