@@ -34,10 +34,10 @@ SRC = REPO / "src"
 # Bottom to top.  A folder may import every folder in a lower layer.
 LAYERS: list[tuple[str, str, list[str]]] = [
     ("errors", "the one error tree", ["errors"]),
-    ("encoding", "canonical JSON, entries, did:key, Ed25519, hashing", ["encoding"]),
-    ("kit", "the HTTP kit: request limits, deadlines, auth", ["server"]),
+    ("encoding", "canonical JSON, entries, did:key, Ed25519", ["encoding"]),
+    ("kit", "HTTP kit: limits, deadlines, auth", ["server"]),
     ("kernel", "the log a verifier needs alone", ["tlog"]),
-    ("rules", "who may sign what (admission, model status)", ["authority"]),
+    ("rules", "who may sign what; a model's status", ["authority"]),
     ("capabilities", "one folder per capability",
      ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content"]),
     ("shells", "HTTP app and explorer; the command line", ["http", "cli"]),
@@ -51,6 +51,14 @@ PEERS: dict[str, set[str]] = {
     "screening": {"provenance"},   # screening and removal act on dataset commitments
     "content": {"governance"},     # a claim's reputation comes from staking
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
+}
+
+# Circles between two modules of one folder still to cut, each closed by a lazy import (never at import
+# time), with the reason.  The list may only shrink: a new circle fails the test.
+KNOWN_CIRCLES: dict[frozenset[str], str] = {
+    frozenset({"ailedger.provenance.datasets", "ailedger.provenance.models"}):
+        "models.find_dataset asks datasets for the version chain; datasets uses models' record helpers. "
+        "To cut: move DATASET_RECORD, artifacts_dir, entries_named, entry_status to a module both use.",
 }
 
 # Folders whose functions may import other folders lazily (commands load their capability on use).
@@ -229,6 +237,8 @@ def violations(es: list[Edge]) -> dict[str, list[str]]:
     for comp in _cycles(fg):
         found["folder circle"].append(" <-> ".join(comp))
     for comp in _cycles(mg):
+        if frozenset(comp) in KNOWN_CIRCLES:
+            continue
         where = [f"{e.src} -> {e.dst} ({e.where()})" for e in es
                  if e.src in comp and e.dst in comp and not e.typing]
         found["module circle"].append(" <-> ".join(comp) + ": " + "; ".join(where))
@@ -270,8 +280,8 @@ def ascii_picture() -> str:
 
 def svg_picture(es: list[Edge]) -> str:
     fe = folder_edges([e for e in es if not e.typing])
-    box_w, box_h, gap, band_h, left = 118, 34, 14, 64, 200
-    width = left + 7 * (box_w + gap) + 20
+    box_w, box_h, gap, band_h, left = 118, 34, 14, 64, 250
+    width = left + 7 * (box_w + gap) + 10
     height = len(LAYERS) * band_h + 70
     pos: dict[str, tuple[float, float]] = {}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -280,16 +290,16 @@ def svg_picture(es: list[Edge]) -> str:
            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
            f'<rect width="{width}" height="{height}" fill="white"/>',
            f'<text x="12" y="24" font-size="16" font-weight="bold">src/ailedger: layers and imports '
-           f'(arrows: importer -> imported, width ~ number of imports)</text>']
+           f'(arrows: importer -> imported)</text>']
     for i, (name, desc, folders) in enumerate(LAYERS):
         row = len(LAYERS) - 1 - i
         y = 44 + row * band_h
         shade = "#f4f6fb" if i % 2 else "#eaeef7"
         out.append(f'<rect x="6" y="{y}" width="{width - 12}" height="{band_h - 6}" fill="{shade}" rx="6"/>')
         out.append(f'<text x="16" y="{y + 24}" font-weight="bold">{name}</text>')
-        out.append(f'<text x="16" y="{y + 42}" font-size="10" fill="#444">{_esc(desc[:30])}</text>')
+        out.append(f'<text x="16" y="{y + 42}" font-size="10" fill="#444">{_esc(desc[:40])}</text>')
         for j, f in enumerate(folders):
-            x = left + j * (box_w + gap)
+            x = left + (7 - len(folders)) * (box_w + gap) / 2 + j * (box_w + gap)
             by = y + (band_h - 6 - box_h) / 2
             label = {"ailedger": "__init__.py", "errors": "errors.py", "_registry": "_registry.py",
                      "__main__": "__main__.py"}.get(f, f + "/")
@@ -298,18 +308,19 @@ def svg_picture(es: list[Edge]) -> str:
             out.append(f'<text x="{x + box_w / 2}" y="{by + 22}" text-anchor="middle">{label}</text>')
             pos[f] = (x + box_w / 2, by + box_h / 2)
     for (a, b), n in sorted(fe.items()):
-        if a not in pos or b not in pos or b == "errors":
-            continue  # everything raises our errors: drawn once in the caption, not as 30 arrows
+        if a not in pos or b not in pos or b in ("errors", "ailedger"):
+            continue  # everything raises our errors (and may read __version__): said in the caption, not drawn
         (x1, y1), (x2, y2) = pos[a], pos[b]
-        y1 += box_h / 2 if y2 > y1 else -box_h / 2
-        y2 -= box_h / 2 if y2 > y1 - box_h else -box_h / 2
-        if abs(y1 - y2) < box_h:  # a peer: a curve above the boxes
-            y1 = y2 = pos[a][1] - box_h / 2
+        if abs(y1 - y2) < 1:  # a peer: a curve above the boxes
+            y1 = y2 = y1 - box_h / 2
             mid = ((x1 + x2) / 2, y1 - 18)
         else:
+            down = y2 > y1
+            y1 += box_h / 2 if down else -box_h / 2
+            y2 -= box_h / 2 if down else -box_h / 2
             mid = ((x1 + x2) / 2 + (x2 - x1) * 0.1, (y1 + y2) / 2)
         colour = "#c0392b" if not allowed(a, b) else "#555"
-        w = 0.6 + min(n, 40) / 12
+        w = 1.2
         out.append(f'<path d="M{x1:.0f},{y1:.0f} Q{mid[0]:.0f},{mid[1]:.0f} {x2:.0f},{y2:.0f}" fill="none" '
                    f'stroke="{colour}" stroke-opacity="0.55" stroke-width="{w:.1f}" marker-end="url(#a)"/>')
     out.append(f'<text x="12" y="{height - 12}" font-size="11" fill="#444">Every folder may import errors.py '
