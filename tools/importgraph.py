@@ -259,7 +259,6 @@ def folder_edges(es: list[Edge]) -> dict[tuple[str, str], int]:
 # -- pictures -------------------------------------------------------------------------------------------------
 
 def ascii_picture() -> str:
-    width = 100
     lines = []
     for i in reversed(range(len(LAYERS))):
         name, desc, folders = LAYERS[i]
@@ -274,7 +273,6 @@ def ascii_picture() -> str:
         if i:
             lines.append(f"{'':>12} |{'':>4}| may import everything below")
             lines.append(f"{'':>12} |{'':>4}v")
-    lines.append("-" * width)
     return "\n".join(lines)
 
 
