@@ -53,14 +53,6 @@ PEERS: dict[str, set[str]] = {
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }
 
-# Circles between two modules of one folder still to cut, each closed by a lazy import (never at import
-# time), with the reason.  The list may only shrink: a new circle fails the test.
-KNOWN_CIRCLES: dict[frozenset[str], str] = {
-    frozenset({"ailedger.provenance.datasets", "ailedger.provenance.models"}):
-        "models.find_dataset asks datasets for the version chain; datasets uses models' record helpers. "
-        "To cut: move DATASET_RECORD, artifacts_dir, entries_named, entry_status to a module both use.",
-}
-
 # Folders whose functions may import other folders lazily (commands load their capability on use).
 LAZY_OK = {"cli", "http", "ailedger", "_registry", "__main__"}
 
@@ -237,8 +229,6 @@ def violations(es: list[Edge]) -> dict[str, list[str]]:
     for comp in _cycles(fg):
         found["folder circle"].append(" <-> ".join(comp))
     for comp in _cycles(mg):
-        if frozenset(comp) in KNOWN_CIRCLES:
-            continue
         where = [f"{e.src} -> {e.dst} ({e.where()})" for e in es
                  if e.src in comp and e.dst in comp and not e.typing]
         found["module circle"].append(" <-> ".join(comp) + ": " + "; ".join(where))
@@ -282,13 +272,13 @@ def svg_picture(es: list[Edge]) -> str:
     width = left + 7 * (box_w + gap) + 10
     height = len(LAYERS) * band_h + 70
     pos: dict[str, tuple[float, float]] = {}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="13">',
-           '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-           'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="13">'),
+           ('<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+            'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>'),
            f'<rect width="{width}" height="{height}" fill="white"/>',
-           f'<text x="12" y="24" font-size="16" font-weight="bold">src/ailedger: layers and imports '
-           f'(arrows: importer -> imported)</text>']
+           ('<text x="12" y="24" font-size="16" font-weight="bold">src/ailedger: layers and imports '
+            '(arrows: importer -> imported)</text>')]
     for i, (name, desc, folders) in enumerate(LAYERS):
         row = len(LAYERS) - 1 - i
         y = 44 + row * band_h

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from ailedger import _registry  # noqa: E402
-from ailedger.errors import (  # noqa: E402
+from ailedger import _registry
+from ailedger.errors import (
     AiledgerError,
     BadInputError,
     ConflictError,
@@ -58,33 +58,30 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__",
-    # the ledger
-    "Ledger",
+    "AiledgerError",
+    "BadInputError",
+    "ConflictError",
+    "DuplicateLeafError",
     "Identity",
+    "Ledger",
+    "NetworkError",
+    "NotAuthorisedError",
+    "NotFoundError",
+    "ProofError",
+    "SignatureError",
     "SignedEntry",
+    "StorageError",
+    "TamperError",
+    "VerificationError",
+    "Verifier",
+    "__version__",
     "build_entry",
     "parse_entry",
-    # offline verification
-    "Verifier",
     "parse_vkey",
     "verify_file",
     "verify_note",
     "verify_proof_bundle",
     "verify_tlog_proof",
-    # errors
-    "AiledgerError",
-    "BadInputError",
-    "NotFoundError",
-    "ConflictError",
-    "DuplicateLeafError",
-    "NotAuthorisedError",
-    "VerificationError",
-    "SignatureError",
-    "ProofError",
-    "StorageError",
-    "TamperError",
-    "NetworkError",
 ]
 
 

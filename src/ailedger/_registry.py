@@ -105,8 +105,7 @@ def _dataset_owner(ledger: Any, name: str) -> Any:
 # -- ailedger verify -> provenance, anchoring -----------------------------------------------------------------
 
 def _is_dataset_proof(first_line: str) -> bool:
-    return first_line.startswith("ailedger-dataset-proof") or first_line.startswith(
-        '{"format":"ailedger-dataset-proof')
+    return first_line.startswith(("ailedger-dataset-proof", '{"format":"ailedger-dataset-proof'))
 
 
 def _verify_dataset_proof(data: bytes, verifier: Any, *, candidate: bytes | None = None,

@@ -11,7 +11,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ailedger.anchoring.service import AnchorService, check_anchored, embed_evidence, evidence_from_bundle, require_anchored
+    from ailedger.anchoring.service import (
+        AnchorService,
+        check_anchored,
+        embed_evidence,
+        evidence_from_bundle,
+        require_anchored,
+    )
 
 _LAZY = {
     "AnchorService": "ailedger.anchoring.service",

@@ -12,9 +12,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ailedger.authority.rules import RULES, AuthorityState, ModelStatus
-    from ailedger.authority.service import admit, model_registration, model_status, require_model_usable, write_genesis
     from ailedger.authority.hooks import DaoView, DatasetOwner
+    from ailedger.authority.rules import RULES, AuthorityState, ModelStatus
+    from ailedger.authority.service import (
+        admit,
+        model_registration,
+        model_status,
+        require_model_usable,
+        write_genesis,
+    )
 
 _LAZY = {
     "RULES": "ailedger.authority.rules",
@@ -30,8 +36,16 @@ _LAZY = {
 }
 
 __all__ = [
-    "AuthorityState", "DaoView", "DatasetOwner", "ModelStatus", "RULES", "admit",
-    "model_registration", "model_status", "require_model_usable", "write_genesis",
+    "RULES",
+    "AuthorityState",
+    "DaoView",
+    "DatasetOwner",
+    "ModelStatus",
+    "admit",
+    "model_registration",
+    "model_status",
+    "require_model_usable",
+    "write_genesis",
 ]
 
 

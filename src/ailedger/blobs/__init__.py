@@ -11,9 +11,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ailedger.blobs.service import BlobService, GetResult, PutResult, RepairResult
-    from ailedger.blobs.client import NodeClient
     from ailedger.blobs.artifacts import pull_dataset, pull_model, push_dataset, push_model
+    from ailedger.blobs.client import NodeClient
+    from ailedger.blobs.service import BlobService, GetResult, PutResult, RepairResult
 
 _LAZY = {
     "BlobService": "ailedger.blobs.service",

@@ -62,7 +62,7 @@ class MirrorProcesses:
         The rest of its output is read and dropped (a thread per child, started once both run: no thread
         is alive while preexec_fn runs), so it never blocks on a full pipe."""
         p = subprocess.Popen([sys.executable, "-c", "from ailedger.cli.main import main; main()", *args, "--json"],
-                             stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)
+                             stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent)  # noqa: PLW1509 - no thread runs yet
         self.procs.append(p)
         assert p.stdout is not None
         line = p.stdout.readline()

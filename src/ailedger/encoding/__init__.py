@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ailedger.encoding.canonical import canonical_json, parse_json
-    from ailedger.encoding.records import SignedEntry, build_entry, parse_entry, unsigned_bytes
     from ailedger.encoding.identity import did_from_public_key, public_key_from_did, verify_did_signature
-    from ailedger.encoding.times import iso, time_ms
     from ailedger.encoding.leaves import LightEntry, verify_leaf
+    from ailedger.encoding.records import SignedEntry, build_entry, parse_entry, unsigned_bytes
+    from ailedger.encoding.times import iso, time_ms
 
 _LAZY = {
     "canonical_json": "ailedger.encoding.canonical",

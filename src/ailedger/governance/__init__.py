@@ -12,9 +12,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ailedger.governance.state import GovState
-    from ailedger.governance.service import AuthorityView, balances, cancel, delegate, execute, init_dao, mint, model_status, proposal_info, propose, queue, transfer, vote
+    from ailedger.governance.service import (
+        AuthorityView,
+        balances,
+        cancel,
+        delegate,
+        execute,
+        init_dao,
+        mint,
+        model_status,
+        proposal_info,
+        propose,
+        queue,
+        transfer,
+        vote,
+    )
     from ailedger.governance.staking import claims_for, dispute, reputation, stake_claim
+    from ailedger.governance.state import GovState
 
 _LAZY = {
     "GovState": "ailedger.governance.state",

@@ -16,15 +16,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ailedger.tlog.ledger import Ledger
+    from ailedger.tlog.admission import AdmissionPolicy
+    from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint
     from ailedger.tlog.identities import Identity, KeyStore
+    from ailedger.tlog.ledger import Ledger
     from ailedger.tlog.log import AppendResult, AuditReport, TransparencyLog
     from ailedger.tlog.note import Signer, Verifier, parse_vkey, sign_note, verify_note
-    from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint
     from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle, verify_proof_bundle
-    from ailedger.tlog.verify import verify_file, verify_tlog_proof
-    from ailedger.tlog.admission import AdmissionPolicy
     from ailedger.tlog.proofkinds import ProofKind
+    from ailedger.tlog.verify import verify_file, verify_tlog_proof
 
 _LAZY = {
     "Ledger": "ailedger.tlog.ledger",
