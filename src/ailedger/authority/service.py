@@ -47,7 +47,6 @@ from ailedger.errors import (
     NotFoundError,
     VerificationError,
 )
-from ailedger.tlog.ledger import operator_identity
 
 __all__ = [
     "admit",
@@ -350,7 +349,7 @@ def raise_first(errors: Sequence[AiledgerError | None]) -> None:
 
 def write_genesis(ledger: Any, founders: Sequence[str], *, note: str = "") -> int:
     """Log the operator's ``log.genesis`` (signed with the log key): who may found the DAO.  Once per log."""
-    op = operator_identity(ledger)
+    op = ledger.operator_identity()
     st = state(ledger)
     if st.config.genesis is not None:
         raise ConflictError(f"this log already has its genesis (entry {st.config.genesis}): "

@@ -215,6 +215,10 @@ class Ledger:
         self.commit_window = DEFAULT_WINDOW
         self.commit_max_entries = DEFAULT_MAX_ENTRIES
 
+    def operator_identity(self) -> OperatorIdentity:
+        """The log operator as a signer of entries (the log key; BadInputError when this process lacks it)."""
+        return operator_identity(self)
+
     # -- lifecycle ------------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike[str], origin: str, *, store: dict[str, Any] | None = None,
