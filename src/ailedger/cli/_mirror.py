@@ -44,7 +44,7 @@ class MirrorProcesses:
                                 "`ailedger tiles export` and `ailedger tiles nginx-conf`")
         parse_listen(listen)
         self.directory = Path(directory)
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[str]] = []
         try:
             # the watcher's first line is its first (whole) export, so the mirror is complete before it is served
             self._start(["tiles", "export", str(directory), "--ledger", str(ledger), "--watch", str(every)],

@@ -18,7 +18,7 @@ __all__ = ["LightEntry", "verify_leaf"]
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - orjson is a dependency; json is the slow fallback
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]
 
 
 class LightEntry:

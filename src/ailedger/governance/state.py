@@ -48,7 +48,7 @@ from ailedger.errors import (
     NotFoundError,
 )
 from ailedger.encoding.identity import public_key_from_did, verify_did_signature
-from ailedger.encoding.times import iso, time_ms  # noqa: F401 - re-exported: governance periods are in these units
+from ailedger.encoding.times import iso, time_ms  # governance periods are in these units (re-exported)
 
 __all__ = [
     "ACTION_KINDS",
@@ -64,6 +64,7 @@ __all__ = [
     "GovState",
     "Proposal",
     "guardian_statement",
+    "iso",
     "jury_order",
     "leaf_hash_hex",
     "time_ms",
