@@ -133,3 +133,15 @@ def test_architecture_page_shows_the_layers() -> None:
     svg = (REPO / "docs" / "img" / "layers.svg").read_text(encoding="utf-8")
     assert svg == ig.svg_picture(EDGES), "docs/img/layers.svg is stale: python tools/importgraph.py --svg " \
                                          "docs/img/layers.svg"
+
+
+@pytest.mark.parametrize("folder", sorted(f for f in ig.LAYER_OF if (ig.SRC / "ailedger" / f).is_dir()))
+def test_each_folder_names_its_public_interface(folder: str) -> None:
+    """Every folder's __init__ declares __all__, and every name in it resolves (a stale name fails).  The CLI's
+    interface is the command line (docs/cli.md), so its __all__ is empty on purpose."""
+    code = (f"import ailedger.{folder} as m\n"
+            f"assert m.__all__ or {folder == 'cli'}, 'empty __all__'\n"
+            "missing = [n for n in m.__all__ if not hasattr(m, n)]\n"
+            "assert not missing, missing\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
