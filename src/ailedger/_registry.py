@@ -68,6 +68,12 @@ class _Admission:
     def write_genesis(self, ledger: Any, founders: Sequence[str]) -> int:
         return int(_auth().write_genesis(ledger, founders))
 
+    def load(self) -> None:
+        _auth()
+        dao = hooks.dao()
+        if dao is not None:
+            dao.types  # noqa: B018 - loads the DAO's side too
+
 
 # -- the authority rules' questions -> governance, provenance ------------------------------------------------
 

@@ -38,6 +38,10 @@ class AdmissionPolicy(Protocol):
         """Log the operator's ``log.genesis`` naming who may found the DAO; its index."""
         ...
 
+    def load(self) -> None:
+        """Load now whatever the policy needs (a server calls this before it serves)."""
+        ...
+
 
 _policy: AdmissionPolicy | None = None
 

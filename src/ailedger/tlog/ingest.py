@@ -195,6 +195,7 @@ class Ingestor:
         self._known: set[str] = set()
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
+        admission.policy().load()  # now, before serving: no request pays for loading the rules
 
     # -- identity policy ----------------------------------------------------------
     def is_registered(self, did: str) -> bool:
