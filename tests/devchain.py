@@ -13,9 +13,12 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ailedger.errors import NetworkError, NotFoundError
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["ANVIL_KEYS", "AnvilNode", "find_anvil", "free_port"]
 
@@ -62,7 +65,7 @@ class AnvilNode:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> AnvilNode:
+    def start(self, timeout: float = 20.0) -> Self:
         args = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
                 "--silent", "--accounts", "3", *self.extra_args]
         if self.block_time:
@@ -100,7 +103,7 @@ class AnvilNode:
                 self.proc.wait(5)
         self.proc = None
 
-    def __enter__(self) -> AnvilNode:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

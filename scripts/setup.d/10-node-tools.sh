@@ -14,3 +14,9 @@ for d in contracts contracts/governance tools/anvil tests/interop/ipfs; do
     touch "$d/node_modules"
   fi
 done
+# anvil (the pinned build) on the venv's PATH beside `ailedger`, so that docs/decentralisation.md's
+# `anvil --port ...` runs as written once .venv/bin is on the PATH
+anvil_bin=tools/anvil/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+if [ -x "$anvil_bin" ] && [ -d .venv/bin ] && ! command -v .venv/bin/anvil >/dev/null 2>&1; then
+  ln -sfn "../../$anvil_bin" .venv/bin/anvil
+fi

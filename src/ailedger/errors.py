@@ -112,14 +112,14 @@ class NetworkError(AiledgerError):
 __all__ = [
     "AiledgerError",
     "BadInputError",
-    "NotFoundError",
     "ConflictError",
     "DuplicateLeafError",
+    "NetworkError",
     "NotAuthorisedError",
-    "VerificationError",
-    "SignatureError",
+    "NotFoundError",
     "ProofError",
+    "SignatureError",
     "StorageError",
     "TamperError",
-    "NetworkError",
+    "VerificationError",
 ]

@@ -6,8 +6,6 @@ import pytest
 from eth_account import Account
 from web3 import EthereumTesterProvider, Web3
 
-from ailedger.errors import BadInputError, NotFoundError, VerificationError
-from ailedger.tlog.note import parse_note
 from ailedger.anchoring.service import (
     AnchorService,
     anchor_evidence,
@@ -17,7 +15,9 @@ from ailedger.anchoring.service import (
     log_id,
     require_anchored,
 )
+from ailedger.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.note import parse_note
 
 ORIGIN = "test.example/anchored-log"
 

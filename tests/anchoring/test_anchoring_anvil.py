@@ -9,10 +9,10 @@ import threading
 import pytest
 from eth_account import Account
 
-from ailedger.errors import NetworkError
 from ailedger.anchoring.service import AnchorService, check_anchored, connect, log_id
-from tests.devchain import ANVIL_KEYS, AnvilNode, find_anvil
+from ailedger.errors import NetworkError
 from ailedger.tlog.ledger import Ledger
+from tests.devchain import ANVIL_KEYS, AnvilNode, find_anvil
 
 pytestmark = pytest.mark.anvil
 

@@ -12,18 +12,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 from hypothesis import HealthCheck, given, settings
 
-from ailedger.errors import ConflictError, NotAuthorisedError, NotFoundError, VerificationError
-from ailedger.governance.state import iso, time_ms
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.authority import service as authority
+from ailedger.errors import ConflictError, NotAuthorisedError, NotFoundError, VerificationError
 from ailedger.governance import service as gov
-from ailedger.provenance import find_model, register_model, verify_model
+from ailedger.governance.state import iso, time_ms
 from ailedger.inference import is_model_revoked
+from ailedger.provenance import find_model, register_model, verify_model
 from ailedger.tlog.ledger import Ledger, StaleEntryError, entry_terms
+from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
+from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 
 ROOT = Path(__file__).resolve().parents[2]
 from tests.authority.test_authority_props import EARLY, OPS, build
@@ -217,9 +217,8 @@ def test_ingest_refuses_exactly_the_entries_the_folds_ignore_for_strangers(tmp_p
     """Random sequences written through a real ledger: admission (what ingest calls) refuses every stranger
     entry with not_authorised and admits the others' ; written anyway, the cached folds ignore them and the
     model status is the one the pure fold gives."""
-    from tests.authority.test_authority_props import fold
-
     from ailedger.tlog.ledger import operator_identity
+    from tests.authority.test_authority_props import fold
 
     d = tmp_path_factory.mktemp("seq") / "l"
     with Ledger.init(d, origin="test.example/seq") as led:

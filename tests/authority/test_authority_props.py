@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from ailedger.authority.rules import AuthorityState, model_status
 from ailedger.encoding.canonical import canonical_json
-from ailedger.governance.state import GovState, guardian_statement, iso, leaf_hash_hex, time_ms
 from ailedger.encoding.identity import did_from_public_key
 from ailedger.encoding.records import build_entry
+from ailedger.governance.state import GovState, guardian_statement, iso, leaf_hash_hex, time_ms
 
 DAY = 86400_000
 T0 = time_ms("2030-01-01T00:00:00.000Z")

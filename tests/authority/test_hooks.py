@@ -11,8 +11,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from tests.authority.test_authority import model_dir
-from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 
 from ailedger.authority import hooks
 from ailedger.authority import service as authority
@@ -21,6 +19,8 @@ from ailedger.governance import service as gov
 from ailedger.provenance import register_model
 from ailedger.tlog import proofkinds
 from ailedger.tlog.verify import verify_file
+from tests.authority.test_authority import model_dir
+from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 
 REPO = Path(__file__).resolve().parents[2]
 

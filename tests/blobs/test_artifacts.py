@@ -5,9 +5,9 @@ import os
 
 import pytest
 
+from ailedger.blobs.artifacts import pull_dataset, pull_model, push_dataset, push_model
 from ailedger.errors import VerificationError
 from ailedger.provenance import commit_dataset, register_model
-from ailedger.blobs.artifacts import pull_dataset, pull_model, push_dataset, push_model
 
 
 def make_model(d):

@@ -4,11 +4,11 @@ which every write path calls, not from extra terms only BlobService passes."""
 
 import os
 
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.provenance import register_model
 from ailedger.blobs.artifacts import attached_blob, push_model
 from ailedger.blobs.service import BlobService
+from ailedger.provenance import register_model
 from ailedger.tlog.ledger import entry_terms
+from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 
 

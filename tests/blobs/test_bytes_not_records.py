@@ -9,9 +9,9 @@ import time
 
 import pytest
 
+from ailedger.blobs.artifacts import push_model
 from ailedger.errors import VerificationError
 from ailedger.provenance import register_model
-from ailedger.blobs.artifacts import push_model
 
 
 def test_push_refuses_a_copy_changed_in_place_with_its_mtime_put_back(ledger, people, make_nodes, tmp_path):

@@ -4,8 +4,8 @@ import pytest
 
 from ailedger.blobs.car import encode_header, encode_section, read_car_bytes
 from ailedger.blobs.cid import raw_cid
-from ailedger.errors import BadInputError, VerificationError
 from ailedger.blobs.unixfs import FileImporter
+from ailedger.errors import BadInputError, VerificationError
 
 
 def make_car(data, profile="kubo-v1-legacy"):

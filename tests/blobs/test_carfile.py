@@ -79,8 +79,8 @@ def test_max_size_is_the_users_cap(tmp_path):
 
 
 def test_service_refuses_and_extracts(tmp_path):
-    from ailedger.errors import BadInputError
     from ailedger.blobs.carfile import DEFAULT_MAX_EXTRACT, import_car, parse_size
+    from ailedger.errors import BadInputError
 
     assert parse_size("8G") == 8 << 30 and parse_size("512KiB") == 512 << 10 and parse_size("17") == 17
     assert DEFAULT_MAX_EXTRACT == 8 << 30

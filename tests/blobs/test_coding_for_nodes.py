@@ -2,8 +2,8 @@
 
 import pytest
 
-from ailedger.errors import BadInputError
 from ailedger.blobs.erasure import coding_for_nodes, default_k
+from ailedger.errors import BadInputError
 
 
 @pytest.mark.parametrize(("nodes", "k", "n"), [(1, 1, 1), (2, 1, 2), (3, 2, 3), (4, 3, 4), (6, 4, 6), (30, 20, 30),

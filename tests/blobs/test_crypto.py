@@ -5,9 +5,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ailedger.errors import VerificationError
-from ailedger.encoding.identity import did_from_public_key
 from ailedger.blobs import crypto
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.errors import VerificationError
 
 
 def roundtrip(data, seg, piece=7):

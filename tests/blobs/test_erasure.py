@@ -3,8 +3,8 @@ import random
 
 import pytest
 
-from ailedger.errors import BadInputError
 from ailedger.blobs.erasure import ISAL, ISAL_HEADER, ZFEC, Coding, StripeDecoder, StripeEncoder
+from ailedger.errors import BadInputError
 
 
 def encode_all(c, data):

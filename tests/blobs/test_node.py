@@ -8,10 +8,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from ailedger.errors import NetworkError, VerificationError
-from ailedger.provenance.shardproof import ShardHasher, verify_segment
 from ailedger.blobs.client import NodeClient
 from ailedger.blobs.node import StorageNode
+from ailedger.errors import NetworkError, VerificationError
+from ailedger.provenance.shardproof import ShardHasher, verify_segment
 from ailedger.server.auth import signed_headers
 
 

@@ -2,9 +2,9 @@ import os
 
 import pytest
 
-from ailedger.errors import BadInputError, NetworkError, NotFoundError, StorageError
-from ailedger.blobs.unixfs import file_cid
 from ailedger.blobs.service import BlobService
+from ailedger.blobs.unixfs import file_cid
+from ailedger.errors import BadInputError, NetworkError, NotFoundError, StorageError
 
 
 @pytest.fixture

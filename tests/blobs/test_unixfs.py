@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ailedger.blobs.cid import DAG_PB, RAW, raw_cid
-from ailedger.errors import BadInputError, VerificationError
 from ailedger.blobs.unixfs import (
     PROFILES,
     FileImporter,
@@ -17,6 +16,7 @@ from ailedger.blobs.unixfs import (
     file_cid,
     read_file,
 )
+from ailedger.errors import BadInputError, VerificationError
 
 SMALL = PROFILES["kubo-v1-legacy"].__class__("tiny", 8, 3)  # 8-byte chunks, 3 links: deep trees cheaply
 

@@ -17,7 +17,8 @@ def cli_argv() -> list[str]:
 
 
 def run(*args: str, timeout: float = 60, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run([*cli_argv(), *args], capture_output=True, text=True, timeout=timeout, **kw)
+    p = subprocess.run([*cli_argv(), *args], check=False, capture_output=True, text=True, timeout=timeout,
+                       **kw)
     if check and p.returncode != 0:
         raise AssertionError(f"ailedger {' '.join(args)} failed ({p.returncode}): {p.stderr}")
     return p

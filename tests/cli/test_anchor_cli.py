@@ -6,8 +6,8 @@ import json
 
 import pytest
 from clirun import run  # tests/cli/clirun.py
-
 from tests.devchain import ANVIL_KEYS, AnvilNode, find_anvil
+
 from ailedger.tlog.ledger import Ledger
 
 pytestmark = pytest.mark.anvil

@@ -11,8 +11,8 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from ailedger.cli.main import main
 from ailedger.blobs.client import NodeClient
+from ailedger.cli.main import main
 from ailedger.tlog.ledger import Ledger
 
 AILEDGER = [sys.executable, "-m", "ailedger.cli.main"]
@@ -138,6 +138,9 @@ def test_put_get_revoke_repair(tmp_path, node_procs, monkeypatch):
     assert r["new"] != cid and r["deleted"] >= 6
     r2 = CliRunner().invoke(main, ["blob", "get", cid, "-o", str(tmp_path / "out4"), "--as", "alice"])
     assert r2.exit_code == 2 and r["new"] in r2.output
+    # the old id was right: the hint names the command that fetches the new blob, not "wrong kind of CID"
+    assert f"ailedger blob get {r['new']} -o FILE --as READER" in r2.output
+    assert "plaintext" not in r2.output
     run("blob", "get", r["new"], "-o", tmp_path / "out4", "--as", "alice")
     assert (tmp_path / "out4").read_bytes() == f.read_bytes()
 

@@ -11,9 +11,9 @@ import sqlite3
 import pytest
 from clirun import run, spawn  # tests/cli/clirun.py
 
+from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.note import parse_note
 from ailedger.tlog.proofbundle import parse_proof_bundle
-from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.witness import Witness
 
 ORIGIN = "test.example/cosign-cli"

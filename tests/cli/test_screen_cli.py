@@ -187,9 +187,8 @@ def test_remove_source_unknown_source(main, env, poisoned_csv, tmp_path):
 def test_remove_source_swap_is_caught(main, env, poisoned_csv, tmp_path):
     """A curator who drops v2 but also swaps one kept record for a new one cannot prove the removal."""
     from ailedger.errors import ProofError
+    from ailedger.screening import removal, remove_sources
     from ailedger.tlog.ledger import Ledger
-    from ailedger.screening import removal
-    from ailedger.screening import remove_sources
 
     run(main, env, "dataset", "commit", str(poisoned_csv), "--name", "digits", "--as", "alice")
     real = removal._write_filtered

@@ -29,7 +29,7 @@ def fresh_schema():
 
 def run(*args, env=None):
     return subprocess.run([sys.executable, "-c", "from ailedger.cli.main import main; main()", *args],
-                          capture_output=True, text=True, timeout=60, env=env)
+                          check=False, capture_output=True, text=True, timeout=60, env=env)
 
 
 @pytest.mark.postgres
@@ -43,7 +43,7 @@ def test_init_postgres_creates_a_working_ledger(tmp_path):
     assert out["store"] == "postgres" and out["schema"] == schema
     with Ledger.open(tmp_path / "l") as led:
         assert led.config["store"] == "postgres"
-        ident, res = led.new_identity("alice")
+        _ident, res = led.new_identity("alice")
         assert res.index == 0 and led.size == 1
     r = run("init-postgres", str(tmp_path / "l"), "--origin", "test.example/cli", "--dsn", PG_DSN)
     assert r.returncode == 2 and "already holds a ledger" in r.stderr

@@ -8,11 +8,11 @@ import shutil
 import pytest
 from clirun import run, spawn  # tests/cli/clirun.py (pytest puts this folder on sys.path)
 
+from ailedger.errors import VerificationError
 from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.tlog.cosignature import verify_cosigned_checkpoint
-from ailedger.errors import VerificationError
-from ailedger.tlog.note import parse_note, parse_vkey, verify_note
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.note import parse_note, parse_vkey, verify_note
 from ailedger.tlog.witness import Witness
 
 ORIGIN = "test.example/cli-log"
@@ -51,9 +51,10 @@ def setup(tmp_path):
 
 def test_forked_log_is_caught(setup):
     ledger, urls, vkeys, tmp = setup
-    trust = sum((["--witness-vkey", v] for v in vkeys), [])
+    trust = [a for v in vkeys for a in ("--witness-vkey", v)]
     # all three witnesses cosign the log at size 5
-    out = run("witness", "cosign", "--ledger", str(ledger.path), *sum((["--url", u] for u in urls), []), *trust)
+    out = run("witness", "cosign", "--ledger", str(ledger.path), *[a for u in urls for a in ("--url", u)],
+              *trust)
     verify_cosigned_checkpoint(out.stdout.encode(), ledger.vkey, vkeys, 3)
 
     # the operator forks the log: same key, same first 5 entries, then two different histories
@@ -101,7 +102,8 @@ def test_verify_command_policy(setup):
     conf = json.loads(run("witness", "configure", "--url", urls[1], "--vkey", vkeys[1], *led, "--json").stdout)
     assert [c["url"] for c in conf] == urls[:2]
     run("witness", "cosign", *led, "-o", str(f))  # the configured witnesses
-    args = ["witness", "verify", str(f), "--log-vkey", ledger.vkey, *sum((["--witness-vkey", v] for v in vkeys), [])]
+    args = ["witness", "verify", str(f), "--log-vkey", ledger.vkey,
+            *[a for v in vkeys for a in ("--witness-vkey", v)]]
     ok = run(*args, "--witness-threshold", "2", "--json")
     assert json.loads(ok.stdout)["ok"] is True
     bad = run(*args, "--witness-threshold", "3", check=False)

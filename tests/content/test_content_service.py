@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from ailedger.errors import BadInputError, NotFoundError
 from ailedger.content.c2pa_io import C2paSigningKey, read_manifest
 from ailedger.content.service import find_disputes
+from ailedger.errors import BadInputError, NotFoundError
 
 from .conftest import jpeg_bytes, png_bytes, wav_bytes
 

@@ -16,7 +16,7 @@ def test_fresh_compile_matches_committed_artifacts(tmp_path):
     if shutil.which("node") is None:
         pytest.skip("node is not installed: cannot recompile the contracts to compare with the artifacts")
     out = subprocess.run(["bash", str(ROOT / "scripts" / "compile-contracts.sh"), str(tmp_path)],
-                         capture_output=True, text=True, timeout=300)
+                         check=False, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     committed = sorted(p.name for p in (ROOT / "contracts" / "build").glob("*.json"))
     fresh = sorted(p.name for p in tmp_path.glob("*.json"))

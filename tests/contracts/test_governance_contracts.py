@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
+from tests.devchain import AnvilNode, find_anvil
 from web3 import EthereumTesterProvider, Web3
 
 from ailedger.errors import BadInputError
-from tests.devchain import AnvilNode, find_anvil
 from ailedger.governance.chain import ChainDAO, advance, send
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,9 +4,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.encoding.canonical import canonical_json, parse_json
-from ailedger.errors import BadInputError, SignatureError
 from ailedger.encoding.identity import b58decode, b58encode, did_from_public_key, public_key_from_did
 from ailedger.encoding.records import build_entry, parse_entry
+from ailedger.errors import BadInputError, SignatureError
 
 # RFC 8785 Appendix B: IEEE 754 bit patterns and their canonical number text
 RFC8785_NUMBERS = [
@@ -74,7 +74,7 @@ def _entry(key=None, body=None):
 
 
 def test_entry_roundtrip_and_golden_shape():
-    key, e = _entry()
+    _key, e = _entry()
     assert e.leaf_bytes.startswith(b'{"body":{"name":"m"},"sig":"')
     again = parse_entry(e.leaf_bytes)
     assert again == e
@@ -85,8 +85,8 @@ def test_entry_roundtrip_and_golden_shape():
 
 
 def test_entry_signed_by_someone_else_is_refused():
-    key, e = _entry()
-    other, e2 = _entry()
+    _key, e = _entry()
+    _other, e2 = _entry()
     d = e.to_dict()
     d["signer"] = e2.signer  # claims to be someone else
     with pytest.raises(SignatureError):
@@ -100,7 +100,7 @@ def test_entry_signed_by_someone_else_is_refused():
 @pytest.mark.parametrize("field,value", [("type", "Bad Type"), ("v", 0), ("v", "1"), ("body", []),
                                          ("time", "yesterday"), ("signer", "did:web:x"), ("sig", 5)])
 def test_entry_field_validation(field, value):
-    key, e = _entry()
+    _key, e = _entry()
     d = e.to_dict()
     d[field] = value
     with pytest.raises(BadInputError) as exc:
@@ -136,7 +136,7 @@ def test_golden_entry_bytes():
 
 @pytest.mark.parametrize("signer", [{}, [], 5, None])
 def test_non_string_signer_is_bad_input(signer):
-    key, e = _entry()
+    _key, e = _entry()
     d = e.to_dict()
     d["signer"] = signer
     with pytest.raises(BadInputError):

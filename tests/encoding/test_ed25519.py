@@ -47,7 +47,7 @@ def test_agrees_with_openssl_on_honest_signatures() -> None:
 
 def test_non_canonical_s_refused() -> None:
     """S + L is the same scalar mod L; RFC 8032 requires S < L (malleability)."""
-    sk, pk, msg, sig = RFC8032[1]
+    _sk, pk, msg, sig = RFC8032[1]
     raw = bytes.fromhex(sig)
     s = int.from_bytes(raw[32:], "little") + L
     forged = raw[:32] + s.to_bytes(32, "little")

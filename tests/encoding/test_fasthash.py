@@ -32,7 +32,7 @@ def _impls():
 
 @pytest.fixture(params=_impls(), ids=lambda p: p[0])
 def impl(request):
-    name, fn, portable = request.param
+    _name, fn, portable = request.param
     if portable is not None:
         from ailedger.encoding import _speedups
 
@@ -50,7 +50,7 @@ def test_fips_examples(impl):
 
 def test_matches_hashlib_at_every_length(impl):
     rnd = random.Random(7)
-    items = [bytes(rnd.getrandbits(8) for _ in range(n)) for n in range(0, 260)]
+    items = [bytes(rnd.getrandbits(8) for _ in range(n)) for n in range(260)]
     items += [os.urandom(n) for n in (1000, 4095, 4096, 65536 + 3)]
     got = impl(items)
     assert got == b"".join(hashlib.sha256(x).digest() for x in items)

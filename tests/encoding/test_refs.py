@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ailedger.errors import AiledgerError, BadInputError
 from ailedger.encoding.refs import MAX_INDEX_DIGITS, entry_ref
+from ailedger.errors import AiledgerError, BadInputError
 
 
 def test_references():

@@ -18,15 +18,16 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import atheris  # noqa: E402
+import atheris
 
 with atheris.instrument_imports(include=["ailedger"]):
-    import fuzzlib  # noqa: E402  (imports every parser under ailedger.core)
-    import ailedger.inference.payloads  # noqa: E402,F401
-    import ailedger.inference.store  # noqa: E402,F401
-    import ailedger.anchoring.service  # noqa: E402,F401
-    import ailedger.tlog.witness  # noqa: E402,F401
-    import ailedger.provenance.models  # noqa: E402,F401
+    import fuzzlib  # imports every parser under ailedger.core
+
+    import ailedger.anchoring.service
+    import ailedger.inference.payloads
+    import ailedger.inference.store
+    import ailedger.provenance.models
+    import ailedger.tlog.witness  # noqa: F401
 
 NAMES = sorted(fuzzlib.TARGETS)
 

@@ -30,8 +30,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import strategies as st
 
 from ailedger.blobs.car import encode_header, encode_section, read_car_bytes
-from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
 from ailedger.blobs.cid import CID, DAG_PB, SHA2_256, decode_varint, encode_varint
+from ailedger.blobs.unixfs import Block, FileImporter, Profile, decode_pbnode, decode_unixfs, read_file
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.encoding.records import build_entry, parse_entry
+from ailedger.errors import AiledgerError
+from ailedger.provenance.manifest import inclusion_proof, parse_safetensors_header
+from ailedger.provenance.smt import decode_proof
+from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
 from ailedger.tlog.cosignature import (
     WitnessPolicy,
     add_cosignatures,
@@ -39,16 +45,10 @@ from ailedger.tlog.cosignature import (
     evaluate_cosigned_checkpoint,
     verify_cosigned_checkpoint,
 )
-from ailedger.errors import AiledgerError
-from ailedger.encoding.identity import did_from_public_key
-from ailedger.provenance.manifest import inclusion_proof, parse_safetensors_header
 from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
 from ailedger.tlog.note import ALG_COSIGNATURE_V1, Signer, parse_note, parse_vkey, verify_note
 from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle, verify_proof_bundle
-from ailedger.encoding.records import build_entry, parse_entry
-from ailedger.provenance.smt import decode_proof
 from ailedger.tlog.tiles import entry_bundle, parse_tile_path, split_entry_bundle
-from ailedger.blobs.unixfs import Block, FileImporter, Profile, decode_pbnode, decode_unixfs, read_file
 
 __all__ = ["ALLOWED", "SEEDS", "TARGETS", "run_plain", "run_target", "seeds_for", "strategy_for"]
 
@@ -269,8 +269,8 @@ def t_smt_proof(data: bytes) -> None:
 def t_anchor_evidence(data: bytes) -> None:
     """Anchor evidence, as `verify --rpc` reads it from a sidecar file or a bundle's extra line
     (the parsing that happens before any RPC call)."""
-    from ailedger.encoding.canonical import parse_json
     from ailedger.anchoring.service import evidence_from_bundle, parse_evidence
+    from ailedger.encoding.canonical import parse_json
 
     _each(lambda: parse_evidence(parse_json(data)),
           lambda: evidence_from_bundle(ProofBundle(0, (), NOTE, data).to_bytes()))

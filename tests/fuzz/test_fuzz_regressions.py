@@ -13,16 +13,16 @@ import pytest
 from fuzzlib import BUNDLE, CP, LOG, NOTE, run_target  # tests/fuzz/fuzzlib.py
 
 from ailedger.blobs.car import encode_section, read_car_bytes
-from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.blobs.cid import CID, DAG_PB, SHA2_256, encode_varint, raw_cid
-from ailedger.tlog.cosignature import add_cosignatures
+from ailedger.blobs.unixfs import PBLink, PBNode, decode_pbnode, encode_pbnode, encode_unixfs_file, read_file
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, TamperError
 from ailedger.provenance.manifest import parse_safetensors_header
+from ailedger.tlog.checkpoint import parse_checkpoint_text
+from ailedger.tlog.cosignature import add_cosignatures
 from ailedger.tlog.note import parse_note, parse_vkey
 from ailedger.tlog.proofbundle import parse_proof_bundle
-from ailedger.encoding.records import parse_entry
 from ailedger.tlog.tiles import parse_tile_path
-from ailedger.blobs.unixfs import PBLink, PBNode, decode_pbnode, encode_pbnode, encode_unixfs_file, read_file
 
 ROOT_B64 = base64.b64encode(CP.root).decode()
 
@@ -289,8 +289,8 @@ def test_malformed_anchor_evidence(evidence):
 
 
 def test_bundle_extra_nested_too_deep_is_not_evidence():
-    from ailedger.tlog.proofbundle import ProofBundle
     from ailedger.anchoring.service import evidence_from_bundle
+    from ailedger.tlog.proofbundle import ProofBundle
 
     # was: RecursionError from json.loads
     assert evidence_from_bundle(ProofBundle(0, (), NOTE, b"[" * 100_000).to_bytes()) is None
@@ -302,8 +302,8 @@ def test_bundle_extra_nested_too_deep_is_not_evidence():
 def test_guardian_cosig_with_non_ascii_sig_is_refused_not_a_crash():
     from dataclasses import dataclass
 
-    from ailedger.governance.state import GovState
     from ailedger.encoding.identity import did_from_public_key
+    from ailedger.governance.state import GovState
 
     @dataclass
     class E:
@@ -394,14 +394,12 @@ def test_part_proof_edits():
 def test_entry_time_takes_ascii_digits_only_and_no_trailing_newline():
     """`\\d` took any Unicode digit and `$` a trailing newline: neither is a valid RFC 3339 entry time."""
     import pytest as _pytest
-
-    from ailedger.errors import BadInputError as _Bad
-    from ailedger.encoding.records import _validate_fields
-
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     from ailedger.encoding.identity import did_from_public_key
+    from ailedger.encoding.records import _validate_fields
+    from ailedger.errors import BadInputError as _Bad
 
     pub = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     good = {"type": "note", "v": 1, "body": {}, "signer": did_from_public_key(pub),
@@ -421,8 +419,8 @@ def test_a_pulled_copy_must_be_an_uncompressed_tar(tmp_path):
 
     import pytest as _pytest
 
-    from ailedger.errors import VerificationError as _VE
     from ailedger.blobs.artifacts import _unpack
+    from ailedger.errors import VerificationError as _VE
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

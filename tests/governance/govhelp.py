@@ -7,8 +7,8 @@ should), and the test still decides when everything happens."""
 
 from __future__ import annotations
 
-from ailedger.governance.state import iso, time_ms
 from ailedger.governance import service as gov
+from ailedger.governance.state import iso, time_ms
 from ailedger.tlog.ledger import Ledger
 
 BASE = time_ms("2030-01-01T00:00:00.000Z")

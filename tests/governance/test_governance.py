@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.governance.govhelp import BASE, DAY, T, dao, make_ledger, people
 
+from ailedger.encoding.records import build_entry
 from ailedger.errors import (
     BadInputError,
     ConflictError,
@@ -15,9 +15,9 @@ from ailedger.errors import (
     SignatureError,
     VerificationError,
 )
-from ailedger.governance.state import GovState, iso
-from ailedger.encoding.records import build_entry
 from ailedger.governance import service as gov
+from ailedger.governance.state import GovState, iso
+from tests.governance.govhelp import BASE, DAY, T, dao, make_ledger, people
 
 
 @pytest.fixture
@@ -300,8 +300,8 @@ def test_guardians_suspend_then_dao_lifts_or_confirms(env):
 
 def _write_raw(led, entry):
     """Put an entry in the store as another writer (an older tool, another program) would: no checks."""
-    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.ledger import entry_terms
+    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.stores import LeafRow
 
     return led.log.append([LeafRow(entry.leaf_bytes, leaf_hash(entry.leaf_bytes), entry_terms(entry))])[0]

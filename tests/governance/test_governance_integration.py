@@ -4,10 +4,10 @@ governance and staking state through model_status() and claims_for()."""
 from __future__ import annotations
 
 import pytest
-from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 
 from ailedger.governance import service as gov
 from ailedger.governance import staking
+from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 
 
 @pytest.fixture

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 
 from ailedger.errors import BadInputError, ConflictError
 from ailedger.governance import service as gov
 from ailedger.governance import staking
+from tests.governance.govhelp import DAY, T, dao, make_ledger, people
 
 
 @pytest.fixture

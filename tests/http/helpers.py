@@ -53,7 +53,7 @@ class Server:
                  open_registration: bool = True) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(ledger.parent / f"serve-{self.port}.log", "wb")
+        self.log = open(ledger.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - closed by stop()
         cmd = [sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger", str(ledger),
                "--port", str(self.port), "--workers", str(workers),
                *(["--open-registration"] if open_registration else []), *args]

@@ -15,12 +15,12 @@ import httpx
 import pytest
 
 from ailedger.encoding.canonical import canonical_json
-from ailedger.governance.state import guardian_statement, leaf_hash_hex
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.encoding.records import build_entry
-from ailedger.provenance import register_model, verify_model
+from ailedger.governance.state import guardian_statement, leaf_hash_hex
 from ailedger.inference import is_model_revoked
+from ailedger.provenance import register_model, verify_model
 from ailedger.tlog.ledger import Ledger, entry_terms
+from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 from tests.http.helpers import Key, Server, now_str
 from tests.provenance.conftest import write_safetensors

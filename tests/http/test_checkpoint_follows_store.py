@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.log import TransparencyLog
 from tests.http.helpers import Server
 
 TTL = 0.5  # ServeConfig.checkpoint_ttl

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from ailedger.encoding.canonical import canonical_json
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.merkle import leaf_hash
 from tests.http.helpers import Key, Server
 from tests.tlog.stores.pg_factory import PG_DSN, fresh_schema, require_pg
 
@@ -86,7 +86,12 @@ def test_sigkill_while_groups_are_written(any_ledger):
 
         ts = [threading.Thread(target=writer, args=(w,)) for w in range(20)]
         [t.start() for t in ts]
-        time.sleep(0.6 + rng.random())
+        # kill once this round has had acknowledged writes (a fixed sleep acknowledges too few on a loaded
+        # machine), at a random moment after that
+        start, t0 = len(acked), time.monotonic()
+        while len(acked) < start + 120 and time.monotonic() - t0 < 60:
+            time.sleep(0.05)
+        time.sleep(rng.random() * 0.5)
         s.proc.send_signal(signal.SIGKILL)  # workers=1: uvicorn serves in this very process
         s.proc.wait(10)
         stop.set()

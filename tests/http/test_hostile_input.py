@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from ailedger.http.app import ServeConfig, create_app
 from ailedger.encoding.canonical import parse_json
 from ailedger.errors import BadInputError
+from ailedger.http.app import ServeConfig, create_app
 from ailedger.tlog.ledger import Ledger
 from tests.http.helpers import Key, Server
 

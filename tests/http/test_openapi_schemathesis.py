@@ -30,7 +30,7 @@ def test_schemathesis_finds_no_server_error(ledger_dir, tmp_path):
                "--checks", "all", "--exclude-checks", "positive_data_acceptance",
                "--max-examples", "15", "--max-time", "20", "--seed", "7", "--request-timeout", "10",
                "--continue-on-failure", "--report", "junit", "--report-dir", str(tmp_path / "st")]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stdout[-8000:] + r.stderr[-2000:]
         assert s.alive()
         assert "internal error" not in Path(s.log.name).read_text()

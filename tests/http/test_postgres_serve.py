@@ -7,9 +7,8 @@ import httpx
 import pytest
 
 from ailedger.encoding.canonical import canonical_json
-from ailedger.tlog.merkle import leaf_hash
-
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.merkle import leaf_hash
 from tests.http.helpers import Key, Server, check_no_loss_no_dup, run_writers
 from tests.tlog.stores.pg_factory import PG_DSN, fresh_schema, require_pg
 
@@ -36,7 +35,7 @@ def _kill_backends(schema: str) -> int:
 
 @pytest.mark.slow
 def test_two_servers_one_postgres_no_gap_no_dup(pg_ledger):
-    d, schema = pg_ledger
+    d, _schema = pg_ledger
     a = Server(d, workers=2)
     b = Server(d)
     try:

@@ -6,11 +6,11 @@ import httpx
 import pytest
 
 from ailedger.tlog.checkpoint import open_checkpoint
+from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
 from ailedger.tlog.tiles import split_entry_bundle
-from ailedger.tlog.ledger import Ledger
 from tests.http.helpers import Key, Server
 
 N = 600
@@ -34,7 +34,7 @@ def filled(tmp_path_factory):
 
 
 def test_checkpoint_and_tiles(filled):
-    s, c, k, verifier = filled
+    _s, c, _k, verifier = filled
     r = c.get("/checkpoint")
     assert r.status_code == 200 and "max-age=1" in r.headers["cache-control"]
     cp = open_checkpoint(r.content, verifier)
@@ -73,7 +73,7 @@ def test_checkpoint_and_tiles(filled):
 
 
 def test_entries_and_proofs(filled):
-    s, c, k, verifier = filled
+    _s, c, k, verifier = filled
     r = c.get("/v1/entries/5")
     assert r.status_code == 200 and r.json()["entry"]["signer"] == k.did
     raw = c.get("/v1/entries/5/raw").content
@@ -99,7 +99,7 @@ def test_entries_and_proofs(filled):
 
 
 def test_search(filled):
-    s, c, k, _ = filled
+    _s, c, k, _ = filled
     r = c.get("/v1/search", params={"subject": f"sha256:{3:064x}", "limit": 1000}).json()
     want = [i + 1 for i in range(N - 1) if i % 7 == 3]
     assert [x["index"] for x in r["results"]] == want
@@ -113,7 +113,7 @@ def test_search(filled):
 
 
 def test_openapi_and_log_info(filled):
-    s, c, k, _ = filled
+    _s, c, _k, _ = filled
     spec = c.get("/openapi.json").json()
     assert spec["openapi"].startswith("3.") and "/tile/{level}/{index}" in spec["paths"]
     info = c.get("/v1/log").json()

@@ -65,7 +65,7 @@ def both(tmp_path_factory):
 
 @pytest.mark.parametrize("path", NON_CANONICAL)
 def test_non_canonical_spellings_name_no_tile(both, path):
-    api, mirror = both
+    api, _mirror = both
     st, body = _get(api.port, path)
     assert st == 404 and b'"not_found"' in body, (path, st, body[:200])
     assert len(body) < 2000

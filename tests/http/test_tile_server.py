@@ -299,7 +299,7 @@ def test_a_trickling_request_head_gets_408(mirror):
     try:
         with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as s:
             s.sendall(b"GET /checkpoint HTTP/1.1\r\nHost: x\r\n\r\n")  # a full request first: answered
-            r, rest = _read_response(s)
+            r, _rest = _read_response(s)
             assert _status(r) == 200
             t = time.monotonic()
             got = b""
@@ -366,13 +366,14 @@ def test_workers_share_the_socket_and_stop_together(mirror):
         for _ in range(40):
             st, _, body = get(srv.url + "/checkpoint")
             assert st == 200 and int(body.split(b"\n")[1]) == led.size
-        children = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout.split()
+        children = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], check=False, capture_output=True,
+                                  text=True).stdout.split()
         assert len(children) == 2
     finally:
         stats = srv.stop()
     assert stats["workers"] == 2 and stats["ok"] == 40
     for pid in children:
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower()
+        assert not os.path.exists(f"/proc/{pid}") or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
 
 
 @needs_tiled
@@ -425,14 +426,15 @@ def test_serve_with_a_tiles_port_keeps_a_mirror_beside_the_api(tmp_path):
                 break
             assert time.monotonic() < deadline, (st, body)
             time.sleep(0.05)
-        got_size, root, entries = read_back(tiles)
+        got_size, _root, entries = read_back(tiles)
         assert got_size == size and entries[300] == httpx.get(srv.url + "/v1/entries/300/raw").content
         assert get(tiles + "/v1/entries/0")[0] == 404  # the mirror is read-only tiles, nothing else
-        kids = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], capture_output=True, text=True).stdout.split()
+        kids = subprocess.run(["pgrep", "-P", str(srv.proc.pid)], check=False, capture_output=True,
+                              text=True).stdout.split()
     finally:
         srv.stop()
     deadline = time.monotonic() + 10
-    while any(os.path.exists(f"/proc/{p}") and "zombie" not in open(f"/proc/{p}/status").read().lower()
+    while any(os.path.exists(f"/proc/{p}") and "zombie" not in Path(f"/proc/{p}/status").read_text().lower()
               for p in kids):
         assert time.monotonic() < deadline, "mirror processes outlived the server"
         time.sleep(0.1)
@@ -446,8 +448,8 @@ def test_serve_refuses_an_unwritable_tiles_dir(tmp_path):
     Ledger.init(d, origin="test.example/tiles-port").close()
     (tmp_path / "afile").write_text("x")
     r = subprocess.run([*CLI, "serve", "--ledger", str(d), "--port", str(free_port()), "--tiles-port", "0",
-                        "--tiles-dir", str(tmp_path / "afile" / "mirror")], capture_output=True, text=True,
-                       timeout=60)
+                        "--tiles-dir", str(tmp_path / "afile" / "mirror")], check=False, capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 2 and "the tile mirror could not be written: cannot write" in r.stderr, r.stderr
     assert (tmp_path / "afile").read_text() == "x"
 
@@ -460,7 +462,8 @@ def test_serve_refuses_a_tiles_port_in_use(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         r = subprocess.run([*CLI, "serve", "--ledger", str(d), "--port", str(free_port()), "--tiles-port",
-                            str(taken.getsockname()[1])], capture_output=True, text=True, timeout=60)
+                            str(taken.getsockname()[1])], check=False, capture_output=True, text=True,
+                           timeout=60)
     assert r.returncode == 2 and "cannot listen" in r.stderr + r.stdout
 
 

@@ -59,7 +59,7 @@ def _wrap(path, entry):
 
 @pytest.mark.parametrize("path", WRITES)
 def test_a_registration_without_a_valid_credential_is_refused_everywhere(closed, path):
-    s, token = closed
+    s, _token = closed
     newcomer, stranger = Key("newcomer"), Key("stranger")
     obj = _wrap(path, newcomer.registration())
     n = size(s)
@@ -140,5 +140,5 @@ def test_a_public_token_file_stops_the_server_from_starting(tmp_path):
     TokenFile(d / "write-tokens").issue("x")
     os.chmod(d / "write-tokens", 0o644)
     r = subprocess.run([sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger",
-                        str(d), "--port", "1"], capture_output=True, text=True, timeout=60)
+                        str(d), "--port", "1"], check=False, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "chmod 600" in r.stderr

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from ailedger.encoding.canonical import canonical_json
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.log import TransparencyLog
+from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 from tests.http.helpers import Key, Server
 from tests.tlog.stores.pg_factory import PG_DSN, fresh_schema, require_pg

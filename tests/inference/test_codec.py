@@ -50,8 +50,8 @@ def test_record_bytes_are_canonical():
 def test_level_wise_root_matches_rfc6962():
     import hashlib
 
-    from ailedger.tlog.merkle import root_from_leaf_hashes
     from ailedger.inference.sdk import merkle_root
+    from ailedger.tlog.merkle import root_from_leaf_hashes
 
     for n in list(range(40)) + [255, 256, 257, 1000]:
         leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(n)]
@@ -61,8 +61,8 @@ def test_level_wise_root_matches_rfc6962():
 def test_batch_paths_match_core_plan_and_verify():
     import hashlib
 
-    from ailedger.tlog.merkle import root_from_leaf_hashes, verify_inclusion
     from ailedger.inference.receipts import _reference_path, batch_inclusion_path
+    from ailedger.tlog.merkle import root_from_leaf_hashes, verify_inclusion
 
     for n in [1, 2, 3, 5, 8, 13, 64, 100]:
         leaves = [hashlib.sha256(b"%d" % i).digest() for i in range(n)]

@@ -10,8 +10,8 @@ import threading
 import pytest
 
 from ailedger.errors import BadInputError
-from ailedger.inference.gateway import Budgets, Gateway, GatewayKeys, KeyInfo, parse_rate
 from ailedger.inference import receipt_proof, verify_receipt_proof
+from ailedger.inference.gateway import Budgets, Gateway, GatewayKeys, KeyInfo, parse_rate
 
 from .conftest import grep_tree
 
@@ -102,8 +102,8 @@ def test_key_revocation_and_budget_units(ledger):
 def test_gateway_honours_the_owners_revocation_not_a_strangers(ledger, model_server):
     """Issue 18 point 1: a stranger's model.revoke (here written straight into the store, as if an older
     writer had taken it) leaves the model served; the owner's own revoke and reinstate are honoured."""
-    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.ledger import entry_terms
+    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.stores import LeafRow
 
     keys = GatewayKeys(ledger.path)

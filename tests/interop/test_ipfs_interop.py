@@ -104,8 +104,7 @@ def test_multilevel_car_both_ways(ref, tmp_path):
     car = tmp_path / "ours.car"
     with open(car, "wb") as out:
         out.write(encode_header([root]))
-        for b in blocks:
-            out.write(encode_section(b))
+        out.writelines(encode_section(b) for b in blocks)
     assert json.loads(ref("readcar", car)) == {"roots": [str(root)], "blocks": len(blocks), "verified": len(blocks)}
     js_car = tmp_path / "js.car"
     assert ref("writecar", f, "kubo-v1-legacy", js_car) == str(root)

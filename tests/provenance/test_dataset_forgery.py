@@ -10,10 +10,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from ailedger.provenance import smt
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import VerificationError
-from ailedger.provenance import commit_dataset, prove_dataset, verify_dataset_proof_file
+from ailedger.provenance import commit_dataset, prove_dataset, smt, verify_dataset_proof_file
 from ailedger.provenance.datasets import open_index
 
 V1 = "ailedger-dataset-proof/v1"

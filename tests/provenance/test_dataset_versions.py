@@ -29,8 +29,8 @@ def _dv():
 
 def _raw_record(ledger, type_, body, ident, terms):
     """Into the store as another writer (an older log, another program) would put it: no ingest checks."""
-    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.ledger import entry_terms
+    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.stores import LeafRow
 
     e = ledger.make_entry(type_, body, ident)

@@ -4,7 +4,6 @@ import json
 
 import pytest
 
-from ailedger.provenance import smt
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, ProofError, VerificationError
 from ailedger.provenance import (
@@ -12,6 +11,7 @@ from ailedger.provenance import (
     normalise_candidate,
     prove_dataset,
     record_key,
+    smt,
     verify_dataset_proof_file,
 )
 from ailedger.provenance.datasets import DatasetIndex, build_index
@@ -192,7 +192,7 @@ def test_shards_hashed_apart_combine(ledger, alice, tmp_path):
     from ailedger.provenance.datasets import hash_shard
 
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
-    a.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(0, 120)))
+    a.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(120)))
     b.write_text("".join(json.dumps({"i": i}) + "\n" for i in range(100, 200)))  # 20 shared records
     hash_shard([str(a)], tmp_path / "sa", partitions_log2=2, workers=1)
     hash_shard([str(b)], tmp_path / "sb", partitions_log2=2, workers=1)

@@ -15,10 +15,9 @@ import time
 import click
 import pytest
 from click.testing import CliRunner
-from tests.provenance.conftest import write_safetensors
 
-from ailedger.provenance import HashStats, register_model, verify_model
-from ailedger.provenance import hashing
+from ailedger.provenance import HashStats, hashing, register_model, verify_model
+from tests.provenance.conftest import write_safetensors
 
 CS = 4096
 

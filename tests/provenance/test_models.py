@@ -4,7 +4,6 @@ import struct
 import pytest
 
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
-from ailedger.provenance.manifest import Manifest
 from ailedger.provenance import (
     HashStats,
     hash_model_dir,
@@ -16,6 +15,7 @@ from ailedger.provenance import (
     verify_model,
     verify_model_part,
 )
+from ailedger.provenance.manifest import Manifest
 
 CS = 4096  # small chunks so the test model has many
 
@@ -82,7 +82,7 @@ def test_incremental_rehash_only_changed_file(ledger, alice, model_dir):
 
 def test_tensor_roots_and_manifest_roundtrip(model_dir):
     m = hash_model_dir(model_dir, chunk_size=CS)
-    f = [x for x in m.files if x.path == "model.safetensors"][0]
+    f = next(x for x in m.files if x.path == "model.safetensors")
     assert [t.name for t in f.tensors] == ["embed.weight", "layer.0.bias", "layer.0.weight"]
     # every tensor starts on a chunk boundary and is covered by its chunks exactly
     for t in f.tensors:
@@ -246,7 +246,7 @@ def test_mmap_and_pread_readers_agree(tmp_path, monkeypatch):
     """The mmap reader (large unaligned chunks) gives the piecewise pread reader's digests."""
     import random
 
-    import ailedger.provenance.hashing as hashing
+    from ailedger.provenance import hashing
     from tests.provenance.conftest import write_safetensors
 
     rng = random.Random(1)

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ailedger.provenance import smt
 from ailedger.errors import ProofError
+from ailedger.provenance import smt
 
 
 def _keys(n, seed=b""):
@@ -63,7 +63,7 @@ def test_cannot_turn_membership_into_absence():
     keys = _keys(50)
     root = smt.subtree_root(keys)
     k = keys[7]
-    sibs, d, kind, other = smt.prove_in_sorted(keys, k)
+    sibs, d, _kind, _other = smt.prove_in_sorted(keys, k)
     # claim absence with the empty terminal, or with some other key on the path
     with pytest.raises(ProofError):
         smt.verify_proof(root, k, smt.SmtProof(smt.EMPTY, d, tuple(sibs)))
@@ -80,7 +80,7 @@ def test_absent_key_cannot_be_proved_member():
     keys = _keys(50)
     root = smt.subtree_root(keys)
     c = hashlib.sha256(b"not there").digest()
-    sibs, d, kind, other = smt.prove_in_sorted(keys, c)
+    sibs, d, kind, _other = smt.prove_in_sorted(keys, c)
     assert kind != smt.MEMBER
     with pytest.raises(ProofError):
         smt.verify_proof(root, c, smt.SmtProof(smt.MEMBER, d, tuple(sibs)))
@@ -112,12 +112,12 @@ def test_proof_size_at_scale_is_small():
 
 def test_hand_computed_roots():
     """The hashing rules written out with hashlib alone."""
-    H = lambda b: hashlib.sha256(b).digest()  # noqa: E731
+    H = lambda b: hashlib.sha256(b).digest()
     k1 = bytes([0x10]) + bytes(31)   # 0001...
     k2 = bytes([0x20]) + bytes(31)   # 0010...
     k3 = bytes([0x90]) + bytes(31)   # 1001...
-    leaf = lambda k: H(b"\x00" + k)  # noqa: E731
-    node = lambda a, b: H(b"\x01" + a + b)  # noqa: E731
+    leaf = lambda k: H(b"\x00" + k)
+    node = lambda a, b: H(b"\x01" + a + b)
     Z = bytes(32)
     assert smt.subtree_root([k1]) == leaf(k1)
     # k1, k2 share "00", split at bit 2: chain of two one-sided nodes above their parent

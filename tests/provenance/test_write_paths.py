@@ -13,11 +13,9 @@ import os
 
 import httpx
 import pytest
-from tests.http.helpers import Key, Server, now_str
-from tests.provenance.conftest import write_safetensors
 
-from ailedger.errors import ConflictError
 from ailedger.encoding.records import build_entry
+from ailedger.errors import ConflictError
 from ailedger.provenance import (
     commit_dataset,
     find_dataset,
@@ -29,6 +27,8 @@ from ailedger.provenance import (
 )
 from ailedger.provenance.datasets import current_dataset, dataset_owner, dataset_versions
 from ailedger.tlog.ledger import Ledger, entry_terms
+from tests.http.helpers import Key, Server, now_str
+from tests.provenance.conftest import write_safetensors
 
 
 def _signed(ident, type_, body):

@@ -8,7 +8,7 @@ from ailedger.screening.loaders import Dataset
 
 def flip_labels(y, rate, seed, k=10):
     r = np.random.default_rng(seed)
-    idx = r.choice(len(y), int(round(rate * len(y))), replace=False)
+    idx = r.choice(len(y), round(rate * len(y)), replace=False)
     y2 = y.copy()
     for i in idx:
         y2[i] = r.choice([c for c in range(k) if c != y[i]])

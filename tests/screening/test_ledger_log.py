@@ -10,14 +10,14 @@ import pytest
 
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import AiledgerError, BadInputError, ProofError
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.ledger import Ledger, entry_terms
 from ailedger.screening.ledger_log import (
     SCREENING_PROOF,
     log_screening,
     screening_proof,
     verify_screening_proof,
 )
+from ailedger.tlog.ledger import Ledger, entry_terms
+from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 
 REPORT = {"verdict": "PASS", "dataset": {"sha256": "ab" * 32, "records": 3},

@@ -7,8 +7,8 @@ import pytest
 
 from ailedger.errors import NotAuthorisedError, ProofError
 from ailedger.provenance import commit_dataset
-from ailedger.tlog.ledger import Ledger
 from ailedger.screening.removal import remove_paths, verify_removal_proof
+from ailedger.tlog.ledger import Ledger
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_the_committers_removal_verifies(setup):
 
 
 def test_a_strangers_removal_is_refused_at_ingest(setup):
-    led, a, b, alice, mallory = setup
+    led, a, b, _alice, mallory = setup
     size = led.size
     with pytest.raises(NotAuthorisedError, match="original committer"):
         remove_paths(led, mallory, "books", [str(a), str(b)], [str(b)], new_name="books-v2", workers=1)

@@ -10,8 +10,8 @@ import pytest
 
 from ailedger.errors import AiledgerError, ProofError
 from ailedger.provenance import commit_dataset
-from ailedger.tlog.ledger import Ledger
 from ailedger.screening.removal import remove_paths, verify_removal_proof
+from ailedger.tlog.ledger import Ledger
 
 
 @pytest.fixture(scope="module")

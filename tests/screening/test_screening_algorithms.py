@@ -1,12 +1,12 @@
 """The screeners on small made data and on digits subsets (fast: < 60 s together)."""
 
 import numpy as np
-from tests.screening.screening_data import digits_dataset, flip_labels
 
 from ailedger.screening import screen
 from ailedger.screening.duplicates import find_duplicates, minhash_pairs, minhash_signatures, phash
 from ailedger.screening.labels import find_label_errors
 from ailedger.screening.outliers import find_outliers
+from tests.screening.screening_data import digits_dataset, flip_labels
 
 
 def test_label_errors_digits_flips(digits_small):
@@ -60,7 +60,7 @@ def test_phash_near_duplicate_images():
     imgs = r.random((3, 32, 32)).astype(np.float32)
     imgs[1] = np.clip(imgs[0] + r.normal(0, 0.01, (32, 32)), 0, 1)  # re-encoded copy of 0
     h = phash(imgs)
-    dist = lambda a, b: bin(int(a) ^ int(b)).count("1")
+    dist = lambda a, b: (int(a) ^ int(b)).bit_count()
     assert dist(h[0], h[1]) <= 4
     assert dist(h[0], h[2]) > 10
     res = find_duplicates([b"x", b"y", b"z"], np.array([0, 1, 0]), images=imgs)
@@ -133,7 +133,7 @@ def test_large_n_paths(monkeypatch, digits_small):
     assert overlap > 0.8
     models = _dense_models(30_000, 0)
     assert [m for m, _ in models] == ["pca24_knn10", "logreg"]
-    probs, names = cross_val_probs(Z, y, 10, text=False, folds=5, models=models)
+    probs, _names = cross_val_probs(Z, y, 10, text=False, folds=5, models=models)
     assert probs.shape == (len(y), 10) and np.allclose(probs.sum(1), 1)
     assert (probs.argmax(1) == y).mean() > 0.9
 

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from tests.screening.screening_data import flip_labels, write_csv
 
 from ailedger.errors import BadInputError
 from ailedger.screening import (
@@ -17,6 +16,7 @@ from ailedger.screening import (
     screen_path,
     screening_body,
 )
+from tests.screening.screening_data import flip_labels, write_csv
 
 
 def test_csv_digits_detected_as_image_and_schema(tmp_path, digits_small):

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.cli.main import main
-from ailedger.errors import BadInputError, NotFoundError
 from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
+from ailedger.errors import BadInputError, NotFoundError
 from ailedger.server.auth import KeyList, TokenFile, WriteAuth, signed_headers
 from ailedger.tlog.identities import Identity
 
@@ -98,3 +98,14 @@ def test_write_token_cli(tmp_path):
     assert r.exit_code == 2 and "no write token named" in r.output
     assert CliRunner().invoke(main, ["write-token", "revoke", "ci", "--file", str(f)]).exit_code == 0
     assert TokenFile(f).check(tok) is None
+
+
+def test_write_token_new_prints_only_the_token_on_stdout(tmp_path):
+    """`TOKEN=$(ailedger write-token new NAME --file F)` (docs/storage.md) captures the token and nothing else;
+    the note about where it is kept goes to stderr."""
+    f = tmp_path / "t"
+    r = CliRunner().invoke(main, ["write-token", "new", "uploader", "--file", str(f)])
+    assert r.exit_code == 0, r.output
+    tok = r.stdout.strip()
+    assert "\n" not in tok and TokenFile(f).check(tok) == "uploader"
+    assert "not shown again" in r.stderr and tok not in r.stderr

@@ -9,6 +9,7 @@ import struct
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from ailedger.errors import BadInputError, SignatureError, VerificationError
 from ailedger.tlog.checkpoint import Checkpoint, sign_checkpoint
 from ailedger.tlog.cosignature import (
     WitnessPolicy,
@@ -19,7 +20,6 @@ from ailedger.tlog.cosignature import (
     verify_cosignature,
     verify_cosigned_checkpoint,
 )
-from ailedger.errors import BadInputError, SignatureError, VerificationError
 from ailedger.tlog.note import ALG_COSIGNATURE_V1, Signer, format_note, parse_note
 
 ORIGIN = "example.org/test-log"

@@ -1,7 +1,5 @@
 """Real subprocesses: SIGKILL mid-append loses nothing acknowledged; concurrent writers leave no gap."""
 
-import json
-import os
 import random
 import signal
 import subprocess
@@ -61,7 +59,7 @@ def test_sigkill_loses_no_acknowledged_entry(tmp_path):
         p.send_signal(signal.SIGKILL)
         out, _ = p.communicate()
         for line in [first] + out.splitlines():
-            _, who, i, idx = line.split()
+            _, who, i, _idx = line.split()
             acked.add((who, int(i)))
     seen, rep, size = _present(path)
     assert acked, "the writer never acknowledged anything"

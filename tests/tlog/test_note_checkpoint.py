@@ -5,10 +5,10 @@ import base64
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
 from ailedger.errors import BadInputError, ProofError, SignatureError
-from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes, inclusion_plan, rehash_plan, CompactRange
-from ailedger.tlog.note import Signer, parse_note, parse_vkey, sign_note, verify_note, make_vkey
+from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
+from ailedger.tlog.merkle import CompactRange, inclusion_plan, leaf_hash, rehash_plan, root_from_leaf_hashes
+from ailedger.tlog.note import Signer, make_vkey, parse_note, parse_vkey, sign_note, verify_note
 from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle, verify_proof_bundle
 
 # golang.org/x/mod/sumdb/note documentation example (public test vector)

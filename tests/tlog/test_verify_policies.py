@@ -3,8 +3,8 @@
 import pytest
 
 from ailedger.errors import VerificationError
-from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.verify import verify_file
 
 

@@ -8,12 +8,12 @@ import urllib.request
 
 import pytest
 
+from ailedger.errors import BadInputError, VerificationError
 from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.tlog.cosignature import verify_cosigned_checkpoint
-from ailedger.errors import BadInputError, VerificationError
+from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.note import parse_note
 from ailedger.tlog.proofbundle import parse_proof_bundle
-from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.witness import (
     Witness,
     WitnessClient,
@@ -201,7 +201,7 @@ def test_witness_state_survives_restart(ledger, tmp_path):
 def test_configured_witnesses_are_used_by_default(ledger, witnesses):
     with pytest.raises(BadInputError):
         collect_cosignatures(ledger)
-    (w0, s0), (w1, s1), (w2, _) = witnesses
+    (w0, s0), (_w1, s1), (w2, _) = witnesses
     configure_witness(ledger, s0.url, w0.vkey)
     configure_witness(ledger, s1.url + "/", w2.vkey)  # wrong key for that URL: its cosignature is dropped
     assert [u for u, _ in configured_witnesses(ledger)] == [s0.url, s1.url]

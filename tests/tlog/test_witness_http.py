@@ -83,7 +83,7 @@ def test_only_a_checkpoint_the_log_signed_is_taken(setup):
 
 
 def test_stalled_bodies_do_not_block_checkpoints_and_time_out(setup, capfd):
-    led, w, srv = setup
+    led, _w, srv = setup
     host, port = srv.server_address[:2]
     socks = []
     for _ in range(100):
@@ -113,7 +113,7 @@ def test_stalled_bodies_do_not_block_checkpoints_and_time_out(setup, capfd):
 
 @pytest.mark.parametrize("cl", ["-1", "1_0", "\u0663", "+5", "99999999999999999999"])
 def test_malformed_content_length_is_400(setup, cl):
-    led, w, srv = setup
+    _led, _w, srv = setup
     host, port = srv.server_address[:2]
     with socket.create_connection((host, port), timeout=5) as s:
         s.sendall(f"POST /add-checkpoint HTTP/1.1\r\nHost: w\r\nContent-Length: {cl}\r\n\r\nold 0\n".encode())

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.canonical import parse_json
-from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -53,10 +52,10 @@ from ailedger.errors import (
     ProofError,
     VerificationError,
 )
+from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.tlog.merkle import verify_consistency
 from ailedger.tlog.note import parse_note, parse_vkey
-from ailedger.tlog.proofbundle import parse_proof_bundle
-from ailedger.tlog.proofbundle import ProofBundle
+from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle
 
 __all__ = [
     "ARTIFACT_ENV",
@@ -181,9 +180,10 @@ class AnchorChain:
                              "reading the account nonce"))
 
     def latest(self, submitter: str, lid: bytes) -> tuple[int, bytes, int]:
-        assert self.contract is not None
+        contract = self.contract
+        assert contract is not None
         size, root, at = self._rpc(
-            lambda: self.contract.functions.latest(self.w3.to_checksum_address(submitter), lid).call(),
+            lambda: contract.functions.latest(self.w3.to_checksum_address(submitter), lid).call(),
             "reading the anchored head")
         return int(size), bytes(root), int(at)
 
@@ -384,7 +384,7 @@ class AnchorQueue:
 
     def receipts(self, chain_id: int | None = None, contract: str | None = None,
                  statuses: Sequence[str] = ("confirmed",)) -> list[AnchorReceipt]:
-        where = "status IN (%s)" % ",".join("?" * len(statuses))
+        where = "status IN ({})".format(",".join("?" * len(statuses)))
         args: list[Any] = list(statuses)
         if chain_id is not None:
             where += " AND chain_id = ?"
@@ -502,7 +502,7 @@ class AnchorService:
             self.log(f"anchor of size {a['tree_size']}: receipt gone (chain reorganisation); tracking again")
             self.queue.db.execute("UPDATE txs SET state = 'pending' WHERE tx_hash = ?", (a["tx_hash"],))
             self.queue.update(a["id"], status="sent", block_number=None, block_hash=None, block_time=None,
-                              last_error="reorganised out of block %s" % a["block_number"])
+                              last_error="reorganised out of block {}".format(a["block_number"]))
             return
         bn, bh = int(rcpt["blockNumber"]), _hex(rcpt["blockHash"])
         if bn != a["block_number"] or bh != a["block_hash"]:

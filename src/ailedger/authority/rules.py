@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError
 from ailedger.encoding.identity import did_from_public_key, public_key_from_did
+from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError
 from ailedger.tlog.admission import TIME_SKEW_SECONDS
 
 __all__ = [
@@ -63,11 +63,15 @@ _LIFT = ("model.reinstate", "model.unrevoke")
 _RULING = {"model.revoke": "revoked", "model.suspend": "suspended"}
 
 
-class EntryLike(Protocol):
-    type: str
-    body: dict[str, Any]
-    signer: str
-    time: str
+class EntryLike(Protocol):  # read-only members: a frozen SignedEntry fits
+    @property
+    def type(self) -> str: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+    @property
+    def signer(self) -> str: ...
+    @property
+    def time(self) -> str: ...
 
 
 # -- the table (docs/authority.md is this, written out; a test keeps the two equal) -----------------------

@@ -19,12 +19,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ailedger.errors import BadInputError, NotFoundError, VerificationError
-from ailedger.blobs.service import BlobService
 from ailedger.authority.service import attach_allowed
-from ailedger.provenance import find_model, verify_model
+from ailedger.blobs.service import BlobService
+from ailedger.errors import BadInputError, NotFoundError, VerificationError
+from ailedger.provenance import find_dataset, find_model, verify_model
 from ailedger.provenance.datasets import build_index
-from ailedger.provenance import find_dataset
 
 __all__ = ["attached_blob", "pack_tree", "pull_dataset", "pull_model", "push_dataset", "push_model"]
 
@@ -63,7 +62,7 @@ def pack_tree(items: list[tuple[Path, str]], out: Path) -> None:
 def _unpack(tar_path: Path, dest: Path) -> None:
     dest.mkdir(parents=True)
     try:  # "r:": an uncompressed archive only (what push writes): a compressed one could expand without bound
-        tar_cm = tarfile.open(tar_path, "r:")
+        tar_cm = tarfile.open(tar_path, "r:")  # noqa: SIM115 - entered by the `with` below
     except tarfile.ReadError as exc:
         raise VerificationError(f"the stored copy is not an uncompressed tar archive ({exc})",
                                 expected="uncompressed tar", found="something else") from None

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ailedger.blobs.cid import CID, decode_varint, encode_varint, verify_block
-from ailedger.errors import BadInputError, VerificationError
 from ailedger.blobs.unixfs import Block
+from ailedger.errors import BadInputError, VerificationError
 
 __all__ = [
     "MAX_SECTION",

@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ailedger.errors import BadInputError, VerificationError
 from ailedger.encoding.identity import public_key_from_did
+from ailedger.errors import BadInputError, VerificationError
 
 __all__ = [
     "SEGMENT",

@@ -38,14 +38,17 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlparse
 
-from ailedger.errors import BadInputError
 from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
+from ailedger.errors import BadInputError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 from ailedger.server.auth import WWW_AUTHENTICATE, Credential, KeyList, TokenFile, WriteAuth
 from ailedger.server.guard import Deadlines, GuardedHandler, GuardedServer, content_length
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["StorageNode", "serve"]
 
@@ -102,7 +105,7 @@ class StorageNode:
     def used(self) -> int:
         return sum(p.stat().st_size for p in self.dir.iterdir() if len(p.name) == 64)
 
-    def start(self) -> StorageNode:
+    def start(self) -> Self:
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name=f"storage-node-{self.port}",
                                         daemon=True)
         self._thread.start()
@@ -114,7 +117,7 @@ class StorageNode:
         if self._thread:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> StorageNode:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -254,8 +257,8 @@ class _Handler(GuardedHandler):
         raw = q.get("index", [""])[0]
         index = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else -1
         leaves_path = path.with_name(path.name + ".leaves")
-        raw = leaves_path.read_bytes() if leaves_path.exists() else b""
-        leaves = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+        hashes = leaves_path.read_bytes() if leaves_path.exists() else b""
+        leaves = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
         if not 0 <= index < len(leaves):
             self._error(400, f"segment index must be in [0, {len(leaves)})")
             return

@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
+from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
+from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
+from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -38,11 +42,13 @@ from ailedger.errors import (
     StorageError,
     VerificationError,
 )
-from ailedger.provenance.shardproof import SEGMENT, ShardHasher, challenge_indices, segment_count, verify_segment
-from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
-from ailedger.blobs import crypto
-from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
-from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
+from ailedger.provenance.shardproof import (
+    SEGMENT,
+    ShardHasher,
+    challenge_indices,
+    segment_count,
+    verify_segment,
+)
 
 __all__ = ["ENCRYPTION", "BlobService", "BlobState", "GetResult", "PutResult", "RepairResult"]
 

@@ -224,10 +224,7 @@ def read_vkey(value: str) -> Any:
 def handle_errors(f: F) -> F:
     @functools.wraps(f)
     def wrapper(*a: Any, **kw: Any) -> Any:
-        try:
-            return f(*a, **kw)
-        except AiledgerError:
-            raise
+        return f(*a, **kw)
     return wrapper  # type: ignore[return-value]
 
 

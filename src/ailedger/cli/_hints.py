@@ -44,6 +44,15 @@ def _receipt(exc: AiledgerError) -> str | None:
     return None
 
 
+def _cid(exc: AiledgerError) -> str:
+    """An unknown blob id, or one whose blob was re-encrypted as a new one (then the id was right: name the new one)."""
+    new = exc.details.get("superseded_by")
+    if new:
+        return f"its readers fetch it with `ailedger blob get {new} -o FILE --as READER`"
+    return ("blob commands take the CID `blob put` printed (the encrypted object's) or its entry #N; the CID "
+            "`blob cid FILE` prints is the plaintext's, which the ledger does not record (docs/cli.md, ids)")
+
+
 RULES: tuple[Rule, ...] = (
     Rule(BadInputError, None, "", _coding),
     Rule(NotFoundError, "identity", "", "`ailedger identity list` shows the identities held here; make one with "
@@ -67,9 +76,7 @@ RULES: tuple[Rule, ...] = (
     Rule(BadInputError, "receipt", "inference", _receipt),
     Rule(BadInputError, "entry", "verify", "`ailedger entry N -o FILE` writes entry N's exact bytes where the ledger "
                                            "is (N: the index the proof is for, as given to `prove`)"),
-    Rule(NotFoundError, "cid", "blob", "blob commands take the CID `blob put` printed (the encrypted object's) or "
-                                       "its entry #N; the CID `blob cid FILE` prints is the plaintext's, which the "
-                                       "ledger does not record (docs/cli.md, ids)"),
+    Rule(NotFoundError, "cid", "blob", _cid),
 )
 
 

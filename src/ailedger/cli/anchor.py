@@ -133,8 +133,8 @@ def register(main: click.Group) -> None:
     def evidence_cmd(proof: str, output: str | None, embed: bool, ledger_dir: str | None, as_json: bool) -> None:
         """Write the anchor evidence of a .tlog-proof (receipt + consistency proof): a sidecar file
         PROOF.anchor.json by default, or embedded in the proof's extra line with --embed."""
-        from ailedger.errors import BadInputError
         from ailedger.anchoring.service import anchor_evidence, embed_evidence, sidecar_path
+        from ailedger.errors import BadInputError
         from ailedger.tlog.ledger import Ledger
 
         data = Path(proof).read_bytes()
@@ -165,9 +165,9 @@ def register(main: click.Group) -> None:
     def verify_cmd(proof: str, rpc: str, contract: str, log_vkey: str | None, evidence: str | None,
                    submitter: str | None, confirmations: int, as_json: bool) -> None:
         """Check that the checkpoint of PROOF (a .tlog-proof or a checkpoint) is anchored on chain."""
+        from ailedger.anchoring.service import check_anchored, evidence_from_bundle, sidecar_path
         from ailedger.errors import VerificationError
         from ailedger.tlog.proofbundle import parse_proof_bundle
-        from ailedger.anchoring.service import check_anchored, evidence_from_bundle, sidecar_path
 
         data = Path(proof).read_bytes()
         ev_path = Path(evidence) if evidence else sidecar_path(proof)
@@ -182,8 +182,8 @@ def register(main: click.Group) -> None:
             lines = [f"anchored: tree size {res['checkpoint_size']} "
                      + ("directly" if res["how"] == "direct" else f"via the anchor of size {res['anchored_size']}"
                         " and a consistency proof"),
-                     f"  block {res['block_number']} at {res['block_time_iso']} ({res['confirmations']} "
-                     f"confirmations), tx {res['tx_hash']}"]
+                     (f"  block {res['block_number']} at {res['block_time_iso']} ({res['confirmations']} "
+                     f"confirmations), tx {res['tx_hash']}")]
         else:
             lines = [f"NOT anchored: {res['reason']}"]
         _emit(res, as_json, lines)

@@ -33,8 +33,8 @@ def _identity(ledger: Any, name: str) -> Any:
 def blob_cid(ledger: Any, ref: str) -> str:
     """What a blob command is given: the CID `blob put` printed (the encrypted object's), or the index of
     its ``blob.put`` entry (``#N`` or ``N``, also printed by `blob put`)."""
-    from ailedger.errors import NotFoundError
     from ailedger.encoding.refs import entry_ref
+    from ailedger.errors import NotFoundError
 
     idx = entry_ref(ref, "cid", bare=True)
     if idx is None:

@@ -115,8 +115,8 @@ def _proposal_text(p: dict[str, Any]) -> str:
     t = p["tally"]
     lines = [f"proposal {p['id']}: {p['state'].upper()} - {p['description']}",
              f"  actions:  {acts}",
-             f"  voting:   {p['voting_starts']} .. {p['voting_ends']} ({p['strategy']}, snapshot at log index "
-             f"{p['snapshot_index']})",
+             (f"  voting:   {p['voting_starts']} .. {p['voting_ends']} ({p['strategy']}, snapshot at log index "
+             f"{p['snapshot_index']})"),
              f"  tally:    for {t['for']}, against {t['against']}, abstain {t['abstain']} ({p['voters']} voters); "
              f"quorum {p['quorum']} of {p['total_power']} " + ("reached" if p["quorum_reached"] else "not reached")]
     if p.get("eta"):
@@ -339,9 +339,9 @@ def register(main: click.Group) -> None:
                                                                     else ""))
                 return
             s = gov.state(led).summary()
-        lines = [f"DAO {s['name'] or '(none)'}: strategy {s['params']['strategy']}, supply {s['supply']}, "
+        lines = [(f"DAO {s['name'] or '(none)'}: strategy {s['params']['strategy']}, supply {s['supply']}, "
                  f"{s['holders']} holders, reputation {s['reputation_total']}, {s['proposals']} proposals, "
-                 f"{s['claims']} stake claims, {s['rejected']} refused entries"]
+                 f"{s['claims']} stake claims, {s['rejected']} refused entries")]
         lines += [f"  model {k}: {v['state']} by {v['by']}" for k, v in s["models"].items()]
         lines += [f"  dataset {k}: {v['state']} by {v['by']}" for k, v in s["datasets"].items()]
         emit(as_json, s, "\n".join(lines))
@@ -469,8 +469,8 @@ def register(main: click.Group) -> None:
         r = gov.simulate(holders=holders, trials=trials, alpha=alpha, cap_bps=cap_bps, turnout=turnout, seed=seed)
         charts = [gov.simulate_chart(r, p) for p in (png, svg) if p]
         r["charts"] = charts
-        lines = [f"{holders} holders (Pareto a={alpha}; top 3 hold {r['top3_token_share'] * 100:.1f}% of tokens), "
-                 f"{trials} votes, turnout {turnout:.0%}"]
+        lines = [(f"{holders} holders (Pareto a={alpha}; top 3 hold {r['top3_token_share'] * 100:.1f}% of tokens), "
+                 f"{trials} votes, turnout {turnout:.0%}")]
         for s, v in r["strategies"].items():
             lines.append(f"  {s:<10} top 3 decide {v['top3_decide_rate'] * 100:5.1f}% of outcomes; top 3 weight "
                          f"share {v['top3_weight_share'] * 100:5.1f}%; outweigh all other voters "

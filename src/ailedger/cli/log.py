@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,11 @@ from ailedger.cli._common import (
 )
 from ailedger.cli.witness import collect_for_cli, cosign_options
 from ailedger.encoding.canonical import parse_json
-from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.tlog.merkle import leaf_hash, verify_consistency
 from ailedger.tlog.note import parse_note
-from ailedger.encoding.records import parse_entry
 
 
 def _write_exact(data: bytes) -> None:
@@ -140,7 +141,7 @@ def _load_record(data: bytes, type_opt: str | None) -> tuple[str, dict[str, Any]
     if "body" in obj and "type" in obj:
         extra = set(obj) - {"type", "body", "v"}
         if extra:
-            raise BadInputError(f"record has unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+            raise BadInputError(f"record has unknown field {min(extra)!r}", field=min(extra))
         if not isinstance(obj["body"], dict):
             raise BadInputError("record body must be a JSON object", field="body")
         return str(obj["type"]), obj["body"], int(obj.get("v", 1))
@@ -192,8 +193,8 @@ def append(files: tuple[Path, ...], as_name: str | None, type_opt: str | None, j
         if ident is not None:
             for e in entries:
                 led.check_signer_allowed(e)
-        from ailedger.tlog.merkle import leaf_hash as lh
         from ailedger.tlog.ledger import entry_terms
+        from ailedger.tlog.merkle import leaf_hash as lh
         from ailedger.tlog.stores import LeafRow
 
         rows = [LeafRow(e.leaf_bytes, lh(e.leaf_bytes), entry_terms(e)) for e in entries]
@@ -384,7 +385,7 @@ def consistency(sizes: tuple[int, ...], old_file: Path | None, new_file: Path | 
             lines = read_input_file(proof_file, "proof").decode(errors="replace").split()
             try:
                 proof = [base64.b64decode(x, validate=True) for x in lines]
-            except Exception:
+            except ValueError:  # binascii.Error is a ValueError
                 raise BadInputError(f"{proof_file} is not one base64 hash a line") from None
         else:
             if led is None:
@@ -426,8 +427,8 @@ def audit(no_signatures: bool, ledger_dir: Path | None, as_json: bool) -> None:
                        f"fix them all with: ailedger doctor --ledger {led.path} --fix", err=True)
 
         def text() -> str:
-            lines = [f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
-                     f"{rep.checkpoints_checked} checkpoints, {rep.signatures_checked} signatures"]
+            lines = [(f"audited {rep.leaves_checked} entries, {rep.nodes_checked} tree nodes, "
+                     f"{rep.checkpoints_checked} checkpoints, {rep.signatures_checked} signatures")]
             if rep.ok:
                 lines.append("OK: everything recomputes")
             for p in rep.problems:
@@ -597,7 +598,8 @@ def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cach
 
     Keep DIRECTORY current with `ailedger tiles export DIRECTORY --watch 1`.  Tiles never change, so
     each is read once and answered from memory; the checkpoint follows the directory.  Stops
-    cleanly on SIGTERM or Ctrl-C and prints its counters."""
+    cleanly on SIGTERM or Ctrl-C and prints its counters.  The default way to serve a mirror is
+    nginx (`ailedger tiles nginx-conf`, docs/mirror.md); this C server is the optional faster one."""
     from ailedger.tlog.tileserver import serve_mirror
 
     def ready(info: dict) -> None:
@@ -616,6 +618,57 @@ def tiles_serve(directory: Path, listen: str, workers: int, refresh: float, cach
          f"{stats.get('not_found', 0)} not found, {stats.get('bad_requests', 0)} refused as malformed, "
          f"{stats.get('refused_503', 0)} connections refused with 503")
 
+
+
+def _read_mirror(url: str, vkey_value: str, origin: str | None, timeout: float,
+                 into: Path | None) -> dict[str, Any]:
+    from ailedger.tlog.tileclient import read_tile_mirror
+
+    verifier = read_vkey(vkey_value)
+    return read_tile_mirror(url, verifier, into=into, origin=origin, timeout=timeout)
+
+
+_mirror_options = [
+    click.option("--vkey", "vkey_value", required=True,
+                 help="The log's verifier key, inline or a file (`ailedger vkey` prints it)."),
+    click.option("--origin", default=None, help="The log's origin line, if not the key's name."),
+    click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
+                 help="Per request."),
+]
+
+
+def _with_mirror_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for opt in reversed(_mirror_options):
+        f = opt(f)
+    return f
+
+
+@tiles.command("verify")
+@click.argument("url")
+@_with_mirror_options
+@json_option
+def tiles_verify(url: str, vkey_value: str, origin: str | None, timeout: float, as_json: bool) -> None:
+    """Read the whole tile mirror at URL (nginx, an object store, `tiles serve`, `ailedger serve`) and check
+    it: the checkpoint signed by --vkey, every hash tile, the root, every entry.  Exit 1 if it does not hold."""
+    res = _read_mirror(url, vkey_value, origin, timeout, None)
+    emit(as_json, res, f"verified {res['url']}: {res['origin']} at size {res['size']}, root {res['root']} "
+                       f"({res['fetched']} files, {res['bytes_fetched']} bytes)")
+
+
+@tiles.command("mirror")
+@click.argument("url")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@_with_mirror_options
+@json_option
+def tiles_mirror(url: str, directory: Path, vkey_value: str, origin: str | None, timeout: float,
+                 as_json: bool) -> None:
+    """Copy the tile mirror at URL into DIRECTORY, checked as `tiles verify` checks it (a mirror of a
+    mirror, servable by nginx in turn).  Run again to follow the log: full tiles already copied are not
+    fetched again, the checkpoint goes last, and one that does not extend the copy's is refused."""
+    res = _read_mirror(url, vkey_value, origin, timeout, directory)
+    grown = "" if res["previous_size"] is None else f" (was {res['previous_size']})"
+    emit(as_json, res, f"mirrored {res['url']} into {directory}: {res['origin']} at size {res['size']}{grown}, "
+                       f"{res['fetched']} files fetched, {res['reused']} already there")
 
 @click.command()
 @click.option("--type", "type_", help="Record type.")

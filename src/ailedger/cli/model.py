@@ -112,8 +112,8 @@ def register(main: click.Group) -> None:
                        follow_symlinks: bool, ignores: tuple[str, ...], ledger_path: str | None,
                        as_json: bool) -> None:
         """Hash DIRECTORY, sign its manifest and log it with its lineage."""
-        from ailedger.provenance.manifest import DEFAULT_CHUNK_SIZE
         from ailedger.provenance import HashStats, register_model
+        from ailedger.provenance.manifest import DEFAULT_CHUNK_SIZE
 
         hp = {**read_json_file(hp_file, "hyperparameters"), **parse_kv(hps, "hp")}
         meta = {**read_json_file(meta_file, "metadata"), **parse_kv(metas, "meta")}
@@ -156,8 +156,8 @@ def register(main: click.Group) -> None:
                 raise BadInputError("--oms needs --public-key PUB.pem", field="public_key")
             rep = oms_verify(directory, oms_sig, public_key, progress=show_progress(as_json))
             lines = [f"OpenSSF model signature {oms_sig}: " + ("VALID" if rep["ok"] else "DOES NOT MATCH"),
-                     f"model name {rep['model_name']}, {rep['resources']} resources, "
-                     f"method {rep['serialization']['method']}, key {rep['key_curve']}"]
+                     (f"model name {rep['model_name']}, {rep['resources']} resources, "
+                     f"method {rep['serialization']['method']}, key {rep['key_curve']}")]
             lines += ["  " + d["detail"] for d in rep["differences"]]
             emit(rep, as_json, "\n".join(lines))
             if not rep["ok"]:
@@ -169,11 +169,11 @@ def register(main: click.Group) -> None:
             rep = verify_model(ledger, directory, name=name, workers=workers, progress=show_progress(as_json),
                                follow_external_symlinks=follow_symlinks, ignore=ignores, trust_cache=trust_cache)
         if rep["ok"]:
-            lines = [f"OK: {directory} is exactly model {rep['name']} (manifest {rep['manifest_root'][:16]}..., "
-                     f"{rep['files']} files, {rep['bytes']} bytes)"]
+            lines = [(f"OK: {directory} is exactly model {rep['name']} (manifest {rep['manifest_root'][:16]}..., "
+                     f"{rep['files']} files, {rep['bytes']} bytes)")]
         else:
-            lines = [f"MISMATCH: {directory} differs from model {rep['name']} "
-                     f"(expected manifest {rep['expected_root'][:16]}..., found {rep['manifest_root'][:16]}...)"]
+            lines = [(f"MISMATCH: {directory} differs from model {rep['name']} "
+                     f"(expected manifest {rep['expected_root'][:16]}..., found {rep['manifest_root'][:16]}...)")]
         lines += _status_lines(rep["record"])
         fc = rep["hashing"].get("from_cache")
         if fc is not None:

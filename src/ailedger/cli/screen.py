@@ -22,12 +22,12 @@ from ailedger.errors import VerificationError
 def _summary_text(rep: dict[str, Any], max_flagged: int = 20) -> str:
     ds, sm = rep["dataset"], rep["summary"]
     lines = [
-        f"screened {ds['path']}: {ds['records']} records, {ds['modality']}, {len(ds['class_counts'])} classes, "
-        f"{ds['sources']} source(s)",
+        (f"screened {ds['path']}: {ds['records']} records, {ds['modality']}, {len(ds['class_counts'])} classes, "
+        f"{ds['sources']} source(s)"),
         f"verdict:  {rep['verdict'].upper()} - {sm['flagged']} flagged ({100 * sm['flagged_fraction']:.2f}%): "
         + (", ".join(f"{k} {v}" for k, v in sorted(sm["by_reason"].items())) or "nothing"),
-        f"model:    cross-validated accuracy vs given labels {100 * sm['cv_accuracy']:.2f}% "
-        f"({rep['parameters']['folds']} folds, {'+'.join(rep['parameters']['models'])})",
+        (f"model:    cross-validated accuracy vs given labels {100 * sm['cv_accuracy']:.2f}% "
+        f"({rep['parameters']['folds']} folds, {'+'.join(rep['parameters']['models'])})"),
     ]
     if sm["backdoor_suspected_classes"]:
         lines.append("backdoor: suspected in class(es) " + ", ".join(map(str, sm["backdoor_suspected_classes"])))
@@ -200,6 +200,7 @@ def register(main: click.Group) -> None:
         _write_outputs(rep, html_out, json_out, ds.images)
         logged = None
         if do_log:
+            assert dataset_name is not None  # checked above
             with open_ledger(ledger_dir) as lg:
                 ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
                 hit = _current_commit(lg, dataset_name)

@@ -86,6 +86,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
                       head_timeout=head_timeout, body_timeout=body_timeout, min_body_rate=min_body_rate,
                       checkpoint_refresh=checkpoint_refresh,
                       commit_window=commit_window_ms / 1000, commit_max_entries=commit_max_entries)
+    assert cfg.token_file is not None  # set just above
     TokenFile(cfg.token_file).check_file()  # a token file others can read or change stops the start, exit 2
     os.environ["AILEDGER_LEDGER"] = str(path)
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))

@@ -13,8 +13,8 @@ from ailedger.errors import AiledgerError
 
 
 def claim_text(c: dict[str, Any]) -> str:
-    lines = [f"claim {c['claim_id']}: {c['subject']} is {c['claim']!r} - {c['stake']} reputation staked by "
-             f"{c['staker']}", f"  status: {c['status']} (challenge window ends {c['challenge_window_ends']})"]
+    lines = [(f"claim {c['claim_id']}: {c['subject']} is {c['claim']!r} - {c['stake']} reputation staked by "
+             f"{c['staker']}"), f"  status: {c['status']} (challenge window ends {c['challenge_window_ends']})"]
     d = c.get("dispute")
     if d:
         t = d["tally"]

@@ -46,8 +46,8 @@ def register(main: click.Group) -> None:
         Writes (store, delete) are taken only from the identities named with --allow/--allow-file
         (RFC 9421 signed requests; `blob put` signs with its --as identity) or from holders of a
         token in --token-file; reads are open (shards are ciphertext named by their hash)."""
-        from ailedger.errors import BadInputError
         from ailedger.blobs.node import StorageNode
+        from ailedger.errors import BadInputError
         from ailedger.server.guard import Deadlines
 
         if not (allow or allow_file or token_file):

@@ -237,8 +237,8 @@ def register(main: click.Group) -> None:
     def verify_cmd(checkpoint: str, log_vkey: str, vkeys: tuple[str, ...], threshold: int | None,
                    as_json: bool) -> None:
         """Check a cosigned checkpoint (or the checkpoint in a .tlog-proof) against a witness policy."""
-        from ailedger.tlog.cosignature import WitnessPolicy, evaluate_cosigned_checkpoint
         from ailedger.errors import VerificationError
+        from ailedger.tlog.cosignature import WitnessPolicy, evaluate_cosigned_checkpoint
         from ailedger.tlog.proofbundle import parse_proof_bundle
 
         data = Path(checkpoint).read_bytes()
@@ -246,9 +246,9 @@ def register(main: click.Group) -> None:
             data = parse_proof_bundle(data).checkpoint
         policy = WitnessPolicy.from_vkeys(log_vkey, list(vkeys), threshold)
         res = evaluate_cosigned_checkpoint(data, policy)
-        lines = [f"checkpoint {res.checkpoint.origin} size {res.checkpoint.size}: "
+        lines = [(f"checkpoint {res.checkpoint.origin} size {res.checkpoint.size}: "
                  f"log signature {'ok' if res.log_signature_ok else 'BAD'}, "
-                 f"{len(res.cosigners)} of {len(policy.witnesses)} witnesses cosigned (need {policy.threshold})"]
+                 f"{len(res.cosigners)} of {len(policy.witnesses)} witnesses cosigned (need {policy.threshold})")]
         lines += [f"  cosigned by {n} at {t}" for n, t in res.cosigners]
         lines += [f"  {n}: {r}" for n, r in res.failures]
         _emit(res.to_dict(), as_json, lines)

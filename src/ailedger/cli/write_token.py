@@ -45,9 +45,10 @@ def register(main: click.Group) -> None:
 
         path = _file(token_file, ledger_dir)
         token = TokenFile(path).issue(name)
-        emit(as_json, {"name": name, "token": token, "file": str(path)},
-             f"{token}\n(write token {name!r} in {path}; send it as Authorization: Bearer <token>; "
-             "it is not shown again)")
+        emit(as_json, {"name": name, "token": token, "file": str(path)}, token)
+        if not as_json:  # the token alone on stdout, so that TOKEN=$(ailedger write-token new NAME) works
+            click.echo(f"(write token {name!r} in {path}; send it as Authorization: Bearer <token>; it is not "
+                       "shown again)", err=True)
 
     @write_token.command("list")
     @_file_option

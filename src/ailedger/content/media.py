@@ -103,7 +103,7 @@ def _decode_video(data: bytes, what: str) -> tuple[list[npt.NDArray[np.uint8]], 
     except ImportError as e:  # pragma: no cover - av is a dependency
         raise BadInputError("video support needs the 'av' package", field="file") from e
     try:
-        with av.open(io.BytesIO(data)) as c:
+        with av.open(io.BytesIO(data), "r") as c:
             if not c.streams.video:
                 raise BadInputError(f"{what}: no video stream", field="file")
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]

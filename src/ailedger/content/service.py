@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 
+from ailedger.authority.service import model_registration
 from ailedger.content import audio_watermark as awm
+from ailedger.content import c2pa_io
 from ailedger.content import fingerprint as fp
 from ailedger.content import watermark as wm
-from ailedger.errors import AiledgerError, BadInputError, NotFoundError
-from ailedger.encoding.records import parse_entry
-from ailedger.content import c2pa_io
 from ailedger.content.index import KIND_BITS, FingerprintStore, StoreHit
 from ailedger.content.media import Media, decode_image_bytes, encode_wav, fingerprints, load_media
+from ailedger.encoding.records import parse_entry
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError
 from ailedger.governance.staking import claims_for
-from ailedger.authority.service import model_registration
 
 RECORD_TYPE = "content.register"
 WM_KEY_FILE = "watermark.key"
@@ -386,9 +386,9 @@ class ContentService:
                                     min(e.get("distance", 0) for e in x["evidence"]), x["entry"]))
         out["matches"] = matches
         if matches:
-            best = min(rank[e["how"]] for e in matches[0]["evidence"])
+            top = min(rank[e["how"]] for e in matches[0]["evidence"])
             out["verdict"] = {0: "exact match", 1: "exact match (normalised text)", 2: "watermark match",
-                              3: "near-duplicate"}[best]
+                              3: "near-duplicate"}[top]
         elif notes and not (m.kind == "image" and (out.get("watermark") or {}).get("checked")):
             out["verdict"] = "cannot tell"
         else:

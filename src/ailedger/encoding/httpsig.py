@@ -31,8 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from ailedger.encoding.ed25519 import verify as ed25519_verify
-from ailedger.errors import AiledgerError, BadInputError
 from ailedger.encoding.identity import public_key_from_did
+from ailedger.errors import AiledgerError, BadInputError
 
 __all__ = [
     "COVERED",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ailedger.encoding import ed25519
 from ailedger.errors import BadInputError, SignatureError
 
-__all__ = ["did_from_public_key", "public_key_from_did", "verify_did_signature", "b58encode", "b58decode"]
+__all__ = ["b58decode", "b58encode", "did_from_public_key", "public_key_from_did", "verify_did_signature"]
 
 _ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}

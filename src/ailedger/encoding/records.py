@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ailedger.encoding.canonical import canonical_json, parse_json
-from ailedger.errors import BadInputError
 from ailedger.encoding.identity import public_key_from_did, verify_did_signature
+from ailedger.errors import BadInputError
 
-__all__ = ["SignedEntry", "MAX_ENTRY_BYTES", "unsigned_bytes", "build_entry", "parse_entry", "ENTRY_SCHEMA_VERSION"]
+__all__ = ["ENTRY_SCHEMA_VERSION", "MAX_ENTRY_BYTES", "SignedEntry", "build_entry", "parse_entry", "unsigned_bytes"]
 
 # tlog-tiles entry bundles prefix each entry with a 16-bit length
 MAX_ENTRY_BYTES = 65535
@@ -64,10 +64,10 @@ def _validate_fields(obj: Any) -> None:
         raise BadInputError("entry must be a JSON object")
     missing = _FIELDS - obj.keys()
     if missing:
-        raise BadInputError(f"entry is missing field {sorted(missing)[0]!r}", field=sorted(missing)[0])
+        raise BadInputError(f"entry is missing field {min(missing)!r}", field=min(missing))
     extra = obj.keys() - _FIELDS
     if extra:
-        raise BadInputError(f"entry has unknown field {sorted(extra)[0]!r}", field=sorted(extra)[0])
+        raise BadInputError(f"entry has unknown field {min(extra)!r}", field=min(extra))
     t = obj["type"]
     if not isinstance(t, str) or len(t) > 64 or not _TYPE_RE.match(t):
         raise BadInputError("entry type must be a dotted lowercase name", field="type", found=str(t)[:80])
@@ -100,7 +100,7 @@ def build_entry(
 try:
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
-    _loads = json.loads
+    _loads = json.loads  # type: ignore[assignment]  # same use
 
 
 def _fast_parse(data: bytes) -> tuple[dict[str, Any], bytes] | None:

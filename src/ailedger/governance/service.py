@@ -37,6 +37,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ailedger.authority.service import genesis_info, operator_of, write_genesis
+from ailedger.authority.service import require_model_usable as _require
+from ailedger.encoding.identity import public_key_from_did
+from ailedger.encoding.leaves import LightEntry
+from ailedger.encoding.leaves import verify_leaf as _verify_one
+from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -57,17 +63,11 @@ from ailedger.governance.state import (
     time_ms,
     vote_weight,
 )
-from ailedger.encoding.identity import public_key_from_did
-from ailedger.authority.service import genesis_info, operator_of, write_genesis
-from ailedger.authority.service import require_model_usable as _require
-from ailedger.encoding.leaves import LightEntry
-from ailedger.encoding.leaves import verify_leaf as _verify_one
-from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 
 __all__ = [
     "ACTION_KINDS",
-    "AuthorityView",
     "STRATEGIES",
+    "AuthorityView",
     "LightEntry",
     "balances",
     "cancel",

@@ -16,8 +16,8 @@ import time
 from typing import Any
 
 from ailedger.errors import BadInputError, VerificationError
-from ailedger.governance.state import GovState, iso, time_ms
 from ailedger.governance import service as gov
+from ailedger.governance.state import GovState, iso, time_ms
 
 __all__ = [
     "check_jury_seeds",

@@ -40,6 +40,8 @@ from typing import Any, Protocol
 
 from ailedger.authority.rules import LogConfig
 from ailedger.encoding.canonical import canonical_json
+from ailedger.encoding.identity import public_key_from_did, verify_did_signature
+from ailedger.encoding.times import iso, time_ms  # governance periods are in these units (re-exported)
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -47,8 +49,6 @@ from ailedger.errors import (
     NotAuthorisedError,
     NotFoundError,
 )
-from ailedger.encoding.identity import public_key_from_did, verify_did_signature
-from ailedger.encoding.times import iso, time_ms  # governance periods are in these units (re-exported)
 
 __all__ = [
     "ACTION_KINDS",
@@ -106,12 +106,17 @@ _DURATIONS = ("voting_delay", "voting_period", "timelock", "grace_period", "chal
 _BPS = ("cap_bps", "quorum_bps", "bond_bps", "reward_bps")
 
 
-class EntryLike(Protocol):
-    type: str
-    body: dict[str, Any]
-    signer: str
-    time: str
-    leaf_bytes: bytes
+class EntryLike(Protocol):  # read-only members: a frozen SignedEntry fits
+    @property
+    def type(self) -> str: ...
+    @property
+    def body(self) -> dict[str, Any]: ...
+    @property
+    def signer(self) -> str: ...
+    @property
+    def time(self) -> str: ...
+    @property
+    def leaf_bytes(self) -> bytes: ...
 
 
 def leaf_hash_hex(leaf: bytes) -> str:

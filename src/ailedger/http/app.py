@@ -35,6 +35,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ailedger.encoding.canonical import parse_json
+from ailedger.encoding.records import MAX_ENTRY_BYTES
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError
 from ailedger.http.errors import (
     MalformedJSONError,
     MethodNotAllowedError,
@@ -46,18 +49,15 @@ from ailedger.http.errors import (
     json_response,
 )
 from ailedger.http.openapi import openapi_spec
-from ailedger.encoding.canonical import parse_json
-from ailedger.tlog.checkpoint import parse_checkpoint_text
-from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.note import parse_note
-from ailedger.encoding.records import MAX_ENTRY_BYTES
-from ailedger.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
 from ailedger.server.auth import TokenFile, WriteAuth
 from ailedger.server.guard import Deadlines, content_length
+from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.tlog.ingest import IDENTITY_REGISTER, Ingestor, IngestPolicy, SharedBuckets
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.mirror import entry_bundle_bytes, tile_bytes
+from ailedger.tlog.note import parse_note
+from ailedger.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, parse_tile_path
 
 __all__ = ["ENV_CONFIG", "ServeConfig", "app_from_env", "create_app"]
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -18,7 +19,6 @@ from ailedger.errors import (
     StorageError,
     VerificationError,
 )
-from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.server.auth import WWW_AUTHENTICATE
 from ailedger.tlog.ingest import (
     BatchRejectedError,
@@ -27,8 +27,16 @@ from ailedger.tlog.ingest import (
     UnknownIdentityError,
 )
 
-__all__ = ["MalformedJSONError", "is_db_error", "OverloadedError", "RequestTimeoutError", "TooLargeError", "error_response",
-           "json_response", "status_of"]
+__all__ = [
+    "MalformedJSONError",
+    "OverloadedError",
+    "RequestTimeoutError",
+    "TooLargeError",
+    "error_response",
+    "is_db_error",
+    "json_response",
+    "status_of",
+]
 
 # entry-level refusals that are about who signed, not about the bytes: 403 (a batch whose every
 # refused entry failed for one of these is 403 too; any malformed entry makes it 400)

@@ -22,17 +22,17 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ailedger.tlog.checkpoint import parse_checkpoint_text
-from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError, TamperError
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.note import parse_note
-from ailedger.tlog.proofbundle import parse_proof_bundle, verify_proof_bundle
 from ailedger.encoding.records import parse_entry
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError, TamperError
 from ailedger.http import lists
 from ailedger.http.errors import is_db_error
 from ailedger.http.lists import summary
 from ailedger.http.search import MAX_QUERY
 from ailedger.http.search import search as run_search
+from ailedger.tlog.checkpoint import parse_checkpoint_text
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.tlog.note import parse_note
+from ailedger.tlog.proofbundle import parse_proof_bundle, verify_proof_bundle
 
 __all__ = ["web_routes"]
 

@@ -284,8 +284,8 @@ def build(led: Any, kind: str, pg: int, etype: str | None = None) -> dict[str, A
 
 def counts(led: Any, ws: list[Any], ans: list[Any]) -> list[dict[str, Any]]:
     """How many of each kind this log holds (the home page's table of contents)."""
-    from ailedger.governance import service as gov
     from ailedger.authority.service import state
+    from ailedger.governance import service as gov
 
     n = {"models": len(state(led).models.models), "proposals": len(gov.state(led).proposals),
          "checkpoints": led.store.checkpoint_count(), "witnesses": len(ws), "anchors": len(ans),

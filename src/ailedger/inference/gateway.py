@@ -34,16 +34,16 @@ from typing import Any
 
 from ailedger.encoding.canonical import parse_json
 from ailedger.errors import AiledgerError, BadInputError
-from ailedger.server.guard import Deadlines
 from ailedger.inference.codec import check_plain_name
 from ailedger.inference.payloads import inference_dir
-from ailedger.tlog.private import connect_private
 from ailedger.inference.sdk import (
     DEFAULT_OPERATOR,
     InferenceTrail,
     ModelRevokedError,
     is_model_revoked,
 )
+from ailedger.server.guard import Deadlines
+from ailedger.tlog.private import connect_private
 
 __all__ = ["RECEIPT_HEADER", "SUBJECT_HEADER", "Budgets", "Gateway", "GatewayKeys", "KeyInfo", "parse_rate"]
 

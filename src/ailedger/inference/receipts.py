@@ -21,7 +21,12 @@ import base64
 import hashlib
 from typing import Any
 
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.inference.codec import BATCH_TYPE, parse_record
+from ailedger.inference.payloads import PayloadStore, inference_dir
+from ailedger.inference.recovery import recover_pending
+from ailedger.inference.store import RecordStore
 from ailedger.tlog.merkle import (
     inclusion_plan,
     leaf_hash,
@@ -31,11 +36,6 @@ from ailedger.tlog.merkle import (
 )
 from ailedger.tlog.note import Verifier
 from ailedger.tlog.proofbundle import verify_proof_bundle
-from ailedger.encoding.records import parse_entry
-from ailedger.inference.codec import BATCH_TYPE, parse_record
-from ailedger.inference.payloads import PayloadStore, inference_dir
-from ailedger.inference.recovery import recover_pending
-from ailedger.inference.store import RecordStore
 
 __all__ = [
     "DISCLOSURE_FORMAT",

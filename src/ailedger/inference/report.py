@@ -9,10 +9,10 @@ import io
 from typing import Any
 
 from ailedger.errors import BadInputError
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.inference.payloads import inference_dir
 from ailedger.inference.receipts import RECEIPT_FORMAT, batch_levels, path_from_levels
 from ailedger.inference.store import RecordStore
+from ailedger.tlog.merkle import leaf_hash
 
 __all__ = ["list_records", "parse_time", "render_html"]
 
@@ -108,7 +108,7 @@ def _chart_figure(items: list[dict[str, Any]]) -> Any:
             for tm in times:
                 counts[min(int((tm - lo).total_seconds() / width), bins - 1)] += 1
             xs = [lo + _dt.timedelta(seconds=width * (i + 0.5)) for i in range(bins)]
-            ax.plot(xs, counts, marker=".", label=name)
+            ax.plot(xs, counts, marker=".", label=name)  # type: ignore[arg-type]  # dates: matplotlib
         ax.legend(loc="upper right")
         ax.set_ylabel(f"decisions per {width:.3g} s")
     ax.set_title("Decisions over time per model")

@@ -38,9 +38,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ailedger.authority.service import model_registration, model_status
 from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, StorageError
-from ailedger.tlog.merkle import EMPTY_ROOT
-from ailedger.tlog.groupcommit import GroupCommitter
 from ailedger.inference.codec import (
     BATCH_TYPE,
     canonical_payload,
@@ -51,8 +50,8 @@ from ailedger.inference.payloads import PayloadStore, inference_dir
 from ailedger.inference.receipts import receipt_proof
 from ailedger.inference.recovery import recover_pending
 from ailedger.inference.store import RecordStore
-from ailedger.authority.service import model_status
-from ailedger.authority.service import model_registration
+from ailedger.tlog.groupcommit import GroupCommitter
+from ailedger.tlog.merkle import EMPTY_ROOT
 
 __all__ = [
     "DEFAULT_OPERATOR",
@@ -230,7 +229,12 @@ class InferenceTrail:
         self._thread.start()
         # a normal interpreter exit writes what is queued (fast mode), even without close()
         ref = weakref.ref(self)
-        self._atexit = lambda: (t := ref()) is not None and t._close_quietly()
+
+        def _at_exit() -> None:
+            t = ref()
+            if t is not None:
+                t._close_quietly()
+        self._atexit = _at_exit
         atexit.register(self._atexit)
 
     # -- hot path -----------------------------------------------------------------

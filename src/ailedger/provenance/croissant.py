@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ailedger.errors import BadInputError
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.provenance.models import entry_status, find_dataset
+from ailedger.tlog.merkle import leaf_hash
 
 __all__ = ["CROISSANT_CONFORMS_TO", "CROISSANT_CONTEXT", "croissant_metadata"]
 

@@ -38,14 +38,12 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ailedger.provenance import smt
 from ailedger.encoding.canonical import canonical_json, parse_json
-from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, ProofError
 from ailedger.encoding.fasthash import sha256_many
-from ailedger.tlog.note import parse_vkey
-from ailedger.tlog.proofbundle import verify_proof_bundle
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
+from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, ProofError
+from ailedger.provenance import smt
 from ailedger.provenance.dataset_rule import (
     FORM_BYTES,
     FORM_CSV,
@@ -58,14 +56,16 @@ from ailedger.provenance.dataset_rule import (
     rule_body,
     rule_of,
 )
-from ailedger.provenance.hashing import cpu_workers, scan_dir
 from ailedger.provenance.entries import (
     DATASET_RECORD,
     artifacts_dir,
     entries_named,
     entry_status,
 )
+from ailedger.provenance.hashing import cpu_workers, scan_dir
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.note import parse_vkey
+from ailedger.tlog.proofbundle import verify_proof_bundle
 
 __all__ = [
     "DATASET_PROOF",
@@ -572,8 +572,8 @@ class DatasetIndex:
         self.meta = json.loads((path / "meta.json").read_text())
         self.D = self.meta["D"]
         self.n = self.meta["records"]
-        self._fk = open(path / "keys.bin", "rb")
-        self._fl = open(path / "levels.bin", "rb")
+        self._fk = open(path / "keys.bin", "rb")  # noqa: SIM115 - kept open for the mmap, closed by close()
+        self._fl = open(path / "levels.bin", "rb")  # noqa: SIM115 - as above
         self._mk = mmap.mmap(self._fk.fileno(), 0, access=mmap.ACCESS_READ) if self.n else b""
         self._ml = mmap.mmap(self._fl.fileno(), 0, access=mmap.ACCESS_READ)
         self.keys = _KeyFile(self._mk, self.n)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from ailedger.provenance.models import DATASET_RECORD, MODEL_RECORD, find_model
 from ailedger.authority.service import is_effective_registration
+from ailedger.provenance.models import DATASET_RECORD, MODEL_RECORD, find_model
 
 __all__ = ["lineage_graph", "lineage_png", "lineage_svg", "lineage_text"]
 
@@ -107,7 +107,7 @@ def _positions(g: dict[str, Any]) -> tuple[dict[str, tuple[float, float]], int, 
     cols: dict[int, list[dict[str, Any]]] = {}
     for n in sorted(g["nodes"], key=lambda n: n["index"]):
         cols.setdefault(depth[n["id"]], []).append(n)
-    pos = {}
+    pos: dict[str, tuple[float, float]] = {}
     for d, ns in cols.items():
         for i, n in enumerate(ns):
             pos[n["id"]] = (d, i)
@@ -127,10 +127,10 @@ def lineage_svg(g: dict[str, Any]) -> str:
         c, r = pos[nid]
         return PAD + c * (BOX_W + GAP_X), PAD + 20 + r * (BOX_H + GAP_Y)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
-           'font-family="sans-serif" font-size="12">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
-           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#444"/></marker></defs>',
+    out = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
+           'font-family="sans-serif" font-size="12">'),
+           ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+           'orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" fill="#444"/></marker></defs>'),
            f'<text x="{PAD}" y="{PAD}" font-size="14" font-weight="bold">ailedger lineage</text>']
     by = {n["id"]: n for n in g["nodes"]}
     for e in g["edges"]:

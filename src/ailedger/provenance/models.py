@@ -9,8 +9,22 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable
 from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.records import parse_entry
+from ailedger.encoding.refs import entry_ref
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.provenance.datasets import find_dataset
+from ailedger.provenance.entries import (  # noqa: F401 - their names in this module are kept
+    DATASET_RECORD,
+    MODEL_RECORD,
+    _identity_names,
+    artifacts_dir,
+    entries_found,
+    entries_named,
+    entry_status,
+)
+from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
 from ailedger.provenance.manifest import (
     DEFAULT_CHUNK_SIZE,
     MANIFEST_FORMAT,
@@ -22,21 +36,6 @@ from ailedger.provenance.manifest import (
 )
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
-from ailedger.encoding.records import parse_entry
-from ailedger.encoding.refs import entry_ref
-from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
-from ailedger.provenance.datasets import find_dataset
-from ailedger.provenance.entries import (  # noqa: F401 - their names in this module are kept
-    DATASET_RECORD,
-    MODEL_RECORD,
-    _identity_names,
-    artifacts_dir,
-    entries_found,
-    entries_named,
-    entry_status,
-)
-from ailedger.authority.service import model_registration
-from ailedger.authority.service import is_effective_registration, require_model_usable
 
 __all__ = [
     "DATASET_RECORD",
@@ -215,12 +214,13 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
         if cs not in manifests:
             continue
         m = manifests[cs]
-        mine = {f.path: f.root.hex() for f in m.files}
+        my_roots = {f.path: f.root.hex() for f in m.files}
         theirs = {f["path"]: f["root"] for f in e.body.get("files", [])}
         exp = load_manifest(ledger, e.body["manifest"]["root"])
         if exp is not None:
             theirs = {f.path: f.root.hex() for f in exp.files}
-        score = sum(1 for p, r in theirs.items() if mine.get(p) == r) + 0.5 * len(theirs.keys() & mine.keys())
+        score = (sum(1 for p, r in theirs.items() if my_roots.get(p) == r)
+                 + 0.5 * len(theirs.keys() & my_roots.keys()))
         if best is None or score > best[0] or (score == best[0] and idx > best[1]):
             best = (score, idx, e, exp, m)
     if best is None or (best[0] == 0 and not name):

@@ -26,8 +26,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ailedger.errors import BadInputError, SignatureError, VerificationError
-from ailedger.provenance.manifest import plan_chunks
 from ailedger.provenance.hashing import HashCache, cpu_workers, hash_files_whole, scan_dir
+from ailedger.provenance.manifest import plan_chunks
 
 __all__ = ["BUNDLE_MEDIA_TYPE", "PREDICATE_TYPE", "oms_sign", "oms_verify"]
 
@@ -35,7 +35,8 @@ BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://model_signing/signature/v1.0"
-_CURVES = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384, "secp521r1": hashes.SHA512}
+_CURVES: dict[str, type[hashes.HashAlgorithm]] = {"secp256r1": hashes.SHA256, "secp384r1": hashes.SHA384,
+                                                  "secp521r1": hashes.SHA512}
 _ALGOS = {"sha256": "sha256", "blake2": "blake2b"}
 
 

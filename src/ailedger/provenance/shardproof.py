@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from ailedger.tlog import merkle
 from ailedger.errors import BadInputError, ProofError
+from ailedger.tlog import merkle
 
 __all__ = [
     "SEGMENT",

@@ -134,15 +134,15 @@ def _screen(ds: Dataset, *, seed: int, loo: bool) -> dict[str, Any]:
             lst.append(reason)
         scores[i] = max(scores.get(i, 0.0), float(score))
 
-    for i in np.flatnonzero(lab.issue):
-        add(int(i), "label_issue", 1.0 - lab.self_confidence[i])
+    for rec in np.flatnonzero(lab.issue):
+        add(int(rec), "label_issue", 1.0 - lab.self_confidence[rec])
     for i, rs in dup.flagged.items():
         for r in rs:
             add(i, r, 1.0)
-    for i in np.flatnonzero(out.flag):
-        add(int(i), "outlier", out.percentile[i])
-    for i in np.flatnonzero(bd.flag):
-        add(int(i), "backdoor_trigger", 1.0)
+    for rec in np.flatnonzero(out.flag):
+        add(int(rec), "outlier", out.percentile[rec])
+    for rec in np.flatnonzero(bd.flag):
+        add(int(rec), "backdoor_trigger", 1.0)
     n = ds.n
     label_problem = np.zeros(n, dtype=bool)
     any_flag = np.zeros(n, dtype=bool)

@@ -10,17 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .engine import SCHEMA
-from .report import render_html, report_bytes, report_sha256
-from ailedger.provenance.models import entries_found
-from ailedger.errors import NotFoundError
+from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
-from ailedger.encoding.canonical import canonical_json
-from ailedger.encoding.canonical import parse_json
-from ailedger.errors import BadInputError, ProofError
+from ailedger.errors import BadInputError, NotFoundError, ProofError
+from ailedger.provenance.models import entries_found
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
-from ailedger.encoding.records import parse_entry
+
+from .engine import SCHEMA
+from .report import render_html, report_bytes, report_sha256
 
 SCREENING_RECORD = "dataset.screening"
 

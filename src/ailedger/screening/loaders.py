@@ -246,8 +246,9 @@ def load_dataset(
         if best is not None and (best_len >= 20 or modality == "text" or best == "text"):
             text_column = best
     digest = _file_digest(p)
-    common = dict(path=str(p), labels=labels, classes=classes, sources=sources, source_names=source_names,
-                  label_column=label_column, source_column=source_column, sha256=digest)
+    common: dict[str, Any] = {"path": str(p), "labels": labels, "classes": classes, "sources": sources,
+                              "source_names": source_names, "label_column": label_column,
+                              "source_column": source_column, "sha256": digest}
     if image_column is not None:
         base = p.parent
         imgs, keys = [], []
@@ -258,8 +259,8 @@ def load_dataset(
             arr, key = _load_image(ip if ip.is_absolute() else base / ip)
             imgs.append(arr)
             keys.append(key)
-        images = np.stack(imgs)
-        return Dataset(modality="image", features=images.reshape(n, -1).astype(np.float64), images=images,
+        stacked = np.stack(imgs)
+        return Dataset(modality="image", features=stacked.reshape(n, -1).astype(np.float64), images=stacked,
                        content_keys=keys, notes=notes, **common)
     if text_column is not None:
         texts = ["" if v is None else str(v) for v in data[text_column]]
@@ -289,7 +290,7 @@ def load_dataset(
         notes.append(f"{int(nan.any(1).sum())} record(s) had missing values (filled with the column median)")
     keys = [hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest() for row in X]
     d = X.shape[1]
-    side = int(round(math.sqrt(d)))
+    side = round(math.sqrt(d))
     images = None
     mod = modality
     if mod == "auto":

@@ -21,19 +21,15 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
-from ailedger.provenance import smt
-from ailedger.encoding.canonical import canonical_json, parse_json
-from ailedger.errors import BadInputError, ProofError
-from ailedger.provenance.smt_removal import DeletionStep, delete_all, deletion_step
-from ailedger.provenance.datasets import _json_value, record_key
-from ailedger.provenance import scan_dir
 from ailedger.authority.service import raise_first
-from ailedger.provenance import commit_dataset, find_dataset
-from ailedger.provenance.datasets import CROISSANT_FIELDS
+from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.records import parse_entry
+from ailedger.errors import BadInputError, ProofError
+from ailedger.provenance import DATASET_RECORD, commit_dataset, find_dataset, scan_dir, smt
+from ailedger.provenance.datasets import CROISSANT_FIELDS, _json_value, record_key
+from ailedger.provenance.smt_removal import DeletionStep, delete_all, deletion_step
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
-from ailedger.encoding.records import parse_entry
-from ailedger.provenance import DATASET_RECORD
 
 REMOVAL_RECORD = "dataset.source-removal"
 REMOVAL_PROOF = "ailedger-removal-proof/v1"

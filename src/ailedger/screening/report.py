@@ -148,20 +148,20 @@ def render_html(report: dict[str, Any], *, max_rows: int = 500, images: Any = No
     e = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ailedger dataset screening</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
+        ("<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
         "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px}"
         "th{background:#eee}.v-pass{color:#4c9a2a}.v-warn{color:#b8860b}.v-fail{color:#c0392b}"
-        "svg{max-width:100%;height:auto}</style></head><body>",
+        "svg{max-width:100%;height:auto}</style></head><body>"),
         "<h1>Dataset screening report</h1>",
-        f"<p>Verdict: <b class='v-{e(report['verdict'])}'>{e(report['verdict'].upper())}</b> &mdash; "
-        f"{sm['flagged']} of {ds['records']} records flagged ({100 * sm['flagged_fraction']:.2f}%).</p>",
-        f"<p>File <code>{e(ds['path'])}</code>, sha256 <code>{e(ds['sha256'])}</code>, modality "
+        (f"<p>Verdict: <b class='v-{e(report['verdict'])}'>{e(report['verdict'].upper())}</b> &mdash; "
+        f"{sm['flagged']} of {ds['records']} records flagged ({100 * sm['flagged_fraction']:.2f}%).</p>"),
+        (f"<p>File <code>{e(ds['path'])}</code>, sha256 <code>{e(ds['sha256'])}</code>, modality "
         f"<b>{e(ds['modality'])}</b>, label column <code>{e(str(ds['label_column']))}</code>, source column "
         f"<code>{e(str(ds['source_column']))}</code>. Cross-validated accuracy against the given labels: "
         f"{100 * sm['cv_accuracy']:.2f}% ({report['parameters']['folds']} folds, models "
-        f"{e(', '.join(report['parameters']['models']))}).</p>",
-        f"<p>Report schema <code>{e(report['schema'])}</code>; the ledger record carries the SHA-256 of the "
-        "RFC 8785 canonical bytes of the JSON report.</p>",
+        f"{e(', '.join(report['parameters']['models']))}).</p>"),
+        (f"<p>Report schema <code>{e(report['schema'])}</code>; the ledger record carries the SHA-256 of the "
+        "RFC 8785 canonical bytes of the JSON report.</p>"),
     ]
     for title, svg in _charts(report):
         parts.append(f"<h2>{e(title)}</h2>{svg}")

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ailedger.errors import BadInputError, NotFoundError
 from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError, sign_request, verify_request
 from ailedger.encoding.identity import public_key_from_did
+from ailedger.errors import BadInputError, NotFoundError
 
 __all__ = [
     "WWW_AUTHENTICATE",

@@ -9,8 +9,12 @@
  * One thread runs one epoll loop with the GIL released; Python handles arguments, the listening
  * socket, worker processes and signals (checked every 100 ms and on EINTR).
  */
+#ifndef TILED_NO_PYTHON /* the fuzz harness (tests/fuzz/tiled/) builds the loop without Python */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#elif !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* accept4 (Python.h sets it in the module build) */
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -817,6 +821,31 @@ static void on_writable(conn_t *c)
     }
 }
 
+/* A new connection on fd (non-blocking, below conns_cap), watched for input; NULL if it cannot be. */
+static conn_t *conn_new(int fd, int refuse)
+{
+    conn_t *c = malloc(sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->fd = fd;
+    c->rlen = c->olen = c->ooff = c->ocap = 0;
+    c->head_ms = now_ms;
+    c->out = NULL;
+    c->last_ms = now_ms;
+    c->closing = c->want_out = c->head_req = c->lingering = 0;
+    c->refuse = refuse;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        free(c);
+        return NULL;
+    }
+    conns[fd] = c;
+    n_conns++;
+    return c;
+}
+
 static void on_accept(void)
 {
     for (;;) {
@@ -846,28 +875,8 @@ static void on_accept(void)
             conns = n;
             conns_cap = nc;
         }
-        conn_t *c = malloc(sizeof *c);
-        if (c == NULL) {
+        if (conn_new(fd, refuse) == NULL)
             close(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->rlen = c->olen = c->ooff = c->ocap = 0;
-        c->head_ms = now_ms;
-        c->out = NULL;
-        c->last_ms = now_ms;
-        c->closing = c->want_out = c->head_req = c->lingering = 0;
-        c->refuse = refuse;
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
-        if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-            close(fd);
-            free(c);
-            continue;
-        }
-        conns[fd] = c;
-        n_conns++;
     }
 }
 
@@ -937,6 +946,7 @@ static void teardown(void)
     ep = ifd = root_fd = lfd = -1;
 }
 
+#ifndef TILED_NO_PYTHON
 /* ---- Python interface ------------------------------------------------------------------------- */
 static PyObject *stats_dict(void)
 {
@@ -1087,3 +1097,4 @@ PyMODINIT_FUNC PyInit__tiled(void)
 {
     return PyModule_Create(&mod);
 }
+#endif /* TILED_NO_PYTHON */

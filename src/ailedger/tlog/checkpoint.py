@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ailedger.errors import BadInputError
 from ailedger.tlog.note import Signer, Verifier, sign_note, verify_note
 
-__all__ = ["Checkpoint", "MAX_U64", "parse_checkpoint_text", "parse_u64", "sign_checkpoint", "open_checkpoint"]
+__all__ = ["MAX_U64", "Checkpoint", "open_checkpoint", "parse_checkpoint_text", "parse_u64", "sign_checkpoint"]
 
 MAX_U64 = 2**64 - 1
 _U64_DIGITS = len(str(MAX_U64))

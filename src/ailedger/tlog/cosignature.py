@@ -21,8 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ailedger.tlog.checkpoint import Checkpoint, parse_checkpoint_text
 from ailedger.errors import BadInputError, SignatureError, VerificationError
+from ailedger.tlog.checkpoint import Checkpoint, parse_checkpoint_text
 from ailedger.tlog.note import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,

@@ -304,7 +304,7 @@ class GroupCommitter(Generic[T, R]):
                 if left <= 0:
                     break
                 self._cond.wait(left)
-            group = []
+            group: list[tuple[T, _Waiter, int, float]] = []
             weight = 0
             while self._queue and (not group or weight + self._queue[0][2] <= self.max_weight):
                 it = self._queue.popleft()

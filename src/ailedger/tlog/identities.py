@@ -11,11 +11,11 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.errors import BadInputError, ConflictError, NotFoundError
 from ailedger.encoding.identity import did_from_public_key
+from ailedger.errors import BadInputError, ConflictError, NotFoundError
 from ailedger.tlog.private import private_dir, write_private
 
-__all__ = ["Identity", "KeyStore", "write_private_key", "read_private_key"]
+__all__ = ["Identity", "KeyStore", "read_private_key", "write_private_key"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -40,13 +40,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.encoding.records import SignedEntry, parse_entry
-from ailedger.tlog.log import AppendResult
-from ailedger.tlog.groupcommit import AppendRequest, GroupView
+from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
+from ailedger.tlog.groupcommit import AppendRequest, GroupView
 from ailedger.tlog.ledger import Ledger, entry_terms
+from ailedger.tlog.log import AppendResult
+from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 
 __all__ = [

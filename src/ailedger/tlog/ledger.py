@@ -11,28 +11,37 @@ import datetime as _dt
 import json
 import multiprocessing
 import os
-import time as _time
 import threading
+import time as _time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.encoding.canonical import parse_json
-from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
 from ailedger.encoding.identity import did_from_public_key, public_key_from_did
+from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 from ailedger.encoding.times import time_ms
+from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
 from ailedger.tlog import admission
 from ailedger.tlog.admission import TIME_SKEW_SECONDS
+from ailedger.tlog.groupcommit import (
+    DEFAULT_MAX_ENTRIES,
+    DEFAULT_WINDOW,
+    AppendRequest,
+    GroupView,
+    LogCommitter,
+)
+from ailedger.tlog.identities import Identity, KeyStore, read_private_key, write_private_key
+from ailedger.tlog.log import AppendResult, AuditReport, TransparencyLog
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.note import Signer, Verifier, parse_vkey
-from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
-from ailedger.tlog.log import AppendResult, AuditReport, TransparencyLog
-from ailedger.tlog.groupcommit import DEFAULT_MAX_ENTRIES, DEFAULT_WINDOW, AppendRequest, GroupView, LogCommitter
-from ailedger.tlog.identities import Identity, KeyStore, read_private_key, write_private_key
-from ailedger.tlog.stores import LeafRow, LogStore, open_store
 from ailedger.tlog.private import PRIVATE_DIR_MODE, private_dir, write_private
+from ailedger.tlog.stores import LeafRow, LogStore, open_store
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 __all__ = ["Ledger", "OperatorIdentity", "StaleEntryError", "entry_terms", "operator_identity", "system_clock",
            "utc_now", "verify_entry_batch"]
@@ -79,7 +88,7 @@ class OperatorIdentity:
         return self._signer.sign(data)
 
 
-def operator_identity(ledger: "Ledger") -> OperatorIdentity:
+def operator_identity(ledger: Ledger) -> OperatorIdentity:
     signer = ledger.log.signer
     if signer is None:
         raise BadInputError("this process does not hold the log key (opened read-only or without its passphrase); "
@@ -222,7 +231,7 @@ class Ledger:
     # -- lifecycle ------------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike[str], origin: str, *, store: dict[str, Any] | None = None,
-             passphrase: str | None = None, founders: Sequence[str] | None = None) -> "Ledger":
+             passphrase: str | None = None, founders: Sequence[str] | None = None) -> Ledger:
         """Create a ledger.  ``founders`` (did:keys): the keys besides the operator's own that may found the
         DAO, stated in the log by a ``log.genesis`` entry at index 0 signed with the log key.  Without it no
         genesis is written and only the operator may found the DAO (or name founders later, once)."""
@@ -255,7 +264,7 @@ class Ledger:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, passphrase: str | None = None,
-             read_only: bool = False) -> "Ledger":
+             read_only: bool = False) -> Ledger:
         p = resolve_ledger_dir(path)
         cfg_path = p / CONFIG
         if not cfg_path.exists():
@@ -279,7 +288,7 @@ class Ledger:
             self._pool = None
         self.store.close()
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

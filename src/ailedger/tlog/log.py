@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
 from ailedger.errors import BadInputError, DuplicateLeafError, NotFoundError, StorageError
+from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
 from ailedger.tlog.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -26,11 +26,11 @@ from ailedger.tlog.note import Signer, Verifier, parse_note
 from ailedger.tlog.proofbundle import ProofBundle
 from ailedger.tlog.stores.base import LeafRow, LogStore, ReadView
 
-__all__ = ["TransparencyLog", "AppendResult", "AuditReport", "AuditProblem"]
+__all__ = ["AppendResult", "AuditProblem", "AuditReport", "TransparencyLog"]
 
 
 class AppendResult(NamedTuple):
-    index: int
+    index: int  # type: ignore[assignment]  # the field hides tuple.index, on purpose
     leaf_hash: bytes
     duplicate: bool
 

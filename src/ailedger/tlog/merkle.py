@@ -21,21 +21,21 @@ from dataclasses import dataclass, field
 from ailedger.errors import BadInputError, ProofError
 
 __all__ = [
-    "HASH_SIZE",
     "EMPTY_ROOT",
+    "HASH_SIZE",
+    "CompactRange",
     "NodeId",
     "ProofPlan",
+    "consistency_plan",
+    "inclusion_plan",
     "leaf_hash",
     "node_hash",
+    "rehash_plan",
+    "root_from_inclusion_proof",
     "root_from_leaf_hashes",
     "subtree_nodes",
-    "inclusion_plan",
-    "consistency_plan",
-    "rehash_plan",
-    "verify_inclusion",
     "verify_consistency",
-    "root_from_inclusion_proof",
-    "CompactRange",
+    "verify_inclusion",
 ]
 
 HASH_SIZE = 32
@@ -91,7 +91,7 @@ class ProofPlan:
     node_ids: tuple[NodeId, ...] = field(default=())
 
     @staticmethod
-    def of(ranges: list[tuple[int, int]]) -> "ProofPlan":
+    def of(ranges: list[tuple[int, int]]) -> ProofPlan:
         rs = tuple(tuple(subtree_nodes(a, b)) for a, b in ranges)
         seen: dict[NodeId, None] = {}
         for r in rs:
@@ -275,15 +275,15 @@ class CompactRange:
     the log can store every complete node exactly once as it integrates leaves.
     """
 
-    __slots__ = ("size", "hashes")
+    __slots__ = ("hashes", "size")
 
     def __init__(self, size: int = 0, hashes: Iterable[bytes] = ()) -> None:
         self.size = size
         self.hashes: list[bytes] = list(hashes)
-        if len(self.hashes) != bin(size).count("1"):
+        if len(self.hashes) != size.bit_count():
             raise BadInputError(
                 "compact range needs one hash per set bit of the size",
-                expected=bin(size).count("1"),
+                expected=size.bit_count(),
                 found=len(self.hashes),
             )
 
@@ -319,5 +319,5 @@ class CompactRange:
             r = node_hash(h, r)
         return r
 
-    def copy(self) -> "CompactRange":
+    def copy(self) -> CompactRange:
         return CompactRange(self.size, self.hashes)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.errors import AiledgerError, BadInputError
+from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.tlog.note import parse_note
 from ailedger.tlog.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, tile_path
 

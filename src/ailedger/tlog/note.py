@@ -19,20 +19,20 @@ from ailedger.encoding import ed25519
 from ailedger.errors import BadInputError, SignatureError
 
 __all__ = [
-    "ALG_ED25519",
     "ALG_COSIGNATURE_V1",
-    "Signature",
+    "ALG_ED25519",
+    "MAX_SIGNATURES",
     "Note",
-    "Verifier",
+    "Signature",
     "Signer",
-    "key_id",
-    "parse_note",
+    "Verifier",
     "format_note",
+    "key_id",
+    "make_vkey",
+    "parse_note",
+    "parse_vkey",
     "sign_note",
     "verify_note",
-    "make_vkey",
-    "parse_vkey",
-    "MAX_SIGNATURES",
 ]
 
 ALG_ED25519 = 0x01

@@ -92,7 +92,8 @@ def create_private_file(path: str | os.PathLike[str]) -> None:
 def connect_private(path: str | os.PathLike[str], **kwargs: Any) -> sqlite3.Connection:
     """``sqlite3.connect`` on a database file created 0600 first (so its -wal/-shm are 0600 too)."""
     create_private_file(path)
-    return sqlite3.connect(path, **kwargs)
+    con: sqlite3.Connection = sqlite3.connect(path, **kwargs)
+    return con
 
 
 def write_private(path: str | os.PathLike[str], data: bytes | str, *, durable: bool = False) -> None:

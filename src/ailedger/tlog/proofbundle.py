@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_u64
 from ailedger.errors import BadInputError, ProofError
+from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_u64
 from ailedger.tlog.merkle import leaf_hash, verify_inclusion
 from ailedger.tlog.note import Verifier
 
-__all__ = ["ProofBundle", "HEADER", "parse_proof_bundle", "verify_proof_bundle"]
+__all__ = ["HEADER", "ProofBundle", "parse_proof_bundle", "verify_proof_bundle"]
 
 HEADER = "c2sp.org/tlog-proof@v1"
 # an inclusion proof in a tree of at most 2^64 leaves has at most 64 hashes

@@ -4,9 +4,10 @@ The mirror directory is what `ailedger tiles export` writes (checkpoint, tile/<L
 tile/entries/<N>[.p/<W>]).  The event loop is C (``ailedger.tlog._tiled``): every tile path names bytes
 that never change, so each tile is read from disk once and then answered from memory; the checkpoint
 is re-read as soon as inotify reports it replaced (and at least every ``refresh`` seconds).  It
-answers GET and HEAD on the C2SP tlog-tiles paths and nothing else, keeps the read path off the
-write coordinator, and on this project's 2-core machines answers about 1.3-1.5x the requests of the
-nginx configuration `ailedger tiles nginx-conf` writes (bench/http_bench.py)."""
+answers GET and HEAD on the C2SP tlog-tiles paths and nothing else and keeps the read path off the
+write coordinator.  nginx (`ailedger tiles nginx-conf`) is the documented default (docs/mirror.md); this
+server is kept while it survives the fuzz harness in tests/fuzz/tiled/ and stays ahead of nginx on the
+same tiles (bench/tiles_bench.py, bench/RESULTS.md)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ __all__ = ["available", "bind", "parse_listen", "serve_mirror"]
 try:
     from ailedger.tlog import _tiled
 except ImportError:  # not built: no C compiler at install time, or not Linux
-    _tiled = None
+    _tiled = None  # type: ignore[assignment]
 
 
 def available() -> bool:

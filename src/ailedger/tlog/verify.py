@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, ProofError
 from ailedger.tlog import proofkinds
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.note import Verifier
 from ailedger.tlog.proofbundle import HEADER, verify_proof_bundle
-from ailedger.encoding.records import parse_entry
 
 __all__ = ["verify_file", "verify_tlog_proof"]
 

@@ -39,8 +39,6 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.tlog.checkpoint import Checkpoint, parse_checkpoint_text, parse_u64
-from ailedger.tlog.cosignature import add_cosignatures, cosign, verify_cosignature
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -49,6 +47,9 @@ from ailedger.errors import (
     NotFoundError,
     ProofError,
 )
+from ailedger.tlog.checkpoint import Checkpoint, parse_checkpoint_text, parse_u64
+from ailedger.tlog.cosignature import add_cosignatures, cosign, verify_cosignature
+from ailedger.tlog.identities import read_private_key, write_private_key
 from ailedger.tlog.merkle import verify_consistency
 from ailedger.tlog.note import (
     ALG_COSIGNATURE_V1,
@@ -60,9 +61,8 @@ from ailedger.tlog.note import (
     parse_note,
     parse_vkey,
 )
-from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle
-from ailedger.tlog.identities import read_private_key, write_private_key
 from ailedger.tlog.private import PRIVATE_DIR_MODE, connect_private, private_dir, write_private
+from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle
 
 __all__ = [
     "CosignResult",

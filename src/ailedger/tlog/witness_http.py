@@ -95,6 +95,7 @@ class WitnessServer(GuardedServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET address
         return f"http://{host}:{port}"
 
     def start_background(self) -> threading.Thread:

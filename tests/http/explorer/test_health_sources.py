@@ -6,8 +6,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.tlog.cosignature import add_cosignatures, cosign
-from ailedger.tlog.note import ALG_COSIGNATURE_V1, Signer, parse_note
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.note import ALG_COSIGNATURE_V1, Signer, parse_note
 from tests.http.helpers import Server
 
 

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from ailedger.http.app import create_app
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.governance import service as gov
 from ailedger.authority.service import model_status
+from ailedger.governance import service as gov
+from ailedger.http.app import create_app
 from ailedger.tlog.ledger import Ledger, operator_identity
+from ailedger.tlog.merkle import leaf_hash
 
 KINDS = ["models", "datasets", "identities", "content", "proposals", "inference", "checkpoints", "witnesses",
          "anchors", "entries"]
@@ -37,10 +37,10 @@ def _model_dir(tmp: Path, name: str, payload: bytes) -> Path:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    from ailedger.provenance.datasets import commit_dataset
-    from ailedger.provenance.models import register_model
     from ailedger.content.service import ContentService
     from ailedger.inference.sdk import InferenceTrail
+    from ailedger.provenance.datasets import commit_dataset
+    from ailedger.provenance.models import register_model
 
     tmp = tmp_path_factory.mktemp("pages")
     led = Ledger.init(tmp / "ledger", origin="test.example/pages")

@@ -10,12 +10,12 @@ import time
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.errors import BadInputError, ConflictError, StorageError
+from ailedger.tlog.checkpoint import parse_checkpoint_text
+from ailedger.tlog.groupcommit import AppendRequest, GroupCommitter, LogCommitter
+from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.note import Signer, parse_note
-from ailedger.tlog.log import TransparencyLog
-from ailedger.tlog.groupcommit import AppendRequest, GroupCommitter, LogCommitter
 from ailedger.tlog.stores import LeafRow, MemoryStore, SQLiteStore
 
 

@@ -1,12 +1,12 @@
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.tlog.checkpoint import open_checkpoint
 from ailedger.errors import BadInputError, NotFoundError
+from ailedger.tlog.checkpoint import open_checkpoint
+from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes, verify_consistency, verify_inclusion
 from ailedger.tlog.note import Signer
 from ailedger.tlog.proofbundle import verify_proof_bundle
-from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.stores import MemoryStore, SQLiteStore
 
 

@@ -43,19 +43,17 @@ def test_append_at_wrong_position_conflicts_and_writes_nothing(store_factory):
     s = store_factory()
     with s.writer() as w:
         w.add_leaves(0, rows(0, 2))
-    with pytest.raises(ConflictError):
-        with s.writer() as w:
-            w.add_leaves(5, rows(5, 6))
+    with pytest.raises(ConflictError), s.writer() as w:
+        w.add_leaves(5, rows(5, 6))
     assert s.size() == 2
 
 
 def test_failed_transaction_rolls_back(store_factory):
     s = store_factory()
-    with pytest.raises(RuntimeError):
-        with s.writer() as w:
-            w.add_leaves(0, rows(0, 3))
-            w.add_nodes([(1, 0, b"x" * 32)])
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), s.writer() as w:
+        w.add_leaves(0, rows(0, 3))
+        w.add_nodes([(1, 0, b"x" * 32)])
+        raise RuntimeError("boom")
     assert s.size() == 0
     assert s.node_hashes([(1, 0)]) == {}
 
@@ -103,9 +101,8 @@ def test_duplicate_leaf_is_refused_as_a_duplicate_and_rolls_back(store_factory):
     s = store_factory()
     with s.writer() as w:
         w.add_leaves(0, rows(0, 3))
-    with pytest.raises(DuplicateLeafError):
-        with s.writer() as w:
-            w.add_leaves(3, rows(3, 5) + rows(1, 2))
+    with pytest.raises(DuplicateLeafError), s.writer() as w:
+        w.add_leaves(3, rows(3, 5) + rows(1, 2))
     assert s.size() == 3
     with s.writer() as w:  # the store is still writable after the refused transaction
         w.add_leaves(3, rows(3, 4))

@@ -52,9 +52,9 @@ def _modes(root: Path) -> dict[str, int]:
 def _exercise(tmp_path: Path) -> tuple[Path, Path, dict[str, int], dict[str, int]]:
     """Use every secret-bearing part; return the folders and their modes taken while open (SQLite's
     -wal and -shm files exist only while a connection is)."""
-    from ailedger.provenance.models import register_model
-    from ailedger.inference.gateway import GatewayKeys
     from ailedger.inference import InferenceTrail, erase_subject
+    from ailedger.inference.gateway import GatewayKeys
+    from ailedger.provenance.models import register_model
     from ailedger.tlog.ledger import Ledger
     from ailedger.tlog.witness import Witness, collect_cosignatures, configure_witness
     from ailedger.tlog.witness_http import make_server

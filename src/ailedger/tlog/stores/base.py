@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["INT64_MAX", "LeafRow", "LogStore", "WriteTxn", "ReadView", "node_key"]
+__all__ = ["INT64_MAX", "LeafRow", "LogStore", "ReadView", "WriteTxn", "node_key"]
 
 # sizes and indexes are stored as signed 64-bit integers: a larger one names nothing
 INT64_MAX = 2**63 - 1

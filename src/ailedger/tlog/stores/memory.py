@@ -13,7 +13,7 @@ __all__ = ["MemoryStore"]
 
 
 class _MemTxn:
-    def __init__(self, s: "MemoryStore") -> None:
+    def __init__(self, s: MemoryStore) -> None:
         self.s = s
         self.leaves: list[LeafRow] = []
         self.start = len(s._data)

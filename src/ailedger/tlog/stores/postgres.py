@@ -417,7 +417,7 @@ class _Pool:
         for c in stale:
             try:
                 c.close()
-            except Exception:  # noqa: BLE001 - it is already broken
+            except Exception:  # noqa: BLE001, S110 - it is already broken
                 pass
 
     def close(self) -> None:
@@ -427,5 +427,5 @@ class _Pool:
         for con in cons:
             try:
                 con.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001, S110 - closing at shutdown: nothing left to tell
                 pass

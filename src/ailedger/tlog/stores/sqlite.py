@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ailedger.errors import ConflictError, DuplicateLeafError, StorageError
-from ailedger.tlog.stores.base import INT64_MAX, LeafRow, node_key
 from ailedger.tlog.private import create_private_file
+from ailedger.tlog.stores.base import INT64_MAX, LeafRow, node_key
 
 __all__ = ["SQLiteStore"]
 
