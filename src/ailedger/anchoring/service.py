@@ -55,7 +55,7 @@ from ailedger.errors import (
 from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, parse_u64
 from ailedger.tlog.merkle import verify_consistency
 from ailedger.tlog.note import parse_note, parse_vkey
-from ailedger.tlog.proofbundle import parse_proof_bundle
+from ailedger.tlog.proofbundle import ProofBundle, parse_proof_bundle
 
 __all__ = [
     "ARTIFACT_ENV",
@@ -882,8 +882,6 @@ def embed_evidence(bundle_bytes: bytes, evidence: dict[str, Any]) -> bytes:
     """The proof bundle with the anchor evidence as its tlog-proof ``extra`` data (JSON). The
     extra line is unauthenticated by design, and nothing in the evidence is trusted: it only says
     where to look on chain and carries a consistency proof that is re-checked."""
-    from ailedger.tlog.proofbundle import ProofBundle
-
     b = parse_proof_bundle(bundle_bytes)
     if b.extra is not None and evidence_from_bundle(bundle_bytes) is None:
         raise BadInputError("the proof bundle's extra line already carries other data; use the sidecar file",

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from ailedger.encoding.identity import did_from_public_key, public_key_from_did
 from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError
+from ailedger.tlog.admission import TIME_SKEW_SECONDS
 
 __all__ = [
     "GENESIS",
@@ -47,9 +48,9 @@ __all__ = [
     "operator_did",
 ]
 
-TIME_SKEW_SECONDS = 600
-"""Every writer (HTTP, CLI, Ledger API) refuses an entry whose signed time is further than this from its
-own clock, so the governance clock (signed entry times) runs at most this far ahead of real time."""
+# Every writer (HTTP, CLI, Ledger API) refuses an entry whose signed time is further than TIME_SKEW_SECONDS
+# from its own clock, so the governance clock (signed entry times) runs at most this far ahead of real time.
+# The kernel's writer applies it, so it is stated there (ailedger.tlog.admission).
 
 GENESIS = "log.genesis"
 LOG_TYPES = (GENESIS,)

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from ailedger.authority import hooks
 from ailedger.authority.rules import (
     GENESIS,
     TIME_SKEW_SECONDS,
@@ -35,6 +36,9 @@ from ailedger.authority.rules import (
 from ailedger.authority.rules import (
     model_status as _combine,
 )
+from ailedger.encoding.leaves import LightEntry
+from ailedger.encoding.leaves import verify_leaf as _verify_one
+from ailedger.encoding.refs import entry_ref
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -46,6 +50,7 @@ from ailedger.errors import (
 
 __all__ = [
     "admit",
+    "guarded",
     "is_effective_registration",
     "model_owner",
     "model_registration",
@@ -98,8 +103,6 @@ def _leaves(ledger: Any, start: int, end: int) -> Iterator[tuple[int, bytes]]:
 
 
 def fold(st: AuthorityState, items: Any) -> AuthorityState:
-    from ailedger.governance.service import LightEntry, _verify_one
-
     for idx, leaf in items:
         try:
             e = LightEntry(leaf)
@@ -152,10 +155,9 @@ def replay(ledger: Any) -> AuthorityState:
 def model_status(ledger: Any, name: str) -> ModelStatus:
     """Whether model ``name`` may be used and on whose word: the owner's ruling and the DAO's, combined by
     the rules of docs/authority.md.  ``status.usable`` is False for ``revoked`` and ``suspended``."""
-    from ailedger.governance import service as gov
-
     st = state(ledger)
-    dao = gov.state(ledger).models.get(name)
+    view = hooks.dao()  # the DAO's side of the model-status protocol (ailedger.governance), when installed
+    dao = view.model_ruling(ledger, name) if view is not None else None
     return _combine(st.models, name, dao)
 
 
@@ -181,8 +183,6 @@ def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
     """The effective registration a reference names: ``NAME`` (the owner's latest version), ``#INDEX`` (that
     entry, if it is an effective registration) or a manifest root (the latest effective registration with
     it).  NotFoundError otherwise, saying when a registration exists but is ignored and why."""
-    from ailedger.encoding.refs import entry_ref
-
     st = state(ledger)
     idx = entry_ref(ref, "model")  # "#N", ASCII digits; a malformed "#..." is BadInputError
     if idx is not None:
@@ -215,14 +215,17 @@ def model_registration(ledger: Any, ref: str) -> tuple[int, Any]:
 # -- admission: the check every write path makes -------------------------------------------------------------
 
 def _gov_types() -> frozenset[str]:
-    from ailedger.governance.state import CONTEXT_TYPES, GOV_TYPES, STAKE_TYPES
-
-    return frozenset(GOV_TYPES + STAKE_TYPES + CONTEXT_TYPES)
+    view = hooks.dao()
+    return view.types if view is not None else frozenset()
 
 
 def _guarded(t: str) -> bool:
     return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
             or t == "blob.attach" or t in DATASET_OWNED)
+
+
+# Does the signer's standing matter for entries of this type?  (The kernel's admission protocol asks.)
+guarded = _guarded
 
 
 def _blob_owner_check(ledger: Any, st: AuthorityState, e: Any) -> None:
@@ -255,12 +258,9 @@ def attach_allowed(ledger: Any, index_or_entry: Any) -> str | None:
 
 
 def _dataset_check(ledger: Any, e: Any) -> None:
-    """Dataset name ownership lives with the dataset feature (``datasets.dataset_owner``); used when present."""
-    try:
-        from ailedger.provenance import datasets
-    except ImportError:  # pragma: no cover
-        return
-    owner_fn = getattr(datasets, "dataset_owner", None)
+    """Dataset name ownership lives with the dataset feature (``provenance.datasets.dataset_owner``, installed
+    through :mod:`ailedger.authority.hooks`); used when present."""
+    owner_fn = hooks.dataset_owner()
     name = e.body.get("name") if e.type == "dataset.commit" else e.body.get("dataset")
     if owner_fn is None or not isinstance(name, str):
         return
@@ -289,14 +289,18 @@ def admit(ledger: Any, entries: Sequence[Any], *, governance_checked: bool = Fal
         return out
     gov_types = _gov_types()
     g_sim = None
-    if not governance_checked and any(entries[i].type in gov_types for i in guarded):
-        from ailedger.governance import service as gov
-
-        g_st = gov.state(ledger)
-        with gov._cache_lock:  # not while another thread folds into it
-            g_sim = copy.deepcopy(g_st)
+    view = hooks.dao()
+    if not governance_checked:
+        if view is None:
+            for i in guarded:
+                if entries[i].type.startswith(("gov.", "stake.")):
+                    out[i] = NotAuthorisedError(
+                        f"{entries[i].type} by {entries[i].signer} cannot be judged: the governance capability "
+                        "is not installed (install ailedger[governance])", field="type")
+        elif any(entries[i].type in gov_types for i in guarded):
+            g_sim = view.simulator(ledger)  # a private copy, taken under the DAO's own lock
     with _lock:
-        _admit(ledger, entries, guarded, gov_types, g_sim, out)
+        _admit(ledger, entries, [i for i in guarded if out[i] is None], gov_types, g_sim, out)
     return out
 
 
@@ -345,9 +349,7 @@ def raise_first(errors: Sequence[AiledgerError | None]) -> None:
 
 def write_genesis(ledger: Any, founders: Sequence[str], *, note: str = "") -> int:
     """Log the operator's ``log.genesis`` (signed with the log key): who may found the DAO.  Once per log."""
-    from ailedger.tlog.ledger import operator_identity
-
-    op = operator_identity(ledger)
+    op = ledger.operator_identity()
     st = state(ledger)
     if st.config.genesis is not None:
         raise ConflictError(f"this log already has its genesis (entry {st.config.genesis}): "

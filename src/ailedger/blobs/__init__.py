@@ -1,2 +1,42 @@
 """Decentralised blob storage: client-side encryption, erasure coding across storage nodes,
-IPFS-compatible content ids, proofs of storage, repair. See docs/storage.md."""
+IPFS-compatible content ids, proofs of storage, repair. See docs/storage.md.
+
+The names below are this folder's public interface; they load on first use, so importing a module of
+the folder does not load the rest.  Other modules keep their names but are not promised to stay.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ailedger.blobs.artifacts import pull_dataset, pull_model, push_dataset, push_model
+    from ailedger.blobs.client import NodeClient
+    from ailedger.blobs.service import BlobService, GetResult, PutResult, RepairResult
+
+_LAZY = {
+    "BlobService": "ailedger.blobs.service",
+    "GetResult": "ailedger.blobs.service",
+    "PutResult": "ailedger.blobs.service",
+    "RepairResult": "ailedger.blobs.service",
+    "NodeClient": "ailedger.blobs.client",
+    "pull_dataset": "ailedger.blobs.artifacts",
+    "pull_model": "ailedger.blobs.artifacts",
+    "push_dataset": "ailedger.blobs.artifacts",
+    "push_model": "ailedger.blobs.artifacts",
+}
+
+__all__ = [
+    "BlobService", "GetResult", "NodeClient", "PutResult", "RepairResult", "pull_dataset",
+    "pull_model", "push_dataset", "push_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -19,8 +19,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ailedger.authority.service import attach_allowed
 from ailedger.blobs.service import BlobService
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
+from ailedger.provenance import find_dataset, find_model, verify_model
+from ailedger.provenance.datasets import build_index
 
 __all__ = ["attached_blob", "pack_tree", "pull_dataset", "pull_model", "push_dataset", "push_model"]
 
@@ -78,8 +81,6 @@ def _attach(ledger: Any, kind: str, name: str, record_index: int, cid: str, put_
 
 
 def attached_blob(ledger: Any, kind: str, record_index: int) -> tuple[int, dict[str, Any]]:
-    from ailedger.authority.service import attach_allowed
-
     last = None
     for idx, e in ledger.find(type=ATTACH, term=f"attach:{kind}:{record_index}"):
         if e.body.get("record") == record_index and e.body.get("artifact") == kind \
@@ -101,8 +102,6 @@ def _spool(ledger: Any) -> Path:
 
 def push_model(ledger: Any, ref: str, directory: str, nodes: list[str], ident: Any, **put_kw: Any
                ) -> dict[str, Any]:
-    from ailedger.provenance import find_model, verify_model
-
     idx, e = find_model(ledger, ref)
     rep = verify_model(ledger, directory, name=f"#{idx}")
     if not _matches(rep, e):
@@ -121,8 +120,6 @@ def push_model(ledger: Any, ref: str, directory: str, nodes: list[str], ident: A
 
 
 def pull_model(ledger: Any, ref: str, out: str, ident: Any) -> dict[str, Any]:
-    from ailedger.provenance import find_model, verify_model
-
     idx, e = find_model(ledger, ref)
     _, att = attached_blob(ledger, "model", idx)
     dest = Path(out)
@@ -148,16 +145,12 @@ def pull_model(ledger: Any, ref: str, out: str, ident: Any) -> dict[str, Any]:
 
 
 def _dataset_root(paths: list[str], work: Path) -> str:
-    from ailedger.provenance.datasets import build_index
-
     info = build_index(paths, work / "index", private=False, workers=1)
     return str(info["root"])
 
 
 def push_dataset(ledger: Any, ref: str, paths: list[str], nodes: list[str], ident: Any, **put_kw: Any
                  ) -> dict[str, Any]:
-    from ailedger.provenance import find_dataset
-
     idx, e = find_dataset(ledger, ref)
     names = [Path(p).name for p in paths]
     if len(set(names)) != len(names):
@@ -180,8 +173,6 @@ def push_dataset(ledger: Any, ref: str, paths: list[str], nodes: list[str], iden
 
 
 def pull_dataset(ledger: Any, ref: str, out: str, ident: Any) -> dict[str, Any]:
-    from ailedger.provenance import find_dataset
-
     idx, e = find_dataset(ledger, ref)
     _, att = attached_blob(ledger, "dataset", idx)
     dest = Path(out)

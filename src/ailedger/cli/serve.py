@@ -92,7 +92,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
     os.environ[ENV_CONFIG] = json.dumps(asdict(cfg))
     mirror = None
     if tiles_port is not None:
-        from ailedger.tlog.tileserver import MirrorProcesses
+        from ailedger.cli._mirror import MirrorProcesses
 
         mirror = MirrorProcesses(path, (tiles_dir or path / "mirror").resolve(), f"{host}:{tiles_port}",
                                  every=tiles_every)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ailedger.authority.service import model_registration
 from ailedger.content import audio_watermark as awm
 from ailedger.content import c2pa_io
 from ailedger.content import fingerprint as fp
@@ -24,6 +25,7 @@ from ailedger.content.index import KIND_BITS, FingerprintStore, StoreHit
 from ailedger.content.media import Media, decode_image_bytes, encode_wav, fingerprints, load_media
 from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError
+from ailedger.governance.staking import claims_for
 
 RECORD_TYPE = "content.register"
 WM_KEY_FILE = "watermark.key"
@@ -61,14 +63,9 @@ def find_disputes(ledger: Any, entry_index: int) -> dict[str, Any]:
     note = None
     if records:
         try:
-            from ailedger.governance.staking import claims_for
-        except ImportError:  # pragma: no cover - staking ships with ailedger
-            claims_for = None  # type: ignore[assignment]
-        if claims_for is not None:
-            try:
-                claims = claims_for(ledger, subject)
-            except AiledgerError as exc:
-                note = f"staking state could not be evaluated: {exc.message}"
+            claims = claims_for(ledger, subject)
+        except AiledgerError as exc:
+            note = f"staking state could not be evaluated: {exc.message}"
     disputed = any(c.get("dispute") for c in claims) or any(
         r["type"].startswith("stake.dispute") or r["type"].startswith("dispute.") for r in records)
     out: dict[str, Any] = {"claims": claims, "records": records, "disputed": disputed}
@@ -184,8 +181,6 @@ class ContentService:
     # -- helpers --------------------------------------------------------------------------
     def _model_record(self, name: str) -> int | None:
         """The model's effective registration (its owner's latest version; services.authority)."""
-        from ailedger.authority.service import model_registration
-
         try:
             return model_registration(self.ledger, name)[0]
         except NotFoundError:

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import base64
 import collections
+import copy
 import fcntl
-import json
 import multiprocessing
 import os
 import random
@@ -37,8 +37,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ailedger.encoding import ed25519
+from ailedger.authority.service import genesis_info, operator_of, write_genesis
+from ailedger.authority.service import require_model_usable as _require
 from ailedger.encoding.identity import public_key_from_did
+from ailedger.encoding.leaves import LightEntry
+from ailedger.encoding.leaves import verify_leaf as _verify_one
 from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
 from ailedger.errors import (
     AiledgerError,
@@ -64,6 +67,7 @@ from ailedger.governance.state import (
 __all__ = [
     "ACTION_KINDS",
     "STRATEGIES",
+    "AuthorityView",
     "LightEntry",
     "balances",
     "cancel",
@@ -89,28 +93,9 @@ __all__ = [
     "vote",
 ]
 
-try:
-    from orjson import loads as _loads
-except ImportError:  # pragma: no cover - orjson is a dependency; json is the slow fallback
-    _loads = json.loads  # type: ignore[assignment]  # same use
-
 _TYPE_MARKS = (b'"type":"gov.', b'"type":"stake.', b'"type":"log.genesis"', b'"type":"identity.revoke"')
 _ALL_TYPES = frozenset(GOV_TYPES + STAKE_TYPES + CONTEXT_TYPES)
 _VERIFY_IN_LIVE_FOLD = frozenset(CONTEXT_TYPES + ("gov.init",))
-
-
-class LightEntry:
-    """What the fold reads of an entry, parsed straight from canonical leaf bytes (no re-canonicalisation)."""
-
-    __slots__ = ("body", "leaf_bytes", "signer", "time", "type")
-
-    def __init__(self, leaf: bytes) -> None:
-        o = _loads(leaf)
-        self.type = o["type"]
-        self.body = o["body"]
-        self.signer = o["signer"]
-        self.time = o["time"]
-        self.leaf_bytes = leaf
 
 
 def is_gov_leaf(leaf: bytes) -> bool:
@@ -118,24 +103,6 @@ def is_gov_leaf(leaf: bytes) -> bool:
 
 
 # -- signature checks on many leaves (process pool) ------------------------------------------------------
-
-def _verify_one(leaf: bytes) -> bool:
-    """Ed25519 check of one canonical leaf.  The signed bytes are the leaf without its top-level ``sig``
-    member (RFC 8785 orders it after ``body``; the last ``,"sig":"`` is the top-level one)."""
-    i = leaf.rfind(b',"sig":"')
-    if i < 0:
-        return False
-    j = leaf.find(b'"', i + 8)
-    sig = base64.b64decode(leaf[i + 8 : j])
-    unsigned = leaf[:i] + leaf[j + 1 :]
-    k = leaf.find(b'"signer":"', j)
-    did = leaf[k + 10 : leaf.find(b'"', k + 10)].decode()
-    try:
-        pk = public_key_from_did(did)
-    except BadInputError:
-        return False
-    return ed25519.verify(pk, unsigned, sig)
-
 
 def verify_leaves(items: Sequence[tuple[int, bytes]]) -> list[int]:
     """Worker: the indices whose signature does not hold (fast path, then the strict parser to confirm)."""
@@ -201,8 +168,6 @@ def _sig_ok(leaf: bytes) -> bool:
 
 
 def _operator(ledger: Any) -> str:
-    from ailedger.authority.service import operator_of
-
     return operator_of(ledger)
 
 
@@ -345,8 +310,6 @@ def submit_entry(ledger: Any, entry: SignedEntry, *, terms: Iterable[str] = ()) 
 
 def name_founders(ledger: Any, founders: Sequence[str], *, note: str = "") -> dict[str, Any]:
     """The operator names who may found the DAO (``log.genesis``, signed with the log key; once per log)."""
-    from ailedger.authority.service import genesis_info, write_genesis
-
     for d in founders:
         verify_did(d)
     idx = write_genesis(ledger, founders, note=note)
@@ -461,11 +424,24 @@ def model_status(ledger: Any, name: str) -> dict[str, Any] | None:
 dao_ruling = model_status
 
 
+class AuthorityView:
+    """The DAO's side of the model-status protocol (:class:`ailedger.authority.hooks.DaoView`): what the
+    authority rules read of governance.  Installed by ``ailedger/_registry.py``."""
+
+    types = _ALL_TYPES
+
+    def model_ruling(self, ledger: Any, name: str) -> dict[str, Any] | None:
+        return state(ledger).models.get(name)
+
+    def simulator(self, ledger: Any) -> GovState:
+        g_st = state(ledger)
+        with _cache_lock:  # not while another thread folds into it
+            return copy.deepcopy(g_st)
+
+
 def require_model_usable(ledger: Any, name: str) -> dict[str, Any] | None:
     """Raise :class:`VerificationError` ("model m1 was revoked by proposal 17 (reason) at entry 20") unless
     the model may be used (``services.authority.require_model_usable``); else return the DAO's ruling."""
-    from ailedger.authority.service import require_model_usable as _require
-
     _require(ledger, name)
     return model_status(ledger, name)
 

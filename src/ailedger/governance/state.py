@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import calendar
 import hashlib
 from bisect import bisect_left
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from typing import Any, Protocol
 from ailedger.authority.rules import LogConfig
 from ailedger.encoding.canonical import canonical_json
 from ailedger.encoding.identity import public_key_from_did, verify_did_signature
+from ailedger.encoding.times import iso, time_ms  # governance periods are in these units (re-exported)
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -64,6 +64,7 @@ __all__ = [
     "GovState",
     "Proposal",
     "guardian_statement",
+    "iso",
     "jury_order",
     "leaf_hash_hex",
     "time_ms",
@@ -116,26 +117,6 @@ class EntryLike(Protocol):  # read-only members: a frozen SignedEntry fits
     def time(self) -> str: ...
     @property
     def leaf_bytes(self) -> bytes: ...
-
-
-def time_ms(t: str) -> int:
-    """Milliseconds since the epoch of an RFC 3339 UTC time like 2026-01-02T03:04:05.678Z."""
-    try:
-        secs = calendar.timegm((int(t[0:4]), int(t[5:7]), int(t[8:10]), int(t[11:13]), int(t[14:16]),
-                                int(t[17:19]), 0, 0, 0))
-    except (ValueError, IndexError):
-        raise BadInputError(f"bad entry time {t!r}", field="time") from None
-    frac = t[20:-1] if len(t) > 20 and t[19] == "." else ""
-    ms = int((frac + "000")[:3]) if frac else 0
-    return secs * 1000 + ms
-
-
-def iso(ms: int) -> str:
-    """RFC 3339 text of epoch milliseconds (pure arithmetic, no clock)."""
-    import datetime as _dt
-
-    d = _dt.datetime(1970, 1, 1) + _dt.timedelta(milliseconds=ms)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
 
 
 def leaf_hash_hex(leaf: bytes) -> str:

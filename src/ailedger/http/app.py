@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass, fields
@@ -46,6 +45,7 @@ from ailedger.http.errors import (
     RequestTimeoutError,
     TooLargeError,
     error_response,
+    is_db_error,
     json_response,
 )
 from ailedger.http.openapi import openapi_spec
@@ -312,11 +312,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _is_db_error(exc: BaseException) -> bool:
-    if isinstance(exc, sqlite3.Error):
-        return True
-    mod = type(exc).__module__
-    return mod.startswith("psycopg")
+_is_db_error = is_db_error  # its home is http/errors.py: the explorer uses it too
 
 
 def _guard(fn: Any) -> Any:

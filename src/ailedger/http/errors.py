@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import Any
 
 from starlette.responses import Response
@@ -26,8 +27,16 @@ from ailedger.tlog.ingest import (
     UnknownIdentityError,
 )
 
-__all__ = ["MalformedJSONError", "OverloadedError", "RequestTimeoutError", "TooLargeError", "error_response",
-           "json_response", "status_of"]
+__all__ = [
+    "MalformedJSONError",
+    "OverloadedError",
+    "RequestTimeoutError",
+    "TooLargeError",
+    "error_response",
+    "is_db_error",
+    "json_response",
+    "status_of",
+]
 
 # entry-level refusals that are about who signed, not about the bytes: 403 (a batch whose every
 # refused entry failed for one of these is 403 too; any malformed entry makes it 400)
@@ -102,3 +111,11 @@ def error_response(exc: AiledgerError) -> Response:
     elif status == 408:
         headers["Connection"] = "close"
     return json_response(exc.to_dict(), status, headers)
+
+
+def is_db_error(exc: BaseException) -> bool:
+    """Is ``exc`` a database driver's error a store let through (disk full, I/O error, lost server)?  The API
+    and the explorer both answer it as a storage error rather than an internal one."""
+    if isinstance(exc, sqlite3.Error):
+        return True
+    return type(exc).__module__.startswith("psycopg")

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError, TamperError
 from ailedger.http import lists
+from ailedger.http.errors import is_db_error
 from ailedger.http.lists import summary
 from ailedger.http.search import MAX_QUERY
 from ailedger.http.search import search as run_search
@@ -91,9 +92,7 @@ class Pages:
             except AiledgerError as exc:
                 return self.error(exc)
             except Exception as exc:
-                from ailedger.http.app import _is_db_error
-
-                if _is_db_error(exc):
+                if is_db_error(exc):
                     return self.error(StorageError(f"the store failed: {str(exc).strip()[:200]}"))
                 log.exception("internal error on %s", request.url.path)
                 return self.render("error", 500, title="error", heading="Error", code="internal",

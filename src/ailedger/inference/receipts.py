@@ -25,6 +25,7 @@ from ailedger.encoding.records import parse_entry
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
 from ailedger.inference.codec import BATCH_TYPE, parse_record
 from ailedger.inference.payloads import PayloadStore, inference_dir
+from ailedger.inference.recovery import recover_pending
 from ailedger.inference.store import RecordStore
 from ailedger.tlog.merkle import (
     inclusion_plan,
@@ -107,8 +108,6 @@ def receipt_proof(ledger: Any, rid: str, *, records: RecordStore | None = None) 
             if got:  # in the log; the writer has not noted the index yet
                 b["log_index"] = next(iter(got.values()))
             else:  # stored but never appended (a crash between the two writes): append it now
-                from ailedger.inference.sdk import recover_pending
-
                 recover_pending(ledger, rs, strict=True)
                 b = rs.batch(bid)
         leaves = [leaf_hash(d) for d in rs.batch_records(bid)]

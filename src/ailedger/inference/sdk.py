@@ -38,6 +38,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from ailedger.authority.service import model_registration, model_status
 from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, StorageError
 from ailedger.inference.codec import (
     BATCH_TYPE,
@@ -46,6 +47,8 @@ from ailedger.inference.codec import (
     record_bytes,
 )
 from ailedger.inference.payloads import PayloadStore, inference_dir
+from ailedger.inference.receipts import receipt_proof
+from ailedger.inference.recovery import recover_pending
 from ailedger.inference.store import RecordStore
 from ailedger.tlog.groupcommit import GroupCommitter
 from ailedger.tlog.merkle import EMPTY_ROOT
@@ -78,8 +81,6 @@ def is_model_revoked(ledger: Any, name: str) -> str | None:
     One rule set for every reader: ``services.authority.model_status`` (the model's owner may revoke and
     reinstate its own model; the DAO revokes by an executed proposal and its guardians suspend k-of-n;
     anyone else's ``model.revoke`` / ``model.reinstate`` has no effect).  See docs/authority.md."""
-    from ailedger.authority.service import model_status
-
     st = model_status(ledger, name)
     return None if st.usable else st.ruling_text()
 
@@ -88,7 +89,6 @@ def resolve_model(ledger: Any, name: str) -> tuple[str, int, str]:
     """(name, entry index, manifest root) of the model's effective registration (its owner's latest
     version: ``services.authority.model_registration``); NotFoundError if none."""
     check_plain_name(name, "model")
-    from ailedger.authority.service import model_registration
 
     idx, e = model_registration(ledger, name)
     root = e.body.get("manifest", {}).get("root", "") if isinstance(e.body.get("manifest"), dict) else ""
@@ -145,8 +145,6 @@ class Receipt:
     def proof(self, timeout: float = 30.0) -> dict[str, Any]:
         """The receipt proof (record, batch position, batch path, tlog-proof); waits for the write."""
         self._trail.flush(timeout)
-        from ailedger.inference.receipts import receipt_proof
-
         return receipt_proof(self._trail.ledger, self.id)
 
 
@@ -546,29 +544,3 @@ class _Call:
             raise BadInputError("set .output inside the `with trail.call(...)` block", field="output")
         rid = self._trail._submit(self.input, self.output, self.subject, self.caller, self.meta, "ok")
         self.receipt = Receipt(rid, self._trail)
-
-
-def recover_pending(ledger: Any, records: RecordStore, *, strict: bool = False) -> int:
-    """Append batch entries stored but not yet in the log (a crash between the two writes)."""
-    from ailedger.encoding.records import parse_entry
-    from ailedger.tlog.merkle import leaf_hash
-
-    n = 0
-    for bid, entry_bytes in records.pending_batches():
-        got = ledger.store.indices_of([leaf_hash(entry_bytes)])
-        if got:  # already in the log; only the bookkeeping was missing
-            records.set_log_index(bid, next(iter(got.values())))
-            continue
-        e = parse_entry(entry_bytes, verify=True)
-        model = e.body.get("models", [{}])[0].get("name", "")
-        try:
-            res = ledger.append_entry(e, terms=[f"inference-model:{model}",
-                                                f"inference-stream:{e.body.get('stream')}"],
-                                      late_ok=True)  # signed before a crash: its log index says when it landed
-        except AiledgerError:
-            if strict:
-                raise
-            continue  # e.g. its operator key was revoked since: it stays pending, reported by `counts()`
-        records.set_log_index(bid, res.index)
-        n += 1
-    return n

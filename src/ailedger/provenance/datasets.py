@@ -56,14 +56,14 @@ from ailedger.provenance.dataset_rule import (
     rule_body,
     rule_of,
 )
-from ailedger.provenance.hashing import cpu_workers, scan_dir
-from ailedger.provenance.models import (
+from ailedger.provenance.entries import (
     DATASET_RECORD,
     artifacts_dir,
     entries_named,
     entry_status,
-    find_dataset,
 )
+from ailedger.provenance.hashing import cpu_workers, scan_dir
+from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
 
@@ -75,6 +75,7 @@ __all__ = [
     "current_dataset",
     "dataset_owner",
     "dataset_versions",
+    "find_dataset",
     "normalise_candidate",
     "prove_dataset",
     "record_key",
@@ -1161,8 +1162,6 @@ def verify_dataset_proof_file(data: bytes, candidate: bytes, vkey: Any) -> dict[
         raise BadInputError(f"not an {DATASET_PROOF} file", field="proof")
     version = first.decode()
     if vkey is None:
-        from ailedger.tlog.ledger import Ledger
-
         try:
             with Ledger.open(None, read_only=True) as lg:
                 vkey = lg.vkey
@@ -1359,3 +1358,20 @@ def dataset_status(ledger: Any, ref: str) -> dict[str, Any]:
                           "supersedes": v["entries"][j].body.get("supersedes")} for j in v["versions"]],
             "owner": v["owner"], "rejected": v["rejected"],
             "current": idx == (v["versions"][-1] if v["versions"] else None)}
+
+
+def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
+    """A dataset by name (the end of its version chain) or ``#INDEX``; BadInputError for a malformed ``#``
+    reference, NotFoundError when there is no such dataset."""
+    idx = entry_ref(ref, "dataset")
+    if idx is not None:
+        if idx >= ledger.size:
+            raise NotFoundError(f"no entry {ref}", field="dataset")
+        e = ledger.entry(idx)
+        if e.type != DATASET_RECORD:
+            raise NotFoundError(f"entry {ref} is a {e.type}, not a {DATASET_RECORD}", field="dataset")
+        return idx, e
+    hit = current_dataset(ledger, ref)  # the end of the name's version chain, not merely the latest entry
+    if hit is None:
+        raise NotFoundError(f"no committed dataset named {ref!r}", field="dataset")
+    return hit

@@ -5,6 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from ailedger.authority.service import is_effective_registration
 from ailedger.provenance.models import DATASET_RECORD, MODEL_RECORD, find_model
 
 __all__ = ["lineage_graph", "lineage_png", "lineage_svg", "lineage_text"]
@@ -48,8 +49,6 @@ def lineage_graph(ledger: Any, ref: str, max_nodes: int = 200) -> dict[str, Any]
             if be.type == MODEL_RECORD:
                 add_model(b["index"], be)
                 add_edge(f"#{b['index']}", nid, "fine-tuned from")
-
-    from ailedger.authority.service import is_effective_registration
 
     add_model(idx0, e0)
     # descendants: models whose base is one of ours

@@ -9,10 +9,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable
 from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.provenance.datasets import find_dataset
+from ailedger.provenance.entries import (  # noqa: F401 - their names in this module are kept
+    DATASET_RECORD,
+    MODEL_RECORD,
+    _identity_names,
+    artifacts_dir,
+    entries_found,
+    entries_named,
+    entry_status,
+)
 from ailedger.provenance.hashing import HashCache, HashStats, hash_model_dir
 from ailedger.provenance.manifest import (
     DEFAULT_CHUNK_SIZE,
@@ -41,16 +52,8 @@ __all__ = [
     "verify_model_part",
 ]
 
-MODEL_RECORD = "model.register"
-DATASET_RECORD = "dataset.commit"
 MODEL_PART_PROOF = "ailedger-model-part-proof/v1"
 MAX_FILES_IN_BODY = 200
-
-
-def artifacts_dir(ledger: Any) -> Path:
-    p = Path(ledger.path) / "artifacts"
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def cache_for(ledger: Any) -> HashCache:
@@ -83,33 +86,6 @@ def load_manifest(ledger: Any, root_hex: str) -> Manifest | None:
     return m
 
 
-def entries_found(ledger: Any, type_: str, terms: Iterable[str], holds: Any) -> list[tuple[int, Any]]:
-    """Every ``type_`` entry listed under any of ``terms`` whose own signed body says so (``holds(body)``),
-    once each, in log order.  The index is a lookup aid kept beside the log, not part of any signed entry:
-    it only proposes candidates.  Give every term a reader may find the entry under: the one every write
-    path indexes (services.ledger.entry_terms) and any older one a ledger indexed before that."""
-    idxs: set[int] = set()
-    for term in dict.fromkeys(terms):
-        after = -1
-        while got := ledger.store.find(term, after, 1000):
-            idxs.update(got)
-            after = got[-1]
-    out = []
-    for idx in sorted(idxs):
-        e = ledger.entry(idx)
-        if e.type == type_ and isinstance(e.body, dict) and holds(e.body):
-            out.append((idx, e))
-    return out
-
-
-def entries_named(ledger: Any, type_: str, name: str, legacy_term: str | None = None) -> list[tuple[int, Any]]:
-    """Every ``type_`` entry whose signed body's ``name`` is ``name``, whichever path logged it: found
-    through the ``name:`` term every write path indexes (and ``legacy_term``, which ledgers indexed before
-    names were carry for the entries the service wrote), confirmed against the body."""
-    terms = [f"name:{name}"] + ([legacy_term] if legacy_term else [])
-    return entries_found(ledger, type_, terms, lambda b: b.get("name") == name)
-
-
 def _manifest_root(body: Any) -> Any:
     m = body.get("manifest") if isinstance(body, dict) else None
     return m.get("root") if isinstance(m, dict) else None
@@ -118,28 +94,7 @@ def _manifest_root(body: Any) -> Any:
 def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
     """A model by name (its owner's latest version), ``#INDEX`` or manifest root hex: the effective
     registration by the authority rules (a stranger's registration of an owned name is never found)."""
-    from ailedger.authority.service import model_registration
-
     return model_registration(ledger, ref)
-
-
-def find_dataset(ledger: Any, ref: str) -> tuple[int, Any]:
-    """A dataset by name (the end of its version chain) or ``#INDEX``; BadInputError for a malformed ``#``
-    reference, NotFoundError when there is no such dataset."""
-    idx = entry_ref(ref, "dataset")
-    if idx is not None:
-        if idx >= ledger.size:
-            raise NotFoundError(f"no entry {ref}", field="dataset")
-        e = ledger.entry(idx)
-        if e.type != DATASET_RECORD:
-            raise NotFoundError(f"entry {ref} is a {e.type}, not a {DATASET_RECORD}", field="dataset")
-        return idx, e
-    from ailedger.provenance.datasets import current_dataset  # its version rule (datasets imports us)
-
-    hit = current_dataset(ledger, ref)  # the end of the name's version chain, not merely the latest entry
-    if hit is None:
-        raise NotFoundError(f"no committed dataset named {ref!r}", field="dataset")
-    return hit
 
 
 def _name_ok(name: str, what: str) -> None:
@@ -192,36 +147,6 @@ def register_model(ledger: Any, path: str | os.PathLike[str], name: str, identit
             "files": len(m.files), "bytes": m.total_bytes, "signer": identity.did}
 
 
-def _identity_names(ledger: Any) -> dict[str, str]:
-    out = {}
-    try:
-        for n in ledger.identities.names():
-            did = ledger.identities.did_of(n)
-            if did:
-                out[did] = n
-    except Exception:  # noqa: BLE001, S110 - names are a nicety
-        pass
-    return out
-
-
-def entry_status(ledger: Any, index: int) -> dict[str, Any]:
-    """Who signed entry ``index``, when it entered the log, and the checkpoint that covers it
-    (inclusion is actually verified against the signed checkpoint)."""
-    data = ledger.entry_bytes(index)
-    e = parse_entry(data, verify=True)
-    bundle = ledger.prove(index)
-    _, cp = verify_proof_bundle(bundle, ledger.verifier, entry=data)
-    return {
-        "index": index,
-        "type": e.type,
-        "signer": e.signer,
-        "signer_name": _identity_names(ledger).get(e.signer),
-        "time": e.time,
-        "signature": "valid",
-        "checkpoint": {"origin": cp.origin, "size": cp.size, "root": cp.root.hex(), "inclusion": "verified"},
-    }
-
-
 def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None = None,
                  chunk_size: int | None = None, workers: int | None = None, progress: bool = False,
                  follow_external_symlinks: bool = False, ignore: Iterable[str] = (),
@@ -233,8 +158,6 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
     ``trust_cache``: take the digests of files whose (path, size, mtime, ctime, inode) are in the
     hash cache from there instead of reading them; the answer then says how much came from the
     cache (``from_cache``), since it is only as good as that cache."""
-    from ailedger.authority.service import is_effective_registration, require_model_usable
-
     candidates: list[tuple[int, Any]] = []
     if name:
         candidates = [find_model(ledger, name)]

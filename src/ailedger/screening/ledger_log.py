@@ -10,6 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.records import parse_entry
+from ailedger.encoding.refs import entry_ref
+from ailedger.errors import BadInputError, NotFoundError, ProofError
+from ailedger.provenance.models import entries_found
+from ailedger.tlog.note import parse_vkey
+from ailedger.tlog.proofbundle import verify_proof_bundle
+
 from .engine import SCHEMA
 from .report import render_html, report_bytes, report_sha256
 
@@ -76,16 +84,11 @@ SCREENING_PROOF = "ailedger-screening-proof/v1"
 def latest_screening(ledger: Any, dataset: str) -> tuple[int, Any] | None:
     """The last screening logged for dataset ``dataset`` (by any write path: the ``dataset:`` term comes from
     the signed body), confirmed against the body; None when there is none."""
-    from ailedger.provenance.models import entries_found
-
     hits = entries_found(ledger, SCREENING_RECORD, [f"dataset:{dataset}"], lambda b: b.get("dataset") == dataset)
     return hits[-1] if hits else None
 
 
 def _find_screening(ledger: Any, ref: str) -> tuple[int, Any]:
-    from ailedger.encoding.refs import entry_ref
-    from ailedger.errors import NotFoundError
-
     idx = entry_ref(ref, "screening")
     if idx is not None:
         if idx >= ledger.size or ledger.entry(idx).type != SCREENING_RECORD:
@@ -101,9 +104,6 @@ def screening_proof(ledger: Any, ref: str) -> tuple[bytes, dict[str, Any]]:
     """A self-contained file: the screening entry, its inclusion proof, the JSON report it commits to, and
     (when linked) the dataset.commit entry with its inclusion proof."""
     import base64
-
-    from ailedger.encoding.canonical import canonical_json
-    from ailedger.errors import NotFoundError
 
     idx, e = _find_screening(ledger, ref)
     rp = Path(ledger.path) / "screening" / f"{e.body['report_sha256']}.json"
@@ -127,12 +127,6 @@ def verify_screening_proof(data: bytes, vkey: str) -> tuple[dict[str, Any], dict
     report's hash, or the link to the dataset commitment does not hold."""
     import base64
     import hashlib
-
-    from ailedger.encoding.canonical import parse_json
-    from ailedger.encoding.records import parse_entry
-    from ailedger.errors import BadInputError, ProofError
-    from ailedger.tlog.note import parse_vkey
-    from ailedger.tlog.proofbundle import verify_proof_bundle
 
     head = (SCREENING_PROOF + "\n").encode()
     if not data.startswith(head):

@@ -21,10 +21,15 @@ from bisect import bisect_left
 from pathlib import Path
 from typing import Any
 
+from ailedger.authority.service import raise_first
 from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import BadInputError, ProofError
-from ailedger.provenance import smt
+from ailedger.provenance import DATASET_RECORD, commit_dataset, find_dataset, scan_dir, smt
+from ailedger.provenance.datasets import CROISSANT_FIELDS, _json_value, record_key
 from ailedger.provenance.smt_removal import DeletionStep, delete_all, deletion_step
+from ailedger.tlog.note import parse_vkey
+from ailedger.tlog.proofbundle import verify_proof_bundle
 
 REMOVAL_RECORD = "dataset.source-removal"
 REMOVAL_PROOF = "ailedger-removal-proof/v1"
@@ -33,8 +38,6 @@ REMOVAL_PROOF = "ailedger-removal-proof/v1"
 def _rows_with_keys(path: Path, source_column: str) -> tuple[str, list[tuple[str, bytes, Any]], Any]:
     """(kind, [(source value, record key, raw row)], header/schema) in file order, keys as the dataset
     commitment computes them."""
-    from ailedger.provenance.datasets import _json_value, record_key
-
     s = path.name.lower()
     out: list[tuple[str, bytes, Any]] = []
     if s.endswith(".csv"):
@@ -90,9 +93,6 @@ def _step_from_json(o: dict[str, Any]) -> DeletionStep:
 def path_keys(path: Path, *, follow_symlinks: bool = False) -> list[bytes]:
     """Record keys of one committed PATH, as ``dataset commit`` computes them (files: SHA-256 of the
     bytes; JSONL / CSV / Parquet: SHA-256 of each record's RFC 8785 form)."""
-    from ailedger.provenance import scan_dir
-    from ailedger.provenance.datasets import _json_value, record_key
-
     if path.is_dir():
         out = []
         for f in scan_dir(path, follow_external_symlinks=follow_symlinks, ignore=()):
@@ -140,8 +140,6 @@ def _proof_file(ledger: Any, old_idx: int, new_idx: int, rem_idx: int, steps: li
 def _require_removal_authority(ledger: Any, identity: Any, dataset_name: str) -> None:
     """Refuse before anything is written (not after the new commitment): only the dataset's committer may
     log its source removal (docs/authority.md)."""
-    from ailedger.authority.service import raise_first
-
     raise_first(ledger.admit([ledger.make_entry(REMOVAL_RECORD, {"dataset": dataset_name}, identity)]))
 
 
@@ -150,9 +148,6 @@ def remove_paths(ledger: Any, identity: Any, dataset_ref: str, paths: list[str],
                  follow_symlinks: bool = False) -> tuple[bytes, dict[str, Any]]:
     """Cut whole PATHs (the sources of a multi-PATH ``dataset commit``) out: ``paths`` are all the committed
     PATHs, ``drop`` those to cut.  Commits the rest as NEW_NAME and returns the removal proof."""
-    from ailedger.provenance import commit_dataset, find_dataset
-    from ailedger.provenance.datasets import CROISSANT_FIELDS
-
     old_idx, old_e = find_dataset(ledger, dataset_ref)
     _require_removal_authority(ledger, identity, old_e.body["name"])
     if old_e.body.get("leaf") != "sha256":
@@ -230,8 +225,6 @@ def _write_filtered(kind: str, rows: list[tuple[str, bytes, Any]], keep: list[bo
 def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str, *, source_column: str,
                    sources: list[str], new_name: str, output_data: str, screening_index: int | None = None,
                    workers: int | None = None) -> tuple[bytes, dict[str, Any]]:
-    from ailedger.provenance import commit_dataset, find_dataset
-
     if not sources:
         raise BadInputError("name at least one source to remove", field="source")
     old_idx, old_e = find_dataset(ledger, dataset_ref)
@@ -311,11 +304,6 @@ def remove_sources(ledger: Any, identity: Any, dataset_ref: str, data_path: str,
 
 def verify_removal_proof(data: bytes, vkey: str) -> dict[str, Any]:
     """Offline check of a removal proof; raises VerificationError subclasses when anything fails."""
-    from ailedger.encoding.records import parse_entry
-    from ailedger.provenance import DATASET_RECORD
-    from ailedger.tlog.note import parse_vkey
-    from ailedger.tlog.proofbundle import verify_proof_bundle
-
     head = (REMOVAL_PROOF + "\n").encode()
     if not data.startswith(head):
         raise BadInputError(f"not an {REMOVAL_PROOF} file", field="proof")

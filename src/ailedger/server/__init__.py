@@ -1,1 +1,40 @@
-"""ailedger.server."""
+"""The HTTP kit every server of the package shares: request deadlines and size limits (guard) and
+write authentication (bearer tokens, HTTP message signatures).
+
+The names below are this folder's public interface; they load on first use, so importing a module of
+the folder does not load the rest.  Other modules keep their names but are not promised to stay.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ailedger.server.auth import KeyList, TokenFile, WriteAuth, signed_headers
+    from ailedger.server.guard import Deadlines, GuardedHandler, GuardedServer, content_length
+
+_LAZY = {
+    "KeyList": "ailedger.server.auth",
+    "TokenFile": "ailedger.server.auth",
+    "WriteAuth": "ailedger.server.auth",
+    "signed_headers": "ailedger.server.auth",
+    "Deadlines": "ailedger.server.guard",
+    "GuardedHandler": "ailedger.server.guard",
+    "GuardedServer": "ailedger.server.guard",
+    "content_length": "ailedger.server.guard",
+}
+
+__all__ = [
+    "Deadlines", "GuardedHandler", "GuardedServer", "KeyList", "TokenFile", "WriteAuth",
+    "content_length", "signed_headers",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

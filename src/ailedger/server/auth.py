@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError, sign_request, verify_request
+from ailedger.encoding.identity import public_key_from_did
 from ailedger.errors import BadInputError, NotFoundError
 
 __all__ = [
@@ -180,8 +181,6 @@ class KeyList:
     re-read when the file changes."""
 
     def __init__(self, dids: Any = (), path: str | os.PathLike[str] | None = None) -> None:
-        from ailedger.encoding.identity import public_key_from_did
-
         self.fixed = set()
         for d in dids:
             public_key_from_did(d)  # BadInputError if it is not an Ed25519 did:key

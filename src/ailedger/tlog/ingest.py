@@ -14,7 +14,7 @@ fails, nothing of the batch is stored and every failure is reported):
    may come earlier in the same batch, and must not be revoked: a self-signed ``identity.revoke``
    (body ``did == signer``, as ``Ledger.revoke_identity`` writes) bars every later entry by that key;
 6. authority (new entries only): the signer may sign this type with effect (docs/authority.md), judged by
-   ``services.authority.admit``, the same rules every fold applies; otherwise 403 ``not_authorised``
+   the installed admission policy (``ailedger.tlog.admission``: ``authority.service.admit``), the same rules every fold applies; otherwise 403 ``not_authorised``
    (a batch whose only failures are of this kind is refused with 403 too).
 
 Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
@@ -40,9 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ailedger.authority.service import _guarded, admit
 from ailedger.encoding.records import SignedEntry, parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
+from ailedger.tlog import admission
 from ailedger.tlog.groupcommit import AppendRequest, GroupView
 from ailedger.tlog.ledger import Ledger, entry_terms
 from ailedger.tlog.log import AppendResult
@@ -195,6 +195,7 @@ class Ingestor:
         self._known: set[str] = set()
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
+        admission.policy().load()  # now, before serving: no request pays for loading the rules
 
     # -- identity policy ----------------------------------------------------------
     def is_registered(self, did: str) -> bool:
@@ -396,7 +397,8 @@ class Ingestor:
             fresh = [i for i, h in enumerate(prep.hashes) if h not in existing]
             if fresh:
                 pending: list[SignedEntry] = view.notes.setdefault("guarded", [])
-                verdicts = admit(self.ledger, pending + [prep.parsed[i] for i in fresh])[len(pending):]
+                verdicts = admission.policy().admit(self.ledger,
+                                                    pending + [prep.parsed[i] for i in fresh])[len(pending):]
                 for i, err in zip(fresh, verdicts):
                     if err is not None:
                         if prep.single:
@@ -404,7 +406,7 @@ class Ingestor:
                         errors.append((i, err))
                 if errors:
                     _reject(errors, prep.n)
-                pending.extend(prep.parsed[i] for i in fresh if _guarded(prep.parsed[i].type))
+                pending.extend(prep.parsed[i] for i in fresh if admission.policy().guarded(prep.parsed[i].type))
             if new_signers:
                 self.charge(new_signers)
             group_registered |= registered_here  # this request will be in the group's transaction

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ailedger.authority.rules import TIME_SKEW_SECONDS, operator_did
 from ailedger.encoding.canonical import parse_json
-from ailedger.encoding.identity import public_key_from_did
+from ailedger.encoding.identity import did_from_public_key, public_key_from_did
 from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
+from ailedger.encoding.times import time_ms
 from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
-from ailedger.governance.state import time_ms
+from ailedger.tlog import admission
+from ailedger.tlog.admission import TIME_SKEW_SECONDS
 from ailedger.tlog.groupcommit import (
     DEFAULT_MAX_ENTRIES,
     DEFAULT_WINDOW,
@@ -81,7 +82,7 @@ class OperatorIdentity:
     def __init__(self, signer: Signer) -> None:
         self._signer = signer
         self.public_key = signer.public_key
-        self.did = operator_did(signer.public_key)
+        self.did = did_from_public_key(signer.public_key)  # the operator's did:key (authority.rules.operator_did)
 
     def sign(self, data: bytes) -> bytes:
         return self._signer.sign(data)
@@ -172,8 +173,7 @@ class _Seen:
 
 def verify_entry_batch(datas: Sequence[bytes]) -> list[tuple[bool, Any]]:
     """Worker function: parse and verify entries; (True, (leaf, hash, terms, seen)) or (False, message)."""
-    from ailedger.authority.service import _guarded
-
+    _guarded = admission.policy().guarded
     out: list[tuple[bool, Any]] = []
     for d in datas:
         try:
@@ -244,6 +244,10 @@ class Ledger:
         self.commit_window = DEFAULT_WINDOW
         self.commit_max_entries = DEFAULT_MAX_ENTRIES
 
+    def operator_identity(self) -> OperatorIdentity:
+        """The log operator as a signer of entries (the log key; BadInputError when this process lacks it)."""
+        return operator_identity(self)
+
     # -- lifecycle ------------------------------------------------------------
     @classmethod
     def init(cls, path: str | os.PathLike[str], origin: str, *, store: dict[str, Any] | None = None,
@@ -273,11 +277,9 @@ class Ledger:
         os.replace(tmp, p / CONFIG)  # the config appears last: a half-made ledger is never "open-able"
         led = cls.open(p, passphrase=passphrase)
         if founders:
-            from ailedger.authority.service import write_genesis
-
             for d in founders:
                 public_key_from_did(d)
-            write_genesis(led, list(founders))
+            admission.policy().write_genesis(led, list(founders))
         return led
 
     @classmethod
@@ -344,9 +346,9 @@ class Ledger:
     def admit(self, entries: Sequence[Any], *, governance_checked: bool = False,
               late_ok: bool = False) -> list[AiledgerError | None]:
         """The checks every write path makes before appending (nothing is changed): time within the skew and
-        the signer's authority (services.authority.admit).  One result per entry: None or the error."""
-        from ailedger.authority.service import admit as authority_admit
-
+        the signer's authority (the installed admission policy, ``authority.service.admit``).  One result per
+        entry: None or the error."""
+        authority_admit = admission.policy().admit
         out: list[AiledgerError | None] = []
         for e in entries:
             try:
@@ -457,8 +459,7 @@ class Ledger:
             rows, where = [], []
             settle(1)
 
-        from ailedger.authority.service import _guarded
-
+        _guarded = admission.policy().guarded
         pos = 0
         for res in checked:
             good = [(pos + k, val) for k, (ok, val) in enumerate(res) if ok]

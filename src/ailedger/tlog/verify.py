@@ -1,4 +1,8 @@
-"""Offline verification of proof files, dispatched on the file's first line."""
+"""Offline verification of proof files, dispatched on the file's first line.
+
+C2SP tlog-proof files are the kernel's own; other kinds (dataset proofs, ...) and checks of a checkpoint
+against something outside the log (``--rpc``: an anchor on a chain) are registered by the capabilities
+in :mod:`ailedger.tlog.proofkinds`."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from typing import Any
 
 from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, ProofError
+from ailedger.tlog import proofkinds
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.note import Verifier
 from ailedger.tlog.proofbundle import HEADER, verify_proof_bundle
@@ -55,12 +60,8 @@ def verify_file(data: bytes, verifier: Verifier, *, entry: bytes | None = None, 
     if first == HEADER:
         result = verify_tlog_proof(data, verifier, entry=entry, leaf_hash_hex=leaf_hash_hex)
         note = data.split(b"\n\n", 1)[1]
-    elif first.startswith(("ailedger-dataset-proof", '{"format":"ailedger-dataset-proof')):
-        if candidate is None:
-            raise BadInputError("a dataset proof is checked against a record: pass --candidate FILE")
-        from ailedger import provenance as artifacts
-
-        result = artifacts.verify_dataset_proof_file(data, candidate, verifier.vkey)
+    elif (kind := proofkinds.find_kind(first)) is not None:
+        result = kind.verify(data, verifier, candidate=candidate, entry=entry, leaf_hash_hex=leaf_hash_hex)
         note = None
     else:
         raise BadInputError(f"unknown proof file format (first line {first[:60]!r})")
@@ -82,10 +83,9 @@ def verify_file(data: bytes, verifier: Verifier, *, entry: bytes | None = None, 
             raise BadInputError("--rpc applies to tlog-proof files")
         if not contract:
             raise BadInputError("--rpc needs --contract ADDRESS")
-        from ailedger.anchoring.service import evidence_from_bundle, require_anchored
-
-        ev = anchor_evidence or (evidence_from_bundle(data) if first == HEADER else None)
-        a = require_anchored(note, rpc, contract, log_vkey=verifier.vkey, evidence=ev)
+        anchored = proofkinds.checkpoint_check("anchor", flag="--rpc")
+        a = anchored(note, data if first == HEADER else None, verifier, rpc=rpc, contract=contract,
+                     evidence=anchor_evidence)
         result["anchor"] = a
         where = ", ".join(f"{k} {a[k]}" for k in ("block_number", "block_time_iso", "tx_hash") if k in a)
         result["summary"] = result.get("summary", "OK") + f"\n  anchored on chain ({where or a})"
