@@ -82,7 +82,7 @@ def json_bytes(data: Any) -> bytes:
 async def send_json(send: Send, status: int, data: Any, headers: Iterable[tuple[str, str]] = ()) -> None:
     body = json_bytes(data)
     hs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    hs.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers)
+    hs.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers)  # case kept: some clients compare it
     await send({"type": "http.response.start", "status": status, "headers": hs})
     await send({"type": "http.response.body", "body": body})
 
@@ -273,9 +273,12 @@ class Guard:
             if method in self.buffer_methods:
                 try:
                     body = await read_body(guarded)
+                    if declared is not None and len(body) != declared:  # the client half-closed early
+                        raise BadInputError(f"request body ended after {len(body)} of {declared} bytes",
+                                            field="content-length")
                 except ClientGone:
                     return
-                except (TooLargeError, RequestTimeoutError, OverloadedError) as exc:
+                except (BadInputError, OverloadedError) as exc:
                     await _refuse(exc, send, close=True)
                     return
                 guarded = _replay(body, receive)
@@ -390,6 +393,19 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
+    def eof_received(self) -> bool | None:
+        """The client half-closed its side (``shutdown(SHUT_WR)``). A request in progress is still
+        answered (its body, if cut short, ends here: the app sees fewer bytes than declared), then the
+        connection is closed; an idle connection is closed at once."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.keep_alive = False
+            if cycle.more_body:
+                cycle.more_body = False
+                cycle.message_event.set()
+            return True
+        return None
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
@@ -438,7 +454,7 @@ class Server:
             raise BadInputError(f"cannot listen on {host}:{port}: {exc.strerror}", field="port") from exc
         self.socket = sock
         self.server_address = sock.getsockname()
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none",
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", server_header=False,
                                 http=protocol_class(self.deadlines), interface="asgi3", backlog=backlog,
                                 timeout_keep_alive=self.deadlines.idle,  # type: ignore[arg-type]  # fractions too
                                 timeout_graceful_shutdown=max(1, int(graceful)))
