@@ -99,12 +99,16 @@ def _status(exc: AiledgerError) -> int:
     return 500
 
 
-async def _refuse(exc: AiledgerError, send: Send, close: bool) -> int:
+Shape = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def _refuse(exc: AiledgerError, send: Send, close: bool, shape: Shape | None = None) -> int:
     status = _status(exc)
     headers = [("Retry-After", "1")] if status == 503 else []
     if close:
         headers.append(("Connection", "close"))
-    await send_json(send, status, exc.to_dict(), headers)
+    body = exc.to_dict()
+    await send_json(send, status, shape(body) if shape is not None else body, headers)
     return status
 
 
@@ -152,14 +156,15 @@ class Guard:
     oversized one TooLargeError, a disconnect ClientGone; raised out of the app they are answered
     here (408/413, connection closed) or, once an answer started, end the connection.
     ``write_methods`` take one of ``max_writes`` slots. A declared Content-Length over ``max_body``
-    is 413 before any byte of the body is read. ``error_response(exc)``, when given, answers the
-    app's own refusals here (the API's status mapping); otherwise the shared one is used."""
+    is 413 before any byte of the body is read. ``shape``, when given, adds to the shared error
+    body (the gateway adds the OpenAI-compatible ``error`` object)."""
 
     def __init__(self, app: ASGIApp, *, deadlines: Deadlines | None = None, max_body: int | None = None,
                  buffer_methods: Iterable[str] = (), write_methods: Iterable[str] = ("POST", "PUT", "DELETE"),
                  max_buffered: int | None = None, max_inflight: int | None = None, max_writes: int | None = None,
-                 name: str = "ailedger") -> None:
+                 name: str = "ailedger", shape: Shape | None = None) -> None:
         self.app = app
+        self.shape = shape
         self.deadlines = deadlines or Deadlines()
         self.max_body = max_body
         self.buffer_methods = frozenset(buffer_methods)
@@ -263,11 +268,11 @@ class Guard:
             try:
                 declared = self._declared(scope)
             except BadInputError as exc:
-                await _refuse(exc, send, close=True)
+                await _refuse(exc, send, close=True, shape=self.shape)
                 return
             if declared is not None and self.max_body is not None and declared > self.max_body:
                 await _refuse(TooLargeError(f"request body of {declared} bytes exceeds the limit of {self.max_body} "
-                                            "bytes", limit=self.max_body), send, close=True)
+                                            "bytes", limit=self.max_body), send, close=True, shape=self.shape)
                 return
             guarded = self._guarded_receive(receive, counted)
             if method in self.buffer_methods:
@@ -279,12 +284,13 @@ class Guard:
                 except ClientGone:
                     return
                 except (BadInputError, OverloadedError) as exc:
-                    await _refuse(exc, send, close=True)
+                    await _refuse(exc, send, close=True, shape=self.shape)
                     return
                 guarded = _replay(body, receive)
             if (self.max_inflight is not None and self.inflight >= self.max_inflight) or (
                     is_write and self.max_writes is not None and self.writes >= self.max_writes):
-                await _refuse(OverloadedError("the server is busy; retry after a moment"), send, close=False)
+                await _refuse(OverloadedError("the server is busy; retry after a moment"), send, close=False,
+                              shape=self.shape)
                 return
             self.inflight += 1
             self.writes += is_write
@@ -294,7 +300,7 @@ class Guard:
                 return
             except (TooLargeError, RequestTimeoutError, OverloadedError) as exc:
                 if not started:
-                    await _refuse(exc, send, close=True)
+                    await _refuse(exc, send, close=True, shape=self.shape)
                     return
                 raise
             finally:
@@ -437,7 +443,7 @@ class Server:
     a connection (not logged)."""
 
     def __init__(self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, deadlines: Deadlines | None = None,
-                 name: str = "ailedger", backlog: int = 1024, graceful: float = 2.0,
+                 name: str = "ailedger", backlog: int = 1024, graceful: float = 2.0, lifespan: bool = False,
                  quiet_exceptions: tuple[type[BaseException], ...] = ()) -> None:
         import uvicorn
 
@@ -454,7 +460,7 @@ class Server:
             raise BadInputError(f"cannot listen on {host}:{port}: {exc.strerror}", field="port") from exc
         self.socket = sock
         self.server_address = sock.getsockname()
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", server_header=False,
+        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on" if lifespan else "off", ws="none", server_header=False,
                                 http=protocol_class(self.deadlines), interface="asgi3", backlog=backlog,
                                 timeout_keep_alive=self.deadlines.idle,  # type: ignore[arg-type]  # fractions too
                                 timeout_graceful_shutdown=max(1, int(graceful)))
@@ -484,6 +490,14 @@ class Server:
         self._done.clear()
         try:
             self._uv.run(sockets=[self.socket])
+        finally:
+            self._done.set()
+
+    async def serve_async(self) -> None:
+        """Serve on the running event loop until :meth:`shutdown` (or ``should_exit``)."""
+        self._done.clear()
+        try:
+            await self._uv.serve(sockets=[self.socket])
         finally:
             self._done.set()
 
