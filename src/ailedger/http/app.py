@@ -43,7 +43,7 @@ from ailedger.http.errors import (
     json_response,
 )
 from ailedger.http.openapi import openapi_spec
-from ailedger.encoding.canonical import parse_json
+from ailedger.encoding.canonical import parse_canonical, parse_json
 from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError
 from ailedger.tlog.merkle import leaf_hash
@@ -347,23 +347,36 @@ class Api:
         cred = await run_in_threadpool(self.auth.check, request.method, path, query, headers)
         cred.check_body(hashlib.sha256(data).digest())
 
+    def _parse_body(self, data: bytes) -> tuple[Any, bool]:
+        """(value, canonical): a body that is already canonical JSON (what ailedger's clients send) is
+        read by the fast parser and its entries are not canonicalised again; any other is read strictly."""
+        if data:
+            obj = parse_canonical(data)
+            if obj is not None:
+                return obj, True
+        return None, False
+
     async def post_entry(self, request: Request) -> Response:
         data = await self.read_body(request, MAX_ENTRY_BYTES * 2 + 1024)
-        obj = await self.read_json(request, 0, data)
+        obj, canonical = self._parse_body(data)
+        if not canonical:
+            obj = await self.read_json(request, 0, data)
         await self._admit_registrations(request, [obj], data)
-        res = (await self.ingest.submit_async([obj]))[0]
+        res = (await self.ingest.submit_async([obj], canonical=canonical))[0]
         self._cp = None
         return json_response(self._results([res])[0], 200 if res.duplicate else 201)
 
     async def post_batch(self, request: Request) -> Response:
         data = await self.read_body(request, self.cfg.max_body)
-        obj = await self.read_json(request, 0, data)
+        obj, canonical = self._parse_body(data)
+        if not canonical:
+            obj = await self.read_json(request, 0, data)
         if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
             raise BadInputError('a batch is a JSON object {"entries": [entry, ...]}', field="entries")
         if set(obj) - {"entries"}:
             raise BadInputError(f"unknown field {min(set(obj) - {'entries'})!r} in batch", field="entries")
         await self._admit_registrations(request, obj["entries"], data)
-        results = await self.ingest.submit_async(obj["entries"], batch=True)
+        results = await self.ingest.submit_async(obj["entries"], batch=True, canonical=canonical)
         self._cp = None
         new = sum(1 for r in results if not r.duplicate)
         return json_response({"results": self._results(results), "appended": new,
