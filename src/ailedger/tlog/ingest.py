@@ -108,10 +108,16 @@ def _parse_time(s: str) -> float:
     # format already checked by parse_entry: YYYY-MM-DDTHH:MM:SS[.fff]Z
     base, _, frac = s[:-1].partition(".")
     try:
-        t = _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc).timestamp()
+        t = _seconds(base)
     except ValueError as exc:
         raise BadInputError(f"entry time {s!r} is not a valid date", field="time") from exc
     return t + (float("0." + frac) if frac else 0.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _seconds(base: str) -> float:
+    """UTC seconds of YYYY-MM-DDTHH:MM:SS (cached: the entries of one second share it); ValueError if no date."""
+    return _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc).timestamp()
 
 
 @dataclass
