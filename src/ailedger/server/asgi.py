@@ -405,7 +405,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_message_complete()
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows a bool
         """The client half-closed its side (``shutdown(SHUT_WR)``). A request in progress is still
         answered (its body, if cut short, ends here: the app sees fewer bytes than declared), then the
         connection is closed; an idle connection is closed at once."""
