@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "services" / "inference"))
+sys.path.insert(0, str(ROOT / "tests" / "inference"))
 from model_server import make_ledger_with_model
 
 
@@ -50,7 +50,7 @@ def main() -> None:
         cli = [sys.executable, "-c", "from ailedger.cli.main import main; main()"]
         key = subprocess.run([*cli, "gateway", "key", "new", "--as", "bench"], env=env, capture_output=True,
                              text=True, check=True).stdout.strip()
-        ms = subprocess.Popen([sys.executable, str(ROOT / "tests/services/inference/model_server.py"),
+        ms = subprocess.Popen([sys.executable, str(ROOT / "tests/inference/model_server.py"),
                                str(tmp / "model")], stdout=subprocess.PIPE, text=True)
         procs.append(ms)
         up_port = int(ms.stdout.readline().split()[1])

@@ -87,6 +87,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger", str(ledger),
              "--port", str(self.port), "--workers", str(workers), "--max-writes", "256", "--max-inflight", "4096",
+             "--open-registration",  # the bench registers its writers itself (a public log)
              *(extra or [])],
             stdout=self.logf, stderr=subprocess.STDOUT, cwd=ROOT)
         import urllib.request

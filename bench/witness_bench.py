@@ -107,7 +107,7 @@ def main() -> None:
                 lg.log.append_data([b"entry-%d" % r])
                 replies: list = []
                 t = time.perf_counter()
-                note = collect_cosignatures(lg, urls, on_reply=replies.append)
+                note = collect_cosignatures(lg, urls, witness_vkeys=vkeys, on_reply=replies.append)
                 whole.append(time.perf_counter() - t)
                 assert all(x.ok for x in replies), [x.error for x in replies if not x.ok]
                 single.extend(x.seconds for x in replies)

@@ -28,7 +28,7 @@ def request(node, method, path, body=b"", headers=None):
     try:
         c.request(method, path, body=body, headers={"Content-Length": str(len(body)), **(headers or {})})
         r = c.getresponse()
-        return r.status, r.read(), dict(r.getheaders())
+        return r.status, r.read(), r.headers  # an HTTPMessage: header names are case-insensitive
     finally:
         c.close()
 

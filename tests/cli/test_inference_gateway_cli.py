@@ -31,7 +31,7 @@ def _req(port, path, body=None, key=None, raw=None, headers=None):
     c.request("POST", path, body=raw if raw is not None else json.dumps(body), headers=h)
     r = c.getresponse()
     data = r.read()
-    out = (r.status, dict(r.getheaders()), data)
+    out = (r.status, r.headers, data)  # an HTTPMessage: header names are case-insensitive
     c.close()
     return out
 

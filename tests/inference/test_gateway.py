@@ -46,7 +46,7 @@ def post(port, path, body, key=None, headers=None):
         h["Authorization"] = f"Bearer {key}"
     c.request("POST", path, body=json.dumps(body), headers=h)
     r = c.getresponse()
-    out = r.status, dict(r.getheaders()), r.read()
+    out = r.status, r.headers, r.read()  # an HTTPMessage: header names are case-insensitive
     c.close()
     return out
 

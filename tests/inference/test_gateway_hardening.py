@@ -84,11 +84,12 @@ def test_stalled_bodies_do_not_block_calls_nor_spend_budget(ledger, model_server
         # the 100 stalled calls were never charged to carol's daily quota of 3
         assert call(run.port, GOOD, k)[0] == 200 and call(run.port, GOOD, k)[0] == 200
         assert call(run.port, GOOD, k)[0] == 429
-        # a trickled head is cut off; a client that leaves mid-body is no server error
+        # a trickled head is cut off (408, as by every ailedger server); a client that leaves mid-body is no
+        # server error
         with socket.create_connection(("127.0.0.1", run.port), timeout=15) as s:
             t0 = time.monotonic()
             s.sendall(b"POST /predict HTTP/1.1\r\nHo")
-            assert s.recv(4096) == b"" and time.monotonic() - t0 < 5
+            assert s.recv(4096).startswith(b"HTTP/1.1 408") and time.monotonic() - t0 < 5
         for _ in range(3):
             s = socket.create_connection(("127.0.0.1", run.port), timeout=15)
             s.sendall(b"POST /predict HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + k.encode()
@@ -102,3 +103,30 @@ def test_stalled_bodies_do_not_block_calls_nor_spend_budget(ledger, model_server
         run.stop()
     bad = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not bad, [r.getMessage() for r in bad]
+
+
+def test_refusals_have_the_shared_error_shape_and_the_openai_error_object(ledger, model_server):
+    import json
+
+    keys = GatewayKeys(ledger.path)
+    k = keys.new_key("carol")["key"]
+    keys.close()
+    run = Running(Gateway(ledger, model_server, "iris", mode="durable"))
+    try:
+        st, body = call(run.port, GOOD)  # no key
+        d = json.loads(body)
+        assert st == 401 and d["code"] == "unauthorized" and d["message"]
+        assert d["error"] == {"code": d["code"], "message": d["message"]}  # what OpenAI clients read
+        # a body declared over the gateway's 16 MiB is refused by the shared guard before it is read
+        with socket.create_connection(("127.0.0.1", run.port), timeout=15) as s:
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: g\r\nAuthorization: Bearer " + k.encode()
+                      + b"\r\nContent-Length: 16777217\r\n\r\n")
+            got = b""
+            while chunk := s.recv(65536):  # answered, then closed
+                got += chunk
+        assert got.startswith(b"HTTP/1.1 413")
+        d = json.loads(got.partition(b"\r\n\r\n")[2])
+        assert d["code"] == "too_large" and d["error"]["code"] == "too_large"
+        assert run.gw.stats["recorded"] == 0
+    finally:
+        run.stop()

@@ -28,24 +28,25 @@ connection, ``slow`` waits 0.2 s per MiB, ``hang`` sends half a shard and then s
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
 import hashlib
-import json
 import os
 import re
-import socket
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
 
 from ailedger.encoding.httpsig import ForbiddenError, UnauthenticatedError
 from ailedger.errors import BadInputError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
+from ailedger.server.asgi import Guard, Receive, Scope, Send, Server, error_body, send_json
 from ailedger.server.auth import WWW_AUTHENTICATE, Credential, KeyList, TokenFile, WriteAuth
-from ailedger.server.guard import Deadlines, GuardedHandler, GuardedServer, content_length
+from ailedger.server.guard import Deadlines
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -59,6 +60,10 @@ FAULTS = ("corrupt", "vanish", "slow", "hang")
 
 class _NoSpace(Exception):
     pass
+
+
+class _Vanish(Exception):
+    """Raised by the ``vanish``/``hang`` faults to drop the connection mid-answer (on purpose: not logged)."""
 
 
 class StorageNode:
@@ -83,39 +88,30 @@ class StorageNode:
         self.fault = fault
         self._lock = threading.Lock()
         self._reserved = 0
-        node = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.node = node
-        Handler.deadlines = deadlines or Deadlines()
-        self.httpd = GuardedServer((host, port), Handler)
+        self._tmp_seq = 0
+        deadlines = deadlines or Deadlines()
+        app = Guard(_NodeApp(self), deadlines=deadlines, write_methods=("PUT", "DELETE"), name="storage-node")
+        self.httpd = Server(app, host, port, deadlines=deadlines, name="storage-node", quiet_exceptions=(_Vanish,))
         self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return self.httpd.port
 
     @property
     def url(self) -> str:
-        host = self.httpd.server_address[0]
-        return f"http://{host.decode() if isinstance(host, bytes) else host}:{self.port}"
+        return self.httpd.url
 
     def used(self) -> int:
         return sum(p.stat().st_size for p in self.dir.iterdir() if len(p.name) == 64)
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name=f"storage-node-{self.port}",
-                                        daemon=True)
-        self._thread.start()
+        self._thread = self.httpd.start_background()
         return self
 
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -138,241 +134,301 @@ class StorageNode:
         with self._lock:
             self._reserved -= n
 
+    def tmp_name(self, name: str) -> Path:
+        with self._lock:
+            self._tmp_seq += 1
+            return self.dir / f".tmp-{os.getpid()}-{self._tmp_seq}-{name}"
 
-class _Handler(GuardedHandler):
-    node: StorageNode
-    protocol_version = "HTTP/1.1"
-    server_version = "ailedger-storage/1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: tests start many nodes
-        pass
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
-    def _json(self, status: int, obj: dict[str, Any]) -> None:
-        body = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
 
-    def _error(self, status: int, message: str, code: str | None = None) -> None:
-        self._json(status, {"error": message, **({"code": code} if code else {})})
+async def _error(send: Send, status: int, code: str, message: str, close: bool = False,
+                 headers: list[tuple[str, str]] | None = None) -> None:
+    hs = list(headers or [])
+    if close:
+        hs.append(("Connection", "close"))
+    await send_json(send, status, error_body(code, message), hs)
 
-    def _authorise(self) -> Credential | None:
-        """The write credential, or None after answering 401/403 (the body is not read; the
-        connection is closed so its bytes are never taken as a next request)."""
-        path, _, query = self.path.partition("?")
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            return self.node.auth.check(self.command, path, query, headers)
-        except (UnauthenticatedError, ForbiddenError) as exc:
-            self._deny(exc)
-            return None
 
-    def _deny(self, exc: UnauthenticatedError | ForbiddenError) -> None:
-        self.close_connection = True
-        status = 401 if isinstance(exc, UnauthenticatedError) else 403
-        body = json.dumps({"error": exc.message, "code": exc.code}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        if status == 401:
-            self.send_header("WWW-Authenticate", WWW_AUTHENTICATE)
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
+async def _drain(receive: Receive) -> None:
+    """Read and drop the rest of a body (within its deadline, through the guard)."""
+    while True:
+        msg = await receive()
+        if msg["type"] != "http.request" or not msg.get("more_body", False):
+            return
 
-    def _path(self) -> tuple[Path, bool] | None:
-        m = _NAME.match(urlparse(self.path).path)
+
+class _NodeApp:
+    """The node's ASGI app (behind the shared :class:`~ailedger.server.asgi.Guard`): file work runs in
+    the thread pool, bodies stream to disk as they arrive."""
+
+    def __init__(self, node: StorageNode) -> None:
+        self.node = node
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        if method in ("GET", "HEAD"):
+            await self.get(scope, send, head=method == "HEAD")
+        elif method == "PUT":
+            await self.put(scope, receive, send)
+        elif method == "DELETE":
+            await self.delete(scope, send)
+        else:
+            await _error(send, 501, "not_implemented", f"unsupported method {method[:20]!r}", close=True)
+
+    def _path(self, scope: Scope) -> tuple[Path, bool] | None:
+        m = _NAME.match(scope["path"])
         if not m:
             return None
         return self.node.dir / m.group(1), bool(m.group(2))
 
-    def do_GET(self) -> None:
-        if urlparse(self.path).path == "/v1/health":
-            n = self.node
-            names = [p for p in n.dir.iterdir() if len(p.name) == 64]
-            self._json(200, {"ok": True, "shards": len(names), "used": sum(p.stat().st_size for p in names),
-                             "capacity": n.capacity})
+    async def _authorise(self, scope: Scope, send: Send) -> Credential | None:
+        """The write credential, or None after answering 401/403 (the body is not read; the
+        connection is closed so its bytes are never taken as a next request)."""
+        path = scope.get("raw_path") or scope["path"].encode()
+        query = scope.get("query_string", b"").decode("latin-1")
+        try:
+            return await run_in_threadpool(self.node.auth.check, scope["method"], path.decode("latin-1"), query,
+                                           _headers(scope))
+        except (UnauthenticatedError, ForbiddenError) as exc:
+            await self._deny(send, exc)
+            return None
+
+    @staticmethod
+    async def _deny(send: Send, exc: UnauthenticatedError | ForbiddenError) -> None:
+        status = 401 if isinstance(exc, UnauthenticatedError) else 403
+        await _error(send, status, exc.code, exc.message, close=True,
+                     headers=[("WWW-Authenticate", WWW_AUTHENTICATE)] if status == 401 else None)
+
+    # -- reads ------------------------------------------------------------------------------------
+    async def get(self, scope: Scope, send: Send, head: bool) -> None:
+        node = self.node
+        if scope["path"] == "/v1/health" and not head:
+            def health() -> dict[str, Any]:
+                names = [p for p in node.dir.iterdir() if len(p.name) == 64]
+                return {"ok": True, "shards": len(names), "used": sum(p.stat().st_size for p in names),
+                        "capacity": node.capacity}
+
+            await send_json(send, 200, await run_in_threadpool(health))
             return
-        found = self._path()
+        found = self._path(scope)
+        if head:
+            size = None if found is None or found[1] else await run_in_threadpool(_size, found[0])
+            await send({"type": "http.response.start", "status": 404 if size is None else 200,
+                        "headers": [(b"content-length", str(size or 0).encode())]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if found is None:
-            self._error(404, "no such endpoint")
+            await _error(send, 404, "not_found", "no such endpoint")
             return
         path, proof = found
-        if not path.exists():
-            self._error(404, "shard not held here")
+        if not await run_in_threadpool(path.exists):
+            await _error(send, 404, "not_found", "shard not held here")
             return
         if proof:
-            self._proof(path)
+            await self._proof(scope, send, path)
         else:
-            self._send(path)
+            await self._send(send, path)
 
-    def do_HEAD(self) -> None:
-        found = self._path()
-        if found is None or found[1] or not found[0].exists():
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(found[0].stat().st_size))
-        self.end_headers()
-
-    def _send(self, path: Path) -> None:
-        size = path.stat().st_size
+    async def _send(self, send: Send, path: Path) -> None:
         fault = self.node.fault
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(size))
-        self.end_headers()
-        sent = 0
-        with open(path, "rb") as f:
+        try:
+            f = await run_in_threadpool(open, path, "rb")
+        except FileNotFoundError:
+            await _error(send, 404, "not_found", "shard not held here")
+            return
+        try:
+            size = os.fstat(f.fileno()).st_size
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                (b"content-type", b"application/octet-stream"), (b"content-length", str(size).encode())]})
+            sent = 0
             while True:
-                buf = f.read(_IO)
+                buf = await run_in_threadpool(f.read, _IO)
                 if not buf:
                     break
                 if fault == "corrupt" and sent == 0:
                     buf = bytes([buf[0] ^ 0x01]) + buf[1:]
-                if fault == "hang" and sent + len(buf) >= size // 2:
-                    self.wfile.write(buf[: max(0, size // 2 - sent)])
-                    self.wfile.flush()
-                    time.sleep(60)
-                    self.close_connection = True
-                    return
-                if fault == "vanish" and sent + len(buf) >= size // 2:
-                    self.wfile.write(buf[: max(0, size // 2 - sent)])
-                    self.wfile.flush()
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                    self.close_connection = True
-                    return
+                if fault in ("hang", "vanish") and sent + len(buf) >= size // 2:
+                    await send({"type": "http.response.body", "body": buf[: max(0, size // 2 - sent)],
+                                "more_body": True})
+                    if fault == "hang":
+                        await asyncio.sleep(60)
+                    raise _Vanish()
                 if fault == "slow":
-                    time.sleep(0.2 * len(buf) / _IO)
-                self.wfile.write(buf)
+                    await asyncio.sleep(0.2 * len(buf) / _IO)
                 sent += len(buf)
+                await send({"type": "http.response.body", "body": buf, "more_body": sent < size})
+            if sent < size:  # the file shrank under us: end the answer rather than hang the client
+                raise _Vanish()
+            if size == 0:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            f.close()
 
-    def _proof(self, path: Path) -> None:
-        q = parse_qs(urlparse(self.path).query)
+    async def _proof(self, scope: Scope, send: Send, path: Path) -> None:
+        q = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         raw = q.get("index", [""])[0]
         index = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else -1
-        leaves_path = path.with_name(path.name + ".leaves")
-        hashes = leaves_path.read_bytes() if leaves_path.exists() else b""
-        leaves = [hashes[i : i + 32] for i in range(0, len(hashes), 32)]
-        if not 0 <= index < len(leaves):
-            self._error(400, f"segment index must be in [0, {len(leaves)})")
-            return
-        with open(path, "rb") as f:
-            f.seek(index * SEGMENT)
-            seg = f.read(SEGMENT)
-        if self.node.fault == "corrupt" and seg:
-            seg = bytes([seg[0] ^ 0x01]) + seg[1:]
-        self._json(200, {"index": index, "size": path.stat().st_size,
-                         "segment": base64.b64encode(seg).decode(),
-                         "proof": [h.hex() for h in inclusion_proof(leaves, index)]})
+        fault = self.node.fault
 
-    def do_PUT(self) -> None:
-        found = self._path()
+        def prove() -> tuple[int, bytes, list[bytes], int] | int:
+            leaves_path = path.with_name(path.name + ".leaves")
+            data = leaves_path.read_bytes() if leaves_path.exists() else b""
+            leaves = [data[i : i + 32] for i in range(0, len(data), 32)]
+            if not 0 <= index < len(leaves):
+                return len(leaves)
+            with open(path, "rb") as f:
+                f.seek(index * SEGMENT)
+                seg = f.read(SEGMENT)
+            if fault == "corrupt" and seg:
+                seg = bytes([seg[0] ^ 0x01]) + seg[1:]
+            return index, seg, inclusion_proof(leaves, index), path.stat().st_size
+
+        got = await run_in_threadpool(prove)
+        if isinstance(got, int):
+            await _error(send, 400, "bad_input", f"segment index must be in [0, {got})")
+            return
+        i, seg, proof, size = got
+        await send_json(send, 200, {"index": i, "size": size, "segment": base64.b64encode(seg).decode(),
+                                    "proof": [h.hex() for h in proof]})
+
+    # -- writes -----------------------------------------------------------------------------------
+    async def put(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self._path(scope)
         if found is None or found[1]:
-            self._error(404, "no such endpoint")
+            await _error(send, 404, "not_found", "no such endpoint", close=True)
             return
         path, _ = found
-        try:
-            length = content_length(self.headers.get("Content-Length"))
-        except BadInputError as exc:
-            self.close_connection = True
-            self._error(400, exc.message)
+        headers = _headers(scope)
+        if "content-length" not in headers or "transfer-encoding" in headers:
+            await _error(send, 411, "length_required", "Content-Length required (no chunked uploads)", close=True)
             return
-        if length is None or "Transfer-Encoding" in self.headers:
-            self.close_connection = True
-            self._error(411, "Content-Length required (no chunked uploads)")
-            return
-        cred = self._authorise()
+        length = int(headers["content-length"])  # strict digits: checked by the guard
+        cred = await self._authorise(scope, send)
         if cred is None:
             return
         if cred.body_sha256 is not None and cred.body_sha256.hex() != path.name:
-            self._deny(UnauthenticatedError("the signed Content-Digest is not the shard's name: a shard is stored "
-                                            "under its SHA-256", field="content-digest"))
+            await self._deny(send, UnauthenticatedError("the signed Content-Digest is not the shard's name: a shard "
+                                                        "is stored under its SHA-256", field="content-digest"))
             return
-        if path.exists() and _holds(path):
-            self._drain(length)
-            self._json(200, {"stored": path.name, "size": path.stat().st_size, "existing": True})
+        node = self.node
+        if await run_in_threadpool(lambda: path.exists() and _holds(path)):
+            await _drain(receive)
+            size = await run_in_threadpool(_size, path)
+            await send_json(send, 200, {"stored": path.name, "size": size, "existing": True})
             return
         try:
-            self.node.reserve(length)
+            await run_in_threadpool(node.reserve, length)
         except _NoSpace:
-            self._drain(length)
-            self._error(507, "insufficient storage: node is full")
+            await _drain(receive)
+            await _error(send, 507, "insufficient_storage", "insufficient storage: node is full")
             return
-        tmp = path.with_name(f".tmp-{os.getpid()}-{threading.get_ident()}-{path.name}")
+        try:
+            status, body = await self._receive_shard(receive, path, length)
+        finally:
+            node.release(length)
+        if status == 201:
+            await send_json(send, 201, body)
+        else:
+            await send_json(send, status, body, [("Connection", "close")] if status == 400 else [])
+
+    async def _receive_shard(self, receive: Receive, path: Path, length: int) -> tuple[int, dict[str, Any]]:
+        """Stream the body to a temporary file (hashing as it goes), then rename it into place if its
+        bytes hash to the name. A disconnect or a late body (raised by the guard) leaves nothing."""
+        tmp = self.node.tmp_name(path.name)
         hasher = ShardHasher()
+        f = await run_in_threadpool(open, tmp, "wb")
+        pending: list[bytes] = []
+        npending = 0
+        got = 0
+        full = False
+
+        def write(chunks: list[bytes]) -> None:
+            for c in chunks:
+                hasher.update(c)
+                f.write(c)
+
         try:
             try:
-                with open(tmp, "wb") as f:
-                    left = length
-                    while left:
-                        buf = self.rfile.read(min(_IO, left))
-                        if not buf:
-                            break
-                        left -= len(buf)
-                        hasher.update(buf)
-                        f.write(buf)
-                    f.flush()
-                    os.fsync(f.fileno())
+                while True:
+                    msg = await receive()
+                    chunk = msg.get("body", b"")
+                    if chunk and not full:
+                        pending.append(chunk)
+                        npending += len(chunk)
+                        got += len(chunk)
+                    more = msg.get("more_body", False)
+                    if pending and (npending >= _IO or not more):
+                        try:
+                            await run_in_threadpool(write, pending)
+                        except OSError as e:
+                            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                                raise
+                            full = True
+                        pending, npending = [], 0
+                    if not more:
+                        break
+                if not full:
+                    await run_in_threadpool(_flush_and_sync, f)
             except OSError as e:
-                tmp.unlink(missing_ok=True)
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    self._drain(left)
-                    self._error(507, "insufficient storage: disk full")
-                    return
-                raise
-            if left:
-                tmp.unlink(missing_ok=True)
-                self._error(400, f"body ended after {length - left} of {length} bytes")
-                self.close_connection = True
-                return
+                if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                full = True
+            finally:
+                f.close()
+            if full:
+                return 507, error_body("insufficient_storage", "insufficient storage: disk full")
+            if got != length:
+                return 400, error_body("bad_input", f"body ended after {got} of {length} bytes")
             digest, _root = hasher.finish()
             if digest.hex() != path.name:
-                tmp.unlink(missing_ok=True)
-                self._error(400, f"shard bytes hash to {digest.hex()}, not to the name {path.name}")
-                return
-            try:
-                leaves = path.with_name(path.name + ".leaves")
-                leaves.write_bytes(b"".join(hasher.leaf_hashes))
-            except OSError as e:
-                tmp.unlink(missing_ok=True)
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    self._error(507, "insufficient storage: disk full")
-                    return
-                raise
-            os.replace(tmp, path)
+                return 400, error_body("bad_input", f"shard bytes hash to {digest.hex()}, not to the name {path.name}")
+
+            def place() -> bool:
+                try:
+                    path.with_name(path.name + ".leaves").write_bytes(b"".join(hasher.leaf_hashes))
+                except OSError as e:
+                    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                        return False
+                    raise
+                os.replace(tmp, path)
+                return True
+
+            if not await run_in_threadpool(place):
+                return 507, error_body("insufficient_storage", "insufficient storage: disk full")
+            return 201, {"stored": path.name, "size": length}
         finally:
-            self.node.release(length)
-        self._json(201, {"stored": path.name, "size": length})
+            tmp.unlink(missing_ok=True)
 
-    def _drain(self, n: int) -> None:
-        while n > 0:
-            buf = self.rfile.read(min(_IO, n))
-            if not buf:
-                return
-            n -= len(buf)
-
-    def do_DELETE(self) -> None:
-        found = self._path()
+    async def delete(self, scope: Scope, send: Send) -> None:
+        found = self._path(scope)
         if found is None or found[1]:
-            self._error(404, "no such endpoint")
+            await _error(send, 404, "not_found", "no such endpoint", close=True)
             return
         path, _ = found
-        cred = self._authorise()
+        cred = await self._authorise(scope, send)
         if cred is None:
             return
         if cred.body_sha256 is not None and cred.body_sha256 != hashlib.sha256(b"").digest():
-            self._deny(UnauthenticatedError("a signed DELETE covers an empty body", field="content-digest"))
+            await self._deny(send, UnauthenticatedError("a signed DELETE covers an empty body", field="content-digest"))
             return
-        existed = path.exists()
-        path.unlink(missing_ok=True)
-        path.with_name(path.name + ".leaves").unlink(missing_ok=True)
-        self._json(200, {"deleted": existed})
+
+        def remove() -> bool:
+            existed = path.exists()
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".leaves").unlink(missing_ok=True)
+            return existed
+
+        await send_json(send, 200, {"deleted": await run_in_threadpool(remove)})
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def serve(directory: str, host: str, port: int, capacity: int | None = None, fault: str | None = None,
@@ -402,3 +458,8 @@ def _holds(path: Path) -> bool:
 
 def shard_name(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _flush_and_sync(f: Any) -> None:
+    f.flush()
+    os.fsync(f.fileno())

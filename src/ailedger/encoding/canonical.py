@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
 from ailedger.errors import BadInputError
 
-__all__ = ["MAX_JSON_DEPTH", "canonical_json", "parse_json"]
+__all__ = ["MAX_JSON_DEPTH", "canonical_json", "parse_canonical", "parse_json"]
 
 _fast_encoder = json.JSONEncoder(
     ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
@@ -161,6 +161,31 @@ def canonical_json(obj: Any) -> bytes:
         return "".join(out).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise BadInputError("string contains a lone surrogate, which has no UTF-8 form") from exc
+
+
+def parse_canonical(data: bytes) -> Any:
+    """The value of ``data`` when ``data`` is already its own canonical form on the fast path (no
+    floats, keys that sort alike in UTF-16 and in code points, at most 254 levels), else None.
+
+    Such bytes pass every check of :func:`parse_json` (a duplicate key, NaN, an overlong integer or
+    bad UTF-8 cannot re-encode to the same bytes), and every value inside has as its canonical
+    form ``orjson.dumps(value, option=OPT_SORT_KEYS)``, with no further walk: what clients that
+    send canonical entries (ailedger's own) save the server per entry (bench/RESULTS.md)."""
+    if _orjson is None:  # pragma: no cover - orjson is a declared dependency
+        return None
+    try:
+        obj = _orjson.loads(data)
+        if _needs_slow_path(obj):
+            return None
+        out = _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS)
+    except (ValueError, TypeError, BadInputError):  # orjson's decode and encode errors are ValueErrors/TypeErrors
+        return None
+    return obj if out == data else None
+
+
+def canonical_value_bytes(value: Any) -> bytes:
+    """The canonical bytes of a value taken from a :func:`parse_canonical` result (no walk, no checks)."""
+    return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
 
 
 def _reject_constant(name: str) -> Any:

@@ -119,11 +119,12 @@ def _fast_parse(data: bytes) -> tuple[dict[str, Any], bytes] | None:
     return (obj, leaf) if leaf == data else None
 
 
-def parse_entry(data: bytes | dict[str, Any], *, verify: bool = True) -> SignedEntry:
+def parse_entry(data: bytes | dict[str, Any], *, verify: bool = True, leaf: bytes | None = None) -> SignedEntry:
     """Parse (and by default verify) an entry. The leaf bytes are always the canonical form,
-    so two spellings of the same entry deduplicate to one leaf."""
-    leaf: bytes | None = None
+    so two spellings of the same entry deduplicate to one leaf. ``leaf``: the canonical bytes of
+    the dict ``data``, when the caller already has them (``canonical.parse_canonical``)."""
     if isinstance(data, (bytes, bytearray)):
+        leaf = None
         data = bytes(data)
         if len(data) > MAX_ENTRY_BYTES:
             raise BadInputError(f"entry is {len(data)} bytes; the limit is {MAX_ENTRY_BYTES}")

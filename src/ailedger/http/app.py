@@ -13,7 +13,6 @@ signature by a registered identity unless the operator opened registration.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import collections
 import hashlib
@@ -35,22 +34,21 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ailedger.encoding.canonical import parse_json
+from ailedger.encoding.canonical import parse_canonical, parse_json
 from ailedger.encoding.records import MAX_ENTRY_BYTES
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError
 from ailedger.http.errors import (
     MalformedJSONError,
     MethodNotAllowedError,
-    OverloadedError,
-    RequestTimeoutError,
     TooLargeError,
     error_response,
     is_db_error,
     json_response,
 )
 from ailedger.http.openapi import openapi_spec
+from ailedger.server.asgi import Guard
 from ailedger.server.auth import TokenFile, WriteAuth
-from ailedger.server.guard import Deadlines, content_length
+from ailedger.server.guard import Deadlines
 from ailedger.tlog.checkpoint import parse_checkpoint_text
 from ailedger.tlog.ingest import IDENTITY_REGISTER, Ingestor, IngestPolicy, SharedBuckets
 from ailedger.tlog.ledger import Ledger
@@ -196,123 +194,6 @@ class _FastReads:
         await self.app(scope, receive, send)
 
 
-class _Disconnected(Exception):
-    pass
-
-
-class _Limits:
-    """Pure ASGI middleware: deadlines and limits before a request reaches the app.
-
-    A POST body is read whole first, within its deadline (``Deadlines.body_deadline``), up to
-    ``max_body`` bytes, and counted against ``max_buffered`` bytes of bodies in flight; only then does
-    the request take one of ``max_inflight`` request slots and ``max_writes`` write slots (else 503
-    + Retry-After). A stalled body therefore holds a connection and the bytes it sent, never a write
-    slot: 100 connections trickling bodies do not stop anyone else's writes. A late body is answered
-    408 and its connection closed; a client that disconnects mid-body is dropped without an answer
-    (it is not a server error)."""
-
-    def __init__(self, app: ASGIApp, cfg: ServeConfig) -> None:
-        self.app = app
-        self.cfg = cfg
-        self.deadlines = cfg.deadlines()
-        self.inflight = 0
-        self.writes = 0
-        self.buffered = 0
-
-    async def _refuse(self, exc: AiledgerError, scope: Scope, receive: Receive, send: Send, close: bool) -> None:
-        resp = error_response(exc)
-        if close:
-            resp.headers["Connection"] = "close"
-        await resp(scope, receive, send)
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> tuple[bytes, int]:
-        """(body, bytes counted in self.buffered). Raises TooLargeError, OverloadedError,
-        RequestTimeoutError, BadInputError (Content-Length), or _Disconnected."""
-        cfg = self.cfg
-        declared = None
-        for k, v in scope.get("headers", ()):
-            if k == b"content-length":
-                declared = content_length(v.decode("latin-1"))
-        if declared is not None and declared > cfg.max_body:
-            raise TooLargeError(f"request body of {declared} bytes exceeds the limit of {cfg.max_body} bytes",
-                                limit=cfg.max_body)
-        loop = asyncio.get_running_loop()
-        started, got, counted, chunks = loop.time(), 0, 0, []
-        try:
-            while True:
-                left = self.deadlines.body_deadline(started, got) - loop.time()
-                if left <= 0:
-                    raise RequestTimeoutError(f"the request body did not arrive within its deadline ({got} bytes "
-                                              "received)", received=got)
-                try:
-                    msg = await asyncio.wait_for(receive(), left)
-                except asyncio.TimeoutError:
-                    continue  # the loop head answers with the precise deadline
-                if msg["type"] == "http.disconnect":
-                    raise _Disconnected()
-                chunk = msg.get("body", b"")
-                if chunk:
-                    got += len(chunk)
-                    if got > cfg.max_body:
-                        raise TooLargeError(f"request body exceeds the limit of {cfg.max_body} bytes",
-                                            limit=cfg.max_body)
-                    if self.buffered + len(chunk) > cfg.max_buffered:
-                        raise OverloadedError("the server is receiving too many request bodies; retry after a moment")
-                    self.buffered += len(chunk)
-                    counted += len(chunk)
-                    chunks.append(chunk)
-                if not msg.get("more_body", False):
-                    return b"".join(chunks), counted
-        except BaseException:
-            self.buffered -= counted
-            raise
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        is_write = scope.get("method") == "POST"
-        held = 0
-        if is_write:
-            try:
-                body, held = await self._read_body(scope, receive)
-            except _Disconnected:
-                return
-            except (TooLargeError, RequestTimeoutError, OverloadedError, BadInputError) as exc:
-                await self._refuse(exc, scope, receive, send, close=True)
-                return
-            receive = _replay(body, receive)
-        try:
-            if self.inflight >= self.cfg.max_inflight or (is_write and self.writes >= self.cfg.max_writes):
-                await self._refuse(OverloadedError("the server is busy; retry after a moment"), scope, receive, send,
-                                   close=False)
-                return
-            self.inflight += 1
-            self.writes += is_write
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                self.inflight -= 1
-                self.writes -= is_write
-        finally:
-            self.buffered -= held
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A receive() that hands the app the body already read, then waits for the disconnect."""
-    sent = False
-
-    async def replay() -> Any:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-_is_db_error = is_db_error  # its home is http/errors.py: the explorer uses it too
 
 
 def _guard(fn: Any) -> Any:
@@ -329,7 +210,7 @@ def _guard(fn: Any) -> Any:
         except RecursionError:
             return error_response(MalformedJSONError("JSON is nested too deeply"))
         except Exception as exc:
-            if _is_db_error(exc):  # a driver error a store let through (disk full, I/O error, lost server)
+            if is_db_error(exc):  # a driver error a store let through (disk full, I/O error, lost server)
                 log.warning("storage error on %s %s: %s", request.method, request.url.path, exc)
                 return error_response(StorageError(f"the store failed: {str(exc).strip()[:200]}"))
             log.exception("internal error on %s %s", request.method, request.url.path)
@@ -386,7 +267,7 @@ class Api:
 
     # -- helpers ---------------------------------------------------------------------
     async def read_body(self, request: Request, limit: int) -> bytes:
-        """The request body (already read whole, within its deadline, by _Limits), at most ``limit`` bytes."""
+        """The request body (already read whole, within its deadline, by the Guard), at most ``limit`` bytes."""
         chunks: list[bytes] = []
         n = 0
         async for c in request.stream():
@@ -461,23 +342,36 @@ class Api:
         cred = await run_in_threadpool(self.auth.check, request.method, path, query, headers)
         cred.check_body(hashlib.sha256(data).digest())
 
+    def _parse_body(self, data: bytes) -> tuple[Any, bool]:
+        """(value, canonical): a body that is already canonical JSON (what ailedger's clients send) is
+        read by the fast parser and its entries are not canonicalised again; any other is read strictly."""
+        if data:
+            obj = parse_canonical(data)
+            if obj is not None:
+                return obj, True
+        return None, False
+
     async def post_entry(self, request: Request) -> Response:
         data = await self.read_body(request, MAX_ENTRY_BYTES * 2 + 1024)
-        obj = await self.read_json(request, 0, data)
+        obj, canonical = self._parse_body(data)
+        if not canonical:
+            obj = await self.read_json(request, 0, data)
         await self._admit_registrations(request, [obj], data)
-        res = (await self.ingest.submit_async([obj]))[0]
+        res = (await self.ingest.submit_async([obj], canonical=canonical))[0]
         self._cp = None
         return json_response(self._results([res])[0], 200 if res.duplicate else 201)
 
     async def post_batch(self, request: Request) -> Response:
         data = await self.read_body(request, self.cfg.max_body)
-        obj = await self.read_json(request, 0, data)
+        obj, canonical = self._parse_body(data)
+        if not canonical:
+            obj = await self.read_json(request, 0, data)
         if not isinstance(obj, dict) or not isinstance(obj.get("entries"), list):
             raise BadInputError('a batch is a JSON object {"entries": [entry, ...]}', field="entries")
         if set(obj) - {"entries"}:
             raise BadInputError(f"unknown field {min(set(obj) - {'entries'})!r} in batch", field="entries")
         await self._admit_registrations(request, obj["entries"], data)
-        results = await self.ingest.submit_async(obj["entries"], batch=True)
+        results = await self.ingest.submit_async(obj["entries"], batch=True, canonical=canonical)
         self._cp = None
         new = sum(1 for r in results if not r.duplicate)
         return json_response({"results": self._results(results), "appended": new,
@@ -747,7 +641,13 @@ def create_app(ledger: Ledger | str | os.PathLike[str] | None, cfg: ServeConfig 
         routes.extend(web_routes(api))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.api = api
-    return _Limits(_FastReads(app, api), cfg)
+    # the guards every ailedger server shares (ailedger.server.asgi): a POST body is read whole first, within
+    # its deadline, up to max_body, counted against max_buffered bytes of bodies in flight; only then does the
+    # request take one of max_inflight request slots and max_writes write slots (else 503 + Retry-After). A
+    # stalled body holds a connection and the bytes it sent, never a write slot.
+    return Guard(_FastReads(app, api), deadlines=cfg.deadlines(), max_body=cfg.max_body, buffer_methods=("POST",),
+                 write_methods=("POST",), max_buffered=cfg.max_buffered, max_inflight=cfg.max_inflight,
+                 max_writes=cfg.max_writes, name="api")
 
 
 def app_from_env() -> ASGIApp:

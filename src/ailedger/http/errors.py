@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
@@ -18,6 +17,13 @@ from ailedger.errors import (
     SignatureError,
     StorageError,
     VerificationError,
+)
+from ailedger.server.asgi import (  # the one error shape and the guards' errors, shared by every server
+    MalformedJSONError,
+    OverloadedError,
+    RequestTimeoutError,
+    TooLargeError,
+    json_bytes,
 )
 from ailedger.server.auth import WWW_AUTHENTICATE
 from ailedger.tlog.ingest import (
@@ -44,26 +50,8 @@ AUTH_CODES = frozenset({SignatureError.code, UnknownIdentityError.code, RevokedI
                         ForbiddenError.code, UnauthenticatedError.code, NotAuthorisedError.code})
 
 
-class TooLargeError(BadInputError):
-    code = "too_large"
-
-
-class MalformedJSONError(BadInputError):
-    code = "malformed_json"
-
-
-class OverloadedError(AiledgerError):
-    code = "overloaded"
-
-
 class MethodNotAllowedError(BadInputError):
     code = "method_not_allowed"
-
-
-class RequestTimeoutError(BadInputError):
-    """The request (head or body) did not arrive within its deadline."""
-
-    code = "request_timeout"
 
 
 def status_of(exc: AiledgerError) -> int:
@@ -95,8 +83,7 @@ def status_of(exc: AiledgerError) -> int:
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    body = json.dumps(data, separators=(",", ":"), default=str).encode()
-    return Response(body, status_code=status, headers=headers, media_type="application/json")
+    return Response(json_bytes(data), status_code=status, headers=headers, media_type="application/json")
 
 
 def error_response(exc: AiledgerError) -> Response:

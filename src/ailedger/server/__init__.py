@@ -1,5 +1,6 @@
 """The HTTP kit every server of the package shares: request deadlines and size limits (guard) and
-write authentication (bearer tokens, HTTP message signatures).
+write authentication (bearer tokens, HTTP message signatures), and the one ASGI stack (uvicorn + the
+``Guard`` middleware) the API, the explorer, the gateway, the witness and the storage node run on.
 
 The names below are this folder's public interface; they load on first use, so importing a module of
 the folder does not load the rest.  Other modules keep their names but are not promised to stay.
@@ -11,8 +12,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ailedger.server.asgi import Guard, Server
     from ailedger.server.auth import KeyList, TokenFile, WriteAuth, signed_headers
-    from ailedger.server.guard import Deadlines, GuardedHandler, GuardedServer, content_length
+    from ailedger.server.guard import Deadlines, content_length
 
 _LAZY = {
     "KeyList": "ailedger.server.auth",
@@ -20,13 +22,13 @@ _LAZY = {
     "WriteAuth": "ailedger.server.auth",
     "signed_headers": "ailedger.server.auth",
     "Deadlines": "ailedger.server.guard",
-    "GuardedHandler": "ailedger.server.guard",
-    "GuardedServer": "ailedger.server.guard",
+    "Guard": "ailedger.server.asgi",
+    "Server": "ailedger.server.asgi",
     "content_length": "ailedger.server.guard",
 }
 
 __all__ = [
-    "Deadlines", "GuardedHandler", "GuardedServer", "KeyList", "TokenFile", "WriteAuth",
+    "Deadlines", "Guard", "KeyList", "Server", "TokenFile", "WriteAuth",
     "content_length", "signed_headers",
 ]
 

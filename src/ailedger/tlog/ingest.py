@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ailedger.encoding.canonical import canonical_value_bytes
 from ailedger.encoding.records import SignedEntry, parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
@@ -107,10 +108,16 @@ def _parse_time(s: str) -> float:
     # format already checked by parse_entry: YYYY-MM-DDTHH:MM:SS[.fff]Z
     base, _, frac = s[:-1].partition(".")
     try:
-        t = _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc).timestamp()
+        t = _seconds(base)
     except ValueError as exc:
         raise BadInputError(f"entry time {s!r} is not a valid date", field="time") from exc
     return t + (float("0." + frac) if frac else 0.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _seconds(base: str) -> float:
+    """UTC seconds of YYYY-MM-DDTHH:MM:SS (cached: the entries of one second share it); ValueError if no date."""
+    return _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc).timestamp()
 
 
 @dataclass
@@ -248,20 +255,23 @@ class Ingestor:
                                    retry_after=max(wait, 0.001))
 
     # -- the write path -----------------------------------------------------------------
-    def submit(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> list[AppendResult]:
+    def submit(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False,
+               canonical: bool = False) -> list[AppendResult]:
         """Check and append entries (JSON values). All-or-nothing; see the module docstring.
+        ``canonical``: the entries come from a ``canonical.parse_canonical`` document (their bytes
+        are taken as they are, without a second canonicalisation).
 
         One entry (``batch=False``) fails with its own error; a batch fails with BatchRejectedError.
         The append goes through the ledger's group committer: concurrent submissions share one
         durable transaction, and this returns once the group holding them is durable."""
         c = self.ledger.committer
         with c.expecting():
-            prep = self.prepare(objs, registration=registration, batch=batch)
+            prep = self.prepare(objs, registration=registration, batch=batch, canonical=canonical)
             fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
         return self._done(prep, fut.result())
 
     async def submit_async(self, objs: Sequence[Any], *, registration: bool = False,
-                           batch: bool = False) -> list[AppendResult]:
+                           batch: bool = False, canonical: bool = False) -> list[AppendResult]:
         """:meth:`submit` for an asyncio server: parsing and signature checks run on the group
         committer's worker threads (libsodium releases the GIL, so they use every core; a big
         batch is split across threads), the event loop only awaits the group's commit."""
@@ -271,7 +281,7 @@ class Ingestor:
             made: list[_Prepared] = []
 
             def make() -> AppendRequest:
-                prep = self.prepare(objs, registration=registration, batch=batch)
+                prep = self.prepare(objs, registration=registration, batch=batch, canonical=canonical)
                 made.append(prep)
                 return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
 
@@ -282,7 +292,8 @@ class Ingestor:
             self._check_count(objs)
             step = -(-n // _PREPARE_THREADS)
             pieces = await asyncio.gather(*[loop.run_in_executor(None, functools.partial(
-                self._prepare_part, objs[a : a + step], a, registration)) for a in range(0, n, step)])
+                self._prepare_part, objs[a : a + step], a, registration, canonical=canonical))
+                for a in range(0, n, step)])
             prep = self._merge(pieces, n)
             fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
         return self._done(prep, await asyncio.wrap_future(fut))
@@ -300,20 +311,21 @@ class Ingestor:
             raise BadInputError(f"{len(objs)} entries in one batch; the limit is {self.policy.max_batch}",
                                 field="entries")
 
-    def prepare(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False) -> _Prepared:
+    def prepare(self, objs: Sequence[Any], *, registration: bool = False, batch: bool = False,
+                canonical: bool = False) -> _Prepared:
         """Steps 1-2 of the module docstring (schema, size, signature): no store access, any thread."""
         self._check_count(objs)
         single = not batch and len(objs) == 1
-        part = self._prepare_part(objs, 0, registration, single=single)
+        part = self._prepare_part(objs, 0, registration, single=single, canonical=canonical)
         return self._merge([part], len(objs), single=single)
 
-    def _prepare_part(self, objs: Sequence[Any], offset: int, registration: bool, *,
-                      single: bool = False) -> tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]:
+    def _prepare_part(self, objs: Sequence[Any], offset: int, registration: bool, *, single: bool = False,
+                      canonical: bool = False) -> tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]:
         parsed: list[SignedEntry] = []
         errors: list[tuple[int, AiledgerError]] = []
         for i, obj in enumerate(objs):
             try:
-                e = _parse(obj)
+                e = _parse(obj, canonical)
                 if registration or e.type == IDENTITY_REGISTER:
                     _check_registration(e)
                 parsed.append(e)
@@ -444,15 +456,16 @@ def _reject(errors: list[tuple[int, AiledgerError]], n: int) -> None:
                              errors=out[:100], rejected=len(errors))
 
 
-def _parse(obj: Any) -> SignedEntry:
-    """parse_entry, with the JSON types of the fields checked first (so any malformed value is bad input)."""
+def _parse(obj: Any, canonical: bool = False) -> SignedEntry:
+    """parse_entry, with the JSON types of the fields checked first (so any malformed value is bad input).
+    ``canonical``: ``obj`` comes from a ``parse_canonical`` document, its canonical bytes need no walk."""
     if not isinstance(obj, dict):
         raise BadInputError("entry must be a JSON object")
     for k in ("type", "signer", "time", "sig"):
         if k in obj and not isinstance(obj[k], str):
             raise BadInputError(f"entry field {k} must be a string", field=k)
     try:
-        return parse_entry(obj, verify=True)
+        return parse_entry(obj, verify=True, leaf=canonical_value_bytes(obj) if canonical else None)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         raise BadInputError(f"entry is malformed: {exc}") from None
 

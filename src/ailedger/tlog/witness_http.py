@@ -1,4 +1,5 @@
-"""HTTP front of a witness: C2SP tlog-witness ``POST /add-checkpoint`` on a stdlib threading server.
+"""HTTP front of a witness: C2SP tlog-witness ``POST /add-checkpoint``, served like every ailedger server
+(uvicorn + the shared guards of :mod:`ailedger.server.asgi`).
 
 Also serves ``GET /vkey`` (the witness's cosignature vkey) and ``GET /evidence`` (JSON list of the
 split-view evidence it has kept), which are ailedger additions outside the C2SP protocol.
@@ -9,99 +10,87 @@ authentication of requests beyond the validation of the signature on the checkpo
 from an unknown origin is 404, one whose signatures do not verify under a configured key of that
 log is 403, and neither changes anything. The witness has no configuration endpoint (logs are added
 with ``ailedger witness add-log`` on the witness's own files). Request heads and bodies have
-deadlines (:mod:`ailedger.server.guard`).
+deadlines (:mod:`ailedger.server.guard`); a body is at most 64 KiB (413).
+
+The protocol's own answers (200 cosignature lines, 400/403/404/409/422 from
+:class:`~ailedger.tlog.witness.WitnessError`) keep the plain-text bodies C2SP describes; everything
+else the server refuses (an unknown path, a body too large or too slow) is the shared JSON error
+``{"code", "message"}``.
 """
 
 from __future__ import annotations
 
 import json
-import threading
+import logging
+import sys
 from typing import Any
 
-from ailedger.errors import BadInputError
-from ailedger.server.guard import Deadlines, GuardedHandler, GuardedServer, content_length
+from starlette.concurrency import run_in_threadpool
+
+from ailedger.server.asgi import Guard, Receive, Scope, Send, Server, error_body, read_body, send_json
+from ailedger.server.guard import Deadlines
 from ailedger.tlog.witness import Witness, WitnessError
 
-__all__ = ["WitnessServer", "make_server"]
+__all__ = ["WitnessServer", "make_app", "make_server"]
 
 MAX_BODY = 64 * 1024
 
 
-class _Handler(GuardedHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as the protocol recommends
-    disable_nagle_algorithm = True  # headers and body go out in separate writes: no Nagle/delayed-ACK stall
-    server: WitnessServer
+async def _send(send: Send, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", ctype.encode()), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
-    def log_message(self, format: str, *args: Any) -> None:
-        if self.server.verbose:
-            super().log_message(format, *args)
 
-    def _send(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def make_app(witness: Witness, deadlines: Deadlines | None = None) -> Any:
+    """The witness as an ASGI app, behind the shared guards."""
 
-    def do_POST(self) -> None:
-        if self.path.rstrip("/") != "/add-checkpoint":
-            self.close_connection = True  # its body is not read
-            self._send(404, b"not found\n")
-            return
-        try:
-            n = content_length(self.headers.get("Content-Length"))
-        except BadInputError:
-            n = None
-        if n is None or n > MAX_BODY or "Transfer-Encoding" in self.headers:
-            self.close_connection = True
-            self._send(413 if n is not None and n > MAX_BODY else 400, b"a Content-Length up to 64 KiB is required\n")
-            return
-        body = self.rfile.read(n)
-        if len(body) != n:  # the client went away mid-body: nothing to answer
-            self.close_connection = True
-            return
-        try:
-            lines = self.server.witness.add_checkpoint(body)
-        except WitnessError as exc:
-            self._send(exc.status, exc.body, exc.content_type)
-            return
-        except Exception as exc:  # noqa: BLE001 # pragma: no cover - never leak a traceback to a peer
-            self._send(500, f"internal error: {type(exc).__name__}\n".encode())
-            return
-        self._send(200, lines)
-
-    def do_GET(self) -> None:
-        if self.path == "/vkey":
-            self._send(200, (self.server.witness.vkey + "\n").encode())
-        elif self.path == "/evidence":
-            self._send(200, json.dumps(self.server.witness.evidence(), indent=1).encode(), "application/json")
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        method, path = scope["method"], scope["path"]
+        if method == "POST":
+            if path.rstrip("/") != "/add-checkpoint":
+                await send_json(send, 404, error_body("not_found", f"no such path: {path[:200]}"))
+                return
+            headers = dict(scope["headers"])
+            if b"content-length" not in headers or b"transfer-encoding" in headers:
+                await send_json(send, 400, error_body("bad_input", "a Content-Length up to 64 KiB is required",
+                                                      field="content-length"), [("Connection", "close")])
+                return
+            body = await read_body(receive)
+            try:
+                lines = await run_in_threadpool(witness.add_checkpoint, body)
+            except WitnessError as exc:
+                await _send(send, exc.status, exc.body, exc.content_type)
+                return
+            await _send(send, 200, lines)
+        elif method in ("GET", "HEAD") and path == "/vkey":
+            await _send(send, 200, (witness.vkey + "\n").encode())
+        elif method in ("GET", "HEAD") and path == "/evidence":
+            ev = await run_in_threadpool(witness.evidence)
+            await _send(send, 200, json.dumps(ev, indent=1).encode(), "application/json")
+        elif method in ("GET", "HEAD", "POST"):
+            await send_json(send, 404, error_body("not_found", f"no such path: {path[:200]}"))
         else:
-            self._send(404, b"not found\n")
+            await send_json(send, 405, error_body("method_not_allowed", f"method {method} is not allowed"),
+                            [("Allow", "GET, HEAD, POST")])
+
+    return Guard(app, deadlines=deadlines, max_body=MAX_BODY, buffer_methods=("POST",), name="witness")
 
 
-class WitnessServer(GuardedServer):
+class WitnessServer(Server):
+    """The witness on a socket bound at construction; ``serve_forever``/``start_background``/``shutdown``."""
 
     def __init__(self, witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
                  deadlines: Deadlines | None = None) -> None:
         self.witness = witness
         self.verbose = verbose
-
-        class Handler(_Handler):
-            pass
-
-        Handler.deadlines = deadlines or Deadlines()
-        super().__init__((host, port), Handler)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server_address[:2]
-        assert isinstance(host, str)  # an AF_INET address
-        return f"http://{host}:{port}"
-
-    def start_background(self) -> threading.Thread:
-        t = threading.Thread(target=self.serve_forever, name="witness-http", daemon=True)
-        t.start()
-        return t
+        if verbose:  # one access-log line per request on stderr
+            logger = logging.getLogger("ailedger.access")
+            if not logger.handlers:
+                logger.addHandler(logging.StreamHandler(sys.stderr))
+            logger.setLevel(logging.INFO)
+        deadlines = deadlines or Deadlines()
+        super().__init__(make_app(witness, deadlines), host, port, deadlines=deadlines, name="witness")
 
 
 def make_server(witness: Witness, host: str = "127.0.0.1", port: int = 0, verbose: bool = False,
