@@ -8,7 +8,11 @@ import sys
 
 from setuptools import Extension, setup
 
-ext = [Extension("ailedger.encoding._speedups", ["src/ailedger/encoding/_speedups.c"], optional=True, extra_compile_args=["-O2"])]
+# _speedups also checks Ed25519 entry signatures in batches through the libsodium PyNaCl bundles (found
+# with dlopen at run time, so no libsodium headers are needed to build): -ldl for glibc < 2.34
+ext = [Extension("ailedger.encoding._speedups", ["src/ailedger/encoding/_speedups.c"], optional=True,
+                 extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+                 libraries=["dl"] if sys.platform.startswith("linux") else [])]
 if sys.platform.startswith("linux"):
     ext.append(Extension("ailedger.tlog._tiled", ["src/ailedger/tlog/_tiled.c"], optional=True,
                          extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]))

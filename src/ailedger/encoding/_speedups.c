@@ -197,15 +197,444 @@ static PyObject *set_portable(PyObject *self, PyObject *flag) {
     Py_RETURN_NONE;
 }
 
+/* -- signed entries: structure check + Ed25519 through libsodium, GIL released ---------------------
+ * verify_entries(leaves) takes the canonical bytes of many ledger entries (encoding/records.py) and
+ * returns one verdict byte per entry: 1 = the bytes are canonical JSON of exactly the shape
+ * parse_entry accepts and the signature verifies; 0 = the same, but the signature does not verify;
+ * 2 = anything this code does not handle (floats, escapes it does not expect, non-ASCII keys, deep
+ * nesting, a did that does not decode, ...): the caller decides with the Python path.  The grammar
+ * below is deliberately narrower than JSON: every byte string it accepts is its own RFC 8785 form
+ * on the orjson fast path of encoding/canonical.py, so verdicts 0/1 equal the Python path's.
+ * libsodium is the copy bundled in PyNaCl (the same library the Python path calls), found with
+ * dlopen on the path the caller passes to _sodium_load(): identical strictness by construction. */
+
+#ifndef _WIN32
+#include <dlfcn.h>
+#endif
+
+typedef int (*verify_detached_fn)(const unsigned char *sig, const unsigned char *m, unsigned long long mlen,
+                                  const unsigned char *pk);
+static verify_detached_fn sodium_verify = NULL;
+
+#define V_MAX_DEPTH 64
+#define V_MAX_LEAF 65535
+
+/* p points at '"'; on success *pp points after the closing quote. key: ASCII only, no escapes. */
+static int v_string(const uint8_t **pp, const uint8_t *end, int key) {
+    const uint8_t *p = *pp + 1;
+    while (p < end) {
+        uint8_t c = *p;
+        if (c == '"') {
+            *pp = p + 1;
+            return 1;
+        }
+        if (c == '\\') {
+            if (key || p + 1 >= end)
+                return 0;
+            uint8_t e = p[1];
+            if (e == '"' || e == '\\' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                p += 2;
+                continue;
+            }
+            if (e != 'u' || p + 5 >= end || p[2] != '0' || p[3] != '0' || (p[4] != '0' && p[4] != '1'))
+                return 0;
+            uint8_t h = p[5];
+            int lo;
+            if (h >= '0' && h <= '9') lo = h - '0';
+            else if (h >= 'a' && h <= 'f') lo = h - 'a' + 10;
+            else return 0;
+            int v = (p[4] - '0') * 16 + lo;
+            if (v == 8 || v == 9 || v == 10 || v == 12 || v == 13)
+                return 0;  /* those have short forms */
+            p += 6;
+            continue;
+        }
+        if (c < 0x20)
+            return 0;
+        if (c < 0x80) {
+            p++;
+            continue;
+        }
+        if (key)
+            return 0;
+        /* well-formed UTF-8 (Unicode 15 table 3-7): no overlongs, no surrogates, <= U+10FFFF */
+        size_t n;
+        uint8_t lo1 = 0x80, hi1 = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) n = 1;
+        else if (c == 0xE0) { n = 2; lo1 = 0xA0; }
+        else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF) n = 2;
+        else if (c == 0xED) { n = 2; hi1 = 0x9F; }
+        else if (c == 0xF0) { n = 3; lo1 = 0x90; }
+        else if (c >= 0xF1 && c <= 0xF3) n = 3;
+        else if (c == 0xF4) { n = 3; hi1 = 0x8F; }
+        else return 0;
+        if ((size_t)(end - p) <= n)
+            return 0;
+        if (p[1] < lo1 || p[1] > hi1)
+            return 0;
+        for (size_t k = 2; k <= n; k++)
+            if ((p[k] & 0xC0) != 0x80)
+                return 0;
+        p += n + 1;
+    }
+    return 0;
+}
+
+static int v_value(const uint8_t **pp, const uint8_t *end, int depth);
+
+static int v_object(const uint8_t **pp, const uint8_t *end, int depth) {
+    const uint8_t *p = *pp + 1;
+    if (depth > V_MAX_DEPTH || p >= end)
+        return 0;
+    if (*p == '}') {
+        *pp = p + 1;
+        return 1;
+    }
+    const uint8_t *prev = NULL;
+    size_t prev_len = 0;
+    for (;;) {
+        if (p >= end || *p != '"')
+            return 0;
+        const uint8_t *k = p + 1;
+        if (!v_string(&p, end, 1))
+            return 0;
+        size_t klen = (size_t)(p - 1 - k);
+        if (prev != NULL) {  /* keys strictly increasing (ASCII: bytes order = UTF-16 order) */
+            size_t m = prev_len < klen ? prev_len : klen;
+            int c = memcmp(prev, k, m);
+            if (c > 0 || (c == 0 && prev_len >= klen))
+                return 0;
+        }
+        prev = k;
+        prev_len = klen;
+        if (p >= end || *p != ':')
+            return 0;
+        p++;
+        if (!v_value(&p, end, depth + 1))
+            return 0;
+        if (p >= end)
+            return 0;
+        if (*p == '}') {
+            *pp = p + 1;
+            return 1;
+        }
+        if (*p != ',')
+            return 0;
+        p++;
+    }
+}
+
+static int v_array(const uint8_t **pp, const uint8_t *end, int depth) {
+    const uint8_t *p = *pp + 1;
+    if (depth > V_MAX_DEPTH || p >= end)
+        return 0;
+    if (*p == ']') {
+        *pp = p + 1;
+        return 1;
+    }
+    for (;;) {
+        if (!v_value(&p, end, depth + 1))
+            return 0;
+        if (p >= end)
+            return 0;
+        if (*p == ']') {
+            *pp = p + 1;
+            return 1;
+        }
+        if (*p != ',')
+            return 0;
+        p++;
+    }
+}
+
+/* integers only, canonical, at most 15 digits (orjson reads them as int and writes them back alike) */
+static int v_int(const uint8_t **pp, const uint8_t *end, long long *out) {
+    const uint8_t *p = *pp;
+    int neg = 0;
+    if (p < end && *p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9')
+        return 0;
+    const uint8_t *d = p;
+    long long v = 0;
+    if (*p == '0') {
+        p++;
+        if (neg)
+            return 0;  /* -0 */
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (p - d >= 15)
+                return 0;
+            v = v * 10 + (*p - '0');
+            p++;
+        }
+    }
+    if (p < end && (*p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9')))
+        return 0;
+    *pp = p;
+    if (out)
+        *out = neg ? -v : v;
+    return 1;
+}
+
+static int v_lit(const uint8_t **pp, const uint8_t *end, const char *lit, size_t n) {
+    if ((size_t)(end - *pp) < n || memcmp(*pp, lit, n) != 0)
+        return 0;
+    *pp += n;
+    return 1;
+}
+
+static int v_value(const uint8_t **pp, const uint8_t *end, int depth) {
+    if (*pp >= end)
+        return 0;
+    switch (**pp) {
+    case '{': return v_object(pp, end, depth);
+    case '[': return v_array(pp, end, depth);
+    case '"': return v_string(pp, end, 0);
+    case 't': return v_lit(pp, end, "true", 4);
+    case 'f': return v_lit(pp, end, "false", 5);
+    case 'n': return v_lit(pp, end, "null", 4);
+    default: return v_int(pp, end, NULL);
+    }
+}
+
+static int b64val(uint8_t c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+/* 88 characters "...==" -> 64 bytes; unused low bits must be zero */
+static int v_sig(const uint8_t *s, size_t n, uint8_t out[64]) {
+    if (n != 88 || s[86] != '=' || s[87] != '=')
+        return 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t o = 0;
+    for (size_t i = 0; i < 86; i++) {
+        int v = b64val(s[i]);
+        if (v < 0)
+            return 0;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return o == 64 && (acc & ((1u << bits) - 1)) == 0;
+}
+
+static const int8_t B58[128] = {
+    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,
+    -1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1, 0, 1, 2, 3, 4, 5, 6, 7, 8,-1,-1,-1,-1,-1,-1,
+    -1, 9,10,11,12,13,14,15,16,-1,17,18,19,20,21,-1,22,23,24,25,26,27,28,29,30,31,32,-1,-1,-1,-1,-1,
+    -1,33,34,35,36,37,38,39,40,41,42,43,-1,44,45,46,47,48,49,50,51,52,53,54,55,56,57,-1,-1,-1,-1,-1,
+};
+
+/* "did:key:z" + base58btc(0xed 0x01 + 32-byte key), at most 64 characters (identity.py) */
+static int v_did(const uint8_t *s, size_t n, uint8_t pk[32]) {
+    if (n > 64 || n < 10 || memcmp(s, "did:key:z", 9) != 0 || s[9] == '1')
+        return 0;
+    uint8_t num[40];
+    memset(num, 0, sizeof num);
+    for (size_t i = 9; i < n; i++) {
+        if (s[i] >= 128 || B58[s[i]] < 0)
+            return 0;
+        uint32_t carry = (uint32_t)B58[s[i]];
+        for (int j = 39; j >= 0; j--) {
+            carry += (uint32_t)num[j] * 58;
+            num[j] = (uint8_t)carry;
+            carry >>= 8;
+        }
+        if (carry)
+            return 0;
+    }
+    for (int j = 0; j < 6; j++)
+        if (num[j])
+            return 0;
+    if (num[6] != 0xed || num[7] != 0x01)
+        return 0;
+    memcpy(pk, num + 8, 32);
+    return 1;
+}
+
+static int v_time(const uint8_t *s, size_t n) {
+    static const char pat[] = "dddd-dd-ddTdd:dd:dd";
+    if (n < 20)
+        return 0;
+    for (size_t i = 0; i < 19; i++) {
+        if (pat[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != (uint8_t)pat[i])
+            return 0;
+    }
+    if (n == 20)
+        return s[19] == 'Z';
+    if (s[19] != '.' || n < 22 || n > 30 || s[n - 1] != 'Z')
+        return 0;
+    for (size_t i = 20; i < n - 1; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int lower(uint8_t c) { return c >= 'a' && c <= 'z'; }
+
+static int v_type(const uint8_t *s, size_t n) {
+    if (n == 0 || n > 64)
+        return 0;
+    int start = 1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (start) {
+            if (!lower(c))
+                return 0;
+            start = 0;
+        } else if (c == '.') {
+            start = 1;
+        } else if (!(lower(c) || (c >= '0' && c <= '9') || c == '_' || c == '-')) {
+            return 0;
+        }
+    }
+    return !start;
+}
+
+/* a string member '"name":"..."' at p (after the preceding ','), raw ASCII without escapes */
+static int v_member(const uint8_t **pp, const uint8_t *end, const char *name, const uint8_t **val, size_t *vlen) {
+    size_t nl = strlen(name);
+    const uint8_t *p = *pp;
+    if ((size_t)(end - p) < nl + 4 || p[0] != '"' || memcmp(p + 1, name, nl) != 0 || p[nl + 1] != '"'
+        || p[nl + 2] != ':' || p[nl + 3] != '"')
+        return 0;
+    p += nl + 4;
+    const uint8_t *v = p;
+    while (p < end && *p != '"') {
+        if (*p == '\\' || *p < 0x20 || *p >= 0x80)
+            return 0;
+        p++;
+    }
+    if (p >= end)
+        return 0;
+    *val = v;
+    *vlen = (size_t)(p - v);
+    *pp = p + 1;
+    return 1;
+}
+
+/* 1 valid, 0 bad signature, 2 not handled; msg: scratch of at least n bytes */
+static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg) {
+    if (n > V_MAX_LEAF || n < 9 || memcmp(leaf, "{\"body\":{", 9) != 0)
+        return 2;
+    const uint8_t *end = leaf + n, *p = leaf + 8;
+    if (!v_object(&p, end, 2))
+        return 2;
+    const uint8_t *sig_start = p, *val;
+    size_t vlen;
+    uint8_t sig[64], pk[32];
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "sig", &val, &vlen) || !v_sig(val, vlen, sig))
+        return 2;
+    const uint8_t *sig_end = p;
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "signer", &val, &vlen) || !v_did(val, vlen, pk))
+        return 2;
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "time", &val, &vlen) || !v_time(val, vlen))
+        return 2;
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "type", &val, &vlen) || !v_type(val, vlen))
+        return 2;
+    long long v;
+    if ((size_t)(end - p) < 6 || memcmp(p, ",\"v\":", 5) != 0)
+        return 2;
+    p += 5;
+    if (!v_int(&p, end, &v) || v < 1 || v > 1000 || p + 1 != end || *p != '}')
+        return 2;
+    /* the signed message: the leaf without ',"sig":"..."' */
+    size_t a = (size_t)(sig_start - leaf);
+    memcpy(msg, leaf, a);
+    memcpy(msg + a, sig_end, (size_t)(end - sig_end));
+    return sodium_verify(sig, msg, (unsigned long long)(n - (size_t)(sig_end - sig_start)), pk) == 0 ? 1 : 0;
+}
+
+static PyObject *sodium_load(PyObject *self, PyObject *arg) {
+    PyObject *b = NULL;
+    if (!PyUnicode_FSConverter(arg, &b))
+        return NULL;
+#ifdef _WIN32
+    Py_DECREF(b);
+    PyErr_SetString(PyExc_OSError, "not supported on this platform");
+    return NULL;
+#else
+    void *h = dlopen(PyBytes_AS_STRING(b), RTLD_NOW | RTLD_LOCAL);
+    Py_DECREF(b);
+    if (h == NULL) {
+        PyErr_Format(PyExc_OSError, "cannot load libsodium: %s", dlerror());
+        return NULL;
+    }
+    int (*init)(void) = (int (*)(void))dlsym(h, "sodium_init");
+    verify_detached_fn f = (verify_detached_fn)dlsym(h, "crypto_sign_ed25519_verify_detached");
+    if (init == NULL || f == NULL) {
+        PyErr_SetString(PyExc_OSError, "that library has no crypto_sign_ed25519_verify_detached / sodium_init");
+        return NULL;
+    }
+    if (init() < 0) {
+        PyErr_SetString(PyExc_OSError, "sodium_init failed");
+        return NULL;
+    }
+    sodium_verify = f;
+    Py_RETURN_NONE;
+#endif
+}
+
+static PyObject *verify_entries(PyObject *self, PyObject *arg) {
+    if (sodium_verify == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Tuple(arg);  /* our own immutable copy: items stay alive without the GIL */
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject **items = &PyTuple_GET_ITEM(seq, 0);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {  /* bytes are immutable: safe to read without the GIL */
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "verify_entries() takes a sequence of bytes");
+            return NULL;
+        }
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    uint8_t *msg = PyMem_RawMalloc(V_MAX_LEAF + 1);
+    if (out == NULL || msg == NULL) {
+        Py_XDECREF(out);
+        PyMem_RawFree(msg);
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++)
+        dst[i] = verify_one((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]), msg);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(msg);
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sha256_many", sha256_many, METH_O,
      "sha256_many(items) -> bytes: the SHA-256 digests of a sequence of bytes-like objects, concatenated."},
     {"implementation", implementation, METH_NOARGS, "'sha-ni' or 'portable'."},
     {"_set_portable", set_portable, METH_O, "Force (True) or release (False) the portable code (for tests)."},
+    {"_sodium_load", sodium_load, METH_O,
+     "_sodium_load(path): use the libsodium at path (PyNaCl's bundled copy) for verify_entries()."},
+    {"verify_entries", verify_entries, METH_O,
+     "verify_entries(leaves) -> bytes: per entry 1 (valid), 0 (bad signature) or 2 (not handled here)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1, methods, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
 #ifdef AILEDGER_X86
