@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from ailedger.errors import BadInputError
 
 __all__ = [
     "ENTRY_SCHEMA_VERSION", "FAST_VERIFY", "MAX_ENTRY_BYTES", "SignedEntry", "build_entry", "fast_parse_entries",
+    "fast_verdicts",
     "parse_entry", "unsigned_bytes",
 ]
 
@@ -162,13 +164,19 @@ def parse_entry(data: bytes | dict[str, Any], *, verify: bool = True, leaf: byte
 
 def _load_fast_verify() -> Callable[[Sequence[bytes]], bytes] | None:
     """The C batch checker of ``_speedups`` bound to PyNaCl's bundled libsodium (the library
-    :mod:`ailedger.encoding.ed25519` calls), or None when the C module is not built."""
+    :mod:`ailedger.encoding.ed25519` calls), or None when the C module is not built (or when the
+    environment sets AILEDGER_PYTHON_VERIFY=1: benchmarks compare both paths with it)."""
+    if os.environ.get("AILEDGER_PYTHON_VERIFY") == "1":
+        return None
     try:
-        import nacl._sodium  # type: ignore[import-untyped]
+        import importlib
 
         from ailedger.encoding import _speedups
 
-        _speedups._sodium_load(nacl._sodium.__file__)
+        bundled = importlib.import_module("nacl._sodium").__file__  # the CFFI module holding libsodium
+        if not bundled:
+            return None
+        _speedups._sodium_load(bundled)
         return _speedups.verify_entries
     except (ImportError, OSError, AttributeError):
         return None
@@ -176,6 +184,15 @@ def _load_fast_verify() -> Callable[[Sequence[bytes]], bytes] | None:
 
 _verify_entries = _load_fast_verify()
 FAST_VERIFY = _verify_entries is not None  # False: every entry takes parse_entry
+
+
+def fast_verdicts(leaves: Sequence[bytes]) -> bytes:
+    """One byte per entry from the C checker: 1 = well-formed and the signature verifies (exactly when
+    :func:`parse_entry` accepts these bytes as they are), anything else = ask parse_entry. All 2s without
+    the C module."""
+    if _verify_entries is None:
+        return b"\x02" * len(leaves)
+    return _verify_entries(leaves)
 
 
 def fast_parse_entries(leaves: Sequence[bytes], objs: Sequence[dict[str, Any]] | None = None

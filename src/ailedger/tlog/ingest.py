@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.canonical import canonical_value_bytes
-from ailedger.encoding.records import SignedEntry, parse_entry
+from ailedger.encoding.records import FAST_VERIFY, SignedEntry, fast_parse_entries, parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
 from ailedger.tlog.groupcommit import AppendRequest, GroupView
@@ -323,9 +323,16 @@ class Ingestor:
                       canonical: bool = False) -> tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]:
         parsed: list[SignedEntry] = []
         errors: list[tuple[int, AiledgerError]] = []
+        fast: list[SignedEntry | None] | None = None
+        if canonical and FAST_VERIFY and all(type(o) is dict for o in objs):
+            # values of a parse_canonical document: their canonical bytes need no walk, and the C checker
+            # takes the well-formed ones whole (shape + signature, GIL released); the rest take _parse
+            fast = fast_parse_entries([canonical_value_bytes(o) for o in objs], objs)
         for i, obj in enumerate(objs):
             try:
-                e = _parse(obj, canonical)
+                e = fast[i] if fast is not None else None
+                if e is None:
+                    e = _parse(obj, canonical)
                 if registration or e.type == IDENTITY_REGISTER:
                     _check_registration(e)
                 parsed.append(e)

@@ -21,7 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.encoding.canonical import parse_json
 from ailedger.encoding.identity import did_from_public_key, public_key_from_did
-from ailedger.encoding.records import SignedEntry, build_entry, parse_entry
+from ailedger.encoding.records import (
+    FAST_VERIFY,
+    SignedEntry,
+    build_entry,
+    fast_parse_entries,
+    fast_verdicts,
+    parse_entry,
+)
 from ailedger.encoding.times import time_ms
 from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError
 from ailedger.tlog import admission
@@ -172,12 +179,17 @@ class _Seen:
 
 
 def verify_entry_batch(datas: Sequence[bytes]) -> list[tuple[bool, Any]]:
-    """Worker function: parse and verify entries; (True, (leaf, hash, terms, seen)) or (False, message)."""
+    """Parse and verify entries (a worker thread's or process's task); (True, (leaf, hash, terms, seen)) or
+    (False, message). The C checker (records.fast_parse_entries) takes the well-formed ones with the GIL
+    released; the others, and every refusal's message, come from parse_entry."""
     _guarded = admission.policy().guarded
+    datas = [d if type(d) is bytes else bytes(d) for d in datas]
+    fast = fast_parse_entries(datas)
     out: list[tuple[bool, Any]] = []
-    for d in datas:
+    for d, e in zip(datas, fast):
         try:
-            e = parse_entry(d, verify=True)
+            if e is None:
+                e = parse_entry(d, verify=True)
             # the caller holds the input: send the leaf back only when it is not the input itself
             seen = _Seen(e.type, e.body if _guarded(e.type) else {}, e.signer, e.time)
             out.append((True, (None if e.leaf_bytes == d else e.leaf_bytes, leaf_hash(e.leaf_bytes),
@@ -188,8 +200,12 @@ def verify_entry_batch(datas: Sequence[bytes]) -> list[tuple[bool, Any]]:
 
 
 def _check_sigs_chunk(items: Sequence[tuple[int, bytes]]) -> list[tuple[int, str]]:
+    """(index, message) of the entries whose signature (or shape) fails; the C checker first."""
+    verdicts = fast_verdicts([d if type(d) is bytes else bytes(d) for _, d in items])
     bad = []
-    for idx, data in items:
+    for (idx, data), v in zip(items, verdicts):
+        if v == 1:
+            continue
         try:
             parse_entry(data, verify=True)
         except AiledgerError as exc:
@@ -237,6 +253,7 @@ class Ledger:
         self.verifier = verifier
         self.identities = KeyStore(path / "identities")
         self._pool: Any = None
+        self._threads: Any = None
         self.clock: Callable[[], float] = system_clock  # seconds since the epoch; tests set their own
         self.time_skew: float = float(TIME_SKEW_SECONDS)
         self._committer: LogCommitter | None = None
@@ -306,6 +323,9 @@ class Ledger:
         if self._pool is not None:
             self._pool.terminate()
             self._pool = None
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+            self._threads = None
         self.store.close()
 
     def __enter__(self) -> Self:
@@ -439,7 +459,10 @@ class Ledger:
         results: list[AppendResult | str] = []
         chunks = [datas[i : i + batch] for i in range(0, len(datas), batch)]
         if parallel and len(datas) >= 2 * batch and (os.cpu_count() or 1) > 1:
-            checked: Iterable[list[tuple[bool, Any]]] = self._get_pool().imap(verify_entry_batch, chunks)
+            # the C checker releases the GIL: threads (no pickling of entries and results) when it is built
+            checked: Iterable[list[tuple[bool, Any]]] = (
+                self._get_threads().map(verify_entry_batch, chunks) if FAST_VERIFY
+                else self._get_pool().imap(verify_entry_batch, chunks))
         else:
             checked = map(verify_entry_batch, chunks)
         rows: list[LeafRow] = []
@@ -494,6 +517,13 @@ class Ledger:
             flush()
         settle(0)
         return results
+
+    def _get_threads(self) -> Any:
+        if self._threads is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._threads = ThreadPoolExecutor(os.cpu_count() or 2, thread_name_prefix="ailedger-verify")
+        return self._threads
 
     def _get_pool(self) -> Any:
         if self._pool is None:
@@ -578,12 +608,18 @@ class Ledger:
         check = None
         if signatures:
             big = self.size >= 20000
-            pool = self._get_pool() if big and (os.cpu_count() or 1) > 1 else None
+            multi = big and (os.cpu_count() or 1) > 1
+            # the C checker releases the GIL: threads use every core without a process pool's pickling
+            threads = self._get_threads() if multi and FAST_VERIFY else None
+            pool = self._get_pool() if multi and threads is None else None
 
             def check(items: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, str]]:
                 lst = list(items)
                 step = 2000
                 parts = [lst[i : i + step] for i in range(0, len(lst), step)]
+                if threads is not None:
+                    futs = [threads.submit(_check_sigs_chunk, p) for p in parts]
+                    return (x for f in futs for x in f.result())
                 if pool is None:
                     res = [_check_sigs_chunk(p) for p in parts]
                     return (x for r in res for x in r)
