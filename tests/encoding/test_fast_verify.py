@@ -64,11 +64,14 @@ FAST_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=
 
 
 def _plain(x: object) -> bool:
-    """No floats and only ASCII keys: the shapes the C code handles."""
+    """No floats, integers of at most 15 digits and plain ASCII keys (no escapes): the shapes the C code handles."""
     if isinstance(x, float):
         return False
+    if isinstance(x, int) and not isinstance(x, bool):
+        return abs(x) < 10**15
     if isinstance(x, dict):
-        return all(k.isascii() and _plain(v) for k, v in x.items())
+        return all(k.isascii() and k.isprintable() and '"' not in k and "\\" not in k and _plain(v)
+                   for k, v in x.items())
     if isinstance(x, list):
         return all(_plain(v) for v in x)
     return True
@@ -79,7 +82,7 @@ def _plain(x: object) -> bool:
 def test_valid_entries_agree(body, type_, time_, v):
     data = entry(body, type=type_, time=time_, v=v)
     got = agree(data)
-    if _plain(body) and all(0x20 <= ord(c) for c in json.dumps(body, ensure_ascii=False) if c not in "\t\n\r\b\f"):
+    if _plain(body):
         assert got is not None  # the common shapes do take the fast path
 
 
