@@ -642,8 +642,10 @@ def main() -> None:
     n_batches = 8 if args.quick else 60
     load_s = 5.0 if args.quick else args.load_seconds
     work = Path(tempfile.mkdtemp(prefix="httpbench-"))
+    from ailedger.encoding.records import FAST_VERIFY  # the servers inherit this environment
+
     out: dict = {"bench": "http", "cpus": os.cpu_count(), "workers": args.workers,
-                 "loadavg_start": os.getloadavg()[0]}
+                 "loadavg_start": os.getloadavg()[0], "entry_checker": "c" if FAST_VERIFY else "python"}
     print(f"http bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.workers} workers")
     try:
         if args.writers_only:
