@@ -198,3 +198,16 @@ def test_many_at_once_keep_their_order():
             assert g is None and python_verdict(data) is None
     with pytest.raises(TypeError):
         _speedups.verify_entries(["not bytes"])  # type: ignore[list-item]
+
+
+def test_signers_change_within_a_batch():
+    other_did = did_from_public_key(_OTHER.public_key().public_bytes(serialization.Encoding.Raw,
+                                                                     serialization.PublicFormat.Raw))
+    mine = build_entry("model.card", {"a": 1}, _DID, TIME, _KEY.sign).leaf_bytes
+    theirs = build_entry("model.card", {"a": 1}, other_did, TIME, _OTHER.sign).leaf_bytes
+    # signed by _KEY but naming the other signer, right after an entry of that signer (its key cached)
+    claimed = build_entry("model.card", {"a": 2}, other_did, TIME, _KEY.sign).leaf_bytes
+    batch = [mine, theirs, claimed, mine, claimed, theirs, mine]
+    assert _speedups.verify_entries(batch) == bytes([1, 1, 0, 1, 0, 1, 1])
+    for data in batch:
+        agree(data)

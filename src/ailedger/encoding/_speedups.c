@@ -525,8 +525,15 @@ static int v_member(const uint8_t **pp, const uint8_t *end, const char *name, co
     return 1;
 }
 
+/* the last signer decoded in a batch (entries of one batch often share a signer) */
+typedef struct {
+    uint8_t did[64];
+    size_t len;
+    uint8_t pk[32];
+} did_cache;
+
 /* 1 valid, 0 bad signature, 2 not handled; msg: scratch of at least n bytes */
-static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg) {
+static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache *dc) {
     if (n > V_MAX_LEAF || n < 9 || memcmp(leaf, "{\"body\":{", 9) != 0)
         return 2;
     const uint8_t *end = leaf + n, *p = leaf + 8;
@@ -538,8 +545,17 @@ static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg) {
     if (p >= end || *p++ != ',' || !v_member(&p, end, "sig", &val, &vlen) || !v_sig(val, vlen, sig))
         return 2;
     const uint8_t *sig_end = p;
-    if (p >= end || *p++ != ',' || !v_member(&p, end, "signer", &val, &vlen) || !v_did(val, vlen, pk))
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "signer", &val, &vlen))
         return 2;
+    if (dc->len != 0 && vlen == dc->len && memcmp(val, dc->did, vlen) == 0) {
+        memcpy(pk, dc->pk, 32);
+    } else {
+        if (!v_did(val, vlen, pk))  /* also bounds vlen to 64 */
+            return 2;
+        memcpy(dc->did, val, vlen);
+        dc->len = vlen;
+        memcpy(dc->pk, pk, 32);
+    }
     if (p >= end || *p++ != ',' || !v_member(&p, end, "time", &val, &vlen) || !v_time(val, vlen))
         return 2;
     if (p >= end || *p++ != ',' || !v_member(&p, end, "type", &val, &vlen) || !v_type(val, vlen))
@@ -614,8 +630,11 @@ static PyObject *verify_entries(PyObject *self, PyObject *arg) {
     }
     uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(out);
     Py_BEGIN_ALLOW_THREADS
+    did_cache dc;
+    dc.len = 0;
     for (Py_ssize_t i = 0; i < n; i++)
-        dst[i] = verify_one((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]), msg);
+        dst[i] = verify_one((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]), msg,
+                            &dc);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(msg);
     Py_DECREF(seq);

@@ -1,6 +1,8 @@
 """Ed25519 signature checks (RFC 8032), strict, through libsodium.
 
-Every signature the ledger checks goes through :func:`verify`.  libsodium (bundled in the PyNaCl
+Every signature the ledger checks goes through :func:`verify`, or, for whole entries in batches (audits,
+batch appends), through the C checker ``_speedups.verify_entries`` (:func:`ailedger.encoding.records.
+fast_parse_entries`), which calls the same libsodium (the PyNaCl bundle, loaded by path) with the same rules.  libsodium (bundled in the PyNaCl
 wheel) verifies an Ed25519 signature about twice as fast as the OpenSSL build inside the
 ``cryptography`` wheel on the machines we measured (see bench/RESULTS.md, "Ed25519 verification"),
 and signature checks dominate appends, audits and vote tallies.
