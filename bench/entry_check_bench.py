@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from limits import signed_messages  # noqa: E402
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from limits import signed_messages
+from nacl.bindings import crypto_sign_open
 
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-from nacl.bindings import crypto_sign_open  # noqa: E402
-
-from ailedger.encoding import records  # noqa: E402
-from ailedger.encoding.identity import did_from_public_key  # noqa: E402
+from ailedger.encoding import records
+from ailedger.encoding.identity import did_from_public_key
 
 
 def main() -> None:
