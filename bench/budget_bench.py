@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import threading
@@ -175,6 +176,7 @@ def main() -> None:
           f"trip; with leases {res['ratio_charge_store_vs_memory']:.1f} x the in-memory bucket; single-entry writes "
           f"keep {res['ratio_write_store_vs_memory']:.2f} of their rate with memory buckets "
           f"({res['ratio_write_store_exact_vs_memory']:.2f} exact)")
+    shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({k: round(v, 3) for k, v in res.items()}))
 
 
