@@ -32,6 +32,7 @@ from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
 from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
 from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
+from ailedger.blobs.s3 import S3Target, check_target, is_s3, preflight
 from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.errors import (
     AiledgerError,
@@ -149,17 +150,30 @@ def _term(cid: str) -> str:
 
 class BlobService:
     def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
-                 workers: int = 16) -> None:
+                 workers: int = 16, s3_endpoint: str | None = None) -> None:
+        """``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS)."""
         self.ledger = ledger
+        self.s3_endpoint = s3_endpoint
         self.timeout = timeout
         self.workers = workers
         self.spool_root = Path(spool) if spool else None
 
     # -- helpers ------------------------------------------------------------------------------
-    def _client(self, url: str, signer: Any = None) -> NodeClient:
-        """A node client; with ``signer``, writes (shard uploads and deletes) are signed by that identity
-        (RFC 9421, docs/storage.md): a node takes writes only from identities its operator admitted."""
+    def _client(self, url: str, signer: Any = None) -> Any:
+        """A client for one shard location: a storage node (``http://``; with ``signer``, writes are signed
+        by that identity, RFC 9421, docs/storage.md: a node takes writes only from identities its operator
+        admitted) or an S3 target (``s3://bucket[/prefix]``; writes use the AWS credentials)."""
+        if is_s3(url):
+            return S3Target(url, self.timeout, self.s3_endpoint)
         return NodeClient(url, self.timeout, signer=signer)
+
+    def _locations(self, urls: Iterable[str], *, check: bool = False) -> list[str]:
+        """Normal forms of storage node URLs and S3 targets, duplicates dropped; with ``check`` every
+        S3 target must answer first (reachable, credentials accepted, bucket there)."""
+        out = list(dict.fromkeys(check_target(u) if is_s3(u) else check_url(u) for u in urls))
+        if check:
+            preflight([u for u in out if is_s3(u)], self.s3_endpoint, min(self.timeout, 10.0))
+        return out
 
     def _spool(self) -> Path:
         if self.spool_root is not None:
@@ -223,7 +237,10 @@ class BlobService:
         src = Path(path)
         if not src.is_file():
             raise NotFoundError(f"no file {src}", field="file")
-        urls = list(dict.fromkeys(check_url(u) for u in nodes))
+        urls = self._locations(nodes, check=True)
+        if not urls:
+            raise BadInputError("give at least one storage target (--target s3://BUCKET or --nodes URL)",
+                                field="target")
         k, n = coding_for_nodes(len(urls), k, n)  # default: one shard per node (docs/storage.md)
         reader_dids = list(dict.fromkeys([signer.did, *(self._reader_did(r) for r in readers)]))
         plain_size = src.stat().st_size
@@ -296,11 +313,13 @@ class BlobService:
         if written != coding.stripes:
             raise StorageError("internal: stripe count mismatch", expected=coding.stripes, found=written)
         infos = []
-        for h in hashers:
+        for i, h in enumerate(hashers):
             if h.size != coding.shard_size:
                 raise StorageError("internal: shard size mismatch", expected=coding.shard_size, found=h.size)
             sha, root = h.finish()
             infos.append((sha.hex(), root.hex()))
+            # the segment leaf hashes, for targets that keep them next to the shard (S3: audit without rehash)
+            (spool / f"shard-{i}.leaves").write_bytes(b"".join(h.leaf_hashes))
         return plain_imp.finish()[0], cipher_imp.finish()[0], infos
 
     def _upload(self, spool: Path, infos: list[tuple[str, str]], urls: list[str],
@@ -566,7 +585,7 @@ class BlobService:
             raise StorageError(f"blob {st.cid} is lost: only {len(healthy)} shards answer, {st.coding.k} needed",
                                found=len(healthy), expected=st.coding.k)
         used_nodes = {report[i]["node"] for i in healthy}
-        pool = [check_url(u) for u in nodes] + [loc for s in st.shards for loc in s.locations]
+        pool = self._locations(nodes, check=True) + [loc for s in st.shards for loc in s.locations]
         pool = [u for u in dict.fromkeys(pool) if u not in used_nodes]
         spool = self._spool()
         rebuilt: dict[int, str] = {}
@@ -666,7 +685,7 @@ class BlobService:
         if missing:
             raise NotFoundError(f"not a reader of {st.cid}: {', '.join(sorted(missing))}", field="revoke")
         keep = [d for d in st.reader_dids if d not in gone and d != owner.did]
-        pool = [check_url(u) for u in nodes] or list(dict.fromkeys(s.locations[0] for s in st.shards))
+        pool = self._locations(nodes, check=True) or list(dict.fromkeys(s.locations[0] for s in st.shards))
         spool = self._spool()
         try:
             plain = spool / "plain"
