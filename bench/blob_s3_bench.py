@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: the test helpers (weed)
-from tests.seaweed import SeaweedS3  # noqa: E402
+from tests.seaweed import SeaweedS3
 
 MiB = 1 << 20
 
@@ -41,8 +41,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ailedger-s3bench-"))
     src = tmp / "in.bin"
     with open(src, "wb") as f:
-        for _ in range(a.size_mib):
-            f.write(os.urandom(MiB))
+        f.writelines(os.urandom(MiB) for _ in range(a.size_mib))
     size = src.stat().st_size
     out: dict[str, float] = {}
     with SeaweedS3(buckets=["bkt-a", "bkt-b", "bkt-c", "bkt-raw"], data_dir=tmp / "weed") as s3:
