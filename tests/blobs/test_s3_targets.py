@@ -167,3 +167,40 @@ def test_mixed_with_storage_nodes(env, s3, make_nodes, allow_file):
     run("blob", "audit", r["cid"])
     run("blob", "get", r["cid"], "-o", env / "out", "--as", "alice")
     assert (env / "out").read_bytes() == data
+
+
+def test_targets_on_three_stores_one_killed_mid_get(env, tmp_path):
+    """Three SeaweedFS processes, one bucket each (--s3-endpoint BUCKET=URL); one store is killed while a
+    get runs: the blob still comes back from the other two, and repair rebuilds its shard on a new target."""
+    import threading
+
+    stores = [SeaweedS3(buckets=[f"store-{x}"]) for x in "abc"]
+    try:
+        for s in stores:
+            s.start()
+        eps = [a for s, x in zip(stores, "abc") for a in ("--s3-endpoint", f"store-{x}={s.endpoint}")]
+        f = env / "big.bin"
+        data = os.urandom(24 << 20)
+        f.write_bytes(data)
+        r = json.loads(run("blob", "put", f, *[a for x in "abc" for a in ("--target", f"s3://store-{x}/k")], *eps,
+                           "--as", "alice", "--json").output)
+        assert r["k"] == 2 and r["n"] == 3
+        victim = stores["abc".index(r["placement"]["0"][len("s3://store-")])]  # the store of data shard 0
+        killer = threading.Timer(0.3, victim.kill)
+        killer.start()
+        run("blob", "get", r["cid"], "-o", env / "out", "--as", "alice", *eps)
+        killer.join()
+        assert victim.proc is not None and victim.proc.poll() is not None  # it really died
+        assert (env / "out").read_bytes() == data
+        dead = next(u for u in r["placement"].values() if u.startswith(f"s3://{victim.buckets[0]}"))
+        alive = next(s for s in stores if s is not victim)
+        alive.create_bucket("spare")
+        res = CliRunner().invoke(main, ["blob", "audit", r["cid"], *eps])
+        assert res.exit_code == 1 and dead in res.output
+        out = json.loads(run("blob", "repair", r["cid"], "--target", "s3://spare/k", *eps,
+                             "--s3-endpoint", f"spare={alive.endpoint}", "--as", "alice", "--json").output)
+        assert list(out["rebuilt"].values()) == ["s3://spare/k"]
+        run("blob", "audit", r["cid"], *eps, "--s3-endpoint", f"spare={alive.endpoint}")
+    finally:
+        for s in stores:
+            s.stop()

@@ -19,14 +19,16 @@ import hashlib
 import os
 import re
 import threading
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlparse
 
 from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 
-__all__ = ["S3Target", "check_target", "is_s3", "preflight"]
+__all__ = ["S3Target", "check_target", "endpoint_for", "is_s3", "parse_endpoints", "preflight"]
 
 _IO = 1 << 20
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -255,10 +257,40 @@ class S3Target:
         return seg, inclusion_proof(leaves, index), size
 
 
-def preflight(targets: list[str], endpoint: str | None, timeout: float = 10.0) -> None:
+def endpoint_for(endpoints: str | Mapping[str, str] | None, target: str) -> str | None:
+    """The endpoint of one target: ``endpoints`` is one URL for all, or ``{bucket: URL, "": default}``."""
+    if endpoints is None or isinstance(endpoints, str):
+        return endpoints
+    bucket = target[len("s3://"):].partition("/")[0]
+    return endpoints.get(bucket) or endpoints.get("") or None
+
+
+def parse_endpoints(values: Iterable[str]) -> str | dict[str, str] | None:
+    """``--s3-endpoint`` values: ``URL`` (every bucket) or ``BUCKET=URL`` (that bucket's store)."""
+    out: dict[str, str] = {}
+    for v in values:
+        bucket, eq, url = v.partition("=")
+        if not eq:
+            bucket, url = "", v
+        u = urlparse(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise BadInputError(f"--s3-endpoint must be URL or BUCKET=URL with an http(s) URL, got {v!r}",
+                                field="s3-endpoint")
+        if bucket and not _BUCKET.match(bucket):
+            raise BadInputError(f"--s3-endpoint {v!r}: {bucket!r} is not a bucket name", field="s3-endpoint")
+        out[bucket] = url
+    if not out:
+        return None
+    if list(out) == [""]:
+        return out[""]
+    return out
+
+
+def preflight(targets: list[str], endpoints: str | Mapping[str, str] | None, timeout: float = 10.0) -> None:
     """Check every S3 target answers (endpoint reachable, credentials accepted, bucket there) before any
     work starts; a clear :class:`BadInputError` naming the target otherwise."""
     for t in targets:
+        endpoint = endpoint_for(endpoints, t)
         tgt = S3Target(t, timeout, endpoint)
         try:
             tgt.s3.head_bucket(Bucket=tgt.bucket)

@@ -22,7 +22,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,7 @@ from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
 from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
 from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
-from ailedger.blobs.s3 import S3Target, check_target, is_s3, preflight
+from ailedger.blobs.s3 import S3Target, check_target, endpoint_for, is_s3, preflight
 from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.errors import (
     AiledgerError,
@@ -150,8 +150,9 @@ def _term(cid: str) -> str:
 
 class BlobService:
     def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
-                 workers: int = 16, s3_endpoint: str | None = None) -> None:
-        """``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS)."""
+                 workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None) -> None:
+        """``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS),
+        or ``{bucket: URL, "": default}`` when buckets live on different stores."""
         self.ledger = ledger
         self.s3_endpoint = s3_endpoint
         self.timeout = timeout
@@ -164,7 +165,7 @@ class BlobService:
         by that identity, RFC 9421, docs/storage.md: a node takes writes only from identities its operator
         admitted) or an S3 target (``s3://bucket[/prefix]``; writes use the AWS credentials)."""
         if is_s3(url):
-            return S3Target(url, self.timeout, self.s3_endpoint)
+            return S3Target(url, self.timeout, endpoint_for(self.s3_endpoint, url))
         return NodeClient(url, self.timeout, signer=signer)
 
     def _locations(self, urls: Iterable[str], *, check: bool = False) -> list[str]:

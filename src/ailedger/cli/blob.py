@@ -18,9 +18,18 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
 LEDGER_OPT = click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None,
                           help="ledger directory (default: $AILEDGER_LEDGER)")
 _IO = 4 << 20
-S3_ENDPOINT_OPT = click.option("--s3-endpoint", "s3_endpoint", envvar="AWS_ENDPOINT_URL", default=None, metavar="URL",
-                               help="endpoint of s3:// targets (default: $AWS_ENDPOINT_URL, else AWS); credentials "
-                                    "come from the standard AWS variables and profiles")
+S3_ENDPOINT_OPT = click.option("--s3-endpoint", "s3_endpoint", envvar="AWS_ENDPOINT_URL", multiple=True,
+                               metavar="[BUCKET=]URL",
+                               help="endpoint of s3:// targets (default: $AWS_ENDPOINT_URL, else AWS); BUCKET=URL for "
+                                    "a bucket on another store (repeat); credentials come from the standard AWS "
+                                    "variables and profiles")
+
+
+def _endpoints(values: tuple[str, ...]) -> Any:
+    from ailedger.blobs.s3 import parse_endpoints
+
+    return parse_endpoints(values)
+
 TARGET_OPT = click.option("--target", "targets", multiple=True, metavar="s3://BUCKET[/PREFIX]",
                           help="an S3 storage target (repeat: one erasure-coded shard per target; mixes with --nodes)")
 
@@ -160,7 +169,7 @@ def register(main: click.Group) -> None:
     @PROFILE_OPT
     @LEDGER_OPT
     @JSON_OPT
-    def put_cmd(file: str, nodes: str, targets: tuple[str, ...], s3_endpoint: str | None, k: int | None,
+    def put_cmd(file: str, nodes: str, targets: tuple[str, ...], s3_endpoint: tuple[str, ...], k: int | None,
                 n: int | None, readers: str, who: str, profile: str, ledger_path: str | None, as_json: bool) -> None:
         """Encrypt FILE, erasure-code it k-of-n across nodes, record it; print the blob's CID and entry #N.
 
@@ -173,7 +182,7 @@ def register(main: click.Group) -> None:
             raise BadInputError("give where to store the shards: --target s3://BUCKET (repeat) and/or "
                                 "--nodes http://HOST:PORT,...", field="target")
         with _open_ledger(ledger_path) as ledger:
-            r = BlobService(ledger, s3_endpoint=s3_endpoint).put(file, places, _identity(ledger, who), k=k, n=n,
+            r = BlobService(ledger, s3_endpoint=_endpoints(s3_endpoint)).put(file, places, _identity(ledger, who), k=k, n=n,
                                         readers=_split(readers), profile=profile)
         where = (f"entry #{r.index} (blob.put): {r.k}-of-{r.n} on {len(set(r.placement.values()))} nodes, "
                  f"{r.cipher_size} encrypted bytes")
@@ -191,13 +200,13 @@ def register(main: click.Group) -> None:
     @S3_ENDPOINT_OPT
     @LEDGER_OPT
     @JSON_OPT
-    def get_cmd(cid: str, output: str, who: str | None, ciphertext: bool, timeout: float, s3_endpoint: str | None,
+    def get_cmd(cid: str, output: str, who: str | None, ciphertext: bool, timeout: float, s3_endpoint: tuple[str, ...],
                 ledger_path: str | None, as_json: bool) -> None:
         """Fetch the first k good shards, decode, decrypt and check every byte; write FILE only if all hold."""
         from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            svc = BlobService(ledger, timeout=timeout, s3_endpoint=s3_endpoint)
+            svc = BlobService(ledger, timeout=timeout, s3_endpoint=_endpoints(s3_endpoint))
             cid = blob_cid(ledger, cid)
             if ciphertext:
                 r = svc.get_ciphertext(cid, output)
@@ -236,13 +245,13 @@ def register(main: click.Group) -> None:
     @S3_ENDPOINT_OPT
     @LEDGER_OPT
     @JSON_OPT
-    def audit_cmd(cid: str, challenges: int, s3_endpoint: str | None, ledger_path: str | None, as_json: bool) -> None:
+    def audit_cmd(cid: str, challenges: int, s3_endpoint: tuple[str, ...], ledger_path: str | None, as_json: bool) -> None:
         """Proof of storage: challenge every node for random segments, check Merkle proofs (exit 1 if any fail)."""
         from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             cid = blob_cid(ledger, cid)
-            rep = BlobService(ledger, timeout=10, s3_endpoint=s3_endpoint).audit(cid, challenges)
+            rep = BlobService(ledger, timeout=10, s3_endpoint=_endpoints(s3_endpoint)).audit(cid, challenges)
         bad = sorted(i for i, r in rep.items() if not r["ok"])
         _emit({"cid": cid, "shards": {str(i): r for i, r in sorted(rep.items())}, "failed": bad}, as_json,
               [f"shard {i}: {'ok' if r['ok'] else 'FAILED ' + r['error']} ({r['node']})" for i, r in sorted(rep.items())])
@@ -258,13 +267,13 @@ def register(main: click.Group) -> None:
     @click.option("--as", "who", required=True, help="identity that signs the repair record (no key needed)")
     @LEDGER_OPT
     @JSON_OPT
-    def repair_cmd(cid: str, nodes: str, targets: tuple[str, ...], s3_endpoint: str | None, who: str,
+    def repair_cmd(cid: str, nodes: str, targets: tuple[str, ...], s3_endpoint: tuple[str, ...], who: str,
                    ledger_path: str | None, as_json: bool) -> None:
         """Find shards whose nodes vanished or fail challenges, rebuild them from k others, re-place them."""
         from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            r = BlobService(ledger, s3_endpoint=s3_endpoint).repair(blob_cid(ledger, cid), _identity(ledger, who),
+            r = BlobService(ledger, s3_endpoint=_endpoints(s3_endpoint)).repair(blob_cid(ledger, cid), _identity(ledger, who),
                                                                     [*_split(nodes), *targets])
         lines = [f"{len(r.healthy)} shards healthy"]
         lines += [f"rebuilt shard {i} on {u}" for i, u in sorted(r.rebuilt.items())] or ["nothing to repair"]
