@@ -6,8 +6,8 @@ One real SeaweedFS (`weed server -s3`, tests/seaweed.py) on 127.0.0.1 with three
 - ailedger: `BlobService.put` of a SIZE MiB file to s3://bkt-a, s3://bkt-b, s3://bkt-c (AES-256-GCM,
   UnixFS CIDs of plaintext and ciphertext, Reed-Solomon 2-of-3, one shard per bucket, a blob.put entry
   in a fresh ledger), then `BlobService.get` (fetch k shards, decode, decrypt, check every CID) to disk.
-- reference, same run, same endpoint: boto3 `put_object` of the same file as one object, and
-  `get_object` of it streamed to disk (what a user would do without ailedger).
+- reference, same run, same endpoint, same boto3 client settings: `put_object` of the same file as one
+  object, and `get_object` of it streamed to disk (what a user would do without ailedger).
 Figures are MiB/s of the file's (plaintext) bytes; best of --rounds. Ratio goal: >= 0.7.
 ailedger moves n/k = 1.5x the bytes over the wire (erasure coding), in three parallel streams, so a
 second reference is raw boto3 moving exactly those wire bytes: 3 parallel puts of shard-sized objects
@@ -49,7 +49,9 @@ def main() -> None:
     out: dict[str, float] = {}
     with SeaweedS3(buckets=["bkt-a", "bkt-b", "bkt-c", "bkt-raw"], data_dir=tmp / "weed") as s3:
         os.environ.update(s3.env())
-        raw = s3.client()
+        from ailedger.blobs.s3 import s3_client
+
+        raw = s3_client(s3.endpoint)  # the very client (and settings) ailedger's S3 targets use
         led = Ledger.init(tmp / "ledger", origin="bench.example/s3")
         me = led.new_identity("bench")[0]
         svc = BlobService(led, s3_endpoint=s3.endpoint)

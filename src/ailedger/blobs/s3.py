@@ -28,7 +28,7 @@ from urllib.parse import urlparse
 from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 
-__all__ = ["S3Target", "check_target", "endpoint_for", "is_s3", "parse_endpoints", "preflight"]
+__all__ = ["S3Target", "check_target", "endpoint_for", "is_s3", "parse_endpoints", "preflight", "s3_client"]
 
 _IO = 1 << 20
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -59,7 +59,7 @@ _CRED_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 _clients_lock = threading.Lock()
 
 
-def _client(endpoint: str | None, timeout: float) -> Any:
+def s3_client(endpoint: str | None, timeout: float = 30.0) -> Any:
     """One boto3 client per (endpoint, timeout), shared by threads (boto3 clients are thread-safe)."""
     endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
     # a new client when the credential settings change (never kept in the clear: a digest of them)
@@ -151,7 +151,7 @@ class S3Target:
 
     @property
     def s3(self) -> Any:
-        return _client(self.endpoint, self.timeout)
+        return s3_client(self.endpoint, self.timeout)
 
     def _fail(self, what: str, e: BaseException) -> NetworkError:
         code, msg = _explain(e)

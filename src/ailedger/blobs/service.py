@@ -22,6 +22,7 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -284,31 +285,55 @@ class BlobService:
         hashers = [ShardHasher() for _ in range(coding.n)]
         stripe = bytearray()
         written = 0
+        # hashing dominates the write path (plaintext CID, ciphertext CID, each shard's SHA-256 and segment
+        # tree): each runs on a lane of its own (one thread each, so its order holds; hashlib releases
+        # the GIL), at most a few MiB behind the reader
+        lanes = [ThreadPoolExecutor(1) for _ in range(coding.n + 2)]
+        pending: deque[Future[None]] = deque()
+
+        def later(lane: int, fn: Callable[[], None]) -> None:
+            pending.append(lanes[lane].submit(fn))
+            while len(pending) > 4 * len(lanes):
+                pending.popleft().result()
+
+        def shard_piece(f: BinaryIO, h: ShardHasher, piece: bytes) -> Callable[[], None]:
+            def run() -> None:
+                h.update(piece)
+                f.write(piece)
+            return run
 
         def emit(final: bool) -> None:
             nonlocal stripe, written
             while len(stripe) >= coding.stripe or (final and (stripe or written == 0)):
                 piece_src = bytes(stripe[: coding.stripe])
                 del stripe[: coding.stripe]
-                for f, h, piece in zip(files, hashers, senc.encode(piece_src)):
-                    h.update(piece)
-                    f.write(piece)
+                for i, (f, h, piece) in enumerate(zip(files, hashers, senc.encode(piece_src))):
+                    later(i, shard_piece(f, h, piece))
                 written += 1
+
+        def importer(imp: FileImporter, data: bytes) -> Callable[[], None]:
+            def run() -> None:
+                imp.update(data)
+            return run
 
         try:
             with open(src, "rb") as fin:
                 while buf := fin.read(_IO):
-                    plain_imp.update(buf)
+                    later(coding.n, importer(plain_imp, buf))
                     ct = enc.update(buf)
                     if ct:
-                        cipher_imp.update(ct)
+                        later(coding.n + 1, importer(cipher_imp, ct))
                         stripe += ct
                         emit(False)
             ct = enc.finish()
-            cipher_imp.update(ct)
+            later(coding.n + 1, importer(cipher_imp, ct))
             stripe += ct
             emit(True)
+            while pending:
+                pending.popleft().result()
         finally:
+            for lane in lanes:
+                lane.shutdown(wait=True, cancel_futures=True)
             for f in files:
                 f.close()
         if written != coding.stripes:
@@ -488,18 +513,34 @@ class BlobService:
             prof = get_profile(st.profile)
             cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
+            # the two CID importers hash on lanes of their own (as in put), beside decoding and decryption
+            lanes = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
+            pending: deque[Future[Any]] = deque()
             with open(part, "wb") as fout:
+                def plain_out(pt: bytes) -> None:
+                    plain_imp.update(pt)
+                    fout.write(pt)
+
+                def later(lane: int, fn: Callable[[bytes], Any], data: bytes) -> None:
+                    pending.append(lanes[lane].submit(fn, data))
+                    while len(pending) > 8:
+                        pending.popleft().result()
+
                 def sink(ct: bytes) -> None:
-                    cipher_imp.update(ct)
+                    later(0, cipher_imp.update, ct)
                     pt = decr.update(ct)
                     if pt:
-                        plain_imp.update(pt)
-                        fout.write(pt)
+                        later(1, plain_out, pt)
 
-                self._decode(st, spool, used, sink)
-                pt = decr.finish()
-                plain_imp.update(pt)
-                fout.write(pt)
+                try:
+                    self._decode(st, spool, used, sink)
+                    pt = decr.finish()
+                    later(1, plain_out, pt)
+                    while pending:
+                        pending.popleft().result()
+                finally:
+                    for lane in lanes:
+                        lane.shutdown(wait=True, cancel_futures=True)
             got_cid = str(cipher_imp.finish()[0])
             if got_cid != st.cid:
                 raise VerificationError("reassembled ciphertext does not match the blob's CID",
