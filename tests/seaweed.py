@@ -102,7 +102,7 @@ class SeaweedS3:
                 "-filer.port", str(ports["filer"]), "-filer.port.grpc", str(ports["filer.grpc"]),
                 "-s3.port", str(self.s3_port), "-s3.port.grpc", str(ports["s3.grpc"]),
                 "-s3.port.iceberg", "0", "-s3.port.lance", "0", "-s3.config", str(conf),
-                "-master.telemetry=false", "-volume.max", "30", "-master.volumeSizeLimitMB", "256",
+                "-master.telemetry=false", "-volume.max", "60", "-master.volumeSizeLimitMB", "256",
                 "-volume.preStopSeconds", "0", "-metricsPort", str(ports["metrics"])]
         self._log = open(self.dir / "weed.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir)

@@ -375,7 +375,7 @@ class BlobService:
                         if not spare:
                             raise StorageError(
                                 f"could not place shard {i} on a distinct node: {e.message} "
-                                f"(no spare node left; give more --nodes)", shard=i) from None
+                                f"(no spare node left; give more --nodes or --target)", shard=i) from None
                         url = spare.pop(0)
 
         with ThreadPoolExecutor(min(self.workers, n)) as ex:
@@ -669,7 +669,7 @@ class BlobService:
             for i in broken:
                 while True:
                     if not alive:
-                        raise StorageError(f"no healthy spare node left to hold rebuilt shard {i}; give more --nodes "
+                        raise StorageError(f"no healthy spare node left to hold rebuilt shard {i}; give more --nodes/--target "
                                            f"({'; '.join(errors[-3:])})", shard=i)
                     u = alive.pop(0)
                     try:
