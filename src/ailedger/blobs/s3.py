@@ -117,11 +117,17 @@ def _errors() -> tuple[type[BaseException], ...]:
 
 
 @dataclass(frozen=True)
-class _NoConn:
-    """What :meth:`S3Target.get_shard` registers: a stream the caller may cut short."""
+class _Stream:
+    """What :meth:`S3Target.get_shard` registers: a stream the caller may cut short (``sock``: the socket
+    under botocore's body, when urllib3 exposes it, so a stalled transfer is ended at once)."""
 
     body: Any
-    sock: None = None
+
+    @property
+    def sock(self) -> Any:
+        raw = getattr(self.body, "_raw_stream", None)
+        conn = getattr(raw, "connection", None) or getattr(raw, "_connection", None)
+        return getattr(conn, "sock", None)
 
     def close(self) -> None:
         try:
@@ -198,7 +204,7 @@ class S3Target:
             r = self.s3.get_object(Bucket=self.bucket, Key=self.key(name))
             body = r["Body"]
             if register is not None:
-                register(_NoConn(body))
+                register(_Stream(body))
             while True:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
