@@ -897,7 +897,8 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
 
     A name already committed is refused (ConflictError) unless ``supersedes`` names its current
     version (the name, ``#INDEX`` or the root): the new entry then records which commitment it
-    supersedes, and only :func:`dataset_owner` of the name may do that."""
+    supersedes, and only :func:`dataset_owner` of the name may do that.  ``builder`` replaces
+    :func:`build_index` (same arguments and result), e.g. ``DaskEngine.build_index``."""
     if not name or len(name) > 200 or any(c.isspace() for c in name) or name.startswith("#"):
         raise BadInputError("dataset name must be a non-empty word without spaces", field="name")
     if not paths and not shards:
@@ -965,7 +966,7 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
     (final / "entry").write_text(str(res.index))
     return {"index": res.index, "name": name, **{k: info[k] for k in (
         "root", "records", "records_in", "duplicates", "P", "D", "leaf", "seconds", "seconds_hash", "seconds_build",
-        "bytes", "units", "workers")}, "index_dir": str(final), "supersedes": body.get("supersedes"),
+        "bytes", "units", "workers")}, **{k: info[k] for k in ("engine", "shards") if k in info}, "index_dir": str(final), "supersedes": body.get("supersedes"),
         "forms": body["rule"]["forms"]}
 
 
