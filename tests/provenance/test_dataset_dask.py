@@ -16,12 +16,12 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from ailedger.errors import BadInputError  # noqa: E402
-from ailedger.provenance import prove_dataset, verify_dataset_proof_file  # noqa: E402
-from ailedger.provenance.datasets import commit_dataset, find_dataset, open_index  # noqa: E402
-from ailedger.provenance.distributed import DaskEngine  # noqa: E402
-from ailedger.provenance.entries import artifacts_dir  # noqa: E402
-from tests.cli.clirun import run  # noqa: E402
+from ailedger.errors import BadInputError
+from ailedger.provenance import prove_dataset, verify_dataset_proof_file
+from ailedger.provenance.datasets import commit_dataset, find_dataset, open_index
+from ailedger.provenance.distributed import DaskEngine
+from ailedger.provenance.entries import artifacts_dir
+from tests.cli.clirun import run
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +146,9 @@ def test_bad_record_names_file_and_line_nothing_logged(tmp_path, ledger, alice, 
 
 
 def test_unreachable_scheduler_is_a_clear_error(tmp_path):
-    with pytest.raises(BadInputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:18801"):
-        with DaskEngine("tcp://127.0.0.1:18801", connect_timeout=2):
-            pass
+    with pytest.raises(BadInputError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:18801"), \
+            DaskEngine("tcp://127.0.0.1:18801", connect_timeout=2):
+        pass
 
 
 def test_worker_killed_mid_commit_resumes_with_the_same_root(tmp_path, ledger, alice, cluster):
@@ -156,8 +156,7 @@ def test_worker_killed_mid_commit_resumes_with_the_same_root(tmp_path, ledger, a
     the lost shards run again; the commit gives the single-process root, and nothing half-made is left."""
     p = tmp_path / "big.jsonl"
     with open(p, "w") as fh:
-        for i in range(120_000):
-            fh.write(json.dumps({"i": i, "t": "y" * (i % 90)}) + "\n")
+        fh.writelines(json.dumps({"i": i, "t": "y" * (i % 90)}) + "\n" for i in range(120_000))
     local = commit_dataset(ledger, [str(p)], "whole", alice, workers=1)
     size = ledger.size
     box: dict = {}
