@@ -51,9 +51,9 @@ class EngineError(AiledgerError):
 
 def _shard_task(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, tag: str) -> dict[str, Any]:
     """Hash one shard on a worker; its keys go to this worker thread's partition files."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.thread_time()
     r = ds._hash_unit(unit, tmp, P, secret, f"{tag}-{threading.get_ident()}")
-    r["seconds"] = time.perf_counter() - t0
+    r["seconds"], r["cpu_seconds"] = time.perf_counter() - t0, time.thread_time() - c0
     r["worker_pid"] = os.getpid()
     return r
 
@@ -228,6 +228,7 @@ class DaskEngine:
                     sources[r["source"]]["header"] = r["header"]
                 rate = r["n"] / r["seconds"] if r["seconds"] > 0 else 0.0
                 shards[i] = {"shard": i, "records": r["n"], "seconds": round(r["seconds"], 4),
+                             "cpu_seconds": round(r["cpu_seconds"], 4),
                              "records_per_s": round(rate), "worker_pid": r["worker_pid"]}
                 bar.set_postfix_str(f"shard {i}: {r['n']} records at {rate:,.0f}/s; all: "
                                     f"{done_records / max(1e-9, time.perf_counter() - t0):,.0f} records/s")
@@ -251,4 +252,4 @@ class DaskEngine:
         for src, c in zip(sources, counts):
             src["records"] = c
         return {"records_in": sum(counts), "shards": shards,
-                "cpu_seconds": sum(s.get("seconds", 0.0) for s in shards)}
+                "cpu_seconds": sum(s.get("cpu_seconds", 0.0) for s in shards)}
