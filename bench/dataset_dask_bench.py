@@ -27,11 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from limits import sha256_many_per_s  # noqa: E402 - the machine's limits (bench/limits.py)
+from limits import sha256_many_per_s
 
-from ailedger.encoding.canonical import canonical_json  # noqa: E402
-from ailedger.provenance.datasets import build_index  # noqa: E402
-from ailedger.provenance.distributed import DaskEngine  # noqa: E402
+from ailedger.encoding.canonical import canonical_json
+from ailedger.provenance.datasets import build_index
+from ailedger.provenance.distributed import DaskEngine
 
 PAD = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
 
@@ -48,8 +48,7 @@ def make(path: Path, n: int) -> None:
             if json.loads(f.read().splitlines()[-1])["id"] == n - 1:
                 return
     with open(path, "w") as f:
-        for a in range(0, n, 100_000):
-            f.write("".join(line(i) for i in range(a, min(n, a + 100_000))))
+        f.writelines("".join(line(i) for i in range(a, min(n, a + 100_000))) for a in range(0, n, 100_000))
 
 
 def _peak_rss_mib() -> float:

@@ -97,8 +97,9 @@ class DaskEngine:
         self.client: Any = None
 
     def __enter__(self) -> DaskEngine:  # noqa: PYI034 - not subclassed
-        import distributed  # ModuleNotFoundError -> the CLI names the extra: ailedger[dask]
         import logging
+
+        import distributed  # ModuleNotFoundError -> the CLI names the extra: ailedger[dask]
 
         for name in ("distributed", "distributed.worker", "distributed.nanny", "distributed.scheduler",
                      "distributed.core", "distributed.comm"):
