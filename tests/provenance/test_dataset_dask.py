@@ -26,7 +26,7 @@ from tests.cli.clirun import run
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                  host="127.0.0.1", silence_logs=40)
     yield c
     c.close()
@@ -222,3 +222,47 @@ def test_cli_dask_engine_local_cluster_and_errors(tmp_path):
                 env=env, check=False)
     assert wrong.returncode == 2 and "--scheduler needs --engine dask" in wrong.stderr
     assert size() == before
+
+
+def test_worker_killed_with_no_retries_left_fails_cleanly(tmp_path, ledger, alice):
+    """With Dask allowed no retries, killing the only worker mid-hash stops the commit with a clear error
+    before anything is signed: the log is unchanged and no staging folder is left."""
+    import dask
+
+    from ailedger.provenance.distributed import EngineError
+
+    p = tmp_path / "big.jsonl"
+    with open(p, "w") as fh:
+        fh.writelines(json.dumps({"i": i, "t": "z" * (i % 90)}) + "\n" for i in range(120_000))
+    size = ledger.size
+    dsdir = artifacts_dir(ledger) / "datasets"
+    box: dict = {}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        c = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                     host="127.0.0.1", silence_logs=40)
+    try:
+        with DaskEngine(c.scheduler_address) as eng:
+            pid = next(iter(eng.client.run(os.getpid).values()))
+
+            def go():
+                try:
+                    box["res"] = commit_dataset(ledger, [str(p)], "fails", alice,
+                                                builder=functools.partial(eng.build_index, unit_bytes=64 << 10))
+                except Exception as e:  # noqa: BLE001 - checked below
+                    box["err"] = e
+
+            t = threading.Thread(target=go)
+            t.start()
+            deadline = time.time() + 60
+            while time.time() < deadline and not list(dsdir.glob("staging-*.tmp/part-*")):
+                time.sleep(0.01)
+            assert "res" not in box, "the commit finished before the worker could be killed"
+            os.kill(pid, signal.SIGKILL)
+            t.join(120)
+            assert not t.is_alive()
+    finally:
+        c.close()
+    assert isinstance(box.get("err"), EngineError), box
+    assert "nothing was logged" in box["err"].message and "KilledWorker" in box["err"].message
+    assert ledger.size == size
+    assert not list(dsdir.glob("staging-*"))

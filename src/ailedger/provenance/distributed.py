@@ -117,7 +117,7 @@ class DaskEngine:
             if n < 1:
                 raise BadInputError("--workers must be at least 1", field="workers")
             self.cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                                    dashboard_address=None, host="127.0.0.1",
+                                                    dashboard_address=":0", host="127.0.0.1",
                                                     silence_logs=40)
             self.client = distributed.Client(self.cluster)
         return self
