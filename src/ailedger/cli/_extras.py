@@ -41,6 +41,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "blobs": {"zfec": "zfec", "pyeclib": "pyeclib", "boto3": "boto3"},
     "anchoring": {"web3": "web3"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
+    "dask": {"dask": "dask", "distributed": "distributed"},
 }
 
 # what a tagged command checks before it starts: every module of its extra (found, not imported), but
@@ -51,7 +52,7 @@ PROBES: dict[str, tuple[str, ...]] = {
 }
 
 # a module several extras install is named by the first of them (a command's own extra wins)
-_PRIMARY = ("server", "anchoring", "governance", "blobs", "content", "screening", "provenance", "inference")
+_PRIMARY = ("server", "anchoring", "governance", "blobs", "content", "screening", "provenance", "inference", "dask")
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 
