@@ -38,9 +38,10 @@ EXTRAS: dict[str, dict[str, str]] = {
     "governance": {"web3": "web3", "matplotlib": "matplotlib"},
     "screening": {"numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn", "cleanlab": "cleanlab",
                   "pillow": "PIL", "pyarrow": "pyarrow", "matplotlib": "matplotlib"},
-    "blobs": {"zfec": "zfec", "pyeclib": "pyeclib"},
+    "blobs": {"zfec": "zfec", "pyeclib": "pyeclib", "boto3": "boto3"},
     "anchoring": {"web3": "web3"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
+    "dask": {"dask": "dask", "distributed": "distributed"},
 }
 
 # what a tagged command checks before it starts: every module of its extra (found, not imported), but
@@ -51,9 +52,9 @@ PROBES: dict[str, tuple[str, ...]] = {
 }
 
 # a module several extras install is named by the first of them (a command's own extra wins)
-_PRIMARY = ("server", "anchoring", "governance", "blobs", "content", "screening", "provenance", "inference")
+_PRIMARY = ("server", "anchoring", "governance", "blobs", "content", "screening", "provenance", "inference", "dask")
 # modules the extras' distributions pull in and the code imports by name
-_ALSO = {"eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
+_ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 
 
 class MissingExtraError(AiledgerError):
