@@ -41,6 +41,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "blobs": {"zfec": "zfec", "pyeclib": "pyeclib"},
     "anchoring": {"web3": "web3"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
+    "s3": {"boto3": "boto3"},
 }
 
 # what a tagged command checks before it starts: every module of its extra (found, not imported), but
@@ -51,9 +52,10 @@ PROBES: dict[str, tuple[str, ...]] = {
 }
 
 # a module several extras install is named by the first of them (a command's own extra wins)
-_PRIMARY = ("server", "anchoring", "governance", "blobs", "content", "screening", "provenance", "inference")
+_PRIMARY = ("server", "anchoring", "governance", "blobs", "content", "screening", "provenance", "inference", "s3")
 # modules the extras' distributions pull in and the code imports by name
-_ALSO = {"eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
+_ALSO = {"eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening",
+         "botocore": "s3"}
 
 
 class MissingExtraError(AiledgerError):

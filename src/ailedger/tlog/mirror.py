@@ -84,6 +84,10 @@ class TileSink:
     def flush(self) -> None:
         pass
 
+    def prune(self, grace_seconds: float) -> int:
+        """Remove partial tiles whose full tile exists and was stored ``grace_seconds`` ago."""
+        return 0
+
 
 class DirectorySink(TileSink):
     def __init__(self, out: Path) -> None:
@@ -103,6 +107,9 @@ class DirectorySink(TileSink):
 
     def put(self, path: str, data: bytes, kind: str) -> None:
         _write(self.out / path, data)
+
+    def prune(self, grace_seconds: float) -> int:
+        return prune_partial_tiles(self.out, grace_seconds)
 
 
 def export_tiles(ledger: Any, out: Path | TileSink, progress: Callable[[int], None] | None = None, *,
