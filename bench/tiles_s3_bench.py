@@ -8,7 +8,7 @@
    endpoint: raw boto3 put_object of objects of the same sizes with the same 16 threads; ratio
    export / raw.
 2. Steady state: `ailedger tiles export s3://... --watch W` runs as its own process while this process
-   appends pre-signed entries at --rate per second (a batch every 20 ms) for --seconds.  A reader
+   appends pre-signed entries at --rate per second (a batch every --batch-ms, 20 by default) for --seconds.  A reader
    fetches the checkpoint over the bucket's plain HTTP endpoint every 50 ms; for every appended batch,
    "seconds behind" is the time from its commit to the first published checkpoint that covers it
    (p50, p99, max).  Also: the append rate reached, and tiles per second the exporter wrote.
@@ -124,6 +124,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--watch", type=float, default=0.5)
+    ap.add_argument("--batch-ms", type=float, default=20.0, help="appends arrive as one batch every this many ms")
     args = ap.parse_args()
     catch_entries = args.entries
     work = Path(tempfile.mkdtemp(prefix="tiles-s3-bench-"))
@@ -161,7 +162,7 @@ def main() -> None:
 
         # 2. steady state: a --watch exporter process while appends arrive at --rate
         n_new = int(args.rate * args.seconds)
-        batch = max(1, args.rate // 50)
+        batch = max(1, round(args.rate * args.batch_ms / 1000))
         # reference: the same batches appended flat out with no exporter running (this machine's ceiling)
         n_alone = n_new // 4
         alone_rows = more_rows(key, did, args.entries, n_alone)
@@ -235,7 +236,7 @@ def main() -> None:
             "catchup_objects": objects, "catchup_mib": round(mib, 2), "catchup_s": round(took, 3),
             "catchup_objects_per_s": round(export_ops, 1), "catchup_entries_per_s": round(catch_entries / took),
             "reference_raw_boto3_puts_per_s": round(raw_ops, 1), "ratio_export_vs_raw": round(export_ops / raw_ops, 3),
-            "steady_target_rate": args.rate, "steady_append_rate": round(reached), "watch_s": args.watch,
+            "steady_target_rate": args.rate, "steady_append_rate": round(reached), "watch_s": args.watch, "batch_ms": args.batch_ms,
             "steady_objects_per_s": round(tiles_per_s, 1), "behind_p50_s": round(p50, 3), "behind_p99_s": round(p99, 3),
             "behind_max_s": round(behind[-1], 3), "ratio_append_rate_vs_target": round(reached / args.rate, 3),
             "reference_append_rate_alone": round(alone_rate),
