@@ -246,7 +246,7 @@ def main() -> None:
             watcher.kill()
         proc.terminate()
         try:
-            proc.wait(20)
+            proc.wait(3)
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(work, ignore_errors=True)

@@ -88,7 +88,7 @@ class Weed:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                self.proc.wait(3)  # weed may linger on SIGTERM; its data is a temporary folder
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -281,3 +281,21 @@ def test_anonymous_reads_stop_at_the_public_bucket(s3env: Weed) -> None:
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{weed.endpoint}/private/x", timeout=10)
     assert e.value.code == 403
+
+
+def test_another_logs_prefix_is_rewritten_whole(s3env: Weed, tmp_path: Path) -> None:
+    """A prefix holding another log's checkpoint keeps nothing of it: every file is put again."""
+    weed = s3env
+    a, _ = ledger_with_notes(tmp_path / "a", "example.org/s3-a", 300)
+    b, _ = ledger_with_notes(tmp_path / "b", "example.org/s3-b", 300)
+    try:
+        for led, path in ((a, "a"), (b, "b")):
+            code, res = cli("tiles", "export", "s3://pub/shared", "--s3-endpoint", weed.endpoint,
+                            "--ledger", str(tmp_path / path))
+            assert code == 0, res
+        assert res["kept"] == 0 and "not this log's" in res["rewritten_because"], res
+        code, res = cli("tiles", "verify", f"{weed.endpoint}/pub/shared", "--vkey", b.vkey)
+        assert code == 0 and res["origin"] == "example.org/s3-b", res
+    finally:
+        a.close()
+        b.close()
