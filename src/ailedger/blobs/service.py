@@ -22,7 +22,8 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
 from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
 from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
+from ailedger.blobs.s3 import S3Target, check_target, endpoint_for, is_s3, preflight
 from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.errors import (
     AiledgerError,
@@ -149,17 +151,31 @@ def _term(cid: str) -> str:
 
 class BlobService:
     def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
-                 workers: int = 16) -> None:
+                 workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None) -> None:
+        """``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS),
+        or ``{bucket: URL, "": default}`` when buckets live on different stores."""
         self.ledger = ledger
+        self.s3_endpoint = s3_endpoint
         self.timeout = timeout
         self.workers = workers
         self.spool_root = Path(spool) if spool else None
 
     # -- helpers ------------------------------------------------------------------------------
-    def _client(self, url: str, signer: Any = None) -> NodeClient:
-        """A node client; with ``signer``, writes (shard uploads and deletes) are signed by that identity
-        (RFC 9421, docs/storage.md): a node takes writes only from identities its operator admitted."""
+    def _client(self, url: str, signer: Any = None) -> Any:
+        """A client for one shard location: a storage node (``http://``; with ``signer``, writes are signed
+        by that identity, RFC 9421, docs/storage.md: a node takes writes only from identities its operator
+        admitted) or an S3 target (``s3://bucket[/prefix]``; writes use the AWS credentials)."""
+        if is_s3(url):
+            return S3Target(url, self.timeout, endpoint_for(self.s3_endpoint, url))
         return NodeClient(url, self.timeout, signer=signer)
+
+    def _locations(self, urls: Iterable[str], *, check: bool = False) -> list[str]:
+        """Normal forms of storage node URLs and S3 targets, duplicates dropped; with ``check`` every
+        S3 target must answer first (reachable, credentials accepted, bucket there)."""
+        out = list(dict.fromkeys(check_target(u) if is_s3(u) else check_url(u) for u in urls))
+        if check:
+            preflight([u for u in out if is_s3(u)], self.s3_endpoint, min(self.timeout, 10.0))
+        return out
 
     def _spool(self) -> Path:
         if self.spool_root is not None:
@@ -223,7 +239,10 @@ class BlobService:
         src = Path(path)
         if not src.is_file():
             raise NotFoundError(f"no file {src}", field="file")
-        urls = list(dict.fromkeys(check_url(u) for u in nodes))
+        urls = self._locations(nodes, check=True)
+        if not urls:
+            raise BadInputError("give at least one storage target (--target s3://BUCKET or --nodes URL)",
+                                field="target")
         k, n = coding_for_nodes(len(urls), k, n)  # default: one shard per node (docs/storage.md)
         reader_dids = list(dict.fromkeys([signer.did, *(self._reader_did(r) for r in readers)]))
         plain_size = src.stat().st_size
@@ -266,41 +285,67 @@ class BlobService:
         hashers = [ShardHasher() for _ in range(coding.n)]
         stripe = bytearray()
         written = 0
+        # hashing dominates the write path (plaintext CID, ciphertext CID, each shard's SHA-256 and segment
+        # tree): each runs on a lane of its own (one thread each, so its order holds; hashlib releases
+        # the GIL), at most a few MiB behind the reader
+        lanes = [ThreadPoolExecutor(1) for _ in range(coding.n + 2)]
+        pending: deque[Future[None]] = deque()
+
+        def later(lane: int, fn: Callable[[], None]) -> None:
+            pending.append(lanes[lane].submit(fn))
+            while len(pending) > 4 * len(lanes):
+                pending.popleft().result()
+
+        def shard_piece(f: BinaryIO, h: ShardHasher, piece: bytes) -> Callable[[], None]:
+            def run() -> None:
+                h.update(piece)
+                f.write(piece)
+            return run
 
         def emit(final: bool) -> None:
             nonlocal stripe, written
             while len(stripe) >= coding.stripe or (final and (stripe or written == 0)):
                 piece_src = bytes(stripe[: coding.stripe])
                 del stripe[: coding.stripe]
-                for f, h, piece in zip(files, hashers, senc.encode(piece_src)):
-                    h.update(piece)
-                    f.write(piece)
+                for i, (f, h, piece) in enumerate(zip(files, hashers, senc.encode(piece_src))):
+                    later(i, shard_piece(f, h, piece))
                 written += 1
+
+        def importer(imp: FileImporter, data: bytes) -> Callable[[], None]:
+            def run() -> None:
+                imp.update(data)
+            return run
 
         try:
             with open(src, "rb") as fin:
                 while buf := fin.read(_IO):
-                    plain_imp.update(buf)
+                    later(coding.n, importer(plain_imp, buf))
                     ct = enc.update(buf)
                     if ct:
-                        cipher_imp.update(ct)
+                        later(coding.n + 1, importer(cipher_imp, ct))
                         stripe += ct
                         emit(False)
             ct = enc.finish()
-            cipher_imp.update(ct)
+            later(coding.n + 1, importer(cipher_imp, ct))
             stripe += ct
             emit(True)
+            while pending:
+                pending.popleft().result()
         finally:
+            for lane in lanes:
+                lane.shutdown(wait=True, cancel_futures=True)
             for f in files:
                 f.close()
         if written != coding.stripes:
             raise StorageError("internal: stripe count mismatch", expected=coding.stripes, found=written)
         infos = []
-        for h in hashers:
+        for i, h in enumerate(hashers):
             if h.size != coding.shard_size:
                 raise StorageError("internal: shard size mismatch", expected=coding.shard_size, found=h.size)
             sha, root = h.finish()
             infos.append((sha.hex(), root.hex()))
+            # the segment leaf hashes, for targets that keep them next to the shard (S3: audit without rehash)
+            (spool / f"shard-{i}.leaves").write_bytes(b"".join(h.leaf_hashes))
         return plain_imp.finish()[0], cipher_imp.finish()[0], infos
 
     def _upload(self, spool: Path, infos: list[tuple[str, str]], urls: list[str],
@@ -330,7 +375,7 @@ class BlobService:
                         if not spare:
                             raise StorageError(
                                 f"could not place shard {i} on a distinct node: {e.message} "
-                                f"(no spare node left; give more --nodes)", shard=i) from None
+                                f"(no spare node left; give more --nodes or --target)", shard=i) from None
                         url = spare.pop(0)
 
         with ThreadPoolExecutor(min(self.workers, n)) as ex:
@@ -468,18 +513,34 @@ class BlobService:
             prof = get_profile(st.profile)
             cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
+            # the two CID importers hash on lanes of their own (as in put), beside decoding and decryption
+            lanes = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
+            pending: deque[Future[Any]] = deque()
             with open(part, "wb") as fout:
+                def plain_out(pt: bytes) -> None:
+                    plain_imp.update(pt)
+                    fout.write(pt)
+
+                def later(lane: int, fn: Callable[[bytes], Any], data: bytes) -> None:
+                    pending.append(lanes[lane].submit(fn, data))
+                    while len(pending) > 8:
+                        pending.popleft().result()
+
                 def sink(ct: bytes) -> None:
-                    cipher_imp.update(ct)
+                    later(0, cipher_imp.update, ct)
                     pt = decr.update(ct)
                     if pt:
-                        plain_imp.update(pt)
-                        fout.write(pt)
+                        later(1, plain_out, pt)
 
-                self._decode(st, spool, used, sink)
-                pt = decr.finish()
-                plain_imp.update(pt)
-                fout.write(pt)
+                try:
+                    self._decode(st, spool, used, sink)
+                    pt = decr.finish()
+                    later(1, plain_out, pt)
+                    while pending:
+                        pending.popleft().result()
+                finally:
+                    for lane in lanes:
+                        lane.shutdown(wait=True, cancel_futures=True)
             got_cid = str(cipher_imp.finish()[0])
             if got_cid != st.cid:
                 raise VerificationError("reassembled ciphertext does not match the blob's CID",
@@ -566,7 +627,7 @@ class BlobService:
             raise StorageError(f"blob {st.cid} is lost: only {len(healthy)} shards answer, {st.coding.k} needed",
                                found=len(healthy), expected=st.coding.k)
         used_nodes = {report[i]["node"] for i in healthy}
-        pool = [check_url(u) for u in nodes] + [loc for s in st.shards for loc in s.locations]
+        pool = self._locations(nodes, check=True) + [loc for s in st.shards for loc in s.locations]
         pool = [u for u in dict.fromkeys(pool) if u not in used_nodes]
         spool = self._spool()
         rebuilt: dict[int, str] = {}
@@ -608,7 +669,7 @@ class BlobService:
             for i in broken:
                 while True:
                     if not alive:
-                        raise StorageError(f"no healthy spare node left to hold rebuilt shard {i}; give more --nodes "
+                        raise StorageError(f"no healthy spare node left to hold rebuilt shard {i}; give more --nodes/--target "
                                            f"({'; '.join(errors[-3:])})", shard=i)
                     u = alive.pop(0)
                     try:
@@ -666,7 +727,7 @@ class BlobService:
         if missing:
             raise NotFoundError(f"not a reader of {st.cid}: {', '.join(sorted(missing))}", field="revoke")
         keep = [d for d in st.reader_dids if d not in gone and d != owner.did]
-        pool = [check_url(u) for u in nodes] or list(dict.fromkeys(s.locations[0] for s in st.shards))
+        pool = self._locations(nodes, check=True) or list(dict.fromkeys(s.locations[0] for s in st.shards))
         spool = self._spool()
         try:
             plain = spool / "plain"

@@ -38,9 +38,10 @@ EXTRAS: dict[str, dict[str, str]] = {
     "governance": {"web3": "web3", "matplotlib": "matplotlib"},
     "screening": {"numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn", "cleanlab": "cleanlab",
                   "pillow": "PIL", "pyarrow": "pyarrow", "matplotlib": "matplotlib"},
-    "blobs": {"zfec": "zfec", "pyeclib": "pyeclib"},
+    "blobs": {"zfec": "zfec", "pyeclib": "pyeclib", "boto3": "boto3"},
     "anchoring": {"web3": "web3"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
+    "dask": {"dask": "dask", "distributed": "distributed"},
     "s3": {"boto3": "boto3"},
 }
 
@@ -52,10 +53,10 @@ PROBES: dict[str, tuple[str, ...]] = {
 }
 
 # a module several extras install is named by the first of them (a command's own extra wins)
-_PRIMARY = ("server", "anchoring", "governance", "blobs", "content", "screening", "provenance", "inference", "s3")
+_PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
+            "dask")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
-_ALSO = {"eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening",
-         "botocore": "s3"}
+_ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 
 
 class MissingExtraError(AiledgerError):

@@ -18,6 +18,20 @@ JSON_OPT = click.option("--json", "as_json", is_flag=True, help="print JSON")
 LEDGER_OPT = click.option("--ledger", "ledger_path", envvar="AILEDGER_LEDGER", default=None,
                           help="ledger directory (default: $AILEDGER_LEDGER)")
 _IO = 4 << 20
+S3_ENDPOINT_OPT = click.option("--s3-endpoint", "s3_endpoint", envvar="AWS_ENDPOINT_URL", multiple=True,
+                               metavar="[BUCKET=]URL",
+                               help="endpoint of s3:// targets (default: $AWS_ENDPOINT_URL, else AWS); BUCKET=URL for "
+                                    "a bucket on another store (repeat); credentials come from the standard AWS "
+                                    "variables and profiles")
+
+
+def _endpoints(values: tuple[str, ...]) -> Any:
+    from ailedger.blobs.s3 import parse_endpoints
+
+    return parse_endpoints(values)
+
+TARGET_OPT = click.option("--target", "targets", multiple=True, metavar="s3://BUCKET[/PREFIX]",
+                          help="an S3 storage target (repeat: one erasure-coded shard per target; mixes with --nodes)")
 
 
 def _open_ledger(path: str | None) -> Any:
@@ -142,7 +156,9 @@ def register(main: click.Group) -> None:
 
     @blob.command("put")
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--nodes", required=True, help="comma-separated storage node URLs (http://HOST:PORT)")
+    @click.option("--nodes", default="", help="comma-separated storage node URLs (http://HOST:PORT)")
+    @TARGET_OPT
+    @S3_ENDPOINT_OPT
     @click.option("--k", "k", type=int, default=None,
                   help="shards needed to read back (default: from n, so that a third of the nodes, at least one, "
                        "may be lost: 3 nodes -> 2, 30 -> 20)")
@@ -153,16 +169,20 @@ def register(main: click.Group) -> None:
     @PROFILE_OPT
     @LEDGER_OPT
     @JSON_OPT
-    def put_cmd(file: str, nodes: str, k: int | None, n: int | None, readers: str, who: str, profile: str,
-                ledger_path: str | None, as_json: bool) -> None:
+    def put_cmd(file: str, nodes: str, targets: tuple[str, ...], s3_endpoint: tuple[str, ...], k: int | None,
+                n: int | None, readers: str, who: str, profile: str, ledger_path: str | None, as_json: bool) -> None:
         """Encrypt FILE, erasure-code it k-of-n across nodes, record it; print the blob's CID and entry #N.
 
         The CID is the encrypted object's (what `blob get`, `status`, `audit`, `grant` take, as does the
         entry #N); `blob cid FILE` prints the plaintext's CID, which the ledger does not record."""
         from ailedger.blobs.service import BlobService
 
+        places = [*_split(nodes), *targets]
+        if not places:
+            raise BadInputError("give where to store the shards: --target s3://BUCKET (repeat) and/or "
+                                "--nodes http://HOST:PORT,...", field="target")
         with _open_ledger(ledger_path) as ledger:
-            r = BlobService(ledger).put(file, _split(nodes), _identity(ledger, who), k=k, n=n,
+            r = BlobService(ledger, s3_endpoint=_endpoints(s3_endpoint)).put(file, places, _identity(ledger, who), k=k, n=n,
                                         readers=_split(readers), profile=profile)
         where = (f"entry #{r.index} (blob.put): {r.k}-of-{r.n} on {len(set(r.placement.values()))} nodes, "
                  f"{r.cipher_size} encrypted bytes")
@@ -177,15 +197,16 @@ def register(main: click.Group) -> None:
     @click.option("--ciphertext", is_flag=True,
                   help="write the encrypted object itself (no key needed; checked against CID), e.g. for IPFS")
     @click.option("--timeout", type=float, default=30.0, show_default=True, help="per-node timeout (s)")
+    @S3_ENDPOINT_OPT
     @LEDGER_OPT
     @JSON_OPT
-    def get_cmd(cid: str, output: str, who: str | None, ciphertext: bool, timeout: float, ledger_path: str | None,
-                as_json: bool) -> None:
+    def get_cmd(cid: str, output: str, who: str | None, ciphertext: bool, timeout: float, s3_endpoint: tuple[str, ...],
+                ledger_path: str | None, as_json: bool) -> None:
         """Fetch the first k good shards, decode, decrypt and check every byte; write FILE only if all hold."""
         from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            svc = BlobService(ledger, timeout=timeout)
+            svc = BlobService(ledger, timeout=timeout, s3_endpoint=_endpoints(s3_endpoint))
             cid = blob_cid(ledger, cid)
             if ciphertext:
                 r = svc.get_ciphertext(cid, output)
@@ -221,15 +242,16 @@ def register(main: click.Group) -> None:
     @blob.command("audit")
     @click.argument("cid")
     @click.option("--challenges", type=int, default=3, show_default=True, help="random segments per shard")
+    @S3_ENDPOINT_OPT
     @LEDGER_OPT
     @JSON_OPT
-    def audit_cmd(cid: str, challenges: int, ledger_path: str | None, as_json: bool) -> None:
+    def audit_cmd(cid: str, challenges: int, s3_endpoint: tuple[str, ...], ledger_path: str | None, as_json: bool) -> None:
         """Proof of storage: challenge every node for random segments, check Merkle proofs (exit 1 if any fail)."""
         from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
             cid = blob_cid(ledger, cid)
-            rep = BlobService(ledger, timeout=10).audit(cid, challenges)
+            rep = BlobService(ledger, timeout=10, s3_endpoint=_endpoints(s3_endpoint)).audit(cid, challenges)
         bad = sorted(i for i, r in rep.items() if not r["ok"])
         _emit({"cid": cid, "shards": {str(i): r for i, r in sorted(rep.items())}, "failed": bad}, as_json,
               [f"shard {i}: {'ok' if r['ok'] else 'FAILED ' + r['error']} ({r['node']})" for i, r in sorted(rep.items())])
@@ -240,15 +262,19 @@ def register(main: click.Group) -> None:
     @blob.command("repair")
     @click.argument("cid")
     @click.option("--nodes", default="", help="extra storage nodes to place rebuilt shards on")
+    @TARGET_OPT
+    @S3_ENDPOINT_OPT
     @click.option("--as", "who", required=True, help="identity that signs the repair record (no key needed)")
     @LEDGER_OPT
     @JSON_OPT
-    def repair_cmd(cid: str, nodes: str, who: str, ledger_path: str | None, as_json: bool) -> None:
+    def repair_cmd(cid: str, nodes: str, targets: tuple[str, ...], s3_endpoint: tuple[str, ...], who: str,
+                   ledger_path: str | None, as_json: bool) -> None:
         """Find shards whose nodes vanished or fail challenges, rebuild them from k others, re-place them."""
         from ailedger.blobs.service import BlobService
 
         with _open_ledger(ledger_path) as ledger:
-            r = BlobService(ledger).repair(blob_cid(ledger, cid), _identity(ledger, who), _split(nodes))
+            r = BlobService(ledger, s3_endpoint=_endpoints(s3_endpoint)).repair(blob_cid(ledger, cid), _identity(ledger, who),
+                                                                    [*_split(nodes), *targets])
         lines = [f"{len(r.healthy)} shards healthy"]
         lines += [f"rebuilt shard {i} on {u}" for i, u in sorted(r.rebuilt.items())] or ["nothing to repair"]
         if r.index is not None:

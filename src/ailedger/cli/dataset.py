@@ -99,7 +99,12 @@ def register(main: click.Group) -> None:
     @click.option("--from-shard", "shards", multiple=True, help="Shard made by `dataset hash-shard` (repeatable), "
                   "instead of PATHS.")
     @click.option("--secret-file", default=None, help="Curator secret for --private (made if missing, mode 0600).")
-    @click.option("--workers", type=int, default=None, help="Hashing processes (default: all cores).")
+    @click.option("--workers", type=int, default=None, help="Hashing processes (default: all cores); with --engine "
+                  "dask and no --scheduler, the workers of the local Dask cluster started for this commit.")
+    @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                  help="Where shards are hashed: a process pool here, or Dask workers (docs/provenance.md).")
+    @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                  help="With --engine dask: a running Dask scheduler (default: a LocalCluster started here).")
     @click.option("--follow-symlinks", is_flag=True)
     @click.option("--supersedes", default=None, metavar="REF",
                   help="Commit a new version of an existing dataset: REF is its name (or #INDEX / root of its "
@@ -109,22 +114,38 @@ def register(main: click.Group) -> None:
     def dataset_commit(paths: tuple[str, ...], name: str, identity: str, description: str | None,
                        license_: str | None, source_url: str | None, consent: str | None, cite_as: str | None,
                        data_collection: str | None, sources_file: str | None, private: bool,
-                       shards: tuple[str, ...], secret_file: str | None, workers: int | None,
-                       follow_symlinks: bool, supersedes: str | None, ledger_path: str | None,
-                       as_json: bool) -> None:
+                       shards: tuple[str, ...], secret_file: str | None, workers: int | None, engine: str,
+                       scheduler: str | None, follow_symlinks: bool, supersedes: str | None,
+                       ledger_path: str | None, as_json: bool) -> None:
         """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root.
 
         A name already committed is refused unless --supersedes names its current version."""
         from ailedger.provenance import commit_dataset
 
         meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
+        if scheduler and engine != "dask":
+            raise BadInputError("--scheduler needs --engine dask", field="scheduler")
+        if engine == "dask" and shards:
+            raise BadInputError("--engine dask hashes PATHS; shards made by hash-shard are already hashed",
+                                field="engine")
+        if workers is not None and workers < 1:
+            raise BadInputError("--workers must be at least 1", field="workers")
         secret = _secret(secret_file, create=private and not shards) if secret_file else None
         with open_ledger(ledger_path) as ledger:
             ident = load_identity(ledger, identity)
-            res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta, description=description,
-                                 private=private, workers=workers, progress=show_progress(as_json),
-                                 follow_symlinks=follow_symlinks, shards=list(shards), secret=secret,
-                                 supersedes=supersedes)
+            if engine == "dask":
+                from ailedger.provenance.distributed import DaskEngine
+
+                with DaskEngine(scheduler, workers) as eng:
+                    res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta,
+                                         description=description, private=private, workers=workers,
+                                         progress=show_progress(as_json), follow_symlinks=follow_symlinks,
+                                         secret=secret, supersedes=supersedes, builder=eng.build_index)
+            else:
+                res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta, description=description,
+                                     private=private, workers=workers, progress=show_progress(as_json),
+                                     follow_symlinks=follow_symlinks, shards=list(shards), secret=secret,
+                                     supersedes=supersedes)
         sup = res.get("supersedes")
         emit(res, as_json,
              f"committed dataset {name} as entry #{res['index']}: {res['records']} records "
@@ -132,7 +153,8 @@ def register(main: click.Group) -> None:
              + (f"new version: supersedes #{sup['index']} (root {sup['root']})\n" if sup else "")
              + f"normal forms: {', '.join(res['forms'])}\n"
              f"hashed {res['records_in']} records in {res['seconds_hash']:.2f}s, built the index in "
-             f"{res['seconds_build']:.2f}s")
+             f"{res['seconds_build']:.2f}s"
+             + (f"\nengine: dask, {res['units']} shards on {res['workers']} workers" if engine == "dask" else ""))
 
     @dataset.command("hash-shard")
     @click.argument("paths", nargs=-1, required=True)

@@ -50,7 +50,7 @@ from ailedger.server.asgi import Guard
 from ailedger.server.auth import TokenFile, WriteAuth
 from ailedger.server.guard import Deadlines
 from ailedger.tlog.checkpoint import parse_checkpoint_text
-from ailedger.tlog.ingest import IDENTITY_REGISTER, Ingestor, IngestPolicy, SharedBuckets
+from ailedger.tlog.ingest import IDENTITY_REGISTER, Buckets, Ingestor, IngestPolicy, SharedBuckets
 from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.mirror import entry_bundle_bytes, tile_bytes
@@ -244,10 +244,17 @@ class Api:
         self.ledger = ledger
         self.cfg = cfg
         ledger.set_group_commit(window=cfg.commit_window, max_entries=cfg.commit_max_entries)
-        shared = None
-        if cfg.rate_table:
+        shared: Buckets | None = None
+        self.rate_scope = "process"
+        budgets = getattr(ledger.store, "budgets", None)  # a store every server shares (PostgreSQL) keeps them
+        if callable(budgets):
             try:
-                shared = SharedBuckets(Path(cfg.rate_table))
+                shared, self.rate_scope = budgets(), "store"
+            except AiledgerError as exc:
+                log.warning("rate limits per host: the store cannot keep them (%s)", exc)
+        if shared is None and cfg.rate_table:
+            try:
+                shared, self.rate_scope = SharedBuckets(Path(cfg.rate_table)), "host"
             except OSError as exc:
                 log.warning("rate limits per process: cannot open %s (%s)", cfg.rate_table, exc.strerror)
         self.ingest = Ingestor(ledger, IngestPolicy(time_window=cfg.time_window,
@@ -559,6 +566,7 @@ class Api:
                               "policy": {"time_window_seconds": self.cfg.time_window,
                                          "require_registered": self.cfg.require_registered,
                                          "rate_per_identity": self.cfg.rate, "burst": self.cfg.burst,
+                                         "rate_shared_by": self.rate_scope,
                                          "max_batch": self.cfg.max_batch, "max_body": self.cfg.max_body,
                                          "max_entry_bytes": MAX_ENTRY_BYTES,
                                          "open_registration": self.cfg.open_registration,

@@ -164,7 +164,8 @@ def _kind_of(p: Path) -> str:
     raise BadInputError(f"{p}: unknown record format (use a folder, .jsonl, .csv or .parquet)", field="path")
 
 
-def _plan_units(paths: Sequence[str], follow_symlinks: bool) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], int]:
+def _plan_units(paths: Sequence[str], follow_symlinks: bool,
+                unit_bytes: int = UNIT_BYTES) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], int]:
     units: list[tuple[Any, ...]] = []
     sources: list[dict[str, Any]] = []
     total = 0
@@ -182,7 +183,7 @@ def _plan_units(paths: Sequence[str], follow_symlinks: bool) -> tuple[list[tuple
                 batch.append((f.path, f.rel))
                 size += f.st.st_size
                 total += f.st.st_size
-                if size >= UNIT_BYTES or len(batch) >= 20000:
+                if size >= unit_bytes or len(batch) >= 20000:
                     units.append(("files", si, batch, size))
                     batch, size = [], 0
             if batch:
@@ -193,7 +194,7 @@ def _plan_units(paths: Sequence[str], follow_symlinks: bool) -> tuple[list[tuple
             with open(p, "rb") as fh:
                 start = 0
                 while start < n:
-                    end = min(n, start + UNIT_BYTES)
+                    end = min(n, start + unit_bytes)
                     if end < n:
                         fh.seek(end)
                         rest = fh.readline()
@@ -219,13 +220,13 @@ def _plan_units(paths: Sequence[str], follow_symlinks: bool) -> tuple[list[tuple
 
 # -- worker side ---------------------------------------------------------------------------------
 
-_PART_FDS: dict[tuple[int, str, int], int] = {}
+_PART_FDS: dict[tuple[int, str, int, str], int] = {}
 
 
 def _part_fd(tmp: str, p: int, tag: str) -> int:
     """This process's append-only file for partition ``p`` of shard ``tmp``, opened once: creating a
     file per partition per work unit cost more than hashing the unit's records on ext4 here."""
-    key = (os.getpid(), tmp, p)
+    key = (os.getpid(), tmp, p, tag)
     fd = _PART_FDS.get(key)
     if fd is None:
         name = os.path.join(tmp, f"part-{p:05d}-{tag}-{os.getpid()}.bin")
@@ -725,8 +726,10 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
 
 
 def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: int, consume: bool,
-           progress: bool = False) -> dict[str, Any]:
-    """Phase 2: sort, dedup and hash every partition; keys.bin and levels.bin into ``tmp``."""
+           progress: bool = False, mapper: Any = None) -> dict[str, Any]:
+    """Phase 2: sort, dedup and hash every partition; keys.bin and levels.bin into ``tmp``.
+    ``mapper(fn, jobs)`` (an iterator of results in job order) runs the partitions elsewhere, e.g. on
+    Dask workers (provenance/distributed.py); by default a process pool here."""
     D = max(P, min(28, max(0, (n_in // 8).bit_length())))
     levels_path = tmp / "levels.bin"
     with open(levels_path, "wb") as fh:
@@ -737,7 +740,12 @@ def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: in
 
     with tqdm(total=len(bjobs), unit="partition", file=sys.stderr, disable=not progress, desc="building tree",
               leave=False) as bar:
-        if workers > 1 and len(bjobs) > 1:
+        if mapper is not None:
+            parts = []
+            for x in mapper(_build_partition, bjobs):
+                parts.append(x)
+                bar.update(1)
+        elif workers > 1 and len(bjobs) > 1:
             with ProcessPoolExecutor(workers) as bpool:
                 parts = []
                 for x in bpool.map(_build_partition, bjobs):
@@ -883,13 +891,14 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
                    private: bool = False, workers: int | None = None, progress: bool = False,
                    follow_symlinks: bool = False, partitions_log2: int | None = None,
                    shards: Sequence[str | os.PathLike[str]] = (), secret: bytes | None = None,
-                   supersedes: str | None = None) -> dict[str, Any]:
+                   supersedes: str | None = None, builder: Any = None) -> dict[str, Any]:
     """Commit a dataset: build its index (from PATHS, or from shards hashed elsewhere with
     :func:`hash_shard`), then sign and log its root with per-source metadata and the leaf rule.
 
     A name already committed is refused (ConflictError) unless ``supersedes`` names its current
     version (the name, ``#INDEX`` or the root): the new entry then records which commitment it
-    supersedes, and only :func:`dataset_owner` of the name may do that."""
+    supersedes, and only :func:`dataset_owner` of the name may do that.  ``builder`` replaces
+    :func:`build_index` (same arguments and result), e.g. ``DaskEngine.build_index``."""
     if not name or len(name) > 200 or any(c.isspace() for c in name) or name.startswith("#"):
         raise BadInputError("dataset name must be a non-empty word without spaces", field="name")
     if not paths and not shards:
@@ -910,7 +919,7 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
         info = build_index_from_shards([Path(x) for x in shards], staging, secret=secret, workers=workers)
         private = info["leaf"] != "sha256"
     else:
-        info = build_index(paths, staging, private=private, workers=workers, progress=progress,
+        info = (builder or build_index)(paths, staging, private=private, workers=workers, progress=progress,
                            follow_symlinks=follow_symlinks, partitions_log2=partitions_log2, secret=secret)
     if len(source_meta) > 1 and len(source_meta) != len(info["sources"]):
         shutil.rmtree(staging, ignore_errors=True)
@@ -957,7 +966,7 @@ def commit_dataset(ledger: Any, paths: Sequence[str], name: str, identity: Any, 
     (final / "entry").write_text(str(res.index))
     return {"index": res.index, "name": name, **{k: info[k] for k in (
         "root", "records", "records_in", "duplicates", "P", "D", "leaf", "seconds", "seconds_hash", "seconds_build",
-        "bytes", "units", "workers")}, "index_dir": str(final), "supersedes": body.get("supersedes"),
+        "bytes", "units", "workers")}, **{k: info[k] for k in ("engine", "shards") if k in info}, "index_dir": str(final), "supersedes": body.get("supersedes"),
         "forms": body["rule"]["forms"]}
 
 

@@ -17,7 +17,10 @@ fails, nothing of the batch is stored and every failure is reported):
    the installed admission policy (``ailedger.tlog.admission``: ``authority.service.admit``), the same rules every fold applies; otherwise 403 ``not_authorised``
    (a batch whose only failures are of this kind is refused with 403 too).
 
-Per-identity rate limits are a token bucket per signer (entries/second, burst), kept per process.
+Per-identity rate limits are a token bucket per signer (entries/second, burst): kept per process by
+default, in a memory-mapped table shared by one host's processes (:class:`SharedBuckets`), or in the
+store where every server sees them (PostgreSQL: ``stores.postgres.PostgresBuckets``, one budget per
+identity for any number of servers on any number of hosts). All three follow :class:`Buckets`.
 
 Steps 1-2 run per request (:meth:`Ingestor.prepare`, on the group committer's worker threads for the
 HTTP API); steps 3-5 and the rate limit run for a whole group of requests just before the group's one
@@ -38,7 +41,7 @@ import time as _time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ailedger.encoding.canonical import canonical_value_bytes
 from ailedger.encoding.records import SignedEntry, parse_entry
@@ -53,6 +56,7 @@ from ailedger.tlog.stores import LeafRow
 __all__ = [
     "IDENTITY_REGISTER",
     "BatchRejectedError",
+    "Buckets",
     "IngestPolicy",
     "Ingestor",
     "RateLimitedError",
@@ -99,7 +103,7 @@ class RateLimitedError(AiledgerError):
 class IngestPolicy:
     time_window: float = 600.0  # seconds either side of the server clock
     require_registered: bool = True
-    rate: float = 20000.0  # entries per second per identity (shared by the server's processes on a host)
+    rate: float = 20000.0  # entries per second per identity (shared by the servers that share the buckets)
     burst: float = 100000.0
     max_batch: int = 10000
 
@@ -118,6 +122,16 @@ def _parse_time(s: str) -> float:
 def _seconds(base: str) -> float:
     """UTC seconds of YYYY-MM-DDTHH:MM:SS (cached: the entries of one second share it); ValueError if no date."""
     return _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.timezone.utc).timestamp()
+
+
+class Buckets(Protocol):
+    """Token buckets kept outside the process (shared by several servers)."""
+
+    def charge(self, counts: dict[str, int], rate: float, burst: float, now: float) -> float:
+        """Take ``counts`` tokens per signer, all or none: 0.0, or the seconds to wait (``inf``: over the burst)."""
+        ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -196,7 +210,7 @@ class Ingestor:
     ledger: Ledger
     policy: IngestPolicy = field(default_factory=IngestPolicy)
     clock: Any = _time.time
-    shared_buckets: SharedBuckets | None = None  # None: buckets in this process only
+    shared_buckets: Buckets | None = None  # None: buckets in this process only
 
     def __post_init__(self) -> None:
         self._known: set[str] = set()

@@ -27,7 +27,7 @@ import psycopg
 from ailedger.errors import ConflictError, DuplicateLeafError, StorageError
 from ailedger.tlog.stores.base import INT64_MAX, LeafRow, node_key
 
-__all__ = ["PostgresStore"]
+__all__ = ["PostgresBuckets", "PostgresStore"]
 
 _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -38,6 +38,57 @@ CREATE TABLE IF NOT EXISTS nodes (id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx BIGINT NOT NULL, PRIMARY KEY (term, idx));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+# Per-identity token buckets shared by every API server on this schema (ailedger.tlog.ingest), refilled
+# from the database's clock (one clock for every host). The table is UNLOGGED: a charge writes no WAL, so
+# its commit waits for no disk flush (a database crash resets the buckets to full, which only forgives).
+# One signer (the common case) is one upsert statement; several signers, all or none, one call of
+# budget_charge, which locks their rows in the order given (the caller sorts, so two servers charging the
+# same signers cannot deadlock). Either way one round trip, row locks held only for that statement.
+_BUDGET_DDL = """
+CREATE UNLOGGED TABLE IF NOT EXISTS budgets (did TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,
+                                             at DOUBLE PRECISION NOT NULL, granted BOOLEAN NOT NULL);
+CREATE OR REPLACE FUNCTION budget_charge(dids TEXT[], ns DOUBLE PRECISION[], rate DOUBLE PRECISION,
+                                         burst DOUBLE PRECISION) RETURNS DOUBLE PRECISION
+LANGUAGE plpgsql AS $$
+DECLARE
+  t DOUBLE PRECISION := extract(epoch FROM clock_timestamp());
+  wait DOUBLE PRECISION := 0;
+  have DOUBLE PRECISION;
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(dids, 1), 0) LOOP
+    SELECT least(burst, b.tokens + greatest(0, t - b.at) * rate) INTO have
+      FROM budgets b WHERE b.did = dids[i] FOR UPDATE;
+    IF NOT FOUND THEN  -- a new signer: a full bucket (another server may be adding it right now)
+      INSERT INTO budgets (did, tokens, at, granted) VALUES (dids[i], burst, t, true) ON CONFLICT (did) DO NOTHING;
+      SELECT least(burst, b.tokens + greatest(0, t - b.at) * rate) INTO have
+        FROM budgets b WHERE b.did = dids[i] FOR UPDATE;
+    END IF;
+    IF ns[i] > have THEN
+      wait := greatest(wait, (ns[i] - have) / rate);
+    END IF;
+  END LOOP;
+  IF wait = 0 THEN
+    UPDATE budgets b SET tokens = least(burst, b.tokens + greatest(0, t - b.at) * rate) - w.n, at = t
+      FROM unnest(dids, ns) AS w(did, n) WHERE b.did = w.did;
+  END IF;
+  RETURN wait;
+END $$;
+"""
+
+# One signer: refill (EXCLUDED.at is the database's clock, read once), take n if there are n, say whether.
+_CHARGE_ONE = """
+INSERT INTO budgets AS b (did, tokens, at, granted)
+SELECT %(did)s, %(burst)s - %(n)s, extract(epoch FROM clock_timestamp()), true
+ON CONFLICT (did) DO UPDATE SET
+  granted = least(%(burst)s, b.tokens + greatest(0, EXCLUDED.at - b.at) * %(rate)s) >= %(n)s,
+  tokens = least(%(burst)s, b.tokens + greatest(0, EXCLUDED.at - b.at) * %(rate)s)
+           - CASE WHEN least(%(burst)s, b.tokens + greatest(0, EXCLUDED.at - b.at) * %(rate)s) >= %(n)s
+                  THEN %(n)s ELSE 0 END,
+  at = EXCLUDED.at
+RETURNING granted, tokens
 """
 
 
@@ -155,6 +206,7 @@ class PostgresStore:
                         cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                         cur.execute(f'SET LOCAL search_path TO "{self.schema}"')
                         cur.execute(_DDL)
+                        cur.execute(_BUDGET_DDL)
         except psycopg.Error as exc:
             raise StorageError(f"cannot prepare PostgreSQL schema {self.schema!r}: {exc}") from exc
         finally:
@@ -358,6 +410,10 @@ class PostgresStore:
             cur.execute("INSERT INTO meta (key, value) VALUES (%s, %s) "
                         "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, value))
 
+    def budgets(self, *, lease_fraction: float = 0.01) -> PostgresBuckets:
+        """The per-identity token buckets of this schema, shared by every server on it (``ingest.Ingestor``)."""
+        return PostgresBuckets(self, lease_fraction=lease_fraction)
+
     def drop_schema(self) -> None:
         """Delete the whole schema (tests, tear-down). Irreversible."""
         with self._read() as cur:
@@ -366,6 +422,88 @@ class PostgresStore:
     def close(self) -> None:
         self._readers.close()
         self._writers.close()
+
+
+class PostgresBuckets:
+    """Token buckets per identity in the ``budgets`` table of the ledger's schema: every API server on the
+    schema, on any host, charges the same rows, so one identity has one budget whatever the number of
+    servers. Same interface as ``ingest.SharedBuckets``.
+
+    A charge takes tokens from the table in one round trip (refill from the database's clock, all counts or
+    none, atomically under row locks). So that a busy identity does not cost a round trip per request, a
+    server takes a small *lease* beyond what the request needs (``lease_fraction`` of the smaller of the
+    rate and the burst: by default 1%, 10 ms of the rate) and spends it locally before it asks again. Leased
+    tokens have left the shared bucket, so the servers together never admit more than the budget; at worst
+    an idle server sits on one lease per identity, which other servers then cannot use (``lease_fraction=0``:
+    exact, one round trip per admission). When the table cannot give the lease, the exact need is asked."""
+
+    MAX_LEASES = 100_000  # identities with a lease held locally; beyond it the leases are forfeited
+
+    def __init__(self, store: PostgresStore, *, lease_fraction: float = 0.01) -> None:
+        self.store = store
+        self.lease_fraction = lease_fraction
+        self._held: dict[str, float] = {}
+        self._lock = threading.Lock()
+        # a schema made before the table existed gets it now (serialised with the other servers' starts)
+        with store._borrow(store._writers) as con:
+            try:
+                with con.transaction(), con.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (store._lock_key,))
+                    cur.execute("SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                                "WHERE n.nspname = %s AND p.proname = 'budget_charge'", (store.schema,))
+                    if cur.fetchone() is None:
+                        cur.execute(_BUDGET_DDL)
+            except psycopg.Error as exc:
+                raise StorageError(f"cannot prepare the rate-limit table: {str(exc).strip()}") from exc
+
+    def charge(self, counts: dict[str, int], rate: float, burst: float, now: float) -> float:
+        """Take ``counts`` tokens per signer, all or none. Returns 0.0, or the seconds to wait (``inf`` when
+        a count exceeds the burst). ``now`` is not used: the database's clock is the one every server shares."""
+        if not counts:
+            return 0.0
+        if max(counts.values()) > burst:
+            return float("inf")  # never possible: no round trip
+        with self._lock:
+            held = self._held
+            need = {d: n - held.get(d, 0.0) for d, n in counts.items() if n > held.get(d, 0.0)}
+            if need:
+                lease = self.lease_fraction * min(rate, burst)
+                got = {d: min(burst, n + lease) for d, n in need.items()} if lease > 0 else need
+                wait = self._take(got, rate, burst)
+                if wait and got is not need:
+                    got = need
+                    wait = self._take(got, rate, burst)
+                if wait:
+                    return wait
+                if len(held) >= self.MAX_LEASES:
+                    held.clear()  # forfeit the leases (they only ever under-admit)
+                for d, n in got.items():
+                    held[d] = held.get(d, 0.0) + n
+            for d, n in counts.items():
+                left = held[d] - n
+                if left > 1e-9:
+                    held[d] = left
+                else:
+                    del held[d]
+            return 0.0
+
+    def _take(self, counts: dict[str, float], rate: float, burst: float) -> float:
+        with self.store._read() as cur:
+            if len(counts) == 1:
+                ((did, n),) = counts.items()
+                cur.execute(_CHARGE_ONE, {"did": did, "n": float(n), "rate": float(rate), "burst": float(burst)})
+                row = cur.fetchone()
+                if row is None:
+                    raise StorageError("the rate-limit upsert returned no row")
+                return 0.0 if row[0] else (n - float(row[1])) / rate
+            dids = sorted(counts)
+            cur.execute("SELECT budget_charge(%s::text[], %s::float8[], %s, %s)",
+                        (dids, [float(counts[d]) for d in dids], float(rate), float(burst)))
+            row = cur.fetchone()
+        return float(row[0]) if row else 0.0
+
+    def close(self) -> None:
+        pass  # the store's connections
 
 
 class _Pool:

@@ -1,0 +1,206 @@
+"""Blobs on S3 targets, against a real SeaweedFS (tests/seaweed.py): put/get across buckets, audit names a
+deleted or flipped shard and repair restores it, bad endpoint / credentials / bucket = exit 2, nothing logged."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from ailedger.cli.main import main
+from ailedger.tlog.ledger import Ledger
+from tests.seaweed import SeaweedS3
+
+pytestmark = pytest.mark.seaweed
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with SeaweedS3(buckets=["bkt-a", "bkt-b", "bkt-c", "bkt-d"]) as store:
+        yield store
+
+
+@pytest.fixture
+def env(s3, tmp_path, monkeypatch):
+    for k, v in s3.env().items():
+        monkeypatch.setenv(k, v)
+    led = Ledger.init(tmp_path / "ledger", origin="test.example/s3-blobs")
+    for name in ("alice", "bob"):
+        led.new_identity(name)
+    led.close()
+    monkeypatch.setenv("AILEDGER_LEDGER", str(tmp_path / "ledger"))
+    return tmp_path
+
+
+def run(*args, code=0):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    assert r.exit_code == code, (r.exit_code, r.output)
+    return r
+
+
+def size_of(tmp_path):
+    with Ledger.open(tmp_path / "ledger") as led:
+        return led.size
+
+
+def put3(tmp_path, data, prefix="run"):
+    f = tmp_path / "in.bin"
+    f.write_bytes(data)
+    targets = [f"s3://bkt-a/{prefix}", f"s3://bkt-b/{prefix}", f"s3://bkt-c/{prefix}"]
+    args = [a for t in targets for a in ("--target", t)]
+    r = json.loads(run("blob", "put", f, *args, "--readers", "bob", "--as", "alice", "--json").output)
+    return f, r
+
+
+def test_put_get_across_three_buckets(env, s3):
+    data = os.urandom(300_000)
+    _, r = put3(env, data, "t1")
+    assert r["k"] == 2 and r["n"] == 3
+    assert sorted(r["placement"].values()) == ["s3://bkt-a/t1", "s3://bkt-b/t1", "s3://bkt-c/t1"]
+    # each bucket holds exactly one shard (plus its leaf hashes), and it is ciphertext
+    c = s3.client()
+    for b in ("bkt-a", "bkt-b", "bkt-c"):
+        keys = sorted(o["Key"] for o in c.list_objects_v2(Bucket=b, Prefix="t1/").get("Contents", []))
+        assert len(keys) == 2 and keys[1] == keys[0] + ".leaves"
+        body = c.get_object(Bucket=b, Key=keys[0])["Body"].read()
+        assert data[:64] not in body
+    run("blob", "get", r["cid"], "-o", env / "out", "--as", "bob")
+    assert (env / "out").read_bytes() == data
+    assert "3 shards" not in run("blob", "audit", r["cid"]).output
+    # one bucket's shard gone: still readable from the other two (k=2)
+    key = next(o["Key"] for o in c.list_objects_v2(Bucket="bkt-a", Prefix="t1/")["Contents"])
+    c.delete_object(Bucket="bkt-a", Key=key)
+    run("blob", "get", r["cid"], "-o", env / "out2", "--as", "alice")
+    assert (env / "out2").read_bytes() == data
+
+
+def _shard_key(c, bucket, prefix):
+    return next(o["Key"] for o in c.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+                if not o["Key"].endswith(".leaves"))
+
+
+@pytest.mark.parametrize("fault", ["delete", "flip"])
+def test_audit_names_bad_shard_and_repair_restores_it(env, s3, fault):
+    data = os.urandom(20_000)  # shards of one 16 KiB segment: any challenge reads the flipped byte
+    _, r = put3(env, data, f"t2{fault}")
+    c = s3.client()
+    key = _shard_key(c, "bkt-b", f"t2{fault}/")
+    good = c.get_object(Bucket="bkt-b", Key=key)["Body"].read()
+    if fault == "delete":
+        c.delete_object(Bucket="bkt-b", Key=key)
+    else:
+        bad = bytearray(good)
+        bad[len(bad) // 2] ^= 1
+        c.put_object(Bucket="bkt-b", Key=key, Body=bytes(bad))
+    res = CliRunner().invoke(main, ["blob", "audit", r["cid"], "--json"])
+    assert res.exit_code == 1, res.output
+    rep = json.JSONDecoder().raw_decode(res.output)[0]
+    assert rep["failed"] == [next(int(i) for i, u in r["placement"].items() if u == f"s3://bkt-b/t2{fault}")]
+    assert rep["shards"][str(rep["failed"][0])]["node"] == f"s3://bkt-b/t2{fault}"
+    n = size_of(env)
+    out = json.loads(run("blob", "repair", r["cid"], "--as", "bob", "--json").output)
+    assert list(out["rebuilt"]) == [str(rep["failed"][0])] and size_of(env) == n + 1
+    run("blob", "audit", r["cid"])  # all shards prove again
+    assert c.get_object(Bucket="bkt-b", Key=key)["Body"].read() == good
+    run("blob", "get", r["cid"], "-o", env / "out", "--as", "bob")
+    assert (env / "out").read_bytes() == data
+
+
+def test_repair_onto_a_new_target(env, s3):
+    data = os.urandom(50_000)
+    _, r = put3(env, data, "t3")
+    # bucket c is emptied of this blob; the repair puts the shard on a fresh target
+    c = s3.client()
+    for o in c.list_objects_v2(Bucket="bkt-c", Prefix="t3/")["Contents"]:
+        c.delete_object(Bucket="bkt-c", Key=o["Key"])
+    out = json.loads(run("blob", "repair", r["cid"], "--target", "s3://bkt-d/t3", "--as", "alice", "--json").output)
+    assert list(out["rebuilt"].values()) == ["s3://bkt-d/t3"]
+    st = json.loads(run("blob", "status", r["cid"], "--json").output)
+    assert "s3://bkt-d/t3" in [s["node"] for s in st["shards"]]
+    run("blob", "audit", r["cid"])
+    run("blob", "get", r["cid"], "-o", env / "out", "--as", "bob")
+    assert (env / "out").read_bytes() == data
+
+
+@pytest.mark.parametrize("case", ["unreachable", "credentials", "bucket", "malformed"])
+def test_bad_target_exit_2_nothing_logged(env, s3, monkeypatch, case):
+    f = env / "in.bin"
+    f.write_bytes(os.urandom(10_000))
+    targets = ["s3://bkt-a/x", "s3://bkt-b/x"]
+    if case == "unreachable":
+        from tests.devchain import free_port
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+        want = "cannot connect"
+    elif case == "credentials":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        want = "access denied"
+    elif case == "bucket":
+        targets.append("s3://no-such-bucket/x")
+        want = "s3://no-such-bucket/x"
+    else:
+        targets.append("s3://A_B")
+        want = "valid bucket name"
+    n = size_of(env)
+    args = [a for t in targets for a in ("--target", t)]
+    r = CliRunner().invoke(main, ["blob", "put", str(f), *args, "--as", "alice"])
+    assert r.exit_code == 2, r.output
+    assert want in r.output, r.output
+    assert size_of(env) == n
+    # nothing was uploaded either (the check comes before any shard is written)
+    c = s3.client()
+    assert not c.list_objects_v2(Bucket="bkt-a", Prefix="x/").get("Contents")
+
+
+def test_mixed_with_storage_nodes(env, s3, make_nodes, allow_file):
+    from tests.blobs.conftest import admit
+
+    with Ledger.open(env / "ledger") as led:
+        admit(allow_file, led.did_for("alice"))
+    nodes = make_nodes(2)
+    f = env / "in.bin"
+    data = os.urandom(100_000)
+    f.write_bytes(data)
+    r = json.loads(run("blob", "put", f, "--nodes", ",".join(n.url for n in nodes), "--target", "s3://bkt-a/mix",
+                       "--target", "s3://bkt-b/mix", "--as", "alice", "--json").output)
+    assert r["n"] == 4 and len(set(r["placement"].values())) == 4
+    run("blob", "audit", r["cid"])
+    run("blob", "get", r["cid"], "-o", env / "out", "--as", "alice")
+    assert (env / "out").read_bytes() == data
+
+
+def test_targets_on_three_stores_one_killed_mid_get(env, tmp_path):
+    """Three SeaweedFS processes, one bucket each (--s3-endpoint BUCKET=URL); one store is killed while a
+    get runs: the blob still comes back from the other two, and repair rebuilds its shard on a new target."""
+    import threading
+
+    stores = [SeaweedS3(buckets=[f"store-{x}"]) for x in "abc"]
+    try:
+        for s in stores:
+            s.start()
+        eps = [a for s, x in zip(stores, "abc") for a in ("--s3-endpoint", f"store-{x}={s.endpoint}")]
+        f = env / "big.bin"
+        data = os.urandom(24 << 20)
+        f.write_bytes(data)
+        r = json.loads(run("blob", "put", f, *[a for x in "abc" for a in ("--target", f"s3://store-{x}/k")], *eps,
+                           "--as", "alice", "--json").output)
+        assert r["k"] == 2 and r["n"] == 3
+        victim = stores["abc".index(r["placement"]["0"][len("s3://store-")])]  # the store of data shard 0
+        killer = threading.Timer(0.3, victim.kill)
+        killer.start()
+        run("blob", "get", r["cid"], "-o", env / "out", "--as", "alice", *eps)
+        killer.join()
+        assert victim.proc is not None and victim.proc.poll() is not None  # it really died
+        assert (env / "out").read_bytes() == data
+        dead = next(u for u in r["placement"].values() if u.startswith(f"s3://{victim.buckets[0]}"))
+        alive = next(s for s in stores if s is not victim)
+        alive.create_bucket("spare")
+        res = CliRunner().invoke(main, ["blob", "audit", r["cid"], *eps])
+        assert res.exit_code == 1 and dead in res.output
+        out = json.loads(run("blob", "repair", r["cid"], "--target", "s3://spare/k", *eps,
+                             "--s3-endpoint", f"spare={alive.endpoint}", "--as", "alice", "--json").output)
+        assert list(out["rebuilt"].values()) == ["s3://spare/k"]
+        run("blob", "audit", r["cid"], *eps, "--s3-endpoint", f"spare={alive.endpoint}")
+    finally:
+        for s in stores:
+            s.stop()
