@@ -14,7 +14,7 @@ temporary folder with no ledger in the environment. Rules a page follows so that
   stopped when the page ends. ``text``, ``json`` and other fences are not run.
 - ``python`` blocks run with the same interpreter and environment, in the same folder.
 - The page runs with this interpreter's folder first on ``PATH`` (so ``ailedger`` and ``python`` are the
-  project's), then the pinned anvil binary from ``tools/anvil`` when it is installed; no ``AILEDGER_*``
+  project's; the system's sbin folders, where Debian keeps nginx, are added last when missing), then the pinned anvil binary from ``tools/anvil`` when it is installed; no ``AILEDGER_*``
   variable leaks in from the caller; ``$AILEDGER_DOCRUN_REPO`` is the repository, for a page that needs a
   file from it (a contract, a fixture).
 
@@ -168,7 +168,11 @@ def run_page(page: Path, *, repo: Path, keep: bool = False, timeout: float = 900
     anvil = anvil_bin(repo)
     if anvil is not None:
         path.append(str(anvil))
-    env["PATH"] = os.pathsep.join([*path, env.get("PATH", "")])
+    have = env.get("PATH", "").split(os.pathsep)
+    # the system folders a root or admin shell has (nginx is /usr/sbin/nginx on Debian); a bare PATH of
+    # /usr/bin:/bin (cron, `env -i`, some CI runners) would leave the page's `nginx` not found
+    sbin = [d for d in ("/usr/local/sbin", "/usr/sbin", "/sbin") if d not in have and Path(d).is_dir()]
+    env["PATH"] = os.pathsep.join([*path, *have, *sbin]).strip(os.pathsep)
     env["AILEDGER_DOCRUN_REPO"] = str(repo)
     env.update(env_extra or {})
     script = script_for(page, work)

@@ -101,3 +101,16 @@ def test_a_placeholder_in_a_comment_does_not_skip_the_line():
             "ailedger stake claim '#1' <KIND> 10\n"
             "echo '# <NOT_A_COMMENT>'\n")
     assert docrun.shell_lines(text) == ["curl -s http://x/checkpoint   # tiles at /tile/<L>/<N>"]
+
+
+def test_sbin_is_on_path_even_when_the_caller_has_a_bare_path(tmp_path, monkeypatch):
+    """A newcomer's shell may have PATH=/usr/bin:/bin (env -i, cron): pages still find /usr/sbin/nginx."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    page = tmp_path / "page.md"
+    page.write_text("```\necho \"PATH=$PATH\"\n```\n")
+    p = docrun.run_page(page, repo=REPO, timeout=60)
+    assert p.returncode == 0, p.stdout
+    line = next(x for x in p.stdout.splitlines() if x.startswith("PATH="))
+    parts = line[5:].split(":")
+    assert parts[0] == str(Path(sys.executable).parent)
+    assert "/usr/bin" in parts and ("/usr/sbin" in parts) == Path("/usr/sbin").is_dir()
