@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from limits import sodium_cpu_us_per_verify, sodium_verify_per_s  # the machine's limits (bench/limits.py)
+from limits import sodium_cpu_us_per_verify, sodium_verify_per_s, tree_cpu_s  # the machine's limits (bench/limits.py)
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -108,29 +108,8 @@ class Server:
 
 
 def proc_cpu(root_pid: int) -> float:
-    """CPU seconds (user+system) used so far by a process and all its descendants (Linux /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                parts = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(d)] = int(parts[1])
-        cpu[int(d)] = (int(parts[11]) + int(parts[12])) / tick
-    tree = {root_pid}
-    changed = True
-    while changed:
-        changed = False
-        for pid, pp in parents.items():
-            if pp in tree and pid not in tree:
-                tree.add(pid)
-                changed = True
-    return sum(cpu.get(p, 0.0) for p in tree)
+    """CPU seconds (user+system) used so far by a process and all its descendants (bench/limits.py)."""
+    return tree_cpu_s(root_pid)
 
 
 def pct(xs: list[float], p: float) -> float:
