@@ -55,8 +55,10 @@ class SeaweedS3:
     """One SeaweedFS (``weed server -s3``) on loopback with an access key and some buckets."""
 
     def __init__(self, buckets: list[str] | None = None, *, data_dir: str | Path | None = None,
-                 access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> None:
+                 access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
+                 public_buckets: list[str] | None = None) -> None:
         self.buckets = list(buckets or [])
+        self.public_buckets = list(public_buckets or [])  # anyone may read these over plain HTTP
         self.access_key = access_key
         self.secret_key = secret_key
         self._own_dir = data_dir is None
@@ -93,7 +95,8 @@ class SeaweedS3:
             "name": "ailedger-test",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        }] + ([{"name": "anonymous", "actions": [f"Read:{b}" for b in self.public_buckets]}]
+              if self.public_buckets else [])}))
         ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer",
                                                   "filer.grpc", "s3.grpc", "metrics")}
         args = [find_weed(), "server", "-s3", "-dir", str(data), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
