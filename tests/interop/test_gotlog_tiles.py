@@ -198,7 +198,7 @@ def test_a_flipped_byte_in_the_bucket_fails_the_go_verifier(gotlog: str, s3: Sea
 
         if what == "hash tile":  # entry 300's level-0 tile: entry 257's hash, on 300's proof path
             flip(s3, f"{prefix}/tile/0/001", 32 + 7)
-            # tlog.TileHashReader does not authenticate this tile itself in x/mod 0.7.0 (nor upstream since:
+            # tlog.TileHashReader does not authenticate this tile itself in x/mod 0.7.0 (Debian's version:
             # its check of full tiles against their parents starts at len(stx), the count of subtree
             # hashes, not of the tiles they are in, and skips tile/0/001 here); tlog.CheckRecord against
             # the signed root catches it. Either message is a failure that names the cause.
