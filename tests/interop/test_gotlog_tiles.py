@@ -288,3 +288,63 @@ def test_a_forked_history_under_the_same_key_fails_go_consistency(gotlog: str, s
     code, out = run_go(gotlog, base, vkey, "-old-checkpoint", str(forked), "-index", "10")
     assert code == 1 and "hash tiles for tree 750: downloaded inconsistent tile" in out["error"], out
     assert "tile/1/000.p/2 <- tile/1/000.p/3" in out["partials_cut_from_wider"], out
+
+
+def test_the_path_mapping_agrees_with_our_tile_paths(gotlog: str) -> None:
+    """Go's Tile{H: 8, L, N, W} -> the C2SP path the TileReader fetches, for tile numbers no test log
+    reaches (several x-groups, level 63, entry bundles): each equals our tile_path, parses back with our
+    parse_tile_path, and is Go's own Tile.Path() without the height (and with data -> entries)."""
+    import random
+
+    from ailedger.tlog.tiles import parse_tile_path, tile_path
+
+    rnd = random.Random(22)
+    tiles = [(0, 0, 256), (0, 999, 1), (0, 1000, 255), (1, 1234567, 5), (63, 5, 1), (-1, 0, 1), (-1, 1000, 256),
+             (-1, 999_999_999, 17)]
+    tiles += [(rnd.randint(-1, 40), rnd.choice([rnd.randint(0, 2000), rnd.randint(0, 10**15)]),
+               rnd.choice([256, rnd.randint(1, 255)])) for _ in range(300)]
+    r = subprocess.run([gotlog, "-map-tiles"], input="\n".join(f"{lv} {n} {w}" for lv, n, w in tiles),
+                       check=False, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    pairs = json.loads(r.stdout)
+    assert len(pairs) == len(tiles)
+    for (lv, n, w), pair in zip(tiles, pairs):
+        level: int | str = "entries" if lv == -1 else lv
+        assert pair["c2sp"] == tile_path(level, n, w), (lv, n, w, pair)
+        assert parse_tile_path(pair["c2sp"]) == (level, n, w)
+        sumdb_level = "data" if lv == -1 else str(lv)
+        assert pair["sumdb"] == f"tile/8/{sumdb_level}/" + pair["c2sp"].split("/", 2)[2], pair
+    r = subprocess.run([gotlog, "-map-tiles"], input="0 0 0\n", check=False, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "no canonical path" in r.stderr
+
+
+def test_a_log_past_one_full_level_1_tile(gotlog: str, s3: SeaweedS3, tmp_path: Path) -> None:
+    """65,536 entries fill tile/1/000 and start level 2 (tile/2/000.p/1); 100 more: Go proves entries on
+    both sides of that edge and the consistency of 65,536 with 65,636."""
+    n = 65536
+    led, who = ledger_with_notes(tmp_path / "l", "example.org/go-big", n)
+    base = f"{s3.endpoint}/{BUCKET}/big"
+    try:
+        vkey = str(led.vkey)
+        export(tmp_path / "l", "big", s3.endpoint)
+        old = tmp_path / "old.checkpoint"
+        old.write_bytes(fetch(f"{base}/checkpoint"))
+        append_notes(led, who, n, 100)
+        export(tmp_path / "l", "big", s3.endpoint)
+        idx = [0, 40000, n - 1, n, n + 99]
+        code, out = run_go(gotlog, base, vkey, "-old-checkpoint", str(old), "-index", ",".join(map(str, idx)))
+        assert code == 0 and out["ok"], out
+        assert (out["checkpoint"]["size"], out["checkpoint"]["root"]) == (n + 100, led.log.root_at(n + 100).hex())
+        assert (out["old_checkpoint"]["size"], out["old_checkpoint"]["root"]) == (n, led.log.root_at(n).hex())
+        c = out["consistency"]
+        assert (c["old_size"], c["new_size"]) == (n, n + 100) and c["proof_hashes"] > 0, c
+        leaves = led.store.leaves(0, n + 100)
+        want = [(i, n + 100, rfc6962_leaf(leaves[i])) for i in idx] + \
+            [(i, n, rfc6962_leaf(leaves[i])) for i in idx if i < n]
+        assert [(i["index"], i["tree_size"], i["leaf_hash"]) for i in out["inclusion"]] == want
+        # 65,636 >> 8 = 256 level-1 hashes: tile/1/000 full and no tile/1/001; the root goes through level 2
+        for p in ("tile/1/000", "tile/2/000.p/1", "tile/0/256.p/100", "tile/entries/256.p/100"):
+            assert p in out["fetched"], (p, out["fetched"])
+    finally:
+        led.close()

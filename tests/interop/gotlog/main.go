@@ -433,7 +433,41 @@ func run(rep *report, base, vkey, cpFile, oldFile, idx string) error {
 	return nil
 }
 
+// mapTiles reads "L N W" lines (L = -1: entries) and prints, per tile, Go's sumdb path and the C2SP path
+// the TileReader fetches: the path mapping on its own, for tile numbers no test log reaches.
+func mapTiles(in io.Reader, out io.Writer) error {
+	data, err := io.ReadAll(in)
+	if err != nil {
+		return err
+	}
+	type pair struct {
+		Sumdb string `json:"sumdb"`
+		C2SP  string `json:"c2sp"`
+	}
+	pairs := []pair{}
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var t tlog.Tile
+		if _, err := fmt.Sscanf(line, "%d %d %d", &t.L, &t.N, &t.W); err != nil {
+			return fmt.Errorf("line %q: want L N W", line)
+		}
+		t.H = height
+		c, err := c2spPath(t)
+		if err != nil {
+			return err
+		}
+		pairs = append(pairs, pair{t.Path(), c})
+	}
+	return json.NewEncoder(out).Encode(pairs)
+}
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-map-tiles" {
+		if err := mapTiles(os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "gotlog -map-tiles:", err)
+			os.Exit(2)
+		}
+		return
+	}
 	base := flag.String("base", "", "base URL of the published log (`http://HOST:PORT/BUCKET/PREFIX`)")
 	vkey := flag.String("vkey", "", "the log's signed-note verifier key (name+hash+key)")
 	cpFile := flag.String("checkpoint", "", "signed checkpoint file (default: BASE/checkpoint)")
