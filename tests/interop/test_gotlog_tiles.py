@@ -244,7 +244,10 @@ def test_bad_usage_is_exit_2_with_a_clear_error(gotlog: str, s3: SeaweedS3, tmp_
         code, out = run_go(gotlog, base, vkey.replace("+", "-", 1), "-index", "1")
         assert code == 2 and "-vkey" in out["error"], out
         code, out = run_go(gotlog, f"{s3.endpoint}/{BUCKET}/nothing-here", vkey, "-index", "1")
-        assert code == 2 and "nothing-here/checkpoint: 404" in out["error"], out
+        assert code == 2 and "404 not found: " in out["error"] and "nothing-here/checkpoint" in out["error"], out
+        s3.client().delete_object(Bucket=BUCKET, Key="bad/tile/0/000.p/10")  # a tile the checkpoint needs
+        code, out = run_go(gotlog, base, vkey, "-index", "1")
+        assert code == 2 and out["error"].endswith("bad/tile/0/000.p/10 (nor tile/0/000)"), out
         other, _ = ledger_with_notes(tmp_path / "o", "example.org/go-other", 3)
         try:  # the right format, someone else's key: nothing verifies
             code, out = run_go(gotlog, base, str(other.vkey), "-index", "1")

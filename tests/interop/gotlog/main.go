@@ -68,7 +68,7 @@ func fail(format string, args ...interface{}) error {
 
 type notFound struct{ url string }
 
-func (e *notFound) Error() string { return e.url + ": 404 not found" }
+func (e *notFound) Error() string { return "404 not found: " + e.url }
 
 // c2spPath is the C2SP tlog-tiles path of a sumdb tile: Tile.Path() without the height, "data" as "entries".
 func c2spPath(t tlog.Tile) (string, error) {
@@ -156,10 +156,12 @@ func (f *fetcher) getTile(t tlog.Tile, limit int64) (path string, data []byte, c
 	if w := (f.latest >> uint(level*height)) - t.N*width; w > int64(t.W) && w < width {
 		tries = append(tries, tlog.Tile{H: t.H, L: t.L, N: t.N, W: int(w)})
 	}
+	tried := []string{}
 	for _, wider := range tries {
 		p, _ := c2spPath(wider)
 		data, err = f.get(p, limit)
 		if errors.As(err, &nf) {
+			tried = append(tried, p)
 			continue
 		}
 		if err == nil && !f.cut[path] {
@@ -168,7 +170,7 @@ func (f *fetcher) getTile(t tlog.Tile, limit int64) (path string, data []byte, c
 		}
 		return path, data, true, err
 	}
-	return path, nil, false, err
+	return path, nil, false, &notFound{f.base + "/" + path + " (nor " + strings.Join(tried, ", ") + ")"}
 }
 
 // tileReader is the tlog.TileReader over the C2SP paths.
