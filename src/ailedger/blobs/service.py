@@ -96,7 +96,6 @@ class BlobState:
     proof_segment: int = SEGMENT
     endpoints: dict[str, str] = field(default_factory=dict)  # s3:// location -> endpoint, as the owner recorded
 
-
     @property
     def reader_dids(self) -> list[str]:
         return [r.reader for r in self.readers]
@@ -186,7 +185,7 @@ class BlobService:
         self.timeout = timeout
         self.workers = workers
         self.spool_root = Path(spool) if spool else None
-        self._recorded: dict[str, str] = {}  # endpoints of s3:// locations read from the ledger (state())
+        self._recorded: dict[str, str] = {}  # endpoints of s3:// locations, from the last blob state() read
 
     # -- helpers ------------------------------------------------------------------------------
     def _client(self, url: str, signer: Any = None) -> Any:
@@ -268,7 +267,7 @@ class BlobService:
                     st.history.append(index)
         if st is None:
             raise NotFoundError(f"no blob {cid} in this ledger", field="cid")
-        self._recorded.update(st.endpoints)
+        self._recorded = dict(st.endpoints)  # the blob being worked on names its stores
         return st
 
     # -- put ------------------------------------------------------------------------------------
