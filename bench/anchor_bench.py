@@ -20,12 +20,11 @@ import argparse
 import hashlib
 import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-
-import sys
 
 from eth_account import Account
 
@@ -33,7 +32,8 @@ from ailedger.anchoring.service import AnchorService, connect, log_id
 from ailedger.tlog.merkle import CompactRange, leaf_hash
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: the test helpers (anvil)
-from tests.devchain import ANVIL_KEYS, AnvilNode  # noqa: E402
+from tests.devchain import ANVIL_KEYS, AnvilNode
+
 from ailedger.tlog.ledger import Ledger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    k = max(0, min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1)))))
+    k = max(0, min(len(xs) - 1, round(p / 100 * (len(xs) - 1))))
     return xs[k]
 
 

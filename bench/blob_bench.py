@@ -34,6 +34,7 @@ from ailedger.blobs.unixfs import FileImporter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from limits import sha256_bulk_mib_s  # the machine's limits (bench/limits.py)
+
 from ailedger.blobs.client import NodeClient
 from ailedger.blobs.erasure import ISAL, ZFEC, Coding, StripeDecoder, StripeEncoder
 

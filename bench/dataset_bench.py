@@ -29,11 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from limits import sha256_many_per_s  # noqa: E402 - the machine's limits (bench/limits.py)
+from limits import sha256_many_per_s
 
-from ailedger.provenance import smt  # noqa: E402
-from ailedger.encoding.canonical import canonical_json  # noqa: E402
-from ailedger.provenance.datasets import (  # noqa: E402
+from ailedger.encoding.canonical import canonical_json
+from ailedger.provenance import smt
+from ailedger.provenance.datasets import (
     DatasetIndex,
     build_index,
     normalise_candidate,
@@ -54,8 +54,7 @@ def make(path: Path, n: int) -> None:
             return
     with open(path, "w") as f:
         step = 100_000
-        for a in range(0, n, step):
-            f.write("".join(line(i) for i in range(a, min(n, a + step))))
+        f.writelines("".join(line(i) for i in range(a, min(n, a + step))) for a in range(0, n, step))
 
 
 def main() -> None:
@@ -146,7 +145,6 @@ def main() -> None:
         print(f"(proof file size not measured: {e})")
 
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    child_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     out = {
         "bench": "dataset",
         "records": info["records_in"],

@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def build(d: Path, n: int) -> dict:
-    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.ledger import Ledger, entry_terms
+    from ailedger.tlog.merkle import leaf_hash
     from ailedger.tlog.stores import LeafRow
 
     led = Ledger.init(d, origin="bench.example/explorer")

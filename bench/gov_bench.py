@@ -29,13 +29,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from ailedger.governance.state import GovState, iso, time_ms
-from ailedger.encoding.identity import did_from_public_key
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.encoding.records import build_entry
 from ailedger.authority import service as authority
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.encoding.records import build_entry
 from ailedger.governance import service as gov
+from ailedger.governance.state import GovState, iso, time_ms
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.merkle import leaf_hash
 
 T0 = time_ms("2030-01-01T00:00:00.000Z")
 

@@ -38,16 +38,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from limits import sodium_cpu_us_per_verify, sodium_verify_per_s, tree_cpu_s  # the machine's limits (bench/limits.py)
-
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from limits import (  # the machine's limits (bench/limits.py)
+    sodium_cpu_us_per_verify,
+    sodium_verify_per_s,
+    tree_cpu_s,
+)
 
 from ailedger.encoding.canonical import canonical_json
 from ailedger.encoding.identity import did_from_public_key
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.encoding.records import build_entry
 from ailedger.tlog.ledger import Ledger, utc_now
+from ailedger.tlog.merkle import leaf_hash
 
 try:  # a faster event loop for the bench's own clients (the client shares the 2 cores with the server)
     import uvloop
@@ -83,7 +86,7 @@ class Server:
     def __init__(self, ledger: Path, workers: int, extra: list[str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.logf = open(ledger.parent / f"serve-{self.port}.log", "wb")
+        self.logf = open(ledger.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from ailedger.cli.main import main; main()", "serve", "--ledger", str(ledger),
              "--port", str(self.port), "--workers", str(workers), "--max-writes", "256", "--max-inflight", "4096",
@@ -229,7 +232,7 @@ async def load_test(url: str, writers: int, seconds: float) -> dict:
                         js = await r.json()
                         statuses[r.status] = statuses.get(r.status, 0) + 1
                         if r.status in (200, 201):
-                            res = js["results"] if "results" in js else [js]
+                            res = js.get("results", [js])
                             acked.extend((x["index"], x["leaf_hash"], x["duplicate"]) for x in res)
                 except aiohttp.ClientError:
                     statuses[0] = statuses.get(0, 0) + 1
@@ -257,7 +260,7 @@ def wrk_reads(url: str, size: int, conns: int, seconds: int, threads: int = 2) -
                    "init = function(args) for i, p in ipairs(paths) do reqs[i] = wrk.format('GET', p) end end\n"
                    "request = function() return reqs[math.random(#reqs)] end\n")
     r = subprocess.run([exe, f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     lua.unlink()
     out: dict = {"tool": "wrk", "connections": conns}
     for line in r.stdout.splitlines():
@@ -590,7 +593,7 @@ def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
 
                     with psycopg.connect(args.pg_dsn, autocommit=True) as con:
                         con.execute(f'DROP SCHEMA IF EXISTS "{store["schema"]}" CASCADE')
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - best-effort clean-up of the bench's own schema
                     pass
                 store["schema"] = "bench_" + uuid.uuid4().hex[:12]
 
@@ -699,7 +702,7 @@ def main() -> None:
 
                     with psycopg.connect(args.pg_dsn, autocommit=True) as con:
                         con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001, S110 - best-effort clean-up of the bench's own schema
                     pass
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from limits import aesgcm_mib_s, fsync_s, sha256_many_per_s  # the machine's limits (bench/limits.py)
 
-from ailedger.provenance.models import register_model
 from ailedger.inference import InferenceTrail
+from ailedger.provenance.models import register_model
 from ailedger.tlog.ledger import Ledger
 
 

@@ -25,13 +25,18 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.encoding.identity import did_from_public_key
-from ailedger.tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ailedger.encoding.records import build_entry
 from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ailedger.tlog.stores import LeafRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from limits import sha256_many_per_s, sodium_cpu_us_per_verify, sodium_verify_per_s, tree_cpu_s  # the machine's limits (bench/limits.py)
+from limits import (  # the machine's limits (bench/limits.py)
+    sha256_many_per_s,
+    sodium_cpu_us_per_verify,
+    sodium_verify_per_s,
+    tree_cpu_s,
+)
 
 
 def _make_entries(args):

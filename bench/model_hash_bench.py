@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ailedger.provenance.hashing import HashStats, cpu_workers, hash_model_dir, scan_dir  # noqa: E402
+from ailedger.provenance.hashing import HashStats, cpu_workers, hash_model_dir, scan_dir
 
 MIB = 1 << 20
 

@@ -76,7 +76,7 @@ def bench_flips(X, y, seeds):
     t_ours = []
     for s in seeds:
         rng = np.random.default_rng(1000 + s)
-        idx = rng.choice(len(y), int(round(0.05 * len(y))), replace=False)
+        idx = rng.choice(len(y), round(0.05 * len(y)), replace=False)
         yn = flip(y, idx, rng)
         truth = set(idx.tolist())
         t = time.perf_counter()
@@ -106,7 +106,7 @@ def bench_trigger(X, y, seeds):
         rng = np.random.default_rng(2000 + s)
         target = int(rng.integers(10))
         cand = np.flatnonzero(y != target)
-        idx = rng.choice(cand, int(round(0.03 * len(y))), replace=False)
+        idx = rng.choice(cand, round(0.03 * len(y)), replace=False)
         Xp, yp = X.copy(), y.copy()
         Xp.reshape(-1, 8, 8)[idx, 6:8, 6:8] = 16  # 2x2 patch, bottom-right, full intensity
         yp[idx] = target
@@ -134,7 +134,7 @@ def bench_source(X, y, seeds, rate):
         src = rng.permutation(np.arange(len(y)) % 10)
         bad = int(rng.integers(10))
         members = np.flatnonzero(src == bad)
-        idx = rng.choice(members, int(round(rate * len(members))), replace=False)
+        idx = rng.choice(members, round(rate * len(members)), replace=False)
         yn = flip(y, idx, rng)
         rep = screen(digits_ds(X, yn, src), seed=s, loo=True)
         v = {int(x["source"][1:]): x for x in rep["sources"]}

@@ -41,7 +41,7 @@ def cli_argv() -> list[str]:
 
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
-    return xs[max(0, min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1)))))]
+    return xs[max(0, min(len(xs) - 1, round(p / 100 * (len(xs) - 1))))]
 
 
 class WitnessFloor:

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Compiles contracts/*.sol with the npm-pinned solc (soljson, no compiler download) into
-// contracts/build/<Name>.json. Deterministic: same solc, same settings, same bytes.
-// Usage: node contracts/compile.js [outdir]   (default: contracts/build)
+// Compiles contracts/*.sol with the npm-pinned solc (soljson, no compiler download). Deterministic: same
+// solc, same settings, same bytes. Each artifact goes where it is read: CheckpointAnchor.json into the
+// Python package (src/ailedger/anchoring/contracts/, package data: a wheel install finds it), the benchmark's
+// RecordRegistry.json into contracts/build/.
+// Usage: node contracts/compile.js [outdir]   (with outdir: every artifact there; tests compare them)
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -9,7 +11,9 @@ const solc = require('solc');
 
 const EVM_VERSION = 'cancun';
 const here = __dirname;
-const outDir = path.resolve(process.argv[2] || path.join(here, 'build'));
+const outArg = process.argv[2] ? path.resolve(process.argv[2]) : null;
+const DEST = { CheckpointAnchor: path.join(here, '..', 'src', 'ailedger', 'anchoring', 'contracts') };
+const outFor = (name) => outArg || DEST[name] || path.join(here, 'build');
 const sources = {};
 for (const f of fs.readdirSync(here).sort()) {
   if (f.endsWith('.sol')) sources[f] = { content: fs.readFileSync(path.join(here, f), 'utf8') };
@@ -31,7 +35,6 @@ for (const e of out.errors || []) {
   if (e.severity === 'error') failed = true;
 }
 if (failed) process.exit(1);
-fs.mkdirSync(outDir, { recursive: true });
 for (const file of Object.keys(out.contracts).sort()) {
   for (const name of Object.keys(out.contracts[file]).sort()) {
     const c = out.contracts[file][name];
@@ -43,6 +46,8 @@ for (const file of Object.keys(out.contracts).sort()) {
       bytecode: '0x' + c.evm.bytecode.object,
       deployedBytecode: '0x' + c.evm.deployedBytecode.object,
     };
+    const outDir = outFor(name);
+    fs.mkdirSync(outDir, { recursive: true });
     fs.writeFileSync(path.join(outDir, name + '.json'), JSON.stringify(artifact, null, 2) + '\n');
     process.stdout.write(`compiled ${file}:${name} -> ${path.relative(process.cwd(), path.join(outDir, name + '.json'))}\n`);
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Compile contracts/*.sol with the solc pinned in contracts/package-lock.json (npm soljson).
-# Usage: scripts/compile-contracts.sh [outdir]   (default contracts/build; tests pass a temp dir)
+# Usage: scripts/compile-contracts.sh [outdir]   (default: CheckpointAnchor.json into
+# src/ailedger/anchoring/contracts, RecordRegistry.json into contracts/build; tests pass a temp dir)
 set -euo pipefail
 cd "$(dirname "$0")/../contracts"
 if [ ! -d node_modules/solc ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compile contracts/governance/*.sol against the pinned @openzeppelin/contracts (contracts/governance/
 # package-lock.json) with the solc pinned in contracts/package-lock.json.
-# Usage: scripts/compile-governance-contracts.sh [outdir]   (default contracts/governance/build)
+# Usage: scripts/compile-governance-contracts.sh [outdir]   (default src/ailedger/governance/contracts)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ ! -d "$root/contracts/node_modules/solc" ]; then

@@ -2,7 +2,8 @@
 
 * mypy checks the whole package with its default (non-strict) flags, and the kernel (``ailedger.encoding``,
   ``ailedger.tlog`` with its stores, ``ailedger.errors``) with the flags of ``--strict``;
-* ruff checks ``src`` and ``tests`` with its default rule set (nothing selected or ignored in pyproject.toml).
+* ruff checks ``src``, ``tests``, ``tools`` and ``bench`` with its default rule set (nothing selected or ignored
+  in pyproject.toml).
 
 Both tools are test dependencies (``.[dev]``, installed by scripts/setup.sh), pinned to one minor version:
 a newer mypy or ruff may add checks, and these tests would then name the new findings.
@@ -75,7 +76,7 @@ def test_mypy_is_strict_on_the_kernel_only(tmp_path):
 
 
 def test_ruff_default_rules_pass():
-    r = _tool("ruff", "check", "--no-cache", "src", "tests")
+    r = _tool("ruff", "check", "--no-cache", "src", "tests", "tools", "bench")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "All checks passed" in r.stdout
 

@@ -66,7 +66,7 @@ def blocks(markdown: str) -> list[Block]:
                 level = len(h.group(1))
                 if skip_section_level and level <= skip_section_level:
                     skip_section_level = 0
-                if re.search(r"quick ?start", h.group(2), re.I):
+                if re.search(r"quick ?start", h.group(2), re.IGNORECASE):
                     skip_section_level = level
                 continue
             m = FENCE.match(line)

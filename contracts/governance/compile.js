@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Compiles contracts/governance/*.sol (importing the pinned @openzeppelin/contracts from this folder's
 // node_modules) with the solc pinned in contracts/package.json (../node_modules/solc) and the same settings
-// as contracts/compile.js, into contracts/governance/build/<Name>.json.  Only contracts defined in this
-// folder's own files get an artifact.
+// as contracts/compile.js, into src/ailedger/governance/contracts/<Name>.json (package data: a wheel install
+// finds them).  Only contracts defined in this folder's own files get an artifact.
 // Usage: node contracts/governance/compile.js [outdir]
 'use strict';
 const fs = require('fs');
@@ -11,7 +11,7 @@ const here = __dirname;
 const solc = require(path.join(here, '..', 'node_modules', 'solc'));
 
 const EVM_VERSION = 'cancun';
-const outDir = path.resolve(process.argv[2] || path.join(here, 'build'));
+const outDir = path.resolve(process.argv[2] || path.join(here, '..', '..', 'src', 'ailedger', 'governance', 'contracts'));
 const sources = {};
 for (const f of fs.readdirSync(here).sort()) {
   if (f.endsWith('.sol')) sources[f] = { content: fs.readFileSync(path.join(here, f), 'utf8') };

@@ -246,3 +246,60 @@ def test_kernel_alone_verifies_dataset_and_model_records(ledger: Path, tmp_path:
     cli(["--ledger", "led", "model", "verify", "md", "--name", "m1"], tmp_path, k)
     (tmp_path / "md" / "w.bin").write_bytes(b"weightz")
     assert cli(["--ledger", "led", "model", "verify", "md", "--name", "m1"], tmp_path, k, check=False).returncode == 1
+
+
+def test_kernel_alone_verifies_screening_and_removal_proofs(tmp_path: Path):
+    """`dataset verify-screening` and `dataset verify-removal` check signatures, inclusion and hashes only:
+    with every non-kernel module refused (no numpy, scikit-learn, matplotlib) they verify proofs made by the
+    full install and catch an edited one; only the charts of `--html` need the screening extra."""
+    import base64
+    import random
+
+    from ailedger.provenance import commit_dataset
+    from ailedger.screening import log_screening, screen_path, screening_proof
+    from ailedger.screening.removal import remove_paths
+    from ailedger.tlog.ledger import Ledger
+
+    rng = random.Random(1)
+    rows = "".join(f"{rng.gauss(3 * (i % 2), 1):.3f},{rng.gauss(0, 1):.3f},{i % 2},{'ab'[i % 3 == 0]}\n"
+                   for i in range(60))
+    (tmp_path / "d.csv").write_text("x,y,label,source\n" + rows)
+    report = screen_path(str(tmp_path / "d.csv"), loo=False)  # the full install's engine (numpy, scikit-learn)
+    for d, n in (("a", 3), ("b", 2)):
+        (tmp_path / d).mkdir()
+        for i in range(n):
+            (tmp_path / d / f"{i}.txt").write_text(f"{d} record {i}\n")
+    with Ledger.init(tmp_path / "led", origin="example.org/screening-kernel") as led:
+        alice = led.identities.create("alice")
+        log_screening(led, alice, report, dataset="books", html="<p>")
+        (tmp_path / "s.proof").write_bytes(screening_proof(led, "books")[0])
+        commit_dataset(led, [str(tmp_path / "a"), str(tmp_path / "b")], "books", alice, workers=1)
+        removal, _ = remove_paths(led, alice, "books", [str(tmp_path / "a"), str(tmp_path / "b")],
+                                  [str(tmp_path / "b")], new_name="books-v2", workers=1)
+        (tmp_path / "r.proof").write_bytes(removal)
+        (tmp_path / "log.vkey").write_text(led.vkey)
+    k = BLOCK_ALL_BUT_KERNEL
+    probe = "\nimport ailedger.screening\nassert 'numpy' not in sys.modules\n"
+    ok = json.loads(cli(["--json", "dataset", "verify-screening", "s.proof", "--vkey", "log.vkey",
+                         "--report", "rep.json"], tmp_path, k + probe).stdout)
+    assert ok["ok"] and ok["dataset"] == "books" and ok["verdict"] == report["verdict"]
+    assert json.loads((tmp_path / "rep.json").read_text())["dataset"]["sha256"] == report["dataset"]["sha256"]
+    rem = json.loads(cli(["--json", "dataset", "verify-removal", "r.proof", "--vkey", "log.vkey"], tmp_path, k).stdout)
+    assert rem["removed_keys"] == 2 and rem["new_dataset"] == "books-v2"
+
+    head, body = (tmp_path / "s.proof").read_bytes().split(b"\n", 1)
+    doc = json.loads(body)
+    edited = json.loads(base64.b64decode(doc["report"]))
+    edited["verdict"] = "pass" if report["verdict"] != "pass" else "fail"
+    doc["report"] = base64.b64encode(json.dumps(edited).encode()).decode()
+    (tmp_path / "bad.proof").write_bytes(head + b"\n" + json.dumps(doc).encode())
+    bad = cli(["dataset", "verify-screening", "bad.proof", "--vkey", "log.vkey"], tmp_path, k, check=False)
+    assert bad.returncode == 1 and "not the one the screening record commits to" in bad.stderr + bad.stdout
+
+    charts = cli(["dataset", "verify-screening", "s.proof", "--vkey", "log.vkey", "--html", "r.html"], tmp_path, k,
+                 check=False)
+    assert charts.returncode == 2 and "install ailedger[screening]" in charts.stderr, charts.stderr
+    assert "Traceback" not in charts.stderr and not (tmp_path / "r.html").exists()
+    # and with the full install the same command renders the page
+    cli(["dataset", "verify-screening", "s.proof", "--vkey", "log.vkey", "--html", "r.html"], tmp_path)
+    assert "<svg" in (tmp_path / "r.html").read_text()

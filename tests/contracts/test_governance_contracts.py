@@ -14,7 +14,7 @@ from tests.devchain import AnvilNode, find_anvil
 from web3 import EthereumTesterProvider, Web3
 
 from ailedger.errors import BadInputError
-from ailedger.governance.chain import ChainDAO, advance, send
+from ailedger.governance.chain import BUILD, ChainDAO, advance, send
 
 ROOT = Path(__file__).resolve().parents[2]
 E18 = 10**18
@@ -127,7 +127,7 @@ def test_artifacts_are_pinned():
     assert lock["packages"]["node_modules/@openzeppelin/contracts"]["version"] == oz
     solc = json.loads((ROOT / "contracts" / "package.json").read_text())["dependencies"]["solc"]
     for name in ("AiGovToken", "AiGovernor", "AiTimelock", "ModelRegistry"):
-        art = json.loads((ROOT / "contracts" / "governance" / "build" / f"{name}.json").read_text())
+        art = json.loads((BUILD / f"{name}.json").read_text())
         assert art["compiler"]["version"].startswith(solc + "+") and art["openzeppelin"] == oz
         assert len(art["deployedBytecode"]) // 2 - 1 <= 24576  # EIP-170
 
@@ -139,7 +139,7 @@ def test_fresh_compile_matches_committed_artifacts(tmp_path):
     out = subprocess.run(["bash", str(ROOT / "scripts" / "compile-governance-contracts.sh"), str(tmp_path)],
                          check=False, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    build = ROOT / "contracts" / "governance" / "build"
+    build = BUILD
     assert sorted(p.name for p in build.glob("*.json")) == sorted(p.name for p in tmp_path.glob("*.json"))
     for p in build.glob("*.json"):
         assert json.loads(p.read_text()) == json.loads((tmp_path / p.name).read_text()), p.name

@@ -1,6 +1,7 @@
 import pytest
 
 from ailedger.tlog.ledger import Ledger
+from tests.http.commit_helpers import init_ledger
 from tests.http.helpers import Key, Server
 
 
@@ -21,3 +22,9 @@ def server(ledger_dir):
 @pytest.fixture
 def alice():
     return Key("alice")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_ledger(request, tmp_path):
+    """A ledger directory on SQLite, then on PostgreSQL (a fresh schema; skipped without the server)."""
+    return init_ledger(tmp_path / "ledger", request.param)

@@ -15,49 +15,9 @@ import pytest
 
 from ailedger.encoding.canonical import canonical_json
 from ailedger.tlog.ledger import Ledger
-from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.stores import LeafRow
+from tests.http.commit_helpers import checkpoint_size, leaf_hex, register
 from tests.http.helpers import Key, Server
-from tests.tlog.stores.pg_factory import PG_DSN, fresh_schema, require_pg
-
-
-def _h(e: dict) -> str:
-    return leaf_hash(canonical_json(e)).hex()
-
-
-def _cp_size(url: str) -> int:
-    return int(httpx.get(url + "/checkpoint").text.split("\n")[1])
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_ledger(request, tmp_path):
-    d = tmp_path / "ledger"
-    if request.param == "postgres":
-        require_pg()
-        Ledger.init(d, origin="test.example/gc", store={"store": "postgres", "dsn": PG_DSN,
-                                                          "schema": fresh_schema()}).close()
-    else:
-        Ledger.init(d, origin="test.example/gc").close()
-    return d
-
-
-def _register(url: str, *keys: Key) -> list[tuple[int, str]]:
-    out = []
-    for k in keys:
-        r = httpx.post(url + "/v1/identities", json=k.registration())
-        assert r.status_code == 201, r.text
-        out.append((r.json()["index"], r.json()["leaf_hash"]))
-    return out
-
-
-def _append_unsigned(ledger_dir, entries: list[dict]) -> int:
-    """Entries stored without a checkpoint covering them, as a crash between an append's commit and its
-    checkpoint left them in earlier versions (or a writer without the log key). Returns the store size."""
-    with Ledger.open(ledger_dir) as led:
-        bare = TransparencyLog(led.store, led.origin)  # no signing key
-        bare.append([LeafRow(canonical_json(e), leaf_hash(canonical_json(e))) for e in entries])
-        return led.size
 
 
 def _bad_sig(e: dict) -> dict:
@@ -74,7 +34,7 @@ def test_one_bad_entry_among_1000_good_from_other_writers_fails_only_its_request
     try:
         keys = [Key(f"w{i}") for i in range(5)]
         bad_key = Key("bad")
-        _register(s.url, *keys, bad_key)
+        register(s.url, *keys, bad_key)
         batches = [[keys[w % 5].entry("x.y", {"w": w, "j": j}) for j in range(20)] for w in range(50)]
         bad = (_bad_sig(bad_key.entry("x.y", {"bad": 1})) if kind == "bad_signature"
                else bad_key.entry("x.y", {"bad": 1}, time_offset=-3600))
@@ -97,11 +57,11 @@ def test_one_bad_entry_among_1000_good_from_other_writers_fails_only_its_request
         assert all(out[i].status_code == 201 for i in range(50)), {out[i].status_code for i in range(50)}
         idxs = sorted(x["index"] for i in range(50) for x in out[i].json()["results"])
         assert idxs == list(range(6, 1006))
-        assert _cp_size(s.url) == 1006
+        assert checkpoint_size(s.url) == 1006
     finally:
         s.stop()
     with Ledger.open(d) as led:
-        assert led.size == 1006 and not led.store.indices_of([bytes.fromhex(_h(bad))])
+        assert led.size == 1006 and not led.store.indices_of([bytes.fromhex(leaf_hex(bad))])
         assert led.audit(signatures=True).ok
 
 
@@ -120,7 +80,7 @@ def test_a_writer_that_disconnects_before_its_answer(any_ledger):
     s = Server(any_ledger, "--commit-window-ms", "20")
     try:
         k = Key("k")
-        _register(s.url, k)
+        register(s.url, k)
         batches = [[k.entry("x.y", {"b": b, "j": j}) for j in range(20)] for b in range(30)]
         singles = [k.entry("x.y", {"s": i}) for i in range(30)]
         ts = [threading.Thread(target=_post_and_vanish, args=(s.port, "/v1/entries/batch",
@@ -147,7 +107,7 @@ def test_a_writer_that_disconnects_before_its_answer(any_ledger):
             assert r.status_code in (200, 201), r.text
             seen[r.json()["index"]] = r.json()["leaf_hash"]
         c.close()
-        assert _cp_size(s.url) == 1 + 30 * 20 + 30
+        assert checkpoint_size(s.url) == 1 + 30 * 20 + 30
     finally:
         s.stop()
     with Ledger.open(any_ledger) as led:
@@ -177,7 +137,7 @@ def test_disk_full_mid_group_fails_every_request_of_the_group_cleanly(small_disk
     failed: list[set[str]] = []
     try:
         keys = [Key(f"w{i}") for i in range(4)]
-        _register(s.url, *keys)
+        register(s.url, *keys)
         stop = threading.Event()
         lock = threading.Lock()
 
@@ -193,7 +153,7 @@ def test_disk_full_mid_group_fails_every_request_of_the_group_cleanly(small_disk
                         else:
                             assert r.status_code == 503 and r.json()["code"] == "storage", r.text
                             assert r.headers["retry-after"] == "1"
-                            failed.append({_h(e) for e in es})
+                            failed.append({leaf_hex(e) for e in es})
                             if len(failed) >= 30:
                                 stop.set()
                     if stop.is_set():

@@ -9,42 +9,11 @@ import threading
 import time
 
 import httpx
-import pytest
 
-from ailedger.encoding.canonical import canonical_json
 from ailedger.tlog.ledger import Ledger
 from ailedger.tlog.merkle import leaf_hash
+from tests.http.commit_helpers import checkpoint_size, leaf_hex, register
 from tests.http.helpers import Key, Server
-from tests.tlog.stores.pg_factory import PG_DSN, fresh_schema, require_pg
-
-
-def _h(e: dict) -> str:
-    return leaf_hash(canonical_json(e)).hex()
-
-
-def _cp_size(url: str) -> int:
-    return int(httpx.get(url + "/checkpoint").text.split("\n")[1])
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_ledger(request, tmp_path):
-    d = tmp_path / "ledger"
-    if request.param == "postgres":
-        require_pg()
-        Ledger.init(d, origin="test.example/gc", store={"store": "postgres", "dsn": PG_DSN,
-                                                          "schema": fresh_schema()}).close()
-    else:
-        Ledger.init(d, origin="test.example/gc").close()
-    return d
-
-
-def _register(url: str, *keys: Key) -> list[tuple[int, str]]:
-    out = []
-    for k in keys:
-        r = httpx.post(url + "/v1/identities", json=k.registration())
-        assert r.status_code == 201, r.text
-        out.append((r.json()["index"], r.json()["leaf_hash"]))
-    return out
 
 
 def test_sigkill_while_groups_are_written(any_ledger):
@@ -57,7 +26,7 @@ def test_sigkill_while_groups_are_written(any_ledger):
     lock = threading.Lock()
     rng = random.Random(21)
     s = Server(any_ledger)
-    acked += _register(s.url, *keys)
+    acked += register(s.url, *keys)
     for round_ in range(2):
         stop = threading.Event()
 
@@ -80,7 +49,7 @@ def test_sigkill_while_groups_are_written(any_ledger):
                         if ok:
                             acked.extend((x["index"], x["leaf_hash"]) for x in res)
                         else:
-                            unacked.append({_h(e) for e in es})
+                            unacked.append({leaf_hex(e) for e in es})
                     if not ok:
                         return
 
@@ -100,7 +69,7 @@ def test_sigkill_while_groups_are_written(any_ledger):
         s = Server(any_ledger)
         with Ledger.open(any_ledger) as led:
             size = led.size
-        assert _cp_size(s.url) == size, "the checkpoint is behind the store after the restart"
+        assert checkpoint_size(s.url) == size, "the checkpoint is behind the store after the restart"
     s.stop()
     with Ledger.open(any_ledger) as led:
         idxs = [i for i, _ in acked]

@@ -5,46 +5,9 @@ Real `ailedger serve` processes on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import httpx
-import pytest
 
-from ailedger.encoding.canonical import canonical_json
-from ailedger.tlog.ledger import Ledger
-from ailedger.tlog.log import TransparencyLog
-from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.stores import LeafRow
+from tests.http.commit_helpers import append_unsigned, checkpoint_size, register
 from tests.http.helpers import Key, Server
-from tests.tlog.stores.pg_factory import PG_DSN, fresh_schema, require_pg
-
-
-def _cp_size(url: str) -> int:
-    return int(httpx.get(url + "/checkpoint").text.split("\n")[1])
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def any_ledger(request, tmp_path):
-    d = tmp_path / "ledger"
-    if request.param == "postgres":
-        require_pg()
-        Ledger.init(d, origin="test.example/gc", store={"store": "postgres", "dsn": PG_DSN,
-                                                          "schema": fresh_schema()}).close()
-    else:
-        Ledger.init(d, origin="test.example/gc").close()
-    return d
-
-
-def _register(url: str, *keys: Key) -> None:
-    for k in keys:
-        r = httpx.post(url + "/v1/identities", json=k.registration())
-        assert r.status_code == 201, r.text
-
-
-def _append_unsigned(ledger_dir, entries: list[dict]) -> int:
-    """Entries stored without a checkpoint covering them, as a crash between an append's commit and its
-    checkpoint left them in earlier versions (or a writer without the log key). Returns the store size."""
-    with Ledger.open(ledger_dir) as led:
-        bare = TransparencyLog(led.store, led.origin)  # no signing key
-        bare.append([LeafRow(canonical_json(e), leaf_hash(canonical_json(e))) for e in entries])
-        return led.size
 
 
 def test_retry_of_a_logged_entry_gets_its_index(any_ledger):
@@ -53,7 +16,7 @@ def test_retry_of_a_logged_entry_gets_its_index(any_ledger):
     s = Server(any_ledger)
     try:
         k = Key("k")
-        _register(s.url, k)
+        register(s.url, k)
         e = k.entry("x.y", {"n": 1})
         first = httpx.post(s.url + "/v1/entries", json=e)
         assert first.status_code == 201, first.text
@@ -76,14 +39,14 @@ def test_checkpoint_behind_the_store_is_signed_at_start_up(any_ledger):
     k = Key("k")
     s = Server(any_ledger)
     try:
-        _register(s.url, k)
-        assert _cp_size(s.url) == 1
+        register(s.url, k)
+        assert checkpoint_size(s.url) == 1
     finally:
         s.stop()
-    size = _append_unsigned(any_ledger, [k.entry("x.y", {"i": i}) for i in range(300)])
+    size = append_unsigned(any_ledger, [k.entry("x.y", {"i": i}) for i in range(300)])
     s = Server(any_ledger)
     try:
-        assert _cp_size(s.url) == size == 301
+        assert checkpoint_size(s.url) == size == 301
         r = httpx.get(s.url + "/v1/entries/300/inclusion")
         assert r.status_code == 200 and r.json()["tree_size"] == 301, r.text
     finally:
@@ -95,12 +58,12 @@ def test_checkpoint_behind_the_store_is_signed_after_any_write(any_ledger):
     s = Server(any_ledger)
     try:
         k = Key("k")
-        _register(s.url, k)
+        register(s.url, k)
         e = k.entry("x.y", {"n": 0})
         assert httpx.post(s.url + "/v1/entries", json=e).status_code == 201
-        size = _append_unsigned(any_ledger, [k.entry("x.y", {"i": i}) for i in range(40)])
+        size = append_unsigned(any_ledger, [k.entry("x.y", {"i": i}) for i in range(40)])
         assert httpx.post(s.url + "/v1/entries", json=e).status_code == 200  # only a duplicate
-        assert _cp_size(s.url) == size == 42
+        assert checkpoint_size(s.url) == size == 42
         r = httpx.get(s.url + "/v1/entries/41/proof")
         assert r.status_code == 200, r.text
     finally:

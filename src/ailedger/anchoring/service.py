@@ -76,6 +76,7 @@ __all__ = [
 ]
 
 ARTIFACT_ENV = "AILEDGER_ANCHOR_ARTIFACT"
+ARTIFACT = Path(__file__).resolve().with_name("contracts") / "CheckpointAnchor.json"  # package data
 DB_FILE = "anchors.db"
 DEFAULT_CONFIRMATIONS = 1
 MAX_REBROADCASTS = 3
@@ -87,10 +88,11 @@ GWEI = 10**9
 
 
 def load_artifact() -> dict[str, Any]:
-    """The compiled CheckpointAnchor artifact (contracts/build/CheckpointAnchor.json)."""
+    """The compiled CheckpointAnchor artifact: $AILEDGER_ANCHOR_ARTIFACT if set, else the one shipped in the
+    package (``ailedger/anchoring/contracts/``, written by scripts/compile-contracts.sh)."""
     env = os.environ.get(ARTIFACT_ENV)
     candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parents[3] / "contracts" / "build" / "CheckpointAnchor.json")
+    candidates.append(ARTIFACT)
     for c in candidates:
         if c.is_file():
             data: dict[str, Any] = json.loads(c.read_text())

@@ -3,7 +3,8 @@
 A target is written ``s3://BUCKET[/PREFIX]``; the endpoint comes from ``--s3-endpoint`` (or the standard
 ``AWS_ENDPOINT_URL``) and the credentials from the standard AWS chain (``AWS_ACCESS_KEY_ID`` /
 ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE`` and ~/.aws files), all through boto3. The ledger records the
-target as written (``s3://bucket/prefix``), never the endpoint or a credential.
+target as written (``s3://bucket/prefix``) and, beside it, the endpoint that was used when it was not AWS's
+own (``recordable_endpoint``: an http(s) URL, never one carrying a user or password); never a credential.
 
 An S3 target behaves like a storage node (:class:`ailedger.blobs.client.NodeClient`): a shard is the
 object ``PREFIX/<sha256-hex>``; next to it ``PREFIX/<sha256-hex>.leaves`` keeps the shard's segment leaf
@@ -28,7 +29,8 @@ from urllib.parse import urlparse
 from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 
-__all__ = ["S3Target", "check_target", "endpoint_for", "is_s3", "parse_endpoints", "preflight", "s3_client"]
+__all__ = ["S3Target", "check_target", "endpoint_for", "endpoint_in_use", "is_s3", "parse_endpoints", "preflight",
+           "recordable_endpoint", "s3_client"]
 
 _IO = 1 << 20
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -304,3 +306,21 @@ def preflight(targets: list[str], endpoints: str | Mapping[str, str] | None, tim
             code, msg = _explain(e)
             where = endpoint or os.environ.get("AWS_ENDPOINT_URL") or "the default AWS endpoint"
             raise BadInputError(f"S3 target {t} (endpoint {where}): {msg}", field="target", reason=code) from None
+
+
+def endpoint_in_use(endpoint: str | None) -> str | None:
+    """The endpoint a client made for ``endpoint`` talks to (the rule of ``s3_client``): it, else
+    $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else None (AWS itself)."""
+    return endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def recordable_endpoint(endpoint: str | None) -> str | None:
+    """``endpoint`` as a blob record may name it: an http(s) URL with a host and no user, password, query or
+    fragment; None for AWS itself (no endpoint) and for anything else (it is then simply not recorded)."""
+    if not endpoint:
+        return None
+    u = urlparse(endpoint)
+    if u.scheme not in ("http", "https") or not u.hostname or u.username is not None or u.password is not None \
+            or u.query or u.fragment:
+        return None
+    return endpoint

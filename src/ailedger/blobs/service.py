@@ -12,6 +12,11 @@ only then move the output into place. A byte that does not check out never reach
 State is a replay of the ledger: ``blob.put`` (signed by the owner), ``blob.repair`` (new shard
 locations; any signer, since shard bytes are checked by hash anyway; older locations stay as
 fallbacks) and ``blob.readers`` (owner only: the re-wrapped key for the new reader set).
+
+A shard on an S3 target may carry the endpoint it was written to (``"endpoint"``, optional: records
+without it read as before). A reader uses it when it gives no endpoint of its own for that bucket
+(``--s3-endpoint``/$AWS_ENDPOINT_URL win), and only when the blob's owner signed it (a ``blob.repair`` by
+anyone else adds its locations, not where to send AWS-signed requests).
 """
 
 from __future__ import annotations
@@ -33,7 +38,15 @@ from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
 from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
 from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
-from ailedger.blobs.s3 import S3Target, check_target, endpoint_for, is_s3, preflight
+from ailedger.blobs.s3 import (
+    S3Target,
+    check_target,
+    endpoint_for,
+    endpoint_in_use,
+    is_s3,
+    preflight,
+    recordable_endpoint,
+)
 from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
 from ailedger.errors import (
     AiledgerError,
@@ -81,6 +94,7 @@ class BlobState:
     history: list[int] = field(default_factory=list)
     superseded_by: str | None = None
     proof_segment: int = SEGMENT
+    endpoints: dict[str, str] = field(default_factory=dict)  # s3:// location -> endpoint, as the owner recorded
 
     @property
     def reader_dids(self) -> list[str]:
@@ -89,7 +103,9 @@ class BlobState:
     def to_dict(self) -> dict[str, Any]:
         return {"cid": self.cid, "put_index": self.put_index, "owner": self.owner, "profile": self.profile,
                 "plain_size": self.plain_size, "coding": self.coding.to_dict(), "readers": self.reader_dids,
-                "shards": [{"i": s.index, "node": s.locations[0] if s.locations else None, "sha256": s.sha256}
+                "shards": [{"i": s.index, "node": s.locations[0] if s.locations else None, "sha256": s.sha256,
+                            **({"endpoint": self.endpoints[s.locations[0]]}
+                               if s.locations and s.locations[0] in self.endpoints else {})}
                            for s in self.shards],
                 "records": self.history, "superseded_by": self.superseded_by}
 
@@ -149,6 +165,16 @@ def _term(cid: str) -> str:
     return f"blob:{cid}"
 
 
+def _endpoints(st: BlobState, shards: Any) -> None:
+    """Note the endpoints that the owner's shard records name for their S3 locations (optional field)."""
+    for s in shards if isinstance(shards, list) else []:
+        if not isinstance(s, dict):
+            continue
+        node, ep = s.get("node"), s.get("endpoint")
+        if isinstance(node, str) and is_s3(node) and isinstance(ep, str) and recordable_endpoint(ep):
+            st.endpoints[node] = ep
+
+
 class BlobService:
     def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
                  workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None) -> None:
@@ -159,6 +185,7 @@ class BlobService:
         self.timeout = timeout
         self.workers = workers
         self.spool_root = Path(spool) if spool else None
+        self._recorded: dict[str, str] = {}  # endpoints of s3:// locations, from the last blob state() read
 
     # -- helpers ------------------------------------------------------------------------------
     def _client(self, url: str, signer: Any = None) -> Any:
@@ -166,8 +193,17 @@ class BlobService:
         by that identity, RFC 9421, docs/storage.md: a node takes writes only from identities its operator
         admitted) or an S3 target (``s3://bucket[/prefix]``; writes use the AWS credentials)."""
         if is_s3(url):
-            return S3Target(url, self.timeout, endpoint_for(self.s3_endpoint, url))
+            return S3Target(url, self.timeout, self._endpoint(url))
         return NodeClient(url, self.timeout, signer=signer)
+
+    def _endpoint(self, url: str) -> str | None:
+        """The endpoint for S3 target ``url``: the caller's (argument, else None), else the one its record names."""
+        return endpoint_for(self.s3_endpoint, url) or self._recorded.get(url)
+
+    def _endpoint_field(self, url: str) -> dict[str, str]:
+        """``{"endpoint": URL}`` for a shard record on S3 target ``url`` written through a custom endpoint."""
+        ep = recordable_endpoint(endpoint_in_use(self._endpoint(url))) if is_s3(url) else None
+        return {"endpoint": ep} if ep else {}
 
     def _locations(self, urls: Iterable[str], *, check: bool = False) -> list[str]:
         """Normal forms of storage node URLs and S3 targets, duplicates dropped; with ``check`` every
@@ -208,6 +244,7 @@ class BlobService:
                         readers=[crypto.WrappedKey.from_dict(r) for r in b["readers"]], history=[index],
                         proof_segment=int(b.get("proof", {}).get("segment", SEGMENT)),
                     )
+                    _endpoints(st, b["shards"])
                 except (KeyError, TypeError, ValueError) as exc:
                     raise StorageError(f"ledger entry {index} is not a valid blob.put: {exc}", index=index) from None
             elif st is not None and b.get("put") == st.put_index:
@@ -219,6 +256,8 @@ class BlobService:
                             if s["node"] in locs:
                                 locs.remove(s["node"])
                             locs.insert(0, s["node"])
+                    if e.signer == st.owner:
+                        _endpoints(st, b.get("shards", []))
                     st.history.append(index)
                 elif e.type == "blob.supersede" and e.signer == st.owner:
                     st.superseded_by = b.get("superseded_by")
@@ -228,6 +267,7 @@ class BlobService:
                     st.history.append(index)
         if st is None:
             raise NotFoundError(f"no blob {cid} in this ledger", field="cid")
+        self._recorded = dict(st.endpoints)  # the blob being worked on names its stores
         return st
 
     # -- put ------------------------------------------------------------------------------------
@@ -263,8 +303,8 @@ class BlobService:
                 "encryption": {"algorithm": ENCRYPTION, "segment": crypto.SEGMENT},
                 "proof": {"segment": SEGMENT, "tree": "rfc6962-sha256"},
                 "coding": coding.to_dict(),
-                "shards": [{"i": i, "node": placement[i], "sha256": infos[i][0], "root": infos[i][1]}
-                           for i in range(n)],
+                "shards": [{"i": i, "node": placement[i], "sha256": infos[i][0], "root": infos[i][1],
+                            **self._endpoint_field(placement[i])} for i in range(n)],
                 "readers": [crypto.wrap_key(key, d, binding).to_dict() for d in reader_dids],
             }
             try:
@@ -682,7 +722,7 @@ class BlobService:
         finally:
             shutil.rmtree(spool, ignore_errors=True)
         body = {"cid": st.cid, "put": st.put_index,
-                "shards": [{"i": i, "node": u} for i, u in sorted(rebuilt.items())],
+                "shards": [{"i": i, "node": u, **self._endpoint_field(u)} for i, u in sorted(rebuilt.items())],
                 "lost": broken}
         res = self.ledger.append_record("blob.repair", body, signer, terms=[_term(st.cid)])
         return RepairResult(st.cid, healthy, rebuilt, res.index)

@@ -96,8 +96,10 @@ def _error(extra: str, module: str, command: str) -> MissingExtraError:
         extra=extra, module=module, hint=f"run: pip install 'ailedger[{extra}]' (or 'ailedger[all]')")
 
 
-def guard(cmd: click.Command, extra: str | None, path: str) -> None:
-    """Wrap ``cmd``'s callback: check ``extra`` before it runs, and name the extra of a module it misses."""
+def guard(cmd: click.Command, extra: str | None, path: str, home: str | None = None) -> None:
+    """Wrap ``cmd``'s callback: check ``extra`` before it runs, and name the extra of a module it misses.
+    ``home``: the extra of the command's capability, named first for a module that a command needing no
+    extra misses on an optional path (``dataset verify-screening --html`` needs matplotlib: ``screening``)."""
     callback = cmd.callback
     if callback is None:
         return
@@ -112,7 +114,7 @@ def guard(cmd: click.Command, extra: str | None, path: str) -> None:
             return callback(*args, **kwargs)
         except ModuleNotFoundError as exc:
             name = exc.name or ""
-            owner = extra_for_module(name, extra) if name else None
+            owner = extra_for_module(name, extra or home) if name else None
             if owner is None:
                 raise
             raise _error(owner, name.split(".", 1)[0], path) from exc

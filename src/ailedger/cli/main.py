@@ -71,7 +71,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
-    ("screen", "screening", {}),
+    ("screen", "screening", {"dataset verify-screening": None, "dataset verify-removal": None}),
     ("serve", "server", {}),
     ("stake", "governance", {}),
     ("storage", "blobs", {}),
@@ -100,7 +100,7 @@ def _load_commands() -> None:
         module.register(main)
         for key, (path, cmd) in _leaves(main).items():
             if key not in before:
-                guard(cmd, overrides.get(path, extra), path)
+                guard(cmd, overrides.get(path, extra), path, home=extra)
 
 
 _load_commands()

@@ -326,10 +326,11 @@ def register(main: click.Group) -> None:
         except VerificationError as e:
             emit(as_json, {"ok": False, "error": e.to_dict()}, f"FAILED: {e.message}")
             sys.exit(1)
+        page = render_html(report) if html_out else None  # before any file is written (the charts need matplotlib)
         if report_out:
             Path(report_out).write_bytes(report_bytes(report))
-        if html_out:
-            Path(html_out).write_text(render_html(report), encoding="utf-8")
+        if html_out and page is not None:
+            Path(html_out).write_text(page, encoding="utf-8")
         root = f", beside dataset root {rep['dataset_root'][:16]}... (#{rep['dataset_index']})" \
             if "dataset_root" in rep else ""
         emit(as_json, rep, f"OK: screening #{rep['screening_index']} of dataset {rep['dataset']}: verdict "

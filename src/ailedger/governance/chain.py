@@ -1,5 +1,6 @@
 """On-chain mode of the DAO: the same kill switch enforced by Solidity contracts built on OpenZeppelin's
-Governor, ERC20Votes and TimelockController (contracts/governance/, compiled with the pinned npm solc).
+Governor, ERC20Votes and TimelockController (sources in contracts/governance/, compiled with the pinned npm solc;
+the artifacts ship in the package, ``ailedger/governance/contracts/``).
 
 ``ChainDAO.deploy`` wires AiGovToken -> AiGovernor -> AiTimelock -> ModelRegistry (the registry obeys only the
 timelock; k-of-n guardians can suspend at once).  Works on any web3 endpoint: the in-process EVM
@@ -17,7 +18,8 @@ from ailedger.errors import BadInputError, NotFoundError, VerificationError
 
 __all__ = ["REGISTRY_STATES", "STATES", "ChainDAO", "advance", "deploy", "load_artifact", "send"]
 
-BUILD = Path(__file__).resolve().parents[3] / "contracts" / "governance" / "build"
+# package data (pyproject.toml), so a wheel install finds them; scripts/compile-governance-contracts.sh writes here
+BUILD = Path(__file__).resolve().with_name("contracts")
 # IGovernor.ProposalState order
 STATES = ("pending", "active", "canceled", "defeated", "succeeded", "queued", "expired", "executed")
 REGISTRY_STATES = ("unknown", "approved", "suspended", "revoked", "active")

@@ -8,9 +8,12 @@ source can be cut out with a provable change of root.  See docs/screening.md.
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .engine import SCHEMA, check_screenable, screen
+# What needs no numpy (records, proofs, their offline checks, the report's bytes) is imported here; the
+# engine (numpy, scikit-learn, cleanlab) and the data loaders (numpy) only on first use of one of their names,
+# so `dataset verify-screening` and `dataset verify-removal` run in the kernel install.
 from .ledger_log import (
     SCREENING_PROOF,
     SCREENING_RECORD,
@@ -20,19 +23,30 @@ from .ledger_log import (
     store_report,
     verify_screening_proof,
 )
-from .loaders import Dataset, load_dataset
 from .policy import POLICIES, Decision, ScreeningRefused, decide
 from .removal import REMOVAL_PROOF, REMOVAL_RECORD, remove_paths, remove_sources, verify_removal_proof
-from .report import render_html, report_bytes, report_sha256
+from .report import SCHEMA, render_html, report_bytes, report_sha256
+
+if TYPE_CHECKING:
+    from .engine import check_screenable, screen, screen_path
+    from .loaders import Dataset, load_dataset
+
+# name -> the module of this package that defines it, imported when the name is first asked for
+_LAZY = {"check_screenable": "engine", "screen": "engine", "screen_path": "engine", "Dataset": "loaders",
+         "load_dataset": "loaders"}
 
 
-def screen_path(path: str, *, label_column: str | None = None, source_column: str | None = None,
-                text_column: str | None = None, image_column: str | None = None, modality: str = "auto",
-                seed: int = 0, loo: bool = True, ignore_columns: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Load and screen ``path``; raises BadInputError for anything that cannot be screened."""
-    ds = load_dataset(path, label_column=label_column, source_column=source_column, text_column=text_column,
-                      image_column=image_column, modality=modality, ignore_columns=ignore_columns)
-    return screen(ds, seed=seed, loo=loo)
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 __all__ = [

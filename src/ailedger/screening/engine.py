@@ -12,11 +12,11 @@ from ailedger.errors import BadInputError
 from .backdoor import screen_backdoor
 from .duplicates import find_duplicates, knn_graph
 from .labels import choose_folds, screen_labels
-from .loaders import Dataset
+from .loaders import Dataset, load_dataset
 from .outliers import K_NEIGHBOURS, find_outliers
+from .report import SCHEMA
 from .sources import leave_one_source_out, source_verdicts
 
-SCHEMA = "ailedger.dataset.screening/v1"
 MIN_RECORDS = 20
 MIN_PER_CLASS = 2
 LABEL_REASONS = {"label_issue", "duplicate_label_conflict", "backdoor_trigger"}
@@ -229,3 +229,12 @@ def _screen(ds: Dataset, *, seed: int, loo: bool) -> dict[str, Any]:
                            "total": round(time.perf_counter() - t0, 3)},
     }
     return report
+
+
+def screen_path(path: str, *, label_column: str | None = None, source_column: str | None = None,
+                text_column: str | None = None, image_column: str | None = None, modality: str = "auto",
+                seed: int = 0, loo: bool = True, ignore_columns: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Load and screen ``path``; raises BadInputError for anything that cannot be screened."""
+    ds = load_dataset(path, label_column=label_column, source_column=source_column, text_column=text_column,
+                      image_column=image_column, modality=modality, ignore_columns=ignore_columns)
+    return screen(ds, seed=seed, loo=loo)

@@ -18,8 +18,7 @@ from ailedger.provenance.models import entries_found
 from ailedger.tlog.note import parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
 
-from .engine import SCHEMA
-from .report import render_html, report_bytes, report_sha256
+from .report import SCHEMA, render_html, report_bytes, report_sha256
 
 SCREENING_RECORD = "dataset.screening"
 

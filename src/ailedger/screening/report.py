@@ -15,6 +15,10 @@ from typing import Any
 
 from ailedger.encoding.canonical import canonical_json
 
+# the report's schema id, logged in every dataset.screening record (here, not in the engine: the offline
+# checks of a logged report need it without numpy)
+SCHEMA = "ailedger.dataset.screening/v1"
+
 
 def _jsonable(obj: Any) -> Any:
     """Floats in the report are kept, but as JSON numbers RFC 8785 can serialise (no NaN/inf)."""
