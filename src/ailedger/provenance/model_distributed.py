@@ -204,8 +204,11 @@ def plan_tasks(files: list[tuple[int, _File]], task_bytes: int, all_hosts: froze
         for fid, f in group:
             i = 0
             while i < len(f.plan):
+                if cur and cur_bytes + f.plan[i][1] > task_bytes:
+                    tasks.append((where, cur, cur_bytes))
+                    cur, cur_bytes = [], 0
                 j, b = i, 0
-                while j < len(f.plan) and (b == 0 or cur_bytes + b + f.plan[j][1] <= task_bytes):
+                while j < len(f.plan) and (j == i or cur_bytes + b + f.plan[j][1] <= task_bytes):
                     b += f.plan[j][1]
                     j += 1
                 cur.append((fid, i, j))

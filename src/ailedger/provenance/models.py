@@ -9,7 +9,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable, state
+from ailedger.authority.service import (
+    is_effective_registration,
+    model_registration,
+    require_model_usable,
+    state,
+)
 from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
