@@ -271,9 +271,9 @@ def test_unreachable_scheduler_and_bad_options_via_cli(tmp_path):
     assert size() == before
 
 
-def test_cli_dask_register_equals_local_and_second_version_is_incremental(tmp_path):
+def test_cli_dask_register_equals_local_and_second_version_is_incremental(tmp_path, cluster):
     """Through the CLI: `--engine dask --workers 2` (a LocalCluster started by the command) logs the
-    manifest root a local register gives; a second version after a README edit and one replaced shard
+    manifest root a local register gives (later runs use `--scheduler`, the tests' cluster); a second version after a README edit and one replaced shard
     re-hashes exactly those two files, reuses the rest, and says which changed since version 1."""
     from ailedger.tlog.ledger import Ledger
 
@@ -298,8 +298,8 @@ def test_cli_dask_register_equals_local_and_second_version_is_incremental(tmp_pa
     write_safetensors(tmp, {"layers.1.0.weight": ("F32", [300], os.urandom(1200))})
     os.replace(tmp, shard)
     _settle()
-    r = run("model", "register", str(d), "--name", "m", "--as", "alice", "--engine", "dask", "--workers", "2",
-            env=env, timeout=180)
+    r = run("model", "register", str(d), "--name", "m", "--as", "alice", "--engine", "dask", "--scheduler",
+            cluster.scheduler_address, env=env, timeout=180)
     assert "re-hashed 2 file(s)" in r.stdout and "README.md, model-00002-of-00003.safetensors" in r.stdout
     assert f"reused {one['files'] - 2} file(s)" in r.stdout
     assert "changed: README.md, model-00002-of-00003.safetensors" in r.stdout
@@ -316,7 +316,7 @@ def test_cli_dask_register_equals_local_and_second_version_is_incremental(tmp_pa
     assert inc["previous"]["changed"] == ["README.md", "model-00002-of-00003.safetensors"]
     assert inc["previous"]["unchanged_files"] == one["files"] - 2
     # verify, local and on dask: every byte re-read, nothing from the cache
-    for extra in ([], ["--engine", "dask", "--workers", "2"]):
+    for extra in ([], ["--engine", "dask", "--scheduler", cluster.scheduler_address]):
         v = json.loads(run("model", "verify", str(d), "--json", *extra, env=env, timeout=180).stdout)
         assert v["ok"] and v["manifest_root"] == two_root
         assert v["hashing"]["files_read"] == one["files"] and "from_cache" not in v["hashing"]
