@@ -259,8 +259,8 @@ def test_unreachable_scheduler_and_bad_options_via_cli(tmp_path):
 
     before = size()
     bad = run("model", "register", str(tmp_path / "m"), "--name", "m", "--as", "alice", "--engine", "dask",
-              "--scheduler", "tcp://127.0.0.1:18302", env=env, check=False, timeout=120)
-    assert bad.returncode == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:18302" in bad.stderr
+              "--scheduler", "tcp://127.0.0.1:18399", env=env, check=False, timeout=120)
+    assert bad.returncode == 2 and "cannot reach the Dask scheduler at tcp://127.0.0.1:18399" in bad.stderr
     for args, msg in ((["--scheduler", "tcp://x:1"], "--scheduler and --host-root need --engine dask"),
                       (["--engine", "dask", "--host-root", "nohost"], "--host-root must look like HOST=PATH"),
                       (["--engine", "dask", "--host-root", "h=rel/path"], "the path must be absolute"),
