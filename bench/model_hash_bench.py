@@ -281,16 +281,30 @@ def dask_main(a: argparse.Namespace) -> None:
             raise SystemExit(f"dask root {m.root.hex()} != single-host {ref_root}")
         return total / wall, total / max(cpu, 1e-9), total / max(h.last["cpu_seconds"], 1e-9)
 
+    def raw_thread_cpu_rate(seconds: float = 1.0) -> float:
+        """Bytes of SHA-256 per CPU-second of this thread alone (the schedulers of the LocalClusters run
+        in this process: its process CPU is not the reference's)."""
+        block = os.urandom(4 * MIB)
+        n, c0, t0 = 0, time.thread_time(), time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            hashlib.sha256(block).digest()
+            n += len(block)
+        return n / max(time.thread_time() - c0, 1e-9)
+
     best: dict[str, float] = {}
+    per_round: dict[str, list[float]] = {"dask2_vs_single": [], "dask2_vs_dask1": [], "dask2_vs_limit": []}
     for r in range(a.rounds):
         row = {"raw_sha256_1thread": raw_hash_rate(1), "raw_sha256_all_cores": raw_hash_rate(cores),
-               "raw_sha256_per_cpu_s": raw_cpu_rate()}
+               "raw_sha256_per_cpu_s": raw_thread_cpu_rate()}
         rate, root, _, cpu_rate = ours(d, cores)
         if root != ref_root:
             raise SystemExit("single-host root moved between runs")
         row["single_host"], row["single_host_per_cpu_s"] = rate, cpu_rate
         row["dask_1_worker"], row["dask_1_worker_per_cpu_s"], row["dask_1_worker_per_task_cpu_s"] = run_dask(1)
         row["dask_2_workers"], row["dask_2_workers_per_cpu_s"], row["dask_2_workers_per_task_cpu_s"] = run_dask(2)
+        per_round["dask2_vs_single"].append(row["dask_2_workers"] / row["single_host"])
+        per_round["dask2_vs_dask1"].append(row["dask_2_workers"] / row["dask_1_worker"])
+        per_round["dask2_vs_limit"].append(row["dask_2_workers"] / row["raw_sha256_all_cores"])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v / MIB:.0f} MiB/s" for k, v in row.items()))
         for k, v in row.items():
             best[k] = max(best.get(k, 0.0), v)
@@ -357,6 +371,8 @@ def dask_main(a: argparse.Namespace) -> None:
         "cpu_efficiency_dask_2": round(best["dask_2_workers_per_cpu_s"] / raw_cpu, 3),
         "cpu_efficiency_single_host": round(best["single_host_per_cpu_s"] / raw_cpu, 3),
         "task_cpu_efficiency_dask_2": round(best["dask_2_workers_per_task_cpu_s"] / raw_cpu, 3),
+        "per_round_wall_ratios": {k: [round(x, 3) for x in v] for k, v in per_round.items()},
+        "median_wall_ratios": {k: round(sorted(v)[len(v) // 2], 3) for k, v in per_round.items()},
         "incremental": inc,
         "loadavg_end": os.getloadavg(),
         "manifest_root": ref_root,
@@ -408,6 +424,9 @@ def main() -> None:
         row["ailedger_per_cpu_s"] = cpu_rate
         row["model_signing_files"], row["model_signing_files_per_cpu_s"] = model_signing_rate(d, "files")
         row["model_signing_shards"], row["model_signing_shards_per_cpu_s"] = model_signing_rate(d, "shards")
+        per_round["dask2_vs_single"].append(row["dask_2_workers"] / row["single_host"])
+        per_round["dask2_vs_dask1"].append(row["dask_2_workers"] / row["dask_1_worker"])
+        per_round["dask2_vs_limit"].append(row["dask_2_workers"] / row["raw_sha256_all_cores"])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v / MIB:.0f} MiB/s" for k, v in row.items()))
         for k, v in row.items():
             best[k] = max(best.get(k, 0.0), v)

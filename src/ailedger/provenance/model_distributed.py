@@ -384,9 +384,10 @@ class DaskModelHasher:
                     digests[fid][a:a + len(ds)] = ds
                 bar.update(r["bytes"])
                 per_task.append(r)
-            if not pending:
-                break
-            # a task that only some hosts can run waits forever once they are all gone: say so instead
+            if not pending or done or all(p[1] is None for p in pending.values()):
+                continue
+            # nothing finished for a second and a task only some hosts can run is waiting: once those
+            # hosts are all gone it would wait forever, so say so instead
             alive = set(self._hosts())
             now = time.monotonic()
             for key, (_, where, pieces) in pending.items():
