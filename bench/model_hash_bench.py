@@ -424,9 +424,6 @@ def main() -> None:
         row["ailedger_per_cpu_s"] = cpu_rate
         row["model_signing_files"], row["model_signing_files_per_cpu_s"] = model_signing_rate(d, "files")
         row["model_signing_shards"], row["model_signing_shards_per_cpu_s"] = model_signing_rate(d, "shards")
-        per_round["dask2_vs_single"].append(row["dask_2_workers"] / row["single_host"])
-        per_round["dask2_vs_dask1"].append(row["dask_2_workers"] / row["dask_1_worker"])
-        per_round["dask2_vs_limit"].append(row["dask_2_workers"] / row["raw_sha256_all_cores"])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v / MIB:.0f} MiB/s" for k, v in row.items()))
         for k, v in row.items():
             best[k] = max(best.get(k, 0.0), v)
