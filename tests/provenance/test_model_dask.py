@@ -104,6 +104,7 @@ def test_plan_tasks_covers_every_chunk_once(tmp_path):
             assert nbytes <= max(tb, max(ln for fid, a, b in pieces for _, ln in files[fid].plan[a:b]))
             for fid, a, b in pieces:
                 seen.setdefault(fid, []).append((a, b))
+        assert seen[[f.rel for f in files].index("empty.txt")] == [(0, 0)]  # checked by a task, no bytes
         for fid, f in enumerate(files):
             spans = sorted(seen.get(fid, []))
             covered = [i for a, b in spans for i in range(a, b)]
@@ -242,6 +243,48 @@ def test_worker_killed_mid_hash_gives_the_same_root(tmp_path, cluster):
         new_pids = sorted(eng.client.run(os.getpid).values())
     assert pids[0] not in new_pids
     assert box["m"] == single
+
+
+def test_worker_killed_with_no_retries_left_fails_cleanly(tmp_path, ledger, alice):
+    """With Dask allowed no retries, killing the only worker mid-hash stops the register with a clear
+    error before anything is signed: the log is unchanged."""
+    import dask
+
+    d = tmp_path / "big"
+    d.mkdir()
+    for i in range(4):
+        (d / f"part{i}.bin").write_bytes(os.urandom(48 << 20))
+    size = ledger.size
+    box: dict = {}
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        c = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                     host="127.0.0.1", silence_logs=40)
+    try:
+        with DaskEngine(c.scheduler_address) as eng:
+            pid = next(iter(eng.client.run(os.getpid).values()))
+            h = DaskModelHasher(eng, task_bytes=4 << 20)
+
+            def go():
+                try:
+                    box["res"] = register_model(ledger, d, "doomed", alice, hasher=h.hash_model_dir)
+                except Exception as e:  # noqa: BLE001 - checked below
+                    box["err"] = e
+
+            t = threading.Thread(target=go)
+            t.start()
+            deadline = time.time() + 60
+            while time.time() < deadline and not any(eng.client.processing().values()):
+                time.sleep(0.005)
+            time.sleep(0.05)
+            assert "res" not in box, "the hashing finished before the worker could be killed"
+            os.kill(pid, signal.SIGKILL)
+            t.join(180)
+            assert not t.is_alive()
+    finally:
+        c.close()
+    assert isinstance(box.get("err"), EngineError), box
+    assert "nothing was logged" in box["err"].message
+    assert ledger.size == size
 
 
 def test_unreachable_scheduler_and_bad_options_via_cli(tmp_path):

@@ -52,6 +52,7 @@ __all__ = ["TASK_BYTES", "DaskModelHasher", "HostFiles", "merge_scans", "plan_ta
 
 TASK_BYTES = 256 << 20  # bytes of chunks per task: big enough to amortise a task's ~1 ms, small enough to spread
 HOLDER_GRACE = 30.0  # seconds a task may wait with no worker left on any host holding its file
+SCAN_TIMEOUT = 600.0  # seconds for one host to list the folder and read its safetensors headers
 
 
 def _sig(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -202,6 +203,9 @@ def plan_tasks(files: list[tuple[int, _File]], task_bytes: int, all_hosts: froze
         cur: list[tuple[int, int, int]] = []
         cur_bytes = 0
         for fid, f in group:
+            if not f.plan:  # an empty file: no bytes, but its task still checks it is empty and unmoved
+                cur.append((fid, 0, 0))
+                continue
             i = 0
             while i < len(f.plan):
                 if cur and cur_bytes + f.plan[i][1] > task_bytes:
@@ -261,7 +265,7 @@ class DaskModelHasher:
         out = {}
         try:
             for h, fut in futs.items():
-                out[h] = fut.result(timeout=max(60.0, self.holder_grace))
+                out[h] = fut.result(timeout=SCAN_TIMEOUT)
         except Exception as e:
             if isinstance(e, AiledgerError):
                 raise
