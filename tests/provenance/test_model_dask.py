@@ -20,13 +20,13 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from ailedger.errors import BadInputError  # noqa: E402
-from ailedger.provenance import HashStats, hashing, register_model, verify_model  # noqa: E402
-from ailedger.provenance.distributed import DaskEngine, EngineError  # noqa: E402
-from ailedger.provenance.hashing import hash_model_dir  # noqa: E402
-from ailedger.provenance.model_distributed import DaskModelHasher, merge_scans, plan_tasks, scan_host  # noqa: E402
-from tests.cli.clirun import run  # noqa: E402
-from tests.provenance.conftest import write_safetensors  # noqa: E402
+from ailedger.errors import BadInputError
+from ailedger.provenance import HashStats, hashing, register_model, verify_model
+from ailedger.provenance.distributed import DaskEngine, EngineError
+from ailedger.provenance.hashing import hash_model_dir
+from ailedger.provenance.model_distributed import DaskModelHasher, merge_scans, plan_tasks, scan_host
+from tests.cli.clirun import run
+from tests.provenance.conftest import write_safetensors
 
 CS = 4096
 
