@@ -200,6 +200,17 @@ def test_each_host_hashes_the_files_it_holds(tmp_path, two_hosts):
         assert h.last["hosts"] == ["127.0.0.1", "127.0.0.2"]
         assert h.last["hosts_holding"] == {"127.0.0.1": len(single.files) - 2, "127.0.0.2": len(single.files) - 1}
         assert len(h.last["by_worker_pid"]) == 2  # both hosts hashed
+        # through the CLI: --scheduler and one --host-root per host, the same root logged
+        from ailedger.tlog.ledger import Ledger
+
+        lg = Ledger.init(tmp_path / "lg", origin="test.example/two-hosts")
+        lg.identities.create("alice")
+        lg.close()
+        out = json.loads(run("model", "register", "/nonexistent/on/purpose", "--name", "split", "--as", "alice",
+                             "--chunk-size", str(CS), "--engine", "dask", "--scheduler", two_hosts, "--host-root",
+                             f"127.0.0.1={a}", "--host-root", f"127.0.0.2={b}", "--json",
+                             env={**os.environ, "AILEDGER_LEDGER": str(tmp_path / "lg")}, timeout=180).stdout)
+        assert out["manifest_root"] == single.root.hex() and out["engine"]["hosts"] == ["127.0.0.1", "127.0.0.2"]
         # a host named that runs no worker is bad input
         with pytest.raises(BadInputError, match="10.9.9.9, which runs no worker"):
             DaskModelHasher(eng, roots={"10.9.9.9": str(a)}).hash_model_dir(str(full), chunk_size=CS)
