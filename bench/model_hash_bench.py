@@ -236,6 +236,14 @@ def rewrite_shard(p: Path, rng: Any) -> None:
     os.replace(tmp, p)
 
 
+def _vm_hwm_kib() -> int:
+    """Peak resident memory of the calling process (run on each Dask worker)."""
+    for ln in Path("/proc/self/status").read_text().splitlines():
+        if ln.startswith("VmHWM:"):
+            return int(ln.split()[1])
+    return 0
+
+
 def _proc_cpu(pid: int) -> float:
     """utime + stime of one process, from /proc (seconds)."""
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -308,6 +316,8 @@ def dask_main(a: argparse.Namespace) -> None:
         print(f"round {r + 1}: " + ", ".join(f"{k} {v / MIB:.0f} MiB/s" for k, v in row.items()))
         for k, v in row.items():
             best[k] = max(best.get(k, 0.0), v)
+    peak_rss = {n: sorted(round(v / 1024, 1) for v in e.client.run(_vm_hwm_kib).values()) for n, e in engines.items()}
+    print(f"peak RSS per worker (VmHWM, MiB): 1-worker cluster {peak_rss[1]}, 2-worker cluster {peak_rss[2]}")
     # incremental: v1 registered with the cache, then README edited and one shard rewritten
     work = Path(tempfile.mkdtemp(prefix="ailedger-bench-incr-", dir=str(d.parent)))
     inc: dict[str, Any] = {}
@@ -373,6 +383,7 @@ def dask_main(a: argparse.Namespace) -> None:
         "task_cpu_efficiency_dask_2": round(best["dask_2_workers_per_task_cpu_s"] / raw_cpu, 3),
         "per_round_wall_ratios": {k: [round(x, 3) for x in v] for k, v in per_round.items()},
         "median_wall_ratios": {k: round(sorted(v)[len(v) // 2], 3) for k, v in per_round.items()},
+        "peak_rss_mib_per_worker": {str(k): v for k, v in peak_rss.items()},
         "incremental": inc,
         "loadavg_end": os.getloadavg(),
         "manifest_root": ref_root,
