@@ -134,7 +134,10 @@ def _incremental(ledger: Any, m: Manifest, st: HashStats, prev: tuple[int, Any] 
     pm = e.body.get("manifest") or {}
     out["previous"] = {"name": e.body.get("name"), "index": idx, "manifest_root": pm.get("root")}
     theirs: dict[str, str] | None = None
-    exp = load_manifest(ledger, str(pm.get("root")))
+    try:  # the entry is logged by now: a damaged stored manifest only costs the comparison
+        exp = load_manifest(ledger, str(pm.get("root")))
+    except AiledgerError:
+        exp = None
     if exp is not None:
         theirs = {f.path: f.root.hex() for f in exp.files}
     elif isinstance(e.body.get("files"), list):
