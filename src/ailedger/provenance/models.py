@@ -141,7 +141,10 @@ def _incremental(ledger: Any, m: Manifest, st: HashStats, prev: tuple[int, Any] 
     if exp is not None:
         theirs = {f.path: f.root.hex() for f in exp.files}
     elif isinstance(e.body.get("files"), list):
-        theirs = {f["path"]: f["root"] for f in e.body["files"]}
+        try:
+            theirs = {str(f["path"]): str(f["root"]) for f in e.body["files"]}
+        except (KeyError, TypeError):
+            theirs = None
     if pm.get("chunk_size") != m.chunk_size:
         out["previous"]["note"] = (f"the previous version was cut into {pm.get('chunk_size')}-byte chunks, this "
                                    f"one into {m.chunk_size}: their file roots cannot be compared")
