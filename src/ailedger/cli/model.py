@@ -83,6 +83,46 @@ def _status_lines(st: dict[str, Any]) -> list[str]:
     ]
 
 
+def _host_roots(items: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for it in items:
+        host, sep, path = it.partition("=")
+        if not sep or not host or not path:
+            raise BadInputError(f"--host-root must look like HOST=PATH, got {it!r}", field="host_root")
+        if not os.path.isabs(path):
+            raise BadInputError(f"--host-root {it!r}: the path must be absolute (it is read on that host)",
+                                field="host_root")
+        out[host] = path
+    return out
+
+
+def _names(paths: list[str], n: int) -> str:
+    shown = paths[:8]
+    return ", ".join(shown) + (f" and {n - len(shown)} more" if n > len(shown) else "")
+
+
+def _incremental_lines(inc: dict[str, Any], seconds: float) -> list[str]:
+    """Which files this register read and which it took from the hash cache; what changed since the
+    previous version."""
+    out = [f"re-hashed {inc['rehashed_files']} file(s), {inc['rehashed_bytes']} bytes in {seconds:.2f}s"
+           + (f": {_names(inc['rehashed'], inc['rehashed_files'])}" if inc["rehashed_files"] else "")]
+    if inc["reused_files"]:
+        out.append(f"reused {inc['reused_files']} file(s), {inc['reused_bytes']} bytes, from the hash cache "
+                   f"(unchanged since this ledger hashed them: same real path, size, mtime, ctime, inode): "
+                   f"{_names(inc['reused'], inc['reused_files'])}")
+    p = inc.get("previous")
+    if p:
+        out.append(f"previous version: {p['name']} #{p['index']} (manifest {str(p['manifest_root'])[:16]}...)")
+        if "note" in p:
+            out.append("  " + p["note"])
+        for k in ("changed", "added", "removed"):
+            if p.get(k + "_files"):
+                out.append(f"  {k}: {_names(p[k], p[k + '_files'])}")
+        if "unchanged_files" in p:
+            out.append(f"  unchanged: {p['unchanged_files']} file(s)")
+    return out
+
+
 def register(main: click.Group) -> None:
     @main.group("model")
     def model() -> None:
@@ -101,35 +141,73 @@ def register(main: click.Group) -> None:
     @click.option("--meta", "metas", multiple=True, help="Free metadata KEY=VALUE (repeatable).")
     @click.option("--metadata", "meta_file", default=None, help="JSON file of free metadata.")
     @click.option("--chunk-size", type=int, default=None, help="Chunk size in bytes (default 4 MiB).")
-    @click.option("--workers", type=int, default=None, help="Hashing threads (default: all cores).")
+    @click.option("--workers", type=int, default=None, help="Hashing threads (default: all cores); with --engine dask "
+                  "and no --scheduler, the worker processes of the local Dask cluster started for this register.")
     @click.option("--follow-symlinks", is_flag=True, help="Follow symlinks that leave the folder.")
     @click.option("--ignore", "ignores", multiple=True, help="Relative path to leave out (repeatable).")
+    @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                  help="Hash on this host, or on the workers of a Dask cluster (each host hashes the files or "
+                       "byte ranges it holds; the manifest root is the same).")
+    @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                  help="With --engine dask: a running Dask scheduler (default: a LocalCluster started here).")
+    @click.option("--host-root", "host_roots", multiple=True, metavar="HOST=PATH",
+                  help="With --engine dask: the folder holding the model on that worker host, where it is not "
+                       "DIRECTORY (repeatable).")
+    @click.option("--previous", default=None, metavar="NAME[@N]|#INDEX",
+                  help="The version this one follows (default: the current registration of --name, if any): the "
+                       "answer says which files changed since it.")
     @ledger_option
     @json_option
     def model_register(directory: str, name: str, identity: str, datasets: tuple[str, ...], base: str | None,
                        code_repo: str | None, code_commit: str | None, hps: tuple[str, ...], hp_file: str | None,
                        metas: tuple[str, ...], meta_file: str | None, chunk_size: int | None, workers: int | None,
-                       follow_symlinks: bool, ignores: tuple[str, ...], ledger_path: str | None,
+                       follow_symlinks: bool, ignores: tuple[str, ...], engine: str, scheduler: str | None,
+                       host_roots: tuple[str, ...], previous: str | None, ledger_path: str | None,
                        as_json: bool) -> None:
-        """Hash DIRECTORY, sign its manifest and log it with its lineage."""
+        """Hash DIRECTORY, sign its manifest and log it with its lineage.
+
+        Files this ledger hashed before and whose real path, size, mtime, ctime, inode and device have not
+        moved since are taken from its hash cache; the answer names the files re-hashed and the files
+        reused, and what changed since the previous version.  `model verify` never uses that cache."""
         from ailedger.provenance import HashStats, register_model
         from ailedger.provenance.manifest import DEFAULT_CHUNK_SIZE
 
+        if (scheduler or host_roots) and engine != "dask":
+            raise BadInputError("--scheduler and --host-root need --engine dask", field="engine")
+        if workers is not None and workers < 1:
+            raise BadInputError("--workers must be at least 1", field="workers")
+        roots = _host_roots(host_roots)
         hp = {**read_json_file(hp_file, "hyperparameters"), **parse_kv(hps, "hp")}
         meta = {**read_json_file(meta_file, "metadata"), **parse_kv(metas, "meta")}
         with open_ledger(ledger_path) as ledger:
             ident = load_identity(ledger, identity)
             stats = HashStats()
-            res = register_model(ledger, directory, name, ident, datasets=datasets, base=base, code_repo=code_repo,
-                                 code_commit=code_commit, hyperparameters=hp, metadata=meta,
-                                 chunk_size=chunk_size or DEFAULT_CHUNK_SIZE, workers=workers,
-                                 progress=show_progress(as_json), follow_external_symlinks=follow_symlinks,
-                                 ignore=ignores, stats=stats)
+            kw: dict[str, Any] = {"datasets": datasets, "base": base, "code_repo": code_repo, "code_commit": code_commit,
+                                      "hyperparameters": hp, "metadata": meta, "chunk_size": chunk_size or DEFAULT_CHUNK_SIZE,
+                                      "workers": workers, "progress": show_progress(as_json),
+                                      "follow_external_symlinks": follow_symlinks, "ignore": ignores, "stats": stats,
+                                      "previous": previous}
+            engine_info = None
+            if engine == "dask":
+                from ailedger.provenance.distributed import DaskEngine
+                from ailedger.provenance.model_distributed import DaskModelHasher
+
+                with DaskEngine(scheduler, workers) as eng:
+                    hasher = DaskModelHasher(eng, roots=roots)
+                    res = register_model(ledger, directory, name, ident, hasher=hasher.hash_model_dir, **kw)
+                    engine_info = hasher.last
+            else:
+                res = register_model(ledger, directory, name, ident, **kw)
         res["hashing"] = stats.to_dict()
-        emit(res, as_json,
-             f"registered model {name} as entry #{res['index']}\n"
-             f"manifest root {res['manifest_root']} ({res['files']} files, {res['bytes']} bytes; "
-             f"hashed {stats.bytes_hashed} bytes in {stats.seconds:.2f}s, rest from cache)")
+        if engine_info is not None:
+            res["engine"] = engine_info
+        lines = [f"registered model {name} as entry #{res['index']}",
+                 f"manifest root {res['manifest_root']} ({res['files']} files, {res['bytes']} bytes)"]
+        if engine_info is not None:
+            lines.append(f"engine: dask, {engine_info['tasks']} tasks on {engine_info['workers']} workers "
+                         f"({len(engine_info['hosts'])} host(s))")
+        lines += _incremental_lines(res["incremental"], stats.seconds)
+        emit(res, as_json, "\n".join(lines))
 
     @model.command("verify")
     @click.argument("directory", type=click.Path(file_okay=False))
@@ -143,11 +221,15 @@ def register(main: click.Group) -> None:
                   help="Take digests of files unchanged since they were last hashed here (same path, size, "
                        "mtime, ctime, inode) from the ledger's hash cache instead of re-reading them. The "
                        "answer then says how much came from the cache. Default: every byte is re-read.")
+    @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                  help="Re-hash on this host, or on the workers of a Dask cluster (every byte either way).")
+    @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                  help="With --engine dask: a running Dask scheduler (default: a LocalCluster started here).")
     @ledger_option
     @json_option
     def model_verify(directory: str, name: str | None, oms_sig: str | None, public_key: str | None,
                      workers: int | None, follow_symlinks: bool, ignores: tuple[str, ...], trust_cache: bool,
-                     ledger_path: str | None, as_json: bool) -> None:
+                     engine: str, scheduler: str | None, ledger_path: str | None, as_json: bool) -> None:
         """Re-hash every byte of DIRECTORY and say which record it matches, or exactly what changed."""
         if oms_sig:
             from ailedger.provenance import oms_verify
@@ -165,9 +247,19 @@ def register(main: click.Group) -> None:
             return
         from ailedger.provenance import verify_model
 
+        if scheduler and engine != "dask":
+            raise BadInputError("--scheduler needs --engine dask", field="engine")
+        vkw: dict[str, Any] = {"name": name, "workers": workers, "progress": show_progress(as_json),
+                                   "follow_external_symlinks": follow_symlinks, "ignore": ignores, "trust_cache": trust_cache}
         with open_ledger(ledger_path) as ledger:
-            rep = verify_model(ledger, directory, name=name, workers=workers, progress=show_progress(as_json),
-                               follow_external_symlinks=follow_symlinks, ignore=ignores, trust_cache=trust_cache)
+            if engine == "dask":
+                from ailedger.provenance.distributed import DaskEngine
+                from ailedger.provenance.model_distributed import DaskModelHasher
+
+                with DaskEngine(scheduler, workers) as eng:
+                    rep = verify_model(ledger, directory, hasher=DaskModelHasher(eng).hash_model_dir, **vkw)
+            else:
+                rep = verify_model(ledger, directory, **vkw)
         if rep["ok"]:
             lines = [(f"OK: {directory} is exactly model {rep['name']} (manifest {rep['manifest_root'][:16]}..., "
                      f"{rep['files']} files, {rep['bytes']} bytes)")]

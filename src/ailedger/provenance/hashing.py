@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "HashCache",
     "HashStats",
     "ScannedFile",
+    "cached_entry",
     "cpu_workers",
     "hash_files_whole",
     "hash_model_dir",
@@ -74,6 +75,7 @@ class ScannedFile:
     path: str  # absolute path (through any symlink)
     st: os.stat_result
     seen_ns: int = 0  # wall clock just before the stat (0: unknown, so never cached)
+    real: str = ""  # the file's real path (through every symlink): what the cache keys on, when known
 
 
 def _inside(real: str, root_real: str) -> bool:
@@ -138,7 +140,7 @@ def scan_dir(root: str | os.PathLike[str], *, follow_external_symlinks: bool = F
                 raise BadInputError(f"{rel} is not a regular file (a pipe, socket or device?)", field="path")
             if not os.access(full, os.R_OK):
                 raise BadInputError(f"cannot read {rel}: permission denied", field="path")
-            out.append(ScannedFile(rel, os.path.abspath(full), st, seen))
+            out.append(ScannedFile(rel, os.path.abspath(full), st, seen, os.path.realpath(full)))
     if not out:
         raise BadInputError(f"{root} contains no files to hash", field="path")
     out.sort(key=lambda s: s.rel)
@@ -165,7 +167,8 @@ def _cacheable(f: ScannedFile) -> bool:
 class HashCache:
     """(path, size, mtime_ns, ctime_ns, inode, device, chunk size) -> file entry; SQLite, one file.
 
-    A speed-up for producing a manifest of the user's own files (register, sign), never evidence
+    The path is the file's real path (symlinks resolved), so a new version of a model whose unchanged
+    files are symlinks to the same blobs (the Hugging Face cache's snapshots) finds them.  A speed-up for producing a manifest of the user's own files (register, sign), never evidence
     for a verifier: ``model verify`` opens it only with ``--trust-cache``."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -184,7 +187,7 @@ class HashCache:
     @staticmethod
     def _key(f: ScannedFile, chunk_size: int) -> tuple[Any, ...]:
         st = f.st
-        return (f.path, chunk_size, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+        return (f.real or f.path, chunk_size, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
     def get(self, f: ScannedFile, chunk_size: int) -> tuple[dict[str, Any] | None, str | None]:
         if not _cacheable(f):
@@ -226,6 +229,8 @@ class HashStats:
     bytes_hashed: int = 0
     seconds: float = 0.0
     workers: int = 1
+    hashed_paths: list[str] = field(default_factory=list)  # relative paths read and hashed in this run
+    cached_paths: list[str] = field(default_factory=list)  # relative paths whose digests came from the cache
 
     @property
     def files_from_cache(self) -> int:
@@ -236,7 +241,7 @@ class HashStats:
         return self.bytes_total - self.bytes_hashed
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
+        d = {k: v for k, v in self.__dict__.items() if not k.endswith("_paths")}
         d["mib_per_s"] = round(self.bytes_hashed / (1 << 20) / self.seconds, 1) if self.seconds else None
         return d
 
@@ -463,6 +468,24 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_size, a.st_mtime_ns, a.st_ino, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ino, b.st_ctime_ns)
 
 
+def cached_entry(cache: HashCache, f: ScannedFile, chunk_size: int) -> FileEntry | None:
+    """``f``'s file entry from the cache (under its path ``f.rel``), or None: not there, not cacheable,
+    or a damaged row (a miss: the file is hashed again).  Counts the hit or miss."""
+    hit, _ = cache.get(f, chunk_size)
+    fe = None
+    if hit is not None:
+        hit["path"] = f.rel
+        try:
+            fe = FileEntry.from_dict(hit)
+        except AiledgerError:
+            fe = None
+    if fe is None:
+        cache.misses += 1
+    else:
+        cache.hits += 1
+    return fe
+
+
 def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
                    workers: int | None = None, cache: HashCache | None = None, progress: bool = False,
                    follow_external_symlinks: bool = False, ignore: Iterable[str] = (),
@@ -484,17 +507,12 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
     todo: list[tuple[ScannedFile, list[tuple[int, int]], list[Tensor] | None]] = []
     for f in files:
         if cache is not None:
-            hit, _ = cache.get(f, chunk_size)
-            if hit is not None:
-                hit["path"] = f.rel
-                try:
-                    entries[f.rel] = FileEntry.from_dict(hit)
-                except AiledgerError:  # a damaged cache row is a miss: the file is hashed again
-                    hit = None
-            if hit is not None:
-                cache.hits += 1
+            fe = cached_entry(cache, f, chunk_size)
+            if fe is not None:
+                entries[f.rel] = fe
+                st.cached_paths.append(f.rel)
                 continue
-            cache.misses += 1
+        st.hashed_paths.append(f.rel)
         plan, tensors = _safetensors_plan(f, chunk_size, strict)
         todo.append((f, plan, tensors))
     total = sum(f.st.st_size for f, _, _ in todo)

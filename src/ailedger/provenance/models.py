@@ -5,15 +5,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable
+from ailedger.authority.service import (
+    is_effective_registration,
+    model_registration,
+    require_model_usable,
+    state,
+)
 from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
-from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError, ProofError, VerificationError
 from ailedger.provenance.datasets import find_dataset
 from ailedger.provenance.entries import (  # noqa: F401 - their names in this module are kept
     DATASET_RECORD,
@@ -45,6 +50,7 @@ __all__ = [
     "entry_status",
     "find_dataset",
     "find_model",
+    "find_model_version",
     "manifest_store",
     "prove_model_part",
     "register_model",
@@ -97,6 +103,66 @@ def find_model(ledger: Any, ref: str) -> tuple[int, Any]:
     return model_registration(ledger, ref)
 
 
+def find_model_version(ledger: Any, ref: str) -> tuple[int, Any]:
+    """:func:`find_model`, and ``NAME@N``: the N-th registration (1 = the first) of NAME by its owner."""
+    name, at, n = ref.rpartition("@")
+    if not at or not name or not n.isascii() or not n.isdigit():
+        return find_model(ledger, ref)
+    m = state(ledger).models.models.get(name)
+    if m is None or not m.versions:
+        raise NotFoundError(f"no registered model named {name!r}", field="model")
+    k = int(n)
+    if not 1 <= k <= len(m.versions):
+        raise NotFoundError(f"model {name} has {len(m.versions)} version(s); there is no version {k}", field="model")
+    return m.versions[k - 1], ledger.entry(m.versions[k - 1])
+
+
+LIST_CAP = 200  # paths listed per kind in a register's answer (the counts are always complete)
+
+
+def _incremental(ledger: Any, m: Manifest, st: HashStats, prev: tuple[int, Any] | None) -> dict[str, Any]:
+    """What this register read and what it took from the hash cache, and, when there is a previous
+    version, which files changed since it.  Files from the cache are ones this ledger hashed before and
+    whose (real path, size, mtime, ctime, inode, device) have not moved since; nothing else is reused."""
+    out: dict[str, Any] = {"rehashed": st.hashed_paths[:LIST_CAP], "reused": st.cached_paths[:LIST_CAP],
+                           "rehashed_files": st.files_hashed, "reused_files": st.files_from_cache,
+                           "rehashed_bytes": st.bytes_hashed, "reused_bytes": st.bytes_from_cache,
+                           "previous": None}
+    if prev is None:
+        return out
+    idx, e = prev
+    pm = e.body.get("manifest") or {}
+    out["previous"] = {"name": e.body.get("name"), "index": idx, "manifest_root": pm.get("root")}
+    theirs: dict[str, str] | None = None
+    try:  # the entry is logged by now: a damaged stored manifest only costs the comparison
+        exp = load_manifest(ledger, str(pm.get("root")))
+    except AiledgerError:
+        exp = None
+    if exp is not None:
+        theirs = {f.path: f.root.hex() for f in exp.files}
+    elif isinstance(e.body.get("files"), list):
+        try:
+            theirs = {str(f["path"]): str(f["root"]) for f in e.body["files"]}
+        except (KeyError, TypeError):
+            theirs = None
+    if pm.get("chunk_size") != m.chunk_size:
+        out["previous"]["note"] = (f"the previous version was cut into {pm.get('chunk_size')}-byte chunks, this "
+                                   f"one into {m.chunk_size}: their file roots cannot be compared")
+        return out
+    if theirs is None:
+        out["previous"]["note"] = "the previous version's manifest is not stored in this ledger"
+        return out
+    mine = {f.path: f.root.hex() for f in m.files}
+    changed = sorted(p for p in mine.keys() & theirs.keys() if mine[p] != theirs[p])
+    kinds = {"changed": changed, "added": sorted(mine.keys() - theirs.keys()),
+             "removed": sorted(theirs.keys() - mine.keys()),
+             "unchanged": sorted(p for p in mine.keys() & theirs.keys() if mine[p] == theirs[p])}
+    for k, v in kinds.items():
+        out["previous"][k] = v[:LIST_CAP]
+        out["previous"][k + "_files"] = len(v)
+    return out
+
+
 def _name_ok(name: str, what: str) -> None:
     if not name or len(name) > 200 or any(c.isspace() for c in name) or name.startswith("#"):
         raise BadInputError(f"{what} name must be a non-empty word without spaces", field="name")
@@ -107,9 +173,24 @@ def register_model(ledger: Any, path: str | os.PathLike[str], name: str, identit
                    code_commit: str | None = None, hyperparameters: dict[str, Any] | None = None,
                    metadata: dict[str, Any] | None = None, chunk_size: int = DEFAULT_CHUNK_SIZE,
                    workers: int | None = None, progress: bool = False, follow_external_symlinks: bool = False,
-                   ignore: Iterable[str] = (), stats: HashStats | None = None) -> dict[str, Any]:
-    """Hash, sign and log a model with its lineage. Any error leaves the log unchanged."""
+                   ignore: Iterable[str] = (), stats: HashStats | None = None,
+                   hasher: Callable[..., Manifest] = hash_model_dir, previous: str | None = None) -> dict[str, Any]:
+    """Hash, sign and log a model with its lineage. Any error leaves the log unchanged.
+
+    ``hasher``: what hashes the folder (:func:`hashing.hash_model_dir` on this host, or a
+    :class:`model_distributed.DaskModelHasher`'s on a Dask cluster: the same manifest either way).
+    ``previous`` (NAME, NAME@N, #INDEX or a manifest root; default: the current registration of
+    ``name``, if any): the version this one is compared with; the answer's ``incremental`` says which
+    files were re-hashed and which were taken from the hash cache, and which changed since then."""
     _name_ok(name, "model")
+    prev: tuple[int, Any] | None = None
+    if previous:
+        prev = find_model_version(ledger, previous)
+    else:
+        try:
+            prev = find_model(ledger, name)
+        except AiledgerError:  # a first version (or a name this ledger ignores): nothing to compare with
+            prev = None
     ds_refs = []
     for d in datasets:
         idx, e = find_dataset(ledger, d)
@@ -118,10 +199,11 @@ def register_model(ledger: Any, path: str | os.PathLike[str], name: str, identit
     if base:
         idx, e = find_model(ledger, base)
         base_ref = {"name": e.body.get("name"), "index": idx, "manifest_root": e.body["manifest"]["root"]}
+    stats = stats if stats is not None else HashStats()
     cache = cache_for(ledger)
     try:
-        m = hash_model_dir(path, chunk_size=chunk_size, workers=workers, cache=cache, progress=progress,
-                           follow_external_symlinks=follow_external_symlinks, ignore=ignore, stats=stats)
+        m = hasher(path, chunk_size=chunk_size, workers=workers, cache=cache, progress=progress,
+                   follow_external_symlinks=follow_external_symlinks, ignore=ignore, stats=stats)
     finally:
         cache.close()
     _, doc_sha = save_manifest(ledger, m)
@@ -144,13 +226,14 @@ def register_model(ledger: Any, path: str | os.PathLike[str], name: str, identit
     # its lookup terms (model:, manifest:, trained-on:, base:) come from the signed body, on every write path
     res = ledger.append_record(MODEL_RECORD, body, identity)
     return {"index": res.index, "duplicate": res.duplicate, "name": name, "manifest_root": m.root.hex(),
-            "files": len(m.files), "bytes": m.total_bytes, "signer": identity.did}
+            "files": len(m.files), "bytes": m.total_bytes, "signer": identity.did,
+            "incremental": _incremental(ledger, m, stats, prev)}
 
 
 def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None = None,
                  chunk_size: int | None = None, workers: int | None = None, progress: bool = False,
                  follow_external_symlinks: bool = False, ignore: Iterable[str] = (),
-                 trust_cache: bool = False) -> dict[str, Any]:
+                 trust_cache: bool = False, hasher: Callable[..., Manifest] = hash_model_dir) -> dict[str, Any]:
     """Re-hash every byte of ``path`` and find the record it matches; else the closest record and
     what differs.  A damaged copy (a safetensors file cut short or with an unreadable header) is a
     mismatch to report, not bad input.
@@ -174,9 +257,9 @@ def verify_model(ledger: Any, path: str | os.PathLike[str], *, name: str | None 
     try:
         for cs in sizes[:3]:
             hstats[cs] = HashStats()
-            manifests[cs] = hash_model_dir(path, chunk_size=cs, workers=workers, cache=cache, progress=progress,
-                                           follow_external_symlinks=follow_external_symlinks, ignore=ignore,
-                                           stats=hstats[cs], strict=False)
+            manifests[cs] = hasher(path, chunk_size=cs, workers=workers, cache=cache, progress=progress,
+                                   follow_external_symlinks=follow_external_symlinks, ignore=ignore,
+                                   stats=hstats[cs], strict=False)
     finally:
         if cache is not None:
             cache.close()
