@@ -104,7 +104,9 @@ def _smt_parts(data: bytes) -> list:
 def test_same_root_index_and_proofs(tmp_path, ledger, alice, engine, kind, k):
     paths, unit = make_data(tmp_path, kind, k)
     local = commit_dataset(ledger, paths, "single", alice, workers=1)
-    local_files = {f: (Path(local["index_dir"]) / f).read_bytes() for f in ("keys.bin", "levels.bin")}
+    local_files = {str(f.relative_to(local["index_dir"])): f.read_bytes()
+                   for f in Path(local["index_dir"]).rglob("*.bin")}
+    assert {"top.bin", "counts.bin", "shards/keys-00000.bin", "shards/levels-00000.bin"} <= set(local_files)
     builder = functools.partial(engine.build_index, unit_bytes=unit) if unit else engine.build_index
     dask = commit_dataset(ledger, paths, "distributed", alice, builder=builder)
     assert dask["engine"] == "dask" and dask["units"] == k and len(dask["shards"]) == k
@@ -112,6 +114,7 @@ def test_same_root_index_and_proofs(tmp_path, ledger, alice, engine, kind, k):
     assert dask["root"] == local["root"]
     assert (dask["records"], dask["records_in"], dask["duplicates"]) == (N - 3, N, 3) == (
         local["records"], local["records_in"], local["duplicates"])
+    assert {str(f.relative_to(dask["index_dir"])) for f in Path(dask["index_dir"]).rglob("*.bin")} == set(local_files)
     for f, b in local_files.items():
         assert (Path(dask["index_dir"]) / f).read_bytes() == b, f
     # the signed entries state the same rule and sources (digests, headers, counts)

@@ -489,10 +489,12 @@ def _hash_unit_star(args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> dict[str, Any]:
-    """Sort, de-duplicate and hash one partition; write its keys and its part of levels P..D."""
+    """Sort, de-duplicate and hash one partition; write its shard of the proof index: its sorted keys
+    (``shards/keys-PPPPP.bin``) and its subtree's node hashes of depths P+1..D (``shards/levels-PPPPP.bin``);
+    its root (depth P) is returned for the top levels."""
     import numpy as np
 
-    dirs, tmp, p, P, D, levels_path, consume = args
+    dirs, tmp, p, P, D, _, consume = args
     parts = sorted(f for d in dirs for f in glob.glob(os.path.join(d, f"part-{p:05d}-*.bin")))
     chunks = [np.fromfile(f, dtype=np.uint8) for f in parts]
     raw = np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
@@ -511,7 +513,7 @@ def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> d
             keep[1:] = np.any(arr[1:] != arr[:-1], axis=1)
             arr = arr[keep]
     data = arr.tobytes()
-    with open(os.path.join(tmp, f"keys-{p:05d}.bin"), "wb") as fh:
+    with open(os.path.join(tmp, SHARDS, f"keys-{p:05d}.bin"), "wb") as fh:
         fh.write(data)
     m = len(arr)
     keys = [data[i:i + 32] for i in range(0, len(data), 32)]
@@ -538,19 +540,26 @@ def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> d
         else:
             level += sub(keys, D, lo, hi)
         counts.append(min(c, 2))
-    fd = os.open(levels_path, os.O_WRONLY)
-    try:
-        lv, ct = bytes(level), bytes(counts)
-        for d in range(D, P - 1, -1):
-            os.pwrite(fd, lv, ((1 << d) - 1 + (p << (d - P))) * 32)
-            if d > P:
-                lv, ct = smt.parent_level(lv, ct)
-    finally:
-        os.close(fd)
+    lv, ct = bytes(level), bytes(counts)
+    with open(os.path.join(tmp, SHARDS, f"levels-{p:05d}.bin"), "wb") as fh:
+        fh.truncate(_shard_levels_offset(D - P + 1))
+        for d in range(D, P, -1):
+            fh.seek(_shard_levels_offset(d - P))
+            fh.write(lv)
+            lv, ct = smt.parent_level(lv, ct)
     return {"p": p, "n_in": n_in, "n": m, "root": lv, "count": ct[0] if ct else 0}
 
 
 # -- index ---------------------------------------------------------------------------------------
+
+SHARDS = "shards"
+INDEX_LAYOUT = "sharded/v1"
+
+
+def _shard_levels_offset(j: int) -> int:
+    """Byte offset of local depth ``j`` (1..D-P) in a partition's levels file: 2 + 4 + ... nodes before it."""
+    return ((1 << j) - 2) * 32
+
 
 class _KeyFile(Sequence[bytes]):
     def __init__(self, mm: Any, n: int) -> None:
@@ -565,38 +574,120 @@ class _KeyFile(Sequence[bytes]):
         return self.mm[i * 32:i * 32 + 32]
 
 
+class _ShardedKeys(Sequence[bytes]):
+    """All sorted keys of a sharded index as one sequence; a partition's file is opened when one of its
+    keys is read (a proof reads the keys of the partition on its path only)."""
+
+    def __init__(self, index: DatasetIndex) -> None:
+        self.ix = index
+
+    def __len__(self) -> int:
+        return self.ix.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            raise TypeError("no slices")
+        from bisect import bisect_right
+
+        cum = self.ix.cum
+        p = bisect_right(cum, i) - 1
+        o = (i - cum[p]) * 32
+        return self.ix.shard(p)[0][o:o + 32]
+
+
 class DatasetIndex:
-    """The on-disk proof index of one committed dataset: sorted keys and stored levels 0..D."""
+    """The on-disk proof index of one committed dataset.
+
+    Sharded layout (``meta.json`` ``layout`` = ``sharded/v1``, written since the index became sharded):
+    ``top.bin`` holds the node hashes of depths 0..P (heap order, 2^(P+1)-1 nodes), ``counts.bin`` the
+    number of keys of each of the 2^P partitions (u64 little-endian), and ``shards/keys-PPPPP.bin`` /
+    ``shards/levels-PPPPP.bin`` one partition's sorted keys and its subtree's node hashes of depths
+    P+1..D.  A proof walks the top P levels from ``top.bin`` and the counts, then opens the one
+    partition on the key's path (or, when the walk ends above it on a subtree of a single key, the
+    partition holding that key): ``opened`` lists the shards it read.  The older layout (one
+    ``keys.bin`` and one ``levels.bin`` of depths 0..D) is still read."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.meta = json.loads((path / "meta.json").read_text())
         self.D = self.meta["D"]
         self.n = self.meta["records"]
-        self._fk = open(path / "keys.bin", "rb")  # noqa: SIM115 - kept open for the mmap, closed by close()
-        self._fl = open(path / "levels.bin", "rb")  # noqa: SIM115 - as above
-        self._mk = mmap.mmap(self._fk.fileno(), 0, access=mmap.ACCESS_READ) if self.n else b""
-        self._ml = mmap.mmap(self._fl.fileno(), 0, access=mmap.ACCESS_READ)
-        self.keys = _KeyFile(self._mk, self.n)
         self.secret = (path / "secret").read_bytes() if (path / "secret").exists() else None
+        self.sharded = self.meta.get("layout") == INDEX_LAYOUT
+        self.opened: list[int] = []
+        self._shards: dict[int, tuple[Any, Any]] = {}
+        self._files: list[Any] = []
+        if self.sharded:
+            import numpy as np
+
+            self.P = self.meta["P"]
+            counts = np.fromfile(path / "counts.bin", dtype="<u8")
+            if len(counts) != 1 << self.P or int(counts.sum()) != self.n:
+                raise ProofError(f"the proof index at {path} is damaged (counts.bin does not match meta.json)")
+            self.cum = [0, *np.cumsum(counts).tolist()]
+            self._top = self._map(path / "top.bin")
+            self.keys: Sequence[bytes] = _ShardedKeys(self)
+        else:
+            self._mk = self._map(path / "keys.bin") if self.n else b""
+            self._ml = self._map(path / "levels.bin")
+            self.keys = _KeyFile(self._mk, self.n)
+
+    def _map(self, f: Path) -> Any:
+        fh = open(f, "rb")  # noqa: SIM115 - kept open for the mmap, closed by close()
+        self._files.append(fh)
+        if os.fstat(fh.fileno()).st_size == 0:
+            return b""
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._files.append(mm)
+        return mm
+
+    def shard(self, p: int) -> tuple[Any, Any]:
+        """(keys, levels) of partition ``p``, memory-mapped on first use."""
+        got = self._shards.get(p)
+        if got is None:
+            d = self.path / SHARDS
+            got = self._shards[p] = (self._map(d / f"keys-{p:05d}.bin"), self._map(d / f"levels-{p:05d}.bin"))
+            self.opened.append(p)
+        return got
 
     def node_at(self, d: int, prefix: int) -> bytes:
-        o = ((1 << d) - 1 + prefix) * 32
-        return bytes(self._ml[o:o + 32])
+        if not self.sharded:
+            o = ((1 << d) - 1 + prefix) * 32
+            return bytes(self._ml[o:o + 32])
+        if d <= self.P:
+            o = ((1 << d) - 1 + prefix) * 32
+            return bytes(self._top[o:o + 32])
+        j = d - self.P
+        o = _shard_levels_offset(j) + (prefix & ((1 << j) - 1)) * 32
+        return bytes(self.shard(prefix >> j)[1][o:o + 32])
 
     @property
     def root(self) -> bytes:
         return self.node_at(0, 0)
 
     def prove(self, key: bytes) -> smt.SmtProof:
-        return smt.prove_with_levels(key, self.D, self.node_at, self.keys)
+        if not self.sharded:
+            return smt.prove_with_levels(key, self.D, self.node_at, self.keys)
+        if len(key) != smt.KEY_SIZE:
+            raise BadInputError("key must be 32 bytes", field="key")
+        # the top P levels: each subtree's key range comes from the partition counts, not from key reads
+        k = int.from_bytes(key, "big")
+        P, cum = self.P, self.cum
+        lo, hi, d = 0, self.n, 0
+        sibs: list[bytes] = []
+        while d < P and hi - lo > 1:
+            child = k >> (255 - d)
+            sibs.append(self.node_at(d + 1, child ^ 1))
+            span = 1 << (P - d - 1)
+            lo, hi = cum[child * span], cum[(child + 1) * span]
+            d += 1
+        return smt.prove_with_levels(key, self.D, self.node_at, self.keys, start=(d, lo, hi, sibs))
 
     def close(self) -> None:
-        for x in (self._mk, self._ml):
-            if isinstance(x, mmap.mmap):
-                x.close()
-        self._fk.close()
-        self._fl.close()
+        for x in reversed(self._files):
+            x.close()
+        self._files = []
+        self._shards = {}
 
 
 def _datasets_dir(ledger: Any) -> Path:
@@ -727,15 +818,14 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
 
 def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: int, consume: bool,
            progress: bool = False, mapper: Any = None) -> dict[str, Any]:
-    """Phase 2: sort, dedup and hash every partition; keys.bin and levels.bin into ``tmp``.
+    """Phase 2: sort, dedup and hash every partition; the sharded proof index into ``tmp`` (see
+    :class:`DatasetIndex`).
     ``mapper(fn, jobs)`` (an iterator of results in job order) runs the partitions elsewhere, e.g. on
     Dask workers (provenance/distributed.py); by default a process pool here."""
     D = max(P, min(28, max(0, (n_in // 8).bit_length())))
-    levels_path = tmp / "levels.bin"
-    with open(levels_path, "wb") as fh:
-        fh.truncate(((1 << (D + 1)) - 1) * 32)
+    (tmp / SHARDS).mkdir(exist_ok=True)
     dirs = [str(d) for d in shard_dirs]
-    bjobs = [(dirs, str(tmp), p, P, D, str(levels_path), consume) for p in range(1 << P)]
+    bjobs = [(dirs, str(tmp), p, P, D, "", consume) for p in range(1 << P)]
     from tqdm import tqdm
 
     with tqdm(total=len(bjobs), unit="partition", file=sys.stderr, disable=not progress, desc="building tree",
@@ -756,21 +846,19 @@ def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: in
             for j in bjobs:
                 parts.append(_build_partition(j))
                 bar.update(1)
-    with open(tmp / "keys.bin", "wb") as out:
-        for p in range(1 << P):
-            kp = tmp / f"keys-{p:05d}.bin"
-            with open(kp, "rb") as fh:
-                shutil.copyfileobj(fh, out, 8 << 20)
-            kp.unlink()
+    import numpy as np
+
+    np.array([x["n"] for x in parts], dtype="<u8").tofile(tmp / "counts.bin")
     level = b"".join(x["root"] for x in parts)
     cts = bytes(x["count"] for x in parts)
-    fd = os.open(levels_path, os.O_WRONLY)
-    try:
+    with open(tmp / "top.bin", "wb") as fh:  # depths 0..P, heap order
+        fh.truncate(((1 << (P + 1)) - 1) * 32)
+        fh.seek(((1 << P) - 1) * 32)
+        fh.write(level)
         for d in range(P, 0, -1):
             level, cts = smt.parent_level(level, cts)
-            os.pwrite(fd, level, ((1 << (d - 1)) - 1) * 32)
-    finally:
-        os.close(fd)
+            fh.seek(((1 << (d - 1)) - 1) * 32)
+            fh.write(level)
     return {"root": level[:32], "n": sum(x["n"] for x in parts), "D": D}
 
 
@@ -813,7 +901,7 @@ def build_index(paths: Sequence[str], out_dir: Path, *, private: bool = False, w
         cpu_build = _cpu_seconds() - c0 - cpu_hash
         meta = {"format": SMT_FORMAT, "root": b["root"].hex(), "records": b["n"], "records_in": sh["records_in"],
                 "duplicates": sh["records_in"] - b["n"], "P": sh["P"], "D": b["D"], "leaf": sh["leaf"],
-                "sources": sh["sources"]}
+                "sources": sh["sources"], "layout": INDEX_LAYOUT}
         _finish(tmp, out_dir, meta, secret)
         ok = True
         return {**meta, "seconds_hash": t_hash, "seconds_build": t_build, "seconds": time.perf_counter() - t0,
@@ -869,7 +957,8 @@ def build_index_from_shards(shard_dirs: Sequence[Path], out_dir: Path, *, secret
         b = _build([Path(d) for d in shard_dirs], tmp, P, n_in, workers, consume=False)
         sources = [s for m in metas for s in m["sources"]]
         meta = {"format": SMT_FORMAT, "root": b["root"].hex(), "records": b["n"], "records_in": n_in,
-                "duplicates": n_in - b["n"], "P": P, "D": b["D"], "leaf": leaf, "sources": sources}
+                "duplicates": n_in - b["n"], "P": P, "D": b["D"], "leaf": leaf, "sources": sources,
+                "layout": INDEX_LAYOUT}
         _finish(tmp, out_dir, meta, secret if leaf != "sha256" else None)
         ok = True
         return {**meta, "seconds_hash": 0.0, "seconds_build": time.perf_counter() - t0,

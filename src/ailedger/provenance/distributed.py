@@ -191,7 +191,8 @@ class DaskEngine:
             t_build = time.perf_counter() - t1
             meta = {"format": ds.SMT_FORMAT, "root": b["root"].hex(), "records": b["n"],
                     "records_in": sh["records_in"], "duplicates": sh["records_in"] - b["n"], "P": P, "D": b["D"],
-                    "leaf": "hmac-sha256" if secret is not None else "sha256", "sources": sources}
+                    "leaf": "hmac-sha256" if secret is not None else "sha256", "sources": sources,
+                    "layout": ds.INDEX_LAYOUT}
             ds._finish(tmp, out_dir, meta, secret)
             ok = True
             return {**meta, "seconds_hash": t_hash, "seconds_build": t_build, "seconds": time.perf_counter() - t0,
