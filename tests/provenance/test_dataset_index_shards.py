@@ -72,8 +72,7 @@ def _old_layout(ix_dir: Path, out: Path) -> None:
     p_, d_ = meta["P"], meta["D"]
     out.mkdir()
     with open(out / "keys.bin", "wb") as fh:
-        for p in range(1 << p_):
-            fh.write((ix_dir / "shards" / f"keys-{p:05d}.bin").read_bytes())
+        fh.writelines((ix_dir / "shards" / f"keys-{p:05d}.bin").read_bytes() for p in range(1 << p_))
     levels = bytearray((ix_dir / "top.bin").read_bytes())
     levels += bytes(((1 << (d_ + 1)) - 1) * 32 - len(levels))
     for p in range(1 << p_):

@@ -77,6 +77,23 @@ def verify_proof_command(proof_file: str, candidate: str | None, vkey: str | Non
     emit(rep, as_json, rep["summary"])
 
 
+def _s3_paths(paths: tuple[str, ...], endpoint: str | None) -> tuple[str, ...]:
+    """``s3://`` PATHS carrying the endpoint (given or from the environment) to every reader."""
+    from ailedger.provenance.s3input import S3Path, is_s3, parse
+
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise BadInputError(f"--s3-endpoint {endpoint!r}: give an http:// or https:// URL", field="s3_endpoint")
+    if endpoint is not None and not any(is_s3(p) for p in paths):
+        raise BadInputError("--s3-endpoint is for s3:// PATHS; none was given", field="s3_endpoint")
+    out = []
+    for p in paths:
+        if is_s3(p):
+            parse(p)
+            p = S3Path(p, endpoint)
+        out.append(p)
+    return tuple(out)
+
+
 def register(main: click.Group) -> None:
     @main.group("dataset")
     def dataset() -> None:
@@ -106,6 +123,9 @@ def register(main: click.Group) -> None:
     @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                   help="With --engine dask: a running Dask scheduler (default: a LocalCluster started here).")
     @click.option("--follow-symlinks", is_flag=True)
+    @click.option("--s3-endpoint", default=None, metavar="URL",
+                  help="Endpoint of s3:// PATHS (default: $AWS_ENDPOINT_URL, else AWS); credentials come from the "
+                       "standard AWS variables and profiles, on this host and on every Dask worker.")
     @click.option("--supersedes", default=None, metavar="REF",
                   help="Commit a new version of an existing dataset: REF is its name (or #INDEX / root of its "
                        "current version). Only the identity that signed the original commit may do this.")
@@ -115,13 +135,15 @@ def register(main: click.Group) -> None:
                        license_: str | None, source_url: str | None, consent: str | None, cite_as: str | None,
                        data_collection: str | None, sources_file: str | None, private: bool,
                        shards: tuple[str, ...], secret_file: str | None, workers: int | None, engine: str,
-                       scheduler: str | None, follow_symlinks: bool, supersedes: str | None,
+                       scheduler: str | None, follow_symlinks: bool, s3_endpoint: str | None, supersedes: str | None,
                        ledger_path: str | None, as_json: bool) -> None:
-        """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root.
+        """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet; local, or on S3 as
+        s3://BUCKET/KEY.jsonl or s3://BUCKET/PREFIX for a folder) as one root.
 
         A name already committed is refused unless --supersedes names its current version."""
         from ailedger.provenance import commit_dataset
 
+        paths = _s3_paths(paths, s3_endpoint)
         meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
         if scheduler and engine != "dask":
             raise BadInputError("--scheduler needs --engine dask", field="scheduler")

@@ -43,7 +43,7 @@ from ailedger.encoding.fasthash import sha256_many
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
 from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, ProofError
-from ailedger.provenance import smt
+from ailedger.provenance import s3input, smt
 from ailedger.provenance.dataset_rule import (
     FORM_BYTES,
     FORM_CSV,
@@ -151,47 +151,81 @@ def normalise_candidate(candidate: bytes, normalisation: str) -> bytes:
 
 # -- work units --------------------------------------------------------------------------------
 
-def _kind_of(p: Path) -> str:
-    if p.is_dir():
-        return "files"
-    s = p.name.lower()
+def _kind_of_name(name: str, shown: str) -> str:
+    s = name.lower()
     if s.endswith((".jsonl", ".ndjson", ".jsonl.txt")):
         return "jsonl"
     if s.endswith(".csv"):
         return "csv"
     if s.endswith(".parquet"):
         return "parquet"
-    raise BadInputError(f"{p}: unknown record format (use a folder, .jsonl, .csv or .parquet)", field="path")
+    raise BadInputError(f"{shown}: unknown record format (use a folder, .jsonl, .csv or .parquet)", field="path")
 
 
-def _plan_units(paths: Sequence[str], follow_symlinks: bool,
-                unit_bytes: int = UNIT_BYTES) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], int]:
+def _kind_of(p: Path) -> str:
+    return "files" if p.is_dir() else _kind_of_name(p.name, str(p))
+
+
+def _resolve_s3(ps: str) -> tuple[str, s3input.S3Path, list[tuple[s3input.S3Path, str]]]:
+    """(kind, the object or prefix, its objects when a folder) of an ``s3://`` input: the key names an
+    object (``.jsonl``/``.csv``/``.parquet``) or, when there is no object by that name, a folder."""
+    sp = ps if isinstance(ps, s3input.S3Path) else s3input.S3Path(ps)
+    _, key = s3input.parse(sp)
+    if key and not key.endswith("/"):
+        st = s3input.stat_object(sp)
+        if st is not None:
+            obj = s3input.S3Path(str(sp), sp.endpoint, st[0], st[1])
+            return _kind_of_name(key.rsplit("/", 1)[-1], ps), obj, []
+    objs = s3input.list_folder(sp)
+    if not objs:
+        raise BadInputError(f"{ps}: no object by that key and none under it as a folder; nothing was logged",
+                            field="path")
+    return "files", sp, objs
+
+
+def _plan_units(paths: Sequence[str], follow_symlinks: bool, unit_bytes: int = UNIT_BYTES
+                ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], int, list[str]]:
+    """Work units, sources, total bytes, and each input as read (a local path, or an
+    :class:`s3input.S3Path` with the size and ETag the planning saw)."""
     units: list[tuple[Any, ...]] = []
     sources: list[dict[str, Any]] = []
+    inputs: list[str] = []
     total = 0
     for si, ps in enumerate(paths):
-        p = Path(ps)
-        if not p.exists():
-            raise BadInputError(f"{ps} does not exist", field="path")
-        kind = _kind_of(p)
-        sources.append({"name": p.name or str(p), "kind": kind})
+        files: list[tuple[str, str, int]] = []
+        src: str
+        if s3input.is_s3(ps):
+            kind, sp, objs = _resolve_s3(ps)
+            _, key = s3input.parse(sp)
+            name = key.rstrip("/").rsplit("/", 1)[-1] or sp.bucket
+            files = [(o, rel, o.size or 0) for o, rel in objs]
+            src, n = sp, sp.size or 0
+        else:
+            p = Path(ps)
+            if not p.exists():
+                raise BadInputError(f"{ps} does not exist", field="path")
+            kind, name, src = _kind_of(p), p.name or str(p), str(p)
+            if kind == "files":
+                files = [(f.path, f.rel, f.st.st_size)
+                         for f in scan_dir(p, follow_external_symlinks=follow_symlinks, ignore=())]
+            n = 0 if kind == "files" else p.stat().st_size
+        sources.append({"name": name, "kind": kind})
+        inputs.append(src)
         if kind == "files":
-            files = scan_dir(p, follow_external_symlinks=follow_symlinks, ignore=())
             batch: list[tuple[str, str]] = []
             size = 0
-            for f in files:
-                batch.append((f.path, f.rel))
-                size += f.st.st_size
-                total += f.st.st_size
+            for fp, rel, fsize in files:
+                batch.append((fp, rel))
+                size += fsize
+                total += fsize
                 if size >= unit_bytes or len(batch) >= 20000:
                     units.append(("files", si, batch, size))
                     batch, size = [], 0
             if batch:
                 units.append(("files", si, batch, size))
         elif kind == "jsonl":
-            n = p.stat().st_size
             total += n
-            with open(p, "rb") as fh:
+            with s3input.open_binary(src, 64 << 10) as fh:
                 start = 0
                 while start < n:
                     end = min(n, start + unit_bytes)
@@ -199,23 +233,25 @@ def _plan_units(paths: Sequence[str], follow_symlinks: bool,
                         fh.seek(end)
                         rest = fh.readline()
                         end += len(rest)
-                    units.append(("jsonl", si, str(p), start, end))
+                    units.append(("jsonl", si, src, start, end))
                     start = end
         elif kind == "csv":
-            n = p.stat().st_size
             total += n
-            units.append(("csv", si, str(p), n))
+            units.append(("csv", si, src, n))
         else:
             import pyarrow.parquet as pq
 
             try:
-                md = pq.ParquetFile(p).metadata
+                with s3input.open_binary(src) as fh:
+                    md = pq.ParquetFile(fh).metadata
+            except AiledgerError:
+                raise
             except Exception as e:
                 raise BadInputError(f"{ps}: not a readable Parquet file ({e})", field="path") from e
-            total += p.stat().st_size
+            total += n
             for rg in range(md.num_row_groups):
-                units.append(("parquet", si, str(p), rg, md.row_group(rg).total_byte_size))
-    return units, sources, total
+                units.append(("parquet", si, src, rg, md.row_group(rg).total_byte_size))
+    return units, sources, total, inputs
 
 
 # -- worker side ---------------------------------------------------------------------------------
@@ -418,7 +454,7 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
         if kind == "files":
             for path, rel in unit[2]:
                 try:
-                    with open(path, "rb") as fh:
+                    with s3input.open_binary(path) as fh:
                         if secret is None:
                             h = hashlib.file_digest(fh, "sha256").digest()
                         else:
@@ -428,7 +464,7 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
                 sink.add(h)
         elif kind == "jsonl":
             path, start, end = unit[2], unit[3], unit[4]
-            with open(path, "rb") as fh:
+            with s3input.open_binary(path, 64 << 10) as fh:
                 fh.seek(start)
                 block = fh.read(end - start)
             err = _jsonl_block(block, start, path, secret, sink)
@@ -436,7 +472,7 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
                 return err
         elif kind == "csv":
             path = unit[2]
-            with open(path, newline="", encoding="utf-8") as fh:
+            with io.TextIOWrapper(s3input.open_binary(path, 8 << 20), encoding="utf-8", newline="") as fh:
                 rd = csv.reader(fh)
                 try:
                     header = next(rd)
@@ -466,7 +502,10 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
 
             path, rg = unit[2], unit[3]
             try:
-                table = pq.ParquetFile(path).read_row_group(rg)
+                with s3input.open_binary(path) as fh:
+                    table = pq.ParquetFile(fh).read_row_group(rg)
+            except AiledgerError as e:
+                return {"error": e.message, "where": str(path)}
             except Exception as e:  # noqa: BLE001
                 return {"error": f"{path} row group {rg}: does not parse ({e})", "where": path}
             for row in table.to_pylist():
@@ -477,6 +516,8 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
         sink.flush()
     except OSError as e:
         return {"error": f"cannot read {e.filename}: {e.strerror}", "where": str(e.filename)}
+    except AiledgerError as e:  # an object store's error (s3input), already worded for the user
+        return {"error": e.message.removesuffix("; nothing was logged"), "where": str(unit[2])}
     return {"n": sink.n, "source": si}
 
 
@@ -698,7 +739,7 @@ def _datasets_dir(ledger: Any) -> Path:
 
 def _line_of(path: str, offset: int) -> int:
     n = 1
-    with open(path, "rb") as fh:
+    with s3input.open_binary(path) as fh:
         left = offset
         while left > 0:
             b = fh.read(min(left, 1 << 20))
@@ -725,8 +766,28 @@ def _stat_sig(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
-def _file_sha256(path: str) -> tuple[str, int, tuple[int, int, int, int]]:
-    """SHA-256 and size of a file's bytes, with its stat before reading (compared after hashing)."""
+def _signature(path: str) -> tuple[Any, ...]:
+    """What must not change while a source is hashed: a file's size, mtime, ctime and inode; an
+    object's size and ETag."""
+    if s3input.is_s3(path):
+        sp = path if isinstance(path, s3input.S3Path) else s3input.S3Path(path)
+        return tuple(s3input.stat_object(sp) or ())
+    return _stat_sig(os.stat(path))
+
+
+def _file_sha256(path: str) -> tuple[str, int, tuple[Any, ...]]:
+    """SHA-256 and size of a file's (object's) bytes, with its signature before reading (compared
+    after hashing)."""
+    if s3input.is_s3(path):
+        sp = path if isinstance(path, s3input.S3Path) else s3input.S3Path(path)
+        st0: tuple[Any, ...] = (sp.size, sp.etag) if sp.etag else _signature(sp)
+        with s3input.open_binary(s3input.S3Path(str(sp), sp.endpoint, *st0), 8 << 20) as fh:
+            h = hashlib.sha256()
+            size = 0
+            while b := fh.read(8 << 20):
+                h.update(b)
+                size += len(b)
+        return h.hexdigest(), size, st0
     with open(path, "rb") as fh:
         st0 = _stat_sig(os.fstat(fh.fileno()))
         h = hashlib.sha256()
@@ -756,7 +817,7 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     leaf mode combine into one commitment: see :func:`build_index_from_shards`."""
     t0 = time.perf_counter()
     c0 = _cpu_seconds()
-    units, sources, total = _plan_units(paths, follow_symlinks)
+    units, sources, total, inputs = _plan_units(paths, follow_symlinks)
     workers = workers or cpu_workers()
     P = partitions_log2 if partitions_log2 is not None else choose_partitions(total)
     if not 0 <= P <= 16:
@@ -774,7 +835,7 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     from concurrent.futures import ThreadPoolExecutor
 
     digester = ThreadPoolExecutor(1)
-    digests = {si: digester.submit(_file_sha256, str(paths[si])) for si, s in enumerate(sources)
+    digests = {si: digester.submit(_file_sha256, inputs[si]) for si, s in enumerate(sources)
                if s["kind"] != "files"}
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
     try:
@@ -793,7 +854,9 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
         for si, fut in digests.items():
             try:
                 sha, size, st0 = fut.result()
-                changed = _stat_sig(os.stat(paths[si])) != st0
+                changed = _signature(inputs[si]) != st0
+            except AiledgerError as e:
+                raise BadInputError(e.message, field="path", file=str(paths[si])) from e
             except OSError as e:
                 raise BadInputError(f"cannot read {paths[si]}: {e.strerror}; nothing was logged", field="path",
                                     file=str(paths[si])) from e
