@@ -827,7 +827,7 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=not progress,
-               desc="hashing records", leave=False)
+               desc="hashing records", leave=False, mininterval=0.0, miniters=1)
     jobs = [(u, str(shard_dir), P, secret, tag) for u in units]
     counts = [0] * len(sources)
     # a file source's SHA-256 (its Croissant digest, signed with the commitment) is taken from the same
@@ -840,7 +840,12 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
     try:
         results = pool.map(_hash_unit_star, jobs) if pool else map(_hash_unit_star, jobs)
-        for u, r in zip(units, results):
+        t_bar, done = time.perf_counter(), 0
+        for i, (u, r) in enumerate(zip(units, results)):
+            if "n" in r:
+                done += r["n"]
+                bar.set_postfix_str(f"shard {i + 1}/{len(units)}: {r['n']:,} records; all: "
+                                    f"{done / max(1e-9, time.perf_counter() - t_bar):,.0f} records/s", refresh=False)
             bar.update(u[-1] if u[0] != "jsonl" else u[4] - u[3])
             if "error" in r:
                 if r["error"] == "bad_json":

@@ -217,7 +217,7 @@ class DaskEngine:
         counts = [0] * len(sources)
         shards: list[dict[str, Any]] = [{} for _ in units]
         bar = tqdm(total=len(units), unit="shard", file=sys.stderr, disable=not progress, desc="hashing shards",
-                   leave=False)
+                   leave=False, mininterval=0.0, miniters=1)
         t0 = time.perf_counter()
         done_records = 0
         try:
