@@ -2,7 +2,7 @@
 the machine's SHA-256 limit for the same record sizes, 1 vs 2 workers, peak RSS per worker, a projection
 to 10 TB.
 
-Usage: .venv/bin/python bench/dataset_dask_bench.py [--records 1000000] [--dir /tmp/ailedger-bench-dask]
+Usage: .venv/bin/python bench/dataset_dask_bench.py [--records 1000000] [--dir /tmp/ailedger-bench-dask] [--s3]
 
 Records are JSONL lines of ~200 bytes.  Each run starts a LocalCluster of W worker processes (one thread
 each) and commits the file with DaskEngine.build_index: phase 1 (read, parse, RFC 8785, SHA-256, spill
@@ -10,6 +10,12 @@ to partitions) as one task per 8 MiB shard, phase 2 (sort, dedup, subtree hashin
 partition.  The root is checked against a single-process build of the same file in the same run.
 Reference (bench/limits.py, same run): SHA-256 with the SHA extensions on ONE core over the same
 canonical records already in memory (no parsing, no I/O): the most a core can hash of these records.
+
+Proofs from the sharded index: each proof opens the index afresh (as `dataset prove` does) and the
+shards it opened are counted; the reference is the whole index, which the single-file layout mapped.
+With --s3 the same file is put in a local SeaweedFS (tests/seaweed.py) and committed from
+s3://bench/records.jsonl by 2 Dask workers reading ranged GETs; reference: the 2-worker run on the
+local file (same root required).
 """
 
 from __future__ import annotations
@@ -25,12 +31,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from limits import sha256_many_per_s
 
 from ailedger.encoding.canonical import canonical_json
-from ailedger.provenance.datasets import build_index
+from ailedger.provenance.datasets import DatasetIndex, build_index, record_key
 from ailedger.provenance.distributed import DaskEngine
 
 PAD = "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut labore "
@@ -72,11 +79,11 @@ def sha256_cpu_per_s(items: list[bytes], rounds: int = 5) -> float:
     return len(items) * rounds / (time.thread_time() - c)
 
 
-def run_dask(path: Path, out: Path, workers: int) -> dict:
+def run_dask(path: str, out: Path, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     with DaskEngine(workers=workers) as eng:
         base = eng.client.run(_peak_rss_mib)
-        r = eng.build_index([str(path)], out, progress=False)
+        r = eng.build_index([path], out, progress=False)
         rss = eng.client.run(_peak_rss_mib)
     cpu = sum(s["cpu_seconds"] for s in r["shards"])
     return {"workers": workers, "root": r["root"], "records": r["records_in"], "seconds_hash": r["seconds_hash"],
@@ -87,10 +94,57 @@ def run_dask(path: Path, out: Path, workers: int) -> dict:
             "rss_mib_per_worker_at_start": sorted(round(v, 1) for v in base.values())}
 
 
+def prove_figures(ix_dir: Path, n: int, samples: int = 300) -> dict:
+    """Proofs from the sharded index: time (index opened each time) and what a proof opens."""
+    import hashlib
+
+    members = [record_key(canonical_json(json.loads(line(i)))) for i in range(0, n, max(1, n // samples))]
+    absent = [hashlib.sha256(b"absent %d" % i).digest() for i in range(samples)]
+    whole = sum(f.stat().st_size for f in ix_dir.rglob("*.bin"))
+    fixed = sum((ix_dir / f).stat().st_size for f in ("top.bin", "counts.bin"))
+    times, opened, mapped = [], [], []
+    for k in members + absent:
+        t = time.perf_counter()
+        ix = DatasetIndex(ix_dir)
+        ix.prove(k)
+        times.append(time.perf_counter() - t)
+        opened.append(len(ix.opened))
+        mapped.append(fixed + sum((ix_dir / "shards" / f"{w}-{p:05d}.bin").stat().st_size
+                                  for p in ix.opened for w in ("keys", "levels")))
+        partitions = 1 << ix.P
+        ix.close()
+    times.sort()
+    return {"proofs": len(times), "partitions": partitions, "prove_ms_mean": round(1000 * sum(times) / len(times), 3),
+            "prove_ms_p99": round(1000 * times[int(len(times) * 0.99)], 3), "shards_opened_max": max(opened),
+            "shards_opened_mean": round(sum(opened) / len(opened), 3), "bytes_mapped_per_proof_max": max(mapped),
+            "index_bytes": whole, "ratio_mapped_vs_whole": round(max(mapped) / whole, 5)}
+
+
+def run_s3(path: Path, d: Path, local_run: dict, root: str) -> dict:
+    """The 2-worker run again with the file read from SeaweedFS's S3 gateway."""
+    from tests.seaweed import SeaweedS3
+
+    from ailedger.provenance.s3input import S3Path
+
+    with SeaweedS3(buckets=["bench"], data_dir=d / "weed") as s3:
+        os.environ.update({k: v for k, v in s3.env().items() if k != "AWS_ENDPOINT_URL"})
+        t = time.perf_counter()
+        s3.client().upload_file(str(path), "bench", "records.jsonl")
+        up = time.perf_counter() - t
+        print(f"uploaded {path.stat().st_size / 2**20:.0f} MiB to SeaweedFS in {up:.1f}s", flush=True)
+        r = run_dask(S3Path("s3://bench/records.jsonl", s3.endpoint), d / "dask-index-s3", 2)
+    assert r["root"] == root, "the root from S3 differs from the local file's"
+    return {**{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "root"},
+            "upload_seconds": round(up, 1),
+            "ratio_vs_local_file_wall": round(r["records_per_s"] / local_run["records_per_s"], 3),
+            "ratio_vs_local_file_cpu": round(r["records_per_worker_cpu_s"] / local_run["records_per_worker_cpu_s"], 3)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--dir", default="/tmp/ailedger-bench-dask")
+    ap.add_argument("--s3", action="store_true", help="also commit the file from a local SeaweedFS (S3)")
     a = ap.parse_args()
     d = Path(a.dir)
     d.mkdir(parents=True, exist_ok=True)
@@ -113,7 +167,7 @@ def main() -> None:
 
     runs = {}
     for w in (1, 2):
-        r = run_dask(path, d / f"dask-index-{w}", w)
+        r = run_dask(str(path), d / f"dask-index-{w}", w)
         assert r["root"] == local["root"], "the Dask root differs from the single-process root"
         runs[w] = r
         print(f"dask, {w} worker(s): {r['records_per_s']:,.0f} records/s wall (hash phase {r['seconds_hash']:.2f}s, "
@@ -126,6 +180,17 @@ def main() -> None:
     scaling_cpu = 2 * per_core / runs[1]["records_per_worker_cpu_s"]
     print(f"scaling 1 -> 2 workers: {scaling:.2f}x wall (2 cores shared with other jobs: load {load[0]:.1f}); "
           f"{scaling_cpu:.2f}x in records per worker CPU-second x workers")
+    pr = prove_figures(d / "dask-index-2", a.records)
+    print(f"proofs from the sharded index ({pr['partitions']} partitions): {pr['prove_ms_mean']:.2f} ms mean, "
+          f"{pr['prove_ms_p99']:.2f} ms p99 (index opened afresh each time); at most {pr['shards_opened_max']} "
+          f"shard(s) opened per proof; {pr['bytes_mapped_per_proof_max'] / 2**20:.2f} MiB of index files mapped per "
+          f"proof vs {pr['index_bytes'] / 2**20:.0f} MiB for the whole index (ratio "
+          f"{pr['ratio_mapped_vs_whole']:.4f})", flush=True)
+    s3 = run_s3(path, d, runs[2], local["root"]) if a.s3 else None
+    if s3:
+        print(f"dask, 2 workers, input on S3 (SeaweedFS, ranged GETs): {s3['records_per_s']:,.0f} records/s wall, "
+              f"{s3['records_per_worker_cpu_s']:,.0f} records per worker CPU-second = "
+              f"{s3['ratio_vs_local_file_wall']:.2f} of the local-file run's wall rate; root matches", flush=True)
     tb = 10 * 10**12
     n_tb = tb / avg
     core_s = n_tb / per_core
@@ -148,7 +213,7 @@ def main() -> None:
            "peak_rss_mib_largest_worker": max(max(r["peak_rss_mib_per_worker"]) for r in runs.values()),
            "projection_10tb": {"records": n_tb, "core_hours": round(core_s / 3600), "worker_cores_for_1_day": day_workers,
                                "worker_cores_for_1_hour": math.ceil(core_s / 3600)},
-           "roots_equal": True, "loadavg_end": list(load)}
+           "proofs": pr, "s3": s3, "roots_equal": True, "loadavg_end": list(load)}
     print(json.dumps(out))
 
 
