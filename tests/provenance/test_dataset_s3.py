@@ -162,3 +162,25 @@ def test_cli_s3_commit_and_errors(store, tmp_path):
         assert bad.returncode != 0 and (code is None or bad.returncode == code), (bad.returncode, bad.stderr)
         assert msg in bad.stderr, bad.stderr
     assert size() == before
+
+
+def test_object_replaced_during_the_commit_is_refused(store, tmp_path):
+    """A read checks the ETag seen when the commit was planned: an object replaced in between stops the
+    commit (as a local file whose stat changed does)."""
+    from ailedger.provenance import datasets as ds
+    from ailedger.provenance.s3input import open_binary
+
+    s3, local = store
+    c = s3.client()
+    body = (local / "records.jsonl").read_bytes()
+    c.put_object(Bucket="data", Key="moving/records.jsonl", Body=body)
+    units, _, _, inputs = ds._plan_units(["s3://data/moving/records.jsonl"], False)
+    planned = inputs[0]
+    assert planned.etag and planned.size == len(body)
+    c.put_object(Bucket="data", Key="moving/records.jsonl", Body=body.replace(b"record 1", b"record X"))
+    with pytest.raises(BadInputError, match="changed while it was being hashed"), open_binary(planned) as fh:
+        fh.read(100)
+    r = ds._hash_unit(units[0], str(tmp_path), 1, None, "t")
+    assert "changed while it was being hashed" in r["error"]
+    with pytest.raises(BadInputError, match="changed while it was being hashed"):
+        ds._file_sha256(planned)
