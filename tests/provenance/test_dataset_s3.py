@@ -152,6 +152,12 @@ def test_cli_s3_commit_and_errors(store, tmp_path):
     assert ok.returncode == 0, ok.stderr
     loc = run("dataset", "commit", str(local / "records.jsonl"), "--name", "local", "--as", "alice", "--json")
     assert json.loads(ok.stdout)["root"] == json.loads(loc.stdout)["root"]
+    shard = run("dataset", "hash-shard", "s3://data/corpus/records.jsonl", "-o", str(tmp_path / "shard"),
+                "--partitions-log2", "2", "--s3-endpoint", s3.endpoint, "--json")
+    assert shard.returncode == 0, shard.stderr
+    fs = run("dataset", "commit", "--from-shard", str(tmp_path / "shard"), "--name", "sharded", "--as", "alice",
+             "--json")
+    assert fs.returncode == 0 and json.loads(fs.stdout)["root"] == json.loads(loc.stdout)["root"], fs.stderr
     before = size()
     for args, code, msg in (
             (["s3://data/corpus/records.jsonl", "--s3-endpoint", UNREACHABLE], None, "cannot connect to the S3 endpoint"),

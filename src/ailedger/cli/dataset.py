@@ -186,12 +186,16 @@ def register(main: click.Group) -> None:
     @click.option("--secret-file", default=None, help="Curator secret for a private dataset (made if missing).")
     @click.option("--workers", type=int, default=None)
     @click.option("--follow-symlinks", is_flag=True)
+    @click.option("--s3-endpoint", default=None, metavar="URL",
+                  help="Endpoint of s3:// PATHS (default: $AWS_ENDPOINT_URL, else AWS).")
     @json_option
     def dataset_hash_shard(paths: tuple[str, ...], output: str, partitions_log2: int, secret_file: str | None,
-                           workers: int | None, follow_symlinks: bool, as_json: bool) -> None:
-        """Hash part of a dataset here (no ledger needed); commit the shards elsewhere with --from-shard."""
+                           workers: int | None, follow_symlinks: bool, s3_endpoint: str | None, as_json: bool) -> None:
+        """Hash part of a dataset here (no ledger needed); commit the shards elsewhere with --from-shard.
+        PATHS may be on S3 (s3://BUCKET/KEY or s3://BUCKET/PREFIX), as for `dataset commit`."""
         from ailedger.provenance.datasets import hash_shard
 
+        paths = _s3_paths(paths, s3_endpoint)
         secret = _secret(secret_file, create=True) if secret_file else None
         res = hash_shard(list(paths), Path(output), partitions_log2=partitions_log2, secret=secret,
                          workers=workers, progress=show_progress(as_json), follow_symlinks=follow_symlinks)
