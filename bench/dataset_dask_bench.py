@@ -132,10 +132,27 @@ def run_s3(path: Path, d: Path, local_run: dict, root: str) -> dict:
         s3.client().upload_file(str(path), "bench", "records.jsonl")
         up = time.perf_counter() - t
         print(f"uploaded {path.stat().st_size / 2**20:.0f} MiB to SeaweedFS in {up:.1f}s", flush=True)
+        # reference: raw boto3 ranged GETs of the same bytes in 8 MiB ranges from this process, 2 threads
+        from concurrent.futures import ThreadPoolExecutor
+
+        c, size = s3.client(), path.stat().st_size
+
+        def get(o: int) -> int:
+            return len(c.get_object(Bucket="bench", Key="records.jsonl",
+                                    Range=f"bytes={o}-{o + (8 << 20) - 1}")["Body"].read())
+
+        t = time.perf_counter()
+        with ThreadPoolExecutor(2) as ex:
+            got = sum(ex.map(get, range(0, size, 8 << 20)))
+        raw_s = time.perf_counter() - t
+        assert got == size
+        print(f"reference: raw boto3 ranged GETs of the same bytes (8 MiB, 2 threads): {size / raw_s / 2**20:.0f} MiB/s "
+              f"({raw_s:.1f}s)", flush=True)
         r = run_dask(S3Path("s3://bench/records.jsonl", s3.endpoint), d / "dask-index-s3", 2)
     assert r["root"] == root, "the root from S3 differs from the local file's"
     return {**{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "root"},
-            "upload_seconds": round(up, 1),
+            "upload_seconds": round(up, 1), "reference_raw_get_mib_per_s": round(size / raw_s / 2**20, 1),
+            "raw_get_seconds": round(raw_s, 2),
             "ratio_vs_local_file_wall": round(r["records_per_s"] / local_run["records_per_s"], 3),
             "ratio_vs_local_file_cpu": round(r["records_per_worker_cpu_s"] / local_run["records_per_worker_cpu_s"], 3)}
 
