@@ -148,3 +148,20 @@ def test_damaged_counts_are_refused(tmp_path, corpus, ledger, alice):
     counts.tofile(ix_dir / "counts.bin")
     with pytest.raises(ProofError, match="damaged"):
         open_index(ledger, res["index"], ledger.entry(res["index"]).body)
+
+
+def test_partition_build_run_again_gives_the_same_shard(tmp_path, corpus):
+    """A partition build whose worker died after it finished runs again (Dask retries the task): it must
+    give the same root and files, though its inputs were consumed by the first run."""
+    from ailedger.provenance import datasets as ds
+
+    sh = ds.hash_shard([str(corpus)], tmp_path / "st", partitions_log2=2, workers=1)
+    (tmp_path / "st" / ds.SHARDS).mkdir()
+    D = max(2, (sh["records_in"] // 8).bit_length())
+    args = ([str(tmp_path / "st")], str(tmp_path / "st"), 1, 2, D, "", True)
+    first = ds._build_partition(args)
+    files = {f.name: f.read_bytes() for f in (tmp_path / "st" / ds.SHARDS).glob("*-00001.bin")}
+    assert first["n"] > 100 and not list((tmp_path / "st").glob("part-00001-*"))  # inputs consumed
+    again = ds._build_partition(args)
+    assert again == first
+    assert {f.name: f.read_bytes() for f in (tmp_path / "st" / ds.SHARDS).glob("*-00001.bin")} == files

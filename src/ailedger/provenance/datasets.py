@@ -532,17 +532,24 @@ def _hash_unit_star(args: tuple[Any, ...]) -> dict[str, Any]:
 def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> dict[str, Any]:
     """Sort, de-duplicate and hash one partition; write its shard of the proof index: its sorted keys
     (``shards/keys-PPPPP.bin``) and its subtree's node hashes of depths P+1..D (``shards/levels-PPPPP.bin``);
-    its root (depth P) is returned for the top levels."""
+    its root (depth P) is returned for the top levels.
+
+    Idempotent, so a task run again (its worker killed) gives the same answer: the outputs are written
+    under temporary names and renamed, then a ``built-PPPPP.json`` marker with the result, and only then
+    are the consumed inputs removed; a run that finds the marker returns it."""
     import numpy as np
 
     dirs, tmp, p, P, D, _, consume = args
     parts = sorted(f for d in dirs for f in glob.glob(os.path.join(d, f"part-{p:05d}-*.bin")))
+    marker = os.path.join(tmp, SHARDS, f"built-{p:05d}.json")
+    if os.path.exists(marker):
+        with open(marker) as fh:
+            done = json.load(fh)
+        _unlink_all(parts if consume else [])
+        return {**done, "root": bytes.fromhex(done["root"])}
     chunks = [np.fromfile(f, dtype=np.uint8) for f in parts]
     raw = np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
     del chunks
-    if consume:
-        for f in parts:
-            os.unlink(f)
     arr = raw.reshape(-1, 32)
     n_in = len(arr)
     if n_in:
@@ -554,8 +561,10 @@ def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> d
             keep[1:] = np.any(arr[1:] != arr[:-1], axis=1)
             arr = arr[keep]
     data = arr.tobytes()
-    with open(os.path.join(tmp, SHARDS, f"keys-{p:05d}.bin"), "wb") as fh:
+    keys_path = os.path.join(tmp, SHARDS, f"keys-{p:05d}.bin")
+    with open(keys_path + ".part", "wb") as fh:
         fh.write(data)
+    os.replace(keys_path + ".part", keys_path)
     m = len(arr)
     keys = [data[i:i + 32] for i in range(0, len(data), 32)]
     width = D - P
@@ -582,13 +591,28 @@ def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> d
             level += sub(keys, D, lo, hi)
         counts.append(min(c, 2))
     lv, ct = bytes(level), bytes(counts)
-    with open(os.path.join(tmp, SHARDS, f"levels-{p:05d}.bin"), "wb") as fh:
+    levels_path = os.path.join(tmp, SHARDS, f"levels-{p:05d}.bin")
+    with open(levels_path + ".part", "wb") as fh:
         fh.truncate(_shard_levels_offset(D - P + 1))
         for d in range(D, P, -1):
             fh.seek(_shard_levels_offset(d - P))
             fh.write(lv)
             lv, ct = smt.parent_level(lv, ct)
-    return {"p": p, "n_in": n_in, "n": m, "root": lv, "count": ct[0] if ct else 0}
+    os.replace(levels_path + ".part", levels_path)
+    res = {"p": p, "n_in": n_in, "n": m, "root": lv, "count": ct[0] if ct else 0}
+    with open(marker + ".part", "w") as fh:
+        json.dump({**res, "root": lv.hex()}, fh)
+    os.replace(marker + ".part", marker)
+    _unlink_all(parts if consume else [])
+    return res
+
+
+def _unlink_all(files: Sequence[str]) -> None:
+    for f in files:
+        try:
+            os.unlink(f)
+        except FileNotFoundError:
+            pass
 
 
 # -- index ---------------------------------------------------------------------------------------
@@ -916,6 +940,8 @@ def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: in
                 bar.update(1)
     import numpy as np
 
+    for f in (tmp / SHARDS).glob("built-*.json"):
+        f.unlink()
     np.array([x["n"] for x in parts], dtype="<u8").tofile(tmp / "counts.bin")
     level = b"".join(x["root"] for x in parts)
     cts = bytes(x["count"] for x in parts)
