@@ -58,6 +58,12 @@ def make(path: Path, n: int) -> None:
         f.writelines("".join(line(i) for i in range(a, min(n, a + 100_000))) for a in range(0, n, 100_000))
 
 
+def _process_cpu() -> float:
+    """This process's user+system CPU seconds."""
+    t = os.times()
+    return t.user + t.system
+
+
 def _peak_rss_mib() -> float:
     """This process's own peak RSS (VmHWM: ru_maxrss would carry the forking parent's peak over exec)."""
     with open("/proc/self/status") as fh:
@@ -83,13 +89,19 @@ def run_dask(path: str, out: Path, workers: int) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     with DaskEngine(workers=workers) as eng:
         base = eng.client.run(_peak_rss_mib)
+        cpu0 = sum(eng.client.run(_process_cpu).values())
         r = eng.build_index([path], out, progress=False)
         rss = eng.client.run(_peak_rss_mib)
+        cpu_all = sum(eng.client.run(_process_cpu).values()) - cpu0
     cpu = sum(s["cpu_seconds"] for s in r["shards"])
+    # the workers' whole CPU time less the shard tasks' own: the partition builds plus Dask's own work
+    # (an upper bound on the build's CPU; a worker restarted mid-run would make it unknown)
+    build_cpu = max(0.0, cpu_all - cpu)
     return {"workers": workers, "root": r["root"], "records": r["records_in"], "seconds_hash": r["seconds_hash"],
             "seconds_build": r["seconds_build"], "shards": r["units"], "P": r["P"], "worker_cpu_seconds_hash": cpu,
             "records_per_s": r["records_in"] / r["seconds_hash"],
-            "records_per_worker_cpu_s": r["records_in"] / cpu,
+            "records_per_worker_cpu_s": r["records_in"] / cpu, "worker_cpu_seconds_all": cpu_all,
+            "worker_cpu_seconds_build_and_dask": build_cpu,
             "peak_rss_mib_per_worker": sorted(round(v, 1) for v in rss.values()),
             "rss_mib_per_worker_at_start": sorted(round(v, 1) for v in base.values())}
 
@@ -212,10 +224,15 @@ def main() -> None:
     n_tb = tb / avg
     core_s = n_tb / per_core
     day_workers = math.ceil(core_s / 86400)
+    build_per_rec = runs[2]["worker_cpu_seconds_build_and_dask"] / runs[2]["records"]
+    core_s_build = n_tb * build_per_rec
+    day_workers_all = math.ceil((core_s + core_s_build) / 86400)
     print(f"projection, 10 TB of ~{avg:.0f}-byte records ({n_tb:.2e} records): {core_s / 3600:,.0f} core-hours of "
           f"hashing at the measured per-core rate = {day_workers} worker cores for one day, "
-          f"{math.ceil(core_s / 3600)} for one hour (phase 1; the keys then fill {n_tb * 32 / 1e12:.1f} TB for the "
-          "partition builds)")
+          f"{math.ceil(core_s / 3600)} for one hour (phase 1); the partition builds (sort + subtree hashing of "
+          f"{n_tb * 32 / 1e12:.1f} TB of keys, with Dask's own work) at the measured {build_per_rec * 1e6:.2f} "
+          f"worker CPU-us per record: {core_s_build / 3600:,.0f} core-hours more; both phases: {day_workers_all} "
+          "worker cores for one day")
     out = {"bench": "dataset_dask", "records": a.records, "bytes": size, "avg_record_bytes": round(avg, 1),
            "reference_sha256_one_core_records_per_cpu_s": round(ref), "reference_impl": impl,
            "reference_sha256_one_core_records_per_s_wall": round(ref_wall),
@@ -229,6 +246,9 @@ def main() -> None:
            "scaling_2_vs_1_workers_wall": round(scaling, 3), "scaling_2_vs_1_workers_cpu": round(scaling_cpu, 3),
            "peak_rss_mib_largest_worker": max(max(r["peak_rss_mib_per_worker"]) for r in runs.values()),
            "projection_10tb": {"records": n_tb, "core_hours": round(core_s / 3600), "worker_cores_for_1_day": day_workers,
+                               "build_cpu_us_per_record": round(build_per_rec * 1e6, 3),
+                               "core_hours_build": round(core_s_build / 3600),
+                               "worker_cores_for_1_day_both_phases": day_workers_all,
                                "worker_cores_for_1_hour": math.ceil(core_s / 3600)},
            "proofs": pr, "s3": s3, "roots_equal": True, "loadavg_end": list(load)}
     print(json.dumps(out))
