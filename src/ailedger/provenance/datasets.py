@@ -8,11 +8,13 @@ Pipeline, memory bounded whatever the dataset size:
    its 32-byte key and append it to one of 2^P partition files chosen by the key's first P bits
    (the keys of one partition are exactly one subtree of the sparse Merkle tree);
 2. *build*: each partition is sorted and de-duplicated alone (in parallel), its subtree hashed
-   bottom-up, and its part of every stored level written in place into ``levels.bin``; the 2^P
-   partition roots combine into the root in the top P levels;
-3. the sorted keys (``keys.bin``) and the node hashes of depths 0..D (``levels.bin``) stay on
-   disk under the ledger directory as the proof index: a proof reads D stored siblings and
+   bottom-up, and written as one shard of the proof index (its sorted keys and its stored levels);
+   the 2^P partition roots combine into the root in the top P levels (``top.bin``);
+3. the index stays on disk under the ledger directory, sharded like the tree (:class:`DatasetIndex`):
+   a proof reads the top levels and the one shard on the key's path, D stored siblings in all, and
    recomputes the rest from one bucket of a few keys.
+
+Inputs are local paths or ``s3://`` objects and prefixes (:mod:`ailedger.provenance.s3input`).
 
 Units could equally be hashed on other machines: their partition files are all that step 2 needs.
 """
