@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ailedger.encoding.canonical import canonical_json
-from ailedger.errors import ProofError
+from ailedger.errors import NotFoundError, ProofError
 from ailedger.provenance import commit_dataset, prove_dataset, smt, verify_dataset_proof_file
 from ailedger.provenance.datasets import INDEX_LAYOUT, DatasetIndex, build_index, open_index, record_key
 
@@ -138,6 +138,10 @@ def test_prove_opens_only_the_shard_on_the_path(tmp_path, corpus, ledger, alice)
             f.unlink()
     data, info = prove_dataset(ledger, "sharded", member)
     assert info["result"] == "member" and verify_dataset_proof_file(data, member, ledger.vkey)["ok"]
+    # the shard a proof needs, gone: a clear error naming it, no proof
+    (ix_dir / "shards" / f"levels-{p:05d}.bin").unlink()
+    with pytest.raises(NotFoundError, match=f"lacks shard {p} .*levels-{p:05d}.bin"):
+        prove_dataset(ledger, "sharded", member)
 
 
 def test_damaged_counts_are_refused(tmp_path, corpus, ledger, alice):

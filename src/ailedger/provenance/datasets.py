@@ -35,6 +35,7 @@ import secrets
 import shutil
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -654,8 +655,6 @@ class _ShardedKeys(Sequence[bytes]):
     def __getitem__(self, i: Any) -> Any:
         if isinstance(i, slice):
             raise TypeError("no slices")
-        from bisect import bisect_right
-
         cum = self.ix.cum
         p = bisect_right(cum, i) - 1
         o = (i - cum[p]) * 32
@@ -713,7 +712,12 @@ class DatasetIndex:
         got = self._shards.get(p)
         if got is None:
             d = self.path / SHARDS
-            got = self._shards[p] = (self._map(d / f"keys-{p:05d}.bin"), self._map(d / f"levels-{p:05d}.bin"))
+            try:
+                got = (self._map(d / f"keys-{p:05d}.bin"), self._map(d / f"levels-{p:05d}.bin"))
+            except OSError as e:
+                raise NotFoundError(f"the proof index at {self.path} lacks shard {p} ({e.strerror}: {e.filename}); "
+                                    "no proof was made", field="dataset") from e
+            self._shards[p] = got
             self.opened.append(p)
         return got
 
