@@ -152,6 +152,10 @@ def test_cli_s3_commit_and_errors(store, tmp_path):
     assert ok.returncode == 0, ok.stderr
     loc = run("dataset", "commit", str(local / "records.jsonl"), "--name", "local", "--as", "alice", "--json")
     assert json.loads(ok.stdout)["root"] == json.loads(loc.stdout)["root"]
+    dk = run("dataset", "commit", "s3://data/corpus/records.jsonl", "--name", "remote-dask", "--as", "alice",
+             "--s3-endpoint", s3.endpoint, "--engine", "dask", "--workers", "1", "--json")
+    assert dk.returncode == 0 and json.loads(dk.stdout)["root"] == json.loads(loc.stdout)["root"], dk.stderr
+    assert json.loads(dk.stdout)["engine"] == "dask"
     shard = run("dataset", "hash-shard", "s3://data/corpus/records.jsonl", "-o", str(tmp_path / "shard"),
                 "--partitions-log2", "2", "--s3-endpoint", s3.endpoint, "--json")
     assert shard.returncode == 0, shard.stderr
