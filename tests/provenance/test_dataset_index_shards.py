@@ -169,3 +169,27 @@ def test_partition_build_run_again_gives_the_same_shard(tmp_path, corpus):
     again = ds._build_partition(args)
     assert again == first
     assert {f.name: f.read_bytes() for f in (tmp_path / "st" / ds.SHARDS).glob("*-00001.bin")} == files
+
+
+def test_cli_partitions_log2_sets_the_shard_count(tmp_path, corpus):
+    import subprocess
+
+    from ailedger.tlog.ledger import Ledger
+
+    lg = Ledger.init(tmp_path / "lg", origin="test.example/shards")
+    lg.identities.create("alice")
+    lg.close()
+    env = {**os.environ, "AILEDGER_LEDGER": str(tmp_path / "lg")}
+
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "ailedger", "dataset", "commit", str(corpus), "--as", "alice",
+                               "--json", *a], capture_output=True, text=True, env=env, timeout=300, check=False)
+
+    auto = run("--name", "auto")
+    six = run("--name", "six", "--partitions-log2", "6")
+    assert auto.returncode == 0 and six.returncode == 0, six.stderr
+    a, b = json.loads(auto.stdout), json.loads(six.stdout)
+    assert a["root"] == b["root"] and b["P"] == 6 and a["P"] != 6
+    assert len(list(Path(b["index_dir"]).glob("shards/keys-*.bin"))) == 64
+    bad = run("--name", "bad", "--partitions-log2", "17")
+    assert bad.returncode == 2 and "--partitions-log2" in bad.stderr

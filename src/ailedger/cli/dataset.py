@@ -126,6 +126,10 @@ def register(main: click.Group) -> None:
     @click.option("--s3-endpoint", default=None, metavar="URL",
                   help="Endpoint of s3:// PATHS (default: $AWS_ENDPOINT_URL, else AWS); credentials come from the "
                        "standard AWS variables and profiles, on this host and on every Dask worker.")
+    @click.option("--partitions-log2", type=click.IntRange(0, 16), default=None,
+                  help="log2 of the partition (and index shard) count; default from the input size, at most 12. "
+                       "Larger for multi-TB sets keeps each build task's memory at ~16 MiB of keys (each hashing "
+                       "process then holds 2^P files open).")
     @click.option("--supersedes", default=None, metavar="REF",
                   help="Commit a new version of an existing dataset: REF is its name (or #INDEX / root of its "
                        "current version). Only the identity that signed the original commit may do this.")
@@ -135,8 +139,9 @@ def register(main: click.Group) -> None:
                        license_: str | None, source_url: str | None, consent: str | None, cite_as: str | None,
                        data_collection: str | None, sources_file: str | None, private: bool,
                        shards: tuple[str, ...], secret_file: str | None, workers: int | None, engine: str,
-                       scheduler: str | None, follow_symlinks: bool, s3_endpoint: str | None, supersedes: str | None,
-                       ledger_path: str | None, as_json: bool) -> None:
+                       scheduler: str | None, follow_symlinks: bool, s3_endpoint: str | None,
+                       partitions_log2: int | None, supersedes: str | None, ledger_path: str | None,
+                       as_json: bool) -> None:
         """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet; local, or on S3 as
         s3://BUCKET/KEY.jsonl or s3://BUCKET/PREFIX for a folder) as one root.
 
@@ -147,6 +152,9 @@ def register(main: click.Group) -> None:
         meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
         if scheduler and engine != "dask":
             raise BadInputError("--scheduler needs --engine dask", field="scheduler")
+        if partitions_log2 is not None and shards:
+            raise BadInputError("--partitions-log2 is set by the shards (hash-shard --partitions-log2)",
+                                field="partitions_log2")
         if engine == "dask" and shards:
             raise BadInputError("--engine dask hashes PATHS; shards made by hash-shard are already hashed",
                                 field="engine")
@@ -162,12 +170,13 @@ def register(main: click.Group) -> None:
                     res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta,
                                          description=description, private=private, workers=workers,
                                          progress=show_progress(as_json), follow_symlinks=follow_symlinks,
-                                         secret=secret, supersedes=supersedes, builder=eng.build_index)
+                                         secret=secret, supersedes=supersedes, builder=eng.build_index,
+                                         partitions_log2=partitions_log2)
             else:
                 res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta, description=description,
                                      private=private, workers=workers, progress=show_progress(as_json),
                                      follow_symlinks=follow_symlinks, shards=list(shards), secret=secret,
-                                     supersedes=supersedes)
+                                     supersedes=supersedes, partitions_log2=partitions_log2)
         sup = res.get("supersedes")
         emit(res, as_json,
              f"committed dataset {name} as entry #{res['index']}: {res['records']} records "
