@@ -194,3 +194,19 @@ def test_object_replaced_during_the_commit_is_refused(store, tmp_path):
     assert "changed while it was being hashed" in r["error"]
     with pytest.raises(BadInputError, match="changed while it was being hashed"):
         ds._file_sha256(planned)
+
+
+def test_folder_forms_and_bucket_root(store, ledger, alice):
+    """s3://b/prefix and s3://b/prefix/ are the same folder; s3://b alone is the whole bucket."""
+    s3, local = store
+    a = commit_dataset(ledger, ["s3://data/corpus/files"], "f1", alice, workers=1)
+    b = commit_dataset(ledger, ["s3://data/corpus/files/"], "f2", alice, workers=1)
+    assert a["root"] == b["root"] and ledger.entry(b["index"]).body["sources"][0]["name"] == "files"
+    c = s3.client()
+    c.create_bucket(Bucket="flat")
+    for f in (local / "files").rglob("*"):
+        if f.is_file():
+            c.put_object(Bucket="flat", Key=f.relative_to(local / "files").as_posix(), Body=f.read_bytes())
+    c.put_object(Bucket="flat", Key="marker/", Body=b"")  # a "folder" object: not a record
+    whole = commit_dataset(ledger, ["s3://flat"], "f3", alice, workers=1)
+    assert whole["root"] == a["root"] and ledger.entry(whole["index"]).body["sources"][0]["name"] == "flat"
