@@ -193,3 +193,35 @@ def test_cli_partitions_log2_sets_the_shard_count(tmp_path, corpus):
     assert len(list(Path(b["index_dir"]).glob("shards/keys-*.bin"))) == 64
     bad = run("--name", "bad", "--partitions-log2", "17")
     assert bad.returncode == 2 and "--partitions-log2" in bad.stderr
+
+
+def test_partition_count_follows_size_and_open_file_limit():
+    from ailedger.provenance.datasets import choose_partitions
+
+    assert choose_partitions(1000, open_files=20000) == 1
+    assert choose_partitions(1_821_496_850, open_files=20000) == 8  # the 10^7-record bench file
+    ten_tb = 10 * 10**12
+    assert [choose_partitions(ten_tb, open_files=n) for n in (1 << 20, 20000, 1024, 256)] == [16, 14, 9, 7]
+
+
+def test_hashing_raises_a_low_open_file_limit(tmp_path):
+    """1,024 partitions need 1,024 files open per hashing process: a soft limit of 600 is raised to the
+    hard limit (this fails with 'Too many open files' if it is not)."""
+    import resource
+    import subprocess
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard open-file limit ({hard}) is below what 1,024 partitions need")
+    p = tmp_path / "d.jsonl"
+    p.write_text("".join(json.dumps({"id": i}) + "\n" for i in range(20000)))
+    code = ("import resource, json, sys; from pathlib import Path\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (600, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))\n"
+            "from ailedger.provenance.datasets import build_index\n"
+            f"r = build_index([{str(p)!r}], Path({str(tmp_path / 'ix')!r}), partitions_log2=10, workers=1)\n"
+            "print(json.dumps({'root': r['root'], 'soft': resource.getrlimit(resource.RLIMIT_NOFILE)[0]}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout)
+    assert got["soft"] > 1024
+    assert got["root"] == smt.subtree_root(sorted(record_key(canonical_json({"id": i})) for i in range(20000))).hex()

@@ -268,6 +268,8 @@ def _part_fd(tmp: str, p: int, tag: str) -> int:
     key = (os.getpid(), tmp, p, tag)
     fd = _PART_FDS.get(key)
     if fd is None:
+        if not _PART_FDS:
+            open_file_limit()  # 2^P files: raise the soft limit to the hard one
         name = os.path.join(tmp, f"part-{p:05d}-{tag}-{os.getpid()}.bin")
         fd = _PART_FDS[key] = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
                                       0o600)
@@ -831,11 +833,31 @@ def _file_sha256(path: str) -> tuple[str, int, tuple[Any, ...]]:
     return h.hexdigest(), size, st0
 
 
-def choose_partitions(total_bytes: int) -> int:
-    """log2 of the partition count: about PARTITION_TARGET bytes of keys per partition, assuming
-    records of at least 24 bytes."""
+def open_file_limit() -> int:
+    """This process's open-file limit, raised first to its hard limit (each hashing process holds one
+    file per partition open: 2^P of them)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return int(soft) if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def choose_partitions(total_bytes: int, open_files: int | None = None) -> int:
+    """log2 of the partition count: about PARTITION_TARGET bytes of keys per partition (so a build
+    task's memory stays bounded whatever the size), assuming records of at least 24 bytes; at most 16,
+    and at most what the open-file limit allows (2^P partition files per hashing process, with a
+    quarter of the limit, at most 1,024, to spare: 14 under a limit of 20,000, 9 under 1,024)."""
+    limit = open_files if open_files is not None else open_file_limit()
+    cap = max(1, min(16, max(2, limit - min(1024, limit // 4)).bit_length() - 1))
     est = max(1, total_bytes // 24)
-    return max(1, min(12, (est * 32 // PARTITION_TARGET).bit_length()))
+    return max(1, min(cap, (est * 32 // PARTITION_TARGET).bit_length()))
 
 
 def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | None = None,
