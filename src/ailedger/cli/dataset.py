@@ -127,9 +127,9 @@ def register(main: click.Group) -> None:
                   help="Endpoint of s3:// PATHS (default: $AWS_ENDPOINT_URL, else AWS); credentials come from the "
                        "standard AWS variables and profiles, on this host and on every Dask worker.")
     @click.option("--partitions-log2", type=click.IntRange(0, 16), default=None,
-                  help="log2 of the partition (and index shard) count; default from the input size, at most 12. "
-                       "Larger for multi-TB sets keeps each build task's memory at ~16 MiB of keys (each hashing "
-                       "process then holds 2^P files open).")
+                  help="log2 of the partition (and index shard) count; default from the input size (~16 MiB of "
+                       "keys per build task), at most 16 and what the open-file limit allows (each hashing "
+                       "process holds 2^P files open).")
     @click.option("--supersedes", default=None, metavar="REF",
                   help="Commit a new version of an existing dataset: REF is its name (or #INDEX / root of its "
                        "current version). Only the identity that signed the original commit may do this.")
