@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -210,3 +212,54 @@ def test_folder_forms_and_bucket_root(store, ledger, alice):
     c.put_object(Bucket="flat", Key="marker/", Body=b"")  # a "folder" object: not a record
     whole = commit_dataset(ledger, ["s3://flat"], "f3", alice, workers=1)
     assert whole["root"] == a["root"] and ledger.entry(whole["index"]).body["sources"][0]["name"] == "flat"
+
+
+def test_store_gone_mid_commit_fails_cleanly(tmp_path, ledger, alice, monkeypatch):
+    """The S3 endpoint dies while Dask workers are reading shards: a clear error naming the object,
+    nothing logged, no staging folder left."""
+    distributed = pytest.importorskip("distributed")
+    from ailedger.provenance.distributed import DaskEngine
+    from ailedger.provenance.entries import artifacts_dir
+
+    body = "".join(json.dumps({"id": i, "text": "w" * (i % 60)}) + "\n" for i in range(150_000)).encode()
+    s3 = SeaweedS3(buckets=["gone"]).start()
+    box: dict = {}
+    n0 = ledger.size
+    dsdir = artifacts_dir(ledger) / "datasets"
+    try:
+        for k, v in s3.env().items():
+            monkeypatch.setenv(k, v)
+        s3.client().put_object(Bucket="gone", Key="r.jsonl", Body=body)
+        cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                           dashboard_address=":0", host="127.0.0.1", silence_logs=40)
+        try:
+            with DaskEngine(cluster.scheduler_address) as eng:
+                def go():
+                    try:
+                        box["res"] = commit_dataset(ledger, [S3Path("s3://gone/r.jsonl", s3.endpoint)], "gone",
+                                                    alice, builder=functools.partial(eng.build_index,
+                                                                                     unit_bytes=32 << 10))
+                    except Exception as e:  # noqa: BLE001 - checked below
+                        box["err"] = e
+
+                t = threading.Thread(target=go)
+                t.start()
+                deadline = time.time() + 120
+                while time.time() < deadline and not box and len(list(dsdir.glob("staging-*.tmp/part-*"))) < 1:
+                    time.sleep(0.005)
+                assert not box, f"the commit ended before the store could be stopped: {box}"
+                s3.stop()
+                t.join(300)
+                assert not t.is_alive()
+        finally:
+            cluster.close()
+    finally:
+        s3.stop()
+    assert "res" not in box
+    err = box["err"]
+    # a store going down answers 500s while it stops, then refuses connections: either is a NetworkError
+    assert isinstance(err, NetworkError), repr(err)
+    assert err.message.startswith("cannot read s3://gone/r.jsonl") and "nothing was logged" in err.message, err.message
+    assert "cannot connect to the S3 endpoint" in err.message or "the store failed" in err.message, err.message
+    assert ledger.size == n0
+    assert not list(dsdir.glob("staging-*"))

@@ -45,7 +45,14 @@ from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.encoding.fasthash import sha256_many
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
-from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, ProofError
+from ailedger.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NetworkError,
+    NotFoundError,
+    ProofError,
+)
 from ailedger.provenance import s3input, smt
 from ailedger.provenance.dataset_rule import (
     FORM_BYTES,
@@ -522,8 +529,14 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
     except OSError as e:
         return {"error": f"cannot read {e.filename}: {e.strerror}", "where": str(e.filename)}
     except AiledgerError as e:  # an object store's error (s3input), already worded for the user
-        return {"error": e.message.removesuffix("; nothing was logged"), "where": str(unit[2])}
+        return {"error": e.message.removesuffix("; nothing was logged"), "where": str(unit[2]), "code": e.code}
     return {"n": sink.n, "source": si}
+
+
+def unit_error(r: dict[str, Any]) -> AiledgerError:
+    """The error a failed work unit's result describes: a store's failure stays a NetworkError."""
+    cls = NetworkError if r.get("code") == NetworkError.code else BadInputError
+    return cls(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
 
 
 def _worker_init() -> None:
@@ -904,7 +917,7 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
                     line = _line_of(r["path"], r["offset"])
                     raise BadInputError(f"{r['path']} line {line}: record does not parse ({r['reason']}); "
                                         "nothing was logged", field="record", file=r["path"], line=line)
-                raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
+                raise unit_error(r)
             counts[r["source"]] += r["n"]
             if "header" in r:
                 sources[r["source"]]["header"] = r["header"]
@@ -912,8 +925,8 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
             try:
                 sha, size, st0 = fut.result()
                 changed = _signature(inputs[si]) != st0
-            except AiledgerError as e:
-                raise BadInputError(e.message, field="path", file=str(paths[si])) from e
+            except AiledgerError:
+                raise
             except OSError as e:
                 raise BadInputError(f"cannot read {paths[si]}: {e.strerror}; nothing was logged", field="path",
                                     file=str(paths[si])) from e

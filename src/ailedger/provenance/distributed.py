@@ -67,7 +67,7 @@ def _digest_task(path: str) -> dict[str, Any]:
     except OSError as e:
         return {"error": f"cannot read {path}: {e.strerror}"}
     except AiledgerError as e:  # an object store's error, already worded
-        return {"error": e.message.removesuffix("; nothing was logged")}
+        return {"error": e.message.removesuffix("; nothing was logged"), "code": e.code}
     return {"sha256": sha, "size": size, "changed": changed}
 
 
@@ -227,7 +227,7 @@ class DaskEngine:
                         line = ds._line_of(r["path"], r["offset"])
                         raise BadInputError(f"{r['path']} line {line}: record does not parse ({r['reason']}); "
                                             "nothing was logged", field="record", file=r["path"], line=line)
-                    raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
+                    raise ds.unit_error(r)
                 counts[r["source"]] += r["n"]
                 done_records += r["n"]
                 if "header" in r:
@@ -242,7 +242,7 @@ class DaskEngine:
             for si, f in digests.items():
                 d = f.result()
                 if "error" in d:
-                    raise BadInputError(d["error"] + "; nothing was logged", field="path", file=str(paths[si]))
+                    raise ds.unit_error({**d, "where": str(paths[si])})
                 if d["changed"]:
                     raise BadInputError(f"{paths[si]} changed while it was being hashed; nothing was logged",
                                         field="path", file=str(paths[si]))

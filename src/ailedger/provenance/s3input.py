@@ -130,6 +130,9 @@ def describe_error(e: BaseException, uri: str, endpoint: str | None = None) -> A
             return BadInputError(f"cannot read {where}: access denied ({code}): wrong credentials, or the key may "
                                  "not read this bucket (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / "
                                  "AWS_PROFILE); nothing was logged", field="credentials")
+        if isinstance(status, int) and status >= 500:
+            return NetworkError(f"cannot read {where}: the store failed ({code or 'error'}, HTTP {status}: "
+                                f"{err.get('Message', '')}); nothing was logged", field="s3_endpoint")
         if code in ("PreconditionFailed", "412"):
             return BadInputError(f"{uri} changed while it was being hashed; nothing was logged", field="path")
         return BadInputError(f"cannot read {where}: {code or status} {err.get('Message', '')}; nothing was logged",
