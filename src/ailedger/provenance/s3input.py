@@ -185,6 +185,11 @@ def list_folder(p: S3Path) -> list[tuple[S3Path, str]]:
     return out
 
 
+def _etag(tag: str) -> str:
+    """An ETag compared as its value (listings and GETs may differ in quoting)."""
+    return tag.strip().removeprefix("W/").strip('"')
+
+
 class RangeReader(io.RawIOBase):
     """A read-only, seekable file over one object: each read is a ranged GET (checked against the
     ETag the object had when it was planned)."""
@@ -223,7 +228,7 @@ class RangeReader(io.RawIOBase):
             return 0
         try:
             r = self._c.get_object(Bucket=self._bucket, Key=self._key, Range=f"bytes={self.pos}-{self.pos + n - 1}")
-            if self.p.etag and r.get("ETag") and r["ETag"] != self.p.etag:
+            if self.p.etag and r.get("ETag") and _etag(r["ETag"]) != _etag(self.p.etag):
                 raise BadInputError(f"{self.p} changed while it was being hashed (its ETag is {r['ETag']}, was "
                                     f"{self.p.etag}); nothing was logged", field="path")
             body = r["Body"]
