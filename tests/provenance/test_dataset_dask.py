@@ -104,7 +104,9 @@ def _smt_parts(data: bytes) -> list:
 def test_same_root_index_and_proofs(tmp_path, ledger, alice, engine, kind, k):
     paths, unit = make_data(tmp_path, kind, k)
     local = commit_dataset(ledger, paths, "single", alice, workers=1)
-    local_files = {f: (Path(local["index_dir"]) / f).read_bytes() for f in ("keys.bin", "levels.bin")}
+    local_files = {str(f.relative_to(local["index_dir"])): f.read_bytes()
+                   for f in Path(local["index_dir"]).rglob("*.bin")}
+    assert {"top.bin", "counts.bin", "shards/keys-00000.bin", "shards/levels-00000.bin"} <= set(local_files)
     builder = functools.partial(engine.build_index, unit_bytes=unit) if unit else engine.build_index
     dask = commit_dataset(ledger, paths, "distributed", alice, builder=builder)
     assert dask["engine"] == "dask" and dask["units"] == k and len(dask["shards"]) == k
@@ -112,6 +114,7 @@ def test_same_root_index_and_proofs(tmp_path, ledger, alice, engine, kind, k):
     assert dask["root"] == local["root"]
     assert (dask["records"], dask["records_in"], dask["duplicates"]) == (N - 3, N, 3) == (
         local["records"], local["records_in"], local["duplicates"])
+    assert {str(f.relative_to(dask["index_dir"])) for f in Path(dask["index_dir"]).rglob("*.bin")} == set(local_files)
     for f, b in local_files.items():
         assert (Path(dask["index_dir"]) / f).read_bytes() == b, f
     # the signed entries state the same rule and sources (digests, headers, counts)
@@ -195,6 +198,53 @@ def test_worker_killed_mid_commit_resumes_with_the_same_root(tmp_path, ledger, a
         assert ix.root.hex() == local["root"] and ix.n == local["records"]
     finally:
         ix.close()
+
+
+def test_worker_killed_while_partitions_build_gives_the_same_index(tmp_path, ledger, alice, cluster):
+    """One worker is SIGKILLed while the partitions are being built (phase 2, inputs consumed as they are
+    built): the tasks it ran or held run again and must give the same shards, so the logged root, the
+    index files and the proofs are those of a single-process commit."""
+    p = tmp_path / "big.jsonl"
+    with open(p, "w") as fh:
+        fh.writelines(json.dumps({"i": i, "t": "z" * (i % 50)}) + "\n" for i in range(150_000))
+    local = commit_dataset(ledger, [str(p)], "whole", alice, workers=1, partitions_log2=8)
+    a = Path(local["index_dir"])  # the same root: the Dask commit's index replaces this folder, so copy it now
+    want = {str(f.relative_to(a)): f.read_bytes() for f in a.rglob("*") if f.is_file() and f.name != "entry"}
+    assert len([f for f in want if f.startswith("shards/keys-")]) == 256
+    box: dict = {}
+    with DaskEngine(cluster.scheduler_address) as eng:
+        pids = sorted(eng.client.run(os.getpid).values())
+
+        def go():
+            try:
+                box["res"] = commit_dataset(ledger, [str(p)], "killed-in-build", alice, partitions_log2=8,
+                                            builder=eng.build_index)
+            except Exception as e:  # noqa: BLE001 - reported below
+                box["err"] = e
+
+        t = threading.Thread(target=go)
+        t.start()
+        dsdir = artifacts_dir(ledger) / "datasets"
+        deadline = time.time() + 120
+        while time.time() < deadline and len(list(dsdir.glob("staging-*.tmp/shards/keys-*.bin"))) < 8:
+            time.sleep(0.005)
+        assert "res" not in box, "the commit finished before a worker could be killed: make the data bigger"
+        os.kill(pids[0], signal.SIGKILL)
+        t.join(240)
+        assert not t.is_alive()
+        assert "err" not in box, box.get("err")
+        assert pids[0] not in sorted(eng.client.run(os.getpid).values())
+    res = box["res"]
+    assert (res["root"], res["records"], res["records_in"]) == (local["root"], local["records"], local["records_in"])
+    b = Path(res["index_dir"])
+    got = {str(f.relative_to(b)): f.read_bytes() for f in b.rglob("*") if f.is_file() and f.name != "entry"}
+    assert sorted(got) == sorted(want)  # no marker, no partial file, no input left behind
+    for f, data in want.items():
+        if f.endswith(".bin"):
+            assert got[f] == data, f
+    cand = json.dumps({"i": 77, "t": "z" * 27}).encode()
+    data, info = prove_dataset(ledger, "killed-in-build", cand)
+    assert info["result"] == "member" and verify_dataset_proof_file(data, cand, ledger.vkey)["result"] == "member"
 
 
 def test_cli_dask_engine_local_cluster_and_errors(tmp_path):

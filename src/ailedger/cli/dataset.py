@@ -77,6 +77,23 @@ def verify_proof_command(proof_file: str, candidate: str | None, vkey: str | Non
     emit(rep, as_json, rep["summary"])
 
 
+def _s3_paths(paths: tuple[str, ...], endpoint: str | None) -> tuple[str, ...]:
+    """``s3://`` PATHS carrying the endpoint (given or from the environment) to every reader."""
+    from ailedger.provenance.s3input import S3Path, is_s3, parse
+
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise BadInputError(f"--s3-endpoint {endpoint!r}: give an http:// or https:// URL", field="s3_endpoint")
+    if endpoint is not None and not any(is_s3(p) for p in paths):
+        raise BadInputError("--s3-endpoint is for s3:// PATHS; none was given", field="s3_endpoint")
+    out = []
+    for p in paths:
+        if is_s3(p):
+            parse(p)
+            p = S3Path(p, endpoint)
+        out.append(p)
+    return tuple(out)
+
+
 def register(main: click.Group) -> None:
     @main.group("dataset")
     def dataset() -> None:
@@ -106,6 +123,13 @@ def register(main: click.Group) -> None:
     @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
                   help="With --engine dask: a running Dask scheduler (default: a LocalCluster started here).")
     @click.option("--follow-symlinks", is_flag=True)
+    @click.option("--s3-endpoint", default=None, metavar="URL",
+                  help="Endpoint of s3:// PATHS (default: $AWS_ENDPOINT_URL, else AWS); credentials come from the "
+                       "standard AWS variables and profiles, on this host and on every Dask worker.")
+    @click.option("--partitions-log2", type=click.IntRange(0, 16), default=None,
+                  help="log2 of the partition (and index shard) count; default from the input size (~16 MiB of "
+                       "keys per build task), at most 16 and what the open-file limit allows (each hashing "
+                       "process holds 2^P files open).")
     @click.option("--supersedes", default=None, metavar="REF",
                   help="Commit a new version of an existing dataset: REF is its name (or #INDEX / root of its "
                        "current version). Only the identity that signed the original commit may do this.")
@@ -115,16 +139,22 @@ def register(main: click.Group) -> None:
                        license_: str | None, source_url: str | None, consent: str | None, cite_as: str | None,
                        data_collection: str | None, sources_file: str | None, private: bool,
                        shards: tuple[str, ...], secret_file: str | None, workers: int | None, engine: str,
-                       scheduler: str | None, follow_symlinks: bool, supersedes: str | None,
-                       ledger_path: str | None, as_json: bool) -> None:
-        """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet) as one root.
+                       scheduler: str | None, follow_symlinks: bool, s3_endpoint: str | None,
+                       partitions_log2: int | None, supersedes: str | None, ledger_path: str | None,
+                       as_json: bool) -> None:
+        """Commit the records of PATHS (folders of files, .jsonl, .csv, .parquet; local, or on S3 as
+        s3://BUCKET/KEY.jsonl or s3://BUCKET/PREFIX for a folder) as one root.
 
         A name already committed is refused unless --supersedes names its current version."""
         from ailedger.provenance import commit_dataset
 
+        paths = _s3_paths(paths, s3_endpoint)
         meta = _sources(sources_file, license_, source_url, consent, cite_as, data_collection)
         if scheduler and engine != "dask":
             raise BadInputError("--scheduler needs --engine dask", field="scheduler")
+        if partitions_log2 is not None and shards:
+            raise BadInputError("--partitions-log2 is set by the shards (hash-shard --partitions-log2)",
+                                field="partitions_log2")
         if engine == "dask" and shards:
             raise BadInputError("--engine dask hashes PATHS; shards made by hash-shard are already hashed",
                                 field="engine")
@@ -140,12 +170,13 @@ def register(main: click.Group) -> None:
                     res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta,
                                          description=description, private=private, workers=workers,
                                          progress=show_progress(as_json), follow_symlinks=follow_symlinks,
-                                         secret=secret, supersedes=supersedes, builder=eng.build_index)
+                                         secret=secret, supersedes=supersedes, builder=eng.build_index,
+                                         partitions_log2=partitions_log2)
             else:
                 res = commit_dataset(ledger, list(paths), name, ident, source_meta=meta, description=description,
                                      private=private, workers=workers, progress=show_progress(as_json),
                                      follow_symlinks=follow_symlinks, shards=list(shards), secret=secret,
-                                     supersedes=supersedes)
+                                     supersedes=supersedes, partitions_log2=partitions_log2)
         sup = res.get("supersedes")
         emit(res, as_json,
              f"committed dataset {name} as entry #{res['index']}: {res['records']} records "
@@ -164,12 +195,16 @@ def register(main: click.Group) -> None:
     @click.option("--secret-file", default=None, help="Curator secret for a private dataset (made if missing).")
     @click.option("--workers", type=int, default=None)
     @click.option("--follow-symlinks", is_flag=True)
+    @click.option("--s3-endpoint", default=None, metavar="URL",
+                  help="Endpoint of s3:// PATHS (default: $AWS_ENDPOINT_URL, else AWS).")
     @json_option
     def dataset_hash_shard(paths: tuple[str, ...], output: str, partitions_log2: int, secret_file: str | None,
-                           workers: int | None, follow_symlinks: bool, as_json: bool) -> None:
-        """Hash part of a dataset here (no ledger needed); commit the shards elsewhere with --from-shard."""
+                           workers: int | None, follow_symlinks: bool, s3_endpoint: str | None, as_json: bool) -> None:
+        """Hash part of a dataset here (no ledger needed); commit the shards elsewhere with --from-shard.
+        PATHS may be on S3 (s3://BUCKET/KEY or s3://BUCKET/PREFIX), as for `dataset commit`."""
         from ailedger.provenance.datasets import hash_shard
 
+        paths = _s3_paths(paths, s3_endpoint)
         secret = _secret(secret_file, create=True) if secret_file else None
         res = hash_shard(list(paths), Path(output), partitions_log2=partitions_log2, secret=secret,
                          workers=workers, progress=show_progress(as_json), follow_symlinks=follow_symlinks)

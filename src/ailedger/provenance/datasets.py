@@ -8,11 +8,13 @@ Pipeline, memory bounded whatever the dataset size:
    its 32-byte key and append it to one of 2^P partition files chosen by the key's first P bits
    (the keys of one partition are exactly one subtree of the sparse Merkle tree);
 2. *build*: each partition is sorted and de-duplicated alone (in parallel), its subtree hashed
-   bottom-up, and its part of every stored level written in place into ``levels.bin``; the 2^P
-   partition roots combine into the root in the top P levels;
-3. the sorted keys (``keys.bin``) and the node hashes of depths 0..D (``levels.bin``) stay on
-   disk under the ledger directory as the proof index: a proof reads D stored siblings and
+   bottom-up, and written as one shard of the proof index (its sorted keys and its stored levels);
+   the 2^P partition roots combine into the root in the top P levels (``top.bin``);
+3. the index stays on disk under the ledger directory, sharded like the tree (:class:`DatasetIndex`):
+   a proof reads the top levels and the one shard on the key's path, D stored siblings in all, and
    recomputes the rest from one bucket of a few keys.
+
+Inputs are local paths or ``s3://`` objects and prefixes (:mod:`ailedger.provenance.s3input`).
 
 Units could equally be hashed on other machines: their partition files are all that step 2 needs.
 """
@@ -33,6 +35,7 @@ import secrets
 import shutil
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -42,8 +45,15 @@ from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.encoding.fasthash import sha256_many
 from ailedger.encoding.records import parse_entry
 from ailedger.encoding.refs import entry_ref
-from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, ProofError
-from ailedger.provenance import smt
+from ailedger.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NetworkError,
+    NotFoundError,
+    ProofError,
+)
+from ailedger.provenance import s3input, smt
 from ailedger.provenance.dataset_rule import (
     FORM_BYTES,
     FORM_CSV,
@@ -151,47 +161,81 @@ def normalise_candidate(candidate: bytes, normalisation: str) -> bytes:
 
 # -- work units --------------------------------------------------------------------------------
 
-def _kind_of(p: Path) -> str:
-    if p.is_dir():
-        return "files"
-    s = p.name.lower()
+def _kind_of_name(name: str, shown: str) -> str:
+    s = name.lower()
     if s.endswith((".jsonl", ".ndjson", ".jsonl.txt")):
         return "jsonl"
     if s.endswith(".csv"):
         return "csv"
     if s.endswith(".parquet"):
         return "parquet"
-    raise BadInputError(f"{p}: unknown record format (use a folder, .jsonl, .csv or .parquet)", field="path")
+    raise BadInputError(f"{shown}: unknown record format (use a folder, .jsonl, .csv or .parquet)", field="path")
 
 
-def _plan_units(paths: Sequence[str], follow_symlinks: bool,
-                unit_bytes: int = UNIT_BYTES) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], int]:
+def _kind_of(p: Path) -> str:
+    return "files" if p.is_dir() else _kind_of_name(p.name, str(p))
+
+
+def _resolve_s3(ps: str) -> tuple[str, s3input.S3Path, list[tuple[s3input.S3Path, str]]]:
+    """(kind, the object or prefix, its objects when a folder) of an ``s3://`` input: the key names an
+    object (``.jsonl``/``.csv``/``.parquet``) or, when there is no object by that name, a folder."""
+    sp = ps if isinstance(ps, s3input.S3Path) else s3input.S3Path(ps)
+    _, key = s3input.parse(sp)
+    if key and not key.endswith("/"):
+        st = s3input.stat_object(sp)
+        if st is not None:
+            obj = s3input.S3Path(str(sp), sp.endpoint, st[0], st[1])
+            return _kind_of_name(key.rsplit("/", 1)[-1], ps), obj, []
+    objs = s3input.list_folder(sp)
+    if not objs:
+        raise BadInputError(f"{ps}: no object by that key and none under it as a folder; nothing was logged",
+                            field="path")
+    return "files", sp, objs
+
+
+def _plan_units(paths: Sequence[str], follow_symlinks: bool, unit_bytes: int = UNIT_BYTES
+                ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], int, list[str]]:
+    """Work units, sources, total bytes, and each input as read (a local path, or an
+    :class:`s3input.S3Path` with the size and ETag the planning saw)."""
     units: list[tuple[Any, ...]] = []
     sources: list[dict[str, Any]] = []
+    inputs: list[str] = []
     total = 0
     for si, ps in enumerate(paths):
-        p = Path(ps)
-        if not p.exists():
-            raise BadInputError(f"{ps} does not exist", field="path")
-        kind = _kind_of(p)
-        sources.append({"name": p.name or str(p), "kind": kind})
+        files: list[tuple[str, str, int]] = []
+        src: str
+        if s3input.is_s3(ps):
+            kind, sp, objs = _resolve_s3(ps)
+            _, key = s3input.parse(sp)
+            name = key.rstrip("/").rsplit("/", 1)[-1] or sp.bucket
+            files = [(o, rel, o.size or 0) for o, rel in objs]
+            src, n = sp, sp.size or 0
+        else:
+            p = Path(ps)
+            if not p.exists():
+                raise BadInputError(f"{ps} does not exist", field="path")
+            kind, name, src = _kind_of(p), p.name or str(p), str(p)
+            if kind == "files":
+                files = [(f.path, f.rel, f.st.st_size)
+                         for f in scan_dir(p, follow_external_symlinks=follow_symlinks, ignore=())]
+            n = 0 if kind == "files" else p.stat().st_size
+        sources.append({"name": name, "kind": kind})
+        inputs.append(src)
         if kind == "files":
-            files = scan_dir(p, follow_external_symlinks=follow_symlinks, ignore=())
             batch: list[tuple[str, str]] = []
             size = 0
-            for f in files:
-                batch.append((f.path, f.rel))
-                size += f.st.st_size
-                total += f.st.st_size
+            for fp, rel, fsize in files:
+                batch.append((fp, rel))
+                size += fsize
+                total += fsize
                 if size >= unit_bytes or len(batch) >= 20000:
                     units.append(("files", si, batch, size))
                     batch, size = [], 0
             if batch:
                 units.append(("files", si, batch, size))
         elif kind == "jsonl":
-            n = p.stat().st_size
             total += n
-            with open(p, "rb") as fh:
+            with s3input.open_binary(src, 64 << 10) as fh:
                 start = 0
                 while start < n:
                     end = min(n, start + unit_bytes)
@@ -199,23 +243,25 @@ def _plan_units(paths: Sequence[str], follow_symlinks: bool,
                         fh.seek(end)
                         rest = fh.readline()
                         end += len(rest)
-                    units.append(("jsonl", si, str(p), start, end))
+                    units.append(("jsonl", si, src, start, end))
                     start = end
         elif kind == "csv":
-            n = p.stat().st_size
             total += n
-            units.append(("csv", si, str(p), n))
+            units.append(("csv", si, src, n))
         else:
             import pyarrow.parquet as pq
 
             try:
-                md = pq.ParquetFile(p).metadata
+                with s3input.open_binary(src) as fh:
+                    md = pq.ParquetFile(fh).metadata
+            except AiledgerError:
+                raise
             except Exception as e:
                 raise BadInputError(f"{ps}: not a readable Parquet file ({e})", field="path") from e
-            total += p.stat().st_size
+            total += n
             for rg in range(md.num_row_groups):
-                units.append(("parquet", si, str(p), rg, md.row_group(rg).total_byte_size))
-    return units, sources, total
+                units.append(("parquet", si, src, rg, md.row_group(rg).total_byte_size))
+    return units, sources, total, inputs
 
 
 # -- worker side ---------------------------------------------------------------------------------
@@ -229,6 +275,8 @@ def _part_fd(tmp: str, p: int, tag: str) -> int:
     key = (os.getpid(), tmp, p, tag)
     fd = _PART_FDS.get(key)
     if fd is None:
+        if not _PART_FDS:
+            open_file_limit()  # 2^P files: raise the soft limit to the hard one
         name = os.path.join(tmp, f"part-{p:05d}-{tag}-{os.getpid()}.bin")
         fd = _PART_FDS[key] = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0),
                                       0o600)
@@ -418,7 +466,7 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
         if kind == "files":
             for path, rel in unit[2]:
                 try:
-                    with open(path, "rb") as fh:
+                    with s3input.open_binary(path) as fh:
                         if secret is None:
                             h = hashlib.file_digest(fh, "sha256").digest()
                         else:
@@ -428,7 +476,7 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
                 sink.add(h)
         elif kind == "jsonl":
             path, start, end = unit[2], unit[3], unit[4]
-            with open(path, "rb") as fh:
+            with s3input.open_binary(path, 64 << 10) as fh:
                 fh.seek(start)
                 block = fh.read(end - start)
             err = _jsonl_block(block, start, path, secret, sink)
@@ -436,7 +484,7 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
                 return err
         elif kind == "csv":
             path = unit[2]
-            with open(path, newline="", encoding="utf-8") as fh:
+            with io.TextIOWrapper(s3input.open_binary(path, 8 << 20), encoding="utf-8", newline="") as fh:
                 rd = csv.reader(fh)
                 try:
                     header = next(rd)
@@ -466,7 +514,10 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
 
             path, rg = unit[2], unit[3]
             try:
-                table = pq.ParquetFile(path).read_row_group(rg)
+                with s3input.open_binary(path) as fh:
+                    table = pq.ParquetFile(fh).read_row_group(rg)
+            except AiledgerError as e:
+                return {"error": e.message, "where": str(path)}
             except Exception as e:  # noqa: BLE001
                 return {"error": f"{path} row group {rg}: does not parse ({e})", "where": path}
             for row in table.to_pylist():
@@ -477,7 +528,15 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
         sink.flush()
     except OSError as e:
         return {"error": f"cannot read {e.filename}: {e.strerror}", "where": str(e.filename)}
+    except AiledgerError as e:  # an object store's error (s3input), already worded for the user
+        return {"error": e.message.removesuffix("; nothing was logged"), "where": str(unit[2]), "code": e.code}
     return {"n": sink.n, "source": si}
+
+
+def unit_error(r: dict[str, Any]) -> AiledgerError:
+    """The error a failed work unit's result describes: a store's failure stays a NetworkError."""
+    cls = NetworkError if r.get("code") == NetworkError.code else BadInputError
+    return cls(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
 
 
 def _worker_init() -> None:
@@ -489,17 +548,26 @@ def _hash_unit_star(args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> dict[str, Any]:
-    """Sort, de-duplicate and hash one partition; write its keys and its part of levels P..D."""
+    """Sort, de-duplicate and hash one partition; write its shard of the proof index: its sorted keys
+    (``shards/keys-PPPPP.bin``) and its subtree's node hashes of depths P+1..D (``shards/levels-PPPPP.bin``);
+    its root (depth P) is returned for the top levels.
+
+    Idempotent, so a task run again (its worker killed) gives the same answer: the outputs are written
+    under temporary names and renamed, then a ``built-PPPPP.json`` marker with the result, and only then
+    are the consumed inputs removed; a run that finds the marker returns it."""
     import numpy as np
 
-    dirs, tmp, p, P, D, levels_path, consume = args
+    dirs, tmp, p, P, D, _, consume = args
     parts = sorted(f for d in dirs for f in glob.glob(os.path.join(d, f"part-{p:05d}-*.bin")))
+    marker = os.path.join(tmp, SHARDS, f"built-{p:05d}.json")
+    if os.path.exists(marker):
+        with open(marker) as fh:
+            done = json.load(fh)
+        _unlink_all(parts if consume else [])
+        return {**done, "root": bytes.fromhex(done["root"])}
     chunks = [np.fromfile(f, dtype=np.uint8) for f in parts]
     raw = np.concatenate(chunks) if chunks else np.zeros(0, np.uint8)
     del chunks
-    if consume:
-        for f in parts:
-            os.unlink(f)
     arr = raw.reshape(-1, 32)
     n_in = len(arr)
     if n_in:
@@ -511,8 +579,10 @@ def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> d
             keep[1:] = np.any(arr[1:] != arr[:-1], axis=1)
             arr = arr[keep]
     data = arr.tobytes()
-    with open(os.path.join(tmp, f"keys-{p:05d}.bin"), "wb") as fh:
+    keys_path = os.path.join(tmp, SHARDS, f"keys-{p:05d}.bin")
+    with open(keys_path + ".part", "wb") as fh:
         fh.write(data)
+    os.replace(keys_path + ".part", keys_path)
     m = len(arr)
     keys = [data[i:i + 32] for i in range(0, len(data), 32)]
     width = D - P
@@ -538,19 +608,41 @@ def _build_partition(args: tuple[list[str], str, int, int, int, str, bool]) -> d
         else:
             level += sub(keys, D, lo, hi)
         counts.append(min(c, 2))
-    fd = os.open(levels_path, os.O_WRONLY)
-    try:
-        lv, ct = bytes(level), bytes(counts)
-        for d in range(D, P - 1, -1):
-            os.pwrite(fd, lv, ((1 << d) - 1 + (p << (d - P))) * 32)
-            if d > P:
-                lv, ct = smt.parent_level(lv, ct)
-    finally:
-        os.close(fd)
-    return {"p": p, "n_in": n_in, "n": m, "root": lv, "count": ct[0] if ct else 0}
+    lv, ct = bytes(level), bytes(counts)
+    levels_path = os.path.join(tmp, SHARDS, f"levels-{p:05d}.bin")
+    with open(levels_path + ".part", "wb") as fh:
+        fh.truncate(_shard_levels_offset(D - P + 1))
+        for d in range(D, P, -1):
+            fh.seek(_shard_levels_offset(d - P))
+            fh.write(lv)
+            lv, ct = smt.parent_level(lv, ct)
+    os.replace(levels_path + ".part", levels_path)
+    res = {"p": p, "n_in": n_in, "n": m, "root": lv, "count": ct[0] if ct else 0}
+    with open(marker + ".part", "w") as fh:
+        json.dump({**res, "root": lv.hex()}, fh)
+    os.replace(marker + ".part", marker)
+    _unlink_all(parts if consume else [])
+    return res
+
+
+def _unlink_all(files: Sequence[str]) -> None:
+    for f in files:
+        try:
+            os.unlink(f)
+        except FileNotFoundError:
+            pass
 
 
 # -- index ---------------------------------------------------------------------------------------
+
+SHARDS = "shards"
+INDEX_LAYOUT = "sharded/v1"
+
+
+def _shard_levels_offset(j: int) -> int:
+    """Byte offset of local depth ``j`` (1..D-P) in a partition's levels file: 2 + 4 + ... nodes before it."""
+    return ((1 << j) - 2) * 32
+
 
 class _KeyFile(Sequence[bytes]):
     def __init__(self, mm: Any, n: int) -> None:
@@ -565,38 +657,123 @@ class _KeyFile(Sequence[bytes]):
         return self.mm[i * 32:i * 32 + 32]
 
 
+class _ShardedKeys(Sequence[bytes]):
+    """All sorted keys of a sharded index as one sequence; a partition's file is opened when one of its
+    keys is read (a proof reads the keys of the partition on its path only)."""
+
+    def __init__(self, index: DatasetIndex) -> None:
+        self.ix = index
+
+    def __len__(self) -> int:
+        return self.ix.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            raise TypeError("no slices")
+        cum = self.ix.cum
+        p = bisect_right(cum, i) - 1
+        o = (i - cum[p]) * 32
+        return self.ix.shard(p)[0][o:o + 32]
+
+
 class DatasetIndex:
-    """The on-disk proof index of one committed dataset: sorted keys and stored levels 0..D."""
+    """The on-disk proof index of one committed dataset.
+
+    Sharded layout (``meta.json`` ``layout`` = ``sharded/v1``, written since the index became sharded):
+    ``top.bin`` holds the node hashes of depths 0..P (heap order, 2^(P+1)-1 nodes), ``counts.bin`` the
+    number of keys of each of the 2^P partitions (u64 little-endian), and ``shards/keys-PPPPP.bin`` /
+    ``shards/levels-PPPPP.bin`` one partition's sorted keys and its subtree's node hashes of depths
+    P+1..D.  A proof walks the top P levels from ``top.bin`` and the counts, then opens the one
+    partition on the key's path (or, when the walk ends above it on a subtree of a single key, the
+    partition holding that key): ``opened`` lists the shards it read.  The older layout (one
+    ``keys.bin`` and one ``levels.bin`` of depths 0..D) is still read."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.meta = json.loads((path / "meta.json").read_text())
         self.D = self.meta["D"]
         self.n = self.meta["records"]
-        self._fk = open(path / "keys.bin", "rb")  # noqa: SIM115 - kept open for the mmap, closed by close()
-        self._fl = open(path / "levels.bin", "rb")  # noqa: SIM115 - as above
-        self._mk = mmap.mmap(self._fk.fileno(), 0, access=mmap.ACCESS_READ) if self.n else b""
-        self._ml = mmap.mmap(self._fl.fileno(), 0, access=mmap.ACCESS_READ)
-        self.keys = _KeyFile(self._mk, self.n)
         self.secret = (path / "secret").read_bytes() if (path / "secret").exists() else None
+        self.sharded = self.meta.get("layout") == INDEX_LAYOUT
+        self.opened: list[int] = []
+        self._shards: dict[int, tuple[Any, Any]] = {}
+        self._files: list[Any] = []
+        if self.sharded:
+            import numpy as np
+
+            self.P = self.meta["P"]
+            counts = np.fromfile(path / "counts.bin", dtype="<u8")
+            if len(counts) != 1 << self.P or int(counts.sum()) != self.n:
+                raise ProofError(f"the proof index at {path} is damaged (counts.bin does not match meta.json)")
+            self.cum = [0, *np.cumsum(counts).tolist()]
+            self._top = self._map(path / "top.bin")
+            self.keys: Sequence[bytes] = _ShardedKeys(self)
+        else:
+            self._mk = self._map(path / "keys.bin") if self.n else b""
+            self._ml = self._map(path / "levels.bin")
+            self.keys = _KeyFile(self._mk, self.n)
+
+    def _map(self, f: Path) -> Any:
+        fh = open(f, "rb")  # noqa: SIM115 - kept open for the mmap, closed by close()
+        self._files.append(fh)
+        if os.fstat(fh.fileno()).st_size == 0:
+            return b""
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        self._files.append(mm)
+        return mm
+
+    def shard(self, p: int) -> tuple[Any, Any]:
+        """(keys, levels) of partition ``p``, memory-mapped on first use."""
+        got = self._shards.get(p)
+        if got is None:
+            d = self.path / SHARDS
+            try:
+                got = (self._map(d / f"keys-{p:05d}.bin"), self._map(d / f"levels-{p:05d}.bin"))
+            except OSError as e:
+                raise NotFoundError(f"the proof index at {self.path} lacks shard {p} ({e.strerror}: {e.filename}); "
+                                    "no proof was made", field="dataset") from e
+            self._shards[p] = got
+            self.opened.append(p)
+        return got
 
     def node_at(self, d: int, prefix: int) -> bytes:
-        o = ((1 << d) - 1 + prefix) * 32
-        return bytes(self._ml[o:o + 32])
+        if not self.sharded:
+            o = ((1 << d) - 1 + prefix) * 32
+            return bytes(self._ml[o:o + 32])
+        if d <= self.P:
+            o = ((1 << d) - 1 + prefix) * 32
+            return bytes(self._top[o:o + 32])
+        j = d - self.P
+        o = _shard_levels_offset(j) + (prefix & ((1 << j) - 1)) * 32
+        return bytes(self.shard(prefix >> j)[1][o:o + 32])
 
     @property
     def root(self) -> bytes:
         return self.node_at(0, 0)
 
     def prove(self, key: bytes) -> smt.SmtProof:
-        return smt.prove_with_levels(key, self.D, self.node_at, self.keys)
+        if not self.sharded:
+            return smt.prove_with_levels(key, self.D, self.node_at, self.keys)
+        if len(key) != smt.KEY_SIZE:
+            raise BadInputError("key must be 32 bytes", field="key")
+        # the top P levels: each subtree's key range comes from the partition counts, not from key reads
+        k = int.from_bytes(key, "big")
+        P, cum = self.P, self.cum
+        lo, hi, d = 0, self.n, 0
+        sibs: list[bytes] = []
+        while d < P and hi - lo > 1:
+            child = k >> (255 - d)
+            sibs.append(self.node_at(d + 1, child ^ 1))
+            span = 1 << (P - d - 1)
+            lo, hi = cum[child * span], cum[(child + 1) * span]
+            d += 1
+        return smt.prove_with_levels(key, self.D, self.node_at, self.keys, start=(d, lo, hi, sibs))
 
     def close(self) -> None:
-        for x in (self._mk, self._ml):
-            if isinstance(x, mmap.mmap):
-                x.close()
-        self._fk.close()
-        self._fl.close()
+        for x in reversed(self._files):
+            x.close()
+        self._files = []
+        self._shards = {}
 
 
 def _datasets_dir(ledger: Any) -> Path:
@@ -607,7 +784,7 @@ def _datasets_dir(ledger: Any) -> Path:
 
 def _line_of(path: str, offset: int) -> int:
     n = 1
-    with open(path, "rb") as fh:
+    with s3input.open_binary(path) as fh:
         left = offset
         while left > 0:
             b = fh.read(min(left, 1 << 20))
@@ -634,8 +811,28 @@ def _stat_sig(st: os.stat_result) -> tuple[int, int, int, int]:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
-def _file_sha256(path: str) -> tuple[str, int, tuple[int, int, int, int]]:
-    """SHA-256 and size of a file's bytes, with its stat before reading (compared after hashing)."""
+def _signature(path: str) -> tuple[Any, ...]:
+    """What must not change while a source is hashed: a file's size, mtime, ctime and inode; an
+    object's size and ETag."""
+    if s3input.is_s3(path):
+        sp = path if isinstance(path, s3input.S3Path) else s3input.S3Path(path)
+        return tuple(s3input.stat_object(sp) or ())
+    return _stat_sig(os.stat(path))
+
+
+def _file_sha256(path: str) -> tuple[str, int, tuple[Any, ...]]:
+    """SHA-256 and size of a file's (object's) bytes, with its signature before reading (compared
+    after hashing)."""
+    if s3input.is_s3(path):
+        sp = path if isinstance(path, s3input.S3Path) else s3input.S3Path(path)
+        st0: tuple[Any, ...] = (sp.size, sp.etag) if sp.etag else _signature(sp)
+        with s3input.open_binary(s3input.S3Path(str(sp), sp.endpoint, *st0), 8 << 20) as fh:
+            h = hashlib.sha256()
+            size = 0
+            while b := fh.read(8 << 20):
+                h.update(b)
+                size += len(b)
+        return h.hexdigest(), size, st0
     with open(path, "rb") as fh:
         st0 = _stat_sig(os.fstat(fh.fileno()))
         h = hashlib.sha256()
@@ -649,11 +846,31 @@ def _file_sha256(path: str) -> tuple[str, int, tuple[int, int, int, int]]:
     return h.hexdigest(), size, st0
 
 
-def choose_partitions(total_bytes: int) -> int:
-    """log2 of the partition count: about PARTITION_TARGET bytes of keys per partition, assuming
-    records of at least 24 bytes."""
+def open_file_limit() -> int:
+    """This process's open-file limit, raised first to its hard limit (each hashing process holds one
+    file per partition open: 2^P of them)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return int(soft) if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def choose_partitions(total_bytes: int, open_files: int | None = None) -> int:
+    """log2 of the partition count: about PARTITION_TARGET bytes of keys per partition (so a build
+    task's memory stays bounded whatever the size), assuming records of at least 24 bytes; at most 16,
+    and at most what the open-file limit allows (2^P partition files per hashing process, with a
+    quarter of the limit, at most 1,024, to spare: 14 under a limit of 20,000, 9 under 1,024)."""
+    limit = open_files if open_files is not None else open_file_limit()
+    cap = max(1, min(16, max(2, limit - min(1024, limit // 4)).bit_length() - 1))
     est = max(1, total_bytes // 24)
-    return max(1, min(12, (est * 32 // PARTITION_TARGET).bit_length()))
+    return max(1, min(cap, (est * 32 // PARTITION_TARGET).bit_length()))
 
 
 def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | None = None,
@@ -665,7 +882,7 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     leaf mode combine into one commitment: see :func:`build_index_from_shards`."""
     t0 = time.perf_counter()
     c0 = _cpu_seconds()
-    units, sources, total = _plan_units(paths, follow_symlinks)
+    units, sources, total, inputs = _plan_units(paths, follow_symlinks)
     workers = workers or cpu_workers()
     P = partitions_log2 if partitions_log2 is not None else choose_partitions(total)
     if not 0 <= P <= 16:
@@ -675,7 +892,7 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     from tqdm import tqdm
 
     bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr, disable=not progress,
-               desc="hashing records", leave=False)
+               desc="hashing records", leave=False, mininterval=0.0, miniters=1)
     jobs = [(u, str(shard_dir), P, secret, tag) for u in units]
     counts = [0] * len(sources)
     # a file source's SHA-256 (its Croissant digest, signed with the commitment) is taken from the same
@@ -683,26 +900,33 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
     from concurrent.futures import ThreadPoolExecutor
 
     digester = ThreadPoolExecutor(1)
-    digests = {si: digester.submit(_file_sha256, str(paths[si])) for si, s in enumerate(sources)
+    digests = {si: digester.submit(_file_sha256, inputs[si]) for si, s in enumerate(sources)
                if s["kind"] != "files"}
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
     try:
         results = pool.map(_hash_unit_star, jobs) if pool else map(_hash_unit_star, jobs)
-        for u, r in zip(units, results):
+        t_bar, done = time.perf_counter(), 0
+        for i, (u, r) in enumerate(zip(units, results)):
+            if "n" in r:
+                done += r["n"]
+                bar.set_postfix_str(f"shard {i + 1}/{len(units)}: {r['n']:,} records; all: "
+                                    f"{done / max(1e-9, time.perf_counter() - t_bar):,.0f} records/s", refresh=False)
             bar.update(u[-1] if u[0] != "jsonl" else u[4] - u[3])
             if "error" in r:
                 if r["error"] == "bad_json":
                     line = _line_of(r["path"], r["offset"])
                     raise BadInputError(f"{r['path']} line {line}: record does not parse ({r['reason']}); "
                                         "nothing was logged", field="record", file=r["path"], line=line)
-                raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
+                raise unit_error(r)
             counts[r["source"]] += r["n"]
             if "header" in r:
                 sources[r["source"]]["header"] = r["header"]
         for si, fut in digests.items():
             try:
                 sha, size, st0 = fut.result()
-                changed = _stat_sig(os.stat(paths[si])) != st0
+                changed = _signature(inputs[si]) != st0
+            except AiledgerError:
+                raise
             except OSError as e:
                 raise BadInputError(f"cannot read {paths[si]}: {e.strerror}; nothing was logged", field="path",
                                     file=str(paths[si])) from e
@@ -727,15 +951,14 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
 
 def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: int, consume: bool,
            progress: bool = False, mapper: Any = None) -> dict[str, Any]:
-    """Phase 2: sort, dedup and hash every partition; keys.bin and levels.bin into ``tmp``.
+    """Phase 2: sort, dedup and hash every partition; the sharded proof index into ``tmp`` (see
+    :class:`DatasetIndex`).
     ``mapper(fn, jobs)`` (an iterator of results in job order) runs the partitions elsewhere, e.g. on
     Dask workers (provenance/distributed.py); by default a process pool here."""
     D = max(P, min(28, max(0, (n_in // 8).bit_length())))
-    levels_path = tmp / "levels.bin"
-    with open(levels_path, "wb") as fh:
-        fh.truncate(((1 << (D + 1)) - 1) * 32)
+    (tmp / SHARDS).mkdir(exist_ok=True)
     dirs = [str(d) for d in shard_dirs]
-    bjobs = [(dirs, str(tmp), p, P, D, str(levels_path), consume) for p in range(1 << P)]
+    bjobs = [(dirs, str(tmp), p, P, D, "", consume) for p in range(1 << P)]
     from tqdm import tqdm
 
     with tqdm(total=len(bjobs), unit="partition", file=sys.stderr, disable=not progress, desc="building tree",
@@ -756,21 +979,21 @@ def _build(shard_dirs: Sequence[Path], tmp: Path, P: int, n_in: int, workers: in
             for j in bjobs:
                 parts.append(_build_partition(j))
                 bar.update(1)
-    with open(tmp / "keys.bin", "wb") as out:
-        for p in range(1 << P):
-            kp = tmp / f"keys-{p:05d}.bin"
-            with open(kp, "rb") as fh:
-                shutil.copyfileobj(fh, out, 8 << 20)
-            kp.unlink()
+    import numpy as np
+
+    for f in (tmp / SHARDS).glob("built-*.json"):
+        f.unlink()
+    np.array([x["n"] for x in parts], dtype="<u8").tofile(tmp / "counts.bin")
     level = b"".join(x["root"] for x in parts)
     cts = bytes(x["count"] for x in parts)
-    fd = os.open(levels_path, os.O_WRONLY)
-    try:
+    with open(tmp / "top.bin", "wb") as fh:  # depths 0..P, heap order
+        fh.truncate(((1 << (P + 1)) - 1) * 32)
+        fh.seek(((1 << P) - 1) * 32)
+        fh.write(level)
         for d in range(P, 0, -1):
             level, cts = smt.parent_level(level, cts)
-            os.pwrite(fd, level, ((1 << (d - 1)) - 1) * 32)
-    finally:
-        os.close(fd)
+            fh.seek(((1 << (d - 1)) - 1) * 32)
+            fh.write(level)
     return {"root": level[:32], "n": sum(x["n"] for x in parts), "D": D}
 
 
@@ -813,7 +1036,7 @@ def build_index(paths: Sequence[str], out_dir: Path, *, private: bool = False, w
         cpu_build = _cpu_seconds() - c0 - cpu_hash
         meta = {"format": SMT_FORMAT, "root": b["root"].hex(), "records": b["n"], "records_in": sh["records_in"],
                 "duplicates": sh["records_in"] - b["n"], "P": sh["P"], "D": b["D"], "leaf": sh["leaf"],
-                "sources": sh["sources"]}
+                "sources": sh["sources"], "layout": INDEX_LAYOUT}
         _finish(tmp, out_dir, meta, secret)
         ok = True
         return {**meta, "seconds_hash": t_hash, "seconds_build": t_build, "seconds": time.perf_counter() - t0,
@@ -869,7 +1092,8 @@ def build_index_from_shards(shard_dirs: Sequence[Path], out_dir: Path, *, secret
         b = _build([Path(d) for d in shard_dirs], tmp, P, n_in, workers, consume=False)
         sources = [s for m in metas for s in m["sources"]]
         meta = {"format": SMT_FORMAT, "root": b["root"].hex(), "records": b["n"], "records_in": n_in,
-                "duplicates": n_in - b["n"], "P": P, "D": b["D"], "leaf": leaf, "sources": sources}
+                "duplicates": n_in - b["n"], "P": P, "D": b["D"], "leaf": leaf, "sources": sources,
+                "layout": INDEX_LAYOUT}
         _finish(tmp, out_dir, meta, secret if leaf != "sha256" else None)
         ok = True
         return {**meta, "seconds_hash": 0.0, "seconds_build": time.perf_counter() - t0,

@@ -35,6 +35,7 @@ from typing import Any
 
 from ailedger.errors import AiledgerError, BadInputError
 from ailedger.provenance import datasets as ds
+from ailedger.provenance import s3input
 
 __all__ = ["DaskEngine", "EngineError"]
 
@@ -62,9 +63,11 @@ def _digest_task(path: str) -> dict[str, Any]:
     """A file source's SHA-256 and size (its Croissant digest), and whether it changed while read."""
     try:
         sha, size, st0 = ds._file_sha256(path)
-        changed = ds._stat_sig(os.stat(path)) != st0
+        changed = ds._signature(path) != st0
     except OSError as e:
         return {"error": f"cannot read {path}: {e.strerror}"}
+    except AiledgerError as e:  # an object store's error, already worded
+        return {"error": e.message.removesuffix("; nothing was logged"), "code": e.code}
     return {"sha256": sha, "size": size, "changed": changed}
 
 
@@ -174,14 +177,14 @@ class DaskEngine:
             shutil.rmtree(tmp)
         if private and secret is None:
             secret = secrets.token_bytes(32)
-        units, sources, total = ds._plan_units(paths, follow_symlinks, unit_bytes)
+        units, sources, total, inputs = ds._plan_units(paths, follow_symlinks, unit_bytes)
         P = partitions_log2 if partitions_log2 is not None else ds.choose_partitions(total)
         if not 0 <= P <= 16:
             raise BadInputError("partitions_log2 must be 0..16", field="partitions")
         tmp.mkdir(parents=True)
         ok = False
         try:
-            sh = self._hash(units, sources, paths, tmp, P, secret, progress)
+            sh = self._hash(units, sources, inputs, tmp, P, secret, progress)
             t_hash = time.perf_counter() - t0
             if sh["records_in"] == 0:
                 raise BadInputError("the dataset holds no records; nothing was logged", field="path")
@@ -191,7 +194,8 @@ class DaskEngine:
             t_build = time.perf_counter() - t1
             meta = {"format": ds.SMT_FORMAT, "root": b["root"].hex(), "records": b["n"],
                     "records_in": sh["records_in"], "duplicates": sh["records_in"] - b["n"], "P": P, "D": b["D"],
-                    "leaf": "hmac-sha256" if secret is not None else "sha256", "sources": sources}
+                    "leaf": "hmac-sha256" if secret is not None else "sha256", "sources": sources,
+                    "layout": ds.INDEX_LAYOUT}
             ds._finish(tmp, out_dir, meta, secret)
             ok = True
             return {**meta, "seconds_hash": t_hash, "seconds_build": t_build, "seconds": time.perf_counter() - t0,
@@ -206,13 +210,14 @@ class DaskEngine:
         from tqdm import tqdm
 
         tag = secrets.token_hex(4)
-        digests = {si: self.client.submit(_digest_task, os.path.abspath(paths[si]), pure=False)
+        digests = {si: self.client.submit(_digest_task, paths[si] if s3input.is_s3(paths[si])
+                                          else os.path.abspath(paths[si]), pure=False)
                    for si, s in enumerate(sources) if s["kind"] != "files"}
         futs = self.client.map(_shard_task, units, tmp=str(tmp), P=P, secret=secret, tag=tag, pure=False)
         counts = [0] * len(sources)
         shards: list[dict[str, Any]] = [{} for _ in units]
         bar = tqdm(total=len(units), unit="shard", file=sys.stderr, disable=not progress, desc="hashing shards",
-                   leave=False)
+                   leave=False, mininterval=0.0, miniters=1)
         t0 = time.perf_counter()
         done_records = 0
         try:
@@ -222,7 +227,7 @@ class DaskEngine:
                         line = ds._line_of(r["path"], r["offset"])
                         raise BadInputError(f"{r['path']} line {line}: record does not parse ({r['reason']}); "
                                             "nothing was logged", field="record", file=r["path"], line=line)
-                    raise BadInputError(r["error"] + "; nothing was logged", field="record", file=r.get("where"))
+                    raise ds.unit_error(r)
                 counts[r["source"]] += r["n"]
                 done_records += r["n"]
                 if "header" in r:
@@ -237,7 +242,7 @@ class DaskEngine:
             for si, f in digests.items():
                 d = f.result()
                 if "error" in d:
-                    raise BadInputError(d["error"] + "; nothing was logged", field="path", file=str(paths[si]))
+                    raise ds.unit_error({**d, "where": str(paths[si])})
                 if d["changed"]:
                     raise BadInputError(f"{paths[si]} changed while it was being hashed; nothing was logged",
                                         field="path", file=str(paths[si]))

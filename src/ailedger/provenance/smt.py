@@ -177,16 +177,19 @@ def prove_in_sorted(keys: Sequence[bytes], key: bytes, depth: int = 0, lo: int =
 
 
 def prove_with_levels(key: bytes, top_depth: int, node_at: Callable[[int, int], bytes],
-                      keys: Sequence[bytes]) -> SmtProof:
+                      keys: Sequence[bytes], *, start: tuple[int, int, int, list[bytes]] | None = None) -> SmtProof:
     """Proof for ``key`` from the sorted, distinct ``keys`` (any random-access sequence, e.g. a
     memory-mapped file) and stored node hashes for depths 1..``top_depth`` (``node_at(depth,
     prefix)``). Above ``top_depth`` siblings are read, never recomputed; below it they are
-    recomputed from the few keys of one bucket.  Cost: O(top_depth * log n) key reads."""
+    recomputed from the few keys of one bucket.  Cost: O(top_depth * log n) key reads.  ``start``
+    = (depth, lo, hi, siblings so far) resumes a walk done elsewhere (the sharded index's top levels)."""
     if len(key) != KEY_SIZE:
         raise BadInputError("key must be 32 bytes", field="key")
     k = int.from_bytes(key, "big")
     lo, hi, d = 0, len(keys), 0
     sibs: list[bytes] = []
+    if start is not None:  # the walk already done down to depth d (keys[lo:hi] = the subtree there)
+        d, lo, hi, sibs = start[0], start[1], start[2], list(start[3])
     while d < top_depth and hi - lo > 1:
         m = _split(keys, lo, hi, d)
         child = k >> (255 - d)  # prefix of length d+1 on key's path
