@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ailedger.encoding.canonical import canonical_value_bytes
+from ailedger.encoding.fasthash import leaf_hashes
 from ailedger.encoding.records import FAST_VERIFY, SignedEntry, fast_parse_entries, parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
 from ailedger.tlog.groupcommit import AppendRequest, GroupView
 from ailedger.tlog.ledger import Ledger, entry_terms
 from ailedger.tlog.log import AppendResult
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 
 __all__ = [
@@ -367,15 +367,13 @@ class Ingestor:
         if errors:
             _reject(errors, n)
         rows = []
-        hashes = []
-        for e in parsed:
-            h = leaf_hash(e.leaf_bytes)
+        hashes = leaf_hashes([e.leaf_bytes for e in parsed])  # one C call for the batch
+        for e, h in zip(parsed, hashes):
             extra: tuple[str, ...] = ()
             if e.type == IDENTITY_REGISTER:
                 extra = (f"identity:{e.signer}",)
             elif e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
                 extra = (f"revoked:{e.signer}",)  # as Ledger.revoke_identity: a self-revocation takes effect
-            hashes.append(h)
             rows.append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
         return _Prepared(parsed, hashes, rows, single, n)
 

@@ -42,6 +42,8 @@ class WriteTxn(ReadView, Protocol):
         """Store rows at start..; raise ConflictError if start != size and DuplicateLeafError
         (leaving the transaction to be rolled back) if a leaf hash is already stored."""
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None: ...
+    def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
+        """Store interior nodes given as (:func:`node_key`, hash) pairs (the log's batched append)."""
     def put_checkpoint(self, size: int, note: bytes) -> None: ...
 
 

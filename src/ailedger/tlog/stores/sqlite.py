@@ -64,10 +64,10 @@ class _Txn:
         self._size = start + len(rows)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
-        self.con.executemany(
-            "INSERT INTO nodes (id, hash) VALUES (?, ?)",
-            [(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0],
-        )
+        self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
+
+    def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
+        self.con.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", nodes)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
