@@ -344,6 +344,54 @@ fail:
     return NULL;
 }
 
+/* -- canonical JSON fast path: does a value parsed by orjson need the strict encoder? ------------------
+ * 1 when the value holds a float anywhere, a key with a character at or above U+D800 (UTF-16 and code-point
+ * order may differ), anything but dict / list / str / int / bool / None, or nests deeper than the limit;
+ * 0 when orjson's sorted output is its JCS form.  canonical._needs_slow_path is the reference (tested). */
+static int key_needs_slow(PyObject *k) {
+    if (!PyUnicode_CheckExact(k))
+        return 1;
+    if (PyUnicode_IS_ASCII(k))
+        return 0;
+    int kind = PyUnicode_KIND(k);
+    if (kind == PyUnicode_1BYTE_KIND)
+        return 0;
+    const void *data = PyUnicode_DATA(k);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(k);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyUnicode_READ(kind, data, i) >= 0xD800)
+            return 1;
+    return 0;
+}
+
+static int value_needs_slow(PyObject *o, int depth) {
+    if (depth > 1100)
+        return 1;
+    if (PyDict_CheckExact(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(o, &pos, &k, &v)) {
+            if (key_needs_slow(k) || value_needs_slow(v, depth + 1))
+                return 1;
+        }
+        return 0;
+    }
+    if (PyList_CheckExact(o)) {
+        Py_ssize_t n = PyList_GET_SIZE(o);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (value_needs_slow(PyList_GET_ITEM(o, i), depth + 1))
+                return 1;
+        return 0;
+    }
+    if (PyUnicode_CheckExact(o) || PyLong_CheckExact(o) || o == Py_None || o == Py_True || o == Py_False)
+        return 0;
+    return 1;  /* a float, or a type the strict path must judge */
+}
+
+static PyObject *needs_slow_path(PyObject *self, PyObject *o) {
+    return PyBool_FromLong(value_needs_slow(o, 0));
+}
+
 static PyObject *implementation(PyObject *self, PyObject *unused) {
 #ifdef AILEDGER_X86
     if (compress == blocks_shani)
@@ -812,6 +860,8 @@ static PyMethodDef methods[] = {
     {"sha256_many", sha256_many, METH_O,
      "sha256_many(items) -> bytes: the SHA-256 digests of a sequence of bytes-like objects, concatenated."},
     {"implementation", implementation, METH_NOARGS, "'sha-ni' or 'portable'."},
+    {"needs_slow_path", needs_slow_path, METH_O,
+     "needs_slow_path(value) -> bool: True unless orjson's sorted output of value is its canonical JSON."},
     {"leaf_hashes", leaf_hashes, METH_O, "leaf_hashes(datas) -> list: the RFC 6962 leaf hash of each bytes."},
     {"extend_range", extend_range, METH_VARARGS,
      "extend_range(size, border, hashes) -> (border, nodes): a compact range extended by leaf hashes; nodes are "

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import base64
 import collections
-import hashlib
 import gc
+import hashlib
 import json
 import logging
 import os
