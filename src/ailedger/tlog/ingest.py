@@ -392,11 +392,14 @@ class Ingestor:
             registered_here: set[str] = set()
             revoked_here: set[str] = set()
             errors: list[tuple[int, AiledgerError]] = []
+            times: dict[str, float] = {}  # the entries of a batch often share their time string
             for i, (e, h) in enumerate(zip(prep.parsed, prep.hashes)):
-                if h in existing:
+                if existing and h in existing:
                     continue
                 try:
-                    t = _parse_time(e.time)
+                    t = times.get(e.time)
+                    if t is None:
+                        t = times[e.time] = _parse_time(e.time)
                     if abs(t - now) > p.time_window:
                         raise StaleEntryError(
                             f"entry time {e.time} is more than {p.time_window:g} s from the server's clock",
@@ -425,19 +428,22 @@ class Ingestor:
                 _reject(errors, prep.n)
             # 6. authority: one rule set (services.authority), the one every fold applies; judged after the
             # authority-bearing entries earlier requests of this group will append (they are not in the log yet)
-            fresh = [i for i, h in enumerate(prep.hashes) if h not in existing]
+            fresh = [i for i, h in enumerate(prep.hashes) if h not in existing] if existing else \
+                range(len(prep.hashes))
             if fresh:
+                pol = admission.policy()
+                guarded = {t: pol.guarded(t) for t in {prep.parsed[i].type for i in fresh}}
                 pending: list[SignedEntry] = view.notes.setdefault("guarded", [])
-                verdicts = admission.policy().admit(self.ledger,
-                                                    pending + [prep.parsed[i] for i in fresh])[len(pending):]
-                for i, err in zip(fresh, verdicts):
-                    if err is not None:
-                        if prep.single:
-                            raise err
-                        errors.append((i, err))
-                if errors:
-                    _reject(errors, prep.n)
-                pending.extend(prep.parsed[i] for i in fresh if admission.policy().guarded(prep.parsed[i].type))
+                if any(guarded.values()):  # else every verdict is None (admit judges guarded types only)
+                    verdicts = pol.admit(self.ledger, pending + [prep.parsed[i] for i in fresh])[len(pending):]
+                    for i, err in zip(fresh, verdicts):
+                        if err is not None:
+                            if prep.single:
+                                raise err
+                            errors.append((i, err))
+                    if errors:
+                        _reject(errors, prep.n)
+                    pending.extend(prep.parsed[i] for i in fresh if guarded[prep.parsed[i].type])
             if new_signers:
                 self.charge(new_signers)
             group_registered |= registered_here  # this request will be in the group's transaction
