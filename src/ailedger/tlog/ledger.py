@@ -156,11 +156,15 @@ def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
     digest it commits to (``root``, ``manifest.root``, ``sha256``: 64 lower-case hex), ``cid:`` its content id,
     and the artifact records' own terms (:func:`_record_terms`).  Every write path calls this, so the terms
     depend on the entry's signed bytes only.  Terms only find candidates: readers check the signed body."""
-    terms = [f"type:{e.type}", f"signer:{e.signer}"]
+    t = e.type
+    terms = ["type:" + t, "signer:" + e.signer]
     b = e.body
     subj = b.get("subjects")
     if isinstance(subj, list):
-        terms.extend(f"subject:{s}" for s in subj if isinstance(s, str) and len(s) < 300)
+        append = terms.append
+        for s in subj:  # a loop, not a generator: this runs for every entry written
+            if isinstance(s, str) and len(s) < 300:
+                append("subject:" + s)
     name = b.get("name")
     if isinstance(name, str) and 0 < len(name) < 300:
         terms.append(f"name:{name}")
@@ -171,8 +175,10 @@ def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
     cid = b.get("cid")
     if isinstance(cid, str) and 0 < len(cid) < 300:
         terms.append(f"cid:{cid}")
-    terms.extend(_record_terms(e.type, b))
-    terms.extend(extra)
+    if t in _RECORD_TYPES or t.startswith("blob."):
+        terms.extend(_record_terms(t, b))
+    if extra:
+        terms.extend(extra)
     return tuple(dict.fromkeys(terms))
 
 
