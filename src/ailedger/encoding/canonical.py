@@ -24,10 +24,13 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 
 from ailedger.errors import BadInputError
 
+_c_needs_slow_path: Callable[[Any], bool] | None
 try:  # the same walk in C for orjson's values (any other type: the slow path); tested against _needs_slow_path
-    from ailedger.encoding._speedups import needs_slow_path as _c_needs_slow_path
-except ImportError:  # not built, or built before it existed
+    from ailedger.encoding import _speedups as _c
+except ImportError:  # not built
     _c_needs_slow_path = None
+else:
+    _c_needs_slow_path = getattr(_c, "needs_slow_path", None)  # None in a module built before it existed
 
 __all__ = ["MAX_JSON_DEPTH", "canonical_json", "parse_canonical", "parse_json"]
 
@@ -75,7 +78,7 @@ def _needs_slow_path(obj: Any) -> bool:
     return False
 
 
-_fast_needs_slow_path: Callable[[Any], bool] = _c_needs_slow_path or _needs_slow_path
+_fast_needs_slow_path: Callable[[Any], bool] = _c_needs_slow_path if _c_needs_slow_path is not None else _needs_slow_path
 
 
 def _number(x: float) -> str:
