@@ -53,3 +53,45 @@ def test_what_the_fast_path_refuses(data):
 def test_a_duplicate_key_is_still_refused_by_the_api_parser():
     with pytest.raises(BadInputError):
         parse_json(b'{"a":1,"a":2}')
+
+
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(any_json)
+def test_the_c_walk_decides_as_the_python_walk(value):
+    """_speedups.needs_slow_path (what parse_canonical uses when built) against _needs_slow_path, on the
+    values orjson gives: floats, astral and surrogate-range keys, nesting."""
+    from ailedger.encoding import canonical
+
+    fast = canonical._c_needs_slow_path
+    if fast is None:
+        pytest.skip("the C module is not built")
+    import orjson
+
+    parsed = orjson.loads(orjson.dumps(value))
+    assert fast(parsed) == canonical._needs_slow_path(parsed)
+
+
+def test_the_c_walk_sends_other_types_and_deep_values_to_the_strict_path():
+    from ailedger.encoding import canonical
+
+    fast = canonical._c_needs_slow_path
+    if fast is None:
+        pytest.skip("the C module is not built")
+    assert fast({"a": [1, "x", None, True]}) is False
+    assert fast({"a": [1, 2.0]}) is True
+    assert fast({"\U0001f600": 1}) is True and fast({"\ue000": 1}) is True and fast({"\u00e9": 1}) is False
+    assert fast({"a": (1, 2)}) is True  # a tuple is not what orjson gives: judged by the strict path
+    assert fast({1: 2}) is True
+    deep: list = []
+    cur = deep
+    for _ in range(2000):
+        cur.append([])
+        cur = cur[0]
+    assert fast(deep) is True

@@ -106,3 +106,41 @@ def test_compact_range_emits_each_complete_node_once():
     ids = [(lvl, idx) for lvl, idx, _ in nodes]
     assert len(ids) == len(set(ids)) == 31
     assert (4, 0) in ids
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 600), st.integers(0, 300), st.binary(min_size=1, max_size=4))
+def test_extend_keyed_gives_the_nodes_append_finds(size, more, seed):
+    """CompactRange.extend_keyed (the log's batched append; C when built) against append one by one: the same
+    border, root and completed interior nodes under the stores' key (level << 56 | index)."""
+    hs = [hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(size + more)]
+    a = CompactRange()
+    a.extend(hs[:size])
+    b = a.copy()
+    nodes: list = []
+    a.extend(hs[size:], nodes)
+    keyed = b.extend_keyed(hs[size:])
+    assert (b.size, b.hashes, b.root()) == (a.size, a.hashes, a.root())
+    assert keyed == [((lv << 56) | ix, h) for lv, ix, h in nodes if lv > 0]
+    assert b.root() == mth(hs)
+
+
+@pytest.mark.parametrize("n", [0, 1, 55, 62, 63, 64, 65, 119, 127, 128, 129, 1000, 65535])
+def test_leaf_hashes_in_c_are_rfc6962_leaf_hashes(n):
+    from ailedger.encoding.fasthash import leaf_hashes
+
+    datas = [bytes([n % 251]) * n, hashlib.sha512(str(n).encode()).digest() * (n // 64 + 1)]
+    assert leaf_hashes(datas) == [leaf_hash(d) for d in datas]
+
+
+def test_extend_range_refuses_a_border_that_does_not_fit_the_size():
+    from ailedger.encoding.fasthash import extend_range
+
+    if extend_range is None:
+        pytest.skip("the C module is not built")
+    with pytest.raises(ValueError):
+        extend_range(3, [b"x" * 32], [])  # size 3 needs two border hashes
+    with pytest.raises(ValueError):
+        extend_range(1, [b"x" * 31], [])
+    with pytest.raises(ValueError):
+        extend_range(0, [], [b"short"])

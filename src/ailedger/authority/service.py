@@ -20,6 +20,7 @@ checked (these entries are few), so an entry forged into the store is ignored to
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -219,6 +220,7 @@ def _gov_types() -> frozenset[str]:
     return view.types if view is not None else frozenset()
 
 
+@functools.lru_cache(maxsize=4096)  # a pure function of the type; asked once or twice per entry written
 def _guarded(t: str) -> bool:
     return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
             or t == "blob.attach" or t in DATASET_OWNED)

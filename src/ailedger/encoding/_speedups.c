@@ -177,6 +177,221 @@ static PyObject *sha256_many(PyObject *self, PyObject *arg) {
     return out;
 }
 
+/* -- the log's write path: leaf hashes and the tree nodes a batch completes --------------------------
+ * RFC 6962: leaf = SHA-256(0x00 || data), node = SHA-256(0x01 || left || right).  sha256_pre hashes one
+ * prefix byte followed by n bytes without copying the data (its blocks after the first are read in place). */
+static void sha256_pre(uint8_t pre, const uint8_t *p, size_t n, uint8_t out[32]) {
+    uint32_t st[8];
+    memcpy(st, H0, sizeof st);
+    size_t total = n + 1;
+    uint8_t tail[128];
+    size_t rem;
+    if (total >= 64) {
+        uint8_t first[64];
+        first[0] = pre;
+        memcpy(first + 1, p, 63);
+        compress(st, first, 1);
+        const uint8_t *rest = p + 63;
+        size_t rn = n - 63, full = rn / 64;
+        if (full)
+            compress(st, rest, full);
+        rem = rn - full * 64;
+        memcpy(tail, rest + full * 64, rem);
+    } else {
+        tail[0] = pre;
+        memcpy(tail + 1, p, n);
+        rem = total;
+    }
+    tail[rem] = 0x80;
+    size_t tl = rem + 1 + 8 <= 64 ? 64 : 128;
+    memset(tail + rem + 1, 0, tl - rem - 1);
+    uint64_t bits = (uint64_t)total * 8;
+    for (int i = 0; i < 8; i++)
+        tail[tl - 1 - i] = (uint8_t)(bits >> (8 * i));
+    compress(st, tail, tl / 64);
+    for (int i = 0; i < 8; i++) {
+        out[4 * i] = (uint8_t)(st[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(st[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(st[i] >> 8);
+        out[4 * i + 3] = (uint8_t)st[i];
+    }
+}
+
+static PyObject *leaf_hashes(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "leaf_hashes() takes a sequence of bytes");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            Py_DECREF(out);
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "leaf_hashes() takes a sequence of bytes");
+            return NULL;
+        }
+        PyObject *h = PyBytes_FromStringAndSize(NULL, 32);
+        if (h == NULL) {
+            Py_DECREF(out);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        sha256_pre(0x00, (const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]),
+                   (uint8_t *)PyBytes_AS_STRING(h));
+        PyList_SET_ITEM(out, i, h);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
+/* extend_range(size, border, hashes) -> (border', nodes): the compact range of a tree of `size` leaves
+ * (one 32-byte hash per set bit of size, left to right) extended by the leaf hashes `hashes`; nodes are
+ * the interior nodes (level >= 1) the new leaves complete, as (level << 56 | index, hash) pairs, in the
+ * order merkle.CompactRange.append finds them. */
+static PyObject *extend_range(PyObject *self, PyObject *args) {
+    unsigned long long size;
+    PyObject *border, *hashes;
+    if (!PyArg_ParseTuple(args, "KO!O:extend_range", &size, &PyList_Type, &border, &hashes))
+        return NULL;
+    if (size >= (1ULL << 56)) {
+        PyErr_SetString(PyExc_ValueError, "extend_range(): size out of range");
+        return NULL;
+    }
+    Py_ssize_t nb = PyList_GET_SIZE(border);
+    if (nb != (Py_ssize_t)__builtin_popcountll(size) || nb > 64) {
+        PyErr_SetString(PyExc_ValueError, "extend_range(): the border needs one hash per set bit of the size");
+        return NULL;
+    }
+    uint8_t stack[65][32];
+    int top = 0;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyObject *h = PyList_GET_ITEM(border, i);
+        if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) != 32) {
+            PyErr_SetString(PyExc_ValueError, "extend_range(): border hashes are 32 bytes");
+            return NULL;
+        }
+        memcpy(stack[top++], PyBytes_AS_STRING(h), 32);
+    }
+    PyObject *seq = PySequence_Fast(hashes, "extend_range() takes a sequence of leaf hashes");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *nodes = PyList_New(0);
+    if (nodes == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    uint8_t buf[65];
+    buf[0] = 0x01;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *h = items[k];
+        if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) != 32) {
+            PyErr_SetString(PyExc_ValueError, "extend_range(): leaf hashes are 32 bytes");
+            goto fail;
+        }
+        unsigned long long index = size + (unsigned long long)k;
+        if (index >= (1ULL << 56) - 1) {
+            PyErr_SetString(PyExc_ValueError, "extend_range(): size out of range");
+            goto fail;
+        }
+        uint8_t cur[32];
+        memcpy(cur, PyBytes_AS_STRING(h), 32);
+        int level = 0;
+        while ((index >> level) & 1) {
+            memcpy(buf + 1, stack[--top], 32);
+            memcpy(buf + 33, cur, 32);
+            sha256_one(buf, 65, cur);
+            level++;
+            PyObject *pair = Py_BuildValue("(Ky#)", ((unsigned long long)level << 56) | (index >> level),
+                                           (const char *)cur, (Py_ssize_t)32);
+            if (pair == NULL)
+                goto fail;
+            int r = PyList_Append(nodes, pair);
+            Py_DECREF(pair);
+            if (r < 0)
+                goto fail;
+        }
+        memcpy(stack[top++], cur, 32);
+    }
+    Py_DECREF(seq);
+    PyObject *nb_list = PyList_New(top);
+    if (nb_list == NULL) {
+        Py_DECREF(nodes);
+        return NULL;
+    }
+    for (int i = 0; i < top; i++) {
+        PyObject *h = PyBytes_FromStringAndSize((const char *)stack[i], 32);
+        if (h == NULL) {
+            Py_DECREF(nb_list);
+            Py_DECREF(nodes);
+            return NULL;
+        }
+        PyList_SET_ITEM(nb_list, i, h);
+    }
+    PyObject *res = PyTuple_Pack(2, nb_list, nodes);
+    Py_DECREF(nb_list);
+    Py_DECREF(nodes);
+    return res;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(nodes);
+    return NULL;
+}
+
+/* -- canonical JSON fast path: does a value parsed by orjson need the strict encoder? ------------------
+ * 1 when the value holds a float anywhere, a key with a character at or above U+D800 (UTF-16 and code-point
+ * order may differ), anything but dict / list / str / int / bool / None, or nests deeper than the limit;
+ * 0 when orjson's sorted output is its JCS form.  canonical._needs_slow_path is the reference (tested). */
+static int key_needs_slow(PyObject *k) {
+    if (!PyUnicode_CheckExact(k))
+        return 1;
+    if (PyUnicode_IS_ASCII(k))
+        return 0;
+    int kind = PyUnicode_KIND(k);
+    if (kind == PyUnicode_1BYTE_KIND)
+        return 0;
+    const void *data = PyUnicode_DATA(k);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(k);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (PyUnicode_READ(kind, data, i) >= 0xD800)
+            return 1;
+    return 0;
+}
+
+static int value_needs_slow(PyObject *o, int depth) {
+    if (depth > 1100)
+        return 1;
+    if (PyDict_CheckExact(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;
+        while (PyDict_Next(o, &pos, &k, &v)) {
+            if (key_needs_slow(k) || value_needs_slow(v, depth + 1))
+                return 1;
+        }
+        return 0;
+    }
+    if (PyList_CheckExact(o)) {
+        Py_ssize_t n = PyList_GET_SIZE(o);
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (value_needs_slow(PyList_GET_ITEM(o, i), depth + 1))
+                return 1;
+        return 0;
+    }
+    if (PyUnicode_CheckExact(o) || PyLong_CheckExact(o) || o == Py_None || o == Py_True || o == Py_False)
+        return 0;
+    return 1;  /* a float, or a type the strict path must judge */
+}
+
+static PyObject *needs_slow_path(PyObject *self, PyObject *o) {
+    return PyBool_FromLong(value_needs_slow(o, 0));
+}
+
 static PyObject *implementation(PyObject *self, PyObject *unused) {
 #ifdef AILEDGER_X86
     if (compress == blocks_shani)
@@ -645,6 +860,12 @@ static PyMethodDef methods[] = {
     {"sha256_many", sha256_many, METH_O,
      "sha256_many(items) -> bytes: the SHA-256 digests of a sequence of bytes-like objects, concatenated."},
     {"implementation", implementation, METH_NOARGS, "'sha-ni' or 'portable'."},
+    {"needs_slow_path", needs_slow_path, METH_O,
+     "needs_slow_path(value) -> bool: True unless orjson's sorted output of value is its canonical JSON."},
+    {"leaf_hashes", leaf_hashes, METH_O, "leaf_hashes(datas) -> list: the RFC 6962 leaf hash of each bytes."},
+    {"extend_range", extend_range, METH_VARARGS,
+     "extend_range(size, border, hashes) -> (border, nodes): a compact range extended by leaf hashes; nodes are "
+     "the completed interior nodes as (level << 56 | index, hash)."},
     {"_set_portable", set_portable, METH_O, "Force (True) or release (False) the portable code (for tests)."},
     {"_sodium_load", sodium_load, METH_O,
      "_sodium_load(path): use the libsodium at path (PyNaCl's bundled copy) for verify_entries()."},

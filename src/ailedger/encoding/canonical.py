@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 try:  # a faster encoder whose output equals JCS on the fast path (property-tested in tests/core)
@@ -22,6 +23,14 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
     _orjson = None  # type: ignore[assignment]
 
 from ailedger.errors import BadInputError
+
+_c_needs_slow_path: Callable[[Any], bool] | None
+try:  # the same walk in C for orjson's values (any other type: the slow path); tested against _needs_slow_path
+    from ailedger.encoding import _speedups as _c
+except ImportError:  # not built
+    _c_needs_slow_path = None
+else:
+    _c_needs_slow_path = getattr(_c, "needs_slow_path", None)  # None in a module built before it existed
 
 __all__ = ["MAX_JSON_DEPTH", "canonical_json", "parse_canonical", "parse_json"]
 
@@ -67,6 +76,9 @@ def _needs_slow_path(obj: Any) -> bool:
         elif t not in _SCALARS:
             raise BadInputError(f"value of type {t.__name__} cannot be canonicalised as JSON")
     return False
+
+
+_fast_needs_slow_path: Callable[[Any], bool] = _c_needs_slow_path if _c_needs_slow_path is not None else _needs_slow_path
 
 
 def _number(x: float) -> str:
@@ -175,7 +187,7 @@ def parse_canonical(data: bytes) -> Any:
         return None
     try:
         obj = _orjson.loads(data)
-        if _needs_slow_path(obj):
+        if _fast_needs_slow_path(obj):
             return None
         out = _orjson.dumps(obj, option=_orjson.OPT_SORT_KEYS)
     except (ValueError, TypeError, BadInputError):  # orjson's decode and encode errors are ValueErrors/TypeErrors

@@ -44,13 +44,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ailedger.encoding.canonical import canonical_value_bytes
+from ailedger.encoding.fasthash import leaf_hashes
 from ailedger.encoding.records import FAST_VERIFY, SignedEntry, fast_parse_entries, parse_entry
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
 from ailedger.tlog.groupcommit import AppendRequest, GroupView
 from ailedger.tlog.ledger import Ledger, entry_terms
 from ailedger.tlog.log import AppendResult
-from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 
 __all__ = [
@@ -367,15 +367,13 @@ class Ingestor:
         if errors:
             _reject(errors, n)
         rows = []
-        hashes = []
-        for e in parsed:
-            h = leaf_hash(e.leaf_bytes)
+        hashes = leaf_hashes([e.leaf_bytes for e in parsed])  # one C call for the batch
+        for e, h in zip(parsed, hashes):
             extra: tuple[str, ...] = ()
             if e.type == IDENTITY_REGISTER:
                 extra = (f"identity:{e.signer}",)
             elif e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
                 extra = (f"revoked:{e.signer}",)  # as Ledger.revoke_identity: a self-revocation takes effect
-            hashes.append(h)
             rows.append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
         return _Prepared(parsed, hashes, rows, single, n)
 
@@ -394,11 +392,14 @@ class Ingestor:
             registered_here: set[str] = set()
             revoked_here: set[str] = set()
             errors: list[tuple[int, AiledgerError]] = []
+            times: dict[str, float] = {}  # the entries of a batch often share their time string
             for i, (e, h) in enumerate(zip(prep.parsed, prep.hashes)):
-                if h in existing:
+                if existing and h in existing:
                     continue
                 try:
-                    t = _parse_time(e.time)
+                    t = times.get(e.time)
+                    if t is None:
+                        t = times[e.time] = _parse_time(e.time)
                     if abs(t - now) > p.time_window:
                         raise StaleEntryError(
                             f"entry time {e.time} is more than {p.time_window:g} s from the server's clock",
@@ -427,19 +428,22 @@ class Ingestor:
                 _reject(errors, prep.n)
             # 6. authority: one rule set (services.authority), the one every fold applies; judged after the
             # authority-bearing entries earlier requests of this group will append (they are not in the log yet)
-            fresh = [i for i, h in enumerate(prep.hashes) if h not in existing]
+            fresh = [i for i, h in enumerate(prep.hashes) if h not in existing] if existing else \
+                range(len(prep.hashes))
             if fresh:
+                pol = admission.policy()
+                guarded = {t: pol.guarded(t) for t in {prep.parsed[i].type for i in fresh}}
                 pending: list[SignedEntry] = view.notes.setdefault("guarded", [])
-                verdicts = admission.policy().admit(self.ledger,
-                                                    pending + [prep.parsed[i] for i in fresh])[len(pending):]
-                for i, err in zip(fresh, verdicts):
-                    if err is not None:
-                        if prep.single:
-                            raise err
-                        errors.append((i, err))
-                if errors:
-                    _reject(errors, prep.n)
-                pending.extend(prep.parsed[i] for i in fresh if admission.policy().guarded(prep.parsed[i].type))
+                if any(guarded.values()):  # else every verdict is None (admit judges guarded types only)
+                    verdicts = pol.admit(self.ledger, pending + [prep.parsed[i] for i in fresh])[len(pending):]
+                    for i, err in zip(fresh, verdicts):
+                        if err is not None:
+                            if prep.single:
+                                raise err
+                            errors.append((i, err))
+                    if errors:
+                        _reject(errors, prep.n)
+                    pending.extend(prep.parsed[i] for i in fresh if guarded[prep.parsed[i].type])
             if new_signers:
                 self.charge(new_signers)
             group_registered |= registered_here  # this request will be in the group's transaction

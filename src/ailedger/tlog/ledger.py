@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import multiprocessing
 import os
+import re
 import threading
 import time as _time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -103,12 +104,18 @@ def operator_identity(ledger: Ledger) -> OperatorIdentity:
     return OperatorIdentity(signer)
 
 
+_RECORD_TYPES = frozenset({"dataset.commit", "dataset.screening", "model.register"})
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
 def _record_terms(type_: str, b: dict[str, Any]) -> list[str]:
     """The lookup terms of the artifact records, read from the signed body (so an entry POSTed to the API or
     appended by `ailedger append` is found exactly as one the service wrote): ``dataset:`` / ``dataset-root:``
     of a ``dataset.commit`` or ``dataset.screening``; ``model:``, ``manifest:``, ``trained-on:`` (each lineage
     dataset) and ``base:`` (the lineage base model) of a ``model.register``; ``blob:`` (its CID, and the new
     one a ``blob.supersede`` names) of every ``blob.*`` record and ``attach:KIND:INDEX`` of a ``blob.attach``."""
+    if type_ not in _RECORD_TYPES and not type_.startswith("blob."):
+        return []  # most entries: nothing to add (and no closures to make)
     out: list[str] = []
 
     def word(prefix: str, v: Any) -> None:
@@ -149,23 +156,29 @@ def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
     digest it commits to (``root``, ``manifest.root``, ``sha256``: 64 lower-case hex), ``cid:`` its content id,
     and the artifact records' own terms (:func:`_record_terms`).  Every write path calls this, so the terms
     depend on the entry's signed bytes only.  Terms only find candidates: readers check the signed body."""
-    terms = [f"type:{e.type}", f"signer:{e.signer}"]
+    t = e.type
+    terms = ["type:" + t, "signer:" + e.signer]
     b = e.body
     subj = b.get("subjects")
     if isinstance(subj, list):
-        terms.extend(f"subject:{s}" for s in subj if isinstance(s, str) and len(s) < 300)
+        append = terms.append
+        for s in subj:  # a loop, not a generator: this runs for every entry written
+            if isinstance(s, str) and len(s) < 300:
+                append("subject:" + s)
     name = b.get("name")
     if isinstance(name, str) and 0 < len(name) < 300:
         terms.append(f"name:{name}")
     man = b.get("manifest")
     for h in (b.get("root"), b.get("sha256"), man.get("root") if isinstance(man, dict) else None):
-        if isinstance(h, str) and len(h) == 64 and all(c in "0123456789abcdef" for c in h):
+        if isinstance(h, str) and len(h) == 64 and _HEX64.fullmatch(h):
             terms.append(f"hash:{h}")
     cid = b.get("cid")
     if isinstance(cid, str) and 0 < len(cid) < 300:
         terms.append(f"cid:{cid}")
-    terms.extend(_record_terms(e.type, b))
-    terms.extend(extra)
+    if t in _RECORD_TYPES or t.startswith("blob."):
+        terms.extend(_record_terms(t, b))
+    if extra:
+        terms.extend(extra)
     return tuple(dict.fromkeys(terms))
 
 

@@ -109,12 +109,9 @@ class TransparencyLog:
                 with self.store.writer() as w:
                     size = w.size()
                     cr = _border(w, size)
-                    nodes: list[tuple[int, int, bytes]] = []
-                    append = cr.append
-                    for r in rows:
-                        append(r.hash, nodes)
+                    keyed = cr.extend_keyed([r.hash for r in rows])
                     w.add_leaves(size, rows)
-                    w.add_nodes(nodes)
+                    w.add_node_keys(keyed)
                     if sign:
                         self._put_checkpoint(w, size + len(rows), cr.root())
                 return [AppendResult(size + i, r.hash, False) for i, r in enumerate(rows)]

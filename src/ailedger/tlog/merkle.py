@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ailedger.encoding.fasthash import extend_range as _extend_range
 from ailedger.errors import BadInputError, ProofError
 
 __all__ = [
@@ -309,6 +310,18 @@ class CompactRange:
     def extend(self, hs: Iterable[bytes], new_nodes: list[tuple[int, int, bytes]] | None = None) -> None:
         for h in hs:
             self.append(h, new_nodes)
+
+    def extend_keyed(self, hs: Sequence[bytes]) -> list[tuple[int, bytes]]:
+        """Append leaf hashes; returns the interior nodes (level >= 1) they complete as
+        ``(level << 56 | index, hash)`` pairs, the stores' node key (one C call when built)."""
+        if _extend_range is not None:
+            self.hashes, keyed = _extend_range(self.size, self.hashes, hs)
+            self.size += len(hs)
+            return keyed
+        nodes: list[tuple[int, int, bytes]] = []
+        for h in hs:
+            self.append(h, nodes)
+        return [((lv << 56) | ix, h) for lv, ix, h in nodes if lv > 0]
 
     def root(self) -> bytes:
         if not self.hashes:

@@ -59,6 +59,10 @@ class _MemTxn:
             if lv > 0:
                 self.nodes[(lv, ix)] = h
 
+    def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
+        for key, h in nodes:
+            self.nodes[(key >> 56, key & ((1 << 56) - 1))] = h
+
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.cps[size] = note
 

@@ -142,7 +142,9 @@ class _Txn:
         self._size = start + len(rows)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
-        items = [(node_key(lv, ix), bytes(h)) for lv, ix, h in nodes if lv > 0]
+        self.add_node_keys([(node_key(lv, ix), bytes(h)) for lv, ix, h in nodes if lv > 0])
+
+    def add_node_keys(self, items: Sequence[tuple[int, bytes]]) -> None:
         if not items:
             return
         with self.cur.copy("COPY nodes (id, hash) FROM STDIN") as cp:

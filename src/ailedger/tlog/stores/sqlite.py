@@ -3,7 +3,9 @@ one writer at a time across processes (BEGIN IMMEDIATE), readers never block."""
 
 from __future__ import annotations
 
+import operator
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -47,27 +49,30 @@ class _Txn:
     def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
         if start != self.size():
             raise ConflictError(f"append at {start} but the log has {self.size()} entries")
+        if not rows:
+            return
+        # the parameter rows are made by C iterators (zip, map, struct): this runs for every entry written
+        datas, hashes, term_lists = zip(*rows)
+        idxs = range(start, start + len(rows))
+        joined = b"".join(hashes)
+        if len(joined) != 32 * len(rows):
+            raise StorageError("a leaf hash to store is not 32 bytes")
         try:
-            self.con.executemany(
-                "INSERT INTO dedup (k, idx) VALUES (?, ?)",
-                [(_key(r.hash), start + i) for i, r in enumerate(rows)],
-            )
+            self.con.executemany("INSERT INTO dedup (k, idx) VALUES (?, ?)",
+                                 zip(map(_first, _KEYS.iter_unpack(joined)), idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
-        self.con.executemany(
-            "INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)",
-            [(start + i, r.hash, r.data) for i, r in enumerate(rows)],
-        )
-        terms = [(t, start + i) for i, r in enumerate(rows) for t in r.terms]
+        self.con.executemany("INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)", zip(idxs, hashes, datas))
+        terms = [(t, i) for i, ts in zip(idxs, term_lists) for t in ts]
         if terms:
             self.con.executemany("INSERT OR IGNORE INTO terms (term, idx) VALUES (?, ?)", terms)
         self._size = start + len(rows)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
-        self.con.executemany(
-            "INSERT INTO nodes (id, hash) VALUES (?, ?)",
-            [(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0],
-        )
+        self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
+
+    def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
+        self.con.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", nodes)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
@@ -90,6 +95,10 @@ def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dic
 
 def _key(h: bytes) -> int:
     return int.from_bytes(h[:8], "big", signed=True)
+
+
+_KEYS = struct.Struct(">q24x")  # _key of each 32-byte hash of a concatenation
+_first = operator.itemgetter(0)
 
 
 def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
