@@ -42,11 +42,13 @@ from ailedger.http.errors import (
     MethodNotAllowedError,
     TooLargeError,
     error_response,
+    error_status_headers,
     is_db_error,
     json_response,
 )
 from ailedger.http.openapi import openapi_spec
-from ailedger.server.asgi import Guard
+from ailedger.server.asgi import Guard, json_bytes
+from ailedger.server.asgi import access_log as _access_log
 from ailedger.server.auth import TokenFile, WriteAuth
 from ailedger.server.guard import Deadlines
 from ailedger.tlog.checkpoint import parse_checkpoint_text
@@ -194,6 +196,103 @@ class _FastReads:
         await self.app(scope, receive, send)
 
 
+_ENTRY_LIMIT = MAX_ENTRY_BYTES * 2 + 1024  # bytes of a POST /v1/entries body (Api.post_entry's limit)
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class _FastWrite:
+    """Pure ASGI front for the commonest write: ``POST /v1/entries`` of one entry already in canonical
+    JSON (what ailedger's clients send), whole in the request's first body message.
+
+    The shared guards (:class:`~ailedger.server.asgi.Guard`) are applied here with the Guard's own
+    counters and limits (declared size, bytes of bodies in flight, requests and writes in flight), the
+    entry is checked on the event loop (one C call that releases the GIL: no hand-off to a checking
+    thread per request) and handed to the group committer, whose one loop callback per group brings the
+    answer back. No Starlette routing or middleware per request. Everything else -- another path or
+    method, no or a bad Content-Length, a body in several pieces, non-canonical JSON, an identity
+    registration (it needs a credential), any limit reached, the access log on -- goes to the Guard and
+    the app unchanged (the body already read is handed on), which answer exactly as before."""
+
+    def __init__(self, app: ASGIApp, guard: Guard, api: Api) -> None:
+        self.app = app
+        self.guard = guard
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/entries"
+                or _access_log.isEnabledFor(logging.INFO)):
+            await self.app(scope, receive, send)
+            return
+        g = self.guard
+        declared = None
+        for k, v in scope["headers"]:
+            if k == b"content-length":
+                declared = v
+                break
+        if declared is None or not declared.isdigit() or len(declared) > 7 or int(declared) > _ENTRY_LIMIT \
+                or (g.max_body is not None and int(declared) > g.max_body):
+            await self.app(scope, receive, send)  # the Guard answers (411-free: a chunked body is read there)
+            return
+        msg = await receive()
+        body = msg.get("body", b"") if msg["type"] == "http.request" else None
+        if (body is None or msg.get("more_body", False) or len(body) != int(declared)
+                or (g.max_buffered is not None and g.buffered + len(body) > g.max_buffered)
+                or (g.max_inflight is not None and g.inflight >= g.max_inflight)
+                or (g.max_writes is not None and g.writes >= g.max_writes)):
+            await self.app(scope, _replay_first(msg, receive), send)
+            return
+        obj = parse_canonical(body) if body else None
+        if type(obj) is not dict or obj.get("type") == IDENTITY_REGISTER:
+            await self.app(scope, _replay_first(msg, receive), send)
+            return
+        g.inflight += 1
+        g.writes += 1
+        try:
+            status, data, headers = await self._append(obj)
+        finally:
+            g.inflight -= 1
+            g.writes -= 1
+        body = json_bytes(data)
+        hs = _JSON_HEADERS + [(b"content-length", str(len(body)).encode())]
+        hs.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
+        await send({"type": "http.response.start", "status": status, "headers": hs})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _append(self, obj: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        api = self.api
+        ingest = api.ingest
+        try:
+            prep = ingest.prepare([obj], canonical=True)
+            res = ingest.done(prep, await api.ledger.committer.acall(ingest.request(prep)))[0]
+        except AiledgerError as exc:
+            status, headers = error_status_headers(exc)
+            return status, exc.to_dict(), headers
+        except Exception as exc:  # as _guard: a driver error is a storage error, anything else internal
+            if is_db_error(exc):
+                log.warning("storage error on POST /v1/entries: %s", exc)
+                err = StorageError(f"the store failed: {str(exc).strip()[:200]}")
+                status, headers = error_status_headers(err)
+                return status, err.to_dict(), headers
+            log.exception("internal error on POST /v1/entries")
+            return 500, {"code": "internal", "message": "internal server error"}, {}
+        finally:
+            api._cp = None
+        return (200 if res.duplicate else 201), {"index": res.index, "leaf_hash": res.leaf_hash.hex(),
+                                                 "duplicate": res.duplicate}, {}
+
+
+def _replay_first(first: Any, receive: Receive) -> Receive:
+    """A receive() that hands out ``first`` (the message already taken), then the connection's own."""
+    sent = False
+
+    async def replay() -> Any:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return first
+        return await receive()
+
+    return replay
 
 
 def _guard(fn: Any) -> Any:
@@ -653,9 +752,10 @@ def create_app(ledger: Ledger | str | os.PathLike[str] | None, cfg: ServeConfig 
     # its deadline, up to max_body, counted against max_buffered bytes of bodies in flight; only then does the
     # request take one of max_inflight request slots and max_writes write slots (else 503 + Retry-After). A
     # stalled body holds a connection and the bytes it sent, never a write slot.
-    return Guard(_FastReads(app, api), deadlines=cfg.deadlines(), max_body=cfg.max_body, buffer_methods=("POST",),
-                 write_methods=("POST",), max_buffered=cfg.max_buffered, max_inflight=cfg.max_inflight,
-                 max_writes=cfg.max_writes, name="api")
+    guard = Guard(_FastReads(app, api), deadlines=cfg.deadlines(), max_body=cfg.max_body, buffer_methods=("POST",),
+                  write_methods=("POST",), max_buffered=cfg.max_buffered, max_inflight=cfg.max_inflight,
+                  max_writes=cfg.max_writes, name="api")
+    return _FastWrite(guard, guard, api)
 
 
 def app_from_env() -> ASGIApp:

@@ -318,6 +318,13 @@ class Ingestor:
                 self._known.add(e.signer)
         return results
 
+    def request(self, prep: _Prepared) -> AppendRequest:
+        """The group committer's request for entries made by :meth:`prepare` (their policy check runs
+        on the committer, as for :meth:`submit`); pass the committer's results to :meth:`done`."""
+        return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
+
+    done = _done
+
     def _check_count(self, objs: Sequence[Any]) -> None:
         if not objs:
             raise BadInputError("no entries given", field="entries")
