@@ -343,6 +343,9 @@ class Api:
         self.ledger = ledger
         self.cfg = cfg
         ledger.set_group_commit(window=cfg.commit_window, max_entries=cfg.commit_max_entries)
+        # single entries are checked on the event loop (_FastWrite) and cannot announce themselves: while
+        # writers are concurrent, a group stays open for the window (latency traded for fewer commits)
+        ledger.committer.gather = True
         shared: Buckets | None = None
         self.rate_scope = "process"
         budgets = getattr(ledger.store, "budgets", None)  # a store every server shares (PostgreSQL) keeps them
