@@ -247,16 +247,18 @@ class _FastWrite:
             return
         g.inflight += 1
         g.writes += 1
+        g.buffered += len(body)  # as the Guard counts a body it read, until the request is answered
         try:
             status, data, headers = await self._append(obj)
         finally:
             g.inflight -= 1
             g.writes -= 1
-        body = json_bytes(data)
-        hs = _JSON_HEADERS + [(b"content-length", str(len(body)).encode())]
+            g.buffered -= len(body)
+        answer = json_bytes(data)
+        hs = _JSON_HEADERS + [(b"content-length", str(len(answer)).encode())]
         hs.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())
         await send({"type": "http.response.start", "status": status, "headers": hs})
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": answer})
 
     async def _append(self, obj: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         api = self.api
