@@ -13,6 +13,7 @@ signature by a registered identity unless the operator opened registration.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
 import hashlib
@@ -217,6 +218,8 @@ class _FastWrite:
         self.app = app
         self.guard = guard
         self.api = api
+        # requests read in this turn of the event loop, checked together at its end (one C call)
+        self._pending: list[list[Any]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/entries"
@@ -249,7 +252,7 @@ class _FastWrite:
         g.writes += 1
         g.buffered += len(body)  # as the Guard counts a body it read, until the request is answered
         try:
-            status, data, headers = await self._append(obj)
+            status, data, headers = await self._append(body, obj)
         finally:
             g.inflight -= 1
             g.writes -= 1
@@ -260,12 +263,43 @@ class _FastWrite:
         await send({"type": "http.response.start", "status": status, "headers": hs})
         await send({"type": "http.response.body", "body": answer})
 
-    async def _append(self, obj: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+    def _check_pending(self) -> None:
+        """At the end of a turn of the event loop: check the entries of every request read in it at once
+        (one C call; each gets its own result or error) and queue them for the next group."""
+        pending, self._pending = self._pending, []
+        ingest = self.api.ingest
+        committer = self.api.ledger.committer
+        try:
+            preps = ingest.prepare_singles([p[0] for p in pending], [p[1] for p in pending])
+        except BaseException as exc:  # noqa: BLE001 - delivered to each request of the turn
+            for p in pending:
+                if not p[2].done():
+                    p[2].set_exception(exc)
+            return
+        for p, prep in zip(pending, preps):
+            fut = p[2]
+            if fut.done():
+                continue
+            if isinstance(prep, AiledgerError):
+                fut.set_exception(prep)
+                continue
+            p[3] = prep
+            try:
+                committer.submit_to(ingest.request(prep), fut)
+            except Exception as exc:  # noqa: BLE001 - a closed committer: this request fails
+                fut.set_exception(exc)
+
+    async def _append(self, body: bytes, obj: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
         api = self.api
         ingest = api.ingest
+        loop = asyncio.get_running_loop()
+        item: list[Any] = [body, obj, loop.create_future(), None]
+        self._pending.append(item)
+        if len(self._pending) == 1:
+            loop.call_soon(self._check_pending)
         try:
-            prep = ingest.prepare([obj], canonical=True)
-            res = ingest.done(prep, await api.ledger.committer.acall(ingest.request(prep)))[0]
+            results = await item[2]
+            res = ingest.done(item[3], results)[0]
         except AiledgerError as exc:
             status, headers = error_status_headers(exc)
             return status, exc.to_dict(), headers

@@ -242,6 +242,12 @@ class GroupCommitter(Generic[T, R]):
             self._enqueue(item, (loop, afut), False)  # type: ignore[arg-type]
         return await afut
 
+    def submit_to(self, item: T, afut: asyncio.Future[R]) -> None:
+        """Queue ``item`` from its event loop's thread; its result (or error) is set on ``afut`` once its
+        group is committed (one loop callback per group), as :meth:`acall` does."""
+        self._check_fork()
+        self._enqueue(item, (afut.get_loop(), afut), False)
+
     def close(self, timeout: float = 60.0) -> None:
         """Commit what is queued, then stop the threads. Later submissions raise ConflictError."""
         with self._cond:
