@@ -103,3 +103,50 @@ def test_fast_front_keeps_the_shared_guards(led):
     r = c.post("/v1/entries", content=body, headers=HDR)
     assert r.status_code == 503 and r.json()["code"] == "overloaded"
     assert led.store.size() == 0
+
+
+def test_concurrent_singles_checked_together_fail_alone(led):
+    """Requests read in the same turn of the event loop are checked in one call: a bad one among them fails
+    alone (its own 403), every other is appended once and answered with its own index."""
+    import threading
+
+    import httpx
+
+    from ailedger.server.asgi import Server
+
+    cfg = ServeConfig(open_registration=True)
+    srv = Server(create_app(led, cfg), deadlines=cfg.deadlines())
+    srv.start_background()
+    try:
+        keys = [Key(f"w{k}") for k in range(4)]
+        for k in keys:
+            assert httpx.post(srv.url + "/v1/identities", content=canonical_json(k.registration()),
+                              headers=HDR).status_code == 201
+        bodies = [canonical_json(keys[i % 4].entry("note", {"i": i, "subjects": [f"sha256:{i:064x}"]}))
+                  for i in range(200)]
+        bad = json.loads(bodies[77])
+        bad["sig"] = json.loads(bodies[78])["sig"]
+        bodies[77] = canonical_json(bad)
+        answers: dict[int, tuple[int, dict]] = {}
+
+        def writer(w: int) -> None:
+            with httpx.Client(base_url=srv.url, timeout=30) as c:
+                for i in range(w, 200, 20):
+                    r = c.post("/v1/entries", content=bodies[i], headers=HDR)
+                    answers[i] = (r.status_code, r.json())
+
+        ts = [threading.Thread(target=writer, args=(w,)) for w in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        srv.shutdown()
+    assert answers[77][0] == 403 and answers[77][1]["code"] == "bad_signature"
+    good = {i: a for i, a in answers.items() if i != 77}
+    assert all(st == 201 for st, _ in good.values()), {i: a for i, a in good.items() if a[0] != 201}
+    idx = [a["index"] for _, a in good.values()]
+    assert len(set(idx)) == 199 and led.store.size() == 4 + 199
+    for i, (_, a) in good.items():
+        assert led.entry_bytes(a["index"]) == bodies[i]
+    assert led.committer.stats["largest_group"] > 1  # the writers did share groups
