@@ -218,8 +218,8 @@ class _FastWrite:
         self.app = app
         self.guard = guard
         self.api = api
-        # requests read in this turn of the event loop, checked together at its end (one C call)
-        self._pending: list[list[Any]] = []
+        # per event loop: the requests read in its current turn, checked together at its end (one C call)
+        self._pending: dict[asyncio.AbstractEventLoop, list[list[Any]]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/v1/entries"
@@ -263,10 +263,10 @@ class _FastWrite:
         await send({"type": "http.response.start", "status": status, "headers": hs})
         await send({"type": "http.response.body", "body": answer})
 
-    def _check_pending(self) -> None:
+    def _check_pending(self, loop: asyncio.AbstractEventLoop) -> None:
         """At the end of a turn of the event loop: check the entries of every request read in it at once
         (one C call; each gets its own result or error) and queue them for the next group."""
-        pending, self._pending = self._pending, []
+        pending = self._pending.pop(loop)
         ingest = self.api.ingest
         committer = self.api.ledger.committer
         try:
@@ -294,9 +294,11 @@ class _FastWrite:
         ingest = api.ingest
         loop = asyncio.get_running_loop()
         item: list[Any] = [body, obj, loop.create_future(), None]
-        self._pending.append(item)
-        if len(self._pending) == 1:
-            loop.call_soon(self._check_pending)
+        pending = self._pending.get(loop)
+        if pending is None:
+            pending = self._pending[loop] = []
+            loop.call_soon(self._check_pending, loop)
+        pending.append(item)
         try:
             results = await item[2]
             res = ingest.done(item[3], results)[0]
