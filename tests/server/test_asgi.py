@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 
 import pytest
 
@@ -117,6 +118,10 @@ def test_one_access_log_line_per_request(servers, caplog):
         for srv in servers.values():
             raw(srv, b"GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n")
         raw(servers["node"], b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        # a server logs its line once the answer is sent: the client may read the answer first
+        deadline = time.monotonic() + 5
+        while sum(r.name == "ailedger.access" for r in caplog.records) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
     lines = [r.getMessage() for r in caplog.records if r.name == "ailedger.access"]
     assert len(lines) == 4, lines
     assert {ln.split()[0] for ln in lines} == {"api", "witness", "storage-node"}

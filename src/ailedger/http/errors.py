@@ -39,6 +39,7 @@ __all__ = [
     "RequestTimeoutError",
     "TooLargeError",
     "error_response",
+    "error_status_headers",
     "is_db_error",
     "json_response",
     "status_of",
@@ -87,6 +88,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(exc: AiledgerError) -> Response:
+    status, headers = error_status_headers(exc)
+    return json_response(exc.to_dict(), status, headers)
+
+
+def error_status_headers(exc: AiledgerError) -> tuple[int, dict[str, str]]:
+    """The HTTP status of an error answer and its headers (Retry-After, WWW-Authenticate, Connection)."""
     status = status_of(exc)
     headers: dict[str, str] = {}
     if status == 429:
@@ -97,7 +104,7 @@ def error_response(exc: AiledgerError) -> Response:
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
     elif status == 408:
         headers["Connection"] = "close"
-    return json_response(exc.to_dict(), status, headers)
+    return status, headers
 
 
 def is_db_error(exc: BaseException) -> bool:

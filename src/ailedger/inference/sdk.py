@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import concurrent.futures
 import contextlib
 import functools
 import getpass
@@ -222,7 +223,9 @@ class InferenceTrail:
         # durable mode: the calls share groups; each returns once its group is durable
         self._durable: GroupCommitter[tuple[Any, ...], None] | None = None
         self._done_index: list[tuple[int, int]] = []  # (batch, log index) bookkeeping still to store
+        self._side: concurrent.futures.ThreadPoolExecutor | None = None
         if durable:
+            self._side = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"ailedger-inference-{self.stream}")
             self._durable = GroupCommitter(self._commit_durable, window=commit_window, max_weight=max_batch,
                                            name=f"ailedger-inference-durable-{self.stream}", linger=True)
         self._thread = threading.Thread(target=self._run, name=f"ailedger-inference-{self.stream}", daemon=True)
@@ -454,11 +457,29 @@ class InferenceTrail:
                 "first": rids[0], "last": rids[-1],
                 "from": fmt(items[0][1]), "to": fmt(items[-1][1])}
         entry = self.ledger.make_entry(BATCH_TYPE, body, self.operator)
+        side: concurrent.futures.Future[None] | None = None
         if groups:
-            self.payloads.put(groups)
+            if self._side is not None:  # durable: the payloads' commit (and fsync) overlaps the records'
+                side = self._side.submit(self.payloads.put, groups)
+            else:
+                self.payloads.put(groups)
         done, self._done_index = self._done_index, []
-        bid = self.records.add_batch(self.stream, self._seq, root, entry.leaf_bytes, model, rids, times, datas,
-                                     log_indices=done)
+        try:
+            bid = self.records.add_batch(self.stream, self._seq, root, entry.leaf_bytes, model, rids, times, datas,
+                                         log_indices=done)
+        except BaseException:
+            self._done_index = done + self._done_index
+            if side is not None:
+                side.exception()  # wait for it; the records' failure is the one raised
+            raise
+        if side is not None:
+            try:
+                side.result()
+            except BaseException:
+                # the payloads were not stored: the batch must not be appended later by recovery either
+                with contextlib.suppress(Exception):
+                    self.records.drop_batch(bid)
+                raise
         res = self.ledger.append_entry(entry, terms=[f"inference-model:{model}",
                                                      f"inference-stream:{self.stream}"])
         self.stats["batches"] += 1
@@ -506,6 +527,8 @@ class InferenceTrail:
             self._thread.join(timeout=60)
             if self._durable is not None:
                 self._durable.close()
+            if self._side is not None:
+                self._side.shutdown(wait=True)
             for bid, index in self._done_index:
                 with contextlib.suppress(Exception):  # bookkeeping: found again from the leaf hash
                     self.records.set_log_index(bid, index)

@@ -113,6 +113,12 @@ class RecordStore:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
+    def drop_batch(self, bid: int) -> None:
+        """Remove a stored batch that is not in the log (its payloads could not be stored): recovery must
+        not append it."""
+        with self._lock:
+            self.con.execute("DELETE FROM batches WHERE id=? AND log_index IS NULL", (bid,))
+
     def set_log_index(self, bid: int, index: int) -> None:
         with self._lock:
             self.con.execute("UPDATE batches SET log_index=? WHERE id=?", (index, bid))

@@ -90,6 +90,10 @@ class GroupCommitter(Generic[T, R]):
         # threads waiting in call() at once, for submitters that cannot announce themselves
         # (closed-loop callers, back as soon as they are answered), as PostgreSQL's commit_siblings does
         self.linger = linger
+        # gather: when the last group had several items (writers are concurrent), an open group stays open
+        # for `window` after its first item, as PostgreSQL's commit_delay with commit_siblings, for
+        # submitters that cannot announce themselves (requests checked on an event loop, one at a time)
+        self.gather = False
         self.stats = {"groups": 0, "items": 0, "weight": 0, "largest_group": 0, "failed_groups": 0}
         self._reset()
 
@@ -105,6 +109,7 @@ class GroupCommitter(Generic[T, R]):
         self._urgent = False
         self._closed = False
         self._idle = False  # the committing thread waits for a first item
+        self._gathering = False  # the committing thread holds an open group for the window (gather)
         self._thread: threading.Thread | None = None
         self._workers: list[threading.Thread] = []
         self._inside = 0  # threads inside call(), waiting for their group
@@ -157,7 +162,8 @@ class GroupCommitter(Generic[T, R]):
     def _wake(self) -> None:  # with the lock held
         # the committing thread needs waking only for a first item, or to close an open group
         # early (nobody else expected, the size cap, urgent): each needless wake is a thread switch
-        if (self._idle or (self._expected == 0 and (not self.linger or len(self._queue) >= self._peak))
+        if (self._idle or (self._expected == 0 and not self._gathering
+                           and (not self.linger or len(self._queue) >= self._peak))
                 or self._urgent or self._queued_weight >= self.max_weight):
             self._cond.notify()
 
@@ -236,6 +242,12 @@ class GroupCommitter(Generic[T, R]):
             self._enqueue(item, (loop, afut), False)  # type: ignore[arg-type]
         return await afut
 
+    def submit_to(self, item: T, afut: asyncio.Future[R]) -> None:
+        """Queue ``item`` from its event loop's thread; its result (or error) is set on ``afut`` once its
+        group is committed (one loop callback per group), as :meth:`acall` does."""
+        self._check_fork()
+        self._enqueue(item, (afut.get_loop(), afut), False)
+
     def close(self, timeout: float = 60.0) -> None:
         """Commit what is queued, then stop the threads. Later submissions raise ConflictError."""
         with self._cond:
@@ -298,12 +310,15 @@ class GroupCommitter(Generic[T, R]):
                 deadline = time.monotonic() + min(self.window, self._last_commit_s / 2)
             else:
                 deadline = self._queue[0][3] + self.window
-            while ((self._expected > 0 or (self.linger and len(self._queue) < self._peak))
+            gather = self.gather and self._last_size > 1
+            self._gathering = gather
+            while ((gather or self._expected > 0 or (self.linger and len(self._queue) < self._peak))
                    and not self._urgent and not self._closed and self._queued_weight < self.max_weight):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
+            self._gathering = False
             group: list[tuple[T, _Waiter, int, float]] = []
             weight = 0
             while self._queue and (not group or weight + self._queue[0][2] <= self.max_weight):

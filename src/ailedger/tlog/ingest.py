@@ -318,6 +318,31 @@ class Ingestor:
                 self._known.add(e.signer)
         return results
 
+    def request(self, prep: _Prepared) -> AppendRequest:
+        """The group committer's request for entries made by :meth:`prepare` (their policy check runs
+        on the committer, as for :meth:`submit`); pass the committer's results to :meth:`done`."""
+        return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
+
+    done = _done
+
+    def prepare_singles(self, leaves: Sequence[bytes], objs: Sequence[dict[str, Any]]
+                        ) -> list[_Prepared | AiledgerError]:
+        """:meth:`prepare` of many single-entry requests at once, each a canonical entry (its bytes and its
+        parsed value, from ``canonical.parse_canonical``): the signatures are checked in one C call (the
+        GIL released once), and each request gets the result, or the error, that :meth:`prepare` of its
+        entry alone gives."""
+        fast = fast_parse_entries(list(leaves), list(objs)) if FAST_VERIFY else [None] * len(objs)
+        out: list[_Prepared | AiledgerError] = []
+        for e, obj in zip(fast, objs):
+            try:
+                if e is None or e.type == IDENTITY_REGISTER:  # refused, or more to check: the one-entry path
+                    out.append(self.prepare([obj], canonical=True))
+                else:
+                    out.append(self._merge([([e], [])], 1, single=True))
+            except AiledgerError as exc:
+                out.append(exc)
+        return out
+
     def _check_count(self, objs: Sequence[Any]) -> None:
         if not objs:
             raise BadInputError("no entries given", field="entries")
