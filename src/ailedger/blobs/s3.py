@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
+from ailedger.blobs.client import Cancelled, MemoryShard
 from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 
@@ -77,8 +78,24 @@ def s3_client(endpoint: str | None, timeout: float = 30.0) -> Any:
                          request_checksum_calculation="when_required", response_checksum_validation="when_required")
             c = session.client("s3", endpoint_url=endpoint,
                                region_name=session.region_name or "us-east-1", config=cfg)
+            c.meta.events.register("before-parameter-build.s3.PutObject", _take_content_sha256)
+            c.meta.events.register("before-sign.s3.PutObject", _give_content_sha256)
             _clients[(endpoint, timeout, creds)] = c
         return c
+
+
+def _take_content_sha256(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """``put_object(..., ContentSHA256=HEX)``: the body's SHA-256, already known (a shard's name), kept for
+    the signer instead of being sent as an (unknown) parameter."""
+    sha = params.pop("ContentSHA256", None)
+    if sha is not None:
+        context["ailedger_content_sha256"] = sha
+
+
+def _give_content_sha256(request: Any, **_: Any) -> None:
+    sha = request.context.get("ailedger_content_sha256")
+    if sha is not None:
+        request.headers["X-Amz-Content-SHA256"] = sha
 
 
 def _explain(e: BaseException) -> tuple[str, str]:
@@ -170,34 +187,42 @@ class S3Target:
             raise self._fail("not usable", e) from None
         return {"ok": True, "target": self.url}
 
-    def put_shard(self, name: str, path: Path) -> None:
-        leaves_path = path.with_name(path.name + ".leaves")
-        if leaves_path.exists():
-            leaves = leaves_path.read_bytes()
+    def put_shard(self, name: str, path: Path | MemoryShard) -> None:
+        """Upload a shard (a spool file or a :class:`MemoryShard`) and its segment leaf hashes. The shard's
+        name is its SHA-256, so it is handed to the request signer as the payload hash (botocore would
+        otherwise read and hash the whole body once more before sending it)."""
+        if isinstance(path, MemoryShard):
+            if path.leaves is None:
+                raise VerificationError(f"shard {name[:16]} has no leaf hashes yet", expected="leaves", found=None)
+            leaves, size = path.leaves, path.size
         else:
-            h = ShardHasher()
-            with open(path, "rb") as f:
-                while buf := f.read(_IO):
-                    h.update(buf)
-            sha, _root = h.finish()
-            if sha.hex() != name:
-                raise VerificationError(f"shard file {path} does not hash to {name[:16]}", expected=name,
-                                        found=sha.hex())
-            leaves = b"".join(h.leaf_hashes)
+            size = path.stat().st_size
+            leaves_path = path.with_name(path.name + ".leaves")
+            if leaves_path.exists():
+                leaves = leaves_path.read_bytes()
+            else:
+                h = ShardHasher()
+                with open(path, "rb") as f:
+                    while buf := f.read(_IO):
+                        h.update(buf)
+                sha, _root = h.finish()
+                if sha.hex() != name:
+                    raise VerificationError(f"shard file {path} does not hash to {name[:16]}", expected=name,
+                                            found=sha.hex())
+                leaves = b"".join(h.leaf_hashes)
         try:
-            with open(path, "rb") as f:
-                self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=f,
-                                   ContentLength=path.stat().st_size, ContentType="application/octet-stream")
+            with path.reader() if isinstance(path, MemoryShard) else open(path, "rb") as f:
+                self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=f, ContentLength=size,
+                                   ContentType="application/octet-stream", ContentSHA256=name)
             self.s3.put_object(Bucket=self.bucket, Key=self.key(name) + ".leaves", Body=leaves,
-                               ContentType="application/octet-stream")
+                               ContentType="application/octet-stream",
+                               ContentSHA256=hashlib.sha256(leaves).hexdigest())
         except _errors() as e:
             raise self._fail(f"upload of shard {name[:16]} failed", e) from None
 
     def get_shard(self, name: str, size: int, out: BinaryIO, cancel: threading.Event | None = None,
                   register: Any = None) -> None:
         """Stream a shard into ``out``; checks length and SHA-256 against the committed ``name``."""
-        from ailedger.blobs.client import Cancelled
-
         sha = hashlib.sha256()
         got = 0
         try:

@@ -16,6 +16,7 @@ fallbacks) and ``blob.readers`` (owner only: the re-wrapped key for the new read
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import shutil
@@ -31,7 +32,16 @@ from typing import Any, BinaryIO
 
 from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
-from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
+from ailedger.blobs.client import (
+    Cancelled,
+    MemoryShard,
+    NodeClient,
+    ShardSink,
+    ShardSource,
+    check_url,
+    hash_file,
+    remove,
+)
 from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
 from ailedger.blobs.s3 import S3Target, check_target, endpoint_for, is_s3, preflight
 from ailedger.blobs.unixfs import DEFAULT_PROFILE, FileImporter, get_profile
@@ -151,13 +161,16 @@ def _term(cid: str) -> str:
 
 class BlobService:
     def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
-                 workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None) -> None:
-        """``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS),
+                 workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None,
+                 memory: int = 512 << 20) -> None:
+        """``memory``: bytes of shards a put or get may hold in memory instead of spooling them to disk.
+        ``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS),
         or ``{bucket: URL, "": default}`` when buckets live on different stores."""
         self.ledger = ledger
         self.s3_endpoint = s3_endpoint
         self.timeout = timeout
         self.workers = workers
+        self.memory = memory
         self.spool_root = Path(spool) if spool else None
 
     # -- helpers ------------------------------------------------------------------------------
@@ -250,9 +263,19 @@ class BlobService:
         key = crypto.new_key()
         spool = self._spool()
         try:
-            plain_cid, cipher_cid, infos = self._encode_to_spool(src, key, coding, prof, spool)
+            cids, infos, sources = self._encode(src, key, coding, prof, spool)
+            try:
+                placement, retried = self._upload(sources, infos, urls, progress, signer)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    cids()
+                raise
+            try:
+                plain_cid, cipher_cid = cids()
+            except BaseException:
+                self._delete_placed(placement, infos, signer)
+                raise
             cid = str(cipher_cid)
-            placement, retried = self._upload(spool, infos, urls, progress, signer)
             binding = self._binding(cid)
             body = {
                 "cid": cid,
@@ -276,30 +299,44 @@ class BlobService:
             shutil.rmtree(spool, ignore_errors=True)
         return PutResult(cid, res.index, plain_size, coding.size, k, n, placement, retried)
 
-    def _encode_to_spool(self, src: Path, key: bytes, coding: Coding, prof: Any, spool: Path
-                         ) -> tuple[CID, CID, list[tuple[str, str]]]:
+    def _encode(self, src: Path, key: bytes, coding: Coding, prof: Any, spool: Path
+                ) -> tuple[Callable[[], tuple[CID, CID]], list[tuple[str, str]], list[ShardSource]]:
+        """Encrypt, erasure-code and hash ``src``; returns (a call that gives the plaintext and ciphertext
+        CIDs, (sha256, root) per shard, the shards). Shards stay in memory as the encoder's pieces when
+        all n fit in ``self.memory`` bytes (no spool file, no copy), else they are spooled to disk.
+
+        Hashing dominates (plaintext CID, ciphertext CID, each shard's SHA-256 and segment tree): each runs
+        on a lane of its own (one thread each, so its order holds; hashlib releases the GIL). The shard
+        lanes are waited for (a shard's object key is its SHA-256); the two CID lanes may still be
+        running while the shards upload, and the returned call waits for them."""
+        in_memory = coding.n * coding.shard_size <= self.memory
         plain_imp, cipher_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
         enc = crypto.Encryptor(key)
         senc = StripeEncoder(coding)
-        files = [open(spool / f"shard-{i}", "wb") for i in range(coding.n)]  # noqa: SIM115
+        sinks: list[Any] = ([MemoryShard() for _ in range(coding.n)] if in_memory else
+                            [open(spool / f"shard-{i}", "wb") for i in range(coding.n)])  # noqa: SIM115
         hashers = [ShardHasher() for _ in range(coding.n)]
         stripe = bytearray()
         written = 0
-        # hashing dominates the write path (plaintext CID, ciphertext CID, each shard's SHA-256 and segment
-        # tree): each runs on a lane of its own (one thread each, so its order holds; hashlib releases
-        # the GIL), at most a few MiB behind the reader
         lanes = [ThreadPoolExecutor(1) for _ in range(coding.n + 2)]
         pending: deque[Future[None]] = deque()
+        cid_futs: list[Future[None]] = []
 
         def later(lane: int, fn: Callable[[], None]) -> None:
-            pending.append(lanes[lane].submit(fn))
+            fut = lanes[lane].submit(fn)
+            pending.append(fut)
+            if lane >= coding.n:
+                cid_futs.append(fut)
             while len(pending) > 4 * len(lanes):
                 pending.popleft().result()
 
-        def shard_piece(f: BinaryIO, h: ShardHasher, piece: bytes) -> Callable[[], None]:
+        def shard_piece(f: Any, h: ShardHasher, piece: bytes) -> Callable[[], None]:
             def run() -> None:
                 h.update(piece)
-                f.write(piece)
+                if in_memory:
+                    f.append(piece)
+                else:
+                    f.write(piece)
             return run
 
         def emit(final: bool) -> None:
@@ -307,7 +344,7 @@ class BlobService:
             while len(stripe) >= coding.stripe or (final and (stripe or written == 0)):
                 piece_src = bytes(stripe[: coding.stripe])
                 del stripe[: coding.stripe]
-                for i, (f, h, piece) in enumerate(zip(files, hashers, senc.encode(piece_src))):
+                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode(piece_src))):
                     later(i, shard_piece(f, h, piece))
                 written += 1
 
@@ -315,6 +352,13 @@ class BlobService:
             def run() -> None:
                 imp.update(data)
             return run
+
+        def close_all() -> None:
+            for lane in lanes:
+                lane.shutdown(wait=True, cancel_futures=True)
+            if not in_memory:
+                for f in sinks:
+                    f.close()
 
         try:
             with open(src, "rb") as fin:
@@ -329,26 +373,48 @@ class BlobService:
             later(coding.n + 1, importer(cipher_imp, ct))
             stripe += ct
             emit(True)
-            while pending:
-                pending.popleft().result()
-        finally:
-            for lane in lanes:
-                lane.shutdown(wait=True, cancel_futures=True)
-            for f in files:
-                f.close()
+            for lane in lanes[: coding.n]:
+                lane.shutdown(wait=True)
+            for fut in pending:
+                if fut.done():
+                    fut.result()
+            if not in_memory:
+                for f in sinks:
+                    f.close()
+        except BaseException:
+            close_all()
+            raise
         if written != coding.stripes:
+            close_all()
             raise StorageError("internal: stripe count mismatch", expected=coding.stripes, found=written)
         infos = []
+        sources: list[ShardSource] = []
         for i, h in enumerate(hashers):
             if h.size != coding.shard_size:
+                close_all()
                 raise StorageError("internal: shard size mismatch", expected=coding.shard_size, found=h.size)
             sha, root = h.finish()
             infos.append((sha.hex(), root.hex()))
             # the segment leaf hashes, for targets that keep them next to the shard (S3: audit without rehash)
-            (spool / f"shard-{i}.leaves").write_bytes(b"".join(h.leaf_hashes))
-        return plain_imp.finish()[0], cipher_imp.finish()[0], infos
+            leaves = b"".join(h.leaf_hashes)
+            if in_memory:
+                sinks[i].leaves = leaves
+                sources.append(sinks[i])
+            else:
+                (spool / f"shard-{i}.leaves").write_bytes(leaves)
+                sources.append(spool / f"shard-{i}")
 
-    def _upload(self, spool: Path, infos: list[tuple[str, str]], urls: list[str],
+        def cids() -> tuple[CID, CID]:
+            try:
+                for fut in cid_futs:
+                    fut.result()
+            finally:
+                close_all()
+            return plain_imp.finish()[0], cipher_imp.finish()[0]
+
+        return cids, infos, sources
+
+    def _upload(self, sources: list[ShardSource], infos: list[tuple[str, str]], urls: list[str],
                 progress: Callable[[str], None] | None, signer: Any) -> tuple[dict[int, str], list[str]]:
         n = len(infos)
         order = urls[:]
@@ -362,7 +428,7 @@ class BlobService:
         def one(i: int, url: str) -> None:
             while True:
                 try:
-                    self._client(url, signer).put_shard(infos[i][0], spool / f"shard-{i}")
+                    self._client(url, signer).put_shard(infos[i][0], sources[i])
                     with lock:
                         placement[i] = url
                     if progress:
