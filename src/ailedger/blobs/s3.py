@@ -78,8 +78,9 @@ def s3_client(endpoint: str | None, timeout: float = 30.0) -> Any:
                          request_checksum_calculation="when_required", response_checksum_validation="when_required")
             c = session.client("s3", endpoint_url=endpoint,
                                region_name=session.region_name or "us-east-1", config=cfg)
+            _known_payload_signer()
             c.meta.events.register("before-parameter-build.s3.PutObject", _take_content_sha256)
-            c.meta.events.register("before-sign.s3.PutObject", _give_content_sha256)
+            c.meta.events.register_first("choose-signer.s3.PutObject", _choose_known_payload_signer)
             _clients[(endpoint, timeout, creds)] = c
         return c
 
@@ -92,10 +93,32 @@ def _take_content_sha256(params: dict[str, Any], context: dict[str, Any], **_: A
         context["ailedger_content_sha256"] = sha
 
 
-def _give_content_sha256(request: Any, **_: Any) -> None:
-    sha = request.context.get("ailedger_content_sha256")
-    if sha is not None:
-        request.headers["X-Amz-Content-SHA256"] = sha
+_KNOWN_PAYLOAD = "s3v4-ailedger-known-payload"
+
+
+def _known_payload_signer() -> None:
+    """Register (once) a SigV4-for-S3 signer that takes the payload hash from the request's context when
+    the caller knows it, instead of reading the body. Over plain http botocore otherwise hashes every
+    uploaded byte once more (S3 requires the hash in the signature there)."""
+    from botocore import auth
+
+    if _KNOWN_PAYLOAD in auth.AUTH_TYPE_MAPS:
+        return
+
+    class KnownPayloadS3SigV4Auth(auth.S3SigV4Auth):
+        def payload(self, request: Any) -> str:
+            sha = request.context.get("ailedger_content_sha256")
+            return str(sha) if sha is not None else str(super().payload(request))
+
+    auth.AUTH_TYPE_MAPS.setdefault(_KNOWN_PAYLOAD, KnownPayloadS3SigV4Auth)
+
+
+def _choose_known_payload_signer(signature_version: Any, context: dict[str, Any], **_: Any) -> str | None:
+    # only where botocore would use plain SigV4 for S3 anyway (not S3 Express, SigV4a or unsigned requests)
+    if context.get("ailedger_content_sha256") is not None and signature_version in ("v4", "s3v4") and \
+            context.get("auth_type") in (None, "v4"):
+        return _KNOWN_PAYLOAD
+    return None
 
 
 def _explain(e: BaseException) -> tuple[str, str]:

@@ -23,12 +23,13 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
@@ -162,8 +163,9 @@ def _term(cid: str) -> str:
 class BlobService:
     def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
                  workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None,
-                 memory: int = 512 << 20) -> None:
+                 memory: int = 512 << 20, hedge: float = 2.0) -> None:
         """``memory``: bytes of shards a put or get may hold in memory instead of spooling them to disk.
+        ``hedge``: seconds without a byte from a shard's node before a get starts fetching another shard.
         ``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS),
         or ``{bucket: URL, "": default}`` when buckets live on different stores."""
         self.ledger = ledger
@@ -171,6 +173,7 @@ class BlobService:
         self.timeout = timeout
         self.workers = workers
         self.memory = memory
+        self.hedge = hedge
         self.spool_root = Path(spool) if spool else None
 
     # -- helpers ------------------------------------------------------------------------------
@@ -471,20 +474,28 @@ class BlobService:
             "access may have been revoked)", field="as", cid=st.cid)
 
     def _swarm(self, st: BlobState, spool: Path, need: int, candidates: list[int] | None = None,
-               locations: dict[int, list[str]] | None = None) -> tuple[list[int], list[str]]:
-        """Fetch shards in parallel until ``need`` good ones are on disk; returns (indices, failures)."""
+               locations: dict[int, list[str]] | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
+        """Fetch shards until ``need`` good ones are in; returns (indices, failures, their sinks).
+
+        ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
+        so load spreads. Another shard is started when a fetch fails, or when one has received nothing
+        for ``self.hedge`` seconds (a stalled node; the stalled fetch keeps running and the first ``need``
+        good shards win, the others are cut). Shards are received into memory when ``need`` of them fit
+        in ``self.memory`` bytes, else into spool files."""
         coding = st.coding
         idx = candidates if candidates is not None else list(range(coding.n))
-        # primaries first (no decoding needed); the rest in random order so load spreads
         prim = [i for i in idx if i < coding.k]
         rest = [i for i in idx if i >= coding.k]
         random.shuffle(rest)
         queue = prim + rest
+        in_memory = (need + 1) * coding.shard_size <= self.memory
         cancel = threading.Event()
         good: list[int] = []
         failures: list[str] = []
         lock = threading.Lock()
         conns: list[Any] = []
+        sinks: dict[int, ShardSink] = {}
+        active: dict[int, ShardSink] = {}
 
         def register(conn: Any) -> None:
             with lock:
@@ -497,44 +508,57 @@ class BlobService:
             locs = (locations or {}).get(i, s.locations)
             last: AiledgerError | None = None
             for url in locs:
-                p = spool / f"get-{i}"
+                out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}")
+                with lock:
+                    active[i] = out
                 try:
-                    with open(p, "wb") as f:
-                        self._client(url).get_shard(s.sha256, coding.shard_size, f, cancel, register)
+                    self._client(url).get_shard(s.sha256, coding.shard_size, out, cancel, register)
+                    out.close()
+                    with lock:
+                        sinks[i] = out
                     return i
                 except Cancelled:
-                    remove(p)
+                    out.discard()
                     raise
                 except AiledgerError as e:
-                    remove(p)
+                    out.discard()
                     last = e
                     with lock:
                         failures.append(f"shard {i} from {url}: {e.message}")
                 except Exception as e:  # noqa: BLE001 - a local failure (spool disk, bug) must be reported too
-                    remove(p)
+                    out.discard()
                     last = StorageError(f"shard {i} from {url}: {type(e).__name__}: {e}")
                     with lock:
                         failures.append(last.message)
             raise last or NetworkError(f"shard {i} has no location", shard=i)
 
         parallel = min(len(queue), need + max(2, need // 4), 64)
+        hedged: set[int] = set()
         with ThreadPoolExecutor(max(1, parallel)) as ex:
             running: dict[Future[int], int] = {}
-            while queue and len(running) < parallel:
-                i = queue.pop(0)
-                running[ex.submit(fetch, i)] = i
+
+            def start() -> None:
+                j = queue.pop(0)
+                running[ex.submit(fetch, j)] = j
+
+            while queue and len(running) < need:
+                start()
             while running and len(good) < need:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=self.hedge / 2, return_when=FIRST_COMPLETED)
                 for fut in done:
                     i = running.pop(fut)
                     if fut.exception() is None:
                         good.append(i)
-                    elif queue:
-                        j = queue.pop(0)
-                        running[ex.submit(fetch, j)] = j
-                    while queue and len(running) + len(good) < need + 2 and len(running) < parallel:
-                        j = queue.pop(0)
-                        running[ex.submit(fetch, j)] = j
+                while queue and len(running) + len(good) < need and len(running) < parallel:
+                    start()  # a failed fetch is replaced by the next shard
+                now = time.monotonic()
+                with lock:
+                    stalled = [i for i in running.values() if i not in hedged and i in active
+                               and now - active[i].last > self.hedge]
+                for i in stalled:
+                    hedged.add(i)
+                    if queue and len(running) < parallel:
+                        start()
             cancel.set()
             with lock:  # unblock transfers still waiting on slow or stalled nodes
                 for conn in conns:
@@ -542,23 +566,33 @@ class BlobService:
         for fut, i in running.items():
             if fut.done() and fut.exception() is None and len(good) < need:
                 good.append(i)
+        used = sorted(good[:need])
+        for i, sink in list(sinks.items()):
+            if i not in used:
+                sink.discard()
+                del sinks[i]
         if len(good) < need:
             raise NetworkError(
                 f"only {len(good)} of the {need} shards needed could be fetched intact for {st.cid}; "
                 f"failures: {'; '.join(failures[-5:])}", cid=st.cid, found=len(good), expected=need)
-        return sorted(good[:need]), failures
+        return used, failures, sinks
 
-    def _decode(self, st: BlobState, spool: Path, used: list[int], sink: Callable[[bytes], None]) -> None:
+    def _decode(self, st: BlobState, sinks: dict[int, ShardSink], used: list[int], sink: Callable[[bytes], None]
+                ) -> None:
         coding = st.coding
         dec = StripeDecoder(coding)
-        files: dict[int, BinaryIO] = {i: open(spool / f"get-{i}", "rb") for i in used}  # noqa: SIM115
+        views = {i: sinks[i].view() for i in used if sinks[i].path is None}
+        files: dict[int, Any] = {i: open(fp, "rb") for i in used  # noqa: SIM115 - closed below
+                                 if (fp := sinks[i].path) is not None}
         try:
             left = coding.size
-            for _ in range(coding.stripes):
-                pieces = {i: f.read(coding.piece) for i, f in files.items()}
+            p = coding.piece
+            for s in range(coding.stripes):
+                pieces: dict[int, bytes | memoryview] = {i: v[s * p : (s + 1) * p] for i, v in views.items()}
+                pieces.update({i: f.read(p) for i, f in files.items()})
                 data = dec.decode(pieces)
                 take = min(left, len(data))
-                sink(data[:take])
+                sink(data if take == len(data) else data[:take])
                 left -= take
         finally:
             for f in files.values():
@@ -575,7 +609,7 @@ class BlobService:
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
         try:
-            used, failures = self._swarm(st, spool, st.coding.k)
+            used, failures, got = self._swarm(st, spool, st.coding.k)
             prof = get_profile(st.profile)
             cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
@@ -599,7 +633,7 @@ class BlobService:
                         later(1, plain_out, pt)
 
                 try:
-                    self._decode(st, spool, used, sink)
+                    self._decode(st, got, used, sink)
                     pt = decr.finish()
                     later(1, plain_out, pt)
                     while pending:
@@ -634,14 +668,14 @@ class BlobService:
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
         try:
-            used, failures = self._swarm(st, spool, st.coding.k)
+            used, failures, got = self._swarm(st, spool, st.coding.k)
             imp = FileImporter(get_profile(st.profile), keep_leaves=False)
             with open(part, "wb") as fout:
                 def sink(ct: bytes) -> None:
                     imp.update(ct)
                     fout.write(ct)
 
-                self._decode(st, spool, used, sink)
+                self._decode(st, got, used, sink)
             got_cid = str(imp.finish()[0])
             if got_cid != st.cid:
                 raise VerificationError("reassembled ciphertext does not match the blob's CID",
@@ -699,7 +733,7 @@ class BlobService:
         rebuilt: dict[int, str] = {}
         try:
             locs = {i: [report[i]["node"]] for i in healthy}
-            used, _ = self._swarm(st, spool, st.coding.k, candidates=healthy, locations=locs)
+            used, _, got = self._swarm(st, spool, st.coding.k, candidates=healthy, locations=locs)
             enc = StripeEncoder(st.coding)
             outs = {i: open(spool / f"new-{i}", "wb") for i in broken}  # noqa: SIM115
             try:
@@ -712,7 +746,7 @@ class BlobService:
                             outs[i].write(piece)
 
                 sink.buf = bytearray()  # type: ignore[attr-defined]
-                self._decode(st, spool, used, sink)
+                self._decode(st, got, used, sink)
                 if sink.buf:  # type: ignore[attr-defined]
                     for i, piece in zip(broken, enc.encode(bytes(sink.buf), broken)):  # type: ignore[attr-defined]
                         outs[i].write(piece)
