@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -120,8 +121,11 @@ class ShardSink:
     """Where a fetched shard goes: a preallocated buffer (``memory``) or a spool file; ``last`` is when bytes
     last arrived (a fetch that stopped making progress is hedged by another shard)."""
 
-    def __init__(self, size: int, path: Path | None = None) -> None:
+    def __init__(self, size: int, path: Path | None = None,
+                 progress: Callable[[int], None] | None = None) -> None:
+        """``progress(bytes received so far)`` is called after every write."""
         self.size = size
+        self.progress = progress
         self.path = path
         self.buf = bytearray(size) if path is None else None
         self._mv = memoryview(self.buf) if self.buf is not None else None
@@ -139,6 +143,8 @@ class ShardSink:
             self._f.write(data)
         self.got += n
         self.last = time.monotonic()
+        if self.progress is not None:
+            self.progress(self.got)
         return n
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ fallbacks) and ``blob.readers`` (owner only: the re-wrapped key for the new read
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import shutil
@@ -474,14 +475,16 @@ class BlobService:
             "access may have been revoked)", field="as", cid=st.cid)
 
     def _swarm(self, st: BlobState, spool: Path, need: int, candidates: list[int] | None = None,
-               locations: dict[int, list[str]] | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
+               locations: dict[int, list[str]] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
         """Fetch shards until ``need`` good ones are in; returns (indices, failures, their sinks).
 
         ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
         so load spreads. Another shard is started when a fetch fails, or when one has received nothing
         for ``self.hedge`` seconds (a stalled node; the stalled fetch keeps running and the first ``need``
         good shards win, the others are cut). Shards are received into memory when ``need`` of them fit
-        in ``self.memory`` bytes, else into spool files."""
+        in ``self.memory`` bytes, else into spool files. ``progress(shard index, bytes received)`` is called
+        as bytes arrive (from the fetching threads)."""
         coding = st.coding
         idx = candidates if candidates is not None else list(range(coding.n))
         prim = [i for i in idx if i < coding.k]
@@ -508,7 +511,8 @@ class BlobService:
             locs = (locations or {}).get(i, s.locations)
             last: AiledgerError | None = None
             for url in locs:
-                out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}")
+                out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}",
+                                None if progress is None else functools.partial(progress, i))
                 with lock:
                     active[i] = out
                 try:
@@ -598,7 +602,10 @@ class BlobService:
             for f in files.values():
                 f.close()
 
-    def get(self, cid: str, out: str | os.PathLike[str], ident: Any) -> GetResult:
+    def get(self, cid: str, out: str | os.PathLike[str], ident: Any,
+            progress: Callable[[int, int], None] | None = None) -> GetResult:
+        """Fetch, decode, decrypt and check blob ``cid`` into ``out``; ``progress(shard, bytes)`` as shards
+        arrive."""
         st = self.state(cid)
         if st.superseded_by:
             raise NotFoundError(f"blob {st.cid} was re-encrypted under a new key as {st.superseded_by} and its "
@@ -609,7 +616,7 @@ class BlobService:
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
         try:
-            used, failures, got = self._swarm(st, spool, st.coding.k)
+            used, failures, got = self._swarm(st, spool, st.coding.k, progress=progress)
             prof = get_profile(st.profile)
             cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
@@ -718,16 +725,18 @@ class BlobService:
     # -- repair -----------------------------------------------------------------------------------
     def repair(self, cid: str, signer: Any, nodes: Iterable[str] = ()) -> RepairResult:
         st = self.state(cid)
+        given = self._locations(nodes, check=True)  # new targets answer (endpoint, credentials, bucket) first
         report = self.audit(cid, challenges=1)
         healthy = sorted(i for i, r in report.items() if r["ok"])
         broken = sorted(i for i, r in report.items() if not r["ok"])
         if not broken:
             return RepairResult(st.cid, healthy, {}, None)
         if len(healthy) < st.coding.k:
-            raise StorageError(f"blob {st.cid} is lost: only {len(healthy)} shards answer, {st.coding.k} needed",
-                               found=len(healthy), expected=st.coding.k)
+            why = "; ".join(f"shard {i} on {report[i]['node']}: {report[i]['error']}" for i in broken[:3])
+            raise StorageError(f"blob {st.cid} cannot be repaired: only {len(healthy)} shards answer, "
+                               f"{st.coding.k} needed ({why})", found=len(healthy), expected=st.coding.k)
         used_nodes = {report[i]["node"] for i in healthy}
-        pool = self._locations(nodes, check=True) + [loc for s in st.shards for loc in s.locations]
+        pool = given + [loc for s in st.shards for loc in s.locations]
         pool = [u for u in dict.fromkeys(pool) if u not in used_nodes]
         spool = self._spool()
         rebuilt: dict[int, str] = {}
