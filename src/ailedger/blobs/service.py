@@ -320,7 +320,8 @@ class BlobService:
         sinks: list[Any] = ([MemoryShard() for _ in range(coding.n)] if in_memory else
                             [open(spool / f"shard-{i}", "wb") for i in range(coding.n)])  # noqa: SIM115
         hashers = [ShardHasher() for _ in range(coding.n)]
-        stripe = bytearray()
+        pend: deque[memoryview] = deque()
+        pend_len = 0
         written = 0
         lanes = [ThreadPoolExecutor(1) for _ in range(coding.n + 2)]
         pending: deque[Future[None]] = deque()
@@ -344,13 +345,30 @@ class BlobService:
             return run
 
         def emit(final: bool) -> None:
-            nonlocal stripe, written
-            while len(stripe) >= coding.stripe or (final and (stripe or written == 0)):
-                piece_src = bytes(stripe[: coding.stripe])
-                del stripe[: coding.stripe]
-                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode(piece_src))):
+            # a stripe is joined once from the ciphertext chunks (views; no growing buffer to copy and shift)
+            nonlocal pend_len, written
+            while pend_len >= coding.stripe or (final and (pend_len or written == 0)):
+                need = take = min(coding.stripe, pend_len)
+                parts = []
+                while need:
+                    mv = pend[0]
+                    if len(mv) <= need:
+                        parts.append(pend.popleft())
+                        need -= len(mv)
+                    else:
+                        parts.append(mv[:need])
+                        pend[0] = mv[need:]
+                        need = 0
+                pend_len -= take
+                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode(b"".join(parts)))):
                     later(i, shard_piece(f, h, piece))
                 written += 1
+
+        def add(ct: bytes) -> None:
+            nonlocal pend_len
+            if ct:
+                pend.append(memoryview(ct))
+                pend_len += len(ct)
 
         def importer(imp: FileImporter, data: bytes) -> Callable[[], None]:
             def run() -> None:
@@ -371,11 +389,11 @@ class BlobService:
                     ct = enc.update(buf)
                     if ct:
                         later(coding.n + 1, importer(cipher_imp, ct))
-                        stripe += ct
+                        add(ct)
                         emit(False)
             ct = enc.finish()
             later(coding.n + 1, importer(cipher_imp, ct))
-            stripe += ct
+            add(ct)
             emit(True)
             for lane in lanes[: coding.n]:
                 lane.shutdown(wait=True)
