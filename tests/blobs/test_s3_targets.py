@@ -282,6 +282,6 @@ def test_get_with_bad_credentials_or_endpoint_is_a_clear_error_and_writes_nothin
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
         want = "cannot connect"
     res = CliRunner().invoke(main, ["blob", "get", r["cid"], "-o", str(env / "out"), "--as", "bob"])
-    assert res.exit_code != 0, res.output
+    assert res.exit_code == 2, res.output
     assert want in res.output and "shards needed" in res.output, res.output
     assert not (env / "out").exists() and not (env / "out.part").exists()

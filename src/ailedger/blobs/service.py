@@ -1,11 +1,12 @@
 """The blob service: put, get, repair, audit and reader changes, recorded in the ledger.
 
 Write path (``put``): plaintext -> (UnixFS CID of the plaintext, for the commitment) -> AES-256-GCM
-segments -> (UnixFS CID of the ciphertext = the object's id) -> RS k-of-n stripes -> n shard
-files spooled locally -> uploaded in parallel to n distinct nodes -> ``blob.put`` record.
+segments -> (UnixFS CID of the ciphertext = the object's id) -> RS k-of-n stripes -> n shards held
+in memory (spooled locally when large) -> uploaded in parallel to n distinct nodes -> ``blob.put`` record.
 
-Read path (``get``): ledger state -> unwrap the key -> fetch shards from all nodes at once, keep
-the first k whose SHA-256 matches the ledger, drop the rest ("swarming") -> decode -> check the
+Read path (``get``): ledger state -> unwrap the key -> fetch k shards at once (data shards first;
+another shard for each that fails or stalls), keep the first k whose SHA-256 matches the ledger,
+cut the rest -> decode -> check the
 ciphertext CID -> decrypt (every segment authenticated) -> check the plaintext commitment ->
 only then move the output into place. A byte that does not check out never reaches the output.
 
