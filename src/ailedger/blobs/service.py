@@ -501,8 +501,8 @@ class BlobService:
         ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
         so load spreads. Another shard is started when a fetch fails, or when one has received nothing
         for ``self.hedge`` seconds (a stalled node; the stalled fetch keeps running and the first ``need``
-        good shards win, the others are cut). Shards are received into memory when ``need`` of them fit
-        in ``self.memory`` bytes, else into spool files. ``progress(shard index, bytes received)`` is called
+        good shards win, the others are cut). Shards are received into memory when all the fetches that may
+        run at once fit in ``self.memory`` bytes, else into spool files. ``progress(shard index, bytes received)`` is called
         as bytes arrive (from the fetching threads)."""
         coding = st.coding
         idx = candidates if candidates is not None else list(range(coding.n))
@@ -510,7 +510,8 @@ class BlobService:
         rest = [i for i in idx if i >= coding.k]
         random.shuffle(rest)
         queue = prim + rest
-        in_memory = (need + 1) * coding.shard_size <= self.memory
+        parallel = min(len(queue), need + max(2, need // 4), 64)
+        in_memory = parallel * coding.shard_size <= self.memory  # every fetch that may run at once
         cancel = threading.Event()
         good: list[int] = []
         failures: list[str] = []
@@ -555,7 +556,6 @@ class BlobService:
                         failures.append(last.message)
             raise last or NetworkError(f"shard {i} has no location", shard=i)
 
-        parallel = min(len(queue), need + max(2, need // 4), 64)
         hedged: set[int] = set()
         with ThreadPoolExecutor(max(1, parallel)) as ex:
             running: dict[Future[int], int] = {}
