@@ -6,7 +6,7 @@ in memory (spooled locally when large) -> uploaded in parallel to n distinct nod
 
 Read path (``get``): ledger state -> unwrap the key -> fetch k shards at once (data shards first;
 another shard for each that fails or stalls), keep the first k whose SHA-256 matches the ledger,
-cut the rest -> decode -> check the
+cut the rest -> decode (while the data shards arrive; again from the kept shards if they differ) -> check the
 ciphertext CID -> decrypt (every segment authenticated) -> check the plaintext commitment ->
 only then move the output into place. A byte that does not check out never reaches the output.
 
@@ -156,6 +156,16 @@ def _cut(conn: Any) -> None:
             sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class _Live:
+    """A swarm's current transfer per shard, for a decoder reading along: ``cond`` is notified on every
+    new transfer, every write and at the end (``done``)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.sinks: dict[int, ShardSink] = {}
+        self.done = False
 
 
 def _term(cid: str) -> str:
@@ -495,7 +505,8 @@ class BlobService:
 
     def _swarm(self, st: BlobState, spool: Path, need: int, candidates: list[int] | None = None,
                locations: dict[int, list[str]] | None = None,
-               progress: Callable[[int, int], None] | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
+               progress: Callable[[int, int], None] | None = None,
+               live: _Live | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
         """Fetch shards until ``need`` good ones are in; returns (indices, failures, their sinks).
 
         ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
@@ -526,15 +537,26 @@ class BlobService:
             if cancel.is_set():
                 _cut(conn)
 
+        def tell(i: int, got: int) -> None:
+            if progress is not None:
+                progress(i, got)
+            if live is not None:
+                with live.cond:
+                    live.cond.notify_all()
+
         def fetch(i: int) -> int:
             s = st.shards[i]
             locs = (locations or {}).get(i, s.locations)
             last: AiledgerError | None = None
             for url in locs:
                 out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}",
-                                None if progress is None else functools.partial(progress, i))
+                                None if progress is None and live is None else functools.partial(tell, i))
                 with lock:
                     active[i] = out
+                if live is not None:
+                    with live.cond:
+                        live.sinks[i] = out
+                        live.cond.notify_all()
                 try:
                     self._client(url).get_shard(s.sha256, coding.shard_size, out, cancel, register)
                     out.close()
@@ -556,49 +578,100 @@ class BlobService:
                         failures.append(last.message)
             raise last or NetworkError(f"shard {i} has no location", shard=i)
 
-        hedged: set[int] = set()
-        with ThreadPoolExecutor(max(1, parallel)) as ex:
-            running: dict[Future[int], int] = {}
+        try:
+            hedged: set[int] = set()
+            with ThreadPoolExecutor(max(1, parallel)) as ex:
+                running: dict[Future[int], int] = {}
 
-            def start() -> None:
-                j = queue.pop(0)
-                running[ex.submit(fetch, j)] = j
+                def start() -> None:
+                    j = queue.pop(0)
+                    running[ex.submit(fetch, j)] = j
 
-            while queue and len(running) < need:
-                start()
-            while running and len(good) < need:
-                done, _ = wait(running, timeout=self.hedge / 2, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = running.pop(fut)
-                    if fut.exception() is None:
-                        good.append(i)
-                while queue and len(running) + len(good) < need and len(running) < parallel:
-                    start()  # a failed fetch is replaced by the next shard
-                now = time.monotonic()
-                with lock:
-                    stalled = [i for i in running.values() if i not in hedged and i in active
-                               and now - active[i].last > self.hedge]
-                for i in stalled:
-                    hedged.add(i)
-                    if queue and len(running) < parallel:
-                        start()
-            cancel.set()
-            with lock:  # unblock transfers still waiting on slow or stalled nodes
-                for conn in conns:
-                    _cut(conn)
-        for fut, i in running.items():
-            if fut.done() and fut.exception() is None and len(good) < need:
-                good.append(i)
-        used = sorted(good[:need])
-        for i, sink in list(sinks.items()):
-            if i not in used:
-                sink.discard()
-                del sinks[i]
-        if len(good) < need:
-            raise NetworkError(
-                f"only {len(good)} of the {need} shards needed could be fetched intact for {st.cid}; "
-                f"failures: {'; '.join(failures[-5:])}", cid=st.cid, found=len(good), expected=need)
-        return used, failures, sinks
+                while queue and len(running) < need:
+                    start()
+                while running and len(good) < need:
+                    done, _ = wait(running, timeout=self.hedge / 2, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = running.pop(fut)
+                        if fut.exception() is None:
+                            good.append(i)
+                    while queue and len(running) + len(good) < need and len(running) < parallel:
+                        start()  # a failed fetch is replaced by the next shard
+                    now = time.monotonic()
+                    with lock:
+                        stalled = [i for i in running.values() if i not in hedged and i in active
+                                   and now - active[i].last > self.hedge]
+                    for i in stalled:
+                        hedged.add(i)
+                        if queue and len(running) < parallel:
+                            start()
+                cancel.set()
+                with lock:  # unblock transfers still waiting on slow or stalled nodes
+                    for conn in conns:
+                        _cut(conn)
+            for fut, i in running.items():
+                if fut.done() and fut.exception() is None and len(good) < need:
+                    good.append(i)
+            used = sorted(good[:need])
+            for i, sink in list(sinks.items()):
+                if i not in used:
+                    sink.discard()
+                    del sinks[i]
+            if len(good) < need:
+                raise NetworkError(
+                    f"only {len(good)} of the {need} shards needed could be fetched intact for {st.cid}; "
+                    f"failures: {'; '.join(failures[-5:])}", cid=st.cid, found=len(good), expected=need)
+            return used, failures, sinks
+        finally:
+            if live is not None:
+                with live.cond:
+                    live.done = True
+                    live.cond.notify_all()
+
+    def _fits(self, st: BlobState, need: int) -> bool:
+        """Whether every fetch a swarm for ``need`` shards may run at once fits in ``self.memory``."""
+        n = st.coding.n
+        return min(n, need + max(2, need // 4), 64) * st.coding.shard_size <= self.memory
+
+    def _stream_decode(self, st: BlobState, live: _Live, attempt: Any) -> tuple[dict[int, ShardSink], Any] | None:
+        """Decode stripes from the data shards 0..k-1 as their bytes arrive (``live``: the swarm's current
+        sinks). Gives up (None) when one of those transfers is replaced or the swarm ends first."""
+        coding = st.coding
+        prim = list(range(coding.k))
+        dec = StripeDecoder(coding)
+        chosen: dict[int, ShardSink] = {}
+
+        def feed(sink: Callable[[bytes], None]) -> bool:
+            left = coding.size
+            p = coding.piece
+            for s in range(coding.stripes):
+                need = (s + 1) * p
+                with live.cond:
+                    while True:
+                        cur = {i: live.sinks.get(i) for i in prim}
+                        if chosen and any(cur[i] is not chosen[i] for i in prim):
+                            return False  # a data shard's transfer failed and was replaced
+                        if all(x is not None and x.got >= need for x in cur.values()):
+                            break
+                        if live.done:
+                            return False
+                        live.cond.wait(0.5)
+                    views = {}
+                    for i in prim:
+                        x = cur[i]
+                        mv = x._mv if x is not None else None
+                        if mv is None:
+                            return False  # discarded under us
+                        chosen[i] = x  # type: ignore[assignment]
+                        views[i] = mv[s * p : need]
+                data = dec.decode(views)
+                take = min(left, len(data))
+                sink(data if take == len(data) else data[:take])
+                left -= take
+            return True
+
+        res = attempt(feed)
+        return None if res is None else (chosen, res)
 
     def _decode(self, st: BlobState, sinks: dict[int, ShardSink], used: list[int], sink: Callable[[bytes], None]
                 ) -> None:
@@ -634,9 +707,11 @@ class BlobService:
         dest = Path(out)
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
-        try:
-            used, failures, got = self._swarm(st, spool, st.coding.k, progress=progress)
-            prof = get_profile(st.profile)
+        prof = get_profile(st.profile)
+
+        def attempt(feed: Callable[[Callable[[bytes], None]], bool]) -> tuple[FileImporter, FileImporter] | None:
+            """Decode what ``feed`` gives into ``part`` (fresh importers, decryptor and file each time);
+            None when ``feed`` gave up (its shards changed under it)."""
             cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
             # the two CID importers hash on lanes of their own (as in put), beside decoding and decryption
@@ -659,7 +734,8 @@ class BlobService:
                         later(1, plain_out, pt)
 
                 try:
-                    self._decode(st, got, used, sink)
+                    if not feed(sink):
+                        return None
                     pt = decr.finish()
                     later(1, plain_out, pt)
                     while pending:
@@ -667,6 +743,33 @@ class BlobService:
                 finally:
                     for lane in lanes:
                         lane.shutdown(wait=True, cancel_futures=True)
+            return cipher_imp, plain_imp
+
+        try:
+            done: tuple[FileImporter, FileImporter] | None = None
+            if self._fits(st, st.coding.k):
+                # decode while the data shards stream in (views of their buffers, before their SHA-256 is
+                # known); if the shards the swarm keeps are not those, everything is decoded again from them
+                live = _Live()
+                with ThreadPoolExecutor(1) as bg:
+                    swarm = bg.submit(self._swarm, st, spool, st.coding.k, progress=progress, live=live)
+                    try:
+                        streamed = self._stream_decode(st, live, attempt)
+                    except VerificationError:
+                        streamed = None  # an altered data shard: its SHA-256 check will name it below
+                    used, failures, got = swarm.result()
+                if streamed is not None and streamed[0] == {i: got.get(i) for i in used}:
+                    done = streamed[1]
+            else:
+                used, failures, got = self._swarm(st, spool, st.coding.k, progress=progress)
+            if done is None:
+                def whole(sink: Callable[[bytes], None]) -> bool:
+                    self._decode(st, got, used, sink)
+                    return True
+
+                done = attempt(whole)
+            assert done is not None
+            cipher_imp, plain_imp = done
             got_cid = str(cipher_imp.finish()[0])
             if got_cid != st.cid:
                 raise VerificationError("reassembled ciphertext does not match the blob's CID",
