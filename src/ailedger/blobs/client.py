@@ -118,27 +118,32 @@ def _open_source(src: ShardSource) -> BinaryIO:
 
 
 class ShardSink:
-    """Where a fetched shard goes: a preallocated buffer (``memory``) or a spool file; ``last`` is when bytes
+    """Where a fetched shard goes: memory (the chunks as received, no copy; reads are asked in ``chunk``
+    sizes, a shard's piece size, so stripe s of the shard is chunk s) or a spool file; ``last`` is when bytes
     last arrived (a fetch that stopped making progress is hedged by another shard)."""
 
     def __init__(self, size: int, path: Path | None = None,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None, chunk: int = _IO) -> None:
         """``progress(bytes received so far)`` is called after every write."""
         self.size = size
-        self.progress = progress
         self.path = path
-        self.buf = bytearray(size) if path is None else None
-        self._mv = memoryview(self.buf) if self.buf is not None else None
+        self.progress = progress
+        self.chunk = chunk
+        self.chunks: list[bytes] | None = [] if path is None else None
+        self._aligned = True
+        self._joined: bytes | None = None
         self._f: Any = open(path, "wb") if path is not None else None  # noqa: SIM115 - closed in close()
         self.got = 0
         self.last = time.monotonic()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = len(data)
-        if self._mv is not None:
+        if self.chunks is not None:
             if self.got + n > self.size:
                 raise VerificationError("shard longer than committed", expected=self.size, found=self.got + n)
-            self._mv[self.got : self.got + n] = data
+            if self.chunks and len(self.chunks[-1]) != self.chunk:
+                self._aligned = False  # a short read before this one: chunk i no longer starts at i * chunk
+            self.chunks.append(data if isinstance(data, bytes) else bytes(data))
         else:
             self._f.write(data)
         self.got += n
@@ -154,15 +159,22 @@ class ShardSink:
 
     def discard(self) -> None:
         self.close()
-        self.buf = None
-        self._mv = None
+        self.chunks = None
+        self._joined = None
         if self.path is not None:
             remove(self.path)
 
-    def view(self) -> memoryview:
-        """The received bytes (memory sinks)."""
-        assert self._mv is not None
-        return self._mv[: self.got]
+    def piece(self, s: int, p: int) -> bytes | memoryview | None:
+        """Bytes ``[s*p, (s+1)*p)`` of a memory sink (None once discarded): chunk s itself when reads came
+        in pieces of p, else a view of all chunks joined (once)."""
+        chunks = self.chunks
+        if chunks is None:
+            return None
+        if self._aligned and p == self.chunk and s < len(chunks):
+            return chunks[s]
+        if self._joined is None:
+            self._joined = b"".join(chunks)
+        return memoryview(self._joined)[s * p : (s + 1) * p]
 
 
 @dataclass(frozen=True)
@@ -251,10 +263,11 @@ class NodeClient:
                 r.read()
                 raise NetworkError(f"storage node {self.url} does not serve shard {name[:16]} (HTTP {r.status})",
                                    node=self.url, status=r.status)
+            step = getattr(out, "chunk", _IO)
             while True:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                buf = r.read(min(_IO, size - got + 1))
+                buf = r.read(min(step, size - got + 1) if got < size else 1)
                 if not buf:
                     break
                 got += len(buf)

@@ -253,10 +253,11 @@ class S3Target:
             body = r["Body"]
             if register is not None:
                 register(_Stream(body))
+            step = getattr(out, "chunk", _IO)
             while True:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                buf = body.read(min(_IO, size - got + 1))
+                buf = body.read(min(step, size - got + 1) if got < size else 1)
                 if not buf:
                     break
                 got += len(buf)

@@ -550,7 +550,8 @@ class BlobService:
             last: AiledgerError | None = None
             for url in locs:
                 out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}",
-                                None if progress is None and live is None else functools.partial(tell, i))
+                                None if progress is None and live is None else functools.partial(tell, i),
+                                chunk=coding.piece)
                 with lock:
                     active[i] = out
                 if live is not None:
@@ -656,14 +657,14 @@ class BlobService:
                         if live.done:
                             return False
                         live.cond.wait(0.5)
-                    views = {}
+                    views: dict[int, bytes | memoryview] = {}
                     for i in prim:
                         x = cur[i]
-                        mv = x._mv if x is not None else None
-                        if mv is None:
+                        piece = x.piece(s, p) if x is not None else None
+                        if piece is None:
                             return False  # discarded under us
                         chosen[i] = x  # type: ignore[assignment]
-                        views[i] = mv[s * p : need]
+                        views[i] = piece
                 data = dec.decode(views)
                 take = min(left, len(data))
                 sink(data if take == len(data) else data[:take])
@@ -677,14 +678,14 @@ class BlobService:
                 ) -> None:
         coding = st.coding
         dec = StripeDecoder(coding)
-        views = {i: sinks[i].view() for i in used if sinks[i].path is None}
+        mem = [i for i in used if sinks[i].path is None]
         files: dict[int, Any] = {i: open(fp, "rb") for i in used  # noqa: SIM115 - closed below
                                  if (fp := sinks[i].path) is not None}
         try:
             left = coding.size
             p = coding.piece
             for s in range(coding.stripes):
-                pieces: dict[int, bytes | memoryview] = {i: v[s * p : (s + 1) * p] for i, v in views.items()}
+                pieces: dict[int, bytes | memoryview] = {i: sinks[i].piece(s, p) or b"" for i in mem}
                 pieces.update({i: f.read(p) for i, f in files.items()})
                 data = dec.decode(pieces)
                 take = min(left, len(data))
