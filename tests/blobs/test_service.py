@@ -210,3 +210,22 @@ def test_spooled_and_in_memory_shards_give_the_same_blob(ledger, people, make_no
     g = svc.get(r.cid, out, people["alice"])
     assert out.read_bytes() == f.read_bytes() and g.shards_used == [1, 2, 3]
     assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_shard_sink_pieces_whatever_the_read_sizes():
+    """A memory sink hands out piece s of a shard, whether reads came in piece sizes (chunk s itself, no
+    copy) or in any other sizes (a join, redone when more bytes arrived)."""
+    from ailedger.blobs.client import ShardSink
+
+    data = os.urandom(10 * 1000)
+    aligned = ShardSink(len(data), chunk=1000)
+    for i in range(0, len(data), 1000):
+        aligned.write(data[i : i + 1000])
+    assert all(aligned.piece(s, 1000) is aligned.chunks[s] for s in range(10))
+    odd = ShardSink(len(data), chunk=1000)
+    odd.write(data[:1500])
+    assert bytes(odd.piece(0, 1000)) == data[:1000]
+    odd.write(data[1500:])
+    assert [bytes(odd.piece(s, 1000)) for s in range(10)] == [data[i : i + 1000] for i in range(0, len(data), 1000)]
+    odd.discard()
+    assert odd.piece(0, 1000) is None

@@ -141,8 +141,8 @@ class ShardSink:
         if self.chunks is not None:
             if self.got + n > self.size:
                 raise VerificationError("shard longer than committed", expected=self.size, found=self.got + n)
-            if self.chunks and len(self.chunks[-1]) != self.chunk:
-                self._aligned = False  # a short read before this one: chunk i no longer starts at i * chunk
+            if n != self.chunk:
+                self._aligned = False  # a read of another size: chunk i is no longer bytes [i*chunk, (i+1)*chunk)
             self.chunks.append(data if isinstance(data, bytes) else bytes(data))
         else:
             self._f.write(data)
@@ -172,8 +172,8 @@ class ShardSink:
             return None
         if self._aligned and p == self.chunk and s < len(chunks):
             return chunks[s]
-        if self._joined is None:
-            self._joined = b"".join(chunks)
+        if self._joined is None or len(self._joined) < min(self.got, (s + 1) * p):
+            self._joined = b"".join(chunks)  # (again, when more has arrived since)
         return memoryview(self._joined)[s * p : (s + 1) * p]
 
 
