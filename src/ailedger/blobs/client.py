@@ -6,9 +6,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.client
+import io
 import json
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,7 +21,7 @@ from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import ShardHasher
 from ailedger.server.auth import signed_headers
 
-__all__ = ["Cancelled", "NodeClient", "check_url"]
+__all__ = ["Cancelled", "MemoryShard", "NodeClient", "ShardSink", "ShardSource", "check_url", "source_size"]
 
 _IO = 1 << 20
 
@@ -35,6 +38,143 @@ def check_url(url: str) -> str:
 
 
 _EMPTY_SHA256 = hashlib.sha256(b"").digest()
+
+
+class MemoryShard:
+    """A shard held in memory as the list of its pieces, as the encoder made them (no spool file, no copy):
+    :meth:`reader` is a seekable file over them for an upload body, ``leaves`` its segment leaf hashes."""
+
+    def __init__(self) -> None:
+        self.pieces: list[memoryview] = []
+        self.size = 0
+        self.leaves: bytes | None = None
+
+    def append(self, piece: bytes | bytearray | memoryview) -> None:
+        mv = memoryview(piece).cast("B")
+        self.pieces.append(mv)
+        self.size += len(mv)
+
+    def reader(self) -> _PiecesReader:
+        return _PiecesReader(self.pieces, self.size)
+
+
+class _PiecesReader(io.RawIOBase):
+    """Reads over a list of buffers; ``read`` hands out views (at most one piece at a time), no copies."""
+
+    def __init__(self, pieces: list[memoryview], size: int) -> None:
+        super().__init__()
+        self._pieces = pieces
+        self._size = size
+        self._pos = 0
+        self._i = 0
+        self._off = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        pos = max(0, min(self._size, base + pos))
+        self._pos, self._i, self._off = pos, 0, pos
+        while self._i < len(self._pieces) and self._off >= len(self._pieces[self._i]):
+            self._off -= len(self._pieces[self._i])
+            self._i += 1
+        return pos
+
+    def read(self, n: int | None = -1) -> memoryview | bytes:  # type: ignore[override]
+        if n is None or n < 0:
+            n = self._size - self._pos
+        while self._i < len(self._pieces) and self._off >= len(self._pieces[self._i]):
+            self._i, self._off = self._i + 1, 0
+        if n == 0 or self._i >= len(self._pieces):
+            return b""
+        piece = self._pieces[self._i]
+        out = piece[self._off : self._off + n]
+        self._off += len(out)
+        self._pos += len(out)
+        return out
+
+    def readinto(self, b: Any) -> int:
+        out = self.read(len(b))
+        memoryview(b).cast("B")[: len(out)] = out
+        return len(out)
+
+
+ShardSource = Path | MemoryShard
+
+
+def source_size(src: ShardSource) -> int:
+    return src.size if isinstance(src, MemoryShard) else src.stat().st_size
+
+
+def _open_source(src: ShardSource) -> BinaryIO:
+    return src.reader() if isinstance(src, MemoryShard) else open(src, "rb")  # type: ignore[return-value]
+
+
+class ShardSink:
+    """Where a fetched shard goes: memory (the chunks as received, no copy; reads are asked in ``chunk``
+    sizes, a shard's piece size, so stripe s of the shard is chunk s) or a spool file; ``last`` is when bytes
+    last arrived (a fetch that stopped making progress is hedged by another shard)."""
+
+    def __init__(self, size: int, path: Path | None = None,
+                 progress: Callable[[int], None] | None = None, chunk: int = _IO) -> None:
+        """``progress(bytes received so far)`` is called after every write."""
+        self.size = size
+        self.path = path
+        self.progress = progress
+        self.chunk = chunk
+        self.chunks: list[bytes] | None = [] if path is None else None
+        self._aligned = True
+        self._joined: bytes | None = None
+        self._f: Any = open(path, "wb") if path is not None else None  # noqa: SIM115 - closed in close()
+        self.got = 0
+        self.last = time.monotonic()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        n = len(data)
+        if self.chunks is not None:
+            if self.got + n > self.size:
+                raise VerificationError("shard longer than committed", expected=self.size, found=self.got + n)
+            if n != self.chunk:
+                self._aligned = False  # a read of another size: chunk i is no longer bytes [i*chunk, (i+1)*chunk)
+            self.chunks.append(data if isinstance(data, bytes) else bytes(data))
+        else:
+            self._f.write(data)
+        self.got += n
+        self.last = time.monotonic()
+        if self.progress is not None:
+            self.progress(self.got)
+        return n
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def discard(self) -> None:
+        self.close()
+        self.chunks = None
+        self._joined = None
+        if self.path is not None:
+            remove(self.path)
+
+    def piece(self, s: int, p: int) -> bytes | memoryview | None:
+        """Bytes ``[s*p, (s+1)*p)`` of a memory sink (None once discarded): chunk s itself when reads came
+        in pieces of p, else a view of all chunks joined (once)."""
+        chunks = self.chunks
+        if chunks is None:
+            return None
+        if self._aligned and p == self.chunk and s < len(chunks):
+            return chunks[s]
+        if self._joined is None or len(self._joined) < min(self.got, (s + 1) * p):
+            self._joined = b"".join(chunks)  # (again, when more has arrived since)
+        return memoryview(self._joined)[s * p : (s + 1) * p]
 
 
 @dataclass(frozen=True)
@@ -79,11 +219,11 @@ class NodeClient:
             raise NetworkError(f"storage node {self.url} is unhealthy (HTTP {status})", node=self.url)
         return dict(json.loads(body))
 
-    def put_shard(self, name: str, path: Path) -> None:
-        size = path.stat().st_size
+    def put_shard(self, name: str, path: ShardSource) -> None:
+        size = source_size(path)
         conn = self._conn()
         try:
-            with open(path, "rb") as f:
+            with _open_source(path) as f:
                 target = f"/v1/shards/{name}"
                 conn.putrequest("PUT", target)
                 conn.putheader("Content-Length", str(size))
@@ -123,10 +263,11 @@ class NodeClient:
                 r.read()
                 raise NetworkError(f"storage node {self.url} does not serve shard {name[:16]} (HTTP {r.status})",
                                    node=self.url, status=r.status)
+            step = getattr(out, "chunk", _IO)
             while True:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                buf = r.read(min(_IO, size - got + 1))
+                buf = r.read(min(step, size - got + 1) if got < size else 1)
                 if not buf:
                     break
                 got += len(buf)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -67,6 +68,31 @@ def _nonce(index: int, last: bool) -> bytes:
 _AAD = b"ailedger/blob/v1"
 
 
+def _segments(st: Any, data: bytes | bytearray | memoryview, size: int,
+              seal: Callable[[bytes | bytearray | memoryview], bytes]) -> bytes:
+    """Cut ``st._buf`` + ``data`` into whole segments of ``size`` bytes, each passed to ``seal`` (which
+    numbers it by ``st._index``), keeping back at least one byte; segments come straight from ``data``
+    where they can (no copy)."""
+    mv = memoryview(data).cast("B")
+    out: list[bytes] = []
+    if st._buf:
+        need = size - len(st._buf)
+        if len(mv) <= need:
+            st._buf += mv
+            return b""
+        st._buf += mv[:need]
+        mv = mv[need:]
+        out.append(seal(st._buf))
+        st._buf = bytearray()
+        st._index += 1
+    while len(mv) > size:
+        out.append(seal(mv[:size]))
+        mv = mv[size:]
+        st._index += 1
+    st._buf += mv
+    return out[0] if len(out) == 1 else b"".join(out)
+
+
 class Encryptor:
     """Feed plaintext with ``update``; get ciphertext bytes back. ``finish`` seals the last segment."""
 
@@ -76,15 +102,9 @@ class Encryptor:
         self._buf = bytearray()
         self._index = 0
 
-    def update(self, data: bytes | memoryview) -> bytes:
-        self._buf += data
-        out = []
-        # keep at least one byte back so the final segment is always sealed by finish()
-        while len(self._buf) > self._seg:
-            out.append(self._aead.encrypt(_nonce(self._index, False), bytes(self._buf[: self._seg]), _AAD))
-            del self._buf[: self._seg]
-            self._index += 1
-        return b"".join(out)
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        # at least one byte is always kept back, so the final segment is sealed by finish()
+        return _segments(self, data, self._seg, lambda seg: self._aead.encrypt(_nonce(self._index, False), seg, _AAD))
 
     def finish(self) -> bytes:
         ct = self._aead.encrypt(_nonce(self._index, True), bytes(self._buf), _AAD)
@@ -102,7 +122,7 @@ class Decryptor:
         self._buf = bytearray()
         self._index = 0
 
-    def _open(self, ct: bytes, last: bool) -> bytes:
+    def _open(self, ct: bytes | bytearray | memoryview, last: bool) -> bytes:
         try:
             return self._aead.decrypt(_nonce(self._index, last), ct, _AAD)
         except InvalidTag:
@@ -111,14 +131,8 @@ class Decryptor:
                 expected="valid AES-GCM tag", found="invalid tag", segment=self._index,
             ) from None
 
-    def update(self, data: bytes | memoryview) -> bytes:
-        self._buf += data
-        out = []
-        while len(self._buf) > self._seg:
-            out.append(self._open(bytes(self._buf[: self._seg]), False))
-            del self._buf[: self._seg]
-            self._index += 1
-        return b"".join(out)
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        return _segments(self, data, self._seg, lambda seg: self._open(seg, False))
 
     def finish(self) -> bytes:
         if len(self._buf) < TAG:

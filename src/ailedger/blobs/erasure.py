@@ -18,7 +18,7 @@ repair is byte-identical to the original (repair checks its SHA-256 against the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,7 +177,7 @@ class StripeDecoder:
         self._isal = _isal(coding) if coding.algorithm == ISAL else None
         self._dec = zfec.Decoder(coding.k, coding.n) if self._isal is None else None
 
-    def decode(self, pieces: dict[int, bytes]) -> bytes:
+    def decode(self, pieces: Mapping[int, bytes | memoryview]) -> bytes:
         c = self.c
         idx = sorted(pieces)[: c.k]
         if len(idx) < c.k:
@@ -186,8 +186,8 @@ class StripeDecoder:
             # all data fragments: strip the fragment headers and join (shards are hash-checked already)
             return b"".join(memoryview(pieces[i])[ISAL_HEADER:] for i in idx)
         if self._isal is not None:
-            try:
-                out = self._isal.decode([pieces[i] for i in idx])
+            try:  # pyeclib takes only bytes (a memoryview aborts the process)
+                out = self._isal.decode([bytes(pieces[i]) for i in idx])
             except Exception as e:  # noqa: BLE001 - pyeclib raises its own tree
                 raise StorageError(f"ISA-L decode failed: {e}") from None
             if len(out) != c.stripe:
@@ -197,5 +197,5 @@ class StripeDecoder:
         if idx == list(range(c.k)):
             return b"".join(pieces[i] for i in idx)
         assert self._dec is not None
-        got = self._dec.decode([pieces[i] for i in idx], idx)
+        got = self._dec.decode([bytes(pieces[i]) for i in idx], idx)
         return b"".join(got)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
+from ailedger.blobs.client import Cancelled, MemoryShard
 from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 
@@ -79,8 +80,47 @@ def s3_client(endpoint: str | None, timeout: float = 30.0) -> Any:
                          request_checksum_calculation="when_required", response_checksum_validation="when_required")
             c = session.client("s3", endpoint_url=endpoint,
                                region_name=session.region_name or "us-east-1", config=cfg)
+            _known_payload_signer()
+            c.meta.events.register("before-parameter-build.s3.PutObject", _take_content_sha256)
+            c.meta.events.register_first("choose-signer.s3.PutObject", _choose_known_payload_signer)
             _clients[(endpoint, timeout, creds)] = c
         return c
+
+
+def _take_content_sha256(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """``put_object(..., ContentSHA256=HEX)``: the body's SHA-256, already known (a shard's name), kept for
+    the signer instead of being sent as an (unknown) parameter."""
+    sha = params.pop("ContentSHA256", None)
+    if sha is not None:
+        context["ailedger_content_sha256"] = sha
+
+
+_KNOWN_PAYLOAD = "s3v4-ailedger-known-payload"
+
+
+def _known_payload_signer() -> None:
+    """Register (once) a SigV4-for-S3 signer that takes the payload hash from the request's context when
+    the caller knows it, instead of reading the body. Over plain http botocore otherwise hashes every
+    uploaded byte once more (S3 requires the hash in the signature there)."""
+    from botocore import auth
+
+    if _KNOWN_PAYLOAD in auth.AUTH_TYPE_MAPS:
+        return
+
+    class KnownPayloadS3SigV4Auth(auth.S3SigV4Auth):
+        def payload(self, request: Any) -> str:
+            sha = request.context.get("ailedger_content_sha256")
+            return str(sha) if sha is not None else str(super().payload(request))
+
+    auth.AUTH_TYPE_MAPS.setdefault(_KNOWN_PAYLOAD, KnownPayloadS3SigV4Auth)
+
+
+def _choose_known_payload_signer(signature_version: Any, context: dict[str, Any], **_: Any) -> str | None:
+    # only where botocore would use plain SigV4 for S3 anyway (not S3 Express, SigV4a or unsigned requests)
+    if context.get("ailedger_content_sha256") is not None and signature_version in ("v4", "s3v4") and \
+            context.get("auth_type") in (None, "v4"):
+        return _KNOWN_PAYLOAD
+    return None
 
 
 def _explain(e: BaseException) -> tuple[str, str]:
@@ -172,34 +212,42 @@ class S3Target:
             raise self._fail("not usable", e) from None
         return {"ok": True, "target": self.url}
 
-    def put_shard(self, name: str, path: Path) -> None:
-        leaves_path = path.with_name(path.name + ".leaves")
-        if leaves_path.exists():
-            leaves = leaves_path.read_bytes()
+    def put_shard(self, name: str, path: Path | MemoryShard) -> None:
+        """Upload a shard (a spool file or a :class:`MemoryShard`) and its segment leaf hashes. The shard's
+        name is its SHA-256, so it is handed to the request signer as the payload hash (botocore would
+        otherwise read and hash the whole body once more before sending it)."""
+        if isinstance(path, MemoryShard):
+            if path.leaves is None:
+                raise VerificationError(f"shard {name[:16]} has no leaf hashes yet", expected="leaves", found=None)
+            leaves, size = path.leaves, path.size
         else:
-            h = ShardHasher()
-            with open(path, "rb") as f:
-                while buf := f.read(_IO):
-                    h.update(buf)
-            sha, _root = h.finish()
-            if sha.hex() != name:
-                raise VerificationError(f"shard file {path} does not hash to {name[:16]}", expected=name,
-                                        found=sha.hex())
-            leaves = b"".join(h.leaf_hashes)
+            size = path.stat().st_size
+            leaves_path = path.with_name(path.name + ".leaves")
+            if leaves_path.exists():
+                leaves = leaves_path.read_bytes()
+            else:
+                h = ShardHasher()
+                with open(path, "rb") as f:
+                    while buf := f.read(_IO):
+                        h.update(buf)
+                sha, _root = h.finish()
+                if sha.hex() != name:
+                    raise VerificationError(f"shard file {path} does not hash to {name[:16]}", expected=name,
+                                            found=sha.hex())
+                leaves = b"".join(h.leaf_hashes)
         try:
-            with open(path, "rb") as f:
-                self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=f,
-                                   ContentLength=path.stat().st_size, ContentType="application/octet-stream")
+            with path.reader() if isinstance(path, MemoryShard) else open(path, "rb") as f:
+                self.s3.put_object(Bucket=self.bucket, Key=self.key(name), Body=f, ContentLength=size,
+                                   ContentType="application/octet-stream", ContentSHA256=name)
             self.s3.put_object(Bucket=self.bucket, Key=self.key(name) + ".leaves", Body=leaves,
-                               ContentType="application/octet-stream")
+                               ContentType="application/octet-stream",
+                               ContentSHA256=hashlib.sha256(leaves).hexdigest())
         except _errors() as e:
             raise self._fail(f"upload of shard {name[:16]} failed", e) from None
 
     def get_shard(self, name: str, size: int, out: BinaryIO, cancel: threading.Event | None = None,
                   register: Any = None) -> None:
         """Stream a shard into ``out``; checks length and SHA-256 against the committed ``name``."""
-        from ailedger.blobs.client import Cancelled
-
         sha = hashlib.sha256()
         got = 0
         try:
@@ -207,10 +255,11 @@ class S3Target:
             body = r["Body"]
             if register is not None:
                 register(_Stream(body))
+            step = getattr(out, "chunk", _IO)
             while True:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled()
-                buf = body.read(min(_IO, size - got + 1))
+                buf = body.read(min(step, size - got + 1) if got < size else 1)
                 if not buf:
                     break
                 got += len(buf)

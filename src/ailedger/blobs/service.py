@@ -1,11 +1,12 @@
 """The blob service: put, get, repair, audit and reader changes, recorded in the ledger.
 
 Write path (``put``): plaintext -> (UnixFS CID of the plaintext, for the commitment) -> AES-256-GCM
-segments -> (UnixFS CID of the ciphertext = the object's id) -> RS k-of-n stripes -> n shard
-files spooled locally -> uploaded in parallel to n distinct nodes -> ``blob.put`` record.
+segments -> (UnixFS CID of the ciphertext = the object's id) -> RS k-of-n stripes -> n shards held
+in memory (spooled locally when large) -> uploaded in parallel to n distinct nodes -> ``blob.put`` record.
 
-Read path (``get``): ledger state -> unwrap the key -> fetch shards from all nodes at once, keep
-the first k whose SHA-256 matches the ledger, drop the rest ("swarming") -> decode -> check the
+Read path (``get``): ledger state -> unwrap the key -> fetch k shards at once (data shards first;
+another shard for each that fails or stalls), keep the first k whose SHA-256 matches the ledger,
+cut the rest -> decode (while the data shards arrive; again from the kept shards if they differ) -> check the
 ciphertext CID -> decrypt (every segment authenticated) -> check the plaintext commitment ->
 only then move the output into place. A byte that does not check out never reaches the output.
 
@@ -21,22 +22,34 @@ anyone else adds its locations, not where to send AWS-signed requests).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import random
 import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from ailedger.blobs import crypto
 from ailedger.blobs.cid import CID
-from ailedger.blobs.client import Cancelled, NodeClient, check_url, hash_file, remove
+from ailedger.blobs.client import (
+    Cancelled,
+    MemoryShard,
+    NodeClient,
+    ShardSink,
+    ShardSource,
+    check_url,
+    hash_file,
+    remove,
+)
 from ailedger.blobs.erasure import Coding, StripeDecoder, StripeEncoder, coding_for_nodes
 from ailedger.blobs.s3 import (
     S3Target,
@@ -161,6 +174,16 @@ def _cut(conn: Any) -> None:
             pass
 
 
+class _Live:
+    """A swarm's current transfer per shard, for a decoder reading along: ``cond`` is notified on every
+    new transfer, every write and at the end (``done``)."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.sinks: dict[int, ShardSink] = {}
+        self.done = False
+
+
 def _term(cid: str) -> str:
     return f"blob:{cid}"
 
@@ -177,13 +200,18 @@ def _endpoints(st: BlobState, shards: Any) -> None:
 
 class BlobService:
     def __init__(self, ledger: Any, *, timeout: float = 30.0, spool: str | os.PathLike[str] | None = None,
-                 workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None) -> None:
-        """``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS),
+                 workers: int = 16, s3_endpoint: str | Mapping[str, str] | None = None,
+                 memory: int = 512 << 20, hedge: float = 2.0) -> None:
+        """``memory``: bytes of shards a put or get may hold in memory instead of spooling them to disk.
+        ``hedge``: seconds without a byte from a shard's node before a get starts fetching another shard.
+        ``s3_endpoint``: the endpoint of ``s3://`` targets (default: boto3's, i.e. $AWS_ENDPOINT_URL or AWS),
         or ``{bucket: URL, "": default}`` when buckets live on different stores."""
         self.ledger = ledger
         self.s3_endpoint = s3_endpoint
         self.timeout = timeout
         self.workers = workers
+        self.memory = memory
+        self.hedge = hedge
         self.spool_root = Path(spool) if spool else None
         self._recorded: dict[str, str] = {}  # endpoints of s3:// locations, from the last blob state() read
 
@@ -290,9 +318,19 @@ class BlobService:
         key = crypto.new_key()
         spool = self._spool()
         try:
-            plain_cid, cipher_cid, infos = self._encode_to_spool(src, key, coding, prof, spool)
+            cids, infos, sources = self._encode(src, key, coding, prof, spool)
+            try:
+                placement, retried = self._upload(sources, infos, urls, progress, signer)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    cids()
+                raise
+            try:
+                plain_cid, cipher_cid = cids()
+            except BaseException:
+                self._delete_placed(placement, infos, signer)
+                raise
             cid = str(cipher_cid)
-            placement, retried = self._upload(spool, infos, urls, progress, signer)
             binding = self._binding(cid)
             body = {
                 "cid": cid,
@@ -316,45 +354,84 @@ class BlobService:
             shutil.rmtree(spool, ignore_errors=True)
         return PutResult(cid, res.index, plain_size, coding.size, k, n, placement, retried)
 
-    def _encode_to_spool(self, src: Path, key: bytes, coding: Coding, prof: Any, spool: Path
-                         ) -> tuple[CID, CID, list[tuple[str, str]]]:
+    def _encode(self, src: Path, key: bytes, coding: Coding, prof: Any, spool: Path
+                ) -> tuple[Callable[[], tuple[CID, CID]], list[tuple[str, str]], list[ShardSource]]:
+        """Encrypt, erasure-code and hash ``src``; returns (a call that gives the plaintext and ciphertext
+        CIDs, (sha256, root) per shard, the shards). Shards stay in memory as the encoder's pieces when
+        all n fit in ``self.memory`` bytes (no spool file, no copy), else they are spooled to disk.
+
+        Hashing dominates (plaintext CID, ciphertext CID, each shard's SHA-256 and segment tree): each runs
+        on a lane of its own (one thread each, so its order holds; hashlib releases the GIL). The shard
+        lanes are waited for (a shard's object key is its SHA-256); the two CID lanes may still be
+        running while the shards upload, and the returned call waits for them."""
+        in_memory = coding.n * coding.shard_size <= self.memory
         plain_imp, cipher_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
         enc = crypto.Encryptor(key)
         senc = StripeEncoder(coding)
-        files = [open(spool / f"shard-{i}", "wb") for i in range(coding.n)]  # noqa: SIM115
+        sinks: list[Any] = ([MemoryShard() for _ in range(coding.n)] if in_memory else
+                            [open(spool / f"shard-{i}", "wb") for i in range(coding.n)])  # noqa: SIM115
         hashers = [ShardHasher() for _ in range(coding.n)]
-        stripe = bytearray()
+        pend: deque[memoryview] = deque()
+        pend_len = 0
         written = 0
-        # hashing dominates the write path (plaintext CID, ciphertext CID, each shard's SHA-256 and segment
-        # tree): each runs on a lane of its own (one thread each, so its order holds; hashlib releases
-        # the GIL), at most a few MiB behind the reader
         lanes = [ThreadPoolExecutor(1) for _ in range(coding.n + 2)]
         pending: deque[Future[None]] = deque()
+        cid_futs: list[Future[None]] = []
 
         def later(lane: int, fn: Callable[[], None]) -> None:
-            pending.append(lanes[lane].submit(fn))
+            fut = lanes[lane].submit(fn)
+            pending.append(fut)
+            if lane >= coding.n:
+                cid_futs.append(fut)
             while len(pending) > 4 * len(lanes):
                 pending.popleft().result()
 
-        def shard_piece(f: BinaryIO, h: ShardHasher, piece: bytes) -> Callable[[], None]:
+        def shard_piece(f: Any, h: ShardHasher, piece: bytes) -> Callable[[], None]:
             def run() -> None:
                 h.update(piece)
-                f.write(piece)
+                if in_memory:
+                    f.append(piece)
+                else:
+                    f.write(piece)
             return run
 
         def emit(final: bool) -> None:
-            nonlocal stripe, written
-            while len(stripe) >= coding.stripe or (final and (stripe or written == 0)):
-                piece_src = bytes(stripe[: coding.stripe])
-                del stripe[: coding.stripe]
-                for i, (f, h, piece) in enumerate(zip(files, hashers, senc.encode(piece_src))):
+            # a stripe is joined once from the ciphertext chunks (views; no growing buffer to copy and shift)
+            nonlocal pend_len, written
+            while pend_len >= coding.stripe or (final and (pend_len or written == 0)):
+                need = take = min(coding.stripe, pend_len)
+                parts = []
+                while need:
+                    mv = pend[0]
+                    if len(mv) <= need:
+                        parts.append(pend.popleft())
+                        need -= len(mv)
+                    else:
+                        parts.append(mv[:need])
+                        pend[0] = mv[need:]
+                        need = 0
+                pend_len -= take
+                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode(b"".join(parts)))):
                     later(i, shard_piece(f, h, piece))
                 written += 1
+
+        def add(ct: bytes) -> None:
+            nonlocal pend_len
+            if ct:
+                pend.append(memoryview(ct))
+                pend_len += len(ct)
 
         def importer(imp: FileImporter, data: bytes) -> Callable[[], None]:
             def run() -> None:
                 imp.update(data)
             return run
+
+        def close_all() -> None:
+            for lane in lanes:
+                lane.shutdown(wait=True, cancel_futures=True)
+            if not in_memory:
+                for f in sinks:
+                    f.close()
 
         try:
             with open(src, "rb") as fin:
@@ -363,32 +440,54 @@ class BlobService:
                     ct = enc.update(buf)
                     if ct:
                         later(coding.n + 1, importer(cipher_imp, ct))
-                        stripe += ct
+                        add(ct)
                         emit(False)
             ct = enc.finish()
             later(coding.n + 1, importer(cipher_imp, ct))
-            stripe += ct
+            add(ct)
             emit(True)
-            while pending:
-                pending.popleft().result()
-        finally:
-            for lane in lanes:
-                lane.shutdown(wait=True, cancel_futures=True)
-            for f in files:
-                f.close()
+            for lane in lanes[: coding.n]:
+                lane.shutdown(wait=True)
+            for fut in pending:
+                if fut.done():
+                    fut.result()
+            if not in_memory:
+                for f in sinks:
+                    f.close()
+        except BaseException:
+            close_all()
+            raise
         if written != coding.stripes:
+            close_all()
             raise StorageError("internal: stripe count mismatch", expected=coding.stripes, found=written)
         infos = []
+        sources: list[ShardSource] = []
         for i, h in enumerate(hashers):
             if h.size != coding.shard_size:
+                close_all()
                 raise StorageError("internal: shard size mismatch", expected=coding.shard_size, found=h.size)
             sha, root = h.finish()
             infos.append((sha.hex(), root.hex()))
             # the segment leaf hashes, for targets that keep them next to the shard (S3: audit without rehash)
-            (spool / f"shard-{i}.leaves").write_bytes(b"".join(h.leaf_hashes))
-        return plain_imp.finish()[0], cipher_imp.finish()[0], infos
+            leaves = b"".join(h.leaf_hashes)
+            if in_memory:
+                sinks[i].leaves = leaves
+                sources.append(sinks[i])
+            else:
+                (spool / f"shard-{i}.leaves").write_bytes(leaves)
+                sources.append(spool / f"shard-{i}")
 
-    def _upload(self, spool: Path, infos: list[tuple[str, str]], urls: list[str],
+        def cids() -> tuple[CID, CID]:
+            try:
+                for fut in cid_futs:
+                    fut.result()
+            finally:
+                close_all()
+            return plain_imp.finish()[0], cipher_imp.finish()[0]
+
+        return cids, infos, sources
+
+    def _upload(self, sources: list[ShardSource], infos: list[tuple[str, str]], urls: list[str],
                 progress: Callable[[str], None] | None, signer: Any) -> tuple[dict[int, str], list[str]]:
         n = len(infos)
         order = urls[:]
@@ -402,7 +501,7 @@ class BlobService:
         def one(i: int, url: str) -> None:
             while True:
                 try:
-                    self._client(url, signer).put_shard(infos[i][0], spool / f"shard-{i}")
+                    self._client(url, signer).put_shard(infos[i][0], sources[i])
                     with lock:
                         placement[i] = url
                     if progress:
@@ -445,20 +544,32 @@ class BlobService:
             "access may have been revoked)", field="as", cid=st.cid)
 
     def _swarm(self, st: BlobState, spool: Path, need: int, candidates: list[int] | None = None,
-               locations: dict[int, list[str]] | None = None) -> tuple[list[int], list[str]]:
-        """Fetch shards in parallel until ``need`` good ones are on disk; returns (indices, failures)."""
+               locations: dict[int, list[str]] | None = None,
+               progress: Callable[[int, int], None] | None = None,
+               live: _Live | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
+        """Fetch shards until ``need`` good ones are in; returns (indices, failures, their sinks).
+
+        ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
+        so load spreads. Another shard is started when a fetch fails, or when one has received nothing
+        for ``self.hedge`` seconds (a stalled node; the stalled fetch keeps running and the first ``need``
+        good shards win, the others are cut). Shards are received into memory when all the fetches that may
+        run at once fit in ``self.memory`` bytes, else into spool files. ``progress(shard index, bytes received)`` is called
+        as bytes arrive (from the fetching threads)."""
         coding = st.coding
         idx = candidates if candidates is not None else list(range(coding.n))
-        # primaries first (no decoding needed); the rest in random order so load spreads
         prim = [i for i in idx if i < coding.k]
         rest = [i for i in idx if i >= coding.k]
         random.shuffle(rest)
         queue = prim + rest
+        parallel = min(len(queue), need + max(2, need // 4), 64)
+        in_memory = parallel * coding.shard_size <= self.memory  # every fetch that may run at once
         cancel = threading.Event()
         good: list[int] = []
         failures: list[str] = []
         lock = threading.Lock()
         conns: list[Any] = []
+        sinks: dict[int, ShardSink] = {}
+        active: dict[int, ShardSink] = {}
 
         def register(conn: Any) -> None:
             with lock:
@@ -466,79 +577,168 @@ class BlobService:
             if cancel.is_set():
                 _cut(conn)
 
+        def tell(i: int, got: int) -> None:
+            if progress is not None:
+                progress(i, got)
+            if live is not None:
+                with live.cond:
+                    live.cond.notify_all()
+
         def fetch(i: int) -> int:
             s = st.shards[i]
             locs = (locations or {}).get(i, s.locations)
             last: AiledgerError | None = None
             for url in locs:
-                p = spool / f"get-{i}"
+                out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}",
+                                None if progress is None and live is None else functools.partial(tell, i),
+                                chunk=coding.piece)
+                with lock:
+                    active[i] = out
+                if live is not None:
+                    with live.cond:
+                        live.sinks[i] = out
+                        live.cond.notify_all()
                 try:
-                    with open(p, "wb") as f:
-                        self._client(url).get_shard(s.sha256, coding.shard_size, f, cancel, register)
+                    self._client(url).get_shard(s.sha256, coding.shard_size, out, cancel, register)
+                    out.close()
+                    with lock:
+                        sinks[i] = out
                     return i
                 except Cancelled:
-                    remove(p)
+                    out.discard()
                     raise
                 except AiledgerError as e:
-                    remove(p)
+                    out.discard()
                     last = e
                     with lock:
                         failures.append(f"shard {i} from {url}: {e.message}")
                 except Exception as e:  # noqa: BLE001 - a local failure (spool disk, bug) must be reported too
-                    remove(p)
+                    out.discard()
                     last = StorageError(f"shard {i} from {url}: {type(e).__name__}: {e}")
                     with lock:
                         failures.append(last.message)
             raise last or NetworkError(f"shard {i} has no location", shard=i)
 
-        parallel = min(len(queue), need + max(2, need // 4), 64)
-        with ThreadPoolExecutor(max(1, parallel)) as ex:
-            running: dict[Future[int], int] = {}
-            while queue and len(running) < parallel:
-                i = queue.pop(0)
-                running[ex.submit(fetch, i)] = i
-            while running and len(good) < need:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    i = running.pop(fut)
-                    if fut.exception() is None:
-                        good.append(i)
-                    elif queue:
-                        j = queue.pop(0)
-                        running[ex.submit(fetch, j)] = j
-                    while queue and len(running) + len(good) < need + 2 and len(running) < parallel:
-                        j = queue.pop(0)
-                        running[ex.submit(fetch, j)] = j
-            cancel.set()
-            with lock:  # unblock transfers still waiting on slow or stalled nodes
-                for conn in conns:
-                    _cut(conn)
-        for fut, i in running.items():
-            if fut.done() and fut.exception() is None and len(good) < need:
-                good.append(i)
-        if len(good) < need:
-            raise NetworkError(
-                f"only {len(good)} of the {need} shards needed could be fetched intact for {st.cid}; "
-                f"failures: {'; '.join(failures[-5:])}", cid=st.cid, found=len(good), expected=need)
-        return sorted(good[:need]), failures
+        try:
+            hedged: set[int] = set()
+            with ThreadPoolExecutor(max(1, parallel)) as ex:
+                running: dict[Future[int], int] = {}
 
-    def _decode(self, st: BlobState, spool: Path, used: list[int], sink: Callable[[bytes], None]) -> None:
+                def start() -> None:
+                    j = queue.pop(0)
+                    running[ex.submit(fetch, j)] = j
+
+                while queue and len(running) < need:
+                    start()
+                while running and len(good) < need:
+                    done, _ = wait(running, timeout=self.hedge / 2, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        i = running.pop(fut)
+                        if fut.exception() is None:
+                            good.append(i)
+                    while queue and len(running) + len(good) < need and len(running) < parallel:
+                        start()  # a failed fetch is replaced by the next shard
+                    now = time.monotonic()
+                    with lock:
+                        stalled = [i for i in running.values() if i not in hedged and i in active
+                                   and now - active[i].last > self.hedge]
+                    for i in stalled:
+                        hedged.add(i)
+                        if queue and len(running) < parallel:
+                            start()
+                cancel.set()
+                with lock:  # unblock transfers still waiting on slow or stalled nodes
+                    for conn in conns:
+                        _cut(conn)
+            for fut, i in running.items():
+                if fut.done() and fut.exception() is None and len(good) < need:
+                    good.append(i)
+            used = sorted(good[:need])
+            for i, sink in list(sinks.items()):
+                if i not in used:
+                    sink.discard()
+                    del sinks[i]
+            if len(good) < need:
+                raise NetworkError(
+                    f"only {len(good)} of the {need} shards needed could be fetched intact for {st.cid}; "
+                    f"failures: {'; '.join(failures[-5:])}", cid=st.cid, found=len(good), expected=need)
+            return used, failures, sinks
+        finally:
+            if live is not None:
+                with live.cond:
+                    live.done = True
+                    live.cond.notify_all()
+
+    def _fits(self, st: BlobState, need: int) -> bool:
+        """Whether every fetch a swarm for ``need`` shards may run at once fits in ``self.memory``."""
+        n = st.coding.n
+        return min(n, need + max(2, need // 4), 64) * st.coding.shard_size <= self.memory
+
+    def _stream_decode(self, st: BlobState, live: _Live, attempt: Any) -> tuple[dict[int, ShardSink], Any] | None:
+        """Decode stripes from the data shards 0..k-1 as their bytes arrive (``live``: the swarm's current
+        sinks). Gives up (None) when one of those transfers is replaced or the swarm ends first."""
+        coding = st.coding
+        prim = list(range(coding.k))
+        dec = StripeDecoder(coding)
+        chosen: dict[int, ShardSink] = {}
+
+        def feed(sink: Callable[[bytes], None]) -> bool:
+            left = coding.size
+            p = coding.piece
+            for s in range(coding.stripes):
+                need = (s + 1) * p
+                with live.cond:
+                    while True:
+                        cur = {i: live.sinks.get(i) for i in prim}
+                        if chosen and any(cur[i] is not chosen[i] for i in prim):
+                            return False  # a data shard's transfer failed and was replaced
+                        if all(x is not None and x.got >= need for x in cur.values()):
+                            break
+                        if live.done:
+                            return False
+                        live.cond.wait(0.5)
+                    views: dict[int, bytes | memoryview] = {}
+                    for i in prim:
+                        x = cur[i]
+                        piece = x.piece(s, p) if x is not None else None
+                        if piece is None:
+                            return False  # discarded under us
+                        chosen[i] = x  # type: ignore[assignment]
+                        views[i] = piece
+                data = dec.decode(views)
+                take = min(left, len(data))
+                sink(data if take == len(data) else data[:take])
+                left -= take
+            return True
+
+        res = attempt(feed)
+        return None if res is None else (chosen, res)
+
+    def _decode(self, st: BlobState, sinks: dict[int, ShardSink], used: list[int], sink: Callable[[bytes], None]
+                ) -> None:
         coding = st.coding
         dec = StripeDecoder(coding)
-        files: dict[int, BinaryIO] = {i: open(spool / f"get-{i}", "rb") for i in used}  # noqa: SIM115
+        mem = [i for i in used if sinks[i].path is None]
+        files: dict[int, Any] = {i: open(fp, "rb") for i in used  # noqa: SIM115 - closed below
+                                 if (fp := sinks[i].path) is not None}
         try:
             left = coding.size
-            for _ in range(coding.stripes):
-                pieces = {i: f.read(coding.piece) for i, f in files.items()}
+            p = coding.piece
+            for s in range(coding.stripes):
+                pieces: dict[int, bytes | memoryview] = {i: sinks[i].piece(s, p) or b"" for i in mem}
+                pieces.update({i: f.read(p) for i, f in files.items()})
                 data = dec.decode(pieces)
                 take = min(left, len(data))
-                sink(data[:take])
+                sink(data if take == len(data) else data[:take])
                 left -= take
         finally:
             for f in files.values():
                 f.close()
 
-    def get(self, cid: str, out: str | os.PathLike[str], ident: Any) -> GetResult:
+    def get(self, cid: str, out: str | os.PathLike[str], ident: Any,
+            progress: Callable[[int, int], None] | None = None) -> GetResult:
+        """Fetch, decode, decrypt and check blob ``cid`` into ``out``; ``progress(shard, bytes)`` as shards
+        arrive."""
         st = self.state(cid)
         if st.superseded_by:
             raise NotFoundError(f"blob {st.cid} was re-encrypted under a new key as {st.superseded_by} and its "
@@ -548,9 +748,11 @@ class BlobService:
         dest = Path(out)
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
-        try:
-            used, failures = self._swarm(st, spool, st.coding.k)
-            prof = get_profile(st.profile)
+        prof = get_profile(st.profile)
+
+        def attempt(feed: Callable[[Callable[[bytes], None]], bool]) -> tuple[FileImporter, FileImporter] | None:
+            """Decode what ``feed`` gives into ``part`` (fresh importers, decryptor and file each time);
+            None when ``feed`` gave up (its shards changed under it)."""
             cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
             # the two CID importers hash on lanes of their own (as in put), beside decoding and decryption
@@ -573,7 +775,8 @@ class BlobService:
                         later(1, plain_out, pt)
 
                 try:
-                    self._decode(st, spool, used, sink)
+                    if not feed(sink):
+                        return None
                     pt = decr.finish()
                     later(1, plain_out, pt)
                     while pending:
@@ -581,6 +784,33 @@ class BlobService:
                 finally:
                     for lane in lanes:
                         lane.shutdown(wait=True, cancel_futures=True)
+            return cipher_imp, plain_imp
+
+        try:
+            done: tuple[FileImporter, FileImporter] | None = None
+            if self._fits(st, st.coding.k):
+                # decode while the data shards stream in (views of their buffers, before their SHA-256 is
+                # known); if the shards the swarm keeps are not those, everything is decoded again from them
+                live = _Live()
+                with ThreadPoolExecutor(1) as bg:
+                    swarm = bg.submit(self._swarm, st, spool, st.coding.k, progress=progress, live=live)
+                    try:
+                        streamed = self._stream_decode(st, live, attempt)
+                    except VerificationError:
+                        streamed = None  # an altered data shard: its SHA-256 check will name it below
+                    used, failures, got = swarm.result()
+                if streamed is not None and streamed[0] == {i: got.get(i) for i in used}:
+                    done = streamed[1]
+            else:
+                used, failures, got = self._swarm(st, spool, st.coding.k, progress=progress)
+            if done is None:
+                def whole(sink: Callable[[bytes], None]) -> bool:
+                    self._decode(st, got, used, sink)
+                    return True
+
+                done = attempt(whole)
+            assert done is not None
+            cipher_imp, plain_imp = done
             got_cid = str(cipher_imp.finish()[0])
             if got_cid != st.cid:
                 raise VerificationError("reassembled ciphertext does not match the blob's CID",
@@ -608,14 +838,14 @@ class BlobService:
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
         try:
-            used, failures = self._swarm(st, spool, st.coding.k)
+            used, failures, got = self._swarm(st, spool, st.coding.k)
             imp = FileImporter(get_profile(st.profile), keep_leaves=False)
             with open(part, "wb") as fout:
                 def sink(ct: bytes) -> None:
                     imp.update(ct)
                     fout.write(ct)
 
-                self._decode(st, spool, used, sink)
+                self._decode(st, got, used, sink)
             got_cid = str(imp.finish()[0])
             if got_cid != st.cid:
                 raise VerificationError("reassembled ciphertext does not match the blob's CID",
@@ -658,22 +888,24 @@ class BlobService:
     # -- repair -----------------------------------------------------------------------------------
     def repair(self, cid: str, signer: Any, nodes: Iterable[str] = ()) -> RepairResult:
         st = self.state(cid)
+        given = self._locations(nodes, check=True)  # new targets answer (endpoint, credentials, bucket) first
         report = self.audit(cid, challenges=1)
         healthy = sorted(i for i, r in report.items() if r["ok"])
         broken = sorted(i for i, r in report.items() if not r["ok"])
         if not broken:
             return RepairResult(st.cid, healthy, {}, None)
         if len(healthy) < st.coding.k:
-            raise StorageError(f"blob {st.cid} is lost: only {len(healthy)} shards answer, {st.coding.k} needed",
-                               found=len(healthy), expected=st.coding.k)
+            why = "; ".join(f"shard {i} on {report[i]['node']}: {report[i]['error']}" for i in broken[:3])
+            raise StorageError(f"blob {st.cid} cannot be repaired: only {len(healthy)} shards answer, "
+                               f"{st.coding.k} needed ({why})", found=len(healthy), expected=st.coding.k)
         used_nodes = {report[i]["node"] for i in healthy}
-        pool = self._locations(nodes, check=True) + [loc for s in st.shards for loc in s.locations]
+        pool = given + [loc for s in st.shards for loc in s.locations]
         pool = [u for u in dict.fromkeys(pool) if u not in used_nodes]
         spool = self._spool()
         rebuilt: dict[int, str] = {}
         try:
             locs = {i: [report[i]["node"]] for i in healthy}
-            used, _ = self._swarm(st, spool, st.coding.k, candidates=healthy, locations=locs)
+            used, _, got = self._swarm(st, spool, st.coding.k, candidates=healthy, locations=locs)
             enc = StripeEncoder(st.coding)
             outs = {i: open(spool / f"new-{i}", "wb") for i in broken}  # noqa: SIM115
             try:
@@ -686,7 +918,7 @@ class BlobService:
                             outs[i].write(piece)
 
                 sink.buf = bytearray()  # type: ignore[attr-defined]
-                self._decode(st, spool, used, sink)
+                self._decode(st, got, used, sink)
                 if sink.buf:  # type: ignore[attr-defined]
                     for i, piece in zip(broken, enc.encode(bytes(sink.buf), broken)):  # type: ignore[attr-defined]
                         outs[i].write(piece)
