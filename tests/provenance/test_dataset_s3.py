@@ -263,3 +263,20 @@ def test_store_gone_mid_commit_fails_cleanly(tmp_path, ledger, alice, monkeypatc
     assert "cannot connect to the S3 endpoint" in err.message or "the store failed" in err.message, err.message
     assert ledger.size == n0
     assert not list(dsdir.glob("staging-*"))
+
+
+def test_a_forked_hashing_process_gets_its_own_s3_client():
+    """Hashing processes are forked from the planner, which has already talked to the store: a child that
+    reused the parent's client would share its pooled sockets (answers read by the wrong process, reads
+    that time out). The client cache is per process."""
+    import os
+
+    from ailedger.provenance import s3input
+
+    parent = s3input.client("http://127.0.0.1:9")
+    assert s3input.client("http://127.0.0.1:9") is parent
+    pid = os.fork()
+    if pid == 0:  # the child: exit 0 only if it got a client of its own
+        os._exit(0 if s3input.client("http://127.0.0.1:9") is not parent else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

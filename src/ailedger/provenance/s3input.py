@@ -31,8 +31,19 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CRED_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
               "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL",
               "AWS_ENDPOINT_URL_S3")
-_clients: dict[tuple[str | None, str], Any] = {}
+_clients: dict[tuple[int, str | None, str], Any] = {}
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A forked hashing process must not reuse the parent's pooled connections: two processes reading
+    # answers off one socket get each other's bytes or wait forever (seen as read timeouts).
+    global _lock
+    _lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class S3Path(str):
@@ -84,7 +95,8 @@ def client(endpoint: str | None) -> Any:
     """One boto3 S3 client per endpoint and credential settings in this process (thread-safe)."""
     creds = hashlib.sha256("\0".join(os.environ.get(v, "") for v in _CRED_VARS).encode()).hexdigest()
     with _lock:
-        c = _clients.get((endpoint, creds))
+        key = (os.getpid(), endpoint, creds)
+        c = _clients.get(key)
         if c is None:
             try:
                 import boto3
@@ -96,7 +108,7 @@ def client(endpoint: str | None) -> Any:
             cfg = Config(s3={"addressing_style": "path"} if ep else {}, retries={"max_attempts": 3, "mode": "standard"},
                          connect_timeout=10, read_timeout=60, max_pool_connections=16,
                          request_checksum_calculation="when_required", response_checksum_validation="when_required")
-            c = _clients[(endpoint, creds)] = session.client("s3", endpoint_url=ep,
+            c = _clients[key] = session.client("s3", endpoint_url=ep,
                                                              region_name=session.region_name or "us-east-1",
                                                              config=cfg)
         return c
