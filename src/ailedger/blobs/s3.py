@@ -56,10 +56,20 @@ def check_target(url: str) -> str:
     return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
 
 
-_clients: dict[tuple[str | None, float, str], Any] = {}
+_clients: dict[tuple[int, str | None, float, str], Any] = {}
 _CRED_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_REGION",
               "AWS_REGION", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 _clients_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # a forked process must not share the parent's pooled sockets (answers read by the wrong process)
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def s3_client(endpoint: str | None, timeout: float = 30.0) -> Any:
@@ -68,7 +78,8 @@ def s3_client(endpoint: str | None, timeout: float = 30.0) -> Any:
     # a new client when the credential settings change (never kept in the clear: a digest of them)
     creds = hashlib.sha256("\0".join(os.environ.get(v, "") for v in _CRED_VARS).encode()).hexdigest()
     with _clients_lock:
-        c = _clients.get((endpoint, timeout, creds))
+        key = (os.getpid(), endpoint, timeout, creds)
+        c = _clients.get(key)
         if c is None:
             import boto3
             from botocore.config import Config
@@ -83,7 +94,7 @@ def s3_client(endpoint: str | None, timeout: float = 30.0) -> Any:
             _known_payload_signer()
             c.meta.events.register("before-parameter-build.s3.PutObject", _take_content_sha256)
             c.meta.events.register_first("choose-signer.s3.PutObject", _choose_known_payload_signer)
-            _clients[(endpoint, timeout, creds)] = c
+            _clients[key] = c
         return c
 
 
