@@ -263,8 +263,8 @@ def test_worker_killed_with_no_retries_left_fails_cleanly(tmp_path, ledger, alic
 
     d = tmp_path / "big"
     d.mkdir()
-    for i in range(4):
-        (d / f"part{i}.bin").write_bytes(os.urandom(48 << 20))
+    for i in range(8):  # 256 MiB in 1 MiB tasks: hashing outlasts the kill even on a quiet machine
+        (d / f"part{i}.bin").write_bytes(os.urandom(32 << 20))
     size = ledger.size
     box: dict = {}
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
@@ -273,7 +273,7 @@ def test_worker_killed_with_no_retries_left_fails_cleanly(tmp_path, ledger, alic
     try:
         with DaskEngine(c.scheduler_address) as eng:
             pid = next(iter(eng.client.run(os.getpid).values()))
-            h = DaskModelHasher(eng, task_bytes=4 << 20)
+            h = DaskModelHasher(eng, task_bytes=1 << 20)
 
             def go():
                 try:
@@ -286,7 +286,7 @@ def test_worker_killed_with_no_retries_left_fails_cleanly(tmp_path, ledger, alic
             deadline = time.time() + 60
             while time.time() < deadline and not any(eng.client.processing().values()):
                 time.sleep(0.005)
-            time.sleep(0.05)
+            # kill at once: any task still processing on the only worker is then lost for good
             assert "res" not in box, "the hashing finished before the worker could be killed"
             os.kill(pid, signal.SIGKILL)
             t.join(180)
