@@ -49,3 +49,22 @@ def model_dir(tmp_path):
     (d / "sub" / "tokenizer.txt").write_bytes(os.urandom(5000))
     (d / "empty.txt").write_bytes(b"")
     return d
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A real Dask LocalCluster (two worker processes on 127.0.0.1), one per test module that asks."""
+    distributed = pytest.importorskip("distributed")
+    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                 host="127.0.0.1", silence_logs=40)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def engine(cluster):
+    """The provenance Dask engine, connected to that cluster."""
+    from ailedger.provenance.distributed import DaskEngine
+
+    with DaskEngine(cluster.scheduler_address) as eng:
+        yield eng

@@ -23,21 +23,6 @@ from ailedger.provenance.distributed import DaskEngine
 from ailedger.provenance.entries import artifacts_dir
 from tests.cli.clirun import run
 
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                 host="127.0.0.1", silence_logs=40)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def engine(cluster):
-    with DaskEngine(cluster.scheduler_address) as eng:
-        yield eng
-
-
 # -- data: each kind cut into exactly k shards ------------------------------------------------------
 
 N = 210  # records per dataset (divisible by 1, 2 and 7)

@@ -31,20 +31,6 @@ from tests.provenance.conftest import write_safetensors
 CS = 4096
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                 host="127.0.0.1", silence_logs=40)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def engine(cluster):
-    with DaskEngine(cluster.scheduler_address) as eng:
-        yield eng
-
-
 def _settle():
     """Files written within a timestamp tick of being hashed are never cached: wait that out."""
     time.sleep(2 * hashing.RACY_NS / 1e9)
