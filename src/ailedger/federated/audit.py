@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ailedger.authority.service import fl_entry_allowed
-from ailedger.errors import BadInputError, NotFoundError, TamperError, VerificationError
+from ailedger.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.federated.params import deserialize, digest, model_root
 
 __all__ = ["RunView", "remove_client", "replay", "run_view", "runs"]
@@ -95,7 +95,7 @@ def run_view(ledger: Any, run: int) -> RunView:
 
 def replay(ledger: Any, run: int, store: Any, *, progress: Any = None) -> dict[str, Any]:
     """Recompute every round of ``run`` from the stored updates and check each aggregate's root equals
-    the logged ``root_after``, bit for bit.  Raises :class:`TamperError` naming the client and round when
+    the logged ``root_after``, bit for bit.  Raises :class:`VerificationError` naming the client and round when
     a stored update does not match its logged digest, :class:`VerificationError` when a recomputed root
     differs."""
     from flwr.common import Parameters
@@ -107,7 +107,7 @@ def replay(ledger: Any, run: int, store: Any, *, progress: Any = None) -> dict[s
     v = run_view(ledger, run)
     init = deserialize(store.get_init(), what="initial model")
     if model_root(init) != v.body.get("init_root"):
-        raise TamperError(f"run {run}: the stored initial model's root {model_root(init)[:16]}... is not the "
+        raise VerificationError(f"run {run}: the stored initial model's root {model_root(init)[:16]}... is not the "
                           f"logged {str(v.body.get('init_root'))[:16]}...", field="store")
     rule = v.body.get("rule") or {}
     inner = make_strategy(str(rule.get("name")), dict(rule.get("params") or {}),
@@ -126,14 +126,14 @@ def replay(ledger: Any, run: int, store: Any, *, progress: Any = None) -> dict[s
         for c in b.get("clients", []):
             tensors = deserialize(store.get_update(rnd, c["did"]), what=f"round {rnd} update of {c['did']}")
             if digest(tensors) != c["digest"]:
-                raise TamperError(f"round {rnd}: the stored update of client {c['did']} does not match its logged "
-                                  f"digest (entry {idx})", field="store", expected=c["digest"], found=digest(tensors))
+                raise VerificationError(f"round {rnd}: the stored update of client {c['did']} does not match its logged "
+                                  f"digest (entry {idx}): tampered", field="store", expected=c["digest"], found=digest(tensors))
             updates.append((c["did"], tensors, int(c["n"])))
         seed = None
         if dp is not None:
             seed = store.get_seed(rnd)
             if hashlib.sha256(seed).hexdigest() != (b.get("dp") or {}).get("noise_commit"):
-                raise TamperError(f"round {rnd}: the stored noise seed does not match its logged commitment",
+                raise VerificationError(f"round {rnd}: the stored noise seed does not match its logged commitment",
                                   field="store")
         new = aggregate_round(inner, rnd, updates, current, dp, seed)
         root = model_root(new)

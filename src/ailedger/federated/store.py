@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ailedger.errors import BadInputError, NotFoundError
+from ailedger.errors import BadInputError, NotFoundError, VerificationError
 
 __all__ = ["UpdateStore"]
 
@@ -60,7 +60,7 @@ class UpdateStore:
             try:
                 return AESGCM(self.key).decrypt(body[:12], body[12:], self._aad(p))
             except InvalidTag:
-                raise BadInputError(f"{what}: {p} does not decrypt with this key (tampered or moved)",
+                raise VerificationError(f"{what}: {p} does not decrypt with this key (tampered or moved)",
                                     field="store") from None
         return data
 
