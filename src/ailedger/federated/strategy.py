@@ -196,14 +196,18 @@ class LedgerStrategy(Strategy):
         if did not in self.ctx.enrolled:
             return f"{did} is not enrolled in run {self.ctx.run}", did
         led = self.ctx.ledger
+        removed = [i for i, r in led.find(type="fl.remove", term=f"subject:{did}")
+                   if r.body.get("run") == self.ctx.run and r.signer == self.ctx.server.did]
+        if removed:
+            return f"{did} was removed from run {self.ctx.run} at entry {removed[0]}", did
         if not any(True for _ in led.find(type="identity.register", signer=did, limit=1)):
             return f"{did} is not a registered identity on this ledger", did
         if did in seen:
             return f"a second update from {did} in round {rnd}", did
-        if "ailedger.round" in m and m["ailedger.round"] != rnd:
-            return f"update signed for round {m['ailedger.round']}, not round {rnd}", did
         if sig in self._seen_sigs:
             return f"replayed signature: already used in round {self._seen_sigs[sig]}", did
+        if "ailedger.round" in m and m["ailedger.round"] != rnd:
+            return f"update signed for round {m['ailedger.round']}, not round {rnd}", did
         actual = digest(res.parameters.tensors)
         if actual != claimed:
             return f"parameters do not match the signed digest ({actual[:16]}... != {claimed[:16]}...)", did
