@@ -4,7 +4,7 @@ import pytest
 
 pytest.importorskip("flwr")
 
-from ailedger.tlog.ledger import Ledger  # noqa: E402
+from ailedger.tlog.ledger import Ledger
 
 
 @pytest.fixture()

@@ -90,7 +90,7 @@ def test_bad_updates_are_refused_and_logged_only_as_refused(ledger, server, tmp_
 
 def test_an_update_for_another_round_and_a_replayed_signature_are_refused(ledger, server, tmp_path):
     rig = Rig(ledger, server, tmp_path)
-    ins, results = rig.good_round(1, rig.init)
+    _ins, results = rig.good_round(1, rig.init)
     params, _ = rig.strategy.aggregate_fit(1, results, [])
     assert len(rig.entry(rig.ctx.rounds[-1].entry)["clients"]) == len(rig.idents)
     ins2, results2 = rig.good_round(2, params)

@@ -34,13 +34,14 @@ def test_cli_run_show_replay_remove(ledger, tmp_path):
     assert "removed" in _run(led, "fl", "show", run).stdout
     # tamper one stored update: replay fails (exit 1), naming client and round; nothing is written
     size = ledger.size
-    victim = sorted(out["clients"])[0]
+    victim = min(out["clients"])
     p = led / "fl-store" / f"run-{run}" / "r0003" / (victim.removeprefix("did:key:") + ".bin")
     t = deserialize(p.read_bytes())
     t[0] = t[0][:-8] + bytes(8)
     p.write_bytes(serialize(t))
     r = _run(led, "fl", "replay", run, code=1)
     assert f"round 3: the stored update of client {victim} does not match its logged digest" in r.stderr
+    assert ledger.size == size
 
 
 def test_cli_bad_input(ledger):

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import json_option, ledger_option, progress
 from ailedger.cli._common import emit_lines as _emit
+from ailedger.cli._common import json_option, ledger_option, progress
 from ailedger.errors import BadInputError
 
 
@@ -114,8 +114,8 @@ def register(main: click.Group) -> None:
                                    seed=seed, flag_threshold=flag_threshold, progress=bar)
         finally:
             ledger.close()
-        lines = [f"run {s['run']}: {rule}, {clients} clients ({poisoned} poisoned: {attack}), {s['rounds']} rounds "
-                 f"in {s['seconds']:.1f} s, entries {s['entries'][0]}..{s['entries'][-1]}",
+        lines = [(f"run {s['run']}: {rule}, {clients} clients ({poisoned} poisoned: {attack}), {s['rounds']} rounds "
+                 f"in {s['seconds']:.1f} s, entries {s['entries'][0]}..{s['entries'][-1]}"),
                  f"  test accuracy {s['accuracy']:.4f}; final model root {s['final_root'][:16]}...",
                  f"  poisoned clients: {', '.join(_short(d) for d in s['poisoned']) or '(none)'}"]
         for d, rs in s["flagged"].items():
@@ -146,8 +146,8 @@ def register(main: click.Group) -> None:
                 r = replay(ledger, run, store, progress=bar)
         finally:
             ledger.close()
-        lines = [f"run {run}: {r['rounds']} rounds recomputed from the stored updates in {r['seconds']:.2f} s; every "
-                 f"aggregate equals its logged root, bit for bit",
+        lines = [(f"run {run}: {r['rounds']} rounds recomputed from the stored updates in {r['seconds']:.2f} s; every "
+                 f"aggregate equals its logged root, bit for bit"),
                  f"  final model root {r['final_root']}"]
         if r["ignored"]:
             lines.append(f"  {len(r['ignored'])} entries without effect were not replayed (see fl show {run})")
@@ -219,6 +219,6 @@ def register(main: click.Group) -> None:
             ledger.close()
         lines = [f"removed {did} from run {run} (entry {r['entry']})",
                  f"  its updates went into rounds {r['rounds'] or '(none)'}; flagged in {r['flagged_in'] or '(none)'}",
-                 f"  models of rounds {r['tainted_rounds'][:1] + ['...'] + r['tainted_rounds'][-1:] if len(r['tainted_rounds']) > 2 else r['tainted_rounds']} "
-                 "descend from them"]
+                 (f"  models of rounds {r['tainted_rounds'][:1] + ['...'] + r['tainted_rounds'][-1:] if len(r['tainted_rounds']) > 2 else r['tainted_rounds']} "
+                 "descend from them")]
         _emit(r, as_json, lines)

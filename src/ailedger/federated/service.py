@@ -63,8 +63,14 @@ def run_simulation(ledger: Any, server: Identity, *, clients: int = 10, rounds: 
     from flwr.server.server import Server
 
     from ailedger.federated.client import DigitsClient, InProcessProxy, SignedClient
-    from ailedger.federated.strategy import MEAN_RULES, RULE_NAMES, LedgerStrategy, RunContext, default_params
-    from ailedger.federated.strategy import make_strategy
+    from ailedger.federated.strategy import (
+        MEAN_RULES,
+        RULE_NAMES,
+        LedgerStrategy,
+        RunContext,
+        default_params,
+        make_strategy,
+    )
 
     if not 2 <= clients <= 100:
         raise BadInputError("--clients must be between 2 and 100", field="clients")
@@ -95,12 +101,9 @@ def run_simulation(ledger: Any, server: Identity, *, clients: int = 10, rounds: 
         "subjects": [i.did for i in idents]}
     if dp is not None:
         run_body["dp"] = dp.as_dict()
-    try:
-        import flwr
+    from importlib.metadata import version
 
-        run_body["flower"] = flwr.__version__
-    except Exception:  # noqa: BLE001 - the version is informative only
-        pass
+    run_body["flower"] = version("flwr")
     run = ledger.append_record("fl.run", run_body, server).index
     key = None
     if encrypt:

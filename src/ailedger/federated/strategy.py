@@ -81,9 +81,9 @@ def _no_metrics(metrics: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
 
 
 def default_params(name: str, poisoned: int) -> dict[str, Any]:
-    return {"fedprox": {"proximal_mu": 0.1}, "fedadam": {"eta": 0.05, "eta_l": 0.5, "tau": 1e-3},
-            "trimmed": {"beta": 0.2}, "krum": {"num_malicious_clients": max(poisoned, 1), "num_clients_to_keep": 0},
-            }.get(name, {})
+    table: dict[str, dict[str, Any]] = {"fedprox": {"proximal_mu": 0.1}, "fedadam": {"eta": 0.05, "eta_l": 0.5, "tau": 1e-3},
+            "trimmed": {"beta": 0.2}, "krum": {"num_malicious_clients": max(poisoned, 1), "num_clients_to_keep": 0}}
+    return dict(table.get(name, {}))
 
 
 def anomaly_scores(updates: list[list[Any]], base: list[Any]) -> list[float]:
@@ -207,7 +207,7 @@ class LedgerStrategy(Strategy):
         if sig in self._seen_sigs:
             return f"replayed signature: already used in round {self._seen_sigs[sig]}", did
         if "ailedger.round" in m and m["ailedger.round"] != rnd:
-            return f"update signed for round {m['ailedger.round']}, not round {rnd}", did
+            return f"update signed for round {m['ailedger.round']!r}, not round {rnd}", did
         actual = digest(res.parameters.tensors)
         if actual != claimed:
             return f"parameters do not match the signed digest ({actual[:16]}... != {claimed[:16]}...)", did
