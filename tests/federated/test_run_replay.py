@@ -38,7 +38,7 @@ def test_every_round_is_logged_with_signed_updates_and_replays(ledger, server):
     assert r["ok"] and r["rounds"] == 3 and r["final_root"] == s["final_root"]
 
 
-@pytest.mark.parametrize("rule", ["fedadam", "krum", "trimmed"])
+@pytest.mark.parametrize("rule", ["fedprox", "fedadam", "krum", "trimmed", "median"])
 def test_stateful_and_robust_rules_replay_bit_for_bit(ledger, server, rule):
     s = run_simulation(ledger, server, clients=6, rounds=3, poisoned=1, rule=rule)
     assert replay(ledger, s["run"], store_for(ledger, s["run"]))["final_root"] == s["final_root"]
@@ -113,3 +113,56 @@ def test_epsilon_accounting():
     assert epsilon(10, 4.0, 1e-5) < epsilon(10, 1.0, 1e-5)
     # one Gaussian round at z = 1: the RDP bound at delta 1e-5 is sqrt(2 log(1/delta)) + 1/2 ~ 5.30
     assert epsilon(1, 1.0, 1e-5) == pytest.approx(5.30, abs=0.03)
+
+
+def test_a_robust_rule_resists_scaled_updates_that_fedavg_takes(ledger, server):
+    """The figure of the bench, small: 2 of 8 clients send x10 scaled updates for 5 rounds."""
+    avg = run_simulation(ledger, server, clients=8, rounds=5, poisoned=2, attack="scale", rule="fedavg")
+    med = run_simulation(ledger, server, clients=8, rounds=5, poisoned=2, attack="scale", rule="median")
+    clean = run_simulation(ledger, server, clients=8, rounds=5, poisoned=0, rule="fedavg")
+    assert med["accuracy"] > avg["accuracy"] + 0.05
+    assert med["accuracy"] > clean["accuracy"] - 0.1
+    for s in (avg, med):  # flagged in every round, whichever rule aggregated
+        assert s["flagged"] == {d: [1, 2, 3, 4, 5] for d in s["poisoned"]}
+    assert clean["flagged"] == {}
+
+
+def test_a_custom_flower_strategy_is_wrapped_too(ledger, server, tmp_path):
+    """LedgerStrategy wraps any Flower Strategy: here a FedAvg subclass of the user's."""
+    from flwr.common import ndarrays_to_parameters
+    from flwr.server.client_manager import SimpleClientManager
+    from flwr.server.server import Server
+    from flwr.server.strategy import FedAvg
+
+    from ailedger.federated import model
+    from ailedger.federated.client import DigitsClient, InProcessProxy, SignedClient
+    from ailedger.federated.data import split_digits
+    from ailedger.federated.params import model_root
+    from ailedger.federated.service import client_identities
+    from ailedger.federated.store import UpdateStore
+    from ailedger.federated.strategy import LedgerStrategy, RunContext
+
+    calls = []
+
+    class Mine(FedAvg):
+        def aggregate_fit(self, server_round, results, failures):
+            calls.append(len(results))
+            return super().aggregate_fit(server_round, results, failures)
+
+    idents = client_identities(ledger, 3)
+    init = ndarrays_to_parameters(model.init_params())
+    run = ledger.append_record("fl.run", {"name": "mine", "rule": {"name": "mine", "params": {}},
+                                          "clients": [i.did for i in idents], "rounds": 2,
+                                          "init_root": model_root(init.tensors)}, server).index
+    ctx = RunContext(ledger, server, run, {i.did for i in idents}, UpdateStore(tmp_path / "s", run),
+                     {"name": "mine", "params": {}})
+    strat = LedgerStrategy(Mine(min_fit_clients=3, min_available_clients=3, fraction_evaluate=0.0,
+                                initial_parameters=init), ctx)
+    cm = SimpleClientManager()
+    split = split_digits(3)
+    for ident, cd in zip(idents, split.clients):
+        cm.register(InProcessProxy(ident.did, SignedClient(DigitsClient(cd, epochs=2).to_client(), ident)))
+    Server(client_manager=cm, strategy=strat).fit(num_rounds=2, timeout=None)
+    v = run_view(ledger, run)
+    assert calls == [3, 3] and [b["round"] for _, b in v.rounds] == [1, 2]
+    assert all(len(b["clients"]) == 3 for _, b in v.rounds)
