@@ -219,6 +219,6 @@ def register(main: click.Group) -> None:
             ledger.close()
         lines = [f"removed {did} from run {run} (entry {r['entry']})",
                  f"  its updates went into rounds {r['rounds'] or '(none)'}; flagged in {r['flagged_in'] or '(none)'}",
-                 (f"  models of rounds {r['tainted_rounds'][:1] + ['...'] + r['tainted_rounds'][-1:] if len(r['tainted_rounds']) > 2 else r['tainted_rounds']} "
-                 "descend from them")]
+                 (f"  the global models of rounds {r['tainted_rounds'][0]}-{r['tainted_rounds'][-1]} descend from them"
+                  if r["tainted_rounds"] else "  no round's model descends from it")]
         _emit(r, as_json, lines)
