@@ -186,3 +186,16 @@ def test_signature_binds_the_base_model(ledger, server, tmp_path):
     body = rig.entry(rig.ctx.rounds[-1].entry)
     assert "signature does not verify" in body["refused"][0]["reason"] and body["clients"] == []
     assert base64.b64decode(res.metrics["ailedger.sig"])
+
+
+def test_a_revoked_client_key_is_refused(ledger, server, tmp_path):
+    rig = Rig(ledger, server, tmp_path)
+    _, results = rig.good_round(1, rig.init)
+    name = "fl-client-2"
+    did = ledger.did_for(name)
+    ledger.revoke_identity(name, reason="key lost")
+    rig.strategy.aggregate_fit(1, results, [])
+    body = rig.entry(rig.ctx.rounds[-1].entry)
+    assert [r["did"] for r in body["refused"]] == [did]
+    assert body["refused"][0]["reason"].startswith(f"{did} cannot sign: key {did} was revoked at entry")
+    assert did not in {c["did"] for c in body["clients"]}

@@ -98,6 +98,8 @@ def run_simulation(ledger: Any, server: Identity, *, clients: int = 10, rounds: 
         "name": name, "rule": rule_body, "clients": enrolled or [i.did for i in idents], "rounds": rounds,
         "init_root": init_root, "model": "softmax regression, 64 -> 10 (float64), scikit-learn digits",
         "store": "aes-256-gcm" if encrypt else "plain", "flag_threshold": flag_threshold,
+        "data": {"source": "sklearn.datasets.load_digits", "test_size": 0.25, "split": "dirichlet per class",
+                 "alpha": 0.5, "seed": seed},
         "subjects": [i.did for i in idents]}
     if dp is not None:
         run_body["dp"] = dp.as_dict()

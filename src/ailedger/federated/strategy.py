@@ -36,6 +36,7 @@ from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
 from ailedger.authority.rules import fl_update_statement
+from ailedger.authority.service import state as authority_state
 from ailedger.encoding.identity import verify_did_signature
 from ailedger.errors import BadInputError, VerificationError
 from ailedger.federated import dp as dpm
@@ -47,7 +48,7 @@ from ailedger.tlog.identities import Identity
 __all__ = ["RULE_NAMES", "LedgerStrategy", "aggregate_round", "anomaly_scores", "make_strategy"]
 
 RULE_NAMES = ("fedavg", "fedprox", "fedadam", "median", "trimmed", "krum")
-MEAN_RULES = ("fedavg", "fedprox", "fedadam")
+MEAN_RULES = ("fedavg", "fedprox")  # the rules whose output is the weighted mean the DP noise is calibrated to
 
 
 def make_strategy(name: str, params: dict[str, Any], *, n_clients: int, initial: Parameters,
@@ -202,6 +203,9 @@ class LedgerStrategy(Strategy):
             return f"{did} was removed from run {self.ctx.run} at entry {removed[0]}", did
         if not any(True for _ in led.find(type="identity.register", signer=did, limit=1)):
             return f"{did} is not a registered identity on this ledger", did
+        keys = authority_state(led).keys
+        if not keys.can_act(did):
+            return f"{did} cannot sign: {keys.why_not(did, keys.principal(did))}", did
         if did in seen:
             return f"a second update from {did} in round {rnd}", did
         if sig in self._seen_sigs:
