@@ -123,6 +123,15 @@ RULES: dict[str, tuple[str, str]] = {
     "blob.attach": ("the owner of the artifact record it attaches to", "the stored copy of a model/dataset"),
     "inference.batch": ("anyone (a statement by its signer, the operator)", "nothing shared: receipts name the operator"),
     "inference.erasure": ("anyone (a statement by its signer, the operator)", "nothing shared: the operator's report"),
+    "subnet.create": ("anyone, for a new subnet name (the signer owns it)", "a subnet, its task and parameters"),
+    "subnet.params": ("the subnet's owner", "the subnet's parameters from the next epoch that starts"),
+    "subnet.register": ("the registrant itself (the signer), once per subnet", "a miner or validator uid"),
+    "subnet.commit": (("a registered validator with reputation > 0 at the entry, once per epoch, dated "
+                       "in that epoch"), "the validator's sealed weights and its stake for the epoch"),
+    "subnet.reveal": ("the validator that committed, in the following epoch, opening its commitment",
+                      "the validator's weights for the epoch"),
+    "subnet.epoch": (("anyone (a keeper), once per epoch in order, after its reveal window; its result must "
+                      "equal the fold's recomputation"), "bonds and payouts of the epoch"),
 }
 
 
