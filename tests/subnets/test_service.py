@@ -41,7 +41,7 @@ def test_a_forged_epoch_result_is_refused_and_replay_fails(world):
     w = world
     _round(w, {"v1": {0: 1.0, 1: 0.5}})
     b = service.book(w.led)
-    n, body = b.compute_next("digits")
+    _n, body = b.compute_next("digits")
     body["result"]["pay"]["miners"][0] += 1
     e = build_entry("subnet.epoch", body, w.ids["m0"].did, w.at(2, 100), w.ids["m0"].sign)
     with pytest.raises(BadInputError, match="differs from the fold"):
@@ -60,7 +60,7 @@ def test_nothing_is_paid_twice(world):
     service.epoch(w.led, w.ids["keeper"], "digits", 0, time=w.at(2, 100))
     with pytest.raises(BadInputError, match="already folded"):
         service.epoch(w.led, w.ids["keeper"], "digits", 0, time=w.at(2, 200))
-    n, body = service.book(w.led).compute_next("digits")
+    _n, body = service.book(w.led).compute_next("digits")
     body["epoch"] = 0
     e = build_entry("subnet.epoch", body, w.ids["v1"].did, w.at(2, 300), w.ids["v1"].sign)
     with pytest.raises(ConflictError, match="nothing is paid twice"):

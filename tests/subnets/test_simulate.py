@@ -33,4 +33,5 @@ def test_copiers_earn_less_under_commit_reveal(tmp_path):
     lines = table(on)
     assert any("copier validator" in ln for ln in lines)
     png = chart(on, tmp_path / "sim.png")
-    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"

@@ -75,7 +75,7 @@ def test_no_overflow_at_the_extremes():
     w[:, 0] = 1
     stake = [10**30] * v
     res = fold_epoch(stake, w, np.full((v, m), ONE), Params(emission=1 << 36))
-    inc, div, B, mp, vp = reference(stake, w.tolist(), np.full((v, m), ONE).tolist(), Params(emission=1 << 36))
+    inc, div, _b, mp, _vp = reference(stake, w.tolist(), np.full((v, m), ONE).tolist(), Params(emission=1 << 36))
     assert res.incentive == inc and res.dividends == div and res.miner_pay == mp
 
 

@@ -64,7 +64,11 @@ def _weights(text: str | None, path: str | None) -> dict[int, float]:
             raise BadInputError("a weights file is a JSON object {\"UID\": SCORE}", field="weights")
         pairs = list(obj.items())
     else:
-        pairs = [tuple(x.split("=", 1)) if "=" in x else (x, None) for x in (text or "").split(",") if x.strip()]
+        pairs = []
+        for x in (text or "").split(","):
+            if x.strip():
+                u, sep, score = x.partition("=")
+                pairs.append((u, score if sep else None))
     out: dict[int, float] = {}
     for u, w in pairs:
         try:
@@ -74,14 +78,14 @@ def _weights(text: str | None, path: str | None) -> dict[int, float]:
         if w is None:
             raise BadInputError(f"weight for miner uid {uid} is missing (UID=SCORE)", field="weights")
         try:
-            val = float(w)
+            num = float(w)
         except (TypeError, ValueError):
             raise BadInputError(f"weight for miner uid {uid} is not a number: {w!r}", field="weights") from None
-        if not math.isfinite(val):
+        if not math.isfinite(num):
             raise BadInputError(f"weight for miner uid {uid} is not a finite number: {w}", field="weights")
         if uid in out:
             raise BadInputError(f"miner uid {uid} is given twice", field="weights")
-        out[uid] = val
+        out[uid] = num
     return out
 
 
@@ -254,8 +258,8 @@ def register(main: click.Group) -> None:
         lines = [f"subnet {info['name']} (entry {info['created']}), owner {info['owner']}",
                  f"  task: {json.dumps(info['task'], sort_keys=True)}",
                  f"  epoch: {info['epoch_ms'] / 1000:g} s; params {info['params']}",
-                 f"  miners: {len(info['miners'])}, validators: {len(info['validators'])}, epochs folded: "
-                 f"{info['epochs']} (next {info['next_epoch']})"]
+                 (f"  miners: {len(info['miners'])}, validators: {len(info['validators'])}, epochs folded: "
+                  f"{info['epochs']} (next {info['next_epoch']})")]
         for uid, did in enumerate(info["miners"]):
             lines.append(f"  miner {uid} {did}: earned {info['earned'].get(did, 0):,}")
         for uid, did in enumerate(info["validators"]):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.records import build_entry, parse_entry
+from ailedger.encoding.times import time_ms
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, VerificationError
 from ailedger.governance.service import state as gov_state
 from ailedger.subnets.state import TYPES, SubnetBook, check_weights, commitment
@@ -101,8 +102,6 @@ def commit(ledger: Any, ident: Any, name: str, weights: dict[int, float], *, epo
            salt: str | None = None, time: str | None = None) -> dict[str, Any]:
     """Commit to a weight vector for the current epoch; the salt and the weights are kept in the ledger
     folder (``subnet-secrets/``, mode 0600) for ``reveal``."""
-    from ailedger.encoding.times import time_ms
-
     t = time or str(ledger.now())
     b = book(ledger)
     sn = b.get(name)

@@ -89,8 +89,8 @@ def run(cfg: SimConfig, *, cartel_attacks: bool = True, params: Params | None = 
     v = nh + nc + nk
     honest_share = 1.0 - cfg.cartel_share - cfg.copier_share
     stake_f = [honest_share / nh] * nh + [cfg.cartel_share / max(nc, 1)] * nc + [cfg.copier_share / max(nk, 1)] * nk
-    stake = [int(round(s * 1_000_000)) for s in stake_f]
-    bonds = {True: None, False: None}
+    stake = [round(s * 1_000_000) for s in stake_f]
+    bonds: dict[bool, np.ndarray | None] = {True: None, False: None}
     out: dict[str, Any] = {"incentive": {True: [], False: []}, "dividends": {True: [], False: []},
                            "stake": stake, "kinds": kinds, "groups": {"honest": list(range(nh)),
                                                                       "cartel": list(range(nh, nh + nc)),
@@ -182,9 +182,9 @@ def simulate(cfg: SimConfig, *, params: Params | None = None) -> dict[str, Any]:
 
 def table(res: dict[str, Any]) -> list[str]:
     c = res["config"]
-    lines = [f"{c['miners']} miners, validators: {c['honest_validators']} honest, {c['cartel_validators']} cartel "
-             f"({c['cartel_share']:.0%} of stake), {c['copier_validators']} copiers ({c['copier_share']:.0%}); "
-             f"{c['epochs']} epochs; commit-reveal {'on' if c['commit_reveal'] else 'off'}",
+    lines = [(f"{c['miners']} miners, validators: {c['honest_validators']} honest, {c['cartel_validators']} cartel "
+              f"({c['cartel_share']:.0%} of stake), {c['copier_validators']} copiers ({c['copier_share']:.0%}); "
+              f"{c['epochs']} epochs; commit-reveal {'on' if c['commit_reveal'] else 'off'}"),
              f"{'earnings per epoch (units)':<48} {'consensus':>12} {'plain mean':>12}"]
     for k, v in res["classes"].items():
         lines.append(f"{k:<48} {v['consensus']:>12,} {v['mean']:>12,}")
