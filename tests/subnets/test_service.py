@@ -9,6 +9,9 @@ from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError, Ve
 from ailedger.subnets import service
 from ailedger.subnets.state import commitment
 from ailedger.subnets.yuma import ONE
+from ailedger.tlog.ledger import entry_terms
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.tlog.stores import LeafRow
 
 
 def _round(w, weights_by_validator, epoch=0):
@@ -44,9 +47,11 @@ def test_a_forged_epoch_result_is_refused_and_replay_fails(world):
     _n, body = b.compute_next("digits")
     body["result"]["pay"]["miners"][0] += 1
     e = build_entry("subnet.epoch", body, w.ids["m0"].did, w.at(2, 100), w.ids["m0"].sign)
-    with pytest.raises(BadInputError, match="differs from the fold"):
-        service.book(w.led).apply(w.led.size, e)
-    w.led.append_entry(e)  # reached the log another way (no admission rule for subnets at ingest)
+    with pytest.raises(NotAuthorisedError, match="differs from the fold"):
+        w.led.append_entry(e)  # refused at admission, on every write path
+    assert service.show(w.led, "digits")["epochs"] == 0
+    # reached the log another way (a direct store write): ignored by the fold, and replay fails
+    w.led.log.append([LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e))])
     with pytest.raises(VerificationError, match="does not agree with the replay"):
         service.replay(w.led, "digits")
     assert service.show(w.led, "digits")["epochs"] == 0  # ignored: nothing paid
@@ -165,3 +170,43 @@ def test_names_and_registration(world):
         service.register(w.led, w.ids["m0"], "digits", "validator", time=w.at(0, 300))
     with pytest.raises(BadInputError, match="must be 10000"):
         service.create(w.led, w.ids["v1"], "other", {"spec": "x"}, params={"owner_bps": 100}, time=w.at(0, 300))
+
+
+def test_admission_refuses_subnet_entries_without_standing(world):
+    """Every write path (Ledger.append_entry here; HTTP ingest and `ailedger append` call the same check)."""
+    w = world
+    e = build_entry("subnet.commit", {"subnet": "digits", "epoch": 0, "commitment": "ab" * 32}, w.ids["v3"].did,
+                    w.at(0, 5000), w.ids["v3"].sign)
+    with pytest.raises(NotAuthorisedError, match="has no stake"):
+        w.led.append_entry(e)
+    e = build_entry("subnet.params", {"subnet": "digits", "params": {"kappa_bps": 9000}}, w.ids["m0"].did,
+                    w.at(0, 5000), w.ids["m0"].sign)
+    with pytest.raises(NotAuthorisedError, match="only the subnet's owner"):
+        w.led.append_entry(e)
+    size = w.led.size
+    e = build_entry("subnet.commit", {"subnet": "digits", "epoch": 0, "commitment": "ab" * 32}, w.ids["v1"].did,
+                    w.at(0, 5000), w.ids["v1"].sign)
+    w.led.append_entry(e)  # a validator with stake: admitted
+    assert w.led.size == size + 1
+
+
+def test_http_ingest_refuses_with_403(world):
+    import asyncio
+
+    import httpx
+
+    from ailedger.http.app import create_app
+
+    w = world
+    e = build_entry("subnet.commit", {"subnet": "digits", "epoch": 0, "commitment": "ab" * 32}, w.ids["v3"].did,
+                    w.at(0, 5000), w.ids["v3"].sign)
+
+    async def post() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(w.led)),
+                                     base_url="http://127.0.0.1") as c:
+            return await c.post("/v1/entries", content=e.leaf_bytes, headers={"content-type": "application/json"})
+    size = w.led.size
+    r = asyncio.run(post())
+    assert r.status_code == 403, r.text
+    assert "not_authorised" in r.text and "no stake" in r.text, r.text
+    assert w.led.size == size

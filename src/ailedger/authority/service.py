@@ -223,7 +223,7 @@ def _gov_types() -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)  # a pure function of the type; asked once or twice per entry written
 def _guarded(t: str) -> bool:
     return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
-            or t == "blob.attach" or t in DATASET_OWNED)
+            or t == "blob.attach" or t in DATASET_OWNED or hooks.judge_for(t) is not None)
 
 
 # Does the signer's standing matter for entries of this type?  (The kernel's admission protocol asks.)
@@ -335,6 +335,10 @@ def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: f
                     raise NotAuthorisedError(f"blob.attach by {e.signer} has no effect: {why}", field="signer")
             elif e.type in DATASET_OWNED:
                 _dataset_check(ledger, e)
+            else:
+                judge = hooks.judge_for(e.type)
+                if judge is not None:
+                    judge(ledger, index, e)
         except NotAuthorisedError as exc:
             out[i] = exc
         except BadInputError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,15 @@ from ailedger.governance.service import state as gov_state
 from ailedger.subnets.state import TYPES, SubnetBook, check_weights, commitment
 from ailedger.subnets.yuma import U16, Params
 
-__all__ = ["book", "commit", "create", "epoch", "register", "replay", "reveal", "set_params", "show",
+__all__ = ["book", "commit", "create", "epoch", "judge", "register", "replay", "reveal", "set_params", "show",
            "to_u16"]
 
 _MARK = b'"type":"subnet.'
 
 
-def _subnet_entries(ledger: Any, *, verify: bool = False, batch: int = 20000) -> Iterator[tuple[int, Any]]:
-    for idx, _h, data in ledger.store.iter_leaves(0, ledger.size, batch):
+def _subnet_entries(ledger: Any, *, verify: bool = False, batch: int = 20000, start: int = 0,
+                    end: int | None = None) -> Iterator[tuple[int, Any]]:
+    for idx, _h, data in ledger.store.iter_leaves(start, ledger.size if end is None else end, batch):
         data = bytes(data)
         if _MARK in data:
             e = parse_entry(data, verify=verify)
@@ -38,23 +40,43 @@ def _subnet_entries(ledger: Any, *, verify: bool = False, batch: int = 20000) ->
 
 
 def stake_reader(ledger: Any) -> Callable[[str, int], int]:
-    st = gov_state(ledger)
-
+    """A validator's stake: its governance reputation just before ``index`` (the DAO's own fold)."""
     def stake_of(did: str, index: int) -> int:
-        return int(st.rep_at(did, index))
+        return int(gov_state(ledger).rep_at(did, index))
     return stake_of
 
 
+_cache: dict[str, tuple[SubnetBook, int]] = {}
+_cache_lock = threading.Lock()
+
+
 def book(ledger: Any) -> SubnetBook:
-    """Every subnet's state, folded from the log (unauthorised or wrong entries are ignored and listed)."""
-    return SubnetBook(stake_reader(ledger)).fold(_subnet_entries(ledger))
+    """Every subnet's state, folded from the log (unauthorised or wrong entries are ignored and listed).
+
+    Cached per ledger: only the entries appended since the last call are folded (``replay`` always folds
+    from entry 0)."""
+    key = f"{Path(ledger.path).resolve()} {ledger.vkey}"
+    with _cache_lock:
+        b, done = _cache.get(key, (None, 0))
+        size = ledger.size
+        if b is None or done > size:
+            b, done = SubnetBook(stake_reader(ledger)), 0
+        if size > done:
+            b.fold(_subnet_entries(ledger, start=done, end=size))
+        _cache[key] = (b, size)
+        return b
+
+
+def judge(ledger: Any, index: int, entry: Any) -> None:
+    """The admission check (``authority.hooks.use_judge("subnet.")``): raises NotAuthorisedError when the
+    rules give the entry no effect at ``index``; other faults are left to the fold (ignored there)."""
+    book(ledger).check(index, entry)
 
 
 def _write(ledger: Any, ident: Any, record_type: str, body: dict[str, Any], time: str | None) -> dict[str, Any]:
     entry = build_entry(record_type, body, ident.did, time or str(ledger.now()), ident.sign)
     ledger.check_time(entry.time)
-    b = book(ledger)
-    b.apply(ledger.size, entry)  # raises with the rule's reason; nothing is logged
+    book(ledger).check(ledger.size, entry)  # raises with the rule's reason; nothing is logged
     res = ledger.append_entry(entry, terms=[f"subnet:{body.get('subnet', body.get('name'))}"])
     return {"index": res.index, "type": record_type, "signer": ident.did, "time": entry.time, "body": body}
 
@@ -169,8 +191,7 @@ def replay(ledger: Any, name: str | None = None, *, verify_signatures: bool = Fa
 
     Raises :class:`VerificationError` when a logged ``subnet.epoch`` disagrees with the recomputation (it is
     then also ignored by every fold)."""
-    stake_of = stake_reader(ledger)
-    b = SubnetBook(stake_of)
+    b = SubnetBook(stake_reader(ledger))
     checked = 0
     mismatches: list[dict[str, Any]] = []
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,8 +52,8 @@ def _int(body: dict[str, Any], k: str) -> int:
     return v
 
 
-def _refuse(e: Any, why: str) -> NotAuthorisedError:
-    return NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {why}", field="signer", type=e.type)
+def _refuse(e: Any, why: str, field: str = "signer") -> NotAuthorisedError:
+    return NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {why}", field=field, type=e.type)
 
 
 def check_weights(uids: Any, values: Any, miners: int) -> tuple[list[int], list[int]]:
@@ -126,6 +126,13 @@ class Subnet:
             w[i, r["uids"]] = r["values"]
         return fold_epoch(stake, w, self.bonds, self.params_for(n)), list(self.validators)
 
+    def clone(self) -> Subnet:
+        """A copy that applying one entry to cannot change this one (containers copied, values shared)."""
+        return replace(self, params=list(self.params), miners=list(self.miners), validators=list(self.validators),
+                       role=dict(self.role), commits=dict(self.commits),
+                       reveals={k: dict(v) for k, v in self.reveals.items()}, epochs=list(self.epochs),
+                       earned=dict(self.earned))
+
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "owner": self.owner, "created": self.created, "task": self.task,
                 "epoch_ms": self.epoch_ms, "start_ms": self.start_ms,
@@ -161,6 +168,15 @@ class SubnetBook:
         if sn is None:
             raise BadInputError(f"no subnet named {name!r}", field="subnet")
         return sn
+
+    def check(self, idx: int, e: Any) -> None:
+        """Would ``e`` at ``idx`` take effect?  Raises like :meth:`apply`; changes nothing."""
+        trial = SubnetBook(self.stake_of)
+        trial.subnets = dict(self.subnets)
+        name = e.body.get("subnet") if isinstance(e.body, dict) else None
+        if isinstance(name, str) and name in trial.subnets:
+            trial.subnets[name] = trial.subnets[name].clone()
+        trial.apply(idx, e)
 
     # -- the rules -------------------------------------------------------------------------------------------
 
@@ -293,7 +309,7 @@ class SubnetBook:
         want = epoch_body(sn, n, res)
         if body != want:
             diff = sorted(k for k in set(want) | set(body) if body.get(k) != want.get(k))
-            raise BadInputError(f"the epoch {n} result differs from the fold's ({', '.join(diff)})", field="result")
+            raise _refuse(e, f"its epoch {n} result differs from the fold's ({', '.join(diff)})", field="result")
         sn.bonds = res.bonds
         for did, pay in zip(sn.miners, res.miner_pay, strict=True):
             if pay:
