@@ -210,3 +210,26 @@ def test_http_ingest_refuses_with_403(world):
     assert r.status_code == 403, r.text
     assert "not_authorised" in r.text and "no stake" in r.text, r.text
     assert w.led.size == size
+
+
+def test_a_batch_is_judged_in_order(world):
+    """A registration and a commit by the new validator in one batch: the commit sees the registration."""
+    w = world
+    gov_rep = w.led.new_identity("v4")[0]
+    from ailedger.governance import service as gov
+
+    gov.grant_reputation(w.led, w.ids["owner"], {gov_rep.did: 50}, time=w.at(0, 300))
+    reg = build_entry("subnet.register", {"subnet": "digits", "role": "validator"}, gov_rep.did, w.at(0, 400),
+                      gov_rep.sign)
+    com = build_entry("subnet.commit", {"subnet": "digits", "epoch": 0, "commitment": "cd" * 32}, gov_rep.did,
+                      w.at(0, 500), gov_rep.sign)
+    bad = build_entry("subnet.commit", {"subnet": "digits", "epoch": 0, "commitment": "ef" * 32}, gov_rep.did,
+                      w.at(0, 600), gov_rep.sign)
+    out = w.led.append_entries([reg.leaf_bytes, com.leaf_bytes, bad.leaf_bytes], parallel=False)
+    assert not isinstance(out[0], str) and not isinstance(out[1], str), out
+    assert not isinstance(out[2], str)  # logged: not a question of standing (the fold keeps the first commit)
+    b = service.book(w.led)
+    assert b.get("digits").validators[-1] == gov_rep.did
+    assert (0, gov_rep.did) in b.get("digits").commits
+    # the second commit in the same epoch is not a question of standing: logged, and ignored by the fold
+    assert any("a second commit" in x["reason"] for x in b.ignored)

@@ -67,10 +67,24 @@ def book(ledger: Any) -> SubnetBook:
         return b
 
 
+_trials: dict[str, tuple[int, int, SubnetBook]] = {}
+
+
 def judge(ledger: Any, index: int, entry: Any) -> None:
     """The admission check (``authority.hooks.use_judge("subnet.")``): raises NotAuthorisedError when the
-    rules give the entry no effect at ``index``; other faults are left to the fold (ignored there)."""
-    book(ledger).check(index, entry)
+    rules give the entry no effect at ``index``; other faults are left to the fold (ignored there).
+
+    The entries of one batch are judged in order, each after the ones before it (a register then a commit
+    in one batch): a trial copy of the book carries them from one call to the next (admission runs under
+    the authority lock, one batch at a time)."""
+    b = book(ledger)
+    size = ledger.size
+    key = f"{Path(ledger.path).resolve()} {ledger.vkey}"
+    with _cache_lock:
+        t = _trials.get(key)
+        trial = t[2] if t is not None and t[0] == size and t[1] < index else b.trial()
+        _trials[key] = (size, index, trial)
+    trial.apply(index, entry)
 
 
 def _write(ledger: Any, ident: Any, record_type: str, body: dict[str, Any], time: str | None) -> dict[str, Any]:

@@ -169,6 +169,13 @@ class SubnetBook:
             raise BadInputError(f"no subnet named {name!r}", field="subnet")
         return sn
 
+    def trial(self) -> SubnetBook:
+        """A copy to apply entries to without changing this book."""
+        t = SubnetBook(self.stake_of)
+        t.subnets = {k: v.clone() for k, v in self.subnets.items()}
+        t.applied = self.applied
+        return t
+
     def check(self, idx: int, e: Any) -> None:
         """Would ``e`` at ``idx`` take effect?  Raises like :meth:`apply`; changes nothing."""
         trial = SubnetBook(self.stake_of)
