@@ -233,3 +233,26 @@ def test_a_batch_is_judged_in_order(world):
     assert (0, gov_rep.did) in b.get("digits").commits
     # the second commit in the same epoch is not a question of standing: logged, and ignored by the fold
     assert any("a second commit" in x["reason"] for x in b.ignored)
+
+
+def test_explorer_page(world):
+    import asyncio
+
+    import httpx
+
+    from ailedger.http.app import create_app
+
+    w = world
+    _round(w, {"v1": {0: 0.9, 1: 0.5}, "v2": {0: 0.8, 2: 0.6}})
+    r = service.epoch(w.led, w.ids["keeper"], "digits", 0, time=w.at(2, 100))
+
+    async def get(path: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(w.led)),
+                                     base_url="http://127.0.0.1") as c:
+            return await c.get(path)
+    page = asyncio.run(get("/subnet/digits"))
+    assert page.status_code == 200, page.text
+    pay = r["body"]["result"]["pay"]
+    assert f"<td>{sum(pay['miners'])}</td>" in page.text and 'id="chart"' in page.text
+    assert f'href="/entry/{r["index"]}"' in page.text
+    assert asyncio.run(get("/subnet/nope")).status_code == 404

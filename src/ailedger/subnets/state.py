@@ -23,7 +23,7 @@ import numpy as np
 
 from ailedger.encoding.canonical import canonical_json
 from ailedger.encoding.times import time_ms
-from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError
+from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError, NotFoundError
 from ailedger.subnets.yuma import U16, EpochResult, Params, fold_epoch
 
 __all__ = ["TYPES", "Subnet", "SubnetBook", "commitment", "epoch_body"]
@@ -166,7 +166,7 @@ class SubnetBook:
     def get(self, name: str) -> Subnet:
         sn = self.subnets.get(name)
         if sn is None:
-            raise BadInputError(f"no subnet named {name!r}", field="subnet")
+            raise NotFoundError(f"no subnet named {name!r}", field="subnet")
         return sn
 
     def trial(self) -> SubnetBook:
