@@ -110,12 +110,12 @@ def _dataset_owner(ledger: Any, name: str) -> Any:
     return dataset_owner(ledger, name)
 
 
-def _subnet_judge(ledger: Any, index: int, entry: Any) -> None:
+def _subnet_judge(ledger: Any, items: list[tuple[int, Any]]) -> list[Any]:
     try:
         from ailedger.subnets.service import judge
     except ImportError as exc:
         raise _missing("subnets", exc) from None
-    judge(ledger, index, entry)
+    return list(judge(ledger, items))
 
 
 # -- ailedger verify -> provenance, anchoring -----------------------------------------------------------------

@@ -48,9 +48,10 @@ class DaoView(Protocol):
 DatasetOwner = Callable[[Any, str], Any]
 """(ledger, dataset name) -> the did:key of its first committer, or None; NotFoundError when unknown."""
 
-CapabilityJudge = Callable[[Any, int, Any], None]
-"""(ledger, index, entry) -> None when the entry's signer may sign it with effect, appended at ``index``;
-raises NotAuthorisedError saying why not.  A capability's own rules (e.g. ``subnet.*``: ailedger.subnets)."""
+CapabilityJudge = Callable[[Any, list[tuple[int, Any]]], list[Any]]
+"""(ledger, [(index, entry), ...] in log order) -> one verdict per entry: None when its signer may sign it
+with effect, appended at ``index`` after the ones before it, else the NotAuthorisedError saying why not.
+A capability's own rules (e.g. ``subnet.*``: ailedger.subnets)."""
 
 _dao: DaoView | None = None
 _dataset_owner: DatasetOwner | None = None

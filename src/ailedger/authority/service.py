@@ -335,14 +335,23 @@ def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: f
                     raise NotAuthorisedError(f"blob.attach by {e.signer} has no effect: {why}", field="signer")
             elif e.type in DATASET_OWNED:
                 _dataset_check(ledger, e)
-            else:
-                judge = hooks.judge_for(e.type)
-                if judge is not None:
-                    judge(ledger, index, e)
         except NotAuthorisedError as exc:
             out[i] = exc
         except BadInputError:
             pass  # malformed or conflicting, not a question of standing: the fold ignores it, as before
+    judged: dict[Any, list[int]] = {}
+    for i in guarded:
+        judge = hooks.judge_for(entries[i].type) if out[i] is None else None
+        if judge is not None:
+            judged.setdefault(judge, []).append(i)
+    for judge, ixs in judged.items():  # a capability's own rules, on its entries of the batch, in order
+        try:
+            verdicts = judge(ledger, [(base + i, entries[i]) for i in ixs])
+        except BadInputError:
+            continue  # cannot be judged here (e.g. its extra is missing): the fold decides
+        for i, err in zip(ixs, verdicts, strict=True):
+            if isinstance(err, NotAuthorisedError):
+                out[i] = err
 
 
 def raise_first(errors: Sequence[AiledgerError | None]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from ailedger.encoding.records import build_entry, parse_entry
 from ailedger.encoding.times import time_ms
-from ailedger.errors import AiledgerError, BadInputError, NotFoundError, VerificationError
+from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, NotFoundError, VerificationError
 from ailedger.governance.service import state as gov_state
 from ailedger.subnets.state import TYPES, SubnetBook, check_weights, commitment
 from ailedger.subnets.yuma import U16, Params
@@ -67,24 +67,30 @@ def book(ledger: Any) -> SubnetBook:
         return b
 
 
-_trials: dict[str, tuple[int, int, SubnetBook]] = {}
-
-
-def judge(ledger: Any, index: int, entry: Any) -> None:
-    """The admission check (``authority.hooks.use_judge("subnet.")``): raises NotAuthorisedError when the
-    rules give the entry no effect at ``index``; other faults are left to the fold (ignored there).
-
-    The entries of one batch are judged in order, each after the ones before it (a register then a commit
-    in one batch): a trial copy of the book carries them from one call to the next (admission runs under
-    the authority lock, one batch at a time)."""
-    b = book(ledger)
-    size = ledger.size
-    key = f"{Path(ledger.path).resolve()} {ledger.vkey}"
-    with _cache_lock:
-        t = _trials.get(key)
-        trial = t[2] if t is not None and t[0] == size and t[1] < index else b.trial()
-        _trials[key] = (size, index, trial)
-    trial.apply(index, entry)
+def judge(ledger: Any, items: list[tuple[int, Any]]) -> list[NotAuthorisedError | None]:
+    """The admission check (``authority.hooks.use_judge("subnet.")``): for each (index, entry) of a batch, in
+    order, the NotAuthorisedError when the rules give it no effect there (each judged after the ones before
+    it, on a trial copy of the book); other faults are left to the fold (ignored there)."""
+    if len(items) == 1:
+        idx, e = items[0]
+        try:
+            book(ledger).check(idx, e)
+        except NotAuthorisedError as exc:
+            return [exc]
+        except BadInputError:
+            pass
+        return [None]
+    trial = book(ledger).trial()
+    out: list[NotAuthorisedError | None] = []
+    for idx, e in items:
+        try:
+            trial.apply(idx, e)
+            out.append(None)
+        except NotAuthorisedError as exc:
+            out.append(exc)
+        except BadInputError:
+            out.append(None)
+    return out
 
 
 def _write(ledger: Any, ident: Any, record_type: str, body: dict[str, Any], time: str | None) -> dict[str, Any]:
