@@ -62,3 +62,23 @@ def test_simulate_cli_json(tmp_path):
     out = json.loads(r.output)
     assert out["figures"]["consensus"]["cartel_excess_relative"] < out["figures"]["mean"]["cartel_excess_relative"]
     assert (tmp_path / "s.png").exists()
+
+
+def test_replay_exits_1_on_a_forged_epoch(world):
+    from ailedger.encoding.records import build_entry
+    from ailedger.subnets import service
+    from ailedger.tlog.ledger import entry_terms
+    from ailedger.tlog.merkle import leaf_hash
+    from ailedger.tlog.stores import LeafRow
+
+    w = world
+    service.commit(w.led, w.ids["v1"], "digits", {0: 1.0, 1: 0.5}, time=w.at(0, 5000))
+    service.reveal(w.led, w.ids["v1"], "digits", 0, time=w.at(1, 5000))
+    _n, body = service.book(w.led).compute_next("digits")
+    body["result"]["pay"]["owner"] += 5
+    e = build_entry("subnet.epoch", body, w.ids["m0"].did, w.at(2, 100), w.ids["m0"].sign)
+    w.led.log.append([LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e))])  # past admission
+    path = str(w.led.path)
+    w.led.close()
+    r = run("subnet", "replay", "digits", "--ledger", path, ok=1)
+    assert "does not agree with the replay" in r.output and "pay" in r.output

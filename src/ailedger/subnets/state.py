@@ -52,6 +52,18 @@ def _int(body: dict[str, Any], k: str) -> int:
     return v
 
 
+def _diff(want: Any, got: Any, path: str = "") -> list[str]:
+    """Where ``got`` differs from ``want`` (dotted paths, list positions in brackets)."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        return [d for k in sorted(set(want) | set(got), key=str)
+                for d in _diff(want.get(k), got.get(k), f"{path}.{k}" if path else str(k))]
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        return [d for i, (a, b) in enumerate(zip(want, got, strict=True)) for d in _diff(a, b, f"{path}[{i}]")]
+    if want != got or type(want) is not type(got):
+        return [f"{path}: {got!r} instead of {want!r}" if not isinstance(want, (dict, list)) else path]
+    return []
+
+
 def _refuse(e: Any, why: str, field: str = "signer") -> NotAuthorisedError:
     return NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {why}", field=field, type=e.type)
 
@@ -315,8 +327,8 @@ class SubnetBook:
         res, rows = sn.compute(n)
         want = epoch_body(sn, n, res)
         if body != want:
-            diff = sorted(k for k in set(want) | set(body) if body.get(k) != want.get(k))
-            raise _refuse(e, f"its epoch {n} result differs from the fold's ({', '.join(diff)})", field="result")
+            diff = _diff(want, body)[:4]
+            raise _refuse(e, f"its epoch {n} result differs from the fold's ({'; '.join(diff)})", field="result")
         sn.bonds = res.bonds
         for did, pay in zip(sn.miners, res.miner_pay, strict=True):
             if pay:
