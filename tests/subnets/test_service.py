@@ -154,12 +154,30 @@ def test_evidence_must_be_inference_records(world):
     service.commit(w.led, w.ids["v1"], "digits", {0: 1.0}, time=w.at(0, 5000))
     with pytest.raises(BadInputError, match="not an inference.batch"):
         service.reveal(w.led, w.ids["v1"], "digits", 0, evidence=[1], time=w.at(1, 5000))
-    rec = w.led.append_record("inference.batch", {"model": "m0-model", "root": "00" * 32, "count": 3},
-                              w.ids["m0"], time=w.at(0, 6000))
-    service.reveal(w.led, w.ids["v1"], "digits", 0, evidence=[rec.index], time=w.at(1, 5000))
+    # miner 0 serves a real model through the inference SDK: its calls are logged as an inference.batch
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from ailedger.inference import InferenceTrail
+    from ailedger.provenance.models import register_model
+
+    x, y = load_iris(return_X_y=True)
+    clf = LogisticRegression(max_iter=300).fit(x[::2], y[::2])
+    mdir = w.led.path.parent / "m0-model"
+    mdir.mkdir()
+    (mdir / "coef.json").write_text(str(clf.coef_.tolist()))
+    register_model(w.led, mdir, "m0-model", w.ids["m0"], workers=1)
+    trail = InferenceTrail(w.led, "m0-model", mode="fast", caller="v1")
+    predict = trail.wrap()(lambda row: {"label": int(clf.predict([row])[0])})
+    correct = sum(predict(list(map(float, x[i])))["label"] == y[i] for i in range(1, 40, 2))
+    trail.close()
+    batches = sorted(i for i, _e in w.led.find(type="inference.batch"))
+    assert batches
+    service.reveal(w.led, w.ids["v1"], "digits", 0, evidence=batches, time=w.at(1, 5000))
     service.epoch(w.led, w.ids["keeper"], "digits", time=w.at(2, 100))
     ep = service.show(w.led, "digits")["epoch_results"][0]
-    assert ep["reveals"][w.ids["v1"].did]["evidence"] == [rec.index]
+    assert ep["reveals"][w.ids["v1"].did]["evidence"] == batches
+    assert correct >= 15  # the scored calls are real answers
 
 
 def test_names_and_registration(world):
