@@ -274,3 +274,17 @@ def test_explorer_page(world):
     assert f"<td>{sum(pay['miners'])}</td>" in page.text and 'id="chart"' in page.text
     assert f'href="/entry/{r["index"]}"' in page.text
     assert asyncio.run(get("/subnet/nope")).status_code == 404
+
+
+def test_the_cached_fold_through_the_type_index_equals_a_scan(world, monkeypatch):
+    w = world
+    w.led.append_entries([build_entry("note", {"n": i}, w.ids["m1"].did, w.at(0, 300), w.ids["m1"].sign).leaf_bytes
+                          for i in range(300)], parallel=False)
+    _round(w, {"v1": {0: 0.9, 1: 0.5}, "v2": {0: 0.8, 2: 0.6}})
+    service.epoch(w.led, w.ids["keeper"], "digits", 0, time=w.at(2, 100))
+    scanned = service.book(w.led).get("digits").summary()
+    service._cache.clear()
+    monkeypatch.setattr(service, "SPARSE_SCAN_FROM", 1)
+    indexed = service._indexed_entries(w.led, 0, w.led.size)
+    assert indexed is not None and all(e.type.startswith("subnet.") for _i, e in indexed)
+    assert service.book(w.led).get("digits").summary() == scanned

@@ -39,6 +39,32 @@ def _subnet_entries(ledger: Any, *, verify: bool = False, batch: int = 20000, st
                 yield idx, e
 
 
+SPARSE_SCAN_FROM = 20000
+
+
+def _indexed_entries(ledger: Any, start: int, end: int) -> list[tuple[int, Any]] | None:
+    """Subnet entries in [start, end) found through the log's type index (``type:<type>``, kept for every
+    entry logged through the Ledger); None when they are not sparse (then scanning is cheaper)."""
+    idxs: list[int] = []
+    budget = max(1000, (end - start) // 8)
+    for t in TYPES:
+        after = start - 1
+        while True:
+            got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
+            idxs.extend(got)
+            if len(idxs) > budget:
+                return None
+            if len(got) < 2000:
+                break
+            after = got[-1]
+    out = []
+    for i in sorted(set(idxs)):
+        e = parse_entry(bytes(ledger.store.leaves(i, i + 1)[0]), verify=False)
+        if e.type in TYPES:
+            out.append((i, e))
+    return out
+
+
 def stake_reader(ledger: Any) -> Callable[[str, int], int]:
     """A validator's stake: its governance reputation just before ``index`` (the DAO's own fold)."""
     def stake_of(did: str, index: int) -> int:
@@ -62,7 +88,8 @@ def book(ledger: Any) -> SubnetBook:
         if b is None or done > size:
             b, done = SubnetBook(stake_reader(ledger)), 0
         if size > done:
-            b.fold(_subnet_entries(ledger, start=done, end=size))
+            found = _indexed_entries(ledger, done, size) if size - done >= SPARSE_SCAN_FROM else None
+            b.fold(found if found is not None else _subnet_entries(ledger, start=done, end=size))
         _cache[key] = (b, size)
         return b
 
