@@ -129,6 +129,15 @@ RULES: dict[str, tuple[str, str]] = {
     "fl.round": (("the run's server (signer of its fl.run); every update in it signed by an enrolled, "
                   "registered, unremoved client"), "a round of the run: the models before and after"),
     "fl.remove": ("the run's server (signer of its fl.run)", "removes a client from the run; names the rounds"),
+    "subnet.create": ("anyone, for a new subnet name (the signer owns it)", "a subnet, its task and parameters"),
+    "subnet.params": ("the subnet's owner", "the subnet's parameters from the next epoch that starts"),
+    "subnet.register": ("the registrant itself (the signer), once per subnet", "a miner or validator uid"),
+    "subnet.commit": (("a registered validator with reputation > 0 at the entry, once per epoch, dated "
+                       "in that epoch"), "the validator's sealed weights and its stake for the epoch"),
+    "subnet.reveal": ("the validator that committed, in the following epoch, opening its commitment",
+                      "the validator's weights for the epoch"),
+    "subnet.epoch": (("anyone (a keeper), once per epoch in order, after its reveal window; its result must "
+                      "equal the fold's recomputation"), "bonds and payouts of the epoch"),
 }
 
 

@@ -228,7 +228,7 @@ def _gov_types() -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)  # a pure function of the type; asked once or twice per entry written
 def _guarded(t: str) -> bool:
     return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
-            or t == "blob.attach" or t in DATASET_OWNED or t in FL_RUN_OWNED)
+            or t == "blob.attach" or t in DATASET_OWNED or t in FL_RUN_OWNED or hooks.judge_for(t) is not None)
 
 
 # Does the signer's standing matter for entries of this type?  (The kernel's admission protocol asks.)
@@ -405,6 +405,19 @@ def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: f
             out[i] = exc
         except BadInputError:
             pass  # malformed or conflicting, not a question of standing: the fold ignores it, as before
+    judged: dict[Any, list[int]] = {}
+    for i in guarded:
+        judge = hooks.judge_for(entries[i].type) if out[i] is None else None
+        if judge is not None:
+            judged.setdefault(judge, []).append(i)
+    for judge, ixs in judged.items():  # a capability's own rules, on its entries of the batch, in order
+        try:
+            verdicts = judge(ledger, [(base + i, entries[i]) for i in ixs])
+        except BadInputError:
+            continue  # cannot be judged here (e.g. its extra is missing): the fold decides
+        for i, err in zip(ixs, verdicts, strict=True):
+            if isinstance(err, NotAuthorisedError):
+                out[i] = err
 
 
 def raise_first(errors: Sequence[AiledgerError | None]) -> None:

@@ -76,6 +76,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("serve", "server", {}),
     ("stake", "governance", {}),
     ("storage", "blobs", {}),
+    ("subnet", "subnets", {}),
     ("witness", None, {}),
     ("write_token", None, {}),
 )
