@@ -50,6 +50,7 @@ PEERS: dict[str, set[str]] = {
     "blobs": {"provenance"},       # stored copies of model and dataset records
     "screening": {"provenance"},   # screening and removal act on dataset commitments
     "content": {"governance"},     # a claim's reputation comes from staking
+    "federated": {"blobs"},        # a run's updates kept in the blob store (--store blob:URL)
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }
 

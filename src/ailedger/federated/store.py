@@ -1,6 +1,8 @@
 """The off-ledger store of a run's updates: one file per client and round in a folder, optionally
 encrypted (AES-256-GCM, ``cryptography``; the key in the ledger's private folder, the file's path as
-associated data, so a file moved to another client or round does not decrypt).
+associated data, so a file moved to another client or round does not decrypt); or in ailedger's blob store
+(:class:`ailedger.federated.blobstore.BlobUpdateStore`: encrypted, content-addressed, each item's CID logged
+beside it). :class:`Store` is what the run and replay need of either.
 
 Layout: ``STORE/run-<N>/init.bin`` (the initial global model), ``STORE/run-<N>/r<round>/<did>.bin`` (each
 accepted client's serialized update, :func:`ailedger.federated.params.serialize`) and
@@ -10,15 +12,31 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Protocol
 
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
 
-__all__ = ["UpdateStore"]
+__all__ = ["Store", "UpdateStore"]
 
 _MAGIC = b"AILFL1\n"
 
 
+class Store(Protocol):
+    """What a run writes and replay reads: ``put_*`` return a reference to log beside the item (the blob
+    store's CID) or None (the folder store: the path follows from run, round and client)."""
+
+    def put_init(self, data: bytes) -> str | None: ...
+    def get_init(self) -> bytes: ...
+    def put_update(self, round_: int, did: str, data: bytes) -> str | None: ...
+    def get_update(self, round_: int, did: str) -> bytes: ...
+    def put_seed(self, round_: int, seed: bytes) -> str | None: ...
+    def get_seed(self, round_: int) -> bytes: ...
+    def close(self) -> None: ...
+
+
 class UpdateStore:
+    kind = "folder"
+
     def __init__(self, root: str | os.PathLike[str], run: int, *, key: bytes | None = None) -> None:
         self.dir = Path(root) / f"run-{run}"
         self.key = key
@@ -64,6 +82,9 @@ class UpdateStore:
                                     field="store") from None
         return data
 
+    def close(self) -> None:
+        """Nothing to release (the blob store's counterpart removes its scratch folder)."""
+
     def put_init(self, data: bytes) -> None:
         self._write(self.dir / "init.bin", data)
 
@@ -81,3 +102,4 @@ class UpdateStore:
 
     def get_seed(self, round_: int) -> bytes:
         return self._read(self.path(round_, "noise.seed"), f"round {round_} noise seed")
+
