@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +31,15 @@ class BlobUpdateStore:
     kind = "blob"
 
     def __init__(self, ledger: Any, ident: Any, *, nodes: Sequence[str] = (), readers: Sequence[str] = (),
-                 refs: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+                 refs: dict[str, str] | None = None, timeout: float = 30.0, workers: int = 4) -> None:
         self.service = BlobService(ledger, timeout=timeout)
         self.ident = ident
         self.nodes = list(nodes)
         self.readers = list(readers)
         self.refs: dict[str, str] = dict(refs or {})  # "init" / "r<round>/<did>" / "r<round>/noise" -> CID
         self.tmp = Path(tempfile.mkdtemp(prefix="ailedger-fl-blob-"))
+        self.workers = workers
+        self._lock = threading.Lock()
 
     @classmethod
     def for_run(cls, ledger: Any, run: int, ident: Any, *, timeout: float = 30.0) -> BlobUpdateStore:
@@ -61,20 +65,21 @@ class BlobUpdateStore:
         if not self.nodes:
             raise BadInputError("the blob store needs at least one storage node URL or s3:// target "
                                 "(--store blob:URL[,URL...])", field="store")
-        p = self.tmp / "item.bin"
+        p = self.tmp / f"item-{threading.get_ident()}.bin"
         p.write_bytes(data)
         try:
             cid = self.service.put(p, self.nodes, self.ident, readers=self.readers).cid
         finally:
             p.unlink(missing_ok=True)
-        self.refs[ref] = cid
+        with self._lock:
+            self.refs[ref] = cid
         return cid
 
     def _get(self, ref: str, what: str) -> bytes:
         cid = self.refs.get(ref)
         if cid is None:
             raise NotFoundError(f"{what}: the log names no blob for it", field="store")
-        out = self.tmp / "got.bin"
+        out = self.tmp / f"got-{threading.get_ident()}.bin"
         try:
             self.service.get(cid, out, self.ident)
             return out.read_bytes()
@@ -94,6 +99,15 @@ class BlobUpdateStore:
 
     def put_update(self, round_: int, did: str, data: bytes) -> str:
         return self._put(f"r{round_}/{did}", data)
+
+    def put_updates(self, round_: int, items: list[tuple[str, bytes]]) -> dict[str, str]:
+        """Every ``(did, update)`` of a round, ``workers`` puts at a time (their ``blob.put`` entries share
+        the ledger's group commit); did -> CID."""
+        if len(items) <= 1 or self.workers <= 1:
+            return {did: self.put_update(round_, did, data) for did, data in items}
+        with ThreadPoolExecutor(min(self.workers, len(items))) as pool:
+            cids = list(pool.map(lambda it: self.put_update(round_, it[0], it[1]), items))
+        return {did: cid for (did, _), cid in zip(items, cids)}
 
     def get_update(self, round_: int, did: str) -> bytes:
         return self._get(f"r{round_}/{did}", f"round {round_}: the stored update of client {did}")

@@ -244,11 +244,8 @@ class LedgerStrategy(Strategy):
         t_log = time.perf_counter()
         base_arrays = parameters_to_ndarrays(Parameters(tensors=base, tensor_type="numpy.ndarray"))
         scores = anomaly_scores([parameters_to_ndarrays(r.parameters) for _, r in accepted], base_arrays)
-        blobs: dict[str, str] = {}  # did -> CID, when the store is the blob store
-        for did, res in accepted:
-            ref = ctx.store.put_update(server_round, did, serialize(res.parameters.tensors))
-            if isinstance(ref, str):
-                blobs[did] = ref
+        # did -> CID when the store is the blob store (logged beside each update); the folder store gives {}
+        blobs = ctx.store.put_updates(server_round, [(did, serialize(res.parameters.tensors)) for did, res in accepted])
         seed = None
         noise_blob = None
         if ctx.dp is not None:
