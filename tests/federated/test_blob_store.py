@@ -64,6 +64,8 @@ def test_cli_blob_store_run_replay_and_tampered_blob(ledger, server, node):
     update = plain.get_update(1, first["did"])
     assert all(update[:64] not in p.read_bytes() for p in _shards(node))
     plain.close()
+    assert "updates kept in the blob store (encrypted)" in _run(led, "fl", "show", run).stdout
+    assert json.loads(_run(led, "fl", "show", run, "--json").stdout)["store"] == "blob"
     rep = json.loads(_run(led, "fl", "replay", run, "--json").stdout)
     assert rep["ok"] and rep["rounds"] == 2 and rep["final_root"] == out["final_root"]
     # flip one byte of the shard that holds round 2's update of one client: replay names client and round

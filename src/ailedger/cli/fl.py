@@ -206,7 +206,9 @@ def register(main: click.Group) -> None:
                 if chart:
                     _chart(v, chart)
                     data["chart"] = chart
-                lines = [f"run {run}: {v.body.get('rule')}, server {_short(v.server)}, {len(v.rounds)} rounds"]
+                lines = [f"run {run}: {v.body.get('rule')}, server {_short(v.server)}, {len(v.rounds)} rounds, "
+                         f"updates kept {'in the blob store' if data['store'] == 'blob' else 'in a folder'}"
+                         + (" (encrypted)" if data["store"] in ("blob", "aes-256-gcm") else "")]
                 for rr in data["round_list"]:
                     lines.append(f"  round {rr['round']:>3} (entry {rr['entry']}): {rr['accepted']} updates, "
                                  f"accuracy {rr['accuracy']}"

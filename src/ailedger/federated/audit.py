@@ -45,7 +45,7 @@ class RunView:
                 "rule": self.body.get("rule"), "clients": self.body.get("clients", []),
                 "rounds": len(self.rounds), "accuracy": last.get("accuracy"),
                 "final_root": last.get("root_after", self.body.get("init_root")),
-                "dp": self.body.get("dp"), "epsilon": (last.get("dp") or {}).get("epsilon"),
+                "store": self.body.get("store"), "dp": self.body.get("dp"), "epsilon": (last.get("dp") or {}).get("epsilon"),
                 "flagged": self.flagged(),
                 "removed": [{"entry": i, "client": b.get("client"), "reason": b.get("reason"),
                              "rounds": b.get("rounds")} for i, b in self.removals],
