@@ -123,8 +123,9 @@ def replay(ledger: Any, run: int, store: Any, *, progress: Any = None) -> dict[s
             raise VerificationError(f"round {rnd} (entry {idx}) starts from model {b['root_before'][:16]}... but the "
                                     f"previous round ended at {model_root(current)[:16]}...", field="root_before")
         updates = []
-        for c in b.get("clients", []):
-            tensors = deserialize(store.get_update(rnd, c["did"]), what=f"round {rnd} update of {c['did']}")
+        clients = b.get("clients", [])
+        for c, raw in zip(clients, store.get_updates(rnd, [c["did"] for c in clients])):
+            tensors = deserialize(raw, what=f"round {rnd} update of {c['did']}")
             if digest(tensors) != c["digest"]:
                 raise VerificationError(f"round {rnd}: the stored update of client {c['did']} does not match its logged "
                                   f"digest (entry {idx}): tampered", field="store", expected=c["digest"], found=digest(tensors))

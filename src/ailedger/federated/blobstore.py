@@ -112,6 +112,14 @@ class BlobUpdateStore:
     def get_update(self, round_: int, did: str) -> bytes:
         return self._get(f"r{round_}/{did}", f"round {round_}: the stored update of client {did}")
 
+    def get_updates(self, round_: int, dids: list[str]) -> list[bytes]:
+        """The updates of ``dids`` in round ``round_``, ``workers`` fetches at a time; the first failure in
+        ``dids`` order is raised (so replay names the same client whatever finishes first)."""
+        if len(dids) <= 1 or self.workers <= 1:
+            return [self.get_update(round_, d) for d in dids]
+        with ThreadPoolExecutor(min(self.workers, len(dids))) as pool:
+            return list(pool.map(lambda d: self.get_update(round_, d), dids))
+
     def put_seed(self, round_: int, seed: bytes) -> str:
         return self._put(f"r{round_}/noise", seed)
 
