@@ -66,7 +66,7 @@ def run_view(ledger: Any, run: int) -> RunView:
         raise NotFoundError(f"no entry {run} in this log (a run is the index of its fl.run entry)", field="run")
     e = ledger.entry(run)
     if e.type != "fl.run":
-        raise NotFoundError(f"entry {run} is a {e.type}, not an fl.run", field="run")
+        raise NotFoundError(f"entry {run} is not an fl.run (it is a {e.type} entry)", field="run")
     v = RunView(run, e.signer, dict(e.body))
     for t in ("fl.round", "fl.remove"):
         for idx, r in ledger.find(type=t):
