@@ -237,6 +237,7 @@ def test_a_batch_is_judged_in_order(world):
     from ailedger.governance import service as gov
 
     gov.grant_reputation(w.led, w.ids["owner"], {gov_rep.did: 50}, time=w.at(0, 300))
+    service.stake(w.led, gov_rep, "digits", 50, time=w.at(0, 350))
     reg = build_entry("subnet.register", {"subnet": "digits", "role": "validator"}, gov_rep.did, w.at(0, 400),
                       gov_rep.sign)
     com = build_entry("subnet.commit", {"subnet": "digits", "epoch": 0, "commitment": "cd" * 32}, gov_rep.did,
