@@ -204,6 +204,9 @@ def table(res: dict[str, Any]) -> list[str]:
                  f"mean {f['mean']['cartel_excess_relative']:+.1%}")
     lines.append(f"copier dividends per stake / honest: consensus {f['consensus']['copier_dividend_ratio']:.3f}, "
                  f"mean {f['mean']['copier_dividend_ratio']:.3f}")
+    if c["copy_rule"]:
+        lines.append(f"copy rule: {f['consensus']['copier_reveals_caught']:.0%} of the copiers' reveals and "
+                     f"{f['consensus']['honest_reveals_caught']:.0%} of the honest ones were found to copy")
     return lines
 
 
