@@ -162,7 +162,7 @@ def simulate(cfg: SimConfig, *, params: Params | None = None) -> dict[str, Any]:
         val_pool = p.emission * p.validator_bps / 10000
 
         def per_stake(ix: list[int], div: np.ndarray = div) -> float:
-            return float(div[ix].sum() / stake[ix].sum()) if ix else 0.0
+            return float(div[ix].sum() / stake[ix].sum()) if ix and stake[ix].sum() > 0 else 0.0
         hv = per_stake(g["honest"])
         classes = {
             "honest validator (per 1% stake)": val_pool * hv * stake.sum() / 100,
@@ -182,6 +182,7 @@ def simulate(cfg: SimConfig, *, params: Params | None = None) -> dict[str, Any]:
             "cartel_excess_relative": float((inc[0] - inc0[0]) / inc0[0]) if inc0[0] else 0.0,
             "copier_dividend_ratio": per_stake(g["copier"]) / hv if hv else 0.0,
             "cheap_vs_good_miner": float(inc[1] / inc[honest_good].mean()) if inc[honest_good].mean() else 0.0,
+            "honest_good_share": float(inc[honest_good].mean()),
             "copier_reveals_caught": att["copied"] / max(1, cfg.copier_validators * cfg.epochs),
             "honest_reveals_caught": att["copied_honest"] / max(1, cfg.honest_validators * cfg.epochs),
         }
