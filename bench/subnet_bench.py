@@ -113,9 +113,9 @@ def replay_time(epochs: int, miners: int = 16, validators: int = 8) -> dict[str,
         owner, _ = led.new_identity("owner")
         vids = [led.new_identity(f"v{i}")[0] for i in range(validators)]
         mids = [led.new_identity(f"m{i}")[0] for i in range(miners)]
-        epoch_ms = 1000
+        epoch_ms = 900  # 1,002 windows span 902 s: from 560 s ago to 342 s ahead, inside the writers' 600 s skew
         now = int(time.time() * 1000)
-        t0 = now - 590_000
+        t0 = now - 560_000
         gov.name_founders(led, [owner.did])
         gov.init_dao(led, owner, "dao", reputation={v.did: 100 + 10 * i for i, v in enumerate(vids)},
                      time=iso(t0 - 5000))
