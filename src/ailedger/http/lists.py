@@ -329,7 +329,6 @@ def counts(led: Any, ws: list[Any], ans: list[Any]) -> list[dict[str, Any]]:
     """How many of each kind this log holds (the home page's table of contents)."""
     from ailedger.authority.service import state
     from ailedger.governance import service as gov
-
     from ailedger.subnets import service as subnets
 
     n = {"models": len(state(led).models.models), "proposals": len(gov.state(led).proposals),

@@ -20,6 +20,7 @@ from typing import Any
 from ailedger.encoding.records import build_entry, parse_entry
 from ailedger.encoding.times import time_ms
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, NotFoundError, VerificationError
+from ailedger.governance import staking
 from ailedger.governance.service import state as gov_state
 from ailedger.subnets.state import (
     TYPES,
@@ -188,8 +189,6 @@ def reveal_pool(ledger: Any, ident: Any, name: str, *, items: list[dict[str, Any
 def stake(ledger: Any, ident: Any, name: str, amount: int, *, time: str | None = None) -> dict[str, Any]:
     """Lock ``amount`` reputation on the subnet: a governance ``stake.claim`` of kind ``subnet`` on
     ``subnet:NAME`` (released with ``ailedger stake release`` once its challenge window has ended)."""
-    from ailedger.governance import staking
-
     book(ledger).get(name)
     return staking.stake_claim(ledger, ident, f"subnet:{name}", "subnet", amount, time=time)
 
