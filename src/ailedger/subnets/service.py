@@ -81,11 +81,17 @@ def stake_reader(ledger: Any) -> Callable[[str, str, int, int], int]:
     """A member's stake in a subnet just before entry ``index``: the sum of its governance stake claims of
     kind ``subnet`` on ``subnet:NAME`` made before ``index``, neither released nor settled by a dispute
     before it, whose challenge window (the shortest lock governance allows) ends at or after ``until_ms``."""
+    seen: dict[str, Any] = {"size": -1, "claims": {}}
+
     def stake_of(subnet: str, did: str, index: int, until_ms: int) -> int:
-        subject = f"subnet:{subnet}"
-        return sum(int(c.stake) for c in gov_state(ledger).claims.values()
-                   if c.staker == did and c.subject == subject and c.claim == "subnet"
-                   and c.window_ends >= until_ms and c.locked_at(index))
+        if seen["size"] != ledger.size:  # the subnet claims by (staker, subject), read once per log size
+            by: dict[tuple[str, str], list[Any]] = {}
+            for c in gov_state(ledger).claims.values():
+                if c.claim == "subnet":
+                    by.setdefault((c.staker, c.subject), []).append(c)
+            seen.update(size=ledger.size, claims=by)
+        return sum(int(c.stake) for c in seen["claims"].get((did, f"subnet:{subnet}"), [])
+                   if c.window_ends >= until_ms and c.locked_at(index))
     return stake_of
 
 
