@@ -123,6 +123,13 @@ RULES: dict[str, tuple[str, str]] = {
     "blob.attach": ("the owner of the artifact record it attaches to", "the stored copy of a model/dataset"),
     "inference.batch": ("anyone (a statement by its signer, the operator)", "nothing shared: receipts name the operator"),
     "inference.erasure": ("anyone (a statement by its signer, the operator)", "nothing shared: the operator's report"),
+    "model.zk": (("the model's owner, for an effective registration of it, while the model is usable "
+                  "(authority.service.zk_setup_allowed)"), "binds a ZK circuit and verifying key to the model"),
+    "inference.zk": ("anyone (a statement by its signer, the operator)",
+                     "nothing shared: names the digest of a proof of a logged call"),
+    "eval.commit": ("anyone (a commitment by its signer)", "nothing shared: a sealed commitment with a reveal deadline"),
+    "eval.reveal": (("the committer of the eval.commit it opens (authority.service.eval_reveal_allowed)"),
+                    "opens the commitment (judged by eval verify: on time, matching)"),
 }
 
 

@@ -77,6 +77,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("storage", "blobs", {}),
     ("witness", None, {}),
     ("write_token", None, {}),
+    ("verifiable", "zk", {"eval commit": None, "eval reveal": None, "eval verify": "eval"}),
 )
 
 
