@@ -47,9 +47,8 @@ def test_sample_prove_later_and_swap_detected(zk_env, proven, run):
     res = json.loads(r.output.strip().splitlines()[0])
     missing = {f.split()[1] for f in res["findings"]}
     assert {d1["receipt"], rid_swapped} <= missing and proven["receipt"] not in missing
-    with Ledger.open(zk_env["ledger"]) as led:
-        with pytest.raises(VerificationError, match="was not served by it"):
-            prove_receipt(led, rid_swapped, led.identities.load("inference", None))
+    with Ledger.open(zk_env["ledger"]) as led, pytest.raises(VerificationError, match="was not served by it"):
+        prove_receipt(led, rid_swapped, led.identities.load("inference", None))
     r = run("inference", "prove", "--receipt", d1["receipt"], "-o", zk_env["root"] / "later.json",
             "--ledger", zk_env["ledger"])
     assert r.exit_code == 0, r.output

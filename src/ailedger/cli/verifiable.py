@@ -32,7 +32,7 @@ def _write(path: str | None, doc: dict[str, Any]) -> None:
 def _group(main: click.Group, name: str) -> click.Group:
     g = main.commands.get(name)
     if not isinstance(g, click.Group):
-        raise RuntimeError(f"the {name} command group must be registered before verifiable")
+        raise TypeError(f"the {name} command group must be registered before verifiable")
     return g
 
 

@@ -6,9 +6,9 @@ from ailedger.verifiable.sampling import detection_probability, sample_audit, se
 from ailedger.verifiable.zk import (
     PROOF_FORMAT,
     find_setup,
+    proof_digest,
     prove_call,
     prove_receipt,
-    proof_digest,
     setup_circuit,
     verify_zk,
 )

@@ -62,7 +62,7 @@ def recompute_scores(model: Path, data: Path) -> dict[str, float]:
     x, y = _load_npz(data)
     try:
         sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception kinds
+    except Exception as exc:
         raise BadInputError(f"{model} is not an ONNX model ONNX Runtime can load: {exc}", field="model") from exc
     name = sess.get_inputs()[0].name
     preds = []
@@ -70,7 +70,7 @@ def recompute_scores(model: Path, data: Path) -> dict[str, float]:
         out = np.asarray(sess.run(None, {name: row.reshape(1, -1)})[0])
         preds.append(int(out.argmax()) if out.size > 1 else int(out.ravel()[0]))
     acc = float(np.mean(np.asarray(preds) == y.astype(np.int64)))
-    return {"accuracy": round(acc, 6), "n": int(len(y))}
+    return {"accuracy": round(acc, 6), "n": len(y)}
 
 
 def commit(ledger: Any, evaluation: str, role: str, identity: Any, *, deadline: str, model: str | None = None,

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ailedger.errors import BadInputError
+
 __all__ = ["mlp_to_onnx"]
 
 
@@ -14,8 +16,6 @@ def mlp_to_onnx(clf: Any, path: str | os.PathLike[str], opset: int = 13) -> None
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-
-    from ailedger.errors import BadInputError
 
     if getattr(clf, "activation", None) != "relu" or not hasattr(clf, "coefs_"):
         raise BadInputError("need a fitted MLPClassifier with activation='relu'", field="model")

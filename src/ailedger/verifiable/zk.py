@@ -50,9 +50,9 @@ __all__ = [
     "artefact_dir",
     "find_setup",
     "forward",
+    "proof_digest",
     "prove_call",
     "prove_receipt",
-    "proof_digest",
     "setup_circuit",
     "verify_zk",
 ]
@@ -485,7 +485,7 @@ def verify_zk(ledger: Any, bundle: dict[str, Any], *, vk: str | None = None, set
         t0 = time.perf_counter()
         try:
             ok = ezkl.verify(str(pp), str(paths["settings"]), str(paths["vk"]), str(paths["srs"]))
-        except Exception as exc:  # noqa: BLE001 - EZKL raises RuntimeError / ValueError kinds
+        except Exception as exc:
             raise ProofError(f"the zero-knowledge proof does not verify against the logged key: {exc}") from exc
         t_ezkl = time.perf_counter() - t0
     if ok is not True:
