@@ -86,6 +86,31 @@ def register(main: click.Group) -> None:
                            f"logrows {res['logrows']}, vk {res['vk_sha256'][:16]}..., SRS {res['srs']}\n"
                            f"keys in {res['dir']}")
 
+    @model.command("zk-verifier")
+    @click.argument("setup")
+    @out_option("Folder for Verifier.sol, abi.json and the compiled Verifier.json.", required=True)
+    @click.option("--rpc", default=None, help="Also deploy it on this chain (http://127.0.0.1:PORT, or 'tester' for "
+                  "an in-process EthereumTesterProvider) and bind it to its model.zk entry in a registry.")
+    @click.option("--registry", default=None, metavar="ADDRESS", help="An existing ZkVerifierRegistry (default: "
+                  "deploy a new one).")
+    @ledger_option
+    @json_option
+    def zk_verifier(setup: str, output: str, rpc: str | None, registry: str | None, ledger_dir: Path | None,
+                    as_json: bool) -> None:
+        """Export EZKL's Solidity verifier for SETUP (a model name or #INDEX of its model.zk), compile it with
+        the pinned solc 0.8.20, and optionally deploy it and bind it to the model.zk entry on chain."""
+        from ailedger.verifiable.evm import deploy_verifier, export_verifier, web3_for
+
+        with open_ledger(ledger_dir) as ledger:
+            res = export_verifier(ledger, setup, output)
+            if rpc is not None:
+                res.update(deploy_verifier(ledger, web3_for(rpc), setup, output, registry))
+        text = f"verifier for model {res['model']} (model.zk #{res['setup']}): {res['runtime_bytes']} bytes of code"
+        if rpc is not None:
+            text += (f"\ndeployed at {res['verifier']} ({res['deploy_gas']} gas); registry {res['registry']} binds "
+                     f"it to model.zk #{res['setup']} ({res['bind_gas']} gas)")
+        emit(as_json, res, text)
+
     @inference.command("prove")
     @click.option("--model", default=None, help="Run and prove one new call of this model (with --input).")
     @click.option("--input", "input_file", default=None, metavar="FILE", help="The call's input: a JSON list of "
@@ -127,20 +152,38 @@ def register(main: click.Group) -> None:
     @click.option("--vk", default=None, metavar="FILE", help="Verifying key (default: the ledger's copy).")
     @click.option("--settings", default=None, metavar="FILE", help="Circuit settings (default: the ledger's copy).")
     @click.option("--srs", default=None, metavar="FILE", help="SRS file (default: the ledger's copy).")
+    @click.option("--rpc", default=None, help="Also verify on chain, on this node (http://127.0.0.1:PORT).")
+    @click.option("--verifier", default=None, metavar="ADDRESS", help="With --rpc: the deployed verifier.")
+    @click.option("--registry", default=None, metavar="ADDRESS",
+                  help="With --rpc: the registry that must bind the verifier to the proof's model.zk entry.")
     @ledger_option
     @json_option
-    def verify_zk_cmd(proof_file: str, vk: str | None, settings: str | None, srs: str | None,
-                      ledger_dir: Path | None, as_json: bool) -> None:
+    def verify_zk_cmd(proof_file: str, vk: str | None, settings: str | None, srs: str | None, rpc: str | None,
+                      verifier: str | None, registry: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Check a proof bundle offline: the proof, the logged key, the model's status and the call's
-        commitments.  Exit 1 when any check fails."""
+        commitments (and, with --rpc, on chain).  Exit 1 when any check fails."""
         from ailedger.verifiable.zk import verify_zk
 
+        if rpc is not None and (verifier is None or registry is None):
+            raise BadInputError("--rpc needs --verifier and --registry", field="rpc")
         bundle = _json_file(proof_file, "proof bundle")
         with open_ledger(ledger_dir) as ledger:
             res = verify_zk(ledger, bundle, vk=vk, settings=settings, srs=srs)
-        emit(as_json, res, f"OK: call {res['receipt']} was computed by model {res['model']} "
-                           f"(circuit model.zk #{res['setup']}, {res['status']}); EZKL verify "
-                           f"{res['ezkl_verify_seconds']} s, binding checks {res['binding_seconds']} s")
+            if rpc is not None:
+                from ailedger.verifiable.evm import registered_entry, verify_on_chain, web3_for
+
+                w3 = web3_for(rpc)
+                idx, _e = registered_entry(ledger, w3, str(registry), str(verifier))
+                if idx != res["setup"]:
+                    raise VerificationError(f"the registry binds verifier {verifier} to model.zk #{idx}, not to the "
+                                            f"proof's #{res['setup']}", expected=res["setup"], found=idx)
+                res["on_chain"] = verify_on_chain(w3, str(verifier), bundle["proof"])
+        text = (f"OK: call {res['receipt']} was computed by model {res['model']} "
+                f"(circuit model.zk #{res['setup']}, {res['status']}); EZKL verify "
+                f"{res['ezkl_verify_seconds']} s, binding checks {res['binding_seconds']} s")
+        if "on_chain" in res:
+            text += f"\non chain: verifier {verifier} accepted it ({res['on_chain']['gas']} gas)"
+        emit(as_json, res, text)
 
     @inference.command("zk-sample")
     @click.option("--model", required=True, help="Model name.")
