@@ -46,11 +46,12 @@ def test_tester_chain_verifies_and_rejects(zk_env, proven, exported):
 
 
 def test_anvil_cli(zk_env, proven, exported, run):
+    from ailedger.errors import NotFoundError
     from tests.devchain import AnvilNode, find_anvil
 
     try:
         find_anvil()
-    except Exception:
+    except NotFoundError:
         pytest.skip("anvil not installed (npm ci --prefix tools/anvil)")
     out, _ = exported
     with AnvilNode(port=18210) as node:

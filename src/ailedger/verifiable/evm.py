@@ -185,7 +185,7 @@ def verify_on_chain(w3: Any, verifier: str, proof: dict[str, Any]) -> dict[str, 
     with tempfile.TemporaryDirectory() as tmp:
         pp = Path(tmp) / "proof.json"
         pp.write_text(json.dumps(proof))
-        calldata = bytes(ezkl.encode_evm_calldata(str(pp), str(Path(tmp) / "calldata.bin")))
+        calldata = bytes(ezkl.encode_evm_calldata(str(pp), str(Path(tmp) / "calldata.bin"), None))
     tx = {"from": w3.eth.accounts[0], "to": w3.to_checksum_address(verifier), "data": "0x" + calldata.hex()}
     try:
         ret = w3.eth.call(tx)
