@@ -65,7 +65,23 @@ PARAM_VISIBILITIES = ("fixed", "hashed", "private")
 EZKL_VERSION = "23.0.5"
 
 
+_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+
+
 def sha256_file(path: Path) -> str:
+    """SHA-256 of a file, remembered in this process while its device, inode, size, mtime and ctime stay the
+    same (a verifier checking many proofs hashes the SRS and key once)."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    got = _DIGESTS.get(key)
+    if got is None:
+        got = _DIGESTS[key] = _sha256_now(path)
+        if len(_DIGESTS) > 256:
+            _DIGESTS.pop(next(iter(_DIGESTS)))
+    return got
+
+
+def _sha256_now(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
