@@ -103,3 +103,24 @@ def test_bad_deadline(ev, iris_model, run):
     r = run("eval", "commit", "e1", "--role", "data", "--data", ev["data"], "--reveal-by", "tomorrow", "--as", "lab",
             "-o", ev["tmp"] / "x", "--ledger", ev["dir"])
     assert r.exit_code == 2 and "RFC 3339" in r.output
+
+
+def test_late_or_early_reveals_that_reach_the_log_are_findings(ev, iris_model, run):
+    """Reveals written past the CLI's checks (another writer): eval verify still finds them."""
+    from ailedger.tlog.ledger import Ledger
+
+    m = _commit(run, ev, iris_model, "model", ev["tmp"] / "m.open", _at(1), "owner")
+    opening = json.loads(m.read_text())
+    time.sleep(2.1)
+    with Ledger.open(ev["dir"]) as led:
+        led.append_record("eval.reveal", {"evaluation": "e1", "commit": opening["commit"], "salt": opening["salt"],
+                                          "content": opening["content"]}, led.identities.load("owner", None),
+                          terms=["eval:e1"])
+    # the test set is committed only after the model's reveal: it could have been chosen against the model
+    _commit(run, ev, iris_model, "data", ev["tmp"] / "d.open", _at(600), "lab")
+    r = run("eval", "verify", "e1", "--ledger", ev["dir"], "--json")
+    assert r.exit_code == 1
+    err = json.loads(r.output.strip().splitlines()[0])["error"]
+    findings = err["findings"]
+    assert any("is late" in f for f in findings)
+    assert any("was logged after a reveal" in f for f in findings)
