@@ -27,15 +27,16 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ailedger.authority.service import model_registration, model_status, zk_setup_allowed
-from ailedger.encoding.canonical import canonical_json, parse_json
+from ailedger.encoding.canonical import parse_json
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
-from ailedger.inference.codec import parse_record
+from ailedger.inference.codec import canonical_payload, parse_record
 from ailedger.inference.payloads import inference_dir
 from ailedger.inference.receipts import disclose
 from ailedger.inference.sdk import InferenceTrail
@@ -115,7 +116,8 @@ def proof_digest(proof: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of the parts of an EZKL proof file the proof covers (``proof`` and
     ``instances``; ``pretty_public_inputs`` and ``hex_proof`` are not covered and are left out)."""
     try:
-        return hashlib.sha256(canonical_json({"instances": proof["instances"], "proof": proof["proof"]})).hexdigest()
+        # RFC 8785 bytes (the C encoder's fast path, checked: inference.codec.canonical_payload)
+        return hashlib.sha256(canonical_payload({"instances": proof["instances"], "proof": proof["proof"]})).hexdigest()
     except (KeyError, TypeError) as exc:
         raise BadInputError(f"not an EZKL proof: {exc}", field="proof") from exc
 
@@ -362,12 +364,19 @@ def prove_call(ledger: Any, model: str, data: Any, *, operator: str = "inference
     return res
 
 
+_STORES: dict[str, RecordStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
 def _record(ledger: Any, rid: str) -> dict[str, Any]:
-    rs = RecordStore(inference_dir(ledger.path))
-    try:
+    """The record of call ``rid`` (one read-only record store kept open per ledger folder in this process: a
+    verifier checking many proofs opens it once)."""
+    key = str(Path(ledger.path).resolve())
+    with _STORES_LOCK:
+        rs = _STORES.get(key)
+        if rs is None:
+            rs = _STORES[key] = RecordStore(inference_dir(ledger.path), durable=False)
         got = rs.record(rid)
-    finally:
-        rs.close()
     if got is None:
         raise NotFoundError(f"no inference record with receipt {rid} in this ledger", field="receipt")
     return parse_record(got[0])
@@ -492,18 +501,21 @@ def verify_zk(ledger: Any, bundle: dict[str, Any], *, vk: str | None = None, set
     if digest not in known:
         raise VerificationError(f"this proof is not the one logged for call {rid}", expected=sorted(known) or None,
                                 found=digest)
-    t_bind = time.perf_counter() - t_start
-    # the proof itself (EZKL raises on a bad proof rather than returning False)
+    # the proof itself (EZKL raises on a bad proof rather than returning False; it reads a file)
     ezkl = _ezkl()
-    with tempfile.TemporaryDirectory() as tmp:
-        pp = Path(tmp) / "proof.json"
-        pp.write_text(json.dumps(proof))
+    fd, tmp = tempfile.mkstemp(suffix=".json", prefix="verify-", dir=artefact_dir(ledger))
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(proof))
         t0 = time.perf_counter()
         try:
-            ok = ezkl.verify(str(pp), str(paths["settings"]), str(paths["vk"]), str(paths["srs"]))
+            ok = ezkl.verify(tmp, str(paths["settings"]), str(paths["vk"]), str(paths["srs"]))
         except Exception as exc:
             raise ProofError(f"the zero-knowledge proof does not verify against the logged key: {exc}") from exc
         t_ezkl = time.perf_counter() - t0
+    finally:
+        os.unlink(tmp)
+    t_bind = time.perf_counter() - t_start - t_ezkl  # everything ailedger adds around EZKL's verify
     if ok is not True:
         raise ProofError("the zero-knowledge proof does not verify against the logged key")
     return {"ok": True, "receipt": rid, "model": model, "setup": idx, "model_index": body["model_index"],
