@@ -52,7 +52,7 @@ def register(main: click.Group) -> None:
                   show_default=True, help="Weights fixed in the circuit (public), or a witness with only their "
                   "hash public (hashed), or hidden.")
     @click.option("--calibration", default=None, metavar="FILE",
-                  help="JSON list of typical inputs (lists of numbers) to calibrate the circuit's scales.")
+                  help="JSON list of typical inputs (lists of numbers); the first calibrates the circuit's scales.")
     @click.option("--srs", default=None, metavar="FILE", help="The SRS file for the circuit's size (a public "
                   "ceremony's). Default: a local test-only SRS made here (anyone holding it can forge proofs).")
     @ledger_option

@@ -215,11 +215,10 @@ def setup_circuit(ledger: Any, onnx_path: str | os.PathLike[str], name: str, ide
         rows = [list(map(float, r)) for r in (calibration or [])] or [[0.0] * n_in]
         for r in rows:
             _input_vector(r, n_in)
-        cal_p = work / "calibration.json"
-        cal_p.write_text(json.dumps({"input_data": [[x for r in rows for x in r]]}))
         if scale is None:
             step("calibrate")
-            # calibration over a batch shape would change the circuit: calibrate on the first row
+            # EZKL calibrates on one input of the circuit's shape: the first typical input (the others are
+            # only checked for their length)
             (work / "cal1.json").write_text(json.dumps({"input_data": [rows[0]]}))
             ezkl.calibrate_settings(str(work / "cal1.json"), str(model_p), str(settings_p), "resources")
         step("compile")
