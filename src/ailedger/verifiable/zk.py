@@ -66,14 +66,14 @@ PARAM_VISIBILITIES = ("fixed", "hashed", "private")
 EZKL_VERSION = "23.0.5"
 
 
-_DIGESTS: dict[tuple[str, int, int, int, int, int], str] = {}
+_DIGESTS: dict[tuple[int, int, int, int, int], str] = {}
 
 
 def sha256_file(path: Path) -> str:
     """SHA-256 of a file, remembered in this process while its device, inode, size, mtime and ctime stay the
     same (a verifier checking many proofs hashes the SRS and key once)."""
     st = os.stat(path)
-    key = (str(Path(path).resolve()), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
     got = _DIGESTS.get(key)
     if got is None:
         got = _DIGESTS[key] = _sha256_now(path)
@@ -113,13 +113,18 @@ def _ezkl() -> Any:
 
 
 def proof_digest(proof: dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of the parts of an EZKL proof file the proof covers (``proof`` and
-    ``instances``; ``pretty_public_inputs`` and ``hex_proof`` are not covered and are left out)."""
+    """SHA-256 of the RFC 8785 JSON of the parts of an EZKL proof file the proof covers: ``{"instances": [[hex
+    field elements]], "proof": hex of the proof bytes}`` (``pretty_public_inputs`` and ``hex_proof`` are not
+    covered by the proof, and are left out)."""
     try:
-        # RFC 8785 bytes (the C encoder's fast path, checked: inference.codec.canonical_payload)
-        return hashlib.sha256(canonical_payload({"instances": proof["instances"], "proof": proof["proof"]})).hexdigest()
-    except (KeyError, TypeError) as exc:
+        raw = bytes(proof["proof"]).hex() if isinstance(proof["proof"], list) else str(proof["proof"])
+        inst = proof["instances"]
+        if not isinstance(inst, list) or not all(isinstance(r, list) and all(isinstance(x, str) for x in r)
+                                                 for r in inst):
+            raise TypeError("instances must be lists of hex strings")
+    except (KeyError, TypeError, ValueError) as exc:
         raise BadInputError(f"not an EZKL proof: {exc}", field="proof") from exc
+    return hashlib.sha256(canonical_payload({"instances": inst, "proof": raw.removeprefix("0x")})).hexdigest()
 
 
 def _input_vector(data: Any, n: int) -> list[float]:
@@ -293,7 +298,7 @@ def find_setup(ledger: Any, ref: str | int) -> tuple[int, Any]:
 
 
 def _files(ledger: Any, entry: Any) -> dict[str, Path]:
-    d = artefact_dir(ledger) / entry.body["vk_sha256"][:32]
+    d = Path(ledger.path) / "zk" / str(entry.body["vk_sha256"])[:32]
     return {"dir": d, "settings": d / "settings.json", "circuit": d / "circuit.ezkl", "vk": d / "vk.key",
             "pk": d / "pk.key", "srs": d / "kzg.srs"}
 
@@ -502,7 +507,7 @@ def verify_zk(ledger: Any, bundle: dict[str, Any], *, vk: str | None = None, set
                                 found=digest)
     # the proof itself (EZKL raises on a bad proof rather than returning False; it reads a file)
     ezkl = _ezkl()
-    fd, tmp = tempfile.mkstemp(suffix=".json", prefix="verify-", dir=artefact_dir(ledger))
+    fd, tmp = tempfile.mkstemp(suffix=".json", prefix="verify-", dir=f["dir"])
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(proof))
