@@ -45,6 +45,7 @@ def test_tester_chain_verifies_and_rejects(zk_env, proven, exported):
         verify_on_chain(w3, d["verifier"], bad)
 
 
+@pytest.mark.anvil
 def test_anvil_cli(zk_env, proven, exported, run):
     from ailedger.errors import NotFoundError
     from tests.devchain import AnvilNode, find_anvil
