@@ -58,3 +58,12 @@ def test_sample_prove_later_and_swap_detected(zk_env, proven, run):
     res = json.loads(r.output.strip().splitlines()[0])
     assert d1["receipt"] not in {f.split()[1] for f in res["findings"]}
     assert rid_swapped in {f.split()[1] for f in res["findings"]}
+    # an auditor's demand: checked whatever the sample says (rate 0 selects nothing)
+    r = run("inference", "zk-sample", "--model", "iris", "--rate", "0", "--demand", rid_swapped, "--demand",
+            d1["receipt"], "--ledger", zk_env["ledger"], "--json")
+    assert r.exit_code == 1
+    res = json.loads(r.output.strip().splitlines()[0])
+    assert res["findings"] == [f"call {rid_swapped} was demanded and has no logged proof"]
+    r = run("inference", "zk-sample", "--model", "iris", "--rate", "0", "--demand", "nope-1", "--ledger",
+            zk_env["ledger"])
+    assert r.exit_code == 2 and "no call of model iris with receipt nope-1" in r.output

@@ -190,15 +190,18 @@ def register(main: click.Group) -> None:
     @click.option("--rate", type=float, required=True, help="Fraction of calls to prove (0..1).")
     @click.option("--at", type=int, default=None, help="The seeding checkpoint's tree size (default: the log's "
                   "size); only calls logged before it are sampled.")
+    @click.option("--demand", multiple=True, metavar="RECEIPT", help="Also check this call, whether selected or "
+                  "not (an auditor's demand; repeatable).")
     @ledger_option
     @json_option
-    def zk_sample(model: str, rate: float, at: int | None, ledger_dir: Path | None, as_json: bool) -> None:
+    def zk_sample(model: str, rate: float, at: int | None, demand: tuple[str, ...], ledger_dir: Path | None,
+                  as_json: bool) -> None:
         """The calls a later checkpoint selects for proving, and whether each has a logged proof; a selected
         call without one is a finding (exit 1)."""
         from ailedger.verifiable.sampling import sample_audit
 
         with open_ledger(ledger_dir) as ledger:
-            res = sample_audit(ledger, model, rate, at)
+            res = sample_audit(ledger, model, rate, at, demand)
         if as_json:
             click.echo(json.dumps(res, sort_keys=True))
         else:
@@ -209,7 +212,7 @@ def register(main: click.Group) -> None:
                 click.echo(f"  {it['receipt']}  " + ("proof " + it["proofs"][0][:16] + "..." if it["proofs"]
                                                      else "MISSING PROOF"))
         if not res["ok"]:
-            raise VerificationError(f"{len(res['findings'])} selected call(s) without a proof: "
+            raise VerificationError(f"{len(res['findings'])} selected or demanded call(s) without a proof: "
                                     + "; ".join(res["findings"][:5]), findings=res["findings"])
 
     @main.group("eval")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from ailedger.errors import BadInputError
@@ -41,9 +42,11 @@ def detection_probability(rate: float, swapped_calls: float) -> float:
     return 1.0 - (1.0 - rate) ** swapped_calls
 
 
-def sample_audit(ledger: Any, model: str, rate: float, at: int | None = None) -> dict[str, Any]:
-    """Which calls of ``model`` the checkpoint at size ``at`` (default: the log's size) selects, and for each
-    whether a proof of it is logged (in its record's ``meta.zk.proof`` or an ``inference.zk`` statement)."""
+def sample_audit(ledger: Any, model: str, rate: float, at: int | None = None,
+                 demand: Sequence[str] = ()) -> dict[str, Any]:
+    """Which calls of ``model`` the checkpoint at size ``at`` (default: the log's size) selects, plus the calls
+    an auditor ``demand``s, and for each whether a proof of it is logged (in its record's ``meta.zk.proof`` or
+    an ``inference.zk`` statement)."""
     size = ledger.size if at is None else at
     if not 0 < size <= ledger.size:
         raise BadInputError(f"--at must be a tree size in 1..{ledger.size}", field="at", found=at)
@@ -55,22 +58,28 @@ def sample_audit(ledger: Any, model: str, rate: float, at: int | None = None) ->
         rs.close()
     picked, pending, findings = [], 0, []
     total = 0
+    wanted = set(demand)
+    unknown = wanted - {r[0] for r in rows}
+    if unknown:
+        raise BadInputError(f"no call of model {model} with receipt {min(unknown)} in this ledger",
+                            field="demand")
     for rid, _bid, _pos, _t, data, log_index in rows:
-        if log_index is None or log_index >= size:
+        demanded = rid in wanted
+        if not demanded and (log_index is None or log_index >= size):
             pending += 1  # logged after the seeding checkpoint: a later checkpoint decides
             continue
         total += 1
-        if not selected(root, rid, rate):
+        if not demanded and not selected(root, rid, rate):
             continue
         rec = parse_record(bytes(data))
         zk = (rec.get("meta") or {}).get("zk")
         proofs = logged_proofs(ledger, rid)
         if isinstance(zk, dict) and isinstance(zk.get("proof"), str):
             proofs.add(zk["proof"])
-        item = {"receipt": rid, "proofs": sorted(proofs), "commitments": isinstance(zk, dict)}
+        item = {"receipt": rid, "proofs": sorted(proofs), "commitments": isinstance(zk, dict), "demanded": demanded}
         picked.append(item)
         if not proofs:
-            findings.append(f"call {rid} was selected and has no logged proof")
+            findings.append(f"call {rid} was {'demanded' if demanded else 'selected'} and has no logged proof")
     return {"ok": not findings, "model": model, "rate": rate, "seed_size": size, "seed_root": root.hex(),
             "calls": total, "pending": pending, "selected": picked, "findings": findings,
             "detection_if_one_swapped_call": detection_probability(rate, 1)}
