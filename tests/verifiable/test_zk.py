@@ -141,3 +141,21 @@ def test_setup_index_that_is_no_circuit(zk_env, proven, tmp_path, run):
     b["setup"] = 0
     r = run("inference", "verify-zk", write(tmp_path / "p.json", b), "--ledger", zk_env["ledger"])
     assert r.exit_code == 1 and "names no circuit of this log" in r.output
+
+
+def test_auditor_without_the_records_uses_the_receipt_proof(zk_env, proven, tmp_path, run):
+    """A copy of the log and the circuit files, without the operator's record store: the bundle's receipt proof
+    gives the record, checked against the log's key."""
+    import shutil
+
+    copy_dir = tmp_path / "auditor"
+    shutil.copytree(zk_env["ledger"], copy_dir, ignore=shutil.ignore_patterns("inference"))
+    assert not (copy_dir / "inference").exists()
+    r = run("inference", "verify-zk", zk_env["root"] / "proof.json", "--ledger", copy_dir)
+    assert r.exit_code == 0, r.output
+    b = copy.deepcopy(proven)
+    rec = json.loads(b["receipt_proof"]["record"])
+    rec["meta"]["zk"]["out"] = rec["meta"]["zk"]["in"]  # a record the batch does not hold
+    b["receipt_proof"]["record"] = json.dumps(rec, sort_keys=True, separators=(",", ":"))
+    r = run("inference", "verify-zk", write(tmp_path / "p.json", b), "--ledger", copy_dir)
+    assert r.exit_code == 1 and "the record is not in the signed batch" in r.output

@@ -38,7 +38,7 @@ from ailedger.encoding.canonical import parse_json
 from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
 from ailedger.inference.codec import canonical_payload, parse_record
 from ailedger.inference.payloads import inference_dir
-from ailedger.inference.receipts import disclose
+from ailedger.inference.receipts import disclose, receipt_proof, verify_receipt_proof
 from ailedger.inference.sdk import InferenceTrail
 from ailedger.inference.store import RecordStore
 from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
@@ -362,7 +362,8 @@ def prove_call(ledger: Any, model: str, data: Any, *, operator: str = "inference
     with InferenceTrail(ledger, model, mode="durable", operator=operator, caller=caller) as trail:
         rid = str(trail.record(x, out, meta={"zk": zk}))
     res: dict[str, Any] = {"format": PROOF_FORMAT, "model": model, "setup": setup[0], "receipt": rid,
-                           "output": out, "forward_seconds": round(t1 - t0, 4), "prove_seconds": round(t2 - t1, 3)}
+                           "output": out, "forward_seconds": round(t1 - t0, 4), "prove_seconds": round(t2 - t1, 3),
+                           "receipt_proof": receipt_proof(ledger, rid)}
     if proof is not None:
         res.update({"proof_sha256": zk["proof"], "proof": proof})
     return res
@@ -416,7 +417,7 @@ def prove_receipt(ledger: Any, rid: str, identity: Any) -> dict[str, Any]:
     res = ledger.append_record(INFERENCE_ZK_TYPE, {"receipt": rid, "model": rec["model"], "setup": setup[0],
                                                    "proof_sha256": digest}, identity, terms=[f"receipt:{rid}"])
     out = _bundle(rec["model"], setup[0], rid, proof)
-    out.update({"index": res.index, "prove_seconds": round(t1 - t0, 3)})
+    out.update({"index": res.index, "prove_seconds": round(t1 - t0, 3), "receipt_proof": receipt_proof(ledger, rid)})
     return out
 
 
@@ -427,6 +428,22 @@ def logged_proofs(ledger: Any, rid: str) -> set[str]:
         if e.body.get("receipt") == rid and isinstance(e.body.get("proof_sha256"), str):
             found.add(e.body["proof_sha256"])
     return found
+
+
+def _bundle_record(ledger: Any, bundle: dict[str, Any], rid: str) -> dict[str, Any]:
+    """The call's record: from this ledger's record store (the operator's folder), else from the receipt proof
+    the bundle carries, checked against this log's key (an auditor with a copy of the log and no records)."""
+    try:
+        return _record(ledger, rid)
+    except NotFoundError:
+        doc = bundle.get("receipt_proof")
+        if not isinstance(doc, dict):
+            raise
+    res = verify_receipt_proof(doc, ledger.verifier)  # VerificationError subclasses when it does not hold
+    if res["receipt"] != rid:
+        raise VerificationError("the bundle's receipt proof is for another call", expected=rid, found=res["receipt"])
+    rec: dict[str, Any] = res["record"]
+    return rec
 
 
 def _flat(instances: Any) -> list[str]:
@@ -457,7 +474,7 @@ def verify_zk(ledger: Any, bundle: dict[str, Any], *, vk: str | None = None, set
         raise VerificationError(f"model.zk #{idx} has no effect: {why}", expected="an effective model.zk")
     body = e.body
     model = body["model"]
-    rec = _record(ledger, rid)
+    rec = _bundle_record(ledger, bundle, rid)
     if rec.get("model") != model:
         raise VerificationError(f"the proof is for model {model}'s circuit (model.zk #{idx}), but call {rid} was "
                                 f"logged for model {rec.get('model')}", expected=rec.get("model"), found=model)
