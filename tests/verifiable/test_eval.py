@@ -60,6 +60,27 @@ def test_commit_reveal_verify(ev, iris_model, run):
     assert r.exit_code == 1 and "is not the committed one" in r.output
 
 
+def test_model_commitment_names_the_registered_manifest(ev, iris_model, run):
+    import shutil
+
+    from ailedger.provenance.models import register_model
+    from ailedger.tlog.ledger import Ledger
+
+    (ev["tmp"] / "m").mkdir()
+    shutil.copy(iris_model["onnx"], ev["tmp"] / "m" / "net.onnx")
+    with Ledger.open(ev["dir"]) as led:
+        root = register_model(led, ev["tmp"] / "m", "iris", led.identities.load("owner", None))["manifest_root"]
+    r = run("eval", "commit", "e2", "--role", "model", "--model", iris_model["onnx"], "--scores", ev["scores"],
+            "--manifest-root", "iris", "--reveal-by", _at(600), "--as", "owner", "-o", ev["tmp"] / "o",
+            "--ledger", ev["dir"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((ev["tmp"] / "o").read_text())["content"]["manifest_root"] == root
+    r = run("eval", "commit", "e2", "--role", "model", "--model", iris_model["onnx"], "--scores", ev["scores"],
+            "--manifest-root", "nosuch", "--reveal-by", _at(600), "--as", "owner", "-o", ev["tmp"] / "o2",
+            "--ledger", ev["dir"])
+    assert r.exit_code == 2 and "no registered model named 'nosuch'" in r.output
+
+
 def test_claimed_scores_that_do_not_hold(ev, iris_model, run):
     write(ev["scores"], {"accuracy": 0.999})
     m = _commit(run, ev, iris_model, "model", ev["tmp"] / "m.open", _at(600), "owner")

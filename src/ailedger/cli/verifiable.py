@@ -226,7 +226,8 @@ def register(main: click.Group) -> None:
     @click.option("--model", "model_file", default=None, metavar="FILE", help="The ONNX model (role model).")
     @click.option("--scores", default=None, metavar="FILE", help="JSON object of claimed scores, e.g. "
                   "{\"accuracy\": 0.93} (role model).")
-    @click.option("--manifest-root", default=None, help="The model's registered manifest root (role model).")
+    @click.option("--manifest-root", default=None, help="The model's registered manifest root (role model), or "
+                  "NAME / #INDEX of its registration in this ledger.")
     @click.option("--data", default=None, metavar="FILE", help="The test set, .npz with X and y (role data).")
     @click.option("--reveal-by", required=True, help="Reveal deadline, RFC 3339 UTC (2026-12-31T00:00:00Z).")
     @click.option("--as", "identity", required=True, help="Identity that signs the commitment.")

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ailedger.authority.service import eval_reveal_allowed
+from ailedger.authority.service import eval_reveal_allowed, model_registration
 from ailedger.encoding.canonical import canonical_json
 from ailedger.encoding.times import time_ms
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
@@ -38,6 +38,17 @@ def _sha256(path: Path) -> str:
     if not path.is_file():
         raise BadInputError(f"no file at {path}", field="file")
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _manifest_root(ledger: Any, ref: str) -> str:
+    """A manifest root given as 64 hex digits, or the root of the registration NAME / #INDEX names."""
+    if len(ref) == 64 and all(c in "0123456789abcdef" for c in ref):
+        return ref
+    _idx, e = model_registration(ledger, ref)
+    root = (e.body.get("manifest") or {}).get("root")
+    if not isinstance(root, str):
+        raise BadInputError(f"registration {ref} has no manifest root", field="manifest_root")
+    return root
 
 
 def _seal(salt: bytes, content: dict[str, Any]) -> str:
@@ -88,7 +99,7 @@ def commit(ledger: Any, evaluation: str, role: str, identity: Any, *, deadline: 
             raise BadInputError("a model commitment needs the model file and its claimed scores", field="model")
         content: dict[str, Any] = {"model_sha256": _sha256(Path(model)), "scores": scores}
         if manifest_root:
-            content["manifest_root"] = manifest_root
+            content["manifest_root"] = _manifest_root(ledger, manifest_root)
     else:
         if data is None:
             raise BadInputError("a test-set commitment needs the test set file", field="data")
