@@ -142,6 +142,13 @@ RULES: dict[str, tuple[str, str]] = {
                       "equal the fold's recomputation"), "bonds and payouts of the epoch"),
     "subnet.pool": ("the subnet's owner, once, opening the pool commitment of its subnet.create",
                     "the revealed evaluation pool that reveals' scores are audited against"),
+    "model.zk": (("the model's owner, for an effective registration of it, while the model is usable "
+                  "(authority.service.zk_setup_allowed)"), "binds a ZK circuit and verifying key to the model"),
+    "inference.zk": ("anyone (a statement by its signer, the operator)",
+                     "nothing shared: names the digest of a proof of a logged call"),
+    "eval.commit": ("anyone (a commitment by its signer)", "nothing shared: a sealed commitment with a reveal deadline"),
+    "eval.reveal": (("the committer of the eval.commit it opens (authority.service.eval_reveal_allowed)"),
+                    "opens the commitment (judged by eval verify: on time, matching)"),
 }
 
 

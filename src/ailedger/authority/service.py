@@ -54,6 +54,7 @@ from ailedger.errors import (
 
 __all__ = [
     "admit",
+    "eval_reveal_allowed",
     "fl_entry_allowed",
     "guarded",
     "is_effective_registration",
@@ -64,6 +65,7 @@ __all__ = [
     "require_model_usable",
     "state",
     "write_genesis",
+    "zk_setup_allowed",
 ]
 
 _MARKS = (b'"type":"model.', b'"type":"log.', b'"type":"identity.', b'"type":"dataset.approve"',
@@ -228,7 +230,8 @@ def _gov_types() -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)  # a pure function of the type; asked once or twice per entry written
 def _guarded(t: str) -> bool:
     return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
-            or t == "blob.attach" or t in DATASET_OWNED or t in FL_RUN_OWNED or hooks.judge_for(t) is not None)
+            or t == "blob.attach" or t in DATASET_OWNED or t in FL_RUN_OWNED or t in ("model.zk", "eval.reveal")
+            or hooks.judge_for(t) is not None)
 
 
 # Does the signer's standing matter for entries of this type?  (The kernel's admission protocol asks.)
@@ -321,6 +324,49 @@ def fl_entry_allowed(ledger: Any, e: Any, *, before: int | None = None) -> str |
     return None
 
 
+def zk_setup_allowed(ledger: Any, e: Any, index: int, *, admission: bool = False) -> str | None:
+    """Why a ``model.zk`` (a circuit bound to a registered model) has no effect, None when it has: its signer
+    must act for the owner of ``body.model``, ``body.model_index`` must be an effective registration of that
+    name logged before it, and (when it is logged) the model must be usable: a revoked or suspended model gets
+    no new circuit.  Every reader of a binding (``verifiable.zk``) asks this."""
+    st = state(ledger)
+    name, reg = e.body.get("model"), e.body.get("model_index")
+    if not isinstance(name, str) or type(reg) is not int:
+        return "body.model (a name) and body.model_index (its model.register entry) are required"
+    owner = st.models.owner_of(name)
+    if owner is None:
+        return f"model {name} is not registered in this ledger"
+    if not st.keys.acts_for(e.signer, owner):
+        return f"only the owner of model {name} may bind a circuit to it; " + st.keys.why_not(e.signer, owner)
+    if st.models.registrations.get(reg) != name or reg >= index:
+        return f"entry {reg} is not an effective registration of model {name} before this entry"
+    if admission:
+        s = _combine(st.models, name, _dao_ruling(ledger, name))
+        if not s.usable:
+            return f"model {name} is {s.state}: {s.describe()}"
+    return None
+
+
+def eval_reveal_allowed(ledger: Any, e: Any) -> str | None:
+    """Why an ``eval.reveal`` has no effect, None when it has: ``body.commit`` must be an ``eval.commit`` and
+    its signer the committer (or the committer's rotated key).  ``verifiable.evalreveal`` asks this."""
+    c = e.body.get("commit")
+    if type(c) is not int or not 0 <= c < ledger.size:
+        return "body.commit names no entry of this log"
+    ce = ledger.entry(c)
+    if ce.type != "eval.commit":
+        return f"entry {c} is a {ce.type}, not an eval.commit"
+    st = state(ledger)
+    if not st.keys.acts_for(e.signer, st.keys.principal(ce.signer)):
+        return f"only the committer of entry {c} ({ce.signer}) may reveal it"
+    return None
+
+
+def _dao_ruling(ledger: Any, name: str) -> Any:
+    view = hooks.dao()
+    return view.model_ruling(ledger, name) if view is not None else None
+
+
 def _dataset_check(ledger: Any, e: Any) -> None:
     """Dataset name ownership lives with the dataset feature (``provenance.datasets.dataset_owner``, installed
     through :mod:`ailedger.authority.hooks`); used when present."""
@@ -401,6 +447,14 @@ def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: f
                 why = fl_entry_allowed(ledger, e)
                 if why:
                     raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {why}", field="body")
+            elif e.type == "model.zk":
+                why = zk_setup_allowed(ledger, e, index, admission=True)
+                if why:
+                    raise NotAuthorisedError(f"model.zk by {e.signer} has no effect: {why}", field="signer")
+            elif e.type == "eval.reveal":
+                why = eval_reveal_allowed(ledger, e)
+                if why:
+                    raise NotAuthorisedError(f"eval.reveal by {e.signer} has no effect: {why}", field="signer")
         except NotAuthorisedError as exc:
             out[i] = exc
         except BadInputError:

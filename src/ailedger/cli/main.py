@@ -79,6 +79,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("subnet", "subnets", {}),
     ("witness", None, {}),
     ("write_token", None, {}),
+    ("verifiable", "zk", {"eval commit": None, "eval reveal": None, "eval verify": "eval"}),
 )
 
 
