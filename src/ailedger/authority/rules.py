@@ -123,6 +123,8 @@ RULES: dict[str, tuple[str, str]] = {
     "blob.attach": ("the owner of the artifact record it attaches to", "the stored copy of a model/dataset"),
     "inference.batch": ("anyone (a statement by its signer, the operator)", "nothing shared: receipts name the operator"),
     "inference.erasure": ("anyone (a statement by its signer, the operator)", "nothing shared: the operator's report"),
+    "mpc.commit": ("anyone (a statement by its signer, a party of an MPC run)",
+                   "nothing shared: a party's commitment; private.mpc.audit_run checks a run against its model"),
 }
 
 
