@@ -105,7 +105,7 @@ def load_keys(folder: str | Path, *, secret: bool) -> FheKeys:
 def _context(data: bytes, what: str) -> Any:
     try:
         return _ts().context_from(data)
-    except Exception as exc:  # TenSEAL raises ValueError/RuntimeError with SEAL's text
+    except (ValueError, RuntimeError, TypeError) as exc:  # TenSEAL passes on SEAL's text
         raise BadInputError(f"{what} is not a TenSEAL CKKS context: {exc}", field="keys") from None
 
 
@@ -196,7 +196,7 @@ class FheServer:
         self._square = len(model.layers) > 1
 
     def evaluate(self, query: bytes) -> bytes:
-        header, ct = open_envelope(query, kind="query", key=self.key)
+        _, ct = open_envelope(query, kind="query", key=self.key)
         vec = _vector(self.ctx, ct)
         if vec.size() != len(self._first):
             raise BadInputError(f"the query holds {vec.size()} values; the model takes {len(self._first) - 1} "

@@ -90,8 +90,9 @@ def run_mpc(ledger: Any, reg: RegisteredModel, x: Any, *, base_port: int = 18300
                "input": str(d / "input.json"), "weights_commitment": w_sha}
         (d / "job.json").write_text(json.dumps(job))
         penv = {**os.environ, **(env or {})}
+        errs = [open(d / f"party-{i}.err", "wb") for i in range(3)]  # noqa: SIM115 (closed below)
         procs = [subprocess.Popen([sys.executable, "-m", "ailedger.private.mpc_party", str(d / "job.json"), str(i)],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=penv) for i in range(3)]
+                                  stdout=subprocess.DEVNULL, stderr=errs[i], env=penv) for i in range(3)]
         try:
             if on_started is not None:
                 on_started([p.pid for p in procs])
@@ -101,7 +102,7 @@ def run_mpc(ledger: Any, reg: RegisteredModel, x: Any, *, base_port: int = 18300
                 bad = [i for i, c in enumerate(codes) if c not in (None, 0)]
                 if bad:
                     i = bad[0]
-                    err = (procs[i].stderr.read().decode(errors="replace") if procs[i].stderr else "").strip()
+                    err = (d / f"party-{i}.err").read_bytes()[-4000:].decode(errors="replace").strip()
                     last = err.splitlines()[-1] if err else ""
                     raise NetworkError(f"MPC party {i} ({ROLES[i]}) dropped out (exit code {codes[i]}"
                                        f"{': ' + last if last else ''}); the run {run[:12]} is aborted and nothing "
@@ -115,6 +116,8 @@ def run_mpc(ledger: Any, reg: RegisteredModel, x: Any, *, base_port: int = 18300
                 time.sleep(0.02)
         finally:
             _stop(procs)
+            for f in errs:
+                f.close()
         seconds = time.perf_counter() - t0
         try:
             outs = [json.loads((d / f"party-{i}.json").read_text()) for i in range(3)]
