@@ -48,6 +48,13 @@ def keys():
 
 
 @pytest.fixture(scope="session")
+def other_keys():
+    from ailedger.private.fhe import keygen
+
+    return keygen()
+
+
+@pytest.fixture(scope="session")
 def digits_test():
     from ailedger.private.digits import test_split
 

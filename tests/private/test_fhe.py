@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ailedger.errors import BadInputError, VerificationError
-from ailedger.private import FheServer, decrypt, encrypt, keygen, registered_model
+from ailedger.private import FheServer, decrypt, encrypt, registered_model
 from ailedger.private.fhe import MAGIC, MAX_ENVELOPE_BYTES, PARAMS, infer_logged
 
 
@@ -62,11 +62,10 @@ def _ct_of(envelope: bytes) -> bytes:
     return envelope[len(MAGIC) + 4 + n:]
 
 
-def _bad_queries(keys, x):
+def _bad_queries(keys, other_keys, x):
     import tenseal as ts
 
     good = encrypt(keys, x)
-    other_keys = keygen()
     small = ts.context(ts.SCHEME_TYPE.CKKS, 4096, coeff_mod_bit_sizes=[40, 20, 40])
     small.global_scale = 2 ** 20
     small_ct = ts.ckks_vector(small, [*x.tolist(), 1.0]).serialize()
@@ -85,7 +84,7 @@ def _bad_queries(keys, x):
     }
 
 
-def test_bad_ciphertexts_are_refused_and_nothing_is_logged(ledger, workdir, keys, digits_test):
+def test_bad_ciphertexts_are_refused_and_nothing_is_logged(ledger, workdir, keys, other_keys, digits_test):
     Xte, _ = digits_test
     reg = registered_model(ledger, "digits-logreg", workdir / "logreg")
     server = FheServer(reg.model, keys.public)
@@ -93,7 +92,7 @@ def test_bad_ciphertexts_are_refused_and_nothing_is_logged(ledger, workdir, keys
 
     with _trail(ledger, reg.name) as trail:  # (opening a trail registers its operator identity)
         size = ledger.size
-        for what, (data, msg) in _bad_queries(keys, Xte[1]).items():
+        for what, (data, msg) in _bad_queries(keys, other_keys, Xte[1]).items():
             with pytest.raises(BadInputError) as ei:
                 infer_logged(trail, server, data)
             assert msg in str(ei.value), what
@@ -101,10 +100,11 @@ def test_bad_ciphertexts_are_refused_and_nothing_is_logged(ledger, workdir, keys
     assert list_records(ledger, "digits-logreg", None, None, proofs=False) == []
 
 
-def test_a_ciphertext_under_another_key_with_a_forged_key_id_fails_at_decryption(ledger, workdir, keys, digits_test):
+def test_a_ciphertext_under_another_key_with_a_forged_key_id_fails_at_decryption(ledger, workdir, keys, other_keys,
+                                                                                  digits_test):
     Xte, _ = digits_test
     reg = registered_model(ledger, "digits-logreg", workdir / "logreg")
-    other = encrypt(keygen(), Xte[2])
+    other = encrypt(other_keys, Xte[2])
     forged = _forge({"v": 1, "kind": "query", "params": PARAMS, "key": keys.id, "size": 65}, _ct_of(other))
     answer = FheServer(reg.model, keys.public).evaluate(forged)  # the server cannot tell: CKKS hides the key
     with pytest.raises(VerificationError, match="does not decrypt to logits under this key"):
