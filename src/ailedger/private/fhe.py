@@ -22,7 +22,7 @@ import json
 import os
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +60,19 @@ class FheKeys:
 
     public: bytes
     secret: bytes | None = None
+    _ctx: Any = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
         return key_id(self.public)
+
+    def secret_context(self) -> Any:
+        """The parsed secret context (parsed once)."""
+        if self.secret is None:
+            raise BadInputError("this needs the client's keys (secret.ctx)", field="keys")
+        if self._ctx is None:
+            self._ctx = _context(self.secret, "secret.ctx")
+        return self._ctx
 
 
 def keygen() -> FheKeys:
@@ -153,10 +162,8 @@ def _vector(ctx: Any, ct: bytes) -> Any:
 
 def encrypt(keys: FheKeys, x: Any) -> bytes:
     """Encrypt one digit (64 values in [0, 1], a constant 1 appended) into a query envelope."""
-    if keys.secret is None:
-        raise BadInputError("encrypting needs the client's keys (secret.ctx)", field="keys")
     a = check_input(x)
-    ctx = _context(keys.secret, "secret.ctx")
+    ctx = keys.secret_context()
     vec = _ts().ckks_vector(ctx, [*a.tolist(), 1.0])
     return _envelope("query", keys.id, len(a) + 1, vec.serialize())
 
@@ -166,10 +173,8 @@ def decrypt(keys: FheKeys, answer: bytes) -> dict[str, Any]:
     plausible logits (it was computed on a ciphertext under another key)."""
     import numpy as np
 
-    if keys.secret is None:
-        raise BadInputError("decrypting needs the client's keys (secret.ctx)", field="keys")
+    ctx = keys.secret_context()
     _, ct = open_envelope(answer, kind="answer", key=keys.id)
-    ctx = _context(keys.secret, "secret.ctx")
     out = np.array(_vector(ctx, ct).decrypt())
     if out.shape != (CLASSES,) or not np.isfinite(out).all() or np.abs(out).max() > LOGIT_BOUND:
         raise VerificationError("the answer does not decrypt to logits under this key (was the query encrypted "
@@ -190,16 +195,18 @@ class FheServer:
         if self.ctx.has_secret_key():
             raise BadInputError("the server was handed a context holding the secret key: send public.ctx only",
                                 field="keys")
+        ts = _ts()
         (W0, b0), *rest = model.layers
-        self._first = np.vstack([W0, b0]).tolist()
-        self._rest = [(W.tolist(), b.tolist()) for W, b in rest]
+        self._rows = W0.shape[0] + 1
+        self._first = ts.plain_tensor(np.vstack([W0, b0]).tolist())  # encoded once, not per query
+        self._rest = [(ts.plain_tensor(W.tolist()), b.tolist()) for W, b in rest]
         self._square = len(model.layers) > 1
 
     def evaluate(self, query: bytes) -> bytes:
         _, ct = open_envelope(query, kind="query", key=self.key)
         vec = _vector(self.ctx, ct)
-        if vec.size() != len(self._first):
-            raise BadInputError(f"the query holds {vec.size()} values; the model takes {len(self._first) - 1} "
+        if vec.size() != self._rows:
+            raise BadInputError(f"the query holds {vec.size()} values; the model takes {self._rows - 1} "
                                 "(+1 constant)", field="ciphertext")
         try:
             v = vec.mm(self._first)
