@@ -70,10 +70,14 @@ def register(main: click.Group) -> None:
     @out_option("The query ciphertext envelope.", required=True)
     @json_option
     def fhe_encrypt(input_file: str, keys_dir: Path, output: str, as_json: bool) -> None:
-        """Client: encrypt one digit (a JSON list of 64 values in [0, 1]) into a query ciphertext."""
-        from ailedger.private.fhe import digest, encrypt, load_keys
+        """Client: encrypt one digit (a JSON list of 64 values in [0, 1]), or a batch of up to 4096 (a list of
+        such lists: one ciphertext per pixel, one slot per digit), into a query ciphertext."""
+        from ailedger.private.fhe import digest, encrypt, encrypt_batch, load_keys
 
-        ct = encrypt(load_keys(keys_dir, secret=True), _read_digit(input_file))
+        keys = load_keys(keys_dir, secret=True)
+        x = _read_digit(input_file)
+        batch = isinstance(x, list) and bool(x) and all(isinstance(r, list) for r in x)
+        ct = encrypt_batch(keys, x) if batch else encrypt(keys, x)
         Path(output).write_bytes(ct)
         emit(as_json, {"ok": True, "out": output, "bytes": len(ct), "sha256": digest(ct)},
              f"query ciphertext ({len(ct)} bytes) -> {output}")
@@ -114,10 +118,17 @@ def register(main: click.Group) -> None:
                   help="Folder of fhe-keygen.")
     @json_option
     def fhe_decrypt(answer: str, keys_dir: Path, as_json: bool) -> None:
-        """Client: decrypt an answer ciphertext to the class and its logits."""
-        from ailedger.private.fhe import decrypt, load_keys
+        """Client: decrypt an answer ciphertext to the class and its logits (a batch: the classes)."""
+        from ailedger.private.fhe import decrypt, decrypt_batch, envelope_kind, load_keys
 
-        res = decrypt(load_keys(keys_dir, secret=True), read_input_file(answer, "answer"))
+        keys = load_keys(keys_dir, secret=True)
+        data = read_input_file(answer, "answer")
+        if envelope_kind(data) == "batch-answer":
+            logits = decrypt_batch(keys, data)
+            classes = [int(c) for c in logits.argmax(axis=1)]
+            emit(as_json, {"ok": True, "classes": classes}, f"classes {' '.join(map(str, classes))}")
+            return
+        res = decrypt(keys, data)
         emit(as_json, {"ok": True, **res}, f"class {res['class']}")
 
     @private.command("mpc-run")

@@ -30,8 +30,8 @@ from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, VerificationError
 from ailedger.private.digits import CLASSES, DigitsModel, check_input
 
-__all__ = ["MAGIC", "MAX_ENVELOPE_BYTES", "PARAMS", "FheKeys", "FheServer", "decrypt", "encrypt", "keygen",
-           "load_keys", "open_envelope"]
+__all__ = ["MAGIC", "MAX_ENVELOPE_BYTES", "PARAMS", "FheKeys", "FheServer", "decrypt", "decrypt_batch", "encrypt",
+           "encrypt_batch", "keygen", "load_keys", "open_envelope"]
 
 MAGIC = b"AILFHE1\n"
 POLY_MODULUS_DEGREE = 8192
@@ -39,6 +39,8 @@ COEFF_MOD_BIT_SIZES = (40, 30, 30, 30, 40)  # 170 bits: 128-bit security at N=81
 SCALE_BITS = 30
 PARAMS = f"ckks-n{POLY_MODULUS_DEGREE}-q{'.'.join(map(str, COEFF_MOD_BIT_SIZES))}-s{SCALE_BITS}"
 MAX_ENVELOPE_BYTES = 1 << 20  # a query is ~0.32 MB; anything above 1 MiB is refused unread
+MAX_BATCH_ENVELOPE_BYTES = 64 << 20  # a batch query: 65 ciphertexts of ~0.32 MB
+MAX_BATCH_ROWS = POLY_MODULUS_DEGREE // 2  # one CKKS slot per digit
 MAX_HEADER_BYTES = 4096
 LOGIT_BOUND = 1e4  # an answer decrypted under the wrong key is noise of magnitude ~2^40/2^30 and far beyond
 
@@ -123,11 +125,25 @@ def _envelope(kind: str, key: str, size: int, ct: bytes) -> bytes:
     return MAGIC + struct.pack(">I", len(header)) + header + ct
 
 
+def envelope_kind(data: bytes) -> str | None:
+    """The ``kind`` an envelope's header names, or None when it is not a readable envelope (the full checks
+    are :func:`open_envelope`'s)."""
+    try:
+        (n,) = struct.unpack(">I", data[len(MAGIC):len(MAGIC) + 4])
+        if not data.startswith(MAGIC) or n > MAX_HEADER_BYTES:
+            return None
+        kind = json.loads(data[len(MAGIC) + 4:len(MAGIC) + 4 + n]).get("kind")
+    except (struct.error, ValueError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
 def open_envelope(data: bytes, *, kind: str, key: str) -> tuple[dict[str, Any], bytes]:
     """(header, ciphertext bytes) of an envelope, checked for size, format, parameters and key id;
     BadInputError naming what is wrong."""
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise BadInputError(f"ciphertext envelope is {len(data)} bytes, over the {MAX_ENVELOPE_BYTES}-byte limit",
+    limit = MAX_BATCH_ENVELOPE_BYTES if kind.startswith("batch-") else MAX_ENVELOPE_BYTES
+    if len(data) > limit:
+        raise BadInputError(f"ciphertext envelope is {len(data)} bytes, over the {limit}-byte limit",
                             field="ciphertext")
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
         raise BadInputError("malformed ciphertext: not an ailedger FHE envelope (AILFHE1)", field="ciphertext")
@@ -201,6 +217,7 @@ class FheServer:
         self._first = ts.plain_tensor(np.vstack([W0, b0]).tolist())  # encoded once, not per query
         self._rest = [(ts.plain_tensor(W.tolist()), b.tolist()) for W, b in rest]
         self._square = len(model.layers) > 1
+        self._dense = model.layers
 
     def evaluate(self, query: bytes) -> bytes:
         _, ct = open_envelope(query, kind="query", key=self.key)
@@ -217,6 +234,14 @@ class FheServer:
             raise BadInputError(f"the ciphertext cannot be evaluated: {exc}", field="ciphertext") from None
         return _envelope("answer", self.key, CLASSES, v.serialize())
 
+    def evaluate_batch(self, query: bytes) -> bytes:
+        """A batch query (:func:`encrypt_batch`) -> a batch answer of 10 column ciphertexts."""
+        return _evaluate_batch(self, query)
+
+    def evaluate_any(self, query: bytes) -> bytes:
+        """A query or a batch query, by its envelope's kind."""
+        return self.evaluate_batch(query) if envelope_kind(query) == "batch-query" else self.evaluate(query)
+
 
 def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -227,12 +252,95 @@ def infer_logged(trail: Any, server: FheServer, query: bytes, *, caller: str | N
     of the registered model): the record commits to both ciphertexts' digests and names the key and the
     parameters in clear.  Nothing is logged for a refused ciphertext."""
     t0 = time.perf_counter()
-    answer = server.evaluate(query)
+    answer = server.evaluate_any(query)
     seconds = time.perf_counter() - t0
     d_in, d_out = digest(query), digest(answer)
+    rows = json.loads(answer[len(MAGIC) + 4:len(MAGIC) + 4 + struct.unpack(">I", answer[8:12])[0]])["size"]
     meta = {"private": "fhe", "scheme": "ckks", "library": "tenseal", "params": PARAMS, "key": server.key,
-            "in_sha256": d_in, "out_sha256": d_out}
+            "in_sha256": d_in, "out_sha256": d_out, "digits": rows if envelope_kind(answer) == "batch-answer" else 1}
     rec = trail.record({"ciphertext_sha256": d_in, "bytes": len(query)},
                        {"ciphertext_sha256": d_out, "bytes": len(answer)}, caller=caller, meta=meta)
     return {"answer": answer, "receipt": rec.id, "in_sha256": d_in, "out_sha256": d_out, "seconds": seconds,
             "bytes_in": len(query), "bytes_out": len(answer)}
+
+
+# -- batches: one ciphertext per feature, one CKKS slot per digit --------------------------------------------
+# Column packing: ciphertext j holds feature j of every digit of the batch (up to N/2 = 4096).  A dense layer
+# is then sums of ciphertext-times-scalar products, with no rotation and no Galois key; the square is one
+# ciphertext product per hidden unit.  One batch answers many digits of one client at once.
+
+def _pack(cts: list[bytes]) -> bytes:
+    return struct.pack(">I", len(cts)) + b"".join(struct.pack(">I", len(c)) + c for c in cts)
+
+
+def _unpack(body: bytes, want: int) -> list[bytes]:
+    if len(body) < 4:
+        raise BadInputError("malformed ciphertext: empty batch", field="ciphertext")
+    (n,) = struct.unpack(">I", body[:4])
+    if n != want:
+        raise BadInputError(f"the batch holds {n} ciphertexts; expected {want}", field="ciphertext")
+    out, pos = [], 4
+    for _ in range(n):
+        if pos + 4 > len(body):
+            raise BadInputError("malformed ciphertext: batch cut short", field="ciphertext")
+        (m,) = struct.unpack(">I", body[pos:pos + 4])
+        pos += 4
+        if pos + m > len(body):
+            raise BadInputError("malformed ciphertext: batch cut short", field="ciphertext")
+        out.append(body[pos:pos + m])
+        pos += m
+    if pos != len(body):
+        raise BadInputError("malformed ciphertext: trailing bytes after the batch", field="ciphertext")
+    return out
+
+
+def encrypt_batch(keys: FheKeys, X: Any) -> bytes:
+    """Encrypt up to 4096 digits (rows of 64 values in [0, 1]) as 64 column ciphertexts."""
+    import numpy as np
+
+    A = np.asarray([check_input(r) for r in X])
+    if not 1 <= len(A) <= MAX_BATCH_ROWS:
+        raise BadInputError(f"a batch holds 1 to {MAX_BATCH_ROWS} digits, got {len(A)}", field="input")
+    ctx = keys.secret_context()
+    ts = _ts()
+    cts = [ts.ckks_vector(ctx, A[:, j].tolist()).serialize() for j in range(A.shape[1])]
+    return _envelope("batch-query", keys.id, len(A), _pack(cts))
+
+
+def decrypt_batch(keys: FheKeys, answer: bytes) -> Any:
+    """The (rows x 10) logits of a batch answer; VerificationError as :func:`decrypt`."""
+    import numpy as np
+
+    ctx = keys.secret_context()
+    header, body = open_envelope(answer, kind="batch-answer", key=keys.id)
+    cols = [_vector(ctx, c).decrypt() for c in _unpack(body, CLASSES)]
+    out = np.array(cols).T
+    if out.shape != (header.get("size"), CLASSES) or not np.isfinite(out).all() or np.abs(out).max() > LOGIT_BOUND:
+        raise VerificationError("the answer does not decrypt to logits under this key (was the query encrypted "
+                                "under another key?)", expected=f"{CLASSES} logits below {LOGIT_BOUND:g} per row",
+                                found=f"shape {out.shape}, max |value| {float(np.abs(out).max()):.3g}")
+    return out
+
+
+def _evaluate_batch(self: FheServer, query: bytes) -> bytes:
+    header, body = open_envelope(query, kind="batch-query", key=self.key)
+    rows = header.get("size")
+    if not isinstance(rows, int) or not 1 <= rows <= MAX_BATCH_ROWS:
+        raise BadInputError("malformed ciphertext: batch size out of range", field="ciphertext")
+    cols = [_vector(self.ctx, c) for c in _unpack(body, self._rows - 1)]
+    if any(c.size() != rows for c in cols):
+        raise BadInputError(f"the batch's ciphertexts do not all hold {rows} digits", field="ciphertext")
+    try:
+        h = cols
+        for li, (W, b) in enumerate(self._dense):
+            nxt = []
+            for k in range(W.shape[1]):
+                acc = h[0] * float(W[0, k])
+                for j in range(1, len(h)):
+                    acc += h[j] * float(W[j, k])
+                nxt.append(acc + float(b[k]))
+            h = [v.square() for v in nxt] if li < len(self._dense) - 1 else nxt
+    except (ValueError, RuntimeError) as exc:
+        raise BadInputError(f"the ciphertext cannot be evaluated: {exc}", field="ciphertext") from None
+    return _envelope("batch-answer", self.key, rows, _pack([v.serialize() for v in h]))
+
