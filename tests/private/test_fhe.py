@@ -131,3 +131,29 @@ def test_a_folder_that_is_not_the_registered_model_is_refused(ledger, workdir):
         registered_model(ledger, "digits-logreg", workdir / "logreg")
     with pytest.raises(NotFoundError):
         registered_model(ledger, "no-such-model", workdir / "mlp")
+
+
+def test_a_batch_of_digits_in_column_ciphertexts(ledger, workdir, keys, digits_test):
+    from ailedger.private.fhe import decrypt_batch, encrypt_batch
+
+    Xte, _ = digits_test
+    reg = registered_model(ledger, "digits-logreg", workdir / "logreg")
+    server = FheServer(reg.model, keys.public)
+    X = Xte[100:160]
+    q = encrypt_batch(keys, X)
+    with _trail(ledger, reg.name) as trail:
+        res = infer_logged(trail, server, q)
+    logits = decrypt_batch(keys, res["answer"])
+    assert logits.shape == (60, 10)
+    assert (logits.argmax(axis=1) == reg.model.predict(X)).all()
+    # malformed batches: a single query's envelope where a batch is expected, a cut batch, one column missing
+    hdr = {"v": 1, "kind": "batch-query", "params": PARAMS, "key": keys.id, "size": 60}
+    body = _ct_of(q)
+    for data, msg in [(_forge(hdr, body[:-100]), "batch cut short"),
+                      (_forge(hdr, struct.pack(">I", 63) + body[4:]), "holds 63 ciphertexts; expected 64"),
+                      (_forge({**hdr, "size": 0}, body), "batch size out of range"),
+                      (_forge({**hdr, "size": 59}, body), "do not all hold 59 digits")]:
+        with pytest.raises(BadInputError, match=msg):
+            server.evaluate_batch(data)
+    with pytest.raises(BadInputError, match="1 to 4096 digits"):
+        encrypt_batch(keys, [])
