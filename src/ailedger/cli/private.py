@@ -35,7 +35,7 @@ def register(main: click.Group) -> None:
     @click.option("--kind", type=click.Choice(["logreg", "mlp"]), default="logreg", show_default=True,
                   help="Logistic regression, or a 64-32-10 MLP with a square activation.")
     @click.option("--sample", "sample", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Also write the first test digit here (a JSON list of 64 values) to try the model on.")
+                  help="Also save the first test digit as this JSON file (a list of 64 values) to try the model on.")
     @json_option
     def digits_model(folder: Path, kind: str, sample: Path | None, as_json: bool) -> None:
         """Train a digits model for private inference into FOLDER (register it with `ailedger model register`)."""
