@@ -40,6 +40,20 @@ def test_fhe_round_trip_and_bad_ciphertexts(workdir, digits_test, other_keys, tm
     save_keys(other_keys, tmp_path / "keys2")
     r = run("private", "fhe-decrypt", tmp_path / "a.ct", "--keys", tmp_path / "keys2", code=2)
     assert "under another key" in r.output
+    # a query under other keys carrying this key's id: the server cannot tell; decryption fails (exit 1)
+    import struct
+
+    from ailedger.private.fhe import MAGIC, encrypt, load_keys
+
+    other = encrypt(other_keys, Xte[4])
+    (n,) = struct.unpack(">I", other[len(MAGIC):len(MAGIC) + 4])
+    hdr = json.loads(other[len(MAGIC) + 4:len(MAGIC) + 4 + n])
+    hdr["key"] = load_keys(tmp_path / "keys", secret=False).id
+    h = json.dumps(hdr, separators=(",", ":"), sort_keys=True).encode()
+    (tmp_path / "forged.ct").write_bytes(MAGIC + struct.pack(">I", len(h)) + h + other[len(MAGIC) + 4 + n:])
+    run(*infer, tmp_path / "forged.ct", "-o", tmp_path / "f.ct")
+    r = run("private", "fhe-decrypt", tmp_path / "f.ct", "--keys", tmp_path / "keys", code=1)
+    assert "does not decrypt to logits under this key" in r.output
     # input not 64 values
     (tmp_path / "short.json").write_text("[0.5, 0.5]")
     r = run("private", "fhe-encrypt", tmp_path / "short.json", "--keys", tmp_path / "keys", "-o", tmp_path / "s",
