@@ -149,6 +149,8 @@ RULES: dict[str, tuple[str, str]] = {
     "eval.commit": ("anyone (a commitment by its signer)", "nothing shared: a sealed commitment with a reveal deadline"),
     "eval.reveal": (("the committer of the eval.commit it opens (authority.service.eval_reveal_allowed)"),
                     "opens the commitment (judged by eval verify: on time, matching)"),
+    "mpc.commit": ("anyone (a statement by its signer, a party of an MPC run)",
+                   "nothing shared: a party's commitment; private.mpc.audit_run checks a run against its model"),
 }
 
 

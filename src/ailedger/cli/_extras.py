@@ -47,6 +47,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "federated": {"flwr": "flwr", "numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "zk": {"ezkl": "ezkl", "onnx": "onnx", "numpy": "numpy"},
     "eval": {"onnxruntime": "onnxruntime", "numpy": "numpy"},
+    "private": {"numpy": "numpy", "scikit-learn": "sklearn", "tenseal": "tenseal", "mpyc": "mpyc", "gmpy2": "gmpy2"},
 }
 
 # what a tagged command checks before it starts: every module of its extra (found, not imported), but
@@ -58,7 +59,7 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 # a module several extras install is named by the first of them (a command's own extra wins)
 _PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
-            "dask", "federated", "subnets", "zk", "eval")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
+            "dask", "federated", "subnets", "zk", "eval", "private")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 

@@ -72,6 +72,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
+    ("private", "private", {}),
     ("screen", "screening", {"dataset verify-screening": None, "dataset verify-removal": None}),
     ("serve", "server", {}),
     ("stake", "governance", {}),
