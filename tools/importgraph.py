@@ -39,7 +39,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("kernel", "the log a verifier needs alone", ["tlog"]),
     ("rules", "who may sign what; a model's status", ["authority"]),
     ("capabilities", "one folder per capability",
-     ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content"]),
+     ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content", "compute"]),
     ("shells", "HTTP app and explorer; the command line", ["http", "cli"]),
     ("wiring", "who answers the kernel's questions", ["_registry"]),
     ("package", "the public surface", ["ailedger", "__main__"]),

@@ -123,6 +123,13 @@ RULES: dict[str, tuple[str, str]] = {
     "blob.attach": ("the owner of the artifact record it attaches to", "the stored copy of a model/dataset"),
     "inference.batch": ("anyone (a statement by its signer, the operator)", "nothing shared: receipts name the operator"),
     "inference.erasure": ("anyone (a statement by its signer, the operator)", "nothing shared: the operator's report"),
+    "compute.job": ("anyone (the client; the first for its contract and job id)", "a job: spec, roots, price, referee"),
+    "compute.bid": ("anyone (a statement by the bidder)", "nothing shared: a bid the client may accept"),
+    "compute.accept": ("the job's client (signer of its compute.job)", "the job's accepted provider"),
+    "compute.result": ("the job's accepted provider; once", "the job's step roots, trace root and final root"),
+    "compute.challenge": ("anyone (a statement by the challenger)", "nothing shared: the contract holds the dispute"),
+    "compute.verdict": ("the referee named in the job's compute.job; once", "the one-step verdict of the dispute"),
+    "compute.settle": ("anyone (a keeper's statement of the on-chain outcome)", "nothing shared: the contract pays"),
 }
 
 

@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ailedger.compute.chain import Market
 from ailedger.compute.service import Trace

@@ -15,8 +15,9 @@ root over the step roots ``r_0 .. r_S`` (``r_0`` = the initial model).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError
@@ -25,8 +26,19 @@ from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["FRAC", "DATASETS", "JobSpec", "State", "dataset", "dataset_root", "init_state", "run", "state_root",
-           "step", "trace_root"]
+__all__ = [
+    "DATASETS",
+    "FRAC",
+    "JobSpec",
+    "State",
+    "dataset",
+    "dataset_root",
+    "init_state",
+    "run",
+    "state_root",
+    "step",
+    "trace_root",
+]
 
 FRAC = 16
 ONE = 1 << FRAC

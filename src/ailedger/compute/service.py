@@ -89,7 +89,8 @@ class Trace:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
-            np.savez(f, roots=np.frombuffer(b"".join(self.roots), dtype=np.uint8).reshape(-1, 32), **self.states)
+            arrays = {"roots": np.frombuffer(b"".join(self.roots), dtype=np.uint8).reshape(-1, 32), **self.states}
+            np.savez(f, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path) -> Trace:
