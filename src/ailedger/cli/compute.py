@@ -390,7 +390,9 @@ def register(main: click.Group) -> None:
                 chal = Challenger(load_account(challenger_key), roots=roots, bad_step=rep.get("bad_step"))
             moves: list[dict[str, Any]] = []
             st = play(m, job, prov, chal, on_move=lambda who, dd: moves.append({"by": who, **dd}))
-        lines = [f"{mv['by']} moved: steps {mv['lo']}..{mv['hi']}" for mv in moves]
+        lines = [f"provider revealed r{mv['step']} = {str(mv['root'])[:16]}.." if mv["by"] == "provider" else
+                 f"challenger {'agreed with' if mv['agree'] else 'disputed'} r{mv['step']}: steps {mv['lo']}..{mv['hi']} left"
+                 for mv in moves]
         d2 = st.get("dispute") or {}
         lines.append(f"job {job}: {st['phase']}" + (f", {d2['turn']}'s move at steps {d2['lo']}..{d2['hi']}"
                                                      if d2.get("turn") else ""))

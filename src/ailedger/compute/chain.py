@@ -106,7 +106,7 @@ def _reason(exc: BaseException) -> str:
         except Exception:  # noqa: BLE001
             args = ()
         shown = [PHASES[a] if name == "WrongPhase" and isinstance(a, int) and a < len(PHASES) else a for a in args]
-        return f"{name}({', '.join(repr(a) if isinstance(a, str) else str(a) for a in shown)})"
+        return f"{name}({', '.join(str(a) for a in shown)})"
     return text
 
 
@@ -131,11 +131,13 @@ def send(w3: Any, fn: Any, acct: Any, value: int = 0) -> Any:
                                    "chainId": w3.eth.chain_id, "value": value})
     except _revert_errors() as exc:
         raise BadInputError(f"the contract refuses: {_reason(exc)}", field="transaction") from None
+    tx["gas"] = int(tx["gas"] * 1.25) + 20_000  # headroom over the estimate (estimated on another block)
     signed = acct.sign_transaction(tx)
     h = w3.eth.send_raw_transaction(signed.raw_transaction)
     rcpt = w3.eth.wait_for_transaction_receipt(h, timeout=60)
     if rcpt["status"] != 1:
-        raise VerificationError("transaction reverted on chain", expected="status 1", found=rcpt["status"])
+        raise VerificationError(f"transaction {h.hex()} reverted on chain (gas used {rcpt['gasUsed']} of {tx['gas']})",
+                                expected="status 1", found=rcpt["status"])
     return rcpt
 
 

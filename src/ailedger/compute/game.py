@@ -66,7 +66,10 @@ def play(m: Market, job: int, provider: Provider | None = None, challenger: Chal
         else:
             return st
         if on_move:
-            on_move(turn, m.status(job).get("dispute") or {})
+            after = m.status(job).get("dispute") or {}
+            on_move(turn, {"step": d["mid"], "root": d["mid_root"] if turn == "challenger" else
+                           after.get("mid_root"), "lo": after.get("lo"), "hi": after.get("hi"),
+                           "agree": (after.get("lo") == d["mid"]) if turn == "challenger" else None})
     raise BadInputError(f"the dispute did not end in {max_moves} moves", field="dispute")
 
 

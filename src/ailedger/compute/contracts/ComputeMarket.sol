@@ -55,8 +55,21 @@ contract ComputeMarket {
     event Withdrawn(address indexed who, uint256 amount);
 
     error WrongPhase(uint8 expected, uint8 found);
-    error NotAllowed(string who);
-    error BadValue(string what);
+    error NotClient();
+    error NotProvider();
+    error NotChallenger();
+    error NotReferee();
+    error ProviderCannotChallenge();
+    error BadPrice();
+    error BadSteps();
+    error BadBond();
+    error BadReferee();
+    error BadWindow();
+    error AlreadyBid();
+    error NoBidFromProvider();
+    error NotProvidersMove();
+    error NotChallengersMove();
+    error NotDownToOneStep();
     error TooLate(uint64 deadline);
     error TooEarly(uint64 deadline);
     error NothingToWithdraw();
@@ -67,11 +80,11 @@ contract ComputeMarket {
 
     function post(bytes32 specHash, bytes32 initRoot, uint64 steps, uint256 bond, address referee,
                   uint64 runWindow, uint64 challengeWindow, uint64 moveWindow) external payable returns (uint256 id) {
-        if (msg.value == 0) revert BadValue("price");
-        if (steps == 0) revert BadValue("steps");
-        if (bond == 0) revert BadValue("bond");
-        if (referee == address(0)) revert BadValue("referee");
-        if (runWindow == 0 || challengeWindow == 0 || moveWindow == 0) revert BadValue("window");
+        if (msg.value == 0) revert BadPrice();
+        if (steps == 0) revert BadSteps();
+        if (bond == 0) revert BadBond();
+        if (referee == address(0)) revert BadReferee();
+        if (runWindow == 0 || challengeWindow == 0 || moveWindow == 0) revert BadWindow();
         id = ++jobCount;
         Job storage j = jobs[id];
         j.client = msg.sender;
@@ -91,8 +104,8 @@ contract ComputeMarket {
     function bid(uint256 id) external payable {
         Job storage j = jobs[id];
         _phase(j, Phase.Open);
-        if (msg.value != j.bond) revert BadValue("bond");
-        if (bids[id][msg.sender] != 0) revert BadValue("already bid");
+        if (msg.value != j.bond) revert BadBond();
+        if (bids[id][msg.sender] != 0) revert AlreadyBid();
         bids[id][msg.sender] = msg.value;
         emit Bid(id, msg.sender);
     }
@@ -108,8 +121,8 @@ contract ComputeMarket {
     function accept(uint256 id, address provider) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Open);
-        if (msg.sender != j.client) revert NotAllowed("client");
-        if (bids[id][provider] != j.bond) revert BadValue("no bid from provider");
+        if (msg.sender != j.client) revert NotClient();
+        if (bids[id][provider] != j.bond) revert NoBidFromProvider();
         bids[id][provider] = 0;
         j.provider = provider;
         j.deadline = uint64(block.timestamp) + j.runWindow;
@@ -121,7 +134,7 @@ contract ComputeMarket {
     function cancel(uint256 id) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Open);
-        if (msg.sender != j.client) revert NotAllowed("client");
+        if (msg.sender != j.client) revert NotClient();
         j.phase = Phase.Settled;
         credit[j.client] += j.price;
         emit Settled(id, "cancelled", j.client);
@@ -130,7 +143,7 @@ contract ComputeMarket {
     function submit(uint256 id, bytes32 finalRoot, bytes32 traceRoot) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Accepted);
-        if (msg.sender != j.provider) revert NotAllowed("provider");
+        if (msg.sender != j.provider) revert NotProvider();
         if (block.timestamp > j.deadline) revert TooLate(j.deadline);
         j.finalRoot = finalRoot;
         j.traceRoot = traceRoot;
@@ -163,8 +176,8 @@ contract ComputeMarket {
         Job storage j = jobs[id];
         _phase(j, Phase.Submitted);
         if (block.timestamp > j.deadline) revert TooLate(j.deadline);
-        if (msg.sender == j.provider) revert NotAllowed("anyone but the provider");
-        if (msg.value != j.bond) revert BadValue("bond");
+        if (msg.sender == j.provider) revert ProviderCannotChallenge();
+        if (msg.value != j.bond) revert BadBond();
         j.challenger = msg.sender;
         j.lo = 0;
         j.hi = j.steps;
@@ -179,8 +192,8 @@ contract ComputeMarket {
     function reveal(uint256 id, bytes32 root) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Disputed);
-        if (msg.sender != j.provider) revert NotAllowed("provider");
-        if (j.midRevealed || j.hi - j.lo <= 1) revert BadValue("not the provider's move");
+        if (msg.sender != j.provider) revert NotProvider();
+        if (j.midRevealed || j.hi - j.lo <= 1) revert NotProvidersMove();
         j.midRoot = root;
         j.midRevealed = true;
         j.lastMove = uint64(block.timestamp);
@@ -191,8 +204,8 @@ contract ComputeMarket {
     function respond(uint256 id, bool agree) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Disputed);
-        if (msg.sender != j.challenger) revert NotAllowed("challenger");
-        if (!j.midRevealed) revert BadValue("not the challenger's move");
+        if (msg.sender != j.challenger) revert NotChallenger();
+        if (!j.midRevealed) revert NotChallengersMove();
         uint64 mid = (j.lo + j.hi) / 2;
         if (agree) {
             j.lo = mid;
@@ -210,8 +223,8 @@ contract ComputeMarket {
     function rule(uint256 id, bool providerRight) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Disputed);
-        if (msg.sender != j.referee) revert NotAllowed("referee");
-        if (j.hi - j.lo != 1) revert BadValue("the dispute is not down to one step");
+        if (msg.sender != j.referee) revert NotReferee();
+        if (j.hi - j.lo != 1) revert NotDownToOneStep();
         _settleDispute(id, j, providerRight, providerRight ? "referee: provider right" : "referee: provider wrong");
     }
 
