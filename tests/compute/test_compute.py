@@ -245,3 +245,25 @@ def test_ledger_fold_applies_the_authority_rules(tmp_path, traces):
     assert service.replay_verdict(dict(led.entry(idx).body))["provider_right"] is True
     with pytest.raises(VerificationError, match="does not replay"):
         service.replay_verdict({**v, "computed_root": traces.roots[5].hex()})
+
+
+def test_the_explorer_lists_jobs_and_where_they_stand(tmp_path, traces):
+    from starlette.testclient import TestClient
+
+    from ailedger.http.app import create_app
+
+    led = Ledger.init(tmp_path / "l", "test.example/compute-explorer")
+    client, prov, ref = (led.new_identity(n)[0] for n in ("client", "prov", "ref"))
+    c = "0x" + "cd" * 20
+    service.log_entry(led, client, "job", c, 1, {"spec": SPEC.to_dict(), "referee": ref.did})
+    service.log_entry(led, client, "job", c, 2, {"spec": SPEC.to_dict(), "referee": ref.did})
+    service.log_entry(led, client, "accept", c, 2, {"provider": prov.did})
+    service.log_entry(led, prov, "result", c, 2, service.result_body(SPEC, traces.roots))
+    with TestClient(create_app(led)) as http:
+        r = http.get("/compute")
+        assert r.status_code == 200
+        assert "open (0 bids)" in r.text and "result logged" in r.text
+        assert traces.roots[-1].hex()[:16] in r.text and "24 steps of digits" in r.text
+        home = http.get("/").text
+        assert '<a href="/compute">' in home
+    led.close()

@@ -10,9 +10,9 @@ import socket
 
 import pytest
 from click.testing import CliRunner
-from tests.devchain import ANVIL_KEYS, AnvilNode, find_anvil
 
 from ailedger.cli.main import main
+from tests.devchain import ANVIL_KEYS, AnvilNode, find_anvil
 
 pytestmark = pytest.mark.anvil
 
