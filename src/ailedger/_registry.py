@@ -137,11 +137,18 @@ def _anchored(note: bytes, bundle: bytes | None, verifier: Any, *, rpc: Any, con
     return found
 
 
+def _compute_check(ledger: Any, entry: Any) -> str | None:
+    from ailedger.compute.service import admission_check
+
+    return admission_check(ledger, entry)
+
+
 def install() -> None:
     """Install every answer above (idempotent)."""
     admission.install(_Admission())
     hooks.use_dao(_Dao())
     hooks.use_dataset_owner(_dataset_owner)
+    hooks.use_compute_check(_compute_check)
     proofkinds.register_kind(proofkinds.ProofKind("ailedger-dataset-proof", _is_dataset_proof,
                                                   _verify_dataset_proof, extra="provenance"))
     proofkinds.register_checkpoint_check("anchor", _anchored, extra="anchoring")

@@ -12,7 +12,9 @@ from web3 import EthereumTesterProvider, Web3
 
 from ailedger.compute import chain, game, job, service
 from ailedger.errors import BadInputError, NotAuthorisedError, VerificationError
-from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.ledger import Ledger, entry_terms
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.tlog.stores import LeafRow
 
 E18 = 10**18
 PRICE, BOND = 3 * E18, E18
@@ -235,9 +237,12 @@ def test_ledger_fold_applies_the_authority_rules(tmp_path, traces):
     with pytest.raises(NotAuthorisedError, match="only the job's referee"):
         service.log_entry(led, other, "verdict", c, j, v)
     idx = service.log_entry(led, ref, "verdict", c, j, v)
-    # an entry that reaches the log another way is ignored by the fold
-    led.append_entry(led.make_entry("compute.verdict", {"contract": c, "job": j, **v, "provider_right": False},
-                                    other), terms=[service.job_term(c, j)])
+    # refused at every write path; one that reaches the store another way (no checks at all) is ignored
+    forged = led.make_entry("compute.verdict", {"contract": c, "job": j, **v, "provider_right": False,
+                                                "subjects": [service.job_term(c, j)]}, other)
+    with pytest.raises(NotAuthorisedError, match="only the job's referee"):
+        led.append_entry(forged)
+    led.log.append([LeafRow(forged.leaf_bytes, leaf_hash(forged.leaf_bytes), entry_terms(forged))])
     view = service.job_view(led, c, j)
     assert view.accepted["provider"] == prov.did and view.result["roots"][-1] == traces.roots[-1].hex()
     assert view.verdict["index"] == idx and view.verdict["provider_right"] is True

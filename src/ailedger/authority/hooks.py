@@ -47,8 +47,12 @@ class DaoView(Protocol):
 DatasetOwner = Callable[[Any, str], Any]
 """(ledger, dataset name) -> the did:key of its first committer, or None; NotFoundError when unknown."""
 
+ComputeCheck = Callable[[Any, Any], "str | None"]
+"""(ledger, a compute.* entry) -> why it has no effect (its signer lacks the standing), or None."""
+
 _dao: DaoView | None = None
 _dataset_owner: DatasetOwner | None = None
+_compute_check: ComputeCheck | None = None
 
 
 def use_dao(view: DaoView | None) -> None:
@@ -59,6 +63,15 @@ def use_dao(view: DaoView | None) -> None:
 def use_dataset_owner(fn: DatasetOwner | None) -> None:
     global _dataset_owner
     _dataset_owner = fn
+
+
+def use_compute_check(fn: ComputeCheck | None) -> None:
+    global _compute_check
+    _compute_check = fn
+
+
+def compute_check() -> ComputeCheck | None:
+    return _compute_check
 
 
 def dao() -> DaoView | None:

@@ -68,6 +68,7 @@ _INDEXED_TYPES = sorted(AuthorityState.TYPES | {GENESIS})
 SPARSE_SCAN_FROM = 20000
 BLOB_OWNED = ("blob.readers", "blob.supersede")
 DATASET_OWNED = ("dataset.commit", "dataset.source-removal")
+COMPUTE_GUARDED = ("compute.job", "compute.accept", "compute.result", "compute.verdict")
 
 
 def operator_of(ledger: Any) -> str:
@@ -223,7 +224,7 @@ def _gov_types() -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)  # a pure function of the type; asked once or twice per entry written
 def _guarded(t: str) -> bool:
     return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
-            or t == "blob.attach" or t in DATASET_OWNED)
+            or t == "blob.attach" or t in DATASET_OWNED or t in COMPUTE_GUARDED)
 
 
 # Does the signer's standing matter for entries of this type?  (The kernel's admission protocol asks.)
@@ -335,6 +336,11 @@ def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: f
                     raise NotAuthorisedError(f"blob.attach by {e.signer} has no effect: {why}", field="signer")
             elif e.type in DATASET_OWNED:
                 _dataset_check(ledger, e)
+            elif e.type in COMPUTE_GUARDED:
+                check = hooks.compute_check()  # the compute feature's fold (compute.service), when installed
+                why = check(ledger, e) if check is not None else None
+                if why:
+                    raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {why}", field="signer")
         except NotAuthorisedError as exc:
             out[i] = exc
         except BadInputError:

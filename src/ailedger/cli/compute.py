@@ -217,17 +217,14 @@ def register(main: click.Group) -> None:
                 raise NotFoundError(f"{provider} has not bid on job {job}", field="provider")
             ident = _ident(ledger, who)
             body = {"provider": did, "provider_address": bid["provider_address"], "bid": bid["index"]}
-            # refuse here what the ledger would ignore, before anything goes on chain
-            from ailedger.compute.service import job_view
+            # refuse here what the ledger would refuse, before anything goes on chain
+            from ailedger.compute.service import admission_check
+            from ailedger.errors import NotAuthorisedError
 
-            probe = job_view(ledger, m.address, job)
-            probe.apply(ledger.size, ledger.make_entry("compute.accept", {"contract": m.address, "job": job, **body},
-                                                       ident))
-            if probe.ignored:
-                from ailedger.errors import NotAuthorisedError
-
-                raise NotAuthorisedError(f"compute.accept by {ident.did} has no effect: {probe.ignored[-1]['why']}",
-                                         field="signer")
+            probe = ledger.make_entry("compute.accept", {"contract": m.address, "job": job, **body}, ident)
+            why = admission_check(ledger, probe)
+            if why:
+                raise NotAuthorisedError(f"compute.accept by {ident.did} has no effect: {why}", field="signer")
             m.accept(load_account(key), job, bid["provider_address"])
             idx = log_entry(ledger, ident, "accept", m.address, job, body)
         emit_lines({"job": job, "entry": idx, "provider": did, "gas": m.gas["accept"]}, as_json,

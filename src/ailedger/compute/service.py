@@ -1,6 +1,7 @@
 """The marketplace's ledger side and the parties' moves.
 
-Entries (all carry the term ``compute:<contract>:<job>`` so one lookup finds a job's history):
+Entries (each names its job in ``subjects``: ``compute:<contract>:<job>``, so one term lookup finds a job's
+history, whatever path wrote it):
 
 * ``compute.job`` (the client): the spec, its hash, the dataset and initial-model roots, price, bond, the
   referee's did and address, the contract and job id on chain.
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger.compute.job import TENSORS, JobSpec, State, run, state_root, step, trace_root
 from ailedger.encoding.canonical import canonical_json
-from ailedger.errors import BadInputError, NotAuthorisedError, NotFoundError, VerificationError
+from ailedger.errors import BadInputError, NotFoundError, VerificationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -155,7 +156,8 @@ class JobView:
         def ignore(why: str) -> None:
             self.ignored.append({"index": index, "type": t, "signer": who, "why": why})
 
-        row = {"index": index, "signer": who, **{k: v for k, v in b.items() if k not in ("state", "roots", "spec")}}
+        row = {"index": index, "signer": who,
+               **{k: v for k, v in b.items() if k not in ("state", "roots", "spec", "subjects")}}
         if t == "compute.job":
             if self.job is None:
                 self.job, self.job_index = {"index": index, "signer": who, **b}, index
@@ -200,7 +202,7 @@ class JobView:
 def job_view(ledger: Any, contract: str, job: int) -> JobView:
     """The one fold over a job's entries (the rules of docs/authority.md, ``compute.*`` rows)."""
     v = JobView()
-    for index, e in ledger.find(term=job_term(contract, job)):
+    for index, e in ledger.find(term="subject:" + job_term(contract, job)):
         if e.type.startswith("compute.") and e.body.get("job") == job and \
                 str(e.body.get("contract", "")).lower() == contract.lower():
             v.apply(index, e)
@@ -209,18 +211,29 @@ def job_view(ledger: Any, contract: str, job: int) -> JobView:
     return v
 
 
-def log_entry(ledger: Any, ident: Any, kind: str, contract: str, job: int, body: dict[str, Any]) -> int:
-    """Append a compute entry, refusing here what the fold would ignore (nothing without effect is logged)."""
-    full = {"contract": contract, "job": job, **body}
-    e = ledger.make_entry(f"compute.{kind}", full, ident)
-    if kind != "job":
+def admission_check(ledger: Any, e: Any) -> str | None:
+    """Why ``e`` (a ``compute.*`` entry about to be appended) would have no effect, or None: the same rules
+    as :func:`job_view`, asked by every write path (``authority.service.admit``, through
+    ``authority.hooks.compute_check``)."""
+    b = e.body if isinstance(e.body, dict) else {}
+    contract, job = b.get("contract"), b.get("job")
+    if not isinstance(contract, str) or type(job) is not int:
+        return "a compute entry names its contract (a string) and job (an integer)"
+    try:
         v = job_view(ledger, contract, job)
-        before = len(v.ignored)
-        v.apply(ledger.size, e)
-        if len(v.ignored) > before:
-            raise NotAuthorisedError(f"compute.{kind} by {ident.did} has no effect: {v.ignored[-1]['why']}",
-                                     field="signer")
-    res = ledger.append_entry(e, terms=[job_term(contract, job)])
+    except NotFoundError:
+        return None if e.type == "compute.job" else "before the job's compute.job entry"
+    before = len(v.ignored)
+    v.apply(ledger.size, e)
+    return str(v.ignored[-1]["why"]) if len(v.ignored) > before else None
+
+
+def log_entry(ledger: Any, ident: Any, kind: str, contract: str, job: int, body: dict[str, Any]) -> int:
+    """Append a compute entry (its ``subjects`` name the job, so every write path indexes it under
+    ``subject:compute:<contract>:<job>``).  Admission refuses what the fold would ignore: nothing without
+    effect is logged (``NotAuthorisedError``)."""
+    full = {"contract": contract, "job": job, **body, "subjects": [job_term(contract, job)]}
+    res = ledger.append_entry(ledger.make_entry(f"compute.{kind}", full, ident))
     return int(res.index)
 
 
