@@ -272,3 +272,45 @@ def test_the_explorer_lists_jobs_and_where_they_stand(tmp_path, traces):
         home = http.get("/").text
         assert '<a href="/compute">' in home
     led.close()
+
+
+class _Adaptive(game.Provider):
+    """A cheater that answers each round however it likes (an honest root or a made-up one, at random)."""
+
+    def __init__(self, acct, honest, rng):
+        super().__init__(acct, honest)
+        self.rng = rng
+
+    def move(self, m, job_id, d):
+        root = self.trace.roots[d["mid"]] if self.rng.random() < 0.5 else self.rng.randbytes(32)
+        m.reveal(self.acct, job_id, root)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_strategy_loses_against_the_honest_side(market, traces, seed):
+    """Soundness both ways: a provider that reveals arbitrary roots is caught by an honest challenger, and a
+    challenger answering at random cannot get an honest provider slashed."""
+    import random
+
+    m, client, prov, chal, ref = market
+    rng = random.Random(seed)
+    # a cheater (wrong final root) whatever it reveals
+    jid = post_and_accept(m, client, prov, ref, traces.roots[0])
+    m.submit(prov, jid, rng.randbytes(32), rng.randbytes(32))
+    m.challenge(chal, jid)
+    d = game.play(m, jid, _Adaptive(prov, traces, rng), game.Challenger(chal, roots=traces.roots))["dispute"]
+    assert bytes.fromhex(d["lo_root"]) == traces.roots[d["lo"]]      # the agreed root is always the honest one
+    v = service.referee_step(SPEC, d, {"step": d["lo"], "state": service.encode_state(traces.state(d["lo"]))})
+    assert v["provider_right"] is False
+    # an honest provider against a challenger that answers at random
+    jid = post_and_accept(m, client, prov, ref, traces.roots[0])
+    m.submit(prov, jid, traces.roots[-1], job.trace_root(traces.roots))
+    m.challenge(chal, jid)
+
+    class Coin(game.Challenger):
+        def agrees(self, step, root_hex):
+            return rng.random() < 0.5
+
+    d = game.play(m, jid, game.Provider(prov, traces), Coin(chal))["dispute"]
+    v = service.referee_step(SPEC, d, {"step": d["lo"], "state": service.encode_state(traces.state(d["lo"]))})
+    assert v["provider_right"] is True
