@@ -11,7 +11,8 @@ to every step's state costs in run time.
   the referee's rule) and its total.
 * Overhead of the trace commitment: the job's run time with a state root after every step vs without.
 
-Usage: PYTHONPATH=src .venv/bin/python bench/compute_bench.py [--trials 1000] [--traces 40]
+Usage: PYTHONPATH=src .venv/bin/python bench/compute_bench.py [--trials 1000] [--traces 40] [--svg OUT.svg]
+(``--plot-from RUN.txt --svg OUT.svg`` draws the chart from a previous run's JSON line.)
 Prints human lines, then one JSON line.
 """
 
@@ -134,12 +135,47 @@ def overhead(S: int, reps: int) -> dict[str, object]:
             "overhead_roots": round(b / a - 1, 3), "overhead_roots_and_states": round(c / a - 1, 3)}
 
 
+def plot(res: dict[str, object], out: str) -> None:
+    """Detection rate vs sampling rate: measured (with 2 s.e.) against the formula, as an SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    det = res["detection"]
+    assert isinstance(det, dict)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [0.005, 1.0]
+    ax.plot(xs, xs, "k--", lw=1, label="formula: P(caught) = p")
+    for S, mark in (("100", "o"), ("1000", "s")):
+        d = det[S]
+        pts = [(d[f"sample_{p:g}"], p) for p in (0.01, 0.1)] + [(d["full"], 1.0)]
+        ax.errorbar([p for _, p in pts], [r["rate"] for r, _ in pts],
+                    yerr=[2 * float(r.get("stderr", 0)) for r, _ in pts], fmt=mark, capsize=3,
+                    label=f"measured, S = {S}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("share of steps re-executed (1 = full re-execution)")
+    ax.set_ylabel("one-step cheat caught")
+    ax.set_title("Catching a provider that corrupts 1 of S steps")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, metadata={"Date": None})
+    print(f"wrote {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--trials", type=int, default=1000, help="sampling trials per (S, rate)")
     ap.add_argument("--traces", type=int, default=40, help="cheating traces (random bad step) per S")
     ap.add_argument("--seed", type=int, default=26)
+    ap.add_argument("--svg", help="also draw the detection chart here")
+    ap.add_argument("--plot-from", help="only draw --svg from this file's last JSON line (a previous run)")
     args = ap.parse_args()
+    if args.plot_from:
+        plot(json.loads(Path(args.plot_from).read_text().strip().splitlines()[-1]), args.svg or "detection.svg")
+        return
     rng = random.Random(args.seed)
     load0 = os.getloadavg()[0]
     res: dict[str, object] = {"bench": "compute", "cpus": os.cpu_count(), "loadavg_start": round(load0, 2)}
@@ -169,6 +205,8 @@ def main() -> None:
         "trace_commit_overhead": ov["overhead_roots"],
     }
     res["loadavg_end"] = round(os.getloadavg()[0], 2)
+    if args.svg:
+        plot(res, args.svg)
     print(json.dumps(res, sort_keys=True))
 
 

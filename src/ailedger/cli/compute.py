@@ -268,7 +268,7 @@ def register(main: click.Group) -> None:
         emit_lines(out, as_json, [(f"job {job}: {spec.steps} steps in {secs:.2f} s; result logged (entry {idx}) and "
                                   f"submitted"), f"  final root {body['final_root']}", f"  trace root {body['trace_root']}"])
 
-    def _verify(ledger: Any, m: Any, job: int, sample: float | None) -> dict[str, Any]:
+    def _verify(ledger: Any, m: Any, job: int, sample: float | None, trace_file: str | None = None) -> dict[str, Any]:
         from ailedger.compute.game import sample_check, sample_steps
         from ailedger.compute.service import Trace
         from ailedger.errors import BadInputError
@@ -288,7 +288,10 @@ def register(main: click.Group) -> None:
                 bad = next((i for i in range(spec.steps) if given and given[i + 1] != roots[i + 1]), None)
             rep = {"mode": "full", "ok": roots[-1] == claimed, "roots": roots, "bad_step": bad}
         else:
-            trace = Trace.load(_dir(ledger) / str(job) / "provider.npz")
+            trace = Trace.load(Path(trace_file) if trace_file else _dir(ledger) / str(job) / "provider.npz")
+            if len(trace.roots) != spec.steps + 1 or trace.roots[0].hex() != st["init_root"]:
+                raise BadInputError(f"the trace holds {len(trace.roots) - 1} steps from root "
+                                    f"{trace.roots[0].hex()[:16]}..: not job {job}'s", field="trace")
             if trace.roots[-1].hex() != claimed:
                 raise BadInputError("the provider's published trace does not end at its submitted root", field="trace")
             # the seed: the ledger's checkpoint now, after the result was logged (the provider could not know it)
@@ -302,10 +305,13 @@ def register(main: click.Group) -> None:
     @compute.command("verify")
     @click.argument("job", type=int)
     @click.option("--sample", type=float, help="re-execute only this fraction of steps (from the published trace)")
+    @click.option("--trace", "trace_file", type=click.Path(exists=True, dir_okay=False),
+                  help="the provider's published trace (.npz; default: LEDGER/compute/JOB/provider.npz)")
     @rpc_option
     @ledger_option
     @json_option
-    def verify_cmd(job: int, sample: float | None, rpc: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+    def verify_cmd(job: int, sample: float | None, trace_file: str | None, rpc: str | None, ledger_dir: Path | None,
+                   as_json: bool) -> None:
         """Re-run JOB (all of it, or a sample of steps seeded by the ledger's latest checkpoint) and compare
         with the submitted result.  Exit 1 when the result is wrong."""
         from ailedger.errors import VerificationError
@@ -313,7 +319,7 @@ def register(main: click.Group) -> None:
 
         with Ledger.open(ledger_dir) as ledger:
             m = _market(ledger, rpc)
-            rep = _verify(ledger, m, job, sample)
+            rep = _verify(ledger, m, job, sample, trace_file)
         shown = {k: v for k, v in rep.items() if k != "roots"}
         if not rep["ok"]:
             if as_json:
