@@ -77,7 +77,7 @@ def gas(S_values: list[int]) -> dict[str, object]:
     jid = m.post(client, service.spec_hash(spec), roots[0], spec.steps, 10**18, 10**17, ref.address, 3600, 60, 60)
     m.bid(prov, jid)
     m.accept(client, jid, prov.address)
-    m.submit(prov, jid, roots[-1], job.trace_root(roots))
+    m.submit(prov, jid, roots)
     chain.advance(w3, 61)
     m.finish(prov, jid)
     out.update({k: m.gas[k] for k in ("post", "bid", "accept", "submit", "finish")})
@@ -91,7 +91,7 @@ def gas(S_values: list[int]) -> dict[str, object]:
         jid = m.post(client, service.spec_hash(spec), honest.roots[0], S, 10**18, 10**17, ref.address, 3600, 600, 600)
         m.bid(prov, jid)
         m.accept(client, jid, prov.address)
-        m.submit(prov, jid, cheat.roots[-1], job.trace_root(cheat.roots))
+        m.submit(prov, jid, cheat.roots)
         m.challenge(chal, jid)
         moves: list[tuple[str, int]] = []
         p = game.Provider(prov, cheat)

@@ -75,7 +75,7 @@ def test_job_is_deterministic_and_learns(traces):
 def test_honest_job_is_paid_once(market, traces):
     m, client, prov, chal, ref = market
     jid = post_and_accept(m, client, prov, ref, traces.roots[0])
-    m.submit(prov, jid, traces.roots[-1], job.trace_root(traces.roots))
+    m.submit(prov, jid, traces.roots)
     with pytest.raises(BadInputError, match=r"TooEarly"):
         m.finish(chal, jid)                                     # the challenge window is open
     chain.advance(m.w3, CHAL_W + 1)
@@ -97,7 +97,7 @@ def test_a_cheat_at_any_step_is_caught_and_slashed(market, traces, bad):
     cheat = service.Trace.compute(SPEC, corrupt=bad)
     assert cheat.roots[: bad + 1] == traces.roots[: bad + 1] and cheat.roots[bad + 1] != traces.roots[bad + 1]
     jid = post_and_accept(m, client, prov, ref, traces.roots[0])
-    m.submit(prov, jid, cheat.roots[-1], job.trace_root(cheat.roots))
+    m.submit(prov, jid, cheat.roots)
     m.challenge(chal, jid)
     moves = []
     st = game.play(m, jid, game.Provider(prov, cheat), game.Challenger(chal, roots=traces.roots),
@@ -121,7 +121,7 @@ def test_a_cheat_at_any_step_is_caught_and_slashed(market, traces, bad):
 def test_challenging_an_honest_result_loses_the_bond(market, traces, lie):
     m, client, prov, chal, ref = market
     jid = post_and_accept(m, client, prov, ref, traces.roots[0])
-    m.submit(prov, jid, traces.roots[-1], job.trace_root(traces.roots))
+    m.submit(prov, jid, traces.roots)
     m.challenge(chal, jid)
     liar = game.Challenger(chal, bad_step=-1 if lie == "disagree-all" else SPEC.steps)
     st = game.play(m, jid, game.Provider(prov, traces), liar)
@@ -142,7 +142,7 @@ def test_provider_that_never_answers_forfeits_its_bond(market, traces):
         m.claim_timeout(client, jid)
     chain.advance(m.w3, RUN_W + 1)
     with pytest.raises(BadInputError, match="TooLate"):
-        m.submit(prov, jid, traces.roots[-1], job.trace_root(traces.roots))
+        m.submit(prov, jid, traces.roots)
     m.claim_timeout(client, jid)
     with pytest.raises(BadInputError, match="WrongPhase"):
         m.claim_timeout(client, jid)                            # claimed once
@@ -154,7 +154,7 @@ def test_a_silent_party_in_the_dispute_loses(market, traces, silent):
     m, client, prov, chal, ref = market
     cheat = service.Trace.compute(SPEC, corrupt=7)
     jid = post_and_accept(m, client, prov, ref, traces.roots[0])
-    m.submit(prov, jid, cheat.roots[-1], job.trace_root(cheat.roots))
+    m.submit(prov, jid, cheat.roots)
     m.challenge(chal, jid)
     p, c = game.Provider(prov, cheat), game.Challenger(chal, roots=traces.roots)
     if silent == "provider":
@@ -274,37 +274,28 @@ def test_the_explorer_lists_jobs_and_where_they_stand(tmp_path, traces):
     led.close()
 
 
-class _Adaptive(game.Provider):
-    """A cheater that answers each round however it likes (an honest root or a made-up one, at random)."""
-
-    def __init__(self, acct, honest, rng):
-        super().__init__(acct, honest)
-        self.rng = rng
-
-    def move(self, m, job_id, d):
-        root = self.trace.roots[d["mid"]] if self.rng.random() < 0.5 else self.rng.randbytes(32)
-        m.reveal(self.acct, job_id, root)
-
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_any_strategy_loses_against_the_honest_side(market, traces, seed):
-    """Soundness both ways: a provider that reveals arbitrary roots is caught by an honest challenger, and a
-    challenger answering at random cannot get an honest provider slashed."""
+    """Soundness both ways: a provider that commits to any made-up trace (honest roots here and there,
+    made-up ones elsewhere, a wrong final root) is caught by an honest challenger, and a challenger answering
+    at random cannot get an honest provider slashed."""
     import random
 
     m, client, prov, chal, ref = market
     rng = random.Random(seed)
-    # a cheater (wrong final root) whatever it reveals
+    made_up = [traces.roots[0]] + [r if rng.random() < 0.5 else rng.randbytes(32) for r in traces.roots[1:-1]]
+    made_up.append(rng.randbytes(32))
     jid = post_and_accept(m, client, prov, ref, traces.roots[0])
-    m.submit(prov, jid, rng.randbytes(32), rng.randbytes(32))
+    m.submit(prov, jid, made_up)
     m.challenge(chal, jid)
-    d = game.play(m, jid, _Adaptive(prov, traces, rng), game.Challenger(chal, roots=traces.roots))["dispute"]
+    d = game.play(m, jid, game.Provider(prov, service.Trace({}, made_up)),
+                  game.Challenger(chal, roots=traces.roots))["dispute"]
     assert bytes.fromhex(d["lo_root"]) == traces.roots[d["lo"]]      # the agreed root is always the honest one
     v = service.referee_step(SPEC, d, {"step": d["lo"], "state": service.encode_state(traces.state(d["lo"]))})
     assert v["provider_right"] is False
     # an honest provider against a challenger that answers at random
     jid = post_and_accept(m, client, prov, ref, traces.roots[0])
-    m.submit(prov, jid, traces.roots[-1], job.trace_root(traces.roots))
+    m.submit(prov, jid, traces.roots)
     m.challenge(chal, jid)
 
     class Coin(game.Challenger):
@@ -314,3 +305,27 @@ def test_any_strategy_loses_against_the_honest_side(market, traces, seed):
     d = game.play(m, jid, game.Provider(prov, traces), Coin(chal))["dispute"]
     v = service.referee_step(SPEC, d, {"step": d["lo"], "state": service.encode_state(traces.state(d["lo"]))})
     assert v["provider_right"] is True
+
+
+def test_the_provider_is_bound_to_its_trace_root(market, traces):
+    """submit proves r_0 and r_S are the first and last leaves of the trace root; every reveal proves its
+    root is that step's leaf: another root, or a proof for another step, is refused."""
+    m, client, prov, chal, ref = market
+    cheat = service.Trace.compute(SPEC, corrupt=3)
+    jid = post_and_accept(m, client, prov, ref, traces.roots[0])
+    tr = job.trace_root(cheat.roots)
+    last = len(cheat.roots) - 1
+    with pytest.raises(BadInputError, match=r"BadProof\(0\)"):            # a trace that does not start at r_0
+        m.submit(prov, jid, [traces.roots[1], *cheat.roots[1:]])
+    with pytest.raises(BadInputError, match=rf"BadProof\({SPEC.steps}\)"):  # r_S is not the trace's last leaf
+        m.submit_raw(prov, jid, traces.roots[-1], tr, job.trace_proof(cheat.roots, 0),
+                     job.trace_proof(cheat.roots, last))
+    m.submit(prov, jid, cheat.roots)
+    m.challenge(chal, jid)
+    mid = SPEC.steps // 2
+    with pytest.raises(BadInputError, match=rf"BadProof\({mid}\)"):
+        m.reveal(prov, jid, traces.roots[mid], job.trace_proof(cheat.roots, mid))     # the honest root: not committed
+    with pytest.raises(BadInputError, match=rf"BadProof\({mid}\)"):
+        m.reveal(prov, jid, cheat.roots[mid + 1], job.trace_proof(cheat.roots, mid + 1))  # another step's leaf
+    m.reveal(prov, jid, cheat.roots[mid], job.trace_proof(cheat.roots, mid))
+    assert m.status(jid)["dispute"]["turn"] == "challenger"

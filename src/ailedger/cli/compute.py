@@ -261,7 +261,7 @@ def register(main: click.Group) -> None:
             secs = time.perf_counter() - t0
             trace.save(_dir(ledger) / str(job) / "provider.npz")
             body = result_body(spec, trace.roots)
-            m.submit(load_account(key), job, trace.roots[-1], bytes.fromhex(body["trace_root"]))
+            m.submit(load_account(key), job, trace.roots)
             idx = log_entry(ledger, ident, "result", m.address, job, body)
         out = {"job": job, "entry": idx, "final_root": body["final_root"], "trace_root": body["trace_root"],
                "seconds": round(secs, 3), "gas": m.gas["submit"]}

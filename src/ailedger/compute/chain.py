@@ -213,14 +213,22 @@ class Market:
     def accept(self, client: Any, job: int, provider: str) -> Any:
         return self._tx("accept", client, job, provider)
 
-    def submit(self, provider: Any, job: int, final_root: bytes, trace_root: bytes) -> Any:
-        return self._tx("submit", provider, job, final_root, trace_root)
+    def submit(self, provider: Any, job: int, roots: list[bytes]) -> Any:
+        """Submit a trace r_0..r_S: its final root, trace root and the proofs of its first and last leaves."""
+        from ailedger.compute.job import trace_proof, trace_root
+
+        return self.submit_raw(provider, job, roots[-1], trace_root(roots), trace_proof(roots, 0),
+                               trace_proof(roots, len(roots) - 1))
+
+    def submit_raw(self, provider: Any, job: int, final_root: bytes, trace_root: bytes, init_proof: list[bytes],
+                   final_proof: list[bytes]) -> Any:
+        return self._tx("submit", provider, job, final_root, trace_root, init_proof, final_proof)
 
     def challenge(self, challenger: Any, job: int) -> Any:
         return self._tx("challenge", challenger, job, value=self.terms(job)["bond"])
 
-    def reveal(self, provider: Any, job: int, root: bytes) -> Any:
-        return self._tx("reveal", provider, job, root)
+    def reveal(self, provider: Any, job: int, root: bytes, proof: list[bytes]) -> Any:
+        return self._tx("reveal", provider, job, root, proof)
 
     def respond(self, challenger: Any, job: int, agree: bool) -> Any:
         return self._tx("respond", challenger, job, agree)

@@ -1,6 +1,7 @@
 """The parties' moves in the dispute game, each from its own knowledge.
 
-* The provider answers from its trace (the roots it committed to).
+* The provider answers from its trace: the root it committed to, with its proof in the trace root (the
+  contract refuses any other).
 * A challenger agrees with a revealed root iff it is the root it computed itself (full re-execution), or,
   for a spot-checking verifier that found step ``j`` wrong, iff the revealed step is at most ``j``.
 * The referee re-executes the one step left (``service.referee_step``).
@@ -28,7 +29,9 @@ class Provider:
     trace: Trace
 
     def move(self, m: Market, job: int, d: dict[str, Any]) -> None:
-        m.reveal(self.acct, job, self.trace.roots[d["mid"]])
+        from ailedger.compute.job import trace_proof
+
+        m.reveal(self.acct, job, self.trace.roots[d["mid"]], trace_proof(self.trace.roots, d["mid"]))
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError
-from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
+from ailedger.tlog.merkle import inclusion_plan, leaf_hash, rehash_plan, root_from_leaf_hashes
 
 if TYPE_CHECKING:
     import numpy as np
@@ -194,3 +194,11 @@ def run(spec: JobSpec, *, keep: Callable[[int, State], None] | None = None,
 
 def trace_root(roots: list[bytes]) -> bytes:
     return root_from_leaf_hashes([leaf_hash(r) for r in roots])
+
+
+def trace_proof(roots: list[bytes], index: int) -> list[bytes]:
+    """The RFC 6962 inclusion proof of ``roots[index]`` in :func:`trace_root` (what ``reveal`` and ``submit``
+    send the contract)."""
+    hashes = [leaf_hash(r) for r in roots]
+    return rehash_plan(inclusion_plan(index, len(hashes)),
+                       lambda nid: root_from_leaf_hashes(hashes[nid[1] << nid[0]:(nid[1] + 1) << nid[0]]))

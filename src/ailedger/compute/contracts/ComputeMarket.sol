@@ -5,7 +5,8 @@ pragma solidity 0.8.28;
 /// @notice A client posts a job (the hash of its spec, the initial state root r_0, the number of steps S)
 /// with the price; providers bid with a bond; the client accepts one. The provider submits the final state
 /// root r_S and the trace root (RFC 6962 root over r_0..r_S). In the challenge window anyone may challenge
-/// with an equal bond: the provider then reveals the root at the midpoint of the disputed range and the
+/// with an equal bond: the provider then reveals the root at the midpoint of the disputed range (with its
+/// inclusion proof in the trace root, so every root it reveals is the one it committed to) and the
 /// challenger says whether it agrees, halving the range each round (ceil(log2 S) rounds) until one step
 /// [lo, lo+1] is left, where the challenger agrees with r_lo and not with r_lo+1. The job's referee
 /// re-executes that one step and rules. Every move has a deadline; whoever misses it loses.
@@ -70,6 +71,7 @@ contract ComputeMarket {
     error NotProvidersMove();
     error NotChallengersMove();
     error NotDownToOneStep();
+    error BadProof(uint64 step);
     error TooLate(uint64 deadline);
     error TooEarly(uint64 deadline);
     error NothingToWithdraw();
@@ -140,11 +142,44 @@ contract ComputeMarket {
         emit Settled(id, "cancelled", j.client);
     }
 
-    function submit(uint256 id, bytes32 finalRoot, bytes32 traceRoot) external {
+    /// RFC 9162 section 2.1.3.2: is `root` the leaf at `index` of the tree of `size` leaves with root `tree`?
+    /// (Leaf hash SHA-256(0x00 || root), node hash SHA-256(0x01 || left || right), as the ledger's trace root.)
+    function _included(bytes32 tree, uint256 size, uint256 index, bytes32 root, bytes32[] calldata proof)
+        private pure returns (bool)
+    {
+        if (index >= size) return false;
+        uint256 fn = index;
+        uint256 sn = size - 1;
+        bytes32 r = sha256(abi.encodePacked(bytes1(0x00), root));
+        for (uint256 i = 0; i < proof.length; i++) {
+            if (sn == 0) return false;
+            if (fn & 1 == 1 || fn == sn) {
+                r = sha256(abi.encodePacked(bytes1(0x01), proof[i], r));
+                if (fn & 1 == 0) {
+                    while (fn != 0 && fn & 1 == 0) {
+                        fn >>= 1;
+                        sn >>= 1;
+                    }
+                }
+            } else {
+                r = sha256(abi.encodePacked(bytes1(0x01), r, proof[i]));
+            }
+            fn >>= 1;
+            sn >>= 1;
+        }
+        return sn == 0 && r == tree;
+    }
+
+    /// The provider's result: the final root r_S and the trace root over r_0..r_S, with proofs that r_0 (the
+    /// job's initial root) and r_S are its first and last leaves.
+    function submit(uint256 id, bytes32 finalRoot, bytes32 traceRoot, bytes32[] calldata initProof,
+                    bytes32[] calldata finalProof) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Accepted);
         if (msg.sender != j.provider) revert NotProvider();
         if (block.timestamp > j.deadline) revert TooLate(j.deadline);
+        if (!_included(traceRoot, uint256(j.steps) + 1, 0, j.initRoot, initProof)) revert BadProof(0);
+        if (!_included(traceRoot, uint256(j.steps) + 1, j.steps, finalRoot, finalProof)) revert BadProof(j.steps);
         j.finalRoot = finalRoot;
         j.traceRoot = traceRoot;
         j.deadline = uint64(block.timestamp) + j.challengeWindow;
@@ -188,16 +223,18 @@ contract ComputeMarket {
         emit Challenged(id, msg.sender);
     }
 
-    /// The provider's move: its root after step (lo + hi) / 2.
-    function reveal(uint256 id, bytes32 root) external {
+    /// The provider's move: its root after step (lo + hi) / 2, proved to be that leaf of its trace root.
+    function reveal(uint256 id, bytes32 root, bytes32[] calldata proof) external {
         Job storage j = jobs[id];
         _phase(j, Phase.Disputed);
         if (msg.sender != j.provider) revert NotProvider();
         if (j.midRevealed || j.hi - j.lo <= 1) revert NotProvidersMove();
+        uint64 mid = (j.lo + j.hi) / 2;
+        if (!_included(j.traceRoot, uint256(j.steps) + 1, mid, root, proof)) revert BadProof(mid);
         j.midRoot = root;
         j.midRevealed = true;
         j.lastMove = uint64(block.timestamp);
-        emit Revealed(id, (j.lo + j.hi) / 2, root);
+        emit Revealed(id, mid, root);
     }
 
     /// The challenger's move: does it agree with the revealed root?
