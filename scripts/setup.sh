@@ -25,5 +25,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   # torch must never be pulled unpinned (it would download a CUDA build)
   # every extra (`pip install ailedger` alone is the light kernel: see pyproject.toml) + the test tools
   .venv/bin/python -m pip install -q -e ".[all,dev]"
+  # the federated extra (Flower) without Flower's pins of older starlette/uvicorn/fastapi/rich/protobuf (its
+  # strategies and server loop, all ailedger uses, import none of them): flwr alone, then what it imports
+  .venv/bin/python -m pip install -q --no-deps "flwr==1.42.*"
+  .venv/bin/python -m pip install -q "grpcio>=1.70,<2" "iterators>=0.0.2,<0.0.3" "typer>=0.13,<0.21" \
+    "tomli>=2,<3" "tomli-w>=1,<2" "prompt-toolkit>=3.0.52,<4" "pycryptodome>=3.18,<4" "pathspec>=1.0.4,<2" \
+    "pyyaml>=6,<7"
   touch "$stamp"
 fi

@@ -39,7 +39,8 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("kernel", "the log a verifier needs alone", ["tlog"]),
     ("rules", "who may sign what; a model's status", ["authority"]),
     ("capabilities", "one folder per capability",
-     ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content", "compute"]),
+     ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content", "federated",
+      "subnets", "compute"]),
     ("shells", "HTTP app and explorer; the command line", ["http", "cli"]),
     ("wiring", "who answers the kernel's questions", ["_registry"]),
     ("package", "the public surface", ["ailedger", "__main__"]),
@@ -50,6 +51,7 @@ PEERS: dict[str, set[str]] = {
     "blobs": {"provenance"},       # stored copies of model and dataset records
     "screening": {"provenance"},   # screening and removal act on dataset commitments
     "content": {"governance"},     # a claim's reputation comes from staking
+    "subnets": {"governance"},     # a validator's stake is its governance reputation
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }
 

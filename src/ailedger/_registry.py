@@ -14,6 +14,9 @@ its judgement of governance entries
 (``authority.hooks.DaoView``)
 who owns a dataset name                     ``provenance.datasets.dataset_owner``
 (``authority.hooks.DatasetOwner``)
+may this signer sign this ``subnet.*``      ``subnets.service.judge``
+entry? (``authority.hooks.use_judge``)
+... this ``compute.*`` entry? (the same)    ``compute.service.judge``
 proof kinds of ``ailedger verify``          ``ailedger-dataset-proof``: ``provenance.datasets``
 (``tlog.proofkinds``)
 checkpoint checks of ``ailedger verify``    ``anchor`` (``--rpc``): ``anchoring.service``
@@ -108,6 +111,14 @@ def _dataset_owner(ledger: Any, name: str) -> Any:
     return dataset_owner(ledger, name)
 
 
+def _subnet_judge(ledger: Any, items: list[tuple[int, Any]]) -> list[Any]:
+    try:
+        from ailedger.subnets.service import judge
+    except ImportError as exc:
+        raise _missing("subnets", exc) from None
+    return list(judge(ledger, items))
+
+
 # -- ailedger verify -> provenance, anchoring -----------------------------------------------------------------
 
 def _is_dataset_proof(first_line: str) -> bool:
@@ -137,10 +148,12 @@ def _anchored(note: bytes, bundle: bytes | None, verifier: Any, *, rpc: Any, con
     return found
 
 
-def _compute_check(ledger: Any, entry: Any) -> str | None:
-    from ailedger.compute.service import admission_check
-
-    return admission_check(ledger, entry)
+def _compute_judge(ledger: Any, items: list[tuple[int, Any]]) -> list[Any]:
+    try:
+        from ailedger.compute.service import judge
+    except ImportError as exc:
+        raise _missing("compute", exc) from None
+    return list(judge(ledger, items))
 
 
 def install() -> None:
@@ -148,7 +161,8 @@ def install() -> None:
     admission.install(_Admission())
     hooks.use_dao(_Dao())
     hooks.use_dataset_owner(_dataset_owner)
-    hooks.use_compute_check(_compute_check)
+    hooks.use_judge("subnet.", _subnet_judge)
+    hooks.use_judge("compute.", _compute_judge)
     proofkinds.register_kind(proofkinds.ProofKind("ailedger-dataset-proof", _is_dataset_proof,
                                                   _verify_dataset_proof, extra="provenance"))
     proofkinds.register_checkpoint_check("anchor", _anchored, extra="anchoring")

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["DaoSimulator", "DaoView", "DatasetOwner", "dao", "dataset_owner", "use_dao", "use_dataset_owner"]
+__all__ = ["CapabilityJudge", "DaoSimulator", "DaoView", "DatasetOwner", "dao", "dataset_owner", "judge_for",
+           "use_dao", "use_dataset_owner", "use_judge"]
 
 
 class DaoSimulator(Protocol):
@@ -47,12 +48,14 @@ class DaoView(Protocol):
 DatasetOwner = Callable[[Any, str], Any]
 """(ledger, dataset name) -> the did:key of its first committer, or None; NotFoundError when unknown."""
 
-ComputeCheck = Callable[[Any, Any], "str | None"]
-"""(ledger, a compute.* entry) -> why it has no effect (its signer lacks the standing), or None."""
+CapabilityJudge = Callable[[Any, list[tuple[int, Any]]], list[Any]]
+"""(ledger, [(index, entry), ...] in log order) -> one verdict per entry: None when its signer may sign it
+with effect, appended at ``index`` after the ones before it, else the NotAuthorisedError saying why not.
+A capability's own rules (e.g. ``subnet.*``: ailedger.subnets)."""
 
 _dao: DaoView | None = None
 _dataset_owner: DatasetOwner | None = None
-_compute_check: ComputeCheck | None = None
+_judges: dict[str, CapabilityJudge] = {}
 
 
 def use_dao(view: DaoView | None) -> None:
@@ -65,18 +68,24 @@ def use_dataset_owner(fn: DatasetOwner | None) -> None:
     _dataset_owner = fn
 
 
-def use_compute_check(fn: ComputeCheck | None) -> None:
-    global _compute_check
-    _compute_check = fn
-
-
-def compute_check() -> ComputeCheck | None:
-    return _compute_check
-
-
 def dao() -> DaoView | None:
     return _dao
 
 
 def dataset_owner() -> DatasetOwner | None:
     return _dataset_owner
+
+
+def use_judge(prefix: str, fn: CapabilityJudge | None) -> None:
+    """Entry types starting with ``prefix`` (e.g. ``"subnet."``) are judged at admission by ``fn``."""
+    if fn is None:
+        _judges.pop(prefix, None)
+    else:
+        _judges[prefix] = fn
+
+
+def judge_for(record_type: str) -> CapabilityJudge | None:
+    for prefix, fn in _judges.items():
+        if record_type.startswith(prefix):
+            return fn
+    return None

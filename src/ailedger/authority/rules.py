@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from ailedger.encoding.canonical import canonical_json
 from ailedger.encoding.identity import did_from_public_key, public_key_from_did
 from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError
 from ailedger.tlog.admission import TIME_SKEW_SECONDS
@@ -43,6 +44,7 @@ __all__ = [
     "ModelBook",
     "ModelStatus",
     "Ruling",
+    "fl_update_statement",
     "model_name_of",
     "model_status",
     "operator_did",
@@ -123,14 +125,35 @@ RULES: dict[str, tuple[str, str]] = {
     "blob.attach": ("the owner of the artifact record it attaches to", "the stored copy of a model/dataset"),
     "inference.batch": ("anyone (a statement by its signer, the operator)", "nothing shared: receipts name the operator"),
     "inference.erasure": ("anyone (a statement by its signer, the operator)", "nothing shared: the operator's report"),
+    "fl.run": ("anyone (its signer is the run's server)", "opens a federated run: its server and enrolled clients"),
+    "fl.round": (("the run's server (signer of its fl.run); every update in it signed by an enrolled, "
+                  "registered, unremoved client"), "a round of the run: the models before and after"),
+    "fl.remove": ("the run's server (signer of its fl.run)", "removes a client from the run; names the rounds"),
+    "subnet.create": ("anyone, for a new subnet name (the signer owns it)", "a subnet, its task and parameters"),
+    "subnet.params": ("the subnet's owner", "the subnet's parameters from the next epoch that starts"),
+    "subnet.register": ("the registrant itself (the signer), once per subnet", "a miner or validator uid"),
+    "subnet.commit": (("a registered validator with reputation > 0 at the entry, once per epoch, dated "
+                       "in that epoch"), "the validator's sealed weights and its stake for the epoch"),
+    "subnet.reveal": ("the validator that committed, in the following epoch, opening its commitment",
+                      "the validator's weights for the epoch"),
+    "subnet.epoch": (("anyone (a keeper), once per epoch in order, after its reveal window; its result must "
+                      "equal the fold's recomputation"), "bonds and payouts of the epoch"),
     "compute.job": ("anyone (the client; the first for its contract and job id)", "a job: spec, roots, price, referee"),
-    "compute.bid": ("anyone (a statement by the bidder)", "nothing shared: a bid the client may accept"),
+    "compute.bid": ("anyone, on a job this log holds (a statement by the bidder)", "nothing shared: a bid the client may accept"),
     "compute.accept": ("the job's client (signer of its compute.job)", "the job's accepted provider"),
     "compute.result": ("the job's accepted provider; once", "the job's step roots, trace root and final root"),
-    "compute.challenge": ("anyone (a statement by the challenger)", "nothing shared: the contract holds the dispute"),
+    "compute.challenge": ("anyone, on a job this log holds (a statement)", "nothing shared: the contract holds the dispute"),
     "compute.verdict": ("the referee named in the job's compute.job; once", "the one-step verdict of the dispute"),
-    "compute.settle": ("anyone (a keeper's statement of the on-chain outcome)", "nothing shared: the contract pays"),
+    "compute.settle": ("anyone, on a job this log holds (a keeper's statement)", "nothing shared: the contract pays"),
 }
+
+
+def fl_update_statement(run: int, round_: int, digest: str, n: int, base: str) -> bytes:
+    """The bytes a federated client signs for its update: the run (index of its ``fl.run``), the round, the
+    digest of the serialized parameters, the sample count and the global model's root it started from.  A
+    signature for one round, run or base model does not verify for another."""
+    return canonical_json({"type": "fl.update", "run": run, "round": round_, "digest": digest, "n": n,
+                           "base": base})
 
 
 def operator_did(log_public_key: bytes) -> str:

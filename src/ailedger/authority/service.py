@@ -19,6 +19,7 @@ checked (these entries are few), so an entry forged into the store is ignored to
 
 from __future__ import annotations
 
+import base64
 import copy
 import functools
 import threading
@@ -32,11 +33,13 @@ from ailedger.authority.rules import (
     TIME_SKEW_SECONDS,
     AuthorityState,
     ModelStatus,
+    fl_update_statement,
     operator_did,
 )
 from ailedger.authority.rules import (
     model_status as _combine,
 )
+from ailedger.encoding.identity import verify_did_signature
 from ailedger.encoding.leaves import LightEntry
 from ailedger.encoding.leaves import verify_leaf as _verify_one
 from ailedger.encoding.refs import entry_ref
@@ -51,6 +54,7 @@ from ailedger.errors import (
 
 __all__ = [
     "admit",
+    "fl_entry_allowed",
     "guarded",
     "is_effective_registration",
     "model_owner",
@@ -68,7 +72,7 @@ _INDEXED_TYPES = sorted(AuthorityState.TYPES | {GENESIS})
 SPARSE_SCAN_FROM = 20000
 BLOB_OWNED = ("blob.readers", "blob.supersede")
 DATASET_OWNED = ("dataset.commit", "dataset.source-removal")
-COMPUTE_GUARDED = ("compute.job", "compute.accept", "compute.result", "compute.verdict")
+FL_RUN_OWNED = ("fl.round", "fl.remove")
 
 
 def operator_of(ledger: Any) -> str:
@@ -224,7 +228,7 @@ def _gov_types() -> frozenset[str]:
 @functools.lru_cache(maxsize=4096)  # a pure function of the type; asked once or twice per entry written
 def _guarded(t: str) -> bool:
     return (AuthorityState.handles(t) or t.startswith(("gov.", "stake.")) or t in BLOB_OWNED
-            or t == "blob.attach" or t in DATASET_OWNED or t in COMPUTE_GUARDED)
+            or t == "blob.attach" or t in DATASET_OWNED or t in FL_RUN_OWNED or hooks.judge_for(t) is not None)
 
 
 # Does the signer's standing matter for entries of this type?  (The kernel's admission protocol asks.)
@@ -257,6 +261,63 @@ def attach_allowed(ledger: Any, index_or_entry: Any) -> str | None:
         return f"entry {rec} is a {r.type}, not a model or dataset record"
     if not st.keys.acts_for(e.signer, st.keys.principal(r.signer)):
         return f"only the signer of record {rec} ({r.signer}) may attach a stored copy to it"
+    return None
+
+
+def _fl_removed(ledger: Any, run: int, run_signer: str, st: AuthorityState) -> dict[str, int]:
+    """Clients removed from federated run ``run`` by its server: did -> index of the ``fl.remove``."""
+    out: dict[str, int] = {}
+    for idx in ledger.store.find("type:fl.remove", run, 100000):
+        r = ledger.entry(idx)
+        if r.body.get("run") == run and st.keys.acts_for(r.signer, st.keys.principal(run_signer)):
+            c = r.body.get("client")
+            if isinstance(c, str):
+                out.setdefault(c, idx)
+    return out
+
+
+def fl_entry_allowed(ledger: Any, e: Any, *, before: int | None = None) -> str | None:
+    """Why an ``fl.round`` / ``fl.remove`` has no effect (None when it does): its signer must be the run's
+    server (the signer of the ``fl.run`` at ``body.run``, or the key it rotated to); every update an
+    ``fl.round`` lists must come from a client enrolled in the run, registered, not revoked, not removed
+    before the round (``before``: the round's own index; default the end of the log), and carry that
+    client's valid signature over :func:`~ailedger.authority.rules.fl_update_statement`.  The federated
+    fold (``federated.audit``) and admission both call this."""
+    run = e.body.get("run")
+    if type(run) is not int or not 0 <= run < ledger.size:
+        return "body.run names no fl.run entry of this log"
+    r = ledger.entry(run)
+    if r.type != "fl.run":
+        return f"entry {run} is a {r.type}, not an fl.run"
+    st = state(ledger)
+    if not st.keys.acts_for(e.signer, st.keys.principal(r.signer)):
+        return f"only the run's server {r.signer} (signer of entry {run}) may sign its {e.type}"
+    if e.type != "fl.round":
+        return None
+    enrolled = r.body.get("clients")
+    enrolled = set(enrolled) if isinstance(enrolled, list) else set()
+    removed = _fl_removed(ledger, run, r.signer, st)
+    end = ledger.size if before is None else before
+    rnd, base, clients = e.body.get("round"), e.body.get("root_before"), e.body.get("clients")
+    if type(rnd) is not int or not isinstance(base, str) or not isinstance(clients, list):
+        return "fl.round needs body.round (int), body.root_before (hex) and body.clients (list)"
+    registered = {d for d in (c.get("did") for c in clients if isinstance(c, dict)) if isinstance(d, str)
+                  and any(True for _ in ledger.find(type="identity.register", signer=d, limit=1))}
+    for c in clients:
+        did = c.get("did") if isinstance(c, dict) else None
+        if not isinstance(did, str) or did not in enrolled:
+            return f"client {did} is not enrolled in run {run}"
+        if did not in registered:
+            return f"client {did} is not a registered identity"
+        if not st.keys.can_act(did):
+            return f"client {did} cannot sign: {st.keys.why_not(did, st.keys.principal(did))}"
+        if did in removed and removed[did] < end:
+            return f"client {did} was removed from run {run} at entry {removed[did]}"
+        try:
+            msg = fl_update_statement(run, rnd, c["digest"], c["n"], base)
+            verify_did_signature(did, msg, base64.b64decode(c["sig"], validate=True))
+        except (KeyError, TypeError, ValueError, VerificationError):
+            return f"client {did}'s signature on its round {rnd} update does not verify"
     return None
 
 
@@ -336,15 +397,27 @@ def _admit(ledger: Any, entries: Sequence[Any], guarded: list[int], gov_types: f
                     raise NotAuthorisedError(f"blob.attach by {e.signer} has no effect: {why}", field="signer")
             elif e.type in DATASET_OWNED:
                 _dataset_check(ledger, e)
-            elif e.type in COMPUTE_GUARDED:
-                check = hooks.compute_check()  # the compute feature's fold (compute.service), when installed
-                why = check(ledger, e) if check is not None else None
+            elif e.type in FL_RUN_OWNED:
+                why = fl_entry_allowed(ledger, e)
                 if why:
-                    raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {why}", field="signer")
+                    raise NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {why}", field="body")
         except NotAuthorisedError as exc:
             out[i] = exc
         except BadInputError:
             pass  # malformed or conflicting, not a question of standing: the fold ignores it, as before
+    judged: dict[Any, list[int]] = {}
+    for i in guarded:
+        judge = hooks.judge_for(entries[i].type) if out[i] is None else None
+        if judge is not None:
+            judged.setdefault(judge, []).append(i)
+    for judge, ixs in judged.items():  # a capability's own rules, on its entries of the batch, in order
+        try:
+            verdicts = judge(ledger, [(base + i, entries[i]) for i in ixs])
+        except BadInputError:
+            continue  # cannot be judged here (e.g. its extra is missing): the fold decides
+        for i, err in zip(ixs, verdicts, strict=True):
+            if isinstance(err, NotAuthorisedError):
+                out[i] = err
 
 
 def raise_first(errors: Sequence[AiledgerError | None]) -> None:

@@ -224,7 +224,7 @@ def register(main: click.Group) -> None:
             probe = ledger.make_entry("compute.accept", {"contract": m.address, "job": job, **body}, ident)
             why = admission_check(ledger, probe)
             if why:
-                raise NotAuthorisedError(f"compute.accept by {ident.did} has no effect: {why}", field="signer")
+                raise NotAuthorisedError(why, field="signer")
             m.accept(load_account(key), job, bid["provider_address"])
             idx = log_entry(ledger, ident, "accept", m.address, job, body)
         emit_lines({"job": job, "entry": idx, "provider": did, "gas": m.gas["accept"]}, as_json,

@@ -68,6 +68,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("compute", "compute", {"compute replay": "compute"}),
     ("content", "content", {}),
     ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
+    ("fl", "federated", {}),
     ("gateway", "inference", {}),
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
@@ -76,6 +77,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("serve", "server", {}),
     ("stake", "governance", {}),
     ("storage", "blobs", {}),
+    ("subnet", "subnets", {}),
     ("witness", None, {}),
     ("write_token", None, {}),
 )

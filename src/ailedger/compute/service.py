@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from ailedger.compute.job import TENSORS, JobSpec, State, run, state_root, step, trace_root
 from ailedger.encoding.canonical import canonical_json
-from ailedger.errors import BadInputError, NotFoundError, VerificationError
+from ailedger.errors import BadInputError, NotAuthorisedError, NotFoundError, VerificationError
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["JobView", "Trace", "decode_state", "encode_state", "job_term", "job_view", "referee_step",
-           "replay_verdict", "spec_hash"]
+__all__ = ["JobView", "Trace", "admission_check", "decode_state", "encode_state", "job_term", "job_view", "judge",
+           "referee_step", "replay_verdict", "spec_hash"]
 
 MAX_ROOTS_IN_ENTRY = 400
 
@@ -211,21 +211,37 @@ def job_view(ledger: Any, contract: str, job: int) -> JobView:
     return v
 
 
+def judge(ledger: Any, items: list[tuple[int, Any]]) -> list[NotAuthorisedError | None]:
+    """Admission of ``compute.*`` entries (``authority.hooks.use_judge("compute.", ...)``, asked by every write
+    path): for each ``(index, entry)`` in log order, None when the fold (:meth:`JobView.apply`) would give it
+    effect after the ones before it, else the NotAuthorisedError saying why."""
+    views: dict[tuple[str, int], JobView] = {}
+    out: list[NotAuthorisedError | None] = []
+    for index, e in items:
+        b = e.body if isinstance(e.body, dict) else {}
+        contract, job = b.get("contract"), b.get("job")
+        if not isinstance(contract, str) or type(job) is not int:
+            out.append(NotAuthorisedError(f"{e.type} by {e.signer} has no effect: a compute entry names its "
+                                          "contract (a string) and job (an integer)", field="body"))
+            continue
+        key = (contract.lower(), job)
+        if key not in views:
+            try:
+                views[key] = job_view(ledger, contract, job)
+            except NotFoundError:
+                views[key] = JobView()
+        v = views[key]
+        before = len(v.ignored)
+        v.apply(index, e)
+        out.append(NotAuthorisedError(f"{e.type} by {e.signer} has no effect: {v.ignored[-1]['why']}",
+                                      field="signer") if len(v.ignored) > before else None)
+    return out
+
+
 def admission_check(ledger: Any, e: Any) -> str | None:
-    """Why ``e`` (a ``compute.*`` entry about to be appended) would have no effect, or None: the same rules
-    as :func:`job_view`, asked by every write path (``authority.service.admit``, through
-    ``authority.hooks.compute_check``)."""
-    b = e.body if isinstance(e.body, dict) else {}
-    contract, job = b.get("contract"), b.get("job")
-    if not isinstance(contract, str) or type(job) is not int:
-        return "a compute entry names its contract (a string) and job (an integer)"
-    try:
-        v = job_view(ledger, contract, job)
-    except NotFoundError:
-        return None if e.type == "compute.job" else "before the job's compute.job entry"
-    before = len(v.ignored)
-    v.apply(ledger.size, e)
-    return str(v.ignored[-1]["why"]) if len(v.ignored) > before else None
+    """Why ``e``, appended next, would have no effect (None: it would count)."""
+    err = judge(ledger, [(ledger.size, e)])[0]
+    return None if err is None else err.message
 
 
 def log_entry(ledger: Any, ident: Any, kind: str, contract: str, job: int, body: dict[str, Any]) -> int:

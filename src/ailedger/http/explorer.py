@@ -316,6 +316,34 @@ class Pages:
         ctx = await run_in_threadpool(self._proposal_ctx, pid)
         return self.render("proposal", title=f"proposal {pid}", active="proposals", **ctx)
 
+    # -- subnet --------------------------------------------------------------------------
+    def _subnet_ctx(self, name: str) -> dict[str, Any]:
+        from ailedger.subnets import service as subnets
+
+        info = subnets.show(self.ledger, name)
+        eps = info["epoch_results"][-60:]
+        top = max([sum(e["pay"]["miners"]) + sum(e["pay"]["validators"]) + e["pay"]["owner"] for e in eps] or [1]) or 1
+        bars = []
+        for k, e in enumerate(eps):
+            parts = [(sum(e["pay"]["miners"]), "#2a7"), (sum(e["pay"]["validators"]), "#36c"), (e["pay"]["owner"], "#c83")]
+            y = 160
+            for amount, color in parts:
+                h = round(150 * amount / top)
+                y -= h
+                bars.append({"x": 40 + k * 10, "y": y, "h": h, "color": color, "epoch": e["epoch"], "amount": amount})
+        people = ([{"role": "miner", "uid": u, "did": d, "earned": info["earned"].get(d, 0)}
+                   for u, d in enumerate(info["miners"])]
+                  + [{"role": "validator", "uid": u, "did": d, "earned": info["earned"].get(d, 0)}
+                     for u, d in enumerate(info["validators"])])
+        return {"info": info, "epochs": list(reversed(info["epoch_results"][-50:])), "bars": bars,
+                "people": people, "task": json.dumps(info["task"], indent=2, ensure_ascii=False),
+                "width": 60 + 10 * len(eps)}
+
+    async def subnet(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        ctx = await run_in_threadpool(self._subnet_ctx, name)
+        return self.render("subnet", title=f"subnet {name}", **ctx)
+
     # -- checkpoint ----------------------------------------------------------------------
     def _checkpoint_ctx(self, size: int) -> dict[str, Any]:
         led = self.ledger
@@ -423,5 +451,6 @@ def web_routes(api: Any) -> list[Route]:
         Route("/identity/{did:path}", g(p.identity), methods=["GET"]),
         Route("/search", g(p.search), methods=["GET"]),
         Route("/proposals/{pid:index}", g(p.proposal), methods=["GET"]),
+        Route("/subnet/{name}", g(p.subnet), methods=["GET"]),
         Route("/checkpoints/{size:index}", g(p.checkpoint), methods=["GET"]),
     ] + [Route(f"/{kind}", g(p.list_page(kind)), methods=["GET"]) for kind in lists.KINDS]
