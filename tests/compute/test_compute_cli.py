@@ -69,3 +69,24 @@ def test_cli_errors(tmp_path):
     assert r.exit_code == 2 and "give --provider-key and/or --challenger-key" in r.output
     r = run(d, "compute", "status", "x")
     assert r.exit_code == 2
+
+
+def test_a_batch_is_judged_in_order(tmp_path):
+    """A job and its acceptance in one batch: the acceptance counts (judged after the job in the same batch);
+    a stranger's acceptance is refused, naming the rule."""
+    led = Ledger.init(tmp_path / "l", "test.example/compute-batch")
+    client, prov, other = (led.new_identity(n)[0] for n in ("client", "prov", "other"))
+    c = "0x" + "22" * 20
+
+    def entry(who, job, kind, body):
+        return led.make_entry(f"compute.{kind}", {"contract": c, "job": job, **body,
+                                                  "subjects": [service.job_term(c, job)]}, who).leaf_bytes
+
+    spec = {"spec": SPEC.to_dict(), "referee": other.did}
+    got = led.append_entries([entry(client, 1, "job", spec), entry(other, 1, "accept", {"provider": other.did})])
+    assert isinstance(got[1], str) and "only the job's client" in got[1]
+    got = led.append_entries([entry(client, 2, "job", spec), entry(client, 2, "accept", {"provider": prov.did})])
+    assert not any(isinstance(r, str) for r in got), got
+    assert service.job_view(led, c, 2).accepted["provider"] == prov.did
+    assert service.job_view(led, c, 1).accepted is None
+    led.close()
