@@ -199,3 +199,24 @@ def test_a_revoked_client_key_is_refused(ledger, server, tmp_path):
     assert [r["did"] for r in body["refused"]] == [did]
     assert body["refused"][0]["reason"].startswith(f"{did} cannot sign: key {did} was revoked at entry")
     assert did not in {c["did"] for c in body["clients"]}
+
+
+def test_the_log_refuses_a_round_1_signature_in_round_2_and_ignores_a_second_entry_for_a_round(ledger, server,
+                                                                                                tmp_path):
+    """The same bad inputs reaching the log directly (not through LedgerStrategy): admission refuses an
+    fl.round that re-uses a client's round-1 signature as its round-2 update (a replayed signature, or an
+    update for another round), and the fold counts only the first effective entry of a round."""
+    rig = Rig(ledger, server, tmp_path)
+    _, results = rig.good_round(1, rig.init)
+    rig.strategy.aggregate_fit(1, results, [])
+    first = rig.ctx.rounds[-1].entry
+    body1 = rig.entry(first)
+    replayed = {**body1, "round": 2, "root_before": body1["root_after"]}
+    with pytest.raises(NotAuthorisedError, match="signature on its round 2 update does not verify"):
+        ledger.append_record("fl.round", replayed, server)
+    # the signatures are for round 1 and its base: only a second round-1 entry verifies, and it has no effect
+    again = ledger.append_record("fl.round", {**body1, "root_after": "22" * 32}, server).index
+    v = run_view(ledger, rig.run)
+    assert [i for i, _ in v.rounds] == [first]
+    assert (again, "round 1 was already logged") in v.ignored
+    assert v.summary()["final_root"] == body1["root_after"]

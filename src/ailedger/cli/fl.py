@@ -24,6 +24,17 @@ def _server(ledger: Any, name: str) -> Any:
     return ledger.identities.load(name, os.environ.get("AILEDGER_PASSPHRASE"))
 
 
+def _store_arg(value: str | None) -> tuple[str | None, list[str] | None]:
+    """``--store``: (folder, None) or (None, the blob store's node URLs / s3:// targets)."""
+    if value is None or not value.startswith("blob:"):
+        return value, None
+    nodes = [u.strip() for u in value.removeprefix("blob:").split(",") if u.strip()]
+    if not nodes:
+        raise BadInputError("--store blob: needs at least one storage node URL or s3:// target "
+                            "(blob:http://HOST:PORT[,...])", field="store")
+    return None, nodes
+
+
 def _chart(view: Any, path: str) -> None:
     import matplotlib
 
@@ -73,9 +84,13 @@ def register(main: click.Group) -> None:
     @click.option("--dp-delta", type=float, default=1e-5, show_default=True, help="DP: delta of the epsilon logged")
     @click.option("--flag-threshold", type=float, default=3.0, show_default=True,
                   help="flag an update whose anomaly score is above this")
-    @click.option("--store", "store_root", type=click.Path(file_okay=False),
-                  help="where the updates are kept (default LEDGER/fl-store)")
-    @click.option("--encrypt", is_flag=True, help="encrypt stored updates (AES-256-GCM; key in LEDGER/fl-keys)")
+    @click.option("--store", "store_root", metavar="DIR|blob:URL[,URL...]",
+                  help="where the updates are kept: a folder (default LEDGER/fl-store), or blob:URL[,URL...] for "
+                       "ailedger's blob store on those storage nodes / s3:// targets (encrypted, content-addressed)")
+    @click.option("--reader", "readers", multiple=True,
+                  help="blob store: another identity (name or did:key) that may read the stored updates")
+    @click.option("--encrypt", is_flag=True, help="encrypt stored updates (AES-256-GCM; key in LEDGER/fl-keys); "
+                                                  "the blob store always encrypts")
     @click.option("--seed", default=0, show_default=True, help="data split seed")
     @click.option("--as", "identity", default="fl-server", show_default=True,
                   help="the server's identity (created when missing); it signs fl.run and fl.round")
@@ -83,7 +98,7 @@ def register(main: click.Group) -> None:
     @json_option
     def run_cmd(clients: int, rounds: int, poisoned: int, attack: str, rule: str, params: tuple[str, ...],
                 dp_clip: float | None, dp_noise: float | None, dp_delta: float, flag_threshold: float,
-                store_root: str | None, encrypt: bool, seed: int, identity: str, ledger_dir: Path | None,
+                store_root: str | None, readers: tuple[str, ...], encrypt: bool, seed: int, identity: str, ledger_dir: Path | None,
                 as_json: bool) -> None:
         """Run a federated simulation on scikit-learn digits (non-IID) in this process and log every round."""
         from ailedger.federated.dp import DPConfig
@@ -105,12 +120,16 @@ def register(main: click.Group) -> None:
         if (dp_clip is None) != (dp_noise is None):
             raise BadInputError("DP needs both --dp-clip and --dp-noise", field="dp")
         dp = DPConfig(dp_clip, dp_noise, dp_delta) if dp_clip is not None and dp_noise is not None else None
+        folder, nodes = _store_arg(store_root)
+        if readers and nodes is None:
+            raise BadInputError("--reader is for the blob store (--store blob:URL[,URL...])", field="reader")
         ledger = Ledger.open(ledger_dir)
         try:
             server = _server(ledger, identity)
             with progress(rounds, "rounds", not as_json) as bar:
                 s = run_simulation(ledger, server, clients=clients, rounds=rounds, poisoned=poisoned, attack=attack,
-                                   rule=rule, rule_params=rp, dp=dp, store_root=store_root, encrypt=encrypt,
+                                   rule=rule, rule_params=rp, dp=dp, store_root=folder, encrypt=encrypt,
+                                   blob_nodes=nodes, blob_readers=readers,
                                    seed=seed, flag_threshold=flag_threshold, progress=bar)
         finally:
             ledger.close()
@@ -123,27 +142,35 @@ def register(main: click.Group) -> None:
                          + ("  (poisoned)" if d in s["poisoned"] else ""))
         if s["epsilon"] is not None:
             lines.append(f"  DP: epsilon {s['epsilon']:.3f} at delta {dp_delta:g} after {s['rounds']} rounds")
-        lines.append(f"  updates stored in {s['store']}" + (" (encrypted)" if encrypt else "")
+        lines.append(f"  updates stored in {s['store']}" + (" (encrypted)" if s["encrypted"] else "")
                      + f"; check with: ailedger fl replay {s['run']}")
         _emit(s, as_json, lines)
 
     @fl.command("replay")
     @click.argument("run", type=int)
     @click.option("--store", "store_root", type=click.Path(file_okay=False),
-                  help="the folder the updates were kept in (default LEDGER/fl-store)")
+                  help="the folder the updates were kept in (default LEDGER/fl-store); a run kept in the blob "
+                       "store needs none: its entries name every blob")
+    @click.option("--as", "identity", default="fl-server", show_default=True,
+                  help="blob store: the identity that reads the updates (the run's server or a --reader)")
     @ledger_option
     @json_option
-    def replay_cmd(run: int, store_root: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+    def replay_cmd(run: int, store_root: str | None, identity: str, ledger_dir: Path | None, as_json: bool) -> None:
         """Recompute every round of RUN from the stored updates; exit 1 unless each equals its logged root."""
         from ailedger.federated.audit import replay
-        from ailedger.federated.service import store_for
+        from ailedger.federated.service import store_for, uses_blob_store
         from ailedger.tlog.ledger import Ledger
 
         ledger = Ledger.open(ledger_dir, read_only=True)
         try:
-            store = store_for(ledger, run, store_root)
-            with progress(None, "rounds", not as_json) as bar:
-                r = replay(ledger, run, store, progress=bar)
+            ident = (ledger.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
+                     if uses_blob_store(ledger, run) else None)
+            store = store_for(ledger, run, store_root, ident=ident)
+            try:
+                with progress(None, "rounds", not as_json) as bar:
+                    r = replay(ledger, run, store, progress=bar)
+            finally:
+                store.close()
         finally:
             ledger.close()
         lines = [(f"run {run}: {r['rounds']} rounds recomputed from the stored updates in {r['seconds']:.2f} s; every "
@@ -179,7 +206,9 @@ def register(main: click.Group) -> None:
                 if chart:
                     _chart(v, chart)
                     data["chart"] = chart
-                lines = [f"run {run}: {v.body.get('rule')}, server {_short(v.server)}, {len(v.rounds)} rounds"]
+                lines = [f"run {run}: {v.body.get('rule')}, server {_short(v.server)}, {len(v.rounds)} rounds, "
+                         f"updates kept {'in the blob store' if data['store'] == 'blob' else 'in a folder'}"
+                         + (" (encrypted)" if data["store"] in ("blob", "aes-256-gcm") else "")]
                 for rr in data["round_list"]:
                     lines.append(f"  round {rr['round']:>3} (entry {rr['entry']}): {rr['accepted']} updates, "
                                  f"accuracy {rr['accuracy']}"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ailedger.federated.audit import RunView, remove_client, replay, run_view, runs
+    from ailedger.federated.blobstore import BlobUpdateStore
     from ailedger.federated.client import InProcessProxy, SignedClient
     from ailedger.federated.dp import DPConfig
     from ailedger.federated.service import run_simulation, store_for
@@ -25,12 +26,12 @@ _LAZY = {
     "InProcessProxy": "ailedger.federated.client", "SignedClient": "ailedger.federated.client",
     "DPConfig": "ailedger.federated.dp",
     "run_simulation": "ailedger.federated.service", "store_for": "ailedger.federated.service",
-    "UpdateStore": "ailedger.federated.store",
+    "UpdateStore": "ailedger.federated.store", "BlobUpdateStore": "ailedger.federated.blobstore",
     "LedgerStrategy": "ailedger.federated.strategy", "RunContext": "ailedger.federated.strategy",
     "make_strategy": "ailedger.federated.strategy",
 }
 
-__all__ = ["DPConfig", "InProcessProxy", "LedgerStrategy", "RunContext", "RunView", "SignedClient", "UpdateStore",
+__all__ = ["BlobUpdateStore", "DPConfig", "InProcessProxy", "LedgerStrategy", "RunContext", "RunView", "SignedClient", "UpdateStore",
            "make_strategy", "remove_client", "replay", "run_simulation", "run_view", "runs", "store_for"]
 
 

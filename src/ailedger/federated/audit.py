@@ -45,7 +45,7 @@ class RunView:
                 "rule": self.body.get("rule"), "clients": self.body.get("clients", []),
                 "rounds": len(self.rounds), "accuracy": last.get("accuracy"),
                 "final_root": last.get("root_after", self.body.get("init_root")),
-                "dp": self.body.get("dp"), "epsilon": (last.get("dp") or {}).get("epsilon"),
+                "store": self.body.get("store"), "dp": self.body.get("dp"), "epsilon": (last.get("dp") or {}).get("epsilon"),
                 "flagged": self.flagged(),
                 "removed": [{"entry": i, "client": b.get("client"), "reason": b.get("reason"),
                              "rounds": b.get("rounds")} for i, b in self.removals],
@@ -66,7 +66,7 @@ def run_view(ledger: Any, run: int) -> RunView:
         raise NotFoundError(f"no entry {run} in this log (a run is the index of its fl.run entry)", field="run")
     e = ledger.entry(run)
     if e.type != "fl.run":
-        raise NotFoundError(f"entry {run} is a {e.type}, not an fl.run", field="run")
+        raise NotFoundError(f"entry {run} is not an fl.run (it is a {e.type} entry)", field="run")
     v = RunView(run, e.signer, dict(e.body))
     for t in ("fl.round", "fl.remove"):
         for idx, r in ledger.find(type=t):
@@ -123,8 +123,9 @@ def replay(ledger: Any, run: int, store: Any, *, progress: Any = None) -> dict[s
             raise VerificationError(f"round {rnd} (entry {idx}) starts from model {b['root_before'][:16]}... but the "
                                     f"previous round ended at {model_root(current)[:16]}...", field="root_before")
         updates = []
-        for c in b.get("clients", []):
-            tensors = deserialize(store.get_update(rnd, c["did"]), what=f"round {rnd} update of {c['did']}")
+        clients = b.get("clients", [])
+        for c, raw in zip(clients, store.get_updates(rnd, [c["did"] for c in clients])):
+            tensors = deserialize(raw, what=f"round {rnd} update of {c['did']}")
             if digest(tensors) != c["digest"]:
                 raise VerificationError(f"round {rnd}: the stored update of client {c['did']} does not match its logged "
                                   f"digest (entry {idx}): tampered", field="store", expected=c["digest"], found=digest(tensors))

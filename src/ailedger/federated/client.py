@@ -6,7 +6,8 @@ inner client's ``fit`` it computes the digest of the returned parameters and sig
 and base (the global model's root) come from the server's ``FitIns.config`` (``ailedger.run``,
 ``ailedger.round``, ``ailedger.base``).  The signature and the signer's did:key travel in
 ``FitRes.metrics`` (``ailedger.did``, ``ailedger.sig``, ``ailedger.digest``), so any Flower transport
-carries them unchanged.  It plays the part of a Flower client mod for the classic ``Client`` API."""
+carries them unchanged.  :func:`signing_mod` does the same as a Flower client mod, for a ``ClientApp`` on
+Flower's Message API."""
 
 from __future__ import annotations
 
@@ -31,12 +32,13 @@ from flwr.common import (
 from flwr.server.client_proxy import ClientProxy
 
 from ailedger.authority.rules import fl_update_statement
+from ailedger.errors import BadInputError
 from ailedger.federated import model
 from ailedger.federated.data import ClientData
 from ailedger.federated.params import digest
 from ailedger.tlog.identities import Identity
 
-__all__ = ["DigitsClient", "InProcessProxy", "SignedClient"]
+__all__ = ["DigitsClient", "InProcessProxy", "SignedClient", "signing_mod"]
 
 
 class DigitsClient(NumPyClient):
@@ -64,6 +66,46 @@ class DigitsClient(NumPyClient):
         return 1.0 - acc, len(self.data.y), {"accuracy": acc}
 
 
+def _sign_fitres(res: FitRes, cfg: dict[str, Any], identity: Identity) -> FitRes:
+    """``res`` with the ailedger metrics: the signer, the update's digest, the round, and the signature over
+    ``fl_update_statement(run, round, digest, n, base)`` (run, round, base from the server's ``cfg``)."""
+    d = digest(res.parameters.tensors)
+    rnd = int(cfg["ailedger.round"])
+    msg = fl_update_statement(int(cfg["ailedger.run"]), rnd, d, int(res.num_examples), str(cfg["ailedger.base"]))
+    metrics = dict(res.metrics)
+    metrics.update({"ailedger.did": identity.did, "ailedger.digest": d, "ailedger.round": rnd,
+                    "ailedger.sig": base64.b64encode(identity.sign(msg)).decode()})
+    return FitRes(status=res.status, parameters=res.parameters, num_examples=res.num_examples, metrics=metrics)
+
+
+def signing_mod(identity: Identity) -> Any:
+    """A Flower client mod (``ClientApp(client_fn, mods=[signing_mod(identity)])``, Flower's Message API)
+    that signs every training reply as :class:`SignedClient` does: the reply's parameters (as the server
+    will read them back, ``recorddict_to_fitres``) are hashed and the update statement signed with
+    ``identity``; the four ``ailedger.*`` metrics ride in the reply's metrics record. Put it last among
+    mods that change parameters (after ``fixedclipping_mod``), so it signs what is sent."""
+    from flwr.app import Context, Message
+    from flwr.app.message_type import MessageType
+    from flwr.compat.common import recorddict_compat as compat
+
+    def mod(msg: Message, ctxt: Context, call_next: Any) -> Message:
+        if msg.metadata.message_type != MessageType.TRAIN:
+            return call_next(msg, ctxt)  # type: ignore[no-any-return]
+        cfg = compat.recorddict_to_fitins(msg.content, keep_input=True).config
+        out: Message = call_next(msg, ctxt)
+        if out.has_error():
+            return out
+        if not all(k in cfg for k in ("ailedger.run", "ailedger.round", "ailedger.base")):
+            raise BadInputError("signing_mod: the server sent no ailedger.run / ailedger.round / ailedger.base "
+                                "(it is not an ailedger LedgerStrategy)", field="config")
+        res = compat.recorddict_to_fitres(out.content, keep_input=True)
+        out.content = compat.fitres_to_recorddict(_sign_fitres(res, dict(cfg), identity), keep_input=True)
+        return out
+
+    mod.__name__ = "ailedger_signing_mod"
+    return mod
+
+
 class SignedClient(Client):
     """Signs every update of ``inner`` with ``identity`` (see the module's text)."""
 
@@ -78,15 +120,7 @@ class SignedClient(Client):
         return self.inner.get_parameters(ins)
 
     def fit(self, ins: FitIns) -> FitRes:
-        res = self.inner.fit(ins)
-        cfg = ins.config
-        d = digest(res.parameters.tensors)
-        msg = fl_update_statement(int(cfg["ailedger.run"]), int(cfg["ailedger.round"]), d, int(res.num_examples),
-                                  str(cfg["ailedger.base"]))
-        metrics = dict(res.metrics)
-        metrics.update({"ailedger.did": self.identity.did, "ailedger.digest": d, "ailedger.round": int(cfg["ailedger.round"]),
-                        "ailedger.sig": base64.b64encode(self.identity.sign(msg)).decode()})
-        return FitRes(status=res.status, parameters=res.parameters, num_examples=res.num_examples, metrics=metrics)
+        return _sign_fitres(self.inner.fit(ins), dict(ins.config), self.identity)
 
     def evaluate(self, ins: EvaluateIns) -> EvaluateRes:
         return self.inner.evaluate(ins)

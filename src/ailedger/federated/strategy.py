@@ -42,7 +42,7 @@ from ailedger.errors import BadInputError, VerificationError
 from ailedger.federated import dp as dpm
 from ailedger.federated.client import InProcessProxy
 from ailedger.federated.params import digest, model_root, serialize
-from ailedger.federated.store import UpdateStore
+from ailedger.federated.store import Store
 from ailedger.tlog.identities import Identity
 
 __all__ = ["RULE_NAMES", "LedgerStrategy", "aggregate_round", "anomaly_scores", "make_strategy"]
@@ -152,7 +152,7 @@ class RunContext:
     server: Identity
     run: int
     enrolled: set[str]
-    store: UpdateStore
+    store: Store
     rule: dict[str, Any]
     dp: dpm.DPConfig | None = None
     flag_threshold: float = 3.0
@@ -244,12 +244,13 @@ class LedgerStrategy(Strategy):
         t_log = time.perf_counter()
         base_arrays = parameters_to_ndarrays(Parameters(tensors=base, tensor_type="numpy.ndarray"))
         scores = anomaly_scores([parameters_to_ndarrays(r.parameters) for _, r in accepted], base_arrays)
-        for did, res in accepted:
-            ctx.store.put_update(server_round, did, serialize(res.parameters.tensors))
+        # did -> CID when the store is the blob store (logged beside each update); the folder store gives {}
+        blobs = ctx.store.put_updates(server_round, [(did, serialize(res.parameters.tensors)) for did, res in accepted])
         seed = None
+        noise_blob = None
         if ctx.dp is not None:
             seed = os.urandom(32)
-            ctx.store.put_seed(server_round, seed)
+            noise_blob = ctx.store.put_seed(server_round, seed)
         t_log = time.perf_counter() - t_log
         new = aggregate_round(self.inner, server_round,
                               [(did, list(r.parameters.tensors), int(r.num_examples)) for did, r in accepted],
@@ -263,7 +264,8 @@ class LedgerStrategy(Strategy):
             "run": ctx.run, "round": server_round, "root_before": base_root, "root_after": root_after,
             "rule": ctx.rule,
             "clients": [{"did": did, "digest": r.metrics["ailedger.digest"], "n": int(r.num_examples),
-                         "sig": r.metrics["ailedger.sig"], "score": s, "flagged": s > ctx.flag_threshold}
+                         "sig": r.metrics["ailedger.sig"], "score": s, "flagged": s > ctx.flag_threshold,
+                         **({"blob": blobs[did]} if did in blobs else {})}
                         for (did, r), s in zip(accepted, scores)],
             "refused": refused, "flag_threshold": ctx.flag_threshold,
             "subjects": [did for did, _ in accepted],
@@ -272,7 +274,8 @@ class LedgerStrategy(Strategy):
         if ctx.dp is not None and seed is not None:
             eps = dpm.epsilon(server_round, ctx.dp.noise_multiplier, ctx.dp.delta)
             body["dp"] = {**ctx.dp.as_dict(), "epsilon": round(eps, 6) if math.isfinite(eps) else None,
-                          "noise_commit": hashlib.sha256(seed).hexdigest()}
+                          "noise_commit": hashlib.sha256(seed).hexdigest(),
+                          **({"noise_blob": noise_blob} if isinstance(noise_blob, str) else {})}
         if acc is not None:
             body["accuracy"] = acc
         t1 = time.perf_counter()
