@@ -23,6 +23,7 @@ import numpy as np
 from ailedger.encoding.records import build_entry
 from ailedger.encoding.times import iso
 from ailedger.governance import service as gov
+from ailedger.governance import staking
 from ailedger.subnets import service
 from ailedger.subnets.simulate import SimConfig, simulate
 from ailedger.subnets.state import SubnetBook, commitment
@@ -45,14 +46,41 @@ def cartel(epochs: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def cartel_49_choices(epochs: int) -> dict[str, dict[str, float]]:
+    """The 49% cartel's excess under parameter choices: the evaluation sample (prompts per validator per
+    miner, a task parameter), kappa above 1/2, and the run without copiers (whose stale vectors sit above the
+    honest ones in the consensus order)."""
+    out = {}
+    for label, cfg, p in (
+            ("prompts_200", SimConfig(cartel_share=0.49, epochs=epochs), Params()),
+            ("prompts_800", SimConfig(cartel_share=0.49, epochs=epochs, prompts=800), Params()),
+            ("prompts_3200", SimConfig(cartel_share=0.49, epochs=epochs, prompts=3200), Params()),
+            ("kappa_5500", SimConfig(cartel_share=0.49, epochs=epochs), Params(kappa_bps=5500)),
+            ("no_copiers", SimConfig(cartel_share=0.49, copier_share=0.0, copier_validators=0, epochs=epochs),
+             Params())):
+        f = simulate(cfg, params=p)["figures"]["consensus"]
+        out[label] = {"consensus_excess_relative": round(f["cartel_excess_relative"], 4),
+                      "cheap_vs_good_miner": round(f["cheap_vs_good_miner"], 4),
+                      "honest_good_miner_share": round(f["honest_good_share"], 5)}
+        print(f"cartel 49%, {label}: excess {f['cartel_excess_relative']:+.1%}; an honest good miner's share "
+              f"{f['honest_good_share']:.4f}")
+    return out
+
+
 def copiers(epochs: int) -> dict[str, float]:
     on = simulate(SimConfig(epochs=epochs, commit_reveal=True))["figures"]
     off = simulate(SimConfig(epochs=epochs, commit_reveal=False))["figures"]
+    norule = simulate(SimConfig(epochs=epochs, commit_reveal=True, copy_rule=False))["figures"]
     r = {"commit_reveal_consensus": round(on["consensus"]["copier_dividend_ratio"], 4),
+         "commit_reveal_no_copy_rule_consensus": round(norule["consensus"]["copier_dividend_ratio"], 4),
+         "copier_reveals_caught": round(on["consensus"]["copier_reveals_caught"], 4),
+         "honest_reveals_caught": round(on["consensus"]["honest_reveals_caught"], 4),
          "no_commit_reveal_consensus": round(off["consensus"]["copier_dividend_ratio"], 4),
          "commit_reveal_mean": round(on["mean"]["copier_dividend_ratio"], 4),
          "no_commit_reveal_mean": round(off["mean"]["copier_dividend_ratio"], 4),
          "cheap_miner_vs_good_miner": round(on["consensus"]["cheap_vs_good_miner"], 4)}
+    print(f"copy rule: {r['copier_reveals_caught']:.0%} of copier reveals caught, {r['honest_reveals_caught']:.0%} "
+          f"of honest ones; copiers' ratio without the rule {r['commit_reveal_no_copy_rule_consensus']:.3f}")
     print(f"copiers' dividends per stake / honest validators': with commit-reveal {r['commit_reveal_consensus']:.3f}, "
           f"without {r['no_commit_reveal_consensus']:.3f} (plain mean: {r['commit_reveal_mean']:.3f} / "
           f"{r['no_commit_reveal_mean']:.3f})")
@@ -85,12 +113,14 @@ def replay_time(epochs: int, miners: int = 16, validators: int = 8) -> dict[str,
         owner, _ = led.new_identity("owner")
         vids = [led.new_identity(f"v{i}")[0] for i in range(validators)]
         mids = [led.new_identity(f"m{i}")[0] for i in range(miners)]
-        epoch_ms = 1000
+        epoch_ms = 900  # 1,002 windows span 902 s: from 560 s ago to 342 s ahead, inside the writers' 600 s skew
         now = int(time.time() * 1000)
-        t0 = now - 590_000
+        t0 = now - 560_000
         gov.name_founders(led, [owner.did])
         gov.init_dao(led, owner, "dao", reputation={v.did: 100 + 10 * i for i, v in enumerate(vids)},
                      time=iso(t0 - 5000))
+        for i, v in enumerate(vids):  # stake: each validator locks its reputation on the subnet
+            staking.stake_claim(led, v, "subnet:bench", "subnet", 100 + 10 * i, time=iso(t0 - 4000))
         b = SubnetBook(service.stake_reader(led))
         idx = led.size
         datas: list[bytes] = []
@@ -159,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--replay-epochs", type=int, default=1000)
     ap.add_argument("--png", default=None)
     a = ap.parse_args(argv)
-    res = {"cartel": cartel(a.epochs), "copiers": copiers(a.epochs), "fold_1000x64": fold_time(),
+    res = {"cartel": cartel(a.epochs), "cartel_49_choices": cartel_49_choices(a.epochs), "copiers": copiers(a.epochs), "fold_1000x64": fold_time(),
            "replay": replay_time(a.replay_epochs)}
     if a.png:
         from ailedger.subnets.simulate import chart

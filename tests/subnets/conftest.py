@@ -1,5 +1,5 @@
-"""A small subnet on a real ledger: an owner, three miners, validators with governance reputation (and one
-without), and entry times placed in the past (within the writers' 600 s skew) so epochs pass at once."""
+"""A small subnet on a real ledger: an owner, three miners, validators that lock governance reputation on the
+subnet (and one without), and entry times placed in the past (within the writers' 600 s skew) so epochs pass at once."""
 
 from __future__ import annotations
 
@@ -43,5 +43,8 @@ def world(tmp_path):
         service.register(led, ids[n], "digits", "miner", time=w.at(0, 100))
     for n in ("v1", "v2", "v3"):
         service.register(led, ids[n], "digits", "validator", time=w.at(0, 200))
+    # stake: v1 and v2 lock reputation on the subnet (governance stake claims); v3 has none
+    service.stake(led, ids["v1"], "digits", 600, time=w.at(0, 300))
+    service.stake(led, ids["v2"], "digits", 300, time=w.at(0, 300))
     yield w
     led.close()

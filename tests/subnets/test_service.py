@@ -237,6 +237,7 @@ def test_a_batch_is_judged_in_order(world):
     from ailedger.governance import service as gov
 
     gov.grant_reputation(w.led, w.ids["owner"], {gov_rep.did: 50}, time=w.at(0, 300))
+    service.stake(w.led, gov_rep, "digits", 50, time=w.at(0, 350))
     reg = build_entry("subnet.register", {"subnet": "digits", "role": "validator"}, gov_rep.did, w.at(0, 400),
                       gov_rep.sign)
     com = build_entry("subnet.commit", {"subnet": "digits", "epoch": 0, "commitment": "cd" * 32}, gov_rep.did,
@@ -274,6 +275,14 @@ def test_explorer_page(world):
     assert f"<td>{sum(pay['miners'])}</td>" in page.text and 'id="chart"' in page.text
     assert f'href="/entry/{r["index"]}"' in page.text
     assert asyncio.run(get("/subnet/nope")).status_code == 404
+    # the list of subnets, in the menu, with its chart; each row leads to the subnet's page
+    listing = asyncio.run(get("/subnets"))
+    assert listing.status_code == 200, listing.text
+    assert '<a href="/subnets" data-kind="subnets" aria-current="page">' in listing.text
+    assert '<a href="/subnet/digits">digits</a>' in listing.text and 'id="chart"' in listing.text
+    total = sum(pay["miners"]) + sum(pay["validators"]) + pay["owner"]
+    assert f"<td>{total:,}</td>" in listing.text
+    assert '<a href="/subnets"' in asyncio.run(get("/")).text
 
 
 def test_the_cached_fold_through_the_type_index_equals_a_scan(world, monkeypatch):

@@ -131,13 +131,17 @@ RULES: dict[str, tuple[str, str]] = {
     "fl.remove": ("the run's server (signer of its fl.run)", "removes a client from the run; names the rounds"),
     "subnet.create": ("anyone, for a new subnet name (the signer owns it)", "a subnet, its task and parameters"),
     "subnet.params": ("the subnet's owner", "the subnet's parameters from the next epoch that starts"),
-    "subnet.register": ("the registrant itself (the signer), once per subnet", "a miner or validator uid"),
-    "subnet.commit": (("a registered validator with reputation > 0 at the entry, once per epoch, dated "
-                       "in that epoch"), "the validator's sealed weights and its stake for the epoch"),
+    "subnet.register": (("the registrant itself (the signer), once per subnet; a miner with miner_min_stake "
+                         "locked on the subnet"), "a miner or validator uid"),
+    "subnet.commit": (("a registered validator with reputation locked on the subnet (stake.claim kind subnet, "
+                       "lock lasting past the reveal window), once per epoch, dated in that epoch"),
+                      "the validator's sealed weights and its stake for the epoch"),
     "subnet.reveal": ("the validator that committed, in the following epoch, opening its commitment",
                       "the validator's weights for the epoch"),
     "subnet.epoch": (("anyone (a keeper), once per epoch in order, after its reveal window; its result must "
                       "equal the fold's recomputation"), "bonds and payouts of the epoch"),
+    "subnet.pool": ("the subnet's owner, once, opening the pool commitment of its subnet.create",
+                    "the revealed evaluation pool that reveals' scores are audited against"),
     "compute.job": ("anyone (the client; the first for its contract and job id)", "a job: spec, roots, price, referee"),
     "compute.bid": ("anyone, on a job this log holds (a statement by the bidder)", "nothing shared: a bid the client may accept"),
     "compute.accept": ("the job's client (signer of its compute.job)", "the job's accepted provider"),

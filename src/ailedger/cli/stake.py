@@ -60,7 +60,7 @@ def register(main: click.Group) -> None:
 
     @stake_group.command("claim")
     @click.argument("subject")
-    @click.argument("claim", type=click.Choice(["authentic", "human-made", "licensed", "consented", "accurate"]))
+    @click.argument("claim", type=click.Choice(["authentic", "human-made", "licensed", "consented", "accurate", "subnet"]))
     @click.argument("amount", type=int)
     @click.option("--note", default="")
     @as_option

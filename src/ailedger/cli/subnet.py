@@ -37,6 +37,15 @@ def _task(spec: str) -> dict[str, Any]:
     return {"spec": text.strip()}
 
 
+def _json_file(path: str, what: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInputError(f"cannot read {what} file {path}: {exc.strerror}", field=what) from None
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"{what} file {path} is not valid JSON: {exc}", field=what) from None
+
+
 def _params(items: tuple[str, ...]) -> dict[str, int]:
     out: dict[str, int] = {}
     for it in items:
@@ -134,22 +143,79 @@ def register(main: click.Group) -> None:
                   help="The task and its evaluation rule: a JSON object, a file holding one, or text.")
     @click.option("--epoch-seconds", type=float, default=3600.0, show_default=True, help="Length of an epoch.")
     @click.option("--param", "params", multiple=True, metavar="NAME=INT",
-                  help="emission, miner_bps, validator_bps, owner_bps, kappa_bps, bond_alpha_bps, burn_clipped.")
+                  help=("emission, miner_bps, validator_bps, owner_bps, kappa_bps, bond_alpha_bps, burn_clipped, "
+                        "copy_tol_bps, copy_keep_bps, miner_min_stake."))
+    @click.option("--pool", "pool_file", default=None, metavar="FILE",
+                  help="The evaluation pool, a JSON list of {prompt, answer}: committed now, revealed later.")
     @as_option
     @time_option
     @ledger_option
     @json_option
-    def create_cmd(name: str, spec: str, epoch_seconds: float, params: tuple[str, ...], who: str, at: str | None,
-                   ledger_dir: Path | None, as_json: bool) -> None:
+    def create_cmd(name: str, spec: str, epoch_seconds: float, params: tuple[str, ...], pool_file: str | None,
+                   who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Create subnet NAME (the signer owns it)."""
         from ailedger.subnets import service
 
         if not math.isfinite(epoch_seconds) or epoch_seconds <= 0:
             raise BadInputError("--epoch-seconds must be a positive number", field="epoch_seconds")
+        pool = _json_file(pool_file, "pool") if pool_file else None
         with open_ledger(ledger_dir) as led:
             r = service.create(led, load_identity(led, who), name, _task(spec), epoch_ms=round(epoch_seconds * 1000),
-                               params=_params(params), time=at)
-        emit(as_json, r, f"subnet {name} created at entry {r['index']}; owner {r['signer']}; params {r['body']['params']}")
+                               params=_params(params), pool=pool, time=at)
+        emit(as_json, r, f"subnet {name} created at entry {r['index']}; owner {r['signer']}; params {r['body']['params']}"
+                         + (f"; pool of {len(pool)} item(s) committed ({r['body']['pool_commitment'][:16]}...)"
+                            if pool is not None else ""))
+
+    @subnet_group.command("stake")
+    @click.argument("name")
+    @click.argument("amount", type=int)
+    @as_option
+    @time_option
+    @ledger_option
+    @json_option
+    def stake_cmd(name: str, amount: int, who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+        """Lock AMOUNT reputation on subnet NAME (a governance stake claim of kind subnet on subnet:NAME)."""
+        from ailedger.subnets import service
+
+        with open_ledger(ledger_dir) as led:
+            r = service.stake(led, load_identity(led, who), name, amount, time=at)
+        emit(as_json, r, f"staked {r['stake']} reputation on subnet {name} (claim {r['claim_id']}; it counts while "
+                         f"locked and can be released from {r['challenge_window_ends']})")
+
+    @subnet_group.command("pool")
+    @click.argument("name")
+    @as_option
+    @time_option
+    @ledger_option
+    @json_option
+    def pool_cmd(name: str, who: str, at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+        """Reveal subnet NAME's committed evaluation pool (its owner; from the secret kept at create)."""
+        from ailedger.subnets import service
+
+        with open_ledger(ledger_dir) as led:
+            r = service.reveal_pool(led, load_identity(led, who), name, time=at)
+        emit(as_json, r, f"pool of subnet {name} revealed at entry {r['index']} ({len(r['body']['items'])} item(s))")
+
+    @subnet_group.command("audit")
+    @click.argument("name")
+    @ledger_option
+    @json_option
+    def audit_cmd(name: str, ledger_dir: Path | None, as_json: bool) -> None:
+        """Check every folded reveal's weights against the revealed pool; exit 1 if one differs."""
+        from ailedger.errors import VerificationError
+        from ailedger.subnets import service
+
+        with open_ledger(ledger_dir, read_only=True) as led:
+            r = service.audit(led, name)
+        lines = [(f"subnet {name}: {len(r['reveals'])} reveal(s) checked against the pool of entry "
+                  f"{r['pool_entry']} ({r['pool_items']} item(s))")]
+        for x in r["reveals"]:
+            lines.append(f"  epoch {x['epoch']} reveal {x['reveal']} by {x['validator']}: {x['status']}"
+                         + (f" ({x['problem']})" if x["problem"] and x["status"] == "differs" else ""))
+        if not r["agree"]:
+            bad = next(x for x in r["reveals"] if x["status"] == "differs")
+            raise VerificationError(f"epoch {bad['epoch']} reveal {bad['reveal']}: {bad['problem']}", report=r)
+        emit_lines(r, as_json, lines)
 
     @subnet_group.command("params")
     @click.argument("name")
@@ -190,18 +256,30 @@ def register(main: click.Group) -> None:
     @click.option("--weights-file", "wfile", metavar="FILE", help='JSON object {"UID": SCORE}.')
     @click.option("--epoch", "epoch_n", type=int, default=None, help="Default: the epoch of the entry's time.")
     @click.option("--salt", default=None, help="Default: 16 random bytes (kept in the ledger folder for reveal).")
+    @click.option("--observations", "obs_file", default=None, metavar="FILE",
+                  help='Instead of weights: JSON {"UID": [[pool item, answer served], ...]}, scored on --pool.')
+    @click.option("--pool", "pool_file", default=None, metavar="FILE", help="The evaluation pool (JSON list).")
     @as_option
     @time_option
     @ledger_option
     @json_option
-    def commit_cmd(name: str, wtext: str | None, wfile: str | None, epoch_n: int | None, salt: str | None, who: str,
-                   at: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+    def commit_cmd(name: str, wtext: str | None, wfile: str | None, epoch_n: int | None, salt: str | None,
+                   obs_file: str | None, pool_file: str | None, who: str, at: str | None, ledger_dir: Path | None,
+                   as_json: bool) -> None:
         """Commit (salted sha256) to a weight vector for this epoch; reveal it in the next one."""
         from ailedger.subnets import service
 
-        w = _weights(wtext, wfile)
+        if obs_file is not None:
+            if wtext is not None or wfile is not None:
+                raise BadInputError("give weights or --observations, not both", field="weights")
+            if pool_file is None:
+                raise BadInputError("--observations need --pool to score them", field="pool")
+            obs, pool, w = _json_file(obs_file, "observations"), _json_file(pool_file, "pool"), None
+        else:
+            obs, pool, w = None, None, _weights(wtext, wfile)
         with open_ledger(ledger_dir) as led:
-            r = service.commit(led, load_identity(led, who), name, w, epoch=epoch_n, salt=salt, time=at)
+            r = service.commit(led, load_identity(led, who), name, w, epoch=epoch_n, salt=salt, observations=obs,
+                               pool=pool, time=at)
         emit(as_json, r, f"committed epoch {r['epoch']} weights at entry {r['index']}; reveal with "
                          f"`ailedger subnet reveal {name} {r['epoch']} --as {who}` in epoch {r['epoch'] + 1}")
 
@@ -261,9 +339,18 @@ def register(main: click.Group) -> None:
                  (f"  miners: {len(info['miners'])}, validators: {len(info['validators'])}, epochs folded: "
                   f"{info['epochs']} (next {info['next_epoch']})")]
         for uid, did in enumerate(info["miners"]):
-            lines.append(f"  miner {uid} {did}: earned {info['earned'].get(did, 0):,}")
+            lines.append(f"  miner {uid} {did}: stake {info['stake'].get(did, 0):,}, "
+                         f"earned {info['earned'].get(did, 0):,}")
         for uid, did in enumerate(info["validators"]):
-            lines.append(f"  validator {uid} {did}: earned {info['earned'].get(did, 0):,}")
+            lines.append(f"  validator {uid} {did}: stake {info['stake'].get(did, 0):,}, "
+                         f"earned {info['earned'].get(did, 0):,}")
+        for ep in info["epoch_results"]:
+            for did in ep["copies"]:
+                lines.append(f"  epoch {ep['epoch']}: {did} copied a previous-epoch vector (dividends cut)")
+        if info["pool_commitment"]:
+            lines.append(f"  pool: committed {info['pool_commitment'][:16]}..., "
+                         + (f"revealed at entry {info['pool']['index']} ({info['pool']['items']} item(s))"
+                            if info["pool"] else "not revealed yet"))
         for x in info["ignored"]:
             lines.append(f"  ignored entry {x['index']} ({x['type']}): {x['reason']}")
         if png:
@@ -291,11 +378,15 @@ def register(main: click.Group) -> None:
     @click.option("--miners", type=int, default=16, show_default=True)
     @click.option("--epochs", type=int, default=40, show_default=True)
     @click.option("--no-commit-reveal", is_flag=True, help="Copiers see this epoch's weights as they are sent.")
+    @click.option("--no-copy-rule", is_flag=True, help="Do not cut the dividends of reveals that copy.")
+    @click.option("--prompts", type=int, default=200, show_default=True, help="Prompts per validator per miner.")
+    @click.option("--param", "params", multiple=True, metavar="NAME=INT", help="Subnet parameters (as create).")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--png", default=None, metavar="FILE", help="Chart: earnings per class, the cartel miner's share.")
     @json_option
-    def simulate_cmd(cartel: float, copiers: float, miners: int, epochs: int, no_commit_reveal: bool, seed: int,
-                     png: str | None, as_json: bool) -> None:
+    def simulate_cmd(cartel: float, copiers: float, miners: int, epochs: int, no_commit_reveal: bool,
+                     no_copy_rule: bool, prompts: int, params: tuple[str, ...], seed: int, png: str | None,
+                     as_json: bool) -> None:
         """Honest validators, a colluding cartel, lazy copiers and a cheap miner: consensus vs plain mean."""
         from ailedger.subnets.simulate import SimConfig, chart, simulate, table
 
@@ -304,9 +395,13 @@ def register(main: click.Group) -> None:
                                 field="cartel")
         if miners < 3 or epochs < 2:
             raise BadInputError("--miners must be >= 3 and --epochs >= 2", field="miners")
+        if prompts < 1:
+            raise BadInputError("--prompts must be >= 1", field="prompts")
+        from ailedger.subnets.yuma import Params
+
         cfg = SimConfig(miners=miners, cartel_share=cartel, copier_share=copiers, epochs=epochs,
-                        commit_reveal=not no_commit_reveal, seed=seed)
-        res = simulate(cfg)
+                        commit_reveal=not no_commit_reveal, copy_rule=not no_copy_rule, prompts=prompts, seed=seed)
+        res = simulate(cfg, params=Params.from_dict(_params(params)))
         lines = table(res)
         if png:
             res["png"] = chart(res, png)

@@ -76,7 +76,7 @@ GOV_TYPES = ("gov.init", "gov.mint", "gov.transfer", "gov.delegate", "gov.reputa
              "gov.vote", "gov.queue", "gov.execute", "gov.cancel", "gov.guardian.suspend")
 STAKE_TYPES = ("stake.claim", "stake.dispute", "stake.vote", "stake.resolve", "stake.slash", "stake.release")
 STRATEGIES = ("token", "quadratic", "reputation", "capped")
-CLAIM_KINDS = ("authentic", "human-made", "licensed", "consented", "accurate")
+CLAIM_KINDS = ("authentic", "human-made", "licensed", "consented", "accurate", "subnet")
 ACTION_KINDS = ("model.approve", "model.revoke", "dataset.approve", "dataset.revoke", "param.set",
                 "suspension.confirm", "suspension.lift")
 SUPPORT = ("for", "against", "abstain")
@@ -321,6 +321,7 @@ class Dispute:
     winner: str | None = None     # "claimant" | "challenger"
     resolved_at: int | None = None
     slashed_at: int | None = None
+    slashed_index: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "challenger": self.challenger, "bond": self.bond, "reason": self.reason,
@@ -342,6 +343,16 @@ class Claim:
     note: str = ""
     dispute: Dispute | None = None
     released_at: int | None = None
+    released_index: int | None = None
+
+    def locked_at(self, index: int) -> bool:
+        """Is the stake still locked just before entry ``index`` (made before it, not released or slashed)?"""
+        if self.id >= index:
+            return False
+        if self.released_index is not None and self.released_index < index:
+            return False
+        d = self.dispute
+        return not (d is not None and d.slashed_index is not None and d.slashed_index < index)  # settled: unlocked
 
     def status(self, now: int) -> str:
         d = self.dispute
@@ -945,6 +956,7 @@ def _h_slash(s: GovState, index: int, e: EntryLike, now: int) -> None:
     s._add_rep(index, winner, reward)
     s.burned_rep += lost - reward
     d.slashed_at = now
+    d.slashed_index = index
 
 
 def _h_release(s: GovState, index: int, e: EntryLike, now: int) -> None:
@@ -957,6 +969,7 @@ def _h_release(s: GovState, index: int, e: EntryLike, now: int) -> None:
         raise BadInputError(f"claim {c.id} is open to challenge until {iso(c.window_ends)}", field="claim")
     s.locked[c.staker] -= c.stake
     c.released_at = now
+    c.released_index = index
 
 
 _HANDLERS = {

@@ -331,10 +331,10 @@ class Pages:
                 h = round(150 * amount / top)
                 y -= h
                 bars.append({"x": 40 + k * 10, "y": y, "h": h, "color": color, "epoch": e["epoch"], "amount": amount})
-        people = ([{"role": "miner", "uid": u, "did": d, "earned": info["earned"].get(d, 0)}
-                   for u, d in enumerate(info["miners"])]
-                  + [{"role": "validator", "uid": u, "did": d, "earned": info["earned"].get(d, 0)}
-                     for u, d in enumerate(info["validators"])])
+        people = ([{"role": "miner", "uid": u, "did": d, "earned": info["earned"].get(d, 0),
+                    "stake": info["stake"].get(d, 0)} for u, d in enumerate(info["miners"])]
+                  + [{"role": "validator", "uid": u, "did": d, "earned": info["earned"].get(d, 0),
+                      "stake": info["stake"].get(d, 0)} for u, d in enumerate(info["validators"])])
         return {"info": info, "epochs": list(reversed(info["epoch_results"][-50:])), "bars": bars,
                 "people": people, "task": json.dumps(info["task"], indent=2, ensure_ascii=False),
                 "width": 60 + 10 * len(eps)}
@@ -342,7 +342,7 @@ class Pages:
     async def subnet(self, request: Request) -> Response:
         name = request.path_params["name"]
         ctx = await run_in_threadpool(self._subnet_ctx, name)
-        return self.render("subnet", title=f"subnet {name}", **ctx)
+        return self.render("subnet", title=f"subnet {name}", active="subnets", **ctx)
 
     # -- checkpoint ----------------------------------------------------------------------
     def _checkpoint_ctx(self, size: int) -> dict[str, Any]:

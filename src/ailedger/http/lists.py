@@ -26,6 +26,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "content": ("Content", "Registered content (content.register)"),
     "proposals": ("Proposals", "Governance proposals (gov.propose) and their state"),
     "inference": ("Inference", "Inference batches (inference.batch): each commits to a batch of receipts"),
+    "subnets": ("Subnets", "Incentivised AI subnets (subnet.create): miners, staked validators, epochs and payouts"),
     "checkpoints": ("Checkpoints", "Signed checkpoints of this log"),
     "witnesses": ("Witnesses", "Witnesses asked to cosign this log's checkpoints"),
     "anchors": ("Anchors", "Checkpoints anchored on a chain"),
@@ -178,6 +179,45 @@ def _proposals(led: Any, pg: int) -> tuple[dict[str, Any], list[list[dict[str, A
     return p, rows
 
 
+def _subnet_totals(led: Any) -> list[dict[str, Any]]:
+    from ailedger.subnets import service as subnets
+
+    out = []
+    for name, sn in sorted(subnets.book(led).subnets.items(), key=lambda kv: -kv[1].created):
+        pays = [ep["result"]["pay"] for ep in sn.epochs]
+        out.append({"name": name, "owner": sn.owner, "created": sn.created, "miners": len(sn.miners),
+                    "validators": len(sn.validators), "epochs": len(sn.epochs),
+                    "paid": {"miners": sum(sum(x["miners"]) for x in pays),
+                             "validators": sum(sum(x["validators"]) for x in pays),
+                             "owner": sum(x["owner"] for x in pays)}})
+    return out
+
+
+def subnet_chart(led: Any) -> dict[str, Any]:
+    """Stacked horizontal bars of what each subnet paid in total (miners, validators, owner), newest first."""
+    totals = _subnet_totals(led)[:PER_PAGE]
+    top = max([sum(t["paid"].values()) for t in totals] or [1]) or 1
+    bars = []
+    for k, t in enumerate(totals):
+        x = 160
+        for part, color in (("miners", "#2a7"), ("validators", "#36c"), ("owner", "#c83")):
+            w = round(400 * t["paid"][part] / top)
+            bars.append({"x": x, "y": 8 + 22 * k, "w": w, "color": color, "name": t["name"], "part": part,
+                         "amount": t["paid"][part]})
+            x += w
+    return {"bars": bars, "names": [{"y": 22 + 22 * k, "name": t["name"]} for k, t in enumerate(totals)],
+            "height": 30 + 22 * len(totals)}
+
+
+def _subnets(led: Any, pg: int) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+    totals = _subnet_totals(led)
+    p = paging(pg, len(totals))
+    rows = [[_c(t["name"], f"/subnet/{_q(t['name'])}"), _did(t["owner"]), _c(t["miners"]), _c(t["validators"]),
+             _c(t["epochs"]), _c(f"{sum(t['paid'].values()):,}"), _c(t["created"], f"/entry/{t['created']}")]
+            for t in totals[p["offset"]:p["offset"] + PER_PAGE]]
+    return p, rows
+
+
 def checkpoint_fields(note: bytes) -> dict[str, Any]:
     from ailedger.tlog.checkpoint import parse_checkpoint_text
     from ailedger.tlog.note import parse_note
@@ -284,6 +324,8 @@ _OTHER = {
     "compute": (["entry", "job @ contract", "work", "stage", "provider", "final root"], _compute),
     "models": (["name", "status", "owner", "versions", "latest version", "entry"], _models),
     "proposals": (["id", "description", "state", "proposer", "tally", "created"], _proposals),
+    "subnets": (["name", "owner", "miners", "validators", "epochs folded", "paid in total", "created at entry"],
+                _subnets),
     "checkpoints": (["size", "root", "signed by"], _checkpoints),
     "witnesses": (["name", "URL", "key", "latest size cosigned"], _witnesses),
     "anchors": (["tree size", "chain", "contract", "block", "transaction", "status"], _anchors),
@@ -308,15 +350,18 @@ def build(led: Any, kind: str, pg: int, etype: str | None = None) -> dict[str, A
         rows = [row(i, e) for i, e in items]
     label, what = KINDS[kind]
     return {"kind": kind, "label": label, "what": what if not etype else f"Entries of type {etype}",
-            "columns": cols, "rows": rows, "p": p, "etype": etype}
+            "columns": cols, "rows": rows, "p": p, "etype": etype,
+            "chart": subnet_chart(led) if kind == "subnets" and rows else None}
 
 
 def counts(led: Any, ws: list[Any], ans: list[Any]) -> list[dict[str, Any]]:
     """How many of each kind this log holds (the home page's table of contents)."""
     from ailedger.authority.service import state
     from ailedger.governance import service as gov
+    from ailedger.subnets import service as subnets
 
     n = {"models": len(state(led).models.models), "proposals": len(gov.state(led).proposals),
+         "subnets": len(subnets.book(led).subnets),
          "checkpoints": led.store.checkpoint_count(), "witnesses": len(ws), "anchors": len(ans),
          "entries": led.store.size(), "compute": led.store.count("type:compute.job")}
     for k, t in _TYPE_OF.items():

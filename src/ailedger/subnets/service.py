@@ -1,9 +1,10 @@
 """Subnets on a ledger: write the entries (checked by the fold first, so a refused entry is never logged),
 fold the log into the subnets' state, replay every epoch and compare it with what was logged.
 
-A validator's stake is its reputation in the governance module (``GovState.rep_at(did, index)``: the
-reputation granted by the DAO's minter before the validator's commit entry), read through
-:func:`ailedger.governance.service.state`.
+A member's stake is the reputation it has locked on the subnet with the governance module's staking: a
+``stake.claim`` of kind ``subnet`` on subject ``subnet:NAME`` (:func:`stake`), read from the governance fold
+(:func:`ailedger.governance.service.state`); a lock counts while it is held and only if it cannot be
+released before the epoch's reveal window ends.
 """
 
 from __future__ import annotations
@@ -19,12 +20,23 @@ from typing import Any
 from ailedger.encoding.records import build_entry, parse_entry
 from ailedger.encoding.times import time_ms
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, NotFoundError, VerificationError
+from ailedger.governance import staking
 from ailedger.governance.service import state as gov_state
-from ailedger.subnets.state import TYPES, SubnetBook, check_weights, commitment
+from ailedger.subnets.state import (
+    TYPES,
+    SubnetBook,
+    audit_reveal,
+    check_observations,
+    check_pool,
+    check_weights,
+    commitment,
+    pool_commitment,
+    weights_from_observations,
+)
 from ailedger.subnets.yuma import U16, Params
 
-__all__ = ["book", "commit", "create", "epoch", "judge", "register", "replay", "reveal", "set_params", "show",
-           "to_u16"]
+__all__ = ["audit", "book", "commit", "create", "epoch", "judge", "register", "replay", "reveal", "reveal_pool",
+           "set_params", "show", "stake", "stake_reader", "to_u16"]
 
 _MARK = b'"type":"subnet.'
 
@@ -65,10 +77,21 @@ def _indexed_entries(ledger: Any, start: int, end: int) -> list[tuple[int, Any]]
     return out
 
 
-def stake_reader(ledger: Any) -> Callable[[str, int], int]:
-    """A validator's stake: its governance reputation just before ``index`` (the DAO's own fold)."""
-    def stake_of(did: str, index: int) -> int:
-        return int(gov_state(ledger).rep_at(did, index))
+def stake_reader(ledger: Any) -> Callable[[str, str, int, int], int]:
+    """A member's stake in a subnet just before entry ``index``: the sum of its governance stake claims of
+    kind ``subnet`` on ``subnet:NAME`` made before ``index``, neither released nor settled by a dispute
+    before it, whose challenge window (the shortest lock governance allows) ends at or after ``until_ms``."""
+    seen: dict[str, Any] = {"size": -1, "claims": {}}
+
+    def stake_of(subnet: str, did: str, index: int, until_ms: int) -> int:
+        if seen["size"] != ledger.size:  # the subnet claims by (staker, subject), read once per log size
+            by: dict[tuple[str, str], list[Any]] = {}
+            for c in gov_state(ledger).claims.values():
+                if c.claim == "subnet":
+                    by.setdefault((c.staker, c.subject), []).append(c)
+            seen.update(size=ledger.size, claims=by)
+        return sum(int(c.stake) for c in seen["claims"].get((did, f"subnet:{subnet}"), [])
+                   if c.window_ends >= until_ms and c.locked_at(index))
     return stake_of
 
 
@@ -128,11 +151,72 @@ def _write(ledger: Any, ident: Any, record_type: str, body: dict[str, Any], time
     return {"index": res.index, "type": record_type, "signer": ident.did, "time": entry.time, "body": body}
 
 
+def _save_secret(path: Path, doc: dict[str, Any]) -> None:
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+
+
+def _pool_path(ledger: Any, name: str) -> Path:
+    return Path(ledger.path) / "subnet-secrets" / f"{name}.pool.json"
+
+
 def create(ledger: Any, ident: Any, name: str, task: dict[str, Any], *, epoch_ms: int = 3_600_000,
-           params: dict[str, Any] | None = None, time: str | None = None) -> dict[str, Any]:
+           params: dict[str, Any] | None = None, pool: list[dict[str, Any]] | None = None,
+           pool_salt: str | None = None, time: str | None = None) -> dict[str, Any]:
+    """Create a subnet.  ``pool``: the evaluation pool (``[{prompt, answer}, ...]``), committed now by
+    sha256 (kept with its salt in ``subnet-secrets/``, mode 0600) and revealed later with :func:`reveal_pool`."""
     p = Params.from_dict(params or {})
-    return _write(ledger, ident, "subnet.create",
-                  {"name": name, "task": task, "epoch_ms": epoch_ms, "params": p.to_dict()}, time)
+    body: dict[str, Any] = {"name": name, "task": task, "epoch_ms": epoch_ms, "params": p.to_dict()}
+    if pool is not None:
+        check_pool(pool)
+        pool_salt = pool_salt or secrets.token_hex(16)
+        body["pool_commitment"] = pool_commitment(name, pool, pool_salt)
+    out = _write(ledger, ident, "subnet.create", body, time)
+    if pool is not None:
+        _save_secret(_pool_path(ledger, name), {"subnet": name, "salt": pool_salt, "items": pool})
+        out["pool_secret"] = str(_pool_path(ledger, name))
+    return out
+
+
+def reveal_pool(ledger: Any, ident: Any, name: str, *, items: list[dict[str, Any]] | None = None,
+                salt: str | None = None, time: str | None = None) -> dict[str, Any]:
+    """Publish the committed evaluation pool (from the saved secret unless items and salt are given)."""
+    if items is None or salt is None:
+        path = _pool_path(ledger, name)
+        if not path.exists():
+            raise NotFoundError(f"no saved pool for subnet {name} ({path}); pass the items and salt", field="subnet")
+        saved = json.loads(path.read_text())
+        items, salt = saved["items"], saved["salt"]
+    return _write(ledger, ident, "subnet.pool", {"subnet": name, "salt": salt, "items": items}, time)
+
+
+def stake(ledger: Any, ident: Any, name: str, amount: int, *, time: str | None = None) -> dict[str, Any]:
+    """Lock ``amount`` reputation on the subnet: a governance ``stake.claim`` of kind ``subnet`` on
+    ``subnet:NAME`` (released with ``ailedger stake release`` once its challenge window has ended)."""
+    book(ledger).get(name)
+    return staking.stake_claim(ledger, ident, f"subnet:{name}", "subnet", amount, time=time)
+
+
+def audit(ledger: Any, name: str) -> dict[str, Any]:
+    """Check every folded reveal against the revealed evaluation pool: its weights must follow, by the
+    accuracy rule, from the answers it says it observed (``observations``)."""
+    sn = book(ledger).get(name)
+    if sn.pool is None:
+        why = "committed to no pool" if sn.pool_commitment is None else "has not revealed its pool yet"
+        raise BadInputError(f"subnet {name} {why}; nothing to check scores against", field="subnet")
+    items = sn.pool["items"]
+    rows = []
+    for ep in sn.epochs:
+        for did, r in sorted(ep["reveals"].items()):
+            problem = audit_reveal(items, ledger.entry(r["index"]).body)
+            status = ("agrees" if problem is None else
+                      "unchecked" if problem == "the reveal carries no observations" else "differs")
+            rows.append({"epoch": ep["epoch"], "validator": did, "reveal": r["index"], "status": status,
+                         "problem": problem})
+    return {"subnet": name, "pool_entry": sn.pool["index"], "pool_items": len(items), "reveals": rows,
+            "agree": not any(r["status"] == "differs" for r in rows)}
 
 
 def set_params(ledger: Any, ident: Any, name: str, params: dict[str, Any], *,
@@ -167,31 +251,41 @@ def _secret_path(ledger: Any, name: str, n: int, did: str) -> Path:
     return Path(ledger.path) / "subnet-secrets" / f"{name}.{n}.{did.rsplit(':', 1)[-1][-16:]}.json"
 
 
-def commit(ledger: Any, ident: Any, name: str, weights: dict[int, float], *, epoch: int | None = None,
-           salt: str | None = None, time: str | None = None) -> dict[str, Any]:
+def commit(ledger: Any, ident: Any, name: str, weights: dict[int, float] | None = None, *,
+           epoch: int | None = None, salt: str | None = None, observations: dict[str, Any] | None = None,
+           pool: list[dict[str, Any]] | None = None, time: str | None = None) -> dict[str, Any]:
     """Commit to a weight vector for the current epoch; the salt and the weights are kept in the ledger
-    folder (``subnet-secrets/``, mode 0600) for ``reveal``."""
+    folder (``subnet-secrets/``, mode 0600) for ``reveal``.  With ``observations`` (``{uid: [[pool item,
+    answer served], ...]}``) and the validator's copy of the ``pool``, the weights are the accuracy rule's
+    (:func:`ailedger.subnets.state.weights_from_observations`) and the observations are committed too, so
+    anyone can check them once the pool is revealed (``audit``)."""
     t = time or str(ledger.now())
     b = book(ledger)
     sn = b.get(name)
     n = sn.epoch_of(time_ms(t)) if epoch is None else epoch
-    uids, values = to_u16(weights)
+    if observations is not None:
+        if pool is None:
+            raise BadInputError("observations need the evaluation pool to score them", field="pool")
+        check_observations(observations, len(sn.miners))
+        uids, values = weights_from_observations(check_pool(pool), observations)
+    elif weights is None:
+        raise BadInputError("give weights or observations", field="weights")
+    else:
+        uids, values = to_u16(weights)
     check_weights(uids, values, len(sn.miners))  # unregistered miners are refused before anything is logged
     salt = salt or secrets.token_hex(16)
-    c = commitment(name, n, ident.did, uids, values, salt)
+    c = commitment(name, n, ident.did, uids, values, salt, observations)
     out = _write(ledger, ident, "subnet.commit", {"subnet": name, "epoch": n, "commitment": c}, t)
     path = _secret_path(ledger, name, n, ident.did)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"subnet": name, "epoch": n, "salt": salt, "uids": uids, "values": values}, f)
+    _save_secret(path, {"subnet": name, "epoch": n, "salt": salt, "uids": uids, "values": values,
+                        "observations": observations})
     out.update({"epoch": n, "salt": salt, "uids": uids, "values": values, "secret": str(path)})
     return out
 
 
 def reveal(ledger: Any, ident: Any, name: str, epoch: int, *, salt: str | None = None,
            uids: list[int] | None = None, values: list[int] | None = None, evidence: list[int] | None = None,
-           time: str | None = None) -> dict[str, Any]:
+           observations: dict[str, Any] | None = None, time: str | None = None) -> dict[str, Any]:
     if salt is None or uids is None or values is None:
         path = _secret_path(ledger, name, epoch, ident.did)
         if not path.exists():
@@ -199,6 +293,7 @@ def reveal(ledger: Any, ident: Any, name: str, epoch: int, *, salt: str | None =
                                 "pass the salt and weights", field="epoch")
         saved = json.loads(path.read_text())
         salt, uids, values = saved["salt"], saved["uids"], saved["values"]
+        observations = saved.get("observations")
     for ix in evidence or []:
         if not 0 <= ix < ledger.size:
             raise BadInputError(f"evidence entry {ix} is not in the log", field="evidence")
@@ -207,6 +302,8 @@ def reveal(ledger: Any, ident: Any, name: str, epoch: int, *, salt: str | None =
                                 field="evidence")
     body = {"subnet": name, "epoch": epoch, "salt": salt, "uids": uids, "values": values,
             "evidence": sorted(set(evidence or []))}
+    if observations is not None:
+        body["observations"] = observations
     return _write(ledger, ident, "subnet.reveal", body, time)
 
 
@@ -226,8 +323,11 @@ def show(ledger: Any, name: str) -> dict[str, Any]:
     b = book(ledger)
     sn = b.get(name)
     out = sn.summary()
+    stake_of = stake_reader(ledger)
+    out["stake"] = {d: stake_of(name, d, ledger.size, 0) for d in sn.validators + sn.miners}
     out["epoch_results"] = [{"epoch": ep["epoch"], "index": ep["index"], "pay": ep["result"]["pay"],
-                             "incentive": ep["result"]["incentive"], "reveals": ep["reveals"]} for ep in sn.epochs]
+                             "incentive": ep["result"]["incentive"], "reveals": ep["reveals"],
+                             "copies": ep["copies"]} for ep in sn.epochs]
     out["ignored"] = [x for x in b.ignored]
     return out
 

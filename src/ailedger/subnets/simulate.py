@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ailedger.subnets.yuma import ONE, U16, Params, fold_epoch
+from ailedger.subnets.yuma import ONE, U16, Params, copies, fold_epoch
 
 __all__ = ["SimConfig", "chart", "run", "simulate", "table"]
 
@@ -42,6 +42,7 @@ class SimConfig:
     online: float = 0.8           # chance an honest miner serves in an epoch
     cheap_calls: float = 0.5      # share of the cheap miner's calls answered by the small model
     commit_reveal: bool = True
+    copy_rule: bool = True        # cut the dividends of reveals that copy the previous epoch (state.py's rule)
     seed: int = 0
 
 
@@ -96,6 +97,8 @@ def run(cfg: SimConfig, *, cartel_attacks: bool = True, params: Params | None = 
                                                                       "cartel": list(range(nh, nh + nc)),
                                                                       "copier": list(range(nh + nc, v))}}
     prev_honest: np.ndarray | None = None
+    previous: list[tuple[int, np.ndarray]] = []
+    out["copied"] = out["copied_honest"] = 0
     for _t in range(cfg.epochs):
         online = rng.random(m) < cfg.online
         online[0] = True  # the cartel keeps its own miner up
@@ -121,9 +124,15 @@ def run(cfg: SimConfig, *, cartel_attacks: bool = True, params: Params | None = 
             if src is not None:
                 w[nh + nc:] = _weights_u16(src)
         prev_honest = honest_mean
+        copied = copies(w, previous, p.copy_tol_bps) if cfg.copy_rule else []
+        out["copied"] += sum(1 for i in copied if i >= nh + nc)
+        out["copied_honest"] += sum(1 for i in copied if i < nh)
         for clip in (True, False):
-            res = fold_epoch(stake, w, bonds[clip], p, clip=clip)
+            res = fold_epoch(stake, w, bonds[clip], p, clip=clip, copied=copied)
             bonds[clip] = res.bonds
+            if clip:
+                previous = [(i, w[i].copy()) for i in range(v) if w[i].any()]
+                previous.append((-1, np.asarray(res.consensus, dtype=np.int64)))
             out["incentive"][clip].append(np.array(res.incentive, dtype=np.float64) / ONE)
             out["dividends"][clip].append(np.array(res.dividends, dtype=np.float64) / ONE)
     return out
@@ -153,7 +162,7 @@ def simulate(cfg: SimConfig, *, params: Params | None = None) -> dict[str, Any]:
         val_pool = p.emission * p.validator_bps / 10000
 
         def per_stake(ix: list[int], div: np.ndarray = div) -> float:
-            return float(div[ix].sum() / stake[ix].sum()) if ix else 0.0
+            return float(div[ix].sum() / stake[ix].sum()) if ix and stake[ix].sum() > 0 else 0.0
         hv = per_stake(g["honest"])
         classes = {
             "honest validator (per 1% stake)": val_pool * hv * stake.sum() / 100,
@@ -173,6 +182,9 @@ def simulate(cfg: SimConfig, *, params: Params | None = None) -> dict[str, Any]:
             "cartel_excess_relative": float((inc[0] - inc0[0]) / inc0[0]) if inc0[0] else 0.0,
             "copier_dividend_ratio": per_stake(g["copier"]) / hv if hv else 0.0,
             "cheap_vs_good_miner": float(inc[1] / inc[honest_good].mean()) if inc[honest_good].mean() else 0.0,
+            "honest_good_share": float(inc[honest_good].mean()),
+            "copier_reveals_caught": att["copied"] / max(1, cfg.copier_validators * cfg.epochs),
+            "honest_reveals_caught": att["copied_honest"] / max(1, cfg.honest_validators * cfg.epochs),
         }
     res["series"] = {"consensus": [float(x[0]) for x in att["incentive"][True]],
                      "mean": [float(x[0]) for x in att["incentive"][False]],
@@ -193,6 +205,9 @@ def table(res: dict[str, Any]) -> list[str]:
                  f"mean {f['mean']['cartel_excess_relative']:+.1%}")
     lines.append(f"copier dividends per stake / honest: consensus {f['consensus']['copier_dividend_ratio']:.3f}, "
                  f"mean {f['mean']['copier_dividend_ratio']:.3f}")
+    if c["copy_rule"]:
+        lines.append(f"copy rule: {f['consensus']['copier_reveals_caught']:.0%} of the copiers' reveals and "
+                     f"{f['consensus']['honest_reveals_caught']:.0%} of the honest ones were found to copy")
     return lines
 
 

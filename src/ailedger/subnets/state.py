@@ -1,7 +1,10 @@
 """Subnets as a pure fold over ``subnet.*`` entries: who may sign what, with effect, and the epoch results.
 
-Pure: no I/O, no clock.  Entries come in log order with their index; a validator's stake at its commit
-comes from ``stake_of(did, index)`` (the service passes the governance module's reputation history).
+Pure: no I/O, no clock.  Entries come in log order with their index; a member's stake comes from
+``stake_of(subnet, did, index, until_ms)``: the reputation it has locked on the subnet through the
+governance module's staking (``stake.claim`` of kind ``subnet`` on subject ``subnet:NAME``) at entry
+``index``, counting only locks that cannot be released before ``until_ms`` (the service reads it from the
+governance fold).
 :meth:`SubnetBook.apply` raises :class:`NotAuthorisedError` / :class:`BadInputError` and changes nothing
 when the rules refuse an entry; :meth:`SubnetBook.fold` records the refusal and goes on (an entry that
 reached the log another way is ignored, never honoured).
@@ -24,25 +27,106 @@ import numpy as np
 from ailedger.encoding.canonical import canonical_json
 from ailedger.encoding.times import time_ms
 from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError, NotFoundError
-from ailedger.subnets.yuma import U16, EpochResult, Params, fold_epoch
+from ailedger.subnets.yuma import U16, EpochResult, Params, copies, fold_epoch
 
-__all__ = ["TYPES", "Subnet", "SubnetBook", "commitment", "epoch_body"]
+__all__ = ["TYPES", "Subnet", "SubnetBook", "audit_reveal", "commitment", "epoch_body", "pool_commitment",
+           "weights_from_observations"]
 
-TYPES = ("subnet.create", "subnet.params", "subnet.register", "subnet.commit", "subnet.reveal", "subnet.epoch")
+TYPES = ("subnet.create", "subnet.params", "subnet.register", "subnet.commit", "subnet.reveal", "subnet.epoch",
+         "subnet.pool")
 ROLES = ("miner", "validator")
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MIN_EPOCH_MS = 100
 MAX_MINERS = 4096
 MAX_VALIDATORS = 256
 
-StakeOf = Callable[[str, int], int]
+StakeOf = Callable[[str, str, int, int], int]
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def commitment(subnet: str, epoch: int, validator: str, uids: list[int], values: list[int], salt: str) -> str:
-    """sha256 over the RFC 8785 canonical JSON of the revealed fields (the validator's did included, so a
-    commitment cannot be reused by another key)."""
-    doc = {"epoch": epoch, "salt": salt, "subnet": subnet, "uids": uids, "validator": validator, "values": values}
+def _seal(doc: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
+def commitment(subnet: str, epoch: int, validator: str, uids: list[int], values: list[int], salt: str,
+               observations: dict[str, Any] | None = None) -> str:
+    """sha256 over the RFC 8785 canonical JSON of the revealed fields (the validator's did included, so a
+    commitment cannot be reused by another key; ``observations`` only when the reveal carries them)."""
+    doc: dict[str, Any] = {"epoch": epoch, "salt": salt, "subnet": subnet, "uids": uids, "validator": validator,
+                           "values": values}
+    if observations is not None:
+        doc["observations"] = observations
+    return _seal(doc)
+
+
+def pool_commitment(subnet: str, items: list[Any], salt: str) -> str:
+    """The evaluation pool's commitment: sha256 over the RFC 8785 JSON of ``{items, salt, subnet}``."""
+    return _seal({"items": items, "salt": salt, "subnet": subnet})
+
+
+def check_pool(items: Any) -> list[dict[str, Any]]:
+    if not isinstance(items, list) or not items:
+        raise BadInputError("the pool is a non-empty list of {prompt, answer} items", field="items")
+    for k, it in enumerate(items):
+        if not isinstance(it, dict) or "prompt" not in it or "answer" not in it:
+            raise BadInputError(f"pool item {k} must be an object with prompt and answer", field="items")
+    return items
+
+
+def check_observations(obs: Any, miners: int) -> dict[str, list[list[Any]]]:
+    """``{uid: [[item, answer], ...]}``: the answers a validator was served, by pool item index."""
+    if not isinstance(obs, dict) or not obs:
+        raise BadInputError("observations are an object {miner uid: [[pool item, answer], ...]}",
+                            field="observations")
+    for u, rows in obs.items():
+        if not isinstance(u, str) or not u.isdigit() or not 0 <= int(u) < miners:
+            raise BadInputError(f"observations for {u!r}, which is not a registered miner uid", field="observations")
+        if not isinstance(rows, list) or not rows:
+            raise BadInputError(f"observations for miner {u} must be a non-empty list", field="observations")
+        for r in rows:
+            if (not isinstance(r, list) or len(r) != 2 or isinstance(r[0], bool) or not isinstance(r[0], int)
+                    or r[0] < 0):
+                raise BadInputError(f"observation {r!r} of miner {u} is not [pool item index, answer]",
+                                    field="observations")
+    return obs
+
+
+def weights_from_observations(items: list[dict[str, Any]], obs: dict[str, list[list[Any]]]
+                              ) -> tuple[list[int], list[int]]:
+    """The accuracy rule, exactly: ``a_j = (answers equal to the pool's) / (answers observed)`` and
+    ``w_j = round_half_even(a_j / max_k a_k * 65535)`` in rational arithmetic (uids ascending)."""
+    from fractions import Fraction
+
+    acc: dict[int, Fraction] = {}
+    for u, rows in obs.items():
+        for k, _ans in rows:
+            if k >= len(items):
+                raise BadInputError(f"observation of miner {u} cites pool item {k}; the pool has {len(items)}",
+                                    field="observations")
+        acc[int(u)] = Fraction(sum(1 for k, ans in rows if ans == items[k]["answer"]), len(rows))
+    top = max(acc.values())
+    if top == 0:
+        raise BadInputError("every observed answer is wrong: every weight would be zero", field="observations")
+    uids = sorted(acc)
+    return uids, [round(acc[u] / top * U16) for u in uids]
+
+
+def audit_reveal(items: list[dict[str, Any]], body: dict[str, Any]) -> str | None:
+    """None when a reveal's weights follow from its observations on the revealed pool, else why not."""
+    obs = body.get("observations")
+    if obs is None:
+        return "the reveal carries no observations"
+    try:
+        uids, values = weights_from_observations(items, obs)
+    except BadInputError as exc:
+        return exc.message
+    got = dict(zip(body.get("uids", []), body.get("values", []), strict=False))
+    want = dict(zip(uids, values, strict=True))
+    if got != want:
+        bad = sorted(u for u in set(got) | set(want) if got.get(u) != want.get(u))[:4]
+        return "weights differ from the pool's accuracy for miner(s) " + ", ".join(
+            f"{u} ({got.get(u)} revealed, {want.get(u)} by the pool)" for u in bad)
+    return None
 
 
 def _int(body: dict[str, Any], k: str) -> int:
@@ -110,6 +194,9 @@ class Subnet:
     bonds: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
     epochs: list[dict[str, Any]] = field(default_factory=list)  # per folded epoch: index, result body
     earned: dict[str, int] = field(default_factory=dict)        # did -> units, over all folded epochs
+    previous: list[tuple[int, np.ndarray]] = field(default_factory=list)  # last epoch's rows and consensus
+    pool_commitment: str | None = None
+    pool: dict[str, Any] | None = None                          # the revealed pool: index, items
 
     def epoch_of(self, t_ms: int) -> int:
         return (t_ms - self.start_ms) // self.epoch_ms
@@ -127,6 +214,11 @@ class Subnet:
 
     def compute(self, n: int) -> tuple[EpochResult, list[str]]:
         """Epoch n's result from the reveals folded so far (rows: validators in uid order)."""
+        res, rows, _copied = self.compute_full(n)
+        return res, rows
+
+    def compute_full(self, n: int) -> tuple[EpochResult, list[str], list[int]]:
+        """Also the rows whose dividends the copy rule cut (see docs/incentives.md)."""
         v, m = len(self.validators), len(self.miners)
         w = np.zeros((v, m), dtype=np.int64)
         stake = [0] * v
@@ -136,26 +228,33 @@ class Subnet:
                 continue
             stake[i] = r["stake"]
             w[i, r["uids"]] = r["values"]
-        return fold_epoch(stake, w, self.bonds, self.params_for(n)), list(self.validators)
+        p = self.params_for(n)
+        copied = copies(w, self.previous, p.copy_tol_bps)
+        return fold_epoch(stake, w, self.bonds, p, copied=copied), list(self.validators), copied
 
     def clone(self) -> Subnet:
         """A copy that applying one entry to cannot change this one (containers copied, values shared)."""
         return replace(self, params=list(self.params), miners=list(self.miners), validators=list(self.validators),
                        role=dict(self.role), commits=dict(self.commits),
                        reveals={k: dict(v) for k, v in self.reveals.items()}, epochs=list(self.epochs),
-                       earned=dict(self.earned))
+                       earned=dict(self.earned), previous=list(self.previous))
 
     def summary(self) -> dict[str, Any]:
         return {"name": self.name, "owner": self.owner, "created": self.created, "task": self.task,
                 "epoch_ms": self.epoch_ms, "start_ms": self.start_ms,
                 "params": self.params[-1][1].to_dict(), "miners": list(self.miners),
                 "validators": list(self.validators), "next_epoch": self.next_epoch,
-                "epochs": len(self.epochs), "earned": dict(sorted(self.earned.items()))}
+                "epochs": len(self.epochs), "earned": dict(sorted(self.earned.items())),
+                "pool_commitment": self.pool_commitment,
+                "pool": None if self.pool is None else {"index": self.pool["index"], "items": len(self.pool["items"])}}
 
 
-def epoch_body(sn: Subnet, n: int, res: EpochResult) -> dict[str, Any]:
-    return {"subnet": sn.name, "epoch": n, "miners": len(sn.miners), "validators": len(sn.validators),
+def epoch_body(sn: Subnet, n: int, res: EpochResult, copied: list[int] | None = None) -> dict[str, Any]:
+    body = {"subnet": sn.name, "epoch": n, "miners": len(sn.miners), "validators": len(sn.validators),
             "result": res.body()}
+    if copied:
+        body["copies"] = copied
+    return body
 
 
 class SubnetBook:
@@ -233,7 +332,28 @@ class SubnetBook:
         if not isinstance(params, dict):
             raise BadInputError("body.params must be an object", field="params")
         p = Params.from_dict(params)
-        self.subnets[name] = Subnet(name, e.signer, idx, t, epoch_ms, task, [(t, p)])
+        pc = body.get("pool_commitment")
+        if pc is not None and (not isinstance(pc, str) or not HEX64.match(pc)):
+            raise BadInputError("body.pool_commitment must be 64 lowercase hex digits (sha256)",
+                                field="pool_commitment")
+        self.subnets[name] = Subnet(name, e.signer, idx, t, epoch_ms, task, [(t, p)], pool_commitment=pc)
+
+    def _pool(self, sn: Subnet, idx: int, e: Any, body: dict[str, Any], t: int) -> None:
+        if e.signer != sn.owner:
+            raise _refuse(e, f"only the subnet's owner {sn.owner} may reveal its evaluation pool")
+        if sn.pool_commitment is None:
+            raise BadInputError(f"subnet {sn.name} committed to no evaluation pool", field="subnet")
+        if sn.pool is not None:
+            raise ConflictError(f"the pool of subnet {sn.name} is already revealed (entry {sn.pool['index']})",
+                                field="subnet")
+        items = check_pool(body.get("items"))
+        salt = body.get("salt")
+        if not isinstance(salt, str) or not salt:
+            raise BadInputError("body.salt must be the pool commitment's salt", field="salt")
+        if pool_commitment(sn.name, items, salt) != sn.pool_commitment:
+            raise BadInputError(f"the revealed pool does not open the commitment of subnet {sn.name} "
+                                f"({sn.pool_commitment[:16]}...)", field="items")
+        sn.pool = {"index": idx, "items": items}
 
     def _params(self, sn: Subnet, idx: int, e: Any, body: dict[str, Any], t: int) -> None:
         if e.signer != sn.owner:
@@ -252,6 +372,11 @@ class SubnetBook:
             raise ConflictError(f"{e.signer} is already registered in subnet {sn.name} as a {sn.role[e.signer]}",
                                 field="signer")
         if role == "miner":
+            need = sn.params_for(sn.epoch_of(t)).miner_min_stake
+            if need and self.stake_of(sn.name, e.signer, idx, t) < need:
+                raise _refuse(e, f"a miner of subnet {sn.name} must have {need} reputation staked on it "
+                                 f"(stake claim of kind subnet on subnet:{sn.name}); "
+                                 f"{self.stake_of(sn.name, e.signer, idx, t)} is")
             if len(sn.miners) >= MAX_MINERS:
                 raise ConflictError(f"subnet {sn.name} is full ({MAX_MINERS} miners)", field="role")
             sn.miners.append(e.signer)
@@ -278,9 +403,12 @@ class SubnetBook:
             raise ConflictError(f"a second commit by {e.signer} for epoch {n} (the first is entry "
                                 f"{sn.commits[(n, e.signer)]['index']}); one commit per validator per epoch",
                                 field="epoch")
-        stake = self.stake_of(e.signer, idx)
+        until = sn.window(n + 1)[1]
+        stake = self.stake_of(sn.name, e.signer, idx, until)
         if stake <= 0:
-            raise _refuse(e, f"validator {e.signer} has no stake (reputation 0 at entry {idx})")
+            raise _refuse(e, f"validator {e.signer} has no stake locked on subnet {sn.name} at entry {idx} "
+                             f"(a stake claim of kind subnet on subnet:{sn.name} whose lock lasts until the "
+                             f"reveal window ends, {until} ms)")
         sn.commits[(n, e.signer)] = {"index": idx, "commitment": c, "stake": stake}
 
     def _reveal(self, sn: Subnet, idx: int, e: Any, body: dict[str, Any], t: int) -> None:
@@ -303,7 +431,10 @@ class SubnetBook:
         if not isinstance(salt, str) or not salt:
             raise BadInputError("body.salt must be the commitment's salt", field="salt")
         uids, values = check_weights(body.get("uids"), body.get("values"), len(sn.miners))
-        if commitment(sn.name, n, e.signer, uids, values, salt) != com["commitment"]:
+        obs = body.get("observations")
+        if obs is not None:
+            check_observations(obs, len(sn.miners))
+        if commitment(sn.name, n, e.signer, uids, values, salt, obs) != com["commitment"]:
             raise BadInputError(f"the reveal does not open the commitment of entry {com['index']}",
                                 field="commitment")
         ev = body.get("evidence", [])
@@ -324,8 +455,8 @@ class SubnetBook:
         if t < sn.window(n + 1)[1]:
             raise BadInputError(f"epoch {n} can be folded once its reveal window ends ({sn.window(n + 1)[1]} ms)",
                                 field="time")
-        res, rows = sn.compute(n)
-        want = epoch_body(sn, n, res)
+        res, rows, copied = sn.compute_full(n)
+        want = epoch_body(sn, n, res, copied)
         if body != want:
             diff = _diff(want, body)[:4]
             raise _refuse(e, f"its epoch {n} result differs from the fold's ({'; '.join(diff)})", field="result")
@@ -339,8 +470,18 @@ class SubnetBook:
         if res.owner_pay:
             sn.earned[sn.owner] = sn.earned.get(sn.owner, 0) + res.owner_pay
         revealed = {did: {"index": r["index"], "evidence": r["evidence"]} for did, r in sn.reveals.get(n, {}).items()}
-        sn.epochs.append({"index": idx, "epoch": n, "result": want["result"], "reveals": revealed})
+        sn.epochs.append({"index": idx, "epoch": n, "result": want["result"], "reveals": revealed,
+                          "copies": [rows[i] for i in copied]})
         sn.next_epoch = n + 1
+        prev: list[tuple[int, np.ndarray]] = []
+        for i, did in enumerate(sn.validators):
+            r = sn.reveals.get(n, {}).get(did)
+            if r is not None:
+                vec = np.zeros(len(sn.miners), dtype=np.int64)
+                vec[r["uids"]] = r["values"]
+                prev.append((i, vec))
+        prev.append((-1, np.asarray(res.consensus, dtype=np.int64)))
+        sn.previous = prev
         sn.reveals.pop(n, None)
         for k in [k for k in sn.commits if k[0] == n]:
             del sn.commits[k]
@@ -348,5 +489,5 @@ class SubnetBook:
     def compute_next(self, name: str) -> tuple[int, dict[str, Any]]:
         sn = self.get(name)
         n = sn.next_epoch
-        res, _rows = sn.compute(n)
-        return n, epoch_body(sn, n, res)
+        res, _rows, copied = sn.compute_full(n)
+        return n, epoch_body(sn, n, res, copied)

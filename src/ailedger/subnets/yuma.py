@@ -17,7 +17,7 @@ The steps, after Bittensor's Yuma Consensus (subtensor ``epoch``; docs.bittensor
    clipping removed is not emitted) or ``I_j = R_j / sum R`` (``burn_clipped = 0``, as Bittensor);
 5. bond increments ``dB_ij = S_i Wc_ij`` normalised per miner, bonds as an exponential moving average
    ``B = alpha dB + (1 - alpha) B_prev`` normalised per miner;
-6. dividends ``D_i = sum_j B_ij I_j`` normalised;
+6. dividends ``D_i = sum_j B_ij I_j`` normalised, a copier's cut to ``copy_keep_bps``;
 7. the epoch's emission split between miners (by ``I``), validators (by ``D``) and the subnet owner.
 
 ``clip=False`` gives the reference the figures compare against: a plain stake-weighted mean (steps 2-3
@@ -34,7 +34,7 @@ import numpy as np
 
 from ailedger.errors import BadInputError
 
-__all__ = ["BPS", "ONE", "U16", "EpochResult", "Params", "fold_epoch"]
+__all__ = ["BPS", "ONE", "U16", "EpochResult", "Params", "copies", "fold_epoch", "row_normalise"]
 
 ONE = 1 << 24
 BPS = 10_000
@@ -53,6 +53,9 @@ class Params:
     kappa_bps: int = 5000           # consensus quantile: 1/2 is the stake-weighted median
     bond_alpha_bps: int = 1000      # EMA weight of the new bonds (Bittensor: bonds_moving_average 0.9 -> 0.1)
     burn_clipped: int = 1           # 1: clipped weight is not emitted (I = R); 0: Bittensor's I = R / sum R
+    copy_tol_bps: int = 100         # a reveal within this L1 distance of a previous-epoch vector is a copy
+    copy_keep_bps: int = 0          # the share of its dividends a copy keeps (the rest is not issued)
+    miner_min_stake: int = 0        # reputation a miner must have locked on the subnet to register
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Params:
@@ -83,6 +86,11 @@ class Params:
             raise BadInputError(f"kappa_bps must be 1..{BPS}, got {self.kappa_bps}", field="kappa_bps")
         if self.burn_clipped not in (0, 1):
             raise BadInputError("burn_clipped must be 0 or 1", field="burn_clipped")
+        for k in ("copy_tol_bps", "copy_keep_bps"):
+            if not 0 <= getattr(self, k) <= BPS:
+                raise BadInputError(f"{k} must be 0..{BPS}, got {getattr(self, k)}", field=k)
+        if self.miner_min_stake < 0:
+            raise BadInputError("miner_min_stake must not be negative", field="miner_min_stake")
         if not 1 <= self.bond_alpha_bps <= BPS:
             raise BadInputError(f"bond_alpha_bps must be 1..{BPS}, got {self.bond_alpha_bps}", field="bond_alpha_bps")
 
@@ -124,6 +132,39 @@ def _col_normalise(x: np.ndarray) -> np.ndarray:
     return np.where(s > 0, (x * ONE) // safe, 0)
 
 
+def row_normalise(w_raw: np.ndarray) -> np.ndarray:
+    """``W_ij = w_ij * ONE // sum_j w_ij`` (a zero row stays zero)."""
+    w_raw = np.asarray(w_raw, dtype=np.int64)
+    row_sum = w_raw.sum(axis=1)
+    return np.where(row_sum[:, None] > 0, (w_raw * ONE) // np.where(row_sum > 0, row_sum, 1)[:, None], 0)
+
+
+def copies(weights: np.ndarray, previous: list[tuple[int, np.ndarray]], tol_bps: int) -> list[int]:
+    """The rows of ``weights`` (V x M u16, row i = validator i) that copy a vector of the previous epoch.
+
+    ``previous``: (owner row, u16 vector) pairs, the owner -1 for a public vector (the previous epoch's
+    consensus).  Row i is a copy when some vector not its own lies within ``tol_bps`` in L1 distance of the
+    normalised weights: ``sum_j |W_ij - P_j| * BPS <= tol_bps * ONE`` (``tol_bps = 0``: identical only).
+    Zero rows (no reveal) are never copies."""
+    w = row_normalise(weights)
+    m = w.shape[1]
+    refs = []
+    for owner, vec in previous:
+        v = np.zeros(m, dtype=np.int64)
+        k = min(m, len(vec))
+        v[:k] = np.asarray(vec, dtype=np.int64)[:k]
+        refs.append((owner, row_normalise(v[None, :])[0]))
+    out = []
+    for i in range(w.shape[0]):
+        if not w[i].any():
+            continue
+        for owner, ref in refs:
+            if owner != i and ref.any() and int(np.abs(w[i] - ref).sum()) * BPS <= tol_bps * ONE:
+                out.append(i)
+                break
+    return out
+
+
 def consensus(weights: np.ndarray, stake: np.ndarray, kappa_bps: int) -> np.ndarray:
     """C_j = max{w : sum of S_i over validators with W_ij >= w is >= kappa * sum S} (0 when no stake)."""
     v, m = weights.shape
@@ -139,10 +180,11 @@ def consensus(weights: np.ndarray, stake: np.ndarray, kappa_bps: int) -> np.ndar
 
 
 def fold_epoch(stake: list[int] | np.ndarray, weights: np.ndarray, bonds_prev: np.ndarray | None,
-               params: Params, *, clip: bool = True) -> EpochResult:
+               params: Params, *, clip: bool = True, copied: list[int] | None = None) -> EpochResult:
     """One epoch.  ``stake``: raw stake of each validator row (0 = did not reveal / no stake);
     ``weights``: V x M u16 integers; ``bonds_prev``: V x M ONE-scale bonds of the previous epoch (None: zeros;
-    a smaller matrix is padded with zeros for validators and miners registered since)."""
+    a smaller matrix is padded with zeros for validators and miners registered since); ``copied``: rows found
+    to copy (:func:`copies`), whose dividends are cut to ``copy_keep_bps`` (the rest is not issued)."""
     w_raw = np.asarray(weights, dtype=np.int64)
     if w_raw.ndim != 2:
         raise BadInputError("weights must be a V x M matrix", field="weights")
@@ -156,7 +198,7 @@ def fold_epoch(stake: list[int] | np.ndarray, weights: np.ndarray, bonds_prev: n
     st_raw = [x if row_sum[i] > 0 else 0 for i, x in enumerate(st_raw)]  # no weights: no say
     total = sum(st_raw)
     s = np.array([x * ONE // total if total else 0 for x in st_raw], dtype=np.int64)
-    w = np.where(row_sum[:, None] > 0, (w_raw * ONE) // np.where(row_sum > 0, row_sum, 1)[:, None], 0)
+    w = row_normalise(w_raw)
 
     c = consensus(w, s, params.kappa_bps) if clip else np.full(m, ONE, dtype=np.int64)
     wc = np.minimum(w, c[None, :])
@@ -178,6 +220,8 @@ def fold_epoch(stake: list[int] | np.ndarray, weights: np.ndarray, bonds_prev: n
     d = (bonds * inc[None, :]).sum(axis=1) >> 24
     d_total = int(d.sum())
     div = (d * ONE) // d_total if d_total else np.zeros(v, dtype=np.int64)
+    for i in copied or []:
+        div[i] = div[i] * params.copy_keep_bps // BPS
 
     e = params.emission
     owner = e * params.owner_bps // BPS
