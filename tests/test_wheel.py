@@ -25,6 +25,7 @@ ARTIFACTS = {
     "ailedger/anchoring/contracts/CheckpointAnchor.json": SRC / "anchoring" / "contracts" / "CheckpointAnchor.json",
     **{f"ailedger/governance/contracts/{n}.json": SRC / "governance" / "contracts" / f"{n}.json"
        for n in ("AiGovToken", "AiGovernor", "AiTimelock", "ModelRegistry")},
+    "ailedger/compute/contracts/ComputeMarket.json": SRC / "compute" / "contracts" / "ComputeMarket.json",
 }
 
 

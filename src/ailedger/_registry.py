@@ -16,6 +16,7 @@ who owns a dataset name                     ``provenance.datasets.dataset_owner`
 (``authority.hooks.DatasetOwner``)
 may this signer sign this ``subnet.*``      ``subnets.service.judge``
 entry? (``authority.hooks.use_judge``)
+... this ``compute.*`` entry? (the same)    ``compute.service.judge``
 proof kinds of ``ailedger verify``          ``ailedger-dataset-proof``: ``provenance.datasets``
 (``tlog.proofkinds``)
 checkpoint checks of ``ailedger verify``    ``anchor`` (``--rpc``): ``anchoring.service``
@@ -147,12 +148,21 @@ def _anchored(note: bytes, bundle: bytes | None, verifier: Any, *, rpc: Any, con
     return found
 
 
+def _compute_judge(ledger: Any, items: list[tuple[int, Any]]) -> list[Any]:
+    try:
+        from ailedger.compute.service import judge
+    except ImportError as exc:
+        raise _missing("compute", exc) from None
+    return list(judge(ledger, items))
+
+
 def install() -> None:
     """Install every answer above (idempotent)."""
     admission.install(_Admission())
     hooks.use_dao(_Dao())
     hooks.use_dataset_owner(_dataset_owner)
     hooks.use_judge("subnet.", _subnet_judge)
+    hooks.use_judge("compute.", _compute_judge)
     proofkinds.register_kind(proofkinds.ProofKind("ailedger-dataset-proof", _is_dataset_proof,
                                                   _verify_dataset_proof, extra="provenance"))
     proofkinds.register_checkpoint_check("anchor", _anchored, extra="anchoring")

@@ -151,6 +151,13 @@ RULES: dict[str, tuple[str, str]] = {
                     "opens the commitment (judged by eval verify: on time, matching)"),
     "mpc.commit": ("anyone (a statement by its signer, a party of an MPC run)",
                    "nothing shared: a party's commitment; private.mpc.audit_run checks a run against its model"),
+    "compute.job": ("anyone (the client; the first for its contract and job id)", "a job: spec, roots, price, referee"),
+    "compute.bid": ("anyone, on a job this log holds (a statement by the bidder)", "nothing shared: a bid the client may accept"),
+    "compute.accept": ("the job's client (signer of its compute.job)", "the job's accepted provider"),
+    "compute.result": ("the job's accepted provider; once", "the job's step roots, trace root and final root"),
+    "compute.challenge": ("anyone, on a job this log holds (a statement)", "nothing shared: the contract holds the dispute"),
+    "compute.verdict": ("the referee named in the job's compute.job; once", "the one-step verdict of the dispute"),
+    "compute.settle": ("anyone, on a job this log holds (a keeper's statement)", "nothing shared: the contract pays"),
 }
 
 

@@ -40,6 +40,7 @@ EXTRAS: dict[str, dict[str, str]] = {
                   "pillow": "PIL", "pyarrow": "pyarrow", "matplotlib": "matplotlib"},
     "blobs": {"zfec": "zfec", "pyeclib": "pyeclib", "boto3": "boto3"},
     "anchoring": {"web3": "web3"},
+    "compute": {"web3": "web3", "numpy": "numpy", "scikit-learn": "sklearn"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
     "dask": {"dask": "dask", "distributed": "distributed"},
     "subnets": {"numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
@@ -59,7 +60,7 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 # a module several extras install is named by the first of them (a command's own extra wins)
 _PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
-            "dask", "federated", "subnets", "zk", "eval", "private")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
+            "dask", "federated", "subnets", "zk", "eval", "private", "compute")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 

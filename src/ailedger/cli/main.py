@@ -65,6 +65,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("log", None, {}),
     ("anchor", "anchoring", {}),
     ("blob", "blobs", {"blob cid": None, "blob car": None}),
+    ("compute", "compute", {"compute replay": "compute"}),
     ("content", "content", {}),
     ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
     ("fl", "federated", {}),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ailedger.errors import BadInputError, NotFoundError
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError
 
 __all__ = ["KINDS", "PER_PAGE", "build", "counts", "page_number", "paging", "summary"]
 
@@ -30,6 +30,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "checkpoints": ("Checkpoints", "Signed checkpoints of this log"),
     "witnesses": ("Witnesses", "Witnesses asked to cosign this log's checkpoints"),
     "anchors": ("Anchors", "Checkpoints anchored on a chain"),
+    "compute": ("Compute", "Compute marketplace jobs (compute.job) and where each stands (the compute fold)"),
     "entries": ("All entries", "Every entry of the log"),
 }
 
@@ -292,7 +293,35 @@ def _anchors(led: Any, pg: int) -> tuple[dict[str, Any], list[list[dict[str, Any
     return p, rows
 
 
+def _compute(led: Any, pg: int) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+    from ailedger.compute.service import job_view
+
+    p = paging(pg, led.store.count("type:compute.job"))
+    rows = []
+    for i in led.store.find_newest("type:compute.job", p["offset"], PER_PAGE):
+        b = _body(led.entry(i))
+        try:
+            v = job_view(led, str(b.get("contract", "")), int(b.get("job", -1)))
+        except (AiledgerError, TypeError, ValueError):
+            rows.append([_c(i, f"/entry/{i}"), _c(b.get("job")), _c("(has no effect)"), _c(""), _c(""), _hex(None)])
+            continue
+        stage = ("ruled: provider " + ("right" if v.verdict["provider_right"] else "wrong") if v.verdict else
+                 "challenged" if v.challenges else "result logged" if v.result else
+                 "accepted" if v.accepted else f"open ({len(v.bids)} bids)")
+        if v.settlements:
+            stage += f"; settled: {_str(v.settlements[-1].get('outcome'), 40)}"
+        spec_v = b.get("spec")
+        spec: dict[str, Any] = spec_v if isinstance(spec_v, dict) else {}
+        prov = v.accepted["provider"] if v.accepted else None
+        rows.append([_c(i, f"/entry/{i}"), _c(f"{b.get('job')} @ {_str(b.get('contract'), 12)}"),
+                     _c(f"{spec.get('steps')} steps of {spec.get('dataset')}"), _c(stage),
+                     _did(prov) if isinstance(prov, str) else _c("-"),
+                     _hex(v.result.get("final_root") if v.result else None)])
+    return p, rows
+
+
 _OTHER = {
+    "compute": (["entry", "job @ contract", "work", "stage", "provider", "final root"], _compute),
     "models": (["name", "status", "owner", "versions", "latest version", "entry"], _models),
     "proposals": (["id", "description", "state", "proposer", "tally", "created"], _proposals),
     "subnets": (["name", "owner", "miners", "validators", "epochs folded", "paid in total", "created at entry"],
@@ -334,7 +363,7 @@ def counts(led: Any, ws: list[Any], ans: list[Any]) -> list[dict[str, Any]]:
     n = {"models": len(state(led).models.models), "proposals": len(gov.state(led).proposals),
          "subnets": len(subnets.book(led).subnets),
          "checkpoints": led.store.checkpoint_count(), "witnesses": len(ws), "anchors": len(ans),
-         "entries": led.store.size()}
+         "entries": led.store.size(), "compute": led.store.count("type:compute.job")}
     for k, t in _TYPE_OF.items():
         n[k] = led.store.count(f"type:{t}")
     return [{"kind": k, "label": KINDS[k][0], "what": KINDS[k][1], "count": n[k]} for k in KINDS if k in n]

@@ -23,7 +23,7 @@ from ailedger.tlog.ledger import Ledger, operator_identity
 from ailedger.tlog.merkle import leaf_hash
 
 KINDS = ["models", "datasets", "identities", "content", "proposals", "inference", "subnets", "checkpoints",
-         "witnesses", "anchors", "entries"]
+         "witnesses", "anchors", "compute", "entries"]
 DECISIONS = 57  # more than one page of 50
 
 
@@ -125,7 +125,7 @@ def test_home_counts_every_kind_and_links_its_list(site):
     assert got == {"models": "4", "datasets": "3", "identities": str(led.store.count("type:identity.register")),
                    "content": "2", "proposals": "1", "inference": "1", "subnets": "0",
                    "checkpoints": str(led.store.checkpoint_count()),
-                   "witnesses": "0", "anchors": "0", "entries": str(led.size)}
+                   "witnesses": "0", "anchors": "0", "compute": "0", "entries": str(led.size)}
 
 
 @pytest.mark.parametrize("kind", KINDS)
