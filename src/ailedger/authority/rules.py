@@ -129,6 +129,14 @@ RULES: dict[str, tuple[str, str]] = {
     "fl.round": (("the run's server (signer of its fl.run); every update in it signed by an enrolled, "
                   "registered, unremoved client"), "a round of the run: the models before and after"),
     "fl.remove": ("the run's server (signer of its fl.run)", "removes a client from the run; names the rounds"),
+    "agent.action": (("anyone, naming an effective model registration (usable when logged); the first per "
+                      "(chain, agent address, nonce) and per intent id counts"),
+                     "the agent's logged decisions that `agent audit` matches against the chain"),
+    "agent.finding": ("anyone (a statement by its signer, the detector)", "nothing shared: a finding shown with its signer"),
+    "agent.backtest.plan": ("anyone (a commitment by its signer)",
+                            "the configurations the signer tried in the study (counted once per plan digest)"),
+    "agent.backtest.result": ("the signer of the plan it names, once per plan, after the plan",
+                              "the study's reported score (deflated by the trials on the ledger)"),
 }
 
 

@@ -19,7 +19,7 @@ import re
 import secrets
 from typing import Any
 
-from ailedger.authority.service import model_registration, require_model_usable
+from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, ConflictError
 
@@ -108,8 +108,6 @@ def effective_actions(ledger: Any, agent: str | None = None) -> tuple[list[tuple
     """The ``agent.action`` entries that count, in log order, and the ignored ones with why: malformed bodies,
     a model entry that is not an effective registration, and replays (a second action for the same chain,
     agent and nonce, or the same intent id)."""
-    from ailedger.authority.service import is_effective_registration
-
     seen_nonce: dict[tuple[int, str, int], int] = {}
     seen_id: dict[str, int] = {}
     kept: list[tuple[int, Any]] = []

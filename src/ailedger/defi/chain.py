@@ -12,7 +12,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ailedger.errors import AiledgerError, BadInputError, NotFoundError, VerificationError
+from ailedger.errors import AiledgerError, BadInputError, NetworkError, NotFoundError, VerificationError
 
 __all__ = ["BUILD", "SELECTORS", "GuardRefused", "Market", "decode_call", "deploy", "fund", "load_artifact",
            "revert_name", "send", "setup_market"]
@@ -190,7 +190,7 @@ def decode_call(data: bytes | str) -> dict[str, Any]:
     BadInputError for calldata the guard does not understand."""
     from eth_abi import decode
 
-    raw = bytes.fromhex(data[2:] if data.startswith("0x") else data) if isinstance(data, str) else bytes(data)
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
     if len(raw) < 4:
         raise BadInputError("calldata shorter than a selector", field="data")
     sel = raw[:4].hex()
@@ -215,3 +215,49 @@ def _execute_selector() -> str:
     from eth_utils import keccak
 
     return keccak(text="execute(address,bytes)")[:4].hex()
+
+
+def load_key(spec: str, what: str = "key") -> Any:
+    """An eth_account key from hex, a file holding the hex, or ``env:VAR``."""
+    import os
+
+    from eth_account import Account
+
+    if not spec:
+        raise BadInputError(f"no {what} given", field=what)
+    if spec.startswith("env:"):
+        val = os.environ.get(spec[4:])
+        if not val:
+            raise BadInputError(f"{what}: environment variable {spec[4:]} is not set", field=what)
+        spec = val
+    elif not spec.startswith("0x") and Path(spec).is_file():
+        spec = Path(spec).read_text().strip()
+    try:
+        return Account.from_key(spec)
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"{what} is not a private key (hex, a file or env:VAR): {exc}", field=what) from None
+
+
+def connect(rpc: str) -> Any:
+    from web3 import Web3
+
+    if not rpc:
+        raise BadInputError("no RPC endpoint: give --rpc URL or set $AILEDGER_RPC", field="rpc")
+    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 30}))
+    try:
+        _ = w3.eth.chain_id
+    except Exception as exc:  # noqa: BLE001 - any transport failure
+        raise NetworkError(f"cannot reach {rpc}: {exc}") from None
+    return w3
+
+
+def market_from(w3: Any, deployment: dict[str, Any], dao: Any = None, kill: Any = None, agent: Any = None) -> Market:
+    """The market a deployment file names (``agent deploy --out``); keys only where a command needs them."""
+    try:
+        a = deployment["addresses"]
+        m = Market(w3, dao, kill, agent, [at(w3, "TestToken", a["token0"]), at(w3, "TestToken", a["token1"])],
+                   at(w3, "SimpleAMM", a["amm"]), at(w3, "DenyList", a["deny_list"]), at(w3, "AgentGuard", a["guard"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BadInputError(f"not a deployment file (agent deploy --out): {exc}", field="deployment") from None
+    m.known = {v.lower(): k for k, v in a.items()}
+    return m

@@ -55,7 +55,7 @@ class TxEvent:
     sender: str
     transfers: list[tuple[str, str, str, int]]  # token, from, to, value
     approvals: list[tuple[str, str, str, int]]  # token, owner, spender, value
-    swaps: list[tuple[str, str, int, int, str]]  # pool, sender, token_in, amount_in, amount_out
+    swaps: list[tuple[str, str, str, int, int]]  # pool, sender, token_in, amount_in, amount_out
 
 
 def _lookalike(a: str, b: str) -> bool:
@@ -186,8 +186,6 @@ def scan(w3: Any, detector: Detector, from_block: int = 0, to_block: int | None 
 
 def log_findings(ledger: Any, identity: Any, findings: list[Finding], *, chain_id: int) -> list[int]:
     """One signed ``agent.finding`` per finding; the indices."""
-    from ailedger.tlog.ledger import Ledger  # noqa: F401 - the ledger type the caller passes
-
     out = []
     for f in findings:
         body = {"detector": "ailedger.defi.detector/1", "chain_id": chain_id, **f.to_dict()}
