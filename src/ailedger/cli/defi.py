@@ -89,11 +89,13 @@ def register(main: click.Group) -> None:
                   "commitment is logged.")
     @click.option("--intent", "intent", required=True, help="The decoded intent (JSON or @FILE): kind "
                   "swap|transfer|approve, target, to, amount (+ token_in, min_out for a swap).")
+    @click.option("--slippage-bps", type=click.IntRange(0, 10000), default=None,
+                  help="For a swap intent without min_out: set it from the AMM's quote less this many bps.")
     @click.option("--as", "identity", required=True, help="Identity that signs the agent.action entry.")
     @ledger_option
     @json_option
     def act_cmd(rpc: str | None, deployment: str, agent_key: str, model: str, inputs: str, intent: str,
-                identity: str, ledger_dir: Path | None, as_json: bool) -> None:
+                slippage_bps: int | None, identity: str, ledger_dir: Path | None, as_json: bool) -> None:
         """Log the decision (agent.action) with the hash of the signed transaction, then send it through the guard."""
         from ailedger.defi.actions import act
         from ailedger.defi.chain import connect, load_key, market_from
@@ -103,6 +105,12 @@ def register(main: click.Group) -> None:
         dep = _deployment(deployment)
         w3 = connect(rpc or "")
         m = market_from(w3, dep, agent=load_key(agent_key, "agent-key"))
+        if isinstance(it, dict) and it.get("kind") == "swap" and "min_out" not in it and slippage_bps is not None:
+            from ailedger.defi.actions import validate_intent
+
+            full = validate_intent({**it, "min_out": "0"})
+            quote = m.amm.functions.getAmountOut(w3.to_checksum_address(full["token_in"]), int(full["amount"])).call()
+            it["min_out"] = str(quote * (10000 - slippage_bps) // 10000)
         with open_ledger(ledger_dir) as lg:
             res = act(lg, _identity(lg, identity), m, model=model, inputs=inp, intent=it)
         emit(as_json, res, f"logged agent.action #{res['index']} for tx {res['body']['tx']} "
@@ -158,7 +166,7 @@ def register(main: click.Group) -> None:
                    do_log: bool, identity: str | None, ledger_dir: Path | None, as_json: bool) -> None:
         """Watch blocks for unknown-spender approvals, drains, sandwiches and address poisoning (Forta style)."""
         from ailedger.defi.chain import connect, load_key, market_from
-        from ailedger.defi.detector import Detector, evaluate, log_findings, run_scenario, scan
+        from ailedger.defi.detector import Detector, chain_balance, evaluate, log_findings, run_scenario, scan
 
         if do_log and not identity:
             raise BadInputError("--log needs --as IDENTITY", field="as")
@@ -174,7 +182,7 @@ def register(main: click.Group) -> None:
             m = market_from(w3, dep, dao=load_key(dao_key, "dao-key"), agent=load_key(agent_key, "agent-key"))
             labels, info = run_scenario(w3, m, seed=seed, blocks=scenario_blocks)
             from_block, to_block = info["start_block"], info["end_block"]
-        findings = scan(w3, Detector(known=known_map), from_block, to_block, progress=not as_json)
+        findings = scan(w3, Detector(known=known_map, balance_of=chain_balance(w3)), from_block, to_block, progress=not as_json)
         out: dict[str, Any] = {"findings": [f.to_dict() for f in findings], "count": len(findings)}
         if labels is not None:
             out.update(scenario=info, evaluation=evaluate(findings, labels))

@@ -261,3 +261,12 @@ def market_from(w3: Any, deployment: dict[str, Any], dao: Any = None, kill: Any 
         raise BadInputError(f"not a deployment file (agent deploy --out): {exc}", field="deployment") from None
     m.known = {v.lower(): k for k, v in a.items()}
     return m
+
+
+def send_unchecked(w3: Any, fn: Any, acct: Any, gas: int = 400_000) -> Any:
+    """Send without the pre-flight simulation (fixed gas): the receipt, status 0 when the contract reverts.
+    Shows that a refusal is the contract's own, not the sender's code."""
+    tx = fn.build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address),
+                               "chainId": w3.eth.chain_id, "gas": gas})
+    h = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
+    return w3.eth.wait_for_transaction_receipt(h, timeout=60)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ailedger.errors import BadInputError
 
-__all__ = ["FINDING", "PATTERNS", "Detector", "Finding", "evaluate", "log_findings", "run_scenario", "scan"]
+__all__ = ["FINDING", "PATTERNS", "Detector", "Finding", "chain_balance", "evaluate", "log_findings", "run_scenario", "scan"]
 
 FINDING = "agent.finding"
 PATTERNS = ("unknown-spender-approval", "drain", "sandwich", "address-poisoning")
@@ -66,11 +67,21 @@ class Detector:
     """Stateful over the blocks it is fed in order (balances and counterparties come from the Transfer events it
     has seen, so it needs no archive node)."""
 
-    def __init__(self, known: dict[str, str] | None = None, watched: set[str] | None = None) -> None:
+    def __init__(self, known: dict[str, str] | None = None, watched: set[str] | None = None,
+                 balance_of: Callable[[str, str, int], int] | None = None) -> None:
         self.known = {k.lower(): v for k, v in (known or {}).items()}
         self.watched = {w.lower() for w in watched} if watched else None  # None: every address
-        self.balances: dict[tuple[str, str], int] = defaultdict(int)
+        self.balances: dict[tuple[str, str], int] = {}
         self.counterparties: dict[str, set[str]] = defaultdict(set)
+        # an address's balance the first time it is seen (at the end of the block before); after that the
+        # detector folds the Transfer events itself
+        self.balance_of = balance_of
+
+    def _balance(self, token: str, who: str, block: int) -> int:
+        key = (token, who)
+        if key not in self.balances:
+            self.balances[key] = self.balance_of(token, who, block - 1) if self.balance_of and block > 0 else 0
+        return self.balances[key]
 
     def _watch(self, a: str) -> bool:
         return self.watched is None or a in self.watched
@@ -83,7 +94,8 @@ class Detector:
                                    f"{owner} approved {value} of token {token} to unknown spender {spender}",
                                    [owner, spender, token]))
         for token, src, dst, value in tx.transfers:
-            before = self.balances[(token, src)]
+            before = self._balance(token, src, tx.block)
+            self._balance(token, dst, tx.block)
             if (value > 0 and src != tx.sender and src != "0x" + "0" * 40 and dst not in self.known
                     and self._watch(src) and before > 0 and value >= DRAIN_FRACTION * before):
                 out.append(Finding("drain", tx.hash, tx.block, "critical",
@@ -165,6 +177,23 @@ def tx_events(w3: Any, n: int) -> list[TxEvent]:
                                  int.from_bytes(data[:32], "big"), int.from_bytes(data[32:], "big")))
         out.append(ev)
     return out
+
+
+def chain_balance(w3: Any) -> Callable[[str, str, int], int]:
+    """``balanceOf(who)`` of an ERC-20 at a past block (anvil and the in-process EVM keep the state)."""
+    from eth_abi import decode, encode
+
+    sel = bytes.fromhex("70a08231")  # balanceOf(address)
+
+    def get(token: str, who: str, block: int) -> int:
+        try:
+            out = w3.eth.call({"to": w3.to_checksum_address(token), "data": sel + encode(["address"], [who])},
+                              block_identifier=block)
+            return int(decode(["uint256"], bytes(out))[0]) if len(out) >= 32 else 0
+        except Exception:  # noqa: BLE001 - not a token, or no state at that block: unknown balance
+            return 0
+
+    return get
 
 
 def scan(w3: Any, detector: Detector, from_block: int = 0, to_block: int | None = None,
