@@ -303,6 +303,7 @@ def run_scenario(w3: Any, market: Any, *, seed: int = 0, blocks: int = 12, users
             send(w3, t.functions.mint(p.address, 5_000 * E18), market.dao)
             send(w3, t.functions.approve(amm.address, 2**255), p)
     labels: dict[str, set[str]] = defaultdict(set)
+    met: dict[str, set[str]] = defaultdict(set)  # counterparties each user has paid
     pending_drain: list[Any] = []
     start = w3.eth.block_number + 1
     counts: dict[str, int] = defaultdict(int)
@@ -331,9 +332,11 @@ def run_scenario(w3: Any, market: Any, *, seed: int = 0, blocks: int = 12, users
             elif r < 0.85:
                 q = rng.choice([x for x in people if x is not p])
                 b.add(rng.choice((ta, tb)).functions.transfer(q.address, rng.randint(1, 20) * E18), p)
+                met[p.address].add(q.address.lower())
             elif r < 0.93:  # hard negative: a big transfer of one's own funds
                 q = rng.choice([x for x in people if x is not p])
                 b.add(ta.functions.transfer(q.address, 1_000 * E18), p)
+                met[p.address].add(q.address.lower())
             else:  # hard negative (the detector flags it: a false positive by design): a legit new router
                 b.add(tb.functions.approve(router, 100 * E18), p)
         tok = rng.choice((ta, tb))
@@ -361,9 +364,10 @@ def run_scenario(w3: Any, market: Any, *, seed: int = 0, blocks: int = 12, users
             bal = ta.functions.balanceOf(victim.address).call()
             roles.append((b.add(ta.functions.transferFrom(victim.address, attacker.address, bal * 6 // 10),
                                 attacker), "drain"))
-        if kind == "poison":
-            victim = rng.choice(people)
-            real = rng.choice([x for x in people if x is not victim]).address.lower()
+        if kind == "poison" and any(met[p.address] for p in people):
+            # a look-alike of someone the victim really paid (earlier, or earlier in this block)
+            victim = rng.choice([p for p in people if met[p.address]])
+            real = rng.choice(sorted(met[victim.address]))
             fake = "0x" + real[2:6] + "".join(rng.choice("0123456789abcdef") for _ in range(32)) + real[-4:]
             roles.append((b.add(ta.functions.transferFrom(victim.address, w3.to_checksum_address(fake), 0),
                                 attacker), "address-poisoning"))
