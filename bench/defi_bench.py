@@ -20,13 +20,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.devchain
 
 from eth_account import Account
+from tests.devchain import AnvilNode
 from web3 import Web3
 
 from ailedger.defi import backtest as bt
 from ailedger.defi.actions import calldata
 from ailedger.defi.chain import E18, fund, send, send_unchecked, setup_market
 from ailedger.defi.detector import PATTERNS, Detector, chain_balance, evaluate, run_scenario, scan
-from tests.devchain import AnvilNode
 
 PORT = 18960
 
@@ -58,7 +58,7 @@ def violations(w3, m, n, rng):
             it = {"kind": "approve", "selector": "0x095ea7b3", "target": ta.address.lower(), "to": sink.lower(),
                   "amount": str(rng.randint(1, 10) * E18)}
         elif k == "off-list-target":
-            it = {"kind": "transfer", "selector": "0xa9059cbb", "target": "0x" + "%040x" % rng.getrandbits(160),
+            it = {"kind": "transfer", "selector": "0xa9059cbb", "target": f"0x{rng.getrandbits(160):040x}",
                   "to": sink.lower(), "amount": str(E18)}
         elif k == "sanctioned":
             it = {"kind": "transfer", "selector": "0xa9059cbb", "target": ta.address.lower(), "to": bad_guy.lower(),

@@ -270,3 +270,17 @@ def send_unchecked(w3: Any, fn: Any, acct: Any, gas: int = 400_000) -> Any:
                                "chainId": w3.eth.chain_id, "gas": gas})
     h = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
     return w3.eth.wait_for_transaction_receipt(h, timeout=60)
+
+
+POLICY_FUNCTIONS = ("setAllowance", "setAllowed", "setMaxSlippage", "unpause")
+
+
+def policy_call(guard: Any, fn_name: str, *args: Any) -> tuple[list[str], list[int], list[bytes]]:
+    """A policy change as the (targets, values, calldatas) of a governor proposal: the guard obeys only its DAO
+    address, so on a real deployment (DAO = the governance timelock) a change happens only by an executed
+    proposal."""
+    if fn_name not in POLICY_FUNCTIONS:
+        raise BadInputError(f"not a guard policy function: {fn_name!r} (one of {', '.join(POLICY_FUNCTIONS)})",
+                            field="function")
+    data = guard.encode_abi(fn_name, args=list(args))
+    return [guard.address], [0], [bytes.fromhex(data[2:])]
