@@ -59,7 +59,8 @@ def register(main: click.Group) -> None:
     @click.option("--cap", type=int, default=1000, show_default=True, help="Per-token cap per period (whole tokens).")
     @click.option("--period", type=int, default=86400, show_default=True, help="Cap period in seconds.")
     @click.option("--slippage-bps", type=click.IntRange(0, 10000), default=100, show_default=True)
-    @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), help="Write the deployment JSON here.")
+    @click.option("-o", "--out", "out", required=True, type=click.Path(dir_okay=False),
+                  help="Write the deployment JSON here.")
     @json_option
     def deploy_cmd(rpc: str | None, dao_key: str, kill_key: str, agent_address: str, cap: int, period: int,
                    slippage_bps: int, out: str, as_json: bool) -> None:
@@ -214,7 +215,8 @@ def register(main: click.Group) -> None:
                   help="Cost per unit of turnover, in basis points.")
     @click.option("--grid", type=click.Choice(["default", "small"]), default="default", show_default=True)
     @click.option("--leak", is_flag=True, help="Use leaking folds (plain k-fold): committed, then refused.")
-    @click.option("--chart", default=None, type=click.Path(dir_okay=False), help="Write a PNG chart here.")
+    @click.option("--png", "chart", default=None, type=click.Path(dir_okay=False),
+                  help="Write a PNG chart here (equity curves, CSCV logits).")
     @ledger_option
     @json_option
     def backtest_cmd(study: str, identity: str, bars: int, seed: int, horizon: int, embargo: int, folds: int,
