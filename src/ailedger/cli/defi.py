@@ -227,7 +227,8 @@ def register(main: click.Group) -> None:
 
         with open_ledger(ledger_dir) as lg:
             rep = run_backtest(lg, _identity(lg, identity), study=study, bars=bars, seed=seed, horizon=horizon,
-                               embargo=embargo, k=folds, cost_bps=cost_bps, leak=leak, grid=grid, chart=chart)
+                               embargo=embargo, k=folds, cost_bps=cost_bps, leak=leak, grid=grid, chart=chart,
+                               progress=not as_json)
         d = rep["deflated"]
         emit(as_json, rep, "\n".join([
             f"plan committed at entry #{rep['plan_index']}, result at #{rep['result_index']}",

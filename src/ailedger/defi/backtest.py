@@ -172,15 +172,17 @@ def _model(cfg: dict[str, Any]) -> Any:
     return DecisionTreeClassifier(max_depth=int(cfg["max_depth"]), random_state=0)
 
 
-def oos_returns(plan: dict[str, Any], data: dict[str, np.ndarray]) -> np.ndarray:
+def oos_returns(plan: dict[str, Any], data: dict[str, np.ndarray], progress: bool = False) -> np.ndarray:
     """Per-bar net-of-cost out-of-sample returns, one column per configuration, over the concatenated test
     blocks: position +1/-1 from the predicted sign, held one bar, paying ``cost_bps`` per unit of turnover."""
     X = features(data)
     y, nxt = labels(data, plan["label"]["horizon"])
     cols = {f: i for i, f in enumerate(FEATURES)}
     cost = plan["cost_bps"] / 10_000
+    from tqdm import tqdm
+
     out = []
-    for cfg in plan["configs"]:
+    for cfg in tqdm(plan["configs"], desc="configurations", unit="cfg", disable=not progress, leave=False):
         idx = [cols[f] for f in cfg["features"]]
         rets = []
         for f in plan["cv"]["folds"]:
@@ -275,7 +277,7 @@ def _s(x: float) -> str:  # signed records carry no floats
 
 
 def score(ledger: Any, identity: Any, plan_index: int, data: dict[str, np.ndarray], *,
-          chart: str | None = None) -> dict[str, Any]:
+          chart: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Score the plan committed at entry ``plan_index`` (refused unless it is an ``agent.backtest.plan`` by the
     same signer, its digest matches, the data is the committed data and its folds do not leak) and log the
     result."""
@@ -299,7 +301,7 @@ def score(ledger: Any, identity: Any, plan_index: int, data: dict[str, np.ndarra
     if problems:
         raise VerificationError(f"the committed folds leak ({len(problems)} problems): {problems[0]}",
                                 expected="purged, embargoed folds", found=problems)
-    rep = evaluate_plan(plan, data)
+    rep = evaluate_plan(plan, data, progress=progress)
     n_trials, plans = trials_on_ledger(ledger, plan["study"], identity.did)
     d = deflated_sharpe(rep["best_returns"], rep["sharpes"], n_trials)
     rep.update(n_trials_ledger=n_trials, plan_entries=plans, deflated=d)
@@ -315,8 +317,9 @@ def score(ledger: Any, identity: Any, plan_index: int, data: dict[str, np.ndarra
             "result_index": res.index, "plan_index": plan_index}
 
 
-def evaluate_plan(plan: dict[str, Any], data: dict[str, np.ndarray], bars_per_year: int = 24 * 365) -> dict[str, Any]:
-    m = oos_returns(plan, data)
+def evaluate_plan(plan: dict[str, Any], data: dict[str, np.ndarray], bars_per_year: int = 24 * 365,
+                  progress: bool = False) -> dict[str, Any]:
+    m = oos_returns(plan, data, progress)
     srs = np.array([sharpe(m[:, j]) for j in range(m.shape[1])])
     best = int(np.argmax(srs))
     return {"sharpes": srs, "best": best, "best_returns": m[:, best], "returns": m,
@@ -351,7 +354,7 @@ def _chart(rep: dict[str, Any], path: str) -> None:
 
 def run_backtest(ledger: Any, identity: Any, *, study: str, bars: int = 1500, seed: int = 0, horizon: int = 4,
                  embargo: int = 8, k: int = 6, cost_bps: int = 5, leak: bool = False, grid: str = "default",
-                 chart: str | None = None) -> dict[str, Any]:
+                 chart: str | None = None, progress: bool = False) -> dict[str, Any]:
     """Simulate the data, commit the plan (``agent.backtest.plan``), then score it (``agent.backtest.result``).
     With ``leak`` the plan's folds leak: it is still committed (the ledger counts it as tried), and scoring
     refuses it with the leak named."""
@@ -359,4 +362,4 @@ def run_backtest(ledger: Any, identity: Any, *, study: str, bars: int = 1500, se
     plan = make_plan(study=study, data_digest=data_digest(data), bars=bars, seed=seed, horizon=horizon,
                      embargo=embargo, k=k, cost_bps=cost_bps, leak=leak, grid=grid)
     res = ledger.append_record(PLAN, {"plan": plan, "plan_sha256": plan_digest(plan)}, identity)
-    return score(ledger, identity, res.index, data, chart=chart)
+    return score(ledger, identity, res.index, data, chart=chart, progress=progress)
