@@ -158,6 +158,14 @@ RULES: dict[str, tuple[str, str]] = {
     "compute.challenge": ("anyone, on a job this log holds (a statement)", "nothing shared: the contract holds the dispute"),
     "compute.verdict": ("the referee named in the job's compute.job; once", "the one-step verdict of the dispute"),
     "compute.settle": ("anyone, on a job this log holds (a keeper's statement)", "nothing shared: the contract pays"),
+    "agent.action": (("anyone, naming an effective model registration (usable when logged); the first per "
+                      "(chain, agent address, nonce) and per intent id counts"),
+                     "the agent's logged decisions that `agent audit` matches against the chain"),
+    "agent.finding": ("anyone (a statement by its signer, the detector)", "nothing shared: a finding shown with its signer"),
+    "agent.backtest.plan": ("anyone (a commitment by its signer)",
+                            "the configurations the signer tried in the study (counted once per plan digest)"),
+    "agent.backtest.result": ("the signer of the plan it names, once per plan, after the plan",
+                              "the study's reported score (deflated by the trials on the ledger)"),
 }
 
 

@@ -68,6 +68,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("compute", "compute", {"compute replay": "compute"}),
     ("content", "content", {}),
     ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
+    ("defi", "defi", {}),
     ("fl", "federated", {}),
     ("gateway", "inference", {}),
     ("gov", "governance", {}),
