@@ -98,6 +98,7 @@ def test_a_batch_stores_one_row_per_shared_term(tmp_path):
     assert con.execute("SELECT term, first, last FROM term_runs ORDER BY term").fetchall() == [
         ("signer:k", 0, 999), ("type:a", 0, 999)]
     assert s.get_meta("format") == str(STORE_FORMAT) and s.migrated is False
+    assert con.execute("PRAGMA page_size").fetchone()[0] == 16384  # a new store's pages
     assert s.count("type:a") == 1000 and s.find("signer:k", 500, 3) == [501, 502, 503]
     s.close()
 

@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+PAGE_SIZE = 16384
+
+
 class _Txn:
     def __init__(self, con: sqlite3.Connection) -> None:
         self.con = con
@@ -214,6 +217,9 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            # 16 KiB pages for a new database (no effect on an existing one, which keeps its size): fewer
+            # pages per append to write, log and checkpoint (-0.8 CPU-us per batched entry, bench/RESULTS.md)
+            con.execute(f"PRAGMA page_size={PAGE_SIZE}")
             con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA synchronous=FULL")
             con.execute("PRAGMA busy_timeout=60000")
