@@ -316,6 +316,14 @@ class Ingestor:
         for e in prep.parsed:
             if e.type == IDENTITY_REGISTER:
                 self._known.add(e.signer)
+        if prep.charged_all and any(r.duplicate for r in results):
+            # the request was charged for every entry before its leaves were looked up: give back what the
+            # entries already logged took (only new entries are charged)
+            back: dict[str, int] = {}
+            for e, r in zip(prep.parsed, results):
+                if r.duplicate:
+                    back[e.signer] = back.get(e.signer, 0) - 1
+            self.charge(back)  # a negative charge never waits: it adds tokens (capped at the burst on refill)
         return results
 
     def request(self, prep: _Prepared) -> AppendRequest:
@@ -455,6 +463,7 @@ class Ingestor:
                     errors.append((i, exc))
             if fast is not None:
                 new_signers = fast
+                prep.charged_all = True
             if errors:
                 _reject(errors, prep.n)
             # 6. authority: one rule set (services.authority), the one every fold applies; judged after the
@@ -524,6 +533,7 @@ class _Prepared:
     rows: list[LeafRow]
     single: bool
     n: int
+    charged_all: bool = False  # charged for every entry, re-sent ones included (refunded by _done)
 
 
 def _lookups(prep: _Prepared) -> tuple[str, ...]:

@@ -563,7 +563,7 @@ class PostgresBuckets:
                 for d, n in got.items():
                     held[d] = held.get(d, 0.0) + n
             for d, n in counts.items():
-                left = held[d] - n
+                left = held.get(d, 0.0) - n  # a negative count (a refund) adds to the lease held here
                 if left > 1e-9:
                     held[d] = left
                 else:
