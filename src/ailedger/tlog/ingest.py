@@ -67,6 +67,7 @@ __all__ = [
 
 IDENTITY_REGISTER = "identity.register"
 IDENTITY_REVOKE = "identity.revoke"
+_IDENTITY_TYPES = frozenset({IDENTITY_REGISTER, IDENTITY_REVOKE})
 
 
 class StaleEntryError(BadInputError):
@@ -400,14 +401,18 @@ class Ingestor:
         if errors:
             _reject(errors, n)
         rows = []
+        append = rows.append
         hashes = leaf_hashes([e.leaf_bytes for e in parsed])  # one C call for the batch
         for e, h in zip(parsed, hashes):
+            if e.type not in _IDENTITY_TYPES:  # most entries: no extra term (one set lookup)
+                append(LeafRow(e.leaf_bytes, h, entry_terms(e)))
+                continue
             extra: tuple[str, ...] = ()
             if e.type == IDENTITY_REGISTER:
                 extra = (f"identity:{e.signer}",)
             elif e.type == IDENTITY_REVOKE and e.body.get("did") == e.signer:
                 extra = (f"revoked:{e.signer}",)  # as Ledger.revoke_identity: a self-revocation takes effect
-            rows.append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
+            append(LeafRow(e.leaf_bytes, h, entry_terms(e, extra)))
         return _Prepared(parsed, hashes, rows, single, n)
 
     def _policy(self, prep: _Prepared) -> Callable[[GroupView], None]:
