@@ -400,7 +400,7 @@ class Ingestor:
         errors = [x for _, errs in pieces for x in errs]
         if errors:
             _reject(errors, n)
-        rows = []
+        rows: list[LeafRow] = []
         append = rows.append
         hashes = leaf_hashes([e.leaf_bytes for e in parsed])  # one C call for the batch
         for e, h in zip(parsed, hashes):
