@@ -41,6 +41,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "blobs": {"zfec": "zfec", "pyeclib": "pyeclib", "boto3": "boto3"},
     "anchoring": {"web3": "web3"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
+    "extraction": {"numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn"},
     "dask": {"dask": "dask", "distributed": "distributed"},
     "s3": {"boto3": "boto3"},
 }

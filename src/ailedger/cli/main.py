@@ -67,7 +67,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("blob", "blobs", {"blob cid": None, "blob car": None}),
     ("content", "content", {}),
     ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
-    ("gateway", "inference", {}),
+    ("gateway", "inference", {"gateway extraction-test": "extraction", "gateway check-alarm": "extraction"}),
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
