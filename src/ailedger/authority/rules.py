@@ -123,8 +123,8 @@ RULES: dict[str, tuple[str, str]] = {
     "blob.attach": ("the owner of the artifact record it attaches to", "the stored copy of a model/dataset"),
     "inference.batch": ("anyone (a statement by its signer, the operator)", "nothing shared: receipts name the operator"),
     "inference.erasure": ("anyone (a statement by its signer, the operator)", "nothing shared: the operator's report"),
-    "inference.extraction-alarm": (("the operator key of the gateway that reads it (others': statements, no "
-                                    "effect)"), "the identity's budget there: halved per alarm in force, "
+    "inference.extraction-alarm": (("the operator key of the gateway that reads it, with evidence that holds "
+                                    "(others': statements, no effect)"), "the identity's budget there: halved per alarm in force, "
                                    "suspended at 2 (inference.extraction.standing)"),
 }
 

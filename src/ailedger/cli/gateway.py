@@ -135,19 +135,20 @@ def register(main: click.Group) -> None:
     @json_option
     def alarms_cmd(identity: str | None, operator: str, ledger_dir: Path | None, as_json: bool) -> None:
         """Extraction alarms and what they do to each identity's budget at this gateway."""
-        from ailedger.inference.extraction import alarms, standing
+        from ailedger.inference.extraction import alarms, ignored_alarms, standing
 
         with open_ledger(ledger_dir) as ledger:
             op = ledger.identities.load(operator).did
             every = alarms(ledger)
-            names = [identity] if identity else sorted({a.identity for a in every})
+            names = [identity] if identity else sorted({a.identity for a in every if a.signer == op})
             rows = [standing(ledger, op, n).to_dict() for n in names]
-            others = [a.index for a in every if a.signer != op]
+            ignored = [{"entry": a.index, "reason": f"signed by {a.signer}, not by the gateway operator {operator}"}
+                       for a in every if a.signer != op]
+            ignored += [{"entry": i, "reason": why} for i, why in ignored_alarms(ledger)]
         lines = [(f"{r['identity']}: {'SUSPENDED' if r['suspended'] else 'budget x' + format(r['factor'], 'g')}"
                   f"  alarms {r['alarms']}" + (f"  until {r['until']}" if r['until'] else "")) for r in rows]
-        if others:
-            lines.append(f"ignored (not signed by {operator}): entries {others}")
-        emit(as_json, {"ok": True, "operator": op, "identities": rows, "ignored": others},
+        lines += [f"ignored: entry {g['entry']}: {g['reason']}" for g in sorted(ignored, key=lambda g: g["entry"])]
+        emit(as_json, {"ok": True, "operator": op, "identities": rows, "ignored": ignored},
              "\n".join(lines) or "no extraction alarms")
 
     @gateway.command("check-alarm")

@@ -15,7 +15,7 @@ key, carrying the evidence (every distance tested, in milli-units, and ``W``, so
 test: :func:`check_alarm`).  After an alarm the identity's detector starts afresh.
 
 **The budget rule** (:func:`standing`, the one function every reader of budgets calls; docs/authority.md):
-only alarms signed by the operator key of the gateway that reads them count, each for
+only alarms signed by the operator key of the gateway that reads them, whose evidence holds, count, each for
 :data:`ALARM_WINDOW_S` seconds from its signed time.  With ``n`` alarms in force an identity's rate limit
 and daily quota are multiplied by ``SHRINK ** n`` (a key without a daily quota gets
 ``UNLIMITED_CAP * SHRINK ** n``); with ``n >= SUSPEND_AFTER`` every key of the identity is suspended (403
@@ -55,6 +55,8 @@ __all__ = [
     "Standing",
     "alarms",
     "check_alarm",
+    "ignored_alarms",
+    "rule",
     "shapiro_w",
     "standing",
 ]
@@ -218,8 +220,13 @@ class _AlarmCache:
                     a = _alarm_of(i, e)
                     if a is None:
                         self.ignored.append((i, "malformed alarm (body.identity, body.w, time)"))
-                    else:
-                        self.alarms.append(a)
+                        continue
+                    try:
+                        check_alarm(e)
+                    except (BadInputError, VerificationError) as exc:
+                        self.ignored.append((i, f"its evidence does not hold: {exc.message}"))
+                        continue
+                    self.alarms.append(a)
                 if idxs:
                     self.after = idxs[-1]
                 if len(idxs) < 1000:
@@ -231,11 +238,22 @@ _caches_lock = threading.Lock()
 
 
 def alarms(ledger: Any) -> list[Alarm]:
-    """Every well-formed, validly signed alarm entry of the ledger, in log order (whoever signed it)."""
+    """Every alarm entry of the ledger whose signature and evidence hold (:func:`check_alarm`), in log order,
+    whoever signed it: :func:`rule` keeps the gateway operator's."""
+    return _cache_of(ledger).refresh(ledger)
+
+
+def ignored_alarms(ledger: Any) -> list[tuple[int, str]]:
+    """(index, why) of every alarm entry with no effect anywhere (bad signature, malformed, evidence fails)."""
+    cache = _cache_of(ledger)
+    cache.refresh(ledger)
+    return list(cache.ignored)
+
+
+def _cache_of(ledger: Any) -> _AlarmCache:
     key = str(ledger.path)
     with _caches_lock:
-        cache = _caches.setdefault(key, _AlarmCache())
-    return cache.refresh(ledger)
+        return _caches.setdefault(key, _AlarmCache())
 
 
 @dataclass(frozen=True)
