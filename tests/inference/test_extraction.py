@@ -105,10 +105,10 @@ def test_attack_through_the_gateway_is_alarmed_then_suspended_and_the_honest_cli
     run = Running(_gateway(dledger, digits_server))
     try:
         d = digits_split(0)
-        Xs = d["test"][0]
+        Xs = d["test"][0][:200]
         labels = honest_replay(HttpOracle(f"http://127.0.0.1:{run.port}", k["honest"]), Xs, seed=3)
-        assert np.mean(np.asarray(labels) == d["test"][1]) > 0.9  # the real model answered
-        assert run.gw.extraction.raised == []  # 360 natural queries in random order: no alarm
+        assert np.mean(np.asarray(labels) == d["test"][1][:200]) > 0.9  # the real model answered
+        assert run.gw.extraction.raised == []  # 200 natural queries in random order: no alarm
         res = run_attack(HttpOracle(f"http://127.0.0.1:{run.port}", k["mallory"]), "rnd", 1000, d["pool"], Xs,
                          labels, seed=1)
         raised = list(run.gw.extraction.raised)
