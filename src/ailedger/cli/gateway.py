@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
+from ailedger.cli._common import (
+    INDEX,
+    deadline_options,
+    emit,
+    json_option,
+    ledger_option,
+    open_ledger,
+    with_hint,
+)
 from ailedger.errors import BadInputError
-from ailedger.cli._common import deadline_options, emit, json_option, ledger_option, open_ledger, with_hint
 
 
 def register(main: click.Group) -> None:
@@ -142,7 +150,7 @@ def register(main: click.Group) -> None:
             every = alarms(ledger)
             names = [identity] if identity else sorted({a.identity for a in every if a.signer == op})
             rows = [standing(ledger, op, n).to_dict() for n in names]
-            ignored = [{"entry": a.index, "reason": f"signed by {a.signer}, not by the gateway operator {operator}"}
+            ignored: list[dict[str, Any]] = [{"entry": a.index, "reason": f"signed by {a.signer}, not by the gateway operator {operator}"}
                        for a in every if a.signer != op]
             ignored += [{"entry": i, "reason": why} for i, why in ignored_alarms(ledger)]
         lines = [(f"{r['identity']}: {'SUSPENDED' if r['suspended'] else 'budget x' + format(r['factor'], 'g')}"
@@ -152,7 +160,7 @@ def register(main: click.Group) -> None:
              "\n".join(lines) or "no extraction alarms")
 
     @gateway.command("check-alarm")
-    @click.argument("index", type=int)
+    @click.argument("index", type=INDEX)
     @ledger_option
     @json_option
     def check_alarm_cmd(index: int, ledger_dir: Path | None, as_json: bool) -> None:
@@ -181,7 +189,13 @@ def register(main: click.Group) -> None:
                         as_json: bool) -> None:
         """Attack a digits classifier behind a gateway with a substitute model; print agreement vs queries."""
         from ailedger.cli._common import progress
-        from ailedger.inference.extraction_attack import Blocked, HttpOracle, digits_split, honest_replay, run_attack
+        from ailedger.inference.extraction_attack import (
+            Blocked,
+            HttpOracle,
+            digits_split,
+            honest_replay,
+            run_attack,
+        )
 
         d = digits_split(seed)
         Xs = d["test"][0]

@@ -148,7 +148,7 @@ class HttpOracle:
         raise AssertionError("unreachable")
 
     def query(self, X: Any) -> list[int]:
-        out = []
+        out: list[int] = []
         for x in X:
             status, body = self._post(json.dumps({"features": [[round(float(v), 4) for v in x]]}).encode())
             if status in (401, 403, 429):
