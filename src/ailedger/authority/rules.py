@@ -124,8 +124,9 @@ RULES: dict[str, tuple[str, str]] = {
     "inference.batch": ("anyone (a statement by its signer, the operator)", "nothing shared: receipts name the operator"),
     "inference.erasure": ("anyone (a statement by its signer, the operator)", "nothing shared: the operator's report"),
     "inference.extraction-alarm": (("the operator key of the gateway that reads it, with evidence that holds "
-                                    "(others': statements, no effect)"), "the identity's budget there: halved per alarm in force, "
-                                   "suspended at 2 (inference.extraction.standing)"),
+                                    "(others': statements, no effect)"),
+                                   ("the identity's budget there: halved per alarm in force, suspended at 2 "
+                                    "(inference.extraction.standing)")),
 }
 
 

@@ -313,7 +313,7 @@ def standing(ledger: Any, operator: str, identity: str, *, now: float | None = N
 
 
 def alarm_body(det: Detection, model: str, config: DetectorConfig) -> dict[str, Any]:
-    milli = [int(round(d * 1000)) for d in det.distances]
+    milli = [round(d * 1000) for d in det.distances]
     digest = hashlib.sha256(json.dumps(milli, separators=(",", ":")).encode()).hexdigest()
     w, p = shapiro_w([m / 1000 for m in milli])  # the statistic of exactly the evidence logged
     return {"identity": det.identity, "model": model, "detector": "prada", "test": "shapiro-wilk",
