@@ -166,6 +166,10 @@ RULES: dict[str, tuple[str, str]] = {
                             "the configurations the signer tried in the study (counted once per plan digest)"),
     "agent.backtest.result": ("the signer of the plan it names, once per plan, after the plan",
                               "the study's reported score (deflated by the trials on the ledger)"),
+    "inference.extraction-alarm": (("the operator key of the gateway that reads it, with evidence that holds "
+                                    "(others': statements, no effect)"),
+                                   ("the identity's budget there: halved per alarm in force, suspended at 2 "
+                                    "(inference.extraction.standing)")),
 }
 
 

@@ -42,6 +42,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "anchoring": {"web3": "web3"},
     "compute": {"web3": "web3", "numpy": "numpy", "scikit-learn": "sklearn"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
+    "extraction": {"numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn"},
     "dask": {"dask": "dask", "distributed": "distributed"},
     "subnets": {"numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "s3": {"boto3": "boto3"},

@@ -70,7 +70,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
     ("defi", "defi", {}),
     ("fl", "federated", {}),
-    ("gateway", "inference", {}),
+    ("gateway", "inference", {"gateway extraction-test": "extraction", "gateway check-alarm": "extraction"}),
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),

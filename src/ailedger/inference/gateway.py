@@ -209,8 +209,10 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 class Gateway:
     def __init__(self, ledger: Any, upstream: str, model: str, *, mode: str = "fast", timeout: float = 30.0,
                  flush_interval: float = 0.05, operator: str | None = None, passphrase: str | None = None,
-                 deadlines: Deadlines | None = None) -> None:
+                 deadlines: Deadlines | None = None, extraction: Any = None) -> None:
         self.deadlines = deadlines or Deadlines()
+        # an ExtractionGuard (inference/extraction.py): budgets after alarms, the detector, output hardening
+        self.extraction = extraction
         if not upstream.startswith(("http://", "https://")):
             raise BadInputError("upstream must be an http:// or https:// URL", field="upstream", found=upstream)
         self.ledger = ledger
@@ -277,6 +279,12 @@ class Gateway:
         declared = request.headers.get("content-length")
         if declared is not None and len(body) != int(declared):
             raise ClientGone()  # the caller half-closed mid-body: no answer, no record
+        if self.extraction is not None:  # extraction alarms in force shrink the budget or suspend the identity
+            refusal, rate, daily = self.extraction.admit(info.identity, info.rate, info.daily)
+            if refusal is not None:
+                self.stats["refused"] += 1
+                return _error(403, "identity_suspended", refusal)
+            info = KeyInfo(info.identity, rate, daily, info.key_id)
         ok, retry, which = self.budgets.take(info)  # charged only once the whole body is in
         if not ok:
             self.stats["refused"] += 1
@@ -319,6 +327,11 @@ class Gateway:
                 isinstance(out_json, dict) and isinstance(out_json.get("choices"), list)):
             self.stats["upstream_errors"] += 1
             return _error(502, "bad_upstream_response", "upstream answer has no 'choices' list (OpenAI shape)")
+        if self.extraction is not None:  # the detector sees the call; the caller gets the hardened answer
+            hardened, _alarm = await asyncio.get_running_loop().run_in_executor(
+                None, self.extraction.observe, info.identity, req_json, out_json)
+            if hardened is not out_json:
+                out_json, out = hardened, json_bytes(hardened)
         meta = {"path": path, "http_status": status, "upstream_us": int((time.perf_counter() - t_up) * 1e6)}
         try:
             if self.trail.mode == "durable":
@@ -426,10 +439,14 @@ MAX_BODY = 16 * 1024 * 1024
 
 def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", port: int = 8080,
           mode: str = "fast", operator: str | None = None, passphrase: str | None = None,
-          timeout: float = 30.0, ready: Any = None, deadlines: Deadlines | None = None) -> None:
-    """Run the gateway until SIGINT/SIGTERM. ``ready(host, port)`` is called once listening."""
+          timeout: float = 30.0, ready: Any = None, deadlines: Deadlines | None = None,
+          extraction: Any = None) -> None:
+    """Run the gateway until SIGINT/SIGTERM. ``ready(host, port)`` is called once listening.
+    ``extraction(gateway)`` -> an ExtractionGuard for it (its operator key signs the alarms)."""
     gw = Gateway(ledger, upstream, model, mode=mode, operator=operator, passphrase=passphrase, timeout=timeout,
                  deadlines=deadlines)
+    if extraction is not None:
+        gw.extraction = extraction(gw)
     try:
         srv = Server(gw.make_app(lifespan=True), host, port, deadlines=gw.deadlines, name="gateway", lifespan=True)
     except BaseException:
