@@ -121,7 +121,7 @@ def _node_features(node: Any, state_names: set[str]) -> dict[str, int]:
 
 def _function_row(fn: Any, file: str) -> FunctionRow | None:
     lines = _lines(fn)
-    if not lines or fn.is_shadowed:
+    if not lines or fn.is_shadowed or fn.name.startswith("slitherConstructor"):  # Slither's synthetic ones
         return None
     state_names = {v.name for v in fn.contract.state_variables}
     feats: dict[str, int] = {}

@@ -80,11 +80,13 @@ def replay_audit(ledger: Any, ref: str, source_path: str | Path | None = None,
     _, raw = read_source(src)
     got = hashlib.sha256(raw).hexdigest()
     if got != body["source_sha256"]:
-        raise VerificationError(f"{src} is not the source entry #{i} audited", expected=body["source_sha256"],
+        raise VerificationError(f"{src} is not the source entry #{i} audited (sha256 {got}, logged "
+                                f"{body['source_sha256']})", expected=body["source_sha256"],
                                 found=got)
     model = load_model(model_path)
     if model.root != body["model_root"]:
-        raise VerificationError(f"the model is not the one entry #{i} used", expected=body["model_root"],
+        raise VerificationError(f"the model is not the one entry #{i} used (root {model.root}, logged "
+                                f"{body['model_root']})", expected=body["model_root"],
                                 found=model.root)
     with_name = body["file"]
     with tempfile.TemporaryDirectory(prefix="ailedger-replay-") as d:
@@ -93,7 +95,8 @@ def replay_audit(ledger: Any, ref: str, source_path: str | Path | None = None,
         report = audit_source(p, model=model)
     differs = {k: {"logged": body[k], "now": report[k]} for k in ("compiler", "tools") if body[k] != report[k]}
     if report["findings_sha256"] != body["findings_sha256"]:
-        raise VerificationError(f"replay of entry #{i} found different findings"
+        raise VerificationError(f"replay of entry #{i} found different findings: logged findings sha256 "
+                                f"{body['findings_sha256']}, replay {report['findings_sha256']}"
                                 + (f" (changed since: {', '.join(sorted(differs))})" if differs else ""),
                                 expected=body["findings_sha256"], found=report["findings_sha256"])
     return {"entry": i, "ok": True, "findings_sha256": report["findings_sha256"], "findings": report["findings"],
