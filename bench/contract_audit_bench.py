@@ -20,11 +20,11 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from ailedger.cli.audit_contract import chart  # noqa: E402
-from ailedger.contractaudit.analyse import run_slither  # noqa: E402
-from ailedger.contractaudit.audit import audit_source  # noqa: E402
-from ailedger.contractaudit.evaluate import evaluate_corpus, load_corpus  # noqa: E402
-from ailedger.contractaudit.model import hold_out, load_model  # noqa: E402
+from ailedger.cli.audit_contract import chart
+from ailedger.contractaudit.analyse import run_slither
+from ailedger.contractaudit.audit import audit_source
+from ailedger.contractaudit.evaluate import evaluate_corpus, load_corpus
+from ailedger.contractaudit.model import hold_out, load_model
 
 CORPUS = ROOT / "tests" / "contractaudit" / "corpus"
 
