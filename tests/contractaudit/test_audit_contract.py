@@ -143,3 +143,28 @@ def test_missing_path_and_bad_reference(audited, tmp_path):
     assert "no such file" in run(["audit-contract", str(tmp_path / "nope.sol")], led, ok=(2,)).stderr
     assert "give the Solidity file" in run(["audit-contract"], led, ok=(2,)).stderr
     assert "no entry #99" in run(["audit-contract", "--replay", "#99"], led, ok=(2,)).stderr
+
+
+def test_explorer_shows_the_audit_history_and_findings(audited):
+    import asyncio
+
+    import httpx
+
+    from ailedger.http.app import create_app
+
+    led, _, rep, _ = audited
+
+    async def get(paths):
+        with Ledger.open(led) as lg:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(lg)),
+                                         base_url="http://127.0.0.1") as c:
+                return [await c.get(p) for p in paths]
+    page, listing, missing, bad = asyncio.run(get([f"/contract/{rep['source_sha256']}", "/contracts",
+                                                   "/contract/" + "ab" * 32, "/contract/xyz"]))
+    assert page.status_code == 200, page.text
+    assert f"/entry/{rep['logged']['index']}" in page.text and "re_bank.sol" in page.text
+    for f in rep["findings"]:
+        assert f["rule"] in page.text
+    assert listing.status_code == 200 and f"/contract/{rep['source_sha256']}" in listing.text
+    assert missing.status_code == 404 and "no contract.audit of source" in missing.text
+    assert bad.status_code == 404 and "is not a source SHA-256" in bad.text
