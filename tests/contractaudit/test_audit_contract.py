@@ -128,6 +128,8 @@ def _bad(tmp_path, name, data):
     ("typo.sol", b"pragma solidity ^0.8.0;\ncontract A { function f() public { y = 1; } }\n",
      r"does not compile: DeclarationError: Undeclared identifier"),
     ("empty.sol", b"  \n", "is empty"),
+    ("imports.sol", b"pragma solidity ^0.8.0;\nimport {Bank} from './bank.sol';\ncontract A is Bank {}\n",
+     r"imports ./bank.sol: audit one self-contained file"),
 ])
 def test_bad_input_is_refused_and_not_logged(audited, tmp_path, name, data, message):
     import re

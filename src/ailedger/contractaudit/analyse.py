@@ -202,7 +202,9 @@ def run_slither(paths: list[Path]) -> SlitherRun:
     except AiledgerError:
         raise
     except Exception as e:  # crytic-compile / Slither raise their own bare exception types
-        raise AiledgerError(f"slither failed: {str(e).strip().splitlines()[-1] if str(e).strip() else e!r}") from e
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not set(ln.strip()) <= set("|^ -")]
+        why = next((ln for ln in lines if "Error" in ln), lines[-1] if lines else repr(e))
+        raise AiledgerError(f"slither failed: {why}") from e
     detectors: list[Any] = sorted((d for _, d in inspect.getmembers(all_detectors, inspect.isclass)
                                    if issubclass(d, AbstractDetector) and getattr(d, "ARGUMENT", "") in SLITHER_TO_DASP),
                                   key=lambda d: str(getattr(d, "ARGUMENT", "")))

@@ -20,6 +20,7 @@ __all__ = ["MAX_SOURCE_BYTES", "REPORT_SCHEMA", "audit_source", "findings_digest
 
 MAX_SOURCE_BYTES = 256 * 1024
 REPORT_SCHEMA = "ailedger-contract-audit/1"
+_IMPORT = re.compile(r"^\s*import\s+(?:[^;]*?from\s+)?[\"']([^\"']+)[\"']", re.MULTILINE)
 
 
 def read_source(path: str | Path, *, max_bytes: int = MAX_SOURCE_BYTES) -> tuple[str, bytes]:
@@ -40,6 +41,10 @@ def read_source(path: str | Path, *, max_bytes: int = MAX_SOURCE_BYTES) -> tuple
         raise BadInputError(f"{p} is not UTF-8 text (byte {e.start}: 0x{raw[e.start]:02x})", field="path") from None
     if not text.strip():
         raise BadInputError(f"{p} is empty", field="path")
+    imp = _IMPORT.search(text)
+    if imp:
+        raise BadInputError(f"{p} imports {imp.group(1)}: audit one self-contained file (flatten the imports "
+                            "first; the audit signs the digest of this file alone)", field="path")
     return text, raw
 
 
