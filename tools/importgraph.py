@@ -53,6 +53,7 @@ PEERS: dict[str, set[str]] = {
     "content": {"governance"},     # a claim's reputation comes from staking
     "subnets": {"governance"},     # a validator's stake is its governance reputation
     "federated": {"blobs"},        # a run's updates kept in the blob store (--store blob:URL)
+    "contractaudit": {"provenance"},  # the learned layer's root is its folder's model manifest root
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from ailedger.cli.main import main
 from ailedger.contractaudit.audit import MAX_SOURCE_BYTES, findings_digest
+from ailedger.contractaudit.model import DEFAULT_MODEL, DEFAULT_TRAIN, model_root
 from ailedger.contractaudit.sarif import SARIF_VERSION
 from ailedger.tlog.ledger import Ledger
 
@@ -58,7 +59,8 @@ def test_reentrancy_found_on_the_labelled_line_and_logged(audited):
         e = lg.entry(rep["logged"]["index"])
     assert e.type == "contract.audit"
     assert e.body["findings_sha256"] == rep["findings_sha256"]
-    assert e.body["model_root"] == rep["model_root"] and e.body["compiler"].startswith("solc 0.8.28")
+    assert e.body["model_root"] == rep["model_root"] == model_root(DEFAULT_MODEL)  # = `ailedger model register`
+    assert e.body["compiler"].startswith("solc 0.8.28")
     assert e.body["tools"]["slither-analyzer"].startswith("0.11.")
 
 
@@ -86,10 +88,11 @@ def test_replay_refuses_other_source_or_model(audited, tmp_path):
     other.write_text(src.read_text().replace("balances", "credits"))
     r = run(["audit-contract", "--replay", f"#{rep['logged']['index']}", "--source", str(other)], led, ok=(1,))
     assert "is not the source entry" in r.stderr
-    model = json.loads((Path(__file__).parents[2] / "src/ailedger/contractaudit/train.json").read_text())
+    model = json.loads(DEFAULT_TRAIN.read_text())
     model["params"]["n_estimators"] = 10
-    mp = tmp_path / "m.json"
-    mp.write_text(json.dumps(model))
+    mp = tmp_path / "model"
+    mp.mkdir()
+    (mp / "train.json").write_text(json.dumps(model))
     r = run(["audit-contract", "--replay", f"#{rep['logged']['index']}", "--model", str(mp)], led, ok=(1,))
     assert "the model is not the one" in r.stderr
     r = run(["audit-contract", "--replay", "#0"], led, ok=(2,))

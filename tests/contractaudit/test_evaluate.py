@@ -74,7 +74,7 @@ def small_corpus(tmp_path):
 
 def test_audit_eval_on_a_small_corpus(small_corpus, tmp_path):
     png = tmp_path / "recall.png"
-    model = tmp_path / "train.json"
+    model = tmp_path / "model"
     r = CliRunner().invoke(main, ["audit-eval", str(small_corpus), "--json", "--chart", str(png),
                                   "--write-model", str(model)])
     assert r.exit_code == 0, r.output
@@ -86,7 +86,7 @@ def test_audit_eval_on_a_small_corpus(small_corpus, tmp_path):
     assert ev["slither"]["reentrancy"]["labels"] == 1  # re_token_hook is held out
     assert ev["together"]["overall"]["found"] >= ev["slither"]["overall"]["found"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    trained = {row["file"] for row in json.loads(model.read_text())["rows"]}
+    trained = {row["file"] for row in json.loads((model / "train.json").read_text())["rows"]}
     assert trained == {"ok_bank.sol", "re_bank.sol", "re_vault.sol", "tm_bonus.sol", "tm_sale.sol"}
 
 

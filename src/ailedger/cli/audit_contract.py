@@ -73,8 +73,8 @@ def register(main: click.Group) -> None:
                   help="Re-run the audit logged at ENTRY (#N) and check it finds the same findings.")
     @click.option("--source", "source", default=None, type=click.Path(dir_okay=False),
                   help="With --replay: the source file, when the ledger does not keep it.")
-    @click.option("--model", "model_path", default=None, type=click.Path(dir_okay=False),
-                  help="The learned layer's training file (default: the one shipped).")
+    @click.option("--model", "model_path", default=None, type=click.Path(file_okay=False),
+                  help="The learned layer's folder, holding train.json (default: the one shipped).")
     @ledger_option
     @json_option
     def audit_contract(path: str | None, sarif: bool, sarif_out: str | None, identity: str | None,
@@ -120,18 +120,19 @@ def register(main: click.Group) -> None:
     @click.option("--labels", default=None, type=click.Path(dir_okay=False, exists=True),
                   help="The labels JSON (default: CORPUS/labels.json): a list of {file, line, category}.")
     @click.option("--chart", "chart_out", default=None, metavar="PNG", help="Draw recall per category here.")
-    @click.option("--write-model", default=None, metavar="FILE",
-                  help="Write the training file of the model trained on the training split.")
+    @click.option("--write-model", default=None, metavar="DIR",
+                  help="Write the model trained on the training split (DIR/train.json).")
     @json_option
     def audit_eval(corpus: str, labels: str | None, chart_out: str | None, write_model: str | None,
                    as_json: bool) -> None:
         """Recall and precision per DASP category: Slither alone, the learned layer, both (held-out split)."""
         from ailedger.contractaudit import evaluate_corpus
-        from ailedger.encoding.canonical import canonical_json
+        from ailedger.contractaudit.model import training_bytes
 
         ev = evaluate_corpus(corpus, labels)
         if write_model:
-            Path(write_model).write_bytes(canonical_json(ev["training"]) + b"\n")
+            Path(write_model).mkdir(parents=True, exist_ok=True)
+            (Path(write_model) / "train.json").write_bytes(training_bytes(ev["training"]))
         if chart_out:
             chart(ev, chart_out)
         out = {k: v for k, v in ev.items() if k != "training"}

@@ -2,8 +2,10 @@
 
 The model *is* its training file (``train.json``: the feature rows of the training split, their labels and
 the hyper-parameters), refit on load with a fixed seed and one thread, so the same file gives the same
-forest and the same predictions on every run.  Its root (the SHA-256 of the file's RFC 8785 canonical
-bytes) is what an audit entry names as the model, and what ``--replay`` checks before re-running.
+forest and the same predictions on every run.  The model is the folder holding that file (shipped:
+``contractaudit/trained/``); its root is the folder's ailedger model manifest root (the one
+``ailedger model register DIR`` logs, :func:`ailedger.provenance.hashing.hash_model_dir`), which an audit
+entry names as the model and ``--replay`` checks before re-running.
 
 scikit-learn's ``RandomForestClassifier`` was chosen over a hand-written scorer: well kept, deterministic
 with ``random_state``, and it gives class probabilities (the confidence) and feature importances (the
@@ -12,7 +14,7 @@ explanation) for free.
 
 from __future__ import annotations
 
-import hashlib
+import tempfile
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -20,14 +22,16 @@ from typing import Any
 
 from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.errors import BadInputError
+from ailedger.provenance.hashing import hash_model_dir
 
 from .analyse import FunctionRow
 from .dasp import CATEGORIES
 
-__all__ = ["DEFAULT_TRAIN", "SCHEMA", "LearnedModel", "hold_out", "label_rows", "load_model", "training_data"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_TRAIN", "SCHEMA", "LearnedModel", "hold_out", "label_rows", "load_model", "training_data"]
 
 SCHEMA = "ailedger-contract-audit-train/1"
-DEFAULT_TRAIN = Path(__file__).parent / "train.json"
+DEFAULT_MODEL = Path(__file__).parent / "trained"
+DEFAULT_TRAIN = DEFAULT_MODEL / "train.json"
 PARAMS = {"n_estimators": 200, "max_depth": 8, "random_state": 0, "class_weight": "balanced",
           "min_samples_leaf": 1}
 NONE = "none"
@@ -100,14 +104,30 @@ def training_data(rows: Sequence[FunctionRow], labels: Sequence[str]) -> dict[st
                       "features": r.features} for r, lb in zip(rows, labels, strict=True)]}
 
 
+def training_bytes(data: dict[str, Any]) -> bytes:
+    """The bytes of ``train.json``: RFC 8785 canonical JSON and a newline."""
+    return canonical_json(data) + b"\n"
+
+
+def model_root(folder: str | Path) -> str:
+    """The model's root: the ailedger manifest root of its folder (what ``ailedger model register`` logs)."""
+    return hash_model_dir(folder, workers=1).root.hex()
+
+
+def _root_of(data: dict[str, Any]) -> str:
+    with tempfile.TemporaryDirectory(prefix="ailedger-model-") as d:
+        (Path(d) / "train.json").write_bytes(training_bytes(data))
+        return model_root(d)
+
+
 class LearnedModel:
-    def __init__(self, data: dict[str, Any]) -> None:
+    def __init__(self, data: dict[str, Any], root: str | None = None) -> None:
         from sklearn.ensemble import RandomForestClassifier
         from sklearn.feature_extraction import DictVectorizer
 
         if data.get("schema") != SCHEMA or not isinstance(data.get("rows"), list) or not data["rows"]:
             raise BadInputError(f"not an {SCHEMA} training file", field="model")
-        self.root = hashlib.sha256(canonical_json(data)).hexdigest()
+        self.root = root or _root_of(data)
         self.vec = DictVectorizer(sort=True)
         x = self.vec.fit_transform([r["features"] for r in data["rows"]])
         y = [r["label"] for r in data["rows"]]
@@ -155,14 +175,13 @@ class LearnedModel:
 
 
 @lru_cache(maxsize=4)
-def _load(path: str, digest: str) -> LearnedModel:
-    return LearnedModel(parse_json(Path(path).read_bytes()))
+def _load(folder: str, root: str) -> LearnedModel:
+    return LearnedModel(parse_json((Path(folder) / "train.json").read_bytes()), root=root)
 
 
-def load_model(path: str | Path | None = None) -> LearnedModel:
-    p = Path(path) if path else DEFAULT_TRAIN
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise BadInputError(f"cannot read the model's training file {p}: {e.strerror}", field="model") from None
-    return _load(str(p), hashlib.sha256(raw).hexdigest())
+def load_model(folder: str | Path | None = None) -> LearnedModel:
+    """The model in ``folder`` (a directory holding ``train.json``; default: the shipped one)."""
+    d = Path(folder) if folder else DEFAULT_MODEL
+    if not (d / "train.json").is_file():
+        raise BadInputError(f"{d} is not a model folder: it has no train.json", field="model")
+    return _load(str(d), model_root(d))
