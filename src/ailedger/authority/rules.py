@@ -140,6 +140,8 @@ RULES: dict[str, tuple[str, str]] = {
                       "the validator's weights for the epoch"),
     "subnet.epoch": (("anyone (a keeper), once per epoch in order, after its reveal window; its result must "
                       "equal the fold's recomputation"), "bonds and payouts of the epoch"),
+    "contract.audit": ("anyone (an attestation by its signer)",
+                       "nothing shared: an audit of a contract source, shown with its signer"),
     "subnet.pool": ("the subnet's owner, once, opening the pool commitment of its subnet.create",
                     "the revealed evaluation pool that reveals' scores are audited against"),
     "model.zk": (("the model's owner, for an effective registration of it, while the model is usable "

@@ -64,6 +64,7 @@ def main(ledger_dir: Path | None, as_json: bool) -> None:
 COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("log", None, {}),
     ("anchor", "anchoring", {}),
+    ("audit_contract", "contractaudit", {}),
     ("blob", "blobs", {"blob cid": None, "blob car": None}),
     ("compute", "compute", {"compute replay": "compute"}),
     ("content", "content", {}),
