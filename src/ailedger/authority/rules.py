@@ -142,6 +142,10 @@ RULES: dict[str, tuple[str, str]] = {
                       "equal the fold's recomputation"), "bonds and payouts of the epoch"),
     "subnet.pool": ("the subnet's owner, once, opening the pool commitment of its subnet.create",
                     "the revealed evaluation pool that reveals' scores are audited against"),
+    "epcis.event": ("anyone (a statement by its signer: the party that captured the event)",
+                    "adds a GS1 EPCIS event, found by its CBV event hash, to traces and recalls"),
+    "epcis.allocation": ("anyone (a statement by its signer, the planner)",
+                         "nothing shared: a relief allocation plan with its logged inputs, recomputable"),
 }
 
 

@@ -67,6 +67,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("blob", "blobs", {"blob cid": None, "blob car": None}),
     ("content", "content", {}),
     ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
+    ("epcis", "supplychain", {}),
     ("fl", "federated", {}),
     ("gateway", "inference", {}),
     ("gov", "governance", {}),
