@@ -1,0 +1,153 @@
+"""Capture, trace and recall on a real ledger; every "Bad input" case of issue 29 refused with nothing logged."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from ailedger.errors import BadInputError, NotFoundError, ProofError, VerificationError
+from ailedger.supplychain.eventhash import digital_link, event_hash
+from ailedger.supplychain.service import EVENT_RECORD, capture, recall, trace, verify_logged
+from ailedger.tlog.ledger import Ledger
+
+from . import chain as c
+
+
+@pytest.fixture
+def led(tmp_path):
+    lg = Ledger.init(tmp_path / "l", origin="test.example/epcis")
+    yield lg
+    lg.close()
+
+
+@pytest.fixture
+def alice(led):
+    return led.new_identity("alice")[0]
+
+
+def _events(led):
+    return list(led.find(type=EVENT_RECORD))
+
+
+def test_capture_logs_each_event_once_by_its_hash(led, alice):
+    doc = c.chain()
+    first = capture(led, alice, doc)
+    assert [x.duplicate for x in first] == [False] * 4
+    assert [x.hash for x in first] == [event_hash(e, doc["@context"]) for e in doc["epcisBody"]["eventList"]]
+    bob = led.new_identity("bob")[0]
+    # the same events, spelled differently and captured by another party: one id, nothing new logged
+    other = copy.deepcopy(doc)
+    for ev in other["epcisBody"]["eventList"]:
+        ev["eventTime"] = ev["eventTime"].replace("10:", "09:").replace("+01:00", "Z")
+    size = led.size
+    again = capture(led, bob, other)
+    assert [(x.index, x.duplicate) for x in again] == [(x.index, True) for x in first]
+    assert led.size == size and len(_events(led)) == 4
+
+
+def test_trace_forward_backward_and_recall_with_proofs(led, alice):
+    capture(led, alice, c.chain())
+    fwd = trace(led, c.LOT)
+    got = {it["item"]: it["depth"] for it in fwd["items"]}
+    assert got == {digital_link(c.LOT): 0, **{digital_link(c.product(n)): 1 for n in (1, 2, 3)},
+                   digital_link(c.PALLET): 2}
+    back = trace(led, c.PALLET, forward=False)
+    assert {it["item"] for it in back["items"]} == {digital_link(x) for x in
+                                                    (c.PALLET, c.product(1), c.product(2), c.LOT)}
+    assert digital_link(c.product(3)) not in {it["item"] for it in back["items"]}
+    rep = recall(led, c.LOT)
+    assert {a["item"] for a in rep["affected"]} == {digital_link(c.product(n)) for n in (1, 2, 3)} | {
+        digital_link(c.PALLET)}
+    assert verify_logged(led, rep) == {"ok": True, "events": 4,
+                                       "by_type": {"ObjectEvent": 2, "TransformationEvent": 1, "AggregationEvent": 1}}
+
+
+def test_a_tampered_report_fails_verification(led, alice):
+    capture(led, alice, c.chain())
+    rep = recall(led, c.LOT)
+    bad = copy.deepcopy(rep)
+    bad["events"][1]["hash"] = bad["events"][2]["hash"]
+    with pytest.raises(VerificationError, match="holds another event"):
+        verify_logged(led, bad)
+    bad = copy.deepcopy(rep)
+    bad["events"][0]["proof"] = bad["events"][1]["proof"]
+    with pytest.raises(ProofError):
+        verify_logged(led, bad)
+
+
+def test_trace_of_unknown_item(led, alice):
+    capture(led, alice, c.chain())
+    with pytest.raises(NotFoundError, match="no logged EPCIS event names"):
+        trace(led, "urn:epc:id:sgtin:4012345.077889.999")
+
+
+def _refused(led, alice, doc, match, field=None):
+    size = led.size
+    with pytest.raises(BadInputError, match=match) as ei:
+        capture(led, alice, doc)
+    assert led.size == size and _events(led) == []
+    if field:
+        assert ei.value.field == field
+
+
+def test_schema_invalid_event(led, alice):
+    ev = c.ship([c.PALLET])
+    ev["action"] = "MOVE"
+    _refused(led, alice, c.doc(c.commission(), ev), r"not valid EPCIS 2.0 \(JSON schema\) at epcisBody/eventList/1")
+    ev = c.ship([c.PALLET])
+    del ev["eventTime"]
+    _refused(led, alice, c.doc(ev), "not valid EPCIS 2.0")
+
+
+def test_unknown_cbv_vocabulary(led, alice):
+    ev = c.ship([c.PALLET])
+    ev["bizStep"] = "shiping"
+    _refused(led, alice, c.doc(c.commission(), ev), "event 1: unknown CBV bizStep 'shiping'", "bizStep")
+    ev = c.ship([c.PALLET])
+    ev["bizTransactionList"][0]["type"] = "purchase"
+    _refused(led, alice, c.doc(ev), "unknown CBV bizTransaction-type 'purchase'", "bizTransactionList")
+    ev = c.ship([c.PALLET])
+    ev["disposition"] = "lost_at_sea"
+    _refused(led, alice, c.doc(ev), "unknown CBV disposition", "disposition")
+
+
+def test_declared_hash_must_match(led, alice):
+    ev = c.ship([c.PALLET])
+    good = event_hash(ev, c.CONTEXT)
+    ev["eventID"] = good
+    capture(led, alice, c.doc(ev))  # a correct declared hash is accepted
+    ev2 = c.ship([c.PALLET], minute=9)
+    ev2["eventID"] = good  # another event's hash
+    size = led.size
+    with pytest.raises(BadInputError, match="its declared eventID .* is not its event hash") as ei:
+        capture(led, alice, c.doc(ev2))
+    assert ei.value.field == "eventID" and led.size == size
+
+
+def test_transformation_consuming_more_than_exists(led, alice):
+    capture(led, alice, c.doc(c.commission(qty=100)))
+    capture(led, alice, c.doc(c.transform([(c.LOT, 60)], [c.product(1)])))
+    size = led.size
+    with pytest.raises(BadInputError, match=r"consumes 50 of .*LOT7 but only 40 exist"):
+        capture(led, alice, c.doc(c.transform([(c.LOT, 50)], [c.product(2)], minute=5)))
+    # in one document: the stock it creates counts, the excess is still refused
+    with pytest.raises(BadInputError, match=r"consumes 45 of"):
+        capture(led, alice, c.doc(c.commission(qty=4, minute=6), c.transform([(c.LOT, 45)], [c.product(3)], minute=7)))
+    assert led.size == size
+    capture(led, alice, c.doc(c.commission(qty=4, minute=6), c.transform([(c.LOT, 44)], [c.product(3)], minute=7)))
+    # a lot nobody produced
+    with pytest.raises(BadInputError, match="but only 0 exist"):
+        capture(led, alice, c.doc(c.transform([("urn:epc:class:lgtin:4012345.011111.NOPE", 1)], [c.product(4)])))
+
+
+def test_an_epc_consumed_twice(led, alice):
+    capture(led, alice, c.doc(c.transform([], [c.product(8)], input_epcs=[c.product(1)])))
+    with pytest.raises(BadInputError, match="already consumed by entry"):
+        capture(led, alice, c.doc(c.transform([], [c.product(9)], minute=4, input_epcs=[c.product(1)])))
+
+
+def test_not_a_document(led, alice):
+    _refused(led, alice, {"type": "Invoice"}, "not an EPCIS 2.0 document or event")
+    _refused(led, alice, json.loads('{"type": "EPCISDocument", "epcisBody": {}}'), "has no epcisBody.eventList")
