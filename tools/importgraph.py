@@ -52,6 +52,7 @@ PEERS: dict[str, set[str]] = {
     "screening": {"provenance"},   # screening and removal act on dataset commitments
     "content": {"governance"},     # a claim's reputation comes from staking
     "subnets": {"governance"},     # a validator's stake is its governance reputation
+    "supplychain": {"provenance"},  # an inspection model's files checked against its registration
     "federated": {"blobs"},        # a run's updates kept in the blob store (--store blob:URL)
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }

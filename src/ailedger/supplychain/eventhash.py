@@ -25,7 +25,7 @@ from typing import Any
 
 from ailedger.errors import BadInputError
 
-__all__ = ["HASH_VERSION", "digital_link", "event_hash", "prehash", "vocab_uri"]
+__all__ = ["HASH_VERSION", "Names", "digital_link", "event_hash", "prehash", "vocab_uri"]
 
 HASH_VERSION = "CBV2.0"
 _IGNORED = frozenset({"recordTime", "eventID", "type", "errorDeclaration", "@context"})
@@ -141,7 +141,9 @@ def _value(field: str, value: Any) -> str:
     return digital_link(text)
 
 
-class _Names:
+class Names:
+    """The namespaces of a document's ``@context`` prefixes: ``key("ex:f")`` is ``{https://ex/}f``."""
+
     def __init__(self, context: Any) -> None:
         self.prefixes = dict(_STD_PREFIXES)
         for c in context if isinstance(context, list) else [context]:
@@ -156,7 +158,7 @@ class _Names:
         return key
 
 
-def _generic(key: str, value: Any, names: _Names) -> list[str]:
+def _generic(key: str, value: Any, names: Names) -> list[str]:
     """A remaining field (extension, ilmd, lists of typed values) as its pre-hash pieces, one per value."""
     name = names.key(key)
     if isinstance(value, list):
@@ -191,7 +193,7 @@ def prehash(event: dict[str, Any], context: Any = None) -> str:
     if "sensorElementList" in event:
         raise BadInputError("sensorElementList is not supported by this event hash implementation",
                             field="sensorElementList")
-    names = _Names(event.get("@context", context) if context is None else context)
+    names = Names(event.get("@context", context) if context is None else context)
     out = ["eventType=" + event["type"]]
     done = set(_IGNORED)
     for key, how in _ORDER:

@@ -13,11 +13,13 @@ from typing import Any
 
 from ailedger.errors import BadInputError
 
-from .eventhash import digital_link, event_hash
+from .eventhash import Names, digital_link, event_hash
 
-__all__ = ["EVENT_TYPES", "Event", "load_document", "schema", "validate_document"]
+__all__ = ["EVENT_TYPES", "INSPECTION_NS", "Event", "inspection_of", "load_document", "schema", "validate_document"]
 
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
+INSPECTION_NS = "https://ailedger.dev/ns/epcis-inspection/"
+"""The namespace of the inspection extension (supplychain.inspection): model, modelRecord, verdict..."""
 SCHEMA_FILE = "EPCIS-JSON-Schema.json"
 # bare-word CBV vocabulary fields -> the schema definition that lists the standard words
 _VOCAB_FIELDS = {"bizStep": "bizStep", "disposition": "disposition"}
@@ -185,3 +187,12 @@ def load_document(path: str | Path) -> Any:
         raise BadInputError(f"no such file: {p}", field="file") from None
     except ValueError as exc:
         raise BadInputError(f"{p} is not JSON: {exc}", field="file") from None
+
+
+def inspection_of(ev: Event) -> dict[str, str] | None:
+    """The inspection extension of an event (keys by local name: model, modelRecord, verdict, score...), if any."""
+    names = Names(ev.context)
+    for k, v in ev.data.items():
+        if names.key(k) == "{" + INSPECTION_NS + "}inspection" and isinstance(v, dict):
+            return {names.key(kk).rsplit("}", 1)[-1]: str(vv) for kk, vv in v.items()}
+    return None

@@ -9,10 +9,11 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
+from ailedger.authority.service import model_status
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
 
 from .eventhash import digital_link, event_hash
-from .events import Event, validate_document
+from .events import Event, inspection_of, validate_document
 
 __all__ = ["EVENT_RECORD", "Captured", "capture", "find_event", "logged_event", "recall", "trace", "verify_logged"]
 
@@ -144,6 +145,18 @@ def _edges(ev: Event, item: str, forward: bool) -> list[str]:
     return []
 
 
+def _judge(ledger: Any, insp: dict[str, str], statuses: dict[str, Any]) -> dict[str, Any]:
+    """An inspection verdict with its model's status now: suspect when the model is no longer usable."""
+    name = insp.get("model", "")
+    if name not in statuses:
+        statuses[name] = model_status(ledger, name)
+    st = statuses[name]
+    out: dict[str, Any] = dict(insp, model_status=st.state, suspect=not st.usable)
+    if not st.usable:
+        out["why"] = st.describe()
+    return out
+
+
 def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
           proofs: bool = True) -> dict[str, Any]:
     """Follow ``epc`` (an EPC URI or Digital Link URI) forward (where did it go) or backward (what went into
@@ -152,6 +165,7 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
     root = digital_link(epc.strip())
     items: dict[str, dict[str, Any]] = {root: {"item": root, "depth": 0, "via": None}}
     events: dict[int, dict[str, Any]] = {}
+    statuses: dict[str, Any] = {}
     queue = deque([root])
     while queue:
         item = queue.popleft()
@@ -162,6 +176,9 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
                 events[idx] = {"index": int(idx), "hash": ev.hash, "type": ev.type, "signer": e.signer,
                                "eventTime": ev.data.get("eventTime"), "bizStep": ev.data.get("bizStep"),
                                "items": ev.items}
+                insp = inspection_of(ev)
+                if insp is not None:
+                    events[idx]["inspection"] = _judge(ledger, insp, statuses)
             if depth >= max_depth:
                 continue
             for nxt in _edges(ev, item, forward):
@@ -185,7 +202,9 @@ def recall(ledger: Any, epc: str) -> dict[str, Any]:
     by_index = {e["index"]: e for e in t["events"]}
     affected = [dict(it, event=by_index[it["via"]]["hash"], proof=by_index[it["via"]]["proof"])
                 for it in t["items"] if it["via"] is not None]
-    return {"recall": t["item"], "affected": affected, "events": t["events"], "size": t["size"], "vkey": t["vkey"]}
+    suspect = [e for e in t["events"] if e.get("inspection", {}).get("suspect")]
+    return {"recall": t["item"], "affected": affected, "events": t["events"], "suspect_inspections": suspect,
+            "size": t["size"], "vkey": t["vkey"]}
 
 
 def verify_logged(ledger: Any, report: dict[str, Any]) -> dict[str, Any]:
