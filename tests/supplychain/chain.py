@@ -57,3 +57,22 @@ def chain() -> dict[str, Any]:
     """Lot -> three products (a transformation) -> two packed on a pallet -> the pallet shipped."""
     return doc(commission(), transform([(LOT, 60)], [product(1), product(2), product(3)]),
                pack(PALLET, [product(1), product(2)]), ship([PALLET]))
+
+
+WATER = "urn:epc:class:lgtin:4012345.022222.W1"
+KITS = "urn:epc:class:lgtin:4012345.033333.K1"
+DEPOT_A = "urn:epc:id:sgln:4012345.00010.0"
+DEPOT_B = "urn:epc:id:sgln:4012345.00020.0"
+SITE_1 = "urn:epc:id:sgln:4012345.00101.0"
+SITE_2 = "urn:epc:id:sgln:4012345.00102.0"
+
+
+def stock_count(depot: str, counts: dict[str, int], minute: int = 0) -> dict[str, Any]:
+    return {"type": "ObjectEvent", "eventTime": t(minute), "eventTimeZoneOffset": "+01:00", "action": "OBSERVE",
+            "epcList": [], "quantityList": [{"epcClass": k, "quantity": q} for k, q in counts.items()],
+            "bizStep": "stock_taking", "readPoint": {"id": depot}, "bizLocation": {"id": depot}}
+
+
+def relief_spec() -> dict[str, Any]:
+    return {"needs": {SITE_1: {WATER: 70, KITS: 10}, SITE_2: {WATER: 50}},
+            "costs": {DEPOT_A: {SITE_1: 2, SITE_2: 5}, DEPOT_B: {SITE_1: 4, SITE_2: 1}}}
