@@ -79,3 +79,42 @@ def test_unreadable_files(tmp_path, L):
     assert "is not JSON" in run("epcis", "hash", f, ok=2).output
     assert "not an epcis trace or recall report" in run("epcis", "verify", _write(tmp_path, "r.json", {}), *L,
                                                         ok=2).output
+
+
+def test_allocate_and_check(tmp_path, L):
+    f = _write(tmp_path, "stock.jsonld", c.doc(c.stock_count(c.DEPOT_A, {c.WATER: 80, c.KITS: 6}),
+                                               c.stock_count(c.DEPOT_B, {c.WATER: 30}, minute=1)))
+    run("epcis", "capture", f, "--as", "alice", *L)
+    needs = _write(tmp_path, "needs.json", c.relief_spec())
+    out = json.loads(run("epcis", "allocate", needs, "--as", "alice", "--json", *L).output)
+    assert out["unmet_units"] == 14
+    r = run("epcis", "allocate", "--check", out["index"], *L)
+    assert "is the optimum of its logged inputs" in r.output
+    assert "not an epcis.allocation" in run("epcis", "allocate", "--check", 0, *L, ok=2).output
+    assert "give NEEDS and --as" in run("epcis", "allocate", *L, ok=2).output
+
+
+def test_inspect_cli(tmp_path, L):
+    import numpy as np
+
+    from ailedger.supplychain.inspection import defect_images, train_inspector
+
+    train_inspector(tmp_path / "m", n=600)
+    run("model", "register", tmp_path / "m", "--name", "insp", "--as", "alice", *L)
+    run("epcis", "capture", _write(tmp_path, "chain.jsonld", c.chain()), "--as", "alice", *L)
+    x, y = defect_images(2, seed=11)
+    for i in range(2):
+        np.save(tmp_path / f"i{i}.npy", x[i])
+    out = json.loads(run("epcis", "inspect", "insp", "--model-dir", tmp_path / "m", "--item",
+                         f"{c.product(1)}={tmp_path / 'i0.npy'}", "--item", f"{c.product(2)}={tmp_path / 'i1.npy'}",
+                         "--read-point", c.SITE, "--as", "alice", "--json", *L).output)
+    assert [v["verdict"] for v in out["verdicts"]] == ["defect" if v else "ok" for v in y]
+    assert "--item takes EPC=IMAGE" in run("epcis", "inspect", "insp", "--model-dir", tmp_path / "m", "--item", "x",
+                                           "--read-point", c.SITE, "--as", "alice", *L, ok=2).output
+    rv = _write(tmp_path, "revoke.json", {"type": "model.revoke", "body": {"name": "insp", "reason": "drift"}})
+    run("append", rv, "--as", "alice", *L)
+    r = run("epcis", "inspect", "insp", "--model-dir", tmp_path / "m", "--item", f"{c.product(3)}={tmp_path / 'i0.npy'}",
+            "--read-point", c.SITE, "--as", "alice", *L, ok=1)
+    assert "may not be used" in r.output
+    t = json.loads(run("epcis", "trace", c.LOT, "--json", *L).output)
+    assert sum(bool(e.get("inspection", {}).get("suspect")) for e in t["events"]) == 2

@@ -131,3 +131,70 @@ def register(main: click.Group) -> None:
         with open_ledger(ledger_dir, read_only=True) as led:
             res = verify_logged(led, rep)
         emit(as_json, res, f"OK: {res['events']} event(s), each proved in the log and holding its event hash")
+
+    @epcis.command("inspect")
+    @click.argument("model")
+    @click.option("--model-dir", required=True, type=click.Path(exists=True, file_okay=False),
+                  help="the registered model's files (checked against its registration)")
+    @click.option("--item", "items", multiple=True, required=True, metavar="EPC=IMAGE",
+                  help="an item and its image (.npy 8x8 array or an image file); repeatable")
+    @click.option("--read-point", required=True, help="where the inspection happens (an SGLN URI)")
+    @click.option("--as", "identity", required=True, help="identity name that signs the verdict events")
+    @ledger_option
+    @json_option
+    def inspect_cmd(model: str, model_dir: str, items: tuple[str, ...], read_point: str, identity: str,
+                    ledger_dir: Path | None, as_json: bool) -> None:
+        """Inspect items with registered MODEL; each verdict is logged as an EPCIS ObjectEvent naming the
+        model and the inference (input hash, verdict, score).  A revoked model is refused (exit 1)."""
+        from ailedger.supplychain.inspection import inspect
+
+        pairs = []
+        for it in items:
+            epc, sep, img = it.partition("=")
+            if not sep or not epc or not img:
+                raise BadInputError(f"--item takes EPC=IMAGE, got {it!r}", field="item")
+            pairs.append((epc, img))
+        with open_ledger(ledger_dir) as led:
+            ident = led.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
+            res = inspect(led, ident, model, model_dir, pairs, read_point=read_point)
+        emit(as_json, {"verdicts": res}, lambda: "\n".join(
+            [f"inspected {len(res)} item(s) with model {model}:"]
+            + [f"  #{r['index']} {r['epc']}: {r['verdict']} (score {r['score']})" for r in res]))
+
+    @epcis.command("allocate")
+    @click.argument("needs", type=click.Path(dir_okay=False), required=False)
+    @click.option("--as", "identity", help="identity name that signs the plan")
+    @click.option("--check", "check_index", type=int, default=None, metavar="N",
+                  help="recompute the plan logged at entry N from its logged inputs instead (exit 1 if it differs)")
+    @ledger_option
+    @json_option
+    def allocate_cmd(needs: str | None, identity: str | None, check_index: int | None, ledger_dir: Path | None,
+                     as_json: bool) -> None:
+        """Allocate relief supplies from the logged stock (stock_taking events) to the sites in NEEDS
+        ({"needs": {site: {class: qty}}, "costs": {depot: {site: cost}}}) with scipy's milp, and log the plan
+        with its inputs; or --check N a logged plan."""
+        from ailedger.supplychain.allocation import allocate, check
+
+        if check_index is not None:
+            with open_ledger(ledger_dir, read_only=True) as led:
+                res = check(led, check_index)
+            emit(as_json, res, f"OK: plan #{check_index} is the optimum of its logged inputs "
+                                f"(cost {res['cost']}, {res['unmet_units']} unit(s) unmet, "
+                                f"{res['stock_events']} stock event(s))")
+            return
+        if not needs or not identity:
+            raise BadInputError("give NEEDS and --as ID (or --check N)", field="needs")
+        try:
+            spec = json.loads(Path(needs).read_bytes())
+        except FileNotFoundError:
+            raise BadInputError(f"no such file: {needs}", field="needs") from None
+        except ValueError as exc:
+            raise BadInputError(f"{needs} is not JSON: {exc}", field="needs") from None
+        with open_ledger(ledger_dir) as led:
+            ident = led.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
+            res = allocate(led, ident, spec)
+        emit(as_json, res, lambda: "\n".join(
+            [f"plan logged at #{res['index']}: cost {res['cost']}, {res['unmet_units']} unit(s) unmet, "
+             f"from {len(res['stock_events'])} stock event(s)"]
+            + [f"  {a['quantity']:>6} x {a['class']}  {a['from']} -> {a['to']}" for a in res["shipments"]]
+            + [f"  unmet: {u['quantity']} x {u['class']} at {u['site']}" for u in res["unmet"]]))
