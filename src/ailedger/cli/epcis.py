@@ -61,8 +61,8 @@ def register(main: click.Group) -> None:
         rows = [c.as_dict() for c in res]
         new = sum(not c.duplicate for c in res)
         emit(as_json, {"events": rows, "logged": new, "duplicates": len(res) - new},
-             lambda: "\n".join([f"captured {len(res)} event(s) from {file}: {new} logged, "
-                                f"{len(res) - new} already in the log"]
+             lambda: "\n".join([(f"captured {len(res)} event(s) from {file}: {new} logged, "
+                                 f"{len(res) - new} already in the log")]
                                + [f"  #{c.index} {c.type:<20} {c.hash}" + ("  (already logged)" if c.duplicate
                                                                             else "") for c in res]))
 
@@ -85,8 +85,8 @@ def register(main: click.Group) -> None:
             rep = trace(led, epc, forward=forward, max_depth=depth)
         _write(rep, output)
         emit(as_json, rep, lambda: "\n".join(
-            [f"{rep['direction']} trace of {rep['item']}: {len(rep['items'])} item(s), {len(rep['events'])} "
-             f"event(s), each with an inclusion proof at log size {rep['size']}"]
+            [(f"{rep['direction']} trace of {rep['item']}: {len(rep['items'])} item(s), {len(rep['events'])} "
+              f"event(s), each with an inclusion proof at log size {rep['size']}")]
             + [f"  {'  ' * it['depth']}{it['item']}" + (f"  (via #{it['via']})" if it["via"] is not None else "")
                for it in rep["items"]]
             + ["events:"] + [f"  #{e['index']} {e['type']:<20} {e.get('bizStep') or '':<14} {_short(e['hash'])}"
@@ -194,7 +194,7 @@ def register(main: click.Group) -> None:
             ident = led.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
             res = allocate(led, ident, spec)
         emit(as_json, res, lambda: "\n".join(
-            [f"plan logged at #{res['index']}: cost {res['cost']}, {res['unmet_units']} unit(s) unmet, "
-             f"from {len(res['stock_events'])} stock event(s)"]
+            [(f"plan logged at #{res['index']}: cost {res['cost']}, {res['unmet_units']} unit(s) unmet, "
+              f"from {len(res['stock_events'])} stock event(s)")]
             + [f"  {a['quantity']:>6} x {a['class']}  {a['from']} -> {a['to']}" for a in res["shipments"]]
             + [f"  unmet: {u['quantity']} x {u['class']} at {u['site']}" for u in res["unmet"]]))

@@ -84,22 +84,27 @@ def solve(stock_: dict[tuple[str, str], int], needs: dict[tuple[str, str], int],
             if a[0] == d and a[2] == k:
                 row[j] = 1
         if row.any():
-            rows.append(row), lo.append(0), hi.append(q)
+            rows.append(row)
+            lo.append(0)
+            hi.append(q)
     for i, (s, k) in enumerate(short):
         row = np.zeros(nv)
         for j, a in enumerate(arcs):
             if a[1] == s and a[2] == k:
                 row[j] = 1
         row[len(arcs) + i] = 1
-        rows.append(row), lo.append(needs[(s, k)]), hi.append(needs[(s, k)])
+        rows.append(row)
+        lo.append(needs[(s, k)])
+        hi.append(needs[(s, k)])
     res = milp(c, constraints=LinearConstraint(np.array(rows), lo, hi), integrality=np.ones(nv),
                bounds=Bounds(0, np.inf))
     if not res.success:  # pragma: no cover - the unmet slack makes every instance feasible
         raise VerificationError(f"the allocation could not be solved: {res.message}")
     x = np.rint(res.x).astype(int)
-    ship = [{"from": d, "to": s, "class": k, "quantity": int(v)} for (d, s, k), v in zip(arcs, x) if v > 0]
+    ship: list[dict[str, Any]] = [{"from": d, "to": s, "class": k, "quantity": int(v)}
+                                  for (d, s, k), v in zip(arcs, x) if v > 0]
     unmet = [{"site": s, "class": k, "quantity": int(v)} for (s, k), v in zip(short, x[len(arcs):]) if v > 0]
-    cost = sum(costs[(a["from"], a["to"])] * a["quantity"] for a in ship)
+    cost = sum(costs[(str(a["from"]), str(a["to"]))] * int(a["quantity"]) for a in ship)
     return {"shipments": ship, "unmet": unmet, "cost": int(cost), "unmet_units": sum(u["quantity"] for u in unmet)}
 
 

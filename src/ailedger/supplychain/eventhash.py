@@ -220,10 +220,9 @@ def prehash(event: dict[str, Any], context: Any = None) -> str:
                 pieces = [f"{k}={_value(k, x)}" for k in ("set", "unset") for x in sorted(v.get(k) or [])]
                 if pieces:
                     out.append(key + "".join(pieces))
-        elif how == "location":
-            if isinstance(v, dict):
-                ext = sorted(p for k, x in v.items() if k != "id" for p in _generic(k, x, names))
-                out.append(key + (f"id={_value('id', v['id'])}" if "id" in v else "") + "".join(ext))
+        elif how == "location" and isinstance(v, dict):
+            ext = sorted(p for k, x in v.items() if k != "id" for p in _generic(k, x, names))
+            out.append(key + (f"id={_value('id', v['id'])}" if "id" in v else "") + "".join(ext))
     rest: list[str] = []
     for key, v in event.items():
         if key in done:

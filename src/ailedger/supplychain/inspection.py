@@ -119,9 +119,11 @@ def inspect(ledger: Any, identity: Any, model: str, model_dir: str | Path, items
     x = np.stack([im.reshape(-1) for _, im in images])
     scores = clf.predict_proba(x)[:, 1]
     when = event_time or ledger.now()
-    events = []
+    events: list[dict[str, Any]] = []
+    verdicts: list[tuple[str, str]] = []
     for (epc, im), score in zip(images, scores):
         defect = bool(score >= 0.5)
+        verdicts.append(("defect" if defect else "ok", f"{float(score):.4f}"))
         events.append({
             "type": "ObjectEvent", "eventTime": when, "eventTimeZoneOffset": "+00:00", "epcList": [epc],
             "action": "OBSERVE", "bizStep": "inspecting", "disposition": "non_conformant" if defect else "conformant",
@@ -129,11 +131,10 @@ def inspect(ledger: Any, identity: Any, model: str, model_dir: str | Path, items
             f"{PREFIX}:inspection": {
                 f"{PREFIX}:model": name, f"{PREFIX}:modelRecord": f"#{idx}", f"{PREFIX}:manifestRoot": root,
                 f"{PREFIX}:inputSha256": hashlib.sha256(np.ascontiguousarray(im, dtype="<f8").tobytes()).hexdigest(),
-                f"{PREFIX}:verdict": "defect" if defect else "ok", f"{PREFIX}:score": f"{float(score):.4f}",
+                f"{PREFIX}:verdict": verdicts[-1][0], f"{PREFIX}:score": verdicts[-1][1],
             },
         })
     doc = {"@context": CONTEXT, "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": when,
            "epcisBody": {"eventList": events}}
     res: list[Captured] = capture(ledger, identity, doc)
-    return [dict(c.as_dict(), epc=ev["epcList"][0], verdict=ev[f"{PREFIX}:inspection"][f"{PREFIX}:verdict"],
-                 score=ev[f"{PREFIX}:inspection"][f"{PREFIX}:score"]) for c, ev in zip(res, events)]
+    return [dict(c.as_dict(), epc=epc, verdict=v, score=sc) for c, (epc, _), (v, sc) in zip(res, images, verdicts)]

@@ -11,6 +11,8 @@ from typing import Any
 
 from ailedger.authority.service import model_status
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
+from ailedger.tlog.note import Verifier, parse_vkey
+from ailedger.tlog.proofbundle import verify_proof_bundle
 
 from .eventhash import digital_link, event_hash
 from .events import Event, inspection_of, validate_document
@@ -210,9 +212,6 @@ def recall(ledger: Any, epc: str) -> dict[str, Any]:
 def verify_logged(ledger: Any, report: dict[str, Any]) -> dict[str, Any]:
     """Check every event of a trace/recall report: its proof against the log key, and that the entry it proves
     carries an event with that hash.  Raises ``VerificationError`` on the first failure."""
-    from ailedger.tlog.note import Verifier, parse_vkey
-    from ailedger.tlog.proofbundle import verify_proof_bundle
-
     verifier: Verifier = parse_vkey(report["vkey"])
     n = 0
     counts: dict[str, int] = defaultdict(int)
