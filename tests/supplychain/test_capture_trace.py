@@ -151,3 +151,19 @@ def test_an_epc_consumed_twice(led, alice):
 def test_not_a_document(led, alice):
     _refused(led, alice, {"type": "Invoice"}, "not an EPCIS 2.0 document or event")
     _refused(led, alice, json.loads('{"type": "EPCISDocument", "epcisBody": {}}'), "has no epcisBody.eventList")
+
+
+def test_events_written_by_another_path_are_found_and_forged_subjects_ignored(led, alice):
+    from ailedger.supplychain.events import validate_document
+    from ailedger.supplychain.service import event_body, find_event
+
+    evs = validate_document(c.chain())
+    datas = [led.make_entry(EVENT_RECORD, event_body(e), alice).leaf_bytes for e in evs]
+    led.append_entries(datas, parallel=False)  # the bulk path (as `ailedger append` / HTTP ingest)
+    assert [find_event(led, e.hash) for e in evs] == [1, 2, 3, 4]
+    assert len(trace(led, c.LOT)["items"]) == 5
+    # an entry claiming (in its subjects) to name the pallet, while its event does not, is not part of the trace
+    fake = event_body(validate_document(c.doc(c.ship([c.product(3)], minute=30)))[0])
+    fake["subjects"].append("epc:" + digital_link(c.PALLET))
+    led.append_record(EVENT_RECORD, fake, alice)
+    assert [e["index"] for e in trace(led, c.PALLET)["events"]] == [3, 4]

@@ -17,7 +17,7 @@ from ailedger.tlog.proofbundle import verify_proof_bundle
 from .eventhash import digital_link, event_hash
 from .events import Event, inspection_of, validate_document
 
-__all__ = ["EVENT_RECORD", "Captured", "capture", "find_event", "logged_event", "recall", "trace", "verify_logged"]
+__all__ = ["EVENT_RECORD", "Captured", "capture", "event_body", "find_event", "logged_event", "recall", "trace", "verify_logged"]
 
 EVENT_RECORD = "epcis.event"
 _EPS = 1e-9
@@ -44,8 +44,9 @@ class Captured:
 
 def find_event(ledger: Any, h: str) -> int | None:
     """The log index of the first ``epcis.event`` with this event hash, or None."""
-    for idx, _e in ledger.find(type=EVENT_RECORD, term=f"epcis:{_hex(h)}", limit=1):
-        return int(idx)
+    for idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epcis:{_hex(h)}"):
+        if e.body.get("hash") == h and logged_event(e).hash == h:  # terms find candidates; the body decides
+            return int(idx)
     return None
 
 
@@ -64,7 +65,7 @@ def logged_event(entry: Any) -> Event:
 def _stock(ledger: Any, cls: str) -> float:
     total = 0.0
     seen: set[str] = set()
-    for _idx, e in ledger.find(type=EVENT_RECORD, term=f"epc:{cls}"):
+    for _idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epc:{cls}"):
         ev = logged_event(e)
         if ev.hash in seen:
             continue
@@ -74,7 +75,7 @@ def _stock(ledger: Any, cls: str) -> float:
 
 
 def _consumed_epcs(ledger: Any, epc: str) -> int | None:
-    for idx, e in ledger.find(type=EVENT_RECORD, term=f"epc:{epc}"):
+    for idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epc:{epc}"):
         ev = logged_event(e)
         if ev.type == "TransformationEvent" and epc in ev.inputs:
             return int(idx)
@@ -111,6 +112,16 @@ def check_stock(ledger: Any, events: list[Event]) -> None:
             balance[c] += q
 
 
+def event_body(ev: Event) -> dict[str, Any]:
+    """The body of an ``epcis.event`` entry: the event's JSON, the document's ``@context``, its hash, and as
+    ``subjects`` (indexed by every write path) the hash and every item the event names."""
+    body: dict[str, Any] = {"hash": ev.hash, "event_type": ev.type, "event": _dumps(ev.data),
+                            "subjects": [f"epcis:{_hex(ev.hash)}", *(f"epc:{x}" for x in ev.items if len(x) < 290)]}
+    if ev.context is not None:
+        body["context"] = _dumps(ev.context)
+    return body
+
+
 def capture(ledger: Any, identity: Any, doc: Any) -> list[Captured]:
     """Validate every event of the document, then log each one not logged yet (an event already in the log,
     by anyone, keeps its first index: ``duplicate``).  Any bad event: nothing is logged."""
@@ -122,11 +133,7 @@ def capture(ledger: Any, identity: Any, doc: Any) -> list[Captured]:
         if at is not None:
             out.append(Captured(ev.hash, at, ev.type, True))
             continue
-        body: dict[str, Any] = {"hash": ev.hash, "event_type": ev.type, "event": _dumps(ev.data)}
-        if ev.context is not None:
-            body["context"] = _dumps(ev.context)
-        terms = [f"epcis:{_hex(ev.hash)}", *(f"epc:{x}" for x in ev.items)]
-        res = ledger.append_record(EVENT_RECORD, body, identity, terms=terms)
+        res = ledger.append_record(EVENT_RECORD, event_body(ev), identity)
         out.append(Captured(ev.hash, int(res.index), ev.type, False))
     return out
 
@@ -172,8 +179,10 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
     while queue:
         item = queue.popleft()
         depth = items[item]["depth"]
-        for idx, e in ledger.find(type=EVENT_RECORD, term=f"epc:{item}"):
+        for idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epc:{item}"):
             ev = logged_event(e)
+            if item not in ev.items:  # terms find candidates; the event itself decides
+                continue
             if idx not in events:
                 events[idx] = {"index": int(idx), "hash": ev.hash, "type": ev.type, "signer": e.signer,
                                "eventTime": ev.data.get("eventTime"), "bizStep": ev.data.get("bizStep"),
