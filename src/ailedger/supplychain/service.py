@@ -42,9 +42,17 @@ class Captured:
         return {"hash": self.hash, "index": self.index, "type": self.type, "duplicate": self.duplicate}
 
 
+def _candidates(ledger: Any, term: str) -> Any:
+    """``epcis.event`` entries indexed under ``term`` (the term's own index first: the type's would scan every
+    event)."""
+    for idx, e in ledger.find(term=term):
+        if e.type == EVENT_RECORD:
+            yield idx, e
+
+
 def find_event(ledger: Any, h: str) -> int | None:
     """The log index of the first ``epcis.event`` with this event hash, or None."""
-    for idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epcis:{_hex(h)}"):
+    for idx, e in _candidates(ledger, f"subject:epcis:{_hex(h)}"):
         if e.body.get("hash") == h and logged_event(e).hash == h:  # terms find candidates; the body decides
             return int(idx)
     return None
@@ -65,7 +73,7 @@ def logged_event(entry: Any) -> Event:
 def _stock(ledger: Any, cls: str) -> float:
     total = 0.0
     seen: set[str] = set()
-    for _idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epc:{cls}"):
+    for _idx, e in _candidates(ledger, f"subject:epc:{cls}"):
         ev = logged_event(e)
         if ev.hash in seen:
             continue
@@ -75,7 +83,7 @@ def _stock(ledger: Any, cls: str) -> float:
 
 
 def _consumed_epcs(ledger: Any, epc: str) -> int | None:
-    for idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epc:{epc}"):
+    for idx, e in _candidates(ledger, f"subject:epc:{epc}"):
         ev = logged_event(e)
         if ev.type == "TransformationEvent" and epc in ev.inputs:
             return int(idx)
@@ -127,14 +135,29 @@ def capture(ledger: Any, identity: Any, doc: Any) -> list[Captured]:
     by anyone, keeps its first index: ``duplicate``).  Any bad event: nothing is logged."""
     events = validate_document(doc)
     check_stock(ledger, events)
-    out: list[Captured] = []
+    found: dict[str, int] = {}
+    fresh: list[Event] = []
     for ev in events:
+        if ev.hash in found or any(f.hash == ev.hash for f in fresh):
+            continue
         at = find_event(ledger, ev.hash)
         if at is not None:
-            out.append(Captured(ev.hash, at, ev.type, True))
-            continue
-        res = ledger.append_record(EVENT_RECORD, event_body(ev), identity)
-        out.append(Captured(ev.hash, int(res.index), ev.type, False))
+            found[ev.hash] = at
+        else:
+            fresh.append(ev)
+    if fresh:  # one durable commit for the document's new events
+        datas = [ledger.make_entry(EVENT_RECORD, event_body(ev), identity).leaf_bytes for ev in fresh]
+        results = ledger.append_entries(datas, parallel=False)
+        for ev, r in zip(fresh, results):
+            if isinstance(r, str):
+                raise BadInputError(f"event {ev.hash} was not logged: {r}", field="event")
+            found[ev.hash] = int(r.index)
+    new = {ev.hash for ev in fresh}
+    out: list[Captured] = []
+    for ev in events:
+        first = ev.hash in new
+        new.discard(ev.hash)
+        out.append(Captured(ev.hash, found[ev.hash], ev.type, not first))
     return out
 
 
@@ -179,7 +202,7 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
     while queue:
         item = queue.popleft()
         depth = items[item]["depth"]
-        for idx, e in ledger.find(type=EVENT_RECORD, term=f"subject:epc:{item}"):
+        for idx, e in _candidates(ledger, f"subject:epc:{item}"):
             ev = logged_event(e)
             if item not in ev.items:  # terms find candidates; the event itself decides
                 continue
