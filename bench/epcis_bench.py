@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from ailedger.supplychain.eventhash import event_hash  # noqa: E402
-from ailedger.supplychain.events import Event, validate_document  # noqa: E402
-from ailedger.supplychain.service import EVENT_RECORD, capture, event_body, trace  # noqa: E402
-from ailedger.tlog.ledger import Ledger  # noqa: E402
+from ailedger.supplychain.eventhash import event_hash
+from ailedger.supplychain.events import Event, validate_document
+from ailedger.supplychain.service import EVENT_RECORD, capture, event_body, trace
+from ailedger.tlog.ledger import Ledger
 
 CTX = ["https://ref.gs1.org/standards/epcis/2.0.0/epcis-context.jsonld"]
 SITE = "urn:epc:id:sgln:4012345.00001.0"

@@ -75,3 +75,31 @@ def test_unregistered_files_and_bad_images_are_refused(world, model_dir, tmp_pat
     with pytest.raises(BadInputError, match="8x8 finite values"):
         inspect(led, alice, "inspector", model_dir, [(c.product(1), np.zeros((8, 9)))], read_point=c.SITE)
     assert led.size == size
+
+
+def test_explorer_item_page_draws_the_journey(world, model_dir):
+    import asyncio
+
+    import httpx
+
+    from ailedger.http.app import create_app
+    from ailedger.supplychain.eventhash import digital_link
+
+    led, alice = world
+    x, _ = defect_images(1, seed=3)
+    inspect(led, alice, "inspector", model_dir, [(c.product(2), x[0])], read_point=c.SITE)
+    led.append_record("model.revoke", {"name": "inspector", "reason": "drifted"}, alice)
+
+    async def get(path: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(led)),
+                                     base_url="http://127.0.0.1") as cl:
+            return await cl.get(path)
+
+    page = asyncio.run(get("/item/" + c.product(2)))
+    assert page.status_code == 200, page.text
+    t = page.text
+    assert '<svg xmlns="http://www.w3.org/2000/svg" id="journey"' in t
+    assert digital_link(c.PALLET).removeprefix("https://id.gs1.org/") in t  # downstream
+    assert digital_link(c.LOT).removeprefix("https://id.gs1.org/") in t  # upstream
+    assert "#f8d0d0" in t and "suspect: " in t and t.count("<td>verified</td>") == 5
+    assert asyncio.run(get("/item/urn:epc:id:sgtin:4012345.077889.999")).status_code == 404

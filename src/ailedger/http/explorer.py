@@ -344,6 +344,18 @@ class Pages:
         ctx = await run_in_threadpool(self._subnet_ctx, name)
         return self.render("subnet", title=f"subnet {name}", active="subnets", **ctx)
 
+    # -- an EPCIS item's journey (docs/supply-chain.md) ----------------------------------
+    def _item_ctx(self, epc: str) -> dict[str, Any]:
+        from ailedger.supplychain.journey import journey, journey_svg
+
+        j = journey(self.ledger, epc)
+        return {"j": _Obj(j), "svg": journey_svg(j)}
+
+    async def item(self, request: Request) -> Response:
+        epc = request.path_params["epc"]
+        ctx = await run_in_threadpool(self._item_ctx, epc)
+        return self.render("item", title=f"item {epc}", **ctx)
+
     # -- checkpoint ----------------------------------------------------------------------
     def _checkpoint_ctx(self, size: int) -> dict[str, Any]:
         led = self.ledger
@@ -452,5 +464,6 @@ def web_routes(api: Any) -> list[Route]:
         Route("/search", g(p.search), methods=["GET"]),
         Route("/proposals/{pid:index}", g(p.proposal), methods=["GET"]),
         Route("/subnet/{name}", g(p.subnet), methods=["GET"]),
+        Route("/item/{epc:path}", g(p.item), methods=["GET"]),
         Route("/checkpoints/{size:index}", g(p.checkpoint), methods=["GET"]),
     ] + [Route(f"/{kind}", g(p.list_page(kind)), methods=["GET"]) for kind in lists.KINDS]
