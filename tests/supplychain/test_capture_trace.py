@@ -167,3 +167,11 @@ def test_events_written_by_another_path_are_found_and_forged_subjects_ignored(le
     fake["subjects"].append("epc:" + digital_link(c.PALLET))
     led.append_record(EVENT_RECORD, fake, alice)
     assert [e["index"] for e in trace(led, c.PALLET)["events"]] == [3, 4]
+
+
+def test_stock_counts_each_event_once(led, alice):
+    capture(led, alice, c.doc(c.commission(qty=100)))
+    # the logged commissioning repeated in the document does not count twice: 100 exist, not 200
+    with pytest.raises(BadInputError, match="consumes 150 of .* but only 100 exist"):
+        capture(led, alice, c.doc(c.commission(qty=100), c.commission(qty=100),
+                                  c.transform([(c.LOT, 150)], [c.product(1)])))

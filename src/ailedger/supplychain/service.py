@@ -95,29 +95,32 @@ def check_stock(ledger: Any, events: list[Event]) -> None:
     of the same document) produced, nor an EPC another transformation already consumed."""
     balance: dict[str, float] = {}
     used: dict[str, int] = {}
+    counted: set[str] = set()  # events whose stock changes are already in the log or counted once here
+    pending: list[Event] = []  # the document's earlier new events
     for i, ev in enumerate(events):
-        if ev.type != "TransformationEvent" or find_event(ledger, ev.hash) is not None:
-            for c, q in ev.quantity_changes():
-                if c in balance:
-                    balance[c] += q
+        if ev.hash in counted or find_event(ledger, ev.hash) is not None:
+            counted.add(ev.hash)
             continue
-        for epc in ev._ids("inputEPCList"):
-            at = used.get(epc)
-            if at is None:
-                at = _consumed_epcs(ledger, epc)
-            if at is not None:
-                raise BadInputError(f"event {i}: transformation consumes {epc}, already consumed by "
-                                    f"{'entry ' + str(at) if at >= 0 else 'an earlier event of this document'}",
-                                    field="inputEPCList")
-            used[epc] = -1
+        counted.add(ev.hash)
+        if ev.type == "TransformationEvent":
+            for epc in ev._ids("inputEPCList"):
+                at = used.get(epc)
+                if at is None:
+                    at = _consumed_epcs(ledger, epc)
+                if at is not None:
+                    raise BadInputError(f"event {i}: transformation consumes {epc}, already consumed by "
+                                        f"{'entry ' + str(at) if at >= 0 else 'an earlier event of this document'}",
+                                        field="inputEPCList")
+                used[epc] = -1
         for c, q in ev.quantity_changes():
             if c not in balance:
-                balance[c] = _stock(ledger, c) + sum(q2 for e2 in events[:i] for c2, q2 in e2.quantity_changes()
+                balance[c] = _stock(ledger, c) + sum(q2 for e2 in pending for c2, q2 in e2.quantity_changes()
                                                      if c2 == c)
-            if q < 0 and balance[c] + q < -_EPS:
+            if ev.type == "TransformationEvent" and q < 0 and balance[c] + q < -_EPS:
                 raise BadInputError(f"event {i}: transformation consumes {-q:g} of {c} but only "
                                     f"{max(balance[c], 0):g} exist (logged stock events)", field="inputQuantityList")
             balance[c] += q
+        pending.append(ev)
 
 
 def event_body(ev: Event) -> dict[str, Any]:
