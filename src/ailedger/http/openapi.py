@@ -61,6 +61,8 @@ def _web_paths() -> dict[str, Any]:
                                  "parameters": [{"name": "ref", **ref}], "responses": page}},
         "/dataset/{ref}": {"get": {"summary": "Explorer: a dataset (name or #index)",
                                    "parameters": [{"name": "ref", **ref}], "responses": page}},
+        "/item/{epc}": {"get": {"summary": "Explorer: an EPCIS item's journey (SVG) with proofs and inspection verdicts",
+                                "parameters": [{"name": "epc", **ref}], "responses": page}},
         "/identity/{did}": {"get": {"summary": "Explorer: an identity and everything it signed",
                                     "parameters": [{"name": "did", **ref}], "responses": page}},
         "/search": {"get": {"summary": "Explorer: search", "parameters": [
