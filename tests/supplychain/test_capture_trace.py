@@ -175,3 +175,28 @@ def test_stock_counts_each_event_once(led, alice):
     with pytest.raises(BadInputError, match="consumes 150 of .* but only 100 exist"):
         capture(led, alice, c.doc(c.commission(qty=100), c.commission(qty=100),
                                   c.transform([(c.LOT, 150)], [c.product(1)])))
+
+
+def test_http_api_trace_and_recall(led, alice):
+    import asyncio
+
+    import httpx
+
+    from ailedger.http.app import create_app
+
+    capture(led, alice, c.chain())
+
+    async def get(path, **params):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(led)),
+                                     base_url="http://127.0.0.1") as cl:
+            return await cl.get(path, params=params)
+
+    r = asyncio.run(get("/v1/epcis/trace", epc=c.PALLET, direction="backward"))
+    assert r.status_code == 200, r.text
+    assert r.json()["direction"] == "backward" and len(r.json()["items"]) == 4
+    rep = asyncio.run(get("/v1/epcis/recall", epc=c.LOT)).json()
+    assert len(rep["affected"]) == 4 and verify_logged(led, rep)["events"] == 4
+    bad = asyncio.run(get("/v1/epcis/trace", epc=c.PALLET, direction="sideways"))
+    assert bad.status_code == 400 and "forward or backward" in bad.json()["message"]
+    assert asyncio.run(get("/v1/epcis/trace")).status_code == 400
+    assert asyncio.run(get("/v1/epcis/recall", epc="urn:epc:id:sgtin:1.2.3")).status_code == 404
