@@ -200,3 +200,16 @@ def test_http_api_trace_and_recall(led, alice):
     assert bad.status_code == 400 and "forward or backward" in bad.json()["message"]
     assert asyncio.run(get("/v1/epcis/trace")).status_code == 400
     assert asyncio.run(get("/v1/epcis/recall", epc="urn:epc:id:sgtin:1.2.3")).status_code == 404
+
+
+def test_an_entry_whose_event_does_not_hash_to_its_claim_is_no_event(led, alice):
+    from ailedger.supplychain.events import validate_document
+    from ailedger.supplychain.service import event_body
+
+    capture(led, alice, c.chain())
+    body = event_body(validate_document(c.doc(c.ship([c.PALLET], minute=40)))[0])
+    body["event"] = body["event"].replace('"shipping"', '"receiving"')  # edited after hashing
+    led.append_record(EVENT_RECORD, body, alice)  # a raw write, around capture's checks
+    assert [e["index"] for e in trace(led, c.PALLET)["events"]] == [3, 4]
+    led.append_record(EVENT_RECORD, {"event": "{", "subjects": ["epc:" + digital_link(c.PALLET)]}, alice)
+    assert [e["index"] for e in trace(led, c.PALLET)["events"]] == [3, 4]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ailedger.authority.service import model_status
-from ailedger.errors import BadInputError, NotFoundError, VerificationError
+from ailedger.errors import AiledgerError, BadInputError, NotFoundError, VerificationError
 from ailedger.tlog.note import Verifier, parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
 
@@ -43,17 +43,23 @@ class Captured:
 
 
 def _candidates(ledger: Any, term: str) -> Any:
-    """``epcis.event`` entries indexed under ``term`` (the term's own index first: the type's would scan every
-    event)."""
+    """``(index, entry, event)`` of the ``epcis.event`` entries indexed under ``term`` (the term's own index
+    first: the type's would scan every event).  An entry whose event is unreadable or does not hash to the hash
+    it claims (written around ``capture``, e.g. posted raw) is skipped: it is no event."""
     for idx, e in ledger.find(term=term):
-        if e.type == EVENT_RECORD:
-            yield idx, e
+        if e.type != EVENT_RECORD:
+            continue
+        try:
+            ev = logged_event(e)
+        except (AiledgerError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        yield idx, e, ev
 
 
 def find_event(ledger: Any, h: str) -> int | None:
     """The log index of the first ``epcis.event`` with this event hash, or None."""
-    for idx, e in _candidates(ledger, f"subject:epcis:{_hex(h)}"):
-        if e.body.get("hash") == h and logged_event(e).hash == h:  # terms find candidates; the body decides
+    for idx, _e, ev in _candidates(ledger, f"subject:epcis:{_hex(h)}"):
+        if ev.hash == h:  # terms find candidates; the body decides
             return int(idx)
     return None
 
@@ -73,8 +79,7 @@ def logged_event(entry: Any) -> Event:
 def _stock(ledger: Any, cls: str) -> float:
     total = 0.0
     seen: set[str] = set()
-    for _idx, e in _candidates(ledger, f"subject:epc:{cls}"):
-        ev = logged_event(e)
+    for _idx, _e, ev in _candidates(ledger, f"subject:epc:{cls}"):
         if ev.hash in seen:
             continue
         seen.add(ev.hash)
@@ -83,8 +88,7 @@ def _stock(ledger: Any, cls: str) -> float:
 
 
 def _consumed_epcs(ledger: Any, epc: str) -> int | None:
-    for idx, e in _candidates(ledger, f"subject:epc:{epc}"):
-        ev = logged_event(e)
+    for idx, _e, ev in _candidates(ledger, f"subject:epc:{epc}"):
         if ev.type == "TransformationEvent" and epc in ev.inputs:
             return int(idx)
     return None
@@ -205,8 +209,7 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
     while queue:
         item = queue.popleft()
         depth = items[item]["depth"]
-        for idx, e in _candidates(ledger, f"subject:epc:{item}"):
-            ev = logged_event(e)
+        for idx, e, ev in _candidates(ledger, f"subject:epc:{item}"):
             if item not in ev.items:  # terms find candidates; the event itself decides
                 continue
             if idx not in events:
