@@ -172,6 +172,10 @@ RULES: dict[str, tuple[str, str]] = {
                                     "(others': statements, no effect)"),
                                    ("the identity's budget there: halved per alarm in force, suspended at 2 "
                                     "(inference.extraction.standing)")),
+    "epcis.event": ("anyone (a statement by its signer: the party that captured the event)",
+                    "adds a GS1 EPCIS event, found by its CBV event hash, to traces and recalls"),
+    "epcis.allocation": ("anyone (a statement by its signer, the planner)",
+                         "nothing shared: a relief allocation plan with its logged inputs, recomputable"),
 }
 
 

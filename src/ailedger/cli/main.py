@@ -70,6 +70,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("content", "content", {}),
     ("dataset", "provenance", {"dataset verify": None, "dataset show": None}),
     ("defi", "defi", {}),
+    ("epcis", "supplychain", {}),
     ("fl", "federated", {}),
     ("gateway", "inference", {"gateway extraction-test": "extraction", "gateway check-alarm": "extraction"}),
     ("gov", "governance", {}),

@@ -369,6 +369,18 @@ class Pages:
         ctx = await run_in_threadpool(self._contract_ctx, sha)
         return self.render("contract", title=f"contract {ctx['file']}", active="contracts", **ctx)
 
+    # -- an EPCIS item's journey (docs/supply-chain.md) ----------------------------------
+    def _item_ctx(self, epc: str) -> dict[str, Any]:
+        from ailedger.supplychain.journey import journey, journey_svg
+
+        j = journey(self.ledger, epc)
+        return {"j": _Obj(j), "svg": journey_svg(j)}
+
+    async def item(self, request: Request) -> Response:
+        epc = request.path_params["epc"]
+        ctx = await run_in_threadpool(self._item_ctx, epc)
+        return self.render("item", title=f"item {epc}", **ctx)
+
     # -- checkpoint ----------------------------------------------------------------------
     def _checkpoint_ctx(self, size: int) -> dict[str, Any]:
         led = self.ledger
@@ -478,5 +490,6 @@ def web_routes(api: Any) -> list[Route]:
         Route("/proposals/{pid:index}", g(p.proposal), methods=["GET"]),
         Route("/subnet/{name}", g(p.subnet), methods=["GET"]),
         Route("/contract/{sha}", g(p.contract), methods=["GET"]),
+        Route("/item/{epc:path}", g(p.item), methods=["GET"]),
         Route("/checkpoints/{size:index}", g(p.checkpoint), methods=["GET"]),
     ] + [Route(f"/{kind}", g(p.list_page(kind)), methods=["GET"]) for kind in lists.KINDS]
