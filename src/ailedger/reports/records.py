@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,13 @@ def summarise(entries: list[tuple[int, dict[str, Any]]], model: str, t_from: str
         elif t_ == "inference.erasure":
             erasures.append({"entry": idx, "time": e.get("time"), "records": b.get("records"),
                              "key_destroyed": b.get("key_destroyed")})
-        elif t_ in STATUS_TYPES or str(t_).startswith("gov.") or t_ in ("agent.action", "agent.finding"):
-            if names_model(e, model, proposals):
-                events.append({"entry": idx, "type": t_, "time": e.get("time"), "signer": e.get("signer"),
-                               "proposal": proposal_of(e) if t_ != "gov.propose" else idx})
+        elif (t_ in STATUS_TYPES or str(t_).startswith("gov.") or t_ in ("agent.action", "agent.finding")) \
+                and names_model(e, model, proposals):
+            events.append({"entry": idx, "type": t_, "time": e.get("time"), "signer": e.get("signer"),
+                           "proposal": proposal_of(e) if t_ != "gov.propose" else idx})
     gaps: list[dict[str, Any]] = []
     marks = [f] + [when(next(e for i, e in entries if i == bt["entry"])) for bt in batches] + [t]
-    for a, b_ in zip(marks, marks[1:]):
+    for a, b_ in itertools.pairwise(marks):
         if (b_ - a).total_seconds() > gap_hours * 3600:
             gaps.append({"from": _iso(a), "to": _iso(b_), "hours": int((b_ - a).total_seconds() // 3600)})
     return {"from": _iso(f), "to": _iso(t), "entries_in_period": n_period, "first_entry": first_idx,
@@ -122,8 +123,7 @@ def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Pa
     (o_size, o_note), (c_size, c_note) = _checkpoints(ledger, lo, hi)
     entries = list(iter_entries(ledger, o_size, c_size))
     with open(out / "range.jsonl", "wb") as fh:
-        for i in range(o_size, c_size):
-            fh.write(bytes(ledger.entry_bytes(i)) + b"\n")
+        fh.writelines(bytes(ledger.entry_bytes(i)) + b"\n" for i in range(o_size, c_size))
     if o_note is not None:
         (out / "opening.checkpoint").write_bytes(o_note)
     (out / "closing.checkpoint").write_bytes(c_note)
@@ -224,7 +224,7 @@ def verify_range(folder: Path, report: dict[str, Any], verifier: Verifier, lates
     elif latest.root != closing.root:
         raise ProofError("closing and report checkpoints differ at the same size", claim="range")
     times = [when(e) for _i, e in entries]
-    if any(b < a for a, b in zip(times, times[1:])):
+    if any(b < a for a, b in itertools.pairwise(times)):
         raise VerificationError("entry times in the range go backwards; the period cannot be bounded",
                                 claim="range.file")
     per = report["period"]

@@ -39,10 +39,10 @@ def render_html(rep: dict[str, Any]) -> str:
     h = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          f"<title>{escape(title)}: {escape(str(rep.get('model')))}</title><style>{_CSS}</style></head><body>",
          f"<h1>{escape(title)}: model {escape(str(rep.get('model')))}</h1>",
-         f'<p class="ref">Generated {escape(str(rep.get("generated_at")))} from a log of {rep.get("log_size")} entries '
+         (f'<p class="ref">Generated {escape(str(rep.get("generated_at")))} from a log of {rep.get("log_size")} entries '
          f'(checkpoint in <a href="checkpoint">checkpoint</a>, key in <a href="log.vkey">log.vkey</a>). Every '
          "statement names its entry and an offline proof; check them all with <code>ailedger report verify "
-         "DIR</code>.</p>"]
+         "DIR</code>.</p>")]
     st = rep.get("status")
     if st:
         h.append(f'<p class="status {escape(str(st.get("state")))}">Status: {escape(str(st.get("text")))}</p>')
@@ -85,6 +85,7 @@ def write_pictures(rep: dict[str, Any], out: Path) -> list[str]:
     import datetime as _dt
 
     import matplotlib.pyplot as plt
+    from matplotlib.dates import date2num
 
     made = []
     if rep.get("kind") == "technical-doc":
@@ -93,10 +94,11 @@ def write_pictures(rep: dict[str, Any], out: Path) -> list[str]:
         ts = [_dt.datetime.fromisoformat(str(x["time"]).replace("Z", "+00:00")) for x in tl]
         colours = {"revoked": "#c0392b", "suspended": "#e67e22", "approved": "#27ae60"}
         for i, (t, x) in enumerate(zip(ts, tl)):
-            ax.plot([t], [0], "o", color=colours.get(x["label"], "#2c6fbb"))
-            ax.annotate(f"{x['label']} (#{x['entry']})", (t, 0), xytext=(0, 12 + 14 * (i % 4)),
+            ax.plot([date2num(t)], [0], "o", color=colours.get(x["label"], "#2c6fbb"))
+            ax.annotate(f"{x['label']} (#{x['entry']})", (date2num(t), 0), xytext=(0, 12 + 14 * (i % 4)),
                         textcoords="offset points", rotation=20, fontsize=8)
         ax.axhline(0, color="#999", lw=1)
+        ax.xaxis_date()
         ax.set_yticks([])
         ax.set_title(f"life of model {rep.get('model')}")
         fig.autofmt_xdate()

@@ -30,8 +30,8 @@ ANNEX_IV_SECTIONS: dict[str, tuple[str, str]] = {
 
 # Annex IV items a transparency log cannot evidence: always listed as gaps
 NOT_EVIDENCED: list[tuple[str, str]] = [
-    ("general", "intended purpose, provider name, hardware and software it runs on, instructions for use "
-                "(Annex IV 1(a)-(h)): not recorded in the ledger"),
+    ("general", ("intended purpose, provider name, hardware and software it runs on, instructions for use "
+                "(Annex IV 1(a)-(h)): not recorded in the ledger")),
     ("development", "human oversight measures and the assessment of them (Annex IV 2(e)): not recorded"),
     ("development", "cybersecurity measures (Annex IV 2(h)): not recorded"),
     ("risk", "the risk management system itself (Article 9, Annex IV 5): only the log's events are shown"),
@@ -147,8 +147,8 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
         if t == "model.register" and b.get("name") == name and idx != reg_idx and idx in st.versions:
             ev.state("changes", "model.version", idx,
                      {"name": "body.name", "signer": "signer", "time": "time", "root": "body.manifest.root"})
-    for d in ds_names - screened:
-        gaps.append({"section": "data", "gap": f"dataset {d} has no screening report in the ledger"})
+    for dn in sorted(ds_names - screened):
+        gaps.append({"section": "data", "gap": f"dataset {dn} has no screening report in the ledger"})
     if not evals:
         gaps.append({"section": "validation", "gap": "no commit-reveal evaluation of this model is in the ledger; "
                                                      "validation and test results are not evidenced"})
