@@ -43,11 +43,11 @@ def test_technical_doc_of_revoked_model(story: dict[str, Any]) -> None:
     with Ledger.open(str(story["ledger"])) as ledger:
         rev = ledger.entry(story["revoke"])
         owner = ledger.identities.load("ml-team").did
-    ruling = [s for s in rep["statements"] if s["kind"] == "status.ruling"]
+    ruling = [s for s in rep["statements"] if s["kind"] == "ruling"]
     assert len(ruling) == 1 and ruling[0]["entry"] == story["revoke"]
     assert owner in ruling[0]["claim"] and rev.time in ruling[0]["claim"]
     # data governance: the dataset's licence is stated from its entry; the missing consent basis is a gap
-    ds = [s for s in rep["statements"] if s["kind"] == "dataset.commit"]
+    ds = [s for s in rep["statements"] if s["kind"] == "dataset"]
     assert len(ds) == 1 and "licence CC-BY-4.0" in ds[0]["claim"]
     gaps = [g["gap"] for g in rep["gaps"]]
     assert any("reviews-2026 has no consent basis" in g for g in gaps)
@@ -130,7 +130,7 @@ def test_tampered_report_fails_naming_the_claim(story: dict[str, Any], tmp_path:
         expect = "statement s1"
     elif what == "value":
         def fn(rep: dict[str, Any]) -> None:
-            st = next(s for s in rep["statements"] if s["kind"] == "dataset.commit")
+            st = next(s for s in rep["statements"] if s["kind"] == "dataset")
             st["fields"]["license"][1] = "MIT"
             st["claim"] = st["claim"].replace("CC-BY-4.0", "MIT")
         _edit(f, fn)

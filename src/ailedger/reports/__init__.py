@@ -11,4 +11,8 @@ See docs/reports.md.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ailedger.reports.records import build_record_keeping
+from ailedger.reports.technical import build_technical_doc
+from ailedger.reports.verify import verify_report
+
+__all__ = ["build_record_keeping", "build_technical_doc", "verify_report"]

@@ -24,27 +24,27 @@ NOT_RECORDED = "(not recorded)"
 
 # kind -> the sentence a statement of that kind says; {name} are its fields
 TEMPLATES: dict[str, str] = {
-    "model.register": "model {name} was registered by {signer} at {time} (manifest root {root}, {files} files, "
+    "registration": "model {name} was registered by {signer} at {time} (manifest root {root}, {files} files, "
                       "{bytes} bytes)",
-    "model.version": "model {name} has a version registered by {signer} at {time} (manifest root {root})",
-    "model.code": "the training code of model {name} is recorded as {code}",
-    "model.hyperparameters": "the hyperparameters of model {name} are recorded as {hyperparameters}",
-    "model.base": "model {name} was fine-tuned from the model registered at entry {base}",
-    "model.descendant": "model {name} registered at {time} by {signer} names model entry {base} as its base",
-    "dataset.commit": "dataset {name} was committed by {signer} at {time}: {records} records, commitment root "
+    "version": "model {name} has a version registered by {signer} at {time} (manifest root {root})",
+    "code": "the training code of model {name} is recorded as {code}",
+    "hyperparameters": "the hyperparameters of model {name} are recorded as {hyperparameters}",
+    "base": "model {name} was fine-tuned from the model registered at entry {base}",
+    "descendant": "model {name} registered at {time} by {signer} names model entry {base} as its base",
+    "dataset": "dataset {name} was committed by {signer} at {time}: {records} records, commitment root "
                       "{root}, licence {license}, consent basis {consent}",
-    "dataset.screening": "dataset {dataset} was screened by {signer} at {time}: verdict {verdict}, {flagged} of "
+    "screening": "dataset {dataset} was screened by {signer} at {time}: verdict {verdict}, {flagged} of "
                          "{records} records flagged (report sha256 {report})",
-    "eval.commit": "evaluation {evaluation} ({role}) was committed by {signer} at {time}, to be revealed by "
+    "eval-commit": "evaluation {evaluation} ({role}) was committed by {signer} at {time}, to be revealed by "
                    "{reveal_by}",
-    "eval.reveal": "evaluation {evaluation} was revealed by {signer} at {time}, opening commitment {commit}: "
+    "eval-reveal": "evaluation {evaluation} was revealed by {signer} at {time}, opening commitment {commit}: "
                    "{content}",
-    "status.ruling": "model {model} is {state}: entry {entry} ({type}) signed by {signer} at {time}",
-    "status.proposal": "proposal {entry} ({type}) was made by {signer} at {time}: {description}",
+    "ruling": "model {model} is {state}: entry {entry} ({type}) signed by {signer} at {time}",
+    "proposal": "proposal {entry} ({type}) was made by {signer} at {time}: {description}",
     "event": "{type} signed by {signer} at {time} names model {model}",
     "erasure": "an erasure of {records} inference records of one subject was logged by {signer} at {time} "
                "(key destroyed: {key_destroyed})",
-    "inference.batch": "{count} inference records of model {model} were committed by {signer}, from {from} to "
+    "batch": "{count} inference records of model {model} were committed by {signer}, from {from} to "
                        "{to} (batch root {root})",
     "governance": "{type} signed by {signer} at {time}",
     "boundary": "entry {entry} ({type}, at {time}) lies {side} the period: the range covers the whole period",

@@ -12,16 +12,18 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
+from ailedger.encoding.records import parse_entry
 from ailedger.errors import BadInputError, ProofError, VerificationError
 from ailedger.reports.evidence import Evidence
 from ailedger.reports.scan import STATUS_TYPES, iter_entries, names_model, parse_when, proposal_of, when
 from ailedger.reports.technical import header, model_or_error
-from ailedger.tlog.checkpoint import open_checkpoint
+from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.tlog.merkle import CompactRange, leaf_hash, verify_consistency
-from ailedger.tlog.note import Verifier
+from ailedger.tlog.note import Verifier, parse_note
 
 __all__ = ["build_record_keeping", "summarise", "verify_range"]
 
@@ -95,9 +97,6 @@ def _checkpoints(ledger: Any, lo: int, hi: int) -> tuple[tuple[int, bytes | None
             closing = (size, bytes(note))
             break
     if closing is None:
-        from ailedger.tlog.checkpoint import parse_checkpoint_text
-        from ailedger.tlog.note import parse_note
-
         closing = (parse_checkpoint_text(parse_note(latest).text).size, latest)
     return opening, closing
 
@@ -131,7 +130,7 @@ def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Pa
     latest_size = _size_of(ledger.checkpoint())
     summary = summarise(entries, name, t_from, t_to, gap_hours)
     for bt in summary["batch_entries"][:MAX_BATCH_STATEMENTS]:
-        ev.state("records", "inference.batch", bt,
+        ev.state("records", "batch", bt,
                  {"count": "body.count", "signer": "signer", "from": "body.from", "to": "body.to",
                   "root": "body.root"}, {"model": name})
     for er in summary["erasures"]:
@@ -173,18 +172,11 @@ def _b64(hs: list[bytes]) -> list[str]:
 
 
 def _size_of(note: bytes) -> int:
-    from ailedger.tlog.checkpoint import parse_checkpoint_text
-    from ailedger.tlog.note import parse_note
-
     return parse_checkpoint_text(parse_note(note).text).size
 
 
 def verify_range(folder: Path, report: dict[str, Any], verifier: Verifier, latest: Any) -> dict[str, Any]:
     """Check the range of a record-keeping report against its checkpoints, and recompute its summary."""
-    import json
-
-    from ailedger.encoding.records import parse_entry
-
     rg = report.get("range")
     if not isinstance(rg, dict):
         raise VerificationError("the record-keeping report has no range", field="range")

@@ -49,13 +49,13 @@ def model_or_error(ledger: Any, name: str) -> Any:
 def _status_statements(ev: Evidence, st: Any) -> list[dict[str, Any]]:
     out = []
     for r in st.rulings:
-        s = ev.state("risk", "status.ruling", r.entry, {"type": "type", "signer": "signer", "time": "time"},
+        s = ev.state("risk", "ruling", r.entry, {"type": "type", "signer": "signer", "time": "time"},
                      {"model": st.name, "state": f"{r.state} by {r.by}", "entry": r.entry})
         out.append(s)
         if r.by.startswith("proposal "):
             pid = r.by.split()[1]
             if pid.isdigit() and int(pid) < ev.ledger.size:
-                out.append(ev.state("risk", "status.proposal", int(pid),
+                out.append(ev.state("risk", "proposal", int(pid),
                                     {"type": "type", "signer": "signer", "time": "time",
                                      "description": "body.description"}, {"entry": int(pid)}))
     return out
@@ -69,23 +69,23 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
     reg_idx = st.registration
     reg = ev.cite(reg_idx)
     body = reg["body"]
-    ev.state("general", "model.register", reg_idx,
+    ev.state("general", "registration", reg_idx,
              {"name": "body.name", "signer": "signer", "time": "time", "root": "body.manifest.root",
               "files": "body.manifest.files", "bytes": "body.manifest.bytes"})
     lin = body.get("lineage") if isinstance(body.get("lineage"), dict) else {}
     gaps: list[dict[str, str]] = []
     if lin.get("code"):
-        ev.state("development", "model.code", reg_idx, {"name": "body.name", "code": "body.lineage.code"})
+        ev.state("development", "code", reg_idx, {"name": "body.name", "code": "body.lineage.code"})
     else:
         gaps.append({"section": "development", "gap": "the training code (repository, commit) is not recorded"})
     if lin.get("hyperparameters"):
-        ev.state("development", "model.hyperparameters", reg_idx,
+        ev.state("development", "hyperparameters", reg_idx,
                  {"name": "body.name", "hyperparameters": "body.lineage.hyperparameters"})
     else:
         gaps.append({"section": "development", "gap": "no hyperparameters or design choices are recorded"})
     base = lin.get("base_model")
     if isinstance(base, dict) and type(base.get("index")) is int:
-        ev.state("development", "model.base", reg_idx, {"name": "body.name", "base": "body.lineage.base_model.index"})
+        ev.state("development", "base", reg_idx, {"name": "body.name", "base": "body.lineage.base_model.index"})
 
     # data: every dataset of the lineage, its licence, consent basis, screenings
     dsets = [d for d in (lin.get("datasets") or []) if isinstance(d, dict) and type(d.get("index")) is int]
@@ -98,7 +98,7 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
             continue
         de = ev.cite(di)
         ds_names.add(str(de["body"].get("name")))
-        s = ev.state("data", "dataset.commit", di,
+        s = ev.state("data", "dataset", di,
                      {"name": "body.name", "signer": "signer", "time": "time", "records": "body.records",
                       "root": "body.root", "license": "body.sources.0.license",
                       "consent": "body.sources.0.consent"})
@@ -121,7 +121,7 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
     for idx, e in iter_entries(ledger):
         t, b = e.get("type"), e["body"]
         if t == "dataset.screening" and b.get("dataset") in ds_names:
-            ev.state("data", "dataset.screening", idx,
+            ev.state("data", "screening", idx,
                      {"dataset": "body.dataset", "signer": "signer", "time": "time", "verdict": "body.verdict",
                       "flagged": "body.flagged", "records": "body.records", "report": "body.report_sha256"})
             screened.add(str(b.get("dataset")))
@@ -133,10 +133,10 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
                 evals.append(idx)
                 ci = b.get("commit")
                 if type(ci) is int and ci in commits:
-                    ev.state("validation", "eval.commit", ci,
+                    ev.state("validation", "eval-commit", ci,
                              {"evaluation": "body.evaluation", "role": "body.role", "signer": "signer",
                               "time": "time", "reveal_by": "body.reveal_by"})
-                ev.state("validation", "eval.reveal", idx,
+                ev.state("validation", "eval-reveal", idx,
                          {"evaluation": "body.evaluation", "signer": "signer", "time": "time",
                           "commit": "body.commit", "content": "body.content"})
         elif names_model(e, name, proposals):
@@ -145,7 +145,7 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
             if idx not in ruling_entries:
                 events.append(idx)
         if t == "model.register" and b.get("name") == name and idx != reg_idx and idx in st.versions:
-            ev.state("changes", "model.version", idx,
+            ev.state("changes", "version", idx,
                      {"name": "body.name", "signer": "signer", "time": "time", "root": "body.manifest.root"})
     for dn in sorted(ds_names - screened):
         gaps.append({"section": "data", "gap": f"dataset {dn} has no screening report in the ledger"})
@@ -161,7 +161,7 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
     graph = lineage_graph(ledger, f"#{reg_idx}")
     for n in graph["nodes"]:
         if n["kind"] == "model" and n["index"] != reg_idx and n["index"] > reg_idx:
-            ev.state("changes", "model.descendant", n["index"],
+            ev.state("changes", "descendant", n["index"],
                      {"name": "body.name", "signer": "signer", "time": "time",
                       "base": "body.lineage.base_model.index"})
     if not [s for s in ev.statements if s["section"] == "changes"]:
@@ -187,13 +187,12 @@ def _field(s: dict[str, Any], k: str) -> Any:
 
 def _label(s: dict[str, Any]) -> str:
     k = s["kind"]
-    if k == "status.ruling":
+    if k == "ruling":
         return str(s["fixed"].get("state", "ruling")).split(" by ")[0]
     if k in ("event", "governance"):
         return str(_field(s, "type"))
-    return {"model.register": "registered", "model.version": "new version", "dataset.commit": "dataset",
-            "dataset.screening": "screening", "eval.commit": "eval commit", "eval.reveal": "evaluation",
-            "model.descendant": "fine-tune", "status.proposal": "proposal"}.get(k, k)
+    return {"registration": "registered", "version": "new version", "eval-commit": "eval commit",
+            "eval-reveal": "evaluation", "descendant": "fine-tune"}.get(k, k)
 
 
 def _header(ledger: Any, kind: str, name: str, out: Path) -> dict[str, Any]:
