@@ -186,3 +186,37 @@ def test_pdf_renders_to_png(story: dict[str, Any]) -> None:
     lo, hi = img.getextrema()
     assert hi - lo > 100  # text on a page, not a blank sheet
     _verify(out)  # the PDF is extra; the report still verifies
+
+
+def test_period_inside_the_log_uses_checkpoints_and_consistency(story: dict[str, Any], tmp_path: Path) -> None:
+    with Ledger.open(str(story["ledger"])) as ledger:
+        batches = [(i, e) for i, e in ledger.find(type="inference.batch")]
+    assert len(batches) >= 3
+    (i1, e1), (i2, e2) = batches[1], batches[2]
+    out = tmp_path / "mid"
+    run(["report", "record-keeping", MODEL, "--from", e1.time, "--to", e2.time, "-o", str(out)], story["ledger"])
+    rep = json.loads((out / "report.json").read_text())
+    rg = rep["range"]
+    assert 0 < rg["opening_size"] <= i1 < i2 <= rg["closing_size"] < rg["latest_size"]
+    assert rep["summary"]["batch_entries"] == [i1] and rep["summary"]["inference_records"] == e1.body["count"]
+    assert rg["consistency_open_close"] and rg["consistency_close_latest"]
+    assert {b["side"] for b in rg["boundary"]} == {"before", "after"}
+    _verify(out)
+    # a border hash changed: the opening root no longer matches
+    rep["range"]["border"][0] = "A" * 43 + "="  # another 32-byte hash
+    (out / "report.json").write_text(json.dumps(rep))
+    (out / "report.html").unlink()
+    r = _verify(out, 1)
+    assert "opening border" in r.output
+
+
+def test_malformed_report_is_a_failed_verification(story: dict[str, Any], tmp_path: Path) -> None:
+    src = _report(story, "rk", "record-keeping", MODEL, "--from", "2020-01-01", "--to", "2100-01-01")
+    f = _copy(src, tmp_path)
+    _edit(f, lambda rep: rep["range"].update(border=["not base64!"] * len(rep["range"]["border"]) or ["x"]))
+    (f / "report.html").unlink()
+    r = _verify(f, 1)
+    assert "damaged or malformed" in r.output
+    (f / "checkpoint").unlink()
+    r = _verify(f, 1)
+    assert "checkpoint" in r.output

@@ -31,7 +31,10 @@ MAX_BATCH_STATEMENTS = 200
 
 
 def _iso(d: _dt.datetime) -> str:
-    return d.astimezone(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 UTC, keeping the fraction of a second (a period may start at an entry's exact time)."""
+    u = d.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+    spec = "seconds" if not u.microsecond else "milliseconds" if not u.microsecond % 1000 else "microseconds"
+    return u.isoformat(timespec=spec) + "Z"
 
 
 def summarise(entries: list[tuple[int, dict[str, Any]]], model: str, t_from: str, t_to: str,

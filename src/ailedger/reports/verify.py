@@ -63,6 +63,15 @@ def _statement(folder: Path, rep: dict[str, Any], st: dict[str, Any], verifier: 
 def verify_report(folder: Path, vkey: str | None = None) -> dict[str, Any]:
     """Raise VerificationError naming the first claim that fails; else a summary of what was checked."""
     rep = load_report(folder)
+    try:
+        return _verify(folder, rep, vkey)
+    except (KeyError, IndexError, TypeError, ValueError, OSError, BadInputError) as exc:  # ValueError: binascii
+        what = (exc.filename if isinstance(exc, OSError) and exc.filename else
+                exc.message if isinstance(exc, BadInputError) else repr(exc))
+        raise VerificationError(f"the report folder is damaged or malformed: {what}", claim="folder") from None
+
+
+def _verify(folder: Path, rep: dict[str, Any], vkey: str | None) -> dict[str, Any]:
     key = vkey or (folder / "log.vkey").read_text().strip()
     verifier = parse_vkey(key)
     if rep.get("vkey") != key:
