@@ -220,3 +220,43 @@ def test_malformed_report_is_a_failed_verification(story: dict[str, Any], tmp_pa
     (f / "checkpoint").unlink()
     r = _verify(f, 1)
     assert "checkpoint" in r.output
+
+
+def test_model_revoked_by_the_dao_names_the_proposal(tmp_path: Path) -> None:
+    import time
+
+    from ailedger.governance import service as gov
+
+    led = tmp_path / "ledger"
+    Ledger.init(str(led), origin="example.org/ai-ledger").close()
+    for who in ("ml-team", "steward", "writer", "auditor"):
+        run(["identity", "new", who], led)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.json").write_text("[1]")
+    run(["model", "register", str(tmp_path / "m"), "--name", MODEL, "--as", "ml-team"], led)
+    with Ledger.open(str(led)) as ledger:
+        ids = {n: ledger.identities.load(n) for n in ("steward", "writer", "auditor")}
+        gov.name_founders(ledger, [ids["steward"].did])
+        gov.init_dao(ledger, ids["steward"], "community", params={"voting_period": 1, "timelock": 0},
+                     allocations={ids["writer"].did: 100, ids["auditor"].did: 100})
+        p = gov.propose(ledger, ids["writer"], [{"kind": "model.revoke", "model": MODEL, "reason": "consent"}],
+                        "revoke: trained without consent")["id"]
+        gov.vote(ledger, ids["writer"], p, "for")
+        gov.vote(ledger, ids["auditor"], p, "for")
+        time.sleep(1.2)
+        gov.queue(ledger, ids["writer"], p)
+        ex = gov.execute(ledger, ids["writer"], p)["index"]
+    out = tmp_path / "td"
+    run(["report", "technical-doc", MODEL, "-o", str(out)], led)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["status"]["state"] == "revoked" and rep["status"]["by"] == f"proposal {p}"
+    kinds = {s["kind"]: s for s in rep["statements"] if s["section"] == "risk"}
+    assert kinds["ruling"]["entry"] == ex and f"revoked by proposal {p}" in kinds["ruling"]["claim"]
+    assert kinds["proposal"]["entry"] == p and "trained without consent" in kinds["proposal"]["claim"]
+    assert {"gov.vote", "gov.queue"} <= {s["fields"]["type"][1] for s in rep["statements"] if s["kind"] == "event"}
+    _verify(out)
+    out2 = tmp_path / "rk"
+    run(["report", "record-keeping", MODEL, "--from", "2020-01-01", "--to", "2100-01-01", "-o", str(out2)], led)
+    ev = json.loads((out2 / "report.json").read_text())["summary"]["events"]
+    assert [e["type"] for e in ev] == ["gov.propose", "gov.vote", "gov.vote", "gov.queue", "gov.execute"]
+    _verify(out2)
