@@ -122,8 +122,13 @@ def write_pictures(rep: dict[str, Any], out: Path) -> list[str]:
 
 def render_pdf(out: Path) -> Path:
     """report.pdf from report.html (WeasyPrint: HTML and CSS to PDF with pango, no browser)."""
-    from weasyprint import HTML
+    try:
+        from weasyprint import HTML
+    except OSError as exc:  # the pango libraries are missing
+        from ailedger.errors import BadInputError
 
+        raise BadInputError(f"PDF export needs pango for WeasyPrint (apt-get install libpango-1.0-0 "
+                            f"libpangoft2-1.0-0): {exc}", field="pdf") from None
     pdf = out / "report.pdf"
     HTML(filename=str(out / "report.html"), base_url=str(out)).write_pdf(str(pdf))
     return pdf
