@@ -46,6 +46,11 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         trail.close()
         erasure = erase_subject(ledger, "customer-7")
         ident = ledger.identities.load("ml-team")
+        # a screening report on the dataset, as `ailedger screen` logs it (an attestation by its signer)
+        screening = ledger.append_record("dataset.screening", {
+            "dataset": "reviews-2026", "data_sha256": "ab" * 32, "report_sha256": "cd" * 32,
+            "report_schema": "ailedger-screening/v1", "verdict": "pass", "records": 4, "flagged": 0,
+            "flagged_by_reason": {}, "backdoor_suspected_classes": [], "sources": []}, ident).index
         rev = ledger.append_record("model.revoke", {"model": MODEL, "reason": "trained without consent"}, ident)
         last_time = ledger.entry(ledger.size - 1).time
-    return {"base": base, "ledger": led, "erasure": erasure, "revoke": rev.index, "last_time": last_time}
+    return {"base": base, "ledger": led, "erasure": erasure, "revoke": rev.index, "screening": screening, "last_time": last_time}

@@ -52,6 +52,9 @@ def test_technical_doc_of_revoked_model(story: dict[str, Any]) -> None:
     gaps = [g["gap"] for g in rep["gaps"]]
     assert any("reviews-2026 has no consent basis" in g for g in gaps)
     assert any("no commit-reveal evaluation" in g for g in gaps)
+    scr = [s for s in rep["statements"] if s["kind"] == "screening"]
+    assert [s["entry"] for s in scr] == [story["screening"]] and "verdict pass, 0 of 4 records" in scr[0]["claim"]
+    assert not any("no screening report" in g for g in gaps)
     assert not any("no incident" in g for g in gaps)  # there is a revocation
     for s in rep["statements"]:  # each statement's entry and proof are in the folder
         assert (out / s["entry_file"]).is_file() and (out / s["proof"]).is_file()
