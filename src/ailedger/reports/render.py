@@ -8,6 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ailedger.errors import BadInputError
 from ailedger.provenance.lineage import lineage_svg
 
 __all__ = ["PICTURES", "render_html", "render_pdf", "write_pictures"]
@@ -125,8 +126,6 @@ def render_pdf(out: Path) -> Path:
     try:
         from weasyprint import HTML
     except OSError as exc:  # the pango libraries are missing
-        from ailedger.errors import BadInputError
-
         raise BadInputError(f"PDF export needs pango for WeasyPrint (apt-get install libpango-1.0-0 "
                             f"libpangoft2-1.0-0): {exc}", field="pdf") from None
     pdf = out / "report.pdf"
