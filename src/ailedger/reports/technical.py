@@ -117,7 +117,9 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
     evals: list[int] = []
     commits: dict[int, dict[str, Any]] = {}
     events: list[int] = []
-    ruling_entries = {r.entry for r in st.rulings}
+    ruling_entries = {r.entry for r in st.rulings}  # and the proposals they name: stated with the ruling
+    ruling_entries |= {int(r.by.split()[1]) for r in st.rulings
+                       if r.by.startswith("proposal ") and r.by.split()[1].isdigit()}
     for idx, e in iter_entries(ledger):
         t, b = e.get("type"), e["body"]
         if t == "dataset.screening" and b.get("dataset") in ds_names:
