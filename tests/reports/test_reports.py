@@ -118,7 +118,7 @@ def _edit(folder: Path, fn: Any) -> None:
 
 
 @pytest.mark.parametrize("what", ["claim", "value", "entry-of-another", "summary", "range-line", "html", "vkey",
-                                  "proof"])
+                                  "proof", "status"])
 def test_tampered_report_fails_naming_the_claim(story: dict[str, Any], tmp_path: Path, what: str) -> None:
     kind = "rk" if what in ("summary", "range-line") else "td"
     src = _report(story, kind, *(["record-keeping", MODEL, "--from", "2020-01-01", "--to", "2100-01-01"]
@@ -168,6 +168,14 @@ def test_tampered_report_fails_naming_the_claim(story: dict[str, Any], tmp_path:
             extra = ["--vkey", ledger.vkey]
         _edit(f, lambda rep: rep.update(vkey=(f / "log.vkey").read_text().strip()))
         expect = "another log key"
+    elif what == "status":  # the revoked model shown as active, HTML re-rendered to match
+        from ailedger.reports.render import render_html
+
+        def fn(rep: dict[str, Any]) -> None:
+            rep["status"].update(state="active", by=None, entry=None, reason="", text=f"model {MODEL} is active")
+        _edit(f, fn)
+        (f / "report.html").write_text(render_html(json.loads((f / "report.json").read_text())))
+        expect = "claim status"
     elif what == "proof":
         p = f / "proofs" / f"{json.loads((f / 'report.json').read_text())['statements'][0]['entry']}.tlog-proof"
         lines = p.read_text().split("\n")

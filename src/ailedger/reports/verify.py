@@ -60,6 +60,24 @@ def _statement(folder: Path, rep: dict[str, Any], st: dict[str, Any], verifier: 
                                 f"says: {claim_text(st['kind'], values)!r}", claim=st.get("id"))
 
 
+def _check_status(rep: dict[str, Any]) -> None:
+    """The status line must be the one its ruling statements give (the wording of ModelStatus.describe)."""
+    st = rep.get("status") or {}
+    state, by, entry, reason = st.get("state"), st.get("by"), st.get("entry"), st.get("reason") or ""
+    rulings = {s["entry"]: s["fixed"].get("state") for s in rep.get("statements", []) if s["kind"] == "ruling"}
+    if by is None:
+        text = f"model {rep.get('model')} is {state}"
+    else:
+        rt = f"{state} by {by}" + (f" ({reason})" if reason else "")
+        usable = state not in ("revoked", "suspended")
+        text = f"model {rep.get('model')} is {rt}" if usable else f"model {rep.get('model')} was {rt} at entry {entry}"
+    blocking = [e for e, v in rulings.items() if str(v).startswith(("revoked", "suspended"))]
+    if st.get("text") != text or (state in ("revoked", "suspended") and rulings.get(entry) != f"{state} by {by}") \
+            or (blocking and state not in ("revoked", "suspended")):
+        raise VerificationError(f"claim status {st.get('text')!r} is not what the report's ruling statements say",
+                                claim="status")
+
+
 def verify_report(folder: Path, vkey: str | None = None) -> dict[str, Any]:
     """Raise VerificationError naming the first claim that fails; else a summary of what was checked."""
     rep = load_report(folder)
@@ -80,6 +98,8 @@ def _verify(folder: Path, rep: dict[str, Any], vkey: str | None) -> dict[str, An
     latest = open_checkpoint((folder / "checkpoint").read_bytes(), verifier)
     for st in rep.get("statements", []):
         _statement(folder, rep, st, verifier)
+    if rep.get("kind") == "technical-doc":
+        _check_status(rep)
     out: dict[str, Any] = {"ok": True, "kind": rep.get("kind"), "model": rep.get("model"),
                            "statements": len(rep.get("statements", [])), "gaps": len(rep.get("gaps", [])),
                            "checkpoint_size": latest.size, "vkey_from": "--vkey" if vkey else "the folder's log.vkey"}
