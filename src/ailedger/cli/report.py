@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import emit, json_option, ledger_option, open_ledger, read_vkey
+from ailedger.cli._common import emit, json_option, ledger_option, open_ledger, progress, read_vkey
 from ailedger.errors import BadInputError
 
 
@@ -74,7 +74,8 @@ def register(main: click.Group) -> None:
 
             model_or_error(ledger, model)  # before anything is written
             d = _prepare(out, force)
-            rep = build_technical_doc(ledger, model, d)
+            with progress(ledger.size, "reading the log", enabled=not as_json) as bar:
+                rep = build_technical_doc(ledger, model, d, progress=bar.update)
         files = _finish(rep, d, pdf)
         emit(as_json, {"ok": True, "out": str(d), "kind": rep["kind"], "model": model, "status": rep["status"],
                        "statements": len(rep["statements"]), "gaps": rep["gaps"], "files": files},
@@ -103,7 +104,8 @@ def register(main: click.Group) -> None:
         with open_ledger(ledger_dir) as ledger:
             model_or_error(ledger, model)
             d = _prepare(out, force)
-            rep = build_record_keeping(ledger, model, t_from, t_to, d, gap_hours=gap_hours)
+            with progress(ledger.size, "reading the log", enabled=not as_json) as bar:
+                rep = build_record_keeping(ledger, model, t_from, t_to, d, gap_hours=gap_hours, progress=bar.update)
         files = _finish(rep, d, pdf)
         emit(as_json, {"ok": True, "out": str(d), "kind": rep["kind"], "model": model, "summary": rep["summary"],
                        "statements": len(rep["statements"]), "gaps": rep["gaps"], "files": files},

@@ -13,6 +13,7 @@ import base64
 import datetime as _dt
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def _checkpoints(ledger: Any, lo: int, hi: int) -> tuple[tuple[int, bytes | None
 
 
 def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Path, *,
-                         gap_hours: int = 24) -> dict[str, Any]:
+                         gap_hours: int = 24, progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     model_or_error(ledger, name)
     f, t = parse_when(t_from, "from"), parse_when(t_to, "to")
     if t <= f:
@@ -114,7 +115,7 @@ def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Pa
     report = header(ledger, "record-keeping", name, out)
     size = int(report["log_size"])
     lo, hi = size, 0  # the first index with time >= from, one past the last with time < to
-    for idx, e in iter_entries(ledger, 0, size):
+    for idx, e in iter_entries(ledger, 0, size, progress):
         w = when(e)
         if w >= f and lo == size:
             lo = idx

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ailedger.errors import BadInputError
@@ -16,10 +16,13 @@ STATUS_TYPES = ("model.revoke", "model.suspend", "model.reinstate", "model.unrev
 _GOV_FOLLOW = ("gov.vote", "gov.queue", "gov.execute", "gov.cancel")
 
 
-def iter_entries(ledger: Any, start: int = 0, end: int | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, entry JSON) for every entry of [start, end), in log order."""
+def iter_entries(ledger: Any, start: int = 0, end: int | None = None,
+                 progress: Callable[[int], Any] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, entry JSON) for every entry of [start, end), in log order; ``progress(n)`` every 1000."""
     stop = ledger.size if end is None else end
     for idx, _h, data in ledger.store.iter_leaves(start, stop, 5000):
+        if progress is not None and idx % 1000 == 999:
+            progress(1000)
         try:
             e = json.loads(bytes(data))
         except ValueError:

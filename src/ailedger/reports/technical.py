@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,8 @@ def _status_statements(ev: Evidence, st: Any) -> list[dict[str, Any]]:
     return out
 
 
-def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
+def build_technical_doc(ledger: Any, name: str, out: Path,
+                        progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
     """Write the report folder (``report.json``, entries, proofs, ``log.vkey``, ``checkpoint``); the report."""
     st = model_or_error(ledger, name)
     ev = Evidence(ledger, out)
@@ -120,7 +122,7 @@ def build_technical_doc(ledger: Any, name: str, out: Path) -> dict[str, Any]:
     ruling_entries = {r.entry for r in st.rulings}  # and the proposals they name: stated with the ruling
     ruling_entries |= {int(r.by.split()[1]) for r in st.rulings
                        if r.by.startswith("proposal ") and r.by.split()[1].isdigit()}
-    for idx, e in iter_entries(ledger):
+    for idx, e in iter_entries(ledger, progress=progress):
         t, b = e.get("type"), e["body"]
         if t == "dataset.screening" and b.get("dataset") in ds_names:
             ev.state("data", "screening", idx,
