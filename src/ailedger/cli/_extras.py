@@ -51,6 +51,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "federated": {"flwr": "flwr", "numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "zk": {"ezkl": "ezkl", "onnx": "onnx", "numpy": "numpy"},
     "eval": {"onnxruntime": "onnxruntime", "numpy": "numpy"},
+    "reports": {"numpy": "numpy", "matplotlib": "matplotlib", "weasyprint": "weasyprint"},
     "private": {"numpy": "numpy", "scikit-learn": "sklearn", "tenseal": "tenseal", "mpyc": "mpyc", "gmpy2": "gmpy2"},
     "contractaudit": {"slither-analyzer": "slither", "crytic-compile": "crytic_compile", "scikit-learn": "sklearn",
                       "matplotlib": "matplotlib"},

@@ -77,6 +77,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("inference", None, {"inference report": "inference"}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
     ("private", "private", {}),
+    ("report", "reports", {"report verify": None}),
     ("screen", "screening", {"dataset verify-screening": None, "dataset verify-removal": None}),
     ("serve", "server", {}),
     ("stake", "governance", {}),
