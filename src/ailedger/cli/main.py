@@ -73,6 +73,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("gateway", "inference", {}),
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
+    ("monitor", None, {}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
     ("private", "private", {}),
     ("screen", "screening", {"dataset verify-screening": None, "dataset verify-removal": None}),
