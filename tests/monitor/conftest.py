@@ -56,6 +56,12 @@ class StaticMirror:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
         export_tiles(led, self.site, incremental=False)
 
+    def publish_dir(self, tree: Path) -> None:
+        """Replace the site with a copy of an exported tree (an older one: a rollback)."""
+        for p in self.site.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        shutil.copytree(tree, self.site, dirs_exist_ok=True)
+
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
@@ -70,7 +76,7 @@ class Webhook:
         hook = self
 
         class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if hook.fail:
                     self.send_response(500)

@@ -36,7 +36,7 @@ def test_follows_only_new_entries_and_resumes_from_state(ledger, mirror, tmp_pat
     first = mon.poll()
     assert first["size"] == led.size and first["entries_read"] == led.size
     assert [m["index"] for m in got if m["body"].get("name") == "family-photos"] == [led.size - 1]
-    hit = [m for m in got if m["index"] == led.size - 1][0]
+    hit = next(m for m in got if m["index"] == led.size - 1)
     assert {h["watch"] for h in hit["matched"]} == {"subject=record:alice-0042", "fingerprint=phash64:00ff00ff00ff00fe/2",
                                                     f"signer={who.did}"}
     assert hit["signature_ok"] is True and [h.get("distance") for h in hit["matched"] if "distance" in h] == [1]
