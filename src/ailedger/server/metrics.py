@@ -83,7 +83,7 @@ class _Scraped:
         for name, help, fn in self.m._gauges:
             try:
                 v = fn()
-            except Exception:  # noqa: BLE001 - a scrape never fails because one figure cannot be read
+            except Exception:  # noqa: BLE001, S112 - a scrape never fails because one figure cannot be read
                 continue
             if v is None:
                 continue
