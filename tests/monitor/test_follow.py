@@ -193,3 +193,22 @@ def test_foreign_log_key_and_bad_watches(ledger, mirror, tmp_path):
     (tmp_path / "bad.json").write_text('{"v": 1, "size": 3}')
     with pytest.raises(BadInputError, match="damaged"):
         Monitor(mirror.url, parse_vkey(led.vkey), [], state_path=tmp_path / "bad.json")
+
+
+def test_prefilter_never_hides_a_match(ledger, mirror, tmp_path):
+    """The raw-bytes prefilter is off for values canonical JSON may escape; every watched entry is found."""
+    from ailedger.monitor.watch import needles
+
+    assert needles([parse_watch("name=plain"), parse_watch("fingerprint=phash64:00ff00ff00ff00ff/3")]) == \
+        [b"plain", b"phash64"]
+    assert needles([parse_watch('name=caf\u00e9 "x"')]) is None and needles([parse_watch("term=name:x")]) is None
+    led, who = ledger
+    odd = 'caf\u00e9 "quoted" \\ tab\t'
+    led.append_record("note", {"name": odd}, who)
+    led.append_record("note", {"name": "plain"}, who)
+    notes(led, who, 0, 5)
+    mirror.publish(led)
+    got: list[dict] = []
+    Monitor(mirror.url, parse_vkey(led.vkey), [parse_watch("name=" + odd), parse_watch("name=plain")],
+            on_match=got.append).poll()
+    assert sorted(m["body"]["name"] for m in got) == sorted([odd, "plain"])

@@ -13,7 +13,7 @@ from typing import Any
 from ailedger.errors import BadInputError
 from ailedger.tlog.ledger import entry_terms
 
-__all__ = ["KINDS", "Watch", "match_entry", "parse_watch"]
+__all__ = ["KINDS", "Watch", "match_entry", "needles", "parse_watch"]
 
 # kind -> the entry term prefix it matches (see entry_terms)
 _TERM_KINDS = {
@@ -120,3 +120,19 @@ def match_entry(watches: list[Watch], entry: Any, leaf: bytes) -> list[dict[str,
         if any(p + w.value in terms for p in _TERM_KINDS[w.kind]):
             hits.append({"watch": w.spec()})
     return hits
+
+
+def needles(watches: list[Watch]) -> list[bytes] | None:
+    """Byte strings of which an entry must hold at least one to match any of ``watches`` (a cheap test on the
+    raw entry before it is parsed), or None when an entry must always be parsed.  Sound because canonical JSON
+    writes a printable ASCII string without quotes or backslashes as its own bytes; any other value, and a
+    ``term`` watch (its prefix is not in the entry), turns the test off."""
+    out: list[bytes] = []
+    for w in watches:
+        if w.kind == "leaf":
+            continue
+        v = w.algo if w.kind == "fingerprint" else w.value
+        if w.kind == "term" or not v or not all(32 <= ord(c) < 127 and c not in '"\\' for c in v):
+            return None
+        out.append(v.encode())
+    return out
