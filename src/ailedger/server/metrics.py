@@ -46,6 +46,9 @@ class ServiceMetrics:
         self.requests = Histogram("ailedger_request_seconds", "Seconds to answer a request, by route",
                                   ["service", "route"], buckets=LATENCY_BUCKETS, registry=r)
         self._gauges: list[tuple[str, str, Callable[[], float | None]]] = []
+        self._counters: list[tuple[str, str, Callable[[], float | None]]] = []
+        self._families: list[tuple[str, str, str, Callable[[], list[tuple[str, float]]]]] = []
+        self.logs: dict[str, tuple[int, float]] = {}  # per log origin: (tree size last seen, when), for gauges
         r.register(_Scraped(self))
 
     def error(self, code: str, status: int) -> None:
@@ -61,6 +64,15 @@ class ServiceMetrics:
 
     def gauge_fn(self, name: str, help: str, fn: Callable[[], float | None]) -> None:
         self._gauges.append((name, help, fn))
+
+    def counter_fn(self, name: str, help: str, fn: Callable[[], float | None]) -> None:
+        """A counter kept elsewhere (a service's own stats), read at scrape time; ``name`` without _total."""
+        self._counters.append((name, help, fn))
+
+    def family_fn(self, name: str, help: str, label: str, fn: Callable[[], list[tuple[str, float]]]) -> None:
+        """A gauge with one more label (e.g. per log origin), read at scrape time: ``fn`` gives (value of
+        the label, figure) pairs."""
+        self._families.append((name, help, label, fn))
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -89,6 +101,27 @@ class _Scraped:
                 continue
             g = GaugeMetricFamily(name, help, labels=["service"])
             g.add_metric([self.m.service], float(v))
+            yield g
+        from prometheus_client.core import CounterMetricFamily
+
+        for name, help, fn in self.m._counters:
+            try:
+                v = fn()
+            except Exception:  # noqa: BLE001, S112 - as above
+                continue
+            if v is None:
+                continue
+            c = CounterMetricFamily(name, help, labels=["service"])
+            c.add_metric([self.m.service], float(v))
+            yield c
+        for name, help, label, ffn in self.m._families:
+            try:
+                pairs = ffn()
+            except Exception:  # noqa: BLE001, S112 - as above
+                continue
+            g = GaugeMetricFamily(name, help, labels=["service", label])
+            for lv, v in pairs:
+                g.add_metric([self.m.service, lv], float(v))
             yield g
 
 
