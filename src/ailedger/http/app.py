@@ -411,6 +411,7 @@ class Api:
         self._signed_at = -float("inf")  # when a read last signed a checkpoint (time.monotonic)
         self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()
         self.metrics = _serve_metrics(ledger) if cfg.metrics else None
+        _serve_tracing(ledger)
 
     def _may_sponsor(self, did: str) -> bool:
         """A registered identity, not revoked, may vouch for a new one by signing its registration request."""
@@ -731,6 +732,26 @@ class Api:
             raise NotFoundError("metrics are off (serve config `metrics`, or install ailedger[monitor])")
         body, ctype = await run_in_threadpool(self.metrics.render)
         return Response(body, media_type=ctype.split(";")[0], headers={"Content-Type": ctype})
+
+
+def _serve_tracing(ledger: Ledger) -> None:
+    """One OpenTelemetry span per committed write group when tracing is configured (server/tracing.py)."""
+    from ailedger.server.tracing import GroupTracer, tracer
+
+    t = tracer("serve")
+    if t is None:
+        return
+    spans = GroupTracer(t, "serve")
+    before = ledger.committer.on_group
+    if before is None:
+        ledger.committer.on_group = spans
+        return
+
+    def both(items: int, weight: int, seconds: float, failed: bool) -> None:
+        before(items, weight, seconds, failed)
+        spans(items, weight, seconds, failed)
+
+    ledger.committer.on_group = both
 
 
 def _serve_metrics(ledger: Ledger) -> Any:
