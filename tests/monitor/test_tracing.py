@@ -7,16 +7,16 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import trace  # noqa: E402 - after the skip
-from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.testclient import TestClient
 
-from ailedger.http.app import ServeConfig, create_app  # noqa: E402
-from ailedger.server.tracing import tracer  # noqa: E402
-from ailedger.tlog.ledger import Ledger  # noqa: E402
-from tests.http.helpers import Key  # noqa: E402
+from ailedger.http.app import ServeConfig, create_app
+from ailedger.server.tracing import tracer
+from ailedger.tlog.ledger import Ledger
+from tests.http.helpers import Key
 
 
 def test_write_path_spans(tmp_path, monkeypatch):
