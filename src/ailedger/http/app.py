@@ -774,7 +774,32 @@ def _serve_metrics(ledger: Ledger) -> Any:
         size = cp_size()
         return None if size is None else behind(size < store.size())
 
+    def witnessed() -> float | None:
+        from ailedger.tlog.witness import cosigned_checkpoint
+
+        note = cosigned_checkpoint(ledger)
+        return None if note is None else parse_checkpoint_text(parse_note(note).text).size
+
+    w_behind = Behind()
+
+    def witness_behind() -> float | None:
+        size = witnessed()
+        return None if size is None else w_behind(size < store.size())
+
+    def anchor_behind() -> float | None:
+        from ailedger.anchoring.service import anchored_head  # a shell may load a capability on use
+
+        head = anchored_head(ledger.path)
+        if head is None:
+            return None
+        return 0.0 if head[0] >= store.size() else max(0.0, time.time() - head[1])
+
     m.gauge_fn("ailedger_tree_size", "Entries in the log's store", store.size)
+    m.gauge_fn("ailedger_witnessed_size", "Tree size of the largest checkpoint witnesses cosigned", witnessed)
+    m.gauge_fn("ailedger_witness_seconds_behind",
+               "Seconds the largest cosigned checkpoint has not covered the whole store (0: it does)", witness_behind)
+    m.gauge_fn("ailedger_anchor_seconds_behind", "Seconds since the last confirmed anchor, while the log has grown "
+               "past it (0: the anchored tree is the whole store)", anchor_behind)
     m.gauge_fn("ailedger_checkpoint_size", "Tree size of the latest signed checkpoint", cp_size)
     m.gauge_fn("ailedger_checkpoint_seconds_behind",
                "Seconds the latest signed checkpoint has not covered the whole store (0: it does)", cp_behind)

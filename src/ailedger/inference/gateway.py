@@ -61,6 +61,7 @@ from ailedger.server.asgi import (
     read_body,
 )
 from ailedger.server.guard import Deadlines
+from ailedger.server.metrics import ServiceMetrics, available
 from ailedger.tlog.private import connect_private
 
 __all__ = ["RECEIPT_HEADER", "SUBJECT_HEADER", "Budgets", "Gateway", "GatewayKeys", "KeyInfo", "parse_rate"]
@@ -237,8 +238,6 @@ class Gateway:
     def _make_metrics(self) -> Any:
         """Prometheus metrics at ``GET /_ailedger/metrics`` (a path no model API uses; ``/metrics`` stays the
         upstream's): calls, recorded, refused, upstream errors, call latency, errors by code."""
-        from ailedger.server.metrics import ServiceMetrics, available
-
         if not available():
             return None
         m = ServiceMetrics("gateway")

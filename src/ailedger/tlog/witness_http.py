@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ailedger.server.asgi import Guard, Receive, Scope, Send, Server, error_body, read_body, send_json
 from ailedger.server.guard import Deadlines
+from ailedger.server.metrics import ServiceMetrics, available
 from ailedger.tlog.witness import Witness, WitnessError
 
 __all__ = ["WitnessServer", "make_app", "make_server"]
@@ -46,8 +47,6 @@ async def _send(send: Send, status: int, body: bytes, ctype: str = "text/plain; 
 def _witness_metrics(witness: Witness) -> Any:
     """Prometheus metrics of the witness (None without prometheus_client): checkpoints by answer, time to
     answer, and per log the size last cosigned and the seconds since (how far behind the witness is)."""
-    from ailedger.server.metrics import ServiceMetrics, available
-
     if not available():
         return None
     m = ServiceMetrics("witness")
