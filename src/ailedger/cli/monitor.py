@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -102,8 +103,13 @@ def monitor(url: str, vkey_value: str, watches: tuple[str, ...], webhook: str | 
         out(m, f"match: entry {m['index']} ({m.get('type', 'opaque entry')}"
                f"{' by ' + m['signer'] if 'signer' in m else ''}) matches {watched}")
 
+    from tqdm import tqdm
+
+    # a progress bar on stderr while a long log is caught up (people at a terminal only)
+    bar = tqdm(unit="entry", desc="following", disable=as_json or not sys.stderr.isatty(), leave=False)
     mon = Monitor(url, verifier, parsed, state_path=state_file, witness_keys=wkeys,
-                  witness_threshold=witness_threshold, timeout=timeout, on_match=on_match, metrics=metrics)
+                  witness_threshold=witness_threshold, timeout=timeout, on_match=on_match, metrics=metrics,
+                  progress=bar.update)
     stop = {"now": False}
 
     def _stop(*_: Any) -> None:
@@ -141,6 +147,7 @@ def monitor(url: str, vkey_value: str, watches: tuple[str, ...], webhook: str | 
     except KeyboardInterrupt:
         return
     finally:
+        bar.close()
         if server is not None:
             server.shutdown()
 
