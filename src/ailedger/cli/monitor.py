@@ -137,7 +137,7 @@ def monitor(url: str, vkey_value: str, watches: tuple[str, ...], webhook: str | 
                 if once or (rounds is not None and n >= rounds):
                     raise
                 out({"event": "error", "error": e.to_dict()}, f"error (retried next round): {e.message}")
-            except Exception as e:  # noqa: BLE001 - whatever a followed log serves, the follower keeps running
+            except Exception as e:
                 if metrics is not None:
                     metrics.error("internal")
                 if once or (rounds is not None and n >= rounds):
