@@ -212,3 +212,26 @@ def test_prefilter_never_hides_a_match(ledger, mirror, tmp_path):
     Monitor(mirror.url, parse_vkey(led.vkey), [parse_watch("name=" + odd), parse_watch("name=plain")],
             on_match=got.append).poll()
     assert sorted(m["body"]["name"] for m in got) == sorted([odd, "plain"])
+
+
+def test_any_tlog_tiles_log_with_opaque_entries_and_its_own_origin(mirror, tmp_path):
+    """A non-ailedger C2SP log (raw entries, origin other than the key name), written here by hand."""
+    from ailedger.tlog.checkpoint import Checkpoint, sign_checkpoint
+    from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
+    from ailedger.tlog.tiles import entry_bundle
+
+    signer = Signer("example.com-log-key", Ed25519PrivateKey.generate())
+    entries = [f"opaque record {i}".encode() for i in range(40)]
+    hashes = [leaf_hash(e) for e in entries]
+    for path, data in [(tile_path(0, 0, 40), b"".join(hashes)), (tile_path("entries", 0, 40), entry_bundle(entries)),
+                       ("checkpoint", sign_checkpoint(Checkpoint("example.com/other-log", 40,
+                                                                 root_from_leaf_hashes(hashes)), signer))]:
+        (mirror.site / path).parent.mkdir(parents=True, exist_ok=True)
+        (mirror.site / path).write_bytes(data)
+    got: list[dict] = []
+    with pytest.raises(VerificationError, match="origin 'example.com/other-log' is not the expected"):
+        Monitor(mirror.url, signer.verifier, []).poll()  # the origin is not the key's name: say which
+    mon = Monitor(mirror.url, signer.verifier, [parse_watch("leaf=" + hashes[17].hex()), parse_watch("name=x")],
+                  origin="example.com/other-log", on_match=got.append, state_path=tmp_path / "o.json")
+    assert mon.poll()["size"] == 40
+    assert [m["index"] for m in got] == [17] and "type" not in got[0]  # opaque: reported by its leaf hash

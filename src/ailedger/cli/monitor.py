@@ -42,6 +42,7 @@ def _listen(value: str) -> tuple[str, int]:
 @click.argument("url")
 @click.option("--vkey", "vkey_value", required=True,
               help="The log's verifier key, inline or a file (`ailedger vkey` prints it).")
+@click.option("--origin", default=None, help="The log's origin line, if not the key's name (another C2SP log).")
 @click.option("--watch", "watches", multiple=True, metavar="KIND=VALUE",
               help="What to report (repeat): model=, dataset=, trained-on=, base=, signer=, cid=, hash=, type=, "
                    "name=, subject=, term=, leaf=HEX, fingerprint=ALGO:HEX[/DISTANCE].")
@@ -60,7 +61,7 @@ def _listen(value: str) -> tuple[str, int]:
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, metavar="SECONDS",
               help="Per request (tiles, checkpoint, webhook).")
 @json_option
-def monitor(url: str, vkey_value: str, watches: tuple[str, ...], webhook: str | None, state_file: Path | None,
+def monitor(url: str, vkey_value: str, origin: str | None, watches: tuple[str, ...], webhook: str | None, state_file: Path | None,
             witness_keys: tuple[str, ...], witness_threshold: int | None, interval: float, once: bool,
             rounds: int | None, metrics_listen: str | None, timeout: float, as_json: bool) -> None:
     """Follow the log at URL (an `ailedger serve`, a static tile mirror, any C2SP tlog-tiles log) from its
@@ -109,7 +110,7 @@ def monitor(url: str, vkey_value: str, watches: tuple[str, ...], webhook: str | 
     bar = tqdm(unit="entry", desc="following", disable=as_json or not sys.stderr.isatty(), leave=False)
     mon = Monitor(url, verifier, parsed, state_path=state_file, witness_keys=wkeys,
                   witness_threshold=witness_threshold, timeout=timeout, on_match=on_match, metrics=metrics,
-                  progress=bar.update)
+                  progress=bar.update, origin=origin)
     stop = {"now": False}
 
     def _stop(*_: Any) -> None:

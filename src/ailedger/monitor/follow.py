@@ -120,18 +120,20 @@ class Monitor:
     def __init__(self, url: str, verifier: Verifier, watches: list[Watch], *, state_path: Path | None = None,
                  witness_keys: tuple[Verifier, ...] = (), witness_threshold: int | None = None,
                  timeout: float = 10.0, on_match: Callable[[dict[str, Any]], None] | None = None,
-                 progress: Callable[[int], None] | None = None, metrics: Any = None) -> None:
+                 progress: Callable[[int], None] | None = None, metrics: Any = None,
+                 origin: str | None = None) -> None:
         self.base = _base(url)
         self.verifier, self.watches = verifier, watches
         self.state_path, self.timeout = state_path, timeout
         self.witness_keys, self.witness_threshold = witness_keys, witness_threshold
         self.on_match, self.progress, self.metrics = on_match, progress, metrics
         self._needles = needles(watches)
+        self.origin = origin if origin is not None else verifier.name  # C2SP: the key's name unless told
         loaded = MonitorState.load(state_path) if state_path is not None else None
-        if loaded is not None and (loaded.origin != verifier.name):
-            raise BadInputError(f"the state {state_path} follows the log {loaded.origin!r}, not {verifier.name!r}; "
+        if loaded is not None and (loaded.origin != self.origin):
+            raise BadInputError(f"the state {state_path} follows the log {loaded.origin!r}, not {self.origin!r}; "
                                 "give another --state file", field="state")
-        self.state = loaded or MonitorState(self.base, verifier.name)
+        self.state = loaded or MonitorState(self.base, self.origin)
         self.bytes_fetched = 0
         self.last_success: float | None = None
 
@@ -147,12 +149,13 @@ class Monitor:
         st = self.state
         note = fetch.get("checkpoint", MAX_CHECKPOINT)
         try:
-            cp = open_checkpoint(note, self.verifier)
+            cp = open_checkpoint(note, self.verifier, self.origin)
         except BadInputError as e:
-            raise VerificationError(f"the checkpoint at {self.base} is malformed: {e.message}",
+            raise VerificationError(f"the checkpoint at {self.base} is malformed or not this log's: {e.message}",
                                     url=self.base) from None
         if self.witness_keys:
-            verify_cosigned_checkpoint(note, self.verifier, self.witness_keys, self.witness_threshold)
+            verify_cosigned_checkpoint(note, self.verifier, self.witness_keys, self.witness_threshold,
+                                       origin=self.origin)
         note_s = note.decode("utf-8", "replace")
         old = st.size
         if cp.size < old:
