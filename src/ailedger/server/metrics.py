@@ -45,6 +45,10 @@ class ServiceMetrics:
                                  ["service"], buckets=LATENCY_BUCKETS, registry=r)
         self.requests = Histogram("ailedger_request_seconds", "Seconds to answer a request, by route",
                                   ["service", "route"], buckets=LATENCY_BUCKETS, registry=r)
+        # the children the write path touches, looked up once (labels() costs more than inc())
+        self._ok, self._failed = self.groups.labels(service, "ok"), self.groups.labels(service, "failed")
+        self._appends, self._batch = self.appends.labels(service), self.batch.labels(service)
+        self._latency = self.latency.labels(service)
         self._gauges: list[tuple[str, str, Callable[[], float | None]]] = []
         self._counters: list[tuple[str, str, Callable[[], float | None]]] = []
         self._families: list[tuple[str, str, str, Callable[[], list[tuple[str, float]]]]] = []
@@ -56,11 +60,13 @@ class ServiceMetrics:
 
     def group(self, items: int, weight: int, seconds: float, failed: bool) -> None:
         """A write group was committed (the committer's ``on_group`` hook: once per group)."""
-        self.groups.labels(self.service, "failed" if failed else "ok").inc()
-        if not failed:
-            self.appends.labels(self.service).inc(weight)
-            self.batch.labels(self.service).observe(weight)
-        self.latency.labels(self.service).observe(seconds)
+        if failed:
+            self._failed.inc()
+        else:
+            self._ok.inc()
+            self._appends.inc(weight)
+            self._batch.observe(weight)
+        self._latency.observe(seconds)
 
     def gauge_fn(self, name: str, help: str, fn: Callable[[], float | None]) -> None:
         self._gauges.append((name, help, fn))
