@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("rules", "who may sign what; a model's status", ["authority"]),
     ("capabilities", "one folder per capability",
      ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content", "federated",
-      "subnets", "verifiable", "private", "compute", "defi", "contractaudit", "supplychain", "reports"]),
+      "subnets", "verifiable", "private", "compute", "defi", "contractaudit", "supplychain", "reports", "monitor"]),
     ("shells", "HTTP app and explorer; the command line", ["http", "cli"]),
     ("wiring", "who answers the kernel's questions", ["_registry"]),
     ("package", "the public surface", ["ailedger", "__main__"]),

@@ -397,6 +397,23 @@ class AnchorQueue:
         return [_receipt(r) for r in self.rows(where, args)]
 
 
+def anchored_head(ledger_path: str | os.PathLike[str]) -> tuple[int, float] | None:
+    """(tree size, confirmed_at) of the largest confirmed anchor of the ledger, read-only (metrics); None when
+    nothing was anchored (or there is no queue)."""
+    p = Path(ledger_path) / DB_FILE
+    if not p.exists():
+        return None
+    db = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5)
+    try:
+        row = db.execute("SELECT tree_size, confirmed_at FROM anchors WHERE status = 'confirmed' "
+                         "ORDER BY tree_size DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        db.close()
+    return (int(row[0]), float(row[1] or 0.0)) if row else None
+
+
 def _receipt(r: dict[str, Any]) -> AnchorReceipt:
     return AnchorReceipt(r["chain_id"], r["contract"], r["submitter"], r["origin"], r["tree_size"], bytes(r["root"]),
                          r["tx_hash"] or "", r["block_number"] or 0, r["block_hash"] or "", r["block_time"] or 0,

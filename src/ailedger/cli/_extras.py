@@ -32,7 +32,9 @@ KERNEL: dict[str, str] = {"cryptography": "cryptography", "pynacl": "nacl", "cli
 # pyproject (like ``all``) is not here: it only gathers others
 EXTRAS: dict[str, dict[str, str]] = {
     "server": {"starlette": "starlette", "uvicorn": "uvicorn", "uvloop": "uvloop", "httptools": "httptools",
-               "jinja2": "jinja2", "psycopg": "psycopg"},
+               "jinja2": "jinja2", "psycopg": "psycopg", "prometheus-client": "prometheus_client"},
+    "monitor": {"prometheus-client": "prometheus_client"},
+    "tracing": {"opentelemetry-sdk": "opentelemetry"},
     "provenance": {"numpy": "numpy", "pyarrow": "pyarrow", "matplotlib": "matplotlib"},
     "content": {"numpy": "numpy", "scipy": "scipy", "pillow": "PIL", "av": "av", "c2pa-python": "c2pa"},
     "governance": {"web3": "web3", "matplotlib": "matplotlib"},
@@ -66,7 +68,7 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 # a module several extras install is named by the first of them (a command's own extra wins)
 _PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
-            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi", "contractaudit", "supplychain")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
+            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi", "contractaudit", "supplychain", "monitor", "tracing")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 

@@ -75,6 +75,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("gateway", "inference", {"gateway extraction-test": "extraction", "gateway check-alarm": "extraction"}),
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
+    ("monitor", None, {}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
     ("private", "private", {}),
     ("report", "reports", {"report verify": None}),

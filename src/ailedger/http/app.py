@@ -40,6 +40,7 @@ from ailedger.encoding.canonical import parse_canonical, parse_json
 from ailedger.encoding.records import MAX_ENTRY_BYTES
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, StorageError
 from ailedger.http.errors import (
+    ERROR_HOOK,
     MalformedJSONError,
     MethodNotAllowedError,
     TooLargeError,
@@ -91,6 +92,7 @@ class ServeConfig:
     open_registration: bool = False  # anyone may register an identity (a public log); else token or sponsor
     token_file: str | None = None  # operator write tokens (ailedger write-token); admit registrations
     checkpoint_refresh: float = 1.0  # a read signs one covering entries others appended, at most this often
+    metrics: bool = True  # GET /metrics (Prometheus; needs prometheus_client)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:
@@ -408,6 +410,8 @@ class Api:
         self._cp: tuple[float, bytes] | None = None
         self._signed_at = -float("inf")  # when a read last signed a checkpoint (time.monotonic)
         self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()
+        self.metrics = _serve_metrics(ledger) if cfg.metrics else None
+        _serve_tracing(ledger)
 
     def _may_sponsor(self, did: str) -> bool:
         """A registered identity, not revoked, may vouch for a new one by signing its registration request."""
@@ -743,6 +747,86 @@ class Api:
     async def openapi(self, request: Request) -> Response:
         return Response(self._spec, media_type="application/json")
 
+    async def get_metrics(self, request: Request) -> Response:
+        """Prometheus metrics of this process (docs/monitor.md); 404 when metrics are off."""
+        if self.metrics is None:
+            raise NotFoundError("metrics are off (serve config `metrics`, or install ailedger[monitor])")
+        body, ctype = await run_in_threadpool(self.metrics.render)
+        return Response(body, media_type=ctype.split(";")[0], headers={"Content-Type": ctype})
+
+
+def _serve_tracing(ledger: Ledger) -> None:
+    """One OpenTelemetry span per committed write group when tracing is configured (server/tracing.py)."""
+    from ailedger.server.tracing import GroupTracer, tracer
+
+    t = tracer("serve")
+    if t is None:
+        return
+    spans = GroupTracer(t, "serve")
+    before = ledger.committer.on_group
+    if before is None:
+        ledger.committer.on_group = spans
+        return
+
+    def both(items: int, weight: int, seconds: float, failed: bool) -> None:
+        before(items, weight, seconds, failed)
+        spans(items, weight, seconds, failed)
+
+    ledger.committer.on_group = both
+
+
+def _serve_metrics(ledger: Ledger) -> Any:
+    """The serve process's metrics: the committer reports each group; sizes are read when scraped."""
+    from ailedger.server.metrics import Behind, ServiceMetrics, available
+
+    if not available():
+        log.warning("metrics are off: prometheus_client is not installed (pip install 'ailedger[monitor]')")
+        return None
+    m = ServiceMetrics("serve")
+    ledger.committer.on_group = m.group
+    store = ledger.store
+    behind = Behind()
+
+    def cp_size() -> float | None:
+        note = store.latest_checkpoint()
+        return None if note is None else parse_checkpoint_text(parse_note(note).text).size
+
+    def cp_behind() -> float | None:
+        size = cp_size()
+        return None if size is None else behind(size < store.size())
+
+    def witnessed() -> float | None:
+        from ailedger.tlog.witness import cosigned_checkpoint
+
+        note = cosigned_checkpoint(ledger)
+        return None if note is None else parse_checkpoint_text(parse_note(note).text).size
+
+    w_behind = Behind()
+
+    def witness_behind() -> float | None:
+        size = witnessed()
+        return None if size is None else w_behind(size < store.size())
+
+    def anchor_behind() -> float | None:
+        from ailedger.anchoring.service import anchored_head  # a shell may load a capability on use
+
+        head = anchored_head(ledger.path)
+        if head is None:
+            return None
+        return 0.0 if head[0] >= store.size() else max(0.0, time.time() - head[1])
+
+    m.gauge_fn("ailedger_tree_size", "Entries in the log's store", store.size)
+    m.gauge_fn("ailedger_witnessed_size", "Tree size of the largest checkpoint witnesses cosigned", witnessed)
+    m.gauge_fn("ailedger_witness_seconds_behind",
+               "Seconds the largest cosigned checkpoint has not covered the whole store (0: it does)", witness_behind)
+    m.gauge_fn("ailedger_anchor_seconds_behind", "Seconds since the last confirmed anchor, while the log has grown "
+               "past it (0: the anchored tree is the whole store)", anchor_behind)
+    m.gauge_fn("ailedger_checkpoint_size", "Tree size of the latest signed checkpoint", cp_size)
+    m.gauge_fn("ailedger_checkpoint_seconds_behind",
+               "Seconds the latest signed checkpoint has not covered the whole store (0: it does)", cp_behind)
+    ERROR_HOOK[:] = [m.error]
+    return m
+
 
 def _search(ledger: Ledger, terms: list[str], after: int, limit: int) -> list[tuple[int, bytes]]:
     store = ledger.store
@@ -793,6 +877,7 @@ def create_app(ledger: Ledger | str | os.PathLike[str] | None, cfg: ServeConfig 
         Route("/tile/{rest:path}", g(api.get_tile), methods=["GET"]),
         Route("/openapi.json", g(api.openapi), methods=["GET"]),
         Route("/healthz", g(api.healthz), methods=["GET"]),
+        Route("/metrics", g(api.get_metrics), methods=["GET"]),
         Route("/v1/log", g(api.log_info), methods=["GET"]),
         Route("/v1/entries", g(api.post_entry), methods=["POST"]),
         Route("/v1/entries/batch", g(api.post_batch), methods=["POST"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from starlette.responses import Response
@@ -92,9 +93,15 @@ def error_response(exc: AiledgerError) -> Response:
     return json_response(exc.to_dict(), status, headers)
 
 
+# set by the app when metrics are on: counts every error answer by code and status (once per failed request)
+ERROR_HOOK: list[Callable[[str, int], None]] = []
+
+
 def error_status_headers(exc: AiledgerError) -> tuple[int, dict[str, str]]:
     """The HTTP status of an error answer and its headers (Retry-After, WWW-Authenticate, Connection)."""
     status = status_of(exc)
+    for hook in ERROR_HOOK:
+        hook(exc.code, status)
     headers: dict[str, str] = {}
     if status == 429:
         headers["Retry-After"] = str(max(1, int(getattr(exc, "retry_after", 1) + 0.999)))

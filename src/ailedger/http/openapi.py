@@ -139,6 +139,9 @@ def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
                 **_COMMON}}},
             "/healthz": {"get": {"summary": "Liveness", "responses": {
                 "200": _json({"type": "object", "required": ["ok", "size"]}), **_COMMON}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics of this process (text exposition format)",
+                                 "responses": {"200": {"description": "metrics", "content": {
+                                     "text/plain": {"schema": {"type": "string"}}}}, **_COMMON}}},
             "/v1/entries": {"post": {
                 "summary": "Submit one signed entry",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": entry_schema}}},

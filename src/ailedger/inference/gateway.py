@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import hashlib
 import math
 import os
@@ -60,6 +61,7 @@ from ailedger.server.asgi import (
     read_body,
 )
 from ailedger.server.guard import Deadlines
+from ailedger.server.metrics import ServiceMetrics, available
 from ailedger.tlog.private import connect_private
 
 __all__ = ["RECEIPT_HEADER", "SUBJECT_HEADER", "Budgets", "Gateway", "GatewayKeys", "KeyInfo", "parse_rate"]
@@ -202,8 +204,10 @@ def openai_error(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(json_bytes(openai_error(error_body(code, message))), status_code=status, headers=headers,
+    resp = Response(json_bytes(openai_error(error_body(code, message))), status_code=status, headers=headers,
                     media_type="application/json")
+    resp.ailedger_code = code  # type: ignore[attr-defined]  # read by the metrics (errors by code)
+    return resp
 
 
 class Gateway:
@@ -231,6 +235,19 @@ class Gateway:
         self._task: asyncio.Task[None] | None = None
         self.port = 0
         self.stats = {"requests": 0, "recorded": 0, "refused": 0, "upstream_errors": 0}
+        self.metrics = self._make_metrics()
+
+    def _make_metrics(self) -> Any:
+        """Prometheus metrics at ``GET /_ailedger/metrics`` (a path no model API uses; ``/metrics`` stays the
+        upstream's): calls, recorded, refused, upstream errors, call latency, errors by code."""
+        if not available():
+            return None
+        m = ServiceMetrics("gateway")
+        for key, help in (("requests", "Calls received"), ("recorded", "Calls answered and recorded in the trail"),
+                          ("refused", "Calls refused (key, budget, revoked model)"),
+                          ("upstream_errors", "Calls the model server failed")):
+            m.counter_fn(f"ailedger_gateway_{key}", help, functools.partial(self.stats.__getitem__, key))
+        return m
 
     # -- helpers ------------------------------------------------------------------
     def _auth(self, header: str | None) -> KeyInfo | None:
@@ -381,18 +398,36 @@ class Gateway:
         """The gateway as an ASGI app behind the shared guards (:mod:`ailedger.server.asgi`).
         ``lifespan``: the app opens its upstream pool at start-up and closes everything at shutdown."""
 
+        metrics = self.metrics
+
         async def dispatch(request: Request) -> Response:
             if request.url.path == "/_ailedger/health" and request.method in ("GET", "HEAD"):
                 return await self.health(request)
-            try:
-                return await self.handle(request)
-            except ClientGone:  # the caller went away mid-body: nobody to answer, no record, no traceback
-                return Response(status_code=400, headers={"Connection": "close"})
-            except (RequestTimeoutError, TooLargeError) as exc:  # the guard's limits on the body
-                resp = _error(408 if isinstance(exc, RequestTimeoutError) else 413, exc.code, exc.message)
-                resp.headers["Connection"] = "close"
-                return resp
+            if request.url.path == "/_ailedger/metrics" and request.method in ("GET", "HEAD") and metrics is not None:
+                body, ctype = metrics.render()
+                return Response(body, headers={"Content-Type": ctype})
+            if metrics is None:
+                return await self._dispatch(request)
+            t0 = time.perf_counter()
+            resp = await self._dispatch(request)
+            metrics.requests.labels("gateway", "call").observe(time.perf_counter() - t0)
+            if resp.status_code >= 400:
+                metrics.error(getattr(resp, "ailedger_code", "upstream_" + str(resp.status_code)), resp.status_code)
+            return resp
 
+        return self._guarded(dispatch, lifespan)
+
+    async def _dispatch(self, request: Request) -> Response:
+        try:
+            return await self.handle(request)
+        except ClientGone:  # the caller went away mid-body: nobody to answer, no record, no traceback
+            return Response(status_code=400, headers={"Connection": "close"})
+        except (RequestTimeoutError, TooLargeError) as exc:  # the guard's limits on the body
+            resp = _error(408 if isinstance(exc, RequestTimeoutError) else 413, exc.code, exc.message)
+            resp.headers["Connection"] = "close"
+            return resp
+
+    def _guarded(self, dispatch: Any, lifespan: bool) -> Any:
         async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "lifespan":  # the upstream pool and the watcher live as long as the server
                 while True:

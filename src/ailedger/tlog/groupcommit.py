@@ -95,6 +95,8 @@ class GroupCommitter(Generic[T, R]):
         # submitters that cannot announce themselves (requests checked on an event loop, one at a time)
         self.gather = False
         self.stats = {"groups": 0, "items": 0, "weight": 0, "largest_group": 0, "failed_groups": 0}
+        # called once per committed group with (items, weight, seconds, failed): metrics, never per entry
+        self.on_group: Callable[[int, int, float, bool], None] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -220,12 +222,17 @@ class GroupCommitter(Generic[T, R]):
                 self._inside -= 1
 
     def _inline(self, item: T) -> R:
+        t0 = time.monotonic()
         res = self._commit([item])[0]
         self._last_size = 1
         st = self.stats
         st["groups"] += 1
         st["items"] += 1
-        st["weight"] += self._weight(item)
+        w = self._weight(item)
+        st["weight"] += w
+        hook = self.on_group
+        if hook is not None:
+            hook(1, w, time.monotonic() - t0, isinstance(res, BaseException))
         if isinstance(res, BaseException):
             raise res
         return res
@@ -351,6 +358,9 @@ class GroupCommitter(Generic[T, R]):
                 except BaseException as exc:  # noqa: BLE001 - delivered to every submitter of the group
                     results = [exc] * len(live)
                     self.stats["failed_groups"] += 1
+                    failed = True
+                else:
+                    failed = False
                 finally:
                     self._owner = None
                     self._last_commit_s = time.monotonic() - t0
@@ -361,6 +371,9 @@ class GroupCommitter(Generic[T, R]):
                 w = sum(x[2] for x in live)
                 st["weight"] += w
                 st["largest_group"] = max(st["largest_group"], w)
+                hook = self.on_group
+                if hook is not None:
+                    hook(len(live), w, self._last_commit_s, failed)
             _deliver([(waiter, res) for (_, waiter, _), res in zip(live, results)])
 
 

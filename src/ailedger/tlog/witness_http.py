@@ -23,12 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from ailedger.server.asgi import Guard, Receive, Scope, Send, Server, error_body, read_body, send_json
 from ailedger.server.guard import Deadlines
+from ailedger.server.metrics import ServiceMetrics, available
 from ailedger.tlog.witness import Witness, WitnessError
 
 __all__ = ["WitnessServer", "make_app", "make_server"]
@@ -42,11 +44,43 @@ async def _send(send: Send, status: int, body: bytes, ctype: str = "text/plain; 
     await send({"type": "http.response.body", "body": body})
 
 
+def _witness_metrics(witness: Witness) -> Any:
+    """Prometheus metrics of the witness (None without prometheus_client): checkpoints by answer, time to
+    answer, and per log the size last cosigned and the seconds since (how far behind the witness is)."""
+    if not available():
+        return None
+    m = ServiceMetrics("witness")
+    m.family_fn("ailedger_witness_cosigned_size", "Tree size of the last checkpoint cosigned, per log", "origin",
+                lambda: [(o, s) for o, (s, _t) in m.logs.items()])
+    m.family_fn("ailedger_witness_seconds_behind", "Seconds since the witness last cosigned a checkpoint of the log",
+                "origin", lambda: [(o, time.time() - t) for o, (_s, t) in m.logs.items()])
+    return m
+
+
+# C2SP tlog-witness answers -> an error code for the metrics
+_WITNESS_CODES = {400: "bad_input", 403: "bad_signature", 404: "unknown_log", 409: "conflict",
+                  422: "bad_proof"}
+
+
+def _origin_size(body: bytes) -> tuple[str, int] | None:
+    """Origin and size of the checkpoint in an add-checkpoint body (only after the witness accepted it)."""
+    try:
+        note = body.split(b"\n\n", 1)[1].split(b"\n", 2)
+        return note[0].decode("utf-8", "replace")[:200], int(note[1])
+    except (IndexError, ValueError):
+        return None
+
+
 def make_app(witness: Witness, deadlines: Deadlines | None = None) -> Any:
-    """The witness as an ASGI app, behind the shared guards."""
+    """The witness as an ASGI app, behind the shared guards; ``GET /metrics``: Prometheus metrics."""
+    metrics = _witness_metrics(witness)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
+        if method in ("GET", "HEAD") and path == "/metrics" and metrics is not None:
+            body, ctype = metrics.render()
+            await _send(send, 200, body, ctype)
+            return
         if method == "POST":
             if path.rstrip("/") != "/add-checkpoint":
                 await send_json(send, 404, error_body("not_found", f"no such path: {path[:200]}"))
@@ -57,11 +91,19 @@ def make_app(witness: Witness, deadlines: Deadlines | None = None) -> Any:
                                                       field="content-length"), [("Connection", "close")])
                 return
             body = await read_body(receive)
+            t0 = time.perf_counter()
             try:
                 lines = await run_in_threadpool(witness.add_checkpoint, body)
             except WitnessError as exc:
+                if metrics is not None:  # one increment per refused checkpoint (409: the log moved on, ...)
+                    metrics.error(_WITNESS_CODES.get(exc.status, "refused"), exc.status)
                 await _send(send, exc.status, exc.body, exc.content_type)
                 return
+            if metrics is not None:
+                metrics.requests.labels("witness", "add-checkpoint").observe(time.perf_counter() - t0)
+                got = _origin_size(body)
+                if got is not None:
+                    metrics.logs[got[0]] = (got[1], time.time())
             await _send(send, 200, lines)
         elif method in ("GET", "HEAD") and path == "/vkey":
             await _send(send, 200, (witness.vkey + "\n").encode())
