@@ -65,10 +65,10 @@ def gw_ledger(zk_env, tmp_path):
 def test_gateway_calls_are_sampled_proven_and_a_swap_is_found(zk_env, gw_ledger, tmp_path, run):
     from sklearn.tree import DecisionTreeClassifier
 
+    from ailedger.inference.codec import parse_record
+    from ailedger.inference.payloads import inference_dir
     from ailedger.inference.receipts import disclose
     from ailedger.inference.store import RecordStore
-    from ailedger.inference.payloads import inference_dir
-    from ailedger.inference.codec import parse_record
     from ailedger.tlog.ledger import Ledger
     from ailedger.verifiable.gatewayzk import GatewayCommitter
 
