@@ -9,8 +9,7 @@ every call.  After a checkpoint, :func:`ailedger.verifiable.sampling.prove_sampl
 checkpoint's root selects (``prove_receipt``: same witness from the stored input, the served answer's class
 compared with the circuit's, a proof, an ``inference.zk`` statement).
 
-The field helpers are here too: ``pick_vector`` (the circuit input of a stored request) and ``served_class``
-(the class a served answer names: the argmax of a score vector, or a label).
+The fields are read by :mod:`ailedger.verifiable.fields`.
 """
 
 from __future__ import annotations
@@ -22,54 +21,10 @@ from typing import Any
 
 from ailedger.authority.service import zk_setup_allowed
 from ailedger.errors import BadInputError, VerificationError
+from ailedger.verifiable.fields import argmax, pick_vector, served_class
+from ailedger.verifiable.zk import artefact_dir, find_setup, forward
 
-__all__ = ["GatewayCommitter", "pick", "pick_vector", "served_class"]
-
-
-def pick(doc: Any, field: str | None) -> Any:
-    """The value at a dotted path (``features``, ``data.x``, ``choices.0.label``) of a JSON document."""
-    cur = doc
-    for part in (field.split(".") if field else []):
-        if isinstance(cur, dict) and part in cur:
-            cur = cur[part]
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
-        else:
-            raise BadInputError(f"no field {field!r} in the JSON document (stopped at {part!r})", field=field or "")
-    return cur
-
-
-def _numbers(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-
-
-def pick_vector(doc: Any, field: str | None) -> list[float]:
-    """One row of numbers at ``field``: a flat list, or a list holding exactly one such list."""
-    v = pick(doc, field)
-    if isinstance(v, list) and len(v) == 1 and isinstance(v[0], list):
-        v = v[0]
-    if not _numbers(v):
-        raise BadInputError(f"field {field!r} must hold one row of numbers ([x, ...] or [[x, ...]])",
-                            field=field or "")
-    return [float(x) for x in v]
-
-
-def served_class(doc: Any, field: str) -> int:
-    """The class a served answer names at ``field``: an integer label (or ``[label]``), or the argmax of a row of
-    scores (or of ``[[scores]]``)."""
-    v = pick(doc, field)
-    if isinstance(v, list) and len(v) == 1 and isinstance(v[0], (list, int)):
-        v = v[0]
-    if isinstance(v, int) and not isinstance(v, bool):
-        return v
-    if _numbers(v):
-        return max(range(len(v)), key=lambda i: v[i])
-    raise BadInputError(f"field {field!r} of the answer must hold a class label or one row of scores",
-                        field=field)
-
-
-def argmax(xs: list[float]) -> int:
-    return max(range(len(xs)), key=lambda i: xs[i])
+__all__ = ["GatewayCommitter"]
 
 
 class GatewayCommitter:
@@ -81,8 +36,6 @@ class GatewayCommitter:
 
     def __init__(self, ledger: Any, setup: str | int, model: str, *, input_field: str | None,
                  output_field: str, check_served: bool = False) -> None:
-        from ailedger.verifiable.zk import artefact_dir, find_setup
-
         self.ledger = ledger
         self.setup = find_setup(ledger, setup)
         idx, e = self.setup
@@ -98,8 +51,6 @@ class GatewayCommitter:
         self.dir = artefact_dir(ledger)
 
     def __call__(self, request: Any, answer: Any) -> dict[str, Any]:
-        from ailedger.verifiable.zk import forward
-
         x = pick_vector(request, self.input_field)
         served = served_class(answer, self.output_field)  # the answer must name a class a proof can be held to
         work = Path(tempfile.mkdtemp(prefix="zk-commit-", dir=self.dir))

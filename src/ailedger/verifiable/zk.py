@@ -42,6 +42,7 @@ from ailedger.inference.receipts import disclose, receipt_proof, verify_receipt_
 from ailedger.inference.sdk import InferenceTrail
 from ailedger.inference.store import RecordStore
 from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
+from ailedger.verifiable.fields import argmax, pick_vector, served_class
 
 __all__ = [
     "INFERENCE_ZK_TYPE",
@@ -400,8 +401,6 @@ def prove_receipt(ledger: Any, rid: str, identity: Any) -> dict[str, Any]:
     d = disclose(ledger, rid)
     if d["input"] is None:
         raise NotFoundError(f"the input of {rid} is not stored", field="receipt")
-    from ailedger.verifiable.gatewayzk import argmax, pick_vector, served_class
-
     data = parse_json(d["input"].encode(), what="input")
     if "input_field" in zk:  # a gateway call: the circuit's input is a field of the stored request
         data = pick_vector(data, zk["input_field"])
