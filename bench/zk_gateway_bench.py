@@ -1,12 +1,12 @@
 """Sampled proving at the gateway: what logging the circuit commitments adds to each call served through the real
 gateway over HTTP (127.0.0.1), and what proving a sample costs against proving every call, in one run.
 
-    .venv/bin/python bench/zk_gateway_bench.py [--calls 60] [--rate 0.1]
+    .venv/bin/python bench/zk_gateway_bench.py [--calls 60] [--rate 0.05] [--mode fast|durable]
 
 Model: an iris 4-8-3 MLP (scikit-learn, as ONNX), hashed input and output, fixed parameters, a local test-only
-SRS.  The upstream is a plain HTTP server on 127.0.0.1 answering with the same MLP's scores.  Two gateways (durable
-mode) on the same ledger: one with the commitment hook (``GatewayCommitter``), one without; then
-``prove_sampled`` at ``--rate`` after the calls (the log's size as the seeding checkpoint).
+SRS.  The upstream is a plain HTTP server on 127.0.0.1 answering with the same MLP's scores.  Two gateways (fast
+mode by default), the same calls: one with the commitment hook (``GatewayCommitter``), one without (on a ledger of
+its own); then ``prove_sampled`` at ``--rate`` after the calls (the log's size as the seeding checkpoint).
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ def run_gateway(gw: Gateway, key: str, rows: list[list[float]]) -> tuple[list[fl
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=60)
-    ap.add_argument("--rate", type=float, default=0.1)
+    ap.add_argument("--rate", type=float, default=0.05)
+    ap.add_argument("--mode", choices=["fast", "durable"], default="fast")
     a = ap.parse_args()
     import numpy as np
     from sklearn.datasets import load_iris
@@ -114,9 +115,19 @@ def main() -> None:
     srv = upstream(clf)
     url = f"http://127.0.0.1:{srv.server_address[1]}"
     rows = [x[i % len(x)].tolist() for i in range(a.calls)]
-    plain_lat, _ = run_gateway(Gateway(led, url, "iris", mode="durable"), key, rows)
+    # the reference: the same model and calls through a gateway without the hook, on a ledger of its own (its
+    # calls must not enter the sample)
+    ref = Ledger.init(root / "ref-ledger", origin="bench.example/zk-gateway-ref")
+    register_model(ref, root / "model", "iris", ref.new_identity("owner")[0])
+    ref.new_identity("inference")
+    keys = GatewayKeys(ref.path)
+    ref_key = keys.new_key("bench")["key"]
+    keys.close()
+    run_gateway(Gateway(ref, url, "iris", mode=a.mode), ref_key, rows[:10])  # warm-up
+    plain_lat, _ = run_gateway(Gateway(ref, url, "iris", mode=a.mode), ref_key, rows)
+    ref.close()
     hook = GatewayCommitter(led, "iris", "iris", input_field="features", output_field="scores")
-    zk_lat, rids = run_gateway(Gateway(led, url, "iris", mode="durable", call_hook=hook), key, rows)
+    zk_lat, rids = run_gateway(Gateway(led, url, "iris", mode=a.mode, call_hook=hook), key, rows)
     srv.shutdown()
     p50_plain, p50_zk = statistics.median(plain_lat), statistics.median(zk_lat)
     print(f"gateway call p50: {p50_plain * 1e3:.2f} ms plain, {p50_zk * 1e3:.2f} ms with the circuit commitments")
@@ -135,7 +146,7 @@ def main() -> None:
     led.close()
     print(json.dumps({
         "bench": "zk_gateway", "model": "iris 4-8-3 (hashed input/output)", "logrows": setup["logrows"],
-        "calls": a.calls, "rate": a.rate, "setup_s": round(setup_s, 2),
+        "calls": a.calls, "rate": a.rate, "mode": a.mode, "setup_s": round(setup_s, 2),
         "gateway_p50_ms_plain": round(p50_plain * 1e3, 3), "gateway_p50_ms_commit": round(p50_zk * 1e3, 3),
         "gateway_mean_ms_plain": round(statistics.mean(plain_lat) * 1e3, 3),
         "gateway_mean_ms_commit": round(statistics.mean(zk_lat) * 1e3, 3),
