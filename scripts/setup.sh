@@ -31,5 +31,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   .venv/bin/python -m pip install -q "grpcio>=1.70,<2" "iterators>=0.0.2,<0.0.3" "typer>=0.13,<0.21" \
     "tomli>=2,<3" "tomli-w>=1,<2" "prompt-toolkit>=3.0.52,<4" "pycryptodome>=3.18,<4" "pathspec>=1.0.4,<2" \
     "pyyaml>=6,<7"
+  # the contractaudit extra (Slither) without slither-analyzer's pin of web3<8 (its detectors never import web3;
+  # the anchoring, governance, compute and defi extras are tested with web3 8): slither alone, then its imports
+  .venv/bin/python -m pip install -q --no-deps "slither-analyzer==0.11.*" "crytic-compile>=0.4.2,<0.5" "solc-select>=1.0.4"
+  .venv/bin/python -m pip install -q "prettytable>=3.10.2" "cbor2" "pycryptodome>=3.4.6" "eth-abi>=5.0.1" \
+    "eth-typing>=5.0.0" "eth-utils>=5.0.0"
   touch "$stamp"
 fi

@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("rules", "who may sign what; a model's status", ["authority"]),
     ("capabilities", "one folder per capability",
      ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content", "federated",
-      "subnets", "verifiable", "private", "compute", "defi"]),
+      "subnets", "verifiable", "private", "compute", "defi", "contractaudit", "supplychain", "reports"]),
     ("shells", "HTTP app and explorer; the command line", ["http", "cli"]),
     ("wiring", "who answers the kernel's questions", ["_registry"]),
     ("package", "the public surface", ["ailedger", "__main__"]),
@@ -52,9 +52,12 @@ PEERS: dict[str, set[str]] = {
     "screening": {"provenance"},   # screening and removal act on dataset commitments
     "content": {"governance"},     # a claim's reputation comes from staking
     "subnets": {"governance"},     # a validator's stake is its governance reputation
+    "supplychain": {"provenance"},  # an inspection model's files checked against its registration
     "federated": {"blobs"},        # a run's updates kept in the blob store (--store blob:URL)
     "verifiable": {"inference"},   # ZK proofs of logged calls: records, payloads, the trail
     "private": {"inference", "provenance"},  # records of private inference; the registered model folder
+    "contractaudit": {"provenance"},  # the learned layer's root is its folder's model manifest root
+    "reports": {"provenance"},     # the lineage graph of a model in its technical documentation
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }
 

@@ -140,6 +140,8 @@ RULES: dict[str, tuple[str, str]] = {
                       "the validator's weights for the epoch"),
     "subnet.epoch": (("anyone (a keeper), once per epoch in order, after its reveal window; its result must "
                       "equal the fold's recomputation"), "bonds and payouts of the epoch"),
+    "contract.audit": ("anyone (an attestation by its signer)",
+                       "nothing shared: an audit of a contract source, shown with its signer"),
     "subnet.pool": ("the subnet's owner, once, opening the pool commitment of its subnet.create",
                     "the revealed evaluation pool that reveals' scores are audited against"),
     "model.zk": (("the model's owner, for an effective registration of it, while the model is usable "
@@ -166,6 +168,14 @@ RULES: dict[str, tuple[str, str]] = {
                             "the configurations the signer tried in the study (counted once per plan digest)"),
     "agent.backtest.result": ("the signer of the plan it names, once per plan, after the plan",
                               "the study's reported score (deflated by the trials on the ledger)"),
+    "inference.extraction-alarm": (("the operator key of the gateway that reads it, with evidence that holds "
+                                    "(others': statements, no effect)"),
+                                   ("the identity's budget there: halved per alarm in force, suspended at 2 "
+                                    "(inference.extraction.standing)")),
+    "epcis.event": ("anyone (a statement by its signer: the party that captured the event)",
+                    "adds a GS1 EPCIS event, found by its CBV event hash, to traces and recalls"),
+    "epcis.allocation": ("anyone (a statement by its signer, the planner)",
+                         "nothing shared: a relief allocation plan with its logged inputs, recomputable"),
 }
 
 

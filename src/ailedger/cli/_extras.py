@@ -42,14 +42,19 @@ EXTRAS: dict[str, dict[str, str]] = {
     "anchoring": {"web3": "web3"},
     "compute": {"web3": "web3", "numpy": "numpy", "scikit-learn": "sklearn"},
     "inference": {"aiohttp": "aiohttp", "matplotlib": "matplotlib"},
+    "extraction": {"numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn"},
     "dask": {"dask": "dask", "distributed": "distributed"},
     "subnets": {"numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "s3": {"boto3": "boto3"},
     "defi": {"web3": "web3", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
+    "supplychain": {"jsonschema": "jsonschema", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn"},
     "federated": {"flwr": "flwr", "numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "zk": {"ezkl": "ezkl", "onnx": "onnx", "numpy": "numpy"},
     "eval": {"onnxruntime": "onnxruntime", "numpy": "numpy"},
+    "reports": {"numpy": "numpy", "matplotlib": "matplotlib", "weasyprint": "weasyprint"},
     "private": {"numpy": "numpy", "scikit-learn": "sklearn", "tenseal": "tenseal", "mpyc": "mpyc", "gmpy2": "gmpy2"},
+    "contractaudit": {"slither-analyzer": "slither", "crytic-compile": "crytic_compile", "scikit-learn": "sklearn",
+                      "matplotlib": "matplotlib"},
 }
 
 # what a tagged command checks before it starts: every module of its extra (found, not imported), but
@@ -61,7 +66,7 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 # a module several extras install is named by the first of them (a command's own extra wins)
 _PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
-            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
+            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi", "contractaudit", "supplychain")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 

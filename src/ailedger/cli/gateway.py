@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
-from ailedger.cli._common import deadline_options, emit, json_option, ledger_option, open_ledger, with_hint
+from ailedger.cli._common import (
+    INDEX,
+    deadline_options,
+    emit,
+    json_option,
+    ledger_option,
+    open_ledger,
+    with_hint,
+)
 from ailedger.errors import BadInputError
 
 
@@ -87,6 +96,11 @@ def register(main: click.Group) -> None:
     @click.option("--operator", default="inference", show_default=True,
                   help="Ledger identity that signs the inference batches ($AILEDGER_PASSPHRASE if protected).")
     @click.option("--timeout", type=float, default=30.0, show_default=True, help="Upstream timeout, seconds.")
+    @click.option("--detect", is_flag=True, help="Run the extraction detector (PRADA) on /predict calls; an alarm "
+                  "is a signed entry that shrinks the identity's budget (docs/private-ai.md).")
+    @click.option("--delta", type=float, default=None, help="Detector threshold on Shapiro-Wilk W (default 0.93).")
+    @click.option("--top1", is_flag=True, help="Answer the label only (drop the probabilities).")
+    @click.option("--round", "decimals", type=int, default=None, help="Round probabilities to this many places.")
     @click.option("--zk-setup", default=None, metavar="ENTRY", help="Log, for each call, the commitments of the "
                   "model's bound ZK circuit (#INDEX of its model.zk, or the model name) so that sampled calls can be "
                   "proven later (`inference zk-prove-sampled`, docs/zk.md).")
@@ -101,6 +115,7 @@ def register(main: click.Group) -> None:
     @ledger_option
     @json_option
     def serve_cmd(upstream: str, model: str, host: str, port: int, mode: str, operator: str, timeout: float,
+                  detect: bool, delta: float | None, top1: bool, decimals: int | None,
                   zk_setup: str | None, zk_input: str, zk_output: str | None, zk_check: bool,
                   head_timeout: float, body_timeout: float, min_body_rate: int,
                   ledger_dir: Path | None, as_json: bool) -> None:
@@ -109,6 +124,16 @@ def register(main: click.Group) -> None:
 
         from ailedger.inference.gateway import serve
         from ailedger.server.guard import Deadlines
+
+        extraction = None
+        if detect or top1 or decimals is not None or delta is not None:
+            from ailedger.inference.extraction import DetectorConfig, ExtractionGuard, Hardening
+
+            cfg = DetectorConfig() if delta is None else DetectorConfig(delta=delta)
+            hard = Hardening(top1=top1, decimals=decimals)
+
+            def extraction(gw: Any) -> Any:
+                return ExtractionGuard(gw.ledger, model, gw.trail.operator, detect=detect, config=cfg, hardening=hard)
 
         def ready(h: str, p: int) -> None:
             emit(as_json, {"ok": True, "listening": f"http://{h}:{p}", "model": model, "upstream": upstream,
@@ -129,4 +154,86 @@ def register(main: click.Group) -> None:
                                         output_field=str(zk_output), check_served=zk_check)
             serve(ledger, upstream, model, host=host, port=port, mode=mode, operator=operator,
                   passphrase=os.environ.get("AILEDGER_PASSPHRASE"), timeout=timeout, ready=ready,
-                  deadlines=Deadlines(head=head_timeout, body=body_timeout, min_rate=min_body_rate), call_hook=hook)
+                  deadlines=Deadlines(head=head_timeout, body=body_timeout, min_rate=min_body_rate),
+                  extraction=extraction, call_hook=hook)
+
+    @gateway.command("alarms")
+    @click.option("--as", "identity", default=None, help="Only this identity's standing.")
+    @click.option("--operator", default="inference", show_default=True,
+                  help="The gateway's operator identity: only its alarms count there.")
+    @ledger_option
+    @json_option
+    def alarms_cmd(identity: str | None, operator: str, ledger_dir: Path | None, as_json: bool) -> None:
+        """Extraction alarms and what they do to each identity's budget at this gateway."""
+        from ailedger.inference.extraction import alarms, ignored_alarms, standing
+
+        with open_ledger(ledger_dir) as ledger:
+            op = ledger.identities.load(operator).did
+            every = alarms(ledger)
+            names = [identity] if identity else sorted({a.identity for a in every if a.signer == op})
+            rows = [standing(ledger, op, n).to_dict() for n in names]
+            ignored: list[dict[str, Any]] = [{"entry": a.index, "reason": f"signed by {a.signer}, not by the gateway operator {operator}"}
+                       for a in every if a.signer != op]
+            ignored += [{"entry": i, "reason": why} for i, why in ignored_alarms(ledger)]
+        lines = [(f"{r['identity']}: {'SUSPENDED' if r['suspended'] else 'budget x' + format(r['factor'], 'g')}"
+                  f"  alarms {r['alarms']}" + (f"  until {r['until']}" if r['until'] else "")) for r in rows]
+        lines += [f"ignored: entry {g['entry']}: {g['reason']}" for g in sorted(ignored, key=lambda g: g["entry"])]
+        emit(as_json, {"ok": True, "operator": op, "identities": rows, "ignored": ignored},
+             "\n".join(lines) or "no extraction alarms")
+
+    @gateway.command("check-alarm")
+    @click.argument("index", type=INDEX)
+    @ledger_option
+    @json_option
+    def check_alarm_cmd(index: int, ledger_dir: Path | None, as_json: bool) -> None:
+        """Recompute an alarm's normality test from the evidence it carries (exit 1 if it does not hold)."""
+        from ailedger.errors import NotFoundError
+        from ailedger.inference.extraction import check_alarm
+
+        with open_ledger(ledger_dir) as ledger:
+            if not 0 <= index < ledger.size:
+                raise NotFoundError(f"no entry {index} in this ledger (size {ledger.size})", field="index")
+            out = check_alarm(ledger.entry(index))
+        emit(as_json, {**out, "entry": index}, f"alarm {index} holds: W={out['w']} < delta={out['delta']} on "
+             f"{out['n']} distances of {out['identity']}")
+
+    @gateway.command("extraction-test")
+    @click.option("--gateway", "url", required=True, help="Gateway (or model server) URL, e.g. http://127.0.0.1:8080")
+    @click.option("--key", required=True, help="The attacker's API key.")
+    @click.option("--eval-key", required=True,
+                  help="An honest client's key: it replays the digits test set (agreement is measured on it).")
+    @click.option("--attack", type=click.Choice(["jbda", "rnd", "random"]), default="jbda", show_default=True)
+    @click.option("--queries", type=click.IntRange(10, 100000), default=1000, show_default=True,
+                  help="Query budget of the attack.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @json_option
+    def extraction_test(url: str, key: str, eval_key: str, attack: str, queries: int, seed: int,
+                        as_json: bool) -> None:
+        """Attack a digits classifier behind a gateway with a substitute model; print agreement vs queries."""
+        from ailedger.cli._common import progress
+        from ailedger.inference.extraction_attack import (
+            Blocked,
+            HttpOracle,
+            digits_split,
+            honest_replay,
+            run_attack,
+        )
+
+        d = digits_split(seed)
+        Xs = d["test"][0]
+        honest = HttpOracle(url, eval_key)
+        try:
+            test_labels = honest_replay(honest, Xs, seed)
+        except Blocked as exc:
+            raise BadInputError(f"the honest client's key was refused: {exc.status} {exc.message}",
+                                field="eval-key") from None
+        finally:
+            honest.close()
+        oracle = HttpOracle(url, key)
+        with progress(queries, f"{attack} attack", enabled=not as_json) as bar:
+            res = run_attack(oracle, attack, queries, d["pool"], Xs, test_labels, seed=seed, progress=bar.update)
+        oracle.close()
+        out = res.to_dict()
+        emit(as_json, {"ok": True, **out}, lambda: "\n".join(
+            [f"{q:6d} queries  agreement {a:.3f}" for q, a in res.curve]
+            + [f"stopped: {res.stopped}" if res.stopped else f"spent the whole budget ({res.queries} queries)"]))

@@ -196,6 +196,7 @@ def fast_verdicts(leaves: Sequence[bytes]) -> bytes:
 
 
 _new = object.__new__
+_set = object.__setattr__
 
 
 def fast_parse_entries(leaves: Sequence[bytes], objs: Sequence[dict[str, Any]] | None = None
@@ -210,14 +211,19 @@ def fast_parse_entries(leaves: Sequence[bytes], objs: Sequence[dict[str, Any]] |
         return [None] * len(leaves)
     verdicts = _verify_entries(leaves)
     out: list[SignedEntry | None] = []
+    append = out.append
+    a2b = binascii.a2b_base64
     for k, v in enumerate(verdicts):
         if v != 1:
-            out.append(None)
+            append(None)
             continue
         leaf = leaves[k]
-        obj = objs[k] if objs is not None else _loads(leaf)
-        e = _new(SignedEntry)  # the checker vouched for every field: no __init__ (7 frozen setattrs)
-        e.__dict__.update({"type": obj["type"], "v": obj["v"], "body": obj["body"], "signer": obj["signer"],
-                           "time": obj["time"], "sig": binascii.a2b_base64(obj["sig"]), "leaf_bytes": leaf})
-        out.append(e)
+        # the checker vouched for every field, and that the object has exactly the six of an entry: its
+        # fields are a copy of the object with the signature decoded (no __init__: 7 frozen setattrs)
+        fields = (objs[k] if objs is not None else _loads(leaf)).copy()
+        fields["sig"] = a2b(fields["sig"])
+        fields["leaf_bytes"] = leaf
+        e = _new(SignedEntry)
+        _set(e, "__dict__", fields)
+        append(e)
     return out

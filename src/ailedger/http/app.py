@@ -697,6 +697,27 @@ class Api:
         st = await run_in_threadpool(model_status, self.ledger, name)
         return json_response(st.to_dict())
 
+    async def epcis_trace(self, request: Request) -> Response:
+        """An EPCIS item's trace (``/v1/epcis/trace``) or recall report (``/v1/epcis/recall``), every event with
+        its inclusion proof (docs/supply-chain.md)."""
+        from ailedger.supplychain.service import recall, trace
+
+        q = request.query_params
+        unknown = set(q.keys()) - {"epc", "direction"}
+        if unknown:
+            raise BadInputError(f"unknown query parameter {min(unknown)!r}", field=min(unknown))
+        epc = q.get("epc", "")
+        if not epc or len(epc) > 290 or any(c.isspace() or not c.isprintable() for c in epc):
+            raise BadInputError("epc is an EPC URI or GS1 Digital Link URI (1..290 printable characters)", field="epc")
+        if request.url.path.endswith("/recall"):
+            if "direction" in q:
+                raise BadInputError("a recall always goes forward: no direction", field="direction")
+            return json_response(await run_in_threadpool(recall, self.ledger, epc))
+        direction = q.get("direction", "forward")
+        if direction not in ("forward", "backward"):
+            raise BadInputError("direction is forward or backward", field="direction")
+        return json_response(await run_in_threadpool(trace, self.ledger, epc, forward=direction == "forward"))
+
     # -- misc ------------------------------------------------------------------------------------
     async def log_info(self, request: Request) -> Response:
         note = await self.checkpoint_bytes()
@@ -783,6 +804,8 @@ def create_app(ledger: Ledger | str | os.PathLike[str] | None, cfg: ServeConfig 
         Route("/v1/consistency", g(api.get_consistency), methods=["GET"]),
         Route("/v1/search", g(api.search), methods=["GET"]),
         Route("/v1/models/{name:path}", g(api.model_status), methods=["GET"]),
+        Route("/v1/epcis/trace", g(api.epcis_trace), methods=["GET"]),
+        Route("/v1/epcis/recall", g(api.epcis_trace), methods=["GET"]),
     ]
     if cfg.web:
         from ailedger.http.explorer import web_routes

@@ -344,6 +344,43 @@ class Pages:
         ctx = await run_in_threadpool(self._subnet_ctx, name)
         return self.render("subnet", title=f"subnet {name}", active="subnets", **ctx)
 
+    # -- contract audits -----------------------------------------------------------------
+    def _contract_ctx(self, sha: str) -> dict[str, Any]:
+        from ailedger.contractaudit import service as audits
+
+        if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+            raise NotFoundError(f"{sha[:24]!r} is not a source SHA-256 (64 lowercase hex digits)", field="sha256")
+        led = self.ledger
+        idxs = sorted(_find(led, f"source:{sha}"), reverse=True)
+        history = []
+        for i in idxs:
+            e = led.entry(i)
+            if e.type == audits.AUDIT_TYPE and e.body.get("source_sha256") == sha:
+                history.append({"index": i, "signer": e.signer, "time": e.time, "body": e.body})
+        if not history:
+            raise NotFoundError(f"no contract.audit of source {sha}", field="sha256")
+        latest = history[0]
+        _, _, report = audits.stored_report(led, f"#{latest['index']}")
+        return {"sha": sha, "file": latest["body"].get("file", ""), "history": history, "latest": latest,
+                "findings": (report or {}).get("findings"), "replay": f"ailedger audit-contract --replay '#{latest['index']}'"}
+
+    async def contract(self, request: Request) -> Response:
+        sha = request.path_params["sha"]
+        ctx = await run_in_threadpool(self._contract_ctx, sha)
+        return self.render("contract", title=f"contract {ctx['file']}", active="contracts", **ctx)
+
+    # -- an EPCIS item's journey (docs/supply-chain.md) ----------------------------------
+    def _item_ctx(self, epc: str) -> dict[str, Any]:
+        from ailedger.supplychain.journey import journey, journey_svg
+
+        j = journey(self.ledger, epc)
+        return {"j": _Obj(j), "svg": journey_svg(j)}
+
+    async def item(self, request: Request) -> Response:
+        epc = request.path_params["epc"]
+        ctx = await run_in_threadpool(self._item_ctx, epc)
+        return self.render("item", title=f"item {epc}", **ctx)
+
     # -- checkpoint ----------------------------------------------------------------------
     def _checkpoint_ctx(self, size: int) -> dict[str, Any]:
         led = self.ledger
@@ -452,5 +489,7 @@ def web_routes(api: Any) -> list[Route]:
         Route("/search", g(p.search), methods=["GET"]),
         Route("/proposals/{pid:index}", g(p.proposal), methods=["GET"]),
         Route("/subnet/{name}", g(p.subnet), methods=["GET"]),
+        Route("/contract/{sha}", g(p.contract), methods=["GET"]),
+        Route("/item/{epc:path}", g(p.item), methods=["GET"]),
         Route("/checkpoints/{size:index}", g(p.checkpoint), methods=["GET"]),
     ] + [Route(f"/{kind}", g(p.list_page(kind)), methods=["GET"]) for kind in lists.KINDS]

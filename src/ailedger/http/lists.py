@@ -27,6 +27,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "proposals": ("Proposals", "Governance proposals (gov.propose) and their state"),
     "inference": ("Inference", "Inference batches (inference.batch): each commits to a batch of receipts"),
     "subnets": ("Subnets", "Incentivised AI subnets (subnet.create): miners, staked validators, epochs and payouts"),
+    "contracts": ("Contract audits", "Smart-contract audits (contract.audit): findings per DASP category"),
     "checkpoints": ("Checkpoints", "Signed checkpoints of this log"),
     "witnesses": ("Witnesses", "Witnesses asked to cosign this log's checkpoints"),
     "anchors": ("Anchors", "Checkpoints anchored on a chain"),
@@ -35,7 +36,7 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 _TYPE_OF = {"datasets": "dataset.commit", "identities": "identity.register", "content": "content.register",
-            "inference": "inference.batch"}
+            "inference": "inference.batch", "contracts": "contract.audit"}
 
 
 def page_number(raw: str | None) -> int:
@@ -138,11 +139,23 @@ def _row_inference(i: int, e: Any) -> list[dict[str, Any]]:
             _c(f"{_str(b.get('from'), 40)} – {_str(b.get('to'), 40)}"), _hex(b.get("root"))]
 
 
+def _row_contract(i: int, e: Any) -> list[dict[str, Any]]:
+    b = _body(e)
+    raw = b.get("by_category")
+    cats: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    sha = _str(b.get("source_sha256"), 64)
+    return [_c(_str(b.get("file")) or f"#{i}", f"/contract/{_q(sha)}" if sha else None), _c(b.get("findings")),
+            _c(", ".join(f"{k} {v}" for k, v in sorted(cats.items()))), _hex(sha), _did(e.signer), _c(e.time),
+            _c(i, f"/entry/{i}")]
+
+
 _ROWS = {
     "datasets": (["name", "records", "root", "signer", "time", "entry"], _row_dataset),
     "identities": (["name", "did:key", "registered", "entry"], _row_identity),
     "content": (["name", "kind", "media type", "SHA-256", "signer", "time"], _row_content),
     "inference": (["entry", "stream", "batch", "records", "model", "time span", "root"], _row_inference),
+    "contracts": (["file", "findings", "by DASP category", "source SHA-256", "signer", "time", "entry"],
+                  _row_contract),
     "entries": (["#", "type", "signer", "time", "summary"], _row_entry),
 }
 

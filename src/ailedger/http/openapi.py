@@ -61,6 +61,8 @@ def _web_paths() -> dict[str, Any]:
                                  "parameters": [{"name": "ref", **ref}], "responses": page}},
         "/dataset/{ref}": {"get": {"summary": "Explorer: a dataset (name or #index)",
                                    "parameters": [{"name": "ref", **ref}], "responses": page}},
+        "/item/{epc}": {"get": {"summary": "Explorer: an EPCIS item's journey (SVG) with proofs and inspection verdicts",
+                                "parameters": [{"name": "epc", **ref}], "responses": page}},
         "/identity/{did}": {"get": {"summary": "Explorer: an identity and everything it signed",
                                     "parameters": [{"name": "did", **ref}], "responses": page}},
         "/search": {"get": {"summary": "Explorer: search", "parameters": [
@@ -218,6 +220,17 @@ def openapi_spec(origin: str = "ailedger", web: bool = True) -> dict[str, Any]:
                         "ignored": {"type": "array", "items": {"type": "object"}}}}),
                               "400": _err("not a model name"),
                               "404": _err("a path the route does not take (e.g. control characters)"), **_COMMON}}},
+            **{f"/v1/epcis/{kind}": {"get": {
+                "summary": f"An EPCIS item's {what}, every event with its inclusion proof (docs/supply-chain.md)",
+                "parameters": [{"name": "epc", "in": "query", "required": True,
+                                "schema": {"type": "string", "minLength": 1, "maxLength": 290}},
+                               *([{"name": "direction", "in": "query", "required": False,
+                                   "schema": {"type": "string", "enum": ["forward", "backward"]}}]
+                                 if kind == "trace" else [])],
+                "responses": {"200": _json({"type": "object", "required": ["events", "vkey", "size"]}),
+                              "400": _err("a bad or missing epc or direction"),
+                              "404": _err("no logged EPCIS event names the item"), **_COMMON}}}
+               for kind, what in (("trace", "trace (forward or backward)"), ("recall", "recall report"))},
             **(_web_paths() if web else {}),
         },
         "components": {"schemas": {"Error": {

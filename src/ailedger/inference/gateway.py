@@ -220,8 +220,11 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 class Gateway:
     def __init__(self, ledger: Any, upstream: str, model: str, *, mode: str = "fast", timeout: float = 30.0,
                  flush_interval: float = 0.05, operator: str | None = None, passphrase: str | None = None,
-                 deadlines: Deadlines | None = None, call_hook: CallHook | None = None) -> None:
+                 deadlines: Deadlines | None = None, extraction: Any = None,
+                 call_hook: CallHook | None = None) -> None:
         self.deadlines = deadlines or Deadlines()
+        # an ExtractionGuard (inference/extraction.py): budgets after alarms, the detector, output hardening
+        self.extraction = extraction
         self.call_hook = call_hook
         if not upstream.startswith(("http://", "https://")):
             raise BadInputError("upstream must be an http:// or https:// URL", field="upstream", found=upstream)
@@ -289,6 +292,12 @@ class Gateway:
         declared = request.headers.get("content-length")
         if declared is not None and len(body) != int(declared):
             raise ClientGone()  # the caller half-closed mid-body: no answer, no record
+        if self.extraction is not None:  # extraction alarms in force shrink the budget or suspend the identity
+            refusal, rate, daily = self.extraction.admit(info.identity, info.rate, info.daily)
+            if refusal is not None:
+                self.stats["refused"] += 1
+                return _error(403, "identity_suspended", refusal)
+            info = KeyInfo(info.identity, rate, daily, info.key_id)
         ok, retry, which = self.budgets.take(info)  # charged only once the whole body is in
         if not ok:
             self.stats["refused"] += 1
@@ -331,9 +340,14 @@ class Gateway:
                 isinstance(out_json, dict) and isinstance(out_json.get("choices"), list)):
             self.stats["upstream_errors"] += 1
             return _error(502, "bad_upstream_response", "upstream answer has no 'choices' list (OpenAI shape)")
+        if self.extraction is not None:  # the detector sees the call; the caller gets the hardened answer
+            hardened, _alarm = await asyncio.get_running_loop().run_in_executor(
+                None, self.extraction.observe, info.identity, req_json, out_json)
+            if hardened is not out_json:
+                out_json, out = hardened, json_bytes(hardened)
         meta: dict[str, Any] = {"path": path, "http_status": status,
                                 "upstream_us": int((time.perf_counter() - t_up) * 1e6)}
-        if self.call_hook is not None:
+        if self.call_hook is not None:  # on the answer as served (after any hardening)
             hook = self.call_hook
             try:
                 meta["zk"] = await asyncio.get_running_loop().run_in_executor(None, hook, req_json, out_json)
@@ -449,10 +463,13 @@ MAX_BODY = 16 * 1024 * 1024
 def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", port: int = 8080,
           mode: str = "fast", operator: str | None = None, passphrase: str | None = None,
           timeout: float = 30.0, ready: Any = None, deadlines: Deadlines | None = None,
-          call_hook: CallHook | None = None) -> None:
-    """Run the gateway until SIGINT/SIGTERM. ``ready(host, port)`` is called once listening."""
+          extraction: Any = None, call_hook: CallHook | None = None) -> None:
+    """Run the gateway until SIGINT/SIGTERM. ``ready(host, port)`` is called once listening.
+    ``extraction(gateway)`` -> an ExtractionGuard for it (its operator key signs the alarms)."""
     gw = Gateway(ledger, upstream, model, mode=mode, operator=operator, passphrase=passphrase, timeout=timeout,
                  deadlines=deadlines, call_hook=call_hook)
+    if extraction is not None:
+        gw.extraction = extraction(gw)
     try:
         srv = Server(gw.make_app(lifespan=True), host, port, deadlines=gw.deadlines, name="gateway", lifespan=True)
     except BaseException:

@@ -106,6 +106,8 @@ def operator_identity(ledger: Ledger) -> OperatorIdentity:
 
 _RECORD_TYPES = frozenset({"dataset.commit", "dataset.screening", "model.register"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# the body fields entry_terms reads besides "subjects" (a body with none of them takes its short path)
+_OTHER_TERM_KEYS = frozenset({"name", "manifest", "root", "sha256", "cid"})
 
 
 def _record_terms(type_: str, b: dict[str, Any]) -> list[str]:
@@ -159,6 +161,24 @@ def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
     t = e.type
     terms = ["type:" + t, "signer:" + e.signer]
     b = e.body
+    if b.keys().isdisjoint(_OTHER_TERM_KEYS) and t not in _RECORD_TYPES and not t.startswith("blob."):
+        # the common entry (an event, a decision, a receipt): its type, its signer and its subjects only
+        subj = b.get("subjects")
+        if isinstance(subj, list):
+            append = terms.append
+            for s in subj:  # a loop, not a generator: this runs for every entry written
+                if isinstance(s, str) and len(s) < 300:
+                    append("subject:" + s)
+        if extra:
+            terms.extend(extra)
+            return tuple(dict.fromkeys(terms))
+        # three terms have three different prefixes: no duplicate to drop
+        return tuple(terms) if len(terms) <= 3 else tuple(dict.fromkeys(terms))
+    return _all_terms(t, terms, b, extra)
+
+
+def _all_terms(t: str, terms: list[str], b: dict[str, Any], extra: Iterable[str]) -> tuple[str, ...]:
+    """entry_terms of any entry (its short path gives the same for the entries it takes)."""
     subj = b.get("subjects")
     if isinstance(subj, list):
         append = terms.append

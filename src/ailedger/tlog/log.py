@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, NamedTuple
 
 from ailedger.errors import BadInputError, DuplicateLeafError, NotFoundError, StorageError
@@ -114,7 +115,8 @@ class TransparencyLog:
                     w.add_node_keys(keyed)
                     if sign:
                         self._put_checkpoint(w, size + len(rows), cr.root())
-                return [AppendResult(size + i, r.hash, False) for i, r in enumerate(rows)]
+                return list(map(AppendResult, range(size, size + len(rows)), [r.hash for r in rows],
+                                repeat(False)))
             except DuplicateLeafError:
                 pass
         return self._append_dedup(rows, sign)

@@ -22,7 +22,7 @@ from ailedger.http.app import create_app
 from ailedger.tlog.ledger import Ledger, operator_identity
 from ailedger.tlog.merkle import leaf_hash
 
-KINDS = ["models", "datasets", "identities", "content", "proposals", "inference", "subnets", "checkpoints",
+KINDS = ["models", "datasets", "identities", "content", "proposals", "inference", "subnets", "contracts", "checkpoints",
          "witnesses", "anchors", "compute", "entries"]
 DECISIONS = 57  # more than one page of 50
 
@@ -123,7 +123,7 @@ def test_home_counts_every_kind_and_links_its_list(site):
     table = re.search(r'<table id="kinds">(.*?)</table>', html, re.DOTALL).group(1)
     got = dict(re.findall(r'<a href="/([a-z]+)">[^<]+</a></td><td>(\d+)</td>', table))
     assert got == {"models": "4", "datasets": "3", "identities": str(led.store.count("type:identity.register")),
-                   "content": "2", "proposals": "1", "inference": "1", "subnets": "0",
+                   "content": "2", "proposals": "1", "inference": "1", "subnets": "0", "contracts": "0",
                    "checkpoints": str(led.store.checkpoint_count()),
                    "witnesses": "0", "anchors": "0", "compute": "0", "entries": str(led.size)}
 

@@ -12,10 +12,96 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
-__all__ = ["INT64_MAX", "LeafRow", "LogStore", "ReadView", "WriteTxn", "node_key"]
+from ailedger.errors import StorageError
+
+__all__ = ["INT64_MAX", "STORE_FORMAT", "LeafRow", "LogStore", "ReadView", "WriteTxn", "check_format", "merge_newest", "merge_oldest",
+           "node_key", "runs_of", "split_runs"]
 
 # sizes and indexes are stored as signed 64-bit integers: a larger one names nothing
 INT64_MAX = 2**63 - 1
+
+
+# The stores' format (meta key "format"). 1 (no key): one ``terms`` row per (term, entry). 2: a term that
+# indexes consecutive entries of one append is stored as one ``term_runs`` row (term, first, last); the
+# others stay ``terms`` rows. Readers read both tables; opening a format-1 store migrates it (runs of
+# consecutive ``terms`` rows become ``term_runs`` rows, in one transaction). docs/ledger.md, "Store format".
+STORE_FORMAT = 2
+
+
+def check_format(value: str | None) -> int:
+    """The store format a ``format`` meta value names (None: 1); StorageError for one this code cannot read."""
+    if value is None:
+        return 1
+    try:
+        fmt = int(value)
+    except ValueError:
+        raise StorageError(f"store format {value!r} is not a number: not a store ailedger wrote") from None
+    if fmt > STORE_FORMAT:
+        raise StorageError(f"store format {fmt} is newer than this ailedger reads ({STORE_FORMAT}): upgrade ailedger")
+    return fmt
+
+
+def split_runs(start: int, term_lists: Iterable[Sequence[str]]
+               ) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]]:
+    """The index rows of entries ``start, start+1, ...`` with these terms: (term, idx) for a term on one
+    entry alone, (term, first, last) for each run of consecutive entries sharing a term (an append's
+    ``type:`` and ``signer:`` terms: one row per append instead of one per entry)."""
+    at: dict[str, list[int]] = {}
+    get = at.get
+    for i, ts in enumerate(term_lists, start):
+        for t in ts:
+            ixs = get(t)
+            if ixs is None:
+                at[t] = [i]
+            elif ixs[-1] != i:  # a term given twice for one entry is one row
+                ixs.append(i)
+    singles: list[tuple[str, int]] = []
+    runs: list[tuple[str, int, int]] = []
+    for t, ixs in at.items():
+        if len(ixs) == 1:
+            singles.append((t, ixs[0]))
+        elif ixs[-1] - ixs[0] == len(ixs) - 1:  # one run (the common case)
+            runs.append((t, ixs[0], ixs[-1]))
+        else:
+            for first, last in runs_of(ixs):
+                if first == last:
+                    singles.append((t, first))
+                else:
+                    runs.append((t, first, last))
+    return singles, runs
+
+
+def runs_of(ixs: Iterable[int]) -> Iterator[tuple[int, int]]:
+    """Maximal runs (first, last) of consecutive integers in an increasing sequence."""
+    first = prev = None
+    for i in ixs:
+        if prev is None:
+            first = prev = i
+        elif i == prev + 1:
+            prev = i
+        elif i != prev:
+            yield first, prev  # type: ignore[misc]
+            first = prev = i
+    if prev is not None:
+        yield first, prev  # type: ignore[misc]
+
+
+def merge_oldest(singles: Iterable[int], runs: Iterable[tuple[int, int]], after: int, limit: int) -> list[int]:
+    """The ``limit`` smallest indices > ``after`` among single rows and (first, last) runs."""
+    got = set(singles)
+    for first, last in runs:
+        lo = max(first, after + 1)
+        got.update(range(lo, min(last, lo + limit - 1) + 1))
+    return sorted(i for i in got if i > after)[:limit]
+
+
+def merge_newest(singles: Iterable[int], runs: Iterable[tuple[int, int]], offset: int, limit: int) -> list[int]:
+    """Indices newest first among single rows and (first, last) runs, skipping the ``offset`` newest."""
+    need = offset + limit
+    got = set(singles)
+    for first, last in runs:
+        got.update(range(max(first, last - need + 1), last + 1))
+    return sorted(got, reverse=True)[offset:need]
 
 
 def node_key(level: int, index: int) -> int:

@@ -1,0 +1,217 @@
+"""Technical documentation of a model in the structure of EU AI Act Annex IV, built from the ledger.
+
+Every statement cites the entry it rests on (see :mod:`.evidence`); what the ledger cannot show is listed as a
+gap with the Annex IV point it leaves open, never filled with boilerplate."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ailedger.authority.service import model_status
+from ailedger.errors import NotFoundError
+from ailedger.provenance.lineage import lineage_graph
+from ailedger.reports.evidence import FORMAT, Evidence
+from ailedger.reports.scan import iter_entries, names_model
+
+__all__ = ["ANNEX_IV_SECTIONS", "NOT_EVIDENCED", "build_technical_doc", "model_or_error"]
+
+# section id -> (title, the Annex IV point)
+ANNEX_IV_SECTIONS: dict[str, tuple[str, str]] = {
+    "general": ("General description of the AI system", "Annex IV point 1"),
+    "development": ("Development process and design choices", "Annex IV point 2(a)-(c)"),
+    "data": ("Data and data governance", "Annex IV point 2(d)"),
+    "validation": ("Validation and testing", "Annex IV point 2(g)"),
+    "risk": ("Risk management and post-market records", "Annex IV points 5 and 9"),
+    "changes": ("Changes over the lifecycle", "Annex IV point 6"),
+}
+
+# Annex IV items a transparency log cannot evidence: always listed as gaps
+NOT_EVIDENCED: list[tuple[str, str]] = [
+    ("general", ("intended purpose, provider name, hardware and software it runs on, instructions for use "
+                "(Annex IV 1(a)-(h)): not recorded in the ledger")),
+    ("development", "human oversight measures and the assessment of them (Annex IV 2(e)): not recorded"),
+    ("development", "cybersecurity measures (Annex IV 2(h)): not recorded"),
+    ("risk", "the risk management system itself (Article 9, Annex IV 5): only the log's events are shown"),
+    ("general", "harmonised standards applied and the EU declaration of conformity (Annex IV 7-8): not recorded"),
+]
+
+
+def model_or_error(ledger: Any, name: str) -> Any:
+    st = model_status(ledger, name)
+    if st.registration is None:
+        raise NotFoundError(f"no model named {name!r} is registered in this ledger", field="model")
+    return st
+
+
+def _status_statements(ev: Evidence, st: Any) -> list[dict[str, Any]]:
+    out = []
+    for r in st.rulings:
+        s = ev.state("risk", "ruling", r.entry, {"type": "type", "signer": "signer", "time": "time"},
+                     {"model": st.name, "state": f"{r.state} by {r.by}", "entry": r.entry})
+        out.append(s)
+        if r.by.startswith("proposal "):
+            pid = r.by.split()[1]
+            if pid.isdigit() and int(pid) < ev.ledger.size:
+                out.append(ev.state("risk", "proposal", int(pid),
+                                    {"type": "type", "signer": "signer", "time": "time",
+                                     "description": "body.description"}, {"entry": int(pid)}))
+    return out
+
+
+def build_technical_doc(ledger: Any, name: str, out: Path,
+                        progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+    """Write the report folder (``report.json``, entries, proofs, ``log.vkey``, ``checkpoint``); the report."""
+    st = model_or_error(ledger, name)
+    ev = Evidence(ledger, out)
+    report = _header(ledger, "technical-doc", name, out)
+    reg_idx = st.registration
+    reg = ev.cite(reg_idx)
+    body = reg["body"]
+    ev.state("general", "registration", reg_idx,
+             {"name": "body.name", "signer": "signer", "time": "time", "root": "body.manifest.root",
+              "files": "body.manifest.files", "bytes": "body.manifest.bytes"})
+    lin = body.get("lineage") if isinstance(body.get("lineage"), dict) else {}
+    gaps: list[dict[str, str]] = []
+    if lin.get("code"):
+        ev.state("development", "code", reg_idx, {"name": "body.name", "code": "body.lineage.code"})
+    else:
+        gaps.append({"section": "development", "gap": "the training code (repository, commit) is not recorded"})
+    if lin.get("hyperparameters"):
+        ev.state("development", "hyperparameters", reg_idx,
+                 {"name": "body.name", "hyperparameters": "body.lineage.hyperparameters"})
+    else:
+        gaps.append({"section": "development", "gap": "no hyperparameters or design choices are recorded"})
+    base = lin.get("base_model")
+    if isinstance(base, dict) and type(base.get("index")) is int:
+        ev.state("development", "base", reg_idx, {"name": "body.name", "base": "body.lineage.base_model.index"})
+
+    # data: every dataset of the lineage, its licence, consent basis, screenings
+    dsets = [d for d in (lin.get("datasets") or []) if isinstance(d, dict) and type(d.get("index")) is int]
+    if not dsets:
+        gaps.append({"section": "data", "gap": "the model names no training dataset"})
+    ds_names: set[str] = set()
+    for d in dsets:
+        di = d["index"]
+        if di >= ledger.size:
+            continue
+        de = ev.cite(di)
+        ds_names.add(str(de["body"].get("name")))
+        s = ev.state("data", "dataset", di,
+                     {"name": "body.name", "signer": "signer", "time": "time", "records": "body.records",
+                      "root": "body.root", "license": "body.sources.0.license",
+                      "consent": "body.sources.0.consent"})
+        for what, key in (("licence", "license"), ("consent basis", "consent")):
+            if s["fields"][key][1] is None:
+                gaps.append({"section": "data", "gap": f"dataset {de['body'].get('name')} has no {what} recorded"})
+
+    # one pass over the log: screenings, evaluations, events naming the model, versions, descendants
+    roots = set()
+    for v in st.versions:
+        r = ledger.entry(v).body.get("manifest", {})
+        if isinstance(r, dict) and isinstance(r.get("root"), str):
+            roots.add(r["root"])
+    proposals: set[int] = set()
+    screened: set[str] = set()
+    evals: list[int] = []
+    commits: dict[int, dict[str, Any]] = {}
+    events: list[int] = []
+    ruling_entries = {r.entry for r in st.rulings}  # and the proposals they name: stated with the ruling
+    ruling_entries |= {int(r.by.split()[1]) for r in st.rulings
+                       if r.by.startswith("proposal ") and r.by.split()[1].isdigit()}
+    for idx, e in iter_entries(ledger, progress=progress):
+        t, b = e.get("type"), e["body"]
+        if t == "dataset.screening" and b.get("dataset") in ds_names:
+            ev.state("data", "screening", idx,
+                     {"dataset": "body.dataset", "signer": "signer", "time": "time", "verdict": "body.verdict",
+                      "flagged": "body.flagged", "records": "body.records", "report": "body.report_sha256"})
+            screened.add(str(b.get("dataset")))
+        elif t == "eval.commit":
+            commits[idx] = e
+        elif t == "eval.reveal":
+            c = b.get("content") if isinstance(b.get("content"), dict) else {}
+            if c.get("manifest_root") in roots:
+                evals.append(idx)
+                ci = b.get("commit")
+                if type(ci) is int and ci in commits:
+                    ev.state("validation", "eval-commit", ci,
+                             {"evaluation": "body.evaluation", "role": "body.role", "signer": "signer",
+                              "time": "time", "reveal_by": "body.reveal_by"})
+                ev.state("validation", "eval-reveal", idx,
+                         {"evaluation": "body.evaluation", "signer": "signer", "time": "time",
+                          "commit": "body.commit", "content": "body.content"})
+        elif names_model(e, name, proposals):
+            if t == "gov.propose":
+                proposals.add(idx)
+            if idx not in ruling_entries:
+                events.append(idx)
+        if t == "model.register" and b.get("name") == name and idx != reg_idx and idx in st.versions:
+            ev.state("changes", "version", idx,
+                     {"name": "body.name", "signer": "signer", "time": "time", "root": "body.manifest.root"})
+    for dn in sorted(ds_names - screened):
+        gaps.append({"section": "data", "gap": f"dataset {dn} has no screening report in the ledger"})
+    if not evals:
+        gaps.append({"section": "validation", "gap": "no commit-reveal evaluation of this model is in the ledger; "
+                                                     "validation and test results are not evidenced"})
+    _status_statements(ev, st)
+    for idx in events:
+        ev.state("risk", "event", idx, {"type": "type", "signer": "signer", "time": "time"}, {"model": name})
+    if not st.rulings and not events:
+        gaps.append({"section": "risk", "gap": "no incident, suspension, revocation or governance event names "
+                                               "this model (none happened, or none was logged)"})
+    graph = lineage_graph(ledger, f"#{reg_idx}")
+    for n in graph["nodes"]:
+        if n["kind"] == "model" and n["index"] != reg_idx and n["index"] > reg_idx:
+            ev.state("changes", "descendant", n["index"],
+                     {"name": "body.name", "signer": "signer", "time": "time",
+                      "base": "body.lineage.base_model.index"})
+    if not [s for s in ev.statements if s["section"] == "changes"]:
+        gaps.append({"section": "changes", "gap": "one version, no fine-tunes: no change over the lifecycle is "
+                                                  "recorded"})
+    gaps.extend({"section": s, "gap": g} for s, g in NOT_EVIDENCED)
+    timeline = [{"entry": s["entry"], "kind": s["kind"], "time": _field(s, "time"), "label": _label(s)}
+                for s in ev.statements if _field(s, "time")]
+    report.update({
+        "status": {"state": st.state, "by": st.by, "entry": st.entry, "reason": st.reason,
+                   "text": st.describe()},
+        "sections": [{"id": k, "title": t, "annex": a} for k, (t, a) in ANNEX_IV_SECTIONS.items()],
+        "statements": ev.statements, "gaps": gaps, "lineage": graph,
+        "timeline": sorted(timeline, key=lambda x: (x["time"], x["entry"])),
+    })
+    return report
+
+
+def _field(s: dict[str, Any], k: str) -> Any:
+    f = s["fields"].get(k)
+    return f[1] if f else None
+
+
+def _label(s: dict[str, Any]) -> str:
+    k = s["kind"]
+    if k == "ruling":
+        return str(s["fixed"].get("state", "ruling")).split(" by ")[0]
+    if k in ("event", "governance"):
+        return str(_field(s, "type"))
+    return {"registration": "registered", "version": "new version", "eval-commit": "eval commit",
+            "eval-reveal": "evaluation", "descendant": "fine-tune"}.get(k, k)
+
+
+def _header(ledger: Any, kind: str, name: str, out: Path) -> dict[str, Any]:
+    cp = ledger.checkpoint()
+    (out / "checkpoint").write_bytes(cp)
+    (out / "log.vkey").write_text(ledger.vkey + "\n")
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"format": FORMAT, "kind": kind, "model": name, "generated_at": now, "log_size": ledger.size,
+            "vkey": ledger.vkey, "checkpoint": "checkpoint"}
+
+
+def header(ledger: Any, kind: str, name: str, out: Path) -> dict[str, Any]:
+    return _header(ledger, kind, name, out)
+
+
+def dump(report: dict[str, Any]) -> str:
+    return json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+

@@ -1,0 +1,214 @@
+"""Store format 2: index terms of consecutive entries as runs, on every backend; and the migration of a
+format-1 store (one ``terms`` row per term and entry) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import pytest
+
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.tlog.stores import LeafRow
+from ailedger.tlog.stores.base import STORE_FORMAT, merge_newest, merge_oldest, split_runs
+
+
+def _reference(term_lists: list[tuple[str, ...]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for i, ts in enumerate(term_lists):
+        for t in dict.fromkeys(ts):
+            out.setdefault(t, []).append(i)
+    return out
+
+
+def _check_reads(s, ref: dict[str, list[int]], rng: random.Random) -> None:
+    for term, ixs in ref.items():
+        assert s.count(term) == len(ixs), term
+        assert s.find(term, -1, 100000) == ixs, term
+        for _ in range(4):
+            after = rng.randrange(-1, ixs[-1] + 2)
+            limit = rng.randrange(1, 12)
+            assert s.find(term, after, limit) == [i for i in ixs if i > after][:limit], (term, after, limit)
+            offset = rng.randrange(0, len(ixs) + 2)
+            assert s.find_newest(term, offset, limit) == ixs[::-1][offset : offset + limit], (term, offset, limit)
+    assert s.terms_present(list(ref) + ["type:none"]) == set(ref)
+    assert s.count("type:none") == 0 and s.find("type:none") == [] and s.find_newest("type:none") == []
+
+
+def test_split_runs_rows():
+    singles, runs = split_runs(10, [("type:a", "s:1"), ("type:a", "s:2"), ("type:a", "s:1", "s:1"), ("type:b", "s:1")])
+    assert sorted(runs) == [("s:1", 12, 13), ("type:a", 10, 12)]
+    assert sorted(singles) == [("s:1", 10), ("s:2", 11), ("type:b", 13)]
+    assert split_runs(0, []) == ([], [])
+
+
+def test_merge_helpers_against_a_list():
+    rng = random.Random(7)
+    for _ in range(200):
+        ixs = sorted(rng.sample(range(60), rng.randrange(1, 40)))
+        runs = [(a, b) for a, b in _runs(ixs) if b > a]
+        singles = [a for a, b in _runs(ixs) if a == b]
+        after, limit, offset = rng.randrange(-1, 62), rng.randrange(1, 9), rng.randrange(0, 45)
+        assert merge_oldest(singles, runs, after, limit) == [i for i in ixs if i > after][:limit]
+        assert merge_newest(singles, runs, offset, limit) == ixs[::-1][offset : offset + limit]
+
+
+def _runs(ixs):
+    first = prev = ixs[0]
+    for i in ixs[1:]:
+        if i != prev + 1:
+            yield first, prev
+            first = i
+        prev = i
+    yield first, prev
+
+
+def test_runs_answer_like_rows(store_factory):
+    """Appends of random sizes, each with a shared type/signer and per-entry terms: every read answers as a
+    plain (term, index) list would."""
+    rng = random.Random(20)
+    s = store_factory()
+    term_lists: list[tuple[str, ...]] = []
+    for batch in range(12):
+        n = rng.randrange(1, 40)
+        typ = f"type:t{rng.randrange(3)}"
+        rows = []
+        for k in range(n):
+            i = len(term_lists)
+            ts = (typ, f"signer:k{rng.randrange(2) if batch % 3 else 0}", f"subject:{i}")
+            if rng.random() < 0.3:
+                ts += ("name:x",)
+            term_lists.append(ts)
+            d = f"entry {i} {k}".encode()
+            rows.append(LeafRow(d, leaf_hash(d), ts))
+        with s.writer() as w:
+            w.add_leaves(w.size(), rows)
+    _check_reads(s, _reference(term_lists), rng)
+
+
+def test_a_batch_stores_one_row_per_shared_term(tmp_path):
+    from ailedger.tlog.stores import SQLiteStore
+
+    s = SQLiteStore(tmp_path / "l.db", create=True)
+    rows = [LeafRow(b"e%d" % i, leaf_hash(b"e%d" % i), ("type:a", "signer:k", f"subject:{i}")) for i in range(1000)]
+    with s.writer() as w:
+        w.add_leaves(0, rows)
+    con = sqlite3.connect(tmp_path / "l.db")
+    assert con.execute("SELECT count(*) FROM terms").fetchone()[0] == 1000  # the subjects
+    assert con.execute("SELECT term, first, last FROM term_runs ORDER BY term").fetchall() == [
+        ("signer:k", 0, 999), ("type:a", 0, 999)]
+    assert s.get_meta("format") == str(STORE_FORMAT) and s.migrated is False
+    assert con.execute("PRAGMA page_size").fetchone()[0] == 16384  # a new store's pages
+    assert s.count("type:a") == 1000 and s.find("signer:k", 500, 3) == [501, 502, 503]
+    s.close()
+
+
+# -- migration of a format-1 store ---------------------------------------------------------------------------
+
+def _ledger_with_entries(path, store):
+    from ailedger.tlog.ledger import Ledger
+
+    led = Ledger.init(path, origin="migrate.example/log", store=store)
+    a, _ = led.new_identity("alice")
+    b, _ = led.new_identity("bob")
+    for i in range(30):  # runs (alice's block), singles (alternating signers), unique subjects
+        led.append_record("note", {"i": i, "subjects": [f"s{i % 4}"]}, a if i < 20 or i % 2 else b)
+    return led
+
+
+_TERMS = ["type:note", "type:identity.register", "subject:s1", "subject:s0"]
+
+
+def _answers(led, extra: list[str]) -> dict:
+    s = led.store
+    return {t: (s.count(t), s.find(t, -1, 1000), s.find(t, 5, 7), s.find_newest(t, 3, 9)) for t in _TERMS + extra}
+
+
+def _downgrade_sqlite(db) -> None:
+    """Rewrite a store as format 1 wrote it: every term run back into (term, idx) rows, no runs table."""
+    con = sqlite3.connect(db)
+    runs = con.execute("SELECT term, first, last FROM term_runs").fetchall()
+    con.executemany("INSERT OR IGNORE INTO terms (term, idx) VALUES (?, ?)",
+                    [(t, i) for t, a, b in runs for i in range(a, b + 1)])
+    con.execute("DROP TABLE term_runs")
+    con.execute("DELETE FROM meta WHERE key = 'format'")
+    con.commit()
+    con.close()
+
+
+def test_sqlite_format1_ledger_migrates(tmp_path):
+    from ailedger.tlog.ledger import Ledger
+
+    d = tmp_path / "led"
+    led = _ledger_with_entries(d, None)
+    signers = [f"signer:{led.identities.load('alice').did}", f"signer:{led.identities.load('bob').did}"]
+    before = _answers(led, signers)
+    size = led.log.size
+    led.close()
+    _downgrade_sqlite(d / "ledger.db")
+    con = sqlite3.connect(d / "ledger.db")
+    rows_v1 = con.execute("SELECT count(*) FROM terms").fetchone()[0]
+    con.close()
+
+    led = Ledger.open(d)
+    assert led.store.migrated is True
+    assert led.store.get_meta("format") == str(STORE_FORMAT)
+    assert _answers(led, signers) == before
+    assert led.log.size == size
+    rep = led.audit(signatures=True)
+    assert rep.ok, rep.problems
+    con = sqlite3.connect(d / "ledger.db")
+    rows_v2 = con.execute("SELECT count(*) FROM terms").fetchone()[0] + \
+        con.execute("SELECT count(*) FROM term_runs").fetchone()[0]
+    con.close()
+    assert rows_v2 < rows_v1
+    # the migrated ledger keeps working: appends and reads, and opening again does not migrate again
+    a = led.identities.load("alice")
+    led.append_record("note", {"i": 99, "subjects": ["s1"]}, a)
+    assert led.store.count("subject:s1") == before["subject:s1"][0] + 1
+    led.close()
+    led = Ledger.open(d)
+    assert led.store.migrated is False
+    led.close()
+
+
+def test_postgres_format1_schema_migrates(tmp_path):
+    from tests.tlog.stores.pg_factory import PG_DSN, fresh_schema, require_pg
+
+    require_pg()
+    import psycopg
+
+    from ailedger.tlog.ledger import Ledger
+
+    schema = fresh_schema()
+    d = tmp_path / "led"
+    led = _ledger_with_entries(d, {"store": "postgres", "dsn": PG_DSN, "schema": schema})
+    signers = [f"signer:{led.identities.load('alice').did}"]
+    before = _answers(led, signers)
+    led.close()
+    with psycopg.connect(PG_DSN, autocommit=True, options=f"-c search_path={schema}") as con:
+        con.execute("INSERT INTO terms (term, idx) SELECT term, generate_series(first, last) FROM term_runs "
+                    "ON CONFLICT DO NOTHING")
+        con.execute("DROP TABLE term_runs")
+        con.execute("DELETE FROM meta WHERE key = 'format'")
+    led = Ledger.open(d)
+    assert led.store.migrated is True
+    assert _answers(led, signers) == before
+    assert led.audit(signatures=True).ok
+    with psycopg.connect(PG_DSN, autocommit=True, options=f"-c search_path={schema}") as con:
+        assert con.execute("SELECT count(*) FROM term_runs").fetchone()[0] > 0
+    led.close()
+
+
+@pytest.mark.parametrize(("value", "message"), [("two", "store format 'two' is not a number"),
+                                                  ("3", "store format 3 is newer than this ailedger reads")])
+def test_bad_or_newer_format_is_refused(tmp_path, value, message):
+    """A store whose format is not a number, or newer than this code knows: opening it says so."""
+    from ailedger.errors import StorageError
+    from ailedger.tlog.stores import SQLiteStore
+
+    s = SQLiteStore(tmp_path / "l.db", create=True)
+    s.set_meta("format", value)
+    s.close()
+    with pytest.raises(StorageError, match=message):
+        SQLiteStore(tmp_path / "l.db")
