@@ -101,11 +101,22 @@ def register(main: click.Group) -> None:
     @click.option("--delta", type=float, default=None, help="Detector threshold on Shapiro-Wilk W (default 0.93).")
     @click.option("--top1", is_flag=True, help="Answer the label only (drop the probabilities).")
     @click.option("--round", "decimals", type=int, default=None, help="Round probabilities to this many places.")
+    @click.option("--zk-setup", default=None, metavar="ENTRY", help="Log, for each call, the commitments of the "
+                  "model's bound ZK circuit (#INDEX of its model.zk, or the model name) so that sampled calls can be "
+                  "proven later (`inference zk-prove-sampled`, docs/zk.md).")
+    @click.option("--zk-input", default="features", show_default=True, metavar="FIELD",
+                  help="With --zk-setup: dotted path of the circuit's input in the request JSON ('' = the whole "
+                  "body).")
+    @click.option("--zk-output", default=None, metavar="FIELD", help="With --zk-setup (required): dotted path of "
+                  "the class label or scores in the upstream's answer, held to the circuit's output.")
+    @click.option("--zk-check", is_flag=True, help="With --zk-setup: also refuse (503, no record) a call whose "
+                  "answer's class is not the circuit's.")
     @deadline_options
     @ledger_option
     @json_option
     def serve_cmd(upstream: str, model: str, host: str, port: int, mode: str, operator: str, timeout: float,
                   detect: bool, delta: float | None, top1: bool, decimals: int | None,
+                  zk_setup: str | None, zk_input: str, zk_output: str | None, zk_check: bool,
                   head_timeout: float, body_timeout: float, min_body_rate: int,
                   ledger_dir: Path | None, as_json: bool) -> None:
         """Serve the audited proxy until SIGINT/SIGTERM."""
@@ -129,11 +140,22 @@ def register(main: click.Group) -> None:
                            "mode": mode}, f"gateway for {model} on http://{h}:{p} -> {upstream} ({mode} mode)")
             sys.stdout.flush()
 
+        if zk_setup is None and (zk_output is not None or zk_check):
+            raise BadInputError("--zk-output and --zk-check need --zk-setup", field="zk_setup")
+        if zk_setup is not None and not zk_output:
+            raise BadInputError("--zk-setup needs --zk-output FIELD: where the answer names the class",
+                                field="zk_output")
         with open_ledger(ledger_dir) as ledger:
+            hook = None
+            if zk_setup is not None:
+                from ailedger.verifiable.gatewayzk import GatewayCommitter
+
+                hook = GatewayCommitter(ledger, zk_setup, model, input_field=zk_input or None,
+                                        output_field=str(zk_output), check_served=zk_check)
             serve(ledger, upstream, model, host=host, port=port, mode=mode, operator=operator,
                   passphrase=os.environ.get("AILEDGER_PASSPHRASE"), timeout=timeout, ready=ready,
                   deadlines=Deadlines(head=head_timeout, body=body_timeout, min_rate=min_body_rate),
-                  extraction=extraction)
+                  extraction=extraction, call_hook=hook)
 
     @gateway.command("alarms")
     @click.option("--as", "identity", default=None, help="Only this identity's standing.")

@@ -215,6 +215,42 @@ def register(main: click.Group) -> None:
             raise VerificationError(f"{len(res['findings'])} selected or demanded call(s) without a proof: "
                                     + "; ".join(res["findings"][:5]), findings=res["findings"])
 
+    @inference.command("zk-prove-sampled")
+    @click.option("--model", required=True, help="Model name.")
+    @click.option("--rate", type=float, required=True, help="Fraction of calls to prove (0..1).")
+    @click.option("--at", type=int, default=None, help="The seeding checkpoint's tree size (default: the log's "
+                  "size); only calls logged before it are sampled.")
+    @click.option("--demand", multiple=True, metavar="RECEIPT", help="Also prove this call, whether selected or "
+                  "not (an auditor's demand; repeatable).")
+    @click.option("--as", "identity", default="inference", show_default=True,
+                  help="The operator identity (signs the inference.zk statements).")
+    @out_option("Folder for the proof bundles (RECEIPT.zkproof.json each).", metavar="DIR")
+    @ledger_option
+    @json_option
+    def zk_prove_sampled(model: str, rate: float, at: int | None, demand: tuple[str, ...], identity: str,
+                         output: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+        """Prove, after a checkpoint, the calls its root selects (and the demanded ones) that have no proof yet,
+        logging inference.zk for each; a call that cannot be proven is a finding (exit 1)."""
+        from tqdm import tqdm
+
+        from ailedger.verifiable.sampling import prove_sampled
+
+        with open_ledger(ledger_dir) as ledger, tqdm(desc="proving", unit="call", disable=as_json) as bar:
+            res = prove_sampled(ledger, model, rate, _identity(ledger, identity), at, demand, progress=bar.update,
+                                out_dir=output)
+        if as_json:
+            click.echo(json.dumps(res, sort_keys=True))
+        else:
+            click.echo(f"seed: checkpoint at size {res['seed_size']} root {res['seed_root'][:16]}...; "
+                       f"{len(res['selected'])} of {res['calls']} calls selected at rate {rate}; "
+                       f"{len(res['proven'])} proven now ({res['pending']} later calls wait for a later checkpoint)")
+            for it in res["proven"]:
+                click.echo(f"  {it['receipt']}  proof {it['proof_sha256'][:16]}... (inference.zk #{it['index']}, "
+                           f"{it['prove_seconds']} s)")
+        if not res["ok"]:
+            raise VerificationError(f"{len(res['findings'])} call(s) could not be proven: "
+                                    + "; ".join(res["findings"][:5]), findings=res["findings"])
+
     @main.group("eval")
     def eval_group() -> None:
         """Verified evaluation with delayed publication: commit, reveal, verify."""

@@ -19,6 +19,11 @@ own files. Deadlines (:mod:`ailedger.server.guard`): a connection must deliver i
 head within ``--head-timeout`` of opening (or of the previous answer), and its body within
 ``--body-timeout`` plus 1 s per ``--min-body-rate`` bytes, else 408; the caller's budget is charged
 only once the body is in. Bodies must be strict JSON (``parse_json``): any other bytes are a 400.
+
+``call_hook`` (a :class:`CallHook`, optional): called with each answered call's request and answer before it is
+recorded; what it returns goes into the record's ``meta.zk`` (the circuit commitments a later zero-knowledge
+proof of the call needs, docs/zk.md; the hook lives in ``ailedger.verifiable``, which this module does not
+import).  A hook that refuses the call (BadInputError: 400; any other AiledgerError: 503) leaves no record.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import threading
 import time
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -64,7 +69,7 @@ from ailedger.server.guard import Deadlines
 from ailedger.server.metrics import ServiceMetrics, available
 from ailedger.tlog.private import connect_private
 
-__all__ = ["RECEIPT_HEADER", "SUBJECT_HEADER", "Budgets", "Gateway", "GatewayKeys", "KeyInfo", "parse_rate"]
+__all__ = ["RECEIPT_HEADER", "SUBJECT_HEADER", "Budgets", "CallHook", "Gateway", "GatewayKeys", "KeyInfo", "parse_rate"]
 
 RECEIPT_HEADER = "AIledger-Receipt"
 SUBJECT_HEADER = "AIledger-Subject"
@@ -86,6 +91,12 @@ def parse_rate(text: str | None) -> float | None:
     if per is None or not n > 0 or not math.isfinite(n):
         raise BadInputError(f"rate must look like 5/s, 120/m or 1000/h, got {text!r}", field="rate")
     return n / per
+
+
+class CallHook(Protocol):
+    """Computes what a record's ``meta.zk`` carries for one answered call (request and answer as JSON)."""
+
+    def __call__(self, request: Any, answer: Any) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -213,10 +224,12 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 class Gateway:
     def __init__(self, ledger: Any, upstream: str, model: str, *, mode: str = "fast", timeout: float = 30.0,
                  flush_interval: float = 0.05, operator: str | None = None, passphrase: str | None = None,
-                 deadlines: Deadlines | None = None, extraction: Any = None) -> None:
+                 deadlines: Deadlines | None = None, extraction: Any = None,
+                 call_hook: CallHook | None = None) -> None:
         self.deadlines = deadlines or Deadlines()
         # an ExtractionGuard (inference/extraction.py): budgets after alarms, the detector, output hardening
         self.extraction = extraction
+        self.call_hook = call_hook
         if not upstream.startswith(("http://", "https://")):
             raise BadInputError("upstream must be an http:// or https:// URL", field="upstream", found=upstream)
         self.ledger = ledger
@@ -349,7 +362,17 @@ class Gateway:
                 None, self.extraction.observe, info.identity, req_json, out_json)
             if hardened is not out_json:
                 out_json, out = hardened, json_bytes(hardened)
-        meta = {"path": path, "http_status": status, "upstream_us": int((time.perf_counter() - t_up) * 1e6)}
+        meta: dict[str, Any] = {"path": path, "http_status": status,
+                                "upstream_us": int((time.perf_counter() - t_up) * 1e6)}
+        if self.call_hook is not None:  # on the answer as served (after any hardening)
+            hook = self.call_hook
+            try:
+                meta["zk"] = await asyncio.get_running_loop().run_in_executor(None, hook, req_json, out_json)
+            except BadInputError as exc:
+                self.stats["refused"] += 1
+                return _error(400, "bad_input", f"the call cannot be committed for proving: {exc.message}")
+            except AiledgerError as exc:
+                return _error(503, "audit_unavailable", f"the call could not be committed for proving: {exc.message}")
         try:
             if self.trail.mode == "durable":
                 loop = asyncio.get_running_loop()
@@ -475,11 +498,11 @@ MAX_BODY = 16 * 1024 * 1024
 def serve(ledger: Any, upstream: str, model: str, *, host: str = "127.0.0.1", port: int = 8080,
           mode: str = "fast", operator: str | None = None, passphrase: str | None = None,
           timeout: float = 30.0, ready: Any = None, deadlines: Deadlines | None = None,
-          extraction: Any = None) -> None:
+          extraction: Any = None, call_hook: CallHook | None = None) -> None:
     """Run the gateway until SIGINT/SIGTERM. ``ready(host, port)`` is called once listening.
     ``extraction(gateway)`` -> an ExtractionGuard for it (its operator key signs the alarms)."""
     gw = Gateway(ledger, upstream, model, mode=mode, operator=operator, passphrase=passphrase, timeout=timeout,
-                 deadlines=deadlines)
+                 deadlines=deadlines, call_hook=call_hook)
     if extraction is not None:
         gw.extraction = extraction(gw)
     try:

@@ -13,17 +13,20 @@ calls, ``1 - (1 - f)^(q n)`` (:func:`detection_probability`).
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from ailedger.errors import BadInputError
+from ailedger.errors import AiledgerError, BadInputError
 from ailedger.inference.codec import parse_record
 from ailedger.inference.payloads import inference_dir
 from ailedger.inference.store import RecordStore
-from ailedger.verifiable.zk import logged_proofs
+from ailedger.verifiable.zk import logged_proofs, prove_receipt
 
-__all__ = ["detection_probability", "sample_audit", "selected"]
+__all__ = ["detection_probability", "prove_sampled", "sample_audit", "selected"]
 
 DOMAIN = b"ailedger-zk-sample/v1"
 
@@ -83,3 +86,36 @@ def sample_audit(ledger: Any, model: str, rate: float, at: int | None = None,
     return {"ok": not findings, "model": model, "rate": rate, "seed_size": size, "seed_root": root.hex(),
             "calls": total, "pending": pending, "selected": picked, "findings": findings,
             "detection_if_one_swapped_call": detection_probability(rate, 1)}
+
+
+def prove_sampled(ledger: Any, model: str, rate: float, identity: Any, at: int | None = None,
+                  demand: Sequence[str] = (), progress: Any = None,
+                  out_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Prove every call of ``model`` the checkpoint at size ``at`` selects at ``rate`` (and every demanded call)
+    that has no logged proof yet, logging an ``inference.zk`` statement for each.  A call that cannot be proven
+    (the bound circuit does not give its logged commitments or its served class, its input was erased, it has no
+    commitments) is a finding, and nothing is logged for it.  ``progress(n)`` is called after each call; ``out_dir``: write
+    each proof bundle there as ``RECEIPT.zkproof.json`` (what ``inference verify-zk`` reads)."""
+    audit = sample_audit(ledger, model, rate, at, demand)
+    proven: list[dict[str, Any]] = []
+    findings: list[str] = []
+    for item in audit["selected"]:
+        rid = item["receipt"]
+        if not item["proofs"]:
+            try:
+                res = prove_receipt(ledger, rid, identity)
+            except AiledgerError as exc:
+                findings.append(f"call {rid} cannot be proven: {exc.message}")
+            else:
+                item["proofs"] = [res["proof_sha256"]]
+                done = {"receipt": rid, "proof_sha256": res["proof_sha256"], "index": res["index"],
+                        "prove_seconds": res["prove_seconds"]}
+                if out_dir is not None:
+                    Path(out_dir).mkdir(parents=True, exist_ok=True)
+                    path = Path(out_dir) / f"{rid}.zkproof.json"
+                    path.write_text(json.dumps(res, sort_keys=True) + "\n")
+                    done["out"] = str(path)
+                proven.append(done)
+        if progress is not None:
+            progress(1)
+    return {**audit, "ok": not findings, "proven": proven, "findings": findings}

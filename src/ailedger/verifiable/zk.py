@@ -42,6 +42,7 @@ from ailedger.inference.receipts import disclose, receipt_proof, verify_receipt_
 from ailedger.inference.sdk import InferenceTrail
 from ailedger.inference.store import RecordStore
 from ailedger.tlog.merkle import leaf_hash, root_from_leaf_hashes
+from ailedger.verifiable.fields import argmax, pick_vector, served_class
 
 __all__ = [
     "INFERENCE_ZK_TYPE",
@@ -400,15 +401,26 @@ def prove_receipt(ledger: Any, rid: str, identity: Any) -> dict[str, Any]:
     d = disclose(ledger, rid)
     if d["input"] is None:
         raise NotFoundError(f"the input of {rid} is not stored", field="receipt")
+    data = parse_json(d["input"].encode(), what="input")
+    if "input_field" in zk:  # a gateway call: the circuit's input is a field of the stored request
+        data = pick_vector(data, zk["input_field"])
     work = Path(tempfile.mkdtemp(prefix="zk-prove-", dir=artefact_dir(ledger)))
     try:
         t0 = time.perf_counter()
-        _x, parts, _out = forward(ledger, setup, parse_json(d["input"].encode(), what="input"), work)
+        _x, parts, circ_out = forward(ledger, setup, data, work)
         if parts["input"] != zk.get("in") or parts["output"] != zk.get("out"):
             raise VerificationError(f"call {rid}: the bound circuit of model {rec['model']} does not give the "
                                     "logged commitments for the logged input: the call was not served by it",
                                     expected={"in": zk.get("in"), "out": zk.get("out")},
                                     found={"in": parts["input"], "out": parts["output"]})
+        if isinstance(zk.get("output_field"), str):  # a gateway call: what it served must be what the circuit gives
+            if d["output"] is None:
+                raise NotFoundError(f"the answer of {rid} is not stored", field="receipt")
+            served = served_class(parse_json(d["output"].encode(), what="output"), zk["output_field"])
+            if served != argmax(circ_out):
+                raise VerificationError(f"call {rid}: the answer served names class {served}, the bound circuit of "
+                                        f"model {rec['model']} gives class {argmax(circ_out)} for the logged input: "
+                                        "the call was not served by it", expected=argmax(circ_out), found=served)
         proof = _prove(ledger, setup[1], work)
         t1 = time.perf_counter()
     finally:
