@@ -31,5 +31,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   .venv/bin/python -m pip install -q "grpcio>=1.70,<2" "iterators>=0.0.2,<0.0.3" "typer>=0.13,<0.21" \
     "tomli>=2,<3" "tomli-w>=1,<2" "prompt-toolkit>=3.0.52,<4" "pycryptodome>=3.18,<4" "pathspec>=1.0.4,<2" \
     "pyyaml>=6,<7"
+  # the MLflow server the tests start (tests/integrations): mlflow 3.17 pins pyarrow<26, older than the
+  # provenance extra is tested with; its server imports none of pyarrow's newer API, so mlflow alone, then its
+  # server's own requirements (docs/mlflow.md, "Installing MLflow")
+  .venv/bin/python -m pip install -q --no-deps "mlflow==3.17.2"
+  .venv/bin/python -m pip install -q "mlflow-skinny==3.17.2" "mlflow-tracing==3.17.2" "Flask<4" "Flask-CORS<7" \
+    "alembic!=1.10.0,<2" "docker>=4,<8" "graphene<4" "gunicorn<27" "huey>=2.5.4,<4" "sqlalchemy>=1.4,<3" "skops<1"
   touch "$stamp"
 fi

@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("rules", "who may sign what; a model's status", ["authority"]),
     ("capabilities", "one folder per capability",
      ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content", "federated",
-      "subnets", "verifiable", "private", "compute", "defi"]),
+      "subnets", "verifiable", "private", "compute", "defi", "integrations"]),
     ("shells", "HTTP app and explorer; the command line", ["http", "cli"]),
     ("wiring", "who answers the kernel's questions", ["_registry"]),
     ("package", "the public surface", ["ailedger", "__main__"]),
@@ -55,6 +55,7 @@ PEERS: dict[str, set[str]] = {
     "federated": {"blobs"},        # a run's updates kept in the blob store (--store blob:URL)
     "verifiable": {"inference"},   # ZK proofs of logged calls: records, payloads, the trail
     "private": {"inference", "provenance"},  # records of private inference; the registered model folder
+    "integrations": {"provenance"},  # MLflow versions and Hugging Face cards register and prove model records
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }
 

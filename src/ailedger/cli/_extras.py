@@ -50,6 +50,8 @@ EXTRAS: dict[str, dict[str, str]] = {
     "zk": {"ezkl": "ezkl", "onnx": "onnx", "numpy": "numpy"},
     "eval": {"onnxruntime": "onnxruntime", "numpy": "numpy"},
     "private": {"numpy": "numpy", "scikit-learn": "sklearn", "tenseal": "tenseal", "mpyc": "mpyc", "gmpy2": "gmpy2"},
+    "huggingface": {"huggingface_hub": "huggingface_hub"},
+    "mlflow": {"mlflow-skinny": "mlflow"},
 }
 
 # what a tagged command checks before it starts: every module of its extra (found, not imported), but
@@ -61,7 +63,8 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 # a module several extras install is named by the first of them (a command's own extra wins)
 _PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
-            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
+            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi",
+            "huggingface", "mlflow")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 

@@ -74,6 +74,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("gov", "governance", {}),
     ("inference", None, {"inference report": "inference"}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
+    ("integrations", "huggingface", {"mlflow register": "mlflow", "model verify-offline": "provenance"}),
     ("private", "private", {}),
     ("screen", "screening", {"dataset verify-screening": None, "dataset verify-removal": None}),
     ("serve", "server", {}),
