@@ -88,16 +88,25 @@ def register(main: click.Group) -> None:
     @click.option("--proof", "proof_file", required=True, type=click.Path(dir_okay=False, exists=True),
                   help="The ailedger-model-proof/v1 file (written by `model card`).")
     @click.option("--vkey", required=True, help="The log's verifier key, inline or a file.")
+    @click.option("--ignore", "ignores", multiple=True,
+                  help="A file or folder name in DIRECTORY that is not part of the model (repeatable); the proof "
+                       "file, when inside DIRECTORY, is left out anyway.")
     @json_option
-    def model_verify_offline(directory: str, proof_file: str, vkey: str, as_json: bool) -> None:
+    def model_verify_offline(directory: str, proof_file: str, vkey: str, ignores: tuple[str, ...],
+                             as_json: bool) -> None:
         """Check DIRECTORY against a model proof file with the log's key alone: the entry's signature, its
         inclusion in the log, and every byte of every file."""
         from ailedger.integrations.hf import verify_folder_offline
 
         key = vkey_text(vkey)
         assert key is not None
+        skip = list(ignores)
+        base = Path(directory).resolve()
+        p = Path(proof_file).resolve()
+        if p.is_relative_to(base):
+            skip.append(p.relative_to(base).as_posix())
         try:
-            rep = verify_folder_offline(directory, Path(proof_file).read_bytes(), key,
+            rep = verify_folder_offline(directory, Path(proof_file).read_bytes(), key, ignore=tuple(skip),
                                         progress=show_progress(as_json))
         except VerificationError as e:
             emit({"ok": False, "error": e.to_dict()}, as_json, f"FAILED: {e.message}")

@@ -119,10 +119,12 @@ def model_card(ledger: Any, ref: str, *, repo_id: str | None = None, proof_name:
         "",
         "```sh",
         "pip install ailedger",
-        f"ailedger model verify-offline . --proof {proof_name} --vkey {vkey_name}",
+        f"ailedger model verify-offline . --proof {proof_name} --vkey {vkey_name} --ignore README.md --ignore {vkey_name} --ignore .cache",
         "```",
         "",
-        "It prints `OK` and the entry it matched, or names each file that differs, and exits 1.",
+        "It prints `OK` and the entry it matched, or names each file that differs, and exits 1. This card "
+        "(README.md), the proof, the key and the hub's `.cache` and `.gitattributes` are not model files "
+        "and are left out.",
         "",
     ]
     if facts["datasets"]:
@@ -131,7 +133,7 @@ def model_card(ledger: Any, ref: str, *, repo_id: str | None = None, proof_name:
             "absence proof and check it offline:"),
             "",
             "```sh",
-            f"ailedger dataset verify record.proof RECORD_FILE --vkey {vkey_name}",
+            f"ailedger dataset verify record.proof --candidate RECORD_FILE --vkey {vkey_name}",
             "```",
             "",
         ]
@@ -148,7 +150,7 @@ def model_card(ledger: Any, ref: str, *, repo_id: str | None = None, proof_name:
 
 
 def verify_folder_offline(path: str | os.PathLike[str], proof: bytes, vkey: str, *,
-                          progress: bool = False) -> dict[str, Any]:
+                          ignore: tuple[str, ...] = (), progress: bool = False) -> dict[str, Any]:
     """Check ``proof`` (``ailedger-model-proof/v1``) with the log key ``vkey`` alone, then re-hash every
     byte of ``path`` and compare with the manifest root the entry signs.  BadInputError for a file that is
     not such a proof; VerificationError when the proof or the folder does not hold."""
@@ -166,7 +168,8 @@ def verify_folder_offline(path: str | os.PathLike[str], proof: bytes, vkey: str,
         raise BadInputError(f"the proof's entry is a {e.type}, not a {MODEL_RECORD}", field="proof")
     b, cp = verify_proof_bundle(bundle, parse_vkey(vkey), entry=entry_bytes)
     want = str(e.body["manifest"]["root"])
-    m = hash_model_dir(path, chunk_size=int(e.body["manifest"]["chunk_size"]), progress=progress, strict=False)
+    m = hash_model_dir(path, chunk_size=int(e.body["manifest"]["chunk_size"]), progress=progress, strict=False,
+                       ignore=ignore)
     got = m.root.hex()
     rep: dict[str, Any] = {"ok": got == want, "name": e.body.get("name"), "index": b.index, "signer": e.signer,
                            "time": e.time, "manifest_root": got, "expected_root": want, "files": len(m.files),
