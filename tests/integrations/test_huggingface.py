@@ -130,8 +130,9 @@ def test_model_card_is_a_hub_model_card_and_its_commands_verify_offline(led, win
     assert f"echo '{vkey}' > log.vkey" in card.text
     (hub / "log.vkey").write_text(vkey + "\n")
     line = next(ln for ln in card.text.splitlines() if ln.startswith("ailedger model verify-offline"))
-    args = [str(hub) if a == "." else str(hub / a) if a in ("ailedger-model.proof", "log.vkey") else a
-            for a in line.split()[1:]]
+    toks = line.split()[1:]  # run in the folder: "." and the files named by --proof/--vkey are in it
+    args = [str(hub) if a == "." else str(hub / a) if toks[i - 1] in ("--proof", "--vkey") else a
+            for i, a in enumerate(toks)]
     code, obj, out = cli(led, *args)
     assert code == 0 and obj["ok"] and obj["index"] == reg["index"] and obj["files"] == 2, out
     # a file the model never had is a difference
