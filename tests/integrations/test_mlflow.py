@@ -1,0 +1,178 @@
+"""MLflow: a registered model version gets a signed ledger entry for exactly its artifact bytes, tagged back.
+
+Against a real `mlflow server` (SQLite backend, local artifact root, 127.0.0.1:19510) started here."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.integrations.conftest import cli
+
+mlflow = pytest.importorskip("mlflow")
+pytest.importorskip("flask")  # the server (full `mlflow`, not only mlflow-skinny)
+
+PORT = 19510
+URI = f"http://127.0.0.1:{PORT}"
+DOWN = "http://127.0.0.1:19599"  # nothing listens there (this lane's range)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mlflow")
+    exe = Path(sys.executable).with_name("mlflow")
+    log = open(d / "server.log", "wb")
+    p = subprocess.Popen([str(exe), "server", "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
+                          "--artifacts-destination", str(d / "artifacts"), "--host", "127.0.0.1", "--port", str(PORT),
+                          "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(URI + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if p.poll() is not None or time.time() > deadline:
+                raise RuntimeError("mlflow server did not start: " + (d / "server.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield URI
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+        log.close()
+
+
+COMMIT = "3f2a9c1d5e7b8a6c4d2e0f1a3b5c7d9e1f2a3b4c"
+
+
+def train_and_log(uri, c=0.5):
+    """A team's training script: params, the dataset input, the model; MLflow records the git commit tag."""
+    import mlflow.data
+    import mlflow.sklearn
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_tracking_uri(uri)
+    df = load_breast_cancer(as_frame=True).frame
+    with mlflow.start_run():
+        mlflow.set_tag("mlflow.source.git.commit", COMMIT)  # what MLflow sets when the script runs from a git checkout
+        mlflow.log_params({"C": c, "max_iter": 300})
+        mlflow.log_input(mlflow.data.from_pandas(df, name="breast-cancer"), context="training")
+        X, y = df.drop(columns="target"), df["target"]
+        model = LogisticRegression(C=c, max_iter=300).fit(X, y)
+        return mlflow.sklearn.log_model(model, name="model")
+
+
+def download(uri, name, version, dst):
+    import mlflow.artifacts
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(dst)))
+
+
+def size(led):
+    from ailedger.tlog.ledger import Ledger
+
+    with Ledger.open(led, read_only=True) as lg:
+        return lg.size
+
+
+def test_a_registered_version_is_logged_with_its_run_lineage_tagged_and_verifies(server, led, tmp_path, monkeypatch):
+    from ailedger.integrations.mlflow import register_model_hook
+    from ailedger.tlog.ledger import Ledger
+
+    # the dataset, committed in the ledger under the name the run logs it with
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    pq = tmp_path / "bc.parquet"
+    pd.DataFrame(load_breast_cancer(as_frame=True).frame).to_parquet(pq)
+    code, ds, out = cli(led, "dataset", "commit", str(pq), "--name", "breast-cancer", "--as", "alice")
+    assert code == 0, out
+
+    info = train_and_log(server)
+    monkeypatch.setenv("AILEDGER_LEDGER", str(led))
+    monkeypatch.setenv("AILEDGER_IDENTITY", "alice")
+    monkeypatch.setenv("AILEDGER_PASSPHRASE", "")
+    mv = register_model_hook(info.model_uri, "bc-clf")  # the one-line hook in place of mlflow.register_model
+    tags = mv.tags
+    idx, root = int(tags["ailedger.entry"]), tags["ailedger.manifest_root"]
+    assert tags["ailedger.log"] == "test.example/integrations"
+
+    with Ledger.open(led, read_only=True) as lg:
+        e = lg.entry(idx)
+    b = e.body
+    assert e.type == "model.register" and b["name"] == "bc-clf" and b["manifest"]["root"] == root
+    lin = b["lineage"]
+    assert lin["code"]["commit"] == COMMIT
+    assert lin["hyperparameters"] == {"C": "0.5", "max_iter": "300"}
+    assert [d["root"] for d in lin["datasets"]] == [ds["root"]]
+    ml = b["metadata"]["mlflow"]
+    assert ml["version"] == str(mv.version) and ml["run_id"] == mv.run_id and ml["tracking_uri"] == server
+    (di,) = ml["dataset_inputs"]
+    assert di["name"] == "breast-cancer" and di["context"] == "training" and di["ledger_entry"] == ds["index"]
+
+    # someone downloads the model from MLflow: `ailedger model verify` finds exactly this entry
+    got = download(server, "bc-clf", mv.version, tmp_path / "dl")
+    code, rep, out = cli(led, "model", "verify", str(got))
+    assert code == 0 and rep["ok"] and rep["name"] == "bc-clf" and rep["manifest_root"] == root, out
+    assert rep["record"]["index"] == idx
+    # one changed byte in the pickled model: exit 1, the file named
+    f = next(p for p in got.iterdir() if p.suffix in (".pkl", ".skops"))
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    f.write_bytes(bytes(data))
+    code, rep, out = cli(led, "model", "verify", str(got), "--name", "bc-clf")
+    assert code == 1 and not rep["ok"] and any(f.name in d["detail"] for d in rep["differences"]), out
+
+
+def test_cli_register_tags_a_version_and_a_second_run_reuses_the_entry(server, led, tmp_path):
+    from mlflow import MlflowClient
+
+    info = train_and_log(server, c=2.0)
+    mlflow.set_registry_uri(server)
+    mv = mlflow.register_model(info.model_uri, "bc-cli")  # registered the plain MLflow way (UI, CI...)
+    n0 = size(led)
+    code, rep, out = cli(led, "mlflow", "register", "bc-cli", str(mv.version), "--as", "alice", "--tracking-uri", server)
+    assert code == 0 and rep["reused_entry"] is False, out
+    assert size(led) == n0 + 1
+    tags = MlflowClient(server, server).get_model_version("bc-cli", mv.version).tags
+    assert tags["ailedger.entry"] == str(rep["entry"]) and tags["ailedger.manifest_root"] == rep["manifest_root"]
+    # again (e.g. after the tags failed to land): the same entry, nothing new logged
+    code, rep2, out = cli(led, "mlflow", "register", "bc-cli", str(mv.version), "--as", "alice", "--tracking-uri", server)
+    assert code == 0 and rep2["reused_entry"] is True and rep2["entry"] == rep["entry"], out
+    assert size(led) == n0 + 1
+    # an unknown version: exit 2, named, nothing logged
+    code, obj, out = cli(led, "mlflow", "register", "bc-cli", "99", "--as", "alice", "--tracking-uri", server)
+    assert code == 2 and "bc-cli/99" in obj["error"]["message"], out
+    assert size(led) == n0 + 1
+
+
+def test_a_server_that_is_down_fails_clearly_and_nothing_is_logged(led, monkeypatch):
+    from ailedger.errors import NetworkError
+    from ailedger.integrations.mlflow import register_model_hook
+
+    n0 = size(led)
+    code, obj, out = cli(led, "mlflow", "register", "bc-clf", "1", "--as", "alice", "--tracking-uri", DOWN)
+    assert code == 2 and obj["error"]["code"] == "network", out
+    assert f"MLflow server at {DOWN} is not reachable" in obj["error"]["message"]
+    assert "nothing was logged" in obj["error"]["message"]
+    monkeypatch.setenv("AILEDGER_LEDGER", str(led))
+    monkeypatch.setenv("AILEDGER_IDENTITY", "alice")
+    monkeypatch.setenv("AILEDGER_PASSPHRASE", "")
+    mlflow.set_tracking_uri(DOWN)
+    mlflow.set_registry_uri(DOWN)
+    with pytest.raises(NetworkError, match="not reachable"):
+        register_model_hook("runs:/0123/model", "bc-clf")
+    assert size(led) == n0
