@@ -46,7 +46,7 @@ def server(tmp_path_factory):
     finally:
         os.killpg(p.pid, signal.SIGTERM)
         try:
-            p.wait(20)
+            p.wait(3)
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, signal.SIGKILL)
         log.close()
@@ -70,7 +70,8 @@ def train_and_log(uri, c=0.5):
         mlflow.log_input(mlflow.data.from_pandas(df, name="breast-cancer"), context="training")
         X, y = df.drop(columns="target"), df["target"]
         model = LogisticRegression(C=c, max_iter=300).fit(X, y)
-        return mlflow.sklearn.log_model(model, name="model")
+        # explicit requirements: MLflow would otherwise infer them in a subprocess (seconds, nothing to test here)
+        return mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
 
 
 def download(uri, name, version, dst):
