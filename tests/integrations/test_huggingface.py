@@ -110,7 +110,7 @@ def test_model_card_is_a_hub_model_card_and_its_commands_verify_offline(led, win
     code, reg, out = cli(led, "model", "register", str(m), "--name", "wine-clf", "--as", "alice", "--dataset", "wine")
     assert code == 0, out
     card_path = tmp_path / "hub" / "README.md"
-    code, rep, out = cli(led, "model", "card", "wine-clf", "-o", str(card_path))
+    code, _rep, out = cli(led, "model", "card", "wine-clf", "-o", str(card_path))
     assert code == 0, out
     card = ModelCard.load(card_path)  # huggingface_hub parses it: YAML metadata + text
     meta = card.data.to_dict()

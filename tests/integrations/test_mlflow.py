@@ -22,34 +22,36 @@ URI = f"http://127.0.0.1:{PORT}"
 DOWN = "http://127.0.0.1:19599"  # nothing listens there (this lane's range)
 
 
+def _healthy() -> bool:
+    try:
+        with urllib.request.urlopen(URI + "/health", timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("mlflow")
     exe = Path(sys.executable).with_name("mlflow")
-    log = open(d / "server.log", "wb")
-    p = subprocess.Popen([str(exe), "server", "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
-                          "--artifacts-destination", str(d / "artifacts"), "--host", "127.0.0.1", "--port", str(PORT),
-                          "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(URI + "/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if p.poll() is not None or time.time() > deadline:
-                raise RuntimeError("mlflow server did not start: " + (d / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
-        yield URI
-    finally:
-        os.killpg(p.pid, signal.SIGTERM)
+    with open(d / "server.log", "wb") as log:
+        p = subprocess.Popen([str(exe), "server", "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
+                              "--artifacts-destination", str(d / "artifacts"), "--host", "127.0.0.1", "--port",
+                              str(PORT), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            p.wait(3)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-        log.close()
+            deadline = time.time() + 180
+            while not _healthy():
+                if p.poll() is not None or time.time() > deadline:
+                    raise RuntimeError("mlflow server did not start: " + (d / "server.log").read_text()[-2000:])
+                time.sleep(0.5)
+            yield URI
+        finally:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(3)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
 
 
 COMMIT = "3f2a9c1d5e7b8a6c4d2e0f1a3b5c7d9e1f2a3b4c"
@@ -90,12 +92,12 @@ def size(led):
 
 
 def test_a_registered_version_is_logged_with_its_run_lineage_tagged_and_verifies(server, led, tmp_path, monkeypatch):
-    from ailedger.integrations.mlflow import register_model_hook
-    from ailedger.tlog.ledger import Ledger
-
     # the dataset, committed in the ledger under the name the run logs it with
     import pandas as pd
     from sklearn.datasets import load_breast_cancer
+
+    from ailedger.integrations.mlflow import register_model_hook
+    from ailedger.tlog.ledger import Ledger
 
     pq = tmp_path / "bc.parquet"
     pd.DataFrame(load_breast_cancer(as_frame=True).frame).to_parquet(pq)

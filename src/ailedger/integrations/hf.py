@@ -122,9 +122,9 @@ def model_card(ledger: Any, ref: str, *, repo_id: str | None = None, proof_name:
         f"ailedger model verify-offline . --proof {proof_name} --vkey {vkey_name} --ignore README.md --ignore {vkey_name} --ignore .cache",
         "```",
         "",
-        "It prints `OK` and the entry it matched, or names each file that differs, and exits 1. This card "
+        ("It prints `OK` and the entry it matched, or names each file that differs, and exits 1. This card "
         "(README.md), the proof, the key and the hub's `.cache` and `.gitattributes` are not model files "
-        "and are left out.",
+        "and are left out."),
         "",
     ]
     if facts["datasets"]:
