@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -37,7 +38,10 @@ def server(tmp_path_factory):
     with open(d / "server.log", "wb") as log:
         p = subprocess.Popen([str(exe), "server", "--backend-store-uri", f"sqlite:///{d / 'mlflow.db'}",
                               "--artifacts-destination", str(d / "artifacts"), "--host", "127.0.0.1", "--port",
-                              str(PORT), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                              str(PORT), "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                             # webhooks to the test's listener on 127.0.0.1 over http, the cache of hooks short
+                             env={**os.environ, "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+                                  "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true", "MLFLOW_WEBHOOK_CACHE_TTL": "1"})
         try:
             deadline = time.time() + 180
             while not _healthy():
@@ -179,3 +183,49 @@ def test_a_server_that_is_down_fails_clearly_and_nothing_is_logged(led, monkeypa
     with pytest.raises(NetworkError, match="not reachable"):
         register_model_hook("runs:/0123/model", "bc-clf")
     assert size(led) == n0
+
+
+def test_the_webhook_listener_logs_a_version_registered_with_no_ailedger_code(server, led, monkeypatch):
+    import json
+    import threading
+
+    from mlflow import MlflowClient
+    from mlflow.entities.webhook import WebhookEvent
+
+    from ailedger.integrations.mlflow import listen
+
+    monkeypatch.setenv("AILEDGER_PASSPHRASE", "")
+    secret = "s3cret-for-the-mlflow-webhook"
+    results = []
+    srv = listen(str(led), "alice", server, secret, "127.0.0.1", 19511, on_result=results.append)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        client = MlflowClient(server, server)
+        client.create_webhook(name="ailedger", url="http://127.0.0.1:19511/",
+                              events=[WebhookEvent("model_version", "created")], secret=secret)
+        time.sleep(1.5)  # the server caches its list of hooks for MLFLOW_WEBHOOK_CACHE_TTL (1 s here)
+        info = train_and_log(server, c=3.0)
+        mlflow.set_registry_uri(server)
+        mv = mlflow.register_model(info.model_uri, "bc-hook")  # plain MLflow: no ailedger code in the script
+        deadline = time.time() + 90
+        while not results and time.time() < deadline:
+            time.sleep(0.5)
+        assert results and results[0]["ok"], results
+        tags = client.get_model_version("bc-hook", mv.version).tags
+        assert tags["ailedger.entry"] == str(results[0]["entry"])
+        # a forged delivery (wrong secret) is refused and logs nothing
+        n0 = size(led)
+        body = json.dumps({"entity": "model_version", "action": "created",
+                           "data": {"name": "bc-hook", "version": mv.version}}).encode()
+        req = urllib.request.Request("http://127.0.0.1:19511/", data=body, method="POST", headers={
+            "X-MLflow-Signature": "v1,AAAA", "X-MLflow-Timestamp": str(int(time.time())),
+            "X-MLflow-Delivery-Id": "forged"})
+        with pytest.raises(urllib.error.HTTPError) as ei:
+            urllib.request.urlopen(req, timeout=10)
+        assert ei.value.code == 401
+        time.sleep(1)
+        assert size(led) == n0 and len(results) == 1
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -50,6 +50,38 @@ def register(main: click.Group) -> None:
         emit(rep, as_json, f"MLflow {name}/{version} {how} entry #{rep['entry']} (manifest root "
                            f"{rep['manifest_root']}); tagged {', '.join(rep['tags'])}")
 
+    @mlflow_group.command("listen")
+    @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", required=True,
+                  help="The MLflow server (default $MLFLOW_TRACKING_URI).")
+    @click.option("--as", "identity", required=True, help="Identity that signs the ledger entries.")
+    @click.option("--secret-file", required=True, type=click.Path(dir_okay=False, exists=True),
+                  help="The webhook's shared secret (the one given to MLflow's create_webhook).")
+    @click.option("--listen", "listen_addr", default="127.0.0.1:8790", show_default=True, metavar="HOST:PORT")
+    @ledger_option
+    @json_option
+    def mlflow_listen(tracking_uri: str, identity: str, secret_file: str, listen_addr: str, ledger_path: str | None,
+                      as_json: bool) -> None:
+        """Receive MLflow's model_version.created webhook and log each new version (no code change at all).
+
+        Prints one JSON line per version handled; a delivery with a bad signature gets 401."""
+        from ailedger.integrations.mlflow import listen, server_ok
+
+        host, sep, port = listen_addr.rpartition(":")
+        if not sep or not port.isdigit():
+            raise BadInputError(f"--listen {listen_addr!r}: give HOST:PORT", field="listen")
+        secret = Path(secret_file).read_text().strip()
+        if len(secret) < 16:
+            raise BadInputError("the webhook secret must be at least 16 characters", field="secret_file")
+        server_ok(tracking_uri)
+        with open_ledger(ledger_path) as ledger:
+            load_identity(ledger, identity)  # fail now, not at the first delivery
+        srv = listen(ledger_path, identity, tracking_uri, secret, host, int(port))
+        click.echo(f"listening on http://{listen_addr}/ for MLflow webhooks from {tracking_uri}", err=True)
+        try:
+            srv.serve_forever()
+        finally:
+            srv.server_close()
+
     model = main.commands["model"]
     assert isinstance(model, click.Group)
 

@@ -181,3 +181,89 @@ def register_model_hook(model_uri: str, name: str, *, ledger: str | None = None,
         mv = mlflow.register_model(model_uri, name, **kw)
         register_version(led, ident, name, mv.version, uri)
     return _client(uri).get_model_version(name, mv.version)
+
+
+# -- MLflow webhooks: registration logged with no code at all ------------------------------------------
+
+WEBHOOK_MAX_AGE = 300  # seconds: an older signed delivery is refused (replay)
+
+
+def check_webhook(secret: str, headers: dict[str, str], body: bytes, now: float | None = None) -> dict[str, Any]:
+    """The JSON payload of an MLflow webhook delivery, after checking its signature (HMAC-SHA256 over
+    ``DELIVERY_ID.TIMESTAMP.PAYLOAD`` with the webhook's secret, ``v1,<base64>`` in ``X-MLflow-Signature``)
+    and its age.  VerificationError otherwise."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+    import time
+
+    from ailedger.errors import VerificationError
+
+    h = {k.lower(): v for k, v in headers.items()}
+    sig, ts, did = h.get("x-mlflow-signature", ""), h.get("x-mlflow-timestamp", ""), h.get("x-mlflow-delivery-id", "")
+    if not sig.startswith("v1,") or not ts.isdigit() or not did:
+        raise VerificationError("webhook delivery without a v1 signature, timestamp and delivery id")
+    want = hmac.new(secret.encode(), f"{did}.{ts}.".encode() + body, hashlib.sha256).digest()
+    try:
+        got = base64.b64decode(sig[3:], validate=True)
+    except ValueError as e:
+        raise VerificationError("webhook signature is not base64") from e
+    if not hmac.compare_digest(want, got):
+        raise VerificationError("webhook signature does not match the shared secret")
+    if abs((now if now is not None else time.time()) - int(ts)) > WEBHOOK_MAX_AGE:
+        raise VerificationError(f"webhook delivery is older than {WEBHOOK_MAX_AGE} s (a replay?)")
+    obj = json.loads(body)
+    if not isinstance(obj, dict):
+        raise VerificationError("webhook payload is not a JSON object")
+    return obj
+
+
+def listen(ledger_dir: str | None, identity_name: str, tracking_uri: str, secret: str, host: str, port: int,
+           *, on_result: Any = None) -> Any:
+    """An HTTP server for MLflow's ``model_version.created`` webhook: each signed delivery registers that
+    version (one at a time, in order) with :func:`register_version`.  Returns the server (not started:
+    call ``serve_forever``); ``on_result(dict)`` sees each outcome."""
+    import json
+    import queue
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    jobs: queue.Queue[tuple[str, str]] = queue.Queue()
+
+    def worker() -> None:
+        while True:
+            name, version = jobs.get()
+            try:
+                with Ledger.open(ledger_dir) as led:
+                    ident = led.identities.load(identity_name, os.environ.get("AILEDGER_PASSPHRASE"))
+                    res: dict[str, Any] = register_version(led, ident, name, version, tracking_uri)
+            except AiledgerError as e:
+                res = {"ok": False, "mlflow": {"name": name, "version": version}, "error": e.to_dict()}
+            if on_result is not None:
+                on_result(res)
+            print(json.dumps(res, sort_keys=True, default=str), flush=True)
+
+    threading.Thread(target=worker, daemon=True).start()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            n = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(min(n, 1 << 20))
+            try:
+                obj = check_webhook(secret, dict(self.headers.items()), body)
+            except (AiledgerError, ValueError) as e:
+                self.send_response(401)
+                self.end_headers()
+                self.wfile.write(str(e).encode())
+                return
+            data = obj.get("data") or {}
+            if obj.get("entity") == "model_version" and obj.get("action") == "created" and data.get("name"):
+                jobs.put((str(data["name"]), str(data.get("version"))))
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    return ThreadingHTTPServer((host, port), Handler)
