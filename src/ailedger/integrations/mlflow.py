@@ -21,7 +21,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ailedger.errors import AiledgerError, BadInputError, NetworkError, NotFoundError
+from ailedger.errors import AiledgerError, BadInputError, NetworkError, NotFoundError, VerificationError
 from ailedger.provenance import MODEL_RECORD, find_dataset, hash_model_dir, register_model
 from ailedger.tlog.ledger import Ledger
 
@@ -197,8 +197,6 @@ def check_webhook(secret: str, headers: dict[str, str], body: bytes, now: float 
     import hmac
     import json
     import time
-
-    from ailedger.errors import VerificationError
 
     h = {k.lower(): v for k, v in headers.items()}
     sig, ts, did = h.get("x-mlflow-signature", ""), h.get("x-mlflow-timestamp", ""), h.get("x-mlflow-delivery-id", "")
