@@ -229,3 +229,38 @@ def test_the_webhook_listener_logs_a_version_registered_with_no_ailedger_code(se
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_listen_refuses_a_short_secret_and_a_bad_address_before_starting(led, tmp_path):
+    short = tmp_path / "short.secret"
+    short.write_text("abc\n")
+    code, obj, out = cli(led, "mlflow", "listen", "--tracking-uri", DOWN, "--as", "alice", "--secret-file", str(short))
+    assert code == 2 and "at least 16 characters" in obj["error"]["message"], out
+    good = tmp_path / "good.secret"
+    good.write_text("x" * 32)
+    code, obj, out = cli(led, "mlflow", "listen", "--tracking-uri", DOWN, "--as", "alice", "--secret-file", str(good),
+                         "--listen", "nowhere")
+    assert code == 2 and "HOST:PORT" in obj["error"]["message"], out
+    code, obj, out = cli(led, "mlflow", "listen", "--tracking-uri", DOWN, "--as", "alice", "--secret-file", str(good),
+                         "--listen", "127.0.0.1:19512")
+    assert code == 2 and "not reachable" in obj["error"]["message"], out
+
+
+def test_a_webhook_signature_is_checked_over_id_timestamp_and_payload():
+    import base64
+    import hashlib
+    import hmac
+
+    from ailedger.errors import VerificationError
+    from ailedger.integrations.mlflow import check_webhook
+
+    body = b'{"entity": "model_version", "action": "created", "data": {"name": "m", "version": "1"}}'
+    sig = "v1," + base64.b64encode(hmac.new(b"k" * 20, b"d1.1000." + body, hashlib.sha256).digest()).decode()
+    hdr = {"X-MLflow-Signature": sig, "X-MLflow-Timestamp": "1000", "X-MLflow-Delivery-Id": "d1"}
+    assert check_webhook("k" * 20, hdr, body, now=1010)["data"]["name"] == "m"
+    with pytest.raises(VerificationError, match="does not match"):
+        check_webhook("k" * 20, {**hdr, "X-MLflow-Delivery-Id": "d2"}, body, now=1010)
+    with pytest.raises(VerificationError, match="does not match"):
+        check_webhook("k" * 20, hdr, body.replace(b'"1"', b'"2"'), now=1010)
+    with pytest.raises(VerificationError, match="older than"):
+        check_webhook("k" * 20, hdr, body, now=1000 + 301)
