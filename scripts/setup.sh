@@ -36,5 +36,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   .venv/bin/python -m pip install -q --no-deps "slither-analyzer==0.11.*" "crytic-compile>=0.4.2,<0.5" "solc-select>=1.0.4"
   .venv/bin/python -m pip install -q "prettytable>=3.10.2" "cbor2" "pycryptodome>=3.4.6" "eth-abi>=5.0.1" \
     "eth-typing>=5.0.0" "eth-utils>=5.0.0"
+  # the MLflow server the tests start (tests/integrations): mlflow 3.17 pins pyarrow<26, older than the
+  # provenance extra is tested with; its server imports none of pyarrow's newer API, so mlflow alone, then its
+  # server's own requirements (docs/mlflow.md, "Installing MLflow")
+  .venv/bin/python -m pip install -q --no-deps "mlflow==3.17.2"
+  .venv/bin/python -m pip install -q "mlflow-skinny==3.17.2" "mlflow-tracing==3.17.2" "Flask<4" "Flask-CORS<7" \
+    "alembic!=1.10.0,<2" "docker>=4,<8" "graphene<4" "gunicorn<27" "huey>=2.5.4,<4" "sqlalchemy>=1.4,<3" "skops<1"
   touch "$stamp"
 fi

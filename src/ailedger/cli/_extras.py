@@ -57,6 +57,8 @@ EXTRAS: dict[str, dict[str, str]] = {
     "private": {"numpy": "numpy", "scikit-learn": "sklearn", "tenseal": "tenseal", "mpyc": "mpyc", "gmpy2": "gmpy2"},
     "contractaudit": {"slither-analyzer": "slither", "crytic-compile": "crytic_compile", "scikit-learn": "sklearn",
                       "matplotlib": "matplotlib"},
+    "huggingface": {"huggingface_hub": "huggingface_hub"},
+    "mlflow": {"mlflow-skinny": "mlflow"},
 }
 
 # what a tagged command checks before it starts: every module of its extra (found, not imported), but
@@ -68,7 +70,7 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 # a module several extras install is named by the first of them (a command's own extra wins)
 _PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
-            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi", "contractaudit", "supplychain", "monitor", "tracing")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
+            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi", "contractaudit", "supplychain", "monitor", "tracing", "huggingface", "mlflow")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 

@@ -77,6 +77,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("inference", None, {"inference report": "inference"}),
     ("monitor", None, {}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),
+    ("integrations", "huggingface", {"mlflow register": "mlflow", "model verify-offline": "provenance"}),
     ("private", "private", {}),
     ("report", "reports", {"report verify": None}),
     ("screen", "screening", {"dataset verify-screening": None, "dataset verify-removal": None}),

@@ -45,7 +45,8 @@ FORM_JSON = "json-jcs-v1"  # a JSON Lines record: RFC 8785 of the parsed value
 FORM_CSV = "csv-cells-v1"  # a CSV row: RFC 8785 of {header: cell} with every cell a string
 FORM_PARQUET = "parquet-json-v1"  # a Parquet row: RFC 8785 of {column: value} (bytes base64, dates ISO 8601)
 FORMS = (FORM_BYTES, FORM_CSV, FORM_JSON, FORM_PARQUET)
-FORM_OF_KIND = {"files": FORM_BYTES, "jsonl": FORM_JSON, "csv": FORM_CSV, "parquet": FORM_PARQUET}
+FORM_OF_KIND = {"files": FORM_BYTES, "jsonl": FORM_JSON, "csv": FORM_CSV, "parquet": FORM_PARQUET,
+                "arrow": FORM_PARQUET}  # a `datasets` save_to_disk folder: its rows read like a Parquet export's
 KEYS = ("sha256", "hmac-sha256")
 # what entries made before the rule was recorded implied: each source's encodingFormat named its form
 _LEGACY_FORM_OF_ENCODING = {"application/octet-stream": FORM_BYTES, "application/jsonlines": FORM_JSON,

@@ -111,7 +111,7 @@ def _orjson() -> tuple[Any, Any, int]:
         return None, None, 0
     return orjson.loads, orjson.dumps, orjson.OPT_SORT_KEYS
 _ENCODING = {"jsonl": "application/jsonlines", "csv": "text/csv", "parquet": "application/x-parquet",
-             "files": "application/octet-stream"}
+             "files": "application/octet-stream", "arrow": "application/vnd.apache.arrow.stream"}
 
 
 # -- leaves ------------------------------------------------------------------------------------
@@ -173,7 +173,50 @@ def _kind_of_name(name: str, shown: str) -> str:
 
 
 def _kind_of(p: Path) -> str:
-    return "files" if p.is_dir() else _kind_of_name(p.name, str(p))
+    if p.is_dir():
+        return "arrow" if hf_arrow_files(p) else "files"
+    return _kind_of_name(p.name, str(p))
+
+
+def hf_arrow_files(folder: Path) -> list[Path]:
+    """The Arrow files of a Hugging Face ``datasets`` folder written by ``save_to_disk`` (a Dataset:
+    ``state.json`` naming its ``_data_files``; a DatasetDict: ``dataset_dict.json`` naming its splits,
+    each such a folder), in split then file order; [] when ``folder`` is not one.  Its rows are records
+    read like a Parquet export's rows (same keys for the same records); the other files (state,
+    dataset_info) are metadata, not records."""
+    dd = folder / "dataset_dict.json"
+    if dd.is_file():
+        try:
+            splits = parse_json(dd.read_bytes(), what=str(dd)).get("splits")
+        except AttributeError:
+            splits = None
+        if not isinstance(splits, list) or not all(isinstance(x, str) and x and "/" not in x and x not in (".", "..")
+                                                     for x in splits):
+            raise BadInputError(f"{dd}: 'splits' must be a list of split folder names", field="path")
+        out: list[Path] = []
+        for sp in splits:
+            files = hf_arrow_files(folder / sp)
+            if not files:
+                raise BadInputError(f"{folder / sp}: split {sp!r} of {dd} is not a saved dataset folder", field="path")
+            out += files
+        return out
+    st = folder / "state.json"
+    if not st.is_file():
+        return []
+    obj = parse_json(st.read_bytes(), what=str(st))
+    data_files = obj.get("_data_files") if isinstance(obj, dict) else None
+    if not isinstance(data_files, list) or not data_files:
+        return []
+    out = []
+    for d in data_files:
+        fn = d.get("filename") if isinstance(d, dict) else None
+        if not isinstance(fn, str) or not fn or "/" in fn or fn in (".", ".."):
+            raise BadInputError(f"{st}: a _data_files entry has no plain file name", field="path")
+        f = folder / fn
+        if not f.is_file():
+            raise BadInputError(f"{st} names {fn}, which is missing; nothing was logged", field="path")
+        out.append(f)
+    return out
 
 
 def _resolve_s3(ps: str) -> tuple[str, s3input.S3Path, list[tuple[s3input.S3Path, str]]]:
@@ -248,6 +291,11 @@ def _plan_units(paths: Sequence[str], follow_symlinks: bool, unit_bytes: int = U
         elif kind == "csv":
             total += n
             units.append(("csv", si, src, n))
+        elif kind == "arrow":
+            for f in hf_arrow_files(Path(src)):
+                size = f.stat().st_size
+                total += size
+                units.append(("arrow", si, str(f), size))
         else:
             import pyarrow.parquet as pq
 
@@ -509,6 +557,19 @@ def _hash_unit(unit: tuple[Any, ...], tmp: str, P: int, secret: bytes | None, ta
                     sink.add(record_key(canonical_json(dict(zip(header, row))), secret))
             sink.flush()
             return {"n": sink.n, "source": si, "header": header}
+        elif kind == "arrow":
+            import pyarrow as pa
+
+            path = unit[2]
+            try:
+                with pa.memory_map(path) as src_, pa.ipc.open_stream(src_) as reader:
+                    for batch in reader:
+                        for row in batch.to_pylist():
+                            sink.add(record_key(canonical_json(_json_value(row)), secret))
+            except AiledgerError as e:
+                return {"error": f"{path}: {e.message}", "where": path}
+            except Exception as e:  # noqa: BLE001
+                return {"error": f"{path}: not a readable Arrow stream of a saved dataset ({e})", "where": path}
         elif kind == "parquet":
             import pyarrow.parquet as pq
 
@@ -901,7 +962,7 @@ def hash_shard(paths: Sequence[str], shard_dir: Path, *, partitions_log2: int | 
 
     digester = ThreadPoolExecutor(1)
     digests = {si: digester.submit(_file_sha256, inputs[si]) for si, s in enumerate(sources)
-               if s["kind"] != "files"}
+               if s["kind"] not in ("files", "arrow")}
     pool = ProcessPoolExecutor(workers) if workers > 1 and len(jobs) > 1 else None
     try:
         results = pool.map(_hash_unit_star, jobs) if pool else map(_hash_unit_star, jobs)
