@@ -117,3 +117,32 @@ def test_a_secret_context_is_refused_and_the_client_names_the_refusal(served, ke
         query(srv.url, forged, digits_test[0][0])
     with pytest.raises(BadInputError, match="cannot reach the FHE server"):
         query(f"http://127.0.0.1:{PORT + 1}", keys, digits_test[0][0], timeout=5)
+
+
+def test_cli_query_and_serve_bad_input_exit_2(served, workdir, keys, tmp_path, digits_test):
+    from click.testing import CliRunner
+
+    from ailedger.cli.main import main
+    from ailedger.private.fhe import save_keys
+
+    srv, reg = served
+    save_keys(keys, tmp_path / "keys")
+    (tmp_path / "d.json").write_text(json.dumps([float(v) for v in digits_test[0][5]]))
+
+    def run(*args, code=0):
+        r = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        assert r.exit_code == code, (r.exit_code, r.output)
+        return r
+
+    r = run("private", "fhe-query", srv.url, tmp_path / "d.json", "--keys", tmp_path / "keys", "--json")
+    doc = json.loads(r.output)
+    assert doc["class"] == int(reg.model.predict(digits_test[0][5:6])[0]) and doc["receipt"]
+    r = run("private", "fhe-query", f"http://127.0.0.1:{PORT + 2}", tmp_path / "d.json", "--keys", tmp_path / "keys",
+            "--timeout", "5", code=2)
+    assert "cannot reach the FHE server" in r.output
+    (tmp_path / "bad.json").write_text(json.dumps([3.0] * 64))
+    r = run("private", "fhe-query", srv.url, tmp_path / "bad.json", "--keys", tmp_path / "keys", code=2)
+    assert "[0, 1]" in r.output
+    r = run("private", "fhe-serve", "--model", "digits-mlp", "--model-dir", workdir / "mlp", "--listen", "nowhere",
+            "--ledger", workdir / "ledger", code=2)
+    assert "--listen must be HOST:PORT" in r.output
