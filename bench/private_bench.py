@@ -9,7 +9,11 @@ MPC: ``--mpc-runs`` digits per model through three parties on 127.0.0.1: latency
 bytes every party sent, agreement.  Every query is logged (an inference record per FHE query, three
 ``mpc.commit`` entries per MPC run) in a fresh ledger.
 
-    python bench/private_bench.py [--fhe-limit 60] [--mpc-runs N] [--base-port 18360]
+HTTP: ``--http-queries`` digits per model through the FHE server on 127.0.0.1 (:mod:`ailedger.private.fhe_http`,
+the server of ``ailedger private fhe-serve``): round-trip latency and bytes on the wire per query, against the
+same run's in-process query.  ``--mpc-runs 0`` leaves MPC out.
+
+    python bench/private_bench.py [--fhe-limit 60] [--mpc-runs N] [--base-port 18360] [--http-queries 20]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def main() -> None:
@@ -29,6 +34,9 @@ def main() -> None:
                     help="digits per model sent one per query (0: the whole test split; the batch always has it all)")
     ap.add_argument("--mpc-runs", type=int, default=20)
     ap.add_argument("--base-port", type=int, default=18360)
+    ap.add_argument("--http-queries", type=int, default=20,
+                    help="digits per model sent one per query over HTTP to `fhe-serve`'s server (0: none)")
+    ap.add_argument("--http-port", type=int, default=19860)
     args = ap.parse_args()
 
     import numpy as np
@@ -116,6 +124,10 @@ def main() -> None:
                   f"per query {f['total_ms_median']} ms (server {f['server_eval_ms']} ms), "
                   f"{(f['query_bytes'] + f['answer_bytes']) / 1e6:.2f} MB; plaintext {f['plaintext_ms']} ms "
                   f"(x{f['ratio_fhe_to_plaintext']})")
+            if args.http_queries > 0:
+                out[f"fhe_http_{kind}"] = _http(led, reg, keys, Xte, plain_pred, args, f["total_ms_median"])
+            if args.mpc_runs <= 0:
+                continue
             rng = np.random.default_rng(1)
             picks = rng.choice(len(Xte), min(args.mpc_runs, len(Xte)), replace=False)
             lat, sent, m_agree = [], [], 0
@@ -140,6 +152,46 @@ def main() -> None:
                                               + out[f"fhe_{k}"]["answer_bytes"]) / 0.5e6, 2)}  # type: ignore[index]
         for k in ("logreg", "mlp")}
     print(json.dumps(out, sort_keys=True))
+
+
+def _http(led: Any, reg: Any, keys: Any, Xte: Any, plain_pred: Any, args: argparse.Namespace,
+          inproc_ms: float) -> dict[str, Any]:
+    """Per-query latency and bytes over HTTP (a real server on 127.0.0.1), against the in-process query."""
+    from tqdm import tqdm
+
+    from ailedger.inference import InferenceTrail
+    from ailedger.private.fhe_http import FheHttpServer, query
+
+    n = min(args.http_queries, len(Xte))
+    with InferenceTrail(led, reg.name, mode="fast", caller="bench") as trail:
+        srv = FheHttpServer(reg, trail, "127.0.0.1", args.http_port)
+        srv.start_background()
+        try:
+            t = time.perf_counter()
+            first = query(srv.url, keys, Xte[0])
+            upload_s = time.perf_counter() - t
+            rt, tot, up, down, agree = [], [], [], [], 0
+            for i in tqdm(range(n), desc=f"HTTP {reg.name}", file=sys.stderr, leave=False):
+                r = query(srv.url, keys, Xte[i])
+                rt.append(r["round_trip_seconds"])
+                tot.append(r["seconds"])
+                up.append(r["bytes_out"])
+                down.append(r["bytes_in"])
+                agree += r["class"] == int(plain_pred[i])
+        finally:
+            srv.shutdown()
+            srv.server_close()
+    h = {"n": n, "agreement": round(agree / n, 4), "first_query_with_context_upload_s": round(upload_s, 3),
+         "context_upload_bytes": first["key_bytes_uploaded"],
+         "round_trip_ms_median": round(1000 * statistics.median(rt), 1),
+         "client_total_ms_median": round(1000 * statistics.median(tot), 1),
+         "request_bytes": int(statistics.median(up)), "response_body_bytes": int(statistics.median(down)),
+         "ratio_http_to_in_process": round(1000 * statistics.median(tot) / inproc_ms, 2)}
+    print(f"FHE over HTTP {reg.name}: same class on {agree}/{n}; per query {h['client_total_ms_median']} ms "
+          f"(round trip {h['round_trip_ms_median']} ms), {(h['request_bytes'] + h['response_body_bytes']) / 1e6:.2f} MB; "
+          f"first query {upload_s:.2f} s with the {first['key_bytes_uploaded'] / 1e6:.0f} MB context upload "
+          f"(x{h['ratio_http_to_in_process']} the in-process query)")
+    return h
 
 
 if __name__ == "__main__":

@@ -112,6 +112,58 @@ def register(main: click.Group) -> None:
              f"{reg.name}: answer ({res['bytes_out']} bytes) -> {output} in {res['seconds']:.2f} s; "
              f"receipt {res['receipt']}")
 
+    @private.command("fhe-serve")
+    @click.option("--model", "model_name", required=True, help="Registered model name.")
+    @click.option("--model-dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="The model's folder (checked against its registration before serving).")
+    @click.option("--as", "--operator", "operator", default="inference", show_default=True,
+                  help="Identity that signs the inference records.")
+    @click.option("--listen", default="127.0.0.1:18400", show_default=True, help="HOST:PORT to serve on.")
+    @click.option("--max-keys", type=click.IntRange(1, 64), default=4, show_default=True,
+                  help="Client public contexts held in memory (~43 MB each; the oldest is dropped).")
+    @ledger_option
+    @json_option
+    def fhe_serve(model_name: str, model_dir: Path, operator: str, listen: str, max_keys: int,
+                  ledger_dir: Path | None, as_json: bool) -> None:
+        """Server: evaluate a registered model on encrypted queries over HTTP (POST /v1/fhe/keys, then
+        POST /v1/fhe/infer); one inference record per answered query. Stops on SIGINT/SIGTERM."""
+        from ailedger.inference import InferenceTrail
+        from ailedger.private.binding import registered_model
+        from ailedger.private.fhe_http import FheHttpServer
+
+        host, sep, port_s = listen.rpartition(":")
+        if not sep or not port_s.isdigit() or not host:
+            raise BadInputError(f"--listen must be HOST:PORT, got {listen!r}", field="listen")
+        with open_ledger(ledger_dir) as ledger:
+            reg = registered_model(ledger, model_name, model_dir)
+            with InferenceTrail(ledger, reg.name, mode="durable", operator=operator) as trail:
+                srv = FheHttpServer(reg, trail, host.strip("[]"), int(port_s), max_keys=max_keys)
+                emit(as_json, {"ok": True, "url": srv.url, "model": reg.name, "model_index": reg.index,
+                               "pid": os.getpid()},
+                     f"{reg.name} (entry {reg.index}) on {srv.url}/v1/fhe/infer (pid {os.getpid()})")
+                try:
+                    srv.serve_forever()
+                finally:
+                    srv.server_close()
+
+    @private.command("fhe-query")
+    @click.argument("url")
+    @click.argument("input_file", metavar="INPUT.json")
+    @click.option("--keys", "keys_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+                  help="Folder of fhe-keygen.")
+    @click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per HTTP request.")
+    @json_option
+    def fhe_query(url: str, input_file: str, keys_dir: Path, timeout: float, as_json: bool) -> None:
+        """Client: encrypt one digit, have the FHE server at URL evaluate it, decrypt the class (public.ctx is
+        uploaded first when the server does not hold it)."""
+        from ailedger.private.fhe import load_keys
+        from ailedger.private.fhe_http import query
+
+        res = query(url, load_keys(keys_dir, secret=True), _read_digit(input_file), timeout=timeout)
+        emit(as_json, {"ok": True, **res},
+             f"class {res['class']} (receipt {res['receipt']}; {res['bytes_out']} bytes up, {res['bytes_in']} down, "
+             f"{res['round_trip_seconds']:.2f} s round trip)")
+
     @private.command("fhe-decrypt")
     @click.argument("answer", metavar="ANSWER.ct")
     @click.option("--keys", "keys_dir", required=True, type=click.Path(file_okay=False, path_type=Path),

@@ -30,7 +30,8 @@ from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, VerificationError
 from ailedger.private.digits import CLASSES, DigitsModel, check_input
 
-__all__ = ["MAGIC", "MAX_ENVELOPE_BYTES", "PARAMS", "FheKeys", "FheServer", "decrypt", "decrypt_batch", "encrypt",
+__all__ = ["MAGIC", "MAX_ENVELOPE_BYTES", "PARAMS", "FheKeys", "FheServer", "MalformedCiphertextError",
+           "OtherKeyError", "OtherParamsError", "decrypt", "decrypt_batch", "encrypt",
            "encrypt_batch", "keygen", "load_keys", "open_envelope"]
 
 MAGIC = b"AILFHE1\n"
@@ -43,6 +44,18 @@ MAX_BATCH_ENVELOPE_BYTES = 64 << 20  # a batch query: 65 ciphertexts of ~0.32 MB
 MAX_BATCH_ROWS = POLY_MODULUS_DEGREE // 2  # one CKKS slot per digit
 MAX_HEADER_BYTES = 4096
 LOGIT_BOUND = 1e4  # an answer decrypted under the wrong key is noise of magnitude ~2^40/2^30 and far beyond
+
+
+class MalformedCiphertextError(BadInputError):
+    code = "malformed_ciphertext"
+
+
+class OtherParamsError(BadInputError):
+    code = "other_params"
+
+
+class OtherKeyError(BadInputError):
+    code = "other_key"
 
 
 def _ts() -> Any:
@@ -146,21 +159,21 @@ def open_envelope(data: bytes, *, kind: str, key: str) -> tuple[dict[str, Any], 
         raise BadInputError(f"ciphertext envelope is {len(data)} bytes, over the {limit}-byte limit",
                             field="ciphertext")
     if not data.startswith(MAGIC) or len(data) < len(MAGIC) + 4:
-        raise BadInputError("malformed ciphertext: not an ailedger FHE envelope (AILFHE1)", field="ciphertext")
+        raise MalformedCiphertextError("malformed ciphertext: not an ailedger FHE envelope (AILFHE1)", field="ciphertext")
     (n,) = struct.unpack(">I", data[len(MAGIC):len(MAGIC) + 4])
     if n > MAX_HEADER_BYTES or len(MAGIC) + 4 + n > len(data):
-        raise BadInputError("malformed ciphertext: envelope header length out of range", field="ciphertext")
+        raise MalformedCiphertextError("malformed ciphertext: envelope header length out of range", field="ciphertext")
     try:
         header = json.loads(data[len(MAGIC) + 4:len(MAGIC) + 4 + n])
     except ValueError:
-        raise BadInputError("malformed ciphertext: envelope header is not JSON", field="ciphertext") from None
+        raise MalformedCiphertextError("malformed ciphertext: envelope header is not JSON", field="ciphertext") from None
     if not isinstance(header, dict) or header.get("v") != 1 or header.get("kind") != kind:
-        raise BadInputError(f"malformed ciphertext: expected an envelope of kind {kind!r}", field="ciphertext")
+        raise MalformedCiphertextError(f"malformed ciphertext: expected an envelope of kind {kind!r}", field="ciphertext")
     if header.get("params") != PARAMS:
-        raise BadInputError(f"ciphertext is under other CKKS parameters ({header.get('params')!r}; this server "
+        raise OtherParamsError(f"ciphertext is under other CKKS parameters ({header.get('params')!r}; this server "
                             f"evaluates {PARAMS})", field="ciphertext")
     if header.get("key") != key:
-        raise BadInputError(f"ciphertext is under another key ({str(header.get('key'))[:16]}...; this session's key "
+        raise OtherKeyError(f"ciphertext is under another key ({str(header.get('key'))[:16]}...; this session's key "
                             f"is {key[:16]}...)", field="ciphertext")
     return header, data[len(MAGIC) + 4 + n:]
 
@@ -171,9 +184,9 @@ def _vector(ctx: Any, ct: bytes) -> Any:
     except (ValueError, RuntimeError, TypeError) as exc:
         msg = str(exc)
         if "invalid" in msg:
-            raise BadInputError(f"ciphertext does not fit this key's CKKS parameters: {msg}",
+            raise OtherParamsError(f"ciphertext does not fit this key's CKKS parameters: {msg}",
                                 field="ciphertext") from None
-        raise BadInputError(f"malformed ciphertext: {msg}", field="ciphertext") from None
+        raise MalformedCiphertextError(f"malformed ciphertext: {msg}", field="ciphertext") from None
 
 
 def encrypt(keys: FheKeys, x: Any) -> bytes:
@@ -223,7 +236,7 @@ class FheServer:
         _, ct = open_envelope(query, kind="query", key=self.key)
         vec = _vector(self.ctx, ct)
         if vec.size() != self._rows:
-            raise BadInputError(f"the query holds {vec.size()} values; the model takes {self._rows - 1} "
+            raise MalformedCiphertextError(f"the query holds {vec.size()} values; the model takes {self._rows - 1} "
                                 "(+1 constant)", field="ciphertext")
         try:
             v = vec.mm(self._first)
@@ -231,7 +244,7 @@ class FheServer:
                 v = v.square() if self._square else v
                 v = v.mm(W) + b
         except (ValueError, RuntimeError) as exc:
-            raise BadInputError(f"the ciphertext cannot be evaluated: {exc}", field="ciphertext") from None
+            raise MalformedCiphertextError(f"the ciphertext cannot be evaluated: {exc}", field="ciphertext") from None
         return _envelope("answer", self.key, CLASSES, v.serialize())
 
     def evaluate_batch(self, query: bytes) -> bytes:
@@ -275,22 +288,22 @@ def _pack(cts: list[bytes]) -> bytes:
 
 def _unpack(body: bytes, want: int) -> list[bytes]:
     if len(body) < 4:
-        raise BadInputError("malformed ciphertext: empty batch", field="ciphertext")
+        raise MalformedCiphertextError("malformed ciphertext: empty batch", field="ciphertext")
     (n,) = struct.unpack(">I", body[:4])
     if n != want:
         raise BadInputError(f"the batch holds {n} ciphertexts; expected {want}", field="ciphertext")
     out, pos = [], 4
     for _ in range(n):
         if pos + 4 > len(body):
-            raise BadInputError("malformed ciphertext: batch cut short", field="ciphertext")
+            raise MalformedCiphertextError("malformed ciphertext: batch cut short", field="ciphertext")
         (m,) = struct.unpack(">I", body[pos:pos + 4])
         pos += 4
         if pos + m > len(body):
-            raise BadInputError("malformed ciphertext: batch cut short", field="ciphertext")
+            raise MalformedCiphertextError("malformed ciphertext: batch cut short", field="ciphertext")
         out.append(body[pos:pos + m])
         pos += m
     if pos != len(body):
-        raise BadInputError("malformed ciphertext: trailing bytes after the batch", field="ciphertext")
+        raise MalformedCiphertextError("malformed ciphertext: trailing bytes after the batch", field="ciphertext")
     return out
 
 
@@ -326,7 +339,7 @@ def _evaluate_batch(self: FheServer, query: bytes) -> bytes:
     header, body = open_envelope(query, kind="batch-query", key=self.key)
     rows = header.get("size")
     if not isinstance(rows, int) or not 1 <= rows <= MAX_BATCH_ROWS:
-        raise BadInputError("malformed ciphertext: batch size out of range", field="ciphertext")
+        raise MalformedCiphertextError("malformed ciphertext: batch size out of range", field="ciphertext")
     cols = [_vector(self.ctx, c) for c in _unpack(body, self._rows - 1)]
     if any(c.size() != rows for c in cols):
         raise BadInputError(f"the batch's ciphertexts do not all hold {rows} digits", field="ciphertext")
@@ -341,6 +354,6 @@ def _evaluate_batch(self: FheServer, query: bytes) -> bytes:
                 nxt.append(acc + float(b[k]))
             h = [v.square() for v in nxt] if li < len(self._dense) - 1 else nxt
     except (ValueError, RuntimeError) as exc:
-        raise BadInputError(f"the ciphertext cannot be evaluated: {exc}", field="ciphertext") from None
+        raise MalformedCiphertextError(f"the ciphertext cannot be evaluated: {exc}", field="ciphertext") from None
     return _envelope("batch-answer", self.key, rows, _pack([v.serialize() for v in h]))
 
