@@ -105,8 +105,8 @@ def test_replay_with_wrong_inputs_refused(world):
 
 
 def test_cli_advise_show_replay(world, tmp_path):
-    led, p, pid = world
-    path = str(led.path) if hasattr(led, "path") else None
+    led, _p, pid = world
+    path = str(led.path)
     led.close()
     r = CliRunner()
     env = {"AILEDGER_PASSPHRASE": ""}

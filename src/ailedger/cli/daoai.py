@@ -37,7 +37,7 @@ def advice_lines(ledger: Any, pid: int) -> tuple[list[dict[str, Any]], str]:
 def register(main: click.Group) -> None:
     gov_group = main.commands.get("gov")
     if not isinstance(gov_group, click.Group):  # pragma: no cover - gov is registered before this module
-        raise RuntimeError("ailedger.cli.daoai needs the gov group (COMMANDS order)")
+        raise TypeError("ailedger.cli.daoai needs the gov group (COMMANDS order)")
 
     @gov_group.command("analyst-manifest")
     @json_option

@@ -20,13 +20,14 @@ from typing import Any
 from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
+from ailedger.governance.service import proposal_info, simulate, state
 
 from . import ADVICE
 
 __all__ = ["FEATURES", "TRAIN", "advise", "advise_inputs", "analyse", "commit", "effective_advice",
            "generate_proposals", "log_advice", "manifest", "replay"]
 
-TRAIN = {"name": "daoai-proposal-risk", "version": 1, "samples": 3000, "seed": 20261206, "max_depth": 4,
+TRAIN: dict[str, Any] = {"name": "daoai-proposal-risk", "version": 1, "samples": 3000, "seed": 20261206, "max_depth": 4,
          "label_noise": 0.05}
 FEATURES = ("n_actions", "n_revoke", "n_approve", "n_param", "param_quorum_drop", "quorum_bps", "cap_bps",
             "strategy_token", "description_words", "whale_decide_rate")
@@ -116,8 +117,6 @@ def _effect(a: dict[str, Any]) -> str:
 
 def analyse(inputs: dict[str, Any]) -> dict[str, Any]:
     """The advice for opened inputs: deterministic (same inputs, same bytes)."""
-    from ailedger.governance.service import simulate
-
     prop, sim = inputs["proposal"], inputs["simulation"]
     cap = prop.get("cap")
     cap_bps = 500 if not cap else max(1, cap * 10000 // max(1, prop["total_power"]))
@@ -167,8 +166,6 @@ def _check_model(ledger: Any, model: str) -> tuple[int, str]:
 
 def advise(ledger: Any, pid: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """(inputs, output) for proposal ``pid``; NotFoundError for an unknown proposal."""
-    from ailedger.governance.service import proposal_info, state
-
     prop = proposal_info(ledger, pid)
     q = state(ledger).params.get("quorum_bps", 0)
     inputs = advise_inputs(prop, int(q) if isinstance(q, int) else 0)
