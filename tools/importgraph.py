@@ -57,7 +57,7 @@ PEERS: dict[str, set[str]] = {
     "verifiable": {"inference"},   # ZK proofs of logged calls: records, payloads, the trail
     "private": {"inference", "provenance"},  # records of private inference; the registered model folder
     "contractaudit": {"provenance"},  # the learned layer's root is its folder's model manifest root
-    "daoai": {"governance"},       # the analyst runs the whale simulation on a proposal's parameters
+    "daoai": {"governance", "provenance"},  # whale simulation on a proposal; the analyst folder's manifest root
     "reports": {"provenance"},     # the lineage graph of a model in its technical documentation
     "cli": {"http"},               # `ailedger serve` starts the HTTP app
 }

@@ -126,3 +126,12 @@ def test_cli_advise_show_replay(world, tmp_path):
     assert bad.exit_code == 1 and "commitment" in bad.output
     unk = r.invoke(main, ["gov", "advise", "999", "--model", "analyst", "--as", "analyst", "--ledger", path], env=env)
     assert unk.exit_code == 2 and "no proposal 999" in unk.output
+
+
+def test_exported_folder_registers_with_the_analyst_root(tmp_path):
+    from ailedger.provenance.hashing import hash_model_dir
+
+    an.export(tmp_path / "analyst")
+    assert hash_model_dir(tmp_path / "analyst", workers=1).root.hex() == an.manifest()["root"]
+    (tmp_path / "analyst" / "analyst.json").write_bytes(b"{}")
+    assert hash_model_dir(tmp_path / "analyst", workers=1).root.hex() != an.manifest()["root"]

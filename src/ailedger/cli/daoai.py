@@ -50,6 +50,18 @@ def register(main: click.Group) -> None:
              f"{m['root']}  (decision tree, {len(m['nodes'])} nodes, trained on {m['train']['samples']} "
              f"generated proposals, seed {m['train']['seed']})")
 
+    @gov_group.command("analyst-export")
+    @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+    @json_option
+    def analyst_export(folder: Path, as_json: bool) -> None:
+        """Write the analyst's model folder (analyst.json) to FOLDER, for `ailedger model register FOLDER`."""
+        from ailedger.daoai.analyst import export, manifest
+
+        path = export(folder)
+        root = manifest()["root"]
+        emit(as_json, {"path": str(path), "root": root},
+             f"wrote {path}; register it: ailedger model register {folder} --name NAME --as WHO  (root {root})")
+
     @gov_group.command("advise")
     @click.argument("proposal", type=INDEX)
     @click.option("--model", required=True, help="The analyst's registered model name (or #INDEX / root).")

@@ -2,7 +2,8 @@
 governance module's whale simulation on the proposal's parameters.
 
 Everything is reproducible from a fixed training spec (``TRAIN``): retraining gives the same tree, hence the
-same manifest root (SHA-256 of the RFC 8785 JSON of the spec and the tree's nodes, floats as ``float.hex``).
+same ``analyst.json`` (RFC 8785 JSON of the spec and the tree's nodes, floats as ``float.hex``) and the same
+model manifest root of the folder holding it (what ``ailedger model register`` logs).
 An advice entry names the effective ``model.register`` of that root (usable when logged:
 :func:`ailedger.authority.service.require_model_usable`), a salted commitment to the inputs (the proposal's
 parameters and the simulation settings) and the output; :func:`replay` recomputes the output from the opened
@@ -15,16 +16,19 @@ import functools
 import hashlib
 import random
 import secrets
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, NotFoundError, VerificationError
 from ailedger.governance.service import proposal_info, simulate, state
+from ailedger.provenance.hashing import hash_model_dir
 
 from . import ADVICE
 
-__all__ = ["FEATURES", "TRAIN", "advise", "advise_inputs", "analyse", "commit", "effective_advice",
+__all__ = ["FEATURES", "TRAIN", "advise", "advise_inputs", "analyse", "commit", "effective_advice", "export",
            "generate_proposals", "log_advice", "manifest", "replay"]
 
 TRAIN: dict[str, Any] = {"name": "daoai-proposal-risk", "version": 1, "samples": 3000, "seed": 20261206, "max_depth": 4,
@@ -86,7 +90,21 @@ def manifest() -> dict[str, Any]:
               "value": [float(v).hex() for v in t.value[i][0]]} for i in range(t.node_count)]
     body = {"train": TRAIN, "features": list(FEATURES), "library": "scikit-learn DecisionTreeClassifier",
             "nodes": nodes}
-    return {**body, "root": hashlib.sha256(canonical_json(body)).hexdigest()}
+    with tempfile.TemporaryDirectory(prefix="ailedger-analyst-") as d:
+        export(d, body)
+        root = hash_model_dir(d, workers=1).root.hex()
+    return {**body, "root": root}
+
+
+def export(folder: str | Path, body: dict[str, Any] | None = None) -> Path:
+    """Write the analyst's model folder (``analyst.json``: the RFC 8785 JSON of its manifest body); its
+    ailedger model manifest root (what ``ailedger model register FOLDER`` logs) is ``manifest()["root"]``."""
+    if body is None:
+        body = {k: v for k, v in manifest().items() if k != "root"}
+    p = Path(folder)
+    p.mkdir(parents=True, exist_ok=True)
+    (p / "analyst.json").write_bytes(canonical_json(body))
+    return p / "analyst.json"
 
 
 def _features(prop: dict[str, Any], whale: float) -> list[float]:
