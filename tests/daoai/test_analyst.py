@@ -135,3 +135,18 @@ def test_exported_folder_registers_with_the_analyst_root(tmp_path):
     assert hash_model_dir(tmp_path / "analyst", workers=1).root.hex() == an.manifest()["root"]
     (tmp_path / "analyst" / "analyst.json").write_bytes(b"{}")
     assert hash_model_dir(tmp_path / "analyst", workers=1).root.hex() != an.manifest()["root"]
+
+
+def test_explorer_shows_advice_beside_the_proposal(world):
+    from starlette.testclient import TestClient
+
+    from ailedger.http.app import create_app
+
+    led, p, pid = world
+    before = TestClient(create_app(led)).get(f"/proposals/{pid}")
+    assert before.status_code == 200 and "Advice (" not in before.text
+    res = an.log_advice(led, p["analyst"], pid, model="analyst")
+    r = TestClient(create_app(led)).get(f"/proposals/{pid}")
+    assert r.status_code == 200, r.text[:300]
+    assert "Advice (1)" in r.text and f'id="advice-{res["index"]}"' in r.text
+    assert "revokes model m1" in r.text and res["body"]["output"]["risk"] in r.text
