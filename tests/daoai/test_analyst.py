@@ -111,7 +111,7 @@ def test_cli_advise_show_replay(world, tmp_path):
     r = CliRunner()
     env = {"AILEDGER_PASSPHRASE": ""}
     out = r.invoke(main, ["gov", "advise", str(pid), "--model", "analyst", "--as", "analyst", "--ledger", path,
-                          "--save-inputs", str(tmp_path / "in.json"), "--json"], env=env)
+                          "-o", str(tmp_path / "in.json"), "--json"], env=env)
     assert out.exit_code == 0, out.output
     idx = json.loads(out.output)["index"]
     show = r.invoke(main, ["gov", "show", str(pid), "--ledger", path])

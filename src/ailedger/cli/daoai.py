@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ailedger.cli._common import INDEX, emit, json_option, ledger_option, open_ledger
+from ailedger.cli._common import INDEX, emit, json_option, ledger_option, open_ledger, out_option
 from ailedger.errors import BadInputError
 
 
@@ -66,8 +66,8 @@ def register(main: click.Group) -> None:
     @click.argument("proposal", type=INDEX)
     @click.option("--model", required=True, help="The analyst's registered model name (or #INDEX / root).")
     @click.option("--as", "who", required=True, help="Identity that signs the advice.")
-    @click.option("--save-inputs", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Write the opened inputs and salt here (what `advice-replay` needs).")
+    @out_option("Write the opened inputs and salt to this file (what `advice-replay` needs).", name="save_inputs",
+                type=click.Path(dir_okay=False, path_type=Path), default=None)
     @ledger_option
     @json_option
     def gov_advise(proposal: int, model: str, who: str, save_inputs: Path | None, ledger_dir: Path | None,
@@ -96,7 +96,7 @@ def register(main: click.Group) -> None:
     @gov_group.command("advice-replay")
     @click.argument("entry", type=INDEX)
     @click.option("--inputs", "inputs_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                  help="JSON file {inputs, salt} (as `gov advise --save-inputs` writes it).")
+                  help="JSON file {inputs, salt} (as `gov advise -o` writes it).")
     @ledger_option
     @json_option
     def gov_advice_replay(entry: int, inputs_file: Path, ledger_dir: Path | None, as_json: bool) -> None:
