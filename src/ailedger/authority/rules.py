@@ -163,6 +163,9 @@ RULES: dict[str, tuple[str, str]] = {
     "agent.action": (("anyone, naming an effective model registration (usable when logged); the first per "
                       "(chain, agent address, nonce) and per intent id counts"),
                      "the agent's logged decisions that `agent audit` matches against the chain"),
+    "dao.advice": (("anyone, naming an effective model registration whose manifest root is the analyst's and "
+                    "that is usable when logged, on a proposal this log holds (a statement: no rule reads it)"),
+                   "nothing shared: the advice shown beside the proposal; votes and execution never read it"),
     "agent.finding": ("anyone (a statement by its signer, the detector)", "nothing shared: a finding shown with its signer"),
     "agent.backtest.plan": ("anyone (a commitment by its signer)",
                             "the configurations the signer tried in the study (counted once per plan digest)"),

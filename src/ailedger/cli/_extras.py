@@ -48,6 +48,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "dask": {"dask": "dask", "distributed": "distributed"},
     "subnets": {"numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "s3": {"boto3": "boto3"},
+    "daoai": {"scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "defi": {"web3": "web3", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "supplychain": {"jsonschema": "jsonschema", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn"},
     "federated": {"flwr": "flwr", "numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
@@ -70,7 +71,7 @@ PROBES: dict[str, tuple[str, ...]] = {
 
 # a module several extras install is named by the first of them (a command's own extra wins)
 _PRIMARY = ("server", "anchoring", "governance", "s3", "blobs", "content", "screening", "provenance", "inference",
-            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi", "contractaudit", "supplychain", "monitor", "tracing", "huggingface", "mlflow")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
+            "dask", "federated", "subnets", "zk", "eval", "private", "compute", "defi", "contractaudit", "supplychain", "monitor", "tracing", "huggingface", "mlflow", "daoai")  # s3 before blobs: boto3 missing in an untagged command (tiles export s3://) names the light one
 # modules the extras' distributions pull in and the code imports by name
 _ALSO = {"botocore": "blobs", "eth_account": "anchoring", "eth_utils": "anchoring", "requests": "anchoring", "threadpoolctl": "screening"}
 

@@ -320,7 +320,15 @@ def register(main: click.Group) -> None:
         """A proposal's state, tally and timetable."""
         with open_ledger(ledger_dir, read_only=True) as led, hinted(led):
             p = gov.proposal_info(led, proposal, at=at)
-        emit(as_json, p, _proposal_text(p))
+            try:  # the analyst's advice beside the proposal (ailedger.daoai), when logged
+                from ailedger.cli.daoai import advice_lines
+
+                rows, advice = advice_lines(led, proposal)
+            except ImportError:  # pragma: no cover - daoai extra not installed
+                rows, advice = [], ""
+        if rows:
+            p["advice"] = rows
+        emit(as_json, p, _proposal_text(p) + (f"\n{advice}" if advice else ""))
 
     @gov_group.command("status")
     @click.option("--model", default=None, help="Only this model's governance status.")

@@ -74,6 +74,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("fl", "federated", {}),
     ("gateway", "inference", {"gateway extraction-test": "extraction", "gateway check-alarm": "extraction"}),
     ("gov", "governance", {}),
+    ("daoai", "daoai", {}),  # after gov: adds gov advise / advice / advice-replay
     ("inference", None, {"inference report": "inference"}),
     ("monitor", None, {}),
     ("model", "provenance", {"model verify": None, "model verify-part": None}),

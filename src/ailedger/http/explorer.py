@@ -308,7 +308,13 @@ class Pages:
         info = gov.proposal_info(led, pid)
         votes = [{"did": d, "support": sup, "weight": w, "index": i}
                  for d, (sup, w, i) in sorted(prop.voters.items(), key=lambda kv: kv[1][2])]
-        return {"pid": pid, "info": info, "votes": votes,
+        try:  # the analyst's advice beside the proposal (ailedger.daoai; never read by the tally)
+            from ailedger.daoai.analyst import effective_advice
+
+            advice = [{"index": i, "signer": e.signer, **e.body} for i, e in effective_advice(led, pid)[0]]
+        except ImportError:  # pragma: no cover - daoai extra (scikit-learn) not installed
+            advice = []
+        return {"pid": pid, "info": info, "votes": votes, "advice": advice,
                 "actions": json.dumps(info["actions"], indent=2, ensure_ascii=False)}
 
     async def proposal(self, request: Request) -> Response:
