@@ -105,7 +105,10 @@ def find_label_errors(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray
     k = probs.shape[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cl = np.asarray(find_label_issues(labels, probs, filter_by="prune_by_noise_rate"), dtype=bool)
+        # n_jobs=1: cleanlab would otherwise fork a multiprocessing pool from this process, which may hold
+        # threads (a server, a tracer, grpc): a forked child can deadlock on a lock one of them held (seen in
+        # the full suite). Same result, computed here.
+        cl = np.asarray(find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1), dtype=bool)
     self_conf = probs[np.arange(labels.shape[0]), labels]
     return cl | (self_conf < 1.0 / k), cl
 
