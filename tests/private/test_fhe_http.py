@@ -58,6 +58,12 @@ def _post(url, data):
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+    except (ConnectionResetError, BrokenPipeError):
+        return None, b""  # the server refused and closed while the body was still being sent
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, (ConnectionResetError, BrokenPipeError)):
+            return None, b""
+        raise
 
 
 def test_queries_over_http_agree_with_plaintext_and_log_one_record_each(served, ledger, keys, digits_test):
@@ -90,16 +96,26 @@ def test_every_bad_ciphertext_is_refused_over_http_and_nothing_is_logged(served,
     size = ledger.size
     for what, (data, msg) in _bad_queries(keys, other_keys, Xte[1]).items():
         status, body = _post(f"{srv.url}/v1/fhe/infer", data)
+        if status is None:  # a reset is a refusal only for a body over the limit (answered 413 and closed)
+            assert CODES[what][0] == 413, (what, "connection reset")
+            continue
         err = json.loads(body)
         assert (status, err["code"]) == CODES[what], (what, status, err)
         if status == 400:
             assert msg in err["message"] or "holds no public context" in err["message"], (what, err)
     # an oversized body with no Content-Length (chunked) is cut off at the limit too
+    # (the server answers 413 and closes as soon as the limit is passed; when that lands while the client is
+    # still sending the rest, the client sees the connection reset instead of reading the answer: both are
+    # the refusal, and what matters is checked below: nothing logged, nothing evaluated)
     conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
-    conn.request("POST", "/v1/fhe/infer", body=iter([b"\x00" * 65536] * 20), encode_chunked=True)
-    r = conn.getresponse()
-    assert r.status == 413 and json.loads(r.read())["code"] == "too_large"
-    conn.close()
+    try:
+        conn.request("POST", "/v1/fhe/infer", body=iter([b"\x00" * 65536] * 20), encode_chunked=True)
+        r = conn.getresponse()
+        assert r.status == 413 and json.loads(r.read())["code"] == "too_large"
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    finally:
+        conn.close()
     assert ledger.size == size and _records(ledger) == []
     assert json.loads(urllib.request.urlopen(f"{srv.url}/v1/fhe/info", timeout=10).read())["queries"] == 0
 
