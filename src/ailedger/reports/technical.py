@@ -29,6 +29,10 @@ ANNEX_IV_SECTIONS: dict[str, tuple[str, str]] = {
     "changes": ("Changes over the lifecycle", "Annex IV point 6"),
 }
 
+# what an executed proposal's action does to the model it names (the time line's label)
+DAO_DID = {"model.approve": "approved", "model.revoke": "revoked", "suspension.confirm": "revoked",
+           "suspension.lift": "suspension lifted"}
+
 # Annex IV items a transparency log cannot evidence: always listed as gaps
 NOT_EVIDENCED: list[tuple[str, str]] = [
     ("general", ("intended purpose, provider name, hardware and software it runs on, instructions for use "
@@ -187,6 +191,7 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
     commits: dict[int, dict[str, Any]] = {}
     reveals: list[tuple[int, dict[str, Any]]] = []
     events: list[int] = []
+    did: dict[int, list[str]] = {}  # gov.propose / gov.execute naming the model -> what it does to it
     ruling_entries = {r.entry for r in st.rulings}  # and the proposals they name: stated with the ruling
     ruling_entries |= {int(r.by.split()[1]) for r in st.rulings
                        if r.by.startswith("proposal ") and r.by.split()[1].isdigit()}
@@ -204,6 +209,10 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
         elif names_model(e, name, proposals):
             if t == "gov.propose":
                 proposals.add(idx)
+                did[idx] = [DAO_DID.get(a.get("kind"), str(a.get("kind"))) for a in b.get("actions", [])
+                            if isinstance(a, dict) and a.get("model") == name]
+            elif t == "gov.execute" and did.get(b.get("proposal")):
+                did[idx] = did[b["proposal"]]
             if idx not in ruling_entries:
                 events.append(idx)
         if t == "model.register" and b.get("name") == name and idx != reg_idx and idx in st.versions:
@@ -234,7 +243,10 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
         gaps.append({"section": "changes", "gap": "one version, no fine-tunes: no change over the lifecycle is "
                                                   "recorded"})
     gaps.extend({"section": s, "gap": g} for s, g in NOT_EVIDENCED)
-    timeline = [{"entry": s["entry"], "kind": s["kind"], "time": _field(s, "time"), "label": _label(s)}
+    # the picture of the model's life: an executed DAO decision is labelled by what it did (approved, revoked)
+    timeline = [{"entry": s["entry"], "kind": s["kind"], "time": _field(s, "time"),
+                 "label": ", ".join(did[s["entry"]]) if s["kind"] == "event" and _field(s, "type") == "gov.execute"
+                 and did.get(s["entry"]) else _label(s)}
                 for s in ev.statements if _field(s, "time")]
     report.update({
         "status": {"state": st.state, "by": st.by, "entry": st.entry, "reason": st.reason,
