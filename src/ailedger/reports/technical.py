@@ -209,7 +209,7 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
         elif names_model(e, name, proposals):
             if t == "gov.propose":
                 proposals.add(idx)
-                did[idx] = [DAO_DID.get(a.get("kind"), str(a.get("kind"))) for a in b.get("actions", [])
+                did[idx] = [DAO_DID.get(str(a.get("kind")), str(a.get("kind"))) for a in b.get("actions", [])
                             if isinstance(a, dict) and a.get("model") == name]
             elif t == "gov.execute" and did.get(b.get("proposal")):
                 did[idx] = did[b["proposal"]]
