@@ -137,6 +137,9 @@ def test_revealed_evaluation_is_stated_with_entries_and_proofs(evals: dict[str, 
     assert not any("no commit-reveal evaluation" in g["gap"] for g in rep["gaps"])
     html = (evals["out"] / "report.html").read_text()
     assert f'id="{model_reveal["id"]}"' in html and "Validation and test results" in html
+    labels = {x["entry"]: x["label"] for x in rep["timeline"]}  # the picture of the model's life shows them
+    assert labels[model_reveal["entry"]] == "evaluation" and labels[evals["late"]] == "late reveal"
+    assert (evals["out"] / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = json.loads(_verify(evals["out"]).output)
     assert res["ok"] and res["statements"] == len(rep["statements"])
 
