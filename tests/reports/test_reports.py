@@ -321,3 +321,25 @@ def test_model_revoked_by_the_dao_names_the_proposal(tmp_path: Path) -> None:
     ev = json.loads((out2 / "report.json").read_text())["summary"]["events"]
     assert [e["type"] for e in ev] == ["gov.propose", "gov.vote", "gov.vote", "gov.queue", "gov.execute"]
     _verify(out2)
+
+
+def test_more_bad_input_is_refused_and_writes_nothing(story: dict[str, Any], tmp_path: Path) -> None:
+    f = tmp_path / "a-file"
+    f.write_text("mine")
+    r = run(["report", "technical-doc", MODEL, "-o", str(f)], story["ledger"], 2)
+    assert "is a file, not a folder" in r.output + (r.stderr or "") and f.read_text() == "mine"
+    r = run(["report", "record-keeping", "no-such-model", "--from", "2020-01-01", "--to", "2021-01-01", "-o",
+             str(tmp_path / "rk")], story["ledger"], 2)
+    assert "no model named 'no-such-model'" in r.output + (r.stderr or "") and not (tmp_path / "rk").exists()
+    r = run(["report", "record-keeping", MODEL, "--from", "2020-01-01", "--to", "2021-01-01", "--gap-hours", "0",
+             "-o", str(tmp_path / "rk")], story["ledger"], 2)
+    assert not (tmp_path / "rk").exists()
+    src = _report(story, "td", "technical-doc", MODEL)
+    r = CliRunner().invoke(main, ["report", "verify", str(src), "--vkey", "not a key"])
+    assert r.exit_code == 2 and "key" in (r.output + (r.stderr or "")).lower(), r.output
+    r = CliRunner().invoke(main, ["report", "verify", str(tmp_path / "nothing-here")])
+    assert r.exit_code == 2
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "report.json").write_text("{not json")
+    r = CliRunner().invoke(main, ["report", "verify", str(tmp_path / "junk")])
+    assert r.exit_code == 2 and "not JSON" in r.output + (r.stderr or "")
