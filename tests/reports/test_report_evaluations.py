@@ -191,7 +191,7 @@ def _recl(s: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("what", ["score", "score-claim-only", "late-as-result", "never-as-pending",
-                                  "drop-commit", "void-as-result"])
+                                  "drop-commit", "void-as-result", "drop-outcome"])
 def test_tampered_evaluation_fails_naming_the_claim(evals: dict[str, Any], tmp_path: Path, what: str) -> None:
     c = evals["commits"]
     rep0 = _rep(evals["out"])
@@ -221,6 +221,9 @@ def test_tampered_evaluation_fails_naming_the_claim(evals: dict[str, Any], tmp_p
         elif what == "drop-commit":  # a result without the commitment it opens
             s = next(s for s in st if s["kind"] == "eval-reveal" and s["fields"]["commit"][1] == c["e1/model"])
             rep["statements"] = [x for x in st if not (x["kind"] == "eval-commit" and x["entry"] == c["e1/model"])]
+        elif what == "drop-outcome":  # the commitment stated, its "never revealed" left out
+            s = next(s for s in st if s["kind"] == "eval-commit" and s["entry"] == c["e2/model"])
+            rep["statements"] = [x for x in st if not (x["kind"] == "eval-unrevealed" and x["entry"] == c["e2/model"])]
         elif what == "void-as-result":
             s = next(s for s in st if s["kind"] == "eval-void")
             e = json.loads((evals["out"] / s["entry_file"]).read_text())
@@ -235,5 +238,6 @@ def test_tampered_evaluation_fails_naming_the_claim(evals: dict[str, Any], tmp_p
     assert rep0 != _rep(f)
     expect = {"score": "claims content =", "score-claim-only": "is not what the entry says",
               "late-as-result": "after the deadline", "never-as-pending": "not the deadline's",
-              "drop-commit": "not stated in the report", "void-as-result": "does not open"}[what]
+              "drop-commit": "not stated in the report", "void-as-result": "does not open",
+              "drop-outcome": "without its outcome"}[what]
     assert expect in r.output, r.output

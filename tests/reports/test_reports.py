@@ -118,9 +118,9 @@ def _edit(folder: Path, fn: Any) -> None:
 
 
 @pytest.mark.parametrize("what", ["claim", "value", "entry-of-another", "summary", "range-line", "html", "vkey",
-                                  "proof", "status"])
+                                  "proof", "status", "drop-statement"])
 def test_tampered_report_fails_naming_the_claim(story: dict[str, Any], tmp_path: Path, what: str) -> None:
-    kind = "rk" if what in ("summary", "range-line") else "td"
+    kind = "rk" if what in ("summary", "range-line", "drop-statement") else "td"
     src = _report(story, kind, *(["record-keeping", MODEL, "--from", "2020-01-01", "--to", "2100-01-01"]
                                  if kind == "rk" else ["technical-doc", MODEL]))
     f = _copy(src, tmp_path)
@@ -149,6 +149,12 @@ def test_tampered_report_fails_naming_the_claim(story: dict[str, Any], tmp_path:
         _edit(f, fn)
         (f / "report.html").unlink()
         expect = "summary.inference_records"
+    elif what == "drop-statement":  # the erasure left out of the human-readable sections
+        def fn(rep: dict[str, Any]) -> None:
+            rep["statements"] = [s for s in rep["statements"] if s["kind"] != "erasure"]
+        _edit(f, fn)
+        (f / "report.html").unlink()
+        expect = "missing [('erasure'"
     elif what == "range-line":  # drop an entry from the period: the closing root no longer matches
         lines = (f / "range.jsonl").read_bytes().splitlines(keepends=True)
         idx = json.loads((f / "report.json").read_text())["summary"]["batch_entries"][0]
@@ -218,7 +224,8 @@ def test_period_inside_the_log_uses_checkpoints_and_consistency(tmp_path: Path) 
     run(["model", "register", str(tmp_path / "m"), "--name", MODEL, "--as", "ml-team"], led)
     now = dt.datetime.now(dt.timezone.utc)
     # entry minutes after now: X in the margin before the period [120, 240), B1 and B0 in it (logged out of time
-    # order), Y in the margin after it, Z just after the range, W later (this writer accepts a wide skew)
+    # order), Y in the margin after it (another model's), Z just after the range, W later (this writer accepts a
+    # wide skew)
     plan = {"X": 110, "B1": 180, "B0": 150, "Y": 250, "Z": 360, "W": 420}
     idx: dict[str, int] = {}
     with Ledger.open(str(led)) as ledger:
@@ -227,8 +234,9 @@ def test_period_inside_the_log_uses_checkpoints_and_consistency(tmp_path: Path) 
         ident = ledger.identities.load("ml-team")
         for k, m in plan.items():
             at = _at(now, m)
+            who = "other-model" if k == "Y" else MODEL  # Y: a batch of another model, not counted
             body = {"count": 2, "first": f"s-{k}-1", "last": f"s-{k}-2", "from": at, "to": at, "seq": 1,
-                    "stream": f"s-{k}", "models": [{"index": reg, "name": MODEL}], "root": "00" * 32, "v": 1}
+                    "stream": f"s-{k}", "models": [{"index": reg, "name": who}], "root": "00" * 32, "v": 1}
             idx[k] = ledger.append_record("inference.batch", body, ident, time=at).index
             ledger.checkpoint()
     out = tmp_path / "mid"

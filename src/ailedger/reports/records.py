@@ -234,6 +234,15 @@ def verify_range(folder: Path, report: dict[str, Any], verifier: Verifier, lates
         if report["summary"].get(k) != v:
             raise VerificationError(f"claim summary.{k} does not match the log's entries",
                                     claim=f"summary.{k}", expected=v, found=report["summary"].get(k))
+    # the statements are the ones the recomputed summary gives: none left out, none added
+    want = ({("batch", i) for i in summary["batch_entries"][:MAX_BATCH_STATEMENTS]}
+            | {("erasure", x["entry"]) for x in summary["erasures"]}
+            | {("governance", x["entry"]) for x in summary["events"]})
+    got = {(st.get("kind"), st.get("entry")) for st in report.get("statements", []) if st.get("kind") != "boundary"}
+    if got != want:
+        raise VerificationError(f"the report's statements are not the ones its range gives: missing "
+                                f"{sorted(want - got, key=str)}, extra {sorted(got - want, key=str)}",
+                                claim="statements")
     f, t = parse_when(per["from"], "from"), parse_when(per["to"], "to")
     margin = _dt.timedelta(seconds=MARGIN_S)
     stated = {(st["entry"], (st.get("fixed") or {}).get("side")) for st in report.get("statements", [])

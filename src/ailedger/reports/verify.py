@@ -111,6 +111,11 @@ def _check_evaluations(folder: Path, rep: dict[str, Any]) -> None:
                    f"its reason {why!r} does not hold")
         if bad:
             raise VerificationError(f"statement {sid}: {bad}", claim=s["id"])
+    unrevealed = {s["entry"] for s in stmts if s["kind"] == "eval-unrevealed"}
+    for s in stmts:
+        if s["kind"] == "eval-commit" and s["entry"] not in revealed | unrevealed:
+            raise VerificationError(f"statement {s['id']} ({s['claim'][:80]}): commitment {s['entry']} is stated "
+                                    "without its outcome (a reveal, a late reveal or 'never revealed')", claim=s["id"])
     for s in stmts:
         if s["kind"] != "eval-unrevealed":
             continue
