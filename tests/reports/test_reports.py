@@ -118,9 +118,9 @@ def _edit(folder: Path, fn: Any) -> None:
 
 
 @pytest.mark.parametrize("what", ["claim", "value", "entry-of-another", "summary", "range-line", "html", "vkey",
-                                  "proof", "status"])
+                                  "proof", "status", "drop-statement"])
 def test_tampered_report_fails_naming_the_claim(story: dict[str, Any], tmp_path: Path, what: str) -> None:
-    kind = "rk" if what in ("summary", "range-line") else "td"
+    kind = "rk" if what in ("summary", "range-line", "drop-statement") else "td"
     src = _report(story, kind, *(["record-keeping", MODEL, "--from", "2020-01-01", "--to", "2100-01-01"]
                                  if kind == "rk" else ["technical-doc", MODEL]))
     f = _copy(src, tmp_path)
@@ -149,6 +149,12 @@ def test_tampered_report_fails_naming_the_claim(story: dict[str, Any], tmp_path:
         _edit(f, fn)
         (f / "report.html").unlink()
         expect = "summary.inference_records"
+    elif what == "drop-statement":  # the erasure left out of the human-readable sections
+        def fn(rep: dict[str, Any]) -> None:
+            rep["statements"] = [s for s in rep["statements"] if s["kind"] != "erasure"]
+        _edit(f, fn)
+        (f / "report.html").unlink()
+        expect = "missing [('erasure'"
     elif what == "range-line":  # drop an entry from the period: the closing root no longer matches
         lines = (f / "range.jsonl").read_bytes().splitlines(keepends=True)
         idx = json.loads((f / "report.json").read_text())["summary"]["batch_entries"][0]
@@ -199,26 +205,77 @@ def test_pdf_renders_to_png(story: dict[str, Any]) -> None:
     _verify(out)  # the PDF is extra; the report still verifies
 
 
-def test_period_inside_the_log_uses_checkpoints_and_consistency(story: dict[str, Any], tmp_path: Path) -> None:
-    with Ledger.open(str(story["ledger"])) as ledger:
-        batches = [(i, e) for i, e in ledger.find(type="inference.batch")]
-    assert len(batches) >= 3
-    (i1, e1), (i2, e2) = batches[1], batches[2]
+def _at(base: Any, minutes: int) -> str:
+    import datetime as dt
+
+    return (base + dt.timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def test_period_inside_the_log_uses_checkpoints_and_consistency(tmp_path: Path) -> None:
+    """A period inside the log: the range between two stored checkpoints holds it, the entries just outside are
+    dated more than 2 x the writers' skew outside it, and entry times that go back and forth inside are fine."""
+    import datetime as dt
+
+    led = tmp_path / "ledger"
+    Ledger.init(str(led), origin="example.org/ai-ledger").close()
+    run(["identity", "new", "ml-team"], led)
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.json").write_text("[1]")
+    run(["model", "register", str(tmp_path / "m"), "--name", MODEL, "--as", "ml-team"], led)
+    now = dt.datetime.now(dt.timezone.utc)
+    # entry minutes after now: X in the margin before the period [120, 240), B1 and B0 in it (logged out of time
+    # order), Y in the margin after it (another model's), Z just after the range, W later (this writer accepts a
+    # wide skew)
+    plan = {"X": 110, "B1": 180, "B0": 150, "Y": 250, "Z": 360, "W": 420}
+    idx: dict[str, int] = {}
+    with Ledger.open(str(led)) as ledger:
+        ledger.time_skew = 8 * 3600
+        reg = ledger.size - 1
+        ident = ledger.identities.load("ml-team")
+        for k, m in plan.items():
+            at = _at(now, m)
+            who = "other-model" if k == "Y" else MODEL  # Y: a batch of another model, not counted
+            body = {"count": 2, "first": f"s-{k}-1", "last": f"s-{k}-2", "from": at, "to": at, "seq": 1,
+                    "stream": f"s-{k}", "models": [{"index": reg, "name": who}], "root": "00" * 32, "v": 1}
+            idx[k] = ledger.append_record("inference.batch", body, ident, time=at).index
+            ledger.checkpoint()
     out = tmp_path / "mid"
-    run(["report", "record-keeping", MODEL, "--from", e1.time, "--to", e2.time, "-o", str(out)], story["ledger"])
+    run(["report", "record-keeping", MODEL, "--from", _at(now, 120), "--to", _at(now, 240), "-o", str(out)], led)
     rep = json.loads((out / "report.json").read_text())
-    rg = rep["range"]
-    assert 0 < rg["opening_size"] <= i1 < i2 <= rg["closing_size"] < rg["latest_size"]
-    assert rep["summary"]["batch_entries"] == [i1] and rep["summary"]["inference_records"] == e1.body["count"]
-    assert rg["consistency_open_close"] and rg["consistency_close_latest"]
-    assert {b["side"] for b in rg["boundary"]} == {"before", "after"}
+    rg, s = rep["range"], rep["summary"]
+    assert rg["opening_size"] == idx["X"] and rg["closing_size"] == idx["Z"] < rg["latest_size"]
+    assert sorted(s["batch_entries"]) == sorted([idx["B1"], idx["B0"]]) and s["inference_records"] == 4
+    assert rg["consistency_open_close"] and rg["consistency_close_latest"] and rg["margin_seconds"] == 1200
+    assert sorted((b["entry"], b["side"]) for b in rg["boundary"]) == [(idx["X"] - 1, "before"), (idx["Z"], "after")]
+    assert [g["hours"] for g in s["timeline_gaps"]] == []  # B0 and B1 sorted by time: no silence over 24 h
     _verify(out)
+
+    def tampered(fn: Any, expect: str) -> None:
+        f = tmp_path / "t"
+        shutil.rmtree(f, ignore_errors=True)
+        shutil.copytree(out, f)
+        _edit(f, fn)
+        (f / "report.html").unlink()
+        r = _verify(f, 1)
+        assert expect in r.output, r.output
+
+    # the entry after the range left out (a range that stops early could hide the end of the period)
+    tampered(lambda rep: rep["range"].update(boundary=[b for b in rep["range"]["boundary"] if b["side"] == "before"]),
+             "boundary entries must be")
+    # another, older entry cited as the one before the range
+    tampered(lambda rep: rep["range"]["boundary"][0].update(entry=0), "boundary entries must be")
     # a border hash changed: the opening root no longer matches
-    rep["range"]["border"][0] = "A" * 43 + "="  # another 32-byte hash
-    (out / "report.json").write_text(json.dumps(rep))
-    (out / "report.html").unlink()
-    r = _verify(out, 1)
-    assert "opening border" in r.output
+    tampered(lambda rep: rep["range"]["border"].__setitem__(0, "A" * 43 + "="), "opening border")
+    # a period that reaches into the margin: the entries just outside the range are too close to it
+
+    def widen(rep: dict[str, Any]) -> None:  # the period claimed to end later, with the summary that gives
+        from ailedger.reports.records import summarise
+
+        rep["period"]["to"] = _at(now, 350)
+        lines = (out / "range.jsonl").read_bytes().splitlines()
+        entries = [(rep["range"]["opening_size"] + i, json.loads(x)) for i, x in enumerate(lines)]
+        rep["summary"] = summarise(entries, MODEL, rep["period"]["from"], rep["period"]["to"], 24)
+    tampered(widen, "is dated within 1200 s of the period")
 
 
 def test_malformed_report_is_a_failed_verification(story: dict[str, Any], tmp_path: Path) -> None:
@@ -272,3 +329,25 @@ def test_model_revoked_by_the_dao_names_the_proposal(tmp_path: Path) -> None:
     ev = json.loads((out2 / "report.json").read_text())["summary"]["events"]
     assert [e["type"] for e in ev] == ["gov.propose", "gov.vote", "gov.vote", "gov.queue", "gov.execute"]
     _verify(out2)
+
+
+def test_more_bad_input_is_refused_and_writes_nothing(story: dict[str, Any], tmp_path: Path) -> None:
+    f = tmp_path / "a-file"
+    f.write_text("mine")
+    r = run(["report", "technical-doc", MODEL, "-o", str(f)], story["ledger"], 2)
+    assert "is a file, not a folder" in r.output + (r.stderr or "") and f.read_text() == "mine"
+    r = run(["report", "record-keeping", "no-such-model", "--from", "2020-01-01", "--to", "2021-01-01", "-o",
+             str(tmp_path / "rk")], story["ledger"], 2)
+    assert "no model named 'no-such-model'" in r.output + (r.stderr or "") and not (tmp_path / "rk").exists()
+    r = run(["report", "record-keeping", MODEL, "--from", "2020-01-01", "--to", "2021-01-01", "--gap-hours", "0",
+             "-o", str(tmp_path / "rk")], story["ledger"], 2)
+    assert not (tmp_path / "rk").exists()
+    src = _report(story, "td", "technical-doc", MODEL)
+    r = CliRunner().invoke(main, ["report", "verify", str(src), "--vkey", "not a key"])
+    assert r.exit_code == 2 and "key" in (r.output + (r.stderr or "")).lower(), r.output
+    r = CliRunner().invoke(main, ["report", "verify", str(tmp_path / "nothing-here")])
+    assert r.exit_code == 2
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "report.json").write_text("{not json")
+    r = CliRunner().invoke(main, ["report", "verify", str(tmp_path / "junk")])
+    assert r.exit_code == 2 and "not JSON" in r.output + (r.stderr or "")

@@ -10,14 +10,17 @@ entry it cites, the log's checkpoint and its verifier key.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 from ailedger.encoding.canonical import canonical_json
+from ailedger.encoding.times import time_ms
 from ailedger.errors import BadInputError, VerificationError
 
-__all__ = ["FORMAT", "NOT_RECORDED", "TEMPLATES", "Evidence", "claim_text", "lookup"]
+__all__ = ["FORMAT", "NOT_RECORDED", "TEMPLATES", "UNREVEALED", "VOID_WHY", "Evidence", "claim_text", "eval_late",
+           "eval_opens", "lookup"]
 
 FORMAT = "ailedger-report/v1"
 NOT_RECORDED = "(not recorded)"
@@ -37,8 +40,14 @@ TEMPLATES: dict[str, str] = {
                          "{records} records flagged (report sha256 {report})",
     "eval-commit": "evaluation {evaluation} ({role}) was committed by {signer} at {time}, to be revealed by "
                    "{reveal_by}",
-    "eval-reveal": "evaluation {evaluation} was revealed by {signer} at {time}, opening commitment {commit}: "
-                   "{content}",
+    "eval-reveal": "evaluation {evaluation} was revealed by {signer} at {time}, by its deadline, opening "
+                   "commitment {commit}: {content}",
+    "eval-late": "evaluation {evaluation}: commitment {commit} was revealed by {signer} at {time}, after its "
+                 "deadline: not a result",
+    "eval-void": "evaluation {evaluation}: the reveal signed by {signer} at {time} naming commitment {commit} has "
+                 "no effect ({why}): not a result",
+    "eval-unrevealed": "evaluation {evaluation} ({role}) committed by {signer} at {time} {outcome} (deadline "
+                       "{reveal_by}): no result",
     "ruling": "model {model} is {state}: entry {entry} ({type}) signed by {signer} at {time}",
     "proposal": "proposal {entry} ({type}) was made by {signer} at {time}: {description}",
     "event": "{type} signed by {signer} at {time} names model {model}",
@@ -49,6 +58,32 @@ TEMPLATES: dict[str, str] = {
     "governance": "{type} signed by {signer} at {time}",
     "boundary": "entry {entry} ({type}, at {time}) lies {side} the period: the range covers the whole period",
 }
+
+
+# eval-void reasons and eval-unrevealed outcomes a report may give (report verify checks each against the entries)
+VOID_WHY = {"open": "it does not open the commitment", "signer": "it is not signed by the committer"}
+UNREVEALED = {"never": "was never revealed", "pending": "is not revealed yet"}
+
+
+def eval_opens(commit_body: dict[str, Any], reveal_body: dict[str, Any]) -> bool:
+    """Does an ``eval.reveal`` body open an ``eval.commit`` body: SHA-256(salt || JCS(content)) == commitment
+    (the formula of ``verifiable.evalreveal``; pure, so ``report verify`` recomputes it offline)."""
+    salt, content = reveal_body.get("salt"), reveal_body.get("content")
+    if not isinstance(salt, str) or not isinstance(content, dict):
+        return False
+    try:
+        raw = bytes.fromhex(salt)
+    except ValueError:
+        return False
+    return hashlib.sha256(raw + canonical_json(content)).hexdigest() == commit_body.get("commitment")
+
+
+def eval_late(commit_body: dict[str, Any], at: Any) -> bool | None:
+    """Is time ``at`` after the commitment's ``reveal_by``; None when either is not an RFC 3339 time."""
+    try:
+        return bool(time_ms(str(at)) > time_ms(str(commit_body.get("reveal_by"))))
+    except (BadInputError, ValueError):
+        return None
 
 
 def lookup(obj: Any, path: str) -> Any:

@@ -22,6 +22,7 @@ from ailedger.errors import BadInputError, ProofError, VerificationError
 from ailedger.reports.evidence import Evidence
 from ailedger.reports.scan import STATUS_TYPES, iter_entries, names_model, parse_when, proposal_of, when
 from ailedger.reports.technical import header, model_or_error
+from ailedger.tlog.admission import TIME_SKEW_SECONDS
 from ailedger.tlog.checkpoint import open_checkpoint, parse_checkpoint_text
 from ailedger.tlog.merkle import CompactRange, leaf_hash, verify_consistency
 from ailedger.tlog.note import Verifier, parse_note
@@ -29,6 +30,11 @@ from ailedger.tlog.note import Verifier, parse_note
 __all__ = ["build_record_keeping", "summarise", "verify_range"]
 
 MAX_BATCH_STATEMENTS = 200
+# Entry times are the signers' and need not grow along the log, but every writer refuses an entry dated more
+# than TIME_SKEW_SECONDS from its clock.  So an entry dated before ``from - 2 * skew`` was logged before any
+# entry dated in the period, and one dated at or after ``to + 2 * skew`` after all of them: the entries just
+# outside the range, dated that far outside the period, show that the range holds every entry of the period.
+MARGIN_S = 2 * TIME_SKEW_SECONDS
 
 
 def _iso(d: _dt.datetime) -> str:
@@ -75,7 +81,8 @@ def summarise(entries: list[tuple[int, dict[str, Any]]], model: str, t_from: str
             events.append({"entry": idx, "type": t_, "time": e.get("time"), "signer": e.get("signer"),
                            "proposal": proposal_of(e) if t_ != "gov.propose" else idx})
     gaps: list[dict[str, Any]] = []
-    marks = [f] + [when(next(e for i, e in entries if i == bt["entry"])) for bt in batches] + [t]
+    at = dict(entries)
+    marks = [f, *sorted(when(at[bt["entry"]]) for bt in batches), t]
     for a, b_ in itertools.pairwise(marks):
         if (b_ - a).total_seconds() > gap_hours * 3600:
             gaps.append({"from": _iso(a), "to": _iso(b_), "hours": int((b_ - a).total_seconds() // 3600)})
@@ -114,12 +121,14 @@ def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Pa
     ev = Evidence(ledger, out)
     report = header(ledger, "record-keeping", name, out)
     size = int(report["log_size"])
-    lo, hi = size, 0  # the first index with time >= from, one past the last with time < to
+    # the first index with time >= from - margin, one past the last with time < to + margin (MARGIN_S)
+    lo, hi = size, 0
+    fm, tm = f - _dt.timedelta(seconds=MARGIN_S), t + _dt.timedelta(seconds=MARGIN_S)
     for idx, e in iter_entries(ledger, 0, size, progress):
         w = when(e)
-        if w >= f and lo == size:
+        if w >= fm and lo == size:
             lo = idx
-        if w < t:
+        if w < tm:
             hi = idx + 1
     hi = max(hi, lo) if lo < size else hi
     lo = min(lo, hi)
@@ -131,7 +140,7 @@ def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Pa
         (out / "opening.checkpoint").write_bytes(o_note)
     (out / "closing.checkpoint").write_bytes(c_note)
     border = ledger.store.node_hashes(CompactRange.border_nodes(o_size))
-    latest_size = _size_of(ledger.checkpoint())
+    latest_size = _size_of((out / "checkpoint").read_bytes())  # the report's own checkpoint (header)
     summary = summarise(entries, name, t_from, t_to, gap_hours)
     for bt in summary["batch_entries"][:MAX_BATCH_STATEMENTS]:
         ev.state("records", "batch", bt,
@@ -145,7 +154,7 @@ def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Pa
         ev.state("events", "governance", evn["entry"], {"type": "type", "signer": "signer", "time": "time"})
     boundary = []
     for bi, side in ((o_size - 1, "before"), (c_size, "after")):
-        if 0 <= bi < latest_size:  # the entries just outside the range lie outside the period
+        if 0 <= bi < latest_size:  # the entries just outside the range lie outside the period, by MARGIN_S
             ev.state("range", "boundary", bi, {"type": "type", "time": "time"}, {"entry": bi, "side": side})
             boundary.append({"entry": bi, "side": side})
     gaps = []
@@ -162,7 +171,7 @@ def build_record_keeping(ledger: Any, name: str, t_from: str, t_to: str, out: Pa
                   "border": [base64.b64encode(border[n]).decode() for n in CompactRange.border_nodes(o_size)],
                   "consistency_open_close": _b64(ledger.log.consistency_proof(o_size, c_size)) if o_size else [],
                   "consistency_close_latest": _b64(ledger.log.consistency_proof(c_size, latest_size)),
-                  "latest_size": latest_size, "boundary": boundary},
+                  "latest_size": latest_size, "boundary": boundary, "margin_seconds": MARGIN_S},
         "sections": [{"id": "range", "title": "The log range that holds the period", "annex": "Article 12(1)"},
                      {"id": "records", "title": "Inference records of the period", "annex": "Article 12(1)-(2)"},
                      {"id": "events", "title": "Kill-switch and governance events", "annex": "Article 12(2)(a)"}],
@@ -219,23 +228,37 @@ def verify_range(folder: Path, report: dict[str, Any], verifier: Verifier, lates
                            [base64.b64decode(h) for h in rg["consistency_close_latest"]])
     elif latest.root != closing.root:
         raise ProofError("closing and report checkpoints differ at the same size", claim="range")
-    times = [when(e) for _i, e in entries]
-    if any(b < a for a, b in itertools.pairwise(times)):
-        raise VerificationError("entry times in the range go backwards; the period cannot be bounded",
-                                claim="range.file")
     per = report["period"]
     summary = summarise(entries, report["model"], per["from"], per["to"], int(report["summary"]["gap_hours"]))
     for k, v in summary.items():
         if report["summary"].get(k) != v:
             raise VerificationError(f"claim summary.{k} does not match the log's entries",
                                     claim=f"summary.{k}", expected=v, found=report["summary"].get(k))
+    # the statements are the ones the recomputed summary gives: none left out, none added
+    want = ({("batch", i) for i in summary["batch_entries"][:MAX_BATCH_STATEMENTS]}
+            | {("erasure", x["entry"]) for x in summary["erasures"]}
+            | {("governance", x["entry"]) for x in summary["events"]})
+    got = {(st.get("kind"), st.get("entry")) for st in report.get("statements", []) if st.get("kind") != "boundary"}
+    if got != want:
+        raise VerificationError(f"the report's statements are not the ones its range gives: missing "
+                                f"{sorted(want - got, key=str)}, extra {sorted(got - want, key=str)}",
+                                claim="statements")
     f, t = parse_when(per["from"], "from"), parse_when(per["to"], "to")
-    for bd in rg.get("boundary", []):
-        e = json.loads((folder / "entries" / f"{bd['entry']}.json").read_bytes())
+    margin = _dt.timedelta(seconds=MARGIN_S)
+    stated = {(st["entry"], (st.get("fixed") or {}).get("side")) for st in report.get("statements", [])
+              if st.get("kind") == "boundary"}  # each checked with its entry and proof by the caller
+    need = ([(o_size - 1, "before")] if o_size else []) + ([(c_size, "after")] if c_size < latest.size else [])
+    if sorted((bd.get("entry"), bd.get("side")) for bd in rg.get("boundary", [])) != sorted(need):
+        raise VerificationError(f"the range's boundary entries must be {need} (the entries just outside it)",
+                                claim="range.boundary")
+    for bi, side in need:
+        if (bi, side) not in stated:
+            raise VerificationError(f"no statement cites boundary entry {bi} ({side} the range)",
+                                    claim="range.boundary")
+        e = json.loads((folder / "entries" / f"{bi}.json").read_bytes())
         w = when(e)
-        if (bd["side"] == "before" and w >= f) or (bd["side"] == "after" and w < t):
-            raise VerificationError(f"entry {bd['entry']} ({e.get('time')}) lies in the period but outside the "
-                                    "range: the range does not cover the period", claim="range.boundary")
-    if o_size and not rg.get("boundary"):
-        raise VerificationError("no entry bounds the range from below", claim="range.boundary")
+        if (side == "before" and w >= f - margin) or (side == "after" and w < t + margin):
+            raise VerificationError(f"entry {bi} ({e.get('time')}), just {side} the range, is dated within "
+                                    f"{MARGIN_S} s of the period: the range does not show it holds the whole period",
+                                    claim="range.boundary")
     return summary

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ailedger.authority.service import model_status
+from ailedger.authority.service import eval_reveal_allowed, model_status
 from ailedger.errors import NotFoundError
 from ailedger.provenance.lineage import lineage_graph
-from ailedger.reports.evidence import FORMAT, Evidence
+from ailedger.reports.evidence import FORMAT, UNREVEALED, VOID_WHY, Evidence, eval_late, eval_opens
 from ailedger.reports.scan import iter_entries, names_model
 
 __all__ = ["ANNEX_IV_SECTIONS", "NOT_EVIDENCED", "build_technical_doc", "model_or_error"]
@@ -24,10 +24,14 @@ ANNEX_IV_SECTIONS: dict[str, tuple[str, str]] = {
     "general": ("General description of the AI system", "Annex IV point 1"),
     "development": ("Development process and design choices", "Annex IV point 2(a)-(c)"),
     "data": ("Data and data governance", "Annex IV point 2(d)"),
-    "validation": ("Validation and testing", "Annex IV point 2(g)"),
+    "validation": ("Validation and test results", "Annex IV point 2(g)"),
     "risk": ("Risk management and post-market records", "Annex IV points 5 and 9"),
     "changes": ("Changes over the lifecycle", "Annex IV point 6"),
 }
+
+# what an executed proposal's action does to the model it names (the time line's label)
+DAO_DID = {"model.approve": "approved", "model.revoke": "revoked", "suspension.confirm": "revoked",
+           "suspension.lift": "suspension lifted"}
 
 # Annex IV items a transparency log cannot evidence: always listed as gaps
 NOT_EVIDENCED: list[tuple[str, str]] = [
@@ -60,6 +64,74 @@ def _status_statements(ev: Evidence, st: Any) -> list[dict[str, Any]]:
                                     {"type": "type", "signer": "signer", "time": "time",
                                      "description": "body.description"}, {"entry": int(pid)}))
     return out
+
+
+def _evaluations(ev: Evidence, ledger: Any, roots: set[str], commits: dict[int, dict[str, Any]],
+                 reveals: list[tuple[int, dict[str, Any]]], gaps: list[dict[str, str]], now: str) -> tuple[bool, bool]:
+    """State the commit-reveal evaluations of the model (docs/reports.md): (any found, any with a result).
+
+    An evaluation is the model's when a model commitment names one of its manifest roots in public
+    (``body.manifest_root``) or a reveal by its committer opens one whose content names it.  For each: its model
+    commitments naming the model and its first test-set commitment (the ones ``eval verify`` judges), each with
+    its outcome: a reveal by the deadline that opens it (a result), a late reveal, reveals with no effect, or
+    none (never revealed / not yet).  Only an on-time opening reveal is stated as a result."""
+    def opened_by_committer(ri: int, r: dict[str, Any]) -> str | None:
+        ce = commits[r["body"]["commit"]]
+        if not eval_opens(ce["body"], r["body"]):
+            return "open"
+        return "signer" if eval_reveal_allowed(ledger, ledger.entry(ri)) else None
+
+    mine: dict[str, set[int]] = {}  # evaluation -> the model commitments that are this model's
+    for ci, ce in commits.items():
+        if ce["body"].get("role") == "model" and ce["body"].get("manifest_root") in roots:
+            mine.setdefault(ce["body"]["evaluation"], set()).add(ci)
+    for ri, r in reveals:
+        ci = r["body"]["commit"]
+        c = r["body"].get("content")
+        if commits[ci]["body"].get("role") == "model" and isinstance(c, dict) and c.get("manifest_root") in roots \
+                and ci < ri and opened_by_committer(ri, r) is None:
+            mine.setdefault(commits[ci]["body"]["evaluation"], set()).add(ci)
+    results = False
+    for name in sorted(mine, key=lambda n: min(mine[n])):
+        data = [ci for ci in sorted(commits) if commits[ci]["body"]["evaluation"] == name
+                and commits[ci]["body"].get("role") == "data"][:1]
+        first_result = None
+        for ci in sorted(mine[name]) + data:
+            ev.state("validation", "eval-commit", ci, {"evaluation": "body.evaluation", "role": "body.role",
+                                                       "signer": "signer", "time": "time",
+                                                       "reveal_by": "body.reveal_by"})
+            outcome = None
+            for ri, r in reveals:
+                if r["body"]["commit"] != ci or ri < ci or outcome == "result":
+                    continue
+                paths = {"evaluation": "body.evaluation", "signer": "signer", "time": "time", "commit": "body.commit"}
+                why = opened_by_committer(ri, r)
+                if why is not None:
+                    ev.state("validation", "eval-void", ri, paths, {"why": VOID_WHY[why]})
+                elif eval_late(commits[ci]["body"], r.get("time")) is not False:
+                    ev.state("validation", "eval-late", ri, paths)
+                    outcome = "late"
+                else:
+                    ev.state("validation", "eval-reveal", ri,
+                             {**paths, "content": "body.content", "salt": "body.salt"})
+                    outcome = "result"
+                    results = results or commits[ci]["body"].get("role") == "model"
+                    first_result = ri if first_result is None else min(first_result, ri)
+            if outcome is None:
+                pending = eval_late(commits[ci]["body"], now) is False
+                ev.state("validation", "eval-unrevealed", ci,
+                         {"evaluation": "body.evaluation", "role": "body.role", "signer": "signer", "time": "time",
+                          "reveal_by": "body.reveal_by"}, {"outcome": UNREVEALED["pending" if pending else "never"]})
+        if not data:
+            gaps.append({"section": "validation", "gap": f"evaluation {name} has no test-set commitment: its scores "
+                                                         "were not fixed against a hidden test set"})
+        for ci in sorted(mine[name]) + data:
+            if first_result is not None and ci > first_result:
+                side = "test-set" if ci in data else "model"
+                gaps.append({"section": "validation", "gap": f"evaluation {name}: the {side} commitment (entry {ci}) "
+                             f"was logged after a reveal (entry {first_result}): it could have been chosen against "
+                             "the other side"})
+    return bool(mine), results
 
 
 def build_technical_doc(ledger: Any, name: str, out: Path,
@@ -116,9 +188,10 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
             roots.add(r["root"])
     proposals: set[int] = set()
     screened: set[str] = set()
-    evals: list[int] = []
     commits: dict[int, dict[str, Any]] = {}
+    reveals: list[tuple[int, dict[str, Any]]] = []
     events: list[int] = []
+    did: dict[int, list[str]] = {}  # gov.propose / gov.execute naming the model -> what it does to it
     ruling_entries = {r.entry for r in st.rulings}  # and the proposals they name: stated with the ruling
     ruling_entries |= {int(r.by.split()[1]) for r in st.rulings
                        if r.by.startswith("proposal ") and r.by.split()[1].isdigit()}
@@ -129,23 +202,17 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
                      {"dataset": "body.dataset", "signer": "signer", "time": "time", "verdict": "body.verdict",
                       "flagged": "body.flagged", "records": "body.records", "report": "body.report_sha256"})
             screened.add(str(b.get("dataset")))
-        elif t == "eval.commit":
+        elif t == "eval.commit" and isinstance(b.get("evaluation"), str):
             commits[idx] = e
-        elif t == "eval.reveal":
-            c = b.get("content") if isinstance(b.get("content"), dict) else {}
-            if c.get("manifest_root") in roots:
-                evals.append(idx)
-                ci = b.get("commit")
-                if type(ci) is int and ci in commits:
-                    ev.state("validation", "eval-commit", ci,
-                             {"evaluation": "body.evaluation", "role": "body.role", "signer": "signer",
-                              "time": "time", "reveal_by": "body.reveal_by"})
-                ev.state("validation", "eval-reveal", idx,
-                         {"evaluation": "body.evaluation", "signer": "signer", "time": "time",
-                          "commit": "body.commit", "content": "body.content"})
+        elif t == "eval.reveal" and type(b.get("commit")) is int and b["commit"] in commits:
+            reveals.append((idx, e))
         elif names_model(e, name, proposals):
             if t == "gov.propose":
                 proposals.add(idx)
+                did[idx] = [DAO_DID.get(str(a.get("kind")), str(a.get("kind"))) for a in b.get("actions", [])
+                            if isinstance(a, dict) and a.get("model") == name]
+            elif t == "gov.execute" and did.get(b.get("proposal")):
+                did[idx] = did[b["proposal"]]
             if idx not in ruling_entries:
                 events.append(idx)
         if t == "model.register" and b.get("name") == name and idx != reg_idx and idx in st.versions:
@@ -153,9 +220,13 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
                      {"name": "body.name", "signer": "signer", "time": "time", "root": "body.manifest.root"})
     for dn in sorted(ds_names - screened):
         gaps.append({"section": "data", "gap": f"dataset {dn} has no screening report in the ledger"})
-    if not evals:
+    found, results = _evaluations(ev, ledger, roots, commits, reveals, gaps, report["generated_at"])
+    if not found:
         gaps.append({"section": "validation", "gap": "no commit-reveal evaluation of this model is in the ledger; "
                                                      "validation and test results are not evidenced"})
+    elif not results:
+        gaps.append({"section": "validation", "gap": "no commit-reveal evaluation of this model was revealed by its "
+                                                     "deadline; validation and test results are not evidenced"})
     _status_statements(ev, st)
     for idx in events:
         ev.state("risk", "event", idx, {"type": "type", "signer": "signer", "time": "time"}, {"model": name})
@@ -172,7 +243,10 @@ def build_technical_doc(ledger: Any, name: str, out: Path,
         gaps.append({"section": "changes", "gap": "one version, no fine-tunes: no change over the lifecycle is "
                                                   "recorded"})
     gaps.extend({"section": s, "gap": g} for s, g in NOT_EVIDENCED)
-    timeline = [{"entry": s["entry"], "kind": s["kind"], "time": _field(s, "time"), "label": _label(s)}
+    # the picture of the model's life: an executed DAO decision is labelled by what it did (approved, revoked)
+    timeline = [{"entry": s["entry"], "kind": s["kind"], "time": _field(s, "time"),
+                 "label": ", ".join(did[s["entry"]]) if s["kind"] == "event" and _field(s, "type") == "gov.execute"
+                 and did.get(s["entry"]) else _label(s)}
                 for s in ev.statements if _field(s, "time")]
     report.update({
         "status": {"state": st.state, "by": st.by, "entry": st.entry, "reason": st.reason,
@@ -196,7 +270,8 @@ def _label(s: dict[str, Any]) -> str:
     if k in ("event", "governance"):
         return str(_field(s, "type"))
     return {"registration": "registered", "version": "new version", "eval-commit": "eval commit",
-            "eval-reveal": "evaluation", "descendant": "fine-tune"}.get(k, k)
+            "eval-reveal": "evaluation", "eval-late": "late reveal", "eval-void": "void reveal",
+            "eval-unrevealed": "unrevealed eval", "descendant": "fine-tune"}.get(k, k)
 
 
 def _header(ledger: Any, kind: str, name: str, out: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from ailedger.encoding.records import parse_entry
 from ailedger.errors import AiledgerError, BadInputError, VerificationError
-from ailedger.reports.evidence import FORMAT, claim_text, lookup
+from ailedger.reports.evidence import FORMAT, UNREVEALED, VOID_WHY, claim_text, eval_late, eval_opens, lookup
 from ailedger.reports.records import verify_range
 from ailedger.reports.render import render_html
 from ailedger.tlog.checkpoint import open_checkpoint
@@ -78,6 +78,56 @@ def _check_status(rep: dict[str, Any]) -> None:
                                 claim="status")
 
 
+def _check_evaluations(folder: Path, rep: dict[str, Any]) -> None:
+    """Each reveal statement against the commitment it names (a cited ``eval-commit`` statement of the report):
+    a result opens it by its deadline, a late reveal is late, a void one does not open it or is not the
+    committer's, and a commitment said unrevealed has no reveal stated."""
+    stmts = rep.get("statements", [])
+    commits = {s["entry"]: json.loads((folder / s["entry_file"]).read_bytes())
+               for s in stmts if s["kind"] == "eval-commit"}
+    revealed: set[Any] = set()
+    for s in stmts:
+        if s["kind"] not in ("eval-reveal", "eval-late", "eval-void"):
+            continue
+        sid = f"{s['id']} ({s['claim'][:80]})"
+        ci = s["fields"]["commit"][1]
+        ce = commits.get(ci)
+        if ce is None or ce.get("type") != "eval.commit":
+            raise VerificationError(f"statement {sid}: the commitment it names (entry {ci}) is not stated in the "
+                                    "report", claim=s["id"])
+        r = json.loads((folder / s["entry_file"]).read_bytes())
+        opens, late = eval_opens(ce["body"], r["body"]), eval_late(ce["body"], r.get("time"))
+        why = (s.get("fixed") or {}).get("why")
+        if s["kind"] == "eval-reveal":
+            bad = None if opens and late is False else ("it does not open the commitment" if not opens
+                                                        else f"it is after the deadline {ce['body'].get('reveal_by')}")
+            revealed.add(ci)
+        elif s["kind"] == "eval-late":
+            bad = None if opens and late is not False else "it is not a late opening of the commitment"
+            revealed.add(ci)
+        else:
+            bad = (None if (why == VOID_WHY["open"] and not opens)
+                   or (why == VOID_WHY["signer"] and r.get("signer") != ce.get("signer")) else
+                   f"its reason {why!r} does not hold")
+        if bad:
+            raise VerificationError(f"statement {sid}: {bad}", claim=s["id"])
+    unrevealed = {s["entry"] for s in stmts if s["kind"] == "eval-unrevealed"}
+    for s in stmts:
+        if s["kind"] == "eval-commit" and s["entry"] not in revealed | unrevealed:
+            raise VerificationError(f"statement {s['id']} ({s['claim'][:80]}): commitment {s['entry']} is stated "
+                                    "without its outcome (a reveal, a late reveal or 'never revealed')", claim=s["id"])
+    for s in stmts:
+        if s["kind"] != "eval-unrevealed":
+            continue
+        out = (s.get("fixed") or {}).get("outcome")
+        due = eval_late(commits.get(s["entry"], {}).get("body", {}), rep.get("generated_at"))
+        if s["entry"] in revealed or out not in UNREVEALED.values() or \
+                (out == UNREVEALED["never"]) != (due is not False):
+            raise VerificationError(f"statement {s['id']} ({s['claim'][:80]}): the report states a reveal of "
+                                    f"commitment {s['entry']}, or its outcome {out!r} is not the deadline's",
+                                    claim=s["id"])
+
+
 def verify_report(folder: Path, vkey: str | None = None) -> dict[str, Any]:
     """Raise VerificationError naming the first claim that fails; else a summary of what was checked."""
     rep = load_report(folder)
@@ -100,6 +150,7 @@ def _verify(folder: Path, rep: dict[str, Any], vkey: str | None) -> dict[str, An
         _statement(folder, rep, st, verifier)
     if rep.get("kind") == "technical-doc":
         _check_status(rep)
+        _check_evaluations(folder, rep)
     out: dict[str, Any] = {"ok": True, "kind": rep.get("kind"), "model": rep.get("model"),
                            "statements": len(rep.get("statements", [])), "gaps": len(rep.get("gaps", [])),
                            "checkpoint_size": latest.size, "vkey_from": "--vkey" if vkey else "the folder's log.vkey"}

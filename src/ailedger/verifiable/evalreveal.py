@@ -107,6 +107,8 @@ def commit(ledger: Any, evaluation: str, role: str, identity: Any, *, deadline: 
     salt = os.urandom(32)
     body = {"evaluation": evaluation, "role": role, "commitment": _seal(salt, content), "reveal_by": deadline,
             "note": note}
+    if "manifest_root" in content:  # public: which registered model the evaluation is of (the scores stay sealed),
+        body["manifest_root"] = content["manifest_root"]  # so a commitment never revealed is seen (reports)
     res = ledger.append_record(COMMIT_TYPE, body, identity, terms=[f"eval:{evaluation}"])
     opening = {"format": OPENING_FORMAT, "evaluation": evaluation, "role": role, "commit": res.index,
                "salt": salt.hex(), "content": content}
