@@ -125,8 +125,8 @@ def test_a_replayed_intent_is_refused_and_ignored_when_read(market, led):
     dup = lg.log.append([LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e))])[0].index
     kept, ignored = effective_actions(lg)
     assert [i for i, _ in kept] == [first["index"]]
-    assert ignored == [(dup, f"replayed intent: agent {b['agent']} nonce {b['nonce']} on chain {b['chain_id']} "
-                             f"was already logged at entry #{first['index']}")]
+    assert ignored == [(dup, (f"replayed intent: agent {b['agent']} nonce {b['nonce']} on chain {b['chain_id']} "
+                             f"was already logged at entry #{first['index']}"))]
 
 
 def test_a_refused_call_is_not_logged(market, led):
