@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+from pathlib import Path
 from typing import Any
 
 from ailedger.authority.service import (
@@ -29,7 +31,7 @@ from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, ConflictError
 
 __all__ = ["ACTION", "ActionFold", "audit", "commit_inputs", "effective_actions", "intent_id", "log_action", "malformed",
-           "validate_intent"]
+           "same_key_actions", "validate_intent"]
 
 ACTION = "agent.action"
 KINDS = {"transfer": "0xa9059cbb", "approve": "0x095ea7b3", "swap": "0xf3e6ea8a"}
@@ -149,6 +151,7 @@ class ActionFold:
         self.kept: list[tuple[int, Any]] = []
         self.ignored: list[tuple[int, str]] = []
         self._rulings: dict[str, list[Any]] = {}
+        self._regs: dict[int, tuple[bool, Any]] = {}
 
     def _stopping(self, name: str) -> list[Any]:
         if name not in self._rulings:
@@ -156,19 +159,25 @@ class ActionFold:
             self._rulings[name] = [r for r in st.rulings if r.state in ("revoked", "suspended")]
         return self._rulings[name]
 
-    def why_not(self, index: int, e: Any) -> str | None:
+    def _registration(self, me: int) -> tuple[bool, Any]:
+        if me not in self._regs:
+            ok = is_effective_registration(self.ledger, me)
+            reg = self.ledger.entry(me) if ok else None
+            self._regs[me] = (ok, reg.body.get("name") if reg is not None and isinstance(reg.body, dict) else None)
+        return self._regs[me]
+
+    def why_not(self, index: int, e: Any, bad: str | None = "?") -> str | None:
         """Why ``e`` at ``index`` has no effect after the entries applied so far (None: it counts)."""
         b = e.body
-        bad = malformed(b)
+        bad = malformed(b) if bad == "?" else bad
         if bad is not None:
             return f"malformed agent.action body: {bad}"
         me = b["model_entry"]
         if me >= index or me >= self.ledger.size:
             return f"body.model_entry #{me} is not a model.register logged before it"
-        if not is_effective_registration(self.ledger, me):
+        ok, name = self._registration(me)
+        if not ok:
             return f"entry #{me} is not an effective model registration"
-        reg = self.ledger.entry(me)
-        name = reg.body.get("name") if isinstance(reg.body, dict) else None
         if b["model"] != name:
             return f"body.model {b['model']!r} is not {name!r}, the name registered at entry #{me}"
         for r in self._stopping(str(name)):
@@ -179,22 +188,51 @@ class ActionFold:
         if key in self.seen_nonce:
             return (f"replayed intent: agent {b['agent']} nonce {b['nonce']} on chain {b['chain_id']} was already "
                     f"logged at entry #{self.seen_nonce[key]}")
-        if iid in self.seen_id:
+        if iid in self.seen_id:  # the intent id hashes chain, agent and nonce: kept for a clear message
             return f"replayed intent: intent id {iid} was already logged at entry #{self.seen_id[iid]}"
         return None
 
     def apply(self, index: int, e: Any) -> str | None:
         """Apply ``e`` (an ``agent.action`` at ``index``); the reason it is ignored, or None when it counts."""
         b = e.body
-        if self.agent is not None and isinstance(b, dict) and malformed(b) is None and b["agent"] != self.agent:
+        bad = malformed(b)
+        if self.agent is not None and bad is None and b["agent"] != self.agent:
             return None  # another agent's: not this fold's business
-        why = self.why_not(index, e)
+        why = self.why_not(index, e, bad)
         if why is not None:
             self.ignored.append((index, why))
             return why
         self.seen_nonce[(b["chain_id"], b["agent"], b["nonce"])] = self.seen_id[b["intent_id"]] = index
         self.kept.append((index, e))
         return None
+
+
+_by_key: dict[str, tuple[int, dict[tuple[int, str, int], list[int]]]] = {}
+_by_key_lock = threading.Lock()
+
+
+def same_key_actions(ledger: Any) -> dict[tuple[int, str, int], list[int]]:
+    """Every well-formed ``agent.action`` in the log by its (chain, agent, nonce), in log order: an index kept in
+    memory per ledger and extended with the entries logged since (each entry is read once).  An action's verdict
+    depends on its body, the model's standing and the earlier well-formed actions with its key only (an intent
+    id hashes chain, agent and nonce), so admission replays just those (:func:`ailedger.defi.rules.judge`)."""
+    with _by_key_lock:
+        where = str(Path(ledger.path).resolve())
+        size = ledger.size
+        after, idx = _by_key.get(where, (-1, {}))
+        if after >= size:  # another log at the same path (re-created): start again
+            after, idx = -1, {}
+        while True:
+            got = [i for i in ledger.store.find(f"type:{ACTION}", after, 2000) if i < size]
+            for i in got:
+                b = ledger.entry(i).body
+                if malformed(b) is None:
+                    idx.setdefault((b["chain_id"], b["agent"], b["nonce"]), []).append(i)
+            if len(got) < 2000:
+                break
+            after = got[-1]
+        _by_key[where] = (size - 1, idx)
+        return {k: list(v) for k, v in idx.items()}
 
 
 def effective_actions(ledger: Any, agent: str | None = None) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:

@@ -25,7 +25,7 @@ from typing import Any
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import NotAuthorisedError
 
-from .actions import ACTION, ActionFold
+from .actions import ACTION, ActionFold, malformed, same_key_actions
 
 __all__ = ["PLAN", "RESULT", "ResultFold", "effective_plans", "effective_results", "judge", "plan_digest",
            "plan_problem"]
@@ -131,19 +131,22 @@ def judge(ledger: Any, items: list[tuple[int, Any]]) -> list[NotAuthorisedError 
     count it after the ones before it (in the log and earlier in ``items``), else the NotAuthorisedError saying
     why."""
     out: list[NotAuthorisedError | None] = []
-    actions: dict[Any, ActionFold] = {}
+    actions: dict[Any, ActionFold] = {}  # one fold per (chain, agent, nonce): all a verdict depends on
+    by_key: dict[tuple[int, str, int], list[int]] | None = None
     results: ResultFold | None = None
     pending = {i: e for i, e in items}
     for index, e in items:
         why: str | None = None
         if e.type == ACTION:
             b = e.body
-            agent = b.get("agent") if isinstance(b, dict) and isinstance(b.get("agent"), str) else None
-            if agent not in actions:
-                actions[agent] = fold = ActionFold(ledger, agent)
-                for i, old in ledger.find(type=ACTION):
-                    fold.apply(i, old)
-            why = actions[agent].apply(index, e)
+            key = (b["chain_id"], b["agent"], b["nonce"]) if malformed(b) is None else None
+            if key not in actions:
+                actions[key] = fold = ActionFold(ledger)
+                if key is not None:
+                    by_key = same_key_actions(ledger) if by_key is None else by_key
+                    for i in by_key.get(key, []):
+                        fold.apply(i, ledger.entry(i))
+            why = actions[key].apply(index, e)
         elif e.type == PLAN:
             bad = plan_problem(e.body)
             why = None if bad is None else f"malformed agent.backtest.plan: {bad}"
