@@ -17,6 +17,7 @@ who owns a dataset name                     ``provenance.datasets.dataset_owner`
 may this signer sign this ``subnet.*``      ``subnets.service.judge``
 entry? (``authority.hooks.use_judge``)
 ... this ``compute.*`` entry? (the same)    ``compute.service.judge``
+... this ``agent.*`` entry? (the same)      ``defi.rules.judge``
 proof kinds of ``ailedger verify``          ``ailedger-dataset-proof``: ``provenance.datasets``
 (``tlog.proofkinds``)
 checkpoint checks of ``ailedger verify``    ``anchor`` (``--rpc``): ``anchoring.service``
@@ -156,6 +157,14 @@ def _compute_judge(ledger: Any, items: list[tuple[int, Any]]) -> list[Any]:
     return list(judge(ledger, items))
 
 
+def _defi_judge(ledger: Any, items: list[tuple[int, Any]]) -> list[Any]:
+    try:
+        from ailedger.defi.rules import judge
+    except ImportError as exc:
+        raise _missing("defi", exc) from None
+    return list(judge(ledger, items))
+
+
 def install() -> None:
     """Install every answer above (idempotent)."""
     admission.install(_Admission())
@@ -163,6 +172,7 @@ def install() -> None:
     hooks.use_dataset_owner(_dataset_owner)
     hooks.use_judge("subnet.", _subnet_judge)
     hooks.use_judge("compute.", _compute_judge)
+    hooks.use_judge("agent.", _defi_judge)
     proofkinds.register_kind(proofkinds.ProofKind("ailedger-dataset-proof", _is_dataset_proof,
                                                   _verify_dataset_proof, extra="provenance"))
     proofkinds.register_checkpoint_check("anchor", _anchored, extra="anchoring")

@@ -16,7 +16,10 @@ from ailedger.defi.actions import (
     validate_intent,
 )
 from ailedger.defi.chain import E18, GuardRefused, send
-from ailedger.errors import BadInputError, ConflictError, VerificationError
+from ailedger.errors import BadInputError, ConflictError, NotAuthorisedError, VerificationError
+from ailedger.tlog.ledger import entry_terms
+from ailedger.tlog.merkle import leaf_hash
+from ailedger.tlog.stores import LeafRow
 
 SINK = "0x" + "22" * 20
 
@@ -112,11 +115,18 @@ def test_a_replayed_intent_is_refused_and_ignored_when_read(market, led):
     with pytest.raises(ConflictError, match="replayed intent"):
         log_action(lg, alice, model="trader", inputs={}, intent=b["intent"], chain_id=b["chain_id"],
                    agent=b["agent"], nonce=b["nonce"], tx_hash="0x" + "ab" * 32, guard=b["guard"])
-    # the same body appended by another path (as `ailedger append` would) is a replay: the first counts
-    dup = lg.append_record(ACTION, {**b, "tx": "0x" + "cd" * 32}, alice).index
+    # the same body through the ledger's write path: refused by admission (the agent.* judge), nothing logged
+    size = lg.size
+    with pytest.raises(NotAuthorisedError, match="replayed intent"):
+        lg.append_record(ACTION, {**b, "tx": "0x" + "cd" * 32}, alice)
+    assert lg.size == size
+    # written straight into the store (another writer, an older ledger): a replay, ignored; the first counts
+    e = lg.make_entry(ACTION, {**b, "tx": "0x" + "cd" * 32}, alice)
+    dup = lg.log.append([LeafRow(e.leaf_bytes, leaf_hash(e.leaf_bytes), entry_terms(e))])[0].index
     kept, ignored = effective_actions(lg)
     assert [i for i, _ in kept] == [first["index"]]
-    assert ignored == [(dup, f"replay of entry #{first['index']}")]
+    assert ignored == [(dup, (f"replayed intent: agent {b['agent']} nonce {b['nonce']} on chain {b['chain_id']} "
+                             f"was already logged at entry #{first['index']}"))]
 
 
 def test_a_refused_call_is_not_logged(market, led):

@@ -160,16 +160,16 @@ RULES: dict[str, tuple[str, str]] = {
     "compute.challenge": ("anyone, on a job this log holds (a statement)", "nothing shared: the contract holds the dispute"),
     "compute.verdict": ("the referee named in the job's compute.job; once", "the one-step verdict of the dispute"),
     "compute.settle": ("anyone, on a job this log holds (a keeper's statement)", "nothing shared: the contract pays"),
-    "agent.action": (("anyone, naming an effective model registration (usable when logged); the first per "
-                      "(chain, agent address, nonce) and per intent id counts"),
+    "agent.action": (("anyone, well formed, naming an effective model registration logged before it (usable "
+                      "when logged); the first per (chain, agent address, nonce) and per intent id counts"),
                      "the agent's logged decisions that `agent audit` matches against the chain"),
     "dao.advice": (("anyone, naming an effective model registration whose manifest root is the analyst's and "
                     "that is usable when logged, on a proposal this log holds (a statement: no rule reads it)"),
                    "nothing shared: the advice shown beside the proposal; votes and execution never read it"),
     "agent.finding": ("anyone (a statement by its signer, the detector)", "nothing shared: a finding shown with its signer"),
-    "agent.backtest.plan": ("anyone (a commitment by its signer)",
+    "agent.backtest.plan": ("anyone (a commitment by its signer), a plan whose plan_sha256 is its digest",
                             "the configurations the signer tried in the study (counted once per plan digest)"),
-    "agent.backtest.result": ("the signer of the plan it names, once per plan, after the plan",
+    "agent.backtest.result": ("the signer of the plan it names, once per plan, after the plan, naming its digest",
                               "the study's reported score (deflated by the trials on the ledger)"),
     "inference.extraction-alarm": (("the operator key of the gateway that reads it, with evidence that holds "
                                     "(others': statements, no effect)"),

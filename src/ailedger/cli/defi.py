@@ -239,3 +239,27 @@ def register(main: click.Group) -> None:
             f"deflated Sharpe ratio {d['dsr']:.3f} (expected max of unskilled trials {d['sr0']:.4f} per bar)",
             f"probability of backtest overfitting (CSCV, {rep['pbo']['splits']} splits) {rep['pbo']['pbo']:.3f}",
         ] + ([f"chart: {chart}"] if chart else [])))
+
+    @agent.command("results")
+    @click.option("--study", default=None, help="Only this study's results.")
+    @ledger_option
+    @json_option
+    def results_cmd(study: str | None, ledger_dir: Path | None, as_json: bool) -> None:
+        """The backtest results that count (each by its plan's signer, after the plan, one per plan), and the
+        ignored ones with why."""
+        from ailedger.defi.rules import effective_results
+
+        with open_ledger(ledger_dir) as lg:
+            kept, ignored = effective_results(lg, study)
+            rows = [{"entry": i, "plan": e.body["plan"], "study": e.body.get("study"), "signer": e.signer,
+                     "trials_on_ledger": e.body.get("trials_on_ledger"), "best_config": e.body.get("best_config"),
+                     "metrics": e.body.get("metrics")} for i, e in kept]
+            out = {"results": rows, "ignored": [{"entry": i, "why": w} for i, w in ignored]}
+        lines = [f"{len(rows)} result(s)" + (f" in study {study!r}" if study else "")]
+        for r in rows:
+            m = r["metrics"] if isinstance(r["metrics"], dict) else {}
+            lines.append(f"  #{r['entry']} plan #{r['plan']} study {r['study']!r} by {r['signer']}: "
+                         f"{r['trials_on_ledger']} trials, DSR {m.get('dsr')}, PBO {m.get('pbo')}, "
+                         f"annual Sharpe {m.get('sharpe_annual')}")
+        lines += [f"  ignored #{x['entry']}: {x['why']}" for x in out["ignored"]]
+        emit(as_json, out, "\n".join(lines))

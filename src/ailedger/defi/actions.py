@@ -17,13 +17,21 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import threading
+from pathlib import Path
 from typing import Any
 
-from ailedger.authority.service import is_effective_registration, model_registration, require_model_usable
+from ailedger.authority.service import (
+    is_effective_registration,
+    model_registration,
+    model_status,
+    require_model_usable,
+)
 from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, ConflictError
 
-__all__ = ["ACTION", "audit", "commit_inputs", "effective_actions", "intent_id", "log_action", "validate_intent"]
+__all__ = ["ACTION", "ActionFold", "audit", "commit_inputs", "effective_actions", "intent_id", "log_action", "malformed",
+           "same_key_actions", "validate_intent"]
 
 ACTION = "agent.action"
 KINDS = {"transfer": "0xa9059cbb", "approve": "0x095ea7b3", "swap": "0xf3e6ea8a"}
@@ -95,41 +103,147 @@ def intent_id(chain_id: int, agent: str, nonce: int, intent: dict[str, Any]) -> 
                                           "intent": intent})).hexdigest()
 
 
-def _well_formed(b: Any) -> bool:
+def malformed(b: Any) -> str | None:
+    """Why an ``agent.action`` body is malformed (None when it is well formed): the form :func:`log_action`
+    writes, field by field."""
+    if not isinstance(b, dict):
+        return "the body is not a JSON object"
+    for k in ("chain_id", "nonce", "model_entry"):
+        if type(b.get(k)) is not int or b[k] < 0:
+            return f"body.{k} must be a non-negative integer"
+    for k in ("agent", "guard"):
+        if not isinstance(b.get(k), str) or not _ADDR.fullmatch(b[k]):
+            return f"body.{k} must be a lower-case 0x-prefixed 20-byte hex address"
+    if not isinstance(b.get("tx"), str) or not _HASH.fullmatch(b["tx"]):
+        return "body.tx must be a lower-case 0x-prefixed 32-byte hex hash"
+    if not isinstance(b.get("model"), str) or not b["model"]:
+        return "body.model must name the model"
+    inp = b.get("inputs")
+    if not (isinstance(inp, dict) and inp.get("alg") == "sha256-salted-jcs" and isinstance(inp.get("commitment"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", inp["commitment"])):
+        return 'body.inputs must be {"alg": "sha256-salted-jcs", "commitment": <64 hex digits>}'
     try:
-        return (isinstance(b, dict) and isinstance(b.get("nonce"), int) and isinstance(b.get("chain_id"), int)
-                and bool(_ADDR.fullmatch(str(b.get("agent")))) and bool(_HASH.fullmatch(str(b.get("tx"))))
-                and validate_intent(b.get("intent")) == b.get("intent") and isinstance(b.get("model_entry"), int))
-    except BadInputError:
-        return False
+        it = validate_intent(b.get("intent"))
+    except BadInputError as exc:
+        return exc.message
+    if it != b.get("intent"):
+        return "body.intent is not in canonical form (lower-case addresses, decimal-string amounts, the selector)"
+    if b.get("intent_id") != intent_id(b["chain_id"], b["agent"], b["nonce"], it):
+        return "body.intent_id is not the sha256 of its chain, agent, nonce and intent"
+    return None
+
+
+class ActionFold:
+    """The ``agent.action`` rule (docs/authority.md), applied to entries in log order.  The one rule the readers
+    (:func:`effective_actions`) and admission (:func:`ailedger.defi.rules.judge`) apply: an action counts when its
+    body is well formed, it names an effective model registration logged before it (``body.model`` its name),
+    no revocation or suspension of that model in force was logged before it, and it is the first for its
+    (chain, agent, nonce) and for its intent id.
+
+    A ruling since lifted is not seen by a reader (it reads the rulings in force); admission reads the status
+    at the time of writing, where the two agree."""
+
+    def __init__(self, ledger: Any, agent: str | None = None) -> None:
+        self.ledger = ledger
+        self.agent = None if agent is None else agent.lower()
+        self.seen_nonce: dict[tuple[int, str, int], int] = {}
+        self.seen_id: dict[str, int] = {}
+        self.kept: list[tuple[int, Any]] = []
+        self.ignored: list[tuple[int, str]] = []
+        self._rulings: dict[str, list[Any]] = {}
+        self._regs: dict[int, tuple[bool, Any]] = {}
+
+    def _stopping(self, name: str) -> list[Any]:
+        if name not in self._rulings:
+            st = model_status(self.ledger, name)
+            self._rulings[name] = [r for r in st.rulings if r.state in ("revoked", "suspended")]
+        return self._rulings[name]
+
+    def _registration(self, me: int) -> tuple[bool, Any]:
+        if me not in self._regs:
+            ok = is_effective_registration(self.ledger, me)
+            reg = self.ledger.entry(me) if ok else None
+            self._regs[me] = (ok, reg.body.get("name") if reg is not None and isinstance(reg.body, dict) else None)
+        return self._regs[me]
+
+    def why_not(self, index: int, e: Any, bad: str | None = "?") -> str | None:
+        """Why ``e`` at ``index`` has no effect after the entries applied so far (None: it counts)."""
+        b = e.body
+        bad = malformed(b) if bad == "?" else bad
+        if bad is not None:
+            return f"malformed agent.action body: {bad}"
+        me = b["model_entry"]
+        if me >= index or me >= self.ledger.size:
+            return f"body.model_entry #{me} is not a model.register logged before it"
+        ok, name = self._registration(me)
+        if not ok:
+            return f"entry #{me} is not an effective model registration"
+        if b["model"] != name:
+            return f"body.model {b['model']!r} is not {name!r}, the name registered at entry #{me}"
+        for r in self._stopping(str(name)):
+            if r.entry < index:
+                return f"model {name} was {r.state} by {r.by} (entry #{r.entry}) before this action"
+        key = (b["chain_id"], b["agent"], b["nonce"])
+        iid = b["intent_id"]
+        if key in self.seen_nonce:
+            return (f"replayed intent: agent {b['agent']} nonce {b['nonce']} on chain {b['chain_id']} was already "
+                    f"logged at entry #{self.seen_nonce[key]}")
+        if iid in self.seen_id:  # the intent id hashes chain, agent and nonce: kept for a clear message
+            return f"replayed intent: intent id {iid} was already logged at entry #{self.seen_id[iid]}"
+        return None
+
+    def apply(self, index: int, e: Any) -> str | None:
+        """Apply ``e`` (an ``agent.action`` at ``index``); the reason it is ignored, or None when it counts."""
+        b = e.body
+        bad = malformed(b)
+        if self.agent is not None and bad is None and b["agent"] != self.agent:
+            return None  # another agent's: not this fold's business
+        why = self.why_not(index, e, bad)
+        if why is not None:
+            self.ignored.append((index, why))
+            return why
+        self.seen_nonce[(b["chain_id"], b["agent"], b["nonce"])] = self.seen_id[b["intent_id"]] = index
+        self.kept.append((index, e))
+        return None
+
+
+_by_key: dict[str, tuple[int, dict[tuple[int, str, int], list[int]]]] = {}
+_by_key_lock = threading.Lock()
+
+
+def same_key_actions(ledger: Any) -> dict[tuple[int, str, int], list[int]]:
+    """Every well-formed ``agent.action`` in the log by its (chain, agent, nonce), in log order: an index kept in
+    memory per ledger and extended with the entries logged since (each entry is read once).  An action's verdict
+    depends on its body, the model's standing and the earlier well-formed actions with its key only (an intent
+    id hashes chain, agent and nonce), so admission replays just those (:func:`ailedger.defi.rules.judge`)."""
+    with _by_key_lock:
+        where = str(Path(ledger.path).resolve())
+        size = ledger.size
+        after, idx = _by_key.get(where, (-1, {}))
+        if after >= size:  # another log at the same path (re-created): start again
+            after, idx = -1, {}
+        while True:
+            got = [i for i in ledger.store.find(f"type:{ACTION}", after, 2000) if i < size]
+            for i in got:
+                b = ledger.entry(i).body
+                if malformed(b) is None:
+                    idx.setdefault((b["chain_id"], b["agent"], b["nonce"]), []).append(i)
+            if len(got) < 2000:
+                break
+            after = got[-1]
+        _by_key[where] = (size - 1, idx)
+        return {k: list(v) for k, v in idx.items()}
 
 
 def effective_actions(ledger: Any, agent: str | None = None) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
-    """The ``agent.action`` entries that count, in log order, and the ignored ones with why: malformed bodies,
-    a model entry that is not an effective registration, and replays (a second action for the same chain,
-    agent and nonce, or the same intent id)."""
-    seen_nonce: dict[tuple[int, str, int], int] = {}
-    seen_id: dict[str, int] = {}
-    kept: list[tuple[int, Any]] = []
-    ignored: list[tuple[int, str]] = []
+    """The ``agent.action`` entries that count, in log order, and the ignored ones with why (:class:`ActionFold`):
+    malformed bodies, a model entry that is not an effective registration, a model revoked or suspended before
+    the action, and replays (a second action for the same chain, agent and nonce, or the same intent id), however
+    they reached the log."""
+    fold = ActionFold(ledger, agent)
     for idx, e in ledger.find(type=ACTION):
-        b = e.body
-        if not _well_formed(b):
-            ignored.append((idx, "malformed agent.action body"))
-            continue
-        if agent is not None and b["agent"] != agent.lower():
-            continue
-        if not is_effective_registration(ledger, b["model_entry"]):
-            ignored.append((idx, f"entry #{b['model_entry']} is not an effective model registration"))
-            continue
-        key = (b["chain_id"], b["agent"], b["nonce"])
-        iid = intent_id(b["chain_id"], b["agent"], b["nonce"], b["intent"])
-        if key in seen_nonce or iid in seen_id:
-            ignored.append((idx, f"replay of entry #{seen_nonce.get(key, seen_id.get(iid))}"))
-            continue
-        seen_nonce[key] = seen_id[iid] = idx
-        kept.append((idx, e))
-    return kept, ignored
+        fold.apply(idx, e)
+    return fold.kept, fold.ignored
 
 
 def log_action(ledger: Any, identity: Any, *, model: str, inputs: Any, intent: Any, chain_id: int, agent: str,

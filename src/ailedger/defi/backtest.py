@@ -25,14 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from ailedger.encoding.canonical import canonical_json
 from ailedger.errors import BadInputError, ConflictError, NotFoundError, VerificationError
 
-__all__ = ["PLAN", "RESULT", "check_folds", "cscv_pbo", "data_digest", "deflated_sharpe", "evaluate_plan", "make_folds", "make_plan",
-           "run_backtest", "score", "simulate_amm", "trials_on_ledger"]
+from .rules import PLAN, RESULT, effective_plans, effective_results, plan_digest
 
-PLAN = "agent.backtest.plan"
-RESULT = "agent.backtest.result"
+__all__ = ["PLAN", "RESULT", "check_folds", "cscv_pbo", "data_digest", "deflated_sharpe", "evaluate_plan", "make_folds", "make_plan",
+           "plan_digest", "run_backtest", "score", "simulate_amm", "trials_on_ledger"]
+
 EULER = 0.5772156649015329
 TREND = 0.001  # strength of the trend followers (a weak, real signal)
 FEATURES = ("ret_1", "ret_4", "ret_16", "vol_16", "flow_4", "flow_16", "imbalance")
@@ -157,10 +156,6 @@ def make_plan(*, study: str, data_digest: str, bars: int, seed: int, horizon: in
                    "embargo": embargo}, "configs": configs(grid), "cost_bps": cost_bps}
 
 
-def plan_digest(plan: dict[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(plan)).hexdigest()
-
-
 def _model(cfg: dict[str, Any]) -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -255,21 +250,11 @@ def data_digest(data: dict[str, np.ndarray]) -> str:
 
 
 def trials_on_ledger(ledger: Any, study: str, signer: str) -> tuple[int, list[int]]:
-    """Configurations tried in ``study`` by ``signer``, counted from every ``agent.backtest.plan`` it signed (the
-    first plan entry for a digest counts once); and the plan entries."""
-    seen: set[str] = set()
-    n, idxs = 0, []
-    for idx, e in ledger.find(type=PLAN, signer=signer):
-        b = e.body
-        if not isinstance(b, dict) or b.get("plan", {}).get("study") != study:
-            continue
-        d = str(b.get("plan_sha256"))
-        if d in seen:
-            continue
-        seen.add(d)
-        n += len(b["plan"].get("configs", []))
-        idxs.append(idx)
-    return n, idxs
+    """Configurations tried in ``study`` by ``signer``, counted from every well-formed ``agent.backtest.plan`` it
+    signed (the first plan entry for a digest counts once: :func:`ailedger.defi.rules.effective_plans`); and the
+    plan entries."""
+    plans = effective_plans(ledger, signer, study)
+    return sum(len(e.body["plan"]["configs"]) for _, e in plans), [i for i, _ in plans]
 
 
 def _s(x: float) -> str:  # signed records carry no floats
@@ -294,8 +279,8 @@ def score(ledger: Any, identity: Any, plan_index: int, data: dict[str, np.ndarra
     if data_digest(data) != plan["data"]["sha256"]:
         raise VerificationError("the data is not the data the plan committed to", expected=plan["data"]["sha256"],
                                 found=data_digest(data))
-    for i, r in ledger.find(type=RESULT, signer=identity.did):
-        if isinstance(r.body, dict) and r.body.get("plan") == plan_index:
+    for i, r in effective_results(ledger)[0]:  # the result that counts (a stranger's does not)
+        if r.body["plan"] == plan_index:
             raise ConflictError(f"plan #{plan_index} was already scored at entry #{i}", field="plan", entry=i)
     problems = check_folds(plan["cv"]["folds"], plan["label"]["horizon"], plan["cv"]["embargo"])
     if problems:
