@@ -51,6 +51,7 @@ from ailedger.errors import (
     NotFoundError,
     VerificationError,
 )
+from ailedger.tlog.sparse import indexed_leaves
 
 __all__ = [
     "admit",
@@ -89,21 +90,10 @@ def _relevant(leaf: bytes) -> bool:
 
 
 def _leaves(ledger: Any, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    if end - start >= SPARSE_SCAN_FROM:
-        idxs: list[int] = []
-        budget = max(1000, (end - start) // 8)
-        for t in _INDEXED_TYPES:
-            after = start - 1
-            while len(idxs) <= budget:
-                got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
-                idxs.extend(got)
-                if len(got) < 2000:
-                    break
-                after = got[-1]
-        if len(idxs) <= budget:
-            for i in sorted(set(idxs)):
-                yield i, bytes(ledger.store.leaves(i, i + 1)[0])
-            return
+    found = indexed_leaves(ledger.store, _INDEXED_TYPES, start, end) if end - start >= SPARSE_SCAN_FROM else None
+    if found is not None:
+        yield from found
+        return
     for idx, _h, data in ledger.store.iter_leaves(start, end, 20000):
         data = bytes(data)
         if _relevant(data):
