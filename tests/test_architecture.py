@@ -36,7 +36,7 @@ def test_every_folder_has_a_layer() -> None:
 
 
 def test_the_kernel_imports_only_below_it() -> None:
-    below = {"errors", "encoding", "server", "tlog"}
+    below = {"errors", "_lazy", "encoding", "server", "tlog"}
     above = sorted({(e.src, e.dst, e.where()) for e in EDGES
                     if ig.folder_of(e.src) in below and ig.folder_of(e.dst) not in below})
     assert above == []
@@ -45,7 +45,7 @@ def test_the_kernel_imports_only_below_it() -> None:
 def test_the_kernel_starts_no_cli() -> None:
     """The tile server (and every kernel module) never runs the command line in a subprocess."""
     for m, path in ig.modules().items():
-        if ig.folder_of(m) in ("tlog", "encoding", "errors", "server"):
+        if ig.folder_of(m) in ("tlog", "encoding", "errors", "_lazy", "server"):
             assert "ailedger.cli" not in path.read_text(encoding="utf-8"), path
 
 
@@ -62,7 +62,7 @@ def test_import_ailedger_installs_the_answers_and_stays_light() -> None:
         loaded = sorted(m for m in sys.modules if m.startswith("ailedger."))
         print(heavy, loaded)
         assert heavy == [], heavy
-        assert all(m.split(".")[1] in ("errors", "tlog", "authority", "_registry") for m in loaded), loaded
+        assert all(m.split(".")[1] in ("errors", "_lazy", "tlog", "authority", "_registry") for m in loaded), loaded
         for name in ailedger.__all__:
             getattr(ailedger, name)
         assert ailedger.Ledger.__module__ == "ailedger.tlog.ledger"

@@ -33,7 +33,7 @@ SRC = REPO / "src"
 
 # Bottom to top.  A folder may import every folder in a lower layer.
 LAYERS: list[tuple[str, str, list[str]]] = [
-    ("errors", "the one error tree", ["errors"]),
+    ("errors", "the one error tree; lazy names", ["errors", "_lazy"]),
     ("encoding", "canonical JSON, entries, did:key, Ed25519", ["encoding"]),
     ("kit", "HTTP kit: limits, deadlines, auth", ["server"]),
     ("kernel", "the log a verifier needs alone", ["tlog"]),
@@ -262,9 +262,9 @@ def ascii_picture() -> str:
     lines = []
     for i in reversed(range(len(LAYERS))):
         name, desc, folders = LAYERS[i]
-        boxes = "  ".join(f"[{f}/]" if f not in ("ailedger", "errors", "_registry", "__main__") else
-                          {"ailedger": "[__init__]", "errors": "[errors.py]", "_registry": "[_registry]",
-                           "__main__": "[__main__]"}[f] for f in folders)
+        boxes = "  ".join(f"[{f}/]" if f not in ("ailedger", "errors", "_lazy", "_registry", "__main__") else
+                          {"ailedger": "[__init__]", "errors": "[errors.py]", "_lazy": "[_lazy.py]",
+                           "_registry": "[_registry]", "__main__": "[__main__]"}[f] for f in folders)
         lines.append(f"{name:>12} | {boxes}")
         lines.append(f"{'':>12} | {desc}")
         peers = [f"{a} -> {', '.join(sorted(b))}" for a, b in PEERS.items() if a in folders]
@@ -299,15 +299,15 @@ def svg_picture(es: list[Edge]) -> str:
         for j, f in enumerate(folders):
             x = left + (7 - len(folders)) * (box_w + gap) / 2 + j * (box_w + gap)
             by = y + (band_h - 6 - box_h) / 2
-            label = {"ailedger": "__init__.py", "errors": "errors.py", "_registry": "_registry.py",
-                     "__main__": "__main__.py"}.get(f, f + "/")
+            label = {"ailedger": "__init__.py", "errors": "errors.py", "_lazy": "_lazy.py",
+                     "_registry": "_registry.py", "__main__": "__main__.py"}.get(f, f + "/")
             out.append(f'<rect x="{x}" y="{by}" width="{box_w}" height="{box_h}" rx="5" fill="white" '
                        f'stroke="#3b5998" stroke-width="1.5"/>')
             out.append(f'<text x="{x + box_w / 2}" y="{by + 22}" text-anchor="middle">{label}</text>')
             pos[f] = (x + box_w / 2, by + box_h / 2)
     for (a, b), n in sorted(fe.items()):
-        if a not in pos or b not in pos or b in ("errors", "ailedger"):
-            continue  # everything raises our errors (and may read __version__): said in the caption, not drawn
+        if a not in pos or b not in pos or b in ("errors", "_lazy", "ailedger"):
+            continue  # everything raises our errors, loads names lazily (and may read __version__): not drawn
         (x1, y1), (x2, y2) = pos[a], pos[b]
         if abs(y1 - y2) < 1:  # a peer: a curve above the boxes
             y1 = y2 = y1 - box_h / 2
@@ -322,7 +322,8 @@ def svg_picture(es: list[Edge]) -> str:
         out.append(f'<path d="M{x1:.0f},{y1:.0f} Q{mid[0]:.0f},{mid[1]:.0f} {x2:.0f},{y2:.0f}" fill="none" '
                    f'stroke="{colour}" stroke-opacity="0.55" stroke-width="{w:.1f}" marker-end="url(#a)"/>')
     out.append(f'<text x="12" y="{height - 12}" font-size="11" fill="#444">Every folder may import errors.py '
-               f'(not drawn). A folder imports only lower layers and the peers named in tools/importgraph.py; '
+               f'and _lazy.py (not drawn). A folder imports only lower layers and the peers named in '
+               f'tools/importgraph.py; '
                f'made by: python tools/importgraph.py --svg docs/img/layers.svg</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

@@ -12,11 +12,12 @@ package installs the answers the kernel asks of the capabilities (``ailedger._re
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 from ailedger import _registry
+from ailedger._lazy import lazy_dir, lazy_getattr
 from ailedger.errors import (
     AiledgerError,
     BadInputError,
@@ -85,16 +86,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'ailedger' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
+__dir__ = lazy_dir(globals(), __all__)

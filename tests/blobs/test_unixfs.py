@@ -101,3 +101,36 @@ def test_keep_leaves_false_gives_same_root():
     root, rest = imp.finish()
     assert out == [] and root == import_all(data, SMALL)[0]
     assert all(b.cid.codec != RAW for b in rest)
+
+
+def test_file_node_checks_a_unixfs_file_node_and_names_root_or_node():
+    import hashlib
+
+    from ailedger.blobs.carfile import declared_size
+    from ailedger.blobs.cid import CID, SHA2_256
+    from ailedger.blobs.unixfs import encode_unixfs_file, file_node
+
+    def pb(data: bytes | None) -> tuple[CID, bytes]:
+        raw = encode_pbnode(PBNode((), data))
+        return CID(1, DAG_PB, SHA2_256, hashlib.sha256(raw).digest()), raw
+
+    cid, raw = pb(encode_unixfs_file(10, [4, 6]))
+    node, u, total = file_node(cid, raw)
+    assert (total, u.blocksizes, node.links) == (10, (4, 6), ())
+    assert declared_size(cid, raw) == 10
+    cid, raw = pb(encode_unixfs_file(11, [4, 6]))
+    with pytest.raises(VerificationError, match=f"^node {cid}: filesize disagrees"):
+        file_node(cid, raw)
+    with pytest.raises(VerificationError, match=f"^root {cid}: filesize disagrees"):
+        declared_size(cid, raw)
+    cid, raw = pb(b"\x08\x01")  # a UnixFS directory
+    with pytest.raises(BadInputError, match=f"^root {cid} is not a UnixFS file"):
+        declared_size(cid, raw)
+    cid, raw = pb(None)
+    with pytest.raises(BadInputError, match="has no UnixFS data"):
+        file_node(cid, raw)
+    other = CID(1, 0x71, SHA2_256, hashlib.sha256(b"x").digest())  # dag-cbor
+    with pytest.raises(BadInputError, match=f"^block {other} is neither raw nor dag-pb"):
+        file_node(other, b"x")
+    with pytest.raises(BadInputError, match=f"^root block {other} is neither raw nor dag-pb"):
+        declared_size(other, b"x")

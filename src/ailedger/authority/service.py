@@ -51,6 +51,7 @@ from ailedger.errors import (
     NotFoundError,
     VerificationError,
 )
+from ailedger.tlog.sparse import indexed_leaves
 
 __all__ = [
     "admit",
@@ -89,21 +90,10 @@ def _relevant(leaf: bytes) -> bool:
 
 
 def _leaves(ledger: Any, start: int, end: int) -> Iterator[tuple[int, bytes]]:
-    if end - start >= SPARSE_SCAN_FROM:
-        idxs: list[int] = []
-        budget = max(1000, (end - start) // 8)
-        for t in _INDEXED_TYPES:
-            after = start - 1
-            while len(idxs) <= budget:
-                got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
-                idxs.extend(got)
-                if len(got) < 2000:
-                    break
-                after = got[-1]
-        if len(idxs) <= budget:
-            for i in sorted(set(idxs)):
-                yield i, bytes(ledger.store.leaves(i, i + 1)[0])
-            return
+    found = indexed_leaves(ledger.store, _INDEXED_TYPES, start, end) if end - start >= SPARSE_SCAN_FROM else None
+    if found is not None:
+        yield from found
+        return
     for idx, _h, data in ledger.store.iter_leaves(start, end, 20000):
         data = bytes(data)
         if _relevant(data):
@@ -279,6 +269,23 @@ def _fl_removed(ledger: Any, run: int, run_signer: str, st: AuthorityState) -> d
     return out
 
 
+def _author_only(ledger: Any, e: Any, field: str, rtype: str, missing: str,
+                 not_author: str) -> tuple[int, Any, AuthorityState] | str:
+    """``e`` acts on the ``rtype`` entry at ``body.<field>`` and only that entry's signer (or the key it rotated
+    to) may sign it: (its index, the entry, the authority state), or why not (``missing`` when the field names
+    no entry; ``not_author`` formatted with the entry's ``signer``, ``index`` and ``e``'s ``type``)."""
+    i = e.body.get(field)
+    if type(i) is not int or not 0 <= i < ledger.size:
+        return missing
+    r = ledger.entry(i)
+    if r.type != rtype:
+        return f"entry {i} is a {r.type}, not an {rtype}"
+    st = state(ledger)
+    if not st.keys.acts_for(e.signer, st.keys.principal(r.signer)):
+        return not_author.format(signer=r.signer, index=i, type=e.type)
+    return i, r, st
+
+
 def fl_entry_allowed(ledger: Any, e: Any, *, before: int | None = None) -> str | None:
     """Why an ``fl.round`` / ``fl.remove`` has no effect (None when it does): its signer must be the run's
     server (the signer of the ``fl.run`` at ``body.run``, or the key it rotated to); every update an
@@ -286,15 +293,11 @@ def fl_entry_allowed(ledger: Any, e: Any, *, before: int | None = None) -> str |
     before the round (``before``: the round's own index; default the end of the log), and carry that
     client's valid signature over :func:`~ailedger.authority.rules.fl_update_statement`.  The federated
     fold (``federated.audit``) and admission both call this."""
-    run = e.body.get("run")
-    if type(run) is not int or not 0 <= run < ledger.size:
-        return "body.run names no fl.run entry of this log"
-    r = ledger.entry(run)
-    if r.type != "fl.run":
-        return f"entry {run} is a {r.type}, not an fl.run"
-    st = state(ledger)
-    if not st.keys.acts_for(e.signer, st.keys.principal(r.signer)):
-        return f"only the run's server {r.signer} (signer of entry {run}) may sign its {e.type}"
+    found = _author_only(ledger, e, "run", "fl.run", "body.run names no fl.run entry of this log",
+                         "only the run's server {signer} (signer of entry {index}) may sign its {type}")
+    if isinstance(found, str):
+        return found
+    run, r, st = found
     if e.type != "fl.round":
         return None
     enrolled = r.body.get("clients")
@@ -350,16 +353,9 @@ def zk_setup_allowed(ledger: Any, e: Any, index: int, *, admission: bool = False
 def eval_reveal_allowed(ledger: Any, e: Any) -> str | None:
     """Why an ``eval.reveal`` has no effect, None when it has: ``body.commit`` must be an ``eval.commit`` and
     its signer the committer (or the committer's rotated key).  ``verifiable.evalreveal`` asks this."""
-    c = e.body.get("commit")
-    if type(c) is not int or not 0 <= c < ledger.size:
-        return "body.commit names no entry of this log"
-    ce = ledger.entry(c)
-    if ce.type != "eval.commit":
-        return f"entry {c} is a {ce.type}, not an eval.commit"
-    st = state(ledger)
-    if not st.keys.acts_for(e.signer, st.keys.principal(ce.signer)):
-        return f"only the committer of entry {c} ({ce.signer}) may reveal it"
-    return None
+    found = _author_only(ledger, e, "commit", "eval.commit", "body.commit names no entry of this log",
+                         "only the committer of entry {index} ({signer}) may reveal it")
+    return found if isinstance(found, str) else None
 
 
 def _dao_ruling(ledger: Any, name: str) -> Any:

@@ -16,6 +16,9 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +122,20 @@ def push_model(ledger: Any, ref: str, directory: str, nodes: list[str], ident: A
             "attach_index": att, "manifest_root": rep["manifest_root"]}
 
 
-def pull_model(ledger: Any, ref: str, out: str, ident: Any) -> dict[str, Any]:
-    idx, e = find_model(ledger, ref)
-    _, att = attached_blob(ledger, "model", idx)
+@dataclass
+class _Fetched:
+    part: Path   # OUT.part: the unpacked copy, to check and then move into place
+    spool: Path  # a scratch folder
+    dest: Path   # OUT
+    cid: str
+    size: int
+
+
+@contextmanager
+def _fetch(ledger: Any, kind: str, idx: int, out: str, ident: Any) -> Iterator[_Fetched]:
+    """The blob last attached to record ``idx`` (a ``kind``), fetched and unpacked into ``OUT.part`` for the
+    caller to check and rename to ``OUT``; ``OUT.part`` and the scratch folder are removed whatever happens."""
+    _, att = attached_blob(ledger, kind, idx)
     dest = Path(out)
     if dest.exists():
         raise BadInputError(f"{dest} already exists", field="output")
@@ -129,19 +143,25 @@ def pull_model(ledger: Any, ref: str, out: str, ident: Any) -> dict[str, Any]:
     shutil.rmtree(part, ignore_errors=True)
     spool = _spool(ledger)
     try:
-        tar = spool / "model.tar"
+        tar = spool / f"{kind}.tar"
         g = BlobService(ledger).get(att["cid"], tar, ident)
         _unpack(tar, part)
-        rep = verify_model(ledger, part / "model", name=f"#{idx}")
-        if not _matches(rep, e):
-            raise VerificationError(f"fetched copy of model {ref} does not match entry #{idx}",
-                                    expected=rep.get("expected_root"), found=rep.get("manifest_root"))
-        os.replace(part / "model", dest)
+        yield _Fetched(part, spool, dest, att["cid"], g.size)
     finally:
         shutil.rmtree(part, ignore_errors=True)
         shutil.rmtree(spool, ignore_errors=True)
-    return {"model": e.body.get("name", ref), "record": idx, "cid": att["cid"], "output": out,
-            "manifest_root": rep["manifest_root"], "bytes": g.size, "verified": True}
+
+
+def pull_model(ledger: Any, ref: str, out: str, ident: Any) -> dict[str, Any]:
+    idx, e = find_model(ledger, ref)
+    with _fetch(ledger, "model", idx, out, ident) as f:
+        rep = verify_model(ledger, f.part / "model", name=f"#{idx}")
+        if not _matches(rep, e):
+            raise VerificationError(f"fetched copy of model {ref} does not match entry #{idx}",
+                                    expected=rep.get("expected_root"), found=rep.get("manifest_root"))
+        os.replace(f.part / "model", f.dest)
+    return {"model": e.body.get("name", ref), "record": idx, "cid": f.cid, "output": out,
+            "manifest_root": rep["manifest_root"], "bytes": f.size, "verified": True}
 
 
 def _dataset_root(paths: list[str], work: Path) -> str:
@@ -174,31 +194,18 @@ def push_dataset(ledger: Any, ref: str, paths: list[str], nodes: list[str], iden
 
 def pull_dataset(ledger: Any, ref: str, out: str, ident: Any) -> dict[str, Any]:
     idx, e = find_dataset(ledger, ref)
-    _, att = attached_blob(ledger, "dataset", idx)
-    dest = Path(out)
-    if dest.exists():
-        raise BadInputError(f"{dest} already exists", field="output")
-    part = dest.with_name(dest.name + ".part")
-    shutil.rmtree(part, ignore_errors=True)
-    spool = _spool(ledger)
-    try:
-        tar = spool / "dataset.tar"
-        g = BlobService(ledger).get(att["cid"], tar, ident)
-        _unpack(tar, part)
+    with _fetch(ledger, "dataset", idx, out, ident) as f:
         names = [s["name"] for s in e.body.get("sources", [])]
-        got = sorted(os.listdir(part / "dataset"))
+        got = sorted(os.listdir(f.part / "dataset"))
         if sorted(names) != got:
             raise VerificationError("fetched dataset holds other sources than the record",
                                     expected=sorted(names), found=got)
-        root = _dataset_root([str(part / "dataset" / n) for n in names], spool)
+        root = _dataset_root([str(f.part / "dataset" / n) for n in names], f.spool)
         if root != e.body.get("root"):
             raise VerificationError(f"fetched copy of dataset {ref} does not match entry #{idx}",
                                     expected=e.body.get("root"), found=root)
-        os.replace(part / "dataset", dest)
-    finally:
-        shutil.rmtree(part, ignore_errors=True)
-        shutil.rmtree(spool, ignore_errors=True)
-    return {"dataset": e.body.get("name", ref), "record": idx, "cid": att["cid"], "output": out, "root": root,
-            "bytes": g.size, "verified": True}
+        os.replace(f.part / "dataset", f.dest)
+    return {"dataset": e.body.get("name", ref), "record": idx, "cid": f.cid, "output": out, "root": root,
+            "bytes": f.size, "verified": True}
 
 

@@ -45,24 +45,13 @@ def declared_size(root: CID, data: bytes) -> int:
     """The size of the file whose root block is ``data`` (checked against ``root``): a raw leaf's length, or
     a UnixFS file node's inline data plus its children's sizes.  Extraction then checks every node below
     against this figure, so the file written is exactly this long or nothing is written."""
-    from ailedger.blobs.cid import DAG_PB, RAW
-    from ailedger.blobs.unixfs import FILE_TYPE, RAW_TYPE, decode_pbnode, decode_unixfs
+    from ailedger.blobs.cid import RAW
+    from ailedger.blobs.unixfs import file_node
 
     verify_block(root, data)
     if root.codec == RAW:
         return len(data)
-    if root.codec != DAG_PB:
-        raise BadInputError(f"root block {root} is neither raw nor dag-pb", field="cid")
-    node = decode_pbnode(data)
-    if node.data is None:
-        raise BadInputError(f"dag-pb node {root} has no UnixFS data", field="unixfs")
-    u = decode_unixfs(node.data)
-    if u.type not in (FILE_TYPE, RAW_TYPE):
-        raise BadInputError(f"root {root} is not a UnixFS file (type {u.type})", field="unixfs")
-    total = len(u.data or b"") + sum(u.blocksizes)
-    if u.filesize is not None and u.filesize != total:
-        raise VerificationError(f"root {root}: filesize disagrees with blocksizes", expected=u.filesize, found=total)
-    return total
+    return file_node(root, data, root=True)[2]
 
 
 def import_car(car: str | os.PathLike[str], out: str | os.PathLike[str] | None, *,

@@ -30,6 +30,42 @@ class Cancelled(Exception):
     """A download was stopped because enough other shards arrived first."""
 
 
+class ShardReceiver:
+    """One shard streamed from a node or an S3 target into a file: every byte counted and hashed, the transfer
+    cut short when the source sends more than the shard's size, then :meth:`check` against the committed
+    ``name`` (its SHA-256) and size.  ``who`` names the source in errors ("storage node", "S3 target")."""
+
+    def __init__(self, name: str, size: int, who: str, url: str) -> None:
+        self.name, self.size, self.who, self.url = name, size, who, url
+        self.got = 0
+        self.sha = hashlib.sha256()
+
+    def pump(self, read: Callable[[int], bytes], out: BinaryIO, cancel: threading.Event | None, verb: str) -> None:
+        """Copy ``read``'s bytes into ``out`` until the end (``verb``: what an oversized source did)."""
+        step = getattr(out, "chunk", _IO)
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            buf = read(min(step, self.size - self.got + 1) if self.got < self.size else 1)
+            if not buf:
+                break
+            self.got += len(buf)
+            if self.got > self.size:
+                raise VerificationError(f"{self.who} {self.url} {verb} more than the shard's {self.size} bytes",
+                                        expected=self.size, found=self.got, node=self.url)
+            self.sha.update(buf)
+            out.write(buf)
+
+    def check(self) -> None:
+        """The whole shard arrived and it is the committed one."""
+        if self.got != self.size:
+            raise NetworkError(f"{self.who} {self.url} sent {self.got} of {self.size} bytes of shard "
+                               f"{self.name[:16]}", node=self.url, expected=self.size, found=self.got)
+        if self.sha.hexdigest() != self.name:
+            raise VerificationError(f"{self.who} {self.url} returned a corrupted shard {self.name[:16]}",
+                                    expected=self.name, found=self.sha.hexdigest(), node=self.url)
+
+
 def check_url(url: str) -> str:
     u = urlparse(url)
     if u.scheme != "http" or not u.hostname or u.port is None:
@@ -254,8 +290,7 @@ class NodeClient:
         conn = self._conn()
         if register is not None:
             register(conn)
-        sha = hashlib.sha256()
-        got = 0
+        rx = ShardReceiver(name, size, "storage node", self.url)
         try:
             conn.request("GET", f"/v1/shards/{name}")
             r = conn.getresponse()
@@ -263,31 +298,14 @@ class NodeClient:
                 r.read()
                 raise NetworkError(f"storage node {self.url} does not serve shard {name[:16]} (HTTP {r.status})",
                                    node=self.url, status=r.status)
-            step = getattr(out, "chunk", _IO)
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled()
-                buf = r.read(min(step, size - got + 1) if got < size else 1)
-                if not buf:
-                    break
-                got += len(buf)
-                if got > size:
-                    raise VerificationError(f"storage node {self.url} sent more than the shard's {size} bytes",
-                                            expected=size, found=got, node=self.url)
-                sha.update(buf)
-                out.write(buf)
+            rx.pump(r.read, out, cancel, "sent")
         except (OSError, http.client.HTTPException, AttributeError) as e:
             if cancel is not None and cancel.is_set():
                 raise Cancelled() from None
-            raise self._fail(f"transfer of shard {name[:16]} broke after {got} bytes", e) from None
+            raise self._fail(f"transfer of shard {name[:16]} broke after {rx.got} bytes", e) from None
         finally:
             conn.close()
-        if got != size:
-            raise NetworkError(f"storage node {self.url} sent {got} of {size} bytes of shard {name[:16]}",
-                               node=self.url, expected=size, found=got)
-        if sha.hexdigest() != name:
-            raise VerificationError(f"storage node {self.url} returned a corrupted shard {name[:16]}",
-                                    expected=name, found=sha.hexdigest(), node=self.url)
+        rx.check()
 
     def has_shard(self, name: str) -> bool:
         status, _ = self._request("HEAD", f"/v1/shards/{name}")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from ailedger.blobs.client import Cancelled, MemoryShard
+from ailedger.blobs.client import Cancelled, MemoryShard, ShardReceiver
 from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import SEGMENT, ShardHasher, inclusion_proof
 
@@ -259,36 +259,18 @@ class S3Target:
     def get_shard(self, name: str, size: int, out: BinaryIO, cancel: threading.Event | None = None,
                   register: Any = None) -> None:
         """Stream a shard into ``out``; checks length and SHA-256 against the committed ``name``."""
-        sha = hashlib.sha256()
-        got = 0
+        rx = ShardReceiver(name, size, "S3 target", self.url)
         try:
             r = self.s3.get_object(Bucket=self.bucket, Key=self.key(name))
             body = r["Body"]
             if register is not None:
                 register(_Stream(body))
-            step = getattr(out, "chunk", _IO)
-            while True:
-                if cancel is not None and cancel.is_set():
-                    raise Cancelled()
-                buf = body.read(min(step, size - got + 1) if got < size else 1)
-                if not buf:
-                    break
-                got += len(buf)
-                if got > size:
-                    raise VerificationError(f"S3 target {self.url} holds more than the shard's {size} bytes",
-                                            expected=size, found=got, node=self.url)
-                sha.update(buf)
-                out.write(buf)
+            rx.pump(body.read, out, cancel, "holds")
         except _errors() as e:
             if cancel is not None and cancel.is_set():
                 raise Cancelled() from None
-            raise self._fail(f"shard {name[:16]} (after {got} bytes)", e) from None
-        if got != size:
-            raise NetworkError(f"S3 target {self.url} sent {got} of {size} bytes of shard {name[:16]}",
-                               node=self.url, expected=size, found=got)
-        if sha.hexdigest() != name:
-            raise VerificationError(f"S3 target {self.url} returned a corrupted shard {name[:16]}",
-                                    expected=name, found=sha.hexdigest(), node=self.url)
+            raise self._fail(f"shard {name[:16]} (after {rx.got} bytes)", e) from None
+        rx.check()
 
     def has_shard(self, name: str) -> bool:
         try:

@@ -308,6 +308,25 @@ def file_cid(data: bytes, profile: Profile | str = DEFAULT_PROFILE) -> CID:
     return imp.finish()[0]
 
 
+def file_node(cid: CID, data: bytes, *, root: bool = False) -> tuple[PBNode, UnixFSData, int]:
+    """A non-raw block (``data``, already checked against ``cid``) that must be a UnixFS file node: its dag-pb
+    node, its UnixFS data and the file size its inline data and children's sizes add up to, checked against
+    its ``filesize``.  Errors name it as the ``root`` or as a node."""
+    what = "root" if root else "node"
+    if cid.codec != DAG_PB:
+        raise BadInputError(f"{'root ' if root else ''}block {cid} is neither raw nor dag-pb", field="cid")
+    node = decode_pbnode(data)
+    if node.data is None:
+        raise BadInputError(f"dag-pb node {cid} has no UnixFS data", field="unixfs")
+    u = decode_unixfs(node.data)
+    if u.type not in (FILE_TYPE, RAW_TYPE):
+        raise BadInputError(f"{what} {cid} is not a UnixFS file (type {u.type})", field="unixfs")
+    total = len(u.data or b"") + sum(u.blocksizes)
+    if u.filesize is not None and u.filesize != total:
+        raise VerificationError(f"{what} {cid}: filesize disagrees with blocksizes", expected=u.filesize, found=total)
+    return node, u, total
+
+
 MAX_DAG_DEPTH = 64  # balanced and trickle DAGs of any real file are far shallower
 
 
@@ -330,18 +349,7 @@ def read_file(root: CID, get_block: Callable[[CID], bytes]) -> Iterator[bytes]:
                 )
             yield data
             return
-        if cid.codec != DAG_PB:
-            raise BadInputError(f"block {cid} is neither raw nor dag-pb", field="cid")
-        node = decode_pbnode(data)
-        if node.data is None:
-            raise BadInputError(f"dag-pb node {cid} has no UnixFS data", field="unixfs")
-        u = decode_unixfs(node.data)
-        if u.type not in (FILE_TYPE, RAW_TYPE):
-            raise BadInputError(f"node {cid} is not a UnixFS file (type {u.type})", field="unixfs")
-        total = len(u.data or b"") + sum(u.blocksizes)
-        if u.filesize is not None and u.filesize != total:
-            raise VerificationError(f"node {cid}: filesize disagrees with blocksizes", expected=u.filesize,
-                                    found=total)
+        node, u, total = file_node(cid, data)
         if expect_size is not None and total != expect_size:
             raise VerificationError(f"node {cid}: size disagrees with parent", expected=expect_size, found=total)
         if len(u.blocksizes) != len(node.links):

@@ -36,6 +36,28 @@ def _group(main: click.Group, name: str) -> click.Group:
     return g
 
 
+def _sampling_options(verb: str) -> Any:
+    """--model, --rate, --at and --demand of the sampling commands (``verb``: what is done to a demanded call)."""
+    def deco(f: Any) -> Any:
+        for opt in reversed([
+            click.option("--model", required=True, help="Model name."),
+            click.option("--rate", type=float, required=True, help="Fraction of calls to prove (0..1)."),
+            click.option("--at", type=int, default=None, help="The seeding checkpoint's tree size (default: the "
+                         "log's size); only calls logged before it are sampled."),
+            click.option("--demand", multiple=True, metavar="RECEIPT", help=f"Also {verb} this call, whether "
+                         "selected or not (an auditor's demand; repeatable)."),
+        ]):
+            f = opt(f)
+        return f
+    return deco
+
+
+def _seed(res: dict[str, Any], rate: float) -> str:
+    """The sampling commands' first line: the seeding checkpoint and how many calls it selects."""
+    return (f"seed: checkpoint at size {res['seed_size']} root {res['seed_root'][:16]}...; "
+            f"{len(res['selected'])} of {res['calls']} calls selected at rate {rate}")
+
+
 def register(main: click.Group) -> None:
     model = _group(main, "model")
     inference = _group(main, "inference")
@@ -186,12 +208,7 @@ def register(main: click.Group) -> None:
         emit(as_json, res, text)
 
     @inference.command("zk-sample")
-    @click.option("--model", required=True, help="Model name.")
-    @click.option("--rate", type=float, required=True, help="Fraction of calls to prove (0..1).")
-    @click.option("--at", type=int, default=None, help="The seeding checkpoint's tree size (default: the log's "
-                  "size); only calls logged before it are sampled.")
-    @click.option("--demand", multiple=True, metavar="RECEIPT", help="Also check this call, whether selected or "
-                  "not (an auditor's demand; repeatable).")
+    @_sampling_options("check")
     @ledger_option
     @json_option
     def zk_sample(model: str, rate: float, at: int | None, demand: tuple[str, ...], ledger_dir: Path | None,
@@ -205,9 +222,7 @@ def register(main: click.Group) -> None:
         if as_json:
             click.echo(json.dumps(res, sort_keys=True))
         else:
-            click.echo(f"seed: checkpoint at size {res['seed_size']} root {res['seed_root'][:16]}...; "
-                       f"{len(res['selected'])} of {res['calls']} calls selected at rate {rate} "
-                       f"({res['pending']} later calls wait for a later checkpoint)")
+            click.echo(f"{_seed(res, rate)} ({res['pending']} later calls wait for a later checkpoint)")
             for it in res["selected"]:
                 click.echo(f"  {it['receipt']}  " + ("proof " + it["proofs"][0][:16] + "..." if it["proofs"]
                                                      else "MISSING PROOF"))
@@ -216,12 +231,7 @@ def register(main: click.Group) -> None:
                                     + "; ".join(res["findings"][:5]), findings=res["findings"])
 
     @inference.command("zk-prove-sampled")
-    @click.option("--model", required=True, help="Model name.")
-    @click.option("--rate", type=float, required=True, help="Fraction of calls to prove (0..1).")
-    @click.option("--at", type=int, default=None, help="The seeding checkpoint's tree size (default: the log's "
-                  "size); only calls logged before it are sampled.")
-    @click.option("--demand", multiple=True, metavar="RECEIPT", help="Also prove this call, whether selected or "
-                  "not (an auditor's demand; repeatable).")
+    @_sampling_options("prove")
     @click.option("--as", "identity", default="inference", show_default=True,
                   help="The operator identity (signs the inference.zk statements).")
     @out_option("Folder for the proof bundles (RECEIPT.zkproof.json each).", metavar="DIR")
@@ -241,9 +251,8 @@ def register(main: click.Group) -> None:
         if as_json:
             click.echo(json.dumps(res, sort_keys=True))
         else:
-            click.echo(f"seed: checkpoint at size {res['seed_size']} root {res['seed_root'][:16]}...; "
-                       f"{len(res['selected'])} of {res['calls']} calls selected at rate {rate}; "
-                       f"{len(res['proven'])} proven now ({res['pending']} later calls wait for a later checkpoint)")
+            click.echo(f"{_seed(res, rate)}; {len(res['proven'])} proven now ({res['pending']} later calls wait "
+                       "for a later checkpoint)")
             for it in res["proven"]:
                 click.echo(f"  {it['receipt']}  proof {it['proof_sha256'][:16]}... (inference.zk #{it['index']}, "
                            f"{it['prove_seconds']} s)")

@@ -6,8 +6,9 @@ moves and spot-checking.  The names below load on first use."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ailedger._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ailedger.compute.chain import Market
@@ -29,10 +30,4 @@ __all__ = ["Challenger", "JobSpec", "Market", "Provider", "Trace", "job_view", "
            "replay_verdict", "run", "sample_check", "sample_steps", "state_root", "step", "trace_root"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

@@ -8,8 +8,9 @@ so importing a module of the folder does not load the rest.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ailedger._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ailedger.federated.audit import RunView, remove_client, replay, run_view, runs
@@ -35,10 +36,4 @@ __all__ = ["BlobUpdateStore", "DPConfig", "InProcessProxy", "LedgerStrategy", "R
            "make_strategy", "remove_client", "replay", "run_simulation", "run_view", "runs", "store_for"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

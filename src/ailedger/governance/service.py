@@ -63,6 +63,7 @@ from ailedger.governance.state import (
     time_ms,
     vote_weight,
 )
+from ailedger.tlog.sparse import indexed_leaves
 
 __all__ = [
     "ACTION_KINDS",
@@ -132,32 +133,10 @@ def _gov_leaves(ledger: Any, start: int, end: int, batch: int = 20000) -> Iterat
 SPARSE_SCAN_FROM = 20000
 
 
-def _indexed_gov_leaves(ledger: Any, start: int, end: int) -> list[tuple[int, bytes]] | None:
-    """Governance leaves in [start, end) found through the log's type index (every entry logged through the
-    Ledger is indexed by ``type:<type>``); None when they are not sparse, so scanning is cheaper."""
-    idxs: list[int] = []
-    budget = max(1000, (end - start) // 8)
-    for t in sorted(_ALL_TYPES - {"identity.revoke"}) + ["identity.revoke"]:
-        after = start - 1
-        while True:
-            got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
-            idxs.extend(got)
-            if len(idxs) > budget:
-                return None
-            if len(got) < 2000:
-                break
-            after = got[-1]
-    idxs.sort()
-    out: list[tuple[int, bytes]] = []
-    i = 0
-    while i < len(idxs):  # fetch contiguous runs in one read
-        j = i
-        while j + 1 < len(idxs) and idxs[j + 1] == idxs[j] + 1:
-            j += 1
-        for k, data in enumerate(ledger.store.leaves(idxs[i], idxs[j] + 1)):
-            out.append((idxs[i] + k, bytes(data)))
-        i = j + 1
-    return out
+def _indexed_gov_leaves(ledger: Any, start: int, end: int) -> Iterator[tuple[int, bytes]] | None:
+    """Governance leaves in [start, end) found through the log's type index; None when they are not sparse,
+    so scanning is cheaper."""
+    return indexed_leaves(ledger.store, sorted(_ALL_TYPES - {"identity.revoke"}) + ["identity.revoke"], start, end)
 
 
 def _sig_ok(leaf: bytes) -> bool:

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from math import isqrt
 from typing import Any, Protocol
 
+from ailedger.authority import rules
 from ailedger.authority.rules import LogConfig
 from ailedger.encoding.canonical import canonical_json
 from ailedger.encoding.identity import public_key_from_did, verify_did_signature
@@ -106,15 +107,7 @@ _DURATIONS = ("voting_delay", "voting_period", "timelock", "grace_period", "chal
 _BPS = ("cap_bps", "quorum_bps", "bond_bps", "reward_bps")
 
 
-class EntryLike(Protocol):  # read-only members: a frozen SignedEntry fits
-    @property
-    def type(self) -> str: ...
-    @property
-    def body(self) -> dict[str, Any]: ...
-    @property
-    def signer(self) -> str: ...
-    @property
-    def time(self) -> str: ...
+class EntryLike(rules.EntryLike, Protocol):  # the authority rules' entry, with its bytes
     @property
     def leaf_bytes(self) -> bytes: ...
 

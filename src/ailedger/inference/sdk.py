@@ -354,20 +354,25 @@ class InferenceTrail:
                 try:
                     bid, index = self._write(items)
                 except BaseException as exc:
-                    # fail closed: from now on calls are refused before the model runs
-                    self._error = exc
-                    self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
-                    self._written += n
-                    self._drained.set()
+                    self._group_failed(exc, n)
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                self._written += n
-                self._drained.set()
+                self._group_written(n)
                 with contextlib.suppress(Exception):  # bookkeeping: the index is found again from the leaf hash
                     self.records.set_log_index(bid, index)
             with self._idle:
                 self._idle.notify_all()
+
+    def _group_written(self, n: int) -> None:
+        self._written += n
+        self._drained.set()
+
+    def _group_failed(self, exc: BaseException, n: int) -> None:
+        """A group's write failed: fail closed (from now on calls are refused before the model runs)."""
+        self._error = exc
+        self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
+        self._group_written(n)
 
     def _commit_durable(self, items: list[tuple[Any, ...]]) -> list[None]:
         """One durable group: payloads, records and the signed batch entry, all committed before
@@ -378,13 +383,9 @@ class InferenceTrail:
         try:
             bid, index = self._write(items)
         except BaseException as exc:
-            self._error = exc
-            self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
-            self._written += n
-            self._drained.set()
+            self._group_failed(exc, n)
             raise
-        self._written += n
-        self._drained.set()
+        self._group_written(n)
         self._done_index.append((bid, index))  # stored with the next group's records (one fsync less)
         return [None] * n
 

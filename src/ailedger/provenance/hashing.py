@@ -468,6 +468,15 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_size, a.st_mtime_ns, a.st_ino, a.st_ctime_ns) == (b.st_size, b.st_mtime_ns, b.st_ino, b.st_ctime_ns)
 
 
+def _changed_since(f: ScannedFile) -> bool:
+    """``f`` is gone or not the file that was scanned (size, times or inode differ)."""
+    try:
+        now = os.stat(f.path)
+    except OSError:
+        return True
+    return not _same_file(now, f.st)
+
+
 def cached_entry(cache: HashCache, f: ScannedFile, chunk_size: int) -> FileEntry | None:
     """``f``'s file entry from the cache (under its path ``f.rel``), or None: not there, not cacheable,
     or a damaged row (a miss: the file is hashed again).  Counts the hit or miss."""
@@ -542,13 +551,8 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
                     if on_chunk is not None:
                         on_chunk(f.rel, i, ln)
                     remaining[f.rel] -= 1
-                    if remaining[f.rel] == 0:
-                        try:
-                            now = os.stat(f.path)
-                        except OSError:
-                            now = None
-                        if now is None or not _same_file(now, f.st):
-                            changed.append(f.rel)
+                    if remaining[f.rel] == 0 and _changed_since(f):
+                        changed.append(f.rel)
             except BaseException:
                 for x in futs:
                     x.cancel()
@@ -557,14 +561,7 @@ def hash_model_dir(root: str | os.PathLike[str], *, chunk_size: int = DEFAULT_CH
         bar.close()
         if maps is not None:
             maps.close()
-    for f, plan, _ in todo:  # empty files: re-check too
-        if not plan:
-            try:
-                now = os.stat(f.path)
-            except OSError:
-                now = None
-            if now is None or not _same_file(now, f.st):
-                changed.append(f.rel)
+    changed += [f.rel for f, plan, _ in todo if not plan and _changed_since(f)]  # empty files: re-check too
     if changed:
         raise BadInputError(f"{min(changed)} changed while it was being hashed; nothing was recorded",
                             field="path", files=sorted(changed))

@@ -8,8 +8,9 @@ source can be cut out with a provable change of root.  See docs/screening.md.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ailedger._lazy import lazy_dir, lazy_getattr
 
 # What needs no numpy (records, proofs, their offline checks, the report's bytes) is imported here; the
 # engine (numpy, scikit-learn, cleanlab) and the data loaders (numpy) only on first use of one of their names,
@@ -32,21 +33,11 @@ if TYPE_CHECKING:
     from .loaders import Dataset, load_dataset
 
 # name -> the module of this package that defines it, imported when the name is first asked for
-_LAZY = {"check_screenable": "engine", "screen": "engine", "screen_path": "engine", "Dataset": "loaders",
-         "load_dataset": "loaders"}
+_LAZY = {"check_screenable": ".engine", "screen": ".engine", "screen_path": ".engine", "Dataset": ".loaders",
+         "load_dataset": ".loaders"}
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
+__dir__ = lazy_dir(globals(), _LAZY)
 
 
 __all__ = [

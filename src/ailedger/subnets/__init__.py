@@ -9,8 +9,9 @@ The names below are this folder's public interface; they load on first use (PEP 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ailedger._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ailedger.subnets.service import (
@@ -48,10 +49,4 @@ __all__ = ["EpochResult", "Params", "SimConfig", "SubnetBook", "audit", "book", 
            "show", "simulate", "stake"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())

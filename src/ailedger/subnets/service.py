@@ -34,6 +34,7 @@ from ailedger.subnets.state import (
     weights_from_observations,
 )
 from ailedger.subnets.yuma import U16, Params
+from ailedger.tlog.sparse import indexed_leaves
 
 __all__ = ["audit", "book", "commit", "create", "epoch", "judge", "register", "replay", "reveal", "reveal_pool",
            "set_params", "show", "stake", "stake_reader", "to_u16"]
@@ -55,26 +56,12 @@ SPARSE_SCAN_FROM = 20000
 
 
 def _indexed_entries(ledger: Any, start: int, end: int) -> list[tuple[int, Any]] | None:
-    """Subnet entries in [start, end) found through the log's type index (``type:<type>``, kept for every
-    entry logged through the Ledger); None when they are not sparse (then scanning is cheaper)."""
-    idxs: list[int] = []
-    budget = max(1000, (end - start) // 8)
-    for t in TYPES:
-        after = start - 1
-        while True:
-            got = [i for i in ledger.store.find(f"type:{t}", after, 2000) if i < end]
-            idxs.extend(got)
-            if len(idxs) > budget:
-                return None
-            if len(got) < 2000:
-                break
-            after = got[-1]
-    out = []
-    for i in sorted(set(idxs)):
-        e = parse_entry(bytes(ledger.store.leaves(i, i + 1)[0]), verify=False)
-        if e.type in TYPES:
-            out.append((i, e))
-    return out
+    """Subnet entries in [start, end) found through the log's type index; None when they are not sparse
+    (then scanning is cheaper)."""
+    found = indexed_leaves(ledger.store, TYPES, start, end)
+    if found is None:
+        return None
+    return [(i, e) for i, leaf in found if (e := parse_entry(leaf, verify=False)).type in TYPES]
 
 
 def stake_reader(ledger: Any) -> Callable[[str, str, int, int], int]:
