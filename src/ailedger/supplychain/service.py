@@ -1,6 +1,6 @@
 """EPCIS events on the ledger: capture (one ``epcis.event`` entry per event, found by its CBV event hash),
-trace forward and backward through aggregation and transformation events, recall reports, each event with
-its inclusion proof."""
+trace forward and backward through transformation, aggregation and association events, recall reports, each
+event with its inclusion proof."""
 
 from __future__ import annotations
 
@@ -176,7 +176,10 @@ def _edges(ev: Event, item: str, forward: bool) -> list[str]:
             return ev.outputs
         if not forward and item in ev.outputs:
             return ev.inputs
-    if ev.type == "AggregationEvent" and ev.action == "ADD":
+    if (ev.type == "AggregationEvent" and ev.action == "ADD") or (
+            ev.type == "AssociationEvent" and ev.action in ("ADD", "OBSERVE")):
+        # an aggregation packs children into a parent; an association (EPCIS 2.0 section 7.4.6) attaches them to
+        # one (a tank, a trailer, a device), ADD or a confirming OBSERVE; DELETE ends it and is not followed
         if forward and item in ev.children and ev.parent:
             return [ev.parent]
         if not forward and item == ev.parent:
@@ -223,7 +226,8 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
                 continue
             for nxt in _edges(ev, item, forward):
                 if nxt not in items:
-                    items[nxt] = {"item": nxt, "depth": depth + 1, "via": int(idx), "from": item}
+                    items[nxt] = {"item": nxt, "depth": depth + 1, "via": int(idx), "via_type": ev.type,
+                                  "from": item}
                     queue.append(nxt)
     if len(events) == 0:
         raise NotFoundError(f"no logged EPCIS event names {root}", field="epc")
