@@ -61,7 +61,8 @@ def test_trace_forward_backward_and_recall_with_proofs(led, alice):
     assert {a["item"] for a in rep["affected"]} == {digital_link(c.product(n)) for n in (1, 2, 3)} | {
         digital_link(c.PALLET)}
     assert verify_logged(led, rep) == {"ok": True, "events": 4,
-                                       "by_type": {"ObjectEvent": 2, "TransformationEvent": 1, "AggregationEvent": 1}}
+                                       "by_type": {"ObjectEvent": 2, "TransformationEvent": 1, "AggregationEvent": 1},
+                                       "inferences_verified": 0}
 
 
 def test_a_tampered_report_fails_verification(led, alice):
