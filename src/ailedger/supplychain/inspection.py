@@ -15,7 +15,6 @@ with synthetic defects (a scratch drawn across the image) -- small, offline and 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 

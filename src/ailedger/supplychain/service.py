@@ -215,9 +215,9 @@ def check_inference(evidence: dict[str, Any], insp: dict[str, str], ev: Event, s
             "model": insp.get("model"), "model record": insp.get("modelRecord")}
     got = {"receipt": res["receipt"], "batch entry": f"#{res['batch_index']}", "signer": res["operator"],
            "model": rec.get("model"), "model record": f"#{rec.get('model_index')}"}
-    for k in want:
-        if want[k] != got[k]:
-            raise VerificationError(f"the inference record's {k} is not the event's", expected=want[k], found=got[k])
+    for k, expected in want.items():
+        if expected != got[k]:
+            raise VerificationError(f"the inference record's {k} is not the event's", expected=expected, found=got[k])
     meta = rec.get("meta") if isinstance(rec.get("meta"), dict) else {}
     if digital_link(str(meta.get("epc", ""))) not in ev.items:
         raise VerificationError("the inference record is about another item", expected=ev.items, found=meta.get("epc"))
