@@ -32,10 +32,11 @@ def register(main: click.Group) -> None:
     @click.option("--prehash", is_flag=True, help="also print each event's pre-hash string")
     @json_option
     def hash_cmd(file: str, prehash: bool, as_json: bool) -> None:
-        """Validate FILE (an EPCIS 2.0 JSON/JSON-LD document) and print each event's CBV event hash ID.
+        """Validate FILE (an EPCIS 2.0 JSON/JSON-LD or XML document) and print each event's CBV event hash ID.
         Offline: no ledger needed."""
         from ailedger.supplychain.eventhash import prehash as pre
-        from ailedger.supplychain.events import load_document, validate_document
+        from ailedger.supplychain.events import validate_document
+        from ailedger.supplychain.xmldoc import load_document
 
         events = validate_document(load_document(file))
         rows = [{"type": e.type, "hash": e.hash, **({"prehash": pre(e.data, e.context)} if prehash else {})}
@@ -49,10 +50,10 @@ def register(main: click.Group) -> None:
     @ledger_option
     @json_option
     def capture_cmd(file: str, identity: str, ledger_dir: Path | None, as_json: bool) -> None:
-        """Validate FILE (EPCIS 2.0 JSON-LD: schema, CBV vocabulary, declared event hashes, stock) and log
+        """Validate FILE (EPCIS 2.0 JSON-LD or XML: schema, CBV vocabulary, declared event hashes, stock) and log
         each event under its CBV event hash; an event already logged keeps its first entry."""
-        from ailedger.supplychain.events import load_document
         from ailedger.supplychain.service import capture
+        from ailedger.supplychain.xmldoc import load_document
 
         doc = load_document(file)
         with open_ledger(ledger_dir) as led:

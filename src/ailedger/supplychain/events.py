@@ -10,14 +10,13 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from ailedger.errors import BadInputError
 
 from .eventhash import Names, digital_link, event_hash
 
-__all__ = ["EVENT_TYPES", "INSPECTION_NS", "Event", "inspection_of", "load_document", "schema", "validate_document"]
+__all__ = ["EVENT_TYPES", "INSPECTION_NS", "Event", "inspection_of", "schema", "validate_document", "vocabulary_words"]
 
 EVENT_TYPES = ("ObjectEvent", "AggregationEvent", "TransactionEvent", "TransformationEvent", "AssociationEvent")
 INSPECTION_NS = "https://ailedger.dev/ns/epcis-inspection/"
@@ -105,11 +104,16 @@ def _schema_errors(doc: Any, n_events: int) -> list[Any]:
     return list(_validator().iter_errors(doc))
 
 
-def _words(definition: str) -> frozenset[str]:
+@functools.cache
+def vocabulary_words(definition: str) -> frozenset[str]:
+    """The bare words GS1's schema lists for a vocabulary definition (``bizStep``, ``measurementType``...)."""
     for alt in schema()["definitions"][definition].get("anyOf", []):
         if "enum" in alt:
             return frozenset(alt["enum"])
     return frozenset()
+
+
+_words = vocabulary_words
 
 
 @dataclass(frozen=True)
@@ -242,17 +246,6 @@ def validate_document(doc: Any) -> list[Event]:
                                 field="eventID")
         out.append(Event(ev, context, h))
     return out
-
-
-def load_document(path: str | Path) -> Any:
-    """Read an EPCIS JSON / JSON-LD file."""
-    p = Path(path)
-    try:
-        return json.loads(p.read_bytes())
-    except FileNotFoundError:
-        raise BadInputError(f"no such file: {p}", field="file") from None
-    except ValueError as exc:
-        raise BadInputError(f"{p} is not JSON: {exc}", field="file") from None
 
 
 def inspection_of(ev: Event) -> dict[str, str] | None:
