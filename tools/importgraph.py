@@ -52,7 +52,7 @@ PEERS: dict[str, set[str]] = {
     "screening": {"provenance"},   # screening and removal act on dataset commitments
     "content": {"governance"},     # a claim's reputation comes from staking
     "subnets": {"governance"},     # a validator's stake is its governance reputation
-    "supplychain": {"provenance"},  # an inspection model's files checked against its registration
+    "supplychain": {"provenance", "inference"},  # an inspection model's files checked against its registration; its inference records
     "federated": {"blobs"},        # a run's updates kept in the blob store (--store blob:URL)
     "verifiable": {"inference"},   # ZK proofs of logged calls: records, payloads, the trail
     "private": {"inference", "provenance"},  # records of private inference; the registered model folder

@@ -76,3 +76,18 @@ def stock_count(depot: str, counts: dict[str, int], minute: int = 0) -> dict[str
 def relief_spec() -> dict[str, Any]:
     return {"needs": {SITE_1: {WATER: 70, KITS: 10}, SITE_2: {WATER: 50}},
             "costs": {DEPOT_A: {SITE_1: 2, SITE_2: 5}, DEPOT_B: {SITE_1: 4, SITE_2: 1}}}
+
+
+TRAILER = "urn:epc:id:grai:4012345.00022.334455"
+
+
+def associate(parent: str, children: list[str], action: str = "ADD", minute: int = 4,
+              quantities: list[tuple[str, float]] | None = None) -> dict[str, Any]:
+    ev: dict[str, Any] = {"type": "AssociationEvent", "eventTime": t(minute), "eventTimeZoneOffset": "+01:00",
+                          "parentID": parent, "action": action, "bizStep": "assembling",
+                          "readPoint": {"id": SITE}}
+    if children:
+        ev["childEPCs"] = children
+    if quantities:
+        ev["childQuantityList"] = [{"epcClass": c, "quantity": q, "uom": "KGM"} for c, q in quantities]
+    return ev

@@ -61,7 +61,8 @@ def test_trace_forward_backward_and_recall_with_proofs(led, alice):
     assert {a["item"] for a in rep["affected"]} == {digital_link(c.product(n)) for n in (1, 2, 3)} | {
         digital_link(c.PALLET)}
     assert verify_logged(led, rep) == {"ok": True, "events": 4,
-                                       "by_type": {"ObjectEvent": 2, "TransformationEvent": 1, "AggregationEvent": 1}}
+                                       "by_type": {"ObjectEvent": 2, "TransformationEvent": 1, "AggregationEvent": 1},
+                                       "inferences_verified": 0}
 
 
 def test_a_tampered_report_fails_verification(led, alice):
@@ -213,3 +214,35 @@ def test_an_entry_whose_event_does_not_hash_to_its_claim_is_no_event(led, alice)
     assert [e["index"] for e in trace(led, c.PALLET)["events"]] == [3, 4]
     led.append_record(EVENT_RECORD, {"event": "{", "subjects": ["epc:" + digital_link(c.PALLET)]}, alice)
     assert [e["index"] for e in trace(led, c.PALLET)["events"]] == [3, 4]
+
+
+def test_association_events_are_followed_both_ways_and_recalled_with_proofs(led, alice):
+    other_lot = "urn:epc:class:lgtin:4012345.011111.LOT8"
+    capture(led, alice, c.chain())
+    capture(led, alice, c.doc(c.commission(other_lot, 50, minute=5),
+                              c.associate(c.TRAILER, [c.PALLET], quantities=[(other_lot, 20)], minute=6),
+                              # a dissociation is not a link: the pallet did not go into this second trailer
+                              c.associate("urn:epc:id:grai:4012345.00022.999", [c.PALLET], "DELETE", minute=7)))
+    fwd = trace(led, c.LOT)
+    got = {it["item"]: (it["depth"], it.get("via_type")) for it in fwd["items"]}
+    assert got[digital_link(c.TRAILER)] == (3, "AssociationEvent")
+    assert digital_link("urn:epc:id:grai:4012345.00022.999") not in got
+    back = trace(led, c.TRAILER, forward=False)
+    assert {it["item"] for it in back["items"]} == {digital_link(x) for x in (
+        c.TRAILER, c.PALLET, other_lot, c.product(1), c.product(2), c.LOT)}
+    # the other lot, associated by quantity, reaches the trailer too
+    assert digital_link(c.TRAILER) in {it["item"] for it in trace(led, other_lot)["items"]}
+    rep = recall(led, c.LOT)
+    trailer = next(a for a in rep["affected"] if a["item"] == digital_link(c.TRAILER))
+    assert trailer["via_type"] == "AssociationEvent" and trailer["proof"]
+    assert verify_logged(led, rep)["by_type"]["AssociationEvent"] == 2  # the ADD links, the DELETE is listed
+
+
+def test_a_forged_association_is_not_followed(led, alice):
+    capture(led, alice, c.chain())
+    ev = c.associate(c.TRAILER, [c.PALLET])
+    body = {"hash": event_hash(ev, c.CONTEXT), "event_type": "AssociationEvent", "event": json.dumps(ev),
+            "context": json.dumps(c.CONTEXT), "subjects": ["epc:" + digital_link(c.PALLET)]}
+    body["event"] = json.dumps({**ev, "parentID": "urn:epc:id:grai:4012345.00022.666"})  # not what was hashed
+    led.append_record(EVENT_RECORD, body, alice)
+    assert digital_link("urn:epc:id:grai:4012345.00022.666") not in {it["item"] for it in trace(led, c.LOT)["items"]}

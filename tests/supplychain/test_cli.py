@@ -109,6 +109,16 @@ def test_inspect_cli(tmp_path, L):
                          f"{c.product(1)}={tmp_path / 'i0.npy'}", "--item", f"{c.product(2)}={tmp_path / 'i1.npy'}",
                          "--read-point", c.SITE, "--as", "alice", "--json", *L).output)
     assert [v["verdict"] for v in out["verdicts"]] == ["defect" if v else "ok" for v in y]
+    # the verdicts rest on inference records; a report carries their evidence and `epcis verify` checks it
+    run("epcis", "recall", c.LOT, "-o", tmp_path / "rep.json", *L)
+    ok = json.loads(run("epcis", "verify", tmp_path / "rep.json", "--json", *L).output)
+    assert ok["inferences_verified"] == 2
+    rep = json.loads((tmp_path / "rep.json").read_text())
+    for e in rep["events"]:
+        if "inspection" in e:
+            e["inspection"]["inference"]["output"] = '{"score":"0.5000","verdict":"ok"}'
+    (tmp_path / "bad.json").write_text(json.dumps(rep))
+    assert "not the one the record commits to" in run("epcis", "verify", tmp_path / "bad.json", *L, ok=1).output
     assert "--item takes EPC=IMAGE" in run("epcis", "inspect", "insp", "--model-dir", tmp_path / "m", "--item", "x",
                                            "--read-point", c.SITE, "--as", "alice", *L, ok=2).output
     rv = _write(tmp_path, "revoke.json", {"type": "model.revoke", "body": {"name": "insp", "reason": "drift"}})

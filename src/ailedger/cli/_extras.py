@@ -50,7 +50,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     "s3": {"boto3": "boto3"},
     "daoai": {"scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "defi": {"web3": "web3", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
-    "supplychain": {"jsonschema": "jsonschema", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn"},
+    "supplychain": {"jsonschema": "jsonschema", "fastjsonschema": "fastjsonschema", "numpy": "numpy", "scipy": "scipy", "scikit-learn": "sklearn"},
     "federated": {"flwr": "flwr", "numpy": "numpy", "scikit-learn": "sklearn", "matplotlib": "matplotlib"},
     "zk": {"ezkl": "ezkl", "onnx": "onnx", "numpy": "numpy"},
     "eval": {"onnxruntime": "onnxruntime", "numpy": "numpy"},

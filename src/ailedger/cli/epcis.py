@@ -32,10 +32,11 @@ def register(main: click.Group) -> None:
     @click.option("--prehash", is_flag=True, help="also print each event's pre-hash string")
     @json_option
     def hash_cmd(file: str, prehash: bool, as_json: bool) -> None:
-        """Validate FILE (an EPCIS 2.0 JSON/JSON-LD document) and print each event's CBV event hash ID.
+        """Validate FILE (an EPCIS 2.0 JSON/JSON-LD or XML document) and print each event's CBV event hash ID.
         Offline: no ledger needed."""
         from ailedger.supplychain.eventhash import prehash as pre
-        from ailedger.supplychain.events import load_document, validate_document
+        from ailedger.supplychain.events import validate_document
+        from ailedger.supplychain.xmldoc import load_document
 
         events = validate_document(load_document(file))
         rows = [{"type": e.type, "hash": e.hash, **({"prehash": pre(e.data, e.context)} if prehash else {})}
@@ -49,10 +50,10 @@ def register(main: click.Group) -> None:
     @ledger_option
     @json_option
     def capture_cmd(file: str, identity: str, ledger_dir: Path | None, as_json: bool) -> None:
-        """Validate FILE (EPCIS 2.0 JSON-LD: schema, CBV vocabulary, declared event hashes, stock) and log
+        """Validate FILE (EPCIS 2.0 JSON-LD or XML: schema, CBV vocabulary, declared event hashes, stock) and log
         each event under its CBV event hash; an event already logged keeps its first entry."""
-        from ailedger.supplychain.events import load_document
         from ailedger.supplychain.service import capture
+        from ailedger.supplychain.xmldoc import load_document
 
         doc = load_document(file)
         with open_ledger(ledger_dir) as led:
@@ -77,8 +78,8 @@ def register(main: click.Group) -> None:
     @json_option
     def trace_cmd(epc: str, forward: bool, depth: int, output: str | None, ledger_dir: Path | None,
                   as_json: bool) -> None:
-        """Follow EPC (an EPC URI or GS1 Digital Link URI) through aggregation and transformation events;
-        every event comes with its inclusion proof."""
+        """Follow EPC (an EPC URI or GS1 Digital Link URI) through transformation, aggregation and association
+        events; every event comes with its inclusion proof (an inspection verdict with its inference record's)."""
         from ailedger.supplychain.service import trace
 
         with open_ledger(ledger_dir, read_only=True) as led:
@@ -144,8 +145,9 @@ def register(main: click.Group) -> None:
     @json_option
     def inspect_cmd(model: str, model_dir: str, items: tuple[str, ...], read_point: str, identity: str,
                     ledger_dir: Path | None, as_json: bool) -> None:
-        """Inspect items with registered MODEL; each verdict is logged as an EPCIS ObjectEvent naming the
-        model and the inference (input hash, verdict, score).  A revoked model is refused (exit 1)."""
+        """Inspect items with registered MODEL; each inference is logged as an inference record (an
+        inference.batch entry) and each verdict as an EPCIS ObjectEvent naming the model and referencing its
+        record.  A revoked model is refused (exit 1)."""
         from ailedger.supplychain.inspection import inspect
 
         pairs = []
@@ -156,10 +158,12 @@ def register(main: click.Group) -> None:
             pairs.append((epc, img))
         with open_ledger(ledger_dir) as led:
             ident = led.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))
-            res = inspect(led, ident, model, model_dir, pairs, read_point=read_point)
+            res = inspect(led, ident, model, model_dir, pairs, read_point=read_point,
+                          passphrase=os.environ.get("AILEDGER_PASSPHRASE"))
         emit(as_json, {"verdicts": res}, lambda: "\n".join(
             [f"inspected {len(res)} item(s) with model {model}:"]
-            + [f"  #{r['index']} {r['epc']}: {r['verdict']} (score {r['score']})" for r in res]))
+            + [f"  #{r['index']} {r['epc']}: {r['verdict']} (score {r['score']}, inference record {r['receipt']})"
+               for r in res]))
 
     @epcis.command("allocate")
     @click.argument("needs", type=click.Path(dir_okay=False), required=False)

@@ -1,10 +1,13 @@
-"""AI inspection at a read point: a registered image classifier looks at items, and each verdict is an EPCIS
-ObjectEvent (bizStep ``inspecting``, disposition ``conformant`` / ``non_conformant``) carrying an inspection
-extension that names the registered model (name, registration entry, manifest root) and the inference record
-(SHA-256 of the input, the output label and score).  The event is captured like any other (schema, hash).
+"""AI inspection at a read point: a registered image classifier looks at items; each inference is logged as a
+record of the project's inference trail (``inference.InferenceTrail``: an ``inference.batch`` entry signed by the
+inspector, holding salted commitments to the image and to the verdict, the record naming the model, its
+registration entry and the item), and each verdict is an EPCIS ObjectEvent (bizStep ``inspecting``, disposition
+``conformant`` / ``non_conformant``) carrying an inspection extension that names the registered model (name,
+registration entry, manifest root), the verdict and score, and references the inference record (its receipt id
+and the log index of its batch entry).  Traces check that reference (``service.check_inference``).
 
 A model later revoked or suspended (``authority.service.model_status``) makes its verdicts *suspect*: traces and
-recall reports say so for every such event.
+recall reports say so for every such event, as they do for a verdict whose inference record does not check.
 
 The demonstration classifier is a scikit-learn logistic regression on scikit-learn's bundled 8x8 digits images
 with synthetic defects (a scratch drawn across the image) -- small, offline and quick to train.
@@ -12,15 +15,16 @@ with synthetic defects (a scratch drawn across the image) -- small, offline and 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from ailedger.authority.service import model_registration, model_status
 from ailedger.errors import BadInputError, VerificationError
+from ailedger.inference.receipts import receipt_proof
+from ailedger.inference.sdk import InferenceTrail
 from ailedger.provenance.hashing import hash_model_dir
 
-from .events import INSPECTION_NS, inspection_of
+from .events import INSPECTION_NS, inspection_of, validate_document
 from .service import Captured, capture
 
 __all__ = ["INSPECTION_NS", "MODEL_FILE", "defect_images", "inspect", "inspection_of", "train_inspector"]
@@ -95,10 +99,12 @@ def _load_image(item: Any) -> Any:
 
 
 def inspect(ledger: Any, identity: Any, model: str, model_dir: str | Path, items: list[tuple[str, Any]], *,
-            read_point: str, event_time: str | None = None) -> list[dict[str, Any]]:
+            read_point: str, event_time: str | None = None, passphrase: str | None = None) -> list[dict[str, Any]]:
     """Inspect ``items`` ((EPC, image) pairs) with registered model ``model`` (its files in ``model_dir``, which
-    must be the registered bytes) and capture one ObjectEvent per item.  A model that is not usable now
-    (revoked, suspended) or files that are not the registered model: ``VerificationError``, nothing logged."""
+    must be the registered bytes): log each inference as a record of an inference trail signed by ``identity``
+    (one ``inference.batch`` entry), then capture one ObjectEvent per item referencing its record.  A model that
+    is not usable now (revoked, suspended) or files that are not the registered model: ``VerificationError``;
+    a bad image or read point: ``BadInputError``; either way nothing logged."""
     import joblib
     import numpy as np
 
@@ -121,7 +127,7 @@ def inspect(ledger: Any, identity: Any, model: str, model_dir: str | Path, items
     when = event_time or ledger.now()
     events: list[dict[str, Any]] = []
     verdicts: list[tuple[str, str]] = []
-    for (epc, im), score in zip(images, scores):
+    for (epc, _im), score in zip(images, scores):
         defect = bool(score >= 0.5)
         verdicts.append(("defect" if defect else "ok", f"{float(score):.4f}"))
         events.append({
@@ -130,11 +136,23 @@ def inspect(ledger: Any, identity: Any, model: str, model_dir: str | Path, items
             "readPoint": {"id": read_point},
             f"{PREFIX}:inspection": {
                 f"{PREFIX}:model": name, f"{PREFIX}:modelRecord": f"#{idx}", f"{PREFIX}:manifestRoot": root,
-                f"{PREFIX}:inputSha256": hashlib.sha256(np.ascontiguousarray(im, dtype="<f8").tobytes()).hexdigest(),
                 f"{PREFIX}:verdict": verdicts[-1][0], f"{PREFIX}:score": verdicts[-1][1],
+                f"{PREFIX}:inferenceRecord": "-", f"{PREFIX}:inferenceEntry": "#0",
             },
         })
     doc = {"@context": CONTEXT, "type": "EPCISDocument", "schemaVersion": "2.0", "creationDate": when,
            "epcisBody": {"eventList": events}}
+    validate_document(doc)  # a bad read point or EPC is refused before anything is logged
+    # the inferences first: one record each (the image and the verdict committed, the item in the record's meta)
+    with InferenceTrail(ledger, name, mode="fast", operator=identity.name, passphrase=passphrase,
+                        caller="epcis-inspect") as trail:
+        rids = [trail.record(np.ascontiguousarray(im, dtype="<f8").tolist(), {"verdict": v, "score": sc},
+                             meta={"epc": epc, "readPoint": read_point}).id
+                for (epc, im), (v, sc) in zip(images, verdicts)]
+    for ev, rid in zip(events, rids):
+        ext = ev[f"{PREFIX}:inspection"]
+        ext[f"{PREFIX}:inferenceRecord"] = rid
+        ext[f"{PREFIX}:inferenceEntry"] = f"#{receipt_proof(ledger, rid)['batch_index']}"
     res: list[Captured] = capture(ledger, identity, doc)
-    return [dict(c.as_dict(), epc=epc, verdict=v, score=sc) for c, (epc, _), (v, sc) in zip(res, images, verdicts)]
+    return [dict(c.as_dict(), epc=epc, verdict=v, score=sc, receipt=rid)
+            for c, (epc, _), (v, sc), rid in zip(res, images, verdicts, rids)]

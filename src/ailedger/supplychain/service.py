@@ -1,9 +1,10 @@
 """EPCIS events on the ledger: capture (one ``epcis.event`` entry per event, found by its CBV event hash),
-trace forward and backward through aggregation and transformation events, recall reports, each event with
-its inclusion proof."""
+trace forward and backward through transformation, aggregation and association events, recall reports, each
+event with its inclusion proof."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -11,13 +12,15 @@ from typing import Any
 
 from ailedger.authority.service import model_status
 from ailedger.errors import AiledgerError, BadInputError, NotFoundError, VerificationError
+from ailedger.inference.receipts import disclose, receipt_proof, verify_receipt_proof
 from ailedger.tlog.note import Verifier, parse_vkey
 from ailedger.tlog.proofbundle import verify_proof_bundle
 
 from .eventhash import digital_link, event_hash
 from .events import Event, inspection_of, validate_document
 
-__all__ = ["EVENT_RECORD", "Captured", "capture", "event_body", "find_event", "logged_event", "recall", "trace", "verify_logged"]
+__all__ = ["EVENT_RECORD", "Captured", "capture", "check_inference", "event_body", "find_event", "logged_event", "recall",
+           "trace", "verify_logged"]
 
 EVENT_RECORD = "epcis.event"
 _EPS = 1e-9
@@ -176,7 +179,10 @@ def _edges(ev: Event, item: str, forward: bool) -> list[str]:
             return ev.outputs
         if not forward and item in ev.outputs:
             return ev.inputs
-    if ev.type == "AggregationEvent" and ev.action == "ADD":
+    if (ev.type == "AggregationEvent" and ev.action == "ADD") or (
+            ev.type == "AssociationEvent" and ev.action in ("ADD", "OBSERVE")):
+        # an aggregation packs children into a parent; an association (EPCIS 2.0 section 7.4.6) attaches them to
+        # one (a tank, a trailer, a device), ADD or a confirming OBSERVE; DELETE ends it and is not followed
         if forward and item in ev.children and ev.parent:
             return [ev.parent]
         if not forward and item == ev.parent:
@@ -196,6 +202,59 @@ def _judge(ledger: Any, insp: dict[str, str], statuses: dict[str, Any]) -> dict[
     return out
 
 
+def check_inference(evidence: dict[str, Any], insp: dict[str, str], ev: Event, signer: str,
+                    verifier: Verifier) -> None:
+    """Check an inspection verdict against the inference record it references: ``evidence`` holds the record's
+    receipt proof (``ailedger-inference-receipt/v1``: the record in its signed ``inference.batch`` entry, that
+    entry's inclusion proof) and the disclosed output with its salt.  The record must be the one the event names,
+    in the batch entry the event names, signed by the event's signer, for the event's model and registration and
+    item, and its committed output must be the event's verdict and score.  Raises ``VerificationError``."""
+    res = verify_receipt_proof(evidence["receipt_proof"], verifier)
+    rec = res["record"]
+    want = {"receipt": insp.get("inferenceRecord"), "batch entry": insp.get("inferenceEntry"), "signer": signer,
+            "model": insp.get("model"), "model record": insp.get("modelRecord")}
+    got = {"receipt": res["receipt"], "batch entry": f"#{res['batch_index']}", "signer": res["operator"],
+           "model": rec.get("model"), "model record": f"#{rec.get('model_index')}"}
+    for k, expected in want.items():
+        if expected != got[k]:
+            raise VerificationError(f"the inference record's {k} is not the event's", expected=expected, found=got[k])
+    meta = rec.get("meta") if isinstance(rec.get("meta"), dict) else {}
+    if digital_link(str(meta.get("epc", ""))) not in ev.items:
+        raise VerificationError("the inference record is about another item", expected=ev.items, found=meta.get("epc"))
+    try:
+        salt = bytes.fromhex(evidence["salt"])
+        text = str(evidence["output"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VerificationError(f"the inference evidence is malformed: {exc}") from None
+    c_out = hashlib.sha256(salt + text.encode()).hexdigest()
+    if c_out != rec.get("out"):
+        raise VerificationError("the disclosed output is not the one the record commits to", expected=rec.get("out"),
+                                found=c_out)
+    try:
+        out = json.loads(text)
+    except ValueError:
+        out = None
+    if out != {"verdict": insp.get("verdict"), "score": insp.get("score")}:
+        raise VerificationError("the event's verdict is not the inference's output",
+                                expected={"verdict": insp.get("verdict"), "score": insp.get("score")}, found=out)
+
+
+def _inference(ledger: Any, ev: Event, signer: str, insp: dict[str, str], verifier: Verifier) -> dict[str, Any]:
+    """The inference evidence of an inspection event, checked: ``{"verified": True, ...evidence}`` or
+    ``{"verified": False, "why": ...}``."""
+    rid = insp.get("inferenceRecord")
+    if not rid:
+        return {"verified": False, "why": "the verdict references no inference record"}
+    try:
+        proof = receipt_proof(ledger, rid)
+        d = disclose(ledger, rid)
+        evidence = {"receipt_proof": proof, "salt": d["salt"], "output": d["output"]}
+        check_inference(evidence, insp, ev, signer, verifier)
+    except AiledgerError as exc:
+        return {"verified": False, "why": f"inference record {rid}: {exc}"}
+    return {"verified": True, **evidence}
+
+
 def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
           proofs: bool = True) -> dict[str, Any]:
     """Follow ``epc`` (an EPC URI or Digital Link URI) forward (where did it go) or backward (what went into
@@ -205,6 +264,7 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
     items: dict[str, dict[str, Any]] = {root: {"item": root, "depth": 0, "via": None}}
     events: dict[int, dict[str, Any]] = {}
     statuses: dict[str, Any] = {}
+    verifier = parse_vkey(ledger.vkey)
     queue = deque([root])
     while queue:
         item = queue.popleft()
@@ -218,12 +278,17 @@ def trace(ledger: Any, epc: str, *, forward: bool = True, max_depth: int = 64,
                                "items": ev.items}
                 insp = inspection_of(ev)
                 if insp is not None:
-                    events[idx]["inspection"] = _judge(ledger, insp, statuses)
+                    judged = events[idx]["inspection"] = _judge(ledger, insp, statuses)
+                    inf = judged["inference"] = _inference(ledger, ev, e.signer, insp, verifier)
+                    if not inf["verified"]:
+                        judged["suspect"] = True
+                        judged["why"] = "; ".join(w for w in (judged.get("why"), inf["why"]) if w)
             if depth >= max_depth:
                 continue
             for nxt in _edges(ev, item, forward):
                 if nxt not in items:
-                    items[nxt] = {"item": nxt, "depth": depth + 1, "via": int(idx), "from": item}
+                    items[nxt] = {"item": nxt, "depth": depth + 1, "via": int(idx), "via_type": ev.type,
+                                  "from": item}
                     queue.append(nxt)
     if len(events) == 0:
         raise NotFoundError(f"no logged EPCIS event names {root}", field="epc")
@@ -248,10 +313,11 @@ def recall(ledger: Any, epc: str) -> dict[str, Any]:
 
 
 def verify_logged(ledger: Any, report: dict[str, Any]) -> dict[str, Any]:
-    """Check every event of a trace/recall report: its proof against the log key, and that the entry it proves
-    carries an event with that hash.  Raises ``VerificationError`` on the first failure."""
+    """Check every event of a trace/recall report: its proof against the log key, that the entry it proves
+    carries an event with that hash, and for an inspection verdict the report calls verified, its inference
+    record (``check_inference``).  Raises ``VerificationError`` on the first failure."""
     verifier: Verifier = parse_vkey(report["vkey"])
-    n = 0
+    n = inferences = 0
     counts: dict[str, int] = defaultdict(int)
     for ev in report["events"]:
         entry = ledger.entry(ev["index"])
@@ -259,6 +325,19 @@ def verify_logged(ledger: Any, report: dict[str, Any]) -> dict[str, Any]:
         got = logged_event(entry)
         if got.hash != ev["hash"]:
             raise VerificationError(f"entry {ev['index']} holds another event", expected=ev["hash"], found=got.hash)
+        insp = inspection_of(got)
+        said = ev.get("inspection")
+        if insp is not None and said is not None:
+            for k, v in insp.items():
+                if said.get(k) != v:
+                    raise VerificationError(f"entry {ev['index']}: the report's inspection {k} is not the event's",
+                                            expected=v, found=said.get(k))
+            inf = said.get("inference") or {}
+            if inf.get("verified"):
+                check_inference(inf, insp, got, entry.signer, verifier)
+                inferences += 1
+            elif not said.get("suspect"):
+                raise VerificationError(f"entry {ev['index']}: an unchecked verdict not marked suspect")
         counts[got.type] += 1
         n += 1
-    return {"ok": True, "events": n, "by_type": dict(counts)}
+    return {"ok": True, "events": n, "by_type": dict(counts), "inferences_verified": inferences}
