@@ -47,15 +47,20 @@ def node_procs(tmp_path):
                                              "--allow-file", str(writers), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             procs.append(p)
             urls.append(f"http://127.0.0.1:{port}")
-        for u in urls:
-            for _ in range(200):
+        # a node starts in well under a second on an idle machine; a loaded one (CI neighbours) may take
+        # many: wait up to 60 s each, failing at once with its stderr if the process exits
+        for u, p in zip(urls, procs[-count:]):
+            deadline = time.monotonic() + 60
+            while True:
                 try:
                     NodeClient(u, 1).health()
                     break
                 except Exception:  # noqa: BLE001 - still starting
+                    if p.poll() is not None:
+                        raise RuntimeError(f"node {u} exited: {p.stderr.read().decode(errors='replace')}") from None
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"node {u} did not start within 60 s") from None
                     time.sleep(0.05)
-            else:
-                raise RuntimeError(f"node {u} did not start")
         return urls, procs[-count:]
 
     yield start
