@@ -20,6 +20,7 @@ def _vault():
     fund(w3, [a.address for a in (dao, kill, agent, alice, stranger)])
     v = deploy_vault(w3, dao, kill, agent, cap=20_000 * 10**18, holders=(alice.address,))
     v.alice, v.stranger = alice, stranger  # type: ignore[attr-defined]
+    v.deployed_block = w3.eth.block_number + 1  # type: ignore[attr-defined]
     return v
 
 
