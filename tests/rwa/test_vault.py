@@ -81,7 +81,6 @@ def test_a_rebalance_through_the_guard_moves_the_position(vault):
 
 def test_only_the_guard_calls_the_vaults_swap(vault):
     v = vault
-    it = swap_intent(v, v.stable, E18)
     for who in (v.agent, v.dao, v.alice):
         direct = v.vault.functions.swap(v.stable.address, E18, 0, who.address)
         assert refused(v, direct, who).startswith("NotManager(")

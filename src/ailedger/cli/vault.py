@@ -163,7 +163,7 @@ def register(main: click.Group) -> None:
         from ailedger.rwa.agent import find_series, rebalance_step, require_policy_model, tracking_error
 
         v = _opened(rpc, deployment, agent=agent_key, oracle=oracle_key)
-        rows = []
+        rows: list[dict[str, Any]] = []
         with open_ledger(ledger_dir) as lg:
             me = _identity(lg, identity)
             require_policy_model(lg, model)
@@ -179,7 +179,7 @@ def register(main: click.Group) -> None:
                 if advance:
                     v.w3.provider.make_request("evm_increaseTime", [advance])
                     v.w3.provider.make_request("evm_mine", [])
-        out = {"steps": rows, "tracking_error": tracking_error(rows),
+        out: dict[str, Any] = {"steps": rows, "tracking_error": tracking_error(rows),
                "trades": sum(r["action"] is not None for r in rows)}
         lines = [f"step {r['t']}: NAV {int(r['nav']) / E18:.4f}, target {r['target_bps'] / 100:.2f}%, weight "
                  f"{r['weight_before_bps'] / 100:.2f}% -> {r['weight_after_bps'] / 100:.2f}%"
@@ -201,12 +201,12 @@ def register(main: click.Group) -> None:
 
         s = status(_opened(rpc, deployment))
         emit(as_json, s, "\n".join([
-            f"stable {int(s['stable']) / E18:,.2f}, asset tokens {int(s['rwa']) / E18:,.2f} at NAV "
-            f"{int(s['nav']) / E18:.4f}: total {int(s['total_assets']) / E18:,.2f}, asset weight "
-            f"{s['rwa_weight_bps'] / 100:.2f}%",
-            f"shares {int(s['shares']) / E18:,.2f} at {int(s['share_price']) / E18:.6f}; guard "
-            f"{'PAUSED' if s['paused'] else 'active'}; cap left this period: stable "
-            f"{int(s['cap_left']['stable']) / E18:,.2f}, asset {int(s['cap_left']['rwa']) / E18:,.2f}"]))
+            (f"stable {int(s['stable']) / E18:,.2f}, asset tokens {int(s['rwa']) / E18:,.2f} at NAV "
+             f"{int(s['nav']) / E18:.4f}: total {int(s['total_assets']) / E18:,.2f}, asset weight "
+             f"{s['rwa_weight_bps'] / 100:.2f}%"),
+            (f"shares {int(s['shares']) / E18:,.2f} at {int(s['share_price']) / E18:.6f}; guard "
+             f"{'PAUSED' if s['paused'] else 'active'}; cap left this period: stable "
+             f"{int(s['cap_left']['stable']) / E18:,.2f}, asset {int(s['cap_left']['rwa']) / E18:,.2f}")]))
 
     @vault.command("holder")
     @click.argument("address")

@@ -13,6 +13,7 @@ allows in the period (it reads the guard's own counters), and asks for at most `
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
 import tempfile
@@ -74,13 +75,13 @@ def price_series(seed: int, steps: int, *, start: str = "1.00") -> list[int]:
     rng = random.Random(f"{GENERATOR}:{seed}")
     p = float(start)
     stressed = False
-    out = [int(round(p * 1e6)) * 10**12]
+    out = [round(p * 1e6) * 10**12]
     for _ in range(steps - 1):
         if rng.random() < 0.05:
             stressed = not stressed
         sigma = 0.025 if stressed else 0.005
         p *= math.exp(0.0002 - sigma * sigma / 2 + sigma * rng.gauss(0.0, 1.0))
-        out.append(int(round(p * 1e6)) * 10**12)
+        out.append(round(p * 1e6) * 10**12)
     return out
 
 
@@ -119,7 +120,7 @@ def find_series(ledger: Any, index: int) -> tuple[dict[str, Any], list[int]]:
 def target_weight(prices: list[int], policy: dict[str, Any] = POLICY) -> int:
     """The policy's target weight of the asset token (basis points) after observing ``prices``."""
     lam = float(policy["ewma_lambda"])
-    rets = [math.log(b / a) for a, b in zip(prices, prices[1:], strict=False)]
+    rets = [math.log(b / a) for a, b in itertools.pairwise(prices)]
     if len(rets) < int(policy["warmup"]):
         return int(policy["base_bps"])
     var = rets[0] ** 2
