@@ -3,7 +3,5 @@
 # Usage: scripts/compile-compute-contracts.sh [outdir]   (default: next to the sources, package data)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -d "$root/contracts/node_modules/solc" ]; then
-  (cd "$root/contracts" && npm ci --no-audit --no-fund --silent >/dev/null)
-fi
-exec node "$root/contracts/compute/compile.js" "$@"
+src="$root/src/ailedger/compute/contracts"
+exec "$root/scripts/compile-contracts.sh" --src "$src" --out "${1:-$src}"

@@ -4,7 +4,5 @@
 # Usage: scripts/compile-defi-contracts.sh [outdir]   (default src/ailedger/defi/contracts)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -d "$root/contracts/node_modules/solc" ]; then
-  (cd "$root/contracts" && npm ci --no-audit --no-fund --silent >/dev/null)
-fi
-exec node "$root/src/ailedger/defi/contracts/compile.js" "$@"
+src="$root/src/ailedger/defi/contracts"
+exec "$root/scripts/compile-contracts.sh" --src "$src" --out "${1:-$src}"

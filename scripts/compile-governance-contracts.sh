@@ -4,10 +4,9 @@
 # Usage: scripts/compile-governance-contracts.sh [outdir]   (default src/ailedger/governance/contracts)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -d "$root/contracts/node_modules/solc" ]; then
-  (cd "$root/contracts" && npm ci --no-audit --no-fund --silent >/dev/null)
+gov="$root/contracts/governance"
+if [ ! -d "$gov/node_modules/@openzeppelin/contracts" ]; then
+  (cd "$gov" && npm ci --no-audit --no-fund --silent >/dev/null)
 fi
-if [ ! -d "$root/contracts/governance/node_modules/@openzeppelin/contracts" ]; then
-  (cd "$root/contracts/governance" && npm ci --no-audit --no-fund --silent >/dev/null)
-fi
-exec node "$root/contracts/governance/compile.js" "$@"
+exec "$root/scripts/compile-contracts.sh" --src "$gov" --out "${1:-$root/src/ailedger/governance/contracts}" \
+  --imports "$gov/node_modules" --openzeppelin
