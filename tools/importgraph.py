@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, str, list[str]]] = [
     ("rules", "who may sign what; a model's status", ["authority"]),
     ("capabilities", "one folder per capability",
      ["provenance", "governance", "anchoring", "inference", "blobs", "screening", "content", "federated",
-      "subnets", "verifiable", "private", "compute", "defi", "contractaudit", "supplychain", "reports", "monitor", "integrations", "daoai"]),
+      "subnets", "verifiable", "private", "compute", "defi", "contractaudit", "supplychain", "reports", "monitor", "integrations", "daoai", "rwa"]),
     ("shells", "HTTP app and explorer; the command line", ["http", "cli"]),
     ("wiring", "who answers the kernel's questions", ["_registry"]),
     ("package", "the public surface", ["ailedger", "__main__"]),
@@ -58,6 +58,7 @@ PEERS: dict[str, set[str]] = {
     "private": {"inference", "provenance"},  # records of private inference; the registered model folder
     "contractaudit": {"provenance"},  # the learned layer's root is its folder's model manifest root
     "daoai": {"governance", "provenance"},  # whale simulation on a proposal; the analyst folder's manifest root
+    "rwa": {"defi", "provenance"},  # the vault's manager is defi's guard, its decisions agent.action; the policy folder's root
     "reports": {"provenance"},     # the lineage graph of a model in its technical documentation
     "integrations": {"provenance"},  # MLflow versions and Hugging Face cards register and prove model records
     "cli": {"http"},               # `ailedger serve` starts the HTTP app

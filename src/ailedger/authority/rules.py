@@ -166,6 +166,8 @@ RULES: dict[str, tuple[str, str]] = {
     "dao.advice": (("anyone, naming an effective model registration whose manifest root is the analyst's and "
                     "that is usable when logged, on a proposal this log holds (a statement: no rule reads it)"),
                    "nothing shared: the advice shown beside the proposal; votes and execution never read it"),
+    "rwa.series": ("anyone (a statement by its signer: the price series an agent decides from)",
+                   "nothing shared: the generator, seed and digest that the vault agent's decisions name"),
     "agent.finding": ("anyone (a statement by its signer, the detector)", "nothing shared: a finding shown with its signer"),
     "agent.backtest.plan": ("anyone (a commitment by its signer), a plan whose plan_sha256 is its digest",
                             "the configurations the signer tried in the study (counted once per plan digest)"),

@@ -88,6 +88,7 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
     ("subnet", "subnets", {}),
     ("witness", None, {}),
     ("write_token", None, {}),
+    ("vault", "defi", {"vault policy": "provenance"}),
     ("verifiable", "zk", {"eval commit": None, "eval reveal": None, "eval verify": "eval"}),
 )
 
