@@ -14,7 +14,7 @@ from ailedger.errors import BadInputError
 
 from .analyse import run_slither, tool_versions
 from .model import LearnedModel, load_model
-from .solc import compile_source, compiler
+from .solc import compile_source
 
 __all__ = ["MAX_SOURCE_BYTES", "REPORT_SCHEMA", "audit_source", "findings_digest", "read_source"]
 
@@ -73,7 +73,7 @@ def audit_source(path: str | Path, *, model: LearnedModel | None = None, name: s
     text, raw = read_source(path)
     filename = name or Path(path).name
     t0 = time.perf_counter()
-    compile_source(text, filename)  # also the pragma check, by the compiler itself (npm semver)
+    compiled = compile_source(text, filename)  # picks the compiler by the pragma; the compiler's own errors
     mdl = model or load_model()
     with tempfile.TemporaryDirectory(prefix="ailedger-audit-") as d:
         p = Path(d) / filename
@@ -95,12 +95,11 @@ def audit_source(path: str | Path, *, model: LearnedModel | None = None, name: s
     cats: dict[str, int] = {}
     for f in findings:
         cats[f["category"]] = cats.get(f["category"], 0) + 1
-    solc = compiler()
     return {
         "schema": REPORT_SCHEMA,
         "file": filename,
         "source_sha256": hashlib.sha256(raw).hexdigest(),
-        "compiler": f"solc {solc.version} (npm solc)",
+        "compiler": f"solc {compiled['compiler']} (npm solc)",
         "tools": tool_versions(),
         "model_root": mdl.root,
         "findings": findings,

@@ -1,5 +1,7 @@
 """The evaluation harness: recall and precision per DASP category on a labelled corpus (a folder of .sol files
-and a JSON list of {file, line, category}), for Slither alone, the learned layer alone and both together.
+and a JSON list of {file, line, category}, or SmartBugs' ``vulnerabilities.json``: a list of {name, path,
+vulnerabilities: [{lines, category}]}, paths relative to the corpus folder), for Slither alone, the learned layer
+alone and both together.
 
 The learned layer is trained on the corpus's training split only (:func:`model.hold_out`) and scored on the
 held-out contracts; a finding matches a label when it has the label's category and its line range (the
@@ -20,21 +22,53 @@ from .audit import combine
 from .dasp import CATEGORIES
 from .model import LearnedModel, hold_out, label_rows, training_data
 
-__all__ = ["build_training", "evaluate_corpus", "load_corpus", "score"]
+__all__ = ["build_training", "evaluate_corpus", "evaluate_external", "load_corpus", "score"]
+
+
+def _smartbugs(d: Path, lp: Path, raw: list[Any]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """SmartBugs' vulnerabilities.json: one label per vulnerability (its category and lines; found when a
+    finding of that category covers any of them); ``file`` is the path relative to the corpus folder."""
+    files: list[Path] = []
+    labels: list[dict[str, Any]] = []
+    for i, e in enumerate(raw):
+        if not isinstance(e, dict) or not isinstance(e.get("path"), str) or not isinstance(e.get("vulnerabilities"), list):
+            raise BadInputError(f"{lp}: entry {i} is not {{name, path, vulnerabilities}}", field="labels")
+        f = d / e["path"]
+        if not f.is_file():
+            raise BadInputError(f"{lp}: entry {i}: no file {e['path']} in {d}", field="labels")
+        files.append(f)
+        for v in e["vulnerabilities"]:
+            lines = v.get("lines") if isinstance(v, dict) else None
+            if not isinstance(lines, list) or not lines or not all(isinstance(x, int) for x in lines):
+                raise BadInputError(f"{lp}: entry {i}: a vulnerability without lines", field="labels")
+            cat = str(v.get("category", "")).lower()
+            if cat not in CATEGORIES:
+                raise BadInputError(f"{lp}: entry {i}: unknown DASP category {v.get('category')!r}", field="labels")
+            labels.append({"file": e["path"], "line": int(lines[0]), "lines": [int(x) for x in lines],
+                           "category": cat})
+    if not files:
+        raise BadInputError(f"{lp}: no contracts listed", field="labels")
+    return files, labels
 
 
 def load_corpus(folder: str | Path, labels: str | Path | None = None) -> tuple[list[Path], list[dict[str, Any]]]:
     d = Path(folder)
-    files = sorted(d.glob("*.sol"))
-    if not files:
-        raise BadInputError(f"{d}: no .sol files", field="corpus")
+    if not d.is_dir():
+        raise BadInputError(f"{d}: no such corpus folder", field="corpus")
     lp = Path(labels) if labels else d / "labels.json"
     try:
         raw = parse_json(lp.read_bytes())
     except OSError as e:
         raise BadInputError(f"cannot read labels {lp}: {e.strerror}", field="labels") from None
+    except ValueError as e:
+        raise BadInputError(f"{lp} is not JSON: {e}", field="labels") from None
     if not isinstance(raw, list):
         raise BadInputError(f"{lp}: expected a JSON list of {{file, line, category}}", field="labels")
+    if raw and isinstance(raw[0], dict) and "vulnerabilities" in raw[0]:
+        return _smartbugs(d, lp, raw)
+    files = sorted(d.glob("*.sol"))
+    if not files:
+        raise BadInputError(f"{d}: no .sol files", field="corpus")
     names = {f.name for f in files}
     for i, lb in enumerate(raw):
         if not isinstance(lb, dict) or not {"file", "line", "category"} <= set(lb):
@@ -48,7 +82,12 @@ def load_corpus(folder: str | Path, labels: str | Path | None = None) -> tuple[l
 
 def _covers(f: dict[str, Any], lb: dict[str, Any]) -> bool:
     return f["category"] == lb["category"] and \
-        f.get("start_line", f["line"]) <= int(lb["line"]) <= f.get("end_line", f["line"])
+        any(f.get("start_line", f["line"]) <= int(x) <= f.get("end_line", f["line"]) for x in lb.get("lines", [lb["line"]]))
+
+
+def _key(file: str) -> str:
+    """How findings are keyed: the label's ``file`` as given (a name, or a path relative to the corpus)."""
+    return file
 
 
 def score(findings: dict[str, list[dict[str, Any]]], labels: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -58,8 +97,8 @@ def score(findings: dict[str, list[dict[str, Any]]], labels: Sequence[dict[str, 
     for cat in (*CATEGORIES, "overall"):
         labs = [lb for lb in labels if cat in ("overall", lb["category"])]
         fs = [(name, f) for name, fl in findings.items() for f in fl if cat in ("overall", f["category"])]
-        found = sum(any(_covers(f, lb) for f in findings.get(Path(lb["file"]).name, [])) for lb in labs)
-        true = sum(any(_covers(f, lb) for lb in labels if Path(lb["file"]).name == name) for name, f in fs)
+        found = sum(any(_covers(f, lb) for f in findings.get(_key(lb["file"]), [])) for lb in labs)
+        true = sum(any(_covers(f, lb) for lb in labels if _key(lb["file"]) == name) for name, f in fs)
         per[cat] = {"labels": len(labs), "found": found, "findings": len(fs), "true_findings": true,
                     "recall": round(found / len(labs), 3) if labs else None,
                     "precision": round(true / len(fs), 3) if fs else None}
@@ -91,3 +130,37 @@ def evaluate_corpus(folder: str | Path, labels_path: str | Path | None = None, *
             "train_contracts": len(train_p), "test_contracts": len(test_p), "test_labels": len(test_labels),
             "model_root": model.root, "training": data,
             "slither": score(sl, test_labels), "learned": score(ml, test_labels), "together": score(both, test_labels)}
+
+
+def evaluate_external(folder: str | Path, labels_path: str | Path | None, model: LearnedModel, *,
+                      only: Sequence[str] | None = None, run: SlitherRun | None = None,
+                      threshold: int | None = None) -> dict[str, Any]:
+    """Score a corpus the model never saw (every contract is a test contract): Slither alone, the learned layer,
+    both.  ``only``: paths (relative to the corpus) to keep; ``threshold``: the learned layer's confidence floor
+    (per mille; default the model's).  Contracts that do not compile are left out and listed (their labels still count as missed)."""
+    files, labels = load_corpus(folder, labels_path)
+    d = Path(folder)
+    if only is not None:
+        keep = {str(Path(x)) for x in only}
+        files = [f for f in files if str(f.relative_to(d)) in keep]
+        labels = [lb for lb in labels if str(Path(lb["file"])) in keep]
+    run = run or run_slither(files, keep_going=True, per_file=True)
+    sl: dict[str, list[dict[str, Any]]] = {}
+    ml: dict[str, list[dict[str, Any]]] = {}
+    both: dict[str, list[dict[str, Any]]] = {}
+    for p in files:
+        k, name = str(p.resolve()), str(p.relative_to(d))
+        if k in run.errors:
+            continue
+        sl[name] = run.findings.get(k, [])
+        ml[name] = model.predict(run.functions.get(k, []), threshold)
+        both[name] = combine(sl[name], ml[name])
+    failed = {str(Path(k).relative_to(d.resolve())): v for k, v in run.errors.items()}
+    compilers: dict[str, int] = {}
+    for k, v in run.compilers.items():
+        if k not in run.errors:
+            compilers[v.split("+")[0]] = compilers.get(v.split("+")[0], 0) + 1
+    return {"corpus": str(folder), "contracts": len(files), "labels": len(labels), "analysed": len(sl),
+            "failed": failed, "compilers": dict(sorted(compilers.items())), "model_root": model.root,
+            "threshold": model.threshold if threshold is None else threshold,
+            "slither": score(sl, labels), "learned": score(ml, labels), "together": score(both, labels)}

@@ -128,6 +128,7 @@ class LearnedModel:
         if data.get("schema") != SCHEMA or not isinstance(data.get("rows"), list) or not data["rows"]:
             raise BadInputError(f"not an {SCHEMA} training file", field="model")
         self.root = root or _root_of(data)
+        self.threshold = int(data.get("threshold", 0))  # per mille: learned detections below it are dropped
         self.vec = DictVectorizer(sort=True)
         x = self.vec.fit_transform([r["features"] for r in data["rows"]])
         y = [r["label"] for r in data["rows"]]
@@ -149,13 +150,15 @@ class LearnedModel:
                      key=lambda f: (-self.importance[f], f))[:k]
         return ", ".join(_pretty(f) for f in top)
 
-    def predict(self, rows: Sequence[FunctionRow]) -> list[dict[str, Any]]:
-        """One finding per function the model puts in a DASP category (not ``none``); the line is the
-        statement of that function the model scores highest for the category."""
+    def predict(self, rows: Sequence[FunctionRow], threshold: int | None = None) -> list[dict[str, Any]]:
+        """One finding per function the model puts in a DASP category (not ``none``) with a confidence of at
+        least ``threshold`` per mille (default: the model's calibrated one); the line is the statement of that
+        function the model scores highest for the category."""
+        floor = self.threshold if threshold is None else threshold
         out = []
         for r, probs in zip(rows, self.probabilities([r.features for r in rows]), strict=True):
             cat = max(sorted(probs), key=lambda c: probs[c])
-            if cat == NONE:
+            if cat == NONE or round(probs[cat] * 1000) < floor:
                 continue
             node_p = self.probabilities([nf for _, nf in r.nodes])
             best = max(range(len(r.nodes)), key=lambda i: (node_p[i].get(cat, 0.0), -i)) if r.nodes else -1
