@@ -16,6 +16,7 @@ from typing import Any
 from ailedger.errors import AiledgerError
 
 from .dasp import SLITHER_TO_DASP
+from .frontrun import front_running
 from .solc import compiler_for
 
 __all__ = ["FunctionRow", "SlitherRun", "run_slither", "tool_versions"]
@@ -36,6 +37,7 @@ class FunctionRow:
 class SlitherRun:
     findings: dict[str, list[dict[str, Any]]]   # file -> DASP findings
     functions: dict[str, list[FunctionRow]]     # file -> rows
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # file -> ailedger's own rules' findings
     compilers: dict[str, str] = field(default_factory=dict)  # file -> compiler version
     errors: dict[str, str] = field(default_factory=dict)     # file -> why it was not analysed (keep_going)
 
@@ -216,6 +218,7 @@ def run_slither(paths: list[Path], *, keep_going: bool = False, per_file: bool =
                     continue
             out.findings.update(r.findings)
             out.functions.update(r.functions)
+            out.rules.update(r.rules)
     return out
 
 
@@ -284,4 +287,6 @@ def _run_group(paths: list[Path], shim: str) -> SlitherRun:
         rows.sort(key=lambda r: (r.start, r.contract, r.function))
     for fl in findings.values():
         fl.sort(key=lambda x: (x["line"], x["rule"], x["explanation"]))
-    return SlitherRun(findings=findings, functions=functions)
+    rules = {p: [] for p in abs_paths}
+    rules.update(front_running(sl.contracts, set(abs_paths)))
+    return SlitherRun(findings=findings, functions=functions, rules=rules)

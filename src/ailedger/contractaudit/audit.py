@@ -59,7 +59,8 @@ def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def combine(slither: list[dict[str, Any]], learned: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Slither's findings, then the model's detections that no Slither finding of the same category covers."""
+    """Slither's (and ailedger's rules') findings, then the model's detections that none of those findings of the
+    same category covers."""
     out = list(slither)
     for f in learned:
         if not any(_overlaps(f, s) for s in slither):
@@ -82,14 +83,12 @@ def audit_source(path: str | Path, *, model: LearnedModel | None = None, name: s
         key = str(p.resolve())
         rows = run.functions[key]
         slither_f = run.findings[key]
+        rules_f = run.rules.get(key, [])
         where = re.compile(r"[^\s(]*/" + re.escape(filename) + "#")
         for f in slither_f:  # Slither names the file by its path: keep only the name (same report anywhere)
             f["explanation"] = where.sub(filename + "#", f["explanation"])
-    for f in slither_f:
-        c = mdl.confidence_for(rows, f)
-        f["confidence"] = c if c is not None else 0
     learned = mdl.predict(rows)
-    findings = combine(slither_f, learned)
+    findings = combine(mdl.rank(rows, [*slither_f, *rules_f]), learned)
     for f in findings:
         f.pop("slither_confidence", None)
     cats: dict[str, int] = {}

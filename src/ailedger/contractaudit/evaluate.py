@@ -110,6 +110,68 @@ def build_training(run: SlitherRun, files: Sequence[Path], labels: Sequence[dict
     return training_data(rows, label_rows(rows, labels))
 
 
+NOISY = 0.25       # a Slither rule whose precision on the training split is below this (over >= 2 findings)
+THRESHOLDS = tuple(range(0, 1000, 50))  # per mille, the candidates calibrate_threshold tries
+FOLDS = 4
+
+
+def noisy_rules(run: SlitherRun, files: Sequence[Path], labels: Sequence[dict[str, Any]]) -> list[str]:
+    """Slither rules whose precision on ``files`` (the training split) is below NOISY over at least 2 findings:
+    their findings are kept only where the learned layer agrees (:meth:`LearnedModel.rank`)."""
+    st: dict[str, list[int]] = {}
+    for f in files:
+        for x in run.findings[str(f.resolve())]:
+            s = st.setdefault(x["rule"], [0, 0])
+            s[0] += 1
+            s[1] += any(_covers(x, lb) for lb in labels if Path(lb["file"]).name == f.name)
+    return sorted(r for r, (n, t) in st.items() if n >= 2 and t / n < NOISY)
+
+
+def calibrate_threshold(run: SlitherRun, files: Sequence[Path], labels: Sequence[dict[str, Any]],
+                        noisy: Sequence[str] = ()) -> dict[str, Any]:
+    """The learned layer's confidence floor, chosen on the training split only: out-of-fold predictions
+    (the training contracts in FOLDS groups, stratified by category like :func:`hold_out`; each group scored by
+    a forest trained on the others) and, for each candidate floor, the F1 of Slither + rules + the learned
+    layer over the training contracts; the floor with the best F1 (the lower one on ties)."""
+    names = {f.name for f in files}
+    labs = [lb for lb in labels if Path(lb["file"]).name in names]
+    cat: dict[str, str] = {}
+    for lb in sorted(labs, key=lambda x: (x["file"], x["line"])):
+        cat.setdefault(Path(lb["file"]).name, lb["category"])
+    groups: dict[str, list[Path]] = {}
+    for f in sorted(files, key=lambda p: p.name):
+        groups.setdefault(cat.get(f.name, "none"), []).append(f)
+    fold: dict[str, int] = {}
+    for g in sorted(groups):
+        for i, f in enumerate(groups[g]):
+            fold[f.name] = i % FOLDS
+    oof: dict[str, list[dict[str, Any]]] = {}
+    for k in range(FOLDS):
+        tr = [f for f in files if fold[f.name] != k]
+        te = [f for f in files if fold[f.name] == k]
+        if not te or not tr:
+            continue
+        m = LearnedModel({**build_training(run, tr, labs), "noisy_rules": list(noisy)})
+        for f in te:
+            rows = run.functions[str(f.resolve())]
+            m.threshold = 0
+            oof[f.name] = m.predict(rows) + m.rank(rows, [*run.findings[str(f.resolve())],
+                                                          *run.rules.get(str(f.resolve()), [])])
+    curve = []
+    for t in THRESHOLDS:
+        both = {}
+        for f in files:
+            learned = [x for x in oof.get(f.name, []) if x["tool"] == "ailedger-model" and x["confidence"] >= t]
+            tools = [x for x in oof.get(f.name, []) if x["tool"] != "ailedger-model"
+                     and (x["rule"] not in noisy or x["confidence"] >= t)]
+            both[f.name] = combine(tools, learned)
+        o = score(both, labs)["overall"]
+        r, p = o["recall"] or 0.0, o["precision"] or 0.0
+        curve.append({"threshold": t, "recall": r, "precision": p, "f1": round(2 * r * p / (r + p), 3) if r + p else 0.0})
+    best = max(curve, key=lambda c: (c["f1"], -c["threshold"]))
+    return {"threshold": best["threshold"], "curve": curve}
+
+
 def evaluate_corpus(folder: str | Path, labels_path: str | Path | None = None, *,
                     run: SlitherRun | None = None) -> dict[str, Any]:
     files, labels = load_corpus(folder, labels_path)
@@ -117,19 +179,25 @@ def evaluate_corpus(folder: str | Path, labels_path: str | Path | None = None, *
     train, test = hold_out([str(f) for f in files], labels)
     train_p, test_p = [Path(f) for f in train], [Path(f) for f in test]
     data = build_training(run, train_p, labels)
+    data["noisy_rules"] = noisy_rules(run, train_p, labels)
+    cal = calibrate_threshold(run, train_p, labels, data["noisy_rules"])
+    data["threshold"] = cal["threshold"]
     model = LearnedModel(data)
     test_names = {p.name for p in test_p}
     test_labels = [lb for lb in labels if Path(lb["file"]).name in test_names]
-    sl, ml, both = {}, {}, {}
+    sl, rl, ml, both, both0 = {}, {}, {}, {}, {}
     for p in test_p:
         k = str(p.resolve())
         sl[p.name] = run.findings[k]
+        rl[p.name] = run.rules.get(k, [])
         ml[p.name] = model.predict(run.functions[k])
-        both[p.name] = combine(sl[p.name], ml[p.name])
+        both[p.name] = combine(model.rank(run.functions[k], [*sl[p.name], *rl[p.name]]), ml[p.name])
+        both0[p.name] = combine([*sl[p.name], *rl[p.name]], model.predict(run.functions[k], threshold=0))
     return {"corpus": str(folder), "contracts": len(files), "labels": len(labels),
             "train_contracts": len(train_p), "test_contracts": len(test_p), "test_labels": len(test_labels),
-            "model_root": model.root, "training": data,
-            "slither": score(sl, test_labels), "learned": score(ml, test_labels), "together": score(both, test_labels)}
+            "model_root": model.root, "training": data, "threshold": cal["threshold"], "calibration": cal["curve"],
+            "slither": score(sl, test_labels), "rules": score(rl, test_labels), "learned": score(ml, test_labels),
+            "together": score(both, test_labels), "together_no_floor": score(both0, test_labels)}
 
 
 def evaluate_external(folder: str | Path, labels_path: str | Path | None, model: LearnedModel, *,
@@ -146,6 +214,7 @@ def evaluate_external(folder: str | Path, labels_path: str | Path | None, model:
         labels = [lb for lb in labels if str(Path(lb["file"])) in keep]
     run = run or run_slither(files, keep_going=True, per_file=True)
     sl: dict[str, list[dict[str, Any]]] = {}
+    rl: dict[str, list[dict[str, Any]]] = {}
     ml: dict[str, list[dict[str, Any]]] = {}
     both: dict[str, list[dict[str, Any]]] = {}
     for p in files:
@@ -153,8 +222,9 @@ def evaluate_external(folder: str | Path, labels_path: str | Path | None, model:
         if k in run.errors:
             continue
         sl[name] = run.findings.get(k, [])
+        rl[name] = run.rules.get(k, [])
         ml[name] = model.predict(run.functions.get(k, []), threshold)
-        both[name] = combine(sl[name], ml[name])
+        both[name] = combine(model.rank(run.functions.get(k, []), [*sl[name], *rl[name]]), ml[name])
     failed = {str(Path(k).relative_to(d.resolve())): v for k, v in run.errors.items()}
     compilers: dict[str, int] = {}
     for k, v in run.compilers.items():
@@ -163,4 +233,5 @@ def evaluate_external(folder: str | Path, labels_path: str | Path | None, model:
     return {"corpus": str(folder), "contracts": len(files), "labels": len(labels), "analysed": len(sl),
             "failed": failed, "compilers": dict(sorted(compilers.items())), "model_root": model.root,
             "threshold": model.threshold if threshold is None else threshold,
-            "slither": score(sl, labels), "learned": score(ml, labels), "together": score(both, labels)}
+            "slither": score(sl, labels), "rules": score(rl, labels), "learned": score(ml, labels),
+            "together": score(both, labels)}

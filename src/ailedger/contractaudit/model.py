@@ -129,6 +129,7 @@ class LearnedModel:
             raise BadInputError(f"not an {SCHEMA} training file", field="model")
         self.root = root or _root_of(data)
         self.threshold = int(data.get("threshold", 0))  # per mille: learned detections below it are dropped
+        self.noisy_rules: frozenset[str] = frozenset(str(r) for r in data.get("noisy_rules", []))
         self.vec = DictVectorizer(sort=True)
         x = self.vec.fit_transform([r["features"] for r in data["rows"]])
         y = [r["label"] for r in data["rows"]]
@@ -167,6 +168,20 @@ class LearnedModel:
                         "start_line": r.start, "end_line": r.end, "function": f"{r.contract}.{r.function}",
                         "confidence": round(probs[cat] * 1000),
                         "explanation": f"{r.contract}.{r.function}: {self.explain(r.features)}"})
+        return out
+
+    def rank(self, rows: Sequence[FunctionRow], findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Tool findings with the model's confidence for their category (``confidence``, per mille); those of
+        a noisy rule (precision below NOISY on the training split) are kept only at the calibrated threshold
+        or above.  Findings that already carry a confidence (ailedger's rules) keep it."""
+        out = []
+        for f in findings:
+            if f.get("tool") == "slither":
+                c = self.confidence_for(rows, f)
+                f = {**f, "confidence": c if c is not None else 0}
+            if f["rule"] in self.noisy_rules and f["confidence"] < self.threshold:
+                continue
+            out.append(f)
         return out
 
     def confidence_for(self, rows: Sequence[FunctionRow], finding: dict[str, Any]) -> int | None:
