@@ -151,7 +151,10 @@ def calibrate_threshold(run: SlitherRun, files: Sequence[Path], labels: Sequence
         te = [f for f in files if fold[f.name] == k]
         if not te or not tr:
             continue
-        m = LearnedModel({**build_training(run, tr, labs), "noisy_rules": list(noisy)})
+        data = build_training(run, tr, labs)
+        if not data["rows"]:
+            continue
+        m = LearnedModel({**data, "noisy_rules": list(noisy)})
         for f in te:
             rows = run.functions[str(f.resolve())]
             m.threshold = 0
