@@ -197,8 +197,11 @@ def _choice(fn: Any, file: str) -> list[dict[str, Any]]:
         return []
     conds = [(g, n) for g in callees for n in _conditions(g)]
 
+    pays = [(g, x) for g in callees for node, amount, dest in _payouts(g) for x in (amount, dest, *node.variables_read)]
+
     def decides(v: Any) -> bool:
-        return any(v in n.state_variables_read or any(_depends(x, v, g) for x in n.variables_read) for g, n in conds)
+        return any(v in n.state_variables_read or any(_depends(x, v, g) for x in n.variables_read) for g, n in conds) \
+            or any(_depends(x, v, g) for g, x in pays)  # who is paid, or how much (an index read counts)
     for node in fn.nodes:
         for v in node.state_variables_written:
             if decides(v) and any(_depends(x, p, fn) for x in node.variables_read for p in fn.parameters):
@@ -226,7 +229,7 @@ def front_running(contracts: Any, files: set[str]) -> dict[str, list[dict[str, A
             file = str(Path(sm.filename.absolute).resolve())
             if file not in files:
                 continue
-            got = _approve(fn, file) or _solution(fn, file) or _choice(fn, file) or _tod(c, fn, writers, payers, file)
+            got = [*_approve(fn, file), *_solution(fn, file), *_choice(fn, file), *_tod(c, fn, writers, payers, file)]
             for f in got:
                 f.pop("file")
                 out.setdefault(file, []).append(f)
