@@ -150,7 +150,7 @@ def test_smartbugs_bench_says_when_the_corpus_is_absent(tmp_path):
     import sys
     bench = Path(__file__).resolve().parents[2] / "bench" / "smartbugs_bench.py"
     r = subprocess.run([sys.executable, str(bench), "--corpus", str(tmp_path / "none")], capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=120, check=False)
     assert r.returncode == 2 and "corpus absent" in r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == {"absent": True, "corpus": str(tmp_path / "none")}
 

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from ailedger.contractaudit.solc import compile_source, compiler_for, installed_compilers, pragma_ranges, satisfies
+from ailedger.contractaudit.solc import (
+    compile_source,
+    compiler_for,
+    installed_compilers,
+    pragma_ranges,
+    satisfies,
+)
 from ailedger.errors import BadInputError
 
 LEGACY = Path(__file__).resolve().parents[2] / "tools" / "solc-versions" / "node_modules"

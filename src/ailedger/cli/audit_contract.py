@@ -38,8 +38,8 @@ def _table(ev: dict[str, Any]) -> str:
         head = (f"corpus {ev['corpus']}: {ev['contracts']} contracts, {ev['labels']} labels, all held out; analysed "
                 f"{ev['analysed']} ({len(ev['failed'])} did not compile)")
     lines = [head + f"; learned threshold {ev['threshold'] / 10:.0f}%",
-             f"{'category':<27}{'labels':>7}  {'slither R/P':>15}  {'rules R/P':>15}  {'learned R/P':>15}  "
-             f"{'together R/P':>15}"]
+             (f"{'category':<27}{'labels':>7}  {'slither R/P':>15}  {'rules R/P':>15}  {'learned R/P':>15}  "
+              f"{'together R/P':>15}")]
     for cat in ev["slither"]:
         s, r, m, t = ev["slither"][cat], ev["rules"][cat], ev["learned"][cat], ev["together"][cat]
         lines.append(f"{cat:<27}{s['labels']:>7}  {pct(s['recall'])}/{pct(s['precision'])}  "

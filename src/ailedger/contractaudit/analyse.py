@@ -287,6 +287,6 @@ def _run_group(paths: list[Path], shim: str) -> SlitherRun:
         rows.sort(key=lambda r: (r.start, r.contract, r.function))
     for fl in findings.values():
         fl.sort(key=lambda x: (x["line"], x["rule"], x["explanation"]))
-    rules = {p: [] for p in abs_paths}
+    rules: dict[str, list[dict[str, Any]]] = {p: [] for p in abs_paths}
     rules.update(front_running(sl.contracts, set(abs_paths)))
     return SlitherRun(findings=findings, functions=functions, rules=rules)

@@ -51,9 +51,7 @@ def _payouts(fn: Any) -> list[tuple[Any, Any, Any]]:
     out = []
     for node in fn.nodes:
         for ir in node.irs:
-            if isinstance(ir, (Transfer, Send)):
-                out.append((node, ir.call_value, ir.destination))
-            elif isinstance(ir, LowLevelCall) and ir.call_value is not None:
+            if isinstance(ir, (Transfer, Send)) or isinstance(ir, LowLevelCall) and ir.call_value is not None:
                 out.append((node, ir.call_value, ir.destination))
             elif isinstance(ir, HighLevelCall) and str(getattr(ir.function_name, "value", ir.function_name)) \
                     in _TOKEN_SENDS and ir.arguments:
@@ -71,7 +69,7 @@ def _depends(var: Any, on: Any, fn: Any) -> bool:
         return False
     try:
         return var == on or bool(is_dependent(var, on, fn))
-    except Exception:  # Slither's dependency analysis is best-effort on odd IR
+    except Exception:  # noqa: BLE001 - Slither's dependency analysis is best-effort on odd IR
         return False
 
 
@@ -111,7 +109,7 @@ def _tod(c: Any, fn: Any, writers: dict[Any, set[Any]], payers: set[Any], file: 
     for node, amount, _ in pays:
         for v in scalars:
             if others(v) and _depends(amount, v, fn):
-                g = sorted(others(v), key=lambda x: x.full_name)[0]
+                g = min(others(v), key=lambda x: x.full_name)
                 out.append(_finding(fn, "tx-order-dependence", _lines(node)[0] if _lines(node) else 0,
                                     f"pays an amount read from `{v.name}`, which {g.full_name} can change in a "
                                     "transaction ordered before this one", file))
@@ -123,8 +121,8 @@ def _tod(c: Any, fn: Any, writers: dict[Any, set[Any]], payers: set[Any], file: 
         for cond in _conditions(fn):
             hit = [v for v in cond.state_variables_read if _is_scalar_state(v) and others(v) & payers]
             if hit:
-                v = sorted(hit, key=lambda x: x.name)[0]
-                g = sorted(others(v) & payers, key=lambda x: x.full_name)[0]
+                v = min(hit, key=lambda x: x.name)
+                g = min(others(v) & payers, key=lambda x: x.full_name)
                 node = pays[0][0]
                 out.append(_finding(fn, "tx-order-dependence", _lines(node)[0] if _lines(node) else 0,
                                     f"its payout is guarded by `{v.name}`, which {g.full_name} (also paying) "
@@ -136,8 +134,8 @@ def _tod(c: Any, fn: Any, writers: dict[Any, set[Any]], payers: set[Any], file: 
                 continue
             hit = [v for v in cond.state_variables_read if _is_scalar_state(v) and others(v)]
             if hit:
-                v = sorted(hit, key=lambda x: x.name)[0]
-                g = sorted(others(v), key=lambda x: x.full_name)[0]
+                v = min(hit, key=lambda x: x.name)
+                g = min(others(v), key=lambda x: x.full_name)
                 out.append(_finding(fn, "tx-order-dependence", _lines(cond)[0] if _lines(cond) else 0,
                                     f"the price checked against msg.value is `{v.name}`, which {g.full_name} can "
                                     "change in a transaction ordered before this one", file))
