@@ -227,7 +227,7 @@ def evaluate_external(folder: str | Path, labels_path: str | Path | None, model:
         sl[name] = run.findings.get(k, [])
         rl[name] = run.rules.get(k, [])
         ml[name] = model.predict(run.functions.get(k, []), threshold)
-        both[name] = combine(model.rank(run.functions.get(k, []), [*sl[name], *rl[name]]), ml[name])
+        both[name] = combine(model.rank(run.functions.get(k, []), [*sl[name], *rl[name]], threshold), ml[name])
     failed = {str(Path(k).relative_to(d.resolve())): v for k, v in run.errors.items()}
     compilers: dict[str, int] = {}
     for k, v in run.compilers.items():

@@ -170,16 +170,18 @@ class LearnedModel:
                         "explanation": f"{r.contract}.{r.function}: {self.explain(r.features)}"})
         return out
 
-    def rank(self, rows: Sequence[FunctionRow], findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    def rank(self, rows: Sequence[FunctionRow], findings: Sequence[dict[str, Any]],
+             threshold: int | None = None) -> list[dict[str, Any]]:
         """Tool findings with the model's confidence for their category (``confidence``, per mille); those of
         a noisy rule (precision below NOISY on the training split) are kept only at the calibrated threshold
         or above.  Findings that already carry a confidence (ailedger's rules) keep it."""
+        floor = self.threshold if threshold is None else threshold
         out = []
         for f in findings:
             if f.get("tool") == "slither":
                 c = self.confidence_for(rows, f)
                 f = {**f, "confidence": c if c is not None else 0}
-            if f["rule"] in self.noisy_rules and f["confidence"] < self.threshold:
+            if f["rule"] in self.noisy_rules and f["confidence"] < floor:
                 continue
             out.append(f)
         return out
