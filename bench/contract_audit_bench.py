@@ -1,6 +1,9 @@
 """Contract audit figures (issue 30): recall and precision per DASP category on the held-out half of the
-labelled corpus (tests/contractaudit/corpus: 51 contracts, 45 labels, our own code), Slither alone vs the
-learned layer vs both (ailedger), and the audit time per contract against Slither alone in the same run.
+labelled corpus (tests/contractaudit/corpus: 51 contracts, 45 labels, our own code), Slither alone vs
+ailedger's front-running rules vs the learned layer vs all together (ailedger: Slither's findings ranked by
+the model, noisy rules gated by the threshold calibrated on the training split), and the audit time per
+contract against Slither alone in the same run.  For an external corpus (SmartBugs curated) see
+bench/smartbugs_bench.py.
 
 Run: .venv/bin/python bench/contract_audit_bench.py [--contracts N] [--chart docs/img/contract-audit-recall.png]
 Last line: one JSON object.
@@ -40,14 +43,17 @@ def main() -> None:
     eval_s = time.perf_counter() - t0
     print(f"corpus: {ev['contracts']} contracts, {ev['labels']} labels; train {ev['train_contracts']}, "
           f"held out {ev['test_contracts']} ({ev['test_labels']} labels); evaluation {eval_s:.1f} s")
-    print(f"{'category':<27}{'labels':>6}  {'slither R/P':>13}  {'learned R/P':>13}  {'ailedger R/P':>13}")
+    print(f"learned layer: threshold {ev['threshold'] / 10:.0f}% and noisy rules {ev['training']['noisy_rules']}, "
+          "both chosen on the training split")
+    print(f"{'category':<27}{'labels':>6}  {'slither R/P':>13}  {'rules R/P':>13}  {'learned R/P':>13}  "
+          f"{'ailedger R/P':>13}  {'no floor R/P':>13}")
 
     def rp(r: dict) -> str:
         f = (lambda v: "  - " if v is None else f"{v * 100:3.0f}%")
         return f"{f(r['recall'])}/{f(r['precision'])}".rjust(13)
     for cat in ev["slither"]:
-        print(f"{cat:<27}{ev['slither'][cat]['labels']:>6}  {rp(ev['slither'][cat])}  {rp(ev['learned'][cat])}  "
-              f"{rp(ev['together'][cat])}")
+        print(f"{cat:<27}{ev['slither'][cat]['labels']:>6}  {rp(ev['slither'][cat])}  {rp(ev['rules'][cat])}  "
+              f"{rp(ev['learned'][cat])}  {rp(ev['together'][cat])}  {rp(ev['together_no_floor'][cat])}")
     if a.chart:
         chart(ev, a.chart)
         print(f"chart: {a.chart}")
@@ -73,11 +79,16 @@ def main() -> None:
     out = {
         "contracts": ev["contracts"], "labels": ev["labels"], "test_contracts": ev["test_contracts"],
         "test_labels": ev["test_labels"], "model_root": ev["model_root"],
-        "slither": cut(ev["slither"]), "learned": cut(ev["learned"]), "ailedger": cut(ev["together"]),
+        "slither": cut(ev["slither"]), "rules": cut(ev["rules"]), "learned": cut(ev["learned"]),
+        "ailedger": cut(ev["together"]), "ailedger_no_floor": cut(ev["together_no_floor"]),
+        "threshold": ev["threshold"], "noisy_rules": ev["training"]["noisy_rules"],
         "overall": {"slither_recall": ev["slither"]["overall"]["recall"],
                     "ailedger_recall": ev["together"]["overall"]["recall"],
                     "slither_precision": ev["slither"]["overall"]["precision"],
                     "ailedger_precision": ev["together"]["overall"]["precision"],
+                    "ailedger_no_floor_precision": ev["together_no_floor"]["overall"]["precision"],
+                    "precision_ratio": round((ev["together"]["overall"]["precision"] or 0)
+                                             / (ev["slither"]["overall"]["precision"] or 1), 3),
                     "recall_ratio": round((ev["together"]["overall"]["recall"] or 0)
                                           / (ev["slither"]["overall"]["recall"] or 1), 3),
                     "smartbugs_all_tools_reference": 0.42},

@@ -97,3 +97,64 @@ def test_audit_eval_bad_labels(small_corpus):
     (small_corpus / "labels.json").write_text(json.dumps([{"file": "nope.sol", "line": 3, "category": "other"}]))
     r = CliRunner().invoke(main, ["audit-eval", str(small_corpus)])
     assert r.exit_code == 2 and "no file nope.sol" in r.stderr
+
+
+@pytest.fixture
+def smartbugs_layout(tmp_path):
+    """Our own contracts laid out as SmartBugs curated is: dataset/<category>/X.sol and vulnerabilities.json
+    ({name, path, pragma, vulnerabilities: [{lines, category}]}); the same name in two folders."""
+    d = tmp_path / "sb"
+    entries = []
+    for name, cat in (("re_bank", "reentrancy"), ("fr_puzzle", "front_running"), ("ok_counter", None)):
+        folder = d / "dataset" / (cat or "other")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(CORPUS / f"{name}.sol", folder / f"{name}.sol")
+        vulns = [{"lines": [lb["line"]], "category": lb["category"]} for lb in LABELS if lb["file"] == f"{name}.sol"]
+        entries.append({"name": f"{name}.sol", "path": f"dataset/{cat or 'other'}/{name}.sol", "pragma": "0.8.0",
+                        "vulnerabilities": vulns})
+    (d / "vulnerabilities.json").write_text(json.dumps(entries))
+    return d
+
+
+def test_smartbugs_labels_and_held_out_evaluation(smartbugs_layout):
+    from ailedger.contractaudit.evaluate import load_corpus
+    files, labels = load_corpus(smartbugs_layout, smartbugs_layout / "vulnerabilities.json")
+    assert [f.name for f in files] == ["re_bank.sol", "fr_puzzle.sol", "ok_counter.sol"]
+    assert {(lb["file"], lb["category"]) for lb in labels} == {("dataset/reentrancy/re_bank.sol", "reentrancy"),
+                                                               ("dataset/front_running/fr_puzzle.sol", "front_running")}
+    r = CliRunner().invoke(main, ["audit-eval", str(smartbugs_layout), "--labels",
+                                  str(smartbugs_layout / "vulnerabilities.json"), "--held-out", "--json"])
+    assert r.exit_code == 0, (r.output, r.stderr)
+    ev = json.loads(r.stdout)
+    assert ev["contracts"] == ev["analysed"] == 3 and ev["failed"] == {} and ev["labels"] == 2
+    assert ev["rules"]["front_running"]["found"] == 1 and ev["slither"]["front_running"]["found"] == 0
+    assert ev["together"]["reentrancy"]["found"] == 1 and ev["together"]["overall"]["recall"] == 1.0
+
+
+def test_smartbugs_bad_labels(smartbugs_layout):
+    vj = smartbugs_layout / "vulnerabilities.json"
+    entries = json.loads(vj.read_text())
+    entries[0]["vulnerabilities"][0]["category"] = "gas"
+    vj.write_text(json.dumps(entries))
+    r = CliRunner().invoke(main, ["audit-eval", str(smartbugs_layout), "--labels", str(vj), "--held-out"])
+    assert r.exit_code == 2 and "unknown DASP category 'gas'" in r.stderr
+    entries[0]["vulnerabilities"][0]["category"] = "reentrancy"
+    entries[1]["path"] = "dataset/nope/x.sol"
+    vj.write_text(json.dumps(entries))
+    r = CliRunner().invoke(main, ["audit-eval", str(smartbugs_layout), "--labels", str(vj), "--held-out"])
+    assert r.exit_code == 2 and "no file dataset/nope/x.sol" in r.stderr
+
+
+def test_smartbugs_bench_says_when_the_corpus_is_absent(tmp_path):
+    import subprocess
+    import sys
+    bench = Path(__file__).resolve().parents[2] / "bench" / "smartbugs_bench.py"
+    r = subprocess.run([sys.executable, str(bench), "--corpus", str(tmp_path / "none")], capture_output=True,
+                       text=True, timeout=120, check=False)
+    assert r.returncode == 2 and "corpus absent" in r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {"absent": True, "corpus": str(tmp_path / "none")}
+
+
+def test_shipped_threshold_and_noisy_rules_were_chosen_on_the_training_split():
+    data = json.loads(DEFAULT_TRAIN.read_text())
+    assert 0 < data["threshold"] < 1000 and isinstance(data["noisy_rules"], list)

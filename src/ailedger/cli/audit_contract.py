@@ -31,12 +31,19 @@ def _text(rep: dict[str, Any]) -> str:
 def _table(ev: dict[str, Any]) -> str:
     def pct(v: float | None) -> str:
         return "   -  " if v is None else f"{v * 100:5.1f}%"
-    lines = [(f"corpus {ev['corpus']}: {ev['contracts']} contracts, {ev['labels']} labels; trained on "
-              f"{ev['train_contracts']}, scored on the {ev['test_contracts']} held out ({ev['test_labels']} labels)"),
-             f"{'category':<27}{'labels':>7}  {'slither R/P':>15}  {'learned R/P':>15}  {'together R/P':>15}"]
+    if "train_contracts" in ev:
+        head = (f"corpus {ev['corpus']}: {ev['contracts']} contracts, {ev['labels']} labels; trained on "
+                f"{ev['train_contracts']}, scored on the {ev['test_contracts']} held out ({ev['test_labels']} labels)")
+    else:
+        head = (f"corpus {ev['corpus']}: {ev['contracts']} contracts, {ev['labels']} labels, all held out; analysed "
+                f"{ev['analysed']} ({len(ev['failed'])} did not compile)")
+    lines = [head + f"; learned threshold {ev['threshold'] / 10:.0f}%",
+             (f"{'category':<27}{'labels':>7}  {'slither R/P':>15}  {'rules R/P':>15}  {'learned R/P':>15}  "
+              f"{'together R/P':>15}")]
     for cat in ev["slither"]:
-        s, m, t = ev["slither"][cat], ev["learned"][cat], ev["together"][cat]
+        s, r, m, t = ev["slither"][cat], ev["rules"][cat], ev["learned"][cat], ev["together"][cat]
         lines.append(f"{cat:<27}{s['labels']:>7}  {pct(s['recall'])}/{pct(s['precision'])}  "
+                     f"{pct(r['recall'])}/{pct(r['precision'])}  "
                      f"{pct(m['recall'])}/{pct(m['precision'])}  {pct(t['recall'])}/{pct(t['precision'])}")
     return "\n".join(lines)
 
@@ -118,17 +125,33 @@ def register(main: click.Group) -> None:
     @main.command("audit-eval")
     @click.argument("corpus", type=click.Path(file_okay=False, exists=True))
     @click.option("--labels", default=None, type=click.Path(dir_okay=False, exists=True),
-                  help="The labels JSON (default: CORPUS/labels.json): a list of {file, line, category}.")
+                  help="The labels JSON (default: CORPUS/labels.json): a list of {file, line, category}, or "
+                       "SmartBugs' vulnerabilities.json.")
     @click.option("--chart", "chart_out", default=None, metavar="PNG", help="Draw recall per category here.")
     @click.option("--write-model", default=None, metavar="DIR",
                   help="Write the model trained on the training split (DIR/train.json).")
+    @click.option("--held-out", is_flag=True,
+                  help="Train nothing: score the shipped model (or --model) on the whole corpus, each contract "
+                       "compiled and analysed on its own (an external corpus such as SmartBugs curated).")
+    @click.option("--model", "model_path", default=None, type=click.Path(file_okay=False),
+                  help="With --held-out: the learned layer's folder (default: the one shipped).")
     @json_option
     def audit_eval(corpus: str, labels: str | None, chart_out: str | None, write_model: str | None,
-                   as_json: bool) -> None:
+                   held_out: bool, model_path: str | None, as_json: bool) -> None:
         """Recall and precision per DASP category: Slither alone, the learned layer, both (held-out split)."""
         from ailedger.contractaudit import evaluate_corpus
         from ailedger.contractaudit.model import training_bytes
 
+        if held_out:
+            if write_model:
+                raise BadInputError("--write-model trains on the corpus; --held-out trains nothing", field="held_out")
+            from ailedger.contractaudit.evaluate import evaluate_external
+            from ailedger.contractaudit.model import load_model
+            ev = evaluate_external(corpus, labels, load_model(model_path))
+            if chart_out:
+                chart(ev, chart_out)
+            emit(as_json, ev, _table(ev) + f"\nmodel root {ev['model_root']}")
+            return
         ev = evaluate_corpus(corpus, labels)
         if write_model:
             Path(write_model).mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Slither over the npm solc shim, and the per-function features the learned layer reads.
 
-One :func:`run_slither` call compiles any number of files in one standard-JSON compilation (one compiler
-start) and returns, per file, Slither's DASP findings and one feature row per function.  Slither and
+One :func:`run_slither` call compiles any number of files, one standard-JSON compilation per compiler their
+pragmas pick (:func:`.solc.compiler_for`), and returns, per file, Slither's DASP findings and one feature row
+per function.  Slither and
 crytic-compile are imported here, lazily (the ``contractaudit`` extra).
 """
 
@@ -15,7 +16,8 @@ from typing import Any
 from ailedger.errors import AiledgerError
 
 from .dasp import SLITHER_TO_DASP
-from .solc import shim_path
+from .frontrun import front_running
+from .solc import compiler_for
 
 __all__ = ["FunctionRow", "SlitherRun", "run_slither", "tool_versions"]
 
@@ -35,6 +37,9 @@ class FunctionRow:
 class SlitherRun:
     findings: dict[str, list[dict[str, Any]]]   # file -> DASP findings
     functions: dict[str, list[FunctionRow]]     # file -> rows
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # file -> ailedger's own rules' findings
+    compilers: dict[str, str] = field(default_factory=dict)  # file -> compiler version
+    errors: dict[str, str] = field(default_factory=dict)     # file -> why it was not analysed (keep_going)
 
 
 def tool_versions() -> dict[str, str]:
@@ -180,8 +185,44 @@ def _function_row(fn: Any, file: str) -> FunctionRow | None:
                        features={k: v for k, v in sorted(feats.items()) if v}, nodes=nodes)
 
 
-def run_slither(paths: list[Path]) -> SlitherRun:
-    """Compile ``paths`` together (one standard-JSON compilation) and run every Slither detector."""
+def run_slither(paths: list[Path], *, keep_going: bool = False, per_file: bool = False) -> SlitherRun:
+    """Compile ``paths`` (together, one standard-JSON compilation per picked compiler; or one by one with
+    ``per_file``) and run every Slither detector.  With ``keep_going`` a file that cannot be compiled or
+    analysed is left out and named in ``errors`` (a failed group is retried file by file) instead of failing
+    the whole run."""
+    groups: dict[str, list[Path]] = {}
+    out = SlitherRun(findings={}, functions={})
+    for p in paths:
+        try:
+            c = compiler_for(Path(p).read_text(encoding="utf-8", errors="replace"), Path(p).name)
+        except AiledgerError as e:
+            if not keep_going:
+                raise
+            out.errors[str(Path(p).resolve())] = str(e)
+            continue
+        out.compilers[str(Path(p).resolve())] = c.version
+        groups.setdefault(str(c.shim), []).append(p)
+    for shim, ps in sorted(groups.items()):
+        batches = [[p] for p in ps] if per_file else [ps]
+        for batch in batches:
+            try:
+                r = _run_group(batch, shim)
+            except AiledgerError as e:
+                if not keep_going:
+                    raise
+                if len(batch) > 1:
+                    r = run_slither(batch, keep_going=True, per_file=True)
+                    out.errors.update(r.errors)
+                else:
+                    out.errors[str(Path(batch[0]).resolve())] = str(e)
+                    continue
+            out.findings.update(r.findings)
+            out.functions.update(r.functions)
+            out.rules.update(r.rules)
+    return out
+
+
+def _run_group(paths: list[Path], shim: str) -> SlitherRun:
     import inspect
 
     from crytic_compile import CryticCompile
@@ -197,7 +238,7 @@ def run_slither(paths: list[Path]) -> SlitherRun:
     for p in abs_paths:
         platform.add_source_file(p)
     try:
-        cc = CryticCompile(platform, solc=shim_path())
+        cc = CryticCompile(platform, solc=shim)
         sl = Slither(cc)
     except AiledgerError:
         raise
@@ -246,4 +287,6 @@ def run_slither(paths: list[Path]) -> SlitherRun:
         rows.sort(key=lambda r: (r.start, r.contract, r.function))
     for fl in findings.values():
         fl.sort(key=lambda x: (x["line"], x["rule"], x["explanation"]))
-    return SlitherRun(findings=findings, functions=functions)
+    rules: dict[str, list[dict[str, Any]]] = {p: [] for p in abs_paths}
+    rules.update(front_running(sl.contracts, set(abs_paths)))
+    return SlitherRun(findings=findings, functions=functions, rules=rules)

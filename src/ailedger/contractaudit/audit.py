@@ -14,7 +14,7 @@ from ailedger.errors import BadInputError
 
 from .analyse import run_slither, tool_versions
 from .model import LearnedModel, load_model
-from .solc import compile_source, compiler
+from .solc import compile_source
 
 __all__ = ["MAX_SOURCE_BYTES", "REPORT_SCHEMA", "audit_source", "findings_digest", "read_source"]
 
@@ -59,7 +59,8 @@ def _overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def combine(slither: list[dict[str, Any]], learned: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Slither's findings, then the model's detections that no Slither finding of the same category covers."""
+    """Slither's (and ailedger's rules') findings, then the model's detections that none of those findings of the
+    same category covers."""
     out = list(slither)
     for f in learned:
         if not any(_overlaps(f, s) for s in slither):
@@ -73,7 +74,7 @@ def audit_source(path: str | Path, *, model: LearnedModel | None = None, name: s
     text, raw = read_source(path)
     filename = name or Path(path).name
     t0 = time.perf_counter()
-    compile_source(text, filename)  # also the pragma check, by the compiler itself (npm semver)
+    compiled = compile_source(text, filename)  # picks the compiler by the pragma; the compiler's own errors
     mdl = model or load_model()
     with tempfile.TemporaryDirectory(prefix="ailedger-audit-") as d:
         p = Path(d) / filename
@@ -82,25 +83,22 @@ def audit_source(path: str | Path, *, model: LearnedModel | None = None, name: s
         key = str(p.resolve())
         rows = run.functions[key]
         slither_f = run.findings[key]
+        rules_f = run.rules.get(key, [])
         where = re.compile(r"[^\s(]*/" + re.escape(filename) + "#")
         for f in slither_f:  # Slither names the file by its path: keep only the name (same report anywhere)
             f["explanation"] = where.sub(filename + "#", f["explanation"])
-    for f in slither_f:
-        c = mdl.confidence_for(rows, f)
-        f["confidence"] = c if c is not None else 0
     learned = mdl.predict(rows)
-    findings = combine(slither_f, learned)
+    findings = combine(mdl.rank(rows, [*slither_f, *rules_f]), learned)
     for f in findings:
         f.pop("slither_confidence", None)
     cats: dict[str, int] = {}
     for f in findings:
         cats[f["category"]] = cats.get(f["category"], 0) + 1
-    solc = compiler()
     return {
         "schema": REPORT_SCHEMA,
         "file": filename,
         "source_sha256": hashlib.sha256(raw).hexdigest(),
-        "compiler": f"solc {solc.version} (npm solc)",
+        "compiler": f"solc {compiled['compiler']} (npm solc)",
         "tools": tool_versions(),
         "model_root": mdl.root,
         "findings": findings,

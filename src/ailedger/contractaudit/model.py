@@ -128,6 +128,8 @@ class LearnedModel:
         if data.get("schema") != SCHEMA or not isinstance(data.get("rows"), list) or not data["rows"]:
             raise BadInputError(f"not an {SCHEMA} training file", field="model")
         self.root = root or _root_of(data)
+        self.threshold = int(data.get("threshold", 0))  # per mille: learned detections below it are dropped
+        self.noisy_rules: frozenset[str] = frozenset(str(r) for r in data.get("noisy_rules", []))
         self.vec = DictVectorizer(sort=True)
         x = self.vec.fit_transform([r["features"] for r in data["rows"]])
         y = [r["label"] for r in data["rows"]]
@@ -149,13 +151,15 @@ class LearnedModel:
                      key=lambda f: (-self.importance[f], f))[:k]
         return ", ".join(_pretty(f) for f in top)
 
-    def predict(self, rows: Sequence[FunctionRow]) -> list[dict[str, Any]]:
-        """One finding per function the model puts in a DASP category (not ``none``); the line is the
-        statement of that function the model scores highest for the category."""
+    def predict(self, rows: Sequence[FunctionRow], threshold: int | None = None) -> list[dict[str, Any]]:
+        """One finding per function the model puts in a DASP category (not ``none``) with a confidence of at
+        least ``threshold`` per mille (default: the model's calibrated one); the line is the statement of that
+        function the model scores highest for the category."""
+        floor = self.threshold if threshold is None else threshold
         out = []
         for r, probs in zip(rows, self.probabilities([r.features for r in rows]), strict=True):
             cat = max(sorted(probs), key=lambda c: probs[c])
-            if cat == NONE:
+            if cat == NONE or round(probs[cat] * 1000) < floor:
                 continue
             node_p = self.probabilities([nf for _, nf in r.nodes])
             best = max(range(len(r.nodes)), key=lambda i: (node_p[i].get(cat, 0.0), -i)) if r.nodes else -1
@@ -164,6 +168,22 @@ class LearnedModel:
                         "start_line": r.start, "end_line": r.end, "function": f"{r.contract}.{r.function}",
                         "confidence": round(probs[cat] * 1000),
                         "explanation": f"{r.contract}.{r.function}: {self.explain(r.features)}"})
+        return out
+
+    def rank(self, rows: Sequence[FunctionRow], findings: Sequence[dict[str, Any]],
+             threshold: int | None = None) -> list[dict[str, Any]]:
+        """Tool findings with the model's confidence for their category (``confidence``, per mille); those of
+        a noisy rule (precision below NOISY on the training split) are kept only at the calibrated threshold
+        or above.  Findings that already carry a confidence (ailedger's rules) keep it."""
+        floor = self.threshold if threshold is None else threshold
+        out = []
+        for f in findings:
+            if f.get("tool") == "slither":
+                c = self.confidence_for(rows, f)
+                f = {**f, "confidence": c if c is not None else 0}
+            if f["rule"] in self.noisy_rules and f["confidence"] < floor:
+                continue
+            out.append(f)
         return out
 
     def confidence_for(self, rows: Sequence[FunctionRow], finding: dict[str, Any]) -> int | None:
