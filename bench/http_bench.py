@@ -108,13 +108,16 @@ class Server:
         import urllib.request
 
         t0 = time.time()
-        while time.time() - t0 < 60:
+        while time.time() - t0 < 180:  # minutes, not seconds, on a shared machine under load
+            if self.proc.poll() is not None:
+                break
             try:
-                urllib.request.urlopen(self.url + "/healthz", timeout=1)
+                urllib.request.urlopen(self.url + "/healthz", timeout=5)
                 return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        self.logf.flush()
+        raise RuntimeError(f"server did not start: {(ledger.parent / f'serve-{self.port}.log').read_text()[-2000:]}")
 
     def stop(self) -> None:
         self.proc.terminate()
