@@ -199,9 +199,9 @@ class _Txn:
     def add_node_keys(self, items: Sequence[tuple[int, bytes]]) -> None:
         if not items:
             return
-        rows, partial = stripe_writes(items, lambda keys: _stripes(self.cur, keys))
-        if partial:  # the partial stripes these nodes extend are replaced by their longer selves
-            self.cur.execute("DELETE FROM node_stripes WHERE id = ANY(%s)", (partial,))
+        # the partial stripes these nodes extend are taken out (one round trip: DELETE ... RETURNING) and
+        # written back longer with the new ones, in this transaction
+        rows, _ = stripe_writes(items, lambda keys: _stripes(self.cur, keys, take=True))
         _copy_stripes(self.cur, rows)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
@@ -266,8 +266,11 @@ def _node_hashes(cur: psycopg.Cursor[Any], ids: Sequence[tuple[int, int]]) -> di
     return out
 
 
-def _stripes(cur: psycopg.Cursor[Any], keys: list[int]) -> dict[int, bytes]:
-    cur.execute("SELECT id, hashes FROM node_stripes WHERE id = ANY(%s)", (keys,))
+def _stripes(cur: psycopg.Cursor[Any], keys: list[int], *, take: bool = False) -> dict[int, bytes]:
+    if take:
+        cur.execute("DELETE FROM node_stripes WHERE id = ANY(%s) RETURNING id, hashes", (keys,))
+    else:
+        cur.execute("SELECT id, hashes FROM node_stripes WHERE id = ANY(%s)", (keys,))
     return {int(k): bytes(b) for k, b in cur.fetchall()}
 
 
