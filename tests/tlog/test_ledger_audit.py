@@ -60,8 +60,10 @@ def test_forged_leaf_with_recomputed_hash(led):
 
 def test_flipped_node_hash(led):
     c = db(led)
-    key, h = c.execute("SELECT id, hash FROM nodes ORDER BY id LIMIT 1 OFFSET 5").fetchone()
-    c.execute("UPDATE nodes SET hash=? WHERE id=?", (bytes([h[0] ^ 1]) + h[1:], key))
+    # store format 3: a level's nodes, 256 to a row; flip the 6th node of level 1
+    key, blob = c.execute("SELECT id, hashes FROM node_stripes ORDER BY id LIMIT 1").fetchone()
+    h = blob[5 * 32 : 6 * 32]
+    c.execute("UPDATE node_stripes SET hashes=? WHERE id=?", (blob[:160] + bytes([h[0] ^ 1]) + blob[161:], key))
     rep = led.audit()
     assert any(p.kind == "node_hash" and p.expected == h.hex() for p in rep.problems)
 

@@ -34,10 +34,12 @@ import asyncio
 import datetime as _dt
 import functools
 import hashlib
+import operator
 import os
 import struct
 import threading
 import time as _time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -402,7 +404,7 @@ class Ingestor:
             _reject(errors, n)
         rows: list[LeafRow] = []
         append = rows.append
-        hashes = leaf_hashes([e.leaf_bytes for e in parsed])  # one C call for the batch
+        hashes = leaf_hashes(list(map(_LEAF_BYTES, parsed)))  # one C call for the batch
         for e, h in zip(parsed, hashes):
             if e.type not in _IDENTITY_TYPES:  # most entries: no extra term (one set lookup)
                 append(LeafRow(e.leaf_bytes, h, entry_terms(e)))
@@ -477,7 +479,8 @@ class Ingestor:
                 range(len(prep.hashes))
             if fresh:
                 pol = admission.policy()
-                guarded = {t: pol.guarded(t) for t in {prep.parsed[i].type for i in fresh}}
+                kinds = set(map(_TYPE, prep.parsed)) if not existing else {prep.parsed[i].type for i in fresh}
+                guarded = {t: pol.guarded(t) for t in kinds}
                 pending: list[SignedEntry] = view.notes.setdefault("guarded", [])
                 if any(guarded.values()):  # else every verdict is None (admit judges guarded types only)
                     verdicts = pol.admit(self.ledger, pending + [prep.parsed[i] for i in fresh])[len(pending):]
@@ -503,22 +506,20 @@ def _distinct_checks(ing: Ingestor, parsed: Sequence[SignedEntry], view: GroupVi
     time and signer (a batch's entries share a few): the count of entries per signer when every entry
     passes, or None when some may fail (the per-entry loop then says which, skipping entries already
     logged). Entries already logged pass too (a re-sent batch), and are charged to the rate limit."""
-    types = {e.type for e in parsed}
+    types = set(map(_TYPE, parsed))  # map over attrgetter: C loops (this runs for every entry written)
     if IDENTITY_REGISTER in types or IDENTITY_REVOKE in types:
         return None
     guarded = admission.policy().guarded
     if any(guarded(t) for t in types):  # the authority rules judge these against what is logged
         return None
     p = ing.policy
-    for t in {e.time for e in parsed}:
+    for t in set(map(_TIME, parsed)):
         try:
             if abs(_parse_time(t) - now) > p.time_window:
                 return None
         except BadInputError:
             return None
-    counts: dict[str, int] = {}
-    for e in parsed:
-        counts[e.signer] = counts.get(e.signer, 0) + 1
+    counts: dict[str, int] = Counter(map(_SIGNER, parsed))
     for did in counts:
         if p.require_registered and did not in group_registered and not ing.is_registered(did):
             return None
@@ -526,6 +527,11 @@ def _distinct_checks(ing: Ingestor, parsed: Sequence[SignedEntry], view: GroupVi
             return None
     return counts
 
+
+_TYPE = operator.attrgetter("type")
+_TIME = operator.attrgetter("time")
+_SIGNER = operator.attrgetter("signer")
+_LEAF_BYTES = operator.attrgetter("leaf_bytes")
 
 _PREPARE_CHUNK = 256  # entries; a batch of at least twice this is checked by several threads at once
 _PREPARE_THREADS = max(1, min(8, os.cpu_count() or 1))

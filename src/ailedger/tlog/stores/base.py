@@ -8,14 +8,17 @@ see the size they extend.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import operator
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol
 
 from ailedger.errors import StorageError
 
-__all__ = ["INT64_MAX", "STORE_FORMAT", "LeafRow", "LogStore", "ReadView", "WriteTxn", "check_format", "merge_newest", "merge_oldest",
-           "node_key", "runs_of", "split_runs"]
+__all__ = ["INT64_MAX", "STORE_FORMAT", "STRIPE", "LeafRow", "LogStore", "ReadView", "WriteTxn", "check_format",
+           "merge_newest", "merge_oldest", "node_key", "runs_of", "split_runs", "stripe_hashes", "stripe_keys",
+           "stripe_nodes", "stripe_writes", "stripes_of_nodes"]
 
 # sizes and indexes are stored as signed 64-bit integers: a larger one names nothing
 INT64_MAX = 2**63 - 1
@@ -24,8 +27,18 @@ INT64_MAX = 2**63 - 1
 # The stores' format (meta key "format"). 1 (no key): one ``terms`` row per (term, entry). 2: a term that
 # indexes consecutive entries of one append is stored as one ``term_runs`` row (term, first, last); the
 # others stay ``terms`` rows. Readers read both tables; opening a format-1 store migrates it (runs of
-# consecutive ``terms`` rows become ``term_runs`` rows, in one transaction). docs/ledger.md, "Store format".
-STORE_FORMAT = 2
+# consecutive ``terms`` rows become ``term_runs`` rows, in one transaction). 3: interior tree nodes are
+# stored per stripe, one ``node_stripes`` row per 256 consecutive nodes of one level (key
+# ``node_key(level, index >> 8)``, value their hashes concatenated in index order; the partial stripe at
+# a level's right edge is rewritten by the next append) instead of one ``nodes`` row per node; opening a
+# format-2 store moves its ``nodes`` rows into stripes. docs/ledger.md, "Store format".
+STORE_FORMAT = 3
+
+STRIPE_BITS = 8
+STRIPE = 1 << STRIPE_BITS  # nodes per stripe row: a tlog-tiles tile's width
+_INDEX_MASK = (1 << 56) - 1
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
 
 
 def check_format(value: str | None) -> int:
@@ -107,6 +120,98 @@ def merge_newest(singles: Iterable[int], runs: Iterable[tuple[int, int]], offset
 def node_key(level: int, index: int) -> int:
     """Pack a node id into one integer key (level >= 1; level-0 hashes are the leaves')."""
     return (level << 56) | index
+
+
+def stripe_writes(nodes: Sequence[tuple[int, bytes]], read: Callable[[list[int]], dict[int, bytes]]
+                  ) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """The ``node_stripes`` rows (key, hashes) holding new interior nodes given as (:func:`node_key`, hash),
+    and which of those keys replace a stored partial stripe. A log grows to the right: at each level the
+    new nodes follow the ones stored (checked). ``read(keys)`` returns the stored stripes among ``keys``
+    (the partial ones these nodes extend). No step per node in Python: one sort, then slices per level."""
+    if not nodes:
+        return [], []
+    srt = sorted(nodes, key=_first)
+    keys = list(map(_first, srt))
+    hashes = list(map(_second, srt))
+    levels: list[tuple[int, int, int, int]] = []  # (level, first index, start, end) in srt
+    at = 0
+    while at < len(keys):
+        lv = keys[at] >> 56
+        end = bisect_left(keys, (lv + 1) << 56, at)
+        first = keys[at] & _INDEX_MASK
+        if keys[end - 1] - keys[at] != end - 1 - at:
+            raise StorageError(f"tree nodes to store at level {lv} are not consecutive")
+        levels.append((lv, first, at, end))
+        at = end
+    partial = [node_key(lv, first >> STRIPE_BITS) for lv, first, _, _ in levels if first & (STRIPE - 1)]
+    stored = read(partial) if partial else {}
+    out: list[tuple[int, bytes]] = []
+    width = 32 * STRIPE
+    for lv, first, a, b in levels:
+        head = first & (STRIPE - 1)
+        prefix = b""
+        if head:
+            prefix = bytes(stored.get(node_key(lv, first >> STRIPE_BITS), b""))
+            if len(prefix) != 32 * head:
+                raise StorageError(f"store is missing tree nodes before ({lv}, {first}): its stripe holds "
+                                   f"{len(prefix) // 32} of {head}")
+        body = b"".join(hashes[a:b])
+        if len(body) != 32 * (b - a):
+            raise StorageError("a tree node hash to store is not 32 bytes")
+        buf = prefix + body
+        s0 = first >> STRIPE_BITS
+        out.extend((node_key(lv, s0 + k), buf[k * width : (k + 1) * width]) for k in range(-(-len(buf) // width)))
+    return out, partial
+
+
+def stripes_of_nodes(rows: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:
+    """``node_stripes`` rows from per-node rows (:func:`node_key`, hash) in key order: the format 2 -> 3
+    migration. A node missing in between (a damaged store) becomes 32 zero bytes, which the audit reports as
+    a node that does not match the entries under it, as it would have reported the missing one."""
+    cur_key: int | None = None
+    parts: list[bytes] = []
+    for key, h in rows:
+        lv, ix = key >> 56, key & _INDEX_MASK
+        skey = node_key(lv, ix >> STRIPE_BITS)
+        if skey != cur_key:
+            if cur_key is not None:
+                yield cur_key, b"".join(parts)
+            cur_key, parts = skey, []
+        at = ix & (STRIPE - 1)
+        if at > len(parts):
+            parts.extend([bytes(32)] * (at - len(parts)))
+        if at == len(parts):
+            parts.append(bytes(h)[:32].ljust(32, b"\0"))
+    if cur_key is not None:
+        yield cur_key, b"".join(parts)
+
+
+def stripe_keys(ids: Iterable[tuple[int, int]]) -> list[int]:
+    """The ``node_stripes`` keys holding these interior nodes (level >= 1)."""
+    return list(dict.fromkeys(node_key(lv, ix >> STRIPE_BITS) for lv, ix in ids))
+
+
+def stripe_hashes(ids: Iterable[tuple[int, int]], stripes: dict[int, bytes]) -> dict[tuple[int, int], bytes]:
+    """The hashes of interior nodes ``ids`` found in ``stripes`` (key -> concatenated hashes)."""
+    out: dict[tuple[int, int], bytes] = {}
+    for lv, ix in ids:
+        blob = stripes.get(node_key(lv, ix >> STRIPE_BITS))
+        if blob is None:
+            continue
+        at = 32 * (ix & (STRIPE - 1))
+        h = bytes(blob[at : at + 32])
+        if len(h) == 32:
+            out[(lv, ix)] = h
+    return out
+
+
+def stripe_nodes(rows: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, int, bytes]]:
+    """(level, index, hash) of every node in ``node_stripes`` rows given in key order."""
+    for key, blob in rows:
+        lv, base = key >> 56, (key & _INDEX_MASK) << STRIPE_BITS
+        b = bytes(blob)
+        for k in range(len(b) // 32):
+            yield lv, base + k, b[32 * k : 32 * k + 32]
 
 
 class LeafRow(NamedTuple):

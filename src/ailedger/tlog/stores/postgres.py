@@ -36,6 +36,11 @@ from ailedger.tlog.stores.base import (
     node_key,
     runs_of,
     split_runs,
+    stripe_hashes,
+    stripe_keys,
+    stripe_nodes,
+    stripe_writes,
+    stripes_of_nodes,
 )
 
 __all__ = ["PostgresBuckets", "PostgresStore"]
@@ -45,7 +50,7 @@ _SCHEMA_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DDL = """
 CREATE TABLE IF NOT EXISTS leaves (idx BIGINT PRIMARY KEY, hash BYTEA NOT NULL, data BYTEA NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS leaves_hash ON leaves(hash);
-CREATE TABLE IF NOT EXISTS nodes (id BIGINT PRIMARY KEY, hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS node_stripes (id BIGINT PRIMARY KEY, hashes BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx BIGINT NOT NULL, PRIMARY KEY (term, idx));
 CREATE TABLE IF NOT EXISTS term_runs (term TEXT NOT NULL, last BIGINT NOT NULL, first BIGINT NOT NULL,
@@ -119,7 +124,7 @@ def _is_conn_error(exc: BaseException) -> bool:
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _COPY_TRAILER = b"\xff\xff"
 _LEAF_ROW = struct.Struct(">hiqi32si")  # 3 fields: idx, hash (32 bytes), then the data's length (data follows)
-_NODE_ROW = struct.Struct(">hiqi32s")  # 2 fields: id, hash
+_STRIPE_ROW = struct.Struct(">hiqi")  # 2 fields: id, then the hashes' length (the hashes follow)
 _FIELD_HEAD = struct.Struct(">hi")  # a field count and the first field's length (a term's text follows)
 _INT8 = struct.Struct(">iq")  # an int8 field
 
@@ -194,12 +199,10 @@ class _Txn:
     def add_node_keys(self, items: Sequence[tuple[int, bytes]]) -> None:
         if not items:
             return
-        if any(len(h) != 32 for _, h in items):
-            raise StorageError("a tree node hash to store is not 32 bytes")
-        pack = _NODE_ROW.pack
-        parts = [_COPY_HEADER]
-        parts.extend(pack(2, 8, k, 32, bytes(h)) for k, h in items)
-        _copy(self.cur, "COPY nodes (id, hash) FROM STDIN (FORMAT BINARY)", parts)
+        # the partial stripes these nodes extend are taken out (one round trip: DELETE ... RETURNING) and
+        # written back longer with the new ones, in this transaction
+        rows, _ = stripe_writes(items, lambda keys: _stripes(self.cur, keys, take=True))
+        _copy_stripes(self.cur, rows)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.cur.execute(
@@ -211,14 +214,17 @@ class _Txn:
 def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
     """Bring the schema to STORE_FORMAT (base.py) inside the caller's transaction, which holds the log's
     advisory lock; True if it migrated an older one. Format 1 -> 2: each run of consecutive entries under
-    one term becomes one ``term_runs`` row."""
+    one term becomes one ``term_runs`` row. 2 -> 3: the ``nodes`` rows (one per interior node) become
+    ``node_stripes`` rows, and ``nodes`` is dropped."""
     cur.execute("SELECT value FROM meta WHERE key = 'format'")
     row = cur.fetchone()
-    if check_format(None if row is None else str(row[0])) >= STORE_FORMAT:
+    fmt = check_format(None if row is None else str(row[0]))
+    if fmt >= STORE_FORMAT:
         return False
     cur.execute("SELECT 1 FROM leaves LIMIT 1")
-    migrated = not (new and cur.fetchone() is None)
-    if migrated:
+    migrated = False
+    if not (new and cur.fetchone() is None) and fmt < 2:
+        migrated = True
         cur.execute("SELECT term, idx FROM terms ORDER BY term, idx")
         runs: list[tuple[str, int, int]] = []
         cur_term: str | None = None
@@ -234,6 +240,14 @@ def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
             with cur.copy("COPY term_runs (term, first, last) FROM STDIN") as cp:
                 for run in runs:
                     cp.write_row(run)
+    cur.execute("SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'nodes'")
+    if cur.fetchone() is not None:
+        cur.execute("SELECT id, hash FROM nodes ORDER BY id")
+        stripes = list(stripes_of_nodes((int(k), bytes(h)) for k, h in cur.fetchall()))
+        if stripes:
+            migrated = True
+            _copy_stripes(cur, stripes)
+        cur.execute("DROP TABLE nodes")
     cur.execute("INSERT INTO meta (key, value) VALUES ('format', %s) ON CONFLICT (key) DO UPDATE SET value = "
                 "EXCLUDED.value", (str(STORE_FORMAT),))
     return migrated
@@ -242,17 +256,32 @@ def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
 def _node_hashes(cur: psycopg.Cursor[Any], ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     out: dict[tuple[int, int], bytes] = {}
     leaf_ids = [i for lv, i in ids if lv == 0]
-    inner = [node_key(lv, i) for lv, i in ids if lv > 0]
+    inner = [(lv, i) for lv, i in ids if lv > 0]
     if leaf_ids:
         cur.execute("SELECT idx, hash FROM leaves WHERE idx = ANY(%s)", (leaf_ids,))
         for idx, h in cur.fetchall():
             out[(0, int(idx))] = bytes(h)
     if inner:
-        cur.execute("SELECT id, hash FROM nodes WHERE id = ANY(%s)", (inner,))
-        for key, h in cur.fetchall():
-            key = int(key)
-            out[(key >> 56, key & ((1 << 56) - 1))] = bytes(h)
+        out.update(stripe_hashes(inner, _stripes(cur, stripe_keys(inner))))
     return out
+
+
+def _stripes(cur: psycopg.Cursor[Any], keys: list[int], *, take: bool = False) -> dict[int, bytes]:
+    if take:
+        cur.execute("DELETE FROM node_stripes WHERE id = ANY(%s) RETURNING id, hashes", (keys,))
+    else:
+        cur.execute("SELECT id, hashes FROM node_stripes WHERE id = ANY(%s)", (keys,))
+    return {int(k): bytes(b) for k, b in cur.fetchall()}
+
+
+def _copy_stripes(cur: psycopg.Cursor[Any], rows: Iterable[tuple[int, bytes]]) -> None:
+    pack = _STRIPE_ROW.pack
+    parts = [_COPY_HEADER]
+    for key, blob in rows:
+        parts.append(pack(2, 8, key, len(blob)))
+        parts.append(blob)
+    if len(parts) > 1:
+        _copy(cur, "COPY node_stripes (id, hashes) FROM STDIN (FORMAT BINARY)", parts)
 
 
 def _indices_of(cur: psycopg.Cursor[Any], hashes: Sequence[bytes]) -> dict[bytes, int]:
@@ -415,14 +444,12 @@ class PostgresStore:
         after = -1
         while True:
             with self._read() as cur:
-                cur.execute("SELECT id, hash FROM nodes WHERE id > %s ORDER BY id LIMIT 10000", (after,))
-                rows = cur.fetchall()
+                cur.execute("SELECT id, hashes FROM node_stripes WHERE id > %s ORDER BY id LIMIT 100", (after,))
+                rows = [(int(k), bytes(b)) for k, b in cur.fetchall()]
             if not rows:
                 return
-            for key, h in rows:
-                key = int(key)
-                yield key >> 56, key & ((1 << 56) - 1), bytes(h)
-            after = int(rows[-1][0])
+            yield from stripe_nodes(rows)
+            after = rows[-1][0]
 
     def latest_checkpoint(self) -> bytes | None:
         with self._read() as cur:

@@ -23,6 +23,11 @@ from ailedger.tlog.stores.base import (
     node_key,
     runs_of,
     split_runs,
+    stripe_hashes,
+    stripe_keys,
+    stripe_nodes,
+    stripe_writes,
+    stripes_of_nodes,
 )
 
 __all__ = ["SQLiteStore"]
@@ -32,7 +37,8 @@ CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, 
 -- dedup: the first 8 bytes of each leaf hash as an integer key (a small index, so random inserts touch
 -- few pages); the full hash is always re-checked against the leaves table
 CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS nodes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+-- format 3: interior nodes, 256 consecutive nodes of one level per row (base.stripe_writes)
+CREATE TABLE IF NOT EXISTS node_stripes (id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
 -- format 2: a term on consecutive entries of one append is one row (base.split_runs), keyed by its last index
@@ -90,7 +96,11 @@ class _Txn:
         self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
 
     def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
-        self.con.executemany("INSERT INTO nodes (id, hash) VALUES (?, ?)", nodes)
+        if not nodes:
+            return
+        rows, _ = stripe_writes(nodes, lambda keys: _stripes(self.con, keys))
+        # a partial stripe is replaced by its longer self (stripe_writes checked that it extends it)
+        self.con.executemany("INSERT OR REPLACE INTO node_stripes (id, hashes) VALUES (?, ?)", rows)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
@@ -99,15 +109,21 @@ class _Txn:
 def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
     out: dict[tuple[int, int], bytes] = {}
     leaf_ids = [i for lv, i in ids if lv == 0]
-    inner = [node_key(lv, i) for lv, i in ids if lv > 0]
+    inner = [(lv, i) for lv, i in ids if lv > 0]
     for chunk in _chunks(leaf_ids, 500):
         q = f"SELECT idx, hash FROM leaves WHERE idx IN ({','.join('?' * len(chunk))})"
         for idx, h in con.execute(q, chunk):
             out[(0, idx)] = h
-    for chunk in _chunks(inner, 500):
-        q = f"SELECT id, hash FROM nodes WHERE id IN ({','.join('?' * len(chunk))})"
-        for key, h in con.execute(q, chunk):
-            out[(key >> 56, key & ((1 << 56) - 1))] = h
+    if inner:
+        out.update(stripe_hashes(inner, _stripes(con, stripe_keys(inner))))
+    return out
+
+
+def _stripes(con: sqlite3.Connection, keys: list[int]) -> dict[int, bytes]:
+    out: dict[int, bytes] = {}
+    for chunk in _chunks(keys, 500):
+        q = f"SELECT id, hashes FROM node_stripes WHERE id IN ({','.join('?' * len(chunk))})"
+        out.update(con.execute(q, chunk))
     return out
 
 
@@ -138,19 +154,27 @@ def _format(con: sqlite3.Connection) -> int:
 
 def _migrate(con: sqlite3.Connection, *, new: bool) -> bool:
     """Bring the store to STORE_FORMAT (base.py) in one write transaction; True if it migrated an older one.
-    Format 1 -> 2: each run of consecutive entries under one term becomes one ``term_runs`` row."""
+    Format 1 -> 2: each run of consecutive entries under one term becomes one ``term_runs`` row.
+    2 -> 3: the ``nodes`` rows (one per interior node) become ``node_stripes`` rows, and ``nodes`` is dropped."""
     if _format(con) >= STORE_FORMAT:
         return False
     con.execute("BEGIN IMMEDIATE")
     try:
         migrated = False
-        if _format(con) < STORE_FORMAT:  # another process may have migrated meanwhile
+        fmt = _format(con)
+        if fmt < STORE_FORMAT:  # another process may have migrated meanwhile
             empty = con.execute("SELECT 1 FROM leaves LIMIT 1").fetchone() is None
-            if not (new and empty):
+            if not (new and empty) and fmt < 2:
                 runs = _term_runs(con)
                 con.executemany("DELETE FROM terms WHERE term = ? AND idx >= ? AND idx <= ?", runs)
                 con.executemany("INSERT OR IGNORE INTO term_runs (term, first, last) VALUES (?, ?, ?)", runs)
                 migrated = True
+            if con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'nodes'").fetchone():
+                stripes = list(stripes_of_nodes(con.execute("SELECT id, hash FROM nodes ORDER BY id")))
+                if stripes:
+                    con.executemany("INSERT OR REPLACE INTO node_stripes (id, hashes) VALUES (?, ?)", stripes)
+                    migrated = True
+                con.execute("DROP TABLE nodes")
             con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('format', ?)", (str(STORE_FORMAT),))
         con.execute("COMMIT")
         return migrated
@@ -290,8 +314,7 @@ class SQLiteStore:
             pos = rows[-1][0] + 1
 
     def iter_nodes(self) -> Iterator[tuple[int, int, bytes]]:
-        for key, h in self._con.execute("SELECT id, hash FROM nodes ORDER BY id"):
-            yield key >> 56, key & ((1 << 56) - 1), h
+        yield from stripe_nodes(self._con.execute("SELECT id, hashes FROM node_stripes ORDER BY id"))
 
     def latest_checkpoint(self) -> bytes | None:
         row = self._con.execute("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1").fetchone()
