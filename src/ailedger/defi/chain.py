@@ -7,6 +7,7 @@ knows a transaction's hash before it is broadcast and can log its decision first
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -30,26 +31,35 @@ class GuardRefused(AiledgerError):
     code = "guard_refused"
 
 
-@cache
-def load_artifact(name: str) -> dict[str, Any]:
-    p = BUILD / f"{name}.json"
+def read_artifact(p: Path, how_to_build: str) -> dict[str, Any]:
+    """A compiled contract's artifact (NotFoundError saying how to build it when absent)."""
     if not p.exists():
-        raise NotFoundError(f"contract artifact {p} missing: run scripts/compile-defi-contracts.sh")
+        raise NotFoundError(f"contract artifact {p} missing: {how_to_build}")
     out: dict[str, Any] = json.loads(p.read_text())
     return out
 
 
 @cache
-def _errors() -> dict[bytes, tuple[str, list[str]]]:
+def load_artifact(name: str) -> dict[str, Any]:
+    return read_artifact(BUILD / f"{name}.json", "run scripts/compile-defi-contracts.sh")
+
+
+def error_table(abis: Iterable[list[dict[str, Any]]]) -> dict[bytes, tuple[str, list[str]]]:
+    """Custom errors of these ABIs by their 4-byte selector: ``{selector: (name, argument types)}``."""
     from eth_utils import keccak
 
     out: dict[bytes, tuple[str, list[str]]] = {}
-    for name in NAMES:
-        for item in load_artifact(name)["abi"]:
+    for abi in abis:
+        for item in abi:
             if item.get("type") == "error":
                 types = [i["type"] for i in item["inputs"]]
                 out[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], types)
     return out
+
+
+@cache
+def _errors() -> dict[bytes, tuple[str, list[str]]]:
+    return error_table(load_artifact(name)["abi"] for name in NAMES)
 
 
 def revert_name(exc: BaseException) -> str:
@@ -87,7 +97,7 @@ def revert_name(exc: BaseException) -> str:
     return f"{name}({', '.join(shown)})"
 
 
-def _revert_errors() -> tuple[type[BaseException], ...]:
+def revert_errors() -> tuple[type[BaseException], ...]:
     from web3.exceptions import ContractCustomError, ContractLogicError
 
     errs: list[type[BaseException]] = [ContractLogicError, ContractCustomError]
@@ -108,7 +118,7 @@ def build_signed(w3: Any, fn: Any, acct: Any, *, nonce: int | None = None, gas: 
         params["gas"] = gas
     try:
         tx = fn.build_transaction(params)
-    except _revert_errors() as exc:
+    except revert_errors() as exc:
         raise GuardRefused(f"refused by the contract: {revert_name(exc)}", reason=revert_name(exc)) from None
     return acct.sign_transaction(tx)
 

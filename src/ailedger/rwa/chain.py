@@ -11,14 +11,13 @@ pause apply, and the call has the shape ``defi.actions`` logs and audits (an ``a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ailedger.defi import chain as dchain
-from ailedger.errors import AiledgerError, BadInputError, NotFoundError, VerificationError
+from ailedger.errors import AiledgerError, BadInputError, VerificationError
 
 __all__ = ["BUILD", "E18", "TokenRefused", "Vault", "deploy_vault", "load_artifact", "revert_name", "status",
            "vault_from"]
@@ -40,24 +39,12 @@ class TokenRefused(AiledgerError):
 def load_artifact(name: str) -> dict[str, Any]:
     if name not in NAMES:
         return dchain.load_artifact(name)
-    p = BUILD / f"{name}.json"
-    if not p.exists():
-        raise NotFoundError(f"contract artifact {p} missing: compile src/ailedger/rwa/contracts")
-    out: dict[str, Any] = json.loads(p.read_text())
-    return out
+    return dchain.read_artifact(BUILD / f"{name}.json", "compile src/ailedger/rwa/contracts")
 
 
 @cache
 def _errors() -> dict[bytes, tuple[str, list[str]]]:
-    from eth_utils import keccak
-
-    out: dict[bytes, tuple[str, list[str]]] = {}
-    for name in (*NAMES, *dchain.NAMES):
-        for item in load_artifact(name)["abi"]:
-            if item.get("type") == "error":
-                types = [i["type"] for i in item["inputs"]]
-                out[keccak(text=f"{item['name']}({','.join(types)})")[:4]] = (item["name"], types)
-    return out
+    return dchain.error_table(load_artifact(name)["abi"] for name in (*NAMES, *dchain.NAMES))
 
 
 def _decode(blob: bytes) -> str | None:
@@ -106,19 +93,6 @@ def revert_name(exc: BaseException) -> str:
     return dchain.revert_name(exc)
 
 
-def _revert_errors() -> tuple[type[BaseException], ...]:
-    from web3.exceptions import ContractCustomError, ContractLogicError
-
-    errs: list[type[BaseException]] = [ContractLogicError, ContractCustomError]
-    try:
-        from eth_tester.exceptions import TransactionFailed
-
-        errs.append(TransactionFailed)
-    except ImportError:  # pragma: no cover - eth-tester is a test dependency
-        pass
-    return tuple(errs)
-
-
 def send(w3: Any, fn: Any, acct: Any) -> Any:
     """Sign locally (the node's gas estimate plus a quarter: an estimate made on one block can fall short on
     the next), send, wait; a revert raises TokenRefused naming the contract's error, in the simulation before
@@ -127,7 +101,7 @@ def send(w3: Any, fn: Any, acct: Any) -> Any:
     try:
         gas = int(fn.estimate_gas(params))
         signed = acct.sign_transaction(fn.build_transaction({**params, "gas": gas + gas // 4 + 10_000}))
-    except _revert_errors() as exc:
+    except dchain.revert_errors() as exc:
         reason = revert_name(exc)
         raise TokenRefused(f"refused by the contract: {reason}", reason=reason) from None
     rcpt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60)
@@ -136,7 +110,7 @@ def send(w3: Any, fn: Any, acct: Any) -> Any:
         try:
             if hasattr(fn, "call"):
                 fn.call({"from": acct.address}, block_identifier=int(rcpt["blockNumber"]) - 1)
-        except _revert_errors() as exc:
+        except dchain.revert_errors() as exc:
             reason = revert_name(exc)
         raise TokenRefused(f"refused by the contract: {reason}", reason=reason)
     return rcpt
