@@ -149,3 +149,23 @@ def test_a_series_that_does_not_open_its_digest_is_refused(vault, led):
         rebalance_step(lg, op, vault, model="vol-target", series_index=idx, prices=prices, t=5)
     with pytest.raises(TokenRefused):
         send(vault.w3, vault.desk.functions.postNav(1), vault.agent)  # only the oracle posts the NAV
+
+
+def test_a_strangers_series_for_the_same_vault_changes_nothing(vault, led):
+    """rwa.series is a statement by its signer (docs/authority.md): a stranger's series naming the same vault
+    is not the operator's series, and the operator's decisions name and open only the series it logged."""
+    lg, op = led
+    v = vault
+    mine = log_series(lg, op, seed=3, steps=3, vault=v.vault.address, chain_id=v.w3.eth.chain_id)
+    stranger = lg.identities.create("stranger")
+    theirs = log_series(lg, stranger, seed=99, steps=3, vault=v.vault.address, chain_id=v.w3.eth.chain_id)
+    assert theirs["body"]["sha256"] != mine["body"]["sha256"]
+    body, prices = find_series(lg, mine["index"])
+    assert body["seed"] == 3 and prices == price_series(3, 3)
+    r0 = rebalance_step(lg, op, v, model="vol-target", series_index=mine["index"], prices=prices, t=0)
+    assert r0["action"] is not None and lg.entry(r0["action"]["index"]).signer == lg.entry(mine["index"]).signer
+    inputs = {"policy_root": policy_root(), "series": mine["index"], "t": 0, "nav": r0["nav"],
+              "balances": {"stable": str(100_000 * E18), "rwa": "0"},
+              "cap_left": {"stable": str(20_000 * E18), "rwa": str(20_000 * E18)}}
+    assert commit_inputs(inputs, bytes.fromhex(r0["action"]["salt"]))[0] == \
+        lg.entry(r0["action"]["index"]).body["inputs"]["commitment"]
