@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fuzzlib import TARGETS
+from tests.fuzz.rss import rss_limit_flag
 
 pytest.importorskip("atheris")
 
@@ -21,7 +22,7 @@ LONG_SECONDS = int(os.environ.get("AILEDGER_ATHERIS_SECONDS", "60"))
 
 def _fuzz(target: str, seconds: int, tmp_path: Path) -> None:
     p = subprocess.run(
-        [sys.executable, str(DRIVER), target, f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048",
+        [sys.executable, str(DRIVER), target, f"-max_total_time={seconds}", "-timeout=10", rss_limit_flag(),
          f"-artifact_prefix={tmp_path}/"],
         check=False, capture_output=True, text=True, timeout=seconds + 120, cwd=tmp_path,
     )

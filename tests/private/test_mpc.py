@@ -42,7 +42,7 @@ def test_three_parties_agree_with_plaintext_and_each_logs_a_commitment(ledger, w
 def test_the_audit_fails_for_another_model(ledger, workdir, digits_test):
     Xte, _ = digits_test
     reg = registered_model(ledger, "digits-logreg", workdir / "logreg")
-    res = run_mpc(ledger, reg, Xte[3], base_port=18330, identities=_ids(ledger))
+    res = run_mpc(ledger, reg, Xte[3], base_port=18360, identities=_ids(ledger))  # docs: 18330
     other = registered_model(ledger, "digits-mlp", workdir / "mlp")
     with pytest.raises(VerificationError, match="names model manifest"):
         audit_run(ledger, res["run"], other)

@@ -55,7 +55,7 @@ def test_anvil_cli(zk_env, proven, exported, run):
     except NotFoundError:
         pytest.skip("anvil not installed (npm ci --prefix tools/anvil)")
     out, _ = exported
-    with AnvilNode(port=18210) as node:
+    with AnvilNode() as node:  # a free port: README.md uses 18210
         r = run("model", "zk-verifier", "iris", "-o", out, "--rpc", node.url, "--ledger", zk_env["ledger"], "--json")
         assert r.exit_code == 0, r.output
         d = json.loads(r.output)

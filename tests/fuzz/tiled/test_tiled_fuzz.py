@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.fuzz.rss import rss_limit_flag
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parents[2] / "src" / "ailedger" / "tlog" / "_tiled.c"
@@ -43,7 +44,7 @@ def harness(tmp_path_factory) -> Path:
 def run(binary: Path, work: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:
     env = dict(os.environ, TMPDIR=str(work), ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    return subprocess.run([str(binary), f"-artifact_prefix={work}/", "-timeout=10", "-rss_limit_mb=2048", *args],
+    return subprocess.run([str(binary), f"-artifact_prefix={work}/", "-timeout=10", rss_limit_flag(), *args],
                           check=False, capture_output=True, text=True, timeout=timeout, cwd=work, env=env)
 
 
