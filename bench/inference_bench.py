@@ -154,7 +154,7 @@ def durable(led: Ledger, threads: int, per_thread: int, mode: str = "durable") -
     trail.flush(600)
     el = time.perf_counter() - t0
     cpu = time.process_time() - c0
-    groups = trail._durable.stats["groups"] if trail._durable is not None else trail.stats["batches"]
+    groups = trail._journal.stats["groups"] if trail._journal is not None else trail.stats["batches"]
     trail.close()
     n = threads * per_thread
     return {"mode": mode, "threads": threads, "calls": n, "p50_ms": round(pct(lat, 50) / 1e6, 3),
