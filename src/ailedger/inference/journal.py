@@ -416,7 +416,8 @@ class Journal:
         with self._mu:
             self._writing = True  # nobody writes any more
         if self._fd >= 0:
-            os.close(self._fd)
+            with contextlib.suppress(OSError):  # already failed (a lost disk)
+                os.close(self._fd)
             self._fd = -1
         if remove:
             _remove(self.dir, self._lock_fd)

@@ -275,6 +275,8 @@ class InferenceTrail:
                     self._dropped += 1
                 if isinstance(exc, BadInputError):
                     raise
+                if self._journal.error is not None:  # fail closed: later calls are refused before the model runs
+                    self._error = self._error or self._journal.error
                 raise StorageError(f"the inference record of this call was not written: {exc}") from exc
             if len(self._q) >= self.max_pending:
                 self._backpressure()
