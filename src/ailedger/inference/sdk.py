@@ -9,10 +9,11 @@ by the operator identity) and one durable append to the log.
 
 Modes:
 
-* ``durable``: a call returns only after its record, its payload and the batch entry holding
-  it are committed (SQLite ``synchronous=FULL``); concurrent calls share a commit: the calls
-  waiting while one group is written (or arriving within ``commit_window`` of the first) form
-  the next group (``ailedger.tlog.groupcommit``, the mechanism the HTTP API and the ledger use).
+* ``durable``: a call returns once its record (commitments) and its payload (encrypted under the
+  data subject's key) are in the trail's write-ahead journal on disk (``inference/journal.py``: one
+  write + one fdatasync per group of concurrent calls); the writer logs journalled calls in signed
+  batches as in fast mode, and the next trail to open replays a dead trail's journal.  Receipts
+  resolve once the batch is logged (``Receipt.proof()`` waits for it).
 * ``fast``: a call returns at once; the writer commits every ``flush_interval`` seconds (or
   sooner when ``max_batch`` records wait).  A crash loses at most the calls of the last
   ``flush_interval`` plus the batch being written, never more than ``max_pending`` records.
