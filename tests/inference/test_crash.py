@@ -18,9 +18,11 @@ from ailedger.inference.store import RecordStore
 from ailedger.tlog.ledger import Ledger
 
 CHILD = r"""
-import sys, threading, time
+import os, sys, threading, time
 from ailedger.tlog.ledger import Ledger
 from ailedger.inference import InferenceTrail
+import ailedger.inference.journal as journal
+journal.SEGMENT_BYTES = int(os.environ.get("SEGMENT_BYTES", journal.SEGMENT_BYTES))  # small: many segments
 led = Ledger.open(sys.argv[1])
 trail = InferenceTrail(led, "iris", mode=sys.argv[2], flush_interval=float(sys.argv[3]))
 out = threading.Lock()
@@ -46,9 +48,10 @@ for t in ts:
 """
 
 
-def _run_and_kill(led_dir, mode, min_calls, flush_interval=0.05, threads=1):
+def _run_and_kill(led_dir, mode, min_calls, flush_interval=0.05, threads=1, segment_bytes=None):
+    env = dict(os.environ, **({"SEGMENT_BYTES": str(segment_bytes)} if segment_bytes else {}))
     p = subprocess.Popen([sys.executable, "-c", CHILD, str(led_dir), mode, str(flush_interval), str(threads)],
-                         stdout=subprocess.PIPE,
+                         env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "READY", p.stderr.read()
     lines = []

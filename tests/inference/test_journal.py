@@ -260,3 +260,32 @@ def test_many_durable_threads_share_groups_and_receipts_wait_for_the_batch(ledge
     assert verify_receipt_proof(doc, ledger.verifier)["ok"]
     trail.close()
     assert sorted(_rids_in_log(ledger)) == sorted(out)
+
+
+def test_segments_rotate_are_dropped_once_logged_and_all_replay(ledger_dir, monkeypatch):
+    """Small segments: a live trail deletes the segments whose records are logged; a killed one leaves
+    several, and the replay reads them all in order."""
+    from ailedger.inference import journal
+
+    monkeypatch.setattr(journal, "SEGMENT_BYTES", 4000)
+    led = Ledger.open(ledger_dir)
+    trail = InferenceTrail(led, "iris", mode="durable", flush_interval=60)
+    rids = [trail.record({"i": i}, {"o": i}, subject="s").id for i in range(200)]
+    d = inference_dir(ledger_dir) / "journal" / trail.stream
+    assert len(list(d.glob("*.wal"))) > 5
+    trail.flush()
+    assert len(list(d.glob("*.wal"))) == 1  # only the segment being written is left
+    trail.close()
+    assert not d.exists()
+    assert sorted(_rids_in_log(led)) == sorted(rids)
+    led.close()
+    monkeypatch.undo()
+    calls, _ = _run_and_kill(ledger_dir, "durable", 150, flush_interval=60, threads=3, segment_bytes=4000)
+    (d,) = list((inference_dir(ledger_dir) / "journal").iterdir())
+    assert len(list(d.glob("*.wal"))) > 5
+    led = Ledger.open(ledger_dir)
+    with InferenceTrail(led, "iris"):
+        pass
+    stored = _rids_in_log(led)
+    assert {rid for rid, _ in calls} <= set(stored) and len(stored) == len(set(stored))
+    led.close()

@@ -301,7 +301,7 @@ class Journal:
         self._off = 0
         self._new_segment()
         _fsync_dir(root)
-        self.stats = {"groups": 0, "records": 0, "bytes": 0, "segments": 1}
+        self.stats: dict[str, Any] = {"groups": 0, "records": 0, "bytes": 0, "segments": 1, "write_seconds": 0.0}
 
     def _new_segment(self) -> None:
         self.segno += 1
@@ -356,6 +356,7 @@ class Journal:
         try:
             segno = self._write(recs)
             self._last_write_s = time.perf_counter() - t0
+            self.stats["write_seconds"] += self._last_write_s
         except BaseException as exc:  # noqa: BLE001 - every waiter of this group gets it
             err = exc
         with mu:
