@@ -269,7 +269,7 @@ class Journal:
     called for each group once it is on disk, in journal order (the trail's writer queue)."""
 
     def __init__(self, root: Path, stream: str, meta: dict[str, Any],
-                 on_durable: Callable[[list[Any], int], None], *, window: float = 0.002) -> None:
+                 on_durable: Callable[[list[Any], int], None], *, window: float = 0.0) -> None:
         # made under a hidden name, locked, then renamed: a trail replaying dead journals never sees it unlocked
         tmp = private_dir(root) / f".{stream}.new"
         tmp.mkdir(mode=0o700)
@@ -287,9 +287,11 @@ class Journal:
         self._items: list[Any] = []
         self._waiters: list[_Waiter] = []  # threads whose records are in _pending, blocked
         self._writing = False  # a leader is writing (or has been chosen)
-        # linger: a leader waits (at most `window`) until as many records are queued as there were threads
-        # in commit() when the last group ended, so closed-loop callers share one group instead of two
-        # alternating half groups (as PostgreSQL's commit_delay with commit_siblings)
+        # linger (window > 0): a leader waits (at most `window`) until as many records are queued as there were
+        # threads in commit() when the last group ended, so closed-loop callers share one group instead of two
+        # alternating half groups (as PostgreSQL's commit_delay with commit_siblings): fewer fdatasyncs, but the
+        # disk then waits for the callers and the callers for the disk; without it one group's fdatasync overlaps
+        # the next group's calls, which measured faster here (bench/RESULTS.md), hence the default 0
         self.window = window
         self._arrive = threading.Condition(self._mu)
         self._lingering = False

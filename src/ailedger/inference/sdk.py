@@ -188,7 +188,7 @@ class InferenceTrail:
     def __init__(self, ledger: Any, model: str, *, mode: str = "fast", operator: str = DEFAULT_OPERATOR,
                  passphrase: str | None = None, caller: str | None = None, flush_interval: float = 0.05,
                  max_batch: int = 4096, max_pending: int = 200_000, store_payloads: bool = True,
-                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.002) -> None:
+                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.0) -> None:
         if mode not in MODES:
             raise BadInputError(f"mode must be one of {', '.join(MODES)}", field="mode", found=mode)
         if not 0 < flush_interval <= 60:
