@@ -438,14 +438,14 @@ class InferenceTrail:
                     if not isinstance(exc, Exception):
                         raise
                     continue
+                if self._journal is not None:  # before the calls count as written: flush() returns after it
+                    with contextlib.suppress(OSError):  # a segment left behind is replayed as already logged
+                        self._journal.release(items[-1][-1])
                 self._group_written(n)
                 with contextlib.suppress(Exception):  # bookkeeping: the index is found again from the leaf hash
                     self.records.set_log_index(bid, index)
-                if self._journal is not None:
-                    with contextlib.suppress(OSError):  # a segment left behind is replayed as already logged
-                        self._journal.release(items[-1][-1])
-                    if len(q) < self.max_batch and not self._stop:
-                        break  # journalled records are durable already: the rest waits for the next flush_interval
+                if self._journal is not None and len(q) < self.max_batch and not self._stop:
+                    break  # journalled records are durable already: the rest waits for the next flush_interval
             with self._idle:
                 self._idle.notify_all()
 
