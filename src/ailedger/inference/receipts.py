@@ -102,7 +102,8 @@ def receipt_proof(ledger: Any, rid: str, *, records: RecordStore | None = None) 
             stream, _ = split_rid(rid)
             if (inference_dir(ledger.path) / "journal" / stream).is_dir():
                 raise NotFoundError(f"receipt {rid} is not logged yet: its trail journals durable calls and logs them "
-                                    "in its next batch (within its flush_interval; Receipt.proof() waits for it)",
+                                    "in its next batch (within its flush_interval; Receipt.proof() waits for it); if "
+                                    "that trail is gone, the next trail opened on this ledger logs them",
                                     field="receipt")
             raise NotFoundError(f"no inference record with receipt {rid} (unknown, or not written yet)",
                                 field="receipt")
