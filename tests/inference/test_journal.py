@@ -289,3 +289,54 @@ def test_segments_rotate_are_dropped_once_logged_and_all_replay(ledger_dir, monk
     stored = _rids_in_log(led)
     assert {rid for rid, _ in calls} <= set(stored) and len(stored) == len(set(stored))
     led.close()
+
+
+def test_a_durable_call_with_an_unencodable_payload_fails_alone(ledger):
+    """Durable mode encodes the payload in the caller's thread: a NaN fails that call with bad_input (nothing
+    journalled), the trail keeps working and flush() does not wait for the failed call."""
+    from ailedger.errors import BadInputError
+
+    with InferenceTrail(ledger, "iris", mode="durable", flush_interval=60) as trail:
+        with pytest.raises(BadInputError, match="JSON"):
+            trail.record({"x": float("nan")}, {"y": 1}, subject="a")
+        ok = trail.record({"x": 1}, {"y": 1}, subject="a")
+        trail.flush(timeout=30)
+        assert verify_receipt_proof(ok.proof(), ledger.verifier)["ok"]
+    assert _rids_in_log(ledger) == [ok.id]
+
+
+def test_group_commit_shares_one_fdatasync_among_waiting_threads(tmp_path):
+    """While a group is written, the calls that arrive wait and then go to disk together in the next group,
+    one write + fdatasync for all of them: the first write is held at its start (the real write follows)
+    until the seven others are queued."""
+    import time
+
+    gate = threading.Event()
+    started = threading.Event()
+
+    class HeldJournal(Journal):
+        def _write(self, recs):
+            if not started.is_set():
+                started.set()
+                gate.wait(10)
+            return super()._write(recs)
+
+    groups: list[int] = []
+    j = HeldJournal(tmp_path / "j", "0123456789ab", {"v": 1}, lambda items, seg: groups.append(len(items)))
+    first = threading.Thread(target=j.commit, args=(_rec(1), 1))
+    first.start()
+    assert started.wait(10)
+    others = [threading.Thread(target=j.commit, args=(_rec(i), i)) for i in range(2, 9)]
+    for t in others:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(j._waiters) < 7 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    gate.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert groups == [1, 7] and j.stats["groups"] == 2 and j.stats["records"] == 8
+    j.close(remove=False)
+    (dj,) = list(dead_journals(tmp_path / "j"))
+    assert sorted(r.t_ns for r in dj.records()) == list(range(1, 9))
+    dj.remove()
