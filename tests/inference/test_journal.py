@@ -340,3 +340,26 @@ def test_group_commit_shares_one_fdatasync_among_waiting_threads(tmp_path):
     (dj,) = list(dead_journals(tmp_path / "j"))
     assert sorted(r.t_ns for r in dj.records()) == list(range(1, 9))
     dj.remove()
+
+
+def test_two_trails_opening_at_once_replay_a_dead_journal_once(ledger_dir):
+    """Two processes open trails on the ledger at the same moment after a crash: the journal's lock lets one
+    replay it; every returned call is logged once."""
+    import subprocess
+    import sys
+
+    calls, _ = _run_and_kill(ledger_dir, "durable", 80, flush_interval=60, threads=2)
+    code = ("import sys; from ailedger.tlog.ledger import Ledger; from ailedger.inference import InferenceTrail;"
+            " led = Ledger.open(sys.argv[1]); t = InferenceTrail(led, 'iris');"
+            " print(t.stats.get('replayed_records', 0)); t.close(); led.close()")
+    ps = [subprocess.Popen([sys.executable, "-c", code, str(ledger_dir)], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in ps]
+    assert all(p.returncode == 0 for p in ps), [o[1][-2000:] for o in outs]
+    replayed = sorted(int(o[0].split()[-1]) for o in outs)
+    assert replayed[0] == 0 and replayed[1] >= len(calls)
+    led = Ledger.open(ledger_dir)
+    stored = _rids_in_log(led)
+    assert {rid for rid, _ in calls} <= set(stored) and len(stored) == len(set(stored))
+    assert not any((inference_dir(ledger_dir) / "journal").iterdir())
+    led.close()

@@ -174,7 +174,10 @@ def _segments(d: Path) -> list[tuple[int, Path]]:
 
 def _try_lock(d: Path) -> int | None:
     """An fd holding the journal's exclusive lock, or None if a live trail holds it."""
-    fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o600)
+    try:
+        fd = os.open(d / "lock", os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o600)
+    except FileNotFoundError:  # removed by a trail that replayed it just now
+        return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -191,7 +194,8 @@ def _remove(d: Path, lock_fd: int) -> None:
         p.unlink()
     with contextlib.suppress(FileNotFoundError):
         (d / "meta.json").unlink()
-    (d / "lock").unlink()
+    with contextlib.suppress(FileNotFoundError):
+        (d / "lock").unlink()
     os.close(lock_fd)
     with contextlib.suppress(OSError):
         d.rmdir()
@@ -233,13 +237,14 @@ def dead_journals(root: Path) -> Iterator[DeadJournal]:
         if not d.is_dir():
             continue
         fd = _try_lock(d)
-        if fd is not None and d.name.startswith("."):  # a journal whose trail died while making it
-            _remove(d, fd)
+        if fd is None:
             continue
-        if fd is None or d.name.startswith("."):
-            continue
-        if not (d / "meta.json").exists() and not _segments(d):  # an empty journal (its trail died opening)
-            _remove(d, fd)
+        try:
+            if d.name.startswith(".") or (not (d / "meta.json").exists() and not _segments(d)):
+                _remove(d, fd)  # its trail died while making it, or it was emptied by a replay just now
+                continue
+        except FileNotFoundError:  # removed under us by another trail's replay
+            os.close(fd)
             continue
         yield DeadJournal(d, fd)
 
