@@ -9,7 +9,7 @@ import pytest
 
 from ailedger.errors import NotFoundError, StorageError, TamperError
 from ailedger.inference import InferenceTrail, disclose, erase_subject, receipt_proof, verify_receipt_proof
-from ailedger.inference.journal import Journal, dead_journals, read_segment
+from ailedger.inference.journal import Journal, dead_journals, read_segment, segment_end
 from ailedger.inference.payloads import PayloadStore, inference_dir
 from ailedger.inference.store import RecordStore
 from ailedger.tlog.ledger import Ledger
@@ -63,12 +63,15 @@ def test_a_live_journal_is_not_replayed(tmp_path):
 def test_torn_tail_is_cut_and_damage_before_valid_frames_is_refused(tmp_path):
     d, _ = _journal_with(tmp_path / "j", [[_rec(1)], [_rec(2)], [_rec(3)]])
     seg = d / "00000001.wal"
-    whole = seg.read_bytes()
+    end = segment_end(seg, 1)
+    assert 0 < end < len(seg.read_bytes()) and not any(seg.read_bytes()[end:])  # zero-filled ahead
+    assert read_segment(seg, 1, cut=False)[1] == 0  # the zeros are no torn tail
+    whole = seg.read_bytes()[:end]
     # a torn last frame (its write never completed: its call had not returned): cut on open
-    seg.write_bytes(whole[:-7])
+    seg.write_bytes(whole[:-7] + bytes(1000))
     recs, cut = read_segment(seg, 1)
     assert [r.t_ns for r in recs] == [1, 2] and cut > 0
-    assert len(seg.read_bytes()) == len(whole) - cut - 7
+    assert len(seg.read_bytes()) == segment_end(seg, 1) == len(whole) - len(_rec(3)) - 48  # 16 head + 32 hash
     # garbage after the last frame (a torn write of a frame's head) is cut too
     with open(seg, "ab") as f:
         f.write(b"AIJ1\x00\x00")
@@ -111,7 +114,9 @@ def test_sigkill_before_any_batch_every_returned_call_is_logged_once(tmp_path, l
     if tear:
         last = segs[-1]
         before = {r.rid for r in read_segment(last, int(last.stem), cut=False)[0]}
-        last.write_bytes(last.read_bytes()[:-5])
+        end = segment_end(last, int(last.stem))
+        data = last.read_bytes()
+        last.write_bytes(data[: end - 5] + bytes(len(data) - end + 5))  # the last frame's end never reached the disk
         lost = before - {r.rid for r in read_segment(last, int(last.stem), cut=False)[0]}
         assert lost
     with InferenceTrail(led, "iris") as t:
