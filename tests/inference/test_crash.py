@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ailedger.inference import verify_receipt_proof
+from ailedger.inference import InferenceTrail, verify_receipt_proof
 from ailedger.inference.payloads import inference_dir
 from ailedger.inference.receipts import receipt_proof
 from ailedger.inference.sdk import recover_pending
@@ -18,24 +18,40 @@ from ailedger.inference.store import RecordStore
 from ailedger.tlog.ledger import Ledger
 
 CHILD = r"""
-import sys, time
+import os, sys, threading, time
 from ailedger.tlog.ledger import Ledger
 from ailedger.inference import InferenceTrail
+import ailedger.inference.journal as journal
+journal.SEGMENT_BYTES = int(os.environ.get("SEGMENT_BYTES", journal.SEGMENT_BYTES))  # small: many segments
 led = Ledger.open(sys.argv[1])
-trail = InferenceTrail(led, "iris", mode=sys.argv[2], flush_interval=0.05)
+trail = InferenceTrail(led, "iris", mode=sys.argv[2], flush_interval=float(sys.argv[3]))
+out = threading.Lock()
 print("READY", flush=True)
-i = 0
-while True:
-    r = trail.record({"i": i}, {"o": i}, subject="s%d" % (i % 3))
-    print(r.id, time.monotonic(), flush=True)
-    i += 1
-    if sys.argv[2] == "fast":
-        time.sleep(0.0005)
+
+def caller(k):
+    i = 0
+    while True:
+        r = trail.record({"i": i, "k": k}, {"o": i}, subject="s%d" % (i % 3))
+        line = "%s %r\n" % (r.id, time.monotonic())  # written only once the call returned
+        with out:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+        i += 1
+        if sys.argv[2] == "fast":
+            time.sleep(0.0005)
+
+ts = [threading.Thread(target=caller, args=(k,)) for k in range(int(sys.argv[4]))]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
 """
 
 
-def _run_and_kill(led_dir, mode, min_calls):
-    p = subprocess.Popen([sys.executable, "-c", CHILD, str(led_dir), mode], stdout=subprocess.PIPE,
+def _run_and_kill(led_dir, mode, min_calls, flush_interval=0.05, threads=1, segment_bytes=None):
+    env = dict(os.environ, **({"SEGMENT_BYTES": str(segment_bytes)} if segment_bytes else {}))
+    p = subprocess.Popen([sys.executable, "-c", CHILD, str(led_dir), mode, str(flush_interval), str(threads)],
+                         env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     assert p.stdout.readline().strip() == "READY", p.stderr.read()
     lines = []
@@ -54,15 +70,22 @@ def _run_and_kill(led_dir, mode, min_calls):
 
 @pytest.mark.parametrize("mode", ["durable", "fast"])
 def test_sigkill(tmp_path, ledger_dir, mode):
-    calls, kill_time = _run_and_kill(tmp_path / "ledger", mode, 25 if mode == "durable" else 1500)
-    assert len(calls) >= (25 if mode == "durable" else 1500)
+    calls, kill_time = _run_and_kill(tmp_path / "ledger", mode, 300 if mode == "durable" else 1500,
+                                     threads=4 if mode == "durable" else 1)
+    assert len(calls) >= (300 if mode == "durable" else 1500)
     led = Ledger.open(tmp_path / "ledger")
+    if mode == "durable":
+        # the next trail to open logs what the dead one had journalled but not logged yet
+        InferenceTrail(led, "iris").close()
+        assert not any((inference_dir(led.path) / "journal").iterdir())
     rs = RecordStore(inference_dir(led.path))
     recover_pending(led, rs)  # a batch stored but not yet logged when the process died
     committed = [rid for rid, _ in calls if rs.record(rid) is not None]
     if mode == "durable":
-        # every call that returned has its record committed and proven
+        # every call that returned has its record logged, once
         assert committed == [rid for rid, _ in calls]
+        stored = [r for (rids,) in rs.con.execute("SELECT rids FROM batches") for r in rids.split("\n")]
+        assert len(stored) == len(set(stored))
     else:
         # what survives is a prefix of the calls; every call older than the loss window survives
         assert committed == [rid for rid, _ in calls[: len(committed)]]

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from ailedger.errors import BadInputError
+from ailedger.errors import BadInputError, NotFoundError
 from ailedger.inference import receipt_proof, verify_receipt_proof
 from ailedger.inference.gateway import Budgets, Gateway, GatewayKeys, KeyInfo, parse_rate
 
@@ -51,23 +51,50 @@ def post(port, path, body, key=None, headers=None):
     return out
 
 
-def test_durable_gateway_receipts_resolve_at_once(ledger, model_server):
+def _journalled(ledger, rid):
+    """The receipt ids in the (live) journals of the ledger's durable trails."""
+    from ailedger.inference.journal import read_segment
+
+    out = set()
+    for d in (ledger.path / "inference" / "journal").iterdir():
+        for p in sorted(d.glob("*.wal")):
+            out |= {r.rid for r in read_segment(p, int(p.stem), cut=False)[0]}
+    return rid in out
+
+
+def test_durable_gateway_receipts_resolve_once_logged(ledger, model_server):
+    """Durable: the answer comes once the call's record is in the fdatasync'd journal (encrypted payload); its
+    receipt resolves once the writer has logged its batch (flush_interval; Receipt.proof() waits for it)."""
     keys = GatewayKeys(ledger.path)
     k = keys.new_key("carol")["key"]
     keys.close()
-    run = Running(Gateway(ledger, model_server, "iris", mode="durable"))
+    run = Running(Gateway(ledger, model_server, "iris", mode="durable", flush_interval=30))
+    rids = []
     try:
+        size = ledger.store.size()
         for i in range(3):
             st, h, body = post(run.port, "/predict", {"features": [[6.0, 2.2, 5.0, 1.5 + i / 10]],
                                                       "note": "Secret-Walrus-Note"}, key=k,
                                headers={"AIledger-Subject": "walrus"})
             assert st == 200, body
-            # durable: the record is committed before the answer, so it resolves now, without a flush
-            doc = receipt_proof(ledger, h["AIledger-Receipt"])
-            assert verify_receipt_proof(doc, ledger.verifier)["record"]["caller"] == "carol"
+            rid = h["AIledger-Receipt"]
+            rids.append(rid)
+            # in the journal on disk before the answer; not in the log yet (the writer logs every 30 s here)
+            assert _journalled(ledger, rid)
+            with pytest.raises(NotFoundError, match="not logged yet"):
+                receipt_proof(ledger, rid)
+        assert ledger.store.size() == size
+        # nothing in clear on disk, the journal included
+        assert grep_tree(ledger.path, b"Secret-Walrus-Note") == []
+        doc = run.gw.trail.receipt(rids[0]).proof(timeout=60)  # waits for the batch
+        assert verify_receipt_proof(doc, ledger.verifier)["record"]["caller"] == "carol"
+        for rid in rids[1:]:
+            assert verify_receipt_proof(receipt_proof(ledger, rid), ledger.verifier)["record"]["id"] == rid
         assert run.gw.stats["recorded"] == 3
     finally:
         run.stop()
+    assert not (ledger.path / "inference" / "journal").exists() or not any(
+        (ledger.path / "inference" / "journal").iterdir())
     assert grep_tree(ledger.path, b"Secret-Walrus-Note") == []
 
 

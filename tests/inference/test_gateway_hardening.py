@@ -42,6 +42,7 @@ def test_calls_without_a_valid_key_are_refused_and_not_recorded(ledger, model_se
             assert st == 401 and b"unauthorized" in body, (key, st, body)
         assert run.gw.stats["recorded"] == 0 and ledger.store.size() == size  # durable: nothing was written
         assert call(run.port, GOOD, k["key"])[0] == 200
+        run.gw.trail.flush()  # durable: journalled before the answer, logged with the next batch
         assert run.gw.stats["recorded"] == 1 and ledger.store.size() > size
     finally:
         run.stop()

@@ -324,38 +324,3 @@ def test_erasure_overwrites_key_and_ciphertext_bytes(ledger):
     blobs = b"".join(p.read_bytes() for p in d.iterdir() if p.is_file())
     assert key not in blobs and ref.encode() not in (d / "payloads.db").read_bytes()
     assert not any(ct[:64] in blobs for ct in cts)
-
-
-def test_durable_payload_failure_fails_the_group_and_logs_nothing(ledger, monkeypatch):
-    """Durable mode commits a group's payloads beside its records (two fsyncs at once): when the payloads
-    cannot be stored, every call of the group raises, the records stored beside them are dropped (no later
-    recovery appends them), nothing reaches the log, and the trail refuses further calls."""
-    from ailedger.errors import StorageError
-    from ailedger.inference.payloads import PayloadStore
-    from ailedger.inference.recovery import recover_pending
-    from ailedger.inference.store import RecordStore
-
-    trail = InferenceTrail(ledger, "iris", mode="durable")
-    ok = trail.record({"i": 0}, {"o": 0}, subject="ann")
-    size = ledger.store.size()
-
-    def full(self, groups):
-        raise StorageError("database or disk is full")
-
-    monkeypatch.setattr(PayloadStore, "put", full)
-    with pytest.raises(StorageError, match="not written"):
-        trail.record({"i": 1}, {"o": 1}, subject="ann")
-    with pytest.raises(StorageError, match="refused"):
-        trail.record({"i": 2}, {"o": 2}, subject="ann")
-    monkeypatch.undo()
-    trail._stop = True
-    trail._durable.close()
-    assert ledger.store.size() == size
-    rs = RecordStore(ledger.path / "inference")
-    try:
-        assert rs.counts()["pending_batches"] == 0
-        recover_pending(ledger, rs)
-    finally:
-        rs.close()
-    assert ledger.store.size() == size
-    assert verify_receipt_proof(receipt_proof(ledger, ok.id), ledger.verifier)["ok"]

@@ -80,6 +80,7 @@ def test_queries_over_http_agree_with_plaintext_and_log_one_record_each(served, 
         assert res["model"] == "digits-mlp"
         assert res["key_bytes_uploaded"] == (len(keys.public) if i == 0 else 0)  # the context goes once
         receipts.append(res["receipt"])
+    srv.state.trail.flush()  # durable: each answer came once its call was journalled; logged with the next batch
     recs = _records(ledger)
     assert len(recs) == 3 and len(set(receipts)) == 3
     assert {r["receipt"] for r in recs} == set(receipts)  # the receipt each answer named is the record logged
@@ -116,6 +117,7 @@ def test_every_bad_ciphertext_is_refused_over_http_and_nothing_is_logged(served,
         pass
     finally:
         conn.close()
+    srv.state.trail.flush()  # anything journalled would be logged now
     assert ledger.size == size and _records(ledger) == []
     assert json.loads(urllib.request.urlopen(f"{srv.url}/v1/fhe/info", timeout=10).read())["queries"] == 0
 

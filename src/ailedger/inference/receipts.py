@@ -26,7 +26,7 @@ from ailedger.errors import BadInputError, NotFoundError, ProofError, Verificati
 from ailedger.inference.codec import BATCH_TYPE, parse_record
 from ailedger.inference.payloads import PayloadStore, inference_dir
 from ailedger.inference.recovery import recover_pending
-from ailedger.inference.store import RecordStore
+from ailedger.inference.store import RecordStore, split_rid
 from ailedger.tlog.merkle import (
     inclusion_plan,
     leaf_hash,
@@ -99,6 +99,12 @@ def receipt_proof(ledger: Any, rid: str, *, records: RecordStore | None = None) 
     try:
         got = rs.record(rid)
         if got is None:
+            stream, _ = split_rid(rid)
+            if (inference_dir(ledger.path) / "journal" / stream).is_dir():
+                raise NotFoundError(f"receipt {rid} is not logged yet: its trail journals durable calls and logs them "
+                                    "in its next batch (within its flush_interval; Receipt.proof() waits for it); if "
+                                    "that trail is gone, the next trail opened on this ledger logs them",
+                                    field="receipt")
             raise NotFoundError(f"no inference record with receipt {rid} (unknown, or not written yet)",
                                 field="receipt")
         data, bid, pos = got

@@ -9,10 +9,11 @@ by the operator identity) and one durable append to the log.
 
 Modes:
 
-* ``durable``: a call returns only after its record, its payload and the batch entry holding
-  it are committed (SQLite ``synchronous=FULL``); concurrent calls share a commit: the calls
-  waiting while one group is written (or arriving within ``commit_window`` of the first) form
-  the next group (``ailedger.tlog.groupcommit``, the mechanism the HTTP API and the ledger use).
+* ``durable``: a call returns once its record (commitments) and its payload (encrypted under the
+  data subject's key) are in the trail's write-ahead journal on disk (``inference/journal.py``: one
+  write + one fdatasync per group of concurrent calls); the writer logs journalled calls in signed
+  batches as in fast mode, and the next trail to open replays a dead trail's journal.  Receipts
+  resolve once the batch is logged (``Receipt.proof()`` waits for it).
 * ``fast``: a call returns at once; the writer commits every ``flush_interval`` seconds (or
   sooner when ``max_batch`` records wait).  A crash loses at most the calls of the last
   ``flush_interval`` plus the batch being written, never more than ``max_pending`` records.
@@ -26,13 +27,13 @@ from __future__ import annotations
 
 import atexit
 import collections
-import concurrent.futures
 import contextlib
 import functools
 import getpass
 import hashlib
 import itertools
 import os
+import struct
 import threading
 import time
 import weakref
@@ -40,18 +41,32 @@ from collections.abc import Callable
 from typing import Any
 
 from ailedger.authority.service import model_registration, model_status
-from ailedger.errors import AiledgerError, BadInputError, ConflictError, NotFoundError, StorageError
+from ailedger.errors import (
+    AiledgerError,
+    BadInputError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    TamperError,
+)
 from ailedger.inference.codec import (
     BATCH_TYPE,
     canonical_payload,
     check_plain_name,
     record_bytes,
 )
-from ailedger.inference.payloads import PayloadStore, inference_dir
+from ailedger.inference.journal import (
+    JOURNAL_AAD,
+    Journal,
+    JournalRecord,
+    dead_journals,
+    encode_record,
+    key_id,
+)
+from ailedger.inference.payloads import PayloadStore, inference_dir, unpack_items
 from ailedger.inference.receipts import receipt_proof
 from ailedger.inference.recovery import recover_pending
 from ailedger.inference.store import RecordStore
-from ailedger.tlog.groupcommit import GroupCommitter
 from ailedger.tlog.merkle import EMPTY_ROOT
 
 __all__ = [
@@ -66,6 +81,9 @@ __all__ = [
 ]
 
 DEFAULT_OPERATOR = "inference"
+_JREC = struct.Struct(">BqIBI").pack  # journal.encode_record's head
+_u32 = struct.Struct(">I").pack
+_NONE_LEN = _u32(0xFFFFFFFF)  # payloads.pack_items: no input / output
 MODES = ("fast", "durable")
 _NOTHING = object()
 
@@ -170,7 +188,7 @@ class InferenceTrail:
     def __init__(self, ledger: Any, model: str, *, mode: str = "fast", operator: str = DEFAULT_OPERATOR,
                  passphrase: str | None = None, caller: str | None = None, flush_interval: float = 0.05,
                  max_batch: int = 4096, max_pending: int = 200_000, store_payloads: bool = True,
-                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.002) -> None:
+                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.0) -> None:
         if mode not in MODES:
             raise BadInputError(f"mode must be one of {', '.join(MODES)}", field="mode", found=mode)
         if not 0 < flush_interval <= 60:
@@ -202,10 +220,14 @@ class InferenceTrail:
         self.records = RecordStore(d, durable=durable)
         self.payloads = PayloadStore(ledger.path, durable=durable)
         recover_pending(ledger, self.records)
+        self._refs: dict[str, str] = {}
+        self._fmt_time = _time_formatter()
+        self._seq = 0
+        self.stats = {"batches": 0, "records": 0, "write_seconds": 0.0}
+        self._replay_journals()
         self.stream = os.urandom(6).hex()
         self._prefix = self.stream + "-"
         self._counter = itertools.count(1)
-        self._seq = 0
         self._q: collections.deque[tuple[Any, ...]] = collections.deque()
         self._wake = threading.Event()
         self._drained = threading.Event()
@@ -215,19 +237,18 @@ class InferenceTrail:
         self._stop = False
         self._error: BaseException | None = None
         self._local = threading.local()
-        self._refs: dict[str, str] = {}
-        self._fmt_time = _time_formatter()
         self._last_rev_check = time.monotonic()
         self._last_size = ledger.size
-        self.stats = {"batches": 0, "records": 0, "write_seconds": 0.0}
-        # durable mode: the calls share groups; each returns once its group is durable
-        self._durable: GroupCommitter[tuple[Any, ...], None] | None = None
-        self._done_index: list[tuple[int, int]] = []  # (batch, log index) bookkeeping still to store
-        self._side: concurrent.futures.ThreadPoolExecutor | None = None
+        self._dropped = 0  # calls that got a receipt id but never reached the writer (their journal write failed)
+        self._drop_lock = threading.Lock()
+        # durable mode: a call returns once its record is in the fdatasync'd journal (group commit of the
+        # journal writes); the writer then logs journalled records in signed batches as in fast mode
+        self._journal: Journal | None = None
         if durable:
-            self._side = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"ailedger-inference-{self.stream}")
-            self._durable = GroupCommitter(self._commit_durable, window=commit_window, max_weight=max_batch,
-                                           name=f"ailedger-inference-durable-{self.stream}", linger=True)
+            self._journal = Journal(inference_dir(ledger.path) / "journal", self.stream,
+                                    {"v": 1, "stream": self.stream, "model": self.model,
+                                     "model_index": self.model_index, "operator": self.operator.did},
+                                    self._journalled, window=commit_window)
         self._thread = threading.Thread(target=self._run, name=f"ailedger-inference-{self.stream}", daemon=True)
         self._thread.start()
         # a normal interpreter exit writes what is queued (fast mode), even without close()
@@ -247,17 +268,76 @@ class InferenceTrail:
         if self.snapshot:
             inp = inp if inp is _NOTHING else _Frozen(canonical_payload(inp))
             out = out if out is _NOTHING else _Frozen(canonical_payload(out))
-        if self._durable is not None:
+        if self._journal is not None:
             try:
-                self._durable.call((rid, time.time_ns(), inp, out, subject, caller, meta, status, None))
-            except Exception as exc:  # whatever failed, this call's record is not written
+                self._journal_call(rid, time.time_ns(), inp, out, subject, caller, meta, status)
+            except BaseException as exc:  # whatever failed, this call's record is not written
+                with self._drop_lock:
+                    self._dropped += 1
+                if isinstance(exc, BadInputError):
+                    raise
+                if self._journal.error is not None:  # fail closed: later calls are refused before the model runs
+                    self._error = self._error or self._journal.error
                 raise StorageError(f"the inference record of this call was not written: {exc}") from exc
+            if len(self._q) >= self.max_pending:
+                self._backpressure()
         else:
             self._q.append((rid, time.time_ns(), inp, out, subject, caller, meta, status, None))
             if len(self._q) >= self.max_pending:
                 self._backpressure()
         self._local.receipt = rid
         return rid
+
+    def _journal_call(self, rid: str, t_ns: int, inp: Any, out: Any, subject: str | None, caller: str | None,
+                      meta: Any, status: str) -> None:
+        """Durable mode, in the caller's thread: the record (commitments), the payload encrypted under the
+        subject's key, one journal record (``journal.encode_record``, built inline: this is the hot path);
+        returns once the journal holding it is on disk."""
+        tl = self._local
+        rnd = getattr(tl, "rnd", b"")
+        pos = getattr(tl, "pos", 0)
+        if pos + 28 > len(rnd):  # 28 random bytes per call (salt, nonce), read 256 calls at a time
+            rnd = tl.rnd = os.urandom(28 * 256)
+            pos = 0
+        tl.pos = pos + 28
+        salt = rnd[pos : pos + 16]
+        sha = hashlib.sha256
+        if inp is _NOTHING:
+            ib = c_in = None
+        else:
+            ib = bytes(inp) if type(inp) is _Frozen else canonical_payload(inp)
+            c_in = sha(salt + ib).hexdigest()
+        if out is _NOTHING:
+            ob = c_out = None
+        else:
+            ob = bytes(out) if type(out) is _Frozen else canonical_payload(out)
+            c_out = sha(salt + ob).hexdigest()
+        who = caller or self.caller
+        data = record_bytes(rid, self.model, self.model_index, who, self._fmt_time(t_ns), c_in, c_out, status,
+                            None if not meta else canonical_payload(meta))
+        r = rid.encode()
+        if self.store_payloads:
+            subj = subject or who
+            ref = self._refs.get(subj) or self._subject_ref(subj)
+            key, aes, kid = self.payloads.cipher(ref)
+            nonce = rnd[pos + 16 : pos + 28]
+            # pack_items([(rid, salt, ib, ob)])
+            pt = b"".join((bytes((len(r),)), r, salt, _NONE_LEN if ib is None else _u32(len(ib)), ib or b"",
+                           _NONE_LEN if ob is None else _u32(len(ob)), ob or b""))
+            ct = aes.encrypt(nonce, pt, JOURNAL_AAD + ref.encode() + b"|" + r)
+            rec = b"".join((_JREC(len(r), t_ns, len(data), 32, len(ct)), r, data, bytes.fromhex(ref), kid, nonce, ct))
+        else:
+            ref, key = "", b""
+            rec = encode_record(rid, t_ns, data, "", b"", b"", b"")
+        assert self._journal is not None
+        self._journal.commit(rec, (rid, t_ns, data, ref, key, salt, ib, ob))
+
+    def _journalled(self, items: list[tuple[Any, ...]], segno: int) -> None:
+        """A journal group is on disk (called in journal order): queue its records for the writer."""
+        q = self._q
+        q.extend([it + (segno,) for it in items])
+        if len(q) >= self.max_batch:
+            self._wake.set()
 
     def _backpressure(self) -> None:
         if self._error is not None:
@@ -352,15 +432,20 @@ class InferenceTrail:
                 n = min(len(q), self.max_batch)
                 items = [q.popleft() for _ in range(n)]
                 try:
-                    bid, index = self._write(items)
+                    bid, index = self._write(items) if self._journal is None else self._write_journalled(items)
                 except BaseException as exc:
                     self._group_failed(exc, n)
                     if not isinstance(exc, Exception):
                         raise
                     continue
+                if self._journal is not None:  # before the calls count as written: flush() returns after it
+                    with contextlib.suppress(OSError):  # a segment left behind is replayed as already logged
+                        self._journal.release(items[-1][-1])
                 self._group_written(n)
                 with contextlib.suppress(Exception):  # bookkeeping: the index is found again from the leaf hash
                     self.records.set_log_index(bid, index)
+                if self._journal is not None and len(q) < self.max_batch and not self._stop:
+                    break  # journalled records are durable already: the rest waits for the next flush_interval
             with self._idle:
                 self._idle.notify_all()
 
@@ -373,21 +458,6 @@ class InferenceTrail:
         self._error = exc
         self.stats["failed_records"] = self.stats.get("failed_records", 0) + n
         self._group_written(n)
-
-    def _commit_durable(self, items: list[tuple[Any, ...]]) -> list[None]:
-        """One durable group: payloads, records and the signed batch entry, all committed before
-        any call of the group returns. A failure fails every call of the group and closes the trail
-        (calls are refused before the model runs, as in fast mode)."""
-        self._maybe_check_revocation()
-        n = len(items)
-        try:
-            bid, index = self._write(items)
-        except BaseException as exc:
-            self._group_failed(exc, n)
-            raise
-        self._group_written(n)
-        self._done_index.append((bid, index))  # stored with the next group's records (one fsync less)
-        return [None] * n
 
     def _maybe_check_revocation(self) -> None:
         now = time.monotonic()
@@ -451,42 +521,96 @@ class InferenceTrail:
                 if g is None:
                     g = groups[ref] = []
                 g.append((rid, salt, ib, ob))
-        root = merkle_root(leaves)
-        self._seq += 1
-        body = {"v": 1, "stream": self.stream, "seq": self._seq, "count": n, "root": root.hex(),
-                "models": [{"name": model, "index": model_index}],
-                "first": rids[0], "last": rids[-1],
-                "from": fmt(items[0][1]), "to": fmt(items[-1][1])}
-        entry = self.ledger.make_entry(BATCH_TYPE, body, self.operator)
-        side: concurrent.futures.Future[None] | None = None
         if groups:
-            if self._side is not None:  # durable: the payloads' commit (and fsync) overlaps the records'
-                side = self._side.submit(self.payloads.put, groups)
-            else:
-                self.payloads.put(groups)
-        done, self._done_index = self._done_index, []
-        try:
-            bid = self.records.add_batch(self.stream, self._seq, root, entry.leaf_bytes, model, rids, times, datas,
-                                         log_indices=done)
-        except BaseException:
-            self._done_index = done + self._done_index
-            if side is not None:
-                side.exception()  # wait for it; the records' failure is the one raised
-            raise
-        if side is not None:
-            try:
-                side.result()
-            except BaseException:
-                # the payloads were not stored: the batch must not be appended later by recovery either
-                with contextlib.suppress(Exception):
-                    self.records.drop_batch(bid)
-                raise
-        res = self.ledger.append_entry(entry, terms=[f"inference-model:{model}",
-                                                     f"inference-stream:{self.stream}"])
-        self.stats["batches"] += 1
-        self.stats["records"] += n
+            self.payloads.put(groups)
+        self._seq += 1
+        bid, index = self._log_batch(self.stream, self._seq, model, model_index, rids, times, datas, leaves,
+                                     items[0][1], items[-1][1])
         self.stats["write_seconds"] += time.perf_counter() - t0
+        return bid, index
+
+    def _write_journalled(self, items: list[tuple[Any, ...]]) -> tuple[int, int]:
+        """Durable mode's writer: journalled records (made in the callers' threads) into one signed batch."""
+        t0 = time.perf_counter()
+        sha = hashlib.sha256
+        rids = [it[0] for it in items]
+        times = [it[1] // 1000 for it in items]
+        datas = [it[2] for it in items]
+        leaves = [sha(b"\x00" + d).digest() for d in datas]
+        if self.store_payloads:
+            dropped = self.payloads.put_journalled([(it[3], it[4], it[0], it[5], it[6], it[7]) for it in items])
+            if dropped:
+                self.stats["payloads_erased_before_logged"] = self.stats.get("payloads_erased_before_logged", 0) + dropped
+        self._seq += 1
+        bid, index = self._log_batch(self.stream, self._seq, self.model, self.model_index, rids, times, datas,
+                                     leaves, items[0][1], items[-1][1])
+        self.stats["write_seconds"] += time.perf_counter() - t0
+        return bid, index
+
+    def _log_batch(self, stream: str, seq: int, model: str, model_index: int, rids: list[str], times: list[int],
+                   datas: list[bytes], leaves: list[bytes], t_first_ns: int, t_last_ns: int) -> tuple[int, int]:
+        """Sign the batch entry, store the batch's records, append the entry to the log."""
+        fmt = self._fmt_time
+        root = merkle_root(leaves)
+        body = {"v": 1, "stream": stream, "seq": seq, "count": len(rids), "root": root.hex(),
+                "models": [{"name": model, "index": model_index}],
+                "first": rids[0], "last": rids[-1], "from": fmt(t_first_ns), "to": fmt(t_last_ns)}
+        entry = self.ledger.make_entry(BATCH_TYPE, body, self.operator)
+        bid = self.records.add_batch(stream, seq, root, entry.leaf_bytes, model, rids, times, datas)
+        res = self.ledger.append_entry(entry, terms=[f"inference-model:{model}", f"inference-stream:{stream}"])
+        self.stats["batches"] += 1
+        self.stats["records"] += len(rids)
         return bid, res.index
+
+    def _replay_journals(self) -> None:
+        """Log the records of dead trails' journals (a crash) that are in no stored batch yet, once each."""
+        root = inference_dir(self.ledger.path) / "journal"
+        for dj in dead_journals(root):
+            try:
+                meta = dj.meta
+                if meta.get("operator") != self.operator.did or not isinstance(meta.get("stream"), str):
+                    dj.release()  # another operator's: replayed by a trail of that operator
+                    continue
+                stream, model, model_index = meta["stream"], str(meta["model"]), int(meta["model_index"])
+                recs = dj.records()
+                done = self.records.stream_rids(stream)
+                todo = [r for r in recs if r.rid not in done]
+                with_payload = self.payloads.stream_rids(stream)
+                for k in range(0, len(todo), self.max_batch):
+                    chunk = todo[k : k + self.max_batch]
+                    self._replay_payloads([r for r in chunk if r.ct and r.rid not in with_payload])
+                    datas = [r.data for r in chunk]
+                    self._log_batch(stream, self.records.max_seq(stream) + 1, model, model_index,
+                                    [r.rid for r in chunk], [r.t_ns // 1000 for r in chunk], datas,
+                                    [hashlib.sha256(b"\x00" + d).digest() for d in datas],
+                                    chunk[0].t_ns, chunk[-1].t_ns)
+                self.stats["replayed_records"] = self.stats.get("replayed_records", 0) + len(todo)
+                self.stats["journal_bytes_cut"] = self.stats.get("journal_bytes_cut", 0) + dj.cut_bytes
+            except BaseException as exc:
+                dj.release()
+                if isinstance(exc, AiledgerError):
+                    raise StorageError(f"cannot replay the inference journal {dj.dir}: {exc}") from exc
+                raise
+            dj.remove()
+
+    def _replay_payloads(self, recs: list[JournalRecord]) -> None:
+        """Store the payloads of journalled records whose subject key still exists (else: erased)."""
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        items = []
+        for r in recs:
+            key = self.payloads.key_of(r.ref)
+            if key is None or key_id(key) != r.key_id:
+                continue  # erased while the record waited in the journal (a later call may have made a new key)
+            try:
+                pt = AESGCM(key).decrypt(r.nonce, r.ct, JOURNAL_AAD + r.ref.encode() + b"|" + r.rid.encode())
+            except InvalidTag:
+                raise TamperError(f"journalled payload of receipt {r.rid} fails authentication") from None
+            for it in unpack_items(pt):
+                items.append((r.ref, key, it.rid, it.salt, it.input, it.output))
+        if items:
+            self.payloads.put_journalled(items)
 
     # -- lifecycle -------------------------------------------------------------------
     def flush(self, timeout: float = 60.0) -> None:
@@ -506,7 +630,7 @@ class InferenceTrail:
             raise StorageError(f"the inference writer failed: {self._error}")
 
     def _busy(self) -> bool:
-        return self._written < self._issued()
+        return self._written + self._dropped < self._issued()
 
     def _issued(self) -> int:
         # itertools.count has no read; the repr holds the next value
@@ -526,13 +650,10 @@ class InferenceTrail:
             self._stop = True
             self._wake.set()
             self._thread.join(timeout=60)
-            if self._durable is not None:
-                self._durable.close()
-            if self._side is not None:
-                self._side.shutdown(wait=True)
-            for bid, index in self._done_index:
-                with contextlib.suppress(Exception):  # bookkeeping: found again from the leaf hash
-                    self.records.set_log_index(bid, index)
+            if self._journal is not None:
+                # removed only when every journalled record is logged; else a later trail replays it
+                logged = self._error is None and not self._q and not self._thread.is_alive()
+                self._journal.close(remove=logged)
             self.records.close()
             self.payloads.close()
 

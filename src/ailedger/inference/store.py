@@ -123,6 +123,15 @@ class RecordStore:
         with self._lock:
             self.con.execute("UPDATE batches SET log_index=? WHERE id=?", (index, bid))
 
+    def stream_rids(self, stream: str) -> set[str]:
+        """Receipt ids of a stream that have a stored record."""
+        return {r for (rs,) in self.con.execute("SELECT rids FROM batches WHERE stream=?", (stream,))
+                for r in rs.split("\n")}
+
+    def max_seq(self, stream: str) -> int:
+        (s,) = self.con.execute("SELECT coalesce(max(seq), 0) FROM batches WHERE stream=?", (stream,)).fetchone()
+        return int(s)
+
     def pending_batches(self) -> list[tuple[int, bytes]]:
         return [(b, bytes(e)) for b, e in self.con.execute(
             "SELECT id, entry FROM batches WHERE log_index IS NULL ORDER BY id")]

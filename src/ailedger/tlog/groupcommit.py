@@ -26,7 +26,8 @@ offending one fails.  A request is never withdrawn once its group started: a sub
 up (a client disconnecting) either finds its entries in the log or was never told they were.
 
 The HTTP write handlers (``services.ingest``), ``Ledger.append_*`` and the inference SDK's
-durable mode all go through this module; see docs/ledger.md, "Group commit".
+batches all go through this module (the SDK's durable calls return once in its own journal,
+``inference/journal.py``); see docs/ledger.md, "Group commit".
 """
 
 from __future__ import annotations
