@@ -93,6 +93,8 @@ class ServeConfig:
     token_file: str | None = None  # operator write tokens (ailedger write-token); admit registrations
     checkpoint_refresh: float = 1.0  # a read signs one covering entries others appended, at most this often
     metrics: bool = True  # GET /metrics (Prometheus; needs prometheus_client)
+    ingest_port: int | None = None  # also POST /v1/entries on this port, through the C front (http/ingest_front.py)
+    ingest_host: str = "127.0.0.1"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:
@@ -408,6 +410,7 @@ class Api:
         self.auth = WriteAuth(tokens=TokenFile(cfg.token_file) if cfg.token_file else None,
                               admit=self._may_sponsor, what="this log's identity registration")
         self._cp: tuple[float, bytes] | None = None
+        self.ingest_front: Any = None  # the C write front beside this API (app_from_env, --ingest-port)
         self._signed_at = -float("inf")  # when a read last signed a checkpoint (time.monotonic)
         self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()
         self.metrics = _serve_metrics(ledger) if cfg.metrics else None
@@ -912,6 +915,16 @@ def app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory``: ledger from $AILEDGER_LEDGER, config from $AILEDGER_SERVE_CONFIG."""
     cfg = ServeConfig.from_dict(json.loads(os.environ.get(ENV_CONFIG) or "{}"))
     app = create_app(os.environ.get("AILEDGER_LEDGER"), cfg)
+    if cfg.ingest_port is not None:
+        import atexit
+
+        from ailedger.http.ingest_front import IngestFront
+
+        assert isinstance(app, _FastWrite)
+        # one front per worker process, all on the port (SO_REUSEPORT: the kernel spreads the connections)
+        front = IngestFront(app.api, cfg.ingest_host, cfg.ingest_port, reuse_port=True).start()
+        atexit.register(front.stop)
+        app.api.ingest_front = front
     tune_gc()
     return app
 

@@ -1,0 +1,216 @@
+"""The ingest front: ``POST /v1/entries`` on a port of its own, parsed in C, appended in whole groups.
+
+``ailedger serve --ingest-port PORT`` starts it beside the API, in the same process, on the same ledger.
+Its C loop (``ailedger.tlog._front``, an epoll loop on its own thread, never holding the GIL) accepts
+keep-alive connections, reads each request head and body, answers malformed, oversized, other-path and
+other-method requests itself, and queues the bodies of whole ``POST /v1/entries`` requests.  One Python
+thread here takes everything queued as one group (``take``), checks every entry of it in one C call
+(:meth:`~ailedger.tlog.ingest.Ingestor.prepare_singles`), appends the group in one durable transaction
+through the ledger's group committer (the policy checks and per-identity rate limits of the API run on
+it), and answers each request (``reply``) with exactly what ``POST /v1/entries`` on the API answers:
+201 with index and leaf hash, 200 ``duplicate`` with the index already given, a 4xx naming the problem
+for a bad entry (only that request fails), 503 ``storage`` when the transaction failed (no success
+answer unless the entry is durable).  While a group is being committed, the C loop keeps reading the
+next one: the per-request work left in Python is the entry's own (parse, check, row, answer).
+
+Limits: one request in flight per connection (pipelined requests wait for the answer before them),
+``max_inflight`` connections (the next ones get 503), a body of at most one entry (413), the
+configured head and body deadlines for a slow request (408), idle connections closed after 30 s.
+Identity registrations need a credential (an operator token or a sponsor's request signature) that
+this port does not take: they are refused here (401) unless the log has open registration; send them
+to the API port.  A client that disconnects before its answer: its entry is in the log or was never
+acknowledged (its group commits or fails as a whole; the answer is dropped).  See docs/api.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ailedger.encoding.canonical import parse_canonical, parse_json
+from ailedger.encoding.httpsig import UnauthenticatedError
+from ailedger.errors import AiledgerError, BadInputError, StorageError
+from ailedger.http.errors import MalformedJSONError, error_status_headers, is_db_error
+from ailedger.server.asgi import json_bytes
+from ailedger.tlog.ingest import IDENTITY_REGISTER
+
+if TYPE_CHECKING:
+    from ailedger.http.app import Api
+
+__all__ = ["IngestFront", "available"]
+
+log = logging.getLogger("ailedger.http.ingest")
+
+try:
+    from ailedger.tlog import _front
+except ImportError:  # pragma: no cover - built without a C compiler
+    _front = None  # type: ignore[assignment]
+
+_INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
+
+
+def available() -> bool:
+    """Is the compiled front (``ailedger.tlog._front``, Linux) in this install?"""
+    return _front is not None
+
+
+def _headers(h: dict[str, str]) -> bytes:
+    return "".join(f"{k}: {v}\r\n" for k, v in h.items() if k.lower() != "connection").encode("latin-1")
+
+
+def _error(token: int, exc: BaseException) -> tuple[Any, ...]:
+    """The API's answer to ``exc`` (http/app.py ``_guard``): the error's status, JSON and headers; a driver
+    error is a storage error (503), anything else an internal error (500)."""
+    if not isinstance(exc, AiledgerError) and is_db_error(exc):
+        log.warning("storage error on the ingest port: %s", exc)
+        exc = StorageError(f"the store failed: {str(exc).strip()[:200]}")
+    if isinstance(exc, AiledgerError):
+        status, headers = error_status_headers(exc)
+        return (token, status, json_bytes(exc.to_dict()), _headers(headers))
+    log.error("internal error on the ingest port", exc_info=exc)
+    return (token, 500, _INTERNAL)
+
+
+class IngestFront:
+    """The front of one :class:`~ailedger.http.app.Api` on ``host:port`` (``start``/``stop``; one per process)."""
+
+    def __init__(self, api: Api, host: str = "127.0.0.1", port: int = 0, *, window: float | None = None,
+                 max_group: int | None = None, max_conns: int | None = None, idle: float = 30.0,
+                 reuse_port: bool = False) -> None:
+        if _front is None:
+            raise RuntimeError("the ingest front is not built in this install (a C compiler builds "
+                               "ailedger.tlog._front on Linux: pip install -e . again)")
+        cfg = api.cfg
+        self.api = api
+        self.window = cfg.commit_window if window is None else window
+        self.max_group = max_group or cfg.commit_max_entries
+        self._max_conns = max_conns or cfg.max_inflight
+        self._request_ms = int((cfg.head_timeout + cfg.body_timeout) * 1000)
+        self._idle_ms = int(idle * 1000)
+        self.open_registration = cfg.open_registration
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several worker processes, one front each: the kernel spreads the connections
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            self.sock.bind((host, port))
+            self.sock.listen(4096)
+        except OSError:
+            self.sock.close()
+            raise
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}/v1/entries"
+        self.stats = {"groups": 0, "requests": 0, "largest_group": 0}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> IngestFront:
+        from ailedger.encoding.records import MAX_ENTRY_BYTES
+
+        assert _front is not None
+        _front.start(self.sock.fileno(), max_body=MAX_ENTRY_BYTES * 2 + 1024, idle_ms=self._idle_ms,
+                     request_ms=self._request_ms, max_conns=self._max_conns)
+        self._thread = threading.Thread(target=self._run, name="ailedger-ingest-front", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking requests, answer the group under way, close every connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+            assert _front is not None
+            _front.stop()
+        self.sock.close()
+
+    def __enter__(self) -> IngestFront:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def c_stats(self) -> dict[str, Any]:
+        assert _front is not None
+        return dict(_front.stats())
+
+    # -- the group loop -------------------------------------------------------------------------
+    def _run(self) -> None:
+        assert _front is not None
+        take, reply = _front.take, _front.reply
+        while not self._stop.is_set():
+            group = take(0.2, self.window, self.max_group)
+            if not group:
+                continue
+            try:
+                answers = self.answer(group)
+            except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
+                answers = [_error(token, exc) for token, _ in group]
+            reply(answers)
+
+    def answer(self, group: list[tuple[int, bytes]]) -> list[tuple[Any, ...]]:
+        """Check, append and answer one group of (token, body): one answer tuple per request."""
+        api = self.api
+        ingest = api.ingest
+        answers: list[tuple[Any, ...]] = []
+        fast: list[tuple[int, bytes, dict[str, Any]]] = []  # canonical entries: checked in one C call
+        preps: list[tuple[int, Any]] = []  # (token, _Prepared) to append
+        for token, body in group:
+            obj = parse_canonical(body) if body else None
+            if type(obj) is dict and obj.get("type") != IDENTITY_REGISTER:
+                fast.append((token, body, obj))
+                continue
+            try:
+                canonical = obj is not None
+                if not canonical:
+                    obj = self._parse_strict(body)
+                if isinstance(obj, dict) and obj.get("type") == IDENTITY_REGISTER and not self.open_registration:
+                    raise UnauthenticatedError(
+                        "an identity registration needs a credential, which the ingest port does not take: send "
+                        "it to the API (POST /v1/identities with Authorization: Bearer <token> or a request "
+                        "signature; docs/api.md)", field="authorization")
+                preps.append((token, ingest.prepare([obj], canonical=canonical)))
+            except Exception as exc:  # noqa: BLE001 - this request's own answer
+                answers.append(_error(token, exc))
+        if fast:
+            checked = ingest.prepare_singles([f[1] for f in fast], [f[2] for f in fast])
+            for (token, _, _), prep in zip(fast, checked):
+                if isinstance(prep, AiledgerError):
+                    answers.append(_error(token, prep))
+                else:
+                    preps.append((token, prep))
+        if preps:
+            results = api.ledger.committer.commit_now([ingest.request(p) for _, p in preps])
+            api._cp = None  # the API's cached checkpoint is behind now
+            done = ingest.done
+            for (token, prep), res in zip(preps, results):
+                if isinstance(res, BaseException):
+                    answers.append(_error(token, res))
+                    continue
+                try:
+                    r = done(prep, res)[0]
+                except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
+                    answers.append(_error(token, exc))
+                    continue
+                answers.append((token, 200 if r.duplicate else 201, json_bytes(
+                    {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})))
+        st = self.stats
+        st["groups"] += 1
+        st["requests"] += len(group)
+        st["largest_group"] = max(st["largest_group"], len(group))
+        return answers
+
+    @staticmethod
+    def _parse_strict(body: bytes) -> Any:
+        """As the API's read_json: the body as JSON, or a 400 naming what is wrong."""
+        if not body:
+            raise MalformedJSONError("request body is empty; send a JSON document")
+        try:
+            return parse_json(body, what="request body")
+        except BadInputError as exc:
+            raise MalformedJSONError(exc.message) from None
+        except RecursionError:
+            raise MalformedJSONError("request body is nested too deeply") from None
