@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ailedger.encoding.canonical import parse_canonical, parse_json
@@ -39,7 +40,7 @@ from ailedger.tlog.ingest import IDENTITY_REGISTER
 if TYPE_CHECKING:
     from ailedger.http.app import Api
 
-__all__ = ["IngestFront", "available"]
+__all__ = ["Checked", "IngestFront", "available"]
 
 log = logging.getLogger("ailedger.http.ingest")
 
@@ -71,6 +72,15 @@ def _error(token: int, exc: BaseException) -> tuple[Any, ...]:
         return (token, status, json_bytes(exc.to_dict()), _headers(headers))
     log.error("internal error on the ingest port", exc_info=exc)
     return (token, 500, _INTERNAL)
+
+
+@dataclass
+class Checked:
+    """A group after its checks: the requests to append (token, prepared entry) and those already answered."""
+
+    preps: list[tuple[int, Any]]  # appended request by request (registrations, non-canonical JSON)
+    answers: list[tuple[Any, ...]]
+    fast: list[tuple[int, Any]] = field(default_factory=list)  # appended together as one batch
 
 
 class IngestFront:
@@ -105,6 +115,10 @@ class IngestFront:
         self.stats = {"groups": 0, "requests": 0, "largest_group": 0}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        self._cv = threading.Condition()
+        self._handoff: list[Checked] | None = None  # checked groups waiting for the committing stage
+        self._closing = False
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> IngestFront:
@@ -113,7 +127,10 @@ class IngestFront:
         assert _front is not None
         _front.start(self.sock.fileno(), max_body=MAX_ENTRY_BYTES * 2 + 1024, idle_ms=self._idle_ms,
                      request_ms=self._request_ms, max_conns=self._max_conns)
-        self._thread = threading.Thread(target=self._run, name="ailedger-ingest-front", daemon=True)
+        self._closing = False
+        self._committer = threading.Thread(target=self._commit_run, name="ailedger-ingest-commit", daemon=True)
+        self._committer.start()
+        self._thread = threading.Thread(target=self._run, name="ailedger-ingest-check", daemon=True)
         self._thread.start()
         return self
 
@@ -123,6 +140,9 @@ class IngestFront:
         if self._thread is not None:
             self._thread.join(30)
             self._thread = None
+            if self._committer is not None:
+                self._committer.join(60)
+                self._committer = None
             assert _front is not None
             _front.stop()
         self.sock.close()
@@ -139,25 +159,59 @@ class IngestFront:
 
     # -- the group loop -------------------------------------------------------------------------
     def _run(self) -> None:
+        """The checking stage: take what the C loop queued, check it (parse, signatures: the GIL released in C),
+        and hand it to the committing stage; while that stage is busy with the group before, keep taking and
+        checking what arrives, so the next group is ready (and as large as it can be) when the commit ends."""
         assert _front is not None
-        take, reply = _front.take, _front.reply
+        take = _front.take
+        pending: list[Checked] = []
         while not self._stop.is_set():
-            group = take(0.2, self.window, self.max_group)
-            if not group:
-                continue
+            if pending:  # the committing stage is busy: gather more for a moment, then offer again
+                group = take(0.0005, 0.0, self.max_group)
+            else:
+                group = take(0.2, self.window, self.max_group)
+            if group:
+                try:
+                    pending.append(self.check(group))
+                except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
+                    _front.reply([_error(token, exc) for token, _ in group])
+            if pending:
+                with self._cv:
+                    if self._handoff is None:
+                        self._handoff = pending
+                        pending = []
+                        self._cv.notify()
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+
+    def _commit_run(self) -> None:
+        """The committing stage: one durable transaction per hand-off, then the answers."""
+        assert _front is not None
+        while True:
+            with self._cv:
+                while self._handoff is None and not self._closing:
+                    self._cv.wait()
+                batch, self._handoff = self._handoff, None
+            if batch is None:
+                return
+            answers: list[tuple[Any, ...]] = []
             try:
-                answers = self.answer(group)
-            except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
-                answers = [_error(token, exc) for token, _ in group]
-            reply(answers)
+                answers = self.commit(batch)
+            except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered
+                answers = [_error(token, exc) for c in batch for token, _ in c.preps] + \
+                    [a for c in batch for a in c.answers]
+            _front.reply(answers)
 
     def answer(self, group: list[tuple[int, bytes]]) -> list[tuple[Any, ...]]:
-        """Check, append and answer one group of (token, body): one answer tuple per request."""
-        api = self.api
-        ingest = api.ingest
-        answers: list[tuple[Any, ...]] = []
+        """Check, append and answer one group of (token, body) at once: one answer tuple per request."""
+        return self.commit([self.check(group)])
+
+    def check(self, group: list[tuple[int, bytes]]) -> Checked:
+        """Parse and check the entries of a group (signatures in one C call): what to append, what to answer."""
+        ingest = self.api.ingest
+        out = Checked([], [])
         fast: list[tuple[int, bytes, dict[str, Any]]] = []  # canonical entries: checked in one C call
-        preps: list[tuple[int, Any]] = []  # (token, _Prepared) to append
         for token, body in group:
             obj = parse_canonical(body) if body else None
             if type(obj) is dict and obj.get("type") != IDENTITY_REGISTER:
@@ -172,35 +226,69 @@ class IngestFront:
                         "an identity registration needs a credential, which the ingest port does not take: send "
                         "it to the API (POST /v1/identities with Authorization: Bearer <token> or a request "
                         "signature; docs/api.md)", field="authorization")
-                preps.append((token, ingest.prepare([obj], canonical=canonical)))
+                out.preps.append((token, ingest.prepare([obj], canonical=canonical)))
             except Exception as exc:  # noqa: BLE001 - this request's own answer
-                answers.append(_error(token, exc))
+                out.answers.append(_error(token, exc))
         if fast:
             checked = ingest.prepare_singles([f[1] for f in fast], [f[2] for f in fast])
             for (token, _, _), prep in zip(fast, checked):
                 if isinstance(prep, AiledgerError):
-                    answers.append(_error(token, prep))
+                    out.answers.append(_error(token, prep))
                 else:
-                    preps.append((token, prep))
-        if preps:
-            results = api.ledger.committer.commit_now([ingest.request(p) for _, p in preps])
+                    out.fast.append((token, prep))
+        st = self.stats
+        st["requests"] += len(group)
+        return out
+
+    def commit(self, batch: list[Checked]) -> list[tuple[Any, ...]]:
+        """Append the checked entries of ``batch`` in one durable transaction; every request's answer."""
+        api = self.api
+        ingest = api.ingest
+        answers = [a for c in batch for a in c.answers]
+        preps = [p for c in batch for p in c.preps]
+        fast = [p for c in batch for p in c.fast]
+        committer = api.ledger.committer
+        reqs = [ingest.request(p) for _, p in preps]
+        if fast:  # the group's canonical single entries: one request, checked once (as a pre-batched batch is)
+            merged = ingest.merge_singles([p for _, p in fast])
+            reqs.append(ingest.request(merged))
+        results = committer.commit_now(reqs) if reqs else []
+        if reqs:
             api._cp = None  # the API's cached checkpoint is behind now
-            done = ingest.done
-            for (token, prep), res in zip(preps, results):
-                if isinstance(res, BaseException):
-                    answers.append(_error(token, res))
-                    continue
+        pairs: list[tuple[int, Any, Any]] = [(t, p, r) for (t, p), r in zip(preps, results)]
+        if fast:
+            res = results[-1]
+            if isinstance(res, AiledgerError) and not isinstance(res, StorageError):
+                # some entry of the group was refused (stale time, unknown or revoked signer, rate limit...): nothing
+                # of the batch was stored; each request again on its own, so that only the offending ones fail
+                again = committer.commit_now([ingest.request(p) for _, p in fast])
+                pairs += [(t, p, r) for (t, p), r in zip(fast, again)]
+            elif isinstance(res, BaseException):  # the store failed: every request of the group fails with it
+                pairs += [(t, p, res) for t, p in fast]
+            else:
                 try:
-                    r = done(prep, res)[0]
+                    each = ingest.done(merged, res)
                 except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
-                    answers.append(_error(token, exc))
-                    continue
-                answers.append((token, 200 if r.duplicate else 201, json_bytes(
-                    {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})))
+                    answers.extend(_error(t, exc) for t, _ in fast)
+                else:
+                    answers.extend((t, 200 if r.duplicate else 201, json_bytes(
+                        {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate}))
+                        for (t, _), r in zip(fast, each))
+        done = ingest.done
+        for token, prep, res in pairs:
+            if isinstance(res, BaseException):
+                answers.append(_error(token, res))
+                continue
+            try:
+                r = done(prep, res)[0]
+            except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
+                answers.append(_error(token, exc))
+                continue
+            answers.append((token, 200 if r.duplicate else 201, json_bytes(
+                {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})))
         st = self.stats
         st["groups"] += 1
-        st["requests"] += len(group)
-        st["largest_group"] = max(st["largest_group"], len(group))
+        st["largest_group"] = max(st["largest_group"], len(answers))
         return answers
 
     @staticmethod

@@ -354,6 +354,14 @@ class Ingestor:
                 out.append(exc)
         return out
 
+    def merge_singles(self, preps: Sequence[_Prepared]) -> _Prepared:
+        """The entries of many single-entry requests (from :meth:`prepare_singles`) as one batch: one request
+        to the group committer, checked once as a batch is (the per-request checks asked once per distinct
+        time and signer). All-or-nothing: when it is refused, the caller appends the single-entry requests one
+        by one (each then gets its own answer, as :meth:`prepare` of its entry alone would)."""
+        return _Prepared([e for p in preps for e in p.parsed], [h for p in preps for h in p.hashes],
+                         [r for p in preps for r in p.rows], False, sum(p.n for p in preps))
+
     def _check_count(self, objs: Sequence[Any]) -> None:
         if not objs:
             raise BadInputError("no entries given", field="entries")
