@@ -80,7 +80,8 @@ class Checked:
 
     preps: list[tuple[int, Any]]  # appended request by request (registrations, non-canonical JSON)
     answers: list[tuple[Any, ...]]
-    fast: list[tuple[int, Any]] = field(default_factory=list)  # appended together as one batch
+    fast_tokens: list[int] = field(default_factory=list)  # the requests of `fast`, in its order
+    fast: Any = None  # their entries, appended together as one batch (Ingestor.prepare_group)
 
 
 class IngestFront:
@@ -230,12 +231,13 @@ class IngestFront:
             except Exception as exc:  # noqa: BLE001 - this request's own answer
                 out.answers.append(_error(token, exc))
         if fast:
-            checked = ingest.prepare_singles([f[1] for f in fast], [f[2] for f in fast])
-            for (token, _, _), prep in zip(fast, checked):
+            out.fast, where, rest = ingest.prepare_group([f[1] for f in fast], [f[2] for f in fast])
+            out.fast_tokens = [fast[i][0] for i in where]
+            for i, prep in rest:
                 if isinstance(prep, AiledgerError):
-                    out.answers.append(_error(token, prep))
+                    out.answers.append(_error(fast[i][0], prep))
                 else:
-                    out.fast.append((token, prep))
+                    out.preps.append((fast[i][0], prep))
         st = self.stats
         st["requests"] += len(group)
         return out
@@ -246,11 +248,14 @@ class IngestFront:
         ingest = api.ingest
         answers = [a for c in batch for a in c.answers]
         preps = [p for c in batch for p in c.preps]
-        fast = [p for c in batch for p in c.fast]
+        parts = [c.fast for c in batch if c.fast is not None]
+        tokens = [t for c in batch if c.fast is not None for t in c.fast_tokens]
         committer = api.ledger.committer
         reqs = [ingest.request(p) for _, p in preps]
-        if fast:  # the group's canonical single entries: one request, checked once (as a pre-batched batch is)
-            merged = ingest.merge_singles([p for _, p in fast])
+        fast: list[tuple[int, Any]] = []
+        if parts:  # the group's canonical single entries: one request, checked once (as a pre-batched batch is)
+            merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts)
+            fast = list(zip(tokens, ingest.split(merged)))
             reqs.append(ingest.request(merged))
         results = committer.commit_now(reqs) if reqs else []
         if reqs:
