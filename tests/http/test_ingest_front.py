@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -281,3 +283,57 @@ def test_sigkill_under_load_loses_nothing_acknowledged(any_ledger, tmp_path):
         assert r.status_code == 201 and r.json()["index"] == size
     finally:
         s.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(d)], capture_output=True,
+                       check=False)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): " + r.stderr.decode().strip())
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_disk_full_mid_group_fails_every_request_of_it_cleanly(small_disk, tmp_path):
+    """The store fails (SQLite on a full disk): the group's requests all answer 503 storage with Retry-After,
+    no success answer for anything not durable; what was acknowledged is in the log."""
+    d = small_disk / "ledger"
+    Ledger.init(d, origin="test.example/full").close()
+    acked: list[tuple[int, str]] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    with Ledger.open(d) as led:
+        app = create_app(led, ServeConfig(open_registration=True))
+        with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
+            k = Key("k")
+            assert TestClient(app).post("/v1/identities", json=k.registration()).status_code == 201
+
+            def writer(w: int) -> None:
+                with httpx.Client(timeout=30) as c:
+                    for m in range(400):
+                        e = k.entry("x.y", {"w": w, "m": m, "pad": "p" * 3000})
+                        r = c.post(f.url, content=canonical_json(e))
+                        with lock:
+                            statuses.append(r.status_code)
+                            if r.status_code == 201:
+                                acked.append((r.json()["index"], leaf_hex(e)))
+                            else:
+                                assert r.status_code == 503 and r.json()["code"] == "storage", r.text
+                                assert r.headers["retry-after"] == "1"
+                            if statuses.count(503) >= 20:
+                                return
+
+            ts = [threading.Thread(target=writer, args=(w,)) for w in range(10)]
+            [t.start() for t in ts]
+            [t.join() for t in ts]
+    assert 503 in statuses and 201 in statuses, "the disk never filled up"
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy)  # audit on a disk with room (the WAL may need to be checkpointed)
+    with Ledger.open(copy) as led:
+        for i, h in acked:
+            assert leaf_hash(led.entry_bytes(i)).hex() == h
+        assert led.size == 1 + len(acked)
+        assert led.audit(signatures=True).ok
