@@ -33,7 +33,8 @@ pytestmark = pytest.mark.skipif(not available(), reason="ailedger.tlog._front is
 def port() -> int:
     """A free port: from $AILEDGER_TEST_PORTS ("lo-hi", a range of one's own on a shared machine), else any."""
     span = os.environ.get("AILEDGER_TEST_PORTS")
-    cands = random.sample(range(*(lambda a, b: (a, b + 1))(*map(int, span.split("-")))), 20) if span else [0]
+    lo, hi = map(int, span.split("-")) if span else (0, 0)
+    cands = random.sample(range(lo, hi + 1), min(20, hi - lo + 1)) if span else [0]
     for p in cands:
         with socket.socket() as s:
             try:

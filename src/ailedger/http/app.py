@@ -916,17 +916,32 @@ def app_from_env() -> ASGIApp:
     cfg = ServeConfig.from_dict(json.loads(os.environ.get(ENV_CONFIG) or "{}"))
     app = create_app(os.environ.get("AILEDGER_LEDGER"), cfg)
     if cfg.ingest_port is not None:
-        import atexit
-
-        from ailedger.http.ingest_front import IngestFront
-
-        assert isinstance(app, _FastWrite)
-        # one front per worker process, all on the port (SO_REUSEPORT: the kernel spreads the connections)
-        front = IngestFront(app.api, cfg.ingest_host, cfg.ingest_port, reuse_port=True).start()
-        atexit.register(front.stop)
-        app.api.ingest_front = front
+        _start_ingest_front(app, cfg)
     tune_gc()
     return app
+
+
+def _start_ingest_front(app: ASGIApp, cfg: ServeConfig) -> None:
+    """``serve --ingest-port``: the C write front in ONE of the worker processes (the first to lock
+    LEDGER/run/ingest-front.lock; the lock goes with the process, and the worker that replaces it takes it), so
+    that every single-entry writer joins the same groups (a group per worker would be a fraction as large)."""
+    import atexit
+    import fcntl
+
+    from ailedger.http.ingest_front import IngestFront
+
+    assert isinstance(app, _FastWrite)
+    run = Path(app.api.ledger.path) / "run"
+    run.mkdir(exist_ok=True)
+    fd = os.open(run / "ingest-front.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another worker of this server runs it
+        os.close(fd)
+        return
+    front = IngestFront(app.api, cfg.ingest_host, cfg.ingest_port).start()
+    atexit.register(front.stop)
+    app.api.ingest_front = front
 
 
 def tune_gc() -> None:

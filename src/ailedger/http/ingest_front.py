@@ -148,7 +148,7 @@ class IngestFront:
             _front.stop()
         self.sock.close()
 
-    def __enter__(self) -> IngestFront:
+    def __enter__(self) -> IngestFront:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
