@@ -97,6 +97,8 @@ def free_port() -> int:
 class Server:
     def __init__(self, ledger: Path, workers: int, extra: list[str] | None = None) -> None:
         self.port = free_port()
+        while str(self.port) in (extra or []):  # not a port already given to it (--ingest-port)
+            self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logf = open(ledger.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(

@@ -120,6 +120,7 @@ class IngestFront:
         self._cv = threading.Condition()
         self._handoff: list[Checked] | None = None  # checked groups waiting for the committing stage
         self._closing = False
+        self._busy = False  # the committing stage holds a group (handed off, not yet answered)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> IngestFront:
@@ -161,27 +162,43 @@ class IngestFront:
     # -- the group loop -------------------------------------------------------------------------
     def _run(self) -> None:
         """The checking stage: take what the C loop queued, check it (parse, signatures: the GIL released in C),
-        and hand it to the committing stage; while that stage is busy with the group before, keep taking and
-        checking what arrives, so the next group is ready (and as large as it can be) when the commit ends."""
+        and hand it to the committing stage. While that stage is busy with the group before, keep taking and
+        checking what arrives; once it is free, wait (at most the window) for the writers it just answered
+        to send their next entries, so that a group holds every writer rather than half of them (a commit
+        costs nearly the same for 50 entries as for 25: on PostgreSQL most of it is round trips)."""
         assert _front is not None
         take = _front.take
         pending: list[Checked] = []
+        fresh = False  # pending was just taken with the window applied, the committing stage idle
         while not self._stop.is_set():
-            if pending:  # the committing stage is busy: gather more for a moment, then offer again
-                group = take(0.0005, 0.0, self.max_group)
-            else:
+            if not pending:
                 group = take(0.2, self.window, self.max_group)
+                fresh = True
+            else:
+                with self._cv:
+                    busy = self._busy
+                if busy:  # gather what arrives meanwhile
+                    group = take(0.001, 0.0, self.max_group)
+                    fresh = False
+                elif not fresh:  # free now: let the writers it answered come back (at most the window)
+                    group = take(0.0, self.window, self.max_group, True)
+                    fresh = True
+                else:
+                    group = []
             if group:
                 try:
                     pending.append(self.check(group))
                 except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
                     _front.reply([_error(token, exc) for token, _ in group])
-            if pending:
+            if pending and fresh:
                 with self._cv:
-                    if self._handoff is None:
+                    if not self._busy:
                         self._handoff = pending
+                        self._busy = True
                         pending = []
                         self._cv.notify()
+                    else:
+                        fresh = False
         with self._cv:
             self._closing = True
             self._cv.notify()
@@ -201,8 +218,11 @@ class IngestFront:
                 answers = self.commit(batch)
             except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered
                 answers = [_error(token, exc) for c in batch for token, _ in c.preps] + \
+                    [_error(token, exc) for c in batch for token in c.fast_tokens] + \
                     [a for c in batch for a in c.answers]
             _front.reply(answers)
+            with self._cv:
+                self._busy = False
 
     def answer(self, group: list[tuple[int, bytes]]) -> list[tuple[Any, ...]]:
         """Check, append and answer one group of (token, body) at once: one answer tuple per request."""

@@ -826,7 +826,8 @@ static PyObject *py_take(PyObject *self, PyObject *args)
 {
     double timeout = 1.0, window = 0.0;
     Py_ssize_t most = 100000;
-    if (!PyArg_ParseTuple(args, "|ddn", &timeout, &window, &most))
+    int hold = 0;
+    if (!PyArg_ParseTuple(args, "|ddnp", &timeout, &window, &most, &hold))
         return NULL;
     if (most < 1)
         most = 1;
@@ -848,7 +849,7 @@ static PyObject *py_take(PyObject *self, PyObject *args)
         if (pthread_cond_timedwait(&qcond, &qlock, &dl) == ETIMEDOUT)
             break;
     }
-    if (q_head && window > 0) {
+    if ((q_head || hold) && window > 0) {
         /* the group stays open up to `window` from now while some connection may still send one */
         clock_gettime(CLOCK_REALTIME, &wl);
         long long wn = (long long)(window * 1e9);
@@ -964,9 +965,10 @@ static PyMethodDef methods[] = {
      "start(listen_fd, max_body=132096, idle_ms=60000, request_ms=10000, max_conns=10000)\n"
      "Start the loop thread on the listening socket."},
     {"take", py_take, METH_VARARGS,
-     "take(timeout=1.0, window=0.0, most=100000) -> [(token, body)]\n"
+     "take(timeout=1.0, window=0.0, most=100000, hold=False) -> [(token, body)]\n"
      "Every complete request queued (waiting up to timeout for a first one; then up to window more while "
-     "some open connection has no request queued). The GIL is released while waiting."},
+     "some open connection has no request queued or taken; hold: the caller holds taken requests, so wait "
+     "the window even if none is queued now). The GIL is released while waiting."},
     {"reply", py_reply, METH_O, "reply([(token, status, body[, headers])]): answer taken requests."},
     {"stop", py_stop, METH_NOARGS, "Stop the loop thread and close every connection."},
     {"stats", py_stats, METH_NOARGS, "Counters of the front."},
