@@ -338,3 +338,35 @@ def test_disk_full_mid_group_fails_every_request_of_it_cleanly(small_disk, tmp_p
             assert leaf_hash(led.entry_bytes(i)).hex() == h
         assert led.size == 1 + len(acked)
         assert led.audit(signatures=True).ok
+
+
+def test_serve_with_two_workers_runs_one_front(ledger_dir):
+    """`serve --workers 2 --ingest-port P`: one worker runs the front (the other finds the lock taken), both
+    serve the API; entries posted to the ingest port are in the log the API reads."""
+    ip = port()
+    s = Server(ledger_dir, "--ingest-port", str(ip), workers=2)
+    try:
+        k = Key("two")
+        register(s.url, k)
+        t0 = time.monotonic()
+        while True:  # the front starts with its worker: its port answers within the start-up
+            try:
+                r = httpx.post(f"http://127.0.0.1:{ip}/v1/entries", content=canonical_json(k.entry("x.y", {"n": 1})))
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() - t0 < 30
+                time.sleep(0.1)
+        assert r.status_code == 201
+        assert httpx.get(f"{s.url}/v1/entries/{r.json()['index']}").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ip}/v1/log").status_code == 404
+    finally:
+        s.stop()
+
+
+def test_ingest_port_must_differ_from_the_api_port(ledger_dir):
+    from click.testing import CliRunner
+
+    from ailedger.cli.main import main
+
+    r = CliRunner().invoke(main, ["serve", "--ledger", str(ledger_dir), "--port", "18399", "--ingest-port", "18399"])
+    assert r.exit_code == 2 and "--ingest-port must differ from --port" in r.output

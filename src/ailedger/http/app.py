@@ -916,12 +916,12 @@ def app_from_env() -> ASGIApp:
     cfg = ServeConfig.from_dict(json.loads(os.environ.get(ENV_CONFIG) or "{}"))
     app = create_app(os.environ.get("AILEDGER_LEDGER"), cfg)
     if cfg.ingest_port is not None:
-        _start_ingest_front(app, cfg)
+        _start_ingest_front(app, cfg, cfg.ingest_port)
     tune_gc()
     return app
 
 
-def _start_ingest_front(app: ASGIApp, cfg: ServeConfig) -> None:
+def _start_ingest_front(app: ASGIApp, cfg: ServeConfig, port: int) -> None:
     """``serve --ingest-port``: the C write front in ONE of the worker processes (the first to lock
     LEDGER/run/ingest-front.lock; the lock goes with the process, and the worker that replaces it takes it), so
     that every single-entry writer joins the same groups (a group per worker would be a fraction as large)."""
@@ -939,7 +939,7 @@ def _start_ingest_front(app: ASGIApp, cfg: ServeConfig) -> None:
     except OSError:  # another worker of this server runs it
         os.close(fd)
         return
-    front = IngestFront(app.api, cfg.ingest_host, cfg.ingest_port).start()
+    front = IngestFront(app.api, cfg.ingest_host, port).start()  # the lock's fd stays open: held while we live
     atexit.register(front.stop)
     app.api.ingest_front = front
 
