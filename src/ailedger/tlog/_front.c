@@ -66,6 +66,7 @@ typedef struct {
     uint32_t serial;
     int state;
     int keep;      /* keep the connection open after the answer now awaited */
+    int http10;    /* that request was HTTP/1.0 (a kept connection is then announced) */
     int closing;   /* close once the output is flushed */
     int want_out;
     uint32_t events; /* what epoll watches for it now */
@@ -185,7 +186,8 @@ static int respond(conn_t *c, int status, const char *extra, size_t extra_len, c
     int h = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%s",
-                     status, reason(status), date_now, blen, close_after ? "Connection: close\r\n" : "");
+                     status, reason(status), date_now, blen,
+                     close_after ? "Connection: close\r\n" : c->http10 ? "Connection: keep-alive\r\n" : "");
     if (out_append(c, head, (size_t)h) || (extra_len && out_append(c, extra, extra_len)) ||
         out_append(c, "\r\n", 2) || (blen && out_append(c, body, blen)))
         return -1;
@@ -357,6 +359,7 @@ static long handle(conn_t *c, size_t h)
     else
         return send_error(c, 400, "bad_request", "malformed request line", 1), -1;
     int keep = http11, hosts = 0, te = 0, expect = 0, bad = 0;
+    c->http10 = !http11;
     long long cl = -1;
     const char *q = eol + 1;
     while (q < end) {
@@ -918,6 +921,8 @@ static PyObject *py_reply(PyObject *self, PyObject *arg)
             PyErr_SetString(PyExc_ValueError, "status must be 200..599");
             return NULL;
         }
+        if (!running) /* stopped: nobody to answer */
+            continue;
         if (post_answer(token, status, body, (size_t)blen, hdr, (size_t)hlen) != 0) {
             Py_DECREF(seq);
             return PyErr_NoMemory();
