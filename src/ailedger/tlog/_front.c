@@ -934,14 +934,6 @@ static PyObject *py_reply(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static PyObject *py_all_in(PyObject *self, PyObject *args)
-{
-    pthread_mutex_lock(&qlock);
-    int all = n_waiting >= n_active;
-    pthread_mutex_unlock(&qlock);
-    return PyBool_FromLong(all);
-}
-
 static PyObject *py_stop(PyObject *self, PyObject *args)
 {
     if (!running)
@@ -982,8 +974,6 @@ static PyMethodDef methods[] = {
      "Every complete request queued (waiting up to timeout for a first one; then up to window more while "
      "some open connection has no request queued or taken; hold: the caller holds taken requests, so wait "
      "the window even if none is queued now). The GIL is released while waiting."},
-    {"all_in", py_all_in, METH_NOARGS,
-     "all_in() -> bool: every open connection has a request queued or taken (none can send another now)."},
     {"reply", py_reply, METH_O, "reply([(token, status, body[, headers])]): answer taken requests."},
     {"stop", py_stop, METH_NOARGS, "Stop the loop thread and close every connection."},
     {"stats", py_stats, METH_NOARGS, "Counters of the front."},
