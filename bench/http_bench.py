@@ -97,6 +97,8 @@ def free_port() -> int:
 class Server:
     def __init__(self, ledger: Path, workers: int, extra: list[str] | None = None) -> None:
         self.port = free_port()
+        while str(self.port) in (extra or []):  # not a port already given to it (--ingest-port)
+            self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logf = open(ledger.parent / f"serve-{self.port}.log", "wb")  # noqa: SIM115 - closed by stop()
         self.proc = subprocess.Popen(
@@ -631,13 +633,14 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     w = args.load_writers
     per = [[single_entries[i] for i in range(c, n_single, w)] for c in range(w)]
     c0 = proc_cpu(srv.proc.pid)
-    r = wrk_singles(url, single_entries, w) if args.client == "wrk" else None
+    s_url = getattr(srv, "ingest_url", None) or url  # --singles-front ingest: the ingest port
+    r = wrk_singles(s_url, single_entries, w) if args.client == "wrk" else None
     if r is None:  # no wrk here, or --client python
-        r = asyncio.run(lean_posts(url, "/v1/entries", per))
+        r = asyncio.run(lean_posts(s_url, "/v1/entries", per))
         r.update(client="python", p50_ms=round(pct(r["lat"], 50) * 1000, 2), p99_ms=round(pct(r["lat"], 99) * 1000, 2))
     cpu = proc_cpu(srv.proc.pid) - c0
     assert set(r["statuses"]) <= {200, 201}, r["statuses"]
-    out["singles"] = {"writers": w, "client": r["client"], "entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
+    out["singles"] = {"writers": w, "client": r["client"], "front": args.singles_front, "entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
                       "entries_per_s": round(len(r["acked"]) / r["seconds"]),
                       "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
                       "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
@@ -668,7 +671,7 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     out["ratio_batched_vs_sodium_limit"] = round(b / out["sodium_verify_all_cores_per_s"], 3)
     out["acked"] = acked
     print(f"{label}: pre-batched {b} entries/s (batch p50 {out['batched']['batch_p50_ms']} ms); {w} writers of single "
-          f"entries {s_} entries/s, p50 {out['singles']['p50_ms']} ms, p99 {out['singles']['p99_ms']} ms; libsodium "
+          f"entries (to the {args.singles_front} port) {s_} entries/s, p50 {out['singles']['p50_ms']} ms, p99 {out['singles']['p99_ms']} ms; libsodium "
           f"verify on {procs} cores {out['sodium_verify_all_cores_per_s']}/s -> singles/batched "
           f"{out['ratio_singles_vs_batched']}, batched/limit {out['ratio_batched_vs_sodium_limit']}; server CPU per entry: "
           f"batched {out['batched']['server_cpu_us_per_entry']} us, single {out['singles']['server_cpu_us_per_entry']} us, "
@@ -693,7 +696,12 @@ def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
                 print(f"{label} unavailable, skipped: {exc}")
                 continue
             extra = ["--commit-window-ms", str(args.commit_window_ms)] if args.commit_window_ms is not None else []
+            ingest_port = None
+            if args.singles_front == "ingest":  # the compiled write front beside the API (serve --ingest-port)
+                ingest_port = free_port()
+                extra += ["--ingest-port", str(ingest_port)]
             srv = Server(d, args.workers, extra)
+            srv.ingest_url = f"http://127.0.0.1:{ingest_port}" if ingest_port else None
             try:
                 res = writers_phase(srv, d, label, args, procs, offset=1000 * rnd + (0 if label == "sqlite" else 500))
             finally:
@@ -743,13 +751,16 @@ def main() -> None:
     ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
                     help="the single-entry writers' client: wrk with a Lua script (C, cheap; the default when "
                          "installed) or the minimal asyncio client")
+    ap.add_argument("--singles-front", choices=("api", "ingest"), default="api",
+                    help="where the single-entry writers post: the API port, or the compiled write front "
+                         "(serve --ingest-port)")
     args = ap.parse_args()
     n_batches = 8 if args.quick else 60
     load_s = 5.0 if args.quick else args.load_seconds
     work = Path(tempfile.mkdtemp(prefix="httpbench-"))
     from ailedger.encoding.records import FAST_VERIFY  # the servers inherit this environment
 
-    out: dict = {"bench": "http", "cpus": os.cpu_count(), "workers": args.workers,
+    out: dict = {"bench": "http", "cpus": os.cpu_count(), "workers": args.workers, "singles_front": args.singles_front,
                  "loadavg_start": os.getloadavg()[0], "entry_checker": "c" if FAST_VERIFY else "python"}
     print(f"http bench: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, {args.workers} workers")
     try:

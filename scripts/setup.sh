@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-# a C compiler builds the optional C parts (src/ailedger/encoding/_speedups.c, _tiled.c); without one the
+# a C compiler builds the optional C parts (src/ailedger/encoding/_speedups.c, _tiled.c, _front.c); without one the
 # install still works, on the slower pure-Python path (and `tiles serve` says what is missing)
 if ! command -v cc >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "setup: apt-get install gcc (for the optional C speed-up)"
@@ -20,7 +20,8 @@ if [ ! -f "$inc/Python.h" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/nu
 fi
 stamp=.venv/.ailedger-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ] \
-   || [ src/ailedger/encoding/_speedups.c -nt "$stamp" ] || [ src/ailedger/tlog/_tiled.c -nt "$stamp" ]; then
+   || [ src/ailedger/encoding/_speedups.c -nt "$stamp" ] || [ src/ailedger/tlog/_tiled.c -nt "$stamp" ] \
+   || [ src/ailedger/tlog/_front.c -nt "$stamp" ] || [ src/ailedger/tlog/_http1.h -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   # torch must never be pulled unpinned (it would download a CUDA build)
   # every extra (`pip install ailedger` alone is the light kernel: see pyproject.toml) + the test tools

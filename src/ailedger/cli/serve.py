@@ -56,13 +56,16 @@ __all__ = ["register"]
               help="Directory of that mirror (default: LEDGER/mirror).")
 @click.option("--tiles-every", type=click.FloatRange(min=0.05), default=0.5, show_default=True, metavar="SECONDS",
               help="How often the mirror exports new entries.")
+@click.option("--ingest-port", type=click.IntRange(1, 65535), default=None,
+              help="Also take POST /v1/entries on this port through the compiled write front (C parsing, whole "
+                   "groups appended at once): for many clients that each send one entry at a time (docs/api.md).")
 @ledger_option
 @json_option
 def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, time_window: float, rate: float,
           burst: float, max_inflight: int, max_writes: int, commit_window_ms: float, commit_max_entries: int,
           allow_unregistered: bool, open_registration: bool, token_file: Path | None, checkpoint_refresh: float,
           head_timeout: float, body_timeout: float, min_body_rate: int, no_web: bool,
-          tiles_port: int | None, tiles_dir: Path | None, tiles_every: float,
+          tiles_port: int | None, tiles_dir: Path | None, tiles_every: float, ingest_port: int | None,
           ledger_dir: Path | None, as_json: bool) -> None:
     """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer.
 
@@ -85,7 +88,16 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
                       token_file=str((token_file or path / "write-tokens").resolve()),
                       head_timeout=head_timeout, body_timeout=body_timeout, min_body_rate=min_body_rate,
                       checkpoint_refresh=checkpoint_refresh,
-                      commit_window=commit_window_ms / 1000, commit_max_entries=commit_max_entries)
+                      commit_window=commit_window_ms / 1000, commit_max_entries=commit_max_entries,
+                      ingest_port=ingest_port, ingest_host=host)
+    if ingest_port is not None:
+        from ailedger.http.ingest_front import available
+
+        if not available():
+            raise click.UsageError("--ingest-port needs the compiled write front (ailedger.tlog._front, built by "
+                                   "a C compiler on Linux when ailedger is installed)")
+        if ingest_port == port:
+            raise click.UsageError("--ingest-port must differ from --port")
     assert cfg.token_file is not None  # set just above
     TokenFile(cfg.token_file).check_file()  # a token file others can read or change stops the start, exit 2
     os.environ["AILEDGER_LEDGER"] = str(path)
@@ -99,6 +111,9 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
     try:
         info = {"url": f"http://{host}:{port}/", "origin": origin, "size": size, "workers": workers}
         text = f"serving {origin} ({size} entries) on http://{host}:{port}/ with {workers} worker(s)"
+        if ingest_port is not None:
+            info["ingest_url"] = f"http://{host}:{ingest_port}/v1/entries"
+            text += f"; POST /v1/entries also on port {ingest_port} (the ingest front)"
         if mirror is not None:
             info["tiles_url"] = mirror.url
             info["tiles_dir"] = str(mirror.directory)

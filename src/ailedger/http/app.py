@@ -93,6 +93,8 @@ class ServeConfig:
     token_file: str | None = None  # operator write tokens (ailedger write-token); admit registrations
     checkpoint_refresh: float = 1.0  # a read signs one covering entries others appended, at most this often
     metrics: bool = True  # GET /metrics (Prometheus; needs prometheus_client)
+    ingest_port: int | None = None  # also POST /v1/entries on this port, through the C front (http/ingest_front.py)
+    ingest_host: str = "127.0.0.1"
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:
@@ -408,6 +410,7 @@ class Api:
         self.auth = WriteAuth(tokens=TokenFile(cfg.token_file) if cfg.token_file else None,
                               admit=self._may_sponsor, what="this log's identity registration")
         self._cp: tuple[float, bytes] | None = None
+        self.ingest_front: Any = None  # the C write front beside this API (app_from_env, --ingest-port)
         self._signed_at = -float("inf")  # when a read last signed a checkpoint (time.monotonic)
         self._spec = json.dumps(openapi_spec(ledger.origin, web=cfg.web), separators=(",", ":")).encode()
         self.metrics = _serve_metrics(ledger) if cfg.metrics else None
@@ -912,8 +915,33 @@ def app_from_env() -> ASGIApp:
     """Factory for ``uvicorn --factory``: ledger from $AILEDGER_LEDGER, config from $AILEDGER_SERVE_CONFIG."""
     cfg = ServeConfig.from_dict(json.loads(os.environ.get(ENV_CONFIG) or "{}"))
     app = create_app(os.environ.get("AILEDGER_LEDGER"), cfg)
+    if cfg.ingest_port is not None:
+        _start_ingest_front(app, cfg, cfg.ingest_port)
     tune_gc()
     return app
+
+
+def _start_ingest_front(app: ASGIApp, cfg: ServeConfig, port: int) -> None:
+    """``serve --ingest-port``: the C write front in ONE of the worker processes (the first to lock
+    LEDGER/run/ingest-front.lock; the lock goes with the process, and the worker that replaces it takes it), so
+    that every single-entry writer joins the same groups (a group per worker would be a fraction as large)."""
+    import atexit
+    import fcntl
+
+    from ailedger.http.ingest_front import IngestFront
+
+    assert isinstance(app, _FastWrite)
+    run = Path(app.api.ledger.path) / "run"
+    run.mkdir(exist_ok=True)
+    fd = os.open(run / "ingest-front.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another worker of this server runs it
+        os.close(fd)
+        return
+    front = IngestFront(app.api, cfg.ingest_host, port).start()  # the lock's fd stays open: held while we live
+    atexit.register(front.stop)
+    app.api.ingest_front = front
 
 
 def tune_gc() -> None:

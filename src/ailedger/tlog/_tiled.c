@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "_http1.h"
+
 #define HEAD_MAX 8192          /* longest request head accepted (431 beyond) */
 #define MAX_FILE (64u << 20)   /* larger files are not tiles */
 #define LINGER_MS 2000         /* how long a closing connection's late input is read and dropped */
@@ -501,40 +503,6 @@ static int send_error(conn_t *c, int status, const char *code, const char *msg, 
     return send_bytes(c, buf, (size_t)n, more);
 }
 
-static int ieq(const char *a, size_t n, const char *lit)
-{
-    size_t m = strlen(lit);
-    if (n != m)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char x = a[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (char)(x + 32);
-        if (x != lit[i])
-            return 0;
-    }
-    return 1;
-}
-
-/* Does the comma-separated header value contain the token (case-insensitive)? */
-static int has_token(const char *v, size_t n, const char *tok)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        size_t s = i;
-        while (i < n && v[i] != ',')
-            i++;
-        size_t e = i;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (ieq(v + s, e - s, tok))
-            return 1;
-    }
-    return 0;
-}
-
 /* Answer one request head (h bytes at p, ending with the blank line). */
 static int handle(conn_t *c, const char *p, size_t h, int more)
 {
@@ -734,14 +702,7 @@ static void process(conn_t *c)
             while (pos < c->rlen && (c->rbuf[pos] == '\r' || c->rbuf[pos] == '\n'))
                 pos++;
             const char *p = c->rbuf + pos;
-            size_t avail = c->rlen - pos, h = 0;
-            for (size_t i = 0; i + 1 < avail; i++) {
-                if (p[i] == '\n' &&
-                    (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < avail && p[i + 2] == '\n'))) {
-                    h = i + (p[i + 1] == '\n' ? 2 : 3);
-                    break;
-                }
-            }
+            size_t h = http1_head_end(p, c->rlen - pos);
             if (h == 0) {
                 if (pos == 0 && c->rlen == HEAD_MAX) {
                     c->head_req = 0;

@@ -222,6 +222,40 @@ class GroupCommitter(Generic[T, R]):
             with self._cond:
                 self._inside -= 1
 
+    def commit_now(self, items: list[T]) -> list[R | BaseException]:
+        """Commit ``items`` as one group on the calling thread, now: for a caller that gathers its own groups
+        (the ingest front, ``http.ingest_front``, takes every request its C loop queued at once). Serialised
+        with the committing thread's groups; one result or exception per item (an exception of the commit
+        function fails them all, as for a group of the queue)."""
+        if not items:
+            return []
+        self._check_fork()
+        with self._commit_lock:
+            self._owner = threading.get_ident()
+            t0 = time.monotonic()
+            failed = False
+            try:
+                results: list[R | BaseException] = list(self._commit(items))
+                if len(results) != len(items):
+                    raise RuntimeError(f"commit returned {len(results)} results for {len(items)} items")
+            except BaseException as exc:  # noqa: BLE001 - delivered to every item of the group
+                results = [exc] * len(items)
+                failed = True
+            finally:
+                self._owner = None
+            took = time.monotonic() - t0
+            st = self.stats
+            st["groups"] += 1
+            st["items"] += len(items)
+            st["failed_groups"] += failed
+            w = sum(map(self._weight, items))
+            st["weight"] += w
+            st["largest_group"] = max(st["largest_group"], w)
+            hook = self.on_group
+            if hook is not None:
+                hook(len(items), w, took, failed)
+        return results
+
     def _inline(self, item: T) -> R:
         t0 = time.monotonic()
         res = self._commit([item])[0]

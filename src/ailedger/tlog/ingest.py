@@ -354,6 +354,38 @@ class Ingestor:
                 out.append(exc)
         return out
 
+    def prepare_group(self, leaves: Sequence[bytes], objs: Sequence[dict[str, Any]]
+                      ) -> tuple[_Prepared | None, list[int], list[tuple[int, _Prepared | AiledgerError]]]:
+        """:meth:`prepare_singles` for a front that appends a group's single-entry requests together: the
+        entries that pass the C check (and are not identity registrations) as one batch ``(merged, their
+        positions)``, the others one by one ``(position, prepared or error)``, as :meth:`prepare` of each
+        alone gives. The merged batch is one request to the group committer, checked once as a batch is;
+        when it is refused, :meth:`split` gives each entry's own one-entry request."""
+        fast = fast_parse_entries(list(leaves), list(objs)) if FAST_VERIFY else [None] * len(objs)
+        good: list[SignedEntry] = []
+        where: list[int] = []
+        rest: list[tuple[int, _Prepared | AiledgerError]] = []
+        for i, (e, obj) in enumerate(zip(fast, objs)):
+            if e is not None and e.type != IDENTITY_REGISTER:
+                good.append(e)
+                where.append(i)
+                continue
+            try:
+                rest.append((i, self.prepare([obj], canonical=True)))
+            except AiledgerError as exc:
+                rest.append((i, exc))
+        return (self._merge([(good, [])], len(good)) if good else None), where, rest
+
+    def merge_singles(self, preps: Sequence[_Prepared]) -> _Prepared:
+        """Several prepared requests as one batch (all-or-nothing; see :meth:`prepare_group`)."""
+        return _Prepared([e for p in preps for e in p.parsed], [h for p in preps for h in p.hashes],
+                         [r for p in preps for r in p.rows], False, sum(p.n for p in preps))
+
+    @staticmethod
+    def split(prep: _Prepared) -> list[_Prepared]:
+        """Each entry of ``prep`` as the one-entry request :meth:`prepare` of it alone makes."""
+        return [_Prepared([e], [h], [r], True, 1) for e, h, r in zip(prep.parsed, prep.hashes, prep.rows)]
+
     def _check_count(self, objs: Sequence[Any]) -> None:
         if not objs:
             raise BadInputError("no entries given", field="entries")

@@ -96,6 +96,7 @@ def test_the_harness_catches_a_planted_fault(tmp_path, plant, expect):
     assert bad != src
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "_tiled.c").write_text(bad)
+    shutil.copy(SRC.parent / "_http1.h", tmp_path / "src" / "_http1.h")  # the HTTP helpers it shares with _front.c
     binary = build(tmp_path / "src", tmp_path / "fuzz_bad")
     work = tmp_path / "work"
     work.mkdir()

@@ -1,0 +1,350 @@
+"""The ingest front: ``POST /v1/entries`` on a port of its own, parsed in C, appended in whole groups.
+
+``ailedger serve --ingest-port PORT`` starts it beside the API, in the same process, on the same ledger.
+Its C loop (``ailedger.tlog._front``, an epoll loop on its own thread, never holding the GIL) accepts
+keep-alive connections, reads each request head and body, answers malformed, oversized, other-path and
+other-method requests itself, and queues the bodies of whole ``POST /v1/entries`` requests.  One Python
+thread here takes everything queued as one group (``take``), checks every entry of it in one C call
+(:meth:`~ailedger.tlog.ingest.Ingestor.prepare_singles`), appends the group in one durable transaction
+through the ledger's group committer (the policy checks and per-identity rate limits of the API run on
+it), and answers each request (``reply``) with exactly what ``POST /v1/entries`` on the API answers:
+201 with index and leaf hash, 200 ``duplicate`` with the index already given, a 4xx naming the problem
+for a bad entry (only that request fails), 503 ``storage`` when the transaction failed (no success
+answer unless the entry is durable).  While a group is being committed, the C loop keeps reading the
+next one: the per-request work left in Python is the entry's own (parse, check, row, answer).
+
+Limits: one request in flight per connection (pipelined requests wait for the answer before them),
+``max_inflight`` connections (the next ones get 503), a body of at most one entry (413), the
+configured head and body deadlines for a slow request (408), idle connections closed after 30 s.
+Identity registrations need a credential (an operator token or a sponsor's request signature) that
+this port does not take: they are refused here (401) unless the log has open registration; send them
+to the API port.  A client that disconnects before its answer: its entry is in the log or was never
+acknowledged (its group commits or fails as a whole; the answer is dropped).  See docs/api.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ailedger.encoding.canonical import parse_canonical, parse_json
+from ailedger.encoding.httpsig import UnauthenticatedError
+from ailedger.errors import AiledgerError, BadInputError, StorageError
+from ailedger.http.errors import MalformedJSONError, error_status_headers, is_db_error
+from ailedger.server.asgi import json_bytes
+from ailedger.tlog.ingest import IDENTITY_REGISTER
+
+if TYPE_CHECKING:
+    from ailedger.http.app import Api
+
+__all__ = ["Checked", "IngestFront", "available"]
+
+log = logging.getLogger("ailedger.http.ingest")
+
+try:
+    from ailedger.tlog import _front
+except ImportError:  # pragma: no cover - built without a C compiler
+    _front = None  # type: ignore[assignment]
+
+_SPLIT = 32  # entries from which a group's signatures are checked on two threads
+_INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
+
+
+def available() -> bool:
+    """Is the compiled front (``ailedger.tlog._front``, Linux) in this install?"""
+    return _front is not None
+
+
+def _headers(h: dict[str, str]) -> bytes:
+    return "".join(f"{k}: {v}\r\n" for k, v in h.items() if k.lower() != "connection").encode("latin-1")
+
+
+def _error(token: int, exc: BaseException) -> tuple[Any, ...]:
+    """The API's answer to ``exc`` (http/app.py ``_guard``): the error's status, JSON and headers; a driver
+    error is a storage error (503), anything else an internal error (500)."""
+    if not isinstance(exc, AiledgerError) and is_db_error(exc):
+        log.warning("storage error on the ingest port: %s", exc)
+        exc = StorageError(f"the store failed: {str(exc).strip()[:200]}")
+    if isinstance(exc, AiledgerError):
+        status, headers = error_status_headers(exc)
+        return (token, status, json_bytes(exc.to_dict()), _headers(headers))
+    log.error("internal error on the ingest port", exc_info=exc)
+    return (token, 500, _INTERNAL)
+
+
+@dataclass
+class Checked:
+    """A group after its checks: the requests to append (token, prepared entry) and those already answered."""
+
+    preps: list[tuple[int, Any]]  # appended request by request (registrations, non-canonical JSON)
+    answers: list[tuple[Any, ...]]
+    fast_tokens: list[int] = field(default_factory=list)  # the requests of `fast`, in its order
+    fast: Any = None  # their entries, appended together as one batch (Ingestor.prepare_group)
+
+
+class IngestFront:
+    """The front of one :class:`~ailedger.http.app.Api` on ``host:port`` (``start``/``stop``; one per process)."""
+
+    def __init__(self, api: Api, host: str = "127.0.0.1", port: int = 0, *, window: float | None = None,
+                 max_group: int | None = None, max_conns: int | None = None, idle: float = 30.0,
+                 reuse_port: bool = False) -> None:
+        if _front is None:
+            raise RuntimeError("the ingest front is not built in this install (a C compiler builds "
+                               "ailedger.tlog._front on Linux: pip install -e . again)")
+        cfg = api.cfg
+        self.api = api
+        self.window = cfg.commit_window if window is None else window
+        self.max_group = max_group or cfg.commit_max_entries
+        self._max_conns = max_conns or cfg.max_inflight
+        self._request_ms = int((cfg.head_timeout + cfg.body_timeout) * 1000)
+        self._idle_ms = int(idle * 1000)
+        self.open_registration = cfg.open_registration
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several worker processes, one front each: the kernel spreads the connections
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            self.sock.bind((host, port))
+            self.sock.listen(4096)
+        except OSError:
+            self.sock.close()
+            raise
+        self.port: int = self.sock.getsockname()[1]
+        self.url = f"http://{host}:{self.port}/v1/entries"
+        self.stats = {"groups": 0, "requests": 0, "largest_group": 0}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        self._cv = threading.Condition()
+        self._handoff: list[Checked] | None = None  # checked groups waiting for the committing stage
+        self._closing = False
+        self._busy = False  # the committing stage holds a group (handed off, not yet answered)
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="ailedger-ingest-check") \
+            if (os.cpu_count() or 1) > 1 else None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> IngestFront:
+        from ailedger.encoding.records import MAX_ENTRY_BYTES
+
+        assert _front is not None
+        _front.start(self.sock.fileno(), max_body=MAX_ENTRY_BYTES * 2 + 1024, idle_ms=self._idle_ms,
+                     request_ms=self._request_ms, max_conns=self._max_conns)
+        self._closing = False
+        self._committer = threading.Thread(target=self._commit_run, name="ailedger-ingest-commit", daemon=True)
+        self._committer.start()
+        self._thread = threading.Thread(target=self._run, name="ailedger-ingest-check", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop taking requests, answer the group under way, close every connection."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+            self._thread = None
+            if self._committer is not None:
+                self._committer.join(60)
+                self._committer = None
+            if self._helper is not None:
+                self._helper.shutdown(wait=True)
+            assert _front is not None
+            _front.stop()
+        self.sock.close()
+
+    def __enter__(self) -> IngestFront:  # noqa: PYI034
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def c_stats(self) -> dict[str, Any]:
+        assert _front is not None
+        return dict(_front.stats())
+
+    # -- the group loop -------------------------------------------------------------------------
+    def _run(self) -> None:
+        """The checking stage: take what the C loop queued, check it (parse, signatures: the GIL released in C),
+        and hand it to the committing stage. While that stage is busy with the group before, keep taking and
+        checking what arrives; once it is free, wait (at most the window) for the writers it just answered
+        to send their next entries, so that a group holds every writer rather than half of them (a commit
+        costs nearly the same for 50 entries as for 25: on PostgreSQL most of it is round trips)."""
+        assert _front is not None
+        take = _front.take
+        pending: list[Checked] = []
+        fresh = False  # pending was just taken with the window applied, the committing stage idle
+        while not self._stop.is_set():
+            if not pending:
+                group = take(0.2, self.window, self.max_group)
+                fresh = True
+            else:
+                with self._cv:
+                    busy = self._busy
+                if busy:  # gather what arrives meanwhile
+                    group = take(0.001, 0.0, self.max_group)
+                    fresh = False
+                elif not fresh:  # free now: let the writers it answered come back (at most the window)
+                    group = take(0.0, self.window, self.max_group, True)
+                    fresh = True
+                else:
+                    group = []
+            if group:
+                try:
+                    pending.append(self.check(group))
+                except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
+                    _front.reply([_error(token, exc) for token, _ in group])
+            if pending and fresh:
+                with self._cv:
+                    if not self._busy:
+                        self._handoff = pending
+                        self._busy = True
+                        pending = []
+                        self._cv.notify()
+                    else:
+                        fresh = False
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+
+    def _commit_run(self) -> None:
+        """The committing stage: one durable transaction per hand-off, then the answers."""
+        assert _front is not None
+        while True:
+            with self._cv:
+                while self._handoff is None and not self._closing:
+                    self._cv.wait()
+                batch, self._handoff = self._handoff, None
+            if batch is None:
+                return
+            answers: list[tuple[Any, ...]] = []
+            try:
+                answers = self.commit(batch)
+            except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered
+                answers = [_error(token, exc) for c in batch for token, _ in c.preps] + \
+                    [_error(token, exc) for c in batch for token in c.fast_tokens] + \
+                    [a for c in batch for a in c.answers]
+            _front.reply(answers)
+            with self._cv:
+                self._busy = False
+
+    def answer(self, group: list[tuple[int, bytes]]) -> list[tuple[Any, ...]]:
+        """Check, append and answer one group of (token, body) at once: one answer tuple per request."""
+        return self.commit([self.check(group)])
+
+    def check(self, group: list[tuple[int, bytes]]) -> Checked:
+        """Parse and check the entries of a group (signatures in one C call): what to append, what to answer."""
+        ingest = self.api.ingest
+        out = Checked([], [])
+        fast: list[tuple[int, bytes, dict[str, Any]]] = []  # canonical entries: checked in one C call
+        for token, body in group:
+            obj = parse_canonical(body) if body else None
+            if type(obj) is dict and obj.get("type") != IDENTITY_REGISTER:
+                fast.append((token, body, obj))
+                continue
+            try:
+                canonical = obj is not None
+                if not canonical:
+                    obj = self._parse_strict(body)
+                if isinstance(obj, dict) and obj.get("type") == IDENTITY_REGISTER and not self.open_registration:
+                    raise UnauthenticatedError(
+                        "an identity registration needs a credential, which the ingest port does not take: send "
+                        "it to the API (POST /v1/identities with Authorization: Bearer <token> or a request "
+                        "signature; docs/api.md)", field="authorization")
+                out.preps.append((token, ingest.prepare([obj], canonical=canonical)))
+            except Exception as exc:  # noqa: BLE001 - this request's own answer
+                out.answers.append(_error(token, exc))
+        if fast:
+            out.fast, where, rest = self._prepare(fast)
+            out.fast_tokens = [fast[i][0] for i in where]
+            for i, prep in rest:
+                if isinstance(prep, AiledgerError):
+                    out.answers.append(_error(fast[i][0], prep))
+                else:
+                    out.preps.append((fast[i][0], prep))
+        st = self.stats
+        st["requests"] += len(group)
+        return out
+
+    def _prepare(self, fast: list[tuple[int, bytes, dict[str, Any]]]) -> tuple[Any, list[int], list[tuple[int, Any]]]:
+        """``Ingestor.prepare_group`` of the canonical entries, a large group in two halves at once (the signature
+        checks release the GIL: the second core checks one half while this thread checks the other)."""
+        ingest = self.api.ingest
+        if len(fast) < _SPLIT or self._helper is None:
+            return ingest.prepare_group([f[1] for f in fast], [f[2] for f in fast])
+        h = len(fast) // 2
+        first = self._helper.submit(ingest.prepare_group, [f[1] for f in fast[:h]], [f[2] for f in fast[:h]])
+        m2, w2, r2 = ingest.prepare_group([f[1] for f in fast[h:]], [f[2] for f in fast[h:]])
+        m1, w1, r1 = first.result()
+        parts = [m for m in (m1, m2) if m is not None]
+        merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts) if parts else None
+        return merged, w1 + [i + h for i in w2], r1 + [(i + h, p) for i, p in r2]
+
+    def commit(self, batch: list[Checked]) -> list[tuple[Any, ...]]:
+        """Append the checked entries of ``batch`` in one durable transaction; every request's answer."""
+        api = self.api
+        ingest = api.ingest
+        answers = [a for c in batch for a in c.answers]
+        preps = [p for c in batch for p in c.preps]
+        parts = [c.fast for c in batch if c.fast is not None]
+        tokens = [t for c in batch if c.fast is not None for t in c.fast_tokens]
+        committer = api.ledger.committer
+        reqs = [ingest.request(p) for _, p in preps]
+        fast: list[tuple[int, Any]] = []
+        if parts:  # the group's canonical single entries: one request, checked once (as a pre-batched batch is)
+            merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts)
+            fast = list(zip(tokens, ingest.split(merged)))
+            reqs.append(ingest.request(merged))
+        results = committer.commit_now(reqs) if reqs else []
+        if reqs:
+            api._cp = None  # the API's cached checkpoint is behind now
+        pairs: list[tuple[int, Any, Any]] = [(t, p, r) for (t, p), r in zip(preps, results)]
+        if fast:
+            res = results[-1]
+            if isinstance(res, AiledgerError) and not isinstance(res, StorageError):
+                # some entry of the group was refused (stale time, unknown or revoked signer, rate limit...): nothing
+                # of the batch was stored; each request again on its own, so that only the offending ones fail
+                again = committer.commit_now([ingest.request(p) for _, p in fast])
+                pairs += [(t, p, r) for (t, p), r in zip(fast, again)]
+            elif isinstance(res, BaseException):  # the store failed: every request of the group fails with it
+                pairs += [(t, p, res) for t, p in fast]
+            else:
+                try:
+                    each = ingest.done(merged, res)
+                except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
+                    answers.extend(_error(t, exc) for t, _ in fast)
+                else:
+                    answers.extend((t, 200 if r.duplicate else 201, json_bytes(
+                        {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate}))
+                        for (t, _), r in zip(fast, each))
+        done = ingest.done
+        for token, prep, res in pairs:
+            if isinstance(res, BaseException):
+                answers.append(_error(token, res))
+                continue
+            try:
+                r = done(prep, res)[0]
+            except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
+                answers.append(_error(token, exc))
+                continue
+            answers.append((token, 200 if r.duplicate else 201, json_bytes(
+                {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})))
+        st = self.stats
+        st["groups"] += 1
+        st["largest_group"] = max(st["largest_group"], len(answers))
+        return answers
+
+    @staticmethod
+    def _parse_strict(body: bytes) -> Any:
+        """As the API's read_json: the body as JSON, or a 400 naming what is wrong."""
+        if not body:
+            raise MalformedJSONError("request body is empty; send a JSON document")
+        try:
+            return parse_json(body, what="request body")
+        except BadInputError as exc:
+            raise MalformedJSONError(exc.message) from None
+        except RecursionError:
+            raise MalformedJSONError("request body is nested too deeply") from None

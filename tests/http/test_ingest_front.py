@@ -1,0 +1,372 @@
+"""The ingest front (``serve --ingest-port``, http/ingest_front.py over the C loop tlog/_front.c): the same
+answers as ``POST /v1/entries`` on the API, a bad entry failing alone among concurrent good ones, the
+front's own answers to malformed, oversized, other-path and slow requests, a client that disconnects
+before its answer, and SIGKILL under load (every acknowledged entry there after the restart)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from ailedger.encoding.canonical import canonical_json
+from ailedger.http.app import ServeConfig, create_app
+from ailedger.http.ingest_front import IngestFront, available
+from ailedger.tlog.ledger import Ledger
+from ailedger.tlog.merkle import leaf_hash
+from tests.http.commit_helpers import checkpoint_size, leaf_hex, register
+from tests.http.helpers import Key, Server
+
+pytestmark = pytest.mark.skipif(not available(), reason="ailedger.tlog._front is not built (no C compiler)")
+
+
+def port() -> int:
+    """A free port: from $AILEDGER_TEST_PORTS ("lo-hi", a range of one's own on a shared machine), else any."""
+    span = os.environ.get("AILEDGER_TEST_PORTS")
+    lo, hi = map(int, span.split("-")) if span else (0, 0)
+    cands = random.sample(range(lo, hi + 1), min(20, hi - lo + 1)) if span else [0]
+    for p in cands:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in {span}")
+
+
+@pytest.fixture
+def front(tmp_path):
+    """An API (in process, TestClient) and its ingest front on a real socket, on one ledger."""
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/front").close()
+    with Ledger.open(d) as led:
+        app = create_app(led, ServeConfig(open_registration=True, head_timeout=0.4, body_timeout=0.4))
+        f = IngestFront(app.api, "127.0.0.1", port()).start()  # type: ignore[attr-defined]
+        try:
+            yield f, TestClient(app), led
+        finally:
+            f.stop()
+
+
+def raw(f: IngestFront, data: bytes, *, shut: bool = True, timeout: float = 5.0) -> bytes:
+    """Send bytes on a fresh connection; everything the front answers until it closes (or timeout)."""
+    with socket.create_connection(("127.0.0.1", f.port), timeout=timeout) as s:
+        s.sendall(data)
+        if shut:
+            s.shutdown(socket.SHUT_WR)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+        except TimeoutError:
+            pass
+        return out
+
+
+def status_and_json(resp: bytes) -> tuple[int, dict]:
+    head, _, body = resp.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_answers_are_the_apis(front):
+    f, api, led = front
+    alice, mallory = Key("alice"), Key("mallory")
+    assert api.post("/v1/identities", json=alice.registration()).status_code == 201
+    c = httpx.Client()
+    e1, e2 = alice.entry("note", {"n": 1}), alice.entry("note", {"n": 2})
+    r_api = api.post("/v1/entries", content=canonical_json(e1))
+    r = c.post(f.url, content=canonical_json(e1))  # logged by the API: the front answers 200 duplicate, its index
+    assert r_api.status_code == 201 and r.status_code == 200
+    assert r.json() == {**r_api.json(), "duplicate": True}
+    r = c.post(f.url, content=canonical_json(e2))
+    assert r.status_code == 201 and r.headers["content-type"] == "application/json"
+    assert led.entry_bytes(r.json()["index"]) == canonical_json(e2)
+    assert api.post("/v1/entries", content=canonical_json(e2)).json() == {**r.json(), "duplicate": True}
+    # non-canonical JSON of a new entry is read strictly, as the API does
+    e3 = alice.entry("note", {"n": 3})
+    r = c.post(f.url, content=json.dumps(e3, indent=2))
+    assert r.status_code == 201 and led.entry_bytes(r.json()["index"]) == canonical_json(e3)
+    # refusals: same status and same JSON from both, and nothing logged
+    bad_sig = dict(alice.entry("note", {"n": 4}), sig="A" * 86 + "==")
+    size = led.size
+    for body in (canonical_json(bad_sig), canonical_json(alice.entry("note", {"n": 5}, time_offset=-7200)),
+                 canonical_json(mallory.entry("note", {"n": 6})), b"{nope", b"", b"[1,2]", b'"x"',
+                 canonical_json({**alice.entry("note", {"n": 7}), "extra": 1})):
+        a, b = api.post("/v1/entries", content=body), c.post(f.url, content=body)
+        assert (b.status_code, b.json()) == (a.status_code, a.json()), body
+        assert 400 <= b.status_code < 500
+    assert led.size == size
+
+
+def test_registration_needs_the_api_unless_open(tmp_path):
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/front").close()
+    with Ledger.open(d) as led:
+        app = create_app(led, ServeConfig())
+        with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
+            r = httpx.post(f.url, content=canonical_json(Key("eve").registration()))
+            assert r.status_code == 401 and r.json()["field"] == "authorization"
+            assert "ingest port" in r.json()["message"] and led.size == 0
+
+
+def test_one_bad_signature_among_many_concurrent_good_ones_fails_alone(front):
+    f, api, led = front
+    keys = [Key(f"k{i}") for i in range(4)]
+    for k in keys:
+        assert api.post("/v1/identities", json=k.registration()).status_code == 201
+    good = [canonical_json(keys[i % 4].entry("note", {"i": i})) for i in range(200)]
+    bad = canonical_json(dict(keys[0].entry("note", {"i": -1}), sig="B" * 86 + "=="))
+    bodies = good[:100] + [bad] + good[100:]
+    out: dict[int, tuple[int, dict]] = {}
+    gate = threading.Barrier(40)
+
+    def conn(k: int) -> None:
+        with httpx.Client(timeout=20) as c:
+            gate.wait()
+            for i in range(k, len(bodies), 40):
+                r = c.post(f.url, content=bodies[i])
+                out[i] = (r.status_code, r.json())
+
+    ts = [threading.Thread(target=conn, args=(k,)) for k in range(40)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert out[100][0] in (400, 403) and "signature" in out[100][1]["message"], out[100]
+    idx = [out[i][1]["index"] for i in range(len(bodies)) if i != 100]
+    assert all(out[i][0] == 201 for i in range(len(bodies)) if i != 100)
+    assert len(set(idx)) == 200
+    for i in range(len(bodies)):
+        if i != 100:
+            assert led.entry_bytes(out[i][1]["index"]) == bodies[i]
+    assert f.stats["groups"] < 200  # answered in groups, not one by one
+
+
+def test_malformed_oversized_other_path_and_method(front):
+    f, _, led = front
+    cases = [
+        (b"GET /v1/entries HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed"),
+        (b"POST /checkpoint HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 404, "not_found"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 404, "not_found"),
+        (b"POST /v1/entries HTTP/1.1\r\nHost: x\r\n\r\n", 411, "length_required"),
+        (b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 411,
+         "length_required"),
+        (b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999\r\n\r\n", 413, "too_large"),
+        (b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n{", 400,
+         "bad_request"),
+        (b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400, "bad_request"),
+        (b"POST /v1/entries HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", 400, "bad_request"),  # no Host
+        (b"POST /v1/entries HTTP/2.0\r\nHost: x\r\n\r\n", 505, "http_version"),
+        (b"garbage\r\n\r\n", 400, "bad_request"),
+        (b"POST /v1/entries HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 9000 + b"\r\n\r\n", 431,
+         "head_too_large"),
+    ]
+    for data, status, code in cases:
+        st, js = status_and_json(raw(f, data))
+        assert (st, js["code"]) == (status, code), data[:60]
+        assert "message" in js
+    st, js = status_and_json(raw(f, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert "POST /v1/entries" in js["message"]
+    # keep-alive after a 404 without a body: the next request on the connection is served
+    two = raw(f, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\nPOST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                 b"\r\n{nope")
+    assert two.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 400" in two and b"malformed_json" in two
+    assert led.size == 0
+
+
+def test_slow_and_idle_clients_time_out(front):
+    f, _, _ = front
+    t0 = time.monotonic()
+    got = raw(f, b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Len", shut=False, timeout=5)
+    assert got.startswith(b"HTTP/1.1 408 ") and time.monotonic() - t0 < 4
+    t0 = time.monotonic()  # a body that stops arriving
+    got = raw(f, b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", shut=False, timeout=5)
+    assert got.startswith(b"HTTP/1.1 408 ") and time.monotonic() - t0 < 4
+    assert f.c_stats()["timeouts"] == 2
+
+
+def test_expect_100_continue_and_pipelining(front):
+    f, api, led = front
+    k = Key("p")
+    assert api.post("/v1/identities", json=k.registration()).status_code == 201
+    a, b = canonical_json(k.entry("note", {"n": 1})), canonical_json(k.entry("note", {"n": 2}))
+    with socket.create_connection(("127.0.0.1", f.port), timeout=5) as s:
+        s.sendall(b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(a))
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        req = b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(b)
+        s.sendall(a + req + b)  # the second request pipelined behind the first
+        data = b""
+        while data.count(b"HTTP/1.1 201") < 2:
+            data += s.recv(65536)
+    assert led.size == 3
+
+
+def test_client_that_disconnects_before_its_answer(front):
+    """Its entry is either in the log (the group committed: re-sending it answers 200 with its index) or
+    was never acknowledged; the front goes on serving."""
+    f, api, led = front
+    k = Key("d")
+    assert api.post("/v1/identities", json=k.registration()).status_code == 201
+    bodies = [canonical_json(k.entry("note", {"n": i})) for i in range(30)]
+    for body in bodies:
+        s = socket.create_connection(("127.0.0.1", f.port))
+        s.sendall(b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST at close
+        s.close()
+    time.sleep(0.5)
+    present = {leaf_hash(led.entry_bytes(i)) for i in range(led.size)}
+    with httpx.Client() as c:
+        for body in bodies:
+            r = c.post(f.url, content=body)
+            assert r.status_code == (200 if leaf_hash(body) in present else 201)
+            assert led.entry_bytes(r.json()["index"]) == body
+        assert f.c_stats()["connections"] == 1  # this one: the disconnected ones are gone
+
+
+def test_sigkill_under_load_loses_nothing_acknowledged(any_ledger, tmp_path):
+    """`serve --ingest-port` killed (SIGKILL) under 20 writers of single entries: after the restart every
+    acknowledged entry is at its index, no index twice, nothing half-written, the checkpoint covers it all."""
+    ip = port()
+    keys = [Key(f"w{i}") for i in range(4)]
+    s = Server(any_ledger, "--ingest-port", str(ip))
+    acked = register(s.url, *keys)
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(w: int) -> None:
+        with httpx.Client(timeout=10) as c:
+            m = 0
+            while not stop.is_set():
+                m += 1
+                e = keys[w % 4].entry("x.y", {"w": w, "m": m})
+                try:
+                    r = c.post(f"http://127.0.0.1:{ip}/v1/entries", content=canonical_json(e))
+                except httpx.HTTPError:
+                    return
+                assert r.status_code == 201, r.text
+                with lock:
+                    acked.append((r.json()["index"], r.json()["leaf_hash"]))
+                    assert r.json()["leaf_hash"] == leaf_hex(e)
+
+    ts = [threading.Thread(target=writer, args=(w,)) for w in range(20)]
+    [t.start() for t in ts]
+    t0 = time.monotonic()
+    while len(acked) < 300 and time.monotonic() - t0 < 60:
+        time.sleep(0.05)
+    time.sleep(random.random() * 0.2)
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(10)
+    stop.set()
+    [t.join() for t in ts]
+    s.log.close()
+    s = Server(any_ledger, "--ingest-port", str(ip))
+    try:
+        with Ledger.open(any_ledger) as led:
+            size = led.size
+            assert checkpoint_size(s.url) == size
+            idxs = [i for i, _ in acked]
+            assert len(idxs) == len(set(idxs)) and len(acked) > 300
+            for i, h in acked:
+                assert leaf_hash(led.entry_bytes(i)).hex() == h, f"acknowledged entry {i} lost"
+            hashes = [leaf_hash(led.entry_bytes(i)) for i in range(size)]
+            assert len(set(hashes)) == size  # no duplicate
+        # the front is back: a new entry is taken
+        r = httpx.post(f"http://127.0.0.1:{ip}/v1/entries", content=canonical_json(keys[0].entry("x.y", {"after": 1})))
+        assert r.status_code == 201 and r.json()["index"] == size
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    d = tmp_path / "disk"
+    d.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(d)], capture_output=True,
+                       check=False)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root): " + r.stderr.decode().strip())
+    yield d
+    subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def test_disk_full_mid_group_fails_every_request_of_it_cleanly(small_disk, tmp_path):
+    """The store fails (SQLite on a full disk): the group's requests all answer 503 storage with Retry-After,
+    no success answer for anything not durable; what was acknowledged is in the log."""
+    d = small_disk / "ledger"
+    Ledger.init(d, origin="test.example/full").close()
+    acked: list[tuple[int, str]] = []
+    statuses: list[int] = []
+    lock = threading.Lock()
+    with Ledger.open(d) as led:
+        app = create_app(led, ServeConfig(open_registration=True))
+        with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
+            k = Key("k")
+            assert TestClient(app).post("/v1/identities", json=k.registration()).status_code == 201
+
+            def writer(w: int) -> None:
+                with httpx.Client(timeout=30) as c:
+                    for m in range(400):
+                        e = k.entry("x.y", {"w": w, "m": m, "pad": "p" * 3000})
+                        r = c.post(f.url, content=canonical_json(e))
+                        with lock:
+                            statuses.append(r.status_code)
+                            if r.status_code == 201:
+                                acked.append((r.json()["index"], leaf_hex(e)))
+                            else:
+                                assert r.status_code == 503 and r.json()["code"] == "storage", r.text
+                                assert r.headers["retry-after"] == "1"
+                            if statuses.count(503) >= 20:
+                                return
+
+            ts = [threading.Thread(target=writer, args=(w,)) for w in range(10)]
+            [t.start() for t in ts]
+            [t.join() for t in ts]
+    assert 503 in statuses and 201 in statuses, "the disk never filled up"
+    copy = tmp_path / "copy"
+    shutil.copytree(d, copy)  # audit on a disk with room (the WAL may need to be checkpointed)
+    with Ledger.open(copy) as led:
+        for i, h in acked:
+            assert leaf_hash(led.entry_bytes(i)).hex() == h
+        assert led.size == 1 + len(acked)
+        assert led.audit(signatures=True).ok
+
+
+def test_serve_with_two_workers_runs_one_front(ledger_dir):
+    """`serve --workers 2 --ingest-port P`: one worker runs the front (the other finds the lock taken), both
+    serve the API; entries posted to the ingest port are in the log the API reads."""
+    ip = port()
+    s = Server(ledger_dir, "--ingest-port", str(ip), workers=2)
+    try:
+        k = Key("two")
+        register(s.url, k)
+        t0 = time.monotonic()
+        while True:  # the front starts with its worker: its port answers within the start-up
+            try:
+                r = httpx.post(f"http://127.0.0.1:{ip}/v1/entries", content=canonical_json(k.entry("x.y", {"n": 1})))
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() - t0 < 30
+                time.sleep(0.1)
+        assert r.status_code == 201
+        assert httpx.get(f"{s.url}/v1/entries/{r.json()['index']}").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{ip}/v1/log").status_code == 404
+    finally:
+        s.stop()
+
+
+def test_ingest_port_must_differ_from_the_api_port(ledger_dir):
+    from click.testing import CliRunner
+
+    from ailedger.cli.main import main
+
+    r = CliRunner().invoke(main, ["serve", "--ledger", str(ledger_dir), "--port", "18399", "--ingest-port", "18399"])
+    assert r.exit_code == 2 and "--ingest-port must differ from --port" in r.output
