@@ -379,6 +379,8 @@ class Ingestor:
             # takes the well-formed ones whole (shape + signature, GIL released); the rest take _parse.
             # (map over C callables: this runs for every entry written)
             fast = fast_parse_entries(list(map(canonical_value_bytes, objs)), objs)
+            if not registration and set(map(type, fast)) == _ENTRY_ONLY and IDENTITY_REGISTER not in set(map(_TYPE, fast)):
+                return fast, errors  # type: ignore[return-value]  # every entry checked, nothing more to ask
         for i, obj in enumerate(objs):
             try:
                 e = fast[i] if fast is not None else None
@@ -542,6 +544,7 @@ _LEAF_BYTES = operator.attrgetter("leaf_bytes")
 _DUPLICATE = operator.itemgetter(2)  # AppendResult.duplicate
 _LEAF_ROW = functools.partial(tuple.__new__, LeafRow)  # LeafRow((data, hash, terms)) without its Python __new__
 _DICT_ONLY = {dict}
+_ENTRY_ONLY = {SignedEntry}  # every entry passed the C checker (a None: one it did not take)
 
 _PREPARE_CHUNK = 256  # entries; a batch of at least twice this is checked by several threads at once
 _PREPARE_THREADS = max(1, min(8, os.cpu_count() or 1))

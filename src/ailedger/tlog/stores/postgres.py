@@ -22,7 +22,7 @@ import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from itertools import chain, repeat, starmap
+from itertools import chain, repeat
 from typing import Any
 
 import psycopg
@@ -169,14 +169,14 @@ class _Txn:
         try:
             # binary COPY, its rows packed here: text COPY made the client escape every byte of each bytea
             # (2.0 CPU-us per 400-byte leaf row), psycopg's binary write_row 0.9, packing 0.6; the packing by
-            # C iterators (starmap over struct.pack, map, zip): no Python-level step per row
+            # C iterators (map over struct.pack, zip): no Python-level step per row
             datas, hashes, term_lists = zip(*rows)
             hashes = tuple(map(bytes, hashes))
             if set(map(len, hashes)) != _ONLY_32:
                 raise StorageError("a leaf hash to store is not 32 bytes")
             datas = tuple(map(bytes, datas))
             idxs = range(start, start + len(rows))
-            heads = starmap(_LEAF_ROW.pack, zip(_THREE, _EIGHT, idxs, _THIRTY_TWO, hashes, map(len, datas)))
+            heads = map(_LEAF_ROW.pack, _THREE, _EIGHT, idxs, _THIRTY_TWO, hashes, map(len, datas))
             _copy(self.cur, "COPY leaves (idx, hash, data) FROM STDIN (FORMAT BINARY)",
                   [_COPY_HEADER, *chain.from_iterable(zip(heads, datas))])
         except psycopg.errors.UniqueViolation as exc:
@@ -189,7 +189,7 @@ class _Txn:
         singles, runs = split_runs(start, term_lists)
         if singles:
             texts = tuple(map(str.encode, map(_first, singles)))
-            heads = starmap(_FIELD_HEAD.pack, zip(_TWO, map(len, texts)))
+            heads = map(_FIELD_HEAD.pack, _TWO, map(len, texts))
             tails = map(_INT8.pack, _EIGHT, map(_second, singles))
             _copy(self.cur, "COPY terms (term, idx) FROM STDIN (FORMAT BINARY)",
                   [_COPY_HEADER, *chain.from_iterable(zip(heads, texts, tails))])
