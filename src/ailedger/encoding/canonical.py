@@ -11,6 +11,7 @@ takes the exact (slower) path.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -195,9 +196,14 @@ def parse_canonical(data: bytes) -> Any:
     return obj if out == data else None
 
 
-def canonical_value_bytes(value: Any) -> bytes:
+def _canonical_value_bytes(value: Any) -> bytes:
     """The canonical bytes of a value taken from a :func:`parse_canonical` result (no walk, no checks)."""
     return _orjson.dumps(value, option=_orjson.OPT_SORT_KEYS)
+
+
+# the same as a C callable (no Python frame per call: it runs for every entry written)
+canonical_value_bytes: Callable[[Any], bytes] = (
+    functools.partial(_orjson.dumps, option=_orjson.OPT_SORT_KEYS) if _orjson is not None else _canonical_value_bytes)
 
 
 def _reject_constant(name: str) -> Any:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import os
 import sqlite3
 import threading
@@ -58,6 +59,7 @@ R = TypeVar("R")
 
 # a submitter waiting for its result: a concurrent Future (threads) or (loop, asyncio future)
 _Waiter = Any
+_HASH = operator.itemgetter(1)  # LeafRow.hash
 
 
 class GroupCommitter(Generic[T, R]):
@@ -503,7 +505,7 @@ def _is_storage_failure(exc: BaseException) -> bool:
 
 def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list[list[AppendResult] | BaseException]:
     """Check each request of a group, then append all that passed in one durable transaction."""
-    view = GroupView(log, [r.hash for q in reqs for r in q.rows])
+    view = GroupView(log, [h for q in reqs for h in map(_HASH, q.rows)])
     lookups = [t for q in reqs for t in q.lookups]
     if lookups:
         view.prefetch(lookups)
@@ -517,7 +519,7 @@ def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list
                 out[i] = exc
                 continue
         ok.append(i)
-    rows = [r for i in ok for r in reqs[i].rows]
+    rows = reqs[0].rows if len(ok) == len(reqs) == 1 else [r for i in ok for r in reqs[i].rows]
     if rows:
         try:
             results = log.append(rows, lookup=bool(view._existing))

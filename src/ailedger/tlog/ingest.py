@@ -319,7 +319,7 @@ class Ingestor:
         for e in prep.parsed:
             if e.type == IDENTITY_REGISTER:
                 self._known.add(e.signer)
-        if prep.charged_all and any(r.duplicate for r in results):
+        if prep.charged_all and any(map(_DUPLICATE, results)):
             # the request was charged for every entry before its leaves were looked up: give back what the
             # entries already logged took (only new entries are charged)
             back: dict[str, int] = {}
@@ -406,10 +406,13 @@ class Ingestor:
         parsed: list[SignedEntry] = []
         errors: list[tuple[int, AiledgerError]] = []
         fast: list[SignedEntry | None] | None = None
-        if canonical and FAST_VERIFY and all(type(o) is dict for o in objs):
+        if canonical and FAST_VERIFY and objs and set(map(type, objs)) == _DICT_ONLY:
             # values of a parse_canonical document: their canonical bytes need no walk, and the C checker
-            # takes the well-formed ones whole (shape + signature, GIL released); the rest take _parse
-            fast = fast_parse_entries([canonical_value_bytes(o) for o in objs], objs)
+            # takes the well-formed ones whole (shape + signature, GIL released); the rest take _parse.
+            # (map over C callables: this runs for every entry written)
+            fast = fast_parse_entries(list(map(canonical_value_bytes, objs)), objs)
+            if not registration and set(map(type, fast)) == _ENTRY_ONLY and IDENTITY_REGISTER not in set(map(_TYPE, fast)):
+                return fast, errors  # type: ignore[return-value]  # every entry checked, nothing more to ask
         for i, obj in enumerate(objs):
             try:
                 e = fast[i] if fast is not None else None
@@ -430,13 +433,19 @@ class Ingestor:
 
     def _merge(self, pieces: Sequence[tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]], n: int, *,
                single: bool = False) -> _Prepared:
-        parsed = [e for p, _ in pieces for e in p]
+        parsed = pieces[0][0] if len(pieces) == 1 else [e for p, _ in pieces for e in p]
         errors = [x for _, errs in pieces for x in errs]
         if errors:
             _reject(errors, n)
+        leaves = list(map(_LEAF_BYTES, parsed))
+        hashes = leaf_hashes(leaves)  # one C call for the batch
+        if _IDENTITY_TYPES.isdisjoint(map(_TYPE, parsed)):
+            # most batches: no identity entry, so no extra term; the rows made by C iterators (a LeafRow is a
+            # tuple: tuple.__new__ skips the named tuple's Python-level __new__)
+            fast: list[LeafRow] = list(map(_LEAF_ROW, zip(leaves, hashes, map(entry_terms, parsed))))
+            return _Prepared(parsed, hashes, fast, single, n)
         rows: list[LeafRow] = []
         append = rows.append
-        hashes = leaf_hashes(list(map(_LEAF_BYTES, parsed)))  # one C call for the batch
         for e, h in zip(parsed, hashes):
             if e.type not in _IDENTITY_TYPES:  # most entries: no extra term (one set lookup)
                 append(LeafRow(e.leaf_bytes, h, entry_terms(e)))
@@ -564,6 +573,10 @@ _TYPE = operator.attrgetter("type")
 _TIME = operator.attrgetter("time")
 _SIGNER = operator.attrgetter("signer")
 _LEAF_BYTES = operator.attrgetter("leaf_bytes")
+_DUPLICATE = operator.itemgetter(2)  # AppendResult.duplicate
+_LEAF_ROW = functools.partial(tuple.__new__, LeafRow)  # LeafRow((data, hash, terms)) without its Python __new__
+_DICT_ONLY = {dict}
+_ENTRY_ONLY = {SignedEntry}  # every entry passed the C checker (a None: one it did not take)
 
 _PREPARE_CHUNK = 256  # entries; a batch of at least twice this is checked by several threads at once
 _PREPARE_THREADS = max(1, min(8, os.cpu_count() or 1))

@@ -8,6 +8,8 @@ store only reads and writes.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -69,6 +71,10 @@ class AuditReport:
         return d
 
 
+_HASH = operator.itemgetter(1)  # LeafRow.hash
+_RESULT = functools.partial(tuple.__new__, AppendResult)  # AppendResult((index, leaf_hash, duplicate))
+
+
 def _border(view: ReadView, size: int) -> CompactRange:
     ids = CompactRange.border_nodes(size)
     got = view.node_hashes(ids)
@@ -107,16 +113,17 @@ class TransparencyLog:
         sign = self.signer is not None if sign is None else sign
         if not lookup:
             try:
+                hashes = list(map(_HASH, rows))
                 with self.store.writer() as w:
                     size = w.size()
                     cr = _border(w, size)
-                    keyed = cr.extend_keyed([r.hash for r in rows])
+                    keyed = cr.extend_keyed(hashes)
                     w.add_leaves(size, rows)
                     w.add_node_keys(keyed)
                     if sign:
                         self._put_checkpoint(w, size + len(rows), cr.root())
-                return list(map(AppendResult, range(size, size + len(rows)), [r.hash for r in rows],
-                                repeat(False)))
+                # the results made by C iterators (tuple.__new__: no named tuple __new__ frame per entry)
+                return list(map(_RESULT, zip(range(size, size + len(rows)), hashes, repeat(False))))
             except DuplicateLeafError:
                 pass
         return self._append_dedup(rows, sign)

@@ -3,13 +3,16 @@ one writer at a time across processes (BEGIN IMMEDIATE), readers never block."""
 
 from __future__ import annotations
 
+import functools
 import operator
 import sqlite3
 import struct
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from ailedger.errors import ConflictError, DuplicateLeafError, StorageError
 from ailedger.tlog.private import create_private_file
@@ -80,16 +83,20 @@ class _Txn:
         if len(joined) != 32 * len(rows):
             raise StorageError("a leaf hash to store is not 32 bytes")
         try:
-            self.con.executemany("INSERT INTO dedup (k, idx) VALUES (?, ?)",
-                                 zip(map(_first, _KEYS.iter_unpack(joined)), idxs))
+            _insert_rows(self.con, "INSERT INTO dedup (k, idx) VALUES ", 2,
+                         zip(map(_first, _KEYS.iter_unpack(joined)), idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
-        self.con.executemany("INSERT INTO leaves (idx, hash, data) VALUES (?, ?, ?)", zip(idxs, hashes, datas))
+        # bytearray, not bytes: Python's sqlite3 binds int, float, str and bytearray directly but first tries
+        # to adapt any other type (adapter lookup, then __adapt__/__conform__ raising AttributeError): the
+        # copy is cheaper than that by ~1 CPU-us per row of two blobs (bench/RESULTS.md)
+        _insert_rows(self.con, "INSERT INTO leaves (idx, hash, data) VALUES ", 3,
+                     zip(idxs, map(bytearray, hashes), map(bytearray, datas)))
         singles, runs = split_runs(start, term_lists)
         if singles:
-            self.con.executemany("INSERT OR IGNORE INTO terms (term, idx) VALUES (?, ?)", singles)
+            _insert_rows(self.con, "INSERT OR IGNORE INTO terms (term, idx) VALUES ", 2, singles)
         if runs:
-            self.con.executemany("INSERT OR IGNORE INTO term_runs (term, first, last) VALUES (?, ?, ?)", runs)
+            _insert_rows(self.con, "INSERT OR IGNORE INTO term_runs (term, first, last) VALUES ", 3, runs)
         self._size = start + len(rows)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
@@ -104,6 +111,33 @@ class _Txn:
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
+
+
+# rows per INSERT statement, largest first: 256 rows of 3 values stay within SQLite's oldest limit of 999
+# parameters per statement; a batch of 1,000 rows is 12 statements (3 x 256, 7 x 32, 2 x 4)
+_CHUNKS = (256, 32, 4, 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _values_sql(head: str, width: int, rows: int) -> str:
+    one = "(" + ",".join("?" * width) + ")"
+    return head + ",".join([one] * rows)
+
+
+def _insert_rows(con: sqlite3.Connection, head: str, width: int, rows: Iterable[Sequence[Any]]) -> None:
+    """INSERT ``rows`` (each ``width`` values) with multi-row VALUES statements. One statement per row
+    (``executemany``) cost a step each, and Python's sqlite3 releases and retakes the GIL around every step
+    (a lock round trip per row, a thread switch when another thread waits for the GIL): per 256 rows here."""
+    flat = list(chain.from_iterable(rows))  # C iterators: the tuples zip makes are reused, not kept
+    n = len(flat) // width
+    pos = 0
+    for size in _CHUNKS:
+        k = (n - pos) // size
+        if k:
+            step = size * width
+            a = pos * width
+            con.executemany(_values_sql(head, width, size), [flat[a + j * step : a + (j + 1) * step] for j in range(k)])
+            pos += k * size
 
 
 def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:

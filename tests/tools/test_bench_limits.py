@@ -1,0 +1,37 @@
+"""bench/limits.py's all-cores libsodium reference: a rate and the CPU of one verification from the same run."""
+
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ailedger.encoding.identity import did_from_public_key
+from ailedger.encoding.records import build_entry
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+limits = pytest.importorskip("limits")
+
+
+def _entries(n: int) -> list[bytes]:
+    key = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+    did = did_from_public_key(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return [build_entry("bench.event", {"i": i}, did, "2026-12-07T00:00:00Z", key.sign).leaf_bytes for i in range(n)]
+
+
+def test_sodium_all_cores_gives_a_rate_and_the_cpu_of_one_verify():
+    rate, cpu_us = limits.sodium_all_cores(_entries(300), 2)
+    assert rate > 100  # verifications per second on two workers
+    # the CPU of one verification while the workers verify: tens of microseconds on any machine this runs on
+    assert 5 < cpu_us < 5000
+    # the quiet one-core figure measures the same operation
+    one = limits.sodium_cpu_us_per_verify(_entries(300), 300)
+    assert cpu_us / 20 < one < cpu_us * 20
+
+
+def test_a_bad_signature_fails_the_reference():
+    bad = _entries(10)
+    bad[3] = bad[3].replace(b'"i":3', b'"i":4')
+    with pytest.raises(Exception, match="(?i)signature|forged|fail"):
+        limits.sodium_all_cores(bad, 2)
