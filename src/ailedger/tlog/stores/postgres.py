@@ -370,15 +370,21 @@ class PostgresStore:
         con = self._writers.get(self._connect)
         try:
             cur = con.cursor()
-            cur.execute("BEGIN")
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            # one round trip (the simple query protocol: no parameters, the key is this store's own integer):
+            # begin, take the sequencer lock, then read the size under it (a fixed cost of every group)
+            cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(self._lock_key)}); SELECT max(idx) FROM leaves")
+            while cur.nextset():
+                pass
+            row = cur.fetchone()
         except psycopg.Error as exc:
             self._writers.put(con, True)
             raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
+        txn = _Txn(cur)
+        txn._size = 0 if row is None or row[0] is None else int(row[0]) + 1
         broken = False
         try:
             try:
-                yield _Txn(cur)
+                yield txn
             except BaseException as exc:
                 try:
                     cur.execute("ROLLBACK")
