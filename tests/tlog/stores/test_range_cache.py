@@ -33,7 +33,7 @@ def test_two_writers_interleaved_sign_the_right_roots(store_factory):
         res = w.append(rows)
         assert [r.index for r in res] == list(range(len(written), len(written) + len(rows)))
         written += rows
-        note, cp = w.latest_checkpoint()  # type: ignore[misc]
+        _note, cp = w.latest_checkpoint()  # type: ignore[misc]
         assert cp.size == len(written) and cp.root == root_of(len(written), written)
     rep = a.audit()
     assert rep.ok, rep.problems[:3]
