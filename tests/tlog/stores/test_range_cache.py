@@ -2,7 +2,10 @@
 size (no border read per group). Another writer in between, or a transaction that failed after extending
 the range, must never make it sign or store a wrong tree: every checkpoint and node is checked by the audit."""
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ailedger.errors import StorageError
 
 from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.merkle import CompactRange, leaf_hash
@@ -54,3 +57,33 @@ def test_a_failed_fast_path_does_not_move_the_reused_range(store_factory):
     assert cp.size == 5 and cp.root == root_of(5, rows)
     rep = log.audit()
     assert rep.ok, rep.problems[:3]
+
+
+def test_postgres_checkpoint_refused_with_the_commit_stores_nothing():
+    """On PostgreSQL the checkpoint's INSERT goes with the COMMIT: when the server refuses it (here a trigger),
+    the group fails as a write failure, nothing of it is stored, and the next append works."""
+    from tests.tlog.stores.pg_factory import postgres_factory, require_pg
+
+    require_pg()
+    import psycopg  # only with a server to reach
+
+    store = postgres_factory(None)
+    try:
+        log = TransparencyLog(store, ORIGIN, Signer(ORIGIN, KEY))
+        log.append([row("a")])
+        with psycopg.connect(store.dsn, autocommit=True) as con:
+            con.execute(f'SET search_path = "{store.schema}"')
+            con.execute("CREATE FUNCTION no_cp() RETURNS trigger LANGUAGE plpgsql AS "
+                        "$$ BEGIN RAISE EXCEPTION 'checkpoints refused'; END $$")
+            con.execute("CREATE TRIGGER no_cp BEFORE INSERT ON checkpoints FOR EACH ROW EXECUTE FUNCTION no_cp()")
+            with pytest.raises(StorageError, match="PostgreSQL write failed: checkpoints refused"):
+                log.append([row("b")])
+            assert store.size() == 1 and store.indices_of([row("b").hash]) == {}
+            con.execute("DROP TRIGGER no_cp ON checkpoints")
+        res = log.append([row("b")])
+        assert res[0].index == 1
+        _, cp = log.latest_checkpoint()  # type: ignore[misc]
+        assert cp.size == 2 and cp.root == root_of(2, [row("a"), row("b")])
+        assert log.audit().ok
+    finally:
+        store.close()
