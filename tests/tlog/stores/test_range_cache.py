@@ -6,7 +6,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.errors import StorageError
-
 from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.merkle import CompactRange, leaf_hash
 from ailedger.tlog.note import Signer
