@@ -93,6 +93,11 @@ class TransparencyLog:
         self.origin = origin
         self.signer = signer
         self.verifier = verifier if verifier is not None else (signer.verifier if signer else None)
+        # the compact range at the size of this object's last committed append: the next append starts
+        # from it when the store is still at that size (an append-only log: the same size is the same
+        # tree), saving the border read (a leaf and a stripe query) that is a fixed cost of every group.
+        # Set only once a transaction has committed; any other size (another writer) reads the border.
+        self._last_range: CompactRange | None = None
 
     # -- write path ---------------------------------------------------------
     def append(self, rows: Sequence[LeafRow], *, sign: bool | None = None,
@@ -116,12 +121,13 @@ class TransparencyLog:
                 hashes = list(map(_HASH, rows))
                 with self.store.writer() as w:
                     size = w.size()
-                    cr = _border(w, size)
+                    cr = self._range_at(w, size)
                     keyed = cr.extend_keyed(hashes)
                     w.add_leaves(size, rows)
                     w.add_node_keys(keyed)
                     if sign:
                         self._put_checkpoint(w, size + len(rows), cr.root())
+                self._last_range = cr  # committed: the tree at size + len(rows)
                 # the results made by C iterators (tuple.__new__: no named tuple __new__ frame per entry)
                 return list(map(_RESULT, zip(range(size, size + len(rows)), hashes, repeat(False))))
             except DuplicateLeafError:
@@ -133,7 +139,7 @@ class TransparencyLog:
         with self.store.writer() as w:
             existing = w.indices_of([r.hash for r in rows])
             size = w.size()
-            cr = _border(w, size)
+            cr = self._range_at(w, size)
             new_rows: list[LeafRow] = []
             pending: dict[bytes, int] = {}
             nodes: list[tuple[int, int, bytes]] = []
@@ -154,7 +160,17 @@ class TransparencyLog:
                 w.add_nodes(nodes)
             if sign and (new_rows or self._checkpoint_size() < size):
                 self._put_checkpoint(w, size + len(new_rows), cr.root() if size + len(new_rows) else EMPTY_ROOT)
+        self._last_range = cr  # committed: the tree at size + len(new_rows)
         return results
+
+    def _range_at(self, w: ReadView, size: int) -> CompactRange:
+        """The compact range at ``size`` (the size the open write transaction found): the one this object
+        last committed when it is at that size, else read from the store. A copy: the caller extends it,
+        and a transaction that fails must not leave the cached range moved on."""
+        last = self._last_range
+        if last is not None and last.size == size:
+            return last.copy()
+        return _border(w, size)
 
     def _put_checkpoint(self, w: Any, size: int, root: bytes) -> None:
         assert self.signer is not None

@@ -147,6 +147,7 @@ class _Txn:
     def __init__(self, cur: psycopg.Cursor[Any]) -> None:
         self.cur = cur
         self._size: int | None = None
+        self.checkpoints: list[tuple[int, bytes]] = []  # stored with the COMMIT, in its round trip
 
     def size(self) -> int:
         if self._size is None:
@@ -213,10 +214,15 @@ class _Txn:
         _copy_stripes(self.cur, rows)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
-        self.cur.execute(
-            "INSERT INTO checkpoints (size, note) VALUES (%s, %s) ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note",
-            (size, note),
-        )
+        # sent with the transaction's COMMIT (PostgresStore.writer): one round trip fewer per append
+        self.checkpoints.append((int(size), bytes(note)))
+
+
+def _commit_sql(checkpoints: Sequence[tuple[int, bytes]]) -> str:
+    """The checkpoints' INSERTs and the COMMIT as one simple-protocol query (no parameters: the sizes are
+    integers and the notes hex, decoded by the server)."""
+    return "".join(f"INSERT INTO checkpoints (size, note) VALUES ({size}, decode('{note.hex()}', 'hex')) "
+                   "ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note; " for size, note in checkpoints) + "COMMIT"
 
 
 def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
@@ -378,15 +384,21 @@ class PostgresStore:
         con = self._writers.get(self._connect)
         try:
             cur = con.cursor()
-            cur.execute("BEGIN")
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+            # one round trip (the simple query protocol: no parameters, the key is this store's own integer):
+            # begin, take the sequencer lock, then read the size under it (a fixed cost of every group)
+            cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(self._lock_key)}); SELECT max(idx) FROM leaves")
+            while cur.nextset():
+                pass
+            row = cur.fetchone()
         except psycopg.Error as exc:
             self._writers.put(con, True)
             raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
+        txn = _Txn(cur)
+        txn._size = 0 if row is None or row[0] is None else int(row[0]) + 1
         broken = False
         try:
             try:
-                yield _Txn(cur)
+                yield txn
             except BaseException as exc:
                 try:
                     cur.execute("ROLLBACK")
@@ -397,8 +409,16 @@ class PostgresStore:
                     raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
                 raise
             try:
-                cur.execute("COMMIT")
+                cur.execute(_commit_sql(txn.checkpoints))
             except psycopg.Error as exc:
+                if con.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                    # a checkpoint's INSERT failed before the COMMIT ran: nothing was committed
+                    try:
+                        cur.execute("ROLLBACK")
+                    except psycopg.Error:
+                        broken = True
+                    broken = broken or _is_conn_error(exc)
+                    raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
                 broken = True
                 raise StorageError(f"commit failed: {str(exc).strip()}") from exc
         finally:
