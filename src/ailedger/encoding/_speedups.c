@@ -856,6 +856,180 @@ static PyObject *verify_entries(PyObject *self, PyObject *arg) {
     return out;
 }
 
+
+/* ---- index terms of canonical entries (ledger.entry_terms, its short path) ---------------------------------- */
+
+#define T_MAX_SUBJECTS 64
+
+/* the members of an entry after its body, checked as verify_one checks them (signature not checked) */
+static int t_shape(const uint8_t *leaf, size_t n, const uint8_t **body_end, const uint8_t **signer, size_t *slen,
+                   const uint8_t **type, size_t *tlen) {
+    if (n > V_MAX_LEAF || n < 9 || memcmp(leaf, "{\"body\":{", 9) != 0)
+        return 0;
+    const uint8_t *end = leaf + n, *p = leaf + 8, *val;
+    size_t vlen;
+    uint8_t sig[64];
+    if (!v_object(&p, end, 2))
+        return 0;
+    *body_end = p;
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "sig", &val, &vlen) || !v_sig(val, vlen, sig))
+        return 0;
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "signer", signer, slen) || *slen == 0)
+        return 0;
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "time", &val, &vlen) || !v_time(val, vlen))
+        return 0;
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "type", type, tlen) || !v_type(*type, *tlen))
+        return 0;
+    long long v;
+    if ((size_t)(end - p) < 6 || memcmp(p, ",\"v\":", 5) != 0)
+        return 0;
+    p += 5;
+    return v_int(&p, end, &v) && v >= 1 && v <= 1000 && p + 1 == end && *p == '}';
+}
+
+static int t_is(const uint8_t *s, size_t n, const char *lit) {
+    size_t m = strlen(lit);
+    return n == m && memcmp(s, lit, m) == 0;
+}
+
+static PyObject *t_str(const char *prefix, const uint8_t *s, size_t n) {
+    size_t m = strlen(prefix);
+    char buf[2048];  /* a subject under 300 characters is at most 1,196 bytes; longer signers go to Python */
+    if (m + n > sizeof buf)
+        return NULL;
+    memcpy(buf, prefix, m);
+    memcpy(buf + m, s, n);
+    return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)(m + n), "strict");
+}
+
+/* the terms tuple, Py_None (ask Python: an entry its short path does not take, or anything unusual), NULL on error */
+static PyObject *terms_one(const uint8_t *leaf, size_t n) {
+    const uint8_t *body_end, *signer, *type;
+    size_t slen, tlen;
+    if (!t_shape(leaf, n, &body_end, &signer, &slen, &type, &tlen) || slen > 1024)
+        Py_RETURN_NONE;
+    /* types whose terms take more than the short path, and the identity types (Ingestor adds a term to them) */
+    if (t_is(type, tlen, "dataset.commit") || t_is(type, tlen, "dataset.screening") || t_is(type, tlen, "model.register")
+        || t_is(type, tlen, "identity.register") || t_is(type, tlen, "identity.revoke")
+        || (tlen >= 5 && memcmp(type, "blob.", 5) == 0))
+        Py_RETURN_NONE;
+    const uint8_t *subj[T_MAX_SUBJECTS];
+    size_t sublen[T_MAX_SUBJECTS];
+    int ns = 0;
+    const uint8_t *p = leaf + 9, *end = body_end;
+    if (*p != '}') {
+        for (;;) {
+            const uint8_t *k = p + 1;
+            if (!v_string(&p, end, 1))
+                Py_RETURN_NONE;
+            size_t klen = (size_t)(p - 1 - k);
+            if (t_is(k, klen, "name") || t_is(k, klen, "manifest") || t_is(k, klen, "root") || t_is(k, klen, "sha256")
+                || t_is(k, klen, "cid"))
+                Py_RETURN_NONE;
+            p++;  /* ':' */
+            if (t_is(k, klen, "subjects") && *p == '[') {
+                p++;
+                if (*p == ']') {
+                    p++;
+                } else {
+                    for (;;) {
+                        if (*p == '"') {
+                            const uint8_t *s = p + 1;
+                            if (!v_string(&p, end, 0))
+                                Py_RETURN_NONE;
+                            size_t sl = (size_t)(p - 1 - s);
+                            size_t chars = 0;
+                            for (size_t i = 0; i < sl; i++) {
+                                if (s[i] == '\\')
+                                    Py_RETURN_NONE;  /* an escape: Python decodes it */
+                                chars += (s[i] & 0xC0) != 0x80;
+                            }
+                            if (chars < 300) {
+                                int dup = 0;
+                                for (int j = 0; j < ns && !dup; j++)
+                                    dup = sublen[j] == sl && memcmp(subj[j], s, sl) == 0;
+                                if (!dup) {
+                                    if (ns == T_MAX_SUBJECTS)
+                                        Py_RETURN_NONE;
+                                    subj[ns] = s;
+                                    sublen[ns++] = sl;
+                                }
+                            }
+                        } else if (!v_value(&p, end, 3)) {
+                            Py_RETURN_NONE;
+                        }
+                        if (*p == ']') {
+                            p++;
+                            break;
+                        }
+                        p++;  /* ',' */
+                    }
+                }
+            } else if (!v_value(&p, end, 2)) {
+                Py_RETURN_NONE;
+            }
+            if (p >= end)
+                Py_RETURN_NONE;
+            if (*p == '}')
+                break;
+            p++;  /* ',' */
+        }
+    }
+    PyObject *out = PyTuple_New(2 + ns);
+    if (out == NULL)
+        return NULL;
+    PyObject *t = t_str("type:", type, tlen);
+    if (t == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(out, 0, t);
+    t = t_str("signer:", signer, slen);
+    if (t == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(out, 1, t);
+    for (int j = 0; j < ns; j++) {
+        t = t_str("subject:", subj[j], sublen[j]);
+        if (t == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(out, 2 + j, t);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "term too long");
+    return NULL;
+}
+
+static PyObject *entry_terms_many(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "entry_terms_many() takes a sequence of bytes");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            Py_DECREF(out);
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "entry_terms_many() takes a sequence of bytes");
+            return NULL;
+        }
+        PyObject *t = terms_one((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]));
+        if (t == NULL) {
+            Py_DECREF(out);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, t);
+    }
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sha256_many", sha256_many, METH_O,
      "sha256_many(items) -> bytes: the SHA-256 digests of a sequence of bytes-like objects, concatenated."},
@@ -869,6 +1043,9 @@ static PyMethodDef methods[] = {
     {"_set_portable", set_portable, METH_O, "Force (True) or release (False) the portable code (for tests)."},
     {"_sodium_load", sodium_load, METH_O,
      "_sodium_load(path): use the libsodium at path (PyNaCl's bundled copy) for verify_entries()."},
+    {"entry_terms_many", entry_terms_many, METH_O,
+     "entry_terms_many(leaves) -> list: ledger.entry_terms of each canonical entry whose terms take its short path, "
+     "None for any other (ask Python)."},
     {"verify_entries", verify_entries, METH_O,
      "verify_entries(leaves) -> bytes: per entry 1 (valid), 0 (bad signature) or 2 (not handled here)."},
     {NULL, NULL, 0, NULL},

@@ -51,7 +51,7 @@ from ailedger.encoding.records import FAST_VERIFY, SignedEntry, fast_parse_entri
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
 from ailedger.tlog.groupcommit import AppendRequest, GroupView
-from ailedger.tlog.ledger import Ledger, entry_terms
+from ailedger.tlog.ledger import Ledger, entry_terms, entry_terms_batch
 from ailedger.tlog.log import AppendResult
 from ailedger.tlog.stores import LeafRow
 
@@ -442,7 +442,7 @@ class Ingestor:
         if _IDENTITY_TYPES.isdisjoint(map(_TYPE, parsed)):
             # most batches: no identity entry, so no extra term; the rows made by C iterators (a LeafRow is a
             # tuple: tuple.__new__ skips the named tuple's Python-level __new__)
-            fast: list[LeafRow] = list(map(_LEAF_ROW, zip(leaves, hashes, map(entry_terms, parsed))))
+            fast: list[LeafRow] = list(map(_LEAF_ROW, zip(leaves, hashes, entry_terms_batch(parsed))))
             return _Prepared(parsed, hashes, fast, single, n)
         rows: list[LeafRow] = []
         append = rows.append
