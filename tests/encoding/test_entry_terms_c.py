@@ -1,31 +1,39 @@
-"""The C index terms of canonical entries (``_speedups.entry_terms_many``, used by ``ledger.entry_terms_batch``)
-equal ``ledger.entry_terms`` of the parsed entries, term for term, or are None (left to Python) -- for a
-corpus of every record type the code and the tests write, and for random entries (hypothesis)."""
+"""The C pass over a canonical batch (``_speedups.check_entries`` through ``records.fast_parse_rows``, used by
+``Ingestor._prepare_part``/``_merge``) gives exactly what the Python path gives: the same verdicts and entries
+as ``fast_parse_entries``, the RFC 6962 leaf hash of every leaf, and ``ledger.entry_terms`` of every entry it
+makes terms for (None: Python makes them) -- for a corpus of every record type the code and the tests write,
+for random entries (hypothesis), and end to end: the rows ``Ingestor.prepare`` gives the store are the same
+with and without the C pass."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 
+import orjson
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ailedger.encoding import fasthash
+from ailedger.encoding import _speedups, records
+from ailedger.encoding.canonical import parse_canonical
 from ailedger.encoding.identity import did_from_public_key
-from ailedger.encoding.records import build_entry, parse_entry
-from ailedger.tlog import ledger
-from ailedger.tlog.ledger import entry_terms, entry_terms_batch
+from ailedger.encoding.records import build_entry, fast_parse_entries, fast_parse_rows, parse_entry
+from ailedger.errors import AiledgerError
+from ailedger.tlog import ingest
+from ailedger.tlog.ingest import Ingestor, IngestPolicy
+from ailedger.tlog.ledger import Ledger, entry_terms
 
-pytestmark = pytest.mark.skipif(fasthash.entry_terms_many is None, reason="the C module _speedups is not built")
+pytestmark = pytest.mark.skipif(records._check_entries is None, reason="the C module _speedups is not built")
 
 _KEY = Ed25519PrivateKey.generate()
 _DID = did_from_public_key(_KEY.public_key().public_bytes(serialization.Encoding.Raw,
                                                           serialization.PublicFormat.Raw))
 TIME = "2026-01-02T03:04:05.678Z"
 H = "ab" * 32
-
 # every type the source and the tests write (grep of build_entry calls and *_TYPE constants), and a few more
 TYPES = ["note", "bench.event", "model.card", "model.eval", "model.register", "model.zk", "dataset.commit",
          "dataset.screening", "gov.vote", "gov.propose", "subnet.commit", "subnet.epoch", "subnet.register",
@@ -50,55 +58,69 @@ BODIES: list[dict] = [
 ]
 
 
-def _leaf(type_: str, body: dict) -> bytes:
-    return build_entry(type_, body, _DID, TIME, _KEY.sign).leaf_bytes
+def _leaf(type_: str, body: dict, key: Ed25519PrivateKey = _KEY) -> bytes:
+    return build_entry(type_, body, _DID, TIME, key.sign).leaf_bytes
+
+
+def _python(leaf: bytes) -> tuple[str, ...] | None:
+    try:
+        return entry_terms(parse_entry(leaf))
+    except (AiledgerError, RecursionError):
+        return None
 
 
 def _check(leaves: list[bytes]) -> int:
-    """Assert C == Python for each leaf; return how many the C code took."""
-    assert fasthash.entry_terms_many is not None
-    got = fasthash.entry_terms_many(leaves)
-    entries = [parse_entry(x) for x in leaves]
-    want = [entry_terms(e) for e in entries]
+    """Assert the C pass equals the Python path on each leaf; return how many entries the C code made terms for."""
+    made = fast_parse_rows(leaves)
+    assert made is not None
+    entries, hashes, terms = made
+    assert _speedups.check_entries(leaves)[0] == _speedups.verify_entries(leaves)
+    assert entries == fast_parse_entries(leaves)
+    assert hashes == [hashlib.sha256(b"\x00" + x).digest() for x in leaves]
     taken = 0
-    for leaf, g, w in zip(leaves, got, want):
-        if g is not None:
-            taken += 1
-            assert type(g) is tuple and all(type(t) is str for t in g), leaf
-            assert g == w, leaf
-            assert [t.encode("utf-8", "surrogatepass") for t in g] == [t.encode("utf-8", "surrogatepass") for t in w]
-    assert entry_terms_batch(entries) == want
+    for leaf, e, t in zip(leaves, entries, terms):
+        if t is None:
+            continue
+        taken += 1
+        assert e is not None, leaf  # terms only for entries the checker took
+        assert type(t) is tuple and all(type(x) is str for x in t), leaf
+        want = _python(leaf)
+        assert t == want, leaf
+        assert [x.encode() for x in t] == [x.encode() for x in want]  # type: ignore[union-attr]
     return taken
 
 
 def test_corpus_of_every_type():
     leaves = [_leaf(t, b) for t in TYPES for b in BODIES]
     taken = _check(leaves)
-    assert taken > len(leaves) // 3  # the common entries were taken in C
+    assert taken > len(leaves) // 3  # the common entries were made in C
 
 
 def test_what_goes_to_python():
-    f = fasthash.entry_terms_many
-    assert f is not None
+    def terms(leaf: bytes) -> tuple[str, ...] | None:
+        return _speedups.check_entries([leaf])[2][0]
+
     for t in ("model.register", "dataset.commit", "dataset.screening", "blob.put", "identity.register",
               "identity.revoke"):
-        assert f([_leaf(t, {"subjects": ["a"]})]) == [None], t
+        assert terms(_leaf(t, {"subjects": ["a"]})) is None, t
     for b in ({"name": "n"}, {"root": H}, {"sha256": 1}, {"manifest": {}}, {"cid": "c"}, {"subjects": ["a\\b"]},
-              {"subjects": [f"s{i}" for i in range(65)]}):
-        assert f([_leaf("note", b)]) == [None], b
-    good = _leaf("note", {"subjects": ["a", "a", "b"]})
-    assert f([good]) == [("type:note", "signer:" + _DID, "subject:a", "subject:b")]
-    # anything not an entry the checker would take: Python decides
+              {"subjects": [f"s{i}" for i in range(9)]}):
+        assert terms(_leaf("note", b)) is None, b
+    good = _leaf("note", {"subjects": ["a", "a", "b", "é"]})
+    assert terms(good) == ("type:note", "signer:" + _DID, "subject:a", "subject:b", "subject:é")
+    # not an entry the checker takes (or a bad signature): no terms, Python decides
     for bad in (b"", b"{}", b"x" * 100, good[:-1], good + b" ", good.replace(b'"v":1', b'"v":1.0'),
                 good.replace(b'"v":1', b'"v":0'), b" " + good, good.replace(b'"time":"2026', b'"time":"2O26'),
-                json.dumps(json.loads(good)).encode()):
-        assert f([bad]) == [None], bad
+                json.dumps(json.loads(good)).encode(), _leaf("note", {"subjects": ["a"]}).replace(b'"a"', b'"b"')):
+        assert terms(bad) is None, bad
     with pytest.raises(TypeError):
-        f([good, "x"])  # type: ignore[list-item]
+        _speedups.check_entries([good, "x"])  # type: ignore[list-item]
+    assert _speedups.check_entries([]) == (b"", [], [])
 
 
 def test_many_keep_order_and_mix_with_python():
-    leaves = [_leaf(TYPES[i % len(TYPES)], BODIES[i % len(BODIES)]) for i in range(500)]
+    other = Ed25519PrivateKey.generate()
+    leaves = [_leaf(TYPES[i % len(TYPES)], BODIES[i % len(BODIES)], _KEY if i % 7 else other) for i in range(500)]
     _check(leaves)
 
 
@@ -117,8 +139,32 @@ def test_random_entries_agree(type_, body):
     _check([_leaf(type_, body)])
 
 
-def test_python_fallback_when_c_missing(monkeypatch):
-    entries = [parse_entry(_leaf(t, b)) for t in TYPES[:6] for b in BODIES[:6]]
-    want = entry_terms_batch(entries)
-    monkeypatch.setattr(ledger, "_c_terms", None)
-    assert entry_terms_batch(entries) == want == [entry_terms(e) for e in entries]
+def _rows(ing: Ingestor, objs: list) -> list:
+    body = orjson.dumps({"entries": objs}, option=orjson.OPT_SORT_KEYS)
+    doc = parse_canonical(body)
+    assert doc is not None
+    return ing.prepare(doc["entries"], batch=True, canonical=True).rows
+
+
+def test_ingest_rows_equal_with_and_without_the_c_pass(tmp_path, monkeypatch):
+    led = Ledger.init(tmp_path / "led", origin="cbatch.example/log")
+    try:
+        ing = Ingestor(led, policy=IngestPolicy(), clock=time.time)
+        batches = [[json.loads(_leaf(t, b)) for b in BODIES] for t in TYPES if not t.startswith("identity.")]
+        batches.append([json.loads(_leaf("bench.event", {"i": i, "subjects": [f"sha256:{i:064x}"]}))
+                        for i in range(600)])  # large enough for threads in submit_async
+        calls: list[int] = []
+
+        def counted(leaves, objs=None):
+            calls.append(len(leaves))
+            return fast_parse_rows(leaves, objs)
+
+        monkeypatch.setattr(ingest, "fast_parse_rows", counted)
+        fast = [_rows(ing, objs) for objs in batches]
+        assert sum(calls) == sum(map(len, batches))  # every entry went through the C pass
+        monkeypatch.setattr(ingest, "fast_parse_rows", lambda leaves, objs=None: None)
+        slow = [_rows(ing, objs) for objs in batches]
+        assert fast == slow
+        assert all(type(r) is type(s) for f, sl in zip(fast, slow) for r, s in zip(f, sl))
+    finally:
+        led.close()

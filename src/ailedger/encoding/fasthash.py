@@ -38,6 +38,3 @@ except ImportError:  # not built (no C compiler at install time)
 # RFC 6962 leaf hashes of many entries (one C call; a module built before these existed lacks them)
 leaf_hashes: Callable[[Sequence[bytes]], list[bytes]] = getattr(_speedups, "leaf_hashes", _leaf_hashes_hashlib)
 extend_range = getattr(_speedups, "extend_range", None)
-# tlog.ledger.entry_terms of many canonical entries in one call (None per entry it leaves to Python), or None
-entry_terms_many: Callable[[Sequence[bytes]], list[tuple[str, ...] | None]] | None = getattr(
-    _speedups, "entry_terms_many", None)

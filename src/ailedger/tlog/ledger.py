@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import multiprocessing
-import operator
 import os
 import re
 import threading
@@ -22,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ailedger.encoding.canonical import parse_json
-from ailedger.encoding.fasthash import entry_terms_many as _c_terms
 from ailedger.encoding.identity import did_from_public_key, public_key_from_did
 from ailedger.encoding.records import (
     FAST_VERIFY,
@@ -108,7 +106,6 @@ def operator_identity(ledger: Ledger) -> OperatorIdentity:
 
 _RECORD_TYPES = frozenset({"dataset.commit", "dataset.screening", "model.register"})
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_LEAF = operator.attrgetter("leaf_bytes")
 # the body fields entry_terms reads besides "subjects" (a body with none of them takes its short path)
 _OTHER_TERM_KEYS = frozenset({"name", "manifest", "root", "sha256", "cid"})
 
@@ -178,18 +175,6 @@ def entry_terms(e: SignedEntry, extra: Iterable[str] = ()) -> tuple[str, ...]:
         # three terms have three different prefixes: no duplicate to drop
         return tuple(terms) if len(terms) <= 3 else tuple(dict.fromkeys(terms))
     return _all_terms(t, terms, b, extra)
-
-
-def entry_terms_batch(entries: Sequence[SignedEntry]) -> list[tuple[str, ...]]:
-    """``[entry_terms(e) for e in entries]``, the terms of the common entries made in C from their canonical
-    bytes in one call (no Python frame per entry); the C code leaves every other entry (a record type, a body
-    naming a hash, a name or a CID, an escape in a subject, an identity type) to :func:`entry_terms`."""
-    if _c_terms is None:
-        return list(map(entry_terms, entries))
-    terms = _c_terms(list(map(_LEAF, entries)))
-    if None in terms:
-        return [t if t is not None else entry_terms(e) for t, e in zip(terms, entries)]
-    return terms  # type: ignore[return-value]  # no None left
 
 
 def _all_terms(t: str, terms: list[str], b: dict[str, Any], extra: Iterable[str]) -> tuple[str, ...]:
