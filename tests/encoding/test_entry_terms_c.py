@@ -168,3 +168,26 @@ def test_ingest_rows_equal_with_and_without_the_c_pass(tmp_path, monkeypatch):
         assert all(type(r) is type(s) for f, sl in zip(fast, slow) for r, s in zip(f, sl))
     finally:
         led.close()
+
+
+def test_prepare_group_equal_with_and_without_the_c_pass(tmp_path, monkeypatch):
+    led = Ledger.init(tmp_path / "led", origin="cbatch.example/log")
+    try:
+        ing = Ingestor(led, policy=IngestPolicy(), clock=time.time)
+        leaves = [_leaf(t, b) for t in TYPES[::3] for b in BODIES[::2]]
+        leaves.append(_leaf("note", {"subjects": ["a"]}).replace(b'"a"', b'"b"'))  # a bad signature
+        leaves.append(_leaf("identity.register", {"did": _DID, "name": "me"}))
+        objs = [orjson.loads(x) for x in leaves]
+
+        def run() -> tuple:
+            merged, where, rest = ing.prepare_group(leaves, objs)
+            assert merged is not None
+            return merged.rows, merged.hashes, where, [(i, r.rows if hasattr(r, "rows") else type(r)) for i, r in rest]
+
+        fast = run()
+        monkeypatch.setattr(ingest, "fast_parse_rows", lambda leaves, objs=None: None)
+        slow = run()
+        assert fast == slow
+        assert len(fast[2]) > len(leaves) // 2 and len(fast[3]) >= 2
+    finally:
+        led.close()

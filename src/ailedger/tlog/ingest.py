@@ -367,7 +367,11 @@ class Ingestor:
         positions)``, the others one by one ``(position, prepared or error)``, as :meth:`prepare` of each
         alone gives. The merged batch is one request to the group committer, checked once as a batch is;
         when it is refused, :meth:`split` gives each entry's own one-entry request."""
-        fast = fast_parse_entries(list(leaves), list(objs)) if FAST_VERIFY else [None] * len(objs)
+        made = fast_parse_rows(list(leaves), list(objs)) if FAST_VERIFY else None
+        if made is not None:  # with the leaf hashes and index terms, in the same C pass
+            fast = made[0]
+        else:
+            fast = fast_parse_entries(list(leaves), list(objs)) if FAST_VERIFY else [None] * len(objs)
         good: list[SignedEntry] = []
         where: list[int] = []
         rest: list[tuple[int, _Prepared | AiledgerError]] = []
@@ -380,7 +384,8 @@ class Ingestor:
                 rest.append((i, self.prepare([obj], canonical=True)))
             except AiledgerError as exc:
                 rest.append((i, exc))
-        return (self._merge([(good, [], None)], len(good)) if good else None), where, rest
+        rows = ([made[1][i] for i in where], [made[2][i] for i in where]) if made is not None else None
+        return (self._merge([(good, [], rows)], len(good)) if good else None), where, rest
 
     def merge_singles(self, preps: Sequence[_Prepared]) -> _Prepared:
         """Several prepared requests as one batch (all-or-nothing; see :meth:`prepare_group`)."""
