@@ -99,7 +99,7 @@ def main() -> None:
         t = time.process_time()
         for k in range(0, len(bodies), 2):
             mode = "c" if not args.ab or (k // 2) % 2 == (k // 4) % 2 else "python"
-            setattr(ingest, "fast_parse_rows", real if mode == "c" else _off)
+            ingest.fast_parse_rows = real if mode == "c" else _off
             t1 = time.process_time()
             for body in bodies[k : k + 2]:
                 doc = parse_canonical(body)
@@ -107,7 +107,7 @@ def main() -> None:
                 orjson.dumps({"results": [{"index": r.index, "duplicate": r.duplicate} for r in res]})
             ab[mode].append((time.process_time() - t1) / len(bodies[k : k + 2]) / 1000 * 1e6)
         us = (time.process_time() - t) / n * 1e6
-        setattr(ingest, "fast_parse_rows", real)
+        ingest.fast_parse_rows = real
         size = led.log.size
     finally:
         led.close()
