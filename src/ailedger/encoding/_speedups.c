@@ -747,8 +747,14 @@ typedef struct {
     uint8_t pk[32];
 } did_cache;
 
-/* 1 valid, 0 bad signature, 2 not handled; msg: scratch of at least n bytes */
-static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache *dc) {
+/* where verify_one found an entry's body end, signer and type (for its index terms) */
+typedef struct {
+    const uint8_t *body_end, *signer, *type;
+    size_t slen, tlen;
+} v_spans;
+
+/* 1 valid, 0 bad signature, 2 not handled; msg: scratch of at least n bytes; sp: NULL or where the spans go */
+static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache *dc, v_spans *sp) {
     if (n > V_MAX_LEAF || n < 9 || memcmp(leaf, "{\"body\":{", 9) != 0)
         return 2;
     const uint8_t *end = leaf + n, *p = leaf + 8;
@@ -762,6 +768,8 @@ static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache
     const uint8_t *sig_end = p;
     if (p >= end || *p++ != ',' || !v_member(&p, end, "signer", &val, &vlen))
         return 2;
+    const uint8_t *signer = val;
+    size_t slen = vlen;
     if (dc->len != 0 && vlen == dc->len && memcmp(val, dc->did, vlen) == 0) {
         memcpy(pk, dc->pk, 32);
     } else {
@@ -781,6 +789,13 @@ static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache
     p += 5;
     if (!v_int(&p, end, &v) || v < 1 || v > 1000 || p + 1 != end || *p != '}')
         return 2;
+    if (sp != NULL) {
+        sp->body_end = sig_start;
+        sp->signer = signer;
+        sp->slen = slen;
+        sp->type = val;
+        sp->tlen = vlen;
+    }
     /* the signed message: the leaf without ',"sig":"..."' */
     size_t a = (size_t)(sig_start - leaf);
     memcpy(msg, leaf, a);
@@ -849,11 +864,240 @@ static PyObject *verify_entries(PyObject *self, PyObject *arg) {
     dc.len = 0;
     for (Py_ssize_t i = 0; i < n; i++)
         dst[i] = verify_one((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]), msg,
-                            &dc);
+                            &dc, NULL);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(msg);
     Py_DECREF(seq);
     return out;
+}
+
+
+
+/* ---- a canonical batch in one call: checks, leaf hashes and index terms ------------------------------------
+ * The index terms are ledger.entry_terms' short path (its type, its signer, the strings of body.subjects under
+ * 300 characters, first occurrence kept). Every entry that path does not take -- a type with record terms
+ * (dataset.commit, dataset.screening, model.register, blob.*), an identity type (Ingestor adds a term), a body
+ * naming name/manifest/root/sha256/cid, a subject with an escape, more than T_MAX_SUBJECTS subjects -- gets
+ * None: Python makes its terms. */
+
+#define T_MAX_SUBJECTS 8
+
+typedef struct {
+    int taken;  /* 0: ask Python */
+    int ns;
+    const uint8_t *subj[T_MAX_SUBJECTS];
+    size_t sublen[T_MAX_SUBJECTS];
+    int ascii[T_MAX_SUBJECTS];
+} t_found;
+
+/* the end of the value at p, in bytes already checked (v_object) */
+static const uint8_t *s_skip(const uint8_t *p) {
+    if (*p == '"') {
+        p++;
+        while (*p != '"')
+            p += *p == '\\' ? 2 : 1;
+        return p + 1;
+    }
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        do {
+            uint8_t c = *p;
+            if (c == '"') {
+                p = s_skip(p);
+                continue;
+            }
+            if (c == '{' || c == '[')
+                depth++;
+            else if (c == '}' || c == ']')
+                depth--;
+            p++;
+        } while (depth);
+        return p;
+    }
+    while (*p != ',' && *p != '}' && *p != ']')
+        p++;
+    return p;
+}
+
+static int t_is(const uint8_t *s, size_t n, const char *lit) {
+    size_t m = strlen(lit);
+    return n == m && memcmp(s, lit, m) == 0;
+}
+
+/* the terms of a checked entry (its body is leaf[8 .. body_end)); no GIL needed */
+static void t_find(const uint8_t *leaf, const v_spans *sp, t_found *f) {
+    const uint8_t *type = sp->type;
+    size_t tlen = sp->tlen;
+    f->taken = 0;
+    f->ns = 0;
+    if (t_is(type, tlen, "dataset.commit") || t_is(type, tlen, "dataset.screening") || t_is(type, tlen, "model.register")
+        || t_is(type, tlen, "identity.register") || t_is(type, tlen, "identity.revoke")
+        || (tlen >= 5 && memcmp(type, "blob.", 5) == 0))
+        return;
+    const uint8_t *p = leaf + 9;
+    if (*p != '}') {
+        for (;;) {  /* keys: ASCII, no escapes (v_object) */
+            const uint8_t *k = p + 1;
+            p = s_skip(p);
+            size_t klen = (size_t)(p - 1 - k);
+            if (t_is(k, klen, "name") || t_is(k, klen, "manifest") || t_is(k, klen, "root") || t_is(k, klen, "sha256")
+                || t_is(k, klen, "cid"))
+                return;
+            p++;  /* ':' */
+            if (t_is(k, klen, "subjects") && *p == '[') {
+                p++;
+                while (*p != ']') {
+                    if (*p == '"') {
+                        const uint8_t *s = p + 1;
+                        p = s_skip(p);
+                        size_t sl = (size_t)(p - 1 - s), chars = 0;
+                        int ascii = 1;
+                        for (size_t i = 0; i < sl; i++) {
+                            if (s[i] == '\\')
+                                return;  /* an escape: Python decodes it */
+                            chars += (s[i] & 0xC0) != 0x80;
+                            ascii &= s[i] < 0x80;
+                        }
+                        if (chars < 300) {
+                            int dup = 0;
+                            for (int j = 0; j < f->ns && !dup; j++)
+                                dup = f->sublen[j] == sl && memcmp(f->subj[j], s, sl) == 0;
+                            if (!dup) {
+                                if (f->ns == T_MAX_SUBJECTS)
+                                    return;
+                                f->subj[f->ns] = s;
+                                f->sublen[f->ns] = sl;
+                                f->ascii[f->ns++] = ascii;
+                            }
+                        }
+                    } else {
+                        p = s_skip(p);
+                    }
+                    if (*p == ',')
+                        p++;
+                }
+                p++;
+            } else {
+                p = s_skip(p);
+            }
+            if (*p == '}')
+                break;
+            p++;  /* ',' */
+        }
+    }
+    f->taken = 1;
+}
+
+static PyObject *t_str(const char *prefix, const uint8_t *s, size_t n, int ascii) {
+    size_t m = strlen(prefix);
+    if (!ascii) {  /* a subject: under 300 characters, so at most 1,196 bytes */
+        char buf[1280];
+        if (m + n > sizeof buf) {
+            PyErr_SetString(PyExc_SystemError, "subject too long");
+            return NULL;
+        }
+        memcpy(buf, prefix, m);
+        memcpy(buf + m, s, n);
+        return PyUnicode_DecodeUTF8(buf, (Py_ssize_t)(m + n), "strict");
+    }
+    PyObject *u = PyUnicode_New((Py_ssize_t)(m + n), 127);
+    if (u == NULL)
+        return NULL;
+    memcpy(PyUnicode_1BYTE_DATA(u), prefix, m);
+    memcpy(PyUnicode_1BYTE_DATA(u) + m, s, n);
+    return u;
+}
+
+static PyObject *t_terms(const v_spans *sp, const t_found *f) {
+    if (!f->taken)
+        Py_RETURN_NONE;
+    PyObject *out = PyTuple_New(2 + f->ns), *t;
+    if (out == NULL)
+        return NULL;
+    if ((t = t_str("type:", sp->type, sp->tlen, 1)) == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(out, 0, t);
+    if ((t = t_str("signer:", sp->signer, sp->slen, 1)) == NULL)
+        goto fail;
+    PyTuple_SET_ITEM(out, 1, t);
+    for (int j = 0; j < f->ns; j++) {
+        if ((t = t_str("subject:", f->subj[j], f->sublen[j], f->ascii[j])) == NULL)
+            goto fail;
+        PyTuple_SET_ITEM(out, 2 + j, t);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
+typedef struct {
+    v_spans sp;
+    t_found f;
+    uint8_t hash[32];
+} c_row;
+
+/* check_entries(leaves) -> (verdicts, hashes, terms): verify_entries' verdicts, the RFC 6962 leaf hash of every
+ * leaf, and for each entry with verdict 1 its index terms (or None: ask Python); one pass without the GIL. */
+static PyObject *check_entries(PyObject *self, PyObject *arg) {
+    if (sodium_verify == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
+        return NULL;
+    }
+    PyObject *seq = PySequence_Tuple(arg);
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject **items = &PyTuple_GET_ITEM(seq, 0);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "check_entries() takes a sequence of bytes");
+            return NULL;
+        }
+    }
+    PyObject *verdicts = PyBytes_FromStringAndSize(NULL, n), *hashes = NULL, *terms = NULL, *res = NULL;
+    uint8_t *msg = PyMem_RawMalloc(V_MAX_LEAF + 1);
+    c_row *rows = PyMem_RawMalloc(sizeof(c_row) * (size_t)(n ? n : 1));
+    if (verdicts == NULL || msg == NULL || rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(verdicts);
+    Py_BEGIN_ALLOW_THREADS
+    did_cache dc;
+    dc.len = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const uint8_t *leaf = (const uint8_t *)PyBytes_AS_STRING(items[i]);
+        size_t len = (size_t)PyBytes_GET_SIZE(items[i]);
+        dst[i] = verify_one(leaf, len, msg, &dc, &rows[i].sp);
+        rows[i].f.taken = 0;
+        if (dst[i] == 1)
+            t_find(leaf, &rows[i].sp, &rows[i].f);
+        sha256_pre(0x00, leaf, len, rows[i].hash);
+    }
+    Py_END_ALLOW_THREADS
+    if ((hashes = PyList_New(n)) == NULL || (terms = PyList_New(n)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyBytes_FromStringAndSize((const char *)rows[i].hash, 32);
+        if (h == NULL)
+            goto done;
+        PyList_SET_ITEM(hashes, i, h);
+        PyObject *t = dst[i] == 1 ? t_terms(&rows[i].sp, &rows[i].f) : (Py_INCREF(Py_None), Py_None);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(terms, i, t);
+    }
+    res = PyTuple_Pack(3, verdicts, hashes, terms);
+done:
+    Py_XDECREF(verdicts);
+    Py_XDECREF(hashes);
+    Py_XDECREF(terms);
+    PyMem_RawFree(msg);
+    PyMem_RawFree(rows);
+    Py_DECREF(seq);
+    return res;
 }
 
 static PyMethodDef methods[] = {
@@ -869,6 +1113,9 @@ static PyMethodDef methods[] = {
     {"_set_portable", set_portable, METH_O, "Force (True) or release (False) the portable code (for tests)."},
     {"_sodium_load", sodium_load, METH_O,
      "_sodium_load(path): use the libsodium at path (PyNaCl's bundled copy) for verify_entries()."},
+    {"check_entries", check_entries, METH_O,
+     "check_entries(leaves) -> (verdicts, hashes, terms): verify_entries' verdicts, each leaf's RFC 6962 hash, and "
+     "ledger.entry_terms of each entry with verdict 1 whose terms take its short path (None: ask Python)."},
     {"verify_entries", verify_entries, METH_O,
      "verify_entries(leaves) -> bytes: per entry 1 (valid), 0 (bad signature) or 2 (not handled here)."},
     {NULL, NULL, 0, NULL},

@@ -14,6 +14,7 @@ import binascii
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from ailedger.errors import BadInputError
 
 __all__ = [
     "ENTRY_SCHEMA_VERSION", "FAST_VERIFY", "MAX_ENTRY_BYTES", "SignedEntry", "build_entry", "fast_parse_entries",
-    "fast_verdicts",
+    "fast_parse_rows", "fast_verdicts",
     "parse_entry", "unsigned_bytes",
 ]
 
@@ -184,6 +185,9 @@ def _load_fast_verify() -> Callable[[Sequence[bytes]], bytes] | None:
 
 _verify_entries = _load_fast_verify()
 FAST_VERIFY = _verify_entries is not None  # False: every entry takes parse_entry
+# the same checks with the leaf hashes and the index terms of the entries (_speedups.check_entries)
+_check_entries: Callable[[Sequence[bytes]], tuple[bytes, list[bytes], list[tuple[str, ...] | None]]] | None = (
+    getattr(sys.modules.get("ailedger.encoding._speedups"), "check_entries", None) if FAST_VERIFY else None)
 
 
 def fast_verdicts(leaves: Sequence[bytes]) -> bytes:
@@ -209,7 +213,23 @@ def fast_parse_entries(leaves: Sequence[bytes], objs: Sequence[dict[str, Any]] |
     values of ``leaves`` when the caller has them (``canonical.parse_canonical``), saving a parse."""
     if _verify_entries is None:
         return [None] * len(leaves)
-    verdicts = _verify_entries(leaves)
+    return _entries(_verify_entries(leaves), leaves, objs)
+
+
+def fast_parse_rows(leaves: Sequence[bytes], objs: Sequence[dict[str, Any]] | None = None
+                    ) -> tuple[list[SignedEntry | None], list[bytes], list[tuple[str, ...] | None]] | None:
+    """:func:`fast_parse_entries` and what the log's append needs of the same bytes, in one C pass (the GIL
+    released): ``(entries, hashes, terms)``, the RFC 6962 leaf hash of every leaf and, for each entry taken,
+    ``tlog.ledger.entry_terms`` of it when the C code makes them (its short path: the common entry that is
+    not an identity type), else None (the caller asks entry_terms). None without the C module."""
+    if _check_entries is None:
+        return None
+    verdicts, hashes, terms = _check_entries(leaves)
+    return _entries(verdicts, leaves, objs), hashes, terms
+
+
+def _entries(verdicts: bytes, leaves: Sequence[bytes], objs: Sequence[dict[str, Any]] | None
+             ) -> list[SignedEntry | None]:
     out: list[SignedEntry | None] = []
     append = out.append
     a2b = binascii.a2b_base64

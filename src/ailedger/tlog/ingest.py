@@ -40,14 +40,20 @@ import struct
 import threading
 import time as _time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ailedger.encoding.canonical import canonical_value_bytes
 from ailedger.encoding.fasthash import leaf_hashes
-from ailedger.encoding.records import FAST_VERIFY, SignedEntry, fast_parse_entries, parse_entry
+from ailedger.encoding.records import (
+    FAST_VERIFY,
+    SignedEntry,
+    fast_parse_entries,
+    fast_parse_rows,
+    parse_entry,
+)
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
 from ailedger.tlog.groupcommit import AppendRequest, GroupView
@@ -349,7 +355,7 @@ class Ingestor:
                 if e is None or e.type == IDENTITY_REGISTER:  # refused, or more to check: the one-entry path
                     out.append(self.prepare([obj], canonical=True))
                 else:
-                    out.append(self._merge([([e], [])], 1, single=True))
+                    out.append(self._merge([([e], [], None)], 1, single=True))
             except AiledgerError as exc:
                 out.append(exc)
         return out
@@ -361,7 +367,11 @@ class Ingestor:
         positions)``, the others one by one ``(position, prepared or error)``, as :meth:`prepare` of each
         alone gives. The merged batch is one request to the group committer, checked once as a batch is;
         when it is refused, :meth:`split` gives each entry's own one-entry request."""
-        fast = fast_parse_entries(list(leaves), list(objs)) if FAST_VERIFY else [None] * len(objs)
+        made = fast_parse_rows(list(leaves), list(objs)) if FAST_VERIFY else None
+        if made is not None:  # with the leaf hashes and index terms, in the same C pass
+            fast = made[0]
+        else:
+            fast = fast_parse_entries(list(leaves), list(objs)) if FAST_VERIFY else [None] * len(objs)
         good: list[SignedEntry] = []
         where: list[int] = []
         rest: list[tuple[int, _Prepared | AiledgerError]] = []
@@ -374,7 +384,8 @@ class Ingestor:
                 rest.append((i, self.prepare([obj], canonical=True)))
             except AiledgerError as exc:
                 rest.append((i, exc))
-        return (self._merge([(good, [])], len(good)) if good else None), where, rest
+        rows = ([made[1][i] for i in where], [made[2][i] for i in where]) if made is not None else None
+        return (self._merge([(good, [], rows)], len(good)) if good else None), where, rest
 
     def merge_singles(self, preps: Sequence[_Prepared]) -> _Prepared:
         """Several prepared requests as one batch (all-or-nothing; see :meth:`prepare_group`)."""
@@ -402,7 +413,7 @@ class Ingestor:
         return self._merge([part], len(objs), single=single)
 
     def _prepare_part(self, objs: Sequence[Any], offset: int, registration: bool, *, single: bool = False,
-                      canonical: bool = False) -> tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]:
+                      canonical: bool = False) -> _Part:
         parsed: list[SignedEntry] = []
         errors: list[tuple[int, AiledgerError]] = []
         fast: list[SignedEntry | None] | None = None
@@ -410,9 +421,13 @@ class Ingestor:
             # values of a parse_canonical document: their canonical bytes need no walk, and the C checker
             # takes the well-formed ones whole (shape + signature, GIL released); the rest take _parse.
             # (map over C callables: this runs for every entry written)
-            fast = fast_parse_entries(list(map(canonical_value_bytes, objs)), objs)
+            leaves = list(map(canonical_value_bytes, objs))
+            # one C pass: the checks, and the leaf hashes and index terms the append needs (fast_parse_rows)
+            made = fast_parse_rows(leaves, objs)
+            fast = made[0] if made is not None else fast_parse_entries(leaves, objs)
             if not registration and set(map(type, fast)) == _ENTRY_ONLY and IDENTITY_REGISTER not in set(map(_TYPE, fast)):
-                return fast, errors  # type: ignore[return-value]  # every entry checked, nothing more to ask
+                # every entry checked, nothing more to ask
+                return fast, errors, (made[1], made[2]) if made is not None else None  # type: ignore[return-value]
         for i, obj in enumerate(objs):
             try:
                 e = fast[i] if fast is not None else None
@@ -429,20 +444,33 @@ class Ingestor:
                 if single:
                     raise BadInputError("entry is nested too deeply") from None
                 errors.append((offset + i, BadInputError("entry is nested too deeply")))
-        return parsed, errors
+        return parsed, errors, None
 
-    def _merge(self, pieces: Sequence[tuple[list[SignedEntry], list[tuple[int, AiledgerError]]]], n: int, *,
-               single: bool = False) -> _Prepared:
-        parsed = pieces[0][0] if len(pieces) == 1 else [e for p, _ in pieces for e in p]
-        errors = [x for _, errs in pieces for x in errs]
+    def _merge(self, pieces: Sequence[_Part], n: int, *, single: bool = False) -> _Prepared:
+        parsed = pieces[0][0] if len(pieces) == 1 else [e for p, _, _ in pieces for e in p]
+        errors = [x for _, errs, _ in pieces for x in errs]
         if errors:
             _reject(errors, n)
         leaves = list(map(_LEAF_BYTES, parsed))
-        hashes = leaf_hashes(leaves)  # one C call for the batch
+        made = [p[2] for p in pieces if p[2] is not None]
+        c_terms: list[tuple[str, ...] | None] | None = None
+        if len(made) != len(pieces):
+            hashes = leaf_hashes(leaves)  # one C call for the batch
+        elif len(made) == 1:  # the C checker made the leaf hashes and (most) index terms with its checks
+            hashes, c_terms = made[0]
+        else:
+            hashes = [h for m in made for h in m[0]]
+            c_terms = [t for m in made for t in m[1]]
         if _IDENTITY_TYPES.isdisjoint(map(_TYPE, parsed)):
             # most batches: no identity entry, so no extra term; the rows made by C iterators (a LeafRow is a
             # tuple: tuple.__new__ skips the named tuple's Python-level __new__)
-            fast: list[LeafRow] = list(map(_LEAF_ROW, zip(leaves, hashes, map(entry_terms, parsed))))
+            if c_terms is None:
+                terms: Iterable[tuple[str, ...]] = map(entry_terms, parsed)
+            elif None in c_terms:  # entries whose terms C leaves to Python (record types, a hash or name...)
+                terms = [t if t is not None else entry_terms(e) for t, e in zip(c_terms, parsed)]
+            else:
+                terms = c_terms  # type: ignore[assignment]  # no None
+            fast: list[LeafRow] = list(map(_LEAF_ROW, zip(leaves, hashes, terms)))
             return _Prepared(parsed, hashes, fast, single, n)
         rows: list[LeafRow] = []
         append = rows.append
@@ -580,6 +608,12 @@ _ENTRY_ONLY = {SignedEntry}  # every entry passed the C checker (a None: one it 
 
 _PREPARE_CHUNK = 256  # entries; a batch of at least twice this is checked by several threads at once
 _PREPARE_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+# a part of a request, prepared: its entries, its errors (position, error), and when the C checker took it
+# whole, the leaf hashes and index terms it made (None per entry whose terms Python makes)
+_Part = tuple[list[SignedEntry], list[tuple[int, AiledgerError]],
+              "tuple[list[bytes], list[tuple[str, ...] | None]] | None"]
 
 
 @dataclass
