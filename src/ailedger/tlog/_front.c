@@ -112,17 +112,7 @@ static void update_clock(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != date_sec) {
-        static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-        static const char *mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-        struct tm tm;
-        time_t t = ts.tv_sec;
-        gmtime_r(&t, &tm);
-        snprintf(date_now, sizeof date_now, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-                 mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        date_sec = ts.tv_sec;
-    }
+    http1_set_date(date_now, sizeof date_now, &date_sec, ts.tv_sec);
 }
 
 static const char *reason(int status)
@@ -153,27 +143,8 @@ static const char *reason(int status)
 /* ---- output -------------------------------------------------------------------------------------- */
 static int out_append(conn_t *c, const char *p, size_t n)
 {
-    if (c->ooff && c->ooff == c->olen)
-        c->ooff = c->olen = 0;
-    if (c->olen + n > c->ocap) {
-        if (c->ooff) {
-            memmove(c->out, c->out + c->ooff, c->olen - c->ooff);
-            c->olen -= c->ooff;
-            c->ooff = 0;
-        }
-        if (c->olen + n > c->ocap) {
-            size_t nc = c->ocap ? c->ocap : 4096;
-            while (nc < c->olen + n)
-                nc *= 2;
-            char *no = realloc(c->out, nc);
-            if (no == NULL)
-                return -1;
-            c->out = no;
-            c->ocap = nc;
-        }
-    }
-    memcpy(c->out + c->olen, p, n);
-    c->olen += n;
+    if (http1_out_append(&c->out, &c->olen, &c->ooff, &c->ocap, 4096, p, n) < 0)
+        return -1;
     st.bytes_out += n;
     return 0;
 }
@@ -221,24 +192,7 @@ static int send_error(conn_t *c, int status, const char *code, const char *msg, 
 
 static int flush_out(conn_t *c) /* 0 all sent, 1 more queued, -1 gone */
 {
-    while (c->ooff < c->olen) {
-        ssize_t w = send(c->fd, c->out + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 1;
-            return -1;
-        }
-        c->ooff += (size_t)w;
-    }
-    c->ooff = c->olen = 0;
-    if (c->ocap > 65536) {
-        free(c->out);
-        c->out = NULL;
-        c->ocap = 0;
-    }
-    return 0;
+    return http1_out_flush(c->fd, &c->out, &c->olen, &c->ooff, &c->ocap);
 }
 
 /* ---- connections --------------------------------------------------------------------------------- */

@@ -1,10 +1,17 @@
-/* HTTP/1.1 request-head helpers shared by the C servers (_tiled.c, the tile mirror; _front.c, the write
- * front): case-insensitive token matching and finding the end of a request head (RFC 9112 2.2, 5). */
+/* HTTP/1.1 helpers shared by the C servers (_tiled.c, the tile mirror; _front.c, the write front):
+ * case-insensitive token matching, finding the end of a request head (RFC 9112 2.2, 5), the Date header's
+ * IMF-fixdate (RFC 9110 5.6.7), and a connection's output buffer (append, send). */
 #ifndef AILEDGER_HTTP1_H
 #define AILEDGER_HTTP1_H
 
+#include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 /* Is the n bytes at a equal to the lower-case literal lit, ignoring ASCII case? */
 static int ieq(const char *a, size_t n, const char *lit)
@@ -47,6 +54,77 @@ static size_t http1_head_end(const char *p, size_t avail)
     for (size_t i = 0; i + 1 < avail; i++) {
         if (p[i] == '\n' && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < avail && p[i + 2] == '\n')))
             return i + (p[i + 1] == '\n' ? 2 : 3);
+    }
+    return 0;
+}
+
+/* If the wall-clock second sec differs from *date_sec, write it to date (size bytes) as an IMF-fixdate
+ * ("Sun, 06 Nov 1994 08:49:37 GMT") and remember it in *date_sec. */
+static void http1_set_date(char *date, size_t size, int64_t *date_sec, time_t sec)
+{
+    if (sec == *date_sec)
+        return;
+    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                 "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    snprintf(date, size, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+             mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    *date_sec = sec;
+}
+
+/* A connection's output: bytes [off, len) of buf are still to be sent; cap is buf's allocation. Both
+ * servers keep these four fields in their connection type and pass their addresses here. */
+
+/* Queue n bytes at p (growing buf, first to first_cap, then doubling); -1 if out of memory. */
+static int http1_out_append(char **buf, size_t *len, size_t *off, size_t *cap, size_t first_cap,
+                            const char *p, size_t n)
+{
+    if (*off && *off == *len)
+        *off = *len = 0;
+    if (*len + n > *cap) {
+        if (*off) {
+            memmove(*buf, *buf + *off, *len - *off);
+            *len -= *off;
+            *off = 0;
+        }
+        if (*len + n > *cap) {
+            size_t nc = *cap ? *cap : first_cap;
+            while (nc < *len + n)
+                nc *= 2;
+            char *no = realloc(*buf, nc);
+            if (no == NULL)
+                return -1;
+            *buf = no;
+            *cap = nc;
+        }
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+/* Send what is queued on fd without blocking; 0 = all sent, 1 = more queued, -1 = connection gone.
+ * Once all is sent, a buffer grown past 64 KiB by a large answer is given back. */
+static int http1_out_flush(int fd, char **buf, size_t *len, size_t *off, size_t *cap)
+{
+    while (*off < *len) {
+        ssize_t w = send(fd, *buf + *off, *len - *off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 1;
+            return -1;
+        }
+        *off += (size_t)w;
+    }
+    *off = *len = 0;
+    if (*cap > 65536) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
     }
     return 0;
 }

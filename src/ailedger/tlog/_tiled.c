@@ -104,17 +104,7 @@ static void update_clock(void)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != date_sec) {
-        static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-        static const char *mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-        struct tm tm;
-        time_t t = ts.tv_sec;
-        gmtime_r(&t, &tm);
-        snprintf(date_now, sizeof date_now, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-                 mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        date_sec = ts.tv_sec;
-    }
+    http1_set_date(date_now, sizeof date_now, &date_sec, ts.tv_sec);
 }
 
 static uint64_t fnv1a(const char *p, size_t n)
@@ -425,28 +415,7 @@ static void begin_close(conn_t *c)
 
 static int out_append(conn_t *c, const char *p, size_t n)
 {
-    if (c->ooff && c->ooff == c->olen)
-        c->ooff = c->olen = 0;
-    if (c->olen + n > c->ocap) {
-        if (c->ooff) {
-            memmove(c->out, c->out + c->ooff, c->olen - c->ooff);
-            c->olen -= c->ooff;
-            c->ooff = 0;
-        }
-        if (c->olen + n > c->ocap) {
-            size_t nc = c->ocap ? c->ocap : 16384;
-            while (nc < c->olen + n)
-                nc *= 2;
-            char *no = realloc(c->out, nc);
-            if (no == NULL)
-                return -1;
-            c->out = no;
-            c->ocap = nc;
-        }
-    }
-    memcpy(c->out + c->olen, p, n);
-    c->olen += n;
-    return 0;
+    return http1_out_append(&c->out, &c->olen, &c->ooff, &c->ocap, 16384, p, n);
 }
 
 /* Send bytes now if nothing is queued and no more requests wait behind this one; else queue them. */
@@ -656,24 +625,7 @@ static void set_interest(conn_t *c, int want_out)
 /* Write what is queued; 0 = all sent, 1 = more queued, -1 = connection gone. */
 static int flush_out(conn_t *c)
 {
-    while (c->ooff < c->olen) {
-        ssize_t w = send(c->fd, c->out + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 1;
-            return -1;
-        }
-        c->ooff += (size_t)w;
-    }
-    c->ooff = c->olen = 0;
-    if (c->ocap > 65536) { /* a large answer went out: give the memory back */
-        free(c->out);
-        c->out = NULL;
-        c->ocap = 0;
-    }
-    return 0;
+    return http1_out_flush(c->fd, &c->out, &c->olen, &c->ooff, &c->ocap);
 }
 
 /* After a flush (r from flush_out): close, begin a lingering close, or go on.  1 = the connection
