@@ -16,32 +16,15 @@
  * line, header block, Content-Length matching what follows; a 100 Continue has no body). */
 #define FRONT_NO_PYTHON 1
 #include "_front.c"
-
-#include <poll.h>
-#include <sys/un.h>
+#define FUZZ_NAME "front"
+#include "../fuzz_client.h"
 
 static char work_dir[256];
-static int64_t skew_ms;
-static struct sockaddr_un listen_addr;
-
-static void tick(void)
-{
-    update_clock();
-    now_ms += skew_ms;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(work_dir, sizeof work_dir, "%s/front-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(work_dir) == NULL)
-        abort();
-    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    listen_addr.sun_family = AF_UNIX;
-    snprintf(listen_addr.sun_path, sizeof listen_addr.sun_path, "%s/s", work_dir);
-    if (l < 0 || bind(l, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 || listen(l, 16) != 0)
-        abort();
-    if (setup(l) != 0)
+    fuzz_make_dir(work_dir, sizeof work_dir);
+    if (setup(fuzz_listen(work_dir)) != 0)
         abort();
     free(conns); /* small (the front starts at 1024): growing the table is exercised too */
     conns_cap = 4;
@@ -57,31 +40,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* ---- the client side: what it received must be a sequence of well-formed responses ---------------- */
-static char seen[1 << 20];
-static size_t seen_len;
-static int seen_overflow;
-
-static void drain(int client)
-{
-    char buf[65536];
-    for (;;) {
-        ssize_t r = recv(client, buf, sizeof buf, MSG_DONTWAIT);
-        if (r <= 0)
-            return;
-        if (seen_len + (size_t)r > sizeof seen) {
-            seen_overflow = 1;
-            continue;
-        }
-        memcpy(seen + seen_len, buf, (size_t)r);
-        seen_len += (size_t)r;
-    }
-}
-
-static void bad_output(const char *why, size_t at)
-{
-    fprintf(stderr, "front fuzz: malformed output (%s) at byte %zu of %zu\n", why, at, seen_len);
-    abort();
-}
 
 static int d3(const char *p)
 {
