@@ -779,6 +779,18 @@ static PyObject *py_start(PyObject *self, PyObject *args, PyObject *kw)
     Py_RETURN_NONE;
 }
 
+/* Move *t on by seconds (a CLOCK_REALTIME deadline for pthread_cond_timedwait). */
+static void add_seconds(struct timespec *t, double seconds)
+{
+    long long ns = (long long)(seconds * 1e9);
+    t->tv_sec += ns / 1000000000;
+    t->tv_nsec += ns % 1000000000;
+    if (t->tv_nsec >= 1000000000) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000;
+    }
+}
+
 static PyObject *py_take(PyObject *self, PyObject *args)
 {
     double timeout = 1.0, window = 0.0;
@@ -794,13 +806,7 @@ static PyObject *py_take(PyObject *self, PyObject *args)
     struct timespec dl, wl;
     clock_gettime(CLOCK_REALTIME, &dl);
     wl = dl;
-    long long ns = (long long)(timeout * 1e9);
-    dl.tv_sec += ns / 1000000000;
-    dl.tv_nsec += ns % 1000000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    add_seconds(&dl, timeout);
     pthread_mutex_lock(&qlock);
     while (q_head == NULL && !stopping && running) {
         if (pthread_cond_timedwait(&qcond, &qlock, &dl) == ETIMEDOUT)
@@ -809,13 +815,7 @@ static PyObject *py_take(PyObject *self, PyObject *args)
     if ((q_head || hold) && window > 0) {
         /* the group stays open up to `window` from now while some connection may still send one */
         clock_gettime(CLOCK_REALTIME, &wl);
-        long long wn = (long long)(window * 1e9);
-        wl.tv_sec += wn / 1000000000;
-        wl.tv_nsec += wn % 1000000000;
-        if (wl.tv_nsec >= 1000000000) {
-            wl.tv_sec++;
-            wl.tv_nsec -= 1000000000;
-        }
+        add_seconds(&wl, window);
         while (!stopping && n_waiting < n_active && q_len < (size_t)most) {
             if (pthread_cond_timedwait(&qcond, &qlock, &wl) == ETIMEDOUT)
                 break;
