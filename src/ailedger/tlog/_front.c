@@ -456,9 +456,7 @@ static void process(conn_t *c)
 static void on_readable(conn_t *c)
 {
     if (c->state == S_LINGER) {
-        char drop[16384];
-        ssize_t r = recv(c->fd, drop, sizeof drop, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        if (http1_linger_read(c->fd))
             conn_close(c);
         return;
     }
@@ -479,7 +477,7 @@ static void on_readable(conn_t *c)
         c->icap = nc;
     }
     ssize_t r = recv(c->fd, c->in + c->ilen, c->icap - c->ilen, MSG_DONTWAIT);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    if (http1_recv_gone(r)) {
         conn_close(c);
         return;
     }
@@ -503,12 +501,9 @@ static void on_writable(conn_t *c)
 static void on_accept(void)
 {
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+        int fd = http1_accept(lfd);
+        if (fd < 0)
             return;
-        }
         st.accepted++;
         int refuse = n_conns >= max_conns;
         if (refuse && n_conns >= max_conns + REFUSE_SLOTS) {
@@ -517,17 +512,12 @@ static void on_accept(void)
             continue;
         }
         if ((size_t)fd >= conns_cap) {
-            size_t nc = conns_cap;
-            while (nc <= (size_t)fd)
-                nc *= 2;
-            conn_t **n = realloc(conns, nc * sizeof *n);
+            conn_t **n = http1_table_grow(conns, &conns_cap, sizeof *conns, (size_t)fd);
             if (n == NULL) {
                 close(fd);
                 continue;
             }
-            memset(n + conns_cap, 0, (nc - conns_cap) * sizeof *n);
             conns = n;
-            conns_cap = nc;
         }
         conn_t *c = calloc(1, sizeof *c);
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};

@@ -1,6 +1,7 @@
 /* HTTP/1.1 helpers shared by the C servers (_tiled.c, the tile mirror; _front.c, the write front):
  * case-insensitive token matching, finding the end of a request head (RFC 9112 2.2, 5), the Date header's
- * IMF-fixdate (RFC 9110 5.6.7), and a connection's output buffer (append, send). */
+ * IMF-fixdate (RFC 9110 5.6.7), a connection's output buffer (append, send), and the socket plumbing of
+ * their epoll loops (accepting, growing the connection table, reading). */
 #ifndef AILEDGER_HTTP1_H
 #define AILEDGER_HTTP1_H
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <time.h>
 
 /* Is the n bytes at a equal to the lower-case literal lit, ignoring ASCII case? */
@@ -127,6 +129,45 @@ static int http1_out_flush(int fd, char **buf, size_t *len, size_t *off, size_t 
         *cap = 0;
     }
     return 0;
+}
+
+/* The next connection waiting on the listening socket lfd (non-blocking, close-on-exec), or -1 when there is
+ * none now (EAGAIN, or EMFILE and friends: tried again on the next event). */
+static int http1_accept(int lfd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0 || (errno != EINTR && errno != ECONNABORTED))
+            return fd;
+    }
+}
+
+/* Grow the zero-filled table of *cap elements of elem bytes (doubling) until index fits: the new table, with
+ * the new slots zeroed and *cap updated, or NULL (table and *cap unchanged) if out of memory. */
+static void *http1_table_grow(void *table, size_t *cap, size_t elem, size_t index)
+{
+    size_t nc = *cap;
+    while (nc <= index)
+        nc *= 2;
+    char *n = realloc(table, nc * elem);
+    if (n == NULL)
+        return NULL;
+    memset(n + *cap * elem, 0, (nc - *cap) * elem);
+    *cap = nc;
+    return n;
+}
+
+/* Did recv's result r say the peer closed or the connection failed (not: no data yet, or interrupted)? */
+static int http1_recv_gone(ssize_t r)
+{
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* A lingering close: read and drop what the client still sends; 1 once it has closed (or failed). */
+static int http1_linger_read(int fd)
+{
+    char drop[16384];
+    return http1_recv_gone(recv(fd, drop, sizeof drop, MSG_DONTWAIT));
 }
 
 #endif
