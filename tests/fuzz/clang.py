@@ -93,3 +93,37 @@ class Harness:
         work.mkdir(exist_ok=True)
         p = run(binary, work, *map(str, self.corpus()), timeout=120)
         assert p.returncode != 0 and expect in p.stderr, p.stderr[-3000:]
+
+
+class HarnessTests:
+    """The tests every harness gets; a test module subclasses this (as ``Test...``) and sets HARNESS,
+    LONG_SECONDS and PLANTS (plant, bad, expect: a line of the server's C file, the faulty line put in its
+    place, and what the harness must then report on the seed corpus)."""
+
+    HARNESS: Harness
+    LONG_SECONDS: int
+    PLANTS: tuple[tuple[str, str, str], ...]
+
+    @pytest.fixture(scope="class")
+    def harness(self, tmp_path_factory) -> Path:
+        return self.HARNESS.build(SRC_DIR, tmp_path_factory.mktemp(f"{self.HARNESS.name}-fuzz")
+                                  / f"fuzz_{self.HARNESS.name}")
+
+    @pytest.fixture(params=range(2), ids=["heap-overflow", "wrong-content-length"])
+    def plant(self, request) -> tuple[str, str, str]:
+        return self.PLANTS[request.param]
+
+    def test_seed_corpus_and_saved_findings_run_clean(self, harness, tmp_path):
+        self.HARNESS.check_fixed_inputs(harness, tmp_path)
+
+    def test_short_run(self, harness, tmp_path):
+        self.HARNESS.fuzz(harness, tmp_path, 20)
+
+    @pytest.mark.slow
+    def test_long_run(self, harness, tmp_path):
+        self.HARNESS.fuzz(harness, tmp_path, self.LONG_SECONDS)
+
+    def test_the_harness_catches_a_planted_fault(self, tmp_path, plant):
+        line, bad, expect = plant
+        binary = self.HARNESS.build_planted(line, bad, tmp_path)
+        self.HARNESS.check_catches(binary, tmp_path / "work", expect)
