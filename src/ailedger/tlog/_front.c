@@ -303,14 +303,10 @@ static long handle(conn_t *c, size_t h)
     for (size_t i = 0; i < ml; i++)
         if (p[i] < 'A' || p[i] > 'Z')
             return send_error(c, 400, "bad_request", "malformed request line", 1), -1;
-    int http11;
-    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0)
-        http11 = 1;
-    else if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0)
-        http11 = 0;
-    else if (vl == 8 && memcmp(ver, "HTTP/", 5) == 0 && ver[5] >= '2' && ver[5] <= '9')
+    int http11 = http1_version(ver, vl);
+    if (http11 == -505)
         return send_error(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are served", 1), -1;
-    else
+    if (http11 < 0)
         return send_error(c, 400, "bad_request", "malformed request line", 1), -1;
     int keep = http11, hosts = 0, te = 0, expect = 0, bad = 0;
     c->http10 = !http11;
@@ -323,19 +319,12 @@ static long handle(conn_t *c, size_t h)
             n--;
         if (n == 0)
             break;
-        const char *colon = memchr(q, ':', n);
-        if (q[0] == ' ' || q[0] == '\t' || colon == NULL || colon == q || colon[-1] == ' ' || colon[-1] == '\t') {
+        size_t nl, vn;
+        const char *v;
+        if (!http1_field(q, n, &nl, &v, &vn)) {
             bad = 1;
             break;
         }
-        size_t nl = (size_t)(colon - q), vn = n - nl - 1;
-        const char *v = colon + 1;
-        while (vn && (*v == ' ' || *v == '\t')) {
-            v++;
-            vn--;
-        }
-        while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-            vn--;
         if (ieq(q, nl, "host"))
             hosts++;
         else if (ieq(q, nl, "connection")) {

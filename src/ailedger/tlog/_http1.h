@@ -50,6 +50,39 @@ static int has_token(const char *v, size_t n, const char *tok)
     return 0;
 }
 
+/* Which HTTP/1.x the request line's version (vl bytes at ver) names: 1 (HTTP/1.1), 0 (HTTP/1.0), -505 for a
+ * later major version (answered 505), -400 for anything else (malformed). */
+static int http1_version(const char *ver, size_t vl)
+{
+    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0)
+        return 1;
+    if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0)
+        return 0;
+    if (vl == 8 && memcmp(ver, "HTTP/", 5) == 0 && ver[5] >= '2' && ver[5] <= '9')
+        return -505;
+    return -400;
+}
+
+/* One header field line (n bytes at q, without its line end, not empty): its name is the *nl bytes at q,
+ * its value the *vn bytes at *v with the blanks around it dropped. 0 if the line is malformed: it starts
+ * with a blank (obsolete line folding), has no name, or has a blank before the colon (RFC 9112 5.1). */
+static int http1_field(const char *q, size_t n, size_t *nl, const char **v, size_t *vn)
+{
+    const char *colon = memchr(q, ':', n);
+    if (q[0] == ' ' || q[0] == '\t' || colon == NULL || colon == q || colon[-1] == ' ' || colon[-1] == '\t')
+        return 0;
+    *nl = (size_t)(colon - q);
+    *v = colon + 1;
+    *vn = n - *nl - 1;
+    while (*vn && (**v == ' ' || **v == '\t')) {
+        (*v)++;
+        (*vn)--;
+    }
+    while (*vn && ((*v)[*vn - 1] == ' ' || (*v)[*vn - 1] == '\t'))
+        (*vn)--;
+    return 1;
+}
+
 /* Length of the request head at p (through its blank line, CRLF or bare LF), or 0 if it is not all here. */
 static size_t http1_head_end(const char *p, size_t avail)
 {

@@ -492,14 +492,10 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
         return send_error(c, 400, "bad_request", "malformed request line", 1, more);
     const char *ver = sp2 + 1;
     size_t vl = ll - (size_t)(ver - p);
-    int http11;
-    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0)
-        http11 = 1;
-    else if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0)
-        http11 = 0;
-    else if (vl == 8 && memcmp(ver, "HTTP/", 5) == 0 && ver[5] >= '2' && ver[5] <= '9')
+    int http11 = http1_version(ver, vl);
+    if (http11 == -505)
         return send_error(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are served", 1, more);
-    else
+    if (http11 < 0)
         return send_error(c, 400, "bad_request", "malformed request line", 1, more);
     size_t ml = (size_t)(sp1 - p);
     int head = 0;
@@ -522,24 +518,12 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
             n--;
         if (n == 0)
             break;
-        const char *colon = memchr(q, ':', n);
-        if (q[0] == ' ' || q[0] == '\t' || colon == NULL || colon == q) {
+        size_t nl, vn;
+        const char *v;
+        if (!http1_field(q, n, &nl, &v, &vn)) {
             bad = 1;
             break;
         }
-        size_t nl = (size_t)(colon - q);
-        if (q[nl - 1] == ' ' || q[nl - 1] == '\t') {
-            bad = 1;
-            break;
-        }
-        const char *v = colon + 1;
-        size_t vn = n - nl - 1;
-        while (vn && (*v == ' ' || *v == '\t')) {
-            v++;
-            vn--;
-        }
-        while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-            vn--;
         if (ieq(q, nl, "host"))
             has_host++;
         else if (ieq(q, nl, "connection")) {
