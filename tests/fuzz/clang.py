@@ -105,9 +105,9 @@ class HarnessTests:
     PLANTS: tuple[tuple[str, str, str], ...]
 
     @pytest.fixture(scope="class")
-    def harness(self, tmp_path_factory) -> Path:
-        return self.HARNESS.build(SRC_DIR, tmp_path_factory.mktemp(f"{self.HARNESS.name}-fuzz")
-                                  / f"fuzz_{self.HARNESS.name}")
+    @classmethod
+    def harness(cls, tmp_path_factory) -> Path:
+        return cls.HARNESS.build(SRC_DIR, tmp_path_factory.mktemp(f"{cls.HARNESS.name}-fuzz") / f"fuzz_{cls.HARNESS.name}")
 
     @pytest.fixture(params=range(2), ids=["heap-overflow", "wrong-content-length"])
     def plant(self, request) -> tuple[str, str, str]:
