@@ -37,6 +37,39 @@ static int fuzz_listen(const char *dir)
     return l;
 }
 
+/* Connect a client to the listening socket and have the server accept it (on_accept): the client's socket;
+ * *server_fd is the server's side, the one connection in its table. With small_buffers both ends get small
+ * socket buffers, so answers queue and the loop waits to write. */
+static int fuzz_connect(int *server_fd, int small_buffers)
+{
+    int client = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (client < 0 || connect(client, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0)
+        abort();
+    on_accept();
+    int fd = -1;
+    for (size_t i = 0; i < conns_cap; i++)
+        if (conns[i])
+            fd = (int)i;
+    if (fd < 0 || n_conns != 1)
+        abort();
+    if (small_buffers) {
+        int small = 2048;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+        setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
+    *server_fd = fd;
+    return client;
+}
+
+/* How much of the left bytes of input to send next: all of it with seed 0, else 1 to 97 bytes drawn from
+ * the generator state *s (which moves on either way). */
+static size_t fuzz_chunk(unsigned seed, unsigned *s, size_t left)
+{
+    size_t n = seed == 0 ? left : 1 + (*s % 97);
+    *s = *s * 1103515245u + 12345u;
+    return n > left ? left : n;
+}
+
 /* ---- what the client received (checked by the harness's check_output) ---------------------------- */
 static char seen[1 << 20];
 static size_t seen_len;

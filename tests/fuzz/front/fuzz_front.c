@@ -136,30 +136,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     seen_overflow = 0;
     tick();
     max_conns = (flags & 4) ? 0 : 10000; /* 0: this connection is over the limit and gets a 503 */
-    int client = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (client < 0 || connect(client, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0)
-        abort();
-    on_accept();
-    int fd = -1;
-    for (size_t i = 0; i < conns_cap; i++)
-        if (conns[i])
-            fd = (int)i;
-    if (fd < 0 || n_conns != 1)
-        abort();
-    if (flags & 8) { /* small buffers: answers queue and the loop waits to write */
-        int small = 2048;
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-        setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    }
+    int fd;
+    int client = fuzz_connect(&fd, flags & 8); /* 8: small buffers, answers queue */
     int reading = !(flags & 16); /* a client that does not read until the end */
     int gone = 0;
     size_t off = 0;
     unsigned s = seed;
     while (off < size && conns[fd]) {
-        size_t n = seed == 0 ? size - off : 1 + (s % 97);
-        s = s * 1103515245u + 12345u;
-        if (n > size - off)
-            n = size - off;
+        size_t n = fuzz_chunk(seed, &s, size - off);
         ssize_t w = send(client, data + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w <= 0) {
             if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
