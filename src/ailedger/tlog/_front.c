@@ -289,10 +289,8 @@ static long handle(conn_t *c, size_t h)
 {
     const char *p = c->in, *end = c->in + h;
     st.requests++;
-    const char *eol = memchr(p, '\n', h);
-    size_t ll = (size_t)(eol - p);
-    if (ll && p[ll - 1] == '\r')
-        ll--;
+    const char *q; /* the line after the request line */
+    size_t ll = http1_line(p, end, &q);
     const char *sp1 = memchr(p, ' ', ll);
     const char *tgt = sp1 ? sp1 + 1 : NULL;
     const char *sp2 = tgt ? memchr(tgt, ' ', ll - (size_t)(tgt - p)) : NULL;
@@ -311,12 +309,9 @@ static long handle(conn_t *c, size_t h)
     int keep = http11, hosts = 0, te = 0, expect = 0, bad = 0;
     c->http10 = !http11;
     long long cl = -1;
-    const char *q = eol + 1;
     while (q < end) {
-        const char *e2 = memchr(q, '\n', (size_t)(end - q));
-        size_t n = (size_t)(e2 - q);
-        if (n && q[n - 1] == '\r')
-            n--;
+        const char *next;
+        size_t n = http1_line(q, end, &next);
         if (n == 0)
             break;
         size_t nl, vn;
@@ -327,12 +322,9 @@ static long handle(conn_t *c, size_t h)
         }
         if (ieq(q, nl, "host"))
             hosts++;
-        else if (ieq(q, nl, "connection")) {
-            if (has_token(v, vn, "close"))
-                keep = 0;
-            else if (has_token(v, vn, "keep-alive"))
-                keep = 1;
-        } else if (ieq(q, nl, "content-length")) {
+        else if (ieq(q, nl, "connection"))
+            keep = http1_keep_alive(v, vn, keep);
+        else if (ieq(q, nl, "content-length")) {
             long long x = 0;
             if (vn == 0 || vn > 12 || cl >= 0) /* empty, absurd, or a second one: refused (RFC 9112 6.3) */
                 bad = 1;
@@ -349,7 +341,7 @@ static long handle(conn_t *c, size_t h)
             te = 1;
         else if (ieq(q, nl, "expect"))
             expect = ieq(v, vn, "100-continue") ? 1 : 2;
-        q = e2 + 1;
+        q = next;
     }
     if (bad)
         return send_error(c, 400, "bad_request", "malformed header field (or Content-Length)", 1), -1;

@@ -50,6 +50,28 @@ static int has_token(const char *v, size_t n, const char *tok)
     return 0;
 }
 
+/* The line at p in a request head ending before end (an LF is there): its length without the CR LF or bare
+ * LF that ends it; *next is where the next line starts. */
+static size_t http1_line(const char *p, const char *end, const char **next)
+{
+    const char *lf = memchr(p, '\n', (size_t)(end - p));
+    size_t n = (size_t)(lf - p);
+    if (n && p[n - 1] == '\r')
+        n--;
+    *next = lf + 1;
+    return n;
+}
+
+/* keep (1: the connection stays open after this answer) after a Connection header's value (vn bytes at v). */
+static int http1_keep_alive(const char *v, size_t vn, int keep)
+{
+    if (has_token(v, vn, "close"))
+        return 0;
+    if (has_token(v, vn, "keep-alive"))
+        return 1;
+    return keep;
+}
+
 /* Which HTTP/1.x the request line's version (vl bytes at ver) names: 1 (HTTP/1.1), 0 (HTTP/1.0), -505 for a
  * later major version (answered 505), -400 for anything else (malformed). */
 static int http1_version(const char *ver, size_t vl)

@@ -478,10 +478,8 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
     st.requests++;
     c->head_req = 0;
     const char *end = p + h;
-    const char *eol = memchr(p, '\n', h);
-    size_t ll = (size_t)(eol - p);
-    if (ll && p[ll - 1] == '\r')
-        ll--;
+    const char *q; /* the line after the request line */
+    size_t ll = http1_line(p, end, &q);
     /* request line: METHOD SP target SP HTTP/x.y */
     const char *sp1 = memchr(p, ' ', ll);
     if (sp1 == NULL)
@@ -510,12 +508,9 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
     }
     /* header fields */
     int keep = http11, has_host = 0, body = 0, bad = 0;
-    const char *q = eol + 1;
     while (q < end) {
-        const char *e2 = memchr(q, '\n', (size_t)(end - q));
-        size_t n = (size_t)(e2 - q);
-        if (n && q[n - 1] == '\r')
-            n--;
+        const char *next;
+        size_t n = http1_line(q, end, &next);
         if (n == 0)
             break;
         size_t nl, vn;
@@ -526,17 +521,14 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
         }
         if (ieq(q, nl, "host"))
             has_host++;
-        else if (ieq(q, nl, "connection")) {
-            if (has_token(v, vn, "close"))
-                keep = 0;
-            else if (has_token(v, vn, "keep-alive"))
-                keep = 1;
-        } else if (ieq(q, nl, "content-length")) {
+        else if (ieq(q, nl, "connection"))
+            keep = http1_keep_alive(v, vn, keep);
+        else if (ieq(q, nl, "content-length")) {
             if (!(vn == 1 && v[0] == '0'))
                 body = 1;
         } else if (ieq(q, nl, "transfer-encoding"))
             body = 1;
-        q = e2 + 1;
+        q = next;
     }
     if (bad)
         return send_error(c, 400, "bad_request", "malformed header field", 1, more);
