@@ -112,17 +112,7 @@ static void update_clock(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != date_sec) {
-        static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-        static const char *mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-        struct tm tm;
-        time_t t = ts.tv_sec;
-        gmtime_r(&t, &tm);
-        snprintf(date_now, sizeof date_now, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-                 mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        date_sec = ts.tv_sec;
-    }
+    http1_set_date(date_now, sizeof date_now, &date_sec, ts.tv_sec);
 }
 
 static const char *reason(int status)
@@ -153,27 +143,8 @@ static const char *reason(int status)
 /* ---- output -------------------------------------------------------------------------------------- */
 static int out_append(conn_t *c, const char *p, size_t n)
 {
-    if (c->ooff && c->ooff == c->olen)
-        c->ooff = c->olen = 0;
-    if (c->olen + n > c->ocap) {
-        if (c->ooff) {
-            memmove(c->out, c->out + c->ooff, c->olen - c->ooff);
-            c->olen -= c->ooff;
-            c->ooff = 0;
-        }
-        if (c->olen + n > c->ocap) {
-            size_t nc = c->ocap ? c->ocap : 4096;
-            while (nc < c->olen + n)
-                nc *= 2;
-            char *no = realloc(c->out, nc);
-            if (no == NULL)
-                return -1;
-            c->out = no;
-            c->ocap = nc;
-        }
-    }
-    memcpy(c->out + c->olen, p, n);
-    c->olen += n;
+    if (http1_out_append(&c->out, &c->olen, &c->ooff, &c->ocap, 4096, p, n) < 0)
+        return -1;
     st.bytes_out += n;
     return 0;
 }
@@ -221,24 +192,7 @@ static int send_error(conn_t *c, int status, const char *code, const char *msg, 
 
 static int flush_out(conn_t *c) /* 0 all sent, 1 more queued, -1 gone */
 {
-    while (c->ooff < c->olen) {
-        ssize_t w = send(c->fd, c->out + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 1;
-            return -1;
-        }
-        c->ooff += (size_t)w;
-    }
-    c->ooff = c->olen = 0;
-    if (c->ocap > 65536) {
-        free(c->out);
-        c->out = NULL;
-        c->ocap = 0;
-    }
-    return 0;
+    return http1_out_flush(c->fd, &c->out, &c->olen, &c->ooff, &c->ocap);
 }
 
 /* ---- connections --------------------------------------------------------------------------------- */
@@ -335,10 +289,8 @@ static long handle(conn_t *c, size_t h)
 {
     const char *p = c->in, *end = c->in + h;
     st.requests++;
-    const char *eol = memchr(p, '\n', h);
-    size_t ll = (size_t)(eol - p);
-    if (ll && p[ll - 1] == '\r')
-        ll--;
+    const char *q; /* the line after the request line */
+    size_t ll = http1_line(p, end, &q);
     const char *sp1 = memchr(p, ' ', ll);
     const char *tgt = sp1 ? sp1 + 1 : NULL;
     const char *sp2 = tgt ? memchr(tgt, ' ', ll - (size_t)(tgt - p)) : NULL;
@@ -349,47 +301,30 @@ static long handle(conn_t *c, size_t h)
     for (size_t i = 0; i < ml; i++)
         if (p[i] < 'A' || p[i] > 'Z')
             return send_error(c, 400, "bad_request", "malformed request line", 1), -1;
-    int http11;
-    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0)
-        http11 = 1;
-    else if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0)
-        http11 = 0;
-    else if (vl == 8 && memcmp(ver, "HTTP/", 5) == 0 && ver[5] >= '2' && ver[5] <= '9')
+    int http11 = http1_version(ver, vl);
+    if (http11 == -505)
         return send_error(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are served", 1), -1;
-    else
+    if (http11 < 0)
         return send_error(c, 400, "bad_request", "malformed request line", 1), -1;
     int keep = http11, hosts = 0, te = 0, expect = 0, bad = 0;
     c->http10 = !http11;
     long long cl = -1;
-    const char *q = eol + 1;
     while (q < end) {
-        const char *e2 = memchr(q, '\n', (size_t)(end - q));
-        size_t n = (size_t)(e2 - q);
-        if (n && q[n - 1] == '\r')
-            n--;
+        const char *next;
+        size_t n = http1_line(q, end, &next);
         if (n == 0)
             break;
-        const char *colon = memchr(q, ':', n);
-        if (q[0] == ' ' || q[0] == '\t' || colon == NULL || colon == q || colon[-1] == ' ' || colon[-1] == '\t') {
+        size_t nl, vn;
+        const char *v;
+        if (!http1_field(q, n, &nl, &v, &vn)) {
             bad = 1;
             break;
         }
-        size_t nl = (size_t)(colon - q), vn = n - nl - 1;
-        const char *v = colon + 1;
-        while (vn && (*v == ' ' || *v == '\t')) {
-            v++;
-            vn--;
-        }
-        while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-            vn--;
         if (ieq(q, nl, "host"))
             hosts++;
-        else if (ieq(q, nl, "connection")) {
-            if (has_token(v, vn, "close"))
-                keep = 0;
-            else if (has_token(v, vn, "keep-alive"))
-                keep = 1;
-        } else if (ieq(q, nl, "content-length")) {
+        else if (ieq(q, nl, "connection"))
+            keep = http1_keep_alive(v, vn, keep);
+        else if (ieq(q, nl, "content-length")) {
             long long x = 0;
             if (vn == 0 || vn > 12 || cl >= 0) /* empty, absurd, or a second one: refused (RFC 9112 6.3) */
                 bad = 1;
@@ -406,7 +341,7 @@ static long handle(conn_t *c, size_t h)
             te = 1;
         else if (ieq(q, nl, "expect"))
             expect = ieq(v, vn, "100-continue") ? 1 : 2;
-        q = e2 + 1;
+        q = next;
     }
     if (bad)
         return send_error(c, 400, "bad_request", "malformed header field (or Content-Length)", 1), -1;
@@ -502,9 +437,7 @@ static void process(conn_t *c)
 static void on_readable(conn_t *c)
 {
     if (c->state == S_LINGER) {
-        char drop[16384];
-        ssize_t r = recv(c->fd, drop, sizeof drop, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        if (http1_linger_read(c->fd))
             conn_close(c);
         return;
     }
@@ -525,7 +458,7 @@ static void on_readable(conn_t *c)
         c->icap = nc;
     }
     ssize_t r = recv(c->fd, c->in + c->ilen, c->icap - c->ilen, MSG_DONTWAIT);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    if (http1_recv_gone(r)) {
         conn_close(c);
         return;
     }
@@ -549,12 +482,9 @@ static void on_writable(conn_t *c)
 static void on_accept(void)
 {
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
+        int fd = http1_accept(lfd);
+        if (fd < 0)
             return;
-        }
         st.accepted++;
         int refuse = n_conns >= max_conns;
         if (refuse && n_conns >= max_conns + REFUSE_SLOTS) {
@@ -563,17 +493,12 @@ static void on_accept(void)
             continue;
         }
         if ((size_t)fd >= conns_cap) {
-            size_t nc = conns_cap;
-            while (nc <= (size_t)fd)
-                nc *= 2;
-            conn_t **n = realloc(conns, nc * sizeof *n);
+            conn_t **n = http1_table_grow(conns, &conns_cap, sizeof *conns, (size_t)fd);
             if (n == NULL) {
                 close(fd);
                 continue;
             }
-            memset(n + conns_cap, 0, (nc - conns_cap) * sizeof *n);
             conns = n;
-            conns_cap = nc;
         }
         conn_t *c = calloc(1, sizeof *c);
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
@@ -825,6 +750,18 @@ static PyObject *py_start(PyObject *self, PyObject *args, PyObject *kw)
     Py_RETURN_NONE;
 }
 
+/* Move *t on by seconds (a CLOCK_REALTIME deadline for pthread_cond_timedwait). */
+static void add_seconds(struct timespec *t, double seconds)
+{
+    long long ns = (long long)(seconds * 1e9);
+    t->tv_sec += ns / 1000000000;
+    t->tv_nsec += ns % 1000000000;
+    if (t->tv_nsec >= 1000000000) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000;
+    }
+}
+
 static PyObject *py_take(PyObject *self, PyObject *args)
 {
     double timeout = 1.0, window = 0.0;
@@ -840,13 +777,7 @@ static PyObject *py_take(PyObject *self, PyObject *args)
     struct timespec dl, wl;
     clock_gettime(CLOCK_REALTIME, &dl);
     wl = dl;
-    long long ns = (long long)(timeout * 1e9);
-    dl.tv_sec += ns / 1000000000;
-    dl.tv_nsec += ns % 1000000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
+    add_seconds(&dl, timeout);
     pthread_mutex_lock(&qlock);
     while (q_head == NULL && !stopping && running) {
         if (pthread_cond_timedwait(&qcond, &qlock, &dl) == ETIMEDOUT)
@@ -855,13 +786,7 @@ static PyObject *py_take(PyObject *self, PyObject *args)
     if ((q_head || hold) && window > 0) {
         /* the group stays open up to `window` from now while some connection may still send one */
         clock_gettime(CLOCK_REALTIME, &wl);
-        long long wn = (long long)(window * 1e9);
-        wl.tv_sec += wn / 1000000000;
-        wl.tv_nsec += wn % 1000000000;
-        if (wl.tv_nsec >= 1000000000) {
-            wl.tv_sec++;
-            wl.tv_nsec -= 1000000000;
-        }
+        add_seconds(&wl, window);
         while (!stopping && n_waiting < n_active && q_len < (size_t)most) {
             if (pthread_cond_timedwait(&qcond, &qlock, &wl) == ETIMEDOUT)
                 break;

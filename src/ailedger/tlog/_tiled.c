@@ -104,17 +104,7 @@ static void update_clock(void)
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != date_sec) {
-        static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
-        static const char *mons[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-        struct tm tm;
-        time_t t = ts.tv_sec;
-        gmtime_r(&t, &tm);
-        snprintf(date_now, sizeof date_now, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-                 mons[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        date_sec = ts.tv_sec;
-    }
+    http1_set_date(date_now, sizeof date_now, &date_sec, ts.tv_sec);
 }
 
 static uint64_t fnv1a(const char *p, size_t n)
@@ -425,28 +415,7 @@ static void begin_close(conn_t *c)
 
 static int out_append(conn_t *c, const char *p, size_t n)
 {
-    if (c->ooff && c->ooff == c->olen)
-        c->ooff = c->olen = 0;
-    if (c->olen + n > c->ocap) {
-        if (c->ooff) {
-            memmove(c->out, c->out + c->ooff, c->olen - c->ooff);
-            c->olen -= c->ooff;
-            c->ooff = 0;
-        }
-        if (c->olen + n > c->ocap) {
-            size_t nc = c->ocap ? c->ocap : 16384;
-            while (nc < c->olen + n)
-                nc *= 2;
-            char *no = realloc(c->out, nc);
-            if (no == NULL)
-                return -1;
-            c->out = no;
-            c->ocap = nc;
-        }
-    }
-    memcpy(c->out + c->olen, p, n);
-    c->olen += n;
-    return 0;
+    return http1_out_append(&c->out, &c->olen, &c->ooff, &c->ocap, 16384, p, n);
 }
 
 /* Send bytes now if nothing is queued and no more requests wait behind this one; else queue them. */
@@ -509,10 +478,8 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
     st.requests++;
     c->head_req = 0;
     const char *end = p + h;
-    const char *eol = memchr(p, '\n', h);
-    size_t ll = (size_t)(eol - p);
-    if (ll && p[ll - 1] == '\r')
-        ll--;
+    const char *q; /* the line after the request line */
+    size_t ll = http1_line(p, end, &q);
     /* request line: METHOD SP target SP HTTP/x.y */
     const char *sp1 = memchr(p, ' ', ll);
     if (sp1 == NULL)
@@ -523,14 +490,10 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
         return send_error(c, 400, "bad_request", "malformed request line", 1, more);
     const char *ver = sp2 + 1;
     size_t vl = ll - (size_t)(ver - p);
-    int http11;
-    if (vl == 8 && memcmp(ver, "HTTP/1.1", 8) == 0)
-        http11 = 1;
-    else if (vl == 8 && memcmp(ver, "HTTP/1.0", 8) == 0)
-        http11 = 0;
-    else if (vl == 8 && memcmp(ver, "HTTP/", 5) == 0 && ver[5] >= '2' && ver[5] <= '9')
+    int http11 = http1_version(ver, vl);
+    if (http11 == -505)
         return send_error(c, 505, "http_version", "only HTTP/1.0 and HTTP/1.1 are served", 1, more);
-    else
+    if (http11 < 0)
         return send_error(c, 400, "bad_request", "malformed request line", 1, more);
     size_t ml = (size_t)(sp1 - p);
     int head = 0;
@@ -545,45 +508,27 @@ static int handle(conn_t *c, const char *p, size_t h, int more)
     }
     /* header fields */
     int keep = http11, has_host = 0, body = 0, bad = 0;
-    const char *q = eol + 1;
     while (q < end) {
-        const char *e2 = memchr(q, '\n', (size_t)(end - q));
-        size_t n = (size_t)(e2 - q);
-        if (n && q[n - 1] == '\r')
-            n--;
+        const char *next;
+        size_t n = http1_line(q, end, &next);
         if (n == 0)
             break;
-        const char *colon = memchr(q, ':', n);
-        if (q[0] == ' ' || q[0] == '\t' || colon == NULL || colon == q) {
+        size_t nl, vn;
+        const char *v;
+        if (!http1_field(q, n, &nl, &v, &vn)) {
             bad = 1;
             break;
         }
-        size_t nl = (size_t)(colon - q);
-        if (q[nl - 1] == ' ' || q[nl - 1] == '\t') {
-            bad = 1;
-            break;
-        }
-        const char *v = colon + 1;
-        size_t vn = n - nl - 1;
-        while (vn && (*v == ' ' || *v == '\t')) {
-            v++;
-            vn--;
-        }
-        while (vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'))
-            vn--;
         if (ieq(q, nl, "host"))
             has_host++;
-        else if (ieq(q, nl, "connection")) {
-            if (has_token(v, vn, "close"))
-                keep = 0;
-            else if (has_token(v, vn, "keep-alive"))
-                keep = 1;
-        } else if (ieq(q, nl, "content-length")) {
+        else if (ieq(q, nl, "connection"))
+            keep = http1_keep_alive(v, vn, keep);
+        else if (ieq(q, nl, "content-length")) {
             if (!(vn == 1 && v[0] == '0'))
                 body = 1;
         } else if (ieq(q, nl, "transfer-encoding"))
             body = 1;
-        q = e2 + 1;
+        q = next;
     }
     if (bad)
         return send_error(c, 400, "bad_request", "malformed header field", 1, more);
@@ -656,24 +601,7 @@ static void set_interest(conn_t *c, int want_out)
 /* Write what is queued; 0 = all sent, 1 = more queued, -1 = connection gone. */
 static int flush_out(conn_t *c)
 {
-    while (c->ooff < c->olen) {
-        ssize_t w = send(c->fd, c->out + c->ooff, c->olen - c->ooff, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 1;
-            return -1;
-        }
-        c->ooff += (size_t)w;
-    }
-    c->ooff = c->olen = 0;
-    if (c->ocap > 65536) { /* a large answer went out: give the memory back */
-        free(c->out);
-        c->out = NULL;
-        c->ocap = 0;
-    }
-    return 0;
+    return http1_out_flush(c->fd, &c->out, &c->olen, &c->ooff, &c->ocap);
 }
 
 /* After a flush (r from flush_out): close, begin a lingering close, or go on.  1 = the connection
@@ -743,9 +671,7 @@ static void process(conn_t *c)
 static void on_readable(conn_t *c)
 {
     if (c->lingering) {
-        char drop[16384];
-        ssize_t r = recv(c->fd, drop, sizeof drop, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        if (http1_linger_read(c->fd))
             conn_close(c);
         return;
     }
@@ -754,7 +680,7 @@ static void on_readable(conn_t *c)
         return;
     }
     ssize_t r = recv(c->fd, c->rbuf + c->rlen, HEAD_MAX - c->rlen, MSG_DONTWAIT);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+    if (http1_recv_gone(r)) {
         conn_close(c);
         return;
     }
@@ -810,12 +736,9 @@ static conn_t *conn_new(int fd, int refuse)
 static void on_accept(void)
 {
     for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return; /* EAGAIN, or EMFILE and friends: try again on the next event */
-        }
+        int fd = http1_accept(lfd);
+        if (fd < 0)
+            return;
         st.accepted++;
         int refuse = n_conns >= max_conns;
         if (refuse && n_conns >= max_conns + REFUSE_SLOTS) {
@@ -824,17 +747,12 @@ static void on_accept(void)
             continue;
         }
         if ((size_t)fd >= conns_cap) {
-            size_t nc = conns_cap;
-            while (nc <= (size_t)fd)
-                nc *= 2;
-            conn_t **n = realloc(conns, nc * sizeof *n);
+            conn_t **n = http1_table_grow(conns, &conns_cap, sizeof *conns, (size_t)fd);
             if (n == NULL) {
                 close(fd);
                 continue;
             }
-            memset(n + conns_cap, 0, (nc - conns_cap) * sizeof *n);
             conns = n;
-            conns_cap = nc;
         }
         if (conn_new(fd, refuse) == NULL)
             close(fd);

@@ -16,32 +16,15 @@
  * line, header block, Content-Length matching what follows; a 100 Continue has no body). */
 #define FRONT_NO_PYTHON 1
 #include "_front.c"
-
-#include <poll.h>
-#include <sys/un.h>
+#define FUZZ_NAME "front"
+#include "../fuzz_client.h"
 
 static char work_dir[256];
-static int64_t skew_ms;
-static struct sockaddr_un listen_addr;
-
-static void tick(void)
-{
-    update_clock();
-    now_ms += skew_ms;
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(work_dir, sizeof work_dir, "%s/front-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(work_dir) == NULL)
-        abort();
-    int l = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    listen_addr.sun_family = AF_UNIX;
-    snprintf(listen_addr.sun_path, sizeof listen_addr.sun_path, "%s/s", work_dir);
-    if (l < 0 || bind(l, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 || listen(l, 16) != 0)
-        abort();
-    if (setup(l) != 0)
+    fuzz_make_dir(work_dir, sizeof work_dir);
+    if (setup(fuzz_listen(work_dir)) != 0)
         abort();
     free(conns); /* small (the front starts at 1024): growing the table is exercised too */
     conns_cap = 4;
@@ -57,31 +40,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* ---- the client side: what it received must be a sequence of well-formed responses ---------------- */
-static char seen[1 << 20];
-static size_t seen_len;
-static int seen_overflow;
-
-static void drain(int client)
-{
-    char buf[65536];
-    for (;;) {
-        ssize_t r = recv(client, buf, sizeof buf, MSG_DONTWAIT);
-        if (r <= 0)
-            return;
-        if (seen_len + (size_t)r > sizeof seen) {
-            seen_overflow = 1;
-            continue;
-        }
-        memcpy(seen + seen_len, buf, (size_t)r);
-        seen_len += (size_t)r;
-    }
-}
-
-static void bad_output(const char *why, size_t at)
-{
-    fprintf(stderr, "front fuzz: malformed output (%s) at byte %zu of %zu\n", why, at, seen_len);
-    abort();
-}
 
 static int d3(const char *p)
 {
@@ -178,30 +136,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     seen_overflow = 0;
     tick();
     max_conns = (flags & 4) ? 0 : 10000; /* 0: this connection is over the limit and gets a 503 */
-    int client = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (client < 0 || connect(client, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0)
-        abort();
-    on_accept();
-    int fd = -1;
-    for (size_t i = 0; i < conns_cap; i++)
-        if (conns[i])
-            fd = (int)i;
-    if (fd < 0 || n_conns != 1)
-        abort();
-    if (flags & 8) { /* small buffers: answers queue and the loop waits to write */
-        int small = 2048;
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-        setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    }
+    int fd;
+    int client = fuzz_connect(&fd, flags & 8); /* 8: small buffers, answers queue */
     int reading = !(flags & 16); /* a client that does not read until the end */
     int gone = 0;
     size_t off = 0;
     unsigned s = seed;
     while (off < size && conns[fd]) {
-        size_t n = seed == 0 ? size - off : 1 + (s % 97);
-        s = s * 1103515245u + 12345u;
-        if (n > size - off)
-            n = size - off;
+        size_t n = fuzz_chunk(seed, &s, size - off);
         ssize_t w = send(client, data + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (w <= 0) {
             if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -17,13 +17,10 @@
  * (status line, header block, Content-Length matching what follows); anything else aborts. */
 #define TILED_NO_PYTHON 1
 #include "_tiled.c"
-
-#include <poll.h>
-#include <sys/un.h>
+#define FUZZ_NAME "tiled"
+#include "../fuzz_client.h"
 
 static char mirror_dir[256];
-static int64_t skew_ms;
-static struct sockaddr_un listen_addr;
 static const char cp_a[] = "example.org/fuzz\n261\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n"
                            "\xe2\x80\x94 example.org/fuzz AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n";
 static const char cp_b[] = "example.org/fuzz\n262\nBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB=\n\n";
@@ -46,18 +43,9 @@ static void make_dirs(const char *rel)
         abort();
 }
 
-static void tick(void)
-{
-    update_clock();
-    now_ms += skew_ms;
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(mirror_dir, sizeof mirror_dir, "%s/tiled-fuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(mirror_dir) == NULL)
-        abort();
+    fuzz_make_dir(mirror_dir, sizeof mirror_dir);
     static unsigned char tile[8192], bundle[4000];
     for (size_t i = 0; i < sizeof tile; i++)
         tile[i] = (unsigned char)(i * 7);
@@ -101,11 +89,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cache.slots = calloc(cache.cap, sizeof(entry_t));
     conns_cap = 4; /* likewise: fds above it grow the connection table */
     conns = calloc(conns_cap, sizeof *conns);
-    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    listen_addr.sun_family = AF_UNIX;
-    snprintf(listen_addr.sun_path, sizeof listen_addr.sun_path, "%s/s", mirror_dir);
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0 || listen(lfd, 16) != 0)
-        abort();
+    lfd = fuzz_listen(mirror_dir);
     ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (ifd < 0 || inotify_add_watch(ifd, mirror_dir, IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE) < 0)
         abort();
@@ -130,32 +114,7 @@ static void replace_checkpoint(int which)
 }
 
 /* ---- the client side: what it received must be a sequence of well-formed responses ---------------- */
-static char seen[1 << 20];
-static size_t seen_len;
-static int seen_overflow;
 static int cut_short; /* the server closed an idle connection: its last answer may be cut off */
-
-static void drain(int client)
-{
-    char buf[65536];
-    for (;;) {
-        ssize_t r = recv(client, buf, sizeof buf, MSG_DONTWAIT);
-        if (r <= 0)
-            return;
-        if (seen_len + (size_t)r > sizeof seen) {
-            seen_overflow = 1;
-            continue;
-        }
-        memcpy(seen + seen_len, buf, (size_t)r);
-        seen_len += (size_t)r;
-    }
-}
-
-static void bad_output(const char *why, size_t at)
-{
-    fprintf(stderr, "tiled fuzz: malformed output (%s) at byte %zu of %zu\n", why, at, seen_len);
-    abort();
-}
 
 static int response_starts(size_t at)
 {
@@ -238,29 +197,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         on_inotify();
     }
 
-    int client = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (client < 0 || connect(client, (struct sockaddr *)&listen_addr, sizeof listen_addr) != 0)
-        abort();
-    on_accept();
-    int fd = -1;
-    for (size_t i = 0; i < conns_cap; i++)
-        if (conns[i])
-            fd = (int)i;
-    if (fd < 0 || n_conns != 1)
-        abort();
-    if (flags & 8) { /* small buffers: answers queue and the loop waits to write */
-        int small = 2048;
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-        setsockopt(client, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    }
+    int fd;
+    int client = fuzz_connect(&fd, flags & 8); /* 8: small buffers, answers queue */
     int reading = !(flags & 16); /* a client that does not read until the end */
     size_t off = 0;
     unsigned s = seed;
     while (off < size && conns[fd]) {
-        size_t n = seed == 0 ? size - off : 1 + (s % 97);
-        s = s * 1103515245u + 12345u;
-        if (n > size - off)
-            n = size - off;
+        size_t n = fuzz_chunk(seed, &s, size - off);
         while (n) {
             ssize_t w = send(client, data + off, n, MSG_DONTWAIT | MSG_NOSIGNAL);
             if (w > 0) {
