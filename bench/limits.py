@@ -19,12 +19,39 @@ Process pools use the fork start method so that workers inherit the inputs witho
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import multiprocessing as mp
 import os
+import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+
+def _default_signals() -> None:
+    """A pool worker's first step: the default SIGTERM and SIGINT. A worker forked from a process that installed
+    a Python handler (a server, a CLI run in process) would keep it, survive ``Pool.terminate()`` and leave the
+    pool's exit waiting for it forever."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _pool(procs: int) -> Iterator[Any]:
+    """A fork pool that ends by close() and join(): its workers leave on their own once the work is done. The
+    ``with Pool()`` form ends by terminate(), whose SIGTERMs race the pool's own thread that replaces workers
+    that exit: a worker started after them waits on the task queue forever, and so does the pool's exit (seen
+    as a hung pytest-xdist worker)."""
+    pool = mp.get_context("fork").Pool(procs, initializer=_default_signals)
+    try:
+        yield pool
+        pool.close()
+        pool.join()
+    finally:
+        pool.terminate()
+
 
 __all__ = [
     "aesgcm_mib_s",
@@ -116,7 +143,7 @@ def sodium_all_cores(entries: Sequence[bytes], procs: int | None = None) -> tupl
     _pack(flat)
     try:
         spans = [(a * 2, b * 2) for a, b in _spans(len(flat) // 2, 2000)]
-        with mp.get_context("fork").Pool(procs) as pool:
+        with _pool(procs) as pool:
             pool.map(_sodium_range, [(0, min(400, len(flat)))] * procs)  # warm up every worker
             t = time.perf_counter()
             got = pool.map(_sodium_range_cpu, spans, chunksize=1)
@@ -134,7 +161,7 @@ def sodium_verify_per_s(entries: Sequence[bytes], procs: int | None = None) -> f
     _pack(flat)
     try:
         spans = [(a * 2, b * 2) for a, b in _spans(len(flat) // 2, 2000)]
-        with mp.get_context("fork").Pool(procs) as pool:
+        with _pool(procs) as pool:
             pool.map(_sodium_range, [(0, min(400, len(flat)))] * procs)  # warm up every worker
             t = time.perf_counter()
             done = sum(pool.map(_sodium_range, spans, chunksize=1))
@@ -160,7 +187,7 @@ def sha256_many_per_s(items: Sequence[bytes], procs: int | None = None) -> tuple
     n = len(items)
     try:
         spans = _spans(n, max(1000, n // (procs * 8)))
-        with mp.get_context("fork").Pool(procs) as pool:
+        with _pool(procs) as pool:
             pool.map(_sha_many_range, [(0, min(1000, n))] * procs)
             t = time.perf_counter()
             done = sum(pool.map(_sha_many_range, spans, chunksize=1))
@@ -232,7 +259,7 @@ def aesgcm_mib_s(piece: int, total_mib: int = 256, procs: int | None = None) -> 
     """MiB/s of AES-256-GCM encryption of ``piece``-byte messages on every core (process pool)."""
     procs = procs or cores()
     n = max(1, (total_mib << 20) // piece // (procs * 4))
-    with mp.get_context("fork").Pool(procs) as pool:
+    with _pool(procs) as pool:
         pool.map(_aes_chunk, [(piece, 10)] * procs)
         t = time.perf_counter()
         done = sum(pool.map(_aes_chunk, [(piece, n)] * (procs * 4)))

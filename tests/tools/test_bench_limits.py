@@ -35,3 +35,22 @@ def test_a_bad_signature_fails_the_reference():
     bad[3] = bad[3].replace(b'"i":3', b'"i":4')
     with pytest.raises(Exception, match="(?i)signature|forged|fail"):
         limits.sodium_all_cores(bad, 2)
+
+
+def test_the_pool_ends_when_this_process_has_its_own_sigterm_handler():
+    # A CLI command run in process (monitor, storage node) leaves a Python SIGTERM handler behind, which forked
+    # workers inherit; the pool's workers start from the default handlers and the pool ends by close() and
+    # join(), not terminate() (whose race with the pool's worker replacement hung a pytest-xdist worker once).
+    import signal
+    import threading
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        done: list[tuple[float, float]] = []
+        t = threading.Thread(target=lambda: done.append(limits.sodium_all_cores(_entries(50), 2)), daemon=True)
+        t.start()
+        t.join(120)
+        assert not t.is_alive(), "the pool did not end: a worker kept this process's SIGTERM handler"
+        assert done and done[0][0] > 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
