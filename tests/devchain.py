@@ -50,6 +50,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: all bound at once, so the OS cannot hand the same one out twice (separate
+    :func:`free_port` calls can)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 class AnvilNode:
     """``with AnvilNode() as node: node.url`` -- a fresh dev chain on loopback."""
 

