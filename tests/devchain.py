@@ -68,6 +68,7 @@ class AnvilNode:
 
     def __init__(self, port: int | None = None, *, block_time: float | None = None, chain_id: int = 31337,
                  extra_args: list[str] | None = None) -> None:
+        self._own_port = port is None  # a port picked here may be moved if another process takes it first
         self.port = port or free_port()
         self.block_time = block_time
         self.chain_id = chain_id
@@ -79,6 +80,16 @@ class AnvilNode:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Self:
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except NetworkError as e:
+                if not (self._own_port and "in use" in str(e).lower()) or attempt == 2:
+                    raise
+                self.port = free_port()  # another process bound the free port first: take another
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> Self:
         args = [find_anvil(), "--host", "127.0.0.1", "--port", str(self.port), "--chain-id", str(self.chain_id),
                 "--silent", "--accounts", "3", *self.extra_args]
         if self.block_time:
