@@ -1,25 +1,11 @@
 """SQLite on a full disk (a small tmpfs): writes answer 503, nothing half-written, reads keep working."""
 
 import shutil
-import subprocess
 
 import httpx
-import pytest
 
 from ailedger.tlog.ledger import Ledger
 from tests.http.helpers import Key, Server, check_no_loss_no_dup
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    d = tmp_path / "disk"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(d)], capture_output=True,
-                       check=False)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root): " + r.stderr.decode().strip())
-    yield d
-    subprocess.run(["umount", "-l", str(d)], check=False)
 
 
 def test_disk_full_mid_write(small_disk, tmp_path):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import shutil
 import socket
-import subprocess
 import threading
 import time
 
@@ -115,18 +114,6 @@ def test_a_writer_that_disconnects_before_its_answer(any_ledger):
         for i, h in seen.items():
             assert leaf_hash(led.entry_bytes(i)).hex() == h
         assert led.audit(signatures=True).ok
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    d = tmp_path / "disk"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(d)], capture_output=True,
-                       check=False)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root): " + r.stderr.decode().strip())
-    yield d
-    subprocess.run(["umount", "-l", str(d)], check=False)
 
 
 def test_disk_full_mid_group_fails_every_request_of_the_group_cleanly(small_disk, tmp_path):

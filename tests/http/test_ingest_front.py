@@ -11,7 +11,6 @@ import random
 import shutil
 import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -284,18 +283,6 @@ def test_sigkill_under_load_loses_nothing_acknowledged(any_ledger, tmp_path):
         assert r.status_code == 201 and r.json()["index"] == size
     finally:
         s.stop()
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    d = tmp_path / "disk"
-    d.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1536k", "tmpfs", str(d)], capture_output=True,
-                       check=False)
-    if r.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root): " + r.stderr.decode().strip())
-    yield d
-    subprocess.run(["umount", "-l", str(d)], check=False)
 
 
 def test_disk_full_mid_group_fails_every_request_of_it_cleanly(small_disk, tmp_path):
