@@ -753,8 +753,17 @@ typedef struct {
     size_t slen, tlen;
 } v_spans;
 
-/* 1 valid, 0 bad signature, 2 not handled; msg: scratch of at least n bytes; sp: NULL or where the spans go */
-static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache *dc, v_spans *sp) {
+/* what the structure check found in an entry: its spans, its decoded signature and key, its version */
+typedef struct {
+    v_spans sp;
+    const uint8_t *sig_start, *sig_end, *time;
+    size_t timelen;
+    long long v;
+    uint8_t sig[64], pk[32];
+} v_parsed;
+
+/* the structure check alone: 1 = canonical bytes of exactly the shape parse_entry accepts, 2 = not handled */
+static uint8_t v_parse(const uint8_t *leaf, size_t n, did_cache *dc, v_parsed *o) {
     if (n > V_MAX_LEAF || n < 9 || memcmp(leaf, "{\"body\":{", 9) != 0)
         return 2;
     const uint8_t *end = leaf + n, *p = leaf + 8;
@@ -762,8 +771,7 @@ static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache
         return 2;
     const uint8_t *sig_start = p, *val;
     size_t vlen;
-    uint8_t sig[64], pk[32];
-    if (p >= end || *p++ != ',' || !v_member(&p, end, "sig", &val, &vlen) || !v_sig(val, vlen, sig))
+    if (p >= end || *p++ != ',' || !v_member(&p, end, "sig", &val, &vlen) || !v_sig(val, vlen, o->sig))
         return 2;
     const uint8_t *sig_end = p;
     if (p >= end || *p++ != ',' || !v_member(&p, end, "signer", &val, &vlen))
@@ -771,36 +779,52 @@ static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache
     const uint8_t *signer = val;
     size_t slen = vlen;
     if (dc->len != 0 && vlen == dc->len && memcmp(val, dc->did, vlen) == 0) {
-        memcpy(pk, dc->pk, 32);
+        memcpy(o->pk, dc->pk, 32);
     } else {
-        if (!v_did(val, vlen, pk))  /* also bounds vlen to 64 */
+        if (!v_did(val, vlen, o->pk))  /* also bounds vlen to 64 */
             return 2;
         memcpy(dc->did, val, vlen);
         dc->len = vlen;
-        memcpy(dc->pk, pk, 32);
+        memcpy(dc->pk, o->pk, 32);
     }
     if (p >= end || *p++ != ',' || !v_member(&p, end, "time", &val, &vlen) || !v_time(val, vlen))
         return 2;
+    o->time = val;
+    o->timelen = vlen;
     if (p >= end || *p++ != ',' || !v_member(&p, end, "type", &val, &vlen) || !v_type(val, vlen))
         return 2;
-    long long v;
     if ((size_t)(end - p) < 6 || memcmp(p, ",\"v\":", 5) != 0)
         return 2;
     p += 5;
-    if (!v_int(&p, end, &v) || v < 1 || v > 1000 || p + 1 != end || *p != '}')
+    if (!v_int(&p, end, &o->v) || o->v < 1 || o->v > 1000 || p + 1 != end || *p != '}')
         return 2;
-    if (sp != NULL) {
-        sp->body_end = sig_start;
-        sp->signer = signer;
-        sp->slen = slen;
-        sp->type = val;
-        sp->tlen = vlen;
-    }
+    o->sp.body_end = sig_start;
+    o->sp.signer = signer;
+    o->sp.slen = slen;
+    o->sp.type = val;
+    o->sp.tlen = vlen;
+    o->sig_start = sig_start;
+    o->sig_end = sig_end;
+    return 1;
+}
+
+/* the signature of an entry v_parse took: 1 valid, 0 not; msg: scratch of at least n bytes */
+static uint8_t v_signature(const uint8_t *leaf, size_t n, uint8_t *msg, const v_parsed *o) {
     /* the signed message: the leaf without ',"sig":"..."' */
-    size_t a = (size_t)(sig_start - leaf);
+    size_t a = (size_t)(o->sig_start - leaf);
     memcpy(msg, leaf, a);
-    memcpy(msg + a, sig_end, (size_t)(end - sig_end));
-    return sodium_verify(sig, msg, (unsigned long long)(n - (size_t)(sig_end - sig_start)), pk) == 0 ? 1 : 0;
+    memcpy(msg + a, o->sig_end, (size_t)(leaf + n - o->sig_end));
+    return sodium_verify(o->sig, msg, (unsigned long long)(n - (size_t)(o->sig_end - o->sig_start)), o->pk) == 0 ? 1 : 0;
+}
+
+/* 1 valid, 0 bad signature, 2 not handled; msg: scratch of at least n bytes; sp: NULL or where the spans go */
+static uint8_t verify_one(const uint8_t *leaf, size_t n, uint8_t *msg, did_cache *dc, v_spans *sp) {
+    v_parsed o;
+    if (v_parse(leaf, n, dc, &o) != 1)
+        return 2;
+    if (sp != NULL)
+        *sp = o.sp;
+    return v_signature(leaf, n, msg, &o);
 }
 
 static PyObject *sodium_load(PyObject *self, PyObject *arg) {
@@ -1100,6 +1124,315 @@ done:
     return res;
 }
 
+/* ---- a canonical batch body: its entries' bytes, and for each entry what the write path reads ------------------
+ * split_entries(body) -> list of bytes, or None: the elements of body when body is exactly {"entries":[E,...]}
+ * (no whitespace, at least one element) and each E is delimited as a JSON object would be (braces and brackets
+ * balanced outside strings); None for anything else. The elements are not checked here: check_rows does, and
+ * a body whose every element it takes whole is therefore the canonical JSON its elements are joined into. */
+static const uint8_t *e_string_end(const uint8_t *p, const uint8_t *end) {
+    /* p at an opening '"': the byte after its closing quote, or NULL */
+    const uint8_t *q = p + 1;
+    for (;;) {
+        q = memchr(q, '"', (size_t)(end - q));
+        if (q == NULL)
+            return NULL;
+        size_t k = 0;
+        while (q - 1 - k > p && q[-1 - (ptrdiff_t)k] == '\\')
+            k++;
+        if ((k & 1) == 0)
+            return q + 1;
+        q++;
+    }
+}
+
+static PyObject *split_entries(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "split_entries() takes bytes");
+        return NULL;
+    }
+    static const char pre[] = "{\"entries\":[";
+    const size_t pl = sizeof pre - 1;
+    const uint8_t *data = (const uint8_t *)PyBytes_AS_STRING(arg);
+    size_t n = (size_t)PyBytes_GET_SIZE(arg);
+    if (n < pl + 4 || memcmp(data, pre, pl) != 0 || data[n - 2] != ']' || data[n - 1] != '}')
+        Py_RETURN_NONE;
+    const uint8_t *p = data + pl, *end = data + n - 2;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    for (;;) {
+        if (p >= end || *p != '{')
+            goto none;
+        const uint8_t *start = p;
+        long depth = 0;
+        while (p < end) {
+            uint8_t c = *p;
+            if (c == '"') {
+                if ((p = e_string_end(p, end)) == NULL)
+                    goto none;
+                continue;
+            }
+            p++;
+            if (c == '{' || c == '[') {
+                depth++;
+            } else if (c == '}' || c == ']') {
+                if (--depth == 0)
+                    break;
+            }
+        }
+        if (depth != 0)
+            goto none;
+        PyObject *b = PyBytes_FromStringAndSize((const char *)start, p - start);
+        if (b == NULL || PyList_Append(out, b) < 0) {
+            Py_XDECREF(b);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(b);
+        if (p == end)
+            return out;
+        if (*p != ',')
+            goto none;
+        p++;
+    }
+none:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+}
+
+/* the last string made from the same bytes (the entries of a batch share their type, signer and often time) */
+typedef struct {
+    PyObject *s;
+    const uint8_t *b;
+    size_t n;
+} s_cache;
+
+static PyObject *s_cached(s_cache *c, const char *prefix, const uint8_t *b, size_t n) {
+    if (c->s != NULL && c->n == n && memcmp(c->b, b, n) == 0) {
+        Py_INCREF(c->s);
+        return c->s;
+    }
+    PyObject *u = t_str(prefix, b, n, 1);  /* ASCII: type, did and time are checked to be */
+    if (u == NULL)
+        return NULL;
+    Py_XSETREF(c->s, u);
+    c->b = b;
+    c->n = n;
+    Py_INCREF(u);
+    return u;
+}
+
+typedef struct {
+    v_parsed e;
+    t_found f;
+    uint8_t hash[32];
+    uint8_t verdict;
+} r_row;
+
+static PyObject *k_type, *k_signer, *k_time, *k_v, *k_sig, *k_leaf, *k_dict;
+
+/* check_rows(leaves, cls) -> (verdicts, hashes, terms, entries), or None: check_entries of leaves when every
+ * one of them passes the structure check (verdicts 1 or 0), with for each entry of verdict 1 an instance of cls
+ * (records.SignedEntry) whose __dict__ holds type, v, signer, time, sig and leaf_bytes (not body: records reads
+ * it from leaf_bytes when asked), else None. None as soon as one leaf is not handled here (verdict 2), before any
+ * signature is checked: the caller then takes its general path. The GIL is released for the checks. */
+static PyObject *check_rows(PyObject *self, PyObject *args) {
+    PyObject *arg, *cls;
+    if (!PyArg_ParseTuple(args, "OO!:check_rows", &arg, &PyType_Type, &cls))
+        return NULL;
+    if (sodium_verify == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
+        return NULL;
+    }
+    PyTypeObject *tp = (PyTypeObject *)cls;
+    PyObject *seq = PySequence_Tuple(arg);
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    PyObject **items = &PyTuple_GET_ITEM(seq, 0);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(items[i])) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "check_rows() takes a sequence of bytes");
+            return NULL;
+        }
+    }
+    PyObject *verdicts = PyBytes_FromStringAndSize(NULL, n), *hashes = NULL, *terms = NULL, *entries = NULL;
+    PyObject *res = NULL;
+    s_cache c_type = {NULL, NULL, 0}, c_signer = {NULL, NULL, 0}, c_time = {NULL, NULL, 0};
+    s_cache c_tterm = {NULL, NULL, 0}, c_sterm = {NULL, NULL, 0};
+    uint8_t *msg = PyMem_RawMalloc(V_MAX_LEAF + 1);
+    r_row *rows = PyMem_RawMalloc(sizeof(r_row) * (size_t)(n ? n : 1));
+    if (verdicts == NULL || msg == NULL || rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint8_t *dst = (uint8_t *)PyBytes_AS_STRING(verdicts);
+    int whole = 1;
+    Py_BEGIN_ALLOW_THREADS
+    did_cache dc;
+    dc.len = 0;
+    for (Py_ssize_t i = 0; i < n && whole; i++)  /* every structure first: no signature checked in vain */
+        whole = v_parse((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]), &dc,
+                        &rows[i].e) == 1;
+    for (Py_ssize_t i = 0; i < n && whole; i++) {
+        const uint8_t *leaf = (const uint8_t *)PyBytes_AS_STRING(items[i]);
+        size_t len = (size_t)PyBytes_GET_SIZE(items[i]);
+        dst[i] = v_signature(leaf, len, msg, &rows[i].e);
+        rows[i].f.taken = 0;
+        if (dst[i] == 1)
+            t_find(leaf, &rows[i].e.sp, &rows[i].f);
+        sha256_pre(0x00, leaf, len, rows[i].hash);
+    }
+    Py_END_ALLOW_THREADS
+    if (!whole) {
+        Py_INCREF(Py_None);
+        res = Py_None;
+        goto done;
+    }
+    if ((hashes = PyList_New(n)) == NULL || (terms = PyList_New(n)) == NULL || (entries = PyList_New(n)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *h = PyBytes_FromStringAndSize((const char *)rows[i].hash, 32);
+        if (h == NULL)
+            goto done;
+        PyList_SET_ITEM(hashes, i, h);
+        if (dst[i] != 1) {
+            Py_INCREF(Py_None);
+            PyList_SET_ITEM(terms, i, Py_None);
+            Py_INCREF(Py_None);
+            PyList_SET_ITEM(entries, i, Py_None);
+            continue;
+        }
+        const v_parsed *e = &rows[i].e;
+        const t_found *f = &rows[i].f;
+        PyObject *t;
+        if (!f->taken) {
+            Py_INCREF(Py_None);
+            t = Py_None;
+        } else {
+            if ((t = PyTuple_New(2 + f->ns)) == NULL)
+                goto done;
+            PyObject *x;
+            if ((x = s_cached(&c_tterm, "type:", e->sp.type, e->sp.tlen)) == NULL) {
+                Py_DECREF(t);
+                goto done;
+            }
+            PyTuple_SET_ITEM(t, 0, x);
+            if ((x = s_cached(&c_sterm, "signer:", e->sp.signer, e->sp.slen)) == NULL) {
+                Py_DECREF(t);
+                goto done;
+            }
+            PyTuple_SET_ITEM(t, 1, x);
+            for (int j = 0; j < f->ns; j++) {
+                if ((x = t_str("subject:", f->subj[j], f->sublen[j], f->ascii[j])) == NULL) {
+                    Py_DECREF(t);
+                    goto done;
+                }
+                PyTuple_SET_ITEM(t, 2 + j, x);
+            }
+        }
+        PyList_SET_ITEM(terms, i, t);
+        PyObject *d = PyDict_New(), *o = NULL, *x = NULL;
+        if (d == NULL)
+            goto done;
+#define SETF(key, expr) \
+        if ((x = (expr)) == NULL || PyDict_SetItem(d, key, x) < 0) goto entry_fail; \
+        Py_DECREF(x); x = NULL;
+        SETF(k_type, s_cached(&c_type, "", e->sp.type, e->sp.tlen))
+        SETF(k_v, PyLong_FromLongLong(e->v))
+        SETF(k_signer, s_cached(&c_signer, "", e->sp.signer, e->sp.slen))
+        SETF(k_time, s_cached(&c_time, "", e->time, e->timelen))
+        SETF(k_sig, PyBytes_FromStringAndSize((const char *)e->sig, 64))
+#undef SETF
+        if (PyDict_SetItem(d, k_leaf, items[i]) < 0)
+            goto entry_fail;
+        if ((o = tp->tp_alloc(tp, 0)) == NULL || PyObject_GenericSetAttr(o, k_dict, d) < 0)
+            goto entry_fail;
+        Py_DECREF(d);
+        PyList_SET_ITEM(entries, i, o);
+        continue;
+    entry_fail:
+        Py_XDECREF(x);
+        Py_XDECREF(o);
+        Py_DECREF(d);
+        goto done;
+    }
+    res = PyTuple_Pack(4, verdicts, hashes, terms, entries);
+done:
+    Py_XDECREF(verdicts);
+    Py_XDECREF(hashes);
+    Py_XDECREF(terms);
+    Py_XDECREF(entries);
+    Py_XDECREF(c_type.s);
+    Py_XDECREF(c_signer.s);
+    Py_XDECREF(c_time.s);
+    Py_XDECREF(c_tterm.s);
+    Py_XDECREF(c_sterm.s);
+    PyMem_RawFree(msg);
+    PyMem_RawFree(rows);
+    Py_DECREF(seq);
+    return res;
+}
+
+/* answer_batch(results, appended) -> bytes: the JSON answer of POST /v1/entries/batch, byte for byte what
+ * orjson gives for {"results": [{"index", "leaf_hash" (hex), "duplicate"}, ...], "appended", "duplicates"}:
+ * results are (index, 32-byte hash, duplicate) tuples (log.AppendResult). */
+static PyObject *answer_batch(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "answer_batch() takes a sequence of results");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    /* {"index":<20>,"leaf_hash":"<64>","duplicate":false}, */
+    size_t cap = 16 + (size_t)n * 144 + 96;
+    char *buf = PyMem_Malloc(cap), *w = buf;
+    PyObject *out = NULL;
+    if (buf == NULL) {
+        Py_DECREF(seq);
+        return PyErr_NoMemory();
+    }
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t dups = 0;
+    memcpy(w, "{\"results\":[", 12);
+    w += 12;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = items[i];
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) < 3 || !PyLong_CheckExact(PyTuple_GET_ITEM(r, 0))
+            || !PyBytes_Check(PyTuple_GET_ITEM(r, 1)) || PyBytes_GET_SIZE(PyTuple_GET_ITEM(r, 1)) != 32
+            || !PyBool_Check(PyTuple_GET_ITEM(r, 2))) {
+            PyErr_SetString(PyExc_TypeError, "answer_batch() takes (int, 32-byte bytes, bool) results");
+            goto done;
+        }
+        long long idx = PyLong_AsLongLong(PyTuple_GET_ITEM(r, 0));
+        if (idx == -1 && PyErr_Occurred())
+            goto done;
+        int dup = PyTuple_GET_ITEM(r, 2) == Py_True;
+        dups += dup;
+        if (i)
+            *w++ = ',';
+        w += sprintf(w, "{\"index\":%lld,\"leaf_hash\":\"", idx);
+        const uint8_t *h = (const uint8_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(r, 1));
+        for (int k = 0; k < 32; k++) {
+            *w++ = hex[h[k] >> 4];
+            *w++ = hex[h[k] & 15];
+        }
+        if (dup) {
+            memcpy(w, "\",\"duplicate\":true}", 19);
+            w += 19;
+        } else {
+            memcpy(w, "\",\"duplicate\":false}", 20);
+            w += 20;
+        }
+    }
+    w += sprintf(w, "],\"appended\":%zd,\"duplicates\":%zd}", n - dups, dups);
+    out = PyBytes_FromStringAndSize(buf, w - buf);
+done:
+    PyMem_Free(buf);
+    Py_DECREF(seq);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"sha256_many", sha256_many, METH_O,
      "sha256_many(items) -> bytes: the SHA-256 digests of a sequence of bytes-like objects, concatenated."},
@@ -1116,6 +1449,13 @@ static PyMethodDef methods[] = {
     {"check_entries", check_entries, METH_O,
      "check_entries(leaves) -> (verdicts, hashes, terms): verify_entries' verdicts, each leaf's RFC 6962 hash, and "
      "ledger.entry_terms of each entry with verdict 1 whose terms take its short path (None: ask Python)."},
+    {"split_entries", split_entries, METH_O,
+     "split_entries(body) -> list | None: the elements' bytes of a body {\"entries\":[...]} (unchecked), else None."},
+    {"check_rows", check_rows, METH_VARARGS,
+     "check_rows(leaves, cls) -> (verdicts, hashes, terms, entries) | None: check_entries with an instance of cls per "
+     "entry of verdict 1 (body read from leaf_bytes on demand); None when a leaf is not handled here (verdict 2)."},
+    {"answer_batch", answer_batch, METH_O,
+     "answer_batch(results) -> bytes: the JSON answer of a batch append (orjson's bytes for the same document)."},
     {"verify_entries", verify_entries, METH_O,
      "verify_entries(leaves) -> bytes: per entry 1 (valid), 0 (bad signature) or 2 (not handled here)."},
     {NULL, NULL, 0, NULL},
@@ -1128,5 +1468,11 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (have_shani())
         compress = blocks_shani;
 #endif
+    if ((k_type = PyUnicode_InternFromString("type")) == NULL || (k_signer = PyUnicode_InternFromString("signer")) == NULL
+        || (k_time = PyUnicode_InternFromString("time")) == NULL || (k_v = PyUnicode_InternFromString("v")) == NULL
+        || (k_sig = PyUnicode_InternFromString("sig")) == NULL
+        || (k_leaf = PyUnicode_InternFromString("leaf_bytes")) == NULL
+        || (k_dict = PyUnicode_InternFromString("__dict__")) == NULL)
+        return NULL;
     return PyModule_Create(&module);
 }

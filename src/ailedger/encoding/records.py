@@ -17,7 +17,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ailedger.encoding.canonical import canonical_json, parse_json
 from ailedger.encoding.identity import public_key_from_did, verify_did_signature
@@ -25,8 +25,7 @@ from ailedger.errors import BadInputError
 
 __all__ = [
     "ENTRY_SCHEMA_VERSION", "FAST_VERIFY", "MAX_ENTRY_BYTES", "SignedEntry", "build_entry", "fast_parse_entries",
-    "fast_parse_rows", "fast_verdicts",
-    "parse_entry", "unsigned_bytes",
+    "fast_parse_leaves", "fast_parse_rows", "fast_verdicts", "parse_entry", "split_batch", "unsigned_bytes",
 ]
 
 # tlog-tiles entry bundles prefix each entry with a 16-bit length
@@ -60,6 +59,17 @@ class SignedEntry:
     def verify(self) -> None:
         """Raise :class:`SignatureError` unless the signer's signature holds."""
         verify_did_signature(self.signer, unsigned_bytes(self.to_dict()), self.sig)
+
+    if not TYPE_CHECKING:  # (for mypy every field is always there)
+
+        def __getattr__(self, name: str) -> Any:
+            # only asked for a field missing from __dict__: the body of an entry made by the C pass over a
+            # batch (fast_parse_leaves), read from its leaf bytes when something needs it (most never do)
+            d = self.__dict__
+            if name == "body" and "leaf_bytes" in d:
+                body = d["body"] = _loads(d["leaf_bytes"])["body"]
+                return body
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def unsigned_bytes(obj: dict[str, Any]) -> bytes:
@@ -188,6 +198,33 @@ FAST_VERIFY = _verify_entries is not None  # False: every entry takes parse_entr
 # the same checks with the leaf hashes and the index terms of the entries (_speedups.check_entries)
 _check_entries: Callable[[Sequence[bytes]], tuple[bytes, list[bytes], list[tuple[str, ...] | None]]] | None = (
     getattr(sys.modules.get("ailedger.encoding._speedups"), "check_entries", None) if FAST_VERIFY else None)
+
+
+_check_rows: Callable[[Sequence[bytes], type], Any] | None = (
+    getattr(sys.modules.get("ailedger.encoding._speedups"), "check_rows", None) if FAST_VERIFY else None)
+_split_entries: Callable[[bytes], list[bytes] | None] | None = (
+    getattr(sys.modules.get("ailedger.encoding._speedups"), "split_entries", None) if FAST_VERIFY else None)
+
+
+def split_batch(body: bytes) -> list[bytes] | None:
+    """The bytes of each element of a batch body ``{"entries":[...]}`` written without whitespace, split in C
+    without parsing them (None for any other body, or without the C module). Not a check: an element is only
+    known to be an entry once :func:`fast_parse_leaves` took it."""
+    if _split_entries is None or type(body) is not bytes:
+        return None
+    return _split_entries(body)
+
+
+def fast_parse_leaves(leaves: Sequence[bytes]) -> tuple[
+        bytes, list[bytes], list[tuple[str, ...] | None], list[SignedEntry | None]] | None:
+    """:func:`fast_parse_rows` for entries given only as their bytes (a batch body split by :func:`split_batch`),
+    without a Python dict per entry: ``(verdicts, hashes, terms, entries)`` when the C checker handles every
+    leaf (each is its own canonical form, of exactly the shape parse_entry accepts: verdict 1, or 0 for a
+    signature that does not verify), else None, and then before any signature was checked. Each entry of verdict
+    1 is the SignedEntry parse_entry gives for its bytes (equal to it; its body is parsed when first read)."""
+    if _check_rows is None:
+        return None
+    return _check_rows(leaves, SignedEntry)  # type: ignore[no-any-return]
 
 
 def fast_verdicts(leaves: Sequence[bytes]) -> bytes:

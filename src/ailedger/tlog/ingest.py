@@ -45,14 +45,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ailedger.encoding.canonical import canonical_value_bytes
+from ailedger.encoding.canonical import canonical_value_bytes, parse_canonical
 from ailedger.encoding.fasthash import leaf_hashes
 from ailedger.encoding.records import (
     FAST_VERIFY,
     SignedEntry,
     fast_parse_entries,
+    fast_parse_leaves,
     fast_parse_rows,
     parse_entry,
+    split_batch,
 )
 from ailedger.errors import AiledgerError, BadInputError, NotAuthorisedError, StorageError
 from ailedger.tlog import admission
@@ -321,8 +323,52 @@ class Ingestor:
             fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
         return self._done(prep, await asyncio.wrap_future(fut))
 
+    async def submit_body_async(self, body: bytes) -> list[AppendResult] | None:
+        """:meth:`submit_async` of a batch request's body ``{"entries": [...]}`` written as canonical JSON (what
+        ailedger's clients send), without a Python value per entry: the body is split into its entries' bytes
+        in C (:func:`records.split_batch`), and each part of it checked by one C pass on a worker thread (shape,
+        signature, leaf hash, index terms and the SignedEntry the policy reads, no dict per entry:
+        :func:`records.fast_parse_leaves`). Returns None, having submitted nothing, whenever that path does not
+        decide the request alone: a body of any other shape, an entry the C checker does not take (verdict 2,
+        found before any signature is checked), a body naming ``identity.register`` (a registration is
+        checked further, and may need a credential), no entries or more than ``max_batch``. The caller then
+        parses the body and calls submit_async, whose answer -- results, or error -- this path's equals."""
+        if not FAST_VERIFY or b"identity.register" in body:
+            return None
+        leaves = split_batch(body)
+        if leaves is None or not 0 < len(leaves) <= self.policy.max_batch:
+            return None
+        c = self.ledger.committer
+        n = len(leaves)
+        if n < 2 * _PREPARE_CHUNK:
+            made: list[_Prepared] = []
+
+            def make() -> AppendRequest:
+                part = _leaves_part(leaves, 0)
+                if part is None:
+                    raise _NotTaken
+                prep = self._merge([part], n)
+                made.append(prep)
+                return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
+
+            try:
+                results = await c.acall(make=make)
+            except _NotTaken:
+                return None
+            return self._done(made[0], results)
+        loop = asyncio.get_running_loop()
+        with c.expecting():
+            step = -(-n // _PREPARE_THREADS)
+            pieces = await asyncio.gather(*[loop.run_in_executor(None, _leaves_part, leaves[a : a + step], a)
+                                            for a in range(0, n, step)])
+            if None in pieces:
+                return None
+            prep = self._merge(pieces, n)  # type: ignore[arg-type]  # no None
+            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
+        return self._done(prep, await asyncio.wrap_future(fut))
+
     def _done(self, prep: _Prepared, results: list[AppendResult]) -> list[AppendResult]:
-        for e in prep.parsed:
+        for e in prep.parsed if IDENTITY_REGISTER in set(map(_TYPE, prep.parsed)) else ():
             if e.type == IDENTITY_REGISTER:
                 self._known.add(e.signer)
         if prep.charged_all and any(map(_DUPLICATE, results)):
@@ -628,7 +674,34 @@ class _Prepared:
 
 def _lookups(prep: _Prepared) -> tuple[str, ...]:
     """The index terms the policy check of these entries asks about (fetched once per group)."""
-    return tuple(f"revoked:{s}" for s in dict.fromkeys(e.signer for e in prep.parsed))
+    return tuple(f"revoked:{s}" for s in dict.fromkeys(map(_SIGNER, prep.parsed)))
+
+
+class _NotTaken(Exception):
+    """A batch body the C pass does not take whole (Ingestor.submit_body_async: the general path decides)."""
+
+
+def _leaves_part(leaves: Sequence[bytes], offset: int) -> _Part | None:
+    """:meth:`Ingestor._prepare_part` of entries given as their canonical bytes (a part of a batch body split by
+    ``records.split_batch``), when the C checker takes every one of them (else None): the same entries, errors
+    and rows as ``_prepare_part`` of their parsed values gives (an entry whose signature does not verify gets
+    the error parse_entry raises for it)."""
+    made = fast_parse_leaves(leaves)
+    if made is None:
+        return None
+    verdicts, hashes, terms, entries = made
+    if 0 not in verdicts:
+        return entries, [], (hashes, terms)  # type: ignore[return-value]  # every entry taken: no None
+    parsed: list[SignedEntry] = []
+    errors: list[tuple[int, AiledgerError]] = []
+    for i, e in enumerate(entries):
+        try:
+            parsed.append(e if e is not None else _parse(parse_canonical(leaves[i]), canonical=True))
+        except AiledgerError as exc:
+            errors.append((offset + i, exc))
+        except RecursionError:
+            errors.append((offset + i, BadInputError("entry is nested too deeply")))
+    return parsed, errors, None
 
 
 def _reject(errors: list[tuple[int, AiledgerError]], n: int) -> None:
