@@ -17,7 +17,13 @@ from hypothesis import strategies as st
 
 from ailedger.encoding import _speedups, records
 from ailedger.encoding.canonical import canonical_value_bytes, parse_canonical
-from ailedger.encoding.records import SignedEntry, fast_parse_entries, fast_parse_leaves, parse_entry, split_batch
+from ailedger.encoding.records import (
+    SignedEntry,
+    fast_parse_entries,
+    fast_parse_leaves,
+    parse_entry,
+    split_batch,
+)
 from tests.encoding.test_entry_terms_c import BODIES, TYPES, _leaf
 
 pytestmark = pytest.mark.skipif(records._check_rows is None, reason="the C module _speedups is not built")
