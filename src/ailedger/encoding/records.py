@@ -60,16 +60,21 @@ class SignedEntry:
         """Raise :class:`SignatureError` unless the signer's signature holds."""
         verify_did_signature(self.signer, unsigned_bytes(self.to_dict()), self.sig)
 
-    if not TYPE_CHECKING:  # (for mypy every field is always there)
 
-        def __getattr__(self, name: str) -> Any:
-            # only asked for a field missing from __dict__: the body of an entry made by the C pass over a
-            # batch (fast_parse_leaves), read from its leaf bytes when something needs it (most never do)
-            d = self.__dict__
-            if name == "body" and "leaf_bytes" in d:
-                body = d["body"] = _loads(d["leaf_bytes"])["body"]
-                return body
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+class _BodyOnDemand:
+    """``SignedEntry.body`` when it is missing from an entry's ``__dict__``: an entry made by the C pass over a
+    batch (:func:`fast_parse_leaves`) gets its body from its leaf bytes when something first reads it (most
+    never do). A non-data descriptor: an entry that has its body (every other) reads it from its ``__dict__``
+    as before, and no other attribute lookup of any entry costs more."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            raise AttributeError("body")
+        d = obj.__dict__
+        if "leaf_bytes" not in d:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute 'body'")
+        body = d["body"] = _loads(d["leaf_bytes"])["body"]
+        return body
 
 
 def unsigned_bytes(obj: dict[str, Any]) -> bytes:
@@ -193,6 +198,8 @@ def _load_fast_verify() -> Callable[[Sequence[bytes]], bytes] | None:
         return None
 
 
+if not TYPE_CHECKING:  # (for mypy, body is the dataclass field it is)
+    SignedEntry.body = _BodyOnDemand()  # after @dataclass: the field stays without default
 _verify_entries = _load_fast_verify()
 FAST_VERIFY = _verify_entries is not None  # False: every entry takes parse_entry
 # the same checks with the leaf hashes and the index terms of the entries (_speedups.check_entries)
