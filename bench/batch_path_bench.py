@@ -12,6 +12,10 @@ in verifications (the part of it that is not the signature check is ``ratio - 1`
 ``--ab``: also time the same path with the C pass over the batch turned off (``Ingestor`` then checks with
 ``fast_parse_entries`` and makes the leaf hashes and index terms as before it), interleaved in the same process on
 fresh entries (pairs of 1000-entry batches, the order alternated), and print both medians and their ratio.
+``--ab-body``: the same, comparing the two paths of ``POST /v1/entries/batch`` as the server takes them (the
+event loop, ``submit_async``'s worker threads): the C pass over the whole body (``Ingestor.submit_body_async``:
+split, check and answer without a Python value per entry) against the parsed path (``parse_canonical`` of the
+body, ``submit_async`` of its entries, the answer's dicts through orjson).
 ``--sodium LIB``: a library to load in place of libsodium for the timed path (a stub whose
 ``crypto_sign_ed25519_verify_detached`` returns 0: under ``valgrind --tool=callgrind`` only our own work is
 counted; run with two ``--entries`` and subtract). Last line: one JSON object.
@@ -20,6 +24,7 @@ counted; run with two ``--entries`` and subtract). Last line: one JSON object.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import pickle
@@ -59,6 +64,26 @@ def _off(leaves: object, objs: object = None) -> None:
     return None  # fast_parse_rows as without the C pass: Ingestor takes fast_parse_entries
 
 
+async def _body_ab(ing: Ingestor, bodies: list[bytes], ab: dict[str, list[float]]) -> None:
+    """Pairs of bodies, one through each path of POST /v1/entries/batch, the order alternated (ABBA)."""
+    for k in range(0, len(bodies), 2):
+        first = (k // 2) % 2 == 0
+        for j, body in enumerate(bodies[k : k + 2]):
+            mode = "c" if (j == 0) == first else "python"
+            t1 = time.process_time()
+            if mode == "c":
+                res = await ing.submit_body_async(body)
+                assert res is not None
+                _speedups.answer_batch(res)
+            else:
+                doc = parse_canonical(body)
+                res = await ing.submit_async(doc["entries"], batch=True, canonical=True)
+                new = sum(1 for r in res if not r.duplicate)
+                orjson.dumps({"results": [{"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate}
+                                          for r in res], "appended": new, "duplicates": len(res) - new})
+            ab[mode].append((time.process_time() - t1) / len(res) * 1e6)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=6000)
@@ -67,6 +92,7 @@ def main() -> None:
     ap.add_argument("--bodies", help="a file of signed batch bodies to reuse (written when missing)")
     ap.add_argument("--sodium", help="a library to load in place of libsodium for the timed path")
     ap.add_argument("--ab", action="store_true", help="compare with the C pass turned off, same process")
+    ap.add_argument("--ab-body", action="store_true", help="compare the whole-body C pass with the parsed path")
     args = ap.parse_args()
     if args.bodies and os.path.exists(args.bodies):
         with open(args.bodies, "rb") as f:
@@ -76,7 +102,7 @@ def main() -> None:
         if args.bodies:
             with open(args.bodies, "wb") as f:
                 pickle.dump((bodies, reg), f)
-    if args.ab and len(bodies) % 4:
+    if (args.ab or args.ab_body) and len(bodies) % 4:
         ap.error("--ab needs --entries a multiple of 4000")
     n = sum(len(orjson.loads(b)["entries"]) for b in bodies)
     # the reference, same run, same entries: libsodium's CPU per verification
@@ -97,7 +123,9 @@ def main() -> None:
         ab: dict[str, list[float]] = {"c": [], "python": []}
         real = fast_parse_rows
         t = time.process_time()
-        for k in range(0, len(bodies), 2):
+        if args.ab_body:
+            asyncio.run(_body_ab(ing, bodies, ab))
+        for k in range(0, len(bodies) if not args.ab_body else 0, 2):
             mode = "c" if not args.ab or (k // 2) % 2 == (k // 4) % 2 else "python"
             ingest.fast_parse_rows = real if mode == "c" else _off
             t1 = time.process_time()
@@ -115,10 +143,12 @@ def main() -> None:
     out = {"bench": "batch_path", "store": args.store, "entries": n, "stub_sodium": bool(args.sodium),
            "cpu_us_per_entry": round(us, 2), "sodium_cpu_us_per_verify": round(ref_us, 2),
            "ratio_path_vs_verify": round(us / ref_us, 3), "loadavg": os.getloadavg()[0]}
-    if args.ab:
+    if args.ab or args.ab_body:
         c, py = statistics.median(ab["c"]), statistics.median(ab["python"])
         out.update({"ab_c_cpu_us_per_entry": round(c, 2), "ab_python_cpu_us_per_entry": round(py, 2),
                     "ab_ratio_c_vs_python": round(c / py, 3), "ab_pairs": len(ab["c"])})
+        if args.ab_body:
+            out["ab"] = "whole-body C pass vs parsed body"
         print(f"{args.store}: C pass {c:.2f}, Python pass {py:.2f} CPU-us per entry (medians of {len(ab['c'])} "
               f"interleaved pairs): ratio {c / py:.3f}", file=sys.stderr)
     print(f"{args.store}: {us:.2f} CPU-us per entry; libsodium {ref_us:.2f} CPU-us per verify (same run): "
