@@ -114,6 +114,11 @@ def test_answers_and_leaves_equal_the_parsed_path(pair):
     assert status == 400 and js["errors"][0]["code"] == "stale_time"
     status, js = pair.post(_body(notes(mallory, 2100, 2102)))
     assert status in (400, 403) and "unknown_identity" in json.dumps(js)
+    # a self-revocation in a batch (an identity type: its extra index term), then the revoked signer
+    status, js = pair.post(_body(notes(bob, 2500, 2501) + [bob.entry("identity.revoke", {"did": bob.did})]))
+    assert status == 201 and pair.taken[-1]
+    status, js = pair.post(_body(notes(bob, 2600, 2602)))
+    assert status in (400, 403) and "revoked_identity" in json.dumps(js) and pair.taken[-1]
     # what the C pass does not take: the parsed path answers, the same way
     n = len(pair.taken)
     floats = [alice.entry("note", {"x": 1.5, "subjects": ["f"]})] + notes(alice, 2200, 2202)
@@ -126,7 +131,7 @@ def test_answers_and_leaves_equal_the_parsed_path(pair):
     assert pair.post(_body(notes(alice, 5000, 5001))[:-1])[0] == 400  # cut
     assert pair.taken[n:] == [False] * (len(pair.taken) - n)
     fast, parsed = pair.leaves()
-    assert fast == parsed and len(fast) == 2 + 20 + 10 + 600 + 3 + 3 + 2 + 3
+    assert fast == parsed and len(fast) == 2 + 20 + 10 + 600 + 3 + 2 + 3 + 2 + 3
 
 
 def test_too_many_entries_and_limits_answer_as_before(tmp_path):
