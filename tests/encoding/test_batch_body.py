@@ -159,3 +159,35 @@ def test_answer_is_orjsons_bytes():
     for bad in ([(1, b"x", False)], [("1", b"\0" * 32, False)], [(1, b"\0" * 32, 0)], [(1, b"\0" * 32)], [None]):
         with pytest.raises(TypeError):
             _speedups.answer_batch(bad)  # type: ignore[arg-type]
+
+
+def test_every_byte_in_every_position_of_a_string():
+    """The structure check skips plain string text 8 bytes at a time: every byte value at every offset of a body
+    string (and of the text around it) still gets the verdict the grammar gives it -- 1 unchanged, 0 (still a
+    canonical entry, whose signature no longer verifies) for printable ASCII other than a quote or a backslash,
+    2 (not handled) for anything else (a backslash: 0 where it makes a short escape with the next byte) -- through
+    both check_entries and check_rows."""
+    leaf = _leaf("note", {"s": "a" * 40, "t": ["b" * 9, "c" * 17]})
+    start = leaf.index(b"a" * 40)
+    spans = [range(start, start + 40), range(leaf.index(b"b" * 9), leaf.index(b"b" * 9) + 9)]
+    leaves, want = [], []
+    for span in spans:
+        for at in span:
+            for b in range(256):
+                x = bytearray(leaf)
+                if x[at] == b:
+                    continue
+                x[at] = b
+                leaves.append(bytes(x))
+                if b == 0x5C:  # a backslash: an escape with the byte after it ("\\b" is a backspace, written so)
+                    want.append(0 if x[at + 1] in b"bfnrt" else 2)
+                else:
+                    want.append(0 if 0x20 <= b < 0x80 and b != 0x22 else 2)
+    verdicts = _speedups.check_entries(leaves)[0]
+    assert list(verdicts) == want
+    assert list(_speedups.verify_entries(leaves)) == want
+    ok = [x for x, w in zip(leaves, want) if w == 0]
+    assert fast_parse_leaves(ok)[0] == b"\x00" * len(ok)  # type: ignore[index]
+    # and the same strings written right, at every length around the 8-byte steps: taken whole
+    good = [_leaf("note", {"s": "a" * n + ch, "subjects": ["x" * n]}) for n in range(0, 25) for ch in ("", "é", '"', "\n")]
+    assert fast_parse_leaves(good)[0] == b"\x01" * len(good)  # type: ignore[index]
