@@ -189,5 +189,5 @@ def test_every_byte_in_every_position_of_a_string():
     ok = [x for x, w in zip(leaves, want) if w == 0]
     assert fast_parse_leaves(ok)[0] == b"\x00" * len(ok)  # type: ignore[index]
     # and the same strings written right, at every length around the 8-byte steps: taken whole
-    good = [_leaf("note", {"s": "a" * n + ch, "subjects": ["x" * n]}) for n in range(0, 25) for ch in ("", "é", '"', "\n")]
+    good = [_leaf("note", {"s": "a" * n + ch, "subjects": ["x" * n]}) for n in range(25) for ch in ("", "é", '"', "\n")]
     assert fast_parse_leaves(good)[0] == b"\x01" * len(good)  # type: ignore[index]
