@@ -10,6 +10,7 @@ import pytest
 
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
+from ailedger.tlog.stores import base
 from ailedger.tlog.stores.base import STORE_FORMAT, merge_newest, merge_oldest, split_runs
 
 
@@ -40,6 +41,49 @@ def test_split_runs_rows():
     assert sorted(runs) == [("s:1", 12, 13), ("type:a", 10, 12)]
     assert sorted(singles) == [("s:1", 10), ("s:2", 11), ("type:b", 13)]
     assert split_runs(0, []) == ([], [])
+
+
+def _batch(rng: random.Random) -> list[tuple[str, ...]]:
+    """Term lists of one append: mostly the common shape (a shared type and signer, subjects of their own,
+    equal widths), with every way out of it mixed in (a repeated subject, a subject equal to the type, a
+    shared term in another column, a term twice in one entry, unequal widths, one or no entry)."""
+    n = rng.choice([0, 1, 2, 3, 5, 40])
+    width = rng.randrange(0, 5)
+    pool = [f"t:{k}" for k in range(rng.randrange(1, 4))]
+    rows = []
+    for i in range(n):
+        row = []
+        for j in range(width):
+            kind = rng.random()
+            if j < 2 and kind < 0.8:
+                row.append(f"c{j}")  # constant in its column
+            elif kind < 0.9:
+                row.append(f"s{j}:{i}")  # its own
+            else:
+                row.append(rng.choice(pool + ["c0", "c1", f"s{j}:{max(0, i - 1)}", f"s{(j + 1) % 5}:{i}"]))
+        if rng.random() < 0.05:
+            row.append("extra")
+        rows.append(tuple(row))
+    return rows
+
+
+def test_split_runs_by_columns_equals_the_loop():
+    """The column path gives the loop's rows in the loop's order, or leaves the batch to the loop; a seeded
+    corpus that takes both paths (counted: neither may be empty)."""
+    rng = random.Random(11)
+    taken = {True: 0, False: 0}
+    for _ in range(3000):
+        rows = _batch(rng)
+        start = rng.randrange(0, 1 << 40)
+        want = base._split_runs_loop(start, rows)
+        taken[base._split_columns(start, rows) is not None] += 1
+        assert split_runs(start, rows) == want, rows
+        assert split_runs(start, iter(rows)) == want, rows
+    assert taken[True] > 300 and taken[False] > 300, taken
+    ts = [("type:e", "signer:d", f"subject:{i}", f"subject:x{i}") for i in range(1000)]
+    singles, runs = split_runs(7, ts)
+    assert runs == [("type:e", 7, 1006), ("signer:d", 7, 1006)]
+    assert singles[:3] == [("subject:0", 7), ("subject:x0", 7), ("subject:1", 8)] and len(singles) == 2000
 
 
 def test_merge_helpers_against_a_list():

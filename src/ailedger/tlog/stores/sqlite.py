@@ -4,10 +4,10 @@ one writer at a time across processes (BEGIN IMMEDIATE), readers never block."""
 from __future__ import annotations
 
 import functools
-import operator
 import sqlite3
-import struct
+import sys
 import threading
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
@@ -83,15 +83,14 @@ class _Txn:
         if len(joined) != 32 * len(rows):
             raise StorageError("a leaf hash to store is not 32 bytes")
         try:
-            _insert_rows(self.con, "INSERT INTO dedup (k, idx) VALUES ", 2,
-                         zip(map(_first, _KEYS.iter_unpack(joined)), idxs))
+            _insert_cols(self.con, "INSERT INTO dedup (k, idx) VALUES ", (_dedup_keys(joined), idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
         # bytearray, not bytes: Python's sqlite3 binds int, float, str and bytearray directly but first tries
         # to adapt any other type (adapter lookup, then __adapt__/__conform__ raising AttributeError): the
         # copy is cheaper than that by ~1 CPU-us per row of two blobs (bench/RESULTS.md)
-        _insert_rows(self.con, "INSERT INTO leaves (idx, hash, data) VALUES ", 3,
-                     zip(idxs, map(bytearray, hashes), map(bytearray, datas)))
+        _insert_cols(self.con, "INSERT INTO leaves (idx, hash, data) VALUES ",
+                     (idxs, list(map(bytearray, hashes)), list(map(bytearray, datas))))
         singles, runs = split_runs(start, term_lists)
         if singles:
             _insert_rows(self.con, "INSERT OR IGNORE INTO terms (term, idx) VALUES ", 2, singles)
@@ -128,7 +127,10 @@ def _insert_rows(con: sqlite3.Connection, head: str, width: int, rows: Iterable[
     """INSERT ``rows`` (each ``width`` values) with multi-row VALUES statements. One statement per row
     (``executemany``) cost a step each, and Python's sqlite3 releases and retakes the GIL around every step
     (a lock round trip per row, a thread switch when another thread waits for the GIL): per 256 rows here."""
-    flat = list(chain.from_iterable(rows))  # C iterators: the tuples zip makes are reused, not kept
+    _insert_flat(con, head, width, list(chain.from_iterable(rows)))  # C iterators: zip's tuples are reused
+
+
+def _insert_flat(con: sqlite3.Connection, head: str, width: int, flat: list[Any]) -> None:
     n = len(flat) // width
     pos = 0
     for size in _CHUNKS:
@@ -138,6 +140,17 @@ def _insert_rows(con: sqlite3.Connection, head: str, width: int, rows: Iterable[
             a = pos * width
             con.executemany(_values_sql(head, width, size), [flat[a + j * step : a + (j + 1) * step] for j in range(k)])
             pos += k * size
+
+
+def _insert_cols(con: sqlite3.Connection, head: str, cols: Sequence[Sequence[Any]]) -> None:
+    """:func:`_insert_rows` of rows given as columns of equal length: the flat parameter list is filled one
+    column at a time by slice assignment (C loops, no tuple per row)."""
+    width = len(cols)
+    n = len(cols[0])
+    flat: list[Any] = [None] * (n * width)
+    for j, col in enumerate(cols):
+        flat[j::width] = col
+    _insert_flat(con, head, width, flat)
 
 
 def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -165,8 +178,17 @@ def _key(h: bytes) -> int:
     return int.from_bytes(h[:8], "big", signed=True)
 
 
-_KEYS = struct.Struct(">q24x")  # _key of each 32-byte hash of a concatenation
-_first = operator.itemgetter(0)
+def _dedup_keys(joined: bytes) -> array[int]:
+    """:func:`_key` of each 32-byte hash of a concatenation, as one array (no tuple per hash: every 4th
+    64-bit word, read big-endian)."""
+    words = array("q")
+    words.frombytes(joined)
+    if _LITTLE:
+        words.byteswap()
+    return words[::4]
+
+
+_LITTLE = sys.byteorder == "little"
 
 
 def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
