@@ -82,14 +82,18 @@ class _Txn:
         joined = b"".join(hashes)
         if len(joined) != 32 * len(rows):
             raise StorageError("a leaf hash to store is not 32 bytes")
+        # OR ROLLBACK: a conflict (a leaf already stored: the log's dedup signal) ends the whole transaction,
+        # which the caller rolls back anyway, so SQLite keeps no statement journal to undo just this statement:
+        # a plain INSERT (ABORT) of many rows copies each random dedup page it changes into that journal first
+        # (about half of the dedup insert's CPU, bench/RESULTS.md). Errors that are not conflicts are unchanged.
         try:
-            _insert_cols(self.con, "INSERT INTO dedup (k, idx) VALUES ", (_dedup_keys(joined), idxs))
+            _insert_cols(self.con, "INSERT OR ROLLBACK INTO dedup (k, idx) VALUES ", (_dedup_keys(joined), idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
         # bytearray, not bytes: Python's sqlite3 binds int, float, str and bytearray directly but first tries
         # to adapt any other type (adapter lookup, then __adapt__/__conform__ raising AttributeError): the
         # copy is cheaper than that by ~1 CPU-us per row of two blobs (bench/RESULTS.md)
-        _insert_cols(self.con, "INSERT INTO leaves (idx, hash, data) VALUES ",
+        _insert_cols(self.con, "INSERT OR ROLLBACK INTO leaves (idx, hash, data) VALUES ",
                      (idxs, list(map(bytearray, hashes)), list(map(bytearray, datas))))
         singles, runs = split_runs(start, term_lists)
         if singles:
