@@ -9,8 +9,7 @@ import sqlite3
 import pytest
 
 from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.stores import LeafRow
-from ailedger.tlog.stores import base
+from ailedger.tlog.stores import LeafRow, base
 from ailedger.tlog.stores.base import STORE_FORMAT, merge_newest, merge_oldest, split_runs
 
 

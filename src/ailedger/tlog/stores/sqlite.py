@@ -21,6 +21,7 @@ from ailedger.tlog.stores.base import (
     STORE_FORMAT,
     LeafRow,
     check_format,
+    levels_of_keyed,
     merge_newest,
     merge_oldest,
     node_key,
@@ -29,7 +30,7 @@ from ailedger.tlog.stores.base import (
     stripe_hashes,
     stripe_keys,
     stripe_nodes,
-    stripe_writes,
+    stripe_rows,
     stripes_of_nodes,
 )
 
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, 
 -- dedup: the first 8 bytes of each leaf hash as an integer key (a small index, so random inserts touch
 -- few pages); the full hash is always re-checked against the leaves table
 CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
--- format 3: interior nodes, 256 consecutive nodes of one level per row (base.stripe_writes)
+-- format 3: interior nodes, 256 consecutive nodes of one level per row (base.stripe_rows)
 CREATE TABLE IF NOT EXISTS node_stripes (id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
@@ -106,9 +107,12 @@ class _Txn:
         self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
 
     def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
-        if not nodes:
+        self.add_node_levels(levels_of_keyed(nodes))
+
+    def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
+        if not levels:
             return
-        rows, _ = stripe_writes(nodes, lambda keys: _stripes(self.con, keys))
+        rows, _ = stripe_rows(levels, lambda keys: _stripes(self.con, keys))
         # a partial stripe is replaced by its longer self (stripe_writes checked that it extends it)
         self.con.executemany("INSERT OR REPLACE INTO node_stripes (id, hashes) VALUES (?, ?)", rows)
 
