@@ -12,7 +12,8 @@ import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
+from operator import ne
 from typing import NamedTuple, Protocol
 
 from ailedger.errors import StorageError
@@ -98,12 +99,12 @@ def _split_runs_loop(start: int, term_lists: Iterable[Sequence[str]]
 
 def _split_columns(start: int, term_lists: Sequence[Sequence[str]]
                    ) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]] | None:
-    """:func:`split_runs` of the common batch, by columns with C loops (no Python step per entry or term), or
-    None when the batch is not of that shape. The shape: every entry has the same number of terms, and each
-    position (column) holds either one term in every entry (its ``type:``, its ``signer:``: a run over the
-    whole batch) or a term no other entry has (a subject of its own: a single row), no term in two columns.
-    The rows and their order are then those of the general loop: the runs in column order, the singles
-    entry by entry and, within one entry, in column order (the order of first occurrence)."""
+    """:func:`split_runs` of the common append, by columns with C loops (no Python step per entry or term), or
+    None when the append is not of that shape. The shape: every entry has the same number of terms, and in each
+    position (column) every term stands on one stretch of consecutive entries only -- one stretch (the
+    ``type:`` of every entry), a few (the ``signer:`` of each request of a group), or one entry each (a subject
+    of its own) -- and no term is in two columns. The rows are those of the general loop (a stretch of one
+    entry is a single row, a longer one a run); only their order may differ, which no reader sees."""
     n = len(term_lists)
     if n < 2:
         return None
@@ -111,37 +112,43 @@ def _split_columns(start: int, term_lists: Sequence[Sequence[str]]
     if len(widths) != 1:
         return None
     runs: list[tuple[str, int, int]] = []
-    constant: list[str] = []
-    singles_cols: list[tuple[str, ...]] = []
+    singles: list[tuple[str, int]] = []
+    own: list[tuple[str, ...]] = []  # columns of terms of their own entry each
     sets: list[set[str]] = []
+    last = start + n - 1
     for col in zip(*term_lists):
         t = col[0]
-        if col.count(t) == n:
-            constant.append(t)
-            runs.append((t, start, start + n - 1))
+        if col[-1] == t and col.count(t) == n:  # one stretch: the whole append
+            runs.append((t, start, last))
+            sets.append({t})
             continue
-        s = set(col)
-        if len(s) != n:  # a term on some entries of the column but not all: the general loop
+        values = set(col)
+        if len(values) == n:  # one entry each
+            own.append(col)
+            sets.append(values)
+            continue
+        # a few stretches: where the term changes, and each term on one stretch only
+        firsts = [0, *compress(range(1, n), map(ne, col[1:], col[:-1]))]
+        if len(firsts) != len(values):
             return None
-        singles_cols.append(col)
-        sets.append(s)
-    if len(set(constant)) != len(constant):
-        return None
-    for t in constant:
-        for s in sets:
-            if t in s:
-                return None
+        ends = [*firsts[1:], n]
+        for a, b in zip(firsts, ends):
+            if b - a == 1:
+                singles.append((col[a], start + a))
+            else:
+                runs.append((col[a], start + a, start + b - 1))
+        sets.append(values)
     for i in range(1, len(sets)):
-        for s in sets[:i]:
-            if not sets[i].isdisjoint(s):
+        for other in sets[:i]:
+            if not sets[i].isdisjoint(other):  # a term in two columns (or twice in one entry)
                 return None
     idxs = range(start, start + n)
-    if not singles_cols:
-        return [], runs
-    if len(singles_cols) == 1:
-        return list(zip(singles_cols[0], idxs)), runs
-    k = len(singles_cols)
-    return list(zip(chain.from_iterable(zip(*singles_cols)), chain.from_iterable(map(repeat, idxs, repeat(k))))), runs
+    if len(own) == 1:
+        singles.extend(zip(own[0], idxs))
+    elif own:
+        k = len(own)
+        singles.extend(zip(chain.from_iterable(zip(*own)), chain.from_iterable(map(repeat, idxs, repeat(k)))))
+    return singles, runs
 
 
 def runs_of(ixs: Iterable[int]) -> Iterator[tuple[int, int]]:
