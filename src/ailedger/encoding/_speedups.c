@@ -344,6 +344,110 @@ fail:
     return NULL;
 }
 
+/* extend_levels(size, border, hashes) -> (border', levels): extend_range's compact range, with the interior
+ * nodes it completes given per level instead of per node: [(level, first index, their hashes concatenated in
+ * index order), ...] for levels 1, 2, ... that gain a node (the nodes an append completes at one level are
+ * consecutive: indices size >> level .. (size + n) >> level, exclusive). No Python object per node: the stores
+ * write interior nodes as stripes of consecutive hashes (stores/base.stripe_rows). */
+static PyObject *extend_levels(PyObject *self, PyObject *args) {
+    unsigned long long size;
+    PyObject *border, *hashes;
+    if (!PyArg_ParseTuple(args, "KO!O:extend_levels", &size, &PyList_Type, &border, &hashes))
+        return NULL;
+    if (size >= (1ULL << 56)) {
+        PyErr_SetString(PyExc_ValueError, "extend_levels(): size out of range");
+        return NULL;
+    }
+    Py_ssize_t nb = PyList_GET_SIZE(border);
+    if (nb != (Py_ssize_t)__builtin_popcountll(size) || nb > 64) {
+        PyErr_SetString(PyExc_ValueError, "extend_levels(): the border needs one hash per set bit of the size");
+        return NULL;
+    }
+    uint8_t stack[65][32];
+    int top = 0;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyObject *h = PyList_GET_ITEM(border, i);
+        if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) != 32) {
+            PyErr_SetString(PyExc_ValueError, "extend_levels(): border hashes are 32 bytes");
+            return NULL;
+        }
+        memcpy(stack[top++], PyBytes_AS_STRING(h), 32);
+    }
+    PyObject *seq = PySequence_Fast(hashes, "extend_levels() takes a sequence of leaf hashes");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *res = NULL, *nb_list = NULL, *levels = NULL;
+    PyObject *bufs[64] = {NULL};
+    unsigned long long first[64] = {0};
+    int nlev = 0; /* levels 1 .. nlev gain nodes */
+    if (n > 0 && (unsigned long long)n >= (1ULL << 56) - size) { /* the last index must stay below 2^56 - 1 */
+        PyErr_SetString(PyExc_ValueError, "extend_levels(): size out of range");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (!PyBytes_Check(items[k]) || PyBytes_GET_SIZE(items[k]) != 32) {
+            PyErr_SetString(PyExc_ValueError, "extend_levels(): leaf hashes are 32 bytes");
+            goto done;
+        }
+    }
+    unsigned long long end = size + (unsigned long long)n;
+    for (int lv = 1; lv < 63; lv++) {
+        unsigned long long count = (end >> lv) - (size >> lv);
+        if (count == 0)
+            break; /* no node at this level: none above it either */
+        first[lv] = size >> lv;
+        bufs[lv] = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(32 * count));
+        if (bufs[lv] == NULL)
+            goto done;
+        nlev = lv;
+    }
+    uint8_t buf[65];
+    buf[0] = 0x01;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        unsigned long long index = size + (unsigned long long)k;
+        uint8_t cur[32];
+        memcpy(cur, PyBytes_AS_STRING(items[k]), 32);
+        int level = 0;
+        while ((index >> level) & 1) {
+            memcpy(buf + 1, stack[--top], 32);
+            memcpy(buf + 33, cur, 32);
+            sha256_one(buf, 65, cur);
+            level++;
+            /* level <= nlev: node (level, index >> level) is completed by this append, so counted above */
+            memcpy(PyBytes_AS_STRING(bufs[level]) + 32 * ((index >> level) - first[level]), cur, 32);
+        }
+        memcpy(stack[top++], cur, 32);
+    }
+    nb_list = PyList_New(top);
+    if (nb_list == NULL)
+        goto done;
+    for (int i = 0; i < top; i++) {
+        PyObject *h = PyBytes_FromStringAndSize((const char *)stack[i], 32);
+        if (h == NULL)
+            goto done;
+        PyList_SET_ITEM(nb_list, i, h);
+    }
+    levels = PyList_New(nlev);
+    if (levels == NULL)
+        goto done;
+    for (int lv = 1; lv <= nlev; lv++) {
+        PyObject *t = Py_BuildValue("(iKO)", lv, first[lv], bufs[lv]);
+        if (t == NULL)
+            goto done;
+        PyList_SET_ITEM(levels, lv - 1, t);
+    }
+    res = PyTuple_Pack(2, nb_list, levels);
+done:
+    Py_DECREF(seq);
+    Py_XDECREF(nb_list);
+    Py_XDECREF(levels);
+    for (int lv = 1; lv < 64; lv++)
+        Py_XDECREF(bufs[lv]);
+    return res;
+}
+
 /* -- canonical JSON fast path: does a value parsed by orjson need the strict encoder? ------------------
  * 1 when the value holds a float anywhere, a key with a character at or above U+D800 (UTF-16 and code-point
  * order may differ), anything but dict / list / str / int / bool / None, or nests deeper than the limit;
@@ -1461,6 +1565,9 @@ static PyMethodDef methods[] = {
     {"extend_range", extend_range, METH_VARARGS,
      "extend_range(size, border, hashes) -> (border, nodes): a compact range extended by leaf hashes; nodes are "
      "the completed interior nodes as (level << 56 | index, hash)."},
+    {"extend_levels", extend_levels, METH_VARARGS,
+     "extend_levels(size, border, hashes) -> (border, levels): extend_range with the completed interior nodes as "
+     "(level, first index, hashes concatenated) per level."},
     {"_set_portable", set_portable, METH_O, "Force (True) or release (False) the portable code (for tests)."},
     {"_sodium_load", sodium_load, METH_O,
      "_sodium_load(path): use the libsodium at path (PyNaCl's bundled copy) for verify_entries()."},

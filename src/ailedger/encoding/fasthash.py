@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 
-__all__ = ["IMPLEMENTATION", "extend_range", "leaf_hashes", "sha256_many"]
+__all__ = ["IMPLEMENTATION", "extend_levels", "extend_range", "leaf_hashes", "sha256_many"]
 
 
 def _sha256_many_hashlib(items: Sequence[bytes]) -> bytes:
@@ -38,3 +38,7 @@ except ImportError:  # not built (no C compiler at install time)
 # RFC 6962 leaf hashes of many entries (one C call; a module built before these existed lacks them)
 leaf_hashes: Callable[[Sequence[bytes]], list[bytes]] = getattr(_speedups, "leaf_hashes", _leaf_hashes_hashlib)
 extend_range = getattr(_speedups, "extend_range", None)
+# extend_levels(size, border, hashes) -> (border, [(level, first index, hashes concatenated), ...]): the same, with
+# the completed interior nodes per level (merkle.CompactRange.extend_levels); None without the C module
+extend_levels: Callable[[int, list[bytes], Sequence[bytes]], tuple[list[bytes], list[tuple[int, int, bytes]]]] | None
+extend_levels = getattr(_speedups, "extend_levels", None)

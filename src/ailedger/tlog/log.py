@@ -122,9 +122,9 @@ class TransparencyLog:
                 with self.store.writer() as w:
                     size = w.size()
                     cr = self._range_at(w, size)
-                    keyed = cr.extend_keyed(hashes)
+                    levels = cr.extend_levels(hashes)  # the new interior nodes per level: no object per node
                     w.add_leaves(size, rows)
-                    w.add_node_keys(keyed)
+                    w.add_node_levels(levels)
                     if sign:
                         self._put_checkpoint(w, size + len(rows), cr.root())
                 self._last_range = cr  # committed: the tree at size + len(rows)

@@ -18,6 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ailedger.encoding.fasthash import extend_levels as _extend_levels
 from ailedger.encoding.fasthash import extend_range as _extend_range
 from ailedger.errors import BadInputError, ProofError
 
@@ -322,6 +323,19 @@ class CompactRange:
         for h in hs:
             self.append(h, nodes)
         return [((lv << 56) | ix, h) for lv, ix, h in nodes if lv > 0]
+
+    def extend_levels(self, hs: Sequence[bytes]) -> list[tuple[int, int, bytes]]:
+        """Append leaf hashes; returns the interior nodes they complete per level, as ``(level, first index,
+        their hashes concatenated in index order)`` for each level >= 1 that gains one, lowest level first
+        (an append completes consecutive nodes at each level). One C call when built, no object per node."""
+        if _extend_levels is not None:
+            self.hashes, levels = _extend_levels(self.size, self.hashes, hs)
+            self.size += len(hs)
+            return levels
+        at: dict[int, list[tuple[int, bytes]]] = {}
+        for key, h in self.extend_keyed(hs):
+            at.setdefault(key >> 56, []).append((key & ((1 << 56) - 1), h))
+        return [(lv, min(at[lv])[0], b"".join(h for _, h in sorted(at[lv]))) for lv in sorted(at)]
 
     def root(self) -> bytes:
         if not self.hashes:

@@ -10,8 +10,17 @@ import sqlite3
 import pytest
 
 from ailedger.errors import StorageError
+from ailedger.tlog import merkle
 from ailedger.tlog.merkle import CompactRange
-from ailedger.tlog.stores.base import STORE_FORMAT, node_key, stripe_nodes, stripe_writes, stripes_of_nodes
+from ailedger.tlog.stores.base import (
+    STORE_FORMAT,
+    levels_of_keyed,
+    node_key,
+    stripe_nodes,
+    stripe_rows,
+    stripe_writes,
+    stripes_of_nodes,
+)
 
 
 def _leaves(a: int, b: int) -> list[bytes]:
@@ -35,6 +44,44 @@ def test_stripe_writes_hold_every_node_whatever_the_append_sizes():
     assert all(len(b) <= 32 * 256 and len(b) % 32 == 0 for b in stored.values())
     assert {node_key(lv, ix): h for lv, ix, h in stripe_nodes(sorted(stored.items()))} == every
     assert list(stripes_of_nodes(sorted(every.items()))) == sorted(stored.items())
+
+
+@pytest.mark.parametrize("c", [True, False], ids=["c", "python"])
+def test_extend_levels_gives_extend_keyed_nodes_per_level(c, monkeypatch):
+    """The nodes an append completes, per level (the C call, and the Python path without the module), are the
+    ones extend_keyed gives per node, and the border is the same; the stripes written from them too."""
+    if not c:
+        monkeypatch.setattr(merkle, "_extend_levels", None)
+    elif merkle._extend_levels is None:
+        pytest.skip("the C module is not built")
+    rng = random.Random(5)
+    a, b = CompactRange(0, []), CompactRange(0, [])
+    stored_a: dict[int, bytes] = {}
+    stored_b: dict[int, bytes] = {}
+    size = 0
+    for _ in range(150):
+        n = rng.choice([0, 1, 2, 3, 31, 255, 256, 257, 600, 1000])
+        hs = _leaves(size, size + n)
+        size += n
+        keyed = a.extend_keyed(hs)
+        levels = b.extend_levels(hs)
+        assert (a.size, a.hashes) == (b.size, b.hashes)
+        assert levels == levels_of_keyed(keyed)
+        assert [lv for lv, _, _ in levels] == list(range(1, len(levels) + 1))
+        rows_a, part_a = stripe_writes(keyed, lambda keys: {k: stored_a[k] for k in keys if k in stored_a})
+        rows_b, part_b = stripe_rows(levels, lambda keys: {k: stored_b[k] for k in keys if k in stored_b})
+        assert (rows_a, part_a) == (rows_b, part_b)
+        stored_a.update(rows_a)
+        stored_b.update(rows_b)
+    with pytest.raises(ValueError, match="32 bytes"):
+        b.extend_levels([b"short"])
+    assert b.size == size  # a refused batch leaves the range as it was
+
+
+def test_stripe_rows_refuse_bad_levels():
+    for bad in ([(0, 0, b"x" * 32)], [(64, 0, b"x" * 32)], [(1, 0, b"")], [(1, 0, b"x" * 31)]):
+        with pytest.raises(StorageError):
+            stripe_rows(bad, lambda keys: {})
 
 
 def test_stripe_writes_refuse_a_gap():

@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from ailedger.tlog.merkle import leaf_hash
-from ailedger.tlog.stores import LeafRow
+from ailedger.tlog.stores import LeafRow, base
 from ailedger.tlog.stores.base import STORE_FORMAT, merge_newest, merge_oldest, split_runs
 
 
@@ -40,6 +40,64 @@ def test_split_runs_rows():
     assert sorted(runs) == [("s:1", 12, 13), ("type:a", 10, 12)]
     assert sorted(singles) == [("s:1", 10), ("s:2", 11), ("type:b", 13)]
     assert split_runs(0, []) == ([], [])
+
+
+def _batch(rng: random.Random) -> list[tuple[str, ...]]:
+    """Term lists of one append: mostly the common shape (a type shared by every entry, a signer per stretch of
+    entries (one request of a group each), subjects of their own, equal widths), with every way out of it mixed
+    in (a repeated subject, a subject equal to the type, a signer back after another, a shared term in another
+    column, a term twice in one entry, unequal widths, one or no entry)."""
+    n = rng.choice([0, 1, 2, 3, 5, 40])
+    width = rng.randrange(0, 5)
+    pool = [f"t:{k}" for k in range(rng.randrange(1, 4))]
+    signers = [f"c1:{k}" for k in range(rng.choice([1, 1, 2, 4]))]
+    cuts = sorted(rng.sample(range(1, max(2, n)), min(len(signers) - 1, max(0, n - 1))))
+    rows = []
+    for i in range(n):
+        row = []
+        for j in range(width):
+            kind = rng.random()
+            if j == 0 and kind < 0.85:
+                row.append("c0")  # constant in its column
+            elif j == 1 and kind < 0.85:
+                row.append(signers[sum(i >= c for c in cuts)])  # one stretch per signer
+            elif kind < 0.9:
+                row.append(f"s{j}:{i}")  # its own
+            else:
+                row.append(rng.choice(pool + ["c0", signers[0], f"s{j}:{max(0, i - 1)}", f"s{(j + 1) % 5}:{i}"]))
+        if rng.random() < 0.05:
+            row.append("extra")
+        rows.append(tuple(row))
+    return rows
+
+
+def _sorted(rows):
+    singles, runs = rows
+    return sorted(singles), sorted(runs)
+
+
+def test_split_runs_by_columns_equals_the_loop():
+    """The column path gives the loop's rows (their order aside: no reader sees it), or leaves the append to the
+    loop; a seeded corpus that takes both paths (counted: neither may be rare)."""
+    rng = random.Random(11)
+    taken = {True: 0, False: 0}
+    for _ in range(4000):
+        rows = _batch(rng)
+        start = rng.randrange(0, 1 << 40)
+        want = _sorted(base._split_runs_loop(start, rows))
+        taken[base._split_columns(start, rows) is not None] += 1
+        assert _sorted(split_runs(start, rows)) == want, rows
+        assert _sorted(split_runs(start, iter(rows))) == want, rows
+    assert taken[True] > 600 and taken[False] > 600, taken
+    ts = [("type:e", f"signer:{i // 300}", f"subject:{i}", f"subject:x{i}") for i in range(1000)]
+    singles, runs = split_runs(7, ts)
+    assert sorted(runs) == sorted([("type:e", 7, 1006), ("signer:0", 7, 306), ("signer:1", 307, 606),
+                                   ("signer:2", 607, 906), ("signer:3", 907, 1006)])
+    assert len(singles) == 2000 and ("subject:x999", 1006) in singles
+    assert base._split_columns(7, ts) is not None
+    ts[500] = ("type:e", "signer:0", "subject:500", "subject:x500")  # signer 0 again after signer 1: the loop
+    assert base._split_columns(7, ts) is None
+    assert _sorted(split_runs(7, ts)) == _sorted(base._split_runs_loop(7, ts))
 
 
 def test_merge_helpers_against_a_list():

@@ -12,13 +12,15 @@ import operator
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from itertools import chain, compress, repeat
+from operator import ne
 from typing import NamedTuple, Protocol
 
 from ailedger.errors import StorageError
 
 __all__ = ["INT64_MAX", "STORE_FORMAT", "STRIPE", "LeafRow", "LogStore", "ReadView", "WriteTxn", "check_format",
-           "merge_newest", "merge_oldest", "node_key", "runs_of", "split_runs", "stripe_hashes", "stripe_keys",
-           "stripe_nodes", "stripe_writes", "stripes_of_nodes"]
+           "levels_of_keyed", "merge_newest", "merge_oldest", "node_key", "runs_of", "split_runs", "stripe_hashes",
+           "stripe_keys", "stripe_nodes", "stripe_rows", "stripe_writes", "stripes_of_nodes"]
 
 # sizes and indexes are stored as signed 64-bit integers: a larger one names nothing
 INT64_MAX = 2**63 - 1
@@ -59,6 +61,17 @@ def split_runs(start: int, term_lists: Iterable[Sequence[str]]
     """The index rows of entries ``start, start+1, ...`` with these terms: (term, idx) for a term on one
     entry alone, (term, first, last) for each run of consecutive entries sharing a term (an append's
     ``type:`` and ``signer:`` terms: one row per append instead of one per entry)."""
+    if not isinstance(term_lists, (list, tuple)):
+        term_lists = list(term_lists)
+    by_column = _split_columns(start, term_lists)
+    if by_column is not None:
+        return by_column
+    return _split_runs_loop(start, term_lists)
+
+
+def _split_runs_loop(start: int, term_lists: Iterable[Sequence[str]]
+                     ) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]]:
+    """:func:`split_runs` of any batch: a step per term."""
     at: dict[str, list[int]] = {}
     get = at.get
     for i, ts in enumerate(term_lists, start):
@@ -81,6 +94,60 @@ def split_runs(start: int, term_lists: Iterable[Sequence[str]]
                     singles.append((t, first))
                 else:
                     runs.append((t, first, last))
+    return singles, runs
+
+
+def _split_columns(start: int, term_lists: Sequence[Sequence[str]]
+                   ) -> tuple[list[tuple[str, int]], list[tuple[str, int, int]]] | None:
+    """:func:`split_runs` of the common append, by columns with C loops (no Python step per entry or term), or
+    None when the append is not of that shape. The shape: every entry has the same number of terms, and in each
+    position (column) every term stands on one stretch of consecutive entries only -- one stretch (the
+    ``type:`` of every entry), a few (the ``signer:`` of each request of a group), or one entry each (a subject
+    of its own) -- and no term is in two columns. The rows are those of the general loop (a stretch of one
+    entry is a single row, a longer one a run); only their order may differ, which no reader sees."""
+    n = len(term_lists)
+    if n < 2:
+        return None
+    widths = set(map(len, term_lists))
+    if len(widths) != 1:
+        return None
+    runs: list[tuple[str, int, int]] = []
+    singles: list[tuple[str, int]] = []
+    own: list[tuple[str, ...]] = []  # columns of terms of their own entry each
+    sets: list[set[str]] = []
+    last = start + n - 1
+    for col in zip(*term_lists):
+        t = col[0]
+        if col[-1] == t and col.count(t) == n:  # one stretch: the whole append
+            runs.append((t, start, last))
+            sets.append({t})
+            continue
+        values = set(col)
+        if len(values) == n:  # one entry each
+            own.append(col)
+            sets.append(values)
+            continue
+        # a few stretches: where the term changes, and each term on one stretch only
+        firsts = [0, *compress(range(1, n), map(ne, col[1:], col[:-1]))]
+        if len(firsts) != len(values):
+            return None
+        ends = [*firsts[1:], n]
+        for a, b in zip(firsts, ends):
+            if b - a == 1:
+                singles.append((col[a], start + a))
+            else:
+                runs.append((col[a], start + a, start + b - 1))
+        sets.append(values)
+    for i in range(1, len(sets)):
+        for other in sets[:i]:
+            if not sets[i].isdisjoint(other):  # a term in two columns (or twice in one entry)
+                return None
+    idxs = range(start, start + n)
+    if len(own) == 1:
+        singles.extend(zip(own[0], idxs))
+    elif own:
+        k = len(own)
+        singles.extend(zip(chain.from_iterable(zip(*own)), chain.from_iterable(map(repeat, idxs, repeat(k)))))
     return singles, runs
 
 
@@ -125,29 +192,50 @@ def node_key(level: int, index: int) -> int:
 def stripe_writes(nodes: Sequence[tuple[int, bytes]], read: Callable[[list[int]], dict[int, bytes]]
                   ) -> tuple[list[tuple[int, bytes]], list[int]]:
     """The ``node_stripes`` rows (key, hashes) holding new interior nodes given as (:func:`node_key`, hash),
-    and which of those keys replace a stored partial stripe. A log grows to the right: at each level the
-    new nodes follow the ones stored (checked). ``read(keys)`` returns the stored stripes among ``keys``
-    (the partial ones these nodes extend). No step per node in Python: one sort, then slices per level."""
+    and which of those keys replace a stored partial stripe: :func:`stripe_rows` of :func:`levels_of_keyed`."""
+    return stripe_rows(levels_of_keyed(nodes), read)
+
+
+def levels_of_keyed(nodes: Sequence[tuple[int, bytes]]) -> list[tuple[int, int, bytes]]:
+    """Interior nodes given as (:func:`node_key`, hash) per level: (level, first index, their hashes
+    concatenated in index order), lowest level first; the nodes of one level must be consecutive (checked).
+    No step per node in Python: one sort, then slices per level."""
     if not nodes:
-        return [], []
+        return []
     srt = sorted(nodes, key=_first)
     keys = list(map(_first, srt))
     hashes = list(map(_second, srt))
-    levels: list[tuple[int, int, int, int]] = []  # (level, first index, start, end) in srt
+    if set(map(len, hashes)) != {32}:
+        raise StorageError("a tree node hash to store is not 32 bytes")
+    levels: list[tuple[int, int, bytes]] = []
     at = 0
     while at < len(keys):
         lv = keys[at] >> 56
         end = bisect_left(keys, (lv + 1) << 56, at)
-        first = keys[at] & _INDEX_MASK
         if keys[end - 1] - keys[at] != end - 1 - at:
             raise StorageError(f"tree nodes to store at level {lv} are not consecutive")
-        levels.append((lv, first, at, end))
+        levels.append((lv, keys[at] & _INDEX_MASK, b"".join(hashes[at:end])))
         at = end
-    partial = [node_key(lv, first >> STRIPE_BITS) for lv, first, _, _ in levels if first & (STRIPE - 1)]
+    return levels
+
+
+def stripe_rows(levels: Sequence[tuple[int, int, bytes]], read: Callable[[list[int]], dict[int, bytes]]
+                ) -> tuple[list[tuple[int, bytes]], list[int]]:
+    """The ``node_stripes`` rows (key, hashes) holding new interior nodes given per level as (level, first
+    index, their hashes concatenated: ``CompactRange.extend_levels``), and which of those keys replace a stored
+    partial stripe. A log grows to the right: at each level the new nodes follow the ones stored (checked).
+    ``read(keys)`` returns the stored stripes among ``keys`` (the partial ones these nodes extend)."""
+    if not levels:
+        return [], []
+    partial = [node_key(lv, first >> STRIPE_BITS) for lv, first, _ in levels if first & (STRIPE - 1)]
     stored = read(partial) if partial else {}
     out: list[tuple[int, bytes]] = []
     width = 32 * STRIPE
-    for lv, first, a, b in levels:
+    for lv, first, body in levels:
+        if not 0 < lv < 64 or not 0 <= first <= _INDEX_MASK:
+            raise StorageError(f"no tree node ({lv}, {first}) to store")
+        if len(body) % 32 or not body:
+            raise StorageError("a tree node hash to store is not 32 bytes")
         head = first & (STRIPE - 1)
         prefix = b""
         if head:
@@ -155,10 +243,7 @@ def stripe_writes(nodes: Sequence[tuple[int, bytes]], read: Callable[[list[int]]
             if len(prefix) != 32 * head:
                 raise StorageError(f"store is missing tree nodes before ({lv}, {first}): its stripe holds "
                                    f"{len(prefix) // 32} of {head}")
-        body = b"".join(hashes[a:b])
-        if len(body) != 32 * (b - a):
-            raise StorageError("a tree node hash to store is not 32 bytes")
-        buf = prefix + body
+        buf = prefix + body if prefix else body
         s0 = first >> STRIPE_BITS
         out.extend((node_key(lv, s0 + k), buf[k * width : (k + 1) * width]) for k in range(-(-len(buf) // width)))
     return out, partial
@@ -236,6 +321,9 @@ class WriteTxn(ReadView, Protocol):
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None: ...
     def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
         """Store interior nodes given as (:func:`node_key`, hash) pairs (the log's batched append)."""
+    def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
+        """Store interior nodes given per level as (level, first index, hashes concatenated) (the log's
+        batched append: ``CompactRange.extend_levels``)."""
     def put_checkpoint(self, size: int, note: bytes) -> None: ...
 
 

@@ -63,6 +63,11 @@ class _MemTxn:
         for key, h in nodes:
             self.nodes[(key >> 56, key & ((1 << 56) - 1))] = h
 
+    def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
+        for lv, first, body in levels:
+            for k in range(len(body) // 32):
+                self.nodes[(lv, first + k)] = body[32 * k : 32 * k + 32]
+
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.cps[size] = note
 

@@ -33,6 +33,7 @@ from ailedger.tlog.stores.base import (
     STORE_FORMAT,
     LeafRow,
     check_format,
+    levels_of_keyed,
     merge_newest,
     merge_oldest,
     node_key,
@@ -41,7 +42,7 @@ from ailedger.tlog.stores.base import (
     stripe_hashes,
     stripe_keys,
     stripe_nodes,
-    stripe_writes,
+    stripe_rows,
     stripes_of_nodes,
 )
 
@@ -206,11 +207,14 @@ class _Txn:
         self.add_node_keys([(node_key(lv, ix), bytes(h)) for lv, ix, h in nodes if lv > 0])
 
     def add_node_keys(self, items: Sequence[tuple[int, bytes]]) -> None:
-        if not items:
+        self.add_node_levels(levels_of_keyed(items))
+
+    def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
+        if not levels:
             return
         # the partial stripes these nodes extend are taken out (one round trip: DELETE ... RETURNING) and
         # written back longer with the new ones, in this transaction
-        rows, _ = stripe_writes(items, lambda keys: _stripes(self.cur, keys, take=True))
+        rows, _ = stripe_rows(levels, lambda keys: _stripes(self.cur, keys, take=True))
         _copy_stripes(self.cur, rows)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:

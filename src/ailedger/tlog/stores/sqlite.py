@@ -4,10 +4,10 @@ one writer at a time across processes (BEGIN IMMEDIATE), readers never block."""
 from __future__ import annotations
 
 import functools
-import operator
 import sqlite3
-import struct
+import sys
 import threading
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain
@@ -21,6 +21,7 @@ from ailedger.tlog.stores.base import (
     STORE_FORMAT,
     LeafRow,
     check_format,
+    levels_of_keyed,
     merge_newest,
     merge_oldest,
     node_key,
@@ -29,7 +30,7 @@ from ailedger.tlog.stores.base import (
     stripe_hashes,
     stripe_keys,
     stripe_nodes,
-    stripe_writes,
+    stripe_rows,
     stripes_of_nodes,
 )
 
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, 
 -- dedup: the first 8 bytes of each leaf hash as an integer key (a small index, so random inserts touch
 -- few pages); the full hash is always re-checked against the leaves table
 CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
--- format 3: interior nodes, 256 consecutive nodes of one level per row (base.stripe_writes)
+-- format 3: interior nodes, 256 consecutive nodes of one level per row (base.stripe_rows)
 CREATE TABLE IF NOT EXISTS node_stripes (id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
@@ -82,16 +83,19 @@ class _Txn:
         joined = b"".join(hashes)
         if len(joined) != 32 * len(rows):
             raise StorageError("a leaf hash to store is not 32 bytes")
+        # OR ROLLBACK: a conflict (a leaf already stored: the log's dedup signal) ends the whole transaction,
+        # which the caller rolls back anyway, so SQLite keeps no statement journal to undo just this statement:
+        # a plain INSERT (ABORT) of many rows copies each random dedup page it changes into that journal first
+        # (about half of the dedup insert's CPU, bench/RESULTS.md). Errors that are not conflicts are unchanged.
         try:
-            _insert_rows(self.con, "INSERT INTO dedup (k, idx) VALUES ", 2,
-                         zip(map(_first, _KEYS.iter_unpack(joined)), idxs))
+            _insert_cols(self.con, "INSERT OR ROLLBACK INTO dedup (k, idx) VALUES ", (_dedup_keys(joined), idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
         # bytearray, not bytes: Python's sqlite3 binds int, float, str and bytearray directly but first tries
         # to adapt any other type (adapter lookup, then __adapt__/__conform__ raising AttributeError): the
         # copy is cheaper than that by ~1 CPU-us per row of two blobs (bench/RESULTS.md)
-        _insert_rows(self.con, "INSERT INTO leaves (idx, hash, data) VALUES ", 3,
-                     zip(idxs, map(bytearray, hashes), map(bytearray, datas)))
+        _insert_cols(self.con, "INSERT OR ROLLBACK INTO leaves (idx, hash, data) VALUES ",
+                     (idxs, list(map(bytearray, hashes)), list(map(bytearray, datas))))
         singles, runs = split_runs(start, term_lists)
         if singles:
             _insert_rows(self.con, "INSERT OR IGNORE INTO terms (term, idx) VALUES ", 2, singles)
@@ -103,9 +107,12 @@ class _Txn:
         self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
 
     def add_node_keys(self, nodes: Sequence[tuple[int, bytes]]) -> None:
-        if not nodes:
+        self.add_node_levels(levels_of_keyed(nodes))
+
+    def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
+        if not levels:
             return
-        rows, _ = stripe_writes(nodes, lambda keys: _stripes(self.con, keys))
+        rows, _ = stripe_rows(levels, lambda keys: _stripes(self.con, keys))
         # a partial stripe is replaced by its longer self (stripe_writes checked that it extends it)
         self.con.executemany("INSERT OR REPLACE INTO node_stripes (id, hashes) VALUES (?, ?)", rows)
 
@@ -128,7 +135,10 @@ def _insert_rows(con: sqlite3.Connection, head: str, width: int, rows: Iterable[
     """INSERT ``rows`` (each ``width`` values) with multi-row VALUES statements. One statement per row
     (``executemany``) cost a step each, and Python's sqlite3 releases and retakes the GIL around every step
     (a lock round trip per row, a thread switch when another thread waits for the GIL): per 256 rows here."""
-    flat = list(chain.from_iterable(rows))  # C iterators: the tuples zip makes are reused, not kept
+    _insert_flat(con, head, width, list(chain.from_iterable(rows)))  # C iterators: zip's tuples are reused
+
+
+def _insert_flat(con: sqlite3.Connection, head: str, width: int, flat: list[Any]) -> None:
     n = len(flat) // width
     pos = 0
     for size in _CHUNKS:
@@ -138,6 +148,17 @@ def _insert_rows(con: sqlite3.Connection, head: str, width: int, rows: Iterable[
             a = pos * width
             con.executemany(_values_sql(head, width, size), [flat[a + j * step : a + (j + 1) * step] for j in range(k)])
             pos += k * size
+
+
+def _insert_cols(con: sqlite3.Connection, head: str, cols: Sequence[Sequence[Any]]) -> None:
+    """:func:`_insert_rows` of rows given as columns of equal length: the flat parameter list is filled one
+    column at a time by slice assignment (C loops, no tuple per row)."""
+    width = len(cols)
+    n = len(cols[0])
+    flat: list[Any] = [None] * (n * width)
+    for j, col in enumerate(cols):
+        flat[j::width] = col
+    _insert_flat(con, head, width, flat)
 
 
 def _node_hashes(con: sqlite3.Connection, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -165,8 +186,17 @@ def _key(h: bytes) -> int:
     return int.from_bytes(h[:8], "big", signed=True)
 
 
-_KEYS = struct.Struct(">q24x")  # _key of each 32-byte hash of a concatenation
-_first = operator.itemgetter(0)
+def _dedup_keys(joined: bytes) -> array[int]:
+    """:func:`_key` of each 32-byte hash of a concatenation, as one array (no tuple per hash: every 4th
+    64-bit word, read big-endian)."""
+    words = array("q")
+    words.frombytes(joined)
+    if _LITTLE:
+        words.byteswap()
+    return words[::4]
+
+
+_LITTLE = sys.byteorder == "little"
 
 
 def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
