@@ -357,3 +357,16 @@ def test_ingest_port_must_differ_from_the_api_port(ledger_dir):
 
     r = CliRunner().invoke(main, ["serve", "--ledger", str(ledger_dir), "--port", "18399", "--ingest-port", "18399"])
     assert r.exit_code == 2 and "--ingest-port must differ from --port" in r.output
+
+
+def test_appended_answer_is_the_apis_json():
+    """The front formats a new entry's answer itself: byte for byte the API's json_bytes of the same fields."""
+    from ailedger.http.ingest_front import _appended
+    from ailedger.server.asgi import json_bytes
+    from ailedger.tlog.log import AppendResult
+
+    for r in (AppendResult(0, bytes(32), False), AppendResult(2**40 + 7, bytes(range(32)), False),
+              AppendResult(12, bytes(range(32, 64)), True)):
+        token, status, body = _appended(9, r)
+        assert (token, status) == (9, 200 if r.duplicate else 201)
+        assert body == json_bytes({"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})

@@ -28,6 +28,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from ailedger.tlog.ingest import IDENTITY_REGISTER
 
 if TYPE_CHECKING:
     from ailedger.http.app import Api
+    from ailedger.tlog.log import AppendResult
 
 __all__ = ["Checked", "IngestFront", "available"]
 
@@ -51,7 +53,7 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _front = None  # type: ignore[assignment]
 
-_SPLIT = 32  # entries from which a group's signatures are checked on two threads
+_SPLIT = int(os.environ.get("XSPLIT", "16"))  # entries from which a group's signatures are checked on two threads
 _INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
 
 
@@ -75,6 +77,17 @@ def _error(token: int, exc: BaseException) -> tuple[Any, ...]:
         return (token, status, json_bytes(exc.to_dict()), _headers(headers))
     log.error("internal error on the ingest port", exc_info=exc)
     return (token, 500, _INTERNAL)
+
+
+_CREATED = b'{"index":%d,"leaf_hash":"%s","duplicate":false}'
+
+
+def _appended(token: int, r: AppendResult) -> tuple[int, int, bytes]:
+    """The answer to a request whose entry is in the log: 201 with its index and leaf hash (as the API's
+    ``json_bytes`` of ``{"index", "leaf_hash", "duplicate"}``), 200 ``duplicate`` when it was there before."""
+    if r.duplicate:
+        return (token, 200, json_bytes({"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": True}))
+    return (token, 201, _CREATED % (r.index, r.leaf_hash.hex().encode()))
 
 
 @dataclass
@@ -170,45 +183,50 @@ class IngestFront:
     def _run(self) -> None:
         """The checking stage: take what the C loop queued, check it (parse, signatures: the GIL released in C),
         and hand it to the committing stage. While that stage is busy with the group before, keep taking and
-        checking what arrives; once it is free, wait (at most the window) for the writers it just answered
-        to send their next entries, so that a group holds every writer rather than half of them (a commit
-        costs nearly the same for 50 entries as for 25: on PostgreSQL most of it is round trips)."""
+        checking what arrives. Once it is free, gather the group: every open connection's request (the writers
+        it just answered coming back), at most the window from the first, each piece checked as it arrives
+        (the signatures of the first writers back are checked while the last are on their way), so that a
+        group holds every writer rather than half of them (a commit costs nearly the same for 50 entries as
+        for 25: on PostgreSQL most of it is round trips) and its checks overlap the writers' round trips."""
         assert _front is not None
-        take = _front.take
+        take, take_ready = _front.take, _front.take_ready
         pending: list[Checked] = []
-        fresh = False  # pending was just taken with the window applied, the committing stage idle
+        clock = time.monotonic
         while not self._stop.is_set():
-            if not pending:
-                group = take(0.2, self.window, self.max_group)
-                fresh = True
-            else:
-                with self._cv:
-                    busy = self._busy
-                if busy:  # gather what arrives meanwhile
-                    group = take(0.001, 0.0, self.max_group)
-                    fresh = False
-                elif not fresh:  # free now: let the writers it answered come back (at most the window)
-                    group = take(0.0, self.window, self.max_group, True)
-                    fresh = True
-                else:
-                    group = []
-            if group:
-                try:
-                    pending.append(self.check(group))
-                except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
-                    _front.reply([_error(token, exc) for token, _ in group])
-            if pending and fresh:
-                with self._cv:
-                    if not self._busy:
-                        self._handoff = pending
-                        self._busy = True
-                        pending = []
-                        self._cv.notify()
-                    else:
-                        fresh = False
+            with self._cv:
+                busy = self._busy
+            if busy:  # gather what arrives meanwhile
+                self._check_into(pending, take(0.001, 0.0, self.max_group))
+                continue
+            if not pending and not self._check_into(pending, take(0.2, 0.0, self.max_group)):
+                continue  # idle: waiting for a first request
+            deadline = clock() + self.window
+            while not self._stop.is_set():  # the rest of the group, piece by piece, at most the window
+                left = deadline - clock()
+                group, all_in = take_ready(max(left, 0.0), self.max_group)
+                self._check_into(pending, group)
+                if all_in or left <= 0.0:
+                    break
+            with self._cv:
+                self._handoff = pending
+                self._busy = True
+                pending = []
+                self._cv.notify()
         with self._cv:
             self._closing = True
             self._cv.notify()
+
+    def _check_into(self, pending: list[Checked], group: list[tuple[int, bytes]]) -> bool:
+        """Check ``group`` (if any) onto ``pending``; a group whose check failed is answered at once."""
+        if not group:
+            return False
+        assert _front is not None
+        try:
+            pending.append(self.check(group))
+        except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
+            _front.reply([_error(token, exc) for token, _ in group])
+            return False
+        return True
 
     def _commit_run(self) -> None:
         """The committing stage: one durable transaction per hand-off, then the answers."""
@@ -293,33 +311,31 @@ class IngestFront:
         tokens = [t for c in batch if c.fast is not None for t in c.fast_tokens]
         committer = api.ledger.committer
         reqs = [ingest.request(p) for _, p in preps]
-        fast: list[tuple[int, Any]] = []
+        merged = None
         if parts:  # the group's canonical single entries: one request, checked once (as a pre-batched batch is)
             merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts)
-            fast = list(zip(tokens, ingest.split(merged)))
             reqs.append(ingest.request(merged))
         results = committer.commit_now(reqs) if reqs else []
         if reqs:
             api._cp = None  # the API's cached checkpoint is behind now
         pairs: list[tuple[int, Any, Any]] = [(t, p, r) for (t, p), r in zip(preps, results)]
-        if fast:
+        if merged is not None:
             res = results[-1]
             if isinstance(res, AiledgerError) and not isinstance(res, StorageError):
                 # some entry of the group was refused (stale time, unknown or revoked signer, rate limit...): nothing
                 # of the batch was stored; each request again on its own, so that only the offending ones fail
-                again = committer.commit_now([ingest.request(p) for _, p in fast])
-                pairs += [(t, p, r) for (t, p), r in zip(fast, again)]
+                alone = ingest.split(merged)
+                again = committer.commit_now([ingest.request(p) for p in alone])
+                pairs += zip(tokens, alone, again)
             elif isinstance(res, BaseException):  # the store failed: every request of the group fails with it
-                pairs += [(t, p, res) for t, p in fast]
+                answers.extend(_error(t, res) for t in tokens)
             else:
                 try:
                     each = ingest.done(merged, res)
                 except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
-                    answers.extend(_error(t, exc) for t, _ in fast)
+                    answers.extend(_error(t, exc) for t in tokens)
                 else:
-                    answers.extend((t, 200 if r.duplicate else 201, json_bytes(
-                        {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate}))
-                        for (t, _), r in zip(fast, each))
+                    answers.extend(map(_appended, tokens, each))
         done = ingest.done
         for token, prep, res in pairs:
             if isinstance(res, BaseException):
@@ -330,8 +346,7 @@ class IngestFront:
             except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
                 answers.append(_error(token, exc))
                 continue
-            answers.append((token, 200 if r.duplicate else 201, json_bytes(
-                {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})))
+            answers.append(_appended(token, r))
         st = self.stats
         st["groups"] += 1
         st["largest_group"] = max(st["largest_group"], len(answers))
