@@ -53,7 +53,7 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _front = None  # type: ignore[assignment]
 
-_SPLIT = int(os.environ.get("XSPLIT", "16"))  # entries from which a group's signatures are checked on two threads
+_SPLIT = 16  # entries from which a piece's signatures are checked on two threads
 _INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
 
 

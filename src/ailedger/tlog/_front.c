@@ -256,7 +256,9 @@ static int settle(conn_t *c)
         return 0;
     }
     c->want_out = r == 1;
-    set_events(c, c->want_out ? EPOLLOUT : (c->state == S_WAIT ? 0 : EPOLLIN));
+    /* a connection awaiting its answer stays watched for input if it was (no epoll_ctl per request): input then
+     * (pipelined bytes, its close) is a stray event that unwatches it until the answer (on_readable) */
+    set_events(c, c->want_out ? EPOLLOUT : (c->state == S_WAIT && c->events != EPOLLIN ? 0 : EPOLLIN));
     return r == 0;
 }
 
@@ -443,8 +445,10 @@ static void on_readable(conn_t *c)
             conn_close(c);
         return;
     }
-    if (c->state == S_WAIT) /* not watched for input while waiting; a stray event */
+    if (c->state == S_WAIT) { /* input while its request is with Python: read nothing until the answer */
+        set_events(c, 0);
         return;
+    }
     if (c->ilen == c->icap) {
         size_t nc = c->icap < HEAD_MAX ? HEAD_MAX : c->icap;
         if (c->ilen >= nc) { /* a full head buffer not parsed yet: process() answers 431 */
