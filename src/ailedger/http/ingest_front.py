@@ -4,7 +4,8 @@
 Its C loop (``ailedger.tlog._front``, an epoll loop on its own thread, never holding the GIL) accepts
 keep-alive connections, reads each request head and body, answers malformed, oversized, other-path and
 other-method requests itself, and queues the bodies of whole ``POST /v1/entries`` requests.  One Python
-thread here takes everything queued as one group (``take``), checks every entry of it in one C call
+thread here gathers a group piece by piece (``take_ready``: what is queued now, and whether every open
+connection's request is in), checks the entries of each piece in one C call
 (:meth:`~ailedger.tlog.ingest.Ingestor.prepare_singles`), appends the group in one durable transaction
 through the ledger's group committer (the policy checks and per-identity rate limits of the API run on
 it), and answers each request (``reply``) with exactly what ``POST /v1/entries`` on the API answers:
@@ -53,7 +54,7 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _front = None  # type: ignore[assignment]
 
-_SPLIT = 16  # entries from which a piece's signatures are checked on two threads
+_SPLIT = 32  # entries from which a piece's signatures are checked on two threads
 _INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
 
 

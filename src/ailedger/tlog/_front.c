@@ -6,8 +6,9 @@
  * too large (413, 431), without a length (411), for another path (404) or method (405) itself, and queues
  * every complete POST /v1/entries body as (token, body).  A connection whose request is queued reads
  * nothing more until that request is answered (one request in flight per connection; pipelined bytes
- * wait in its buffer).  Python takes what is queued as one group (take(), the GIL released while it
- * waits) and answers with reply([(token, status, body[, headers])]); the loop thread is woken by an
+ * wait in its buffer).  Python takes what is queued (take(), or take_ready() piece by piece while it tells
+ * whether every open connection's request is in; the GIL released while they wait) and answers with
+ * reply([(token, status, body[, headers])]); the loop thread is woken by an
  * eventfd and writes the answers.  A token names a connection and its serial number: an answer for a
  * connection that has gone (its client disconnected) is dropped.
  *
