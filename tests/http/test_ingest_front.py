@@ -370,3 +370,42 @@ def test_appended_answer_is_the_apis_json():
         token, status, body = _appended(9, r)
         assert (token, status) == (9, 200 if r.duplicate else 201)
         assert body == json_bytes({"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})
+
+
+def _closed_loop(url: str, bodies: list[bytes], writers: int) -> list[int]:
+    """``writers`` keep-alive connections started together, each posting its share of ``bodies`` one after
+    the other (the next once answered): every status."""
+    statuses: list[int] = []
+    gate = threading.Barrier(writers)
+
+    def conn(k: int) -> None:
+        with httpx.Client(timeout=20) as c:
+            gate.wait()
+            for i in range(k, len(bodies), writers):
+                statuses.append(c.post(url, content=bodies[i]).status_code)
+
+    ts = [threading.Thread(target=conn, args=(k,)) for k in range(writers)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    return statuses
+
+
+def test_groups_gather_every_writer_but_no_more_than_max_group(tmp_path):
+    """Closed-loop writers land in shared groups (gathered piece by piece), and a group never holds more than
+    max_group requests: with 24 writers and max_group=5, every commit answers at most 5."""
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/front").close()
+    with Ledger.open(d) as led:
+        app = create_app(led, ServeConfig(open_registration=True))
+        api = TestClient(app)
+        keys = [Key(f"g{i}") for i in range(3)]
+        for k in keys:
+            assert api.post("/v1/identities", json=k.registration()).status_code == 201
+        bodies = [canonical_json(keys[i % 3].entry("note", {"i": i})) for i in range(120)]
+        with IngestFront(app.api, "127.0.0.1", port(), max_group=5) as f:  # type: ignore[attr-defined]
+            assert _closed_loop(f.url, bodies[:60], 24) == [201] * 60
+            assert f.stats["largest_group"] <= 5 and f.stats["groups"] >= 12
+        with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
+            assert _closed_loop(f.url, bodies[60:], 24) == [201] * 60
+            assert f.stats["groups"] < 60  # shared, not one by one
+        assert led.size == 3 + 120

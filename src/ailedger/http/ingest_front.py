@@ -192,42 +192,50 @@ class IngestFront:
         assert _front is not None
         take, take_ready = _front.take, _front.take_ready
         pending: list[Checked] = []
+        held = 0  # requests taken into pending (at most max_group)
         clock = time.monotonic
         while not self._stop.is_set():
             with self._cv:
                 busy = self._busy
             if busy:  # gather what arrives meanwhile
-                self._check_into(pending, take(0.001, 0.0, self.max_group))
+                if held < self.max_group:
+                    held += self._check_into(pending, take(0.001, 0.0, self.max_group - held))
+                else:
+                    self._stop.wait(0.001)
                 continue
-            if not pending and not self._check_into(pending, take(0.2, 0.0, self.max_group)):
-                continue  # idle: waiting for a first request
+            if not pending:  # idle: waiting for a first request
+                held = self._check_into(pending, take(0.2, 0.0, self.max_group))
+                if not held:
+                    continue
             deadline = clock() + self.window
-            while not self._stop.is_set():  # the rest of the group, piece by piece, at most the window
+            while held < self.max_group and not self._stop.is_set():  # the rest, piece by piece, at most the window
                 left = deadline - clock()
-                group, all_in = take_ready(max(left, 0.0), self.max_group)
-                self._check_into(pending, group)
+                group, all_in = take_ready(max(left, 0.0), self.max_group - held)
+                held += self._check_into(pending, group)
                 if all_in or left <= 0.0:
                     break
+            if not pending:  # nothing taken, or every request taken already answered (its check failed)
+                continue
             with self._cv:
                 self._handoff = pending
                 self._busy = True
                 pending = []
+                held = 0
                 self._cv.notify()
         with self._cv:
             self._closing = True
             self._cv.notify()
 
-    def _check_into(self, pending: list[Checked], group: list[tuple[int, bytes]]) -> bool:
-        """Check ``group`` (if any) onto ``pending``; a group whose check failed is answered at once."""
+    def _check_into(self, pending: list[Checked], group: list[tuple[int, bytes]]) -> int:
+        """Check ``group`` (if any) onto ``pending`` (a group whose check failed is answered at once); its size."""
         if not group:
-            return False
+            return 0
         assert _front is not None
         try:
             pending.append(self.check(group))
         except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
             _front.reply([_error(token, exc) for token, _ in group])
-            return False
-        return True
+        return len(group)
 
     def _commit_run(self) -> None:
         """The committing stage: one durable transaction per hand-off, then the answers."""
