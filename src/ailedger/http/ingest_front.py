@@ -30,7 +30,7 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,7 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _front = None  # type: ignore[assignment]
 
-_SPLIT = 32  # entries from which a piece's signatures are checked on two threads
+_SPLIT = 16  # entries from which a piece is checked in two halves on two threads (smaller: on the helper thread)
 _INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
 
 
@@ -89,6 +89,9 @@ def _appended(token: int, r: AppendResult) -> tuple[int, int, bytes]:
     if r.duplicate:
         return (token, 200, json_bytes({"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": True}))
     return (token, 201, _CREATED % (r.index, r.leaf_hash.hex().encode()))
+
+
+_Piece = tuple["Future[Checked]", list[tuple[int, bytes]]]  # a piece on the helper thread: its check, its requests
 
 
 @dataclass
@@ -193,28 +196,38 @@ class IngestFront:
         take, take_ready = _front.take, _front.take_ready
         pending: list[Checked] = []
         held = 0  # requests taken into pending (at most max_group)
+        helper: _Piece | None = None  # a piece being checked on the helper thread meanwhile
         clock = time.monotonic
         while not self._stop.is_set():
             with self._cv:
                 busy = self._busy
             if busy:  # gather what arrives meanwhile
                 if held < self.max_group:
-                    held += self._check_into(pending, take(0.001, 0.0, self.max_group - held))
+                    group = take(0.001, 0.0, self.max_group - held)
+                    held += len(group)
+                    helper = self._piece(pending, group, helper)
                 else:
                     self._stop.wait(0.001)
                 continue
-            if not pending:  # idle: waiting for a first request
-                held = self._check_into(pending, take(0.2, 0.0, self.max_group))
-                if not held:
+            if not pending and helper is None:  # idle: waiting for a first request
+                group = take(0.2, 0.0, self.max_group)
+                if not group:
                     continue
+                held = len(group)
+                helper = self._piece(pending, group, helper)
             deadline = clock() + self.window
             while held < self.max_group and not self._stop.is_set():  # the rest, piece by piece, at most the window
                 left = deadline - clock()
                 group, all_in = take_ready(max(left, 0.0), self.max_group - held)
-                held += self._check_into(pending, group)
+                held += len(group)
+                helper = self._piece(pending, group, helper)
                 if all_in or left <= 0.0:
                     break
-            if not pending:  # nothing taken, or every request taken already answered (its check failed)
+            if helper is not None:
+                self._collect(pending, helper)
+                helper = None
+            if not pending:  # every request taken already answered (its check failed)
+                held = 0
                 continue
             with self._cv:
                 self._handoff = pending
@@ -226,16 +239,37 @@ class IngestFront:
             self._closing = True
             self._cv.notify()
 
-    def _check_into(self, pending: list[Checked], group: list[tuple[int, bytes]]) -> int:
-        """Check ``group`` (if any) onto ``pending`` (a group whose check failed is answered at once); its size."""
+    def _piece(self, pending: list[Checked], group: list[tuple[int, bytes]], helper: _Piece | None) -> _Piece | None:
+        """Check a piece of a group onto ``pending``: on the helper thread when it is free (the piece it holds, if
+        any, is returned: collected by :meth:`_collect`), else on this thread. Two pieces are checked at once,
+        one on each core, without splitting either (the signature checks release the GIL)."""
         if not group:
-            return 0
-        assert _front is not None
+            return helper
+        self.stats["requests"] += len(group)
+        if helper is not None and helper[0].done():
+            self._collect(pending, helper)
+            helper = None
+        free = helper is None and self._helper is not None
+        if free and len(group) < _SPLIT:
+            return (self._helper.submit(self.check, group), group)  # type: ignore[union-attr]
         try:
-            pending.append(self.check(group))
+            pending.append(self.check(group, split=free))  # a large piece: in two halves on both threads
         except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
-            _front.reply([_error(token, exc) for token, _ in group])
-        return len(group)
+            self._fail(group, exc)
+        return helper
+
+    def _collect(self, pending: list[Checked], helper: _Piece) -> None:
+        """The piece the helper thread checked, onto ``pending`` (waiting for it if need be)."""
+        fut, group = helper
+        try:
+            pending.append(fut.result())
+        except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
+            self._fail(group, exc)
+
+    @staticmethod
+    def _fail(group: list[tuple[int, bytes]], exc: BaseException) -> None:
+        assert _front is not None
+        _front.reply([_error(token, exc) for token, _ in group])
 
     def _commit_run(self) -> None:
         """The committing stage: one durable transaction per hand-off, then the answers."""
@@ -262,7 +296,7 @@ class IngestFront:
         """Check, append and answer one group of (token, body) at once: one answer tuple per request."""
         return self.commit([self.check(group)])
 
-    def check(self, group: list[tuple[int, bytes]]) -> Checked:
+    def check(self, group: list[tuple[int, bytes]], *, split: bool = False) -> Checked:
         """Parse and check the entries of a group (signatures in one C call): what to append, what to answer."""
         ingest = self.api.ingest
         out = Checked([], [])
@@ -285,22 +319,22 @@ class IngestFront:
             except Exception as exc:  # noqa: BLE001 - this request's own answer
                 out.answers.append(_error(token, exc))
         if fast:
-            out.fast, where, rest = self._prepare(fast)
+            out.fast, where, rest = self._prepare(fast, split)
             out.fast_tokens = [fast[i][0] for i in where]
             for i, prep in rest:
                 if isinstance(prep, AiledgerError):
                     out.answers.append(_error(fast[i][0], prep))
                 else:
                     out.preps.append((fast[i][0], prep))
-        st = self.stats
-        st["requests"] += len(group)
         return out
 
-    def _prepare(self, fast: list[tuple[int, bytes, dict[str, Any]]]) -> tuple[Any, list[int], list[tuple[int, Any]]]:
-        """``Ingestor.prepare_group`` of the canonical entries, a large group in two halves at once (the signature
-        checks release the GIL: the second core checks one half while this thread checks the other)."""
+    def _prepare(self, fast: list[tuple[int, bytes, dict[str, Any]]], split: bool = False
+                 ) -> tuple[Any, list[int], list[tuple[int, Any]]]:
+        """``Ingestor.prepare_group`` of the canonical entries; ``split`` (the helper thread idle): a large piece in
+        two halves at once (the signature checks release the GIL: the helper checks one half on the second core
+        while this thread checks the other)."""
         ingest = self.api.ingest
-        if len(fast) < _SPLIT or self._helper is None:
+        if not split or len(fast) < _SPLIT or self._helper is None:
             return ingest.prepare_group([f[1] for f in fast], [f[2] for f in fast])
         h = len(fast) // 2
         first = self._helper.submit(ingest.prepare_group, [f[1] for f in fast[:h]], [f[2] for f in fast[:h]])
