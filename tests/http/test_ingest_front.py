@@ -409,3 +409,45 @@ def test_groups_gather_every_writer_but_no_more_than_max_group(tmp_path):
             assert _closed_loop(f.url, bodies[60:], 24) == [201] * 60
             assert f.stats["groups"] < 60  # shared, not one by one
         assert led.size == 3 + 120
+
+
+def test_take_ready_tells_when_every_connection_is_in():
+    """The C loop's take_ready: what is queued, and whether every open connection has its request taken and
+    unanswered. An answer counts as given once posted (reply), before the loop has written it: its writer
+    will send again, so a group being gathered must not close on it."""
+    from ailedger.tlog import _front
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", port()))
+    lsock.listen(16)
+    _front.start(lsock.fileno())
+    conns = []
+    try:
+        body = b"{}"
+        req = b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n" + body
+        conns = [socket.create_connection(lsock.getsockname(), timeout=5) for _ in range(3)]
+        deadline = time.monotonic() + 5
+        while _front.stats()["connections"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        got: list = []
+        conns[0].sendall(req)
+        conns[1].sendall(req)
+        while len(got) < 2 and time.monotonic() < deadline:
+            piece, all_in = _front.take_ready(0.5)
+            got += piece
+        assert [b for _, b in got] == [body, body] and all_in is False  # the third connection has sent nothing
+        conns[2].sendall(req)
+        piece, all_in = _front.take_ready(2.0)
+        assert len(piece) == 1 and all_in is True
+        got += piece
+        _front.reply([(tok, 201, b'{"ok":1}') for tok, _ in got[:2]])
+        assert _front.take_ready(0.0) == ([], False)  # two answered: their writers are on their way again
+        for c in conns[:2]:
+            assert c.recv(4096).startswith(b"HTTP/1.1 201 ")
+        _front.reply([(got[2][0], 201, b'{"ok":1}')])
+        assert conns[2].recv(4096).startswith(b"HTTP/1.1 201 ")
+    finally:
+        for c in conns:
+            c.close()
+        _front.stop()
+        lsock.close()
