@@ -357,3 +357,97 @@ def test_ingest_port_must_differ_from_the_api_port(ledger_dir):
 
     r = CliRunner().invoke(main, ["serve", "--ledger", str(ledger_dir), "--port", "18399", "--ingest-port", "18399"])
     assert r.exit_code == 2 and "--ingest-port must differ from --port" in r.output
+
+
+def test_appended_answer_is_the_apis_json():
+    """The front formats a new entry's answer itself: byte for byte the API's json_bytes of the same fields."""
+    from ailedger.http.ingest_front import _appended
+    from ailedger.server.asgi import json_bytes
+    from ailedger.tlog.log import AppendResult
+
+    for r in (AppendResult(0, bytes(32), False), AppendResult(2**40 + 7, bytes(range(32)), False),
+              AppendResult(12, bytes(range(32, 64)), True)):
+        token, status, body = _appended(9, r)
+        assert (token, status) == (9, 200 if r.duplicate else 201)
+        assert body == json_bytes({"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})
+
+
+def _closed_loop(url: str, bodies: list[bytes], writers: int) -> list[int]:
+    """``writers`` keep-alive connections started together, each posting its share of ``bodies`` one after
+    the other (the next once answered): every status."""
+    statuses: list[int] = []
+    gate = threading.Barrier(writers)
+
+    def conn(k: int) -> None:
+        with httpx.Client(timeout=20) as c:
+            gate.wait()
+            for i in range(k, len(bodies), writers):
+                statuses.append(c.post(url, content=bodies[i]).status_code)
+
+    ts = [threading.Thread(target=conn, args=(k,)) for k in range(writers)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    return statuses
+
+
+def test_groups_gather_every_writer_but_no_more_than_max_group(tmp_path):
+    """Closed-loop writers land in shared groups (gathered piece by piece), and a group never holds more than
+    max_group requests: with 24 writers and max_group=5, every commit answers at most 5."""
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/front").close()
+    with Ledger.open(d) as led:
+        app = create_app(led, ServeConfig(open_registration=True))
+        api = TestClient(app)
+        keys = [Key(f"g{i}") for i in range(3)]
+        for k in keys:
+            assert api.post("/v1/identities", json=k.registration()).status_code == 201
+        bodies = [canonical_json(keys[i % 3].entry("note", {"i": i})) for i in range(120)]
+        with IngestFront(app.api, "127.0.0.1", port(), max_group=5) as f:  # type: ignore[attr-defined]
+            assert _closed_loop(f.url, bodies[:60], 24) == [201] * 60
+            assert f.stats["largest_group"] <= 5 and f.stats["groups"] >= 12
+        with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
+            assert _closed_loop(f.url, bodies[60:], 24) == [201] * 60
+            assert f.stats["groups"] < 60  # shared, not one by one
+        assert led.size == 3 + 120
+
+
+def test_take_ready_tells_when_every_connection_is_in():
+    """The C loop's take_ready: what is queued, and whether every open connection has its request taken and
+    unanswered. An answer counts as given once posted (reply), before the loop has written it: its writer
+    will send again, so a group being gathered must not close on it."""
+    from ailedger.tlog import _front
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", port()))
+    lsock.listen(16)
+    _front.start(lsock.fileno())
+    conns = []
+    try:
+        body = b"{}"
+        req = b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n" + body
+        conns = [socket.create_connection(lsock.getsockname(), timeout=5) for _ in range(3)]
+        deadline = time.monotonic() + 5
+        while _front.stats()["connections"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        got: list = []
+        conns[0].sendall(req)
+        conns[1].sendall(req)
+        while len(got) < 2 and time.monotonic() < deadline:
+            piece, all_in = _front.take_ready(0.5)
+            got += piece
+        assert [b for _, b in got] == [body, body] and all_in is False  # the third connection has sent nothing
+        conns[2].sendall(req)
+        piece, all_in = _front.take_ready(2.0)
+        assert len(piece) == 1 and all_in is True
+        got += piece
+        _front.reply([(tok, 201, b'{"ok":1}') for tok, _ in got[:2]])
+        assert _front.take_ready(0.0) == ([], False)  # two answered: their writers are on their way again
+        for c in conns[:2]:
+            assert c.recv(4096).startswith(b"HTTP/1.1 201 ")
+        _front.reply([(got[2][0], 201, b'{"ok":1}')])
+        assert conns[2].recv(4096).startswith(b"HTTP/1.1 201 ")
+    finally:
+        for c in conns:
+            c.close()
+        _front.stop()
+        lsock.close()

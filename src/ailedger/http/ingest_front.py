@@ -4,7 +4,8 @@
 Its C loop (``ailedger.tlog._front``, an epoll loop on its own thread, never holding the GIL) accepts
 keep-alive connections, reads each request head and body, answers malformed, oversized, other-path and
 other-method requests itself, and queues the bodies of whole ``POST /v1/entries`` requests.  One Python
-thread here takes everything queued as one group (``take``), checks every entry of it in one C call
+thread here gathers a group piece by piece (``take_ready``: what is queued now, and whether every open
+connection's request is in), checks the entries of each piece in one C call
 (:meth:`~ailedger.tlog.ingest.Ingestor.prepare_singles`), appends the group in one durable transaction
 through the ledger's group committer (the policy checks and per-identity rate limits of the API run on
 it), and answers each request (``reply``) with exactly what ``POST /v1/entries`` on the API answers:
@@ -28,7 +29,8 @@ import logging
 import os
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,7 @@ from ailedger.tlog.ingest import IDENTITY_REGISTER
 
 if TYPE_CHECKING:
     from ailedger.http.app import Api
+    from ailedger.tlog.log import AppendResult
 
 __all__ = ["Checked", "IngestFront", "available"]
 
@@ -51,7 +54,7 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _front = None  # type: ignore[assignment]
 
-_SPLIT = 32  # entries from which a group's signatures are checked on two threads
+_SPLIT = 16  # entries from which a piece is checked in two halves on two threads (smaller: on the helper thread)
 _INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
 
 
@@ -75,6 +78,20 @@ def _error(token: int, exc: BaseException) -> tuple[Any, ...]:
         return (token, status, json_bytes(exc.to_dict()), _headers(headers))
     log.error("internal error on the ingest port", exc_info=exc)
     return (token, 500, _INTERNAL)
+
+
+_CREATED = b'{"index":%d,"leaf_hash":"%s","duplicate":false}'
+
+
+def _appended(token: int, r: AppendResult) -> tuple[int, int, bytes]:
+    """The answer to a request whose entry is in the log: 201 with its index and leaf hash (as the API's
+    ``json_bytes`` of ``{"index", "leaf_hash", "duplicate"}``), 200 ``duplicate`` when it was there before."""
+    if r.duplicate:
+        return (token, 200, json_bytes({"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": True}))
+    return (token, 201, _CREATED % (r.index, r.leaf_hash.hex().encode()))
+
+
+_Piece = tuple["Future[Checked]", list[tuple[int, bytes]]]  # a piece on the helper thread: its check, its requests
 
 
 @dataclass
@@ -170,45 +187,89 @@ class IngestFront:
     def _run(self) -> None:
         """The checking stage: take what the C loop queued, check it (parse, signatures: the GIL released in C),
         and hand it to the committing stage. While that stage is busy with the group before, keep taking and
-        checking what arrives; once it is free, wait (at most the window) for the writers it just answered
-        to send their next entries, so that a group holds every writer rather than half of them (a commit
-        costs nearly the same for 50 entries as for 25: on PostgreSQL most of it is round trips)."""
+        checking what arrives. Once it is free, gather the group: every open connection's request (the writers
+        it just answered coming back), at most the window from the first, each piece checked as it arrives
+        (the signatures of the first writers back are checked while the last are on their way), so that a
+        group holds every writer rather than half of them (a commit costs nearly the same for 50 entries as
+        for 25: on PostgreSQL most of it is round trips) and its checks overlap the writers' round trips."""
         assert _front is not None
-        take = _front.take
+        take, take_ready = _front.take, _front.take_ready
         pending: list[Checked] = []
-        fresh = False  # pending was just taken with the window applied, the committing stage idle
+        held = 0  # requests taken into pending (at most max_group)
+        helper: _Piece | None = None  # a piece being checked on the helper thread meanwhile
+        clock = time.monotonic
         while not self._stop.is_set():
-            if not pending:
-                group = take(0.2, self.window, self.max_group)
-                fresh = True
-            else:
-                with self._cv:
-                    busy = self._busy
-                if busy:  # gather what arrives meanwhile
-                    group = take(0.001, 0.0, self.max_group)
-                    fresh = False
-                elif not fresh:  # free now: let the writers it answered come back (at most the window)
-                    group = take(0.0, self.window, self.max_group, True)
-                    fresh = True
+            with self._cv:
+                busy = self._busy
+            if busy:  # gather what arrives meanwhile
+                if held < self.max_group:
+                    group = take(0.001, 0.0, self.max_group - held)
+                    held += len(group)
+                    helper = self._piece(pending, group, helper)
                 else:
-                    group = []
-            if group:
-                try:
-                    pending.append(self.check(group))
-                except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
-                    _front.reply([_error(token, exc) for token, _ in group])
-            if pending and fresh:
-                with self._cv:
-                    if not self._busy:
-                        self._handoff = pending
-                        self._busy = True
-                        pending = []
-                        self._cv.notify()
-                    else:
-                        fresh = False
+                    self._stop.wait(0.001)
+                continue
+            if not pending and helper is None:  # idle: waiting for a first request
+                group = take(0.2, 0.0, self.max_group)
+                if not group:
+                    continue
+                held = len(group)
+                helper = self._piece(pending, group, helper)
+            deadline = clock() + self.window
+            while held < self.max_group and not self._stop.is_set():  # the rest, piece by piece, at most the window
+                left = deadline - clock()
+                group, all_in = take_ready(max(left, 0.0), self.max_group - held)
+                held += len(group)
+                helper = self._piece(pending, group, helper)
+                if all_in or left <= 0.0:
+                    break
+            if helper is not None:
+                self._collect(pending, helper)
+                helper = None
+            if not pending:  # every request taken already answered (its check failed)
+                held = 0
+                continue
+            with self._cv:
+                self._handoff = pending
+                self._busy = True
+                pending = []
+                held = 0
+                self._cv.notify()
         with self._cv:
             self._closing = True
             self._cv.notify()
+
+    def _piece(self, pending: list[Checked], group: list[tuple[int, bytes]], helper: _Piece | None) -> _Piece | None:
+        """Check a piece of a group onto ``pending``: on the helper thread when it is free (the piece it holds, if
+        any, is returned: collected by :meth:`_collect`), else on this thread. Two pieces are checked at once,
+        one on each core, without splitting either (the signature checks release the GIL)."""
+        if not group:
+            return helper
+        self.stats["requests"] += len(group)
+        if helper is not None and helper[0].done():
+            self._collect(pending, helper)
+            helper = None
+        free = helper is None and self._helper is not None
+        if free and len(group) < _SPLIT:
+            return (self._helper.submit(self.check, group), group)  # type: ignore[union-attr]
+        try:
+            pending.append(self.check(group, split=free))  # a large piece: in two halves on both threads
+        except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
+            self._fail(group, exc)
+        return helper
+
+    def _collect(self, pending: list[Checked], helper: _Piece) -> None:
+        """The piece the helper thread checked, onto ``pending`` (waiting for it if need be)."""
+        fut, group = helper
+        try:
+            pending.append(fut.result())
+        except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
+            self._fail(group, exc)
+
+    @staticmethod
+    def _fail(group: list[tuple[int, bytes]], exc: BaseException) -> None:
+        assert _front is not None
+        _front.reply([_error(token, exc) for token, _ in group])
 
     def _commit_run(self) -> None:
         """The committing stage: one durable transaction per hand-off, then the answers."""
@@ -235,7 +296,7 @@ class IngestFront:
         """Check, append and answer one group of (token, body) at once: one answer tuple per request."""
         return self.commit([self.check(group)])
 
-    def check(self, group: list[tuple[int, bytes]]) -> Checked:
+    def check(self, group: list[tuple[int, bytes]], *, split: bool = False) -> Checked:
         """Parse and check the entries of a group (signatures in one C call): what to append, what to answer."""
         ingest = self.api.ingest
         out = Checked([], [])
@@ -258,22 +319,22 @@ class IngestFront:
             except Exception as exc:  # noqa: BLE001 - this request's own answer
                 out.answers.append(_error(token, exc))
         if fast:
-            out.fast, where, rest = self._prepare(fast)
+            out.fast, where, rest = self._prepare(fast, split)
             out.fast_tokens = [fast[i][0] for i in where]
             for i, prep in rest:
                 if isinstance(prep, AiledgerError):
                     out.answers.append(_error(fast[i][0], prep))
                 else:
                     out.preps.append((fast[i][0], prep))
-        st = self.stats
-        st["requests"] += len(group)
         return out
 
-    def _prepare(self, fast: list[tuple[int, bytes, dict[str, Any]]]) -> tuple[Any, list[int], list[tuple[int, Any]]]:
-        """``Ingestor.prepare_group`` of the canonical entries, a large group in two halves at once (the signature
-        checks release the GIL: the second core checks one half while this thread checks the other)."""
+    def _prepare(self, fast: list[tuple[int, bytes, dict[str, Any]]], split: bool = False
+                 ) -> tuple[Any, list[int], list[tuple[int, Any]]]:
+        """``Ingestor.prepare_group`` of the canonical entries; ``split`` (the helper thread idle): a large piece in
+        two halves at once (the signature checks release the GIL: the helper checks one half on the second core
+        while this thread checks the other)."""
         ingest = self.api.ingest
-        if len(fast) < _SPLIT or self._helper is None:
+        if not split or len(fast) < _SPLIT or self._helper is None:
             return ingest.prepare_group([f[1] for f in fast], [f[2] for f in fast])
         h = len(fast) // 2
         first = self._helper.submit(ingest.prepare_group, [f[1] for f in fast[:h]], [f[2] for f in fast[:h]])
@@ -293,33 +354,31 @@ class IngestFront:
         tokens = [t for c in batch if c.fast is not None for t in c.fast_tokens]
         committer = api.ledger.committer
         reqs = [ingest.request(p) for _, p in preps]
-        fast: list[tuple[int, Any]] = []
+        merged = None
         if parts:  # the group's canonical single entries: one request, checked once (as a pre-batched batch is)
             merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts)
-            fast = list(zip(tokens, ingest.split(merged)))
             reqs.append(ingest.request(merged))
         results = committer.commit_now(reqs) if reqs else []
         if reqs:
             api._cp = None  # the API's cached checkpoint is behind now
         pairs: list[tuple[int, Any, Any]] = [(t, p, r) for (t, p), r in zip(preps, results)]
-        if fast:
+        if merged is not None:
             res = results[-1]
             if isinstance(res, AiledgerError) and not isinstance(res, StorageError):
                 # some entry of the group was refused (stale time, unknown or revoked signer, rate limit...): nothing
                 # of the batch was stored; each request again on its own, so that only the offending ones fail
-                again = committer.commit_now([ingest.request(p) for _, p in fast])
-                pairs += [(t, p, r) for (t, p), r in zip(fast, again)]
+                alone = ingest.split(merged)
+                again = committer.commit_now([ingest.request(p) for p in alone])
+                pairs += zip(tokens, alone, again)
             elif isinstance(res, BaseException):  # the store failed: every request of the group fails with it
-                pairs += [(t, p, res) for t, p in fast]
+                answers.extend(_error(t, res) for t in tokens)
             else:
                 try:
                     each = ingest.done(merged, res)
                 except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
-                    answers.extend(_error(t, exc) for t, _ in fast)
+                    answers.extend(_error(t, exc) for t in tokens)
                 else:
-                    answers.extend((t, 200 if r.duplicate else 201, json_bytes(
-                        {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate}))
-                        for (t, _), r in zip(fast, each))
+                    answers.extend(map(_appended, tokens, each))
         done = ingest.done
         for token, prep, res in pairs:
             if isinstance(res, BaseException):
@@ -330,8 +389,7 @@ class IngestFront:
             except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
                 answers.append(_error(token, exc))
                 continue
-            answers.append((token, 200 if r.duplicate else 201, json_bytes(
-                {"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": r.duplicate})))
+            answers.append(_appended(token, r))
         st = self.stats
         st["groups"] += 1
         st["largest_group"] = max(st["largest_group"], len(answers))

@@ -6,8 +6,9 @@
  * too large (413, 431), without a length (411), for another path (404) or method (405) itself, and queues
  * every complete POST /v1/entries body as (token, body).  A connection whose request is queued reads
  * nothing more until that request is answered (one request in flight per connection; pipelined bytes
- * wait in its buffer).  Python takes what is queued as one group (take(), the GIL released while it
- * waits) and answers with reply([(token, status, body[, headers])]); the loop thread is woken by an
+ * wait in its buffer).  Python takes what is queued (take(), or take_ready() piece by piece while it tells
+ * whether every open connection's request is in; the GIL released while they wait) and answers with
+ * reply([(token, status, body[, headers])]); the loop thread is woken by an
  * eventfd and writes the answers.  A token names a connection and its serial number: an answer for a
  * connection that has gone (its client disconnected) is dropped.
  *
@@ -57,6 +58,7 @@ typedef struct ans {
     struct ans *next;
     uint64_t token;
     int status;
+    int matched; /* drain_answers: its connection awaits it */
     size_t blen, hlen; /* body, then extra header lines (each ending CRLF) */
     char data[];
 } ans_t;
@@ -97,6 +99,7 @@ static req_t *q_head, *q_tail;
 static size_t q_len;
 static size_t n_waiting;    /* connections whose request is queued or with Python */
 static size_t n_active;     /* open connections that may still send a request (not closing) */
+static size_t n_posted;     /* answers from Python not yet written (their connections still count in n_waiting) */
 static ans_t *a_head;       /* answers from Python, newest first */
 static int stopping;
 
@@ -254,7 +257,9 @@ static int settle(conn_t *c)
         return 0;
     }
     c->want_out = r == 1;
-    set_events(c, c->want_out ? EPOLLOUT : (c->state == S_WAIT ? 0 : EPOLLIN));
+    /* a connection awaiting its answer stays watched for input if it was (no epoll_ctl per request): input then
+     * (pipelined bytes, its close) is a stray event that unwatches it until the answer (on_readable) */
+    set_events(c, c->want_out ? EPOLLOUT : (c->state == S_WAIT && c->events != EPOLLIN ? 0 : EPOLLIN));
     return r == 0;
 }
 
@@ -441,8 +446,10 @@ static void on_readable(conn_t *c)
             conn_close(c);
         return;
     }
-    if (c->state == S_WAIT) /* not watched for input while waiting; a stray event */
+    if (c->state == S_WAIT) { /* input while its request is with Python: read nothing until the answer */
+        set_events(c, 0);
         return;
+    }
     if (c->ilen == c->icap) {
         size_t nc = c->icap < HEAD_MAX ? HEAD_MAX : c->icap;
         if (c->ilen >= nc) { /* a full head buffer not parsed yet: process() answers 431 */
@@ -530,7 +537,6 @@ static void drain_answers(void)
     pthread_mutex_lock(&qlock);
     ans_t *a = a_head;
     a_head = NULL;
-    pthread_mutex_unlock(&qlock);
     ans_t *rev = NULL; /* oldest first */
     while (a) {
         ans_t *n = a->next;
@@ -538,16 +544,22 @@ static void drain_answers(void)
         rev = a;
         a = n;
     }
+    for (a = rev; a; a = a->next) { /* under qlock: take() sees these connections as answered from now */
+        n_posted--;
+        uint32_t fd = (uint32_t)a->token, serial = (uint32_t)(a->token >> 32);
+        conn_t *c = fd < conns_cap ? conns[fd] : NULL;
+        a->matched = c && c->serial == serial && c->state == S_WAIT;
+        if (a->matched) { /* its connection reads again once the answer is written below */
+            n_waiting--;
+            c->state = S_READ;
+        }
+    }
+    pthread_mutex_unlock(&qlock);
     while (rev) {
         ans_t *n = rev->next;
-        uint32_t fd = (uint32_t)rev->token, serial = (uint32_t)(rev->token >> 32);
-        conn_t *c = fd < conns_cap ? conns[fd] : NULL;
-        if (c && c->serial == serial && c->state == S_WAIT) {
+        if (rev->matched) {
+            conn_t *c = conns[(uint32_t)rev->token];
             st.answered++;
-            pthread_mutex_lock(&qlock);
-            n_waiting--;
-            pthread_mutex_unlock(&qlock);
-            c->state = S_READ;
             c->last_ms = c->start_ms = now_ms;
             if (respond(c, rev->status, rev->data + rev->blen, rev->hlen, rev->data, rev->blen, !c->keep) != 0)
                 conn_close(c);
@@ -602,7 +614,7 @@ static void teardown(void)
         free(a_head);
         a_head = n;
     }
-    n_waiting = n_active = 0;
+    n_waiting = n_active = n_posted = 0;
     pthread_mutex_unlock(&qlock);
     if (ep >= 0)
         close(ep);
@@ -695,6 +707,7 @@ static int post_answer(uint64_t token, int status, const char *body, size_t blen
     pthread_mutex_lock(&qlock);
     a->next = a_head;
     a_head = a;
+    n_posted++;
     pthread_mutex_unlock(&qlock);
     return 0;
 }
@@ -707,6 +720,13 @@ static void wake_loop(void)
 }
 
 #ifndef FRONT_NO_PYTHON
+/* Every open connection has a request queued or with Python, not yet answered (under qlock). An answer Python
+ * posted counts as given: its writer will send again. */
+static int all_in(void)
+{
+    return (long long)n_waiting - (long long)n_posted >= (long long)n_active;
+}
+
 /* ---- Python interface ------------------------------------------------------------------------- */
 static pthread_t thread;
 static int running;
@@ -762,6 +782,45 @@ static void add_seconds(struct timespec *t, double seconds)
     }
 }
 
+/* Unlink up to `most` queued requests (under qlock), oldest first; *n their count. */
+static req_t *unlink_queued(size_t most, size_t *n)
+{
+    req_t *got = q_head, *last = NULL, *r = q_head;
+    *n = 0;
+    while (r && *n < most) {
+        last = r;
+        r = r->next;
+        (*n)++;
+    }
+    if (last) {
+        last->next = NULL;
+        q_head = r;
+        if (r == NULL)
+            q_tail = NULL;
+        q_len -= *n;
+    }
+    return last ? got : NULL;
+}
+
+/* The requests as [(token, body)] (freed here, also on failure). */
+static PyObject *group_list(req_t *got, size_t n)
+{
+    PyObject *out = PyList_New((Py_ssize_t)n);
+    for (Py_ssize_t i = 0; got; i++) {
+        req_t *nx = got->next;
+        if (out) {
+            PyObject *t = Py_BuildValue("(Ky#)", (unsigned long long)got->token, got->body, (Py_ssize_t)got->len);
+            if (t == NULL)
+                Py_CLEAR(out);
+            else
+                PyList_SET_ITEM(out, i, t);
+        }
+        free(got);
+        got = nx;
+    }
+    return out;
+}
+
 static PyObject *py_take(PyObject *self, PyObject *args)
 {
     double timeout = 1.0, window = 0.0;
@@ -787,42 +846,45 @@ static PyObject *py_take(PyObject *self, PyObject *args)
         /* the group stays open up to `window` from now while some connection may still send one */
         clock_gettime(CLOCK_REALTIME, &wl);
         add_seconds(&wl, window);
-        while (!stopping && n_waiting < n_active && q_len < (size_t)most) {
+        while (!stopping && !all_in() && q_len < (size_t)most) {
             if (pthread_cond_timedwait(&qcond, &qlock, &wl) == ETIMEDOUT)
                 break;
         }
     }
-    /* take up to `most` */
-    got = q_head;
-    req_t *last = NULL, *r = q_head;
-    while (r && n < (size_t)most) {
-        last = r;
-        r = r->next;
-        n++;
-    }
-    if (last) {
-        last->next = NULL;
-        q_head = r;
-        if (r == NULL)
-            q_tail = NULL;
-        q_len -= n;
-    }
+    got = unlink_queued((size_t)most, &n);
     pthread_mutex_unlock(&qlock);
     Py_END_ALLOW_THREADS
-    PyObject *out = PyList_New((Py_ssize_t)n);
-    for (Py_ssize_t i = 0; got; i++) {
-        req_t *nx = got->next;
-        if (out) {
-            PyObject *t = Py_BuildValue("(Ky#)", (unsigned long long)got->token, got->body, (Py_ssize_t)got->len);
-            if (t == NULL)
-                Py_CLEAR(out);
-            else
-                PyList_SET_ITEM(out, i, t);
-        }
-        free(got);
-        got = nx;
+    return group_list(got, n);
+}
+
+static PyObject *py_take_ready(PyObject *self, PyObject *args)
+{
+    double timeout = 0.0;
+    Py_ssize_t most = 100000;
+    if (!PyArg_ParseTuple(args, "|dn", &timeout, &most))
+        return NULL;
+    if (most < 1)
+        most = 1;
+    req_t *got = NULL;
+    size_t n = 0;
+    int in = 0;
+    Py_BEGIN_ALLOW_THREADS
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    add_seconds(&dl, timeout > 0 ? timeout : 0);
+    pthread_mutex_lock(&qlock);
+    while (q_head == NULL && !all_in() && !stopping && running && timeout > 0) {
+        if (pthread_cond_timedwait(&qcond, &qlock, &dl) == ETIMEDOUT)
+            break;
     }
-    return out;
+    got = unlink_queued((size_t)most, &n);
+    in = all_in() && q_head == NULL;
+    pthread_mutex_unlock(&qlock);
+    Py_END_ALLOW_THREADS
+    PyObject *list = group_list(got, n);
+    if (list == NULL)
+        return NULL;
+    return Py_BuildValue("(NO)", list, in ? Py_True : Py_False);
 }
 
 static PyObject *py_reply(PyObject *self, PyObject *arg)
@@ -899,6 +961,11 @@ static PyMethodDef methods[] = {
      "Every complete request queued (waiting up to timeout for a first one; then up to window more while "
      "some open connection has no request queued or taken; hold: the caller holds taken requests, so wait "
      "the window even if none is queued now). The GIL is released while waiting."},
+    {"take_ready", py_take_ready, METH_VARARGS,
+     "take_ready(timeout=0.0, most=100000) -> ([(token, body)], all_in)\n"
+     "What is queued now (waiting up to timeout for a first request unless every open connection already has "
+     "its request queued or taken), and whether every open connection has its request taken and unanswered "
+     "(nobody else is on the way: a group may close). The GIL is released while waiting."},
     {"reply", py_reply, METH_O, "reply([(token, status, body[, headers])]): answer taken requests."},
     {"stop", py_stop, METH_NOARGS, "Stop the loop thread and close every connection."},
     {"stats", py_stats, METH_NOARGS, "Counters of the front."},
