@@ -47,6 +47,7 @@ from ailedger.blobs.client import (
     ShardSink,
     ShardSource,
     check_url,
+    corrupted,
     hash_file,
     remove,
 )
@@ -147,10 +148,11 @@ class GetResult:
     size: int
     shards_used: list[int]
     failures: list[str]
+    shards_hashed: list[int] = field(default_factory=list)  # data shards hashed after an end-to-end check failed
 
     def to_dict(self) -> dict[str, Any]:
         return {"cid": self.cid, "plaintext_cid": self.plaintext_cid, "size": self.size,
-                "shards_used": self.shards_used, "failures": self.failures}
+                "shards_used": self.shards_used, "failures": self.failures, "shards_hashed": self.shards_hashed}
 
 
 @dataclass(frozen=True)
@@ -546,8 +548,14 @@ class BlobService:
     def _swarm(self, st: BlobState, spool: Path, need: int, candidates: list[int] | None = None,
                locations: dict[int, list[str]] | None = None,
                progress: Callable[[int, int], None] | None = None,
-               live: _Live | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
+               live: _Live | None = None, optimistic: bool = False,
+               have: dict[int, ShardSink] | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
         """Fetch shards until ``need`` good ones are in; returns (indices, failures, their sinks).
+
+        Every shard is checked against its SHA-256 in the ledger as it arrives, except with ``optimistic``
+        the data shards (0..k-1): a get proves those bytes end to end (AES-GCM, plaintext CID) and hashes
+        them only when that fails (:meth:`_named_bad`). Parity shards are always checked (the ISA-L decoder
+        is never handed bytes that were not). ``have``: shards already in and checked (they count as good).
 
         ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
         so load spreads. Another shard is started when a fetch fails, or when one has received nothing
@@ -556,7 +564,8 @@ class BlobService:
         run at once fit in ``self.memory`` bytes, else into spool files. ``progress(shard index, bytes received)`` is called
         as bytes arrive (from the fetching threads)."""
         coding = st.coding
-        idx = candidates if candidates is not None else list(range(coding.n))
+        have = dict(have or {})
+        idx = [i for i in (candidates if candidates is not None else range(coding.n)) if i not in have]
         prim = [i for i in idx if i < coding.k]
         rest = [i for i in idx if i >= coding.k]
         random.shuffle(rest)
@@ -564,11 +573,11 @@ class BlobService:
         parallel = min(len(queue), need + max(2, need // 4), 64)
         in_memory = parallel * coding.shard_size <= self.memory  # every fetch that may run at once
         cancel = threading.Event()
-        good: list[int] = []
+        good: list[int] = sorted(have)
         failures: list[str] = []
         lock = threading.Lock()
         conns: list[Any] = []
-        sinks: dict[int, ShardSink] = {}
+        sinks: dict[int, ShardSink] = dict(have)
         active: dict[int, ShardSink] = {}
 
         def register(conn: Any) -> None:
@@ -592,6 +601,8 @@ class BlobService:
                 out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}",
                                 None if progress is None and live is None else functools.partial(tell, i),
                                 chunk=coding.piece)
+                out.url = url
+                out.verified = not (optimistic and i < coding.k)
                 with lock:
                     active[i] = out
                 if live is not None:
@@ -599,7 +610,8 @@ class BlobService:
                         live.sinks[i] = out
                         live.cond.notify_all()
                 try:
-                    self._client(url).get_shard(s.sha256, coding.shard_size, out, cancel, register)
+                    self._client(url).get_shard(s.sha256, coding.shard_size, out, cancel, register,
+                                                verify=out.verified)
                     out.close()
                     with lock:
                         sinks[i] = out
@@ -628,7 +640,7 @@ class BlobService:
                     j = queue.pop(0)
                     running[ex.submit(fetch, j)] = j
 
-                while queue and len(running) < need:
+                while queue and len(running) + len(good) < need:
                     start()
                 while running and len(good) < need:
                     done, _ = wait(running, timeout=self.hedge / 2, return_when=FIRST_COMPLETED)
@@ -738,7 +750,14 @@ class BlobService:
     def get(self, cid: str, out: str | os.PathLike[str], ident: Any,
             progress: Callable[[int, int], None] | None = None) -> GetResult:
         """Fetch, decode, decrypt and check blob ``cid`` into ``out``; ``progress(shard, bytes)`` as shards
-        arrive."""
+        arrive.
+
+        Optimistic (docs/storage.md, "What a get proves"): the data shards are not hashed as they arrive;
+        the bytes are proven end to end instead, by every segment's AES-GCM tag under the object key and the
+        plaintext's CID against the commitment (and size) in the ledger. Only when one of those fails are the
+        shards used hashed against their SHA-256 in the ledger: the bad ones are named in ``failures`` and
+        replaced by others, fetched with every check, and the result is checked again, ciphertext CID
+        included (as every get did before)."""
         st = self.state(cid)
         if st.superseded_by:
             raise NotFoundError(f"blob {st.cid} was re-encrypted under a new key as {st.superseded_by} and its "
@@ -749,14 +768,17 @@ class BlobService:
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
         prof = get_profile(st.profile)
+        Done = tuple[FileImporter | None, FileImporter]
 
-        def attempt(feed: Callable[[Callable[[bytes], None]], bool]) -> tuple[FileImporter, FileImporter] | None:
+        def attempt(feed: Callable[[Callable[[bytes], None]], bool], checked: bool = False) -> Done | None:
             """Decode what ``feed`` gives into ``part`` (fresh importers, decryptor and file each time);
-            None when ``feed`` gave up (its shards changed under it)."""
-            cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
+            None when ``feed`` gave up (its shards changed under it). ``checked``: the ciphertext CID is
+            computed too (the fallback path)."""
+            cipher_imp = FileImporter(prof, keep_leaves=False) if checked else None
+            plain_imp = FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
-            # the two CID importers hash on lanes of their own (as in put), beside decoding and decryption
-            lanes = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
+            # the CID importers hash on lanes of their own (as in put), beside decoding and decryption
+            lanes = [ThreadPoolExecutor(1) for _ in range(2 if checked else 1)]
             pending: deque[Future[Any]] = deque()
             with open(part, "wb") as fout:
                 def plain_out(pt: bytes) -> None:
@@ -769,16 +791,17 @@ class BlobService:
                         pending.popleft().result()
 
                 def sink(ct: bytes) -> None:
-                    later(0, cipher_imp.update, ct)
+                    if cipher_imp is not None:
+                        later(1, cipher_imp.update, ct)
                     pt = decr.update(ct)
                     if pt:
-                        later(1, plain_out, pt)
+                        later(0, plain_out, pt)
 
                 try:
                     if not feed(sink):
                         return None
                     pt = decr.finish()
-                    later(1, plain_out, pt)
+                    later(0, plain_out, pt)
                     while pending:
                         pending.popleft().result()
                 finally:
@@ -786,35 +809,21 @@ class BlobService:
                         lane.shutdown(wait=True, cancel_futures=True)
             return cipher_imp, plain_imp
 
-        try:
-            done: tuple[FileImporter, FileImporter] | None = None
-            if self._fits(st, st.coding.k):
-                # decode while the data shards stream in (views of their buffers, before their SHA-256 is
-                # known); if the shards the swarm keeps are not those, everything is decoded again from them
-                live = _Live()
-                with ThreadPoolExecutor(1) as bg:
-                    swarm = bg.submit(self._swarm, st, spool, st.coding.k, progress=progress, live=live)
-                    try:
-                        streamed = self._stream_decode(st, live, attempt)
-                    except VerificationError:
-                        streamed = None  # an altered data shard: its SHA-256 check will name it below
-                    used, failures, got = swarm.result()
-                if streamed is not None and streamed[0] == {i: got.get(i) for i in used}:
-                    done = streamed[1]
-            else:
-                used, failures, got = self._swarm(st, spool, st.coding.k, progress=progress)
-            if done is None:
-                def whole(sink: Callable[[bytes], None]) -> bool:
-                    self._decode(st, got, used, sink)
-                    return True
+        def whole(got: dict[int, ShardSink], used: list[int]) -> Callable[[Callable[[bytes], None]], bool]:
+            def feed(sink: Callable[[bytes], None]) -> bool:
+                self._decode(st, got, used, sink)
+                return True
+            return feed
 
-                done = attempt(whole)
+        def proven(done: Done | None) -> CID:
+            """The end-to-end checks (and the ciphertext CID when it was computed)."""
             assert done is not None
             cipher_imp, plain_imp = done
-            got_cid = str(cipher_imp.finish()[0])
-            if got_cid != st.cid:
-                raise VerificationError("reassembled ciphertext does not match the blob's CID",
-                                        expected=st.cid, found=got_cid)
+            if cipher_imp is not None:
+                got_cid = str(cipher_imp.finish()[0])
+                if got_cid != st.cid:
+                    raise VerificationError("reassembled ciphertext does not match the blob's CID",
+                                            expected=st.cid, found=got_cid)
             plain_cid = plain_imp.finish()[0]
             if crypto.plaintext_commitment(key, plain_cid.bytes).hex() != st.commitment:
                 raise VerificationError("decrypted bytes do not match the plaintext commitment in the ledger",
@@ -822,13 +831,81 @@ class BlobService:
             if plain_imp.size != st.plain_size:
                 raise VerificationError("decrypted size differs from the ledger", expected=st.plain_size,
                                         found=plain_imp.size)
+            return plain_cid
+
+        k = st.coding.k
+        hashed: list[int] = []
+        bad: dict[int, str] = {}
+        got: dict[int, ShardSink] | None = None
+        try:
+            try:
+                done: Done | None = None
+                if self._fits(st, k):
+                    # decode while the data shards stream in (views of their buffers); if the shards the swarm
+                    # keeps are not those, everything is decoded again from them
+                    live = _Live()
+                    with ThreadPoolExecutor(1) as bg:
+                        swarm = bg.submit(self._swarm, st, spool, k, progress=progress, live=live, optimistic=True)
+                        try:
+                            streamed = self._stream_decode(st, live, attempt)
+                        except VerificationError:
+                            streamed = None  # an altered data shard (or a bad record): decoded again below
+                        used, failures, got = swarm.result()
+                    if streamed is not None and streamed[0] == {i: got.get(i) for i in used}:
+                        done = streamed[1]
+                else:
+                    used, failures, got = self._swarm(st, spool, k, progress=progress, optimistic=True)
+                if done is None:
+                    if any(i >= k for i in used):
+                        # a parity shard is needed: the ISA-L decoder is handed checked shards only
+                        bad, hashed = self._named_bad(st, got, used)
+                    if not bad:
+                        done = attempt(whole(got, used))
+                if not bad:
+                    plain_cid = proven(done)
+            except VerificationError:
+                if got is None:
+                    raise
+                # an end-to-end check failed: hash the shards used and name the bad ones
+                bad, more = self._named_bad(st, got, used)
+                hashed += more
+                if not bad:
+                    raise  # every shard is the one the ledger names: the record itself does not add up
+            if bad:
+                # fetch other shards in place of the bad ones (checked as they arrive) and check everything
+                # again, the ciphertext CID included
+                assert got is not None
+                failures += list(bad.values())
+                for i in bad:
+                    got.pop(i).discard()
+                used, more_failures, got = self._swarm(
+                    st, spool, k, candidates=[i for i in range(st.coding.n) if i not in bad], progress=progress,
+                    have=got)
+                failures += more_failures
+                plain_cid = proven(attempt(whole(got, used), checked=True))
             os.replace(part, dest)
         except BaseException:
             remove(part)
             raise
         finally:
             shutil.rmtree(spool, ignore_errors=True)
-        return GetResult(st.cid, str(plain_cid), st.plain_size, used, failures)
+        return GetResult(st.cid, str(plain_cid), st.plain_size, used, failures, hashed)
+
+    def _named_bad(self, st: BlobState, got: dict[int, ShardSink], used: list[int]) -> tuple[dict[int, str], list[int]]:
+        """Hash the shards in ``got`` that were not checked as they arrived; returns ({index: failure naming
+        the shard and where it came from} for those that differ from the ledger, the indices hashed)."""
+        todo = [i for i in used if not got[i].verified]
+        with ThreadPoolExecutor(max(1, min(len(todo), self.workers))) as ex:
+            shas = dict(zip(todo, ex.map(lambda i: got[i].sha256(), todo)))
+        bad: dict[int, str] = {}
+        for i, sha in shas.items():
+            url = got[i].url or "?"
+            try:
+                corrupted("S3 target" if is_s3(url) else "storage node", url, st.shards[i].sha256, sha)
+            except VerificationError as e:
+                bad[i] = f"shard {i} from {url}: {e.message}"
+            got[i].verified = True
+        return bad, todo
 
     def get_ciphertext(self, cid: str, out: str | os.PathLike[str]) -> GetResult:
         """Fetch and reassemble the encrypted object without any key (e.g. to pin it on IPFS or pack it
