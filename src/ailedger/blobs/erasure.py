@@ -24,7 +24,7 @@ from typing import Any
 
 import zfec  # type: ignore[import-untyped]
 
-from ailedger.errors import BadInputError, StorageError
+from ailedger.errors import BadInputError, StorageError, VerificationError
 
 __all__ = ["DEFAULT_K", "DEFAULT_N", "DEFAULT_UNIT", "ISAL", "ZFEC", "Coding", "StripeDecoder", "StripeEncoder",
            "coding_for_nodes", "default_k"]
@@ -176,14 +176,32 @@ class StripeDecoder:
         self.c = coding
         self._isal = _isal(coding) if coding.algorithm == ISAL else None
         self._dec = zfec.Decoder(coding.k, coding.n) if self._isal is None else None
+        self._headers: list[bytes] | None = None
 
-    def decode(self, pieces: Mapping[int, bytes | memoryview]) -> bytes:
+    def headers(self) -> list[bytes]:
+        """The fragment header of each data shard's pieces (ISA-L): the same in every stripe, whatever the
+        data (liberasurecode writes no data checksum here; the last stripe is padded to full size)."""
+        if self._headers is None:
+            frags = StripeEncoder(self.c).encode(b"", list(range(self.c.k)))
+            self._headers = [bytes(f[:ISAL_HEADER]) for f in frags]
+        return self._headers
+
+    def decode(self, pieces: Mapping[int, bytes | memoryview], headers: bool = False) -> bytes:
+        """``headers``: the data shards were not hash-checked, so each data piece's fragment header is
+        compared with the codec's own (the rest of their bytes is ciphertext, checked by the caller)."""
         c = self.c
         idx = sorted(pieces)[: c.k]
         if len(idx) < c.k:
             raise BadInputError(f"need {c.k} shards to decode, have {len(idx)}", field="shards")
         if self._isal is not None and idx == list(range(c.k)):
-            # all data fragments: strip the fragment headers and join (shards are hash-checked already)
+            # all data fragments: strip the fragment headers and join
+            if headers:
+                want = self.headers()
+                for i in idx:
+                    if memoryview(pieces[i])[:ISAL_HEADER] != want[i]:
+                        raise VerificationError(f"shard {i}: a piece's fragment header is not the codec's",
+                                                shard=i, expected=want[i].hex(),
+                                                found=bytes(memoryview(pieces[i])[:ISAL_HEADER]).hex())
             return b"".join(memoryview(pieces[i])[ISAL_HEADER:] for i in idx)
         if self._isal is not None:
             try:  # pyeclib takes only bytes (a memoryview aborts the process)

@@ -186,6 +186,15 @@ class _Live:
         self.done = False
 
 
+def _unpadded(data: bytes, take: int) -> bytes:
+    """The first ``take`` bytes of the last stripe, whose rest must be the encoder's zero padding."""
+    pad = memoryview(data)[take:]
+    if pad != bytes(len(pad)):
+        raise VerificationError("the padding after the last stripe's data is not zero", expected="zero bytes",
+                                found=f"{len(pad) - bytes(pad).count(0)} non-zero of {len(pad)}")
+    return data[:take]
+
+
 def _term(cid: str) -> str:
     return f"blob:{cid}"
 
@@ -717,9 +726,9 @@ class BlobService:
                             return False  # discarded under us
                         chosen[i] = x  # type: ignore[assignment]
                         views[i] = piece
-                data = dec.decode(views)
+                data = dec.decode(views, headers=True)
                 take = min(left, len(data))
-                sink(data if take == len(data) else data[:take])
+                sink(data if take == len(data) else _unpadded(data, take))
                 left -= take
             return True
 
@@ -728,7 +737,10 @@ class BlobService:
 
     def _decode(self, st: BlobState, sinks: dict[int, ShardSink], used: list[int], sink: Callable[[bytes], None]
                 ) -> None:
+        """Decode the shards ``used`` into ``sink``; shards not hash-checked (``verified``) have every byte
+        that is not ciphertext checked: their fragment headers, and the zero padding of the last stripe."""
         coding = st.coding
+        headers = not all(sinks[i].verified for i in used)
         dec = StripeDecoder(coding)
         mem = [i for i in used if sinks[i].path is None]
         files: dict[int, Any] = {i: open(fp, "rb") for i in used  # noqa: SIM115 - closed below
@@ -739,9 +751,9 @@ class BlobService:
             for s in range(coding.stripes):
                 pieces: dict[int, bytes | memoryview] = {i: sinks[i].piece(s, p) or b"" for i in mem}
                 pieces.update({i: f.read(p) for i, f in files.items()})
-                data = dec.decode(pieces)
+                data = dec.decode(pieces, headers=headers)
                 take = min(left, len(data))
-                sink(data if take == len(data) else data[:take])
+                sink(data if take == len(data) else _unpadded(data, take) if headers else data[:take])
                 left -= take
         finally:
             for f in files.values():
@@ -836,6 +848,7 @@ class BlobService:
         k = st.coding.k
         hashed: list[int] = []
         bad: dict[int, str] = {}
+        recheck = False
         got: dict[int, ShardSink] | None = None
         try:
             try:
@@ -866,14 +879,14 @@ class BlobService:
             except VerificationError:
                 if got is None:
                     raise
-                # an end-to-end check failed: hash the shards used and name the bad ones
+                # a check failed: hash the shards used and name the bad ones; whether or not one is, everything is
+                # then checked as before this was optimistic (every shard hashed, the ciphertext CID too), so a
+                # record that does not add up fails with the same error as it always did
                 bad, more = self._named_bad(st, got, used)
                 hashed += more
-                if not bad:
-                    raise  # every shard is the one the ledger names: the record itself does not add up
+                recheck = True
             if bad:
-                # fetch other shards in place of the bad ones (checked as they arrive) and check everything
-                # again, the ciphertext CID included
+                # fetch other shards in place of the bad ones (checked as they arrive)
                 assert got is not None
                 failures += list(bad.values())
                 for i in bad:
@@ -882,6 +895,8 @@ class BlobService:
                     st, spool, k, candidates=[i for i in range(st.coding.n) if i not in bad], progress=progress,
                     have=got)
                 failures += more_failures
+            if bad or recheck:
+                assert got is not None
                 plain_cid = proven(attempt(whole(got, used), checked=True))
             os.replace(part, dest)
         except BaseException:
