@@ -5,10 +5,13 @@ segments -> (UnixFS CID of the ciphertext = the object's id) -> RS k-of-n stripe
 in memory (spooled locally when large) -> uploaded in parallel to n distinct nodes -> ``blob.put`` record.
 
 Read path (``get``): ledger state -> unwrap the key -> fetch k shards at once (data shards first;
-another shard for each that fails or stalls), keep the first k whose SHA-256 matches the ledger,
-cut the rest -> decode (while the data shards arrive; again from the kept shards if they differ) -> check the
-ciphertext CID -> decrypt (every segment authenticated) -> check the plaintext commitment ->
-only then move the output into place. A byte that does not check out never reaches the output.
+another shard for each that fails or stalls), keep the first k of the right length (parity shards
+checked against their SHA-256 as they arrive), cut the rest -> decode (while the data shards arrive;
+again from the kept shards if they differ; data shards' fragment headers and padding checked) ->
+decrypt (every segment authenticated) -> check the plaintext commitment -> only then move the output
+into place. When a check fails, the data shards used are hashed, the bad ones named and replaced, and
+everything is checked again, ciphertext CID included (docs/storage.md, "What a get proves"). A byte
+that does not check out never reaches the output.
 
 State is a replay of the ledger: ``blob.put`` (signed by the owner), ``blob.repair`` (new shard
 locations; any signer, since shard bytes are checked by hash anyway; older locations stay as
