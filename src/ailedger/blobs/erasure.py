@@ -18,8 +18,12 @@ repair is byte-identical to the original (repair checks its SHA-256 against the 
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import zfec  # type: ignore[import-untyped]
@@ -137,6 +141,75 @@ def _isal(coding: Coding) -> Any:
     return ECDriver(k=coding.k, m=coding.n - coding.k, ec_type="isa_l_rs_cauchy")
 
 
+@functools.lru_cache(maxsize=1)
+def _libisal() -> Any:
+    """ISA-L as the pyeclib wheel bundles it (``pyeclib.libs/libisal-*.so``), or None."""
+    try:
+        import pyeclib  # type: ignore[import-untyped]
+
+        found = sorted((Path(pyeclib.__file__).resolve().parent.parent / "pyeclib.libs").glob("libisal*.so*"))
+        lib = ctypes.CDLL(str(found[0]))
+        vp, ci = ctypes.c_void_p, ctypes.c_int
+        lib.gf_gen_cauchy1_matrix.argtypes, lib.gf_gen_cauchy1_matrix.restype = [vp, ci, ci], None
+        lib.ec_init_tables.argtypes, lib.ec_init_tables.restype = [ci, ci, vp, vp], None
+        lib.ec_encode_data.argtypes, lib.ec_encode_data.restype = [ci, ci, ci, vp, vp, vp], None
+        return lib
+    except (ImportError, OSError, IndexError, AttributeError):
+        return None
+
+
+class _DirectIsal:
+    """The ``isa_l_rs_cauchy`` encoding without liberasurecode's buffers: a data shard's piece is its fragment
+    header (the same for every stripe) and a view of the stripe, a parity piece the header and ISA-L's
+    ``ec_encode_data`` output (the same Cauchy matrix and tables liberasurecode sets up). Built only after
+    both were seen to give pyeclib's fragments byte for byte (:func:`_direct_isal`)."""
+
+    def __init__(self, coding: Coding, lib: Any, headers: list[bytes]) -> None:
+        k, m = coding.k, coding.n - coding.k
+        self.c, self.lib, self.headers = coding, lib, headers
+        matrix = (ctypes.c_ubyte * ((k + m) * k))()
+        lib.gf_gen_cauchy1_matrix(matrix, k + m, k)
+        self.tables = (ctypes.c_ubyte * (k * m * 32))()
+        lib.ec_init_tables(k, m, ctypes.byref(matrix, k * k), self.tables)
+
+    def encode(self, stripe: bytearray, want: list[int]) -> list[list[bytes | memoryview]]:
+        c = self.c
+        k, m, unit = c.k, c.n - c.k, c.unit
+        mv = memoryview(stripe)
+        par = bytearray(m * unit) if any(i >= k for i in want) else bytearray()
+        if par:
+            src = (ctypes.c_ubyte * len(stripe)).from_buffer(stripe)
+            dst = (ctypes.c_ubyte * len(par)).from_buffer(par)
+            a, b = ctypes.addressof(src), ctypes.addressof(dst)
+            self.lib.ec_encode_data(unit, k, m, self.tables, (ctypes.c_void_p * k)(*(a + i * unit for i in range(k))),
+                                    (ctypes.c_void_p * m)(*(b + j * unit for j in range(m))))
+            del src, dst
+        pv = memoryview(par)
+        return [[self.headers[i], mv[i * unit : (i + 1) * unit] if i < k else pv[(i - k) * unit : (i - k + 1) * unit]]
+                for i in want]
+
+
+@functools.lru_cache(maxsize=16)
+def _direct_isal(k: int, n: int, unit: int) -> _DirectIsal | None:
+    """A :class:`_DirectIsal` for these parameters if ISA-L loads and gives exactly pyeclib's fragments for a
+    random and a zero stripe (headers included); else None (pyeclib is used)."""
+    lib = _libisal()
+    if lib is None:
+        return None
+    c = Coding(k, n, unit, k * unit, ISAL)
+    drv = _isal(c)
+    sample = random.Random(0x15A1).randbytes(c.stripe)
+    ref, zero = drv.encode(sample), drv.encode(bytes(c.stripe))
+    if len(ref) != n or any(len(f) != c.piece for f in ref) or [f[:ISAL_HEADER] for f in ref] != \
+            [f[:ISAL_HEADER] for f in zero]:
+        return None
+    direct = _DirectIsal(c, lib, [bytes(f[:ISAL_HEADER]) for f in ref])
+    for data, frags in ((sample, ref), (bytes(c.stripe), zero)):
+        if [b"".join(v) for v in direct.encode(bytearray(data), list(range(n)))] != [bytes(f) for f in frags]:
+            return None
+    return direct
+
+
 class StripeEncoder:
     """encode(stripe bytes) -> n pieces (the first k are views of the input)."""
 
@@ -144,9 +217,28 @@ class StripeEncoder:
         self.c = coding
         self._isal = _isal(coding) if coding.algorithm == ISAL else None
         self._enc = zfec.Encoder(coding.k, coding.n) if self._isal is None else None
+        self._direct = _direct_isal(coding.k, coding.n, coding.unit) if self._isal is not None else None
+
+    def encode_views(self, stripe: bytes | bytearray | memoryview, wanted: Sequence[int] | None = None
+                     ) -> list[list[bytes | memoryview]]:
+        """Like :meth:`encode`, each piece as the buffers it is made of, in order (with ISA-L: its fragment
+        header, then a view of ``stripe`` for a data shard, of the parity for the others: no copy of the
+        data when ``stripe`` is a full-size bytearray)."""
+        c = self.c
+        if self._direct is None:
+            return [[p] for p in self.encode(stripe, wanted)]
+        if len(stripe) > c.stripe:
+            raise BadInputError("stripe too long", field="stripe")
+        if not isinstance(stripe, bytearray) or len(stripe) != c.stripe:
+            full = bytearray(c.stripe)
+            full[: len(stripe)] = stripe
+            stripe = full
+        return self._direct.encode(stripe, list(range(c.n)) if wanted is None else list(wanted))
 
     def encode(self, stripe: bytes | bytearray | memoryview, wanted: Sequence[int] | None = None) -> list[bytes]:
         c = self.c
+        if self._direct is not None:
+            return [b"".join(v) for v in self.encode_views(stripe, wanted)]
         if len(stripe) > c.stripe:
             raise BadInputError("stripe too long", field="stripe")
         if len(stripe) < c.stripe:

@@ -400,13 +400,14 @@ class BlobService:
             while len(pending) > 4 * len(lanes):
                 pending.popleft().result()
 
-        def shard_piece(f: Any, h: ShardHasher, piece: bytes) -> Callable[[], None]:
+        def shard_piece(f: Any, h: ShardHasher, piece: list[bytes | memoryview]) -> Callable[[], None]:
             def run() -> None:
-                h.update(piece)
-                if in_memory:
-                    f.append(piece)
-                else:
-                    f.write(piece)
+                for part in piece:  # (a fragment header, then a view of the stripe or of the parity)
+                    h.update(part)
+                    if in_memory:
+                        f.append(part)
+                    else:
+                        f.write(part)
             return run
 
         def emit(final: bool) -> None:
@@ -425,7 +426,8 @@ class BlobService:
                         pend[0] = mv[need:]
                         need = 0
                 pend_len -= take
-                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode(b"".join(parts)))):
+                # a bytearray: the ISA-L encoder reads it in place and data pieces are views of it (no copy)
+                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode_views(bytearray().join(parts)))):
                     later(i, shard_piece(f, h, piece))
                 written += 1
 
