@@ -87,3 +87,15 @@ def test_a_record_that_does_not_add_up_fails_as_before_and_writes_nothing(svc, p
     with pytest.raises(VerificationError, match="plaintext commitment"):
         svc.get(r.cid, tmp_path / "out", people["alice"])
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.part").exists()
+
+
+def test_the_only_shard_flipped_is_named_in_the_error(svc, people, make_nodes, tmp_path):
+    node = make_nodes(1)[0]
+    f = tmp_path / "in.bin"
+    f.write_bytes(os.urandom(30_000))
+    r = svc.put(f, [node.url], people["alice"])
+    flip(node.dir / svc.state(r.cid).shards[0].sha256, 100)
+    with pytest.raises(Exception, match="intact") as ei:
+        svc.get(r.cid, tmp_path / "out", people["alice"])
+    assert f"shard 0 from {node.url}" in str(ei.value) and "corrupted shard" in str(ei.value)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.part").exists()

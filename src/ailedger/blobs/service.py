@@ -563,13 +563,15 @@ class BlobService:
                locations: dict[int, list[str]] | None = None,
                progress: Callable[[int, int], None] | None = None,
                live: _Live | None = None, optimistic: bool = False,
-               have: dict[int, ShardSink] | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
+               have: dict[int, ShardSink] | None = None, failed: Iterable[str] = ()
+               ) -> tuple[list[int], list[str], dict[int, ShardSink]]:
         """Fetch shards until ``need`` good ones are in; returns (indices, failures, their sinks).
 
         Every shard is checked against its SHA-256 in the ledger as it arrives, except with ``optimistic``
         the data shards (0..k-1): a get proves those bytes end to end (AES-GCM, plaintext CID) and hashes
         them only when that fails (:meth:`_named_bad`). Parity shards are always checked (the ISA-L decoder
-        is never handed bytes that were not). ``have``: shards already in and checked (they count as good).
+        is never handed bytes that were not). ``have``: shards already in and checked (they count as good);
+        ``failed``: failures seen before, reported first (also when too few shards are left).
 
         ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
         so load spreads. Another shard is started when a fetch fails, or when one has received nothing
@@ -588,7 +590,7 @@ class BlobService:
         in_memory = parallel * coding.shard_size <= self.memory  # every fetch that may run at once
         cancel = threading.Event()
         good: list[int] = sorted(have)
-        failures: list[str] = []
+        failures: list[str] = list(failed)
         lock = threading.Lock()
         conns: list[Any] = []
         sinks: dict[int, ShardSink] = dict(have)
@@ -893,13 +895,11 @@ class BlobService:
             if bad:
                 # fetch other shards in place of the bad ones (checked as they arrive)
                 assert got is not None
-                failures += list(bad.values())
                 for i in bad:
                     got.pop(i).discard()
-                used, more_failures, got = self._swarm(
+                used, failures, got = self._swarm(
                     st, spool, k, candidates=[i for i in range(st.coding.n) if i not in bad], progress=progress,
-                    have=got)
-                failures += more_failures
+                    have=got, failed=[*failures, *bad.values()])
             if bad or recheck:
                 assert got is not None
                 plain_cid = proven(attempt(whole(got, used), checked=True))
