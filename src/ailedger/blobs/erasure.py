@@ -161,8 +161,8 @@ def _libisal() -> Any:
 class _DirectIsal:
     """The ``isa_l_rs_cauchy`` encoding without liberasurecode's buffers: a data shard's piece is its fragment
     header (the same for every stripe) and a view of the stripe, a parity piece the header and ISA-L's
-    ``ec_encode_data`` output (the same Cauchy matrix and tables liberasurecode sets up). Built only after
-    both were seen to give pyeclib's fragments byte for byte (:func:`_direct_isal`)."""
+    ``ec_encode_data`` output (the same Cauchy matrix and tables liberasurecode sets up). Used only after
+    both were seen to give pyeclib's fragments byte for byte (:func:`_direct_ok`, ``StripeEncoder._first``)."""
 
     def __init__(self, coding: Coding, lib: Any, headers: list[bytes]) -> None:
         k, m = coding.k, coding.n - coding.k
@@ -190,24 +190,24 @@ class _DirectIsal:
 
 
 @functools.lru_cache(maxsize=16)
-def _direct_isal(k: int, n: int, unit: int) -> _DirectIsal | None:
-    """A :class:`_DirectIsal` for these parameters if ISA-L loads and gives exactly pyeclib's fragments for a
-    random and a zero stripe (headers included); else None (pyeclib is used)."""
+def _direct_ok(k: int, n: int) -> bool:
+    """Whether ISA-L loads and, called directly, gives exactly pyeclib's fragments for k-of-n, checked at a
+    small unit on a zero and a random stripe (the parity is a linear map of the data, the same matrix at any
+    unit), and whether liberasurecode's fragment headers are then the same for both (no data checksum in
+    them: one stripe's headers serve every stripe)."""
     lib = _libisal()
     if lib is None:
-        return None
-    c = Coding(k, n, unit, k * unit, ISAL)
-    drv = _isal(c)
-    sample = random.Random(0x15A1).randbytes(c.stripe)
-    ref, zero = drv.encode(sample), drv.encode(bytes(c.stripe))
-    if len(ref) != n or any(len(f) != c.piece for f in ref) or [f[:ISAL_HEADER] for f in ref] != \
-            [f[:ISAL_HEADER] for f in zero]:
-        return None
-    direct = _DirectIsal(c, lib, [bytes(f[:ISAL_HEADER]) for f in ref])
-    for data, frags in ((sample, ref), (bytes(c.stripe), zero)):
-        if [b"".join(v) for v in direct.encode(bytearray(data), list(range(n)))] != [bytes(f) for f in frags]:
-            return None
-    return direct
+        return False
+    small = Coding(k, n, 64, k * 64, ISAL)
+    drv = _isal(small)
+    samples = [bytes(small.stripe), random.Random(0x15A1).randbytes(small.stripe)]
+    refs = [drv.encode(x) for x in samples]
+    if any(len(r) != n or any(len(f) != small.piece for f in r) for r in refs) or \
+            [f[:ISAL_HEADER] for f in refs[0]] != [f[:ISAL_HEADER] for f in refs[1]]:
+        return False
+    direct = _DirectIsal(small, lib, [bytes(f[:ISAL_HEADER]) for f in refs[0]])
+    return all([b"".join(v) for v in direct.encode(bytearray(data), list(range(n)))] == [bytes(f) for f in frags]
+               for data, frags in zip(samples, refs))
 
 
 class StripeEncoder:
@@ -217,7 +217,22 @@ class StripeEncoder:
         self.c = coding
         self._isal = _isal(coding) if coding.algorithm == ISAL else None
         self._enc = zfec.Encoder(coding.k, coding.n) if self._isal is None else None
-        self._direct = _direct_isal(coding.k, coding.n, coding.unit) if self._isal is not None else None
+        # ISA-L called directly from the second stripe on (the first goes through pyeclib and gives the headers)
+        self._direct: _DirectIsal | None = None
+        self._may_direct = self._isal is not None and _direct_ok(coding.k, coding.n)
+
+    def _first(self, stripe: bytearray) -> None:
+        """Encode a full stripe with pyeclib, take its fragment headers and switch to ISA-L called directly
+        if that gives the very same fragments for this stripe."""
+        self._may_direct = False
+        frags = self._isal.encode(bytes(stripe))  # type: ignore[union-attr]
+        c = self.c
+        if len(frags) != c.n or any(len(f) != c.piece for f in frags):
+            return
+        direct = _DirectIsal(c, _libisal(), [bytes(f[:ISAL_HEADER]) for f in frags])
+        views = direct.encode(stripe, list(range(c.n)))
+        if all(v[0] == f[:ISAL_HEADER] and v[1] == memoryview(f)[ISAL_HEADER:] for v, f in zip(views, frags)):
+            self._direct = direct
 
     def encode_views(self, stripe: bytes | bytearray | memoryview, wanted: Sequence[int] | None = None
                      ) -> list[list[bytes | memoryview]]:
@@ -225,7 +240,7 @@ class StripeEncoder:
         header, then a view of ``stripe`` for a data shard, of the parity for the others: no copy of the
         data when ``stripe`` is a full-size bytearray)."""
         c = self.c
-        if self._direct is None:
+        if self._direct is None and not self._may_direct:
             return [[p] for p in self.encode(stripe, wanted)]
         if len(stripe) > c.stripe:
             raise BadInputError("stripe too long", field="stripe")
@@ -233,11 +248,15 @@ class StripeEncoder:
             full = bytearray(c.stripe)
             full[: len(stripe)] = stripe
             stripe = full
+        if self._direct is None:
+            self._first(stripe)
+        if self._direct is None:
+            return [[p] for p in self.encode(stripe, wanted)]
         return self._direct.encode(stripe, list(range(c.n)) if wanted is None else list(wanted))
 
     def encode(self, stripe: bytes | bytearray | memoryview, wanted: Sequence[int] | None = None) -> list[bytes]:
         c = self.c
-        if self._direct is not None:
+        if self._direct is not None or self._may_direct:
             return [b"".join(v) for v in self.encode_views(stripe, wanted)]
         if len(stripe) > c.stripe:
             raise BadInputError("stripe too long", field="stripe")
