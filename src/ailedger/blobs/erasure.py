@@ -231,7 +231,8 @@ class StripeEncoder:
             return
         direct = _DirectIsal(c, _libisal(), [bytes(f[:ISAL_HEADER]) for f in frags])
         views = direct.encode(stripe, list(range(c.n)))
-        if all(v[0] == f[:ISAL_HEADER] and v[1] == memoryview(f)[ISAL_HEADER:] for v, f in zip(views, frags)):
+        # (bytes compared, not memoryviews: CPython compares those item by item)
+        if all(v[0] == f[:ISAL_HEADER] and bytes(v[1]) == f[ISAL_HEADER:] for v, f in zip(views, frags)):
             self._direct = direct
 
     def encode_views(self, stripe: bytes | bytearray | memoryview, wanted: Sequence[int] | None = None
@@ -309,7 +310,7 @@ class StripeDecoder:
             if headers:
                 want = self.headers()
                 for i in idx:
-                    if memoryview(pieces[i])[:ISAL_HEADER] != want[i]:
+                    if bytes(memoryview(pieces[i])[:ISAL_HEADER]) != want[i]:
                         raise VerificationError(f"shard {i}: a piece's fragment header is not the codec's",
                                                 shard=i, expected=want[i].hex(),
                                                 found=bytes(memoryview(pieces[i])[:ISAL_HEADER]).hex())

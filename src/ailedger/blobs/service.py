@@ -191,10 +191,10 @@ class _Live:
 
 def _unpadded(data: bytes, take: int) -> bytes:
     """The first ``take`` bytes of the last stripe, whose rest must be the encoder's zero padding."""
-    pad = memoryview(data)[take:]
+    pad = bytes(memoryview(data)[take:])  # (bytes compared, not a memoryview: that goes item by item)
     if pad != bytes(len(pad)):
         raise VerificationError("the padding after the last stripe's data is not zero", expected="zero bytes",
-                                found=f"{len(pad) - bytes(pad).count(0)} non-zero of {len(pad)}")
+                                found=f"{len(pad) - pad.count(0)} non-zero of {len(pad)}")
     return data[:take]
 
 
