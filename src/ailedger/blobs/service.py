@@ -151,7 +151,8 @@ class GetResult:
     size: int
     shards_used: list[int]
     failures: list[str]
-    shards_hashed: list[int] = field(default_factory=list)  # data shards hashed after an end-to-end check failed
+    # data shards hashed after they arrived: a check failed, or a parity shard was needed (docs/storage.md)
+    shards_hashed: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cid": self.cid, "plaintext_cid": self.plaintext_cid, "size": self.size,
