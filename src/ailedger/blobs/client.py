@@ -21,7 +21,8 @@ from ailedger.errors import BadInputError, NetworkError, VerificationError
 from ailedger.provenance.shardproof import ShardHasher
 from ailedger.server.auth import signed_headers
 
-__all__ = ["Cancelled", "MemoryShard", "NodeClient", "ShardSink", "ShardSource", "check_url", "source_size"]
+__all__ = ["Cancelled", "MemoryShard", "NodeClient", "ShardSink", "ShardSource", "check_url", "corrupted",
+           "source_size"]
 
 _IO = 1 << 20
 
@@ -35,10 +36,12 @@ class ShardReceiver:
     cut short when the source sends more than the shard's size, then :meth:`check` against the committed
     ``name`` (its SHA-256) and size.  ``who`` names the source in errors ("storage node", "S3 target")."""
 
-    def __init__(self, name: str, size: int, who: str, url: str) -> None:
+    def __init__(self, name: str, size: int, who: str, url: str, verify: bool = True) -> None:
+        """``verify=False``: the bytes are not hashed here (only counted); the caller proves them another way
+        (a blob get's end-to-end checks) and hashes them itself when that fails (:meth:`ShardSink.sha256`)."""
         self.name, self.size, self.who, self.url = name, size, who, url
         self.got = 0
-        self.sha = hashlib.sha256()
+        self.sha = hashlib.sha256() if verify else None
 
     def pump(self, read: Callable[[int], bytes], out: BinaryIO, cancel: threading.Event | None, verb: str) -> None:
         """Copy ``read``'s bytes into ``out`` until the end (``verb``: what an oversized source did)."""
@@ -53,7 +56,8 @@ class ShardReceiver:
             if self.got > self.size:
                 raise VerificationError(f"{self.who} {self.url} {verb} more than the shard's {self.size} bytes",
                                         expected=self.size, found=self.got, node=self.url)
-            self.sha.update(buf)
+            if self.sha is not None:
+                self.sha.update(buf)
             out.write(buf)
 
     def check(self) -> None:
@@ -61,9 +65,15 @@ class ShardReceiver:
         if self.got != self.size:
             raise NetworkError(f"{self.who} {self.url} sent {self.got} of {self.size} bytes of shard "
                                f"{self.name[:16]}", node=self.url, expected=self.size, found=self.got)
-        if self.sha.hexdigest() != self.name:
-            raise VerificationError(f"{self.who} {self.url} returned a corrupted shard {self.name[:16]}",
-                                    expected=self.name, found=self.sha.hexdigest(), node=self.url)
+        if self.sha is not None:
+            corrupted(self.who, self.url, self.name, self.sha.hexdigest())
+
+
+def corrupted(who: str, url: str, name: str, found: str) -> None:
+    """Raise the error of a shard whose bytes do not hash to its committed ``name`` (unless they do)."""
+    if found != name:
+        raise VerificationError(f"{who} {url} returned a corrupted shard {name[:16]}", expected=name, found=found,
+                                node=url)
 
 
 def check_url(url: str) -> str:
@@ -171,6 +181,20 @@ class ShardSink:
         self._f: Any = open(path, "wb") if path is not None else None  # noqa: SIM115 - closed in close()
         self.got = 0
         self.last = time.monotonic()
+        self.url: str | None = None  # where the bytes came from (set by the fetcher)
+        self.verified = False  # whether the fetcher checked the bytes against the shard's SHA-256
+
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the bytes received (for a shard fetched without its hash check)."""
+        h = hashlib.sha256()
+        if self.chunks is not None:
+            for c in self.chunks:
+                h.update(c)
+        elif self.path is not None:
+            with open(self.path, "rb") as f:
+                while buf := f.read(_IO):
+                    h.update(buf)
+        return h.hexdigest()
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         n = len(data)
@@ -284,13 +308,14 @@ class NodeClient:
                                node=self.url, status=r.status)
 
     def get_shard(self, name: str, size: int, out: BinaryIO, cancel: threading.Event | None = None,
-                  register: Any = None) -> None:
-        """Stream a shard into ``out``; checks length and SHA-256 against the committed ``name``.
-        ``register(conn)`` lets a caller keep the connection so it can cut a stalled transfer short."""
+                  register: Any = None, verify: bool = True) -> None:
+        """Stream a shard into ``out``; checks length and (unless ``verify=False``: see :class:`ShardReceiver`)
+        SHA-256 against the committed ``name``. ``register(conn)`` lets a caller keep the connection so it can
+        cut a stalled transfer short."""
         conn = self._conn()
         if register is not None:
             register(conn)
-        rx = ShardReceiver(name, size, "storage node", self.url)
+        rx = ShardReceiver(name, size, "storage node", self.url, verify)
         try:
             conn.request("GET", f"/v1/shards/{name}")
             r = conn.getresponse()

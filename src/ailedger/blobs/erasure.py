@@ -18,13 +18,17 @@ repair is byte-identical to the original (repair checks its SHA-256 against the 
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import zfec  # type: ignore[import-untyped]
 
-from ailedger.errors import BadInputError, StorageError
+from ailedger.errors import BadInputError, StorageError, VerificationError
 
 __all__ = ["DEFAULT_K", "DEFAULT_N", "DEFAULT_UNIT", "ISAL", "ZFEC", "Coding", "StripeDecoder", "StripeEncoder",
            "coding_for_nodes", "default_k"]
@@ -137,6 +141,75 @@ def _isal(coding: Coding) -> Any:
     return ECDriver(k=coding.k, m=coding.n - coding.k, ec_type="isa_l_rs_cauchy")
 
 
+@functools.lru_cache(maxsize=1)
+def _libisal() -> Any:
+    """ISA-L as the pyeclib wheel bundles it (``pyeclib.libs/libisal-*.so``), or None."""
+    try:
+        import pyeclib  # type: ignore[import-untyped]
+
+        found = sorted((Path(pyeclib.__file__).resolve().parent.parent / "pyeclib.libs").glob("libisal*.so*"))
+        lib = ctypes.CDLL(str(found[0]))
+        vp, ci = ctypes.c_void_p, ctypes.c_int
+        lib.gf_gen_cauchy1_matrix.argtypes, lib.gf_gen_cauchy1_matrix.restype = [vp, ci, ci], None
+        lib.ec_init_tables.argtypes, lib.ec_init_tables.restype = [ci, ci, vp, vp], None
+        lib.ec_encode_data.argtypes, lib.ec_encode_data.restype = [ci, ci, ci, vp, vp, vp], None
+        return lib
+    except (ImportError, OSError, IndexError, AttributeError):
+        return None
+
+
+class _DirectIsal:
+    """The ``isa_l_rs_cauchy`` encoding without liberasurecode's buffers: a data shard's piece is its fragment
+    header (the same for every stripe) and a view of the stripe, a parity piece the header and ISA-L's
+    ``ec_encode_data`` output (the same Cauchy matrix and tables liberasurecode sets up). Used only after
+    both were seen to give pyeclib's fragments byte for byte (:func:`_direct_ok`, ``StripeEncoder._first``)."""
+
+    def __init__(self, coding: Coding, lib: Any, headers: list[bytes]) -> None:
+        k, m = coding.k, coding.n - coding.k
+        self.c, self.lib, self.headers = coding, lib, headers
+        matrix = (ctypes.c_ubyte * ((k + m) * k))()
+        lib.gf_gen_cauchy1_matrix(matrix, k + m, k)
+        self.tables = (ctypes.c_ubyte * (k * m * 32))()
+        lib.ec_init_tables(k, m, ctypes.byref(matrix, k * k), self.tables)
+
+    def encode(self, stripe: bytearray, want: list[int]) -> list[list[bytes | memoryview]]:
+        c = self.c
+        k, m, unit = c.k, c.n - c.k, c.unit
+        mv = memoryview(stripe)
+        par = bytearray(m * unit) if any(i >= k for i in want) else bytearray()
+        if par:
+            src = (ctypes.c_ubyte * len(stripe)).from_buffer(stripe)
+            dst = (ctypes.c_ubyte * len(par)).from_buffer(par)
+            a, b = ctypes.addressof(src), ctypes.addressof(dst)
+            self.lib.ec_encode_data(unit, k, m, self.tables, (ctypes.c_void_p * k)(*(a + i * unit for i in range(k))),
+                                    (ctypes.c_void_p * m)(*(b + j * unit for j in range(m))))
+            del src, dst
+        pv = memoryview(par)
+        return [[self.headers[i], mv[i * unit : (i + 1) * unit] if i < k else pv[(i - k) * unit : (i - k + 1) * unit]]
+                for i in want]
+
+
+@functools.lru_cache(maxsize=16)
+def _direct_ok(k: int, n: int) -> bool:
+    """Whether ISA-L loads and, called directly, gives exactly pyeclib's fragments for k-of-n, checked at a
+    small unit on a zero and a random stripe (the parity is a linear map of the data, the same matrix at any
+    unit), and whether liberasurecode's fragment headers are then the same for both (no data checksum in
+    them: one stripe's headers serve every stripe)."""
+    lib = _libisal()
+    if lib is None:
+        return False
+    small = Coding(k, n, 64, k * 64, ISAL)
+    drv = _isal(small)
+    samples = [bytes(small.stripe), random.Random(0x15A1).randbytes(small.stripe)]
+    refs = [drv.encode(x) for x in samples]
+    if any(len(r) != n or any(len(f) != small.piece for f in r) for r in refs) or \
+            [f[:ISAL_HEADER] for f in refs[0]] != [f[:ISAL_HEADER] for f in refs[1]]:
+        return False
+    direct = _DirectIsal(small, lib, [bytes(f[:ISAL_HEADER]) for f in refs[0]])
+    return all([b"".join(v) for v in direct.encode(bytearray(data), list(range(n)))] == [bytes(f) for f in frags]
+               for data, frags in zip(samples, refs))
+
+
 class StripeEncoder:
     """encode(stripe bytes) -> n pieces (the first k are views of the input)."""
 
@@ -144,9 +217,48 @@ class StripeEncoder:
         self.c = coding
         self._isal = _isal(coding) if coding.algorithm == ISAL else None
         self._enc = zfec.Encoder(coding.k, coding.n) if self._isal is None else None
+        # ISA-L called directly from the second stripe on (the first goes through pyeclib and gives the headers)
+        self._direct: _DirectIsal | None = None
+        self._may_direct = self._isal is not None and _direct_ok(coding.k, coding.n)
+
+    def _first(self, stripe: bytearray) -> None:
+        """Encode a full stripe with pyeclib, take its fragment headers and switch to ISA-L called directly
+        if that gives the very same fragments for this stripe."""
+        self._may_direct = False
+        frags = self._isal.encode(bytes(stripe))  # type: ignore[union-attr]
+        c = self.c
+        if len(frags) != c.n or any(len(f) != c.piece for f in frags):
+            return
+        direct = _DirectIsal(c, _libisal(), [bytes(f[:ISAL_HEADER]) for f in frags])
+        views = direct.encode(stripe, list(range(c.n)))
+        # (bytes compared, not memoryviews: CPython compares those item by item)
+        if all(v[0] == f[:ISAL_HEADER] and bytes(v[1]) == f[ISAL_HEADER:] for v, f in zip(views, frags)):
+            self._direct = direct
+
+    def encode_views(self, stripe: bytes | bytearray | memoryview, wanted: Sequence[int] | None = None
+                     ) -> list[list[bytes | memoryview]]:
+        """Like :meth:`encode`, each piece as the buffers it is made of, in order (with ISA-L: its fragment
+        header, then a view of ``stripe`` for a data shard, of the parity for the others: no copy of the
+        data when ``stripe`` is a full-size bytearray)."""
+        c = self.c
+        if self._direct is None and not self._may_direct:
+            return [[p] for p in self.encode(stripe, wanted)]
+        if len(stripe) > c.stripe:
+            raise BadInputError("stripe too long", field="stripe")
+        if not isinstance(stripe, bytearray) or len(stripe) != c.stripe:
+            full = bytearray(c.stripe)
+            full[: len(stripe)] = stripe
+            stripe = full
+        if self._direct is None:
+            self._first(stripe)
+        if self._direct is None:
+            return [[p] for p in self.encode(stripe, wanted)]
+        return self._direct.encode(stripe, list(range(c.n)) if wanted is None else list(wanted))
 
     def encode(self, stripe: bytes | bytearray | memoryview, wanted: Sequence[int] | None = None) -> list[bytes]:
         c = self.c
+        if self._direct is not None or self._may_direct:
+            return [b"".join(v) for v in self.encode_views(stripe, wanted)]
         if len(stripe) > c.stripe:
             raise BadInputError("stripe too long", field="stripe")
         if len(stripe) < c.stripe:
@@ -176,14 +288,32 @@ class StripeDecoder:
         self.c = coding
         self._isal = _isal(coding) if coding.algorithm == ISAL else None
         self._dec = zfec.Decoder(coding.k, coding.n) if self._isal is None else None
+        self._headers: list[bytes] | None = None
 
-    def decode(self, pieces: Mapping[int, bytes | memoryview]) -> bytes:
+    def headers(self) -> list[bytes]:
+        """The fragment header of each data shard's pieces (ISA-L): the same in every stripe, whatever the
+        data (liberasurecode writes no data checksum here; the last stripe is padded to full size)."""
+        if self._headers is None:
+            frags = StripeEncoder(self.c).encode(b"", list(range(self.c.k)))
+            self._headers = [bytes(f[:ISAL_HEADER]) for f in frags]
+        return self._headers
+
+    def decode(self, pieces: Mapping[int, bytes | memoryview], headers: bool = False) -> bytes:
+        """``headers``: the data shards were not hash-checked, so each data piece's fragment header is
+        compared with the codec's own (the rest of their bytes is ciphertext, checked by the caller)."""
         c = self.c
         idx = sorted(pieces)[: c.k]
         if len(idx) < c.k:
             raise BadInputError(f"need {c.k} shards to decode, have {len(idx)}", field="shards")
         if self._isal is not None and idx == list(range(c.k)):
-            # all data fragments: strip the fragment headers and join (shards are hash-checked already)
+            # all data fragments: strip the fragment headers and join
+            if headers:
+                want = self.headers()
+                for i in idx:
+                    if bytes(memoryview(pieces[i])[:ISAL_HEADER]) != want[i]:
+                        raise VerificationError(f"shard {i}: a piece's fragment header is not the codec's",
+                                                shard=i, expected=want[i].hex(),
+                                                found=bytes(memoryview(pieces[i])[:ISAL_HEADER]).hex())
             return b"".join(memoryview(pieces[i])[ISAL_HEADER:] for i in idx)
         if self._isal is not None:
             try:  # pyeclib takes only bytes (a memoryview aborts the process)

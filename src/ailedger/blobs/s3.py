@@ -257,9 +257,10 @@ class S3Target:
             raise self._fail(f"upload of shard {name[:16]} failed", e) from None
 
     def get_shard(self, name: str, size: int, out: BinaryIO, cancel: threading.Event | None = None,
-                  register: Any = None) -> None:
-        """Stream a shard into ``out``; checks length and SHA-256 against the committed ``name``."""
-        rx = ShardReceiver(name, size, "S3 target", self.url)
+                  register: Any = None, verify: bool = True) -> None:
+        """Stream a shard into ``out``; checks length and (unless ``verify=False``) SHA-256 against the
+        committed ``name``."""
+        rx = ShardReceiver(name, size, "S3 target", self.url, verify)
         try:
             r = self.s3.get_object(Bucket=self.bucket, Key=self.key(name))
             body = r["Body"]

@@ -5,10 +5,13 @@ segments -> (UnixFS CID of the ciphertext = the object's id) -> RS k-of-n stripe
 in memory (spooled locally when large) -> uploaded in parallel to n distinct nodes -> ``blob.put`` record.
 
 Read path (``get``): ledger state -> unwrap the key -> fetch k shards at once (data shards first;
-another shard for each that fails or stalls), keep the first k whose SHA-256 matches the ledger,
-cut the rest -> decode (while the data shards arrive; again from the kept shards if they differ) -> check the
-ciphertext CID -> decrypt (every segment authenticated) -> check the plaintext commitment ->
-only then move the output into place. A byte that does not check out never reaches the output.
+another shard for each that fails or stalls), keep the first k of the right length (parity shards
+checked against their SHA-256 as they arrive), cut the rest -> decode (while the data shards arrive;
+again from the kept shards if they differ; data shards' fragment headers and padding checked) ->
+decrypt (every segment authenticated) -> check the plaintext commitment -> only then move the output
+into place. When a check fails, the data shards used are hashed, the bad ones named and replaced, and
+everything is checked again, ciphertext CID included (docs/storage.md, "What a get proves"). A byte
+that does not check out never reaches the output.
 
 State is a replay of the ledger: ``blob.put`` (signed by the owner), ``blob.repair`` (new shard
 locations; any signer, since shard bytes are checked by hash anyway; older locations stay as
@@ -47,6 +50,7 @@ from ailedger.blobs.client import (
     ShardSink,
     ShardSource,
     check_url,
+    corrupted,
     hash_file,
     remove,
 )
@@ -147,10 +151,12 @@ class GetResult:
     size: int
     shards_used: list[int]
     failures: list[str]
+    # data shards hashed after they arrived: a check failed, or a parity shard was needed (docs/storage.md)
+    shards_hashed: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"cid": self.cid, "plaintext_cid": self.plaintext_cid, "size": self.size,
-                "shards_used": self.shards_used, "failures": self.failures}
+                "shards_used": self.shards_used, "failures": self.failures, "shards_hashed": self.shards_hashed}
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,15 @@ class _Live:
         self.cond = threading.Condition()
         self.sinks: dict[int, ShardSink] = {}
         self.done = False
+
+
+def _unpadded(data: bytes, take: int) -> bytes:
+    """The first ``take`` bytes of the last stripe, whose rest must be the encoder's zero padding."""
+    pad = bytes(memoryview(data)[take:])  # (bytes compared, not a memoryview: that goes item by item)
+    if pad != bytes(len(pad)):
+        raise VerificationError("the padding after the last stripe's data is not zero", expected="zero bytes",
+                                found=f"{len(pad) - pad.count(0)} non-zero of {len(pad)}")
+    return data[:take]
 
 
 def _term(cid: str) -> str:
@@ -386,13 +401,14 @@ class BlobService:
             while len(pending) > 4 * len(lanes):
                 pending.popleft().result()
 
-        def shard_piece(f: Any, h: ShardHasher, piece: bytes) -> Callable[[], None]:
+        def shard_piece(f: Any, h: ShardHasher, piece: list[bytes | memoryview]) -> Callable[[], None]:
             def run() -> None:
-                h.update(piece)
-                if in_memory:
-                    f.append(piece)
-                else:
-                    f.write(piece)
+                for part in piece:  # (a fragment header, then a view of the stripe or of the parity)
+                    h.update(part)
+                    if in_memory:
+                        f.append(part)
+                    else:
+                        f.write(part)
             return run
 
         def emit(final: bool) -> None:
@@ -411,7 +427,8 @@ class BlobService:
                         pend[0] = mv[need:]
                         need = 0
                 pend_len -= take
-                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode(b"".join(parts)))):
+                # a bytearray: the ISA-L encoder reads it in place and data pieces are views of it (no copy)
+                for i, (f, h, piece) in enumerate(zip(sinks, hashers, senc.encode_views(bytearray().join(parts)))):
                     later(i, shard_piece(f, h, piece))
                 written += 1
 
@@ -546,8 +563,16 @@ class BlobService:
     def _swarm(self, st: BlobState, spool: Path, need: int, candidates: list[int] | None = None,
                locations: dict[int, list[str]] | None = None,
                progress: Callable[[int, int], None] | None = None,
-               live: _Live | None = None) -> tuple[list[int], list[str], dict[int, ShardSink]]:
+               live: _Live | None = None, optimistic: bool = False,
+               have: dict[int, ShardSink] | None = None, failed: Iterable[str] = ()
+               ) -> tuple[list[int], list[str], dict[int, ShardSink]]:
         """Fetch shards until ``need`` good ones are in; returns (indices, failures, their sinks).
+
+        Every shard is checked against its SHA-256 in the ledger as it arrives, except with ``optimistic``
+        the data shards (0..k-1): a get proves those bytes end to end (AES-GCM, plaintext CID) and hashes
+        them only when that fails (:meth:`_named_bad`). Parity shards are always checked (the ISA-L decoder
+        is never handed bytes that were not). ``have``: shards already in and checked (they count as good);
+        ``failed``: failures seen before, reported first (also when too few shards are left).
 
         ``need`` fetches start at once, data shards first (no decoding needed), the rest in random order
         so load spreads. Another shard is started when a fetch fails, or when one has received nothing
@@ -556,7 +581,8 @@ class BlobService:
         run at once fit in ``self.memory`` bytes, else into spool files. ``progress(shard index, bytes received)`` is called
         as bytes arrive (from the fetching threads)."""
         coding = st.coding
-        idx = candidates if candidates is not None else list(range(coding.n))
+        have = dict(have or {})
+        idx = [i for i in (candidates if candidates is not None else range(coding.n)) if i not in have]
         prim = [i for i in idx if i < coding.k]
         rest = [i for i in idx if i >= coding.k]
         random.shuffle(rest)
@@ -564,11 +590,11 @@ class BlobService:
         parallel = min(len(queue), need + max(2, need // 4), 64)
         in_memory = parallel * coding.shard_size <= self.memory  # every fetch that may run at once
         cancel = threading.Event()
-        good: list[int] = []
-        failures: list[str] = []
+        good: list[int] = sorted(have)
+        failures: list[str] = list(failed)
         lock = threading.Lock()
         conns: list[Any] = []
-        sinks: dict[int, ShardSink] = {}
+        sinks: dict[int, ShardSink] = dict(have)
         active: dict[int, ShardSink] = {}
 
         def register(conn: Any) -> None:
@@ -592,6 +618,8 @@ class BlobService:
                 out = ShardSink(coding.shard_size, None if in_memory else spool / f"get-{i}",
                                 None if progress is None and live is None else functools.partial(tell, i),
                                 chunk=coding.piece)
+                out.url = url
+                out.verified = not (optimistic and i < coding.k)
                 with lock:
                     active[i] = out
                 if live is not None:
@@ -599,7 +627,8 @@ class BlobService:
                         live.sinks[i] = out
                         live.cond.notify_all()
                 try:
-                    self._client(url).get_shard(s.sha256, coding.shard_size, out, cancel, register)
+                    self._client(url).get_shard(s.sha256, coding.shard_size, out, cancel, register,
+                                                verify=out.verified)
                     out.close()
                     with lock:
                         sinks[i] = out
@@ -628,7 +657,7 @@ class BlobService:
                     j = queue.pop(0)
                     running[ex.submit(fetch, j)] = j
 
-                while queue and len(running) < need:
+                while queue and len(running) + len(good) < need:
                     start()
                 while running and len(good) < need:
                     done, _ = wait(running, timeout=self.hedge / 2, return_when=FIRST_COMPLETED)
@@ -705,9 +734,9 @@ class BlobService:
                             return False  # discarded under us
                         chosen[i] = x  # type: ignore[assignment]
                         views[i] = piece
-                data = dec.decode(views)
+                data = dec.decode(views, headers=True)
                 take = min(left, len(data))
-                sink(data if take == len(data) else data[:take])
+                sink(data if take == len(data) else _unpadded(data, take))
                 left -= take
             return True
 
@@ -716,7 +745,10 @@ class BlobService:
 
     def _decode(self, st: BlobState, sinks: dict[int, ShardSink], used: list[int], sink: Callable[[bytes], None]
                 ) -> None:
+        """Decode the shards ``used`` into ``sink``; shards not hash-checked (``verified``) have every byte
+        that is not ciphertext checked: their fragment headers, and the zero padding of the last stripe."""
         coding = st.coding
+        headers = not all(sinks[i].verified for i in used)
         dec = StripeDecoder(coding)
         mem = [i for i in used if sinks[i].path is None]
         files: dict[int, Any] = {i: open(fp, "rb") for i in used  # noqa: SIM115 - closed below
@@ -727,9 +759,9 @@ class BlobService:
             for s in range(coding.stripes):
                 pieces: dict[int, bytes | memoryview] = {i: sinks[i].piece(s, p) or b"" for i in mem}
                 pieces.update({i: f.read(p) for i, f in files.items()})
-                data = dec.decode(pieces)
+                data = dec.decode(pieces, headers=headers)
                 take = min(left, len(data))
-                sink(data if take == len(data) else data[:take])
+                sink(data if take == len(data) else _unpadded(data, take) if headers else data[:take])
                 left -= take
         finally:
             for f in files.values():
@@ -738,7 +770,14 @@ class BlobService:
     def get(self, cid: str, out: str | os.PathLike[str], ident: Any,
             progress: Callable[[int, int], None] | None = None) -> GetResult:
         """Fetch, decode, decrypt and check blob ``cid`` into ``out``; ``progress(shard, bytes)`` as shards
-        arrive."""
+        arrive.
+
+        Optimistic (docs/storage.md, "What a get proves"): the data shards are not hashed as they arrive;
+        the bytes are proven end to end instead, by every segment's AES-GCM tag under the object key and the
+        plaintext's CID against the commitment (and size) in the ledger. Only when one of those fails are the
+        shards used hashed against their SHA-256 in the ledger: the bad ones are named in ``failures`` and
+        replaced by others, fetched with every check, and the result is checked again, ciphertext CID
+        included (as every get did before)."""
         st = self.state(cid)
         if st.superseded_by:
             raise NotFoundError(f"blob {st.cid} was re-encrypted under a new key as {st.superseded_by} and its "
@@ -749,14 +788,17 @@ class BlobService:
         spool = self._spool()
         part = dest.with_name(dest.name + ".part")
         prof = get_profile(st.profile)
+        Done = tuple[FileImporter | None, FileImporter]
 
-        def attempt(feed: Callable[[Callable[[bytes], None]], bool]) -> tuple[FileImporter, FileImporter] | None:
+        def attempt(feed: Callable[[Callable[[bytes], None]], bool], checked: bool = False) -> Done | None:
             """Decode what ``feed`` gives into ``part`` (fresh importers, decryptor and file each time);
-            None when ``feed`` gave up (its shards changed under it)."""
-            cipher_imp, plain_imp = FileImporter(prof, keep_leaves=False), FileImporter(prof, keep_leaves=False)
+            None when ``feed`` gave up (its shards changed under it). ``checked``: the ciphertext CID is
+            computed too (the fallback path)."""
+            cipher_imp = FileImporter(prof, keep_leaves=False) if checked else None
+            plain_imp = FileImporter(prof, keep_leaves=False)
             decr = crypto.Decryptor(key, st.segment)
-            # the two CID importers hash on lanes of their own (as in put), beside decoding and decryption
-            lanes = [ThreadPoolExecutor(1), ThreadPoolExecutor(1)]
+            # the CID importers hash on lanes of their own (as in put), beside decoding and decryption
+            lanes = [ThreadPoolExecutor(1) for _ in range(2 if checked else 1)]
             pending: deque[Future[Any]] = deque()
             with open(part, "wb") as fout:
                 def plain_out(pt: bytes) -> None:
@@ -769,16 +811,17 @@ class BlobService:
                         pending.popleft().result()
 
                 def sink(ct: bytes) -> None:
-                    later(0, cipher_imp.update, ct)
+                    if cipher_imp is not None:
+                        later(1, cipher_imp.update, ct)
                     pt = decr.update(ct)
                     if pt:
-                        later(1, plain_out, pt)
+                        later(0, plain_out, pt)
 
                 try:
                     if not feed(sink):
                         return None
                     pt = decr.finish()
-                    later(1, plain_out, pt)
+                    later(0, plain_out, pt)
                     while pending:
                         pending.popleft().result()
                 finally:
@@ -786,35 +829,21 @@ class BlobService:
                         lane.shutdown(wait=True, cancel_futures=True)
             return cipher_imp, plain_imp
 
-        try:
-            done: tuple[FileImporter, FileImporter] | None = None
-            if self._fits(st, st.coding.k):
-                # decode while the data shards stream in (views of their buffers, before their SHA-256 is
-                # known); if the shards the swarm keeps are not those, everything is decoded again from them
-                live = _Live()
-                with ThreadPoolExecutor(1) as bg:
-                    swarm = bg.submit(self._swarm, st, spool, st.coding.k, progress=progress, live=live)
-                    try:
-                        streamed = self._stream_decode(st, live, attempt)
-                    except VerificationError:
-                        streamed = None  # an altered data shard: its SHA-256 check will name it below
-                    used, failures, got = swarm.result()
-                if streamed is not None and streamed[0] == {i: got.get(i) for i in used}:
-                    done = streamed[1]
-            else:
-                used, failures, got = self._swarm(st, spool, st.coding.k, progress=progress)
-            if done is None:
-                def whole(sink: Callable[[bytes], None]) -> bool:
-                    self._decode(st, got, used, sink)
-                    return True
+        def whole(got: dict[int, ShardSink], used: list[int]) -> Callable[[Callable[[bytes], None]], bool]:
+            def feed(sink: Callable[[bytes], None]) -> bool:
+                self._decode(st, got, used, sink)
+                return True
+            return feed
 
-                done = attempt(whole)
+        def proven(done: Done | None) -> CID:
+            """The end-to-end checks (and the ciphertext CID when it was computed)."""
             assert done is not None
             cipher_imp, plain_imp = done
-            got_cid = str(cipher_imp.finish()[0])
-            if got_cid != st.cid:
-                raise VerificationError("reassembled ciphertext does not match the blob's CID",
-                                        expected=st.cid, found=got_cid)
+            if cipher_imp is not None:
+                got_cid = str(cipher_imp.finish()[0])
+                if got_cid != st.cid:
+                    raise VerificationError("reassembled ciphertext does not match the blob's CID",
+                                            expected=st.cid, found=got_cid)
             plain_cid = plain_imp.finish()[0]
             if crypto.plaintext_commitment(key, plain_cid.bytes).hex() != st.commitment:
                 raise VerificationError("decrypted bytes do not match the plaintext commitment in the ledger",
@@ -822,13 +851,82 @@ class BlobService:
             if plain_imp.size != st.plain_size:
                 raise VerificationError("decrypted size differs from the ledger", expected=st.plain_size,
                                         found=plain_imp.size)
+            return plain_cid
+
+        k = st.coding.k
+        hashed: list[int] = []
+        bad: dict[int, str] = {}
+        recheck = False
+        got: dict[int, ShardSink] | None = None
+        try:
+            try:
+                done: Done | None = None
+                if self._fits(st, k):
+                    # decode while the data shards stream in (views of their buffers); if the shards the swarm
+                    # keeps are not those, everything is decoded again from them
+                    live = _Live()
+                    with ThreadPoolExecutor(1) as bg:
+                        swarm = bg.submit(self._swarm, st, spool, k, progress=progress, live=live, optimistic=True)
+                        try:
+                            streamed = self._stream_decode(st, live, attempt)
+                        except VerificationError:
+                            streamed = None  # an altered data shard (or a bad record): decoded again below
+                        used, failures, got = swarm.result()
+                    if streamed is not None and streamed[0] == {i: got.get(i) for i in used}:
+                        done = streamed[1]
+                else:
+                    used, failures, got = self._swarm(st, spool, k, progress=progress, optimistic=True)
+                if done is None:
+                    if any(i >= k for i in used):
+                        # a parity shard is needed: the ISA-L decoder is handed checked shards only
+                        bad, hashed = self._named_bad(st, got, used)
+                    if not bad:
+                        done = attempt(whole(got, used))
+                if not bad:
+                    plain_cid = proven(done)
+            except VerificationError:
+                if got is None:
+                    raise
+                # a check failed: hash the shards used and name the bad ones; whether or not one is, everything is
+                # then checked as before this was optimistic (every shard hashed, the ciphertext CID too), so a
+                # record that does not add up fails with the same error as it always did
+                bad, more = self._named_bad(st, got, used)
+                hashed += more
+                recheck = True
+            if bad:
+                # fetch other shards in place of the bad ones (checked as they arrive)
+                assert got is not None
+                for i in bad:
+                    got.pop(i).discard()
+                used, failures, got = self._swarm(
+                    st, spool, k, candidates=[i for i in range(st.coding.n) if i not in bad], progress=progress,
+                    have=got, failed=[*failures, *bad.values()])
+            if bad or recheck:
+                assert got is not None
+                plain_cid = proven(attempt(whole(got, used), checked=True))
             os.replace(part, dest)
         except BaseException:
             remove(part)
             raise
         finally:
             shutil.rmtree(spool, ignore_errors=True)
-        return GetResult(st.cid, str(plain_cid), st.plain_size, used, failures)
+        return GetResult(st.cid, str(plain_cid), st.plain_size, used, failures, hashed)
+
+    def _named_bad(self, st: BlobState, got: dict[int, ShardSink], used: list[int]) -> tuple[dict[int, str], list[int]]:
+        """Hash the shards in ``got`` that were not checked as they arrived; returns ({index: failure naming
+        the shard and where it came from} for those that differ from the ledger, the indices hashed)."""
+        todo = [i for i in used if not got[i].verified]
+        with ThreadPoolExecutor(max(1, min(len(todo), self.workers))) as ex:
+            shas = dict(zip(todo, ex.map(lambda i: got[i].sha256(), todo)))
+        bad: dict[int, str] = {}
+        for i, sha in shas.items():
+            url = got[i].url or "?"
+            try:
+                corrupted("S3 target" if is_s3(url) else "storage node", url, st.shards[i].sha256, sha)
+            except VerificationError as e:
+                bad[i] = f"shard {i} from {url}: {e.message}"
+            got[i].verified = True
+        return bad, todo
 
     def get_ciphertext(self, cid: str, out: str | os.PathLike[str]) -> GetResult:
         """Fetch and reassemble the encrypted object without any key (e.g. to pin it on IPFS or pack it
