@@ -40,6 +40,7 @@ DATA = ("from sklearn.datasets import load_iris; d = load_iris(as_frame=True).fr
 # name -> argv after `ailedger` ({n}: a number unique to the run, for names that must be new)
 COMMANDS = {
     "version": ["--version"],
+    "vkey": ["vkey"],
     "screen_json": ["dataset", "screen", "data.csv", "--label-column", "label", "--source-column", "source", "--json"],
     "screen_html": ["dataset", "screen", "data.csv", "--label-column", "label", "--html", "report.html"],
     "commit_screen": ["dataset", "commit", "data.csv", "--name", "D{n}", "--as", "alice", "--screen",
