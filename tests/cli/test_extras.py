@@ -137,6 +137,7 @@ def test_cli_startup_imports_only_the_kernel():
     outside the kernel's dependencies."""
     code = ("import sys, ailedger, ailedger.cli.main, ailedger.tlog.verify, ailedger.tlog.ledger, "
             "ailedger.tlog.witness, ailedger.tlog.mirror, ailedger.tlog.proofbundle, ailedger.encoding.records\n"
+            "assert len(ailedger.cli.main.main.commands) >= 40  # every command module loaded (they load on demand)\n"
             "import json; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
     out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True)
     tops = {m for m in json.loads(out.stdout) if not m.startswith("_") and m not in sys.stdlib_module_names}

@@ -74,6 +74,30 @@ def test_screen_json_schema(main, env, poisoned_csv, tmp_path):
     assert r.exit_code == 1 and "FAIL" in r.output and "remove v2" in r.output.replace("  ", " ")
 
 
+def test_screen_loads_only_what_it_uses(env, tmp_path):
+    """`dataset screen` (no --log) in a new process: neither the provenance package (the ledger side of
+    screening) nor cleanlab's Datalab and Hugging Face datasets (cleanlab's package __init__) are imported."""
+    import os
+    import subprocess
+    import sys
+
+    rows = [[i % 7, (i * 3) % 5, i % 2, "s1" if i % 3 else "s2"] for i in range(60)]
+    data = tmp_path / "small.csv"
+    data.write_text("a,b,label,source\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    code = ("import json, sys\nfrom ailedger.cli.main import main\n"
+            "try:\n    main(sys.argv[1:], prog_name='ailedger')\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(json.dumps({'code': code, 'modules': sorted(sys.modules)}), file=sys.stderr)\n")
+    r = subprocess.run([sys.executable, "-c", code, "dataset", "screen", str(data), "--json", "--no-loo"],
+                       env={**os.environ, **env[0]}, capture_output=True, text=True, check=False)
+    out = json.loads(r.stderr.strip().splitlines()[-1])
+    assert out["code"] == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["dataset"]["records"] == 60
+    mods = out["modules"]
+    assert "cleanlab.filter" in mods and "sklearn" in mods  # it did screen
+    unwanted = [m for m in mods if m.startswith(("ailedger.provenance", "cleanlab.datalab")) or m == "datasets"]
+    assert unwanted == []
+
+
 def test_screen_bad_input_exit_2(main, env, tmp_path):
     p = tmp_path / "x.csv"
     p.write_text("a,b\n" + "".join(f"{i},{i % 2}\n" for i in range(30)))

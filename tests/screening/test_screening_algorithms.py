@@ -157,3 +157,35 @@ def test_near_and_exact_duplicates_in_pixel_grid(digits):
     assert all("exact_duplicate" in by[620 + k]["reasons"] for k in range(5))
     assert "duplicate_label_conflict" in by[600]["reasons"] and "duplicate_label_conflict" in by[int(src[0])]["reasons"]
     assert rep["summary"]["by_reason"]["near_duplicate"] == 20
+
+
+def test_cleanlab_filter_loads_without_the_package_init():
+    """find_label_errors imports cleanlab.filter without cleanlab's __init__ (which loads Datalab, Hugging Face
+    datasets, pyarrow): same masks as the ordinary import, and a later `import cleanlab` still works."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from ailedger.screening.labels import find_label_errors
+        rng = np.random.default_rng(3)
+        labels = rng.integers(0, 4, 400)
+        probs = rng.dirichlet(np.ones(4), 400)
+        probs[np.arange(400), labels] += 1.5 * rng.random(400)
+        probs /= probs.sum(1, keepdims=True)
+        issue, cl = find_label_errors(labels, probs)
+        assert "cleanlab" not in sys.modules, "the bare package stayed in sys.modules"
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] == "datasets" or m.startswith("cleanlab.datalab"))
+        assert heavy == [], heavy
+        import cleanlab
+        from cleanlab.filter import find_label_issues
+        assert cleanlab.__version__ and hasattr(cleanlab, "Datalab")
+        want = np.asarray(find_label_issues(labels, probs, filter_by="prune_by_noise_rate", n_jobs=1), dtype=bool)
+        assert 0 < cl.sum() < 400, cl.sum()
+        assert (cl == want).all()
+        assert (issue == (want | (probs[np.arange(400), labels] < 0.25))).all()
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr[-3000:]

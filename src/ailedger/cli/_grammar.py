@@ -20,7 +20,7 @@ import click
 
 from ailedger.cli._common import VKEY, GlobalOption
 
-__all__ = ["OutOption", "apply", "walk"]
+__all__ = ["OutOption", "apply", "apply_below", "walk"]
 
 OUT_SPELLINGS = ("-o", "--out", "--output")
 VKEY_OPTIONS = {"--vkey", "--log-vkey", "--witness-vkey"}
@@ -58,7 +58,17 @@ def _upgrade(opt: click.Option, cls: type[click.Option]) -> None:
 
 
 def apply(root: click.Group) -> click.Group:
-    for _, cmd in walk(root):
+    _apply(root, root)
+    return root
+
+
+def apply_below(top: click.Command) -> None:
+    """The grammar for one command (and its tree) under the root: what ``apply`` does to that part of the tree."""
+    _apply(top, None)
+
+
+def _apply(start: click.Command, root: click.Command | None) -> None:
+    for _, cmd in walk(start):
         for p in cmd.params:
             if not isinstance(p, click.Option):
                 continue
@@ -79,7 +89,6 @@ def apply(root: click.Group) -> click.Group:
                 if p.type is VKEY:
                     p.metavar = None  # one spelling in every --help: the type's KEY|FILE
                 _upgrade(p, _VkeyOption)
-    return root
 
 
 def option_names(cmd: click.Command) -> dict[str, Any]:

@@ -15,10 +15,35 @@ from ailedger import __version__
 from ailedger.cli._common import GlobalOption
 from ailedger.cli._extras import guard
 from ailedger.cli._grammar import apply as apply_grammar
+from ailedger.cli._grammar import apply_below
 from ailedger.errors import AiledgerError, VerificationError
 
 
 class _Group(click.Group):
+    """The root group.  Its command modules (``COMMANDS``) are imported on demand: running ``ailedger NAME ...``
+    loads only the modules that add to NAME (``_TOUCHES``, with what those modules add to elsewhere, in
+    ``COMMANDS`` order); any other look at ``commands`` (``--help``, an unknown name, code that walks the tree)
+    loads them all first, so the tree seen is always the whole one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._loading = False
+        self._loaded: set[str] = set()
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def commands(self) -> dict[str, click.Command]:
+        if not self._loading and len(self._loaded) < len(COMMANDS):
+            _load_modules([name for name, _, _ in COMMANDS])
+        return self._commands
+
+    @commands.setter
+    def commands(self, value: dict[str, click.Command]) -> None:
+        self._commands = value
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _load_modules(_modules_for(cmd_name))
+        return self._commands.get(cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         rest = [*getattr(ctx, "_protected_args", []), *ctx.args]  # the command line after the global options
         try:
@@ -93,6 +118,41 @@ COMMANDS: tuple[tuple[str, str | None, dict[str, str | None]], ...] = (
 )
 
 
+# module -> the top-level commands it adds to or changes (checked against a full load by
+# tests/cli/test_extras.py::test_lazy_command_table_matches_a_full_load)
+_TOUCHES: dict[str, tuple[str, ...]] = {
+    "log": ("append", "audit", "checkpoint", "consistency", "doctor", "entry", "find", "identity", "init", "prove",
+            "tiles", "verify", "vkey"),
+    "anchor": ("anchor",),
+    "audit_contract": ("audit-contract", "audit-eval"),
+    "blob": ("blob",),
+    "compute": ("compute",),
+    "content": ("content",),
+    "dataset": ("dataset",),
+    "defi": ("agent",),
+    "epcis": ("epcis",),
+    "fl": ("fl",),
+    "gateway": ("gateway",),
+    "gov": ("gov",),
+    "daoai": ("gov",),
+    "inference": ("inference",),
+    "monitor": ("monitor",),
+    "model": ("model",),
+    "integrations": ("mlflow", "model"),
+    "private": ("private",),
+    "report": ("report",),
+    "screen": ("dataset",),
+    "serve": ("init-postgres", "serve"),
+    "stake": ("stake",),
+    "storage": ("dataset", "model", "storage"),
+    "subnet": ("subnet",),
+    "witness": ("witness",),
+    "write_token": ("write-token",),
+    "vault": ("vault",),
+    "verifiable": ("eval", "inference", "model"),
+}
+
+
 def _leaves(group: click.Command, path: tuple[str, ...] = ()) -> dict[int, tuple[str, click.Command]]:
     if isinstance(group, click.Group):
         out: dict[int, tuple[str, click.Command]] = {}
@@ -102,22 +162,68 @@ def _leaves(group: click.Command, path: tuple[str, ...] = ()) -> dict[int, tuple
     return {id(group): (" ".join(path), group)}
 
 
-def _load_commands() -> None:
-    for name, extra, overrides in COMMANDS:
-        before = _leaves(main)
-        try:
-            module = importlib.import_module(f"ailedger.cli.{name}")
-        except Exception as exc:  # noqa: BLE001 - one broken module must not take the CLI down
-            click.echo(f"warning: command module {name} failed to load: {exc}", err=True)
-            continue
-        module.register(main)
-        for key, (path, cmd) in _leaves(main).items():
-            if key not in before:
-                guard(cmd, overrides.get(path, extra), path, home=extra)
+def _modules_for(cmd_name: str) -> list[str]:
+    """The command modules to load for top-level command ``cmd_name``: those that touch it, and (so each
+    module finds the groups it extends) those that touch anything they touch; in ``COMMANDS`` order."""
+    names = {cmd_name}
+    while True:
+        mods = {m for m, touched in _TOUCHES.items() if names & set(touched)}
+        more = {t for m in mods for t in _TOUCHES[m]} - names
+        if not more:
+            break
+        names |= more
+    return [name for name, _, _ in COMMANDS if name in mods]
 
 
-_load_commands()
-apply_grammar(main)
+def _load_modules(names: list[str]) -> dict[str, set[str]]:
+    """Import and register the command modules ``names`` not loaded yet (in ``COMMANDS`` order), guard their
+    new commands and apply the grammar to what they touched; returns module -> the top-level names it touched."""
+    group = main
+    todo = [row for row in COMMANDS if row[0] in names and row[0] not in group._loaded]
+    touched: dict[str, set[str]] = {}
+    if not todo or group._loading:
+        return touched
+    group._loading = True
+    try:
+        for name, extra, overrides in todo:
+            group._loaded.add(name)
+            before = _leaves(main)
+            shape = {n: _shape(c) for n, c in group._commands.items()}
+            try:
+                module = importlib.import_module(f"ailedger.cli.{name}")
+            except Exception as exc:  # noqa: BLE001 - one broken module must not take the CLI down
+                click.echo(f"warning: command module {name} failed to load: {exc}", err=True)
+                continue
+            module.register(main)
+            for key, (path, cmd) in _leaves(main).items():
+                if key not in before:
+                    guard(cmd, overrides.get(path, extra), path, home=extra)
+            touched[name] = {n for n, c in group._commands.items() if shape.get(n) != _shape(c)}
+        for top in sorted({t for ts in touched.values() for t in ts}):
+            apply_below(group._commands[top])
+    finally:
+        group._loading = False
+    return touched
+
+
+def _shape(cmd: click.Command) -> tuple[Any, ...]:
+    """What registering a module can change under a top-level command: its nodes, their callbacks, their
+    parameters."""
+    nodes = []
+    stack: list[tuple[str, click.Command]] = [("", cmd)]
+    while stack:
+        path, c = stack.pop()
+        nodes.append((path, id(c), id(c.callback), tuple(id(p) for p in c.params)))
+        if isinstance(c, click.Group):
+            stack.extend((f"{path} {n}", sub) for n, sub in c.commands.items())
+    return tuple(sorted(nodes))
+
+
+main._loading = True
+try:
+    apply_grammar(main)  # the root's own options here; each top-level command's tree when its modules load
+finally:
+    main._loading = False
 
 if __name__ == "__main__":
     main()

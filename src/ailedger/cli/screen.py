@@ -189,7 +189,7 @@ def register(main: click.Group) -> None:
         """Screen the labelled data at PATH (CSV, JSONL, Parquet, or a folder of class sub-folders of images)
         for label errors, duplicates, outliers, class balance by source and backdoor signs."""
         from ailedger.errors import BadInputError
-        from ailedger.screening import load_dataset, log_screening, render_html, screen
+        from ailedger.screening import load_dataset, render_html, screen
 
         dataset_name = dataset_name or commit_name
         if do_log and (not identity or not dataset_name):
@@ -200,6 +200,9 @@ def register(main: click.Group) -> None:
         _write_outputs(rep, html_out, json_out, ds.images)
         logged = None
         if do_log:
+            # the ledger side (it loads ailedger.provenance) only when logging
+            from ailedger.screening import log_screening
+
             assert dataset_name is not None  # checked above
             with open_ledger(ledger_dir) as lg:
                 ident = lg.identities.load(identity, os.environ.get("AILEDGER_PASSPHRASE"))

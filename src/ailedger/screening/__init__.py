@@ -12,29 +12,35 @@ from typing import TYPE_CHECKING
 
 from ailedger._lazy import lazy_dir, lazy_getattr
 
-# What needs no numpy (records, proofs, their offline checks, the report's bytes) is imported here; the
-# engine (numpy, scikit-learn, cleanlab) and the data loaders (numpy) only on first use of one of their names,
-# so `dataset verify-screening` and `dataset verify-removal` run in the kernel install.
-from .ledger_log import (
-    SCREENING_PROOF,
-    SCREENING_RECORD,
-    log_screening,
-    screening_body,
-    screening_proof,
-    store_report,
-    verify_screening_proof,
-)
+# Only the policy and the report's bytes are imported here (no numpy, no ledger).  The rest on first use of one
+# of its names: the engine (numpy, scikit-learn, cleanlab) and the data loaders (numpy), so `dataset
+# verify-screening` and `dataset verify-removal` run in the kernel install; the ledger records and proofs
+# (``ledger_log``, ``removal``: they load ``ailedger.provenance``), so `dataset screen` without --log does not
+# load the provenance package.
 from .policy import POLICIES, Decision, ScreeningRefused, decide
-from .removal import REMOVAL_PROOF, REMOVAL_RECORD, remove_paths, remove_sources, verify_removal_proof
 from .report import SCHEMA, render_html, report_bytes, report_sha256
 
 if TYPE_CHECKING:
     from .engine import check_screenable, screen, screen_path
+    from .ledger_log import (
+        SCREENING_PROOF,
+        SCREENING_RECORD,
+        log_screening,
+        screening_body,
+        screening_proof,
+        store_report,
+        verify_screening_proof,
+    )
     from .loaders import Dataset, load_dataset
+    from .removal import REMOVAL_PROOF, REMOVAL_RECORD, remove_paths, remove_sources, verify_removal_proof
 
 # name -> the module of this package that defines it, imported when the name is first asked for
 _LAZY = {"check_screenable": ".engine", "screen": ".engine", "screen_path": ".engine", "Dataset": ".loaders",
-         "load_dataset": ".loaders"}
+         "load_dataset": ".loaders",
+         **dict.fromkeys(("SCREENING_PROOF", "SCREENING_RECORD", "log_screening", "screening_body", "screening_proof",
+                          "store_report", "verify_screening_proof"), ".ledger_log"),
+         **dict.fromkeys(("REMOVAL_PROOF", "REMOVAL_RECORD", "remove_paths", "remove_sources",
+                          "verify_removal_proof"), ".removal")}
 
 __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 __dir__ = lazy_dir(globals(), _LAZY)

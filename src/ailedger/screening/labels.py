@@ -16,8 +16,12 @@ Folds: 10 when n <= 5 000, else 5, and never more than the smallest class count.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -98,9 +102,40 @@ def cross_val_probs(X, labels: np.ndarray, n_classes: int, *, text: bool, folds:
     return total, [name for name, _ in models]
 
 
+def _cleanlab_filter() -> Any:
+    """``cleanlab.filter`` without running ``cleanlab/__init__.py``.
+
+    cleanlab's package ``__init__`` imports every sub-package, Datalab among them, which pulls in Hugging
+    Face ``datasets``, pandas and pyarrow: ~0.5 s of CPU on each screening for one function that needs none
+    of them (``cleanlab.filter`` needs only numpy, scikit-learn and cleanlab's own ``count``/``rank``/
+    ``internal`` modules).  So the package's module is put in ``sys.modules`` unexecuted (its ``__path__``
+    is set from its spec, so sub-modules resolve), ``cleanlab.filter`` is imported, and the unexecuted
+    package is taken out again: a later ``import cleanlab`` anywhere in the process runs the real
+    ``__init__`` (which then reuses the sub-modules already loaded).  The function is the same object
+    either way.  If anything in that goes wrong (another cleanlab layout), the ordinary import is used.
+    """
+    if "cleanlab.filter" in sys.modules or "cleanlab" in sys.modules:
+        return importlib.import_module("cleanlab.filter")
+    spec = importlib.util.find_spec("cleanlab")
+    if spec is None or spec.submodule_search_locations is None:
+        return importlib.import_module("cleanlab.filter")  # not installed: the ordinary ImportError
+    bare = importlib.util.module_from_spec(spec)
+    sys.modules["cleanlab"] = bare
+    try:
+        module = importlib.import_module("cleanlab.filter")
+    except Exception:  # noqa: BLE001 - an unexpected layout: forget what was loaded, import it the usual way
+        for name in [m for m in sys.modules if m == "cleanlab" or m.startswith("cleanlab.")]:
+            del sys.modules[name]
+        return importlib.import_module("cleanlab.filter")
+    finally:
+        if sys.modules.get("cleanlab") is bare:
+            del sys.modules["cleanlab"]
+    return module
+
+
 def find_label_errors(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(issue mask, cleanlab-only mask) by the stated rule above."""
-    from cleanlab.filter import find_label_issues
+    find_label_issues = _cleanlab_filter().find_label_issues
 
     k = probs.shape[1]
     with warnings.catch_warnings():
