@@ -40,17 +40,20 @@ def _default_signals() -> None:
 
 @contextlib.contextmanager
 def _pool(procs: int) -> Iterator[Any]:
-    """A fork pool that ends by close() and join(): its workers leave on their own once the work is done. The
-    ``with Pool()`` form ends by terminate(), whose SIGTERMs race the pool's own thread that replaces workers
-    that exit: a worker started after them waits on the task queue forever, and so does the pool's exit (seen
-    as a hung pytest-xdist worker)."""
+    """A fork pool that ends by close() and join(), whatever the work did: its workers leave on their own once
+    the work is done. The ``with Pool()`` form ends by terminate(), whose SIGTERMs race the workers' start (see
+    below) and the pool's own thread that replaces workers that exit: a worker that survives them waits on the
+    task queue forever, and so does the pool's exit (seen as a hung pytest-xdist worker)."""
     pool = mp.get_context("fork").Pool(procs, initializer=_default_signals)
     try:
         yield pool
+    finally:
+        # also when the work raised (a bad signature in a reference): Pool.map raises only once every task has
+        # ended, so the workers are idle and leave at close(). Never terminate(): a worker that has not yet run
+        # _default_signals may still hold an inherited Python SIGTERM handler, take the signal without dying and
+        # wait on the task queue forever (seen: a pytest-xdist worker hung in the pool's exit)
         pool.close()
         pool.join()
-    finally:
-        pool.terminate()
 
 
 __all__ = [

@@ -54,3 +54,47 @@ def test_the_pool_ends_when_this_process_has_its_own_sigterm_handler():
         assert done and done[0][0] > 0
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_failing_reference_ends_its_pool_when_a_worker_starts_late(tmp_path, monkeypatch):
+    # The failing reference can end before a slow worker has run its initializer (the other worker took every
+    # task): a terminate() then hit that worker while it still held this process's Python SIGTERM handler; it
+    # survived and the pool's exit waited for it forever (seen in a fresh-clone run). The first worker to start
+    # here is held back for a second, the other fails the reference alone; the pool must end all the same.
+    import os
+    import signal
+    import threading
+    import time
+
+    original = limits._default_signals
+    flag = str(tmp_path / "first")
+
+    def late_first() -> None:
+        try:
+            os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+            time.sleep(1.0)
+        except FileExistsError:
+            pass
+        original()
+
+    monkeypatch.setattr(limits, "_default_signals", late_first)
+    bad = _entries(10)
+    bad[3] = bad[3].replace(b'"i":3', b'"i":4')
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                limits.sodium_all_cores(bad, 2)
+            except Exception as e:  # noqa: BLE001 - checked below
+                errors.append(e)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(60)
+        assert not t.is_alive(), "a pool whose reference failed did not end"
+        assert len(errors) == 1
+        assert any(word in str(errors[0]).lower() for word in ("signature", "forged", "fail")), errors[0]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
