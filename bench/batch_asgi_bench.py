@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import pickle
 import tempfile
 import time
 import uuid
@@ -67,16 +66,9 @@ def main() -> None:
     ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 dbname=test user=postgres password=root")
     ap.add_argument("--concurrency", type=int, default=2)
     args = ap.parse_args()
-    if args.bodies and os.path.exists(args.bodies):
-        with open(args.bodies, "rb") as f:
-            bodies, reg = pickle.load(f)
-    else:
-        from batch_path_bench import make_bodies  # the same directory
+    from batch_path_bench import load_bodies  # the same directory
 
-        bodies, reg = make_bodies(args.entries)
-        if args.bodies:
-            with open(args.bodies, "wb") as f:
-                pickle.dump((bodies, reg), f)
+    bodies, reg = load_bodies(args.bodies, args.entries)
     bodies = bodies[: args.entries // 1000]
     d = tempfile.mkdtemp()
     store = ({"store": "postgres", "dsn": args.pg_dsn, "schema": "bab_" + uuid.uuid4().hex[:12]}

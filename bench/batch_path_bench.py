@@ -84,6 +84,19 @@ async def _body_ab(ing: Ingestor, bodies: list[bytes], ab: dict[str, list[float]
             ab[mode].append((time.process_time() - t1) / len(res) * 1e6)
 
 
+def load_bodies(path: str | None, entries: int) -> tuple[list[bytes], dict]:
+    """The signed batch bodies of a run: read from `path` when it exists (the same bytes for every tree an A/B or
+    callgrind comparison runs), else made by make_bodies and written there when a path is given."""
+    if path and os.path.exists(path):
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    bodies, reg = make_bodies(entries)
+    if path:
+        with open(path, "wb") as f:
+            pickle.dump((bodies, reg), f)
+    return bodies, reg
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=6000)
@@ -94,14 +107,7 @@ def main() -> None:
     ap.add_argument("--ab", action="store_true", help="compare with the C pass turned off, same process")
     ap.add_argument("--ab-body", action="store_true", help="compare the whole-body C pass with the parsed path")
     args = ap.parse_args()
-    if args.bodies and os.path.exists(args.bodies):
-        with open(args.bodies, "rb") as f:
-            bodies, reg = pickle.load(f)
-    else:
-        bodies, reg = make_bodies(args.entries)
-        if args.bodies:
-            with open(args.bodies, "wb") as f:
-                pickle.dump((bodies, reg), f)
+    bodies, reg = load_bodies(args.bodies, args.entries)
     if (args.ab or args.ab_body) and len(bodies) % 4:
         ap.error("--ab needs --entries a multiple of 4000")
     n = sum(len(orjson.loads(b)["entries"]) for b in bodies)

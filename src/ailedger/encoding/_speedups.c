@@ -249,35 +249,45 @@ static PyObject *leaf_hashes(PyObject *self, PyObject *arg) {
     return out;
 }
 
+/* The start extend_range and extend_levels share: the size, the border's hashes pushed onto `stack` (*top of
+ * them) and the leaf hashes as a fast sequence (a new reference); NULL with the error set on bad input. */
+static PyObject *extend_start(PyObject *args, const char *fmt, const char *name, unsigned long long *size,
+                              uint8_t stack[65][32], int *top) {
+    PyObject *border, *hashes;
+    if (!PyArg_ParseTuple(args, fmt, size, &PyList_Type, &border, &hashes))
+        return NULL;
+    if (*size >= (1ULL << 56)) {
+        PyErr_Format(PyExc_ValueError, "%s(): size out of range", name);
+        return NULL;
+    }
+    Py_ssize_t nb = PyList_GET_SIZE(border);
+    if (nb != (Py_ssize_t)__builtin_popcountll(*size) || nb > 64) {
+        PyErr_Format(PyExc_ValueError, "%s(): the border needs one hash per set bit of the size", name);
+        return NULL;
+    }
+    *top = 0;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyObject *h = PyList_GET_ITEM(border, i);
+        if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) != 32) {
+            PyErr_Format(PyExc_ValueError, "%s(): border hashes are 32 bytes", name);
+            return NULL;
+        }
+        memcpy(stack[(*top)++], PyBytes_AS_STRING(h), 32);
+    }
+    char msg[64]; /* PySequence_Fast copies its message into the exception at once */
+    snprintf(msg, sizeof msg, "%s() takes a sequence of leaf hashes", name);
+    return PySequence_Fast(hashes, msg);
+}
+
 /* extend_range(size, border, hashes) -> (border', nodes): the compact range of a tree of `size` leaves
  * (one 32-byte hash per set bit of size, left to right) extended by the leaf hashes `hashes`; nodes are
  * the interior nodes (level >= 1) the new leaves complete, as (level << 56 | index, hash) pairs, in the
  * order merkle.CompactRange.append finds them. */
 static PyObject *extend_range(PyObject *self, PyObject *args) {
     unsigned long long size;
-    PyObject *border, *hashes;
-    if (!PyArg_ParseTuple(args, "KO!O:extend_range", &size, &PyList_Type, &border, &hashes))
-        return NULL;
-    if (size >= (1ULL << 56)) {
-        PyErr_SetString(PyExc_ValueError, "extend_range(): size out of range");
-        return NULL;
-    }
-    Py_ssize_t nb = PyList_GET_SIZE(border);
-    if (nb != (Py_ssize_t)__builtin_popcountll(size) || nb > 64) {
-        PyErr_SetString(PyExc_ValueError, "extend_range(): the border needs one hash per set bit of the size");
-        return NULL;
-    }
     uint8_t stack[65][32];
     int top = 0;
-    for (Py_ssize_t i = 0; i < nb; i++) {
-        PyObject *h = PyList_GET_ITEM(border, i);
-        if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) != 32) {
-            PyErr_SetString(PyExc_ValueError, "extend_range(): border hashes are 32 bytes");
-            return NULL;
-        }
-        memcpy(stack[top++], PyBytes_AS_STRING(h), 32);
-    }
-    PyObject *seq = PySequence_Fast(hashes, "extend_range() takes a sequence of leaf hashes");
+    PyObject *seq = extend_start(args, "KO!O:extend_range", "extend_range", &size, stack, &top);
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -351,29 +361,9 @@ fail:
  * write interior nodes as stripes of consecutive hashes (stores/base.stripe_rows). */
 static PyObject *extend_levels(PyObject *self, PyObject *args) {
     unsigned long long size;
-    PyObject *border, *hashes;
-    if (!PyArg_ParseTuple(args, "KO!O:extend_levels", &size, &PyList_Type, &border, &hashes))
-        return NULL;
-    if (size >= (1ULL << 56)) {
-        PyErr_SetString(PyExc_ValueError, "extend_levels(): size out of range");
-        return NULL;
-    }
-    Py_ssize_t nb = PyList_GET_SIZE(border);
-    if (nb != (Py_ssize_t)__builtin_popcountll(size) || nb > 64) {
-        PyErr_SetString(PyExc_ValueError, "extend_levels(): the border needs one hash per set bit of the size");
-        return NULL;
-    }
     uint8_t stack[65][32];
     int top = 0;
-    for (Py_ssize_t i = 0; i < nb; i++) {
-        PyObject *h = PyList_GET_ITEM(border, i);
-        if (!PyBytes_Check(h) || PyBytes_GET_SIZE(h) != 32) {
-            PyErr_SetString(PyExc_ValueError, "extend_levels(): border hashes are 32 bytes");
-            return NULL;
-        }
-        memcpy(stack[top++], PyBytes_AS_STRING(h), 32);
-    }
-    PyObject *seq = PySequence_Fast(hashes, "extend_levels() takes a sequence of leaf hashes");
+    PyObject *seq = extend_start(args, "KO!O:extend_levels", "extend_levels", &size, stack, &top);
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
