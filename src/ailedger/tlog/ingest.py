@@ -300,28 +300,13 @@ class Ingestor:
         """:meth:`submit` for an asyncio server: parsing and signature checks run on the group
         committer's worker threads (libsodium releases the GIL, so they use every core; a big
         batch is split across threads), the event loop only awaits the group's commit."""
-        c = self.ledger.committer
         n = len(objs) if isinstance(objs, (list, tuple)) else 0
-        if n < 2 * _PREPARE_CHUNK:
-            made: list[_Prepared] = []
-
-            def make() -> AppendRequest:
-                prep = self.prepare(objs, registration=registration, batch=batch, canonical=canonical)
-                made.append(prep)
-                return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
-
-            results = await c.acall(make=make)
-            return self._done(made[0], results)
-        loop = asyncio.get_running_loop()
-        with c.expecting():
-            self._check_count(objs)
-            step = -(-n // _PREPARE_THREADS)
-            pieces = await asyncio.gather(*[loop.run_in_executor(None, functools.partial(
-                self._prepare_part, objs[a : a + step], a, registration, canonical=canonical))
-                for a in range(0, n, step)])
-            prep = self._merge(pieces, n)
-            fut = c.submit(AppendRequest(prep.rows, self._policy(prep), _lookups(prep)))
-        return self._done(prep, await asyncio.wrap_future(fut))
+        got = await self._submit_prepared(
+            n, lambda: self.prepare(objs, registration=registration, batch=batch, canonical=canonical),
+            lambda a, b: self._prepare_part(objs[a:b], a, registration, canonical=canonical),
+            check=lambda: self._check_count(objs))
+        assert got is not None  # _prepare_part always decides
+        return got
 
     async def submit_body_async(self, body: bytes) -> list[AppendResult] | None:
         """:meth:`submit_async` of a batch request's body ``{"entries": [...]}`` written as canonical JSON (what
@@ -338,28 +323,42 @@ class Ingestor:
         leaves = split_batch(body)
         if leaves is None or not 0 < len(leaves) <= self.policy.max_batch:
             return None
+
+        def whole() -> _Prepared:
+            part = _leaves_part(leaves, 0)
+            if part is None:
+                raise _NotTaken
+            return self._merge([part], len(leaves))
+
+        try:
+            return await self._submit_prepared(len(leaves), whole, lambda a, b: _leaves_part(leaves[a:b], a))
+        except _NotTaken:
+            return None
+
+    async def _submit_prepared(self, n: int, whole: Callable[[], _Prepared],
+                               part: Callable[[int, int], _Part | None],
+                               check: Callable[[], None] | None = None) -> list[AppendResult] | None:
+        """The asyncio road both submit_async and submit_body_async take: fewer than two chunks of ``n`` entries
+        are prepared by ``whole()`` on the group committer's worker thread; more are prepared in parts
+        ``part(a, b)`` (entries a..b) on the executor's threads, merged, and submitted as one request. None when
+        a part is None (nothing submitted). Returns once the group holding the request is durable."""
         c = self.ledger.committer
-        n = len(leaves)
         if n < 2 * _PREPARE_CHUNK:
             made: list[_Prepared] = []
 
             def make() -> AppendRequest:
-                part = _leaves_part(leaves, 0)
-                if part is None:
-                    raise _NotTaken
-                prep = self._merge([part], n)
+                prep = whole()
                 made.append(prep)
                 return AppendRequest(prep.rows, self._policy(prep), _lookups(prep))
 
-            try:
-                results = await c.acall(make=make)
-            except _NotTaken:
-                return None
+            results = await c.acall(make=make)
             return self._done(made[0], results)
         loop = asyncio.get_running_loop()
         with c.expecting():
+            if check is not None:
+                check()
             step = -(-n // _PREPARE_THREADS)
-            pieces = await asyncio.gather(*[loop.run_in_executor(None, _leaves_part, leaves[a : a + step], a)
+            pieces = await asyncio.gather(*[loop.run_in_executor(None, part, a, min(a + step, n))
                                             for a in range(0, n, step)])
             if None in pieces:
                 return None
