@@ -1343,14 +1343,17 @@ typedef struct {
 
 static PyObject *k_type, *k_signer, *k_time, *k_v, *k_sig, *k_leaf, *k_dict;
 
-/* check_rows(leaves, cls) -> (verdicts, hashes, terms, entries), or None: check_entries of leaves when every
- * one of them passes the structure check (verdicts 1 or 0), with for each entry of verdict 1 an instance of cls
- * (records.SignedEntry) whose __dict__ holds type, v, signer, time, sig and leaf_bytes (not body: records reads
- * it from leaf_bytes when asked), else None. None as soon as one leaf is not handled here (verdict 2), before any
- * signature is checked: the caller then takes its general path. The GIL is released for the checks. */
+/* check_rows(leaves, cls, partial=False) -> (verdicts, hashes, terms, entries), or None: check_entries of leaves
+ * when every one of them passes the structure check (verdicts 1 or 0), with for each entry of verdict 1 an instance
+ * of cls (records.SignedEntry) whose __dict__ holds type, v, signer, time, sig and leaf_bytes (not body: records
+ * reads it from leaf_bytes when asked), else None. None as soon as one leaf is not handled here (verdict 2), before
+ * any signature is checked: the caller then takes its general path. partial (leaves that are independent requests,
+ * e.g. the single-entry bodies of the ingest front): never None; a leaf not handled gets verdict 2 (its signature
+ * not checked, its term and entry None) and the others are checked as usual. The GIL is released for the checks. */
 static PyObject *check_rows(PyObject *self, PyObject *args) {
     PyObject *arg, *cls;
-    if (!PyArg_ParseTuple(args, "OO!:check_rows", &arg, &PyType_Type, &cls))
+    int partial = 0;
+    if (!PyArg_ParseTuple(args, "OO!|p:check_rows", &arg, &PyType_Type, &cls, &partial))
         return NULL;
     if (sodium_verify == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
@@ -1384,17 +1387,21 @@ static PyObject *check_rows(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     did_cache dc;
     dc.len = 0;
-    for (Py_ssize_t i = 0; i < n && whole; i++)  /* every structure first: no signature checked in vain */
-        whole = v_parse((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]), &dc,
-                        &rows[i].e) == 1;
+    for (Py_ssize_t i = 0; i < n && whole; i++) {  /* every structure first: no signature checked in vain */
+        dst[i] = v_parse((const uint8_t *)PyBytes_AS_STRING(items[i]), (size_t)PyBytes_GET_SIZE(items[i]), &dc,
+                         &rows[i].e);
+        whole = dst[i] == 1 || partial;
+    }
     for (Py_ssize_t i = 0; i < n && whole; i++) {
         const uint8_t *leaf = (const uint8_t *)PyBytes_AS_STRING(items[i]);
         size_t len = (size_t)PyBytes_GET_SIZE(items[i]);
-        dst[i] = v_signature(leaf, len, msg, &rows[i].e);
         rows[i].f.taken = 0;
+        sha256_pre(0x00, leaf, len, rows[i].hash);
+        if (dst[i] != 1)  /* partial: not handled here (verdict 2) */
+            continue;
+        dst[i] = v_signature(leaf, len, msg, &rows[i].e);
         if (dst[i] == 1)
             t_find(leaf, &rows[i].e.sp, &rows[i].f);
-        sha256_pre(0x00, leaf, len, rows[i].hash);
     }
     Py_END_ALLOW_THREADS
     if (!whole) {
@@ -1567,8 +1574,9 @@ static PyMethodDef methods[] = {
     {"split_entries", split_entries, METH_O,
      "split_entries(body) -> list | None: the elements' bytes of a body {\"entries\":[...]} (unchecked), else None."},
     {"check_rows", check_rows, METH_VARARGS,
-     "check_rows(leaves, cls) -> (verdicts, hashes, terms, entries) | None: check_entries with an instance of cls per "
-     "entry of verdict 1 (body read from leaf_bytes on demand); None when a leaf is not handled here (verdict 2)."},
+     "check_rows(leaves, cls, partial=False) -> (verdicts, hashes, terms, entries) | None: check_entries with an "
+     "instance of cls per entry of verdict 1 (body read from leaf_bytes on demand); None when a leaf is not handled "
+     "here (verdict 2), unless partial: then that leaf alone gets verdict 2 (and None)."},
     {"answer_batch", answer_batch, METH_O,
      "answer_batch(results) -> bytes: the JSON answer of a batch append (orjson's bytes for the same document)."},
     {"verify_entries", verify_entries, METH_O,

@@ -6,7 +6,7 @@ keep-alive connections, reads each request head and body, answers malformed, ove
 other-method requests itself, and queues the bodies of whole ``POST /v1/entries`` requests.  One Python
 thread here gathers a group piece by piece (``take_ready``: what is queued now, and whether every open
 connection's request is in), checks the entries of each piece in one C call
-(:meth:`~ailedger.tlog.ingest.Ingestor.prepare_singles`), appends the group in one durable transaction
+(:meth:`~ailedger.tlog.ingest.Ingestor.prepare_bodies`), appends the group in one durable transaction
 through the ledger's group committer (the policy checks and per-identity rate limits of the API run on
 it), and answers each request (``reply``) with exactly what ``POST /v1/entries`` on the API answers:
 201 with index and leaf hash, 200 ``duplicate`` with the index already given, a 4xx naming the problem
@@ -101,7 +101,7 @@ class Checked:
     preps: list[tuple[int, Any]]  # appended request by request (registrations, non-canonical JSON)
     answers: list[tuple[Any, ...]]
     fast_tokens: list[int] = field(default_factory=list)  # the requests of `fast`, in its order
-    fast: Any = None  # their entries, appended together as one batch (Ingestor.prepare_group)
+    fast: Any = None  # their entries, appended together as one batch (Ingestor.prepare_bodies)
 
 
 class IngestFront:
@@ -297,52 +297,52 @@ class IngestFront:
         return self.commit([self.check(group)])
 
     def check(self, group: list[tuple[int, bytes]], *, split: bool = False) -> Checked:
-        """Parse and check the entries of a group (signatures in one C call): what to append, what to answer."""
-        ingest = self.api.ingest
+        """Check the entries of a group: the bodies the C checker takes whole (canonical entries whose signature
+        verifies, not registrations) in one C call, without a Python value per entry
+        (:meth:`~ailedger.tlog.ingest.Ingestor.prepare_bodies`), appended together; every other body on its own
+        (parsed, then prepared or refused as the API does), so a bad entry fails only its own request."""
         out = Checked([], [])
-        fast: list[tuple[int, bytes, dict[str, Any]]] = []  # canonical entries: checked in one C call
-        for token, body in group:
-            obj = parse_canonical(body) if body else None
-            if type(obj) is dict and obj.get("type") != IDENTITY_REGISTER:
-                fast.append((token, body, obj))
-                continue
-            try:
-                canonical = obj is not None
-                if not canonical:
-                    obj = self._parse_strict(body)
-                if isinstance(obj, dict) and obj.get("type") == IDENTITY_REGISTER and not self.open_registration:
-                    raise UnauthenticatedError(
-                        "an identity registration needs a credential, which the ingest port does not take: send "
-                        "it to the API (POST /v1/identities with Authorization: Bearer <token> or a request "
-                        "signature; docs/api.md)", field="authorization")
-                out.preps.append((token, ingest.prepare([obj], canonical=canonical)))
-            except Exception as exc:  # noqa: BLE001 - this request's own answer
-                out.answers.append(_error(token, exc))
-        if fast:
-            out.fast, where, rest = self._prepare(fast, split)
-            out.fast_tokens = [fast[i][0] for i in where]
-            for i, prep in rest:
-                if isinstance(prep, AiledgerError):
-                    out.answers.append(_error(fast[i][0], prep))
-                else:
-                    out.preps.append((fast[i][0], prep))
+        if not group:
+            return out
+        tokens = [g[0] for g in group]
+        bodies = [g[1] for g in group]
+        out.fast, where, rest = self._prepare(bodies, split)
+        out.fast_tokens = tokens if len(where) == len(tokens) else [tokens[i] for i in where]
+        for i in rest:
+            self._one(out, tokens[i], bodies[i])
         return out
 
-    def _prepare(self, fast: list[tuple[int, bytes, dict[str, Any]]], split: bool = False
-                 ) -> tuple[Any, list[int], list[tuple[int, Any]]]:
-        """``Ingestor.prepare_group`` of the canonical entries; ``split`` (the helper thread idle): a large piece in
-        two halves at once (the signature checks release the GIL: the helper checks one half on the second core
+    def _one(self, out: Checked, token: int, body: bytes) -> None:
+        """A body the C checker did not take (or a build without it): parsed (canonical JSON as it is, any other
+        strictly, as the API's read_json), prepared as a request of its own, or refused with its own answer."""
+        try:
+            obj = parse_canonical(body) if body else None
+            canonical = obj is not None
+            if not canonical:
+                obj = self._parse_strict(body)
+            if isinstance(obj, dict) and obj.get("type") == IDENTITY_REGISTER and not self.open_registration:
+                raise UnauthenticatedError(
+                    "an identity registration needs a credential, which the ingest port does not take: send "
+                    "it to the API (POST /v1/identities with Authorization: Bearer <token> or a request "
+                    "signature; docs/api.md)", field="authorization")
+            out.preps.append((token, self.api.ingest.prepare([obj], canonical=canonical)))
+        except Exception as exc:  # noqa: BLE001 - this request's own answer
+            out.answers.append(_error(token, exc))
+
+    def _prepare(self, bodies: list[bytes], split: bool = False) -> tuple[Any, list[int], list[int]]:
+        """``Ingestor.prepare_bodies`` of a group's bodies; ``split`` (the helper thread idle): a large piece in two
+        halves at once (the signature checks release the GIL: the helper checks one half on the second core
         while this thread checks the other)."""
         ingest = self.api.ingest
-        if not split or len(fast) < _SPLIT or self._helper is None:
-            return ingest.prepare_group([f[1] for f in fast], [f[2] for f in fast])
-        h = len(fast) // 2
-        first = self._helper.submit(ingest.prepare_group, [f[1] for f in fast[:h]], [f[2] for f in fast[:h]])
-        m2, w2, r2 = ingest.prepare_group([f[1] for f in fast[h:]], [f[2] for f in fast[h:]])
+        if not split or len(bodies) < _SPLIT or self._helper is None:
+            return ingest.prepare_bodies(bodies)
+        h = len(bodies) // 2
+        first = self._helper.submit(ingest.prepare_bodies, bodies[:h])
+        m2, w2, r2 = ingest.prepare_bodies(bodies[h:])
         m1, w1, r1 = first.result()
         parts = [m for m in (m1, m2) if m is not None]
         merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts) if parts else None
-        return merged, w1 + [i + h for i in w2], r1 + [(i + h, p) for i, p in r2]
+        return merged, w1 + [i + h for i in w2], r1 + [i + h for i in r2]
 
     def commit(self, batch: list[Checked]) -> list[tuple[Any, ...]]:
         """Append the checked entries of ``batch`` in one durable transaction; every request's answer."""

@@ -50,6 +50,7 @@ from ailedger.encoding.fasthash import leaf_hashes
 from ailedger.encoding.records import (
     FAST_VERIFY,
     SignedEntry,
+    fast_check_leaves,
     fast_parse_entries,
     fast_parse_leaves,
     fast_parse_rows,
@@ -431,6 +432,31 @@ class Ingestor:
                 rest.append((i, exc))
         rows = ([made[1][i] for i in where], [made[2][i] for i in where]) if made is not None else None
         return (self._merge([(good, [], rows)], len(good)) if good else None), where, rest
+
+    def prepare_bodies(self, bodies: Sequence[bytes]) -> tuple[_Prepared | None, list[int], list[int]]:
+        """:meth:`prepare_group` of single-entry request bodies as they arrived, bytes only (no parsed value): the
+        bodies the C checker takes -- each its own canonical form, of exactly the shape parse_entry accepts, its
+        signature valid, not an identity registration -- as one batch ``(merged, their positions)``, checked in
+        one C pass (GIL released) without a Python dict per entry (:func:`records.fast_check_leaves`); and the
+        positions of the others, for the caller's general path one by one (parse the body, :meth:`prepare`): a
+        bad signature, a body that is not the canonical JSON of an entry, a registration. The merged batch is
+        the one prepare_group makes of the same entries (the same rows; each entry's body read when asked)."""
+        n = len(bodies)
+        made = fast_check_leaves(bodies) if FAST_VERIFY and n else None
+        if made is None:
+            return None, [], list(range(n))
+        verdicts, hashes, terms, entries = made
+        if verdicts.count(1) == n and IDENTITY_REGISTER not in set(map(_TYPE, entries)):  # the common piece
+            return self._merge([(entries, [], (hashes, terms))], n), list(range(n)), []  # type: ignore[list-item]
+        where: list[int] = []
+        rest: list[int] = []
+        for i, (v, e) in enumerate(zip(verdicts, entries)):
+            (where if v == 1 and e is not None and e.type != IDENTITY_REGISTER else rest).append(i)
+        if not where:
+            return None, where, rest
+        good = [entries[i] for i in where]
+        rows = ([hashes[i] for i in where], [terms[i] for i in where])
+        return self._merge([(good, [], rows)], len(good)), where, rest  # type: ignore[list-item]  # no None
 
     def merge_singles(self, preps: Sequence[_Prepared]) -> _Prepared:
         """Several prepared requests as one batch (all-or-nothing; see :meth:`prepare_group`)."""
