@@ -208,7 +208,7 @@ _check_entries: Callable[[Sequence[bytes]], tuple[bytes, list[bytes], list[tuple
     getattr(sys.modules.get("ailedger.encoding._speedups"), "check_entries", None) if FAST_VERIFY else None)
 
 
-_check_rows: Callable[[Sequence[bytes], type], Any] | None = (
+_check_rows: Callable[..., Any] | None = (  # (leaves, cls[, partial])
     getattr(sys.modules.get("ailedger.encoding._speedups"), "check_rows", None) if FAST_VERIFY else None)
 _split_entries: Callable[[bytes], list[bytes] | None] | None = (
     getattr(sys.modules.get("ailedger.encoding._speedups"), "split_entries", None) if FAST_VERIFY else None)
