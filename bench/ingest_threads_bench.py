@@ -5,9 +5,10 @@ then one of:
 
 * ``--mode http``: 50 (``--writers``) wrk connections post pre-signed single entries, each the next once
   answered (bench/http_bench.py's wrk client); printed: entries/s, wrk's p50/p99, this process's CPU per entry
-  and each thread's (``/proc/self/task``): the checking thread and its helper, the committing thread, the C
-  loop (a thread Python does not name: "C-or-other"), and MainThread (this script waiting for wrk: not the
-  server's work).
+  and each thread's (``/proc/self/task``): the checking thread and its helper (``ailedger-sigchk``, the C
+  thread that checks half of a large piece's signatures; a Python thread in older trees), the committing
+  thread, the C loop (a thread nobody names: "C-or-other"), and MainThread (this script waiting for wrk: not
+  the server's work).
 * ``--mode inproc``: no network; groups of ``--group`` entries through ``IngestFront.check`` and
   ``IngestFront.commit`` on this thread (no helper split): thread CPU per entry of each (the check is
   mostly libsodium's verify, the commit mostly the store's transaction).
@@ -47,6 +48,16 @@ def thread_cpu() -> dict[int, float]:
             continue
         out[int(t)] = (int(f[11]) + int(f[12])) / tick
     return out
+
+
+def c_thread_name(tid: int) -> str:
+    """A thread Python does not name: its own name when the C code gave it one (``_speedups``' signature helper:
+    "ailedger-sigchk"), else "C-or-other" (the front's C loop)."""
+    try:
+        comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+    except OSError:
+        return "C-or-other"
+    return comm if comm.startswith("ailedger-") else "C-or-other"
 
 
 def main() -> None:
@@ -121,7 +132,7 @@ def main() -> None:
                     m = len(r["acked"])
                     per: dict[str, float] = {}
                     for tid, v in c1.items():
-                        name = names.get(tid, "C-or-other")
+                        name = names.get(tid) or c_thread_name(tid)
                         per[name] = per.get(name, 0.0) + v - c0.get(tid, 0.0)
                     out.update(writers=args.writers, entries=m, entries_per_s=round(m / r["seconds"]),
                                p50_ms=r.get("p50_ms"), p99_ms=r.get("p99_ms"), statuses=r["statuses"],

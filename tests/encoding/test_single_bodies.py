@@ -3,11 +3,15 @@
 alone -- a body the C checker does not take gets verdict 2 and None without sending its neighbours anywhere --
 and for every other body the verdict, hash, terms and entry are exactly those of ``check_entries`` /
 ``check_rows`` / ``parse_entry``; the batch prepare_bodies makes is the one ``prepare_group`` makes of the same
-entries (same rows), and the positions it leaves out are exactly the bodies prepare_group would not append."""
+entries (same rows), and the positions it leaves out are exactly the bodies prepare_group would not append.
+With ``split`` half the signatures are checked by the C module's helper thread: the same result, also when
+several threads call at once (one owns the helper, the others check alone) and in a child after fork."""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 import time
 
 import orjson
@@ -89,8 +93,59 @@ def test_prepare_bodies_is_prepare_group_of_the_same_entries(tmp_path, monkeypat
         assert m2 is not None and w2 == list(range(len(good))) and r2 == []
         assert m2.rows == ing.prepare_group(good, [orjson.loads(b) for b in good])[0].rows  # type: ignore[union-attr]
         # without the C module every body takes the general path
-        monkeypatch.setattr(ingest, "fast_check_leaves", lambda leaves: None)
+        monkeypatch.setattr(ingest, "fast_check_leaves", lambda leaves, split=False: None)
         assert ing.prepare_bodies(bodies) == (None, [], list(range(len(bodies))))
         assert ing.prepare_bodies([]) == (None, [], [])
     finally:
         led.close()
+
+
+def _good(n: int) -> list[bytes]:
+    return [_leaf("note", {"i": i, "subjects": [f"s{i}"]}) for i in range(n)]
+
+
+def test_split_gives_the_same_result_on_the_helper_thread():
+    leaves = _good(60)
+    odd = _odd()
+    mixed = leaves[:20] + odd + leaves[20:]
+    for xs in (leaves, mixed, leaves[:2], leaves[:1], []):
+        want = _speedups.check_rows(xs, SignedEntry, True, False)
+        before = _speedups._helper_jobs()
+        got = _speedups.check_rows(xs, SignedEntry, True, True)
+        assert got == want
+        assert _speedups._helper_jobs() == before + (len(xs) >= 2)  # a call of two or more leaves used it
+        assert fast_check_leaves(xs, split=True) == want
+    # the whole-batch mode keeps its answer with split too (None before any signature)
+    assert _speedups.check_rows(mixed, SignedEntry, False, True) is None
+    assert _speedups.check_rows(leaves, SignedEntry, False, True) == _speedups.check_rows(leaves, SignedEntry)
+
+
+def test_split_from_many_threads_at_once():
+    leaves = _good(40) + _odd()
+    want = _speedups.check_rows(leaves, SignedEntry, True, False)
+    out: list[bool] = []
+    gate = threading.Barrier(4)
+
+    def run() -> None:
+        gate.wait()
+        for _ in range(15):
+            out.append(_speedups.check_rows(leaves, SignedEntry, True, True) == want)
+
+    ts = [threading.Thread(target=run) for _ in range(4)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert out == [True] * 60
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_split_in_a_child_after_fork():
+    leaves = _good(30)
+    want = _speedups.check_rows(leaves, SignedEntry, True, False)
+    assert _speedups.check_rows(leaves, SignedEntry, True, True) == want  # the parent's helper runs
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        before = _speedups._helper_jobs()
+        ok = _speedups.check_rows(leaves, SignedEntry, True, True) == want and _speedups._helper_jobs() == before + 1
+        os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

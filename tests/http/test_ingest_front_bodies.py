@@ -1,7 +1,8 @@
 """The ingest front's check of a group of single-entry bodies (``IngestFront.check``: one C pass over the bodies,
 ``Ingestor.prepare_bodies``, each other body on its own): in ONE group mixing good entries with every kind of bad
 or odd body, the good canonical entries go to the group's one batch, each other request gets its own answer,
-and every answer is the API's for the same body (refusals byte for byte as JSON); only the bad ones fail."""
+and every answer is the API's for the same body (refusals byte for byte as JSON); only the bad ones fail --
+with the piece's signatures checked on one core or (split) half of them on the C module's helper thread."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from ailedger.encoding import records
+from ailedger.encoding import _speedups, records
 from ailedger.encoding.canonical import canonical_json
 from ailedger.http.app import ServeConfig, create_app
 from ailedger.http.ingest_front import IngestFront, available
@@ -54,7 +55,10 @@ def test_a_mixed_group_answers_as_the_api_does(tmp_path, split):
         group = list(enumerate(bodies, start=1000))
         f = IngestFront(app.api, "127.0.0.1", 0)
         try:
+            jobs = _speedups._helper_jobs() if records._check_rows is not None else 0
             checked = f.check(group, split=split)
+            if records._check_rows is not None:  # split: half the signatures on the C helper thread
+                assert _speedups._helper_jobs() == jobs + split
             by_body = dict(zip([t for t, _ in group], bodies))
             fast = {by_body[t] for t in checked.fast_tokens}
             if records._check_rows is not None:  # the good canonical entries went to the group's one batch

@@ -1343,17 +1343,163 @@ typedef struct {
 
 static PyObject *k_type, *k_signer, *k_time, *k_v, *k_sig, *k_leaf, *k_dict;
 
+/* The signature checks of rows [a, b) of a check_rows call (the structure already checked: dst 1, or 2 when not
+ * handled); msg: scratch of V_MAX_LEAF + 1 bytes. Rows are independent: two threads may run disjoint ranges. */
+typedef struct {
+    PyObject **items;
+    r_row *rows;
+    uint8_t *dst;
+    Py_ssize_t a, b;
+} r_range;
+
+static void r_sign(const r_range *r, uint8_t *msg) {
+    for (Py_ssize_t i = r->a; i < r->b; i++) {
+        const uint8_t *leaf = (const uint8_t *)PyBytes_AS_STRING(r->items[i]);
+        size_t len = (size_t)PyBytes_GET_SIZE(r->items[i]);
+        r->rows[i].f.taken = 0;
+        sha256_pre(0x00, leaf, len, r->rows[i].hash);
+        if (r->dst[i] != 1)  /* partial: not handled here (verdict 2) */
+            continue;
+        r->dst[i] = v_signature(leaf, len, msg, &r->rows[i].e);
+        if (r->dst[i] == 1)
+            t_find(leaf, &r->rows[i].e.sp, &r->rows[i].f);
+    }
+}
+
+#ifndef _WIN32
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+/* One helper thread per process (started on first use, again after a fork) that checks the second half of a
+ * check_rows call's signatures while the calling thread checks the first: a piece of requests uses both cores
+ * without a second Python thread (no GIL hand-off, no future). One caller at a time owns it (trylock): any
+ * other concurrent call checks its rows alone, as before. */
+static pthread_mutex_t w_own = PTHREAD_MUTEX_INITIALIZER;  /* held by the caller using the helper */
+static pthread_mutex_t w_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t w_go = PTHREAD_COND_INITIALIZER, w_done = PTHREAD_COND_INITIALIZER;
+static pid_t w_pid = 0;  /* the process whose helper runs (0: none) */
+static r_range w_job;
+static int w_state = 0;  /* 0 idle, 1 job posted, 2 job done */
+static unsigned long long w_jobs = 0;
+
+static void *w_main(void *unused) {
+    (void)unused;
+#ifdef __linux__
+    pthread_setname_np(pthread_self(), "ailedger-sigchk");  /* as top and /proc/PID/task/TID/comm name it */
+#endif
+    uint8_t *msg = malloc(V_MAX_LEAF + 1);
+    pthread_mutex_lock(&w_mu);
+    for (;;) {
+        while (w_state != 1)
+            pthread_cond_wait(&w_go, &w_mu);
+        r_range job = w_job;
+        pthread_mutex_unlock(&w_mu);
+        if (msg != NULL) {
+            r_sign(&job, msg);
+        } else {  /* no scratch: the job is marked undone (verdict 3), the caller checks those rows itself */
+            for (Py_ssize_t i = job.a; i < job.b; i++)
+                if (job.dst[i] == 1)
+                    job.dst[i] = 3;
+        }
+        pthread_mutex_lock(&w_mu);
+        w_state = 2;
+        pthread_cond_signal(&w_done);
+    }
+    return NULL;
+}
+
+/* with w_own held: the helper of this process, started if need be; 0 when it runs */
+static int w_ensure(void) {
+    pid_t me = getpid();
+    if (w_pid == me)
+        return 0;
+    /* first use, or a child after fork (the parent's helper did not follow): fresh state, a new thread */
+    pthread_mutex_t m0 = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t c0 = PTHREAD_COND_INITIALIZER;
+    w_mu = m0;
+    w_go = c0;
+    w_done = c0;
+    w_state = 0;
+    pthread_t t;
+    pthread_attr_t attr;
+    sigset_t all, old;
+    if (pthread_attr_init(&attr) != 0)
+        return -1;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);  /* signals stay with Python's main thread */
+    int rc = pthread_create(&t, &attr, w_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
+        return -1;
+    w_pid = me;
+    return 0;
+}
+
+static void w_child(void) {  /* after fork, in the child: the helper did not follow; nobody owns it there */
+    pthread_mutex_t m0 = PTHREAD_MUTEX_INITIALIZER;
+    w_own = m0;
+    w_pid = 0;
+}
+
+/* rows [0, n): the second half on the helper when split and it is free, the first here; else all here */
+static void r_sign_all(PyObject **items, r_row *rows, uint8_t *dst, Py_ssize_t n, int split, uint8_t *msg) {
+    r_range all = {items, rows, dst, 0, n};
+    if (!split || n < 2 || pthread_mutex_trylock(&w_own) != 0) {
+        r_sign(&all, msg);
+        return;
+    }
+    if (w_ensure() != 0) {
+        pthread_mutex_unlock(&w_own);
+        r_sign(&all, msg);
+        return;
+    }
+    Py_ssize_t h = n / 2;
+    r_range mine = {items, rows, dst, 0, h};
+    pthread_mutex_lock(&w_mu);
+    w_job = (r_range){items, rows, dst, h, n};
+    w_state = 1;
+    w_jobs++;
+    pthread_cond_signal(&w_go);
+    pthread_mutex_unlock(&w_mu);
+    r_sign(&mine, msg);
+    pthread_mutex_lock(&w_mu);
+    while (w_state != 2)
+        pthread_cond_wait(&w_done, &w_mu);
+    w_state = 0;
+    pthread_mutex_unlock(&w_mu);
+    pthread_mutex_unlock(&w_own);
+    for (Py_ssize_t i = h; i < n; i++) {  /* the helper had no scratch: those rows here */
+        if (dst[i] == 3) {
+            dst[i] = 1;
+            r_range one = {items, rows, dst, i, i + 1};
+            r_sign(&one, msg);
+        }
+    }
+}
+#else
+static void r_sign_all(PyObject **items, r_row *rows, uint8_t *dst, Py_ssize_t n, int split, uint8_t *msg) {
+    (void)split;
+    r_range all = {items, rows, dst, 0, n};
+    r_sign(&all, msg);
+}
+#endif
+
 /* check_rows(leaves, cls, partial=False) -> (verdicts, hashes, terms, entries), or None: check_entries of leaves
  * when every one of them passes the structure check (verdicts 1 or 0), with for each entry of verdict 1 an instance
  * of cls (records.SignedEntry) whose __dict__ holds type, v, signer, time, sig and leaf_bytes (not body: records
  * reads it from leaf_bytes when asked), else None. None as soon as one leaf is not handled here (verdict 2), before
  * any signature is checked: the caller then takes its general path. partial (leaves that are independent requests,
  * e.g. the single-entry bodies of the ingest front): never None; a leaf not handled gets verdict 2 (its signature
- * not checked, its term and entry None) and the others are checked as usual. The GIL is released for the checks. */
+ * not checked, its term and entry None) and the others are checked as usual. split: the signatures of the second
+ * half are checked on the helper thread (r_sign_all) when no other call holds it. The GIL is released for the
+ * checks. */
 static PyObject *check_rows(PyObject *self, PyObject *args) {
     PyObject *arg, *cls;
-    int partial = 0;
-    if (!PyArg_ParseTuple(args, "OO!|p:check_rows", &arg, &PyType_Type, &cls, &partial))
+    int partial = 0, split = 0;
+    if (!PyArg_ParseTuple(args, "OO!|pp:check_rows", &arg, &PyType_Type, &cls, &partial, &split))
         return NULL;
     if (sodium_verify == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
@@ -1392,17 +1538,8 @@ static PyObject *check_rows(PyObject *self, PyObject *args) {
                          &rows[i].e);
         whole = dst[i] == 1 || partial;
     }
-    for (Py_ssize_t i = 0; i < n && whole; i++) {
-        const uint8_t *leaf = (const uint8_t *)PyBytes_AS_STRING(items[i]);
-        size_t len = (size_t)PyBytes_GET_SIZE(items[i]);
-        rows[i].f.taken = 0;
-        sha256_pre(0x00, leaf, len, rows[i].hash);
-        if (dst[i] != 1)  /* partial: not handled here (verdict 2) */
-            continue;
-        dst[i] = v_signature(leaf, len, msg, &rows[i].e);
-        if (dst[i] == 1)
-            t_find(leaf, &rows[i].e.sp, &rows[i].f);
-    }
+    if (whole)
+        r_sign_all(items, rows, dst, n, split, msg);
     Py_END_ALLOW_THREADS
     if (!whole) {
         Py_INCREF(Py_None);
@@ -1494,6 +1631,14 @@ done:
     return res;
 }
 
+static PyObject *helper_jobs(PyObject *self, PyObject *unused) {
+#ifndef _WIN32
+    return PyLong_FromUnsignedLongLong(w_jobs);
+#else
+    return PyLong_FromLong(0);
+#endif
+}
+
 /* answer_batch(results, appended) -> bytes: the JSON answer of POST /v1/entries/batch, byte for byte what
  * orjson gives for {"results": [{"index", "leaf_hash" (hex), "duplicate"}, ...], "appended", "duplicates"}:
  * results are (index, 32-byte hash, duplicate) tuples (log.AppendResult). */
@@ -1574,9 +1719,12 @@ static PyMethodDef methods[] = {
     {"split_entries", split_entries, METH_O,
      "split_entries(body) -> list | None: the elements' bytes of a body {\"entries\":[...]} (unchecked), else None."},
     {"check_rows", check_rows, METH_VARARGS,
-     "check_rows(leaves, cls, partial=False) -> (verdicts, hashes, terms, entries) | None: check_entries with an "
-     "instance of cls per entry of verdict 1 (body read from leaf_bytes on demand); None when a leaf is not handled "
-     "here (verdict 2), unless partial: then that leaf alone gets verdict 2 (and None)."},
+     "check_rows(leaves, cls, partial=False, split=False) -> (verdicts, hashes, terms, entries) | None: check_entries "
+     "with an instance of cls per entry of verdict 1 (body read from leaf_bytes on demand); None when a leaf is not "
+     "handled here (verdict 2), unless partial: then that leaf alone gets verdict 2 (and None). split: half the "
+     "signatures on the module's helper thread when it is free (the same result, on two cores)."},
+    {"_helper_jobs", helper_jobs, METH_NOARGS,
+     "_helper_jobs() -> int: how many check_rows calls had half their signatures checked by the helper thread."},
     {"answer_batch", answer_batch, METH_O,
      "answer_batch(results) -> bytes: the JSON answer of a batch append (orjson's bytes for the same document)."},
     {"verify_entries", verify_entries, METH_O,
@@ -1597,5 +1745,10 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         || (k_leaf = PyUnicode_InternFromString("leaf_bytes")) == NULL
         || (k_dict = PyUnicode_InternFromString("__dict__")) == NULL)
         return NULL;
+#ifndef _WIN32
+    static int forked_handler = 0;
+    if (!forked_handler && pthread_atfork(NULL, NULL, w_child) == 0)
+        forked_handler = 1;
+#endif
     return PyModule_Create(&module);
 }

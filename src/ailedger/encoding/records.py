@@ -235,15 +235,17 @@ def fast_parse_leaves(leaves: Sequence[bytes]) -> tuple[
     return _check_rows(leaves, SignedEntry)  # type: ignore[no-any-return]
 
 
-def fast_check_leaves(leaves: Sequence[bytes]) -> tuple[
+def fast_check_leaves(leaves: Sequence[bytes], *, split: bool = False) -> tuple[
         bytes, list[bytes], list[tuple[str, ...] | None], list[SignedEntry | None]] | None:
     """:func:`fast_parse_leaves` for leaves that are independent requests (the single-entry bodies of the ingest
     front): each leaf the C checker does not take gets verdict 2 (and None as its entry; its signature is not
     checked) while the others are checked as usual, so one odd body never sends its neighbours to the general
-    path. ``(verdicts, hashes, terms, entries)``; None only without the C module."""
+    path. ``(verdicts, hashes, terms, entries)``; None only without the C module. ``split``: the signatures of
+    the second half are checked on the C module's helper thread meanwhile, when no other call holds it (two
+    cores for one call, without a second Python thread); the result is the same."""
     if _check_rows is None:
         return None
-    return _check_rows(leaves, SignedEntry, True)  # type: ignore[no-any-return]
+    return _check_rows(leaves, SignedEntry, True, split)  # type: ignore[no-any-return]
 
 
 def fast_verdicts(leaves: Sequence[bytes]) -> bytes:

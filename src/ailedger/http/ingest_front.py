@@ -30,7 +30,6 @@ import os
 import socket
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +53,7 @@ try:
 except ImportError:  # pragma: no cover - built without a C compiler
     _front = None  # type: ignore[assignment]
 
-_SPLIT = 16  # entries from which a piece is checked in two halves on two threads (smaller: on the helper thread)
+_SPLIT = 4  # entries from which a piece's signatures are checked on two cores (half on the C helper thread)
 _INTERNAL = json_bytes({"code": "internal", "message": "internal server error"})
 
 
@@ -89,9 +88,6 @@ def _appended(token: int, r: AppendResult) -> tuple[int, int, bytes]:
     if r.duplicate:
         return (token, 200, json_bytes({"index": r.index, "leaf_hash": r.leaf_hash.hex(), "duplicate": True}))
     return (token, 201, _CREATED % (r.index, r.leaf_hash.hex().encode()))
-
-
-_Piece = tuple["Future[Checked]", list[tuple[int, bytes]]]  # a piece on the helper thread: its check, its requests
 
 
 @dataclass
@@ -141,8 +137,7 @@ class IngestFront:
         self._handoff: list[Checked] | None = None  # checked groups waiting for the committing stage
         self._closing = False
         self._busy = False  # the committing stage holds a group (handed off, not yet answered)
-        self._helper = ThreadPoolExecutor(1, thread_name_prefix="ailedger-ingest-check") \
-            if (os.cpu_count() or 1) > 1 else None
+        self._split = (os.cpu_count() or 1) > 1  # check a large piece on two cores (records.fast_check_leaves)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> IngestFront:
@@ -167,8 +162,6 @@ class IngestFront:
             if self._committer is not None:
                 self._committer.join(60)
                 self._committer = None
-            if self._helper is not None:
-                self._helper.shutdown(wait=True)
             assert _front is not None
             _front.stop()
         self.sock.close()
@@ -189,43 +182,40 @@ class IngestFront:
         and hand it to the committing stage. While that stage is busy with the group before, keep taking and
         checking what arrives. Once it is free, gather the group: every open connection's request (the writers
         it just answered coming back), at most the window from the first, each piece checked as it arrives
-        (the signatures of the first writers back are checked while the last are on their way), so that a
-        group holds every writer rather than half of them (a commit costs nearly the same for 50 entries as
-        for 25: on PostgreSQL most of it is round trips) and its checks overlap the writers' round trips."""
+        (the signatures of the first writers back are checked while the last are on their way; a piece of
+        _SPLIT or more on both cores, half on the C module's helper thread), so that a group holds every
+        writer rather than half of them (a commit costs nearly the same for 50 entries as for 25: on
+        PostgreSQL most of it is round trips) and its checks overlap the writers' round trips."""
         assert _front is not None
         take, take_ready = _front.take, _front.take_ready
         pending: list[Checked] = []
         held = 0  # requests taken into pending (at most max_group)
-        helper: _Piece | None = None  # a piece being checked on the helper thread meanwhile
         clock = time.monotonic
         while not self._stop.is_set():
             with self._cv:
                 busy = self._busy
-            if busy:  # gather what arrives meanwhile
+            if busy:  # gather what arrives meanwhile (on this core: the other one commits)
                 if held < self.max_group:
                     group = take(0.001, 0.0, self.max_group - held)
                     held += len(group)
-                    helper = self._piece(pending, group, helper)
+                    self._piece(pending, group, False)
                 else:
                     self._stop.wait(0.001)
                 continue
-            if not pending and helper is None:  # idle: waiting for a first request
+            if not pending:  # idle: waiting for a first request
                 group = take(0.2, 0.0, self.max_group)
                 if not group:
                     continue
                 held = len(group)
-                helper = self._piece(pending, group, helper)
+                self._piece(pending, group, self._split)
             deadline = clock() + self.window
             while held < self.max_group and not self._stop.is_set():  # the rest, piece by piece, at most the window
                 left = deadline - clock()
                 group, all_in = take_ready(max(left, 0.0), self.max_group - held)
                 held += len(group)
-                helper = self._piece(pending, group, helper)
+                self._piece(pending, group, self._split)
                 if all_in or left <= 0.0:
                     break
-            if helper is not None:
-                self._collect(pending, helper)
-                helper = None
             if not pending:  # every request taken already answered (its check failed)
                 held = 0
                 continue
@@ -239,30 +229,13 @@ class IngestFront:
             self._closing = True
             self._cv.notify()
 
-    def _piece(self, pending: list[Checked], group: list[tuple[int, bytes]], helper: _Piece | None) -> _Piece | None:
-        """Check a piece of a group onto ``pending``: on the helper thread when it is free (the piece it holds, if
-        any, is returned: collected by :meth:`_collect`), else on this thread. Two pieces are checked at once,
-        one on each core, without splitting either (the signature checks release the GIL)."""
+    def _piece(self, pending: list[Checked], group: list[tuple[int, bytes]], split: bool) -> None:
+        """Check a piece of a group onto ``pending`` (``split``: a piece of _SPLIT or more on both cores)."""
         if not group:
-            return helper
+            return
         self.stats["requests"] += len(group)
-        if helper is not None and helper[0].done():
-            self._collect(pending, helper)
-            helper = None
-        free = helper is None and self._helper is not None
-        if free and len(group) < _SPLIT:
-            return (self._helper.submit(self.check, group), group)  # type: ignore[union-attr]
         try:
-            pending.append(self.check(group, split=free))  # a large piece: in two halves on both threads
-        except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
-            self._fail(group, exc)
-        return helper
-
-    def _collect(self, pending: list[Checked], helper: _Piece) -> None:
-        """The piece the helper thread checked, onto ``pending`` (waiting for it if need be)."""
-        fut, group = helper
-        try:
-            pending.append(fut.result())
+            pending.append(self.check(group, split=split))
         except BaseException as exc:  # noqa: BLE001 - never leave a request unanswered, never stop
             self._fail(group, exc)
 
@@ -330,19 +303,10 @@ class IngestFront:
             out.answers.append(_error(token, exc))
 
     def _prepare(self, bodies: list[bytes], split: bool = False) -> tuple[Any, list[int], list[int]]:
-        """``Ingestor.prepare_bodies`` of a group's bodies; ``split`` (the helper thread idle): a large piece in two
-        halves at once (the signature checks release the GIL: the helper checks one half on the second core
-        while this thread checks the other)."""
-        ingest = self.api.ingest
-        if not split or len(bodies) < _SPLIT or self._helper is None:
-            return ingest.prepare_bodies(bodies)
-        h = len(bodies) // 2
-        first = self._helper.submit(ingest.prepare_bodies, bodies[:h])
-        m2, w2, r2 = ingest.prepare_bodies(bodies[h:])
-        m1, w1, r1 = first.result()
-        parts = [m for m in (m1, m2) if m is not None]
-        merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts) if parts else None
-        return merged, w1 + [i + h for i in w2], r1 + [i + h for i in r2]
+        """``Ingestor.prepare_bodies`` of a group's bodies; ``split``: a piece of _SPLIT or more with half its
+        signatures checked on the second core meanwhile, by the C module's helper thread (no second Python
+        thread: no GIL hand-off, no future per piece)."""
+        return self.api.ingest.prepare_bodies(bodies, split=split and len(bodies) >= _SPLIT)
 
     def commit(self, batch: list[Checked]) -> list[tuple[Any, ...]]:
         """Append the checked entries of ``batch`` in one durable transaction; every request's answer."""

@@ -433,16 +433,18 @@ class Ingestor:
         rows = ([made[1][i] for i in where], [made[2][i] for i in where]) if made is not None else None
         return (self._merge([(good, [], rows)], len(good)) if good else None), where, rest
 
-    def prepare_bodies(self, bodies: Sequence[bytes]) -> tuple[_Prepared | None, list[int], list[int]]:
+    def prepare_bodies(self, bodies: Sequence[bytes], *, split: bool = False
+                       ) -> tuple[_Prepared | None, list[int], list[int]]:
         """:meth:`prepare_group` of single-entry request bodies as they arrived, bytes only (no parsed value): the
         bodies the C checker takes -- each its own canonical form, of exactly the shape parse_entry accepts, its
         signature valid, not an identity registration -- as one batch ``(merged, their positions)``, checked in
         one C pass (GIL released) without a Python dict per entry (:func:`records.fast_check_leaves`); and the
         positions of the others, for the caller's general path one by one (parse the body, :meth:`prepare`): a
         bad signature, a body that is not the canonical JSON of an entry, a registration. The merged batch is
-        the one prepare_group makes of the same entries (the same rows; each entry's body read when asked)."""
+        the one prepare_group makes of the same entries (the same rows; each entry's body read when asked).
+        ``split``: half the signatures checked on a second core meanwhile (:func:`records.fast_check_leaves`)."""
         n = len(bodies)
-        made = fast_check_leaves(bodies) if FAST_VERIFY and n else None
+        made = fast_check_leaves(bodies, split=split) if FAST_VERIFY and n else None
         if made is None:
             return None, [], list(range(n))
         verdicts, hashes, terms, entries = made
