@@ -1380,7 +1380,7 @@ static pthread_mutex_t w_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t w_go = PTHREAD_COND_INITIALIZER, w_done = PTHREAD_COND_INITIALIZER;
 static pid_t w_pid = 0;  /* the process whose helper runs (0: none) */
 static r_range w_job;
-static int w_state = 0;  /* 0 idle, 1 job posted, 2 job done */
+static int w_state = 0;  /* 0 idle, 1 job posted, 2 job done, 3 job not done (the helper had no scratch) */
 static unsigned long long w_jobs = 0;
 
 static void *w_main(void *unused) {
@@ -1395,15 +1395,10 @@ static void *w_main(void *unused) {
             pthread_cond_wait(&w_go, &w_mu);
         r_range job = w_job;
         pthread_mutex_unlock(&w_mu);
-        if (msg != NULL) {
+        if (msg != NULL)
             r_sign(&job, msg);
-        } else {  /* no scratch: the job is marked undone (verdict 3), the caller checks those rows itself */
-            for (Py_ssize_t i = job.a; i < job.b; i++)
-                if (job.dst[i] == 1)
-                    job.dst[i] = 3;
-        }
         pthread_mutex_lock(&w_mu);
-        w_state = 2;
+        w_state = msg != NULL ? 2 : 3;  /* 3: no scratch, the caller checks those rows itself */
         pthread_cond_signal(&w_done);
     }
     return NULL;
@@ -1466,17 +1461,15 @@ static void r_sign_all(PyObject **items, r_row *rows, uint8_t *dst, Py_ssize_t n
     pthread_mutex_unlock(&w_mu);
     r_sign(&mine, msg);
     pthread_mutex_lock(&w_mu);
-    while (w_state != 2)
+    while (w_state == 1)
         pthread_cond_wait(&w_done, &w_mu);
+    int undone = w_state == 3;
     w_state = 0;
     pthread_mutex_unlock(&w_mu);
     pthread_mutex_unlock(&w_own);
-    for (Py_ssize_t i = h; i < n; i++) {  /* the helper had no scratch: those rows here */
-        if (dst[i] == 3) {
-            dst[i] = 1;
-            r_range one = {items, rows, dst, i, i + 1};
-            r_sign(&one, msg);
-        }
+    if (undone) {  /* the helper had no scratch: the second half here too */
+        r_range rest = {items, rows, dst, h, n};
+        r_sign(&rest, msg);
     }
 }
 #else
