@@ -57,6 +57,7 @@ from ailedger.inference.codec import (
 )
 from ailedger.inference.journal import (
     JOURNAL_AAD,
+    MAX_WINDOW,
     Journal,
     JournalRecord,
     dead_journals,
@@ -188,7 +189,8 @@ class InferenceTrail:
     def __init__(self, ledger: Any, model: str, *, mode: str = "fast", operator: str = DEFAULT_OPERATOR,
                  passphrase: str | None = None, caller: str | None = None, flush_interval: float = 0.05,
                  max_batch: int = 4096, max_pending: int = 200_000, store_payloads: bool = True,
-                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.0) -> None:
+                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.0,
+                 journal_inflight: int | None = None) -> None:
         if mode not in MODES:
             raise BadInputError(f"mode must be one of {', '.join(MODES)}", field="mode", found=mode)
         if not 0 < flush_interval <= 60:
@@ -197,6 +199,9 @@ class InferenceTrail:
             raise BadInputError("need 1 <= max_batch <= max_pending", field="max_batch")
         if not 0 <= commit_window <= 1:
             raise BadInputError("commit_window must be in [0, 1] seconds", field="commit_window")
+        if journal_inflight is not None and not 1 <= journal_inflight <= MAX_WINDOW:
+            raise BadInputError(f"journal_inflight must be in [1, {MAX_WINDOW}] frames", field="journal_inflight",
+                                found=journal_inflight)
         self.ledger = ledger
         self.mode = mode
         self.model, self.model_index, self.model_root = resolve_model(ledger, model)
@@ -248,7 +253,7 @@ class InferenceTrail:
             self._journal = Journal(inference_dir(ledger.path) / "journal", self.stream,
                                     {"v": 1, "stream": self.stream, "model": self.model,
                                      "model_index": self.model_index, "operator": self.operator.did},
-                                    self._journalled, window=commit_window)
+                                    self._journalled, window=commit_window, inflight=journal_inflight)
         self._thread = threading.Thread(target=self._run, name=f"ailedger-inference-{self.stream}", daemon=True)
         self._thread.start()
         # a normal interpreter exit writes what is queued (fast mode), even without close()
