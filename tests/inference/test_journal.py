@@ -607,3 +607,29 @@ def test_a_failed_frame_fails_its_calls_and_every_later_one_not_the_earlier(tmp_
     with pytest.raises(StorageError, match="failed"):
         j.commit(_rec(4), 4)
     j.close(remove=False)
+
+
+def test_without_o_direct_the_journal_writes_the_same_format(tmp_path, monkeypatch):
+    """Where O_DIRECT is refused (at open, or by the first write: a device with larger blocks) the journal
+    writes with O_DSYNC alone, the same format 2 on disk."""
+    import errno
+
+    from ailedger.inference import journal
+
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def pwrite(fd, data, off):
+        if calls["n"] == 0:  # the segment head, the first write through the O_DIRECT descriptor
+            calls["n"] += 1
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data, off)
+
+    monkeypatch.setattr(journal.os, "pwrite", pwrite)
+    d, got = _journal_with(tmp_path / "j", [[_rec(1)], [_rec(2), _rec(3)]])
+    monkeypatch.undo()
+    assert calls["n"] == 1 and sorted(got) == sorted([_rec(1), _rec(2), _rec(3)])
+    (dj,) = list(dead_journals(tmp_path / "j"))
+    assert sorted(r.t_ns for r in dj.records()) == [1, 2, 3]
+    assert (d / "00000001.wal").read_bytes()[:4] == b"AIS2"
+    dj.remove()

@@ -385,11 +385,11 @@ class _Group:
         self.fd = -1
 
 
-def _open_segment_fd(path: Path) -> tuple[int, bool]:
+def _open_segment_fd(path: Path, no_direct: bool = False) -> tuple[int, bool]:
     """A new segment file opened for durable writes: ``O_DIRECT | O_DSYNC`` (a write returns once on the
-    device), or ``O_DSYNC`` alone where O_DIRECT is refused (tmpfs)."""
+    device), or ``O_DSYNC`` alone where O_DIRECT is refused."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | os.O_DSYNC
-    direct = getattr(os, "O_DIRECT", 0)
+    direct = 0 if no_direct else getattr(os, "O_DIRECT", 0)
     if direct:
         try:
             return os.open(path, flags | direct, 0o600), True
@@ -460,6 +460,7 @@ class Journal:
         self.segno = 0
         self._fd = -1
         self._direct = False
+        self._no_direct = False
         self._seq = 0
         self._off = 0
         self._alloc = 0
@@ -472,10 +473,23 @@ class Journal:
     def _new_segment(self) -> None:
         """Start the next segment (no frame in flight): its head block, zeros ahead, its name durable."""
         self.segno += 1
-        fd, self._direct = _open_segment_fd(self.dir / f"{self.segno:08d}.wal")
+        path = self.dir / f"{self.segno:08d}.wal"
+        fd, self._direct = _open_segment_fd(path, self._no_direct)
         old, self._fd, self._seq, self._off, self._alloc = self._fd, fd, 0, BLOCK, 0
+        try:
+            self._grow(BLOCK, _seg_head(self.segno, self.inflight))
+        except OSError as exc:
+            if not self._direct or exc.errno != errno.EINVAL:
+                raise
+            # O_DIRECT accepted at open but not these writes (a device with larger blocks): without it
+            os.close(fd)
+            path.unlink()
+            self._no_direct = True
+            self._fd, self._alloc = -1, 0
+            fd, self._direct = _open_segment_fd(path, True)
+            self._fd = fd
+            self._grow(BLOCK, _seg_head(self.segno, self.inflight))
         self.stats["direct"] = self._direct
-        self._grow(BLOCK, _seg_head(self.segno, self.inflight))
         _fsync_dir(self.dir)  # the new file's name is durable before any frame in it is relied on
         if old >= 0:
             os.close(old)
