@@ -360,12 +360,13 @@ DEFAULT_WINDOW = 2  # frames written at once (see Journal)
 class _Waiter:
     """One thread's wait for its group: a lock held until another thread releases it, and why."""
 
-    __slots__ = ("lock", "state")
+    __slots__ = ("lock", "nxt", "state")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.lock.acquire()
         self.state = _WAIT
+        self.nxt: _Waiter | None = None  # the next thread of the same group, woken by this one
 
 
 class _Group:
@@ -549,6 +550,10 @@ class Journal:
                 lead = True
         if not lead:
             w.lock.acquire()  # released by another thread (GIL released while blocked)
+            nxt = w.nxt
+            if nxt is not None:  # wake the next caller of this group (one at a time: they run one at a time anyway)
+                w.nxt = None
+                nxt.lock.release()
             if w.state == _DONE:
                 return
             if w.state == _FAIL:
@@ -686,9 +691,12 @@ class Journal:
 
     @staticmethod
     def _release(h: _Group, state: int, me: _Group) -> None:
-        for x in h.waiters:
-            x.state = state
-            x.lock.release()
+        ws = h.waiters
+        if ws:
+            for k, x in enumerate(ws):
+                x.state = state
+                x.nxt = ws[k + 1] if k + 1 < len(ws) else None
+            ws[0].lock.release()
         if h is not me:  # its leader waits for the earlier frames
             h.leader.state = state
             h.leader.lock.release()
