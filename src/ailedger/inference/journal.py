@@ -354,6 +354,7 @@ def dead_journals(root: Path) -> Iterator[DeadJournal]:
 
 
 _WAIT, _DONE, _LEAD, _FAIL = range(4)
+_ZEROS = memoryview(bytes(BLOCK))  # a frame's padding (at most a block)
 DEFAULT_WINDOW = 2  # frames written at once (see Journal)
 
 
@@ -372,7 +373,7 @@ class _Waiter:
 class _Group:
     """One frame: its records, where it goes, who waits for it."""
 
-    __slots__ = ("done", "err", "fd", "gno", "items", "leader", "off", "recs", "segno", "seq", "waiters")
+    __slots__ = ("done", "err", "fd", "gno", "items", "leader", "off", "recs", "segno", "seq", "size", "waiters")
 
     def __init__(self, gno: int, recs: list[bytes], items: list[Any], waiters: list[_Waiter], leader: _Waiter) -> None:
         self.gno = gno
@@ -382,7 +383,7 @@ class _Group:
         self.leader = leader
         self.done = False
         self.err: BaseException | None = None
-        self.segno = self.seq = self.off = 0
+        self.segno = self.seq = self.off = self.size = 0
         self.fd = -1
 
 
@@ -444,7 +445,8 @@ class Journal:
         self._callers = 1.0
         self._inflight_recs = 0
         self._fail_from: int | None = None  # groups from this one on fail (a write failed)
-        self._drain = threading.Condition(self._mu)  # the head of _groups changed (a segment may rotate)
+        self._drain = threading.Condition(self._mu)  # _groups became empty (a segment may rotate)
+        self._draining = 0
         self._nwriting = 0
         self._busy_since = 0.0
         # linger (window > 0): a leader waits (at most `window`) until as many records are queued as there were
@@ -515,39 +517,38 @@ class Journal:
                 buf[: len(head)] = bytes(len(head))
         self._alloc += n
 
-    def _buffer(self, n: int) -> mmap.mmap:
-        buf: mmap.mmap | None = self._tls.__dict__.get("buf")
-        if buf is None or len(buf) < n:
-            buf = self._tls.buf = mmap.mmap(-1, max(n, 16 * BLOCK))
-        return buf
-
     def commit(self, rec: bytes, item: Any) -> None:
         """Put one record in the journal; return once it is on disk (raise StorageError if not)."""
         w = self._tls.__dict__.get("w")
         if w is None:
             w = self._tls.w = _Waiter()
         mu = self._mu
+        g: _Group | None = None
         with mu:
             if self.error is not None:
                 raise StorageError(f"the inference journal failed: {self.error}")
             if self._closed:
                 raise StorageError("the inference journal is closed")
-            self._pending.append(rec)
+            pending = self._pending
+            pending.append(rec)
             self._items.append(item)
-            if self._lingering and len(self._pending) >= self._peak:
+            if self._lingering and len(pending) >= self._peak:
                 self._arrive.notify()
             # callers in the journal now (queued or in a frame in flight), smoothed: a new frame starts beside one
             # in flight only with its share of them, so closed-loop callers keep `inflight` full frames going
             # instead of a frame of one each time a caller comes back
-            self._callers += (len(self._pending) + self._inflight_recs - self._callers) * 0.125
+            self._callers += (len(pending) + self._inflight_recs - self._callers) * 0.125
             groups = self._groups
-            if self._forming or len(groups) >= self.inflight or (groups and len(self._pending) < self._share()):
+            if self._forming or len(groups) >= self.inflight or (groups and len(pending) < self._share()):
                 w.state = _WAIT
                 self._waiters.append(w)
                 lead = False
             else:
-                self._forming = True
                 lead = True
+                if self.window > 0:
+                    self._forming = True  # lingers below, then takes what queued
+                else:
+                    g = self._take(w)
         if not lead:
             w.lock.acquire()  # released by another thread (GIL released while blocked)
             nxt = w.nxt
@@ -558,29 +559,17 @@ class Journal:
                 return
             if w.state == _FAIL:
                 raise StorageError(f"the inference journal could not be written: {self.error}")
-        # the leader: take every record queued so far (its own and those of the threads waiting), reserve a frame
-        with mu:
-            if self.window > 0 and len(self._pending) < self._peak:
-                self._lingering = True
-                # never longer than the last write took: waiting longer than a write costs more than it saves
-                self._arrive.wait_for(lambda: len(self._pending) >= self._peak,
-                                      timeout=min(self.window, self._last_write_s))
-                self._lingering = False
-            if self.error is not None:  # failed since this leader was chosen: its record was failed with the rest
-                raise StorageError(f"the inference journal could not be written: {self.error}")
-            waiters = self._waiters
-            self._gno += 1
-            g = _Group(self._gno, self._pending, self._items, waiters, w)
-            self._pending, self._items, self._waiters = [], [], []
-            try:
-                self._reserve(g)
-            except BaseException as exc:  # noqa: BLE001 - a new segment could not be made
-                g.err = exc
-            self._forming = False
-            if g.err is None:
-                if not self._nwriting:
-                    self._busy_since = time.perf_counter()
-                self._nwriting += 1
+        if g is None:  # a leader chosen while waiting, or lingering: take every record queued so far
+            with mu:
+                if self.window > 0 and len(self._pending) < self._peak:
+                    self._lingering = True
+                    # never longer than the last write took: waiting longer than a write costs more than it saves
+                    self._arrive.wait_for(lambda: len(self._pending) >= self._peak,
+                                          timeout=min(self.window, self._last_write_s))
+                    self._lingering = False
+                if self.error is not None:  # failed since this leader was chosen: its record failed with the rest
+                    raise StorageError(f"the inference journal could not be written: {self.error}")
+                g = self._take(w)
         t0 = time.perf_counter()
         if g.err is None:
             try:
@@ -603,15 +592,35 @@ class Journal:
         if mine != _DONE:
             raise StorageError(f"the inference journal could not be written: {g.err or self.error}") from g.err
 
+    def _take(self, w: _Waiter) -> _Group:
+        """(under the mutex) The leader ``w`` takes every record queued (its own and its waiters') as a frame."""
+        self._gno += 1
+        g = _Group(self._gno, self._pending, self._items, self._waiters, w)
+        self._pending, self._items, self._waiters = [], [], []
+        try:
+            self._reserve(g)
+        except BaseException as exc:  # noqa: BLE001 - a new segment could not be made
+            g.err = exc
+        self._forming = False
+        if g.err is None:
+            if not self._nwriting:
+                self._busy_since = time.perf_counter()
+            self._nwriting += 1
+        return g
+
     def _share(self) -> int:
         return max(1, int(self._callers / self.inflight + 0.5))
 
     def _reserve(self, g: _Group) -> None:
         """(under the mutex) The group's segment, sequence and offset; a new segment when this one is full."""
-        size = _align(_HDR2.size + sum(map(len, g.recs)) + _HASH)
+        g.size = size = _align(_HDR2.size + sum(map(len, g.recs)) + _HASH)
         if self._seq and self._off + size > SEGMENT_BYTES:
-            while self._groups:  # the frames in flight are settled first (they are in this segment)
-                self._drain.wait()
+            self._draining += 1
+            try:
+                while self._groups:  # the frames in flight are settled first (they are in this segment)
+                    self._drain.wait()
+            finally:
+                self._draining -= 1
             if self.error is not None:
                 raise StorageError(f"the inference journal failed: {self.error}")
             self._new_segment()
@@ -628,19 +637,27 @@ class Journal:
     def _write(self, g: _Group) -> None:
         payload = b"".join(g.recs)
         head = _HDR2.pack(MAGIC2, g.segno, g.seq, len(payload), len(g.recs))
-        digest = hashlib.sha256(head + payload).digest()
+        h = hashlib.sha256(head)
+        h.update(payload)
         n = len(head) + len(payload) + _HASH
-        size = _align(n)
+        size = g.size
         if self._direct:
-            buf = self._buffer(size)
-            buf[:n] = b"".join((head, payload, digest))
-            buf[n:size] = bytes(size - n)
+            buf = self._tls.__dict__.get("buf")
+            if buf is None or len(buf) < size:
+                buf = self._tls.buf = mmap.mmap(-1, max(size, 16 * BLOCK))  # page-aligned, as O_DIRECT needs
+            k = len(head)
+            buf[:k] = head
+            buf[k : n - _HASH] = payload
+            buf[n - _HASH : n] = h.digest()
+            buf[n:size] = _ZEROS[: size - n]
             view: memoryview = memoryview(buf)[:size]
         else:
-            view = memoryview(b"".join((head, payload, digest, bytes(size - n))))
+            view = memoryview(b"".join((head, payload, h.digest(), _ZEROS[: size - n])))
         off = g.off
-        while view:
+        while True:
             k = os.pwrite(g.fd, view, off)
+            if k == len(view):
+                return
             view, off = view[k:], off + k
 
     def _settle(self, g: _Group) -> int | None:
@@ -673,7 +690,7 @@ class Journal:
             self._release(h, state, g)
             if h is g:
                 mine = state
-        if not groups:
+        if not groups and self._draining:
             self._drain.notify_all()
         self._peak = len(g.recs) + len(self._waiters)
         if self.error is not None:  # fail closed: nobody waiting for a group gets through
