@@ -633,3 +633,29 @@ def test_without_o_direct_the_journal_writes_the_same_format(tmp_path, monkeypat
     assert sorted(r.t_ns for r in dj.records()) == [1, 2, 3]
     assert (d / "00000001.wal").read_bytes()[:4] == b"AIS2"
     dj.remove()
+
+
+@pytest.mark.parametrize(("window", "inflight"), [(0.05, 1), (0.05, 2), (0.0, 4)])
+def test_many_threads_every_record_once_in_journal_order(tmp_path, window, inflight):
+    """8 threads x 30 commits, lingering leaders (``window``) or several frames in flight: each record handed on
+    once, each thread's records in its own order, and the replay reads them in the order they were handed on."""
+    got: list[tuple[int, int]] = []
+    j = Journal(tmp_path / "j", "0123456789ab", {"v": 1}, lambda items, seg: got.extend(items), window=window,
+                inflight=inflight)
+
+    def worker(k):
+        for i in range(30):
+            j.commit(_rec(1000 * k + i), (k, i))
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert len(got) == 240 and j.stats["records"] == 240
+    for k in range(8):
+        assert [i for kk, i in got if kk == k] == list(range(30))
+    j.close(remove=False)
+    (dj,) = list(dead_journals(tmp_path / "j"))
+    assert [r.t_ns for r in dj.records()] == [1000 * k + i for k, i in got]
+    dj.remove()
