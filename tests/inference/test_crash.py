@@ -70,7 +70,7 @@ def _run_and_kill(led_dir, mode, min_calls, flush_interval=0.05, threads=1, segm
     return calls, kill_time
 
 
-@pytest.mark.parametrize(("mode", "inflight"), [("durable", None), ("durable", 1), ("durable", 6), ("fast", None)])
+@pytest.mark.parametrize(("mode", "inflight"), [("durable", None), ("durable", 2), ("durable", 6), ("fast", None)])
 def test_sigkill(tmp_path, ledger_dir, mode, inflight):
     calls, kill_time = _run_and_kill(tmp_path / "ledger", mode, 300 if mode == "durable" else 1500,
                                      threads=(8 if inflight else 4) if mode == "durable" else 1, inflight=inflight)

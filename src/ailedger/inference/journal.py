@@ -355,7 +355,7 @@ def dead_journals(root: Path) -> Iterator[DeadJournal]:
 
 _WAIT, _DONE, _LEAD, _FAIL = range(4)
 _ZEROS = memoryview(bytes(BLOCK))  # a frame's padding (at most a block)
-DEFAULT_WINDOW = 2  # frames written at once (see Journal)
+DEFAULT_WINDOW = 1  # frames written at once (see Journal)
 
 
 class _Waiter:
@@ -413,8 +413,10 @@ class Journal:
     return once it and every earlier frame are on disk.  ``on_durable(items, segno)`` is called for each
     frame once that holds, in journal order (the trail's writer queue).
 
-    ``inflight`` = 1 writes one frame at a time (the next group is what queued meanwhile, as LevelDB's writer
-    queue); more lets the next groups go to disk while one is being written (bench/RESULTS.md)."""
+    ``inflight`` = 1 (the default) writes one frame at a time (the next group is what queued meanwhile, as
+    LevelDB's writer queue); more lets the next groups go to disk while one is being written, which helps when
+    the disk is the limit; here (a fast virtio disk, 2 cores) it was not, and 2 cost ~15% more CPU per call
+    in smaller frames for the same calls/s (bench/RESULTS.md)."""
 
     def __init__(self, root: Path, stream: str, meta: dict[str, Any],
                  on_durable: Callable[[list[Any], int], None], *, window: float = 0.0,
