@@ -11,8 +11,9 @@ Modes:
 
 * ``durable``: a call returns once its record (commitments) and its payload (encrypted under the
   data subject's key) are in the trail's write-ahead journal on disk (``inference/journal.py``: one
-  write + one fdatasync per group of concurrent calls); the writer logs journalled calls in signed
-  batches as in fast mode, and the next trail to open replays a dead trail's journal.  Receipts
+  ``O_DIRECT | O_DSYNC`` write per group of concurrent calls, ``journal_inflight`` groups at once); the
+  writer logs journalled calls in signed batches as in fast mode, and the next trail to open replays a
+  dead trail's journal.  Receipts
   resolve once the batch is logged (``Receipt.proof()`` waits for it).
 * ``fast``: a call returns at once; the writer commits every ``flush_interval`` seconds (or
   sooner when ``max_batch`` records wait).  A crash loses at most the calls of the last
@@ -246,7 +247,7 @@ class InferenceTrail:
         self._last_size = ledger.size
         self._dropped = 0  # calls that got a receipt id but never reached the writer (their journal write failed)
         self._drop_lock = threading.Lock()
-        # durable mode: a call returns once its record is in the fdatasync'd journal (group commit of the
+        # durable mode: a call returns once its record is in the journal on disk (group commit of the
         # journal writes); the writer then logs journalled records in signed batches as in fast mode
         self._journal: Journal | None = None
         if durable:
