@@ -659,3 +659,33 @@ def test_many_threads_every_record_once_in_journal_order(tmp_path, window, infli
     (dj,) = list(dead_journals(tmp_path / "j"))
     assert [r.t_ns for r in dj.records()] == [1000 * k + i for k, i in got]
     dj.remove()
+
+
+def test_journal_inflight_is_checked_and_used(ledger):
+    from ailedger.errors import BadInputError
+
+    for bad in (0, 65):
+        with pytest.raises(BadInputError, match="journal_inflight") as ei:
+            InferenceTrail(ledger, "iris", mode="durable", journal_inflight=bad)
+        assert ei.value.field == "journal_inflight"
+    assert not any((inference_dir(ledger.path) / "journal").glob("*/*.wal"))  # nothing made
+    trail = InferenceTrail(ledger, "iris", mode="durable", flush_interval=60, journal_inflight=3)
+    try:
+        assert trail._journal.inflight == 3
+        out: list[str] = []
+        lock = threading.Lock()
+
+        def worker(k):
+            mine = [trail.record({"k": k, "i": i}, {"o": i}, subject=f"u{k}").id for i in range(25)]
+            with lock:
+                out.extend(mine)
+
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        trail.flush()
+    finally:
+        trail.close()
+    assert sorted(_rids_in_log(ledger)) == sorted(out) and len(out) == 150
