@@ -23,6 +23,7 @@ from ailedger.tlog.ledger import Ledger
 from ailedger.inference import InferenceTrail
 import ailedger.inference.journal as journal
 journal.SEGMENT_BYTES = int(os.environ.get("SEGMENT_BYTES", journal.SEGMENT_BYTES))  # small: many segments
+journal.DEFAULT_WINDOW = int(os.environ.get("JOURNAL_INFLIGHT", journal.DEFAULT_WINDOW))  # frames in flight
 led = Ledger.open(sys.argv[1])
 trail = InferenceTrail(led, "iris", mode=sys.argv[2], flush_interval=float(sys.argv[3]))
 out = threading.Lock()
@@ -48,8 +49,9 @@ for t in ts:
 """
 
 
-def _run_and_kill(led_dir, mode, min_calls, flush_interval=0.05, threads=1, segment_bytes=None):
-    env = dict(os.environ, **({"SEGMENT_BYTES": str(segment_bytes)} if segment_bytes else {}))
+def _run_and_kill(led_dir, mode, min_calls, flush_interval=0.05, threads=1, segment_bytes=None, inflight=None):
+    env = dict(os.environ, **({"SEGMENT_BYTES": str(segment_bytes)} if segment_bytes else {}),
+               **({"JOURNAL_INFLIGHT": str(inflight)} if inflight else {}))
     p = subprocess.Popen([sys.executable, "-c", CHILD, str(led_dir), mode, str(flush_interval), str(threads)],
                          env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -68,10 +70,10 @@ def _run_and_kill(led_dir, mode, min_calls, flush_interval=0.05, threads=1, segm
     return calls, kill_time
 
 
-@pytest.mark.parametrize("mode", ["durable", "fast"])
-def test_sigkill(tmp_path, ledger_dir, mode):
+@pytest.mark.parametrize(("mode", "inflight"), [("durable", None), ("durable", 2), ("durable", 6), ("fast", None)])
+def test_sigkill(tmp_path, ledger_dir, mode, inflight):
     calls, kill_time = _run_and_kill(tmp_path / "ledger", mode, 300 if mode == "durable" else 1500,
-                                     threads=4 if mode == "durable" else 1)
+                                     threads=(8 if inflight else 4) if mode == "durable" else 1, inflight=inflight)
     assert len(calls) >= (300 if mode == "durable" else 1500)
     led = Ledger.open(tmp_path / "ledger")
     if mode == "durable":

@@ -63,7 +63,7 @@ def _journalled(ledger, rid):
 
 
 def test_durable_gateway_receipts_resolve_once_logged(ledger, model_server):
-    """Durable: the answer comes once the call's record is in the fdatasync'd journal (encrypted payload); its
+    """Durable: the answer comes once the call's record is in the journal on disk (encrypted payload); its
     receipt resolves once the writer has logged its batch (flush_interval; Receipt.proof() waits for it)."""
     keys = GatewayKeys(ledger.path)
     k = keys.new_key("carol")["key"]

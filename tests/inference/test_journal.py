@@ -18,10 +18,11 @@ from .conftest import grep_tree
 from .test_crash import _run_and_kill
 
 
-def _journal_with(root, groups):
+def _journal_with(root, groups, inflight=None):
     """A closed (not removed) journal holding ``groups`` of records, as a dead trail leaves it."""
     got = []
-    j = Journal(root, "0123456789ab", {"v": 1, "stream": "0123456789ab"}, lambda items, seg: got.extend(items))
+    j = Journal(root, "0123456789ab", {"v": 1, "stream": "0123456789ab"}, lambda items, seg: got.extend(items),
+                inflight=inflight)
     for g in groups:
         ts = [threading.Thread(target=j.commit, args=(r, r)) for r in g]
         for t in ts:
@@ -60,31 +61,174 @@ def test_a_live_journal_is_not_replayed(tmp_path):
     assert len(list(dead_journals(tmp_path / "j"))) == 1
 
 
+def _frame_offsets(buf, segno):
+    """(offset, sequence, end) of every valid format-2 frame of a segment, in file order."""
+    from ailedger.inference.journal import BLOCK, _frame2_at
+
+    out = []
+    for k in range(BLOCK, len(buf), BLOCK):
+        got = _frame2_at(buf, k, segno)
+        if got is not None:
+            out.append((k, got[2], got[3]))
+    return out
+
+
+def _aij1_segment(segno, groups):
+    """A segment of format 1 (frames back to back, no head), as trails before format 2 wrote them."""
+    import hashlib
+    import struct
+
+    out = b""
+    for g in groups:
+        payload = b"".join(g)
+        head = struct.pack(">4sIII", b"AIJ1", segno, len(payload), len(g))
+        out += head + payload + hashlib.sha256(head + payload).digest()
+    return out
+
+
 def test_torn_tail_is_cut_and_damage_before_valid_frames_is_refused(tmp_path):
+    from ailedger.inference.journal import BLOCK
+
     d, _ = _journal_with(tmp_path / "j", [[_rec(1)], [_rec(2)], [_rec(3)]])
     seg = d / "00000001.wal"
+    data = seg.read_bytes()
+    assert data[:4] == b"AIS2"  # format 2: a head block, then frames on block boundaries
+    frames = _frame_offsets(data, 1)
+    assert [(off, seq) for off, seq, _ in frames] == [(BLOCK, 1), (2 * BLOCK, 2), (3 * BLOCK, 3)]
     end = segment_end(seg, 1)
-    assert 0 < end < len(seg.read_bytes()) and not any(seg.read_bytes()[end:])  # zero-filled ahead
+    assert end == 4 * BLOCK < len(data) and not any(data[end:])  # zero-filled ahead
     assert read_segment(seg, 1, cut=False)[1] == 0  # the zeros are no torn tail
-    whole = seg.read_bytes()[:end]
+    whole = data[:end]
     # a torn last frame (its write never completed: its call had not returned): cut on open
-    seg.write_bytes(whole[:-7] + bytes(1000))
+    seg.write_bytes(whole[: frames[2][2] - 7] + bytes(1000))
     recs, cut = read_segment(seg, 1)
     assert [r.t_ns for r in recs] == [1, 2] and cut > 0
-    assert len(seg.read_bytes()) == segment_end(seg, 1) == len(whole) - len(_rec(3)) - 48  # 16 head + 32 hash
+    assert len(seg.read_bytes()) == segment_end(seg, 1) == 3 * BLOCK
     # garbage after the last frame (a torn write of a frame's head) is cut too
     with open(seg, "ab") as f:
-        f.write(b"AIJ1\x00\x00")
+        f.write(b"AIJ2\x00\x00")
     recs, cut = read_segment(seg, 1)
     assert [r.t_ns for r in recs] == [1, 2] and cut == 6
-    # one flipped byte in the first frame, with a valid frame after it: damage, not a torn write
-    seg.write_bytes(whole)
+    # one flipped byte in the first frame, with valid frames after it beyond the window (1 here): damage
+    bad = bytearray(whole)
+    bad[BLOCK + 30] ^= 1
+    seg.write_bytes(bytes(bad))
+    with pytest.raises(TamperError, match="valid frame"):
+        read_segment(seg, 1)
+    assert seg.read_bytes() == bytes(bad)  # nothing cut
+
+
+def test_format_1_segments_are_still_read_cut_and_refused_as_before(tmp_path):
+    """Segments written before format 2 (frames back to back): read, a torn tail cut, damage refused."""
+    seg = tmp_path / "00000001.wal"
+    whole = _aij1_segment(1, [[_rec(1)], [_rec(2), _rec(3)], [_rec(4)]])
+    seg.write_bytes(whole + bytes(5000))
+    recs, cut = read_segment(seg, 1, cut=False)
+    assert [r.t_ns for r in recs] == [1, 2, 3, 4] and cut == 0 and segment_end(seg, 1) == len(whole)
+    seg.write_bytes(whole[:-7] + bytes(100))  # the last frame torn
+    recs, cut = read_segment(seg, 1)
+    assert [r.t_ns for r in recs] == [1, 2, 3] and cut > 0
+    assert len(seg.read_bytes()) == len(whole) - len(_rec(4)) - 48  # 16 head + 32 hash
     bad = bytearray(whole)
     bad[30] ^= 1
     seg.write_bytes(bytes(bad))
     with pytest.raises(TamperError, match="valid frame follows"):
         read_segment(seg, 1)
-    assert seg.read_bytes() == bytes(bad)  # nothing cut
+    assert seg.read_bytes() == bytes(bad)
+
+
+def test_a_dead_journal_with_format_1_and_format_2_segments_replays_in_order(tmp_path):
+    """A journal left by the code before (format 1) next to format-2 segments: every record, in order."""
+    d, _ = _journal_with(tmp_path / "j", [[_rec(5)], [_rec(6)]])
+    (d / "00000001.wal").rename(d / "00000002.wal")  # renumber: the format-2 segment becomes the second
+    data = (d / "00000002.wal").read_bytes()
+    from ailedger.inference import journal
+
+    # its head and frames name segment 1: rewrite them for segment 2 (as a trail writing segment 2 would)
+    fixed = bytearray(data)
+    fixed[: journal.BLOCK] = journal._seg_head(2, 2).ljust(journal.BLOCK, b"\0")
+    for off, seq, end in _frame_offsets(data, 1):
+        import hashlib
+        import struct
+
+        head = bytearray(data[off : off + 20])
+        struct.pack_into(">I", head, 4, 2)
+        body = bytes(head) + data[off + 20 : end - 32]
+        fixed[off:end] = body + hashlib.sha256(body).digest()
+    (d / "00000002.wal").write_bytes(bytes(fixed))
+    (d / "00000001.wal").write_bytes(_aij1_segment(1, [[_rec(1), _rec(2)], [_rec(3)], [_rec(4)]]) + bytes(4096))
+    (dj,) = list(dead_journals(tmp_path / "j"))
+    assert [r.t_ns for r in dj.records()] == [1, 2, 3, 4, 5, 6] and dj.cut_bytes == 0
+    dj.remove()
+
+
+def _journal_in_flight_crash(tmp_path, inflight, holes, frames=8):
+    """A format-2 segment of ``frames`` single-record frames written with ``inflight``; the frames whose
+    sequence is in ``holes`` are then zeroed (never reached the disk), as a crash with frames in flight leaves it."""
+    d, _ = _journal_with(tmp_path / "j", [[_rec(i)] for i in range(1, frames + 1)], inflight=inflight)
+    seg = d / "00000001.wal"
+    data = bytearray(seg.read_bytes())
+    for off, seq, end in _frame_offsets(bytes(data), 1):
+        if seq in holes:
+            data[off:end] = bytes(end - off)
+    seg.write_bytes(bytes(data))
+    return seg
+
+
+@pytest.mark.parametrize(("inflight", "holes", "kept"), [
+    (3, {6}, 5),  # frame 6 torn, 7 and 8 were written beside it: not acknowledged, cut
+    (3, {6, 8}, 5),  # two holes within the window
+    (4, {5}, 4),
+    (1, {8}, 7),  # one frame in flight: only the last can be missing
+])
+def test_frames_in_flight_at_a_crash_after_a_hole_are_cut(tmp_path, inflight, holes, kept):
+    """With up to ``inflight`` frames written at once a crash may leave a hole followed by valid frames: none of
+    their calls had returned (a call returns once its frame and every earlier one is on disk): cut, the
+    records before the hole kept."""
+    seg = _journal_in_flight_crash(tmp_path, inflight, holes)
+    recs, cut = read_segment(seg, 1)
+    assert [r.t_ns for r in recs] == list(range(1, kept + 1))
+    # frames written after the hole: cut (zeros alone are not counted)
+    assert (cut > 0) == any(k > min(holes) for k in range(1, 9) if k not in holes)
+    assert _frame_offsets(seg.read_bytes(), 1)[-1][1] == kept  # the file truncated after frame `kept`
+    assert read_segment(seg, 1) == (recs, 0)
+
+
+@pytest.mark.parametrize(("inflight", "holes"), [
+    (3, {5}),  # frames 6, 7 valid (in the window) but 8 is beyond it: damage, not a crash in flight
+    (2, {4}),  # frame 5 may have been in flight, 6 may not
+    (1, {7}),
+    (3, {2, 3}),  # frames 4.. beyond the window
+])
+def test_a_valid_frame_beyond_the_window_after_a_hole_is_damage(tmp_path, inflight, holes):
+    seg = _journal_in_flight_crash(tmp_path, inflight, holes)
+    before = seg.read_bytes()
+    with pytest.raises(TamperError, match="refusing to cut"):
+        read_segment(seg, 1)
+    assert seg.read_bytes() == before  # nothing cut
+
+
+def test_frames_out_of_sequence_or_a_damaged_head_are_refused(tmp_path):
+    from ailedger.inference.journal import BLOCK
+
+    d, _ = _journal_with(tmp_path / "j", [[_rec(1)], [_rec(2)], [_rec(3)]])
+    seg = d / "00000001.wal"
+    data = seg.read_bytes()
+    # frames 2 and 3 swapped: each is valid, in the wrong place
+    swapped = data[: 2 * BLOCK] + data[3 * BLOCK : 4 * BLOCK] + data[2 * BLOCK : 3 * BLOCK] + data[4 * BLOCK :]
+    seg.write_bytes(swapped)
+    with pytest.raises(TamperError, match="where frame 2 belongs"):
+        read_segment(seg, 1)
+    # a damaged head with valid frames after it
+    bad = bytearray(data)
+    bad[10] ^= 1
+    seg.write_bytes(bytes(bad))
+    with pytest.raises(TamperError, match="damaged head"):
+        read_segment(seg, 1)
+    assert seg.read_bytes() == bytes(bad)
+    # a head torn at creation (nothing after it was written): no records, cut
+    seg.write_bytes(data[:40] + bytes(len(data) - 40))
+    assert read_segment(seg, 1)[0] == []
 
 
 def _rids_in_log(led):
@@ -114,9 +258,10 @@ def test_sigkill_before_any_batch_every_returned_call_is_logged_once(tmp_path, l
     if tear:
         last = segs[-1]
         before = {r.rid for r in read_segment(last, int(last.stem), cut=False)[0]}
-        end = segment_end(last, int(last.stem))
-        data = last.read_bytes()
-        last.write_bytes(data[: end - 5] + bytes(len(data) - end + 5))  # the last frame's end never reached the disk
+        data = bytearray(last.read_bytes())
+        _, _, end = _frame_offsets(bytes(data), int(last.stem))[-1]
+        data[end - 5 : end] = bytes(5)  # the last frame's end never reached the disk
+        last.write_bytes(bytes(data))
         lost = before - {r.rid for r in read_segment(last, int(last.stem), cut=False)[0]}
         assert lost
     with InferenceTrail(led, "iris") as t:
@@ -310,24 +455,25 @@ def test_a_durable_call_with_an_unencodable_payload_fails_alone(ledger):
     assert _rids_in_log(ledger) == [ok.id]
 
 
-def test_group_commit_shares_one_fdatasync_among_waiting_threads(tmp_path):
-    """While a group is written, the calls that arrive wait and then go to disk together in the next group,
-    one write + fdatasync for all of them: the first write is held at its start (the real write follows)
-    until the seven others are queued."""
+def test_group_commit_shares_one_write_among_waiting_threads(tmp_path):
+    """One frame in flight at a time (inflight=1): while a group is written, the calls that arrive wait and
+    then go to disk together in the next group, one durable write for all of them: the first write is held at
+    its start (the real write follows) until the seven others are queued."""
     import time
 
     gate = threading.Event()
     started = threading.Event()
 
     class HeldJournal(Journal):
-        def _write(self, recs):
+        def _write(self, g):
             if not started.is_set():
                 started.set()
                 gate.wait(10)
-            return super()._write(recs)
+            return super()._write(g)
 
     groups: list[int] = []
-    j = HeldJournal(tmp_path / "j", "0123456789ab", {"v": 1}, lambda items, seg: groups.append(len(items)))
+    j = HeldJournal(tmp_path / "j", "0123456789ab", {"v": 1}, lambda items, seg: groups.append(len(items)),
+                    inflight=1)
     first = threading.Thread(target=j.commit, args=(_rec(1), 1))
     first.start()
     assert started.wait(10)
@@ -368,3 +514,178 @@ def test_two_trails_opening_at_once_replay_a_dead_journal_once(ledger_dir):
     assert {rid for rid, _ in calls} <= set(stored) and len(stored) == len(set(stored))
     assert not any((inference_dir(ledger_dir) / "journal").iterdir())
     led.close()
+
+
+def test_a_later_frame_on_disk_first_waits_for_the_earlier_one(tmp_path):
+    """Two frames in flight: the second is on disk while the first is still being written; its call returns
+    only once the first is on disk too, and the trail's writer gets the groups in journal order."""
+    import time
+
+    gate = threading.Event()
+    done2 = threading.Event()
+
+    class HeldJournal(Journal):
+        def _write(self, g):
+            if g.seq == 1:
+                gate.wait(10)
+            super()._write(g)
+            if g.seq == 2:
+                done2.set()
+
+    got: list[list[int]] = []
+    j = HeldJournal(tmp_path / "j", "0123456789ab", {"v": 1}, lambda items, seg: got.append(list(items)),
+                    inflight=2)
+    first = threading.Thread(target=j.commit, args=(_rec(1), 1))
+    first.start()
+    deadline = time.monotonic() + 10
+    while not j._groups and time.monotonic() < deadline:
+        time.sleep(0.002)
+    second = threading.Thread(target=j.commit, args=(_rec(2), 2))
+    second.start()
+    assert done2.wait(10)  # frame 2 is on disk ...
+    time.sleep(0.05)
+    assert second.is_alive() and first.is_alive() and got == []  # ... but its call waits for frame 1
+    assert j.stats["groups"] == 0
+    gate.set()
+    first.join(10)
+    second.join(10)
+    assert not second.is_alive() and got == [[1], [2]] and j.stats["groups"] == 2
+    j.close(remove=False)
+    (dj,) = list(dead_journals(tmp_path / "j"))
+    assert [r.t_ns for r in dj.records()] == [1, 2]
+    dj.remove()
+
+
+def test_a_failed_frame_fails_its_calls_and_every_later_one_not_the_earlier(tmp_path):
+    """Three frames in flight; the second's write fails (disk full) after the third is on disk, while the
+    first is still being written: the first's call returns, the second's and the third's raise, and every
+    later call is refused."""
+    import errno
+    import time
+
+    gate1, gate2 = threading.Event(), threading.Event()
+
+    class FailingJournal(Journal):
+        def _write(self, g):
+            if g.seq == 1:
+                gate1.wait(10)
+            if g.seq == 2:
+                gate2.wait(10)
+                raise OSError(errno.ENOSPC, "No space left on device")
+            super()._write(g)
+
+    got: list[int] = []
+    out: dict[int, str] = {}
+    j = FailingJournal(tmp_path / "j", "0123456789ab", {"v": 1}, lambda items, seg: got.extend(items), inflight=3)
+
+    def call(i):
+        try:
+            j.commit(_rec(i), i)
+            out[i] = "ok"
+        except StorageError as exc:
+            out[i] = str(exc)
+
+    def wait_for(cond):
+        deadline = time.monotonic() + 10
+        while not cond() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert cond()
+
+    ts = [threading.Thread(target=call, args=(i,)) for i in (1, 2, 3)]
+    for i, t in enumerate(ts, 1):
+        t.start()
+        wait_for(lambda i=i: any(g.seq == i for g in list(j._groups)))
+    wait_for(lambda: any(g.seq == 3 and g.done for g in list(j._groups)))  # frame 3 on disk
+    gate2.set()
+    wait_for(lambda: j.error is not None)
+    assert out == {}  # nobody answered yet: frame 1 is still being written
+    gate1.set()
+    for t in ts:
+        t.join(10)
+    assert out[1] == "ok" and "No space" in out[2] and "No space" in out[3], out
+    assert got == [1] and j.stats["groups"] == 1
+    with pytest.raises(StorageError, match="failed"):
+        j.commit(_rec(4), 4)
+    j.close(remove=False)
+
+
+def test_without_o_direct_the_journal_writes_the_same_format(tmp_path, monkeypatch):
+    """Where O_DIRECT is refused (at open, or by the first write: a device with larger blocks) the journal
+    writes with O_DSYNC alone, the same format 2 on disk."""
+    import errno
+
+    from ailedger.inference import journal
+
+    real = os.pwrite
+    calls = {"n": 0}
+
+    def pwrite(fd, data, off):
+        if calls["n"] == 0:  # the segment head, the first write through the O_DIRECT descriptor
+            calls["n"] += 1
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data, off)
+
+    monkeypatch.setattr(journal.os, "pwrite", pwrite)
+    d, got = _journal_with(tmp_path / "j", [[_rec(1)], [_rec(2), _rec(3)]])
+    monkeypatch.undo()
+    assert calls["n"] == 1 and sorted(got) == sorted([_rec(1), _rec(2), _rec(3)])
+    (dj,) = list(dead_journals(tmp_path / "j"))
+    assert sorted(r.t_ns for r in dj.records()) == [1, 2, 3]
+    assert (d / "00000001.wal").read_bytes()[:4] == b"AIS2"
+    dj.remove()
+
+
+@pytest.mark.parametrize(("window", "inflight"), [(0.05, 1), (0.05, 2), (0.0, 4)])
+def test_many_threads_every_record_once_in_journal_order(tmp_path, window, inflight):
+    """8 threads x 30 commits, lingering leaders (``window``) or several frames in flight: each record handed on
+    once, each thread's records in its own order, and the replay reads them in the order they were handed on."""
+    got: list[tuple[int, int]] = []
+    j = Journal(tmp_path / "j", "0123456789ab", {"v": 1}, lambda items, seg: got.extend(items), window=window,
+                inflight=inflight)
+
+    def worker(k):
+        for i in range(30):
+            j.commit(_rec(1000 * k + i), (k, i))
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert len(got) == 240 and j.stats["records"] == 240
+    for k in range(8):
+        assert [i for kk, i in got if kk == k] == list(range(30))
+    j.close(remove=False)
+    (dj,) = list(dead_journals(tmp_path / "j"))
+    assert [r.t_ns for r in dj.records()] == [1000 * k + i for k, i in got]
+    dj.remove()
+
+
+def test_journal_inflight_is_checked_and_used(ledger):
+    from ailedger.errors import BadInputError
+
+    for bad in (0, 65):
+        with pytest.raises(BadInputError, match="journal_inflight") as ei:
+            InferenceTrail(ledger, "iris", mode="durable", journal_inflight=bad)
+        assert ei.value.field == "journal_inflight"
+    assert not any((inference_dir(ledger.path) / "journal").glob("*/*.wal"))  # nothing made
+    trail = InferenceTrail(ledger, "iris", mode="durable", flush_interval=60, journal_inflight=3)
+    try:
+        assert trail._journal.inflight == 3
+        out: list[str] = []
+        lock = threading.Lock()
+
+        def worker(k):
+            mine = [trail.record({"k": k, "i": i}, {"o": i}, subject=f"u{k}").id for i in range(25)]
+            with lock:
+                out.extend(mine)
+
+        ts = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        trail.flush()
+    finally:
+        trail.close()
+    assert sorted(_rids_in_log(ledger)) == sorted(out) and len(out) == 150

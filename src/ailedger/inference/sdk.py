@@ -11,8 +11,9 @@ Modes:
 
 * ``durable``: a call returns once its record (commitments) and its payload (encrypted under the
   data subject's key) are in the trail's write-ahead journal on disk (``inference/journal.py``: one
-  write + one fdatasync per group of concurrent calls); the writer logs journalled calls in signed
-  batches as in fast mode, and the next trail to open replays a dead trail's journal.  Receipts
+  ``O_DIRECT | O_DSYNC`` write per group of concurrent calls, ``journal_inflight`` groups at once); the
+  writer logs journalled calls in signed batches as in fast mode, and the next trail to open replays a
+  dead trail's journal.  Receipts
   resolve once the batch is logged (``Receipt.proof()`` waits for it).
 * ``fast``: a call returns at once; the writer commits every ``flush_interval`` seconds (or
   sooner when ``max_batch`` records wait).  A crash loses at most the calls of the last
@@ -57,6 +58,7 @@ from ailedger.inference.codec import (
 )
 from ailedger.inference.journal import (
     JOURNAL_AAD,
+    MAX_WINDOW,
     Journal,
     JournalRecord,
     dead_journals,
@@ -188,7 +190,8 @@ class InferenceTrail:
     def __init__(self, ledger: Any, model: str, *, mode: str = "fast", operator: str = DEFAULT_OPERATOR,
                  passphrase: str | None = None, caller: str | None = None, flush_interval: float = 0.05,
                  max_batch: int = 4096, max_pending: int = 200_000, store_payloads: bool = True,
-                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.0) -> None:
+                 snapshot: bool = False, revocation_check: float = 1.0, commit_window: float = 0.0,
+                 journal_inflight: int | None = None) -> None:
         if mode not in MODES:
             raise BadInputError(f"mode must be one of {', '.join(MODES)}", field="mode", found=mode)
         if not 0 < flush_interval <= 60:
@@ -197,6 +200,9 @@ class InferenceTrail:
             raise BadInputError("need 1 <= max_batch <= max_pending", field="max_batch")
         if not 0 <= commit_window <= 1:
             raise BadInputError("commit_window must be in [0, 1] seconds", field="commit_window")
+        if journal_inflight is not None and not 1 <= journal_inflight <= MAX_WINDOW:
+            raise BadInputError(f"journal_inflight must be in [1, {MAX_WINDOW}] frames", field="journal_inflight",
+                                found=journal_inflight)
         self.ledger = ledger
         self.mode = mode
         self.model, self.model_index, self.model_root = resolve_model(ledger, model)
@@ -241,14 +247,14 @@ class InferenceTrail:
         self._last_size = ledger.size
         self._dropped = 0  # calls that got a receipt id but never reached the writer (their journal write failed)
         self._drop_lock = threading.Lock()
-        # durable mode: a call returns once its record is in the fdatasync'd journal (group commit of the
+        # durable mode: a call returns once its record is in the journal on disk (group commit of the
         # journal writes); the writer then logs journalled records in signed batches as in fast mode
         self._journal: Journal | None = None
         if durable:
             self._journal = Journal(inference_dir(ledger.path) / "journal", self.stream,
                                     {"v": 1, "stream": self.stream, "model": self.model,
                                      "model_index": self.model_index, "operator": self.operator.did},
-                                    self._journalled, window=commit_window)
+                                    self._journalled, window=commit_window, inflight=journal_inflight)
         self._thread = threading.Thread(target=self._run, name=f"ailedger-inference-{self.stream}", daemon=True)
         self._thread.start()
         # a normal interpreter exit writes what is queued (fast mode), even without close()
