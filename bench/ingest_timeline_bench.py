@@ -158,6 +158,80 @@ def analyse(ev: list[tuple[str, str, float, float, int]]) -> dict[str, Any]:
     return out
 
 
+class Sched:
+    """``--sched``: every context switch on every CPU during the run (``perf record -e sched:sched_switch -a``,
+    clock CLOCK_MONOTONIC like time.perf_counter), to say what each core ran while a group was committed or
+    checked: this process's threads by name, the client, other processes, or nothing (idle)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.proc: Any = None
+        self.error = ""
+
+    def start(self) -> None:
+        exe = shutil.which("perf")
+        if exe is None:
+            self.error = "perf is not installed"
+            return
+        import subprocess
+
+        self.proc = subprocess.Popen([exe, "record", "-q", "-k", "CLOCK_MONOTONIC", "-e", "sched:sched_switch", "-a",
+                                      "-o", str(self.out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)  # perf opens its buffers before the run starts
+        if self.proc.poll() is not None:
+            self.error = f"perf record failed: {self.proc.stderr.read().decode(errors='replace').strip()[-300:]}"
+            self.proc = None
+
+    def stop(self) -> None:
+        import signal
+
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.wait(60)
+
+    def shares(self, threads: dict[int, str], t0: float, t1: float,
+               during: dict[str, list[Interval]]) -> dict[str, Any]:
+        """Cores used over [t0, t1] by category, overall and within each set of intervals of ``during``."""
+        import re
+        import subprocess
+
+        if self.proc is None:
+            return {"error": self.error}
+        text = subprocess.run(["perf", "script", "-i", str(self.out), "-F", "cpu,time,event,trace"],
+                              capture_output=True, text=True, check=False).stdout
+        rx = re.compile(r"\[(\d+)\]\s+([\d.]+):.*?next_comm=(.*?) next_pid=(\d+)")
+        runs: list[tuple[float, float, str]] = []  # (start, end, category), every CPU
+        cur: dict[int, tuple[float, str]] = {}
+        last = 0.0
+        for line in text.splitlines():
+            m = rx.search(line)
+            if not m:
+                continue
+            cpu, t, comm, tid = int(m[1]), float(m[2]), m[3], int(m[4])
+            cat = ("idle" if tid == 0 else f"server:{threads[tid]}" if tid in threads
+                   else "client" if comm.startswith("singles_client") else "other processes")
+            if cpu in cur:
+                runs.append((cur[cpu][0], t, cur[cpu][1]))
+            cur[cpu] = (t, cat)
+            last = t
+        runs += [(a, last, cat) for a, cat in cur.values()]  # what each CPU ran when the recording ended
+
+        def cores(iv: list[Interval]) -> dict[str, float]:
+            span = total(iv)
+            acc: dict[str, float] = {}
+            for a, b, cat in runs:
+                for x, y in iv:
+                    lo, hi = max(a, x), min(b, y)
+                    if hi > lo:
+                        acc[cat] = acc.get(cat, 0.0) + hi - lo
+            return {k: round(v / span, 3) for k, v in sorted(acc.items(), key=lambda kv: -kv[1])} if span else {}
+
+        out: dict[str, Any] = {"cores_used_over_the_run": cores([(t0, t1)])}
+        for name, iv in during.items():
+            out[f"cores_used_while_{name}"] = cores(iv)
+        return out
+
+
 def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict[str, Any]:
     import http_bench as hb
     from starlette.testclient import TestClient
@@ -188,11 +262,21 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
                 assert api.post("/v1/identities", json=k.registration()).status_code in (200, 201)
             entries = hb.presign(args.entries, 8, os.cpu_count() or 2, 7000 + rnd * 10)
             with cls(app.api, "127.0.0.1", hb.free_port()) as front:  # type: ignore[arg-type]
+                sched = Sched(work / f"sched-{rnd}.data") if args.sched else None
+                if sched is not None:
+                    sched.start()
                 rec.ev.clear()
                 la = os.getloadavg()[0]
                 c0 = time.process_time()
-                r = singles_client.run(exe, front.url.rsplit("/v1/", 1)[0], entries, args.conns)
-                cpu = time.process_time() - c0
+                try:
+                    r = singles_client.run(exe, front.url.rsplit("/v1/", 1)[0], entries, args.conns)
+                finally:
+                    cpu = time.process_time() - c0
+                    threads = {int(t): "" for t in os.listdir("/proc/self/task")}
+                    threads.update({t.native_id: t.name for t in threading.enumerate() if t.native_id})
+                    threads = {t: n or "C loop (ailedger.tlog._front)" for t, n in threads.items()}
+                    if sched is not None:
+                        sched.stop()
     finally:
         ingest_front._front = real
         for k, v in saved.items():
@@ -212,6 +296,13 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
         "server_cpu_us_per_entry": round(cpu / max(ok, 1) * 1e6, 1),
         "client_cpu_us_per_request": round(r["cpu_us_per_request"], 2),
         "timed": rec.timed, **analyse(rec.ev)}
+    if sched is not None:
+        ev = rec.ev
+        t0 = min(e[2] for e in ev if e[0] in ("take", "take_ready") and e[4] > 0)
+        t1 = max(e[3] for e in ev)
+        commit = union([(a, b) for k, th, a, b, _ in ev if k == "commit"])
+        check = union([(a, b) for k, _, a, b, _ in ev if k == "check"])
+        res["sched"] = sched.shares(threads, t0, t1, {"committing": commit, "checking": check})
     return res
 
 
@@ -225,6 +316,9 @@ def main() -> None:
     ap.add_argument("--switch-interval-ms", type=float, default=None,
                     help="sys.setswitchinterval for the server (this process): how long a thread may keep the GIL "
                          "while another waits for it (Python's default: 5 ms)")
+    ap.add_argument("--sched", action="store_true",
+                    help="record every context switch (perf, root or perf_event_paranoid <= -1): what each core ran "
+                         "during the run, while groups were committed and while pieces were checked")
     ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 dbname=test user=postgres password=root")
     args = ap.parse_args()
@@ -249,6 +343,8 @@ def main() -> None:
                   f"the next {r['gap_ms_median']} ms); wall shares: commit {r['commit_busy']}, check "
                   f"{r['check_busy']}, both {r['overlap']}, neither {r['neither']} (load {r['loadavg']})",
                   flush=True)
+            for k, v in r.get("sched", {}).items():
+                print(f"  {k.replace('_', ' ')}: {v}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     keys = ("entries_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_entry", "client_cpu_us_per_request",
