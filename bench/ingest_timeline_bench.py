@@ -114,8 +114,9 @@ def intersect(x: list[Interval], y: list[Interval]) -> float:
 
 
 def analyse(ev: list[tuple[str, str, float, float, int]]) -> dict[str, Any]:
-    """The shares of the wall time (first request taken .. last answer handed back) of each stage."""
-    first = [e[2] for e in ev if e[0] in ("take", "take_ready") and e[4] > 0]
+    """The shares of the wall time (the first request taken, when its take returns .. the last answer handed
+    back) of each stage."""
+    first = [e[3] for e in ev if e[0] in ("take", "take_ready") and e[4] > 0]
     t0 = min(first) if first else min(e[2] for e in ev)
     t1 = max(e[3] for e in ev if e[0] in ("reply", "commit")) if any(e[0] in ("reply", "commit") for e in ev) \
         else max(e[3] for e in ev)
@@ -298,7 +299,7 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
         "timed": rec.timed, **analyse(rec.ev)}
     if sched is not None:
         ev = rec.ev
-        t0 = min(e[2] for e in ev if e[0] in ("take", "take_ready") and e[4] > 0)
+        t0 = min(e[3] for e in ev if e[0] in ("take", "take_ready") and e[4] > 0)
         t1 = max(e[3] for e in ev)
         commit = union([(a, b) for k, th, a, b, _ in ev if k == "commit"])
         check = union([(a, b) for k, _, a, b, _ in ev if k == "check"])
