@@ -133,6 +133,19 @@ def analyse(ev: list[tuple[str, str, float, float, int]]) -> dict[str, Any]:
     sizes = [e[4] for e in groups]
     cms = [(e[3] - e[2]) * 1000 for e in groups]
     gaps = [(b[2] - a[3]) * 1000 for a, b in itertools.pairwise(groups)]
+    # each gap split in two: the answers handed back .. the first request of the next group taken (the writers'
+    # round trip: the C loop sends, the client reads and sends again, the C loop reads), then .. the next commit
+    # (the rest arriving, the checks, the hand-off)
+    replies = sorted(e[3] for e in ev if e[0] == "reply")
+    takes = sorted(e[3] for e in ev if e[0] in ("take", "take_ready") and e[4] > 0)
+    back: list[float] = []
+    gather: list[float] = []
+    for a, b in itertools.pairwise(groups):
+        r = next((x for x in replies if x >= a[3]), None)
+        t = next((x for x in takes if r is not None and x >= r), None)
+        if r is not None and t is not None and t <= b[2]:
+            back.append((t - r) * 1000)
+            gather.append((b[2] - t) * 1000)
     per_thread: dict[str, float] = {}
     for k, th, a, b, _ in ev:
         if k == "check":
@@ -146,6 +159,8 @@ def analyse(ev: list[tuple[str, str, float, float, int]]) -> dict[str, Any]:
         "commit_us_per_entry_median": round(statistics.median(c / s * 1000 for c, s in zip(cms, sizes) if s), 1)
         if sizes else None,
         "gap_ms_median": round(statistics.median(gaps), 3) if gaps else None,
+        "answers_to_first_back_ms_median": round(statistics.median(back), 3) if back else None,
+        "first_back_to_commit_ms_median": round(statistics.median(gather), 3) if gather else None,
         "commit_busy": round(total(commit) / wall, 3), "check_busy": round(total(check) / wall, 3),
         "overlap": round(both / wall, 3),
         "neither": round(1 - (total(commit) + total(check) - both) / wall, 3),
@@ -178,7 +193,7 @@ class Sched:
 
         self.proc = subprocess.Popen([exe, "record", "-q", "-k", "CLOCK_MONOTONIC", "-e", "sched:sched_switch", "-a",
                                       "-o", str(self.out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.5)  # perf opens its buffers before the run starts
+        time.sleep(1.0)  # perf opens its buffers before the run starts (what it missed is not counted)
         if self.proc.poll() is not None:
             self.error = f"perf record failed: {self.proc.stderr.read().decode(errors='replace').strip()[-300:]}"
             self.proc = None
@@ -203,6 +218,7 @@ class Sched:
         rx = re.compile(r"\[(\d+)\]\s+([\d.]+):.*?next_comm=(.*?) next_pid=(\d+)")
         runs: list[tuple[float, float, str]] = []  # (start, end, category), every CPU
         cur: dict[int, tuple[float, str]] = {}
+        first: dict[int, float] = {}
         last = 0.0
         for line in text.splitlines():
             m = rx.search(line)
@@ -213,11 +229,16 @@ class Sched:
                    else "client" if comm.startswith("singles_client") else "other processes")
             if cpu in cur:
                 runs.append((cur[cpu][0], t, cur[cpu][1]))
+            first.setdefault(cpu, t)
             cur[cpu] = (t, cat)
             last = t
         runs += [(a, last, cat) for a, cat in cur.values()]  # what each CPU ran when the recording ended
 
+        rec_lo = max(first.values(), default=t1)  # the recording covers every CPU from here on (perf starts late
+        # on a loaded machine): the shares are of the covered part only
+
         def cores(iv: list[Interval]) -> dict[str, float]:
+            iv = [(max(x, rec_lo), min(y, last)) for x, y in iv if min(y, last) > max(x, rec_lo)]
             span = total(iv)
             acc: dict[str, float] = {}
             for a, b, cat in runs:
@@ -227,7 +248,8 @@ class Sched:
                         acc[cat] = acc.get(cat, 0.0) + hi - lo
             return {k: round(v / span, 3) for k, v in sorted(acc.items(), key=lambda kv: -kv[1])} if span else {}
 
-        out: dict[str, Any] = {"cores_used_over_the_run": cores([(t0, t1)])}
+        covered = max(0.0, min(t1, last) - max(t0, rec_lo)) / max(t1 - t0, 1e-9)
+        out: dict[str, Any] = {"share_of_the_run_recorded": round(covered, 3), "cores_used_over_the_run": cores([(t0, t1)])}
         for name, iv in during.items():
             out[f"cores_used_while_{name}"] = cores(iv)
         return out
@@ -341,7 +363,8 @@ def main() -> None:
             print(f"round {rnd + 1}: {r['entries_per_s']} entries/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms, "
                   f"server {r['server_cpu_us_per_entry']} CPU-us/entry, client {r['client_cpu_us_per_request']}; "
                   f"{r['groups']} groups of {r['group_entries_median']} (commit {r['commit_ms_median']} ms, gap to "
-                  f"the next {r['gap_ms_median']} ms); wall shares: commit {r['commit_busy']}, check "
+                  f"the next {r['gap_ms_median']} ms: answers out -> first request back {r['answers_to_first_back_ms_median']}, "
+                  f"-> next commit {r['first_back_to_commit_ms_median']}); wall shares: commit {r['commit_busy']}, check "
                   f"{r['check_busy']}, both {r['overlap']}, neither {r['neither']} (load {r['loadavg']})",
                   flush=True)
             for k, v in r.get("sched", {}).items():
