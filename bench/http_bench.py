@@ -601,11 +601,12 @@ def wrk_singles(url: str, entries: list[bytes], conns: int, threads: int = 1) ->
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def singles_run(client: str, url: str, entries: list[bytes], per: list[list[bytes]]) -> dict:
+def singles_run(client: str, url: str, entries: list[bytes], per: list[list[bytes]], threads: int = 1) -> dict:
     """The single-entry writers (len(per) connections, one request in flight each) with the chosen client:
     ``c`` (bench/singles_client.c, compiled here with cc; falls back to wrk, then to the Python client),
     ``wrk`` (falls back to the Python client) or ``python``. Every fallback is printed and kept as
-    ``client_note``. Returns seconds, statuses, acked, p50_ms/p99_ms, client and (c, wrk) client_cpu_s."""
+    ``client_note``. ``threads``: the C client's threads. Returns seconds, statuses, acked, p50_ms/p99_ms, client
+    and (c, wrk) client_cpu_s."""
     conns = len(per)
     notes: list[str] = []
     if client == "c":
@@ -613,7 +614,7 @@ def singles_run(client: str, url: str, entries: list[bytes], per: list[list[byte
 
         exe, why = singles_client.build()
         if exe is not None:
-            r = singles_client.run(exe, url, entries, conns)
+            r = singles_client.run(exe, url, entries, conns, threads=threads)
             r.pop("results")
             r.update(client="c", client_cpu_s=r["cpu_s"], p50_ms=round(r["p50_ms"], 2), p99_ms=round(r["p99_ms"], 2))
             return r
@@ -670,7 +671,7 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     per = [[single_entries[i] for i in range(c, n_single, w)] for c in range(w)]
     c0 = proc_cpu(srv.proc.pid)
     s_url = getattr(srv, "ingest_url", None) or url  # --singles-front ingest: the ingest port
-    r = singles_run(args.client, s_url, single_entries, per)
+    r = singles_run(args.client, s_url, single_entries, per, args.client_threads)
     cpu = proc_cpu(srv.proc.pid) - c0
     assert set(r["statuses"]) <= {200, 201}, r["statuses"]
     out["singles"] = {"writers": w, "client": r["client"], "front": args.singles_front, "entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
@@ -794,6 +795,8 @@ def main() -> None:
                     help="the single-entry writers' client: c (bench/singles_client.c compiled with cc: a few "
                          "CPU-us per request; the default, falls back to wrk, then python, with a note), wrk "
                          "with a Lua script (20-25 CPU-us per request) or the minimal asyncio client")
+    ap.add_argument("--client-threads", type=int, default=1,
+                    help="threads of the C client (--client c), each with its own slice of the connections")
     ap.add_argument("--singles-front", choices=("api", "ingest"), default="api",
                     help="where the single-entry writers post: the API port, or the compiled write front "
                          "(serve --ingest-port)")

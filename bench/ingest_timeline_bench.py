@@ -292,7 +292,8 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
                 la = os.getloadavg()[0]
                 c0 = time.process_time()
                 try:
-                    r = singles_client.run(exe, front.url.rsplit("/v1/", 1)[0], entries, args.conns)
+                    r = singles_client.run(exe, front.url.rsplit("/v1/", 1)[0], entries, args.conns,
+                                           threads=getattr(args, "client_threads", 1))
                 finally:
                     cpu = time.process_time() - c0
                     threads = {int(t): "" for t in os.listdir("/proc/self/task")}
@@ -333,6 +334,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=10000)
     ap.add_argument("--conns", type=int, default=50)
+    ap.add_argument("--client-threads", type=int, default=1, help="threads of the C client")
     ap.add_argument("--window-ms", type=float, default=2.0, help="serve --commit-window-ms")
     ap.add_argument("--max-group", type=int, default=20000, help="serve --commit-max-entries")
     ap.add_argument("--rounds", type=int, default=3)

@@ -2,13 +2,15 @@
  * writers (issue 21). Compiled at run time with the system C compiler (cc -O2); no library beyond libc.
  *
  *   singles_client --port P [--host 127.0.0.1] [--path /v1/entries] [--conns 50] --entries FILE --out FILE
- *                  [--timeout SECONDS] [--wait]
+ *                  [--threads T] [--timeout SECONDS] [--wait]
  *
  * FILE holds one request body per line (the pre-signed entries). Every request is formatted once, before the
  * clock starts: "POST PATH HTTP/1.1", Host, Content-Type: application/json, Content-Length, the body. --conns
  * keep-alive connections each keep exactly one request in flight (closed loop): a connection sends the next
- * unsent entry (one shared queue, in file order) as soon as its last answer has arrived. One thread, one epoll
- * set, level-triggered; per request one write() and one read() in the common case.
+ * unsent entry (one shared queue, in file order) as soon as its last answer has arrived. --threads T (default
+ * 1) threads share the connections (contiguous slices), each with its own epoll set, level-triggered; per
+ * request one write() and one read() in the common case. (Real writers are separate processes: with T > 1 the
+ * answers of a group that arrive together are turned around on several cores, not one after the other.)
  *
  * With --wait it connects, prints "ready" and waits for a line on stdin before sending (so the caller can start
  * its clocks and the server's CPU reading at the same moment). At the end it writes, in entry order, one record
@@ -33,8 +35,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <pthread.h>
+
+typedef struct worker worker_t;
 
 typedef struct {
+    worker_t *w;       /* the thread that owns it */
     int fd;
     long cur;          /* request in flight (-1: none) */
     size_t sent;       /* bytes of it written so far */
@@ -44,17 +50,28 @@ typedef struct {
     size_t rlen, rcap;
 } conn_t;
 
+/* One sending thread: its epoll set, its connections, the answers' bodies it read. */
+struct worker {
+    int ep;
+    conn_t *cs;
+    long nc;
+    char *bodies;
+    size_t bodies_len, bodies_cap;
+    long errors, reconnects;
+    int timed_out;
+    pthread_t th;
+};
+
 static char *reqs;          /* every request, formatted, back to back */
 static size_t *req_off;     /* n + 1 offsets into reqs */
-static long n_req, next_req, n_done;
-static int *status_of;
+static long n_req, next_req; /* next_req: the shared queue (atomic) */
+static int *status_of;      /* per request (each written by the one thread that sent it) */
 static uint64_t *lat_of;
 static size_t *body_off, *body_len;
-static char *bodies;
-static size_t bodies_len, bodies_cap;
-static long errors, reconnects;
+static int *body_w;         /* the worker whose arena holds the body */
+static worker_t *workers;
 static struct sockaddr_in addr;
-static int ep;
+static double timeout = 60;
 
 static uint64_t now_ns(void)
 {
@@ -95,24 +112,33 @@ static int open_conn(void)
 static void watch(conn_t *c, int op, int out)
 {
     struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
-    if (epoll_ctl(ep, op, c->fd, &ev) < 0)
+    if (epoll_ctl(c->w->ep, op, c->fd, &ev) < 0)
         die("epoll_ctl");
     c->want_out = out;
 }
 
-static void record(long i, int status, const char *body, size_t blen, uint64_t lat)
+static void record(worker_t *w, long i, int status, const char *body, size_t blen, uint64_t lat)
 {
     status_of[i] = status;
     lat_of[i] = lat;
-    if (bodies_len + blen > bodies_cap) {
-        bodies_cap = (bodies_len + blen) * 2 + 65536;
-        bodies = xrealloc(bodies, bodies_cap);
+    if (w->bodies_len + blen > w->bodies_cap) {
+        w->bodies_cap = (w->bodies_len + blen) * 2 + 65536;
+        w->bodies = xrealloc(w->bodies, w->bodies_cap);
     }
-    memcpy(bodies + bodies_len, body, blen);
-    body_off[i] = bodies_len;
+    memcpy(w->bodies + w->bodies_len, body, blen);
+    body_off[i] = w->bodies_len;
     body_len[i] = blen;
-    bodies_len += blen;
-    n_done++;
+    body_w[i] = (int)(w - workers);
+    w->bodies_len += blen;
+}
+
+/* The next unsent request (-1: none left). */
+static long claim(void)
+{
+    if (__atomic_load_n(&next_req, __ATOMIC_RELAXED) >= n_req)
+        return -1;
+    long i = __atomic_fetch_add(&next_req, 1, __ATOMIC_RELAXED);
+    return i < n_req ? i : -1;
 }
 
 /* Write what is left of the connection's request; 0 when all of it is out or waiting for EPOLLOUT, -1 on error. */
@@ -142,11 +168,9 @@ static void drop(conn_t *c);
 
 static void start_next(conn_t *c)
 {
-    if (c->fd < 0 || next_req >= n_req) {
-        c->cur = -1;
+    c->cur = c->fd < 0 ? -1 : claim();
+    if (c->cur < 0)
         return;
-    }
-    c->cur = next_req++;
     c->sent = 0;
     c->t0 = now_ns();
     if (flush(c) < 0)
@@ -157,18 +181,18 @@ static void start_next(conn_t *c)
 static void drop(conn_t *c)
 {
     if (c->cur >= 0) {
-        record(c->cur, 0, "", 0, now_ns() - c->t0);
-        errors++;
+        record(c->w, c->cur, 0, "", 0, now_ns() - c->t0);
+        c->w->errors++;
         c->cur = -1;
     }
     if (c->fd >= 0) {
-        epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+        epoll_ctl(c->w->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
     }
     c->rlen = 0;
-    c->fd = next_req < n_req ? open_conn() : -1;
+    c->fd = __atomic_load_n(&next_req, __ATOMIC_RELAXED) < n_req ? open_conn() : -1;
     if (c->fd >= 0) {
-        reconnects++;
+        c->w->reconnects++;
         watch(c, EPOLL_CTL_ADD, 0);
         start_next(c);
     }
@@ -215,7 +239,7 @@ static int take(conn_t *c, int *close_after)
         c->rlen -= hlen;
         return take(c, close_after);
     }
-    record(c->cur, status, c->rbuf + hlen, blen, now_ns() - c->t0);
+    record(c->w, c->cur, status, c->rbuf + hlen, blen, now_ns() - c->t0);
     c->cur = -1;
     size_t used = hlen + blen;
     memmove(c->rbuf, c->rbuf + used, c->rlen - used);
@@ -251,6 +275,44 @@ static void on_readable(conn_t *c)
     }
 }
 
+/* A sending thread: until none of its connections has a request in flight and none is left to send. */
+static void *run_worker(void *arg)
+{
+    worker_t *w = arg;
+    struct epoll_event evs[256];
+    for (long i = 0; i < w->nc; i++)
+        start_next(&w->cs[i]);
+    for (;;) {
+        long busy = 0;
+        for (long i = 0; i < w->nc && !busy; i++)
+            busy = w->cs[i].cur >= 0;
+        if (!busy)  /* nothing in flight: nothing left to send, or every connection of this thread gone */
+            break;
+        int k = epoll_wait(w->ep, evs, 256, (int)(timeout * 1000));
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            die("epoll_wait");
+        }
+        if (k == 0) {
+            w->timed_out = 1;
+            break;
+        }
+        for (int j = 0; j < k; j++) {
+            conn_t *c = evs[j].data.ptr;
+            if (c->fd < 0)
+                continue;
+            if (evs[j].events & EPOLLOUT && c->cur >= 0 && flush(c) < 0) {
+                drop(c);
+                continue;
+            }
+            if (evs[j].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                on_readable(c);
+        }
+    }
+    return NULL;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -277,15 +339,14 @@ static double cpu_s(double *user)
 static void usage(void)
 {
     fprintf(stderr, "usage: singles_client --port P [--host 127.0.0.1] [--path /v1/entries] [--conns N] "
-                    "--entries FILE --out FILE [--timeout S] [--wait]\n");
+                    "[--threads T] --entries FILE --out FILE [--timeout S] [--wait]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *host = "127.0.0.1", *path = "/v1/entries", *entries = NULL, *outp = NULL;
-    long port = 0, conns = 50;
-    double timeout = 60;
+    long port = 0, conns = 50, nthreads = 1;
     int wait = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -303,6 +364,8 @@ int main(int argc, char **argv)
             path = v;
         else if (strcmp(a, "--conns") == 0)
             conns = strtol(v, NULL, 10);
+        else if (strcmp(a, "--threads") == 0)
+            nthreads = strtol(v, NULL, 10);
         else if (strcmp(a, "--entries") == 0)
             entries = v;
         else if (strcmp(a, "--out") == 0)
@@ -313,7 +376,8 @@ int main(int argc, char **argv)
             usage();
         i++;
     }
-    if (port <= 0 || port > 65535 || conns <= 0 || conns > 10000 || !entries || !outp || timeout <= 0)
+    if (port <= 0 || port > 65535 || conns <= 0 || conns > 10000 || nthreads <= 0 || nthreads > 64 || !entries ||
+        !outp || timeout <= 0)
         usage();
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
@@ -365,15 +429,25 @@ int main(int argc, char **argv)
     lat_of = calloc((size_t)n_req + 1, sizeof *lat_of);
     body_off = calloc((size_t)n_req + 1, sizeof *body_off);
     body_len = calloc((size_t)n_req + 1, sizeof *body_len);
-    if (!status_of || !lat_of || !body_off || !body_len)
+    body_w = calloc((size_t)n_req + 1, sizeof *body_w);
+    if (!status_of || !lat_of || !body_off || !body_len || !body_w)
         die("out of memory");
 
-    ep = epoll_create1(0);
-    if (ep < 0)
-        die("epoll_create1");
+    if (nthreads > conns)
+        nthreads = conns;
+    workers = calloc((size_t)nthreads, sizeof *workers);
     conn_t *cs = calloc((size_t)conns, sizeof *cs);
-    if (!cs)
+    if (!cs || !workers)
         die("out of memory");
+    for (long t = 0; t < nthreads; t++) {  /* connections in contiguous slices, one slice per thread */
+        workers[t].ep = epoll_create1(0);
+        if (workers[t].ep < 0)
+            die("epoll_create1");
+        workers[t].cs = cs + t * conns / nthreads;
+        workers[t].nc = (t + 1) * conns / nthreads - t * conns / nthreads;
+        for (long i = 0; i < workers[t].nc; i++)
+            workers[t].cs[i].w = &workers[t];
+    }
     for (long i = 0; i < conns; i++) {
         cs[i].fd = open_conn();
         if (cs[i].fd < 0) {
@@ -396,50 +470,30 @@ int main(int argc, char **argv)
     double u0, u1;
     double c0 = cpu_s(&u0);
     uint64_t t0 = now_ns();
-    for (long i = 0; i < conns; i++)
-        start_next(&cs[i]);
-    struct epoll_event evs[256];
-    int timed_out = 0;
-    while (n_done < n_req) {
-        int k = epoll_wait(ep, evs, 256, (int)(timeout * 1000));
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            die("epoll_wait");
-        }
-        if (k == 0) {
-            timed_out = 1;
-            break;
-        }
-        for (int j = 0; j < k; j++) {
-            conn_t *c = evs[j].data.ptr;
-            if (c->fd < 0)
-                continue;
-            if (evs[j].events & EPOLLOUT && c->cur >= 0 && flush(c) < 0) {
-                drop(c);
-                continue;
-            }
-            if (evs[j].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                on_readable(c);
-        }
-        long live = 0;
-        for (long i = 0; i < conns && !live; i++)
-            live += cs[i].fd >= 0;
-        if (!live)
-            break;
-    }
+    for (long t = 1; t < nthreads; t++)
+        if (pthread_create(&workers[t].th, NULL, run_worker, &workers[t]) != 0)
+            die("pthread_create");
+    run_worker(&workers[0]);
+    for (long t = 1; t < nthreads; t++)
+        pthread_join(workers[t].th, NULL);
     uint64_t t1 = now_ns();
     double cpu = cpu_s(&u1) - c0;
     /* what got no answer: in flight at the timeout, or never sent (every connection gone) */
-    long unanswered = 0;
+    long unanswered = 0, errors = 0, reconnects = 0;
+    int timed_out = 0;
     for (long i = 0; i < conns; i++)
         if (cs[i].cur >= 0) {
-            record(cs[i].cur, 0, "", 0, t1 - cs[i].t0);
+            record(cs[i].w, cs[i].cur, 0, "", 0, t1 - cs[i].t0);
             unanswered++;
         }
     for (; next_req < n_req; next_req++) {
-        record(next_req, 0, "", 0, 0);
+        record(&workers[0], next_req, 0, "", 0, 0);
         unanswered++;
+    }
+    for (long t = 0; t < nthreads; t++) {
+        errors += workers[t].errors;
+        reconnects += workers[t].reconnects;
+        timed_out |= workers[t].timed_out;
     }
 
     FILE *o = fopen(outp, "wb");
@@ -448,7 +502,7 @@ int main(int argc, char **argv)
     long counts[6] = {0};
     for (long i = 0; i < n_req; i++) {
         fprintf(o, "%d %llu %zu\n", status_of[i], (unsigned long long)lat_of[i], body_len[i]);
-        fwrite(bodies + body_off[i], 1, body_len[i], o);
+        fwrite(workers[body_w[i]].bodies + body_off[i], 1, body_len[i], o);
         fputc('\n', o);
         int s = status_of[i] / 100;
         counts[s >= 1 && s <= 5 ? s : 0]++;
@@ -462,12 +516,12 @@ int main(int argc, char **argv)
             sorted[m++] = lat_of[i];
     qsort(sorted, (size_t)m, sizeof *sorted, cmp_u64);
     double secs = (double)(t1 - t0) / 1e9;
-    printf("{\"client\":\"c\",\"requests\":%ld,\"answered\":%ld,\"connections\":%ld,\"seconds\":%.6f,"
+    printf("{\"client\":\"c\",\"requests\":%ld,\"answered\":%ld,\"connections\":%ld,\"threads\":%ld,\"seconds\":%.6f,"
            "\"requests_per_s\":%.0f,\"cpu_s\":%.6f,\"cpu_user_s\":%.6f,\"cpu_us_per_request\":%.2f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
            "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"status_other\":%ld,\"status_2xx\":%ld,\"status_3xx\":%ld,"
            "\"status_4xx\":%ld,\"status_5xx\":%ld,\"errors\":%ld,\"reconnects\":%ld,\"unanswered\":%ld,"
            "\"timed_out\":%s}\n",
-           n_req, m, conns, secs, secs > 0 ? (double)m / secs : 0.0, cpu, u1 - u0,
+           n_req, m, conns, nthreads, secs, secs > 0 ? (double)m / secs : 0.0, cpu, u1 - u0,
            n_req ? cpu / (double)n_req * 1e6 : 0.0, pct_ms(sorted, m, 50), pct_ms(sorted, m, 90),
            pct_ms(sorted, m, 99), m ? (double)sorted[m - 1] / 1e6 : 0.0, counts[0] + counts[1], counts[2],
            counts[3], counts[4], counts[5], errors, reconnects, unanswered, timed_out ? "true" : "false");

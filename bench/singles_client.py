@@ -43,7 +43,7 @@ def build(cache_dir: Path | None = None) -> tuple[Path | None, str]:
     if exe.exists():
         return exe, ""
     tmp = cache / f".singles_client-{tag}-{os.getpid()}"
-    r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-o", str(tmp), str(SOURCE)],
+    r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-pthread", "-o", str(tmp), str(SOURCE)],
                        capture_output=True, text=True, check=False)
     if r.returncode != 0:
         tmp.unlink(missing_ok=True)
@@ -68,8 +68,9 @@ def parse_results(data: bytes) -> list[tuple[int, int, bytes]]:
 
 
 def run(exe: Path, url: str, entries: list[bytes], conns: int, path: str = "/v1/entries",
-        timeout_s: float = 60.0) -> dict[str, Any]:
-    """Post every entry (one request each) to ``url`` + ``path`` from ``conns`` connections, closed loop.
+        timeout_s: float = 60.0, threads: int = 1) -> dict[str, Any]:
+    """Post every entry (one request each) to ``url`` + ``path`` from ``conns`` connections, closed loop, on
+    ``threads`` threads (each its own slice of the connections).
 
     Returns the client's JSON summary (seconds, cpu_s, cpu_us_per_request, p50_ms, p99_ms, ...) plus
     ``results`` (status, latency ns, body per entry, in order), ``statuses`` ({status: count}) and ``acked``
@@ -84,8 +85,9 @@ def run(exe: Path, url: str, entries: list[bytes], conns: int, path: str = "/v1/
     try:
         (tmp / "entries").write_bytes(b"\n".join(entries) + b"\n")
         proc = subprocess.Popen([str(exe), "--host", u.hostname, "--port", str(u.port), "--path", path,
-                                 "--conns", str(conns), "--entries", str(tmp / "entries"), "--out",
-                                 str(tmp / "out"), "--timeout", str(timeout_s), "--wait"],
+                                 "--conns", str(conns), "--threads", str(threads), "--entries",
+                                 str(tmp / "entries"), "--out", str(tmp / "out"), "--timeout", str(timeout_s),
+                                 "--wait"],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdin is not None and proc.stdout is not None
         ready = proc.stdout.readline()

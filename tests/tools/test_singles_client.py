@@ -80,11 +80,13 @@ def toy():
         srv.server_close()
 
 
-def test_every_answer_in_entry_order_with_reconnects_and_drops(exe, toy):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_answer_in_entry_order_with_reconnects_and_drops(exe, toy, threads):
     bodies = [json.dumps({"n": i}).encode() for i in range(300)]
     bodies[7] = b'{"n": 7, "drop": 1}'
     bodies[150] = b'{"n": 150, "drop": 1}'
-    r = singles_client.run(exe, toy, bodies, 8)
+    r = singles_client.run(exe, toy, bodies, 8, threads=threads)
+    assert r["threads"] == threads
     res = r["results"]
     assert len(res) == 300
     for i, (status, lat, body) in enumerate(res):
@@ -94,7 +96,7 @@ def test_every_answer_in_entry_order_with_reconnects_and_drops(exe, toy):
             assert status == 201 and json.loads(body)["index"] == i and lat > 0
     assert r["statuses"] == {201: 298, 0: 2}
     assert sorted(i for i, _, _ in r["acked"]) == [i for i in range(300) if i not in (7, 150)]
-    assert r["errors"] == 2 and r["reconnects"] >= 100  # every third answer closed its connection
+    assert r["errors"] == 2 and r["reconnects"] >= 90  # every third answer closed its connection (none near the end)
     assert r["answered"] == 298 and r["unanswered"] == 0 and not r["timed_out"]
     assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"]
     assert r["cpu_s"] > 0 and r["cpu_us_per_request"] > 0
@@ -144,7 +146,7 @@ def test_the_real_ingest_front(exe, tmp_path):
         bodies[100] = canonical_json(dict(keys[0].entry("note", {"i": -1}), sig="B" * 86 + "=="))
         bodies.append(bodies[5])  # sent again: the same index, duplicate
         with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
-            r = singles_client.run(exe, f.url.rsplit("/v1/", 1)[0], bodies, 20)
+            r = singles_client.run(exe, f.url.rsplit("/v1/", 1)[0], bodies, 20, threads=2)
         res = r["results"]
         assert res[100][0] in (400, 403) and b"signature" in res[100][2]
         idx = {}
