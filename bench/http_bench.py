@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/http_bench.py [--quick] [--pg-dsn DSN] [--load-seconds 60] [--workers 2]
 
-Everything runs on 127.0.0.1: real `ailedger serve` processes, an aiohttp client in this process.
+Everything runs on 127.0.0.1: real `ailedger serve` processes, an aiohttp client in this process; with
+--writers-only, the single-entry writers are bench/singles_client.c (--client c, the default: compiled here
+with cc, a few CPU-us per request; falls back to wrk, then to the Python client, with a note).
 Figures:
   append_eps_sqlite / append_eps_postgres: entries/s of pre-signed entries posted in batches of 1000 by
       4 concurrent clients (signing is done before the clock starts; the server checks every signature).
