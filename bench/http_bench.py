@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/http_bench.py [--quick] [--pg-dsn DSN] [--load-seconds 60] [--workers 2]
 
-Everything runs on 127.0.0.1: real `ailedger serve` processes, an aiohttp client in this process.
+Everything runs on 127.0.0.1: real `ailedger serve` processes, an aiohttp client in this process; with
+--writers-only, the single-entry writers are bench/singles_client.c (--client c, the default: compiled here
+with cc, a few CPU-us per request; falls back to wrk, then to the Python client, with a note).
 Figures:
   append_eps_sqlite / append_eps_postgres: entries/s of pre-signed entries posted in batches of 1000 by
       4 concurrent clients (signing is done before the clock starts; the server checks every signature).
@@ -601,6 +603,42 @@ def wrk_singles(url: str, entries: list[bytes], conns: int, threads: int = 1) ->
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def singles_run(client: str, url: str, entries: list[bytes], per: list[list[bytes]], threads: int = 1) -> dict:
+    """The single-entry writers (len(per) connections, one request in flight each) with the chosen client:
+    ``c`` (bench/singles_client.c, compiled here with cc; falls back to wrk, then to the Python client),
+    ``wrk`` (falls back to the Python client) or ``python``. Every fallback is printed and kept as
+    ``client_note``. ``threads``: the C client's threads. Returns seconds, statuses, acked, p50_ms/p99_ms, client
+    and (c, wrk) client_cpu_s."""
+    conns = len(per)
+    notes: list[str] = []
+    if client == "c":
+        import singles_client
+
+        exe, why = singles_client.build()
+        if exe is not None:
+            r = singles_client.run(exe, url, entries, conns, threads=threads)
+            r.pop("results")
+            r.update(client="c", client_cpu_s=r["cpu_s"], p50_ms=round(r["p50_ms"], 2), p99_ms=round(r["p99_ms"], 2))
+            return r
+        notes.append(f"C client unavailable ({why}): wrk instead")
+        client = "wrk"
+    if client == "wrk":
+        r = wrk_singles(url, entries, conns)
+        if r is not None:
+            if notes:
+                print(f"  note: {notes[-1]}", flush=True)
+                r["client_note"] = "; ".join(notes)
+            return r
+        notes.append("wrk is not installed: the Python client instead (its CPU shares the cores with the server)")
+    for n in notes:
+        print(f"  note: {n}", flush=True)
+    r = asyncio.run(lean_posts(url, "/v1/entries", per))
+    r.update(client="python", p50_ms=round(pct(r["lat"], 50) * 1000, 2), p99_ms=round(pct(r["lat"], 99) * 1000, 2))
+    if notes:
+        r["client_note"] = "; ".join(notes)
+    return r
+
+
 def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Namespace, procs: int,
                   offset: int) -> dict:
     """On one store: (1) pre-batched appends, batches of 1,000 from 4 connections; (2) 50 writers each posting
@@ -635,10 +673,7 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     per = [[single_entries[i] for i in range(c, n_single, w)] for c in range(w)]
     c0 = proc_cpu(srv.proc.pid)
     s_url = getattr(srv, "ingest_url", None) or url  # --singles-front ingest: the ingest port
-    r = wrk_singles(s_url, single_entries, w) if args.client == "wrk" else None
-    if r is None:  # no wrk here, or --client python
-        r = asyncio.run(lean_posts(s_url, "/v1/entries", per))
-        r.update(client="python", p50_ms=round(pct(r["lat"], 50) * 1000, 2), p99_ms=round(pct(r["lat"], 99) * 1000, 2))
+    r = singles_run(args.client, s_url, single_entries, per, args.client_threads)
     cpu = proc_cpu(srv.proc.pid) - c0
     assert set(r["statuses"]) <= {200, 201}, r["statuses"]
     out["singles"] = {"writers": w, "client": r["client"], "front": args.singles_front, "entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
@@ -647,6 +682,8 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
                       "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
     if "client_cpu_s" in r:
         out["singles"]["client_cpu_us_per_entry"] = round(r["client_cpu_s"] / max(1, len(r["acked"])) * 1e6, 1)
+    if r.get("client_note"):
+        out["singles"]["client_note"] = r["client_note"]
     acked += r["acked"]
     # (2b) the HTTP floor: the same 50 connections posting a body the server refuses after reading and parsing it
     # (400, no signature check, no write): what one request costs before any of the write path
@@ -676,7 +713,8 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     out["ratio_batched_vs_sodium_limit"] = round(b / out["sodium_verify_all_cores_per_s"], 3)
     out["acked"] = acked
     print(f"{label}: pre-batched {b} entries/s (batch p50 {out['batched']['batch_p50_ms']} ms); {w} writers of single "
-          f"entries (to the {args.singles_front} port) {s_} entries/s, p50 {out['singles']['p50_ms']} ms, p99 {out['singles']['p99_ms']} ms; libsodium "
+          f"entries (to the {args.singles_front} port, client {out['singles']['client']} "
+          f"{out['singles'].get('client_cpu_us_per_entry', '?')} CPU-us/request) {s_} entries/s, p50 {out['singles']['p50_ms']} ms, p99 {out['singles']['p99_ms']} ms; libsodium "
           f"verify on {procs} cores {out['sodium_verify_all_cores_per_s']}/s -> singles/batched "
           f"{out['ratio_singles_vs_batched']}, batched/limit {out['ratio_batched_vs_sodium_limit']}; server CPU per entry: "
           f"batched {out['batched']['server_cpu_us_per_entry']} us, single {out['singles']['server_cpu_us_per_entry']} us, "
@@ -755,9 +793,12 @@ def main() -> None:
                          "shortens a run whose point is the pre-batched figure")
     ap.add_argument("--rounds", type=int, default=1, help="repetitions of the --writers-only figures")
     ap.add_argument("--commit-window-ms", type=float, default=None, help="serve --commit-window-ms (default: serve's)")
-    ap.add_argument("--client", choices=("wrk", "python"), default="wrk",
-                    help="the single-entry writers' client: wrk with a Lua script (C, cheap; the default when "
-                         "installed) or the minimal asyncio client")
+    ap.add_argument("--client", choices=("c", "wrk", "python"), default="c",
+                    help="the single-entry writers' client: c (bench/singles_client.c compiled with cc: a few "
+                         "CPU-us per request; the default, falls back to wrk, then python, with a note), wrk "
+                         "with a Lua script (20-25 CPU-us per request) or the minimal asyncio client")
+    ap.add_argument("--client-threads", type=int, default=1,
+                    help="threads of the C client (--client c), each with its own slice of the connections")
     ap.add_argument("--singles-front", choices=("api", "ingest"), default="api",
                     help="where the single-entry writers post: the API port, or the compiled write front "
                          "(serve --ingest-port)")
@@ -907,6 +948,8 @@ def finish(out: dict) -> None:
             ratios[f"cpu_batched_vs_sodium_{label}"] = [r["cpu_ratio_batched_vs_sodium"] for r in runs]
             ratios[f"cpu_batched_vs_sodium_all_cores_{label}"] = [r["cpu_ratio_batched_vs_sodium_all_cores"] for r in runs]
             ratios[f"cpu_singles_vs_batched_{label}"] = [r["cpu_ratio_singles_vs_batched"] for r in runs]
+            ratios[f"singles_client_cpu_us_per_request_{label}"] = [r["singles"].get("client_cpu_us_per_entry")
+                                                                    for r in runs]
             out["targets"].update({"singles_vs_batched": 0.8, "batched_vs_sodium_limit": 0.8, "singles_p99_ms": 50})
     out["ratios"] = ratios
     print(json.dumps(out, separators=(",", ":")))
