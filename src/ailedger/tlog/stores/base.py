@@ -33,8 +33,11 @@ INT64_MAX = 2**63 - 1
 # stored per stripe, one ``node_stripes`` row per 256 consecutive nodes of one level (key
 # ``node_key(level, index >> 8)``, value their hashes concatenated in index order; the partial stripe at
 # a level's right edge is rewritten by the next append) instead of one ``nodes`` row per node; opening a
-# format-2 store moves its ``nodes`` rows into stripes. docs/ledger.md, "Store format".
-STORE_FORMAT = 3
+# format-2 store moves its ``nodes`` rows into stripes. 4 (SQLite's layout only; PostgreSQL's schema is
+# unchanged): the dedup keys in three levels (``dedup0``, ``dedup1``, ``dedup``; sqlite._fold), so that an
+# append of a few entries dirties a few pages of a small table rather than one page of the whole index per
+# entry; a format-3 store's ``dedup`` becomes the oldest level as it is. docs/ledger.md, "Store format".
+STORE_FORMAT = 4
 
 STRIPE_BITS = 8
 STRIPE = 1 << STRIPE_BITS  # nodes per stripe row: a tlog-tiles tile's width

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, 
 -- dedup: the first 8 bytes of each leaf hash as an integer key (a small index, so random inserts touch
 -- few pages); the full hash is always re-checked against the leaves table
 CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+-- format 4: the dedup keys in three levels (_fold): an append inserts its keys into the small dedup0 (a few
+-- pages: random keys dirty few), which is folded into dedup1 every 2^11 entries, itself folded into dedup
+-- every 2^16; a key is in exactly one level
+CREATE TABLE IF NOT EXISTS dedup0 (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup1 (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
 -- format 3: interior nodes, 256 consecutive nodes of one level per row (base.stripe_rows)
 CREATE TABLE IF NOT EXISTS node_stripes (id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
@@ -83,12 +88,16 @@ class _Txn:
         joined = b"".join(hashes)
         if len(joined) != 32 * len(rows):
             raise StorageError("a leaf hash to store is not 32 bytes")
-        # OR ROLLBACK: a conflict (a leaf already stored: the log's dedup signal) ends the whole transaction,
-        # which the caller rolls back anyway, so SQLite keeps no statement journal to undo just this statement:
-        # a plain INSERT (ABORT) of many rows copies each random dedup page it changes into that journal first
-        # (about half of the dedup insert's CPU, bench/RESULTS.md). Errors that are not conflicts are unchanged.
+        keys = _dedup_keys(joined)
+        # a leaf already in an older level (dedup1, dedup: looked up, the few pages read) or in dedup0 or twice
+        # in this batch (its key conflicts) is the log's dedup signal: the caller rolls back and looks up
+        if _held(self.con, keys):
+            raise DuplicateLeafError("a leaf in this batch is already stored")
+        # OR ROLLBACK: a conflict ends the whole transaction, which the caller rolls back anyway, so SQLite keeps
+        # no statement journal to undo just this statement (a plain INSERT (ABORT) of many rows copies each page
+        # it changes into that journal first, bench/RESULTS.md). Errors that are not conflicts are unchanged.
         try:
-            _insert_cols(self.con, "INSERT OR ROLLBACK INTO dedup (k, idx) VALUES ", (_dedup_keys(joined), idxs))
+            _insert_cols(self.con, "INSERT OR ROLLBACK INTO dedup0 (k, idx) VALUES ", (keys, idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
         # bytearray, not bytes: Python's sqlite3 binds int, float, str and bytearray directly but first tries
@@ -102,6 +111,7 @@ class _Txn:
         if runs:
             _insert_rows(self.con, "INSERT OR IGNORE INTO term_runs (term, first, last) VALUES ", 3, runs)
         self._size = start + len(rows)
+        _fold(self.con, start, self._size)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
@@ -199,15 +209,47 @@ def _dedup_keys(joined: bytes) -> array[int]:
 _LITTLE = sys.byteorder == "little"
 
 
+# the dedup levels, newest first (format 4): an append inserts into the first; _fold moves each into the next
+_LEVELS = ("dedup0", "dedup1", "dedup")
+LEVEL0_BITS = 11  # dedup0 is folded into dedup1 each time the log's size crosses a multiple of 2^11 entries
+LEVEL1_BITS = 16  # and both into dedup each time it crosses a multiple of 2^16
+
+
+def _fold(con: sqlite3.Connection, start: int, end: int) -> None:
+    """After an append took the log from ``start`` to ``end`` entries: move the dedup keys down a level when
+    the size crossed a level's boundary (in key order: each page of the bigger level is written once per fold,
+    not once per entry). Decided by the sizes alone, so every writer (any process) folds at the same appends;
+    in the append's own transaction."""
+    if end >> LEVEL1_BITS != start >> LEVEL1_BITS:
+        con.execute("INSERT INTO dedup (k, idx) SELECT k, idx FROM dedup1 UNION ALL SELECT k, idx FROM dedup0 "
+                    "ORDER BY k")
+        con.execute("DELETE FROM dedup1")
+        con.execute("DELETE FROM dedup0")
+    elif end >> LEVEL0_BITS != start >> LEVEL0_BITS:
+        con.execute("INSERT INTO dedup1 (k, idx) SELECT k, idx FROM dedup0")  # a rowid scan: in key order
+        con.execute("DELETE FROM dedup0")
+
+
+def _held(con: sqlite3.Connection, keys: Sequence[int]) -> bool:
+    """Is any of ``keys`` in the older dedup levels (dedup1, dedup)?"""
+    for chunk in _chunks(list(keys), 500):
+        marks = ",".join("?" * len(chunk))
+        for table in _LEVELS[1:]:
+            if con.execute(f"SELECT 1 FROM {table} WHERE k IN ({marks}) LIMIT 1", chunk).fetchone() is not None:
+                return True
+    return False
+
+
 def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
     out: dict[bytes, int] = {}
     by_key = {_key(h): h for h in hashes}
     for chunk in _chunks(list(by_key), 500):
-        q = ("SELECT d.k, l.idx, l.hash FROM dedup d JOIN leaves l ON l.idx = d.idx "
-             f"WHERE d.k IN ({','.join('?' * len(chunk))})")
-        for k, idx, h in con.execute(q, chunk):
-            if bytes(h) == by_key[k]:  # a full-hash match, not just a shared prefix
-                out[by_key[k]] = idx
+        marks = ",".join("?" * len(chunk))
+        for table in _LEVELS:
+            q = f"SELECT d.k, l.idx, l.hash FROM {table} d JOIN leaves l ON l.idx = d.idx WHERE d.k IN ({marks})"
+            for k, idx, h in con.execute(q, chunk):
+                if bytes(h) == by_key[k]:  # a full-hash match, not just a shared prefix
+                    out[by_key[k]] = idx
     return out
 
 
@@ -219,7 +261,9 @@ def _format(con: sqlite3.Connection) -> int:
 def _migrate(con: sqlite3.Connection, *, new: bool) -> bool:
     """Bring the store to STORE_FORMAT (base.py) in one write transaction; True if it migrated an older one.
     Format 1 -> 2: each run of consecutive entries under one term becomes one ``term_runs`` row.
-    2 -> 3: the ``nodes`` rows (one per interior node) become ``node_stripes`` rows, and ``nodes`` is dropped."""
+    2 -> 3: the ``nodes`` rows (one per interior node) become ``node_stripes`` rows, and ``nodes`` is dropped.
+    3 -> 4: nothing moves: every key of the ``dedup`` table stays there as the oldest level; the two newer
+    levels (``dedup0``, ``dedup1``, made by the schema) start empty."""
     if _format(con) >= STORE_FORMAT:
         return False
     con.execute("BEGIN IMMEDIATE")
