@@ -19,6 +19,7 @@ from ailedger.tlog.private import create_private_file
 from ailedger.tlog.stores.base import (
     INT64_MAX,
     STORE_FORMAT,
+    STRIPE,
     LeafRow,
     check_format,
     levels_of_keyed,
@@ -60,15 +61,31 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 PAGE_SIZE = 16384
 
 
+class _Edge:
+    """The partial stripe at the right edge of each level of the tree, as this store's last committed append
+    wrote it, and the tree size it belongs to: the next append extends these, and when the log is still at that
+    size (an append-only log: the same size is the same tree) it need not read them back (a stripe query per
+    group). Any other size (another writer, a failed transaction) reads them from the store."""
+
+    def __init__(self) -> None:
+        self.size = -1
+        self.stripes: dict[int, tuple[int, bytes]] = {}  # level -> (stripe key, its hashes: fewer than STRIPE)
+
+
 class _Txn:
-    def __init__(self, con: sqlite3.Connection) -> None:
+    def __init__(self, con: sqlite3.Connection, edge: _Edge | None = None) -> None:
         self.con = con
         self._size: int | None = None
+        self._edge = edge
+        self._edge_size = -1 if edge is None else edge.size  # the size it belongs to (-1: none)
+        self._start: int | None = None  # the size this transaction found
+        self.new_edge: dict[int, tuple[int, bytes]] | None = None  # the edge after it (kept once committed)
 
     def size(self) -> int:
         if self._size is None:
             row = self.con.execute("SELECT max(idx) FROM leaves").fetchone()
             self._size = 0 if row[0] is None else row[0] + 1
+            self._start = self._size
         return self._size
 
     def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -122,9 +139,26 @@ class _Txn:
     def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
         if not levels:
             return
-        rows, _ = stripe_rows(levels, lambda keys: _stripes(self.con, keys))
+        edge = self._edge
+        known = edge is not None and self._start is not None and self._edge_size == self._start
+        cached = {key: body for key, body in edge.stripes.values()} if known else {}  # type: ignore[union-attr]
+
+        def read(keys: list[int]) -> dict[int, bytes]:
+            missing = [k for k in keys if k not in cached]
+            return {**cached, **_stripes(self.con, missing)} if missing else cached
+
+        rows, _ = stripe_rows(levels, read)
         # a partial stripe is replaced by its longer self (stripe_writes checked that it extends it)
         self.con.executemany("INSERT OR REPLACE INTO node_stripes (id, hashes) VALUES (?, ?)", rows)
+        if edge is not None and self._start is not None:
+            new = dict(edge.stripes) if known else {}
+            for key, body in rows:
+                lv = key >> 56
+                if len(body) < 32 * STRIPE:
+                    new[lv] = (key, bytes(body))
+                else:
+                    new.pop(lv, None)  # a full stripe: the level's next one starts empty
+            self.new_edge = new
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
@@ -338,6 +372,7 @@ class SQLiteStore:
             create_private_file(self.path)  # 0600 from the start; SQLite's -wal/-shm copy its mode
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._edge = _Edge()  # the tree's right-edge stripes after this store's last append (under _write_lock)
         con = self._connect()
         try:
             with con:
@@ -377,7 +412,9 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot start a write transaction: {exc}") from exc
             try:
-                yield _Txn(con)
+                txn = _Txn(con, self._edge)
+                self._edge.size = -1  # until this transaction has committed
+                yield txn
             except sqlite3.Error as exc:
                 _rollback(con)
                 raise StorageError(f"ledger database write failed: {exc}") from exc
@@ -389,6 +426,9 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 _rollback(con)
                 raise StorageError(f"commit failed: {exc}") from exc
+            if txn.new_edge is not None and txn._size is not None:
+                self._edge.stripes = txn.new_edge
+                self._edge.size = txn._size
 
     # -- reads --------------------------------------------------------------
     def size(self) -> int:
