@@ -315,7 +315,7 @@ class IngestFront:
         signed one); a failure is logged and tried again at the next idle wake-up."""
         try:
             self.api.ledger.log.sign_if_behind()
-        except Exception:  # noqa: BLE001 - the store failing: the next wake-up tries again
+        except Exception:  # the store failing: the next wake-up tries again
             log.warning("could not sign the checkpoint on the ingest port", exc_info=True)
             return
         self._unsigned = False
