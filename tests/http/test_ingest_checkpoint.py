@@ -108,3 +108,17 @@ def test_bad_bound_is_refused(tmp_path):
         app = create_app(led, ServeConfig())
         with pytest.raises(ValueError, match="checkpoint_every"):
             IngestFront(app.api, "127.0.0.1", port(), checkpoint_every=-1)  # type: ignore[attr-defined]
+
+
+def test_a_groups_answers_made_at_once_are_each_requests_own():
+    """_all_appended (a whole group's answers by C iterators) gives what _appended gives request by request,
+    with and without a duplicate among them."""
+    from ailedger.http.ingest_front import _all_appended, _appended
+    from ailedger.tlog.log import AppendResult
+
+    rs = [AppendResult(i * 977, bytes((i + j) % 256 for j in range(32)), False) for i in range(60)]
+    tokens = list(range(100, 160))
+    assert _all_appended(tokens, rs) == [_appended(t, r) for t, r in zip(tokens, rs)]
+    rs[7] = AppendResult(3, rs[7].leaf_hash, True)
+    assert _all_appended(tokens, rs) == [_appended(t, r) for t, r in zip(tokens, rs)]
+    assert _all_appended([], []) == []
