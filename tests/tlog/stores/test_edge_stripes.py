@@ -78,3 +78,19 @@ def test_a_failed_transaction_leaves_no_edge_behind(tmp_path, monkeypatch):
     ref = TransparencyLog(SQLiteStore(tmp_path / "ref.db", create=True), "example.org/edge")
     ref.append(_rows(0, 610), sign=False)
     assert log.root_at(610) == ref.root_at(610)
+
+
+def test_a_checkpoint_alone_keeps_the_edge(tmp_path, monkeypatch):
+    """A transaction that writes no node (a checkpoint signed on its own) leaves the kept edge usable."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ailedger.tlog.note import Signer
+
+    st = SQLiteStore(tmp_path / "l.db", create=True)
+    log = TransparencyLog(st, "example.org/edge", Signer("example.org/edge", Ed25519PrivateKey.generate()))
+    log.append(_rows(0, 300), sign=False)
+    log.checkpoint()
+    seen = _reads(monkeypatch)
+    log.append(_rows(300, 50), sign=False)
+    assert [k for k in seen if k] == []
+    assert log.audit().ok

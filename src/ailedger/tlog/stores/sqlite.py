@@ -415,8 +415,7 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot start a write transaction: {exc}") from exc
             try:
-                txn = _Txn(con, self._edge)
-                self._edge.size = -1  # until this transaction has committed
+                txn = _Txn(con, self._edge)  # used only if this transaction finds the log at the edge's size
                 yield txn
             except sqlite3.Error as exc:
                 _rollback(con)
