@@ -39,6 +39,7 @@ def small_levels(monkeypatch):
     """Levels of 2^3 and 2^6 entries: every kind of fold within a few hundred entries."""
     monkeypatch.setattr(sq, "LEVEL0_BITS", 3)
     monkeypatch.setattr(sq, "LEVEL1_BITS", 6)
+    monkeypatch.setattr(sq, "LARGE_APPEND", 12)  # appends of 12 or more: their keys into dedup1 directly
 
 
 def test_keys_move_down_the_levels_and_every_leaf_is_found(tmp_path, small_levels):
@@ -47,10 +48,10 @@ def test_keys_move_down_the_levels_and_every_leaf_is_found(tmp_path, small_level
     log = TransparencyLog(st, "example.org/levels")
     pos = 0
     model = {"dedup0": 0, "dedup1": 0, "dedup": 0}  # where the keys should be: the sizes alone say
-    for n in (1, 2, 5, 7, 1, 8, 9, 16, 3, 64, 1, 65, 130, 2, 50):  # below, on and across both boundaries
+    for n in (1, 2, 5, 7, 1, 8, 9, 16, 3, 64, 1, 65, 130, 2, 50, 11, 12, 3, 13):  # below, on, across boundaries
         res = log.append(_rows(pos, n), sign=False)
         assert [r.index for r in res] == list(range(pos, pos + n)) and not any(r.duplicate for r in res)
-        model["dedup0"] += n
+        model["dedup1" if n >= 12 else "dedup0"] += n
         if (pos + n) >> 6 != pos >> 6:  # crossed a multiple of 2^6: every level into the oldest
             model = {"dedup0": 0, "dedup1": 0, "dedup": pos + n}
         elif (pos + n) >> 3 != pos >> 3:  # crossed a multiple of 2^3: the newest into the middle one
@@ -59,28 +60,32 @@ def test_keys_move_down_the_levels_and_every_leaf_is_found(tmp_path, small_level
         pos += n
         counts = _level_counts(path)
         assert counts == model
-        assert counts["dedup0"] < 8 + n and counts["dedup1"] < 64 + n
+        assert counts["dedup0"] < 8 + 12 and counts["dedup1"] < 64 + n
     want = _rows(0, pos)
     assert st.indices_of([r.hash for r in want]) == {r.hash: i for i, r in enumerate(want)}
     assert log.audit().ok
     st.close()
 
 
-@pytest.mark.parametrize("old", [0, 70, 300, 361])  # in dedup, in dedup (after a fold), in dedup1, in dedup0
-def test_a_resent_leaf_is_a_duplicate_whatever_its_level(tmp_path, small_levels, old):
-    st = SQLiteStore(tmp_path / "l.db", create=True)
+@pytest.mark.parametrize("size", [4, 13])  # keys into dedup0, or (12 or more) straight into dedup1
+@pytest.mark.parametrize("old", [0, 300, 330, 338])  # in dedup, in dedup (folded), in dedup1, in dedup0
+def test_a_resent_leaf_is_a_duplicate_whatever_its_level(tmp_path, small_levels, old, size):
+    path = tmp_path / "l.db"
+    st = SQLiteStore(path, create=True)
     log = TransparencyLog(st, "example.org/levels")
-    log.append(_rows(0, 300), sign=False)
-    log.append(_rows(300, 63), sign=False)  # 363: 0..319 in dedup, 320..359 in dedup1, 360..362 in dedup0
-    batch = _rows(363, 4)
+    for a, n in ((0, 300), (300, 20), (320, 5), (325, 12), (337, 3)):
+        log.append(_rows(a, n), sign=False)
+    # 0..319 in dedup, 320..336 in dedup1 (12 straight in, then the 5 before folded in), 337..339 in dedup0
+    assert _level_counts(path) == {"dedup": 320, "dedup1": 17, "dedup0": 3}
+    batch = _rows(340, size)
     batch[2] = _rows(old, 1)[0]
     batch.append(_rows(old, 1)[0])  # and twice in the same batch
     res = log.append(batch, sign=False)
-    assert res[2] == (old, batch[2].hash, True) and res[4] == (old, batch[2].hash, True)
-    assert [r.index for r in res if not r.duplicate] == [363, 364, 365]
+    assert res[2] == (old, batch[2].hash, True) and res[-1] == (old, batch[2].hash, True)
+    assert [r.index for r in res if not r.duplicate] == list(range(340, 340 + size - 1))
     again = log.append(_rows(old, 1), sign=False)  # alone
     assert again[0].duplicate and again[0].index == old
-    assert st.size() == 366 and log.audit().ok
+    assert st.size() == 340 + size - 1 and log.audit().ok
     st.close()
 
 

@@ -106,15 +106,18 @@ class _Txn:
         if len(joined) != 32 * len(rows):
             raise StorageError("a leaf hash to store is not 32 bytes")
         keys = _dedup_keys(joined)
-        # a leaf already in an older level (dedup1, dedup: looked up, the few pages read) or in dedup0 or twice
-        # in this batch (its key conflicts) is the log's dedup signal: the caller rolls back and looks up
-        if _held(self.con, keys):
+        # the keys go into dedup0, or, for a large append, straight into dedup1 (its pages are dirtied by a fold
+        # anyway: one insert per key instead of two); a leaf already in the other levels (looked up, their pages
+        # read) or in the level inserted into or twice in this batch (its key conflicts) is the log's dedup
+        # signal: the caller rolls back and looks up
+        into, other = ("dedup1", "dedup0") if len(rows) >= LARGE_APPEND else ("dedup0", "dedup1")
+        if _held(self.con, keys, other):
             raise DuplicateLeafError("a leaf in this batch is already stored")
         # OR ROLLBACK: a conflict ends the whole transaction, which the caller rolls back anyway, so SQLite keeps
         # no statement journal to undo just this statement (a plain INSERT (ABORT) of many rows copies each page
         # it changes into that journal first, bench/RESULTS.md). Errors that are not conflicts are unchanged.
         try:
-            _insert_cols(self.con, "INSERT OR ROLLBACK INTO dedup0 (k, idx) VALUES ", (keys, idxs))
+            _insert_cols(self.con, f"INSERT OR ROLLBACK INTO {into} (k, idx) VALUES ", (keys, idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
         # bytearray, not bytes: Python's sqlite3 binds int, float, str and bytearray directly but first tries
@@ -247,6 +250,7 @@ _LITTLE = sys.byteorder == "little"
 _LEVELS = ("dedup0", "dedup1", "dedup")
 LEVEL0_BITS = 11  # dedup0 is folded into dedup1 each time the log's size crosses a multiple of 2^11 entries
 LEVEL1_BITS = 16  # and both into dedup each time it crosses a multiple of 2^16
+LARGE_APPEND = 256  # entries from which an append inserts its keys into dedup1 directly
 
 
 def _fold(con: sqlite3.Connection, start: int, end: int) -> None:
@@ -264,17 +268,18 @@ def _fold(con: sqlite3.Connection, start: int, end: int) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _held_sql(n: int) -> str:
+def _held_sql(n: int, level: str) -> str:
     # the keys as a VALUES list, each looked up in both levels: a third less CPU than an IN list per level
     # (each IN list is first sorted into an index of its own)
     values = ",".join(["(?)"] * n)
-    return (f"WITH q(k) AS (VALUES {values}) SELECT 1 FROM q WHERE EXISTS (SELECT 1 FROM dedup1 d WHERE d.k = q.k) "
+    return (f"WITH q(k) AS (VALUES {values}) SELECT 1 FROM q WHERE EXISTS (SELECT 1 FROM {level} d WHERE d.k = q.k) "
             "OR EXISTS (SELECT 1 FROM dedup d WHERE d.k = q.k) LIMIT 1")
 
 
-def _held(con: sqlite3.Connection, keys: Sequence[int]) -> bool:
-    """Is any of ``keys`` in the older dedup levels (dedup1, dedup)?"""
-    return any(con.execute(_held_sql(len(chunk)), chunk).fetchone() is not None for chunk in _chunks(list(keys), 500))
+def _held(con: sqlite3.Connection, keys: Sequence[int], level: str) -> bool:
+    """Is any of ``keys`` in dedup or in ``level`` (dedup0 or dedup1)?"""
+    return any(con.execute(_held_sql(len(chunk), level), chunk).fetchone() is not None
+               for chunk in _chunks(list(keys), 500))
 
 
 def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
