@@ -19,7 +19,7 @@ from ailedger.tlog.private import create_private_file
 from ailedger.tlog.stores.base import (
     INT64_MAX,
     STORE_FORMAT,
-    STRIPE,
+    Edge,
     LeafRow,
     check_format,
     levels_of_keyed,
@@ -61,19 +61,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 PAGE_SIZE = 16384
 
 
-class _Edge:
-    """The partial stripe at the right edge of each level of the tree, as this store's last committed append
-    wrote it, and the tree size it belongs to: the next append extends these, and when the log is still at that
-    size (an append-only log: the same size is the same tree) it need not read them back (a stripe query per
-    group). Any other size (another writer, a failed transaction) reads them from the store."""
-
-    def __init__(self) -> None:
-        self.size = -1
-        self.stripes: dict[int, tuple[int, bytes]] = {}  # level -> (stripe key, its hashes: fewer than STRIPE)
-
-
 class _Txn:
-    def __init__(self, con: sqlite3.Connection, edge: _Edge | None = None) -> None:
+    def __init__(self, con: sqlite3.Connection, edge: Edge | None = None) -> None:
         self.con = con
         self._size: int | None = None
         self._edge = edge
@@ -143,8 +132,8 @@ class _Txn:
         if not levels:
             return
         edge = self._edge
-        known = edge is not None and self._start is not None and self._edge_size == self._start
-        cached = {key: body for key, body in edge.stripes.values()} if known else {}  # type: ignore[union-attr]
+        known = edge.known(self._start) if edge is not None and self._edge_size == self._start else None
+        cached = known or {}
 
         def read(keys: list[int]) -> dict[int, bytes]:
             missing = [k for k in keys if k not in cached]
@@ -154,14 +143,7 @@ class _Txn:
         # a partial stripe is replaced by its longer self (stripe_writes checked that it extends it)
         self.con.executemany("INSERT OR REPLACE INTO node_stripes (id, hashes) VALUES (?, ?)", rows)
         if edge is not None and self._start is not None:
-            new = dict(edge.stripes) if known else {}
-            for key, body in rows:
-                lv = key >> 56
-                if len(body) < 32 * STRIPE:
-                    new[lv] = (key, bytes(body))
-                else:
-                    new.pop(lv, None)  # a full stripe: the level's next one starts empty
-            self.new_edge = new
+            self.new_edge = edge.after(rows, known is not None)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
@@ -380,7 +362,7 @@ class SQLiteStore:
             create_private_file(self.path)  # 0600 from the start; SQLite's -wal/-shm copy its mode
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._edge = _Edge()  # the tree's right-edge stripes after this store's last append (under _write_lock)
+        self._edge = Edge()  # the tree's right-edge stripes after this store's last append (under _write_lock)
         con = self._connect()
         try:
             with con:
