@@ -128,3 +128,17 @@ def test_bundle_with_wrong_index_or_key_fails():
 def test_make_vkey_rejects_bad_names():
     with pytest.raises(BadInputError):
         make_vkey("has space", b"\0" * 32)
+
+
+def test_signer_signs_as_openssl_does():
+    """Signer signs through libsodium; Ed25519 is deterministic, so each signature is OpenSSL's byte for byte."""
+    import os
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from ailedger.tlog.note import Signer
+
+    for n in (0, 1, 100, 5000):
+        key = Ed25519PrivateKey.generate()
+        msg = os.urandom(n)
+        assert Signer("example.org/log", key).sign(msg) == key.sign(msg)

@@ -26,11 +26,14 @@ acknowledged (its group commits or fails as a whole; the answer is dropped).  Se
 from __future__ import annotations
 
 import logging
+import operator
 import os
 import socket
 import threading
 import time
+from binascii import hexlify
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from ailedger.encoding.canonical import parse_canonical, parse_json
@@ -90,6 +93,18 @@ def _appended(token: int, r: AppendResult) -> tuple[int, int, bytes]:
     return (token, 201, _CREATED % (r.index, r.leaf_hash.hex().encode()))
 
 
+_INDEX, _LEAF, _DUP = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)  # AppendResult's
+
+
+def _all_appended(tokens: list[int], results: list[AppendResult]) -> list[tuple[int, int, bytes]]:
+    """:func:`_appended` of each request, made by C iterators when none is a duplicate (the common group: no
+    Python frame per entry)."""
+    if any(map(_DUP, results)):
+        return list(map(_appended, tokens, results))
+    bodies = map(_CREATED.__mod__, zip(map(_INDEX, results), map(hexlify, map(_LEAF, results))))
+    return list(zip(tokens, repeat(201), bodies))
+
+
 @dataclass
 class Checked:
     """A group after its checks: the requests to append (token, prepared entry) and those already answered."""
@@ -105,7 +120,7 @@ class IngestFront:
 
     def __init__(self, api: Api, host: str = "127.0.0.1", port: int = 0, *, window: float | None = None,
                  max_group: int | None = None, max_conns: int | None = None, idle: float = 30.0,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False, checkpoint_every: float | None = None) -> None:
         if _front is None:
             raise RuntimeError("the ingest front is not built in this install (a C compiler builds "
                                "ailedger.tlog._front on Linux: pip install -e . again)")
@@ -113,6 +128,15 @@ class IngestFront:
         self.api = api
         self.window = cfg.commit_window if window is None else window
         self.max_group = max_group or cfg.commit_max_entries
+        # the checkpoint covering a group is signed in its transaction at most every `checkpoint_every` seconds
+        # (0: every group); a group in between is covered by the next one due, or, when none follows, by a
+        # checkpoint signed on its own once the committing stage has been idle that long (_commit_run)
+        every = cfg.ingest_checkpoint_every if checkpoint_every is None else checkpoint_every
+        if not 0 <= every <= 10:
+            raise ValueError("checkpoint_every must be between 0 and 10 seconds")
+        self.checkpoint_every = every
+        self._signed_at = -1e9  # time.monotonic() of the last group whose transaction signed a checkpoint
+        self._unsigned = False  # a group was committed since without one: a checkpoint is due within the bound
         self._max_conns = max_conns or cfg.max_inflight
         self._request_ms = int((cfg.head_timeout + cfg.body_timeout) * 1000)
         self._idle_ms = int(idle * 1000)
@@ -245,15 +269,24 @@ class IngestFront:
         _front.reply([_error(token, exc) for token, _ in group])
 
     def _commit_run(self) -> None:
-        """The committing stage: one durable transaction per hand-off, then the answers."""
+        """The committing stage: one durable transaction per hand-off, then the answers. Idle for
+        ``checkpoint_every`` after a group committed without its checkpoint (or stopping): one signed alone."""
         assert _front is not None
         while True:
             with self._cv:
                 while self._handoff is None and not self._closing:
-                    self._cv.wait()
+                    if not self._unsigned:
+                        self._cv.wait()
+                    elif not self._cv.wait(self.checkpoint_every) and self._handoff is None:
+                        break
                 batch, self._handoff = self._handoff, None
+                closing = self._closing
             if batch is None:
-                return
+                if self._unsigned:
+                    self.sign_behind()
+                if closing:
+                    return
+                continue
             answers: list[tuple[Any, ...]] = []
             try:
                 answers = self.commit(batch)
@@ -264,6 +297,18 @@ class IngestFront:
             _front.reply(answers)
             with self._cv:
                 self._busy = False
+
+    def sign_behind(self) -> None:
+        """Sign the checkpoint at the store's size if the latest is behind it (the groups committed since the last
+        signed one); a failure is logged and tried again at the next idle wake-up."""
+        try:
+            self.api.ledger.log.sign_if_behind()
+        except Exception:  # the store failing: the next wake-up tries again
+            log.warning("could not sign the checkpoint on the ingest port", exc_info=True)
+            return
+        self._unsigned = False
+        self._signed_at = time.monotonic()
+        self.api._cp = None
 
     def answer(self, group: list[tuple[int, bytes]]) -> list[tuple[Any, ...]]:
         """Check, append and answer one group of (token, body) at once: one answer tuple per request."""
@@ -322,9 +367,18 @@ class IngestFront:
         if parts:  # the group's canonical single entries: one request, checked once (as a pre-batched batch is)
             merged = parts[0] if len(parts) == 1 else ingest.merge_singles(parts)
             reqs.append(ingest.request(merged))
-        results = committer.commit_now(reqs) if reqs else []
+        # the checkpoint in this group's transaction when one is due (docs/api.md: at most every checkpoint_every)
+        now = time.monotonic()
+        sign = now - self._signed_at >= self.checkpoint_every
+        results = committer.commit_now(reqs, sign=sign) if reqs else []
         if reqs:
             api._cp = None  # the API's cached checkpoint is behind now
+            if any(type(r) is list and r for r in results):  # something was appended
+                if sign:
+                    self._signed_at = now
+                    self._unsigned = False
+                else:
+                    self._unsigned = True
         pairs: list[tuple[int, Any, Any]] = [(t, p, r) for (t, p), r in zip(preps, results)]
         if merged is not None:
             res = results[-1]
@@ -332,7 +386,8 @@ class IngestFront:
                 # some entry of the group was refused (stale time, unknown or revoked signer, rate limit...): nothing
                 # of the batch was stored; each request again on its own, so that only the offending ones fail
                 alone = ingest.split(merged)
-                again = committer.commit_now([ingest.request(p) for p in alone])
+                again = committer.commit_now([ingest.request(p) for p in alone], sign=False)
+                self._unsigned = True  # (signed at the next group due, or when idle)
                 pairs += zip(tokens, alone, again)
             elif isinstance(res, BaseException):  # the store failed: every request of the group fails with it
                 answers.extend(_error(t, res) for t in tokens)
@@ -342,7 +397,7 @@ class IngestFront:
                 except Exception as exc:  # noqa: BLE001 - e.g. the rate-limit refund failing
                     answers.extend(_error(t, exc) for t in tokens)
                 else:
-                    answers.extend(map(_appended, tokens, each))
+                    answers.extend(_all_appended(tokens, each))
         done = ingest.done
         for token, prep, res in pairs:
             if isinstance(res, BaseException):

@@ -503,8 +503,10 @@ def _is_storage_failure(exc: BaseException) -> bool:
         type(exc).__module__.startswith("psycopg")
 
 
-def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list[list[AppendResult] | BaseException]:
-    """Check each request of a group, then append all that passed in one durable transaction."""
+def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest], sign: bool | None = None
+                        ) -> list[list[AppendResult] | BaseException]:
+    """Check each request of a group, then append all that passed in one durable transaction (with the
+    checkpoint covering it unless ``sign`` is False: ``TransparencyLog.append``)."""
     view = GroupView(log, [h for q in reqs for h in map(_HASH, q.rows)])
     lookups = [t for q in reqs for t in q.lookups]
     if lookups:
@@ -522,7 +524,7 @@ def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list
     rows = reqs[0].rows if len(ok) == len(reqs) == 1 else [r for i in ok for r in reqs[i].rows]
     if rows:
         try:
-            results = log.append(rows, lookup=bool(view._existing))
+            results = log.append(rows, lookup=bool(view._existing), sign=sign)
         except Exception as exc:
             if _is_storage_failure(exc) or not isinstance(exc, AiledgerError) or len(ok) == 1:
                 raise  # the whole group fails: none of it was stored
@@ -530,7 +532,7 @@ def commit_append_group(log: TransparencyLog, reqs: list[AppendRequest]) -> list
             # one, so only that request fails
             for i in ok:
                 try:
-                    out[i] = log.append(reqs[i].rows, lookup=True)
+                    out[i] = log.append(reqs[i].rows, lookup=True, sign=sign)
                 except Exception as one:
                     if _is_storage_failure(one):
                         raise
@@ -552,9 +554,23 @@ class LogCommitter(GroupCommitter[AppendRequest, list[AppendResult]]):
 
     def __init__(self, log: TransparencyLog, *, window: float = DEFAULT_WINDOW,
                  max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
-        super().__init__(lambda reqs: commit_append_group(log, reqs), window=window, max_weight=max_entries,
-                         weight=lambda q: max(1, len(q.rows)), name="ailedger-log-commit")
+        self._sign = threading.local()  # commit_now(..., sign=False) on this thread: the group signs no checkpoint
+        super().__init__(lambda reqs: commit_append_group(log, reqs, getattr(self._sign, "value", None)),
+                         window=window, max_weight=max_entries, weight=lambda q: max(1, len(q.rows)),
+                         name="ailedger-log-commit")
         self.log = log
+
+    def commit_now(self, items: list[AppendRequest], *, sign: bool | None = None
+                   ) -> list[list[AppendResult] | BaseException]:
+        """:meth:`GroupCommitter.commit_now`; ``sign=False``: the group's transaction signs no checkpoint (a caller
+        that signs one covering it within a bound of its own: the ingest front, docs/api.md)."""
+        if sign is None:
+            return super().commit_now(items)
+        self._sign.value = sign
+        try:
+            return super().commit_now(items)
+        finally:
+            self._sign.value = None
 
     def append(self, rows: Sequence[LeafRow], check: Callable[[GroupView], None] | None = None, *,
                urgent: bool = False) -> list[AppendResult]:

@@ -259,7 +259,7 @@ def test_postgres_format1_schema_migrates(tmp_path):
 
 
 @pytest.mark.parametrize(("value", "message"), [("two", "store format 'two' is not a number"),
-                                                  ("4", "store format 4 is newer than this ailedger reads")])
+                                                  ("5", "store format 5 is newer than this ailedger reads")])
 def test_bad_or_newer_format_is_refused(tmp_path, value, message):
     """A store whose format is not a number, or newer than this code knows: opening it says so."""
     from ailedger.errors import StorageError

@@ -18,7 +18,7 @@ from typing import NamedTuple, Protocol
 
 from ailedger.errors import StorageError
 
-__all__ = ["INT64_MAX", "STORE_FORMAT", "STRIPE", "LeafRow", "LogStore", "ReadView", "WriteTxn", "check_format",
+__all__ = ["INT64_MAX", "STORE_FORMAT", "STRIPE", "Edge", "LeafRow", "LogStore", "ReadView", "WriteTxn", "check_format",
            "levels_of_keyed", "merge_newest", "merge_oldest", "node_key", "runs_of", "split_runs", "stripe_hashes",
            "stripe_keys", "stripe_nodes", "stripe_rows", "stripe_writes", "stripes_of_nodes"]
 
@@ -33,8 +33,11 @@ INT64_MAX = 2**63 - 1
 # stored per stripe, one ``node_stripes`` row per 256 consecutive nodes of one level (key
 # ``node_key(level, index >> 8)``, value their hashes concatenated in index order; the partial stripe at
 # a level's right edge is rewritten by the next append) instead of one ``nodes`` row per node; opening a
-# format-2 store moves its ``nodes`` rows into stripes. docs/ledger.md, "Store format".
-STORE_FORMAT = 3
+# format-2 store moves its ``nodes`` rows into stripes. 4 (SQLite's layout only; PostgreSQL's schema is
+# unchanged): the dedup keys in three levels (``dedup0``, ``dedup1``, ``dedup``; sqlite._fold), so that an
+# append of a few entries dirties a few pages of a small table rather than one page of the whole index per
+# entry; a format-3 store's ``dedup`` becomes the oldest level as it is. docs/ledger.md, "Store format".
+STORE_FORMAT = 4
 
 STRIPE_BITS = 8
 STRIPE = 1 << STRIPE_BITS  # nodes per stripe row: a tlog-tiles tile's width
@@ -247,6 +250,35 @@ def stripe_rows(levels: Sequence[tuple[int, int, bytes]], read: Callable[[list[i
         s0 = first >> STRIPE_BITS
         out.extend((node_key(lv, s0 + k), buf[k * width : (k + 1) * width]) for k in range(-(-len(buf) // width)))
     return out, partial
+
+
+class Edge:
+    """The partial stripe at the right edge of each level of the tree, as a store's last committed append wrote
+    it, and the tree size it belongs to: the next append extends these, and when its transaction finds the log
+    still at that size (an append-only log: the same size is the same tree) it need not read them back. Any
+    other size (another writer, a transaction that failed) reads them from the store. Kept by a store object
+    under its write lock; replaced only once a transaction that wrote nodes has committed."""
+
+    def __init__(self, size: int = -1, stripes: dict[int, tuple[int, bytes]] | None = None) -> None:
+        self.size = size
+        self.stripes: dict[int, tuple[int, bytes]] = stripes or {}  # level -> (key, hashes: fewer than STRIPE)
+
+    def known(self, size: int | None) -> dict[int, bytes] | None:
+        """The partial stripes by key when the log is at this edge's size, else None."""
+        if size is None or size != self.size:
+            return None
+        return {key: body for key, body in self.stripes.values()}
+
+    def after(self, rows: Sequence[tuple[int, bytes]], known: bool) -> dict[int, tuple[int, bytes]]:
+        """The edge once ``rows`` (``stripe_rows``) are written over it (over nothing known: ``known`` False)."""
+        new = dict(self.stripes) if known else {}
+        for key, body in rows:
+            lv = key >> 56
+            if len(body) < 32 * STRIPE:
+                new[lv] = (key, bytes(body))
+            else:
+                new.pop(lv, None)  # a full stripe: the level's next one starts empty
+        return new
 
 
 def stripes_of_nodes(rows: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, bytes]]:

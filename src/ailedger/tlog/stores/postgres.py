@@ -31,6 +31,7 @@ from ailedger.errors import ConflictError, DuplicateLeafError, StorageError
 from ailedger.tlog.stores.base import (
     INT64_MAX,
     STORE_FORMAT,
+    Edge,
     LeafRow,
     check_format,
     levels_of_keyed,
@@ -145,10 +146,14 @@ def _copy(cur: psycopg.Cursor[Any], sql: str, parts: list[bytes]) -> None:
 
 
 class _Txn:
-    def __init__(self, cur: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any], edge: Edge | None = None) -> None:
         self.cur = cur
         self._size: int | None = None
+        self._start: int | None = None  # the size this transaction found (under the sequencer lock)
+        self._edge = edge  # the right-edge stripes of the store's last committed append (never changed)
+        self.new_edge: dict[int, tuple[int, bytes]] | None = None  # the edge after this one (kept once committed)
         self.checkpoints: list[tuple[int, bytes]] = []  # stored with the COMMIT, in its round trip
+        self.stripes: list[tuple[int, bytes]] = []  # stripe rows upserted with the COMMIT, in its round trip
 
     def size(self) -> int:
         if self._size is None:
@@ -212,28 +217,69 @@ class _Txn:
     def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
         if not levels:
             return
-        # the partial stripes these nodes extend are taken out (one round trip: DELETE ... RETURNING) and
-        # written back longer with the new ones, in this transaction
-        rows, _ = stripe_rows(levels, lambda keys: _stripes(self.cur, keys, take=True))
-        _copy_stripes(self.cur, rows)
+        if self.stripes:  # nodes written twice in one transaction: the first ones stored before reading
+            _upsert_stripes(self.cur, self.stripes)
+            self.stripes = []
+            self._edge = None
+        edge = self._edge
+        known = edge.known(self._start) if edge is not None else None
+        if known is None:
+            # the partial stripes these nodes extend are taken out (one round trip: DELETE ... RETURNING) and
+            # written back longer with the new ones, in this transaction
+            rows, _ = stripe_rows(levels, lambda keys: _stripes(self.cur, keys, take=True))
+            _copy_stripes(self.cur, rows)
+        else:
+            # the log is at the size of this store's last append: the partial stripes are the ones it wrote,
+            # not read back; those not kept (a level it did not reach) are taken out as above
+            taken: list[int] = []
+
+            def read(keys: list[int]) -> dict[int, bytes]:
+                missing = [k for k in keys if k not in known]
+                taken.extend(missing)
+                return {**known, **_stripes(self.cur, missing, take=True)} if missing else known
+
+            rows, _ = stripe_rows(levels, read)
+            if len(rows) <= _UPSERT_ROWS:  # a small append: every row with the COMMIT, no round trip of its own
+                self.stripes = list(rows)
+            else:  # rows already stored (kept partial stripes) with the COMMIT, the rest by COPY now
+                self.stripes = [r for r in rows if r[0] in known]
+                _copy_stripes(self.cur, [r for r in rows if r[0] not in known])
+        if self._start is not None:
+            self.new_edge = (edge or Edge()).after(rows, known is not None)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         # sent with the transaction's COMMIT (PostgresStore.writer): one round trip fewer per append
         self.checkpoints.append((int(size), bytes(note)))
 
 
-def _commit_sql(checkpoints: Sequence[tuple[int, bytes]]) -> str:
-    """The checkpoints' INSERTs and the COMMIT as one simple-protocol query (no parameters: the sizes are
-    integers and the notes hex, decoded by the server)."""
-    return "".join(f"INSERT INTO checkpoints (size, note) VALUES ({size}, decode('{note.hex()}', 'hex')) "
-                   "ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note; " for size, note in checkpoints) + "COMMIT"
+_UPSERT_ROWS = 16  # stripe rows of an append sent with its COMMIT (at most 16 x 8 KiB, as hex text)
+
+
+def _upsert_sql(stripes: Sequence[tuple[int, bytes]]) -> str:
+    if not stripes:
+        return ""
+    values = ", ".join(f"({int(key)}, decode('{bytes(body).hex()}', 'hex'))" for key, body in stripes)
+    return (f"INSERT INTO node_stripes (id, hashes) VALUES {values} "
+            "ON CONFLICT (id) DO UPDATE SET hashes = EXCLUDED.hashes; ")
+
+
+def _upsert_stripes(cur: psycopg.Cursor[Any], stripes: Sequence[tuple[int, bytes]]) -> None:
+    cur.execute(_upsert_sql(stripes))
+
+
+def _commit_sql(checkpoints: Sequence[tuple[int, bytes]], stripes: Sequence[tuple[int, bytes]] = ()) -> str:
+    """The stripe rows' upsert, the checkpoints' INSERTs and the COMMIT as one simple-protocol query (no
+    parameters: the keys and sizes are integers and the hashes and notes hex, decoded by the server)."""
+    return _upsert_sql(stripes) + "".join(
+        f"INSERT INTO checkpoints (size, note) VALUES ({size}, decode('{note.hex()}', 'hex')) "
+        "ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note; " for size, note in checkpoints) + "COMMIT"
 
 
 def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
     """Bring the schema to STORE_FORMAT (base.py) inside the caller's transaction, which holds the log's
     advisory lock; True if it migrated an older one. Format 1 -> 2: each run of consecutive entries under
     one term becomes one ``term_runs`` row. 2 -> 3: the ``nodes`` rows (one per interior node) become
-    ``node_stripes`` rows, and ``nodes`` is dropped."""
+    ``node_stripes`` rows, and ``nodes`` is dropped. 3 -> 4 changed SQLite's layout only: the number alone."""
     cur.execute("SELECT value FROM meta WHERE key = 'format'")
     row = cur.fetchone()
     fmt = check_format(None if row is None else str(row[0]))
@@ -323,6 +369,7 @@ class PostgresStore:
         self._readers = _Pool(readers)
         self._writers = _Pool(writers)
         self.migrated = False  # True when opening found a store of an older format and migrated it
+        self._edge = Edge()  # the right-edge stripes after this object's last append (replaced, never changed)
         con = self._connect()
         try:
             with con.cursor() as cur:
@@ -397,8 +444,8 @@ class PostgresStore:
         except psycopg.Error as exc:
             self._writers.put(con, True)
             raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
-        txn = _Txn(cur)
-        txn._size = 0 if row is None or row[0] is None else int(row[0]) + 1
+        txn = _Txn(cur, self._edge)  # its stripes used only if the log is at the edge's size
+        txn._size = txn._start = 0 if row is None or row[0] is None else int(row[0]) + 1
         broken = False
         try:
             try:
@@ -413,7 +460,7 @@ class PostgresStore:
                     raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
                 raise
             try:
-                cur.execute(_commit_sql(txn.checkpoints))
+                cur.execute(_commit_sql(txn.checkpoints, txn.stripes))
             except psycopg.Error as exc:
                 if con.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
                     # a checkpoint's INSERT failed before the COMMIT ran: nothing was committed
@@ -425,6 +472,8 @@ class PostgresStore:
                     raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
                 broken = True
                 raise StorageError(f"commit failed: {str(exc).strip()}") from exc
+            if txn.new_edge is not None and txn._size is not None:
+                self._edge = Edge(txn._size, txn.new_edge)  # one reference replaced: other threads see old or new
         finally:
             try:
                 cur.close()

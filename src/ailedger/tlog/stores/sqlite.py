@@ -19,6 +19,7 @@ from ailedger.tlog.private import create_private_file
 from ailedger.tlog.stores.base import (
     INT64_MAX,
     STORE_FORMAT,
+    Edge,
     LeafRow,
     check_format,
     levels_of_keyed,
@@ -41,6 +42,11 @@ CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, 
 -- dedup: the first 8 bytes of each leaf hash as an integer key (a small index, so random inserts touch
 -- few pages); the full hash is always re-checked against the leaves table
 CREATE TABLE IF NOT EXISTS dedup (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+-- format 4: the dedup keys in three levels (_fold): an append inserts its keys into the small dedup0 (a few
+-- pages: random keys dirty few), which is folded into dedup1 every 2^11 entries, itself folded into dedup
+-- every 2^16; a key is in exactly one level
+CREATE TABLE IF NOT EXISTS dedup0 (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dedup1 (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
 -- format 3: interior nodes, 256 consecutive nodes of one level per row (base.stripe_rows)
 CREATE TABLE IF NOT EXISTS node_stripes (id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
@@ -56,14 +62,19 @@ PAGE_SIZE = 16384
 
 
 class _Txn:
-    def __init__(self, con: sqlite3.Connection) -> None:
+    def __init__(self, con: sqlite3.Connection, edge: Edge | None = None) -> None:
         self.con = con
         self._size: int | None = None
+        self._edge = edge
+        self._edge_size = -1 if edge is None else edge.size  # the size it belongs to (-1: none)
+        self._start: int | None = None  # the size this transaction found
+        self.new_edge: dict[int, tuple[int, bytes]] | None = None  # the edge after it (kept once committed)
 
     def size(self) -> int:
         if self._size is None:
             row = self.con.execute("SELECT max(idx) FROM leaves").fetchone()
             self._size = 0 if row[0] is None else row[0] + 1
+            self._start = self._size
         return self._size
 
     def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -83,12 +94,19 @@ class _Txn:
         joined = b"".join(hashes)
         if len(joined) != 32 * len(rows):
             raise StorageError("a leaf hash to store is not 32 bytes")
-        # OR ROLLBACK: a conflict (a leaf already stored: the log's dedup signal) ends the whole transaction,
-        # which the caller rolls back anyway, so SQLite keeps no statement journal to undo just this statement:
-        # a plain INSERT (ABORT) of many rows copies each random dedup page it changes into that journal first
-        # (about half of the dedup insert's CPU, bench/RESULTS.md). Errors that are not conflicts are unchanged.
+        keys = _dedup_keys(joined)
+        # the keys go into dedup0, or, for a large append, straight into dedup1 (its pages are dirtied by a fold
+        # anyway: one insert per key instead of two); a leaf already in the other levels (looked up, their pages
+        # read) or in the level inserted into or twice in this batch (its key conflicts) is the log's dedup
+        # signal: the caller rolls back and looks up
+        into, other = ("dedup1", "dedup0") if len(rows) >= LARGE_APPEND else ("dedup0", "dedup1")
+        if _held(self.con, keys, other):
+            raise DuplicateLeafError("a leaf in this batch is already stored")
+        # OR ROLLBACK: a conflict ends the whole transaction, which the caller rolls back anyway, so SQLite keeps
+        # no statement journal to undo just this statement (a plain INSERT (ABORT) of many rows copies each page
+        # it changes into that journal first, bench/RESULTS.md). Errors that are not conflicts are unchanged.
         try:
-            _insert_cols(self.con, "INSERT OR ROLLBACK INTO dedup (k, idx) VALUES ", (_dedup_keys(joined), idxs))
+            _insert_cols(self.con, f"INSERT OR ROLLBACK INTO {into} (k, idx) VALUES ", (keys, idxs))
         except sqlite3.IntegrityError as exc:
             raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc}") from None
         # bytearray, not bytes: Python's sqlite3 binds int, float, str and bytearray directly but first tries
@@ -102,6 +120,7 @@ class _Txn:
         if runs:
             _insert_rows(self.con, "INSERT OR IGNORE INTO term_runs (term, first, last) VALUES ", 3, runs)
         self._size = start + len(rows)
+        _fold(self.con, start, self._size)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
@@ -112,9 +131,19 @@ class _Txn:
     def add_node_levels(self, levels: Sequence[tuple[int, int, bytes]]) -> None:
         if not levels:
             return
-        rows, _ = stripe_rows(levels, lambda keys: _stripes(self.con, keys))
+        edge = self._edge
+        known = edge.known(self._start) if edge is not None and self._edge_size == self._start else None
+        cached = known or {}
+
+        def read(keys: list[int]) -> dict[int, bytes]:
+            missing = [k for k in keys if k not in cached]
+            return {**cached, **_stripes(self.con, missing)} if missing else cached
+
+        rows, _ = stripe_rows(levels, read)
         # a partial stripe is replaced by its longer self (stripe_writes checked that it extends it)
         self.con.executemany("INSERT OR REPLACE INTO node_stripes (id, hashes) VALUES (?, ?)", rows)
+        if edge is not None and self._start is not None:
+            self.new_edge = edge.after(rows, known is not None)
 
     def put_checkpoint(self, size: int, note: bytes) -> None:
         self.con.execute("INSERT OR REPLACE INTO checkpoints (size, note) VALUES (?, ?)", (size, note))
@@ -199,15 +228,52 @@ def _dedup_keys(joined: bytes) -> array[int]:
 _LITTLE = sys.byteorder == "little"
 
 
+# the dedup levels, newest first (format 4): an append inserts into the first; _fold moves each into the next
+_LEVELS = ("dedup0", "dedup1", "dedup")
+LEVEL0_BITS = 11  # dedup0 is folded into dedup1 each time the log's size crosses a multiple of 2^11 entries
+LEVEL1_BITS = 16  # and both into dedup each time it crosses a multiple of 2^16
+LARGE_APPEND = 256  # entries from which an append inserts its keys into dedup1 directly
+
+
+def _fold(con: sqlite3.Connection, start: int, end: int) -> None:
+    """After an append took the log from ``start`` to ``end`` entries: move the dedup keys down a level when
+    the size crossed a level's boundary (in key order: each page of the bigger level is written once per fold,
+    not once per entry). Decided by the sizes alone, so every writer (any process) folds at the same appends;
+    in the append's own transaction."""
+    if end >> LEVEL1_BITS != start >> LEVEL1_BITS:
+        for table in ("dedup1", "dedup0"):  # each a rowid scan: in key order, no sort
+            con.execute(f"INSERT INTO dedup (k, idx) SELECT k, idx FROM {table}")
+            con.execute(f"DELETE FROM {table}")
+    elif end >> LEVEL0_BITS != start >> LEVEL0_BITS:
+        con.execute("INSERT INTO dedup1 (k, idx) SELECT k, idx FROM dedup0")  # a rowid scan: in key order
+        con.execute("DELETE FROM dedup0")
+
+
+@functools.lru_cache(maxsize=64)
+def _held_sql(n: int, level: str) -> str:
+    # the keys as a VALUES list, each looked up in both levels: a third less CPU than an IN list per level
+    # (each IN list is first sorted into an index of its own)
+    values = ",".join(["(?)"] * n)
+    return (f"WITH q(k) AS (VALUES {values}) SELECT 1 FROM q WHERE EXISTS (SELECT 1 FROM {level} d WHERE d.k = q.k) "
+            "OR EXISTS (SELECT 1 FROM dedup d WHERE d.k = q.k) LIMIT 1")
+
+
+def _held(con: sqlite3.Connection, keys: Sequence[int], level: str) -> bool:
+    """Is any of ``keys`` in dedup or in ``level`` (dedup0 or dedup1)?"""
+    return any(con.execute(_held_sql(len(chunk), level), chunk).fetchone() is not None
+               for chunk in _chunks(list(keys), 500))
+
+
 def _indices_of(con: sqlite3.Connection, hashes: Sequence[bytes]) -> dict[bytes, int]:
     out: dict[bytes, int] = {}
     by_key = {_key(h): h for h in hashes}
     for chunk in _chunks(list(by_key), 500):
-        q = ("SELECT d.k, l.idx, l.hash FROM dedup d JOIN leaves l ON l.idx = d.idx "
-             f"WHERE d.k IN ({','.join('?' * len(chunk))})")
-        for k, idx, h in con.execute(q, chunk):
-            if bytes(h) == by_key[k]:  # a full-hash match, not just a shared prefix
-                out[by_key[k]] = idx
+        marks = ",".join("?" * len(chunk))
+        for table in _LEVELS:
+            q = f"SELECT d.k, l.idx, l.hash FROM {table} d JOIN leaves l ON l.idx = d.idx WHERE d.k IN ({marks})"
+            for k, idx, h in con.execute(q, chunk):
+                if bytes(h) == by_key[k]:  # a full-hash match, not just a shared prefix
+                    out[by_key[k]] = idx
     return out
 
 
@@ -219,7 +285,9 @@ def _format(con: sqlite3.Connection) -> int:
 def _migrate(con: sqlite3.Connection, *, new: bool) -> bool:
     """Bring the store to STORE_FORMAT (base.py) in one write transaction; True if it migrated an older one.
     Format 1 -> 2: each run of consecutive entries under one term becomes one ``term_runs`` row.
-    2 -> 3: the ``nodes`` rows (one per interior node) become ``node_stripes`` rows, and ``nodes`` is dropped."""
+    2 -> 3: the ``nodes`` rows (one per interior node) become ``node_stripes`` rows, and ``nodes`` is dropped.
+    3 -> 4: nothing moves: every key of the ``dedup`` table stays there as the oldest level; the two newer
+    levels (``dedup0``, ``dedup1``, made by the schema) start empty."""
     if _format(con) >= STORE_FORMAT:
         return False
     con.execute("BEGIN IMMEDIATE")
@@ -294,6 +362,7 @@ class SQLiteStore:
             create_private_file(self.path)  # 0600 from the start; SQLite's -wal/-shm copy its mode
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        self._edge = Edge()  # the tree's right-edge stripes after this store's last append (under _write_lock)
         con = self._connect()
         try:
             with con:
@@ -333,7 +402,8 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StorageError(f"cannot start a write transaction: {exc}") from exc
             try:
-                yield _Txn(con)
+                txn = _Txn(con, self._edge)  # used only if this transaction finds the log at the edge's size
+                yield txn
             except sqlite3.Error as exc:
                 _rollback(con)
                 raise StorageError(f"ledger database write failed: {exc}") from exc
@@ -345,6 +415,9 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 _rollback(con)
                 raise StorageError(f"commit failed: {exc}") from exc
+            if txn.new_edge is not None and txn._size is not None:
+                self._edge.stripes = txn.new_edge
+                self._edge.size = txn._size
 
     # -- reads --------------------------------------------------------------
     def size(self) -> int:
