@@ -278,7 +278,8 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
     try:
         with Ledger.open(d) as led:
             app = create_app(led, ServeConfig(open_registration=True, commit_window=args.window_ms / 1000,
-                                              commit_max_entries=args.max_group))
+                                              commit_max_entries=args.max_group,
+                                              ingest_cohorts=args.cohorts))
             api = TestClient(app)
             keys = [hb.bench_key(7000 + rnd * 10 + k) for k in range(8)]
             for k in keys:
@@ -337,6 +338,7 @@ def main() -> None:
     ap.add_argument("--client-threads", type=int, default=1, help="threads of the C client")
     ap.add_argument("--window-ms", type=float, default=2.0, help="serve --commit-window-ms")
     ap.add_argument("--max-group", type=int, default=20000, help="serve --commit-max-entries")
+    ap.add_argument("--cohorts", type=int, default=2, help="serve --ingest-cohorts (1: a group waits for every writer)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--switch-interval-ms", type=float, default=None,
                     help="sys.setswitchinterval for the server (this process): how long a thread may keep the GIL "

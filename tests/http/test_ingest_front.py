@@ -411,6 +411,59 @@ def test_groups_gather_every_writer_but_no_more_than_max_group(tmp_path):
         assert led.size == 3 + 120
 
 
+def test_cohorts_split_closed_loop_writers_into_groups_that_take_turns(tmp_path):
+    """With cohorts=2 (the default) a group holds at most half the open connections' requests (rounded up), so
+    one half is committed while the other is checked: 24 writers make groups of at most 12; with 3 cohorts at
+    most 8. A bad count is refused by name."""
+    d = tmp_path / "ledger"
+    Ledger.init(d, origin="test.example/front").close()
+    with Ledger.open(d) as led:
+        app = create_app(led, ServeConfig(open_registration=True))
+        api = TestClient(app)
+        keys = [Key(f"c{i}") for i in range(3)]
+        for k in keys:
+            assert api.post("/v1/identities", json=k.registration()).status_code == 201
+        bodies = [canonical_json(keys[i % 3].entry("note", {"i": i})) for i in range(240)]
+        with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
+            assert f.cohorts == 2
+            assert _closed_loop(f.url, bodies[:120], 24) == [201] * 120
+            assert 1 < f.stats["largest_group"] <= 12 and f.stats["groups"] >= 10
+        with IngestFront(app.api, "127.0.0.1", port(), cohorts=3) as f:  # type: ignore[attr-defined]
+            assert _closed_loop(f.url, bodies[120:], 24) == [201] * 120
+            assert f.stats["largest_group"] <= 8 and f.stats["groups"] >= 15
+        assert led.size == 3 + 240
+        for bad in (0, 65):
+            with pytest.raises(ValueError, match="cohorts"):
+                IngestFront(app.api, "127.0.0.1", port(), cohorts=bad)  # type: ignore[attr-defined]
+
+
+def test_connections_counts_the_open_connections():
+    """``_front.connections()``: the open connections that may still send (what a cohort's size is cut from)."""
+    from ailedger.tlog import _front
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", port()))
+    lsock.listen(16)
+    _front.start(lsock.fileno())
+    conns = []
+    try:
+        assert _front.connections() == 0
+        conns = [socket.create_connection(lsock.getsockname(), timeout=5) for _ in range(4)]
+        deadline = time.monotonic() + 5
+        while _front.connections() < 4 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _front.connections() == 4
+        conns.pop().close()
+        while _front.connections() > 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert _front.connections() == 3
+    finally:
+        for c in conns:
+            c.close()
+        _front.stop()
+        lsock.close()
+
+
 def test_take_ready_tells_when_every_connection_is_in():
     """The C loop's take_ready: what is queued, and whether every open connection has its request taken and
     unanswered. An answer counts as given once posted (reply), before the loop has written it: its writer

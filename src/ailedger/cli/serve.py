@@ -62,6 +62,9 @@ __all__ = ["register"]
 @click.option("--ingest-checkpoint-ms", type=click.FloatRange(0, 10000), default=100.0, show_default=True,
               help="On the ingest port, a group's transaction signs the checkpoint at most this often; the groups in "
                    "between are covered within this bound (0: every group signs its own; docs/api.md).")
+@click.option("--ingest-cohorts", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="On the ingest port, split closed-loop writers into this many groups that take turns: one is "
+                   "committed while the next is checked (1: a group waits for every open connection; docs/api.md).")
 @ledger_option
 @json_option
 def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, time_window: float, rate: float,
@@ -69,7 +72,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
           allow_unregistered: bool, open_registration: bool, token_file: Path | None, checkpoint_refresh: float,
           head_timeout: float, body_timeout: float, min_body_rate: int, no_web: bool,
           tiles_port: int | None, tiles_dir: Path | None, tiles_every: float, ingest_port: int | None,
-          ingest_checkpoint_ms: float, ledger_dir: Path | None, as_json: bool) -> None:
+          ingest_checkpoint_ms: float, ingest_cohorts: int, ledger_dir: Path | None, as_json: bool) -> None:
     """Serve the ledger over HTTP: write API, C2SP tlog-tiles at the site root, proofs, search, explorer.
 
     With --tiles-port, a static tile mirror kept current beside it serves the same tiles (the
@@ -93,7 +96,7 @@ def serve(host: str, port: int, workers: int, max_body: int, max_batch: int, tim
                       checkpoint_refresh=checkpoint_refresh,
                       commit_window=commit_window_ms / 1000, commit_max_entries=commit_max_entries,
                       ingest_port=ingest_port, ingest_host=host,
-                      ingest_checkpoint_every=ingest_checkpoint_ms / 1000)
+                      ingest_checkpoint_every=ingest_checkpoint_ms / 1000, ingest_cohorts=ingest_cohorts)
     if ingest_port is not None:
         from ailedger.http.ingest_front import available
 

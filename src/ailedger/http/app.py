@@ -98,6 +98,7 @@ class ServeConfig:
     ingest_port: int | None = None  # also POST /v1/entries on this port, through the C front (http/ingest_front.py)
     ingest_host: str = "127.0.0.1"
     ingest_checkpoint_every: float = 0.1  # seconds: on the ingest port a group signs the checkpoint at most this often
+    ingest_cohorts: int = 2  # on the ingest port a group holds at most 1/cohorts of the open connections' requests
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServeConfig:

@@ -120,7 +120,8 @@ class IngestFront:
 
     def __init__(self, api: Api, host: str = "127.0.0.1", port: int = 0, *, window: float | None = None,
                  max_group: int | None = None, max_conns: int | None = None, idle: float = 30.0,
-                 reuse_port: bool = False, checkpoint_every: float | None = None) -> None:
+                 reuse_port: bool = False, checkpoint_every: float | None = None,
+                 cohorts: int | None = None) -> None:
         if _front is None:
             raise RuntimeError("the ingest front is not built in this install (a C compiler builds "
                                "ailedger.tlog._front on Linux: pip install -e . again)")
@@ -128,6 +129,13 @@ class IngestFront:
         self.api = api
         self.window = cfg.commit_window if window is None else window
         self.max_group = max_group or cfg.commit_max_entries
+        # closed-loop writers split into `cohorts` groups of at most 1/cohorts of the open connections each: while
+        # one cohort's group is committed (one core), the next cohort's requests come back and are checked (the
+        # other core); with 1 a group waits for every open connection and the cores take turns (docs/api.md)
+        n = cfg.ingest_cohorts if cohorts is None else cohorts
+        if not 1 <= n <= 64:
+            raise ValueError("cohorts must be between 1 and 64")
+        self.cohorts = n
         # the checkpoint covering a group is signed in its transaction at most every `checkpoint_every` seconds
         # (0: every group); a group in between is covered by the next one due, or, when none follows, by a
         # checkpoint signed on its own once the committing stage has been idle that long (_commit_run)
@@ -213,29 +221,30 @@ class IngestFront:
         assert _front is not None
         take, take_ready = _front.take, _front.take_ready
         pending: list[Checked] = []
-        held = 0  # requests taken into pending (at most max_group)
+        held = 0  # requests taken into pending (at most the group's cap)
         clock = time.monotonic
         while not self._stop.is_set():
+            cap = self._cap()
             with self._cv:
                 busy = self._busy
+                if busy and held >= cap:  # this group is full: wait (woken) until the committing stage is free
+                    self._cv.wait(0.05)
+                    continue
             if busy:  # gather what arrives meanwhile (on this core: the other one commits)
-                if held < self.max_group:
-                    group = take(0.001, 0.0, self.max_group - held)
-                    held += len(group)
-                    self._piece(pending, group, False)
-                else:
-                    self._stop.wait(0.001)
+                group = take(0.001, 0.0, cap - held)
+                held += len(group)
+                self._piece(pending, group, False)
                 continue
             if not pending:  # idle: waiting for a first request
-                group = take(0.2, 0.0, self.max_group)
+                group = take(0.2, 0.0, cap)
                 if not group:
                     continue
                 held = len(group)
                 self._piece(pending, group, self._split)
             deadline = clock() + self.window
-            while held < self.max_group and not self._stop.is_set():  # the rest, piece by piece, at most the window
+            while held < cap and not self._stop.is_set():  # the rest, piece by piece, at most the window
                 left = deadline - clock()
-                group, all_in = take_ready(max(left, 0.0), self.max_group - held)
+                group, all_in = take_ready(max(left, 0.0), cap - held)
                 held += len(group)
                 self._piece(pending, group, self._split)
                 if all_in or left <= 0.0:
@@ -248,10 +257,18 @@ class IngestFront:
                 self._busy = True
                 pending = []
                 held = 0
-                self._cv.notify()
+                self._cv.notify_all()
         with self._cv:
             self._closing = True
-            self._cv.notify()
+            self._cv.notify_all()
+
+    def _cap(self) -> int:
+        """The most requests the next group holds: ``max_group``, and with cohorts a share of the open connections
+        (rounded up: 50 writers in 2 cohorts make groups of 25)."""
+        if self.cohorts <= 1:
+            return self.max_group
+        assert _front is not None
+        return min(self.max_group, max(1, -(-_front.connections() // self.cohorts)))
 
     def _piece(self, pending: list[Checked], group: list[tuple[int, bytes]], split: bool) -> None:
         """Check a piece of a group onto ``pending`` (``split``: a piece of _SPLIT or more on both cores)."""
@@ -297,6 +314,7 @@ class IngestFront:
             _front.reply(answers)
             with self._cv:
                 self._busy = False
+                self._cv.notify_all()  # the checking stage may be waiting with a full group
 
     def sign_behind(self) -> None:
         """Sign the checkpoint at the store's size if the latest is behind it (the groups committed since the last

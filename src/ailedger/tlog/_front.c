@@ -938,6 +938,15 @@ static PyObject *py_stop(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The open connections that may still send a request (a cheap read for the group's size, under qlock). */
+static PyObject *py_connections(PyObject *self, PyObject *args)
+{
+    pthread_mutex_lock(&qlock);
+    size_t na = n_active;
+    pthread_mutex_unlock(&qlock);
+    return PyLong_FromSize_t(na);
+}
+
 static PyObject *py_stats(PyObject *self, PyObject *args)
 {
     pthread_mutex_lock(&qlock);
@@ -969,6 +978,7 @@ static PyMethodDef methods[] = {
     {"reply", py_reply, METH_O, "reply([(token, status, body[, headers])]): answer taken requests."},
     {"stop", py_stop, METH_NOARGS, "Stop the loop thread and close every connection."},
     {"stats", py_stats, METH_NOARGS, "Counters of the front."},
+    {"connections", py_connections, METH_NOARGS, "connections() -> the open connections that may still send a request."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_front", "The write front of ailedger serve --ingest-port.",
