@@ -279,7 +279,7 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
         with Ledger.open(d) as led:
             app = create_app(led, ServeConfig(open_registration=True, commit_window=args.window_ms / 1000,
                                               commit_max_entries=args.max_group,
-                                              ingest_cohorts=args.cohorts))
+                                              ingest_cohorts=getattr(args, "cohorts", 2)))
             api = TestClient(app)
             keys = [hb.bench_key(7000 + rnd * 10 + k) for k in range(8)]
             for k in keys:

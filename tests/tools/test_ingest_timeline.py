@@ -47,7 +47,7 @@ def test_one_small_round_on_the_real_front(tmp_path):
     if exe is None:
         pytest.skip(why)
     before = dict(IngestFront.__dict__)
-    args = argparse.Namespace(entries=150, conns=10, window_ms=2.0, max_group=20000, rounds=1, store="sqlite",
+    args = argparse.Namespace(entries=150, conns=10, window_ms=2.0, max_group=20000, rounds=1, store="sqlite", cohorts=2,
                               pg_dsn="", sched=False)
     r = tl.one_round(args, exe, tmp_path, 0)
     assert r["statuses"] == {"201": 150} and r["entries"] == 150
