@@ -1,5 +1,5 @@
 """Appends of every size on every backend: the SQLite store writes its rows in multi-row INSERT statements
-(chunks of 256, 32, 4, 1 rows) and the PostgreSQL store packs its COPY rows with C iterators; whatever the
+(one statement of exactly n rows up to _ONE_STATEMENT rows, else chunks of 256, 32, 4, 1 rows) and the PostgreSQL store packs its COPY rows with C iterators; whatever the
 size, every leaf, dedup row and index term must be stored once, and a re-sent leaf found."""
 
 import hashlib
@@ -11,8 +11,8 @@ from ailedger.tlog.log import TransparencyLog
 from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow
 
-# sizes around each chunk boundary of stores/sqlite._CHUNKS, and a typical batch
-SIZES = [1, 3, 4, 5, 31, 32, 33, 255, 256, 257, 1000]
+# sizes around each chunk boundary of stores/sqlite._CHUNKS and _ONE_STATEMENT (64), and a typical batch
+SIZES = [1, 3, 4, 5, 25, 31, 32, 33, 63, 64, 65, 255, 256, 257, 1000]
 
 
 def _rows(start: int, n: int) -> list[LeafRow]:
@@ -60,6 +60,25 @@ def test_a_resent_leaf_in_a_large_batch_is_a_duplicate(store_factory):
     assert log.audit().ok
 
 
+@pytest.mark.parametrize("n", [2, 25, 64])
+def test_a_resent_leaf_in_a_small_batch_is_a_duplicate(store_factory, n):
+    """A small append is one INSERT statement per table (SQLite): a leaf re-sent in it, or twice in it, is still
+    found, and the batch's other leaves appended once."""
+    st = store_factory()
+    log = TransparencyLog(st, "example.org/rows")
+    log.append(_rows(0, 100), sign=False)
+    again = _rows(100, n)
+    again[n - 1] = _rows(0, 100)[37]  # logged before
+    res = log.append(again, sign=False)
+    assert res[n - 1].duplicate and res[n - 1].index == 37
+    assert [r.index for r in res if not r.duplicate] == list(range(100, 100 + n - 1))
+    twice = _rows(200, n) + _rows(200, 1)  # the first leaf twice in one batch
+    res = log.append(twice, sign=False)
+    assert res[-1].duplicate and res[-1].index == res[0].index == 100 + n - 1
+    assert st.size() == 100 + 2 * n - 1 and st.index_row_count() == st.size()
+    assert log.audit().ok
+
+
 def test_a_leaf_hash_of_the_wrong_length_is_refused_and_nothing_is_stored(store_factory):
     st = store_factory()
     if type(st).__name__ == "MemoryStore":
@@ -78,4 +97,23 @@ def test_sqlite_stores_leaves_as_blobs(tmp_path):
     TransparencyLog(st, "example.org/rows").append(_rows(0, 5), sign=False)
     kinds = st._con.execute("SELECT DISTINCT typeof(hash), typeof(data) FROM leaves").fetchall()
     assert kinds == [("blob", "blob")]  # bound from bytearray: a blob, as bytes were
+    st.close()
+
+
+@pytest.mark.parametrize(("n", "steps"), [(25, 1), (64, 1), (65, 3), (300, 5)])
+def test_sqlite_writes_a_small_append_in_one_statement_per_table(tmp_path, n, steps):
+    """A group of single entries (up to 64) is one INSERT per table (each step of a statement costs the
+    committing thread CPU and a GIL round trip); larger appends are chunks of 256, 32, 4 and 1 rows."""
+    from ailedger.tlog.stores import SQLiteStore
+
+    st = SQLiteStore(tmp_path / "l.db", create=True)
+    log = TransparencyLog(st, "example.org/rows")
+    log.append(_rows(0, 10), sign=False)
+    ran: list[str] = []
+    st._con.set_trace_callback(ran.append)
+    log.append(_rows(10, n), sign=False)
+    st._con.set_trace_callback(None)
+    assert sum(s.startswith("INSERT OR ROLLBACK INTO leaves") for s in ran) == steps
+    assert sum(s.startswith("INSERT OR ROLLBACK INTO dedup") for s in ran) == steps
+    assert st.size() == 10 + n and st.count("type:t") == 10 + n
     st.close()

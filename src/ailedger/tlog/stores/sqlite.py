@@ -152,9 +152,14 @@ class _Txn:
 # rows per INSERT statement, largest first: 256 rows of 3 values stay within SQLite's oldest limit of 999
 # parameters per statement; a batch of 1,000 rows is 12 statements (3 x 256, 7 x 32, 2 x 4)
 _CHUNKS = (256, 32, 4, 1)
+# up to this many rows, one statement of exactly that many (one step instead of one per chunk: a group of 25
+# single entries was 7 steps of 4 and 1 rows per table; bench/RESULTS.md, lane commit2). Its text is one per
+# row count: the connection's statement cache holds them (_STATEMENTS)
+_ONE_STATEMENT = 64
+_STATEMENTS = 512
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=1024)
 def _values_sql(head: str, width: int, rows: int) -> str:
     one = "(" + ",".join("?" * width) + ")"
     return head + ",".join([one] * rows)
@@ -169,6 +174,9 @@ def _insert_rows(con: sqlite3.Connection, head: str, width: int, rows: Iterable[
 
 def _insert_flat(con: sqlite3.Connection, head: str, width: int, flat: list[Any]) -> None:
     n = len(flat) // width
+    if 0 < n <= _ONE_STATEMENT:  # a small append (a group of single entries): one statement, one step
+        con.execute(_values_sql(head, width, n), flat)
+        return
     pos = 0
     for size in _CHUNKS:
         k = (n - pos) // size
@@ -256,6 +264,16 @@ def _held_sql(n: int, level: str) -> str:
     values = ",".join(["(?)"] * n)
     return (f"WITH q(k) AS (VALUES {values}) SELECT 1 FROM q WHERE EXISTS (SELECT 1 FROM {level} d WHERE d.k = q.k) "
             "OR EXISTS (SELECT 1 FROM dedup d WHERE d.k = q.k) LIMIT 1")
+
+
+@functools.lru_cache(maxsize=64)
+def _present_sql(n: int) -> str:
+    # the terms as a VALUES list, each probed once per table (at most one index seek each): a write group's
+    # lookups ask about terms that are mostly absent; an IN list per table with DISTINCT and UNION cost ~5x the
+    # CPU (each IN list and the UNION an ephemeral index of their own; bench/RESULTS.md, lane commit2)
+    values = ",".join(["(?)"] * n)
+    return (f"WITH q(t) AS (VALUES {values}) SELECT t FROM q WHERE EXISTS (SELECT 1 FROM terms WHERE term = q.t) "
+            "OR EXISTS (SELECT 1 FROM term_runs WHERE term = q.t)")
 
 
 def _held(con: sqlite3.Connection, keys: Sequence[int], level: str) -> bool:
@@ -373,7 +391,8 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
+            con = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False,
+                                  cached_statements=_STATEMENTS)
             # 16 KiB pages for a new database (no effect on an existing one, which keeps its size): fewer
             # pages per append to write, log and checkpoint (-0.8 CPU-us per batched entry, bench/RESULTS.md)
             con.execute(f"PRAGMA page_size={PAGE_SIZE}")
@@ -506,10 +525,7 @@ class SQLiteStore:
     def terms_present(self, terms: Sequence[str]) -> set[str]:
         out: set[str] = set()
         for chunk in _chunks(list(dict.fromkeys(terms)), 500):
-            marks = ",".join("?" * len(chunk))
-            q = (f"SELECT DISTINCT term FROM terms WHERE term IN ({marks}) "
-                 f"UNION SELECT DISTINCT term FROM term_runs WHERE term IN ({marks})")
-            out.update(r[0] for r in self._con.execute(q, chunk + chunk))
+            out.update(r[0] for r in self._con.execute(_present_sql(len(chunk)), chunk))
         return out
 
     def index_row_count(self) -> int:
