@@ -154,6 +154,17 @@ class _Txn:
         self.new_edge: dict[int, tuple[int, bytes]] | None = None  # the edge after this one (kept once committed)
         self.checkpoints: list[tuple[int, bytes]] = []  # stored with the COMMIT, in its round trip
         self.stripes: list[tuple[int, bytes]] = []  # stripe rows upserted with the COMMIT, in its round trip
+        self.pending: list[str] = []  # a small append's leaf and term INSERTs, sent with the COMMIT (or a read)
+
+    def flush(self) -> None:
+        """Send the INSERTs held for the COMMIT now (before a read of the tables they fill)."""
+        if self.pending:
+            sql, self.pending = "".join(self.pending), []
+            try:
+                self.cur.execute(sql)
+            except psycopg.errors.UniqueViolation as exc:
+                _raise_if_duplicate(exc)
+                raise
 
     def size(self) -> int:
         if self._size is None:
@@ -163,9 +174,11 @@ class _Txn:
         return self._size
 
     def node_hashes(self, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        self.flush()
         return _node_hashes(self.cur, ids)
 
     def indices_of(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
+        self.flush()
         return _indices_of(self.cur, hashes)
 
     def add_leaves(self, start: int, rows: Sequence[LeafRow]) -> None:
@@ -173,15 +186,28 @@ class _Txn:
             raise ConflictError(f"append at {start} but the log has {self.size()} entries")
         if not rows:
             return
+        datas, hashes, term_lists = zip(*rows)
+        hashes = tuple(map(bytes, hashes))
+        if set(map(len, hashes)) != _ONLY_32:
+            raise StorageError("a leaf hash to store is not 32 bytes")
+        datas = tuple(map(bytes, datas))
+        singles, runs = split_runs(start, term_lists)
+        if len(rows) <= _INLINE_ROWS and sum(map(len, datas)) <= _INLINE_BYTES:
+            # a small append (a group of single entries): its rows as text statements sent with the COMMIT,
+            # in its round trip (a COPY costs two round trips per table). A leaf already stored then fails the
+            # COMMIT's query: PostgresStore.writer turns that into DuplicateLeafError as below.
+            self.pending.append(_leaves_sql(start, hashes, datas))
+            if singles:
+                self.pending.append(_terms_sql(singles))
+            if runs:
+                self.pending.append(_runs_sql(runs))
+            self._size = start + len(rows)
+            return
+        self.flush()
         try:
             # binary COPY, its rows packed here: text COPY made the client escape every byte of each bytea
             # (2.0 CPU-us per 400-byte leaf row), psycopg's binary write_row 0.9, packing 0.6; the packing by
             # C iterators (map over struct.pack, zip): no Python-level step per row
-            datas, hashes, term_lists = zip(*rows)
-            hashes = tuple(map(bytes, hashes))
-            if set(map(len, hashes)) != _ONLY_32:
-                raise StorageError("a leaf hash to store is not 32 bytes")
-            datas = tuple(map(bytes, datas))
             idxs = range(start, start + len(rows))
             heads = map(_LEAF_ROW.pack, _THREE, _EIGHT, idxs, _THIRTY_TWO, hashes, map(len, datas))
             _copy(self.cur, "COPY leaves (idx, hash, data) FROM STDIN (FORMAT BINARY)",
@@ -190,10 +216,8 @@ class _Txn:
             # the unique index on the leaf hash refused a leaf already stored: that is the log's
             # dedup signal (the transaction is rolled back and the batch redone with a lookup), not a
             # storage failure. A clash on idx would be a sequencing bug: it stays a StorageError.
-            if exc.diag.constraint_name == "leaves_hash":
-                raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc.diag.message_detail}") from None
+            _raise_if_duplicate(exc)
             raise
-        singles, runs = split_runs(start, term_lists)
         if singles:
             texts = tuple(map(str.encode, map(_first, singles)))
             heads = map(_FIELD_HEAD.pack, _TWO, map(len, texts))
@@ -253,6 +277,45 @@ class _Txn:
 
 
 _UPSERT_ROWS = 16  # stripe rows of an append sent with its COMMIT (at most 16 x 8 KiB, as hex text)
+# A small append's leaf and term rows go as INSERT statements in the COMMIT's query (hex text, decoded by the
+# server): one round trip for the whole append after the BEGIN's, where each binary COPY costs two (the COPY
+# statement, then its data). Larger appends keep COPY (no hex doubling of the bytes, no SQL to parse).
+_INLINE_ROWS = 200
+_INLINE_BYTES = 256 * 1024
+
+
+def _raise_if_duplicate(exc: psycopg.errors.UniqueViolation) -> None:
+    """DuplicateLeafError when the unique index on the leaf hash refused a row (the log's dedup signal: the
+    transaction is rolled back and the batch redone with a lookup); a clash on idx (a sequencing bug) or on
+    another key is left to the caller, which reports a storage failure."""
+    if exc.diag.constraint_name == "leaves_hash":
+        raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc.diag.message_detail}") from None
+
+
+def _bytea(b: bytes) -> str:
+    return f"decode('{b.hex()}','hex')"
+
+
+def _text(t: str) -> str:
+    # the term as hex of its UTF-8 bytes: no quoting of user text to get right (whatever the server's
+    # standard_conforming_strings); a NUL is refused by convert_from as COPY refused it
+    return f"convert_from(decode('{t.encode().hex()}','hex'),'UTF8')"
+
+
+def _leaves_sql(start: int, hashes: Sequence[bytes], datas: Sequence[bytes]) -> str:
+    values = ",".join(f"({i},decode('{h.hex()}','hex'),decode('{d.hex()}','hex'))"
+                      for i, h, d in zip(range(start, start + len(hashes)), hashes, datas))
+    return f"INSERT INTO leaves (idx, hash, data) VALUES {values}; "
+
+
+def _terms_sql(singles: Sequence[tuple[str, int]]) -> str:
+    return "INSERT INTO terms (term, idx) VALUES " + ",".join(
+        f"({_text(t)},{int(i)})" for t, i in singles) + "; "
+
+
+def _runs_sql(runs: Sequence[tuple[str, int, int]]) -> str:
+    return "INSERT INTO term_runs (term, first, last) VALUES " + ",".join(
+        f"({_text(t)},{int(a)},{int(b)})" for t, a, b in runs) + "; "
 
 
 def _upsert_sql(stripes: Sequence[tuple[int, bytes]]) -> str:
@@ -267,10 +330,12 @@ def _upsert_stripes(cur: psycopg.Cursor[Any], stripes: Sequence[tuple[int, bytes
     cur.execute(_upsert_sql(stripes))
 
 
-def _commit_sql(checkpoints: Sequence[tuple[int, bytes]], stripes: Sequence[tuple[int, bytes]] = ()) -> str:
-    """The stripe rows' upsert, the checkpoints' INSERTs and the COMMIT as one simple-protocol query (no
-    parameters: the keys and sizes are integers and the hashes and notes hex, decoded by the server)."""
-    return _upsert_sql(stripes) + "".join(
+def _commit_sql(checkpoints: Sequence[tuple[int, bytes]], stripes: Sequence[tuple[int, bytes]] = (),
+                pending: Sequence[str] = ()) -> str:
+    """A small append's leaf and term INSERTs, the stripe rows' upsert, the checkpoints' INSERTs and the
+    COMMIT as one simple-protocol query (no parameters: the keys and sizes are integers and the hashes,
+    notes and terms hex, decoded by the server). A statement that fails skips the rest, COMMIT included."""
+    return "".join(pending) + _upsert_sql(stripes) + "".join(
         f"INSERT INTO checkpoints (size, note) VALUES ({size}, decode('{note.hex()}', 'hex')) "
         "ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note; " for size, note in checkpoints) + "COMMIT"
 
@@ -460,15 +525,17 @@ class PostgresStore:
                     raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
                 raise
             try:
-                cur.execute(_commit_sql(txn.checkpoints, txn.stripes))
+                cur.execute(_commit_sql(txn.checkpoints, txn.stripes, txn.pending))
             except psycopg.Error as exc:
                 if con.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-                    # a checkpoint's INSERT failed before the COMMIT ran: nothing was committed
+                    # a statement before the COMMIT (a held INSERT, a checkpoint's) failed: nothing was committed
                     try:
                         cur.execute("ROLLBACK")
                     except psycopg.Error:
                         broken = True
                     broken = broken or _is_conn_error(exc)
+                    if isinstance(exc, psycopg.errors.UniqueViolation):
+                        _raise_if_duplicate(exc)  # a leaf already stored: the log's dedup path, not a failure
                     raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
                 broken = True
                 raise StorageError(f"commit failed: {str(exc).strip()}") from exc
