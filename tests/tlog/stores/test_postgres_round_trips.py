@@ -39,16 +39,23 @@ def store(tmp_path):
 
 
 class _Counter:
-    """Counts the queries the writer connection sends (each a round trip: a COPY counts two)."""
+    """Counts the round trips of the store's connections: a query outside a pipeline, a pipeline (its
+    queries are sent together, one sync), a COPY two (the statement, then its data)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.n = 0
         real_execute = psycopg.Cursor.execute
         real_copy = psycopg.Cursor.copy
+        real_pipeline = psycopg.Connection.pipeline
 
         def execute(cur, *a, **k):
-            self.n += 1
+            if cur.connection._pipeline is None:
+                self.n += 1
             return real_execute(cur, *a, **k)
+
+        def pipeline(con, *a, **k):
+            self.n += 1
+            return real_pipeline(con, *a, **k)
 
         def copy(cur, *a, **k):
             self.n += 2
@@ -56,6 +63,7 @@ class _Counter:
 
         monkeypatch.setattr(psycopg.Cursor, "execute", execute)
         monkeypatch.setattr(psycopg.Cursor, "copy", copy)
+        monkeypatch.setattr(psycopg.Connection, "pipeline", pipeline)
 
 
 def test_a_group_of_25_single_entries_takes_two_round_trips(store, monkeypatch):

@@ -154,14 +154,16 @@ class _Txn:
         self.new_edge: dict[int, tuple[int, bytes]] | None = None  # the edge after this one (kept once committed)
         self.checkpoints: list[tuple[int, bytes]] = []  # stored with the COMMIT, in its round trip
         self.stripes: list[tuple[int, bytes]] = []  # stripe rows upserted with the COMMIT, in its round trip
-        self.pending: list[str] = []  # a small append's leaf and term INSERTs, sent with the COMMIT (or a read)
+        # a small append's leaf and term INSERTs, sent in the COMMIT's pipeline (or before a read)
+        self.pending: list[tuple[str, tuple[Any, ...]]] = []
 
     def flush(self) -> None:
         """Send the INSERTs held for the COMMIT now (before a read of the tables they fill)."""
         if self.pending:
-            sql, self.pending = "".join(self.pending), []
+            pending, self.pending = self.pending, []
             try:
-                self.cur.execute(sql)
+                for sql, params in pending:
+                    self.cur.execute(sql, params)
             except psycopg.errors.UniqueViolation as exc:
                 _raise_if_duplicate(exc)
                 raise
@@ -193,14 +195,16 @@ class _Txn:
         datas = tuple(map(bytes, datas))
         singles, runs = split_runs(start, term_lists)
         if len(rows) <= _INLINE_ROWS and sum(map(len, datas)) <= _INLINE_BYTES:
-            # a small append (a group of single entries): its rows as text statements sent with the COMMIT,
-            # in its round trip (a COPY costs two round trips per table). A leaf already stored then fails the
-            # COMMIT's query: PostgresStore.writer turns that into DuplicateLeafError as below.
-            self.pending.append(_leaves_sql(start, hashes, datas))
+            # a small append (a group of single entries): its rows as INSERTs of binary arrays (prepared by
+            # psycopg after a few uses: no parse or plan), sent in the COMMIT's pipeline, in its round trip (a
+            # COPY costs two round trips per table). A leaf already stored then fails that pipeline:
+            # PostgresStore.writer turns it into DuplicateLeafError as below.
+            self.pending.append((_INSERT_LEAVES, (list(range(start, start + len(rows))), list(hashes), list(datas))))
             if singles:
-                self.pending.append(_terms_sql(singles))
+                self.pending.append((_INSERT_TERMS, (list(map(_first, singles)), list(map(_second, singles)))))
             if runs:
-                self.pending.append(_runs_sql(runs))
+                terms, firsts, lasts = zip(*runs)
+                self.pending.append((_INSERT_RUNS, (list(terms), list(firsts), list(lasts))))
             self._size = start + len(rows)
             return
         self.flush()
@@ -276,10 +280,10 @@ class _Txn:
         self.checkpoints.append((int(size), bytes(note)))
 
 
-_UPSERT_ROWS = 16  # stripe rows of an append sent with its COMMIT (at most 16 x 8 KiB, as hex text)
-# A small append's leaf and term rows go as INSERT statements in the COMMIT's query (hex text, decoded by the
-# server): one round trip for the whole append after the BEGIN's, where each binary COPY costs two (the COPY
-# statement, then its data). Larger appends keep COPY (no hex doubling of the bytes, no SQL to parse).
+_UPSERT_ROWS = 16  # stripe rows of an append sent with its COMMIT (at most 16 x 8 KiB)
+# A small append's leaf and term rows go as INSERTs of binary arrays in the COMMIT's pipeline: one round trip
+# for the whole append after the BEGIN's, where each binary COPY costs two (the COPY statement, then its data).
+# Larger appends keep COPY (the rows streamed, not held in one message).
 _INLINE_ROWS = 200
 _INLINE_BYTES = 256 * 1024
 
@@ -292,52 +296,36 @@ def _raise_if_duplicate(exc: psycopg.errors.UniqueViolation) -> None:
         raise DuplicateLeafError(f"a leaf in this batch is already stored: {exc.diag.message_detail}") from None
 
 
-def _bytea(b: bytes) -> str:
-    return f"decode('{b.hex()}','hex')"
+# the rows as arrays in binary parameters: no text to escape on this side or to parse on the server's
+_INSERT_LEAVES = "INSERT INTO leaves (idx, hash, data) SELECT * FROM unnest(%b::int8[], %b::bytea[], %b::bytea[])"
+_INSERT_TERMS = "INSERT INTO terms (term, idx) SELECT * FROM unnest(%b::text[], %b::int8[])"
+_INSERT_RUNS = "INSERT INTO term_runs (term, first, last) SELECT * FROM unnest(%b::text[], %b::int8[], %b::int8[])"
+_UPSERT_STRIPES = ("INSERT INTO node_stripes (id, hashes) SELECT * FROM unnest(%b::int8[], %b::bytea[]) "
+                   "ON CONFLICT (id) DO UPDATE SET hashes = EXCLUDED.hashes")
+_INSERT_CHECKPOINT = ("INSERT INTO checkpoints (size, note) VALUES (%b, %b) "
+                      "ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note")
 
 
-def _text(t: str) -> str:
-    # the term as hex of its UTF-8 bytes: no quoting of user text to get right (whatever the server's
-    # standard_conforming_strings); a NUL is refused by convert_from as COPY refused it
-    return f"convert_from(decode('{t.encode().hex()}','hex'),'UTF8')"
-
-
-def _leaves_sql(start: int, hashes: Sequence[bytes], datas: Sequence[bytes]) -> str:
-    values = ",".join(f"({i},decode('{h.hex()}','hex'),decode('{d.hex()}','hex'))"
-                      for i, h, d in zip(range(start, start + len(hashes)), hashes, datas))
-    return f"INSERT INTO leaves (idx, hash, data) VALUES {values}; "
-
-
-def _terms_sql(singles: Sequence[tuple[str, int]]) -> str:
-    return "INSERT INTO terms (term, idx) VALUES " + ",".join(
-        f"({_text(t)},{int(i)})" for t, i in singles) + "; "
-
-
-def _runs_sql(runs: Sequence[tuple[str, int, int]]) -> str:
-    return "INSERT INTO term_runs (term, first, last) VALUES " + ",".join(
-        f"({_text(t)},{int(a)},{int(b)})" for t, a, b in runs) + "; "
-
-
-def _upsert_sql(stripes: Sequence[tuple[int, bytes]]) -> str:
-    if not stripes:
-        return ""
-    values = ", ".join(f"({int(key)}, decode('{bytes(body).hex()}', 'hex'))" for key, body in stripes)
-    return (f"INSERT INTO node_stripes (id, hashes) VALUES {values} "
-            "ON CONFLICT (id) DO UPDATE SET hashes = EXCLUDED.hashes; ")
+def _upsert_params(stripes: Sequence[tuple[int, bytes]]) -> tuple[list[int], list[bytes]]:
+    return [int(k) for k, _ in stripes], [bytes(b) for _, b in stripes]
 
 
 def _upsert_stripes(cur: psycopg.Cursor[Any], stripes: Sequence[tuple[int, bytes]]) -> None:
-    cur.execute(_upsert_sql(stripes))
+    cur.execute(_UPSERT_STRIPES, _upsert_params(stripes))
 
 
-def _commit_sql(checkpoints: Sequence[tuple[int, bytes]], stripes: Sequence[tuple[int, bytes]] = (),
-                pending: Sequence[str] = ()) -> str:
+def _commit(con: psycopg.Connection[Any], cur: psycopg.Cursor[Any], txn: _Txn) -> None:
     """A small append's leaf and term INSERTs, the stripe rows' upsert, the checkpoints' INSERTs and the
-    COMMIT as one simple-protocol query (no parameters: the keys and sizes are integers and the hashes,
-    notes and terms hex, decoded by the server). A statement that fails skips the rest, COMMIT included."""
-    return "".join(pending) + _upsert_sql(stripes) + "".join(
-        f"INSERT INTO checkpoints (size, note) VALUES ({size}, decode('{note.hex()}', 'hex')) "
-        "ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note; " for size, note in checkpoints) + "COMMIT"
+    COMMIT in one pipeline: sent together, one round trip. A statement that fails skips the rest, COMMIT
+    included (the transaction is then in error: the caller rolls it back)."""
+    with con.pipeline():
+        for sql, params in txn.pending:
+            cur.execute(sql, params)
+        if txn.stripes:
+            cur.execute(_UPSERT_STRIPES, _upsert_params(txn.stripes))
+        for size, note in txn.checkpoints:
+            cur.execute(_INSERT_CHECKPOINT, (size, note))
+        cur.execute("COMMIT")
 
 
 def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
@@ -525,7 +513,7 @@ class PostgresStore:
                     raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
                 raise
             try:
-                cur.execute(_commit_sql(txn.checkpoints, txn.stripes, txn.pending))
+                _commit(con, cur, txn)
             except psycopg.Error as exc:
                 if con.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
                     # a statement before the COMMIT (a held INSERT, a checkpoint's) failed: nothing was committed
