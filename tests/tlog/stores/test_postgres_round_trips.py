@@ -143,3 +143,21 @@ def test_a_failed_transaction_drops_the_held_rows(store):
         raise RuntimeError("boom")
     assert store.size() == 0
     assert store.count("type:t") == 0
+
+
+def test_duplicates_and_appends_alternate_on_the_same_connections(store):
+    """A failed pipeline (a leaf already stored) skips the statements after the failing one: none of them may
+    be taken for prepared afterwards (psycopg prepares a statement on its fifth use)."""
+    log = TransparencyLog(store, "example.org/rt", _signer())
+    pos = 0
+    for n in range(12):
+        fresh = _rows(pos, 3 + n % 4)
+        if pos:
+            res = log.append([*fresh, _rows(0, 1)[0]])
+            assert res[-1].duplicate and res[-1].index == 0
+        else:
+            res = log.append(fresh)
+        assert [r.index for r in res if not r.duplicate] == list(range(pos, pos + len(fresh)))
+        pos += len(fresh)
+    assert store.size() == pos
+    assert log.audit().ok
