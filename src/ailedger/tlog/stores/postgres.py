@@ -4,7 +4,9 @@ Write path: ``writer()`` opens a transaction on a *writer* connection (a pool of
 transaction-level advisory lock (``pg_advisory_xact_lock``) keyed by the schema, so any number of
 processes appending to one schema are sequenced one at a time and each sees the size it extends:
 no gap, no duplicate index (``leaves.idx`` is also the primary key, a second line of defence).
-The lock is released by COMMIT/ROLLBACK, also when a client dies.
+The lock is released by COMMIT/ROLLBACK, also when a client dies. A small append (a group of single
+entries) then costs one more round trip: its rows, the stripes and the checkpoint as one statement, sent
+with the COMMIT in one pipeline (``_commit``); a larger one sends its rows by binary COPY first.
 
 Read path: plain autocommit statements on separate *reader* connections (a pool of 8); they never
 take the advisory lock, so tile and checkpoint reads scale independently of the writer.
