@@ -504,3 +504,72 @@ def test_take_ready_tells_when_every_connection_is_in():
             c.close()
         _front.stop()
         lsock.close()
+
+
+def test_answers_of_a_group_go_to_their_own_connections_while_the_first_writers_come_back():
+    """One reply() of a group's answers: the C loop reads the writers already back between the answers still
+    to write (drain_answers), and each answer still goes to its own connection, in order, pipelined requests
+    included; a reply() with a bad item queues none of its answers."""
+    from ailedger.tlog import _front
+
+    n, rounds = 40, 3
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", port()))
+    lsock.listen(64)
+    _front.start(lsock.fileno())
+    errors: list[str] = []
+
+    def req(i: int, k: int) -> bytes:
+        body = b'{"c":%d,"k":%d}' % (i, k)
+        return b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def writer(i: int) -> None:
+        try:
+            with socket.create_connection(lsock.getsockname(), timeout=10) as s:
+                if i % 4 == 0:  # every request at once: the later ones wait in the loop's buffer
+                    s.sendall(b"".join(req(i, k) for k in range(rounds)))
+                buf = b""
+                for k in range(rounds):
+                    if i % 4:
+                        s.sendall(req(i, k))
+                    want = b'{"c":%d,"k":%d}' % (i, k)
+                    while b"\r\n\r\n" not in buf or len(buf.partition(b"\r\n\r\n")[2]) < len(want):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            errors.append(f"{i}: closed before answer {k}")
+                            return
+                        buf += chunk
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    body, buf = rest[:len(want)], rest[len(want):]
+                    if not head.startswith(b"HTTP/1.1 201 ") or body != want:
+                        errors.append(f"{i}: answer {k} was {head[:20]!r} {body!r}")
+        except OSError as exc:
+            errors.append(f"{i}: {exc}")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        got: list = []
+        while len(got) < n and time.monotonic() < deadline:
+            got += _front.take(0.5)
+        assert len(got) == n
+        with pytest.raises(ValueError, match="status"):
+            _front.reply([(got[0][0], 201, got[0][1]), (got[1][0], 99, b"{}")])
+        assert _front.take_ready(0.0) == ([], True)  # nothing of that reply was queued: every writer still waits
+        answered = n * rounds
+        while answered and time.monotonic() < deadline:
+            _front.reply([(tok, 201, body) for tok, body in got])  # the whole group in one call
+            answered -= len(got)
+            got = []
+            while answered and len(got) < n and time.monotonic() < deadline:
+                got += _front.take(0.5)
+        for t in threads:
+            t.join(10)
+        assert errors == []
+        st = _front.stats()
+        assert st["answered"] == n * rounds and st["dropped_answers"] == 0
+    finally:
+        _front.stop()
+        lsock.close()

@@ -106,7 +106,7 @@ static int stopping;
 
 static struct {
     unsigned long long requests, queued, answered, dropped_answers, bad, not_found, too_large, refused,
-        timeouts, accepted, closed_idle, bytes_in, bytes_out;
+        timeouts, accepted, closed_idle, bytes_in, bytes_out, events_between_answers;
 } st;
 
 /* ---- small helpers ----------------------------------------------------------------------------- */
@@ -579,6 +579,8 @@ static void drain_answers(void)
                 int k = epoll_wait(ep, evs, 64, 0);
                 for (int i = 0; i < k; i++)
                     dispatch(&evs[i], 1);
+                if (k > 0)
+                    st.events_between_answers += (unsigned long long)k;
             }
         } else
             st.dropped_answers++;
@@ -1020,13 +1022,14 @@ static PyObject *py_stats(PyObject *self, PyObject *args)
     pthread_mutex_lock(&qlock);
     size_t ql = q_len, nw = n_waiting, na = n_active;
     pthread_mutex_unlock(&qlock);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:n,s:O}",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:n,s:O}",
                          "requests", st.requests, "queued", st.queued, "answered", st.answered,
                          "dropped_answers", st.dropped_answers, "bad_requests", st.bad, "not_found", st.not_found,
                          "too_large", st.too_large, "refused_503", st.refused, "timeouts", st.timeouts,
                          "connections_accepted", st.accepted, "closed_idle", st.closed_idle, "bytes_in",
-                         st.bytes_in, "bytes_out", st.bytes_out, "queue", (Py_ssize_t)ql, "waiting",
-                         (Py_ssize_t)nw, "connections", (Py_ssize_t)na, "running", running ? Py_True : Py_False);
+                         st.bytes_in, "bytes_out", st.bytes_out, "events_between_answers", st.events_between_answers,
+                         "queue", (Py_ssize_t)ql, "waiting", (Py_ssize_t)nw, "connections", (Py_ssize_t)na, "running",
+                         running ? Py_True : Py_False);
 }
 
 static PyMethodDef methods[] = {
