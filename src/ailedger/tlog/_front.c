@@ -7,7 +7,8 @@
  * every complete POST /v1/entries body as (token, body).  A connection whose request is queued reads
  * nothing more until that request is answered (one request in flight per connection; pipelined bytes
  * wait in its buffer).  Python takes what is queued (take(), or take_ready() piece by piece while it tells
- * whether every open connection's request is in; the GIL released while they wait) and answers with
+ * whether every open connection's request is in; the GIL released while they wait: woken once per round of
+ * epoll events that queued something, so what arrived together is taken as one piece) and answers with
  * reply([(token, status, body[, headers])]); the loop thread is woken by an
  * eventfd and writes the answers.  A token names a connection and its serial number: an answer for a
  * connection that has gone (its client disconnected) is dropped.
@@ -73,7 +74,6 @@ typedef struct {
     int want_out;
     uint32_t events; /* what epoll watches for it now */
     int refuse;
-    int answering; /* drain_answers: its answer is taken, not yet written (its events wait) */
     int continued; /* a 100 Continue went out for the request being read */
     int64_t last_ms, start_ms;
     char *in;
@@ -103,10 +103,11 @@ static size_t n_active;     /* open connections that may still send a request (n
 static size_t n_posted;     /* answers from Python not yet written (their connections still count in n_waiting) */
 static ans_t *a_head;       /* answers from Python, newest first */
 static int stopping;
+static int q_kick; /* the loop thread's own: a request was queued since Python was last woken */
 
 static struct {
     unsigned long long requests, queued, answered, dropped_answers, bad, not_found, too_large, refused,
-        timeouts, accepted, closed_idle, bytes_in, bytes_out, events_between_answers;
+        timeouts, accepted, closed_idle, bytes_in, bytes_out;
 } st;
 
 /* ---- small helpers ----------------------------------------------------------------------------- */
@@ -285,8 +286,8 @@ static void enqueue(conn_t *c, const char *body, size_t n)
     q_tail = r;
     q_len++;
     n_waiting++;
-    pthread_cond_broadcast(&qcond);
     pthread_mutex_unlock(&qlock);
+    q_kick = 1; /* Python is woken once the loop has queued what this round of events brought (loop) */
 }
 
 /* Parse the request at the start of c->in (head of h bytes).  Returns the bytes it used (head and
@@ -532,12 +533,7 @@ static void on_accept(void)
     }
 }
 
-static void dispatch(struct epoll_event *ev, int inner);
-
-/* Write the answers Python gave (reply()) to their connections.  Every ANSWER_POLL answers written, the
- * connections already readable are read (the writers answered first are back while the last answers go out:
- * their requests reach Python without waiting for the whole group's answers to be sent). */
-#define ANSWER_POLL 6
+/* Write the answers Python gave (reply()) to their connections. */
 static void drain_answers(void)
 {
     pthread_mutex_lock(&qlock);
@@ -558,30 +554,19 @@ static void drain_answers(void)
         if (a->matched) { /* its connection reads again once the answer is written below */
             n_waiting--;
             c->state = S_READ;
-            c->answering = 1;
         }
     }
     pthread_mutex_unlock(&qlock);
-    unsigned written = 0;
     while (rev) {
         ans_t *n = rev->next;
         if (rev->matched) {
-            conn_t *c = conns[(uint32_t)rev->token]; /* still open: its events wait while answering */
-            c->answering = 0;
+            conn_t *c = conns[(uint32_t)rev->token];
             st.answered++;
             c->last_ms = c->start_ms = now_ms;
             if (respond(c, rev->status, rev->data + rev->blen, rev->hlen, rev->data, rev->blen, !c->keep) != 0)
                 conn_close(c);
             else
                 process(c); /* a pipelined request may be waiting in the buffer; then write */
-            if (++written % ANSWER_POLL == 0 && n) {
-                struct epoll_event evs[64];
-                int k = epoll_wait(ep, evs, 64, 0);
-                for (int i = 0; i < k; i++)
-                    dispatch(&evs[i], 1);
-                if (k > 0)
-                    st.events_between_answers += (unsigned long long)k;
-            }
         } else
             st.dropped_answers++;
         free(rev);
@@ -663,38 +648,6 @@ static int setup(int listen_fd)
     return 0;
 }
 
-/* One event of the loop.  inner (read between answers, drain_answers): no accept (no descriptor of this batch
- * reused), no answers, nothing for a connection whose answer is still to be written (level-triggered: its
- * events come again). */
-static void dispatch(struct epoll_event *ev, int inner)
-{
-    int efd = ev->data.fd;
-    if (efd == lfd) {
-        if (!inner)
-            on_accept();
-    } else if (efd == wfd) {
-        uint64_t v;
-        if (inner)
-            return;
-        if (read(wfd, &v, sizeof v) < 0 && errno != EAGAIN)
-            return;
-        drain_answers();
-    } else if ((size_t)efd < conns_cap && conns[efd]) {
-        conn_t *c = conns[efd];
-        uint32_t e = ev->events;
-        if (inner && c->answering)
-            return;
-        if ((e & (EPOLLERR | EPOLLHUP)) && !(e & EPOLLIN)) {
-            conn_close(c);
-            return;
-        }
-        if (e & EPOLLOUT)
-            on_writable(c);
-        else if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
-            on_readable(c);
-    }
-}
-
 static void *loop(void *arg)
 {
     (void)arg;
@@ -705,9 +658,32 @@ static void *loop(void *arg)
         update_clock();
         if (n < 0 && errno != EINTR)
             break;
-        for (int i = 0; i < n; i++)
-            dispatch(&evs[i], 0);
+        for (int i = 0; i < n; i++) {
+            int efd = evs[i].data.fd;
+            if (efd == lfd)
+                on_accept();
+            else if (efd == wfd) {
+                uint64_t v;
+                if (read(wfd, &v, sizeof v) < 0 && errno != EAGAIN)
+                    break;
+                drain_answers();
+            } else if ((size_t)efd < conns_cap && conns[efd]) {
+                conn_t *c = conns[efd];
+                uint32_t e = evs[i].events;
+                if ((e & (EPOLLERR | EPOLLHUP)) && !(e & EPOLLIN)) {
+                    conn_close(c);
+                    continue;
+                }
+                if (e & EPOLLOUT)
+                    on_writable(c);
+                else if (e & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                    on_readable(c);
+            }
+        }
         pthread_mutex_lock(&qlock);
+        if (q_kick) /* one wake-up for every request these events queued: Python takes them as one piece */
+            pthread_cond_broadcast(&qcond);
+        q_kick = 0;
         int stop = stopping;
         pthread_mutex_unlock(&qlock);
         if (stop)
@@ -720,13 +696,12 @@ static void *loop(void *arg)
     return NULL;
 }
 
-/* One answer for token (not yet queued), or NULL out of memory. */
-static ans_t *new_answer(uint64_t token, int status, const char *body, size_t blen, const char *hdr, size_t hlen)
+/* Queue Python's answer for token (called by reply(), with or without the GIL). */
+static int post_answer(uint64_t token, int status, const char *body, size_t blen, const char *hdr, size_t hlen)
 {
     ans_t *a = malloc(sizeof *a + blen + hlen);
     if (a == NULL)
-        return NULL;
-    a->next = NULL;
+        return -1;
     a->token = token;
     a->status = status;
     a->blen = blen;
@@ -734,26 +709,11 @@ static ans_t *new_answer(uint64_t token, int status, const char *body, size_t bl
     memcpy(a->data, body, blen);
     if (hlen)
         memcpy(a->data + blen, hdr, hlen);
-    return a;
-}
-
-/* Queue answers chained newest first (first .. last, n of them) in one hold of qlock. */
-static void post_chain(ans_t *first, ans_t *last, size_t n)
-{
     pthread_mutex_lock(&qlock);
-    last->next = a_head;
-    a_head = first;
-    n_posted += n;
+    a->next = a_head;
+    a_head = a;
+    n_posted++;
     pthread_mutex_unlock(&qlock);
-}
-
-/* Queue Python's answer for token (called by reply(), with or without the GIL). */
-static int post_answer(uint64_t token, int status, const char *body, size_t blen, const char *hdr, size_t hlen)
-{
-    ans_t *a = new_answer(token, status, body, blen, hdr, hlen);
-    if (a == NULL)
-        return -1;
-    post_chain(a, a, 1);
     return 0;
 }
 
@@ -932,25 +892,12 @@ static PyObject *py_take_ready(PyObject *self, PyObject *args)
     return Py_BuildValue("(NO)", list, in ? Py_True : Py_False);
 }
 
-static void free_chain(ans_t *a)
-{
-    while (a) {
-        ans_t *n = a->next;
-        free(a);
-        a = n;
-    }
-}
-
-/* The answers are checked and made first, then queued together (one hold of qlock, one wake-up): a bad item
- * queues none of them. */
 static PyObject *py_reply(PyObject *self, PyObject *arg)
 {
     PyObject *seq = PySequence_Fast(arg, "reply() takes a list of (token, status, body[, headers])");
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    ans_t *first = NULL, *last = NULL; /* newest first */
-    size_t made = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned long long token;
         int status;
@@ -959,35 +906,23 @@ static PyObject *py_reply(PyObject *self, PyObject *arg)
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "Kiy#|y#", &token, &status, &body, &blen, &hdr,
                               &hlen)) {
             Py_DECREF(seq);
-            free_chain(first);
             return NULL;
         }
         if (status < 200 || status > 599) {
             Py_DECREF(seq);
-            free_chain(first);
             PyErr_SetString(PyExc_ValueError, "status must be 200..599");
             return NULL;
         }
         if (!running) /* stopped: nobody to answer */
             continue;
-        ans_t *a = new_answer(token, status, body, (size_t)blen, hdr, (size_t)hlen);
-        if (a == NULL) {
+        if (post_answer(token, status, body, (size_t)blen, hdr, (size_t)hlen) != 0) {
             Py_DECREF(seq);
-            free_chain(first);
             return PyErr_NoMemory();
         }
-        a->next = first;
-        first = a;
-        if (last == NULL)
-            last = a;
-        made++;
     }
     Py_DECREF(seq);
-    if (made && running) {
-        post_chain(first, last, made);
+    if (n && running)
         wake_loop();
-    } else
-        free_chain(first);
     Py_RETURN_NONE;
 }
 
@@ -1022,14 +957,13 @@ static PyObject *py_stats(PyObject *self, PyObject *args)
     pthread_mutex_lock(&qlock);
     size_t ql = q_len, nw = n_waiting, na = n_active;
     pthread_mutex_unlock(&qlock);
-    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:n,s:O}",
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:n,s:n,s:n,s:O}",
                          "requests", st.requests, "queued", st.queued, "answered", st.answered,
                          "dropped_answers", st.dropped_answers, "bad_requests", st.bad, "not_found", st.not_found,
                          "too_large", st.too_large, "refused_503", st.refused, "timeouts", st.timeouts,
                          "connections_accepted", st.accepted, "closed_idle", st.closed_idle, "bytes_in",
-                         st.bytes_in, "bytes_out", st.bytes_out, "events_between_answers", st.events_between_answers,
-                         "queue", (Py_ssize_t)ql, "waiting", (Py_ssize_t)nw, "connections", (Py_ssize_t)na, "running",
-                         running ? Py_True : Py_False);
+                         st.bytes_in, "bytes_out", st.bytes_out, "queue", (Py_ssize_t)ql, "waiting",
+                         (Py_ssize_t)nw, "connections", (Py_ssize_t)na, "running", running ? Py_True : Py_False);
 }
 
 static PyMethodDef methods[] = {
