@@ -504,3 +504,102 @@ def test_take_ready_tells_when_every_connection_is_in():
             c.close()
         _front.stop()
         lsock.close()
+
+
+def test_a_group_answered_in_one_reply_goes_to_its_own_connections():
+    """One reply() of a whole group's answers while the writers come back at once (the loop wakes Python once per
+    round of events, not per request queued): each answer goes to its own connection, in order, pipelined
+    requests included, and every request reaches Python."""
+    from ailedger.tlog import _front
+
+    n, rounds = 40, 3
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", port()))
+    lsock.listen(64)
+    _front.start(lsock.fileno())
+    errors: list[str] = []
+
+    def req(i: int, k: int) -> bytes:
+        body = b'{"c":%d,"k":%d}' % (i, k)
+        return b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    def writer(i: int) -> None:
+        try:
+            with socket.create_connection(lsock.getsockname(), timeout=10) as s:
+                if i % 4 == 0:  # every request at once: the later ones wait in the loop's buffer
+                    s.sendall(b"".join(req(i, k) for k in range(rounds)))
+                buf = b""
+                for k in range(rounds):
+                    if i % 4:
+                        s.sendall(req(i, k))
+                    want = b'{"c":%d,"k":%d}' % (i, k)
+                    while b"\r\n\r\n" not in buf or len(buf.partition(b"\r\n\r\n")[2]) < len(want):
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            errors.append(f"{i}: closed before answer {k}")
+                            return
+                        buf += chunk
+                    head, _, rest = buf.partition(b"\r\n\r\n")
+                    body, buf = rest[:len(want)], rest[len(want):]
+                    if not head.startswith(b"HTTP/1.1 201 ") or body != want:
+                        errors.append(f"{i}: answer {k} was {head[:20]!r} {body!r}")
+        except OSError as exc:
+            errors.append(f"{i}: {exc}")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        got: list = []
+        while len(got) < n and time.monotonic() < deadline:
+            got += _front.take(0.5)
+        assert len(got) == n
+        assert _front.take_ready(0.0) == ([], True)  # every writer waits for its answer
+        answered = n * rounds
+        while answered and time.monotonic() < deadline:
+            _front.reply([(tok, 201, body) for tok, body in got])  # the whole group in one call
+            answered -= len(got)
+            got = []
+            while answered and len(got) < n and time.monotonic() < deadline:
+                got += _front.take(0.5)
+        for t in threads:
+            t.join(10)
+        assert errors == []
+        st = _front.stats()
+        assert st["answered"] == n * rounds and st["dropped_answers"] == 0
+    finally:
+        _front.stop()
+        lsock.close()
+
+
+def test_a_request_queued_wakes_a_waiting_take_at_once():
+    """The loop wakes Python once it has queued what a round of events brought: a waiting ``take``/``take_ready``
+    returns the request then, not at its timeout."""
+    from ailedger.tlog import _front
+
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", port()))
+    lsock.listen(16)
+    _front.start(lsock.fileno())
+    try:
+        req = b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+        with socket.create_connection(lsock.getsockname(), timeout=5) as a, \
+                socket.create_connection(lsock.getsockname(), timeout=5) as b:
+            for wait in (lambda: _front.take(10.0), lambda: _front.take_ready(10.0)[0]):
+                threading.Timer(0.2, a.sendall, (req,)).start()
+                t0 = time.monotonic()
+                got = wait()
+                took = time.monotonic() - t0
+                assert len(got) == 1 and got[0][1] == b"{}"
+                assert took < 3.0, f"woken after {took:.2f} s"
+                _front.reply([(got[0][0], 201, b"{}")])
+                assert a.recv(4096).startswith(b"HTTP/1.1 201 ")
+            a.close()  # then the other connection's: a take with a window returns once every connection is in
+            threading.Timer(0.2, b.sendall, (req,)).start()
+            t0 = time.monotonic()
+            assert [body for _, body in _front.take(10.0, 10.0)] == [b"{}"]
+            assert time.monotonic() - t0 < 3.0
+    finally:
+        _front.stop()
+        lsock.close()

@@ -7,7 +7,8 @@
  * every complete POST /v1/entries body as (token, body).  A connection whose request is queued reads
  * nothing more until that request is answered (one request in flight per connection; pipelined bytes
  * wait in its buffer).  Python takes what is queued (take(), or take_ready() piece by piece while it tells
- * whether every open connection's request is in; the GIL released while they wait) and answers with
+ * whether every open connection's request is in; the GIL released while they wait: woken once per round of
+ * epoll events that queued something, so what arrived together is taken as one piece) and answers with
  * reply([(token, status, body[, headers])]); the loop thread is woken by an
  * eventfd and writes the answers.  A token names a connection and its serial number: an answer for a
  * connection that has gone (its client disconnected) is dropped.
@@ -102,6 +103,7 @@ static size_t n_active;     /* open connections that may still send a request (n
 static size_t n_posted;     /* answers from Python not yet written (their connections still count in n_waiting) */
 static ans_t *a_head;       /* answers from Python, newest first */
 static int stopping;
+static int q_kick; /* the loop thread's own: a request was queued since Python was last woken */
 
 static struct {
     unsigned long long requests, queued, answered, dropped_answers, bad, not_found, too_large, refused,
@@ -284,8 +286,8 @@ static void enqueue(conn_t *c, const char *body, size_t n)
     q_tail = r;
     q_len++;
     n_waiting++;
-    pthread_cond_broadcast(&qcond);
     pthread_mutex_unlock(&qlock);
+    q_kick = 1; /* Python is woken once the loop has queued what this round of events brought (loop) */
 }
 
 /* Parse the request at the start of c->in (head of h bytes).  Returns the bytes it used (head and
@@ -679,6 +681,9 @@ static void *loop(void *arg)
             }
         }
         pthread_mutex_lock(&qlock);
+        if (q_kick) /* one wake-up for every request these events queued: Python takes them as one piece */
+            pthread_cond_broadcast(&qcond);
+        q_kick = 0;
         int stop = stopping;
         pthread_mutex_unlock(&qlock);
         if (stop)
