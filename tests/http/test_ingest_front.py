@@ -5,6 +5,7 @@ before its answer, and SIGKILL under load (every acknowledged entry there after 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -390,18 +391,24 @@ def _closed_loop(url: str, bodies: list[bytes], writers: int) -> list[int]:
     return statuses
 
 
-def test_groups_gather_every_writer_but_no_more_than_max_group(tmp_path):
-    """Closed-loop writers land in shared groups (gathered piece by piece), and a group never holds more than
-    max_group requests: with 24 writers and max_group=5, every commit answers at most 5."""
+@contextlib.contextmanager
+def _ledger_and_notes(tmp_path, prefix: str, n: int):
+    """A fresh ledger with its API (open registration), three registered signers and ``n`` signed notes."""
     d = tmp_path / "ledger"
     Ledger.init(d, origin="test.example/front").close()
     with Ledger.open(d) as led:
         app = create_app(led, ServeConfig(open_registration=True))
         api = TestClient(app)
-        keys = [Key(f"g{i}") for i in range(3)]
+        keys = [Key(f"{prefix}{i}") for i in range(3)]
         for k in keys:
             assert api.post("/v1/identities", json=k.registration()).status_code == 201
-        bodies = [canonical_json(keys[i % 3].entry("note", {"i": i})) for i in range(120)]
+        yield led, app, [canonical_json(keys[i % 3].entry("note", {"i": i})) for i in range(n)]
+
+
+def test_groups_gather_every_writer_but_no_more_than_max_group(tmp_path):
+    """Closed-loop writers land in shared groups (gathered piece by piece), and a group never holds more than
+    max_group requests: with 24 writers and max_group=5, every commit answers at most 5."""
+    with _ledger_and_notes(tmp_path, "g", 120) as (led, app, bodies):
         with IngestFront(app.api, "127.0.0.1", port(), max_group=5) as f:  # type: ignore[attr-defined]
             assert _closed_loop(f.url, bodies[:60], 24) == [201] * 60
             assert f.stats["largest_group"] <= 5 and f.stats["groups"] >= 12
@@ -415,15 +422,7 @@ def test_cohorts_split_closed_loop_writers_into_groups_that_take_turns(tmp_path)
     """With cohorts=2 (the default) a group holds at most half the open connections' requests (rounded up), so
     one half is committed while the other is checked: 24 writers make groups of at most 12; with 3 cohorts at
     most 8. A bad count is refused by name."""
-    d = tmp_path / "ledger"
-    Ledger.init(d, origin="test.example/front").close()
-    with Ledger.open(d) as led:
-        app = create_app(led, ServeConfig(open_registration=True))
-        api = TestClient(app)
-        keys = [Key(f"c{i}") for i in range(3)]
-        for k in keys:
-            assert api.post("/v1/identities", json=k.registration()).status_code == 201
-        bodies = [canonical_json(keys[i % 3].entry("note", {"i": i})) for i in range(240)]
+    with _ledger_and_notes(tmp_path, "c", 240) as (led, app, bodies):
         with IngestFront(app.api, "127.0.0.1", port()) as f:  # type: ignore[attr-defined]
             assert f.cohorts == 2
             assert _closed_loop(f.url, bodies[:120], 24) == [201] * 120
