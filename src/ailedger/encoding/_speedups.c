@@ -969,23 +969,34 @@ static PyObject *sodium_load(PyObject *self, PyObject *arg) {
 #endif
 }
 
-static PyObject *verify_entries(PyObject *self, PyObject *arg) {
+/* The leaves a verifying call reads without the GIL: libsodium loaded, and our own immutable tuple of the
+ * argument's items, each bytes (immutable too: safe to read without the GIL). A new reference, or NULL with
+ * the error set ("NAME() takes a sequence of bytes"). */
+static PyObject *leaves_tuple(PyObject *arg, const char *name) {
     if (sodium_verify == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
         return NULL;
     }
-    PyObject *seq = PySequence_Tuple(arg);  /* our own immutable copy: items stay alive without the GIL */
+    PyObject *seq = PySequence_Tuple(arg);
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyBytes_Check(PyTuple_GET_ITEM(seq, i))) {
+            Py_DECREF(seq);
+            PyErr_Format(PyExc_TypeError, "%s() takes a sequence of bytes", name);
+            return NULL;
+        }
+    }
+    return seq;
+}
+
+static PyObject *verify_entries(PyObject *self, PyObject *arg) {
+    PyObject *seq = leaves_tuple(arg, "verify_entries");  /* our own copy: items stay alive without the GIL */
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject **items = &PyTuple_GET_ITEM(seq, 0);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyBytes_Check(items[i])) {  /* bytes are immutable: safe to read without the GIL */
-            Py_DECREF(seq);
-            PyErr_SetString(PyExc_TypeError, "verify_entries() takes a sequence of bytes");
-            return NULL;
-        }
-    }
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     uint8_t *msg = PyMem_RawMalloc(V_MAX_LEAF + 1);
     if (out == NULL || msg == NULL) {
@@ -1176,22 +1187,11 @@ typedef struct {
 /* check_entries(leaves) -> (verdicts, hashes, terms): verify_entries' verdicts, the RFC 6962 leaf hash of every
  * leaf, and for each entry with verdict 1 its index terms (or None: ask Python); one pass without the GIL. */
 static PyObject *check_entries(PyObject *self, PyObject *arg) {
-    if (sodium_verify == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
-        return NULL;
-    }
-    PyObject *seq = PySequence_Tuple(arg);
+    PyObject *seq = leaves_tuple(arg, "check_entries");
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject **items = &PyTuple_GET_ITEM(seq, 0);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyBytes_Check(items[i])) {
-            Py_DECREF(seq);
-            PyErr_SetString(PyExc_TypeError, "check_entries() takes a sequence of bytes");
-            return NULL;
-        }
-    }
     PyObject *verdicts = PyBytes_FromStringAndSize(NULL, n), *hashes = NULL, *terms = NULL, *res = NULL;
     uint8_t *msg = PyMem_RawMalloc(V_MAX_LEAF + 1);
     c_row *rows = PyMem_RawMalloc(sizeof(c_row) * (size_t)(n ? n : 1));
@@ -1494,23 +1494,12 @@ static PyObject *check_rows(PyObject *self, PyObject *args) {
     int partial = 0, split = 0;
     if (!PyArg_ParseTuple(args, "OO!|pp:check_rows", &arg, &PyType_Type, &cls, &partial, &split))
         return NULL;
-    if (sodium_verify == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "call _sodium_load() first");
-        return NULL;
-    }
     PyTypeObject *tp = (PyTypeObject *)cls;
-    PyObject *seq = PySequence_Tuple(arg);
+    PyObject *seq = leaves_tuple(arg, "check_rows");
     if (seq == NULL)
         return NULL;
     Py_ssize_t n = PyTuple_GET_SIZE(seq);
     PyObject **items = &PyTuple_GET_ITEM(seq, 0);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyBytes_Check(items[i])) {
-            Py_DECREF(seq);
-            PyErr_SetString(PyExc_TypeError, "check_rows() takes a sequence of bytes");
-            return NULL;
-        }
-    }
     PyObject *verdicts = PyBytes_FromStringAndSize(NULL, n), *hashes = NULL, *terms = NULL, *entries = NULL;
     PyObject *res = NULL;
     s_cache c_type = {NULL, NULL, 0}, c_signer = {NULL, NULL, 0}, c_time = {NULL, NULL, 0};
