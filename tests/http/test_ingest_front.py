@@ -436,31 +436,42 @@ def test_cohorts_split_closed_loop_writers_into_groups_that_take_turns(tmp_path)
                 IngestFront(app.api, "127.0.0.1", port(), cohorts=bad)  # type: ignore[attr-defined]
 
 
-def test_connections_counts_the_open_connections():
-    """``_front.connections()``: the open connections that may still send (what a cohort's size is cut from)."""
+@contextlib.contextmanager
+def _c_loop(backlog: int):
+    """The C loop alone (``_front``, no Python front) on a listening socket of its own; stopped after."""
     from ailedger.tlog import _front
 
     lsock = socket.socket()
     lsock.bind(("127.0.0.1", port()))
-    lsock.listen(16)
+    lsock.listen(backlog)
     _front.start(lsock.fileno())
-    conns = []
     try:
-        assert _front.connections() == 0
-        conns = [socket.create_connection(lsock.getsockname(), timeout=5) for _ in range(4)]
-        deadline = time.monotonic() + 5
-        while _front.connections() < 4 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert _front.connections() == 4
-        conns.pop().close()
-        while _front.connections() > 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert _front.connections() == 3
+        yield lsock
     finally:
-        for c in conns:
-            c.close()
         _front.stop()
         lsock.close()
+
+
+def test_connections_counts_the_open_connections():
+    """``_front.connections()``: the open connections that may still send (what a cohort's size is cut from)."""
+    from ailedger.tlog import _front
+
+    with _c_loop(16) as lsock:
+        conns = []
+        try:
+            assert _front.connections() == 0
+            conns = [socket.create_connection(lsock.getsockname(), timeout=5) for _ in range(4)]
+            deadline = time.monotonic() + 5
+            while _front.connections() < 4 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert _front.connections() == 4
+            conns.pop().close()
+            while _front.connections() > 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert _front.connections() == 3
+        finally:
+            for c in conns:
+                c.close()
 
 
 def test_take_ready_tells_when_every_connection_is_in():
@@ -469,40 +480,35 @@ def test_take_ready_tells_when_every_connection_is_in():
     will send again, so a group being gathered must not close on it."""
     from ailedger.tlog import _front
 
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", port()))
-    lsock.listen(16)
-    _front.start(lsock.fileno())
-    conns = []
-    try:
-        body = b"{}"
-        req = b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n" + body
-        conns = [socket.create_connection(lsock.getsockname(), timeout=5) for _ in range(3)]
-        deadline = time.monotonic() + 5
-        while _front.stats()["connections"] < 3 and time.monotonic() < deadline:
-            time.sleep(0.005)
-        got: list = []
-        conns[0].sendall(req)
-        conns[1].sendall(req)
-        while len(got) < 2 and time.monotonic() < deadline:
-            piece, all_in = _front.take_ready(0.5)
+    with _c_loop(16) as lsock:
+        conns = []
+        try:
+            body = b"{}"
+            req = b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n" + body
+            conns = [socket.create_connection(lsock.getsockname(), timeout=5) for _ in range(3)]
+            deadline = time.monotonic() + 5
+            while _front.stats()["connections"] < 3 and time.monotonic() < deadline:
+                time.sleep(0.005)
+            got: list = []
+            conns[0].sendall(req)
+            conns[1].sendall(req)
+            while len(got) < 2 and time.monotonic() < deadline:
+                piece, all_in = _front.take_ready(0.5)
+                got += piece
+            assert [b for _, b in got] == [body, body] and all_in is False  # the third connection has sent nothing
+            conns[2].sendall(req)
+            piece, all_in = _front.take_ready(2.0)
+            assert len(piece) == 1 and all_in is True
             got += piece
-        assert [b for _, b in got] == [body, body] and all_in is False  # the third connection has sent nothing
-        conns[2].sendall(req)
-        piece, all_in = _front.take_ready(2.0)
-        assert len(piece) == 1 and all_in is True
-        got += piece
-        _front.reply([(tok, 201, b'{"ok":1}') for tok, _ in got[:2]])
-        assert _front.take_ready(0.0) == ([], False)  # two answered: their writers are on their way again
-        for c in conns[:2]:
-            assert c.recv(4096).startswith(b"HTTP/1.1 201 ")
-        _front.reply([(got[2][0], 201, b'{"ok":1}')])
-        assert conns[2].recv(4096).startswith(b"HTTP/1.1 201 ")
-    finally:
-        for c in conns:
-            c.close()
-        _front.stop()
-        lsock.close()
+            _front.reply([(tok, 201, b'{"ok":1}') for tok, _ in got[:2]])
+            assert _front.take_ready(0.0) == ([], False)  # two answered: their writers are on their way again
+            for c in conns[:2]:
+                assert c.recv(4096).startswith(b"HTTP/1.1 201 ")
+            _front.reply([(got[2][0], 201, b'{"ok":1}')])
+            assert conns[2].recv(4096).startswith(b"HTTP/1.1 201 ")
+        finally:
+            for c in conns:
+                c.close()
 
 
 def test_a_group_answered_in_one_reply_goes_to_its_own_connections():
@@ -512,41 +518,37 @@ def test_a_group_answered_in_one_reply_goes_to_its_own_connections():
     from ailedger.tlog import _front
 
     n, rounds = 40, 3
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", port()))
-    lsock.listen(64)
-    _front.start(lsock.fileno())
-    errors: list[str] = []
+    with _c_loop(64) as lsock:
+        errors: list[str] = []
 
-    def req(i: int, k: int) -> bytes:
-        body = b'{"c":%d,"k":%d}' % (i, k)
-        return b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        def req(i: int, k: int) -> bytes:
+            body = b'{"c":%d,"k":%d}' % (i, k)
+            return b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
-    def writer(i: int) -> None:
-        try:
-            with socket.create_connection(lsock.getsockname(), timeout=10) as s:
-                if i % 4 == 0:  # every request at once: the later ones wait in the loop's buffer
-                    s.sendall(b"".join(req(i, k) for k in range(rounds)))
-                buf = b""
-                for k in range(rounds):
-                    if i % 4:
-                        s.sendall(req(i, k))
-                    want = b'{"c":%d,"k":%d}' % (i, k)
-                    while b"\r\n\r\n" not in buf or len(buf.partition(b"\r\n\r\n")[2]) < len(want):
-                        chunk = s.recv(65536)
-                        if not chunk:
-                            errors.append(f"{i}: closed before answer {k}")
-                            return
-                        buf += chunk
-                    head, _, rest = buf.partition(b"\r\n\r\n")
-                    body, buf = rest[:len(want)], rest[len(want):]
-                    if not head.startswith(b"HTTP/1.1 201 ") or body != want:
-                        errors.append(f"{i}: answer {k} was {head[:20]!r} {body!r}")
-        except OSError as exc:
-            errors.append(f"{i}: {exc}")
+        def writer(i: int) -> None:
+            try:
+                with socket.create_connection(lsock.getsockname(), timeout=10) as s:
+                    if i % 4 == 0:  # every request at once: the later ones wait in the loop's buffer
+                        s.sendall(b"".join(req(i, k) for k in range(rounds)))
+                    buf = b""
+                    for k in range(rounds):
+                        if i % 4:
+                            s.sendall(req(i, k))
+                        want = b'{"c":%d,"k":%d}' % (i, k)
+                        while b"\r\n\r\n" not in buf or len(buf.partition(b"\r\n\r\n")[2]) < len(want):
+                            chunk = s.recv(65536)
+                            if not chunk:
+                                errors.append(f"{i}: closed before answer {k}")
+                                return
+                            buf += chunk
+                        head, _, rest = buf.partition(b"\r\n\r\n")
+                        body, buf = rest[:len(want)], rest[len(want):]
+                        if not head.startswith(b"HTTP/1.1 201 ") or body != want:
+                            errors.append(f"{i}: answer {k} was {head[:20]!r} {body!r}")
+            except OSError as exc:
+                errors.append(f"{i}: {exc}")
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
-    try:
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
         for t in threads:
             t.start()
         deadline = time.monotonic() + 20
@@ -567,9 +569,6 @@ def test_a_group_answered_in_one_reply_goes_to_its_own_connections():
         assert errors == []
         st = _front.stats()
         assert st["answered"] == n * rounds and st["dropped_answers"] == 0
-    finally:
-        _front.stop()
-        lsock.close()
 
 
 def test_a_request_queued_wakes_a_waiting_take_at_once():
@@ -577,11 +576,7 @@ def test_a_request_queued_wakes_a_waiting_take_at_once():
     returns the request then, not at its timeout."""
     from ailedger.tlog import _front
 
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", port()))
-    lsock.listen(16)
-    _front.start(lsock.fileno())
-    try:
+    with _c_loop(16) as lsock:
         req = b"POST /v1/entries HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
         with socket.create_connection(lsock.getsockname(), timeout=5) as a, \
                 socket.create_connection(lsock.getsockname(), timeout=5) as b:
@@ -599,6 +594,3 @@ def test_a_request_queued_wakes_a_waiting_take_at_once():
             t0 = time.monotonic()
             assert [body for _, body in _front.take(10.0, 10.0)] == [b"{}"]
             assert time.monotonic() - t0 < 3.0
-    finally:
-        _front.stop()
-        lsock.close()
