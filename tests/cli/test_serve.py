@@ -88,3 +88,16 @@ def test_serve_without_a_ledger_fails_clearly(tmp_path):
     assert r.returncode == 2 and "no ledger at" in r.stderr
     r = run("serve", "--help")
     assert r.returncode == 0 and "--workers" in r.stdout
+
+
+@pytest.mark.parametrize(("option", "value"), [("--ingest-cohorts", "0"), ("--ingest-cohorts", "65"),
+                                               ("--ingest-cohorts", "two"), ("--ingest-checkpoint-ms", "-1"),
+                                               ("--ingest-checkpoint-ms", "10001")])
+def test_serve_refuses_a_bad_ingest_setting_by_name_before_anything(tmp_path, option, value):
+    """A bad ingest-port setting: exit 2 naming the option, before the ledger is opened or anything written."""
+    d = tmp_path / "led"
+    Ledger.init(d, origin="test.example/serve").close()
+    before = sorted((p.relative_to(d), p.stat().st_size) for p in d.rglob("*") if p.is_file())
+    r = run("serve", "--ledger", str(d), "--port", "1", "--ingest-port", "2", option, value)
+    assert r.returncode == 2 and option in r.stderr
+    assert sorted((p.relative_to(d), p.stat().st_size) for p in d.rglob("*") if p.is_file()) == before
