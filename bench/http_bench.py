@@ -97,6 +97,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def drop_schema(dsn: str, schema: str) -> None:
+    """Drop a bench's own PostgreSQL schema (best effort: the bench's figures do not depend on it)."""
+    try:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as con:
+            con.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    except Exception:  # noqa: BLE001, S110 - best-effort clean-up of the bench's own schema
+        pass
+
+
 class Server:
     def __init__(self, ledger: Path, workers: int, extra: list[str] | None = None) -> None:
         self.port = free_port()
@@ -758,13 +769,7 @@ def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
                   f"lost {chk['acknowledged_missing']}, audit ok {chk['audit_ok']}", flush=True)
             out.setdefault(f"writers_{label}", []).append(res)
             if store is not None:
-                try:
-                    import psycopg
-
-                    with psycopg.connect(args.pg_dsn, autocommit=True) as con:
-                        con.execute(f'DROP SCHEMA IF EXISTS "{store["schema"]}" CASCADE')
-                except Exception:  # noqa: BLE001, S110 - best-effort clean-up of the bench's own schema
-                    pass
+                drop_schema(args.pg_dsn, store["schema"])
                 store["schema"] = "bench_" + uuid.uuid4().hex[:12]
 
 

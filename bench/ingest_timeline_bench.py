@@ -307,13 +307,7 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
         for k, v in saved.items():
             setattr(cls, k, v)
         if store is not None:
-            try:
-                import psycopg
-
-                with psycopg.connect(args.pg_dsn, autocommit=True) as con:
-                    con.execute(f'DROP SCHEMA IF EXISTS "{store["schema"]}" CASCADE')
-            except Exception:  # noqa: BLE001, S110 - best-effort clean-up of the bench's own schema
-                pass
+            hb.drop_schema(args.pg_dsn, store["schema"])
     ok = r["statuses"].get(201, 0)
     res: dict[str, Any] = {
         "loadavg": round(la, 2), "entries": ok, "statuses": {str(k): v for k, v in r["statuses"].items()},
