@@ -388,21 +388,27 @@ def test_journal_write_failure_fails_the_call_and_closes_the_trail(ledger):
     assert _rids_in_log(ledger) == [ok.id]
 
 
-def test_many_durable_threads_share_groups_and_receipts_wait_for_the_batch(ledger):
-    trail = InferenceTrail(ledger, "iris", mode="durable", flush_interval=60)
+def _record_from_threads(trail, threads: int, per: int) -> list[str]:
+    """``threads`` threads each recording ``per`` calls one after the other (subject ``u<k>``); every receipt id."""
     out: list[str] = []
     lock = threading.Lock()
 
     def worker(k):
-        mine = [trail.record({"k": k, "i": i}, {"o": i}, subject=f"u{k}").id for i in range(50)]
+        mine = [trail.record({"k": k, "i": i}, {"o": i}, subject=f"u{k}").id for i in range(per)]
         with lock:
             out.extend(mine)
 
-    ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
+    return out
+
+
+def test_many_durable_threads_share_groups_and_receipts_wait_for_the_batch(ledger):
+    trail = InferenceTrail(ledger, "iris", mode="durable", flush_interval=60)
+    out = _record_from_threads(trail, 8, 50)
     st = trail._journal.stats
     assert st["records"] == 400 and 1 <= st["groups"] <= 400  # concurrent calls may share fdatasyncs
     rid = out[-1]
@@ -672,19 +678,7 @@ def test_journal_inflight_is_checked_and_used(ledger):
     trail = InferenceTrail(ledger, "iris", mode="durable", flush_interval=60, journal_inflight=3)
     try:
         assert trail._journal.inflight == 3
-        out: list[str] = []
-        lock = threading.Lock()
-
-        def worker(k):
-            mine = [trail.record({"k": k, "i": i}, {"o": i}, subject=f"u{k}").id for i in range(25)]
-            with lock:
-                out.extend(mine)
-
-        ts = [threading.Thread(target=worker, args=(k,)) for k in range(6)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        out = _record_from_threads(trail, 6, 25)
         trail.flush()
     finally:
         trail.close()
