@@ -5,7 +5,7 @@ Its C loop (``ailedger.tlog._front``, an epoll loop on its own thread, never hol
 keep-alive connections, reads each request head and body, answers malformed, oversized, other-path and
 other-method requests itself, and queues the bodies of whole ``POST /v1/entries`` requests.  One Python
 thread here gathers a group piece by piece (``take_ready``: what is queued now, and whether every open
-connection's request is in), checks the entries of each piece in one C call
+connection's request is in; at most its cohort's share of the open connections, ``cohorts``), checks the entries of each piece in one C call
 (:meth:`~ailedger.tlog.ingest.Ingestor.prepare_bodies`), appends the group in one durable transaction
 through the ledger's group committer (the policy checks and per-identity rate limits of the API run on
 it), and answers each request (``reply``) with exactly what ``POST /v1/entries`` on the API answers:
@@ -212,12 +212,13 @@ class IngestFront:
     def _run(self) -> None:
         """The checking stage: take what the C loop queued, check it (parse, signatures: the GIL released in C),
         and hand it to the committing stage. While that stage is busy with the group before, keep taking and
-        checking what arrives. Once it is free, gather the group: every open connection's request (the writers
-        it just answered coming back), at most the window from the first, each piece checked as it arrives
-        (the signatures of the first writers back are checked while the last are on their way; a piece of
-        _SPLIT or more on both cores, half on the C module's helper thread), so that a group holds every
-        writer rather than half of them (a commit costs nearly the same for 50 entries as for 25: on
-        PostgreSQL most of it is round trips) and its checks overlap the writers' round trips."""
+        checking what arrives, up to the group's cap (:meth:`_cap`: its cohort's share of the open connections),
+        then wait to be told the committing stage is free. Once it is free, gather the rest of the group: the
+        requests of the open connections (the writers it just answered coming back) up to the cap, at most the
+        window from the first, each piece checked as it arrives (the signatures of the first writers back are
+        checked while the last are on their way; a piece of _SPLIT or more on both cores, half on the C module's
+        helper thread). With cohorts, one cohort's group is committed while the next cohort's is gathered and
+        checked; with one cohort a group holds every writer and the stages take turns (docs/api.md)."""
         assert _front is not None
         take, take_ready = _front.take, _front.take_ready
         pending: list[Checked] = []
