@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from limits import (  # the machine's limits (bench/limits.py)
+    fork_pool,
     sodium_all_cores,
     sodium_cpu_us_per_verify,
     sodium_verify_per_s,
@@ -459,13 +460,12 @@ def _presign(job: tuple[int, int, int, str]) -> list[bytes]:
 
 def presign(n: int, keys: int, procs: int, offset: int = 0) -> list[bytes]:
     """n entries signed by `keys` identities (round-robin blocks), signed on every core before any clock starts."""
-    import multiprocessing as mp
 
     when = utc_now()
     step = 2000
     jobs = [(offset + (k % keys), offset * 10_000_000 + s, min(step, n - s), when)
             for k, s in enumerate(range(0, n, step))]
-    with mp.get_context("fork").Pool(procs) as pool:
+    with fork_pool(procs) as pool:  # ends by close() and join(), never terminate() (bench/limits.py)
         return [e for part in pool.imap(_presign, jobs) for e in part]
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import shutil
 import statistics
@@ -32,6 +31,7 @@ from ailedger.tlog.stores import LeafRow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from limits import (  # the machine's limits (bench/limits.py)
+    fork_pool,
     sha256_many_per_s,
     sodium_cpu_us_per_verify,
     sodium_verify_per_s,
@@ -55,7 +55,7 @@ def _make_entries(args):
 def make_entries(n: int, procs: int) -> list[bytes]:
     step = 20000
     jobs = [(k % 16, s, min(step, n - s)) for k, s in enumerate(range(0, n, step))]
-    with mp.get_context("fork").Pool(procs) as pool:
+    with fork_pool(procs) as pool:  # ends by close() and join(), never terminate() (bench/limits.py)
         return [e for part in pool.imap(_make_entries, jobs) for e in part]
 
 

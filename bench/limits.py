@@ -39,7 +39,7 @@ def _default_signals() -> None:
 
 
 @contextlib.contextmanager
-def _pool(procs: int) -> Iterator[Any]:
+def fork_pool(procs: int) -> Iterator[Any]:
     """A fork pool that ends by close() and join(), whatever the work did: its workers leave on their own once
     the work is done. The ``with Pool()`` form ends by terminate(), whose SIGTERMs race the workers' start (see
     below) and the pool's own thread that replaces workers that exit: a worker that survives them waits on the
@@ -59,6 +59,7 @@ def _pool(procs: int) -> Iterator[Any]:
 __all__ = [
     "aesgcm_mib_s",
     "cores",
+    "fork_pool",
     "fsync_s",
     "sha256_bulk_mib_s",
     "sha256_many_per_s",
@@ -146,7 +147,7 @@ def sodium_all_cores(entries: Sequence[bytes], procs: int | None = None) -> tupl
     _pack(flat)
     try:
         spans = [(a * 2, b * 2) for a, b in _spans(len(flat) // 2, 2000)]
-        with _pool(procs) as pool:
+        with fork_pool(procs) as pool:
             pool.map(_sodium_range, [(0, min(400, len(flat)))] * procs)  # warm up every worker
             t = time.perf_counter()
             got = pool.map(_sodium_range_cpu, spans, chunksize=1)
@@ -164,7 +165,7 @@ def sodium_verify_per_s(entries: Sequence[bytes], procs: int | None = None) -> f
     _pack(flat)
     try:
         spans = [(a * 2, b * 2) for a, b in _spans(len(flat) // 2, 2000)]
-        with _pool(procs) as pool:
+        with fork_pool(procs) as pool:
             pool.map(_sodium_range, [(0, min(400, len(flat)))] * procs)  # warm up every worker
             t = time.perf_counter()
             done = sum(pool.map(_sodium_range, spans, chunksize=1))
@@ -190,7 +191,7 @@ def sha256_many_per_s(items: Sequence[bytes], procs: int | None = None) -> tuple
     n = len(items)
     try:
         spans = _spans(n, max(1000, n // (procs * 8)))
-        with _pool(procs) as pool:
+        with fork_pool(procs) as pool:
             pool.map(_sha_many_range, [(0, min(1000, n))] * procs)
             t = time.perf_counter()
             done = sum(pool.map(_sha_many_range, spans, chunksize=1))
@@ -262,7 +263,7 @@ def aesgcm_mib_s(piece: int, total_mib: int = 256, procs: int | None = None) -> 
     """MiB/s of AES-256-GCM encryption of ``piece``-byte messages on every core (process pool)."""
     procs = procs or cores()
     n = max(1, (total_mib << 20) // piece // (procs * 4))
-    with _pool(procs) as pool:
+    with fork_pool(procs) as pool:
         pool.map(_aes_chunk, [(piece, 10)] * procs)
         t = time.perf_counter()
         done = sum(pool.map(_aes_chunk, [(piece, n)] * (procs * 4)))
