@@ -137,10 +137,11 @@ def test_gateway_calls_are_sampled_proven_and_a_swap_is_found(zk_env, gw_ledger,
     assert r.exit_code == 1
     res = json.loads(r.output.strip().splitlines()[0])
     assert res["findings"] == [f"call {swapped} was demanded and has no logged proof"]
-    # proving again is idempotent: nothing left to prove among the selected calls
+    # proving again is idempotent: nothing left to prove among the selected calls; the swapped call is a finding
+    # again when the checkpoint happens to select it too (its draw is below the rate: the receipt ids are random)
     r = run("inference", "zk-prove-sampled", "--model", "iris", "--rate", rate, "--at", size, "--ledger", gw_ledger,
             "--json")
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == (1 if u(root, swapped) < rate else 0), r.output
     assert json.loads(r.output.strip().splitlines()[0])["proven"] == []
 
 
