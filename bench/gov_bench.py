@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
 import sys
@@ -28,6 +27,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from limits import fork_pool  # a pool that ends by close() and join() (bench/limits.py)
 
 from ailedger.authority import service as authority
 from ailedger.encoding.identity import did_from_public_key
@@ -85,9 +87,9 @@ def _raw_verify_openssl(items: list[tuple[bytes, bytes, bytes]]) -> int:
     return n
 
 
-def _pool_rate(ctx, cores: int, big: list[tuple[bytes, bytes, bytes]]) -> float:
+def _pool_rate(cores: int, big: list[tuple[bytes, bytes, bytes]]) -> float:
     parts = [big[i:i + 5000] for i in range(0, len(big), 5000)]
-    with ctx.Pool(cores) as pool:
+    with fork_pool(cores, "forkserver") as pool:
         pool.map(_raw_verify, parts[:cores])  # warm up the workers
         t = time.perf_counter()
         pool.map(_raw_verify, parts)
@@ -108,7 +110,6 @@ def main() -> None:
     reuse = a.reuse and (work / "shape.json").exists() and json.loads((work / "shape.json").read_text()) == shape
     if (work / "ledger").exists() and not reuse:
         shutil.rmtree(work / "ledger")
-    ctx = multiprocessing.get_context("forkserver")
     n_votes = a.voters * a.proposals
     load0 = os.getloadavg()[0]
     print(f"machine: {cores} cores, load average {load0:.1f}; {a.voters} voters x {a.proposals} proposals = "
@@ -125,7 +126,7 @@ def main() -> None:
         t = time.perf_counter()
         step = max(1, a.voters // (4 * a.workers))
         ranges = [(i, min(a.voters, i + step)) for i in range(0, a.voters, step)]
-        with ctx.Pool(a.workers) as pool:
+        with fork_pool(a.workers, "forkserver") as pool:
             dids = [d for part in pool.map(_make_keys, ranges) for d in part]
         led = Ledger.init(work / "ledger", origin="bench.example/gov")
         led.clock = lambda: T0 / 1000  # the bench's own clock: every entry is dated within the writer's skew of it
@@ -143,7 +144,7 @@ def main() -> None:
             p = gov.propose(led, admin, [{"kind": "model.revoke", "model": f"m{n}"}], f"revoke m{n}",
                             time=iso(T0 + 100 + n))
             props.append((p["id"], p["proposal_hash"]))
-        with ctx.Pool(a.workers) as pool:
+        with fork_pool(a.workers, "forkserver") as pool:
             jobs = [(lo, hi, props) for lo, hi in ranges]
             votes = [v for part in pool.map(_make_votes, jobs) for v in part]
         gen_s = time.perf_counter() - t
@@ -176,7 +177,7 @@ def main() -> None:
           f"({1e6 / one_core_openssl:.0f} us each); the ledger's verifier (libsodium) {one_core / one_core_openssl:.2f}x that",
           flush=True)
     big = sample * 25  # 100 000 verifications
-    all_cores = _pool_rate(ctx, cores, big)
+    all_cores = _pool_rate(cores, big)
     print(f"reference: raw Ed25519 verify {one_core:,.0f}/s on one core ({1e6 / one_core:.0f} us each), "
           f"{all_cores:,.0f}/s on {cores} cores -> 10^6 signatures need {1e6 / all_cores:.1f} s", flush=True)
 
@@ -206,7 +207,7 @@ def main() -> None:
     print(f"fold alone (leaves in memory): {len(leaves)} entries in {fold_s:.1f} s = {len(leaves) / fold_s:,.0f}/s",
           flush=True)
     led.close()
-    after = _pool_rate(ctx, cores, big)
+    after = _pool_rate(cores, big)
     print(f"reference again after the measurements: raw Ed25519 verify {after:,.0f}/s on {cores} cores", flush=True)
     ref = (all_cores + after) / 2
     out = {

@@ -39,12 +39,13 @@ def _default_signals() -> None:
 
 
 @contextlib.contextmanager
-def fork_pool(procs: int) -> Iterator[Any]:
-    """A fork pool that ends by close() and join(), whatever the work did: its workers leave on their own once
+def fork_pool(procs: int, method: str = "fork") -> Iterator[Any]:
+    """A pool (``method``: fork, or forkserver / spawn for work that must not inherit this process's state)
+    that ends by close() and join(), whatever the work did: its workers leave on their own once
     the work is done. The ``with Pool()`` form ends by terminate(), whose SIGTERMs race the workers' start (see
     below) and the pool's own thread that replaces workers that exit: a worker that survives them waits on the
     task queue forever, and so does the pool's exit (seen as a hung pytest-xdist worker)."""
-    pool = mp.get_context("fork").Pool(procs, initializer=_default_signals)
+    pool = mp.get_context(method).Pool(procs, initializer=_default_signals)
     try:
         yield pool
     finally:
