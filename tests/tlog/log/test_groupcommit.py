@@ -64,10 +64,15 @@ def test_one_failing_check_among_1000_good_requests_fails_only_that_request(log)
     def refuse(view):
         raise BadInputError("signer is not allowed here", field="signer")
 
+    # the requests are made first: only their submission runs while the group is held open (at most the
+    # window, 1 s, after its first item), so a loaded machine still queues every one of them in that time
+    reqs = [AppendRequest([row(f"g{i}")]) for i in range(1000)]
+    bad_req = AppendRequest([row("bad")], refuse)
+    more_reqs = [AppendRequest([row(f"h{i}"), row(f"h{i}x")]) for i in range(5)]
     with c.expecting():  # hold the group open until every request is queued: they share one group
-        good = [c.submit(AppendRequest([row(f"g{i}")])) for i in range(1000)]
-        bad = c.submit(AppendRequest([row("bad")], refuse))
-        more = [c.submit(AppendRequest([row(f"h{i}"), row(f"h{i}x")])) for i in range(5)]
+        good = [c.submit(r) for r in reqs]
+        bad = c.submit(bad_req)
+        more = [c.submit(r) for r in more_reqs]
     with pytest.raises(BadInputError, match="not allowed"):
         bad.result(30)
     got = [f.result(30)[0].index for f in good]
