@@ -149,8 +149,8 @@ def main() -> None:
                 w.cur.execute("SELECT pg_backend_pid()")
                 backend = int(w.cur.fetchone()[0])
         g = args.group
-        for k in range(0, args.warm, g):
-            log.append(rows[k : k + g])
+        for k in range(0, args.warm, g):  # groups end at --warm (a last shorter one), then at the timed end
+            log.append(rows[k : min(k + g, args.warm)])
         per: list[float] = []
         slowest = 0.0  # CPU-ms of the costliest group (one that folds levels of the dedup or terms index)
         t_all = time.thread_time()
@@ -159,7 +159,7 @@ def main() -> None:
         for k in range(args.warm, timed_end, g):
             b0 = _backend_cpu(backend)
             t0 = time.thread_time()
-            res = log.append(rows[k : k + g])
+            res = log.append(rows[k : min(k + g, timed_end)])
             per.append((time.thread_time() - t0 + _backend_cpu(backend) - b0) / len(res) * 1e6)
             slowest = max(slowest, per[-1] * len(res) / 1000)
         us = (time.thread_time() - t_all + _backend_cpu(backend) - b_all) / args.entries * 1e6
@@ -193,7 +193,7 @@ def main() -> None:
            "min_group_us_per_entry": round(min(per), 2), "max_group_cpu_ms": round(slowest, 2),
            "backend_counted": backend is not None,
            "subjects": "from --rows" if reused else args.subjects,
-           "signers": args.signers,
+           "signers": "from --rows" if reused else args.signers,
            "audit_ok": audit, "loadavg": round(os.getloadavg()[0], 2)}
     if frames:
         out["wal_groups"] = len(frames)
