@@ -459,24 +459,32 @@ def check_log(ledger_dir: Path, acked: list[tuple[int, str, bool]], base: int) -
 
 # -- --writers-only: many small writers against pre-batched appends and the signature limit ---------------------
 
-def _presign(job: tuple[int, int, int, str]) -> list[bytes]:
+def bench_subject(i: int, kind: str = "sequential") -> str:
+    """The subject entry ``i`` names: its number in 64 hex digits (``sequential``: each group's new ``subject:``
+    terms sit side by side in the index) or a SHA-256 of it (``random``: each lands anywhere, as the digests and
+    ids that real entries name do)."""
+    return f"sha256:{hashlib.sha256(b'%d' % i).hexdigest() if kind == 'random' else format(i, '064x')}"
+
+
+def _presign(job: tuple[int, int, int, str, str]) -> list[bytes]:
     """Worker: ``count`` signed bench.event entries (canonical bytes) by key ``seed``."""
-    seed, start, count, when = job
+    seed, start, count, when, kind = job
     from ailedger.encoding.records import build_entry as _build
 
     key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(b"http-bench-%d" % seed).digest())
     did = did_from_public_key(key.public_key().public_bytes(serialization.Encoding.Raw,
                                                               serialization.PublicFormat.Raw))
-    return [_build("bench.event", {"i": i, "k": seed, "subjects": [f"sha256:{i:064x}"]}, did, when, key.sign).leaf_bytes
-            for i in range(start, start + count)]
+    return [_build("bench.event", {"i": i, "k": seed, "subjects": [bench_subject(i, kind)]}, did, when,
+                   key.sign).leaf_bytes for i in range(start, start + count)]
 
 
-def presign(n: int, keys: int, procs: int, offset: int = 0) -> list[bytes]:
-    """n entries signed by `keys` identities (round-robin blocks), signed on every core before any clock starts."""
+def presign(n: int, keys: int, procs: int, offset: int = 0, subjects: str = "sequential") -> list[bytes]:
+    """n entries signed by `keys` identities (round-robin blocks), signed on every core before any clock starts;
+    ``subjects``: see :func:`bench_subject`."""
 
     when = utc_now()
     step = 2000
-    jobs = [(offset + (k % keys), offset * 10_000_000 + s, min(step, n - s), when)
+    jobs = [(offset + (k % keys), offset * 10_000_000 + s, min(step, n - s), when, subjects)
             for k, s in enumerate(range(0, n, step))]
     with fork_pool(procs) as pool:  # ends by close() and join(), never terminate() (bench/limits.py)
         return [e for part in pool.imap(_presign, jobs) for e in part]
@@ -677,9 +685,9 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     for k in keys_b + keys_s:
         r = httpx.post(url + "/v1/identities", json=k.registration(), timeout=30)
         assert r.status_code in (200, 201), r.text
-    batch_entries = presign(n_batch, 4, procs, offset)
-    single_entries = presign(n_single, 8, procs, offset + 100)
-    out: dict = {"store": label}
+    batch_entries = presign(n_batch, 4, procs, offset, args.subjects)
+    single_entries = presign(n_single, 8, procs, offset + 100, args.subjects)
+    out: dict = {"store": label, "subjects": args.subjects}
     # (1) pre-batched
     bodies = [b'{"entries":[' + b",".join(batch_entries[i : i + 1000]) + b"]}" for i in range(0, n_batch, 1000)]
     per = [bodies[c::4] for c in range(4)]
@@ -822,6 +830,9 @@ def main() -> None:
     ap.add_argument("--singles-front", choices=("api", "ingest"), default="api",
                     help="where the single-entry writers post: the API port, or the compiled write front "
                          "(serve --ingest-port)")
+    ap.add_argument("--subjects", choices=("sequential", "random"), default="sequential",
+                    help="--writers-only: each entry's own subject, its number in hex (sequential: new index terms "
+                         "side by side) or a SHA-256 of it (random: new index terms anywhere in the index)")
     args = ap.parse_args()
     n_batches = 8 if args.quick else 60
     load_s = 5.0 if args.quick else args.load_seconds

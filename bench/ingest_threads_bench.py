@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--group", type=int, default=50, help="entries per group (--mode inproc)")
     ap.add_argument("--port", type=int, default=0, help="the ingest port (0: any free one)")
     ap.add_argument("--src", default=str(ROOT / "src"), help="the ailedger package measured (its parent folder)")
+    ap.add_argument("--subjects", choices=("sequential", "random"), default="sequential",
+                    help="each entry's own subject: its number in hex or a SHA-256 of it (http_bench.bench_subject)")
     args = ap.parse_args()
     sys.path.insert(0, args.src)
     pkg = importlib.import_module("ailedger")  # first, from --src: every ailedger module comes from there
@@ -87,8 +89,9 @@ def main() -> None:
         store = {"store": "postgres", "dsn": args.pg_dsn, "schema": "ithreads_" + uuid.uuid4().hex[:10]}
     Ledger.init(d, origin="bench.example/ingest-threads", store=store).close()
     keys = [bench_key(100 + k) for k in range(8)]
-    entries = presign(args.entries, 8, os.cpu_count() or 2, 100)
-    out: dict[str, Any] = {"mode": args.mode, "store": args.store, "package": str(Path(pkg.__file__ or "").parent),
+    entries = presign(args.entries, 8, os.cpu_count() or 2, 100, args.subjects)
+    out: dict[str, Any] = {"mode": args.mode, "store": args.store, "subjects": args.subjects,
+                           "package": str(Path(pkg.__file__ or "").parent),
                            "loadavg_start": round(os.getloadavg()[0], 2)}
     try:
         with Ledger.open(d) as led:

@@ -284,7 +284,8 @@ def one_round(args: argparse.Namespace, exe: Path, work: Path, rnd: int) -> dict
             keys = [hb.bench_key(7000 + rnd * 10 + k) for k in range(8)]
             for k in keys:
                 assert api.post("/v1/identities", json=k.registration()).status_code in (200, 201)
-            entries = hb.presign(args.entries, 8, os.cpu_count() or 2, 7000 + rnd * 10)
+            entries = hb.presign(args.entries, 8, os.cpu_count() or 2, 7000 + rnd * 10,
+                                 getattr(args, "subjects", "sequential"))
             with cls(app.api, "127.0.0.1", hb.free_port()) as front:  # type: ignore[arg-type]
                 sched = Sched(work / f"sched-{rnd}.data") if args.sched else None
                 if sched is not None:
@@ -342,6 +343,8 @@ def main() -> None:
                          "during the run, while groups were committed and while pieces were checked")
     ap.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 dbname=test user=postgres password=root")
+    ap.add_argument("--subjects", choices=("sequential", "random"), default="sequential",
+                    help="each entry's own subject: its number in hex or a SHA-256 of it (http_bench.bench_subject)")
     args = ap.parse_args()
     from ailedger.http.ingest_front import available
 

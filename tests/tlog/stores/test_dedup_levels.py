@@ -129,7 +129,7 @@ def test_a_format3_store_migrates_and_keeps_deduplicating(tmp_path, small_levels
     assert _level_counts_v3(path) == 100
 
     st = SQLiteStore(path)
-    assert st.get_meta("format") == str(STORE_FORMAT) == "4" and st.migrated is False  # nothing moved
+    assert st.get_meta("format") == str(STORE_FORMAT) == "5" and st.migrated is False  # nothing moved
     log = TransparencyLog(st, "example.org/levels")
     assert _level_counts(path) == {"dedup0": 0, "dedup1": 0, "dedup": 100}
     res = log.append(_rows(99, 30), sign=False)  # entry 99 again, then 29 new ones

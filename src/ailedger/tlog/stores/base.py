@@ -36,8 +36,11 @@ INT64_MAX = 2**63 - 1
 # format-2 store moves its ``nodes`` rows into stripes. 4 (SQLite's layout only; PostgreSQL's schema is
 # unchanged): the dedup keys in three levels (``dedup0``, ``dedup1``, ``dedup``; sqlite._fold), so that an
 # append of a few entries dirties a few pages of a small table rather than one page of the whole index per
-# entry; a format-3 store's ``dedup`` becomes the oldest level as it is. docs/ledger.md, "Store format".
-STORE_FORMAT = 4
+# entry; a format-3 store's ``dedup`` becomes the oldest level as it is. 5 (SQLite's layout only again): the
+# ``terms`` rows in four levels (``terms0``, ``terms1``, ``terms2``, ``terms``; sqlite._fold_terms) for the same
+# reason (an entry's own subject is a random key in the index); a format-4 store's ``terms`` becomes the oldest
+# level as it is. docs/ledger.md, "Store format".
+STORE_FORMAT = 5
 
 STRIPE_BITS = 8
 STRIPE = 1 << STRIPE_BITS  # nodes per stripe row: a tlog-tiles tile's width

@@ -345,7 +345,8 @@ def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
     """Bring the schema to STORE_FORMAT (base.py) inside the caller's transaction, which holds the log's
     advisory lock; True if it migrated an older one. Format 1 -> 2: each run of consecutive entries under
     one term becomes one ``term_runs`` row. 2 -> 3: the ``nodes`` rows (one per interior node) become
-    ``node_stripes`` rows, and ``nodes`` is dropped. 3 -> 4 changed SQLite's layout only: the number alone."""
+    ``node_stripes`` rows, and ``nodes`` is dropped. 3 -> 4 and 4 -> 5 changed SQLite's layout only: the
+    number alone."""
     cur.execute("SELECT value FROM meta WHERE key = 'format'")
     row = cur.fetchone()
     fmt = check_format(None if row is None else str(row[0]))

@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS dedup1 (k INTEGER PRIMARY KEY, idx INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS node_stripes (id INTEGER PRIMARY KEY, hashes BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS terms (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
+-- format 5: the terms rows in four levels of the same shape (_fold_terms), newest first terms0, terms1, terms2,
+-- then terms: an append inserts its rows into terms0 (a few pages: random terms such as subjects dirty few),
+-- folded into terms1 every 2^8 entries, that into terms2 every 2^12, that into terms every 2^16; a row is in
+-- exactly one level
+CREATE TABLE IF NOT EXISTS terms0 (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS terms1 (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS terms2 (term TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (term, idx)) WITHOUT ROWID;
 -- format 2: a term on consecutive entries of one append is one row (base.split_runs), keyed by its last index
 CREATE TABLE IF NOT EXISTS term_runs (term TEXT NOT NULL, last INTEGER NOT NULL, first INTEGER NOT NULL,
                                       PRIMARY KEY (term, last)) WITHOUT ROWID;
@@ -114,13 +121,18 @@ class _Txn:
         # copy is cheaper than that by ~1 CPU-us per row of two blobs (bench/RESULTS.md)
         _insert_cols(self.con, "INSERT OR ROLLBACK INTO leaves (idx, hash, data) VALUES ",
                      (idxs, list(map(bytearray, hashes)), list(map(bytearray, datas))))
+        end = start + len(rows)
+        # the term rows go into the level the append folds into (terms0 when it crosses no boundary: its rows
+        # would be moved there in this transaction anyway), then the newer levels are folded into it
+        into_level = _terms_fold_level(start, end)
         singles, runs = split_runs(start, term_lists)
         if singles:
-            _insert_rows(self.con, "INSERT OR IGNORE INTO terms (term, idx) VALUES ", 2, singles)
+            _insert_rows(self.con, f"INSERT OR IGNORE INTO {TERM_LEVELS[into_level]} (term, idx) VALUES ", 2, singles)
         if runs:
             _insert_rows(self.con, "INSERT OR IGNORE INTO term_runs (term, first, last) VALUES ", 3, runs)
-        self._size = start + len(rows)
-        _fold(self.con, start, self._size)
+        self._size = end
+        _fold(self.con, start, end)
+        _fold_terms(self.con, into_level)
 
     def add_nodes(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
         self.add_node_keys([(node_key(lv, ix), h) for lv, ix, h in nodes if lv > 0])
@@ -257,6 +269,43 @@ def _fold(con: sqlite3.Connection, start: int, end: int) -> None:
         con.execute("DELETE FROM dedup0")
 
 
+# the terms levels, newest first (format 5): an append inserts its term rows into terms0; when the log's size
+# crosses a multiple of 2^TERM_BITS[i] entries, levels 0..i are folded into level i + 1
+TERM_LEVELS = ("terms0", "terms1", "terms2", "terms")
+TERM_BITS = (8, 12, 16)
+
+
+def _terms_fold_level(start: int, end: int) -> int:
+    """The level an append from ``start`` to ``end`` entries folds the newer ones into (0: no fold): the one
+    after the oldest level whose boundary (a multiple of 2^TERM_BITS[i]) it crosses."""
+    for i in range(len(TERM_BITS) - 1, -1, -1):
+        if end >> TERM_BITS[i] != start >> TERM_BITS[i]:
+            return i + 1
+    return 0
+
+
+def _fold_terms(con: sqlite3.Connection, level: int) -> None:
+    """Move the rows of every level newer than ``level`` into it, in key order (each page of the older level
+    written once per fold, not once per row). Decided by the sizes alone (:func:`_terms_fold_level`), so every
+    writer (any process) folds at the same appends; in the append's own transaction. ``OR IGNORE``: a row is in
+    one level only (nothing to ignore), and SQLite keeps no statement journal for the move."""
+    for src in TERM_LEVELS[:level]:
+        con.execute(f"INSERT OR IGNORE INTO {TERM_LEVELS[level]} (term, idx) SELECT term, idx FROM {src}")
+        con.execute(f"DELETE FROM {src}")
+
+
+def _each_level(sql: str) -> str:
+    """``sql`` (naming the table ``terms``) once per terms level, joined by UNION ALL."""
+    return " UNION ALL ".join(sql.replace("{t}", t) for t in TERM_LEVELS)
+
+
+# the readers' statements over the union of the levels (each row is in exactly one level), merged in idx order;
+# one statement reads one snapshot, so a fold committed by a writer meanwhile never shows a row twice or not at all
+_FIND_SQL = _each_level("SELECT idx FROM {t} WHERE term = ?1 AND idx > ?2") + " ORDER BY 1 LIMIT ?3"
+_FIND_NEWEST_SQL = _each_level("SELECT idx FROM {t} WHERE term = ?1") + " ORDER BY 1 DESC LIMIT ?2"
+_COUNT_SQL = "SELECT " + " + ".join(f"(SELECT count(*) FROM {t} WHERE term = ?1)" for t in TERM_LEVELS)
+
+
 @functools.lru_cache(maxsize=64)
 def _held_sql(n: int, level: str) -> str:
     # the keys as a VALUES list, each looked up in both levels: a third less CPU than an IN list per level
@@ -272,8 +321,8 @@ def _present_sql(n: int) -> str:
     # lookups ask about terms that are mostly absent; an IN list per table with DISTINCT and UNION cost ~5x the
     # CPU (each IN list and the UNION an ephemeral index of their own; bench/RESULTS.md, lane commit2)
     values = ",".join(["(?)"] * n)
-    return (f"WITH q(t) AS (VALUES {values}) SELECT t FROM q WHERE EXISTS (SELECT 1 FROM terms WHERE term = q.t) "
-            "OR EXISTS (SELECT 1 FROM term_runs WHERE term = q.t)")
+    levels = "".join(f"EXISTS (SELECT 1 FROM {t} WHERE term = q.t) OR " for t in TERM_LEVELS)
+    return f"WITH q(t) AS (VALUES {values}) SELECT t FROM q WHERE {levels}EXISTS (SELECT 1 FROM term_runs WHERE term = q.t)"
 
 
 def _held(con: sqlite3.Connection, keys: Sequence[int], level: str) -> bool:
@@ -305,7 +354,8 @@ def _migrate(con: sqlite3.Connection, *, new: bool) -> bool:
     Format 1 -> 2: each run of consecutive entries under one term becomes one ``term_runs`` row.
     2 -> 3: the ``nodes`` rows (one per interior node) become ``node_stripes`` rows, and ``nodes`` is dropped.
     3 -> 4: nothing moves: every key of the ``dedup`` table stays there as the oldest level; the two newer
-    levels (``dedup0``, ``dedup1``, made by the schema) start empty."""
+    levels (``dedup0``, ``dedup1``, made by the schema) start empty. 4 -> 5: nothing moves either: every
+    ``terms`` row stays there as the oldest terms level; ``terms0``, ``terms1``, ``terms2`` start empty."""
     if _format(con) >= STORE_FORMAT:
         return False
     con.execute("BEGIN IMMEDIATE")
@@ -493,8 +543,7 @@ class SQLiteStore:
 
     def find(self, term: str, after: int = -1, limit: int = 1000) -> list[int]:
         con = self._con
-        singles = [r[0] for r in con.execute(
-            "SELECT idx FROM terms WHERE term = ? AND idx > ? ORDER BY idx LIMIT ?", (term, after, limit))]
+        singles = [r[0] for r in con.execute(_FIND_SQL, (term, after, limit))]
         runs = con.execute("SELECT first, last FROM term_runs WHERE term = ? AND last > ? ORDER BY last LIMIT ?",
                            (term, after, limit)).fetchall()
         return merge_oldest(singles, runs, after, limit) if runs else singles
@@ -502,15 +551,14 @@ class SQLiteStore:
     def find_newest(self, term: str, offset: int = 0, limit: int = 50) -> list[int]:
         con = self._con
         need = offset + limit
-        singles = [r[0] for r in con.execute(
-            "SELECT idx FROM terms WHERE term = ? ORDER BY idx DESC LIMIT ?", (term, need))]
+        singles = [r[0] for r in con.execute(_FIND_NEWEST_SQL, (term, need))]
         runs = con.execute("SELECT first, last FROM term_runs WHERE term = ? ORDER BY last DESC LIMIT ?",
                            (term, need)).fetchall()
         return merge_newest(singles, runs, offset, limit)
 
     def count(self, term: str) -> int:
         con = self._con
-        n = con.execute("SELECT count(*) FROM terms WHERE term = ?", (term,)).fetchone()[0]
+        n = con.execute(_COUNT_SQL, (term,)).fetchone()[0]
         r = con.execute("SELECT sum(last - first + 1) FROM term_runs WHERE term = ?", (term,)).fetchone()[0]
         return int(n) + int(r or 0)
 
