@@ -40,9 +40,12 @@ finds many requests (the real one must also check, commit and build an answer, a
 writers wait longer, so they sleep and are woken more per request); and its group commit is shared by 25
 entries, not 1,000 (C_diff, when measured; without it the floor is lower still). The pre-batched client's
 CPU (p_client_us: sending the 1,000-entry bodies, parsing the 1,000 results in Python) is not in the floor: a
-single's client work is the exchange's client side, which E counts with the same C client and body. The one
-piece counted twice is the server's reading of the entry's bytes (in P, inside the batch body, and in E): a copy
-of ~350 bytes, well under a microsecond. Per-process CPU leaves out softirq time charged to no process (the
+single's client work is the exchange's client side, which E counts with the same C client and body. Counted
+twice: the server's reading of the entry's bytes and the formatting of its answer (in P inside the batch's body
+and answer, in E per request): a copy of ~350 bytes and a short format, a few CPU-us at most. The parts are
+measured at different moments, each with the /proc tick (10 ms) on 1-2 CPU-seconds: the floor is a lower bound to
+within a few per cent, not exactly (a singles path with nothing beyond the parts measures at the floor +-3%).
+Per-process CPU leaves out softirq time charged to no process (the
 loopback's receive side); the bench also reads the machine's busy time (/proc/stat) over each part
 (``*_stat_us``) as a cross-check, meaningful on a quiet machine only (it counts every process): over (b) it also
 holds the C client's start and the bookkeeping around it. In a round where (a) runs first, p_client_us also
