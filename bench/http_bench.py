@@ -671,13 +671,10 @@ def singles_run(client: str, url: str, entries: list[bytes], per: list[list[byte
     return r
 
 
-def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Namespace, procs: int,
-                  offset: int) -> dict:
-    """On one store: (1) pre-batched appends, batches of 1,000 from 4 connections; (2) 50 writers each posting
-    single entries; (3) libsodium on all cores over the same entries. All entries signed before the clocks start."""
-    n_batch = args.writer_entries
-    n_single = args.single_entries or args.writer_entries
-    url = srv.url
+def writer_entries(url: str, n_batch: int, n_single: int, procs: int, offset: int,
+                   subjects: str = "sequential") -> tuple[list[bytes], list[bytes]]:
+    """The pre-batched figure's entries (4 keys) and the single-entry writers' (8 keys), the keys registered at
+    ``url`` first, everything signed on every core before any clock starts; ``subjects``: see :func:`bench_subject`."""
     keys_b = [bench_key(offset + k) for k in range(4)]
     keys_s = [bench_key(offset + 100 + k) for k in range(8)]
     import httpx
@@ -685,38 +682,67 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     for k in keys_b + keys_s:
         r = httpx.post(url + "/v1/identities", json=k.registration(), timeout=30)
         assert r.status_code in (200, 201), r.text
-    batch_entries = presign(n_batch, 4, procs, offset, args.subjects)
-    single_entries = presign(n_single, 8, procs, offset + 100, args.subjects)
-    out: dict = {"store": label, "subjects": args.subjects}
-    # (1) pre-batched
+    return presign(n_batch, 4, procs, offset, subjects), presign(n_single, 8, procs, offset + 100, subjects)
+
+
+def batched_figure(srv: Server, batch_entries: list[bytes]) -> tuple[dict, list[tuple[int, str, bool]]]:
+    """The pre-batched figure: ``batch_entries`` posted in batches of 1,000 from 4 keep-alive connections
+    (:func:`lean_posts`, in this process), with the server process tree's CPU and this process's (the client's).
+    Returns the figure and the acknowledged (index, leaf_hash, duplicate)."""
+    n_batch = len(batch_entries)
     bodies = [b'{"entries":[' + b",".join(batch_entries[i : i + 1000]) + b"]}" for i in range(0, n_batch, 1000)]
     per = [bodies[c::4] for c in range(4)]
-    c0 = proc_cpu(srv.proc.pid)
-    r = asyncio.run(lean_posts(url, "/v1/entries/batch", per))
-    cpu = proc_cpu(srv.proc.pid) - c0
+    c0, k0 = proc_cpu(srv.proc.pid), time.process_time()
+    r = asyncio.run(lean_posts(srv.url, "/v1/entries/batch", per))
+    cpu, client_cpu = proc_cpu(srv.proc.pid) - c0, time.process_time() - k0
     assert set(r["statuses"]) == {201}, r["statuses"]
-    out["batched"] = {"entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
-                      "entries_per_s": round(len(r["acked"]) / r["seconds"]),
-                      "batch_p50_ms": round(pct(r["lat"], 50) * 1000, 1), "batch_p99_ms": round(pct(r["lat"], 99) * 1000, 1),
-                      "server_cpu_s": round(cpu, 2)}
-    acked = list(r["acked"])
-    # (2) 50 writers, single entries
-    w = args.load_writers
-    per = [[single_entries[i] for i in range(c, n_single, w)] for c in range(w)]
+    fig = {"entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
+           "entries_per_s": round(len(r["acked"]) / r["seconds"]),
+           "batch_p50_ms": round(pct(r["lat"], 50) * 1000, 1), "batch_p99_ms": round(pct(r["lat"], 99) * 1000, 1),
+           "server_cpu_s": round(cpu, 2), "client_cpu_s": round(client_cpu, 3)}
+    fig["server_cpu_us_per_entry"] = round(fig["server_cpu_s"] / fig["entries"] * 1e6, 1)
+    return fig, list(r["acked"])
+
+
+def singles_figure(srv: Server, single_entries: list[bytes], writers: int, client: str, front: str,
+                   client_threads: int = 1) -> tuple[dict, list[tuple[int, str, bool]]]:
+    """The single-entry writers' figure: ``writers`` closed-loop connections, each posting one entry and the next
+    once it is answered (:func:`singles_run`), to the ingest port when the server has one and ``front`` is
+    ``ingest``, else to the API port; with the server process tree's CPU and the client's."""
+    n_single = len(single_entries)
+    per = [[single_entries[i] for i in range(c, n_single, writers)] for c in range(writers)]
     c0 = proc_cpu(srv.proc.pid)
-    s_url = getattr(srv, "ingest_url", None) or url  # --singles-front ingest: the ingest port
-    r = singles_run(args.client, s_url, single_entries, per, args.client_threads)
+    s_url = getattr(srv, "ingest_url", None) or srv.url  # --singles-front ingest: the ingest port
+    r = singles_run(client, s_url, single_entries, per, client_threads)
     cpu = proc_cpu(srv.proc.pid) - c0
     assert set(r["statuses"]) <= {200, 201}, r["statuses"]
-    out["singles"] = {"writers": w, "client": r["client"], "front": args.singles_front, "entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
-                      "entries_per_s": round(len(r["acked"]) / r["seconds"]),
-                      "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
-                      "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
+    fig = {"writers": writers, "client": r["client"], "front": front, "entries": len(r["acked"]),
+           "seconds": round(r["seconds"], 3), "entries_per_s": round(len(r["acked"]) / r["seconds"]),
+           "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"], "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
     if "client_cpu_s" in r:
-        out["singles"]["client_cpu_us_per_entry"] = round(r["client_cpu_s"] / max(1, len(r["acked"])) * 1e6, 1)
+        fig["client_cpu_us_per_entry"] = round(r["client_cpu_s"] / max(1, len(r["acked"])) * 1e6, 1)
     if r.get("client_note"):
-        out["singles"]["client_note"] = r["client_note"]
-    acked += r["acked"]
+        fig["client_note"] = r["client_note"]
+    fig["server_cpu_us_per_entry"] = round(fig["server_cpu_s"] / fig["entries"] * 1e6, 1)
+    return fig, list(r["acked"])
+
+
+def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Namespace, procs: int,
+                  offset: int) -> dict:
+    """On one store: (1) pre-batched appends, batches of 1,000 from 4 connections; (2) 50 writers each posting
+    single entries; (3) libsodium on all cores over the same entries. All entries signed before the clocks start."""
+    n_batch = args.writer_entries
+    n_single = args.single_entries or args.writer_entries
+    url = srv.url
+    batch_entries, single_entries = writer_entries(url, n_batch, n_single, procs, offset, args.subjects)
+    out: dict = {"store": label, "subjects": args.subjects}
+    # (1) pre-batched
+    out["batched"], acked = batched_figure(srv, batch_entries)
+    # (2) 50 writers, single entries
+    w = args.load_writers
+    out["singles"], acked_s = singles_figure(srv, single_entries, w, args.client, args.singles_front,
+                                             args.client_threads)
+    acked += acked_s
     # (2b) the HTTP floor: the same 50 connections posting a body the server refuses after reading and parsing it
     # (400, no signature check, no write): what one request costs before any of the write path
     per = [[b"{}"] * (n_single // w // 2) for _ in range(w)]
@@ -727,8 +753,6 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     out["http_floor"] = {"requests": n_floor, "requests_per_s": round(n_floor / r["seconds"]),
                          "server_cpu_us_per_request": round(cpu / n_floor * 1e6, 1),
                          "p50_ms": round(pct(r["lat"], 50) * 1000, 2), "statuses": r["statuses"]}
-    out["batched"]["server_cpu_us_per_entry"] = round(out["batched"]["server_cpu_s"] / out["batched"]["entries"] * 1e6, 1)
-    out["singles"]["server_cpu_us_per_entry"] = round(out["singles"]["server_cpu_s"] / out["singles"]["entries"] * 1e6, 1)
     # (3) the limit, same run, same entries
     all_rate, all_cpu = sodium_all_cores(batch_entries + single_entries, procs)
     out["sodium_verify_all_cores_per_s"] = round(all_rate)
