@@ -147,6 +147,39 @@ def proc_cpu(root_pid: int) -> float:
     return tree_cpu_s(root_pid)
 
 
+def pg_backend_cpu(pg: tuple[str, str] | None) -> dict[int, float]:
+    """On-CPU seconds so far of the PostgreSQL backends serving one ledger schema (their application_name is
+    ``ailedger:<schema>``; /proc/<pid>/schedstat: the server must run on this machine), by pid; {} otherwise."""
+    if pg is None:
+        return {}
+    import psycopg
+
+    dsn, schema = pg
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as con:
+            pids = [int(r[0]) for r in con.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                                   (f"ailedger:{schema}"[:63],))]
+    except psycopg.Error:
+        return {}
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                out[pid] = int(f.read().split()[0]) / 1e9
+        except OSError:
+            pass
+    return out
+
+
+def pg_cpu_since(pg: tuple[str, str] | None, before: dict[int, float]) -> float | None:
+    """The backends' CPU seconds since ``before`` (a backend begun since counts from zero; one that ended is
+    missed: the pools keep theirs open)."""
+    if pg is None:
+        return None
+    now = pg_backend_cpu(pg)
+    return sum(c - before.get(pid, 0.0) for pid, c in now.items()) if now else None
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
@@ -651,9 +684,10 @@ def singles_run(client: str, url: str, entries: list[bytes], per: list[list[byte
 
 
 def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Namespace, procs: int,
-                  offset: int) -> dict:
+                  offset: int, pg: tuple[str, str] | None = None) -> dict:
     """On one store: (1) pre-batched appends, batches of 1,000 from 4 connections; (2) 50 writers each posting
-    single entries; (3) libsodium on all cores over the same entries. All entries signed before the clocks start."""
+    single entries; (3) libsodium on all cores over the same entries. All entries signed before the clocks start.
+    ``pg`` (dsn, schema): the PostgreSQL backends' CPU per entry is reported too (``pg_backend_cpu_us_per_entry``)."""
     n_batch = args.writer_entries
     n_single = args.single_entries or args.writer_entries
     url = srv.url
@@ -670,27 +704,31 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
     # (1) pre-batched
     bodies = [b'{"entries":[' + b",".join(batch_entries[i : i + 1000]) + b"]}" for i in range(0, n_batch, 1000)]
     per = [bodies[c::4] for c in range(4)]
-    c0 = proc_cpu(srv.proc.pid)
+    c0, b0 = proc_cpu(srv.proc.pid), pg_backend_cpu(pg)
     r = asyncio.run(lean_posts(url, "/v1/entries/batch", per))
-    cpu = proc_cpu(srv.proc.pid) - c0
+    cpu, bcpu = proc_cpu(srv.proc.pid) - c0, pg_cpu_since(pg, b0)
     assert set(r["statuses"]) == {201}, r["statuses"]
     out["batched"] = {"entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
                       "entries_per_s": round(len(r["acked"]) / r["seconds"]),
                       "batch_p50_ms": round(pct(r["lat"], 50) * 1000, 1), "batch_p99_ms": round(pct(r["lat"], 99) * 1000, 1),
                       "server_cpu_s": round(cpu, 2)}
+    if bcpu is not None:
+        out["batched"]["pg_backend_cpu_us_per_entry"] = round(bcpu / max(1, len(r["acked"])) * 1e6, 1)
     acked = list(r["acked"])
     # (2) 50 writers, single entries
     w = args.load_writers
     per = [[single_entries[i] for i in range(c, n_single, w)] for c in range(w)]
-    c0 = proc_cpu(srv.proc.pid)
+    c0, b0 = proc_cpu(srv.proc.pid), pg_backend_cpu(pg)
     s_url = getattr(srv, "ingest_url", None) or url  # --singles-front ingest: the ingest port
     r = singles_run(args.client, s_url, single_entries, per, args.client_threads)
-    cpu = proc_cpu(srv.proc.pid) - c0
+    cpu, bcpu = proc_cpu(srv.proc.pid) - c0, pg_cpu_since(pg, b0)
     assert set(r["statuses"]) <= {200, 201}, r["statuses"]
     out["singles"] = {"writers": w, "client": r["client"], "front": args.singles_front, "entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
                       "entries_per_s": round(len(r["acked"]) / r["seconds"]),
                       "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
                       "statuses": r["statuses"], "server_cpu_s": round(cpu, 2)}
+    if bcpu is not None:
+        out["singles"]["pg_backend_cpu_us_per_entry"] = round(bcpu / max(1, len(r["acked"])) * 1e6, 1)
     if "client_cpu_s" in r:
         out["singles"]["client_cpu_us_per_entry"] = round(r["client_cpu_s"] / max(1, len(r["acked"])) * 1e6, 1)
     if r.get("client_note"):
@@ -740,7 +778,7 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
 
 def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
     procs = os.cpu_count() or 2
-    stores: list[tuple[str, dict | None]] = [("sqlite", None)]
+    stores: list[tuple[str, dict | None]] = [] if args.no_sqlite else [("sqlite", None)]
     if not args.no_pg:
         stores.append(("postgres", {"store": "postgres", "dsn": args.pg_dsn, "schema": "bench_" + uuid.uuid4().hex[:12]}))
     for rnd in range(args.rounds):
@@ -759,7 +797,8 @@ def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
             srv = Server(d, args.workers, extra)
             srv.ingest_url = f"http://127.0.0.1:{ingest_port}" if ingest_port else None
             try:
-                res = writers_phase(srv, d, label, args, procs, offset=1000 * rnd + (0 if label == "sqlite" else 500))
+                res = writers_phase(srv, d, label, args, procs, offset=1000 * rnd + (0 if label == "sqlite" else 500),
+                                    pg=(args.pg_dsn, store["schema"]) if store is not None else None)
             finally:
                 srv.stop()
             acked = res.pop("acked")
@@ -779,6 +818,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 dbname=test user=postgres password=root")
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true", help="with --writers-only: the PostgreSQL figures only")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--load-seconds", type=float, default=60.0)
     ap.add_argument("--load-writers", type=int, default=50)
@@ -955,6 +995,10 @@ def finish(out: dict) -> None:
             ratios[f"cpu_singles_vs_batched_{label}"] = [r["cpu_ratio_singles_vs_batched"] for r in runs]
             ratios[f"singles_client_cpu_us_per_request_{label}"] = [r["singles"].get("client_cpu_us_per_entry")
                                                                     for r in runs]
+            if any("pg_backend_cpu_us_per_entry" in r["singles"] for r in runs):  # PostgreSQL's own CPU
+                for phase in ("singles", "batched"):
+                    ratios[f"{phase}_pg_backend_cpu_us_per_entry_{label}"] = [
+                        r[phase].get("pg_backend_cpu_us_per_entry") for r in runs]
             out["targets"].update({"singles_vs_batched": 0.8, "batched_vs_sodium_limit": 0.8, "singles_p99_ms": 50})
     out["ratios"] = ratios
     print(json.dumps(out, separators=(",", ":")))

@@ -91,7 +91,8 @@ def main() -> None:
         ps.close()
         shutil.rmtree(d, ignore_errors=True)
     out: dict[str, object] = {"bench": "pg_group", "group": g, "rounds": args.rounds, "groups_per_round": PER_ROUND,
-                              "audit_ok": audit, "loadavg": round(os.getloadavg()[0], 2)}
+                              "audit_ok": audit, "loadavg": round(os.getloadavg()[0], 2),
+                              "schema": store["schema"]}
     names = ("wall_us_per_group", "client_cpu_us_per_group", "backend_cpu_us_per_group")
     for mode, v in res.items():
         out[mode] = {n: round(statistics.median(x[i] for x in v)) for i, n in enumerate(names)}

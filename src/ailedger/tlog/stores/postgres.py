@@ -6,7 +6,11 @@ processes appending to one schema are sequenced one at a time and each sees the 
 no gap, no duplicate index (``leaves.idx`` is also the primary key, a second line of defence).
 The lock is released by COMMIT/ROLLBACK, also when a client dies. A small append (a group of single
 entries) then costs one more round trip: its rows, the stripes and the checkpoint as one statement, sent
-with the COMMIT in one pipeline (``_commit``); a larger one sends its rows by binary COPY first.
+with the COMMIT in one pipeline (``_commit``); a larger one sends its rows by binary COPY first. A small append
+that follows this process's own last append takes one round trip in all: ``writer_at`` assumes that size and
+sends nothing until the commit, one call of the schema's ``ailedger_append_v1`` (the lock, the size checked
+under it, the rows; its own transaction), which writes nothing when another writer appended in between
+(StaleSizeError: the log redoes the append with ``writer``).
 
 Read path: plain autocommit statements on separate *reader* connections (a pool of 8); they never
 take the advisory lock, so tile and checkpoint reads scale independently of the writer.
