@@ -111,6 +111,9 @@ BEGIN
   RETURN have;
 END $$;
 """
+# The call prepared on each connection (psycopg's prepared statement: not parsed or planned per group).
+# Outside a pipeline, so a failed call (a duplicate leaf) leaves the prepared statement as it was.
+_PREPARE_CALL = True
 _CALL_APPEND = ("SELECT ailedger_append_v1(%b, %b, %b::int8[], %b::bytea[], %b::bytea[], %b::text[], %b::int8[], "
                 "%b::text[], %b::int8[], %b::int8[], %b::int8[], %b::bytea[], %b::int8[], %b::bytea[])")
 
@@ -419,7 +422,7 @@ def _call_append(cur: psycopg.Cursor[Any], txn: _Txn, lock_key: int) -> int:
     runs = held.get(_INSERT_RUNS, (None, None, None))
     stripes = _upsert_params(txn.stripes) if txn.stripes else (None, None)
     cps = ([c[0] for c in txn.checkpoints], [c[1] for c in txn.checkpoints]) if txn.checkpoints else (None, None)
-    cur.execute(_CALL_APPEND, (txn._start, lock_key, *leaves, *terms, *runs, *stripes, *cps), prepare=False)
+    cur.execute(_CALL_APPEND, (txn._start, lock_key, *leaves, *terms, *runs, *stripes, *cps), prepare=_PREPARE_CALL)
     row = cur.fetchone()
     if row is None or row[0] is None:
         raise StorageError("ailedger_append_v1 returned no size")
