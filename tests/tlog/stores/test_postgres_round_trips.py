@@ -275,9 +275,13 @@ def test_writer_at_the_right_size_with_a_read_commits(store):
 def test_a_schema_without_the_function_gets_it_and_a_role_that_cannot_falls_back(store, monkeypatch):
     with psycopg.connect(PG_DSN, autocommit=True) as con:
         con.execute(f'DROP FUNCTION "{store.schema}".ailedger_append_v1')
+        con.execute(f'ALTER TABLE "{store.schema}".node_stripes ALTER COLUMN hashes SET STORAGE EXTENDED')
     again = PostgresStore(PG_DSN, schema=store.schema)  # an older version's schema: the function made at open
     try:
         assert again._fn
+        with psycopg.connect(PG_DSN, autocommit=True) as con:  # stripes stored uncompressed from now on
+            assert con.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = %s::regclass AND attname = "
+                               "'hashes'", (f"{store.schema}.node_stripes",)).fetchone() == ("e",)
         log = TransparencyLog(again, "example.org/rt", _signer())
         log.append(_rows(0, 5))
         counter = _Counter(monkeypatch)
