@@ -160,6 +160,39 @@ def proc_cpu(root_pid: int) -> float:
     return tree_cpu_s(root_pid)
 
 
+def pg_backend_cpu(pg: tuple[str, str] | None) -> dict[int, float]:
+    """On-CPU seconds so far of the PostgreSQL backends serving one ledger schema (their application_name is
+    ``ailedger:<schema>``; /proc/<pid>/schedstat: the server must run on this machine), by pid; {} otherwise."""
+    if pg is None:
+        return {}
+    import psycopg
+
+    dsn, schema = pg
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as con:
+            pids = [int(r[0]) for r in con.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                                                   (f"ailedger:{schema}"[:63],))]
+    except psycopg.Error:
+        return {}
+    out: dict[int, float] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as f:
+                out[pid] = int(f.read().split()[0]) / 1e9
+        except OSError:
+            pass
+    return out
+
+
+def pg_cpu_since(pg: tuple[str, str] | None, before: dict[int, float]) -> float | None:
+    """The backends' CPU seconds since ``before`` (a backend begun since counts from zero; one that ended is
+    missed: the pools keep theirs open)."""
+    if pg is None:
+        return None
+    now = pg_backend_cpu(pg)
+    return sum(c - before.get(pid, 0.0) for pid, c in now.items()) if now else None
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))] if xs else float("nan")
@@ -685,36 +718,41 @@ def writer_entries(url: str, n_batch: int, n_single: int, procs: int, offset: in
     return presign(n_batch, 4, procs, offset, subjects), presign(n_single, 8, procs, offset + 100, subjects)
 
 
-def batched_figure(srv: Server, batch_entries: list[bytes]) -> tuple[dict, list[tuple[int, str, bool]]]:
+def batched_figure(srv: Server, batch_entries: list[bytes], pg: tuple[str, str] | None = None
+                   ) -> tuple[dict, list[tuple[int, str, bool]]]:
     """The pre-batched figure: ``batch_entries`` posted in batches of 1,000 from 4 keep-alive connections
-    (:func:`lean_posts`, in this process), with the server process tree's CPU and this process's (the client's).
+    (:func:`lean_posts`, in this process), with the server process tree's CPU and this process's (the client's),
+    and with ``pg`` (dsn, schema) the PostgreSQL backends' (``pg_backend_cpu_us_per_entry``).
     Returns the figure and the acknowledged (index, leaf_hash, duplicate)."""
     n_batch = len(batch_entries)
     bodies = [b'{"entries":[' + b",".join(batch_entries[i : i + 1000]) + b"]}" for i in range(0, n_batch, 1000)]
     per = [bodies[c::4] for c in range(4)]
-    c0, k0 = proc_cpu(srv.proc.pid), time.process_time()
+    c0, k0, b0 = proc_cpu(srv.proc.pid), time.process_time(), pg_backend_cpu(pg)
     r = asyncio.run(lean_posts(srv.url, "/v1/entries/batch", per))
-    cpu, client_cpu = proc_cpu(srv.proc.pid) - c0, time.process_time() - k0
+    cpu, client_cpu, bcpu = proc_cpu(srv.proc.pid) - c0, time.process_time() - k0, pg_cpu_since(pg, b0)
     assert set(r["statuses"]) == {201}, r["statuses"]
     fig = {"entries": len(r["acked"]), "seconds": round(r["seconds"], 3),
            "entries_per_s": round(len(r["acked"]) / r["seconds"]),
            "batch_p50_ms": round(pct(r["lat"], 50) * 1000, 1), "batch_p99_ms": round(pct(r["lat"], 99) * 1000, 1),
            "server_cpu_s": round(cpu, 2), "client_cpu_s": round(client_cpu, 3)}
     fig["server_cpu_us_per_entry"] = round(fig["server_cpu_s"] / fig["entries"] * 1e6, 1)
+    if bcpu is not None:
+        fig["pg_backend_cpu_us_per_entry"] = round(bcpu / max(1, len(r["acked"])) * 1e6, 1)
     return fig, list(r["acked"])
 
 
 def singles_figure(srv: Server, single_entries: list[bytes], writers: int, client: str, front: str,
-                   client_threads: int = 1) -> tuple[dict, list[tuple[int, str, bool]]]:
+                   client_threads: int = 1, pg: tuple[str, str] | None = None) -> tuple[dict, list[tuple[int, str, bool]]]:
     """The single-entry writers' figure: ``writers`` closed-loop connections, each posting one entry and the next
     once it is answered (:func:`singles_run`), to the ingest port when the server has one and ``front`` is
-    ``ingest``, else to the API port; with the server process tree's CPU and the client's."""
+    ``ingest``, else to the API port; with the server process tree's CPU and the client's (and with ``pg``
+    the PostgreSQL backends', as :func:`batched_figure`)."""
     n_single = len(single_entries)
     per = [[single_entries[i] for i in range(c, n_single, writers)] for c in range(writers)]
-    c0 = proc_cpu(srv.proc.pid)
+    c0, b0 = proc_cpu(srv.proc.pid), pg_backend_cpu(pg)
     s_url = getattr(srv, "ingest_url", None) or srv.url  # --singles-front ingest: the ingest port
     r = singles_run(client, s_url, single_entries, per, client_threads)
-    cpu = proc_cpu(srv.proc.pid) - c0
+    cpu, bcpu = proc_cpu(srv.proc.pid) - c0, pg_cpu_since(pg, b0)
     assert set(r["statuses"]) <= {200, 201}, r["statuses"]
     fig = {"writers": writers, "client": r["client"], "front": front, "entries": len(r["acked"]),
            "seconds": round(r["seconds"], 3), "entries_per_s": round(len(r["acked"]) / r["seconds"]),
@@ -723,25 +761,28 @@ def singles_figure(srv: Server, single_entries: list[bytes], writers: int, clien
         fig["client_cpu_us_per_entry"] = round(r["client_cpu_s"] / max(1, len(r["acked"])) * 1e6, 1)
     if r.get("client_note"):
         fig["client_note"] = r["client_note"]
+    if bcpu is not None:
+        fig["pg_backend_cpu_us_per_entry"] = round(bcpu / max(1, len(r["acked"])) * 1e6, 1)
     fig["server_cpu_us_per_entry"] = round(fig["server_cpu_s"] / fig["entries"] * 1e6, 1)
     return fig, list(r["acked"])
 
 
 def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Namespace, procs: int,
-                  offset: int) -> dict:
+                  offset: int, pg: tuple[str, str] | None = None) -> dict:
     """On one store: (1) pre-batched appends, batches of 1,000 from 4 connections; (2) 50 writers each posting
-    single entries; (3) libsodium on all cores over the same entries. All entries signed before the clocks start."""
+    single entries; (3) libsodium on all cores over the same entries. All entries signed before the clocks start.
+    ``pg`` (dsn, schema): the PostgreSQL backends' CPU per entry is reported too (``pg_backend_cpu_us_per_entry``)."""
     n_batch = args.writer_entries
     n_single = args.single_entries or args.writer_entries
     url = srv.url
     batch_entries, single_entries = writer_entries(url, n_batch, n_single, procs, offset, args.subjects)
     out: dict = {"store": label, "subjects": args.subjects}
     # (1) pre-batched
-    out["batched"], acked = batched_figure(srv, batch_entries)
+    out["batched"], acked = batched_figure(srv, batch_entries, pg)
     # (2) 50 writers, single entries
     w = args.load_writers
     out["singles"], acked_s = singles_figure(srv, single_entries, w, args.client, args.singles_front,
-                                             args.client_threads)
+                                             args.client_threads, pg)
     acked += acked_s
     # (2b) the HTTP floor: the same 50 connections posting a body the server refuses after reading and parsing it
     # (400, no signature check, no write): what one request costs before any of the write path
@@ -785,7 +826,7 @@ def writers_phase(srv: Server, ledger_dir: Path, label: str, args: argparse.Name
 
 def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
     procs = os.cpu_count() or 2
-    stores: list[tuple[str, dict | None]] = [("sqlite", None)]
+    stores: list[tuple[str, dict | None]] = [] if args.no_sqlite else [("sqlite", None)]
     if not args.no_pg:
         stores.append(("postgres", {"store": "postgres", "dsn": args.pg_dsn, "schema": "bench_" + uuid.uuid4().hex[:12]}))
     for rnd in range(args.rounds):
@@ -806,7 +847,8 @@ def writers_only(args: argparse.Namespace, work: Path, out: dict) -> None:
             srv = Server(d, args.workers, extra)
             srv.ingest_url = f"http://127.0.0.1:{ingest_port}" if ingest_port else None
             try:
-                res = writers_phase(srv, d, label, args, procs, offset=1000 * rnd + (0 if label == "sqlite" else 500))
+                res = writers_phase(srv, d, label, args, procs, offset=1000 * rnd + (0 if label == "sqlite" else 500),
+                                    pg=(args.pg_dsn, store["schema"]) if store is not None else None)
             finally:
                 srv.stop()
             acked = res.pop("acked")
@@ -826,6 +868,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 dbname=test user=postgres password=root")
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true", help="with --writers-only: the PostgreSQL figures only")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--load-seconds", type=float, default=60.0)
     ap.add_argument("--load-writers", type=int, default=50)
@@ -1005,6 +1048,10 @@ def finish(out: dict) -> None:
             ratios[f"cpu_singles_vs_batched_{label}"] = [r["cpu_ratio_singles_vs_batched"] for r in runs]
             ratios[f"singles_client_cpu_us_per_request_{label}"] = [r["singles"].get("client_cpu_us_per_entry")
                                                                     for r in runs]
+            if any("pg_backend_cpu_us_per_entry" in r["singles"] for r in runs):  # PostgreSQL's own CPU
+                for phase in ("singles", "batched"):
+                    ratios[f"{phase}_pg_backend_cpu_us_per_entry_{label}"] = [
+                        r[phase].get("pg_backend_cpu_us_per_entry") for r in runs]
             out["targets"].update({"singles_vs_batched": 0.8, "batched_vs_sodium_limit": 0.8, "singles_p99_ms": 50})
     out["ratios"] = ratios
     print(json.dumps(out, separators=(",", ":")))

@@ -56,6 +56,12 @@ class DuplicateLeafError(ConflictError):
     code = "duplicate"
 
 
+class StaleSizeError(ConflictError):
+    """A write transaction begun on an assumed log size (``writer_at``: the size after this process's last
+    append, not read first) found the log at another size under the sequencer lock: another writer appended
+    in between. Nothing was written; the log redoes the append reading the size first."""
+
+
 class NotAuthorisedError(BadInputError):
     """The signer may not sign this entry type with effect (see docs/authority.md): refused at ingest
     (HTTP 403 ``not_authorised``) and ignored by every fold that meets it in the log."""
@@ -119,6 +125,7 @@ __all__ = [
     "NotFoundError",
     "ProofError",
     "SignatureError",
+    "StaleSizeError",
     "StorageError",
     "TamperError",
     "VerificationError",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, NamedTuple
 
-from ailedger.errors import BadInputError, DuplicateLeafError, NotFoundError, StorageError
+from ailedger.errors import BadInputError, DuplicateLeafError, NotFoundError, StaleSizeError, StorageError
 from ailedger.tlog.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint_text, sign_checkpoint
 from ailedger.tlog.merkle import (
     EMPTY_ROOT,
@@ -73,6 +73,7 @@ class AuditReport:
 
 _HASH = operator.itemgetter(1)  # LeafRow.hash
 _RESULT = functools.partial(tuple.__new__, AppendResult)  # AppendResult((index, leaf_hash, duplicate))
+_STALE_SKIP = 8  # appends that read the size first after another writer's append made an assumed one wrong
 
 
 def _border(view: ReadView, size: int) -> CompactRange:
@@ -98,6 +99,12 @@ class TransparencyLog:
         # tree), saving the border read (a leaf and a stripe query) that is a fixed cost of every group.
         # Set only once a transaction has committed; any other size (another writer) reads the border.
         self._last_range: CompactRange | None = None
+        # a store with ``writer_at`` (PostgreSQL) can begin the next append on the size of that range without
+        # asking (one round trip fewer); after another writer made that wrong (StaleSizeError, a round trip
+        # wasted) it is not tried for the next _STALE_SKIP appends, so two servers taking turns on one log
+        # lose little. Only a hint: every store checks the size under its lock.
+        self._writer_at = getattr(store, "writer_at", None)
+        self._skip = 0
 
     # -- write path ---------------------------------------------------------
     def append(self, rows: Sequence[LeafRow], *, sign: bool | None = None,
@@ -119,20 +126,35 @@ class TransparencyLog:
         if not lookup:
             try:
                 hashes = list(map(_HASH, rows))
-                with self.store.writer() as w:
-                    size = w.size()
-                    cr = self._range_at(w, size)
-                    levels = cr.extend_levels(hashes)  # the new interior nodes per level: no object per node
-                    w.add_leaves(size, rows)
-                    w.add_node_levels(levels)
-                    if sign:
-                        self._put_checkpoint(w, size + len(rows), cr.root())
-                self._last_range = cr  # committed: the tree at size + len(rows)
-                # the results made by C iterators (tuple.__new__: no named tuple __new__ frame per entry)
-                return list(map(_RESULT, zip(range(size, size + len(rows)), hashes, repeat(False))))
+                try:
+                    return self._append_new(rows, hashes, sign)
+                except StaleSizeError:  # another writer appended since: nothing written, redone reading the size
+                    self._skip = _STALE_SKIP
+                    self._last_range = None
+                    return self._append_new(rows, hashes, sign)
             except DuplicateLeafError:
                 pass
         return self._append_dedup(rows, sign)
+
+    def _append_new(self, rows: Sequence[LeafRow], hashes: list[bytes], sign: bool) -> list[AppendResult]:
+        """``append``'s fast path: every entry new (DuplicateLeafError from the store when not)."""
+        last = self._last_range
+        if last is not None and self._writer_at is not None and not self._skip:
+            txn = self._writer_at(last.size, len(rows))
+        else:
+            self._skip = max(0, self._skip - 1)
+            txn = self.store.writer()
+        with txn as w:
+            size = w.size()
+            cr = self._range_at(w, size)
+            levels = cr.extend_levels(hashes)  # the new interior nodes per level: no object per node
+            w.add_leaves(size, rows)
+            w.add_node_levels(levels)
+            if sign:
+                self._put_checkpoint(w, size + len(rows), cr.root())
+        self._last_range = cr  # committed: the tree at size + len(rows)
+        # the results made by C iterators (tuple.__new__: no named tuple __new__ frame per entry)
+        return list(map(_RESULT, zip(range(size, size + len(rows)), hashes, repeat(False))))
 
     def _append_dedup(self, rows: Sequence[LeafRow], sign: bool) -> list[AppendResult]:
         results: list[AppendResult] = []

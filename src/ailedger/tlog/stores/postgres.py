@@ -6,7 +6,11 @@ processes appending to one schema are sequenced one at a time and each sees the 
 no gap, no duplicate index (``leaves.idx`` is also the primary key, a second line of defence).
 The lock is released by COMMIT/ROLLBACK, also when a client dies. A small append (a group of single
 entries) then costs one more round trip: its rows, the stripes and the checkpoint as one statement, sent
-with the COMMIT in one pipeline (``_commit``); a larger one sends its rows by binary COPY first.
+with the COMMIT in one pipeline (``_commit``); a larger one sends its rows by binary COPY first. A small append
+that follows this process's own last append takes one round trip in all: ``writer_at`` assumes that size and
+sends nothing until the commit, one call of the schema's ``ailedger_append_v1`` (the lock, the size checked
+under it, the rows; its own transaction), which writes nothing when another writer appended in between
+(StaleSizeError: the log redoes the append with ``writer``).
 
 Read path: plain autocommit statements on separate *reader* connections (a pool of 8); they never
 take the advisory lock, so tile and checkpoint reads scale independently of the writer.
@@ -22,14 +26,14 @@ import operator
 import re
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from itertools import chain, repeat
 from typing import Any
 
 import psycopg
 
-from ailedger.errors import ConflictError, DuplicateLeafError, StorageError
+from ailedger.errors import ConflictError, DuplicateLeafError, StaleSizeError, StorageError
 from ailedger.tlog.stores.base import (
     INT64_MAX,
     STORE_FORMAT,
@@ -63,6 +67,59 @@ CREATE TABLE IF NOT EXISTS term_runs (term TEXT NOT NULL, last BIGINT NOT NULL, 
                                       PRIMARY KEY (term, last));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+# One small append (a group of single entries) in one call and one round trip (PostgresStore.writer_at): the
+# sequencer lock, the size check, then the rows, stripes and checkpoints. A VOLATILE function: each statement
+# takes a fresh snapshot, so the size read after the lock sees every append committed before it. A size other
+# than ``expect`` (another writer appended since this process's last append) writes nothing and returns the
+# size found; a leaf already stored fails the call (unique index leaves_hash: the log's dedup signal). Called
+# alone, the statement is its own transaction: its answer comes once the COMMIT is durable. plpgsql keeps
+# its statements' plans (none parsed or planned per group). Versioned by name: a later change is a new one.
+# With it, the stripes' hashes are stored out of line uncompressed (STORAGE EXTERNAL: an 8 KiB stripe is
+# toasted whatever the setting, and hashes do not compress; the server tried pglz on every rewritten stripe,
+# ~5% of its CPU per group of 25). Values already stored stay as they are; readers see the same bytes.
+_APPEND_FN = "ailedger_append_v1"
+_APPEND_DDL = """
+CREATE OR REPLACE FUNCTION ailedger_append_v1(
+  expect BIGINT, lock_key BIGINT, l_idx BIGINT[], l_hash BYTEA[], l_data BYTEA[], t_term TEXT[], t_idx BIGINT[],
+  r_term TEXT[], r_first BIGINT[], r_last BIGINT[], s_id BIGINT[], s_hashes BYTEA[], c_size BIGINT[],
+  c_note BYTEA[]) RETURNS BIGINT
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  have BIGINT;
+BEGIN
+  PERFORM pg_advisory_xact_lock(lock_key);
+  SELECT coalesce(max(idx) + 1, 0) INTO have FROM leaves;
+  IF have <> expect THEN
+    RETURN have;
+  END IF;
+  IF cardinality(l_idx) > 0 THEN
+    INSERT INTO leaves (idx, hash, data) SELECT * FROM unnest(l_idx, l_hash, l_data);
+  END IF;
+  IF cardinality(t_term) > 0 THEN
+    INSERT INTO terms (term, idx) SELECT * FROM unnest(t_term, t_idx);
+  END IF;
+  IF cardinality(r_term) > 0 THEN
+    INSERT INTO term_runs (term, first, last) SELECT * FROM unnest(r_term, r_first, r_last);
+  END IF;
+  IF cardinality(s_id) > 0 THEN
+    INSERT INTO node_stripes (id, hashes) SELECT * FROM unnest(s_id, s_hashes)
+      ON CONFLICT (id) DO UPDATE SET hashes = EXCLUDED.hashes;
+  END IF;
+  IF cardinality(c_size) > 0 THEN
+    INSERT INTO checkpoints (size, note) SELECT * FROM unnest(c_size, c_note)
+      ON CONFLICT (size) DO UPDATE SET note = EXCLUDED.note;
+  END IF;
+  RETURN have;
+END $$;
+ALTER TABLE node_stripes ALTER COLUMN hashes SET STORAGE EXTERNAL;
+"""
+# The call prepared on each connection (psycopg's prepared statement: not parsed or planned per group).
+# Outside a pipeline, so a failed call (a duplicate leaf) leaves the prepared statement as it was.
+_PREPARE_CALL = True
+_CALL_APPEND = ("SELECT ailedger_append_v1(%b, %b, %b::int8[], %b::bytea[], %b::bytea[], %b::text[], %b::int8[], "
+                "%b::text[], %b::int8[], %b::int8[], %b::int8[], %b::bytea[], %b::int8[], %b::bytea[])")
 
 
 # Per-identity token buckets shared by every API server on this schema (ailedger.tlog.ingest), refilled
@@ -148,8 +205,12 @@ def _copy(cur: psycopg.Cursor[Any], sql: str, parts: list[bytes]) -> None:
 
 
 class _Txn:
-    def __init__(self, cur: psycopg.Cursor[Any], edge: Edge | None = None) -> None:
+    def __init__(self, cur: psycopg.Cursor[Any], edge: Edge | None = None,
+                 opener: Callable[[], int] | None = None) -> None:
         self.cur = cur
+        # writer_at: the BEGIN, the lock and the size not sent yet; sent (and the size assumed checked) only if
+        # something must be read or streamed before the commit (``_open``), else the commit is one call
+        self._opener = opener
         self._size: int | None = None
         self._start: int | None = None  # the size this transaction found (under the sequencer lock)
         self._edge = edge  # the right-edge stripes of the store's last committed append (never changed)
@@ -159,8 +220,24 @@ class _Txn:
         # a small append's leaf and term INSERTs, sent in the COMMIT's pipeline (or before a read)
         self.pending: list[tuple[str, tuple[Any, ...]]] = []
 
+    @property
+    def deferred(self) -> bool:
+        """True while a ``writer_at`` transaction has sent nothing (its commit is then one call, one round trip)."""
+        return self._opener is not None
+
+    def _open(self) -> None:
+        """Begin the transaction now, taking the lock (a deferred one's, before its first read or COPY); the
+        size it assumed is checked under the lock: StaleSizeError (nothing written) if another writer appended."""
+        if self._opener is None:
+            return
+        opener, self._opener = self._opener, None
+        found = opener()
+        if found != self._start:
+            raise StaleSizeError(f"the log has {found} entries, not the {self._start} this append assumed")
+
     def flush(self) -> None:
         """Send the INSERTs held for the COMMIT now (before a read of the tables they fill)."""
+        self._open()
         if self.pending:
             pending, self.pending = self.pending, []
             try:
@@ -197,6 +274,8 @@ class _Txn:
         datas = tuple(map(bytes, datas))
         singles, runs = split_runs(start, term_lists)
         if len(rows) <= _INLINE_ROWS and sum(map(len, datas)) <= _INLINE_BYTES:
+            if self.pending:  # a second small append in this transaction: the first one's rows sent now
+                self.flush()
             # a small append (a group of single entries): its rows as INSERTs of binary arrays, sent in the
             # COMMIT's pipeline, in its round trip (a COPY costs two round trips per table). A leaf already stored then fails that pipeline:
             # PostgresStore.writer turns it into DuplicateLeafError as below.
@@ -247,6 +326,7 @@ class _Txn:
         if not levels:
             return
         if self.stripes:  # nodes written twice in one transaction: the first ones stored before reading
+            self._open()
             _upsert_stripes(self.cur, self.stripes)
             self.stripes = []
             self._edge = None
@@ -255,6 +335,7 @@ class _Txn:
         if known is None:
             # the partial stripes these nodes extend are taken out (one round trip: DELETE ... RETURNING) and
             # written back longer with the new ones, in this transaction
+            self._open()
             rows, _ = stripe_rows(levels, lambda keys: _stripes(self.cur, keys, take=True))
             _copy_stripes(self.cur, rows)
         else:
@@ -265,6 +346,8 @@ class _Txn:
             def read(keys: list[int]) -> dict[int, bytes]:
                 missing = [k for k in keys if k not in known]
                 taken.extend(missing)
+                if missing:
+                    self._open()
                 return {**known, **_stripes(self.cur, missing, take=True)} if missing else known
 
             rows, _ = stripe_rows(levels, read)
@@ -272,6 +355,7 @@ class _Txn:
                 self.stripes = list(rows)
             else:  # rows already stored (kept partial stripes) with the COMMIT, the rest by COPY now
                 self.stripes = [r for r in rows if r[0] in known]
+                self._open()
                 _copy_stripes(self.cur, [r for r in rows if r[0] not in known])
         if self._start is not None:
             self.new_edge = (edge or Edge()).after(rows, known is not None)
@@ -332,6 +416,23 @@ def _commit(con: psycopg.Connection[Any], cur: psycopg.Cursor[Any], txn: _Txn) -
         cur.execute("COMMIT", prepare=False)
 
 
+def _call_append(cur: psycopg.Cursor[Any], txn: _Txn, lock_key: int) -> int:
+    """A deferred transaction's commit: its held rows, stripes and checkpoints in one call of ailedger_append_v1,
+    one statement that is its own transaction (autocommit): one round trip. Returns the size the call found
+    under the lock (nothing written when it is not the size assumed)."""
+    held = dict(txn.pending)  # by statement: at most one of each (a second small append sends the first)
+    leaves = held.get(_INSERT_LEAVES, (None, None, None))
+    terms = held.get(_INSERT_TERMS, (None, None))
+    runs = held.get(_INSERT_RUNS, (None, None, None))
+    stripes = _upsert_params(txn.stripes) if txn.stripes else (None, None)
+    cps = ([c[0] for c in txn.checkpoints], [c[1] for c in txn.checkpoints]) if txn.checkpoints else (None, None)
+    cur.execute(_CALL_APPEND, (txn._start, lock_key, *leaves, *terms, *runs, *stripes, *cps), prepare=_PREPARE_CALL)
+    row = cur.fetchone()
+    if row is None or row[0] is None:
+        raise StorageError("ailedger_append_v1 returned no size")
+    return int(row[0])
+
+
 def _one_statement(stmts: Sequence[tuple[str, tuple[Any, ...]]]) -> tuple[str, tuple[Any, ...]]:
     """The INSERTs as one statement (each a data-modifying WITH query: none reads what another writes):
     one Bind/Execute for the server and for psycopg instead of one per table."""
@@ -382,6 +483,25 @@ def _migrate(cur: psycopg.Cursor[Any], *, new: bool) -> bool:
     cur.execute("INSERT INTO meta (key, value) VALUES ('format', %s) ON CONFLICT (key) DO UPDATE SET value = "
                 "EXCLUDED.value", (str(STORE_FORMAT),))
     return migrated
+
+
+def _ensure_append_fn(con: psycopg.Connection[Any], schema: str, lock_key: int) -> bool:
+    """Whether the schema has ailedger_append_v1, creating it if not (a schema made by an older version; under
+    the sequencer lock, as other servers may be opening it too). False when this role may not create it: its
+    appends then take ``writer``'s two round trips. The function is no part of the store's format (no data)."""
+    with con.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                    "WHERE n.nspname = %s AND p.proname = %s", (schema, _APPEND_FN))
+        if cur.fetchone() is not None:
+            return True
+        try:
+            with con.transaction():
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+                cur.execute(f'SET LOCAL search_path TO "{schema}"')
+                cur.execute(_APPEND_DDL)
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+    return True
 
 
 def _node_hashes(cur: psycopg.Cursor[Any], ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
@@ -437,6 +557,7 @@ class PostgresStore:
         self._writers = _Pool(writers)
         self.migrated = False  # True when opening found a store of an older format and migrated it
         self._edge = Edge()  # the right-edge stripes after this object's last append (replaced, never changed)
+        self._fn = False  # ailedger_append_v1 is in the schema (writer_at's one-call commit)
         con = self._connect()
         try:
             with con.cursor() as cur:
@@ -452,6 +573,7 @@ class PostgresStore:
                         cur.execute(f'SET LOCAL search_path TO "{self.schema}"')
                         cur.execute(_DDL)
                         cur.execute(_BUDGET_DDL)
+                        cur.execute(_APPEND_DDL)
                         self.migrated = _migrate(cur, new=True)
                 else:
                     with con.transaction():
@@ -462,6 +584,7 @@ class PostgresStore:
                             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
                             cur.execute(_DDL)
                             self.migrated = _migrate(cur, new=False)
+            self._fn = _ensure_append_fn(con, self.schema, self._lock_key)
         except psycopg.Error as exc:
             raise StorageError(f"cannot prepare PostgreSQL schema {self.schema!r}: {exc}") from exc
         finally:
@@ -497,50 +620,96 @@ class PostgresStore:
             raise StorageError(f"PostgreSQL read failed: {str(exc).strip()}") from exc
 
     # -- writes -------------------------------------------------------------
+    def writer(self) -> AbstractContextManager[_Txn]:
+        """A write transaction: begun, the sequencer lock taken and the size read in one round trip now."""
+        return self._writer(None)
+
+    def writer_at(self, size: int, rows: int) -> AbstractContextManager[_Txn]:
+        """A write transaction for an append of ``rows`` entries that assumes the log has ``size`` entries (the
+        size after this process's last append) and sends nothing yet: a small append's commit is then ONE call
+        (ailedger_append_v1: the lock, the size checked, the rows, stripes and checkpoint, committed as one
+        statement), one round trip where ``writer`` takes two. A read or a COPY first begins it as ``writer``
+        does, the size checked then. When the log is not at ``size`` (another writer appended), StaleSizeError
+        and nothing written: the caller redoes the append with ``writer``. An append too large to be held for
+        one call (its rows go by COPY), or a schema without the function (a role that may not create it):
+        ``writer``, the size read first."""
+        return self._writer(size if self._fn and rows <= _INLINE_ROWS else None)
+
     @contextmanager
-    def writer(self) -> Iterator[_Txn]:
+    def _writer(self, expect: int | None) -> Iterator[_Txn]:
         con = self._writers.get(self._connect)
         try:
             cur = con.cursor()
+        except psycopg.Error as exc:
+            self._writers.put(con, True)
+            raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
+
+        def begin() -> int:
             # one round trip (the simple query protocol: no parameters, the key is this store's own integer):
             # begin, take the sequencer lock, then read the size under it (a fixed cost of every group)
             cur.execute(f"BEGIN; SELECT pg_advisory_xact_lock({int(self._lock_key)}); SELECT max(idx) FROM leaves")
             while cur.nextset():
                 pass
             row = cur.fetchone()
-        except psycopg.Error as exc:
-            self._writers.put(con, True)
-            raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
-        txn = _Txn(cur, self._edge)  # its stripes used only if the log is at the edge's size
-        txn._size = txn._start = 0 if row is None or row[0] is None else int(row[0]) + 1
+            return 0 if row is None or row[0] is None else int(row[0]) + 1
+
+        if expect is None:
+            try:
+                size = begin()
+            except psycopg.Error as exc:
+                self._writers.put(con, True)
+                raise StorageError(f"cannot start a write transaction: {str(exc).strip()}") from exc
+            txn = _Txn(cur, self._edge)  # its stripes used only if the log is at the edge's size
+            txn._size = txn._start = size
+        else:
+            txn = _Txn(cur, self._edge, opener=begin)
+            txn._size = txn._start = int(expect)
         broken = False
         try:
             try:
                 yield txn
             except BaseException as exc:
-                try:
-                    cur.execute("ROLLBACK")
-                except psycopg.Error:
-                    broken = True
-                if isinstance(exc, psycopg.Error):
-                    broken = broken or _is_conn_error(exc)
-                    raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
-                raise
-            try:
-                _commit(con, cur, txn)
-            except psycopg.Error as exc:
-                if con.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
-                    # a statement before the COMMIT (a held INSERT, a checkpoint's) failed: nothing was committed
+                if not txn.deferred:  # begun: rolled back (a deferred one sent nothing)
                     try:
                         cur.execute("ROLLBACK")
                     except psycopg.Error:
                         broken = True
+                if isinstance(exc, psycopg.Error):
                     broken = broken or _is_conn_error(exc)
+                    raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
+                raise
+            if txn.deferred:
+                try:
+                    found = _call_append(cur, txn, self._lock_key)
+                except psycopg.Error as exc:
+                    # the call is its own transaction: one that failed left nothing written and none open
+                    broken = _is_conn_error(exc) or con.closed or con.broken
+                    if not broken and con.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        try:
+                            cur.execute("ROLLBACK")
+                        except psycopg.Error:
+                            broken = True
                     if isinstance(exc, psycopg.errors.UniqueViolation):
                         _raise_if_duplicate(exc)  # a leaf already stored: the log's dedup path, not a failure
                     raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
-                broken = True
-                raise StorageError(f"commit failed: {str(exc).strip()}") from exc
+                if found != txn._start:
+                    raise StaleSizeError(f"the log has {found} entries, not the {txn._start} this append assumed")
+            else:
+                try:
+                    _commit(con, cur, txn)
+                except psycopg.Error as exc:
+                    if con.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                        # a statement before the COMMIT (a held INSERT, a checkpoint's) failed: nothing committed
+                        try:
+                            cur.execute("ROLLBACK")
+                        except psycopg.Error:
+                            broken = True
+                        broken = broken or _is_conn_error(exc)
+                        if isinstance(exc, psycopg.errors.UniqueViolation):
+                            _raise_if_duplicate(exc)  # a leaf already stored: the log's dedup path, not a failure
+                        raise StorageError(f"PostgreSQL write failed: {str(exc).strip()}") from exc
+                    broken = True
+                    raise StorageError(f"commit failed: {str(exc).strip()}") from exc
             if txn.new_edge is not None and txn._size is not None:
                 self._edge = Edge(txn._size, txn.new_edge)  # one reference replaced: other threads see old or new
         finally:
