@@ -45,17 +45,13 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
-import hashlib
 import json
 import mmap
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,6 +59,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import inference_bench as ib
+import singles_client
 
 from ailedger.inference import InferenceTrail
 from ailedger.tlog.ledger import Ledger
@@ -74,24 +71,7 @@ TARGET = 0.8
 
 def build(cache_dir: Path | None = None) -> tuple[Path | None, str]:
     """(path of bench/wake_floor.c built as a shared library, "") or (None, why not)."""
-    cc = next((shutil.which(n) for n in ("cc", "gcc", "clang") if shutil.which(n)), None)
-    if cc is None:
-        return None, "no C compiler (cc, gcc or clang) on PATH"
-    src = SOURCE.read_bytes()
-    tag = hashlib.sha256(src + cc.encode()).hexdigest()[:16]
-    cache = cache_dir or Path(tempfile.gettempdir()) / f"ailedger-bench-{os.getuid()}"
-    cache.mkdir(parents=True, exist_ok=True)
-    lib = cache / f"wake_floor-{tag}.so"
-    if lib.exists():
-        return lib, ""
-    tmp = cache / f".wake_floor-{tag}-{os.getpid()}.so"
-    r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-shared", "-fPIC", "-pthread", "-o", str(tmp), str(SOURCE)],
-                       capture_output=True, text=True, check=False)
-    if r.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        return None, f"{cc} failed to build {SOURCE.name}: {(r.stderr or r.stdout).strip()[-500:]}"
-    os.replace(tmp, lib)
-    return lib, ""
+    return singles_client.build_c(SOURCE, cache_dir, shared=True)
 
 
 def machine_facts(lib: ctypes.CDLL) -> dict[str, Any]:
@@ -149,37 +129,19 @@ class _Direct:
 
 
 def floor_run(led: Ledger, per_thread: int, wait: Callable[[], Any] | None) -> dict[str, Any]:
-    """8 closed-loop callers on a durable trail whose journal wait is replaced: the record built as in durable
-    mode, handed to the writer at once, after ``wait()`` (None: no wait). Clock and CPU as ib.durable."""
-    trail = InferenceTrail(led, "bench-model", mode="durable")
-    journalled = trail._journalled
-    if wait is None:
-        def commit(rec: bytes, item: Any) -> None:
-            journalled([item], 1)
-    else:
-        def commit(rec: bytes, item: Any) -> None:
-            wait()
-            journalled([item], 1)
-    trail._journal.commit = commit  # type: ignore[union-attr,method-assign]
+    """8 closed-loop callers (ib.durable) on a durable trail whose journal wait is replaced: the record built as
+    in durable mode, handed to the writer at once, after ``wait()`` (None: no wait)."""
+    def prepare(trail: InferenceTrail) -> None:
+        journalled = trail._journalled
 
-    def worker(k: int) -> None:
-        for i in range(per_thread):
-            trail.record([k, i], {"y": i}, subject=f"u{k}")
+        def commit(rec: bytes, item: Any) -> None:
+            if wait is not None:
+                wait()
+            journalled([item], 1)
+        trail._journal.commit = commit  # type: ignore[union-attr,method-assign]
 
-    c0 = time.process_time()
-    t0 = time.perf_counter()
-    ts = [threading.Thread(target=worker, args=(k,)) for k in range(THREADS)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    trail.flush(600)
-    el = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    logged = trail.stats["records"]
-    trail.close()
-    n = THREADS * per_thread
-    return {"records_per_s": round(n / el), "cpu_us_per_record": round(cpu / n * 1e6, 1), "calls": n, "logged": logged}
+    r = ib.durable(led, THREADS, per_thread, prepare=prepare)
+    return {k: r[k] for k in ("records_per_s", "cpu_us_per_record", "calls", "logged")}
 
 
 def ceiling(fast: float, encode_only: float, release_once: float, hold_gil: float) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -132,10 +133,14 @@ def crypto_limit(records: int, x, y, store_payloads: bool) -> dict:
     return {"limit_records_per_s": round(lim), "limit_hash_impl": impl}
 
 
-def durable(led: Ledger, threads: int, per_thread: int, mode: str = "durable") -> dict:
+def durable(led: Ledger, threads: int, per_thread: int, mode: str = "durable",
+            prepare: Callable[[InferenceTrail], None] | None = None) -> dict:
     """`threads` closed-loop callers, each logging `per_thread` calls one after the other. In durable mode a
-    call returns once its group is committed; in fast mode at once, and the clock stops when all is written."""
+    call returns once its group is committed; in fast mode at once, and the clock stops when all is written.
+    ``prepare(trail)`` runs before the clock starts (bench/durable_floor_bench.py replaces the journal's wait)."""
     trail = InferenceTrail(led, "bench-model", mode=mode)
+    if prepare is not None:
+        prepare(trail)
     lat: list[int] = []
     lock = threading.Lock()
 
@@ -165,9 +170,10 @@ def durable(led: Ledger, threads: int, per_thread: int, mode: str = "durable") -
     jw = None
     if journal is not None:  # the time with at least one journal write in flight (writes may overlap)
         jw = journal.stats.get("busy_seconds") or journal.stats["write_seconds"]
+    logged = trail.stats["records"]
     trail.close()
     n = threads * per_thread
-    out = {"mode": mode, "threads": threads, "calls": n, "p50_ms": round(pct(lat, 50) / 1e6, 3),
+    out = {"mode": mode, "threads": threads, "calls": n, "logged": logged, "p50_ms": round(pct(lat, 50) / 1e6, 3),
            "p99_ms": round(pct(lat, 99) / 1e6, 3), "records_per_s": round(n / el),
            "cpu_us_per_record": round(cpu / n * 1e6, 1), "groups": groups}
     if journal is not None:

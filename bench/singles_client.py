@@ -30,26 +30,34 @@ def compiler() -> str | None:
     return None
 
 
-def build(cache_dir: Path | None = None) -> tuple[Path | None, str]:
-    """(path of the compiled client, "") or (None, why it is not available)."""
+def build_c(source: Path, cache_dir: Path | None = None, *, shared: bool = False) -> tuple[Path | None, str]:
+    """Compile ``source`` (a program, or a shared library when ``shared``) with the system C compiler once per
+    version of the source and compiler, cached under the temporary directory (keyed by their hash); (path, "")
+    or (None, why it is not available)."""
     cc = compiler()
     if cc is None:
         return None, "no C compiler (cc, gcc or clang) on PATH"
-    src = SOURCE.read_bytes()
-    tag = hashlib.sha256(src + cc.encode()).hexdigest()[:16]
+    tag = hashlib.sha256(source.read_bytes() + cc.encode()).hexdigest()[:16]
     cache = cache_dir or Path(tempfile.gettempdir()) / f"ailedger-bench-{os.getuid()}"
     cache.mkdir(parents=True, exist_ok=True)
-    exe = cache / f"singles_client-{tag}"
-    if exe.exists():
-        return exe, ""
-    tmp = cache / f".singles_client-{tag}-{os.getpid()}"
-    r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", "-pthread", "-o", str(tmp), str(SOURCE)],
+    ext = ".so" if shared else ""
+    out = cache / f"{source.stem}-{tag}{ext}"
+    if out.exists():
+        return out, ""
+    tmp = cache / f".{source.stem}-{tag}-{os.getpid()}{ext}"
+    flags = ["-shared", "-fPIC"] if shared else []
+    r = subprocess.run([cc, "-O2", "-Wall", "-Wextra", *flags, "-pthread", "-o", str(tmp), str(source)],
                        capture_output=True, text=True, check=False)
     if r.returncode != 0:
         tmp.unlink(missing_ok=True)
-        return None, f"{cc} failed to build {SOURCE.name}: {(r.stderr or r.stdout).strip()[-500:]}"
-    os.replace(tmp, exe)  # atomic: a concurrent build of the same source gives the same binary
-    return exe, ""
+        return None, f"{cc} failed to build {source.name}: {(r.stderr or r.stdout).strip()[-500:]}"
+    os.replace(tmp, out)  # atomic: a concurrent build of the same source gives the same binary
+    return out, ""
+
+
+def build(cache_dir: Path | None = None) -> tuple[Path | None, str]:
+    """(path of the compiled client, "") or (None, why it is not available)."""
+    return build_c(SOURCE, cache_dir)
 
 
 def parse_results(data: bytes) -> list[tuple[int, int, bytes]]:
