@@ -16,6 +16,7 @@ from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow, SQLiteStore
 from ailedger.tlog.stores import sqlite as sq
 from ailedger.tlog.stores.base import STORE_FORMAT
+from tests.tlog.stores.levels import row_counts
 
 
 def _rows(start: int, n: int) -> list[LeafRow]:
@@ -27,11 +28,7 @@ def _rows(start: int, n: int) -> list[LeafRow]:
 
 
 def _level_counts(path) -> dict[str, int]:
-    con = sqlite3.connect(path)
-    try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sq._LEVELS}
-    finally:
-        con.close()
+    return row_counts(path, sq._LEVELS)
 
 
 @pytest.fixture
