@@ -98,3 +98,12 @@ def test_a_failing_reference_ends_its_pool_when_a_worker_starts_late(tmp_path, m
         assert any(word in str(errors[0]).lower() for word in ("signature", "forged", "fail")), errors[0]
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_a_forkserver_pool_works_and_ends_by_close_and_join():
+    # gov_bench's pools start their workers from a fork server (no state of this process inherited)
+    with limits.fork_pool(2, "forkserver") as pool:
+        assert pool.map(abs, [-1, -2, 3]) == [1, 2, 3]
+    # an unknown start method is refused before any worker starts
+    with pytest.raises(ValueError), limits.fork_pool(2, "teleport"):
+        pass

@@ -56,3 +56,15 @@ def test_one_small_round(tmp_path):
     assert r["ceiling_vs_fast"] == again["ceiling_vs_fast"] and 0 < r["ceiling_vs_fast"] <= 1.5
     for k in variants - {"durable"}:  # every call of the floor variants was logged (the clock stopped after)
         assert r[k]["logged"] == r[k]["calls"] == 8 * {"woken_once": 20, "hold_gil": 25}.get(k, 80)
+
+
+@pytest.mark.parametrize("args", [["--rounds", "0"], ["--per-thread", "5"], ["--rounds", "two"]])
+def test_bad_arguments_exit_2_naming_them_before_anything(tmp_path, args):
+    import os
+    import subprocess
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    r = subprocess.run([sys.executable, str(Path(dfb.__file__)), *args], capture_output=True, text=True, env=env,
+                       timeout=120, check=False)
+    assert r.returncode == 2 and args[0] in r.stderr
+    assert not list(tmp_path.iterdir())  # no ledger, no probe file, no build
