@@ -115,9 +115,8 @@ BEGIN
 END $$;
 ALTER TABLE node_stripes ALTER COLUMN hashes SET STORAGE EXTERNAL;
 """
-# The call prepared on each connection (psycopg's prepared statement: not parsed or planned per group).
-# Outside a pipeline, so a failed call (a duplicate leaf) leaves the prepared statement as it was.
-_PREPARE_CALL = True
+# The call is prepared on each connection (psycopg's prepared statement: not parsed or planned per group),
+# outside a pipeline, so a failed call (a duplicate leaf) leaves the prepared statement as it was.
 _CALL_APPEND = ("SELECT ailedger_append_v1(%b, %b, %b::int8[], %b::bytea[], %b::bytea[], %b::text[], %b::int8[], "
                 "%b::text[], %b::int8[], %b::int8[], %b::int8[], %b::bytea[], %b::int8[], %b::bytea[])")
 
@@ -426,7 +425,7 @@ def _call_append(cur: psycopg.Cursor[Any], txn: _Txn, lock_key: int) -> int:
     runs = held.get(_INSERT_RUNS, (None, None, None))
     stripes = _upsert_params(txn.stripes) if txn.stripes else (None, None)
     cps = ([c[0] for c in txn.checkpoints], [c[1] for c in txn.checkpoints]) if txn.checkpoints else (None, None)
-    cur.execute(_CALL_APPEND, (txn._start, lock_key, *leaves, *terms, *runs, *stripes, *cps), prepare=_PREPARE_CALL)
+    cur.execute(_CALL_APPEND, (txn._start, lock_key, *leaves, *terms, *runs, *stripes, *cps), prepare=True)
     row = cur.fetchone()
     if row is None or row[0] is None:
         raise StorageError("ailedger_append_v1 returned no size")
@@ -574,6 +573,7 @@ class PostgresStore:
                         cur.execute(_DDL)
                         cur.execute(_BUDGET_DDL)
                         cur.execute(_APPEND_DDL)
+                        self._fn = True
                         self.migrated = _migrate(cur, new=True)
                 else:
                     with con.transaction():
@@ -584,7 +584,8 @@ class PostgresStore:
                             cur.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
                             cur.execute(_DDL)
                             self.migrated = _migrate(cur, new=False)
-            self._fn = _ensure_append_fn(con, self.schema, self._lock_key)
+            if not self._fn:  # a schema made by an older version: the function is created now if missing
+                self._fn = _ensure_append_fn(con, self.schema, self._lock_key)
         except psycopg.Error as exc:
             raise StorageError(f"cannot prepare PostgreSQL schema {self.schema!r}: {exc}") from exc
         finally:
