@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 from eth_account import Account
@@ -107,6 +108,19 @@ def make_service(ledger, url, **kw):
     return AnchorService(ledger, connect(url, timeout=3), Account.from_key(ANVIL_KEYS[1]), **kw)
 
 
+def wait_mined(svc, timeout=15.0):
+    """Wait until every pending transaction of a 'sent' anchor has a receipt. Anvil's automine mines
+    a transaction in a task of its own after it answers the send, so on a loaded machine the receipt
+    can lag the answer; the service rightly waits for it, and so must a test that expects it."""
+    deadline = time.monotonic() + timeout
+    pending = [t["tx_hash"] for r in svc.queue.rows("status = 'sent'")
+               for t in svc.queue.txs(r["id"]) if t["state"] == "pending"]
+    assert pending, "no transaction is waiting to be mined"
+    while not all(svc.chain.receipt(h) is not None for h in pending):
+        assert time.monotonic() < deadline, f"not mined within {timeout} s: {pending}"
+        time.sleep(0.05)
+
+
 def anchored_sizes(svc):
     return [e["tree_size"] for e in svc.chain.events(log_id(ORIGIN))]
 
@@ -165,9 +179,10 @@ def test_reverted_transaction_is_queued_again_with_a_new_nonce(anvil, ledger):
     svc = make_service(ledger, anvil.url, gas_limit=30_000)  # enough to be mined, too little to run
     svc.deploy()
     svc.enqueue()
-    svc.step()  # sent; automine mines it at once, and it runs out of gas
+    svc.step()  # sent; automine mines it, and it runs out of gas
     (row,) = svc.queue.rows()
     assert row["status"] == "sent"
+    wait_mined(svc)
     svc.gas_limit = None
     svc.step()  # sees the failed receipt, queues the anchor again, signs a new tx (next nonce)
     (row,) = svc.queue.rows()
@@ -211,7 +226,8 @@ def test_reorganisation_before_confirmation(anvil, ledger):
     svc.deploy()
     snap = anvil.rpc("evm_snapshot")
     svc.enqueue()
-    svc.step()  # sent; automine mines it at once
+    svc.step()  # sent; automine mines it
+    wait_mined(svc)
     svc.step()  # seen mined, but 1 confirmation of 3
     (row,) = svc.queue.rows()
     assert row["status"] == "mined"
@@ -220,6 +236,7 @@ def test_reorganisation_before_confirmation(anvil, ledger):
     anvil.rpc("evm_mine")
     assert anchored_sizes(svc) == []
     svc.step()  # receipt gone -> back to 'sent'; the tx is re-broadcast and (automine) mined again
+    wait_mined(svc)
     svc.step()
     (row,) = svc.queue.rows()
     assert row["status"] == "mined" and row["block_number"] != mined_block
