@@ -16,7 +16,7 @@ from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow, SQLiteStore
 from ailedger.tlog.stores import sqlite as sq
 from ailedger.tlog.stores.base import STORE_FORMAT
-from tests.tlog.stores.levels import row_counts
+from tests.tlog.stores.levels import downgrade, row_counts
 
 
 def _rows(start: int, n: int) -> list[LeafRow]:
@@ -107,13 +107,7 @@ def test_a_small_append_to_a_large_log_writes_few_pages(tmp_path):
 
 def _downgrade(path) -> None:
     """Rewrite a store as format 3 kept it: every dedup key in ``dedup``, no newer level."""
-    con = sqlite3.connect(path)
-    con.execute("INSERT INTO dedup (k, idx) SELECT k, idx FROM dedup1 UNION ALL SELECT k, idx FROM dedup0")
-    con.execute("DROP TABLE dedup0")
-    con.execute("DROP TABLE dedup1")
-    con.execute("UPDATE meta SET value = '3' WHERE key = 'format'")
-    con.commit()
-    con.close()
+    downgrade(path, "dedup", "k, idx", ("dedup1", "dedup0"), 3)
 
 
 def test_a_format3_store_migrates_and_keeps_deduplicating(tmp_path, small_levels):

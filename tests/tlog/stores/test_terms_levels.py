@@ -19,7 +19,7 @@ from ailedger.tlog.merkle import leaf_hash
 from ailedger.tlog.stores import LeafRow, SQLiteStore
 from ailedger.tlog.stores import sqlite as sq
 from ailedger.tlog.stores.base import STORE_FORMAT
-from tests.tlog.stores.levels import row_counts
+from tests.tlog.stores.levels import downgrade, row_counts
 
 _SIGNERS = ("signer:a", "signer:b", "signer:c")
 
@@ -175,13 +175,7 @@ def test_a_small_append_of_random_subjects_to_a_large_log_writes_few_pages(tmp_p
 
 def _downgrade(path) -> None:
     """Rewrite a store as format 4 kept it: every term row in ``terms``, no newer level."""
-    con = sqlite3.connect(path)
-    for level in ("terms0", "terms1", "terms2"):
-        con.execute(f"INSERT INTO terms (term, idx) SELECT term, idx FROM {level}")
-        con.execute(f"DROP TABLE {level}")
-    con.execute("UPDATE meta SET value = '4' WHERE key = 'format'")
-    con.commit()
-    con.close()
+    downgrade(path, "terms", "term, idx", ("terms0", "terms1", "terms2"), 4)
 
 
 def test_a_format4_store_migrates_and_answers_the_same(tmp_path, small_levels):
